@@ -1,0 +1,32 @@
+#include "echo_adapter.hpp"
+
+#include "wsbridge/adapter_registry.hpp"
+
+namespace wsbridge::echo {
+
+EchoConfig EchoConfig::from_route(ConfigTable& options) {
+  EchoConfig config;
+  if (auto prefix = options.string("prefix")) {
+    if (prefix->size() > 4096) options.fail_at("prefix", "'prefix' must be at most 4096 bytes");
+    config.prefix = std::move(*prefix);
+  }
+  return config;
+}
+
+void EchoAdapter::on_message(const std::shared_ptr<Connection>& connection, Frame message) {
+  if (config_.prefix.empty()) {
+    connection->send(std::move(message));  // the same buffer goes back: no copy
+    return;
+  }
+  connection->send(Frame::concat(message.kind(), config_.prefix, message.payload()));
+}
+
+std::unique_ptr<Adapter> EchoKind::create_route(ConfigTable& options, const RouteContext&) {
+  return std::make_unique<EchoAdapter>(EchoConfig::from_route(options));
+}
+
+}  // namespace wsbridge::echo
+
+void wsbridge_register_echo(wsbridge::AdapterRegistry& registry) {
+  registry.add("echo", [] { return std::make_unique<wsbridge::echo::EchoKind>(); });
+}

@@ -1,0 +1,32 @@
+// The echo adapter: the seed's example server. Every message comes back to its sender with the
+// same type (text or binary), after an optional configured prefix.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge::echo {
+
+struct EchoConfig {
+  std::string prefix;  // e.g. "Echo: "; empty sends the received frame back untouched
+
+  static EchoConfig from_route(ConfigTable& options);
+};
+
+class EchoAdapter final : public Adapter {
+ public:
+  explicit EchoAdapter(EchoConfig config) : config_(std::move(config)) {}
+  void on_message(const std::shared_ptr<Connection>& connection, Frame message) override;
+
+ private:
+  const EchoConfig config_;
+};
+
+class EchoKind final : public AdapterKind {
+ public:
+  std::unique_ptr<Adapter> create_route(ConfigTable& options, const RouteContext& context) override;
+};
+
+}  // namespace wsbridge::echo

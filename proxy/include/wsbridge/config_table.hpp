@@ -1,0 +1,102 @@
+// Strict, position-aware reading of TOML tables. The core reads its own keys through a
+// ConfigTable and hands the same object to an adapter's factory for the rest, so that every key is
+// claimed by someone and a key nobody claimed is an error ("unknown key"), never silently ignored.
+// Every error names the offending spot as `file:line:column: message`.
+#pragma once
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsbridge {
+
+struct SourcePosition {
+  std::string file;
+  std::uint32_t line = 0;    // 1-based; 0 when unknown
+  std::uint32_t column = 0;  // 1-based; 0 when unknown
+
+  std::string to_string() const;  // "file:line:column", or "file" when unknown
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(SourcePosition where, const std::string& message);
+  const SourcePosition& where() const noexcept { return where_; }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  SourcePosition where_;
+  std::string message_;
+};
+
+class ConfigTable {
+ public:
+  // `name` describes the table in messages, e.g. "route \"/echo\"" or "[server]".
+  ConfigTable(const toml::table& table, std::string file, std::string name);
+
+  const std::string& name() const noexcept { return name_; }
+  const std::string& file() const noexcept { return file_; }
+  const toml::table& raw() const noexcept { return *table_; }
+  bool contains(std::string_view key) const { return table_->contains(key); }
+
+  // Typed getters. Each marks the key as consumed and fails with the value's position when the
+  // value has the wrong type or is out of range.
+  std::optional<std::string> string(std::string_view key);
+  std::string required_string(std::string_view key);
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max);
+  std::optional<bool> boolean(std::string_view key);
+  std::optional<std::vector<std::string>> string_array(std::string_view key);
+  // A duration: a number of seconds (integer or float) or a string such as "250ms", "30s", "5m",
+  // "1h". Must lie within [min, max].
+  std::optional<std::chrono::milliseconds> duration(std::string_view key,
+                                                    std::chrono::milliseconds min,
+                                                    std::chrono::milliseconds max);
+  // A size in bytes: an integer, or a string such as "512KiB", "1MiB", "2GiB". Within [min, max].
+  std::optional<std::uint64_t> byte_size(std::string_view key, std::uint64_t min,
+                                         std::uint64_t max);
+  // A secret given either inline as `key` or as the name of an environment variable in
+  // `key_env` (both is an error; a named but unset variable is an error).
+  std::optional<std::string> secret(std::string_view key);
+
+  std::optional<ConfigTable> table(std::string_view key);
+  std::vector<ConfigTable> array_of_tables(std::string_view key);
+  // The sub-tables of a table-of-tables such as [upstreams.a], [upstreams.b]: name and table.
+  std::vector<std::pair<std::string, ConfigTable>> named_tables(std::string_view key);
+
+  // Marks a key as consumed without reading it (for keys interpreted elsewhere).
+  void consume(std::string_view key) { consumed_.insert(std::string(key)); }
+
+  // Errors located at a key's value, or at the table itself.
+  [[noreturn]] void fail_at(std::string_view key, const std::string& message) const;
+  [[noreturn]] void fail(const std::string& message) const;
+  SourcePosition position_of(std::string_view key) const;
+  SourcePosition position() const;
+
+  // Fails at the first key (in file order) that no getter consumed.
+  void reject_unknown_keys() const;
+
+ private:
+  const toml::node* node(std::string_view key);
+  SourcePosition position_of_node(const toml::node& node) const;
+  [[noreturn]] void fail_type(std::string_view key, const toml::node& node,
+                              std::string_view expected) const;
+
+  const toml::table* table_;
+  std::string file_;
+  std::string name_;
+  std::set<std::string, std::less<>> consumed_;
+};
+
+// Parses "250ms", "30s", "5m", "1h", "1.5s"; nullopt when malformed.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// Parses "1048576", "512KiB", "1MiB", "2GiB" (also "B", "KB"/"MB"/"GB" as powers of 1000).
+std::optional<std::uint64_t> parse_byte_size(std::string_view text);
+
+}  // namespace wsbridge

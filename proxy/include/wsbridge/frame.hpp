@@ -1,0 +1,57 @@
+// A WebSocket message as adapters and the core pass it around: an immutable, reference-counted
+// byte buffer plus a text/binary flag. Copying a Frame copies a pointer, so one message fanned out
+// to many sessions is built once and shared.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace wsbridge {
+
+// Bytes reserved in front of every payload so the service thread can write the WebSocket frame
+// header in place (libwebsockets' LWS_PRE, checked against this at compile time in the core).
+inline constexpr std::size_t kFrameHeadroom = 16;
+
+enum class FrameKind : unsigned char { kText, kBinary };
+
+class Frame {
+ public:
+  Frame() : Frame(FrameKind::kText, std::string_view{}) {}
+  Frame(FrameKind kind, std::string_view payload);
+
+  static Frame text(std::string_view payload) { return Frame(FrameKind::kText, payload); }
+  static Frame binary(std::string_view payload) { return Frame(FrameKind::kBinary, payload); }
+
+  // Adopts a buffer whose first kFrameHeadroom bytes are headroom and the rest the payload,
+  // without copying it: the receive path reassembles straight into such a buffer.
+  static Frame adopt(FrameKind kind, std::string&& buffer_with_headroom);
+
+  // A new frame of `kind` whose payload is `prefix` followed by `body` (one allocation).
+  static Frame concat(FrameKind kind, std::string_view prefix, std::string_view body);
+
+  FrameKind kind() const noexcept { return kind_; }
+  bool is_text() const noexcept { return kind_ == FrameKind::kText; }
+  bool is_binary() const noexcept { return kind_ == FrameKind::kBinary; }
+  std::string_view payload() const noexcept {
+    return std::string_view(*storage_).substr(kFrameHeadroom);
+  }
+  std::size_t size() const noexcept { return storage_->size() - kFrameHeadroom; }
+
+  // For the service thread only: the payload with writable headroom in front of it. The headroom
+  // is scratch space for the frame header; the payload itself is never modified.
+  unsigned char* payload_with_headroom() const noexcept;
+
+  // How many Frames share this buffer (for tests that check fan-out does not copy).
+  long use_count() const noexcept { return storage_.use_count(); }
+
+ private:
+  Frame(FrameKind kind, std::shared_ptr<std::string> storage)
+      : storage_(std::move(storage)), kind_(kind) {}
+
+  std::shared_ptr<std::string> storage_;  // kFrameHeadroom bytes, then the payload
+  FrameKind kind_;
+};
+
+}  // namespace wsbridge

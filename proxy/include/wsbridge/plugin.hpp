@@ -1,0 +1,104 @@
+// The plugin interface: everything an adapter knows about the core. Adapters never see
+// libwebsockets; they see connections through `Connection` handles and are built from their
+// route's TOML table by their `AdapterKind`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "wsbridge/config_table.hpp"
+#include "wsbridge/frame.hpp"
+
+namespace wsbridge {
+
+// Monotonic per process, never reused: a stale id addresses nothing, so it is safe to keep one
+// after the connection closed.
+using ConnectionId = std::uint64_t;
+
+// WebSocket close codes (RFC 6455 section 7.4) used by wsbridge.
+enum class CloseCode : std::uint16_t {
+  kNormal = 1000,
+  kGoingAway = 1001,        // server shutdown, idle peer
+  kProtocolError = 1002,
+  kNoStatus = 1005,         // received no code (never sent)
+  kAbnormal = 1006,         // connection dropped without a close frame (never sent)
+  kInvalidPayload = 1007,   // invalid UTF-8 in a text message
+  kPolicyViolation = 1008,
+  kMessageTooBig = 1009,
+  kInternalError = 1011,
+  kTryAgainLater = 1013,    // overloaded, slow consumer
+};
+
+// Who is on the other end. Filled in by the core before `on_open`; immutable afterwards.
+struct Identity {
+  std::string user;             // authenticated user, empty when anonymous
+  nlohmann::json claims = nlohmann::json::object();
+  std::string remote_address;   // peer IP as text
+  std::string route_path;       // the route's configured path, e.g. "/echo"
+  std::string request_uri;      // the request's path and query as received
+};
+
+enum class SendResult { kQueued, kClosed };
+
+// A handle on one WebSocket connection. Every method is safe from any thread: calls from foreign
+// threads are handed to the service thread through one queue. A handle may outlive its
+// connection; then `send` returns kClosed and `close` does nothing.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual ConnectionId id() const = 0;
+  virtual const Identity& identity() const = 0;
+  virtual SendResult send(Frame frame) = 0;
+  // Closes with `code` and up to 123 bytes of `reason`, after the frames already queued.
+  virtual void close(CloseCode code, std::string_view reason) = 0;
+  virtual bool is_open() const = 0;
+};
+
+struct CloseInfo {
+  std::uint16_t code = 1006;  // as sent by whichever side closed first; 1006 when none was
+  std::string reason;
+  bool by_peer = false;
+};
+
+// One adapter instance per route. `on_open`, `on_message` and `on_close` run on the service
+// thread and must never block: hand slow work to your own threads and answer through
+// `Connection::send`.
+class Adapter {
+ public:
+  virtual ~Adapter() = default;
+  virtual void on_open(const std::shared_ptr<Connection>& connection) { (void)connection; }
+  virtual void on_message(const std::shared_ptr<Connection>& connection, Frame message) = 0;
+  virtual void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo& info) {
+    (void)connection;
+    (void)info;
+  }
+};
+
+// What a route's adapter is told about its place in the configuration.
+struct RouteContext {
+  std::string path;                     // the route's path
+  std::filesystem::path config_dir;     // for resolving relative file names
+};
+
+// One instance per adapter name per loaded configuration. It builds the adapter of every route
+// that names it, and may own what those routes share (e.g. one broker connection).
+class AdapterKind {
+ public:
+  virtual ~AdapterKind() = default;
+  // Builds the adapter of one route. `options` holds the route's table: the core has consumed its
+  // own keys; read yours through it (each read marks the key as known) and report bad values with
+  // `options.fail_at(key, message)`. Keys left unread are reported as unknown after this returns.
+  virtual std::unique_ptr<Adapter> create_route(ConfigTable& options,
+                                                const RouteContext& context) = 0;
+  // Called once after every route is built and before the first connection; may start threads.
+  virtual void start() {}
+  // Called once at shutdown, after the last connection closed or the shutdown timeout passed.
+  virtual void stop() {}
+};
+
+}  // namespace wsbridge

@@ -1,0 +1,91 @@
+// The wsbridge executable: parse the command line, load the config, serve until SIGTERM/SIGINT.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+#include "cli.hpp"
+#include "log.hpp"
+#include "server.hpp"
+#include "server_config.hpp"
+#include "version.hpp"
+
+namespace {
+
+// Signals are taken synchronously by one thread (sigwait), which may then call ordinary code.
+// They are blocked before any other thread exists, so every thread inherits the mask.
+void start_signal_thread(wsbridge::Server& server, sigset_t signals) {
+  std::thread([&server, signals] {
+    int count = 0;
+    while (true) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (sig != SIGTERM && sig != SIGINT) continue;
+      if (++count == 1) {
+        WSB_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        server.request_shutdown();
+      } else {
+        WSB_LOG(kWarn) << "second signal: exiting at once";
+        std::_Exit(1);
+      }
+    }
+  }).detach();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace wsbridge;
+  const auto parsed = parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.options) {
+    std::cerr << "wsbridge: " << parsed.error << "\n\n" << usage_text();
+    return 2;
+  }
+  const CliOptions& options = *parsed.options;
+  switch (options.action) {
+    case CliOptions::Action::kHelp:
+      std::cout << usage_text();
+      return 0;
+    case CliOptions::Action::kVersion:
+      std::cout << "wsbridge " << kVersion << "\n";
+      return 0;
+    default:
+      break;
+  }
+
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  std::shared_ptr<ServerConfig> config;
+  try {
+    config = std::make_shared<ServerConfig>(load_config_file(options.config_file, registry));
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  if (options.action == CliOptions::Action::kCheckConfig) {
+    std::cout << options.config_file << ": ok (" << config->listeners.size() << " listener(s), "
+              << config->routes.size() << " route(s))\n";
+    return 0;
+  }
+
+  set_log_level(options.log_level ? *parse_log_level(*options.log_level) : config->log_level);
+  install_lws_log_bridge();
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  WSB_LOG(kInfo) << "wsbridge " << kVersion << " starting with " << options.config_file;
+  try {
+    Server server(config);
+    start_signal_thread(server, signals);
+    server.run();
+  } catch (const std::exception& e) {
+    WSB_LOG(kError) << e.what();
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+#include "log.hpp"
+
+#include <libwebsockets.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+namespace wsbridge {
+
+namespace {
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+
+void write_line(std::string_view level, std::string_view text) {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const std::time_t seconds = system_clock::to_time_t(now);
+  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::string line;
+  line.reserve(text.size() + 48);
+  line.append(stamp);
+  line.push_back('.');
+  const std::string ms = std::to_string(millis);
+  line.append(3 - ms.size(), '0').append(ms).append("Z ");
+  line.append(level).push_back(' ');
+  line.append(text);
+  if (line.back() != '\n') line.push_back('\n');
+  // One write() keeps concurrent lines whole; stderr is unbuffered anyway.
+  std::size_t off = 0;
+  while (off < line.size()) {
+    const ssize_t n = ::write(STDERR_FILENO, line.data() + off, line.size() - off);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+void lws_emit(int level, const char* line) {
+  std::string_view text(line);
+  // lws prefixes its own timestamp and level: "[2026/11/24 14:00:00:0000] E: ...".
+  if (auto pos = text.find("] "); pos != std::string_view::npos) text.remove_prefix(pos + 2);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  const LogLevel ours = (level & LLL_ERR) != 0 ? LogLevel::kWarn : LogLevel::kDebug;
+  if (log_enabled(ours)) write_line(ours == LogLevel::kWarn ? "warn" : "debug", "lws: " + std::string(text));
+}
+}  // namespace
+
+std::optional<LogLevel> parse_log_level(std::string_view name) {
+  if (name == "error") return LogLevel::kError;
+  if (name == "warn") return LogLevel::kWarn;
+  if (name == "info") return LogLevel::kInfo;
+  if (name == "debug") return LogLevel::kDebug;
+  return std::nullopt;
+}
+
+std::string_view log_level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
+  }
+  return "info";
+}
+
+void set_log_level(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+LogLevel log_level() { return g_level.load(std::memory_order_relaxed); }
+
+LogLine::~LogLine() { write_line(log_level_name(level_), stream_.str()); }
+
+void install_lws_log_bridge() {
+  // lws warnings are mostly about peers misbehaving (already reflected in our close logs), so they
+  // are debug detail; lws errors are worth a warning.
+  lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+}
+
+}  // namespace wsbridge

@@ -1,0 +1,49 @@
+// Process-wide logging to stderr: one line per event, written with a single write() so lines
+// from different threads never interleave.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <sstream>
+#include <string_view>
+
+namespace wsbridge {
+
+enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+
+std::optional<LogLevel> parse_log_level(std::string_view name);
+std::string_view log_level_name(LogLevel level);
+
+void set_log_level(LogLevel level);
+LogLevel log_level();
+inline bool log_enabled(LogLevel level) { return level <= log_level(); }
+
+// Collects one line and emits it on destruction.
+class LogLine {
+ public:
+  explicit LogLine(LogLevel level) : level_(level) {}
+  LogLine(const LogLine&) = delete;
+  LogLine& operator=(const LogLine&) = delete;
+  ~LogLine();
+  template <typename T>
+  LogLine& operator<<(const T& value) {
+    stream_ << value;
+    return *this;
+  }
+
+ private:
+  LogLevel level_;
+  std::ostringstream stream_;
+};
+
+// Routes libwebsockets' own error and warning lines into our log.
+void install_lws_log_bridge();
+
+}  // namespace wsbridge
+
+// The arguments are evaluated only when the level is enabled.
+#define WSB_LOG(level)                                    \
+  if (!::wsbridge::log_enabled(::wsbridge::LogLevel::level)) \
+    ;                                                     \
+  else                                                    \
+    ::wsbridge::LogLine(::wsbridge::LogLevel::level)

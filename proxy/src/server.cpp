@@ -1,0 +1,516 @@
+#include "server.hpp"
+
+#include <libwebsockets.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "http_reply.hpp"
+#include "log.hpp"
+#include "version.hpp"
+
+static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
+
+namespace wsbridge {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kProtocolName = "wsbridge";
+// lws reads at most this much per RECEIVE callback; it is allocated per connection, so it stays
+// small (messages are reassembled by us up to the route's max_message_bytes).
+constexpr std::size_t kRxChunkBytes = 4096;
+
+const lws_extension kDeflateExtensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {nullptr, nullptr, nullptr}};
+
+// lws' own ping/hangup machinery is parked far away: pings and idle timeouts are per route and
+// run by our timer, which counts any frame from the peer (not only PONGs) as a sign of life.
+const lws_retry_bo_t kFarAwayValidity = {
+    .retry_ms_table = nullptr,
+    .retry_ms_table_count = 0,
+    .conceal_count = 0,
+    .secs_since_valid_ping = 65000,
+    .secs_since_valid_hangup = 65535,
+    .jitter_percent = 0,
+};
+
+std::string header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string out(static_cast<std::size_t>(len) + 1, '\0');
+  const int n = lws_hdr_copy(wsi, out.data(), len + 1, token);
+  if (n < 0) return {};
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string peer_address(lws* wsi) {
+  char buf[64] = {0};
+  lws_get_peer_simple(wsi, buf, sizeof buf);
+  std::string_view addr(buf);
+  if (addr.starts_with("::ffff:") && addr.find('.') != std::string_view::npos) {
+    addr.remove_prefix(7);  // IPv4-mapped IPv6: show the IPv4 address
+  }
+  return std::string(addr);
+}
+
+// A Sec-WebSocket-Key must be the base64 encoding of 16 bytes (RFC 6455 4.2.1).
+bool valid_websocket_key(const std::string& key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  return std::all_of(key.begin(), key.begin() + 22, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+  });
+}
+
+std::string format_seconds(SteadyClock::duration d) {
+  const double s = std::chrono::duration<double>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3fs", s);
+  return buf;
+}
+
+int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
+                      std::size_t len) {
+  return Server::lws_callback(wsi, static_cast<int>(reason), user, in, len);
+}
+
+}  // namespace
+
+struct Server::Timer {
+  lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
+  Server* server = nullptr;
+};
+
+Server::Server(std::shared_ptr<ServerConfig> config)
+    : config_(std::move(config)), timer_(std::make_unique<Timer>()) {
+  timer_->server = this;
+  // Check often enough to honour the shortest ping interval or idle timeout within a quarter of
+  // it, but never more than 20 times a second nor less than once a second.
+  std::chrono::milliseconds shortest = 4s;
+  for (const auto& route : config_->routes) {
+    shortest = std::min({shortest, route.ping_interval, route.idle_timeout});
+  }
+  sweep_period_ = std::clamp(shortest / 4, std::chrono::milliseconds(50),
+                             std::chrono::milliseconds(1000));
+}
+
+Server::~Server() {
+  if (context_ != nullptr) {
+    inbox_->detach();
+    destroying_ = true;
+    lws_context_destroy(context_);
+  }
+}
+
+void Server::run() {
+  lws_protocols protocols[2] = {};
+  protocols[0].name = kProtocolName;
+  protocols[0].callback = protocol_callback;
+  protocols[0].per_session_data_size = sizeof(Session*);
+  protocols[0].rx_buffer_size = kRxChunkBytes;
+  protocols[0].user = this;
+
+  lws_context_creation_info info{};
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  info.user = this;
+  info.gid = static_cast<gid_t>(-1);
+  info.uid = static_cast<uid_t>(-1);
+  context_ = lws_create_context(&info);
+  if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
+  inbox_->attach(context_, this);
+
+  // Static files at "/" when configured; the health endpoint always comes to our callback.
+  lws_http_mount health_mount{};
+  lws_http_mount files_mount{};
+  const std::string static_origin = config_->static_dir ? config_->static_dir->string() : "";
+  health_mount.mountpoint = kHealthPath.data();
+  health_mount.mountpoint_len = static_cast<unsigned char>(kHealthPath.size());
+  health_mount.origin = kProtocolName;
+  health_mount.origin_protocol = LWSMPRO_CALLBACK;
+  if (config_->static_dir) {
+    health_mount.mount_next = &files_mount;
+    files_mount.mountpoint = "/";
+    files_mount.mountpoint_len = 1;
+    files_mount.origin = static_origin.c_str();
+    files_mount.def = config_->index_file.c_str();
+    files_mount.origin_protocol = LWSMPRO_FILE;
+  }
+
+  std::size_t index = 0;
+  for (const auto& listener : config_->listeners) {
+    const bool ipv6 = listener.address.find(':') != std::string::npos;
+    const std::string name = "listener-" + std::to_string(index++);
+    lws_context_creation_info vinfo{};
+    vinfo.port = listener.port;
+    vinfo.iface = listener.address.c_str();
+    vinfo.vhost_name = name.c_str();
+    vinfo.protocols = protocols;
+    vinfo.mounts = &health_mount;
+    vinfo.extensions = listener.permessage_deflate ? kDeflateExtensions : nullptr;
+    vinfo.retry_and_idle_policy = &kFarAwayValidity;
+    vinfo.alpn = "http/1.1";
+    vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+                    (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
+                             LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
+                          : LWS_SERVER_OPTION_DISABLE_IPV6);
+    lws_vhost* vhost = lws_create_vhost(context_, &vinfo);
+    if (vhost == nullptr) {
+      throw std::runtime_error("cannot listen on " + listener.address + " port " +
+                               std::to_string(listener.port) +
+                               " (address in use, or not available on this host)");
+    }
+    vhosts_.push_back(vhost);
+    const std::string host = ipv6 ? "[" + listener.address + "]" : listener.address;
+    WSB_LOG(kInfo) << "listening on ws://" << host << ":" << listener.port
+                   << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
+  }
+  for (const auto& route : config_->routes) {
+    WSB_LOG(kInfo) << "route " << route.path << " -> adapter " << route.adapter_name;
+  }
+  for (const auto& kind : config_->kinds) kind->start();
+
+  schedule_timer(sweep_period_);
+  ready_.store(true, std::memory_order_release);
+  if (shutdown_requested_.load()) begin_shutdown();
+
+  while (true) {
+    if (lws_service(context_, 0) < 0) break;
+    if (stopping_ && (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) break;
+  }
+  if (!sessions_.empty()) {
+    WSB_LOG(kWarn) << "shutdown timeout: dropping " << sessions_.size() << " connection(s)";
+  }
+
+  inbox_->detach();
+  destroying_ = true;
+  lws_sul_cancel(&timer_->sul);
+  lws_context_destroy(context_);
+  context_ = nullptr;
+  for (const auto& kind : config_->kinds) kind->stop();
+  WSB_LOG(kInfo) << "stopped";
+}
+
+void Server::request_shutdown() {
+  shutdown_requested_.store(true);
+  InboxCommand command;
+  command.type = InboxCommand::Type::kShutdown;
+  inbox_->post(std::move(command));
+}
+
+void Server::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  shutdown_deadline_ = SteadyClock::now() + config_->shutdown_timeout;
+  WSB_LOG(kInfo) << "shutting down: closing " << sessions_.size() << " connection(s) with 1001";
+  for (auto& [id, session] : sessions_) {
+    request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
+  }
+  // Wake the loop so it re-checks its exit condition even when there is nothing to close.
+  lws_cancel_service(context_);
+}
+
+void Server::schedule_timer(std::chrono::milliseconds delay) {
+  lws_sul_schedule(
+      context_, 0, &timer_->sul,
+      [](lws_sorted_usec_list_t* sul) { reinterpret_cast<Timer*>(sul)->server->on_timer(); },
+      std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+}
+
+void Server::on_timer() {
+  const auto now = SteadyClock::now();
+  for (auto& [id, s] : sessions_) {
+    if (s->close_sent) continue;
+    if (now - s->last_rx >= s->route->idle_timeout) {
+      WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);
+      request_close(*s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", false);
+      // A silent peer may never make the socket writable again: drop it for sure soon after.
+      lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 2);
+    } else if (now - s->last_ping >= s->route->ping_interval) {
+      s->last_ping = now;
+      s->ping_due = true;
+      lws_callback_on_writable(s->wsi);
+    }
+  }
+  if (stopping_ && now >= shutdown_deadline_) lws_cancel_service(context_);
+  schedule_timer(sweep_period_);
+}
+
+void Server::dispatch(InboxCommand&& command) {
+  if (destroying_) return;
+  if (command.type == InboxCommand::Type::kShutdown) {
+    begin_shutdown();
+    return;
+  }
+  auto it = sessions_.find(command.connection);
+  if (it == sessions_.end()) return;  // already closed: a stale id is a no-op
+  Session& s = *it->second;
+  if (command.type == InboxCommand::Type::kSend) {
+    enqueue(s, std::move(command.frame));
+  } else {
+    request_close(s, command.close_code, std::move(command.close_reason), true);
+  }
+}
+
+void Server::drain_inbox() {
+  std::vector<InboxCommand> batch;
+  inbox_->drain_into(batch);
+  for (auto& command : batch) dispatch(std::move(command));
+}
+
+void Server::enqueue(Session& s, Frame frame) {
+  if (s.close_sent || s.close_after_queue) return;
+  if (s.queued_bytes + frame.size() > s.route->max_queued_bytes) {
+    WSB_LOG(kWarn) << "conn " << s.id << " is not reading: outbound queue over "
+                   << s.route->max_queued_bytes << " bytes, closing with 1013";
+    s.outbox.clear();
+    s.queued_bytes = 0;
+    request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "slow consumer", false);
+    return;
+  }
+  s.queued_bytes += frame.size();
+  s.outbox.push_back(std::move(frame));
+  lws_callback_on_writable(s.wsi);
+}
+
+void Server::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {
+  if (s.close_sent) return;
+  if (!after_queue) {
+    s.outbox.clear();
+    s.queued_bytes = 0;
+  }
+  if (!s.close_after_queue || !after_queue) {
+    s.close_after_queue = PendingClose{code, std::move(reason)};
+  }
+  lws_callback_on_writable(s.wsi);
+}
+
+int Server::confirm_upgrade(lws* wsi) {
+  const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
+  if (uri.empty()) {
+    write_http_reply(wsi, HTTP_STATUS_BAD_REQUEST, "text/plain",
+                     "a WebSocket upgrade must be a GET request\n");
+    return 1;
+  }
+  if (config_->find_route(uri) == nullptr) {
+    WSB_LOG(kInfo) << "refused upgrade to unknown path " << uri << " from " << peer_address(wsi)
+                   << ": 404";
+    write_http_reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", "no WebSocket route at this path\n");
+    return 1;
+  }
+  if (header(wsi, WSI_TOKEN_VERSION) != "13") {
+    write_http_reply(wsi, 426, "text/plain", "only WebSocket version 13 is supported\n",
+                     {{"Sec-WebSocket-Version:", "13"}});
+    return 1;
+  }
+  if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
+    write_http_reply(wsi, HTTP_STATUS_BAD_REQUEST, "text/plain",
+                     "missing or malformed Sec-WebSocket-Key\n");
+    return 1;
+  }
+  if (stopping_) {
+    write_http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "shutting down\n");
+    return 1;
+  }
+  return 0;
+}
+
+int Server::serve_http(lws* wsi, std::string_view uri) {
+  if (uri == kHealthPath) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+      write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET\n",
+                       {{"Allow:", "GET"}});
+    } else {
+      const double uptime =
+          std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
+      const nlohmann::json body = {{"status", stopping_ ? "stopping" : "ok"},
+                                   {"version", kVersion},
+                                   {"uptime_seconds", uptime},
+                                   {"connections", sessions_.size()}};
+      write_http_reply(wsi, HTTP_STATUS_OK, "application/json", body.dump() + "\n",
+                       {{"Cache-Control:", "no-store"}});
+    }
+  } else {
+    write_http_reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", "not found\n");
+  }
+  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+int Server::on_established(lws* wsi, void** slot) {
+  const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
+  const RouteConfig* route = config_->find_route(uri);
+  if (route == nullptr) return -1;  // confirm_upgrade already refused this; never reached
+
+  auto* s = new Session();
+  *slot = s;
+  s->id = next_id_++;
+  s->wsi = wsi;
+  s->config = config_;
+  s->route = route;
+  s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
+
+  Identity identity;
+  identity.remote_address = peer_address(wsi);
+  identity.route_path = route->path;
+  identity.request_uri = uri;
+  const std::string args = header(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+  if (!args.empty()) identity.request_uri += "?" + args;
+  s->handle = std::make_shared<ConnectionHandle>(s->id, std::move(identity), inbox_);
+  sessions_.emplace(s->id, s);
+
+  WSB_LOG(kInfo) << "conn " << s->id << " open remote=" << s->handle->identity().remote_address
+                 << " path=" << route->path;
+  route->adapter->on_open(s->handle);
+  return 0;
+}
+
+int Server::on_receive(Session& s, const void* in, std::size_t len) {
+  s.last_rx = SteadyClock::now();
+  const bool first = s.rx_buffer.empty();
+  if (first) {
+    s.rx_binary = lws_frame_is_binary(s.wsi) != 0;
+    s.rx_buffer.assign(kFrameHeadroom, '\0');
+    // Reserve for the whole first frame up front (its length is known), within the limit.
+    const std::size_t expected = len + lws_remaining_packet_payload(s.wsi);
+    s.rx_buffer.reserve(kFrameHeadroom + std::min(expected, s.route->max_message_bytes));
+  }
+  if (s.rx_buffer.size() - kFrameHeadroom + len > s.route->max_message_bytes) {
+    const std::string reason = "message over " + std::to_string(s.route->max_message_bytes) + " bytes";
+    WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with 1009";
+    s.rx_buffer.clear();
+    s.rx_buffer.shrink_to_fit();
+    s.close_info = CloseInfo{LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason, false};
+    s.close_sent = true;
+    lws_close_reason(s.wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;
+  }
+  s.rx_buffer.append(static_cast<const char*>(in), len);
+  if (!lws_is_final_fragment(s.wsi)) return 0;
+
+  Frame message = Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText,
+                               std::move(s.rx_buffer));
+  s.rx_buffer.clear();
+  s.route->adapter->on_message(s.handle, std::move(message));
+  return 0;
+}
+
+int Server::on_writeable(Session& s) {
+  if (s.close_sent) return -1;
+  s.in_flight = Frame();  // the previous write has been taken over completely by now
+  if (s.ping_due) {
+    s.ping_due = false;
+    unsigned char ping[LWS_PRE + 1];
+    if (lws_write(s.wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
+    return 0;
+  }
+  if (!s.outbox.empty()) {
+    s.in_flight = std::move(s.outbox.front());
+    s.outbox.pop_front();
+    s.queued_bytes -= s.in_flight.size();
+    const auto mode = s.in_flight.is_text() ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
+    if (lws_write(s.wsi, s.in_flight.payload_with_headroom(), s.in_flight.size(), mode) < 0) {
+      return -1;
+    }
+    if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
+    return 0;
+  }
+  if (s.close_after_queue) {
+    const PendingClose& c = *s.close_after_queue;
+    s.close_info = CloseInfo{c.code, c.reason, false};
+    s.close_sent = true;
+    lws_close_reason(s.wsi, static_cast<lws_close_status>(c.code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(c.reason.data())),
+                     c.reason.size());
+    return -1;
+  }
+  return 0;
+}
+
+void Server::on_peer_close(Session& s, const void* in, std::size_t len) {
+  const auto* bytes = static_cast<const unsigned char*>(in);
+  if (s.close_sent) return;  // the peer is answering our close
+  s.close_info.by_peer = true;
+  s.close_info.code = len >= 2 ? static_cast<std::uint16_t>(bytes[0] << 8 | bytes[1]) : 1005;
+  s.close_info.reason = len > 2 ? std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2) : "";
+}
+
+void Server::on_closed(Session* s) {
+  if (s == nullptr) return;
+  s->handle->mark_closed();
+  sessions_.erase(s->id);
+  const auto lifetime = SteadyClock::now() - s->opened_at;
+  WSB_LOG(kInfo) << "conn " << s->id << " close remote=" << s->handle->identity().remote_address
+                 << " path=" << s->route->path << " code=" << s->close_info.code
+                 << " by=" << (s->close_info.by_peer ? "peer" : "server")
+                 << " duration=" << format_seconds(lifetime);
+  try {
+    s->route->adapter->on_close(s->handle, s->close_info);
+  } catch (const std::exception& e) {
+    WSB_LOG(kError) << "adapter " << s->route->adapter_name << " on_close threw: " << e.what();
+  }
+  delete s;
+}
+
+int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
+  const auto reason = static_cast<lws_callback_reasons>(reason_int);
+  const lws_protocols* protocol = lws_get_protocol(wsi);
+  auto* self = protocol != nullptr ? static_cast<Server*>(protocol->user) : nullptr;
+  if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
+  auto** slot = static_cast<Session**>(user);
+  Session* session = slot != nullptr ? *slot : nullptr;
+
+  try {
+    switch (reason) {
+      case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        self->drain_inbox();
+        return 0;
+      case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return self->stopping_ ? -1 : 0;  // shutting down: accept no more
+      case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
+        return self->confirm_upgrade(wsi);
+      case LWS_CALLBACK_HTTP: {
+        const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
+        return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
+                                                 : std::string_view(uri));
+      }
+      case LWS_CALLBACK_ESTABLISHED:
+        return self->on_established(wsi, reinterpret_cast<void**>(slot));
+      case LWS_CALLBACK_RECEIVE:
+        return session != nullptr ? self->on_receive(*session, in, len) : -1;
+      case LWS_CALLBACK_RECEIVE_PONG:
+        if (session != nullptr) session->last_rx = SteadyClock::now();
+        return 0;
+      case LWS_CALLBACK_SERVER_WRITEABLE:
+        return session != nullptr ? self->on_writeable(*session) : 0;
+      case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (session != nullptr) self->on_peer_close(*session, in, len);
+        return 0;
+      case LWS_CALLBACK_CLOSED:
+        self->on_closed(session);
+        if (slot != nullptr) *slot = nullptr;
+        return 0;
+      default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+  } catch (const std::exception& e) {
+    // Never let an exception unwind through C code: close this connection as an internal error.
+    WSB_LOG(kError) << "error handling lws event " << reason_int << ": " << e.what();
+    if (session != nullptr && !session->close_sent) {
+      session->close_info = CloseInfo{LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", false};
+      session->close_sent = true;
+      lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, nullptr, 0);
+    }
+    return -1;
+  }
+}
+
+}  // namespace wsbridge

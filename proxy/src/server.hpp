@@ -1,0 +1,80 @@
+// The libwebsockets front end: listeners, the HTTP endpoints, the WebSocket upgrade checks, and
+// the sessions of every route. All of it runs on one service thread (the thread calling run()).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server_config.hpp"
+#include "service_inbox.hpp"
+#include "session.hpp"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct lws_sorted_usec_list;
+
+namespace wsbridge {
+
+class Server final : private InboxDispatcher {
+ public:
+  explicit Server(std::shared_ptr<ServerConfig> config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the listeners (throws std::runtime_error when one cannot be opened), starts the
+  // adapters and serves until a shutdown completes.
+  void run();
+
+  // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
+  // queued frames, and return from run() once all are closed or the shutdown timeout passed.
+  void request_shutdown();
+
+  // Any thread: true once every listener is open.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+
+  static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
+
+ private:
+  struct Timer;
+
+  void dispatch(InboxCommand&& command) override;
+  void drain_inbox();
+  void begin_shutdown();
+  void on_timer();
+  void schedule_timer(std::chrono::milliseconds delay);
+
+  int confirm_upgrade(lws* wsi);
+  int serve_http(lws* wsi, std::string_view uri);
+  int on_established(lws* wsi, void** slot);
+  int on_receive(Session& s, const void* in, std::size_t len);
+  int on_writeable(Session& s);
+  void on_peer_close(Session& s, const void* in, std::size_t len);
+  void on_closed(Session* s);
+
+  void enqueue(Session& s, Frame frame);
+  void request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue);
+
+  std::shared_ptr<const ServerConfig> config_;
+  std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
+  lws_context* context_ = nullptr;
+  std::vector<lws_vhost*> vhosts_;
+  std::unique_ptr<Timer> timer_;
+  std::unordered_map<ConnectionId, Session*> sessions_;
+  ConnectionId next_id_ = 1;
+  SteadyClock::time_point started_at_ = SteadyClock::now();
+  std::chrono::milliseconds sweep_period_{1000};
+
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> shutdown_requested_{false};
+  bool stopping_ = false;          // service thread
+  bool destroying_ = false;        // service thread: context teardown, no more writes
+  SteadyClock::time_point shutdown_deadline_{};
+};
+
+}  // namespace wsbridge

@@ -1,0 +1,58 @@
+// The whole configuration of one wsbridge process, loaded and validated from TOML. Loading builds
+// every route's adapter, so a config that loads is a config that can run.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "log.hpp"
+#include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge {
+
+struct ListenerConfig {
+  std::string address;  // IPv4 or IPv6 literal
+  std::uint16_t port = 0;
+  bool permessage_deflate = false;
+};
+
+struct RouteConfig {
+  std::string path;
+  std::string adapter_name;
+  std::size_t max_message_bytes = 1024 * 1024;
+  std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection; over it: close 1013
+  std::chrono::milliseconds ping_interval{std::chrono::seconds(30)};
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  std::shared_ptr<Adapter> adapter;
+};
+
+struct ServerConfig {
+  std::string file;
+  LogLevel log_level = LogLevel::kInfo;
+  std::optional<std::filesystem::path> static_dir;
+  std::string index_file = "index.html";
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(5)};
+  std::vector<ListenerConfig> listeners;
+  // Declared before `routes` so adapters are destroyed before the kinds that built them.
+  std::vector<std::unique_ptr<AdapterKind>> kinds;
+  std::vector<RouteConfig> routes;
+
+  const RouteConfig* find_route(std::string_view path) const;
+};
+
+// Throws ConfigError (with file:line:column) for every problem: syntax, unknown keys, wrong types,
+// bad values, unknown adapters, duplicate paths, and the adapters' own validation errors.
+ServerConfig load_config_file(const std::string& file, const AdapterRegistry& registry);
+ServerConfig parse_config(std::string_view text, const std::string& file,
+                          const AdapterRegistry& registry);
+
+// Paths reserved for the core's own HTTP endpoints.
+inline constexpr std::string_view kHealthPath = "/healthz";
+
+}  // namespace wsbridge

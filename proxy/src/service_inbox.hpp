@@ -1,0 +1,58 @@
+// The one path from any thread to the libwebsockets service thread: a mutex-guarded queue plus
+// lws_cancel_service() to wake the loop. Wake-ups merge, so the service thread drains the whole
+// queue each time it is woken. Calls made on the service thread itself skip the queue.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "wsbridge/frame.hpp"
+#include "wsbridge/plugin.hpp"
+
+struct lws_context;
+
+namespace wsbridge {
+
+struct InboxCommand {
+  enum class Type : std::uint8_t { kSend, kClose, kShutdown };
+  Type type = Type::kSend;
+  ConnectionId connection = 0;
+  Frame frame;                 // kSend
+  std::uint16_t close_code = 0;  // kClose
+  std::string close_reason;      // kClose
+};
+
+// Executes commands on the service thread.
+class InboxDispatcher {
+ public:
+  virtual void dispatch(InboxCommand&& command) = 0;
+
+ protected:
+  ~InboxDispatcher() = default;
+};
+
+class ServiceInbox {
+ public:
+  // Called on the service thread once the context exists.
+  void attach(lws_context* context, InboxDispatcher* dispatcher);
+  // Called on the service thread before the context is destroyed; later posts are refused.
+  void detach();
+
+  // Any thread. False when the service is gone (the command is dropped).
+  bool post(InboxCommand&& command);
+
+  // Service thread: takes every queued command.
+  void drain_into(std::vector<InboxCommand>& out);
+
+ private:
+  std::mutex mutex_;
+  lws_context* context_ = nullptr;           // guarded by mutex_
+  std::vector<InboxCommand> queue_;          // guarded by mutex_
+  std::thread::id service_thread_;           // written before attach publishes context_
+  InboxDispatcher* dispatcher_ = nullptr;    // used on the service thread only
+};
+
+}  // namespace wsbridge

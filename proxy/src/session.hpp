@@ -1,0 +1,51 @@
+// One WebSocket connection as the service thread sees it. Owned by the Server, touched only on
+// the service thread; adapters reach it through its ConnectionHandle.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "connection_handle.hpp"
+#include "server_config.hpp"
+
+struct lws;
+
+namespace wsbridge {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct PendingClose {
+  std::uint16_t code = 1000;
+  std::string reason;
+};
+
+struct Session {
+  ConnectionId id = 0;
+  lws* wsi = nullptr;
+  std::shared_ptr<const ServerConfig> config;  // keeps `route` alive across reloads
+  const RouteConfig* route = nullptr;
+  std::shared_ptr<ConnectionHandle> handle;
+
+  // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
+  // because permessage-deflate may read it after the call returns.
+  std::deque<Frame> outbox;
+  std::size_t queued_bytes = 0;
+  Frame in_flight;
+
+  // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
+  std::string rx_buffer;
+  bool rx_binary = false;
+
+  SteadyClock::time_point opened_at;
+  SteadyClock::time_point last_rx;
+  SteadyClock::time_point last_ping;
+  bool ping_due = false;
+  std::optional<PendingClose> close_after_queue;  // close once the outbox is empty
+  CloseInfo close_info;                            // how it ended, for on_close and the log
+  bool close_sent = false;
+};
+
+}  // namespace wsbridge
