@@ -91,8 +91,13 @@ std::string write_temp_file(const std::string& name_hint, const std::string& con
 
   const std::string dir = temp_dir();
   for (int n = 0; n < 10000; ++n) {
-    const std::string path =
-        dir + "/" + (n == 0 ? name : stem + "-" + std::to_string(n) + ext);
+    std::string path = dir;
+    path += '/';
+    if (n == 0) {
+      path += name;
+    } else {
+      path.append(stem).append("-").append(std::to_string(n)).append(ext);
+    }
     // O_EXCL makes uniqueness race-free even if tests write files from several threads.
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -123,9 +128,9 @@ struct ChildProcess::State {
   std::condition_variable cv;
   std::string output;
   bool eof = false;
-  int out_fd = -1;      // read end of the child's stdout/stderr pipe
-  int stop_rd = -1;     // self-pipe: lets the destructor stop the reader even if a grandchild
-  int stop_wr = -1;     // still holds the output pipe open
+  int out_fd = -1;   // read end of the child's stdout/stderr pipe
+  int stop_rd = -1;  // self-pipe: lets the destructor stop the reader even if a grandchild
+  int stop_wr = -1;  // still holds the output pipe open
   std::thread reader;
 
   void run() {
@@ -190,9 +195,11 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
     }
   }
   std::vector<char*> argv_ptrs;
+  argv_ptrs.reserve(argv.size() + 1);
   for (const std::string& a : argv) argv_ptrs.push_back(const_cast<char*>(a.c_str()));
   argv_ptrs.push_back(nullptr);
   std::vector<char*> env_ptrs;
+  env_ptrs.reserve(env.size() + 1);
   for (const std::string& e : env) env_ptrs.push_back(const_cast<char*>(e.c_str()));
   env_ptrs.push_back(nullptr);
 
@@ -239,8 +246,10 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
     if (::getppid() != parent) ::_exit(127);
     sigset_t none;
     sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGPIPE, &dfl, nullptr);
     // dup2 clears FD_CLOEXEC on the targets, so only 0/1/2 survive exec.
     if (::dup2(devnull, 0) < 0 || ::dup2(out_pipe[1], 1) < 0 || ::dup2(out_pipe[1], 2) < 0) {
       const int e = errno;
@@ -276,7 +285,9 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
   return child;
 }
 
-ChildProcess::~ChildProcess() { destroy(); }
+ChildProcess::~ChildProcess() {
+  destroy();
+}
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
@@ -305,7 +316,9 @@ void ChildProcess::destroy() {
   state_.reset();  // stops and joins the reader thread
 }
 
-int ChildProcess::pid() const { return pid_; }
+int ChildProcess::pid() const {
+  return pid_;
+}
 
 bool ChildProcess::try_reap() {
   if (exit_status_) return true;
@@ -333,7 +346,9 @@ void ChildProcess::signal(int sig) {
   if (pid_ > 0 && !try_reap()) ::kill(pid_, sig);
 }
 
-bool ChildProcess::running() { return pid_ > 0 && !try_reap(); }
+bool ChildProcess::running() {
+  return pid_ > 0 && !try_reap();
+}
 
 std::optional<int> ChildProcess::wait_exit(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;

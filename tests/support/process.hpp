@@ -1,13 +1,13 @@
 // Helpers for integration tests that run the proxy as a real child process.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 namespace wsbridge::testing {

@@ -24,7 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-constexpr size_t kMaxHttpHead = 64 * 1024;
+constexpr size_t kMaxHttpHead = size_t{64} * 1024;
 constexpr std::string_view kDeflateTail("\x00\x00\xff\xff", 4);
 
 [[noreturn]] void throw_errno(const std::string& what, int err = errno) {
@@ -51,11 +51,12 @@ short wait_fd(int fd, short events, Clock::time_point deadline) {
   }
 }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return ascii_lower(x) == ascii_lower(y);
          });
 }
@@ -113,17 +114,20 @@ std::string host_header(const std::string& host, uint16_t port) {
 std::string build_request(const std::string& request_line,
                           std::vector<std::pair<std::string, std::string>> headers,
                           const std::vector<std::pair<std::string, std::string>>& extra) {
-  for (const auto& [name, value] : extra) {
+  for (const auto& header : extra) {
     auto it = std::find_if(headers.begin(), headers.end(),
-                           [&](const auto& h) { return iequals(h.first, name); });
+                           [&](const auto& h) { return iequals(h.first, header.first); });
     if (it != headers.end()) {
-      it->second = value;
+      it->second = header.second;
     } else {
-      headers.emplace_back(name, value);
+      headers.push_back(header);
     }
   }
-  std::string req = request_line + "\r\n";
-  for (const auto& [name, value] : headers) req += name + ": " + value + "\r\n";
+  std::string req = request_line;
+  req += "\r\n";
+  for (const auto& [name, value] : headers) {
+    req.append(name).append(": ").append(value).append("\r\n");
+  }
   req += "\r\n";
   return req;
 }
@@ -133,8 +137,7 @@ HttpResponse parse_http_head(std::string_view head) {
   size_t line_end = head.find("\r\n");
   const std::string_view status_line = head.substr(0, line_end);
   // "HTTP/1.1 101 Switching Protocols"
-  if (status_line.substr(0, 5) != "HTTP/" || status_line.size() < 12 ||
-      status_line[8] != ' ') {
+  if (status_line.substr(0, 5) != "HTTP/" || status_line.size() < 12 || status_line[8] != ' ') {
     throw std::runtime_error("malformed HTTP status line: " + printable(status_line));
   }
   const std::string_view code = status_line.substr(9, 3);
@@ -166,12 +169,18 @@ HttpResponse parse_http_head(std::string_view head) {
 
 std::string_view opcode_name(Opcode op) {
   switch (op) {
-    case Opcode::kContinuation: return "CONTINUATION";
-    case Opcode::kText: return "TEXT";
-    case Opcode::kBinary: return "BINARY";
-    case Opcode::kClose: return "CLOSE";
-    case Opcode::kPing: return "PING";
-    case Opcode::kPong: return "PONG";
+    case Opcode::kContinuation:
+      return "CONTINUATION";
+    case Opcode::kText:
+      return "TEXT";
+    case Opcode::kBinary:
+      return "BINARY";
+    case Opcode::kClose:
+      return "CLOSE";
+    case Opcode::kPing:
+      return "PING";
+    case Opcode::kPong:
+      return "PONG";
   }
   return "RESERVED";
 }
@@ -348,6 +357,9 @@ std::string Deflater::compress(std::string_view data) {
     }
     out.append(chunk, sizeof(chunk) - zs.avail_out);
   } while (zs.avail_out == 0 || zs.avail_in != 0);
+  // An empty message right after a flush makes zlib emit nothing at all; RFC 7692 7.2.3.6
+  // allows a single 0x00 byte (an empty stored block once the tail is appended) for that case.
+  if (out.empty() && data.empty()) return std::string(1, '\0');
   if (out.size() < 4 || std::string_view(out).substr(out.size() - 4) != kDeflateTail) {
     throw std::runtime_error("deflate output does not end with 00 00 ff ff");
   }
@@ -395,8 +407,8 @@ std::string Inflater::decompress(std::string_view payload, size_t max_output) {
     zs.avail_out = sizeof(chunk);
     const int rc = inflate(&zs, Z_SYNC_FLUSH);
     if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
-      throw std::runtime_error(std::string("inflate failed: ") + (zs.msg ? zs.msg : "?") +
-                               " (rc " + std::to_string(rc) + ")");
+      throw std::runtime_error(std::string("inflate failed: ") + (zs.msg ? zs.msg : "?") + " (rc " +
+                               std::to_string(rc) + ")");
     }
     out.append(chunk, sizeof(chunk) - zs.avail_out);
     if (out.size() > max_output) throw std::runtime_error("inflated message too large");
@@ -476,7 +488,9 @@ TcpConn TcpConn::adopt(int fd) {
   return TcpConn(fd);
 }
 
-TcpConn::~TcpConn() { close(); }
+TcpConn::~TcpConn() {
+  close();
+}
 
 TcpConn::TcpConn(TcpConn&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
@@ -493,7 +507,9 @@ TcpConn& TcpConn::operator=(TcpConn&& other) noexcept {
   return *this;
 }
 
-int TcpConn::fd() const { return fd_; }
+int TcpConn::fd() const {
+  return fd_;
+}
 
 void TcpConn::close() {
   if (fd_ >= 0) ::close(fd_);
@@ -572,9 +588,12 @@ bool TcpConn::wait_closed(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     switch (read_some(deadline)) {
-      case ReadStatus::kData: continue;
-      case ReadStatus::kEof: return true;
-      case ReadStatus::kTimeout: return false;
+      case ReadStatus::kData:
+        continue;
+      case ReadStatus::kEof:
+        return true;
+      case ReadStatus::kTimeout:
+        return false;
     }
   }
 }
@@ -588,9 +607,9 @@ std::string TcpConn::read_exact(size_t n, Clock::time_point deadline, std::strin
                                " bytes)");
     }
     if (st == ReadStatus::kEof) {
-      throw std::runtime_error("connection closed while reading " + std::string(what) +
-                               " (have " + std::to_string(buffer_.size()) + " of " +
-                               std::to_string(n) + " bytes)");
+      throw std::runtime_error("connection closed while reading " + std::string(what) + " (have " +
+                               std::to_string(buffer_.size()) + " of " + std::to_string(n) +
+                               " bytes)");
     }
   }
   std::string out = buffer_.substr(0, n);
@@ -682,7 +701,8 @@ HttpResponse TcpConn::read_http_response(std::chrono::milliseconds timeout) {
     if (st == ReadStatus::kTimeout) {
       throw std::runtime_error(
           "timed out waiting for the close that ends an HTTP body without Content-Length "
-          "(status " + std::to_string(resp.status) + "); body so far: " + printable(buffer_));
+          "(status " +
+          std::to_string(resp.status) + "); body so far: " + printable(buffer_));
     }
   }
   resp.body = std::exchange(buffer_, std::string());
@@ -694,10 +714,10 @@ HttpResponse http_get(const std::string& host, uint16_t port, const std::string&
                       std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   TcpConn conn = TcpConn::connect(host, port, timeout);
-  conn.send_all(build_request("GET " + path + " HTTP/1.1",
-                              {{"Host", host_header(host, port)}, {"Connection", "close"}},
-                              extra_headers),
-                std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+  conn.send_all(
+      build_request("GET " + path + " HTTP/1.1",
+                    {{"Host", host_header(host, port)}, {"Connection", "close"}}, extra_headers),
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
   return conn.read_http_response(
       std::max(std::chrono::milliseconds(1),
                std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())));
@@ -777,8 +797,7 @@ WsClient WsClient::connect(const ClientOptions& opts) {
       if (ext.empty()) continue;
       const auto parts = split(ext, ';');
       if (parts[0] != "permessage-deflate" || !offered_deflate) {
-        throw HandshakeError("server accepted an extension we did not offer: " +
-                                 std::string(ext),
+        throw HandshakeError("server accepted an extension we did not offer: " + std::string(ext),
                              std::move(resp));
       }
       if (deflate) {
@@ -833,23 +852,34 @@ void WsClient::setup_deflate(const DeflateParams& params) {
   inflater_.emplace();
 }
 
-const HttpResponse& WsClient::handshake_response() const { return handshake_; }
-bool WsClient::deflate_negotiated() const { return deflate_.has_value(); }
-void WsClient::set_auto_pong(bool on) { auto_pong_ = on; }
-int WsClient::pings_received() const { return pings_; }
-int WsClient::pongs_received() const { return pongs_; }
-TcpConn& WsClient::tcp() { return tcp_; }
+const HttpResponse& WsClient::handshake_response() const {
+  return handshake_;
+}
+bool WsClient::deflate_negotiated() const {
+  return deflate_.has_value();
+}
+void WsClient::set_auto_pong(bool on) {
+  auto_pong_ = on;
+}
+int WsClient::pings_received() const {
+  return pings_;
+}
+int WsClient::pongs_received() const {
+  return pongs_;
+}
+TcpConn& WsClient::tcp() {
+  return tcp_;
+}
 
 void WsClient::send_frame(Opcode op, std::string_view payload, bool fin, bool mask, bool rsv1) {
-  tcp_.send_all(encode_frame(op, payload, fin,
-                             mask ? std::optional<MaskKey>(random_mask_key()) : std::nullopt,
-                             rsv1));
+  tcp_.send_all(encode_frame(
+      op, payload, fin, mask ? std::optional<MaskKey>(random_mask_key()) : std::nullopt, rsv1));
   if (op == Opcode::kClose) close_sent_ = true;
 }
 
 void WsClient::send_raw_frame(uint8_t first_byte, std::string_view payload, bool mask) {
-  tcp_.send_all(encode_raw_frame(
-      first_byte, payload, mask ? std::optional<MaskKey>(random_mask_key()) : std::nullopt));
+  tcp_.send_all(encode_raw_frame(first_byte, payload,
+                                 mask ? std::optional<MaskKey>(random_mask_key()) : std::nullopt));
   if ((first_byte & 0x0f) == static_cast<uint8_t>(Opcode::kClose)) close_sent_ = true;
 }
 
@@ -892,7 +922,8 @@ std::optional<Frame> WsClient::next_frame(Clock::time_point deadline) {
       return f;
     }
     switch (tcp_.read_some(deadline)) {
-      case TcpConn::ReadStatus::kData: break;
+      case TcpConn::ReadStatus::kData:
+        break;
       case TcpConn::ReadStatus::kEof:
         if (!tcp_.buffer().empty()) {
           throw std::runtime_error("connection closed in the middle of a frame (" +
@@ -937,23 +968,25 @@ WsClient::Message WsClient::read_message(std::chrono::milliseconds timeout) {
     const auto op = static_cast<uint8_t>(f->opcode);
     if (op >= 8) {  // control frame
       if (!f->fin || f->payload.size() > 125 || f->rsv1) {
-        throw std::runtime_error("server sent an invalid control frame (" +
-                                 std::string(opcode_name(f->opcode)) + ", fin=" +
-                                 std::to_string(f->fin) + ", rsv1=" + std::to_string(f->rsv1) +
-                                 ", len=" + std::to_string(f->payload.size()) + ")");
+        throw std::runtime_error(
+            "server sent an invalid control frame (" + std::string(opcode_name(f->opcode)) +
+            ", fin=" + std::to_string(f->fin) + ", rsv1=" + std::to_string(f->rsv1) +
+            ", len=" + std::to_string(f->payload.size()) + ")");
       }
       switch (f->opcode) {
         case Opcode::kPing:
           if (auto_pong_) send_frame(Opcode::kPong, f->payload);
           continue;
-        case Opcode::kPong: continue;
+        case Opcode::kPong:
+          continue;
         case Opcode::kClose: {
           Message m{Opcode::kClose, std::move(f->payload)};
           if (m.data.size() == 1) throw std::runtime_error("server close frame with 1-byte body");
           close_received_ = m.close_code();
           return m;
         }
-        default: throw std::runtime_error("server sent reserved control opcode " + std::to_string(op));
+        default:
+          throw std::runtime_error("server sent reserved control opcode " + std::to_string(op));
       }
     }
     if (f->opcode == Opcode::kContinuation) {
@@ -1001,9 +1034,9 @@ uint16_t WsClient::wait_close(std::chrono::milliseconds timeout) {
     }
     if (f->opcode != Opcode::kClose) continue;  // data/pong frames are skipped
     if (f->payload.size() == 1) throw std::runtime_error("server close frame with 1-byte body");
-    code = f->payload.size() < 2 ? uint16_t{1005}
-                                 : static_cast<uint16_t>(
-                                       (static_cast<uint8_t>(f->payload[0]) << 8) |
+    code = f->payload.size() < 2
+               ? uint16_t{1005}
+               : static_cast<uint16_t>((static_cast<uint8_t>(f->payload[0]) << 8) |
                                        static_cast<uint8_t>(f->payload[1]));
     close_received_ = code;
   }

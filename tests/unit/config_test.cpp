@@ -1,0 +1,246 @@
+// Config loading: every kind of error is reported as file:line:column: message.
+#include <gtest/gtest.h>
+
+#include "server_config.hpp"
+#include "wsbridge/adapter_registry.hpp"
+
+namespace wsbridge {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  ConfigTest() { register_builtin_adapters(registry_); }
+
+  ServerConfig parse(std::string_view text) { return parse_config(text, "test.toml", registry_); }
+
+  // The full error text of a config that must fail.
+  std::string error_of(std::string_view text) {
+    try {
+      parse(text);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "config was accepted:\n" << text;
+    return {};
+  }
+
+  AdapterRegistry registry_;
+};
+
+constexpr std::string_view kListener = "[[listeners]]\nport = 8080\n";
+
+TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
+  auto config = parse(std::string(kListener) + "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(config.listeners[0].port, 8080);
+  EXPECT_FALSE(config.listeners[0].permessage_deflate);
+  ASSERT_EQ(config.routes.size(), 1u);
+  const RouteConfig& route = config.routes[0];
+  EXPECT_EQ(route.path, "/echo");
+  EXPECT_EQ(route.max_message_bytes, 1024u * 1024u);
+  EXPECT_EQ(route.ping_interval, 30s);
+  EXPECT_EQ(route.idle_timeout, 60s);
+  ASSERT_NE(route.adapter, nullptr);
+  EXPECT_EQ(config.find_route("/echo"), &route);
+  EXPECT_EQ(config.find_route("/other"), nullptr);
+  EXPECT_EQ(config.log_level, LogLevel::kInfo);
+  EXPECT_EQ(config.shutdown_timeout, 5s);
+}
+
+TEST_F(ConfigTest, ReadsEveryCoreKey) {
+  auto config = parse(R"(
+[server]
+log_level = "debug"
+shutdown_timeout = "1500ms"
+[[listeners]]
+address = "::1"
+port = 9001
+permessage_deflate = true
+[[routes]]
+path = "/a/b"
+adapter = "echo"
+prefix = ">"
+max_message_bytes = "64KiB"
+max_queued_bytes = 4096
+ping_interval = 2
+idle_timeout = "5s"
+)");
+  EXPECT_EQ(config.log_level, LogLevel::kDebug);
+  EXPECT_EQ(config.shutdown_timeout, 1500ms);
+  EXPECT_EQ(config.listeners[0].address, "::1");
+  EXPECT_TRUE(config.listeners[0].permessage_deflate);
+  EXPECT_EQ(config.routes[0].max_message_bytes, 65536u);
+  EXPECT_EQ(config.routes[0].max_queued_bytes, 4096u);
+  EXPECT_EQ(config.routes[0].ping_interval, 2s);
+  EXPECT_EQ(config.routes[0].idle_timeout, 5s);
+}
+
+TEST_F(ConfigTest, SyntaxErrorHasPosition) {
+  EXPECT_EQ(error_of("[[listeners]]\nport = = 8080\n").rfind("test.toml:2:", 0), 0u);
+  EXPECT_NE(error_of("[[listeners]]\nport = = 8080\n").find("syntax error"), std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownTopLevelKey) {
+  EXPECT_EQ(error_of("\n  bogus = 1\n" + std::string(kListener)),
+            "test.toml:2:3: unknown key 'bogus' in the top level");
+  // After a [[listeners]] header the key belongs to that listener.
+  EXPECT_EQ(error_of(std::string(kListener) + "\nbogus = 1\n"),
+            "test.toml:4:1: unknown key 'bogus' in [[listeners]] #1");
+}
+
+TEST_F(ConfigTest, UnknownKeyInServerAndListener) {
+  EXPECT_EQ(error_of("[server]\nlog_levle = \"info\"\n" + std::string(kListener)),
+            "test.toml:2:1: unknown key 'log_levle' in [server]");
+  EXPECT_EQ(error_of("[[listeners]]\nport = 1\n  adress = \"::\"\n"),
+            "test.toml:3:3: unknown key 'adress' in [[listeners]] #1");
+}
+
+TEST_F(ConfigTest, UnknownKeyInRouteIsReportedAfterTheAdapterReadItsKeys) {
+  EXPECT_EQ(error_of(std::string(kListener) +
+                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nprefix = \"x\"\nprefx = \"y\"\n"),
+            "test.toml:7:1: unknown key 'prefx' in route \"/e\"");
+}
+
+TEST_F(ConfigTest, WrongType) {
+  EXPECT_EQ(error_of("[[listeners]]\nport = \"8080\"\n"),
+            "test.toml:2:8: 'port' in [[listeners]] #1 must be an integer, not a string");
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+                     "prefix = 3\n"),
+            "test.toml:6:10: 'prefix' in route \"/e\" must be a string, not an integer");
+}
+
+TEST_F(ConfigTest, BadValues) {
+  EXPECT_EQ(error_of("[[listeners]]\nport = 70000\n"),
+            "test.toml:2:8: 'port' in [[listeners]] #1 must be between 1 and 65535, not 70000");
+  EXPECT_NE(error_of("[[listeners]]\naddress = \"localhost\"\nport = 1\n")
+                .find("test.toml:2:11: 'address' in [[listeners]] #1 must be an IPv4 or IPv6"),
+            std::string::npos);
+  EXPECT_EQ(error_of("[server]\nlog_level = \"loud\"\n" + std::string(kListener)),
+            "test.toml:2:13: 'log_level' in [server] must be one of \"error\", \"warn\", "
+            "\"info\", \"debug\", not \"loud\"");
+  EXPECT_NE(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+                     "max_message_bytes = \"lots\"\n")
+                .find("test.toml:6:21: 'max_message_bytes' in [[routes]] #1 is not a valid size"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+                     "ping_interval = \"soon\"\n")
+                .find("test.toml:6:17: 'ping_interval' in [[routes]] #1 is not a valid duration"),
+            std::string::npos);
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+                     "ping_interval = 10\nidle_timeout = 5\n"),
+            "test.toml:7:16: 'idle_timeout' must be longer than 'ping_interval' in route \"/e\", "
+            "so a live peer has time to answer a ping");
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"e\"\nadapter = \"echo\"\n"),
+            "test.toml:4:8: route path \"e\" must start with '/'");
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/a/../b\"\nadapter = \"echo\"\n"),
+            "test.toml:4:8: route path \"/a/../b\" must not contain '.' or '..' segments");
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/healthz\"\nadapter = \"echo\"\n"),
+            "test.toml:4:8: route path \"/healthz\" is reserved for the health endpoint");
+}
+
+TEST_F(ConfigTest, UnknownAdapter) {
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/m\"\nadapter = \"mqtt5\"\n"),
+            "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo)");
+}
+
+TEST_F(ConfigTest, DuplicatePathAndListener) {
+  EXPECT_EQ(error_of(std::string(kListener) +
+                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"),
+            "test.toml:7:8: duplicate route path \"/e\"");
+  EXPECT_EQ(error_of(std::string(kListener) + std::string(kListener)),
+            "test.toml:4:8: listener 127.0.0.1 port 8080 is configured twice");
+}
+
+TEST_F(ConfigTest, MissingRequiredKeys) {
+  EXPECT_EQ(error_of(""),
+            "test.toml:1:1: no listeners: add at least one [[listeners]] table with a 'port'");
+  EXPECT_EQ(error_of("[[listeners]]\naddress = \"::\"\n"),
+            "test.toml:1:1: missing required key 'port' in [[listeners]] #1");
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\n"),
+            "test.toml:3:1: missing required key 'adapter' in [[routes]] #1");
+}
+
+TEST_F(ConfigTest, StaticDirMustExist) {
+  EXPECT_NE(error_of("[server]\nstatic_dir = \"/nonexistent/dir\"\n" + std::string(kListener))
+                .find("test.toml:2:14: 'static_dir' in [server]: /nonexistent/dir is not"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, MissingFile) {
+  try {
+    load_config_file("/nonexistent/wsbridge.toml", registry_);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/nonexistent/wsbridge.toml: cannot open the config file");
+  }
+}
+
+TEST(ConfigTableTest, SecretFromEnvironment) {
+  setenv("WSBRIDGE_TEST_SECRET", "s3cret", 1);
+  auto root = toml::parse("a_env = \"WSBRIDGE_TEST_SECRET\"\nb = \"inline\"\n"
+                          "c = \"x\"\nc_env = \"WSBRIDGE_TEST_SECRET\"\n"
+                          "d_env = \"WSBRIDGE_TEST_UNSET_VARIABLE\"\n");
+  ConfigTable t(root, "s.toml", "[t]");
+  EXPECT_EQ(t.secret("a"), "s3cret");
+  EXPECT_EQ(t.secret("b"), "inline");
+  EXPECT_EQ(t.secret("missing"), std::nullopt);
+  try {
+    t.secret("c");
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "s.toml:4:9: give either 'c' or 'c_env' in [t], not both");
+  }
+  try {
+    t.secret("d");
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "s.toml:5:9: 'd_env' in [t] names the environment variable "
+                           "WSBRIDGE_TEST_UNSET_VARIABLE, which is not set");
+  }
+}
+
+TEST(ConfigTableTest, DurationsAndSizes) {
+  EXPECT_EQ(parse_duration("250ms"), 250ms);
+  EXPECT_EQ(parse_duration("30s"), 30s);
+  EXPECT_EQ(parse_duration("1.5s"), 1500ms);
+  EXPECT_EQ(parse_duration("5m"), 300s);
+  EXPECT_EQ(parse_duration("1h"), 3600s);
+  EXPECT_EQ(parse_duration("12"), 12s);
+  EXPECT_EQ(parse_duration("s"), std::nullopt);
+  EXPECT_EQ(parse_duration("1.2.3s"), std::nullopt);
+  EXPECT_EQ(parse_duration("5 fortnights"), std::nullopt);
+  EXPECT_EQ(parse_duration("-1s"), std::nullopt);
+  EXPECT_EQ(parse_byte_size("1MiB"), 1048576u);
+  EXPECT_EQ(parse_byte_size("64KiB"), 65536u);
+  EXPECT_EQ(parse_byte_size("2GiB"), 2147483648u);
+  EXPECT_EQ(parse_byte_size("10MB"), 10000000u);
+  EXPECT_EQ(parse_byte_size("100"), 100u);
+  EXPECT_EQ(parse_byte_size("0.5B"), std::nullopt);
+  EXPECT_EQ(parse_byte_size("1XB"), std::nullopt);
+}
+
+TEST(ConfigTableTest, ArraysAndNamedTables) {
+  auto root = toml::parse("list = [\"a\", \"b\"]\nbad = [\"a\", 2]\n[up.one]\nx = 1\n[up.two]\ny = 2\n");
+  ConfigTable t(root, "n.toml", "the top level");
+  EXPECT_EQ(t.string_array("list"), (std::vector<std::string>{"a", "b"}));
+  try {
+    t.string_array("bad");
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "n.toml:2:13: every element of 'bad' in the top level must be a string, not an "
+                 "integer");
+  }
+  auto named = t.named_tables("up");
+  ASSERT_EQ(named.size(), 2u);
+  EXPECT_EQ(named[0].first, "one");
+  EXPECT_EQ(named[1].second.name(), "[up.two]");
+  EXPECT_NO_THROW(t.reject_unknown_keys());
+}
+
+}  // namespace
+}  // namespace wsbridge
