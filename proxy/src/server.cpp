@@ -117,7 +117,8 @@ void Server::run() {
   protocols[0].user = this;
 
   lws_context_creation_info info{};
-  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  // UTF-8 validation is read from the context's options, not the vhost's.
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
   info.user = this;
   info.gid = static_cast<gid_t>(-1);
   info.uid = static_cast<uid_t>(-1);
@@ -406,8 +407,10 @@ int Server::on_writeable(Session& s) {
   s.in_flight = Frame();  // the previous write has been taken over completely by now
   if (s.ping_due) {
     s.ping_due = false;
-    unsigned char ping[LWS_PRE + 1];
-    if (lws_write(s.wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    // lws hides PONGs with an empty payload from the callback, so the ping carries one.
+    unsigned char ping[LWS_PRE + 4] = {};
+    std::memcpy(ping + LWS_PRE, "wsbp", 4);
+    if (lws_write(s.wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0) return -1;
     if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
     return 0;
   }

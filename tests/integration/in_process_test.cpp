@@ -1,0 +1,248 @@
+// The server in this process, with test adapters that call Connection::send and close from
+// their own threads: the cross-thread hand-off is exercised here, and under ThreadSanitizer
+// (label "threads").
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "server.hpp"
+#include "server_config.hpp"
+#include "support/process.hpp"
+#include "support/ws_test_client.hpp"
+#include "wsbridge/adapter_registry.hpp"
+
+namespace wsbridge {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Opcode;
+using testing::WsClient;
+
+// Every connection gets `count` text frames from a thread of the adapter's, then a close.
+class TickerAdapter final : public Adapter {
+ public:
+  explicit TickerAdapter(int count) : count_(count) {}
+  ~TickerAdapter() override {
+    std::lock_guard lock(mutex_);
+    for (auto& t : threads_) t.join();
+  }
+  void on_open(const std::shared_ptr<Connection>& connection) override {
+    std::lock_guard lock(mutex_);
+    threads_.emplace_back([connection, count = count_] {
+      for (int i = 0; i < count; ++i) connection->send(Frame::text("tick " + std::to_string(i)));
+      connection->close(CloseCode::kNormal, "ticks done");
+    });
+  }
+  void on_message(const std::shared_ptr<Connection>&, Frame) override {}
+
+ private:
+  const int count_;
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
+};
+
+// Remembers its connections so the test can reach them from its own thread.
+class CollectingAdapter final : public Adapter {
+ public:
+  void on_open(const std::shared_ptr<Connection>& connection) override {
+    std::lock_guard lock(mutex_);
+    connections_.push_back(connection);
+    opened_.notify_all();
+  }
+  void on_message(const std::shared_ptr<Connection>&, Frame) override {}
+  void on_close(const std::shared_ptr<Connection>&, const CloseInfo& info) override {
+    std::lock_guard lock(mutex_);
+    closes_.push_back(info);
+  }
+  std::vector<std::shared_ptr<Connection>> wait_for(std::size_t n) {
+    std::unique_lock lock(mutex_);
+    opened_.wait_for(lock, 5s, [&] { return connections_.size() >= n; });
+    return connections_;
+  }
+  std::vector<CloseInfo> closes() {
+    std::lock_guard lock(mutex_);
+    return closes_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  std::vector<std::shared_ptr<Connection>> connections_;
+  std::vector<CloseInfo> closes_;
+};
+
+// An AdapterKind that hands out a given adapter instance.
+class FixedKind final : public AdapterKind {
+ public:
+  explicit FixedKind(std::shared_ptr<Adapter> adapter) : adapter_(std::move(adapter)) {}
+  std::unique_ptr<Adapter> create_route(ConfigTable& options, const RouteContext&) override {
+    options.consume("count");
+    return std::make_unique<Forwarder>(adapter_);
+  }
+
+ private:
+  struct Forwarder final : Adapter {
+    explicit Forwarder(std::shared_ptr<Adapter> a) : target(std::move(a)) {}
+    void on_open(const std::shared_ptr<Connection>& c) override { target->on_open(c); }
+    void on_message(const std::shared_ptr<Connection>& c, Frame m) override {
+      target->on_message(c, std::move(m));
+    }
+    void on_close(const std::shared_ptr<Connection>& c, const CloseInfo& i) override {
+      target->on_close(c, i);
+    }
+    std::shared_ptr<Adapter> target;
+  };
+  std::shared_ptr<Adapter> adapter_;
+};
+
+class InProcessServer {
+ public:
+  InProcessServer(const std::string& routes, AdapterRegistry& registry) {
+    port = testing::free_tcp_port();
+    const std::string text =
+        "[server]\nshutdown_timeout = \"2s\"\nlog_level = \"warn\"\n[[listeners]]\nport = " +
+        std::to_string(port) + "\n" + routes;
+    server_ = std::make_unique<Server>(
+        std::make_shared<ServerConfig>(parse_config(text, "inprocess.toml", registry)));
+    thread_ = std::thread([this] { server_->run(); });
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!server_->ready() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(server_->ready());
+  }
+  ~InProcessServer() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    server_->request_shutdown();
+    thread_.join();
+    server_.reset();
+  }
+  testing::ClientOptions client(const std::string& path) const {
+    testing::ClientOptions o;
+    o.port = port;
+    o.path = path;
+    return o;
+  }
+  uint16_t port = 0;
+
+ private:
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST(InProcessTest, SendsAndClosesFromForeignThreadsArriveInOrder) {
+  AdapterRegistry registry;
+  auto ticker = std::make_shared<TickerAdapter>(500);
+  registry.add("ticker", [ticker] { return std::make_unique<FixedKind>(ticker); });
+  InProcessServer server("[[routes]]\npath = \"/tick\"\nadapter = \"ticker\"\n", registry);
+
+  std::vector<WsClient> clients;
+  for (int c = 0; c < 8; ++c) clients.push_back(WsClient::connect(server.client("/tick")));
+  for (auto& ws : clients) {
+    for (int i = 0; i < 500; ++i) {
+      auto m = ws.read_message();
+      ASSERT_EQ(m.opcode, Opcode::kText);
+      ASSERT_EQ(m.data, "tick " + std::to_string(i));
+    }
+    auto close = ws.read_message();
+    EXPECT_EQ(close.opcode, Opcode::kClose);
+    EXPECT_EQ(close.close_code(), 1000);
+    EXPECT_EQ(close.close_reason(), "ticks done");
+  }
+}
+
+TEST(InProcessTest, OneSharedFrameFansOutToEveryConnectionFromAnotherThread) {
+  AdapterRegistry registry;
+  auto collector = std::make_shared<CollectingAdapter>();
+  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  InProcessServer server("[[routes]]\npath = \"/fan\"\nadapter = \"collect\"\n", registry);
+
+  std::vector<WsClient> clients;
+  for (int c = 0; c < 20; ++c) clients.push_back(WsClient::connect(server.client("/fan")));
+  auto connections = collector->wait_for(20);
+  ASSERT_EQ(connections.size(), 20u);
+
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) {
+      const Frame frame = Frame::binary("broadcast " + std::to_string(i));
+      for (auto& c : connections) EXPECT_EQ(c->send(frame), SendResult::kQueued);
+    }
+  });
+  producer.join();
+  for (auto& ws : clients) {
+    for (int i = 0; i < 100; ++i) {
+      auto m = ws.read_message();
+      ASSERT_EQ(m.opcode, Opcode::kBinary);
+      ASSERT_EQ(m.data, "broadcast " + std::to_string(i));
+    }
+  }
+}
+
+TEST(InProcessTest, HandlesOutliveTheirConnectionsAndTheServer) {
+  AdapterRegistry registry;
+  auto collector = std::make_shared<CollectingAdapter>();
+  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  auto server = std::make_unique<InProcessServer>(
+      "[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry);
+  {
+    WsClient ws = WsClient::connect(server->client("/c"));
+    ASSERT_EQ(collector->wait_for(1).size(), 1u);
+    ws.send_close(4000, "client leaves");
+    EXPECT_EQ(ws.wait_close(), 4000);
+  }
+  auto handle = collector->wait_for(1)[0];
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (handle->is_open() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_FALSE(handle->is_open());
+  ASSERT_EQ(collector->closes().size(), 1u);
+  EXPECT_EQ(collector->closes()[0].code, 4000);
+  EXPECT_EQ(collector->closes()[0].reason, "client leaves");
+  EXPECT_TRUE(collector->closes()[0].by_peer);
+  // A stale handle is a no-op from any thread, before and after the server is gone.
+  std::thread([&] { EXPECT_EQ(handle->send(Frame::text("late")), SendResult::kClosed); }).join();
+  handle->close(CloseCode::kNormal, "late");
+  server.reset();
+  EXPECT_EQ(handle->send(Frame::text("later")), SendResult::kClosed);
+  EXPECT_EQ(handle->identity().route_path, "/c");
+}
+
+TEST(InProcessTest, CloseFromAnotherThreadUsesTheGivenCodeAfterQueuedFrames) {
+  AdapterRegistry registry;
+  auto collector = std::make_shared<CollectingAdapter>();
+  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  InProcessServer server("[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry);
+  WsClient ws = WsClient::connect(server.client("/c"));
+  auto handle = collector->wait_for(1)[0];
+  std::thread([&] {
+    handle->send(Frame::text("last words"));
+    handle->close(CloseCode::kPolicyViolation, std::string(200, 'r'));  // reason is cut to 123
+  }).join();
+  EXPECT_EQ(ws.read_message().data, "last words");
+  auto close = ws.read_message();
+  EXPECT_EQ(close.close_code(), 1008);
+  EXPECT_EQ(close.close_reason(), std::string(123, 'r'));
+}
+
+TEST(InProcessTest, ShutdownClosesWith1001AndStopsRun) {
+  AdapterRegistry registry;
+  auto collector = std::make_shared<CollectingAdapter>();
+  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  InProcessServer server("[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry);
+  WsClient ws = WsClient::connect(server.client("/c"));
+  collector->wait_for(1);
+  std::thread stopper([&] { server.stop(); });
+  EXPECT_EQ(ws.wait_close(), 1001);
+  stopper.join();
+  ASSERT_EQ(collector->closes().size(), 1u);
+  EXPECT_EQ(collector->closes()[0].code, 1001);
+  EXPECT_FALSE(collector->closes()[0].by_peer);
+}
+
+}  // namespace
+}  // namespace wsbridge

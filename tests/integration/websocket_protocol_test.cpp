@@ -1,0 +1,300 @@
+// The front end over real sockets against a real wsbridge process: handshake, HTTP endpoints,
+// echo of every message shape, the limits and their close codes, pings, idle timeouts and
+// permessage-deflate.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kConfig = R"(
+[server]
+static_dir = "${SOURCE_DIR}/tests/integration/static"
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT2}
+permessage_deflate = true
+[[routes]]
+path = "/echo"
+adapter = "echo"
+prefix = "Echo: "
+[[routes]]
+path = "/raw"
+adapter = "echo"
+max_message_bytes = "2MiB"
+[[routes]]
+path = "/small"
+adapter = "echo"
+max_message_bytes = 1024
+[[routes]]
+path = "/lively"
+adapter = "echo"
+ping_interval = "300ms"
+idle_timeout = "1200ms"
+)";
+
+class WebSocketProtocolTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new WsbridgeInstance(kConfig, {"--log-level", "debug"}); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static WsClient connect(const std::string& path) { return WsClient::connect(server_->client(path)); }
+  static std::string random_bytes(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    return s;
+  }
+  static WsbridgeInstance* server_;
+};
+WsbridgeInstance* WebSocketProtocolTest::server_ = nullptr;
+
+TEST_F(WebSocketProtocolTest, HandshakeAnswersTheRfcSampleKey) {
+  auto opts = server_->client("/echo");
+  opts.key = "dGhlIHNhbXBsZSBub25jZQ==";
+  WsClient ws = WsClient::connect(opts);
+  EXPECT_EQ(ws.handshake_response().status, 101);
+  EXPECT_EQ(ws.handshake_response().header("Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+TEST_F(WebSocketProtocolTest, EchoesTextWithPrefixLikeTheSeedServer) {
+  WsClient ws = connect("/echo");
+  ws.send_text("Hello Server!");
+  auto m = ws.read_message();
+  EXPECT_EQ(m.opcode, Opcode::kText);
+  EXPECT_EQ(m.data, "Echo: Hello Server!");
+  ws.send_close(1000);
+  EXPECT_EQ(ws.wait_close(), 1000);
+}
+
+TEST_F(WebSocketProtocolTest, EchoesBinaryAsBinary) {
+  WsClient ws = connect("/raw");
+  const std::string payload = random_bytes(70000, 1);  // 64-bit length form
+  ws.send_binary(payload);
+  auto m = ws.read_message();
+  EXPECT_EQ(m.opcode, Opcode::kBinary);
+  EXPECT_EQ(m.data, payload);
+}
+
+TEST_F(WebSocketProtocolTest, ReassemblesFragmentedMessages) {
+  WsClient ws = connect("/raw");
+  ws.send_frame(Opcode::kText, "Hel", false);
+  ws.send_frame(Opcode::kPing, "mid-message ping");  // control frames may interleave
+  ws.send_frame(Opcode::kContinuation, "lo, ", false);
+  ws.send_frame(Opcode::kContinuation, "fragments", true);
+  auto m = ws.read_message();
+  EXPECT_EQ(m.opcode, Opcode::kText);
+  EXPECT_EQ(m.data, "Hello, fragments");
+  ws.send_frame(Opcode::kBinary, std::string(5000, 'a'), false);
+  ws.send_frame(Opcode::kContinuation, std::string(5000, 'b'), true);
+  m = ws.read_message();
+  EXPECT_EQ(m.opcode, Opcode::kBinary);
+  EXPECT_EQ(m.data, std::string(5000, 'a') + std::string(5000, 'b'));
+}
+
+TEST_F(WebSocketProtocolTest, EchoesOneMebibyteMessages) {
+  WsClient ws = connect("/raw");
+  const std::string payload = random_bytes(1024 * 1024, 2);
+  ws.send_binary(payload);
+  auto m = ws.read_message(10s);
+  EXPECT_EQ(m.data.size(), payload.size());
+  EXPECT_TRUE(m.data == payload);
+  std::string text(1024 * 1024, 'x');
+  ws.send_text(text);
+  m = ws.read_message(10s);
+  EXPECT_EQ(m.opcode, Opcode::kText);
+  EXPECT_TRUE(m.data == text);
+}
+
+TEST_F(WebSocketProtocolTest, DefaultLimitIsOneMebibyte) {
+  WsClient ws = connect("/echo");
+  ws.send_binary(std::string(1024 * 1024 - 6, 'z'));  // with the prefix, exactly 1 MiB back
+  EXPECT_EQ(ws.read_message(10s).data.size(), 1024u * 1024u);
+  ws.send_binary(std::string(1024 * 1024 + 1, 'z'));
+  EXPECT_EQ(ws.wait_close(10s), 1009);
+}
+
+TEST_F(WebSocketProtocolTest, OversizedMessageClosesWith1009) {
+  WsClient ws = connect("/small");
+  ws.send_text(std::string(1024, 'k'));
+  EXPECT_EQ(ws.read_message().data.size(), 1024u);
+  ws.send_text(std::string(1025, 'k'));
+  EXPECT_EQ(ws.wait_close(), 1009);
+}
+
+TEST_F(WebSocketProtocolTest, OversizedFragmentedMessageClosesWith1009BeforeItEnds) {
+  WsClient ws = connect("/small");
+  ws.send_frame(Opcode::kText, std::string(600, 'a'), false);
+  ws.send_frame(Opcode::kContinuation, std::string(600, 'b'), false);  // over the limit, no FIN
+  EXPECT_EQ(ws.wait_close(), 1009);
+}
+
+TEST_F(WebSocketProtocolTest, InvalidUtf8ClosesWith1007) {
+  WsClient ws = connect("/echo");
+  ws.send_text(std::string("bad \xC3\x28 utf8"));
+  EXPECT_EQ(ws.wait_close(), 1007);
+}
+
+TEST_F(WebSocketProtocolTest, InvalidUtf8SplitAcrossFragmentsClosesWith1007) {
+  WsClient ws = connect("/echo");
+  ws.send_frame(Opcode::kText, "ok \xE2\x82", false);  // a valid start of a 3-byte sequence
+  ws.send_frame(Opcode::kContinuation, "\x41", true);   // ...broken by a non-continuation byte
+  EXPECT_EQ(ws.wait_close(), 1007);
+}
+
+TEST_F(WebSocketProtocolTest, UnmaskedClientFrameClosesWith1002) {
+  WsClient ws = connect("/echo");
+  ws.send_frame(Opcode::kText, "not masked", true, /*mask=*/false);
+  EXPECT_EQ(ws.wait_close(), 1002);
+}
+
+TEST_F(WebSocketProtocolTest, ReservedOpcodeClosesWith1002) {
+  WsClient ws = connect("/echo");
+  ws.send_raw_frame(0x83, "reserved opcode 3");
+  EXPECT_EQ(ws.wait_close(), 1002);
+}
+
+TEST_F(WebSocketProtocolTest, UnknownPathIs404BeforeUpgrade) {
+  try {
+    WsClient::connect(server_->client("/no/such/route"));
+    FAIL() << "upgrade accepted";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 404);
+  }
+}
+
+TEST_F(WebSocketProtocolTest, WrongVersionIs426WithSupportedVersion) {
+  auto opts = server_->client("/echo");
+  opts.version = "8";
+  try {
+    WsClient::connect(opts);
+    FAIL() << "upgrade accepted";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 426);
+    EXPECT_EQ(e.response().header("Sec-WebSocket-Version"), "13");
+  }
+}
+
+TEST_F(WebSocketProtocolTest, MalformedHandshakeIs400) {
+  for (const std::string key : {"", "too-short", "dGhlIHNhbXBsZSBub25jZQ"}) {
+    auto opts = server_->client("/echo");
+    opts.key = key;
+    try {
+      WsClient::connect(opts);
+      ADD_FAILURE() << "upgrade accepted with key '" << key << "'";
+    } catch (const HandshakeError& e) {
+      EXPECT_EQ(e.response().status, 400) << "key '" << key << "'";
+    }
+  }
+}
+
+TEST_F(WebSocketProtocolTest, GarbageRequestGetsNoUpgradeAndNoCrash) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_->port);
+  conn.send_all("THIS IS NOT HTTP\r\n\r\n");
+  const std::string reply = conn.read_until_close(5s);
+  EXPECT_EQ(reply.find("101"), std::string::npos);
+  // The server is still there.
+  EXPECT_EQ(http_get("127.0.0.1", server_->port, "/healthz").status, 200);
+}
+
+TEST_F(WebSocketProtocolTest, HealthzReportsVersionAndUptime) {
+  HttpResponse r = http_get("127.0.0.1", server_->port, "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Type"), "application/json");
+  EXPECT_NE(r.body.find("\"status\":\"ok\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"version\":\"0."), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"uptime_seconds\":"), std::string::npos) << r.body;
+}
+
+TEST_F(WebSocketProtocolTest, ServesStaticFilesAnd404s) {
+  HttpResponse index = http_get("127.0.0.1", server_->port, "/");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_NE(index.body.find("static test page"), std::string::npos) << index.body;
+  HttpResponse js = http_get("127.0.0.1", server_->port, "/app.js");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_NE(js.header("Content-Type").value_or("").find("javascript"), std::string::npos);
+  EXPECT_EQ(http_get("127.0.0.1", server_->port, "/missing.html").status, 404);
+  // No escape from the static directory.
+  HttpResponse escape = http_get("127.0.0.1", server_->port, "/../../CMakeLists.txt");
+  EXPECT_EQ(escape.body.find("cmake_minimum_required"), std::string::npos);
+}
+
+TEST_F(WebSocketProtocolTest, ServerPingsEveryPingInterval) {
+  WsClient ws = connect("/lively");
+  // Keep answering pings for ~1.5 s (longer than idle_timeout): the connection must stay open.
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    Frame f = ws.read_frame(1s);
+    if (f.opcode == Opcode::kPing) ws.send_frame(Opcode::kPong, f.payload);
+  }
+  EXPECT_GE(ws.pings_received(), 3);
+  ws.send_text("still here");
+  EXPECT_EQ(ws.read_message(2s).data, "still here");
+}
+
+TEST_F(WebSocketProtocolTest, SilentPeerIsClosedAfterIdleTimeout) {
+  WsClient ws = connect("/lively");
+  ws.set_auto_pong(false);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ws.wait_close(5s), 1001);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 1000ms);
+  EXPECT_LE(waited, 3000ms);
+}
+
+TEST_F(WebSocketProtocolTest, PermessageDeflateIsNegotiatedWhereConfigured) {
+  auto plain = server_->client("/echo");
+  plain.offer_deflate = true;
+  WsClient off = WsClient::connect(plain);
+  EXPECT_FALSE(off.deflate_negotiated());
+
+  auto opts = server_->client("/raw");
+  opts.port = server_->port2;
+  opts.offer_deflate = true;
+  WsClient on = WsClient::connect(opts);
+  ASSERT_TRUE(on.deflate_negotiated());
+  const std::string text(200000, 'a');  // compresses well: the server must inflate and deflate
+  on.send_text(text);
+  auto m = on.read_message(10s);
+  EXPECT_EQ(m.opcode, Opcode::kText);
+  EXPECT_TRUE(m.data == text);
+  const std::string noise = random_bytes(300000, 3);  // does not compress: many output chunks
+  on.send_binary(noise);
+  on.send_text("after");
+  m = on.read_message(10s);
+  EXPECT_EQ(m.opcode, Opcode::kBinary);
+  EXPECT_TRUE(m.data == noise);
+  EXPECT_EQ(on.read_message(5s).data, "after");
+}
+
+TEST_F(WebSocketProtocolTest, DeflateBombIsStoppedAtTheLimit) {
+  auto opts = server_->client("/small");
+  opts.port = server_->port2;
+  opts.offer_deflate = true;
+  WsClient ws = WsClient::connect(opts);
+  ASSERT_TRUE(ws.deflate_negotiated());
+  ws.send_text(std::string(10 * 1024 * 1024, 'b'));  // ~10 KB on the wire, 10 MiB inflated
+  EXPECT_EQ(ws.wait_close(10s), 1009);
+}
+
+TEST_F(WebSocketProtocolTest, ManyConcurrentClientsEachGetTheirOwnEcho) {
+  std::vector<WsClient> clients;
+  for (int i = 0; i < 50; ++i) clients.push_back(connect("/echo"));
+  for (int i = 0; i < 50; ++i) clients[i].send_text("client " + std::to_string(i));
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(clients[i].read_message().data, "Echo: client " + std::to_string(i));
+  }
+}
+
+}  // namespace
+}  // namespace wsbridge::testing

@@ -1,0 +1,65 @@
+// A real wsbridge process for integration tests: writes a config, starts the binary on a free
+// loopback port, waits until it listens, and stops it (SIGKILL at the latest) when destroyed.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "support/process.hpp"
+#include "support/ws_test_client.hpp"
+
+namespace wsbridge::testing {
+
+class WsbridgeInstance {
+ public:
+  // `config` may contain ${PORT} (and ${PORT2}, ${PORT3}), replaced by free ports.
+  explicit WsbridgeInstance(std::string config, std::vector<std::string> extra_args = {}) {
+    port = free_tcp_port();
+    port2 = free_tcp_port();
+    port3 = free_tcp_port();
+    replace_all(config, "${PORT}", std::to_string(port));
+    replace_all(config, "${PORT2}", std::to_string(port2));
+    replace_all(config, "${PORT3}", std::to_string(port3));
+    replace_all(config, "${SOURCE_DIR}", WSBRIDGE_SOURCE_DIR);
+    config_path = write_temp_file("wsbridge.toml", config);
+    std::vector<std::string> argv = {WSBRIDGE_BINARY, "--config", config_path};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    process.emplace(ChildProcess::spawn(argv));
+    if (!wait_port_open("127.0.0.1", port, std::chrono::seconds(10))) {
+      ADD_FAILURE() << "wsbridge did not start listening; output:\n" << process->output();
+    }
+  }
+
+  ~WsbridgeInstance() {
+    // The server's log explains most failures: show it with them.
+    if ((::testing::Test::HasFailure() || ::testing::UnitTest::GetInstance()->failed_test_count() > 0) && process) {
+      std::cerr << "---- wsbridge output ----\n" << process->output() << "-------------------------\n";
+    }
+  }
+  WsbridgeInstance(const WsbridgeInstance&) = delete;
+  WsbridgeInstance& operator=(const WsbridgeInstance&) = delete;
+
+  ClientOptions client(const std::string& path) const {
+    ClientOptions opts;
+    opts.port = port;
+    opts.path = path;
+    return opts;
+  }
+
+  static void replace_all(std::string& s, const std::string& from, const std::string& to) {
+    for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+      s.replace(pos, from.size(), to);
+    }
+  }
+
+  uint16_t port = 0;
+  uint16_t port2 = 0;
+  uint16_t port3 = 0;
+  std::string config_path;
+  std::optional<ChildProcess> process;
+};
+
+}  // namespace wsbridge::testing
