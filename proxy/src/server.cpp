@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -82,13 +83,23 @@ int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* i
 
 }  // namespace
 
+struct Server::LwsTables {
+  lws_protocols protocols[2] = {};
+  lws_http_mount health_mount{};
+  lws_http_mount files_mount{};
+  std::string static_origin;
+  std::deque<std::string> vhost_names;  // a deque never moves its elements
+};
+
 struct Server::Timer {
   lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
   Server* server = nullptr;
 };
 
 Server::Server(std::shared_ptr<ServerConfig> config)
-    : config_(std::move(config)), timer_(std::make_unique<Timer>()) {
+    : config_(std::move(config)),
+      lws_tables_(std::make_unique<LwsTables>()),
+      timer_(std::make_unique<Timer>()) {
   timer_->server = this;
   // Check often enough to honour the shortest ping interval or idle timeout within a quarter of
   // it, but never more than 20 times a second nor less than once a second.
@@ -109,7 +120,9 @@ Server::~Server() {
 }
 
 void Server::run() {
-  lws_protocols protocols[2] = {};
+  // lws keeps pointers into the protocols, mounts and vhost names for the context's lifetime, so
+  // they live in the Server, not on this stack frame.
+  lws_protocols* protocols = lws_tables_->protocols;
   protocols[0].name = kProtocolName;
   protocols[0].callback = protocol_callback;
   protocols[0].per_session_data_size = sizeof(Session*);
@@ -127,9 +140,10 @@ void Server::run() {
   inbox_->attach(context_, this);
 
   // Static files at "/" when configured; the health endpoint always comes to our callback.
-  lws_http_mount health_mount{};
-  lws_http_mount files_mount{};
-  const std::string static_origin = config_->static_dir ? config_->static_dir->string() : "";
+  lws_http_mount& health_mount = lws_tables_->health_mount;
+  lws_http_mount& files_mount = lws_tables_->files_mount;
+  std::string& static_origin = lws_tables_->static_origin;
+  static_origin = config_->static_dir ? config_->static_dir->string() : "";
   health_mount.mountpoint = kHealthPath.data();
   health_mount.mountpoint_len = static_cast<unsigned char>(kHealthPath.size());
   health_mount.origin = kProtocolName;
@@ -146,7 +160,8 @@ void Server::run() {
   std::size_t index = 0;
   for (const auto& listener : config_->listeners) {
     const bool ipv6 = listener.address.find(':') != std::string::npos;
-    const std::string name = "listener-" + std::to_string(index++);
+    const std::string& name =
+        lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
     lws_context_creation_info vinfo{};
     vinfo.port = listener.port;
     vinfo.iface = listener.address.c_str();

@@ -41,6 +41,7 @@ class Server final : private InboxDispatcher {
   static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
 
  private:
+  struct LwsTables;
   struct Timer;
 
   void dispatch(InboxCommand&& command) override;
@@ -64,6 +65,7 @@ class Server final : private InboxDispatcher {
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
   std::vector<lws_vhost*> vhosts_;
+  std::unique_ptr<LwsTables> lws_tables_;
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
   ConnectionId next_id_ = 1;
