@@ -273,7 +273,31 @@ void Server::dispatch(InboxCommand&& command) {
   }
 }
 
+void Server::on_unmasked_frame(int fd) {
+  // Inside lws' read: only note it, and close from the next loop iteration.
+  unmasked_senders_.push_back(fd);
+  lws_cancel_service(context_);
+}
+
+void Server::close_unmasked_senders() {
+  if (unmasked_senders_.empty()) return;
+  for (auto& [id, s] : sessions_) {
+    const int fd = lws_get_socket_fd(s->wsi);
+    if (std::find(unmasked_senders_.begin(), unmasked_senders_.end(), fd) ==
+        unmasked_senders_.end()) {
+      continue;
+    }
+    WSB_LOG(kInfo) << "conn " << id << " sent an unmasked frame: closing with 1002";
+    // Answers to the valid frames before it still go out, then the close.
+    request_close(*s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked", true);
+    // It sends nothing more that lws could read: do not wait long for its close reply.
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 2);
+  }
+  unmasked_senders_.clear();
+}
+
 void Server::drain_inbox() {
+  close_unmasked_senders();
   std::vector<InboxCommand> batch;
   inbox_->drain_into(batch);
   for (auto& command : batch) dispatch(std::move(command));
@@ -482,8 +506,11 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
   const lws_protocols* protocol = lws_get_protocol(wsi);
   auto* self = protocol != nullptr ? static_cast<Server*>(protocol->user) : nullptr;
   if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
+  // `user` is the per-connection slot for connection callbacks only (FILTER_NETWORK_CONNECTION
+  // passes other data in it), so it is read in those cases alone.
   auto** slot = static_cast<Session**>(user);
-  Session* session = slot != nullptr ? *slot : nullptr;
+  auto session_of = [slot]() -> Session* { return slot != nullptr ? *slot : nullptr; };
+  Session* session = nullptr;
 
   try {
     switch (reason) {
@@ -491,7 +518,9 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
         self->drain_inbox();
         return 0;
       case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        return self->stopping_ ? -1 : 0;  // shutting down: accept no more
+        if (self->stopping_) return -1;  // shutting down: accept no more
+        mask_guard::watch_http(static_cast<int>(reinterpret_cast<lws_intptr_t>(in)), self);
+        return 0;
       case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
         return self->confirm_upgrade(wsi);
@@ -501,21 +530,31 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
                                                  : std::string_view(uri));
       }
       case LWS_CALLBACK_ESTABLISHED:
+        mask_guard::start_websocket(lws_get_socket_fd(wsi));
         return self->on_established(wsi, reinterpret_cast<void**>(slot));
       case LWS_CALLBACK_RECEIVE:
+        session = session_of();
         return session != nullptr ? self->on_receive(*session, in, len) : -1;
       case LWS_CALLBACK_RECEIVE_PONG:
+        session = session_of();
         if (session != nullptr) session->last_rx = SteadyClock::now();
         return 0;
       case LWS_CALLBACK_SERVER_WRITEABLE:
+        session = session_of();
         return session != nullptr ? self->on_writeable(*session) : 0;
       case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        session = session_of();
         if (session != nullptr) self->on_peer_close(*session, in, len);
         return 0;
       case LWS_CALLBACK_CLOSED:
-        self->on_closed(session);
+        mask_guard::forget(lws_get_socket_fd(wsi));
+        self->on_closed(session_of());
         if (slot != nullptr) *slot = nullptr;
         return 0;
+      case LWS_CALLBACK_CLOSED_HTTP:
+      case LWS_CALLBACK_WSI_DESTROY:
+        mask_guard::forget(lws_get_socket_fd(wsi));
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
       default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

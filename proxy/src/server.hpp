@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mask_guard.hpp"
 #include "server_config.hpp"
 #include "service_inbox.hpp"
 #include "session.hpp"
@@ -20,7 +21,7 @@ struct lws_sorted_usec_list;
 
 namespace wsbridge {
 
-class Server final : private InboxDispatcher {
+class Server final : private InboxDispatcher, private UnmaskedFrameSink {
  public:
   explicit Server(std::shared_ptr<ServerConfig> config);
   ~Server();
@@ -45,6 +46,8 @@ class Server final : private InboxDispatcher {
   struct Timer;
 
   void dispatch(InboxCommand&& command) override;
+  void on_unmasked_frame(int fd) override;
+  void close_unmasked_senders();
   void drain_inbox();
   void begin_shutdown();
   void on_timer();
@@ -68,6 +71,7 @@ class Server final : private InboxDispatcher {
   std::unique_ptr<LwsTables> lws_tables_;
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
+  std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
   ConnectionId next_id_ = 1;
   SteadyClock::time_point started_at_ = SteadyClock::now();
   std::chrono::milliseconds sweep_period_{1000};

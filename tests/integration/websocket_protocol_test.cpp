@@ -158,6 +158,52 @@ TEST_F(WebSocketProtocolTest, UnmaskedClientFrameClosesWith1002) {
   EXPECT_EQ(ws.wait_close(), 1002);
 }
 
+TEST_F(WebSocketProtocolTest, UnmaskedFrameAfterValidOnesClosesWith1002AfterTheirEchoes) {
+  WsClient ws = connect("/raw");
+  // Two masked frames and an unmasked one in a single write: the first two are answered.
+  std::string burst = encode_frame(Opcode::kText, "one", true, random_mask_key()) +
+                      encode_frame(Opcode::kText, "two", true, random_mask_key()) +
+                      encode_frame(Opcode::kText, "three", true, std::nullopt);
+  ws.tcp().send_all(burst);
+  EXPECT_EQ(ws.read_message().data, "one");
+  EXPECT_EQ(ws.read_message().data, "two");
+  EXPECT_EQ(ws.wait_close(), 1002);
+}
+
+TEST_F(WebSocketProtocolTest, FramesPipelinedBehindTheHandshakeAreCheckedToo) {
+  auto opts = server_->client("/raw");
+  {
+    TcpConn tcp = TcpConn::connect("127.0.0.1", server_->port);
+    tcp.send_all(build_handshake_request(opts) +
+                 encode_frame(Opcode::kText, "early", true, random_mask_key()));
+    EXPECT_EQ(tcp.read_http_response().status, 101);
+    WsClient ws = WsClient::adopt(std::move(tcp));
+    EXPECT_EQ(ws.read_message().data, "early");
+  }
+  {
+    TcpConn tcp = TcpConn::connect("127.0.0.1", server_->port);
+    tcp.send_all(build_handshake_request(opts) +
+                 encode_frame(Opcode::kText, "early and unmasked", true, std::nullopt));
+    EXPECT_EQ(tcp.read_http_response().status, 101);
+    WsClient ws = WsClient::adopt(std::move(tcp));
+    EXPECT_EQ(ws.wait_close(), 1002);
+  }
+}
+
+TEST_F(WebSocketProtocolTest, KeepAliveRequestsBeforeTheUpgradeDoNotConfuseTheMaskCheck) {
+  TcpConn tcp = TcpConn::connect("127.0.0.1", server_->port);
+  tcp.send_all("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_EQ(tcp.read_http_response().status, 200);
+  tcp.send_all(build_handshake_request(server_->client("/raw")));
+  ASSERT_EQ(tcp.read_http_response().status, 101);
+  WsClient ws = WsClient::adopt(std::move(tcp));
+  const std::string big(200000, 'q');  // frames spanning many reads keep their boundaries
+  for (int i = 0; i < 3; ++i) {
+    ws.send_text(big + std::to_string(i));
+    EXPECT_EQ(ws.read_message(10s).data, big + std::to_string(i));
+  }
+}
+
 TEST_F(WebSocketProtocolTest, ReservedOpcodeClosesWith1002) {
   WsClient ws = connect("/echo");
   ws.send_raw_frame(0x83, "reserved opcode 3");
