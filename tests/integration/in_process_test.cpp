@@ -196,7 +196,9 @@ TEST(InProcessTest, HandlesOutliveTheirConnectionsAndTheServer) {
   }
   auto handle = collector->wait_for(1)[0];
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (handle->is_open() && std::chrono::steady_clock::now() < deadline) {
+  // on_close follows the handle's switch to closed: wait for both.
+  while ((handle->is_open() || collector->closes().empty()) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
   }
   EXPECT_FALSE(handle->is_open());

@@ -1,0 +1,29 @@
+// Per-route access control for MQTT: lists of allowed filters, with placeholders filled in per
+// connection from its identity ({user}, {claim.NAME}).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsbridge::mqtt {
+
+// nullopt when `pattern` is a valid ACL pattern: a valid topic filter once each placeholder is
+// replaced by a plain level value; placeholders are "{user}" and "{claim.NAME}" (NAME: letters,
+// digits, '_', '-', '.'); any other '{...}' or an unbalanced brace is a problem.
+std::optional<std::string> acl_pattern_problem(std::string_view pattern);
+
+// The patterns of one connection. A placeholder whose value is missing (anonymous user for
+// {user}, absent claim), empty, not a string or integer, or contains '+', '#', '/' or NUL makes
+// its pattern match nothing (the pattern is dropped): no claim can inject a wildcard or a level.
+std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
+                                    const std::string& user, const nlohmann::json& claims);
+
+// A subscription to `filter` is allowed when one expanded pattern covers it (filter_covers).
+bool subscribe_allowed(const std::vector<std::string>& expanded, std::string_view filter);
+// A publish to `topic` is allowed when one expanded pattern matches it (filter_matches).
+bool publish_allowed(const std::vector<std::string>& expanded, std::string_view topic);
+
+}  // namespace wsbridge::mqtt

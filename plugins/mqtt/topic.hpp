@@ -1,0 +1,35 @@
+// MQTT topic names and filters (MQTT 3.1.1 section 4.7, MQTT 5 section 4.7): validation,
+// matching, and "covers" (every topic one filter can match is matched by another).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wsbridge::mqtt {
+
+inline constexpr std::size_t kMaxTopicBytes = 65535;
+
+bool is_valid_utf8(std::string_view text);
+
+// nullopt when `topic` is a valid topic name to publish to; otherwise a short reason such as
+// "must not be empty", "must not contain wildcards ('+' or '#')", "must not contain NUL",
+// "must be at most 65535 bytes", "must be valid UTF-8".
+std::optional<std::string> topic_name_problem(std::string_view topic);
+
+// nullopt when `filter` is a valid subscription filter: '+' only as a whole level, '#' only as
+// the whole last level, plus the rules for names (non-empty, no NUL, <= 65535 bytes, UTF-8).
+std::optional<std::string> topic_filter_problem(std::string_view filter);
+
+// Whether a valid `filter` matches a valid topic name. A filter starting with '+' or '#' does not
+// match a topic starting with '$'. "a/#" matches "a" itself. Empty levels are levels ("a//b").
+bool filter_matches(std::string_view filter, std::string_view topic);
+
+// Whether every topic name that `inner` can match is also matched by `outer` (both valid
+// filters). Used for subscribe ACLs: a subscription is allowed only if an allowed pattern covers
+// it. Examples: "#" covers "a/+/c"; "a/+" covers "a/b" but not "a/#"; "a/#" covers "a";
+// "+/x" does not cover "$SYS/x" (as '$' topics are not matched by a leading wildcard).
+bool filter_covers(std::string_view outer, std::string_view inner);
+
+}  // namespace wsbridge::mqtt
