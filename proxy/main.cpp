@@ -1,15 +1,15 @@
 // The wsbridge executable: parse the command line, load the config, serve until SIGTERM/SIGINT.
+#include <pthread.h>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <pthread.h>
 #include <thread>
 
 #include "cli.hpp"
-#include "log.hpp"
 #include "server.hpp"
 #include "server_config.hpp"
 #include "version.hpp"
+#include "wsbridge/log.hpp"
 
 namespace {
 

@@ -5,7 +5,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang
   libwebsockets-dev libssl-dev zlib1g-dev libtomlplusplus-dev nlohmann-json3-dev
+  libpaho-mqtt-dev libpaho-mqttpp-dev
   libgtest-dev libgmock-dev
+  mosquitto mosquitto-clients
   curl ca-certificates procps
 )
 

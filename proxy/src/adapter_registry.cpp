@@ -4,12 +4,27 @@
 
 namespace wsbridge {
 
-void AdapterRegistry::add(const std::string& name, KindFactory factory) {
+void AdapterRegistry::add(const std::string& name, KindFactory factory,
+                          std::vector<std::string> sections) {
   if (name.empty()) throw std::invalid_argument("adapter name must not be empty");
   if (!factory) throw std::invalid_argument("adapter '" + name + "' has no factory");
-  if (!factories_.emplace(name, std::move(factory)).second) {
+  for (const auto& section : sections) {
+    if (section == "server" || section == "listeners" || section == "routes" ||
+        section_owners_.count(section) != 0) {
+      throw std::invalid_argument("adapter '" + name + "' claims section '" + section +
+                                  "', which is taken");
+    }
+  }
+  if (factories_.count(name) != 0) {
     throw std::invalid_argument("adapter '" + name + "' is registered twice");
   }
+  for (auto& section : sections) section_owners_.emplace(std::move(section), name);
+  factories_.emplace(name, std::move(factory));
+}
+
+std::string AdapterRegistry::section_owner(std::string_view section) const {
+  auto it = section_owners_.find(section);
+  return it == section_owners_.end() ? std::string() : it->second;
 }
 
 const AdapterRegistry::KindFactory* AdapterRegistry::find(std::string_view name) const {

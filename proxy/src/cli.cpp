@@ -1,6 +1,6 @@
 #include "cli.hpp"
 
-#include "log.hpp"
+#include "wsbridge/log.hpp"
 
 namespace wsbridge {
 
@@ -22,14 +22,16 @@ std::string usage_text() {
          "\n"
          "Signals: SIGTERM or SIGINT stop accepting, close every WebSocket with 1001 and exit 0\n"
          "within [server] shutdown_timeout.\n"
-         "Exit status: 0 success, 1 runtime failure (e.g. a port in use), 2 usage or config error.\n";
+         "Exit status: 0 success, 1 runtime failure (e.g. a port in use), 2 usage or config "
+         "error.\n";
 }
 
 CliResult parse_command_line(const std::vector<std::string>& args) {
   CliOptions options;
   bool have_action = false;
   auto set_action = [&](CliOptions::Action action, const std::string& flag) -> std::string {
-    if (have_action && options.action != action) return "option " + flag + " conflicts with an earlier one";
+    if (have_action && options.action != action)
+      return "option " + flag + " conflicts with an earlier one";
     have_action = true;
     options.action = action;
     return {};
@@ -57,9 +59,9 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     } else if (flag == "-V" || flag == "--version") {
       error = set_action(CliOptions::Action::kVersion, flag);
     } else if (flag == "-c" || flag == "--config" || flag == "--check-config") {
-      error = set_action(flag == "--check-config" ? CliOptions::Action::kCheckConfig
-                                                  : CliOptions::Action::kRun,
-                         flag);
+      error = set_action(
+          flag == "--check-config" ? CliOptions::Action::kCheckConfig : CliOptions::Action::kRun,
+          flag);
       if (error.empty() && !options.config_file.empty()) error = "the config file is given twice";
       if (error.empty() && !take_value(options.config_file)) error = flag + " needs a FILE";
     } else if (flag == "--log-level") {

@@ -33,7 +33,9 @@ std::string describe_type(const toml::node& node) {
   }
 }
 
-std::string quote(std::string_view key) { return "'" + std::string(key) + "'"; }
+std::string quote(std::string_view key) {
+  return "'" + std::string(key) + "'";
+}
 
 std::string format_ms(std::chrono::milliseconds ms) {
   if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000) + "s";
@@ -125,7 +127,9 @@ SourcePosition ConfigTable::position_of_node(const toml::node& node) const {
   return SourcePosition{file_, src.begin.line, src.begin.column};
 }
 
-SourcePosition ConfigTable::position() const { return position_of_node(*table_); }
+SourcePosition ConfigTable::position() const {
+  return position_of_node(*table_);
+}
 
 SourcePosition ConfigTable::position_of(std::string_view key) const {
   if (const toml::node* n = table_->get(key)) return position_of_node(*n);
@@ -136,7 +140,9 @@ void ConfigTable::fail_at(std::string_view key, const std::string& message) cons
   throw ConfigError(position_of(key), message);
 }
 
-void ConfigTable::fail(const std::string& message) const { throw ConfigError(position(), message); }
+void ConfigTable::fail(const std::string& message) const {
+  throw ConfigError(position(), message);
+}
 
 void ConfigTable::fail_type(std::string_view key, const toml::node& node,
                             std::string_view expected) const {
@@ -169,8 +175,8 @@ std::optional<std::int64_t> ConfigTable::integer(std::string_view key, std::int6
   if (!n->is_integer()) fail_type(key, *n, "an integer");
   const std::int64_t v = n->as_integer()->get();
   if (v < min || v > max) {
-    fail_at(key, quote(key) + " in " + name_ + " must be between " + std::to_string(min) +
-                     " and " + std::to_string(max) + ", not " + std::to_string(v));
+    fail_at(key, quote(key) + " in " + name_ + " must be between " + std::to_string(min) + " and " +
+                     std::to_string(max) + ", not " + std::to_string(v));
   }
   return v;
 }
@@ -220,8 +226,9 @@ std::optional<std::chrono::milliseconds> ConfigTable::duration(std::string_view 
     fail_type(key, *n, "a duration (seconds, or a string such as \"500ms\", \"30s\", \"5m\")");
   }
   if (!value) {
-    fail_at(key, quote(key) + " in " + name_ +
-                     " is not a valid duration (use seconds, or \"500ms\", \"30s\", \"5m\", \"1h\")");
+    fail_at(key,
+            quote(key) + " in " + name_ +
+                " is not a valid duration (use seconds, or \"500ms\", \"30s\", \"5m\", \"1h\")");
   }
   if (*value < min || *value > max) {
     fail_at(key, quote(key) + " in " + name_ + " must be between " + format_ms(min) + " and " +
@@ -248,8 +255,8 @@ std::optional<std::uint64_t> ConfigTable::byte_size(std::string_view key, std::u
                      " is not a valid size (use bytes, or \"64KiB\", \"1MiB\", \"1GiB\")");
   }
   if (*value < min || *value > max) {
-    fail_at(key, quote(key) + " in " + name_ + " must be between " + std::to_string(min) +
-                     " and " + std::to_string(max) + " bytes");
+    fail_at(key, quote(key) + " in " + name_ + " must be between " + std::to_string(min) + " and " +
+                     std::to_string(max) + " bytes");
   }
   return value;
 }
@@ -259,8 +266,8 @@ std::optional<std::string> ConfigTable::secret(std::string_view key) {
   auto inline_value = string(key);
   auto env_name = string(env_key);
   if (inline_value && env_name) {
-    fail_at(env_key, "give either " + quote(key) + " or " + quote(env_key) + " in " + name_ +
-                         ", not both");
+    fail_at(env_key,
+            "give either " + quote(key) + " or " + quote(env_key) + " in " + name_ + ", not both");
   }
   if (inline_value) return inline_value;
   if (!env_name) return std::nullopt;
@@ -283,7 +290,8 @@ std::vector<ConfigTable> ConfigTable::array_of_tables(std::string_view key) {
   const toml::node* n = node(key);
   std::vector<ConfigTable> out;
   if (n == nullptr) return out;
-  if (!n->is_array_of_tables()) fail_type(key, *n, "an array of tables ([[" + std::string(key) + "]])");
+  if (!n->is_array_of_tables())
+    fail_type(key, *n, "an array of tables ([[" + std::string(key) + "]])");
   std::size_t index = 0;
   for (const toml::node& element : *n->as_array()) {
     out.emplace_back(*element.as_table(), file_,

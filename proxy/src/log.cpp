@@ -1,4 +1,4 @@
-#include "log.hpp"
+#include "wsbridge/log.hpp"
 
 #include <libwebsockets.h>
 #include <unistd.h>
@@ -46,7 +46,8 @@ void lws_emit(int level, const char* line) {
   if (auto pos = text.find("] "); pos != std::string_view::npos) text.remove_prefix(pos + 2);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   const LogLevel ours = (level & LLL_ERR) != 0 ? LogLevel::kWarn : LogLevel::kDebug;
-  if (log_enabled(ours)) write_line(ours == LogLevel::kWarn ? "warn" : "debug", "lws: " + std::string(text));
+  if (log_enabled(ours))
+    write_line(ours == LogLevel::kWarn ? "warn" : "debug", "lws: " + std::string(text));
 }
 }  // namespace
 
@@ -72,10 +73,16 @@ std::string_view log_level_name(LogLevel level) {
   return "info";
 }
 
-void set_log_level(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
-LogLevel log_level() { return g_level.load(std::memory_order_relaxed); }
+void set_log_level(LogLevel level) {
+  g_level.store(level, std::memory_order_relaxed);
+}
+LogLevel log_level() {
+  return g_level.load(std::memory_order_relaxed);
+}
 
-LogLine::~LogLine() { write_line(log_level_name(level_), stream_.str()); }
+LogLine::~LogLine() {
+  write_line(log_level_name(level_), stream_.str());
+}
 
 void install_lws_log_bridge() {
   // lws warnings are mostly about peers misbehaving (already reflected in our close logs), so they

@@ -73,9 +73,9 @@ struct Watch {
   UnmaskedFrameSink* sink = nullptr;
   bool websocket = false;
   bool blocked = false;
-  bool unaligned = false;     // the pending bytes overflowed: frame boundaries are unknown
-  std::string pending;        // HTTP phase: bytes after the last "\r\n\r\n"
-  FrameMaskScanner scanner;   // WebSocket phase
+  bool unaligned = false;    // the pending bytes overflowed: frame boundaries are unknown
+  std::string pending;       // HTTP phase: bytes after the last "\r\n\r\n"
+  FrameMaskScanner scanner;  // WebSocket phase
 };
 
 // One slot per possible descriptor. Only the service thread that registered a socket reads or

@@ -23,8 +23,14 @@ class FrameMaskScanner {
   bool violated() const { return state_ == State::kViolated; }
 
  private:
-  enum class State : std::uint8_t { kHeader0, kHeader1, kExtendedLength, kMaskKey, kPayload,
-                                    kViolated };
+  enum class State : std::uint8_t {
+    kHeader0,
+    kHeader1,
+    kExtendedLength,
+    kMaskKey,
+    kPayload,
+    kViolated
+  };
   State state_ = State::kHeader0;
   unsigned extended_left_ = 0;
   unsigned mask_left_ = 0;

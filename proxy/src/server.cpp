@@ -9,8 +9,8 @@
 #include <stdexcept>
 
 #include "http_reply.hpp"
-#include "log.hpp"
 #include "version.hpp"
+#include "wsbridge/log.hpp"
 
 static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
 
@@ -107,8 +107,8 @@ Server::Server(std::shared_ptr<ServerConfig> config)
   for (const auto& route : config_->routes) {
     shortest = std::min({shortest, route.ping_interval, route.idle_timeout});
   }
-  sweep_period_ = std::clamp(shortest / 4, std::chrono::milliseconds(50),
-                             std::chrono::milliseconds(1000));
+  sweep_period_ =
+      std::clamp(shortest / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
 }
 
 Server::~Server() {
@@ -171,10 +171,10 @@ void Server::run() {
     vinfo.extensions = listener.permessage_deflate ? kDeflateExtensions : nullptr;
     vinfo.retry_and_idle_policy = &kFarAwayValidity;
     vinfo.alpn = "http/1.1";
-    vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
-                    (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
-                             LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
-                          : LWS_SERVER_OPTION_DISABLE_IPV6);
+    vinfo.options =
+        LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+        (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
+              : LWS_SERVER_OPTION_DISABLE_IPV6);
     lws_vhost* vhost = lws_create_vhost(context_, &vinfo);
     if (vhost == nullptr) {
       throw std::runtime_error("cannot listen on " + listener.address + " port " +
@@ -366,8 +366,7 @@ int Server::serve_http(lws* wsi, std::string_view uri) {
       write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET\n",
                        {{"Allow:", "GET"}});
     } else {
-      const double uptime =
-          std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
+      const double uptime = std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
       const nlohmann::json body = {{"status", stopping_ ? "stopping" : "ok"},
                                    {"version", kVersion},
                                    {"uptime_seconds", uptime},
@@ -420,7 +419,8 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
     s.rx_buffer.reserve(kFrameHeadroom + std::min(expected, s.route->max_message_bytes));
   }
   if (s.rx_buffer.size() - kFrameHeadroom + len > s.route->max_message_bytes) {
-    const std::string reason = "message over " + std::to_string(s.route->max_message_bytes) + " bytes";
+    const std::string reason =
+        "message over " + std::to_string(s.route->max_message_bytes) + " bytes";
     WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with 1009";
     s.rx_buffer.clear();
     s.rx_buffer.shrink_to_fit();
@@ -434,8 +434,8 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   s.rx_buffer.append(static_cast<const char*>(in), len);
   if (!lws_is_final_fragment(s.wsi)) return 0;
 
-  Frame message = Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText,
-                               std::move(s.rx_buffer));
+  Frame message =
+      Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
   s.rx_buffer.clear();
   s.route->adapter->on_message(s.handle, std::move(message));
   return 0;
@@ -481,7 +481,8 @@ void Server::on_peer_close(Session& s, const void* in, std::size_t len) {
   if (s.close_sent) return;  // the peer is answering our close
   s.close_info.by_peer = true;
   s.close_info.code = len >= 2 ? static_cast<std::uint16_t>(bytes[0] << 8 | bytes[1]) : 1005;
-  s.close_info.reason = len > 2 ? std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2) : "";
+  s.close_info.reason =
+      len > 2 ? std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2) : "";
 }
 
 void Server::on_closed(Session* s) {
@@ -562,7 +563,8 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
     // Never let an exception unwind through C code: close this connection as an internal error.
     WSB_LOG(kError) << "error handling lws event " << reason_int << ": " << e.what();
     if (session != nullptr && !session->close_sent) {
-      session->close_info = CloseInfo{LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", false};
+      session->close_info =
+          CloseInfo{LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", false};
       session->close_sent = true;
       lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, nullptr, 0);
     }

@@ -78,8 +78,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
 
   std::atomic<bool> ready_{false};
   std::atomic<bool> shutdown_requested_{false};
-  bool stopping_ = false;          // service thread
-  bool destroying_ = false;        // service thread: context teardown, no more writes
+  bool stopping_ = false;    // service thread
+  bool destroying_ = false;  // service thread: context teardown, no more writes
   SteadyClock::time_point shutdown_deadline_{};
 };
 

@@ -38,8 +38,10 @@ ListenerConfig read_listener(ConfigTable& t) {
   ListenerConfig l;
   l.address = t.string("address").value_or("127.0.0.1");
   if (!is_ip_literal(l.address)) {
-    t.fail_at("address", "'address' in " + t.name() + " must be an IPv4 or IPv6 address such as "
-                         "\"127.0.0.1\", \"0.0.0.0\", \"::1\" or \"::\", not \"" + l.address + "\"");
+    t.fail_at("address", "'address' in " + t.name() +
+                             " must be an IPv4 or IPv6 address such as "
+                             "\"127.0.0.1\", \"0.0.0.0\", \"::1\" or \"::\", not \"" +
+                             l.address + "\"");
   }
   if (!t.contains("port")) t.fail("missing required key 'port' in " + t.name());
   l.port = static_cast<std::uint16_t>(*t.integer("port", 1, 65535));
@@ -77,8 +79,10 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto level = server->string("log_level")) {
       auto parsed = parse_log_level(*level);
       if (!parsed) {
-        server->fail_at("log_level", "'log_level' in [server] must be one of \"error\", \"warn\", "
-                                     "\"info\", \"debug\", not \"" + *level + "\"");
+        server->fail_at("log_level",
+                        "'log_level' in [server] must be one of \"error\", \"warn\", "
+                        "\"info\", \"debug\", not \"" +
+                            *level + "\"");
       }
       config.log_level = *parsed;
     }
@@ -87,8 +91,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       if (p.is_relative()) p = config_dir / p;
       std::error_code ec;
       if (!std::filesystem::is_directory(p, ec)) {
-        server->fail_at("static_dir", "'static_dir' in [server]: " + p.string() +
-                                          " is not a readable directory");
+        server->fail_at("static_dir",
+                        "'static_dir' in [server]: " + p.string() + " is not a readable directory");
       }
       config.static_dir = std::filesystem::weakly_canonical(p);
     }
@@ -120,6 +124,27 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
   }
 
   std::map<std::string, AdapterKind*, std::less<>> kinds_by_name;
+  auto kind_named = [&](const std::string& name) -> AdapterKind* {
+    AdapterKind*& kind = kinds_by_name[name];
+    if (kind == nullptr) {
+      config.kinds.push_back((*registry.find(name))());
+      kind = config.kinds.back().get();
+    }
+    return kind;
+  };
+
+  // Sections claimed by adapters (e.g. [upstreams.*] for mqtt) come before the routes that use
+  // them, in file order.
+  std::vector<std::pair<std::string, std::string>> sections;  // section, owner
+  for (const auto& [key, value] : root) {
+    std::string owner = registry.section_owner(key.str());
+    if (!owner.empty()) sections.emplace_back(std::string(key.str()), std::move(owner));
+  }
+  for (const auto& [section, owner] : sections) {
+    top.consume(section);
+    kind_named(owner)->configure_section(top, section);
+  }
+
   for (auto& t : top.array_of_tables("routes")) {
     RouteConfig route;
     route.path = t.required_string("path");
@@ -149,11 +174,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       for (const auto& name : registry.names()) known += (known.empty() ? "" : ", ") + name;
       t.fail_at("adapter", "unknown adapter \"" + route.adapter_name + "\" (known: " + known + ")");
     }
-    AdapterKind*& kind = kinds_by_name[route.adapter_name];
-    if (kind == nullptr) {
-      config.kinds.push_back((*factory)());
-      kind = config.kinds.back().get();
-    }
+    AdapterKind* kind = kind_named(route.adapter_name);
     ConfigTable options(t.raw(), file, "route \"" + route.path + "\"");
     for (const char* core_key : {"path", "adapter", "max_message_bytes", "max_queued_bytes",
                                  "ping_interval", "idle_timeout"}) {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "log.hpp"
 #include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/log.hpp"
 #include "wsbridge/plugin.hpp"
 
 namespace wsbridge {

@@ -20,7 +20,7 @@ struct InboxCommand {
   enum class Type : std::uint8_t { kSend, kClose, kShutdown };
   Type type = Type::kSend;
   ConnectionId connection = 0;
-  Frame frame;                 // kSend
+  Frame frame;                   // kSend
   std::uint16_t close_code = 0;  // kClose
   std::string close_reason;      // kClose
 };
@@ -49,10 +49,10 @@ class ServiceInbox {
 
  private:
   std::mutex mutex_;
-  lws_context* context_ = nullptr;           // guarded by mutex_
-  std::vector<InboxCommand> queue_;          // guarded by mutex_
-  std::thread::id service_thread_;           // written before attach publishes context_
-  InboxDispatcher* dispatcher_ = nullptr;    // used on the service thread only
+  lws_context* context_ = nullptr;         // guarded by mutex_
+  std::vector<InboxCommand> queue_;        // guarded by mutex_
+  std::thread::id service_thread_;         // written before attach publishes context_
+  InboxDispatcher* dispatcher_ = nullptr;  // used on the service thread only
 };
 
 }  // namespace wsbridge

@@ -44,7 +44,7 @@ struct Session {
   SteadyClock::time_point last_ping;
   bool ping_due = false;
   std::optional<PendingClose> close_after_queue;  // close once the outbox is empty
-  CloseInfo close_info;                            // how it ended, for on_close and the log
+  CloseInfo close_info;                           // how it ended, for on_close and the log
   bool close_sent = false;
 };
 

@@ -78,8 +78,8 @@ TEST(ProcessTest, SyntaxErrorAndUnknownAdapterAndDuplicatePath) {
 
 TEST(ProcessTest, PortInUseIsARuntimeFailure) {
   WsbridgeInstance first("[[listeners]]\nport = ${PORT}\n");
-  const std::string second = write_temp_file(
-      "second.toml", "[[listeners]]\nport = " + std::to_string(first.port) + "\n");
+  const std::string second =
+      write_temp_file("second.toml", "[[listeners]]\nport = " + std::to_string(first.port) + "\n");
   auto r = run({"--config", second});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("cannot listen on 127.0.0.1 port " + std::to_string(first.port)),
@@ -90,17 +90,19 @@ TEST(ProcessTest, PortInUseIsARuntimeFailure) {
 TEST(ProcessTest, SecretsFromMissingEnvironmentVariablesAreConfigErrors) {
   // The echo adapter has no secrets, but every table read through ConfigTable::secret does; the
   // unit tests cover that path. Here: an unknown key with an _env suffix is still unknown.
-  const std::string path = write_temp_file(
-      "env.toml", "[[listeners]]\nport = 1\n[[routes]]\npath = \"/x\"\nadapter = \"echo\"\n"
-                  "prefix_env = \"HOME\"\n");
+  const std::string path =
+      write_temp_file("env.toml",
+                      "[[listeners]]\nport = 1\n[[routes]]\npath = \"/x\"\nadapter = \"echo\"\n"
+                      "prefix_env = \"HOME\"\n");
   auto r = run({"--check-config", path});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find(path + ":6:1: unknown key 'prefix_env'"), std::string::npos) << r.output;
 }
 
 TEST(ProcessTest, LogsEachConnectionOpenAndClose) {
-  WsbridgeInstance server("[[listeners]]\nport = ${PORT}\n[[routes]]\npath = \"/echo\"\n"
-                          "adapter = \"echo\"\n");
+  WsbridgeInstance server(
+      "[[listeners]]\nport = ${PORT}\n[[routes]]\npath = \"/echo\"\n"
+      "adapter = \"echo\"\n");
   {
     WsClient ws = WsClient::connect(server.client("/echo"));
     ws.send_text("hi");
@@ -117,8 +119,9 @@ TEST(ProcessTest, LogsEachConnectionOpenAndClose) {
 }
 
 TEST(ProcessTest, LogLevelErrorSilencesConnectionLogs) {
-  WsbridgeInstance server("[server]\nlog_level = \"error\"\n[[listeners]]\nport = ${PORT}\n"
-                          "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  WsbridgeInstance server(
+      "[server]\nlog_level = \"error\"\n[[listeners]]\nport = ${PORT}\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
   {
     WsClient ws = WsClient::connect(server.client("/echo"));
     ws.send_close(1000);
@@ -130,8 +133,9 @@ TEST(ProcessTest, LogLevelErrorSilencesConnectionLogs) {
 }
 
 TEST(ProcessTest, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
-  WsbridgeInstance server("[server]\nshutdown_timeout = \"3s\"\n[[listeners]]\nport = ${PORT}\n"
-                          "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  WsbridgeInstance server(
+      "[server]\nshutdown_timeout = \"3s\"\n[[listeners]]\nport = ${PORT}\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
   std::vector<WsClient> clients;
   for (int i = 0; i < 5; ++i) clients.push_back(WsClient::connect(server.client("/echo")));
   clients[0].send_text("queued before shutdown");
@@ -146,8 +150,9 @@ TEST(ProcessTest, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
 }
 
 TEST(ProcessTest, SigtermExitsWithinTheTimeoutWhenAPeerNeverAnswersTheClose) {
-  WsbridgeInstance server("[server]\nshutdown_timeout = \"1s\"\n[[listeners]]\nport = ${PORT}\n"
-                          "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  WsbridgeInstance server(
+      "[server]\nshutdown_timeout = \"1s\"\n[[listeners]]\nport = ${PORT}\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
   WsClient silent = WsClient::connect(server.client("/echo"));  // never reads nor answers
   const auto start = std::chrono::steady_clock::now();
   server.process->signal(SIGINT);

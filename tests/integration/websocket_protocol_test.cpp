@@ -43,12 +43,16 @@ idle_timeout = "1200ms"
 
 class WebSocketProtocolTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new WsbridgeInstance(kConfig, {"--log-level", "debug"}); }
+  static void SetUpTestSuite() {
+    server_ = new WsbridgeInstance(kConfig, {"--log-level", "debug"});
+  }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
-  static WsClient connect(const std::string& path) { return WsClient::connect(server_->client(path)); }
+  static WsClient connect(const std::string& path) {
+    return WsClient::connect(server_->client(path));
+  }
   static std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');
@@ -148,7 +152,7 @@ TEST_F(WebSocketProtocolTest, InvalidUtf8ClosesWith1007) {
 TEST_F(WebSocketProtocolTest, InvalidUtf8SplitAcrossFragmentsClosesWith1007) {
   WsClient ws = connect("/echo");
   ws.send_frame(Opcode::kText, "ok \xE2\x82", false);  // a valid start of a 3-byte sequence
-  ws.send_frame(Opcode::kContinuation, "\x41", true);   // ...broken by a non-continuation byte
+  ws.send_frame(Opcode::kContinuation, "\x41", true);  // ...broken by a non-continuation byte
   EXPECT_EQ(ws.wait_close(), 1007);
 }
 

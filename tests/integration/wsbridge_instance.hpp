@@ -35,8 +35,11 @@ class WsbridgeInstance {
 
   ~WsbridgeInstance() {
     // The server's log explains most failures: show it with them.
-    if ((::testing::Test::HasFailure() || ::testing::UnitTest::GetInstance()->failed_test_count() > 0) && process) {
-      std::cerr << "---- wsbridge output ----\n" << process->output() << "-------------------------\n";
+    if ((::testing::Test::HasFailure() ||
+         ::testing::UnitTest::GetInstance()->failed_test_count() > 0) &&
+        process) {
+      std::cerr << "---- wsbridge output ----\n"
+                << process->output() << "-------------------------\n";
     }
   }
   WsbridgeInstance(const WsbridgeInstance&) = delete;

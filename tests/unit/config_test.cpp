@@ -32,7 +32,8 @@ class ConfigTest : public ::testing::Test {
 constexpr std::string_view kListener = "[[listeners]]\nport = 8080\n";
 
 TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
-  auto config = parse(std::string(kListener) + "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  auto config =
+      parse(std::string(kListener) + "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
   ASSERT_EQ(config.listeners.size(), 1u);
   EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(config.listeners[0].port, 8080);
@@ -99,16 +100,17 @@ TEST_F(ConfigTest, UnknownKeyInServerAndListener) {
 }
 
 TEST_F(ConfigTest, UnknownKeyInRouteIsReportedAfterTheAdapterReadItsKeys) {
-  EXPECT_EQ(error_of(std::string(kListener) +
-                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nprefix = \"x\"\nprefx = \"y\"\n"),
-            "test.toml:7:1: unknown key 'prefx' in route \"/e\"");
+  EXPECT_EQ(
+      error_of(std::string(kListener) +
+               "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nprefix = \"x\"\nprefx = \"y\"\n"),
+      "test.toml:7:1: unknown key 'prefx' in route \"/e\"");
 }
 
 TEST_F(ConfigTest, WrongType) {
   EXPECT_EQ(error_of("[[listeners]]\nport = \"8080\"\n"),
             "test.toml:2:8: 'port' in [[listeners]] #1 must be an integer, not a string");
   EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
-                     "prefix = 3\n"),
+                                              "prefix = 3\n"),
             "test.toml:6:10: 'prefix' in route \"/e\" must be a string, not an integer");
 }
 
@@ -122,23 +124,25 @@ TEST_F(ConfigTest, BadValues) {
             "test.toml:2:13: 'log_level' in [server] must be one of \"error\", \"warn\", "
             "\"info\", \"debug\", not \"loud\"");
   EXPECT_NE(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
-                     "max_message_bytes = \"lots\"\n")
+                                              "max_message_bytes = \"lots\"\n")
                 .find("test.toml:6:21: 'max_message_bytes' in [[routes]] #1 is not a valid size"),
             std::string::npos);
   EXPECT_NE(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
-                     "ping_interval = \"soon\"\n")
+                                              "ping_interval = \"soon\"\n")
                 .find("test.toml:6:17: 'ping_interval' in [[routes]] #1 is not a valid duration"),
             std::string::npos);
   EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
-                     "ping_interval = 10\nidle_timeout = 5\n"),
+                                              "ping_interval = 10\nidle_timeout = 5\n"),
             "test.toml:7:16: 'idle_timeout' must be longer than 'ping_interval' in route \"/e\", "
             "so a live peer has time to answer a ping");
   EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"e\"\nadapter = \"echo\"\n"),
             "test.toml:4:8: route path \"e\" must start with '/'");
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/a/../b\"\nadapter = \"echo\"\n"),
-            "test.toml:4:8: route path \"/a/../b\" must not contain '.' or '..' segments");
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/healthz\"\nadapter = \"echo\"\n"),
-            "test.toml:4:8: route path \"/healthz\" is reserved for the health endpoint");
+  EXPECT_EQ(
+      error_of(std::string(kListener) + "[[routes]]\npath = \"/a/../b\"\nadapter = \"echo\"\n"),
+      "test.toml:4:8: route path \"/a/../b\" must not contain '.' or '..' segments");
+  EXPECT_EQ(
+      error_of(std::string(kListener) + "[[routes]]\npath = \"/healthz\"\nadapter = \"echo\"\n"),
+      "test.toml:4:8: route path \"/healthz\" is reserved for the health endpoint");
 }
 
 TEST_F(ConfigTest, UnknownAdapter) {
@@ -147,9 +151,8 @@ TEST_F(ConfigTest, UnknownAdapter) {
 }
 
 TEST_F(ConfigTest, DuplicatePathAndListener) {
-  EXPECT_EQ(error_of(std::string(kListener) +
-                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
-                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"),
+  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+                                              "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"),
             "test.toml:7:8: duplicate route path \"/e\"");
   EXPECT_EQ(error_of(std::string(kListener) + std::string(kListener)),
             "test.toml:4:8: listener 127.0.0.1 port 8080 is configured twice");
@@ -181,9 +184,10 @@ TEST_F(ConfigTest, MissingFile) {
 
 TEST(ConfigTableTest, SecretFromEnvironment) {
   setenv("WSBRIDGE_TEST_SECRET", "s3cret", 1);
-  auto root = toml::parse("a_env = \"WSBRIDGE_TEST_SECRET\"\nb = \"inline\"\n"
-                          "c = \"x\"\nc_env = \"WSBRIDGE_TEST_SECRET\"\n"
-                          "d_env = \"WSBRIDGE_TEST_UNSET_VARIABLE\"\n");
+  auto root = toml::parse(
+      "a_env = \"WSBRIDGE_TEST_SECRET\"\nb = \"inline\"\n"
+      "c = \"x\"\nc_env = \"WSBRIDGE_TEST_SECRET\"\n"
+      "d_env = \"WSBRIDGE_TEST_UNSET_VARIABLE\"\n");
   ConfigTable t(root, "s.toml", "[t]");
   EXPECT_EQ(t.secret("a"), "s3cret");
   EXPECT_EQ(t.secret("b"), "inline");
@@ -198,8 +202,9 @@ TEST(ConfigTableTest, SecretFromEnvironment) {
     t.secret("d");
     ADD_FAILURE();
   } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(), "s.toml:5:9: 'd_env' in [t] names the environment variable "
-                           "WSBRIDGE_TEST_UNSET_VARIABLE, which is not set");
+    EXPECT_STREQ(e.what(),
+                 "s.toml:5:9: 'd_env' in [t] names the environment variable "
+                 "WSBRIDGE_TEST_UNSET_VARIABLE, which is not set");
   }
 }
 
@@ -224,7 +229,8 @@ TEST(ConfigTableTest, DurationsAndSizes) {
 }
 
 TEST(ConfigTableTest, ArraysAndNamedTables) {
-  auto root = toml::parse("list = [\"a\", \"b\"]\nbad = [\"a\", 2]\n[up.one]\nx = 1\n[up.two]\ny = 2\n");
+  auto root =
+      toml::parse("list = [\"a\", \"b\"]\nbad = [\"a\", 2]\n[up.one]\nx = 1\n[up.two]\ny = 2\n");
   ConfigTable t(root, "n.toml", "the top level");
   EXPECT_EQ(t.string_array("list"), (std::vector<std::string>{"a", "b"}));
   try {

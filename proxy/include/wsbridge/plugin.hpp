@@ -23,24 +23,24 @@ using ConnectionId = std::uint64_t;
 // WebSocket close codes (RFC 6455 section 7.4) used by wsbridge.
 enum class CloseCode : std::uint16_t {
   kNormal = 1000,
-  kGoingAway = 1001,        // server shutdown, idle peer
+  kGoingAway = 1001,  // server shutdown, idle peer
   kProtocolError = 1002,
-  kNoStatus = 1005,         // received no code (never sent)
-  kAbnormal = 1006,         // connection dropped without a close frame (never sent)
-  kInvalidPayload = 1007,   // invalid UTF-8 in a text message
+  kNoStatus = 1005,        // received no code (never sent)
+  kAbnormal = 1006,        // connection dropped without a close frame (never sent)
+  kInvalidPayload = 1007,  // invalid UTF-8 in a text message
   kPolicyViolation = 1008,
   kMessageTooBig = 1009,
   kInternalError = 1011,
-  kTryAgainLater = 1013,    // overloaded, slow consumer
+  kTryAgainLater = 1013,  // overloaded, slow consumer
 };
 
 // Who is on the other end. Filled in by the core before `on_open`; immutable afterwards.
 struct Identity {
-  std::string user;             // authenticated user, empty when anonymous
+  std::string user;  // authenticated user, empty when anonymous
   nlohmann::json claims = nlohmann::json::object();
-  std::string remote_address;   // peer IP as text
-  std::string route_path;       // the route's configured path, e.g. "/echo"
-  std::string request_uri;      // the request's path and query as received
+  std::string remote_address;  // peer IP as text
+  std::string route_path;      // the route's configured path, e.g. "/echo"
+  std::string request_uri;     // the request's path and query as received
 };
 
 enum class SendResult { kQueued, kClosed };
@@ -81,8 +81,8 @@ class Adapter {
 
 // What a route's adapter is told about its place in the configuration.
 struct RouteContext {
-  std::string path;                     // the route's path
-  std::filesystem::path config_dir;     // for resolving relative file names
+  std::string path;                  // the route's path
+  std::filesystem::path config_dir;  // for resolving relative file names
 };
 
 // One instance per adapter name per loaded configuration. It builds the adapter of every route
@@ -90,6 +90,13 @@ struct RouteContext {
 class AdapterKind {
  public:
   virtual ~AdapterKind() = default;
+  // Reads a top-level section this kind claimed when it was registered (e.g. "upstreams" for
+  // mqtt), before any route is built. `top_level` is the whole file: read your section through
+  // it (e.g. `top_level.named_tables(section)`), reporting errors with positions.
+  virtual void configure_section(ConfigTable& top_level, std::string_view section) {
+    (void)top_level;
+    (void)section;
+  }
   // Builds the adapter of one route. `options` holds the route's table: the core has consumed its
   // own keys; read yours through it (each read marks the key as known) and report bad values with
   // `options.fail_at(key, message)`. Keys left unread are reported as unknown after this returns.

@@ -16,7 +16,9 @@ std::string_view log_level_name(LogLevel level);
 
 void set_log_level(LogLevel level);
 LogLevel log_level();
-inline bool log_enabled(LogLevel level) { return level <= log_level(); }
+inline bool log_enabled(LogLevel level) {
+  return level <= log_level();
+}
 
 // Collects one line and emits it on destruction.
 class LogLine {
@@ -42,8 +44,8 @@ void install_lws_log_bridge();
 }  // namespace wsbridge
 
 // The arguments are evaluated only when the level is enabled.
-#define WSB_LOG(level)                                    \
+#define WSB_LOG(level)                                       \
   if (!::wsbridge::log_enabled(::wsbridge::LogLevel::level)) \
-    ;                                                     \
-  else                                                    \
+    ;                                                        \
+  else                                                       \
     ::wsbridge::LogLine(::wsbridge::LogLevel::level)

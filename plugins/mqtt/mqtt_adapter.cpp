@@ -1,0 +1,68 @@
+// The mqtt adapter: browsers subscribe and publish to MQTT brokers. Routes name an upstream
+// ([upstreams.NAME]); every route on one upstream shares its single broker connection.
+#include <map>
+
+#include "mqtt_config.hpp"
+#include "upstream.hpp"
+#include "wsbridge/adapter_registry.hpp"
+
+namespace wsbridge::mqtt {
+namespace {
+
+class MqttAdapter final : public Adapter {
+ public:
+  MqttAdapter(std::shared_ptr<Upstream> upstream, std::shared_ptr<const MqttRouteConfig> route)
+      : upstream_(std::move(upstream)), route_(std::move(route)) {}
+
+  // Each callback only hands over to the upstream's worker: nothing here blocks.
+  void on_open(const std::shared_ptr<Connection>& connection) override {
+    upstream_->open_session(connection, route_);
+  }
+  void on_message(const std::shared_ptr<Connection>& connection, Frame message) override {
+    upstream_->session_message(connection->id(), std::move(message));
+  }
+  void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo&) override {
+    upstream_->close_session(connection->id());
+  }
+
+ private:
+  const std::shared_ptr<Upstream> upstream_;
+  const std::shared_ptr<const MqttRouteConfig> route_;
+};
+
+class MqttKind final : public AdapterKind {
+ public:
+  void configure_section(ConfigTable& top_level, std::string_view section) override {
+    for (auto& [name, table] : top_level.named_tables(section)) {
+      configs_.emplace(name, UpstreamConfig::from_table(name, table));
+    }
+  }
+
+  std::unique_ptr<Adapter> create_route(ConfigTable& options,
+                                        const RouteContext& context) override {
+    auto route = std::make_shared<const MqttRouteConfig>(
+        MqttRouteConfig::from_route(options, context.path, configs_));
+    auto& upstream = upstreams_[route->upstream];
+    if (!upstream) upstream = std::make_shared<Upstream>(configs_.at(route->upstream));
+    return std::make_unique<MqttAdapter>(upstream, std::move(route));
+  }
+
+  // Only upstreams that some route uses are connected.
+  void start() override {
+    for (auto& [name, upstream] : upstreams_) upstream->start();
+  }
+  void stop() override {
+    for (auto& [name, upstream] : upstreams_) upstream->stop();
+  }
+
+ private:
+  std::map<std::string, UpstreamConfig> configs_;
+  std::map<std::string, std::shared_ptr<Upstream>> upstreams_;
+};
+
+}  // namespace
+}  // namespace wsbridge::mqtt
+
+void wsbridge_register_mqtt(wsbridge::AdapterRegistry& registry) {
+  registry.add("mqtt", [] { return std::make_unique<wsbridge::mqtt::MqttKind>(); }, {"upstreams"});
+}

@@ -1,0 +1,175 @@
+#include "mqtt_config.hpp"
+
+#include <filesystem>
+
+#include "acl.hpp"
+#include "topic.hpp"
+
+namespace wsbridge::mqtt {
+
+namespace {
+using namespace std::chrono_literals;
+
+void check_readable_file(ConfigTable& t, const std::string& key, const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    t.fail_at(key, "'" + key + "' in " + t.name() + ": " + path + " is not a readable file");
+  }
+}
+
+std::vector<std::string> read_patterns(ConfigTable& t, const std::string& key) {
+  auto patterns = t.string_array(key).value_or(std::vector<std::string>{});
+  for (const auto& p : patterns) {
+    if (auto problem = acl_pattern_problem(p)) {
+      t.fail_at(key, "ACL pattern \"" + p + "\" in '" + key + "' of " + t.name() + ": " + *problem);
+    }
+  }
+  return patterns;
+}
+}  // namespace
+
+UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& t) {
+  UpstreamConfig u;
+  u.name = name;
+  u.uri = t.required_string("uri");
+  const bool tls = u.uri.starts_with("ssl://") || u.uri.starts_with("mqtts://");
+  if (!u.uri.starts_with("tcp://") && !u.uri.starts_with("mqtt://") && !tls) {
+    t.fail_at("uri",
+              "'uri' in " + t.name() +
+                  " must start with tcp:// or ssl:// (e.g. \"tcp://127.0.0.1:1883\"), not \"" +
+                  u.uri + "\"");
+  }
+  if (u.uri.find(':', u.uri.find("://") + 3) == std::string::npos) {
+    t.fail_at("uri", "'uri' in " + t.name() + " needs a port, e.g. \"tcp://127.0.0.1:1883\"");
+  }
+  if (auto prefix = t.string("client_id_prefix")) {
+    if (prefix->empty() || prefix->size() > 32) {
+      t.fail_at("client_id_prefix", "'client_id_prefix' must be 1 to 32 characters");
+    }
+    u.client_id_prefix = *prefix;
+  }
+  u.username = t.string("username");
+  u.password = t.secret("password");
+  if (u.password && !u.username) {
+    t.fail_at(t.contains("password") ? "password" : "password_env",
+              "a password needs a 'username' in " + t.name());
+  }
+  if (auto keepalive = t.duration("keepalive", 1s, 65535s)) {
+    u.keepalive = std::chrono::duration_cast<std::chrono::seconds>(*keepalive);
+  }
+  if (auto version = t.string("mqtt_version")) {
+    if (*version == "3.1.1") {
+      u.mqtt_version = 4;
+    } else if (*version == "5") {
+      u.mqtt_version = 5;
+    } else {
+      t.fail_at("mqtt_version", "'mqtt_version' in " + t.name() + " must be \"3.1.1\" or \"5\"");
+    }
+  }
+  for (const char* key : {"ca_file", "cert_file", "key_file"}) {
+    if (auto path = t.string(key)) {
+      if (!tls) t.fail_at(key, "'" + std::string(key) + "' needs an ssl:// uri");
+      check_readable_file(t, key, *path);
+      (key == std::string("ca_file")     ? u.ca_file
+       : key == std::string("cert_file") ? u.cert_file
+                                         : u.key_file) = *path;
+    }
+  }
+  if (u.cert_file.has_value() != u.key_file.has_value()) {
+    t.fail("'cert_file' and 'key_file' go together in " + t.name());
+  }
+  u.verify_server = t.boolean("verify_server").value_or(true);
+  if (auto v = t.duration("reconnect_min", 50ms, 10min)) u.reconnect_min = *v;
+  if (auto v = t.duration("reconnect_max", 50ms, 1h)) u.reconnect_max = *v;
+  if (u.reconnect_max < u.reconnect_min) {
+    t.fail_at("reconnect_max", "'reconnect_max' must not be shorter than 'reconnect_min'");
+  }
+  if (auto v = t.duration("connect_timeout", 100ms, 5min)) u.connect_timeout = *v;
+  if (auto v = t.integer("max_buffered_publishes", 0, 1'000'000)) {
+    u.max_buffered_publishes = static_cast<std::size_t>(*v);
+  }
+  if (auto v = t.integer("max_retained_cache", 0, 10'000'000)) {
+    u.max_retained_cache = static_cast<std::size_t>(*v);
+  }
+  t.reject_unknown_keys();
+  return u;
+}
+
+MqttRouteConfig MqttRouteConfig::from_route(
+    ConfigTable& t, const std::string& path,
+    const std::map<std::string, UpstreamConfig>& upstreams) {
+  MqttRouteConfig r;
+  r.path = path;
+  r.upstream = t.required_string("upstream");
+  if (upstreams.count(r.upstream) == 0) {
+    std::string known;
+    for (const auto& [name, u] : upstreams) known += (known.empty() ? "" : ", ") + name;
+    t.fail_at("upstream",
+              "unknown upstream \"" + r.upstream + "\" (defined: " +
+                  (known.empty() ? "none; add an [upstreams." + r.upstream + "] table" : known) +
+                  ")");
+  }
+  if (auto mode = t.string("mode")) {
+    if (*mode == "json") {
+      r.mode = RouteMode::kJson;
+    } else if (*mode == "raw") {
+      r.mode = RouteMode::kRaw;
+    } else {
+      t.fail_at("mode", "'mode' in route \"" + path + "\" must be \"json\" or \"raw\"");
+    }
+  }
+  if (auto prefix = t.string("topic_prefix")) {
+    if (!prefix->empty()) {
+      if (auto problem = topic_name_problem(*prefix)) {
+        t.fail_at("topic_prefix", "'topic_prefix' " + *problem);
+      }
+      if (prefix->back() != '/') {
+        t.fail_at("topic_prefix",
+                  "'topic_prefix' must end with '/' (e.g. \"tenant1/\"), so a "
+                  "prefix never joins a browser's first topic level");
+      }
+    }
+    r.topic_prefix = *prefix;
+  }
+  r.allow_subscribe = read_patterns(t, "allow_subscribe");
+  r.allow_publish = read_patterns(t, "allow_publish");
+  if (auto v = t.integer("max_subscriptions", 1, 100000)) {
+    r.max_subscriptions = static_cast<std::size_t>(*v);
+  }
+  if (auto v = t.integer("max_qos", 0, 2)) r.max_qos = static_cast<int>(*v);
+  const bool raw = r.mode == RouteMode::kRaw;
+  for (const char* key : {"subscribe", "publish_topic", "qos", "retain"}) {
+    if (!raw && t.contains(key)) {
+      t.fail_at(key, "'" + std::string(key) + "' is for mode = \"raw\" routes");
+    }
+  }
+  if (raw) {
+    for (const char* key : {"allow_subscribe", "allow_publish", "max_subscriptions", "max_qos"}) {
+      if (t.contains(key)) {
+        t.fail_at(key, "'" + std::string(key) +
+                           "' is for mode = \"json\" routes; a raw route "
+                           "uses its fixed 'subscribe' and 'publish_topic'");
+      }
+    }
+    r.subscribe = t.string_array("subscribe").value_or(std::vector<std::string>{});
+    for (const auto& filter : r.subscribe) {
+      if (auto problem = topic_filter_problem(filter)) {
+        t.fail_at("subscribe", "filter \"" + filter + "\" in 'subscribe' " + *problem);
+      }
+    }
+    r.publish_topic = t.string("publish_topic");
+    if (r.publish_topic) {
+      if (auto problem = topic_name_problem(*r.publish_topic)) {
+        t.fail_at("publish_topic", "'publish_topic' " + *problem);
+      }
+    }
+    if (r.subscribe.empty() && !r.publish_topic) {
+      t.fail("a raw route needs 'subscribe' filters, a 'publish_topic', or both");
+    }
+    if (auto v = t.integer("qos", 0, 2)) r.qos = static_cast<int>(*v);
+    r.retain = t.boolean("retain").value_or(false);
+  }
+  return r;
+}
+
+}  // namespace wsbridge::mqtt

@@ -1,0 +1,62 @@
+// Configuration of the mqtt adapter: [upstreams.NAME] tables (brokers) and the keys of routes
+// with adapter = "mqtt". Parsed and validated once; shared read-only by every session.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wsbridge/config_table.hpp"
+
+namespace wsbridge::mqtt {
+
+struct UpstreamConfig {
+  std::string name;
+  std::string uri;  // tcp://host:port or ssl://host:port
+  std::string client_id_prefix = "wsbridge";
+  std::optional<std::string> username;
+  std::optional<std::string> password;  // `password` or `password_env`
+  std::chrono::seconds keepalive{30};
+  int mqtt_version = 4;  // 4 = MQTT 3.1.1, 5 = MQTT 5
+  // ssl:// only
+  std::optional<std::string> ca_file;
+  std::optional<std::string> cert_file;
+  std::optional<std::string> key_file;
+  bool verify_server = true;
+  // Reconnect backoff: doubles from min to max, with +-20% jitter.
+  std::chrono::milliseconds reconnect_min{500};
+  std::chrono::milliseconds reconnect_max{std::chrono::seconds(30)};
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  // QoS 1/2 publishes held while the broker is unreachable; past this they are refused.
+  std::size_t max_buffered_publishes = 1000;
+  // Retained messages remembered for late subscribers of an already active filter.
+  std::size_t max_retained_cache = 10000;
+
+  static UpstreamConfig from_table(const std::string& name, ConfigTable& table);
+};
+
+enum class RouteMode { kJson, kRaw };
+
+struct MqttRouteConfig {
+  std::string path;
+  std::string upstream;
+  RouteMode mode = RouteMode::kJson;
+  std::string topic_prefix;                  // added towards the broker, stripped back
+  std::vector<std::string> allow_subscribe;  // ACL patterns (browser topic space)
+  std::vector<std::string> allow_publish;
+  std::size_t max_subscriptions = 100;  // per connection
+  int max_qos = 2;                      // highest QoS a client may ask for
+  // raw mode only
+  std::vector<std::string> subscribe;        // filters subscribed for every connection
+  std::optional<std::string> publish_topic;  // where each WebSocket message is published
+  int qos = 0;                               // QoS of raw subscriptions and publishes
+  bool retain = false;                       // raw publishes
+
+  static MqttRouteConfig from_route(ConfigTable& options, const std::string& path,
+                                    const std::map<std::string, UpstreamConfig>& upstreams);
+};
+
+}  // namespace wsbridge::mqtt

@@ -1,0 +1,761 @@
+#include "upstream.hpp"
+
+#include <unistd.h>
+
+#include <mqtt/async_client.h>
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "acl.hpp"
+#include "protocol.hpp"
+#include "topic.hpp"
+#include "topic_trie.hpp"
+#include "wsbridge/log.hpp"
+
+namespace wsbridge::mqtt {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// ---- events: everything that reaches the worker ----------------------------------------------
+struct SessionOpened {
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<const MqttRouteConfig> route;
+};
+struct SessionMessage {
+  ConnectionId id;
+  Frame frame;
+};
+struct SessionClosed {
+  ConnectionId id;
+};
+struct BrokerMessage {
+  ::mqtt::const_message_ptr message;
+};
+struct BrokerLost {
+  std::string cause;
+};
+struct ActionDone {  // a Paho token completed: connect, subscribe or publish
+  std::uint64_t seq;
+  bool ok;
+  int return_code;
+};
+using Event = std::variant<SessionOpened, SessionMessage, SessionClosed, BrokerMessage, BrokerLost,
+                           ActionDone>;
+
+// ---- worker state ------------------------------------------------------------------------------
+struct PendingPublish {
+  ConnectionId session = 0;
+  std::optional<json> id;
+  std::string topic;  // broker topic (prefix applied)
+  std::string payload;
+  int qos = 0;
+  bool retain = false;
+};
+
+struct SessionState {
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<const MqttRouteConfig> route;
+  std::vector<std::string> subscribe_acl;  // expanded for this identity
+  std::vector<std::string> publish_acl;
+  std::set<std::string> filters;  // browser-side filters
+  bool raw() const { return route->mode == RouteMode::kRaw; }
+};
+
+struct Waiter {
+  ConnectionId session;
+  std::optional<json> id;
+};
+
+struct FilterState {  // one broker-side filter, shared by its subscribers
+  int qos = 0;
+  bool confirmed = false;       // SUBACK received on the current broker connection
+  std::vector<Waiter> waiters;  // subscribe requests waiting for that SUBACK
+};
+
+struct ConnectAction {
+  std::uint64_t generation;
+};
+struct SubscribeAction {
+  std::string filter;
+  int qos;
+  std::uint64_t generation;
+};
+struct PublishAction {
+  PendingPublish publish;
+  std::uint64_t generation;
+};
+using Action = std::variant<ConnectAction, SubscribeAction, PublishAction>;
+
+void* seq_context(std::uint64_t seq) {
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(seq));
+}
+
+}  // namespace
+
+struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
+  explicit Impl(const UpstreamConfig& c) : config(c), rng(std::random_device{}()) {}
+
+  // ---- any thread ----
+  void post(Event&& e) {
+    {
+      std::lock_guard lock(mutex);
+      queue.push_back(std::move(e));
+    }
+    wake.notify_one();
+  }
+  // Paho's threads: hand over and return at once (Paho holds a process-wide lock meanwhile).
+  void connection_lost(const std::string& cause) override { post(BrokerLost{cause}); }
+  void message_arrived(::mqtt::const_message_ptr message) override {
+    post(BrokerMessage{std::move(message)});
+  }
+  void on_success(const ::mqtt::token& token) override { done(token, true); }
+  void on_failure(const ::mqtt::token& token) override { done(token, false); }
+  void done(const ::mqtt::token& token, bool ok) {
+    post(ActionDone{
+        static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(token.get_user_context())), ok,
+        token.get_return_code()});
+  }
+
+  // ---- the worker ----
+  void run();
+  void handle(SessionOpened& e);
+  void handle(SessionMessage& e);
+  void handle(SessionClosed& e);
+  void handle(BrokerMessage& e);
+  void handle(BrokerLost& e);
+  void handle(ActionDone& e);
+
+  void connect();
+  void connect_failed(const std::string& why);
+  void on_connected();
+  void set_link_up(bool up);
+  std::chrono::milliseconds backoff();
+
+  void json_request(SessionState& s, ConnectionId id, std::string_view text);
+  void subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
+                 std::optional<json> request_id);
+  void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
+  void send_subscribe(const std::string& broker_filter, FilterState& state);
+  void submit_publish(PendingPublish p);
+  void do_publish(PendingPublish p);
+  void fail_publish(const PendingPublish& p, std::string_view code, const std::string& message);
+  void flush_buffered();
+  void deliver_retained(SessionState& s, const std::string& broker_filter);
+  void reply(ConnectionId id, Frame frame);
+
+  const UpstreamConfig& config;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Event> queue;  // guarded by mutex
+  bool stop_requested = false;
+  std::thread thread;
+
+  // Worker-only state.
+  std::unique_ptr<::mqtt::async_client> client;
+  enum class Link { kDown, kConnecting, kUp } link = Link::kDown;
+  std::uint64_t generation = 0;  // one per connection attempt; stale token results are ignored
+  int failures = 0;
+  Clock::time_point next_connect = Clock::now();
+  std::uint64_t next_seq = 1;
+  std::unordered_map<std::uint64_t, Action> actions;
+  std::unordered_map<ConnectionId, SessionState> sessions;
+  TopicTrie trie;  // broker filter -> session ids
+  std::unordered_map<std::string, FilterState> filters;
+  std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down
+  struct Retained {
+    std::string payload;
+    int qos;
+  };
+  std::unordered_map<std::string, Retained> retained;  // broker topic -> last retained value
+  std::vector<SubscriberId> matched;                   // scratch for trie matches
+  std::mt19937 rng;
+};
+
+// ---- lifecycle ---------------------------------------------------------------------------------
+
+Upstream::Upstream(UpstreamConfig config)
+    : config_(std::move(config)), impl_(std::make_unique<Impl>(config_)) {}
+
+Upstream::~Upstream() {
+  stop();
+}
+
+void Upstream::start() {
+  if (impl_->thread.joinable()) return;
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+void Upstream::stop() {
+  if (!impl_->thread.joinable()) return;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stop_requested = true;
+  }
+  impl_->wake.notify_one();
+  impl_->thread.join();
+}
+
+void Upstream::open_session(std::shared_ptr<Connection> connection,
+                            std::shared_ptr<const MqttRouteConfig> route) {
+  impl_->post(SessionOpened{std::move(connection), std::move(route)});
+}
+void Upstream::session_message(ConnectionId id, Frame message) {
+  impl_->post(SessionMessage{id, std::move(message)});
+}
+void Upstream::close_session(ConnectionId id) {
+  impl_->post(SessionClosed{id});
+}
+
+void Upstream::Impl::run() {
+  char host[64] = "host";
+  gethostname(host, sizeof host - 1);
+  const std::string client_id =
+      config.client_id_prefix + "-" + std::to_string(getpid()) + "-" +
+      std::to_string(std::uniform_int_distribution<unsigned>(0, 0xffffff)(rng));
+  try {
+    client = std::make_unique<::mqtt::async_client>(
+        config.uri, client_id,
+        ::mqtt::create_options(config.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1));
+    client->set_callback(*this);
+  } catch (const std::exception& e) {
+    WSB_LOG(kError) << "upstream " << config.name
+                    << ": cannot create the MQTT client: " << e.what();
+    return;
+  }
+  WSB_LOG(kInfo) << "upstream " << config.name << ": " << config.uri << " as " << client_id;
+
+  std::deque<Event> batch;
+  while (true) {
+    {
+      std::unique_lock lock(mutex);
+      auto ready = [&] { return stop_requested || !queue.empty(); };
+      if (link == Link::kDown) {
+        wake.wait_until(lock, next_connect, ready);
+      } else {
+        wake.wait(lock, ready);
+      }
+      if (stop_requested) break;
+      batch.swap(queue);
+    }
+    for (auto& event : batch) {
+      try {
+        std::visit([this](auto& e) { handle(e); }, event);
+      } catch (const std::exception& e) {
+        WSB_LOG(kError) << "upstream " << config.name << ": " << e.what();
+      }
+    }
+    batch.clear();
+    if (link == Link::kDown && Clock::now() >= next_connect) connect();
+  }
+
+  // Shutdown: leave the broker politely, then free the client here, never in a Paho callback.
+  try {
+    if (client->is_connected()) client->disconnect(1000)->wait_for(std::chrono::seconds(2));
+  } catch (const std::exception& e) {
+    WSB_LOG(kDebug) << "upstream " << config.name << ": disconnect: " << e.what();
+  }
+  client.reset();
+}
+
+// ---- broker connection -------------------------------------------------------------------------
+
+std::chrono::milliseconds Upstream::Impl::backoff() {
+  auto delay = config.reconnect_min;
+  for (int i = 1; i < failures && delay < config.reconnect_max; ++i) delay *= 2;
+  delay = std::min(delay, config.reconnect_max);
+  // +-20% jitter, so many bridges do not reconnect to a restarted broker in lockstep.
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  return std::chrono::milliseconds(static_cast<long long>(delay.count() * jitter(rng)));
+}
+
+void Upstream::Impl::connect() {
+  link = Link::kConnecting;
+  const std::uint64_t gen = ++generation;
+  ::mqtt::connect_options options;
+  if (config.mqtt_version == 5) {
+    // MQTT 5 refuses the 3.1.1 clean-session flag (-15): it has clean start instead.
+    options.set_mqtt_version(MQTTVERSION_5);
+    options.set_clean_session(false);
+    options.set_clean_start(true);
+  } else {
+    options.set_mqtt_version(MQTTVERSION_3_1_1);
+    options.set_clean_session(true);
+  }
+  options.set_keep_alive_interval(config.keepalive);
+  options.set_connect_timeout(std::max<long long>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(config.connect_timeout).count()));
+  options.set_automatic_reconnect(false);  // we reconnect ourselves, with our own backoff
+  if (config.username) options.set_user_name(*config.username);
+  if (config.password) options.set_password(*config.password);
+  if (config.uri.starts_with("ssl://") || config.uri.starts_with("mqtts://")) {
+    ::mqtt::ssl_options ssl;
+    if (config.ca_file) ssl.set_trust_store(*config.ca_file);
+    if (config.cert_file) ssl.set_key_store(*config.cert_file);
+    if (config.key_file) ssl.set_private_key(*config.key_file);
+    ssl.set_enable_server_cert_auth(config.verify_server);
+    ssl.set_verify(config.verify_server);
+    options.set_ssl(std::move(ssl));
+  }
+  const std::uint64_t seq = next_seq++;
+  actions.emplace(seq, ConnectAction{gen});
+  try {
+    client->connect(options, seq_context(seq), *this);
+  } catch (const std::exception& e) {
+    actions.erase(seq);
+    connect_failed(e.what());
+  }
+}
+
+void Upstream::Impl::connect_failed(const std::string& why) {
+  link = Link::kDown;
+  ++failures;
+  const auto delay = backoff();
+  next_connect = Clock::now() + delay;
+  // The first failure is worth a warning; repeats while it stays down are not.
+  if (failures == 1) {
+    WSB_LOG(kWarn) << "upstream " << config.name << ": cannot connect to " << config.uri << " ("
+                   << why << "); retrying with backoff";
+  } else {
+    WSB_LOG(kDebug) << "upstream " << config.name << ": connect failed (" << why
+                    << "), next try in " << delay.count() << "ms";
+  }
+}
+
+void Upstream::Impl::on_connected() {
+  failures = 0;
+  WSB_LOG(kInfo) << "upstream " << config.name << ": connected to " << config.uri;
+  set_link_up(true);
+  // A clean session starts with no subscriptions: restore every active filter.
+  for (auto& [filter, state] : filters) {
+    state.confirmed = false;
+    send_subscribe(filter, state);
+  }
+  flush_buffered();
+}
+
+void Upstream::Impl::set_link_up(bool up) {
+  const bool was_up = link == Link::kUp;
+  link = up ? Link::kUp : Link::kDown;
+  if (was_up == up) return;
+  const Frame status = status_frame(up);
+  for (auto& [id, s] : sessions) {
+    if (!s.raw()) s.connection->send(status);
+  }
+}
+
+void Upstream::Impl::handle(BrokerLost& e) {
+  if (link != Link::kUp) return;
+  WSB_LOG(kWarn) << "upstream " << config.name << ": connection lost ("
+                 << (e.cause.empty() ? "no reason given" : e.cause) << "); reconnecting";
+  set_link_up(false);
+  // QoS 1/2 publishes in flight were not acknowledged to anyone: send them again after the
+  // reconnect, in their original order, ahead of what was buffered meanwhile.
+  std::vector<std::pair<std::uint64_t, PendingPublish>> in_flight;
+  for (auto it = actions.begin(); it != actions.end();) {
+    if (auto* p = std::get_if<PublishAction>(&it->second)) {
+      in_flight.emplace_back(it->first, std::move(p->publish));
+      it = actions.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::sort(in_flight.begin(), in_flight.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (auto& [seq, p] : in_flight) buffered.push_front(std::move(p));
+  for (auto& [filter, state] : filters) state.confirmed = false;
+  failures = 1;
+  next_connect = Clock::now() + backoff();
+}
+
+void Upstream::Impl::handle(ActionDone& e) {
+  auto it = actions.find(e.seq);
+  if (it == actions.end()) return;  // superseded (e.g. re-queued when the connection dropped)
+  Action action = std::move(it->second);
+  actions.erase(it);
+
+  if (auto* c = std::get_if<ConnectAction>(&action)) {
+    if (c->generation != generation) return;
+    if (e.ok) {
+      on_connected();
+    } else {
+      connect_failed("return code " + std::to_string(e.return_code));
+    }
+    return;
+  }
+
+  if (auto* s = std::get_if<SubscribeAction>(&action)) {
+    auto fit = filters.find(s->filter);
+    if (fit == filters.end() || s->generation != generation) return;
+    FilterState& state = fit->second;
+    if (e.ok) {
+      state.confirmed = true;
+      for (auto& w : state.waiters) {
+        if (w.id) reply(w.session, ack_frame(*w.id));
+      }
+      state.waiters.clear();
+      return;
+    }
+    if (link != Link::kUp) return;  // lost meanwhile: it is sent again after the reconnect
+    WSB_LOG(kWarn) << "upstream " << config.name << ": broker refused SUBSCRIBE " << s->filter
+                   << " (code " << e.return_code << ")";
+    // Undo the subscription for everyone who asked for it.
+    std::vector<ConnectionId> subscribers;
+    for (auto& [sid, session] : sessions) {
+      const std::string& prefix = session.route->topic_prefix;
+      if (s->filter.starts_with(prefix) && session.filters.count(s->filter.substr(prefix.size()))) {
+        subscribers.push_back(sid);
+      }
+    }
+    const std::vector<Waiter> waiters = std::move(state.waiters);
+    filters.erase(fit);
+    for (ConnectionId sid : subscribers) {
+      auto& session = sessions.at(sid);
+      session.filters.erase(s->filter.substr(session.route->topic_prefix.size()));
+      trie.remove(s->filter, sid);
+    }
+    for (const auto& w : waiters) {
+      reply(w.session, error_frame(w.id, "forbidden", "the broker refused the subscription"));
+    }
+    return;
+  }
+
+  auto& p = std::get<PublishAction>(action);
+  if (e.ok) {
+    if (p.publish.id) reply(p.publish.session, ack_frame(*p.publish.id));
+  } else if (link != Link::kUp || p.generation != generation) {
+    buffered.push_front(std::move(p.publish));  // lost with the connection: send it again
+  } else {
+    fail_publish(
+        p.publish, "upstream_unavailable",
+        "the broker did not accept the publish (code " + std::to_string(e.return_code) + ")");
+  }
+}
+
+// ---- sessions ----------------------------------------------------------------------------------
+
+void Upstream::Impl::reply(ConnectionId id, Frame frame) {
+  auto it = sessions.find(id);
+  if (it != sessions.end()) it->second.connection->send(std::move(frame));
+}
+
+void Upstream::Impl::handle(SessionOpened& e) {
+  const ConnectionId id = e.connection->id();
+  const Identity& who = e.connection->identity();
+  SessionState s;
+  s.connection = std::move(e.connection);
+  s.route = std::move(e.route);
+  s.subscribe_acl = expand_acl(s.route->allow_subscribe, who.user, who.claims);
+  s.publish_acl = expand_acl(s.route->allow_publish, who.user, who.claims);
+  auto& session = sessions.emplace(id, std::move(s)).first->second;
+  if (session.raw()) {
+    for (const auto& filter : session.route->subscribe) {
+      subscribe(session, id, filter, session.route->qos, std::nullopt);
+    }
+  } else {
+    session.connection->send(status_frame(link == Link::kUp));
+  }
+}
+
+void Upstream::Impl::handle(SessionClosed& e) {
+  auto it = sessions.find(e.id);
+  if (it == sessions.end()) return;
+  const std::vector<std::string> subscribed(it->second.filters.begin(), it->second.filters.end());
+  for (const auto& filter : subscribed) unsubscribe(it->second, e.id, filter);
+  sessions.erase(it);
+}
+
+void Upstream::Impl::handle(SessionMessage& e) {
+  auto it = sessions.find(e.id);
+  if (it == sessions.end()) return;
+  SessionState& s = it->second;
+  if (s.raw()) {
+    const auto& route = *s.route;
+    if (!route.publish_topic) {
+      s.connection->close(CloseCode::kPolicyViolation, "this route does not accept messages");
+      return;
+    }
+    submit_publish(PendingPublish{e.id, std::nullopt, route.topic_prefix + *route.publish_topic,
+                                  std::string(e.frame.payload()), route.qos, route.retain});
+    return;
+  }
+  if (!e.frame.is_text()) {
+    s.connection->send(
+        error_frame(std::nullopt, "bad_request", "this route speaks JSON: send text frames"));
+    return;
+  }
+  json_request(s, e.id, e.frame.payload());
+}
+
+void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_view text) {
+  auto parsed = parse_request(text);
+  if (auto* err = std::get_if<RequestError>(&parsed)) {
+    s.connection->send(error_frame(err->id, err->code, err->message));
+    return;
+  }
+  Request& r = std::get<Request>(parsed);
+  const auto& route = *s.route;
+  if (r.qos > route.max_qos) {
+    s.connection->send(error_frame(r.id, "bad_request",
+                                   "qos " + std::to_string(r.qos) +
+                                       " is above this route's max_qos " +
+                                       std::to_string(route.max_qos)));
+    return;
+  }
+  if (route.topic_prefix.size() + r.topic.size() > kMaxTopicBytes) {
+    s.connection->send(error_frame(r.id, "bad_request", "topic too long with this route's prefix"));
+    return;
+  }
+  switch (r.type) {
+    case RequestType::kPing:
+      s.connection->send(pong_frame(r.id));
+      return;
+    case RequestType::kSubscribe:
+      if (!subscribe_allowed(s.subscribe_acl, r.topic)) {
+        s.connection->send(error_frame(r.id, "forbidden",
+                                       "subscribing to \"" + r.topic + "\" is not allowed here"));
+        return;
+      }
+      if (s.filters.count(r.topic) == 0 && s.filters.size() >= route.max_subscriptions) {
+        s.connection->send(error_frame(r.id, "forbidden",
+                                       "at most " + std::to_string(route.max_subscriptions) +
+                                           " subscriptions per connection"));
+        return;
+      }
+      subscribe(s, id, r.topic, r.qos, std::move(r.id));
+      return;
+    case RequestType::kUnsubscribe:
+      unsubscribe(s, id, r.topic);
+      if (r.id) s.connection->send(ack_frame(*r.id));
+      return;
+    case RequestType::kPublish:
+      if (!publish_allowed(s.publish_acl, r.topic)) {
+        s.connection->send(error_frame(r.id, "forbidden",
+                                       "publishing to \"" + r.topic + "\" is not allowed here"));
+        return;
+      }
+      submit_publish(PendingPublish{id, std::move(r.id), route.topic_prefix + r.topic,
+                                    std::move(r.payload), r.qos, r.retain});
+      return;
+  }
+}
+
+// ---- subscriptions -----------------------------------------------------------------------------
+
+void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
+                               std::optional<json> request_id) {
+  const std::string broker_filter = s.route->topic_prefix + filter;
+  if (!s.filters.insert(filter).second) {
+    // Already subscribed: answer like the first time.
+    if (request_id) s.connection->send(ack_frame(*request_id));
+    return;
+  }
+  const bool first = trie.add(broker_filter, id);
+  FilterState& state = filters[broker_filter];
+  if (first) {
+    state = FilterState{qos, false, {}};
+    state.waiters.push_back({id, std::move(request_id)});
+    if (link == Link::kUp) send_subscribe(broker_filter, state);
+    return;
+  }
+  if (qos > state.qos) {
+    // One more SUBSCRIBE, only to raise the QoS the bridge receives this filter with.
+    state.qos = qos;
+    state.confirmed = false;
+    state.waiters.push_back({id, std::move(request_id)});
+    if (link == Link::kUp) send_subscribe(broker_filter, state);
+    return;
+  }
+  if (!state.confirmed) {
+    state.waiters.push_back({id, std::move(request_id)});
+    return;
+  }
+  // The broker already sends this filter: no new SUBSCRIBE, so its retained messages come from
+  // our cache.
+  if (request_id) s.connection->send(ack_frame(*request_id));
+  deliver_retained(s, broker_filter);
+}
+
+void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterState& state) {
+  const std::uint64_t seq = next_seq++;
+  actions.emplace(seq, SubscribeAction{broker_filter, state.qos, generation});
+  try {
+    client->subscribe(broker_filter, state.qos, seq_context(seq), *this);
+  } catch (const std::exception& e) {
+    // Not connected after all: the reconnect resubscribes every filter.
+    actions.erase(seq);
+    WSB_LOG(kDebug) << "upstream " << config.name << ": SUBSCRIBE " << broker_filter << ": "
+                    << e.what();
+  }
+}
+
+void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::string& filter) {
+  if (s.filters.erase(filter) == 0) return;
+  const std::string broker_filter = s.route->topic_prefix + filter;
+  auto fit = filters.find(broker_filter);
+  if (fit != filters.end()) {
+    // A subscribe of this session still waiting for its SUBACK is answered now: the client
+    // undid it itself.
+    auto& waiters = fit->second.waiters;
+    for (auto w = waiters.begin(); w != waiters.end();) {
+      if (w->session == id) {
+        if (w->id) s.connection->send(ack_frame(*w->id));
+        w = waiters.erase(w);
+      } else {
+        ++w;
+      }
+    }
+  }
+  if (!trie.remove(broker_filter, id)) return;
+  // The last subscriber left: one UNSUBSCRIBE, and forget retained values nobody matches now.
+  if (fit != filters.end()) filters.erase(fit);
+  if (link == Link::kUp) {
+    try {
+      client->unsubscribe(broker_filter);
+    } catch (const std::exception& e) {
+      WSB_LOG(kDebug) << "upstream " << config.name << ": UNSUBSCRIBE " << broker_filter << ": "
+                      << e.what();
+    }
+  }
+  for (auto it = retained.begin(); it != retained.end();) {
+    matched.clear();
+    trie.match(it->first, matched);
+    it = matched.empty() ? retained.erase(it) : std::next(it);
+  }
+}
+
+void Upstream::Impl::deliver_retained(SessionState& s, const std::string& broker_filter) {
+  const std::string& prefix = s.route->topic_prefix;
+  for (const auto& [topic, value] : retained) {
+    if (!filter_matches(broker_filter, topic) || !topic.starts_with(prefix)) continue;
+    if (s.raw()) {
+      s.connection->send(is_valid_utf8(value.payload) ? Frame::text(value.payload)
+                                                      : Frame::binary(value.payload));
+    } else {
+      s.connection->send(message_frame(std::string_view(topic).substr(prefix.size()), value.payload,
+                                       value.qos, true));
+    }
+  }
+}
+
+// ---- messages from the broker ------------------------------------------------------------------
+
+void Upstream::Impl::handle(BrokerMessage& e) {
+  const ::mqtt::message& m = *e.message;
+  const std::string& topic = m.get_topic();
+  const std::string& payload = m.get_payload_str();
+  const int qos = m.get_qos();
+  const bool retain = m.is_retained();
+
+  if (retain || retained.count(topic) != 0) {
+    // Keep the latest value of retained topics for subscribers that join an active filter.
+    if (retain && payload.empty()) {
+      retained.erase(topic);  // an empty retained message clears it
+    } else if (retained.size() < config.max_retained_cache || retained.count(topic) != 0) {
+      retained[topic] = Retained{payload, qos};
+    }
+  }
+
+  matched.clear();
+  trie.match(topic, matched);
+  // Serialize once per route (the topic as that route shows it), then share the Frame.
+  std::vector<std::pair<const MqttRouteConfig*, std::optional<Frame>>> built;
+  for (SubscriberId id : matched) {
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    const MqttRouteConfig* route = it->second.route.get();
+    auto b =
+        std::find_if(built.begin(), built.end(), [&](const auto& x) { return x.first == route; });
+    if (b == built.end()) {
+      std::optional<Frame> frame;
+      if (route->mode == RouteMode::kRaw) {
+        frame = is_valid_utf8(payload) ? Frame::text(payload) : Frame::binary(payload);
+      } else if (topic.starts_with(route->topic_prefix)) {
+        // ("p/#" also matches "p" itself, which is outside the route's prefix: not shown.)
+        frame = message_frame(std::string_view(topic).substr(route->topic_prefix.size()), payload,
+                              qos, retain);
+      }
+      b = built.insert(built.end(), {route, std::move(frame)});
+    }
+    if (b->second) it->second.connection->send(*b->second);
+  }
+}
+
+// ---- publishing --------------------------------------------------------------------------------
+
+void Upstream::Impl::submit_publish(PendingPublish p) {
+  if (link == Link::kUp) {
+    do_publish(std::move(p));
+  } else if (p.qos == 0) {
+    fail_publish(p, "upstream_unavailable", "the broker is unreachable; QoS 0 is not buffered");
+  } else if (buffered.size() < config.max_buffered_publishes) {
+    buffered.push_back(std::move(p));  // answered once the broker takes it
+  } else {
+    fail_publish(p, "upstream_unavailable",
+                 "the broker is unreachable and the publish buffer (" +
+                     std::to_string(config.max_buffered_publishes) + ") is full");
+  }
+}
+
+void Upstream::Impl::do_publish(PendingPublish p) {
+  if (p.qos == 0) {
+    try {
+      client->publish(p.topic, p.payload.data(), p.payload.size(), 0, p.retain);
+      if (p.id) reply(p.session, ack_frame(*p.id));
+    } catch (const std::exception& e) {
+      fail_publish(p, "upstream_unavailable", std::string("publish failed: ") + e.what());
+    }
+    return;
+  }
+  const std::uint64_t seq = next_seq++;
+  auto& action = std::get<PublishAction>(
+      actions.emplace(seq, PublishAction{std::move(p), generation}).first->second);
+  const PendingPublish& q = action.publish;
+  try {
+    client->publish(q.topic, q.payload.data(), q.payload.size(), q.qos, q.retain, seq_context(seq),
+                    *this);
+  } catch (const std::exception& e) {
+    PendingPublish back = std::move(action.publish);
+    actions.erase(seq);
+    if (link != Link::kUp) {
+      buffered.push_front(std::move(back));
+    } else {
+      fail_publish(back, "upstream_unavailable", std::string("publish failed: ") + e.what());
+    }
+  }
+}
+
+void Upstream::Impl::fail_publish(const PendingPublish& p, std::string_view code,
+                                  const std::string& message) {
+  auto it = sessions.find(p.session);
+  if (it == sessions.end()) return;
+  if (it->second.raw()) {
+    // A raw route has no error frames: say it with the close code instead of dropping silently.
+    it->second.connection->close(CloseCode::kTryAgainLater, message);
+  } else {
+    it->second.connection->send(error_frame(p.id, code, message));
+  }
+}
+
+void Upstream::Impl::flush_buffered() {
+  std::deque<PendingPublish> pending;
+  pending.swap(buffered);
+  while (!pending.empty() && link == Link::kUp) {
+    do_publish(std::move(pending.front()));
+    pending.pop_front();
+  }
+  for (auto& p : pending) buffered.push_back(std::move(p));
+}
+
+}  // namespace wsbridge::mqtt

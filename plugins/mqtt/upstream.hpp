@@ -1,0 +1,44 @@
+// One broker connection (one Paho client) shared by every session of every route that names
+// this upstream, with the subscription state of all of them.
+//
+// Threads: adapter callbacks (service thread) and Paho callbacks (Paho's threads) only enqueue
+// events; one worker thread per upstream owns all state (sessions, the topic trie, reference
+// counts, buffered publishes, retained cache) and does every Paho call. A message from the
+// broker is matched once, serialized once per route, and the same Frame is sent to every
+// subscriber.
+#pragma once
+
+#include <memory>
+
+#include "mqtt_config.hpp"
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge::mqtt {
+
+class Upstream {
+ public:
+  explicit Upstream(UpstreamConfig config);
+  ~Upstream();
+  Upstream(const Upstream&) = delete;
+  Upstream& operator=(const Upstream&) = delete;
+
+  const UpstreamConfig& config() const { return config_; }
+
+  // Starts the worker, which connects (and keeps reconnecting with backoff).
+  void start();
+  // Disconnects and joins the worker. Idempotent.
+  void stop();
+
+  // Called from adapters on the service thread; they only enqueue.
+  void open_session(std::shared_ptr<Connection> connection,
+                    std::shared_ptr<const MqttRouteConfig> route);
+  void session_message(ConnectionId id, Frame message);
+  void close_session(ConnectionId id);
+
+ private:
+  struct Impl;
+  const UpstreamConfig config_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wsbridge::mqtt
