@@ -1,0 +1,204 @@
+// The mqtt adapter's JSON protocol codec and its configuration, without a broker.
+#include <gtest/gtest.h>
+
+#include "mqtt_config.hpp"
+#include "protocol.hpp"
+
+namespace wsbridge::mqtt {
+namespace {
+
+using nlohmann::json;
+
+Request ok(std::string_view text) {
+  auto r = parse_request(text);
+  if (auto* e = std::get_if<RequestError>(&r)) {
+    ADD_FAILURE() << "refused: " << e->message;
+    return {};
+  }
+  return std::get<Request>(r);
+}
+
+RequestError refused(std::string_view text) {
+  auto r = parse_request(text);
+  if (auto* e = std::get_if<RequestError>(&r)) return *e;
+  ADD_FAILURE() << "accepted: " << text;
+  return {};
+}
+
+TEST(MqttProtocolTest, ParsesEachRequestType) {
+  Request s = ok(R"({"type":"subscribe","topic":"sensors/+/temp","qos":1,"id":"a1"})");
+  EXPECT_EQ(s.type, RequestType::kSubscribe);
+  EXPECT_EQ(s.topic, "sensors/+/temp");
+  EXPECT_EQ(s.qos, 1);
+  EXPECT_EQ(*s.id, "a1");
+  Request u = ok(R"({"type":"unsubscribe","topic":"a/#","id":7})");
+  EXPECT_EQ(u.type, RequestType::kUnsubscribe);
+  EXPECT_EQ(*u.id, 7);
+  Request p = ok(R"({"type":"publish","topic":"cmd/lamp","payload":{"on":true},"qos":2,"retain":true})");
+  EXPECT_EQ(p.type, RequestType::kPublish);
+  EXPECT_EQ(p.payload, R"({"on":true})");
+  EXPECT_EQ(p.qos, 2);
+  EXPECT_TRUE(p.retain);
+  EXPECT_FALSE(p.id);
+  EXPECT_EQ(ok(R"({"type":"ping"})").type, RequestType::kPing);
+}
+
+TEST(MqttProtocolTest, PayloadForms) {
+  EXPECT_EQ(ok(R"({"type":"publish","topic":"t","payload":"text"})").payload, "text");
+  EXPECT_EQ(ok(R"({"type":"publish","topic":"t","payload":21.5})").payload, "21.5");
+  EXPECT_EQ(ok(R"({"type":"publish","topic":"t","payload":null})").payload, "null");
+  EXPECT_EQ(ok(R"({"type":"publish","topic":"t","payload_b64":"AP8="})").payload,
+            std::string("\x00\xff", 2));
+  EXPECT_EQ(ok(R"({"type":"publish","topic":"t"})").payload, "");
+}
+
+TEST(MqttProtocolTest, RefusesWithBadRequestAndKeepsTheId) {
+  EXPECT_EQ(refused("{").code, "bad_request");
+  EXPECT_FALSE(refused("{").id);
+  EXPECT_EQ(refused("3").message, "a request must be a JSON object");
+  EXPECT_EQ(*refused(R"({"id":"x"})").id, "x");
+  EXPECT_EQ(refused(R"({"type":"fly","id":1})").message,
+            "unknown type \"fly\" (subscribe, unsubscribe, publish or ping)");
+  EXPECT_EQ(refused(R"({"type":"ping","id":{"a":1}})").message,
+            "'id' must be a string or a number");
+  EXPECT_EQ(refused(R"({"type":"publish","topic":"a/+"})").message,
+            "topic must not contain wildcards ('+' or '#')");
+  EXPECT_EQ(refused(R"({"type":"subscribe","topic":"a#"})").message,
+            "topic filter may use '#' only as the whole last level");
+  EXPECT_EQ(refused(R"({"type":"subscribe","topic":""})").message, "topic filter must not be empty");
+  EXPECT_EQ(refused(R"({"type":"subscribe","topic":"a","qos":1.5})").message,
+            "'qos' must be 0, 1 or 2");
+  EXPECT_EQ(refused(R"({"type":"publish","topic":"a","retain":"yes"})").message,
+            "'retain' must be true or false");
+  EXPECT_EQ(refused(R"({"type":"publish","topic":"a","payload_b64":"A"})").message,
+            "'payload_b64' is not valid base64");
+}
+
+TEST(MqttProtocolTest, MessageFramesEmbedJsonStringsOrBase64) {
+  auto parse = [](const Frame& f) { return json::parse(f.payload()); };
+  json j = parse(message_frame("s/k1/temp", "21.5", 1, false));
+  EXPECT_EQ(j, json::parse(R"({"type":"message","topic":"s/k1/temp","payload":21.5,"qos":1,"retain":false})"));
+  j = parse(message_frame("t", "not \"json\"\n", 0, true));
+  EXPECT_EQ(j["payload"], "not \"json\"\n");
+  EXPECT_EQ(j["retain"], true);
+  j = parse(message_frame("t", std::string("\x80\x81", 2), 2, false));
+  EXPECT_EQ(j["payload_b64"], "gIE=");
+  EXPECT_FALSE(j.contains("payload"));
+  j = parse(message_frame("t", "", 0, false));
+  EXPECT_EQ(j["payload"], "");
+  j = parse(message_frame("quote\"topic", "{\"a\":1}", 0, false));
+  EXPECT_EQ(j["topic"], "quote\"topic");
+  EXPECT_EQ(j["payload"]["a"], 1);
+}
+
+TEST(MqttProtocolTest, ReplyFrames) {
+  EXPECT_EQ(json::parse(ack_frame("a1").payload()), json::parse(R"({"type":"ack","id":"a1"})"));
+  EXPECT_EQ(json::parse(error_frame(json(3), "forbidden", "no").payload()),
+            json::parse(R"({"type":"error","id":3,"code":"forbidden","message":"no"})"));
+  EXPECT_FALSE(json::parse(error_frame(std::nullopt, "bad_request", "x").payload()).contains("id"));
+  EXPECT_EQ(json::parse(pong_frame(json("p")).payload()), json::parse(R"({"type":"pong","id":"p"})"));
+  EXPECT_EQ(json::parse(status_frame(false).payload()),
+            json::parse(R"({"type":"status","upstream":"down"})"));
+}
+
+class MqttConfigTest : public ::testing::Test {
+ protected:
+  std::map<std::string, UpstreamConfig> upstreams(std::string_view text) {
+    root_ = toml::parse(text, std::string_view("u.toml"));
+    ConfigTable top(root_, "u.toml", "the top level");
+    std::map<std::string, UpstreamConfig> out;
+    for (auto& [name, t] : top.named_tables("upstreams")) {
+      out.emplace(name, UpstreamConfig::from_table(name, t));
+    }
+    return out;
+  }
+  MqttRouteConfig route(std::string_view text) {
+    route_root_ = toml::parse(text, std::string_view("r.toml"));
+    ConfigTable t(route_root_, "r.toml", "route \"/m\"");
+    UpstreamConfig local;
+    local.name = "local";
+    auto r = MqttRouteConfig::from_route(t, "/m", {{"local", local}});
+    t.reject_unknown_keys();
+    return r;
+  }
+  template <typename F>
+  std::string error_of(F&& f) {
+    try {
+      f();
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+  toml::table root_, route_root_;
+};
+
+TEST_F(MqttConfigTest, UpstreamDefaultsAndKeys) {
+  setenv("WSBRIDGE_TEST_MQTT_PASSWORD", "pw", 1);
+  auto u = upstreams(R"(
+[upstreams.a]
+uri = "tcp://127.0.0.1:1883"
+[upstreams.b]
+uri = "tcp://broker:1883"
+username = "bridge"
+password_env = "WSBRIDGE_TEST_MQTT_PASSWORD"
+keepalive = "15s"
+mqtt_version = "5"
+max_buffered_publishes = 5
+)");
+  EXPECT_EQ(u.at("a").mqtt_version, 4);
+  EXPECT_EQ(u.at("a").keepalive, std::chrono::seconds(30));
+  EXPECT_EQ(u.at("a").max_buffered_publishes, 1000u);
+  EXPECT_EQ(u.at("b").password, "pw");
+  EXPECT_EQ(u.at("b").username, "bridge");
+  EXPECT_EQ(u.at("b").mqtt_version, 5);
+  EXPECT_EQ(u.at("b").keepalive, std::chrono::seconds(15));
+  EXPECT_EQ(u.at("b").max_buffered_publishes, 5u);
+}
+
+TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
+  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"http://x:1\"\n"); }),
+            "u.toml:2:7: 'uri' in [upstreams.a] must start with tcp:// or ssl:// (e.g. "
+            "\"tcp://127.0.0.1:1883\"), not \"http://x:1\"");
+  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x\"\n"); }),
+            "u.toml:2:7: 'uri' in [upstreams.a] needs a port, e.g. \"tcp://127.0.0.1:1883\"");
+  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nmqtt_version = \"4\"\n"); }),
+            "u.toml:3:16: 'mqtt_version' in [upstreams.a] must be \"3.1.1\" or \"5\"");
+  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nca_file = \"/etc/hostname\"\n"); }),
+            "u.toml:3:11: 'ca_file' needs an ssl:// uri");
+  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nkeepalive_s = 3\n"); }),
+            "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]");
+}
+
+TEST_F(MqttConfigTest, RouteKeysAndErrors) {
+  auto r = route(R"(upstream = "local"
+topic_prefix = "t1/"
+allow_subscribe = ["sensors/{user}/#"]
+allow_publish = ["cmd/+"]
+max_subscriptions = 3
+)");
+  EXPECT_EQ(r.topic_prefix, "t1/");
+  EXPECT_EQ(r.allow_subscribe, std::vector<std::string>{"sensors/{user}/#"});
+  EXPECT_EQ(r.max_subscriptions, 3u);
+  EXPECT_EQ(r.mode, RouteMode::kJson);
+  EXPECT_EQ(error_of([&] { route("upstream = \"other\"\n"); }),
+            "r.toml:1:12: unknown upstream \"other\" (defined: local)");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\ntopic_prefix = \"t1\"\n"); }),
+            "r.toml:2:16: 'topic_prefix' must end with '/' (e.g. \"tenant1/\"), so a prefix "
+            "never joins a browser's first topic level");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nallow_subscribe = [\"a/{nope}\"]\n"); }),
+            "r.toml:2:19: ACL pattern \"a/{nope}\" in 'allow_subscribe' of route \"/m\": unknown "
+            "placeholder {nope} (use {user} or {claim.NAME})");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nallow_publish = [\"a/#/b\"]\n"); }),
+            "r.toml:2:17: ACL pattern \"a/#/b\" in 'allow_publish' of route \"/m\": is not a valid "
+            "topic filter: it may use '#' only as the whole last level");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nsubscribe = [\"a\"]\n"); }),
+            "r.toml:2:13: 'subscribe' is for mode = \"raw\" routes");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\n"); }),
+            "r.toml:1:1: a raw route needs 'subscribe' filters, a 'publish_topic', or both");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\npublish_topic = \"a/+\"\n"); }),
+            "r.toml:3:17: 'publish_topic' must not contain wildcards ('+' or '#')");
+}
+
+}  // namespace
+}  // namespace wsbridge::mqtt
