@@ -1,31 +1,42 @@
 #include "acl.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "topic.hpp"
 
 namespace wsbridge::mqtt {
 
 namespace {
 
-bool valid_claim_name(std::string_view name) {
-  if (name.empty()) return false;
-  for (const char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
-      return false;
-    }
-  }
-  return true;
+constexpr std::string_view kClaimPrefix = "claim.";
+
+bool is_claim_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.';
 }
 
-// Replaces each placeholder through `value_of` (nullopt: the pattern cannot be filled).
-template <typename F>
-std::optional<std::string> substitute(std::string_view pattern, F&& value_of,
+bool is_placeholder(std::string_view name) {
+  if (name == "user") return true;
+  if (!name.starts_with(kClaimPrefix)) return false;
+  const std::string_view claim = name.substr(kClaimPrefix.size());
+  return !claim.empty() &&
+         std::all_of(claim.begin(), claim.end(), [](char c) { return is_claim_name_char(c); });
+}
+
+// Copies `pattern` with each placeholder replaced by value_of(name, at_start), where `at_start`
+// says the value would begin the filter. nullopt when the pattern is malformed (with the reason
+// in *problem when given) or when value_of has no value for a placeholder.
+template <typename ValueOf>
+std::optional<std::string> substitute(std::string_view pattern, const ValueOf& value_of,
                                       std::string* problem) {
   std::string out;
+  out.reserve(pattern.size());
   std::size_t i = 0;
   while (i < pattern.size()) {
     const char c = pattern[i];
     if (c == '}') {
-      if (problem) *problem = "unbalanced '}'";
+      if (problem != nullptr) *problem = "has a '}' without a matching '{'";
       return std::nullopt;
     }
     if (c != '{') {
@@ -33,18 +44,20 @@ std::optional<std::string> substitute(std::string_view pattern, F&& value_of,
       ++i;
       continue;
     }
-    const std::size_t close = pattern.find('}', i);
-    if (close == std::string_view::npos) {
-      if (problem) *problem = "unbalanced '{'";
+    const std::size_t close = pattern.find_first_of("{}", i + 1);
+    if (close == std::string_view::npos || pattern[close] != '}') {
+      if (problem != nullptr) *problem = "has a '{' without a matching '}'";
       return std::nullopt;
     }
     const std::string_view name = pattern.substr(i + 1, close - i - 1);
-    if (name != "user" && !(name.starts_with("claim.") && valid_claim_name(name.substr(6)))) {
-      if (problem)
-        *problem = "unknown placeholder {" + std::string(name) + "} (use {user} or {claim.NAME})";
+    if (!is_placeholder(name)) {
+      if (problem != nullptr) {
+        *problem = "has an unknown placeholder {" + std::string(name) +
+                   "} (use {user} or {claim.NAME}; NAME: letters, digits, '_', '-', '.')";
+      }
       return std::nullopt;
     }
-    auto value = value_of(name);
+    std::optional<std::string> value = value_of(name, out.empty());
     if (!value) return std::nullopt;
     out += *value;
     i = close + 1;
@@ -52,65 +65,66 @@ std::optional<std::string> substitute(std::string_view pattern, F&& value_of,
   return out;
 }
 
-// A value may fill a placeholder only when it cannot change the pattern's shape.
-bool safe_value(std::string_view v) {
-  return !v.empty() && v.find_first_of("+#/") == std::string_view::npos &&
-         v.find('\0') == std::string_view::npos;
+// Whether `value` can fill a placeholder without changing the shape of the filter: it must stay
+// inside its level (no '/'), match only itself (no '+', '#') and not make the filter begin with
+// '$', which would reach the broker's $SYS topics (a user named "$SYS" and "{user}/#").
+bool safe_value(std::string_view value, bool at_start) {
+  if (value.empty()) return false;
+  if (value.find_first_of(std::string_view("+#/\0", 4)) != std::string_view::npos) return false;
+  return !(at_start && value.front() == '$');
+}
+
+// The text of a claim usable as a level: strings as they are, integers in decimal.
+std::optional<std::string> claim_text(const nlohmann::json& claims, std::string_view name) {
+  if (!claims.is_object()) return std::nullopt;
+  const auto it = claims.find(std::string(name));
+  if (it == claims.end()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_unsigned()) return std::to_string(it->get<std::uint64_t>());
+  if (it->is_number_integer()) return std::to_string(it->get<std::int64_t>());
+  return std::nullopt;  // booleans, floats, null, arrays, objects
 }
 
 }  // namespace
 
 std::optional<std::string> acl_pattern_problem(std::string_view pattern) {
   std::string problem;
-  auto filled = substitute(
-      pattern, [](std::string_view) { return std::optional<std::string>("x"); }, &problem);
+  const auto plain = [](std::string_view, bool) { return std::optional<std::string>("x"); };
+  const std::optional<std::string> filled = substitute(pattern, plain, &problem);
   if (!filled) return problem;
-  if (auto p = topic_filter_problem(*filled)) return "is not a valid topic filter: it " + *p;
+  if (auto filter_problem = topic_filter_problem(*filled)) {
+    return "is not a valid topic filter: it " + *filter_problem;
+  }
   return std::nullopt;
 }
 
 std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
                                     const std::string& user, const nlohmann::json& claims) {
-  std::vector<std::string> out;
-  auto value_of = [&](std::string_view name) -> std::optional<std::string> {
-    std::string value;
-    if (name == "user") {
-      value = user;
-    } else {
-      const std::string key(name.substr(6));
-      if (!claims.is_object()) return std::nullopt;
-      auto it = claims.find(key);
-      if (it == claims.end()) return std::nullopt;
-      if (it->is_string()) {
-        value = it->get<std::string>();
-      } else if (it->is_number_integer()) {
-        value = std::to_string(it->get<long long>());
-      } else {
-        return std::nullopt;
-      }
-    }
-    if (!safe_value(value)) return std::nullopt;
+  const auto value_of = [&](std::string_view name, bool at_start) -> std::optional<std::string> {
+    std::optional<std::string> value =
+        name == "user" ? std::optional<std::string>(user)
+                       : claim_text(claims, name.substr(kClaimPrefix.size()));
+    if (!value || !safe_value(*value, at_start)) return std::nullopt;
     return value;
   };
-  for (const auto& pattern : patterns) {
-    auto filled = substitute(pattern, value_of, nullptr);
+  std::vector<std::string> out;
+  out.reserve(patterns.size());
+  for (const std::string& pattern : patterns) {
+    std::optional<std::string> filled = substitute(pattern, value_of, nullptr);
+    // The final check also drops values that are not UTF-8 or make the filter too long.
     if (filled && !topic_filter_problem(*filled)) out.push_back(std::move(*filled));
   }
   return out;
 }
 
 bool subscribe_allowed(const std::vector<std::string>& expanded, std::string_view filter) {
-  for (const auto& allowed : expanded) {
-    if (filter_covers(allowed, filter)) return true;
-  }
-  return false;
+  return std::any_of(expanded.begin(), expanded.end(),
+                     [&](const std::string& allowed) { return filter_covers(allowed, filter); });
 }
 
 bool publish_allowed(const std::vector<std::string>& expanded, std::string_view topic) {
-  for (const auto& allowed : expanded) {
-    if (filter_matches(allowed, topic)) return true;
-  }
-  return false;
+  return std::any_of(expanded.begin(), expanded.end(),
+                     [&](const std::string& allowed) { return filter_matches(allowed, topic); });
 }
 
 }  // namespace wsbridge::mqtt

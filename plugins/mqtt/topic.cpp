@@ -1,76 +1,96 @@
 #include "topic.hpp"
 
-#include <vector>
+#include <cstdint>
 
 namespace wsbridge::mqtt {
 
 namespace {
 
-// Splits on '/' without allocating the pieces.
-std::vector<std::string_view> levels(std::string_view s) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t slash = s.find('/', start);
+// Walks the '/'-separated levels of a topic or filter without allocating. Every separator
+// delimits a level, so "a//b" has the levels "a", "", "b" and "/" has two empty levels.
+class LevelCursor {
+ public:
+  explicit LevelCursor(std::string_view text) : rest_(text) {}
+
+  // Stores the next level in `level`; false once every level has been read.
+  bool next(std::string_view& level) {
+    if (done_) return false;
+    const std::size_t slash = rest_.find('/');
     if (slash == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
+      level = rest_;
+      done_ = true;
+    } else {
+      level = rest_.substr(0, slash);
+      rest_.remove_prefix(slash + 1);
     }
-    out.push_back(s.substr(start, slash - start));
-    start = slash + 1;
+    return true;
   }
+
+ private:
+  std::string_view rest_;
+  bool done_ = false;
+};
+
+bool starts_with_wildcard(std::string_view filter) {
+  return !filter.empty() && (filter.front() == '+' || filter.front() == '#');
 }
 
-std::optional<std::string> common_problem(std::string_view s) {
-  if (s.empty()) return "must not be empty";
-  if (s.size() > kMaxTopicBytes) return "must be at most 65535 bytes";
-  if (s.find('\0') != std::string_view::npos) return "must not contain NUL";
-  if (!is_valid_utf8(s)) return "must be valid UTF-8";
+bool starts_with_dollar(std::string_view text) { return !text.empty() && text.front() == '$'; }
+
+// The rules topic names and filters share (MQTT 3.1.1 sections 1.5.3 and 4.7.3).
+std::optional<std::string> common_problem(std::string_view text) {
+  if (text.empty()) return "must not be empty";
+  if (text.size() > kMaxTopicBytes) return "must be at most 65535 bytes";
+  if (text.find('\0') != std::string_view::npos) return "must not contain NUL";
+  if (!is_valid_utf8(text)) return "must be valid UTF-8";
   return std::nullopt;
 }
 
 }  // namespace
 
 bool is_valid_utf8(std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
+  const std::size_t size = text.size();
+  std::size_t i = 0;
+  while (i < size) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
       continue;
     }
-    int n = 0;
-    std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-      if (c < 0xC2) return false;  // overlong
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07;
+    // Sequence length and the smallest code point it may encode (anything below is overlong).
+    std::size_t extra = 0;
+    std::uint32_t code_point = 0;
+    std::uint32_t min = 0;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      extra = 1;
+      code_point = lead & 0x1Fu;
+      min = 0x80;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      extra = 2;
+      code_point = lead & 0x0Fu;
+      min = 0x800;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      extra = 3;
+      code_point = lead & 0x07u;
+      min = 0x10000;
     } else {
-      return false;
+      return false;  // a continuation byte, 0xC0/0xC1 (always overlong) or beyond U+10FFFF
     }
-    if (end - p <= n) return false;
-    for (int i = 1; i <= n; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
+    if (size - i <= extra) return false;  // truncated
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto byte = static_cast<unsigned char>(text[i + k]);
+      if ((byte & 0xC0u) != 0x80u) return false;
+      code_point = (code_point << 6) | (byte & 0x3Fu);
     }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    p += n + 1;
+    if (code_point < min || code_point > 0x10FFFF) return false;
+    if (code_point >= 0xD800 && code_point <= 0xDFFF) return false;  // surrogates
+    i += extra + 1;
   }
   return true;
 }
 
 std::optional<std::string> topic_name_problem(std::string_view topic) {
-  if (auto p = common_problem(topic)) return p;
+  if (auto problem = common_problem(topic)) return problem;
   if (topic.find_first_of("+#") != std::string_view::npos) {
     return "must not contain wildcards ('+' or '#')";
   }
@@ -78,12 +98,15 @@ std::optional<std::string> topic_name_problem(std::string_view topic) {
 }
 
 std::optional<std::string> topic_filter_problem(std::string_view filter) {
-  if (auto p = common_problem(filter)) return p;
-  const auto parts = levels(filter);
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    const std::string_view level = parts[i];
-    if (level.find('#') != std::string_view::npos && (level != "#" || i + 1 != parts.size())) {
-      return "may use '#' only as the whole last level";
+  if (auto problem = common_problem(filter)) return problem;
+  LevelCursor levels(filter);
+  std::string_view level;
+  bool after_hash = false;
+  while (levels.next(level)) {
+    if (after_hash) return "may use '#' only as the whole last level";
+    if (level.find('#') != std::string_view::npos) {
+      if (level != "#") return "may use '#' only as the whole last level";
+      after_hash = true;
     }
     if (level.find('+') != std::string_view::npos && level != "+") {
       return "may use '+' only as a whole level";
@@ -93,38 +116,43 @@ std::optional<std::string> topic_filter_problem(std::string_view filter) {
 }
 
 bool filter_matches(std::string_view filter, std::string_view topic) {
-  if (!topic.empty() && topic.front() == '$' && !filter.empty() &&
-      (filter.front() == '+' || filter.front() == '#')) {
-    return false;
+  // '$' topics (such as $SYS/...) are for the server: only a literal first level reaches them.
+  if (starts_with_dollar(topic) && starts_with_wildcard(filter)) return false;
+  LevelCursor filter_levels(filter);
+  LevelCursor topic_levels(topic);
+  std::string_view f;
+  std::string_view t;
+  while (filter_levels.next(f)) {
+    if (f == "#") return true;  // any number of levels, zero included: "a/#" matches "a"
+    if (!topic_levels.next(t)) return false;
+    if (f != "+" && f != t) return false;
   }
-  const auto f = levels(filter);
-  const auto t = levels(topic);
-  std::size_t i = 0;
-  for (; i < f.size(); ++i) {
-    if (f[i] == "#") return true;  // also matches the parent level ("a/#" matches "a")
-    if (i >= t.size()) return false;
-    if (f[i] != "+" && f[i] != t[i]) return false;
-  }
-  return i == t.size();
+  return !topic_levels.next(t);
 }
 
 bool filter_covers(std::string_view outer, std::string_view inner) {
-  const auto o = levels(outer);
-  const auto n = levels(inner);
-  // '$' topics are matched only by filters that name their first level literally.
-  // (A wildcard-first inner filter matches no '$' topic either, so only a literal one matters.)
-  const bool outer_wild_first = o.front() == "+" || o.front() == "#";
-  const bool inner_literal_dollar = !n.front().empty() && n.front().front() == '$';
-  if (outer_wild_first && inner_literal_dollar) return false;
-  std::size_t i = 0;
-  for (; i < o.size(); ++i) {
-    if (o[i] == "#") return true;
-    if (i >= n.size()) return false;
-    if (n[i] == "#") return false;  // inner matches deeper topics than a non-'#' outer level
-    if (o[i] == "+") continue;
-    if (n[i] == "+" || o[i] != n[i]) return false;
+  // A leading wildcard of `outer` misses the '$' topics a literal '$' first level of `inner`
+  // names. (A wildcard-first `inner` matches no '$' topic, so it needs no such care.)
+  if (starts_with_wildcard(outer) && starts_with_dollar(inner)) return false;
+  LevelCursor outer_levels(outer);
+  LevelCursor inner_levels(inner);
+  std::string_view o;
+  std::string_view n;
+  bool first = true;
+  while (outer_levels.next(o)) {
+    if (o == "#") return true;
+    if (!inner_levels.next(n)) return false;  // outer needs a level some inner topic lacks
+    if (n == "#") {
+      // Inner also matches the topic that ends right here, which a non-'#' outer level needs
+      // one more level for. The exception: at the first level that topic would be empty, which
+      // is no topic, so "+/#" (one level or more) covers "#".
+      std::string_view after;
+      return first && o == "+" && outer_levels.next(after) && after == "#";
+    }
+    if (o != "+" && (n == "+" || n != o)) return false;
+    first = false;
   }
-  return i == n.size();  // outer ended: inner must end too
+  return !inner_levels.next(n);  // outer ended: inner must not match deeper topics
 }
 
 }  // namespace wsbridge::mqtt

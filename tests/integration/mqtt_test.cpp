@@ -63,9 +63,10 @@ class Session {
  public:
   Session(const WsbridgeInstance& bridge, const std::string& path)
       : ws_(WsClient::connect(bridge.client(path))) {
-    auto status = next();
-    EXPECT_EQ(status["type"], "status") << status;
+    initial_status = next();
+    EXPECT_EQ(initial_status["type"], "status") << initial_status;
   }
+  json initial_status;
   void send(const json& j) { ws_.send_text(j.dump()); }
   json next(std::chrono::milliseconds timeout = 5s) {
     auto m = ws_.read_message(timeout);
@@ -378,6 +379,88 @@ TEST_F(MqttTest, BufferFullWhileDownIsRefused) {
   json r = s.request({{"type", "publish"}, {"topic", "b"}, {"payload", 3}, {"qos", 1}, {"id", 3}});
   EXPECT_EQ(r["code"], "upstream_unavailable");
   EXPECT_EQ(r["id"], 3);
+}
+
+TEST(MqttUpstreamTest, Mqtt5Upstream) {
+  Mosquitto broker;
+  WsbridgeInstance bridge(
+      "[[listeners]]\nport = ${PORT}\n[upstreams.v5]\nuri = \"" + broker.uri() +
+      "\"\nmqtt_version = \"5\"\n[[routes]]\npath = \"/m\"\nadapter = \"mqtt\"\n"
+      "upstream = \"v5\"\nallow_subscribe = [\"#\"]\nallow_publish = [\"#\"]\n");
+  ASSERT_TRUE(bridge.process->wait_for_output("upstream v5: connected", 10s))
+      << bridge.process->output();
+  EXPECT_TRUE(broker.wait_for_log("(p5, c1", 1, 2s)) << broker.log();  // protocol 5, clean start
+  Session s(bridge, "/m");
+  s.subscribe_ok("five/#", 1);
+  MqttPeer peer(broker.uri());
+  peer.publish("five/a", "\"hi\"", 1);
+  json m = s.next();
+  EXPECT_EQ(m["topic"], "five/a");
+  EXPECT_EQ(m["payload"], "hi");
+}
+
+TEST(MqttUpstreamTest, TlsUpstreamWithCaVerification) {
+  // A throwaway CA and server certificate for 127.0.0.1, readable by the mosquitto user.
+  char dir_template[] = "/tmp/wsbridge-tls-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string script =
+      "set -e; cd " + dir +
+      "; chmod 755 .;"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 "
+      "-subj '/CN=wsbridge test CA' 2>/dev/null;"
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+      "-subj '/CN=127.0.0.1' 2>/dev/null;"
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext;"
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt "
+      "-days 2 -extfile san.ext 2>/dev/null; chmod 644 *";
+  ChildProcess gen = ChildProcess::spawn({"/bin/bash", "-c", script});
+  ASSERT_EQ(gen.wait_exit(60s), 0) << gen.output();
+
+  const uint16_t tls_port = free_tcp_port();
+  Mosquitto broker("listener " + std::to_string(tls_port) + " 127.0.0.1\ncafile " + dir +
+                   "/ca.crt\ncertfile " + dir + "/server.crt\nkeyfile " + dir + "/server.key\n");
+  ASSERT_TRUE(wait_port_open("127.0.0.1", tls_port, 5s));
+  WsbridgeInstance bridge(
+      "[[listeners]]\nport = ${PORT}\n[upstreams.tls]\nuri = \"ssl://127.0.0.1:" +
+      std::to_string(tls_port) + "\"\nca_file = \"" + dir +
+      "/ca.crt\"\n[[routes]]\npath = \"/m\"\nadapter = \"mqtt\"\n"
+      "upstream = \"tls\"\nallow_subscribe = [\"#\"]\nallow_publish = [\"#\"]\n");
+  ASSERT_TRUE(bridge.process->wait_for_output("upstream tls: connected", 10s))
+      << bridge.process->output() << broker.log();
+  Session s(bridge, "/m");
+  s.subscribe_ok("secure/#", 1);
+  MqttPeer peer(broker.uri());  // the plain listener of the same broker
+  peer.publish("secure/x", "1", 1);
+  EXPECT_EQ(s.next()["topic"], "secure/x");
+  ChildProcess(ChildProcess::spawn({"/bin/rm", "-rf", dir})).wait_exit(10s);
+}
+
+TEST(MqttUpstreamTest, TlsUpstreamWithAnUntrustedCertificateStaysDown) {
+  // The system CA store does not know a self-signed broker: the bridge must refuse it.
+  char dir_template[] = "/tmp/wsbridge-tls-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  ChildProcess gen = ChildProcess::spawn(
+      {"/bin/bash", "-c",
+       "set -e; cd " + dir +
+           "; chmod 755 .; openssl req -x509 -newkey rsa:2048 -nodes "
+           "-keyout k.pem -out c.pem -days 2 -subj '/CN=127.0.0.1' 2>/dev/null; chmod 644 *"});
+  ASSERT_EQ(gen.wait_exit(60s), 0) << gen.output();
+  const uint16_t tls_port = free_tcp_port();
+  Mosquitto broker("listener " + std::to_string(tls_port) + " 127.0.0.1\ncertfile " + dir +
+                   "/c.pem\nkeyfile " + dir + "/k.pem\n");
+  WsbridgeInstance bridge(
+      "[[listeners]]\nport = ${PORT}\n[upstreams.tls]\nuri = \"ssl://127.0.0.1:" +
+      std::to_string(tls_port) +
+      "\"\n[[routes]]\npath = \"/m\"\n"
+      "adapter = \"mqtt\"\nupstream = \"tls\"\nallow_subscribe = [\"#\"]\n");
+  EXPECT_TRUE(bridge.process->wait_for_output("upstream tls: cannot connect", 10s))
+      << bridge.process->output();
+  EXPECT_EQ(bridge.process->output().find("upstream tls: connected"), std::string::npos);
+  Session s(bridge, "/m");
+  EXPECT_EQ(s.initial_status["upstream"], "down");
+  ChildProcess(ChildProcess::spawn({"/bin/rm", "-rf", dir})).wait_exit(10s);
 }
 
 TEST_F(MqttTest, UnknownUpstreamIsAConfigErrorWithPosition) {

@@ -3,6 +3,10 @@
 // permessage-deflate.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <random>
 
 #include "wsbridge_instance.hpp"
@@ -344,6 +348,46 @@ TEST_F(WebSocketProtocolTest, ManyConcurrentClientsEachGetTheirOwnEcho) {
   for (int i = 0; i < 50; ++i) {
     EXPECT_EQ(clients[i].read_message().data, "Echo: client " + std::to_string(i));
   }
+}
+
+bool ipv6_loopback_available() {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST(ListenerTest, ServesIpv4AndIpv6ListenersSideBySide) {
+  if (!ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback on this machine";
+  WsbridgeInstance server(R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+[[listeners]]
+address = "::1"
+port = ${PORT2}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+prefix = "v: "
+)");
+  ASSERT_TRUE(wait_port_open("::1", server.port2, 5s));
+  auto v6 = server.client("/echo");
+  v6.host = "::1";
+  v6.port = server.port2;
+  WsClient ws6 = WsClient::connect(v6);
+  ws6.send_text("six");
+  EXPECT_EQ(ws6.read_message().data, "v: six");
+  WsClient ws4 = WsClient::connect(server.client("/echo"));
+  ws4.send_text("four");
+  EXPECT_EQ(ws4.read_message().data, "v: four");
+  EXPECT_TRUE(server.process->wait_for_output("listening on ws://[::1]:", 1s));
+  // Each listener is bound to its own address only.
+  EXPECT_FALSE(wait_port_open("127.0.0.1", server.port2, 200ms));
 }
 
 }  // namespace

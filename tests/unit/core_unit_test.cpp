@@ -45,7 +45,13 @@ TEST(AdapterRegistryTest, RegistersByName) {
                std::invalid_argument);
   EXPECT_THROW(registry.add("", [] { return std::make_unique<echo::EchoKind>(); }),
                std::invalid_argument);
-  EXPECT_EQ(registry.names(), std::vector<std::string>{"echo"});
+  EXPECT_EQ(registry.names(), (std::vector<std::string>{"echo", "mqtt"}));
+  EXPECT_EQ(registry.section_owner("upstreams"), "mqtt");
+  EXPECT_EQ(registry.section_owner("listeners"), "");
+  auto factory = [] { return std::make_unique<echo::EchoKind>(); };
+  EXPECT_THROW(registry.add("other", factory, {"upstreams"}), std::invalid_argument);
+  EXPECT_THROW(registry.add("other", factory, {"routes"}), std::invalid_argument);
+  EXPECT_EQ(registry.find("other"), nullptr);  // a refused registration leaves nothing behind
 }
 
 // A Connection that records what the adapter sends.

@@ -34,7 +34,8 @@ TEST(MqttProtocolTest, ParsesEachRequestType) {
   Request u = ok(R"({"type":"unsubscribe","topic":"a/#","id":7})");
   EXPECT_EQ(u.type, RequestType::kUnsubscribe);
   EXPECT_EQ(*u.id, 7);
-  Request p = ok(R"({"type":"publish","topic":"cmd/lamp","payload":{"on":true},"qos":2,"retain":true})");
+  Request p =
+      ok(R"({"type":"publish","topic":"cmd/lamp","payload":{"on":true},"qos":2,"retain":true})");
   EXPECT_EQ(p.type, RequestType::kPublish);
   EXPECT_EQ(p.payload, R"({"on":true})");
   EXPECT_EQ(p.qos, 2);
@@ -65,7 +66,8 @@ TEST(MqttProtocolTest, RefusesWithBadRequestAndKeepsTheId) {
             "topic must not contain wildcards ('+' or '#')");
   EXPECT_EQ(refused(R"({"type":"subscribe","topic":"a#"})").message,
             "topic filter may use '#' only as the whole last level");
-  EXPECT_EQ(refused(R"({"type":"subscribe","topic":""})").message, "topic filter must not be empty");
+  EXPECT_EQ(refused(R"({"type":"subscribe","topic":""})").message,
+            "topic filter must not be empty");
   EXPECT_EQ(refused(R"({"type":"subscribe","topic":"a","qos":1.5})").message,
             "'qos' must be 0, 1 or 2");
   EXPECT_EQ(refused(R"({"type":"publish","topic":"a","retain":"yes"})").message,
@@ -77,7 +79,9 @@ TEST(MqttProtocolTest, RefusesWithBadRequestAndKeepsTheId) {
 TEST(MqttProtocolTest, MessageFramesEmbedJsonStringsOrBase64) {
   auto parse = [](const Frame& f) { return json::parse(f.payload()); };
   json j = parse(message_frame("s/k1/temp", "21.5", 1, false));
-  EXPECT_EQ(j, json::parse(R"({"type":"message","topic":"s/k1/temp","payload":21.5,"qos":1,"retain":false})"));
+  EXPECT_EQ(j,
+            json::parse(
+                R"({"type":"message","topic":"s/k1/temp","payload":21.5,"qos":1,"retain":false})"));
   j = parse(message_frame("t", "not \"json\"\n", 0, true));
   EXPECT_EQ(j["payload"], "not \"json\"\n");
   EXPECT_EQ(j["retain"], true);
@@ -96,7 +100,8 @@ TEST(MqttProtocolTest, ReplyFrames) {
   EXPECT_EQ(json::parse(error_frame(json(3), "forbidden", "no").payload()),
             json::parse(R"({"type":"error","id":3,"code":"forbidden","message":"no"})"));
   EXPECT_FALSE(json::parse(error_frame(std::nullopt, "bad_request", "x").payload()).contains("id"));
-  EXPECT_EQ(json::parse(pong_frame(json("p")).payload()), json::parse(R"({"type":"pong","id":"p"})"));
+  EXPECT_EQ(json::parse(pong_frame(json("p")).payload()),
+            json::parse(R"({"type":"pong","id":"p"})"));
   EXPECT_EQ(json::parse(status_frame(false).payload()),
             json::parse(R"({"type":"status","upstream":"down"})"));
 }
@@ -162,9 +167,12 @@ TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
             "\"tcp://127.0.0.1:1883\"), not \"http://x:1\"");
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x\"\n"); }),
             "u.toml:2:7: 'uri' in [upstreams.a] needs a port, e.g. \"tcp://127.0.0.1:1883\"");
-  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nmqtt_version = \"4\"\n"); }),
-            "u.toml:3:16: 'mqtt_version' in [upstreams.a] must be \"3.1.1\" or \"5\"");
-  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nca_file = \"/etc/hostname\"\n"); }),
+  EXPECT_EQ(
+      error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nmqtt_version = \"4\"\n"); }),
+      "u.toml:3:16: 'mqtt_version' in [upstreams.a] must be \"3.1.1\" or \"5\"");
+  EXPECT_EQ(error_of([&] {
+              upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nca_file = \"/etc/hostname\"\n");
+            }),
             "u.toml:3:11: 'ca_file' needs an ssl:// uri");
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nkeepalive_s = 3\n"); }),
             "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]");
@@ -196,8 +204,9 @@ max_subscriptions = 3
             "r.toml:2:13: 'subscribe' is for mode = \"raw\" routes");
   EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\n"); }),
             "r.toml:1:1: a raw route needs 'subscribe' filters, a 'publish_topic', or both");
-  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\npublish_topic = \"a/+\"\n"); }),
-            "r.toml:3:17: 'publish_topic' must not contain wildcards ('+' or '#')");
+  EXPECT_EQ(
+      error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\npublish_topic = \"a/+\"\n"); }),
+      "r.toml:3:17: 'publish_topic' must not contain wildcards ('+' or '#')");
 }
 
 }  // namespace
