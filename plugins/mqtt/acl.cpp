@@ -101,9 +101,9 @@ std::optional<std::string> acl_pattern_problem(std::string_view pattern) {
 std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
                                     const std::string& user, const nlohmann::json& claims) {
   const auto value_of = [&](std::string_view name, bool at_start) -> std::optional<std::string> {
-    std::optional<std::string> value =
-        name == "user" ? std::optional<std::string>(user)
-                       : claim_text(claims, name.substr(kClaimPrefix.size()));
+    std::optional<std::string> value = name == "user"
+                                           ? std::optional<std::string>(user)
+                                           : claim_text(claims, name.substr(kClaimPrefix.size()));
     if (!value || !safe_value(*value, at_start)) return std::nullopt;
     return value;
   };

@@ -18,6 +18,8 @@ std::optional<std::string> acl_pattern_problem(std::string_view pattern);
 // The patterns of one connection. A placeholder whose value is missing (anonymous user for
 // {user}, absent claim), empty, not a string or integer, or contains '+', '#', '/' or NUL makes
 // its pattern match nothing (the pattern is dropped): no claim can inject a wildcard or a level.
+// So does a value starting with '$' at the very start of the pattern: a user named "$SYS" must
+// not turn "{user}/#" into "$SYS/#".
 std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
                                     const std::string& user, const nlohmann::json& claims);
 

@@ -1,84 +1,104 @@
 #include "codec.hpp"
 
 #include <array>
+#include <cstdint>
 
 namespace wsbridge::mqtt {
 
 namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<signed char, 256> make_decode_table() {
-  std::array<signed char, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i)
-    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<signed char>(i);
-  return t;
+constexpr std::string_view kAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::int8_t kInvalid = -1;
+
+// Byte -> 6-bit value, kInvalid for bytes outside the alphabet ('=' included: it is handled
+// before decoding).
+constexpr std::array<std::int8_t, 256> make_decode_table() {
+  std::array<std::int8_t, 256> table{};
+  table.fill(kInvalid);
+  for (std::size_t i = 0; i < kAlphabet.size(); ++i) {
+    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  }
+  return table;
 }
-constexpr auto kDecode = make_decode_table();
+constexpr std::array<std::int8_t, 256> kDecode = make_decode_table();
+
 }  // namespace
 
 std::string base64_encode(std::string_view bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
+  const auto byte = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i]));
+  };
   std::size_t i = 0;
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
   for (; i + 3 <= bytes.size(); i += 3) {
-    const unsigned v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
+    const std::uint32_t group = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    out += kAlphabet[(group >> 18) & 63];
+    out += kAlphabet[(group >> 12) & 63];
+    out += kAlphabet[(group >> 6) & 63];
+    out += kAlphabet[group & 63];
   }
   const std::size_t rest = bytes.size() - i;
   if (rest == 1) {
-    const unsigned v = b[i] << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
+    const std::uint32_t group = byte(i) << 16;
+    out += kAlphabet[(group >> 18) & 63];
+    out += kAlphabet[(group >> 12) & 63];
     out += "==";
   } else if (rest == 2) {
-    const unsigned v = (b[i] << 16) | (b[i + 1] << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
+    const std::uint32_t group = (byte(i) << 16) | (byte(i + 1) << 8);
+    out += kAlphabet[(group >> 18) & 63];
+    out += kAlphabet[(group >> 12) & 63];
+    out += kAlphabet[(group >> 6) & 63];
     out += '=';
   }
   return out;
 }
 
 std::optional<std::string> base64_decode(std::string_view text) {
-  // Padding is optional; when present it must complete the last quantum.
-  std::size_t len = text.size();
-  std::size_t pad = 0;
-  while (len > 0 && text[len - 1] == '=' && pad < 2) {
-    --len;
-    ++pad;
+  // Padding is optional, but when present it must complete the last group of four.
+  std::size_t length = text.size();
+  std::size_t padding = 0;
+  while (length > 0 && padding < 2 && text[length - 1] == '=') {
+    --length;
+    ++padding;
   }
-  if (pad > 0 && text.size() % 4 != 0) return std::nullopt;
-  if (len % 4 == 1) return std::nullopt;
+  if (padding > 0 && text.size() % 4 != 0) return std::nullopt;
+  // A lone character in the last group carries 6 bits: not even one byte.
+  if (length % 4 == 1) return std::nullopt;
+
   std::string out;
-  out.reserve(len / 4 * 3 + 2);
-  unsigned acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < len; ++i) {
-    const signed char v = kDecode[static_cast<unsigned char>(text[i])];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+  out.reserve(length / 4 * 3 + 2);
+  std::uint32_t bits = 0;
+  int bit_count = 0;
+  for (std::size_t i = 0; i < length; ++i) {
+    const std::int8_t value = kDecode[static_cast<unsigned char>(text[i])];
+    if (value == kInvalid) return std::nullopt;
+    bits = ((bits << 6) | static_cast<std::uint32_t>(value)) & 0xFFFFFFu;
+    bit_count += 6;
+    if (bit_count >= 8) {
+      bit_count -= 8;
+      out.push_back(static_cast<char>((bits >> bit_count) & 0xFFu));
     }
   }
-  // Leftover bits must be zero (canonical encoding).
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  // The bits left over after the last byte must be zero, so that each byte string has exactly
+  // one accepted encoding (RFC 4648 section 3.5 allows decoders to insist).
+  if ((bits & ((1u << bit_count) - 1u)) != 0) return std::nullopt;
   return out;
 }
 
 void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  out.reserve(out.size() + text.size() + 2);
   out.push_back('"');
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
+  // Copies runs of plain bytes at once; only the rare bytes that need escaping are handled one
+  // by one.
+  std::size_t run_start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text, run_start, i - run_start);
+    run_start = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -102,15 +122,13 @@ void append_json_string(std::string& out, std::string_view text) {
         out += "\\f";
         break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+        break;
     }
   }
+  out.append(text, run_start, text.size() - run_start);
   out.push_back('"');
 }
 

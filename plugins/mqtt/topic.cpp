@@ -35,7 +35,9 @@ bool starts_with_wildcard(std::string_view filter) {
   return !filter.empty() && (filter.front() == '+' || filter.front() == '#');
 }
 
-bool starts_with_dollar(std::string_view text) { return !text.empty() && text.front() == '$'; }
+bool starts_with_dollar(std::string_view text) {
+  return !text.empty() && text.front() == '$';
+}
 
 // The rules topic names and filters share (MQTT 3.1.1 sections 1.5.3 and 4.7.3).
 std::optional<std::string> common_problem(std::string_view text) {
@@ -138,18 +140,21 @@ bool filter_covers(std::string_view outer, std::string_view inner) {
   LevelCursor inner_levels(inner);
   std::string_view o;
   std::string_view n;
+  // Whether the levels read so far join to "": at the start, or after one empty level.
+  bool nothing_yet = true;
   bool first = true;
   while (outer_levels.next(o)) {
     if (o == "#") return true;
     if (!inner_levels.next(n)) return false;  // outer needs a level some inner topic lacks
     if (n == "#") {
       // Inner also matches the topic that ends right here, which a non-'#' outer level needs
-      // one more level for. The exception: at the first level that topic would be empty, which
-      // is no topic, so "+/#" (one level or more) covers "#".
+      // one more level for. Unless that topic would be "", which is no topic: then inner
+      // matches one level or more here, just like "+/#" ("+/#" covers "#", "/+/#" covers "/#").
       std::string_view after;
-      return first && o == "+" && outer_levels.next(after) && after == "#";
+      return nothing_yet && o == "+" && outer_levels.next(after) && after == "#";
     }
     if (o != "+" && (n == "+" || n != o)) return false;
+    nothing_yet = first && n.empty();
     first = false;
   }
   return !inner_levels.next(n);  // outer ended: inner must not match deeper topics

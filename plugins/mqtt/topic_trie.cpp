@@ -229,6 +229,8 @@ std::vector<std::string> TopicTrie::filters() const {
   return out;
 }
 
-bool TopicTrie::empty() const { return root_->unused(); }
+bool TopicTrie::empty() const {
+  return root_->unused();
+}
 
 }  // namespace wsbridge::mqtt

@@ -6,6 +6,7 @@
 
 #include <iostream>
 #include <optional>
+#include <thread>
 #include <string>
 
 #include "support/process.hpp"
@@ -17,6 +18,15 @@ class WsbridgeInstance {
  public:
   // `config` may contain ${PORT} (and ${PORT2}, ${PORT3}), replaced by free ports.
   explicit WsbridgeInstance(std::string config, std::vector<std::string> extra_args = {}) {
+    // A free port can be taken by a parallel test between our probe and wsbridge's bind: then
+    // start again on other ports.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (start(config, extra_args)) return;
+    }
+    ADD_FAILURE() << "wsbridge did not start listening; output:\n" << process->output();
+  }
+
+  bool start(std::string config, const std::vector<std::string>& extra_args) {
     port = free_tcp_port();
     port2 = free_tcp_port();
     port3 = free_tcp_port();
@@ -28,9 +38,16 @@ class WsbridgeInstance {
     std::vector<std::string> argv = {WSBRIDGE_BINARY, "--config", config_path};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process.emplace(ChildProcess::spawn(argv));
-    if (!wait_port_open("127.0.0.1", port, std::chrono::seconds(10))) {
-      ADD_FAILURE() << "wsbridge did not start listening; output:\n" << process->output();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!process->running()) return false;  // e.g. "cannot listen": the port was taken
+      if (wait_port_open("127.0.0.1", port, std::chrono::milliseconds(100))) {
+        // Open, but perhaps by someone else: ours would have exited on its failed bind.
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        return process->running();
+      }
     }
+    return false;
   }
 
   ~WsbridgeInstance() {

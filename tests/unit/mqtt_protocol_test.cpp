@@ -195,8 +195,9 @@ max_subscriptions = 3
             "r.toml:2:16: 'topic_prefix' must end with '/' (e.g. \"tenant1/\"), so a prefix "
             "never joins a browser's first topic level");
   EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nallow_subscribe = [\"a/{nope}\"]\n"); }),
-            "r.toml:2:19: ACL pattern \"a/{nope}\" in 'allow_subscribe' of route \"/m\": unknown "
-            "placeholder {nope} (use {user} or {claim.NAME})");
+            "r.toml:2:19: ACL pattern \"a/{nope}\" in 'allow_subscribe' of route \"/m\": has an "
+            "unknown placeholder {nope} (use {user} or {claim.NAME}; NAME: letters, digits, '_', "
+            "'-', '.')");
   EXPECT_EQ(error_of([&] { route("upstream = \"local\"\nallow_publish = [\"a/#/b\"]\n"); }),
             "r.toml:2:17: ACL pattern \"a/#/b\" in 'allow_publish' of route \"/m\": is not a valid "
             "topic filter: it may use '#' only as the whole last level");
