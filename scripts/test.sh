@@ -2,7 +2,9 @@
 # One command from a fresh Debian 12 machine to the whole test suite:
 #   1. a release build (warnings are errors) and every test;
 #   2. an AddressSanitizer + UBSan build and every test;
-#   3. a ThreadSanitizer build and the tests that cross threads (label "threads").
+#   3. a ThreadSanitizer build and every test again (the wsbridge servers the tests start run
+#      under TSan too; tests/tsan.supp lists the library reports suppressed, and why).
+# Tests that cross threads inside one process carry the label "threads" (ctest -L threads).
 # Exits non-zero when any build or test fails. Set WSBRIDGE_TEST_FLAVOURS="release" to run fewer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,13 +17,10 @@ for flavour in $flavours; do
   echo "==> [$flavour] build"
   bash scripts/build.sh "$flavour"
   args=(--test-dir "build/$flavour" --output-on-failure -j "$jobs" --timeout 300)
-  case "$flavour" in
-    tsan) args+=(-L threads) ;;
-  esac
   echo "==> [$flavour] test"
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
        ctest "${args[@]}"; then
     status=1
   fi
