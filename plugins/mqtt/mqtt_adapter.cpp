@@ -3,6 +3,7 @@
 #include <map>
 
 #include "mqtt_config.hpp"
+#include "protocol.hpp"
 #include "upstream.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
@@ -23,6 +24,19 @@ class MqttAdapter final : public Adapter {
   }
   void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo&) override {
     upstream_->close_session(connection->id());
+  }
+  void on_rate_limited(const std::shared_ptr<Connection>& connection,
+                       const Frame& message) override {
+    if (route_->mode == RouteMode::kRaw) return;  // no error frames; sustained excess closes
+    std::optional<nlohmann::json> id;
+    if (message.is_text()) {
+      auto doc = nlohmann::json::parse(message.payload(), nullptr, false);
+      if (doc.is_object() && doc.contains("id") &&
+          (doc["id"].is_string() || doc["id"].is_number())) {
+        id = doc["id"];
+      }
+    }
+    connection->send(error_frame(id, "rate_limited", "too many messages: slow down"));
   }
 
  private:

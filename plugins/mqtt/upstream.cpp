@@ -68,6 +68,17 @@ struct SessionState {
   std::shared_ptr<const MqttRouteConfig> route;
   std::vector<std::string> subscribe_acl;  // expanded for this identity
   std::vector<std::string> publish_acl;
+  // From the credential (an API key's or a token's ACL claim): allowed only if both allow.
+  std::optional<std::vector<std::string>> credential_subscribe_acl;
+  std::optional<std::vector<std::string>> credential_publish_acl;
+  bool may_subscribe(const std::string& filter) const {
+    return subscribe_allowed(subscribe_acl, filter) &&
+           (!credential_subscribe_acl || subscribe_allowed(*credential_subscribe_acl, filter));
+  }
+  bool may_publish(const std::string& topic) const {
+    return publish_allowed(publish_acl, topic) &&
+           (!credential_publish_acl || publish_allowed(*credential_publish_acl, topic));
+  }
   std::set<std::string> filters;  // browser-side filters
   bool raw() const { return route->mode == RouteMode::kRaw; }
 };
@@ -458,6 +469,10 @@ void Upstream::Impl::handle(SessionOpened& e) {
   s.route = std::move(e.route);
   s.subscribe_acl = expand_acl(s.route->allow_subscribe, who.user, who.claims);
   s.publish_acl = expand_acl(s.route->allow_publish, who.user, who.claims);
+  if (who.acl) {
+    s.credential_subscribe_acl = expand_acl(who.acl->subscribe, who.user, who.claims);
+    s.credential_publish_acl = expand_acl(who.acl->publish, who.user, who.claims);
+  }
   auto& session = sessions.emplace(id, std::move(s)).first->second;
   if (session.raw()) {
     for (const auto& filter : session.route->subscribe) {
@@ -522,7 +537,7 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
       s.connection->send(pong_frame(r.id));
       return;
     case RequestType::kSubscribe:
-      if (!subscribe_allowed(s.subscribe_acl, r.topic)) {
+      if (!s.may_subscribe(r.topic)) {
         s.connection->send(error_frame(r.id, "forbidden",
                                        "subscribing to \"" + r.topic + "\" is not allowed here"));
         return;
@@ -540,7 +555,7 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
       if (r.id) s.connection->send(ack_frame(*r.id));
       return;
     case RequestType::kPublish:
-      if (!publish_allowed(s.publish_acl, r.topic)) {
+      if (!s.may_publish(r.topic)) {
         s.connection->send(error_frame(r.id, "forbidden",
                                        "publishing to \"" + r.topic + "\" is not allowed here"));
         return;

@@ -283,7 +283,9 @@ std::optional<ConfigTable> ConfigTable::table(std::string_view key) {
   const toml::node* n = node(key);
   if (n == nullptr) return std::nullopt;
   if (!n->is_table()) fail_type(key, *n, "a table");
-  return ConfigTable(*n->as_table(), file_, "[" + std::string(key) + "]");
+  const std::string child = name_ == "the top level" ? "[" + std::string(key) + "]"
+                                                     : "'" + std::string(key) + "' of " + name_;
+  return ConfigTable(*n->as_table(), file_, child);
 }
 
 std::vector<ConfigTable> ConfigTable::array_of_tables(std::string_view key) {

@@ -1,5 +1,7 @@
 #include "mask_guard.hpp"
 
+#include "bearer_subprotocol.hpp"
+
 #include <dlfcn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -73,9 +75,10 @@ struct Watch {
   UnmaskedFrameSink* sink = nullptr;
   bool websocket = false;
   bool blocked = false;
-  bool unaligned = false;    // the pending bytes overflowed: frame boundaries are unknown
-  std::string pending;       // HTTP phase: bytes after the last "\r\n\r\n"
-  FrameMaskScanner scanner;  // WebSocket phase
+  bool unaligned = false;  // the pending bytes overflowed: frame boundaries are unknown
+  std::string pending;     // HTTP phase: bytes after the last "\r\n\r\n"
+  std::optional<BearerExtraction> bearer;  // HTTP phase: taken out of Sec-WebSocket-Protocol
+  FrameMaskScanner scanner;                // WebSocket phase
 };
 
 // One slot per possible descriptor. Only the service thread that registered a socket reads or
@@ -150,6 +153,15 @@ void forget(int fd) {
   if (table().mine(fd) != nullptr) table().set(fd, nullptr);
 }
 
+std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
+  Watch* w = table().mine(fd);
+  if (w == nullptr || !w->bearer) return std::nullopt;
+  only_bearer = w->bearer->only_bearer;
+  std::optional<std::string> token = std::move(w->bearer->token);
+  w->bearer.reset();
+  return token;
+}
+
 bool blocked(int fd) {
   const Watch* w = table().mine(fd);
   return w != nullptr && w->blocked;
@@ -161,9 +173,14 @@ long after_recv(int fd, void* buffer, long received) {
   const auto* bytes = static_cast<const unsigned char*>(buffer);
   const auto n = static_cast<std::size_t>(received);
   if (!w->websocket) {
+    std::size_t len = n;
+    if (auto bearer = extract_bearer_subprotocol(static_cast<char*>(buffer), len)) {
+      w->bearer = std::move(bearer);
+      received = static_cast<long>(len);
+    }
     // Keep what follows the last end of a request head ("\r\n\r\n"); a keep-alive connection
     // may send several requests before the one that upgrades.
-    w->pending.append(reinterpret_cast<const char*>(bytes), n);
+    w->pending.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(received));
     const std::size_t end = w->pending.rfind("\r\n\r\n");
     if (end != std::string::npos) {
       w->pending.erase(0, end + 4);

@@ -1,3 +1,6 @@
+// Also, in the HTTP phase, it takes "bearer.<token>" out of Sec-WebSocket-Protocol before lws
+// parses the head (bearer_subprotocol.hpp says why).
+//
 // RFC 6455 5.1: "a server MUST close the connection upon receiving a frame that is not masked".
 // libwebsockets 4.1.6 does not check this on the server side (its parser accepts the frame and
 // unmasks it with a stale key), so wsbridge checks it below lws: the executable interposes
@@ -8,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 struct lws_context;
@@ -62,6 +66,9 @@ void forget(int fd);
 long after_recv(int fd, void* buffer, long received);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
+// The bearer token taken out of the request's Sec-WebSocket-Protocol (see bearer_subprotocol.hpp),
+// once; `only_bearer` tells that no real subprotocol was offered beside it.
+std::optional<std::string> take_bearer_token(int fd, bool& only_bearer);
 }  // namespace mask_guard
 
 }  // namespace wsbridge

@@ -84,7 +84,10 @@ int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* i
 }  // namespace
 
 struct Server::LwsTables {
-  lws_protocols protocols[2] = {};
+  // protocols[0] takes HTTP and connections without a subprotocol; one more entry per
+  // subprotocol a route accepts (same callback), so lws can select it; then the terminator.
+  std::vector<lws_protocols> protocols;
+  std::deque<std::string> protocol_names;
   lws_http_mount health_mount{};
   lws_http_mount files_mount{};
   std::string static_origin;
@@ -122,12 +125,24 @@ Server::~Server() {
 void Server::run() {
   // lws keeps pointers into the protocols, mounts and vhost names for the context's lifetime, so
   // they live in the Server, not on this stack frame.
-  lws_protocols* protocols = lws_tables_->protocols;
-  protocols[0].name = kProtocolName;
-  protocols[0].callback = protocol_callback;
-  protocols[0].per_session_data_size = sizeof(Session*);
-  protocols[0].rx_buffer_size = kRxChunkBytes;
-  protocols[0].user = this;
+  auto& protocols = lws_tables_->protocols;
+  auto add_protocol = [&](const std::string& name) {
+    for (const auto& p : protocols) {
+      if (name == p.name) return;
+    }
+    lws_protocols p{};
+    p.name = lws_tables_->protocol_names.emplace_back(name).c_str();
+    p.callback = protocol_callback;
+    p.per_session_data_size = sizeof(Session*);
+    p.rx_buffer_size = kRxChunkBytes;
+    p.user = this;
+    protocols.push_back(p);
+  };
+  add_protocol(kProtocolName);
+  for (const auto& route : config_->routes) {
+    for (const auto& name : route.subprotocols) add_protocol(name);
+  }
+  protocols.push_back(lws_protocols{});  // terminator
 
   lws_context_creation_info info{};
   // UTF-8 validation is read from the context's options, not the vhost's.
@@ -135,6 +150,9 @@ void Server::run() {
   info.user = this;
   info.gid = static_cast<gid_t>(-1);
   info.uid = static_cast<uid_t>(-1);
+  // A connection must finish its HTTP request (and upgrade) within this, or lws drops it.
+  info.timeout_secs = static_cast<unsigned>(config_->limits.handshake_timeout.count());
+  info.timeout_secs_ah_idle = info.timeout_secs;
   context_ = lws_create_context(&info);
   if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
   inbox_->attach(context_, this);
@@ -166,7 +184,7 @@ void Server::run() {
     vinfo.port = listener.port;
     vinfo.iface = listener.address.c_str();
     vinfo.vhost_name = name.c_str();
-    vinfo.protocols = protocols;
+    vinfo.protocols = protocols.data();
     vinfo.mounts = &health_mount;
     vinfo.extensions = listener.permessage_deflate ? kDeflateExtensions : nullptr;
     vinfo.retry_and_idle_policy = &kFarAwayValidity;
@@ -182,6 +200,7 @@ void Server::run() {
                                " (address in use, or not available on this host)");
     }
     vhosts_.push_back(vhost);
+    listener_of_vhost_[vhost] = &listener;
     const std::string host = ipv6 ? "[" + listener.address + "]" : listener.address;
     WSB_LOG(kInfo) << "listening on ws://" << host << ":" << listener.port
                    << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
@@ -240,9 +259,22 @@ void Server::schedule_timer(std::chrono::milliseconds delay) {
 
 void Server::on_timer() {
   const auto now = SteadyClock::now();
+  for (auto it = handshaking_.begin(); it != handshaking_.end();) {
+    if (now - it->second < config_->limits.handshake_timeout) {
+      ++it;
+      continue;
+    }
+    WSB_LOG(kDebug) << "dropping a connection that did not finish its request in time";
+    lws_set_timeout(it->first, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    it = handshaking_.erase(it);
+  }
   for (auto& [id, s] : sessions_) {
     if (s->close_sent) continue;
-    if (now - s->last_rx >= s->route->idle_timeout) {
+    if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
+      WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
+      s->expires_at.reset();
+      request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired", false);
+    } else if (now - s->last_rx >= s->route->idle_timeout) {
       WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);
       request_close(*s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", false);
       // A silent peer may never make the socket writable again: drop it for sure soon after.
@@ -330,33 +362,108 @@ void Server::request_close(Session& s, std::uint16_t code, std::string reason, b
   lws_callback_on_writable(s.wsi);
 }
 
+int Server::refuse_upgrade(lws* wsi, unsigned status, const std::string& reason, bool challenge) {
+  WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
+                 << peer_address(wsi) << ": " << status << " " << reason;
+  HeaderList extra;
+  if (status == 426) extra.emplace_back("Sec-WebSocket-Version:", "13");
+  if (challenge) extra.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
+  write_http_reply(wsi, status, "text/plain", reason + "\n", extra);
+  return 1;
+}
+
 int Server::confirm_upgrade(lws* wsi) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
-  if (uri.empty()) {
-    write_http_reply(wsi, HTTP_STATUS_BAD_REQUEST, "text/plain",
-                     "a WebSocket upgrade must be a GET request\n");
-    return 1;
-  }
-  if (config_->find_route(uri) == nullptr) {
-    WSB_LOG(kInfo) << "refused upgrade to unknown path " << uri << " from " << peer_address(wsi)
-                   << ": 404";
-    write_http_reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", "no WebSocket route at this path\n");
-    return 1;
-  }
+  if (uri.empty()) return refuse_upgrade(wsi, 400, "a WebSocket upgrade must be a GET request");
+  const RouteConfig* route = config_->find_route(uri);
+  if (route == nullptr) return refuse_upgrade(wsi, 404, "no WebSocket route at this path");
   if (header(wsi, WSI_TOKEN_VERSION) != "13") {
-    write_http_reply(wsi, 426, "text/plain", "only WebSocket version 13 is supported\n",
-                     {{"Sec-WebSocket-Version:", "13"}});
-    return 1;
+    return refuse_upgrade(wsi, 426, "only WebSocket version 13 is supported");
   }
   if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
-    write_http_reply(wsi, HTTP_STATUS_BAD_REQUEST, "text/plain",
-                     "missing or malformed Sec-WebSocket-Key\n");
-    return 1;
+    return refuse_upgrade(wsi, 400, "missing or malformed Sec-WebSocket-Key");
   }
-  if (stopping_) {
-    write_http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "shutting down\n");
-    return 1;
+  if (stopping_) return refuse_upgrade(wsi, 503, "shutting down");
+
+  const std::string ip = peer_address(wsi);
+  if (sessions_.size() + pending_auth_.size() >= config_->limits.max_connections) {
+    return refuse_upgrade(wsi, 503, "too many connections");
   }
+  if (auto it = connections_per_ip_.find(ip);
+      it != connections_per_ip_.end() && it->second >= config_->limits.max_connections_per_ip) {
+    return refuse_upgrade(wsi, 503, "too many connections from this address");
+  }
+
+  // Subprotocols: lws will select the first offered one it knows (of any route); it must be one
+  // this route accepts. "bearer.<token>" only carries a credential and is never selected.
+  const auto offered = auth::split_header_list(header(wsi, WSI_TOKEN_PROTOCOL));
+  bool bearer_only = false;
+  const auto bearer = mask_guard::take_bearer_token(lws_get_socket_fd(wsi), bearer_only);
+  if (bearer && bearer_only) {
+    return refuse_upgrade(wsi, 400,
+                          "Sec-WebSocket-Protocol carries only a bearer token: offer a "
+                          "subprotocol of this route beside it");
+  }
+  if (!offered.empty()) {
+    std::optional<std::string> selected;
+    bool only_bearer = true;
+    for (const auto& name : offered) {
+      if (name.starts_with("bearer.")) continue;
+      only_bearer = false;
+      for (const auto& p : lws_tables_->protocol_names) {
+        if (p == name) selected = name;
+      }
+      if (selected) break;
+    }
+    std::string accepted;
+    for (const auto& p : route->subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
+    if (only_bearer) {
+      return refuse_upgrade(wsi, 400,
+                            "Sec-WebSocket-Protocol carries only a bearer token: offer a "
+                            "subprotocol of this route beside it (" +
+                                (accepted.empty() ? "it has none" : accepted) + ")");
+    }
+    if (!selected || std::find(route->subprotocols.begin(), route->subprotocols.end(), *selected) ==
+                         route->subprotocols.end()) {
+      return refuse_upgrade(wsi, 400,
+                            "no supported subprotocol offered (this route accepts: " +
+                                (accepted.empty() ? "none" : accepted) + ")");
+    }
+  }
+
+  auth::HandshakeRequest request;
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0)
+    request.origin = header(wsi, WSI_TOKEN_ORIGIN);
+  auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  if (listener != listener_of_vhost_.end() && !listener->second->origins.allows(request.origin)) {
+    return refuse_upgrade(wsi, 403,
+                          request.origin ? "origin " + *request.origin + " is not allowed"
+                                         : "a request without Origin is not allowed");
+  }
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
+    request.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  }
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) > 0) {
+    request.cookie = header(wsi, WSI_TOKEN_HTTP_COOKIE);
+  }
+  request.subprotocols = offered;
+  if (bearer) request.subprotocols.push_back("bearer." + *bearer);
+  // lws keeps each query argument (URL-decoded) as a fragment of WSI_TOKEN_HTTP_URI_ARGS.
+  for (int i = 0;; ++i) {
+    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (len <= 0) break;
+    std::string arg(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
+    arg.resize(static_cast<std::size_t>(len));
+    const auto eq = arg.find('=');
+    request.query.emplace_back(arg.substr(0, eq),
+                               eq == std::string::npos ? "" : arg.substr(eq + 1));
+  }
+  auth::AuthDecision decision =
+      auth::authenticate(route->auth, config_->auth, request, std::chrono::system_clock::now());
+  if (!decision.allowed)
+    return refuse_upgrade(wsi, decision.status, decision.reason, decision.challenge);
+  pending_auth_[wsi] = std::move(decision);
   return 0;
 }
 
@@ -394,16 +501,32 @@ int Server::on_established(lws* wsi, void** slot) {
   s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
 
   Identity identity;
+  if (auto pending = pending_auth_.find(wsi); pending != pending_auth_.end()) {
+    auth::AuthDecision& d = pending->second;
+    identity.user = std::move(d.user);
+    identity.claims = std::move(d.claims);
+    identity.auth_method = std::move(d.method);
+    identity.acl = std::move(d.acl);
+    s->expires_at = d.expires_at;
+    pending_auth_.erase(pending);
+  } else if (route->auth.required) {
+    return -1;  // never upgraded through confirm_upgrade: refuse to run unauthenticated
+  }
   identity.remote_address = peer_address(wsi);
+  ++connections_per_ip_[identity.remote_address];
+  if (route->rate > 0) {
+    s->rate_tokens = route->burst;
+    s->rate_refilled_at = s->opened_at;
+  }
   identity.route_path = route->path;
   identity.request_uri = uri;
-  const std::string args = header(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-  if (!args.empty()) identity.request_uri += "?" + args;
   s->handle = std::make_shared<ConnectionHandle>(s->id, std::move(identity), inbox_);
   sessions_.emplace(s->id, s);
 
   WSB_LOG(kInfo) << "conn " << s->id << " open remote=" << s->handle->identity().remote_address
-                 << " path=" << route->path;
+                 << " path=" << route->path
+                 << (s->handle->identity().user.empty() ? std::string()
+                                                        : " user=" + s->handle->identity().user);
   route->adapter->on_open(s->handle);
   return 0;
 }
@@ -437,8 +560,67 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
   s.rx_buffer.clear();
+  if (s.route->auth.jwt && message.is_text() && handle_auth_message(s, message)) return 0;
+  if (s.route->rate > 0 && !within_rate(s)) {
+    s.route->adapter->on_rate_limited(s.handle, message);
+    if (s.rate_strikes >= std::max(10.0, s.route->burst)) {
+      WSB_LOG(kInfo) << "conn " << s.id << " keeps exceeding its rate limit: closing with 1008";
+      request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded", false);
+    }
+    return 0;
+  }
   s.route->adapter->on_message(s.handle, std::move(message));
   return 0;
+}
+
+bool Server::within_rate(Session& s) {
+  const auto now = SteadyClock::now();
+  const double elapsed = std::chrono::duration<double>(now - s.rate_refilled_at).count();
+  s.rate_refilled_at = now;
+  s.rate_tokens = std::min(s.route->burst, s.rate_tokens + elapsed * s.route->rate);
+  if (s.rate_tokens >= 1) {
+    s.rate_tokens -= 1;
+    s.rate_strikes = 0;
+    return true;
+  }
+  ++s.rate_strikes;
+  return false;
+}
+
+// {"type":"auth","token":"...","id":...}: a fresh token for the same user, so the connection
+// outlives the first token's expiry. Answered like the JSON protocols' requests.
+bool Server::handle_auth_message(Session& s, const Frame& message) {
+  const std::string_view text = message.payload();
+  const auto start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos || text[start] != '{' ||
+      text.find("\"auth\"") == std::string_view::npos) {
+    return false;
+  }
+  const auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (!doc.is_object() || doc.value("type", "") != "auth") return false;
+  nlohmann::json reply = {{"type", "ack"}};
+  if (doc.contains("id")) reply["id"] = doc["id"];
+  auto token = doc.find("token");
+  if (token == doc.end() || !token->is_string()) {
+    reply["type"] = "error";
+    reply["code"] = "bad_request";
+    reply["message"] = "'token' must be a string";
+  } else {
+    auto d = auth::reauthenticate(s.route->auth, s.handle->identity().user,
+                                  token->get_ref<const std::string&>(),
+                                  std::chrono::system_clock::now());
+    if (d.allowed) {
+      s.expires_at = d.expires_at;
+      WSB_LOG(kInfo) << "conn " << s.id << " refreshed its token";
+    } else {
+      WSB_LOG(kInfo) << "conn " << s.id << " token refresh refused: " << d.reason;
+      reply["type"] = "error";
+      reply["code"] = "forbidden";
+      reply["message"] = d.reason;
+    }
+  }
+  enqueue(s, Frame::text(reply.dump()));
+  return true;
 }
 
 int Server::on_writeable(Session& s) {
@@ -489,6 +671,10 @@ void Server::on_closed(Session* s) {
   if (s == nullptr) return;
   s->handle->mark_closed();
   sessions_.erase(s->id);
+  if (auto ip = connections_per_ip_.find(s->handle->identity().remote_address);
+      ip != connections_per_ip_.end() && --ip->second == 0) {
+    connections_per_ip_.erase(ip);
+  }
   const auto lifetime = SteadyClock::now() - s->opened_at;
   WSB_LOG(kInfo) << "conn " << s->id << " close remote=" << s->handle->identity().remote_address
                  << " path=" << s->route->path << " code=" << s->close_info.code
@@ -522,15 +708,22 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
         if (self->stopping_) return -1;  // shutting down: accept no more
         mask_guard::watch_http(static_cast<int>(reinterpret_cast<lws_intptr_t>(in)), self);
         return 0;
+      case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        // Slow or silent clients must finish their request within the handshake timeout (lws
+        // replaces any timeout set here with its own, so our timer enforces it).
+        self->handshaking_[wsi] = SteadyClock::now();
+        return 0;
       case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
         return self->confirm_upgrade(wsi);
       case LWS_CALLBACK_HTTP: {
+        self->handshaking_.erase(wsi);  // the request arrived in time
         const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
         return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
                                                  : std::string_view(uri));
       }
       case LWS_CALLBACK_ESTABLISHED:
+        self->handshaking_.erase(wsi);  // upgraded in time
         mask_guard::start_websocket(lws_get_socket_fd(wsi));
         return self->on_established(wsi, reinterpret_cast<void**>(slot));
       case LWS_CALLBACK_RECEIVE:
@@ -554,6 +747,8 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
         return 0;
       case LWS_CALLBACK_CLOSED_HTTP:
       case LWS_CALLBACK_WSI_DESTROY:
+        self->pending_auth_.erase(wsi);
+        self->handshaking_.erase(wsi);
         mask_guard::forget(lws_get_socket_fd(wsi));
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       default:

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/authenticator.hpp"
 #include "mask_guard.hpp"
 #include "server_config.hpp"
 #include "service_inbox.hpp"
@@ -54,6 +55,9 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   void schedule_timer(std::chrono::milliseconds delay);
 
   int confirm_upgrade(lws* wsi);
+  int refuse_upgrade(lws* wsi, unsigned status, const std::string& reason, bool challenge = false);
+  bool handle_auth_message(Session& s, const Frame& message);
+  bool within_rate(Session& s);
   int serve_http(lws* wsi, std::string_view uri);
   int on_established(lws* wsi, void** slot);
   int on_receive(Session& s, const void* in, std::size_t len);
@@ -72,6 +76,11 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
   std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
+  // Decided in CONFIRM_UPGRADE, taken at ESTABLISHED (same wsi), dropped when the wsi goes.
+  std::unordered_map<lws*, auth::AuthDecision> pending_auth_;
+  std::unordered_map<std::string, std::size_t> connections_per_ip_;
+  std::unordered_map<lws*, SteadyClock::time_point> handshaking_;  // accepted, not yet served
+  std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;
   ConnectionId next_id_ = 1;
   SteadyClock::time_point started_at_ = SteadyClock::now();
   std::chrono::milliseconds sweep_period_{1000};

@@ -46,6 +46,7 @@ ListenerConfig read_listener(ConfigTable& t) {
   if (!t.contains("port")) t.fail("missing required key 'port' in " + t.name());
   l.port = static_cast<std::uint16_t>(*t.integer("port", 1, 65535));
   l.permessage_deflate = t.boolean("permessage_deflate").value_or(false);
+  l.origins = auth::parse_origin_policy(t);
   return l;
 }
 
@@ -108,6 +109,20 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     server->reject_unknown_keys();
   }
 
+  if (auto limits = top.table("limits")) {
+    if (auto v = limits->integer("max_connections", 1, 10'000'000)) {
+      config.limits.max_connections = static_cast<std::size_t>(*v);
+    }
+    if (auto v = limits->integer("max_connections_per_ip", 1, 10'000'000)) {
+      config.limits.max_connections_per_ip = static_cast<std::size_t>(*v);
+    }
+    if (auto v = limits->duration("handshake_timeout", 1s, 10min)) {
+      config.limits.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(*v);
+    }
+    limits->reject_unknown_keys();
+  }
+  config.auth = auth::parse_auth_settings(top, config_dir);
+
   auto listeners = top.array_of_tables("listeners");
   if (listeners.empty()) {
     top.fail("no listeners: add at least one [[listeners]] table with a 'port'");
@@ -162,6 +177,25 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto v = t.byte_size("max_queued_bytes", 1024, 1ull << 34)) route.max_queued_bytes = *v;
     if (auto v = t.duration("ping_interval", 100ms, 24h)) route.ping_interval = *v;
     if (auto v = t.duration("idle_timeout", 100ms, 24h)) route.idle_timeout = *v;
+    if (auto protocols = t.string_array("subprotocols")) {
+      for (const auto& p : *protocols) {
+        if (p.empty() || p.starts_with("bearer.") ||
+            p.find_first_of(" ,;\"()<>@:/[]?={}\t") != std::string::npos) {
+          t.fail_at("subprotocols", "subprotocol \"" + p +
+                                        "\" is not a valid token (and "
+                                        "bearer.* is reserved for credentials)");
+        }
+      }
+      route.subprotocols = *protocols;
+    }
+    if (auto rate = t.integer("rate", 0, 1'000'000)) route.rate = static_cast<double>(*rate);
+    if (auto burst = t.integer("burst", 1, 10'000'000)) {
+      if (route.rate == 0) t.fail_at("burst", "'burst' needs a 'rate'");
+      route.burst = static_cast<double>(*burst);
+    }
+    if (route.rate > 0 && route.burst == 0) route.burst = std::max(route.rate, 1.0);
+    if (auto auth_table = t.table("auth"))
+      route.auth = auth::parse_route_auth(*auth_table, config.auth);
     if (route.idle_timeout <= route.ping_interval) {
       t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",
                 "'idle_timeout' must be longer than 'ping_interval' in route \"" + route.path +
@@ -176,8 +210,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     AdapterKind* kind = kind_named(route.adapter_name);
     ConfigTable options(t.raw(), file, "route \"" + route.path + "\"");
-    for (const char* core_key : {"path", "adapter", "max_message_bytes", "max_queued_bytes",
-                                 "ping_interval", "idle_timeout"}) {
+    for (const char* core_key :
+         {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
+          "idle_timeout", "subprotocols", "rate", "burst", "auth"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(options, RouteContext{route.path, config_dir});

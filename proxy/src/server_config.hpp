@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/auth_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/plugin.hpp"
@@ -20,6 +21,14 @@ struct ListenerConfig {
   std::string address;  // IPv4 or IPv6 literal
   std::uint16_t port = 0;
   bool permessage_deflate = false;
+  auth::OriginPolicy origins;  // checked for every WebSocket upgrade on this listener
+};
+
+// Process-wide limits, checked before the upgrade (503 when over).
+struct LimitsConfig {
+  std::size_t max_connections = 10000;
+  std::size_t max_connections_per_ip = 1000;
+  std::chrono::seconds handshake_timeout{10};  // for the TCP connection to complete its upgrade
 };
 
 struct RouteConfig {
@@ -29,6 +38,10 @@ struct RouteConfig {
   std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection; over it: close 1013
   std::chrono::milliseconds ping_interval{std::chrono::seconds(30)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  std::vector<std::string> subprotocols;  // Sec-WebSocket-Protocol values this route accepts
+  double rate = 0;                        // messages per second per connection; 0: unlimited
+  double burst = 0;                       // token bucket size
+  auth::RouteAuth auth;
   std::shared_ptr<Adapter> adapter;
 };
 
@@ -38,6 +51,8 @@ struct ServerConfig {
   std::optional<std::filesystem::path> static_dir;
   std::string index_file = "index.html";
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(5)};
+  LimitsConfig limits;
+  auth::AuthSettings auth;
   std::vector<ListenerConfig> listeners;
   // Declared before `routes` so adapters are destroyed before the kinds that built them.
   std::vector<std::unique_ptr<AdapterKind>> kinds;

@@ -46,6 +46,13 @@ struct Session {
   std::optional<PendingClose> close_after_queue;  // close once the outbox is empty
   CloseInfo close_info;                           // how it ended, for on_close and the log
   bool close_sent = false;
+
+  // Credentials: when the token expires the connection closes (1008) unless refreshed.
+  std::optional<std::chrono::system_clock::time_point> expires_at;
+  // Rate limit (token bucket of the route's rate/burst).
+  double rate_tokens = 0;
+  SteadyClock::time_point rate_refilled_at;
+  unsigned rate_strikes = 0;  // messages refused in a row
 };
 
 }  // namespace wsbridge

@@ -387,9 +387,9 @@ prefix = "v: "
   EXPECT_EQ(ws4.read_message().data, "v: four");
   EXPECT_TRUE(server.process->wait_for_output("listening on ws://[::1]:", 1s));
   // Each listener is bound to its own address only.
-  EXPECT_EQ(server.process->output().find("listening on ws://127.0.0.1:" +
-                                          std::to_string(server.port2)),
-            std::string::npos);
+  EXPECT_EQ(
+      server.process->output().find("listening on ws://127.0.0.1:" + std::to_string(server.port2)),
+      std::string::npos);
 }
 
 }  // namespace

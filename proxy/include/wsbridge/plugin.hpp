@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wsbridge/config_table.hpp"
 #include "wsbridge/frame.hpp"
@@ -34,13 +36,22 @@ enum class CloseCode : std::uint16_t {
   kTryAgainLater = 1013,  // overloaded, slow consumer
 };
 
+// Topic permissions carried by a credential (an API key's, or a token's ACL claim). Adapters
+// that deal in topics allow what both the route's ACL and this one allow.
+struct TopicAcl {
+  std::vector<std::string> subscribe;
+  std::vector<std::string> publish;
+};
+
 // Who is on the other end. Filled in by the core before `on_open`; immutable afterwards.
 struct Identity {
-  std::string user;  // authenticated user, empty when anonymous
-  nlohmann::json claims = nlohmann::json::object();
-  std::string remote_address;  // peer IP as text
-  std::string route_path;      // the route's configured path, e.g. "/echo"
-  std::string request_uri;     // the request's path and query as received
+  std::string user;  // authenticated user ("sub", or the API key's name); empty: anonymous
+  nlohmann::json claims = nlohmann::json::object();  // the token's (or the API key's) claims
+  std::string auth_method;                           // "jwt", "api_key", or "" (anonymous)
+  std::optional<TopicAcl> acl;  // from the credential; nullopt: nothing beyond the route's ACL
+  std::string remote_address;   // peer IP as text
+  std::string route_path;       // the route's configured path, e.g. "/echo"
+  std::string request_uri;      // the request's path (without the query: it may carry a token)
 };
 
 enum class SendResult { kQueued, kClosed };
@@ -76,6 +87,13 @@ class Adapter {
   virtual void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo& info) {
     (void)connection;
     (void)info;
+  }
+  // A message refused by the route's rate limit (it never reached on_message). Adapters with an
+  // error frame of their own tell the client here; sustained excess closes the connection (1008).
+  virtual void on_rate_limited(const std::shared_ptr<Connection>& connection,
+                               const Frame& message) {
+    (void)connection;
+    (void)message;
   }
 };
 
