@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cmath>
@@ -512,31 +513,16 @@ std::optional<std::string> base64url_decode(std::string_view text) {
 std::string base64url_encode(std::string_view bytes) {
   static constexpr std::string_view kAlphabet =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  auto byte_at = [bytes](std::size_t i) -> std::uint32_t {
+    return i < bytes.size() ? static_cast<unsigned char>(bytes[i]) : 0u;
+  };
   std::string out;
   out.reserve((bytes.size() * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                            static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1]))
-                                << 8 |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    const std::uint32_t v = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-  } else if (rest == 2) {
-    const std::uint32_t v = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                            static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1]))
-                                << 8;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::uint32_t group = byte_at(i) << 16 | byte_at(i + 1) << 8 | byte_at(i + 2);
+    // 1, 2 or 3 input bytes give 2, 3 or 4 characters; no padding.
+    const std::size_t chars = std::min<std::size_t>(bytes.size() - i, 3) + 1;
+    for (std::size_t c = 0; c < chars; ++c) out.push_back(kAlphabet[(group >> (18 - 6 * c)) & 63]);
   }
   return out;
 }
@@ -692,7 +678,9 @@ std::variant<VerifiedToken, JwtError> verify_jwt(std::string_view token,
   bool key_for_alg = false;
   bool verified = false;
   for (const JwtKey& key : keys) {
-    if (kid != nullptr && key.kid() != *kid) continue;
+    // A key with a kid answers only tokens naming it; a key without one (a configured secret or
+    // PEM key) is a candidate for every token, as identity providers put a kid in all of them.
+    if (kid != nullptr && !key.kid().empty() && key.kid() != *kid) continue;
     kid_found = true;
     if (!key.accepts(*alg)) continue;
     key_for_alg = true;

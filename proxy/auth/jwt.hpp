@@ -94,7 +94,8 @@ struct JwtError {
 //   header and payload are JSON objects;
 // - header "alg" is one of the accepted algorithms ("none" refused, as is a missing alg);
 //   "crit" is refused (no extensions supported);
-// - the key: when the header has "kid", only keys with that kid; else every key; a key must
+// - the key: when the header has "kid", keys with that kid and keys without any kid; else every
+//   key; a key must
 //   accept the alg; the signature must verify with one of them. HMAC compares in constant time
 //   (CRYPTO_memcmp). ES256/ES384 signatures are raw R||S (64/96 bytes), converted to DER for
 //   OpenSSL. PS* use PSS with MGF1 of the same hash and salt length = hash length.

@@ -283,6 +283,59 @@ TEST(AuthLimitsTest, HandshakeTimeoutDropsSlowClients) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
 }
 
+TEST(AuthLimitsTest, ListenerOriginRulesApplyToEveryRoute) {
+  WsbridgeInstance server("[[listeners]]\nport = ${PORT}\nallowed_origins = [\"https://ok.example\"]\n"
+                          "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n");
+  auto good = server.client("/e");
+  good.extra_headers.emplace_back("Origin", "https://ok.example");
+  EXPECT_NO_THROW(WsClient::connect(good));
+  auto bad = server.client("/e");
+  bad.extra_headers.emplace_back("Origin", "https://bad.example");
+  try {
+    WsClient::connect(bad);
+    FAIL() << "accepted";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 403);
+  }
+  EXPECT_NO_THROW(WsClient::connect(server.client("/e")));  // no Origin: allowed by default
+}
+
+TEST(AuthMqttTest, RateLimitedAndSubscriptionLimitAnswerWithErrors) {
+  Mosquitto broker;
+  WsbridgeInstance server(R"(
+[[listeners]]
+port = ${PORT}
+[upstreams.local]
+uri = ")" + broker.uri() + R"("
+[[routes]]
+path = "/mqtt"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["#"]
+max_subscriptions = 2
+rate = 3
+burst = 3
+)");
+  ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
+  WsClient ws = WsClient::connect(server.client("/mqtt"));
+  EXPECT_EQ(json::parse(ws.read_message().data)["type"], "status");
+  auto request = [&](json j) {
+    ws.send_text(j.dump());
+    return json::parse(ws.read_message().data);
+  };
+  EXPECT_EQ(request({{"type", "subscribe"}, {"topic", "a"}, {"id", 1}})["type"], "ack");
+  EXPECT_EQ(request({{"type", "subscribe"}, {"topic", "b"}, {"id", 2}})["type"], "ack");
+  json r = request({{"type", "subscribe"}, {"topic", "c"}, {"id", 3}});
+  EXPECT_EQ(r["code"], "forbidden");
+  EXPECT_NE(r["message"].get<std::string>().find("at most 2 subscriptions"), std::string::npos);
+  r = request({{"type", "ping"}, {"id", 4}});  // the fourth message within a second
+  EXPECT_EQ(r["type"], "error");
+  EXPECT_EQ(r["code"], "rate_limited");
+  EXPECT_EQ(r["id"], 4);
+  std::this_thread::sleep_for(700ms);  // tokens come back
+  EXPECT_EQ(request({{"type", "ping"}, {"id", 5}})["type"], "pong");
+}
+
 TEST(AuthLimitsTest, TotalConnectionLimitIs503) {
   WsbridgeInstance server(
       "[limits]\nmax_connections = 3\n[[listeners]]\nport = ${PORT}\n"

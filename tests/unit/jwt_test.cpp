@@ -238,8 +238,8 @@ std::string sign(std::string_view alg, const SigningKey& key, std::string_view i
   return raw;
 }
 
-std::string token_from_text(std::string_view header, std::string_view payload,
-                            std::string_view alg, const SigningKey& key) {
+std::string token_from_text(std::string_view header, std::string_view payload, std::string_view alg,
+                            const SigningKey& key) {
   const std::string input = b64url(header) + "." + b64url(payload);
   return input + "." + b64url(sign(alg, key, input));
 }
@@ -366,8 +366,8 @@ TEST(Base64UrlTest, DecodesStrictly) {
   EXPECT_EQ(base64url_decode("Zm9vYmFy"), "foobar");
   EXPECT_EQ(base64url_decode("-__-"), "\xfb\xff\xfe"s);
   for (const std::string& bad :
-       {"Zg=="s, "Zg="s, "Zm9v="s, "="s, "+__-"s, "/__-"s, "Zm 9v"s, "Zm9v\n"s, " Zm9v"s,
-        "Zm9v\0"s, "Zm.9"s, "Zm9\xc3\xa9"s,
+       {"Zg=="s, "Zg="s, "Zm9v="s, "="s, "+__-"s, "/__-"s, "Zm 9v"s, "Zm9v\n"s, " Zm9v"s, "Zm9v\0"s,
+        "Zm.9"s, "Zm9\xc3\xa9"s,
         // a length no byte string encodes to
         "Z"s, "Zm9vY"s, "Zm9vYmFyZ"s,
         // non-canonical: the unused low bits of the last character must be zero
@@ -475,8 +475,8 @@ TEST_F(JwtTest, WrongKeyOfTheRightTypeFails) {
 TEST_F(JwtTest, RsaPaddingsAreNotInterchangeable) {
   // An RS256 (PKCS #1 v1.5) signature presented as PS256 and the other way round.
   for (const auto& [signed_as, claimed_as] :
-       {std::pair{"RS256"s, "PS256"s}, std::pair{"PS256"s, "RS256"s},
-        std::pair{"RS256"s, "RS384"s}, std::pair{"PS384"s, "PS512"s}}) {
+       {std::pair{"RS256"s, "PS256"s}, std::pair{"PS256"s, "RS256"s}, std::pair{"RS256"s, "RS384"s},
+        std::pair{"PS384"s, "PS512"s}}) {
     const std::string input = b64url(header(claimed_as).dump()) + "." + b64url(claims().dump());
     const std::string forged = input + "." + b64url(sign(signed_as, signer(signed_as), input));
     EXPECT_EQ(verify(forged, {verifier("RS256")}), "bad signature") << signed_as << claimed_as;
@@ -490,8 +490,9 @@ TEST_F(JwtTest, PssNeedsSaltOfHashLengthAndMatchingMgf1) {
     const std::string input = b64url(header("PS256").dump()) + "." + b64url(claims().dump());
     MdCtxPtr ctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    check(ctx && EVP_DigestSignInit_ex(ctx.get(), &pctx, "SHA256", nullptr, nullptr,
-                                       keys().rsa.get(), nullptr) == 1 &&
+    check(ctx &&
+              EVP_DigestSignInit_ex(ctx.get(), &pctx, "SHA256", nullptr, nullptr, keys().rsa.get(),
+                                    nullptr) == 1 &&
               EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
               EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt_len) == 1 &&
               EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, mgf1, nullptr) == 1,
@@ -505,8 +506,7 @@ TEST_F(JwtTest, PssNeedsSaltOfHashLengthAndMatchingMgf1) {
     return input + "." + b64url(sig);
   };
   EXPECT_EQ(verify(pss_token(32, "SHA256"), {verifier("PS256")}), "verified");
-  EXPECT_EQ(verify(pss_token(RSA_PSS_SALTLEN_MAX, "SHA256"), {verifier("PS256")}),
-            "bad signature");
+  EXPECT_EQ(verify(pss_token(RSA_PSS_SALTLEN_MAX, "SHA256"), {verifier("PS256")}), "bad signature");
   EXPECT_EQ(verify(pss_token(20, "SHA256"), {verifier("PS256")}), "bad signature");
   EXPECT_EQ(verify(pss_token(0, "SHA256"), {verifier("PS256")}), "bad signature");
   EXPECT_EQ(verify(pss_token(32, "SHA1"), {verifier("PS256")}), "bad signature");
@@ -529,15 +529,15 @@ TEST_F(JwtTest, AlgNoneRefusedInAnyCase) {
 
 TEST_F(JwtTest, MissingOrUnknownAlgRefused) {
   const std::vector<JwtKey> all = {verifier("HS256"), verifier("RS256")};
-  EXPECT_EQ(verify(token_from_text(R"({"typ":"JWT"})", claims().dump(), "HS256", signer("HS256")),
-                   all),
-            "alg missing");
-  EXPECT_EQ(verify(token_from_text(R"({"alg":256})", claims().dump(), "HS256", signer("HS256")),
-                   all),
-            "alg not a string");
-  EXPECT_EQ(verify(token_from_text(R"({"alg":null})", claims().dump(), "HS256", signer("HS256")),
-                   all),
-            "alg not a string");
+  EXPECT_EQ(
+      verify(token_from_text(R"({"typ":"JWT"})", claims().dump(), "HS256", signer("HS256")), all),
+      "alg missing");
+  EXPECT_EQ(
+      verify(token_from_text(R"({"alg":256})", claims().dump(), "HS256", signer("HS256")), all),
+      "alg not a string");
+  EXPECT_EQ(
+      verify(token_from_text(R"({"alg":null})", claims().dump(), "HS256", signer("HS256")), all),
+      "alg not a string");
   for (const char* alg : {"hs256", "HS256 ", "ES512", "RS1", "HS1024", "Ed25519", ""}) {
     const std::string text = json{{"alg", alg}}.dump();
     EXPECT_EQ(verify(token_from_text(text, claims().dump(), "HS256", signer("HS256")), all),
@@ -622,12 +622,14 @@ TEST_F(JwtTest, KidSelectsTheKey) {
   EXPECT_EQ(verify(make_token(header("HS256"), claims(), second), key_set), "verified");
 }
 
-TEST_F(JwtTest, KidInTokenNeedsAKeyWithThatKid) {
+TEST_F(JwtTest, KidInTokenNeedsAKeyWithThatKidOrWithoutAny) {
   json h = header("RS256");
   h["kid"] = "rsa-1";
   const std::string with_kid = make_token(h, claims(), signer("RS256"));
   EXPECT_EQ(verify(with_kid, {verifier("RS256", "rsa-1")}), "verified");
-  EXPECT_EQ(verify(with_kid, {verifier("RS256")}), "unknown kid");
+  EXPECT_EQ(verify(with_kid, {verifier("RS256", "rsa-2")}), "unknown kid");
+  // A configured key without a kid (a secret, a PEM file) answers tokens that name one.
+  EXPECT_EQ(verify(with_kid, {verifier("RS256")}), "verified");
   // A key with a kid still verifies a token that names none.
   EXPECT_EQ(verify(token("RS256"), {verifier("RS256", "rsa-1")}), "verified");
 }
@@ -654,8 +656,7 @@ TEST_F(JwtTest, ExpWithLeeway) {
   c["exp"] = kNowSeconds - 30.5;  // NumericDate may be fractional
   EXPECT_EQ(verify(token("HS256", c), k), "expired");
   c["exp"] = kNowSeconds - 30;
-  EXPECT_EQ(verify(token("HS256", c), k, policy(), kNow + std::chrono::milliseconds(1)),
-            "expired");
+  EXPECT_EQ(verify(token("HS256", c), k, policy(), kNow + std::chrono::milliseconds(1)), "expired");
 
   JwtPolicy strict = policy();
   strict.leeway = std::chrono::seconds(0);
@@ -709,8 +710,8 @@ TEST_F(JwtTest, NonNumericTimeClaimsRefused) {
   const std::vector<JwtKey> k = {verifier("HS256")};
   JwtPolicy lax = policy();
   lax.require_exp = false;
-  for (const json& bad : {json("1700000600"), json(true), json(nullptr), json::array({1}),
-                          json::object()}) {
+  for (const json& bad :
+       {json("1700000600"), json(true), json(nullptr), json::array({1}), json::object()}) {
     for (const char* name : {"exp", "nbf", "iat"}) {
       json c = claims();
       c[name] = bad;
@@ -871,8 +872,8 @@ TEST_F(JwtTest, HeaderMustBeAJsonObject) {
 
 TEST_F(JwtTest, PayloadMustBeAJsonObject) {
   const std::vector<JwtKey> k = {verifier("HS256")};
-  for (const std::string& text : {"[]"s, "[1,2]"s, R"("claims")"s, "42"s, "null"s, "true"s,
-                                  "{"s, "not json"s, ""s, "\xff"s}) {
+  for (const std::string& text : {"[]"s, "[1,2]"s, R"("claims")"s, "42"s, "null"s, "true"s, "{"s,
+                                  "not json"s, ""s, "\xff"s}) {
     EXPECT_EQ(verify(token_from_text(header("HS256").dump(), text, "HS256", signer("HS256")), k),
               "malformed payload")
         << text;
@@ -902,8 +903,7 @@ TEST_F(JwtTest, EcdsaSignatureMustBeRawRAndSOfTheRightLength) {
   for (const std::string& bad :
        {raw.substr(0, 63), raw + '\0', '\0' + raw, raw + raw.substr(0, 32), raw.substr(0, 32),
         der_sig, raw.substr(32) + raw.substr(0, 32), std::string(64, '\0'), ""s}) {
-    EXPECT_EQ(verify(join({parts[0], parts[1], b64url(bad)}), k), "bad signature")
-        << bad.size();
+    EXPECT_EQ(verify(join({parts[0], parts[1], b64url(bad)}), k), "bad signature") << bad.size();
   }
   // ES384 wants 96 bytes.
   const std::vector<std::string> p384 = parts_of(token("ES384"));
@@ -917,13 +917,13 @@ TEST_F(JwtTest, EcdsaSignatureMustBeRawRAndSOfTheRightLength) {
 TEST(JwtKeyTest, PublicKeyPemRefusesWhatItCannotUse) {
   EXPECT_THROW(JwtKey::public_key_pem(""), std::invalid_argument);
   EXPECT_THROW(JwtKey::public_key_pem("not a key"), std::invalid_argument);
-  EXPECT_THROW(JwtKey::public_key_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
-               std::invalid_argument);
+  EXPECT_THROW(
+      JwtKey::public_key_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
+      std::invalid_argument);
   // A private key is not a "PUBLIC KEY" block.
   EXPECT_THROW(JwtKey::public_key_pem(private_pem(keys().rsa.get())), std::invalid_argument);
   EXPECT_THROW(JwtKey::public_key_pem(public_pem(keygen_rsa(1024).get())), std::invalid_argument);
-  EXPECT_THROW(JwtKey::public_key_pem(public_pem(keygen_ec("P-521").get())),
-               std::invalid_argument);
+  EXPECT_THROW(JwtKey::public_key_pem(public_pem(keygen_ec("P-521").get())), std::invalid_argument);
   EXPECT_THROW(JwtKey::public_key_pem(public_pem(keygen_ec("secp256k1").get())),
                std::invalid_argument);
   EXPECT_THROW(JwtKey::public_key_pem(public_pem(keygen("X25519").get())), std::invalid_argument);
@@ -991,9 +991,9 @@ TEST_F(JwtTest, JwksWithEveryKeyTypeVerifies) {
   EXPECT_EQ(verify(make_token(h, claims(), signer("RS256")), parsed), "unknown kid");
   // A JWKS RSA key refuses the HS256-with-its-own-bytes trick as well.
   const std::string n_bytes = unb64url(sig_rsa.at("n").get<std::string>());
-  EXPECT_EQ(verify(make_token(header("HS256"), claims(), SigningKey{n_bytes, nullptr}),
-                   {parsed.at(0)}),
-            "no key for alg");
+  EXPECT_EQ(
+      verify(make_token(header("HS256"), claims(), SigningKey{n_bytes, nullptr}), {parsed.at(0)}),
+      "no key for alg");
 }
 
 TEST_F(JwtTest, JwkFromGeneratedKeysMatchesPem) {
@@ -1045,22 +1045,49 @@ TEST_F(JwtTest, JwkRefusesWhatItCannotUse) {
   y_off_curve.back() = static_cast<char>(y_off_curve.back() ^ 1);
 
   const std::vector<json> bad = {
-      json::array(), json("RSA"), json::object(), without(rsa, "kty"), with(rsa, "kty", 1),
-      with(rsa, "kty", "rsa"), with(rsa, "use", "enc"), with(rsa, "use", 1),
-      with(rsa, "kid", 1), with(rsa, "alg", "ES256"), with(rsa, "alg", "none"),
-      with(rsa, "alg", "RSA-OAEP"), with(rsa, "alg", 256), with(rsa, "key_ops", "verify"),
-      with(rsa, "key_ops", json::array({"sign"})), with(rsa, "key_ops", json::array({1})),
-      without(rsa, "n"), without(rsa, "e"), with(rsa, "n", "AQAB="), with(rsa, "n", "+AAA"),
-      with(rsa, "n", ""), with(rsa, "e", 65537), with(rsa, "e", b64url("\x01\x00\x00"s)),
+      json::array(),
+      json("RSA"),
+      json::object(),
+      without(rsa, "kty"),
+      with(rsa, "kty", 1),
+      with(rsa, "kty", "rsa"),
+      with(rsa, "use", "enc"),
+      with(rsa, "use", 1),
+      with(rsa, "kid", 1),
+      with(rsa, "alg", "ES256"),
+      with(rsa, "alg", "none"),
+      with(rsa, "alg", "RSA-OAEP"),
+      with(rsa, "alg", 256),
+      with(rsa, "key_ops", "verify"),
+      with(rsa, "key_ops", json::array({"sign"})),
+      with(rsa, "key_ops", json::array({1})),
+      without(rsa, "n"),
+      without(rsa, "e"),
+      with(rsa, "n", "AQAB="),
+      with(rsa, "n", "+AAA"),
+      with(rsa, "n", ""),
+      with(rsa, "e", 65537),
+      with(rsa, "e", b64url("\x01\x00\x00"s)),
       with(rsa, "n", b64url(std::string(256, '\xff').replace(255, 1, "\xfe"))),  // even n
-      rsa_jwk(keygen_rsa(1024).get(), "small"), with(p256, "crv", "P-521"),
-      with(p256, "crv", "secp256k1"), without(p256, "crv"), without(p256, "y"),
+      rsa_jwk(keygen_rsa(1024).get(), "small"),
+      with(p256, "crv", "P-521"),
+      with(p256, "crv", "secp256k1"),
+      without(p256, "crv"),
+      without(p256, "y"),
       with(p256, "x", b64url(unb64url(p256.at("x").get<std::string>()).substr(1))),
-      with(p256, "y", b64url('\0' + y)), with(p256, "y", b64url(y_off_curve)),
-      with(p256, "alg", "ES384"), with(p256, "alg", "RS256"), with(p256, "crv", "P-384"),
-      with(ed, "crv", "Ed448"), with(ed, "crv", "X25519"), without(ed, "x"),
-      with(ed, "x", b64url(std::string(31, 'a'))), with(ed, "alg", "ES256"),
-      json{{"kty", "oct"}}, json{{"kty", "oct"}, {"k", ""}}, json{{"kty", "oct"}, {"k", "a=="}},
+      with(p256, "y", b64url('\0' + y)),
+      with(p256, "y", b64url(y_off_curve)),
+      with(p256, "alg", "ES384"),
+      with(p256, "alg", "RS256"),
+      with(p256, "crv", "P-384"),
+      with(ed, "crv", "Ed448"),
+      with(ed, "crv", "X25519"),
+      without(ed, "x"),
+      with(ed, "x", b64url(std::string(31, 'a'))),
+      with(ed, "alg", "ES256"),
+      json{{"kty", "oct"}},
+      json{{"kty", "oct"}, {"k", ""}},
+      json{{"kty", "oct"}, {"k", "a=="}},
       with(oct_jwk(kSecret, ""), "alg", "RS256")};
   for (const json& jwk : bad) {
     EXPECT_THROW(JwtKey::from_jwk(jwk), std::invalid_argument) << jwk.dump();
@@ -1090,12 +1117,14 @@ TEST(JwksTest, MalformedDocumentsThrow) {
 // RFC 7515 Appendix A.1: HS256 with the given oct key. The payload has CR LF inside, and its exp
 // (1300819380) is in 2011, so `now` is set just before it.
 const std::string kRfc7515Payload =
-    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlf"
+    "Q";
 const std::string kRfc7515A1Token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." + kRfc7515Payload +
                                     ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const json kRfc7515A1Jwk = {
     {"kty", "oct"},
-    {"k", "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}};
+    {"k",
+     "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}};
 const Clock::time_point kRfcNow{std::chrono::seconds(1300819000)};
 
 JwtPolicy rfc_policy() {
@@ -1119,9 +1148,9 @@ TEST(JwtRfcTest, Rfc7515AppendixA1Hs256) {
 
   // The same secret given directly.
   const std::string secret = unb64url(kRfc7515A1Jwk.at("k").get<std::string>());
-  EXPECT_EQ(outcome(verify_jwt(kRfc7515A1Token, {JwtKey::hmac_secret(secret)}, rfc_policy(),
-                               kRfcNow)),
-            "verified");
+  EXPECT_EQ(
+      outcome(verify_jwt(kRfc7515A1Token, {JwtKey::hmac_secret(secret)}, rfc_policy(), kRfcNow)),
+      "verified");
   // The test signer reproduces the RFC's signature, so the tokens the other tests build are
   // in the RFC's format.
   const std::string input = kRfc7515A1Token.substr(0, kRfc7515A1Token.rfind('.'));
@@ -1132,8 +1161,8 @@ TEST(JwtRfcTest, Rfc7515AppendixA1Hs256) {
   EXPECT_EQ(outcome(verify_jwt(kRfc7515A1Token, {key}, rfc_policy(),
                                Clock::time_point(std::chrono::seconds(1300819380 + 31)))),
             "expired");
-  EXPECT_EQ(outcome(verify_jwt(kRfc7515A1Token, {JwtKey::hmac_secret(secret + "x")},
-                               rfc_policy(), kRfcNow)),
+  EXPECT_EQ(outcome(verify_jwt(kRfc7515A1Token, {JwtKey::hmac_secret(secret + "x")}, rfc_policy(),
+                               kRfcNow)),
             "bad signature");
   JwtPolicy other_issuer = rfc_policy();
   other_issuer.issuer = "jane";
@@ -1157,7 +1186,8 @@ TEST(JwtRfcTest, Rfc7515AppendixA3Es256) {
 TEST(JwtRfcTest, Rfc8037AppendixA4Ed25519) {
   // The payload is "Example of Ed25519 signing", not a claims object: reaching "malformed payload"
   // shows that the signature itself verified.
-  const json jwk = {{"kty", "OKP"}, {"crv", "Ed25519"}, {"x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}};
+  const json jwk = {
+      {"kty", "OKP"}, {"crv", "Ed25519"}, {"x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}};
   const std::string input = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
   const std::string signature =
       "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
@@ -1209,7 +1239,9 @@ TEST_F(JwtTest, OpenSslErrorQueueLeftAsFound) {
   parts[2] = b64url(std::string(64, '\0'));
   EXPECT_EQ(verify(join(parts), {verifier("ES256")}), "bad signature");
   EXPECT_THROW(JwtKey::public_key_pem("junk"), std::invalid_argument);
-  EXPECT_THROW(JwtKey::from_jwk(json{{"kty", "EC"}, {"crv", "P-256"}, {"x", b64url(std::string(32, 'a'))},
+  EXPECT_THROW(JwtKey::from_jwk(json{{"kty", "EC"},
+                                     {"crv", "P-256"},
+                                     {"x", b64url(std::string(32, 'a'))},
                                      {"y", b64url(std::string(32, 'b'))}}),
                std::invalid_argument);
   EXPECT_EQ(ERR_peek_error(), 0u);
