@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   }
 
   set_log_level(options.log_level ? *parse_log_level(*options.log_level) : config->log_level);
+  set_log_format(config->log_format);
   install_lws_log_bridge();
   std::signal(SIGPIPE, SIG_IGN);
   sigset_t signals;

@@ -8,7 +8,7 @@ packages=(
   libpaho-mqtt-dev libpaho-mqttpp-dev
   libgtest-dev libgmock-dev
   mosquitto mosquitto-clients
-  curl ca-certificates procps
+  curl ca-certificates procps systemd
 )
 
 missing=()

@@ -19,6 +19,7 @@
 #include "topic.hpp"
 #include "topic_trie.hpp"
 #include "wsbridge/log.hpp"
+#include "wsbridge/metrics.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -41,6 +42,7 @@ struct SessionClosed {
 };
 struct BrokerMessage {
   ::mqtt::const_message_ptr message;
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
 };
 struct BrokerLost {
   std::string cause;
@@ -115,7 +117,22 @@ void* seq_context(std::uint64_t seq) {
 }  // namespace
 
 struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
-  explicit Impl(const UpstreamConfig& c) : config(c), rng(std::random_device{}()) {}
+  explicit Impl(const UpstreamConfig& c)
+      : config(c),
+        rng(std::random_device{}()),
+        up_gauge(metrics::Registry::global().gauge(
+            "wsbridge_upstream_up", "1 when the broker connection is up", {{"upstream", c.name}})),
+        reconnects(metrics::Registry::global().counter(
+            "wsbridge_upstream_reconnects_total",
+            "broker connections established again after a loss", {{"upstream", c.name}})),
+        broker_messages(metrics::Registry::global().counter("wsbridge_upstream_messages_total",
+                                                            "messages received from the broker",
+                                                            {{"upstream", c.name}})),
+        fanout_latency(
+            metrics::Registry::global().histogram("wsbridge_fanout_latency_seconds",
+                                                  "from a broker message reaching wsbridge to its "
+                                                  "frames being queued for every subscriber",
+                                                  {{"upstream", c.name}})) {}
 
   // ---- any thread ----
   void post(Event&& e) {
@@ -128,7 +145,7 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   // Paho's threads: hand over and return at once (Paho holds a process-wide lock meanwhile).
   void connection_lost(const std::string& cause) override { post(BrokerLost{cause}); }
   void message_arrived(::mqtt::const_message_ptr message) override {
-    post(BrokerMessage{std::move(message)});
+    post(BrokerMessage{std::move(message), Clock::now()});
   }
   void on_success(const ::mqtt::token& token) override { done(token, true); }
   void on_failure(const ::mqtt::token& token) override { done(token, false); }
@@ -192,6 +209,11 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   std::unordered_map<std::string, Retained> retained;  // broker topic -> last retained value
   std::vector<SubscriberId> matched;                   // scratch for trie matches
   std::mt19937 rng;
+  bool ever_connected = false;
+  metrics::Gauge& up_gauge;
+  metrics::Counter& reconnects;
+  metrics::Counter& broker_messages;
+  metrics::Histogram& fanout_latency;
 };
 
 // ---- lifecycle ---------------------------------------------------------------------------------
@@ -346,6 +368,8 @@ void Upstream::Impl::connect_failed(const std::string& why) {
 
 void Upstream::Impl::on_connected() {
   failures = 0;
+  if (ever_connected) reconnects.inc();
+  ever_connected = true;
   WSB_LOG(kInfo) << "upstream " << config.name << ": connected to " << config.uri;
   set_link_up(true);
   // A clean session starts with no subscriptions: restore every active filter.
@@ -359,6 +383,7 @@ void Upstream::Impl::on_connected() {
 void Upstream::Impl::set_link_up(bool up) {
   const bool was_up = link == Link::kUp;
   link = up ? Link::kUp : Link::kDown;
+  up_gauge.set(up ? 1 : 0);
   if (was_up == up) return;
   const Frame status = status_frame(up);
   for (auto& [id, s] : sessions) {
@@ -705,6 +730,8 @@ void Upstream::Impl::handle(BrokerMessage& e) {
     }
     if (b->second) it->second.connection->send(*b->second);
   }
+  broker_messages.inc();
+  fanout_latency.observe(std::chrono::duration<double>(Clock::now() - e.arrived).count());
 }
 
 // ---- publishing --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ void AdapterRegistry::add(const std::string& name, KindFactory factory,
   if (!factory) throw std::invalid_argument("adapter '" + name + "' has no factory");
   for (const auto& section : sections) {
     if (section == "server" || section == "listeners" || section == "routes" ||
-        section == "limits" || section == "jwt" || section == "api_keys" ||
+        section == "limits" || section == "jwt" || section == "api_keys" || section == "admin" ||
         section_owners_.count(section) != 0) {
       throw std::invalid_argument("adapter '" + name + "' claims section '" + section +
                                   "', which is taken");

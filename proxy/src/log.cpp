@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -12,25 +13,9 @@ namespace wsbridge {
 
 namespace {
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
+std::atomic<LogFormat> g_format{LogFormat::kText};
 
-void write_line(std::string_view level, std::string_view text) {
-  using namespace std::chrono;
-  const auto now = system_clock::now();
-  const std::time_t seconds = system_clock::to_time_t(now);
-  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::string line;
-  line.reserve(text.size() + 48);
-  line.append(stamp);
-  line.push_back('.');
-  const std::string ms = std::to_string(millis);
-  line.append(3 - ms.size(), '0').append(ms).append("Z ");
-  line.append(level).push_back(' ');
-  line.append(text);
-  if (line.back() != '\n') line.push_back('\n');
+void write_raw(const std::string& line) {
   // One write() keeps concurrent lines whole; stderr is unbuffered anyway.
   std::size_t off = 0;
   while (off < line.size()) {
@@ -38,6 +23,41 @@ void write_line(std::string_view level, std::string_view text) {
     if (n <= 0) break;
     off += static_cast<std::size_t>(n);
   }
+}
+
+std::string timestamp() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const std::time_t seconds = system_clock::to_time_t(now);
+  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char stamp[40];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", stamp, static_cast<int>(millis));
+  return out;
+}
+
+void write_json(std::string_view level, std::string_view text, nlohmann::json fields) {
+  fields["ts"] = timestamp();
+  fields["level"] = level;
+  fields["msg"] = text;
+  write_raw(fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+void write_line(std::string_view level, std::string_view text) {
+  if (g_format.load(std::memory_order_relaxed) == LogFormat::kJson) {
+    write_json(level, text, nlohmann::json::object());
+    return;
+  }
+  std::string line = timestamp();
+  line.reserve(line.size() + text.size() + 16);
+  line.push_back(' ');
+  line.append(level).push_back(' ');
+  line.append(text);
+  if (line.back() != '\n') line.push_back('\n');
+  write_raw(line);
 }
 
 void lws_emit(int level, const char* line) {
@@ -71,6 +91,22 @@ std::string_view log_level_name(LogLevel level) {
       return "debug";
   }
   return "info";
+}
+
+void set_log_format(LogFormat format) {
+  g_format.store(format, std::memory_order_relaxed);
+}
+LogFormat log_format() {
+  return g_format.load(std::memory_order_relaxed);
+}
+
+void log_structured(LogLevel level, const std::string& text, const nlohmann::json& fields) {
+  if (!log_enabled(level)) return;
+  if (log_format() == LogFormat::kJson) {
+    write_json(log_level_name(level), text, fields);
+  } else {
+    write_line(log_level_name(level), text);
+  }
 }
 
 void set_log_level(LogLevel level) {

@@ -2,6 +2,7 @@
 
 #include <libwebsockets.h>
 
+#include <openssl/crypto.h>
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -11,6 +12,7 @@
 #include "http_reply.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
+#include "wsbridge/metrics.hpp"
 
 static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
 
@@ -83,6 +85,31 @@ int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* i
 
 }  // namespace
 
+struct RouteMetrics {
+  explicit RouteMetrics(const std::string& route) {
+    auto& r = metrics::Registry::global();
+    const metrics::Labels l = {{"route", route}};
+    open = &r.gauge("wsbridge_connections", "WebSocket connections open now", l);
+    opened = &r.counter("wsbridge_connections_total", "WebSocket connections accepted", l);
+    messages_in = &r.counter("wsbridge_messages_received_total", "messages from clients", l);
+    messages_out = &r.counter("wsbridge_messages_sent_total", "messages to clients", l);
+    bytes_in = &r.counter("wsbridge_received_bytes_total", "message bytes from clients", l);
+    bytes_out = &r.counter("wsbridge_sent_bytes_total", "message bytes to clients", l);
+    queue_drops = &r.counter("wsbridge_queue_overflow_closes_total",
+                             "connections closed (1013) because they stopped reading", l);
+    rate_limited = &r.counter("wsbridge_rate_limited_messages_total",
+                              "messages refused by the route's rate limit", l);
+  }
+  metrics::Gauge* open;
+  metrics::Counter* opened;
+  metrics::Counter* messages_in;
+  metrics::Counter* messages_out;
+  metrics::Counter* bytes_in;
+  metrics::Counter* bytes_out;
+  metrics::Counter* queue_drops;
+  metrics::Counter* rate_limited;
+};
+
 struct Server::LwsTables {
   // protocols[0] takes HTTP and connections without a subprotocol; one more entry per
   // subprotocol a route accepts (same callback), so lws can select it; then the terminator.
@@ -104,6 +131,9 @@ Server::Server(std::shared_ptr<ServerConfig> config)
       lws_tables_(std::make_unique<LwsTables>()),
       timer_(std::make_unique<Timer>()) {
   timer_->server = this;
+  for (const auto& route : config_->routes) {
+    route_metrics_.emplace(&route, std::make_unique<RouteMetrics>(route.path));
+  }
   // Check often enough to honour the shortest ping interval or idle timeout within a quarter of
   // it, but never more than 20 times a second nor less than once a second.
   std::chrono::milliseconds shortest = 4s;
@@ -204,6 +234,29 @@ void Server::run() {
     const std::string host = ipv6 ? "[" + listener.address + "]" : listener.address;
     WSB_LOG(kInfo) << "listening on ws://" << host << ":" << listener.port
                    << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
+  }
+  if (config_->admin) {
+    const AdminConfig& admin = *config_->admin;
+    const bool ipv6 = admin.address.find(':') != std::string::npos;
+    lws_context_creation_info ainfo{};
+    ainfo.port = admin.port;
+    ainfo.iface = admin.address.c_str();
+    ainfo.vhost_name = "admin";
+    ainfo.protocols = protocols.data();
+    ainfo.retry_and_idle_policy = &kFarAwayValidity;
+    ainfo.alpn = "http/1.1";
+    ainfo.options =
+        LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+        (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
+              : LWS_SERVER_OPTION_DISABLE_IPV6);
+    admin_vhost_ = lws_create_vhost(context_, &ainfo);
+    if (admin_vhost_ == nullptr) {
+      throw std::runtime_error("cannot listen on " + admin.address + " port " +
+                               std::to_string(admin.port) + " for [admin]");
+    }
+    WSB_LOG(kInfo) << "admin listener on http://"
+                   << (ipv6 ? "[" + admin.address + "]" : admin.address) << ":" << admin.port
+                   << "/metrics" << (admin.token ? " (bearer token required)" : "");
   }
   for (const auto& route : config_->routes) {
     WSB_LOG(kInfo) << "route " << route.path << " -> adapter " << route.adapter_name;
@@ -342,6 +395,7 @@ void Server::enqueue(Session& s, Frame frame) {
                    << s.route->max_queued_bytes << " bytes, closing with 1013";
     s.outbox.clear();
     s.queued_bytes = 0;
+    s.metrics->queue_drops->inc();
     request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "slow consumer", false);
     return;
   }
@@ -362,9 +416,22 @@ void Server::request_close(Session& s, std::uint16_t code, std::string reason, b
   lws_callback_on_writable(s.wsi);
 }
 
-int Server::refuse_upgrade(lws* wsi, unsigned status, const std::string& reason, bool challenge) {
+int Server::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
+                           const std::string& reason, bool challenge) {
   WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
                  << peer_address(wsi) << ": " << status << " " << reason;
+  metrics::Registry::global()
+      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+               {{"reason", std::string(code)}})
+      .inc();
+  if (status == 401 || status == 403) {
+    metrics::Registry::global()
+        .counter("wsbridge_auth_failures_total",
+                 "upgrades refused by authentication or "
+                 "authorization, by reason",
+                 {{"reason", std::string(code)}})
+        .inc();
+  }
   HeaderList extra;
   if (status == 426) extra.emplace_back("Sec-WebSocket-Version:", "13");
   if (challenge) extra.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
@@ -374,24 +441,28 @@ int Server::refuse_upgrade(lws* wsi, unsigned status, const std::string& reason,
 
 int Server::confirm_upgrade(lws* wsi) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
-  if (uri.empty()) return refuse_upgrade(wsi, 400, "a WebSocket upgrade must be a GET request");
-  const RouteConfig* route = config_->find_route(uri);
-  if (route == nullptr) return refuse_upgrade(wsi, 404, "no WebSocket route at this path");
+  if (uri.empty())
+    return refuse_upgrade(wsi, 400, "bad_request", "a WebSocket upgrade must be a GET request");
+  const RouteConfig* route =
+      lws_get_vhost(wsi) == admin_vhost_ ? nullptr : config_->find_route(uri);
+  if (route == nullptr)
+    return refuse_upgrade(wsi, 404, "not_found", "no WebSocket route at this path");
   if (header(wsi, WSI_TOKEN_VERSION) != "13") {
-    return refuse_upgrade(wsi, 426, "only WebSocket version 13 is supported");
+    return refuse_upgrade(wsi, 426, "bad_version", "only WebSocket version 13 is supported");
   }
   if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
-    return refuse_upgrade(wsi, 400, "missing or malformed Sec-WebSocket-Key");
+    return refuse_upgrade(wsi, 400, "bad_request", "missing or malformed Sec-WebSocket-Key");
   }
-  if (stopping_) return refuse_upgrade(wsi, 503, "shutting down");
+  if (stopping_) return refuse_upgrade(wsi, 503, "shutting_down", "shutting down");
 
   const std::string ip = peer_address(wsi);
   if (sessions_.size() + pending_auth_.size() >= config_->limits.max_connections) {
-    return refuse_upgrade(wsi, 503, "too many connections");
+    return refuse_upgrade(wsi, 503, "max_connections", "too many connections");
   }
   if (auto it = connections_per_ip_.find(ip);
       it != connections_per_ip_.end() && it->second >= config_->limits.max_connections_per_ip) {
-    return refuse_upgrade(wsi, 503, "too many connections from this address");
+    return refuse_upgrade(wsi, 503, "max_connections_per_ip",
+                          "too many connections from this address");
   }
 
   // Subprotocols: lws will select the first offered one it knows (of any route); it must be one
@@ -400,7 +471,7 @@ int Server::confirm_upgrade(lws* wsi) {
   bool bearer_only = false;
   const auto bearer = mask_guard::take_bearer_token(lws_get_socket_fd(wsi), bearer_only);
   if (bearer && bearer_only) {
-    return refuse_upgrade(wsi, 400,
+    return refuse_upgrade(wsi, 400, "subprotocol",
                           "Sec-WebSocket-Protocol carries only a bearer token: offer a "
                           "subprotocol of this route beside it");
   }
@@ -418,14 +489,14 @@ int Server::confirm_upgrade(lws* wsi) {
     std::string accepted;
     for (const auto& p : route->subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
     if (only_bearer) {
-      return refuse_upgrade(wsi, 400,
+      return refuse_upgrade(wsi, 400, "subprotocol",
                             "Sec-WebSocket-Protocol carries only a bearer token: offer a "
                             "subprotocol of this route beside it (" +
                                 (accepted.empty() ? "it has none" : accepted) + ")");
     }
     if (!selected || std::find(route->subprotocols.begin(), route->subprotocols.end(), *selected) ==
                          route->subprotocols.end()) {
-      return refuse_upgrade(wsi, 400,
+      return refuse_upgrade(wsi, 400, "subprotocol",
                             "no supported subprotocol offered (this route accepts: " +
                                 (accepted.empty() ? "none" : accepted) + ")");
     }
@@ -436,7 +507,7 @@ int Server::confirm_upgrade(lws* wsi) {
     request.origin = header(wsi, WSI_TOKEN_ORIGIN);
   auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
   if (listener != listener_of_vhost_.end() && !listener->second->origins.allows(request.origin)) {
-    return refuse_upgrade(wsi, 403,
+    return refuse_upgrade(wsi, 403, "origin",
                           request.origin ? "origin " + *request.origin + " is not allowed"
                                          : "a request without Origin is not allowed");
   }
@@ -461,13 +532,30 @@ int Server::confirm_upgrade(lws* wsi) {
   }
   auth::AuthDecision decision =
       auth::authenticate(route->auth, config_->auth, request, std::chrono::system_clock::now());
-  if (!decision.allowed)
-    return refuse_upgrade(wsi, decision.status, decision.reason, decision.challenge);
+  if (!decision.allowed) {
+    const std::string_view code = decision.challenge       ? "missing_credentials"
+                                  : decision.status == 401 ? "invalid_credentials"
+                                                           : "forbidden";
+    return refuse_upgrade(wsi, decision.status, code, decision.reason, decision.challenge);
+  }
   pending_auth_[wsi] = std::move(decision);
   return 0;
 }
 
 int Server::serve_http(lws* wsi, std::string_view uri) {
+  if (admin_vhost_ != nullptr && lws_get_vhost(wsi) == admin_vhost_ && uri == "/metrics") {
+    const auto& token = config_->admin->token;
+    const std::string presented = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (token && (presented.size() != 7 + token->size() || !presented.starts_with("Bearer ") ||
+                  CRYPTO_memcmp(presented.data() + 7, token->data(), token->size()) != 0)) {
+      write_http_reply(wsi, 401, "text/plain", "a valid admin bearer token is required\n",
+                       {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
+    } else {
+      write_http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4",
+                       metrics::Registry::global().render());
+    }
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  }
   if (uri == kHealthPath) {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
       write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET\n",
@@ -523,10 +611,19 @@ int Server::on_established(lws* wsi, void** slot) {
   s->handle = std::make_shared<ConnectionHandle>(s->id, std::move(identity), inbox_);
   sessions_.emplace(s->id, s);
 
-  WSB_LOG(kInfo) << "conn " << s->id << " open remote=" << s->handle->identity().remote_address
-                 << " path=" << route->path
-                 << (s->handle->identity().user.empty() ? std::string()
-                                                        : " user=" + s->handle->identity().user);
+  s->metrics = route_metrics_.at(route).get();
+  s->metrics->open->add(1);
+  s->metrics->opened->inc();
+  const Identity& who = s->handle->identity();
+  log_structured(LogLevel::kInfo,
+                 "conn " + std::to_string(s->id) + " open remote=" + who.remote_address +
+                     " path=" + route->path + (who.user.empty() ? "" : " user=" + who.user),
+                 {{"event", "open"},
+                  {"conn", s->id},
+                  {"remote", who.remote_address},
+                  {"path", route->path},
+                  {"user", who.user},
+                  {"auth", who.auth_method}});
   route->adapter->on_open(s->handle);
   return 0;
 }
@@ -560,8 +657,12 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
   s.rx_buffer.clear();
+  ++s.messages_in;
+  s.metrics->messages_in->inc();
+  s.metrics->bytes_in->inc(message.size());
   if (s.route->auth.jwt && message.is_text() && handle_auth_message(s, message)) return 0;
   if (s.route->rate > 0 && !within_rate(s)) {
+    s.metrics->rate_limited->inc();
     s.route->adapter->on_rate_limited(s.handle, message);
     if (s.rate_strikes >= std::max(10.0, s.route->burst)) {
       WSB_LOG(kInfo) << "conn " << s.id << " keeps exceeding its rate limit: closing with 1008";
@@ -640,6 +741,9 @@ int Server::on_writeable(Session& s) {
     s.outbox.pop_front();
     s.queued_bytes -= s.in_flight.size();
     const auto mode = s.in_flight.is_text() ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
+    ++s.messages_out;
+    s.metrics->messages_out->inc();
+    s.metrics->bytes_out->inc(s.in_flight.size());
     if (lws_write(s.wsi, s.in_flight.payload_with_headroom(), s.in_flight.size(), mode) < 0) {
       return -1;
     }
@@ -675,11 +779,25 @@ void Server::on_closed(Session* s) {
       ip != connections_per_ip_.end() && --ip->second == 0) {
     connections_per_ip_.erase(ip);
   }
+  s->metrics->open->add(-1);
+  // The access-log line of the connection.
   const auto lifetime = SteadyClock::now() - s->opened_at;
-  WSB_LOG(kInfo) << "conn " << s->id << " close remote=" << s->handle->identity().remote_address
-                 << " path=" << s->route->path << " code=" << s->close_info.code
-                 << " by=" << (s->close_info.by_peer ? "peer" : "server")
-                 << " duration=" << format_seconds(lifetime);
+  const Identity& who = s->handle->identity();
+  log_structured(LogLevel::kInfo,
+                 "conn " + std::to_string(s->id) + " close remote=" + who.remote_address +
+                     " path=" + s->route->path + " code=" + std::to_string(s->close_info.code) +
+                     " by=" + (s->close_info.by_peer ? "peer" : "server") +
+                     " duration=" + format_seconds(lifetime),
+                 {{"event", "close"},
+                  {"conn", s->id},
+                  {"remote", who.remote_address},
+                  {"path", s->route->path},
+                  {"user", who.user},
+                  {"code", s->close_info.code},
+                  {"by", s->close_info.by_peer ? "peer" : "server"},
+                  {"duration_s", std::chrono::duration<double>(lifetime).count()},
+                  {"messages_in", s->messages_in},
+                  {"messages_out", s->messages_out}});
   try {
     s->route->adapter->on_close(s->handle, s->close_info);
   } catch (const std::exception& e) {

@@ -55,7 +55,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   void schedule_timer(std::chrono::milliseconds delay);
 
   int confirm_upgrade(lws* wsi);
-  int refuse_upgrade(lws* wsi, unsigned status, const std::string& reason, bool challenge = false);
+  int refuse_upgrade(lws* wsi, unsigned status, std::string_view code, const std::string& reason,
+                     bool challenge = false);
   bool handle_auth_message(Session& s, const Frame& message);
   bool within_rate(Session& s);
   int serve_http(lws* wsi, std::string_view uri);
@@ -72,6 +73,7 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
   std::vector<lws_vhost*> vhosts_;
+  lws_vhost* admin_vhost_ = nullptr;
   std::unique_ptr<LwsTables> lws_tables_;
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
@@ -79,7 +81,9 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   // Decided in CONFIRM_UPGRADE, taken at ESTABLISHED (same wsi), dropped when the wsi goes.
   std::unordered_map<lws*, auth::AuthDecision> pending_auth_;
   std::unordered_map<std::string, std::size_t> connections_per_ip_;
-  std::unordered_map<lws*, SteadyClock::time_point> handshaking_;  // accepted, not yet served
+  std::unordered_map<lws*, SteadyClock::time_point> handshaking_;
+  std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
+      route_metrics_;  // accepted, not yet served
   std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;
   ConnectionId next_id_ = 1;
   SteadyClock::time_point started_at_ = SteadyClock::now();

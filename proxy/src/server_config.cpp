@@ -87,6 +87,15 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       }
       config.log_level = *parsed;
     }
+    if (auto format = server->string("log_format")) {
+      if (*format == "text") {
+        config.log_format = LogFormat::kText;
+      } else if (*format == "json") {
+        config.log_format = LogFormat::kJson;
+      } else {
+        server->fail_at("log_format", "'log_format' in [server] must be \"text\" or \"json\"");
+      }
+    }
     if (auto dir = server->string("static_dir")) {
       std::filesystem::path p(*dir);
       if (p.is_relative()) p = config_dir / p;
@@ -122,6 +131,18 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     limits->reject_unknown_keys();
   }
   config.auth = auth::parse_auth_settings(top, config_dir);
+  if (auto admin = top.table("admin")) {
+    AdminConfig a;
+    a.address = admin->string("address").value_or("127.0.0.1");
+    if (!is_ip_literal(a.address)) {
+      admin->fail_at("address", "'address' in [admin] must be an IPv4 or IPv6 address");
+    }
+    if (!admin->contains("port")) admin->fail("missing required key 'port' in [admin]");
+    a.port = static_cast<std::uint16_t>(*admin->integer("port", 1, 65535));
+    a.token = admin->secret("token");
+    admin->reject_unknown_keys();
+    config.admin = a;
+  }
 
   auto listeners = top.array_of_tables("listeners");
   if (listeners.empty()) {

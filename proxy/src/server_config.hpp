@@ -24,6 +24,13 @@ struct ListenerConfig {
   auth::OriginPolicy origins;  // checked for every WebSocket upgrade on this listener
 };
 
+// The admin listener: /metrics (and /healthz) for operators, never on a public listener.
+struct AdminConfig {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::optional<std::string> token;  // when set, requests need "Authorization: Bearer <token>"
+};
+
 // Process-wide limits, checked before the upgrade (503 when over).
 struct LimitsConfig {
   std::size_t max_connections = 10000;
@@ -48,6 +55,8 @@ struct RouteConfig {
 struct ServerConfig {
   std::string file;
   LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
+  std::optional<AdminConfig> admin;
   std::optional<std::filesystem::path> static_dir;
   std::string index_file = "index.html";
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(5)};

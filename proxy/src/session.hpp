@@ -22,7 +22,11 @@ struct PendingClose {
   std::string reason;
 };
 
+// The metrics of one route, looked up once.
+struct RouteMetrics;
+
 struct Session {
+  RouteMetrics* metrics = nullptr;
   ConnectionId id = 0;
   lws* wsi = nullptr;
   std::shared_ptr<const ServerConfig> config;  // keeps `route` alive across reloads
@@ -53,6 +57,8 @@ struct Session {
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
   unsigned rate_strikes = 0;  // messages refused in a row
+  std::uint64_t messages_in = 0;
+  std::uint64_t messages_out = 0;
 };
 
 }  // namespace wsbridge

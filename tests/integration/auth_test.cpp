@@ -284,8 +284,9 @@ TEST(AuthLimitsTest, HandshakeTimeoutDropsSlowClients) {
 }
 
 TEST(AuthLimitsTest, ListenerOriginRulesApplyToEveryRoute) {
-  WsbridgeInstance server("[[listeners]]\nport = ${PORT}\nallowed_origins = [\"https://ok.example\"]\n"
-                          "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n");
+  WsbridgeInstance server(
+      "[[listeners]]\nport = ${PORT}\nallowed_origins = [\"https://ok.example\"]\n"
+      "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n");
   auto good = server.client("/e");
   good.extra_headers.emplace_back("Origin", "https://ok.example");
   EXPECT_NO_THROW(WsClient::connect(good));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -10,6 +11,11 @@
 namespace wsbridge {
 
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+// text: "2026-11-24T14:00:00.000Z info message"; json: one object per line
+// ({"ts":...,"level":...,"msg":...} plus the fields of structured events).
+enum class LogFormat { kText, kJson };
+void set_log_format(LogFormat format);
+LogFormat log_format();
 
 std::optional<LogLevel> parse_log_level(std::string_view name);
 std::string_view log_level_name(LogLevel level);
@@ -37,6 +43,10 @@ class LogLine {
   LogLevel level_;
   std::ostringstream stream_;
 };
+
+// One event with fields (e.g. the access-log line of a connection): `text` in text format, the
+// fields (with "msg": text) in JSON format.
+void log_structured(LogLevel level, const std::string& text, const nlohmann::json& fields);
 
 // Routes libwebsockets' own error and warning lines into our log.
 void install_lws_log_bridge();

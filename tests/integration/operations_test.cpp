@@ -1,0 +1,232 @@
+// Operating wsbridge: Prometheus metrics on the admin listener moving under a scripted session,
+// JSON logs with an access line per connection, the systemd unit, and the installed tree.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "support/mosquitto.hpp"
+#include "support/mqtt_peer.hpp"
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// The value of one sample line, e.g. metric("wsbridge_connections{route=\"/echo\"}").
+std::optional<double> sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return std::nullopt;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("WSBRIDGE_TEST_ADMIN_TOKEN", "admin-secret", 1);
+    server_.emplace(R"(
+[admin]
+port = ${PORT2}
+token_env = "WSBRIDGE_TEST_ADMIN_TOKEN"
+[[listeners]]
+port = ${PORT}
+[upstreams.local]
+uri = ")" + broker_.uri() +
+                    R"("
+[[routes]]
+path = "/echo"
+adapter = "echo"
+[[routes]]
+path = "/mqtt"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["#"]
+[[routes]]
+path = "/private"
+adapter = "echo"
+[routes.auth]
+api_keys = true
+[[api_keys]]
+name = "k"
+sha256 = "1cad2248e8fecd0a5a5f693d28225ed3c8d0acf2fce3284800bf2c31a8a1947c"
+)");
+    ASSERT_TRUE(server_->process->wait_for_output("upstream local: connected", 10s));
+  }
+  std::string metrics() {
+    HttpResponse r = http_get("127.0.0.1", server_->port2, "/metrics",
+                              {{"Authorization", "Bearer admin-secret"}});
+    EXPECT_EQ(r.status, 200);
+    return r.body;
+  }
+  Mosquitto broker_;
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_F(MetricsTest, AdminListenerNeedsItsTokenAndIsNotPublic) {
+  EXPECT_EQ(http_get("127.0.0.1", server_->port2, "/metrics").status, 401);
+  EXPECT_EQ(
+      http_get("127.0.0.1", server_->port2, "/metrics", {{"Authorization", "Bearer wrong-secret"}})
+          .status,
+      401);
+  HttpResponse ok =
+      http_get("127.0.0.1", server_->port2, "/metrics", {{"Authorization", "Bearer admin-secret"}});
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.header("Content-Type").value_or("").find("text/plain"), std::string::npos);
+  EXPECT_NE(ok.body.find("# TYPE wsbridge_connections gauge"), std::string::npos);
+  EXPECT_EQ(http_get("127.0.0.1", server_->port, "/metrics").status, 404);  // public listener
+  EXPECT_EQ(http_get("127.0.0.1", server_->port2, "/healthz").status, 200);
+}
+
+TEST_F(MetricsTest, ValuesMoveWithAScriptedSession) {
+  std::string m = metrics();
+  EXPECT_EQ(sample(m, R"(wsbridge_connections{route="/echo"})"), 0);
+  EXPECT_EQ(sample(m, R"(wsbridge_upstream_up{upstream="local"})"), 1);
+  {
+    WsClient ws = WsClient::connect(server_->client("/echo"));
+    for (int i = 0; i < 3; ++i) {
+      ws.send_text("12345");
+      ws.read_message();
+    }
+    m = metrics();
+    EXPECT_EQ(sample(m, R"(wsbridge_connections{route="/echo"})"), 1);
+    EXPECT_EQ(sample(m, R"(wsbridge_connections_total{route="/echo"})"), 1);
+    EXPECT_EQ(sample(m, R"(wsbridge_messages_received_total{route="/echo"})"), 3);
+    EXPECT_EQ(sample(m, R"(wsbridge_messages_sent_total{route="/echo"})"), 3);
+    EXPECT_EQ(sample(m, R"(wsbridge_received_bytes_total{route="/echo"})"), 15);
+    ws.send_close(1000);
+    ws.wait_close();
+  }
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(sample(metrics(), R"(wsbridge_connections{route="/echo"})"), 0);
+
+  // Refusals by reason, and authentication failures.
+  EXPECT_THROW(WsClient::connect(server_->client("/nowhere")), HandshakeError);
+  EXPECT_THROW(WsClient::connect(server_->client("/private")), HandshakeError);
+  m = metrics();
+  EXPECT_EQ(sample(m, R"(wsbridge_connections_refused_total{reason="not_found"})"), 1);
+  EXPECT_EQ(sample(m, R"(wsbridge_auth_failures_total{reason="missing_credentials"})"), 1);
+
+  // Fan-out latency from the broker to the frames queued for subscribers.
+  WsClient sub = WsClient::connect(server_->client("/mqtt"));
+  sub.read_message();  // status
+  sub.send_text(R"({"type":"subscribe","topic":"m/#","id":1})");
+  sub.read_message();  // ack
+  MqttPeer peer(broker_.uri());
+  for (int i = 0; i < 5; ++i) peer.publish("m/x", std::to_string(i), 0);
+  for (int i = 0; i < 5; ++i) sub.read_message();
+  m = metrics();
+  EXPECT_EQ(sample(m, R"(wsbridge_upstream_messages_total{upstream="local"})"), 5);
+  EXPECT_EQ(sample(m, R"(wsbridge_fanout_latency_seconds_count{upstream="local"})"), 5);
+  EXPECT_EQ(sample(m, R"(wsbridge_fanout_latency_seconds_bucket{upstream="local",le="+Inf"})"), 5);
+
+  // The broker goes away: the upstream gauge follows.
+  broker_.kill();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (sample(metrics(), R"(wsbridge_upstream_up{upstream="local"})") != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(sample(metrics(), R"(wsbridge_upstream_up{upstream="local"})"), 0);
+}
+
+TEST(LogFormatTest, JsonLogsWithAnAccessLinePerConnection) {
+  WsbridgeInstance server(
+      "[server]\nlog_format = \"json\"\n[[listeners]]\nport = ${PORT}\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  {
+    WsClient ws = WsClient::connect(server.client("/echo"));
+    ws.send_text("x");
+    ws.read_message();
+    ws.send_close(1000);
+    ws.wait_close();
+  }
+  ASSERT_TRUE(server.process->wait_for_output("\"event\":\"close\"", 5s))
+      << server.process->output();
+  std::istringstream lines(server.process->output());
+  std::string line;
+  int parsed = 0;
+  json close;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    json j = json::parse(line);  // every line is one JSON object
+    ++parsed;
+    EXPECT_TRUE(j.contains("ts") && j.contains("level") && j.contains("msg")) << line;
+    if (j.value("event", "") == "close") close = j;
+  }
+  EXPECT_GE(parsed, 3);
+  EXPECT_EQ(close["path"], "/echo");
+  EXPECT_EQ(close["code"], 1000);
+  EXPECT_EQ(close["by"], "peer");
+  EXPECT_EQ(close["messages_in"], 1);
+  EXPECT_EQ(close["messages_out"], 1);
+  EXPECT_EQ(close["remote"], "127.0.0.1");
+  EXPECT_TRUE(close["duration_s"].is_number());
+}
+
+TEST(PackagingTest, SystemdUnitVerifies) {
+  if (!std::filesystem::exists("/usr/bin/systemd-analyze")) {
+    GTEST_SKIP() << "systemd-analyze is not installed here";
+  }
+  // Verify a copy whose ExecStart points at the binary just built (verify checks it exists).
+  std::ifstream in(std::string(WSBRIDGE_SOURCE_DIR) + "/packaging/wsbridge.service");
+  std::stringstream unit;
+  unit << in.rdbuf();
+  const std::string text =
+      std::regex_replace(unit.str(), std::regex("/usr/bin/wsbridge"), WSBRIDGE_BINARY);
+  const std::string path = temp_dir() + "/wsbridge.service";
+  std::ofstream(path) << text;
+  ChildProcess verify = ChildProcess::spawn({"/usr/bin/systemd-analyze", "verify", path});
+  EXPECT_EQ(verify.wait_exit(60s), 0) << verify.output();
+  EXPECT_EQ(verify.output().find("wsbridge.service:"), std::string::npos) << verify.output();
+}
+
+TEST(PackagingTest, InstalledTreeRuns) {
+  const std::string destdir = temp_dir() + "/destdir";
+  ChildProcess install = ChildProcess::spawn({"/usr/bin/cmake", "--install", WSBRIDGE_BUILD_DIR},
+                                             {"DESTDIR=" + destdir});
+  ASSERT_EQ(install.wait_exit(120s), 0) << install.output();
+  const std::string prefix = destdir + WSBRIDGE_INSTALL_PREFIX;
+  const std::string binary = prefix + "/bin/wsbridge";
+  const std::string config = destdir + WSBRIDGE_INSTALL_SYSCONFDIR + "/wsbridge/wsbridge.toml";
+  const std::string web = prefix + "/share/wsbridge/web";
+  ASSERT_TRUE(std::filesystem::exists(binary));
+  ASSERT_TRUE(std::filesystem::exists(config));
+  ASSERT_TRUE(std::filesystem::exists(web + "/index.html"));
+  ASSERT_TRUE(std::filesystem::exists(prefix + "/lib/systemd/system/wsbridge.service"));
+  ChildProcess version = ChildProcess::spawn({binary, "--version"});
+  EXPECT_EQ(version.wait_exit(10s), 0);
+  // The installed config, moved under DESTDIR and onto a free port, serves the installed page.
+  std::ifstream in(config);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string moved = std::regex_replace(text.str(), std::regex("static_dir = \"[^\"]*\""),
+                                         "static_dir = \"" + web + "\"");
+  moved = std::regex_replace(moved, std::regex("port = 8080"), "port = ${PORT}");
+  WsbridgeInstance::replace_all(moved, "tcp://127.0.0.1:1883", "tcp://127.0.0.1:9");  // no broker
+  std::string installed_binary_config = moved;
+  // Run the installed binary (not the build tree's) on it.
+  const uint16_t port = free_tcp_port();
+  WsbridgeInstance::replace_all(installed_binary_config, "${PORT}", std::to_string(port));
+  const std::string path = write_temp_file("installed.toml", installed_binary_config);
+  ChildProcess check = ChildProcess::spawn({binary, "--check-config", path});
+  ASSERT_EQ(check.wait_exit(10s), 0) << check.output();
+  ChildProcess run = ChildProcess::spawn({binary, "--config", path});
+  ASSERT_TRUE(wait_port_open("127.0.0.1", port, 10s)) << run.output();
+  HttpResponse page = http_get("127.0.0.1", port, "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("wsbridge"), std::string::npos);
+  EXPECT_EQ(http_get("127.0.0.1", port, "/healthz").status, 200);
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait_exit(10s), 0);
+}
+
+}  // namespace
+}  // namespace wsbridge::testing
