@@ -25,6 +25,10 @@ class MqttAdapter final : public Adapter {
   void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo&) override {
     upstream_->close_session(connection->id());
   }
+  void on_dropped(const std::shared_ptr<Connection>& connection, std::uint64_t count) override {
+    if (route_->mode == RouteMode::kRaw) return;
+    connection->send(dropped_frame(count));
+  }
   void on_rate_limited(const std::shared_ptr<Connection>& connection,
                        const Frame& message) override {
     if (route_->mode == RouteMode::kRaw) return;  // no error frames; sustained excess closes

@@ -111,6 +111,10 @@ Frame status_frame(bool upstream_up) {
   return json_frame({{"type", "status"}, {"upstream", upstream_up ? "up" : "down"}});
 }
 
+Frame dropped_frame(std::uint64_t count) {
+  return json_frame({{"type", "status"}, {"dropped", count}});
+}
+
 Frame message_frame(std::string_view topic, std::string_view payload, int qos, bool retain) {
   // Built by hand: this runs once per incoming message (not per subscriber), and a valid JSON
   // payload is embedded as it is, without a parse into a DOM and a dump back out.

@@ -38,7 +38,8 @@ Frame error_frame(const std::optional<nlohmann::json>& id, std::string_view code
                   std::string_view message);
 Frame pong_frame(const std::optional<nlohmann::json>& id);
 Frame status_frame(bool upstream_up);
-// {"type":"status","dropped":N}-style notices are for the backpressure work; not built here.
+// {"type":"status","dropped":N}: messages discarded for a slow client (drop_oldest routes).
+Frame dropped_frame(std::uint64_t count);
 
 // {"type":"message","topic":...,"payload":...,"qos":...,"retain":...}: the payload as JSON when
 // it parses as JSON, else as a string when it is UTF-8, else base64 in "payload_b64".

@@ -721,10 +721,13 @@ void Upstream::Impl::handle(BrokerMessage& e) {
       std::optional<Frame> frame;
       if (route->mode == RouteMode::kRaw) {
         frame = is_valid_utf8(payload) ? Frame::text(payload) : Frame::binary(payload);
+        if (qos == 0) frame = frame->droppable();
       } else if (topic.starts_with(route->topic_prefix)) {
         // ("p/#" also matches "p" itself, which is outside the route's prefix: not shown.)
         frame = message_frame(std::string_view(topic).substr(route->topic_prefix.size()), payload,
                               qos, retain);
+        // QoS 0 is at-most-once already: a slow client may lose it rather than stall.
+        if (qos == 0) frame = frame->droppable();
       }
       b = built.insert(built.end(), {route, std::move(frame)});
     }

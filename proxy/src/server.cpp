@@ -8,6 +8,7 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <utility>
 
 #include "http_reply.hpp"
 #include "version.hpp"
@@ -99,6 +100,8 @@ struct RouteMetrics {
                              "connections closed (1013) because they stopped reading", l);
     rate_limited = &r.counter("wsbridge_rate_limited_messages_total",
                               "messages refused by the route's rate limit", l);
+    dropped = &r.counter("wsbridge_dropped_messages_total",
+                         "droppable messages discarded for slow clients (drop_oldest)", l);
   }
   metrics::Gauge* open;
   metrics::Counter* opened;
@@ -108,6 +111,7 @@ struct RouteMetrics {
   metrics::Counter* bytes_out;
   metrics::Counter* queue_drops;
   metrics::Counter* rate_limited;
+  metrics::Counter* dropped;
 };
 
 struct Server::LwsTables {
@@ -390,9 +394,33 @@ void Server::drain_inbox() {
 
 void Server::enqueue(Session& s, Frame frame) {
   if (s.close_sent || s.close_after_queue) return;
-  if (s.queued_bytes + frame.size() > s.route->max_queued_bytes) {
+  const RouteConfig& route = *s.route;
+  auto over = [&] {
+    return s.queued_bytes + frame.size() > route.max_queued_bytes ||
+           s.outbox.size() + 1 > route.max_queued_messages;
+  };
+  if (over() && route.slow_consumer == RouteConfig::SlowConsumer::kDropOldest) {
+    // Make room by discarding the oldest droppable frames; keep everything else in order.
+    for (auto it = s.outbox.begin(); it != s.outbox.end() && over();) {
+      if (it->is_droppable()) {
+        s.queued_bytes -= it->size();
+        it = s.outbox.erase(it);
+        ++s.dropped;
+        s.metrics->dropped->inc();
+      } else {
+        ++it;
+      }
+    }
+    if (over() && frame.is_droppable()) {  // still no room: this one goes instead
+      ++s.dropped;
+      s.metrics->dropped->inc();
+      return;
+    }
+  }
+  if (over()) {
     WSB_LOG(kWarn) << "conn " << s.id << " is not reading: outbound queue over "
-                   << s.route->max_queued_bytes << " bytes, closing with 1013";
+                   << route.max_queued_bytes << " bytes or " << route.max_queued_messages
+                   << " messages, closing with 1013";
     s.outbox.clear();
     s.queued_bytes = 0;
     s.metrics->queue_drops->inc();
@@ -748,6 +776,11 @@ int Server::on_writeable(Session& s) {
       return -1;
     }
     if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
+    if (s.outbox.empty() && s.dropped > 0) {
+      // Caught up: tell the adapter how much this client missed (it may queue a notice).
+      const std::uint64_t dropped = std::exchange(s.dropped, 0);
+      s.route->adapter->on_dropped(s.handle, dropped);
+    }
     return 0;
   }
   if (s.close_after_queue) {

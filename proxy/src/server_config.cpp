@@ -196,6 +196,18 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     route.adapter_name = t.required_string("adapter");
     if (auto v = t.byte_size("max_message_bytes", 1, 1ull << 30)) route.max_message_bytes = *v;
     if (auto v = t.byte_size("max_queued_bytes", 1024, 1ull << 34)) route.max_queued_bytes = *v;
+    if (auto v = t.integer("max_queued_messages", 1, 100'000'000)) {
+      route.max_queued_messages = static_cast<std::size_t>(*v);
+    }
+    if (auto policy = t.string("slow_consumer")) {
+      if (*policy == "disconnect") {
+        route.slow_consumer = RouteConfig::SlowConsumer::kDisconnect;
+      } else if (*policy == "drop_oldest") {
+        route.slow_consumer = RouteConfig::SlowConsumer::kDropOldest;
+      } else {
+        t.fail_at("slow_consumer", "'slow_consumer' must be \"disconnect\" or \"drop_oldest\"");
+      }
+    }
     if (auto v = t.duration("ping_interval", 100ms, 24h)) route.ping_interval = *v;
     if (auto v = t.duration("idle_timeout", 100ms, 24h)) route.idle_timeout = *v;
     if (auto protocols = t.string_array("subprotocols")) {
@@ -233,7 +245,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     ConfigTable options(t.raw(), file, "route \"" + route.path + "\"");
     for (const char* core_key :
          {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
-          "idle_timeout", "subprotocols", "rate", "burst", "auth"}) {
+          "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
+          "slow_consumer"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(options, RouteContext{route.path, config_dir});

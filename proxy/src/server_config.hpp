@@ -42,7 +42,11 @@ struct RouteConfig {
   std::string path;
   std::string adapter_name;
   std::size_t max_message_bytes = 1024 * 1024;
-  std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection; over it: close 1013
+  std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection outbound queue bound
+  std::size_t max_queued_messages = 10000;           // the same in messages
+  // What happens to a client whose queue is full: close it with 1013, or drop its oldest
+  // droppable frames (counted, and reported once it catches up).
+  enum class SlowConsumer { kDisconnect, kDropOldest } slow_consumer = SlowConsumer::kDisconnect;
   std::chrono::milliseconds ping_interval{std::chrono::seconds(30)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   std::vector<std::string> subprotocols;  // Sec-WebSocket-Protocol values this route accepts

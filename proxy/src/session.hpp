@@ -57,6 +57,7 @@ struct Session {
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
   unsigned rate_strikes = 0;  // messages refused in a row
+  std::uint64_t dropped = 0;  // droppable frames discarded since the client last caught up
   std::uint64_t messages_in = 0;
   std::uint64_t messages_out = 0;
 };

@@ -43,6 +43,15 @@ class Frame {
   // is scratch space for the frame header; the payload itself is never modified.
   unsigned char* payload_with_headroom() const noexcept;
 
+  // A droppable frame may be discarded for a client that does not keep up, on routes with
+  // slow_consumer = "drop_oldest" (e.g. QoS 0 telemetry). Replies, acks and errors never are.
+  Frame droppable() const {
+    Frame copy = *this;
+    copy.droppable_ = true;
+    return copy;
+  }
+  bool is_droppable() const noexcept { return droppable_; }
+
   // How many Frames share this buffer (for tests that check fan-out does not copy).
   long use_count() const noexcept { return storage_.use_count(); }
 
@@ -52,6 +61,7 @@ class Frame {
 
   std::shared_ptr<std::string> storage_;  // kFrameHeadroom bytes, then the payload
   FrameKind kind_;
+  bool droppable_ = false;
 };
 
 }  // namespace wsbridge

@@ -88,6 +88,12 @@ class Adapter {
     (void)connection;
     (void)info;
   }
+  // Droppable frames were discarded for this slow client (slow_consumer = "drop_oldest"); called
+  // once its queue has drained, so the adapter can tell it how many it missed.
+  virtual void on_dropped(const std::shared_ptr<Connection>& connection, std::uint64_t count) {
+    (void)connection;
+    (void)count;
+  }
   // A message refused by the route's rate limit (it never reached on_message). Adapters with an
   // error frame of their own tell the client here; sustained excess closes the connection (1008).
   virtual void on_rate_limited(const std::shared_ptr<Connection>& connection,

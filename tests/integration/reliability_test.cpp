@@ -1,0 +1,169 @@
+// Reliability under load: slow consumers are bounded in memory (drop_oldest or a 1013 close)
+// while the other clients keep receiving; a frozen broker (SIGSTOP) is survived.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "support/mosquitto.hpp"
+#include "support/mqtt_peer.hpp"
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;  // sanitizer runtimes keep freed memory: RSS says nothing
+#else
+constexpr bool kSanitized = false;
+#endif
+
+long rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      long kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return -1;
+}
+
+std::string config(const Mosquitto& broker) {
+  return R"(
+[[listeners]]
+port = ${PORT}
+[upstreams.local]
+uri = ")" +
+         broker.uri() + R"("
+[[routes]]
+path = "/telemetry"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["#"]
+slow_consumer = "drop_oldest"
+max_queued_bytes = "4MiB"
+[[routes]]
+path = "/strict"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["#"]
+max_queued_bytes = "4MiB"
+)";
+}
+
+WsClient subscribed(const WsbridgeInstance& server, const std::string& path,
+                    const std::string& filter) {
+  WsClient ws = WsClient::connect(server.client(path));
+  EXPECT_EQ(json::parse(ws.read_message().data)["type"], "status");
+  ws.send_text(json({{"type", "subscribe"}, {"topic", filter}, {"id", 1}}).dump());
+  EXPECT_EQ(json::parse(ws.read_message().data)["type"], "ack");
+  return ws;
+}
+
+TEST(ReliabilityTest, SlowConsumerDropsOldestWithinItsBoundAndOthersKeepReceiving) {
+  Mosquitto broker;
+  WsbridgeInstance server(config(broker));
+  ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
+  WsClient slow = subscribed(server, "/telemetry", "big/#");  // subscribes, then stops reading
+  WsClient fast = subscribed(server, "/telemetry", "big/#");
+  const long baseline = rss_kib(server.process->pid());
+
+  constexpr int kMessages = 200;
+  const std::string payload(1024 * 1024 - 64, 'p');  // ~1 MiB each, ~200 MiB in all
+  long peak = baseline;
+  // The publisher stays at most two messages ahead of the fast reader, so only the client
+  // that stopped reading can overflow its queue (however slow the build under test is).
+  std::atomic<int> received{0};
+  std::thread publisher([&] {
+    MqttPeer peer(broker.uri(), "publisher");
+    for (int i = 0; i < kMessages; ++i) {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      while (received.load() < i - 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+      }
+      peer.publish("big/" + std::to_string(i), payload, 0);
+    }
+  });
+  struct Joiner {
+    std::thread& t;
+    ~Joiner() { t.join(); }
+  } joiner{publisher};
+  for (int i = 0; i < kMessages; ++i) {
+    auto m = fast.read_message(20s);  // the fast client gets every message, in order
+    const json j = json::parse(m.data);
+    ASSERT_EQ(j["topic"], "big/" + std::to_string(i));
+    received.store(i + 1);
+    if (i % 10 == 0) peak = std::max(peak, rss_kib(server.process->pid()));
+  }
+  peak = std::max(peak, rss_kib(server.process->pid()));
+  if (!kSanitized) {
+    // The slow client's queue is bounded by 4 MiB; in-flight copies of a few messages and the
+    // allocator's slack make the margin.
+    EXPECT_LT(peak - baseline, 96 * 1024)
+        << "RSS grew from " << baseline << " to " << peak << " KiB";
+  }
+
+  // The slow client catches up: everything is either delivered or reported as dropped.
+  int delivered = 0;
+  long long dropped = 0;
+  while (delivered + dropped < kMessages) {
+    const json j = json::parse(slow.read_message(20s).data);
+    if (j["type"] == "message") {
+      ++delivered;
+    } else {
+      ASSERT_EQ(j["type"], "status") << j;
+      dropped += j["dropped"].get<long long>();
+    }
+  }
+  EXPECT_EQ(delivered + dropped, kMessages);
+  EXPECT_GT(dropped, 0);
+  EXPECT_GT(delivered, 0);
+}
+
+TEST(ReliabilityTest, SlowConsumerIsDisconnectedWith1013ByDefault) {
+  Mosquitto broker;
+  WsbridgeInstance server(config(broker));
+  ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
+  WsClient slow = subscribed(server, "/strict", "flood/#");
+  WsClient fast = subscribed(server, "/strict", "flood/#");
+  const std::string payload(512 * 1024, 'f');
+  MqttPeer peer(broker.uri(), "publisher");
+  for (int i = 0; i < 60; ++i) {  // 30 MiB: more than the slow client's socket buffers + 4 MiB
+    peer.publish("flood/x", payload, 0);
+    EXPECT_EQ(fast.read_message(20s).opcode, Opcode::kText);  // the fast client keeps up
+  }
+  EXPECT_EQ(slow.wait_close(20s), 1013);
+  EXPECT_TRUE(server.process->wait_for_output("is not reading", 1s));
+}
+
+TEST(ReliabilityTest, FrozenBrokerIsSurvivedAndResumed) {
+  Mosquitto broker;
+  WsbridgeInstance server(config(broker) + "\n[upstreams.local2]\nuri = \"" + broker.uri() +
+                          "\"\n");
+  ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
+  WsClient ws = subscribed(server, "/telemetry", "cold/#");
+  broker.freeze();  // SIGSTOP: a hung upstream, the TCP connection stays open
+  // The bridge keeps serving other work meanwhile.
+  EXPECT_EQ(http_get("127.0.0.1", server.port, "/healthz").status, 200);
+  ws.send_text(R"({"type":"ping","id":"p"})");
+  EXPECT_EQ(json::parse(ws.read_message(5s).data)["type"], "pong");
+  broker.thaw();
+  MqttPeer peer(broker.uri());
+  peer.publish("cold/x", "thawed", 1);
+  json m;
+  do {
+    m = json::parse(ws.read_message(20s).data);
+  } while (m["type"] != "message");
+  EXPECT_EQ(m["payload"], "thawed");
+}
+
+}  // namespace
+}  // namespace wsbridge::testing
