@@ -122,6 +122,12 @@ TEST_F(MetricsTest, ValuesMoveWithAScriptedSession) {
   MqttPeer peer(broker_.uri());
   for (int i = 0; i < 5; ++i) peer.publish("m/x", std::to_string(i), 0);
   for (int i = 0; i < 5; ++i) sub.read_message();
+  // The worker counts a message after queuing its frames: the client may see it first.
+  const auto counted = std::chrono::steady_clock::now() + 5s;
+  while (sample(metrics(), R"(wsbridge_fanout_latency_seconds_count{upstream="local"})") != 5 &&
+         std::chrono::steady_clock::now() < counted) {
+    std::this_thread::sleep_for(20ms);
+  }
   m = metrics();
   EXPECT_EQ(sample(m, R"(wsbridge_upstream_messages_total{upstream="local"})"), 5);
   EXPECT_EQ(sample(m, R"(wsbridge_fanout_latency_seconds_count{upstream="local"})"), 5);
