@@ -104,7 +104,11 @@ TEST_F(MetricsTest, ValuesMoveWithAScriptedSession) {
     ws.send_close(1000);
     ws.wait_close();
   }
-  std::this_thread::sleep_for(200ms);
+  const auto closed = std::chrono::steady_clock::now() + 5s;
+  while (sample(metrics(), R"(wsbridge_connections{route="/echo"})") != 0 &&
+         std::chrono::steady_clock::now() < closed) {
+    std::this_thread::sleep_for(20ms);
+  }
   EXPECT_EQ(sample(metrics(), R"(wsbridge_connections{route="/echo"})"), 0);
 
   // Refusals by reason, and authentication failures.
