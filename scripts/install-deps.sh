@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package wsbridge needs to build, run and test. Idempotent; needs root.
+#   scripts/install-deps.sh               everything (build, run, test)
+#   scripts/install-deps.sh --build-only  what building needs (the container image uses this)
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config clang
+  build-essential cmake ninja-build pkg-config
   libwebsockets-dev libssl-dev zlib1g-dev libtomlplusplus-dev nlohmann-json3-dev
-  libpaho-mqtt-dev libpaho-mqttpp-dev
-  libgtest-dev libgmock-dev
-  mosquitto mosquitto-clients
-  curl ca-certificates procps systemd
+  libpaho-mqtt-dev libpaho-mqttpp-dev libgtest-dev libgmock-dev
+  ca-certificates
 )
+build_only=false
+[ "${1:-}" = "--build-only" ] && build_only=true
+if ! $build_only; then
+  # Running and testing: the local broker, its clients, Chromium for the browser tests, clang for
+  # the fuzzers, systemd-analyze for the unit check, curl and procps for scripts.
+  packages+=(mosquitto mosquitto-clients chromium clang systemd curl procps)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js (for the browser tests) is on the development machines; Debian's is enough elsewhere.
+$build_only || command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

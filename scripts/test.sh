@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The browser tests' npm packages (playwright-core, from the lockfile; it uses Debian's Chromium).
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 
 flavours="${WSBRIDGE_TEST_FLAVOURS:-release asan tsan}"
 jobs="$(nproc)"

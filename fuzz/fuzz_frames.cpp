@@ -1,0 +1,114 @@
+// The byte-level guards below libwebsockets: FrameMaskScanner (unmasked client frames) and
+// extract_bearer_subprotocol (bearer.<token> taken out of Sec-WebSocket-Protocol in place).
+//
+// Checked:
+// - FrameMaskScanner fed the whole input at once and fed it in chunks (sizes 0..31 cycled from the
+//   input's first bytes) agree on whether a frame was unmasked; the bytes let through add up to
+//   the same count, except for the documented case where the unmasked frame's first header byte
+//   ended an earlier chunk (it had already been let through: one byte more); with no violation
+//   every byte is let through; after a violation feed returns 0;
+// - extract_bearer_subprotocol on an exactly-sized copy of the input (ASan sees any write past
+//   it) keeps len <= the original; when it returns a token, the token is non-empty and has no ','
+//   or CRLF, and when another subprotocol was kept, a second extraction finds no bearer any more;
+//   nullopt leaves buffer and length unchanged.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bearer_subprotocol.hpp"
+#include "mask_guard.hpp"
+
+namespace {
+
+using wsbridge::extract_bearer_subprotocol;
+using wsbridge::FrameMaskScanner;
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "fuzz_frames: %s\n", what);
+  std::abort();
+}
+
+void check_scanner(const std::uint8_t* data, std::size_t size) {
+  FrameMaskScanner once;
+  const std::size_t once_result = once.feed(data, size);
+  if (once.violated() ? once_result >= size : once_result != size) {
+    fail("feeding at once: wrong count");
+  }
+
+  // Chunk sizes from the first (up to 8) bytes: size = byte % 32, 0 included.
+  std::vector<std::size_t> sizes;
+  if (size > 0) {
+    const std::size_t n = data[0] % 8 + 1;
+    for (std::size_t i = 1; i <= n && i < size; ++i) sizes.push_back(data[i] % 32);
+  }
+  if (sizes.empty() || std::all_of(sizes.begin(), sizes.end(), [](std::size_t s) { return s == 0; })) {
+    sizes = {1};
+  }
+
+  FrameMaskScanner chunked;
+  std::size_t passed = 0;
+  std::size_t offset = 0;
+  bool header0_ended_chunk = false;  // the violating frame's first header byte ended a chunk
+  std::size_t k = 0;
+  do {  // at least once, so that an empty input is fed too
+    const std::size_t len = std::min(sizes[k++ % sizes.size()], size - offset);
+    const bool was_violated = chunked.violated();
+    const std::size_t got = chunked.feed(data + offset, len);
+    if (got > len) fail("feed returned more than it was given");
+    if (was_violated && got != 0) fail("feed after a violation returned non-zero");
+    if (!chunked.violated() && got != len) fail("feed without violation held bytes back");
+    if (once.violated() && len > 0 && offset + len == once_result + 1) header0_ended_chunk = true;
+    passed += got;
+    offset += len;
+  } while (offset < size);
+  if (chunked.violated() != once.violated()) fail("chunked and at-once disagree on the violation");
+  if (!once.violated()) {
+    if (passed != size) fail("no violation, but not every byte passed");
+  } else {
+    // header0_ended_chunk only counts when the chunk boundary fell right after the bad frame's
+    // first byte, i.e. its second byte (the unmasked one) came in a later chunk.
+    const std::size_t expected = once_result + (header0_ended_chunk ? 1 : 0);
+    if (passed != expected) fail("chunked count of bytes let through differs from at-once");
+  }
+}
+
+void check_bearer(const std::uint8_t* data, std::size_t size) {
+  // Exactly sized heap copy: a write past the end is an ASan report.
+  std::unique_ptr<char[]> buffer(new char[size == 0 ? 1 : size]);
+  if (size > 0) std::memcpy(buffer.get(), data, size);
+  std::size_t len = size;
+  const auto found = extract_bearer_subprotocol(buffer.get(), len);
+  if (len > size) fail("extract_bearer_subprotocol grew the length");
+  if (!found) {
+    if (len != size || (size > 0 && std::memcmp(buffer.get(), data, size) != 0)) {
+      fail("nullopt, but the buffer changed");
+    }
+    return;
+  }
+  if (found->token.empty()) fail("empty token returned");
+  if (found->token.find(',') != std::string::npos) fail("token holds a ','");
+  if (found->token.find("\r\n") != std::string::npos) fail("token holds CRLF");
+  if (len >= size) fail("a token was taken out, but the length did not shrink");
+  if (!found->only_bearer) {
+    std::size_t again = len;
+    if (extract_bearer_subprotocol(buffer.get(), again)) {
+      fail("the rewritten header line still holds a bearer token");
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  check_scanner(data, size);
+  check_bearer(data, size);
+  return 0;
+}
