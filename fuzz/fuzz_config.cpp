@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
@@ -42,19 +43,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A config that loads is a config that can run: every route has its adapter.
     for (const auto& route : config.routes) {
       if (!route.adapter) {
-        std::fprintf(stderr, "fuzz_config: route %s loaded without an adapter\n", route.path.c_str());
-        std::abort();
+        wsbridge_fuzz::fail("fuzz_config", "a route loaded without an adapter", {route.path});
       }
     }
     if (config.listeners.empty()) {
-      std::fprintf(stderr, "fuzz_config: a config without listeners loaded\n");
-      std::abort();
+      wsbridge_fuzz::fail("fuzz_config", "a config without listeners loaded");
     }
   } catch (const wsbridge::ConfigError& e) {
     if (e.where().file != "fuzz.toml") {
-      std::fprintf(stderr, "fuzz_config: ConfigError names file '%s', not fuzz.toml: %s\n",
-                   e.where().file.c_str(), e.what());
-      std::abort();
+      wsbridge_fuzz::fail("fuzz_config", "ConfigError names another file than fuzz.toml",
+                          {e.where().file, e.what()});
     }
   }
   return 0;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bearer_subprotocol.hpp"
+#include "fuzz_check.hpp"
 #include "mask_guard.hpp"
 
 namespace {
@@ -32,8 +33,7 @@ using wsbridge::extract_bearer_subprotocol;
 using wsbridge::FrameMaskScanner;
 
 [[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_frames: %s\n", what);
-  std::abort();
+  wsbridge_fuzz::fail("fuzz_frames", what);
 }
 
 void check_scanner(const std::uint8_t* data, std::size_t size) {

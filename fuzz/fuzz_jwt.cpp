@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
@@ -40,9 +41,7 @@ constexpr const char* kEcY = "15yvdS9iBX-ZRuEyKuIPKZNihHp4J4YjO5yVuVPRgBM";
 constexpr std::int64_t kNow = 1893456000;
 
 [[noreturn]] void fail(const char* what, std::string_view detail) {
-  std::fprintf(stderr, "fuzz_jwt: %s\n  detail (%zu bytes): %.*s\n", what, detail.size(),
-               static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  wsbridge_fuzz::fail("fuzz_jwt", what, {detail});
 }
 
 const std::vector<JwtKey>& fixed_keys() {

@@ -19,6 +19,7 @@
 #include <variant>
 
 #include "codec.hpp"
+#include "fuzz_check.hpp"
 #include "protocol.hpp"
 #include "topic.hpp"
 
@@ -29,10 +30,7 @@ using namespace wsbridge;
 using namespace wsbridge::mqtt;
 
 [[noreturn]] void fail(const char* what, std::string_view detail) {
-  std::fprintf(stderr, "fuzz_protocol: %s\n  detail (%zu bytes): ", what, detail.size());
-  std::fwrite(detail.data(), 1, detail.size(), stderr);
-  std::fputc('\n', stderr);
-  std::abort();
+  wsbridge_fuzz::fail("fuzz_protocol", what, {detail});
 }
 
 json parse_frame(const Frame& frame) {

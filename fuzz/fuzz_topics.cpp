@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "topic.hpp"
 #include "topic_trie.hpp"
 
@@ -28,15 +29,15 @@ namespace {
 
 using namespace wsbridge::mqtt;
 
-std::string g_input;  // for messages
-
-[[noreturn]] void fail(const char* what, std::string_view a, std::string_view b = {},
-                       std::string_view c = {}) {
-  std::fprintf(stderr, "fuzz_topics: %s\n", what);
-  for (std::string_view s : {a, b, c}) {
-    std::fprintf(stderr, "  [%.*s]\n", static_cast<int>(s.size()), s.data());
-  }
-  std::abort();
+[[noreturn]] void fail(const char* what, std::string_view a) {
+  wsbridge_fuzz::fail("fuzz_topics", what, {a});
+}
+[[noreturn]] void fail(const char* what, std::string_view a, std::string_view b) {
+  wsbridge_fuzz::fail("fuzz_topics", what, {a, b});
+}
+[[noreturn]] void fail(const char* what, std::string_view a, std::string_view b,
+                       std::string_view c) {
+  wsbridge_fuzz::fail("fuzz_topics", what, {a, b, c});
 }
 
 std::vector<std::string> levels_of(std::string_view text) {

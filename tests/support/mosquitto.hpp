@@ -30,6 +30,9 @@ class Mosquitto {
     config_path_ = write_temp_file(
         "mosquitto.conf", "listener " + std::to_string(port_) +
                               " 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                              // As root, mosquitto would drop to its own user, which also
+                              // clears the parent-death signal that kills it with a crashed test.
+                              "user root\n"
                               "log_dest file " +
                               log_path_ + "\nlog_type all\nlog_timestamp false\n" + extra_config);
     start();
