@@ -444,6 +444,15 @@ void Server::request_close(Session& s, std::uint16_t code, std::string reason, b
   lws_callback_on_writable(s.wsi);
 }
 
+const auth::RouteAuth& Server::auth_policy(lws* wsi, const RouteConfig& route) const {
+  if (!route.has_own_auth) {
+    auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+    if (listener != listener_of_vhost_.end() && listener->second->auth)
+      return *listener->second->auth;
+  }
+  return route.auth;
+}
+
 int Server::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
                            const std::string& reason, bool challenge) {
   WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
@@ -558,8 +567,8 @@ int Server::confirm_upgrade(lws* wsi) {
     request.query.emplace_back(arg.substr(0, eq),
                                eq == std::string::npos ? "" : arg.substr(eq + 1));
   }
-  auth::AuthDecision decision =
-      auth::authenticate(route->auth, config_->auth, request, std::chrono::system_clock::now());
+  auth::AuthDecision decision = auth::authenticate(auth_policy(wsi, *route), config_->auth, request,
+                                                   std::chrono::system_clock::now());
   if (!decision.allowed) {
     const std::string_view code = decision.challenge       ? "missing_credentials"
                                   : decision.status == 401 ? "invalid_credentials"
@@ -615,6 +624,7 @@ int Server::on_established(lws* wsi, void** slot) {
   s->config = config_;
   s->route = route;
   s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
+  s->auth = &auth_policy(wsi, *route);
 
   Identity identity;
   if (auto pending = pending_auth_.find(wsi); pending != pending_auth_.end()) {
@@ -625,7 +635,7 @@ int Server::on_established(lws* wsi, void** slot) {
     identity.acl = std::move(d.acl);
     s->expires_at = d.expires_at;
     pending_auth_.erase(pending);
-  } else if (route->auth.required) {
+  } else if (auth_policy(wsi, *route).required) {
     return -1;  // never upgraded through confirm_upgrade: refuse to run unauthenticated
   }
   identity.remote_address = peer_address(wsi);
@@ -688,7 +698,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   ++s.messages_in;
   s.metrics->messages_in->inc();
   s.metrics->bytes_in->inc(message.size());
-  if (s.route->auth.jwt && message.is_text() && handle_auth_message(s, message)) return 0;
+  if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
   if (s.route->rate > 0 && !within_rate(s)) {
     s.metrics->rate_limited->inc();
     s.route->adapter->on_rate_limited(s.handle, message);
@@ -735,7 +745,7 @@ bool Server::handle_auth_message(Session& s, const Frame& message) {
     reply["code"] = "bad_request";
     reply["message"] = "'token' must be a string";
   } else {
-    auto d = auth::reauthenticate(s.route->auth, s.handle->identity().user,
+    auto d = auth::reauthenticate(*s.auth, s.handle->identity().user,
                                   token->get_ref<const std::string&>(),
                                   std::chrono::system_clock::now());
     if (d.allowed) {

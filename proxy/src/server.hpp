@@ -59,6 +59,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
                      bool challenge = false);
   bool handle_auth_message(Session& s, const Frame& message);
   bool within_rate(Session& s);
+  // The route's own auth table, else its listener's, else the route's default (anonymous).
+  const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;
   int serve_http(lws* wsi, std::string_view uri);
   int on_established(lws* wsi, void** slot);
   int on_receive(Session& s, const void* in, std::size_t len);

@@ -34,7 +34,7 @@ std::optional<std::string> route_path_problem(const std::string& path) {
   return std::nullopt;
 }
 
-ListenerConfig read_listener(ConfigTable& t) {
+ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_settings) {
   ListenerConfig l;
   l.address = t.string("address").value_or("127.0.0.1");
   if (!is_ip_literal(l.address)) {
@@ -47,6 +47,7 @@ ListenerConfig read_listener(ConfigTable& t) {
   l.port = static_cast<std::uint16_t>(*t.integer("port", 1, 65535));
   l.permessage_deflate = t.boolean("permessage_deflate").value_or(false);
   l.origins = auth::parse_origin_policy(t);
+  if (auto a = t.table("auth")) l.auth = auth::parse_route_auth(*a, auth_settings);
   return l;
 }
 
@@ -150,7 +151,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
   }
   std::map<std::pair<std::string, std::uint16_t>, bool> seen_listeners;
   for (auto& t : listeners) {
-    ListenerConfig l = read_listener(t);
+    ListenerConfig l = read_listener(t, config.auth);
     if (!seen_listeners.emplace(std::make_pair(l.address, l.port), true).second) {
       t.fail_at("port", "listener " + l.address + " port " + std::to_string(l.port) +
                             " is configured twice");
@@ -227,8 +228,10 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       route.burst = static_cast<double>(*burst);
     }
     if (route.rate > 0 && route.burst == 0) route.burst = std::max(route.rate, 1.0);
-    if (auto auth_table = t.table("auth"))
+    if (auto auth_table = t.table("auth")) {
       route.auth = auth::parse_route_auth(*auth_table, config.auth);
+      route.has_own_auth = true;
+    }
     if (route.idle_timeout <= route.ping_interval) {
       t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",
                 "'idle_timeout' must be longer than 'ping_interval' in route \"" + route.path +
@@ -243,10 +246,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     AdapterKind* kind = kind_named(route.adapter_name);
     ConfigTable options(t.raw(), file, "route \"" + route.path + "\"");
-    for (const char* core_key :
-         {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
-          "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
-          "slow_consumer"}) {
+    for (const char* core_key : {"path", "adapter", "max_message_bytes", "max_queued_bytes",
+                                 "ping_interval", "idle_timeout", "subprotocols", "rate", "burst",
+                                 "auth", "max_queued_messages", "slow_consumer"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(options, RouteContext{route.path, config_dir});

@@ -22,6 +22,9 @@ struct ListenerConfig {
   std::uint16_t port = 0;
   bool permessage_deflate = false;
   auth::OriginPolicy origins;  // checked for every WebSocket upgrade on this listener
+  // [listeners.auth]: the authentication of routes reached through this listener that have no
+  // auth table of their own.
+  std::optional<auth::RouteAuth> auth;
 };
 
 // The admin listener: /metrics (and /healthz) for operators, never on a public listener.
@@ -43,7 +46,7 @@ struct RouteConfig {
   std::string adapter_name;
   std::size_t max_message_bytes = 1024 * 1024;
   std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection outbound queue bound
-  std::size_t max_queued_messages = 10000;           // the same in messages
+  std::size_t max_queued_messages = 10000;          // the same in messages
   // What happens to a client whose queue is full: close it with 1013, or drop its oldest
   // droppable frames (counted, and reported once it catches up).
   enum class SlowConsumer { kDisconnect, kDropOldest } slow_consumer = SlowConsumer::kDisconnect;
@@ -53,6 +56,7 @@ struct RouteConfig {
   double rate = 0;                        // messages per second per connection; 0: unlimited
   double burst = 0;                       // token bucket size
   auth::RouteAuth auth;
+  bool has_own_auth = false;  // an [routes.auth] table: it replaces the listener's
   std::shared_ptr<Adapter> adapter;
 };
 

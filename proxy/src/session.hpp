@@ -51,6 +51,7 @@ struct Session {
   CloseInfo close_info;                           // how it ended, for on_close and the log
   bool close_sent = false;
 
+  const auth::RouteAuth* auth = nullptr;  // the policy it was admitted under (route or listener)
   // Credentials: when the token expires the connection closes (1008) unless refreshed.
   std::optional<std::chrono::system_clock::time_point> expires_at;
   // Rate limit (token bucket of the route's rate/burst).

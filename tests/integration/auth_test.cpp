@@ -337,6 +337,39 @@ burst = 3
   EXPECT_EQ(request({{"type", "ping"}, {"id", 5}})["type"], "pong");
 }
 
+TEST(AuthLimitsTest, ListenerAuthAppliesToRoutesWithoutTheirOwn) {
+  WsbridgeInstance server(R"(
+[[api_keys]]
+name = "dashboard"
+sha256 = "1cad2248e8fecd0a5a5f693d28225ed3c8d0acf2fce3284800bf2c31a8a1947c"
+[[listeners]]
+port = ${PORT}
+[listeners.auth]
+api_keys = true
+[[routes]]
+path = "/inherits"
+adapter = "echo"
+[[routes]]
+path = "/public"
+adapter = "echo"
+[routes.auth]
+required = false
+)");
+  auto anonymous = [&](const std::string& path) -> int {
+    try {
+      WsClient::connect(server.client(path));
+      return 101;
+    } catch (const HandshakeError& e) {
+      return e.response().status;
+    }
+  };
+  EXPECT_EQ(anonymous("/inherits"), 401);
+  EXPECT_EQ(anonymous("/public"), 101);  // its own auth table replaces the listener's
+  auto keyed = server.client("/inherits");
+  keyed.extra_headers.emplace_back("Authorization", "Bearer " + kApiKey);
+  EXPECT_NO_THROW(WsClient::connect(keyed));
+}
+
 TEST(AuthLimitsTest, TotalConnectionLimitIs503) {
   WsbridgeInstance server(
       "[limits]\nmax_connections = 3\n[[listeners]]\nport = ${PORT}\n"
