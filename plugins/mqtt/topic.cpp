@@ -1,35 +1,12 @@
 #include "topic.hpp"
 
+#include "topic_levels.hpp"
+
 #include <cstdint>
 
 namespace wsbridge::mqtt {
 
 namespace {
-
-// Walks the '/'-separated levels of a topic or filter without allocating. Every separator
-// delimits a level, so "a//b" has the levels "a", "", "b" and "/" has two empty levels.
-class LevelCursor {
- public:
-  explicit LevelCursor(std::string_view text) : rest_(text) {}
-
-  // Stores the next level in `level`; false once every level has been read.
-  bool next(std::string_view& level) {
-    if (done_) return false;
-    const std::size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      level = rest_;
-      done_ = true;
-    } else {
-      level = rest_.substr(0, slash);
-      rest_.remove_prefix(slash + 1);
-    }
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
 
 bool starts_with_wildcard(std::string_view filter) {
   return !filter.empty() && (filter.front() == '+' || filter.front() == '#');

@@ -1,5 +1,7 @@
 #include "topic_trie.hpp"
 
+#include "topic_levels.hpp"
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -7,34 +9,6 @@
 namespace wsbridge::mqtt {
 
 namespace {
-
-// Walks the '/'-separated levels of a topic or filter without allocating ("a//b": "a", "", "b").
-// Small enough to copy, which is how a match remembers where it is in the topic.
-class LevelCursor {
- public:
-  LevelCursor() = default;
-  explicit LevelCursor(std::string_view text) : rest_(text), done_(false) {}
-
-  bool at_end() const { return done_; }
-
-  // Stores the next level in `level`; false once every level has been read.
-  bool next(std::string_view& level) {
-    if (done_) return false;
-    const std::size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      level = rest_;
-      done_ = true;
-    } else {
-      level = rest_.substr(0, slash);
-      rest_.remove_prefix(slash + 1);
-    }
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = true;
-};
 
 // A LIFO work list whose first entries live in the object itself: matching a topic that is not
 // pathologically deep or wide then needs no allocation, and no depth can exhaust the call stack
