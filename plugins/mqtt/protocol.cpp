@@ -122,7 +122,10 @@ Frame message_frame(std::string_view topic, std::string_view payload, int qos, b
   out.reserve(kFrameHeadroom + payload.size() + topic.size() + 96);
   out.append(R"({"type":"message","topic":)");
   append_json_string(out, topic);
-  if (!payload.empty() && json::accept(payload)) {
+  // nlohmann's accept() skips a leading UTF-8 BOM and stops at a NUL, neither of which may be
+  // embedded in our frame as they are: such payloads travel as JSON strings instead.
+  if (!payload.empty() && payload.find('\0') == std::string_view::npos &&
+      !payload.starts_with("\xEF\xBB\xBF") && json::accept(payload)) {
     out.append(R"(,"payload":)");
     out.append(payload);
   } else if (is_valid_utf8(payload)) {

@@ -370,8 +370,8 @@ void Upstream::Impl::on_connected() {
   failures = 0;
   if (ever_connected) reconnects.inc();
   ever_connected = true;
+  set_link_up(true);  // before the log line, which tests and operators take as "it is up"
   WSB_LOG(kInfo) << "upstream " << config.name << ": connected to " << config.uri;
-  set_link_up(true);
   // A clean session starts with no subscriptions: restore every active filter.
   for (auto& [filter, state] : filters) {
     state.confirmed = false;

@@ -455,7 +455,7 @@ TEST(MqttUpstreamTest, TlsUpstreamWithAnUntrustedCertificateStaysDown) {
       std::to_string(tls_port) +
       "\"\n[[routes]]\npath = \"/m\"\n"
       "adapter = \"mqtt\"\nupstream = \"tls\"\nallow_subscribe = [\"#\"]\n");
-  EXPECT_TRUE(bridge.process->wait_for_output("upstream tls: cannot connect", 10s))
+  EXPECT_TRUE(bridge.process->wait_for_output("upstream tls: cannot connect", 30s))
       << bridge.process->output();
   EXPECT_EQ(bridge.process->output().find("upstream tls: connected"), std::string::npos);
   Session s(bridge, "/m");

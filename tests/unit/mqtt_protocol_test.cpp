@@ -90,6 +90,11 @@ TEST(MqttProtocolTest, MessageFramesEmbedJsonStringsOrBase64) {
   EXPECT_FALSE(j.contains("payload"));
   j = parse(message_frame("t", "", 0, false));
   EXPECT_EQ(j["payload"], "");
+  // Found by fuzz_protocol: payloads that accept() takes for JSON but that cannot be embedded.
+  j = parse(message_frame("t", std::string("1\0x", 3), 0, false));
+  EXPECT_EQ(j["payload"], std::string("1\0x", 3));
+  j = parse(message_frame("t", "\xEF\xBB\xBF[1]", 0, false));
+  EXPECT_EQ(j["payload"], "\xEF\xBB\xBF[1]");
   j = parse(message_frame("quote\"topic", "{\"a\":1}", 0, false));
   EXPECT_EQ(j["topic"], "quote\"topic");
   EXPECT_EQ(j["payload"]["a"], 1);
