@@ -6,8 +6,8 @@
 
 #include <iostream>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "support/process.hpp"
 #include "support/ws_test_client.hpp"

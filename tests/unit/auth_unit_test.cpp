@@ -189,8 +189,9 @@ TEST(BearerSubprotocolTest, TakesTheTokenOutOfTheHead) {
 
 TEST(BearerSubprotocolTest, DropsTheLineWhenOnlyABearerWasOffered) {
   std::optional<BearerExtraction> found;
-  EXPECT_EQ(extract("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: bearer.abc\r\nHost: h\r\n\r\n", &found),
-            "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(
+      extract("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: bearer.abc\r\nHost: h\r\n\r\n", &found),
+      "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(found);
   EXPECT_TRUE(found->only_bearer);
 }
