@@ -49,7 +49,8 @@ void check_scanner(const std::uint8_t* data, std::size_t size) {
     const std::size_t n = data[0] % 8 + 1;
     for (std::size_t i = 1; i <= n && i < size; ++i) sizes.push_back(data[i] % 32);
   }
-  if (sizes.empty() || std::all_of(sizes.begin(), sizes.end(), [](std::size_t s) { return s == 0; })) {
+  if (sizes.empty() ||
+      std::all_of(sizes.begin(), sizes.end(), [](std::size_t s) { return s == 0; })) {
     sizes = {1};
   }
 

@@ -9,7 +9,7 @@
 //   (the decoder is strict, so an encoding is unique);
 // - the input as JSON: parse_jwks and JwtKey::from_jwk throw std::invalid_argument or succeed;
 // - "token\njwks": the token verified against the keys of that JWKS never crashes.
-// The fixed keys and the clock match fuzz/make_jwt_seeds.py, which makes the seed tokens.
+// The fixed keys and the clock match fuzz/make_seeds.py, which makes the seed tokens.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -50,9 +50,13 @@ const std::vector<JwtKey>& fixed_keys() {
     k.push_back(JwtKey::hmac_secret(std::string(kHmacSecret)));
     k.push_back(JwtKey::hmac_secret(std::string(kHmacSecret), "hs-kid"));
     k.push_back(JwtKey::public_key_pem(kEcPem));
-    k.push_back(JwtKey::from_jwk(
-        {{"kty", "EC"}, {"crv", "P-256"}, {"x", kEcX}, {"y", kEcY}, {"kid", "ec-kid"},
-         {"use", "sig"}, {"alg", "ES256"}}));
+    k.push_back(JwtKey::from_jwk({{"kty", "EC"},
+                                  {"crv", "P-256"},
+                                  {"x", kEcX},
+                                  {"y", kEcY},
+                                  {"kid", "ec-kid"},
+                                  {"use", "sig"},
+                                  {"alg", "ES256"}}));
     return k;
   }();
   return keys;
@@ -86,7 +90,8 @@ void check_verified(std::string_view token, const VerifiedToken& v, const JwtPol
                     const std::vector<JwtKey>& keys) {
   if (!v.header.is_object() || !v.claims.is_object()) fail("verified without objects", token);
   const auto alg_it = v.header.find("alg");
-  if (alg_it == v.header.end() || !alg_it->is_string()) fail("verified without a string alg", token);
+  if (alg_it == v.header.end() || !alg_it->is_string())
+    fail("verified without a string alg", token);
   const auto alg = parse_jwt_algorithm(alg_it->get<std::string>());
   if (!alg) fail("verified with an unsupported alg", token);
   bool accepted = false;

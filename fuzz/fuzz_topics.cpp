@@ -8,7 +8,8 @@
 // - filter_covers(outer, inner) equals its definition, "every topic inner matches, outer matches",
 //   computed by brute force over a finite set of topics that is provably enough (see
 //   covers_by_enumeration) when that set is small;
-// - the TopicTrie holding every valid filter (id i for s_i) returns for each valid topic exactly the
+// - the TopicTrie holding every valid filter (id i for s_i) returns for each valid topic exactly
+// the
 //   ids whose filter_matches(filter, topic), sorted and unique; subscriber counts, filters(), add
 //   and remove return values are consistent, and removing everything leaves it empty.
 #include <algorithm>
@@ -168,9 +169,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
              parts[outer], parts[inner]);
       }
       if (expected == 0 && covers) {
-        fail("filter_covers is true, but a topic matched by inner is not matched by outer "
-             "(outer, inner)",
-             parts[outer], parts[inner]);
+        fail(
+            "filter_covers is true, but a topic matched by inner is not matched by outer "
+            "(outer, inner)",
+            parts[outer], parts[inner]);
       }
       // Soundness on the topics at hand (also when the enumeration was too large).
       for (std::size_t t : names) {
@@ -188,7 +190,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::set<std::string> distinct;
   for (std::size_t f : filters) {
     const bool first = distinct.insert(parts[f]).second;
-    if (trie.add(parts[f], f) != first) fail("TopicTrie::add: wrong 'first subscriber' answer", parts[f]);
+    if (trie.add(parts[f], f) != first)
+      fail("TopicTrie::add: wrong 'first subscriber' answer", parts[f]);
     if (trie.add(parts[f], f)) fail("TopicTrie::add twice returned true", parts[f]);
   }
   for (const auto& filter : distinct) {
@@ -220,10 +223,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (more != expected) fail("TopicTrie::match into a non-empty vector", parts[t]);
   }
   for (std::size_t f : filters) {
-    if (trie.remove(parts[f], 100 + f)) fail("TopicTrie::remove of an absent id returned true", parts[f]);
+    if (trie.remove(parts[f], 100 + f))
+      fail("TopicTrie::remove of an absent id returned true", parts[f]);
     std::size_t left = 0;
     for (std::size_t g : filters) left += (g > f && parts[g] == parts[f]) ? 1 : 0;
-    if (trie.remove(parts[f], f) != (left == 0)) fail("TopicTrie::remove: wrong 'last' answer", parts[f]);
+    if (trie.remove(parts[f], f) != (left == 0))
+      fail("TopicTrie::remove: wrong 'last' answer", parts[f]);
     if (trie.remove(parts[f], f)) fail("TopicTrie::remove twice returned true", parts[f]);
   }
   if (!trie.empty()) fail("TopicTrie not empty after removing everything", input);

@@ -182,7 +182,10 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
           route.allowed_users.end()) {
     return refuse(403, "user \"" + d.user + "\" is not allowed on this route");
   }
-  for (const auto& [claim, accepted] : route.required_claims) {
+  for (const auto& required : route.required_claims) {
+    // (Named references, not a structured binding: clang before 16 cannot capture those.)
+    const std::string& claim = required.first;
+    const std::vector<std::string>& accepted = required.second;
     auto it = d.claims.find(claim);
     bool ok = false;
     if (it != d.claims.end()) {

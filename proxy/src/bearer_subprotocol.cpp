@@ -59,17 +59,21 @@ std::optional<BearerExtraction> extract_bearer_subprotocol(char* data, std::size
   if (!found) return std::nullopt;
   found->only_bearer = kept.empty();
 
+  // The rewritten line keeps the header name as sent and joins the kept values with bare commas,
+  // so it is always shorter than the original (which also held the bearer entry and its comma):
+  // the rewrite happens in place, inside the buffer lws gave to recv().
   std::string replacement;
   if (!kept.empty()) {
-    replacement = "Sec-WebSocket-Protocol: ";
+    replacement.assign(buffer.substr(line, kHeader.size()));
     for (std::size_t i = 0; i < kept.size(); ++i) {
-      if (i > 0) replacement += ", ";
+      if (i > 0) replacement += ',';
       replacement.append(kept[i]);
     }
     replacement += "\r\n";
   }
-  // Replace [line, line_end + 2) with the shorter replacement and close the gap.
   const std::size_t old_size = line_end + 2 - line;
+  if (replacement.size() > old_size) return std::nullopt;  // cannot happen; never write past it
+  // Replace [line, line_end + 2) with the shorter replacement and close the gap.
   std::memcpy(data + line, replacement.data(), replacement.size());
   std::memmove(data + line + replacement.size(), data + line + old_size, len - (line + old_size));
   len -= old_size - replacement.size();

@@ -180,11 +180,23 @@ TEST(BearerSubprotocolTest, TakesTheTokenOutOfTheHead) {
   const std::string head = "GET /x HTTP/1.1\r\nHost: h\r\nsec-websocket-protocol: bearer." + token +
                            ", chat.v1\r\nUpgrade: websocket\r\n\r\nFRAME";
   EXPECT_EQ(extract(head, &found),
-            "GET /x HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: chat.v1\r\nUpgrade: "
+            "GET /x HTTP/1.1\r\nHost: h\r\nsec-websocket-protocol:chat.v1\r\nUpgrade: "
             "websocket\r\n\r\nFRAME");
   ASSERT_TRUE(found);
   EXPECT_EQ(found->token, token);
   EXPECT_FALSE(found->only_bearer);
+}
+
+TEST(BearerSubprotocolTest, ManyShortValuesNeverGrowTheLine) {
+  // Found by fuzz_frames: re-joining many one-letter values with ", " made the line longer than
+  // the original and the in-place rewrite wrote past the buffer.
+  std::optional<BearerExtraction> found;
+  EXPECT_EQ(
+      extract("GET /mqtt HTTP/1.1\r\nSec-WebSocket-Protocol:a,b,c,d,e,f,g,h,i,j,k,bearer.x\r\n\r\n",
+              &found),
+      "GET /mqtt HTTP/1.1\r\nSec-WebSocket-Protocol:a,b,c,d,e,f,g,h,i,j,k\r\n\r\n");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->token, "x");
 }
 
 TEST(BearerSubprotocolTest, DropsTheLineWhenOnlyABearerWasOffered) {
