@@ -4,6 +4,7 @@
 #   2. an AddressSanitizer + UBSan build and every test;
 #   3. a ThreadSanitizer build and every test again (the wsbridge servers the tests start run
 #      under TSan too; tests/tsan.supp lists the library reports suppressed, and why).
+#   4. the libFuzzer targets, a few seconds each (WSBRIDGE_FUZZ_SECONDS).
 # Tests that cross threads inside one process carry the label "threads" (ctest -L threads).
 # Exits non-zero when any build or test fails. Set WSBRIDGE_TEST_FLAVOURS="release" to run fewer.
 set -euo pipefail
@@ -27,4 +28,9 @@ for flavour in $flavours; do
     status=1
   fi
 done
+# libFuzzer targets (fuzz/): replay the regression inputs, then a short bounded run of each.
+echo "==> [fuzz] build and run"
+if ! FUZZ_SECONDS="${WSBRIDGE_FUZZ_SECONDS:-8}" bash scripts/fuzz.sh; then
+  status=1
+fi
 exit $status
