@@ -209,57 +209,51 @@ void Server::run() {
     files_mount.origin_protocol = LWSMPRO_FILE;
   }
 
-  std::size_t index = 0;
-  for (const auto& listener : config_->listeners) {
-    const bool ipv6 = listener.address.find(':') != std::string::npos;
-    const std::string& name =
-        lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
+  // What every listener shares: its address family, HTTP/1.1 only (replies are written with
+  // their headers in one go), our protocols, lws' own pings parked, and a bind failure is fatal.
+  auto open_vhost = [&](const std::string& address, std::uint16_t port, const char* name,
+                        std::uint64_t options, const lws_http_mount* mounts,
+                        const lws_extension* extensions) {
+    const bool ipv6 = address.find(':') != std::string::npos;
     lws_context_creation_info vinfo{};
-    vinfo.port = listener.port;
-    vinfo.iface = listener.address.c_str();
-    vinfo.vhost_name = name.c_str();
+    vinfo.port = port;
+    vinfo.iface = address.c_str();
+    vinfo.vhost_name = name;
     vinfo.protocols = protocols.data();
-    vinfo.mounts = &health_mount;
-    vinfo.extensions = listener.permessage_deflate ? kDeflateExtensions : nullptr;
+    vinfo.mounts = mounts;
+    vinfo.extensions = extensions;
     vinfo.retry_and_idle_policy = &kFarAwayValidity;
     vinfo.alpn = "http/1.1";
     vinfo.options =
-        LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+        options | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
         (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
               : LWS_SERVER_OPTION_DISABLE_IPV6);
     lws_vhost* vhost = lws_create_vhost(context_, &vinfo);
     if (vhost == nullptr) {
-      throw std::runtime_error("cannot listen on " + listener.address + " port " +
-                               std::to_string(listener.port) +
-                               " (address in use, or not available on this host)");
+      throw std::runtime_error("cannot listen on " + address + " port " + std::to_string(port) +
+                               " for " + name + " (address in use, or not available on this host)");
     }
-    vhosts_.push_back(vhost);
+    return vhost;
+  };
+  auto url_host = [](const std::string& address) {
+    return address.find(':') != std::string::npos ? "[" + address + "]" : address;
+  };
+
+  std::size_t index = 0;
+  for (const auto& listener : config_->listeners) {
+    const std::string& name =
+        lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
+    lws_vhost* vhost =
+        open_vhost(listener.address, listener.port, name.c_str(), LWS_SERVER_OPTION_VALIDATE_UTF8,
+                   &health_mount, listener.permessage_deflate ? kDeflateExtensions : nullptr);
     listener_of_vhost_[vhost] = &listener;
-    const std::string host = ipv6 ? "[" + listener.address + "]" : listener.address;
-    WSB_LOG(kInfo) << "listening on ws://" << host << ":" << listener.port
+    WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
                    << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
   }
   if (config_->admin) {
     const AdminConfig& admin = *config_->admin;
-    const bool ipv6 = admin.address.find(':') != std::string::npos;
-    lws_context_creation_info ainfo{};
-    ainfo.port = admin.port;
-    ainfo.iface = admin.address.c_str();
-    ainfo.vhost_name = "admin";
-    ainfo.protocols = protocols.data();
-    ainfo.retry_and_idle_policy = &kFarAwayValidity;
-    ainfo.alpn = "http/1.1";
-    ainfo.options =
-        LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
-        (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
-              : LWS_SERVER_OPTION_DISABLE_IPV6);
-    admin_vhost_ = lws_create_vhost(context_, &ainfo);
-    if (admin_vhost_ == nullptr) {
-      throw std::runtime_error("cannot listen on " + admin.address + " port " +
-                               std::to_string(admin.port) + " for [admin]");
-    }
-    WSB_LOG(kInfo) << "admin listener on http://"
-                   << (ipv6 ? "[" + admin.address + "]" : admin.address) << ":" << admin.port
+    admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);
+    WSB_LOG(kInfo) << "admin listener on http://" << url_host(admin.address) << ":" << admin.port
                    << "/metrics" << (admin.token ? " (bearer token required)" : "");
   }
   for (const auto& route : config_->routes) {

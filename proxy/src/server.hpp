@@ -74,7 +74,6 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   std::shared_ptr<const ServerConfig> config_;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
-  std::vector<lws_vhost*> vhosts_;
   lws_vhost* admin_vhost_ = nullptr;
   std::unique_ptr<LwsTables> lws_tables_;
   std::unique_ptr<Timer> timer_;
