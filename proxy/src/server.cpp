@@ -79,6 +79,17 @@ std::string format_seconds(SteadyClock::duration d) {
   return buf;
 }
 
+// Closes from inside the session's own callback: records how it ended, hands lws the close
+// frame's code and reason, and returns the -1 the callback must return.
+int close_now(Session& s, std::uint16_t code, const std::string& reason) {
+  s.close_info = CloseInfo{code, reason, false};
+  s.close_sent = true;
+  lws_close_reason(s.wsi, static_cast<lws_close_status>(code),
+                   reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                   reason.size());
+  return -1;
+}
+
 int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                       std::size_t len) {
   return Server::lws_callback(wsi, static_cast<int>(reason), user, in, len);
@@ -676,12 +687,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
     WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with 1009";
     s.rx_buffer.clear();
     s.rx_buffer.shrink_to_fit();
-    s.close_info = CloseInfo{LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason, false};
-    s.close_sent = true;
-    lws_close_reason(s.wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
-                     reason.size());
-    return -1;
+    return close_now(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason);
   }
   s.rx_buffer.append(static_cast<const char*>(in), len);
   if (!lws_is_final_fragment(s.wsi)) return 0;
@@ -789,12 +795,7 @@ int Server::on_writeable(Session& s) {
   }
   if (s.close_after_queue) {
     const PendingClose& c = *s.close_after_queue;
-    s.close_info = CloseInfo{c.code, c.reason, false};
-    s.close_sent = true;
-    lws_close_reason(s.wsi, static_cast<lws_close_status>(c.code),
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(c.reason.data())),
-                     c.reason.size());
-    return -1;
+    return close_now(s, c.code, c.reason);
   }
   return 0;
 }
