@@ -24,4 +24,12 @@ void ConnectionHandle::close(CloseCode code, std::string_view reason) {
   inbox_->post(std::move(command));
 }
 
+void ConnectionHandle::pause_reading(bool paused) {
+  if (!is_open()) return;
+  InboxCommand command;
+  command.type = paused ? InboxCommand::Type::kPauseReading : InboxCommand::Type::kResumeReading;
+  command.connection = id_;
+  inbox_->post(std::move(command));
+}
+
 }  // namespace wsbridge

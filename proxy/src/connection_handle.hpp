@@ -20,6 +20,7 @@ class ConnectionHandle final : public Connection {
   SendResult send(Frame frame) override;
   void close(CloseCode code, std::string_view reason) override;
   bool is_open() const override { return open_.load(std::memory_order_acquire); }
+  void pause_reading(bool paused) override;
 
   // Service thread, when the connection is gone.
   void mark_closed() { open_.store(false, std::memory_order_release); }

@@ -3,6 +3,7 @@
 #include <libwebsockets.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace wsbridge {
@@ -26,6 +27,14 @@ bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
     }
   }
   if (lws_finalize_http_header(wsi, &p, end) != 0) return false;
+  // lws 4.1.6 learns the request's HTTP version only for requests it serves itself, so it
+  // answers an upgrade request (always HTTP/1.1) with "HTTP/1.0": strict clients (Python's
+  // websockets, for one) reject that status line.
+  constexpr std::string_view kOld = "HTTP/1.0 ";
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) > 0 &&
+      std::string_view(reinterpret_cast<const char*>(start), kOld.size()) == kOld) {
+    start[7] = '1';
+  }
   // HTTP/1.1 only (ALPN is restricted to http/1.1): the body may follow the head in one write.
   std::copy(body.begin(), body.end(), p);
   p += body.size();

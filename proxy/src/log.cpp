@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -122,8 +123,10 @@ LogLine::~LogLine() {
 
 void install_lws_log_bridge() {
   // lws warnings are mostly about peers misbehaving (already reflected in our close logs), so they
-  // are debug detail; lws errors are worth a warning.
-  lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+  // are debug detail; lws errors are worth a warning. WSBRIDGE_LWS_DEBUG=1 (with log_level =
+  // "debug") shows everything lws says, for chasing a libwebsockets problem.
+  lws_set_log_level(std::getenv("WSBRIDGE_LWS_DEBUG") != nullptr ? 0xff : (LLL_ERR | LLL_WARN),
+                    lws_emit);
 }
 
 }  // namespace wsbridge

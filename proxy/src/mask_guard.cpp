@@ -77,6 +77,7 @@ struct Watch {
   bool blocked = false;
   bool unaligned = false;  // the pending bytes overflowed: frame boundaries are unknown
   std::string pending;     // HTTP phase: bytes after the last "\r\n\r\n"
+  std::string last_head;   // HTTP phase: the last complete request head (to replay a held one)
   std::optional<BearerExtraction> bearer;  // HTTP phase: taken out of Sec-WebSocket-Protocol
   FrameMaskScanner scanner;                // WebSocket phase
 };
@@ -162,6 +163,15 @@ std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
   return token;
 }
 
+std::string take_request_bytes(int fd) {
+  Watch* w = table().mine(fd);
+  if (w == nullptr || w->websocket || w->last_head.empty() || w->unaligned) return {};
+  std::string bytes = std::move(w->last_head);
+  bytes += w->pending;
+  w->last_head.clear();
+  return bytes;
+}
+
 bool blocked(int fd) {
   const Watch* w = table().mine(fd);
   return w != nullptr && w->blocked;
@@ -183,6 +193,8 @@ long after_recv(int fd, void* buffer, long received) {
     w->pending.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(received));
     const std::size_t end = w->pending.rfind("\r\n\r\n");
     if (end != std::string::npos) {
+      w->last_head.assign(w->pending, 0, end + 4);
+      if (w->last_head.size() > kMaxPendingBytes) w->last_head.clear();  // lws refused it anyway
       w->pending.erase(0, end + 4);
       w->unaligned = false;
     }

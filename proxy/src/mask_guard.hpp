@@ -64,6 +64,9 @@ void forget(int fd);
 // when an unmasked frame starts inside them), or -1 with errno EAGAIN when none. Exposed for the
 // recv() wrapper and for tests.
 long after_recv(int fd, void* buffer, long received);
+// The last complete request head read from `fd` and the bytes after it, as lws got them (with the
+// bearer token already taken out): what a held upgrade replays. Empty when unknown.
+std::string take_request_bytes(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
 // The bearer token taken out of the request's Sec-WebSocket-Protocol (see bearer_subprotocol.hpp),

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "http_reply.hpp"
+#include "upgrade_hold.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/metrics.hpp"
@@ -113,6 +114,8 @@ struct RouteMetrics {
                               "messages refused by the route's rate limit", l);
     dropped = &r.counter("wsbridge_dropped_messages_total",
                          "droppable messages discarded for slow clients (drop_oldest)", l);
+    reading_paused = &r.gauge("wsbridge_connections_reading_paused",
+                              "connections not read from now: their upstream is behind", l);
   }
   metrics::Gauge* open;
   metrics::Counter* opened;
@@ -123,6 +126,7 @@ struct RouteMetrics {
   metrics::Counter* queue_drops;
   metrics::Counter* rate_limited;
   metrics::Counter* dropped;
+  metrics::Gauge* reading_paused;
 };
 
 struct Server::LwsTables {
@@ -201,6 +205,7 @@ void Server::run() {
   context_ = lws_create_context(&info);
   if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
   inbox_->attach(context_, this);
+  config_->http_client->attach(context_);
 
   // Static files at "/" when configured; the health endpoint always comes to our callback.
   lws_http_mount& health_mount = lws_tables_->health_mount;
@@ -278,13 +283,23 @@ void Server::run() {
 
   while (true) {
     if (lws_service(context_, 0) < 0) break;
-    if (stopping_ && (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) break;
+    if (holds_answered_) release_held_upgrades();
+    if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
+      finish_draining();
+    }
+    if (stopping_ && !draining_ &&
+        (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
+      break;
+    }
   }
   if (!sessions_.empty()) {
     WSB_LOG(kWarn) << "shutdown timeout: dropping " << sessions_.size() << " connection(s)";
   }
 
   inbox_->detach();
+  config_->http_client->shutdown();  // answers what is still waiting, while adapters can hear it
+  for (auto& [id, held] : held_) upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
+  held_.clear();
   destroying_ = true;
   lws_sul_cancel(&timer_->sul);
   lws_context_destroy(context_);
@@ -303,12 +318,39 @@ void Server::request_shutdown() {
 void Server::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
-  shutdown_deadline_ = SteadyClock::now() + config_->shutdown_timeout;
-  WSB_LOG(kInfo) << "shutting down: closing " << sessions_.size() << " connection(s) with 1001";
+  const auto now = SteadyClock::now();
+  shutdown_deadline_ = now + config_->shutdown_timeout;
+  // Three quarters of the shutdown timeout for in-flight work; the rest for the closing
+  // handshakes.
+  drain_deadline_ = now + config_->shutdown_timeout * 3 / 4;
+  draining_ = true;
+  // No new work: stop reading from every client (TCP holds what they send meanwhile).
+  for (auto& [id, session] : sessions_) {
+    if (!session->reading_paused) lws_rx_flow_control(session->wsi, 0);
+  }
+  const std::size_t in_flight = work_in_flight();
+  WSB_LOG(kInfo) << "shutting down: " << sessions_.size() << " connection(s), " << in_flight
+                 << " request(s) in flight to upstreams";
+  // Wake the loop so it re-checks its exit condition even when there is nothing to wait for.
+  lws_cancel_service(context_);
+}
+
+std::size_t Server::work_in_flight() const {
+  std::size_t n = config_->http_client->in_flight();
+  for (const auto& kind : config_->kinds) n += kind->in_flight();
+  return n;
+}
+
+void Server::finish_draining() {
+  draining_ = false;
+  const std::size_t left = work_in_flight();
+  if (left > 0) {
+    WSB_LOG(kWarn) << "shutdown: " << left << " request(s) still in flight after the drain time";
+  }
+  WSB_LOG(kInfo) << "closing " << sessions_.size() << " connection(s) with 1001";
   for (auto& [id, session] : sessions_) {
     request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
   }
-  // Wake the loop so it re-checks its exit condition even when there is nothing to close.
   lws_cancel_service(context_);
 }
 
@@ -336,7 +378,8 @@ void Server::on_timer() {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
       s->expires_at.reset();
       request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired", false);
-    } else if (now - s->last_rx >= s->route->idle_timeout) {
+    } else if (!s->reading_paused && !stopping_ && now - s->last_rx >= s->route->idle_timeout) {
+      // (A paused client cannot show it is alive: its PONGs wait unread behind its messages.)
       WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);
       request_close(*s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", false);
       // A silent peer may never make the socket writable again: drop it for sure soon after.
@@ -347,7 +390,24 @@ void Server::on_timer() {
       lws_callback_on_writable(s->wsi);
     }
   }
-  if (stopping_ && now >= shutdown_deadline_) lws_cancel_service(context_);
+  // Held upgrades whose adapter did not decide within the handshake timeout.
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.verdict || now - it->second.since < config_->limits.handshake_timeout) {
+      ++it;
+      continue;
+    }
+    WSB_LOG(kWarn) << "admission check did not answer within the handshake timeout: 504";
+    metrics::Registry::global()
+        .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+                 {{"reason", "admission_timeout"}})
+        .inc();
+    upgrade_hold::reply_and_close(it->second.fd, 504, "the admission check did not answer in time");
+    it = held_.erase(it);
+  }
+  config_->http_client->sweep();
+  if (stopping_ && (now >= shutdown_deadline_ || (draining_ && now >= drain_deadline_))) {
+    lws_cancel_service(context_);
+  }
   schedule_timer(sweep_period_);
 }
 
@@ -362,6 +422,15 @@ void Server::dispatch(InboxCommand&& command) {
   Session& s = *it->second;
   if (command.type == InboxCommand::Type::kSend) {
     enqueue(s, std::move(command.frame));
+  } else if (command.type == InboxCommand::Type::kPauseReading ||
+             command.type == InboxCommand::Type::kResumeReading) {
+    const bool paused = command.type == InboxCommand::Type::kPauseReading;
+    if (stopping_) return;  // every client stays paused while the server drains
+    if (paused != s.reading_paused) {
+      s.reading_paused = paused;
+      s.metrics->reading_paused->add(paused ? 1 : -1);
+      lws_rx_flow_control(s.wsi, paused ? 0 : 1);
+    }
   } else {
     request_close(s, command.close_code, std::move(command.close_reason), true);
   }
@@ -498,7 +567,22 @@ int Server::confirm_upgrade(lws* wsi) {
   if (stopping_) return refuse_upgrade(wsi, 503, "shutting_down", "shutting down");
 
   const std::string ip = peer_address(wsi);
-  if (sessions_.size() + pending_auth_.size() >= config_->limits.max_connections) {
+  // An upgrade coming back from its admission check: its checks passed on the first pass.
+  if (auto a = admitted_.find(wsi); a != admitted_.end()) {
+    Admitted admitted = std::move(a->second);
+    admitted_.erase(a);
+    const AdmissionResult& v = admitted.verdict;
+    if (v.status < 200 || v.status > 299) {
+      return refuse_upgrade(wsi, v.status, "admission",
+                            v.reason.empty() ? "refused by the admission check" : v.reason);
+    }
+    if (v.claims.is_object()) {
+      for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
+    }
+    pending_auth_[wsi] = std::move(admitted.decision);
+    return 0;
+  }
+  if (sessions_.size() + pending_auth_.size() + held_.size() >= config_->limits.max_connections) {
     return refuse_upgrade(wsi, 503, "max_connections", "too many connections");
   }
   if (auto it = connections_per_ip_.find(ip);
@@ -580,16 +664,188 @@ int Server::confirm_upgrade(lws* wsi) {
                                                            : "forbidden";
     return refuse_upgrade(wsi, decision.status, code, decision.reason, decision.challenge);
   }
+  if (route->adapter->wants_admission()) return hold_upgrade(wsi, *route, std::move(decision));
   pending_auth_[wsi] = std::move(decision);
   return 0;
 }
 
+int Server::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision) {
+  const int fd = lws_get_socket_fd(wsi);
+  std::string bytes = mask_guard::take_request_bytes(fd);
+  if (bytes.empty() || lws_is_ssl(wsi) != 0) {
+    return refuse_upgrade(wsi, 500, "admission",
+                          "this request cannot be held for its route's admission check");
+  }
+  AdmissionRequest request;
+  request.identity.user = decision.user;
+  request.identity.claims = decision.claims;
+  request.identity.auth_method = decision.method;
+  request.identity.acl = decision.acl;
+  request.identity.remote_address = peer_address(wsi);
+  request.identity.route_path = route.path;
+  request.identity.request_uri = header(wsi, WSI_TOKEN_GET_URI);
+  request.headers = upgrade_hold::parse_request_headers(bytes);
+  const auto kept = upgrade_hold::detach_socket(fd);
+  if (!kept) return refuse_upgrade(wsi, 503, "max_connections", "out of file descriptors");
+  mask_guard::forget(fd);
+  const std::uint64_t id = next_hold_id_++;
+  HeldUpgrade& held = held_[id];
+  held.fd = *kept;
+  held.request_bytes = std::move(bytes);
+  held.vhost = lws_get_vhost(wsi);
+  held.since = SteadyClock::now();
+  held.decision = std::move(decision);
+  WSB_LOG(kDebug) << "holding an upgrade to " << route.path << " for its admission check";
+  route.adapter->admit(std::move(request), [this, id](AdmissionResult verdict) {
+    auto it = held_.find(id);
+    if (it == held_.end()) return;  // timed out, or shutting down: already answered
+    it->second.verdict = std::move(verdict);
+    holds_answered_ = true;
+    lws_cancel_service(context_);  // run() hands it back to lws, outside any lws callback
+  });
+  // lws closes its side of the connection now: the placeholder socket, not the client's.
+  return -1;
+}
+
+void Server::release_held_upgrades() {
+  holds_answered_ = false;
+  std::vector<HeldUpgrade> answered;
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.verdict) {
+      answered.push_back(std::move(it->second));
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (HeldUpgrade& held : answered) {
+    if (stopping_) {
+      upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
+      continue;
+    }
+    // The bytes go to lws from its buffer, not through recv(): let the guard see them too.
+    mask_guard::watch_http(held.fd, this);
+    std::string copy = held.request_bytes;
+    mask_guard::after_recv(held.fd, copy.data(), static_cast<long>(copy.size()));
+    adopting_fd_ = held.fd;
+    adopting_ = Admitted{std::move(*held.verdict), std::move(held.decision)};
+    // lws parses the request again (inside this call when it can) and asks confirm_upgrade,
+    // which answers from the verdict that NEW_CLIENT_INSTANTIATED bound to the new wsi. On
+    // failure lws closes the socket itself.
+    lws_adopt_socket_vhost_readbuf(held.vhost, held.fd, held.request_bytes.data(),
+                                   held.request_bytes.size());
+    adopting_fd_ = -1;
+    adopting_.reset();
+  }
+}
+
+bool Server::admin_authorized(lws* wsi) const {
+  const auto& token = config_->admin->token;
+  if (!token) return true;
+  const std::string presented = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  return presented.size() == 7 + token->size() && presented.starts_with("Bearer ") &&
+         CRYPTO_memcmp(presented.data() + 7, token->data(), token->size()) == 0;
+}
+
+int Server::serve_admin_api(lws* wsi, const AdminRequest& request) {
+  AdminReply reply;
+  if (request.too_large) {
+    reply = AdminReply{413, "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n"};
+  } else {
+    reply = handle_admin_api(request.method, request.target, request.body, *this);
+  }
+  WSB_LOG(kInfo) << "admin API " << request.method << " " << request.target << ": " << reply.status;
+  write_http_reply(wsi, reply.status, "application/json", reply.body,
+                   {{"Cache-Control:", "no-store"}});
+  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+std::vector<SessionInfo> Server::list_sessions() const {
+  std::vector<SessionInfo> list;
+  list.reserve(sessions_.size());
+  for (const auto& [id, s] : sessions_) {
+    const Identity& who = s->handle->identity();
+    list.push_back(
+        SessionInfo{id, who.user, s->route->path, who.remote_address,
+                    std::chrono::duration<double>(s->opened_wall.time_since_epoch()).count(),
+                    s->messages_in, s->messages_out, s->bytes_in, s->bytes_out});
+  }
+  std::sort(list.begin(), list.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.id < b.id; });
+  return list;
+}
+
+std::size_t Server::push(const PushTarget& target, const Frame& frame) {
+  std::size_t n = 0;
+  auto deliver = [&](Session& s) {
+    if (s.close_sent || s.close_after_queue) return;
+    enqueue(s, frame);
+    ++n;
+  };
+  if (target.kind == PushTarget::Kind::kConnection) {
+    if (auto it = sessions_.find(target.connection); it != sessions_.end()) deliver(*it->second);
+    return n;
+  }
+  for (auto& [id, s] : sessions_) {
+    if (target.kind == PushTarget::Kind::kUser ? s->handle->identity().user == target.name
+                                               : s->route->path == target.name) {
+      deliver(*s);
+    }
+  }
+  return n;
+}
+
+bool Server::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second->close_sent || it->second->close_after_queue) {
+    return false;
+  }
+  WSB_LOG(kInfo) << "conn " << id << " closed by the admin API with " << code;
+  request_close(*it->second, code, reason, true);
+  return true;
+}
+
 int Server::serve_http(lws* wsi, std::string_view uri) {
-  if (admin_vhost_ != nullptr && lws_get_vhost(wsi) == admin_vhost_ && uri == "/metrics") {
-    const auto& token = config_->admin->token;
-    const std::string presented = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (token && (presented.size() != 7 + token->size() || !presented.starts_with("Bearer ") ||
-                  CRYPTO_memcmp(presented.data() + 7, token->data(), token->size()) != 0)) {
+  const bool admin = admin_vhost_ != nullptr && lws_get_vhost(wsi) == admin_vhost_;
+  if (admin && uri.starts_with(kAdminApiPrefix)) {
+    if (!admin_authorized(wsi)) {
+      write_http_reply(wsi, 401, "application/json",
+                       "{\"error\":\"unauthorized\",\"message\":\"a valid admin bearer token is "
+                       "required\"}\n",
+                       {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
+      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    }
+    char* uri_ptr = nullptr;
+    int uri_len = 0;
+    const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+    static constexpr const char* kMethods[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                               "PATCH", "DELETE", "CONNECT", "HEAD"};
+    AdminRequest request;
+    request.method = method >= 0 && method < 8 ? kMethods[method] : "UNKNOWN";
+    request.target = std::string(uri);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > 0) {
+      // lws splits the query into URL-decoded fragments; put it back together.
+      std::string query;
+      for (int i = 0;; ++i) {
+        const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len <= 0) break;
+        std::string arg(static_cast<std::size_t>(len) + 1, '\0');
+        if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
+        arg.resize(static_cast<std::size_t>(len));
+        query += (query.empty() ? "" : "&") + arg;
+      }
+      request.target += "?" + query;
+    }
+    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (!length.empty() && length != "0") {
+      // The body comes in LWS_CALLBACK_HTTP_BODY; the reply goes out at its completion.
+      admin_requests_[wsi] = std::move(request);
+      return 0;
+    }
+    return serve_admin_api(wsi, request);
+  }
+  if (admin && uri == "/metrics") {
+    if (!admin_authorized(wsi)) {
       write_http_reply(wsi, 401, "text/plain", "a valid admin bearer token is required\n",
                        {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
     } else {
@@ -629,6 +885,7 @@ int Server::on_established(lws* wsi, void** slot) {
   s->config = config_;
   s->route = route;
   s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
+  s->opened_wall = std::chrono::system_clock::now();
   s->auth = &auth_policy(wsi, *route);
 
   Identity identity;
@@ -696,6 +953,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
   s.rx_buffer.clear();
   ++s.messages_in;
+  s.bytes_in += message.size();
   s.metrics->messages_in->inc();
   s.metrics->bytes_in->inc(message.size());
   if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
@@ -780,6 +1038,7 @@ int Server::on_writeable(Session& s) {
     s.queued_bytes -= s.in_flight.size();
     const auto mode = s.in_flight.is_text() ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
     ++s.messages_out;
+    s.bytes_out += s.in_flight.size();
     s.metrics->messages_out->inc();
     s.metrics->bytes_out->inc(s.in_flight.size());
     if (lws_write(s.wsi, s.in_flight.payload_with_headroom(), s.in_flight.size(), mode) < 0) {
@@ -818,6 +1077,7 @@ void Server::on_closed(Session* s) {
     connections_per_ip_.erase(ip);
   }
   s->metrics->open->add(-1);
+  if (s->reading_paused) s->metrics->reading_paused->add(-1);
   // The access-log line of the connection.
   const auto lifetime = SteadyClock::now() - s->opened_at;
   const Identity& who = s->handle->identity();
@@ -868,7 +1128,32 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).
         self->handshaking_[wsi] = SteadyClock::now();
+        if (self->adopting_ && lws_get_socket_fd(wsi) == self->adopting_fd_) {
+          // A held upgrade handed back (release_held_upgrades): its verdict goes with this wsi.
+          self->admitted_[wsi] = std::move(*self->adopting_);
+          self->adopting_.reset();
+        }
         return 0;
+      case LWS_CALLBACK_HTTP_BODY: {
+        auto it = self->admin_requests_.find(wsi);
+        if (it == self->admin_requests_.end()) return 0;
+        AdminRequest& r = it->second;
+        if (r.body.size() + len > kMaxAdminBodyBytes) {
+          r.too_large = true;
+          r.body.clear();
+        } else if (!r.too_large) {
+          r.body.append(static_cast<const char*>(in), len);
+        }
+        return 0;
+      }
+      case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        auto it = self->admin_requests_.find(wsi);
+        if (it == self->admin_requests_.end())
+          return lws_callback_http_dummy(wsi, reason, user, in, len);
+        AdminRequest request = std::move(it->second);
+        self->admin_requests_.erase(it);
+        return self->serve_admin_api(wsi, request);
+      }
       case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
         return self->confirm_upgrade(wsi);
@@ -905,6 +1190,8 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
       case LWS_CALLBACK_WSI_DESTROY:
         self->pending_auth_.erase(wsi);
         self->handshaking_.erase(wsi);
+        self->admitted_.erase(wsi);
+        self->admin_requests_.erase(wsi);
         mask_guard::forget(lws_get_socket_fd(wsi));
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       default:

@@ -5,10 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "admin_api.hpp"
 #include "auth/authenticator.hpp"
 #include "mask_guard.hpp"
 #include "server_config.hpp"
@@ -22,7 +24,7 @@ struct lws_sorted_usec_list;
 
 namespace wsbridge {
 
-class Server final : private InboxDispatcher, private UnmaskedFrameSink {
+class Server final : private InboxDispatcher, private UnmaskedFrameSink, private SessionDirectory {
  public:
   explicit Server(std::shared_ptr<ServerConfig> config);
   ~Server();
@@ -45,12 +47,44 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
  private:
   struct LwsTables;
   struct Timer;
+  // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
+  struct HeldUpgrade {
+    int fd = -1;
+    std::string request_bytes;
+    lws_vhost* vhost = nullptr;
+    SteadyClock::time_point since;
+    auth::AuthDecision decision;
+    std::optional<AdmissionResult> verdict;  // set when the adapter answered
+  };
+  struct Admitted {
+    AdmissionResult verdict;
+    auth::AuthDecision decision;
+  };
+  struct AdminRequest {
+    std::string method;
+    std::string target;
+    std::string body;
+    bool too_large = false;
+  };
+
+  // SessionDirectory (the admin API), service thread.
+  std::vector<SessionInfo> list_sessions() const override;
+  std::size_t push(const PushTarget& target, const Frame& frame) override;
+  bool close_session(ConnectionId id, std::uint16_t code, const std::string& reason) override;
 
   void dispatch(InboxCommand&& command) override;
   void on_unmasked_frame(int fd) override;
   void close_unmasked_senders();
   void drain_inbox();
   void begin_shutdown();
+  // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
+  // session with 1001.
+  void finish_draining();
+  std::size_t work_in_flight() const;
+  int hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision);
+  void release_held_upgrades();  // outside lws callbacks: adopting re-enters lws
+  bool admin_authorized(lws* wsi) const;
+  int serve_admin_api(lws* wsi, const AdminRequest& request);
   void on_timer();
   void schedule_timer(std::chrono::milliseconds delay);
 
@@ -86,13 +120,22 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink {
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
       route_metrics_;  // accepted, not yet served
   std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;
+  std::unordered_map<std::uint64_t, HeldUpgrade> held_;
+  std::uint64_t next_hold_id_ = 1;
+  bool holds_answered_ = false;  // some held upgrade has its verdict: release it from run()
+  int adopting_fd_ = -1;         // the held socket being handed back to lws now
+  std::optional<Admitted> adopting_;
+  std::unordered_map<lws*, Admitted> admitted_;            // adopted again, until CONFIRM_UPGRADE
+  std::unordered_map<lws*, AdminRequest> admin_requests_;  // admin API requests with a body
   ConnectionId next_id_ = 1;
   SteadyClock::time_point started_at_ = SteadyClock::now();
   std::chrono::milliseconds sweep_period_{1000};
 
   std::atomic<bool> ready_{false};
   std::atomic<bool> shutdown_requested_{false};
-  bool stopping_ = false;    // service thread
+  bool stopping_ = false;  // service thread
+  bool draining_ = false;  // stopping, waiting for in-flight work before closing sessions
+  SteadyClock::time_point drain_deadline_{};
   bool destroying_ = false;  // service thread: context teardown, no more writes
   SteadyClock::time_point shutdown_deadline_{};
 };

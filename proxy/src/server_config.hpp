@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "auth/auth_config.hpp"
+#include "http_client_pool.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/plugin.hpp"
@@ -71,6 +72,8 @@ struct ServerConfig {
   LimitsConfig limits;
   auth::AuthSettings auth;
   std::vector<ListenerConfig> listeners;
+  // The HTTP client adapters were given (RouteContext); bound to the service loop by the Server.
+  std::shared_ptr<LwsHttpClient> http_client = std::make_shared<LwsHttpClient>();
   // Declared before `routes` so adapters are destroyed before the kinds that built them.
   std::vector<std::unique_ptr<AdapterKind>> kinds;
   std::vector<RouteConfig> routes;

@@ -17,7 +17,7 @@ struct lws_context;
 namespace wsbridge {
 
 struct InboxCommand {
-  enum class Type : std::uint8_t { kSend, kClose, kShutdown };
+  enum class Type : std::uint8_t { kSend, kClose, kShutdown, kPauseReading, kResumeReading };
   Type type = Type::kSend;
   ConnectionId connection = 0;
   Frame frame;                   // kSend

@@ -58,9 +58,13 @@ struct Session {
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
   unsigned rate_strikes = 0;  // messages refused in a row
+  bool reading_paused = false;  // Connection::pause_reading: lws rx flow control is off
   std::uint64_t dropped = 0;  // droppable frames discarded since the client last caught up
   std::uint64_t messages_in = 0;
   std::uint64_t messages_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::chrono::system_clock::time_point opened_wall;  // for the admin API's "since"
 };
 
 }  // namespace wsbridge

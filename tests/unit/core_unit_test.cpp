@@ -65,6 +65,7 @@ class RecordingConnection : public Connection {
   }
   void close(CloseCode, std::string_view) override {}
   bool is_open() const override { return true; }
+  void pause_reading(bool) override {}
   std::vector<Frame> sent;
 
  private:

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include "wsbridge/config_table.hpp"
 #include "wsbridge/frame.hpp"
+#include "wsbridge/http_client.hpp"
 
 namespace wsbridge {
 
@@ -68,6 +70,10 @@ class Connection {
   // Closes with `code` and up to 123 bytes of `reason`, after the frames already queued.
   virtual void close(CloseCode code, std::string_view reason) = 0;
   virtual bool is_open() const = 0;
+  // Inbound flow control: while paused, the core stops reading the client's socket (lws rx flow
+  // control), so a client sending faster than the adapter's upstream takes is slowed down by TCP
+  // instead of being buffered without bound. Safe from any thread; the last call wins.
+  virtual void pause_reading(bool paused) = 0;
 };
 
 struct CloseInfo {
@@ -75,6 +81,21 @@ struct CloseInfo {
   std::string reason;
   bool by_peer = false;
 };
+
+// What a handshake-time admission check sees (Adapter::admit).
+struct AdmissionRequest {
+  Identity identity;    // as authenticated so far
+  HttpHeaders headers;  // the upgrade request's headers (the credential-bearing ones included)
+};
+
+// The answer of an admission check. A 2xx status admits the connection; `claims` (an object)
+// are merged into the identity's claims. Any other status refuses the upgrade with it.
+struct AdmissionResult {
+  unsigned status = 200;
+  std::string reason;  // sent in the refusal's body
+  nlohmann::json claims = nlohmann::json::object();
+};
+using AdmissionCallback = std::function<void(AdmissionResult)>;
 
 // One adapter instance per route. `on_open`, `on_message` and `on_close` run on the service
 // thread and must never block: hand slow work to your own threads and answer through
@@ -101,12 +122,21 @@ class Adapter {
     (void)connection;
     (void)message;
   }
+  // Adapters that admit connections themselves (e.g. by asking a backend) return true; the core
+  // then holds each upgrade, after its own checks passed, until `admit` answers. `done` must be
+  // called exactly once, on the service thread (it may be called later, from an HTTP response).
+  virtual bool wants_admission() const { return false; }
+  virtual void admit(AdmissionRequest request, AdmissionCallback done) {
+    (void)request;
+    done(AdmissionResult{});
+  }
 };
 
 // What a route's adapter is told about its place in the configuration.
 struct RouteContext {
-  std::string path;                  // the route's path
-  std::filesystem::path config_dir;  // for resolving relative file names
+  std::string path;                   // the route's path
+  std::filesystem::path config_dir;   // for resolving relative file names
+  HttpClient* http_client = nullptr;  // the core's asynchronous HTTP client (never null)
 };
 
 // One instance per adapter name per loaded configuration. It builds the adapter of every route
@@ -130,6 +160,10 @@ class AdapterKind {
   virtual void start() {}
   // Called once at shutdown, after the last connection closed or the shutdown timeout passed.
   virtual void stop() {}
+  // Work accepted from clients and not yet answered by the upstream (QoS 1/2 publishes awaiting
+  // the broker's ack, HTTP requests awaiting a response). Any thread. A graceful shutdown stops
+  // reading from clients and waits, within a bound, until this is 0 before closing with 1001.
+  virtual std::size_t in_flight() const { return 0; }
 };
 
 }  // namespace wsbridge

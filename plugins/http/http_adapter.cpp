@@ -1,0 +1,352 @@
+#include "http_adapter.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/log.hpp"
+
+namespace wsbridge::http {
+
+namespace {
+
+std::string random_prefix() {
+  unsigned char bytes[4] = {};
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return "wsb";
+  char text[9];
+  std::snprintf(text, sizeof text, "%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
+  return text;
+}
+
+bool header_safe(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+constexpr auto kDumpReplace = nlohmann::json::error_handler_t::replace;
+
+// A message's Content-Type follows its frame: JSON text, other text, or bytes.
+std::string content_type_of(const Frame& frame) {
+  if (frame.is_binary()) return "application/octet-stream";
+  return nlohmann::json::accept(frame.payload()) ? "application/json" : "text/plain; charset=utf-8";
+}
+
+}  // namespace
+
+HttpAdapter::HttpAdapter(HttpRouteConfig config, std::shared_ptr<HttpBackend> backend,
+                         std::shared_ptr<HttpBackend> connect_hook,
+                         std::shared_ptr<HttpBackend> disconnect_hook)
+    : config_(std::move(config)),
+      policy_{config_.methods, config_.paths},
+      backend_(std::move(backend)),
+      connect_hook_(std::move(connect_hook)),
+      disconnect_hook_(std::move(disconnect_hook)),
+      request_id_prefix_(random_prefix()) {}
+
+void HttpAdapter::on_open(const std::shared_ptr<Connection>& connection) {
+  auto state = std::make_shared<ConnState>();
+  state->connection = connection;
+  states_[connection->id()] = std::move(state);
+}
+
+void HttpAdapter::on_message(const std::shared_ptr<Connection>& connection, Frame message) {
+  auto it = states_.find(connection->id());
+  if (it == states_.end()) return;
+  const std::shared_ptr<ConnState>& state = it->second;
+  if (config_.mode == Mode::kRpc) {
+    auto parsed = parse_rpc_request(message, policy_);
+    if (auto* refusal = std::get_if<RpcRefusal>(&parsed)) {
+      connection->send(error_frame(refusal->id, refusal->code, refusal->message));
+      return;
+    }
+    state->waiting.emplace_back(std::move(std::get<RpcCall>(parsed)));
+  } else {
+    state->waiting.emplace_back(std::move(message));
+  }
+  outstanding_.fetch_add(1, std::memory_order_relaxed);
+  pump(state);
+  update_flow(*state);
+}
+
+void HttpAdapter::on_rate_limited(const std::shared_ptr<Connection>& connection,
+                                  const Frame& message) {
+  nlohmann::json id = nullptr;
+  if (config_.mode == Mode::kRpc && message.is_text()) {
+    auto doc = nlohmann::json::parse(message.payload(), nullptr, false);
+    if (doc.is_object() && doc.contains("id") && (doc["id"].is_string() || doc["id"].is_number()))
+      id = doc["id"];
+  }
+  connection->send(error_frame(id, "rate_limited", "too many messages: slow down"));
+}
+
+void HttpAdapter::on_close(const std::shared_ptr<Connection>& connection, const CloseInfo& info) {
+  auto it = states_.find(connection->id());
+  if (it != states_.end()) {
+    ConnState& state = *it->second;
+    state.open = false;
+    // Not sent yet: nobody would read the answers. Requests in flight finish on their own.
+    outstanding_.fetch_sub(state.waiting.size(), std::memory_order_relaxed);
+    state.waiting.clear();
+    states_.erase(it);
+  }
+  if (!disconnect_hook_) return;
+  const Identity& who = connection->identity();
+  nlohmann::json body = {{"connection", connection->id()},
+                         {"route", config_.path},
+                         {"user", who.user},
+                         {"claims", who.claims},
+                         {"remote_address", who.remote_address},
+                         {"code", info.code},
+                         {"reason", info.reason},
+                         {"by_peer", info.by_peer}};
+  HttpRequest request;
+  request.method = "POST";
+  request.headers = {{"Content-Type", "application/json"},
+                     {"X-Wsbridge-Connection", std::to_string(connection->id())}};
+  request.body = body.dump(-1, ' ', false, kDumpReplace);
+  const ConnectionId id = connection->id();
+  disconnect_hook_->request(std::move(request), [id, url = disconnect_hook_->url()](HttpResult r) {
+    if (r.failure != HttpFailure::kNone) {
+      WSB_LOG(kWarn) << "on_disconnect " << url << " for conn " << id << " failed: " << r.detail;
+    } else if (r.response.status / 100 != 2) {
+      WSB_LOG(kWarn) << "on_disconnect " << url << " for conn " << id << " answered "
+                     << r.response.status;
+    }
+  });
+}
+
+void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
+  const Identity& who = request.identity;
+  nlohmann::json headers = nlohmann::json::object();
+  for (const auto& h : request.headers) {
+    std::string name = h.name;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    // The handshake's own mechanics mean nothing to the backend.
+    if (name == "connection" || name == "upgrade" || name.starts_with("sec-websocket-key") ||
+        name == "sec-websocket-version" || name == "sec-websocket-extensions") {
+      continue;
+    }
+    auto it = headers.find(name);
+    headers[name] = it == headers.end() ? h.value : it->get<std::string>() + ", " + h.value;
+  }
+  nlohmann::json body = {{"route", config_.path},
+                         {"path", who.request_uri},
+                         {"remote_address", who.remote_address},
+                         {"user", who.user},
+                         {"auth_method", who.auth_method},
+                         {"claims", who.claims},
+                         {"headers", std::move(headers)}};
+  HttpRequest hook;
+  hook.method = "POST";
+  hook.headers = {{"Content-Type", "application/json"}, {"X-Forwarded-For", who.remote_address}};
+  hook.body = body.dump(-1, ' ', false, kDumpReplace);
+  connect_hook_->request(
+      std::move(hook), [done = std::move(done), url = connect_hook_->url()](HttpResult r) {
+        AdmissionResult verdict;
+        if (r.failure != HttpFailure::kNone) {
+          WSB_LOG(kWarn) << "on_connect " << url << " failed: " << r.detail;
+          verdict.status = r.failure == HttpFailure::kTimeout       ? 504
+                           : r.failure == HttpFailure::kUnavailable ? 503
+                                                                    : 502;
+          verdict.reason = "the connect hook failed: " + std::string(to_string(r.failure));
+          done(std::move(verdict));
+          return;
+        }
+        const int status = r.response.status;
+        auto doc = nlohmann::json::parse(r.response.body, nullptr, false);
+        if (status >= 200 && status <= 299) {
+          if (doc.is_object() && doc.contains("claims") && doc["claims"].is_object()) {
+            verdict.claims = doc["claims"];
+          }
+          done(std::move(verdict));
+          return;
+        }
+        // 4xx and 5xx are the backend's own answer; anything else (3xx, 1xx) is a broken hook.
+        verdict.status = status >= 400 && status <= 599 ? static_cast<unsigned>(status) : 502;
+        if (doc.is_object()) {
+          for (const char* key : {"message", "reason", "error"}) {
+            if (doc.contains(key) && doc[key].is_string()) {
+              verdict.reason = doc[key].get<std::string>();
+              break;
+            }
+          }
+        }
+        if (verdict.reason.empty()) {
+          verdict.reason = "refused by the connect hook (" + std::to_string(status) + ")";
+        }
+        done(std::move(verdict));
+      });
+}
+
+void HttpAdapter::pump(const std::shared_ptr<ConnState>& state) {
+  while (state->open && !state->waiting.empty() && state->in_flight < config_.max_in_flight) {
+    if (route_in_flight_ >= config_.max_concurrent) {
+      if (!state->queued_for_slot) {
+        state->queued_for_slot = true;
+        slot_waiters_.push_back(state);
+      }
+      return;
+    }
+    Work work = std::move(state->waiting.front());
+    state->waiting.pop_front();
+    start(state, std::move(work));
+  }
+}
+
+void HttpAdapter::update_flow(ConnState& state) {
+  // Stop reading from a client that is ahead of the backend; start again at half.
+  if (!state.paused && state.waiting.size() >= config_.max_queued) {
+    state.paused = true;
+    state.connection->pause_reading(true);
+  } else if (state.paused && state.waiting.size() <= config_.max_queued / 2) {
+    state.paused = false;
+    state.connection->pause_reading(false);
+  }
+}
+
+HttpHeaders HttpAdapter::identity_headers(ConnState& state) {
+  const Connection& c = *state.connection;
+  const Identity& who = c.identity();
+  HttpHeaders h;
+  h.push_back({"X-Request-Id", request_id_prefix_ + "-" + std::to_string(c.id()) + "-" +
+                                   std::to_string(state.next_request++)});
+  h.push_back({"X-Wsbridge-Connection", std::to_string(c.id())});
+  if (!who.user.empty() && header_safe(who.user)) h.push_back({"X-Wsbridge-User", who.user});
+  h.push_back({"X-Wsbridge-Route", config_.path});
+  h.push_back({"X-Forwarded-For", who.remote_address});
+  return h;
+}
+
+void HttpAdapter::start(const std::shared_ptr<ConnState>& state, Work work) {
+  HttpRequest request;
+  request.headers = identity_headers(*state);
+  std::optional<FrameKind> message_kind;
+  nlohmann::json rpc_id;
+  if (auto* message = std::get_if<Frame>(&work)) {
+    request.method = "POST";
+    request.headers.push_back({"Content-Type", content_type_of(*message)});
+    request.body = std::string(message->payload());
+    message_kind = message->kind();
+  } else {
+    RpcCall& call = std::get<RpcCall>(work);
+    rpc_id = std::move(call.id);
+    request.method = std::move(call.request.method);
+    request.target = std::move(call.request.target);
+    request.body = std::move(call.request.body);
+    for (auto& h : call.request.headers) {
+      // The route's configured headers win over a client's of the same name.
+      if (find_header(config_.static_headers, h.name) == nullptr) {
+        request.headers.push_back(std::move(h));
+      }
+    }
+  }
+  for (const auto& h : config_.static_headers) request.headers.push_back(h);
+  ++state->in_flight;
+  ++route_in_flight_;
+  backend_->request(std::move(request),
+                    [this, state, message_kind, rpc_id = std::move(rpc_id)](HttpResult result) {
+                      if (state->open) {
+                        if (message_kind) {
+                          answer_message(*state, *message_kind, std::move(result));
+                        } else {
+                          answer_rpc(*state, rpc_id, std::move(result));
+                        }
+                      }
+                      finished(state);
+                    });
+}
+
+void HttpAdapter::finished(const std::shared_ptr<ConnState>& state) {
+  --state->in_flight;
+  --route_in_flight_;
+  outstanding_.fetch_sub(1, std::memory_order_relaxed);
+  // A freed route slot goes to the connection that waited longest, then this one goes on.
+  while (route_in_flight_ < config_.max_concurrent && !slot_waiters_.empty()) {
+    auto waiter = slot_waiters_.front().lock();
+    slot_waiters_.pop_front();
+    if (!waiter) continue;
+    waiter->queued_for_slot = false;
+    pump(waiter);
+    update_flow(*waiter);
+  }
+  pump(state);
+  if (state->open) update_flow(*state);
+}
+
+void HttpAdapter::answer_message(ConnState& state, FrameKind kind, HttpResult result) {
+  Connection& c = *state.connection;
+  if (result.failure != HttpFailure::kNone) {
+    c.send(error_frame(nullptr, to_string(result.failure), result.detail));
+    return;
+  }
+  const int status = result.response.status;
+  if (status < 200 || status > 299) {
+    c.send(error_frame(nullptr, "upstream_status", "the backend answered " + std::to_string(status),
+                       status));
+    return;
+  }
+  std::string& body = result.response.body;
+  if (body.empty()) return;
+  if (kind == FrameKind::kText && !valid_utf8(body)) {
+    c.send(error_frame(nullptr, "bad_response",
+                       "the backend's answer to a text message is not valid UTF-8"));
+    return;
+  }
+  c.send(Frame(kind, body));
+}
+
+void HttpAdapter::answer_rpc(ConnState& state, const nlohmann::json& id, HttpResult result) {
+  Connection& c = *state.connection;
+  if (result.failure != HttpFailure::kNone) {
+    c.send(error_frame(id, to_string(result.failure), result.detail));
+    return;
+  }
+  c.send(response_frame(id, result.response));
+}
+
+namespace {
+
+class HttpKind final : public AdapterKind {
+ public:
+  std::unique_ptr<Adapter> create_route(ConfigTable& options,
+                                        const RouteContext& context) override {
+    HttpRouteConfig config =
+        HttpRouteConfig::from_route(options, context.path, context.config_dir.string());
+    auto backend_for = [&](const HttpBackendOptions& o,
+                           std::string_view key) -> std::shared_ptr<HttpBackend> {
+      try {
+        return context.http_client->backend(o);
+      } catch (const std::invalid_argument& e) {
+        options.fail_at(key, std::string(key) + ": " + e.what());
+      }
+    };
+    auto backend = backend_for(config.backend, "backend");
+    auto connect = config.on_connect ? backend_for(*config.on_connect, "on_connect") : nullptr;
+    auto disconnect =
+        config.on_disconnect ? backend_for(*config.on_disconnect, "on_disconnect") : nullptr;
+    auto adapter = std::make_unique<HttpAdapter>(std::move(config), std::move(backend),
+                                                 std::move(connect), std::move(disconnect));
+    adapters_.push_back(adapter.get());
+    return adapter;
+  }
+
+  // Requests queued in the adapters; those on the wire are counted by the core's HTTP client.
+  std::size_t in_flight() const override {
+    std::size_t n = 0;
+    for (const HttpAdapter* a : adapters_) n += a->outstanding();
+    return n;
+  }
+
+ private:
+  std::vector<const HttpAdapter*> adapters_;
+};
+
+}  // namespace
+
+}  // namespace wsbridge::http
+
+void wsbridge_register_http(wsbridge::AdapterRegistry& registry) {
+  registry.add("http", [] { return std::make_unique<wsbridge::http::HttpKind>(); });
+}

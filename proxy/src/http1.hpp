@@ -1,0 +1,82 @@
+// HTTP/1.1 wire format for the client side: URLs, request serialization and an incremental
+// response parser. Pure functions and state machines, no I/O, so they are unit-tested and fuzzed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "wsbridge/http_client.hpp"
+
+namespace wsbridge::http1 {
+
+struct Url {
+  bool tls = false;
+  std::string host;  // without brackets for IPv6 literals
+  std::uint16_t port = 0;
+  std::string path;                 // "" or "/..." (no query)
+  std::string host_header() const;  // host[:port] as the Host header wants it
+};
+
+// http://host[:port][/path] and https://...; no userinfo, query or fragment. nullopt + `error`.
+std::optional<Url> parse_url(std::string_view text, std::string& error);
+
+// True when `value` may go into a header line as is: no CR, LF or NUL.
+bool safe_header_value(std::string_view value);
+// True for an RFC 9110 token (header names, methods).
+bool is_token(std::string_view text);
+
+// The request head and body, ready to write. Adds Host, Content-Length (when there is a body or
+// the method usually has one) and "Connection: keep-alive"; drops those three from `request`.
+std::string serialize_request(const HttpRequest& request, const Url& url);
+
+class ResponseParser {
+ public:
+  enum class State : std::uint8_t { kIncomplete, kComplete, kError };
+
+  explicit ResponseParser(std::size_t max_body_bytes, bool head_request = false)
+      : max_body_(max_body_bytes), head_request_(head_request) {}
+
+  // Consumes bytes; stops at the end of a complete response (bytes after it make an error: the
+  // client never pipelines, so a server sending more is broken).
+  State feed(const char* data, std::size_t len);
+  // The connection closed: completes a response delimited by the close, else an error.
+  State finish();
+
+  State state() const { return state_; }
+  bool too_large() const { return too_large_; }
+  const std::string& error() const { return error_; }
+  // Whether the connection may carry another request after this response.
+  bool keep_alive() const { return keep_alive_; }
+  HttpResponse take() { return std::move(response_); }
+
+ private:
+  enum class Phase : std::uint8_t {
+    kHead,
+    kBody,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailers,
+    kUntilClose,
+    kDone
+  };
+  State fail(std::string message, bool too_large = false);
+  State parse_head(std::string_view head);
+  State body_done();
+
+  std::size_t max_body_;
+  bool head_request_;
+  State state_ = State::kIncomplete;
+  Phase phase_ = Phase::kHead;
+  std::string line_;  // the head, or the current chunk-size / trailer line
+  std::uint64_t remaining_ = 0;
+  bool keep_alive_ = true;
+  bool too_large_ = false;
+  std::string error_;
+  HttpResponse response_;
+};
+
+}  // namespace wsbridge::http1
