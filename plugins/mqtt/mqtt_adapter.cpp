@@ -72,6 +72,12 @@ class MqttKind final : public AdapterKind {
   void stop() override {
     for (auto& [name, upstream] : upstreams_) upstream->stop();
   }
+  // Client messages not finished upstream: queued, or QoS 1/2 publishes awaiting their ack.
+  std::size_t in_flight() const override {
+    std::size_t n = 0;
+    for (const auto& [name, upstream] : upstreams_) n += upstream->in_flight();
+    return n;
+  }
 
  private:
   std::map<std::string, UpstreamConfig> configs_;

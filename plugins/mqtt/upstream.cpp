@@ -36,6 +36,7 @@ struct SessionOpened {
 struct SessionMessage {
   ConnectionId id;
   Frame frame;
+  FlowTicket ticket;  // released once the worker is done with the message
 };
 struct SessionClosed {
   ConnectionId id;
@@ -63,6 +64,7 @@ struct PendingPublish {
   std::string payload;
   int qos = 0;
   bool retain = false;
+  FlowTicket ticket;  // the client's message stays counted until the broker has the publish
 };
 
 struct SessionState {
@@ -170,7 +172,7 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   void set_link_up(bool up);
   std::chrono::milliseconds backoff();
 
-  void json_request(SessionState& s, ConnectionId id, std::string_view text);
+  void json_request(SessionState& s, ConnectionId id, std::string_view text, FlowTicket& ticket);
   void subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                  std::optional<json> request_id);
   void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
@@ -201,7 +203,12 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   std::unordered_map<ConnectionId, SessionState> sessions;
   TopicTrie trie;  // broker filter -> session ids
   std::unordered_map<std::string, FilterState> filters;
-  std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down
+  std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down or busy
+  // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most kPublishWindow: Paho
+  // refuses more than it can buffer ("No more messages can be buffered") when the broker stops
+  // reading, so the rest wait in `buffered`, still counted by their sessions' flow control.
+  std::size_t publishing = 0;
+  static constexpr std::size_t kPublishWindow = 64;
   struct Retained {
     std::string payload;
     int qos;
@@ -242,12 +249,16 @@ void Upstream::stop() {
 
 void Upstream::open_session(std::shared_ptr<Connection> connection,
                             std::shared_ptr<const MqttRouteConfig> route) {
+  flows_[connection->id()] = std::make_shared<SessionFlow>(connection, unfinished_);
   impl_->post(SessionOpened{std::move(connection), std::move(route)});
 }
 void Upstream::session_message(ConnectionId id, Frame message) {
-  impl_->post(SessionMessage{id, std::move(message)});
+  auto flow = flows_.find(id);
+  FlowTicket ticket(flow != flows_.end() ? flow->second : nullptr);
+  impl_->post(SessionMessage{id, std::move(message), std::move(ticket)});
 }
 void Upstream::close_session(ConnectionId id) {
+  flows_.erase(id);  // tickets still travelling keep it alive until they are done
   impl_->post(SessionClosed{id});
 }
 
@@ -407,6 +418,7 @@ void Upstream::Impl::handle(BrokerLost& e) {
       ++it;
     }
   }
+  publishing = 0;
   std::sort(in_flight.begin(), in_flight.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
   for (auto& [seq, p] : in_flight) buffered.push_front(std::move(p));
@@ -468,6 +480,8 @@ void Upstream::Impl::handle(ActionDone& e) {
   }
 
   auto& p = std::get<PublishAction>(action);
+  --publishing;
+  if (link == Link::kUp && !buffered.empty()) flush_buffered();  // the window has room again
   if (e.ok) {
     if (p.publish.id) reply(p.publish.session, ack_frame(*p.publish.id));
   } else if (link != Link::kUp || p.generation != generation) {
@@ -527,7 +541,8 @@ void Upstream::Impl::handle(SessionMessage& e) {
       return;
     }
     submit_publish(PendingPublish{e.id, std::nullopt, route.topic_prefix + *route.publish_topic,
-                                  std::string(e.frame.payload()), route.qos, route.retain});
+                                  std::string(e.frame.payload()), route.qos, route.retain,
+                                  std::move(e.ticket)});
     return;
   }
   if (!e.frame.is_text()) {
@@ -535,10 +550,11 @@ void Upstream::Impl::handle(SessionMessage& e) {
         error_frame(std::nullopt, "bad_request", "this route speaks JSON: send text frames"));
     return;
   }
-  json_request(s, e.id, e.frame.payload());
+  json_request(s, e.id, e.frame.payload(), e.ticket);
 }
 
-void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_view text) {
+void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_view text,
+                                  FlowTicket& ticket) {
   auto parsed = parse_request(text);
   if (auto* err = std::get_if<RequestError>(&parsed)) {
     s.connection->send(error_frame(err->id, err->code, err->message));
@@ -586,7 +602,7 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
         return;
       }
       submit_publish(PendingPublish{id, std::move(r.id), route.topic_prefix + r.topic,
-                                    std::move(r.payload), r.qos, r.retain});
+                                    std::move(r.payload), r.qos, r.retain, std::move(ticket)});
       return;
   }
 }
@@ -740,7 +756,9 @@ void Upstream::Impl::handle(BrokerMessage& e) {
 // ---- publishing --------------------------------------------------------------------------------
 
 void Upstream::Impl::submit_publish(PendingPublish p) {
-  if (link == Link::kUp) {
+  if (link == Link::kUp && p.qos > 0 && (publishing >= kPublishWindow || !buffered.empty())) {
+    buffered.push_back(std::move(p));  // behind the others, sent as acks free the window
+  } else if (link == Link::kUp) {
     do_publish(std::move(p));
   } else if (p.qos == 0) {
     fail_publish(p, "upstream_unavailable", "the broker is unreachable; QoS 0 is not buffered");
@@ -767,12 +785,14 @@ void Upstream::Impl::do_publish(PendingPublish p) {
   auto& action = std::get<PublishAction>(
       actions.emplace(seq, PublishAction{std::move(p), generation}).first->second);
   const PendingPublish& q = action.publish;
+  ++publishing;
   try {
     client->publish(q.topic, q.payload.data(), q.payload.size(), q.qos, q.retain, seq_context(seq),
                     *this);
   } catch (const std::exception& e) {
     PendingPublish back = std::move(action.publish);
     actions.erase(seq);
+    --publishing;
     if (link != Link::kUp) {
       buffered.push_front(std::move(back));
     } else {
@@ -796,7 +816,8 @@ void Upstream::Impl::fail_publish(const PendingPublish& p, std::string_view code
 void Upstream::Impl::flush_buffered() {
   std::deque<PendingPublish> pending;
   pending.swap(buffered);
-  while (!pending.empty() && link == Link::kUp) {
+  while (!pending.empty() && link == Link::kUp &&
+         (pending.front().qos == 0 || publishing < kPublishWindow)) {
     do_publish(std::move(pending.front()));
     pending.pop_front();
   }

@@ -8,9 +8,12 @@
 // subscriber.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <unordered_map>
 
 #include "mqtt_config.hpp"
+#include "session_flow.hpp"
 #include "wsbridge/plugin.hpp"
 
 namespace wsbridge::mqtt {
@@ -35,9 +38,16 @@ class Upstream {
   void session_message(ConnectionId id, Frame message);
   void close_session(ConnectionId id);
 
+  // Messages from clients the upstream has not finished with (queued, or QoS 1/2 publishes not
+  // yet acknowledged by the broker). Any thread.
+  std::size_t in_flight() const { return unfinished_.load(std::memory_order_relaxed); }
+
  private:
   struct Impl;
   const UpstreamConfig config_;
+  std::atomic<std::size_t> unfinished_{0};
+  // Service thread only (the adapter's callbacks): each open session's flow control.
+  std::unordered_map<ConnectionId, std::shared_ptr<SessionFlow>> flows_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
@@ -55,6 +58,7 @@ path = "/strict"
 adapter = "mqtt"
 upstream = "local"
 allow_subscribe = ["#"]
+allow_publish = ["flow/#", "drain/#"]
 max_queued_bytes = "4MiB"
 )";
 }
@@ -165,6 +169,86 @@ TEST(ReliabilityTest, FrozenBrokerIsSurvivedAndResumed) {
     m = json::parse(ws.read_message(20s).data);
   } while (m["type"] != "message");
   EXPECT_EQ(m["payload"], "thawed");
+}
+
+std::string metrics(const WsbridgeInstance& server) {
+  return http_get("127.0.0.1", server.port2, "/metrics").body;
+}
+
+// #8.2: a broker that stops taking publishes (frozen: SIGSTOP) stops reading from the clients
+// publishing to it (lws rx flow control) instead of buffering without bound; once it is back,
+// every publish is acknowledged and delivered.
+TEST(ReliabilityTest, FrozenBrokerPausesFastPublishersAndLosesNothing) {
+  Mosquitto broker;
+  WsbridgeInstance server(config(broker) + "[admin]\nport = ${PORT2}\n");
+  ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
+  MqttPeer sink(broker.uri(), "sink");
+  sink.subscribe("flow/#", 1);
+  WsClient ws = WsClient::connect(server.client("/strict"));
+  EXPECT_EQ(json::parse(ws.read_message().data)["type"], "status");
+  broker.freeze();
+  constexpr int kPublishes = 400;  // above the 256 a session may have unfinished upstream
+  for (int i = 0; i < kPublishes; ++i) {
+    ws.send_text(json({{"type", "publish"},
+                       {"topic", "flow/t"},
+                       {"payload", "n" + std::to_string(i)},
+                       {"qos", 1},
+                       {"id", i}})
+                     .dump());
+  }
+  bool paused = false;
+  for (int i = 0; i < 100 && !paused; ++i) {
+    paused = metrics(server).find("wsbridge_connections_reading_paused{route=\"/strict\"} 1") !=
+             std::string::npos;
+    if (!paused) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(paused) << "the publisher was never paused while the broker was frozen";
+  broker.thaw();
+  std::set<int> acked;
+  while (acked.size() < kPublishes) {
+    json m = json::parse(ws.read_message(30s).data);
+    if (m["type"] == "status") continue;
+    ASSERT_EQ(m["type"], "ack") << m.dump() << " after " << acked.size() << " acks";
+    acked.insert(m["id"].get<int>());
+  }
+  for (int i = 0; i < kPublishes; ++i) {
+    auto m = sink.next(10s);
+    ASSERT_TRUE(m) << "message " << i << " never reached the broker's subscriber";
+    EXPECT_EQ((*m)->to_string(), "n" + std::to_string(i));
+  }
+  EXPECT_NE(metrics(server).find("wsbridge_connections_reading_paused{route=\"/strict\"} 0"),
+            std::string::npos);
+}
+
+// #8.3: SIGTERM waits for the broker to acknowledge a QoS 1 publish in flight, answers the
+// client, and only then closes with 1001: an acknowledged publish is never lost.
+TEST(ReliabilityTest, ShutdownWaitsForBrokerAcksBeforeGoingAway) {
+  Mosquitto broker;
+  WsbridgeInstance server("[server]\nshutdown_timeout = \"10s\"\n" + config(broker));
+  ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
+  MqttPeer sink(broker.uri(), "sink");
+  sink.subscribe("drain/#", 1);
+  WsClient ws = WsClient::connect(server.client("/strict"));
+  EXPECT_EQ(json::parse(ws.read_message().data)["type"], "status");
+  broker.freeze();
+  ws.send_text(R"({"type":"publish","topic":"drain/x","payload":"kept","qos":1,"id":"last"})");
+  std::this_thread::sleep_for(300ms);
+  server.process->signal(SIGTERM);
+  std::this_thread::sleep_for(700ms);
+  broker.thaw();
+  json m;
+  do {
+    auto message = ws.read_message(10s);
+    ASSERT_EQ(message.opcode, Opcode::kText) << "closed before the ack: " << message.close_code();
+    m = json::parse(message.data);
+  } while (m["type"] == "status");
+  EXPECT_EQ(m["type"], "ack");
+  EXPECT_EQ(m["id"], "last");
+  EXPECT_EQ(ws.wait_close(10s), 1001);
+  auto delivered = sink.next(10s);
+  ASSERT_TRUE(delivered);
+  EXPECT_EQ((*delivered)->to_string(), "kept");
+  EXPECT_EQ(server.process->wait_exit(10s), 0);
 }
 
 }  // namespace
