@@ -1,4 +1,5 @@
-// The wsbridge executable: parse the command line, load the config, serve until SIGTERM/SIGINT.
+// The wsbridge executable: parse the command line, load the config, serve until SIGTERM/SIGINT;
+// SIGHUP reloads the config file.
 #include <pthread.h>
 #include <csignal>
 #include <cstdio>
@@ -10,17 +11,46 @@
 #include "server_config.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
+#include "wsbridge/metrics.hpp"
 
 namespace {
 
+// SIGHUP: load the file again off the service thread (parsing, building adapters, resolving
+// backends), then hand the result over. An invalid file changes nothing.
+void reload(wsbridge::Server& server, const wsbridge::CliOptions& options) {
+  using namespace wsbridge;
+  WSB_LOG(kInfo) << "received SIGHUP: reloading " << options.config_file;
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  std::shared_ptr<ServerConfig> next;
+  try {
+    next = std::make_shared<ServerConfig>(load_config_file(options.config_file, registry));
+  } catch (const std::exception& e) {
+    WSB_LOG(kError) << "reload failed, keeping the current configuration: " << e.what();
+    metrics::Registry::global()
+        .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
+                 {{"outcome", "invalid"}})
+        .inc();
+    return;
+  }
+  if (!options.log_level) set_log_level(next->log_level);
+  set_log_format(next->log_format);
+  server.request_reload(std::move(next));
+}
+
 // Signals are taken synchronously by one thread (sigwait), which may then call ordinary code.
 // They are blocked before any other thread exists, so every thread inherits the mask.
-void start_signal_thread(wsbridge::Server& server, sigset_t signals) {
-  std::thread([&server, signals] {
+void start_signal_thread(wsbridge::Server& server, const wsbridge::CliOptions& options,
+                         sigset_t signals) {
+  std::thread([&server, &options, signals] {
     int count = 0;
     while (true) {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        if (count == 0) reload(server, options);
+        continue;
+      }
       if (sig != SIGTERM && sig != SIGINT) continue;
       if (++count == 1) {
         WSB_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -77,12 +107,13 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   WSB_LOG(kInfo) << "wsbridge " << kVersion << " starting with " << options.config_file;
   try {
     Server server(config);
-    start_signal_thread(server, signals);
+    start_signal_thread(server, options, signals);
     server.run();
   } catch (const std::exception& e) {
     WSB_LOG(kError) << e.what();

@@ -150,8 +150,12 @@ Server::Server(std::shared_ptr<ServerConfig> config)
       lws_tables_(std::make_unique<LwsTables>()),
       timer_(std::make_unique<Timer>()) {
   timer_->server = this;
+  adopt_config_tables();
+}
+
+void Server::adopt_config_tables() {
   for (const auto& route : config_->routes) {
-    route_metrics_.emplace(&route, std::make_unique<RouteMetrics>(route.path));
+    route_metrics_[&route] = std::make_unique<RouteMetrics>(route.path);
   }
   // Check often enough to honour the shortest ping interval or idle timeout within a quarter of
   // it, but never more than 20 times a second nor less than once a second.
@@ -161,6 +165,103 @@ Server::Server(std::shared_ptr<ServerConfig> config)
   }
   sweep_period_ =
       std::clamp(shortest / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
+  listener_of_vhost_.clear();
+  for (std::size_t i = 0; i < listener_vhosts_.size() && i < config_->listeners.size(); ++i) {
+    listener_of_vhost_[listener_vhosts_[i]] = &config_->listeners[i];
+  }
+}
+
+void Server::request_reload(std::shared_ptr<ServerConfig> config) {
+  InboxCommand command;
+  command.type = InboxCommand::Type::kReload;
+  command.config = std::move(config);
+  if (!inbox_->post(std::move(command))) {
+    WSB_LOG(kWarn) << "reload ignored: the server is not running";
+  }
+}
+
+std::string Server::restart_needed_for(const ServerConfig& next) const {
+  const ServerConfig& now = *config_;
+  if (next.listeners.size() != now.listeners.size()) return "the listeners changed";
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    const ListenerConfig& a = now.listeners[i];
+    const ListenerConfig& b = next.listeners[i];
+    if (a.address != b.address || a.port != b.port ||
+        a.permessage_deflate != b.permessage_deflate) {
+      return "listener " + std::to_string(i + 1) + " changed its address, port or compression";
+    }
+  }
+  if (now.admin.has_value() != next.admin.has_value() ||
+      (now.admin &&
+       (now.admin->address != next.admin->address || now.admin->port != next.admin->port))) {
+    return "the admin listener changed";
+  }
+  if (now.static_dir != next.static_dir || now.index_file != next.index_file) {
+    return "static_dir or index_file changed";
+  }
+  for (const auto& route : next.routes) {
+    for (const auto& name : route.subprotocols) {
+      if (std::find(lws_tables_->protocol_names.begin(), lws_tables_->protocol_names.end(), name) ==
+          lws_tables_->protocol_names.end()) {
+        return "route " + route.path + " has a new subprotocol \"" + name + "\"";
+      }
+    }
+  }
+  return "";
+}
+
+void Server::apply_reload(std::shared_ptr<ServerConfig> next) {
+  auto count = [](const char* outcome) {
+    metrics::Registry::global()
+        .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
+                 {{"outcome", outcome}})
+        .inc();
+  };
+  if (stopping_) return;
+  if (const std::string why = restart_needed_for(*next); !why.empty()) {
+    WSB_LOG(kError) << "reload of " << next->file << " refused: " << why
+                    << " (that needs a restart); keeping the current configuration";
+    count("refused");
+    return;
+  }
+  try {
+    next->http_client->attach(context_);
+  } catch (const std::exception& e) {
+    WSB_LOG(kError) << "reload of " << next->file << " refused: " << e.what()
+                    << "; keeping the current configuration";
+    count("refused");
+    return;
+  }
+  for (const auto& kind : next->kinds) kind->start();
+  retired_configs_.push_back(std::move(config_));
+  config_ = std::move(next);
+  adopt_config_tables();
+  WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
+                 << config_->routes.size() << " route(s); " << sessions_.size()
+                 << " open connection(s) keep the configuration they were admitted under";
+  count("ok");
+  release_retired_configs(false);
+}
+
+void Server::release_retired_configs(bool at_exit) {
+  for (auto it = retired_configs_.begin(); it != retired_configs_.end();) {
+    const ServerConfig& old = **it;
+    std::size_t busy = old.http_client->in_flight();
+    for (const auto& kind : old.kinds) busy += kind->in_flight();
+    // Ours is the last reference (no session uses it) and its adapters are done.
+    if (!at_exit && (it->use_count() > 1 || busy > 0)) {
+      ++it;
+      continue;
+    }
+    old.http_client->shutdown();  // while its adapters still exist to hear about it
+    for (const auto& kind : old.kinds) kind->stop();
+    // (At exit, sessions still open keep using their route's metrics until the context goes.)
+    if (!at_exit) {
+      for (const auto& route : old.routes) route_metrics_.erase(&route);
+    }
+    WSB_LOG(kDebug) << "released a replaced configuration";
+    it = retired_configs_.erase(it);
+  }
 }
 
 Server::~Server() {
@@ -262,6 +363,7 @@ void Server::run() {
     lws_vhost* vhost =
         open_vhost(listener.address, listener.port, name.c_str(), LWS_SERVER_OPTION_VALIDATE_UTF8,
                    &health_mount, listener.permessage_deflate ? kDeflateExtensions : nullptr);
+    listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
     WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
                    << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
@@ -298,6 +400,7 @@ void Server::run() {
 
   inbox_->detach();
   config_->http_client->shutdown();  // answers what is still waiting, while adapters can hear it
+  release_retired_configs(true);
   for (auto& [id, held] : held_) upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
   held_.clear();
   destroying_ = true;
@@ -336,8 +439,13 @@ void Server::begin_shutdown() {
 }
 
 std::size_t Server::work_in_flight() const {
-  std::size_t n = config_->http_client->in_flight();
-  for (const auto& kind : config_->kinds) n += kind->in_flight();
+  std::size_t n = 0;
+  auto add = [&n](const ServerConfig& c) {
+    n += c.http_client->in_flight();
+    for (const auto& kind : c.kinds) n += kind->in_flight();
+  };
+  add(*config_);
+  for (const auto& old : retired_configs_) add(*old);
   return n;
 }
 
@@ -405,6 +513,8 @@ void Server::on_timer() {
     it = held_.erase(it);
   }
   config_->http_client->sweep();
+  for (const auto& old : retired_configs_) old->http_client->sweep();
+  if (!retired_configs_.empty()) release_retired_configs(false);
   if (stopping_ && (now >= shutdown_deadline_ || (draining_ && now >= drain_deadline_))) {
     lws_cancel_service(context_);
   }
@@ -415,6 +525,10 @@ void Server::dispatch(InboxCommand&& command) {
   if (destroying_) return;
   if (command.type == InboxCommand::Type::kShutdown) {
     begin_shutdown();
+    return;
+  }
+  if (command.type == InboxCommand::Type::kReload) {
+    apply_reload(std::move(command.config));
     return;
   }
   auto it = sessions_.find(command.connection);

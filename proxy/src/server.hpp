@@ -39,6 +39,12 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   // queued frames, and return from run() once all are closed or the shutdown timeout passed.
   void request_shutdown();
 
+  // Any thread: replace the configuration (SIGHUP). New connections get the new routes, keys,
+  // ACLs and limits; existing ones keep the configuration they were admitted under until they
+  // close. Refused (logged, counted, the current one kept) when it changes what only a restart
+  // can: listeners, the admin listener, static files, or subprotocols lws does not know yet.
+  void request_reload(std::shared_ptr<ServerConfig> config);
+
   // Any thread: true once every listener is open.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
 
@@ -80,6 +86,10 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1001.
   void finish_draining();
+  void apply_reload(std::shared_ptr<ServerConfig> next);
+  std::string restart_needed_for(const ServerConfig& next) const;
+  void adopt_config_tables();  // route metrics, sweep period, listener map of config_
+  void release_retired_configs(bool at_exit);
   std::size_t work_in_flight() const;
   int hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision);
   void release_held_upgrades();  // outside lws callbacks: adopting re-enters lws
@@ -106,6 +116,10 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   void request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue);
 
   std::shared_ptr<const ServerConfig> config_;
+  // Replaced configurations still used by open connections (each session holds its own), kept
+  // until the last of them closed and their adapters have nothing in flight.
+  std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
+  std::vector<lws_vhost*> listener_vhosts_;  // in config order
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
   lws_vhost* admin_vhost_ = nullptr;

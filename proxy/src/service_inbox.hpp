@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -16,13 +17,23 @@ struct lws_context;
 
 namespace wsbridge {
 
+struct ServerConfig;
+
 struct InboxCommand {
-  enum class Type : std::uint8_t { kSend, kClose, kShutdown, kPauseReading, kResumeReading };
+  enum class Type : std::uint8_t {
+    kSend,
+    kClose,
+    kShutdown,
+    kPauseReading,
+    kResumeReading,
+    kReload
+  };
   Type type = Type::kSend;
   ConnectionId connection = 0;
-  Frame frame;                   // kSend
-  std::uint16_t close_code = 0;  // kClose
-  std::string close_reason;      // kClose
+  Frame frame;                           // kSend
+  std::uint16_t close_code = 0;          // kClose
+  std::string close_reason;              // kClose
+  std::shared_ptr<ServerConfig> config;  // kReload
 };
 
 // Executes commands on the service thread.

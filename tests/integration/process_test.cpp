@@ -146,7 +146,7 @@ TEST(ProcessTest, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
   for (auto& ws : clients) EXPECT_EQ(ws.wait_close(5s), 1001);
   EXPECT_EQ(server.process->wait_exit(5s), 0) << server.process->output();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
-  EXPECT_NE(server.process->output().find("shutting down: closing 5 connection(s) with 1001"),
+  EXPECT_NE(server.process->output().find("closing 5 connection(s) with 1001"),
             std::string::npos);
 }
 

@@ -251,5 +251,92 @@ TEST(ReliabilityTest, ShutdownWaitsForBrokerAcksBeforeGoingAway) {
   EXPECT_EQ(server.process->wait_exit(10s), 0);
 }
 
+// #8.4: SIGHUP reloads routes and their auth without dropping connections; an invalid file is
+// refused with its position, a change that needs a restart is refused too; each is counted.
+TEST(ReliabilityTest, HotReloadKeepsConnectionsAndRefusesBadConfigs) {
+  const std::string v1 = R"(
+[admin]
+port = ${PORT2}
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/a"
+adapter = "echo"
+prefix = "v1: "
+)";
+  WsbridgeInstance server(v1);
+  auto write_config = [&](std::string text) {
+    WsbridgeInstance::replace_all(text, "${PORT}", std::to_string(server.port));
+    WsbridgeInstance::replace_all(text, "${PORT2}", std::to_string(server.port2));
+    std::ofstream(server.config_path, std::ios::trunc) << text;
+  };
+  auto reload_and_wait = [&](const std::string& needle, int nth) {
+    server.process->signal(SIGHUP);
+    for (int i = 0; i < 200; ++i) {
+      const std::string out = server.process->output();
+      int seen = 0;
+      for (auto p = out.find(needle); p != std::string::npos; p = out.find(needle, p + 1)) ++seen;
+      if (seen >= nth) return true;
+      std::this_thread::sleep_for(25ms);
+    }
+    return false;
+  };
+  WsClient old = WsClient::connect(server.client("/a"));
+  old.send_text("x");
+  EXPECT_EQ(old.read_message().data, "v1: x");
+
+  std::string v2 = v1;
+  WsbridgeInstance::replace_all(v2, "v1: ", "v2: ");
+  v2 += R"(
+[[routes]]
+path = "/b"
+adapter = "echo"
+[routes.auth]
+allowed_origins = ["https://ok.example"]
+allow_missing_origin = false
+)";
+  write_config(v2);
+  ASSERT_TRUE(reload_and_wait("configuration reloaded", 1)) << server.process->output();
+  old.send_text("y");
+  EXPECT_EQ(old.read_message().data, "v1: y") << "an open connection keeps its configuration";
+  WsClient fresh = WsClient::connect(server.client("/a"));
+  fresh.send_text("z");
+  EXPECT_EQ(fresh.read_message().data, "v2: z");
+  ClientOptions with_origin = server.client("/b");
+  with_origin.extra_headers = {{"Origin", "https://ok.example"}};
+  WsClient b = WsClient::connect(with_origin);
+  b.send_text("b");
+  EXPECT_EQ(b.read_message().data, "b");
+  try {
+    WsClient::connect(server.client("/b"));
+    ADD_FAILURE() << "the new route's origin rule was not applied";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 403);
+  }
+
+  // A broken file: refused with its position; everything goes on as before.
+  write_config(v2 + "\n[[routes]]\npath = \"/c\"\nadapter = \"echo\"\nprefx = 1\n");
+  ASSERT_TRUE(reload_and_wait("reload failed", 1));
+  EXPECT_NE(server.process->output().find(server.config_path + ":"), std::string::npos);
+  EXPECT_NE(server.process->output().find("prefx"), std::string::npos);
+  WsClient still = WsClient::connect(server.client("/a"));
+  still.send_text("s");
+  EXPECT_EQ(still.read_message().data, "v2: s");
+
+  // A change only a restart can make: refused.
+  std::string v3 = v2;
+  WsbridgeInstance::replace_all(v3, "port = ${PORT}\n",
+                                "port = ${PORT}\npermessage_deflate = true\n");
+  write_config(v3);
+  ASSERT_TRUE(reload_and_wait("refused", 1));
+  old.send_text("w");
+  EXPECT_EQ(old.read_message().data, "v1: w");
+
+  const std::string m = metrics(server);
+  EXPECT_NE(m.find("wsbridge_config_reloads_total{outcome=\"ok\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("wsbridge_config_reloads_total{outcome=\"invalid\"} 1"), std::string::npos);
+  EXPECT_NE(m.find("wsbridge_config_reloads_total{outcome=\"refused\"} 1"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace wsbridge::testing

@@ -147,7 +147,7 @@ TEST_F(ConfigTest, BadValues) {
 
 TEST_F(ConfigTest, UnknownAdapter) {
   EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/m\"\nadapter = \"mqtt5\"\n"),
-            "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo, mqtt)");
+            "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo, http, mqtt)");
 }
 
 TEST_F(ConfigTest, DuplicatePathAndListener) {

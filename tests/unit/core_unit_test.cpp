@@ -45,7 +45,7 @@ TEST(AdapterRegistryTest, RegistersByName) {
                std::invalid_argument);
   EXPECT_THROW(registry.add("", [] { return std::make_unique<echo::EchoKind>(); }),
                std::invalid_argument);
-  EXPECT_EQ(registry.names(), (std::vector<std::string>{"echo", "mqtt"}));
+  EXPECT_EQ(registry.names(), (std::vector<std::string>{"echo", "http", "mqtt"}));
   EXPECT_EQ(registry.section_owner("upstreams"), "mqtt");
   EXPECT_EQ(registry.section_owner("listeners"), "");
   auto factory = [] { return std::make_unique<echo::EchoKind>(); };
