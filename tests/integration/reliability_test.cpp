@@ -53,6 +53,7 @@ upstream = "local"
 allow_subscribe = ["#"]
 slow_consumer = "drop_oldest"
 max_queued_bytes = "4MiB"
+idle_timeout = "5m"  # the stalled client answers no pings while the test runs (slow under TSan)
 [[routes]]
 path = "/strict"
 adapter = "mqtt"
