@@ -61,7 +61,7 @@ class Child {
   }
 }
 
-let brokerPort, bridgePort, broker, bridge, browser, page;
+let brokerPort, bridgePort, backendPort, broker, bridge, backend, browser, page;
 const brokerConfig = path.join(work, 'mosquitto.conf');
 const bridgeConfig = path.join(work, 'wsbridge.toml');
 
@@ -85,6 +85,11 @@ function mosquittoPub(topic, message) {
 before(async () => {
   brokerPort = await freePort();
   bridgePort = await freePort();
+  backendPort = await freePort();
+  // The tests' own HTTP backend (Python standard library), for the rpc route.
+  backend = new Child('/usr/bin/python3',
+    [path.join(sourceDir, 'tests', 'support', 'http_backend.py'), '--port', String(backendPort)]);
+  await waitFor(() => portOpen(backendPort), 'the HTTP backend');
   writeFileSync(brokerConfig,
     `listener ${brokerPort} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
   writeFileSync(bridgeConfig, `
@@ -108,6 +113,12 @@ adapter = "mqtt"
 upstream = "local"
 allow_subscribe = ["sensors/#", "cmd/#", "demo/#"]
 allow_publish = ["sensors/#", "cmd/#", "demo/#"]
+[[routes]]
+path = "/api"
+adapter = "http"
+mode = "rpc"
+backend = "http://127.0.0.1:${backendPort}"
+paths = ["/json/", "/echo", "/status/"]
 `);
   await startBroker();
   await startBridge();
@@ -126,6 +137,7 @@ after(async () => {
   await browser?.close();
   await bridge?.stop();
   await broker?.stop();
+  await backend?.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -202,4 +214,29 @@ test("the seed's plain browser code works unchanged", async () => {
   await seed.waitForFunction(() => /Message from server: Echo: Hello Server!/.test(document.querySelector('#log')?.textContent ?? ''));
   assert.match(await seed.locator('#log').innerText(), /WebSocket Connected/);
   await seed.close();
+});
+
+test('request() in the page reaches a real HTTP backend through an rpc route', async () => {
+  const results = await page.evaluate(async (port) => {
+    const { WsbridgeClient } = await import('/wsbridge.js');
+    const client = new WsbridgeClient(`ws://127.0.0.1:${port}/api`);
+    await new Promise((resolve) => client.on('open', resolve));
+    const get = await client.request('GET', '/json/orders/42');
+    const post = await client.request('POST', '/echo', { sku: 'A-1' }, { headers: { 'X-Test': 'e2e' } });
+    const missing = await client.request('GET', '/status/404');
+    let refused = null;
+    try {
+      await client.request('GET', '/admin');
+    } catch (err) {
+      refused = err.code;
+    }
+    client.close();
+    return { get, post, missing, refused };
+  }, bridgePort);
+  assert.equal(results.get.status, 200);
+  assert.equal(results.get.body.path, '/json/orders/42');
+  assert.deepEqual(results.post.body, { sku: 'A-1' });
+  assert.equal(results.post.headers['x-test-echo'], 'e2e');
+  assert.equal(results.missing.status, 404);
+  assert.equal(results.refused, 'forbidden');
 });
