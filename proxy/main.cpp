@@ -26,11 +26,11 @@ void reload(wsbridge::Server& server, const wsbridge::CliOptions& options) {
   try {
     next = std::make_shared<ServerConfig>(load_config_file(options.config_file, registry));
   } catch (const std::exception& e) {
-    WSB_LOG(kError) << "reload failed, keeping the current configuration: " << e.what();
     metrics::Registry::global()
         .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
                  {{"outcome", "invalid"}})
         .inc();
+    WSB_LOG(kError) << "reload failed, keeping the current configuration: " << e.what();
     return;
   }
   if (!options.log_level) set_log_level(next->log_level);

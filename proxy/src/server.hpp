@@ -109,6 +109,7 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   int on_established(lws* wsi, void** slot);
   int on_receive(Session& s, const void* in, std::size_t len);
   int on_writeable(Session& s);
+  int write_batch(Session& s);
   void on_peer_close(Session& s, const void* in, std::size_t len);
   void on_closed(Session* s);
 
@@ -120,6 +121,7 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   // until the last of them closed and their adapters have nothing in flight.
   std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
   std::vector<lws_vhost*> listener_vhosts_;  // in config order
+  std::string batch_buffer_;                 // write_batch's, reused
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
   lws_vhost* admin_vhost_ = nullptr;

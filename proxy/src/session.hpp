@@ -57,9 +57,10 @@ struct Session {
   // Rate limit (token bucket of the route's rate/burst).
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
-  unsigned rate_strikes = 0;  // messages refused in a row
-  bool reading_paused = false;  // Connection::pause_reading: lws rx flow control is off
-  std::uint64_t dropped = 0;  // droppable frames discarded since the client last caught up
+  unsigned rate_strikes = 0;     // messages refused in a row
+  bool coalesce_writes = false;  // several frames per write (no permessage-deflate)
+  bool reading_paused = false;   // Connection::pause_reading: lws rx flow control is off
+  std::uint64_t dropped = 0;     // droppable frames discarded since the client last caught up
   std::uint64_t messages_in = 0;
   std::uint64_t messages_out = 0;
   std::uint64_t bytes_in = 0;

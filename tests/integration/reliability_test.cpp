@@ -329,7 +329,7 @@ allow_missing_origin = false
   WsbridgeInstance::replace_all(v3, "port = ${PORT}\n",
                                 "port = ${PORT}\npermessage_deflate = true\n");
   write_config(v3);
-  ASSERT_TRUE(reload_and_wait("refused", 1));
+  ASSERT_TRUE(reload_and_wait("that needs a restart", 1));
   old.send_text("w");
   EXPECT_EQ(old.read_message().data, "v1: w");
 

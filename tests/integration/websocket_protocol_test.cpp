@@ -94,6 +94,36 @@ TEST_F(WebSocketProtocolTest, EchoesBinaryAsBinary) {
   EXPECT_EQ(m.data, payload);
 }
 
+// Frames queued for one connection go out several per write (server.cpp, write_batch): every
+// length encoding (7, 16 and 64 bits) and both types must come out intact and in order.
+TEST_F(WebSocketProtocolTest, QueuedFramesWrittenTogetherStayIntactAndInOrder) {
+  WsClient ws = connect("/raw");
+  const std::size_t sizes[] = {0, 1, 125, 126, 127, 1000, 65535, 65536, 70000, 3, 200000, 7};
+  std::vector<std::string> sent;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < std::size(sizes); ++i) {
+      const bool binary = (i + round) % 2 == 1;
+      std::string payload = binary
+                                ? random_bytes(sizes[i], static_cast<unsigned>(i + 10 * round))
+                                : std::string(sizes[i], static_cast<char>('a' + (i + round) % 26));
+      if (binary) {
+        ws.send_binary(payload);
+      } else {
+        ws.send_text(payload);
+      }
+      sent.push_back(std::move(payload));
+    }
+  }
+  // Only now read: the echoes piled up in the server's queue meanwhile.
+  for (std::size_t k = 0; k < sent.size(); ++k) {
+    auto m = ws.read_message();
+    const bool binary = (k % std::size(sizes) + k / std::size(sizes)) % 2 == 1;
+    EXPECT_EQ(m.opcode, binary ? Opcode::kBinary : Opcode::kText) << "message " << k;
+    ASSERT_EQ(m.data.size(), sent[k].size()) << "message " << k;
+    EXPECT_EQ(m.data, sent[k]) << "message " << k;
+  }
+}
+
 TEST_F(WebSocketProtocolTest, ReassemblesFragmentedMessages) {
   WsClient ws = connect("/raw");
   ws.send_frame(Opcode::kText, "Hel", false);
