@@ -94,7 +94,10 @@ struct Waiter {
 
 struct FilterState {  // one broker-side filter, shared by its subscribers
   int qos = 0;
-  bool confirmed = false;       // SUBACK received on the current broker connection
+  bool confirmed = false;  // SUBACK received on the current broker connection
+  // The SUBSCRIBE whose SUBACK confirms this state. An older one's (sent before the filter was
+  // dropped and subscribed again, or before a QoS raise) must not confirm it early.
+  std::uint64_t subscribe_seq = 0;
   std::vector<Waiter> waiters;  // subscribe requests waiting for that SUBACK
 };
 
@@ -445,7 +448,9 @@ void Upstream::Impl::handle(ActionDone& e) {
 
   if (auto* s = std::get_if<SubscribeAction>(&action)) {
     auto fit = filters.find(s->filter);
-    if (fit == filters.end() || s->generation != generation) return;
+    if (fit == filters.end() || s->generation != generation || fit->second.subscribe_seq != e.seq) {
+      return;
+    }
     FilterState& state = fit->second;
     if (e.ok) {
       state.confirmed = true;
@@ -620,7 +625,7 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
   const bool first = trie.add(broker_filter, id);
   FilterState& state = filters[broker_filter];
   if (first) {
-    state = FilterState{qos, false, {}};
+    state = FilterState{qos, false, 0, {}};
     state.waiters.push_back({id, std::move(request_id)});
     if (link == Link::kUp) send_subscribe(broker_filter, state);
     return;
@@ -645,6 +650,7 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
 
 void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterState& state) {
   const std::uint64_t seq = next_seq++;
+  state.subscribe_seq = seq;
   actions.emplace(seq, SubscribeAction{broker_filter, state.qos, generation});
   try {
     client->subscribe(broker_filter, state.qos, seq_context(seq), *this);
