@@ -368,7 +368,10 @@ ResponseParser::State ResponseParser::feed(const char* data, std::size_t len) {
         break;
     }
   }
-  if (state_ == State::kComplete && i < len) return fail("unexpected bytes after the response");
+  // Bytes after a complete response (the client never pipelines): the response stands, but the
+  // connection is not trusted with another request. The same whether they came in the same read
+  // or a later one (the pool closes a connection that sends unasked bytes).
+  if (state_ == State::kComplete && i < len) keep_alive_ = false;
   return state_;
 }
 

@@ -39,8 +39,8 @@ class ResponseParser {
   explicit ResponseParser(std::size_t max_body_bytes, bool head_request = false)
       : max_body_(max_body_bytes), head_request_(head_request) {}
 
-  // Consumes bytes; stops at the end of a complete response (bytes after it make an error: the
-  // client never pipelines, so a server sending more is broken).
+  // Consumes bytes; stops at the end of a complete response (bytes after it are ignored and
+  // make the connection not reusable: the client never pipelines, so such a server is broken).
   State feed(const char* data, std::size_t len);
   // The connection closed: completes a response delimited by the close, else an error.
   State finish();

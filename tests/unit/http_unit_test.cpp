@@ -121,11 +121,16 @@ TEST(HttpResponseParserTest, RefusesOversizedTruncatedAndMalformedResponses) {
   for (const char* bad :
        {"HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
         "HTTP/1.1 200 OK\r\nbad header\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab"}) {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
     ResponseParser p(100);
     EXPECT_EQ(p.feed(bad, std::strlen(bad)), ResponseParser::State::kError) << bad;
   }
+  // Bytes after a complete response: the response stands, the connection is not reused.
+  ResponseParser extra(100);
+  const std::string ab = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab";
+  EXPECT_EQ(extra.feed(ab.data(), ab.size()), ResponseParser::State::kComplete);
+  EXPECT_FALSE(extra.keep_alive());
+  EXPECT_EQ(extra.take().body, "a");
   ResponseParser none(100);
   EXPECT_EQ(none.finish(), ResponseParser::State::kError);
 }
