@@ -147,6 +147,8 @@ void start_websocket(int fd) {
   w->scanner.feed(bytes, w->pending.size());
   w->pending.clear();
   w->pending.shrink_to_fit();
+  w->last_head.clear();  // the upgrade is done: nothing will be replayed
+  w->last_head.shrink_to_fit();
   if (w->scanner.violated()) report(fd, *w);
 }
 

@@ -3,12 +3,12 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "connection_handle.hpp"
+#include "frame_queue.hpp"
 #include "server_config.hpp"
 
 struct lws;
@@ -35,9 +35,9 @@ struct Session {
 
   // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
   // because permessage-deflate may read it after the call returns.
-  std::deque<Frame> outbox;
+  FrameQueue outbox;
   std::size_t queued_bytes = 0;
-  Frame in_flight;
+  std::optional<Frame> in_flight;
 
   // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
   std::string rx_buffer;
