@@ -1,6 +1,7 @@
 // The wsbridge executable: parse the command line, load the config, serve until SIGTERM/SIGINT;
 // SIGHUP reloads the config file.
 #include <pthread.h>
+#include <sys/resource.h>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -103,6 +104,12 @@ int main(int argc, char** argv) {
   set_log_format(config->log_format);
   install_lws_log_bridge();
   std::signal(SIGPIPE, SIG_IGN);
+  // Every connection is a descriptor: use all the hard limit allows (systemd's LimitNOFILE).
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

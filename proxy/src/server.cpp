@@ -3,6 +3,7 @@
 #include <libwebsockets.h>
 
 #include <openssl/crypto.h>
+#include <sys/resource.h>
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -26,10 +27,17 @@ using namespace std::chrono_literals;
 
 constexpr const char* kProtocolName = "wsbridge";
 // lws reads at most this much per RECEIVE callback and allocates it for every connection (its
-// rx_ubuf): 1 KiB instead of 4 KiB saves 3 KiB per idle connection, the largest share of what
+// rx_ubuf): 512 B instead of 4 KiB saves 3.5 KiB per idle connection, the largest share of what
 // one costs. Messages are reassembled by us up to the route's max_message_bytes; larger ones
 // only take more callbacks.
-constexpr std::size_t kRxChunkBytes = 1024;
+constexpr std::size_t kRxChunkBytes = 512;
+// lws 4.1.6 caps each send() at the protocol's tx_packet_size, or at rx_buffer_size when that is
+// 0: without this, batched frames (write_batch) would go out 512 bytes per system call.
+constexpr std::size_t kTxChunkBytes = 64 * 1024;
+// Connections are refused right after accept() when fewer descriptors than this are left, so
+// accept() itself never fails with EMFILE (lws 4.1.6 then spins on its listening socket, a core
+// at 100% logging "accept: errno 24", while the client waits in the backlog).
+constexpr int kSpareDescriptors = 64;
 
 const lws_extension kDeflateExtensions[] = {
     {"permessage-deflate", lws_extension_callback_pm_deflate,
@@ -287,6 +295,7 @@ void Server::run() {
     p.callback = protocol_callback;
     p.per_session_data_size = sizeof(Session*);
     p.rx_buffer_size = kRxChunkBytes;
+    p.tx_packet_size = kTxChunkBytes;
     p.user = this;
     protocols.push_back(p);
   };
@@ -305,6 +314,10 @@ void Server::run() {
   // A connection must finish its HTTP request (and upgrade) within this, or lws drops it.
   info.timeout_secs = static_cast<unsigned>(config_->limits.handshake_timeout.count());
   info.timeout_secs_ah_idle = info.timeout_secs;
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+    fd_limit_ = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));
+  }
   context_ = lws_create_context(&info);
   if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
   inbox_->attach(context_, this);
@@ -411,6 +424,20 @@ void Server::run() {
   context_ = nullptr;
   for (const auto& kind : config_->kinds) kind->stop();
   WSB_LOG(kInfo) << "stopped";
+}
+
+void Server::refuse_for_descriptors() {
+  metrics::Registry::global()
+      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+               {{"reason", "fd_limit"}})
+      .inc();
+  const auto now = SteadyClock::now();
+  if (now - last_fd_warning_ >= std::chrono::seconds(5)) {
+    last_fd_warning_ = now;
+    WSB_LOG(kWarn) << "near the open-file limit (" << fd_limit_
+                   << "): refusing new connections until some close (raise LimitNOFILE / "
+                      "ulimit -n, or lower [limits] max_connections)";
+  }
 }
 
 void Server::request_shutdown() {
@@ -1301,10 +1328,17 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
       case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         self->drain_inbox();
         return 0;
-      case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+      case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
         if (self->stopping_) return -1;  // shutting down: accept no more
-        mask_guard::watch_http(static_cast<int>(reinterpret_cast<lws_intptr_t>(in)), self);
+        const int fd = static_cast<int>(reinterpret_cast<lws_intptr_t>(in));
+        // Descriptors are allocated lowest first: a high number means few are left.
+        if (self->fd_limit_ > 0 && fd >= self->fd_limit_ - kSpareDescriptors) {
+          self->refuse_for_descriptors();
+          return -1;
+        }
+        mask_guard::watch_http(fd, self);
         return 0;
+      }
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).

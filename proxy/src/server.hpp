@@ -83,6 +83,7 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   void close_unmasked_senders();
   void drain_inbox();
   void begin_shutdown();
+  void refuse_for_descriptors();
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1001.
   void finish_draining();
@@ -122,6 +123,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
   std::vector<lws_vhost*> listener_vhosts_;  // in config order
   std::string batch_buffer_;                 // write_batch's, reused
+  int fd_limit_ = 0;                         // RLIMIT_NOFILE (soft) when the server started
+  SteadyClock::time_point last_fd_warning_{};
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
   lws_vhost* admin_vhost_ = nullptr;

@@ -2,6 +2,8 @@
 // and exit status 2, connection logs, and a graceful SIGTERM.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fstream>
+#include <thread>
 
 #include "wsbridge_instance.hpp"
 
@@ -146,8 +148,7 @@ TEST(ProcessTest, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
   for (auto& ws : clients) EXPECT_EQ(ws.wait_close(5s), 1001);
   EXPECT_EQ(server.process->wait_exit(5s), 0) << server.process->output();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
-  EXPECT_NE(server.process->output().find("closing 5 connection(s) with 1001"),
-            std::string::npos);
+  EXPECT_NE(server.process->output().find("closing 5 connection(s) with 1001"), std::string::npos);
 }
 
 TEST(ProcessTest, SigtermExitsWithinTheTimeoutWhenAPeerNeverAnswersTheClose) {
@@ -159,6 +160,54 @@ TEST(ProcessTest, SigtermExitsWithinTheTimeoutWhenAPeerNeverAnswersTheClose) {
   server.process->signal(SIGINT);
   EXPECT_EQ(server.process->wait_exit(10s), 0) << server.process->output();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+}
+
+// Near the open-file limit wsbridge refuses new TCP connections itself, so accept() never fails
+// with EMFILE: lws 4.1.6 would spin on its listening socket (a core at 100%, "accept: errno 24"
+// many times a second) while the clients wait. When connections close, service resumes.
+TEST(ProcessTest, OpenFileLimitRefusesConnectionsInsteadOfSpinning) {
+  const uint16_t port = free_tcp_port();
+  const std::string config = write_temp_file(
+      "fdlimit.toml", "[[listeners]]\naddress = \"127.0.0.1\"\nport = " + std::to_string(port) +
+                          "\n[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  // prlimit lowers the hard limit too, so wsbridge cannot raise its soft limit past it.
+  ChildProcess server =
+      ChildProcess::spawn({"prlimit", "--nofile=128:128", WSBRIDGE_BINARY, "--config", config});
+  ASSERT_TRUE(wait_port_open("127.0.0.1", port, 10s)) << server.output();
+  std::vector<TcpConn> flood;
+  for (int i = 0; i < 160; ++i) {
+    try {
+      flood.push_back(TcpConn::connect("127.0.0.1", port, 1s));
+    } catch (const std::exception&) {
+    }
+  }
+  std::this_thread::sleep_for(300ms);
+  auto cpu_ticks = [&] {
+    std::ifstream in("/proc/" + std::to_string(server.pid()) + "/stat");
+    std::string field;
+    long ticks = 0;
+    for (int i = 1; i <= 15 && in >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stol(field);  // utime + stime
+    }
+    return ticks;
+  };
+  const long before = cpu_ticks();
+  std::this_thread::sleep_for(1s);
+  const long used = cpu_ticks() - before;
+  // Spinning is a whole core: ~100 ticks in that second. Idle is ~0; allow slow machines plenty.
+  EXPECT_LT(used, 40) << "wsbridge kept a core busy at the open-file limit";
+  EXPECT_EQ(server.output().find("errno 24"), std::string::npos) << server.output();
+  EXPECT_NE(server.output().find("near the open-file limit"), std::string::npos) << server.output();
+  flood.clear();
+  std::this_thread::sleep_for(300ms);
+  ClientOptions opts;
+  opts.port = port;
+  opts.path = "/echo";
+  WsClient ws = WsClient::connect(opts);
+  ws.send_text("back");
+  EXPECT_EQ(ws.read_message().data, "back");
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(10s), 0);
 }
 
 }  // namespace
