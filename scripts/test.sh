@@ -4,7 +4,8 @@
 #   2. an AddressSanitizer + UBSan build and every test;
 #   3. a ThreadSanitizer build and every test again (the wsbridge servers the tests start run
 #      under TSan too; tests/tsan.supp lists the library reports suppressed, and why).
-#   4. the libFuzzer targets, a few seconds each (WSBRIDGE_FUZZ_SECONDS).
+#   4. a smoke run of the benchmark (bench/run --smoke);
+#   5. the libFuzzer targets, a few seconds each (WSBRIDGE_FUZZ_SECONDS).
 # Tests that cross threads inside one process carry the label "threads" (ctest -L threads).
 # Exits non-zero when any build or test fails. Set WSBRIDGE_TEST_FLAVOURS="release" to run fewer.
 set -euo pipefail
@@ -28,6 +29,14 @@ for flavour in $flavours; do
     status=1
   fi
 done
+# The benchmark's smoke run (bench/run --smoke, ~30 s): every phase at a tiny size against
+# wsbridge, the Node bridge and bare lws, so the benchmark keeps working. Not a performance test.
+if [[ " $flavours " == *" release "* ]]; then
+  echo "==> [bench] smoke run"
+  if ! /usr/bin/python3 bench/run --smoke; then
+    status=1
+  fi
+fi
 # libFuzzer targets (fuzz/): replay the regression inputs, then a short bounded run of each.
 echo "==> [fuzz] build and run"
 if ! FUZZ_SECONDS="${WSBRIDGE_FUZZ_SECONDS:-8}" bash scripts/fuzz.sh; then

@@ -1,0 +1,501 @@
+#include "ws_client.hpp"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+namespace bench {
+
+namespace {
+
+constexpr std::size_t kReadBuffer = 256 * 1024;
+constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+std::string base64(const unsigned char* data, std::size_t len) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 3 <= len; i += 3) {
+    const std::uint32_t g =
+        (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
+    out += kAlphabet[(g >> 18) & 63];
+    out += kAlphabet[(g >> 12) & 63];
+    out += kAlphabet[(g >> 6) & 63];
+    out += kAlphabet[g & 63];
+  }
+  if (len - i == 1) {
+    const std::uint32_t g = std::uint32_t{data[i]} << 16;
+    out += kAlphabet[(g >> 18) & 63];
+    out += kAlphabet[(g >> 12) & 63];
+    out += "==";
+  } else if (len - i == 2) {
+    const std::uint32_t g = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8);
+    out += kAlphabet[(g >> 18) & 63];
+    out += kAlphabet[(g >> 12) & 63];
+    out += kAlphabet[(g >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string accept_for(const std::string& key) {
+  const std::string text = key + std::string(kGuid);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &digest_len, EVP_sha1(), nullptr);
+  return base64(digest, digest_len);
+}
+
+std::uint64_t xorshift(std::uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+bool ieq_prefix(std::string_view line, std::string_view name) {
+  if (line.size() < name.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char a = line[i];
+    char b = name[i];
+    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool Url::parse(std::string_view text, std::string_view scheme, Url& out) {
+  const std::string prefix = std::string(scheme) + "://";
+  if (!text.starts_with(prefix)) return false;
+  text.remove_prefix(prefix.size());
+  const std::size_t slash = text.find('/');
+  std::string_view hostport = text.substr(0, slash);
+  out.path = slash == std::string_view::npos ? "/" : std::string(text.substr(slash));
+  const std::size_t colon = hostport.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  out.host = std::string(hostport.substr(0, colon));
+  if (out.host == "localhost") out.host = "127.0.0.1";
+  const int port = std::atoi(std::string(hostport.substr(colon + 1)).c_str());
+  if (port <= 0 || port > 65535) return false;
+  out.port = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+bool find_int(std::string_view text, std::string_view key, std::int64_t& out, std::size_t from) {
+  const std::size_t pos = text.find(key, from);
+  if (pos == std::string_view::npos) return false;
+  std::size_t i = pos + key.size();
+  while (i < text.size() && (text[i] == ' ' || text[i] == '"')) ++i;
+  bool neg = false;
+  if (i < text.size() && text[i] == '-') {
+    neg = true;
+    ++i;
+  }
+  if (i >= text.size() || text[i] < '0' || text[i] > '9') return false;
+  std::int64_t v = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') v = v * 10 + (text[i++] - '0');
+  out = neg ? -v : v;
+  return true;
+}
+
+bool has(std::string_view text, std::string_view needle) {
+  return text.find(needle) != std::string_view::npos;
+}
+
+Loop::Loop(Handler& handler) : handler_(handler), rbuf_(kReadBuffer) {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (getrandom(&rng_, sizeof rng_, 0) != sizeof rng_ || rng_ == 0) rng_ = 0x9E3779B97F4A7C15ull;
+}
+
+Loop::~Loop() {
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+bool Loop::connect_ws(Conn& c, const Url& url) {
+  c.role = Role::kWebSocket;
+  c.in.clear();
+  c.out.clear();
+  c.out_off = 0;
+  c.close_sent = false;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ++errors.connect;
+    c.state = State::kClosed;
+    return false;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (source_addresses_ > 1) {
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(0x7F000001u + (next_source_++ % source_addresses_));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      ::close(fd);
+      ++errors.connect;
+      c.state = State::kClosed;
+      return false;
+    }
+  }
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(url.port);
+  inet_pton(AF_INET, url.host.c_str(), &dst.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    ++errors.connect;
+    c.state = State::kClosed;
+    return false;
+  }
+  c.fd = fd;
+  c.state = State::kConnecting;
+
+  unsigned char raw_key[16];
+  for (int i = 0; i < 16; i += 8) {
+    const std::uint64_t r = xorshift(rng_);
+    std::memcpy(raw_key + i, &r, 8);
+  }
+  const std::string key = base64(raw_key, sizeof raw_key);
+  c.accept = accept_for(key);
+  c.out = "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host_port() +
+          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+          "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT;
+  ev.data.ptr = &c;
+  c.epollout = true;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  return true;
+}
+
+void Loop::watch(Conn& c, std::uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &c;
+  c.epollout = (events & EPOLLOUT) != 0;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ev);
+}
+
+void Loop::set_events(Conn& c, std::uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &c;
+  c.epollout = (events & EPOLLOUT) != 0;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void Loop::queue_frame(Conn& c, std::uint8_t opcode, std::string_view payload) {
+  std::uint8_t head[14];
+  std::size_t n = 0;
+  head[n++] = static_cast<std::uint8_t>(0x80 | opcode);
+  const std::size_t len = payload.size();
+  if (len < 126) {
+    head[n++] = static_cast<std::uint8_t>(0x80 | len);
+  } else if (len <= 0xFFFF) {
+    head[n++] = 0x80 | 126;
+    head[n++] = static_cast<std::uint8_t>(len >> 8);
+    head[n++] = static_cast<std::uint8_t>(len);
+  } else {
+    head[n++] = 0x80 | 127;
+    for (int i = 7; i >= 0; --i) head[n++] = static_cast<std::uint8_t>(len >> (8 * i));
+  }
+  const auto mask = static_cast<std::uint32_t>(xorshift(rng_));
+  std::uint8_t key[4];
+  std::memcpy(key, &mask, 4);
+  std::memcpy(head + n, key, 4);
+  n += 4;
+  if (c.out_off > 0 && c.out_off == c.out.size()) {
+    c.out.clear();
+    c.out_off = 0;
+  }
+  c.out.append(reinterpret_cast<const char*>(head), n);
+  const std::size_t start = c.out.size();
+  c.out.append(payload);
+  char* p = c.out.data() + start;
+  for (std::size_t i = 0; i < len; ++i) p[i] = static_cast<char>(p[i] ^ key[i & 3]);
+}
+
+bool Loop::flush(Conn& c) {
+  if (c.fd < 0) return false;
+  if (c.state == State::kConnecting) return true;  // the upgrade request goes first
+  while (c.out_off < c.out.size()) {
+    const ssize_t n =
+        ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out_off += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!c.epollout) set_events(c, EPOLLIN | EPOLLOUT);
+      return true;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    fail(c, c.state == State::kOpen);
+    return false;
+  }
+  c.out.clear();
+  c.out_off = 0;
+  if (c.epollout) set_events(c, EPOLLIN);
+  return true;
+}
+
+void Loop::close(Conn& c, bool graceful) {
+  if (c.fd < 0) return;
+  const bool was_open = c.state == State::kOpen;
+  if (graceful && was_open && !c.close_sent) {
+    const char code[2] = {static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xFF)};
+    queue_frame(c, 0x8, std::string_view(code, 2));
+    c.close_sent = true;
+    const ssize_t ignored =
+        ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    (void)ignored;
+  }
+  // No TIME_WAIT on our side: many rounds of 20,000 connections would exhaust the port range.
+  const linger lg{1, 0};
+  setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  ::close(c.fd);
+  c.fd = -1;
+  c.state = State::kClosed;
+  c.out.clear();
+  c.out.shrink_to_fit();
+  c.in.clear();
+  c.in.shrink_to_fit();
+  handler_.on_closed(c, was_open);
+}
+
+void Loop::fail(Conn& c, bool was_open) {
+  if (c.fd < 0) return;
+  if (!shutting_down) {
+    if (c.state == State::kConnecting) {
+      ++errors.connect;
+    } else if (c.state == State::kHandshaking) {
+      ++errors.handshake;
+    } else if (was_open) {
+      ++errors.closed;
+    }
+  }
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  ::close(c.fd);
+  c.fd = -1;
+  c.state = State::kClosed;
+  handler_.on_closed(c, was_open);
+}
+
+int Loop::poll(int timeout_ms) {
+  epoll_event events[512];
+  const int n = epoll_wait(epfd_, events, 512, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    Conn& c = *static_cast<Conn*>(events[i].data.ptr);
+    if (c.fd < 0) continue;
+    if (c.role == Role::kWebSocket) {
+      on_ws_event(c, events[i].events);
+    } else {
+      handler_.on_fd(c, events[i].events);
+    }
+  }
+  return n < 0 ? 0 : n;
+}
+
+void Loop::on_ws_event(Conn& c, std::uint32_t events) {
+  if (c.state == State::kConnecting) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        fail(c, false);
+        return;
+      }
+      c.state = State::kHandshaking;
+      flush(c);
+    }
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    on_readable(c);
+    if (c.fd < 0) return;
+  }
+  if (events & EPOLLOUT) flush(c);
+}
+
+void Loop::on_readable(Conn& c) {
+  const ssize_t n = ::recv(c.fd, rbuf_.data(), rbuf_.size(), 0);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    fail(c, c.state == State::kOpen);
+    return;
+  }
+  if (n < 0) return;
+  const std::uint64_t t = now_ns();
+  const auto len = static_cast<std::size_t>(n);
+  if (c.state == State::kHandshaking) {
+    c.in.append(rbuf_.data(), len);
+    if (!parse_handshake(c)) return;
+    if (c.in.empty()) return;
+    const std::string rest = std::move(c.in);
+    c.in.clear();
+    const std::size_t used = parse_frames(c, rest.data(), rest.size(), t);
+    if (used == SIZE_MAX || c.fd < 0) return;
+    c.in.assign(rest, used);
+    return;
+  }
+  if (c.in.empty()) {
+    const std::size_t used = parse_frames(c, rbuf_.data(), len, t);
+    if (used == SIZE_MAX || c.fd < 0) return;
+    if (used < len) c.in.assign(rbuf_.data() + used, len - used);
+  } else {
+    c.in.append(rbuf_.data(), len);
+    const std::size_t used = parse_frames(c, c.in.data(), c.in.size(), t);
+    if (used == SIZE_MAX || c.fd < 0) return;
+    c.in.erase(0, used);
+  }
+}
+
+// True when the upgrade completed (c.in then holds what followed the response head).
+bool Loop::parse_handshake(Conn& c) {
+  const std::size_t end = c.in.find("\r\n\r\n");
+  if (end == std::string::npos) {
+    if (c.in.size() > 16384) fail(c, false);
+    return false;
+  }
+  const std::string_view head(c.in.data(), end + 2);
+  bool ok = head.starts_with("HTTP/1.1 101");
+  bool accept_ok = false;
+  std::size_t pos = head.find("\r\n");
+  while (ok && pos != std::string_view::npos && pos + 2 < head.size()) {
+    const std::size_t next = head.find("\r\n", pos + 2);
+    const std::string_view line = head.substr(pos + 2, next - pos - 2);
+    if (ieq_prefix(line, "sec-websocket-accept:")) {
+      std::string_view v = line.substr(21);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+      accept_ok = v == c.accept;
+    }
+    pos = next;
+  }
+  if (!ok || !accept_ok) {
+    fail(c, false);
+    return false;
+  }
+  c.in.erase(0, end + 4);
+  c.accept.clear();
+  c.accept.shrink_to_fit();
+  c.state = State::kOpen;
+  handler_.on_open(c);
+  return c.fd >= 0;
+}
+
+std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::uint64_t t) {
+  std::size_t pos = 0;
+  while (len - pos >= 2) {
+    const auto b0 = static_cast<std::uint8_t>(data[pos]);
+    const auto b1 = static_cast<std::uint8_t>(data[pos + 1]);
+    const bool fin = (b0 & 0x80) != 0;
+    const std::uint8_t op = b0 & 0x0F;
+    const bool masked = (b1 & 0x80) != 0;
+    std::uint64_t plen = b1 & 0x7F;
+    std::size_t hlen = 2;
+    if (plen == 126) {
+      if (len - pos < 4) break;
+      plen = (std::uint64_t{static_cast<std::uint8_t>(data[pos + 2])} << 8) |
+             static_cast<std::uint8_t>(data[pos + 3]);
+      hlen = 4;
+    } else if (plen == 127) {
+      if (len - pos < 10) break;
+      plen = 0;
+      for (int i = 0; i < 8; ++i) plen = (plen << 8) | static_cast<std::uint8_t>(data[pos + 2 + i]);
+      hlen = 10;
+    }
+    if (masked) hlen += 4;
+    if ((b0 & 0x70) != 0 || plen > (64u << 20)) {
+      ++errors.protocol;
+      fail(c, true);
+      return SIZE_MAX;
+    }
+    if (len - pos < hlen + plen) break;
+    const char* payload = data + pos + hlen;
+    std::string unmasked;
+    if (masked) {  // servers must not mask, but be lenient
+      unmasked.assign(payload, plen);
+      const char* key = data + pos + hlen - 4;
+      for (std::size_t i = 0; i < plen; ++i)
+        unmasked[i] = static_cast<char>(unmasked[i] ^ key[i & 3]);
+      payload = unmasked.data();
+    }
+    pos += hlen + plen;
+    switch (op) {
+      case 0x0:  // continuation
+        c.frag.append(payload, plen);
+        if (fin) {
+          ++messages_in;
+          if (c.frag_op == 0x1) handler_.on_text(c, c.frag.data(), c.frag.size(), t);
+          c.frag.clear();
+        }
+        break;
+      case 0x1:
+      case 0x2:
+        if (!fin) {
+          c.frag_op = op;
+          c.frag.assign(payload, plen);
+        } else {
+          ++messages_in;
+          if (op == 0x1) handler_.on_text(c, payload, plen, t);
+        }
+        break;
+      case 0x8: {  // close
+        int code = 1005;
+        if (plen >= 2) {
+          code =
+              (static_cast<std::uint8_t>(payload[0]) << 8) | static_cast<std::uint8_t>(payload[1]);
+        }
+        if (!shutting_down) ++errors.close_codes[code];
+        if (!c.close_sent) {
+          queue_frame(c, 0x8, std::string_view(payload, plen >= 2 ? 2 : 0));
+          c.close_sent = true;
+          flush(c);
+        }
+        if (c.fd >= 0) fail(c, true);
+        return SIZE_MAX;
+      }
+      case 0x9:  // ping
+        queue_frame(c, 0xA, std::string_view(payload, plen));
+        if (!flush(c)) return SIZE_MAX;
+        break;
+      case 0xA:  // pong
+        break;
+      default:
+        ++errors.protocol;
+        fail(c, true);
+        return SIZE_MAX;
+    }
+    if (c.fd < 0) return SIZE_MAX;
+  }
+  return pos;
+}
+
+}  // namespace bench

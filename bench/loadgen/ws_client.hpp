@@ -1,0 +1,135 @@
+// A minimal epoll WebSocket client for load generation (RFC 6455 client side: HTTP upgrade with
+// Sec-WebSocket-Accept check, masked frames out, unmasked frames in, fragmentation, ping/pong,
+// close). Deliberately independent of libwebsockets, so it does not share its bugs.
+// One Loop per process, single-threaded; connections are plain structs owned by the caller.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bench {
+
+std::uint64_t now_ns();  // CLOCK_MONOTONIC, shared by every process on the host
+
+struct Url {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::string path = "/";
+  static bool parse(std::string_view text, std::string_view scheme, Url& out);
+  std::string host_port() const { return host + ":" + std::to_string(port); }
+};
+
+// What can go wrong with a connection, counted per kind.
+struct Errors {
+  std::uint64_t connect = 0;       // connect() failed (refused, no ports, ...)
+  std::uint64_t handshake = 0;     // no 101, or a wrong Sec-WebSocket-Accept
+  std::uint64_t closed = 0;        // the server closed or reset an open connection
+  std::uint64_t error_frames = 0;  // {"type":"error"} frames
+  std::uint64_t protocol = 0;      // malformed frames from the server
+  std::uint64_t timeout = 0;       // a phase did not complete in time
+  std::map<int, std::uint64_t> close_codes;
+  std::uint64_t total() const {
+    return connect + handshake + closed + error_frames + protocol + timeout;
+  }
+};
+
+enum class Role : std::uint8_t { kWebSocket, kControl, kMqtt, kHttpListen, kHttpConn, kStdin };
+enum class State : std::uint8_t { kIdle, kConnecting, kHandshaking, kOpen, kClosed };
+
+struct Conn {
+  int fd = -1;
+  Role role = Role::kWebSocket;
+  State state = State::kIdle;
+  bool epollout = false;
+  bool close_sent = false;
+  std::uint32_t index = 0;
+  std::uint8_t frag_op = 0;
+  std::uint32_t tag = 0;  // free for the mode (e.g. which kind of WebSocket)
+  std::string in;
+  std::string out;
+  std::size_t out_off = 0;
+  std::string frag;
+  std::string accept;  // expected Sec-WebSocket-Accept while handshaking
+  // Fan-out receiver bookkeeping.
+  std::int64_t max_seq = -1;
+  std::uint64_t unique = 0;
+  std::uint64_t dups = 0;
+  bool ready = false;  // subscribed (ack received) or otherwise ready for the measurement
+  // RPC bookkeeping: (request id, send time) of requests in flight.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> inflight;
+  std::uint64_t next_id = 1;
+};
+
+class Loop {
+ public:
+  struct Handler {
+    virtual ~Handler() = default;
+    virtual void on_open(Conn& c) = 0;  // upgrade completed
+    virtual void on_text(Conn& c, const char* data, std::size_t len, std::uint64_t t) = 0;
+    virtual void on_closed(Conn& c, bool was_open) = 0;     // fd already closed
+    virtual void on_fd(Conn&, std::uint32_t /*events*/) {}  // non-WebSocket roles
+  };
+
+  explicit Loop(Handler& handler);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Source addresses cycle over 127.0.0.1 .. 127.0.0.K (0 or 1: no bind), for more than one
+  // ephemeral port range's worth of connections and for per-address server limits.
+  void set_source_addresses(unsigned k) { source_addresses_ = k; }
+
+  // Starts a non-blocking connect and the upgrade to url.path. False (and counted) on failure.
+  bool connect_ws(Conn& c, const Url& url);
+  // Watches a foreign fd (control socket, MQTT, HTTP) and reports its events through on_fd.
+  void watch(Conn& c, std::uint32_t events);
+  void set_events(Conn& c, std::uint32_t events);
+
+  // Appends one masked text frame to the connection's output; flush() writes it.
+  void queue_text(Conn& c, std::string_view payload) { queue_frame(c, 0x1, payload); }
+  void queue_frame(Conn& c, std::uint8_t opcode, std::string_view payload);
+  void send_text(Conn& c, std::string_view payload) {
+    queue_text(c, payload);
+    flush(c);
+  }
+  // Writes what is queued; arms EPOLLOUT for the rest. False when the connection failed.
+  bool flush(Conn& c);
+  // Closes the socket now (RST-free: SO_LINGER is not used, but no close handshake either
+  // unless graceful), reporting on_closed.
+  void close(Conn& c, bool graceful);
+
+  // One epoll_wait (timeout in ms, -1 forever) and dispatch. Returns the number of events.
+  int poll(int timeout_ms);
+
+  Errors errors;
+  std::uint64_t messages_in = 0;
+  bool shutting_down = false;  // closes are expected: not counted as errors
+
+ private:
+  void on_ws_event(Conn& c, std::uint32_t events);
+  void on_readable(Conn& c);
+  bool parse_handshake(Conn& c);
+  // Parses frames from data; returns bytes consumed, or SIZE_MAX on a protocol error.
+  std::size_t parse_frames(Conn& c, const char* data, std::size_t len, std::uint64_t t);
+  void fail(Conn& c, bool was_open);
+
+  Handler& handler_;
+  int epfd_ = -1;
+  unsigned source_addresses_ = 0;
+  unsigned next_source_ = 0;
+  std::uint64_t rng_;
+  std::vector<char> rbuf_;
+};
+
+// Helpers for the JSON fragments the modes read (the frames come from trusted servers in a
+// benchmark, so a scan for a key is enough; no general JSON parser on the hot path).
+bool find_int(std::string_view text, std::string_view key, std::int64_t& out, std::size_t from = 0);
+bool has(std::string_view text, std::string_view needle);
+
+}  // namespace bench
