@@ -75,7 +75,7 @@ void check_rpc(std::string_view text) {
     fail("a path outside the policy was accepted", text);
   }
   for (const auto& h : call.request.headers) {
-    if (!http1::safe_header_value(h.value) || !http1::is_token(h.name)) {
+    if (!safe_header_value(h.value) || !is_http_token(h.name)) {
       fail("an unsafe header was accepted", text);
     }
     if (http::reserved_header(h.name)) {

@@ -20,10 +20,6 @@ std::string random_prefix() {
   return text;
 }
 
-bool header_safe(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
 constexpr auto kDumpReplace = nlohmann::json::error_handler_t::replace;
 
 // A message's Content-Type follows its frame: JSON text, other text, or bytes.
@@ -213,7 +209,7 @@ HttpHeaders HttpAdapter::identity_headers(ConnState& state) {
   h.push_back({"X-Request-Id", request_id_prefix_ + "-" + std::to_string(c.id()) + "-" +
                                    std::to_string(state.next_request++)});
   h.push_back({"X-Wsbridge-Connection", std::to_string(c.id())});
-  if (!who.user.empty() && header_safe(who.user)) h.push_back({"X-Wsbridge-User", who.user});
+  if (!who.user.empty() && safe_header_value(who.user)) h.push_back({"X-Wsbridge-User", who.user});
   h.push_back({"X-Wsbridge-Route", config_.path});
   h.push_back({"X-Forwarded-For", who.remote_address});
   return h;

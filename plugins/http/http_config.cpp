@@ -7,14 +7,6 @@ namespace wsbridge::http {
 
 namespace {
 
-bool is_token(std::string_view text) {
-  if (text.empty()) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
 bool valid_url(const std::string& url) {
   return (url.starts_with("http://") && url.size() > 7) ||
          (url.starts_with("https://") && url.size() > 8);
@@ -80,7 +72,7 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
     for (auto m : *methods) {
       std::transform(m.begin(), m.end(), m.begin(),
                      [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
-      if (!is_token(m) || m == "CONNECT" || m == "TRACE") {
+      if (!is_http_token(m) || m == "CONNECT" || m == "TRACE") {
         options.fail_at("methods", "'methods' has an invalid or unsupported method \"" + m + "\"");
       }
       c.methods.push_back(m);
@@ -109,13 +101,14 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
     for (const auto& [key, node] : headers->raw()) {
       std::string name(key.str());
       if (name.ends_with("_env")) name.resize(name.size() - 4);
-      if (!is_token(name)) headers->fail_at(key.str(), "header name \"" + name + "\" is invalid");
+      if (!is_http_token(name))
+        headers->fail_at(key.str(), "header name \"" + name + "\" is invalid");
       if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
     }
     for (const auto& name : names) {
       auto value = headers->secret(name);
       if (!value) continue;
-      if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      if (!safe_header_value(*value)) {
         headers->fail_at(headers->contains(name) ? name : name + "_env",
                          "a header value must not contain CR, LF or NUL");
       }

@@ -1,6 +1,6 @@
 #include "rpc.hpp"
 
-#include <openssl/evp.h>
+#include "wsbridge/base64.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -14,14 +14,6 @@ std::string lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-bool is_token(std::string_view text) {
-  if (text.empty()) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
 }
 
 // Decodes %XX escapes for the checks only (the request goes out as the client wrote it).
@@ -167,7 +159,7 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
   if (auto headers = doc.find("headers"); headers != doc.end() && !headers->is_null()) {
     if (!headers->is_object()) return refuse(id, "bad_request", "'headers' must be an object");
     for (const auto& [name, value] : headers->items()) {
-      if (!is_token(name)) {
+      if (!is_http_token(name)) {
         return refuse(id, "bad_request", "header name \"" + name + "\" is invalid");
       }
       if (reserved_header(name)) {
@@ -177,7 +169,7 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
         return refuse(id, "bad_request", "header " + name + " must have a string value");
       }
       const std::string& v = value.get_ref<const std::string&>();
-      if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      if (!safe_header_value(v)) {
         return refuse(id, "bad_request", "header " + name + " must not contain CR, LF or NUL");
       }
       call.request.headers.push_back({name, v});
@@ -285,32 +277,6 @@ bool valid_utf8(std::string_view s) {
     i += n + 1;
   }
   return true;
-}
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t size = static_cast<std::size_t>(n);
-  if (text.ends_with("==")) {
-    size -= 2;
-  } else if (text.ends_with("=")) {
-    size -= 1;
-  }
-  out.resize(size);
-  return out;
 }
 
 }  // namespace wsbridge::http

@@ -53,7 +53,4 @@ bool reserved_header(std::string_view name);
 // Whether `bytes` is valid UTF-8 (a text frame must be).
 bool valid_utf8(std::string_view bytes);
 
-std::string base64_encode(std::string_view bytes);
-std::optional<std::string> base64_decode(std::string_view text);
-
 }  // namespace wsbridge::http

@@ -1,6 +1,6 @@
 #include "admin_api.hpp"
 
-#include <openssl/evp.h>
+#include "wsbridge/base64.hpp"
 
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -18,23 +18,6 @@ std::optional<std::uint64_t> parse_id(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return id;
-}
-
-std::optional<std::string> decode_base64(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t size = static_cast<std::size_t>(n);
-  if (text.ends_with("==")) {
-    size -= 2;
-  } else if (text.ends_with("=")) {
-    size -= 1;
-  }
-  out.resize(size);
-  return out;
 }
 
 // "a=1&b=x" -> value of `key` (no percent-decoding needed for the numbers and short reasons used).
@@ -93,7 +76,7 @@ AdminReply push(std::string_view body, SessionDirectory& sessions) {
   Frame frame;
   if (encoding == "base64") {
     if (!data->is_string()) return error(400, "bad_request", "base64 'data' must be a string");
-    auto bytes = decode_base64(data->get_ref<const std::string&>());
+    auto bytes = base64_decode(data->get_ref<const std::string&>());
     if (!bytes) return error(400, "bad_request", "'data' is not valid base64");
     frame = Frame::binary(*bytes);
   } else if (encoding.empty()) {

@@ -36,6 +36,18 @@ constexpr std::size_t kMaxHeadBytes = 64 * 1024;
 constexpr std::size_t kMaxChunkLineBytes = 1024;
 }  // namespace
 
+bool safe_header_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+bool is_http_token(std::string_view text) {
+  if (text.empty()) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
 const std::string* find_header(const HttpHeaders& headers, std::string_view name) {
   for (const auto& h : headers) {
     if (iequals(h.name, name)) return &h.value;
@@ -139,18 +151,6 @@ std::optional<Url> parse_url(std::string_view text, std::string& error) {
   return url;
 }
 
-bool safe_header_value(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-bool is_token(std::string_view text) {
-  if (text.empty()) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
 std::string serialize_request(const HttpRequest& request, const Url& url) {
   std::string out;
   out.reserve(256 + request.body.size());
@@ -227,7 +227,7 @@ ResponseParser::State ResponseParser::parse_head(std::string_view head) {
     if (line.empty()) continue;
     if (line.front() == ' ' || line.front() == '\t') return fail("obsolete header folding");
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) {
+    if (colon == std::string_view::npos || !is_http_token(line.substr(0, colon))) {
       return fail("malformed header line");
     }
     headers.push_back(

@@ -23,11 +23,6 @@ struct Url {
 // http://host[:port][/path] and https://...; no userinfo, query or fragment. nullopt + `error`.
 std::optional<Url> parse_url(std::string_view text, std::string& error);
 
-// True when `value` may go into a header line as is: no CR, LF or NUL.
-bool safe_header_value(std::string_view value);
-// True for an RFC 9110 token (header names, methods).
-bool is_token(std::string_view text);
-
 // The request head and body, ready to write. Adds Host, Content-Length (when there is a body or
 // the method usually has one) and "Connection: keep-alive"; drops those three from `request`.
 std::string serialize_request(const HttpRequest& request, const Url& url);

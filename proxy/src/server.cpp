@@ -1199,12 +1199,7 @@ int Server::on_writeable(Session& s) {
     if (lws_write(s.wsi, frame.payload_with_headroom(), frame.size(), mode) < 0) {
       return -1;
     }
-    if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
-    if (s.outbox.empty() && s.dropped > 0) {
-      // Caught up: tell the adapter how much this client missed (it may queue a notice).
-      const std::uint64_t dropped = std::exchange(s.dropped, 0);
-      s.route->adapter->on_dropped(s.handle, dropped);
-    }
+    after_write(s);
     return 0;
   }
   if (s.close_after_queue) {
@@ -1259,12 +1254,17 @@ int Server::write_batch(Session& s) {
                 LWS_WRITE_RAW) < 0) {
     return -1;
   }
+  after_write(s);
+  return 0;
+}
+
+void Server::after_write(Session& s) {
   if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
   if (s.outbox.empty() && s.dropped > 0) {
+    // Caught up: tell the adapter how much this client missed (it may queue a notice).
     const std::uint64_t dropped = std::exchange(s.dropped, 0);
     s.route->adapter->on_dropped(s.handle, dropped);
   }
-  return 0;
 }
 
 void Server::on_peer_close(Session& s, const void* in, std::size_t len) {

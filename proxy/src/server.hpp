@@ -111,6 +111,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   int on_receive(Session& s, const void* in, std::size_t len);
   int on_writeable(Session& s);
   int write_batch(Session& s);
+  // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.
+  void after_write(Session& s);
   void on_peer_close(Session& s, const void* in, std::size_t len);
   void on_closed(Session* s);
 

@@ -251,7 +251,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
                                  "auth", "max_queued_messages", "slow_consumer"}) {
       options.consume(core_key);
     }
-    route.adapter = kind->create_route(options, RouteContext{route.path, config_dir, config.http_client.get()});
+    route.adapter =
+        kind->create_route(options, RouteContext{route.path, config_dir, config.http_client.get()});
     options.reject_unknown_keys();
     config.routes.push_back(std::move(route));
   }

@@ -25,20 +25,6 @@ constexpr bool kSanitized = true;  // sanitizer runtimes keep freed memory: RSS 
 constexpr bool kSanitized = false;
 #endif
 
-long rss_kib(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      long kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return -1;
-}
-
 std::string config(const Mosquitto& broker) {
   return R"(
 [[listeners]]

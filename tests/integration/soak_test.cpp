@@ -77,20 +77,6 @@ std::chrono::milliseconds patience(std::chrono::milliseconds release) {
 
 // ---- what the kernel says about the wsbridge process -------------------------------------------
 
-long rss_kib(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      long kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return -1;
-}
-
 // The targets of the process's open file descriptors ("socket:[123]", "pipe:[4]",
 // "anon_inode:[eventpoll]", "/dev/null", ...).
 std::vector<std::string> fd_targets(int pid) {

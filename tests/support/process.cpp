@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -410,6 +411,20 @@ bool wait_port_open(const std::string& host, uint16_t port, std::chrono::millise
     std::this_thread::sleep_for(
         std::min<Clock::duration>(20ms, std::max<Clock::duration>(deadline - Clock::now(), 0ms)));
   }
+}
+
+long rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      long kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return -1;
 }
 
 }  // namespace wsbridge::testing

@@ -65,6 +65,9 @@ class ChildProcess {
   std::unique_ptr<State> state_;
 };
 
+// The resident set size of a process in KiB (VmRSS in /proc/PID/status), -1 when unknown.
+long rss_kib(int pid);
+
 // Polls until a TCP connect to host:port succeeds or timeout.
 bool wait_port_open(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
 

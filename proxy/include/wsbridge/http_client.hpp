@@ -23,6 +23,10 @@ using HttpHeaders = std::vector<HttpHeader>;
 
 // The first header named `name` (ASCII case-insensitive), or nullptr.
 const std::string* find_header(const HttpHeaders& headers, std::string_view name);
+// An RFC 9110 token: what header names and methods are made of.
+bool is_http_token(std::string_view text);
+// True when `value` may go into a header line as it is: no CR, LF or NUL.
+bool safe_header_value(std::string_view value);
 
 struct HttpRequest {
   std::string method = "GET";
