@@ -65,6 +65,21 @@ std::string header(lws* wsi, lws_token_indexes token) {
   return out;
 }
 
+// The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
+// WSI_TOKEN_HTTP_URI_ARGS.
+std::vector<std::string> query_arguments(lws* wsi) {
+  std::vector<std::string> args;
+  for (int i = 0;; ++i) {
+    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (len <= 0) break;
+    std::string arg(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
+    arg.resize(static_cast<std::size_t>(len));
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
 std::string peer_address(lws* wsi) {
   char buf[64] = {0};
   lws_get_peer_simple(wsi, buf, sizeof buf);
@@ -789,13 +804,7 @@ int Server::confirm_upgrade(lws* wsi) {
   }
   request.subprotocols = offered;
   if (bearer) request.subprotocols.push_back("bearer." + *bearer);
-  // lws keeps each query argument (URL-decoded) as a fragment of WSI_TOKEN_HTTP_URI_ARGS.
-  for (int i = 0;; ++i) {
-    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-    if (len <= 0) break;
-    std::string arg(static_cast<std::size_t>(len) + 1, '\0');
-    if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
-    arg.resize(static_cast<std::size_t>(len));
+  for (const std::string& arg : query_arguments(wsi)) {
     const auto eq = arg.find('=');
     request.query.emplace_back(arg.substr(0, eq),
                                eq == std::string::npos ? "" : arg.substr(eq + 1));
@@ -968,14 +977,8 @@ int Server::serve_http(lws* wsi, std::string_view uri) {
     request.method = method >= 0 && method < 8 ? kMethods[method] : "UNKNOWN";
     request.target = std::string(uri);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > 0) {
-      // lws splits the query into URL-decoded fragments; put it back together.
       std::string query;
-      for (int i = 0;; ++i) {
-        const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len <= 0) break;
-        std::string arg(static_cast<std::size_t>(len) + 1, '\0');
-        if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
-        arg.resize(static_cast<std::size_t>(len));
+      for (const std::string& arg : query_arguments(wsi)) {
         query += (query.empty() ? "" : "&") + arg;
       }
       request.target += "?" + query;
