@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "deflate_guard.hpp"
 #include "http_reply.hpp"
 #include "upgrade_hold.hpp"
 #include "version.hpp"
@@ -38,9 +39,14 @@ constexpr std::size_t kTxChunkBytes = 64 * 1024;
 // accept() itself never fails with EMFILE (lws 4.1.6 then spins on its listening socket, a core
 // at 100% logging "accept: errno 24", while the client waits in the backlog).
 constexpr int kSpareDescriptors = 64;
+// How long a decided close may take before the timer drops the connection outright: enough to
+// send the close frame and read the peer's answer, or to flush the frames queued before a
+// graceful close to a client that still reads.
+constexpr auto kImmediateCloseGrace = std::chrono::seconds(5);
+constexpr auto kQueuedCloseGrace = std::chrono::seconds(30);
 
 const lws_extension kDeflateExtensions[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate,
+    {"permessage-deflate", deflate_guard::callback,
      "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
     {nullptr, nullptr, nullptr}};
 
@@ -110,6 +116,7 @@ std::string format_seconds(SteadyClock::duration d) {
 int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_info = CloseInfo{code, reason, false};
   s.close_sent = true;
+  if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
   lws_close_reason(s.wsi, static_cast<lws_close_status>(code),
                    reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
                    reason.size());
@@ -321,8 +328,9 @@ void Server::run() {
   protocols.push_back(lws_protocols{});  // terminator
 
   lws_context_creation_info info{};
-  // UTF-8 validation is read from the context's options, not the vhost's.
-  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+  // No LWS_SERVER_OPTION_VALIDATE_UTF8: the session validates text itself (utf8_validator.hpp
+  // says why).
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
   info.user = this;
   info.gid = static_cast<gid_t>(-1);
   info.uid = static_cast<uid_t>(-1);
@@ -391,7 +399,7 @@ void Server::run() {
     const std::string& name =
         lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
     lws_vhost* vhost =
-        open_vhost(listener.address, listener.port, name.c_str(), LWS_SERVER_OPTION_VALIDATE_UTF8,
+        open_vhost(listener.address, listener.port, name.c_str(), 0,
                    &health_mount, listener.permessage_deflate ? kDeflateExtensions : nullptr);
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
@@ -525,7 +533,15 @@ void Server::on_timer() {
     it = handshaking_.erase(it);
   }
   for (auto& [id, s] : sessions_) {
-    if (s->close_sent) continue;
+    if (s->closing()) {
+      // A decided close that lws has not completed: end it for sure.
+      if (s->close_deadline && now >= *s->close_deadline) {
+        WSB_LOG(kInfo) << "conn " << id << " did not finish closing in time: dropping it";
+        s->close_deadline = now + kImmediateCloseGrace;  // (asked once per grace period)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      }
+      continue;
+    }
     s->outbox.release_memory();  // (no-op unless empty) idle connections hold no queue storage
     if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
@@ -584,7 +600,7 @@ void Server::dispatch(InboxCommand&& command) {
   } else if (command.type == InboxCommand::Type::kPauseReading ||
              command.type == InboxCommand::Type::kResumeReading) {
     const bool paused = command.type == InboxCommand::Type::kPauseReading;
-    if (stopping_) return;  // every client stays paused while the server drains
+    if (stopping_ || s.closing()) return;  // draining or closing: reading stays as it is
     if (paused != s.reading_paused) {
       s.reading_paused = paused;
       s.metrics->reading_paused->add(paused ? 1 : -1);
@@ -626,7 +642,7 @@ void Server::drain_inbox() {
 }
 
 void Server::enqueue(Session& s, Frame frame) {
-  if (s.close_sent || s.close_after_queue) return;
+  if (s.closing()) return;
   const RouteConfig& route = *s.route;
   auto over = [&] {
     return s.queued_bytes + frame.size() > route.max_queued_bytes ||
@@ -667,6 +683,9 @@ void Server::enqueue(Session& s, Frame frame) {
 
 void Server::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {
   if (s.close_sent) return;
+  const auto deadline =
+      SteadyClock::now() + (after_queue ? kQueuedCloseGrace : kImmediateCloseGrace);
+  if (!s.close_deadline || deadline < *s.close_deadline) s.close_deadline = deadline;
   if (!after_queue) {
     s.outbox.clear();
     s.queued_bytes = 0;
@@ -931,7 +950,7 @@ std::vector<SessionInfo> Server::list_sessions() const {
 std::size_t Server::push(const PushTarget& target, const Frame& frame) {
   std::size_t n = 0;
   auto deliver = [&](Session& s) {
-    if (s.close_sent || s.close_after_queue) return;
+    if (s.closing()) return;
     enqueue(s, frame);
     ++n;
   };
@@ -950,9 +969,7 @@ std::size_t Server::push(const PushTarget& target, const Frame& frame) {
 
 bool Server::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end() || it->second->close_sent || it->second->close_after_queue) {
-    return false;
-  }
+  if (it == sessions_.end() || it->second->closing()) return false;
   WSB_LOG(kInfo) << "conn " << id << " closed by the admin API with " << code;
   request_close(*it->second, code, reason, true);
   return true;
@@ -1086,9 +1103,14 @@ int Server::on_established(lws* wsi, void** slot) {
 
 int Server::on_receive(Session& s, const void* in, std::size_t len) {
   s.last_rx = SteadyClock::now();
+  // Once a close is decided nothing more from this client reaches the adapter. lws may go on
+  // calling RECEIVE after that: permessage-deflate drains its inflater chunk by chunk and ignores
+  // what this callback returns, so closes are never left to a -1 returned from here.
+  if (s.closing()) return 0;
   const bool first = s.rx_buffer.empty();
   if (first) {
     s.rx_binary = lws_frame_is_binary(s.wsi) != 0;
+    s.rx_utf8.reset();
     s.rx_buffer.assign(kFrameHeadroom, '\0');
     // Reserve for the whole first frame up front (its length is known), within the limit.
     const std::size_t expected = len + lws_remaining_packet_payload(s.wsi);
@@ -1100,10 +1122,20 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
     WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with 1009";
     s.rx_buffer.clear();
     s.rx_buffer.shrink_to_fit();
-    return close_now(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason);
+    request_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason, false);
+    return 0;
   }
   s.rx_buffer.append(static_cast<const char*>(in), len);
-  if (!lws_is_final_fragment(s.wsi)) return 0;
+  const bool final = lws_is_final_fragment(s.wsi) != 0;
+  if (!s.rx_binary && (!s.rx_utf8.feed(static_cast<const unsigned char*>(in), len) ||
+                       (final && !s.rx_utf8.complete()))) {
+    WSB_LOG(kInfo) << "conn " << s.id << " sent text that is not UTF-8: closing with 1007";
+    s.rx_buffer.clear();
+    s.rx_buffer.shrink_to_fit();
+    request_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8", false);
+    return 0;
+  }
+  if (!final) return 0;
 
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
@@ -1419,10 +1451,14 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
     // Never let an exception unwind through C code: close this connection as an internal error.
     WSB_LOG(kError) << "error handling lws event " << reason_int << ": " << e.what();
     if (session != nullptr && !session->close_sent) {
-      session->close_info =
-          CloseInfo{LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", false};
-      session->close_sent = true;
-      lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, nullptr, 0);
+      if (reason == LWS_CALLBACK_SERVER_WRITEABLE) {
+        return close_now(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error");
+      }
+      // Elsewhere (RECEIVE inside a permessage-deflate drain) lws may ignore a -1: close from
+      // the next WRITEABLE, backed by the close deadline.
+      self->request_close(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error",
+                          false);
+      return 0;
     }
     return -1;
   }

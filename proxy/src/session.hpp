@@ -10,6 +10,7 @@
 #include "connection_handle.hpp"
 #include "frame_queue.hpp"
 #include "server_config.hpp"
+#include "utf8_validator.hpp"
 
 struct lws;
 
@@ -42,6 +43,7 @@ struct Session {
   // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
   std::string rx_buffer;
   bool rx_binary = false;
+  Utf8Validator rx_utf8;  // text messages, across their fragments
 
   SteadyClock::time_point opened_at;
   SteadyClock::time_point last_rx;
@@ -50,6 +52,9 @@ struct Session {
   std::optional<PendingClose> close_after_queue;  // close once the outbox is empty
   CloseInfo close_info;                           // how it ended, for on_close and the log
   bool close_sent = false;
+  // Set when a close is decided: past it the timer drops the connection whatever state lws is in
+  // (a close decided inside a permessage-deflate drain, a peer that never reads or answers).
+  std::optional<SteadyClock::time_point> close_deadline;
 
   const auth::RouteAuth* auth = nullptr;  // the policy it was admitted under (route or listener)
   // Credentials: when the token expires the connection closes (1008) unless refreshed.
@@ -66,6 +71,9 @@ struct Session {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::chrono::system_clock::time_point opened_wall;  // for the admin API's "since"
+
+  // A close has been decided: nothing more from this client reaches the adapter.
+  bool closing() const { return close_sent || close_after_queue.has_value(); }
 };
 
 }  // namespace wsbridge
