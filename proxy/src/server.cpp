@@ -757,14 +757,17 @@ int Server::confirm_upgrade(lws* wsi) {
     if (v.claims.is_object()) {
       for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
     }
-    pending_auth_[wsi] = std::move(admitted.decision);
+    pending_auth_[wsi] = PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot)};
     return 0;
   }
-  if (sessions_.size() + pending_auth_.size() + held_.size() >= config_->limits.max_connections) {
+  // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
+  ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
+  std::optional<ConnectionSlots::Slot> slot = slots_.take(
+      ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);
+  if (refusal == ConnectionSlots::Refusal::kTotal) {
     return refuse_upgrade(wsi, 503, "max_connections", "too many connections");
   }
-  if (auto it = connections_per_ip_.find(ip);
-      it != connections_per_ip_.end() && it->second >= config_->limits.max_connections_per_ip) {
+  if (refusal == ConnectionSlots::Refusal::kPerIp) {
     return refuse_upgrade(wsi, 503, "max_connections_per_ip",
                           "too many connections from this address");
   }
@@ -836,12 +839,15 @@ int Server::confirm_upgrade(lws* wsi) {
                                                            : "forbidden";
     return refuse_upgrade(wsi, decision.status, code, decision.reason, decision.challenge);
   }
-  if (route->adapter->wants_admission()) return hold_upgrade(wsi, *route, std::move(decision));
-  pending_auth_[wsi] = std::move(decision);
+  if (route->adapter->wants_admission()) {
+    return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));
+  }
+  pending_auth_[wsi] = PendingUpgrade{std::move(decision), std::move(slot)};
   return 0;
 }
 
-int Server::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision) {
+int Server::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision,
+                         ConnectionSlots::Slot slot) {
   const int fd = lws_get_socket_fd(wsi);
   std::string bytes = mask_guard::take_request_bytes(fd);
   if (bytes.empty() || lws_is_ssl(wsi) != 0) {
@@ -867,6 +873,7 @@ int Server::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision 
   held.vhost = lws_get_vhost(wsi);
   held.since = SteadyClock::now();
   held.decision = std::move(decision);
+  held.slot = std::move(slot);
   WSB_LOG(kDebug) << "holding an upgrade to " << route.path << " for its admission check";
   route.adapter->admit(std::move(request), [this, id](AdmissionResult verdict) {
     auto it = held_.find(id);
@@ -900,7 +907,7 @@ void Server::release_held_upgrades() {
     std::string copy = held.request_bytes;
     mask_guard::after_recv(held.fd, copy.data(), static_cast<long>(copy.size()));
     adopting_fd_ = held.fd;
-    adopting_ = Admitted{std::move(*held.verdict), std::move(held.decision)};
+    adopting_ = Admitted{std::move(*held.verdict), std::move(held.decision), std::move(held.slot)};
     // lws parses the request again (inside this call when it can) and asks confirm_upgrade,
     // which answers from the verdict that NEW_CLIENT_INSTANTIATED bound to the new wsi. On
     // failure lws closes the socket itself.
@@ -1041,6 +1048,10 @@ int Server::on_established(lws* wsi, void** slot) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
   const RouteConfig* route = config_->find_route(uri);
   if (route == nullptr) return -1;  // confirm_upgrade already refused this; never reached
+  auto pending = pending_auth_.find(wsi);
+  if (pending == pending_auth_.end()) return -1;  // not through confirm_upgrade: unchecked
+  PendingUpgrade admitted = std::move(pending->second);
+  pending_auth_.erase(pending);
 
   auto* s = new Session();
   *slot = s;
@@ -1062,19 +1073,14 @@ int Server::on_established(lws* wsi, void** slot) {
   s->auth = &auth_policy(wsi, *route);
 
   Identity identity;
-  if (auto pending = pending_auth_.find(wsi); pending != pending_auth_.end()) {
-    auth::AuthDecision& d = pending->second;
-    identity.user = std::move(d.user);
-    identity.claims = std::move(d.claims);
-    identity.auth_method = std::move(d.method);
-    identity.acl = std::move(d.acl);
-    s->expires_at = d.expires_at;
-    pending_auth_.erase(pending);
-  } else if (auth_policy(wsi, *route).required) {
-    return -1;  // never upgraded through confirm_upgrade: refuse to run unauthenticated
-  }
+  auth::AuthDecision& d = admitted.decision;
+  s->slot = std::move(admitted.slot);
+  identity.user = std::move(d.user);
+  identity.claims = std::move(d.claims);
+  identity.auth_method = std::move(d.method);
+  identity.acl = std::move(d.acl);
+  s->expires_at = d.expires_at;
   identity.remote_address = peer_address(wsi);
-  ++connections_per_ip_[identity.remote_address];
   if (route->rate > 0) {
     s->rate_tokens = route->burst;
     s->rate_refilled_at = s->opened_at;
@@ -1315,10 +1321,6 @@ void Server::on_closed(Session* s) {
   if (s == nullptr) return;
   s->handle->mark_closed();
   sessions_.erase(s->id);
-  if (auto ip = connections_per_ip_.find(s->handle->identity().remote_address);
-      ip != connections_per_ip_.end() && --ip->second == 0) {
-    connections_per_ip_.erase(ip);
-  }
   s->metrics->open->add(-1);
   if (s->reading_paused) s->metrics->reading_paused->add(-1);
   // The access-log line of the connection.

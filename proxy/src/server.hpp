@@ -12,6 +12,7 @@
 
 #include "admin_api.hpp"
 #include "auth/authenticator.hpp"
+#include "connection_slots.hpp"
 #include "mask_guard.hpp"
 #include "server_config.hpp"
 #include "service_inbox.hpp"
@@ -61,10 +62,17 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
     SteadyClock::time_point since;
     auth::AuthDecision decision;
     std::optional<AdmissionResult> verdict;  // set when the adapter answered
+    std::optional<ConnectionSlots::Slot> slot;
   };
   struct Admitted {
     AdmissionResult verdict;
     auth::AuthDecision decision;
+    std::optional<ConnectionSlots::Slot> slot;
+  };
+  // An upgrade the core accepted, between CONFIRM_UPGRADE and ESTABLISHED.
+  struct PendingUpgrade {
+    auth::AuthDecision decision;
+    std::optional<ConnectionSlots::Slot> slot;
   };
   struct AdminRequest {
     std::string method;
@@ -92,7 +100,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   void adopt_config_tables();  // route metrics, sweep period, listener map of config_
   void release_retired_configs(bool at_exit);
   std::size_t work_in_flight() const;
-  int hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision);
+  int hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision,
+                   ConnectionSlots::Slot slot);
   void release_held_upgrades();  // outside lws callbacks: adopting re-enters lws
   bool admin_authorized(lws* wsi) const;
   int serve_admin_api(lws* wsi, const AdminRequest& request);
@@ -135,8 +144,8 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   std::unordered_map<ConnectionId, Session*> sessions_;
   std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
   // Decided in CONFIRM_UPGRADE, taken at ESTABLISHED (same wsi), dropped when the wsi goes.
-  std::unordered_map<lws*, auth::AuthDecision> pending_auth_;
-  std::unordered_map<std::string, std::size_t> connections_per_ip_;
+  std::unordered_map<lws*, PendingUpgrade> pending_auth_;
+  ConnectionSlots slots_;  // max_connections, max_connections_per_ip
   std::unordered_map<lws*, SteadyClock::time_point> handshaking_;
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
       route_metrics_;  // accepted, not yet served

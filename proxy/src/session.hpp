@@ -8,6 +8,7 @@
 #include <string>
 
 #include "connection_handle.hpp"
+#include "connection_slots.hpp"
 #include "frame_queue.hpp"
 #include "server_config.hpp"
 #include "utf8_validator.hpp"
@@ -33,6 +34,7 @@ struct Session {
   std::shared_ptr<const ServerConfig> config;  // keeps `route` alive across reloads
   const RouteConfig* route = nullptr;
   std::shared_ptr<ConnectionHandle> handle;
+  std::optional<ConnectionSlots::Slot> slot;  // its place under the connection limits
 
   // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
   // because permessage-deflate may read it after the call returns.

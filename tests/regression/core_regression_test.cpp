@@ -3,10 +3,12 @@
 // Each one fails without the fix it names.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <sstream>
 #include <thread>
 
 #include "integration/wsbridge_instance.hpp"
+#include "support/http_backend.hpp"
 
 namespace wsbridge::testing {
 namespace {
@@ -140,6 +142,105 @@ TEST_F(OversizedCompressedMessage, CorruptCompressedStreamEndsTheConnection) {
   EXPECT_TRUE(ws.tcp().wait_closed(10s));
   EXPECT_TRUE(all_closed("/big", 10s));
   EXPECT_TRUE(server_->process->wait_for_output("does not inflate", 1s));
+}
+
+// The statuses of `n` upgrades started at once (101, or the refusal's status; 0 for no answer).
+std::vector<int> concurrent_upgrades(const ClientOptions& opts, int n) {
+  std::vector<std::future<int>> results;
+  for (int i = 0; i < n; ++i) {
+    results.push_back(std::async(std::launch::async, [opts] {
+      try {
+        WsClient ws = WsClient::connect(opts);
+        // Hold it open until every other upgrade has been answered.
+        std::this_thread::sleep_for(3s);
+        return 101;
+      } catch (const HandshakeError& e) {
+        return e.response().status;
+      } catch (const std::exception&) {
+        return 0;
+      }
+    }));
+  }
+  std::vector<int> statuses;
+  for (auto& r : results) statuses.push_back(r.get());
+  return statuses;
+}
+
+class HeldUpgradeLimits : public ::testing::Test {
+ protected:
+  void start(const std::string& limits) {
+    WsbridgeInstance::replace_all(config_, "${LIMITS}", limits);
+    WsbridgeInstance::replace_all(config_, "${BACKEND}", backend_.base_url());
+    server_.emplace(config_);
+  }
+  std::string config_ = R"(
+[limits]
+${LIMITS}
+handshake_timeout = "5s"
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/hooked"
+adapter = "http"
+backend = "${BACKEND}/echo"
+on_connect = "${BACKEND}/hook/connect"
+timeout = "4s"
+)";
+  HttpBackend backend_;
+  std::optional<WsbridgeInstance> server_;
+};
+
+// #13.5: upgrades held for an on_connect hook that answers after 1.5 s were not counted per
+// address: eight from one address all got 101 under a limit of three.
+TEST_F(HeldUpgradeLimits, HeldUpgradesCountPerAddress) {
+  start("max_connections_per_ip = 3");
+  backend_.configure({{"connect_delay_ms", 1500}});
+  const std::vector<int> statuses = concurrent_upgrades(server_->client("/hooked"), 8);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 101), 3);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 503), 5);
+}
+
+TEST_F(HeldUpgradeLimits, HeldUpgradesCountAgainstTheGlobalLimit) {
+  start("max_connections = 2");
+  backend_.configure({{"connect_delay_ms", 1500}});
+  const std::vector<int> statuses = concurrent_upgrades(server_->client("/hooked"), 5);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 101), 2);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 503), 3);
+}
+
+// Places taken by refused, timed-out and closed upgrades come back.
+TEST_F(HeldUpgradeLimits, RefusedAndClosedUpgradesGiveTheirPlaceBack) {
+  start("max_connections_per_ip = 2");
+  backend_.configure({{"connect_status", 403}});
+  for (int i = 0; i < 4; ++i) {
+    try {
+      WsClient::connect(server_->client("/hooked"));
+      ADD_FAILURE() << "the hook refused it";
+    } catch (const HandshakeError& e) {
+      EXPECT_EQ(e.response().status, 403);
+    }
+  }
+  backend_.configure({{"connect_status", 200}});
+  // (A place comes back when the server has seen the close, a moment after the client did.)
+  auto connect = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (true) {
+      try {
+        return WsClient::connect(server_->client("/hooked"));
+      } catch (const HandshakeError& e) {
+        if (e.response().status != 503 || std::chrono::steady_clock::now() > deadline) throw;
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+  };
+  for (int round = 0; round < 3; ++round) {
+    WsClient a = connect();
+    WsClient b = connect();
+    a.send_close(1000);
+    b.send_close(1000);
+    EXPECT_EQ(a.wait_close(), 1000);
+    EXPECT_EQ(b.wait_close(), 1000);
+  }
 }
 
 }  // namespace
