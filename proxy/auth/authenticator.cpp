@@ -176,6 +176,10 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
       if (!d.allowed) return d;
     }
   }
+  return authorize(route, std::move(d));
+}
+
+AuthDecision authorize(const RouteAuth& route, AuthDecision d) {
   // Authorization on this route: authenticated is not enough when users or claims are listed.
   if (!route.allowed_users.empty() &&
       std::find(route.allowed_users.begin(), route.allowed_users.end(), d.user) ==
@@ -200,12 +204,33 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
   return d;
 }
 
-AuthDecision reauthenticate(const RouteAuth& route, const std::string& user, std::string_view token,
+AuthDecision reauthenticate(const RouteAuth& route, const std::string& user,
+                            const nlohmann::json& claims, std::string_view token,
                             std::chrono::system_clock::time_point now) {
   if (!route.jwt) return refuse(400, "this route does not take tokens");
   AuthDecision d = verify_token(route, std::string(token), now);
   if (!d.allowed) return d;
+  d = authorize(route, std::move(d));
+  if (!d.allowed) return d;
   if (d.user != user) return refuse(403, "the new token is for another user");
+  // The connection keeps the identity it was admitted with (adapters derived its ACLs from it),
+  // so a token that says something else about the user needs a new connection.
+  static constexpr std::string_view kLifetimeClaims[] = {"exp", "iat", "nbf", "jti", "auth_time"};
+  auto same_apart_from_lifetime = [&](const nlohmann::json& a, const nlohmann::json& b) {
+    for (const auto& [key, value] : a.items()) {
+      if (std::find(std::begin(kLifetimeClaims), std::end(kLifetimeClaims), key) !=
+          std::end(kLifetimeClaims)) {
+        continue;
+      }
+      auto other = b.find(key);
+      if (other == b.end() || *other != value) return false;
+    }
+    return true;
+  };
+  if (!claims.is_object() || !d.claims.is_object() || !same_apart_from_lifetime(claims, d.claims) ||
+      !same_apart_from_lifetime(d.claims, claims)) {
+    return refuse(403, "the new token's claims differ from the connection's: reconnect with it");
+  }
   return d;
 }
 

@@ -37,9 +37,16 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                           const HandshakeRequest& request,
                           std::chrono::system_clock::time_point now);
 
+// The route's own rules (allowed_users, required_claims) for an authenticated decision.
+AuthDecision authorize(const RouteAuth& route, AuthDecision decision);
+
 // Verifies a fresh token sent mid-session ({"type":"auth","token":...}) for a connection of
-// `user`: allowed only when it verifies and names the same user.
-AuthDecision reauthenticate(const RouteAuth& route, const std::string& user, std::string_view token,
+// `user` admitted with `claims`. `route` must be the policy in force now (after any reload), so
+// the token passes exactly what a new handshake would: keys, issuer, audience, expiry, the
+// route's users and claims. It must name the same user with the same claims, apart from its own
+// lifetime (exp, iat, nbf, jti, auth_time).
+AuthDecision reauthenticate(const RouteAuth& route, const std::string& user,
+                            const nlohmann::json& claims, std::string_view token,
                             std::chrono::system_clock::time_point now);
 
 // "a, b ,c" -> {"a","b","c"}

@@ -1150,7 +1150,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   s.bytes_in += message.size();
   s.metrics->messages_in->inc();
   s.metrics->bytes_in->inc(message.size());
-  if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
+  // (auth messages count against the rate limit like any other)
   if (s.route->rate > 0 && !within_rate(s)) {
     s.metrics->rate_limited->inc();
     s.route->adapter->on_rate_limited(s.handle, message);
@@ -1160,6 +1160,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
     }
     return 0;
   }
+  if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
   s.route->adapter->on_message(s.handle, std::move(message));
   return 0;
 }
@@ -1197,9 +1198,18 @@ bool Server::handle_auth_message(Session& s, const Frame& message) {
     reply["code"] = "bad_request";
     reply["message"] = "'token' must be a string";
   } else {
-    auto d = auth::reauthenticate(*s.auth, s.handle->identity().user,
-                                  token->get_ref<const std::string&>(),
-                                  std::chrono::system_clock::now());
+    // Judged by the configuration in force now, as a new handshake on this route would be: a
+    // reload may have rotated keys, removed users or the route itself.
+    const RouteConfig* current = config_->find_route(s.route->path);
+    const Identity& who = s.handle->identity();
+    auth::AuthDecision gone;
+    gone.status = 403;
+    gone.reason = "this route no longer exists";
+    auto d = current == nullptr
+                 ? std::move(gone)
+                 : auth::reauthenticate(auth_policy(s.wsi, *current), who.user, who.claims,
+                                        token->get_ref<const std::string&>(),
+                                        std::chrono::system_clock::now());
     if (d.allowed) {
       s.expires_at = d.expires_at;
       WSB_LOG(kInfo) << "conn " << s.id << " refreshed its token";

@@ -140,9 +140,35 @@ TEST_F(AuthenticatorTest, OriginIsCheckedFirst) {
 
 TEST_F(AuthenticatorTest, ReauthenticationKeepsTheUser) {
   const auto now = std::chrono::system_clock::now();
-  EXPECT_TRUE(reauthenticate(route_, "alice", token("alice"), now).allowed);
-  EXPECT_EQ(reauthenticate(route_, "alice", token("bob"), now).status, 403u);
-  EXPECT_EQ(reauthenticate(route_, "alice", "garbage", now).status, 401u);
+  HandshakeRequest r;
+  r.authorization = "Bearer " + token("alice");
+  const nlohmann::json admitted = run(r).claims;
+  EXPECT_TRUE(reauthenticate(route_, "alice", admitted, token("alice"), now).allowed);
+  EXPECT_EQ(reauthenticate(route_, "alice", admitted, token("bob"), now).status, 403u);
+  EXPECT_EQ(reauthenticate(route_, "alice", admitted, "garbage", now).status, 401u);
+}
+
+// #13.2: a refresh passes the route's own rules and keeps the connection's claims.
+TEST_F(AuthenticatorTest, ReauthenticationPassesTheRouteRulesAndKeepsTheClaims) {
+  const auto now = std::chrono::system_clock::now();
+  HandshakeRequest r;
+  r.authorization = "Bearer " + token("alice", {{"role", "admin"}});
+  const nlohmann::json admitted = run(r).claims;
+  EXPECT_TRUE(
+      reauthenticate(route_, "alice", admitted, token("alice", {{"role", "admin"}}), now).allowed);
+  EXPECT_EQ(
+      reauthenticate(route_, "alice", admitted, token("alice", {{"role", "viewer"}}), now).status,
+      403u);
+  EXPECT_EQ(reauthenticate(route_, "alice", admitted, token("alice"), now).status, 403u);
+  route_.required_claims = {{"role", {"owner"}}};
+  EXPECT_EQ(
+      reauthenticate(route_, "alice", admitted, token("alice", {{"role", "admin"}}), now).status,
+      403u);
+  route_.required_claims.clear();
+  route_.allowed_users = {"bob"};
+  EXPECT_EQ(
+      reauthenticate(route_, "alice", admitted, token("alice", {{"role", "admin"}}), now).status,
+      403u);
 }
 
 TEST(OriginTest, PatternsAndMatching) {
