@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "admin_guard.hpp"
 #include "deflate_guard.hpp"
 #include "http_reply.hpp"
 #include "upgrade_hold.hpp"
@@ -69,6 +70,22 @@ std::string header(lws* wsi, lws_token_indexes token) {
   if (n < 0) return {};
   out.resize(static_cast<std::size_t>(n));
   return out;
+}
+
+// A header lws has no token for, by its lower-case name with the colon ("sec-fetch-site:").
+std::optional<std::string> custom_header(lws* wsi, const char* name) {
+  const int name_len = static_cast<int>(std::strlen(name));
+  const int len = lws_hdr_custom_length(wsi, name, name_len);
+  if (len < 0) return std::nullopt;
+  std::string out(static_cast<std::size_t>(len) + 1, '\0');
+  if (lws_hdr_custom_copy(wsi, out.data(), len + 1, name, name_len) < 0) return std::nullopt;
+  out.resize(static_cast<std::size_t>(len));
+  return out;
+}
+
+std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token) {
+  if (lws_hdr_total_length(wsi, token) <= 0) return std::nullopt;
+  return header(wsi, token);
 }
 
 // The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
@@ -410,7 +427,11 @@ void Server::run() {
     const AdminConfig& admin = *config_->admin;
     admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);
     WSB_LOG(kInfo) << "admin listener on http://" << url_host(admin.address) << ":" << admin.port
-                   << "/metrics" << (admin.token ? " (bearer token required)" : "");
+                   << "/metrics"
+                   << (admin.token                     ? " (bearer token required)"
+                       : admin.allow_api_without_token ? " (no token: the API is open to anyone "
+                                                         "who can reach it)"
+                                                       : " (no token: the API is disabled)");
   }
   for (const auto& route : config_->routes) {
     WSB_LOG(kInfo) << "route " << route.path << " -> adapter " << route.adapter_name;
@@ -984,6 +1005,24 @@ bool Server::close_session(ConnectionId id, std::uint16_t code, const std::strin
 
 int Server::serve_http(lws* wsi, std::string_view uri) {
   const bool admin = admin_vhost_ != nullptr && lws_get_vhost(wsi) == admin_vhost_;
+  if (admin) {
+    AdminRequestHead head;
+    head.api = uri.starts_with(kAdminApiPrefix);
+    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    head.has_body = (!length.empty() && length != "0") ||
+                    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    head.host = header_if_present(wsi, WSI_TOKEN_HOST);
+    head.origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
+    head.sec_fetch_site = custom_header(wsi, "sec-fetch-site:");
+    head.content_type = header_if_present(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (auto refusal = check_admin_request(*config_->admin, head)) {
+      WSB_LOG(kInfo) << "admin request to " << uri << " refused: " << refusal->status << " "
+                     << refusal->message;
+      const nlohmann::json body = {{"error", refusal->code}, {"message", refusal->message}};
+      write_http_reply(wsi, refusal->status, "application/json", body.dump() + "\n");
+      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    }
+  }
   if (admin && uri.starts_with(kAdminApiPrefix)) {
     if (!admin_authorized(wsi)) {
       write_http_reply(wsi, 401, "application/json",

@@ -1,22 +1,16 @@
 #include "server_config.hpp"
 
-#include <arpa/inet.h>
-
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "ip_address.hpp"
 
 namespace wsbridge {
 
 namespace {
 
 using namespace std::chrono_literals;
-
-bool is_ip_literal(const std::string& address) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, address.c_str(), buf) == 1 ||
-         inet_pton(AF_INET6, address.c_str(), buf) == 1;
-}
 
 // A route path: absolute, no query or fragment, printable ASCII without spaces, no dot segments.
 std::optional<std::string> route_path_problem(const std::string& path) {
@@ -141,6 +135,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (!admin->contains("port")) admin->fail("missing required key 'port' in [admin]");
     a.port = static_cast<std::uint16_t>(*admin->integer("port", 1, 65535));
     a.token = admin->secret("token");
+    a.hosts = admin->string_array("hosts").value_or(std::vector<std::string>{});
+    a.allow_api_without_token = admin->boolean("allow_api_without_token").value_or(false);
     admin->reject_unknown_keys();
     config.admin = a;
   }

@@ -1,5 +1,7 @@
 #include "tls_client_stream.hpp"
 
+#include "ip_address.hpp"
+
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -21,10 +23,6 @@ std::string openssl_errors() {
   return out;
 }
 
-bool is_ip_literal(const std::string& host) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
 }  // namespace
 
 TlsClientContext::TlsClientContext(const std::string& ca_file) {

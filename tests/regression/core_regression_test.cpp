@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "admin_guard.hpp"
 #include "integration/wsbridge_instance.hpp"
 #include "support/http_backend.hpp"
 
@@ -240,6 +241,88 @@ TEST_F(HeldUpgradeLimits, RefusedAndClosedUpgradesGiveTheirPlaceBack) {
     b.send_close(1000);
     EXPECT_EQ(a.wait_close(), 1000);
     EXPECT_EQ(b.wait_close(), 1000);
+  }
+}
+
+// #13.7: an admin listener without a token took cross-site requests: a text/plain POST from a
+// foreign Origin pushed to sessions, and a foreign Host (DNS rebinding) read the connections.
+class AdminCrossSite : public ::testing::Test {
+ protected:
+  void start(const std::string& admin_extra) {
+    server_.emplace("[admin]\nport = ${PORT2}\n" + admin_extra + R"(
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  }
+  HttpResult admin(const std::string& method, const std::string& path,
+                   std::vector<std::pair<std::string, std::string>> headers,
+                   const std::string& body = {}) {
+    return http_request(server_->port2, method, path, body, headers);
+  }
+  std::string push_body() const { return R"({"route":"/echo","data":"pushed"})"; }
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_F(AdminCrossSite, WithoutATokenTheApiIsOff) {
+  start("");
+  WsClient ws = WsClient::connect(server_->client("/echo"));
+  const HttpResult cross_site =
+      admin("POST", "/api/v1/push",
+            {{"Origin", "https://evil.example"}, {"Content-Type", "text/plain"}}, push_body());
+  EXPECT_EQ(cross_site.status, 403);
+  const HttpResult plain =
+      admin("POST", "/api/v1/push", {{"Content-Type", "application/json"}}, push_body());
+  EXPECT_EQ(plain.status, 403);
+  EXPECT_NE(plain.body.find("api_disabled"), std::string::npos) << plain.body;
+  EXPECT_EQ(admin("GET", "/api/v1/connections", {}).status, 403);
+  EXPECT_EQ(admin("GET", "/metrics", {}).status, 200);  // metrics need no token
+  ws.send_text("ping");
+  EXPECT_EQ(ws.read_message().data, "ping");  // nothing was pushed before the echo
+}
+
+TEST_F(AdminCrossSite, BrowsersAndForeignHostsAreRefusedEvenWhenTheApiIsOpen) {
+  start("allow_api_without_token = true\nhosts = [\"admin.internal\"]\n");
+  const auto json_type =
+      std::make_pair(std::string("Content-Type"), std::string("application/json"));
+  EXPECT_EQ(admin("POST", "/api/v1/push", {json_type}, push_body()).status, 200);
+  EXPECT_EQ(admin("POST", "/api/v1/push", {{"Content-Type", "text/plain"}}, push_body()).status,
+            415);
+  EXPECT_EQ(admin("POST", "/api/v1/push", {}, push_body()).status, 415);
+  EXPECT_EQ(
+      admin("POST", "/api/v1/push", {json_type, {"Origin", "https://evil.example"}}, push_body())
+          .status,
+      403);
+  EXPECT_EQ(admin("POST", "/api/v1/push", {json_type, {"Origin", "null"}}, push_body()).status,
+            403);
+  EXPECT_EQ(admin("GET", "/api/v1/connections", {{"Sec-Fetch-Site", "cross-site"}}).status, 403);
+  // DNS rebinding: a hostile name pointing at us carries that name in Host.
+  for (const std::string host : {"evil.example", "evil.example:80", "admin.internal.evil.example",
+                                 "127.0.0.1.evil.example", ""}) {
+    EXPECT_EQ(admin("GET", "/api/v1/connections", {{"Host", host}}).status,
+              host.empty() ? 400 : 403)
+        << host;
+    EXPECT_EQ(admin("GET", "/metrics", {{"Host", host}}).status, host.empty() ? 400 : 403) << host;
+  }
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1", "127.0.0.1:" + std::to_string(server_->port2),
+                                "localhost:9", "[::1]:9", "ADMIN.internal", "admin.internal:1"}) {
+    EXPECT_EQ(admin("GET", "/api/v1/connections", {{"Host", host}}).status, 200) << host;
+  }
+}
+
+TEST(AdminGuardTest, HostForms) {
+  AdminConfig admin;
+  admin.hosts = {"ops.example"};
+  for (const std::string ok : {"10.0.0.1", "10.0.0.1:9090", "[fe80::1]", "[::1]:1", "localhost",
+                               "LocalHost:80", "ops.example", "OPS.EXAMPLE:9090"}) {
+    EXPECT_TRUE(admin_host_allowed(admin, ok)) << ok;
+  }
+  for (const std::string bad : {"", ":80", "ops.example.evil", "evil", "[::1", "[::1]x",
+                                "10.0.0.1:x", "localhost.evil", "::1"}) {
+    EXPECT_FALSE(admin_host_allowed(admin, bad)) << bad;
   }
 }
 

@@ -1,0 +1,90 @@
+#include "admin_guard.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "ip_address.hpp"
+
+namespace wsbridge {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+// "name[:port]" or "[v6][:port]" -> the name or address, lower case; nullopt when malformed.
+std::optional<std::string> host_name(std::string_view host) {
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && !(rest.starts_with(':') && all_digits(rest.substr(1)))) {
+      return std::nullopt;
+    }
+    return lower(host.substr(1, close - 1));
+  }
+  const auto colon = host.rfind(':');
+  if (colon != std::string_view::npos) {
+    if (!all_digits(host.substr(colon + 1))) return std::nullopt;
+    host = host.substr(0, colon);
+  }
+  if (host.empty()) return std::nullopt;
+  return lower(host);
+}
+
+// "application/json" with optional parameters ("; charset=utf-8").
+bool json_content_type(std::string_view value) {
+  const std::string v = lower(value.substr(0, value.find(';')));
+  const auto first = v.find_first_not_of(" \t");
+  const auto last = v.find_last_not_of(" \t");
+  return first != std::string::npos && v.substr(first, last - first + 1) == "application/json";
+}
+
+}  // namespace
+
+bool admin_host_allowed(const AdminConfig& admin, std::string_view host) {
+  const auto name = host_name(host);
+  if (!name) return false;
+  if (is_ip_literal(*name) || *name == "localhost") return true;
+  return std::any_of(admin.hosts.begin(), admin.hosts.end(),
+                     [&](const std::string& h) { return lower(h) == *name; });
+}
+
+std::optional<AdminRefusal> check_admin_request(const AdminConfig& admin,
+                                                const AdminRequestHead& request) {
+  if (!request.host) return AdminRefusal{400, "bad_request", "a Host header is required"};
+  if (!admin_host_allowed(admin, *request.host)) {
+    return AdminRefusal{
+        403, "host_not_allowed",
+        "Host \"" + *request.host + "\" is not an address, localhost or one of [admin] hosts"};
+  }
+  if (request.origin) {
+    return AdminRefusal{403, "cross_site", "requests from web pages (with Origin) are refused"};
+  }
+  if (request.sec_fetch_site && *request.sec_fetch_site != "none" &&
+      *request.sec_fetch_site != "same-origin") {
+    return AdminRefusal{403, "cross_site",
+                        "requests made by web pages for other sites are refused"};
+  }
+  if (!request.api) return std::nullopt;
+  if (!admin.token && !admin.allow_api_without_token) {
+    return AdminRefusal{403, "api_disabled",
+                        "the admin API needs a token: set [admin] token_env (or "
+                        "allow_api_without_token = true on a trusted network)"};
+  }
+  if (request.has_body && (!request.content_type || !json_content_type(*request.content_type))) {
+    return AdminRefusal{415, "unsupported_media_type", "the body must be application/json"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace wsbridge
