@@ -14,6 +14,7 @@
 #include "admin_guard.hpp"
 #include "deflate_guard.hpp"
 #include "http_reply.hpp"
+#include "request_framing.hpp"
 #include "upgrade_hold.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
@@ -86,6 +87,23 @@ std::optional<std::string> custom_header(lws* wsi, const char* name) {
 std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token) {
   if (lws_hdr_total_length(wsi, token) <= 0) return std::nullopt;
   return header(wsi, token);
+}
+
+// The request's body framing (request_framing.hpp), from every Content-Length lws collected.
+std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
+  std::vector<std::string> lengths;
+  for (int i = 0;; ++i) {
+    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, i);
+    if (len <= 0) break;
+    std::string value(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, value.data(), len + 1, WSI_TOKEN_HTTP_CONTENT_LENGTH, i) < 0) {
+      break;
+    }
+    value.resize(static_cast<std::size_t>(len));
+    lengths.push_back(std::move(value));
+  }
+  return request_framing_problem(lengths, header_if_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING),
+                                 upgrade);
 }
 
 // The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
@@ -753,6 +771,10 @@ int Server::confirm_upgrade(lws* wsi) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
   if (uri.empty())
     return refuse_upgrade(wsi, 400, "bad_request", "a WebSocket upgrade must be a GET request");
+  if (auto problem = framing_problem(wsi, true)) {
+    refuse_upgrade(wsi, problem->status, "bad_request", problem->reason);
+    return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
+  }
   const RouteConfig* route =
       lws_get_vhost(wsi) == admin_vhost_ ? nullptr : config_->find_route(uri);
   if (route == nullptr)
@@ -1435,6 +1457,22 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
           self->adopting_.reset();
         }
         return 0;
+      case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        // A complete request head (every HTTP request but upgrades, static files included).
+        self->handshaking_.erase(wsi);
+        if (auto problem = framing_problem(wsi, false)) {
+          WSB_LOG(kInfo) << "refused a request from " << peer_address(wsi) << ": "
+                         << problem->status << " " << problem->reason;
+          write_http_reply(wsi, problem->status, "text/plain", problem->reason + "\n",
+                           {{"Connection:", "close"}});
+          return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
+        }
+        return 0;
+      case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        // Bound at the start of every HTTP transaction, and again when one completes on a
+        // keep-alive connection: the next request must come within the handshake timeout too.
+        self->handshaking_[wsi] = SteadyClock::now();
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_HTTP_BODY: {
         auto it = self->admin_requests_.find(wsi);
         if (it == self->admin_requests_.end()) return 0;

@@ -9,6 +9,7 @@
 
 #include "admin_guard.hpp"
 #include "integration/wsbridge_instance.hpp"
+#include "request_framing.hpp"
 #include "support/http_backend.hpp"
 
 namespace wsbridge::testing {
@@ -324,6 +325,112 @@ TEST(AdminGuardTest, HostForms) {
                                 "10.0.0.1:x", "localhost.evil", "::1"}) {
     EXPECT_FALSE(admin_host_allowed(admin, bad)) << bad;
   }
+}
+
+// #13.8: requests with an ambiguous body were served and their connection kept open; keep-alive
+// requests after the first had no time limit.
+class PublicPortFraming : public ::testing::Test {
+ protected:
+  // Sends `request`, expects `status` and the connection closed by the server.
+  void expect_refused_and_closed(const std::string& request, int status) {
+    TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+    conn.send_all(request);
+    const HttpResponse r = conn.read_http_response();
+    EXPECT_EQ(r.status, status) << request;
+    EXPECT_TRUE(conn.wait_closed(3s)) << "kept open after: " << request;
+  }
+  WsbridgeInstance server_{R"(
+[limits]
+handshake_timeout = "1s"
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)"};
+};
+
+TEST_F(PublicPortFraming, ContentLengthWithTransferEncodingIsRefusedAndClosed) {
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      400);
+  expect_refused_and_closed(
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+      "0\r\n\r\n",
+      400);
+}
+
+TEST_F(PublicPortFraming, ConflictingOrInvalidContentLengthsAreRefusedAndClosed) {
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n"
+      "hello12",
+      400);
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 7\r\n\r\nhello12", 400);
+  expect_refused_and_closed("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400);
+}
+
+TEST_F(PublicPortFraming, ChunkedRequestBodiesAreRefusedNotParsedAsRequests) {
+  // lws would read the chunked body as a second request (smuggling): 411 and close instead.
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "1e\r\nGET /healthz HTTP/1.1\r\nHost: y\r\n\r\n0\r\n\r\n",
+      411);
+}
+
+TEST_F(PublicPortFraming, UpgradeWithABodyIsRefusedAndClosed) {
+  ClientOptions opts = server_.client("/echo");
+  opts.extra_headers = {{"Content-Length", "4"}};
+  expect_refused_and_closed(build_handshake_request(opts) + "abcd", 400);
+}
+
+TEST_F(PublicPortFraming, IdenticalRepeatedContentLengthsAreServed) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  conn.send_all(
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(conn.read_http_response().status, 200);
+}
+
+TEST_F(PublicPortFraming, KeepAliveRequestsAfterTheFirstAreBoundedToo) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  conn.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(conn.read_http_response().status, 200);
+  // A second request dripped a byte at a time: with a 1 s limit it must not hold the connection.
+  const std::string second = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Drip: " + std::string(40, 'a');
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char c : second) {
+    try {
+      conn.send_all(std::string(1, c), 1s);
+    } catch (const std::exception&) {
+      closed = true;
+      break;
+    }
+    if (conn.wait_closed(150ms)) {
+      closed = true;
+      break;
+    }
+  }
+  closed = closed || conn.wait_closed(2s);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+}
+
+TEST(RequestFramingTest, Rules) {
+  EXPECT_FALSE(request_framing_problem({}, std::nullopt, false));
+  EXPECT_FALSE(request_framing_problem({"12"}, std::nullopt, false));
+  EXPECT_FALSE(request_framing_problem({"12", "012", " 12 , 12"}, std::nullopt, false));
+  EXPECT_FALSE(request_framing_problem({"0"}, std::nullopt, true));
+  EXPECT_EQ(request_framing_problem({"1", "2"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"1,2"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({""}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"+1"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"99999999999999999999"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"3"}, std::string("chunked"), false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({}, std::string("chunked"), false)->status, 411u);
+  EXPECT_EQ(request_framing_problem({}, std::string("gzip"), true)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"1"}, std::nullopt, true)->status, 400u);
 }
 
 }  // namespace
