@@ -14,6 +14,7 @@
 #include "admin_guard.hpp"
 #include "deflate_guard.hpp"
 #include "http_reply.hpp"
+#include "mqtt_refusal.hpp"
 #include "request_framing.hpp"
 #include "upgrade_hold.hpp"
 #include "version.hpp"
@@ -357,6 +358,9 @@ void Server::run() {
     protocols.push_back(p);
   };
   add_protocol(kProtocolName);
+  // Known to lws so it can select them for MQTT clients on routes that refuse them in MQTT.
+  add_protocol("mqtt");
+  add_protocol("mqttv3.1");
   for (const auto& route : config_->routes) {
     for (const auto& name : route.subprotocols) add_protocol(name);
   }
@@ -433,9 +437,8 @@ void Server::run() {
   for (const auto& listener : config_->listeners) {
     const std::string& name =
         lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
-    lws_vhost* vhost =
-        open_vhost(listener.address, listener.port, name.c_str(), 0,
-                   &health_mount, listener.permessage_deflate ? kDeflateExtensions : nullptr);
+    lws_vhost* vhost = open_vhost(listener.address, listener.port, name.c_str(), 0, &health_mount,
+                                  listener.permessage_deflate ? kDeflateExtensions : nullptr);
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
     WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
@@ -586,6 +589,8 @@ void Server::on_timer() {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
       s->expires_at.reset();
       request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired", false);
+    } else if (s->mqtt_refusal && now - s->opened_at >= std::chrono::seconds(5)) {
+      request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, s->mqtt_refusal->substr(0, 120), false);
     } else if (!s->reading_paused && !stopping_ && now - s->last_rx >= s->route->idle_timeout) {
       // (A paused client cannot show it is alive: its PONGs wait unread behind its messages.)
       WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);
@@ -800,7 +805,8 @@ int Server::confirm_upgrade(lws* wsi) {
     if (v.claims.is_object()) {
       for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
     }
-    pending_auth_[wsi] = PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot)};
+    pending_auth_[wsi] =
+        PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot), std::nullopt};
     return 0;
   }
   // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
@@ -818,6 +824,7 @@ int Server::confirm_upgrade(lws* wsi) {
   // Subprotocols: lws will select the first offered one it knows (of any route); it must be one
   // this route accepts. "bearer.<token>" only carries a credential and is never selected.
   const auto offered = auth::split_header_list(header(wsi, WSI_TOKEN_PROTOCOL));
+  std::optional<std::string> mqtt_refusal_reason;
   bool bearer_only = false;
   const auto bearer = mask_guard::take_bearer_token(lws_get_socket_fd(wsi), bearer_only);
   if (bearer && bearer_only) {
@@ -844,8 +851,15 @@ int Server::confirm_upgrade(lws* wsi) {
                             "subprotocol of this route beside it (" +
                                 (accepted.empty() ? "it has none" : accepted) + ")");
     }
-    if (!selected || std::find(route->subprotocols.begin(), route->subprotocols.end(), *selected) ==
-                         route->subprotocols.end()) {
+    const bool accepted_here =
+        selected && std::find(route->subprotocols.begin(), route->subprotocols.end(), *selected) !=
+                        route->subprotocols.end();
+    if (!accepted_here && selected && mqtt_refusal::is_mqtt_subprotocol(*selected)) {
+      // An MQTT client: admitted only to be told, in MQTT, why not (mqtt_refusal.hpp).
+      mqtt_refusal_reason = "not MQTT: route " + route->path + " speaks the " +
+                            route->adapter_name +
+                            " adapter's messages (docs/PROTOCOL.md); no route here speaks MQTT";
+    } else if (!accepted_here) {
       return refuse_upgrade(wsi, 400, "subprotocol",
                             "no supported subprotocol offered (this route accepts: " +
                                 (accepted.empty() ? "none" : accepted) + ")");
@@ -882,10 +896,11 @@ int Server::confirm_upgrade(lws* wsi) {
                                                            : "forbidden";
     return refuse_upgrade(wsi, decision.status, code, decision.reason, decision.challenge);
   }
-  if (route->adapter->wants_admission()) {
+  if (route->adapter->wants_admission() && !mqtt_refusal_reason) {
     return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));
   }
-  pending_auth_[wsi] = PendingUpgrade{std::move(decision), std::move(slot)};
+  pending_auth_[wsi] =
+      PendingUpgrade{std::move(decision), std::move(slot), std::move(mqtt_refusal_reason)};
   return 0;
 }
 
@@ -1133,6 +1148,7 @@ int Server::on_established(lws* wsi, void** slot) {
   }
   s->auth = &auth_policy(wsi, *route);
 
+  s->mqtt_refusal = std::move(admitted.mqtt_refusal);
   Identity identity;
   auth::AuthDecision& d = admitted.decision;
   s->slot = std::move(admitted.slot);
@@ -1164,7 +1180,7 @@ int Server::on_established(lws* wsi, void** slot) {
                   {"path", route->path},
                   {"user", who.user},
                   {"auth", who.auth_method}});
-  route->adapter->on_open(s->handle);
+  if (!s->mqtt_refusal) route->adapter->on_open(s->handle);
   return 0;
 }
 
@@ -1174,6 +1190,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   // calling RECEIVE after that: permessage-deflate drains its inflater chunk by chunk and ignores
   // what this callback returns, so closes are never left to a -1 returned from here.
   if (s.closing()) return 0;
+  if (s.mqtt_refusal) return refuse_mqtt(s, in, len);
   const bool first = s.rx_buffer.empty();
   if (first) {
     s.rx_binary = lws_frame_is_binary(s.wsi) != 0;
@@ -1223,6 +1240,18 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
   }
   if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
   s.route->adapter->on_message(s.handle, std::move(message));
+  return 0;
+}
+
+// The client's first message should be its CONNECT: answer it with a refusing CONNACK, then
+// close with the reason (which MQTT 3.1.1 clients cannot otherwise see).
+int Server::refuse_mqtt(Session& s, const void* in, std::size_t len) {
+  const std::string reason = *s.mqtt_refusal;
+  WSB_LOG(kInfo) << "conn " << s.id << " is an MQTT client: " << reason;
+  const std::string connack =
+      mqtt_refusal::connack_for(std::string_view(static_cast<const char*>(in), len), reason);
+  if (!connack.empty()) enqueue(s, Frame::binary(connack));
+  request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason.substr(0, 120), true);
   return 0;
 }
 
@@ -1413,7 +1442,7 @@ void Server::on_closed(Session* s) {
                   {"messages_in", s->messages_in},
                   {"messages_out", s->messages_out}});
   try {
-    s->route->adapter->on_close(s->handle, s->close_info);
+    if (!s->mqtt_refusal) s->route->adapter->on_close(s->handle, s->close_info);
   } catch (const std::exception& e) {
     WSB_LOG(kError) << "adapter " << s->route->adapter_name << " on_close threw: " << e.what();
   }
@@ -1545,8 +1574,7 @@ int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::si
       }
       // Elsewhere (RECEIVE inside a permessage-deflate drain) lws may ignore a -1: close from
       // the next WRITEABLE, backed by the close deadline.
-      self->request_close(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error",
-                          false);
+      self->request_close(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", false);
       return 0;
     }
     return -1;

@@ -73,6 +73,7 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   struct PendingUpgrade {
     auth::AuthDecision decision;
     std::optional<ConnectionSlots::Slot> slot;
+    std::optional<std::string> mqtt_refusal;  // an MQTT client to refuse in MQTT (mqtt_refusal.hpp)
   };
   struct AdminRequest {
     std::string method;
@@ -118,6 +119,7 @@ class Server final : private InboxDispatcher, private UnmaskedFrameSink, private
   int serve_http(lws* wsi, std::string_view uri);
   int on_established(lws* wsi, void** slot);
   int on_receive(Session& s, const void* in, std::size_t len);
+  int refuse_mqtt(Session& s, const void* in, std::size_t len);
   int on_writeable(Session& s);
   int write_batch(Session& s);
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.

@@ -35,6 +35,9 @@ struct Session {
   const RouteConfig* route = nullptr;
   std::shared_ptr<ConnectionHandle> handle;
   std::optional<ConnectionSlots::Slot> slot;  // its place under the connection limits
+  // An MQTT client on a route that does not speak MQTT: never reaches the adapter, is answered
+  // with a refusing CONNACK and closed with this reason (mqtt_refusal.hpp).
+  std::optional<std::string> mqtt_refusal;
 
   // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
   // because permessage-deflate may read it after the call returns.

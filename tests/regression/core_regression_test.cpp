@@ -433,5 +433,76 @@ TEST(RequestFramingTest, Rules) {
   EXPECT_EQ(request_framing_problem({"1"}, std::nullopt, true)->status, 400u);
 }
 
+// #13.16: MQTT-over-WebSocket clients got an HTTP 400 their browser hides (mqtt.js retried
+// forever without an error event). Now they get a CONNACK refusal they report, and a close reason.
+class MqttClientOnAJsonRoute : public ::testing::Test {
+ protected:
+  WsClient connect() {
+    ClientOptions opts = server_.client("/echo");
+    opts.extra_headers = {{"Sec-WebSocket-Protocol", "mqtt"}};
+    WsClient ws = WsClient::connect(opts);
+    EXPECT_EQ(ws.handshake_response().header("Sec-WebSocket-Protocol"), "mqtt");
+    return ws;
+  }
+  // CONNECT with an empty client id, clean session, keepalive 60.
+  static std::string connect_packet(int level) {
+    std::string body =
+        std::string("\x00\x04MQTT", 6) + static_cast<char>(level) + std::string("\x02\x00\x3c", 3);
+    if (level == 5) body.push_back('\0');  // no properties
+    body += std::string("\x00\x00", 2);    // client id ""
+    return std::string(1, '\x10') + static_cast<char>(body.size()) + body;
+  }
+  WsbridgeInstance server_{R"(
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)"};
+};
+
+TEST_F(MqttClientOnAJsonRoute, Mqtt311ClientGetsARefusingConnackAndACloseReason) {
+  WsClient ws = connect();
+  ws.send_binary(connect_packet(4));
+  const WsClient::Message connack = ws.read_message();
+  EXPECT_EQ(connack.opcode, Opcode::kBinary);
+  EXPECT_EQ(connack.data, std::string("\x20\x02\x00\x03", 4));  // server unavailable
+  const WsClient::Message close = ws.read_message();
+  ASSERT_EQ(close.opcode, Opcode::kClose);
+  EXPECT_EQ(close.close_code(), 1008);
+  EXPECT_NE(close.close_reason().find("not MQTT: route /echo speaks the echo adapter"),
+            std::string::npos)
+      << close.close_reason();
+  EXPECT_EQ(server_.process->output().find("Echo"), std::string::npos);
+}
+
+TEST_F(MqttClientOnAJsonRoute, Mqtt5ClientGetsTheReasonInItsConnack) {
+  WsClient ws = connect();
+  ws.send_binary(connect_packet(5));
+  const WsClient::Message connack = ws.read_message();
+  ASSERT_GE(connack.data.size(), 7u);
+  EXPECT_EQ(static_cast<unsigned char>(connack.data[0]), 0x20);
+  EXPECT_EQ(static_cast<unsigned char>(connack.data[3]), 0x88);  // server unavailable
+  EXPECT_EQ(static_cast<unsigned char>(connack.data[5]), 0x1f);  // reason string
+  EXPECT_NE(connack.data.find("no route here speaks MQTT"), std::string::npos);
+  EXPECT_EQ(ws.wait_close(), 1008);
+}
+
+TEST_F(MqttClientOnAJsonRoute, SilentMqttClientIsClosedToo) {
+  WsClient ws = connect();
+  EXPECT_EQ(ws.wait_close(8s), 1008);
+}
+
+TEST_F(MqttClientOnAJsonRoute, OtherUnknownSubprotocolsAreStillRefusedWithTheRouteList) {
+  ClientOptions opts = server_.client("/echo");
+  opts.extra_headers = {{"Sec-WebSocket-Protocol", "stomp"}};
+  try {
+    WsClient::connect(opts);
+    ADD_FAILURE() << "stomp was accepted";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 400);
+  }
+}
+
 }  // namespace
 }  // namespace wsbridge::testing
