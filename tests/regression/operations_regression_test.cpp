@@ -1,8 +1,204 @@
 // Regression tests (#13) for the operations area: each one fails without the fix it names.
+//   13  [admin] or a listener binding where another listener already binds is refused.
+//   16  "mqtt" subprotocols are refused on routes that do not speak MQTT packets.
+//   17  config errors suggest the key meant and say why a file cannot be read; --help names
+//       SIGHUP.
+// (14, the installed tree, is in install_regression_test.cpp's neighbour below; 15, the README's
+// commands, is scripts/check-readme.sh.)
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
 #include "integration/wsbridge_instance.hpp"
+#include "server_config.hpp"
+#include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge::testing {
-namespace {}  // namespace
+namespace {
+
+using namespace std::chrono_literals;
+
+class ConfigRegressionTest : public ::testing::Test {
+ protected:
+  ConfigRegressionTest() { register_builtin_adapters(registry_); }
+
+  void accepts(const std::string& text) {
+    try {
+      parse_config(text, "test.toml", registry_);
+    } catch (const ConfigError& e) {
+      ADD_FAILURE() << "refused: " << e.what() << "\n" << text;
+    }
+  }
+  std::string error_of(const std::string& text) {
+    try {
+      parse_config(text, "test.toml", registry_);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "config was accepted:\n" << text;
+    return {};
+  }
+
+  AdapterRegistry registry_;
+};
+
+std::string listener(const std::string& address, int port) {
+  return "[[listeners]]\naddress = \"" + address + "\"\nport = " + std::to_string(port) + "\n";
+}
+
+// #13: [admin] on a listener's address and port was accepted; lws then served both from one
+// socket and /metrics answered 404.
+TEST_F(ConfigRegressionTest, AdminOnAListenersAddressAndPortIsRefused) {
+  EXPECT_EQ(error_of("[admin]\nport = 8080\n" + listener("127.0.0.1", 8080)),
+            "test.toml:2:8: [admin] 127.0.0.1:8080 overlaps the listener 127.0.0.1:8080 at "
+            "test.toml:5:8: the admin listener needs an address and port of its own (else "
+            "/metrics and the API answer 404 there); e.g. port = 9090");
+  // A wildcard listener covers the admin's specific address, and the other way round.
+  EXPECT_EQ(
+      error_of("[admin]\nport = 8080\n" + listener("0.0.0.0", 8080)).rfind("test.toml:2:8: ", 0),
+      0u);
+  EXPECT_NE(error_of("[admin]\naddress = \"0.0.0.0\"\nport = 8080\n" + listener("127.0.0.1", 8080))
+                .find("overlaps the listener 127.0.0.1:8080"),
+            std::string::npos);
+  EXPECT_NE(error_of("[admin]\naddress = \"::1\"\nport = 8080\n" + listener("::", 8080))
+                .find("[admin] [::1]:8080 overlaps the listener [::]:8080"),
+            std::string::npos);
+  // The same address spelled two ways is the same address.
+  EXPECT_NE(error_of("[admin]\naddress = \"0:0::1\"\nport = 8080\n" + listener("::1", 8080))
+                .find("overlaps"),
+            std::string::npos);
+  // Ports of their own, or addresses that do not cover each other, are fine. IPv6 listeners are
+  // IPv6-only, so "::" and "0.0.0.0" on one port are the documented dual stack.
+  accepts("[admin]\nport = 9090\n" + listener("127.0.0.1", 8080));
+  accepts("[admin]\naddress = \"127.0.0.2\"\nport = 8080\n" + listener("127.0.0.1", 8080));
+  accepts("[admin]\naddress = \"::1\"\nport = 8080\n" + listener("127.0.0.1", 8080));
+  accepts("[admin]\nport = 9090\n" + listener("0.0.0.0", 8080) + listener("::", 8080));
+}
+
+TEST_F(ConfigRegressionTest, ListenersThatBindTheSameSocketAreRefused) {
+  EXPECT_EQ(error_of(listener("127.0.0.1", 8080) + listener("127.0.0.1", 8080)),
+            "test.toml:6:8: listener 127.0.0.1:8080 overlaps the listener 127.0.0.1:8080 at "
+            "test.toml:3:8: both would bind port 8080 (the same listener twice)");
+  EXPECT_EQ(error_of(listener("0.0.0.0", 8080) + listener("127.0.0.1", 8080)),
+            "test.toml:6:8: listener 127.0.0.1:8080 overlaps the listener 0.0.0.0:8080 at "
+            "test.toml:3:8: both would bind port 8080 (a wildcard address covers every address "
+            "of its family)");
+  EXPECT_NE(error_of(listener("::1", 8080) + listener("::", 8080)).find("test.toml:6:8: "),
+            std::string::npos);
+  EXPECT_NE(error_of(listener("::1", 8080) + listener("0::0:1", 8080)).find("overlaps"),
+            std::string::npos);
+  accepts(listener("127.0.0.1", 8080) + listener("127.0.0.1", 8081));
+  accepts(listener("127.0.0.1", 8080) + listener("127.0.0.2", 8080));
+}
+
+// #13 through the executable: --check-config exits 2 with the position.
+TEST(CheckConfigRegressionTest, AdminOnAListenersPortFailsTheCheck) {
+  const std::string path =
+      write_temp_file("admin.toml", "[admin]\nport = 18080\n[[listeners]]\nport = 18080\n");
+  ChildProcess check = ChildProcess::spawn({WSBRIDGE_BINARY, "--check-config", path});
+  EXPECT_EQ(check.wait_exit(10s), 2);
+  EXPECT_NE(check.output().find(path + ":2:8: [admin] 127.0.0.1:18080 overlaps the listener"),
+            std::string::npos)
+      << check.output();
+}
+
+// #16: subprotocols = ["mqtt"] on a route that speaks JSON frames made mqtt.js report garbage
+// packets. The check names what the route speaks instead.
+TEST_F(ConfigRegressionTest, MqttSubprotocolOnARouteThatDoesNotSpeakMqttIsRefused) {
+  const std::string base =
+      listener("127.0.0.1", 8080) + "[upstreams.local]\nuri = \"tcp://127.0.0.1:1\"\n";
+  EXPECT_EQ(
+      error_of(base + "[[routes]]\npath = \"/mqtt\"\nadapter = \"mqtt\"\nupstream = \"local\"\n"
+                      "subprotocols = [\"chat\", \"mqtt\"]\n"),
+      "test.toml:10:25: subprotocol \"mqtt\" tells MQTT-over-WebSocket clients (mqtt.js, Paho "
+      "JS) that route \"/mqtt\" speaks MQTT packets, but it speaks the JSON frames of "
+      "docs/PROTOCOL.md (adapter \"mqtt\"): remove it");
+  EXPECT_NE(
+      error_of(base + "[[routes]]\npath = \"/raw\"\nadapter = \"mqtt\"\nupstream = \"local\"\n"
+                      "mode = \"raw\"\nsubscribe = [\"a\"]\nsubprotocols = [\"mqttv3.1\"]\n")
+          .find("speaks raw payloads on fixed topics (adapter \"mqtt\", mode \"raw\")"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(base + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nsubprotocols = [\"MQTT\"]\n")
+          .find("test.toml:9:17: subprotocol \"MQTT\""),
+      std::string::npos);
+  EXPECT_NE(error_of(base + "[[routes]]\npath = \"/h\"\nadapter = \"http\"\n"
+                            "backend = \"http://127.0.0.1:1\"\nsubprotocols = [\"mqtt\"]\n")
+                .find("(adapter \"http\")"),
+            std::string::npos);
+  accepts(base + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nsubprotocols = [\"chat.v1\"]\n");
+}
+
+// #17: "[[route]]" got "unknown key 'route' in the top level" with no hint.
+TEST_F(ConfigRegressionTest, UnknownKeysSuggestTheNearestKnownOne) {
+  EXPECT_EQ(
+      error_of(listener("127.0.0.1", 8080) + "[[route]]\npath = \"/e\"\nadapter = \"echo\"\n"),
+      "test.toml:4:3: unknown key 'route' in the top level; did you mean [[routes]]?");
+  EXPECT_EQ(error_of("[[listener]]\nport = 8080\n").find("; did you mean [[listeners]]?") !=
+                std::string::npos,
+            true);
+  EXPECT_NE(error_of("[servr]\nlog_level = \"info\"\n" + listener("127.0.0.1", 8080))
+                .find("unknown key 'servr' in the top level; did you mean [server]?"),
+            std::string::npos);
+  EXPECT_NE(error_of(listener("127.0.0.1", 8080) + "permessage-deflate = true\n")
+                .find("unknown key 'permessage-deflate' in [[listeners]] #1; did you mean "
+                      "'permessage_deflate'?"),
+            std::string::npos);
+  // Adapters' keys are candidates too, read before the route's unknown keys are reported.
+  EXPECT_NE(error_of(listener("127.0.0.1", 8080) +
+                     "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nprefx = \"y\"\n")
+                .find("unknown key 'prefx' in route \"/e\"; did you mean 'prefix'?"),
+            std::string::npos);
+  // Nothing close: no guess.
+  EXPECT_EQ(error_of("bogus = 1\n" + listener("127.0.0.1", 8080)),
+            "test.toml:1:1: unknown key 'bogus' in the top level");
+}
+
+TEST(NearestKeyTest, TyposCaseAndTranspositionsButNotStrangers) {
+  const std::vector<std::string> keys = {"routes", "listeners", "server", "qos", "mode"};
+  EXPECT_EQ(nearest_key("route", keys), "routes");
+  EXPECT_EQ(nearest_key("Listeners", keys), "listeners");
+  EXPECT_EQ(nearest_key("sever", keys), "server");
+  EXPECT_EQ(nearest_key("qso", keys), "qos");
+  EXPECT_EQ(nearest_key("foo", keys), std::nullopt);
+  EXPECT_EQ(nearest_key("upstreams", keys), std::nullopt);
+  EXPECT_EQ(nearest_key("x", {}), std::nullopt);
+}
+
+// #17: a missing or unreadable config file said only "cannot open the config file".
+TEST(ConfigFileRegressionTest, AFileThatCannotBeReadSaysWhy) {
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  auto error_of = [&](const std::string& file) -> std::string {
+    try {
+      load_config_file(file, registry);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  EXPECT_EQ(error_of("/nonexistent/wsbridge.toml"),
+            "/nonexistent/wsbridge.toml: cannot open the config file: No such file or directory");
+  const std::string dir = temp_dir();
+  EXPECT_EQ(error_of(dir), dir + ": cannot read the config file: Is a directory");
+  // Bounded: an endless file is an error, not a process that eats all memory.
+  EXPECT_EQ(error_of("/dev/zero"), "/dev/zero: cannot read the config file: larger than 16 MiB");
+  if (geteuid() != 0) {
+    const std::string path = write_temp_file("secret.toml", "[[listeners]]\nport = 1\n");
+    std::filesystem::permissions(path, std::filesystem::perms::none);
+    EXPECT_EQ(error_of(path), path + ": cannot open the config file: Permission denied");
+  }
+}
+
+// #17: --help did not say that SIGHUP reloads the config.
+TEST(CliRegressionTest, HelpNamesSighup) {
+  ChildProcess help = ChildProcess::spawn({WSBRIDGE_BINARY, "--help"});
+  EXPECT_EQ(help.wait_exit(10s), 0);
+  EXPECT_NE(help.output().find("SIGHUP reloads"), std::string::npos) << help.output();
+}
+
+}  // namespace
 }  // namespace wsbridge::testing

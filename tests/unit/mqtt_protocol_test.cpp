@@ -180,7 +180,7 @@ TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
             }),
             "u.toml:3:11: 'ca_file' needs an ssl:// uri");
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nkeepalive_s = 3\n"); }),
-            "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]");
+            "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]; did you mean 'keepalive'?");
 }
 
 TEST_F(MqttConfigTest, RouteKeysAndErrors) {
