@@ -3,8 +3,8 @@
 //   16  "mqtt" subprotocols are refused on routes that do not speak MQTT packets.
 //   17  config errors suggest the key meant and say why a file cannot be read; --help names
 //       SIGHUP.
-// (14, the installed tree, is in install_regression_test.cpp's neighbour below; 15, the README's
-// commands, is scripts/check-readme.sh.)
+//   14  the installed unit, binary and config agree, for the prefixes /usr/local and /usr.
+// (15, the README's commands, is scripts/check-readme.sh.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -199,6 +199,91 @@ TEST(CliRegressionTest, HelpNamesSighup) {
   EXPECT_EQ(help.wait_exit(10s), 0);
   EXPECT_NE(help.output().find("SIGHUP reloads"), std::string::npos) << help.output();
 }
+
+// #14: the unit ran /usr/bin/wsbridge --config /etc/wsbridge/wsbridge.toml whatever the prefix
+// (neither exists under /usr/local), said reloading was not supported and had no ExecReload.
+// Installs with DESTDIR for both prefixes and checks the tree against itself.
+struct InstallCase {
+  std::string prefix;
+  std::string binary;  // where the unit must run wsbridge from
+  std::string config;  // and the config it must name
+};
+
+class PackagingRegressionTest : public ::testing::TestWithParam<InstallCase> {};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_P(PackagingRegressionTest, TheInstalledUnitRunsTheInstalledBinaryOnTheInstalledConfig) {
+  const InstallCase& c = GetParam();
+  const std::string destdir = temp_dir() + "/destdir" + c.prefix;
+  ChildProcess install =
+      ChildProcess::spawn({"/usr/bin/cmake", "--install", WSBRIDGE_BUILD_DIR, "--prefix", c.prefix},
+                          {"DESTDIR=" + destdir});
+  ASSERT_EQ(install.wait_exit(120s), 0) << install.output();
+
+  const std::string unit_path = destdir + c.prefix + "/lib/systemd/system/wsbridge.service";
+  const std::string unit = read_file(unit_path);
+  ASSERT_FALSE(unit.empty()) << unit_path;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(unit, m, std::regex("\nExecStart=(\\S+) --config (\\S+)\n")))
+      << unit;
+  const std::string binary = m[1];
+  const std::string config = m[2];
+  EXPECT_EQ(binary, c.binary);
+  EXPECT_EQ(config, c.config);
+  EXPECT_TRUE(std::filesystem::is_regular_file(destdir + binary)) << destdir + binary;
+  EXPECT_TRUE(std::filesystem::is_regular_file(destdir + config)) << destdir + config;
+  // Reloading is supported (SIGHUP), and neither file says otherwise.
+  EXPECT_NE(unit.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << unit;
+  const std::string installed_config = read_file(destdir + config);
+  for (const std::string* text : {&unit, &installed_config}) {
+    EXPECT_EQ(text->find("not supported"), std::string::npos) << *text;
+    EXPECT_EQ(text->find("@WSBRIDGE"), std::string::npos) << *text;  // every placeholder filled
+  }
+  const std::regex documentation("Documentation=file:(\\S+)");
+  for (std::sregex_iterator it(unit.begin(), unit.end(), documentation), end; it != end; ++it) {
+    EXPECT_TRUE(std::filesystem::exists(destdir + (*it)[1].str())) << (*it)[1].str();
+  }
+  ASSERT_TRUE(std::regex_search(installed_config, m, std::regex("static_dir = \"([^\"]+)\"")));
+  const std::string web = m[1];
+  EXPECT_TRUE(std::filesystem::exists(destdir + web + "/index.html")) << destdir + web;
+
+  // The installed binary accepts the installed config. Its one absolute path, static_dir, is
+  // moved under DESTDIR with it (checked to exist there just above); nothing else changes.
+  const std::string moved = write_temp_file(
+      "installed.toml", std::regex_replace(installed_config, std::regex("static_dir = \"[^\"]+\""),
+                                           "static_dir = \"" + destdir + web + "\""));
+  ChildProcess check = ChildProcess::spawn({destdir + binary, "--check-config", moved});
+  EXPECT_EQ(check.wait_exit(10s), 0) << check.output();
+
+  // systemd-analyze verify checks ExecStart's binary on this machine: point it into DESTDIR.
+  if (!std::filesystem::exists("/usr/bin/systemd-analyze")) {
+    GTEST_SKIP() << "systemd-analyze is not installed here";
+  }
+  const std::string verify_dir = temp_dir() + "/verify" + c.prefix;
+  std::filesystem::create_directories(verify_dir);
+  std::string copy = unit;
+  WsbridgeInstance::replace_all(copy, "ExecStart=" + binary, "ExecStart=" + destdir + binary);
+  std::ofstream(verify_dir + "/wsbridge.service") << copy;
+  ChildProcess verify =
+      ChildProcess::spawn({"/usr/bin/systemd-analyze", "verify", verify_dir + "/wsbridge.service"});
+  EXPECT_EQ(verify.wait_exit(60s), 0) << verify.output();
+  EXPECT_EQ(verify.output().find("wsbridge.service:"), std::string::npos) << verify.output();
+}
+
+INSTANTIATE_TEST_SUITE_P(Prefixes, PackagingRegressionTest,
+                         ::testing::Values(InstallCase{"/usr/local", "/usr/local/bin/wsbridge",
+                                                       "/usr/local/etc/wsbridge/wsbridge.toml"},
+                                           InstallCase{"/usr", "/usr/bin/wsbridge",
+                                                       "/etc/wsbridge/wsbridge.toml"}),
+                         [](const ::testing::TestParamInfo<InstallCase>& param) {
+                           return std::string(param.param.prefix == "/usr" ? "Usr" : "UsrLocal");
+                         });
 
 }  // namespace
 }  // namespace wsbridge::testing
