@@ -132,7 +132,7 @@ PathCheck check_rpc_path(std::string_view target, const std::vector<std::string>
   for (int decodings = 0;; ++decodings) {
     std::string why = shape_problem(level, raw_slashes);
     if (!why.empty()) {
-      if (decodings > 0) why += " (also percent-encoded)";
+      if (decodings > 0) why += " (found after percent-decoding)";
       return malformed(std::move(why));
     }
     std::string next = percent_decoded(level);
