@@ -285,5 +285,123 @@ INSTANTIATE_TEST_SUITE_P(Prefixes, PackagingRegressionTest,
                            return std::string(param.param.prefix == "/usr" ? "Usr" : "UsrLocal");
                          });
 
+std::string source_file(const std::string& relative) {
+  return read_file(std::string(WSBRIDGE_SOURCE_DIR) + "/" + relative);
+}
+
+// #17: docs/CONFIG.md left out wsbridge_dropped_messages_total. Every metric the code registers
+// is documented.
+TEST(DocsRegressionTest, EveryMetricIsInConfigMd) {
+  const std::string doc = source_file("docs/CONFIG.md");
+  const std::regex literal("\"(wsbridge_[a-z0-9_]+)\"");
+  int metrics = 0;
+  for (const char* dir : {"proxy", "plugins"}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(
+             std::string(WSBRIDGE_SOURCE_DIR) + "/" + dir)) {
+      if (entry.path().extension() != ".cpp") continue;
+      const std::string text = read_file(entry.path());
+      for (std::sregex_iterator it(text.begin(), text.end(), literal), end; it != end; ++it) {
+        ++metrics;
+        const std::string name = (*it)[1];
+        EXPECT_TRUE(doc.find("`" + name + "{") != std::string::npos ||
+                    doc.find("`" + name + "`") != std::string::npos)
+            << name << " (" << entry.path() << ") is not in docs/CONFIG.md";
+      }
+    }
+  }
+  EXPECT_GT(metrics, 10);
+}
+
+// #17: the `adapter` row said "echo or mqtt".
+TEST(DocsRegressionTest, TheAdapterRowNamesEveryAdapter) {
+  const std::string doc = source_file("docs/CONFIG.md");
+  std::smatch row;
+  ASSERT_TRUE(std::regex_search(doc, row, std::regex("\n\\| `adapter` \\|[^\n]*")));
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  for (const auto& name : registry.names()) {
+    EXPECT_NE(row.str().find("`" + name + "`"), std::string::npos) << name << ": " << row.str();
+  }
+}
+
+// #16: docs/CONFIG.md suggested subprotocols = ["mqtt"] for JSON routes. No doc or config does,
+// and every config in conf/ passes the check (which refuses it).
+TEST(DocsRegressionTest, NoDocOrConfigSuggestsAnMqttSubprotocol) {
+  const std::regex suggestion("subprotocols[^\n]*\"mqtt(v3\\.1)?\"|\\[\"mqtt\"\\]");
+  std::vector<std::filesystem::path> files = {std::string(WSBRIDGE_SOURCE_DIR) + "/README.md"};
+  for (const char* dir : {"docs", "conf", "docker"}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(
+             std::string(WSBRIDGE_SOURCE_DIR) + "/" + dir)) {
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+  }
+  for (const auto& file : files) {
+    EXPECT_FALSE(std::regex_search(read_file(file), suggestion)) << file;
+  }
+  setenv("WSBRIDGE_ADMIN_TOKEN", "test-token", 1);
+  for (const char* config : {"conf/wsbridge.toml", "conf/docker/wsbridge.toml"}) {
+    // The docker config's static_dir is the image's: point it at the sources' web/.
+    const std::string text = std::regex_replace(
+        source_file(config), std::regex("static_dir = \"/usr/share/wsbridge/web\""),
+        "static_dir = \"" + std::string(WSBRIDGE_SOURCE_DIR) + "/web\"");
+    const std::string copy = config == std::string("conf/wsbridge.toml")
+                                 ? std::string(WSBRIDGE_SOURCE_DIR) + "/" + config
+                                 : write_temp_file("docker.toml", text);
+    ChildProcess check = ChildProcess::spawn({WSBRIDGE_BINARY, "--check-config", copy});
+    EXPECT_EQ(check.wait_exit(10s), 0) << config << ": " << check.output();
+  }
+}
+
+// #17: the image's HEALTHCHECK hard-coded port 8080, .dockerignore missed nested node_modules,
+// compose exposed no metrics, and docker/README.md said no route used the sample backend.
+TEST(DockerRegressionTest, TheHealthCheckFindsTheListenerOfTheConfig) {
+  const std::string dockerfile = source_file("docker/Dockerfile");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(dockerfile, m, std::regex("HEALTHCHECK[^\n]*\\\\\n([^\n]*)")));
+  EXPECT_EQ(m[1].str().find("8080"), std::string::npos) << m[1];
+  EXPECT_NE(m[1].str().find("wsbridge-healthcheck"), std::string::npos) << m[1];
+  EXPECT_NE(dockerfile.find("COPY docker/healthcheck.sh /usr/local/bin/wsbridge-healthcheck"),
+            std::string::npos);
+  if (!std::filesystem::exists("/usr/bin/curl")) GTEST_SKIP() << "curl is not installed here";
+  // The script on a config whose listener is on a free port, and on one where nothing listens.
+  WsbridgeInstance server(
+      "[[listeners]]\naddress = \"127.0.0.1\"  # here\nport = ${PORT}\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  const std::string script = std::string(WSBRIDGE_SOURCE_DIR) + "/docker/healthcheck.sh";
+  ChildProcess ok =
+      ChildProcess::spawn({"/bin/sh", script}, {"WSBRIDGE_CONFIG=" + server.config_path});
+  EXPECT_EQ(ok.wait_exit(10s), 0) << ok.output();
+  EXPECT_NE(ok.output().find("\"status\":\"ok\""), std::string::npos) << ok.output();
+  const std::string elsewhere = write_temp_file(
+      "elsewhere.toml", "[[listeners]]\nport = " + std::to_string(free_tcp_port()) + "\n");
+  ChildProcess down = ChildProcess::spawn({"/bin/sh", script}, {"WSBRIDGE_CONFIG=" + elsewhere});
+  EXPECT_NE(down.wait_exit(10s), 0) << down.output();
+}
+
+TEST(DockerRegressionTest, ContextComposeAndReadme) {
+  // BuildKit reads docker/Dockerfile.dockerignore before .dockerignore: one file, at the root.
+  EXPECT_FALSE(std::filesystem::exists(std::string(WSBRIDGE_SOURCE_DIR) +
+                                       "/docker/Dockerfile.dockerignore"));
+  EXPECT_TRUE(
+      std::regex_search(source_file(".dockerignore"), std::regex("(^|\n)\\*\\*/node_modules/?\n")));
+  // Metrics: an [admin] listener in the container's config, published by compose.
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  setenv("WSBRIDGE_ADMIN_TOKEN", "test-token", 1);
+  const std::string text = std::regex_replace(
+      source_file("conf/docker/wsbridge.toml"), std::regex("static_dir = \"[^\"]*\""),
+      "static_dir = \"" + std::string(WSBRIDGE_SOURCE_DIR) + "/web\"");
+  const ServerConfig config = parse_config(text, "conf/docker/wsbridge.toml", registry);
+  ASSERT_TRUE(config.admin.has_value());
+  const std::string port = std::to_string(config.admin->port);
+  EXPECT_NE(source_file("docker/compose.yml").find(":" + port + ":" + port + "\""),
+            std::string::npos);
+  // docker/README.md no longer says that no route uses the sample backend, which two do.
+  int backend_routes = 0;
+  for (const auto& route : config.routes) backend_routes += route.adapter_name == "http";
+  EXPECT_EQ(backend_routes, 2);
+  EXPECT_EQ(source_file("docker/README.md").find("No route uses it"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace wsbridge::testing
