@@ -1,10 +1,13 @@
 // Regression tests (#13) for the operations area: each one fails without the fix it names.
 //   13  [admin] or a listener binding where another listener already binds is refused.
-//   16  "mqtt" subprotocols are refused on routes that do not speak MQTT packets.
-//   17  config errors suggest the key meant and say why a file cannot be read; --help names
-//       SIGHUP.
 //   14  the installed unit, binary and config agree, for the prefixes /usr/local and /usr.
-// (15, the README's commands, is scripts/check-readme.sh.)
+//   16  "mqtt" subprotocols are refused on routes that do not speak MQTT packets, and no doc
+//       or config suggests one.
+//   17  config errors suggest the key meant and say why a file cannot be read; --help names
+//       SIGHUP; CONFIG.md documents every metric and adapter; the image's health check, build
+//       context and compose file.
+// (15, the README's commands: scripts/check-readme.sh, CTest operations.readme_commands; the
+// demo page of 17: tests/e2e/browser.test.mjs.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
