@@ -78,7 +78,7 @@ void check_endpoints(const std::vector<Endpoint>& listeners, const std::optional
                       "[admin] " + admin->text() + " overlaps the listener " + l.text() + " at " +
                           l.where.to_string() +
                           ": the admin listener needs an address and port of its own (else "
-                          "/metrics and the API answer 404 there); e.g. port = 9090");
+                          "/metrics and the API answer 404 there): give it another port");
   }
 }
 

@@ -58,7 +58,7 @@ TEST_F(ConfigRegressionTest, AdminOnAListenersAddressAndPortIsRefused) {
   EXPECT_EQ(error_of("[admin]\nport = 8080\n" + listener("127.0.0.1", 8080)),
             "test.toml:2:8: [admin] 127.0.0.1:8080 overlaps the listener 127.0.0.1:8080 at "
             "test.toml:5:8: the admin listener needs an address and port of its own (else "
-            "/metrics and the API answer 404 there); e.g. port = 9090");
+            "/metrics and the API answer 404 there): give it another port");
   // A wildcard listener covers the admin's specific address, and the other way round.
   EXPECT_EQ(
       error_of("[admin]\nport = 8080\n" + listener("0.0.0.0", 8080)).rfind("test.toml:2:8: ", 0),
