@@ -184,9 +184,13 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       std::filesystem::path p(*dir);
       if (p.is_relative()) p = config_dir / p;
       std::error_code ec;
-      if (!std::filesystem::is_directory(p, ec)) {
-        server->fail_at("static_dir",
-                        "'static_dir' in [server]: " + p.string() + " is not a readable directory");
+      const auto status = std::filesystem::status(p, ec);
+      if (!std::filesystem::is_directory(status)) {
+        const int why = ec                                                       ? ec.value()
+                        : status.type() == std::filesystem::file_type::not_found ? ENOENT
+                                                                                 : ENOTDIR;
+        server->fail_at("static_dir", "'static_dir' in [server]: " + p.string() +
+                                          " is not a readable directory: " + std::strerror(why));
       }
       config.static_dir = std::filesystem::weakly_canonical(p);
     }

@@ -171,6 +171,16 @@ TEST(NearestKeyTest, TyposCaseAndTranspositionsButNotStrangers) {
   EXPECT_EQ(nearest_key("x", {}), std::nullopt);
 }
 
+std::string error_of_static_dir(const AdapterRegistry& registry, const std::string& dir) {
+  try {
+    parse_config("[server]\nstatic_dir = \"" + dir + "\"\n[[listeners]]\nport = 1\n", "test.toml",
+                 registry);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
 // #17: a missing or unreadable config file said only "cannot open the config file".
 TEST(ConfigFileRegressionTest, AFileThatCannotBeReadSaysWhy) {
   AdapterRegistry registry;
@@ -189,6 +199,14 @@ TEST(ConfigFileRegressionTest, AFileThatCannotBeReadSaysWhy) {
   EXPECT_EQ(error_of(dir), dir + ": cannot read the config file: Is a directory");
   // Bounded: an endless file is an error, not a process that eats all memory.
   EXPECT_EQ(error_of("/dev/zero"), "/dev/zero: cannot read the config file: larger than 16 MiB");
+  // The same for the static_dir a config names.
+  EXPECT_EQ(error_of_static_dir(registry, dir + "/none"),
+            "test.toml:2:14: 'static_dir' in [server]: " + dir +
+                "/none is not a readable directory: No such file or directory");
+  const std::string file = write_temp_file("plain.txt", "x");
+  EXPECT_NE(
+      error_of_static_dir(registry, file).find(" is not a readable directory: Not a directory"),
+      std::string::npos);
   if (geteuid() != 0) {
     const std::string path = write_temp_file("secret.toml", "[[listeners]]\nport = 1\n");
     std::filesystem::permissions(path, std::filesystem::perms::none);
