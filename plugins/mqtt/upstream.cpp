@@ -53,6 +53,8 @@ struct ActionDone {  // a Paho token completed: connect, subscribe or publish
   std::uint64_t seq;
   bool ok;
   int return_code;
+  // A connect's CONNACK (MQTT 5) said "Subscription Identifiers Available: 0".
+  bool no_sub_ids = false;
 };
 using Event = std::variant<SessionOpened, SessionMessage, SessionClosed, BrokerMessage, BrokerLost,
                            ActionDone>;
@@ -169,9 +171,18 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   void on_success(const ::mqtt::token& token) override { done(token, true); }
   void on_failure(const ::mqtt::token& token) override { done(token, false); }
   void done(const ::mqtt::token& token, bool ok) {
+    bool no_sub_ids = false;
+    if (ok && token.get_type() == ::mqtt::token::Type::CONNECT && config.mqtt_version == 5) {
+      try {
+        const auto& props = token.get_connect_response().get_properties();
+        const auto code = ::mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE;
+        no_sub_ids = props.count(code) > 0 && ::mqtt::get<std::uint8_t>(props, code) == 0;
+      } catch (const std::exception&) {
+      }
+    }
     post(ActionDone{
         static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(token.get_user_context())), ok,
-        token.get_return_code()});
+        token.get_return_code(), no_sub_ids});
   }
 
   // ---- the worker ----
@@ -248,6 +259,7 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   RetainRounds rounds;  // which sessions get the retained copies a SUBSCRIBE brings
   std::unordered_map<std::uint32_t, std::string> filter_of_sub_id;  // MQTT 5
   std::uint32_t next_sub_id = 1;
+  bool sub_ids_available = true;      // MQTT 5: as the broker's CONNACK says
   std::vector<SubscriberId> matched;  // scratch for trie matches
   std::mt19937 rng;
   bool ever_connected = false;
@@ -483,6 +495,8 @@ void Upstream::Impl::handle(ActionDone& e) {
   if (auto* c = std::get_if<ConnectAction>(&action)) {
     if (c->generation != generation) return;
     if (e.ok) {
+      // (A broker without them would drop the connection at a SUBSCRIBE carrying one.)
+      sub_ids_available = !e.no_sub_ids;
       on_connected();
     } else {
       connect_failed("return code " + std::to_string(e.return_code));
@@ -730,8 +744,11 @@ void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterStat
           false, true,
           resend ? ::mqtt::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE
                  : ::mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
-      const ::mqtt::properties props{
-          {::mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<std::int32_t>(state.sub_id)}};
+      ::mqtt::properties props;
+      if (sub_ids_available) {
+        props.add(
+            {::mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<std::int32_t>(state.sub_id)});
+      }
       client->subscribe(broker_filter, state.qos, seq_context(seq), *this, options, props);
       if (resend) send_fence(broker_filter);
     } else {

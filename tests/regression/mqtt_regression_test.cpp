@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -70,6 +71,15 @@ class Session {
  private:
   WsClient ws_;
 };
+
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
 
 void expect_message(const json& m, const std::string& topic, const json& payload, bool retain) {
   EXPECT_EQ(m["type"], "message") << m;
@@ -139,6 +149,31 @@ TEST_P(LateRetained, RetainedCopiesForANewFilterGoOnlyToItsSubscriber) {
   peer.publish("ov/a", "2", 1, true);
   expect_message(wide.next(), "ov/a", 2, false);
   expect_message(narrow.next(), "ov/a", 2, false);
+}
+
+// Values the broker no longer has (here: a restarted broker without persistence) are not served
+// from a stale cache after the reconnect.
+TEST_P(LateRetained, NoStaleValueAfterTheBrokerLostIt) {
+  {
+    MqttPeer peer(broker_.uri(), "device");
+    peer.publish("gone/a", "old", 1, true);
+  }
+  Session first(*bridge_, "/mqtt");
+  first.subscribe_ok("gone/#");
+  expect_message(first.next(), "gone/a", "old", true);
+  broker_.kill();
+  broker_.start();
+  ASSERT_TRUE(wait_for([&] {
+    const std::string out = bridge_->process->output();
+    const auto first_line = out.find("upstream local: connected to");
+    return out.find("upstream local: connected to", first_line + 1) != std::string::npos;
+  }));
+  EXPECT_EQ(first.next()["upstream"], "down");
+  EXPECT_EQ(first.next()["upstream"], "up");
+  Session late(*bridge_, "/mqtt");
+  late.subscribe_ok("gone/#");
+  late.expect_nothing_pending();
+  first.expect_nothing_pending();
 }
 
 // MQTT 5 keeps one SUBSCRIBE per filter: late subscribers are served from the cache, which
@@ -324,6 +359,55 @@ TEST(UpstreamConfigCheck, TlsFilesThatAreNotPemOrUnreadableFailWithTheirPosition
       "ssl://127.0.0.1:8883", "cert_file = \"" + garbage + "\"\nkey_file = \"" + garbage + "\"\n"));
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("cert_file"), std::string::npos) << r.output;
+}
+
+// The client certificate and key: a good pair passes; a key of another certificate, and an
+// encrypted key (there is no passphrase setting), fail at the key's position without a prompt.
+TEST(UpstreamConfigCheck, ClientKeyMustBeUnencryptedAndMatchTheCertificate) {
+  const std::string dir = temp_dir();
+  const std::string script =
+      "set -e; cd " + dir +
+      ";"
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout a.key "
+      "-out a.crt -days 2 -subj /CN=a 2>/dev/null;"
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout b.key "
+      "-out b.crt -days 2 -subj /CN=b 2>/dev/null;"
+      "openssl pkey -in a.key -aes256 -passout pass:secret -out a-encrypted.key";
+  ChildProcess gen = ChildProcess::spawn({"/bin/bash", "-c", script});
+  ASSERT_EQ(gen.wait_exit(60s), 0) << gen.output();
+  auto with = [&](const std::string& cert, const std::string& key) {
+    return check_config(tls_upstream(
+        "mqtts://127.0.0.1:8883",
+        "cert_file = \"" + dir + "/" + cert + "\"\nkey_file = \"" + dir + "/" + key + "\"\n"));
+  };
+  auto ok = with("a.crt", "a.key");
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  auto other = with("a.crt", "b.key");
+  EXPECT_EQ(other.status, 2) << other.output;
+  EXPECT_NE(other.output.find(".toml:6:"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("is not the private key of 'cert_file'"), std::string::npos)
+      << other.output;
+  auto encrypted = with("a.crt", "a-encrypted.key");
+  EXPECT_EQ(encrypted.status, 2) << encrypted.output;
+  EXPECT_NE(encrypted.output.find("encrypted"), std::string::npos) << encrypted.output;
+}
+
+// Groups: a late joiner served from the cache while copies still arrive; a QoS raise without
+// copies hands its waiters back; a fence closes the group.
+TEST(RetainRoundsTest, JoinTakeAndClose) {
+  mqtt::RetainRounds rounds;
+  const auto now = mqtt::RetainRounds::Clock::now();
+  rounds.wait("f/#", 1);
+  rounds.acked("f/#", now);
+  rounds.join_open("f/#", 2, {"f/a"}, now);  // had f/a from the cache
+  auto a = rounds.copy("f/a", now);
+  EXPECT_EQ(a.deliver, std::vector<ConnectionId>{1});  // not 2, which had it from the cache
+  EXPECT_EQ(a.involved.size(), 2u);
+  rounds.close("f/#");
+  EXPECT_TRUE(rounds.empty());
+  rounds.wait("g/#", 3);
+  EXPECT_EQ(rounds.take_waiting("g/#"), std::vector<ConnectionId>{3});
+  EXPECT_TRUE(rounds.empty());
 }
 
 }  // namespace
