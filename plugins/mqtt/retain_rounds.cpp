@@ -19,6 +19,15 @@ void RetainRounds::wait(const std::string& filter, ConnectionId id) {
   g->members.try_emplace(id, ++mark_);
 }
 
+std::vector<ConnectionId> RetainRounds::waiting(const std::string& filter) const {
+  std::vector<ConnectionId> ids;
+  for (const auto& g : groups_) {
+    if (g.open || g.filter != filter) continue;
+    for (const auto& [id, joined] : g.members) ids.push_back(id);
+  }
+  return ids;
+}
+
 void RetainRounds::acked(const std::string& filter, Clock::time_point now) {
   prune(now);
   if (Group* g = pending(filter)) {

@@ -32,6 +32,8 @@ class RetainRounds {
 
   // `id` waits for the copies of the next SUBACK of `filter` (broker filter).
   void wait(const std::string& filter, ConnectionId id);
+  // The sessions waiting for the next SUBACK of `filter`.
+  std::vector<ConnectionId> waiting(const std::string& filter) const;
   // The SUBACK of `filter` arrived: the sessions waiting for it take its copies from now on.
   void acked(const std::string& filter, Clock::time_point now);
   // The sessions waiting for the next SUBACK of `filter`, which will bring no copies (an MQTT 5

@@ -107,6 +107,11 @@ struct FilterState {  // one broker-side filter, shared by its subscribers
   std::vector<Waiter> waiters;  // subscribe requests waiting for that SUBACK
   // MQTT 5: its Subscription Identifier, which tells which of our subscriptions a message is for.
   std::uint32_t sub_id = 0;
+  // MQTT 5: that SUBSCRIBE's fence is on its way; between the SUBACK and the fence's answer the
+  // acks wait in `fenced`, and what reaches `held_sessions` is held (see FenceAction).
+  bool fence_pending = false;
+  std::vector<Waiter> fenced;
+  std::vector<ConnectionId> held_sessions;
 };
 
 struct ConnectAction {
@@ -124,9 +129,14 @@ struct PublishAction {
 // MQTT 5: an UNSUBSCRIBE of a filter we never subscribe, sent right after a SUBSCRIBE. The broker
 // queues a SUBSCRIBE's retained copies while it handles it, so the answer to the next packet
 // comes after the last of them: from then on a retain=1 message is live, not a copy.
+// Until that answer the subscribers get neither their ack nor any message: whatever the broker
+// sent before it (copies, and live changes the broker handled between the SUBSCRIBE and the
+// fence, indistinguishable from copies) is the state at subscribe time, delivered after the ack;
+// whatever follows the ack is live.
 struct FenceAction {
   std::string filter;
   std::uint64_t generation;
+  std::uint64_t subscribe_seq;
 };
 constexpr const char* kFenceFilter = "$wsbridge/fence";
 using Action = std::variant<ConnectAction, SubscribeAction, PublishAction, FenceAction>;
@@ -205,7 +215,8 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
                  std::optional<json> request_id);
   void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
   void send_subscribe(const std::string& broker_filter, FilterState& state, bool resend);
-  void send_fence(const std::string& broker_filter);
+  bool send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq);
+  void release_fenced(FilterState& state);  // acks, then what was held
   void submit_publish(PendingPublish p);
   void do_publish(PendingPublish p);
   void fail_publish(const PendingPublish& p, std::string_view code, const std::string& message);
@@ -259,6 +270,8 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   RetainRounds rounds;  // which sessions get the retained copies a SUBSCRIBE brings
   std::unordered_map<std::uint32_t, std::string> filter_of_sub_id;  // MQTT 5
   std::uint32_t next_sub_id = 1;
+  // Sessions whose messages wait for a fence (MQTT 5), in arrival order.
+  std::unordered_map<ConnectionId, std::vector<Frame>> held;
   bool sub_ids_available = true;      // MQTT 5: as the broker's CONNACK says
   std::vector<SubscriberId> matched;  // scratch for trie matches
   std::mt19937 rng;
@@ -479,7 +492,10 @@ void Upstream::Impl::handle(BrokerLost& e) {
   std::sort(in_flight.begin(), in_flight.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
   for (auto& [seq, p] : in_flight) buffered.push_front(std::move(p));
-  for (auto& [filter, state] : filters) state.confirmed = false;
+  for (auto& [filter, state] : filters) {
+    state.confirmed = false;
+    if (state.fence_pending) release_fenced(state);  // no answer will come on this connection
+  }
   rounds.connection_lost();
   retained.clear();  // values may change or go while we are away: the resubscription tells
   failures = 1;
@@ -506,7 +522,12 @@ void Upstream::Impl::handle(ActionDone& e) {
 
   if (auto* f = std::get_if<FenceAction>(&action)) {
     // (Answered with "no subscription existed": success or not, it is the answer we wait for.)
-    if (f->generation == generation) rounds.close(f->filter);
+    if (f->generation != generation) return;
+    rounds.close(f->filter);
+    auto fit = filters.find(f->filter);
+    if (fit != filters.end() && fit->second.subscribe_seq == f->subscribe_seq) {
+      release_fenced(fit->second);
+    }
     return;
   }
 
@@ -518,6 +539,15 @@ void Upstream::Impl::handle(ActionDone& e) {
     FilterState& state = fit->second;
     if (e.ok) {
       state.confirmed = true;
+      if (state.fence_pending) {
+        // (MQTT 5) acks and messages wait for the fence: see FenceAction.
+        state.held_sessions = rounds.waiting(s->filter);
+        for (ConnectionId id : state.held_sessions) held.try_emplace(id);
+        for (auto& w : state.waiters) state.fenced.push_back(std::move(w));
+        state.waiters.clear();
+        rounds.acked(s->filter, Clock::now());
+        return;
+      }
       for (auto& w : state.waiters) {
         if (w.id) reply(w.session, ack_frame(*w.id));
       }
@@ -606,6 +636,7 @@ void Upstream::Impl::handle(SessionClosed& e) {
   if (it == sessions.end()) return;
   const std::vector<std::string> subscribed(it->second.filters.begin(), it->second.filters.end());
   for (const auto& filter : subscribed) unsubscribe(it->second, e.id, filter);
+  held.erase(e.id);
   sessions.erase(it);
 }
 
@@ -705,7 +736,9 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
   const bool first = trie.add(broker_filter, id);
   FilterState& state = filters[broker_filter];
   if (first) {
-    state = FilterState{qos, false, 0, true, {}, next_sub_id};
+    state = FilterState{};
+    state.qos = qos;
+    state.sub_id = next_sub_id;
     filter_of_sub_id[next_sub_id] = broker_filter;
     next_sub_id = next_sub_id % 268'435'455 + 1;  // the protocol's largest
     state.waiters.push_back({id, std::move(request_id)});
@@ -750,7 +783,7 @@ void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterStat
             {::mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<std::int32_t>(state.sub_id)});
       }
       client->subscribe(broker_filter, state.qos, seq_context(seq), *this, options, props);
-      if (resend) send_fence(broker_filter);
+      state.fence_pending = resend && send_fence(broker_filter, seq);
     } else {
       client->subscribe(broker_filter, state.qos, seq_context(seq), *this);
     }
@@ -762,15 +795,35 @@ void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterStat
   }
 }
 
-void Upstream::Impl::send_fence(const std::string& broker_filter) {
+bool Upstream::Impl::send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq) {
   const std::uint64_t seq = next_seq++;
-  actions.emplace(seq, FenceAction{broker_filter, generation});
+  actions.emplace(seq, FenceAction{broker_filter, generation, subscribe_seq});
   try {
     client->unsubscribe(kFenceFilter, seq_context(seq), *this);
+    return true;
   } catch (const std::exception& e) {
     actions.erase(seq);  // the copies' group then closes after RetainRounds::kQuiet
     WSB_LOG(kDebug) << "upstream " << config.name << ": fence UNSUBSCRIBE: " << e.what();
+    return false;
   }
+}
+
+void Upstream::Impl::release_fenced(FilterState& state) {
+  state.fence_pending = false;
+  for (auto& w : state.fenced) {
+    if (w.id) reply(w.session, ack_frame(*w.id));
+  }
+  state.fenced.clear();
+  for (ConnectionId id : state.held_sessions) {
+    auto h = held.find(id);
+    if (h == held.end()) continue;
+    auto frames = std::move(h->second);
+    held.erase(h);
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    for (auto& frame : frames) it->second.connection->send(std::move(frame));
+  }
+  state.held_sessions.clear();
 }
 
 void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::string& filter) {
@@ -781,14 +834,19 @@ void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::st
   if (fit != filters.end()) {
     // A subscribe of this session still waiting for its SUBACK is answered now: the client
     // undid it itself.
-    auto& waiters = fit->second.waiters;
-    for (auto w = waiters.begin(); w != waiters.end();) {
-      if (w->session == id) {
-        if (w->id) s.connection->send(ack_frame(*w->id));
-        w = waiters.erase(w);
-      } else {
-        ++w;
+    for (auto* waiters : {&fit->second.waiters, &fit->second.fenced}) {
+      for (auto w = waiters->begin(); w != waiters->end();) {
+        if (w->session == id) {
+          if (w->id) s.connection->send(ack_frame(*w->id));
+          w = waiters->erase(w);
+        } else {
+          ++w;
+        }
       }
+    }
+    if (auto h = held.find(id); h != held.end()) {  // (after its ack, as it would have been)
+      for (auto& frame : h->second) s.connection->send(std::move(frame));
+      held.erase(h);
     }
   }
   if (!trie.remove(broker_filter, id)) return;
@@ -936,7 +994,14 @@ void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::st
       }
       b = built.insert(built.end(), {route, std::move(frame)});
     }
-    if (b->second) it->second.connection->send(*b->second);
+    if (!b->second) continue;
+    if (!held.empty()) {
+      if (auto h = held.find(id); h != held.end()) {
+        h->second.push_back(*b->second);
+        continue;
+      }
+    }
+    it->second.connection->send(*b->second);
   }
 }
 
