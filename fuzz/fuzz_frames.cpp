@@ -1,4 +1,5 @@
-// The byte-level guards below libwebsockets: FrameMaskScanner (unmasked client frames) and
+// The byte-level guards below libwebsockets: FrameMaskScanner (unmasked client frames),
+// RequestHeadFilter (request heads as the recv() hook follows them) and
 // extract_bearer_subprotocol (bearer.<token> taken out of Sec-WebSocket-Protocol in place).
 //
 // Checked:
@@ -10,7 +11,10 @@
 // - extract_bearer_subprotocol on an exactly-sized copy of the input (ASan sees any write past
 //   it) keeps len <= the original; when it returns a token, the token is non-empty and has no ','
 //   or CRLF, and when another subprotocol was kept, a second extraction finds no bearer any more;
-//   nullopt leaves buffer and length unchanged.
+//   nullopt leaves buffer and length unchanged;
+// - RequestHeadFilter fed at once and in chunks (the same sizes) ends with the same result, the
+//   same bytes put out and the same summary; no call puts out more than it held plus what it
+//   took, and it never holds more than kMaxHeldBytes.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +35,7 @@ namespace {
 
 using wsbridge::extract_bearer_subprotocol;
 using wsbridge::FrameMaskScanner;
+using wsbridge::RequestHeadFilter;
 
 [[noreturn]] void fail(const char* what) {
   wsbridge_fuzz::fail("fuzz_frames", what);
@@ -105,10 +110,55 @@ void check_bearer(const std::uint8_t* data, std::size_t size) {
   }
 }
 
+struct HeadRun {
+  RequestHeadFilter::Result result = RequestHeadFilter::Result::kMore;
+  std::string out;
+  std::size_t consumed = 0;
+  wsbridge::HeadSummary summary;
+};
+
+HeadRun run_head(const std::uint8_t* data, std::size_t size, std::size_t chunk) {
+  RequestHeadFilter filter(4096, 8192);
+  HeadRun run;
+  const char* bytes = reinterpret_cast<const char*>(data);
+  while (run.consumed < size && run.result == RequestHeadFilter::Result::kMore) {
+    const std::size_t n = std::min(chunk, size - run.consumed);
+    const std::size_t held = filter.held();
+    const std::size_t before = run.out.size();
+    std::size_t used = 0;
+    run.result = filter.feed(bytes + run.consumed, n, &run.out, used);
+    if (used > n || (run.result == RequestHeadFilter::Result::kMore && used != n)) {
+      fail("the head filter took a wrong count");
+    }
+    if (run.out.size() - before > held + used) fail("the head filter put out more than it had");
+    if (filter.held() > RequestHeadFilter::kMaxHeldBytes) fail("the head filter held too much");
+    run.consumed += used;
+  }
+  run.summary = filter.summary();
+  return run;
+}
+
+void check_head_filter(const std::uint8_t* data, std::size_t size) {
+  const HeadRun once = run_head(data, size, size == 0 ? 1 : size);
+  const std::size_t chunk = size > 0 ? data[size - 1] % 17 + 1 : 1;
+  const HeadRun split = run_head(data, size, chunk);
+  if (once.result != split.result || once.consumed != split.consumed) {
+    fail("the head filter's result depends on how the bytes are split");
+  }
+  if (once.result == RequestHeadFilter::Result::kEnd &&
+      (once.out != split.out || once.summary.upgrade != split.summary.upgrade ||
+       once.summary.has_body != split.summary.has_body ||
+       once.summary.bearer.has_value() != split.summary.bearer.has_value() ||
+       (once.summary.bearer && once.summary.bearer->token != split.summary.bearer->token))) {
+    fail("the head filter's output depends on how the bytes are split");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   check_scanner(data, size);
   check_bearer(data, size);
+  check_head_filter(data, size);
   return 0;
 }

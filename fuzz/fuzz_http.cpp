@@ -6,14 +6,19 @@
 //   the same state and the same status and body; a completed body never exceeds the limit; a
 //   response reported too large is an error;
 // - parse_rpc_request never crashes or throws; an accepted request has an allowed method, a path
-//   that path_allowed accepts, and headers without CR, LF or NUL and none reserved; the response
-//   and error frames built for it are valid JSON objects.
+//   that path_allowed accepts and that no number of percent-decodings turns into one with ';',
+//   '\', "//" or a dot-segment, and headers without CR, LF or NUL, none reserved or trusted (but
+//   the one the policy allows), none twice in two spellings; the response and error frames built
+//   for it are valid JSON objects.
+#include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "fuzz_check.hpp"
 #include "http1.hpp"
@@ -56,8 +61,35 @@ void check_response(std::string_view bytes, std::size_t split) {
   }
 }
 
+// An oracle independent of path_rules.cpp: the path part, percent-decoded again and again as a
+// careless backend might, has no ';', '\', "//" or dot-segment.
+bool decodes_to_a_plain_path(std::string_view target) {
+  std::string path(target.substr(0, target.find('?')));
+  for (int round = 0; round < 8; ++round) {
+    std::string next;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+      if (path[i] == '%' && i + 2 < path.size() &&
+          std::isxdigit(static_cast<unsigned char>(path[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(path[i + 2]))) {
+        next += static_cast<char>(std::stoi(path.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        next += path[i];
+      }
+    }
+    const std::string p = path + "/";
+    if (p.find_first_of(";\\") != std::string::npos || path.find("//") != std::string::npos ||
+        p.find("/./") != std::string::npos || p.find("/../") != std::string::npos) {
+      return false;
+    }
+    if (next == path) return true;
+    path = std::move(next);
+  }
+  return false;
+}
+
 void check_rpc(std::string_view text) {
-  const http::RpcPolicy policy{{"GET", "POST"}, {"/api/", "/orders"}};
+  const http::RpcPolicy policy{{"GET", "POST"}, {"/api/", "/orders"}, {"x-forwarded-proto"}};
   auto parsed = http::parse_rpc_request(Frame::text(text), policy);
   if (auto* refusal = std::get_if<http::RpcRefusal>(&parsed)) {
     const Frame f = http::error_frame(refusal->id, refusal->code, refusal->message);
@@ -74,13 +106,24 @@ void check_rpc(std::string_view text) {
   if (!http::path_allowed(call.request.target, policy.paths, why)) {
     fail("a path outside the policy was accepted", text);
   }
+  if (!decodes_to_a_plain_path(call.request.target)) {
+    fail("an accepted path decodes to a separator, parameter or dot-segment", text);
+  }
+  std::vector<std::string> names;
   for (const auto& h : call.request.headers) {
     if (!safe_header_value(h.value) || !is_http_token(h.name)) {
       fail("an unsafe header was accepted", text);
     }
-    if (http::reserved_header(h.name)) {
-      fail("a reserved header was accepted", text);
+    const auto kind = http::classify_header(h.name);
+    const std::string canonical = http::canonical_header_name(h.name);
+    if (kind == http::HeaderClass::kReserved ||
+        (kind == http::HeaderClass::kTrusted && canonical != "x-forwarded-proto")) {
+      fail("a reserved or trusted header was accepted", text);
     }
+    if (std::find(names.begin(), names.end(), canonical) != names.end()) {
+      fail("one header was accepted in two spellings", text);
+    }
+    names.push_back(canonical);
   }
 }
 

@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
 
   WSB_LOG(kInfo) << "wsbridge " << kVersion << " starting with " << options.config_file;
   try {
-    Server server(config);
+    Server server(std::move(config));  // its only owner: a reload can release it
     start_signal_thread(server, options, signals);
     server.run();
   } catch (const std::exception& e) {

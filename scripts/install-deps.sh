@@ -2,6 +2,8 @@
 # Installs every Debian 12 package wsbridge needs to build, run and test. Idempotent; needs root.
 #   scripts/install-deps.sh               everything (build, run, test)
 #   scripts/install-deps.sh --build-only  what building needs (the container image uses this)
+#   scripts/install-deps.sh --list        print the packages of the full set, one a line, and
+#                                         install nothing (scripts/check-readme.sh reads it)
 set -euo pipefail
 
 packages=(
@@ -14,8 +16,14 @@ build_only=false
 [ "${1:-}" = "--build-only" ] && build_only=true
 if ! $build_only; then
   # Running and testing: the local broker, its clients, Chromium for the browser tests, clang for
-  # the fuzzers, systemd-analyze for the unit check, curl and procps for scripts.
-  packages+=(mosquitto mosquitto-clients chromium clang systemd curl procps)
+  # the fuzzers, systemd-analyze for the unit check, curl and procps for scripts, and Python with
+  # websockets for the README's examples, bench/run and the test backends.
+  packages+=(mosquitto mosquitto-clients chromium clang systemd curl procps python3
+             python3-websockets)
+fi
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()

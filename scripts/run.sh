@@ -20,7 +20,8 @@ fi
 echo
 echo "==> wsbridge is starting on $config"
 echo "==> open http://localhost:8080/   (ws://localhost:8080/echo, ws://localhost:8080/mqtt)"
-echo "==> try: mosquitto_pub -t sensors/k1/temp -m 21.5   Ctrl-C stops everything"
+echo "==> try: mosquitto_pub -t sensors/k1/temp -m 21.5   (the page, subscribed to sensors/#, shows it)"
+echo "==> Ctrl-C stops everything"
 echo
 build/release/wsbridge --config "$config" &
 bridge_pid=$!

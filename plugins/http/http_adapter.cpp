@@ -34,7 +34,7 @@ HttpAdapter::HttpAdapter(HttpRouteConfig config, std::shared_ptr<HttpBackend> ba
                          std::shared_ptr<HttpBackend> connect_hook,
                          std::shared_ptr<HttpBackend> disconnect_hook)
     : config_(std::move(config)),
-      policy_{config_.methods, config_.paths},
+      policy_{config_.methods, config_.paths, config_.client_headers},
       backend_(std::move(backend)),
       connect_hook_(std::move(connect_hook)),
       disconnect_hook_(std::move(disconnect_hook)),
@@ -116,14 +116,10 @@ void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
   const Identity& who = request.identity;
   nlohmann::json headers = nlohmann::json::object();
   for (const auto& h : request.headers) {
+    if (!hook_may_see_header(h.name)) continue;
     std::string name = h.name;
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    // The handshake's own mechanics mean nothing to the backend.
-    if (name == "connection" || name == "upgrade" || name.starts_with("sec-websocket-key") ||
-        name == "sec-websocket-version" || name == "sec-websocket-extensions") {
-      continue;
-    }
     auto it = headers.find(name);
     headers[name] = it == headers.end() ? h.value : it->get<std::string>() + ", " + h.value;
   }
@@ -232,8 +228,12 @@ void HttpAdapter::start(const std::shared_ptr<ConnState>& state, Work work) {
     request.target = std::move(call.request.target);
     request.body = std::move(call.request.body);
     for (auto& h : call.request.headers) {
-      // The route's configured headers win over a client's of the same name.
-      if (find_header(config_.static_headers, h.name) == nullptr) {
+      // The route's configured headers win over a client's of the same name, in any spelling
+      // ("X_Api_Key" is X-Api-Key to a WSGI backend).
+      const std::string name = canonical_header_name(h.name);
+      if (std::none_of(
+              config_.static_headers.begin(), config_.static_headers.end(),
+              [&](const HttpHeader& s) { return canonical_header_name(s.name) == name; })) {
         request.headers.push_back(std::move(h));
       }
     }

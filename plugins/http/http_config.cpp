@@ -1,11 +1,46 @@
 #include "http_config.hpp"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <memory>
+
+#include "header_rules.hpp"
+#include "path_rules.hpp"
 
 namespace wsbridge::http {
 
 namespace {
+
+// Why `file` cannot serve as a CA bundle (unreadable, or no PEM certificate in it), or nullopt.
+// Checked here for every backend, not only when an https connection first needs it, so that
+// --check-config names the file and its line.
+std::optional<std::string> pem_certificates_problem(const std::string& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return "CA file " + file + " does not exist";
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), &BIO_free);
+  if (!bio) return "CA file " + file + " cannot be read: " + std::strerror(errno);
+  int certificates = 0;
+  ERR_clear_error();
+  // _AUX: also "TRUSTED CERTIFICATE" blocks, which OpenSSL's CA loading accepts too.
+  while (X509* cert = PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_free(cert);
+    ++certificates;
+  }
+  // The loop ends at the end of the file (PEM_R_NO_START_LINE) or at a broken certificate.
+  const unsigned long error = ERR_peek_last_error();
+  ERR_clear_error();
+  if (ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE) {
+    if (certificates > 0) return std::nullopt;
+    return "CA file " + file + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")";
+  }
+  return "CA file " + file + " has a certificate OpenSSL cannot read (not PEM, or damaged)";
+}
 
 bool valid_url(const std::string& url) {
   return (url.starts_with("http://") && url.size() > 7) ||
@@ -47,9 +82,7 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
   if (auto ca = options.string("ca_file")) {
     std::filesystem::path p(*ca);
     if (p.is_relative()) p = std::filesystem::path(config_dir) / p;
-    if (!std::filesystem::is_regular_file(p)) {
-      options.fail_at("ca_file", "CA file " + p.string() + " does not exist");
-    }
+    if (auto why = pem_certificates_problem(p.string())) options.fail_at("ca_file", *why);
     c.backend.ca_file = p.string();
   }
   if (auto n = options.integer("max_concurrent", 1, 1000000)) {
@@ -83,11 +116,12 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
   if (auto paths = options.string_array("paths")) {
     if (c.mode != Mode::kRpc) options.fail_at("paths", "'paths' is for rpc routes");
     for (const auto& p : *paths) {
-      if (!p.starts_with("/") || p.find("..") != std::string::npos ||
-          p.find_first_of("?#\r\n ") != std::string::npos) {
-        options.fail_at("paths",
-                        "each of 'paths' must be a path prefix starting with '/', "
-                        "without '..', '?', '#' or spaces");
+      // A prefix must itself be a path the check accepts, or it could never match safely.
+      std::string why = p.find_first_of("?#") != std::string::npos
+                            ? "it must not contain '?' or '#'"
+                            : check_rpc_path(p, {"/"}).why;
+      if (!why.empty()) {
+        options.fail_at("paths", "each of 'paths' must be a path prefix: \"" + p + "\": " + why);
       }
       c.paths.push_back(p);
     }
@@ -95,15 +129,42 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
   } else {
     c.paths = {"/"};
   }
+  if (auto allowed = options.string_array("allow_client_headers")) {
+    if (c.mode != Mode::kRpc) {
+      options.fail_at("allow_client_headers", "'allow_client_headers' is for rpc routes");
+    }
+    for (const auto& name : *allowed) {
+      if (classify_header(name) != HeaderClass::kTrusted) {
+        options.fail_at("allow_client_headers",
+                        "'allow_client_headers' lists \"" + name + "\", which is " +
+                            (classify_header(name) == HeaderClass::kReserved
+                                 ? "reserved: no client may set it"
+                                 : "not refused by default: nothing to allow"));
+      }
+      c.client_headers.push_back(canonical_header_name(name));
+    }
+  }
   if (auto headers = options.table("headers")) {
     // NAME = "value", or NAME_env = "VARIABLE" to read the value from the environment.
     std::vector<std::string> names;
+    // Their canonical names: X-Key and X_Key are one header to many backends.
+    std::vector<std::string> canonical;
     for (const auto& [key, node] : headers->raw()) {
       std::string name(key.str());
       if (name.ends_with("_env")) name.resize(name.size() - 4);
       if (!is_http_token(name))
         headers->fail_at(key.str(), "header name \"" + name + "\" is invalid");
-      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+      if (reserved_header(name)) {
+        headers->fail_at(key.str(), "header " + describe_header(name) +
+                                        " is set by wsbridge or by the HTTP connection");
+      }
+      if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+      if (std::find(canonical.begin(), canonical.end(), canonical_header_name(name)) !=
+          canonical.end()) {
+        headers->fail_at(key.str(), "header " + describe_header(name) + " is given twice");
+      }
+      names.push_back(name);
+      canonical.push_back(canonical_header_name(name));
     }
     for (const auto& name : names) {
       auto value = headers->secret(name);

@@ -29,6 +29,7 @@ struct HttpRouteConfig {
   std::size_t max_queued = 64;
   std::vector<std::string> methods;                 // rpc: allowed methods (upper case)
   std::vector<std::string> paths;                   // rpc: allowed path prefixes
+  std::vector<std::string> client_headers;          // rpc: trusted headers clients may set
   std::optional<HttpBackendOptions> on_connect;     // admission hook (POST)
   std::optional<HttpBackendOptions> on_disconnect;  // notification (POST)
 

@@ -16,94 +16,29 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Decodes %XX escapes for the checks only (the request goes out as the client wrote it).
-std::string percent_decoded(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
+// Why a client may not send header `name` on this route, or nullopt when it may.
+std::optional<std::string> header_refusal(std::string_view name, const RpcPolicy& policy) {
+  switch (classify_header(name)) {
+    case HeaderClass::kReserved:
+      return "header " + describe_header(name) +
+             " is set by wsbridge or by the HTTP connection, not by clients";
+    case HeaderClass::kTrusted: {
+      const auto& allowed = policy.client_headers;
+      if (std::find(allowed.begin(), allowed.end(), canonical_header_name(name)) != allowed.end()) {
+        return std::nullopt;
+      }
+      return "header " + describe_header(name) +
+             " is trusted by backends and not allowed on this route (see allow_client_headers)";
     }
+    case HeaderClass::kOrdinary:
+      break;
   }
-  return out;
+  return std::nullopt;
 }
-
-const nlohmann::json kNullId = nullptr;
 
 constexpr auto kDumpReplace = nlohmann::json::error_handler_t::replace;
 
 }  // namespace
-
-bool reserved_header(std::string_view name) {
-  const std::string n = lower(name);
-  static const char* const kReserved[] = {"host",
-                                          "content-length",
-                                          "transfer-encoding",
-                                          "connection",
-                                          "upgrade",
-                                          "te",
-                                          "trailer",
-                                          "keep-alive",
-                                          "expect",
-                                          "x-forwarded-for",
-                                          "x-forwarded-host",
-                                          "x-forwarded-proto",
-                                          "forwarded",
-                                          "x-request-id"};
-  for (const char* r : kReserved) {
-    if (n == r) return true;
-  }
-  return n.starts_with("proxy-") || n.starts_with("x-wsbridge-");
-}
-
-bool path_allowed(std::string_view path, const std::vector<std::string>& prefixes,
-                  std::string& why) {
-  if (!path.starts_with("/")) {
-    why = "'path' must start with '/'";
-    return false;
-  }
-  for (const char c : path) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '\\' || c == '#') {
-      why = "'path' must not contain spaces, control characters, '\\' or '#'";
-      return false;
-    }
-  }
-  const std::string_view raw_path = path.substr(0, path.find('?'));
-  const std::string decoded = percent_decoded(raw_path);
-  if (decoded.find_first_of(std::string_view("\\\0\r\n", 4)) != std::string::npos) {
-    why = "'path' must not encode '\\' or control characters";
-    return false;
-  }
-  // Segment by segment: "." and ".." (even percent-encoded) could leave the allowed prefix once
-  // the backend normalizes the path.
-  std::string_view rest = decoded;
-  while (!rest.empty()) {
-    rest.remove_prefix(1);  // the '/'
-    const auto next = rest.find('/');
-    const std::string_view segment = rest.substr(0, next);
-    if (segment == "." || segment == "..") {
-      why = "'path' must not contain '.' or '..' segments";
-      return false;
-    }
-    if (next == std::string_view::npos) break;
-    rest.remove_prefix(next);
-  }
-  for (const auto& prefix : prefixes) {
-    if (!raw_path.starts_with(prefix)) continue;
-    // "/orders" allows "/orders" and "/orders/.." below it, not "/orders-admin".
-    if (prefix.ends_with("/") || raw_path.size() == prefix.size() ||
-        raw_path[prefix.size()] == '/') {
-      return true;
-    }
-  }
-  why = "path " + std::string(raw_path) + " is not allowed on this route";
-  return false;
-}
 
 std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const RpcPolicy& policy) {
   auto refuse = [](nlohmann::json id, std::string code, std::string message) {
@@ -145,26 +80,28 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
   if (path == doc.end() || !path->is_string()) {
     return refuse(id, "bad_request", "'path' must be a string");
   }
-  std::string why;
   const std::string& p = path->get_ref<const std::string&>();
   if (p.size() > 8192) return refuse(id, "bad_request", "'path' is over 8192 bytes");
-  if (!path_allowed(p, policy.paths, why)) {
-    return refuse(id,
-                  p.starts_with("/") && why.ends_with("not allowed on this route") ? "forbidden"
-                                                                                   : "bad_request",
-                  why);
+  if (PathCheck check = check_rpc_path(p, policy.paths); check.verdict != PathVerdict::kAllowed) {
+    return refuse(id, check.verdict == PathVerdict::kOutside ? "forbidden" : "bad_request",
+                  std::move(check.why));
   }
   call.request.target = p;
 
   if (auto headers = doc.find("headers"); headers != doc.end() && !headers->is_null()) {
     if (!headers->is_object()) return refuse(id, "bad_request", "'headers' must be an object");
+    std::vector<std::string> seen;  // canonical names
     for (const auto& [name, value] : headers->items()) {
       if (!is_http_token(name)) {
         return refuse(id, "bad_request", "header name \"" + name + "\" is invalid");
       }
-      if (reserved_header(name)) {
-        return refuse(id, "forbidden", "header " + name + " is set by wsbridge, not by clients");
+      if (auto why = header_refusal(name, policy)) return refuse(id, "forbidden", *why);
+      std::string canonical = canonical_header_name(name);
+      if (std::find(seen.begin(), seen.end(), canonical) != seen.end()) {
+        return refuse(id, "bad_request",
+                      "header " + describe_header(name) + " is given twice (in two spellings)");
       }
+      seen.push_back(std::move(canonical));
       if (!value.is_string()) {
         return refuse(id, "bad_request", "header " + name + " must have a string value");
       }
@@ -176,7 +113,9 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
     }
   }
 
-  const bool has_type = find_header(call.request.headers, "content-type") != nullptr;
+  const bool has_type = std::any_of(
+      call.request.headers.begin(), call.request.headers.end(),
+      [](const HttpHeader& h) { return canonical_header_name(h.name) == "content-type"; });
   if (auto body = doc.find("body"); body != doc.end() && !body->is_null()) {
     const std::string encoding = doc.value("body_encoding", "");
     if (encoding == "base64") {

@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "header_rules.hpp"  // which headers a client may send
+#include "path_rules.hpp"    // which paths a client may reach
 #include "wsbridge/frame.hpp"
 #include "wsbridge/http_client.hpp"
 
@@ -18,6 +20,8 @@ namespace wsbridge::http {
 struct RpcPolicy {
   std::vector<std::string> methods;  // upper case
   std::vector<std::string> paths;    // allowed prefixes
+  // Trusted headers (HeaderClass::kTrusted) that clients may set anyway, canonical names.
+  std::vector<std::string> client_headers;
 };
 
 struct RpcCall {
@@ -32,23 +36,15 @@ struct RpcRefusal {
 };
 
 // Parses and checks one request frame. The request's target is the frame's path (with its
-// query); its headers are the frame's, checked; the body is a string as is, other JSON values
-// serialized (application/json unless the frame says otherwise), or base64 with
-// "body_encoding":"base64".
+// query), checked by check_rpc_path; its headers are the frame's, refused when reserved or
+// trusted (header_rules.hpp) unless the policy allows them, or repeated in another spelling; the
+// body is a string as is, other JSON values serialized (application/json unless the frame says
+// otherwise), or base64 with "body_encoding":"base64".
 std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const RpcPolicy& policy);
-
-// Whether `path` ("/a/b?q") stays within one of `prefixes` without escaping it: no "..", "."
-// or empty-dot segments (also percent-encoded), no backslashes, control characters or spaces.
-bool path_allowed(std::string_view path, const std::vector<std::string>& prefixes,
-                  std::string& why);
 
 Frame response_frame(const nlohmann::json& id, const HttpResponse& response);
 Frame error_frame(const nlohmann::json& id, std::string_view code, std::string_view message,
                   std::optional<int> status = std::nullopt);
-
-// True for header names a client must not set: hop-by-hop and framing headers, and the ones
-// wsbridge sets itself to tell the backend who is calling.
-bool reserved_header(std::string_view name);
 
 // Whether `bytes` is valid UTF-8 (a text frame must be).
 bool valid_utf8(std::string_view bytes);

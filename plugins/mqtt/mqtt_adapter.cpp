@@ -1,10 +1,13 @@
 // The mqtt adapter: browsers subscribe and publish to MQTT brokers. Routes name an upstream
-// ([upstreams.NAME]); every route on one upstream shares its single broker connection.
+// ([upstreams.NAME]); every route on one upstream shares its single broker connection, which a
+// reload keeps when the upstream's settings did not change (upstream_registry.hpp).
+#include <atomic>
 #include <map>
 
 #include "mqtt_config.hpp"
 #include "protocol.hpp"
 #include "upstream.hpp"
+#include "upstream_registry.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge::mqtt {
@@ -61,25 +64,37 @@ class MqttKind final : public AdapterKind {
     auto route = std::make_shared<const MqttRouteConfig>(
         MqttRouteConfig::from_route(options, context.path, configs_));
     auto& upstream = upstreams_[route->upstream];
-    if (!upstream) upstream = std::make_shared<Upstream>(configs_.at(route->upstream));
+    if (!upstream) upstream = acquire_upstream(configs_.at(route->upstream));
     return std::make_unique<MqttAdapter>(upstream, std::move(route));
   }
 
-  // Only upstreams that some route uses are connected.
+  // Only upstreams that some route uses are connected. One kept from the previous configuration
+  // is running already; this configuration becomes its owner.
   void start() override {
-    for (auto& [name, upstream] : upstreams_) upstream->start();
+    for (auto& [name, upstream] : upstreams_) {
+      upstream->start();
+      upstream->set_owner(id_);
+    }
   }
+  // This configuration is released (or the server stops): stop what no newer one has taken over.
   void stop() override {
-    for (auto& [name, upstream] : upstreams_) upstream->stop();
+    for (auto& [name, upstream] : upstreams_) {
+      if (upstream->owner() == id_) upstream->stop();
+    }
   }
-  // Client messages not finished upstream: queued, or QoS 1/2 publishes awaiting their ack.
+  // Client messages not finished upstream: queued, or QoS 1/2 publishes awaiting their ack. An
+  // upstream a newer configuration took over counts there.
   std::size_t in_flight() const override {
     std::size_t n = 0;
-    for (const auto& [name, upstream] : upstreams_) n += upstream->in_flight();
+    for (const auto& [name, upstream] : upstreams_) {
+      if (upstream->owner() == id_) n += upstream->in_flight();
+    }
     return n;
   }
 
  private:
+  static inline std::atomic<std::uint64_t> next_id_{1};
+  const std::uint64_t id_ = next_id_.fetch_add(1);
   std::map<std::string, UpstreamConfig> configs_;
   std::map<std::string, std::shared_ptr<Upstream>> upstreams_;
 };

@@ -1,6 +1,15 @@
 #include "mqtt_config.hpp"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 
 #include "acl.hpp"
 #include "topic.hpp"
@@ -10,11 +19,72 @@ namespace wsbridge::mqtt {
 namespace {
 using namespace std::chrono_literals;
 
-void check_readable_file(ConfigTable& t, const std::string& key, const std::string& path) {
+// The whole file, or a config error at `key` saying why it cannot be read.
+std::string read_file(ConfigTable& t, const std::string& key, const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    t.fail_at(key, "'" + key + "' in " + t.name() + ": " + path + " is not a readable file");
+  const auto status = std::filesystem::status(path, ec);
+  std::string why;
+  if (ec) {
+    why = ec.message();
+  } else if (!std::filesystem::is_regular_file(status)) {
+    why = "not a regular file";
   }
+  std::string text;
+  if (why.empty()) {
+    errno = 0;
+    std::ifstream in(path, std::ios::binary);
+    if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in.is_open() || in.bad()) why = errno != 0 ? std::strerror(errno) : "cannot be read";
+  }
+  if (!why.empty()) {
+    t.fail_at(key, "'" + key + "' in " + t.name() + ": cannot read " + path + " (" + why + ")");
+  }
+  return text;
+}
+
+// What Paho would only find out at connect time, over and over with backoff: the files must be
+// PEM, the CA file must hold a certificate, the key must open without a passphrase (there is no
+// setting for one) and belong to the certificate.
+void check_pem_files(ConfigTable& t, const std::string& ca, const std::string& cert,
+                     const std::string& key, const UpstreamConfig& u) {
+  using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+  auto bio = [](const std::string& text) {
+    return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), &BIO_free);
+  };
+  auto no_passphrase = [](char*, int, int, void*) { return 0; };
+  std::unique_ptr<X509, decltype(&X509_free)> certificate(nullptr, &X509_free);
+  if (u.ca_file) {
+    Bio b = bio(ca);
+    std::unique_ptr<X509, decltype(&X509_free)> first(
+        PEM_read_bio_X509(b.get(), nullptr, no_passphrase, nullptr), &X509_free);
+    if (!first) {
+      t.fail_at("ca_file", "'ca_file' in " + t.name() + ": " + *u.ca_file +
+                               " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+  }
+  if (u.cert_file) {
+    Bio b = bio(cert);
+    certificate.reset(PEM_read_bio_X509(b.get(), nullptr, no_passphrase, nullptr));
+    if (!certificate) {
+      t.fail_at("cert_file", "'cert_file' in " + t.name() + ": " + *u.cert_file +
+                                 " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+  }
+  if (u.key_file) {
+    Bio b = bio(key);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+        PEM_read_bio_PrivateKey(b.get(), nullptr, no_passphrase, nullptr), &EVP_PKEY_free);
+    if (!pkey) {
+      t.fail_at("key_file", "'key_file' in " + t.name() + ": " + *u.key_file +
+                                " holds no PEM private key, or an encrypted one (wsbridge has "
+                                "no passphrase setting)");
+    }
+    if (certificate && X509_check_private_key(certificate.get(), pkey.get()) != 1) {
+      t.fail_at("key_file", "'key_file' in " + t.name() + ": " + *u.key_file +
+                                " is not the private key of 'cert_file' " + *u.cert_file);
+    }
+  }
+  ERR_clear_error();  // what the failed reads queued would surface in unrelated TLS errors
 }
 
 std::vector<std::string> read_patterns(ConfigTable& t, const std::string& key) {
@@ -34,10 +104,10 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
   u.uri = t.required_string("uri");
   const bool tls = u.uri.starts_with("ssl://") || u.uri.starts_with("mqtts://");
   if (!u.uri.starts_with("tcp://") && !u.uri.starts_with("mqtt://") && !tls) {
-    t.fail_at("uri",
-              "'uri' in " + t.name() +
-                  " must start with tcp:// or ssl:// (e.g. \"tcp://127.0.0.1:1883\"), not \"" +
-                  u.uri + "\"");
+    t.fail_at("uri", "'uri' in " + t.name() +
+                         " must start with tcp:// or mqtt:// (plain), ssl:// or mqtts:// (TLS), "
+                         "e.g. \"tcp://127.0.0.1:1883\"; not \"" +
+                         u.uri + "\"");
   }
   if (u.uri.find(':', u.uri.find("://") + 3) == std::string::npos) {
     t.fail_at("uri", "'uri' in " + t.name() + " needs a port, e.g. \"tcp://127.0.0.1:1883\"");
@@ -66,18 +136,23 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
       t.fail_at("mqtt_version", "'mqtt_version' in " + t.name() + " must be \"3.1.1\" or \"5\"");
     }
   }
+  std::string contents[3];
+  int i = 0;
   for (const char* key : {"ca_file", "cert_file", "key_file"}) {
     if (auto path = t.string(key)) {
-      if (!tls) t.fail_at(key, "'" + std::string(key) + "' needs an ssl:// uri");
-      check_readable_file(t, key, *path);
+      if (!tls) t.fail_at(key, "'" + std::string(key) + "' needs an ssl:// or mqtts:// uri");
+      contents[i] = read_file(t, key, *path);
       (key == std::string("ca_file")     ? u.ca_file
        : key == std::string("cert_file") ? u.cert_file
                                          : u.key_file) = *path;
     }
+    ++i;
   }
   if (u.cert_file.has_value() != u.key_file.has_value()) {
     t.fail("'cert_file' and 'key_file' go together in " + t.name());
   }
+  check_pem_files(t, contents[0], contents[1], contents[2], u);
+  u.tls_files = contents[0] + '\0' + contents[1] + '\0' + contents[2];
   u.verify_server = t.boolean("verify_server").value_or(true);
   if (auto v = t.duration("reconnect_min", 50ms, 10min)) u.reconnect_min = *v;
   if (auto v = t.duration("reconnect_max", 50ms, 1h)) u.reconnect_max = *v;

@@ -15,7 +15,7 @@ namespace wsbridge::mqtt {
 
 struct UpstreamConfig {
   std::string name;
-  std::string uri;  // tcp://host:port or ssl://host:port
+  std::string uri;  // tcp:// or mqtt://host:port, ssl:// or mqtts://host:port
   std::string client_id_prefix = "wsbridge";
   std::optional<std::string> username;
   std::optional<std::string> password;  // `password` or `password_env`
@@ -26,6 +26,9 @@ struct UpstreamConfig {
   std::optional<std::string> cert_file;
   std::optional<std::string> key_file;
   bool verify_server = true;
+  // The contents of those files as read at load time: a reload with a renewed certificate under
+  // the same name is a change of settings (a new broker connection), not the same upstream.
+  std::string tls_files;
   // Reconnect backoff: doubles from min to max, with +-20% jitter.
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{std::chrono::seconds(30)};
@@ -36,6 +39,8 @@ struct UpstreamConfig {
   std::size_t max_retained_cache = 10000;
 
   static UpstreamConfig from_table(const std::string& name, ConfigTable& table);
+  // Same settings: a reload keeps the running upstream.
+  bool operator==(const UpstreamConfig&) const = default;
 };
 
 enum class RouteMode { kJson, kRaw };

@@ -16,6 +16,7 @@
 
 #include "acl.hpp"
 #include "protocol.hpp"
+#include "retain_rounds.hpp"
 #include "topic.hpp"
 #include "topic_trie.hpp"
 #include "wsbridge/log.hpp"
@@ -52,6 +53,8 @@ struct ActionDone {  // a Paho token completed: connect, subscribe or publish
   std::uint64_t seq;
   bool ok;
   int return_code;
+  // A connect's CONNACK (MQTT 5) said "Subscription Identifiers Available: 0".
+  bool no_sub_ids = false;
 };
 using Event = std::variant<SessionOpened, SessionMessage, SessionClosed, BrokerMessage, BrokerLost,
                            ActionDone>;
@@ -98,7 +101,17 @@ struct FilterState {  // one broker-side filter, shared by its subscribers
   // The SUBSCRIBE whose SUBACK confirms this state. An older one's (sent before the filter was
   // dropped and subscribed again, or before a QoS raise) must not confirm it early.
   std::uint64_t subscribe_seq = 0;
+  // Whether that SUBSCRIBE makes the broker send the filter's retained messages (always, except
+  // an MQTT 5 QoS raise, whose subscribers are served from the cache).
+  bool resend = true;
   std::vector<Waiter> waiters;  // subscribe requests waiting for that SUBACK
+  // MQTT 5: its Subscription Identifier, which tells which of our subscriptions a message is for.
+  std::uint32_t sub_id = 0;
+  // MQTT 5: that SUBSCRIBE's fence is on its way; between the SUBACK and the fence's answer the
+  // acks wait in `fenced`, and what reaches `held_sessions` is held (see FenceAction).
+  bool fence_pending = false;
+  std::vector<Waiter> fenced;
+  std::vector<ConnectionId> held_sessions;
 };
 
 struct ConnectAction {
@@ -113,7 +126,20 @@ struct PublishAction {
   PendingPublish publish;
   std::uint64_t generation;
 };
-using Action = std::variant<ConnectAction, SubscribeAction, PublishAction>;
+// MQTT 5: an UNSUBSCRIBE of a filter we never subscribe, sent right after a SUBSCRIBE. The broker
+// queues a SUBSCRIBE's retained copies while it handles it, so the answer to the next packet
+// comes after the last of them: from then on a retain=1 message is live, not a copy.
+// Until that answer the subscribers get neither their ack nor any message: whatever the broker
+// sent before it (copies, and live changes the broker handled between the SUBSCRIBE and the
+// fence, indistinguishable from copies) is the state at subscribe time, delivered after the ack;
+// whatever follows the ack is live.
+struct FenceAction {
+  std::string filter;
+  std::uint64_t generation;
+  std::uint64_t subscribe_seq;
+};
+constexpr const char* kFenceFilter = "$wsbridge/fence";
+using Action = std::variant<ConnectAction, SubscribeAction, PublishAction, FenceAction>;
 
 void* seq_context(std::uint64_t seq) {
   return reinterpret_cast<void*>(static_cast<std::uintptr_t>(seq));
@@ -155,9 +181,18 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   void on_success(const ::mqtt::token& token) override { done(token, true); }
   void on_failure(const ::mqtt::token& token) override { done(token, false); }
   void done(const ::mqtt::token& token, bool ok) {
+    bool no_sub_ids = false;
+    if (ok && token.get_type() == ::mqtt::token::Type::CONNECT && config.mqtt_version == 5) {
+      try {
+        const auto& props = token.get_connect_response().get_properties();
+        const auto code = ::mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE;
+        no_sub_ids = props.count(code) > 0 && ::mqtt::get<std::uint8_t>(props, code) == 0;
+      } catch (const std::exception&) {
+      }
+    }
     post(ActionDone{
         static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(token.get_user_context())), ok,
-        token.get_return_code()});
+        token.get_return_code(), no_sub_ids});
   }
 
   // ---- the worker ----
@@ -179,12 +214,24 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   void subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                  std::optional<json> request_id);
   void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
-  void send_subscribe(const std::string& broker_filter, FilterState& state);
+  void send_subscribe(const std::string& broker_filter, FilterState& state, bool resend);
+  bool send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq);
+  void release_fenced(FilterState& state);  // acks, then what was held
   void submit_publish(PendingPublish p);
   void do_publish(PendingPublish p);
   void fail_publish(const PendingPublish& p, std::string_view code, const std::string& message);
   void flush_buffered();
-  void deliver_retained(SessionState& s, const std::string& broker_filter);
+  std::vector<std::string> deliver_retained(SessionState& s, const std::string& broker_filter);
+  void cache_retained(const ::mqtt::message& m);
+  // MQTT 5: who takes a retain=1 message live (not waiting for copies, and subscribed with one
+  // of the subscriptions the message is for).
+  std::vector<SubscriberId> live_on_mqtt5(const ::mqtt::message& m,
+                                          std::vector<ConnectionId>& involved);
+  void fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,
+               const std::string& payload, int qos, bool retain);
+  // MQTT 5 subscriptions are made with Retain As Published, so every change of a retained value
+  // reaches us with retain=1 and the cache stays exact; MQTT 3.1.1 offers no such thing.
+  bool caching() const { return config.mqtt_version == 5; }
   void reply(ConnectionId id, Frame frame);
 
   const UpstreamConfig& config;
@@ -215,9 +262,18 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   struct Retained {
     std::string payload;
     int qos;
+    std::optional<Clock::time_point> expires;  // MQTT 5 message expiry
   };
-  std::unordered_map<std::string, Retained> retained;  // broker topic -> last retained value
-  std::vector<SubscriberId> matched;                   // scratch for trie matches
+  // MQTT 5 only: broker topic -> retained value, for late subscribers of an active filter.
+  std::unordered_map<std::string, Retained> retained;
+  bool cache_full_warned = false;
+  RetainRounds rounds;  // which sessions get the retained copies a SUBSCRIBE brings
+  std::unordered_map<std::uint32_t, std::string> filter_of_sub_id;  // MQTT 5
+  std::uint32_t next_sub_id = 1;
+  // Sessions whose messages wait for a fence (MQTT 5), in arrival order.
+  std::unordered_map<ConnectionId, std::vector<Frame>> held;
+  bool sub_ids_available = true;      // MQTT 5: as the broker's CONNACK says
+  std::vector<SubscriberId> matched;  // scratch for trie matches
   std::mt19937 rng;
   bool ever_connected = false;
   metrics::Gauge& up_gauge;
@@ -237,6 +293,12 @@ Upstream::~Upstream() {
 
 void Upstream::start() {
   if (impl_->thread.joinable()) return;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stop_requested = false;
+  }
+  impl_->link = Impl::Link::kDown;
+  impl_->next_connect = Clock::now();
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
 }
 
@@ -386,10 +448,15 @@ void Upstream::Impl::on_connected() {
   ever_connected = true;
   set_link_up(true);  // before the log line, which tests and operators take as "it is up"
   WSB_LOG(kInfo) << "upstream " << config.name << ": connected to " << config.uri;
-  // A clean session starts with no subscriptions: restore every active filter.
+  // A clean session starts with no subscriptions: restore every active filter. The broker sends
+  // their retained messages again, to every subscriber (values may have changed meanwhile).
+  for (auto& [sid, session] : sessions) {
+    for (const auto& filter : session.filters)
+      rounds.wait(session.route->topic_prefix + filter, sid);
+  }
   for (auto& [filter, state] : filters) {
     state.confirmed = false;
-    send_subscribe(filter, state);
+    send_subscribe(filter, state, true);
   }
   flush_buffered();
 }
@@ -425,7 +492,12 @@ void Upstream::Impl::handle(BrokerLost& e) {
   std::sort(in_flight.begin(), in_flight.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
   for (auto& [seq, p] : in_flight) buffered.push_front(std::move(p));
-  for (auto& [filter, state] : filters) state.confirmed = false;
+  for (auto& [filter, state] : filters) {
+    state.confirmed = false;
+    if (state.fence_pending) release_fenced(state);  // no answer will come on this connection
+  }
+  rounds.connection_lost();
+  retained.clear();  // values may change or go while we are away: the resubscription tells
   failures = 1;
   next_connect = Clock::now() + backoff();
 }
@@ -439,9 +511,22 @@ void Upstream::Impl::handle(ActionDone& e) {
   if (auto* c = std::get_if<ConnectAction>(&action)) {
     if (c->generation != generation) return;
     if (e.ok) {
+      // (A broker without them would drop the connection at a SUBSCRIBE carrying one.)
+      sub_ids_available = !e.no_sub_ids;
       on_connected();
     } else {
       connect_failed("return code " + std::to_string(e.return_code));
+    }
+    return;
+  }
+
+  if (auto* f = std::get_if<FenceAction>(&action)) {
+    // (Answered with "no subscription existed": success or not, it is the answer we wait for.)
+    if (f->generation != generation) return;
+    rounds.close(f->filter);
+    auto fit = filters.find(f->filter);
+    if (fit != filters.end() && fit->second.subscribe_seq == f->subscribe_seq) {
+      release_fenced(fit->second);
     }
     return;
   }
@@ -454,10 +539,27 @@ void Upstream::Impl::handle(ActionDone& e) {
     FilterState& state = fit->second;
     if (e.ok) {
       state.confirmed = true;
+      if (state.fence_pending) {
+        // (MQTT 5) acks and messages wait for the fence: see FenceAction.
+        state.held_sessions = rounds.waiting(s->filter);
+        for (ConnectionId id : state.held_sessions) held.try_emplace(id);
+        for (auto& w : state.waiters) state.fenced.push_back(std::move(w));
+        state.waiters.clear();
+        rounds.acked(s->filter, Clock::now());
+        return;
+      }
       for (auto& w : state.waiters) {
         if (w.id) reply(w.session, ack_frame(*w.id));
       }
       state.waiters.clear();
+      if (state.resend) {
+        rounds.acked(s->filter, Clock::now());  // its retained copies follow: for its subscribers
+      } else {
+        for (ConnectionId sid : rounds.take_waiting(s->filter)) {
+          auto sit = sessions.find(sid);
+          if (sit != sessions.end()) deliver_retained(sit->second, s->filter);
+        }
+      }
       return;
     }
     if (link != Link::kUp) return;  // lost meanwhile: it is sent again after the reconnect
@@ -472,11 +574,13 @@ void Upstream::Impl::handle(ActionDone& e) {
       }
     }
     const std::vector<Waiter> waiters = std::move(state.waiters);
+    filter_of_sub_id.erase(state.sub_id);
     filters.erase(fit);
     for (ConnectionId sid : subscribers) {
       auto& session = sessions.at(sid);
       session.filters.erase(s->filter.substr(session.route->topic_prefix.size()));
       trie.remove(s->filter, sid);
+      rounds.leave(s->filter, sid);
     }
     for (const auto& w : waiters) {
       reply(w.session, error_frame(w.id, "forbidden", "the broker refused the subscription"));
@@ -532,6 +636,7 @@ void Upstream::Impl::handle(SessionClosed& e) {
   if (it == sessions.end()) return;
   const std::vector<std::string> subscribed(it->second.filters.begin(), it->second.filters.end());
   for (const auto& filter : subscribed) unsubscribe(it->second, e.id, filter);
+  held.erase(e.id);
   sessions.erase(it);
 }
 
@@ -613,6 +718,12 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
 }
 
 // ---- subscriptions -----------------------------------------------------------------------------
+//
+// Retained messages (docs/ARCHITECTURE.md): the broker sends a filter's retained messages after
+// the SUBACK of every SUBSCRIBE; `rounds` hands those copies to the sessions that caused it only.
+// A session joining an active filter causes a fresh SUBSCRIBE on MQTT 3.1.1 (only the broker
+// knows the retained values: a value retained while we are subscribed reaches us with retain=0);
+// on MQTT 5 it is served from the cache, which Retain As Published keeps exact.
 
 void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                                std::optional<json> request_id) {
@@ -625,35 +736,57 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
   const bool first = trie.add(broker_filter, id);
   FilterState& state = filters[broker_filter];
   if (first) {
-    state = FilterState{qos, false, 0, {}};
+    state = FilterState{};
+    state.qos = qos;
+    state.sub_id = next_sub_id;
+    filter_of_sub_id[next_sub_id] = broker_filter;
+    next_sub_id = next_sub_id % 268'435'455 + 1;  // the protocol's largest
     state.waiters.push_back({id, std::move(request_id)});
-    if (link == Link::kUp) send_subscribe(broker_filter, state);
+    rounds.wait(broker_filter, id);
+    if (link == Link::kUp) send_subscribe(broker_filter, state, true);
     return;
   }
-  if (qos > state.qos) {
-    // One more SUBSCRIBE, only to raise the QoS the bridge receives this filter with.
-    state.qos = qos;
+  if (!state.confirmed || qos > state.qos || !caching()) {
+    // Served by the next SUBACK and the copies that follow it: the one in flight, or a new
+    // SUBSCRIBE (to raise the QoS the bridge receives this filter with, or on MQTT 3.1.1 to have
+    // the retained messages sent again). Joiners until that SUBACK share it.
+    const bool send = link == Link::kUp && (state.confirmed || qos > state.qos);
+    // (An MQTT 5 QoS raise asks for no copies unless the ones of a SUBSCRIBE in flight are due.)
+    const bool resend = !caching() || (!state.confirmed && state.resend);
+    state.qos = std::max(state.qos, qos);
     state.confirmed = false;
     state.waiters.push_back({id, std::move(request_id)});
-    if (link == Link::kUp) send_subscribe(broker_filter, state);
+    rounds.wait(broker_filter, id);
+    if (send) send_subscribe(broker_filter, state, resend);
     return;
   }
-  if (!state.confirmed) {
-    state.waiters.push_back({id, std::move(request_id)});
-    return;
-  }
-  // The broker already sends this filter: no new SUBSCRIBE, so its retained messages come from
-  // our cache.
+  // MQTT 5, the broker already sends this filter: no SUBSCRIBE, the cache has its retained values.
   if (request_id) s.connection->send(ack_frame(*request_id));
-  deliver_retained(s, broker_filter);
+  rounds.join_open(broker_filter, id, deliver_retained(s, broker_filter), Clock::now());
 }
 
-void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterState& state) {
+void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterState& state,
+                                    bool resend) {
   const std::uint64_t seq = next_seq++;
   state.subscribe_seq = seq;
+  state.resend = resend;
   actions.emplace(seq, SubscribeAction{broker_filter, state.qos, generation});
   try {
-    client->subscribe(broker_filter, state.qos, seq_context(seq), *this);
+    if (config.mqtt_version == 5) {
+      const ::mqtt::subscribe_options options(
+          false, true,
+          resend ? ::mqtt::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE
+                 : ::mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
+      ::mqtt::properties props;
+      if (sub_ids_available) {
+        props.add(
+            {::mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<std::int32_t>(state.sub_id)});
+      }
+      client->subscribe(broker_filter, state.qos, seq_context(seq), *this, options, props);
+      state.fence_pending = resend && send_fence(broker_filter, seq);
+    } else {
+      client->subscribe(broker_filter, state.qos, seq_context(seq), *this);
+    }
   } catch (const std::exception& e) {
     // Not connected after all: the reconnect resubscribes every filter.
     actions.erase(seq);
@@ -662,26 +795,66 @@ void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterStat
   }
 }
 
+bool Upstream::Impl::send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq) {
+  const std::uint64_t seq = next_seq++;
+  actions.emplace(seq, FenceAction{broker_filter, generation, subscribe_seq});
+  try {
+    client->unsubscribe(kFenceFilter, seq_context(seq), *this);
+    return true;
+  } catch (const std::exception& e) {
+    actions.erase(seq);  // the copies' group then closes after RetainRounds::kQuiet
+    WSB_LOG(kDebug) << "upstream " << config.name << ": fence UNSUBSCRIBE: " << e.what();
+    return false;
+  }
+}
+
+void Upstream::Impl::release_fenced(FilterState& state) {
+  state.fence_pending = false;
+  for (auto& w : state.fenced) {
+    if (w.id) reply(w.session, ack_frame(*w.id));
+  }
+  state.fenced.clear();
+  for (ConnectionId id : state.held_sessions) {
+    auto h = held.find(id);
+    if (h == held.end()) continue;
+    auto frames = std::move(h->second);
+    held.erase(h);
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    for (auto& frame : frames) it->second.connection->send(std::move(frame));
+  }
+  state.held_sessions.clear();
+}
+
 void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::string& filter) {
   if (s.filters.erase(filter) == 0) return;
   const std::string broker_filter = s.route->topic_prefix + filter;
+  rounds.leave(broker_filter, id);
   auto fit = filters.find(broker_filter);
   if (fit != filters.end()) {
     // A subscribe of this session still waiting for its SUBACK is answered now: the client
     // undid it itself.
-    auto& waiters = fit->second.waiters;
-    for (auto w = waiters.begin(); w != waiters.end();) {
-      if (w->session == id) {
-        if (w->id) s.connection->send(ack_frame(*w->id));
-        w = waiters.erase(w);
-      } else {
-        ++w;
+    for (auto* waiters : {&fit->second.waiters, &fit->second.fenced}) {
+      for (auto w = waiters->begin(); w != waiters->end();) {
+        if (w->session == id) {
+          if (w->id) s.connection->send(ack_frame(*w->id));
+          w = waiters->erase(w);
+        } else {
+          ++w;
+        }
       }
+    }
+    if (auto h = held.find(id); h != held.end()) {  // (after its ack, as it would have been)
+      for (auto& frame : h->second) s.connection->send(std::move(frame));
+      held.erase(h);
     }
   }
   if (!trie.remove(broker_filter, id)) return;
   // The last subscriber left: one UNSUBSCRIBE, and forget retained values nobody matches now.
-  if (fit != filters.end()) filters.erase(fit);
+  if (fit != filters.end()) {
+    filter_of_sub_id.erase(fit->second.sub_id);
+    filters.erase(fit);
+  }
   if (link == Link::kUp) {
     try {
       client->unsubscribe(broker_filter);
@@ -697,10 +870,15 @@ void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::st
   }
 }
 
-void Upstream::Impl::deliver_retained(SessionState& s, const std::string& broker_filter) {
+std::vector<std::string> Upstream::Impl::deliver_retained(SessionState& s,
+                                                          const std::string& broker_filter) {
+  std::vector<std::string> delivered;
   const std::string& prefix = s.route->topic_prefix;
+  const auto now = Clock::now();
   for (const auto& [topic, value] : retained) {
     if (!filter_matches(broker_filter, topic) || !topic.starts_with(prefix)) continue;
+    if (value.expires && *value.expires <= now) continue;  // the broker has dropped it too
+    delivered.push_back(topic);
     if (s.raw()) {
       s.connection->send(is_valid_utf8(value.payload) ? Frame::text(value.payload)
                                                       : Frame::binary(value.payload));
@@ -709,31 +887,94 @@ void Upstream::Impl::deliver_retained(SessionState& s, const std::string& broker
                                        value.qos, true));
     }
   }
+  return delivered;
 }
 
 // ---- messages from the broker ------------------------------------------------------------------
+
+void Upstream::Impl::cache_retained(const ::mqtt::message& m) {
+  const std::string& topic = m.get_topic();
+  if (m.get_payload().empty()) {
+    retained.erase(topic);  // an empty retained message clears it
+    return;
+  }
+  Retained value{m.get_payload_str(), m.get_qos(), std::nullopt};
+  const auto& props = m.get_properties();
+  if (props.count(::mqtt::property::MESSAGE_EXPIRY_INTERVAL) > 0) {
+    value.expires = Clock::now() + std::chrono::seconds(::mqtt::get<uint32_t>(
+                                       props, ::mqtt::property::MESSAGE_EXPIRY_INTERVAL));
+  }
+  auto it = retained.find(topic);
+  if (it != retained.end()) {
+    it->second = std::move(value);
+  } else if (retained.size() < config.max_retained_cache) {
+    retained.emplace(topic, std::move(value));
+  } else if (!cache_full_warned) {
+    cache_full_warned = true;
+    WSB_LOG(kWarn) << "upstream " << config.name << ": the retained cache is full ("
+                   << config.max_retained_cache
+                   << ", max_retained_cache): late subscribers miss the values beyond it";
+  }
+}
 
 void Upstream::Impl::handle(BrokerMessage& e) {
   const ::mqtt::message& m = *e.message;
   const std::string& topic = m.get_topic();
   const std::string& payload = m.get_payload_str();
   const int qos = m.get_qos();
-  const bool retain = m.is_retained();
-
-  if (retain || retained.count(topic) != 0) {
-    // Keep the latest value of retained topics for subscribers that join an active filter.
-    if (retain && payload.empty()) {
-      retained.erase(topic);  // an empty retained message clears it
-    } else if (retained.size() < config.max_retained_cache || retained.count(topic) != 0) {
-      retained[topic] = Retained{payload, qos};
-    }
-  }
+  if (caching() && m.is_retained()) cache_retained(m);
 
   matched.clear();
   trie.match(topic, matched);
+  // A retained copy (see rounds) goes only to the sessions whose SUBSCRIBE brought it. On MQTT 5
+  // retain=1 is also how a live change of a retained value arrives (Retain As Published): live
+  // for the sessions not waiting for copies. An empty one only ever comes live (a deletion).
+  const bool copy = m.is_retained() && !(caching() && payload.empty());
+  if (!copy) {
+    rounds.live(topic);
+    fan_out(matched, topic, payload, qos, false);
+  } else {
+    auto targets = rounds.copy(topic, Clock::now());
+    fan_out(targets.deliver, topic, payload, qos, true);
+    if (caching()) fan_out(live_on_mqtt5(m, targets.involved), topic, payload, qos, false);
+  }
+  broker_messages.inc();
+  fanout_latency.observe(std::chrono::duration<double>(Clock::now() - e.arrived).count());
+}
+
+std::vector<SubscriberId> Upstream::Impl::live_on_mqtt5(const ::mqtt::message& m,
+                                                        std::vector<ConnectionId>& involved) {
+  // The subscriptions this message is for: a copy a SUBSCRIBE brought carries only that one's.
+  std::vector<const std::string*> for_filters;
+  const auto& props = m.get_properties();
+  const std::size_t n = props.count(::mqtt::property::SUBSCRIPTION_IDENTIFIER);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto it = filter_of_sub_id.find(
+        ::mqtt::get<std::uint32_t>(props, ::mqtt::property::SUBSCRIPTION_IDENTIFIER, i));
+    if (it != filter_of_sub_id.end()) for_filters.push_back(&it->second);
+  }
+  std::sort(involved.begin(), involved.end());
+  std::vector<SubscriberId> live;
+  for (SubscriberId id : matched) {
+    if (std::binary_search(involved.begin(), involved.end(), id)) continue;
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    const std::string& prefix = it->second.route->topic_prefix;
+    // (A broker without Subscription Identifiers sends none: then everyone else takes it live.)
+    const bool for_it =
+        n == 0 || std::any_of(for_filters.begin(), for_filters.end(), [&](const std::string* f) {
+          return f->starts_with(prefix) && it->second.filters.count(f->substr(prefix.size())) > 0;
+        });
+    if (for_it) live.push_back(id);
+  }
+  return live;
+}
+
+void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,
+                             const std::string& payload, int qos, bool retain) {
   // Serialize once per route (the topic as that route shows it), then share the Frame.
   std::vector<std::pair<const MqttRouteConfig*, std::optional<Frame>>> built;
-  for (SubscriberId id : matched) {
+  for (SubscriberId id : ids) {
     auto it = sessions.find(id);
     if (it == sessions.end()) continue;
     const MqttRouteConfig* route = it->second.route.get();
@@ -753,10 +994,15 @@ void Upstream::Impl::handle(BrokerMessage& e) {
       }
       b = built.insert(built.end(), {route, std::move(frame)});
     }
-    if (b->second) it->second.connection->send(*b->second);
+    if (!b->second) continue;
+    if (!held.empty()) {
+      if (auto h = held.find(id); h != held.end()) {
+        h->second.push_back(*b->second);
+        continue;
+      }
+    }
+    it->second.connection->send(*b->second);
   }
-  broker_messages.inc();
-  fanout_latency.observe(std::chrono::duration<double>(Clock::now() - e.arrived).count());
 }
 
 // ---- publishing --------------------------------------------------------------------------------

@@ -27,10 +27,17 @@ class Upstream {
 
   const UpstreamConfig& config() const { return config_; }
 
-  // Starts the worker, which connects (and keeps reconnecting with backoff).
+  // Starts the worker, which connects (and keeps reconnecting with backoff). Idempotent; starts
+  // it again after a stop.
   void start();
   // Disconnects and joins the worker. Idempotent.
   void stop();
+
+  // The configuration (its MqttKind's id) that started this upstream last: the one that stops it
+  // and counts its in-flight work, so older configurations sharing it neither stop it nor hold
+  // their release back for work that is not theirs. Any thread.
+  void set_owner(std::uint64_t kind) { owner_.store(kind, std::memory_order_relaxed); }
+  std::uint64_t owner() const { return owner_.load(std::memory_order_relaxed); }
 
   // Called from adapters on the service thread; they only enqueue.
   void open_session(std::shared_ptr<Connection> connection,
@@ -46,6 +53,7 @@ class Upstream {
   struct Impl;
   const UpstreamConfig config_;
   std::atomic<std::size_t> unfinished_{0};
+  std::atomic<std::uint64_t> owner_{0};
   // Service thread only (the adapter's callbacks): each open session's flow control.
   std::unordered_map<ConnectionId, std::shared_ptr<SessionFlow>> flows_;
   std::unique_ptr<Impl> impl_;

@@ -1,11 +1,23 @@
+// The request head as it passes below libwebsockets (mask_guard's recv() hook feeds it here).
+//
 // Browsers cannot set headers on a WebSocket, so a token may ride in Sec-WebSocket-Protocol as
 // "bearer.<token>" beside a real subprotocol. libwebsockets 4.1.6 refuses protocol names over
 // 64 bytes and lists over 128 ("pcol name too long"), which every real JWT exceeds, so the token
-// is taken out of the request head before lws parses it (see mask_guard's recv() hook) and handed
-// to the authenticator separately.
+// is taken out of the head before lws parses it and handed to the authenticator separately. The
+// head arrives in reads of any size, so the filter works byte by byte and keeps back at most
+// kMaxHeldBytes (a header name that may still turn out to be Sec-WebSocket-Protocol, the start of
+// a list entry that may still turn out to be "bearer.").
+//
+// The same pass measures the head (an over-long one gets 431 from mask_guard, where lws would drop
+// it silently) and reads what the unmasked-frame guard must know to follow the byte stream exactly
+// as lws does: where the head ends, whether lws may switch to WebSocket after it, and whether a
+// body follows. Header lines are held to RFC 9112's grammar (a token name, then ':'), which is
+// where lws 4.1.6 and a plain line reader agree on where lines and heads end; anything else is
+// refused as malformed.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -13,13 +25,100 @@ namespace wsbridge {
 
 struct BearerExtraction {
   std::string token;         // the first bearer.<token> value
-  bool only_bearer = false;  // the header offered no real subprotocol beside it
+  bool only_bearer = false;  // the head offered no real subprotocol beside it
 };
 
-// Looks in `data[0..len)` for a complete "Sec-WebSocket-Protocol:" header line (case-insensitive
-// name, CRLF-terminated, entirely inside the buffer). When it lists bearer.<token> entries,
-// removes them from the line in place (dropping the line when nothing else is left), shrinks
-// `len` accordingly and returns the token. nullopt (and no change) otherwise.
+// What a complete head says about the bytes that follow it.
+struct HeadSummary {
+  bool upgrade = false;   // it has a non-empty Upgrade header: lws may switch protocols after it
+  bool connect = false;   // CONNECT: lws turns the connection raw
+  bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
+                          // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
+  std::optional<BearerExtraction> bearer;
+};
+
+class RequestHeadFilter {
+ public:
+  static constexpr std::size_t kMaxHeldBytes = 40;
+
+  enum class Result : std::uint8_t { kMore, kEnd, kMalformed, kTooLarge };
+
+  // `max_bytes`: the head as sent; `max_lws_bytes`: a bound on what lws 4.1.6 stores of what it
+  // gets (the bytes plus up to 10 per line: custom-header records, terminators).
+  RequestHeadFilter(std::size_t max_bytes, std::size_t max_lws_bytes)
+      : max_bytes_(max_bytes), max_lws_bytes_(max_lws_bytes) {}
+
+  // Takes bytes of the head from `data` and stops at its end (consumed = bytes taken). Appends
+  // to `out` what lws is to get: what came in minus the bearer entries, plus bytes held back by
+  // earlier calls; never more than held() before the call plus `consumed`. out == nullptr means
+  // the bytes already went to lws unchanged: the rest of this head is then only followed, not
+  // changed. After kEnd, summary() is complete; after kMalformed or kTooLarge, reset() first.
+  Result feed(const char* data, std::size_t len, std::string* out, std::size_t& consumed);
+  // Bytes taken in but not put out yet, or owed: a ',' or '\r' dropped for now that comes back
+  // as the separator before the next kept entry or the line's "\r\n".
+  std::size_t held() const {
+    const bool in_protocol = state_ == State::kProtocol;
+    return held_name_.size() + held_item_.size() + (space_held_ ? 1 : 0) +
+           (in_protocol && kept_in_line_ > 0 && item_ != Item::kKept ? 1 : 0) +
+           (in_protocol && line_cr_ ? 1 : 0);
+  }
+  std::size_t bytes_in() const { return bytes_in_; }
+  const HeadSummary& summary() const { return summary_; }
+  // True once the filter is past every Sec-WebSocket-Protocol line it has seen.
+  bool protocol_lines_complete() const { return state_ != State::kProtocol; }
+  void reset() { *this = RequestHeadFilter(max_bytes_, max_lws_bytes_); }
+
+ private:
+  enum class State : std::uint8_t {
+    kRequestLine,
+    kLineStart,
+    kLineStartCR,
+    kName,
+    kValue,
+    kProtocol
+  };
+  // Position inside a Sec-WebSocket-Protocol value.
+  enum class Item : std::uint8_t { kSeparator, kPrefix, kKept, kBearer, kSkip };
+
+  Result step(char c, std::string* out);
+  void emit(std::string* out, std::string_view bytes);
+  void end_value_line();
+  void protocol_byte(char c, std::string* out);
+  void start_kept_item(std::string* out);
+  void end_protocol_line(std::string* out);
+
+  std::size_t max_bytes_;
+  std::size_t max_lws_bytes_;
+  State state_ = State::kRequestLine;
+  bool passthrough_ = false;  // bytes went to lws before they were filtered: change nothing more
+  std::size_t bytes_in_ = 0;
+  std::size_t bytes_out_ = 0;
+  std::size_t lines_ = 0;
+  std::size_t line_length_ = 0;  // bytes of the current line before its '\n', '\r' excepted
+  std::string method_;           // the request line up to its first space (first 16 bytes)
+  std::string name_;             // lower-cased header name (first 32 bytes)
+  std::string value_;            // header value (first 40 bytes, leading blanks skipped)
+  bool value_long_ = false;
+  bool content_length_seen_ = false;
+  bool content_length_bad_ = false;
+  bool content_length_nonzero_ = false;
+  bool transfer_encoding_ = false;
+  // Sec-WebSocket-Protocol lines.
+  std::string held_name_;    // the header name and ':' as sent, until a kept entry needs them
+  std::string held_item_;    // the start of an entry, while it may still be "bearer."
+  bool space_held_ = false;  // a blank inside a kept entry, put out if the entry goes on
+  Item item_ = Item::kSeparator;
+  bool line_cr_ = false;  // this line's value ended at a '\r' (lws skips the rest)
+  std::size_t kept_in_line_ = 0;
+  bool bearer_in_line_ = false;
+  bool capturing_ = false;  // this bearer entry is the head's first: its bytes are the token
+  bool any_kept_ = false;
+  HeadSummary summary_;
+};
+
+// One-shot form for a buffer holding a whole head: when it carries a bearer entry in a complete
+// Sec-WebSocket-Protocol line, rewrites `data[0..len)` in place without it (shrinking `len`) and
+// returns the token. nullopt (and no change) otherwise, or when the head is malformed.
 std::optional<BearerExtraction> extract_bearer_subprotocol(char* data, std::size_t& len);
 
 }  // namespace wsbridge

@@ -10,7 +10,7 @@ std::string usage_text() {
          "       wsbridge --version | --help\n"
          "\n"
          "A WebSocket bridge: accepts ws:// connections and routes each one by URL path to an\n"
-         "adapter (echo, ...) configured in TOML.\n"
+         "adapter (echo, mqtt, http) configured in TOML.\n"
          "\n"
          "Options:\n"
          "  -c, --config FILE        run with the TOML configuration in FILE\n"
@@ -21,7 +21,8 @@ std::string usage_text() {
          "  -h, --help               print this help and exit\n"
          "\n"
          "Signals: SIGTERM or SIGINT stop accepting, close every WebSocket with 1001 and exit 0\n"
-         "within [server] shutdown_timeout.\n"
+         "within [server] shutdown_timeout. SIGHUP reloads the config file without dropping\n"
+         "connections (an invalid file is refused and logged; the running config stays).\n"
          "Exit status: 0 success, 1 runtime failure (e.g. a port in use), 2 usage or config "
          "error.\n";
 }

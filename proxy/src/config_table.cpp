@@ -150,8 +150,8 @@ void ConfigTable::fail_type(std::string_view key, const toml::node& node,
                    describe_type(node));
 }
 
-const toml::node* ConfigTable::node(std::string_view key) {
-  consumed_.insert(std::string(key));
+const toml::node* ConfigTable::node(std::string_view key, Shape shape) {
+  consumed_.insert_or_assign(std::string(key), shape);
   return table_->get(key);
 }
 
@@ -280,7 +280,7 @@ std::optional<std::string> ConfigTable::secret(std::string_view key) {
 }
 
 std::optional<ConfigTable> ConfigTable::table(std::string_view key) {
-  const toml::node* n = node(key);
+  const toml::node* n = node(key, Shape::kTable);
   if (n == nullptr) return std::nullopt;
   if (!n->is_table()) fail_type(key, *n, "a table");
   const std::string child = name_ == "the top level" ? "[" + std::string(key) + "]"
@@ -289,7 +289,7 @@ std::optional<ConfigTable> ConfigTable::table(std::string_view key) {
 }
 
 std::vector<ConfigTable> ConfigTable::array_of_tables(std::string_view key) {
-  const toml::node* n = node(key);
+  const toml::node* n = node(key, Shape::kArrayOfTables);
   std::vector<ConfigTable> out;
   if (n == nullptr) return out;
   if (!n->is_array_of_tables())
@@ -328,11 +328,59 @@ void ConfigTable::reject_unknown_keys() const {
       first = &key;
     }
   }
-  if (first != nullptr) {
-    const auto& src = first->source().begin;
-    throw ConfigError(SourcePosition{file_, src.line, src.column},
-                      "unknown key " + quote(first->str()) + " in " + name_);
+  if (first == nullptr) return;
+  std::string message = "unknown key " + quote(first->str()) + " in " + name_;
+  std::vector<std::string> known;
+  for (const auto& [key, shape] : consumed_) known.push_back(key);
+  if (auto near = nearest_key(first->str(), known)) {
+    const Shape shape = consumed_.find(*near)->second;
+    // Top-level tables are written as headers; a nested one as a dotted key or inline table.
+    const bool top = name_ == "the top level";
+    std::string spelled = quote(*near);
+    if (top && shape == Shape::kTable) spelled = "[" + *near + "]";
+    if (top && shape == Shape::kArrayOfTables) spelled = "[[" + *near + "]]";
+    message += "; did you mean " + spelled + "?";
   }
+  const auto& src = first->source().begin;
+  throw ConfigError(SourcePosition{file_, src.line, src.column}, message);
+}
+
+std::optional<std::string> nearest_key(std::string_view unknown,
+                                       const std::vector<std::string>& candidates) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string a = lower(unknown);
+  // Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps.
+  auto distance = [&a](const std::string& b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+      }
+    }
+    return d[a.size()][b.size()];
+  };
+  // Short keys tolerate one edit, longer ones up to three: "qso" is "qos", "foo" is nothing.
+  const std::size_t limit = a.size() <= 3 ? 1 : a.size() <= 6 ? 2 : 3;
+  std::optional<std::string> best;
+  std::size_t best_distance = limit + 1;
+  for (const auto& candidate : candidates) {
+    const std::size_t d = distance(lower(candidate));
+    if (d < best_distance && d < std::max(a.size(), candidate.size())) {
+      best = candidate;
+      best_distance = d;
+    }
+  }
+  return best;
 }
 
 }  // namespace wsbridge

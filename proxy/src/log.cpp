@@ -40,6 +40,42 @@ std::string timestamp() {
   return out;
 }
 
+// Decodes one UTF-8 sequence at text[i] (RFC 3629: shortest form, no surrogates, at most
+// U+10FFFF); returns its length, or 0 when the bytes there are not valid UTF-8.
+std::size_t utf8_sequence(std::string_view text, std::size_t i, char32_t& cp) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  std::size_t len = 0;
+  char32_t min = 0;
+  if (b0 < 0x80) {
+    cp = b0;
+    return 1;
+  } else if ((b0 & 0xe0) == 0xc0) {
+    len = 2, cp = b0 & 0x1f, min = 0x80;
+  } else if ((b0 & 0xf0) == 0xe0) {
+    len = 3, cp = b0 & 0x0f, min = 0x800;
+  } else if ((b0 & 0xf8) == 0xf0) {
+    len = 4, cp = b0 & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+// Code points that must not reach a log line raw: they break lines (in a terminal, a log viewer
+// or a JSON-lines consumer that splits on U+2028) or reorder what is shown (bidi controls).
+bool must_escape(char32_t cp) {
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+         (cp >= 0x200e && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
 void write_json(std::string_view level, std::string_view text, nlohmann::json fields) {
   fields["ts"] = timestamp();
   fields["level"] = level;
@@ -52,12 +88,14 @@ void write_line(std::string_view level, std::string_view text) {
     write_json(level, text, nlohmann::json::object());
     return;
   }
+  // A message's own trailing line break is not part of its text; any other one is escaped.
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   std::string line = timestamp();
   line.reserve(line.size() + text.size() + 16);
   line.push_back(' ');
   line.append(level).push_back(' ');
-  line.append(text);
-  if (line.back() != '\n') line.push_back('\n');
+  line.append(escape_log_text(text));
+  line.push_back('\n');
   write_raw(line);
 }
 
@@ -71,6 +109,47 @@ void lws_emit(int level, const char* line) {
     write_line(ours == LogLevel::kWarn ? "warn" : "debug", "lws: " + std::string(text));
 }
 }  // namespace
+
+std::string escape_log_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  char hex[16];
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\') {  // the common case: printable ASCII
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    char32_t cp = 0;
+    const std::size_t len = utf8_sequence(text, i, cp);
+    if (len == 0) {  // not UTF-8: show the byte
+      std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned char>(c));
+      out += hex;
+      ++i;
+      continue;
+    }
+    if (cp == '\\') {
+      out += "\\\\";
+    } else if (cp == '\n') {
+      out += "\\n";
+    } else if (cp == '\r') {
+      out += "\\r";
+    } else if (cp == '\t') {
+      out += "\\t";
+    } else if (cp < 0x80 && must_escape(cp)) {
+      std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned>(cp));
+      out += hex;
+    } else if (must_escape(cp)) {
+      std::snprintf(hex, sizeof hex, "\\u{%04X}", static_cast<unsigned>(cp));
+      out += hex;
+    } else {
+      out.append(text.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
+}
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
   if (name == "error") return LogLevel::kError;

@@ -1,15 +1,21 @@
 #include "mask_guard.hpp"
 
-#include "bearer_subprotocol.hpp"
-
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <memory>
+#include <string_view>
 #include <thread>
+
+#include "bearer_subprotocol.hpp"
+#include "wsbridge/log.hpp"
 
 namespace wsbridge {
 
@@ -66,20 +72,33 @@ std::size_t FrameMaskScanner::feed(const unsigned char* data, std::size_t len) {
 namespace mask_guard {
 namespace {
 
-// Bytes kept from behind the last request head while waiting for the upgrade to complete; lws
-// itself reads no more than this before it upgrades.
+// Bytes lws got from behind an upgrade request head before it decided on it. Reads through
+// recv() stop at a head's end, so only bytes handed to lws otherwise (after_recv) land here.
 constexpr std::size_t kMaxPendingBytes = 64 * 1024;
+// Reads of a rejected connection's remaining request bytes per recv() call.
+constexpr int kMaxDrainReads = 16;
+
+enum class Phase : std::uint8_t {
+  kHead,       // in a request head (or between requests)
+  kAwaiting,   // after a head with Upgrade: lws is deciding; the bytes after it are kept
+  kLost,       // lws reads what follows in a way not followed here (a body): no upgrade allowed
+  kRejected,   // answered 400/431 here; what the client still sends is read and dropped
+  kWebSocket,  // frames
+};
 
 struct Watch {
   std::thread::id service_thread;
   UnmaskedFrameSink* sink = nullptr;
-  bool websocket = false;
+  Phase phase = Phase::kHead;
   bool blocked = false;
-  bool unaligned = false;  // the pending bytes overflowed: frame boundaries are unknown
-  std::string pending;     // HTTP phase: bytes after the last "\r\n\r\n"
-  std::string last_head;   // HTTP phase: the last complete request head (to replay a held one)
-  std::optional<BearerExtraction> bearer;  // HTTP phase: taken out of Sec-WebSocket-Protocol
-  FrameMaskScanner scanner;                // WebSocket phase
+  std::size_t requests = 0;       // complete heads so far
+  bool head_read_before = false;  // the current head began in an earlier read
+  RequestHeadFilter head{kMaxRequestHeadBytes, kLwsHeaderSpace - 512u};
+  std::string head_out;                    // the current head as lws gets it
+  std::string last_head;                   // kAwaiting: the head lws may upgrade on
+  std::string pending;                     // kAwaiting: the bytes after it
+  std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
+  FrameMaskScanner scanner;                // kWebSocket
 };
 
 // One slot per possible descriptor. Only the service thread that registered a socket reads or
@@ -124,6 +143,191 @@ void report(int fd, Watch& w) {
   if (w.sink != nullptr) w.sink->on_unmasked_frame(fd);
 }
 
+void lose(Watch& w) {
+  w.phase = Phase::kLost;
+  w.head.reset();
+  std::string().swap(w.head_out);
+  std::string().swap(w.last_head);
+  std::string().swap(w.pending);
+  w.bearer.reset();
+}
+
+std::string peer_of(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    if (addr.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
+    } else if (addr.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text, sizeof text);
+    }
+  }
+  return text;
+}
+
+enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed };
+
+void end_of_head(Watch& w) {
+  const HeadSummary& s = w.head.summary();
+  ++w.requests;
+  if (s.upgrade && !s.connect) {
+    w.phase = Phase::kAwaiting;
+    w.last_head = std::move(w.head_out);
+    w.bearer = s.bearer;
+    w.pending.clear();
+  } else if (s.has_body || s.connect) {
+    // lws 4.1.6 delimits bodies its own way (a static file's GET leaves its body to be read as
+    // the next request; a POST without Content-Length runs 100 MiB): stop following.
+    lose(w);
+    return;
+  }
+  w.head.reset();
+  w.head_out.clear();
+  w.head_read_before = false;
+}
+
+// Follows HTTP-phase bytes and appends to `out` what lws is to get; out == nullptr: the bytes
+// are with lws already (they can only be followed). kTooLarge / kMalformed stop there (out
+// holds what came before the head that failed). With `used`, stops at the end of the first head
+// and sets how many bytes that took.
+Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* out,
+                    std::size_t* used = nullptr) {
+  std::size_t i = 0;
+  while (i < len) {
+    if (w.phase == Phase::kAwaiting) {
+      w.pending.append(data + i, len - i);
+      if (out != nullptr) out->append(data + i, len - i);
+      if (w.pending.size() > kMaxPendingBytes) lose(w);
+      break;
+    }
+    if (w.phase != Phase::kHead) {
+      if (out != nullptr) out->append(data + i, len - i);
+      break;
+    }
+    std::size_t consumed = 0;
+    const std::size_t before = out != nullptr ? out->size() : 0;
+    const auto r = w.head.feed(data + i, len - i, out, consumed);
+    if (out != nullptr) {
+      w.head_out.append(*out, before);
+    } else {
+      w.head_out.append(data + i, consumed);
+    }
+    i += consumed;
+    switch (r) {
+      case RequestHeadFilter::Result::kMore:
+        break;
+      case RequestHeadFilter::Result::kEnd:
+        end_of_head(w);
+        if (used != nullptr) {
+          *used = i;
+          return Verdict::kPass;
+        }
+        break;
+      case RequestHeadFilter::Result::kTooLarge:
+      case RequestHeadFilter::Result::kMalformed:
+        if (out == nullptr) {  // too late to answer: just never allow an upgrade here
+          lose(w);
+          break;
+        }
+        out->resize(before);
+        if (used != nullptr) *used = i;
+        return r == RequestHeadFilter::Result::kTooLarge ? Verdict::kTooLarge : Verdict::kMalformed;
+    }
+  }
+  if (used != nullptr) *used = len;
+  return Verdict::kPass;
+}
+
+// The upgrade head was answered with a status and lws reads on: re-follow the bytes after it.
+void resume_http(Watch& w) {
+  std::string again = std::move(w.pending);
+  w.pending.clear();
+  w.last_head.clear();
+  w.bearer.reset();
+  w.phase = Phase::kHead;
+  follow_http(w, again.data(), again.size(), nullptr);
+  w.head_read_before = w.phase == Phase::kHead && w.head.bytes_in() > 0;
+}
+
+// Answers a head lws must not see with `status` and closes our side; the client's FIN (or the
+// handshake timeout) ends the connection, so the answer is not lost to a reset.
+void reject(int fd, Watch& w, Verdict verdict) {
+  const bool too_large = verdict == Verdict::kTooLarge;
+  const std::string body =
+      too_large ? "the request head is over " + std::to_string(kMaxRequestHeadBytes) + " bytes\n"
+                : "malformed request head\n";
+  const std::string reply =
+      std::string(too_large ? "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                            : "HTTP/1.1 400 Bad Request\r\n") +
+      "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
+  WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with "
+                 << (too_large ? "431: its head is over " + std::to_string(kMaxRequestHeadBytes) +
+                                     " bytes"
+                               : std::string("400: malformed head"));
+  [[maybe_unused]] const ssize_t sent =
+      ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd, SHUT_WR);
+  lose(w);
+  w.phase = Phase::kRejected;
+}
+
+// HTTP-phase bytes in `buffer` (room for `capacity`): rewrites them for lws. With `raw`, the
+// bytes were only peeked at: the ones up to the end of the head are read now and the rest stay
+// in the socket, so that lws never holds bytes from behind an upgrade head before it decides on
+// it (lws 4.1.6 also overwrites such bytes with its 101 answer: its serv_buf is the scratch).
+long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t capacity,
+               RawRecv raw = nullptr, int flags = 0) {
+  std::string out;
+  out.reserve(received + RequestHeadFilter::kMaxHeldBytes);
+  std::size_t used = received;
+  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, &out,
+                                   raw != nullptr ? &used : nullptr);
+  if (verdict != Verdict::kPass) {
+    // Safe to answer when lws has written nothing for an earlier request that may still be
+    // going out: this is the first request, or lws has parsed part of this head already (lws
+    // reads again only once it has used what it read, and parses a head only after finishing
+    // the previous response).
+    if (w.requests == 0 || w.head_read_before) {
+      reject(fd, w, verdict);
+      errno = EAGAIN;
+      return -1;
+    }
+    WSB_LOG(kInfo) << "closed the connection of " << peer_of(fd) << ": a pipelined request "
+                   << (verdict == Verdict::kTooLarge ? "head too large" : "head malformed");
+    lose(w);
+    return 0;  // lws sees the end of the stream and closes
+  }
+  if (raw != nullptr && raw(fd, buffer, used, flags) != static_cast<ssize_t>(used)) {
+    lose(w);  // cannot happen: this thread alone reads the socket
+    return 0;
+  }
+  if (w.phase == Phase::kHead) w.head_read_before = w.head.bytes_in() > 0;
+  if (out.size() > capacity) {  // cannot happen: the filter never puts out more than it held
+    lose(w);
+    return 0;
+  }
+  std::memcpy(buffer, out.data(), out.size());
+  if (out.empty()) {
+    errno = EAGAIN;  // all of it held back until the line goes on
+    return -1;
+  }
+  return static_cast<long>(out.size());
+}
+
+long frames_read(int fd, Watch& w, void* buffer, long received) {
+  const std::size_t accepted =
+      w.scanner.feed(static_cast<const unsigned char*>(buffer), static_cast<std::size_t>(received));
+  if (!w.scanner.violated()) return received;
+  report(fd, w);
+  if (accepted == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<long>(accepted);
+}
+
 }  // namespace
 
 void watch_http(int fd, UnmaskedFrameSink* sink) {
@@ -135,21 +339,25 @@ void watch_http(int fd, UnmaskedFrameSink* sink) {
 
 void start_websocket(int fd) {
   Watch* w = table().mine(fd);
-  if (w == nullptr || w->websocket) return;
-  w->websocket = true;
-  if (w->unaligned) {
-    // More than kMaxPendingBytes arrived behind the request head before the upgrade: lws would
-    // not have read that far, so this does not happen with lws 4.1; stay out of the way.
-    table().set(fd, nullptr);
+  if (w == nullptr || w->phase == Phase::kWebSocket) return;
+  const bool aligned = w->phase == Phase::kAwaiting;
+  const std::string pending = std::move(w->pending);
+  lose(*w);  // frees the HTTP-phase state
+  w->phase = Phase::kWebSocket;
+  if (!aligned) {
+    WSB_LOG(kInfo) << "a WebSocket upgrade from " << peer_of(fd)
+                   << " after a request whose end is not known here: closing it with 1002";
+    w->scanner.fail();
+    report(fd, *w);
     return;
   }
-  const auto* bytes = reinterpret_cast<const unsigned char*>(w->pending.data());
-  w->scanner.feed(bytes, w->pending.size());
-  w->pending.clear();
-  w->pending.shrink_to_fit();
-  w->last_head.clear();  // the upgrade is done: nothing will be replayed
-  w->last_head.shrink_to_fit();
+  w->scanner.feed(reinterpret_cast<const unsigned char*>(pending.data()), pending.size());
   if (w->scanner.violated()) report(fd, *w);
+}
+
+void upgrade_refused(int fd) {
+  Watch* w = table().mine(fd);
+  if (w != nullptr && w->phase == Phase::kAwaiting) resume_http(*w);
 }
 
 void forget(int fd) {
@@ -167,7 +375,7 @@ std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
 
 std::string take_request_bytes(int fd) {
   Watch* w = table().mine(fd);
-  if (w == nullptr || w->websocket || w->last_head.empty() || w->unaligned) return {};
+  if (w == nullptr || w->phase != Phase::kAwaiting || w->last_head.empty()) return {};
   std::string bytes = std::move(w->last_head);
   bytes += w->pending;
   w->last_head.clear();
@@ -182,38 +390,50 @@ bool blocked(int fd) {
 long after_recv(int fd, void* buffer, long received) {
   Watch* w = table().mine(fd);
   if (w == nullptr || received <= 0) return received;
-  const auto* bytes = static_cast<const unsigned char*>(buffer);
-  const auto n = static_cast<std::size_t>(received);
-  if (!w->websocket) {
-    std::size_t len = n;
-    if (auto bearer = extract_bearer_subprotocol(static_cast<char*>(buffer), len)) {
-      w->bearer = std::move(bearer);
-      received = static_cast<long>(len);
-    }
-    // Keep what follows the last end of a request head ("\r\n\r\n"); a keep-alive connection
-    // may send several requests before the one that upgrades.
-    w->pending.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(received));
-    const std::size_t end = w->pending.rfind("\r\n\r\n");
-    if (end != std::string::npos) {
-      w->last_head.assign(w->pending, 0, end + 4);
-      if (w->last_head.size() > kMaxPendingBytes) w->last_head.clear();  // lws refused it anyway
-      w->pending.erase(0, end + 4);
-      w->unaligned = false;
-    }
-    if (w->pending.size() > kMaxPendingBytes) {
-      w->pending.erase(0, w->pending.size() - 3);
-      w->unaligned = true;
-    }
-    return received;
+  if (w->phase == Phase::kAwaiting) resume_http(*w);  // lws read on: the upgrade was refused
+  switch (w->phase) {
+    case Phase::kWebSocket:
+      return frames_read(fd, *w, buffer, received);
+    case Phase::kLost:
+      return received;
+    case Phase::kRejected:
+      errno = EAGAIN;
+      return -1;
+    default:
+      return http_read(fd, *w, buffer, static_cast<std::size_t>(received),
+                       static_cast<std::size_t>(received));
   }
-  const std::size_t accepted = w->scanner.feed(bytes, n);
-  if (!w->scanner.violated()) return received;
-  report(fd, *w);
-  if (accepted == 0) {
+}
+
+ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw) {
+  Watch* w = (flags & MSG_PEEK) != 0 ? nullptr : table().mine(fd);
+  if (w == nullptr) return raw(fd, buffer, length, flags);
+  if (w->blocked) {
+    errno = EAGAIN;  // the connection is being closed with 1002; lws gets nothing more from it
+    return -1;
+  }
+  // lws reads again only after it has used everything it read before: an upgrade head it did
+  // not upgrade on (and did not close for) was answered as HTTP.
+  if (w->phase == Phase::kAwaiting) resume_http(*w);
+  if (w->phase == Phase::kRejected) {
+    for (int i = 0; i < kMaxDrainReads; ++i) {
+      const ssize_t n = raw(fd, buffer, length, flags);
+      if (n <= 0) return n;  // 0: the client has read the answer and gone; lws closes
+    }
     errno = EAGAIN;
     return -1;
   }
-  return static_cast<long>(accepted);
+  if (w->phase != Phase::kHead) {
+    const ssize_t n = raw(fd, buffer, length, flags);
+    if (n <= 0 || w->phase == Phase::kLost) return n;
+    return frames_read(fd, *w, buffer, static_cast<long>(n));
+  }
+  // The filter may put out the bytes it holds back together with the new ones: leave room.
+  const std::size_t held = w->head.held();
+  if (length <= held) return 0;  // lws reads at least 4 KiB in this phase; never happens
+  const ssize_t n = raw(fd, buffer, length - held, flags | MSG_PEEK);
+  if (n <= 0) return n;
+  return http_read(fd, *w, buffer, static_cast<std::size_t>(n), length, raw, flags);
 }
 
 }  // namespace mask_guard
@@ -222,13 +442,7 @@ long after_recv(int fd, void* buffer, long received) {
 // The interposed recv(): the executable's definition comes first in symbol lookup, so
 // libwebsockets' calls land here; everything else passes straight through to the C library's.
 extern "C" ssize_t recv(int fd, void* buffer, size_t length, int flags) {
-  using RecvFn = ssize_t (*)(int, void*, size_t, int);
-  static const auto real_recv = reinterpret_cast<RecvFn>(dlsym(RTLD_NEXT, "recv"));
-  if ((flags & MSG_PEEK) == 0 && wsbridge::mask_guard::blocked(fd)) {
-    errno = EAGAIN;  // the connection is being closed with 1002; lws gets nothing more from it
-    return -1;
-  }
-  const ssize_t n = real_recv(fd, buffer, length, flags);
-  if (n <= 0 || (flags & MSG_PEEK) != 0) return n;
-  return wsbridge::mask_guard::after_recv(fd, buffer, n);
+  static const auto real_recv =
+      reinterpret_cast<wsbridge::mask_guard::RawRecv>(dlsym(RTLD_NEXT, "recv"));
+  return wsbridge::mask_guard::guarded_recv(fd, buffer, length, flags, real_recv);
 }

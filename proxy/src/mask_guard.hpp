@@ -1,20 +1,24 @@
-// Also, in the HTTP phase, it takes "bearer.<token>" out of Sec-WebSocket-Protocol before lws
-// parses the head (bearer_subprotocol.hpp says why).
-//
 // RFC 6455 5.1: "a server MUST close the connection upon receiving a frame that is not masked".
 // libwebsockets 4.1.6 does not check this on the server side (its parser accepts the frame and
 // unmasks it with a stale key), so wsbridge checks it below lws: the executable interposes
-// recv(), and for the sockets of its own WebSocket connections (on its service thread only)
-// follows the frame headers of the client's byte stream. The payload is skipped by length, so the
-// cost is a few comparisons per frame, not per byte.
+// recv(), and for the sockets of its own listeners (on its service thread only) follows the
+// client's byte stream exactly as lws reads it: request heads line by line
+// (bearer_subprotocol.hpp), then, from the end of the head lws upgraded on, WebSocket frame
+// headers, skipping payloads by length whatever bytes they hold. Where it cannot be sure to follow
+// lws (a request body on a keep-alive connection, a malformed head), it never guesses: an upgrade
+// after that closes with 1002. Payloads cost a few comparisons per frame, not per byte.
+//
+// In the HTTP phase the same hook takes "bearer.<token>" out of Sec-WebSocket-Protocol, and
+// answers itself a head lws could not hold (431) or one it might read differently (400): lws
+// 4.1.6 drops an over-long head without a word ("Ran out of header data space").
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
-
-struct lws_context;
 
 namespace wsbridge {
 
@@ -25,6 +29,8 @@ class FrameMaskScanner {
   // frame (len when every frame so far is masked). After a violation, returns 0.
   std::size_t feed(const unsigned char* data, std::size_t len);
   bool violated() const { return state_ == State::kViolated; }
+  // The stream cannot be followed (it is not where a frame starts): treat it as violated.
+  void fail() { state_ = State::kViolated; }
 
  private:
   enum class State : std::uint8_t {
@@ -52,26 +58,43 @@ class UnmaskedFrameSink {
 };
 
 namespace mask_guard {
-// A server socket was accepted: remember its HTTP request bytes (a client may send its first
-// frames right behind the upgrade request, in the same read). Service thread only.
+
+// A request head (request line and headers, as sent) may be this long; longer ones get 431. The
+// documented token limit is 8 KiB (docs/CONFIG.md), in any credential source; this leaves as
+// much again for the other headers.
+inline constexpr std::size_t kMaxRequestHeadBytes = 16 * 1024;
+// lws' header space (lws_context_creation_info.max_http_header_data): what lws stores of a head
+// that passed the check above always fits (the check also bounds lws' per-line overhead).
+inline constexpr unsigned short kLwsHeaderSpace = 24 * 1024;
+
+// A server socket was accepted: follow its requests. Service thread only.
 void watch_http(int fd, UnmaskedFrameSink* sink);
-// The socket's upgrade completed: check the bytes already read behind the request head, then
-// every byte that follows.
+// lws upgraded the socket to WebSocket (LWS_CALLBACK_ESTABLISHED): the frames start at the end
+// of the head it upgraded on. When that is not where the guard is (it lost track), the
+// connection is reported as violating at once.
 void start_websocket(int fd);
+// lws answered the upgrade request with an HTTP status and keeps the connection for more
+// requests: what follows that head is HTTP again (the server's refuse_upgrade says so).
+void upgrade_refused(int fd);
 // The socket is closing: stop watching it.
 void forget(int fd);
-// Feeds bytes that recv() returned for `fd`; returns how many of them to hand to lws (fewer
-// when an unmasked frame starts inside them), or -1 with errno EAGAIN when none. Exposed for the
-// recv() wrapper and for tests.
+// The recv() wrapper's work: reads through `raw` (the C library's recv) and returns what lws
+// is to get, as recv() would.
+using RawRecv = ssize_t (*)(int, void*, std::size_t, int);
+ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw);
+// Feeds bytes that already went to lws some other way (a held upgrade replayed from a buffer),
+// or, in tests, bytes as if recv() had read them into `buffer`: rewrites them in place and
+// returns how many lws is to get, or -1 with errno EAGAIN when none.
 long after_recv(int fd, void* buffer, long received);
 // The last complete request head read from `fd` and the bytes after it, as lws got them (with the
 // bearer token already taken out): what a held upgrade replays. Empty when unknown.
 std::string take_request_bytes(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
-// The bearer token taken out of the request's Sec-WebSocket-Protocol (see bearer_subprotocol.hpp),
-// once; `only_bearer` tells that no real subprotocol was offered beside it.
+// The bearer token taken out of the upgrade request's Sec-WebSocket-Protocol (see
+// bearer_subprotocol.hpp), once; `only_bearer` tells that no real subprotocol was offered.
 std::optional<std::string> take_bearer_token(int fd, bool& only_bearer);
+
 }  // namespace mask_guard
 
 }  // namespace wsbridge

@@ -16,6 +16,7 @@
 #include "http_reply.hpp"
 #include "mqtt_refusal.hpp"
 #include "request_framing.hpp"
+#include "static_files.hpp"
 #include "upgrade_hold.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
@@ -376,12 +377,16 @@ void Server::run() {
   // A connection must finish its HTTP request (and upgrade) within this, or lws drops it.
   info.timeout_secs = static_cast<unsigned>(config_->limits.handshake_timeout.count());
   info.timeout_secs_ah_idle = info.timeout_secs;
+  // Heads up to mask_guard::kMaxRequestHeadBytes (8 KiB tokens and more); the guard answers 431
+  // beyond, where lws' default 4 KiB would drop the connection without a word.
+  info.max_http_header_data = mask_guard::kLwsHeaderSpace;
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
     fd_limit_ = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));
   }
   context_ = lws_create_context(&info);
   if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
+  if (config_->static_dir) static_files::confine(context_, *config_->static_dir);
   inbox_->attach(context_, this);
   config_->http_client->attach(context_);
 
@@ -769,6 +774,7 @@ int Server::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
   if (status == 426) extra.emplace_back("Sec-WebSocket-Version:", "13");
   if (challenge) extra.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
   write_http_reply(wsi, status, "text/plain", reason + "\n", extra);
+  mask_guard::upgrade_refused(lws_get_socket_fd(wsi));  // lws reads on as HTTP
   return 1;
 }
 

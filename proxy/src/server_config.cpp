@@ -1,16 +1,103 @@
 #include "server_config.hpp"
 
-#include <fstream>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <map>
-#include <sstream>
 
 #include "ip_address.hpp"
+#include "mqtt_refusal.hpp"
 
 namespace wsbridge {
 
 namespace {
 
 using namespace std::chrono_literals;
+
+// One address:port a listener binds. Two endpoints overlap when they bind the same port of the
+// same family and one address covers the other (equal, or one is the wildcard). IPv6 listeners
+// are IPV6_V6ONLY, so "::" does not cover IPv4 addresses.
+struct Endpoint {
+  std::string address;  // as written
+  int family = AF_INET;
+  std::array<unsigned char, sizeof(in6_addr)> bytes{};  // as bound: "::1" equals "0::1"
+  std::uint16_t port = 0;
+  SourcePosition where;  // of its 'port'
+
+  std::string text() const {
+    return (family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+  }
+  bool wildcard() const {
+    return std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; });
+  }
+  bool overlaps(const Endpoint& other) const {
+    return port == other.port && family == other.family &&
+           (bytes == other.bytes || wildcard() || other.wildcard());
+  }
+};
+
+Endpoint endpoint(const std::string& address, std::uint16_t port, SourcePosition where) {
+  Endpoint e;
+  e.family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  inet_pton(e.family, address.c_str(), e.bytes.data());
+  e.port = port;
+  e.where = std::move(where);
+  e.address = address;
+  return e;
+}
+
+// Refuses a listener (or the admin listener) that would bind where another one already does:
+// lws would quietly serve both from one socket, so the second one's endpoints would answer 404.
+void check_endpoints(const std::vector<Endpoint>& listeners, const std::optional<Endpoint>& admin) {
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (!listeners[i].overlaps(listeners[j])) continue;
+      throw ConfigError(listeners[i].where,
+                        "listener " + listeners[i].text() + " overlaps the listener " +
+                            listeners[j].text() + " at " + listeners[j].where.to_string() +
+                            ": both would bind port " + std::to_string(listeners[i].port) +
+                            (listeners[i].bytes == listeners[j].bytes
+                                 ? " (the same listener twice)"
+                                 : " (a wildcard address covers every address of its family)"));
+    }
+  }
+  if (!admin) return;
+  for (const auto& l : listeners) {
+    if (!admin->overlaps(l)) continue;
+    throw ConfigError(admin->where,
+                      "[admin] " + admin->text() + " overlaps the listener " + l.text() + " at " +
+                          l.where.to_string() +
+                          ": the admin listener needs an address and port of its own (else "
+                          "/metrics and the API answer 404 there): give it another port");
+  }
+}
+
+// Names under which MQTT-over-WebSocket clients (mqtt.js, Paho JS) ask for MQTT packets, in any
+// case (a route listing "MQTT" would still take them from a client that lowercases nothing).
+bool is_mqtt_subprotocol(std::string p) {
+  for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return mqtt_refusal::is_mqtt_subprotocol(p);
+}
+
+// What a route speaks on its WebSocket, for refusals of subprotocols it would not honour.
+std::string what_route_speaks(const ConfigTable& t, const std::string& adapter) {
+  const toml::node* mode = t.raw().get("mode");
+  const std::string m = mode != nullptr && mode->is_string() ? mode->as_string()->get() : "";
+  if (adapter == "mqtt" && m == "raw") {
+    return "raw payloads on fixed topics (adapter \"mqtt\", mode \"raw\")";
+  }
+  if (adapter == "mqtt") return "the JSON frames of docs/PROTOCOL.md (adapter \"mqtt\")";
+  if (adapter == "http") return "frames for an HTTP backend (adapter \"http\")";
+  if (adapter == "echo") return "echoed messages (adapter \"echo\")";
+  return "the frames of adapter \"" + adapter + "\", not MQTT packets";
+}
 
 // A route path: absolute, no query or fragment, printable ASCII without spaces, no dot segments.
 std::optional<std::string> route_path_problem(const std::string& path) {
@@ -95,9 +182,13 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       std::filesystem::path p(*dir);
       if (p.is_relative()) p = config_dir / p;
       std::error_code ec;
-      if (!std::filesystem::is_directory(p, ec)) {
-        server->fail_at("static_dir",
-                        "'static_dir' in [server]: " + p.string() + " is not a readable directory");
+      const auto status = std::filesystem::status(p, ec);
+      if (!std::filesystem::is_directory(status)) {
+        const int why = ec                                                       ? ec.value()
+                        : status.type() == std::filesystem::file_type::not_found ? ENOENT
+                                                                                 : ENOTDIR;
+        server->fail_at("static_dir", "'static_dir' in [server]: " + p.string() +
+                                          " is not a readable directory: " + std::strerror(why));
       }
       config.static_dir = std::filesystem::weakly_canonical(p);
     }
@@ -126,6 +217,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     limits->reject_unknown_keys();
   }
   config.auth = auth::parse_auth_settings(top, config_dir);
+  std::optional<Endpoint> admin_endpoint;
   if (auto admin = top.table("admin")) {
     AdminConfig a;
     a.address = admin->string("address").value_or("127.0.0.1");
@@ -138,23 +230,30 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     a.hosts = admin->string_array("hosts").value_or(std::vector<std::string>{});
     a.allow_api_without_token = admin->boolean("allow_api_without_token").value_or(false);
     admin->reject_unknown_keys();
+    admin_endpoint = endpoint(a.address, a.port, admin->position_of("port"));
     config.admin = a;
   }
 
   auto listeners = top.array_of_tables("listeners");
   if (listeners.empty()) {
+    // "[[listener]]" is the likely cause: say so at its position rather than "no listeners".
+    for (const auto& [key, value] : root) {
+      if (nearest_key(key.str(), {"listeners"})) {
+        throw ConfigError(SourcePosition{file, key.source().begin.line, key.source().begin.column},
+                          "unknown key '" + std::string(key.str()) +
+                              "' in the top level; did you mean [[listeners]]?");
+      }
+    }
     top.fail("no listeners: add at least one [[listeners]] table with a 'port'");
   }
-  std::map<std::pair<std::string, std::uint16_t>, bool> seen_listeners;
+  std::vector<Endpoint> listener_endpoints;
   for (auto& t : listeners) {
     ListenerConfig l = read_listener(t, config.auth);
-    if (!seen_listeners.emplace(std::make_pair(l.address, l.port), true).second) {
-      t.fail_at("port", "listener " + l.address + " port " + std::to_string(l.port) +
-                            " is configured twice");
-    }
     t.reject_unknown_keys();
+    listener_endpoints.push_back(endpoint(l.address, l.port, t.position_of("port")));
     config.listeners.push_back(std::move(l));
   }
+  check_endpoints(listener_endpoints, admin_endpoint);
 
   std::map<std::string, AdapterKind*, std::less<>> kinds_by_name;
   auto kind_named = [&](const std::string& name) -> AdapterKind* {
@@ -191,6 +290,17 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       t.fail_at("path", "duplicate route path \"" + route.path + "\"");
     }
     route.adapter_name = t.required_string("adapter");
+    if (const toml::array* offered = t.raw()["subprotocols"].as_array()) {
+      for (const toml::node& p : *offered) {
+        if (!p.is_string() || !is_mqtt_subprotocol(p.as_string()->get())) continue;
+        throw ConfigError(
+            SourcePosition{file, p.source().begin.line, p.source().begin.column},
+            "subprotocol \"" + p.as_string()->get() +
+                "\" tells MQTT-over-WebSocket clients (mqtt.js, Paho JS) that route \"" +
+                route.path + "\" speaks MQTT packets, but it speaks " +
+                what_route_speaks(t, route.adapter_name) + ": remove it");
+      }
+    }
     if (auto v = t.byte_size("max_message_bytes", 1, 1ull << 30)) route.max_message_bytes = *v;
     if (auto v = t.byte_size("max_queued_bytes", 1024, 1ull << 34)) route.max_queued_bytes = *v;
     if (auto v = t.integer("max_queued_messages", 1, 100'000'000)) {
@@ -257,11 +367,30 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
 }
 
 ServerConfig load_config_file(const std::string& file, const AdapterRegistry& registry) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError(SourcePosition{file, 0, 0}, "cannot open the config file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), file, registry);
+  auto fail = [&file](const std::string& what, const std::string& why) {
+    return ConfigError(SourcePosition{file, 0, 0}, "cannot " + what + " the config file: " + why);
+  };
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail("open", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) throw fail("read", std::strerror(EISDIR));
+  // Bounded, so --config /dev/zero is an error rather than a process that eats all memory.
+  constexpr std::size_t kMaxConfigBytes = 16 * 1024 * 1024;
+  std::string text;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw fail("read", std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) throw fail("read", "larger than 16 MiB");
+  }
+  return parse_config(text, file, registry);
 }
 
 }  // namespace wsbridge

@@ -208,6 +208,39 @@ test('a screenshot of the page is saved as a test artifact', async () => {
   assert.ok((await import('node:fs')).statSync(file).size > 1000);
 });
 
+test('on load the page subscribes to sensors/# by itself, and charts sensors/+/temp over time', async () => {
+  const fresh = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  try {
+    await fresh.goto(`http://127.0.0.1:${bridgePort}/`);
+    // Subscribed once the bridge acknowledged (the chip is no longer pending): one publish after
+    // that must show, with no retry.
+    await fresh.waitForSelector('#subscriptions li[data-filter="sensors/#"]:not(.pending)');
+    await mosquittoPub('sensors/x', 'published after load');
+    await fresh.waitForSelector('#messages [data-topic="sensors/x"]', { timeout: 5000 });
+    assert.match(await fresh.locator('#messages').innerText(), /published after load/);
+
+    // Values a second apart: the time axis starts at the oldest, so they span the plot's width,
+    // and it is labelled with times of day.
+    for (const value of ['20.5', '23', '21.25', '22']) {
+      await mosquittoPub('sensors/x/temp', value);
+      await new Promise((r) => setTimeout(r, 700));
+    }
+    await fresh.waitForFunction(() => window.wsbridgeDemo.chart?.points.length >= 4);
+    const chart = await fresh.evaluate(() => window.wsbridgeDemo.chart);
+    const width = chart.plotRight - chart.plotLeft;
+    assert.ok(width > 500, `plot width ${width}`);
+    const xs = chart.points.map((p) => p.x);
+    assert.ok(xs[0] - chart.plotLeft < 0.05 * width, `first point at ${xs[0]} of ${JSON.stringify(chart)}`);
+    assert.ok(xs.at(-1) > chart.plotLeft + 0.5 * width, `last point at ${xs.at(-1)}`);
+    assert.ok(chart.ticks.length >= 2, `ticks ${chart.ticks}`);
+    for (const tick of chart.ticks) assert.match(tick, /^\d{1,2}:\d{2}:\d{2}$/);
+    mkdirSync(artifacts, { recursive: true });
+    await fresh.locator('#chart-panel').screenshot({ path: path.join(artifacts, 'demo-chart.png') });
+  } finally {
+    await fresh.close();
+  }
+});
+
 test("the seed's plain browser code works unchanged", async () => {
   const seed = await browser.newPage();
   await seed.goto(`http://127.0.0.1:${bridgePort}/seed-client.html`);

@@ -172,13 +172,14 @@ TEST_F(MqttTest, RetainedMessagesOnSubscribeEvenForLateSubscribersOfAnActiveFilt
   EXPECT_EQ(m["topic"], "status/door");
   EXPECT_EQ(m["payload"], "open");
   EXPECT_EQ(m["retain"], true);
-  // The filter is active now: a second subscriber causes no SUBSCRIBE, and still gets the value.
+  // The filter is active now: on MQTT 3.1.1 a second subscriber causes a fresh SUBSCRIBE, whose
+  // retained copies go to it alone (#13.11; MQTT 5 serves it from the cache instead).
   Session second(*bridge_, "/mqtt");
   second.subscribe_ok("status/#");
   m = second.next();
   EXPECT_EQ(m["topic"], "status/door");
   EXPECT_EQ(m["retain"], true);
-  EXPECT_EQ(broker_.count("\tstatus/# (QoS"), 1u) << broker_.log();
+  EXPECT_EQ(broker_.count("\tstatus/# (QoS"), 2u) << broker_.log();
 }
 
 TEST_F(MqttTest, WildcardFanOutToManySessionsOncePerSession) {
@@ -203,14 +204,16 @@ TEST_F(MqttTest, WildcardFanOutToManySessionsOncePerSession) {
   EXPECT_EQ(sessions[0]->next()["type"], "pong");
 }
 
-TEST_F(MqttTest, OneSubscribePerFilterAtTheBrokerAndOneUnsubscribeAfterTheLast) {
+// (On MQTT 3.1.1 every subscriber's SUBSCRIBE reaches the broker, for its retained copies,
+// #13.11; MQTT 5 makes one: see the mqtt regression tests.)
+TEST_F(MqttTest, SubscribesReachTheBrokerAndOneUnsubscribeAfterTheLast) {
   {
     std::vector<std::unique_ptr<Session>> sessions;
     for (int i = 0; i < 10; ++i) {
       sessions.push_back(std::make_unique<Session>(*bridge_, "/mqtt"));
       sessions.back()->subscribe_ok("ref/+/x", 1);
     }
-    EXPECT_EQ(broker_.count("\tref/+/x (QoS"), 1u) << broker_.log();
+    EXPECT_EQ(broker_.count("\tref/+/x (QoS"), 10u) << broker_.log();
     // Half unsubscribe explicitly, the rest disconnect.
     for (int i = 0; i < 5; ++i) {
       json r = sessions[i]->request({{"type", "unsubscribe"}, {"topic", "ref/+/x"}, {"id", "u"}});
@@ -221,7 +224,7 @@ TEST_F(MqttTest, OneSubscribePerFilterAtTheBrokerAndOneUnsubscribeAfterTheLast) 
   EXPECT_TRUE(broker_.wait_for_log("Received UNSUBSCRIBE from wsbridge", 1, 5s)) << broker_.log();
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(broker_.count("Received UNSUBSCRIBE from wsbridge"), 1u);
-  EXPECT_EQ(broker_.count("\tref/+/x (QoS"), 1u);
+  EXPECT_EQ(broker_.count("\tref/+/x (QoS"), 10u);
 }
 
 TEST_F(MqttTest, TopicPrefixIsolatesRoutes) {

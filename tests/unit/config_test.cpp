@@ -94,16 +94,16 @@ TEST_F(ConfigTest, UnknownTopLevelKey) {
 
 TEST_F(ConfigTest, UnknownKeyInServerAndListener) {
   EXPECT_EQ(error_of("[server]\nlog_levle = \"info\"\n" + std::string(kListener)),
-            "test.toml:2:1: unknown key 'log_levle' in [server]");
+            "test.toml:2:1: unknown key 'log_levle' in [server]; did you mean 'log_level'?");
   EXPECT_EQ(error_of("[[listeners]]\nport = 1\n  adress = \"::\"\n"),
-            "test.toml:3:3: unknown key 'adress' in [[listeners]] #1");
+            "test.toml:3:3: unknown key 'adress' in [[listeners]] #1; did you mean 'address'?");
 }
 
 TEST_F(ConfigTest, UnknownKeyInRouteIsReportedAfterTheAdapterReadItsKeys) {
   EXPECT_EQ(
       error_of(std::string(kListener) +
                "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nprefix = \"x\"\nprefx = \"y\"\n"),
-      "test.toml:7:1: unknown key 'prefx' in route \"/e\"");
+      "test.toml:7:1: unknown key 'prefx' in route \"/e\"; did you mean 'prefix'?");
 }
 
 TEST_F(ConfigTest, WrongType) {
@@ -155,7 +155,8 @@ TEST_F(ConfigTest, DuplicatePathAndListener) {
                                               "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"),
             "test.toml:7:8: duplicate route path \"/e\"");
   EXPECT_EQ(error_of(std::string(kListener) + std::string(kListener)),
-            "test.toml:4:8: listener 127.0.0.1 port 8080 is configured twice");
+            "test.toml:4:8: listener 127.0.0.1:8080 overlaps the listener 127.0.0.1:8080 at "
+            "test.toml:2:8: both would bind port 8080 (the same listener twice)");
 }
 
 TEST_F(ConfigTest, MissingRequiredKeys) {
@@ -178,7 +179,8 @@ TEST_F(ConfigTest, MissingFile) {
     load_config_file("/nonexistent/wsbridge.toml", registry_);
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(), "/nonexistent/wsbridge.toml: cannot open the config file");
+    EXPECT_STREQ(e.what(),
+                 "/nonexistent/wsbridge.toml: cannot open the config file: No such file or directory");
   }
 }
 

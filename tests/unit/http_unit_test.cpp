@@ -136,7 +136,7 @@ TEST(HttpResponseParserTest, RefusesOversizedTruncatedAndMalformedResponses) {
 }
 
 http::RpcPolicy policy() {
-  return {{"GET", "POST"}, {"/orders", "/api/"}};
+  return {{"GET", "POST"}, {"/orders", "/api/"}, {}};
 }
 
 TEST(RpcTest, PathsStayWithinTheirPrefixes) {
@@ -182,6 +182,13 @@ TEST(RpcTest, RequestFramesBecomeCheckedRequests) {
        "forbidden"},
       {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"Bad Name":"v"}})",
        "bad_request"},
+      {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"X_Wsbridge_User":"a"}})",
+       "forbidden"},
+      {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"X-Real-IP":"1"}})",
+       "forbidden"},
+      {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"A":"1","a":"2"}})",
+       "bad_request"},
+      {R"({"type":"request","id":1,"method":"GET","path":"/orders/..;/x"})", "bad_request"},
       {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"X":1}})",
        "bad_request"},
       {R"({"type":"request","id":{},"method":"GET","path":"/orders"})", "bad_request"},

@@ -1,6 +1,14 @@
-// The frame-header follower behind the unmasked-frame check.
+// The byte-stream follower behind the unmasked-frame check, the bearer filter and the 431/400
+// answers: request heads and frames fed in reads of every size, as lws would read them.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "bearer_subprotocol.hpp"
 #include "mask_guard.hpp"
 #include "support/ws_test_client.hpp"
 
@@ -14,29 +22,38 @@ std::size_t feed(FrameMaskScanner& s, const std::string& bytes) {
   return s.feed(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 }
 
+std::string masked(Opcode op, const std::string& payload, bool fin = true) {
+  return encode_frame(op, payload, fin, testing::random_mask_key());
+}
+std::string unmasked(Opcode op, const std::string& payload) {
+  return encode_frame(op, payload, true, std::nullopt);
+}
+
+const std::string kUpgradeHead =
+    "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 TEST(FrameMaskScannerTest, AcceptsMaskedFramesOfEveryLengthForm) {
   FrameMaskScanner s;
   std::string stream;
   for (std::size_t n : {0u, 5u, 125u, 126u, 65535u, 65536u, 300000u}) {
-    stream += encode_frame(Opcode::kBinary, std::string(n, 'x'), true, testing::random_mask_key());
+    stream += masked(Opcode::kBinary, std::string(n, 'x'));
   }
   EXPECT_EQ(feed(s, stream), stream.size());
   EXPECT_FALSE(s.violated());
 }
 
 TEST(FrameMaskScannerTest, FollowsFramesSplitAtEveryByte) {
-  const std::string stream =
-      encode_frame(Opcode::kText, std::string(300, 'a'), false, testing::random_mask_key()) +
-      encode_frame(Opcode::kContinuation, "b", true, testing::random_mask_key()) +
-      encode_frame(Opcode::kPing, "p", true, testing::random_mask_key());
+  const std::string stream = masked(Opcode::kText, std::string(300, 'a'), false) +
+                             masked(Opcode::kContinuation, "b") + masked(Opcode::kPing, "p");
   FrameMaskScanner s;
   for (char c : stream) EXPECT_EQ(feed(s, std::string(1, c)), 1u);
   EXPECT_FALSE(s.violated());
 }
 
 TEST(FrameMaskScannerTest, StopsAtTheFirstUnmaskedFrame) {
-  const std::string good = encode_frame(Opcode::kText, "ok", true, testing::random_mask_key());
-  const std::string bad = encode_frame(Opcode::kText, "bad", true, std::nullopt);
+  const std::string good = masked(Opcode::kText, "ok");
+  const std::string bad = unmasked(Opcode::kText, "bad");
   FrameMaskScanner s;
   EXPECT_EQ(feed(s, good + bad + good), good.size());
   EXPECT_TRUE(s.violated());
@@ -44,11 +61,177 @@ TEST(FrameMaskScannerTest, StopsAtTheFirstUnmaskedFrame) {
 }
 
 TEST(FrameMaskScannerTest, UnmaskedHeaderSplitAcrossReadsGivesNothingMore) {
-  const std::string bad = encode_frame(Opcode::kText, "bad", true, std::nullopt);
+  const std::string bad = unmasked(Opcode::kText, "bad");
   FrameMaskScanner s;
   EXPECT_EQ(feed(s, bad.substr(0, 1)), 1u);  // the first header byte says nothing about masking
   EXPECT_EQ(feed(s, bad.substr(1)), 0u);
   EXPECT_TRUE(s.violated());
+}
+
+// ---- RequestHeadFilter ---------------------------------------------------------------------
+
+struct Filtered {
+  std::string out;
+  RequestHeadFilter::Result result = RequestHeadFilter::Result::kMore;
+  std::size_t consumed = 0;
+  HeadSummary summary;
+};
+
+// Feeds `bytes` in pieces of `piece` bytes (0: at once), checking the hold-back bound.
+Filtered filter(const std::string& bytes, std::size_t piece,
+                std::size_t max_bytes = mask_guard::kMaxRequestHeadBytes) {
+  RequestHeadFilter f(max_bytes, mask_guard::kLwsHeaderSpace - 512u);
+  Filtered r;
+  std::size_t off = 0;
+  while (off < bytes.size() && r.result == RequestHeadFilter::Result::kMore) {
+    const std::size_t n = piece == 0 ? bytes.size() : std::min(piece, bytes.size() - off);
+    const std::size_t held = f.held();
+    const std::size_t before = r.out.size();
+    std::size_t consumed = 0;
+    r.result = f.feed(bytes.data() + off, n, &r.out, consumed);
+    EXPECT_LE(r.out.size() - before, held + consumed);
+    EXPECT_LE(f.held(), RequestHeadFilter::kMaxHeldBytes);
+    off += consumed;
+  }
+  r.consumed = off;
+  r.summary = f.summary();
+  return r;
+}
+
+TEST(RequestHeadFilterTest, TakesABearerOutAtEverySplit) {
+  const std::string token = "eyJ" + std::string(5000, 'k') + ".sig";
+  const std::string head =
+      "GET /private?x=1 HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: chat.v1 , bearer." + token +
+      ", bear, x y\r\nUpgrade: websocket\r\nsec-websocket-protocol: bearer.second\r\n\r\n";
+  const std::string expected =
+      "GET /private?x=1 HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol:chat.v1,bear,x "
+      "y\r\nUpgrade: websocket\r\n\r\n";
+  for (std::size_t piece : {0, 1, 2, 3, 5, 7, 8, 13, 23, 24, 31, 64, 100, 4080}) {
+    SCOPED_TRACE(piece);
+    const Filtered r = filter(head + "after", piece);
+    EXPECT_EQ(r.result, RequestHeadFilter::Result::kEnd);
+    EXPECT_EQ(r.consumed, head.size());
+    EXPECT_EQ(r.out, expected);
+    ASSERT_TRUE(r.summary.bearer);
+    EXPECT_EQ(r.summary.bearer->token, token);
+    EXPECT_FALSE(r.summary.bearer->only_bearer);
+    EXPECT_TRUE(r.summary.upgrade);
+    EXPECT_FALSE(r.summary.has_body);
+  }
+}
+
+TEST(RequestHeadFilterTest, DropsALineOfOnlyBearerEntries) {
+  const Filtered r =
+      filter("GET / HTTP/1.1\nSec-WebSocket-Protocol: bearer.abc,bearer.def\nX: 1\n\nrest", 1);
+  EXPECT_EQ(r.out, "GET / HTTP/1.1\nX: 1\n\n");
+  ASSERT_TRUE(r.summary.bearer);
+  EXPECT_EQ(r.summary.bearer->token, "abc");
+  EXPECT_TRUE(r.summary.bearer->only_bearer);
+}
+
+TEST(RequestHeadFilterTest, TellsWhatFollowsTheHead) {
+  EXPECT_FALSE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0).summary.has_body);
+  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", 0).summary.has_body);
+  EXPECT_TRUE(filter("POST / HTTP/1.1\r\n\r\n", 0).summary.has_body);
+  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0).summary.has_body);
+  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 0)
+                  .summary.has_body);
+  EXPECT_TRUE(filter("CONNECT h:1 HTTP/1.1\r\n\r\n", 0).summary.connect);
+  EXPECT_FALSE(filter("GET / HTTP/1.1\r\nUpgrade:  \r\n\r\n", 0).summary.upgrade);
+}
+
+TEST(RequestHeadFilterTest, RefusesLinesLwsWouldReadDifferently) {
+  // lws 4.1.6 reads an unknown header name up to the next ':' even across line ends, so a line
+  // without a colon could hide where its head ends.
+  for (const char* head :
+       {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", "GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nName : x\r\n\r\n", "GET / HTTP/1.1\r\n\rX: y\r\n\r\n"}) {
+    SCOPED_TRACE(head);
+    EXPECT_EQ(filter(head, 0).result, RequestHeadFilter::Result::kMalformed);
+  }
+}
+
+TEST(RequestHeadFilterTest, MeasuresTheHeadAsSent) {
+  const std::string big = "GET / HTTP/1.1\r\nSec-WebSocket-Protocol: a, bearer." +
+                          std::string(mask_guard::kMaxRequestHeadBytes, 't') + "\r\n\r\n";
+  EXPECT_EQ(filter(big, 1000).result, RequestHeadFilter::Result::kTooLarge);
+  // Many tiny lines cost lws more than their bytes: bounded too.
+  std::string lines = "GET / HTTP/1.1\r\n";
+  while (lines.size() < 12000) lines += "a:\n";
+  EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kTooLarge);
+}
+
+// ---- The guard, fed as lws reads ------------------------------------------------------------
+
+struct RecordingSink final : UnmaskedFrameSink {
+  virtual ~RecordingSink() = default;
+  void on_unmasked_frame(int fd) override { fds.push_back(fd); }
+  std::vector<int> fds;
+};
+
+// A socket that hands out `stream` in reads of at most `piece` bytes.
+struct Source {
+  std::string stream;
+  std::size_t off = 0;
+  std::size_t piece = 1;
+};
+Source* g_source = nullptr;
+ssize_t fake_recv(int, void* buffer, std::size_t length, int flags) {
+  if (g_source->off == g_source->stream.size()) {
+    errno = EAGAIN;
+    return -1;
+  }
+  const std::size_t n =
+      std::min({length, g_source->piece, g_source->stream.size() - g_source->off});
+  std::memcpy(buffer, g_source->stream.data() + g_source->off, n);
+  if ((flags & MSG_PEEK) == 0) g_source->off += n;
+  return static_cast<ssize_t>(n);
+}
+
+struct LwsRun {
+  std::string got;  // what lws received
+  bool blocked = false;
+  std::vector<int> reports;
+};
+
+// Plays lws: reads 4 KiB at a time through the guard; after the read that completes the head
+// at position `upgrade_at` of what it got (npos: never), upgrades; `refuse_at` heads are refused.
+LwsRun run_lws(const std::string& stream, std::size_t piece, std::size_t upgrade_at,
+               std::size_t refuse_at = std::string::npos) {
+  constexpr int fd = 4000;  // any number: the guard only follows what it is shown
+  RecordingSink sink;
+  Source source{stream, 0, piece};
+  g_source = &source;
+  mask_guard::watch_http(fd, &sink);
+  LwsRun run;
+  bool upgraded = false;
+  bool refused = false;
+  char buffer[4096];
+  while (source.off < source.stream.size() && !mask_guard::blocked(fd)) {
+    const ssize_t n = mask_guard::guarded_recv(fd, buffer, sizeof buffer, 0, fake_recv);
+    if (n == 0) break;
+    if (n > 0) run.got.append(buffer, static_cast<std::size_t>(n));
+    if (!refused && refuse_at != std::string::npos && run.got.size() >= refuse_at) {
+      refused = true;
+      mask_guard::upgrade_refused(fd);
+    }
+    if (!upgraded && upgrade_at != std::string::npos && run.got.size() >= upgrade_at) {
+      upgraded = true;
+      mask_guard::start_websocket(fd);
+    }
+  }
+  run.blocked = mask_guard::blocked(fd);
+  run.reports = sink.fds;
+  mask_guard::forget(fd);
+  g_source = nullptr;
+  return run;
+}
+
+std::vector<std::size_t> pieces() {
+  std::vector<std::size_t> all;
+  for (std::size_t p = 1; p <= 40; ++p) all.push_back(p);
+  for (std::size_t p : {63, 64, 65, 127, 128, 200, 1000, 4096}) all.push_back(p);
+  return all;
 }
 
 TEST(MaskGuardTest, UnwatchedDescriptorsPassThrough) {
@@ -57,29 +240,140 @@ TEST(MaskGuardTest, UnwatchedDescriptorsPassThrough) {
   EXPECT_FALSE(mask_guard::blocked(12345));
 }
 
-struct RecordingSink final : UnmaskedFrameSink {
-  virtual ~RecordingSink() = default;
-  void on_unmasked_frame(int fd) override { fds.push_back(fd); }
-  std::vector<int> fds;
-};
+TEST(MaskGuardTest, APayloadHoldingAHeadEndDoesNotRestartTheParse) {
+  // #13 point 6: a masked frame whose payload holds "\r\n\r\n", then an unmasked frame.
+  const std::string frames = masked(Opcode::kText, "a\r\n\r\nb") +
+                             masked(Opcode::kBinary, std::string(300, '\n') + "\r\n\r\n") +
+                             masked(Opcode::kPing, "\r\n\r\n") +
+                             masked(Opcode::kBinary, std::string(70000, 'z') + "\r\n\r\n");
+  const std::string bad = unmasked(Opcode::kText, "evil") + masked(Opcode::kText, "late");
+  for (std::size_t piece : pieces()) {
+    SCOPED_TRACE(piece);
+    const LwsRun run = run_lws(kUpgradeHead + frames + bad, piece, kUpgradeHead.size());
+    EXPECT_TRUE(run.blocked);
+    EXPECT_EQ(run.reports.size(), 1u);
+    // lws got the head and the masked frames, and nothing past the unmasked frame's first byte.
+    EXPECT_GE(run.got.size(), kUpgradeHead.size() + frames.size());
+    EXPECT_LE(run.got.size(), kUpgradeHead.size() + frames.size() + 1);
+    EXPECT_EQ(run.got.substr(0, kUpgradeHead.size() + frames.size()), kUpgradeHead + frames);
+  }
+}
 
-TEST(MaskGuardTest, WatchesTheBytesBehindTheRequestHeadAndThenTheStream) {
+TEST(MaskGuardTest, MaskedFramesAfterKeepAliveRequestsPass) {
+  const std::string before =
+      "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+  const std::string frames = masked(Opcode::kText, "GET / HTTP/1.1\r\n\r\n") +
+                             masked(Opcode::kClose, std::string("\x03\xe8", 2));
+  for (std::size_t piece : pieces()) {
+    SCOPED_TRACE(piece);
+    const std::string stream = before + kUpgradeHead + frames;
+    const LwsRun run = run_lws(stream, piece, before.size() + kUpgradeHead.size());
+    EXPECT_FALSE(run.blocked);
+    EXPECT_EQ(run.got, stream);
+    const LwsRun bad =
+        run_lws(stream + unmasked(Opcode::kText, "x"), piece, before.size() + kUpgradeHead.size());
+    EXPECT_TRUE(bad.blocked);
+    EXPECT_EQ(bad.got.substr(0, stream.size()), stream);
+  }
+}
+
+TEST(MaskGuardTest, AnUpgradeAfterARefusedOneIsFollowed) {
+  const std::string refused = "GET /nowhere HTTP/1.1\r\nUpgrade: websocket\r\n\r\n";
+  const std::string stream =
+      refused + kUpgradeHead + masked(Opcode::kText, "\r\n\r\n") + unmasked(Opcode::kText, "x");
+  for (std::size_t piece : {1, 7, 64, 4096}) {
+    SCOPED_TRACE(piece);
+    const LwsRun run = run_lws(stream, piece, refused.size() + kUpgradeHead.size(), refused.size());
+    EXPECT_TRUE(run.blocked);
+    EXPECT_EQ(run.reports.size(), 1u);
+  }
+}
+
+TEST(MaskGuardTest, AnUpgradeWhereTheStreamIsNotFollowedIsAViolation) {
+  // A request body: lws 4.1.6 delimits it its own way, so an upgrade after it closes with 1002
+  // even when its frames are masked.
+  const std::string body = "GET /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
+  const std::string stream = body + kUpgradeHead + masked(Opcode::kText, "ok");
+  const LwsRun run = run_lws(stream, 4096, stream.size());
+  EXPECT_TRUE(run.blocked);
+  EXPECT_EQ(run.reports.size(), 1u);
+}
+
+TEST(MaskGuardTest, ABearerSplitAcrossReadsIsTakenOut) {
+  const std::string token(6000, 'T');
+  std::string head = kUpgradeHead;
+  head.insert(head.size() - 2, "Sec-WebSocket-Protocol: bearer." + token + ", chat\r\n");
+  std::string expected = kUpgradeHead;
+  expected.insert(expected.size() - 2, "Sec-WebSocket-Protocol:chat\r\n");
+  for (std::size_t piece : {1, 2, 29, 30, 31, 1000, 4096}) {
+    SCOPED_TRACE(piece);
+    RecordingSink sink;
+    Source source{head + masked(Opcode::kText, "hi"), 0, piece};
+    g_source = &source;
+    mask_guard::watch_http(4001, &sink);
+    std::string got;
+    char buffer[4096];
+    bool confirmed = false;
+    while (source.off < source.stream.size()) {
+      const ssize_t n = mask_guard::guarded_recv(4001, buffer, sizeof buffer, 0, fake_recv);
+      if (n > 0) got.append(buffer, static_cast<std::size_t>(n));
+      if (!confirmed && got.size() >= expected.size()) {
+        // What the server does while lws handles the read that completed the head.
+        confirmed = true;
+        bool only_bearer = true;
+        const auto taken = mask_guard::take_bearer_token(4001, only_bearer);
+        EXPECT_TRUE(taken == token);
+        EXPECT_FALSE(only_bearer);
+        EXPECT_EQ(mask_guard::take_request_bytes(4001), got);  // what a held upgrade replays
+        mask_guard::start_websocket(4001);
+      }
+    }
+    EXPECT_TRUE(confirmed);
+    EXPECT_EQ(got.substr(0, expected.size()), expected);
+    EXPECT_FALSE(mask_guard::blocked(4001));
+    mask_guard::forget(4001);
+    g_source = nullptr;
+  }
+}
+
+// Through the real, interposed recv() on a socket pair.
+std::string answer_to(const std::string& request) {
+  int fds[2];
+  EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
   RecordingSink sink;
-  const int fd = 4000;  // any number: the guard only tracks bytes it is shown
-  mask_guard::watch_http(fd, &sink);
-  std::string request = "GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
-  std::string early = encode_frame(Opcode::kText, "early", true, testing::random_mask_key());
-  std::string chunk = request + early.substr(0, 3);
-  EXPECT_EQ(mask_guard::after_recv(fd, chunk.data(), static_cast<long>(chunk.size())),
-            static_cast<long>(chunk.size()));
-  mask_guard::start_websocket(fd);
-  std::string rest = early.substr(3) + encode_frame(Opcode::kText, "bad", true, std::nullopt);
-  EXPECT_EQ(mask_guard::after_recv(fd, rest.data(), static_cast<long>(rest.size())),
-            static_cast<long>(early.size() - 3));
-  EXPECT_TRUE(mask_guard::blocked(fd));
-  EXPECT_EQ(sink.fds, std::vector<int>{fd});
-  mask_guard::forget(fd);
-  EXPECT_FALSE(mask_guard::blocked(fd));
+  mask_guard::watch_http(fds[0], &sink);
+  EXPECT_EQ(::send(fds[1], request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  char buffer[4096];
+  std::string got;
+  for (int i = 0; i < 100; ++i) {
+    const ssize_t n = ::recv(fds[0], buffer, sizeof buffer, 0);
+    if (n > 0) got.append(buffer, static_cast<std::size_t>(n));
+    if (n < 0 && errno == EAGAIN) break;
+  }
+  std::string answer;
+  while (true) {
+    const ssize_t n = ::recv(fds[1], buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    answer.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fds[1]);
+  EXPECT_EQ(::recv(fds[0], buffer, sizeof buffer, 0), 0);  // the client left: lws sees the end
+  mask_guard::forget(fds[0]);
+  ::close(fds[0]);
+  return answer;
+}
+
+TEST(MaskGuardTest, AnswersAnOverLongHeadWith431) {
+  const std::string answer =
+      answer_to("GET /x?token=" + std::string(20 * 1024, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n")) << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos);
+}
+
+TEST(MaskGuardTest, AnswersAMalformedHeadWith400) {
+  const std::string answer = answer_to("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 Bad Request\r\n")) << answer;
 }
 
 }  // namespace

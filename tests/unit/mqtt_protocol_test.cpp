@@ -168,8 +168,8 @@ max_buffered_publishes = 5
 
 TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"http://x:1\"\n"); }),
-            "u.toml:2:7: 'uri' in [upstreams.a] must start with tcp:// or ssl:// (e.g. "
-            "\"tcp://127.0.0.1:1883\"), not \"http://x:1\"");
+            "u.toml:2:7: 'uri' in [upstreams.a] must start with tcp:// or mqtt:// (plain), "
+            "ssl:// or mqtts:// (TLS), e.g. \"tcp://127.0.0.1:1883\"; not \"http://x:1\"");
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x\"\n"); }),
             "u.toml:2:7: 'uri' in [upstreams.a] needs a port, e.g. \"tcp://127.0.0.1:1883\"");
   EXPECT_EQ(
@@ -178,9 +178,9 @@ TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
   EXPECT_EQ(error_of([&] {
               upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nca_file = \"/etc/hostname\"\n");
             }),
-            "u.toml:3:11: 'ca_file' needs an ssl:// uri");
+            "u.toml:3:11: 'ca_file' needs an ssl:// or mqtts:// uri");
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nkeepalive_s = 3\n"); }),
-            "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]");
+            "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]; did you mean 'keepalive'?");
 }
 
 TEST_F(MqttConfigTest, RouteKeysAndErrors) {

@@ -8,8 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
-#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -70,8 +70,12 @@ class ConfigTable {
   // The sub-tables of a table-of-tables such as [upstreams.a], [upstreams.b]: name and table.
   std::vector<std::pair<std::string, ConfigTable>> named_tables(std::string_view key);
 
+  // How a key is written, so a suggestion for a misspelt one reads the way it must be written.
+  enum class Shape { kValue, kTable, kArrayOfTables };
   // Marks a key as consumed without reading it (for keys interpreted elsewhere).
-  void consume(std::string_view key) { consumed_.insert(std::string(key)); }
+  void consume(std::string_view key, Shape shape = Shape::kValue) {
+    consumed_.emplace(std::string(key), shape);
+  }
 
   // Errors located at a key's value, or at the table itself.
   [[noreturn]] void fail_at(std::string_view key, const std::string& message) const;
@@ -79,11 +83,12 @@ class ConfigTable {
   SourcePosition position_of(std::string_view key) const;
   SourcePosition position() const;
 
-  // Fails at the first key (in file order) that no getter consumed.
+  // Fails at the first key (in file order) that no getter consumed, suggesting the nearest key
+  // that was asked for (a typo, or `[[route]]` for `[[routes]]`).
   void reject_unknown_keys() const;
 
  private:
-  const toml::node* node(std::string_view key);
+  const toml::node* node(std::string_view key, Shape shape = Shape::kValue);
   SourcePosition position_of_node(const toml::node& node) const;
   [[noreturn]] void fail_type(std::string_view key, const toml::node& node,
                               std::string_view expected) const;
@@ -91,12 +96,16 @@ class ConfigTable {
   const toml::table* table_;
   std::string file_;
   std::string name_;
-  std::set<std::string, std::less<>> consumed_;
+  std::map<std::string, Shape, std::less<>> consumed_;
 };
 
 // Parses "250ms", "30s", "5m", "1h", "1.5s"; nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 // Parses "1048576", "512KiB", "1MiB", "2GiB" (also "B", "KB"/"MB"/"GB" as powers of 1000).
 std::optional<std::uint64_t> parse_byte_size(std::string_view text);
+// The candidate closest to `unknown` by edit distance (case-insensitive, a transposition counts
+// once), when it is close enough to be a likely typo; nullopt otherwise.
+std::optional<std::string> nearest_key(std::string_view unknown,
+                                       const std::vector<std::string>& candidates);
 
 }  // namespace wsbridge

@@ -1,5 +1,7 @@
 // Process-wide logging to stderr: one line per event, written with a single write() so lines
-// from different threads never interleave.
+// from different threads never interleave. Logged values come from clients (a token's `sub`, a
+// path, a header), so the sink escapes what could forge a line or garble a terminal: every event
+// stays exactly one line whatever its text holds.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,12 @@ enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 enum class LogFormat { kText, kJson };
 void set_log_format(LogFormat format);
 LogFormat log_format();
+
+// The text format's escaping of one message: control characters (C0, DEL, C1), the Unicode line
+// and paragraph separators, bidirectional overrides and invalid UTF-8 become \n, \r, \t, \xHH or
+// \u{HHHH}, and a backslash becomes \\, so an escaped message has no line break and cannot pass
+// for another event's line. Valid printable UTF-8 is kept as it is.
+std::string escape_log_text(std::string_view text);
 
 std::optional<LogLevel> parse_log_level(std::string_view name);
 std::string_view log_level_name(LogLevel level);
