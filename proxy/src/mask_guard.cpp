@@ -184,11 +184,10 @@ void end_of_head(Watch& w) {
   w.http->head_read_before = false;
 }
 
-// Follows HTTP-phase bytes and appends to `out` what lws is to get; out == nullptr: the bytes
-// are with lws already (they can only be followed). kTooLarge / kMalformed stop there (out
-// holds what came before the head that failed). With `used`, stops at the end of the first head
-// and sets how many bytes that took.
-Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* out,
+// Follows HTTP-phase bytes and appends to `out` what lws is to get. kTooLarge / kMalformed stop
+// there (out holds what came before the head that failed). With `used`, stops at the end of the
+// first head and sets how many bytes that took.
+Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string& out,
                     std::size_t* used = nullptr) {
   std::size_t i = 0;
   while (i < len) {
@@ -196,17 +195,13 @@ Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* ou
     // to it some other way (after_recv): where frames would start is then not known for sure.
     if (w.phase == Phase::kAwaiting) lose(w);
     if (w.phase != Phase::kHead) {
-      if (out != nullptr) out->append(data + i, len - i);
+      out.append(data + i, len - i);
       break;
     }
     std::size_t consumed = 0;
-    const std::size_t before = out != nullptr ? out->size() : 0;
-    const auto r = w.http->head.feed(data + i, len - i, out, consumed);
-    if (out != nullptr) {
-      w.http->head_out.append(*out, before);
-    } else {
-      w.http->head_out.append(data + i, consumed);
-    }
+    const std::size_t before = out.size();
+    const auto r = w.http->head.feed(data + i, len - i, &out, consumed);
+    w.http->head_out.append(out, before);
     i += consumed;
     switch (r) {
       case RequestHeadFilter::Result::kMore:
@@ -220,11 +215,7 @@ Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* ou
         break;
       case RequestHeadFilter::Result::kTooLarge:
       case RequestHeadFilter::Result::kMalformed:
-        if (out == nullptr) {  // too late to answer: just never allow an upgrade here
-          lose(w);
-          break;
-        }
-        out->resize(before);
+        out.resize(before);
         if (used != nullptr) *used = i;
         return r == RequestHeadFilter::Result::kTooLarge ? Verdict::kTooLarge : Verdict::kMalformed;
     }
@@ -272,7 +263,7 @@ long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t
   std::string out;
   out.reserve(received + RequestHeadFilter::kMaxHeldBytes);
   std::size_t used = received;
-  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, &out,
+  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, out,
                                    raw != nullptr ? &used : nullptr);
   if (verdict != Verdict::kPass) {
     // Safe to answer when lws has written nothing for an earlier request that may still be
