@@ -51,20 +51,11 @@ void RequestHeadFilter::emit(std::string* out, std::string_view bytes) {
 
 RequestHeadFilter::Result RequestHeadFilter::feed(const char* data, std::size_t len,
                                                   std::string* out, std::size_t& consumed) {
-  if (out == nullptr) passthrough_ = true;
   consumed = 0;
   while (consumed < len) {
     const char c = data[consumed++];
     ++bytes_in_;
-    Result r = Result::kMore;
-    if (passthrough_) {
-      // Already with lws as it is: follow the lines, put out what came in.
-      r = step(c, nullptr);
-      bytes_out_ = bytes_in_;
-      if (out != nullptr) out->push_back(c);
-    } else {
-      r = step(c, out);
-    }
+    Result r = step(c, out);
     if (r == Result::kMore &&
         (bytes_in_ > max_bytes_ || bytes_out_ + kLwsBytesPerLine * lines_ > max_lws_bytes_)) {
       r = Result::kTooLarge;

@@ -50,9 +50,8 @@ class RequestHeadFilter {
 
   // Takes bytes of the head from `data` and stops at its end (consumed = bytes taken). Appends
   // to `out` what lws is to get: what came in minus the bearer entries, plus bytes held back by
-  // earlier calls; never more than held() before the call plus `consumed`. out == nullptr means
-  // the bytes already went to lws unchanged: the rest of this head is then only followed, not
-  // changed. After kEnd, summary() is complete; after kMalformed or kTooLarge, reset() first.
+  // earlier calls; never more than held() before the call plus `consumed`. After kEnd, summary()
+  // is complete; after kMalformed or kTooLarge, reset() first.
   Result feed(const char* data, std::size_t len, std::string* out, std::size_t& consumed);
   // Bytes taken in but not put out yet, or owed: a ',' or '\r' dropped for now that comes back
   // as the separator before the next kept entry or the line's "\r\n".
@@ -90,7 +89,6 @@ class RequestHeadFilter {
   std::size_t max_bytes_;
   std::size_t max_lws_bytes_;
   State state_ = State::kRequestLine;
-  bool passthrough_ = false;  // bytes went to lws before they were filtered: change nothing more
   std::size_t bytes_in_ = 0;
   std::size_t bytes_out_ = 0;
   std::size_t lines_ = 0;

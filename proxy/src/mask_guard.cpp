@@ -13,6 +13,7 @@
 #include <memory>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "bearer_subprotocol.hpp"
 #include "wsbridge/log.hpp"
@@ -72,18 +73,25 @@ std::size_t FrameMaskScanner::feed(const unsigned char* data, std::size_t len) {
 namespace mask_guard {
 namespace {
 
-// Bytes lws got from behind an upgrade request head before it decided on it. Reads through
-// recv() stop at a head's end, so only bytes handed to lws otherwise (after_recv) land here.
-constexpr std::size_t kMaxPendingBytes = 64 * 1024;
 // Reads of a rejected connection's remaining request bytes per recv() call.
 constexpr int kMaxDrainReads = 16;
 
 enum class Phase : std::uint8_t {
   kHead,       // in a request head (or between requests)
-  kAwaiting,   // after a head with Upgrade: lws is deciding; the bytes after it are kept
+  kAwaiting,   // right after a head with Upgrade: lws is deciding
   kLost,       // lws reads what follows in a way not followed here (a body): no upgrade allowed
   kRejected,   // answered 400/431 here; what the client still sends is read and dropped
   kWebSocket,  // frames
+};
+
+// What following requests takes; freed once the connection is a WebSocket (or lost).
+struct HttpState {
+  std::size_t requests = 0;       // complete heads so far
+  bool head_read_before = false;  // the current head began in an earlier read
+  RequestHeadFilter head{kMaxRequestHeadBytes, kLwsHeaderSpace - 512u};
+  std::string head_out;                    // the current head as lws gets it
+  std::string last_head;                   // kAwaiting: the head lws may upgrade on
+  std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
 };
 
 struct Watch {
@@ -91,14 +99,8 @@ struct Watch {
   UnmaskedFrameSink* sink = nullptr;
   Phase phase = Phase::kHead;
   bool blocked = false;
-  std::size_t requests = 0;       // complete heads so far
-  bool head_read_before = false;  // the current head began in an earlier read
-  RequestHeadFilter head{kMaxRequestHeadBytes, kLwsHeaderSpace - 512u};
-  std::string head_out;                    // the current head as lws gets it
-  std::string last_head;                   // kAwaiting: the head lws may upgrade on
-  std::string pending;                     // kAwaiting: the bytes after it
-  std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
-  FrameMaskScanner scanner;                // kWebSocket
+  std::unique_ptr<HttpState> http = std::make_unique<HttpState>();  // kHead, kAwaiting
+  FrameMaskScanner scanner;                                         // kWebSocket
 };
 
 // One slot per possible descriptor. Only the service thread that registered a socket reads or
@@ -145,11 +147,7 @@ void report(int fd, Watch& w) {
 
 void lose(Watch& w) {
   w.phase = Phase::kLost;
-  w.head.reset();
-  std::string().swap(w.head_out);
-  std::string().swap(w.last_head);
-  std::string().swap(w.pending);
-  w.bearer.reset();
+  w.http.reset();
 }
 
 std::string peer_of(int fd) {
@@ -169,50 +167,41 @@ std::string peer_of(int fd) {
 enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed };
 
 void end_of_head(Watch& w) {
-  const HeadSummary& s = w.head.summary();
-  ++w.requests;
+  const HeadSummary& s = w.http->head.summary();
+  ++w.http->requests;
   if (s.upgrade && !s.connect) {
     w.phase = Phase::kAwaiting;
-    w.last_head = std::move(w.head_out);
-    w.bearer = s.bearer;
-    w.pending.clear();
+    w.http->last_head = std::move(w.http->head_out);
+    w.http->bearer = s.bearer;
   } else if (s.has_body || s.connect) {
     // lws 4.1.6 delimits bodies its own way (a static file's GET leaves its body to be read as
     // the next request; a POST without Content-Length runs 100 MiB): stop following.
     lose(w);
     return;
   }
-  w.head.reset();
-  w.head_out.clear();
-  w.head_read_before = false;
+  w.http->head.reset();
+  w.http->head_out.clear();
+  w.http->head_read_before = false;
 }
 
-// Follows HTTP-phase bytes and appends to `out` what lws is to get; out == nullptr: the bytes
-// are with lws already (they can only be followed). kTooLarge / kMalformed stop there (out
-// holds what came before the head that failed). With `used`, stops at the end of the first head
-// and sets how many bytes that took.
-Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* out,
+// Follows HTTP-phase bytes and appends to `out` what lws is to get. kTooLarge / kMalformed stop
+// there (out holds what came before the head that failed). With `used`, stops at the end of the
+// first head and sets how many bytes that took.
+Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string& out,
                     std::size_t* used = nullptr) {
   std::size_t i = 0;
   while (i < len) {
-    if (w.phase == Phase::kAwaiting) {
-      w.pending.append(data + i, len - i);
-      if (out != nullptr) out->append(data + i, len - i);
-      if (w.pending.size() > kMaxPendingBytes) lose(w);
-      break;
-    }
+    // Bytes right behind an upgrade head reach lws before it decides only when they were handed
+    // to it some other way (after_recv): where frames would start is then not known for sure.
+    if (w.phase == Phase::kAwaiting) lose(w);
     if (w.phase != Phase::kHead) {
-      if (out != nullptr) out->append(data + i, len - i);
+      out.append(data + i, len - i);
       break;
     }
     std::size_t consumed = 0;
-    const std::size_t before = out != nullptr ? out->size() : 0;
-    const auto r = w.head.feed(data + i, len - i, out, consumed);
-    if (out != nullptr) {
-      w.head_out.append(*out, before);
-    } else {
-      w.head_out.append(data + i, consumed);
-    }
+    const std::size_t before = out.size();
+    const auto r = w.http->head.feed(data + i, len - i, &out, consumed);
+    w.http->head_out.append(out, before);
     i += consumed;
     switch (r) {
       case RequestHeadFilter::Result::kMore:
@@ -226,11 +215,7 @@ Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* ou
         break;
       case RequestHeadFilter::Result::kTooLarge:
       case RequestHeadFilter::Result::kMalformed:
-        if (out == nullptr) {  // too late to answer: just never allow an upgrade here
-          lose(w);
-          break;
-        }
-        out->resize(before);
+        out.resize(before);
         if (used != nullptr) *used = i;
         return r == RequestHeadFilter::Result::kTooLarge ? Verdict::kTooLarge : Verdict::kMalformed;
     }
@@ -239,15 +224,11 @@ Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string* ou
   return Verdict::kPass;
 }
 
-// The upgrade head was answered with a status and lws reads on: re-follow the bytes after it.
+// The upgrade head was answered with a status and lws reads on: a request head comes next.
 void resume_http(Watch& w) {
-  std::string again = std::move(w.pending);
-  w.pending.clear();
-  w.last_head.clear();
-  w.bearer.reset();
+  w.http->last_head.clear();
+  w.http->bearer.reset();
   w.phase = Phase::kHead;
-  follow_http(w, again.data(), again.size(), nullptr);
-  w.head_read_before = w.phase == Phase::kHead && w.head.bytes_in() > 0;
 }
 
 // Answers a head lws must not see with `status` and closes our side; the client's FIN (or the
@@ -282,14 +263,14 @@ long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t
   std::string out;
   out.reserve(received + RequestHeadFilter::kMaxHeldBytes);
   std::size_t used = received;
-  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, &out,
+  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, out,
                                    raw != nullptr ? &used : nullptr);
   if (verdict != Verdict::kPass) {
     // Safe to answer when lws has written nothing for an earlier request that may still be
     // going out: this is the first request, or lws has parsed part of this head already (lws
     // reads again only once it has used what it read, and parses a head only after finishing
     // the previous response).
-    if (w.requests == 0 || w.head_read_before) {
+    if (w.http->requests == 0 || w.http->head_read_before) {
       reject(fd, w, verdict);
       errno = EAGAIN;
       return -1;
@@ -303,7 +284,7 @@ long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t
     lose(w);  // cannot happen: this thread alone reads the socket
     return 0;
   }
-  if (w.phase == Phase::kHead) w.head_read_before = w.head.bytes_in() > 0;
+  if (w.phase == Phase::kHead) w.http->head_read_before = w.http->head.bytes_in() > 0;
   if (out.size() > capacity) {  // cannot happen: the filter never puts out more than it held
     lose(w);
     return 0;
@@ -341,7 +322,6 @@ void start_websocket(int fd) {
   Watch* w = table().mine(fd);
   if (w == nullptr || w->phase == Phase::kWebSocket) return;
   const bool aligned = w->phase == Phase::kAwaiting;
-  const std::string pending = std::move(w->pending);
   lose(*w);  // frees the HTTP-phase state
   w->phase = Phase::kWebSocket;
   if (!aligned) {
@@ -349,10 +329,7 @@ void start_websocket(int fd) {
                    << " after a request whose end is not known here: closing it with 1002";
     w->scanner.fail();
     report(fd, *w);
-    return;
   }
-  w->scanner.feed(reinterpret_cast<const unsigned char*>(pending.data()), pending.size());
-  if (w->scanner.violated()) report(fd, *w);
 }
 
 void upgrade_refused(int fd) {
@@ -366,20 +343,17 @@ void forget(int fd) {
 
 std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
   Watch* w = table().mine(fd);
-  if (w == nullptr || !w->bearer) return std::nullopt;
-  only_bearer = w->bearer->only_bearer;
-  std::optional<std::string> token = std::move(w->bearer->token);
-  w->bearer.reset();
+  if (w == nullptr || !w->http || !w->http->bearer) return std::nullopt;
+  only_bearer = w->http->bearer->only_bearer;
+  std::optional<std::string> token = std::move(w->http->bearer->token);
+  w->http->bearer.reset();
   return token;
 }
 
 std::string take_request_bytes(int fd) {
   Watch* w = table().mine(fd);
-  if (w == nullptr || w->phase != Phase::kAwaiting || w->last_head.empty()) return {};
-  std::string bytes = std::move(w->last_head);
-  bytes += w->pending;
-  w->last_head.clear();
-  return bytes;
+  if (w == nullptr || w->phase != Phase::kAwaiting) return {};
+  return std::exchange(w->http->last_head, {});
 }
 
 bool blocked(int fd) {
@@ -429,7 +403,7 @@ ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRec
     return frames_read(fd, *w, buffer, static_cast<long>(n));
   }
   // The filter may put out the bytes it holds back together with the new ones: leave room.
-  const std::size_t held = w->head.held();
+  const std::size_t held = w->http->head.held();
   if (length <= held) return 0;  // lws reads at least 4 KiB in this phase; never happens
   const ssize_t n = raw(fd, buffer, length - held, flags | MSG_PEEK);
   if (n <= 0) return n;

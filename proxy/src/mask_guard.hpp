@@ -82,12 +82,13 @@ void forget(int fd);
 // is to get, as recv() would.
 using RawRecv = ssize_t (*)(int, void*, std::size_t, int);
 ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw);
-// Feeds bytes that already went to lws some other way (a held upgrade replayed from a buffer),
-// or, in tests, bytes as if recv() had read them into `buffer`: rewrites them in place and
-// returns how many lws is to get, or -1 with errno EAGAIN when none.
+// Feeds bytes that go to lws some other way (a held upgrade's head replayed from a buffer):
+// rewrites them in place and returns how many lws is to get, or -1 with errno EAGAIN when none.
+// Bytes behind an upgrade head given this way make a later upgrade a violation.
 long after_recv(int fd, void* buffer, long received);
-// The last complete request head read from `fd` and the bytes after it, as lws got them (with the
-// bearer token already taken out): what a held upgrade replays. Empty when unknown.
+// The upgrade request head just read from `fd`, as lws got it (with the bearer token already
+// taken out; reads stop at a head's end, so nothing follows it): what a held upgrade replays.
+// Empty when unknown.
 std::string take_request_bytes(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);

@@ -25,6 +25,10 @@ std::size_t feed(FrameMaskScanner& s, const std::string& bytes) {
 std::string masked(Opcode op, const std::string& payload, bool fin = true) {
   return encode_frame(op, payload, fin, testing::random_mask_key());
 }
+// Masked with the key 0: the payload is on the wire as it is (a client may choose that key).
+std::string masked_plain(Opcode op, const std::string& payload) {
+  return encode_frame(op, payload, true, testing::MaskKey{0, 0, 0, 0});
+}
 std::string unmasked(Opcode op, const std::string& payload) {
   return encode_frame(op, payload, true, std::nullopt);
 }
@@ -241,12 +245,17 @@ TEST(MaskGuardTest, UnwatchedDescriptorsPassThrough) {
 }
 
 TEST(MaskGuardTest, APayloadHoldingAHeadEndDoesNotRestartTheParse) {
-  // #13 point 6: a masked frame whose payload holds "\r\n\r\n", then an unmasked frame.
-  const std::string frames = masked(Opcode::kText, "a\r\n\r\nb") +
-                             masked(Opcode::kBinary, std::string(300, '\n') + "\r\n\r\n") +
-                             masked(Opcode::kPing, "\r\n\r\n") +
-                             masked(Opcode::kBinary, std::string(70000, 'z') + "\r\n\r\n");
-  const std::string bad = unmasked(Opcode::kText, "evil") + masked(Opcode::kText, "late");
+  // #13 point 6: masked frames whose payloads hold "\r\n\r\n" on the wire (a 16-bit
+  // length, a control frame), the last followed by what reads as a masked frame header long
+  // enough to swallow the unmasked frame behind it; then the unmasked frame.
+  const std::string evil = unmasked(Opcode::kText, "evil");
+  const std::string frames =
+      masked_plain(Opcode::kText, "a\r\n\r\nb") +
+      masked_plain(Opcode::kBinary, std::string(300, '\n') + "\r\n\r\n") +
+      masked_plain(Opcode::kPing, "\r\n\r\n") +
+      masked_plain(Opcode::kBinary, "\r\n\r\n" + std::string("\x82\xbf", 2) + std::string(4, '\0') +
+                                        std::string(63 - evil.size(), 'f'));
+  const std::string bad = evil + masked(Opcode::kText, "late");
   for (std::size_t piece : pieces()) {
     SCOPED_TRACE(piece);
     const LwsRun run = run_lws(kUpgradeHead + frames + bad, piece, kUpgradeHead.size());
@@ -262,7 +271,9 @@ TEST(MaskGuardTest, APayloadHoldingAHeadEndDoesNotRestartTheParse) {
 TEST(MaskGuardTest, MaskedFramesAfterKeepAliveRequestsPass) {
   const std::string before =
       "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
-  const std::string frames = masked(Opcode::kText, "GET / HTTP/1.1\r\n\r\n") +
+  const std::string frames = masked_plain(Opcode::kText, "GET / HTTP/1.1\r\n\r\n") +
+                             masked_plain(Opcode::kBinary, std::string(70000, 'z') + "\r\n\r\n") +
+                             masked(Opcode::kBinary, std::string(300, 'y')) +
                              masked(Opcode::kClose, std::string("\x03\xe8", 2));
   for (std::size_t piece : pieces()) {
     SCOPED_TRACE(piece);

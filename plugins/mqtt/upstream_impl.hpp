@@ -1,0 +1,290 @@
+// The upstream's worker state and its event types, private to upstream.cpp (lifecycle, broker
+// connection, sessions), upstream_subscriptions.cpp (subscriptions, retained messages, fan-out)
+// and upstream_publish.cpp.
+#pragma once
+
+#include "upstream.hpp"
+
+#include <mqtt/async_client.h>
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "acl.hpp"
+#include "protocol.hpp"
+#include "retain_rounds.hpp"
+#include "topic.hpp"
+#include "topic_trie.hpp"
+#include "wsbridge/log.hpp"
+#include "wsbridge/metrics.hpp"
+
+namespace wsbridge::mqtt {
+
+// Shared by the upstream_*.cpp files only.
+namespace upstream_detail {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// ---- events: everything that reaches the worker ----------------------------------------------
+struct SessionOpened {
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<const MqttRouteConfig> route;
+};
+struct SessionMessage {
+  ConnectionId id;
+  Frame frame;
+  FlowTicket ticket;  // released once the worker is done with the message
+};
+struct SessionClosed {
+  ConnectionId id;
+};
+struct BrokerMessage {
+  ::mqtt::const_message_ptr message;
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
+};
+struct BrokerLost {
+  std::string cause;
+};
+struct ActionDone {  // a Paho token completed: connect, subscribe or publish
+  std::uint64_t seq;
+  bool ok;
+  int return_code;
+  // A connect's CONNACK (MQTT 5) said "Subscription Identifiers Available: 0".
+  bool no_sub_ids = false;
+};
+using Event = std::variant<SessionOpened, SessionMessage, SessionClosed, BrokerMessage, BrokerLost,
+                           ActionDone>;
+
+// ---- worker state ------------------------------------------------------------------------------
+struct PendingPublish {
+  ConnectionId session = 0;
+  std::optional<json> id;
+  std::string topic;  // broker topic (prefix applied)
+  std::string payload;
+  int qos = 0;
+  bool retain = false;
+  FlowTicket ticket;  // the client's message stays counted until the broker has the publish
+};
+
+struct SessionState {
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<const MqttRouteConfig> route;
+  std::vector<std::string> subscribe_acl;  // expanded for this identity
+  std::vector<std::string> publish_acl;
+  // From the credential (an API key's or a token's ACL claim): allowed only if both allow.
+  std::optional<std::vector<std::string>> credential_subscribe_acl;
+  std::optional<std::vector<std::string>> credential_publish_acl;
+  bool may_subscribe(const std::string& filter) const {
+    return subscribe_allowed(subscribe_acl, filter) &&
+           (!credential_subscribe_acl || subscribe_allowed(*credential_subscribe_acl, filter));
+  }
+  bool may_publish(const std::string& topic) const {
+    return publish_allowed(publish_acl, topic) &&
+           (!credential_publish_acl || publish_allowed(*credential_publish_acl, topic));
+  }
+  std::set<std::string> filters;  // browser-side filters
+  bool raw() const { return route->mode == RouteMode::kRaw; }
+};
+
+struct Waiter {
+  ConnectionId session;
+  std::optional<json> id;
+};
+
+struct FilterState {  // one broker-side filter, shared by its subscribers
+  int qos = 0;
+  bool confirmed = false;  // SUBACK received on the current broker connection
+  // The SUBSCRIBE whose SUBACK confirms this state. An older one's (sent before the filter was
+  // dropped and subscribed again, or before a QoS raise) must not confirm it early.
+  std::uint64_t subscribe_seq = 0;
+  // Whether that SUBSCRIBE makes the broker send the filter's retained messages (always, except
+  // an MQTT 5 QoS raise, whose subscribers are served from the cache).
+  bool resend = true;
+  std::vector<Waiter> waiters;  // subscribe requests waiting for that SUBACK
+  // MQTT 5: its Subscription Identifier, which tells which of our subscriptions a message is for.
+  std::uint32_t sub_id = 0;
+  // MQTT 5: that SUBSCRIBE's fence is on its way; between the SUBACK and the fence's answer the
+  // acks wait in `fenced`, and what reaches `held_sessions` is held (see FenceAction).
+  bool fence_pending = false;
+  std::vector<Waiter> fenced;
+  std::vector<ConnectionId> held_sessions;
+};
+
+struct ConnectAction {
+  std::uint64_t generation;
+};
+struct SubscribeAction {
+  std::string filter;
+  int qos;
+  std::uint64_t generation;
+};
+struct PublishAction {
+  PendingPublish publish;
+  std::uint64_t generation;
+};
+// MQTT 5: an UNSUBSCRIBE of a filter we never subscribe, sent right after a SUBSCRIBE. The broker
+// queues a SUBSCRIBE's retained copies while it handles it, so the answer to the next packet
+// comes after the last of them: from then on a retain=1 message is live, not a copy.
+// Until that answer the subscribers get neither their ack nor any message: whatever the broker
+// sent before it (copies, and live changes the broker handled between the SUBSCRIBE and the
+// fence, indistinguishable from copies) is the state at subscribe time, delivered after the ack;
+// whatever follows the ack is live.
+struct FenceAction {
+  std::string filter;
+  std::uint64_t generation;
+  std::uint64_t subscribe_seq;
+};
+inline constexpr const char* kFenceFilter = "$wsbridge/fence";
+using Action = std::variant<ConnectAction, SubscribeAction, PublishAction, FenceAction>;
+
+inline void* seq_context(std::uint64_t seq) {
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(seq));
+}
+
+}  // namespace upstream_detail
+using namespace upstream_detail;
+
+struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
+  explicit Impl(const UpstreamConfig& c)
+      : config(c),
+        rng(std::random_device{}()),
+        up_gauge(metrics::Registry::global().gauge(
+            "wsbridge_upstream_up", "1 when the broker connection is up", {{"upstream", c.name}})),
+        reconnects(metrics::Registry::global().counter(
+            "wsbridge_upstream_reconnects_total",
+            "broker connections established again after a loss", {{"upstream", c.name}})),
+        broker_messages(metrics::Registry::global().counter("wsbridge_upstream_messages_total",
+                                                            "messages received from the broker",
+                                                            {{"upstream", c.name}})),
+        fanout_latency(
+            metrics::Registry::global().histogram("wsbridge_fanout_latency_seconds",
+                                                  "from a broker message reaching wsbridge to its "
+                                                  "frames being queued for every subscriber",
+                                                  {{"upstream", c.name}})) {}
+
+  // ---- any thread ----
+  void post(Event&& e) {
+    {
+      std::lock_guard lock(mutex);
+      queue.push_back(std::move(e));
+    }
+    wake.notify_one();
+  }
+  // Paho's threads: hand over and return at once (Paho holds a process-wide lock meanwhile).
+  void connection_lost(const std::string& cause) override { post(BrokerLost{cause}); }
+  void message_arrived(::mqtt::const_message_ptr message) override {
+    post(BrokerMessage{std::move(message), Clock::now()});
+  }
+  void on_success(const ::mqtt::token& token) override { done(token, true); }
+  void on_failure(const ::mqtt::token& token) override { done(token, false); }
+  void done(const ::mqtt::token& token, bool ok) {
+    bool no_sub_ids = false;
+    if (ok && token.get_type() == ::mqtt::token::Type::CONNECT && config.mqtt_version == 5) {
+      try {
+        const auto& props = token.get_connect_response().get_properties();
+        const auto code = ::mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE;
+        no_sub_ids = props.count(code) > 0 && ::mqtt::get<std::uint8_t>(props, code) == 0;
+      } catch (const std::exception&) {
+      }
+    }
+    post(ActionDone{
+        static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(token.get_user_context())), ok,
+        token.get_return_code(), no_sub_ids});
+  }
+
+  // ---- the worker ----
+  void run();
+  void handle(SessionOpened& e);
+  void handle(SessionMessage& e);
+  void handle(SessionClosed& e);
+  void handle(BrokerMessage& e);
+  void handle(BrokerLost& e);
+  void handle(ActionDone& e);
+
+  void connect();
+  void connect_failed(const std::string& why);
+  void on_connected();
+  void set_link_up(bool up);
+  std::chrono::milliseconds backoff();
+
+  void json_request(SessionState& s, ConnectionId id, std::string_view text, FlowTicket& ticket);
+  void subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
+                 std::optional<json> request_id);
+  void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
+  void send_subscribe(const std::string& broker_filter, FilterState& state, bool resend);
+  bool send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq);
+  void release_fenced(FilterState& state);  // acks, then what was held
+  void submit_publish(PendingPublish p);
+  void do_publish(PendingPublish p);
+  void fail_publish(const PendingPublish& p, std::string_view code, const std::string& message);
+  void flush_buffered();
+  std::vector<std::string> deliver_retained(SessionState& s, const std::string& broker_filter);
+  void cache_retained(const ::mqtt::message& m);
+  // MQTT 5: who takes a retain=1 message live (not waiting for copies, and subscribed with one
+  // of the subscriptions the message is for).
+  std::vector<SubscriberId> live_on_mqtt5(const ::mqtt::message& m,
+                                          std::vector<ConnectionId>& involved);
+  void fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,
+               const std::string& payload, int qos, bool retain);
+  // MQTT 5 subscriptions are made with Retain As Published, so every change of a retained value
+  // reaches us with retain=1 and the cache stays exact; MQTT 3.1.1 offers no such thing.
+  bool caching() const { return config.mqtt_version == 5; }
+  void reply(ConnectionId id, Frame frame);
+
+  const UpstreamConfig& config;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Event> queue;  // guarded by mutex
+  bool stop_requested = false;
+  std::thread thread;
+
+  // Worker-only state.
+  std::unique_ptr<::mqtt::async_client> client;
+  enum class Link { kDown, kConnecting, kUp } link = Link::kDown;
+  std::uint64_t generation = 0;  // one per connection attempt; stale token results are ignored
+  int failures = 0;
+  Clock::time_point next_connect = Clock::now();
+  std::uint64_t next_seq = 1;
+  std::unordered_map<std::uint64_t, Action> actions;
+  std::unordered_map<ConnectionId, SessionState> sessions;
+  TopicTrie trie;  // broker filter -> session ids
+  std::unordered_map<std::string, FilterState> filters;
+  std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down or busy
+  // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most kPublishWindow: Paho
+  // refuses more than it can buffer ("No more messages can be buffered") when the broker stops
+  // reading, so the rest wait in `buffered`, still counted by their sessions' flow control.
+  std::size_t publishing = 0;
+  static constexpr std::size_t kPublishWindow = 64;
+  struct Retained {
+    std::string payload;
+    int qos;
+    std::optional<Clock::time_point> expires;  // MQTT 5 message expiry
+  };
+  // MQTT 5 only: broker topic -> retained value, for late subscribers of an active filter.
+  std::unordered_map<std::string, Retained> retained;
+  bool cache_full_warned = false;
+  RetainRounds rounds;  // which sessions get the retained copies a SUBSCRIBE brings
+  std::unordered_map<std::uint32_t, std::string> filter_of_sub_id;  // MQTT 5
+  std::uint32_t next_sub_id = 1;
+  // Sessions whose messages wait for a fence (MQTT 5), in arrival order.
+  std::unordered_map<ConnectionId, std::vector<Frame>> held;
+  bool sub_ids_available = true;      // MQTT 5: as the broker's CONNACK says
+  std::vector<SubscriberId> matched;  // scratch for trie matches
+  std::mt19937 rng;
+  bool ever_connected = false;
+  metrics::Gauge& up_gauge;
+  metrics::Counter& reconnects;
+  metrics::Counter& broker_messages;
+  metrics::Histogram& fanout_latency;
+};
+
+}  // namespace wsbridge::mqtt

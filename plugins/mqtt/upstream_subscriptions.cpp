@@ -1,0 +1,293 @@
+#include "upstream_impl.hpp"
+
+namespace wsbridge::mqtt {
+
+// ---- subscriptions -----------------------------------------------------------------------------
+//
+// Retained messages (docs/ARCHITECTURE.md): the broker sends a filter's retained messages after
+// the SUBACK of every SUBSCRIBE; `rounds` hands those copies to the sessions that caused it only.
+// A session joining an active filter causes a fresh SUBSCRIBE on MQTT 3.1.1 (only the broker
+// knows the retained values: a value retained while we are subscribed reaches us with retain=0);
+// on MQTT 5 it is served from the cache, which Retain As Published keeps exact.
+
+void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
+                               std::optional<json> request_id) {
+  const std::string broker_filter = s.route->topic_prefix + filter;
+  if (!s.filters.insert(filter).second) {
+    // Already subscribed: answer like the first time.
+    if (request_id) s.connection->send(ack_frame(*request_id));
+    return;
+  }
+  const bool first = trie.add(broker_filter, id);
+  FilterState& state = filters[broker_filter];
+  if (first) {
+    state = FilterState{};
+    state.qos = qos;
+    state.sub_id = next_sub_id;
+    filter_of_sub_id[next_sub_id] = broker_filter;
+    next_sub_id = next_sub_id % 268'435'455 + 1;  // the protocol's largest
+    state.waiters.push_back({id, std::move(request_id)});
+    rounds.wait(broker_filter, id);
+    if (link == Link::kUp) send_subscribe(broker_filter, state, true);
+    return;
+  }
+  if (!state.confirmed || qos > state.qos || !caching()) {
+    // Served by the next SUBACK and the copies that follow it: the one in flight, or a new
+    // SUBSCRIBE (to raise the QoS the bridge receives this filter with, or on MQTT 3.1.1 to have
+    // the retained messages sent again). Joiners until that SUBACK share it.
+    const bool send = link == Link::kUp && (state.confirmed || qos > state.qos);
+    // (An MQTT 5 QoS raise asks for no copies unless the ones of a SUBSCRIBE in flight are due.)
+    const bool resend = !caching() || (!state.confirmed && state.resend);
+    state.qos = std::max(state.qos, qos);
+    state.confirmed = false;
+    state.waiters.push_back({id, std::move(request_id)});
+    rounds.wait(broker_filter, id);
+    if (send) send_subscribe(broker_filter, state, resend);
+    return;
+  }
+  // MQTT 5, the broker already sends this filter: no SUBSCRIBE, the cache has its retained values.
+  if (request_id) s.connection->send(ack_frame(*request_id));
+  rounds.join_open(broker_filter, id, deliver_retained(s, broker_filter), Clock::now());
+}
+
+void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterState& state,
+                                    bool resend) {
+  const std::uint64_t seq = next_seq++;
+  state.subscribe_seq = seq;
+  state.resend = resend;
+  actions.emplace(seq, SubscribeAction{broker_filter, state.qos, generation});
+  try {
+    if (config.mqtt_version == 5) {
+      const ::mqtt::subscribe_options options(
+          false, true,
+          resend ? ::mqtt::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE
+                 : ::mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
+      ::mqtt::properties props;
+      if (sub_ids_available) {
+        props.add(
+            {::mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<std::int32_t>(state.sub_id)});
+      }
+      client->subscribe(broker_filter, state.qos, seq_context(seq), *this, options, props);
+      state.fence_pending = resend && send_fence(broker_filter, seq);
+    } else {
+      client->subscribe(broker_filter, state.qos, seq_context(seq), *this);
+    }
+  } catch (const std::exception& e) {
+    // Not connected after all: the reconnect resubscribes every filter.
+    actions.erase(seq);
+    WSB_LOG(kDebug) << "upstream " << config.name << ": SUBSCRIBE " << broker_filter << ": "
+                    << e.what();
+  }
+}
+
+bool Upstream::Impl::send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq) {
+  const std::uint64_t seq = next_seq++;
+  actions.emplace(seq, FenceAction{broker_filter, generation, subscribe_seq});
+  try {
+    client->unsubscribe(kFenceFilter, seq_context(seq), *this);
+    return true;
+  } catch (const std::exception& e) {
+    actions.erase(seq);  // the copies' group then closes after RetainRounds::kQuiet
+    WSB_LOG(kDebug) << "upstream " << config.name << ": fence UNSUBSCRIBE: " << e.what();
+    return false;
+  }
+}
+
+void Upstream::Impl::release_fenced(FilterState& state) {
+  state.fence_pending = false;
+  for (auto& w : state.fenced) {
+    if (w.id) reply(w.session, ack_frame(*w.id));
+  }
+  state.fenced.clear();
+  for (ConnectionId id : state.held_sessions) {
+    auto h = held.find(id);
+    if (h == held.end()) continue;
+    auto frames = std::move(h->second);
+    held.erase(h);
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    for (auto& frame : frames) it->second.connection->send(std::move(frame));
+  }
+  state.held_sessions.clear();
+}
+
+void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::string& filter) {
+  if (s.filters.erase(filter) == 0) return;
+  const std::string broker_filter = s.route->topic_prefix + filter;
+  rounds.leave(broker_filter, id);
+  auto fit = filters.find(broker_filter);
+  if (fit != filters.end()) {
+    // A subscribe of this session still waiting for its SUBACK is answered now: the client
+    // undid it itself.
+    for (auto* waiters : {&fit->second.waiters, &fit->second.fenced}) {
+      for (auto w = waiters->begin(); w != waiters->end();) {
+        if (w->session == id) {
+          if (w->id) s.connection->send(ack_frame(*w->id));
+          w = waiters->erase(w);
+        } else {
+          ++w;
+        }
+      }
+    }
+    if (auto h = held.find(id); h != held.end()) {  // (after its ack, as it would have been)
+      for (auto& frame : h->second) s.connection->send(std::move(frame));
+      held.erase(h);
+    }
+  }
+  if (!trie.remove(broker_filter, id)) return;
+  // The last subscriber left: one UNSUBSCRIBE, and forget retained values nobody matches now.
+  if (fit != filters.end()) {
+    filter_of_sub_id.erase(fit->second.sub_id);
+    filters.erase(fit);
+  }
+  if (link == Link::kUp) {
+    try {
+      client->unsubscribe(broker_filter);
+    } catch (const std::exception& e) {
+      WSB_LOG(kDebug) << "upstream " << config.name << ": UNSUBSCRIBE " << broker_filter << ": "
+                      << e.what();
+    }
+  }
+  for (auto it = retained.begin(); it != retained.end();) {
+    matched.clear();
+    trie.match(it->first, matched);
+    it = matched.empty() ? retained.erase(it) : std::next(it);
+  }
+}
+
+std::vector<std::string> Upstream::Impl::deliver_retained(SessionState& s,
+                                                          const std::string& broker_filter) {
+  std::vector<std::string> delivered;
+  const std::string& prefix = s.route->topic_prefix;
+  const auto now = Clock::now();
+  for (const auto& [topic, value] : retained) {
+    if (!filter_matches(broker_filter, topic) || !topic.starts_with(prefix)) continue;
+    if (value.expires && *value.expires <= now) continue;  // the broker has dropped it too
+    delivered.push_back(topic);
+    if (s.raw()) {
+      s.connection->send(is_valid_utf8(value.payload) ? Frame::text(value.payload)
+                                                      : Frame::binary(value.payload));
+    } else {
+      s.connection->send(message_frame(std::string_view(topic).substr(prefix.size()), value.payload,
+                                       value.qos, true));
+    }
+  }
+  return delivered;
+}
+
+// ---- messages from the broker ------------------------------------------------------------------
+
+void Upstream::Impl::cache_retained(const ::mqtt::message& m) {
+  const std::string& topic = m.get_topic();
+  if (m.get_payload().empty()) {
+    retained.erase(topic);  // an empty retained message clears it
+    return;
+  }
+  Retained value{m.get_payload_str(), m.get_qos(), std::nullopt};
+  const auto& props = m.get_properties();
+  if (props.count(::mqtt::property::MESSAGE_EXPIRY_INTERVAL) > 0) {
+    value.expires = Clock::now() + std::chrono::seconds(::mqtt::get<uint32_t>(
+                                       props, ::mqtt::property::MESSAGE_EXPIRY_INTERVAL));
+  }
+  auto it = retained.find(topic);
+  if (it != retained.end()) {
+    it->second = std::move(value);
+  } else if (retained.size() < config.max_retained_cache) {
+    retained.emplace(topic, std::move(value));
+  } else if (!cache_full_warned) {
+    cache_full_warned = true;
+    WSB_LOG(kWarn) << "upstream " << config.name << ": the retained cache is full ("
+                   << config.max_retained_cache
+                   << ", max_retained_cache): late subscribers miss the values beyond it";
+  }
+}
+
+void Upstream::Impl::handle(BrokerMessage& e) {
+  const ::mqtt::message& m = *e.message;
+  const std::string& topic = m.get_topic();
+  const std::string& payload = m.get_payload_str();
+  const int qos = m.get_qos();
+  if (caching() && m.is_retained()) cache_retained(m);
+
+  matched.clear();
+  trie.match(topic, matched);
+  // A retained copy (see rounds) goes only to the sessions whose SUBSCRIBE brought it. On MQTT 5
+  // retain=1 is also how a live change of a retained value arrives (Retain As Published): live
+  // for the sessions not waiting for copies. An empty one only ever comes live (a deletion).
+  const bool copy = m.is_retained() && !(caching() && payload.empty());
+  if (!copy) {
+    rounds.live(topic);
+    fan_out(matched, topic, payload, qos, false);
+  } else {
+    auto targets = rounds.copy(topic, Clock::now());
+    fan_out(targets.deliver, topic, payload, qos, true);
+    if (caching()) fan_out(live_on_mqtt5(m, targets.involved), topic, payload, qos, false);
+  }
+  broker_messages.inc();
+  fanout_latency.observe(std::chrono::duration<double>(Clock::now() - e.arrived).count());
+}
+
+std::vector<SubscriberId> Upstream::Impl::live_on_mqtt5(const ::mqtt::message& m,
+                                                        std::vector<ConnectionId>& involved) {
+  // The subscriptions this message is for: a copy a SUBSCRIBE brought carries only that one's.
+  std::vector<const std::string*> for_filters;
+  const auto& props = m.get_properties();
+  const std::size_t n = props.count(::mqtt::property::SUBSCRIPTION_IDENTIFIER);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto it = filter_of_sub_id.find(
+        ::mqtt::get<std::uint32_t>(props, ::mqtt::property::SUBSCRIPTION_IDENTIFIER, i));
+    if (it != filter_of_sub_id.end()) for_filters.push_back(&it->second);
+  }
+  std::sort(involved.begin(), involved.end());
+  std::vector<SubscriberId> live;
+  for (SubscriberId id : matched) {
+    if (std::binary_search(involved.begin(), involved.end(), id)) continue;
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    const std::string& prefix = it->second.route->topic_prefix;
+    // (A broker without Subscription Identifiers sends none: then everyone else takes it live.)
+    const bool for_it =
+        n == 0 || std::any_of(for_filters.begin(), for_filters.end(), [&](const std::string* f) {
+          return f->starts_with(prefix) && it->second.filters.count(f->substr(prefix.size())) > 0;
+        });
+    if (for_it) live.push_back(id);
+  }
+  return live;
+}
+
+void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,
+                             const std::string& payload, int qos, bool retain) {
+  // Serialize once per route (the topic as that route shows it), then share the Frame.
+  std::vector<std::pair<const MqttRouteConfig*, std::optional<Frame>>> built;
+  for (SubscriberId id : ids) {
+    auto it = sessions.find(id);
+    if (it == sessions.end()) continue;
+    const MqttRouteConfig* route = it->second.route.get();
+    auto b =
+        std::find_if(built.begin(), built.end(), [&](const auto& x) { return x.first == route; });
+    if (b == built.end()) {
+      std::optional<Frame> frame;
+      if (route->mode == RouteMode::kRaw) {
+        frame = is_valid_utf8(payload) ? Frame::text(payload) : Frame::binary(payload);
+        if (qos == 0) frame = frame->droppable();
+      } else if (topic.starts_with(route->topic_prefix)) {
+        // ("p/#" also matches "p" itself, which is outside the route's prefix: not shown.)
+        frame = message_frame(std::string_view(topic).substr(route->topic_prefix.size()), payload,
+                              qos, retain);
+        // QoS 0 is at-most-once already: a slow client may lose it rather than stall.
+        if (qos == 0) frame = frame->droppable();
+      }
+      b = built.insert(built.end(), {route, std::move(frame)});
+    }
+    if (!b->second) continue;
+    if (!held.empty()) {
+      if (auto h = held.find(id); h != held.end()) {
+        h->second.push_back(*b->second);
+        continue;
+      }
+    }
+    it->second.connection->send(*b->second);
+  }
+}
+
+}  // namespace wsbridge::mqtt
