@@ -1,6 +1,8 @@
 #include "auth_config.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -13,8 +15,17 @@ using namespace std::chrono_literals;
 std::string read_file(ConfigTable& t, const std::string& key, const std::filesystem::path& dir) {
   std::filesystem::path path = *t.string(key);
   if (path.is_relative()) path = dir / path;
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) t.fail_at(key, "'" + key + "' in " + t.name() + ": cannot read " + path.string());
+  const int open_error = errno;
+  std::error_code ec;
+  const bool directory = std::filesystem::is_directory(path, ec);
+  if (!in || directory) {
+    const std::string why = directory         ? "it is a directory"
+                            : open_error != 0 ? std::strerror(open_error)
+                                              : "unreadable";
+    t.fail_at(key, "'" + key + "' in " + t.name() + ": cannot read " + path.string() + ": " + why);
+  }
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();

@@ -175,6 +175,8 @@ void RequestHeadFilter::end_value_line() {
     transfer_encoding_ = true;
   } else if (name_ == "upgrade" && !value.empty()) {
     summary_.upgrade = true;
+  } else if (name_ == "sec-websocket-origin") {
+    summary_.sec_websocket_origin = true;
   }
 }
 

@@ -35,6 +35,9 @@ struct HeadSummary {
   bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
                           // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
   std::optional<BearerExtraction> bearer;
+  // A Sec-WebSocket-Origin header (hybi drafts): lws 4.1.6 files it under Origin, so an upgrade
+  // carrying it cannot be told from one with that Origin.
+  bool sec_websocket_origin = false;
 };
 
 class RequestHeadFilter {

@@ -92,6 +92,7 @@ struct HttpState {
   std::string head_out;                    // the current head as lws gets it
   std::string last_head;                   // kAwaiting: the head lws may upgrade on
   std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
+  bool sec_websocket_origin = false;       // kAwaiting: that head had one
 };
 
 struct Watch {
@@ -173,6 +174,7 @@ void end_of_head(Watch& w) {
     w.phase = Phase::kAwaiting;
     w.http->last_head = std::move(w.http->head_out);
     w.http->bearer = s.bearer;
+    w.http->sec_websocket_origin = s.sec_websocket_origin;
   } else if (s.has_body || s.connect) {
     // lws 4.1.6 delimits bodies its own way (a static file's GET leaves its body to be read as
     // the next request; a POST without Content-Length runs 100 MiB): stop following.
@@ -348,6 +350,11 @@ std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
   std::optional<std::string> token = std::move(w->http->bearer->token);
   w->http->bearer.reset();
   return token;
+}
+
+bool sent_sec_websocket_origin(int fd) {
+  const Watch* w = table().mine(fd);
+  return w != nullptr && w->phase == Phase::kAwaiting && w->http->sec_websocket_origin;
 }
 
 std::string take_request_bytes(int fd) {

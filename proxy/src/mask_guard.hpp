@@ -95,6 +95,8 @@ bool blocked(int fd);
 // The bearer token taken out of the upgrade request's Sec-WebSocket-Protocol (see
 // bearer_subprotocol.hpp), once; `only_bearer` tells that no real subprotocol was offered.
 std::optional<std::string> take_bearer_token(int fd, bool& only_bearer);
+// True when the upgrade request read from `fd` has a Sec-WebSocket-Origin header.
+bool sent_sec_websocket_origin(int fd);
 
 }  // namespace mask_guard
 

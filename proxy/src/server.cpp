@@ -786,6 +786,11 @@ int Server::confirm_upgrade(lws* wsi) {
     refuse_upgrade(wsi, problem->status, "bad_request", problem->reason);
     return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
   }
+  if (mask_guard::sent_sec_websocket_origin(lws_get_socket_fd(wsi))) {
+    // lws files it under Origin, where it would pass for (or join) the real one.
+    return refuse_upgrade(wsi, 400, "bad_request",
+                          "Sec-WebSocket-Origin is not part of RFC 6455: send Origin");
+  }
   const RouteConfig* route =
       lws_get_vhost(wsi) == admin_vhost_ ? nullptr : config_->find_route(uri);
   if (route == nullptr)

@@ -417,6 +417,31 @@ TEST_F(PublicPortFraming, KeepAliveRequestsAfterTheFirstAreBoundedToo) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
 }
 
+// #13.8: lws files Sec-WebSocket-Origin under Origin, so it passed an Origin allowlist.
+TEST(SecWebSocketOrigin, IsNotTakenAsOrigin) {
+  WsbridgeInstance server(R"(
+[[listeners]]
+port = ${PORT}
+allowed_origins = ["https://app.example.com"]
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  ClientOptions opts = server.client("/echo");
+  opts.extra_headers = {{"Sec-WebSocket-Origin", "https://app.example.com"}};
+  try {
+    WsClient::connect(opts);
+    ADD_FAILURE() << "Sec-WebSocket-Origin was taken as Origin";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 400);
+  }
+  opts.extra_headers = {{"Origin", "https://evil.example"},
+                        {"Sec-WebSocket-Origin", "https://app.example.com"}};
+  EXPECT_THROW(WsClient::connect(opts), HandshakeError);
+  opts.extra_headers = {{"Origin", "https://app.example.com"}};
+  EXPECT_NO_THROW(WsClient::connect(opts));
+}
+
 TEST(RequestFramingTest, Rules) {
   EXPECT_FALSE(request_framing_problem({}, std::nullopt, false));
   EXPECT_FALSE(request_framing_problem({"12"}, std::nullopt, false));
