@@ -1,5 +1,7 @@
 #include "header_rules.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -57,13 +59,6 @@ bool starts_with_any(const std::string& canonical,
                      [&](std::string_view p) { return canonical.starts_with(p); });
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 }  // namespace
 
 std::string canonical_header_name(std::string_view name) {
@@ -93,12 +88,12 @@ bool reserved_header(std::string_view name) {
 
 std::string describe_header(std::string_view name) {
   const std::string canonical = canonical_header_name(name);
-  if (lower(name) == canonical) return std::string(name);
+  if (text::lower(name) == canonical) return std::string(name);
   return std::string(name) + " (read by backends as " + canonical + ")";
 }
 
 bool hook_may_see_header(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = text::lower(name);
   const std::string canonical = canonical_header_name(name);
   // The handshake's own mechanics mean nothing to the backend.
   if (n == "connection" || n == "upgrade" || n.starts_with("sec-websocket-key") ||

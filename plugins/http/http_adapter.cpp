@@ -1,5 +1,7 @@
 #include "http_adapter.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -117,9 +119,7 @@ void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
   nlohmann::json headers = nlohmann::json::object();
   for (const auto& h : request.headers) {
     if (!hook_may_see_header(h.name)) continue;
-    std::string name = h.name;
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string name = text::lower(h.name);
     auto it = headers.find(name);
     headers[name] = it == headers.end() ? h.value : it->get<std::string>() + ", " + h.value;
   }

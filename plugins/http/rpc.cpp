@@ -1,5 +1,7 @@
 #include "rpc.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include "wsbridge/base64.hpp"
 
 #include <algorithm>
@@ -8,13 +10,6 @@
 namespace wsbridge::http {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Why a client may not send header `name` on this route, or nullopt when it may.
 std::optional<std::string> header_refusal(std::string_view name, const RpcPolicy& policy) {
@@ -142,7 +137,7 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
 Frame response_frame(const nlohmann::json& id, const HttpResponse& response) {
   nlohmann::json headers = nlohmann::json::object();
   for (const auto& h : response.headers) {
-    const std::string name = lower(h.name);
+    const std::string name = text::lower(h.name);
     if (name == "connection" || name == "keep-alive" || name == "transfer-encoding") continue;
     auto it = headers.find(name);
     if (it == headers.end()) {

@@ -1,5 +1,7 @@
 #include "auth_config.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -110,8 +112,7 @@ AuthSettings parse_auth_settings(ConfigTable& top, const std::filesystem::path& 
     ApiKey key;
     key.name = t.required_string("name");
     key.sha256 = t.required_string("sha256");
-    std::transform(key.sha256.begin(), key.sha256.end(), key.sha256.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    key.sha256 = text::lower(key.sha256);
     if (key.sha256.size() != 64 ||
         key.sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
       t.fail_at("sha256", "'sha256' of API key \"" + key.name +

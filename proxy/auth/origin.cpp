@@ -1,18 +1,13 @@
 #include "origin.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 
 namespace wsbridge::auth {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 bool valid_host_chars(std::string_view host) {
   return !host.empty() && std::all_of(host.begin(), host.end(), [](unsigned char c) {
@@ -40,7 +35,7 @@ bool matches(std::string_view pattern, std::string_view origin) {
 std::optional<std::string> origin_pattern_problem(std::string_view pattern) {
   const auto scheme_end = pattern.find("://");
   if (scheme_end == std::string_view::npos) return "must look like \"https://app.example.com\"";
-  const std::string scheme = lower(pattern.substr(0, scheme_end));
+  const std::string scheme = text::lower(pattern.substr(0, scheme_end));
   if (scheme != "http" && scheme != "https") return "must use http:// or https://";
   std::string_view rest = pattern.substr(scheme_end + 3);
   if (rest.empty()) return "has no host";
@@ -55,9 +50,9 @@ std::optional<std::string> origin_pattern_problem(std::string_view pattern) {
 bool OriginPolicy::allows(const std::optional<std::string>& origin) const {
   if (!origin) return allow_missing;
   if (allowed.empty()) return true;
-  const std::string o = lower(*origin);
+  const std::string o = text::lower(*origin);
   return std::any_of(allowed.begin(), allowed.end(),
-                     [&](const std::string& p) { return matches(lower(p), o); });
+                     [&](const std::string& p) { return matches(text::lower(p), o); });
 }
 
 }  // namespace wsbridge::auth

@@ -1,5 +1,7 @@
 #include "admin_guard.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -8,13 +10,6 @@
 namespace wsbridge {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 bool all_digits(std::string_view s) {
   return !s.empty() &&
@@ -30,7 +25,7 @@ std::optional<std::string> host_name(std::string_view host) {
     if (!rest.empty() && !(rest.starts_with(':') && all_digits(rest.substr(1)))) {
       return std::nullopt;
     }
-    return lower(host.substr(1, close - 1));
+    return text::lower(host.substr(1, close - 1));
   }
   const auto colon = host.rfind(':');
   if (colon != std::string_view::npos) {
@@ -38,15 +33,12 @@ std::optional<std::string> host_name(std::string_view host) {
     host = host.substr(0, colon);
   }
   if (host.empty()) return std::nullopt;
-  return lower(host);
+  return text::lower(host);
 }
 
 // "application/json" with optional parameters ("; charset=utf-8").
 bool json_content_type(std::string_view value) {
-  const std::string v = lower(value.substr(0, value.find(';')));
-  const auto first = v.find_first_not_of(" \t");
-  const auto last = v.find_last_not_of(" \t");
-  return first != std::string::npos && v.substr(first, last - first + 1) == "application/json";
+  return text::iequals(text::trim(value.substr(0, value.find(';'))), "application/json");
 }
 
 }  // namespace
@@ -56,7 +48,7 @@ bool admin_host_allowed(const AdminConfig& admin, std::string_view host) {
   if (!name) return false;
   if (is_ip_literal(*name) || *name == "localhost") return true;
   return std::any_of(admin.hosts.begin(), admin.hosts.end(),
-                     [&](const std::string& h) { return lower(h) == *name; });
+                     [&](const std::string& h) { return text::iequals(h, *name); });
 }
 
 std::optional<AdminRefusal> check_admin_request(const AdminConfig& admin,

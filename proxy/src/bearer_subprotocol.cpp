@@ -1,5 +1,7 @@
 #include "bearer_subprotocol.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -20,17 +22,7 @@ bool is_tchar(char c) {
   return c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+using text::iequals;
 
 bool blank(char c) {
   return c == ' ' || c == '\t';
@@ -97,8 +89,8 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
       value_.clear();
       value_long_ = false;
       held_name_.assign(1, c);  // may be the start of Sec-WebSocket-Protocol
-      name_.push_back(lower(c));
-      if (lower(c) != kProtocolHeader.front()) emit(out, std::exchange(held_name_, {}));
+      name_.push_back(text::ascii_lower(c));
+      if (text::ascii_lower(c) != kProtocolHeader.front()) emit(out, std::exchange(held_name_, {}));
       state_ = State::kName;
       return Result::kMore;
     case State::kLineStartCR:
@@ -122,7 +114,7 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
         return Result::kMore;
       }
       if (!is_tchar(c)) return Result::kMalformed;  // includes a line end before any ':'
-      if (name_.size() < kNameKeep) name_.push_back(lower(c));
+      if (name_.size() < kNameKeep) name_.push_back(text::ascii_lower(c));
       if (!held_name_.empty()) {
         held_name_.push_back(c);
         if (!kProtocolHeader.starts_with(name_) || name_.size() > kProtocolHeader.size()) {

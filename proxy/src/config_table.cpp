@@ -1,5 +1,7 @@
 #include "wsbridge/config_table.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -347,11 +349,7 @@ void ConfigTable::reject_unknown_keys() const {
 
 std::optional<std::string> nearest_key(std::string_view unknown,
                                        const std::vector<std::string>& candidates) {
-  auto lower = [](std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-  };
+  using text::lower;
   const std::string a = lower(unknown);
   // Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps.
   auto distance = [&a](const std::string& b) {

@@ -1,5 +1,7 @@
 #include "request_framing.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <string_view>
@@ -7,12 +9,6 @@
 namespace wsbridge {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool digits(std::string_view s) {
   return !s.empty() && s.size() <= 18 &&
@@ -38,7 +34,7 @@ std::optional<FramingRefusal> request_framing_problem(
     std::string_view rest = header;
     while (true) {
       const auto comma = rest.find(',');
-      const std::string_view value = trim(rest.substr(0, comma));
+      const std::string_view value = text::trim(rest.substr(0, comma));
       if (!digits(value)) return FramingRefusal{400, "invalid Content-Length"};
       const unsigned long long n = std::stoull(std::string(value));
       if (length && *length != n) return FramingRefusal{400, "conflicting Content-Length"};

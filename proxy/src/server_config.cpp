@@ -1,5 +1,7 @@
 #include "server_config.hpp"
 
+#include "wsbridge/text.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -81,9 +83,8 @@ void check_endpoints(const std::vector<Endpoint>& listeners, const std::optional
 
 // Names under which MQTT-over-WebSocket clients (mqtt.js, Paho JS) ask for MQTT packets, in any
 // case (a route listing "MQTT" would still take them from a client that lowercases nothing).
-bool is_mqtt_subprotocol(std::string p) {
-  for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return mqtt_refusal::is_mqtt_subprotocol(p);
+bool is_mqtt_subprotocol(const std::string& p) {
+  return mqtt_refusal::is_mqtt_subprotocol(text::lower(p));
 }
 
 // What a route speaks on its WebSocket, for refusals of subprotocols it would not honour.

@@ -1,0 +1,36 @@
+// ASCII case folding and blank trimming for protocol text (header names, tokens, hosts, config
+// keys): one definition for the core and the adapters. Locale-independent on purpose: protocol
+// text is compared byte by byte, whatever the process locale says.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace wsbridge::text {
+
+constexpr char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+constexpr bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+// Without leading and trailing spaces and tabs (HTTP's optional white space).
+constexpr std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace wsbridge::text
