@@ -319,7 +319,8 @@ TEST(DocsRegressionTest, EveryMetricIsInConfigMd) {
   for (const char* dir : {"proxy", "plugins"}) {
     for (const auto& entry : std::filesystem::recursive_directory_iterator(
              std::string(WSBRIDGE_SOURCE_DIR) + "/" + dir)) {
-      if (entry.path().extension() != ".cpp") continue;
+      const auto ext = entry.path().extension();
+      if (ext != ".cpp" && ext != ".hpp") continue;
       const std::string text = read_file(entry.path());
       for (std::sregex_iterator it(text.begin(), text.end(), literal), end; it != end; ++it) {
         ++metrics;

@@ -1,0 +1,143 @@
+// The lws protocol callback: one case per event, each handing over to the part that owns it.
+#include "server/server_parts.hpp"
+
+#include <cstring>
+
+#include "http_reply.hpp"
+#include "mask_guard.hpp"
+
+namespace wsbridge {
+
+int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
+  const auto reason = static_cast<lws_callback_reasons>(reason_int);
+  const lws_protocols* protocol = lws_get_protocol(wsi);
+  auto* self = protocol != nullptr ? static_cast<Server*>(protocol->user) : nullptr;
+  if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
+  // `user` is the per-connection slot for connection callbacks only (FILTER_NETWORK_CONNECTION
+  // passes other data in it), so it is read in those cases alone.
+  auto** slot = static_cast<Session**>(user);
+  auto session_of = [slot]() -> Session* { return slot != nullptr ? *slot : nullptr; };
+  Session* session = nullptr;
+
+  try {
+    switch (reason) {
+      case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        self->drain_inbox();
+        return 0;
+      case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+        if (self->stopping_) return -1;  // shutting down: accept no more
+        const int fd = static_cast<int>(reinterpret_cast<lws_intptr_t>(in));
+        // Descriptors are allocated lowest first: a high number means few are left.
+        if (self->fd_limit_ > 0 && fd >= self->fd_limit_ - kSpareDescriptors) {
+          self->refuse_for_descriptors();
+          return -1;
+        }
+        mask_guard::watch_http(fd, self);
+        return 0;
+      }
+      case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        // Slow or silent clients must finish their request within the handshake timeout (lws
+        // replaces any timeout set here with its own, so our timer enforces it).
+        self->handshaking_[wsi] = SteadyClock::now();
+        if (self->adopting_ && lws_get_socket_fd(wsi) == self->adopting_fd_) {
+          // A held upgrade handed back (release_held_upgrades): its verdict goes with this wsi.
+          self->admitted_[wsi] = std::move(*self->adopting_);
+          self->adopting_.reset();
+        }
+        return 0;
+      case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        // A complete request head (every HTTP request but upgrades, static files included).
+        self->handshaking_.erase(wsi);
+        if (auto problem = framing_problem(wsi, false)) {
+          WSB_LOG(kInfo) << "refused a request from " << peer_address(wsi) << ": "
+                         << problem->status << " " << problem->reason;
+          write_http_reply(wsi, problem->status, "text/plain", problem->reason + "\n",
+                           {{"Connection:", "close"}});
+          return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
+        }
+        return 0;
+      case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        // Bound at the start of every HTTP transaction, and again when one completes on a
+        // keep-alive connection: the next request must come within the handshake timeout too.
+        self->handshaking_[wsi] = SteadyClock::now();
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+      case LWS_CALLBACK_HTTP_BODY: {
+        auto it = self->admin_requests_.find(wsi);
+        if (it == self->admin_requests_.end()) return 0;
+        AdminRequest& r = it->second;
+        if (r.body.size() + len > kMaxAdminBodyBytes) {
+          r.too_large = true;
+          r.body.clear();
+        } else if (!r.too_large) {
+          r.body.append(static_cast<const char*>(in), len);
+        }
+        return 0;
+      }
+      case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        auto it = self->admin_requests_.find(wsi);
+        if (it == self->admin_requests_.end())
+          return lws_callback_http_dummy(wsi, reason, user, in, len);
+        AdminRequest request = std::move(it->second);
+        self->admin_requests_.erase(it);
+        return self->serve_admin_api(wsi, request);
+      }
+      case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
+        return self->confirm_upgrade(wsi);
+      case LWS_CALLBACK_HTTP: {
+        self->handshaking_.erase(wsi);  // the request arrived in time
+        const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
+        return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
+                                                 : std::string_view(uri));
+      }
+      case LWS_CALLBACK_ESTABLISHED:
+        self->handshaking_.erase(wsi);  // upgraded in time
+        mask_guard::start_websocket(lws_get_socket_fd(wsi));
+        return self->on_established(wsi, reinterpret_cast<void**>(slot));
+      case LWS_CALLBACK_RECEIVE:
+        session = session_of();
+        return session != nullptr ? self->on_receive(*session, in, len) : -1;
+      case LWS_CALLBACK_RECEIVE_PONG:
+        session = session_of();
+        if (session != nullptr) session->last_rx = SteadyClock::now();
+        return 0;
+      case LWS_CALLBACK_SERVER_WRITEABLE:
+        session = session_of();
+        return session != nullptr ? self->on_writeable(*session) : 0;
+      case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        session = session_of();
+        if (session != nullptr) self->on_peer_close(*session, in, len);
+        return 0;
+      case LWS_CALLBACK_CLOSED:
+        mask_guard::forget(lws_get_socket_fd(wsi));
+        self->on_closed(session_of());
+        if (slot != nullptr) *slot = nullptr;
+        return 0;
+      case LWS_CALLBACK_CLOSED_HTTP:
+      case LWS_CALLBACK_WSI_DESTROY:
+        self->pending_auth_.erase(wsi);
+        self->handshaking_.erase(wsi);
+        self->admitted_.erase(wsi);
+        self->admin_requests_.erase(wsi);
+        mask_guard::forget(lws_get_socket_fd(wsi));
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+      default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+  } catch (const std::exception& e) {
+    // Never let an exception unwind through C code: close this connection as an internal error.
+    WSB_LOG(kError) << "error handling lws event " << reason_int << ": " << e.what();
+    if (session != nullptr && !session->close_sent) {
+      if (reason == LWS_CALLBACK_SERVER_WRITEABLE) {
+        return close_now(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error");
+      }
+      // Elsewhere (RECEIVE inside a permessage-deflate drain) lws may ignore a -1: close from
+      // the next WRITEABLE, backed by the close deadline.
+      self->request_close(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", false);
+      return 0;
+    }
+    return -1;
+  }
+}
+
+}  // namespace wsbridge

@@ -1,0 +1,183 @@
+// The upgrade checks, before the 101: path, framing, version, key, limits, subprotocol, Origin,
+// authentication; refusals with their status.
+#include "server/server_parts.hpp"
+
+#include <algorithm>
+
+#include "http_reply.hpp"
+#include "mask_guard.hpp"
+#include "mqtt_refusal.hpp"
+
+namespace wsbridge {
+
+const auth::RouteAuth& Server::auth_policy(lws* wsi, const RouteConfig& route) const {
+  if (!route.has_own_auth) {
+    auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+    if (listener != listener_of_vhost_.end() && listener->second->auth)
+      return *listener->second->auth;
+  }
+  return route.auth;
+}
+
+int Server::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
+                           const std::string& reason, bool challenge) {
+  WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
+                 << peer_address(wsi) << ": " << status << " " << reason;
+  metrics::Registry::global()
+      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+               {{"reason", std::string(code)}})
+      .inc();
+  if (status == 401 || status == 403) {
+    metrics::Registry::global()
+        .counter("wsbridge_auth_failures_total",
+                 "upgrades refused by authentication or "
+                 "authorization, by reason",
+                 {{"reason", std::string(code)}})
+        .inc();
+  }
+  HeaderList extra;
+  if (status == 426) extra.emplace_back("Sec-WebSocket-Version:", "13");
+  if (challenge) extra.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
+  write_http_reply(wsi, status, "text/plain", reason + "\n", extra);
+  mask_guard::upgrade_refused(lws_get_socket_fd(wsi));  // lws reads on as HTTP
+  return 1;
+}
+
+int Server::confirm_upgrade(lws* wsi) {
+  const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
+  if (uri.empty())
+    return refuse_upgrade(wsi, 400, "bad_request", "a WebSocket upgrade must be a GET request");
+  if (auto problem = framing_problem(wsi, true)) {
+    refuse_upgrade(wsi, problem->status, "bad_request", problem->reason);
+    return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
+  }
+  if (mask_guard::sent_sec_websocket_origin(lws_get_socket_fd(wsi))) {
+    // lws files it under Origin, where it would pass for (or join) the real one.
+    return refuse_upgrade(wsi, 400, "bad_request",
+                          "Sec-WebSocket-Origin is not part of RFC 6455: send Origin");
+  }
+  const RouteConfig* route =
+      lws_get_vhost(wsi) == admin_vhost_ ? nullptr : config_->find_route(uri);
+  if (route == nullptr)
+    return refuse_upgrade(wsi, 404, "not_found", "no WebSocket route at this path");
+  if (header(wsi, WSI_TOKEN_VERSION) != "13") {
+    return refuse_upgrade(wsi, 426, "bad_version", "only WebSocket version 13 is supported");
+  }
+  if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
+    return refuse_upgrade(wsi, 400, "bad_request", "missing or malformed Sec-WebSocket-Key");
+  }
+  if (stopping_) return refuse_upgrade(wsi, 503, "shutting_down", "shutting down");
+
+  const std::string ip = peer_address(wsi);
+  // An upgrade coming back from its admission check: its checks passed on the first pass.
+  if (auto a = admitted_.find(wsi); a != admitted_.end()) {
+    Admitted admitted = std::move(a->second);
+    admitted_.erase(a);
+    const AdmissionResult& v = admitted.verdict;
+    if (v.status < 200 || v.status > 299) {
+      return refuse_upgrade(wsi, v.status, "admission",
+                            v.reason.empty() ? "refused by the admission check" : v.reason);
+    }
+    if (v.claims.is_object()) {
+      for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
+    }
+    pending_auth_[wsi] =
+        PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot), std::nullopt};
+    return 0;
+  }
+  // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
+  ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
+  std::optional<ConnectionSlots::Slot> slot = slots_.take(
+      ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);
+  if (refusal == ConnectionSlots::Refusal::kTotal) {
+    return refuse_upgrade(wsi, 503, "max_connections", "too many connections");
+  }
+  if (refusal == ConnectionSlots::Refusal::kPerIp) {
+    return refuse_upgrade(wsi, 503, "max_connections_per_ip",
+                          "too many connections from this address");
+  }
+
+  // Subprotocols: lws will select the first offered one it knows (of any route); it must be one
+  // this route accepts. "bearer.<token>" only carries a credential and is never selected.
+  const auto offered = auth::split_header_list(header(wsi, WSI_TOKEN_PROTOCOL));
+  std::optional<std::string> mqtt_refusal_reason;
+  bool bearer_only = false;
+  const auto bearer = mask_guard::take_bearer_token(lws_get_socket_fd(wsi), bearer_only);
+  if (bearer && bearer_only) {
+    return refuse_upgrade(wsi, 400, "subprotocol",
+                          "Sec-WebSocket-Protocol carries only a bearer token: offer a "
+                          "subprotocol of this route beside it");
+  }
+  if (!offered.empty()) {
+    std::optional<std::string> selected;
+    bool only_bearer = true;
+    for (const auto& name : offered) {
+      if (name.starts_with("bearer.")) continue;
+      only_bearer = false;
+      for (const auto& p : lws_tables_->protocol_names) {
+        if (p == name) selected = name;
+      }
+      if (selected) break;
+    }
+    std::string accepted;
+    for (const auto& p : route->subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
+    if (only_bearer) {
+      return refuse_upgrade(wsi, 400, "subprotocol",
+                            "Sec-WebSocket-Protocol carries only a bearer token: offer a "
+                            "subprotocol of this route beside it (" +
+                                (accepted.empty() ? "it has none" : accepted) + ")");
+    }
+    const bool accepted_here =
+        selected && std::find(route->subprotocols.begin(), route->subprotocols.end(), *selected) !=
+                        route->subprotocols.end();
+    if (!accepted_here && selected && mqtt_refusal::is_mqtt_subprotocol(*selected)) {
+      // An MQTT client: admitted only to be told, in MQTT, why not (mqtt_refusal.hpp).
+      mqtt_refusal_reason = "not MQTT: route " + route->path + " speaks the " +
+                            route->adapter_name +
+                            " adapter's messages (docs/PROTOCOL.md); no route here speaks MQTT";
+    } else if (!accepted_here) {
+      return refuse_upgrade(wsi, 400, "subprotocol",
+                            "no supported subprotocol offered (this route accepts: " +
+                                (accepted.empty() ? "none" : accepted) + ")");
+    }
+  }
+
+  auth::HandshakeRequest request;
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0)
+    request.origin = header(wsi, WSI_TOKEN_ORIGIN);
+  auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  if (listener != listener_of_vhost_.end() && !listener->second->origins.allows(request.origin)) {
+    return refuse_upgrade(wsi, 403, "origin",
+                          request.origin ? "origin " + *request.origin + " is not allowed"
+                                         : "a request without Origin is not allowed");
+  }
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
+    request.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  }
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) > 0) {
+    request.cookie = header(wsi, WSI_TOKEN_HTTP_COOKIE);
+  }
+  request.subprotocols = offered;
+  if (bearer) request.subprotocols.push_back("bearer." + *bearer);
+  for (const std::string& arg : query_arguments(wsi)) {
+    const auto eq = arg.find('=');
+    request.query.emplace_back(arg.substr(0, eq),
+                               eq == std::string::npos ? "" : arg.substr(eq + 1));
+  }
+  auth::AuthDecision decision = auth::authenticate(auth_policy(wsi, *route), config_->auth, request,
+                                                   std::chrono::system_clock::now());
+  if (!decision.allowed) {
+    const std::string_view code = decision.challenge       ? "missing_credentials"
+                                  : decision.status == 401 ? "invalid_credentials"
+                                                           : "forbidden";
+    return refuse_upgrade(wsi, decision.status, code, decision.reason, decision.challenge);
+  }
+  if (route->adapter->wants_admission() && !mqtt_refusal_reason) {
+    return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));
+  }
+  pending_auth_[wsi] =
+      PendingUpgrade{std::move(decision), std::move(slot), std::move(mqtt_refusal_reason)};
+  return 0;
+}
+
+}  // namespace wsbridge

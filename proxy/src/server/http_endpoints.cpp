@@ -1,0 +1,160 @@
+// HTTP on the listeners: /healthz, and on the admin listener /metrics and the REST API (with
+// its guard and the SessionDirectory it serves).
+#include "server/server_parts.hpp"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "admin_guard.hpp"
+#include "http_reply.hpp"
+#include "version.hpp"
+
+namespace wsbridge {
+
+bool Server::admin_authorized(lws* wsi) const {
+  const auto& token = config_->admin->token;
+  if (!token) return true;
+  const std::string presented = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  return presented.size() == 7 + token->size() && presented.starts_with("Bearer ") &&
+         CRYPTO_memcmp(presented.data() + 7, token->data(), token->size()) == 0;
+}
+
+int Server::serve_admin_api(lws* wsi, const AdminRequest& request) {
+  AdminReply reply;
+  if (request.too_large) {
+    reply = AdminReply{413, "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n"};
+  } else {
+    reply = handle_admin_api(request.method, request.target, request.body, *this);
+  }
+  WSB_LOG(kInfo) << "admin API " << request.method << " " << request.target << ": " << reply.status;
+  write_http_reply(wsi, reply.status, "application/json", reply.body,
+                   {{"Cache-Control:", "no-store"}});
+  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+std::vector<SessionInfo> Server::list_sessions() const {
+  std::vector<SessionInfo> list;
+  list.reserve(sessions_.size());
+  for (const auto& [id, s] : sessions_) {
+    const Identity& who = s->handle->identity();
+    list.push_back(
+        SessionInfo{id, who.user, s->route->path, who.remote_address,
+                    std::chrono::duration<double>(s->opened_wall.time_since_epoch()).count(),
+                    s->messages_in, s->messages_out, s->bytes_in, s->bytes_out});
+  }
+  std::sort(list.begin(), list.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.id < b.id; });
+  return list;
+}
+
+std::size_t Server::push(const PushTarget& target, const Frame& frame) {
+  std::size_t n = 0;
+  auto deliver = [&](Session& s) {
+    if (s.closing()) return;
+    enqueue(s, frame);
+    ++n;
+  };
+  if (target.kind == PushTarget::Kind::kConnection) {
+    if (auto it = sessions_.find(target.connection); it != sessions_.end()) deliver(*it->second);
+    return n;
+  }
+  for (auto& [id, s] : sessions_) {
+    if (target.kind == PushTarget::Kind::kUser ? s->handle->identity().user == target.name
+                                               : s->route->path == target.name) {
+      deliver(*s);
+    }
+  }
+  return n;
+}
+
+bool Server::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second->closing()) return false;
+  WSB_LOG(kInfo) << "conn " << id << " closed by the admin API with " << code;
+  request_close(*it->second, code, reason, true);
+  return true;
+}
+
+int Server::serve_http(lws* wsi, std::string_view uri) {
+  const bool admin = admin_vhost_ != nullptr && lws_get_vhost(wsi) == admin_vhost_;
+  if (admin) {
+    AdminRequestHead head;
+    head.api = uri.starts_with(kAdminApiPrefix);
+    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    head.has_body = (!length.empty() && length != "0") ||
+                    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    head.host = header_if_present(wsi, WSI_TOKEN_HOST);
+    head.origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
+    head.sec_fetch_site = custom_header(wsi, "sec-fetch-site:");
+    head.content_type = header_if_present(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (auto refusal = check_admin_request(*config_->admin, head)) {
+      WSB_LOG(kInfo) << "admin request to " << uri << " refused: " << refusal->status << " "
+                     << refusal->message;
+      const nlohmann::json body = {{"error", refusal->code}, {"message", refusal->message}};
+      write_http_reply(wsi, refusal->status, "application/json", body.dump() + "\n");
+      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    }
+  }
+  if (admin && uri.starts_with(kAdminApiPrefix)) {
+    if (!admin_authorized(wsi)) {
+      write_http_reply(wsi, 401, "application/json",
+                       "{\"error\":\"unauthorized\",\"message\":\"a valid admin bearer token is "
+                       "required\"}\n",
+                       {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
+      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    }
+    char* uri_ptr = nullptr;
+    int uri_len = 0;
+    const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+    static constexpr const char* kMethods[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                               "PATCH", "DELETE", "CONNECT", "HEAD"};
+    AdminRequest request;
+    request.method = method >= 0 && method < 8 ? kMethods[method] : "UNKNOWN";
+    request.target = std::string(uri);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > 0) {
+      std::string query;
+      for (const std::string& arg : query_arguments(wsi)) {
+        query += (query.empty() ? "" : "&") + arg;
+      }
+      request.target += "?" + query;
+    }
+    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (!length.empty() && length != "0") {
+      // The body comes in LWS_CALLBACK_HTTP_BODY; the reply goes out at its completion.
+      admin_requests_[wsi] = std::move(request);
+      return 0;
+    }
+    return serve_admin_api(wsi, request);
+  }
+  if (admin && uri == "/metrics") {
+    if (!admin_authorized(wsi)) {
+      write_http_reply(wsi, 401, "text/plain", "a valid admin bearer token is required\n",
+                       {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
+    } else {
+      write_http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4",
+                       metrics::Registry::global().render());
+    }
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  }
+  if (uri == kHealthPath) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+      write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET\n",
+                       {{"Allow:", "GET"}});
+    } else {
+      const double uptime = std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
+      const nlohmann::json body = {{"status", stopping_ ? "stopping" : "ok"},
+                                   {"version", kVersion},
+                                   {"uptime_seconds", uptime},
+                                   {"connections", sessions_.size()}};
+      write_http_reply(wsi, HTTP_STATUS_OK, "application/json", body.dump() + "\n",
+                       {{"Cache-Control:", "no-store"}});
+    }
+  } else {
+    write_http_reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", "not found\n");
+  }
+  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+}  // namespace wsbridge

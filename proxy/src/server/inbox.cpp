@@ -1,0 +1,66 @@
+// Work handed to the service thread: commands from other threads (ServiceInbox) and the
+// unmasked-frame guard's findings.
+#include "server/server_parts.hpp"
+
+namespace wsbridge {
+
+void Server::dispatch(InboxCommand&& command) {
+  if (destroying_) return;
+  if (command.type == InboxCommand::Type::kShutdown) {
+    begin_shutdown();
+    return;
+  }
+  if (command.type == InboxCommand::Type::kReload) {
+    apply_reload(std::move(command.config));
+    return;
+  }
+  auto it = sessions_.find(command.connection);
+  if (it == sessions_.end()) return;  // already closed: a stale id is a no-op
+  Session& s = *it->second;
+  if (command.type == InboxCommand::Type::kSend) {
+    enqueue(s, std::move(command.frame));
+  } else if (command.type == InboxCommand::Type::kPauseReading ||
+             command.type == InboxCommand::Type::kResumeReading) {
+    const bool paused = command.type == InboxCommand::Type::kPauseReading;
+    if (stopping_ || s.closing()) return;  // draining or closing: reading stays as it is
+    if (paused != s.reading_paused) {
+      s.reading_paused = paused;
+      s.metrics->reading_paused->add(paused ? 1 : -1);
+      lws_rx_flow_control(s.wsi, paused ? 0 : 1);
+    }
+  } else {
+    request_close(s, command.close_code, std::move(command.close_reason), true);
+  }
+}
+
+void Server::on_unmasked_frame(int fd) {
+  // Inside lws' read: only note it, and close from the next loop iteration.
+  unmasked_senders_.push_back(fd);
+  lws_cancel_service(context_);
+}
+
+void Server::close_unmasked_senders() {
+  if (unmasked_senders_.empty()) return;
+  for (auto& [id, s] : sessions_) {
+    const int fd = lws_get_socket_fd(s->wsi);
+    if (std::find(unmasked_senders_.begin(), unmasked_senders_.end(), fd) ==
+        unmasked_senders_.end()) {
+      continue;
+    }
+    WSB_LOG(kInfo) << "conn " << id << " sent an unmasked frame: closing with 1002";
+    // Answers to the valid frames before it still go out, then the close.
+    request_close(*s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked", true);
+    // It sends nothing more that lws could read: do not wait long for its close reply.
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 2);
+  }
+  unmasked_senders_.clear();
+}
+
+void Server::drain_inbox() {
+  close_unmasked_senders();
+  std::vector<InboxCommand> batch;
+  inbox_->drain_into(batch);
+  for (auto& command : batch) dispatch(std::move(command));
+}
+
+}  // namespace wsbridge

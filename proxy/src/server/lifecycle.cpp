@@ -1,0 +1,243 @@
+// Starting and stopping the server: the lws context, one vhost per listener (and the admin one),
+// the mounts, the loop in run(), and what is torn down after it.
+#include "server/server_parts.hpp"
+
+#include <sys/resource.h>
+
+#include <stdexcept>
+
+#include "deflate_guard.hpp"
+#include "static_files.hpp"
+#include "upgrade_hold.hpp"
+
+namespace wsbridge {
+
+namespace {
+
+const lws_extension kDeflateExtensions[] = {
+    {"permessage-deflate", deflate_guard::callback,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {nullptr, nullptr, nullptr}};
+
+// lws' own ping/hangup machinery is parked far away: pings and idle timeouts are per route and
+// run by our timer, which counts any frame from the peer (not only PONGs) as a sign of life.
+const lws_retry_bo_t kFarAwayValidity = {
+    .retry_ms_table = nullptr,
+    .retry_ms_table_count = 0,
+    .conceal_count = 0,
+    .secs_since_valid_ping = 65000,
+    .secs_since_valid_hangup = 65535,
+    .jitter_percent = 0,
+};
+
+int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
+                      std::size_t len) {
+  return Server::lws_callback(wsi, static_cast<int>(reason), user, in, len);
+}
+
+}  // namespace
+
+Server::Server(std::shared_ptr<ServerConfig> config)
+    : config_(std::move(config)),
+      lws_tables_(std::make_unique<LwsTables>()),
+      timer_(std::make_unique<Timer>()) {
+  timer_->server = this;
+  adopt_config_tables();
+}
+
+void Server::adopt_config_tables() {
+  for (const auto& route : config_->routes) {
+    route_metrics_[&route] = std::make_unique<RouteMetrics>(route.path);
+  }
+  // Check often enough to honour the shortest ping interval or idle timeout within a quarter of
+  // it, but never more than 20 times a second nor less than once a second.
+  std::chrono::milliseconds shortest = 4s;
+  for (const auto& route : config_->routes) {
+    shortest = std::min({shortest, route.ping_interval, route.idle_timeout});
+  }
+  sweep_period_ =
+      std::clamp(shortest / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
+  listener_of_vhost_.clear();
+  for (std::size_t i = 0; i < listener_vhosts_.size() && i < config_->listeners.size(); ++i) {
+    listener_of_vhost_[listener_vhosts_[i]] = &config_->listeners[i];
+  }
+}
+
+Server::~Server() {
+  if (context_ != nullptr) {
+    inbox_->detach();
+    destroying_ = true;
+    lws_context_destroy(context_);
+  }
+}
+
+void Server::run() {
+  // lws keeps pointers into the protocols, mounts and vhost names for the context's lifetime, so
+  // they live in the Server, not on this stack frame.
+  auto& protocols = lws_tables_->protocols;
+  auto add_protocol = [&](const std::string& name) {
+    for (const auto& p : protocols) {
+      if (name == p.name) return;
+    }
+    lws_protocols p{};
+    p.name = lws_tables_->protocol_names.emplace_back(name).c_str();
+    p.callback = protocol_callback;
+    p.per_session_data_size = sizeof(Session*);
+    p.rx_buffer_size = kRxChunkBytes;
+    p.tx_packet_size = kTxChunkBytes;
+    p.user = this;
+    protocols.push_back(p);
+  };
+  add_protocol(kProtocolName);
+  // Known to lws so it can select them for MQTT clients on routes that refuse them in MQTT.
+  add_protocol("mqtt");
+  add_protocol("mqttv3.1");
+  for (const auto& route : config_->routes) {
+    for (const auto& name : route.subprotocols) add_protocol(name);
+  }
+  protocols.push_back(lws_protocols{});  // terminator
+
+  lws_context_creation_info info{};
+  // No LWS_SERVER_OPTION_VALIDATE_UTF8: the session validates text itself (utf8_validator.hpp
+  // says why).
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  info.user = this;
+  info.gid = static_cast<gid_t>(-1);
+  info.uid = static_cast<uid_t>(-1);
+  // A connection must finish its HTTP request (and upgrade) within this, or lws drops it.
+  info.timeout_secs = static_cast<unsigned>(config_->limits.handshake_timeout.count());
+  info.timeout_secs_ah_idle = info.timeout_secs;
+  // Heads up to mask_guard::kMaxRequestHeadBytes (8 KiB tokens and more); the guard answers 431
+  // beyond, where lws' default 4 KiB would drop the connection without a word.
+  info.max_http_header_data = mask_guard::kLwsHeaderSpace;
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+    fd_limit_ = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));
+  }
+  context_ = lws_create_context(&info);
+  if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
+  if (config_->static_dir) static_files::confine(context_, *config_->static_dir);
+  inbox_->attach(context_, this);
+  config_->http_client->attach(context_);
+
+  // Static files at "/" when configured; the health endpoint always comes to our callback.
+  lws_http_mount& health_mount = lws_tables_->health_mount;
+  lws_http_mount& files_mount = lws_tables_->files_mount;
+  std::string& static_origin = lws_tables_->static_origin;
+  static_origin = config_->static_dir ? config_->static_dir->string() : "";
+  health_mount.mountpoint = kHealthPath.data();
+  health_mount.mountpoint_len = static_cast<unsigned char>(kHealthPath.size());
+  health_mount.origin = kProtocolName;
+  health_mount.origin_protocol = LWSMPRO_CALLBACK;
+  if (config_->static_dir) {
+    health_mount.mount_next = &files_mount;
+    files_mount.mountpoint = "/";
+    files_mount.mountpoint_len = 1;
+    files_mount.origin = static_origin.c_str();
+    files_mount.def = config_->index_file.c_str();
+    files_mount.origin_protocol = LWSMPRO_FILE;
+  }
+
+  // What every listener shares: its address family, HTTP/1.1 only (replies are written with
+  // their headers in one go), our protocols, lws' own pings parked, and a bind failure is fatal.
+  auto open_vhost = [&](const std::string& address, std::uint16_t port, const char* name,
+                        std::uint64_t options, const lws_http_mount* mounts,
+                        const lws_extension* extensions) {
+    const bool ipv6 = address.find(':') != std::string::npos;
+    lws_context_creation_info vinfo{};
+    vinfo.port = port;
+    vinfo.iface = address.c_str();
+    vinfo.vhost_name = name;
+    vinfo.protocols = protocols.data();
+    vinfo.mounts = mounts;
+    vinfo.extensions = extensions;
+    vinfo.retry_and_idle_policy = &kFarAwayValidity;
+    vinfo.alpn = "http/1.1";
+    vinfo.options =
+        options | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+        (ipv6 ? (LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE)
+              : LWS_SERVER_OPTION_DISABLE_IPV6);
+    lws_vhost* vhost = lws_create_vhost(context_, &vinfo);
+    if (vhost == nullptr) {
+      throw std::runtime_error("cannot listen on " + address + " port " + std::to_string(port) +
+                               " for " + name + " (address in use, or not available on this host)");
+    }
+    return vhost;
+  };
+  auto url_host = [](const std::string& address) {
+    return address.find(':') != std::string::npos ? "[" + address + "]" : address;
+  };
+
+  std::size_t index = 0;
+  for (const auto& listener : config_->listeners) {
+    const std::string& name =
+        lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
+    lws_vhost* vhost = open_vhost(listener.address, listener.port, name.c_str(), 0, &health_mount,
+                                  listener.permessage_deflate ? kDeflateExtensions : nullptr);
+    listener_vhosts_.push_back(vhost);
+    listener_of_vhost_[vhost] = &listener;
+    WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
+                   << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
+  }
+  if (config_->admin) {
+    const AdminConfig& admin = *config_->admin;
+    admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);
+    WSB_LOG(kInfo) << "admin listener on http://" << url_host(admin.address) << ":" << admin.port
+                   << "/metrics"
+                   << (admin.token                     ? " (bearer token required)"
+                       : admin.allow_api_without_token ? " (no token: the API is open to anyone "
+                                                         "who can reach it)"
+                                                       : " (no token: the API is disabled)");
+  }
+  for (const auto& route : config_->routes) {
+    WSB_LOG(kInfo) << "route " << route.path << " -> adapter " << route.adapter_name;
+  }
+  for (const auto& kind : config_->kinds) kind->start();
+
+  schedule_timer(sweep_period_);
+  ready_.store(true, std::memory_order_release);
+  if (shutdown_requested_.load()) begin_shutdown();
+
+  while (true) {
+    if (lws_service(context_, 0) < 0) break;
+    if (holds_answered_) release_held_upgrades();
+    if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
+      finish_draining();
+    }
+    if (stopping_ && !draining_ &&
+        (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
+      break;
+    }
+  }
+  if (!sessions_.empty()) {
+    WSB_LOG(kWarn) << "shutdown timeout: dropping " << sessions_.size() << " connection(s)";
+  }
+
+  inbox_->detach();
+  config_->http_client->shutdown();  // answers what is still waiting, while adapters can hear it
+  release_retired_configs(true);
+  for (auto& [id, held] : held_) upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
+  held_.clear();
+  destroying_ = true;
+  lws_sul_cancel(&timer_->sul);
+  lws_context_destroy(context_);
+  context_ = nullptr;
+  for (const auto& kind : config_->kinds) kind->stop();
+  WSB_LOG(kInfo) << "stopped";
+}
+
+void Server::refuse_for_descriptors() {
+  metrics::Registry::global()
+      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+               {{"reason", "fd_limit"}})
+      .inc();
+  const auto now = SteadyClock::now();
+  if (now - last_fd_warning_ >= std::chrono::seconds(5)) {
+    last_fd_warning_ = now;
+    WSB_LOG(kWarn) << "near the open-file limit (" << fd_limit_
+                   << "): refusing new connections until some close (raise LimitNOFILE / "
+                      "ulimit -n, or lower [limits] max_connections)";
+  }
+}
+
+}  // namespace wsbridge

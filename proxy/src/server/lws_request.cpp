@@ -1,0 +1,80 @@
+#include "server/lws_request.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+namespace wsbridge {
+
+std::string header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string out(static_cast<std::size_t>(len) + 1, '\0');
+  const int n = lws_hdr_copy(wsi, out.data(), len + 1, token);
+  if (n < 0) return {};
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::optional<std::string> custom_header(lws* wsi, const char* name) {
+  const int name_len = static_cast<int>(std::strlen(name));
+  const int len = lws_hdr_custom_length(wsi, name, name_len);
+  if (len < 0) return std::nullopt;
+  std::string out(static_cast<std::size_t>(len) + 1, '\0');
+  if (lws_hdr_custom_copy(wsi, out.data(), len + 1, name, name_len) < 0) return std::nullopt;
+  out.resize(static_cast<std::size_t>(len));
+  return out;
+}
+
+std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token) {
+  if (lws_hdr_total_length(wsi, token) <= 0) return std::nullopt;
+  return header(wsi, token);
+}
+
+std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
+  std::vector<std::string> lengths;
+  for (int i = 0;; ++i) {
+    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, i);
+    if (len <= 0) break;
+    std::string value(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, value.data(), len + 1, WSI_TOKEN_HTTP_CONTENT_LENGTH, i) < 0) {
+      break;
+    }
+    value.resize(static_cast<std::size_t>(len));
+    lengths.push_back(std::move(value));
+  }
+  return request_framing_problem(lengths, header_if_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING),
+                                 upgrade);
+}
+
+std::vector<std::string> query_arguments(lws* wsi) {
+  std::vector<std::string> args;
+  for (int i = 0;; ++i) {
+    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (len <= 0) break;
+    std::string arg(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
+    arg.resize(static_cast<std::size_t>(len));
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
+std::string peer_address(lws* wsi) {
+  char buf[64] = {0};
+  lws_get_peer_simple(wsi, buf, sizeof buf);
+  std::string_view addr(buf);
+  if (addr.starts_with("::ffff:") && addr.find('.') != std::string_view::npos) {
+    addr.remove_prefix(7);  // IPv4-mapped IPv6: show the IPv4 address
+  }
+  return std::string(addr);
+}
+
+bool valid_websocket_key(const std::string& key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  return std::all_of(key.begin(), key.begin() + 22, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+  });
+}
+
+}  // namespace wsbridge

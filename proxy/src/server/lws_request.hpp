@@ -1,0 +1,31 @@
+// Reading an HTTP request as lws 4.1.6 parsed it: header values, the query, the peer address,
+// the body framing. Service thread, inside the request's callbacks (lws frees the header table
+// after the upgrade).
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "request_framing.hpp"
+
+namespace wsbridge {
+
+// A header's value ("" when absent); repeated lines come joined as lws keeps them.
+std::string header(lws* wsi, lws_token_indexes token);
+std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token);
+// A header lws has no token for, by its lower-case name with the colon ("sec-fetch-site:").
+std::optional<std::string> custom_header(lws* wsi, const char* name);
+// The request's body framing (request_framing.hpp), from every Content-Length lws collected.
+std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade);
+// The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
+// WSI_TOKEN_HTTP_URI_ARGS.
+std::vector<std::string> query_arguments(lws* wsi);
+// The client's address; an IPv4-mapped IPv6 address is shown as IPv4.
+std::string peer_address(lws* wsi);
+// A Sec-WebSocket-Key must be the base64 encoding of 16 bytes (RFC 6455 4.2.1).
+bool valid_websocket_key(const std::string& key);
+
+}  // namespace wsbridge

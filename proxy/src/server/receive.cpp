@@ -1,0 +1,141 @@
+// What a client sends: reassembly within max_message_bytes, UTF-8, the rate limit, token
+// refreshes, and MQTT clients refused in MQTT.
+#include "server/server_parts.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "mqtt_refusal.hpp"
+
+namespace wsbridge {
+
+int Server::on_receive(Session& s, const void* in, std::size_t len) {
+  s.last_rx = SteadyClock::now();
+  // Once a close is decided nothing more from this client reaches the adapter. lws may go on
+  // calling RECEIVE after that: permessage-deflate drains its inflater chunk by chunk and ignores
+  // what this callback returns, so closes are never left to a -1 returned from here.
+  if (s.closing()) return 0;
+  if (s.mqtt_refusal) return refuse_mqtt(s, in, len);
+  const bool first = s.rx_buffer.empty();
+  if (first) {
+    s.rx_binary = lws_frame_is_binary(s.wsi) != 0;
+    s.rx_utf8.reset();
+    s.rx_buffer.assign(kFrameHeadroom, '\0');
+    // Reserve for the whole first frame up front (its length is known), within the limit.
+    const std::size_t expected = len + lws_remaining_packet_payload(s.wsi);
+    s.rx_buffer.reserve(kFrameHeadroom + std::min(expected, s.route->max_message_bytes));
+  }
+  if (s.rx_buffer.size() - kFrameHeadroom + len > s.route->max_message_bytes) {
+    const std::string reason =
+        "message over " + std::to_string(s.route->max_message_bytes) + " bytes";
+    WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with 1009";
+    s.rx_buffer.clear();
+    s.rx_buffer.shrink_to_fit();
+    request_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason, false);
+    return 0;
+  }
+  s.rx_buffer.append(static_cast<const char*>(in), len);
+  const bool final = lws_is_final_fragment(s.wsi) != 0;
+  if (!s.rx_binary && (!s.rx_utf8.feed(static_cast<const unsigned char*>(in), len) ||
+                       (final && !s.rx_utf8.complete()))) {
+    WSB_LOG(kInfo) << "conn " << s.id << " sent text that is not UTF-8: closing with 1007";
+    s.rx_buffer.clear();
+    s.rx_buffer.shrink_to_fit();
+    request_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8", false);
+    return 0;
+  }
+  if (!final) return 0;
+
+  Frame message =
+      Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
+  s.rx_buffer.clear();
+  ++s.messages_in;
+  s.bytes_in += message.size();
+  s.metrics->messages_in->inc();
+  s.metrics->bytes_in->inc(message.size());
+  // (auth messages count against the rate limit like any other)
+  if (s.route->rate > 0 && !within_rate(s)) {
+    s.metrics->rate_limited->inc();
+    s.route->adapter->on_rate_limited(s.handle, message);
+    if (s.rate_strikes >= std::max(10.0, s.route->burst)) {
+      WSB_LOG(kInfo) << "conn " << s.id << " keeps exceeding its rate limit: closing with 1008";
+      request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded", false);
+    }
+    return 0;
+  }
+  if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
+  s.route->adapter->on_message(s.handle, std::move(message));
+  return 0;
+}
+
+// The client's first message should be its CONNECT: answer it with a refusing CONNACK, then
+// close with the reason (which MQTT 3.1.1 clients cannot otherwise see).
+int Server::refuse_mqtt(Session& s, const void* in, std::size_t len) {
+  const std::string reason = *s.mqtt_refusal;
+  WSB_LOG(kInfo) << "conn " << s.id << " is an MQTT client: " << reason;
+  const std::string connack =
+      mqtt_refusal::connack_for(std::string_view(static_cast<const char*>(in), len), reason);
+  if (!connack.empty()) enqueue(s, Frame::binary(connack));
+  request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason.substr(0, 120), true);
+  return 0;
+}
+
+bool Server::within_rate(Session& s) {
+  const auto now = SteadyClock::now();
+  const double elapsed = std::chrono::duration<double>(now - s.rate_refilled_at).count();
+  s.rate_refilled_at = now;
+  s.rate_tokens = std::min(s.route->burst, s.rate_tokens + elapsed * s.route->rate);
+  if (s.rate_tokens >= 1) {
+    s.rate_tokens -= 1;
+    s.rate_strikes = 0;
+    return true;
+  }
+  ++s.rate_strikes;
+  return false;
+}
+
+// {"type":"auth","token":"...","id":...}: a fresh token for the same user, so the connection
+// outlives the first token's expiry. Answered like the JSON protocols' requests.
+bool Server::handle_auth_message(Session& s, const Frame& message) {
+  const std::string_view text = message.payload();
+  const auto start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos || text[start] != '{' ||
+      text.find("\"auth\"") == std::string_view::npos) {
+    return false;
+  }
+  const auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (!doc.is_object() || doc.value("type", "") != "auth") return false;
+  nlohmann::json reply = {{"type", "ack"}};
+  if (doc.contains("id")) reply["id"] = doc["id"];
+  auto token = doc.find("token");
+  if (token == doc.end() || !token->is_string()) {
+    reply["type"] = "error";
+    reply["code"] = "bad_request";
+    reply["message"] = "'token' must be a string";
+  } else {
+    // Judged by the configuration in force now, as a new handshake on this route would be: a
+    // reload may have rotated keys, removed users or the route itself.
+    const RouteConfig* current = config_->find_route(s.route->path);
+    const Identity& who = s.handle->identity();
+    auth::AuthDecision gone;
+    gone.status = 403;
+    gone.reason = "this route no longer exists";
+    auto d = current == nullptr
+                 ? std::move(gone)
+                 : auth::reauthenticate(auth_policy(s.wsi, *current), who.user, who.claims,
+                                        token->get_ref<const std::string&>(),
+                                        std::chrono::system_clock::now());
+    if (d.allowed) {
+      s.expires_at = d.expires_at;
+      WSB_LOG(kInfo) << "conn " << s.id << " refreshed its token";
+    } else {
+      WSB_LOG(kInfo) << "conn " << s.id << " token refresh refused: " << d.reason;
+      reply["type"] = "error";
+      reply["code"] = "forbidden";
+      reply["message"] = d.reason;
+    }
+  }
+  enqueue(s, Frame::text(reply.dump()));
+  return true;
+}
+
+}  // namespace wsbridge

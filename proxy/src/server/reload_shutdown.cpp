@@ -1,0 +1,151 @@
+// SIGHUP and SIGTERM: swapping in a new configuration (and releasing replaced ones), and the
+// drain-then-close shutdown.
+#include "server/server_parts.hpp"
+
+namespace wsbridge {
+
+void Server::request_reload(std::shared_ptr<ServerConfig> config) {
+  InboxCommand command;
+  command.type = InboxCommand::Type::kReload;
+  command.config = std::move(config);
+  if (!inbox_->post(std::move(command))) {
+    WSB_LOG(kWarn) << "reload ignored: the server is not running";
+  }
+}
+
+std::string Server::restart_needed_for(const ServerConfig& next) const {
+  const ServerConfig& now = *config_;
+  if (next.listeners.size() != now.listeners.size()) return "the listeners changed";
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    const ListenerConfig& a = now.listeners[i];
+    const ListenerConfig& b = next.listeners[i];
+    if (a.address != b.address || a.port != b.port ||
+        a.permessage_deflate != b.permessage_deflate) {
+      return "listener " + std::to_string(i + 1) + " changed its address, port or compression";
+    }
+  }
+  if (now.admin.has_value() != next.admin.has_value() ||
+      (now.admin &&
+       (now.admin->address != next.admin->address || now.admin->port != next.admin->port))) {
+    return "the admin listener changed";
+  }
+  if (now.static_dir != next.static_dir || now.index_file != next.index_file) {
+    return "static_dir or index_file changed";
+  }
+  for (const auto& route : next.routes) {
+    for (const auto& name : route.subprotocols) {
+      if (std::find(lws_tables_->protocol_names.begin(), lws_tables_->protocol_names.end(), name) ==
+          lws_tables_->protocol_names.end()) {
+        return "route " + route.path + " has a new subprotocol \"" + name + "\"";
+      }
+    }
+  }
+  return "";
+}
+
+void Server::apply_reload(std::shared_ptr<ServerConfig> next) {
+  auto count = [](const char* outcome) {
+    metrics::Registry::global()
+        .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
+                 {{"outcome", outcome}})
+        .inc();
+  };
+  if (stopping_) return;
+  if (const std::string why = restart_needed_for(*next); !why.empty()) {
+    count("refused");  // (counted first: whoever reads the log finds the metric up to date)
+    WSB_LOG(kError) << "reload of " << next->file << " refused: " << why
+                    << " (that needs a restart); keeping the current configuration";
+    return;
+  }
+  try {
+    next->http_client->attach(context_);
+  } catch (const std::exception& e) {
+    count("refused");
+    WSB_LOG(kError) << "reload of " << next->file << " refused: " << e.what()
+                    << "; keeping the current configuration";
+    return;
+  }
+  for (const auto& kind : next->kinds) kind->start();
+  retired_configs_.push_back(std::move(config_));
+  config_ = std::move(next);
+  adopt_config_tables();
+  count("ok");
+  WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
+                 << config_->routes.size() << " route(s); " << sessions_.size()
+                 << " open connection(s) keep the configuration they were admitted under";
+  release_retired_configs(false);
+}
+
+void Server::release_retired_configs(bool at_exit) {
+  for (auto it = retired_configs_.begin(); it != retired_configs_.end();) {
+    const ServerConfig& old = **it;
+    std::size_t busy = old.http_client->in_flight();
+    for (const auto& kind : old.kinds) busy += kind->in_flight();
+    // Ours is the last reference (no session uses it) and its adapters are done.
+    if (!at_exit && (it->use_count() > 1 || busy > 0)) {
+      ++it;
+      continue;
+    }
+    old.http_client->shutdown();  // while its adapters still exist to hear about it
+    for (const auto& kind : old.kinds) kind->stop();
+    // (At exit, sessions still open keep using their route's metrics until the context goes.)
+    if (!at_exit) {
+      for (const auto& route : old.routes) route_metrics_.erase(&route);
+    }
+    WSB_LOG(kDebug) << "released a replaced configuration";
+    it = retired_configs_.erase(it);
+  }
+}
+
+void Server::request_shutdown() {
+  shutdown_requested_.store(true);
+  InboxCommand command;
+  command.type = InboxCommand::Type::kShutdown;
+  inbox_->post(std::move(command));
+}
+
+void Server::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  const auto now = SteadyClock::now();
+  shutdown_deadline_ = now + config_->shutdown_timeout;
+  // Three quarters of the shutdown timeout for in-flight work; the rest for the closing
+  // handshakes.
+  drain_deadline_ = now + config_->shutdown_timeout * 3 / 4;
+  draining_ = true;
+  // No new work: stop reading from every client (TCP holds what they send meanwhile).
+  for (auto& [id, session] : sessions_) {
+    if (!session->reading_paused) lws_rx_flow_control(session->wsi, 0);
+  }
+  const std::size_t in_flight = work_in_flight();
+  WSB_LOG(kInfo) << "shutting down: " << sessions_.size() << " connection(s), " << in_flight
+                 << " request(s) in flight to upstreams";
+  // Wake the loop so it re-checks its exit condition even when there is nothing to wait for.
+  lws_cancel_service(context_);
+}
+
+std::size_t Server::work_in_flight() const {
+  std::size_t n = 0;
+  auto add = [&n](const ServerConfig& c) {
+    n += c.http_client->in_flight();
+    for (const auto& kind : c.kinds) n += kind->in_flight();
+  };
+  add(*config_);
+  for (const auto& old : retired_configs_) add(*old);
+  return n;
+}
+
+void Server::finish_draining() {
+  draining_ = false;
+  const std::size_t left = work_in_flight();
+  if (left > 0) {
+    WSB_LOG(kWarn) << "shutdown: " << left << " request(s) still in flight after the drain time";
+  }
+  WSB_LOG(kInfo) << "closing " << sessions_.size() << " connection(s) with 1001";
+  for (auto& [id, session] : sessions_) {
+    request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
+  }
+  lws_cancel_service(context_);
+}
+
+}  // namespace wsbridge

@@ -1,0 +1,99 @@
+// What the parts of the Server (proxy/src/server/*.cpp) share: its constants, the per-route
+// metrics, the lws tables and timer it owns, and the small steps several parts take. Private to
+// the server.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "server.hpp"
+#include "server/lws_request.hpp"
+#include "session.hpp"
+#include "wsbridge/log.hpp"
+#include "wsbridge/metrics.hpp"
+
+static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
+
+namespace wsbridge {
+
+using namespace std::chrono_literals;
+
+inline constexpr const char* kProtocolName = "wsbridge";
+// lws reads at most this much per RECEIVE callback and allocates it for every connection (its
+// rx_ubuf): 512 B instead of 4 KiB saves 3.5 KiB per idle connection, the largest share of what
+// one costs. Messages are reassembled by us up to the route's max_message_bytes; larger ones
+// only take more callbacks.
+inline constexpr std::size_t kRxChunkBytes = 512;
+// lws 4.1.6 caps each send() at the protocol's tx_packet_size, or at rx_buffer_size when that is
+// 0: without this, batched frames (write_batch) would go out 512 bytes per system call.
+inline constexpr std::size_t kTxChunkBytes = 64 * 1024;
+// Connections are refused right after accept() when fewer descriptors than this are left, so
+// accept() itself never fails with EMFILE (lws 4.1.6 then spins on its listening socket, a core
+// at 100% logging "accept: errno 24", while the client waits in the backlog).
+inline constexpr int kSpareDescriptors = 64;
+// How long a decided close may take before the timer drops the connection outright: enough to
+// send the close frame and read the peer's answer, or to flush the frames queued before a
+// graceful close to a client that still reads.
+inline constexpr auto kImmediateCloseGrace = std::chrono::seconds(5);
+inline constexpr auto kQueuedCloseGrace = std::chrono::seconds(30);
+
+struct RouteMetrics {
+  explicit RouteMetrics(const std::string& route) {
+    auto& r = metrics::Registry::global();
+    const metrics::Labels l = {{"route", route}};
+    open = &r.gauge("wsbridge_connections", "WebSocket connections open now", l);
+    opened = &r.counter("wsbridge_connections_total", "WebSocket connections accepted", l);
+    messages_in = &r.counter("wsbridge_messages_received_total", "messages from clients", l);
+    messages_out = &r.counter("wsbridge_messages_sent_total", "messages to clients", l);
+    bytes_in = &r.counter("wsbridge_received_bytes_total", "message bytes from clients", l);
+    bytes_out = &r.counter("wsbridge_sent_bytes_total", "message bytes to clients", l);
+    queue_drops = &r.counter("wsbridge_queue_overflow_closes_total",
+                             "connections closed (1013) because they stopped reading", l);
+    rate_limited = &r.counter("wsbridge_rate_limited_messages_total",
+                              "messages refused by the route's rate limit", l);
+    dropped = &r.counter("wsbridge_dropped_messages_total",
+                         "droppable messages discarded for slow clients (drop_oldest)", l);
+    reading_paused = &r.gauge("wsbridge_connections_reading_paused",
+                              "connections not read from now: their upstream is behind", l);
+  }
+  metrics::Gauge* open;
+  metrics::Counter* opened;
+  metrics::Counter* messages_in;
+  metrics::Counter* messages_out;
+  metrics::Counter* bytes_in;
+  metrics::Counter* bytes_out;
+  metrics::Counter* queue_drops;
+  metrics::Counter* rate_limited;
+  metrics::Counter* dropped;
+  metrics::Gauge* reading_paused;
+};
+
+struct Server::LwsTables {
+  // protocols[0] takes HTTP and connections without a subprotocol; one more entry per
+  // subprotocol a route accepts (same callback), so lws can select it; then the terminator.
+  std::vector<lws_protocols> protocols;
+  std::deque<std::string> protocol_names;
+  lws_http_mount health_mount{};
+  lws_http_mount files_mount{};
+  std::string static_origin;
+  std::deque<std::string> vhost_names;  // a deque never moves its elements
+};
+
+struct Server::Timer {
+  lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
+  Server* server = nullptr;
+};
+
+// "1.234s", for the log.
+std::string format_seconds(SteadyClock::duration d);
+
+// Closes from inside the session's own callback: records how it ended, hands lws the close
+// frame's code and reason, and returns the -1 the callback must return.
+int close_now(Session& s, std::uint16_t code, const std::string& reason);
+
+}  // namespace wsbridge

@@ -1,0 +1,127 @@
+// A session from ESTABLISHED to CLOSED: its identity and place under the limits, a decided close,
+// the peer's close, and the access-log line.
+#include "server/server_parts.hpp"
+
+namespace wsbridge {
+
+int Server::on_established(lws* wsi, void** slot) {
+  const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
+  const RouteConfig* route = config_->find_route(uri);
+  if (route == nullptr) return -1;  // confirm_upgrade already refused this; never reached
+  auto pending = pending_auth_.find(wsi);
+  if (pending == pending_auth_.end()) return -1;  // not through confirm_upgrade: unchecked
+  PendingUpgrade admitted = std::move(pending->second);
+  pending_auth_.erase(pending);
+
+  auto* s = new Session();
+  *slot = s;
+  s->id = next_id_++;
+  s->wsi = wsi;
+  s->config = config_;
+  s->route = route;
+  s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
+  s->opened_wall = std::chrono::system_clock::now();
+  // Batched raw writes only where lws has no per-frame work to do (permessage-deflate).
+  {
+    auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+    const bool deflate_possible =
+        listener == listener_of_vhost_.end() || listener->second->permessage_deflate;
+    s->coalesce_writes =
+        !deflate_possible ||
+        header(wsi, WSI_TOKEN_EXTENSIONS).find("permessage-deflate") == std::string::npos;
+  }
+  s->auth = &auth_policy(wsi, *route);
+
+  s->mqtt_refusal = std::move(admitted.mqtt_refusal);
+  Identity identity;
+  auth::AuthDecision& d = admitted.decision;
+  s->slot = std::move(admitted.slot);
+  identity.user = std::move(d.user);
+  identity.claims = std::move(d.claims);
+  identity.auth_method = std::move(d.method);
+  identity.acl = std::move(d.acl);
+  s->expires_at = d.expires_at;
+  identity.remote_address = peer_address(wsi);
+  if (route->rate > 0) {
+    s->rate_tokens = route->burst;
+    s->rate_refilled_at = s->opened_at;
+  }
+  identity.route_path = route->path;
+  identity.request_uri = uri;
+  s->handle = std::make_shared<ConnectionHandle>(s->id, std::move(identity), inbox_);
+  sessions_.emplace(s->id, s);
+
+  s->metrics = route_metrics_.at(route).get();
+  s->metrics->open->add(1);
+  s->metrics->opened->inc();
+  const Identity& who = s->handle->identity();
+  log_structured(LogLevel::kInfo,
+                 "conn " + std::to_string(s->id) + " open remote=" + who.remote_address +
+                     " path=" + route->path + (who.user.empty() ? "" : " user=" + who.user),
+                 {{"event", "open"},
+                  {"conn", s->id},
+                  {"remote", who.remote_address},
+                  {"path", route->path},
+                  {"user", who.user},
+                  {"auth", who.auth_method}});
+  if (!s->mqtt_refusal) route->adapter->on_open(s->handle);
+  return 0;
+}
+
+void Server::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {
+  if (s.close_sent) return;
+  const auto deadline =
+      SteadyClock::now() + (after_queue ? kQueuedCloseGrace : kImmediateCloseGrace);
+  if (!s.close_deadline || deadline < *s.close_deadline) s.close_deadline = deadline;
+  if (!after_queue) {
+    s.outbox.clear();
+    s.queued_bytes = 0;
+  }
+  if (!s.close_after_queue || !after_queue) {
+    s.close_after_queue = PendingClose{code, std::move(reason)};
+  }
+  lws_callback_on_writable(s.wsi);
+}
+
+void Server::on_peer_close(Session& s, const void* in, std::size_t len) {
+  const auto* bytes = static_cast<const unsigned char*>(in);
+  if (s.close_sent) return;  // the peer is answering our close
+  s.close_info.by_peer = true;
+  s.close_info.code = len >= 2 ? static_cast<std::uint16_t>(bytes[0] << 8 | bytes[1]) : 1005;
+  s.close_info.reason =
+      len > 2 ? std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2) : "";
+}
+
+void Server::on_closed(Session* s) {
+  if (s == nullptr) return;
+  s->handle->mark_closed();
+  sessions_.erase(s->id);
+  s->metrics->open->add(-1);
+  if (s->reading_paused) s->metrics->reading_paused->add(-1);
+  // The access-log line of the connection.
+  const auto lifetime = SteadyClock::now() - s->opened_at;
+  const Identity& who = s->handle->identity();
+  log_structured(LogLevel::kInfo,
+                 "conn " + std::to_string(s->id) + " close remote=" + who.remote_address +
+                     " path=" + s->route->path + " code=" + std::to_string(s->close_info.code) +
+                     " by=" + (s->close_info.by_peer ? "peer" : "server") +
+                     " duration=" + format_seconds(lifetime),
+                 {{"event", "close"},
+                  {"conn", s->id},
+                  {"remote", who.remote_address},
+                  {"path", s->route->path},
+                  {"user", who.user},
+                  {"code", s->close_info.code},
+                  {"by", s->close_info.by_peer ? "peer" : "server"},
+                  {"duration_s", std::chrono::duration<double>(lifetime).count()},
+                  {"messages_in", s->messages_in},
+                  {"messages_out", s->messages_out}});
+  try {
+    if (!s->mqtt_refusal) s->route->adapter->on_close(s->handle, s->close_info);
+  } catch (const std::exception& e) {
+    WSB_LOG(kError) << "adapter " << s->route->adapter_name << " on_close threw: " << e.what();
+  }
+  delete s;
+}
+
+}  // namespace wsbridge

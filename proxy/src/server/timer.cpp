@@ -1,0 +1,98 @@
+// The one timer per context: handshake deadlines, pings, idle timeouts, token expiry, close
+// deadlines, held upgrades that were not answered, and the HTTP client's sweep.
+#include "server/server_parts.hpp"
+
+#include "upgrade_hold.hpp"
+
+namespace wsbridge {
+
+void Server::schedule_timer(std::chrono::milliseconds delay) {
+  lws_sul_schedule(
+      context_, 0, &timer_->sul,
+      [](lws_sorted_usec_list_t* sul) { reinterpret_cast<Timer*>(sul)->server->on_timer(); },
+      std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+}
+
+void Server::on_timer() {
+  const auto now = SteadyClock::now();
+  for (auto it = handshaking_.begin(); it != handshaking_.end();) {
+    if (now - it->second < config_->limits.handshake_timeout) {
+      ++it;
+      continue;
+    }
+    WSB_LOG(kDebug) << "dropping a connection that did not finish its request in time";
+    lws_set_timeout(it->first, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    it = handshaking_.erase(it);
+  }
+  for (auto& [id, s] : sessions_) {
+    if (s->closing()) {
+      // A decided close that lws has not completed: end it for sure.
+      if (s->close_deadline && now >= *s->close_deadline) {
+        WSB_LOG(kInfo) << "conn " << id << " did not finish closing in time: dropping it";
+        s->close_deadline = now + kImmediateCloseGrace;  // (asked once per grace period)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      }
+      continue;
+    }
+    s->outbox.release_memory();  // (no-op unless empty) idle connections hold no queue storage
+    if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
+      WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
+      s->expires_at.reset();
+      request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired", false);
+    } else if (s->mqtt_refusal && now - s->opened_at >= std::chrono::seconds(5)) {
+      request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, s->mqtt_refusal->substr(0, 120), false);
+    } else if (!s->reading_paused && !stopping_ && now - s->last_rx >= s->route->idle_timeout) {
+      // (A paused client cannot show it is alive: its PONGs wait unread behind its messages.)
+      WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);
+      request_close(*s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", false);
+      // A silent peer may never make the socket writable again: drop it for sure soon after.
+      lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 2);
+    } else if (now - s->last_ping >= s->route->ping_interval) {
+      s->last_ping = now;
+      s->ping_due = true;
+      lws_callback_on_writable(s->wsi);
+    }
+  }
+  // Held upgrades whose adapter did not decide within the handshake timeout.
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.verdict || now - it->second.since < config_->limits.handshake_timeout) {
+      ++it;
+      continue;
+    }
+    WSB_LOG(kWarn) << "admission check did not answer within the handshake timeout: 504";
+    metrics::Registry::global()
+        .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+                 {{"reason", "admission_timeout"}})
+        .inc();
+    upgrade_hold::reply_and_close(it->second.fd, 504, "the admission check did not answer in time");
+    it = held_.erase(it);
+  }
+  config_->http_client->sweep();
+  for (const auto& old : retired_configs_) old->http_client->sweep();
+  if (!retired_configs_.empty()) release_retired_configs(false);
+  if (stopping_ && (now >= shutdown_deadline_ || (draining_ && now >= drain_deadline_))) {
+    lws_cancel_service(context_);
+  }
+  schedule_timer(sweep_period_);
+}
+
+std::string format_seconds(SteadyClock::duration d) {
+  const double s = std::chrono::duration<double>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3fs", s);
+  return buf;
+}
+
+// Closes from inside the session's own callback: records how it ended, hands lws the close
+// frame's code and reason, and returns the -1 the callback must return.
+int close_now(Session& s, std::uint16_t code, const std::string& reason) {
+  s.close_info = CloseInfo{code, reason, false};
+  s.close_sent = true;
+  if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
+  lws_close_reason(s.wsi, static_cast<lws_close_status>(code),
+                   reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                   reason.size());
+  return -1;
+}
+
+}  // namespace wsbridge
