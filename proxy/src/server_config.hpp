@@ -32,8 +32,8 @@ struct ListenerConfig {
 struct AdminConfig {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;
-  std::optional<std::string> token;  // when set, requests need "Authorization: Bearer <token>"
-  std::vector<std::string> hosts;    // Host names it answers to besides addresses and localhost
+  std::optional<std::string> token;      // when set, requests need "Authorization: Bearer <token>"
+  std::vector<std::string> hosts;        // Host names it answers to besides addresses and localhost
   bool allow_api_without_token = false;  // the REST API on an admin listener without a token
 };
 

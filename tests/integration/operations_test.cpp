@@ -10,6 +10,7 @@
 
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
+#include "support/prometheus.hpp"
 #include "wsbridge_instance.hpp"
 
 namespace wsbridge::testing {
@@ -17,16 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-// The value of one sample line, e.g. metric("wsbridge_connections{route=\"/echo\"}").
-std::optional<double> sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nullopt;
-}
 
 class MetricsTest : public ::testing::Test {
  protected:

@@ -179,8 +179,9 @@ TEST_F(ConfigTest, MissingFile) {
     load_config_file("/nonexistent/wsbridge.toml", registry_);
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(),
-                 "/nonexistent/wsbridge.toml: cannot open the config file: No such file or directory");
+    EXPECT_STREQ(
+        e.what(),
+        "/nonexistent/wsbridge.toml: cannot open the config file: No such file or directory");
   }
 }
 
