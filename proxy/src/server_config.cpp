@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +143,15 @@ const RouteConfig* ServerConfig::find_route(std::string_view path) const {
   return nullptr;
 }
 
+unsigned ServerConfig::effective_threads() const {
+  if (threads != 0) return threads;
+  // The CPUs this process may run on (taskset, cgroup cpusets), not every CPU the machine has.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const int n = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  return static_cast<unsigned>(std::clamp(n, 1, static_cast<int>(kMaxThreads)));
+}
+
 ServerConfig parse_config(std::string_view text, const std::string& file,
                           const AdapterRegistry& registry) {
   toml::table root;
@@ -201,6 +211,18 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     if (auto timeout = server->duration("shutdown_timeout", 0ms, 10min)) {
       config.shutdown_timeout = *timeout;
+    }
+    if (server->contains("threads")) {
+      // "auto" (the online CPUs) or a number of service threads (shards).
+      if (server->raw().get("threads")->is_string()) {
+        if (server->string("threads") != "auto") {
+          server->fail_at("threads", "'threads' in [server] must be \"auto\" or a number of "
+                                     "threads from 1 to " + std::to_string(kMaxThreads));
+        }
+        config.threads = 0;
+      } else if (auto n = server->integer("threads", 1, kMaxThreads)) {
+        config.threads = static_cast<unsigned>(*n);
+      }
     }
     server->reject_unknown_keys();
   }

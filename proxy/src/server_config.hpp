@@ -71,6 +71,9 @@ struct ServerConfig {
   std::optional<std::filesystem::path> static_dir;
   std::string index_file = "index.html";
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(5)};
+  // Service threads (shards), each with its own libwebsockets context serving every listener;
+  // 0 ("auto") means one per online CPU (effective_threads()). Only a restart changes it.
+  unsigned threads = 0;
   LimitsConfig limits;
   auth::AuthSettings auth;
   std::vector<ListenerConfig> listeners;
@@ -81,7 +84,11 @@ struct ServerConfig {
   std::vector<RouteConfig> routes;
 
   const RouteConfig* find_route(std::string_view path) const;
+  // `threads`, with "auto" resolved to the CPUs this process may run on.
+  unsigned effective_threads() const;
 };
+
+inline constexpr unsigned kMaxThreads = 256;
 
 // Throws ConfigError (with file:line:column) for every problem: syntax, unknown keys, wrong types,
 // bad values, unknown adapters, duplicate paths, and the adapters' own validation errors.

@@ -1,10 +1,10 @@
 // Work handed to the service thread: commands from other threads (ServiceInbox) and the
 // unmasked-frame guard's findings.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 namespace wsbridge {
 
-void Server::dispatch(InboxCommand&& command) {
+void Shard::dispatch(InboxCommand&& command) {
   if (destroying_) return;
   if (command.type == InboxCommand::Type::kShutdown) {
     begin_shutdown();
@@ -33,13 +33,13 @@ void Server::dispatch(InboxCommand&& command) {
   }
 }
 
-void Server::on_unmasked_frame(int fd) {
+void Shard::on_unmasked_frame(int fd) {
   // Inside lws' read: only note it, and close from the next loop iteration.
   unmasked_senders_.push_back(fd);
   lws_cancel_service(context_);
 }
 
-void Server::close_unmasked_senders() {
+void Shard::close_unmasked_senders() {
   if (unmasked_senders_.empty()) return;
   for (auto& [id, s] : sessions_) {
     const int fd = lws_get_socket_fd(s->wsi);
@@ -56,7 +56,7 @@ void Server::close_unmasked_senders() {
   unmasked_senders_.clear();
 }
 
-void Server::drain_inbox() {
+void Shard::drain_inbox() {
   close_unmasked_senders();
   std::vector<InboxCommand> batch;
   inbox_->drain_into(batch);

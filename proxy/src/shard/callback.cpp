@@ -1,5 +1,5 @@
 // The lws protocol callback: one case per event, each handing over to the part that owns it.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include <cstring>
 
@@ -8,10 +8,10 @@
 
 namespace wsbridge {
 
-int Server::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
+int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_int);
   const lws_protocols* protocol = lws_get_protocol(wsi);
-  auto* self = protocol != nullptr ? static_cast<Server*>(protocol->user) : nullptr;
+  auto* self = protocol != nullptr ? static_cast<Shard*>(protocol->user) : nullptr;
   if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
   // `user` is the per-connection slot for connection callbacks only (FILTER_NETWORK_CONNECTION
   // passes other data in it), so it is read in those cases alone.

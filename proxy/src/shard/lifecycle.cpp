@@ -1,6 +1,6 @@
 // Starting and stopping the server: the lws context, one vhost per listener (and the admin one),
 // the mounts, the loop in run(), and what is torn down after it.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include <sys/resource.h>
 
@@ -32,20 +32,20 @@ const lws_retry_bo_t kFarAwayValidity = {
 
 int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                       std::size_t len) {
-  return Server::lws_callback(wsi, static_cast<int>(reason), user, in, len);
+  return Shard::lws_callback(wsi, static_cast<int>(reason), user, in, len);
 }
 
 }  // namespace
 
-Server::Server(std::shared_ptr<ServerConfig> config)
+Shard::Server(std::shared_ptr<ServerConfig> config)
     : config_(std::move(config)),
       lws_tables_(std::make_unique<LwsTables>()),
       timer_(std::make_unique<Timer>()) {
-  timer_->server = this;
+  timer_->shard = this;
   adopt_config_tables();
 }
 
-void Server::adopt_config_tables() {
+void Shard::adopt_config_tables() {
   for (const auto& route : config_->routes) {
     route_metrics_[&route] = std::make_unique<RouteMetrics>(route.path);
   }
@@ -63,7 +63,7 @@ void Server::adopt_config_tables() {
   }
 }
 
-Server::~Server() {
+Shard::~Shard() {
   if (context_ != nullptr) {
     inbox_->detach();
     destroying_ = true;
@@ -71,9 +71,9 @@ Server::~Server() {
   }
 }
 
-void Server::run() {
+void Shard::run() {
   // lws keeps pointers into the protocols, mounts and vhost names for the context's lifetime, so
-  // they live in the Server, not on this stack frame.
+  // they live in the Shard, not on this stack frame.
   auto& protocols = lws_tables_->protocols;
   auto add_protocol = [&](const std::string& name) {
     for (const auto& p : protocols) {
@@ -226,7 +226,7 @@ void Server::run() {
   WSB_LOG(kInfo) << "stopped";
 }
 
-void Server::refuse_for_descriptors() {
+void Shard::refuse_for_descriptors() {
   metrics::Registry::global()
       .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
                {{"reason", "fd_limit"}})

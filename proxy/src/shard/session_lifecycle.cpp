@@ -1,10 +1,10 @@
 // A session from ESTABLISHED to CLOSED: its identity and place under the limits, a decided close,
 // the peer's close, and the access-log line.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 namespace wsbridge {
 
-int Server::on_established(lws* wsi, void** slot) {
+int Shard::on_established(lws* wsi, void** slot) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
   const RouteConfig* route = config_->find_route(uri);
   if (route == nullptr) return -1;  // confirm_upgrade already refused this; never reached
@@ -68,7 +68,7 @@ int Server::on_established(lws* wsi, void** slot) {
   return 0;
 }
 
-void Server::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {
+void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {
   if (s.close_sent) return;
   const auto deadline =
       SteadyClock::now() + (after_queue ? kQueuedCloseGrace : kImmediateCloseGrace);
@@ -83,7 +83,7 @@ void Server::request_close(Session& s, std::uint16_t code, std::string reason, b
   lws_callback_on_writable(s.wsi);
 }
 
-void Server::on_peer_close(Session& s, const void* in, std::size_t len) {
+void Shard::on_peer_close(Session& s, const void* in, std::size_t len) {
   const auto* bytes = static_cast<const unsigned char*>(in);
   if (s.close_sent) return;  // the peer is answering our close
   s.close_info.by_peer = true;
@@ -92,7 +92,7 @@ void Server::on_peer_close(Session& s, const void* in, std::size_t len) {
       len > 2 ? std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2) : "";
 }
 
-void Server::on_closed(Session* s) {
+void Shard::on_closed(Session* s) {
   if (s == nullptr) return;
   s->handle->mark_closed();
   sessions_.erase(s->id);

@@ -1,10 +1,10 @@
 // SIGHUP and SIGTERM: swapping in a new configuration (and releasing replaced ones), and the
 // drain-then-close shutdown.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 namespace wsbridge {
 
-void Server::request_reload(std::shared_ptr<ServerConfig> config) {
+void Shard::request_reload(std::shared_ptr<ServerConfig> config) {
   InboxCommand command;
   command.type = InboxCommand::Type::kReload;
   command.config = std::move(config);
@@ -13,7 +13,7 @@ void Server::request_reload(std::shared_ptr<ServerConfig> config) {
   }
 }
 
-std::string Server::restart_needed_for(const ServerConfig& next) const {
+std::string Shard::restart_needed_for(const ServerConfig& next) const {
   const ServerConfig& now = *config_;
   if (next.listeners.size() != now.listeners.size()) return "the listeners changed";
   for (std::size_t i = 0; i < next.listeners.size(); ++i) {
@@ -43,7 +43,7 @@ std::string Server::restart_needed_for(const ServerConfig& next) const {
   return "";
 }
 
-void Server::apply_reload(std::shared_ptr<ServerConfig> next) {
+void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
   auto count = [](const char* outcome) {
     metrics::Registry::global()
         .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
@@ -76,7 +76,7 @@ void Server::apply_reload(std::shared_ptr<ServerConfig> next) {
   release_retired_configs(false);
 }
 
-void Server::release_retired_configs(bool at_exit) {
+void Shard::release_retired_configs(bool at_exit) {
   for (auto it = retired_configs_.begin(); it != retired_configs_.end();) {
     const ServerConfig& old = **it;
     std::size_t busy = old.http_client->in_flight();
@@ -97,14 +97,14 @@ void Server::release_retired_configs(bool at_exit) {
   }
 }
 
-void Server::request_shutdown() {
+void Shard::request_shutdown() {
   shutdown_requested_.store(true);
   InboxCommand command;
   command.type = InboxCommand::Type::kShutdown;
   inbox_->post(std::move(command));
 }
 
-void Server::begin_shutdown() {
+void Shard::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
   const auto now = SteadyClock::now();
@@ -124,7 +124,7 @@ void Server::begin_shutdown() {
   lws_cancel_service(context_);
 }
 
-std::size_t Server::work_in_flight() const {
+std::size_t Shard::work_in_flight() const {
   std::size_t n = 0;
   auto add = [&n](const ServerConfig& c) {
     n += c.http_client->in_flight();
@@ -135,7 +135,7 @@ std::size_t Server::work_in_flight() const {
   return n;
 }
 
-void Server::finish_draining() {
+void Shard::finish_draining() {
   draining_ = false;
   const std::size_t left = work_in_flight();
   if (left > 0) {

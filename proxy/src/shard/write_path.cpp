@@ -1,12 +1,12 @@
 // What a client is sent: the bounded outbound queue and its slow-consumer policy, one write per
 // WRITEABLE (several frames batched where no extension needs them one by one), pings.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include <cstring>
 
 namespace wsbridge {
 
-void Server::enqueue(Session& s, Frame frame) {
+void Shard::enqueue(Session& s, Frame frame) {
   if (s.closing()) return;
   const RouteConfig& route = *s.route;
   auto over = [&] {
@@ -46,7 +46,7 @@ void Server::enqueue(Session& s, Frame frame) {
   lws_callback_on_writable(s.wsi);
 }
 
-int Server::on_writeable(Session& s) {
+int Shard::on_writeable(Session& s) {
   if (s.close_sent) return -1;
   s.in_flight.reset();  // the previous write has been taken over completely by now
   if (s.ping_due) {
@@ -86,7 +86,7 @@ int Server::on_writeable(Session& s) {
 // as for 4 KiB, so one system call per frame caps a server far below what batching reaches. The
 // frames are complete server frames (unmasked, FIN), so lws sends them as raw bytes; only for
 // connections without permessage-deflate (lws must compress those frame by frame).
-int Server::write_batch(Session& s) {
+int Shard::write_batch(Session& s) {
   constexpr std::size_t kMaxBatchBytes = 64 * 1024;
   constexpr std::size_t kMaxBatchFrames = 128;
   std::string& out = batch_buffer_;
@@ -131,7 +131,7 @@ int Server::write_batch(Session& s) {
   return 0;
 }
 
-void Server::after_write(Session& s) {
+void Shard::after_write(Session& s) {
   if (!s.outbox.empty() || s.close_after_queue) lws_callback_on_writable(s.wsi);
   if (s.outbox.empty() && s.dropped > 0) {
     // Caught up: tell the adapter how much this client missed (it may queue a notice).

@@ -1,6 +1,6 @@
 // The upgrade checks, before the 101: path, framing, version, key, limits, subprotocol, Origin,
 // authentication; refusals with their status.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include <algorithm>
 
@@ -10,7 +10,7 @@
 
 namespace wsbridge {
 
-const auth::RouteAuth& Server::auth_policy(lws* wsi, const RouteConfig& route) const {
+const auth::RouteAuth& Shard::auth_policy(lws* wsi, const RouteConfig& route) const {
   if (!route.has_own_auth) {
     auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
     if (listener != listener_of_vhost_.end() && listener->second->auth)
@@ -19,7 +19,7 @@ const auth::RouteAuth& Server::auth_policy(lws* wsi, const RouteConfig& route) c
   return route.auth;
 }
 
-int Server::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
+int Shard::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
                            const std::string& reason, bool challenge) {
   WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
                  << peer_address(wsi) << ": " << status << " " << reason;
@@ -43,7 +43,7 @@ int Server::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
   return 1;
 }
 
-int Server::confirm_upgrade(lws* wsi) {
+int Shard::confirm_upgrade(lws* wsi) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
   if (uri.empty())
     return refuse_upgrade(wsi, 400, "bad_request", "a WebSocket upgrade must be a GET request");

@@ -1,12 +1,12 @@
 // Upgrades held while their route's adapter decides (upgrade_hold.hpp says how and why).
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include "mask_guard.hpp"
 #include "upgrade_hold.hpp"
 
 namespace wsbridge {
 
-int Server::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision,
+int Shard::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision,
                          ConnectionSlots::Slot slot) {
   const int fd = lws_get_socket_fd(wsi);
   std::string bytes = mask_guard::take_request_bytes(fd);
@@ -46,7 +46,7 @@ int Server::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision 
   return -1;
 }
 
-void Server::release_held_upgrades() {
+void Shard::release_held_upgrades() {
   holds_answered_ = false;
   std::vector<HeldUpgrade> answered;
   for (auto it = held_.begin(); it != held_.end();) {

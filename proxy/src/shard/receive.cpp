@@ -1,6 +1,6 @@
 // What a client sends: reassembly within max_message_bytes, UTF-8, the rate limit, token
 // refreshes, and MQTT clients refused in MQTT.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -8,7 +8,7 @@
 
 namespace wsbridge {
 
-int Server::on_receive(Session& s, const void* in, std::size_t len) {
+int Shard::on_receive(Session& s, const void* in, std::size_t len) {
   s.last_rx = SteadyClock::now();
   // Once a close is decided nothing more from this client reaches the adapter. lws may go on
   // calling RECEIVE after that: permessage-deflate drains its inflater chunk by chunk and ignores
@@ -69,7 +69,7 @@ int Server::on_receive(Session& s, const void* in, std::size_t len) {
 
 // The client's first message should be its CONNECT: answer it with a refusing CONNACK, then
 // close with the reason (which MQTT 3.1.1 clients cannot otherwise see).
-int Server::refuse_mqtt(Session& s, const void* in, std::size_t len) {
+int Shard::refuse_mqtt(Session& s, const void* in, std::size_t len) {
   const std::string reason = *s.mqtt_refusal;
   WSB_LOG(kInfo) << "conn " << s.id << " is an MQTT client: " << reason;
   const std::string connack =
@@ -79,7 +79,7 @@ int Server::refuse_mqtt(Session& s, const void* in, std::size_t len) {
   return 0;
 }
 
-bool Server::within_rate(Session& s) {
+bool Shard::within_rate(Session& s) {
   const auto now = SteadyClock::now();
   const double elapsed = std::chrono::duration<double>(now - s.rate_refilled_at).count();
   s.rate_refilled_at = now;
@@ -95,7 +95,7 @@ bool Server::within_rate(Session& s) {
 
 // {"type":"auth","token":"...","id":...}: a fresh token for the same user, so the connection
 // outlives the first token's expiry. Answered like the JSON protocols' requests.
-bool Server::handle_auth_message(Session& s, const Frame& message) {
+bool Shard::handle_auth_message(Session& s, const Frame& message) {
   const std::string_view text = message.payload();
   const auto start = text.find_first_not_of(" \t\r\n");
   if (start == std::string_view::npos || text[start] != '{' ||

@@ -1,4 +1,4 @@
-#include "server/lws_request.hpp"
+#include "shard/lws_request.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,6 +1,6 @@
 // HTTP on the listeners: /healthz, and on the admin listener /metrics and the REST API (with
 // its guard and the SessionDirectory it serves).
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include <openssl/crypto.h>
 
@@ -13,7 +13,7 @@
 
 namespace wsbridge {
 
-bool Server::admin_authorized(lws* wsi) const {
+bool Shard::admin_authorized(lws* wsi) const {
   const auto& token = config_->admin->token;
   if (!token) return true;
   const std::string presented = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -21,7 +21,7 @@ bool Server::admin_authorized(lws* wsi) const {
          CRYPTO_memcmp(presented.data() + 7, token->data(), token->size()) == 0;
 }
 
-int Server::serve_admin_api(lws* wsi, const AdminRequest& request) {
+int Shard::serve_admin_api(lws* wsi, const AdminRequest& request) {
   AdminReply reply;
   if (request.too_large) {
     reply = AdminReply{413, "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n"};
@@ -34,7 +34,7 @@ int Server::serve_admin_api(lws* wsi, const AdminRequest& request) {
   return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
 }
 
-std::vector<SessionInfo> Server::list_sessions() const {
+std::vector<SessionInfo> Shard::list_sessions() const {
   std::vector<SessionInfo> list;
   list.reserve(sessions_.size());
   for (const auto& [id, s] : sessions_) {
@@ -49,7 +49,7 @@ std::vector<SessionInfo> Server::list_sessions() const {
   return list;
 }
 
-std::size_t Server::push(const PushTarget& target, const Frame& frame) {
+std::size_t Shard::push(const PushTarget& target, const Frame& frame) {
   std::size_t n = 0;
   auto deliver = [&](Session& s) {
     if (s.closing()) return;
@@ -69,7 +69,7 @@ std::size_t Server::push(const PushTarget& target, const Frame& frame) {
   return n;
 }
 
-bool Server::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
+bool Shard::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->closing()) return false;
   WSB_LOG(kInfo) << "conn " << id << " closed by the admin API with " << code;
@@ -77,7 +77,7 @@ bool Server::close_session(ConnectionId id, std::uint16_t code, const std::strin
   return true;
 }
 
-int Server::serve_http(lws* wsi, std::string_view uri) {
+int Shard::serve_http(lws* wsi, std::string_view uri) {
   const bool admin = admin_vhost_ != nullptr && lws_get_vhost(wsi) == admin_vhost_;
   if (admin) {
     AdminRequestHead head;

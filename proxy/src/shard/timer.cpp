@@ -1,19 +1,19 @@
 // The one timer per context: handshake deadlines, pings, idle timeouts, token expiry, close
 // deadlines, held upgrades that were not answered, and the HTTP client's sweep.
-#include "server/server_parts.hpp"
+#include "shard/shard_parts.hpp"
 
 #include "upgrade_hold.hpp"
 
 namespace wsbridge {
 
-void Server::schedule_timer(std::chrono::milliseconds delay) {
+void Shard::schedule_timer(std::chrono::milliseconds delay) {
   lws_sul_schedule(
       context_, 0, &timer_->sul,
-      [](lws_sorted_usec_list_t* sul) { reinterpret_cast<Timer*>(sul)->server->on_timer(); },
+      [](lws_sorted_usec_list_t* sul) { reinterpret_cast<Timer*>(sul)->shard->on_timer(); },
       std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
 }
 
-void Server::on_timer() {
+void Shard::on_timer() {
   const auto now = SteadyClock::now();
   for (auto it = handshaking_.begin(); it != handshaking_.end();) {
     if (now - it->second < config_->limits.handshake_timeout) {

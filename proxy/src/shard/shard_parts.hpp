@@ -1,4 +1,4 @@
-// What the parts of the Server (proxy/src/server/*.cpp) share: its constants, the per-route
+// What the parts of a Shard (proxy/src/shard/*.cpp) share: its constants, the per-route
 // metrics, the lws tables and timer it owns, and the small steps several parts take. Private to
 // the server.
 #pragma once
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "server.hpp"
-#include "server/lws_request.hpp"
+#include "shard.hpp"
+#include "shard/lws_request.hpp"
 #include "session.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/metrics.hpp"
@@ -73,7 +73,7 @@ struct RouteMetrics {
   metrics::Gauge* reading_paused;
 };
 
-struct Server::LwsTables {
+struct Shard::LwsTables {
   // protocols[0] takes HTTP and connections without a subprotocol; one more entry per
   // subprotocol a route accepts (same callback), so lws can select it; then the terminator.
   std::vector<lws_protocols> protocols;
@@ -84,9 +84,9 @@ struct Server::LwsTables {
   std::deque<std::string> vhost_names;  // a deque never moves its elements
 };
 
-struct Server::Timer {
+struct Shard::Timer {
   lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
-  Server* server = nullptr;
+  Shard* shard = nullptr;
 };
 
 // "1.234s", for the log.
