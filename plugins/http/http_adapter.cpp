@@ -34,23 +34,26 @@ std::string content_type_of(const Frame& frame) {
 
 HttpAdapter::HttpAdapter(HttpRouteConfig config, std::shared_ptr<HttpBackend> backend,
                          std::shared_ptr<HttpBackend> connect_hook,
-                         std::shared_ptr<HttpBackend> disconnect_hook)
+                         std::shared_ptr<HttpBackend> disconnect_hook, unsigned shards)
     : config_(std::move(config)),
       policy_{config_.methods, config_.paths, config_.client_headers},
       backend_(std::move(backend)),
       connect_hook_(std::move(connect_hook)),
       disconnect_hook_(std::move(disconnect_hook)),
-      request_id_prefix_(random_prefix()) {}
+      request_id_prefix_(random_prefix()),
+      shards_(std::max(1u, shards)),
+      max_concurrent_per_shard_((config_.max_concurrent + shards_.size() - 1) / shards_.size()) {}
 
 void HttpAdapter::on_open(const std::shared_ptr<Connection>& connection) {
   auto state = std::make_shared<ConnState>();
   state->connection = connection;
-  states_[connection->id()] = std::move(state);
+  here().states[connection->id()] = std::move(state);
 }
 
 void HttpAdapter::on_message(const std::shared_ptr<Connection>& connection, Frame message) {
-  auto it = states_.find(connection->id());
-  if (it == states_.end()) return;
+  auto& states = here().states;
+  auto it = states.find(connection->id());
+  if (it == states.end()) return;
   const std::shared_ptr<ConnState>& state = it->second;
   if (config_.mode == Mode::kRpc) {
     auto parsed = parse_rpc_request(message, policy_);
@@ -79,14 +82,15 @@ void HttpAdapter::on_rate_limited(const std::shared_ptr<Connection>& connection,
 }
 
 void HttpAdapter::on_close(const std::shared_ptr<Connection>& connection, const CloseInfo& info) {
-  auto it = states_.find(connection->id());
-  if (it != states_.end()) {
+  auto& states = here().states;
+  auto it = states.find(connection->id());
+  if (it != states.end()) {
     ConnState& state = *it->second;
     state.open = false;
     // Not sent yet: nobody would read the answers. Requests in flight finish on their own.
     outstanding_.fetch_sub(state.waiting.size(), std::memory_order_relaxed);
     state.waiting.clear();
-    states_.erase(it);
+    states.erase(it);
   }
   if (!disconnect_hook_) return;
   const Identity& who = connection->identity();
@@ -174,10 +178,11 @@ void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
 
 void HttpAdapter::pump(const std::shared_ptr<ConnState>& state) {
   while (state->open && !state->waiting.empty() && state->in_flight < config_.max_in_flight) {
-    if (route_in_flight_ >= config_.max_concurrent) {
+    ShardState& shard = here();
+    if (shard.route_in_flight >= max_concurrent_per_shard_) {
       if (!state->queued_for_slot) {
         state->queued_for_slot = true;
-        slot_waiters_.push_back(state);
+        shard.slot_waiters.push_back(state);
       }
       return;
     }
@@ -240,7 +245,7 @@ void HttpAdapter::start(const std::shared_ptr<ConnState>& state, Work work) {
   }
   for (const auto& h : config_.static_headers) request.headers.push_back(h);
   ++state->in_flight;
-  ++route_in_flight_;
+  ++here().route_in_flight;
   backend_->request(std::move(request),
                     [this, state, message_kind, rpc_id = std::move(rpc_id)](HttpResult result) {
                       if (state->open) {
@@ -256,12 +261,13 @@ void HttpAdapter::start(const std::shared_ptr<ConnState>& state, Work work) {
 
 void HttpAdapter::finished(const std::shared_ptr<ConnState>& state) {
   --state->in_flight;
-  --route_in_flight_;
+  ShardState& shard = here();
+  --shard.route_in_flight;
   outstanding_.fetch_sub(1, std::memory_order_relaxed);
   // A freed route slot goes to the connection that waited longest, then this one goes on.
-  while (route_in_flight_ < config_.max_concurrent && !slot_waiters_.empty()) {
-    auto waiter = slot_waiters_.front().lock();
-    slot_waiters_.pop_front();
+  while (shard.route_in_flight < max_concurrent_per_shard_ && !shard.slot_waiters.empty()) {
+    auto waiter = shard.slot_waiters.front().lock();
+    shard.slot_waiters.pop_front();
     if (!waiter) continue;
     waiter->queued_for_slot = false;
     pump(waiter);
@@ -322,8 +328,9 @@ class HttpKind final : public AdapterKind {
     auto connect = config.on_connect ? backend_for(*config.on_connect, "on_connect") : nullptr;
     auto disconnect =
         config.on_disconnect ? backend_for(*config.on_disconnect, "on_disconnect") : nullptr;
-    auto adapter = std::make_unique<HttpAdapter>(std::move(config), std::move(backend),
-                                                 std::move(connect), std::move(disconnect));
+    auto adapter =
+        std::make_unique<HttpAdapter>(std::move(config), std::move(backend), std::move(connect),
+                                      std::move(disconnect), context.shards);
     adapters_.push_back(adapter.get());
     return adapter;
   }

@@ -24,7 +24,7 @@ class HttpAdapter final : public Adapter {
  public:
   HttpAdapter(HttpRouteConfig config, std::shared_ptr<HttpBackend> backend,
               std::shared_ptr<HttpBackend> connect_hook,
-              std::shared_ptr<HttpBackend> disconnect_hook);
+              std::shared_ptr<HttpBackend> disconnect_hook, unsigned shards = 1);
 
   void on_open(const std::shared_ptr<Connection>& connection) override;
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override;
@@ -65,9 +65,17 @@ class HttpAdapter final : public Adapter {
   const std::shared_ptr<HttpBackend> connect_hook_;
   const std::shared_ptr<HttpBackend> disconnect_hook_;
   const std::string request_id_prefix_;  // random per adapter: ids stay unique across restarts
-  std::unordered_map<ConnectionId, std::shared_ptr<ConnState>> states_;
-  std::deque<std::weak_ptr<ConnState>> slot_waiters_;  // connections waiting for route capacity
-  std::size_t route_in_flight_ = 0;
+  // Callbacks come from every shard's thread at once, and a connection's requests must be made and
+  // answered on its own shard: so the route's state is kept per shard, each shard with its share
+  // of max_concurrent, and never touched from another.
+  struct ShardState {
+    std::unordered_map<ConnectionId, std::shared_ptr<ConnState>> states;
+    std::deque<std::weak_ptr<ConnState>> slot_waiters;  // connections waiting for route capacity
+    std::size_t route_in_flight = 0;
+  };
+  ShardState& here() { return shards_[std::min<std::size_t>(current_shard(), shards_.size() - 1)]; }
+  std::vector<ShardState> shards_;
+  std::size_t max_concurrent_per_shard_;
   std::atomic<std::size_t> outstanding_{0};
 };
 

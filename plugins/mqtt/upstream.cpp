@@ -36,16 +36,27 @@ void Upstream::stop() {
 
 void Upstream::open_session(std::shared_ptr<Connection> connection,
                             std::shared_ptr<const MqttRouteConfig> route) {
-  flows_[connection->id()] = std::make_shared<SessionFlow>(connection, unfinished_);
+  auto flow = std::make_shared<SessionFlow>(connection, unfinished_);
+  {
+    std::lock_guard lock(flows_mutex_);
+    flows_[connection->id()] = std::move(flow);
+  }
   impl_->post(SessionOpened{std::move(connection), std::move(route)});
 }
 void Upstream::session_message(ConnectionId id, Frame message) {
-  auto flow = flows_.find(id);
-  FlowTicket ticket(flow != flows_.end() ? flow->second : nullptr);
+  std::shared_ptr<SessionFlow> flow;
+  {
+    std::lock_guard lock(flows_mutex_);
+    if (auto it = flows_.find(id); it != flows_.end()) flow = it->second;
+  }
+  FlowTicket ticket(std::move(flow));
   impl_->post(SessionMessage{id, std::move(message), std::move(ticket)});
 }
 void Upstream::close_session(ConnectionId id) {
-  flows_.erase(id);  // tickets still travelling keep it alive until they are done
+  {
+    std::lock_guard lock(flows_mutex_);
+    flows_.erase(id);  // tickets still travelling keep it alive until they are done
+  }
   impl_->post(SessionClosed{id});
 }
 

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include "mqtt_config.hpp"
@@ -39,7 +40,7 @@ class Upstream {
   void set_owner(std::uint64_t kind) { owner_.store(kind, std::memory_order_relaxed); }
   std::uint64_t owner() const { return owner_.load(std::memory_order_relaxed); }
 
-  // Called from adapters on the service thread; they only enqueue.
+  // Called from adapters on their shards' service threads; they only enqueue.
   void open_session(std::shared_ptr<Connection> connection,
                     std::shared_ptr<const MqttRouteConfig> route);
   void session_message(ConnectionId id, Frame message);
@@ -54,7 +55,8 @@ class Upstream {
   const UpstreamConfig config_;
   std::atomic<std::size_t> unfinished_{0};
   std::atomic<std::uint64_t> owner_{0};
-  // Service thread only (the adapter's callbacks): each open session's flow control.
+  // Each open session's flow control; the adapter's callbacks come from every shard's thread.
+  std::mutex flows_mutex_;
   std::unordered_map<ConnectionId, std::shared_ptr<SessionFlow>> flows_;
   std::unique_ptr<Impl> impl_;
 };

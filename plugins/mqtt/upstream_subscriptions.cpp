@@ -1,4 +1,5 @@
 #include "upstream_impl.hpp"
+#include "wsbridge/fan_out.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -257,14 +258,20 @@ std::vector<SubscriberId> Upstream::Impl::live_on_mqtt5(const ::mqtt::message& m
 
 void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,
                              const std::string& payload, int qos, bool retain) {
-  // Serialize once per route (the topic as that route shows it), then share the Frame.
-  std::vector<std::pair<const MqttRouteConfig*, std::optional<Frame>>> built;
+  // Serialize once per route (the topic as that route shows it), then share the Frame, handed
+  // to each shard once for all its subscribers (send_to_all).
+  struct Built {
+    const MqttRouteConfig* route;
+    std::optional<Frame> frame;
+    std::vector<std::shared_ptr<Connection>> to;
+  };
+  std::vector<Built> built;
   for (SubscriberId id : ids) {
     auto it = sessions.find(id);
     if (it == sessions.end()) continue;
     const MqttRouteConfig* route = it->second.route.get();
     auto b =
-        std::find_if(built.begin(), built.end(), [&](const auto& x) { return x.first == route; });
+        std::find_if(built.begin(), built.end(), [&](const auto& x) { return x.route == route; });
     if (b == built.end()) {
       std::optional<Frame> frame;
       if (route->mode == RouteMode::kRaw) {
@@ -277,16 +284,19 @@ void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::st
         // QoS 0 is at-most-once already: a slow client may lose it rather than stall.
         if (qos == 0) frame = frame->droppable();
       }
-      b = built.insert(built.end(), {route, std::move(frame)});
+      b = built.insert(built.end(), Built{route, std::move(frame), {}});
     }
-    if (!b->second) continue;
+    if (!b->frame) continue;
     if (!held.empty()) {
       if (auto h = held.find(id); h != held.end()) {
-        h->second.push_back(*b->second);
+        h->second.push_back(*b->frame);
         continue;
       }
     }
-    it->second.connection->send(*b->second);
+    b->to.push_back(it->second.connection);
+  }
+  for (const auto& b : built) {
+    if (b.frame && !b.to.empty()) send_to_all(b.to, *b.frame);
   }
 }
 

@@ -22,6 +22,9 @@ class ConnectionHandle final : public Connection {
   bool is_open() const override { return open_.load(std::memory_order_acquire); }
   void pause_reading(bool paused) override;
 
+  // The owning shard's inbox (fan-out groups connections by it).
+  const std::shared_ptr<ServiceInbox>& inbox() const { return inbox_; }
+
   // Service thread, when the connection is gone.
   void mark_closed() { open_.store(false, std::memory_order_release); }
 

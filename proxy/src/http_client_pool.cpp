@@ -5,6 +5,8 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include "http1.hpp"
+#include "this_shard.hpp"
 #include "tls_client_stream.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/metrics.hpp"
@@ -104,6 +107,7 @@ class Resolver {
 
 }  // namespace
 
+class PooledBackend;
 struct PendingRequest;
 
 // One socket to the backend; carries at most one request at a time (no pipelining).
@@ -176,6 +180,7 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
     p->wire += wire;
     PendingRequest* raw = p.get();
     pending_.push_back(std::move(p));
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
     if (context_ == nullptr || stopped_) {
       defer(raw, HttpResult{HttpFailure::kShutdown, "the server is stopping", {}});
       return;
@@ -225,7 +230,8 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
     connections_->set(0);
   }
 
-  std::size_t in_flight() const { return pending_.size(); }
+  // Any thread (the shutdown drain of every shard asks).
+  std::size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
 
   int on_event(lws* wsi, PoolConnection* c, int reason, void* in, std::size_t len);
 
@@ -292,6 +298,7 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
       if (it->get() == p) {
         pending_.erase(it);
+        in_flight_.fetch_sub(1, std::memory_order_relaxed);
         break;
       }
     }
@@ -507,6 +514,7 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
   bool in_request_call_ = false;
   PoolConnection* connecting_ = nullptr;
   std::list<std::unique_ptr<PendingRequest>> pending_;
+  std::atomic<std::size_t> in_flight_{0};  // pending_.size(), for other threads
   std::deque<PendingRequest*> waiting_;
   std::list<std::unique_ptr<PoolConnection>> connections_list_;
   std::unique_ptr<Resolver> resolver_;
@@ -617,8 +625,47 @@ int PooledBackend::on_event(lws* wsi, PoolConnection* c, int reason_int, void* i
   }
 }
 
+// One pool per shard, each driven by its shard's loop: a request goes to the pool of the shard it
+// is made on, and is answered there. The connection and queue limits are split among the pools.
+class ShardedBackend final : public HttpBackend {
+ public:
+  ShardedBackend(const HttpBackendOptions& options, const http1::Url& url, unsigned shards)
+      : options_(options) {
+    HttpBackendOptions share = options;
+    share.max_connections = (options.max_connections + shards - 1) / shards;
+    share.max_waiting = (options.max_waiting + shards - 1) / shards;
+    for (unsigned i = 0; i < shards; ++i) {
+      pools_.push_back(std::make_shared<PooledBackend>(share, url));
+    }
+  }
+  void request(HttpRequest request, HttpCallback done) override {
+    pools_[std::min<std::size_t>(this_shard::index(), pools_.size() - 1)]->request(
+        std::move(request), std::move(done));
+  }
+  const std::string& url() const override { return options_.url; }
+  const std::string& base_path() const override { return pools_.front()->base_path(); }
+  const HttpBackendOptions& options() const { return options_; }
+  PooledBackend* pool(unsigned shard) {
+    return shard < pools_.size() ? pools_[shard].get() : nullptr;
+  }
+  std::size_t in_flight() const {
+    std::size_t n = 0;
+    for (const auto& pool : pools_) n += pool->in_flight();
+    return n;
+  }
+
+ private:
+  const HttpBackendOptions options_;
+  std::vector<std::shared_ptr<PooledBackend>> pools_;
+};
+
 LwsHttpClient::LwsHttpClient() = default;
 LwsHttpClient::~LwsHttpClient() = default;
+
+void LwsHttpClient::set_shards(unsigned shards) {
+  if (!backends_.empty()) throw std::logic_error("set_shards after backends were made");
+  shards_ = std::max(1u, shards);
+}
 
 std::shared_ptr<HttpBackend> LwsHttpClient::backend(const HttpBackendOptions& options) {
   for (const auto& b : backends_) {
@@ -637,9 +684,9 @@ std::shared_ptr<HttpBackend> LwsHttpClient::backend(const HttpBackendOptions& op
     throw std::invalid_argument("CA file " + options.ca_file + " does not exist");
   }
   if (options.max_connections == 0) throw std::invalid_argument("the pool needs a connection");
-  std::shared_ptr<PooledBackend> backend;
+  std::shared_ptr<ShardedBackend> backend;
   try {
-    backend = std::make_shared<PooledBackend>(options, std::move(*url));
+    backend = std::make_shared<ShardedBackend>(options, *url, shards_);
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());  // e.g. a CA file OpenSSL cannot read
   }
@@ -658,16 +705,22 @@ const lws_protocols kClientProtocols[] = {
 };
 }  // namespace
 
-void LwsHttpClient::attach(lws_context* context) {
-  for (auto& b : backends_) b->attach(context, kClientProtocols);
+void LwsHttpClient::attach(lws_context* context, unsigned shard) {
+  for (auto& b : backends_) {
+    if (PooledBackend* pool = b->pool(shard)) pool->attach(context, kClientProtocols);
+  }
 }
 
-void LwsHttpClient::shutdown() {
-  for (auto& b : backends_) b->shutdown();
+void LwsHttpClient::shutdown(unsigned shard) {
+  for (auto& b : backends_) {
+    if (PooledBackend* pool = b->pool(shard)) pool->shutdown();
+  }
 }
 
-void LwsHttpClient::sweep() {
-  for (auto& b : backends_) b->expire_idle();
+void LwsHttpClient::sweep(unsigned shard) {
+  for (auto& b : backends_) {
+    if (PooledBackend* pool = b->pool(shard)) pool->expire_idle();
+  }
 }
 
 std::size_t LwsHttpClient::in_flight() const {

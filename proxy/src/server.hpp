@@ -1,8 +1,8 @@
-// The front end as the process sees it: the shards (one libwebsockets service thread each) and
-// what they share. main() and the tests know wsbridge only through this class.
+// The front end as the process sees it: the shards, one libwebsockets service thread each, and
+// what they share (ShardShared). main() and the tests know wsbridge's front end only through this
+// class; with `[server] threads = 1` it is one shard on the thread that calls run().
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -11,6 +11,7 @@
 namespace wsbridge {
 
 class Shard;
+struct ShardShared;
 
 class Server {
  public:
@@ -19,8 +20,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Opens the listeners (throws std::runtime_error when one cannot be opened), starts the
-  // adapters and serves until a shutdown completes.
+  // Opens the listeners on every shard (throws std::runtime_error when one cannot be opened),
+  // starts the adapters, serves (shard 0 on the calling thread, the others on threads of their
+  // own) until a shutdown completes, then stops the adapters.
   void run();
 
   // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
@@ -30,13 +32,17 @@ class Server {
   // Any thread: replace the configuration (SIGHUP). New connections get the new routes, keys,
   // ACLs and limits; existing ones keep the configuration they were admitted under until they
   // close. Refused (logged, counted, the current one kept) when it changes what only a restart
-  // can: listeners, the admin listener, static files, or subprotocols lws does not know yet.
+  // can: listeners, the admin listener, static files, threads, or subprotocols lws does not know.
   void request_reload(std::shared_ptr<ServerConfig> config);
 
-  // Any thread: true once every listener is open.
+  // Any thread: true once every shard serves.
   bool ready() const;
 
+  // The number of shards (service threads).
+  unsigned threads() const;
+
  private:
+  std::unique_ptr<ShardShared> shared_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

@@ -216,8 +216,10 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       // "auto" (the online CPUs) or a number of service threads (shards).
       if (server->raw().get("threads")->is_string()) {
         if (server->string("threads") != "auto") {
-          server->fail_at("threads", "'threads' in [server] must be \"auto\" or a number of "
-                                     "threads from 1 to " + std::to_string(kMaxThreads));
+          server->fail_at("threads",
+                          "'threads' in [server] must be \"auto\" or a number of "
+                          "threads from 1 to " +
+                              std::to_string(kMaxThreads));
         }
         config.threads = 0;
       } else if (auto n = server->integer("threads", 1, kMaxThreads)) {
@@ -226,6 +228,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     server->reject_unknown_keys();
   }
+  // (Before any route asks for a backend: each backend gets a pool per shard.)
+  config.http_client->set_shards(config.effective_threads());
 
   if (auto limits = top.table("limits")) {
     if (auto v = limits->integer("max_connections", 1, 10'000'000)) {
@@ -380,8 +384,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
                                  "auth", "max_queued_messages", "slow_consumer"}) {
       options.consume(core_key);
     }
-    route.adapter =
-        kind->create_route(options, RouteContext{route.path, config_dir, config.http_client.get()});
+    route.adapter = kind->create_route(
+        options,
+        RouteContext{route.path, config_dir, config.http_client.get(), config.effective_threads()});
     options.reject_unknown_keys();
     config.routes.push_back(std::move(route));
   }

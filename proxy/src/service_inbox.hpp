@@ -22,18 +22,21 @@ struct ServerConfig;
 struct InboxCommand {
   enum class Type : std::uint8_t {
     kSend,
+    kSendMany,  // one frame to several connections of this shard (a fan-out's hand-off)
     kClose,
     kShutdown,
     kPauseReading,
     kResumeReading,
-    kReload
+    kReload,       // to shard 0, which decides
+    kReloadFollow  // to the other shards: shard 0 accepted this configuration
   };
   Type type = Type::kSend;
   ConnectionId connection = 0;
-  Frame frame;                           // kSend
-  std::uint16_t close_code = 0;          // kClose
-  std::string close_reason;              // kClose
-  std::shared_ptr<ServerConfig> config;  // kReload
+  std::vector<ConnectionId> connections;  // kSendMany
+  Frame frame;                            // kSend, kSendMany
+  std::uint16_t close_code = 0;           // kClose
+  std::string close_reason;               // kClose
+  std::shared_ptr<ServerConfig> config;   // kReload, kReloadFollow
 };
 
 // Executes commands on the service thread.

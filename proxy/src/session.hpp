@@ -1,7 +1,9 @@
-// One WebSocket connection as the service thread sees it. Owned by the Server, touched only on
-// the service thread; adapters reach it through its ConnectionHandle.
+// One WebSocket connection as its shard's service thread sees it. Owned by the Shard, touched only
+// on its thread, except what SessionIndex reads for the admin API (the atomics, and what is set
+// before the session is added there); adapters reach it through its ConnectionHandle.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -71,10 +73,13 @@ struct Session {
   bool coalesce_writes = false;  // several frames per write (no permessage-deflate)
   bool reading_paused = false;   // Connection::pause_reading: lws rx flow control is off
   std::uint64_t dropped = 0;     // droppable frames discarded since the client last caught up
-  std::uint64_t messages_in = 0;
-  std::uint64_t messages_out = 0;
-  std::uint64_t bytes_in = 0;
-  std::uint64_t bytes_out = 0;
+  // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).
+  std::atomic<std::uint64_t> messages_in{0};
+  std::atomic<std::uint64_t> messages_out{0};
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  // closing(), for the admin API (which neither pushes to nor closes a closing session).
+  std::atomic<bool> closing_decided{false};
   std::chrono::system_clock::time_point opened_wall;  // for the admin API's "since"
 
   // A close has been decided: nothing more from this client reaches the adapter.

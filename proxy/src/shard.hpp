@@ -17,6 +17,7 @@
 #include "server_config.hpp"
 #include "service_inbox.hpp"
 #include "session.hpp"
+#include "shard_shared.hpp"
 
 struct lws;
 struct lws_context;
@@ -25,16 +26,22 @@ struct lws_sorted_usec_list;
 
 namespace wsbridge {
 
-class Shard final : private InboxDispatcher, private UnmaskedFrameSink, private SessionDirectory {
+class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
  public:
-  explicit Shard(std::shared_ptr<ServerConfig> config);
+  // Shard number `index` of `shared.count`; its connection ids are index + 1, index + 1 + count,
+  // ...: an id names its shard ((id - 1) % count), and with one shard they are 1, 2, 3, ...
+  Shard(std::shared_ptr<ServerConfig> config, ShardShared& shared, unsigned index);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // Opens the listeners (throws std::runtime_error when one cannot be opened), starts the
-  // adapters and serves until a shutdown completes.
-  void run();
+  // Creates the lws context and opens the listeners (every listener on every shard, shared with
+  // SO_REUSEPORT when there is more than one; the admin listener on shard 0 only). Throws
+  // std::runtime_error when one cannot be opened. Any one thread, before serve().
+  void open();
+  // Serves on the calling thread (this shard's service thread from now on) until a shutdown
+  // completes, then tears the context down. The adapters were started by the Server.
+  void serve();
 
   // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
   // queued frames, and return from run() once all are closed or the shutdown timeout passed.
@@ -46,8 +53,10 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink, private 
   // can: listeners, the admin listener, static files, or subprotocols lws does not know yet.
   void request_reload(std::shared_ptr<ServerConfig> config);
 
-  // Any thread: true once every listener is open.
+  // Any thread: true once this shard serves.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // After serve() returned: the configuration in force at the end.
+  const std::shared_ptr<const ServerConfig>& config() const { return config_; }
 
   static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
 
@@ -82,11 +91,6 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink, private 
     bool too_large = false;
   };
 
-  // SessionDirectory (the admin API), service thread.
-  std::vector<SessionInfo> list_sessions() const override;
-  std::size_t push(const PushTarget& target, const Frame& frame) override;
-  bool close_session(ConnectionId id, std::uint16_t code, const std::string& reason) override;
-
   void dispatch(InboxCommand&& command) override;
   void on_unmasked_frame(int fd) override;
   void close_unmasked_senders();
@@ -96,7 +100,10 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink, private 
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1001.
   void finish_draining();
+  // Shard 0 decides a reload and starts the new adapters; the other shards follow its decision.
   void apply_reload(std::shared_ptr<ServerConfig> next);
+  void follow_reload(std::shared_ptr<ServerConfig> next);
+  void swap_config(std::shared_ptr<ServerConfig> next);
   std::string restart_needed_for(const ServerConfig& next) const;
   void adopt_config_tables();  // route metrics, sweep period, listener map of config_
   void release_retired_configs(bool at_exit);
@@ -147,7 +154,6 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink, private 
   std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
   // Decided in CONFIRM_UPGRADE, taken at ESTABLISHED (same wsi), dropped when the wsi goes.
   std::unordered_map<lws*, PendingUpgrade> pending_auth_;
-  ConnectionSlots slots_;  // max_connections, max_connections_per_ip
   std::unordered_map<lws*, SteadyClock::time_point> handshaking_;
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
       route_metrics_;  // accepted, not yet served
@@ -159,7 +165,9 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink, private 
   std::optional<Admitted> adopting_;
   std::unordered_map<lws*, Admitted> admitted_;            // adopted again, until CONFIRM_UPGRADE
   std::unordered_map<lws*, AdminRequest> admin_requests_;  // admin API requests with a body
-  ConnectionId next_id_ = 1;
+  ShardShared& shared_;
+  const unsigned index_;
+  std::uint64_t next_sequence_ = 1;  // ids: (sequence - 1) * shard count + index + 1
   SteadyClock::time_point started_at_ = SteadyClock::now();
   std::chrono::milliseconds sweep_period_{1000};
 

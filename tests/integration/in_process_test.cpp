@@ -6,6 +6,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "server.hpp"
@@ -13,6 +15,7 @@
 #include "support/process.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/fan_out.hpp"
 
 namespace wsbridge {
 namespace {
@@ -98,13 +101,22 @@ class FixedKind final : public AdapterKind {
   std::shared_ptr<Adapter> adapter_;
 };
 
+// The shards to run on: `threads`, else WSBRIDGE_TEST_THREADS (scripts/test.sh runs the suite
+// with 1 and with 2), else 2, so that every test crosses shards unless told otherwise.
+std::string test_threads(std::optional<unsigned> threads) {
+  if (threads) return std::to_string(*threads);
+  const char* env = std::getenv("WSBRIDGE_TEST_THREADS");
+  return env != nullptr && *env != '\0' ? env : "2";
+}
+
 class InProcessServer {
  public:
-  InProcessServer(const std::string& routes, AdapterRegistry& registry) {
+  InProcessServer(const std::string& routes, AdapterRegistry& registry,
+                  std::optional<unsigned> threads = std::nullopt) {
     port = testing::free_tcp_port();
     const std::string text =
-        "[server]\nshutdown_timeout = \"2s\"\nlog_level = \"warn\"\n[[listeners]]\nport = " +
-        std::to_string(port) + "\n" + routes;
+        "[server]\nshutdown_timeout = \"2s\"\nlog_level = \"warn\"\nthreads = " +
+        test_threads(threads) + "\n[[listeners]]\nport = " + std::to_string(port) + "\n" + routes;
     server_ = std::make_unique<Server>(
         std::make_shared<ServerConfig>(parse_config(text, "inprocess.toml", registry)));
     thread_ = std::thread([this] { server_->run(); });
@@ -229,6 +241,93 @@ TEST(InProcessTest, CloseFromAnotherThreadUsesTheGivenCodeAfterQueuedFrames) {
   auto close = ws.read_message();
   EXPECT_EQ(close.close_code(), 1008);
   EXPECT_EQ(close.close_reason(), std::string(123, 'r'));
+}
+
+// Connections until both shards have some: ids name their shard (id % threads).
+std::vector<WsClient> connect_on_both_shards(const InProcessServer& server, const std::string& path,
+                                             CollectingAdapter& collector, std::size_t per_shard) {
+  std::vector<WsClient> clients;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    clients.push_back(WsClient::connect(server.client(path)));
+    auto connections = collector.wait_for(clients.size());
+    std::size_t even = 0;
+    for (const auto& c : connections) even += c->id() % 2 == 0 ? 1 : 0;
+    if (even >= per_shard && connections.size() - even >= per_shard) break;
+  }
+  return clients;
+}
+
+TEST(InProcessTest, FanOutHandsOneFramePerShardToSubscribersOnBoth) {
+  AdapterRegistry registry;
+  auto collector = std::make_shared<CollectingAdapter>();
+  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  InProcessServer server("[[routes]]\npath = \"/fan\"\nadapter = \"collect\"\n", registry, 2);
+  std::vector<WsClient> clients = connect_on_both_shards(server, "/fan", *collector, 4);
+  auto connections = collector->wait_for(clients.size());
+  ASSERT_EQ(connections.size(), clients.size());
+  std::set<ConnectionId> shards;
+  for (const auto& c : connections) shards.insert(c->id() % 2);
+  ASSERT_EQ(shards.size(), 2u);
+
+  // From a thread of the adapter's, interleaved with single sends: order per connection holds.
+  std::thread producer([&] {
+    for (int i = 0; i < 200; ++i) {
+      EXPECT_EQ(send_to_all(connections, Frame::text("all " + std::to_string(i))),
+                connections.size());
+      if (i % 50 == 0) connections.front()->send(Frame::text("one " + std::to_string(i)));
+    }
+  });
+  producer.join();
+  for (std::size_t c = 0; c < clients.size(); ++c) {
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_EQ(clients[c].read_message().data, "all " + std::to_string(i));
+      if (c == 0 && i % 50 == 0) {
+        ASSERT_EQ(clients[c].read_message().data, "one " + std::to_string(i));
+      }
+    }
+  }
+}
+
+TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
+  AdapterRegistry registry;
+  auto collector = std::make_shared<CollectingAdapter>();
+  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  InProcessServer server("[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry, 2);
+  std::vector<WsClient> clients = connect_on_both_shards(server, "/c", *collector, 1);
+  auto connections = collector->wait_for(clients.size());
+  // Close one connection of each shard from the client's side.
+  std::vector<std::size_t> closed;
+  for (ConnectionId shard : {0u, 1u}) {
+    for (std::size_t i = 0; i < connections.size(); ++i) {
+      if (connections[i]->id() % 2 == shard) {
+        closed.push_back(i);
+        clients[i].send_close(4000, "bye");
+        EXPECT_EQ(clients[i].wait_close(), 4000);
+        break;
+      }
+    }
+  }
+  ASSERT_EQ(closed.size(), 2u);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (collector->closes().size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(collector->closes().size(), 2u);
+  // A thread of the adapter's sends to both closed ones (kClosed, nothing happens) and, in one
+  // fan-out, to everyone: only the open ones are handed the frame, and receive it.
+  std::thread sender([&] {
+    for (std::size_t i : closed) {
+      EXPECT_EQ(connections[i]->send(Frame::text("late")), SendResult::kClosed);
+      connections[i]->close(CloseCode::kNormal, "late");
+      connections[i]->pause_reading(true);
+    }
+    EXPECT_EQ(send_to_all(connections, Frame::text("to the living")), connections.size() - 2);
+  });
+  sender.join();
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    if (std::find(closed.begin(), closed.end(), i) != closed.end()) continue;
+    EXPECT_EQ(clients[i].read_message().data, "to the living");
+  }
 }
 
 TEST(InProcessTest, ShutdownClosesWith1001AndStopsRun) {

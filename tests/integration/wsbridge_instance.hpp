@@ -34,6 +34,7 @@ class WsbridgeInstance {
     replace_all(config, "${PORT2}", std::to_string(port2));
     replace_all(config, "${PORT3}", std::to_string(port3));
     replace_all(config, "${SOURCE_DIR}", WSBRIDGE_SOURCE_DIR);
+    with_test_threads(config);
     config_path = write_temp_file("wsbridge.toml", config);
     std::vector<std::string> argv = {WSBRIDGE_BINARY, "--config", config_path};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
@@ -67,6 +68,21 @@ class WsbridgeInstance {
     opts.port = port;
     opts.path = path;
     return opts;
+  }
+
+  // WSBRIDGE_TEST_THREADS (scripts/test.sh runs the suite with 1 and with 2) sets `[server]
+  // threads` where a test did not choose itself.
+  static void with_test_threads(std::string& config) {
+    const char* threads = std::getenv("WSBRIDGE_TEST_THREADS");
+    if (threads == nullptr || *threads == '\0' || config.find("threads =") != std::string::npos) {
+      return;
+    }
+    const std::string line = std::string("threads = ") + threads + "\n";
+    if (auto at = config.find("[server]\n"); at != std::string::npos) {
+      config.insert(at + 9, line);
+    } else {
+      config += "\n[server]\n" + line;  // (a table at the end cannot capture other keys)
+    }
   }
 
   static void replace_all(std::string& s, const std::string& from, const std::string& to) {

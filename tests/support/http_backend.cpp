@@ -68,14 +68,14 @@ HttpResult parse_head(std::string_view head) {
   return r;
 }
 
-// The script sits next to this source file (CMake compiles with absolute paths);
-// WSBRIDGE_HTTP_BACKEND overrides it.
+// The script sits next to this source file, in the source tree CMake names (not __FILE__, which
+// a compiler cache may have made relative); WSBRIDGE_HTTP_BACKEND overrides it.
 std::string script_path() {
   // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in the tests calls setenv concurrently
   if (const char* env = std::getenv("WSBRIDGE_HTTP_BACKEND"); env != nullptr && *env != '\0') {
     return env;
   }
-  return (std::filesystem::absolute(__FILE__).parent_path() / "http_backend.py").string();
+  return std::string(WSBRIDGE_TEST_SUPPORT_DIR) + "/http_backend.py";
 }
 
 // The number after `prefix` on its (complete) line of `text`, or nullopt.

@@ -79,6 +79,28 @@ idle_timeout = "5s"
   EXPECT_EQ(config.routes[0].idle_timeout, 5s);
 }
 
+TEST_F(ConfigTest, ThreadsAreAutoOrACount) {
+  const std::string routes =
+      std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
+  auto automatic = parse(routes);
+  EXPECT_EQ(automatic.threads, 0u);
+  EXPECT_GE(automatic.effective_threads(), 1u);
+  EXPECT_EQ(parse("[server]\nthreads = \"auto\"\n" + routes).threads, 0u);
+  auto two = parse("[server]\nthreads = 2\n" + routes);
+  EXPECT_EQ(two.threads, 2u);
+  EXPECT_EQ(two.effective_threads(), 2u);
+  EXPECT_EQ(two.http_client->shards(), 2u) << "one HTTP pool per shard";
+  EXPECT_EQ(error_of("[server]\nthreads = 0\n" + routes),
+            "test.toml:2:11: 'threads' in [server] must be between 1 and 256, not 0");
+  EXPECT_EQ(error_of("[server]\nthreads = 257\n" + routes),
+            "test.toml:2:11: 'threads' in [server] must be between 1 and 256, not 257");
+  EXPECT_EQ(error_of("[server]\nthreads = \"many\"\n" + routes),
+            "test.toml:2:11: 'threads' in [server] must be \"auto\" or a number of threads from 1 "
+            "to 256");
+  EXPECT_EQ(error_of("[server]\nthreads = 1.5\n" + routes),
+            "test.toml:2:11: 'threads' in [server] must be an integer, not a float");
+}
+
 TEST_F(ConfigTest, SyntaxErrorHasPosition) {
   EXPECT_EQ(error_of("[[listeners]]\nport = = 8080\n").rfind("test.toml:2:", 0), 0u);
   EXPECT_NE(error_of("[[listeners]]\nport = = 8080\n").find("syntax error"), std::string::npos);

@@ -98,8 +98,10 @@ struct AdmissionResult {
 using AdmissionCallback = std::function<void(AdmissionResult)>;
 
 // One adapter instance per route. `on_open`, `on_message` and `on_close` run on the service
-// thread and must never block: hand slow work to your own threads and answer through
-// `Connection::send`.
+// thread of the connection's shard (see current_shard()) and must never block: hand slow work to
+// your own threads and answer through `Connection::send`. With several shards they are called
+// from several threads at once, for different connections: state shared across connections
+// needs a lock or a per-shard copy.
 class Adapter {
  public:
   virtual ~Adapter() = default;
@@ -137,7 +139,14 @@ struct RouteContext {
   std::string path;                   // the route's path
   std::filesystem::path config_dir;   // for resolving relative file names
   HttpClient* http_client = nullptr;  // the core's asynchronous HTTP client (never null)
+  unsigned shards = 1;                // service threads; current_shard() is below this
 };
+
+// The core serves connections on `RouteContext::shards` service threads (shards) at once. An
+// adapter's callbacks for one connection always run on that connection's shard, one at a time;
+// callbacks for connections of different shards run in parallel. The calling thread's shard, for
+// adapters that keep state per shard; 0 on threads that are not a shard's.
+unsigned current_shard();
 
 // One instance per adapter name per loaded configuration. It builds the adapter of every route
 // that names it, and may own what those routes share (e.g. one broker connection).

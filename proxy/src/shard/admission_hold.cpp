@@ -7,7 +7,7 @@
 namespace wsbridge {
 
 int Shard::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision,
-                         ConnectionSlots::Slot slot) {
+                        ConnectionSlots::Slot slot) {
   const int fd = lws_get_socket_fd(wsi);
   std::string bytes = mask_guard::take_request_bytes(fd);
   if (bytes.empty() || lws_is_ssl(wsi) != 0) {

@@ -20,7 +20,7 @@ const auth::RouteAuth& Shard::auth_policy(lws* wsi, const RouteConfig& route) co
 }
 
 int Shard::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
-                           const std::string& reason, bool challenge) {
+                          const std::string& reason, bool challenge) {
   WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
                  << peer_address(wsi) << ": " << status << " " << reason;
   metrics::Registry::global()
@@ -87,7 +87,7 @@ int Shard::confirm_upgrade(lws* wsi) {
   }
   // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
-  std::optional<ConnectionSlots::Slot> slot = slots_.take(
+  std::optional<ConnectionSlots::Slot> slot = shared_.slots.take(
       ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);
   if (refusal == ConnectionSlots::Refusal::kTotal) {
     return refuse_upgrade(wsi, 503, "max_connections", "too many connections");

@@ -1,5 +1,5 @@
 // HTTP on the listeners: /healthz, and on the admin listener /metrics and the REST API (with
-// its guard and the SessionDirectory it serves).
+// its guard; the sessions it serves are every shard's, in ShardShared::sessions).
 #include "shard/shard_parts.hpp"
 
 #include <openssl/crypto.h>
@@ -26,55 +26,12 @@ int Shard::serve_admin_api(lws* wsi, const AdminRequest& request) {
   if (request.too_large) {
     reply = AdminReply{413, "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n"};
   } else {
-    reply = handle_admin_api(request.method, request.target, request.body, *this);
+    reply = handle_admin_api(request.method, request.target, request.body, shared_.sessions);
   }
   WSB_LOG(kInfo) << "admin API " << request.method << " " << request.target << ": " << reply.status;
   write_http_reply(wsi, reply.status, "application/json", reply.body,
                    {{"Cache-Control:", "no-store"}});
   return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
-}
-
-std::vector<SessionInfo> Shard::list_sessions() const {
-  std::vector<SessionInfo> list;
-  list.reserve(sessions_.size());
-  for (const auto& [id, s] : sessions_) {
-    const Identity& who = s->handle->identity();
-    list.push_back(
-        SessionInfo{id, who.user, s->route->path, who.remote_address,
-                    std::chrono::duration<double>(s->opened_wall.time_since_epoch()).count(),
-                    s->messages_in, s->messages_out, s->bytes_in, s->bytes_out});
-  }
-  std::sort(list.begin(), list.end(),
-            [](const SessionInfo& a, const SessionInfo& b) { return a.id < b.id; });
-  return list;
-}
-
-std::size_t Shard::push(const PushTarget& target, const Frame& frame) {
-  std::size_t n = 0;
-  auto deliver = [&](Session& s) {
-    if (s.closing()) return;
-    enqueue(s, frame);
-    ++n;
-  };
-  if (target.kind == PushTarget::Kind::kConnection) {
-    if (auto it = sessions_.find(target.connection); it != sessions_.end()) deliver(*it->second);
-    return n;
-  }
-  for (auto& [id, s] : sessions_) {
-    if (target.kind == PushTarget::Kind::kUser ? s->handle->identity().user == target.name
-                                               : s->route->path == target.name) {
-      deliver(*s);
-    }
-  }
-  return n;
-}
-
-bool Shard::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end() || it->second->closing()) return false;
-  WSB_LOG(kInfo) << "conn " << id << " closed by the admin API with " << code;
-  request_close(*it->second, code, reason, true);
-  return true;
 }
 
 int Shard::serve_http(lws* wsi, std::string_view uri) {
@@ -147,7 +104,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       const nlohmann::json body = {{"status", stopping_ ? "stopping" : "ok"},
                                    {"version", kVersion},
                                    {"uptime_seconds", uptime},
-                                   {"connections", sessions_.size()}};
+                                   {"connections", shared_.sessions.size()}};
       write_http_reply(wsi, HTTP_STATUS_OK, "application/json", body.dump() + "\n",
                        {{"Cache-Control:", "no-store"}});
     }

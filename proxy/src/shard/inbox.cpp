@@ -14,6 +14,16 @@ void Shard::dispatch(InboxCommand&& command) {
     apply_reload(std::move(command.config));
     return;
   }
+  if (command.type == InboxCommand::Type::kReloadFollow) {
+    follow_reload(std::move(command.config));
+    return;
+  }
+  if (command.type == InboxCommand::Type::kSendMany) {
+    for (ConnectionId id : command.connections) {
+      if (auto it = sessions_.find(id); it != sessions_.end()) enqueue(*it->second, command.frame);
+    }
+    return;
+  }
   auto it = sessions_.find(command.connection);
   if (it == sessions_.end()) return;  // already closed: a stale id is a no-op
   Session& s = *it->second;

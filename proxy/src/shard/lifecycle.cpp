@@ -7,7 +7,9 @@
 #include <stdexcept>
 
 #include "deflate_guard.hpp"
+#include "listen_share.hpp"
 #include "static_files.hpp"
+#include "this_shard.hpp"
 #include "upgrade_hold.hpp"
 
 namespace wsbridge {
@@ -37,10 +39,12 @@ int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* i
 
 }  // namespace
 
-Shard::Shard(std::shared_ptr<ServerConfig> config)
+Shard::Shard(std::shared_ptr<ServerConfig> config, ShardShared& shared, unsigned index)
     : config_(std::move(config)),
       lws_tables_(std::make_unique<LwsTables>()),
-      timer_(std::make_unique<Timer>()) {
+      timer_(std::make_unique<Timer>()),
+      shared_(shared),
+      index_(index) {
   timer_->shard = this;
   adopt_config_tables();
 }
@@ -71,7 +75,7 @@ Shard::~Shard() {
   }
 }
 
-void Shard::run() {
+void Shard::open() {
   // lws keeps pointers into the protocols, mounts and vhost names for the context's lifetime, so
   // they live in the Shard, not on this stack frame.
   auto& protocols = lws_tables_->protocols;
@@ -117,8 +121,7 @@ void Shard::run() {
   context_ = lws_create_context(&info);
   if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
   if (config_->static_dir) static_files::confine(context_, *config_->static_dir);
-  inbox_->attach(context_, this);
-  config_->http_client->attach(context_);
+  config_->http_client->attach(context_, index_);
 
   // Static files at "/" when configured; the health endpoint always comes to our callback.
   lws_http_mount& health_mount = lws_tables_->health_mount;
@@ -172,14 +175,25 @@ void Shard::run() {
   for (const auto& listener : config_->listeners) {
     const std::string& name =
         lws_tables_->vhost_names.emplace_back("listener-" + std::to_string(index++));
+    // Every shard listens on the same port (SO_REUSEPORT, listen_share.hpp): the kernel spreads
+    // connections among them. The first makes sure nobody else listens there.
+    const bool share = shared_.count > 1;
+    if (share && index_ == 0) {
+      if (auto why = listen_share::probe_exclusive(listener.address, listener.port); !why.empty()) {
+        throw std::runtime_error("cannot listen on " + listener.address + " port " +
+                                 std::to_string(listener.port) + " for " + name + " (" + why + ")");
+      }
+    }
+    listen_share::Scope scope(share);
     lws_vhost* vhost = open_vhost(listener.address, listener.port, name.c_str(), 0, &health_mount,
                                   listener.permessage_deflate ? kDeflateExtensions : nullptr);
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
+    if (index_ != 0) continue;
     WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
                    << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
   }
-  if (config_->admin) {
+  if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;
     admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);
     WSB_LOG(kInfo) << "admin listener on http://" << url_host(admin.address) << ":" << admin.port
@@ -189,11 +203,11 @@ void Shard::run() {
                                                          "who can reach it)"
                                                        : " (no token: the API is disabled)");
   }
-  for (const auto& route : config_->routes) {
-    WSB_LOG(kInfo) << "route " << route.path << " -> adapter " << route.adapter_name;
-  }
-  for (const auto& kind : config_->kinds) kind->start();
+}
 
+void Shard::serve() {
+  this_shard::set_index(index_);
+  inbox_->attach(context_, this);
   schedule_timer(sweep_period_);
   ready_.store(true, std::memory_order_release);
   if (shutdown_requested_.load()) begin_shutdown();
@@ -214,7 +228,7 @@ void Shard::run() {
   }
 
   inbox_->detach();
-  config_->http_client->shutdown();  // answers what is still waiting, while adapters can hear it
+  config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
   release_retired_configs(true);
   for (auto& [id, held] : held_) upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
   held_.clear();
@@ -222,8 +236,6 @@ void Shard::run() {
   lws_sul_cancel(&timer_->sul);
   lws_context_destroy(context_);
   context_ = nullptr;
-  for (const auto& kind : config_->kinds) kind->stop();
-  WSB_LOG(kInfo) << "stopped";
 }
 
 void Shard::refuse_for_descriptors() {

@@ -1,5 +1,7 @@
 // SIGHUP and SIGTERM: swapping in a new configuration (and releasing replaced ones), and the
-// drain-then-close shutdown.
+// drain-then-close shutdown. A reload is decided once, by shard 0, which starts the new adapters
+// and passes the configuration on to the other shards; each shard lets a replaced configuration
+// go when none of its own sessions uses it any more, and the last one stops its adapters.
 #include "shard/shard_parts.hpp"
 
 namespace wsbridge {
@@ -15,6 +17,7 @@ void Shard::request_reload(std::shared_ptr<ServerConfig> config) {
 
 std::string Shard::restart_needed_for(const ServerConfig& next) const {
   const ServerConfig& now = *config_;
+  if (next.effective_threads() != shared_.count) return "[server] threads changed";
   if (next.listeners.size() != now.listeners.size()) return "the listeners changed";
   for (std::size_t i = 0; i < next.listeners.size(); ++i) {
     const ListenerConfig& a = now.listeners[i];
@@ -58,7 +61,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
     return;
   }
   try {
-    next->http_client->attach(context_);
+    next->http_client->attach(context_, index_);
   } catch (const std::exception& e) {
     count("refused");
     WSB_LOG(kError) << "reload of " << next->file << " refused: " << e.what()
@@ -66,13 +69,38 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
     return;
   }
   for (const auto& kind : next->kinds) kind->start();
+  for (Shard* other : shared_.shards) {
+    if (other == this) continue;
+    InboxCommand command;
+    command.type = InboxCommand::Type::kReloadFollow;
+    command.config = next;
+    other->inbox_->post(std::move(command));
+  }
+  swap_config(std::move(next));
+  count("ok");
+  WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
+                 << config_->routes.size() << " route(s); " << shared_.sessions.size()
+                 << " open connection(s) keep the configuration they were admitted under";
+}
+
+void Shard::follow_reload(std::shared_ptr<ServerConfig> next) {
+  if (stopping_) return;
+  try {
+    next->http_client->attach(context_, index_);
+  } catch (const std::exception& e) {
+    // (Shard 0 attached the same backends, so this does not happen short of running out of
+    // memory; this shard then keeps serving under the configuration it has.)
+    WSB_LOG(kError) << "shard " << index_
+                    << " cannot take the reloaded configuration: " << e.what();
+    return;
+  }
+  swap_config(std::move(next));
+}
+
+void Shard::swap_config(std::shared_ptr<ServerConfig> next) {
   retired_configs_.push_back(std::move(config_));
   config_ = std::move(next);
   adopt_config_tables();
-  count("ok");
-  WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
-                 << config_->routes.size() << " route(s); " << sessions_.size()
-                 << " open connection(s) keep the configuration they were admitted under";
   release_retired_configs(false);
 }
 
@@ -81,13 +109,19 @@ void Shard::release_retired_configs(bool at_exit) {
     const ServerConfig& old = **it;
     std::size_t busy = old.http_client->in_flight();
     for (const auto& kind : old.kinds) busy += kind->in_flight();
-    // Ours is the last reference (no session uses it) and its adapters are done.
-    if (!at_exit && (it->use_count() > 1 || busy > 0)) {
+    // None of this shard's sessions uses it, and its adapters are done.
+    const bool used = std::any_of(sessions_.begin(), sessions_.end(), [&](const auto& entry) {
+      return entry.second->config.get() == &old;
+    });
+    if (!at_exit && (used || busy > 0)) {
       ++it;
       continue;
     }
-    old.http_client->shutdown();  // while its adapters still exist to hear about it
-    for (const auto& kind : old.kinds) kind->stop();
+    old.http_client->shutdown(index_);  // while its adapters still exist to hear about it
+    // The last shard to let it go stops its adapters.
+    if (shared_.let_go(&old)) {
+      for (const auto& kind : old.kinds) kind->stop();
+    }
     // (At exit, sessions still open keep using their route's metrics until the context goes.)
     if (!at_exit) {
       for (const auto& route : old.routes) route_metrics_.erase(&route);
@@ -118,8 +152,10 @@ void Shard::begin_shutdown() {
     if (!session->reading_paused) lws_rx_flow_control(session->wsi, 0);
   }
   const std::size_t in_flight = work_in_flight();
-  WSB_LOG(kInfo) << "shutting down: " << sessions_.size() << " connection(s), " << in_flight
-                 << " request(s) in flight to upstreams";
+  if (index_ == 0) {  // (once for the process: every shard is told at the same time)
+    WSB_LOG(kInfo) << "shutting down: " << shared_.sessions.size() << " connection(s), "
+                   << in_flight << " request(s) in flight to upstreams";
+  }
   // Wake the loop so it re-checks its exit condition even when there is nothing to wait for.
   lws_cancel_service(context_);
 }
@@ -141,7 +177,9 @@ void Shard::finish_draining() {
   if (left > 0) {
     WSB_LOG(kWarn) << "shutdown: " << left << " request(s) still in flight after the drain time";
   }
-  WSB_LOG(kInfo) << "closing " << sessions_.size() << " connection(s) with 1001";
+  if (index_ == 0) {  // (the others finish draining at the same moment: the work is the process')
+    WSB_LOG(kInfo) << "closing " << shared_.sessions.size() << " connection(s) with 1001";
+  }
   for (auto& [id, session] : sessions_) {
     request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
   }

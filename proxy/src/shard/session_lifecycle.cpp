@@ -15,7 +15,7 @@ int Shard::on_established(lws* wsi, void** slot) {
 
   auto* s = new Session();
   *slot = s;
-  s->id = next_id_++;
+  s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
   s->wsi = wsi;
   s->config = config_;
   s->route = route;
@@ -50,6 +50,7 @@ int Shard::on_established(lws* wsi, void** slot) {
   identity.request_uri = uri;
   s->handle = std::make_shared<ConnectionHandle>(s->id, std::move(identity), inbox_);
   sessions_.emplace(s->id, s);
+  shared_.sessions.add(*s);
 
   s->metrics = route_metrics_.at(route).get();
   s->metrics->open->add(1);
@@ -80,6 +81,7 @@ void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bo
   if (!s.close_after_queue || !after_queue) {
     s.close_after_queue = PendingClose{code, std::move(reason)};
   }
+  s.closing_decided.store(true, std::memory_order_relaxed);
   lws_callback_on_writable(s.wsi);
 }
 
@@ -96,6 +98,7 @@ void Shard::on_closed(Session* s) {
   if (s == nullptr) return;
   s->handle->mark_closed();
   sessions_.erase(s->id);
+  shared_.sessions.remove(s->id);
   s->metrics->open->add(-1);
   if (s->reading_paused) s->metrics->reading_paused->add(-1);
   // The access-log line of the connection.
@@ -114,8 +117,8 @@ void Shard::on_closed(Session* s) {
                   {"code", s->close_info.code},
                   {"by", s->close_info.by_peer ? "peer" : "server"},
                   {"duration_s", std::chrono::duration<double>(lifetime).count()},
-                  {"messages_in", s->messages_in},
-                  {"messages_out", s->messages_out}});
+                  {"messages_in", s->messages_in.load()},
+                  {"messages_out", s->messages_out.load()}});
   try {
     if (!s->mqtt_refusal) s->route->adapter->on_close(s->handle, s->close_info);
   } catch (const std::exception& e) {

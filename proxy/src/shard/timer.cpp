@@ -67,8 +67,8 @@ void Shard::on_timer() {
     upgrade_hold::reply_and_close(it->second.fd, 504, "the admission check did not answer in time");
     it = held_.erase(it);
   }
-  config_->http_client->sweep();
-  for (const auto& old : retired_configs_) old->http_client->sweep();
+  config_->http_client->sweep(index_);
+  for (const auto& old : retired_configs_) old->http_client->sweep(index_);
   if (!retired_configs_.empty()) release_retired_configs(false);
   if (stopping_ && (now >= shutdown_deadline_ || (draining_ && now >= drain_deadline_))) {
     lws_cancel_service(context_);
@@ -88,6 +88,7 @@ std::string format_seconds(SteadyClock::duration d) {
 int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_info = CloseInfo{code, reason, false};
   s.close_sent = true;
+  s.closing_decided.store(true, std::memory_order_relaxed);
   if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
   lws_close_reason(s.wsi, static_cast<lws_close_status>(code),
                    reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),

@@ -1,0 +1,42 @@
+// What the shards of one Server share: the global connection limits, the index of every session
+// (for the admin API), the shards themselves (for the reload that shard 0 leads), and the
+// bookkeeping of replaced configurations that each shard lets go on its own. Everything here is
+// safe from any shard's thread.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "connection_slots.hpp"
+#include "session_index.hpp"
+
+namespace wsbridge {
+
+class Shard;
+struct ServerConfig;
+
+struct ShardShared {
+  explicit ShardShared(unsigned shard_count) : count(shard_count) {}
+
+  const unsigned count;        // shards, fixed for the process' lifetime
+  std::vector<Shard*> shards;  // index = shard number; set before any shard serves
+  ConnectionSlots slots;       // max_connections, max_connections_per_ip
+  SessionIndex sessions;       // every open session, for the admin API
+
+  // A replaced configuration is let go by each shard once none of its sessions uses it; the
+  // last shard to let go stops its adapters. Returns true for that last one.
+  bool let_go(const ServerConfig* config) {
+    std::lock_guard lock(retired_mutex_);
+    auto [it, added] = retired_holders_.try_emplace(config, count);
+    if (--it->second > 0) return false;
+    retired_holders_.erase(it);
+    return true;
+  }
+
+ private:
+  std::mutex retired_mutex_;
+  std::map<const ServerConfig*, unsigned> retired_holders_;  // shards still holding each
+};
+
+}  // namespace wsbridge
