@@ -252,11 +252,7 @@ adapter = "echo"
 prefix = "v1: "
 )";
   WsbridgeInstance server(v1);
-  auto write_config = [&](std::string text) {
-    WsbridgeInstance::replace_all(text, "${PORT}", std::to_string(server.port));
-    WsbridgeInstance::replace_all(text, "${PORT2}", std::to_string(server.port2));
-    std::ofstream(server.config_path, std::ios::trunc) << text;
-  };
+  auto write_config = [&](std::string text) { server.rewrite_config(std::move(text)); };
   auto reload_and_wait = [&](const std::string& needle, int nth) {
     server.process->signal(SIGHUP);
     for (int i = 0; i < 200; ++i) {

@@ -157,9 +157,7 @@ TEST_F(ShardsTest, ReloadAndDrainCoverEveryShard) {
 
   // A new route, added by SIGHUP: new connections on both shards get it, old ones keep working.
   std::string next = config("[[routes]]\npath = \"/echo2\"\nadapter = \"echo\"\n");
-  WsbridgeInstance::replace_all(next, "${PORT}", std::to_string(bridge_->port));
-  WsbridgeInstance::replace_all(next, "${PORT2}", std::to_string(bridge_->port2));
-  std::ofstream(bridge_->config_path, std::ios::trunc) << next;
+  bridge_->rewrite_config(next);
   bridge_->process->signal(SIGHUP);
   ASSERT_TRUE(bridge_->process->wait_for_output("configuration reloaded", 5s))
       << bridge_->process->output();

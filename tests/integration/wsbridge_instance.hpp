@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -68,6 +69,17 @@ class WsbridgeInstance {
     opts.port = port;
     opts.path = path;
     return opts;
+  }
+
+  // Replaces the configuration file (for a reload) with `config`, its ${PORT}s filled in as at
+  // the start, and the test threads too: a reload that changed them would be refused.
+  void rewrite_config(std::string config) const {
+    replace_all(config, "${PORT}", std::to_string(port));
+    replace_all(config, "${PORT2}", std::to_string(port2));
+    replace_all(config, "${PORT3}", std::to_string(port3));
+    replace_all(config, "${SOURCE_DIR}", WSBRIDGE_SOURCE_DIR);
+    with_test_threads(config);
+    std::ofstream(config_path, std::ios::trunc) << config;
   }
 
   // WSBRIDGE_TEST_THREADS (scripts/test.sh runs the suite with 1 and with 2) sets `[server]

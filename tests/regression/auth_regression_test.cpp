@@ -70,9 +70,7 @@ class TokenRefreshTest : public ::testing::Test {
     return json::parse(ws.read_message().data);
   }
   void reload(const std::string& text) {
-    std::string body = text;
-    WsbridgeInstance::replace_all(body, "${PORT}", std::to_string(server_.port));
-    std::ofstream(server_.config_path) << body;
+    server_.rewrite_config(text);
     const std::size_t before = reloads();
     server_.process->signal(SIGHUP);
     const auto deadline = std::chrono::steady_clock::now() + 5s;

@@ -238,8 +238,7 @@ class Reload : public ::testing::Test {
     ASSERT_TRUE(bridge_->process->wait_for_output("upstream local: connected", 10s));
   }
   void reload(std::string text, int nth) {
-    WsbridgeInstance::replace_all(text, "${PORT}", std::to_string(bridge_->port));
-    std::ofstream(bridge_->config_path, std::ios::trunc) << text;
+    bridge_->rewrite_config(std::move(text));
     bridge_->process->signal(SIGHUP);
     ASSERT_TRUE(wait_count("configuration reloaded", nth, 10s)) << bridge_->process->output();
   }
