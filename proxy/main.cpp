@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "core_metrics.hpp"
 #include "server.hpp"
 #include "server_config.hpp"
 #include "version.hpp"
@@ -27,10 +28,7 @@ void reload(wsbridge::Server& server, const wsbridge::CliOptions& options) {
   try {
     next = std::make_shared<ServerConfig>(load_config_file(options.config_file, registry));
   } catch (const std::exception& e) {
-    metrics::Registry::global()
-        .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
-                 {{"outcome", "invalid"}})
-        .inc();
+    core_metrics::config_reload("invalid");
     WSB_LOG(kError) << "reload failed, keeping the current configuration: " << e.what();
     return;
   }

@@ -13,6 +13,7 @@
 #include "connection_slots.hpp"
 #include "frame_queue.hpp"
 #include "server_config.hpp"
+#include "transport.hpp"
 #include "utf8_validator.hpp"
 
 struct lws;
@@ -32,7 +33,9 @@ struct RouteMetrics;
 struct Session {
   RouteMetrics* metrics = nullptr;
   ConnectionId id = 0;
-  lws* wsi = nullptr;
+  std::unique_ptr<Transport> transport;  // what carries it (transport.hpp)
+  lws* wsi = nullptr;                    // the WebSocket transport's connection, for the write path
+  std::size_t listener = 0;              // the index of the listener it came in on
   std::shared_ptr<const ServerConfig> config;  // keeps `route` alive across reloads
   const RouteConfig* route = nullptr;
   std::shared_ptr<ConnectionHandle> handle;

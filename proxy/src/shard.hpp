@@ -123,10 +123,14 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   bool within_rate(Session& s);
   // The route's own auth table, else its listener's, else the route's default (anonymous).
   const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;
+  // The same, for a session: by the index of its listener, in the configuration in force now.
+  const auth::RouteAuth& auth_policy(std::size_t listener, const RouteConfig& route) const;
   int serve_http(lws* wsi, std::string_view uri);
   int on_established(lws* wsi, void** slot);
-  int on_receive(Session& s, const void* in, std::size_t len);
-  int refuse_mqtt(Session& s, const void* in, std::size_t len);
+  // A fragment of a message from the session's transport: reassembled within the route's limits,
+  // then given to the adapter.
+  void on_fragment(Session& s, const InboundFragment& fragment);
+  void refuse_mqtt(Session& s, std::string_view connect);
   int on_writeable(Session& s);
   int write_batch(Session& s);
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.

@@ -5,6 +5,7 @@
 
 #include "http_reply.hpp"
 #include "mask_guard.hpp"
+#include "shard/websocket_transport.hpp"
 
 namespace wsbridge {
 
@@ -96,7 +97,12 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return self->on_established(wsi, reinterpret_cast<void**>(slot));
       case LWS_CALLBACK_RECEIVE:
         session = session_of();
-        return session != nullptr ? self->on_receive(*session, in, len) : -1;
+        if (session == nullptr) return -1;
+        // (Never -1 from here: lws ignores it inside a permessage-deflate drain; receive.cpp.)
+        // (lws calls back only for its own connections: this session's transport is lws'.)
+        self->on_fragment(*session,
+                          static_cast<WebSocketTransport&>(*session->transport).fragment(in, len));
+        return 0;
       case LWS_CALLBACK_RECEIVE_PONG:
         session = session_of();
         if (session != nullptr) session->last_rx = SteadyClock::now();

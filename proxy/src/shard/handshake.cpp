@@ -19,22 +19,20 @@ const auth::RouteAuth& Shard::auth_policy(lws* wsi, const RouteConfig& route) co
   return route.auth;
 }
 
+const auth::RouteAuth& Shard::auth_policy(std::size_t listener, const RouteConfig& route) const {
+  if (!route.has_own_auth && listener < config_->listeners.size() &&
+      config_->listeners[listener].auth) {
+    return *config_->listeners[listener].auth;
+  }
+  return route.auth;
+}
+
 int Shard::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
                           const std::string& reason, bool challenge) {
   WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
                  << peer_address(wsi) << ": " << status << " " << reason;
-  metrics::Registry::global()
-      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
-               {{"reason", std::string(code)}})
-      .inc();
-  if (status == 401 || status == 403) {
-    metrics::Registry::global()
-        .counter("wsbridge_auth_failures_total",
-                 "upgrades refused by authentication or "
-                 "authorization, by reason",
-                 {{"reason", std::string(code)}})
-        .inc();
-  }
+  core_metrics::upgrade_refused(code);
+  if (status == 401 || status == 403) core_metrics::auth_failed(code);
   HeaderList extra;
   if (status == 426) extra.emplace_back("Sec-WebSocket-Version:", "13");
   if (challenge) extra.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");

@@ -36,7 +36,7 @@ void Shard::dispatch(InboxCommand&& command) {
     if (paused != s.reading_paused) {
       s.reading_paused = paused;
       s.metrics->reading_paused->add(paused ? 1 : -1);
-      lws_rx_flow_control(s.wsi, paused ? 0 : 1);
+      s.transport->set_reading(!paused);
     }
   } else {
     request_close(s, command.close_code, std::move(command.close_reason), true);
@@ -52,7 +52,7 @@ void Shard::on_unmasked_frame(int fd) {
 void Shard::close_unmasked_senders() {
   if (unmasked_senders_.empty()) return;
   for (auto& [id, s] : sessions_) {
-    const int fd = lws_get_socket_fd(s->wsi);
+    const int fd = s->transport->descriptor();
     if (std::find(unmasked_senders_.begin(), unmasked_senders_.end(), fd) ==
         unmasked_senders_.end()) {
       continue;
@@ -61,7 +61,7 @@ void Shard::close_unmasked_senders() {
     // Answers to the valid frames before it still go out, then the close.
     request_close(*s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked", true);
     // It sends nothing more that lws could read: do not wait long for its close reply.
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 2);
+    s->transport->drop_within(2s);
   }
   unmasked_senders_.clear();
 }

@@ -239,10 +239,7 @@ void Shard::serve() {
 }
 
 void Shard::refuse_for_descriptors() {
-  metrics::Registry::global()
-      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
-               {{"reason", "fd_limit"}})
-      .inc();
+  core_metrics::upgrade_refused("fd_limit");
   const auto now = SteadyClock::now();
   if (now - last_fd_warning_ >= std::chrono::seconds(5)) {
     last_fd_warning_ = now;

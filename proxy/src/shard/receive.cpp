@@ -8,20 +8,22 @@
 
 namespace wsbridge {
 
-int Shard::on_receive(Session& s, const void* in, std::size_t len) {
+void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
+  const std::string_view in = fragment.bytes;
+  const std::size_t len = in.size();
   s.last_rx = SteadyClock::now();
   // Once a close is decided nothing more from this client reaches the adapter. lws may go on
   // calling RECEIVE after that: permessage-deflate drains its inflater chunk by chunk and ignores
   // what this callback returns, so closes are never left to a -1 returned from here.
-  if (s.closing()) return 0;
-  if (s.mqtt_refusal) return refuse_mqtt(s, in, len);
+  if (s.closing()) return;
+  if (s.mqtt_refusal) return refuse_mqtt(s, in);
   const bool first = s.rx_buffer.empty();
   if (first) {
-    s.rx_binary = lws_frame_is_binary(s.wsi) != 0;
+    s.rx_binary = fragment.binary;
     s.rx_utf8.reset();
     s.rx_buffer.assign(kFrameHeadroom, '\0');
     // Reserve for the whole first frame up front (its length is known), within the limit.
-    const std::size_t expected = len + lws_remaining_packet_payload(s.wsi);
+    const std::size_t expected = len + fragment.expected;
     s.rx_buffer.reserve(kFrameHeadroom + std::min(expected, s.route->max_message_bytes));
   }
   if (s.rx_buffer.size() - kFrameHeadroom + len > s.route->max_message_bytes) {
@@ -31,19 +33,19 @@ int Shard::on_receive(Session& s, const void* in, std::size_t len) {
     s.rx_buffer.clear();
     s.rx_buffer.shrink_to_fit();
     request_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason, false);
-    return 0;
+    return;
   }
-  s.rx_buffer.append(static_cast<const char*>(in), len);
-  const bool final = lws_is_final_fragment(s.wsi) != 0;
-  if (!s.rx_binary && (!s.rx_utf8.feed(static_cast<const unsigned char*>(in), len) ||
+  s.rx_buffer.append(in);
+  const bool final = fragment.final;
+  if (!s.rx_binary && (!s.rx_utf8.feed(reinterpret_cast<const unsigned char*>(in.data()), len) ||
                        (final && !s.rx_utf8.complete()))) {
     WSB_LOG(kInfo) << "conn " << s.id << " sent text that is not UTF-8: closing with 1007";
     s.rx_buffer.clear();
     s.rx_buffer.shrink_to_fit();
     request_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8", false);
-    return 0;
+    return;
   }
-  if (!final) return 0;
+  if (!final) return;
 
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
@@ -60,23 +62,20 @@ int Shard::on_receive(Session& s, const void* in, std::size_t len) {
       WSB_LOG(kInfo) << "conn " << s.id << " keeps exceeding its rate limit: closing with 1008";
       request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded", false);
     }
-    return 0;
+    return;
   }
-  if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return 0;
+  if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return;
   s.route->adapter->on_message(s.handle, std::move(message));
-  return 0;
 }
 
 // The client's first message should be its CONNECT: answer it with a refusing CONNACK, then
 // close with the reason (which MQTT 3.1.1 clients cannot otherwise see).
-int Shard::refuse_mqtt(Session& s, const void* in, std::size_t len) {
+void Shard::refuse_mqtt(Session& s, std::string_view connect) {
   const std::string reason = *s.mqtt_refusal;
   WSB_LOG(kInfo) << "conn " << s.id << " is an MQTT client: " << reason;
-  const std::string connack =
-      mqtt_refusal::connack_for(std::string_view(static_cast<const char*>(in), len), reason);
+  const std::string connack = mqtt_refusal::connack_for(connect, reason);
   if (!connack.empty()) enqueue(s, Frame::binary(connack));
   request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason.substr(0, 120), true);
-  return 0;
 }
 
 bool Shard::within_rate(Session& s) {
@@ -121,7 +120,7 @@ bool Shard::handle_auth_message(Session& s, const Frame& message) {
     gone.reason = "this route no longer exists";
     auto d = current == nullptr
                  ? std::move(gone)
-                 : auth::reauthenticate(auth_policy(s.wsi, *current), who.user, who.claims,
+                 : auth::reauthenticate(auth_policy(s.listener, *current), who.user, who.claims,
                                         token->get_ref<const std::string&>(),
                                         std::chrono::system_clock::now());
     if (d.allowed) {

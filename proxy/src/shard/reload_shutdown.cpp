@@ -47,15 +47,10 @@ std::string Shard::restart_needed_for(const ServerConfig& next) const {
 }
 
 void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
-  auto count = [](const char* outcome) {
-    metrics::Registry::global()
-        .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
-                 {{"outcome", outcome}})
-        .inc();
-  };
   if (stopping_) return;
   if (const std::string why = restart_needed_for(*next); !why.empty()) {
-    count("refused");  // (counted first: whoever reads the log finds the metric up to date)
+    core_metrics::config_reload(
+        "refused");  // (counted first: whoever reads the log finds the metric up to date)
     WSB_LOG(kError) << "reload of " << next->file << " refused: " << why
                     << " (that needs a restart); keeping the current configuration";
     return;
@@ -63,7 +58,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
   try {
     next->http_client->attach(context_, index_);
   } catch (const std::exception& e) {
-    count("refused");
+    core_metrics::config_reload("refused");
     WSB_LOG(kError) << "reload of " << next->file << " refused: " << e.what()
                     << "; keeping the current configuration";
     return;
@@ -77,7 +72,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
     other->inbox_->post(std::move(command));
   }
   swap_config(std::move(next));
-  count("ok");
+  core_metrics::config_reload("ok");
   WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
                  << config_->routes.size() << " route(s); " << shared_.sessions.size()
                  << " open connection(s) keep the configuration they were admitted under";
@@ -149,7 +144,7 @@ void Shard::begin_shutdown() {
   draining_ = true;
   // No new work: stop reading from every client (TCP holds what they send meanwhile).
   for (auto& [id, session] : sessions_) {
-    if (!session->reading_paused) lws_rx_flow_control(session->wsi, 0);
+    if (!session->reading_paused) session->transport->set_reading(false);
   }
   const std::size_t in_flight = work_in_flight();
   if (index_ == 0) {  // (once for the process: every shard is told at the same time)

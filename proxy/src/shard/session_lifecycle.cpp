@@ -1,6 +1,7 @@
 // A session from ESTABLISHED to CLOSED: its identity and place under the limits, a decided close,
 // the peer's close, and the access-log line.
 #include "shard/shard_parts.hpp"
+#include "shard/websocket_transport.hpp"
 
 namespace wsbridge {
 
@@ -17,6 +18,7 @@ int Shard::on_established(lws* wsi, void** slot) {
   *slot = s;
   s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
   s->wsi = wsi;
+  s->transport = std::make_unique<WebSocketTransport>(wsi);
   s->config = config_;
   s->route = route;
   s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
@@ -30,7 +32,10 @@ int Shard::on_established(lws* wsi, void** slot) {
         !deflate_possible ||
         header(wsi, WSI_TOKEN_EXTENSIONS).find("permessage-deflate") == std::string::npos;
   }
-  s->auth = &auth_policy(wsi, *route);
+  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
+    if (listener_vhosts_[i] == lws_get_vhost(wsi)) s->listener = i;
+  }
+  s->auth = &auth_policy(s->listener, *route);
 
   s->mqtt_refusal = std::move(admitted.mqtt_refusal);
   Identity identity;
@@ -41,7 +46,7 @@ int Shard::on_established(lws* wsi, void** slot) {
   identity.auth_method = std::move(d.method);
   identity.acl = std::move(d.acl);
   s->expires_at = d.expires_at;
-  identity.remote_address = peer_address(wsi);
+  identity.remote_address = s->transport->peer_address();
   if (route->rate > 0) {
     s->rate_tokens = route->burst;
     s->rate_refilled_at = s->opened_at;
@@ -82,7 +87,7 @@ void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bo
     s.close_after_queue = PendingClose{code, std::move(reason)};
   }
   s.closing_decided.store(true, std::memory_order_relaxed);
-  lws_callback_on_writable(s.wsi);
+  s.transport->want_write();
 }
 
 void Shard::on_peer_close(Session& s, const void* in, std::size_t len) {

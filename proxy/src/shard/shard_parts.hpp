@@ -15,7 +15,7 @@
 #include "shard/lws_request.hpp"
 #include "session.hpp"
 #include "wsbridge/log.hpp"
-#include "wsbridge/metrics.hpp"
+#include "core_metrics.hpp"
 
 static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
 
@@ -41,37 +41,6 @@ inline constexpr int kSpareDescriptors = 64;
 // graceful close to a client that still reads.
 inline constexpr auto kImmediateCloseGrace = std::chrono::seconds(5);
 inline constexpr auto kQueuedCloseGrace = std::chrono::seconds(30);
-
-struct RouteMetrics {
-  explicit RouteMetrics(const std::string& route) {
-    auto& r = metrics::Registry::global();
-    const metrics::Labels l = {{"route", route}};
-    open = &r.gauge("wsbridge_connections", "WebSocket connections open now", l);
-    opened = &r.counter("wsbridge_connections_total", "WebSocket connections accepted", l);
-    messages_in = &r.counter("wsbridge_messages_received_total", "messages from clients", l);
-    messages_out = &r.counter("wsbridge_messages_sent_total", "messages to clients", l);
-    bytes_in = &r.counter("wsbridge_received_bytes_total", "message bytes from clients", l);
-    bytes_out = &r.counter("wsbridge_sent_bytes_total", "message bytes to clients", l);
-    queue_drops = &r.counter("wsbridge_queue_overflow_closes_total",
-                             "connections closed (1013) because they stopped reading", l);
-    rate_limited = &r.counter("wsbridge_rate_limited_messages_total",
-                              "messages refused by the route's rate limit", l);
-    dropped = &r.counter("wsbridge_dropped_messages_total",
-                         "droppable messages discarded for slow clients (drop_oldest)", l);
-    reading_paused = &r.gauge("wsbridge_connections_reading_paused",
-                              "connections not read from now: their upstream is behind", l);
-  }
-  metrics::Gauge* open;
-  metrics::Counter* opened;
-  metrics::Counter* messages_in;
-  metrics::Counter* messages_out;
-  metrics::Counter* bytes_in;
-  metrics::Counter* bytes_out;
-  metrics::Counter* queue_drops;
-  metrics::Counter* rate_limited;
-  metrics::Counter* dropped;
-  metrics::Gauge* reading_paused;
-};
 
 struct Shard::LwsTables {
   // protocols[0] takes HTTP and connections without a subprotocol; one more entry per

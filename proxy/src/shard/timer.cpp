@@ -30,7 +30,7 @@ void Shard::on_timer() {
       if (s->close_deadline && now >= *s->close_deadline) {
         WSB_LOG(kInfo) << "conn " << id << " did not finish closing in time: dropping it";
         s->close_deadline = now + kImmediateCloseGrace;  // (asked once per grace period)
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        s->transport->drop_within(0s);
       }
       continue;
     }
@@ -46,11 +46,11 @@ void Shard::on_timer() {
       WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);
       request_close(*s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", false);
       // A silent peer may never make the socket writable again: drop it for sure soon after.
-      lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 2);
+      s->transport->drop_within(2s);
     } else if (now - s->last_ping >= s->route->ping_interval) {
       s->last_ping = now;
       s->ping_due = true;
-      lws_callback_on_writable(s->wsi);
+      s->transport->want_write();
     }
   }
   // Held upgrades whose adapter did not decide within the handshake timeout.
@@ -60,10 +60,7 @@ void Shard::on_timer() {
       continue;
     }
     WSB_LOG(kWarn) << "admission check did not answer within the handshake timeout: 504";
-    metrics::Registry::global()
-        .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
-                 {{"reason", "admission_timeout"}})
-        .inc();
+    core_metrics::upgrade_refused("admission_timeout");
     upgrade_hold::reply_and_close(it->second.fd, 504, "the admission check did not answer in time");
     it = held_.erase(it);
   }
@@ -90,9 +87,7 @@ int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_sent = true;
   s.closing_decided.store(true, std::memory_order_relaxed);
   if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
-  lws_close_reason(s.wsi, static_cast<lws_close_status>(code),
-                   reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
-                   reason.size());
+  s.transport->close(code, reason);
   return -1;
 }
 
