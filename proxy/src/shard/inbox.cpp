@@ -18,6 +18,7 @@ void Shard::dispatch(InboxCommand&& command) {
   if (it == sessions_.end()) return;  // already closed: a stale id is a no-op
   Session& s = *it->second;
   if (command.type == InboxCommand::Type::kSend) {
+    s.handle->handed_over(command.frame.size());  // (sent through the handle: see its send())
     enqueue(s, std::move(command.frame));
   } else if (command.type == InboxCommand::Type::kPauseReading ||
              command.type == InboxCommand::Type::kResumeReading) {

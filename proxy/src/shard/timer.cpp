@@ -88,7 +88,14 @@ std::string format_seconds(SteadyClock::duration d) {
 int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_info = CloseInfo{code, reason, false};
   s.close_sent = true;
+  s.handle->mark_closing();
   if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
+  if (s.partial) {
+    // (Only an error inside WRITEABLE gets here with a frame partly written.) A close frame now
+    // would land inside that frame: the connection is dropped without one.
+    s.close_info.code = static_cast<std::uint16_t>(CloseCode::kAbnormal);
+    return -1;
+  }
   lws_close_reason(s.wsi, static_cast<lws_close_status>(code),
                    reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
                    reason.size());
