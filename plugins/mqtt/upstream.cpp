@@ -36,7 +36,8 @@ void Upstream::stop() {
 
 void Upstream::open_session(std::shared_ptr<Connection> connection,
                             std::shared_ptr<const MqttRouteConfig> route) {
-  flows_[connection->id()] = std::make_shared<SessionFlow>(connection, unfinished_);
+  flows_[connection->id()] =
+      std::make_shared<SessionFlow>(connection, unfinished_, config_.session_window);
   impl_->post(SessionOpened{std::move(connection), std::move(route)});
 }
 void Upstream::session_message(ConnectionId id, Frame message) {

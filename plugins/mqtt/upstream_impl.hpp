@@ -259,11 +259,10 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   TopicTrie trie;  // broker filter -> session ids
   std::unordered_map<std::string, FilterState> filters;
   std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down or busy
-  // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most kPublishWindow: Paho
-  // refuses more than it can buffer ("No more messages can be buffered") when the broker stops
-  // reading, so the rest wait in `buffered`, still counted by their sessions' flow control.
+  // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most config.publish_window:
+  // Paho refuses more than it can buffer ("No more messages can be buffered") when the broker
+  // stops reading, so the rest wait in `buffered`, still counted by their sessions' flow control.
   std::size_t publishing = 0;
-  static constexpr std::size_t kPublishWindow = 64;
   struct Retained {
     std::string payload;
     int qos;
