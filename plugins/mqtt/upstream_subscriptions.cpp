@@ -286,7 +286,17 @@ void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::st
         continue;
       }
     }
-    it->second.connection->send(*b->second);
+    // Counted, so operators see subscribers falling behind before (and while) they lose data.
+    switch (it->second.connection->send(*b->second)) {
+      case SendResult::kQueuedOverHighWater:
+        behind_high_water.inc();
+        break;
+      case SendResult::kDropped:
+        behind_dropped.inc();
+        break;
+      default:
+        break;
+    }
   }
 }
 

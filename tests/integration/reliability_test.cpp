@@ -11,6 +11,7 @@
 
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
+#include "support/prometheus.hpp"
 #include "wsbridge_instance.hpp"
 
 namespace wsbridge::testing {
@@ -29,6 +30,8 @@ std::string config(const Mosquitto& broker) {
   return R"(
 [[listeners]]
 port = ${PORT}
+[admin]
+port = ${PORT2}
 [upstreams.local]
 uri = ")" +
          broker.uri() + R"("
@@ -119,6 +122,16 @@ TEST(ReliabilityTest, SlowConsumerDropsOldestWithinItsBoundAndOthersKeepReceivin
   EXPECT_EQ(delivered + dropped, kMessages);
   EXPECT_GT(dropped, 0);
   EXPECT_GT(delivered, 0);
+  // The adapter saw it coming: Connection::send answered "over high water", then "dropped".
+  const std::string m = http_get("127.0.0.1", server.port2, "/metrics").body;
+  EXPECT_GT(sample(m, R"(wsbridge_upstream_deliveries_behind_total{upstream="local",)"
+                      R"(result="over_high_water"})")
+                .value_or(0),
+            0);
+  EXPECT_GT(sample(m, R"(wsbridge_upstream_deliveries_behind_total{upstream="local",)"
+                      R"(result="dropped"})")
+                .value_or(0),
+            0);
 }
 
 TEST(ReliabilityTest, SlowConsumerIsDisconnectedWith1013ByDefault) {
