@@ -30,8 +30,6 @@ std::string config(const Mosquitto& broker) {
   return R"(
 [[listeners]]
 port = ${PORT}
-[admin]
-port = ${PORT2}
 [upstreams.local]
 uri = ")" +
          broker.uri() + R"("
@@ -64,7 +62,7 @@ WsClient subscribed(const WsbridgeInstance& server, const std::string& path,
 
 TEST(ReliabilityTest, SlowConsumerDropsOldestWithinItsBoundAndOthersKeepReceiving) {
   Mosquitto broker;
-  WsbridgeInstance server(config(broker));
+  WsbridgeInstance server(config(broker) + "[admin]\nport = ${PORT2}\n");  // for /metrics
   ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
   WsClient slow = subscribed(server, "/telemetry", "big/#");  // subscribes, then stops reading
   WsClient fast = subscribed(server, "/telemetry", "big/#");
