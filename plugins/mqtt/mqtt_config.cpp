@@ -166,6 +166,12 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
   if (auto v = t.integer("max_retained_cache", 0, 10'000'000)) {
     u.max_retained_cache = static_cast<std::size_t>(*v);
   }
+  if (auto v = t.integer("session_window", 2, 1'000'000)) {
+    u.session_window = static_cast<std::size_t>(*v);
+  }
+  if (auto v = t.integer("publish_window", 1, static_cast<std::int64_t>(u.kMaxPublishWindow))) {
+    u.publish_window = static_cast<std::size_t>(*v);
+  }
   t.reject_unknown_keys();
   return u;
 }

@@ -37,6 +37,14 @@ struct UpstreamConfig {
   std::size_t max_buffered_publishes = 1000;
   // Retained messages remembered for late subscribers of an already active filter.
   std::size_t max_retained_cache = 10000;
+  // Messages a client sent that the upstream has not finished with, past which reading from that
+  // client pauses (resuming at half): a slow broker slows browsers down through TCP.
+  std::size_t session_window = 256;
+  // QoS 1/2 publishes handed to Paho and not acknowledged yet; the rest wait in the buffer.
+  // At most kMaxPublishWindow: Paho refuses more than it buffers ("No more messages can be
+  // buffered") when the broker stops reading.
+  std::size_t publish_window = 64;
+  static constexpr std::size_t kMaxPublishWindow = 100;  // Paho's default maxBufferedMessages
 
   static UpstreamConfig from_table(const std::string& name, ConfigTable& table);
   // Same settings: a reload keeps the running upstream.

@@ -1,8 +1,8 @@
 // Inbound flow control for one MQTT session: counts what the client sent that the upstream has
 // not finished with (messages queued for the worker, QoS 1/2 publishes awaiting the broker's ack
-// or buffered during an outage) and pauses reading from the client at a high watermark, resuming
-// at the low one. A frozen or slow broker thus slows the browser down through TCP instead of
-// growing wsbridge's memory.
+// or buffered during an outage) and pauses reading from the client at a high watermark (the
+// upstream's `session_window`), resuming at the low one (half of it). A frozen or slow broker
+// thus slows the browser down through TCP instead of growing wsbridge's memory.
 #pragma once
 
 #include <atomic>
@@ -16,17 +16,18 @@ namespace wsbridge::mqtt {
 
 class SessionFlow {
  public:
-  static constexpr std::size_t kHighWatermark = 256;
-  static constexpr std::size_t kLowWatermark = 128;
-
-  SessionFlow(std::shared_ptr<Connection> connection, std::atomic<std::size_t>& upstream_total)
-      : connection_(std::move(connection)), upstream_total_(upstream_total) {}
+  SessionFlow(std::shared_ptr<Connection> connection, std::atomic<std::size_t>& upstream_total,
+              std::size_t window)
+      : connection_(std::move(connection)),
+        upstream_total_(upstream_total),
+        high_(window),
+        low_(window / 2) {}
 
   // Service thread: one more message from the client.
   void acquire() {
     upstream_total_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(mutex_);  // pause and resume must reach the core in the order decided
-    if (++outstanding_ >= kHighWatermark && !paused_) {
+    if (++outstanding_ >= high_ && !paused_) {
       paused_ = true;
       connection_->pause_reading(true);
     }
@@ -35,7 +36,7 @@ class SessionFlow {
   void release() {
     upstream_total_.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard lock(mutex_);
-    if (--outstanding_ <= kLowWatermark && paused_) {
+    if (--outstanding_ <= low_ && paused_) {
       paused_ = false;
       connection_->pause_reading(false);
     }
@@ -44,6 +45,8 @@ class SessionFlow {
  private:
   const std::shared_ptr<Connection> connection_;
   std::atomic<std::size_t>& upstream_total_;
+  const std::size_t high_;
+  const std::size_t low_;
   std::mutex mutex_;
   std::size_t outstanding_ = 0;
   bool paused_ = false;

@@ -36,7 +36,7 @@ void Upstream::stop() {
 
 void Upstream::open_session(std::shared_ptr<Connection> connection,
                             std::shared_ptr<const MqttRouteConfig> route) {
-  auto flow = std::make_shared<SessionFlow>(connection, unfinished_);
+  auto flow = std::make_shared<SessionFlow>(connection, unfinished_, config_.session_window);
   {
     std::lock_guard lock(flows_mutex_);
     flows_[connection->id()] = std::move(flow);

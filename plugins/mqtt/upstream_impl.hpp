@@ -168,7 +168,16 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
             metrics::Registry::global().histogram("wsbridge_fanout_latency_seconds",
                                                   "from a broker message reaching wsbridge to its "
                                                   "frames being queued for every subscriber",
-                                                  {{"upstream", c.name}})) {}
+                                                  {{"upstream", c.name}})),
+        behind_high_water(metrics::Registry::global().counter(
+            "wsbridge_upstream_deliveries_behind_total", kBehindHelp,
+            {{"upstream", c.name}, {"result", "over_high_water"}})),
+        behind_dropped(metrics::Registry::global().counter(
+            "wsbridge_upstream_deliveries_behind_total", kBehindHelp,
+            {{"upstream", c.name}, {"result", "dropped"}})) {}
+  static constexpr const char* kBehindHelp =
+      "broker messages handed to a subscriber whose queue was past its high-water mark, or full "
+      "(the slow-consumer policy dropped a frame), as Connection::send answered";
 
   // ---- any thread ----
   void post(Event&& e) {
@@ -259,11 +268,10 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   TopicTrie trie;  // broker filter -> session ids
   std::unordered_map<std::string, FilterState> filters;
   std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down or busy
-  // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most kPublishWindow: Paho
-  // refuses more than it can buffer ("No more messages can be buffered") when the broker stops
-  // reading, so the rest wait in `buffered`, still counted by their sessions' flow control.
+  // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most config.publish_window:
+  // Paho refuses more than it can buffer ("No more messages can be buffered") when the broker
+  // stops reading, so the rest wait in `buffered`, still counted by their sessions' flow control.
   std::size_t publishing = 0;
-  static constexpr std::size_t kPublishWindow = 64;
   struct Retained {
     std::string payload;
     int qos;
@@ -285,6 +293,8 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   metrics::Counter& reconnects;
   metrics::Counter& broker_messages;
   metrics::Histogram& fanout_latency;
+  metrics::Counter& behind_high_water;
+  metrics::Counter& behind_dropped;
 };
 
 }  // namespace wsbridge::mqtt

@@ -5,7 +5,8 @@ namespace wsbridge::mqtt {
 // ---- publishing --------------------------------------------------------------------------------
 
 void Upstream::Impl::submit_publish(PendingPublish p) {
-  if (link == Link::kUp && p.qos > 0 && (publishing >= kPublishWindow || !buffered.empty())) {
+  if (link == Link::kUp && p.qos > 0 &&
+      (publishing >= config.publish_window || !buffered.empty())) {
     buffered.push_back(std::move(p));  // behind the others, sent as acks free the window
   } else if (link == Link::kUp) {
     do_publish(std::move(p));
@@ -66,7 +67,7 @@ void Upstream::Impl::flush_buffered() {
   std::deque<PendingPublish> pending;
   pending.swap(buffered);
   while (!pending.empty() && link == Link::kUp &&
-         (pending.front().qos == 0 || publishing < kPublishWindow)) {
+         (pending.front().qos == 0 || publishing < config.publish_window)) {
     do_publish(std::move(pending.front()));
     pending.pop_front();
   }

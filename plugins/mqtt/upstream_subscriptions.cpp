@@ -296,7 +296,11 @@ void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::st
     b->to.push_back(it->second.connection);
   }
   for (const auto& b : built) {
-    if (b.frame && !b.to.empty()) send_to_all(b.to, *b.frame);
+    if (!b.frame || b.to.empty()) continue;
+    const FanOutResult r = send_to_all(b.to, *b.frame);
+    // Counted, so operators see subscribers falling behind before (and while) they lose data.
+    behind_high_water.inc(r.over_high_water);
+    behind_dropped.inc(r.dropped);
   }
 }
 

@@ -3,12 +3,35 @@
 namespace wsbridge {
 
 SendResult ConnectionHandle::send(Frame frame) {
-  if (!is_open()) return SendResult::kClosed;
+  const std::size_t size = frame.size();
+  const SendResult predicted = reserve(size);
+  if (predicted == SendResult::kClosed) return predicted;
   InboxCommand command;
   command.type = InboxCommand::Type::kSend;
   command.connection = id_;
   command.frame = std::move(frame);
-  return inbox_->post(std::move(command)) ? SendResult::kQueued : SendResult::kClosed;
+  if (!inbox_->post(std::move(command))) {
+    handed_over(size);
+    return SendResult::kClosed;
+  }
+  return predicted;
+}
+
+SendResult ConnectionHandle::reserve(std::size_t size) {
+  if (!is_open() || closing_.load(std::memory_order_acquire)) return SendResult::kClosed;
+  // Judged as enqueue() will judge it, against the queue plus what is on its way to it (the
+  // service thread subtracts a frame from `in_transit` before queueing it).
+  const std::size_t bytes = queued_bytes_.load(std::memory_order_relaxed) +
+                            in_transit_bytes_.fetch_add(size, std::memory_order_relaxed) + size;
+  const std::size_t messages = queued_messages_.load(std::memory_order_relaxed) +
+                               in_transit_messages_.fetch_add(1, std::memory_order_relaxed) + 1;
+  SendResult predicted = SendResult::kQueued;
+  if (bytes > limits_.max_bytes || messages > limits_.max_messages) {
+    predicted = SendResult::kDropped;
+  } else if (bytes > limits_.high_water_bytes) {
+    predicted = SendResult::kQueuedOverHighWater;
+  }
+  return predicted;
 }
 
 void ConnectionHandle::close(CloseCode code, std::string_view reason) {

@@ -12,19 +12,25 @@ unsigned current_shard() {
   return this_shard::index();
 }
 
-std::size_t send_to_all(std::span<const std::shared_ptr<Connection>> connections,
-                        const Frame& frame) {
+FanOutResult send_to_all(std::span<const std::shared_ptr<Connection>> connections,
+                         const Frame& frame) {
   // Shards are few: a short list of (inbox, command) beats a map.
   std::vector<std::pair<ServiceInbox*, InboxCommand>> by_shard;
-  std::size_t handed = 0;
+  FanOutResult result;
+  auto count = [&result](SendResult r) {
+    if (r == SendResult::kClosed) return false;
+    ++result.handed;
+    if (r == SendResult::kQueuedOverHighWater) ++result.over_high_water;
+    if (r == SendResult::kDropped) ++result.dropped;
+    return true;
+  };
   for (const auto& connection : connections) {
     auto* handle = dynamic_cast<ConnectionHandle*>(connection.get());
     if (handle == nullptr) {
-      // Not one of the core's (a test double): its own send.
-      if (connection->send(frame) != SendResult::kClosed) ++handed;
+      count(connection->send(frame));  // not one of the core's (a test double): its own send
       continue;
     }
-    if (!handle->is_open()) continue;
+    if (!count(handle->reserve(frame.size()))) continue;
     ServiceInbox* inbox = handle->inbox().get();
     auto it = std::find_if(by_shard.begin(), by_shard.end(),
                            [inbox](const auto& entry) { return entry.first == inbox; });
@@ -37,10 +43,11 @@ std::size_t send_to_all(std::span<const std::shared_ptr<Connection>> connections
     it->second.connections.push_back(handle->id());
   }
   for (auto& [inbox, command] : by_shard) {
-    const std::size_t n = command.connections.size();
-    if (inbox->post(std::move(command))) handed += n;
+    // (A shard that is gone took its connections with it: they count as handed all the same, as
+    // a send racing a close does.)
+    inbox->post(std::move(command));
   }
-  return handed;
+  return result;
 }
 
 }  // namespace wsbridge

@@ -333,6 +333,15 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto v = t.integer("max_queued_messages", 1, 100'000'000)) {
       route.max_queued_messages = static_cast<std::size_t>(*v);
     }
+    route.queue_high_water_bytes = route.max_queued_bytes / 2;
+    if (auto v = t.byte_size("queue_high_water_bytes", 1, 1ull << 34)) {
+      if (*v > route.max_queued_bytes) {
+        t.fail_at("queue_high_water_bytes",
+                  "'queue_high_water_bytes' must not exceed 'max_queued_bytes' (" +
+                      std::to_string(route.max_queued_bytes) + ")");
+      }
+      route.queue_high_water_bytes = *v;
+    }
     if (auto policy = t.string("slow_consumer")) {
       if (*policy == "disconnect") {
         route.slow_consumer = RouteConfig::SlowConsumer::kDisconnect;
@@ -379,9 +388,10 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     AdapterKind* kind = kind_named(route.adapter_name);
     ConfigTable options(t.raw(), file, "route \"" + route.path + "\"");
-    for (const char* core_key : {"path", "adapter", "max_message_bytes", "max_queued_bytes",
-                                 "ping_interval", "idle_timeout", "subprotocols", "rate", "burst",
-                                 "auth", "max_queued_messages", "slow_consumer"}) {
+    for (const char* core_key :
+         {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
+          "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
+          "slow_consumer", "queue_high_water_bytes"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(

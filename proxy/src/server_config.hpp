@@ -50,6 +50,9 @@ struct RouteConfig {
   std::size_t max_message_bytes = 1024 * 1024;
   std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection outbound queue bound
   std::size_t max_queued_messages = 10000;          // the same in messages
+  // Past this many queued bytes Connection::send answers kQueuedOverHighWater (half of
+  // max_queued_bytes unless configured).
+  std::size_t queue_high_water_bytes = 8 * 1024 * 1024;
   // What happens to a client whose queue is full: close it with 1013, or drop its oldest
   // droppable frames (counted, and reported once it catches up).
   enum class SlowConsumer { kDisconnect, kDropOldest } slow_consumer = SlowConsumer::kDisconnect;

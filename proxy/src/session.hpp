@@ -13,6 +13,7 @@
 #include "connection_slots.hpp"
 #include "frame_queue.hpp"
 #include "server_config.hpp"
+#include "shard/socket_writer.hpp"
 #include "transport.hpp"
 #include "utf8_validator.hpp"
 
@@ -45,10 +46,16 @@ struct Session {
   std::optional<std::string> mqtt_refusal;
 
   // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
-  // because permessage-deflate may read it after the call returns.
+  // because permessage-deflate may read it after the call returns. `queued_bytes` counts the
+  // outbox only.
   FrameQueue outbox;
   std::size_t queued_bytes = 0;
   std::optional<Frame> in_flight;
+  // Without permessage-deflate (coalesce_writes): the frame the socket took part of, whose rest
+  // goes out before anything else (write_path.cpp). While it is there, reading is held
+  // (`reading_held_for_write`), so lws parses no PING or close it would answer in between.
+  std::optional<PartialFrame> partial;
+  bool reading_held_for_write = false;
 
   // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
   std::string rx_buffer;
@@ -87,6 +94,8 @@ struct Session {
 
   // A close has been decided: nothing more from this client reaches the adapter.
   bool closing() const { return close_sent || close_after_queue.has_value(); }
+  // After the outbox changed: the handle's mirror, which Connection::send judges frames by.
+  void outbox_changed() { handle->set_queued(queued_bytes, outbox.size()); }
 };
 
 }  // namespace wsbridge

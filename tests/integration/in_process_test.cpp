@@ -272,7 +272,7 @@ TEST(InProcessTest, FanOutHandsOneFramePerShardToSubscribersOnBoth) {
   // From a thread of the adapter's, interleaved with single sends: order per connection holds.
   std::thread producer([&] {
     for (int i = 0; i < 200; ++i) {
-      EXPECT_EQ(send_to_all(connections, Frame::text("all " + std::to_string(i))),
+      EXPECT_EQ(send_to_all(connections, Frame::text("all " + std::to_string(i))).handed,
                 connections.size());
       if (i % 50 == 0) connections.front()->send(Frame::text("one " + std::to_string(i)));
     }
@@ -321,7 +321,7 @@ TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
       connections[i]->close(CloseCode::kNormal, "late");
       connections[i]->pause_reading(true);
     }
-    EXPECT_EQ(send_to_all(connections, Frame::text("to the living")), connections.size() - 2);
+    EXPECT_EQ(send_to_all(connections, Frame::text("to the living")).handed, connections.size() - 2);
   });
   sender.join();
   for (std::size_t i = 0; i < clients.size(); ++i) {

@@ -11,6 +11,7 @@
 
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
+#include "support/prometheus.hpp"
 #include "wsbridge_instance.hpp"
 
 namespace wsbridge::testing {
@@ -61,7 +62,7 @@ WsClient subscribed(const WsbridgeInstance& server, const std::string& path,
 
 TEST(ReliabilityTest, SlowConsumerDropsOldestWithinItsBoundAndOthersKeepReceiving) {
   Mosquitto broker;
-  WsbridgeInstance server(config(broker));
+  WsbridgeInstance server(config(broker) + "[admin]\nport = ${PORT2}\n");  // for /metrics
   ASSERT_TRUE(server.process->wait_for_output("upstream local: connected", 10s));
   WsClient slow = subscribed(server, "/telemetry", "big/#");  // subscribes, then stops reading
   WsClient fast = subscribed(server, "/telemetry", "big/#");
@@ -119,6 +120,16 @@ TEST(ReliabilityTest, SlowConsumerDropsOldestWithinItsBoundAndOthersKeepReceivin
   EXPECT_EQ(delivered + dropped, kMessages);
   EXPECT_GT(dropped, 0);
   EXPECT_GT(delivered, 0);
+  // The adapter saw it coming: Connection::send answered "over high water", then "dropped".
+  const std::string m = http_get("127.0.0.1", server.port2, "/metrics").body;
+  EXPECT_GT(sample(m, R"(wsbridge_upstream_deliveries_behind_total{upstream="local",)"
+                      R"(result="over_high_water"})")
+                .value_or(0),
+            0);
+  EXPECT_GT(sample(m, R"(wsbridge_upstream_deliveries_behind_total{upstream="local",)"
+                      R"(result="dropped"})")
+                .value_or(0),
+            0);
 }
 
 TEST(ReliabilityTest, SlowConsumerIsDisconnectedWith1013ByDefault) {

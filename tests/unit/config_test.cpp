@@ -44,6 +44,8 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(route.max_message_bytes, 1024u * 1024u);
   EXPECT_EQ(route.ping_interval, 30s);
   EXPECT_EQ(route.idle_timeout, 60s);
+  EXPECT_EQ(route.max_queued_bytes, 16u * 1024 * 1024);
+  EXPECT_EQ(route.queue_high_water_bytes, 8u * 1024 * 1024);  // half of max_queued_bytes
   ASSERT_NE(route.adapter, nullptr);
   EXPECT_EQ(config.find_route("/echo"), &route);
   EXPECT_EQ(config.find_route("/other"), nullptr);
@@ -77,6 +79,20 @@ idle_timeout = "5s"
   EXPECT_EQ(config.routes[0].max_queued_bytes, 4096u);
   EXPECT_EQ(config.routes[0].ping_interval, 2s);
   EXPECT_EQ(config.routes[0].idle_timeout, 5s);
+  EXPECT_EQ(config.routes[0].queue_high_water_bytes, 2048u);  // half, when not configured
+}
+
+TEST_F(ConfigTest, QueueHighWaterMark) {
+  const std::string route =
+      std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
+  auto config = parse(route + "max_queued_bytes = \"1MiB\"\nqueue_high_water_bytes = \"900KiB\"\n");
+  EXPECT_EQ(config.routes[0].queue_high_water_bytes, 900u * 1024);
+  EXPECT_EQ(error_of(route + "max_queued_bytes = 4096\nqueue_high_water_bytes = 5000\n"),
+            "test.toml:7:26: 'queue_high_water_bytes' must not exceed 'max_queued_bytes' (4096)");
+  EXPECT_NE(error_of(route + "queue_high_water_bytes = \"much\"\n")
+                .find("test.toml:6:26: 'queue_high_water_bytes' in [[routes]] #1 is not a valid "
+                      "size"),
+            std::string::npos);
 }
 
 TEST_F(ConfigTest, ThreadsAreAutoOrACount) {

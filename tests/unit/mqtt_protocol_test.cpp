@@ -155,8 +155,14 @@ password_env = "WSBRIDGE_TEST_MQTT_PASSWORD"
 keepalive = "15s"
 mqtt_version = "5"
 max_buffered_publishes = 5
+session_window = 1000
+publish_window = 10
 )");
   EXPECT_EQ(u.at("a").mqtt_version, 4);
+  EXPECT_EQ(u.at("a").session_window, 256u);  // the windows that were constants before #14.4
+  EXPECT_EQ(u.at("a").publish_window, 64u);
+  EXPECT_EQ(u.at("b").session_window, 1000u);
+  EXPECT_EQ(u.at("b").publish_window, 10u);
   EXPECT_EQ(u.at("a").keepalive, std::chrono::seconds(30));
   EXPECT_EQ(u.at("a").max_buffered_publishes, 1000u);
   EXPECT_EQ(u.at("b").password, "pw");
@@ -181,6 +187,12 @@ TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
             "u.toml:3:11: 'ca_file' needs an ssl:// or mqtts:// uri");
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nkeepalive_s = 3\n"); }),
             "u.toml:3:1: unknown key 'keepalive_s' in [upstreams.a]; did you mean 'keepalive'?");
+  EXPECT_EQ(
+      error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\npublish_window = 101\n"); }),
+      "u.toml:3:18: 'publish_window' in [upstreams.a] must be between 1 and 100, not 101");
+  EXPECT_EQ(
+      error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nsession_window = 1\n"); }),
+      "u.toml:3:18: 'session_window' in [upstreams.a] must be between 2 and 1000000, not 1");
 }
 
 TEST_F(MqttConfigTest, RouteKeysAndErrors) {

@@ -11,10 +11,17 @@
 
 namespace wsbridge {
 
-// Sends `frame` to each open connection of `connections` (closed ones are skipped); returns how
-// many it was handed to. Order per connection is kept: what was sent to one of them before this
-// call arrives before this frame.
-std::size_t send_to_all(std::span<const std::shared_ptr<Connection>> connections,
-                        const Frame& frame);
+// What send_to_all did: how many connections it handed the frame to, and of those how many it
+// expects to be over their high-water mark or dropped (Connection::send's answers, counted).
+struct FanOutResult {
+  std::size_t handed = 0;
+  std::size_t over_high_water = 0;
+  std::size_t dropped = 0;
+};
+
+// Sends `frame` to each open connection of `connections` (closed ones are skipped). Order per
+// connection is kept: what was sent to one of them before this call arrives before this frame.
+FanOutResult send_to_all(std::span<const std::shared_ptr<Connection>> connections,
+                         const Frame& frame);
 
 }  // namespace wsbridge

@@ -56,11 +56,30 @@ struct Identity {
   std::string request_uri;      // the request's path (without the query: it may carry a token)
 };
 
-enum class SendResult { kQueued, kClosed };
+// What `Connection::send` says about a frame, judged against the route's outbound limits
+// (`max_queued_bytes`, `max_queued_messages`, `queue_high_water_bytes`, `slow_consumer`).
+//
+// It is a prediction made at the time of the call, from what the connection's queue held then
+// plus the frames sent before and not yet taken over by the service thread: a frame handed over
+// from another thread is queued (or not) a moment later on the service thread, and meanwhile
+// the client may have read (the queue shrank) or other threads may have sent (it grew). Called on
+// the service thread (inside on_message) nothing can come in between, except that under
+// "drop_oldest" the policy may drop older droppable frames rather than this one. Use it to slow
+// down or to count, not as a delivery receipt: kQueued does not mean the client received it.
+enum class SendResult {
+  kQueued,               // queued, below the route's queue_high_water_bytes
+  kQueuedOverHighWater,  // queued, and the queue is now past queue_high_water_bytes: slow down
+  // The queue was full (max_queued_bytes or max_queued_messages): the slow-consumer policy
+  // dropped a frame. Under "drop_oldest" this one, or older droppable ones to make room for it;
+  // under "disconnect" (or a frame that is not droppable) this one, and the connection is closed
+  // with 1013 (later sends return kClosed).
+  kDropped,
+  kClosed,  // not sent: the connection is closed, or its close has been decided
+};
 
 // A handle on one WebSocket connection. Every method is safe from any thread: calls from foreign
 // threads are handed to the service thread through one queue. A handle may outlive its
-// connection; then `send` returns kClosed and `close` does nothing.
+// connection; then `send` returns kClosed and `close` does nothing. `send` never blocks.
 class Connection {
  public:
   virtual ~Connection() = default;

@@ -20,7 +20,10 @@ void Shard::dispatch(InboxCommand&& command) {
   }
   if (command.type == InboxCommand::Type::kSendMany) {
     for (ConnectionId id : command.connections) {
-      if (auto it = sessions_.find(id); it != sessions_.end()) enqueue(*it->second, command.frame);
+      if (auto it = sessions_.find(id); it != sessions_.end()) {
+        it->second->handle->handed_over(command.frame.size());  // (see ConnectionHandle::reserve)
+        enqueue(*it->second, command.frame);
+      }
     }
     return;
   }
@@ -28,6 +31,7 @@ void Shard::dispatch(InboxCommand&& command) {
   if (it == sessions_.end()) return;  // already closed: a stale id is a no-op
   Session& s = *it->second;
   if (command.type == InboxCommand::Type::kSend) {
+    s.handle->handed_over(command.frame.size());  // (sent through the handle: see its send())
     enqueue(s, std::move(command.frame));
   } else if (command.type == InboxCommand::Type::kPauseReading ||
              command.type == InboxCommand::Type::kResumeReading) {

@@ -53,7 +53,10 @@ int Shard::on_established(lws* wsi, void** slot) {
   }
   identity.route_path = route->path;
   identity.request_uri = uri;
-  s->handle = std::make_shared<ConnectionHandle>(s->id, std::move(identity), inbox_);
+  s->handle = std::make_shared<ConnectionHandle>(
+      s->id, std::move(identity), inbox_,
+      SendLimits{route->max_queued_bytes, route->max_queued_messages,
+                 route->queue_high_water_bytes});
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 
@@ -79,9 +82,12 @@ void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bo
   const auto deadline =
       SteadyClock::now() + (after_queue ? kQueuedCloseGrace : kImmediateCloseGrace);
   if (!s.close_deadline || deadline < *s.close_deadline) s.close_deadline = deadline;
+  s.handle->mark_closing();
   if (!after_queue) {
+    // (A frame the socket took part of is not in the outbox: it is completed before the close.)
     s.outbox.clear();
     s.queued_bytes = 0;
+    s.outbox_changed();
   }
   if (!s.close_after_queue || !after_queue) {
     s.close_after_queue = PendingClose{code, std::move(reason)};

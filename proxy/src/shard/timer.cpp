@@ -86,7 +86,14 @@ int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_info = CloseInfo{code, reason, false};
   s.close_sent = true;
   s.closing_decided.store(true, std::memory_order_relaxed);
+  s.handle->mark_closing();
   if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
+  if (s.partial) {
+    // (Only an error inside WRITEABLE gets here with a frame partly written.) A close frame now
+    // would land inside that frame: the connection is dropped without one.
+    s.close_info.code = static_cast<std::uint16_t>(CloseCode::kAbnormal);
+    return -1;
+  }
   s.transport->close(code, reason);
   return -1;
 }

@@ -1,0 +1,136 @@
+#include "shard/socket_writer.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+
+namespace wsbridge {
+
+std::size_t encode_frame_header(const Frame& frame, unsigned char* out) {
+  const std::uint64_t size = frame.size();
+  out[0] = static_cast<unsigned char>(0x80 | (frame.is_text() ? 0x1 : 0x2));  // FIN + opcode
+  if (size < 126) {
+    out[1] = static_cast<unsigned char>(size);  // no MASK bit: server frames are not masked
+    return 2;
+  }
+  if (size <= 0xffff) {
+    out[1] = 126;
+    out[2] = static_cast<unsigned char>(size >> 8);
+    out[3] = static_cast<unsigned char>(size & 0xff);
+    return 4;
+  }
+  out[1] = 127;
+  for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<unsigned char>(size >> (56 - 8 * i));
+  return 10;
+}
+
+std::size_t wire_size(const Frame& frame) {
+  unsigned char header[10];
+  return encode_frame_header(frame, header) + frame.size();
+}
+
+std::size_t SocketWriter::gather(const std::optional<PartialFrame>& partial, FrameQueue& queue,
+                                 std::size_t budget) {
+  iov_count_ = 0;
+  std::size_t offered = 0;
+  std::size_t frames = 0;
+  auto add = [&](const void* base, std::size_t len) {
+    len = std::min(len, budget - offered);
+    if (len == 0) return;
+    // sendmsg() only reads through iov_base; the payload stays immutable.
+    iov_[iov_count_++] = iovec{const_cast<void*>(base), len};
+    offered += len;
+  };
+  // Skips the first `skip` wire bytes of `frame`.
+  auto add_frame = [&](const Frame& frame, std::size_t skip) {
+    unsigned char* header = headers_[frames++].data();
+    const std::size_t header_len = encode_frame_header(frame, header);
+    if (skip < header_len) {
+      add(header + skip, header_len - skip);
+      skip = 0;
+    } else {
+      skip -= header_len;
+    }
+    const std::string_view payload = frame.payload();
+    if (skip < payload.size()) add(payload.data() + skip, payload.size() - skip);
+  };
+  if (partial) add_frame(partial->frame, partial->sent);
+  for (auto it = queue.begin(); it != queue.end() && offered < budget && frames < kMaxFrames;
+       ++it) {
+    add_frame(*it, 0);
+  }
+  return offered;
+}
+
+void SocketWriter::consume(std::size_t n, std::optional<PartialFrame>& partial, FrameQueue& queue,
+                           Result& result) {
+  if (partial) {
+    const std::size_t rest = wire_size(partial->frame) - partial->sent;
+    if (n < rest) {
+      partial->sent += n;
+      return;
+    }
+    n -= rest;
+    ++result.frames_done;
+    result.payload_done += partial->frame.size();
+    partial.reset();
+  }
+  // Every frame here was offered in full or in part, so one that is not complete is the last.
+  while (n > 0 && !queue.empty()) {
+    Frame& front = queue.front();
+    const std::size_t size = wire_size(front);
+    result.dequeued_bytes += front.size();
+    if (n < size) {
+      partial = PartialFrame{std::move(front), n};
+      queue.pop_front();
+      return;
+    }
+    n -= size;
+    ++result.frames_done;
+    result.payload_done += front.size();
+    queue.pop_front();
+  }
+}
+
+SocketWriter::Result SocketWriter::write(int fd, std::optional<PartialFrame>& partial,
+                                         FrameQueue& queue, std::size_t budget) {
+  Result result;
+  for (;;) {
+    if (!partial && queue.empty()) {
+      result.status = Status::kDrained;
+      return result;
+    }
+    if (result.wire_bytes >= budget) {
+      result.status = Status::kMore;
+      return result;
+    }
+    const std::size_t offered = gather(partial, queue, budget - result.wire_bytes);
+    msghdr message{};
+    message.msg_iov = iov_.data();
+    message.msg_iovlen = iov_count_;
+    ssize_t n = 0;
+    do {
+      n = ::sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        result.status = Status::kFull;
+      } else {
+        result.status = Status::kError;
+        result.error = errno;
+      }
+      return result;
+    }
+    result.wire_bytes += static_cast<std::size_t>(n);
+    consume(static_cast<std::size_t>(n), partial, queue, result);
+    // A stream socket that takes less than offered is full: another call would only EAGAIN.
+    if (static_cast<std::size_t>(n) < offered) {
+      result.status = Status::kFull;
+      return result;
+    }
+  }
+}
+
+}  // namespace wsbridge
