@@ -7,12 +7,11 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <atomic>
+#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string_view>
-#include <thread>
 #include <utility>
 
 #include "bearer_subprotocol.hpp"
@@ -96,7 +95,6 @@ struct HttpState {
 };
 
 struct Watch {
-  std::thread::id service_thread;
   UnmaskedFrameSink* sink = nullptr;
   Phase phase = Phase::kHead;
   bool blocked = false;
@@ -104,9 +102,11 @@ struct Watch {
   FrameMaskScanner scanner;                                         // kWebSocket
 };
 
-// One slot per possible descriptor. Only the service thread that registered a socket reads or
-// writes its Watch; other threads (a broker client's, say) see a slot for a descriptor they own
-// only if it was never forgotten, and then skip it because the thread differs.
+// One slot per possible descriptor, per service thread: each shard watches the sockets it
+// accepted in a table of its own, so no Watch is ever seen by two threads. (One table for the
+// process let a shard that had just accepted a descriptor another shard was closing replace that
+// shard's Watch under it, and the closing shard's forget() then removed the new one.) Threads that
+// watch nothing (a broker client's, say) have no table and pass straight through.
 class WatchTable {
  public:
   WatchTable() {
@@ -115,31 +115,29 @@ class WatchTable {
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max != RLIM_INFINITY) {
       n = static_cast<std::size_t>(limit.rlim_max);
     }
-    size_ = std::min<std::size_t>(n, 1u << 20);
-    slots_ = std::make_unique<std::atomic<Watch*>[]>(size_);
+    slots_.resize(std::min<std::size_t>(n, 1u << 20));
   }
-  Watch* mine(int fd) const {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= size_) return nullptr;
-    Watch* w = slots_[fd].load(std::memory_order_acquire);
-    return w != nullptr && w->service_thread == std::this_thread::get_id() ? w : nullptr;
+  Watch* find(int fd) const {
+    return fd >= 0 && static_cast<std::size_t>(fd) < slots_.size() ? slots_[fd].get() : nullptr;
   }
-  void set(int fd, Watch* w) {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= size_) {
-      delete w;
-      return;
-    }
-    delete slots_[fd].exchange(w, std::memory_order_acq_rel);
+  void set(int fd, std::unique_ptr<Watch> w) {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < slots_.size()) slots_[fd] = std::move(w);
   }
 
  private:
-  std::size_t size_ = 0;
-  std::unique_ptr<std::atomic<Watch*>[]> slots_;
+  std::vector<std::unique_ptr<Watch>> slots_;
 };
 
+thread_local std::unique_ptr<WatchTable> t_table;
+
+// The calling thread's table, made on its first watch.
 WatchTable& table() {
-  static WatchTable instance;
-  return instance;
+  if (!t_table) t_table = std::make_unique<WatchTable>();
+  return *t_table;
 }
+
+// The calling thread's Watch of `fd`, if it watches it.
+Watch* mine(int fd) { return t_table ? t_table->find(fd) : nullptr; }
 
 void report(int fd, Watch& w) {
   w.blocked = true;
@@ -314,14 +312,13 @@ long frames_read(int fd, Watch& w, void* buffer, long received) {
 }  // namespace
 
 void watch_http(int fd, UnmaskedFrameSink* sink) {
-  auto* w = new Watch();
-  w->service_thread = std::this_thread::get_id();
+  auto w = std::make_unique<Watch>();
   w->sink = sink;
-  table().set(fd, w);
+  table().set(fd, std::move(w));
 }
 
 void start_websocket(int fd) {
-  Watch* w = table().mine(fd);
+  Watch* w = mine(fd);
   if (w == nullptr || w->phase == Phase::kWebSocket) return;
   const bool aligned = w->phase == Phase::kAwaiting;
   lose(*w);  // frees the HTTP-phase state
@@ -335,16 +332,16 @@ void start_websocket(int fd) {
 }
 
 void upgrade_refused(int fd) {
-  Watch* w = table().mine(fd);
+  Watch* w = mine(fd);
   if (w != nullptr && w->phase == Phase::kAwaiting) resume_http(*w);
 }
 
 void forget(int fd) {
-  if (table().mine(fd) != nullptr) table().set(fd, nullptr);
+  if (mine(fd) != nullptr) table().set(fd, nullptr);
 }
 
 std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
-  Watch* w = table().mine(fd);
+  Watch* w = mine(fd);
   if (w == nullptr || !w->http || !w->http->bearer) return std::nullopt;
   only_bearer = w->http->bearer->only_bearer;
   std::optional<std::string> token = std::move(w->http->bearer->token);
@@ -353,23 +350,23 @@ std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
 }
 
 bool sent_sec_websocket_origin(int fd) {
-  const Watch* w = table().mine(fd);
+  const Watch* w = mine(fd);
   return w != nullptr && w->phase == Phase::kAwaiting && w->http->sec_websocket_origin;
 }
 
 std::string take_request_bytes(int fd) {
-  Watch* w = table().mine(fd);
+  Watch* w = mine(fd);
   if (w == nullptr || w->phase != Phase::kAwaiting) return {};
   return std::exchange(w->http->last_head, {});
 }
 
 bool blocked(int fd) {
-  const Watch* w = table().mine(fd);
+  const Watch* w = mine(fd);
   return w != nullptr && w->blocked;
 }
 
 long after_recv(int fd, void* buffer, long received) {
-  Watch* w = table().mine(fd);
+  Watch* w = mine(fd);
   if (w == nullptr || received <= 0) return received;
   if (w->phase == Phase::kAwaiting) resume_http(*w);  // lws read on: the upgrade was refused
   switch (w->phase) {
@@ -387,7 +384,7 @@ long after_recv(int fd, void* buffer, long received) {
 }
 
 ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw) {
-  Watch* w = (flags & MSG_PEEK) != 0 ? nullptr : table().mine(fd);
+  Watch* w = (flags & MSG_PEEK) != 0 ? nullptr : mine(fd);
   if (w == nullptr) return raw(fd, buffer, length, flags);
   if (w->blocked) {
     errno = EAGAIN;  // the connection is being closed with 1002; lws gets nothing more from it

@@ -1,8 +1,8 @@
 // RFC 6455 5.1: "a server MUST close the connection upon receiving a frame that is not masked".
 // libwebsockets 4.1.6 does not check this on the server side (its parser accepts the frame and
 // unmasks it with a stale key), so wsbridge checks it below lws: the executable interposes
-// recv(), and for the sockets of its own listeners (on its service thread only) follows the
-// client's byte stream exactly as lws reads it: request heads line by line
+// recv(), and for the sockets of its own listeners (each on the shard thread that accepted it)
+// follows the client's byte stream exactly as lws reads it: request heads line by line
 // (bearer_subprotocol.hpp), then, from the end of the head lws upgraded on, WebSocket frame
 // headers, skipping payloads by length whatever bytes they hold. Where it cannot be sure to follow
 // lws (a request body on a keep-alive connection, a malformed head), it never guesses: an upgrade
