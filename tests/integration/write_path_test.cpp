@@ -173,6 +173,37 @@ TEST(WritePathTest, LargeFramesReachASlowReaderWholeWhileItPings) {
   EXPECT_GT(ws.pongs_received(), answered);
 }
 
+// drop_oldest trims the queue of a client that stopped reading while a 1 MiB frame is partly
+// written: the frame in progress is never among those dropped, so what arrives is whole frames.
+TEST(WritePathTest, DropOldestNeverCutsTheFrameInProgress) {
+  Served served("max_queued_bytes = \"3MiB\"\nslow_consumer = \"drop_oldest\"\n");
+  WsClient ws = served.connect();
+  auto connection = served.adapter->wait_for_connection();
+  ASSERT_NE(connection, nullptr);
+  constexpr int kFrames = 40;
+  auto frame_of = [](int i) {
+    std::string payload(1024 * 1024, static_cast<char>('a' + i % 26));
+    payload.replace(0, 8, std::to_string(10'000'000 + i));
+    return payload;
+  };
+  for (int i = 0; i < kFrames; ++i) {
+    connection->send(Frame::binary(frame_of(i)).droppable());
+    if (i % 8 == 0) std::this_thread::sleep_for(20ms);  // let the writes fill the socket
+  }
+  int last = -1;
+  int received = 0;
+  while (last < kFrames - 1) {
+    WsClient::Message m = ws.read_message(10s);
+    ASSERT_EQ(m.opcode, Opcode::kBinary);
+    const int i = std::stoi(m.data.substr(0, 8)) - 10'000'000;
+    ASSERT_GT(i, last) << "out of order";
+    ASSERT_TRUE(m.data == frame_of(i)) << "frame " << i << " is not whole";
+    last = i;
+    ++received;
+  }
+  EXPECT_LT(received, kFrames);  // some were dropped
+}
+
 // From the service thread (an adapter answering inside on_message): 12 frames of 1000 bytes
 // into a queue of at most 10,240 bytes with its high-water mark at half.
 TEST(SendResultTest, QueuedThenOverHighWaterThenDroppedThenClosed) {
