@@ -1,5 +1,5 @@
-// Starting and stopping the server: the lws context, one vhost per listener (and the admin one),
-// the mounts, the loop in run(), and what is torn down after it.
+// A shard starting and stopping: its lws context, one vhost per listener (and the admin one on
+// shard 0), the mounts, the loop in serve(), and what is torn down after it.
 #include "shard/shard_parts.hpp"
 
 #include <sys/resource.h>
