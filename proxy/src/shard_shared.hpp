@@ -4,8 +4,10 @@
 // safe from any shard's thread.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "connection_slots.hpp"
@@ -24,6 +26,14 @@ struct ShardShared {
   ConnectionSlots slots;       // max_connections, max_connections_per_ip
   SessionIndex sessions;       // every open session, for the admin API
 
+  // Shutdown: each shard, as it starts closing its sessions, adds how many; the last one to do so
+  // gets the total (for the log), else nullopt.
+  std::optional<std::size_t> closing(std::size_t closing_here) {
+    const std::size_t total = closing_total_.fetch_add(closing_here) + closing_here;
+    if (shards_closing_.fetch_add(1) + 1 < count) return std::nullopt;
+    return total;
+  }
+
   // A replaced configuration is let go by each shard once none of its sessions uses it; the
   // last shard to let go stops its adapters. Returns true for that last one.
   bool let_go(const ServerConfig* config) {
@@ -35,6 +45,8 @@ struct ShardShared {
   }
 
  private:
+  std::atomic<std::size_t> closing_total_{0};
+  std::atomic<unsigned> shards_closing_{0};
   std::mutex retired_mutex_;
   std::map<const ServerConfig*, unsigned> retired_holders_;  // shards still holding each
 };

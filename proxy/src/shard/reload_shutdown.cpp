@@ -172,8 +172,9 @@ void Shard::finish_draining() {
   if (left > 0) {
     WSB_LOG(kWarn) << "shutdown: " << left << " request(s) still in flight after the drain time";
   }
-  if (index_ == 0) {  // (the others finish draining at the same moment: the work is the process')
-    WSB_LOG(kInfo) << "closing " << shared_.sessions.size() << " connection(s) with 1001";
+  // (Once for the process, by the last shard to get here: they all drain the same work.)
+  if (auto total = shared_.closing(sessions_.size())) {
+    WSB_LOG(kInfo) << "closing " << *total << " connection(s) with 1001";
   }
   for (auto& [id, session] : sessions_) {
     request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
