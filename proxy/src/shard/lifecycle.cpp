@@ -37,7 +37,7 @@ int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* i
 
 }  // namespace
 
-Shard::Server(std::shared_ptr<ServerConfig> config)
+Shard::Shard(std::shared_ptr<ServerConfig> config)
     : config_(std::move(config)),
       lws_tables_(std::make_unique<LwsTables>()),
       timer_(std::make_unique<Timer>()) {
