@@ -70,25 +70,6 @@ const unsigned char* bytes_of(std::string_view s) {
 
 enum class KeyKind { kHmac, kRsa, kEcP256, kEcP384, kEd25519 };
 
-struct AlgorithmName {
-  std::string_view name;
-  JwtAlgorithm alg;
-};
-constexpr std::array<AlgorithmName, 12> kAlgorithmNames{{
-    {"HS256", JwtAlgorithm::kHS256},
-    {"HS384", JwtAlgorithm::kHS384},
-    {"HS512", JwtAlgorithm::kHS512},
-    {"RS256", JwtAlgorithm::kRS256},
-    {"RS384", JwtAlgorithm::kRS384},
-    {"RS512", JwtAlgorithm::kRS512},
-    {"PS256", JwtAlgorithm::kPS256},
-    {"PS384", JwtAlgorithm::kPS384},
-    {"PS512", JwtAlgorithm::kPS512},
-    {"ES256", JwtAlgorithm::kES256},
-    {"ES384", JwtAlgorithm::kES384},
-    {"EdDSA", JwtAlgorithm::kEdDSA},
-}};
-
 // The digest name OpenSSL fetches; nullptr for EdDSA, which hashes internally.
 const char* digest_name(JwtAlgorithm alg) {
   switch (alg) {
@@ -401,8 +382,8 @@ std::shared_ptr<JwtKey::Impl> impl_from_jwk(const nlohmann::json& jwk) {
 }  // namespace
 
 std::optional<JwtAlgorithm> parse_jwt_algorithm(std::string_view name) {
-  for (const auto& entry : kAlgorithmNames) {
-    if (entry.name == name) return entry.alg;  // case-sensitive, as RFC 7515 requires
+  for (const auto& [entry_name, alg] : kJwtAlgorithmNames) {
+    if (entry_name == name) return alg;  // case-sensitive, as RFC 7515 requires
   }
   return std::nullopt;
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -29,6 +30,15 @@ enum class JwtAlgorithm {
   kES256,
   kES384,
   kEdDSA
+};
+// Their names as tokens and configurations spell them (case-sensitive, RFC 7515).
+inline constexpr std::pair<std::string_view, JwtAlgorithm> kJwtAlgorithmNames[] = {
+    {"HS256", JwtAlgorithm::kHS256}, {"HS384", JwtAlgorithm::kHS384},
+    {"HS512", JwtAlgorithm::kHS512}, {"RS256", JwtAlgorithm::kRS256},
+    {"RS384", JwtAlgorithm::kRS384}, {"RS512", JwtAlgorithm::kRS512},
+    {"PS256", JwtAlgorithm::kPS256}, {"PS384", JwtAlgorithm::kPS384},
+    {"PS512", JwtAlgorithm::kPS512}, {"ES256", JwtAlgorithm::kES256},
+    {"ES384", JwtAlgorithm::kES384}, {"EdDSA", JwtAlgorithm::kEdDSA},
 };
 std::optional<JwtAlgorithm> parse_jwt_algorithm(std::string_view name);
 
