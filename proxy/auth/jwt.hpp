@@ -13,6 +13,8 @@
 #include <variant>
 #include <vector>
 
+#include "wsbridge/base64.hpp"  // base64url, which tokens and keys are written in
+
 namespace wsbridge::auth {
 
 // Accepted algorithms: HS256/384/512, RS256/384/512, PS256/384/512, ES256, ES384, EdDSA
@@ -115,10 +117,5 @@ std::variant<VerifiedToken, JwtError> verify_jwt(std::string_view token,
                                                  const std::vector<JwtKey>& keys,
                                                  const JwtPolicy& policy,
                                                  std::chrono::system_clock::time_point now);
-
-// base64url without padding (RFC 7515 section 2), strict: nullopt on any other character, on '=',
-// or on an impossible length.
-std::optional<std::string> base64url_decode(std::string_view text);
-std::string base64url_encode(std::string_view bytes);
 
 }  // namespace wsbridge::auth
