@@ -28,6 +28,8 @@
 namespace {
 
 using namespace wsbridge::auth;
+using wsbridge::base64url_decode;
+using wsbridge::base64url_encode;
 
 constexpr std::string_view kHmacSecret = "wsbridge-fuzz-hmac-secret-0123456789abcdef";
 constexpr std::string_view kEcPem =

@@ -1,5 +1,7 @@
 #include "ws_client.hpp"
 
+#include "wsbridge/base64.hpp"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,31 +28,7 @@ constexpr std::size_t kReadBuffer = 256 * 1024;
 constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 std::string base64(const unsigned char* data, std::size_t len) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 3 <= len; i += 3) {
-    const std::uint32_t g =
-        (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += kAlphabet[(g >> 18) & 63];
-    out += kAlphabet[(g >> 12) & 63];
-    out += kAlphabet[(g >> 6) & 63];
-    out += kAlphabet[g & 63];
-  }
-  if (len - i == 1) {
-    const std::uint32_t g = std::uint32_t{data[i]} << 16;
-    out += kAlphabet[(g >> 18) & 63];
-    out += kAlphabet[(g >> 12) & 63];
-    out += "==";
-  } else if (len - i == 2) {
-    const std::uint32_t g = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8);
-    out += kAlphabet[(g >> 18) & 63];
-    out += kAlphabet[(g >> 12) & 63];
-    out += kAlphabet[(g >> 6) & 63];
-    out += '=';
-  }
-  return out;
+  return wsbridge::base64_encode(std::string_view(reinterpret_cast<const char*>(data), len));
 }
 
 std::string accept_for(const std::string& key) {

@@ -54,14 +54,9 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
   using std::chrono::milliseconds;
   HttpRouteConfig c;
   c.path = path;
-  if (auto mode = options.string("mode")) {
-    if (*mode == "message") {
-      c.mode = Mode::kMessage;
-    } else if (*mode == "rpc") {
-      c.mode = Mode::kRpc;
-    } else {
-      options.fail_at("mode", "'mode' must be \"message\" or \"rpc\"");
-    }
+  if (auto mode =
+          options.one_of<Mode>("mode", {{"message", Mode::kMessage}, {"rpc", Mode::kRpc}})) {
+    c.mode = *mode;
   }
   c.backend.url = options.required_string("backend");
   if (!valid_url(c.backend.url)) {

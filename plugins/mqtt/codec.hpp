@@ -1,18 +1,14 @@
-// Small encoders used on the message path: base64 for binary payloads and JSON string escaping
-// for frames built by hand (one allocation per frame, no DOM).
+// Small encoders used on the message path: JSON string escaping for frames built by hand (one
+// allocation per frame, no DOM), and base64 (wsbridge/base64.hpp) for binary payloads.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <string_view>
 
-namespace wsbridge::mqtt {
+#include "wsbridge/base64.hpp"
 
-// Standard alphabet with '=' padding (RFC 4648 section 4).
-std::string base64_encode(std::string_view bytes);
-// Accepts the standard alphabet, with or without padding; whitespace is not allowed.
-// nullopt on any invalid character or length.
-std::optional<std::string> base64_decode(std::string_view text);
+namespace wsbridge::mqtt {
 
 // Appends `text` (valid UTF-8) as a JSON string literal with quotes: escapes '"', '\\' and
 // control characters (\n \r \t \b \f, others as \u00XX); other bytes are copied as they are.

@@ -127,14 +127,8 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
   if (auto keepalive = t.duration("keepalive", 1s, 65535s)) {
     u.keepalive = std::chrono::duration_cast<std::chrono::seconds>(*keepalive);
   }
-  if (auto version = t.string("mqtt_version")) {
-    if (*version == "3.1.1") {
-      u.mqtt_version = 4;
-    } else if (*version == "5") {
-      u.mqtt_version = 5;
-    } else {
-      t.fail_at("mqtt_version", "'mqtt_version' in " + t.name() + " must be \"3.1.1\" or \"5\"");
-    }
+  if (auto version = t.one_of<int>("mqtt_version", {{"3.1.1", 4}, {"5", 5}})) {
+    u.mqtt_version = *version;
   }
   std::string contents[3];
   int i = 0;
@@ -190,14 +184,9 @@ MqttRouteConfig MqttRouteConfig::from_route(
                   (known.empty() ? "none; add an [upstreams." + r.upstream + "] table" : known) +
                   ")");
   }
-  if (auto mode = t.string("mode")) {
-    if (*mode == "json") {
-      r.mode = RouteMode::kJson;
-    } else if (*mode == "raw") {
-      r.mode = RouteMode::kRaw;
-    } else {
-      t.fail_at("mode", "'mode' in route \"" + path + "\" must be \"json\" or \"raw\"");
-    }
+  if (auto mode =
+          t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson}, {"raw", RouteMode::kRaw}})) {
+    r.mode = *mode;
   }
   if (auto prefix = t.string("topic_prefix")) {
     if (!prefix->empty()) {

@@ -235,6 +235,13 @@ void Upstream::Impl::handle(BrokerLost& e) {
   next_connect = Clock::now() + backoff();
 }
 
+// Paho fails every operation still awaiting the broker (OPERATION_INCOMPLETE, or DISCONNECTED
+// for one not sent yet) when the connection goes, and only then reports the loss: such a failure
+// is not the broker's answer, and the reconnect sends the operation again.
+static bool cut_off_by_connection_loss(int return_code) {
+  return return_code == MQTTASYNC_OPERATION_INCOMPLETE || return_code == MQTTASYNC_DISCONNECTED;
+}
+
 void Upstream::Impl::handle(ActionDone& e) {
   auto it = actions.find(e.seq);
   if (it == actions.end()) return;  // superseded (e.g. re-queued when the connection dropped)
@@ -295,7 +302,8 @@ void Upstream::Impl::handle(ActionDone& e) {
       }
       return;
     }
-    if (link != Link::kUp) return;  // lost meanwhile: it is sent again after the reconnect
+    // Lost with the connection: it is sent again after the reconnect, its waiters kept.
+    if (link != Link::kUp || cut_off_by_connection_loss(e.return_code)) return;
     WSB_LOG(kWarn) << "upstream " << config.name << ": broker refused SUBSCRIBE " << s->filter
                    << " (code " << e.return_code << ")";
     // Undo the subscription for everyone who asked for it.
@@ -322,6 +330,12 @@ void Upstream::Impl::handle(ActionDone& e) {
   }
 
   auto& p = std::get<PublishAction>(action);
+  if (!e.ok && link == Link::kUp && p.generation == generation &&
+      cut_off_by_connection_loss(e.return_code)) {
+    // Still in flight as far as we know: handle(BrokerLost), next, sends it again in order.
+    actions.emplace(e.seq, std::move(action));
+    return;
+  }
   --publishing;
   if (link == Link::kUp && !buffered.empty()) flush_buffered();  // the window has room again
   if (e.ok) {

@@ -70,13 +70,7 @@ std::shared_ptr<const JwtVerifier> read_verifier(const std::string& name, Config
   if (v->keys.empty()) {
     t.fail(t.name() + " needs a key: 'secret_env', 'public_key_file' or 'jwks_file'");
   }
-  if (auto algs = t.string_array("algorithms")) {
-    for (const auto& a : *algs) {
-      auto alg = parse_jwt_algorithm(a);
-      if (!alg) t.fail_at("algorithms", "unknown JWT algorithm \"" + a + "\" in " + t.name());
-      v->algorithms.push_back(*alg);
-    }
-  }
+  if (auto algs = t.each_one_of("algorithms", kJwtAlgorithmNames)) v->algorithms = *algs;
   v->policy.issuer = t.string("issuer");
   if (auto aud = t.string_array("audience")) v->policy.audiences = *aud;
   if (auto leeway = t.duration("leeway", 0ms, 1h)) {
@@ -162,22 +156,12 @@ RouteAuth parse_route_auth(ConfigTable& t, const AuthSettings& settings) {
   if (a.required && !a.verifies_credentials()) {
     t.fail_at("required", "'required = true' needs 'jwt' or 'api_keys'");
   }
-  if (auto sources = t.string_array("credentials")) {
-    a.sources.clear();
-    for (const auto& s : *sources) {
-      if (s == "header") {
-        a.sources.push_back(CredentialSource::kHeader);
-      } else if (s == "query") {
-        a.sources.push_back(CredentialSource::kQuery);
-      } else if (s == "cookie") {
-        a.sources.push_back(CredentialSource::kCookie);
-      } else if (s == "subprotocol") {
-        a.sources.push_back(CredentialSource::kSubprotocol);
-      } else {
-        t.fail_at("credentials",
-                  "unknown credential source \"" + s + "\" (header, query, cookie, subprotocol)");
-      }
-    }
+  if (auto sources = t.each_one_of<CredentialSource>(
+          "credentials", {{"header", CredentialSource::kHeader},
+                          {"query", CredentialSource::kQuery},
+                          {"cookie", CredentialSource::kCookie},
+                          {"subprotocol", CredentialSource::kSubprotocol}})) {
+    a.sources = *sources;
   }
   if (auto q = t.string("query_param")) a.query_param = *q;
   if (auto c = t.string("cookie")) a.cookie = *c;

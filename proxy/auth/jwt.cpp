@@ -70,25 +70,6 @@ const unsigned char* bytes_of(std::string_view s) {
 
 enum class KeyKind { kHmac, kRsa, kEcP256, kEcP384, kEd25519 };
 
-struct AlgorithmName {
-  std::string_view name;
-  JwtAlgorithm alg;
-};
-constexpr std::array<AlgorithmName, 12> kAlgorithmNames{{
-    {"HS256", JwtAlgorithm::kHS256},
-    {"HS384", JwtAlgorithm::kHS384},
-    {"HS512", JwtAlgorithm::kHS512},
-    {"RS256", JwtAlgorithm::kRS256},
-    {"RS384", JwtAlgorithm::kRS384},
-    {"RS512", JwtAlgorithm::kRS512},
-    {"PS256", JwtAlgorithm::kPS256},
-    {"PS384", JwtAlgorithm::kPS384},
-    {"PS512", JwtAlgorithm::kPS512},
-    {"ES256", JwtAlgorithm::kES256},
-    {"ES384", JwtAlgorithm::kES384},
-    {"EdDSA", JwtAlgorithm::kEdDSA},
-}};
-
 // The digest name OpenSSL fetches; nullptr for EdDSA, which hashes internally.
 const char* digest_name(JwtAlgorithm alg) {
   switch (alg) {
@@ -401,8 +382,8 @@ std::shared_ptr<JwtKey::Impl> impl_from_jwk(const nlohmann::json& jwk) {
 }  // namespace
 
 std::optional<JwtAlgorithm> parse_jwt_algorithm(std::string_view name) {
-  for (const auto& entry : kAlgorithmNames) {
-    if (entry.name == name) return entry.alg;  // case-sensitive, as RFC 7515 requires
+  for (const auto& [entry_name, alg] : kJwtAlgorithmNames) {
+    if (entry_name == name) return alg;  // case-sensitive, as RFC 7515 requires
   }
   return std::nullopt;
 }
@@ -471,58 +452,6 @@ std::vector<JwtKey> parse_jwks(const nlohmann::json& jwks) {
       // An identity provider may publish encryption keys or curves we do not support next to
       // the signing keys; those must not make the whole document unusable.
     }
-  }
-  return out;
-}
-
-// ---- base64url ----------------------------------------------------------------------------------
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  static constexpr std::array<std::int8_t, 256> kValues = [] {
-    std::array<std::int8_t, 256> values{};
-    values.fill(-1);
-    constexpr std::string_view kAlphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    for (std::size_t i = 0; i < kAlphabet.size(); ++i) {
-      values[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
-    }
-    return values;
-  }();
-  // One leftover character carries only 6 bits: no byte string encodes to that length.
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3 + 2);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : text) {
-    const std::int8_t value = kValues[static_cast<unsigned char>(c)];
-    if (value < 0) return std::nullopt;
-    acc = ((acc << 6) | static_cast<std::uint32_t>(value)) & 0xFFFFu;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFFu));
-    }
-  }
-  // The unused low bits of the last character must be zero: otherwise several strings decode to
-  // the same bytes, and a signature could be altered without failing verification.
-  if (bits > 0 && (acc & ((1u << bits) - 1u)) != 0) return std::nullopt;
-  return out;
-}
-
-std::string base64url_encode(std::string_view bytes) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  auto byte_at = [bytes](std::size_t i) -> std::uint32_t {
-    return i < bytes.size() ? static_cast<unsigned char>(bytes[i]) : 0u;
-  };
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    const std::uint32_t group = byte_at(i) << 16 | byte_at(i + 1) << 8 | byte_at(i + 2);
-    // 1, 2 or 3 input bytes give 2, 3 or 4 characters; no padding.
-    const std::size_t chars = std::min<std::size_t>(bytes.size() - i, 3) + 1;
-    for (std::size_t c = 0; c < chars; ++c) out.push_back(kAlphabet[(group >> (18 - 6 * c)) & 63]);
   }
   return out;
 }

@@ -9,8 +9,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
+
+#include "wsbridge/base64.hpp"  // base64url, which tokens and keys are written in
 
 namespace wsbridge::auth {
 
@@ -29,6 +32,15 @@ enum class JwtAlgorithm {
   kES256,
   kES384,
   kEdDSA
+};
+// Their names as tokens and configurations spell them (case-sensitive, RFC 7515).
+inline constexpr std::pair<std::string_view, JwtAlgorithm> kJwtAlgorithmNames[] = {
+    {"HS256", JwtAlgorithm::kHS256}, {"HS384", JwtAlgorithm::kHS384},
+    {"HS512", JwtAlgorithm::kHS512}, {"RS256", JwtAlgorithm::kRS256},
+    {"RS384", JwtAlgorithm::kRS384}, {"RS512", JwtAlgorithm::kRS512},
+    {"PS256", JwtAlgorithm::kPS256}, {"PS384", JwtAlgorithm::kPS384},
+    {"PS512", JwtAlgorithm::kPS512}, {"ES256", JwtAlgorithm::kES256},
+    {"ES384", JwtAlgorithm::kES384}, {"EdDSA", JwtAlgorithm::kEdDSA},
 };
 std::optional<JwtAlgorithm> parse_jwt_algorithm(std::string_view name);
 
@@ -105,10 +117,5 @@ std::variant<VerifiedToken, JwtError> verify_jwt(std::string_view token,
                                                  const std::vector<JwtKey>& keys,
                                                  const JwtPolicy& policy,
                                                  std::chrono::system_clock::time_point now);
-
-// base64url without padding (RFC 7515 section 2), strict: nullopt on any other character, on '=',
-// or on an impossible length.
-std::optional<std::string> base64url_decode(std::string_view text);
-std::string base64url_encode(std::string_view bytes);
 
 }  // namespace wsbridge::auth

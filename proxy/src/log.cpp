@@ -152,10 +152,9 @@ std::string escape_log_text(std::string_view text) {
 }
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
-  if (name == "error") return LogLevel::kError;
-  if (name == "warn") return LogLevel::kWarn;
-  if (name == "info") return LogLevel::kInfo;
-  if (name == "debug") return LogLevel::kDebug;
+  for (const auto& [level_name, level] : kLogLevelNames) {
+    if (level_name == name) return level;
+  }
   return std::nullopt;
 }
 

@@ -170,24 +170,10 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
   ConfigTable top(root, file, "the top level");
 
   if (auto server = top.table("server")) {
-    if (auto level = server->string("log_level")) {
-      auto parsed = parse_log_level(*level);
-      if (!parsed) {
-        server->fail_at("log_level",
-                        "'log_level' in [server] must be one of \"error\", \"warn\", "
-                        "\"info\", \"debug\", not \"" +
-                            *level + "\"");
-      }
-      config.log_level = *parsed;
-    }
-    if (auto format = server->string("log_format")) {
-      if (*format == "text") {
-        config.log_format = LogFormat::kText;
-      } else if (*format == "json") {
-        config.log_format = LogFormat::kJson;
-      } else {
-        server->fail_at("log_format", "'log_format' in [server] must be \"text\" or \"json\"");
-      }
+    if (auto level = server->one_of("log_level", kLogLevelNames)) config.log_level = *level;
+    if (auto format = server->one_of<LogFormat>(
+            "log_format", {{"text", LogFormat::kText}, {"json", LogFormat::kJson}})) {
+      config.log_format = *format;
     }
     if (auto dir = server->string("static_dir")) {
       std::filesystem::path p(*dir);
@@ -342,14 +328,11 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       }
       route.queue_high_water_bytes = *v;
     }
-    if (auto policy = t.string("slow_consumer")) {
-      if (*policy == "disconnect") {
-        route.slow_consumer = RouteConfig::SlowConsumer::kDisconnect;
-      } else if (*policy == "drop_oldest") {
-        route.slow_consumer = RouteConfig::SlowConsumer::kDropOldest;
-      } else {
-        t.fail_at("slow_consumer", "'slow_consumer' must be \"disconnect\" or \"drop_oldest\"");
-      }
+    using SlowConsumer = RouteConfig::SlowConsumer;
+    if (auto policy =
+            t.one_of<SlowConsumer>("slow_consumer", {{"disconnect", SlowConsumer::kDisconnect},
+                                                     {"drop_oldest", SlowConsumer::kDropOldest}})) {
+      route.slow_consumer = *policy;
     }
     if (auto v = t.duration("ping_interval", 100ms, 24h)) route.ping_interval = *v;
     if (auto v = t.duration("idle_timeout", 100ms, 24h)) route.idle_timeout = *v;

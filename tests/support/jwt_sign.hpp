@@ -8,27 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "wsbridge/base64.hpp"
+
 namespace wsbridge::testing {
 
 inline std::string b64url(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::size_t i = 0;
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const unsigned v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
-    for (int s : {18, 12, 6, 0}) out += kAlphabet[(v >> s) & 63];
-  }
-  if (bytes.size() - i == 1) {
-    const unsigned v = b[i] << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (bytes.size() - i == 2) {
-    const unsigned v = (b[i] << 16) | (b[i + 1] << 8);
-    for (int s : {18, 12, 6}) out += kAlphabet[(v >> s) & 63];
-  }
-  return out;
+  return base64url_encode(bytes);
 }
 
 inline std::string sign_hs256(const nlohmann::json& claims, const std::string& secret,

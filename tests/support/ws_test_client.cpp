@@ -1,5 +1,7 @@
 #include "support/ws_test_client.hpp"
 
+#include "wsbridge/base64.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -197,15 +199,6 @@ std::vector<std::string> HttpResponse::header_values(std::string_view name) cons
   for (const auto& [n, v] : headers) {
     if (iequals(n, name)) out.push_back(v);
   }
-  return out;
-}
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
   return out;
 }
 

@@ -1,8 +1,9 @@
 // Minimal WebSocket/HTTP test client for wsbridge integration tests.
 //
-// Deliberately self-contained (POSIX sockets, OpenSSL for SHA-1/base64, zlib for
-// permessage-deflate) so the tests never share code with the proxy they are checking: a bug in
-// the server's framing must not be masked by the same bug in the client.
+// Deliberately self-contained (POSIX sockets, OpenSSL for SHA-1, zlib for permessage-deflate) so
+// the tests never share code with the proxy they are checking: a bug in the server's framing must
+// not be masked by the same bug in the client. (The one exception, wsbridge/base64.hpp, is not on
+// the server's handshake path: lws computes the accept key; base64 has unit tests of its own.)
 //
 // Every blocking operation takes a timeout (default kDefaultTimeout) and is implemented with
 // poll() on a non-blocking socket, so a misbehaving server makes a test fail instead of hang.
@@ -69,7 +70,6 @@ struct Frame {
 std::string websocket_accept_key(std::string_view client_key);
 // A fresh random Sec-WebSocket-Key (base64 of 16 random bytes).
 std::string random_websocket_key();
-std::string base64_encode(std::string_view bytes);
 
 using MaskKey = std::array<uint8_t, 4>;
 MaskKey random_mask_key();

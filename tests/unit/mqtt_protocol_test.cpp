@@ -180,7 +180,7 @@ TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
             "u.toml:2:7: 'uri' in [upstreams.a] needs a port, e.g. \"tcp://127.0.0.1:1883\"");
   EXPECT_EQ(
       error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nmqtt_version = \"4\"\n"); }),
-      "u.toml:3:16: 'mqtt_version' in [upstreams.a] must be \"3.1.1\" or \"5\"");
+      "u.toml:3:16: 'mqtt_version' in [upstreams.a] must be \"3.1.1\" or \"5\", not \"4\"");
   EXPECT_EQ(error_of([&] {
               upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nca_file = \"/etc/hostname\"\n");
             }),

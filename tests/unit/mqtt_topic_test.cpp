@@ -1,5 +1,5 @@
 // MQTT adapter building blocks without I/O: topic names and filters, the subscription trie, ACL
-// patterns, base64 and JSON string escaping.
+// patterns and JSON string escaping (base64: tests/unit/base64_test.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -768,82 +768,6 @@ TEST(AclCheckTest, InjectedUserGetsNothing) {
   EXPECT_TRUE(acl.empty());
   EXPECT_FALSE(subscribe_allowed(acl, "users/bob/x"));
   EXPECT_FALSE(publish_allowed(acl, "users/+"));
-}
-
-// ---- base64 -----------------------------------------------------------------------------------
-
-TEST(Base64Test, Rfc4648Vectors) {
-  // RFC 4648 section 10.
-  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
-                                                                    {"f", "Zg=="},
-                                                                    {"fo", "Zm8="},
-                                                                    {"foo", "Zm9v"},
-                                                                    {"foob", "Zm9vYg=="},
-                                                                    {"fooba", "Zm9vYmE="},
-                                                                    {"foobar", "Zm9vYmFy"}};
-  for (const auto& [plain, encoded] : vectors) {
-    EXPECT_EQ(base64_encode(plain), encoded);
-    EXPECT_EQ(base64_decode(encoded), plain) << encoded;
-  }
-}
-
-TEST(Base64Test, DecodesWithoutPadding) {
-  EXPECT_EQ(base64_decode("Zg"), "f");
-  EXPECT_EQ(base64_decode("Zm8"), "fo");
-  EXPECT_EQ(base64_decode("Zm9vYg"), "foob");
-  EXPECT_EQ(base64_decode("Zm9vYmE"), "fooba");
-  EXPECT_EQ(base64_decode(""), "");  // present and empty, not nullopt
-  EXPECT_TRUE(base64_decode("").has_value());
-}
-
-TEST(Base64Test, UsesTheStandardAlphabet) {
-  EXPECT_EQ(base64_encode("\xfb\xef\xbe"), "++++");
-  EXPECT_EQ(base64_encode("\xff\xff\xff"), "////");
-  EXPECT_EQ(base64_encode("\xfb\xff"), "+/8=");
-  EXPECT_EQ(base64_encode("\0"s), "AA==");
-  EXPECT_EQ(base64_encode("\0\0\0"s), "AAAA");
-  EXPECT_EQ(base64_decode("+/8="), "\xfb\xff");
-  EXPECT_EQ(base64_decode("AAAA"), "\0\0\0"s);
-}
-
-TEST(Base64Test, RoundTripsEveryByteAndLength) {
-  std::string all;
-  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
-  EXPECT_EQ(base64_decode(base64_encode(all)), all);
-  for (std::size_t length = 0; length <= 300; ++length) {
-    std::string bytes;
-    for (std::size_t i = 0; i < length; ++i)
-      bytes.push_back(static_cast<char>((i * 37 + 11) & 0xFF));
-    const std::string encoded = base64_encode(bytes);
-    EXPECT_EQ(encoded.size(), (length + 2) / 3 * 4);
-    EXPECT_EQ(base64_decode(encoded), bytes) << length;
-    std::string unpadded = encoded;
-    while (!unpadded.empty() && unpadded.back() == '=') unpadded.pop_back();
-    EXPECT_EQ(base64_decode(unpadded), bytes) << length;
-  }
-}
-
-TEST(Base64Test, RejectsInvalidInput) {
-  for (const std::string& bad : {
-           "Z"s,         // one character: not even a byte
-           "Zm9vY"s,     // 4n + 1 characters
-           "Zg="s,       // padding that does not complete the group
-           "Zg==="s,     // too much padding
-           "Zm9v="s,     // padding after a full group
-           "Zm9v===="s,  // a group of padding only
-           "="s,        "=="s,           "==="s,         "===="s,
-           "Zm8=Zm8="s,  // padding in the middle
-           "Zg=a"s,      // '=' inside
-           "Zm 9v"s,     // whitespace
-           "Zm9v\n"s,    // trailing newline
-           " Zm9v"s,    "Zm9v\r\nYmFy"s,
-           "Zm-_"s,  // URL-safe alphabet
-           "Zm9*"s,     "Zm\0v"s,        "Zm\xc3\xa9v"s,
-           "Zh=="s,  // non-zero bits after the last byte ("Zg==" is canonical)
-           "Zm9="s,  // likewise ("Zm8=")
-       }) {
-    EXPECT_EQ(base64_decode(bad), std::nullopt) << testing::PrintToString(bad);
-  }
 }
 
 // ---- JSON strings -----------------------------------------------------------------------------

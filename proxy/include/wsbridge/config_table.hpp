@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace wsbridge {
@@ -65,6 +66,29 @@ class ConfigTable {
   // `key_env` (both is an error; a named but unset variable is an error).
   std::optional<std::string> secret(std::string_view key);
 
+  // One of a fixed set of names (case-sensitive, like TOML keys): the value paired with it. Any
+  // other string fails at the value with the choices and the nearest one, e.g.
+  //   'log_format' in [server] must be "text" or "json", not "JSON"; did you mean "json"?
+  // Give a named table, or a braced list with the type: `one_of<Mode>("mode", {{"a", kA}, ...})`.
+  template <class E, std::size_t N>
+  std::optional<E> one_of(std::string_view key,
+                          const std::pair<std::string_view, E> (&choices)[N]) {
+    const auto i = choice(key, names_of(choices));
+    if (!i) return std::nullopt;
+    return choices[*i].second;
+  }
+  // An array of strings, each one of the choices (an error points at the element).
+  template <class E, std::size_t N>
+  std::optional<std::vector<E>> each_one_of(std::string_view key,
+                                            const std::pair<std::string_view, E> (&choices)[N]) {
+    const auto indices = choice_each(key, names_of(choices));
+    if (!indices) return std::nullopt;
+    std::vector<E> out;
+    out.reserve(indices->size());
+    for (const std::size_t i : *indices) out.push_back(choices[i].second);
+    return out;
+  }
+
   std::optional<ConfigTable> table(std::string_view key);
   std::vector<ConfigTable> array_of_tables(std::string_view key);
   // The sub-tables of a table-of-tables such as [upstreams.a], [upstreams.b]: name and table.
@@ -88,6 +112,21 @@ class ConfigTable {
   void reject_unknown_keys() const;
 
  private:
+  template <class E, std::size_t N>
+  static std::vector<std::string_view> names_of(
+      const std::pair<std::string_view, E> (&choices)[N]) {
+    std::vector<std::string_view> names;
+    names.reserve(N);
+    for (const auto& choice : choices) names.push_back(choice.first);
+    return names;
+  }
+  // The index in `names` of the key's string value (config_choice.cpp).
+  std::optional<std::size_t> choice(std::string_view key,
+                                    const std::vector<std::string_view>& names);
+  std::optional<std::vector<std::size_t>> choice_each(std::string_view key,
+                                                      const std::vector<std::string_view>& names);
+  [[noreturn]] void fail_choice(const toml::node& at, std::string_view what, std::string_view value,
+                                const std::vector<std::string_view>& names) const;
   const toml::node* node(std::string_view key, Shape shape = Shape::kValue);
   SourcePosition position_of_node(const toml::node& node) const;
   [[noreturn]] void fail_type(std::string_view key, const toml::node& node,

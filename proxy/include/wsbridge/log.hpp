@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <utility>
 
 namespace wsbridge {
 
@@ -25,6 +26,12 @@ LogFormat log_format();
 // for another event's line. Valid printable UTF-8 is kept as it is.
 std::string escape_log_text(std::string_view text);
 
+inline constexpr std::pair<std::string_view, LogLevel> kLogLevelNames[] = {
+    {"error", LogLevel::kError},
+    {"warn", LogLevel::kWarn},
+    {"info", LogLevel::kInfo},
+    {"debug", LogLevel::kDebug},
+};
 std::optional<LogLevel> parse_log_level(std::string_view name);
 std::string_view log_level_name(LogLevel level);
 
