@@ -7,12 +7,12 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "bearer_subprotocol.hpp"
 #include "wsbridge/log.hpp"
@@ -137,7 +137,9 @@ WatchTable& table() {
 }
 
 // The calling thread's Watch of `fd`, if it watches it.
-Watch* mine(int fd) { return t_table ? t_table->find(fd) : nullptr; }
+Watch* mine(int fd) {
+  return t_table ? t_table->find(fd) : nullptr;
+}
 
 void report(int fd, Watch& w) {
   w.blocked = true;

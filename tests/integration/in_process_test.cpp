@@ -321,7 +321,8 @@ TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
       connections[i]->close(CloseCode::kNormal, "late");
       connections[i]->pause_reading(true);
     }
-    EXPECT_EQ(send_to_all(connections, Frame::text("to the living")).handed, connections.size() - 2);
+    EXPECT_EQ(send_to_all(connections, Frame::text("to the living")).handed,
+              connections.size() - 2);
   });
   sender.join();
   for (std::size_t i = 0; i < clients.size(); ++i) {

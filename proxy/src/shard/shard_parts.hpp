@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "core_metrics.hpp"
 #include "session.hpp"
 #include "shard.hpp"
 #include "shard/lws_request.hpp"
 #include "wsbridge/log.hpp"
-#include "core_metrics.hpp"
 
 static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
 
