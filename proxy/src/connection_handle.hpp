@@ -41,6 +41,8 @@ class ConnectionHandle final : public Connection {
   void mark_closed() { open_.store(false, std::memory_order_release); }
   // Service thread: its close is decided; sends are refused from now on.
   void mark_closing() { closing_.store(true, std::memory_order_release); }
+  // Any thread: the close is decided (the admin API neither pushes to nor closes such a session).
+  bool closing() const { return closing_.load(std::memory_order_acquire); }
   // Service thread: what the session's queue holds now (after a frame was queued, written or
   // dropped).
   void set_queued(std::size_t bytes, std::size_t messages) {

@@ -88,8 +88,6 @@ struct Session {
   std::atomic<std::uint64_t> messages_out{0};
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> bytes_out{0};
-  // closing(), for the admin API (which neither pushes to nor closes a closing session).
-  std::atomic<bool> closing_decided{false};
   std::chrono::system_clock::time_point opened_wall;  // for the admin API's "since"
 
   // A close has been decided: nothing more from this client reaches the adapter.

@@ -49,7 +49,7 @@ std::size_t SessionIndex::push(const PushTarget& target, const Frame& frame) {
   {
     std::lock_guard lock(mutex_);
     auto take = [&](const Session& s) {
-      if (!s.closing_decided.load(std::memory_order_relaxed)) targets.push_back(s.handle);
+      if (!s.handle->closing()) targets.push_back(s.handle);
     };
     if (target.kind == PushTarget::Kind::kConnection) {
       if (auto it = sessions_.find(target.connection); it != sessions_.end()) take(*it->second);
@@ -76,7 +76,7 @@ bool SessionIndex::close_session(ConnectionId id, std::uint16_t code, const std:
   {
     std::lock_guard lock(mutex_);
     auto it = sessions_.find(id);
-    if (it == sessions_.end() || it->second->closing_decided.load(std::memory_order_relaxed)) {
+    if (it == sessions_.end() || it->second->handle->closing()) {
       return false;
     }
     handle = it->second->handle;

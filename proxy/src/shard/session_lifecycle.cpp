@@ -92,7 +92,6 @@ void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bo
   if (!s.close_after_queue || !after_queue) {
     s.close_after_queue = PendingClose{code, std::move(reason)};
   }
-  s.closing_decided.store(true, std::memory_order_relaxed);
   s.transport->want_write();
 }
 

@@ -85,7 +85,6 @@ std::string format_seconds(SteadyClock::duration d) {
 int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_info = CloseInfo{code, reason, false};
   s.close_sent = true;
-  s.closing_decided.store(true, std::memory_order_relaxed);
   s.handle->mark_closing();
   if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
   if (s.partial) {
