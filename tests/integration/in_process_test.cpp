@@ -10,9 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "server.hpp"
-#include "server_config.hpp"
-#include "support/process.hpp"
+#include "support/in_process_server.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/fan_out.hpp"
@@ -77,79 +75,13 @@ class CollectingAdapter final : public Adapter {
   std::vector<CloseInfo> closes_;
 };
 
-// An AdapterKind that hands out a given adapter instance.
-class FixedKind final : public AdapterKind {
- public:
-  explicit FixedKind(std::shared_ptr<Adapter> adapter) : adapter_(std::move(adapter)) {}
-  std::unique_ptr<Adapter> create_route(ConfigTable& options, const RouteContext&) override {
-    options.consume("count");
-    return std::make_unique<Forwarder>(adapter_);
-  }
-
- private:
-  struct Forwarder final : Adapter {
-    explicit Forwarder(std::shared_ptr<Adapter> a) : target(std::move(a)) {}
-    void on_open(const std::shared_ptr<Connection>& c) override { target->on_open(c); }
-    void on_message(const std::shared_ptr<Connection>& c, Frame m) override {
-      target->on_message(c, std::move(m));
-    }
-    void on_close(const std::shared_ptr<Connection>& c, const CloseInfo& i) override {
-      target->on_close(c, i);
-    }
-    std::shared_ptr<Adapter> target;
-  };
-  std::shared_ptr<Adapter> adapter_;
-};
-
-// The shards to run on: `threads`, else WSBRIDGE_TEST_THREADS (scripts/test.sh runs the suite
-// with 1 and with 2), else 2, so that every test crosses shards unless told otherwise.
-std::string test_threads(std::optional<unsigned> threads) {
-  if (threads) return std::to_string(*threads);
-  const char* env = std::getenv("WSBRIDGE_TEST_THREADS");
-  return env != nullptr && *env != '\0' ? env : "2";
-}
-
-class InProcessServer {
- public:
-  InProcessServer(const std::string& routes, AdapterRegistry& registry,
-                  std::optional<unsigned> threads = std::nullopt) {
-    port = testing::free_tcp_port();
-    const std::string text =
-        "[server]\nshutdown_timeout = \"2s\"\nlog_level = \"warn\"\nthreads = " +
-        test_threads(threads) + "\n[[listeners]]\nport = " + std::to_string(port) + "\n" + routes;
-    server_ = std::make_unique<Server>(
-        std::make_shared<ServerConfig>(parse_config(text, "inprocess.toml", registry)));
-    thread_ = std::thread([this] { server_->run(); });
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!server_->ready() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_TRUE(server_->ready());
-  }
-  ~InProcessServer() { stop(); }
-  void stop() {
-    if (!thread_.joinable()) return;
-    server_->request_shutdown();
-    thread_.join();
-    server_.reset();
-  }
-  testing::ClientOptions client(const std::string& path) const {
-    testing::ClientOptions o;
-    o.port = port;
-    o.path = path;
-    return o;
-  }
-  uint16_t port = 0;
-
- private:
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-};
+using testing::ForwardingKind;
+using testing::InProcessServer;
 
 TEST(InProcessTest, SendsAndClosesFromForeignThreadsArriveInOrder) {
   AdapterRegistry registry;
   auto ticker = std::make_shared<TickerAdapter>(500);
-  registry.add("ticker", [ticker] { return std::make_unique<FixedKind>(ticker); });
+  registry.add("ticker", [ticker] { return std::make_unique<ForwardingKind>(ticker); });
   InProcessServer server("[[routes]]\npath = \"/tick\"\nadapter = \"ticker\"\n", registry);
 
   std::vector<WsClient> clients;
@@ -170,7 +102,7 @@ TEST(InProcessTest, SendsAndClosesFromForeignThreadsArriveInOrder) {
 TEST(InProcessTest, OneSharedFrameFansOutToEveryConnectionFromAnotherThread) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
-  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
   InProcessServer server("[[routes]]\npath = \"/fan\"\nadapter = \"collect\"\n", registry);
 
   std::vector<WsClient> clients;
@@ -197,7 +129,7 @@ TEST(InProcessTest, OneSharedFrameFansOutToEveryConnectionFromAnotherThread) {
 TEST(InProcessTest, HandlesOutliveTheirConnectionsAndTheServer) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
-  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
   auto server = std::make_unique<InProcessServer>(
       "[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry);
   {
@@ -229,7 +161,7 @@ TEST(InProcessTest, HandlesOutliveTheirConnectionsAndTheServer) {
 TEST(InProcessTest, CloseFromAnotherThreadUsesTheGivenCodeAfterQueuedFrames) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
-  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
   InProcessServer server("[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry);
   WsClient ws = WsClient::connect(server.client("/c"));
   auto handle = collector->wait_for(1)[0];
@@ -260,7 +192,7 @@ std::vector<WsClient> connect_on_both_shards(const InProcessServer& server, cons
 TEST(InProcessTest, FanOutHandsOneFramePerShardToSubscribersOnBoth) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
-  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
   InProcessServer server("[[routes]]\npath = \"/fan\"\nadapter = \"collect\"\n", registry, 2);
   std::vector<WsClient> clients = connect_on_both_shards(server, "/fan", *collector, 4);
   auto connections = collector->wait_for(clients.size());
@@ -291,7 +223,7 @@ TEST(InProcessTest, FanOutHandsOneFramePerShardToSubscribersOnBoth) {
 TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
-  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
   InProcessServer server("[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry, 2);
   std::vector<WsClient> clients = connect_on_both_shards(server, "/c", *collector, 1);
   auto connections = collector->wait_for(clients.size());
@@ -334,7 +266,7 @@ TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
 TEST(InProcessTest, ShutdownClosesWith1001AndStopsRun) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
-  registry.add("collect", [collector] { return std::make_unique<FixedKind>(collector); });
+  registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
   InProcessServer server("[[routes]]\npath = \"/c\"\nadapter = \"collect\"\n", registry);
   WsClient ws = WsClient::connect(server.client("/c"));
   collector->wait_for(1);

@@ -5,11 +5,10 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
-#include "server.hpp"
-#include "server_config.hpp"
-#include "support/process.hpp"
+#include "support/in_process_server.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
@@ -72,60 +71,19 @@ class TestAdapter final : public Adapter {
   std::vector<SendResult> results_;
 };
 
-class TestKind final : public AdapterKind {
- public:
-  explicit TestKind(std::shared_ptr<TestAdapter> adapter) : adapter_(std::move(adapter)) {}
-  std::unique_ptr<Adapter> create_route(ConfigTable&, const RouteContext&) override {
-    return std::make_unique<Forwarder>(adapter_);
-  }
-
- private:
-  struct Forwarder final : Adapter {
-    explicit Forwarder(std::shared_ptr<TestAdapter> a) : target(std::move(a)) {}
-    void on_open(const std::shared_ptr<Connection>& c) override { target->on_open(c); }
-    void on_message(const std::shared_ptr<Connection>& c, Frame m) override {
-      target->on_message(c, std::move(m));
-    }
-    std::shared_ptr<TestAdapter> target;
-  };
-  std::shared_ptr<TestAdapter> adapter_;
-};
-
 // One route "/t" on adapter "test" with `route_keys`, served on a thread of this process.
 class Served {
  public:
   explicit Served(const std::string& route_keys) {
-    registry_.add("test", [a = adapter] { return std::make_unique<TestKind>(a); });
-    port_ = testing::free_tcp_port();
-    const std::string text =
-        "[server]\nshutdown_timeout = \"2s\"\nlog_level = \"warn\"\n[[listeners]]\nport = " +
-        std::to_string(port_) + "\n[[routes]]\npath = \"/t\"\nadapter = \"test\"\n" + route_keys;
-    server_ = std::make_unique<Server>(
-        std::make_shared<ServerConfig>(parse_config(text, "write_path.toml", registry_)));
-    thread_ = std::thread([this] { server_->run(); });
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!server_->ready() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_TRUE(server_->ready());
+    registry_.add("test", [a = adapter] { return std::make_unique<testing::ForwardingKind>(a); });
+    server_.emplace("[[routes]]\npath = \"/t\"\nadapter = \"test\"\n" + route_keys, registry_);
   }
-  ~Served() {
-    server_->request_shutdown();
-    thread_.join();
-  }
-  WsClient connect() const {
-    testing::ClientOptions o;
-    o.port = port_;
-    o.path = "/t";
-    return WsClient::connect(o);
-  }
+  WsClient connect() const { return WsClient::connect(server_->client("/t")); }
   std::shared_ptr<TestAdapter> adapter = std::make_shared<TestAdapter>();
 
  private:
   AdapterRegistry registry_;
-  uint16_t port_ = 0;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
+  std::optional<testing::InProcessServer> server_;
 };
 
 std::string patterned(std::size_t size, int seed) {
