@@ -20,7 +20,8 @@
 
 namespace wsbridge::testing {
 
-// An AdapterKind whose every route forwards to one adapter the test holds.
+// An AdapterKind whose every route forwards to one adapter the test holds. (wsbridge::Frame is
+// spelled out: testing::Frame is the test client's.)
 class ForwardingKind final : public AdapterKind {
  public:
   explicit ForwardingKind(std::shared_ptr<Adapter> adapter) : adapter_(std::move(adapter)) {}
@@ -32,7 +33,7 @@ class ForwardingKind final : public AdapterKind {
   struct Forwarder final : Adapter {
     explicit Forwarder(std::shared_ptr<Adapter> a) : target(std::move(a)) {}
     void on_open(const std::shared_ptr<Connection>& c) override { target->on_open(c); }
-    void on_message(const std::shared_ptr<Connection>& c, Frame m) override {
+    void on_message(const std::shared_ptr<Connection>& c, wsbridge::Frame m) override {
       target->on_message(c, std::move(m));
     }
     void on_close(const std::shared_ptr<Connection>& c, const CloseInfo& i) override {
