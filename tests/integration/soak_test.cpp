@@ -800,7 +800,12 @@ void stalled_reader(const WsbridgeInstance& server, Phase& phase) {
     if (status.value("type", "") != "status") throw std::runtime_error("first: " + status.dump());
     subscribe_ok(ws, "soak/bulk/#", 0, "bulk");
     ++phase.ready;
-    while (!phase.stop) std::this_thread::sleep_for(50ms);
+    // Reads again once the server gave up on it (or the phase ended), to receive the close: the
+    // close waits for the rest of a frame the socket took part of, and a peer that still does not
+    // read within 5 s is dropped without one (1006), which a phase longer than that would reach.
+    while (!phase.stop && server.process->output().find("is not reading") == std::string::npos) {
+      std::this_thread::sleep_for(50ms);
+    }
     if (phase.failures.any()) return;
     const uint16_t code = ws.wait_close(patience(30s));  // drains what was sent before it
     if (code != 1013) phase.fail(who, "closed with " + std::to_string(code) + ", not 1013");
