@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "server_config.hpp"
+#include "config/server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
 

@@ -27,9 +27,9 @@
 #include <string_view>
 #include <vector>
 
-#include "bearer_subprotocol.hpp"
+#include "handshake/bearer_subprotocol.hpp"
 #include "fuzz_check.hpp"
-#include "mask_guard.hpp"
+#include "recv_hook/mask_guard.hpp"
 
 namespace {
 

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
-#include "http1.hpp"
+#include "http/http1.hpp"
 #include "rpc.hpp"
 
 namespace {

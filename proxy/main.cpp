@@ -7,10 +7,10 @@
 #include <iostream>
 #include <thread>
 
-#include "cli.hpp"
-#include "core_metrics.hpp"
-#include "server.hpp"
-#include "server_config.hpp"
+#include "config/cli.hpp"
+#include "metrics/core_metrics.hpp"
+#include "server/server.hpp"
+#include "config/server_config.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/metrics.hpp"

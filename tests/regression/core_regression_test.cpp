@@ -6,9 +6,9 @@
 #include <future>
 #include <thread>
 
-#include "admin_guard.hpp"
+#include "admin/admin_guard.hpp"
 #include "integration/wsbridge_instance.hpp"
-#include "request_framing.hpp"
+#include "handshake/request_framing.hpp"
 #include "support/http_backend.hpp"
 #include "support/prometheus.hpp"
 

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "integration/wsbridge_instance.hpp"
-#include "server_config.hpp"
+#include "config/server_config.hpp"
 #include "support/http_backend.hpp"
 #include "wsbridge/adapter_registry.hpp"
 

@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "integration/wsbridge_instance.hpp"
-#include "server_config.hpp"
+#include "config/server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge::testing {

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "integration/wsbridge_instance.hpp"
-#include "static_files.hpp"
+#include "http/static_files.hpp"
 #include "support/jwt_sign.hpp"
 #include "wsbridge/log.hpp"
 

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/authenticator.hpp"
-#include "bearer_subprotocol.hpp"
+#include "handshake/bearer_subprotocol.hpp"
 #include "support/jwt_sign.hpp"
 
 namespace wsbridge::auth {

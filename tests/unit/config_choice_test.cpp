@@ -2,7 +2,7 @@
 // configuration key with a fixed set of names goes through, and its one error message.
 #include <gtest/gtest.h>
 
-#include "server_config.hpp"
+#include "config/server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/config_table.hpp"
 #include "wsbridge/log.hpp"

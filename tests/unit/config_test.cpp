@@ -1,7 +1,7 @@
 // Config loading: every kind of error is reported as file:line:column: message.
 #include <gtest/gtest.h>
 
-#include "server_config.hpp"
+#include "config/server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge {

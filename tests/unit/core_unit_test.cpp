@@ -1,9 +1,9 @@
 // Small pieces of the core: frames, the adapter registry, the command line, the echo adapter.
 #include <gtest/gtest.h>
 
-#include "frame_queue.hpp"
+#include "session/frame_queue.hpp"
 
-#include "cli.hpp"
+#include "config/cli.hpp"
 #include "echo_adapter.hpp"
 #include "wsbridge/adapter_registry.hpp"
 

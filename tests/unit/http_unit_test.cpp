@@ -5,11 +5,11 @@
 #include <cstring>
 #include <map>
 
-#include "admin_api.hpp"
-#include "http1.hpp"
+#include "admin/admin_api.hpp"
+#include "http/http1.hpp"
 #include "http_config.hpp"
 #include "rpc.hpp"
-#include "server_config.hpp"
+#include "config/server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge {

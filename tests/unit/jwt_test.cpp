@@ -26,7 +26,7 @@
 #include <variant>
 #include <vector>
 
-#include "jwt.hpp"
+#include "auth/jwt.hpp"
 
 namespace wsbridge::auth {
 namespace {

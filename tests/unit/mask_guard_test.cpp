@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "bearer_subprotocol.hpp"
-#include "mask_guard.hpp"
+#include "handshake/bearer_subprotocol.hpp"
+#include "recv_hook/mask_guard.hpp"
 #include "support/ws_test_client.hpp"
 
 namespace wsbridge {

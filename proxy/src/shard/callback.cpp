@@ -3,8 +3,8 @@
 
 #include <cstring>
 
-#include "http_reply.hpp"
-#include "mask_guard.hpp"
+#include "http/http_reply.hpp"
+#include "recv_hook/mask_guard.hpp"
 #include "shard/websocket_transport.hpp"
 
 namespace wsbridge {

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-#include "http_reply.hpp"
-#include "mask_guard.hpp"
-#include "mqtt_refusal.hpp"
+#include "http/http_reply.hpp"
+#include "recv_hook/mask_guard.hpp"
+#include "handshake/mqtt_refusal.hpp"
 
 namespace wsbridge {
 

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "admin_guard.hpp"
-#include "http_reply.hpp"
+#include "admin/admin_guard.hpp"
+#include "http/http_reply.hpp"
 #include "version.hpp"
 
 namespace wsbridge {

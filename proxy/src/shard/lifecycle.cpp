@@ -6,11 +6,11 @@
 
 #include <stdexcept>
 
-#include "deflate_guard.hpp"
-#include "listen_share.hpp"
-#include "static_files.hpp"
-#include "this_shard.hpp"
-#include "upgrade_hold.hpp"
+#include "recv_hook/deflate_guard.hpp"
+#include "server/listen_share.hpp"
+#include "http/static_files.hpp"
+#include "server/this_shard.hpp"
+#include "handshake/upgrade_hold.hpp"
 
 namespace wsbridge {
 

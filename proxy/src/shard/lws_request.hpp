@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "request_framing.hpp"
+#include "handshake/request_framing.hpp"
 
 namespace wsbridge {
 

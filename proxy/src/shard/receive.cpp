@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mqtt_refusal.hpp"
+#include "handshake/mqtt_refusal.hpp"
 
 namespace wsbridge {
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "core_metrics.hpp"
-#include "session.hpp"
-#include "shard.hpp"
+#include "metrics/core_metrics.hpp"
+#include "session/session.hpp"
+#include "shard/shard.hpp"
 #include "shard/lws_request.hpp"
 #include "wsbridge/log.hpp"
 

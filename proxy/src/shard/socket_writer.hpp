@@ -14,7 +14,7 @@
 #include <optional>
 #include <span>
 
-#include "frame_queue.hpp"
+#include "session/frame_queue.hpp"
 
 namespace wsbridge {
 

@@ -2,7 +2,7 @@
 // deadlines, held upgrades that were not answered, and the HTTP client's sweep.
 #include "shard/shard_parts.hpp"
 
-#include "upgrade_hold.hpp"
+#include "handshake/upgrade_hold.hpp"
 
 namespace wsbridge {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "transport.hpp"
+#include "session/transport.hpp"
 
 struct lws;
 

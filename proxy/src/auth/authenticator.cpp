@@ -1,0 +1,232 @@
+#include "auth/authenticator.hpp"
+
+#include "wsbridge/text.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+namespace wsbridge::auth {
+
+namespace {
+
+using text::iequals;
+
+std::string trim(std::string_view s) {
+  return std::string(text::trim(s));
+}
+
+std::optional<std::string> credential_from(CredentialSource source, const RouteAuth& route,
+                                           const HandshakeRequest& r) {
+  switch (source) {
+    case CredentialSource::kHeader:
+      if (r.authorization) {
+        const std::string value = trim(*r.authorization);
+        if (value.size() > 7 && iequals(value.substr(0, 7), "bearer "))
+          return trim(value.substr(7));
+      }
+      return std::nullopt;
+    case CredentialSource::kQuery:
+      for (const auto& [name, value] : r.query) {
+        if (name == route.query_param && !value.empty()) return value;
+      }
+      return std::nullopt;
+    case CredentialSource::kCookie:
+      if (r.cookie) {
+        std::string_view rest = *r.cookie;  // "a=b; c=d"
+        while (!rest.empty()) {
+          const auto semi = rest.find(';');
+          const std::string item = trim(rest.substr(0, semi));
+          const auto eq = item.find('=');
+          if (eq != std::string::npos && item.substr(0, eq) == route.cookie &&
+              eq + 1 < item.size()) {
+            return item.substr(eq + 1);
+          }
+          if (semi == std::string_view::npos) break;
+          rest.remove_prefix(semi + 1);
+        }
+      }
+      return std::nullopt;
+    case CredentialSource::kSubprotocol:
+      for (const auto& p : r.subprotocols) {
+        if (p.starts_with("bearer.") && p.size() > 7) return p.substr(7);
+      }
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+AuthDecision refuse(unsigned status, std::string reason, bool challenge = false) {
+  AuthDecision d;
+  d.status = status;
+  d.reason = std::move(reason);
+  d.challenge = challenge;
+  return d;
+}
+
+std::optional<TopicAcl> acl_from_claim(const nlohmann::json& claims, const std::string& name) {
+  auto it = claims.find(name);
+  if (it == claims.end()) return std::nullopt;
+  TopicAcl acl;  // a present but malformed claim allows nothing (fail closed)
+  if (it->is_object()) {
+    for (const auto& [key, out] :
+         {std::pair<const char*, std::vector<std::string>*>{"sub", &acl.subscribe},
+          {"pub", &acl.publish}}) {
+      auto list = it->find(key);
+      if (list == it->end() || !list->is_array()) continue;
+      for (const auto& f : *list) {
+        if (f.is_string()) out->push_back(f.get<std::string>());
+      }
+    }
+  }
+  return acl;
+}
+
+AuthDecision verify_token(const RouteAuth& route, const std::string& token,
+                          std::chrono::system_clock::time_point now) {
+  auto result = verify_jwt(token, route.jwt->keys, route.jwt->policy, now);
+  if (auto* err = std::get_if<JwtError>(&result))
+    return refuse(401, "invalid token: " + err->reason);
+  auto& t = std::get<VerifiedToken>(result);
+  if (!route.jwt->algorithms.empty()) {
+    auto alg = parse_jwt_algorithm(t.header.value("alg", ""));
+    if (!alg || std::find(route.jwt->algorithms.begin(), route.jwt->algorithms.end(), *alg) ==
+                    route.jwt->algorithms.end()) {
+      return refuse(401, "invalid token: algorithm not allowed for this verifier");
+    }
+  }
+  AuthDecision d;
+  d.allowed = true;
+  d.user = t.subject;
+  d.claims = std::move(t.claims);
+  d.method = "jwt";
+  d.expires_at = t.expires_at;
+  if (route.acl_claim) d.acl = acl_from_claim(d.claims, *route.acl_claim);
+  return d;
+}
+
+}  // namespace
+
+std::vector<std::string> split_header_list(std::string_view value) {
+  std::vector<std::string> out;
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    std::string item = trim(value.substr(0, comma));
+    if (!item.empty()) out.push_back(std::move(item));
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
+                          const HandshakeRequest& request,
+                          std::chrono::system_clock::time_point now) {
+  if (!route.origins.allows(request.origin)) {
+    return refuse(403, request.origin ? "origin " + *request.origin + " is not allowed"
+                                      : "a request without Origin is not allowed");
+  }
+  std::optional<std::string> credential;
+  for (const auto source : route.sources) {
+    if ((credential = credential_from(source, route, request))) break;
+  }
+  AuthDecision d;
+  if (!route.verifies_credentials() || !credential) {
+    if (route.required) return refuse(401, "missing credentials", /*challenge=*/true);
+    d.allowed = true;  // anonymous
+  } else {
+    bool matched = false;
+    if (route.api_keys) {
+      const std::string hash = sha256_hex(*credential);
+      for (const auto& key : settings.api_keys) {
+        // Constant time, so the comparison reveals nothing about how close a guess came.
+        if (CRYPTO_memcmp(hash.data(), key.sha256.data(), hash.size()) == 0) {
+          d.allowed = true;
+          d.user = key.name;
+          d.claims = key.claims;
+          d.method = "api_key";
+          d.acl = key.acl;
+          matched = true;
+          break;
+        }
+      }
+    }
+    if (!matched) {
+      if (!route.jwt) return refuse(401, "invalid credentials: unknown API key");
+      d = verify_token(route, *credential, now);
+      if (!d.allowed) return d;
+    }
+  }
+  return authorize(route, std::move(d));
+}
+
+AuthDecision authorize(const RouteAuth& route, AuthDecision d) {
+  // Authorization on this route: authenticated is not enough when users or claims are listed.
+  if (!route.allowed_users.empty() &&
+      std::find(route.allowed_users.begin(), route.allowed_users.end(), d.user) ==
+          route.allowed_users.end()) {
+    return refuse(403, "user \"" + d.user + "\" is not allowed on this route");
+  }
+  for (const auto& required : route.required_claims) {
+    // (Named references, not a structured binding: clang before 16 cannot capture those.)
+    const std::string& claim = required.first;
+    const std::vector<std::string>& accepted = required.second;
+    auto it = d.claims.find(claim);
+    bool ok = false;
+    if (it != d.claims.end()) {
+      auto accepts = [&](const nlohmann::json& v) {
+        return v.is_string() &&
+               std::find(accepted.begin(), accepted.end(), v.get<std::string>()) != accepted.end();
+      };
+      ok = accepts(*it) || (it->is_array() && std::any_of(it->begin(), it->end(), accepts));
+    }
+    if (!ok) return refuse(403, "claim \"" + claim + "\" does not allow this route");
+  }
+  return d;
+}
+
+AuthDecision reauthenticate(const RouteAuth& route, const std::string& user,
+                            const nlohmann::json& claims, std::string_view token,
+                            std::chrono::system_clock::time_point now) {
+  if (!route.jwt) return refuse(400, "this route does not take tokens");
+  AuthDecision d = verify_token(route, std::string(token), now);
+  if (!d.allowed) return d;
+  d = authorize(route, std::move(d));
+  if (!d.allowed) return d;
+  if (d.user != user) return refuse(403, "the new token is for another user");
+  // The connection keeps the identity it was admitted with (adapters derived its ACLs from it),
+  // so a token that says something else about the user needs a new connection.
+  static constexpr std::string_view kLifetimeClaims[] = {"exp", "iat", "nbf", "jti", "auth_time"};
+  auto same_apart_from_lifetime = [&](const nlohmann::json& a, const nlohmann::json& b) {
+    for (const auto& [key, value] : a.items()) {
+      if (std::find(std::begin(kLifetimeClaims), std::end(kLifetimeClaims), key) !=
+          std::end(kLifetimeClaims)) {
+        continue;
+      }
+      auto other = b.find(key);
+      if (other == b.end() || *other != value) return false;
+    }
+    return true;
+  };
+  if (!claims.is_object() || !d.claims.is_object() || !same_apart_from_lifetime(claims, d.claims) ||
+      !same_apart_from_lifetime(d.claims, claims)) {
+    return refuse(403, "the new token's claims differ from the connection's: reconnect with it");
+  }
+  return d;
+}
+
+}  // namespace wsbridge::auth

@@ -1,0 +1,57 @@
+// The handshake decision: who is connecting, and may they use this route? Pure: it is given the
+// request's parts and answers with an identity or an HTTP status, so it is tested without lws.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/auth_config.hpp"
+
+namespace wsbridge::auth {
+
+struct HandshakeRequest {
+  std::optional<std::string> authorization;                // the Authorization header
+  std::vector<std::pair<std::string, std::string>> query;  // decoded query arguments
+  std::optional<std::string> cookie;                       // the Cookie header
+  std::vector<std::string> subprotocols;                   // Sec-WebSocket-Protocol, split
+  std::optional<std::string> origin;                       // the Origin header
+};
+
+struct AuthDecision {
+  bool allowed = false;
+  unsigned status = 0;     // when refused: 401 or 403
+  bool challenge = false;  // add "WWW-Authenticate: Bearer" (missing credentials)
+  std::string reason;      // for the log and the response body; never contains the credential
+
+  // When allowed:
+  std::string user;
+  nlohmann::json claims = nlohmann::json::object();
+  std::string method;  // "jwt", "api_key" or "" (anonymous)
+  std::optional<TopicAcl> acl;
+  std::optional<std::chrono::system_clock::time_point> expires_at;
+};
+
+AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
+                          const HandshakeRequest& request,
+                          std::chrono::system_clock::time_point now);
+
+// The route's own rules (allowed_users, required_claims) for an authenticated decision.
+AuthDecision authorize(const RouteAuth& route, AuthDecision decision);
+
+// Verifies a fresh token sent mid-session ({"type":"auth","token":...}) for a connection of
+// `user` admitted with `claims`. `route` must be the policy in force now (after any reload), so
+// the token passes exactly what a new handshake would: keys, issuer, audience, expiry, the
+// route's users and claims. It must name the same user with the same claims, apart from its own
+// lifetime (exp, iat, nbf, jti, auth_time).
+AuthDecision reauthenticate(const RouteAuth& route, const std::string& user,
+                            const nlohmann::json& claims, std::string_view token,
+                            std::chrono::system_clock::time_point now);
+
+// "a, b ,c" -> {"a","b","c"}
+std::vector<std::string> split_header_list(std::string_view value);
+// Lowercase hex SHA-256.
+std::string sha256_hex(std::string_view data);
+
+}  // namespace wsbridge::auth

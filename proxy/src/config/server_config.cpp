@@ -1,0 +1,417 @@
+#include "config/server_config.hpp"
+
+#include "wsbridge/text.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "handshake/ip_address.hpp"
+#include "handshake/mqtt_refusal.hpp"
+
+namespace wsbridge {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// One address:port a listener binds. Two endpoints overlap when they bind the same port of the
+// same family and one address covers the other (equal, or one is the wildcard). IPv6 listeners
+// are IPV6_V6ONLY, so "::" does not cover IPv4 addresses.
+struct Endpoint {
+  std::string address;  // as written
+  int family = AF_INET;
+  std::array<unsigned char, sizeof(in6_addr)> bytes{};  // as bound: "::1" equals "0::1"
+  std::uint16_t port = 0;
+  SourcePosition where;  // of its 'port'
+
+  std::string text() const {
+    return (family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+  }
+  bool wildcard() const {
+    return std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; });
+  }
+  bool overlaps(const Endpoint& other) const {
+    return port == other.port && family == other.family &&
+           (bytes == other.bytes || wildcard() || other.wildcard());
+  }
+};
+
+Endpoint endpoint(const std::string& address, std::uint16_t port, SourcePosition where) {
+  Endpoint e;
+  e.family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  inet_pton(e.family, address.c_str(), e.bytes.data());
+  e.port = port;
+  e.where = std::move(where);
+  e.address = address;
+  return e;
+}
+
+// Refuses a listener (or the admin listener) that would bind where another one already does:
+// lws would quietly serve both from one socket, so the second one's endpoints would answer 404.
+void check_endpoints(const std::vector<Endpoint>& listeners, const std::optional<Endpoint>& admin) {
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (!listeners[i].overlaps(listeners[j])) continue;
+      throw ConfigError(listeners[i].where,
+                        "listener " + listeners[i].text() + " overlaps the listener " +
+                            listeners[j].text() + " at " + listeners[j].where.to_string() +
+                            ": both would bind port " + std::to_string(listeners[i].port) +
+                            (listeners[i].bytes == listeners[j].bytes
+                                 ? " (the same listener twice)"
+                                 : " (a wildcard address covers every address of its family)"));
+    }
+  }
+  if (!admin) return;
+  for (const auto& l : listeners) {
+    if (!admin->overlaps(l)) continue;
+    throw ConfigError(admin->where,
+                      "[admin] " + admin->text() + " overlaps the listener " + l.text() + " at " +
+                          l.where.to_string() +
+                          ": the admin listener needs an address and port of its own (else "
+                          "/metrics and the API answer 404 there): give it another port");
+  }
+}
+
+// Names under which MQTT-over-WebSocket clients (mqtt.js, Paho JS) ask for MQTT packets, in any
+// case (a route listing "MQTT" would still take them from a client that lowercases nothing).
+bool is_mqtt_subprotocol(const std::string& p) {
+  return mqtt_refusal::is_mqtt_subprotocol(text::lower(p));
+}
+
+// What a route speaks on its WebSocket, for refusals of subprotocols it would not honour.
+std::string what_route_speaks(const ConfigTable& t, const std::string& adapter) {
+  const toml::node* mode = t.raw().get("mode");
+  const std::string m = mode != nullptr && mode->is_string() ? mode->as_string()->get() : "";
+  if (adapter == "mqtt" && m == "raw") {
+    return "raw payloads on fixed topics (adapter \"mqtt\", mode \"raw\")";
+  }
+  if (adapter == "mqtt") return "the JSON frames of docs/PROTOCOL.md (adapter \"mqtt\")";
+  if (adapter == "http") return "frames for an HTTP backend (adapter \"http\")";
+  if (adapter == "echo") return "echoed messages (adapter \"echo\")";
+  return "the frames of adapter \"" + adapter + "\", not MQTT packets";
+}
+
+// A route path: absolute, no query or fragment, printable ASCII without spaces, no dot segments.
+std::optional<std::string> route_path_problem(const std::string& path) {
+  if (path.empty() || path.front() != '/') return "must start with '/'";
+  if (path.size() > 255) return "must be at most 255 characters";
+  for (const char c : path) {
+    if (c <= 0x20 || c >= 0x7f) return "must be printable ASCII without spaces";
+    if (c == '?' || c == '#') return "must not contain '?' or '#'";
+  }
+  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
+      path.ends_with("/..") || path.ends_with("/.")) {
+    return "must not contain '.' or '..' segments";
+  }
+  if (path.find("//") != std::string::npos) return "must not contain '//'";
+  return std::nullopt;
+}
+
+ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_settings) {
+  ListenerConfig l;
+  l.address = t.string("address").value_or("127.0.0.1");
+  if (!is_ip_literal(l.address)) {
+    t.fail_at("address", "'address' in " + t.name() +
+                             " must be an IPv4 or IPv6 address such as "
+                             "\"127.0.0.1\", \"0.0.0.0\", \"::1\" or \"::\", not \"" +
+                             l.address + "\"");
+  }
+  if (!t.contains("port")) t.fail("missing required key 'port' in " + t.name());
+  l.port = static_cast<std::uint16_t>(*t.integer("port", 1, 65535));
+  l.permessage_deflate = t.boolean("permessage_deflate").value_or(false);
+  l.origins = auth::parse_origin_policy(t);
+  if (auto a = t.table("auth")) l.auth = auth::parse_route_auth(*a, auth_settings);
+  return l;
+}
+
+}  // namespace
+
+const RouteConfig* ServerConfig::find_route(std::string_view path) const {
+  for (const auto& route : routes) {
+    if (route.path == path) return &route;
+  }
+  return nullptr;
+}
+
+unsigned ServerConfig::effective_threads() const {
+  if (threads != 0) return threads;
+  // The CPUs this process may run on (taskset, cgroup cpusets), not every CPU the machine has.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const int n = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  return static_cast<unsigned>(std::clamp(n, 1, static_cast<int>(kMaxThreads)));
+}
+
+ServerConfig parse_config(std::string_view text, const std::string& file,
+                          const AdapterRegistry& registry) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(file));
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    throw ConfigError(SourcePosition{file, begin.line, begin.column},
+                      "syntax error: " + std::string(e.description()));
+  }
+
+  ServerConfig config;
+  config.file = file;
+  const std::filesystem::path config_dir =
+      std::filesystem::absolute(std::filesystem::path(file)).parent_path();
+  ConfigTable top(root, file, "the top level");
+
+  if (auto server = top.table("server")) {
+    if (auto level = server->one_of("log_level", kLogLevelNames)) config.log_level = *level;
+    if (auto format = server->one_of<LogFormat>(
+            "log_format", {{"text", LogFormat::kText}, {"json", LogFormat::kJson}})) {
+      config.log_format = *format;
+    }
+    if (auto dir = server->string("static_dir")) {
+      std::filesystem::path p(*dir);
+      if (p.is_relative()) p = config_dir / p;
+      std::error_code ec;
+      const auto status = std::filesystem::status(p, ec);
+      if (!std::filesystem::is_directory(status)) {
+        const int why = ec                                                       ? ec.value()
+                        : status.type() == std::filesystem::file_type::not_found ? ENOENT
+                                                                                 : ENOTDIR;
+        server->fail_at("static_dir", "'static_dir' in [server]: " + p.string() +
+                                          " is not a readable directory: " + std::strerror(why));
+      }
+      config.static_dir = std::filesystem::weakly_canonical(p);
+    }
+    if (auto index = server->string("index_file")) {
+      if (index->empty() || index->find('/') != std::string::npos) {
+        server->fail_at("index_file", "'index_file' in [server] must be a plain file name");
+      }
+      config.index_file = *index;
+    }
+    if (auto timeout = server->duration("shutdown_timeout", 0ms, 10min)) {
+      config.shutdown_timeout = *timeout;
+    }
+    if (server->contains("threads")) {
+      // "auto" (the online CPUs) or a number of service threads (shards).
+      if (server->raw().get("threads")->is_string()) {
+        if (server->string("threads") != "auto") {
+          server->fail_at("threads",
+                          "'threads' in [server] must be \"auto\" or a number of "
+                          "threads from 1 to " +
+                              std::to_string(kMaxThreads));
+        }
+        config.threads = 0;
+      } else if (auto n = server->integer("threads", 1, kMaxThreads)) {
+        config.threads = static_cast<unsigned>(*n);
+      }
+    }
+    server->reject_unknown_keys();
+  }
+  // (Before any route asks for a backend: each backend gets a pool per shard.)
+  config.http_client->set_shards(config.effective_threads());
+
+  if (auto limits = top.table("limits")) {
+    if (auto v = limits->integer("max_connections", 1, 10'000'000)) {
+      config.limits.max_connections = static_cast<std::size_t>(*v);
+    }
+    if (auto v = limits->integer("max_connections_per_ip", 1, 10'000'000)) {
+      config.limits.max_connections_per_ip = static_cast<std::size_t>(*v);
+    }
+    if (auto v = limits->duration("handshake_timeout", 1s, 10min)) {
+      config.limits.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(*v);
+    }
+    limits->reject_unknown_keys();
+  }
+  config.auth = auth::parse_auth_settings(top, config_dir);
+  std::optional<Endpoint> admin_endpoint;
+  if (auto admin = top.table("admin")) {
+    AdminConfig a;
+    a.address = admin->string("address").value_or("127.0.0.1");
+    if (!is_ip_literal(a.address)) {
+      admin->fail_at("address", "'address' in [admin] must be an IPv4 or IPv6 address");
+    }
+    if (!admin->contains("port")) admin->fail("missing required key 'port' in [admin]");
+    a.port = static_cast<std::uint16_t>(*admin->integer("port", 1, 65535));
+    a.token = admin->secret("token");
+    a.hosts = admin->string_array("hosts").value_or(std::vector<std::string>{});
+    a.allow_api_without_token = admin->boolean("allow_api_without_token").value_or(false);
+    admin->reject_unknown_keys();
+    admin_endpoint = endpoint(a.address, a.port, admin->position_of("port"));
+    config.admin = a;
+  }
+
+  auto listeners = top.array_of_tables("listeners");
+  if (listeners.empty()) {
+    // "[[listener]]" is the likely cause: say so at its position rather than "no listeners".
+    for (const auto& [key, value] : root) {
+      if (nearest_key(key.str(), {"listeners"})) {
+        throw ConfigError(SourcePosition{file, key.source().begin.line, key.source().begin.column},
+                          "unknown key '" + std::string(key.str()) +
+                              "' in the top level; did you mean [[listeners]]?");
+      }
+    }
+    top.fail("no listeners: add at least one [[listeners]] table with a 'port'");
+  }
+  std::vector<Endpoint> listener_endpoints;
+  for (auto& t : listeners) {
+    ListenerConfig l = read_listener(t, config.auth);
+    t.reject_unknown_keys();
+    listener_endpoints.push_back(endpoint(l.address, l.port, t.position_of("port")));
+    config.listeners.push_back(std::move(l));
+  }
+  check_endpoints(listener_endpoints, admin_endpoint);
+
+  std::map<std::string, AdapterKind*, std::less<>> kinds_by_name;
+  auto kind_named = [&](const std::string& name) -> AdapterKind* {
+    AdapterKind*& kind = kinds_by_name[name];
+    if (kind == nullptr) {
+      config.kinds.push_back((*registry.find(name))());
+      kind = config.kinds.back().get();
+    }
+    return kind;
+  };
+
+  // Sections claimed by adapters (e.g. [upstreams.*] for mqtt) come before the routes that use
+  // them, in file order.
+  std::vector<std::pair<std::string, std::string>> sections;  // section, owner
+  for (const auto& [key, value] : root) {
+    std::string owner = registry.section_owner(key.str());
+    if (!owner.empty()) sections.emplace_back(std::string(key.str()), std::move(owner));
+  }
+  for (const auto& [section, owner] : sections) {
+    top.consume(section);
+    kind_named(owner)->configure_section(top, section);
+  }
+
+  for (auto& t : top.array_of_tables("routes")) {
+    RouteConfig route;
+    route.path = t.required_string("path");
+    if (auto problem = route_path_problem(route.path)) {
+      t.fail_at("path", "route path \"" + route.path + "\" " + *problem);
+    }
+    if (route.path == kHealthPath) {
+      t.fail_at("path", "route path \"" + route.path + "\" is reserved for the health endpoint");
+    }
+    if (config.find_route(route.path) != nullptr) {
+      t.fail_at("path", "duplicate route path \"" + route.path + "\"");
+    }
+    route.adapter_name = t.required_string("adapter");
+    if (const toml::array* offered = t.raw()["subprotocols"].as_array()) {
+      for (const toml::node& p : *offered) {
+        if (!p.is_string() || !is_mqtt_subprotocol(p.as_string()->get())) continue;
+        throw ConfigError(
+            SourcePosition{file, p.source().begin.line, p.source().begin.column},
+            "subprotocol \"" + p.as_string()->get() +
+                "\" tells MQTT-over-WebSocket clients (mqtt.js, Paho JS) that route \"" +
+                route.path + "\" speaks MQTT packets, but it speaks " +
+                what_route_speaks(t, route.adapter_name) + ": remove it");
+      }
+    }
+    if (auto v = t.byte_size("max_message_bytes", 1, 1ull << 30)) route.max_message_bytes = *v;
+    if (auto v = t.byte_size("max_queued_bytes", 1024, 1ull << 34)) route.max_queued_bytes = *v;
+    if (auto v = t.integer("max_queued_messages", 1, 100'000'000)) {
+      route.max_queued_messages = static_cast<std::size_t>(*v);
+    }
+    route.queue_high_water_bytes = route.max_queued_bytes / 2;
+    if (auto v = t.byte_size("queue_high_water_bytes", 1, 1ull << 34)) {
+      if (*v > route.max_queued_bytes) {
+        t.fail_at("queue_high_water_bytes",
+                  "'queue_high_water_bytes' must not exceed 'max_queued_bytes' (" +
+                      std::to_string(route.max_queued_bytes) + ")");
+      }
+      route.queue_high_water_bytes = *v;
+    }
+    using SlowConsumer = RouteConfig::SlowConsumer;
+    if (auto policy =
+            t.one_of<SlowConsumer>("slow_consumer", {{"disconnect", SlowConsumer::kDisconnect},
+                                                     {"drop_oldest", SlowConsumer::kDropOldest}})) {
+      route.slow_consumer = *policy;
+    }
+    if (auto v = t.duration("ping_interval", 100ms, 24h)) route.ping_interval = *v;
+    if (auto v = t.duration("idle_timeout", 100ms, 24h)) route.idle_timeout = *v;
+    if (auto protocols = t.string_array("subprotocols")) {
+      for (const auto& p : *protocols) {
+        if (p.empty() || p.starts_with("bearer.") ||
+            p.find_first_of(" ,;\"()<>@:/[]?={}\t") != std::string::npos) {
+          t.fail_at("subprotocols", "subprotocol \"" + p +
+                                        "\" is not a valid token (and "
+                                        "bearer.* is reserved for credentials)");
+        }
+      }
+      route.subprotocols = *protocols;
+    }
+    if (auto rate = t.integer("rate", 0, 1'000'000)) route.rate = static_cast<double>(*rate);
+    if (auto burst = t.integer("burst", 1, 10'000'000)) {
+      if (route.rate == 0) t.fail_at("burst", "'burst' needs a 'rate'");
+      route.burst = static_cast<double>(*burst);
+    }
+    if (route.rate > 0 && route.burst == 0) route.burst = std::max(route.rate, 1.0);
+    if (auto auth_table = t.table("auth")) {
+      route.auth = auth::parse_route_auth(*auth_table, config.auth);
+      route.has_own_auth = true;
+    }
+    if (route.idle_timeout <= route.ping_interval) {
+      t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",
+                "'idle_timeout' must be longer than 'ping_interval' in route \"" + route.path +
+                    "\", so a live peer has time to answer a ping");
+    }
+
+    const AdapterRegistry::KindFactory* factory = registry.find(route.adapter_name);
+    if (factory == nullptr) {
+      std::string known;
+      for (const auto& name : registry.names()) known += (known.empty() ? "" : ", ") + name;
+      t.fail_at("adapter", "unknown adapter \"" + route.adapter_name + "\" (known: " + known + ")");
+    }
+    AdapterKind* kind = kind_named(route.adapter_name);
+    ConfigTable options(t.raw(), file, "route \"" + route.path + "\"");
+    for (const char* core_key :
+         {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
+          "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
+          "slow_consumer", "queue_high_water_bytes"}) {
+      options.consume(core_key);
+    }
+    route.adapter = kind->create_route(
+        options,
+        RouteContext{route.path, config_dir, config.http_client.get(), config.effective_threads()});
+    options.reject_unknown_keys();
+    config.routes.push_back(std::move(route));
+  }
+  top.reject_unknown_keys();
+  return config;
+}
+
+ServerConfig load_config_file(const std::string& file, const AdapterRegistry& registry) {
+  auto fail = [&file](const std::string& what, const std::string& why) {
+    return ConfigError(SourcePosition{file, 0, 0}, "cannot " + what + " the config file: " + why);
+  };
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail("open", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) throw fail("read", std::strerror(EISDIR));
+  // Bounded, so --config /dev/zero is an error rather than a process that eats all memory.
+  constexpr std::size_t kMaxConfigBytes = 16 * 1024 * 1024;
+  std::string text;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw fail("read", std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) throw fail("read", "larger than 16 MiB");
+  }
+  return parse_config(text, file, registry);
+}
+
+}  // namespace wsbridge

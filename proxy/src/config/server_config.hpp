@@ -1,0 +1,105 @@
+// The whole configuration of one wsbridge process, loaded and validated from TOML. Loading builds
+// every route's adapter, so a config that loads is a config that can run.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/auth_config.hpp"
+#include "http/http_client_pool.hpp"
+#include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/log.hpp"
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge {
+
+struct ListenerConfig {
+  std::string address;  // IPv4 or IPv6 literal
+  std::uint16_t port = 0;
+  bool permessage_deflate = false;
+  auth::OriginPolicy origins;  // checked for every WebSocket upgrade on this listener
+  // [listeners.auth]: the authentication of routes reached through this listener that have no
+  // auth table of their own.
+  std::optional<auth::RouteAuth> auth;
+};
+
+// The admin listener: /metrics (and /healthz) for operators, never on a public listener.
+struct AdminConfig {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::optional<std::string> token;      // when set, requests need "Authorization: Bearer <token>"
+  std::vector<std::string> hosts;        // Host names it answers to besides addresses and localhost
+  bool allow_api_without_token = false;  // the REST API on an admin listener without a token
+};
+
+// Process-wide limits, checked before the upgrade (503 when over).
+struct LimitsConfig {
+  std::size_t max_connections = 10000;
+  std::size_t max_connections_per_ip = 1000;
+  std::chrono::seconds handshake_timeout{10};  // for the TCP connection to complete its upgrade
+};
+
+struct RouteConfig {
+  std::string path;
+  std::string adapter_name;
+  std::size_t max_message_bytes = 1024 * 1024;
+  std::size_t max_queued_bytes = 16 * 1024 * 1024;  // per connection outbound queue bound
+  std::size_t max_queued_messages = 10000;          // the same in messages
+  // Past this many queued bytes Connection::send answers kQueuedOverHighWater (half of
+  // max_queued_bytes unless configured).
+  std::size_t queue_high_water_bytes = 8 * 1024 * 1024;
+  // What happens to a client whose queue is full: close it with 1013, or drop its oldest
+  // droppable frames (counted, and reported once it catches up).
+  enum class SlowConsumer { kDisconnect, kDropOldest } slow_consumer = SlowConsumer::kDisconnect;
+  std::chrono::milliseconds ping_interval{std::chrono::seconds(30)};
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  std::vector<std::string> subprotocols;  // Sec-WebSocket-Protocol values this route accepts
+  double rate = 0;                        // messages per second per connection; 0: unlimited
+  double burst = 0;                       // token bucket size
+  auth::RouteAuth auth;
+  bool has_own_auth = false;  // an [routes.auth] table: it replaces the listener's
+  std::shared_ptr<Adapter> adapter;
+};
+
+struct ServerConfig {
+  std::string file;
+  LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
+  std::optional<AdminConfig> admin;
+  std::optional<std::filesystem::path> static_dir;
+  std::string index_file = "index.html";
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(5)};
+  // Service threads (shards), each with its own libwebsockets context serving every listener;
+  // 0 ("auto") means one per online CPU (effective_threads()). Only a restart changes it.
+  unsigned threads = 0;
+  LimitsConfig limits;
+  auth::AuthSettings auth;
+  std::vector<ListenerConfig> listeners;
+  // The HTTP client adapters were given (RouteContext); bound to the service loop by the Server.
+  std::shared_ptr<LwsHttpClient> http_client = std::make_shared<LwsHttpClient>();
+  // Declared before `routes` so adapters are destroyed before the kinds that built them.
+  std::vector<std::unique_ptr<AdapterKind>> kinds;
+  std::vector<RouteConfig> routes;
+
+  const RouteConfig* find_route(std::string_view path) const;
+  // `threads`, with "auto" resolved to the CPUs this process may run on.
+  unsigned effective_threads() const;
+};
+
+inline constexpr unsigned kMaxThreads = 256;
+
+// Throws ConfigError (with file:line:column) for every problem: syntax, unknown keys, wrong types,
+// bad values, unknown adapters, duplicate paths, and the adapters' own validation errors.
+ServerConfig load_config_file(const std::string& file, const AdapterRegistry& registry);
+ServerConfig parse_config(std::string_view text, const std::string& file,
+                          const AdapterRegistry& registry);
+
+// Paths reserved for the core's own HTTP endpoints.
+inline constexpr std::string_view kHealthPath = "/healthz";
+
+}  // namespace wsbridge

@@ -1,0 +1,279 @@
+#include "handshake/bearer_subprotocol.hpp"
+
+#include "wsbridge/text.hpp"
+
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+namespace wsbridge {
+
+namespace {
+
+constexpr std::string_view kProtocolHeader = "sec-websocket-protocol";
+constexpr std::string_view kBearerPrefix = "bearer.";
+constexpr std::size_t kNameKeep = 32;
+constexpr std::size_t kValueKeep = 40;
+constexpr std::size_t kLwsBytesPerLine = 10;
+
+// RFC 9110 5.6.2 tchar.
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+using text::iequals;
+
+bool blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (blank(s.front()) || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (blank(s.back()) || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+void RequestHeadFilter::emit(std::string* out, std::string_view bytes) {
+  bytes_out_ += bytes.size();
+  if (out != nullptr) out->append(bytes);
+}
+
+RequestHeadFilter::Result RequestHeadFilter::feed(const char* data, std::size_t len,
+                                                  std::string* out, std::size_t& consumed) {
+  consumed = 0;
+  while (consumed < len) {
+    const char c = data[consumed++];
+    ++bytes_in_;
+    Result r = step(c, out);
+    if (r == Result::kMore &&
+        (bytes_in_ > max_bytes_ || bytes_out_ + kLwsBytesPerLine * lines_ > max_lws_bytes_)) {
+      r = Result::kTooLarge;
+    }
+    if (r != Result::kMore) return r;
+  }
+  return Result::kMore;
+}
+
+RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
+  const bool newline = c == '\n';
+  if (newline) {
+    ++lines_;
+  }
+  switch (state_) {
+    case State::kRequestLine:
+      emit(out, std::string_view(&c, 1));
+      if (newline) {
+        if (line_length_ == 0) return Result::kEnd;  // an empty head (lws stops there too)
+        summary_.connect = iequals(method_, "CONNECT");
+        state_ = State::kLineStart;
+        line_length_ = 0;
+      } else if (c != '\r') {
+        if (line_length_ == method_.size() && c != ' ' && method_.size() < 16) method_ += c;
+        ++line_length_;
+      }
+      return Result::kMore;
+    case State::kLineStart:
+      if (newline || c == '\r') {
+        emit(out, std::string_view(&c, 1));
+        if (!newline) {
+          state_ = State::kLineStartCR;
+          return Result::kMore;
+        }
+        break;  // the empty line: the head ends
+      }
+      if (!is_tchar(c)) return Result::kMalformed;  // obs-fold, blank before the name, ...
+      name_.clear();
+      value_.clear();
+      value_long_ = false;
+      held_name_.assign(1, c);  // may be the start of Sec-WebSocket-Protocol
+      name_.push_back(text::ascii_lower(c));
+      if (text::ascii_lower(c) != kProtocolHeader.front()) emit(out, std::exchange(held_name_, {}));
+      state_ = State::kName;
+      return Result::kMore;
+    case State::kLineStartCR:
+      if (!newline) return Result::kMalformed;
+      emit(out, std::string_view(&c, 1));
+      break;  // "\r\n": the head ends
+    case State::kName:
+      if (c == ':') {
+        if (!held_name_.empty() && name_ == kProtocolHeader) {
+          held_name_.push_back(c);
+          state_ = State::kProtocol;
+          item_ = Item::kSeparator;
+          line_cr_ = false;
+          kept_in_line_ = 0;
+          bearer_in_line_ = false;
+          return Result::kMore;
+        }
+        emit(out, std::exchange(held_name_, {}));
+        emit(out, std::string_view(&c, 1));
+        state_ = State::kValue;
+        return Result::kMore;
+      }
+      if (!is_tchar(c)) return Result::kMalformed;  // includes a line end before any ':'
+      if (name_.size() < kNameKeep) name_.push_back(text::ascii_lower(c));
+      if (!held_name_.empty()) {
+        held_name_.push_back(c);
+        if (!kProtocolHeader.starts_with(name_) || name_.size() > kProtocolHeader.size()) {
+          emit(out, std::exchange(held_name_, {}));
+        }
+      } else {
+        emit(out, std::string_view(&c, 1));
+      }
+      return Result::kMore;
+    case State::kValue:
+      emit(out, std::string_view(&c, 1));
+      if (newline) {
+        end_value_line();
+        state_ = State::kLineStart;
+      } else if (!(value_.empty() && blank(c))) {
+        if (value_.size() < kValueKeep) {
+          value_.push_back(c);
+        } else {
+          value_long_ = true;
+        }
+      }
+      return Result::kMore;
+    case State::kProtocol:
+      protocol_byte(c, out);
+      if (newline) state_ = State::kLineStart;
+      return Result::kMore;
+  }
+  // The head is complete.
+  summary_.has_body =
+      transfer_encoding_ || content_length_bad_ || content_length_nonzero_ ||
+      (!content_length_seen_ &&
+       (iequals(method_, "POST") || iequals(method_, "PUT") || iequals(method_, "PATCH")));
+  if (summary_.bearer) summary_.bearer->only_bearer = !any_kept_;
+  return Result::kEnd;
+}
+
+void RequestHeadFilter::end_value_line() {
+  const std::string_view value = trim(value_);
+  if (name_ == "content-length") {
+    const bool digits = !value.empty() && value.size() <= 18 && !value_long_ &&
+                        value.find_first_not_of("0123456789") == std::string_view::npos;
+    // A second Content-Length, or one that is not a plain number: lws would read it its own way
+    // (atoll of the joined values), so the body's end is not known here.
+    if (!digits || content_length_seen_) content_length_bad_ = true;
+    if (digits && value.find_first_not_of('0') != std::string_view::npos) {
+      content_length_nonzero_ = true;
+    }
+    content_length_seen_ = true;
+  } else if (name_ == "transfer-encoding") {
+    transfer_encoding_ = true;
+  } else if (name_ == "upgrade" && !value.empty()) {
+    summary_.upgrade = true;
+  } else if (name_ == "sec-websocket-origin") {
+    summary_.sec_websocket_origin = true;
+  }
+}
+
+void RequestHeadFilter::start_kept_item(std::string* out) {
+  emit(out, std::exchange(held_name_, {}));  // the header name goes out with the first entry
+  if (kept_in_line_ > 0) emit(out, ",");
+  ++kept_in_line_;
+  any_kept_ = true;
+}
+
+void RequestHeadFilter::end_protocol_line(std::string* out) {
+  if (item_ == Item::kPrefix) {  // an entry that began like "bearer." but was not one
+    start_kept_item(out);
+    emit(out, std::exchange(held_item_, {}));
+  }
+  space_held_ = false;
+  if (kept_in_line_ == 0 && bearer_in_line_) {
+    held_name_.clear();  // only bearer entries: the line goes entirely
+    return;
+  }
+  emit(out, std::exchange(held_name_, {}));  // an empty list stays an empty header
+  emit(out, line_cr_ ? "\r\n" : "\n");
+}
+
+void RequestHeadFilter::protocol_byte(char c, std::string* out) {
+  if (c == '\n') {
+    end_protocol_line(out);
+    return;
+  }
+  if (line_cr_) return;  // lws skips what follows a '\r' on a line
+  const bool ends_entry = c == ',' || c == '\r' || blank(c);
+  if (c == '\r') line_cr_ = true;
+  switch (item_) {
+    case Item::kSeparator:
+      if (ends_entry) return;
+      if (c == kBearerPrefix.front()) {
+        held_item_.assign(1, c);
+        item_ = Item::kPrefix;
+      } else {
+        start_kept_item(out);
+        emit(out, std::string_view(&c, 1));
+        item_ = Item::kKept;
+      }
+      return;
+    case Item::kPrefix:
+      if (!ends_entry && held_item_ == kBearerPrefix) {
+        // "bearer." and at least one more byte: a credential, never shown to lws.
+        held_item_.clear();
+        bearer_in_line_ = true;
+        capturing_ = !summary_.bearer;
+        if (capturing_) summary_.bearer = BearerExtraction{};
+        item_ = Item::kBearer;
+        if (capturing_) summary_.bearer->token.push_back(c);
+        return;
+      }
+      if (!ends_entry && held_item_.size() < kBearerPrefix.size() &&
+          kBearerPrefix[held_item_.size()] == c) {
+        held_item_.push_back(c);
+        return;
+      }
+      start_kept_item(out);
+      emit(out, std::exchange(held_item_, {}));
+      item_ = Item::kKept;
+      [[fallthrough]];
+    case Item::kKept:
+      if (c == ',' || c == '\r') {
+        space_held_ = false;
+        item_ = Item::kSeparator;
+      } else if (blank(c)) {
+        space_held_ = true;  // inside the entry if more of it follows, else dropped
+      } else {
+        if (std::exchange(space_held_, false)) emit(out, " ");
+        emit(out, std::string_view(&c, 1));
+      }
+      return;
+    case Item::kBearer:
+      if (ends_entry) {
+        item_ = c == ',' ? Item::kSeparator : Item::kSkip;
+      } else if (capturing_) {
+        summary_.bearer->token.push_back(c);
+      }
+      return;
+    case Item::kSkip:
+      if (c == ',') item_ = Item::kSeparator;
+      return;
+  }
+}
+
+std::optional<BearerExtraction> extract_bearer_subprotocol(char* data, std::size_t& len) {
+  RequestHeadFilter filter(static_cast<std::size_t>(-1) / 2, static_cast<std::size_t>(-1) / 2);
+  std::string out;
+  std::size_t consumed = 0;
+  const auto result = filter.feed(data, len, &out, consumed);
+  if (result == RequestHeadFilter::Result::kMalformed ||
+      result == RequestHeadFilter::Result::kTooLarge || !filter.summary().bearer ||
+      !filter.protocol_lines_complete()) {
+    return std::nullopt;
+  }
+  if (result == RequestHeadFilter::Result::kMore) return std::nullopt;  // not a whole head
+  std::optional<BearerExtraction> found = filter.summary().bearer;
+  out.append(data + consumed, len - consumed);
+  if (out.size() > len) return std::nullopt;  // cannot happen (never grows); never write past it
+  std::memcpy(data, out.data(), out.size());
+  len = out.size();
+  return found;
+}
+
+}  // namespace wsbridge

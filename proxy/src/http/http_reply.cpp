@@ -1,0 +1,45 @@
+#include "http/http_reply.hpp"
+
+#include <libwebsockets.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsbridge {
+
+bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
+                      std::string_view body, const HeaderList& extra_headers) {
+  std::vector<unsigned char> buf(LWS_PRE + 1024 + body.size());
+  unsigned char* start = buf.data() + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf.data() + buf.size() - body.size();
+  const std::string type(content_type);
+  if (lws_add_http_common_headers(wsi, status, type.c_str(), body.size(), &p, end) != 0) {
+    return false;
+  }
+  for (const auto& [name, value] : extra_headers) {
+    const std::string n(name);
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(n.c_str()),
+                                    reinterpret_cast<const unsigned char*>(value.data()),
+                                    static_cast<int>(value.size()), &p, end) != 0) {
+      return false;
+    }
+  }
+  if (lws_finalize_http_header(wsi, &p, end) != 0) return false;
+  // lws 4.1.6 learns the request's HTTP version only for requests it serves itself, so it
+  // answers an upgrade request (always HTTP/1.1) with "HTTP/1.0": strict clients (Python's
+  // websockets, for one) reject that status line.
+  constexpr std::string_view kOld = "HTTP/1.0 ";
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) > 0 &&
+      std::string_view(reinterpret_cast<const char*>(start), kOld.size()) == kOld) {
+    start[7] = '1';
+  }
+  // HTTP/1.1 only (ALPN is restricted to http/1.1): the body may follow the head in one write.
+  std::copy(body.begin(), body.end(), p);
+  p += body.size();
+  const auto len = static_cast<std::size_t>(p - start);
+  return lws_write(wsi, start, len, LWS_WRITE_HTTP_HEADERS) == static_cast<int>(len);
+}
+
+}  // namespace wsbridge

@@ -1,0 +1,27 @@
+#include "metrics/core_metrics.hpp"
+
+namespace wsbridge::core_metrics {
+
+void upgrade_refused(std::string_view reason) {
+  metrics::Registry::global()
+      .counter("wsbridge_connections_refused_total", "WebSocket upgrades refused, by reason",
+               {{"reason", std::string(reason)}})
+      .inc();
+}
+
+void auth_failed(std::string_view reason) {
+  metrics::Registry::global()
+      .counter("wsbridge_auth_failures_total",
+               "upgrades refused by authentication or authorization, by reason",
+               {{"reason", std::string(reason)}})
+      .inc();
+}
+
+void config_reload(std::string_view outcome) {
+  metrics::Registry::global()
+      .counter("wsbridge_config_reloads_total", "configuration reloads (SIGHUP), by outcome",
+               {{"outcome", std::string(outcome)}})
+      .inc();
+}
+
+}  // namespace wsbridge::core_metrics

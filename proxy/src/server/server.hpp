@@ -1,0 +1,49 @@
+// The front end as the process sees it: the shards, one libwebsockets service thread each, and
+// what they share (ShardShared). main() and the tests know wsbridge's front end only through this
+// class; with `[server] threads = 1` it is one shard on the thread that calls run().
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "config/server_config.hpp"
+
+namespace wsbridge {
+
+class Shard;
+struct ShardShared;
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<ServerConfig> config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the listeners on every shard (throws std::runtime_error when one cannot be opened),
+  // starts the adapters, serves (shard 0 on the calling thread, the others on threads of their
+  // own) until a shutdown completes, then stops the adapters.
+  void run();
+
+  // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
+  // queued frames, and return from run() once all are closed or the shutdown timeout passed.
+  void request_shutdown();
+
+  // Any thread: replace the configuration (SIGHUP). New connections get the new routes, keys,
+  // ACLs and limits; existing ones keep the configuration they were admitted under until they
+  // close. Refused (logged, counted, the current one kept) when it changes what only a restart
+  // can: listeners, the admin listener, static files, threads, or subprotocols lws does not know.
+  void request_reload(std::shared_ptr<ServerConfig> config);
+
+  // Any thread: true once every shard serves.
+  bool ready() const;
+
+  // The number of shards (service threads).
+  unsigned threads() const;
+
+ private:
+  std::unique_ptr<ShardShared> shared_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace wsbridge

@@ -1,0 +1,54 @@
+// What the shards of one Server share: the global connection limits, the index of every session
+// (for the admin API), the shards themselves (for the reload that shard 0 leads), and the
+// bookkeeping of replaced configurations that each shard lets go on its own. Everything here is
+// safe from any shard's thread.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "server/connection_slots.hpp"
+#include "server/session_index.hpp"
+
+namespace wsbridge {
+
+class Shard;
+struct ServerConfig;
+
+struct ShardShared {
+  explicit ShardShared(unsigned shard_count) : count(shard_count) {}
+
+  const unsigned count;        // shards, fixed for the process' lifetime
+  std::vector<Shard*> shards;  // index = shard number; set before any shard serves
+  ConnectionSlots slots;       // max_connections, max_connections_per_ip
+  SessionIndex sessions;       // every open session, for the admin API
+
+  // Shutdown: each shard, as it starts closing its sessions, adds how many; the last one to do so
+  // gets the total (for the log), else nullopt.
+  std::optional<std::size_t> closing(std::size_t closing_here) {
+    const std::size_t total = closing_total_.fetch_add(closing_here) + closing_here;
+    if (shards_closing_.fetch_add(1) + 1 < count) return std::nullopt;
+    return total;
+  }
+
+  // A replaced configuration is let go by each shard once none of its sessions uses it; the
+  // last shard to let go stops its adapters. Returns true for that last one.
+  bool let_go(const ServerConfig* config) {
+    std::lock_guard lock(retired_mutex_);
+    auto [it, added] = retired_holders_.try_emplace(config, count);
+    if (--it->second > 0) return false;
+    retired_holders_.erase(it);
+    return true;
+  }
+
+ private:
+  std::atomic<std::size_t> closing_total_{0};
+  std::atomic<unsigned> shards_closing_{0};
+  std::mutex retired_mutex_;
+  std::map<const ServerConfig*, unsigned> retired_holders_;  // shards still holding each
+};
+
+}  // namespace wsbridge

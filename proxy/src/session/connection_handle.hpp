@@ -1,0 +1,77 @@
+// The Connection that adapters hold: an id plus the service inbox. It never touches lws or the
+// session directly, so it is safe from any thread and may outlive the connection. It mirrors the
+// session's queue in atomics, so send() can answer how the frame fares without asking the service
+// thread (plugin.hpp, SendResult).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <limits>
+#include <memory>
+
+#include "server/service_inbox.hpp"
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge {
+
+// The route's outbound limits, as send() judges a frame against them.
+struct SendLimits {
+  std::size_t max_bytes = std::numeric_limits<std::size_t>::max();
+  std::size_t max_messages = std::numeric_limits<std::size_t>::max();
+  std::size_t high_water_bytes = std::numeric_limits<std::size_t>::max();
+};
+
+class ConnectionHandle final : public Connection {
+ public:
+  ConnectionHandle(ConnectionId id, Identity identity, std::shared_ptr<ServiceInbox> inbox,
+                   SendLimits limits = {})
+      : id_(id), identity_(std::move(identity)), inbox_(std::move(inbox)), limits_(limits) {}
+
+  ConnectionId id() const override { return id_; }
+  const Identity& identity() const override { return identity_; }
+  SendResult send(Frame frame) override;
+  void close(CloseCode code, std::string_view reason) override;
+  bool is_open() const override { return open_.load(std::memory_order_acquire); }
+  void pause_reading(bool paused) override;
+
+  // The owning shard's inbox (fan-out groups connections by it).
+  const std::shared_ptr<ServiceInbox>& inbox() const { return inbox_; }
+
+  // Service thread, when the connection is gone.
+  void mark_closed() { open_.store(false, std::memory_order_release); }
+  // Service thread: its close is decided; sends are refused from now on.
+  void mark_closing() { closing_.store(true, std::memory_order_release); }
+  // Any thread: the close is decided (the admin API neither pushes to nor closes such a session).
+  bool closing() const { return closing_.load(std::memory_order_acquire); }
+  // Service thread: what the session's queue holds now (after a frame was queued, written or
+  // dropped).
+  void set_queued(std::size_t bytes, std::size_t messages) {
+    queued_bytes_.store(bytes, std::memory_order_relaxed);
+    queued_messages_.store(messages, std::memory_order_relaxed);
+  }
+  // Any thread, for a frame of `bytes` about to be handed to the shard (send, send_to_all): how
+  // it will fare, judged as enqueue() will judge it; it counts as on its way from now on. kClosed
+  // reserves nothing.
+  SendResult reserve(std::size_t bytes);
+  // Service thread: a frame of `bytes` sent through this handle reached the session (queued or
+  // not), so it no longer counts as on its way.
+  void handed_over(std::size_t bytes) {
+    in_transit_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    in_transit_messages_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  const ConnectionId id_;
+  const Identity identity_;
+  const std::shared_ptr<ServiceInbox> inbox_;
+  const SendLimits limits_;
+  std::atomic<bool> open_{true};
+  std::atomic<bool> closing_{false};
+  std::atomic<std::size_t> queued_bytes_{0};
+  std::atomic<std::size_t> queued_messages_{0};
+  // Sent through this handle and not yet taken over by the service thread (in the inbox).
+  std::atomic<std::size_t> in_transit_bytes_{0};
+  std::atomic<std::size_t> in_transit_messages_{0};
+};
+
+}  // namespace wsbridge

@@ -1,0 +1,99 @@
+// One WebSocket connection as its shard's service thread sees it. Owned by the Shard, touched only
+// on its thread, except what SessionIndex reads for the admin API (the atomics, and what is set
+// before the session is added there); adapters reach it through its ConnectionHandle.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "session/connection_handle.hpp"
+#include "server/connection_slots.hpp"
+#include "session/frame_queue.hpp"
+#include "config/server_config.hpp"
+#include "shard/socket_writer.hpp"
+#include "session/transport.hpp"
+#include "recv_hook/utf8_validator.hpp"
+
+struct lws;
+
+namespace wsbridge {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct PendingClose {
+  std::uint16_t code = 1000;
+  std::string reason;
+};
+
+// The metrics of one route, looked up once.
+struct RouteMetrics;
+
+struct Session {
+  RouteMetrics* metrics = nullptr;
+  ConnectionId id = 0;
+  std::unique_ptr<Transport> transport;  // what carries it (transport.hpp)
+  lws* wsi = nullptr;                    // the WebSocket transport's connection, for the write path
+  std::size_t listener = 0;              // the index of the listener it came in on
+  std::shared_ptr<const ServerConfig> config;  // keeps `route` alive across reloads
+  const RouteConfig* route = nullptr;
+  std::shared_ptr<ConnectionHandle> handle;
+  std::optional<ConnectionSlots::Slot> slot;  // its place under the connection limits
+  // An MQTT client on a route that does not speak MQTT: never reaches the adapter, is answered
+  // with a refusing CONNACK and closed with this reason (mqtt_refusal.hpp).
+  std::optional<std::string> mqtt_refusal;
+
+  // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
+  // because permessage-deflate may read it after the call returns. `queued_bytes` counts the
+  // outbox only.
+  FrameQueue outbox;
+  std::size_t queued_bytes = 0;
+  std::optional<Frame> in_flight;
+  // Without permessage-deflate (coalesce_writes): the frame the socket took part of, whose rest
+  // goes out before anything else (write_path.cpp). While it is there, reading is held
+  // (`reading_held_for_write`), so lws parses no PING or close it would answer in between.
+  std::optional<PartialFrame> partial;
+  bool reading_held_for_write = false;
+
+  // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
+  std::string rx_buffer;
+  bool rx_binary = false;
+  Utf8Validator rx_utf8;  // text messages, across their fragments
+
+  SteadyClock::time_point opened_at;
+  SteadyClock::time_point last_rx;
+  SteadyClock::time_point last_ping;
+  bool ping_due = false;
+  std::optional<PendingClose> close_after_queue;  // close once the outbox is empty
+  CloseInfo close_info;                           // how it ended, for on_close and the log
+  bool close_sent = false;
+  // Set when a close is decided: past it the timer drops the connection whatever state lws is in
+  // (a close decided inside a permessage-deflate drain, a peer that never reads or answers).
+  std::optional<SteadyClock::time_point> close_deadline;
+
+  const auth::RouteAuth* auth = nullptr;  // the policy it was admitted under (route or listener)
+  // Credentials: when the token expires the connection closes (1008) unless refreshed.
+  std::optional<std::chrono::system_clock::time_point> expires_at;
+  // Rate limit (token bucket of the route's rate/burst).
+  double rate_tokens = 0;
+  SteadyClock::time_point rate_refilled_at;
+  unsigned rate_strikes = 0;     // messages refused in a row
+  bool coalesce_writes = false;  // several frames per write (no permessage-deflate)
+  bool reading_paused = false;   // Connection::pause_reading: lws rx flow control is off
+  std::uint64_t dropped = 0;     // droppable frames discarded since the client last caught up
+  // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).
+  std::atomic<std::uint64_t> messages_in{0};
+  std::atomic<std::uint64_t> messages_out{0};
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  std::chrono::system_clock::time_point opened_wall;  // for the admin API's "since"
+
+  // A close has been decided: nothing more from this client reaches the adapter.
+  bool closing() const { return close_sent || close_after_queue.has_value(); }
+  // After the outbox changed: the handle's mirror, which Connection::send judges frames by.
+  void outbox_changed() { handle->set_queued(queued_bytes, outbox.size()); }
+};
+
+}  // namespace wsbridge

@@ -1,0 +1,189 @@
+// One shard of the front end: a libwebsockets context and its service thread, with the listeners,
+// the HTTP endpoints, the WebSocket upgrade checks and the sessions of the connections it accepted.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "admin/admin_api.hpp"
+#include "auth/authenticator.hpp"
+#include "server/connection_slots.hpp"
+#include "recv_hook/mask_guard.hpp"
+#include "config/server_config.hpp"
+#include "server/service_inbox.hpp"
+#include "session/session.hpp"
+#include "server/shard_shared.hpp"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct lws_sorted_usec_list;
+
+namespace wsbridge {
+
+class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
+ public:
+  // Shard number `index` of `shared.count`; its connection ids are index + 1, index + 1 + count,
+  // ...: an id names its shard ((id - 1) % count), and with one shard they are 1, 2, 3, ...
+  Shard(std::shared_ptr<ServerConfig> config, ShardShared& shared, unsigned index);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Creates the lws context and opens the listeners (every listener on every shard, shared with
+  // SO_REUSEPORT when there is more than one; the admin listener on shard 0 only). Throws
+  // std::runtime_error when one cannot be opened. Any one thread, before serve().
+  void open();
+  // Serves on the calling thread (this shard's service thread from now on) until a shutdown
+  // completes, then tears the context down. The adapters were started by the Server.
+  void serve();
+
+  // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
+  // queued frames, and return from run() once all are closed or the shutdown timeout passed.
+  void request_shutdown();
+
+  // Any thread: replace the configuration (SIGHUP). New connections get the new routes, keys,
+  // ACLs and limits; existing ones keep the configuration they were admitted under until they
+  // close. Refused (logged, counted, the current one kept) when it changes what only a restart
+  // can: listeners, the admin listener, static files, or subprotocols lws does not know yet.
+  void request_reload(std::shared_ptr<ServerConfig> config);
+
+  // Any thread: true once this shard serves.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // After serve() returned: the configuration in force at the end.
+  const std::shared_ptr<const ServerConfig>& config() const { return config_; }
+
+  static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
+
+ private:
+  struct LwsTables;
+  struct Timer;
+  // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
+  struct HeldUpgrade {
+    int fd = -1;
+    std::string request_bytes;
+    lws_vhost* vhost = nullptr;
+    SteadyClock::time_point since;
+    auth::AuthDecision decision;
+    std::optional<AdmissionResult> verdict;  // set when the adapter answered
+    std::optional<ConnectionSlots::Slot> slot;
+  };
+  struct Admitted {
+    AdmissionResult verdict;
+    auth::AuthDecision decision;
+    std::optional<ConnectionSlots::Slot> slot;
+  };
+  // An upgrade the core accepted, between CONFIRM_UPGRADE and ESTABLISHED.
+  struct PendingUpgrade {
+    auth::AuthDecision decision;
+    std::optional<ConnectionSlots::Slot> slot;
+    std::optional<std::string> mqtt_refusal;  // an MQTT client to refuse in MQTT (mqtt_refusal.hpp)
+  };
+  struct AdminRequest {
+    std::string method;
+    std::string target;
+    std::string body;
+    bool too_large = false;
+  };
+
+  void dispatch(InboxCommand&& command) override;
+  void on_unmasked_frame(int fd) override;
+  void close_unmasked_senders();
+  void drain_inbox();
+  void begin_shutdown();
+  void refuse_for_descriptors();
+  // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
+  // session with 1001.
+  void finish_draining();
+  // Shard 0 decides a reload and starts the new adapters; the other shards follow its decision.
+  void apply_reload(std::shared_ptr<ServerConfig> next);
+  void follow_reload(std::shared_ptr<ServerConfig> next);
+  void swap_config(std::shared_ptr<ServerConfig> next);
+  std::string restart_needed_for(const ServerConfig& next) const;
+  void adopt_config_tables();  // route metrics, sweep period, listener map of config_
+  void release_retired_configs(bool at_exit);
+  std::size_t work_in_flight() const;
+  int hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision decision,
+                   ConnectionSlots::Slot slot);
+  void release_held_upgrades();  // outside lws callbacks: adopting re-enters lws
+  bool admin_authorized(lws* wsi) const;
+  int serve_admin_api(lws* wsi, const AdminRequest& request);
+  void on_timer();
+  void schedule_timer(std::chrono::milliseconds delay);
+
+  int confirm_upgrade(lws* wsi);
+  int refuse_upgrade(lws* wsi, unsigned status, std::string_view code, const std::string& reason,
+                     bool challenge = false);
+  bool handle_auth_message(Session& s, const Frame& message);
+  bool within_rate(Session& s);
+  // The route's own auth table, else its listener's, else the route's default (anonymous).
+  const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;
+  // The same, for a session: by the index of its listener, in the configuration in force now.
+  const auth::RouteAuth& auth_policy(std::size_t listener, const RouteConfig& route) const;
+  int serve_http(lws* wsi, std::string_view uri);
+  int on_established(lws* wsi, void** slot);
+  // A fragment of a message from the session's transport: reassembled within the route's limits,
+  // then given to the adapter.
+  void on_fragment(Session& s, const InboundFragment& fragment);
+  void refuse_mqtt(Session& s, std::string_view connect);
+  int on_writeable(Session& s);
+  int write_direct(Session& s);
+  // Holds (or releases) reading while a frame is partly written (write_direct says why).
+  void hold_reading_for_write(Session& s, bool hold);
+  // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.
+  void after_write(Session& s);
+  void on_peer_close(Session& s, const void* in, std::size_t len);
+  void on_closed(Session* s);
+
+  void enqueue(Session& s, Frame frame);
+  void request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue);
+
+  std::shared_ptr<const ServerConfig> config_;
+  // Replaced configurations still used by open connections (each session holds its own), kept
+  // until the last of them closed and their adapters have nothing in flight.
+  std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
+  std::vector<lws_vhost*> listener_vhosts_;  // in config order
+  SocketWriter socket_writer_;               // write_direct's iovec and header scratch
+  int fd_limit_ = 0;                         // RLIMIT_NOFILE (soft) when the server started
+  SteadyClock::time_point last_fd_warning_{};
+  std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
+  lws_context* context_ = nullptr;
+  lws_vhost* admin_vhost_ = nullptr;
+  std::unique_ptr<LwsTables> lws_tables_;
+  std::unique_ptr<Timer> timer_;
+  std::unordered_map<ConnectionId, Session*> sessions_;
+  std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
+  // Decided in CONFIRM_UPGRADE, taken at ESTABLISHED (same wsi), dropped when the wsi goes.
+  std::unordered_map<lws*, PendingUpgrade> pending_auth_;
+  std::unordered_map<lws*, SteadyClock::time_point> handshaking_;
+  std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
+      route_metrics_;  // accepted, not yet served
+  std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;
+  std::unordered_map<std::uint64_t, HeldUpgrade> held_;
+  std::uint64_t next_hold_id_ = 1;
+  bool holds_answered_ = false;  // some held upgrade has its verdict: release it from run()
+  int adopting_fd_ = -1;         // the held socket being handed back to lws now
+  std::optional<Admitted> adopting_;
+  std::unordered_map<lws*, Admitted> admitted_;            // adopted again, until CONFIRM_UPGRADE
+  std::unordered_map<lws*, AdminRequest> admin_requests_;  // admin API requests with a body
+  ShardShared& shared_;
+  const unsigned index_;
+  std::uint64_t next_sequence_ = 1;  // ids: (sequence - 1) * shard count + index + 1
+  SteadyClock::time_point started_at_ = SteadyClock::now();
+  std::chrono::milliseconds sweep_period_{1000};
+
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> shutdown_requested_{false};
+  bool stopping_ = false;  // service thread
+  bool draining_ = false;  // stopping, waiting for in-flight work before closing sessions
+  SteadyClock::time_point drain_deadline_{};
+  bool destroying_ = false;  // service thread: context teardown, no more writes
+  SteadyClock::time_point shutdown_deadline_{};
+};
+
+}  // namespace wsbridge
