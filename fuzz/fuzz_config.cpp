@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "fuzz_check.hpp"
 #include "config/server_config.hpp"
+#include "fuzz_check.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
 

@@ -27,8 +27,8 @@
 #include <string_view>
 #include <vector>
 
-#include "handshake/bearer_subprotocol.hpp"
 #include "fuzz_check.hpp"
+#include "handshake/bearer_subprotocol.hpp"
 #include "recv_hook/mask_guard.hpp"
 
 namespace {

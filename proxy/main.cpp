@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "config/cli.hpp"
+#include "config/server_config.hpp"
 #include "metrics/core_metrics.hpp"
 #include "server/server.hpp"
-#include "config/server_config.hpp"
 #include "version.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/metrics.hpp"

@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "admin/admin_guard.hpp"
-#include "integration/wsbridge_instance.hpp"
 #include "handshake/request_framing.hpp"
+#include "integration/wsbridge_instance.hpp"
 #include "support/http_backend.hpp"
 #include "support/prometheus.hpp"
 

@@ -12,8 +12,8 @@
 #include <set>
 #include <thread>
 
-#include "integration/wsbridge_instance.hpp"
 #include "config/server_config.hpp"
+#include "integration/wsbridge_instance.hpp"
 #include "support/http_backend.hpp"
 #include "wsbridge/adapter_registry.hpp"
 

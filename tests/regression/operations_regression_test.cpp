@@ -15,8 +15,8 @@
 #include <regex>
 #include <sstream>
 
-#include "integration/wsbridge_instance.hpp"
 #include "config/server_config.hpp"
+#include "integration/wsbridge_instance.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge::testing {

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "integration/wsbridge_instance.hpp"
 #include "http/static_files.hpp"
+#include "integration/wsbridge_instance.hpp"
 #include "support/jwt_sign.hpp"
 #include "wsbridge/log.hpp"
 

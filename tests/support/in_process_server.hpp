@@ -12,8 +12,8 @@
 #include <string>
 #include <thread>
 
-#include "server/server.hpp"
 #include "config/server_config.hpp"
+#include "server/server.hpp"
 #include "support/process.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"

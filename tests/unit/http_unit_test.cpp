@@ -6,10 +6,10 @@
 #include <map>
 
 #include "admin/admin_api.hpp"
+#include "config/server_config.hpp"
 #include "http/http1.hpp"
 #include "http_config.hpp"
 #include "rpc.hpp"
-#include "config/server_config.hpp"
 #include "wsbridge/adapter_registry.hpp"
 
 namespace wsbridge {

@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "http/http1.hpp"
-#include "server/this_shard.hpp"
 #include "http/tls_client_stream.hpp"
+#include "server/this_shard.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/metrics.hpp"
 

@@ -5,8 +5,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "shard/shard.hpp"
 #include "server/shard_shared.hpp"
+#include "shard/shard.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge {

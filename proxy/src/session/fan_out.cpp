@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "session/connection_handle.hpp"
 #include "server/this_shard.hpp"
+#include "session/connection_handle.hpp"
 
 namespace wsbridge {
 

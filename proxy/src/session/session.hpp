@@ -9,13 +9,13 @@
 #include <optional>
 #include <string>
 
-#include "session/connection_handle.hpp"
-#include "server/connection_slots.hpp"
-#include "session/frame_queue.hpp"
 #include "config/server_config.hpp"
-#include "shard/socket_writer.hpp"
-#include "session/transport.hpp"
 #include "recv_hook/utf8_validator.hpp"
+#include "server/connection_slots.hpp"
+#include "session/connection_handle.hpp"
+#include "session/frame_queue.hpp"
+#include "session/transport.hpp"
+#include "shard/socket_writer.hpp"
 
 struct lws;
 

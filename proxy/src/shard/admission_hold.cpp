@@ -1,8 +1,8 @@
 // Upgrades held while their route's adapter decides (upgrade_hold.hpp says how and why).
 #include "shard/shard_parts.hpp"
 
-#include "recv_hook/mask_guard.hpp"
 #include "handshake/upgrade_hold.hpp"
+#include "recv_hook/mask_guard.hpp"
 
 namespace wsbridge {
 

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
+#include "handshake/mqtt_refusal.hpp"
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
-#include "handshake/mqtt_refusal.hpp"
 
 namespace wsbridge {
 

@@ -6,11 +6,11 @@
 
 #include <stdexcept>
 
+#include "handshake/upgrade_hold.hpp"
+#include "http/static_files.hpp"
 #include "recv_hook/deflate_guard.hpp"
 #include "server/listen_share.hpp"
-#include "http/static_files.hpp"
 #include "server/this_shard.hpp"
-#include "handshake/upgrade_hold.hpp"
 
 namespace wsbridge {
 

@@ -12,12 +12,12 @@
 
 #include "admin/admin_api.hpp"
 #include "auth/authenticator.hpp"
-#include "server/connection_slots.hpp"
-#include "recv_hook/mask_guard.hpp"
 #include "config/server_config.hpp"
+#include "recv_hook/mask_guard.hpp"
+#include "server/connection_slots.hpp"
 #include "server/service_inbox.hpp"
-#include "session/session.hpp"
 #include "server/shard_shared.hpp"
+#include "session/session.hpp"
 
 struct lws;
 struct lws_context;

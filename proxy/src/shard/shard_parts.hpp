@@ -13,8 +13,8 @@
 
 #include "metrics/core_metrics.hpp"
 #include "session/session.hpp"
-#include "shard/shard.hpp"
 #include "shard/lws_request.hpp"
+#include "shard/shard.hpp"
 #include "wsbridge/log.hpp"
 
 static_assert(LWS_PRE <= wsbridge::kFrameHeadroom, "Frame headroom must fit LWS_PRE");
