@@ -1,6 +1,7 @@
 #include "recv_hook/deflate_guard.hpp"
 
 #include "session/session.hpp"
+#include "shard/shard.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge::deflate_guard {
@@ -9,9 +10,7 @@ int callback(lws_context* context, const lws_extension* ext, lws* wsi,
              lws_extension_callback_reasons reason, void* user, void* in, std::size_t len) {
   const int n = lws_extension_callback_pm_deflate(context, ext, wsi, reason, user, in, len);
   if (reason != LWS_EXT_CB_PAYLOAD_RX || n >= 0) return n;
-  // The protocol's per-connection data is the Session slot (Server::lws_callback).
-  auto** slot = static_cast<Session**>(lws_wsi_user(wsi));
-  Session* s = slot != nullptr ? *slot : nullptr;
+  Session* s = Shard::session_of(wsi);
   if (s != nullptr && !s->close_sent) {
     WSB_LOG(kInfo) << "conn " << s->id << " sent data that does not inflate: dropping it";
     // RFC 7692 8.1: _Fail the WebSocket Connection_; the log line says 1007 (invalid data).

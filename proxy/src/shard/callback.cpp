@@ -9,15 +9,21 @@
 
 namespace wsbridge {
 
+Session* Shard::session_of(lws* wsi) {
+  const ConnectionData* data = ConnectionData::of(wsi);
+  return data != nullptr ? data->session : nullptr;
+}
+
 int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_int);
   const lws_protocols* protocol = lws_get_protocol(wsi);
   auto* self = protocol != nullptr ? static_cast<Shard*>(protocol->user) : nullptr;
   if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
-  // `user` is the per-connection slot for connection callbacks only (FILTER_NETWORK_CONNECTION
-  // passes other data in it), so it is read in those cases alone.
-  auto** slot = static_cast<Session**>(user);
-  auto session_of = [slot]() -> Session* { return slot != nullptr ? *slot : nullptr; };
+  // `user` is the connection's ConnectionData in connection callbacks only (FILTER_NETWORK_
+  // CONNECTION passes other data in it), so it is read in those cases alone. Null for a
+  // connection of ours only before SERVER_NEW_CLIENT_INSTANTIATED gave it one.
+  auto* data = static_cast<ConnectionData*>(user);
+  auto session_of = [data]() -> Session* { return data != nullptr ? data->session : nullptr; };
   Session* session = nullptr;
 
   try {
@@ -37,18 +43,20 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return 0;
       }
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        data = new ConnectionData(wsi);
+        lws_set_wsi_user(wsi, data);  // freed at WSI_DESTROY, which every connection reaches
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).
-        self->handshaking_[wsi] = SteadyClock::now();
+        self->expect_request(*data);
         if (self->adopting_ && lws_get_socket_fd(wsi) == self->adopting_fd_) {
           // A held upgrade handed back (release_held_upgrades): its verdict goes with this wsi.
-          self->admitted_[wsi] = std::move(*self->adopting_);
+          data->admitted = std::move(*self->adopting_);
           self->adopting_.reset();
         }
         return 0;
       case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
         // A complete request head (every HTTP request but upgrades, static files included).
-        self->handshaking_.erase(wsi);
+        if (data != nullptr) request_arrived(*data);
         if (auto problem = framing_problem(wsi, false)) {
           WSB_LOG(kInfo) << "refused a request from " << peer_address(wsi) << ": "
                          << problem->status << " " << problem->reason;
@@ -60,12 +68,11 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
         // Bound at the start of every HTTP transaction, and again when one completes on a
         // keep-alive connection: the next request must come within the handshake timeout too.
-        self->handshaking_[wsi] = SteadyClock::now();
+        if (data != nullptr) self->expect_request(*data);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_HTTP_BODY: {
-        auto it = self->admin_requests_.find(wsi);
-        if (it == self->admin_requests_.end()) return 0;
-        AdminRequest& r = it->second;
+        if (data == nullptr || !data->admin_request) return 0;
+        AdminRequest& r = *data->admin_request;
         if (r.body.size() + len > kMaxAdminBodyBytes) {
           r.too_large = true;
           r.body.clear();
@@ -75,26 +82,27 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return 0;
       }
       case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
-        auto it = self->admin_requests_.find(wsi);
-        if (it == self->admin_requests_.end())
+        if (data == nullptr || !data->admin_request) {
           return lws_callback_http_dummy(wsi, reason, user, in, len);
-        AdminRequest request = std::move(it->second);
-        self->admin_requests_.erase(it);
+        }
+        AdminRequest request = std::move(*data->admin_request);
+        data->admin_request.reset();
         return self->serve_admin_api(wsi, request);
       }
       case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
         return self->confirm_upgrade(wsi);
       case LWS_CALLBACK_HTTP: {
-        self->handshaking_.erase(wsi);  // the request arrived in time
+        if (data != nullptr) request_arrived(*data);
         const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
         return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
                                                  : std::string_view(uri));
       }
       case LWS_CALLBACK_ESTABLISHED:
-        self->handshaking_.erase(wsi);  // upgraded in time
+        if (data == nullptr) return -1;  // not accepted by this shard: never checked
+        request_arrived(*data);          // upgraded in time
         mask_guard::start_websocket(lws_get_socket_fd(wsi));
-        return self->on_established(wsi, reinterpret_cast<void**>(slot));
+        return self->on_established(wsi, *data);
       case LWS_CALLBACK_RECEIVE:
         session = session_of();
         if (session == nullptr) return -1;
@@ -117,16 +125,17 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_CLOSED:
         mask_guard::forget(lws_get_socket_fd(wsi));
         self->on_closed(session_of());
-        if (slot != nullptr) *slot = nullptr;
+        if (data != nullptr) data->session = nullptr;
         return 0;
       case LWS_CALLBACK_CLOSED_HTTP:
-      case LWS_CALLBACK_WSI_DESTROY:
-        self->pending_auth_.erase(wsi);
-        self->handshaking_.erase(wsi);
-        self->admitted_.erase(wsi);
-        self->admin_requests_.erase(wsi);
         mask_guard::forget(lws_get_socket_fd(wsi));
         return lws_callback_http_dummy(wsi, reason, user, in, len);
+      case LWS_CALLBACK_WSI_DESTROY:
+        mask_guard::forget(lws_get_socket_fd(wsi));
+        lws_set_wsi_user(wsi, nullptr);
+        delete data;  // (lws calls protocols[0] with the user data still intact; then frees it
+                      // only when it allocated it, which it never does: per_session_data_size 0)
+        return lws_callback_http_dummy(wsi, reason, nullptr, in, len);
       default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

@@ -66,11 +66,13 @@ int Shard::confirm_upgrade(lws* wsi) {
   }
   if (stopping_) return refuse_upgrade(wsi, 503, "shutting_down", "shutting down");
 
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr) return -1;  // not accepted by this shard (never happens): unchecked
   const std::string ip = peer_address(wsi);
   // An upgrade coming back from its admission check: its checks passed on the first pass.
-  if (auto a = admitted_.find(wsi); a != admitted_.end()) {
-    Admitted admitted = std::move(a->second);
-    admitted_.erase(a);
+  if (data->admitted) {
+    Admitted admitted = std::move(*data->admitted);
+    data->admitted.reset();
     const AdmissionResult& v = admitted.verdict;
     if (v.status < 200 || v.status > 299) {
       return refuse_upgrade(wsi, v.status, "admission",
@@ -79,7 +81,7 @@ int Shard::confirm_upgrade(lws* wsi) {
     if (v.claims.is_object()) {
       for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
     }
-    pending_auth_[wsi] =
+    data->pending =
         PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot), std::nullopt};
     return 0;
   }
@@ -173,7 +175,7 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (route->adapter->wants_admission() && !mqtt_refusal_reason) {
     return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));
   }
-  pending_auth_[wsi] =
+  data->pending =
       PendingUpgrade{std::move(decision), std::move(slot), std::move(mqtt_refusal_reason)};
   return 0;
 }

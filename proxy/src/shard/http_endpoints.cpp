@@ -80,7 +80,9 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
     const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     if (!length.empty() && length != "0") {
       // The body comes in LWS_CALLBACK_HTTP_BODY; the reply goes out at its completion.
-      admin_requests_[wsi] = std::move(request);
+      ConnectionData* data = ConnectionData::of(wsi);
+      if (data == nullptr) return -1;  // not accepted by this shard (never happens)
+      data->admin_request = std::move(request);
       return 0;
     }
     return serve_admin_api(wsi, request);

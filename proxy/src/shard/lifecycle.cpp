@@ -86,7 +86,7 @@ void Shard::open() {
     lws_protocols p{};
     p.name = lws_tables_->protocol_names.emplace_back(name).c_str();
     p.callback = protocol_callback;
-    p.per_session_data_size = sizeof(Session*);
+    p.per_session_data_size = 0;  // the user data is ours: Shard::ConnectionData
     p.rx_buffer_size = kRxChunkBytes;
     p.tx_packet_size = kTxChunkBytes;
     p.user = this;

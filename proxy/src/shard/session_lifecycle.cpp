@@ -5,17 +5,16 @@
 
 namespace wsbridge {
 
-int Shard::on_established(lws* wsi, void** slot) {
+int Shard::on_established(lws* wsi, ConnectionData& data) {
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
   const RouteConfig* route = config_->find_route(uri);
   if (route == nullptr) return -1;  // confirm_upgrade already refused this; never reached
-  auto pending = pending_auth_.find(wsi);
-  if (pending == pending_auth_.end()) return -1;  // not through confirm_upgrade: unchecked
-  PendingUpgrade admitted = std::move(pending->second);
-  pending_auth_.erase(pending);
+  if (!data.pending) return -1;     // not through confirm_upgrade: unchecked
+  PendingUpgrade admitted = std::move(*data.pending);
+  data.pending.reset();
 
   auto* s = new Session();
-  *slot = s;
+  data.session = s;
   s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
   s->wsi = wsi;
   s->transport = std::make_unique<WebSocketTransport>(wsi);

@@ -59,10 +59,14 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   const std::shared_ptr<const ServerConfig>& config() const { return config_; }
 
   static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
+  // The session of a shard's lws connection, if it is one (from ESTABLISHED to CLOSED); for code
+  // lws calls outside the protocol callback (deflate_guard). The connection's thread only.
+  static Session* session_of(lws* wsi);
 
  private:
   struct LwsTables;
   struct Timer;
+  struct ConnectionData;  // shard_parts.hpp: what lws holds for us per connection
   // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
   struct HeldUpgrade {
     int fd = -1;
@@ -126,7 +130,12 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // The same, for a session: by the index of its listener, in the configuration in force now.
   const auth::RouteAuth& auth_policy(std::size_t listener, const RouteConfig& route) const;
   int serve_http(lws* wsi, std::string_view uri);
-  int on_established(lws* wsi, void** slot);
+  int on_established(lws* wsi, ConnectionData& data);
+  // The connection's next request is due within the handshake timeout (from accept, and after
+  // each keep-alive answer), or no longer (it arrived).
+  void expect_request(ConnectionData& data);
+  static void request_arrived(ConnectionData& data);
+  void drop_late_requests(SteadyClock::time_point now);
   // A fragment of a message from the session's transport: reassembled within the route's limits,
   // then given to the adapter.
   void on_fragment(Session& s, const InboundFragment& fragment);
@@ -158,9 +167,6 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
   std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
-  // Decided in CONFIRM_UPGRADE, taken at ESTABLISHED (same wsi), dropped when the wsi goes.
-  std::unordered_map<lws*, PendingUpgrade> pending_auth_;
-  std::unordered_map<lws*, SteadyClock::time_point> handshaking_;
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
       route_metrics_;  // accepted, not yet served
   std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;
@@ -169,8 +175,6 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   bool holds_answered_ = false;  // some held upgrade has its verdict: release it from run()
   int adopting_fd_ = -1;         // the held socket being handed back to lws now
   std::optional<Admitted> adopting_;
-  std::unordered_map<lws*, Admitted> admitted_;            // adopted again, until CONFIRM_UPGRADE
-  std::unordered_map<lws*, AdminRequest> admin_requests_;  // admin API requests with a body
   ShardShared& shared_;
   const unsigned index_;
   std::uint64_t next_sequence_ = 1;  // ids: (sequence - 1) * shard count + index + 1

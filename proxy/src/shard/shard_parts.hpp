@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,38 @@ struct Shard::LwsTables {
 struct Shard::Timer {
   lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
   Shard* shard = nullptr;
+  // The connections whose next request is due, oldest first (each is appended when it becomes
+  // due, and the timeout is the same for all): the timer drops from the head while late.
+  lws_dll2_owner_t awaiting_request{};
+};
+
+// A connection's place in Timer::awaiting_request. Standard layout with the link first, so the
+// list's node converts back to it.
+struct RequestDeadline {
+  lws_dll2_t link{};
+  lws* wsi = nullptr;
+  SteadyClock::time_point since{};
+};
+
+// What a shard keeps for one of its lws connections, from accept to WSI_DESTROY. It is the
+// connection's lws user data (lws_set_wsi_user at SERVER_NEW_CLIENT_INSTANTIATED), so lws hands
+// it to every callback of the connection. Being ours, it outlives lws' protocol binds: lws frees
+// and reallocates only user data it allocated itself, at the upgrade (between CONFIRM_UPGRADE and
+// ESTABLISHED) and after each keep-alive request, which would lose what was decided before.
+struct Shard::ConnectionData {
+  explicit ConnectionData(lws* w) : wsi(w) { deadline.wsi = w; }
+  ~ConnectionData() { lws_dll2_remove(&deadline.link); }
+  ConnectionData(const ConnectionData&) = delete;
+  ConnectionData& operator=(const ConnectionData&) = delete;
+
+  static ConnectionData* of(lws* wsi) { return static_cast<ConnectionData*>(lws_wsi_user(wsi)); }
+
+  lws* const wsi;
+  RequestDeadline deadline;                   // linked while a request is due
+  std::optional<Admitted> admitted;           // a held upgrade's verdict, until CONFIRM_UPGRADE
+  std::optional<PendingUpgrade> pending;      // decided at CONFIRM_UPGRADE, taken at ESTABLISHED
+  std::optional<AdminRequest> admin_request;  // an admin API request whose body is arriving
+  Session* session = nullptr;                 // from ESTABLISHED to CLOSED
 };
 
 // "1.234s", for the log.

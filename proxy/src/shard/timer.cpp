@@ -13,17 +13,30 @@ void Shard::schedule_timer(std::chrono::milliseconds delay) {
       std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
 }
 
+void Shard::expect_request(ConnectionData& data) {
+  lws_dll2_remove(&data.deadline.link);
+  data.deadline.since = SteadyClock::now();
+  lws_dll2_add_tail(&data.deadline.link, &timer_->awaiting_request);
+}
+
+void Shard::request_arrived(ConnectionData& data) {
+  lws_dll2_remove(&data.deadline.link);
+}
+
+void Shard::drop_late_requests(SteadyClock::time_point now) {
+  // Oldest first: the first one still in time ends the walk.
+  while (lws_dll2_t* head = lws_dll2_get_head(&timer_->awaiting_request)) {
+    auto* late = reinterpret_cast<RequestDeadline*>(head);  // link is its first member
+    if (now - late->since < config_->limits.handshake_timeout) break;
+    lws_dll2_remove(head);
+    WSB_LOG(kDebug) << "dropping a connection that did not finish its request in time";
+    lws_set_timeout(late->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+  }
+}
+
 void Shard::on_timer() {
   const auto now = SteadyClock::now();
-  for (auto it = handshaking_.begin(); it != handshaking_.end();) {
-    if (now - it->second < config_->limits.handshake_timeout) {
-      ++it;
-      continue;
-    }
-    WSB_LOG(kDebug) << "dropping a connection that did not finish its request in time";
-    lws_set_timeout(it->first, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    it = handshaking_.erase(it);
-  }
+  drop_late_requests(now);
   for (auto& [id, s] : sessions_) {
     if (s->closing()) {
       // A decided close that lws has not completed: end it for sure.
