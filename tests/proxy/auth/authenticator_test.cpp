@@ -1,9 +1,8 @@
-// The handshake decision without sockets: credential sources, API keys, tokens, Origin rules,
-// per-route authorization, and the bearer subprotocol rewrite.
+// The handshake decision without sockets (proxy/src/auth/authenticator.cpp): credential
+// sources, API keys, tokens, Origin first, per-route authorization, re-authentication.
 #include <gtest/gtest.h>
 
 #include "auth/authenticator.hpp"
-#include "handshake/bearer_subprotocol.hpp"
 #include "support/jwt_sign.hpp"
 
 namespace wsbridge::auth {
@@ -11,6 +10,7 @@ namespace {
 
 using testing::sign_hs256;
 using testing::unix_now;
+
 const std::string kSecret = "unit-test-secret-unit-test-secret-0123";
 
 class AuthenticatorTest : public ::testing::Test {
@@ -169,81 +169,6 @@ TEST_F(AuthenticatorTest, ReauthenticationPassesTheRouteRulesAndKeepsTheClaims) 
   EXPECT_EQ(
       reauthenticate(route_, "alice", admitted, token("alice", {{"role", "admin"}}), now).status,
       403u);
-}
-
-TEST(OriginTest, PatternsAndMatching) {
-  EXPECT_FALSE(origin_pattern_problem("https://app.example.com"));
-  EXPECT_FALSE(origin_pattern_problem("http://localhost:8080"));
-  EXPECT_FALSE(origin_pattern_problem("https://*.example.com"));
-  EXPECT_TRUE(origin_pattern_problem("app.example.com"));
-  EXPECT_TRUE(origin_pattern_problem("ftp://example.com"));
-  EXPECT_TRUE(origin_pattern_problem("https://example.com/path"));
-  EXPECT_TRUE(origin_pattern_problem("https://ex*ample.com"));
-  OriginPolicy p{{"https://*.example.com", "http://localhost:8080"}, true};
-  EXPECT_TRUE(p.allows(std::string("https://a.example.com")));
-  EXPECT_TRUE(p.allows(std::string("https://a.b.example.com")));
-  EXPECT_FALSE(p.allows(std::string("https://example.com")));
-  EXPECT_FALSE(p.allows(std::string("https://aexample.com")));
-  EXPECT_FALSE(p.allows(std::string("https://a.example.com:8443")));
-  EXPECT_FALSE(p.allows(std::string("https://a.example.com.evil.net")));
-  EXPECT_TRUE(p.allows(std::string("http://localhost:8080")));
-  EXPECT_FALSE(p.allows(std::string("http://localhost:8081")));
-  EXPECT_FALSE(p.allows(std::string("null")));
-  EXPECT_TRUE(p.allows(std::nullopt));
-}
-
-std::string extract(std::string head, std::optional<BearerExtraction>* out = nullptr) {
-  std::size_t len = head.size();
-  auto r = extract_bearer_subprotocol(head.data(), len);
-  if (out) *out = r;
-  head.resize(len);
-  return head;
-}
-
-TEST(BearerSubprotocolTest, TakesTheTokenOutOfTheHead) {
-  const std::string token(600, 't');  // far over lws' 64-byte protocol name limit
-  std::optional<BearerExtraction> found;
-  const std::string head = "GET /x HTTP/1.1\r\nHost: h\r\nsec-websocket-protocol: bearer." + token +
-                           ", chat.v1\r\nUpgrade: websocket\r\n\r\nFRAME";
-  EXPECT_EQ(extract(head, &found),
-            "GET /x HTTP/1.1\r\nHost: h\r\nsec-websocket-protocol:chat.v1\r\nUpgrade: "
-            "websocket\r\n\r\nFRAME");
-  ASSERT_TRUE(found);
-  EXPECT_EQ(found->token, token);
-  EXPECT_FALSE(found->only_bearer);
-}
-
-TEST(BearerSubprotocolTest, ManyShortValuesNeverGrowTheLine) {
-  // Found by fuzz_frames: re-joining many one-letter values with ", " made the line longer than
-  // the original and the in-place rewrite wrote past the buffer.
-  std::optional<BearerExtraction> found;
-  EXPECT_EQ(
-      extract("GET /mqtt HTTP/1.1\r\nSec-WebSocket-Protocol:a,b,c,d,e,f,g,h,i,j,k,bearer.x\r\n\r\n",
-              &found),
-      "GET /mqtt HTTP/1.1\r\nSec-WebSocket-Protocol:a,b,c,d,e,f,g,h,i,j,k\r\n\r\n");
-  ASSERT_TRUE(found);
-  EXPECT_EQ(found->token, "x");
-}
-
-TEST(BearerSubprotocolTest, DropsTheLineWhenOnlyABearerWasOffered) {
-  std::optional<BearerExtraction> found;
-  EXPECT_EQ(
-      extract("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: bearer.abc\r\nHost: h\r\n\r\n", &found),
-      "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-  ASSERT_TRUE(found);
-  EXPECT_TRUE(found->only_bearer);
-}
-
-TEST(BearerSubprotocolTest, LeavesEverythingElseAlone) {
-  for (const std::string& head :
-       {std::string("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: chat, mqtt\r\n\r\n"),
-        std::string("GET / HTTP/1.1\r\nHost: h\r\n\r\nSec-WebSocket-Protocol: bearer.x\r\n"),
-        std::string("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: bearer.x"),  // line not complete
-        std::string("Sec-WebSocket-Protocol: bearer.x\r\n")}) {             // not a header line
-    std::optional<BearerExtraction> found;
-    EXPECT_EQ(extract(head, &found), head);
-    EXPECT_FALSE(found);
-  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// ConfigTable::one_of and each_one_of (proxy/src/config_choice.cpp): the one enum reader every
-// configuration key with a fixed set of names goes through, and its one error message.
+// ConfigTable::one_of and each_one_of (proxy/src/config/config_choice.cpp): the one enum reader
+// every configuration key with a fixed set of names goes through, and its one error message.
 #include <gtest/gtest.h>
 
 #include "config/server_config.hpp"

@@ -1,5 +1,7 @@
-// The byte-stream follower behind the unmasked-frame check, the bearer filter and the 431/400
-// answers: request heads and frames fed in reads of every size, as lws would read them.
+// The byte-stream follower behind the unmasked-frame check and the 431/400 answers
+// (proxy/src/recv_hook/mask_guard.cpp): request heads and frames fed in reads of every size,
+// as lws would read them. The bearer filter it drives:
+// tests/proxy/handshake/bearer_subprotocol_head_filter_test.cpp.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "handshake/bearer_subprotocol.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "support/ws_test_client.hpp"
 
@@ -70,99 +71,6 @@ TEST(FrameMaskScannerTest, UnmaskedHeaderSplitAcrossReadsGivesNothingMore) {
   EXPECT_EQ(feed(s, bad.substr(0, 1)), 1u);  // the first header byte says nothing about masking
   EXPECT_EQ(feed(s, bad.substr(1)), 0u);
   EXPECT_TRUE(s.violated());
-}
-
-// ---- RequestHeadFilter ---------------------------------------------------------------------
-
-struct Filtered {
-  std::string out;
-  RequestHeadFilter::Result result = RequestHeadFilter::Result::kMore;
-  std::size_t consumed = 0;
-  HeadSummary summary;
-};
-
-// Feeds `bytes` in pieces of `piece` bytes (0: at once), checking the hold-back bound.
-Filtered filter(const std::string& bytes, std::size_t piece,
-                std::size_t max_bytes = mask_guard::kMaxRequestHeadBytes) {
-  RequestHeadFilter f(max_bytes, mask_guard::kLwsHeaderSpace - 512u);
-  Filtered r;
-  std::size_t off = 0;
-  while (off < bytes.size() && r.result == RequestHeadFilter::Result::kMore) {
-    const std::size_t n = piece == 0 ? bytes.size() : std::min(piece, bytes.size() - off);
-    const std::size_t held = f.held();
-    const std::size_t before = r.out.size();
-    std::size_t consumed = 0;
-    r.result = f.feed(bytes.data() + off, n, &r.out, consumed);
-    EXPECT_LE(r.out.size() - before, held + consumed);
-    EXPECT_LE(f.held(), RequestHeadFilter::kMaxHeldBytes);
-    off += consumed;
-  }
-  r.consumed = off;
-  r.summary = f.summary();
-  return r;
-}
-
-TEST(RequestHeadFilterTest, TakesABearerOutAtEverySplit) {
-  const std::string token = "eyJ" + std::string(5000, 'k') + ".sig";
-  const std::string head =
-      "GET /private?x=1 HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: chat.v1 , bearer." + token +
-      ", bear, x y\r\nUpgrade: websocket\r\nsec-websocket-protocol: bearer.second\r\n\r\n";
-  const std::string expected =
-      "GET /private?x=1 HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol:chat.v1,bear,x "
-      "y\r\nUpgrade: websocket\r\n\r\n";
-  for (std::size_t piece : {0, 1, 2, 3, 5, 7, 8, 13, 23, 24, 31, 64, 100, 4080}) {
-    SCOPED_TRACE(piece);
-    const Filtered r = filter(head + "after", piece);
-    EXPECT_EQ(r.result, RequestHeadFilter::Result::kEnd);
-    EXPECT_EQ(r.consumed, head.size());
-    EXPECT_EQ(r.out, expected);
-    ASSERT_TRUE(r.summary.bearer);
-    EXPECT_EQ(r.summary.bearer->token, token);
-    EXPECT_FALSE(r.summary.bearer->only_bearer);
-    EXPECT_TRUE(r.summary.upgrade);
-    EXPECT_FALSE(r.summary.has_body);
-  }
-}
-
-TEST(RequestHeadFilterTest, DropsALineOfOnlyBearerEntries) {
-  const Filtered r =
-      filter("GET / HTTP/1.1\nSec-WebSocket-Protocol: bearer.abc,bearer.def\nX: 1\n\nrest", 1);
-  EXPECT_EQ(r.out, "GET / HTTP/1.1\nX: 1\n\n");
-  ASSERT_TRUE(r.summary.bearer);
-  EXPECT_EQ(r.summary.bearer->token, "abc");
-  EXPECT_TRUE(r.summary.bearer->only_bearer);
-}
-
-TEST(RequestHeadFilterTest, TellsWhatFollowsTheHead) {
-  EXPECT_FALSE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0).summary.has_body);
-  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", 0).summary.has_body);
-  EXPECT_TRUE(filter("POST / HTTP/1.1\r\n\r\n", 0).summary.has_body);
-  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0).summary.has_body);
-  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 0)
-                  .summary.has_body);
-  EXPECT_TRUE(filter("CONNECT h:1 HTTP/1.1\r\n\r\n", 0).summary.connect);
-  EXPECT_FALSE(filter("GET / HTTP/1.1\r\nUpgrade:  \r\n\r\n", 0).summary.upgrade);
-}
-
-TEST(RequestHeadFilterTest, RefusesLinesLwsWouldReadDifferently) {
-  // lws 4.1.6 reads an unknown header name up to the next ':' even across line ends, so a line
-  // without a colon could hide where its head ends.
-  for (const char* head :
-       {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", "GET / HTTP/1.1\r\n folded: x\r\n\r\n",
-        "GET / HTTP/1.1\r\nName : x\r\n\r\n", "GET / HTTP/1.1\r\n\rX: y\r\n\r\n"}) {
-    SCOPED_TRACE(head);
-    EXPECT_EQ(filter(head, 0).result, RequestHeadFilter::Result::kMalformed);
-  }
-}
-
-TEST(RequestHeadFilterTest, MeasuresTheHeadAsSent) {
-  const std::string big = "GET / HTTP/1.1\r\nSec-WebSocket-Protocol: a, bearer." +
-                          std::string(mask_guard::kMaxRequestHeadBytes, 't') + "\r\n\r\n";
-  EXPECT_EQ(filter(big, 1000).result, RequestHeadFilter::Result::kTooLarge);
-  // Many tiny lines cost lws more than their bytes: bounded too.
-  std::string lines = "GET / HTTP/1.1\r\n";
-  while (lines.size() < 12000) lines += "a:\n";
-  EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kTooLarge);
 }
 
 // ---- The guard, fed as lws reads ------------------------------------------------------------

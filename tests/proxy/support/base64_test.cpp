@@ -1,4 +1,4 @@
-// The one base64 (proxy/src/base64.cpp), both alphabets: RFC 4648 vectors, padding, strict
+// The one base64 (proxy/src/support/base64.cpp), both alphabets: RFC 4648 vectors, padding, strict
 // decoding (one accepted encoding per byte string), and agreement with OpenSSL's encoder.
 #include <gtest/gtest.h>
 

@@ -1,0 +1,175 @@
+// ACL patterns (plugins/mqtt/acl.cpp): placeholders, expansion with the user and claims,
+// and the subscribe/publish checks.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "acl.hpp"
+
+namespace wsbridge::mqtt {
+namespace {
+
+using nlohmann::json;
+using namespace std::string_literals;
+
+// ---- ACL patterns -----------------------------------------------------------------------------
+
+TEST(AclPatternTest, AcceptsPlaceholders) {
+  for (const std::string& pattern :
+       {"#"s, "public/+"s, "{user}/#"s, "users/{user}/+"s, "org/{claim.org_id}/#"s,
+        "{claim.a-b.c_D9}"s, "pre-{user}-post/x"s, "$SYS/{user}"s, "{user}{claim.x}"s,
+        "{claim.tenant}/{user}/#"s}) {
+    EXPECT_EQ(acl_pattern_problem(pattern), std::nullopt) << pattern;
+  }
+}
+
+TEST(AclPatternTest, RejectsUnknownOrUnbalancedPlaceholders) {
+  for (const std::string& pattern :
+       {"{unknown}/#"s, "{users}"s, "{User}"s, "{claim.}"s, "{claim}"s, "{claim.a b}"s,
+        "{claim.a/b}"s, "{claim.a+}"s, "{}"s, "{{user}}"s, "{user"s, "user}"s, "a/{user/b}"s,
+        "{claim.x"s, "}{user}"s, "{user}}"s, "{ user}"s}) {
+    EXPECT_NE(acl_pattern_problem(pattern), std::nullopt) << pattern;
+  }
+  EXPECT_EQ(acl_pattern_problem("{nope}"),
+            "has an unknown placeholder {nope} (use {user} or {claim.NAME}; NAME: letters, "
+            "digits, '_', '-', '.')");
+  EXPECT_EQ(acl_pattern_problem("a/{user"), "has a '{' without a matching '}'");
+  EXPECT_EQ(acl_pattern_problem("a/user}"), "has a '}' without a matching '{'");
+}
+
+TEST(AclPatternTest, RejectsPatternsThatAreNoFilter) {
+  EXPECT_EQ(acl_pattern_problem(""), "is not a valid topic filter: it must not be empty");
+  EXPECT_EQ(acl_pattern_problem("a/#/{user}"),
+            "is not a valid topic filter: it may use '#' only as the whole last level");
+  EXPECT_EQ(acl_pattern_problem("+{user}/x"),
+            "is not a valid topic filter: it may use '+' only as a whole level");
+  EXPECT_EQ(acl_pattern_problem("{user}#"),
+            "is not a valid topic filter: it may use '#' only as the whole last level");
+  EXPECT_NE(acl_pattern_problem("a\0/{user}"s), std::nullopt);
+}
+
+TEST(ExpandAclTest, FillsUserAndClaims) {
+  const json claims = {{"org", "acme"}, {"room", 42}, {"neg", -7}, {"a.b", "dotted"}};
+  EXPECT_EQ(expand_acl({"users/{user}/#", "org/{claim.org}/rooms/{claim.room}", "public/+",
+                        "n/{claim.neg}", "{claim.a.b}/x", "id-{user}-{claim.org}"},
+                       "alice", claims),
+            (std::vector<std::string>{"users/alice/#", "org/acme/rooms/42", "public/+", "n/-7",
+                                      "dotted/x", "id-alice-acme"}));
+}
+
+TEST(ExpandAclTest, LargeUnsignedClaimsKeepTheirValue) {
+  const json claims = {{"big", std::uint64_t{18446744073709551615u}},
+                       {"min", std::int64_t{-9223372036854775807 - 1}}};
+  EXPECT_EQ(expand_acl({"b/{claim.big}", "m/{claim.min}"}, "u", claims),
+            (std::vector<std::string>{"b/18446744073709551615", "m/-9223372036854775808"}));
+}
+
+TEST(ExpandAclTest, AnonymousUserDropsUserPatterns) {
+  EXPECT_EQ(expand_acl({"users/{user}/#", "public/#"}, "", json::object()),
+            (std::vector<std::string>{"public/#"}));
+}
+
+TEST(ExpandAclTest, ValuesCannotInjectWildcardsOrLevels) {
+  const std::vector<std::string> patterns = {"users/{user}/#", "public/#"};
+  for (const std::string& user :
+       {"+"s, "#"s, "a+"s, "a#b"s, "a/b"s, "/"s, ".."s + "/x"s, "a\0b"s, "\0"s, "\xff"s}) {
+    EXPECT_EQ(expand_acl(patterns, user, json::object()), (std::vector<std::string>{"public/#"}))
+        << testing::PrintToString(user);
+  }
+  // Claims too, and a value that makes the filter too long.
+  const json claims = {{"plus", "+"},    {"hash", "#"}, {"slash", "x/y"},
+                       {"nul", "a\0b"s}, {"empty", ""}, {"long", std::string(70000, 'x')},
+                       {"ok", "fine"}};
+  EXPECT_EQ(expand_acl({"c/{claim.plus}", "c/{claim.hash}", "c/{claim.slash}", "c/{claim.nul}",
+                        "c/{claim.empty}", "c/{claim.long}", "c/{claim.ok}"},
+                       "u", claims),
+            (std::vector<std::string>{"c/fine"}));
+}
+
+TEST(ExpandAclTest, OnlyStringAndIntegerClaimsCount) {
+  const json claims = {{"t", true},
+                       {"f", 1.5},
+                       {"whole_float", 2.0},
+                       {"null", nullptr},
+                       {"arr", json::array({"a"})},
+                       {"obj", {{"k", "v"}}},
+                       {"s", "v"}};
+  EXPECT_EQ(
+      expand_acl({"{claim.t}", "{claim.f}", "{claim.whole_float}", "{claim.null}", "{claim.arr}",
+                  "{claim.obj}", "{claim.missing}", "{claim.obj.k}", "{claim.s}"},
+                 "u", claims),
+      (std::vector<std::string>{"v"}));
+  // Claims that are not an object at all: only the claim patterns go.
+  for (const json& odd : {json(), json::array({"x"}), json("x"), json(3)}) {
+    EXPECT_EQ(expand_acl({"{claim.x}/#", "{user}/#"}, "u", odd), (std::vector<std::string>{"u/#"}))
+        << odd.dump();
+  }
+}
+
+TEST(ExpandAclTest, ValuesCannotReachDollarTopics) {
+  // A user named "$SYS" must not turn "{user}/#" into "$SYS/#"; further in, '$' is plain.
+  EXPECT_EQ(expand_acl({"{user}/#", "users/{user}/#"}, "$SYS", json::object()),
+            (std::vector<std::string>{"users/$SYS/#"}));
+  EXPECT_EQ(expand_acl({"{claim.t}/x"}, "u", json{{"t", "$share"}}), std::vector<std::string>{});
+}
+
+TEST(ExpandAclTest, InvalidPatternsAreDropped) {
+  EXPECT_EQ(expand_acl({"{nope}/x", "a/#/b", "", "ok/{user}"}, "u", json::object()),
+            (std::vector<std::string>{"ok/u"}));
+}
+
+TEST(AclCheckTest, SubscribeNeedsACoveringPattern) {
+  const auto acl =
+      expand_acl({"users/{user}/#", "public/+", "$SYS/broker/+"}, "alice", json::object());
+  EXPECT_TRUE(subscribe_allowed(acl, "users/alice"));
+  EXPECT_TRUE(subscribe_allowed(acl, "users/alice/inbox"));
+  EXPECT_TRUE(subscribe_allowed(acl, "users/alice/#"));
+  EXPECT_TRUE(subscribe_allowed(acl, "users/alice/+/x"));
+  EXPECT_FALSE(subscribe_allowed(acl, "users/bob/inbox"));
+  EXPECT_FALSE(subscribe_allowed(acl, "users/+/inbox"));
+  EXPECT_FALSE(subscribe_allowed(acl, "users/#"));
+  EXPECT_FALSE(subscribe_allowed(acl, "#"));
+  EXPECT_FALSE(subscribe_allowed(acl, "+/alice/inbox"));
+  EXPECT_TRUE(subscribe_allowed(acl, "public/news"));
+  EXPECT_TRUE(subscribe_allowed(acl, "public/+"));
+  EXPECT_FALSE(subscribe_allowed(acl, "public/#"));
+  EXPECT_FALSE(subscribe_allowed(acl, "public"));
+  EXPECT_FALSE(subscribe_allowed(acl, "public/news/x"));
+  EXPECT_TRUE(subscribe_allowed(acl, "$SYS/broker/load"));
+  EXPECT_FALSE(subscribe_allowed(acl, "$SYS/#"));
+  EXPECT_FALSE(subscribe_allowed({}, "a"));
+}
+
+TEST(AclCheckTest, LeadingWildcardPatternsDoNotGrantDollarTopics) {
+  const std::vector<std::string> acl = {"#", "+/x"};
+  EXPECT_TRUE(subscribe_allowed(acl, "anything/at/all"));
+  EXPECT_FALSE(subscribe_allowed(acl, "$SYS/#"));
+  EXPECT_FALSE(subscribe_allowed(acl, "$SYS/x"));
+  EXPECT_FALSE(publish_allowed(acl, "$SYS/x"));
+  EXPECT_TRUE(publish_allowed(acl, "a/$SYS"));
+}
+
+TEST(AclCheckTest, PublishNeedsAMatchingPattern) {
+  const auto acl = expand_acl({"users/{user}/#", "public/+"}, "alice", json::object());
+  EXPECT_TRUE(publish_allowed(acl, "users/alice"));
+  EXPECT_TRUE(publish_allowed(acl, "users/alice/x/y"));
+  EXPECT_FALSE(publish_allowed(acl, "users/bob/x"));
+  EXPECT_FALSE(publish_allowed(acl, "users"));
+  EXPECT_TRUE(publish_allowed(acl, "public/x"));
+  EXPECT_TRUE(publish_allowed(acl, "public/"));
+  EXPECT_FALSE(publish_allowed(acl, "public/x/y"));
+  EXPECT_FALSE(publish_allowed({}, "public/x"));
+}
+
+TEST(AclCheckTest, InjectedUserGetsNothing) {
+  const auto acl = expand_acl({"users/{user}/#"}, "+", json::object());
+  EXPECT_TRUE(acl.empty());
+  EXPECT_FALSE(subscribe_allowed(acl, "users/bob/x"));
+  EXPECT_FALSE(publish_allowed(acl, "users/+"));
+}
+
+}  // namespace
+}  // namespace wsbridge::mqtt
