@@ -60,6 +60,7 @@ std::optional<std::string> credential_from(CredentialSource source, const RouteA
 AuthDecision refuse(unsigned status, std::string reason, bool challenge = false) {
   AuthDecision d;
   d.status = status;
+  d.code = challenge ? "missing_credentials" : status == 401 ? "invalid_credentials" : "forbidden";
   d.reason = std::move(reason);
   d.challenge = challenge;
   return d;
@@ -135,10 +136,13 @@ std::string sha256_hex(std::string_view data) {
 
 AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                           const HandshakeRequest& request,
-                          std::chrono::system_clock::time_point now) {
-  if (!route.origins.allows(request.origin)) {
-    return refuse(403, request.origin ? "origin " + *request.origin + " is not allowed"
-                                      : "a request without Origin is not allowed");
+                          std::chrono::system_clock::time_point now,
+                          const OriginPolicy& listener_origins) {
+  if (!listener_origins.allows(request.origin) || !route.origins.allows(request.origin)) {
+    AuthDecision d = refuse(403, request.origin ? "origin " + *request.origin + " is not allowed"
+                                                : "a request without Origin is not allowed");
+    d.code = "origin";
+    return d;
   }
   std::optional<std::string> credential;
   for (const auto source : route.sources) {

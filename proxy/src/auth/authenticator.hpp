@@ -23,7 +23,10 @@ struct AuthDecision {
   bool allowed = false;
   unsigned status = 0;     // when refused: 401 or 403
   bool challenge = false;  // add "WWW-Authenticate: Bearer" (missing credentials)
-  std::string reason;      // for the log and the response body; never contains the credential
+  // When refused: what the metrics and logs call it: "origin", "missing_credentials",
+  // "invalid_credentials" or "forbidden".
+  std::string code;
+  std::string reason;  // for the log and the response body; never contains the credential
 
   // When allowed:
   std::string user;
@@ -33,9 +36,12 @@ struct AuthDecision {
   std::optional<std::chrono::system_clock::time_point> expires_at;
 };
 
+// The upgrade's one check of who may connect: the Origin against the listener's allowlist
+// (`listener_origins`, every route of the listener) and the route's, then the credentials.
 AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                           const HandshakeRequest& request,
-                          std::chrono::system_clock::time_point now);
+                          std::chrono::system_clock::time_point now,
+                          const OriginPolicy& listener_origins = OriginPolicy{});
 
 // The route's own rules (allowed_users, required_claims) for an authenticated decision.
 AuthDecision authorize(const RouteAuth& route, AuthDecision decision);

@@ -145,12 +145,6 @@ int Shard::confirm_upgrade(lws* wsi) {
   auth::HandshakeRequest request;
   if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0)
     request.origin = header(wsi, WSI_TOKEN_ORIGIN);
-  auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
-  if (listener != listener_of_vhost_.end() && !listener->second->origins.allows(request.origin)) {
-    return refuse_upgrade(wsi, 403, "origin",
-                          request.origin ? "origin " + *request.origin + " is not allowed"
-                                         : "a request without Origin is not allowed");
-  }
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
     request.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   }
@@ -164,13 +158,12 @@ int Shard::confirm_upgrade(lws* wsi) {
     request.query.emplace_back(arg.substr(0, eq),
                                eq == std::string::npos ? "" : arg.substr(eq + 1));
   }
-  auth::AuthDecision decision = auth::authenticate(auth_policy(wsi, *route), config_->auth, request,
-                                                   std::chrono::system_clock::now());
+  const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  auth::AuthDecision decision = auth::authenticate(
+      auth_policy(wsi, *route), config_->auth, request, std::chrono::system_clock::now(),
+      listener != listener_of_vhost_.end() ? listener->second->origins : auth::OriginPolicy{});
   if (!decision.allowed) {
-    const std::string_view code = decision.challenge       ? "missing_credentials"
-                                  : decision.status == 401 ? "invalid_credentials"
-                                                           : "forbidden";
-    return refuse_upgrade(wsi, decision.status, code, decision.reason, decision.challenge);
+    return refuse_upgrade(wsi, decision.status, decision.code, decision.reason, decision.challenge);
   }
   if (route->adapter->wants_admission() && !mqtt_refusal_reason) {
     return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));

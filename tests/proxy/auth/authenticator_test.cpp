@@ -136,6 +136,34 @@ TEST_F(AuthenticatorTest, OriginIsCheckedFirst) {
   EXPECT_EQ(run(r).status, 403u);
   r.origin.reset();
   EXPECT_EQ(run(r).status, 403u);
+  EXPECT_EQ(run(r).code, "origin");
+}
+
+// The listener's allowlist and the route's are one check with one answer: both must allow.
+TEST_F(AuthenticatorTest, ListenerAndRouteOriginsAreOneCheck) {
+  OriginPolicy listener;
+  listener.allowed = {"https://*.example.com"};
+  route_.origins.allowed = {"https://app.example.com", "https://other.test"};
+  HandshakeRequest r;
+  r.authorization = "Bearer " + token("alice");
+  auto run_on_listener = [&] {
+    return authenticate(route_, settings_, r, std::chrono::system_clock::now(), listener);
+  };
+  r.origin = "https://app.example.com";
+  EXPECT_TRUE(run_on_listener().allowed);
+  for (const char* refused : {"https://other.test", "https://evil.example.com"}) {
+    r.origin = refused;
+    const AuthDecision d = run_on_listener();
+    EXPECT_FALSE(d.allowed) << refused;
+    EXPECT_EQ(d.status, 403u) << refused;
+    EXPECT_EQ(d.code, "origin") << refused;
+    EXPECT_EQ(d.reason, std::string("origin ") + refused + " is not allowed");
+  }
+  r.origin = "https://app.example.com";
+  r.authorization = "Bearer garbage";
+  EXPECT_EQ(run_on_listener().code, "invalid_credentials");
+  r.authorization.reset();
+  EXPECT_EQ(run_on_listener().code, "missing_credentials");
 }
 
 TEST_F(AuthenticatorTest, ReauthenticationKeepsTheUser) {
