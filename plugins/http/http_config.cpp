@@ -12,6 +12,7 @@
 
 #include "header_rules.hpp"
 #include "path_rules.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::http {
 
@@ -97,9 +98,8 @@ HttpRouteConfig HttpRouteConfig::from_route(ConfigTable& options, const std::str
 
   if (auto methods = options.string_array("methods")) {
     if (c.mode != Mode::kRpc) options.fail_at("methods", "'methods' is for rpc routes");
-    for (auto m : *methods) {
-      std::transform(m.begin(), m.end(), m.begin(),
-                     [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+    for (const auto& name : *methods) {
+      const std::string m = text::upper(name);
       if (!is_http_token(m) || m == "CONNECT" || m == "TRACE") {
         options.fail_at("methods", "'methods' has an invalid or unsupported method \"" + m + "\"");
       }

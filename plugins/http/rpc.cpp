@@ -63,9 +63,7 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
   if (method == doc.end() || !method->is_string()) {
     return refuse(id, "bad_request", "'method' must be a string");
   }
-  std::string m = method->get<std::string>();
-  std::transform(m.begin(), m.end(), m.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  const std::string m = text::upper(method->get<std::string>());
   if (std::find(policy.methods.begin(), policy.methods.end(), m) == policy.methods.end()) {
     return refuse(id, "forbidden", "method " + m + " is not allowed on this route");
   }

@@ -12,9 +12,20 @@ constexpr char ascii_lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+constexpr char ascii_upper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+}
+
 inline std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+// (HTTP method names are compared upper-case.)
+inline std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_upper(c);
   return out;
 }
 
