@@ -15,7 +15,6 @@
 #include "session/connection_handle.hpp"
 #include "session/frame_queue.hpp"
 #include "session/transport.hpp"
-#include "shard/socket_writer.hpp"
 
 struct lws;
 
@@ -34,9 +33,8 @@ struct RouteMetrics;
 struct Session {
   RouteMetrics* metrics = nullptr;
   ConnectionId id = 0;
-  std::unique_ptr<Transport> transport;  // what carries it (transport.hpp)
-  lws* wsi = nullptr;                    // the WebSocket transport's connection, for the write path
-  std::size_t listener = 0;              // the index of the listener it came in on
+  std::unique_ptr<Transport> transport;        // what carries it (transport.hpp)
+  std::size_t listener = 0;                    // the index of the listener it came in on
   std::shared_ptr<const ServerConfig> config;  // keeps `route` alive across reloads
   const RouteConfig* route = nullptr;
   std::shared_ptr<ConnectionHandle> handle;
@@ -45,17 +43,10 @@ struct Session {
   // with a refusing CONNACK and closed with this reason (mqtt_refusal.hpp).
   std::optional<std::string> mqtt_refusal;
 
-  // Outbound: frames waiting for WRITEABLE, and the one last handed to lws_write, kept alive
-  // because permessage-deflate may read it after the call returns. `queued_bytes` counts the
-  // outbox only.
+  // Outbound: frames waiting for the write turn (a frame the transport started is its own).
+  // `queued_bytes` counts the outbox.
   FrameQueue outbox;
   std::size_t queued_bytes = 0;
-  std::optional<Frame> in_flight;
-  // Without permessage-deflate (coalesce_writes): the frame the socket took part of, whose rest
-  // goes out before anything else (write_path.cpp). While it is there, reading is held
-  // (`reading_held_for_write`), so lws parses no PING or close it would answer in between.
-  std::optional<PartialFrame> partial;
-  bool reading_held_for_write = false;
 
   // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
   std::string rx_buffer;
@@ -79,10 +70,9 @@ struct Session {
   // Rate limit (token bucket of the route's rate/burst).
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
-  unsigned rate_strikes = 0;     // messages refused in a row
-  bool coalesce_writes = false;  // several frames per write (no permessage-deflate)
-  bool reading_paused = false;   // Connection::pause_reading: lws rx flow control is off
-  std::uint64_t dropped = 0;     // droppable frames discarded since the client last caught up
+  unsigned rate_strikes = 0;    // messages refused in a row
+  bool reading_paused = false;  // Connection::pause_reading: lws rx flow control is off
+  std::uint64_t dropped = 0;    // droppable frames discarded since the client last caught up
   // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).
   std::atomic<std::uint64_t> messages_in{0};
   std::atomic<std::uint64_t> messages_out{0};

@@ -7,8 +7,9 @@
 // Inbound, a transport hands the session InboundFragments in order (a whole message is one
 // fragment with first and final set); the shard reassembles them within the route's limits
 // (Shard::on_fragment). Outbound, the session asks for its write turn (want_write) and, in it,
-// the transport writes what the session's queue holds. Everything is called on the owning
-// shard's thread.
+// the transport writes from the front of the session's queue (write), sends a keepalive ping or
+// the close. How frames become bytes (WebSocket framing written by us or by lws, an SSE event) is
+// the transport's. Everything is called on the owning shard's thread.
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "session/frame_queue.hpp"
+
 namespace wsbridge {
 
 struct InboundFragment {
@@ -24,6 +27,15 @@ struct InboundFragment {
   bool binary = false;       // the message's kind (read from a message's first fragment)
   bool final = true;         // the last fragment of a message
   std::size_t expected = 0;  // bytes of the message known to follow this fragment (a hint)
+};
+
+// What one write turn did, for the session's queue accounting and counters.
+struct WriteTurn {
+  std::size_t frames_done = 0;     // frames handed over completely
+  std::size_t payload_done = 0;    // their payload bytes
+  std::size_t dequeued_bytes = 0;  // Frame::size() bytes taken out of the queue (done or started)
+  bool peer_took_bytes = false;    // the peer took bytes while its reading was held: it is alive
+  bool failed = false;             // the connection is gone, or cut inside a frame
 };
 
 class Transport {
@@ -37,6 +49,14 @@ class Transport {
   virtual void want_write() = 0;
   // Inbound flow control: stop (false) or resume (true) reading from the peer.
   virtual void set_reading(bool on) = 0;
+  // In the write turn: frames from the front of `queue`, about `budget` bytes at most, taking out
+  // of it those it handed over or started. A frame the peer took part of leaves the queue (no
+  // drop policy may cut it) and its rest goes first in the next turn (mid_frame).
+  virtual WriteTurn write(FrameQueue& queue, std::size_t budget) = 0;
+  // A frame is partly written: nothing else (a ping, a close) may go out before its rest.
+  virtual bool mid_frame() const = 0;
+  // In the write turn: a keepalive ping, which the peer answers. false: the connection is gone.
+  virtual bool ping() = 0;
   // In the write turn that ends a session: the close the session decided (a close frame for a
   // WebSocket, the stream's last event for SSE). The connection ends after it.
   virtual void close(std::uint16_t code, std::string_view reason) = 0;

@@ -16,8 +16,6 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   auto* s = new Session();
   data.session = s;
   s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
-  s->wsi = wsi;
-  s->transport = std::make_unique<WebSocketTransport>(wsi);
   s->config = config_;
   s->route = route;
   s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
@@ -27,9 +25,10 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
     auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
     const bool deflate_possible =
         listener == listener_of_vhost_.end() || listener->second->permessage_deflate;
-    s->coalesce_writes =
-        !deflate_possible ||
-        header(wsi, WSI_TOKEN_EXTENSIONS).find("permessage-deflate") == std::string::npos;
+    const bool through_lws =
+        deflate_possible &&
+        header(wsi, WSI_TOKEN_EXTENSIONS).find("permessage-deflate") != std::string::npos;
+    s->transport = std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws);
   }
   for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
     if (listener_vhosts_[i] == lws_get_vhost(wsi)) s->listener = i;

@@ -18,6 +18,7 @@
 #include "server/service_inbox.hpp"
 #include "server/shard_shared.hpp"
 #include "session/session.hpp"
+#include "shard/socket_writer.hpp"
 
 struct lws;
 struct lws_context;
@@ -141,9 +142,7 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   void on_fragment(Session& s, const InboundFragment& fragment);
   void refuse_mqtt(Session& s, std::string_view connect);
   int on_writeable(Session& s);
-  int write_direct(Session& s);
-  // Holds (or releases) reading while a frame is partly written (write_direct says why).
-  void hold_reading_for_write(Session& s, bool hold);
+  int write_queued(Session& s);
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.
   void after_write(Session& s);
   void on_peer_close(Session& s, const void* in, std::size_t len);
@@ -157,7 +156,7 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // until the last of them closed and their adapters have nothing in flight.
   std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
   std::vector<lws_vhost*> listener_vhosts_;  // in config order
-  SocketWriter socket_writer_;               // write_direct's iovec and header scratch
+  SocketWriter socket_writer_;               // its transports' iovec and header scratch
   int fd_limit_ = 0;                         // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();

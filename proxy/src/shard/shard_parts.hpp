@@ -33,13 +33,10 @@ inline constexpr std::size_t kRxChunkBytes = 512;
 // lws 4.1.6 caps each send() at the protocol's tx_packet_size, or at rx_buffer_size when that is
 // 0 (512 bytes here): this is what one lws_write of a permessage-deflate connection can send.
 inline constexpr std::size_t kTxChunkBytes = 64 * 1024;
-// What write_direct sends to one connection per WRITEABLE at most, so a client taking 1 MiB
+// What a transport sends to one connection per write turn at most, so a client taking 1 MiB
 // frames as fast as loopback allows cannot hold the loop from the others for long (the kernel
 // also stops at the socket's send buffer).
 inline constexpr std::size_t kWriteBudgetBytes = 1024 * 1024;
-// The lws rx flow control reason bit write_direct holds reading with (lws itself uses bits 0, 6
-// and 7: LWS_RXFLOW_REASON_USER_BOOL, _HTTP_RXBUFFER, _H2_PPS_PENDING).
-inline constexpr int kWriteHoldRxReason = 1 << 1;
 // Connections are refused right after accept() when fewer descriptors than this are left, so
 // accept() itself never fails with EMFILE (lws 4.1.6 then spins on its listening socket, a core
 // at 100% logging "accept: errno 24", while the client waits in the backlog).

@@ -100,7 +100,7 @@ int close_now(Session& s, std::uint16_t code, const std::string& reason) {
   s.close_sent = true;
   s.handle->mark_closing();
   if (!s.close_deadline) s.close_deadline = SteadyClock::now() + kImmediateCloseGrace;
-  if (s.partial) {
+  if (s.transport->mid_frame()) {
     // (Only an error inside WRITEABLE gets here with a frame partly written.) A close frame now
     // would land inside that frame: the connection is dropped without one.
     s.close_info.code = static_cast<std::uint16_t>(CloseCode::kAbnormal);

@@ -2,11 +2,23 @@
 
 #include <libwebsockets.h>
 
+#include <cstring>
+
 #include "shard/lws_request.hpp"
+#include "wsbridge/log.hpp"
 
 namespace wsbridge {
+namespace {
 
-WebSocketTransport::WebSocketTransport(lws* wsi) : wsi_(wsi), peer_(wsbridge::peer_address(wsi)) {}
+// The lws rx flow control reason bit reading is held with while a frame is partly written (lws
+// itself uses bits 0, 6 and 7: LWS_RXFLOW_REASON_USER_BOOL, _HTTP_RXBUFFER, _H2_PPS_PENDING), so
+// the adapter's pause_reading and the shutdown, on the "user" bit, are independent of it.
+constexpr int kWriteHoldRxReason = 1 << 1;
+
+}  // namespace
+
+WebSocketTransport::WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws)
+    : wsi_(wsi), peer_(wsbridge::peer_address(wsi)), writer_(writer), through_lws_(through_lws) {}
 
 void WebSocketTransport::want_write() {
   lws_callback_on_writable(wsi_);
@@ -14,6 +26,77 @@ void WebSocketTransport::want_write() {
 
 void WebSocketTransport::set_reading(bool on) {
   lws_rx_flow_control(wsi_, on ? 1 : 0);
+}
+
+WriteTurn WebSocketTransport::write(FrameQueue& queue, std::size_t budget) {
+  in_flight_.reset();  // the previous write turn's frame has been taken over completely by now
+  return through_lws_ ? write_through_lws(queue) : write_to_socket(queue, budget);
+}
+
+bool WebSocketTransport::ping() {
+  in_flight_.reset();
+  // lws hides PONGs with an empty payload from the callback, so the ping carries one.
+  unsigned char ping[LWS_PRE + 4] = {};
+  std::memcpy(ping + LWS_PRE, "wsbp", 4);
+  return lws_write(wsi_, ping + LWS_PRE, 4, LWS_WRITE_PING) >= 0;
+}
+
+// permessage-deflate: lws compresses frame by frame, one lws_write per WRITEABLE.
+WriteTurn WebSocketTransport::write_through_lws(FrameQueue& queue) {
+  WriteTurn turn;
+  if (queue.empty()) return turn;
+  in_flight_ = std::move(queue.front());
+  queue.pop_front();
+  const Frame& frame = *in_flight_;
+  turn.frames_done = 1;
+  turn.payload_done = frame.size();
+  turn.dequeued_bytes = frame.size();
+  const auto mode = frame.is_text() ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
+  turn.failed = lws_write(wsi_, frame.payload_with_headroom(), frame.size(), mode) < 0;
+  return turn;
+}
+
+// Without an extension the queued frames go to the socket from here, header and shared payload
+// as iovecs, many per system call (socket_writer.hpp). The kernel's send path costs about the
+// same for 40 bytes as for 4 KiB, and a 1 MiB frame in 64 KiB lws_write pieces took one
+// WRITEABLE round (a poll wake-up) each.
+//
+// lws still writes on this socket: our pings and close frames, and the PONGs and close replies it
+// sends by itself from its POLLOUT handler, before our WRITEABLE callback. So:
+// - what lws could not send yet (it keeps it and sends it before calling us again) goes first;
+// - while a frame is partly written, reading is held: lws then parses no PING or close from the
+//   client, so it has nothing of its own to answer in the middle of our frame; pings and closes
+//   of the session wait until the frame is complete (mid_frame; a close decided by an error
+//   inside the turn drops the connection rather than put a close frame inside it).
+WriteTurn WebSocketTransport::write_to_socket(FrameQueue& queue, std::size_t budget) {
+  WriteTurn turn;
+  if (lws_partial_buffered(wsi_) != 0) {  // (lws' public name for lws_has_buffered_out)
+    want_write();
+    return turn;
+  }
+  const bool was_held = reading_held_;
+  const SocketWriter::Result r = writer_.write(lws_get_socket_fd(wsi_), partial_, queue, budget);
+  turn.frames_done = r.frames_done;
+  turn.payload_done = r.payload_done;
+  turn.dequeued_bytes = r.dequeued_bytes;
+  if (r.status == SocketWriter::Status::kError) {
+    WSB_LOG(kDebug) << "write to " << peer_ << " failed: " << std::strerror(r.error);
+    turn.failed = true;  // no close frame: the socket is gone (or the stream is cut inside a frame)
+    return turn;
+  }
+  // While reading is held the client's PONGs wait unread; a client that takes our bytes is alive.
+  turn.peer_took_bytes = was_held && r.wire_bytes > 0;
+  hold_reading(partial_.has_value());
+  return turn;
+}
+
+void WebSocketTransport::hold_reading(bool hold) {
+  if (hold == reading_held_) return;
+  reading_held_ = hold;
+  // Reading resumes only when no reason holds it.
+  lws_rx_flow_control(
+      wsi_, (hold ? LWS_RXFLOW_REASON_APPLIES_DISABLE : LWS_RXFLOW_REASON_APPLIES_ENABLE) |
+                kWriteHoldRxReason);
 }
 
 void WebSocketTransport::close(std::uint16_t code, std::string_view reason) {

@@ -2,9 +2,11 @@
 // turn is lws' SERVER_WRITEABLE; its inbound fragments are lws' RECEIVE callbacks.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "session/transport.hpp"
+#include "shard/socket_writer.hpp"
 
 struct lws;
 
@@ -12,24 +14,41 @@ namespace wsbridge {
 
 class WebSocketTransport final : public Transport {
  public:
-  explicit WebSocketTransport(lws* wsi);
+  // `writer`: the shard's write scratch (it outlives its sessions). `through_lws`: an extension
+  // (permessage-deflate) was negotiated, so lws must frame (compress) each message itself.
+  WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws);
 
   std::string_view kind() const override { return "websocket"; }
   const std::string& peer_address() const override { return peer_; }
   void want_write() override;
   void set_reading(bool on) override;
+  WriteTurn write(FrameQueue& queue, std::size_t budget) override;
+  bool mid_frame() const override { return partial_.has_value(); }
+  bool ping() override;
   void close(std::uint16_t code, std::string_view reason) override;
   void drop_within(std::chrono::seconds grace) override;
   int descriptor() const override;
 
   // What lws' RECEIVE callback handed over, as a fragment (inside that callback only).
   InboundFragment fragment(const void* in, std::size_t len) const;
-  // The connection itself, for the WebSocket write path (shard/write_path.cpp).
-  lws* wsi() const { return wsi_; }
 
  private:
+  WriteTurn write_through_lws(FrameQueue& queue);
+  WriteTurn write_to_socket(FrameQueue& queue, std::size_t budget);
+  void hold_reading(bool hold);
+
   lws* const wsi_;
   const std::string peer_;
+  SocketWriter& writer_;
+  const bool through_lws_;
+  // The frame last handed to lws_write, kept alive until the next write turn: permessage-deflate
+  // may read it after the call returns.
+  std::optional<Frame> in_flight_;
+  // Written by us (no extension): the frame the socket took part of, whose rest goes out before
+  // anything else. While it is there, reading is held, so lws parses no PING or close it would
+  // answer in the middle of it.
+  std::optional<PartialFrame> partial_;
+  bool reading_held_ = false;
 };
 
 }  // namespace wsbridge
