@@ -1,6 +1,6 @@
-// The upstream's worker state and its event types, private to upstream.cpp (lifecycle, broker
-// connection, sessions), upstream_subscriptions.cpp (subscriptions, retained messages, fan-out)
-// and upstream_publish.cpp.
+// The upstream's worker state and its event types, private to upstream.cpp (lifecycle),
+// upstream_broker.cpp (broker connection), upstream_sessions.cpp (sessions),
+// upstream_subscriptions.cpp (subscriptions, retained messages, fan-out) and upstream_publish.cpp.
 #pragma once
 
 #include "upstream.hpp"

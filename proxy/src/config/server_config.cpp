@@ -2,19 +2,18 @@
 
 #include "wsbridge/text.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <map>
 
+#include "config/listen_endpoints.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
 
@@ -23,64 +22,9 @@ namespace wsbridge {
 namespace {
 
 using namespace std::chrono_literals;
-
-// One address:port a listener binds. Two endpoints overlap when they bind the same port of the
-// same family and one address covers the other (equal, or one is the wildcard). IPv6 listeners
-// are IPV6_V6ONLY, so "::" does not cover IPv4 addresses.
-struct Endpoint {
-  std::string address;  // as written
-  int family = AF_INET;
-  std::array<unsigned char, sizeof(in6_addr)> bytes{};  // as bound: "::1" equals "0::1"
-  std::uint16_t port = 0;
-  SourcePosition where;  // of its 'port'
-
-  std::string text() const {
-    return (family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
-  }
-  bool wildcard() const {
-    return std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; });
-  }
-  bool overlaps(const Endpoint& other) const {
-    return port == other.port && family == other.family &&
-           (bytes == other.bytes || wildcard() || other.wildcard());
-  }
-};
-
-Endpoint endpoint(const std::string& address, std::uint16_t port, SourcePosition where) {
-  Endpoint e;
-  e.family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
-  inet_pton(e.family, address.c_str(), e.bytes.data());
-  e.port = port;
-  e.where = std::move(where);
-  e.address = address;
-  return e;
-}
-
-// Refuses a listener (or the admin listener) that would bind where another one already does:
-// lws would quietly serve both from one socket, so the second one's endpoints would answer 404.
-void check_endpoints(const std::vector<Endpoint>& listeners, const std::optional<Endpoint>& admin) {
-  for (std::size_t i = 0; i < listeners.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (!listeners[i].overlaps(listeners[j])) continue;
-      throw ConfigError(listeners[i].where,
-                        "listener " + listeners[i].text() + " overlaps the listener " +
-                            listeners[j].text() + " at " + listeners[j].where.to_string() +
-                            ": both would bind port " + std::to_string(listeners[i].port) +
-                            (listeners[i].bytes == listeners[j].bytes
-                                 ? " (the same listener twice)"
-                                 : " (a wildcard address covers every address of its family)"));
-    }
-  }
-  if (!admin) return;
-  for (const auto& l : listeners) {
-    if (!admin->overlaps(l)) continue;
-    throw ConfigError(admin->where,
-                      "[admin] " + admin->text() + " overlaps the listener " + l.text() + " at " +
-                          l.where.to_string() +
-                          ": the admin listener needs an address and port of its own (else "
-                          "/metrics and the API answer 404 there): give it another port");
-  }
-}
+using listen_endpoints::check_endpoints;
+using listen_endpoints::Endpoint;
+using listen_endpoints::endpoint;
 
 // Names under which MQTT-over-WebSocket clients (mqtt.js, Paho JS) ask for MQTT packets, in any
 // case (a route listing "MQTT" would still take them from a client that lowercases nothing).

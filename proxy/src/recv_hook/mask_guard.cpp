@@ -19,56 +19,6 @@
 
 namespace wsbridge {
 
-std::size_t FrameMaskScanner::feed(const unsigned char* data, std::size_t len) {
-  std::size_t i = 0;
-  std::size_t frame_start = 0;
-  while (i < len) {
-    switch (state_) {
-      case State::kViolated:
-        return 0;
-      case State::kHeader0:
-        frame_start = i;
-        ++i;
-        state_ = State::kHeader1;
-        break;
-      case State::kHeader1: {
-        const unsigned char b = data[i++];
-        if ((b & 0x80) == 0) {
-          state_ = State::kViolated;
-          // Everything before this frame goes to lws; when its first header byte came in an
-          // earlier read (frame_start is then 0), nothing more does.
-          return frame_start;
-        }
-        const unsigned len7 = b & 0x7f;
-        payload_left_ = len7 < 126 ? len7 : 0;
-        extended_left_ = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-        mask_left_ = 4;
-        state_ = extended_left_ != 0 ? State::kExtendedLength : State::kMaskKey;
-        break;
-      }
-      case State::kExtendedLength:
-        payload_left_ = (payload_left_ << 8) | data[i++];
-        if (--extended_left_ == 0) state_ = State::kMaskKey;
-        break;
-      case State::kMaskKey: {
-        const std::size_t take = std::min<std::size_t>(mask_left_, len - i);
-        i += take;
-        mask_left_ -= static_cast<unsigned>(take);
-        if (mask_left_ == 0) state_ = payload_left_ != 0 ? State::kPayload : State::kHeader0;
-        break;
-      }
-      case State::kPayload: {
-        const std::uint64_t take = std::min<std::uint64_t>(payload_left_, len - i);
-        i += static_cast<std::size_t>(take);
-        payload_left_ -= take;
-        if (payload_left_ == 0) state_ = State::kHeader0;
-        break;
-      }
-    }
-  }
-  return len;
-}
-
 namespace mask_guard {
 namespace {
 

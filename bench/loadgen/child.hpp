@@ -1,0 +1,118 @@
+// A child process of the load generator (one per --procs): its connections on one event loop,
+// driven by the parent's commands over the control socket (control.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control.hpp"
+#include "histogram.hpp"
+#include "options.hpp"
+#include "ws_client.hpp"
+
+namespace bench {
+
+class Child : public Loop::Handler {
+ public:
+  Child(const Options& o, unsigned index, int control_fd);
+
+  int run();
+
+  // Loop::Handler
+  void on_open(Conn& c) override;
+
+  void on_text(Conn& c, const char* data, std::size_t len, std::uint64_t t) override;
+
+  // A top-level integer member: the first occurrence when the frame's keys are in writing order,
+  // the last when they are sorted (nested objects then come before "id" and "status").
+  static bool find_key_int(std::string_view text, std::string_view key, std::int64_t& out,
+                           bool first);
+
+  void on_closed(Conn& c, bool) override;
+
+  void on_fd(Conn& c, std::uint32_t events) override;
+
+ private:
+  static constexpr std::uint32_t kSubscriber = 0;
+  static constexpr std::uint32_t kPublisher = 1;
+  static constexpr std::uint32_t kFailed = 2;
+
+  unsigned global_index(const Conn& c) const;
+
+  void mark_ready(Conn& c);
+
+  // Starts connections until `target` have been started, keeping at most --concurrency in
+  // flight, and waits for them to be ready (or failed). False on timeout.
+  bool ramp(std::size_t target);
+
+  // Waits for the parent's next command, serving the connections meanwhile.
+  std::string wait_command();
+
+  std::size_t open_count() const;
+
+  Kv base_kv();
+
+  void report(const char* verb, const Kv& kv) { write_all(control_.fd, kv_line(verb, kv)); }
+
+  void finish();
+
+  // ---- idle -----------------------------------------------------------------------------------
+  int run_idle();
+
+  // ---- fanout ---------------------------------------------------------------------------------
+  bool connect_mqtt();
+
+  void flush_mqtt();
+
+  std::string make_payload(std::uint64_t seq, std::uint64_t t);
+
+  void publish_one();
+
+  std::size_t publisher_backlog() const;
+
+  void flush_publisher();
+
+  void on_message(Conn& c, std::string_view text, std::uint64_t t);
+
+  int run_fanout();
+
+  // ---- rpc ------------------------------------------------------------------------------------
+  void send_request(Conn& c, std::uint64_t t);
+
+  void finish_request(Conn& c, std::uint64_t id, std::int64_t status, std::uint64_t t,
+                      bool response);
+
+  void on_response(Conn& c, std::string_view text, std::uint64_t t, bool keys_in_order);
+
+  int run_rpc();
+
+  const Options& o_;
+  unsigned index_;
+  Loop loop_;
+  Conn control_;
+  Conn publisher_;
+  Conn mqtt_;
+  std::vector<Conn> conns_;
+  std::vector<std::string> commands_;
+  std::string padding_;
+  bool ramping_ = false;
+  bool publisher_ready_ = false;
+  std::size_t next_start_ = 0;
+  std::size_t in_progress_ = 0;
+  std::size_t ready_count_ = 0;
+  std::uint64_t t0_ = 0;
+  std::uint64_t window_start_ = 0;
+  std::uint64_t pub_end_ = 0;
+  std::uint64_t published_ = 0;
+  std::uint64_t delivered_ = 0;
+  std::uint64_t last_delivery_ = 0;
+  std::uint64_t in_window_ = 0;
+  std::uint64_t foreign_messages_ = 0;
+  std::uint64_t requests_ = 0, responses_ = 0, ok_ = 0, non2xx_ = 0, unmatched_ = 0;
+  Histogram hist_;
+};
+
+}  // namespace bench

@@ -1,0 +1,132 @@
+// Parses the load generator's command line into Options.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "options.hpp"
+
+namespace bench {
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "wsbridge-loadgen: %s\n", message.c_str());
+  std::exit(2);
+}
+
+namespace {
+
+void usage() {
+  std::fputs(
+      "usage: wsbridge-loadgen MODE [options]\n"
+      "  fanout --url ws://127.0.0.1:8080/mqtt --subscribers N [--topic T]\n"
+      "         [--publisher ws|mqtt://127.0.0.1:1883] [--rate MSGS_PER_S | 0 (closed loop)]\n"
+      "         [--window W] [--duration S] [--warmup S] [--payload BYTES]\n"
+      "  idle   --url URL --connections N [--steps N1,N2,...] [--topic T] [--topics K]\n"
+      "         [--hold S]\n"
+      "  rpc    --url ws://127.0.0.1:8080/rpc --connections N [--depth D] [--duration S]\n"
+      "         [--warmup S] [--path /x] [--method GET]\n"
+      "  httpd  [--port P] [--body-bytes N]\n"
+      "common: --procs P (child processes, each with its own fd limit), --concurrency C (upgrades\n"
+      "  in flight), --source-ips K (bind to 127.0.0.1..K), --wait-stdin (wait for a line after\n"
+      "  each ready event and after the result), --connect-timeout S\n",
+      stderr);
+}
+
+}  // namespace
+
+Options parse_options(int argc, char** argv) {
+  if (argc < 2) {
+    usage();
+    std::exit(2);
+  }
+  Options o;
+  o.mode = argv[1];
+  if (o.mode != "fanout" && o.mode != "idle" && o.mode != "rpc" && o.mode != "httpd") {
+    usage();
+    std::exit(2);
+  }
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) die("missing value for " + a);
+      return argv[++i];
+    };
+    auto num = [&]() { return std::strtod(next().c_str(), nullptr); };
+    auto unum = [&]() { return static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10)); };
+    if (a == "--url") {
+      if (!Url::parse(next(), "ws", o.url)) die("bad --url (ws://host:port/path)");
+    } else if (a == "--publisher") {
+      o.publisher = next();
+      if (o.publisher != "ws" && !Url::parse(o.publisher, "mqtt", o.mqtt_url)) {
+        die("bad --publisher (ws or mqtt://host:port)");
+      }
+    } else if (a == "--subscribers" || a == "--connections") {
+      o.connections = unum();
+    } else if (a == "--topic") {
+      o.topic = next();
+    } else if (a == "--topics") {
+      o.topics = std::max(1u, unum());
+    } else if (a == "--rate") {
+      o.rate = num();
+    } else if (a == "--window") {
+      o.window = std::max(1u, unum());
+    } else if (a == "--duration") {
+      o.duration = num();
+    } else if (a == "--warmup") {
+      o.warmup = num();
+    } else if (a == "--settle") {
+      o.settle = num();
+    } else if (a == "--payload") {
+      o.payload = unum();
+    } else if (a == "--procs") {
+      o.procs = std::max(1u, unum());
+    } else if (a == "--concurrency") {
+      o.concurrency = std::max(1u, unum());
+    } else if (a == "--source-ips") {
+      o.source_ips = unum();
+    } else if (a == "--steps") {
+      const std::string s = next();
+      std::size_t pos = 0;
+      while (pos < s.size()) {
+        const std::size_t comma = s.find(',', pos);
+        o.steps.push_back(
+            static_cast<unsigned>(std::strtoul(s.substr(pos, comma - pos).c_str(), nullptr, 10)));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
+    } else if (a == "--wait-stdin") {
+      o.wait_stdin = true;
+    } else if (a == "--hold") {
+      o.hold = num();
+    } else if (a == "--depth") {
+      o.depth = std::max(1u, unum());
+    } else if (a == "--path") {
+      o.path = next();
+    } else if (a == "--method") {
+      o.method = next();
+    } else if (a == "--drain-quiet") {
+      o.drain_quiet = num();
+    } else if (a == "--drain-max") {
+      o.drain_max = num();
+    } else if (a == "--connect-timeout") {
+      o.connect_timeout = num();
+    } else if (a == "--port") {
+      o.http_port = unum();
+    } else if (a == "--body-bytes") {
+      o.http_body = unum();
+    } else if (a == "-h" || a == "--help") {
+      usage();
+      std::exit(0);
+    } else {
+      die("unknown option " + a);
+    }
+  }
+  if (o.mode != "httpd" && o.url.port == 0) die("--url is required");
+  if (o.steps.empty()) o.steps.push_back(o.connections);
+  if (o.mode == "idle") o.connections = *std::max_element(o.steps.begin(), o.steps.end());
+  if (o.procs > o.connections && o.connections > 0) o.procs = o.connections;
+  if (o.warmup >= o.duration) o.warmup = 0;
+  return o;
+}
+
+}  // namespace bench

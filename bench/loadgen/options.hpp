@@ -1,0 +1,51 @@
+// The load generator's command line: its options, their parsing, and the way out on a bad one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ws_client.hpp"
+
+namespace bench {
+
+inline constexpr std::uint64_t kMs = 1000000ull;
+inline constexpr std::uint64_t kSec = 1000000000ull;
+
+// Prints "wsbridge-loadgen: <message>" on stderr and exits with status 2.
+[[noreturn]] void die(const std::string& message);
+
+struct Options {
+  std::string mode;
+  Url url;
+  std::string publisher = "ws";  // "ws" or mqtt://host:port
+  Url mqtt_url;
+  unsigned connections = 100;  // subscribers / idle connections / rpc connections
+  std::string topic = "bench/fanout";
+  unsigned topics = 1;
+  double rate = 0;  // messages/s published; 0: closed loop, as fast as delivered
+  unsigned window = 32;
+  double duration = 5;
+  double warmup = 1;
+  double settle = 0.3;
+  unsigned payload = 100;
+  unsigned procs = 1;
+  unsigned concurrency = 200;
+  unsigned source_ips = 0;
+  std::vector<unsigned> steps;
+  bool wait_stdin = false;
+  double hold = 0;
+  unsigned depth = 1;
+  std::string path = "/x";
+  std::string method = "GET";
+  double drain_quiet = 0.5;
+  double drain_max = 10;
+  double connect_timeout = 60;
+  unsigned http_port = 0;
+  unsigned http_body = 64;
+};
+
+// Exits through die() (or with the usage) on anything it cannot read.
+Options parse_options(int argc, char** argv);
+
+}  // namespace bench

@@ -1,0 +1,122 @@
+// The upstream's sessions: opening, closing, and the JSON requests their clients send.
+
+#include "upstream_impl.hpp"
+
+namespace wsbridge::mqtt {
+
+// ---- sessions ----------------------------------------------------------------------------------
+
+void Upstream::Impl::reply(ConnectionId id, Frame frame) {
+  auto it = sessions.find(id);
+  if (it != sessions.end()) it->second.connection->send(std::move(frame));
+}
+
+void Upstream::Impl::handle(SessionOpened& e) {
+  const ConnectionId id = e.connection->id();
+  const Identity& who = e.connection->identity();
+  SessionState s;
+  s.connection = std::move(e.connection);
+  s.route = std::move(e.route);
+  s.subscribe_acl = expand_acl(s.route->allow_subscribe, who.user, who.claims);
+  s.publish_acl = expand_acl(s.route->allow_publish, who.user, who.claims);
+  if (who.acl) {
+    s.credential_subscribe_acl = expand_acl(who.acl->subscribe, who.user, who.claims);
+    s.credential_publish_acl = expand_acl(who.acl->publish, who.user, who.claims);
+  }
+  auto& session = sessions.emplace(id, std::move(s)).first->second;
+  if (session.raw()) {
+    for (const auto& filter : session.route->subscribe) {
+      subscribe(session, id, filter, session.route->qos, std::nullopt);
+    }
+  } else {
+    session.connection->send(status_frame(link == Link::kUp));
+  }
+}
+
+void Upstream::Impl::handle(SessionClosed& e) {
+  auto it = sessions.find(e.id);
+  if (it == sessions.end()) return;
+  const std::vector<std::string> subscribed(it->second.filters.begin(), it->second.filters.end());
+  for (const auto& filter : subscribed) unsubscribe(it->second, e.id, filter);
+  held.erase(e.id);
+  sessions.erase(it);
+}
+
+void Upstream::Impl::handle(SessionMessage& e) {
+  auto it = sessions.find(e.id);
+  if (it == sessions.end()) return;
+  SessionState& s = it->second;
+  if (s.raw()) {
+    const auto& route = *s.route;
+    if (!route.publish_topic) {
+      s.connection->close(CloseCode::kPolicyViolation, "this route does not accept messages");
+      return;
+    }
+    submit_publish(PendingPublish{e.id, std::nullopt, route.topic_prefix + *route.publish_topic,
+                                  std::string(e.frame.payload()), route.qos, route.retain,
+                                  std::move(e.ticket)});
+    return;
+  }
+  if (!e.frame.is_text()) {
+    s.connection->send(
+        error_frame(std::nullopt, "bad_request", "this route speaks JSON: send text frames"));
+    return;
+  }
+  json_request(s, e.id, e.frame.payload(), e.ticket);
+}
+
+void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_view text,
+                                  FlowTicket& ticket) {
+  auto parsed = parse_request(text);
+  if (auto* err = std::get_if<RequestError>(&parsed)) {
+    s.connection->send(error_frame(err->id, err->code, err->message));
+    return;
+  }
+  Request& r = std::get<Request>(parsed);
+  const auto& route = *s.route;
+  if (r.qos > route.max_qos) {
+    s.connection->send(error_frame(r.id, "bad_request",
+                                   "qos " + std::to_string(r.qos) +
+                                       " is above this route's max_qos " +
+                                       std::to_string(route.max_qos)));
+    return;
+  }
+  if (route.topic_prefix.size() + r.topic.size() > kMaxTopicBytes) {
+    s.connection->send(error_frame(r.id, "bad_request", "topic too long with this route's prefix"));
+    return;
+  }
+  switch (r.type) {
+    case RequestType::kPing:
+      s.connection->send(pong_frame(r.id));
+      return;
+    case RequestType::kSubscribe:
+      if (!s.may_subscribe(r.topic)) {
+        s.connection->send(error_frame(r.id, "forbidden",
+                                       "subscribing to \"" + r.topic + "\" is not allowed here"));
+        return;
+      }
+      if (s.filters.count(r.topic) == 0 && s.filters.size() >= route.max_subscriptions) {
+        s.connection->send(error_frame(r.id, "forbidden",
+                                       "at most " + std::to_string(route.max_subscriptions) +
+                                           " subscriptions per connection"));
+        return;
+      }
+      subscribe(s, id, r.topic, r.qos, std::move(r.id));
+      return;
+    case RequestType::kUnsubscribe:
+      unsubscribe(s, id, r.topic);
+      if (r.id) s.connection->send(ack_frame(*r.id));
+      return;
+    case RequestType::kPublish:
+      if (!s.may_publish(r.topic)) {
+        s.connection->send(error_frame(r.id, "forbidden",
+                                       "publishing to \"" + r.topic + "\" is not allowed here"));
+        return;
+      }
+      submit_publish(PendingPublish{id, std::move(r.id), route.topic_prefix + r.topic,
+                                    std::move(r.payload), r.qos, r.retain, std::move(ticket)});
+      return;
+  }
+}
+
+}  // namespace wsbridge::mqtt
