@@ -9,8 +9,8 @@ bool PooledBackend::connect(PendingRequest* p) {
   PoolConnection* c = owned.get();
   c->backend = this;
   connections_list_.push_back(std::move(owned));
-  connections_->add(1);
-  connects_->inc();
+  metrics_.connections->add(1);
+  metrics_.connects->inc();
   assign(c, p);
   const std::string address = resolver_ ? resolver_->address() : url_.host;
   if (address.empty()) {
@@ -123,7 +123,7 @@ void PooledBackend::remove_connection(PoolConnection* c) {
   for (auto it = connections_list_.begin(); it != connections_list_.end(); ++it) {
     if (it->get() == c) {
       connections_list_.erase(it);
-      connections_->add(-1);
+      metrics_.connections->add(-1);
       return;
     }
   }

@@ -10,15 +10,7 @@
 namespace wsbridge::http_pool {
 
 PooledBackend::PooledBackend(HttpBackendOptions options, http1::Url url)
-    : options_(std::move(options)), url_(std::move(url)) {
-  auto& r = metrics::Registry::global();
-  const metrics::Labels l = {{"backend", options_.url}};
-  latency_ = &r.histogram("wsbridge_http_backend_request_seconds",
-                          "time from sending a request to its backend to the complete response", l);
-  connections_ = &r.gauge("wsbridge_http_backend_connections",
-                          "connections open to the backend (idle or busy)", l);
-  connects_ = &r.counter("wsbridge_http_backend_connects_total",
-                         "connections opened to the backend (keep-alive reuse keeps this low)", l);
+    : options_(std::move(options)), url_(std::move(url)), metrics_(options_.url) {
   if (url_.tls) tls_context_ = std::make_unique<TlsClientContext>(options_.ca_file);
   if (!is_numeric_address(url_.host)) {
     std::string error;
@@ -89,7 +81,7 @@ void PooledBackend::shutdown() {
     if (c->wsi != nullptr) lws_set_opaque_user_data(c->wsi, nullptr);
   }
   connections_list_.clear();
-  connections_->set(0);
+  metrics_.connections->set(0);
 }
 
 void PooledBackend::schedule(PendingRequest* p, std::chrono::milliseconds delay) {
@@ -138,16 +130,10 @@ void PooledBackend::finish(PendingRequest* p, HttpResult result) {
   }
   std::erase(waiting_, p);
   if (result.failure == HttpFailure::kNone) {
-    latency_->observe(std::chrono::duration<double>(Clock::now() - p->started).count());
+    metrics_.latency->observe(std::chrono::duration<double>(Clock::now() - p->started).count());
   }
-  metrics::Registry::global()
-      .counter("wsbridge_http_backend_requests_total",
-               "requests to HTTP backends, by outcome (ok: any HTTP status)",
-               {{"backend", options_.url},
-                {"outcome", result.failure == HttpFailure::kNone
-                                ? std::string("ok")
-                                : std::string(to_string(result.failure))}})
-      .inc();
+  core_metrics::backend_request(
+      options_.url, result.failure == HttpFailure::kNone ? "ok" : to_string(result.failure));
   HttpCallback done = std::move(p->done);
   for (auto it = pending_.begin(); it != pending_.end(); ++it) {
     if (it->get() == p) {

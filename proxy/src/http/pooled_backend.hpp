@@ -15,6 +15,7 @@
 
 #include "http/backend_resolver.hpp"
 #include "http/http1.hpp"
+#include "metrics/core_metrics.hpp"
 #include "http/http_client_pool.hpp"
 #include "http/tls_client_stream.hpp"
 #include "wsbridge/http_client.hpp"
@@ -113,9 +114,7 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
   std::list<std::unique_ptr<PoolConnection>> connections_list_;
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<TlsClientContext> tls_context_;
-  metrics::Histogram* latency_ = nullptr;
-  metrics::Gauge* connections_ = nullptr;
-  metrics::Counter* connects_ = nullptr;
+  BackendMetrics metrics_;
 };
 
 }  // namespace wsbridge::http_pool

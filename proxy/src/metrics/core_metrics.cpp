@@ -24,4 +24,12 @@ void config_reload(std::string_view outcome) {
       .inc();
 }
 
+void backend_request(std::string_view backend, std::string_view outcome) {
+  metrics::Registry::global()
+      .counter("wsbridge_http_backend_requests_total",
+               "requests to HTTP backends, by outcome (ok: any HTTP status)",
+               {{"backend", std::string(backend)}, {"outcome", std::string(outcome)}})
+      .inc();
+}
+
 }  // namespace wsbridge::core_metrics

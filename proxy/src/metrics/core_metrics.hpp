@@ -1,6 +1,6 @@
 // Every metric family the core registers, in one place: the per-route connection and message
-// metrics, and the counters of refusals, authentication failures and reloads. (Adapters and the
-// HTTP client register their own families next to the code that moves them.)
+// metrics, the HTTP client's per-backend metrics, and the counters of refusals, authentication
+// failures and reloads. (Adapters register their own families next to the code that moves them.)
 #pragma once
 
 #include <string>
@@ -43,6 +43,25 @@ struct RouteMetrics {
   metrics::Gauge* reading_paused;
 };
 
+// The metrics of one HTTP backend of the core's HTTP client, looked up once per pool (every
+// shard's pool of a backend shares the series).
+struct BackendMetrics {
+  explicit BackendMetrics(const std::string& backend) {
+    auto& r = metrics::Registry::global();
+    const metrics::Labels l = {{"backend", backend}};
+    latency = &r.histogram("wsbridge_http_backend_request_seconds",
+                           "time from sending a request to its backend to the complete response",
+                           l);
+    connections = &r.gauge("wsbridge_http_backend_connections",
+                           "connections open to the backend (idle or busy)", l);
+    connects = &r.counter("wsbridge_http_backend_connects_total",
+                          "connections opened to the backend (keep-alive reuse keeps this low)", l);
+  }
+  metrics::Histogram* latency;
+  metrics::Gauge* connections;
+  metrics::Counter* connects;
+};
+
 namespace core_metrics {
 
 // wsbridge_connections_refused_total{reason}: an upgrade refused before the 101.
@@ -51,6 +70,9 @@ void upgrade_refused(std::string_view reason);
 void auth_failed(std::string_view reason);
 // wsbridge_config_reloads_total{outcome}: "ok", "refused" (needs a restart), "invalid".
 void config_reload(std::string_view outcome);
+// wsbridge_http_backend_requests_total{backend,outcome}: a request to an HTTP backend ended
+// ("ok": any HTTP status; else the failure).
+void backend_request(std::string_view backend, std::string_view outcome);
 
 }  // namespace core_metrics
 }  // namespace wsbridge
