@@ -1,0 +1,220 @@
+// Unit tests of web/wsbridge.js with a fake WebSocket (no network): reconnects and what they
+// restore or reject, the queue while disconnected, backoff and jitter, the pong timeout, the
+// closes that end reconnecting, and token refresh. The fake is in wsbridge_client_fake.mjs.
+//   node --test tests/e2e/wsbridge_client_reconnect.test.mjs
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WsbridgeError } from '../../web/wsbridge.js';
+import { sleep, setup, waitFor, reconnect } from './wsbridge_client_fake.mjs';
+
+test('publishes are queued while disconnected and sent after the reconnect; queue_full beyond the bound', async () => {
+  const env = setup({ maxQueuedPublishes: 2 });
+  const { client, socket } = env;
+  // Not yet open: queued.
+  const p1 = client.publish('a/1', 'one');
+  const p2 = client.publish('a/2', 2, { qos: 1 });
+  await assert.rejects(client.publish('a/3', 3), (e) => e instanceof WsbridgeError && e.code === 'queue_full');
+  assert.equal(socket().sent.length, 0);
+
+  socket().open();
+  const pubs = socket().sentOfType('publish');
+  assert.deepEqual(pubs.map((f) => [f.topic, f.payload, f.qos]), [['a/1', 'one', 0], ['a/2', 2, 1]]);
+  pubs.forEach((f) => socket().ack(f));
+  await Promise.all([p1, p2]);
+
+  // Dropped: an in-flight publish fails with "disconnected", a later one waits for the reconnect.
+  const inFlight = client.publish('b/1', 'x');
+  socket().serverClose(1006);
+  await assert.rejects(inFlight, { code: 'disconnected' });
+  assert.equal(client.state, 'reconnecting');
+  const queued = client.publish('b/2', 'y');
+  await reconnect(env);
+  const f = socket().sentOfType('publish');
+  assert.deepEqual(f.map((x) => x.topic), ['b/2']);
+  socket().ack(f[0]);
+  await queued;
+  client.close();
+});
+
+test('subscriptions are restored after a reconnect, with their handlers', async () => {
+  const env = setup();
+  const { client, socket, errors } = env;
+  socket().open();
+  const got = [];
+  const a = client.subscribe('sensors/#', (m) => got.push(m.payload), { qos: 1 });
+  const b = client.subscribe('cmd/#', () => {});
+  socket().sentOfType('subscribe').forEach((f) => socket().ack(f));
+  await Promise.all([a, b]);
+
+  const closes = [];
+  client.on('close', (c) => closes.push(c));
+  socket().serverClose(1001, 'going away');
+  assert.deepEqual(closes, [{ code: 1001, reason: 'going away', willReconnect: true }]);
+
+  // Made while disconnected: settled by the resubscription.
+  let lateDone = false;
+  const late = client.subscribe('late/#', (m) => got.push(`late:${m.payload}`)).then(() => { lateDone = true; });
+  await reconnect(env);
+  const resent = socket().sentOfType('subscribe');
+  assert.deepEqual(resent.map((f) => [f.topic, f.qos]), [['sensors/#', 1], ['cmd/#', 0], ['late/#', 0]]);
+  await sleep(5);
+  assert.equal(lateDone, false);
+  socket().ack(resent[0]);
+  socket().ack(resent[2]);
+  await late;
+  // Denied after the reconnect: an 'error' event, and the subscription is forgotten.
+  socket().receive({ type: 'error', id: resent[1].id, code: 'forbidden', message: 'no more' });
+  await sleep(0);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, 'forbidden');
+  assert.deepEqual(client.subscriptions, ['sensors/#', 'late/#']);
+
+  socket().receive({ type: 'message', topic: 'sensors/x', payload: 1, qos: 0, retain: false });
+  socket().receive({ type: 'message', topic: 'late/x', payload: 2, qos: 0, retain: false });
+  assert.deepEqual(got, [1, 'late:2']);
+  client.close();
+});
+
+test('a subscribe denied while it waited for the reconnect rejects its promise', async () => {
+  const env = setup();
+  const { client, socket, errors } = env;
+  socket().serverClose(1006); // the first attempt fails
+  const p = client.subscribe('secret/#', () => {});
+  await reconnect(env);
+  const f = socket().last();
+  socket().receive({ type: 'error', id: f.id, code: 'forbidden', message: 'denied' });
+  await assert.rejects(p, { code: 'forbidden' });
+  assert.deepEqual(client.subscriptions, []);
+  assert.equal(errors.length, 0); // reported through the promise, not twice
+  client.close();
+});
+
+test('pending requests reject with "disconnected" on close', async () => {
+  const { client, socket } = setup();
+  socket().open();
+  const sub = client.subscribe('x/#', () => {});
+  const ref = client.refreshToken('t2');
+  const rpc = client.request('GET', '/items', undefined, { headers: { accept: 'application/json' } });
+  socket().serverClose(1011);
+  await assert.rejects(sub, { code: 'disconnected' });
+  await assert.rejects(ref, { code: 'disconnected' });
+  await assert.rejects(rpc, { code: 'disconnected' });
+  assert.deepEqual(client.subscriptions, []); // a failed subscribe is not remembered
+  client.close();
+});
+
+test('backoff grows exponentially, is capped, and resets after an open', async () => {
+  const env = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 40, factor: 2, jitter: 0 } });
+  const { client, socket } = env;
+  const seen = [];
+  client.on('reconnecting', (r) => seen.push(r));
+  const times = [];
+  for (let i = 0; i < 4; i++) {
+    const t0 = Date.now();
+    const before = env.sockets.length;
+    socket().serverClose(1006);
+    await waitFor(() => env.sockets.length > before, 'a reconnect');
+    times.push(Date.now() - t0);
+  }
+  assert.deepEqual(seen, [
+    { attempt: 1, delayMs: 10 }, { attempt: 2, delayMs: 20 },
+    { attempt: 3, delayMs: 40 }, { attempt: 4, delayMs: 40 },
+  ]);
+  // Timers fire no earlier than asked (a millisecond of slack for timer rounding).
+  times.forEach((t, i) => assert.ok(t >= seen[i].delayMs - 1, `attempt ${i + 1} after ${t} ms`));
+  assert.equal(client.state, 'reconnecting');
+
+  socket().open();
+  assert.equal(client.state, 'open');
+  socket().serverClose(1006);
+  assert.deepEqual(seen.at(-1), { attempt: 1, delayMs: 10 });
+  client.close();
+});
+
+test('jitter spreads the delay within its bounds', () => {
+  for (const [random, expected] of [[0, 70], [0.5, 100], [1, 130]]) {
+    const { client, socket } = setup({
+      random: () => random,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.3 },
+    });
+    const seen = [];
+    client.on('reconnecting', (r) => seen.push(r.delayMs));
+    socket().serverClose(1006);
+    assert.deepEqual(seen, [expected]);
+    client.close();
+  }
+});
+
+test('no pong within pongTimeoutMs: the socket is closed with 4000 and reopened', async () => {
+  // The timeout is generous against a busy machine: the test answers within a few ms.
+  const env = setup({ pingIntervalMs: 10, pongTimeoutMs: 150 });
+  const { client, socket } = env;
+  const first = socket();
+  first.open();
+  // Answered pings keep the connection, and any frame counts as an answer.
+  for (let i = 0; i < 4; i++) {
+    const before = first.sentOfType('ping').length;
+    await waitFor(() => first.sentOfType('ping').length > before, 'a ping');
+    const ping = first.sentOfType('ping').at(-1);
+    assert.equal(typeof ping.id, 'string');
+    first.receive(i % 2 ? { type: 'status', upstream: 'up' } : { type: 'pong', id: ping.id });
+  }
+  assert.equal(first.closedWith, null);
+  assert.equal(client.state, 'open');
+
+  const closes = [];
+  client.on('close', (c) => closes.push(c));
+  const t0 = Date.now();
+  await waitFor(() => first.closedWith !== null, 'the pong timeout');
+  assert.ok(Date.now() - t0 >= 100, 'closed before the pong timeout');
+  assert.equal(first.closedWith.code, 4000);
+  assert.deepEqual(closes, [{ code: 4000, reason: 'pong timeout', willReconnect: true }]);
+  assert.equal(client.state, 'reconnecting');
+  await waitFor(() => env.sockets.length === 2, 'the reconnect');
+  // A late close event of the abandoned socket changes nothing.
+  first.serverClose(1006);
+  assert.equal(closes.length, 1);
+  client.close();
+});
+
+test('no reconnect after 1008, nor after close()', async () => {
+  const env = setup();
+  const { client, socket } = env;
+  socket().open();
+  const queued = [];
+  const closes = [];
+  client.on('close', (c) => closes.push(c));
+  client.on('reconnecting', () => assert.fail('must not reconnect'));
+  socket().serverClose(1008, 'policy');
+  assert.deepEqual(closes, [{ code: 1008, reason: 'policy', willReconnect: false }]);
+  assert.equal(client.state, 'closed');
+  queued.push(client.publish('a', 1));
+  await assert.rejects(queued[0], { code: 'closed' });
+  await sleep(30);
+  assert.equal(env.sockets.length, 1);
+
+  const env2 = setup();
+  env2.socket().serverClose(1006); // now waiting to reconnect
+  const waiting = env2.client.publish('a', 1);
+  env2.client.close();
+  assert.equal(env2.client.state, 'closed');
+  await assert.rejects(waiting, { code: 'closed' });
+  await sleep(30);
+  assert.equal(env2.sockets.length, 1);
+});
+
+test('refreshToken sends an auth frame, resolves on the ack, and is used on reconnect', async () => {
+  const env = setup({ token: 'old' });
+  const { client, socket } = env;
+  socket().open();
+  const p = client.refreshToken('new');
+  const f = socket().last();
+  assert.deepEqual(f, { type: 'auth', token: 'new', id: f.id });
+  socket().ack(f);
+  await p;
+  socket().serverClose(1006);
+  await reconnect(env);
+  assert.equal(new URL(socket().url).searchParams.get('access_token'), 'new');
+  client.close();
+});
+

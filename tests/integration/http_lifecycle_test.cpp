@@ -1,0 +1,216 @@
+// The http adapter around its sessions, against a real HTTP backend and a real wsbridge process:
+// the connect and disconnect hooks, TLS backends, inbound flow control and draining at shutdown.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "integration/http_test_config.hpp"
+#include "integration/wsbridge_instance.hpp"
+#include "support/http_backend.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+class HttpHookTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.emplace(with_backend(R"(
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/hooked"
+adapter = "http"
+backend = "${BACKEND}/echo"
+on_connect = "${BACKEND}/hook/connect"
+on_disconnect = "${BACKEND}/hook/disconnect"
+timeout = "500ms"
+)",
+                                 backend_));
+  }
+  std::vector<json> hook_calls(const std::string& path) {
+    std::vector<json> out;
+    for (const auto& r : backend_.requests()) {
+      if (r["path"] == path) out.push_back(json::parse(r["body"].get<std::string>()));
+    }
+    return out;
+  }
+  HttpBackend backend_;
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_F(HttpHookTest, ConnectHookAdmitsWithClaimsAndDisconnectCarriesTheCode) {
+  backend_.configure({{"connect_status", 200}, {"connect_body", {{"claims", {{"tier", "gold"}}}}}});
+  ClientOptions opts = server_->client("/hooked?room=7");
+  opts.extra_headers = {{"Cookie", "session=abc"}};
+  {
+    WsClient ws = WsClient::connect(opts);
+    ws.send_text("hi");
+    EXPECT_EQ(ws.read_message().data, "hi");
+    ws.send_close(4000, "done");
+    ws.wait_close();
+  }
+  ASSERT_TRUE(backend_.wait_for_requests(3));
+  auto connects = hook_calls("/hook/connect");
+  ASSERT_EQ(connects.size(), 1u);
+  EXPECT_EQ(connects[0]["route"], "/hooked");
+  EXPECT_EQ(connects[0]["path"], "/hooked");
+  EXPECT_EQ(connects[0]["remote_address"], "127.0.0.1");
+  EXPECT_EQ(connects[0]["headers"]["cookie"], "session=abc");
+  EXPECT_FALSE(connects[0]["headers"].contains("sec-websocket-key"));
+  std::vector<json> disconnects;
+  for (int i = 0; i < 50 && disconnects.empty(); ++i) {
+    disconnects = hook_calls("/hook/disconnect");
+    if (disconnects.empty()) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(disconnects.size(), 1u);
+  EXPECT_EQ(disconnects[0]["code"], 4000);
+  EXPECT_EQ(disconnects[0]["reason"], "done");
+  EXPECT_EQ(disconnects[0]["by_peer"], true);
+  EXPECT_EQ(disconnects[0]["claims"]["tier"], "gold") << "the hook's claims joined the identity";
+}
+
+TEST_F(HttpHookTest, ConnectHookRefusalsBecomeTheHandshakeStatus) {
+  backend_.configure({{"connect_status", 403}, {"connect_body", {{"message", "banned"}}}});
+  try {
+    WsClient::connect(server_->client("/hooked"));
+    FAIL() << "the upgrade should have been refused";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 403);
+    EXPECT_NE(e.response().body.find("banned"), std::string::npos);
+  }
+  backend_.configure({{"connect_status", 429}, {"connect_body", nullptr}});
+  try {
+    WsClient::connect(server_->client("/hooked"));
+    FAIL() << "the upgrade should have been refused";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 429);
+  }
+  // A hook slower than the timeout: 504; no session was opened for any of these.
+  backend_.configure({{"connect_status", 200}, {"connect_delay_ms", 1500}});
+  try {
+    WsClient::connect(server_->client("/hooked"));
+    FAIL() << "the upgrade should have been refused";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 504);
+  }
+  backend_.configure({{"connect_delay_ms", 0}});
+  WsClient ok = WsClient::connect(server_->client("/hooked"));
+  ok.send_text("in");
+  EXPECT_EQ(ok.read_message().data, "in");
+}
+
+TEST_F(HttpHookTest, UnreachableConnectHookRefusesWith503) {
+  backend_.kill();
+  try {
+    WsClient::connect(server_->client("/hooked"));
+    FAIL() << "the upgrade should have been refused";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 503);
+  }
+}
+
+TEST(HttpTlsBackendTest, HttpsBackendsAreVerified) {
+  HttpBackend backend(true);
+  std::string config = R"(
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/trusted"
+adapter = "http"
+backend = "https://localhost:${BACKEND_PORT}/echo"
+ca_file = ")" + backend.ca_file() +
+                       R"("
+[[routes]]
+path = "/untrusted"
+adapter = "http"
+backend = "https://localhost:${BACKEND_PORT}/echo"
+)";
+  WsbridgeInstance server(with_backend(config, backend));
+  WsClient trusted = WsClient::connect(server.client("/trusted"));
+  trusted.send_text("over tls");
+  EXPECT_EQ(trusted.read_message().data, "over tls");
+  // The system's CAs do not know the test CA: the handshake fails, the request is not sent.
+  WsClient untrusted = WsClient::connect(server.client("/untrusted"));
+  untrusted.send_text("x");
+  auto m = untrusted.read_message();
+  EXPECT_EQ(json::parse(m.data)["code"], "upstream_unavailable") << m.data;
+  EXPECT_EQ(backend.stats()["requests"], 1);
+}
+
+// #8.2: a client sending faster than its backend answers is stopped (rx flow control), then
+// resumed; nothing is lost or reordered.
+TEST(HttpFlowControlTest, FastClientIsPausedNotBuffered) {
+  HttpBackend backend;
+  setenv("WSBRIDGE_TEST_PUSH_TOKEN", kAdminToken.c_str(), 1);
+  WsbridgeInstance server(with_backend(R"(
+[[listeners]]
+port = ${PORT}
+[admin]
+port = ${PORT2}
+token_env = "WSBRIDGE_TEST_PUSH_TOKEN"
+[[routes]]
+path = "/slowly"
+adapter = "http"
+backend = "${BACKEND}/slow/20"
+max_queued = 8
+)",
+                                       backend));
+  WsClient ws = WsClient::connect(server.client("/slowly"));
+  constexpr int kMessages = 150;
+  for (int i = 0; i < kMessages; ++i) ws.send_text("n" + std::to_string(i));
+  bool saw_pause = false;
+  for (int i = 0; i < 40 && !saw_pause; ++i) {
+    HttpResult m = http_request(server.port2, "GET", "/metrics", "",
+                                {{"Authorization", "Bearer " + kAdminToken}});
+    saw_pause = m.body.find("wsbridge_connections_reading_paused{route=\"/slowly\"} 1") !=
+                std::string::npos;
+    if (!saw_pause) std::this_thread::sleep_for(25ms);
+  }
+  EXPECT_TRUE(saw_pause) << "the connection was never paused";
+  for (int i = 0; i < kMessages; ++i) {
+    auto m = ws.read_message(10s);
+    ASSERT_EQ(m.data, "slow") << "message " << i;
+  }
+  const json requests = backend.requests();
+  ASSERT_EQ(requests.size(), static_cast<std::size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(requests[i]["body"], "n" + std::to_string(i));
+  HttpResult m = http_request(server.port2, "GET", "/metrics", "",
+                              {{"Authorization", "Bearer " + kAdminToken}});
+  EXPECT_NE(m.body.find("wsbridge_connections_reading_paused{route=\"/slowly\"} 0"),
+            std::string::npos);
+}
+
+// #8.3: SIGTERM lets HTTP requests in flight finish and delivers their answers before 1001.
+TEST(HttpShutdownTest, InFlightResponsesAreDeliveredBeforeGoingAway) {
+  HttpBackend backend;
+  WsbridgeInstance server(with_backend(R"(
+[server]
+shutdown_timeout = "8s"
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/rpc"
+adapter = "http"
+mode = "rpc"
+backend = "${BACKEND}"
+)",
+                                       backend));
+  WsClient ws = WsClient::connect(server.client("/rpc"));
+  ws.send_text(R"({"type":"request","id":"long","method":"GET","path":"/slow/1500"})");
+  ASSERT_TRUE(backend.wait_for_requests(1));
+  server.process->signal(SIGTERM);
+  json r = json::parse(ws.read_message(5s).data);
+  EXPECT_EQ(r["type"], "response");
+  EXPECT_EQ(r["id"], "long");
+  EXPECT_EQ(r["status"], 200);
+  EXPECT_EQ(ws.wait_close(5s), 1001);
+  EXPECT_EQ(server.process->wait_exit(5s), 0);
+}
+
+}  // namespace
+}  // namespace wsbridge::testing

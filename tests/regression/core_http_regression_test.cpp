@@ -1,0 +1,230 @@
+// Regression tests (#13) for the core's HTTP side: the framing of the public port's requests,
+// Sec-WebSocket-Origin, and the admin API against cross-site use. Each one fails without the fix
+// it names.
+#include <gtest/gtest.h>
+
+#include "admin/admin_guard.hpp"
+#include "handshake/request_framing.hpp"
+#include "integration/wsbridge_instance.hpp"
+#include "support/http_backend.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// #13.7: an admin listener without a token took cross-site requests: a text/plain POST from a
+// foreign Origin pushed to sessions, and a foreign Host (DNS rebinding) read the connections.
+class AdminCrossSite : public ::testing::Test {
+ protected:
+  void start(const std::string& admin_extra) {
+    server_.emplace("[admin]\nport = ${PORT2}\n" + admin_extra + R"(
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  }
+  HttpResult admin(const std::string& method, const std::string& path,
+                   std::vector<std::pair<std::string, std::string>> headers,
+                   const std::string& body = {}) {
+    return http_request(server_->port2, method, path, body, headers);
+  }
+  std::string push_body() const { return R"({"route":"/echo","data":"pushed"})"; }
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_F(AdminCrossSite, WithoutATokenTheApiIsOff) {
+  start("");
+  WsClient ws = WsClient::connect(server_->client("/echo"));
+  const HttpResult cross_site =
+      admin("POST", "/api/v1/push",
+            {{"Origin", "https://evil.example"}, {"Content-Type", "text/plain"}}, push_body());
+  EXPECT_EQ(cross_site.status, 403);
+  const HttpResult plain =
+      admin("POST", "/api/v1/push", {{"Content-Type", "application/json"}}, push_body());
+  EXPECT_EQ(plain.status, 403);
+  EXPECT_NE(plain.body.find("api_disabled"), std::string::npos) << plain.body;
+  EXPECT_EQ(admin("GET", "/api/v1/connections", {}).status, 403);
+  EXPECT_EQ(admin("GET", "/metrics", {}).status, 200);  // metrics need no token
+  ws.send_text("ping");
+  EXPECT_EQ(ws.read_message().data, "ping");  // nothing was pushed before the echo
+}
+
+TEST_F(AdminCrossSite, BrowsersAndForeignHostsAreRefusedEvenWhenTheApiIsOpen) {
+  start("allow_api_without_token = true\nhosts = [\"admin.internal\"]\n");
+  const auto json_type =
+      std::make_pair(std::string("Content-Type"), std::string("application/json"));
+  EXPECT_EQ(admin("POST", "/api/v1/push", {json_type}, push_body()).status, 200);
+  EXPECT_EQ(admin("POST", "/api/v1/push", {{"Content-Type", "text/plain"}}, push_body()).status,
+            415);
+  EXPECT_EQ(admin("POST", "/api/v1/push", {}, push_body()).status, 415);
+  EXPECT_EQ(
+      admin("POST", "/api/v1/push", {json_type, {"Origin", "https://evil.example"}}, push_body())
+          .status,
+      403);
+  EXPECT_EQ(admin("POST", "/api/v1/push", {json_type, {"Origin", "null"}}, push_body()).status,
+            403);
+  EXPECT_EQ(admin("GET", "/api/v1/connections", {{"Sec-Fetch-Site", "cross-site"}}).status, 403);
+  // DNS rebinding: a hostile name pointing at us carries that name in Host.
+  for (const std::string host : {"evil.example", "evil.example:80", "admin.internal.evil.example",
+                                 "127.0.0.1.evil.example", ""}) {
+    EXPECT_EQ(admin("GET", "/api/v1/connections", {{"Host", host}}).status,
+              host.empty() ? 400 : 403)
+        << host;
+    EXPECT_EQ(admin("GET", "/metrics", {{"Host", host}}).status, host.empty() ? 400 : 403) << host;
+  }
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1", "127.0.0.1:" + std::to_string(server_->port2),
+                                "localhost:9", "[::1]:9", "ADMIN.internal", "admin.internal:1"}) {
+    EXPECT_EQ(admin("GET", "/api/v1/connections", {{"Host", host}}).status, 200) << host;
+  }
+}
+
+TEST(AdminGuardTest, HostForms) {
+  AdminConfig admin;
+  admin.hosts = {"ops.example"};
+  for (const std::string ok : {"10.0.0.1", "10.0.0.1:9090", "[fe80::1]", "[::1]:1", "localhost",
+                               "LocalHost:80", "ops.example", "OPS.EXAMPLE:9090"}) {
+    EXPECT_TRUE(admin_host_allowed(admin, ok)) << ok;
+  }
+  for (const std::string bad : {"", ":80", "ops.example.evil", "evil", "[::1", "[::1]x",
+                                "10.0.0.1:x", "localhost.evil", "::1"}) {
+    EXPECT_FALSE(admin_host_allowed(admin, bad)) << bad;
+  }
+}
+
+// #13.8: requests with an ambiguous body were served and their connection kept open; keep-alive
+// requests after the first had no time limit.
+class PublicPortFraming : public ::testing::Test {
+ protected:
+  // Sends `request`, expects `status` and the connection closed by the server.
+  void expect_refused_and_closed(const std::string& request, int status) {
+    TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+    conn.send_all(request);
+    const HttpResponse r = conn.read_http_response();
+    EXPECT_EQ(r.status, status) << request;
+    EXPECT_TRUE(conn.wait_closed(3s)) << "kept open after: " << request;
+  }
+  WsbridgeInstance server_{R"(
+[limits]
+handshake_timeout = "1s"
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)"};
+};
+
+TEST_F(PublicPortFraming, ContentLengthWithTransferEncodingIsRefusedAndClosed) {
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      400);
+  expect_refused_and_closed(
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+      "0\r\n\r\n",
+      400);
+}
+
+TEST_F(PublicPortFraming, ConflictingOrInvalidContentLengthsAreRefusedAndClosed) {
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n"
+      "hello12",
+      400);
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 7\r\n\r\nhello12", 400);
+  expect_refused_and_closed("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400);
+}
+
+TEST_F(PublicPortFraming, ChunkedRequestBodiesAreRefusedNotParsedAsRequests) {
+  // lws would read the chunked body as a second request (smuggling): 411 and close instead.
+  expect_refused_and_closed(
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "1e\r\nGET /healthz HTTP/1.1\r\nHost: y\r\n\r\n0\r\n\r\n",
+      411);
+}
+
+TEST_F(PublicPortFraming, UpgradeWithABodyIsRefusedAndClosed) {
+  ClientOptions opts = server_.client("/echo");
+  opts.extra_headers = {{"Content-Length", "4"}};
+  expect_refused_and_closed(build_handshake_request(opts) + "abcd", 400);
+}
+
+TEST_F(PublicPortFraming, IdenticalRepeatedContentLengthsAreServed) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  conn.send_all(
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(conn.read_http_response().status, 200);
+}
+
+TEST_F(PublicPortFraming, KeepAliveRequestsAfterTheFirstAreBoundedToo) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  conn.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(conn.read_http_response().status, 200);
+  // A second request dripped a byte at a time: with a 1 s limit it must not hold the connection.
+  const std::string second = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Drip: " + std::string(40, 'a');
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char c : second) {
+    try {
+      conn.send_all(std::string(1, c), 1s);
+    } catch (const std::exception&) {
+      closed = true;
+      break;
+    }
+    if (conn.wait_closed(150ms)) {
+      closed = true;
+      break;
+    }
+  }
+  closed = closed || conn.wait_closed(2s);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+}
+
+// #13.8: lws files Sec-WebSocket-Origin under Origin, so it passed an Origin allowlist.
+TEST(SecWebSocketOrigin, IsNotTakenAsOrigin) {
+  WsbridgeInstance server(R"(
+[[listeners]]
+port = ${PORT}
+allowed_origins = ["https://app.example.com"]
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  ClientOptions opts = server.client("/echo");
+  opts.extra_headers = {{"Sec-WebSocket-Origin", "https://app.example.com"}};
+  try {
+    WsClient::connect(opts);
+    ADD_FAILURE() << "Sec-WebSocket-Origin was taken as Origin";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 400);
+  }
+  opts.extra_headers = {{"Origin", "https://evil.example"},
+                        {"Sec-WebSocket-Origin", "https://app.example.com"}};
+  EXPECT_THROW(WsClient::connect(opts), HandshakeError);
+  opts.extra_headers = {{"Origin", "https://app.example.com"}};
+  EXPECT_NO_THROW(WsClient::connect(opts));
+}
+
+TEST(RequestFramingTest, Rules) {
+  EXPECT_FALSE(request_framing_problem({}, std::nullopt, false));
+  EXPECT_FALSE(request_framing_problem({"12"}, std::nullopt, false));
+  EXPECT_FALSE(request_framing_problem({"12", "012", " 12 , 12"}, std::nullopt, false));
+  EXPECT_FALSE(request_framing_problem({"0"}, std::nullopt, true));
+  EXPECT_EQ(request_framing_problem({"1", "2"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"1,2"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({""}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"+1"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"99999999999999999999"}, std::nullopt, false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"3"}, std::string("chunked"), false)->status, 400u);
+  EXPECT_EQ(request_framing_problem({}, std::string("chunked"), false)->status, 411u);
+  EXPECT_EQ(request_framing_problem({}, std::string("gzip"), true)->status, 400u);
+  EXPECT_EQ(request_framing_problem({"1"}, std::nullopt, true)->status, 400u);
+}
+
+}  // namespace
+}  // namespace wsbridge::testing
