@@ -5,7 +5,6 @@
 #include "wsbridge/base64.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 namespace wsbridge::http {
 

@@ -15,9 +15,9 @@
 
 #include "http/backend_resolver.hpp"
 #include "http/http1.hpp"
-#include "metrics/core_metrics.hpp"
 #include "http/http_client_pool.hpp"
 #include "http/tls_client_stream.hpp"
+#include "metrics/core_metrics.hpp"
 #include "wsbridge/http_client.hpp"
 #include "wsbridge/metrics.hpp"
 

@@ -49,9 +49,9 @@ struct BackendMetrics {
   explicit BackendMetrics(const std::string& backend) {
     auto& r = metrics::Registry::global();
     const metrics::Labels l = {{"backend", backend}};
-    latency = &r.histogram("wsbridge_http_backend_request_seconds",
-                           "time from sending a request to its backend to the complete response",
-                           l);
+    latency =
+        &r.histogram("wsbridge_http_backend_request_seconds",
+                     "time from sending a request to its backend to the complete response", l);
     connections = &r.gauge("wsbridge_http_backend_connections",
                            "connections open to the backend (idle or busy)", l);
     connects = &r.counter("wsbridge_http_backend_connects_total",

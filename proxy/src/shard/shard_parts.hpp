@@ -70,7 +70,7 @@ struct Shard::Timer {
 // list's node converts back to it.
 struct RequestDeadline {
   lws_dll2_t link{};
-  lws* wsi = nullptr;
+  lws* wsi = nullptr;  // the connection, which the timer drops when it is late
   SteadyClock::time_point since{};
 };
 
@@ -80,14 +80,13 @@ struct RequestDeadline {
 // and reallocates only user data it allocated itself, at the upgrade (between CONFIRM_UPGRADE and
 // ESTABLISHED) and after each keep-alive request, which would lose what was decided before.
 struct Shard::ConnectionData {
-  explicit ConnectionData(lws* w) : wsi(w) { deadline.wsi = w; }
+  explicit ConnectionData(lws* wsi) { deadline.wsi = wsi; }
   ~ConnectionData() { lws_dll2_remove(&deadline.link); }
   ConnectionData(const ConnectionData&) = delete;
   ConnectionData& operator=(const ConnectionData&) = delete;
 
   static ConnectionData* of(lws* wsi) { return static_cast<ConnectionData*>(lws_wsi_user(wsi)); }
 
-  lws* const wsi;
   RequestDeadline deadline;                   // linked while a request is due
   std::optional<Admitted> admitted;           // a held upgrade's verdict, until CONFIRM_UPGRADE
   std::optional<PendingUpgrade> pending;      // decided at CONFIRM_UPGRADE, taken at ESTABLISHED
