@@ -9,7 +9,11 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "integration/wsbridge_instance.hpp"
+#include "support/http_backend.hpp"
+#include "support/prometheus.hpp"
 
 namespace wsbridge::testing {
 namespace {
@@ -17,6 +21,9 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* kConfig = R"(
+[admin]
+port = ${PORT2}
+token_env = "WSBRIDGE_TEST_ADMIN_TOKEN"
 [[listeners]]
 port = ${PORT}
 [[routes]]
@@ -68,7 +75,15 @@ std::optional<std::string> inflate_with_window(std::string_view payload, int bit
 
 class CompressionTest : public ::testing::Test {
  protected:
-  void SetUp() override { server_.emplace(kConfig); }
+  void SetUp() override {
+    setenv("WSBRIDGE_TEST_ADMIN_TOKEN", "admin-secret", 1);
+    server_.emplace(kConfig);
+  }
+  double metric(const std::string& series) {
+    HttpResponse r = http_get("127.0.0.1", server_->port2, "/metrics",
+                              {{"Authorization", "Bearer admin-secret"}});
+    return sample(r.body, series).value_or(0);  // (counters appear at their first use)
+  }
   ClientOptions offer(const std::string& path, const std::string& extensions) {
     ClientOptions opts = server_->client(path);
     opts.extra_headers.emplace_back("Sec-WebSocket-Extensions", extensions);
@@ -150,6 +165,35 @@ TEST_F(CompressionTest, EveryWindowAClientAsksForIsHonoured) {
     ASSERT_TRUE(payload) << "window " << bits << " exceeded";
     EXPECT_TRUE(*payload == message) << bits;
   }
+}
+
+// The point of the shared mode: a message pushed to every session of a route (a fan-out, as the
+// mqtt adapter's) is deflated once, and every session gets the same compressed bytes.
+TEST_F(CompressionTest, AFanOutIsDeflatedOnceForEverySubscriber) {
+  ClientOptions opts = server_->client("/echo");
+  opts.offer_deflate = true;
+  std::vector<WsClient> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(WsClient::connect(opts));
+  WsClient plain = WsClient::connect(server_->client("/echo"));  // offers nothing
+  const double before = metric("wsbridge_deflated_messages_total");
+  const std::string message = telemetry(20000);
+  const HttpResult r = http_request(
+      server_->port2, "POST", "/api/v1/push",
+      nlohmann::json{{"route", "/echo"}, {"data", message}}.dump(),
+      {{"Authorization", "Bearer admin-secret"}, {"Content-Type", "application/json"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::optional<std::string> first;
+  for (WsClient& ws : clients) {
+    const Frame f = ws.read_frame(5s);
+    ASSERT_TRUE(f.rsv1);
+    if (!first) first = f.payload;
+    EXPECT_TRUE(f.payload == *first);  // the same bytes for everyone
+    EXPECT_EQ(inflate_with_window(f.payload, 15), message);
+  }
+  const Frame p = plain.read_frame(5s);
+  EXPECT_FALSE(p.rsv1);
+  EXPECT_TRUE(p.payload == message);
+  EXPECT_EQ(metric("wsbridge_deflated_messages_total") - before, 1);
 }
 
 TEST_F(CompressionTest, RouteSettingsOverrideTheListenersDefaults) {

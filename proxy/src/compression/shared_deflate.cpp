@@ -7,11 +7,39 @@
 #include <stdexcept>
 #include <vector>
 
+#include "wsbridge/metrics.hpp"
+
 namespace wsbridge::shared_deflate {
 namespace {
 
 constexpr unsigned char kTrailer[4] = {0x00, 0x00, 0xff, 0xff};
 constexpr int kMemLevel = 8;  // zlib's default: 128 KiB of hash tables per deflater (per thread)
+
+// What operators see of it (/metrics): how often a message was deflated (once per variant, not
+// per session), with what gain, and how often it was not worth it.
+struct Counters {
+  metrics::Counter& deflated;
+  metrics::Counter& not_smaller;
+  metrics::Counter& bytes_before;
+  metrics::Counter& bytes_after;
+  metrics::Counter& inflated;
+};
+
+Counters& counters() {
+  auto& r = metrics::Registry::global();
+  static Counters c{
+      r.counter("wsbridge_deflated_messages_total",
+                "outbound messages deflated (once per message and window/level, shared by every "
+                "session that agreed them)"),
+      r.counter("wsbridge_deflate_skipped_total",
+                "outbound messages over the threshold sent uncompressed: deflate did not shrink "
+                "them"),
+      r.counter("wsbridge_deflate_input_bytes_total", "bytes of the messages deflated"),
+      r.counter("wsbridge_deflate_output_bytes_total", "their compressed bytes"),
+      r.counter("wsbridge_inflated_messages_total",
+                "client messages inflated (shared compression)")};
+  return c;
+}
 
 std::uint16_t key_of(int window_bits, int level) {
   return static_cast<std::uint16_t>(window_bits | level << 4);
@@ -124,9 +152,15 @@ WireView wire_view(const Frame& frame, const WireFormat& format) {
   if (v == nullptr) {
     auto made = std::make_unique<FrameVariant>();
     made->key = format.key;
+    Counters& c = counters();
     if (auto bytes = deflate_message(frame.payload(), format.key & 0xf, format.key >> 4)) {
       made->compressed = true;
       made->bytes = std::move(*bytes);
+      c.deflated.inc();
+      c.bytes_before.inc(frame.size());
+      c.bytes_after.inc(made->bytes.size() - kFrameHeadroom);
+    } else {
+      c.not_smaller.inc();
     }
     v = &frame.publish_variant(std::move(made));
   }
@@ -139,6 +173,7 @@ void prepare(const Frame& frame, const WireFormat& format) {
 }
 
 Inflated inflate_message(std::string_view compressed, std::size_t limit) {
+  counters().inflated.inc();
   thread_local Inflater inflater;
   z_stream& z = inflater.get();
   Inflated result;

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "session/session.hpp"
+#include "wsbridge/fan_out.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge {
@@ -45,7 +46,7 @@ std::vector<SessionInfo> SessionIndex::list_sessions() const {
 }
 
 std::size_t SessionIndex::push(const PushTarget& target, const Frame& frame) {
-  std::vector<std::shared_ptr<ConnectionHandle>> targets;
+  std::vector<std::shared_ptr<Connection>> targets;
   {
     std::lock_guard lock(mutex_);
     auto take = [&](const Session& s) {
@@ -63,12 +64,9 @@ std::size_t SessionIndex::push(const PushTarget& target, const Frame& frame) {
       }
     }
   }
-  // Outside the lock: a send on the caller's own shard is carried out at once.
-  std::size_t n = 0;
-  for (const auto& handle : targets) {
-    if (handle->send(frame) != SendResult::kClosed) ++n;
-  }
-  return n;
+  // Outside the lock. A fan-out like the adapters': one hand-off per shard, and a compressed
+  // variant built once for all.
+  return send_to_all(targets, frame).handed;
 }
 
 bool SessionIndex::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {
