@@ -81,6 +81,12 @@ max_message_bytes = 1048576
     opts.offer_deflate = true;
     WsClient ws = WsClient::connect(opts);
     EXPECT_TRUE(ws.deflate_negotiated());
+    // The 101 may reach us before the server counts the session open (lws calls ESTABLISHED
+    // after writing it): wait, so that all_closed cannot see a 0 from before it.
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (open_connections(path) < 1 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
     return ws;
   }
   std::optional<WsbridgeInstance> server_;
