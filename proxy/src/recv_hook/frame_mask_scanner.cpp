@@ -10,7 +10,7 @@ bool FrameMaskScanner::take_compressed() {
   if (flags_head_ >= message_flags_.size()) return false;
   const bool compressed = message_flags_[flags_head_++] != 0;
   if (flags_head_ == message_flags_.size()) {
-    message_flags_.clear();
+    std::vector<std::uint8_t>().swap(message_flags_);  // an idle connection keeps nothing
     flags_head_ = 0;
   }
   return compressed;

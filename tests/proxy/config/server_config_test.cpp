@@ -2,32 +2,17 @@
 // file:line:column: message.
 #include <gtest/gtest.h>
 
-#include "config/server_config.hpp"
-#include "wsbridge/adapter_registry.hpp"
+#include "proxy/config/config_fixture.hpp"
 
 namespace wsbridge {
 namespace {
 
 using namespace std::chrono_literals;
 
-class ConfigTest : public ::testing::Test {
- protected:
-  ConfigTest() { register_builtin_adapters(registry_); }
+using testing::ConfigTest;
+}
 
-  ServerConfig parse(std::string_view text) { return parse_config(text, "test.toml", registry_); }
-
-  // The full error text of a config that must fail.
-  std::string error_of(std::string_view text) {
-    try {
-      parse(text);
-    } catch (const ConfigError& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "config was accepted:\n" << text;
-    return {};
-  }
-
-  AdapterRegistry registry_;
+AdapterRegistry registry_;
 };
 
 constexpr std::string_view kListener = "[[listeners]]\nport = 8080\n";
