@@ -8,9 +8,6 @@ namespace wsbridge {
 namespace {
 
 using CompressionKeysTest = testing::ConfigTest;
-}
-AdapterRegistry registry_;
-};
 
 constexpr std::string_view kRoute = "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
 

@@ -10,10 +10,6 @@ namespace {
 using namespace std::chrono_literals;
 
 using testing::ConfigTest;
-}
-
-AdapterRegistry registry_;
-};
 
 constexpr std::string_view kListener = "[[listeners]]\nport = 8080\n";
 
