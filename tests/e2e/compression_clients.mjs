@@ -77,7 +77,16 @@ function open(url, options) {
     const m = { data: isBinary ? Buffer.from(data) : data.toString('utf8'), isBinary };
     if (waiters.length) waiters.shift()(m); else queue.push(m);
   });
-  ws.next = () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiters.push(r)));
+  let closed = null;
+  ws.on('close', (code, reason) => {
+    closed = new Error(`connection closed: ${code} ${reason}`);
+    for (const w of waiters.splice(0)) w(Promise.reject(closed));
+  });
+  ws.next = () => {
+    if (queue.length) return Promise.resolve(queue.shift());
+    if (closed) return Promise.reject(closed);
+    return new Promise((r) => waiters.push(r));
+  };
   return withTimeout(new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
