@@ -6,7 +6,7 @@
 // sniffer). Exit status 0 when every check holds; failures are printed.
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
-import { startSniffer, extensionsHeader, parseExtension } from './compression_sniffer.mjs';
+import { startSniffer, extensionsHeader, parseExtension, checkContractResponse } from './compression_sniffer.mjs';
 
 const failures = [];
 function check(ok, what) {
@@ -80,6 +80,11 @@ try {
   const { name, params } = parseExtension(result.extensions);
   check(name === 'permessage-deflate' && params.has('server_no_context_takeover'),
     `ws.extensions is "${result.extensions}"`);
+  try {
+    checkContractResponse(result.extensions);  // and exactly the contract's parameters
+  } catch (e) {
+    check(false, e.message);
+  }
   const record = sniffer.connections[0];
   check(record && extensionsHeader(record.response) === result.extensions,
     `the page's ws.extensions "${result.extensions}" is not the response's`);
