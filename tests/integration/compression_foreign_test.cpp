@@ -86,7 +86,8 @@ class CompressionEcho : public ::testing::Test {
   WsbridgeInstance server_{kEchoConfig};
 };
 
-// Every offer python3-websockets can make: the response is exactly the contract's, and
+// Every combination of the four parameters a client can offer (288 offers): the response is
+// exactly the contract's, and
 // compressed messages round-trip (also across messages with no context kept, and with a window
 // probe that breaks if the server deflates with a larger window than it announced).
 TEST_F(CompressionEcho, PythonWebsocketsEveryOffer) {
