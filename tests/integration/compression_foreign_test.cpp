@@ -87,9 +87,9 @@ class CompressionEcho : public ::testing::Test {
 };
 
 // Every combination of the four parameters a client can offer (288 offers): the response is
-// exactly the contract's, and
-// compressed messages round-trip (also across messages with no context kept, and with a window
-// probe that breaks if the server deflates with a larger window than it announced).
+// exactly the contract's, and compressed messages round-trip (also across messages with no
+// context kept, and a window probe that fails if the server deflates with a larger window than
+// it announced).
 TEST_F(CompressionEcho, PythonWebsocketsEveryOffer) {
   python("offers");
 }
