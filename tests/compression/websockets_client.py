@@ -149,20 +149,26 @@ async def case_too_big(args):
 
 
 async def case_corrupt(args):
-    """A compressed message whose deflate data is invalid (reserved block type) closes 1007."""
-    ws = await connect(args.port, "/echo", ClientPerMessageDeflateFactory())
-    try:
-        ext = ws.extensions[0]
-        ext.encode = lambda frame: dataclasses.replace(frame, rsv1=True, data=b"\x07\xff\xff\xff")
-        await ws.send("this message will not inflate")
+    """A compressed message whose deflate data is invalid (reserved block type), and a compressed
+    text message that inflates to invalid UTF-8, each close with 1007."""
+    for label in ["deflate data that does not inflate", "text that inflates to invalid UTF-8"]:
+        ws = await connect(args.port, "/echo", ClientPerMessageDeflateFactory())
         try:
-            got = await asyncio.wait_for(ws.recv(), 20)
-            check(False, f"corrupt: answered {got!r} instead of closing")
-        except ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
-            check(code == 1007, f"corrupt: close code {code}, expected 1007 ({closed})")
-    finally:
-        await ws.close()
+            await echo(ws, None, text_payload(300), f"{label}: an echo first")
+            if label.startswith("deflate"):
+                ext = ws.extensions[0]
+                ext.encode = lambda f: dataclasses.replace(f, rsv1=True, data=b"\x07\xff\xff\xff")
+                await ws.send("this message will not inflate")
+            else:  # a text frame through websockets' own deflate, bypassing its UTF-8 encoding
+                await ws.write_frame(True, 0x1, b"valid, then not: \xc3\x28" + b"a" * 300)
+            try:
+                got = await asyncio.wait_for(ws.recv(), 20)
+                check(False, f"{label}: answered {got!r} instead of closing")
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+                check(code == 1007, f"{label}: close code {code}, expected 1007 ({closed})")
+        finally:
+            await ws.close()
 
 
 # Offers a server must refuse (or parts it must ignore): RFC 7692 section 7.1 says a server
@@ -246,9 +252,17 @@ async def case_per_connection(args):
             await ws.close()
 
 
+# The fan-out's clients by index % 4: three parameter sets (so the server needs a shared variant
+# per window) and one that offers nothing: (server_max_window_bits offered, deflate offered).
+FAN_KINDS = [(None, True), (10, True), (9, True), (None, False)]
+
+
 async def fan_client(port, topic, index):
-    ws = await connect(port, "/mqtt", ClientPerMessageDeflateFactory())
-    rec = Recorder(ws)
+    smwb, offered = FAN_KINDS[index % len(FAN_KINDS)]
+    factory = ClientPerMessageDeflateFactory(server_max_window_bits=smwb) if offered else None
+    ws = await connect(port, "/mqtt", factory)
+    check_response(ws, expected_params(smwb) if offered else None, f"fan-out client {index}")
+    rec = Recorder(ws, smwb or 15) if offered else None
     await ws.send(f'{{"type":"subscribe","topic":"{topic}","id":"s{index}"}}')
     while True:  # the status frame comes first, then the ack
         frame = await asyncio.wait_for(ws.recv(), 20)
@@ -258,21 +272,26 @@ async def fan_client(port, topic, index):
 
 
 async def case_fanout(args):
+    """Clients with deflate (default, server_max_window_bits 10 and 9) and without, on one MQTT
+    topic; mosquitto_pub publishes compressible text of 200 B and 256 KiB, and a window probe:
+    every client gets each byte-exact, compressed (within its window) when it agreed to deflate."""
     topic = "fan/compressed"
     clients = await asyncio.gather(*(fan_client(args.port, topic, i) for i in range(args.clients)))
     try:
-        for ws, _ in clients:
-            check_response(ws, expected_params(), "fan-out client")
-        for size in [200, 256 * KIB]:
-            payload = text_payload(size, seed=size)
+        # A window probe as text: 600 random hex digits twice, a distance only a deflater with
+        # more than 9 bits can reach back (zlib's 9-bit one stops at 250).
+        probe = random_bytes(300, seed=9).hex() * 2 + text_payload(4 * KIB)
+        for payload in [text_payload(200, seed=200), text_payload(256 * KIB, seed=256), probe]:
             subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(args.broker_port),
                             "-t", topic, "-s"], input=payload.encode(), check=True, timeout=20)
             got = await asyncio.gather(*(asyncio.wait_for(ws.recv(), 30) for ws, _ in clients))
             for index, ((_, rec), frame) in enumerate(zip(clients, got)):
                 m = json.loads(frame)
                 check(m.get("type") == "message" and m.get("payload") == payload,
-                      f"client {index}: {size} B payload differs: {frame[:120]}")
-                check(rec.last_rsv1() is True, f"client {index}: {size} B message not compressed")
+                      f"client {index}: {len(payload)} B payload differs: {frame[:120]}")
+                if rec is not None:
+                    check(rec.last_rsv1() is True,
+                          f"client {index}: {len(payload)} B message not compressed")
     finally:
         await asyncio.gather(*(ws.close() for ws, _ in clients))
 
