@@ -171,6 +171,27 @@ async def case_corrupt(args):
             await ws.close()
 
 
+async def case_interleaved(args):
+    """Compressed messages in fragments from several clients at once, their frames interleaved
+    (the server runs one thread here, so one inflater serves them all): each client's message
+    must inflate on its own, and whole messages from others in between too."""
+    clients = [await connect(args.port, "/echo", ClientPerMessageDeflateFactory()) for _ in range(3)]
+    try:
+        for c, ws in enumerate(clients):
+            check_response(ws, expected_params(), f"client {c}")
+        parts = [[text_payload(20000, seed=10 * c + i) for i in range(3)] for c in range(3)]
+        for i in range(3):  # fragment i of every client's message, in turn
+            for c, ws in enumerate(clients[:2]):
+                await ws.write_frame(i == 2, 0x1 if i == 0 else 0x0, parts[c][i].encode())
+            # A whole message from the third client between the fragments.
+            await echo(clients[2], None, parts[2][i], f"whole message {i} between fragments")
+        for c, ws in enumerate(clients[:2]):
+            got = await asyncio.wait_for(ws.recv(), 20)
+            check(got == "".join(parts[c]), f"client {c}: fragmented echo differs ({len(got)} B)")
+    finally:
+        await asyncio.gather(*(ws.close() for ws in clients))
+
+
 # Offers a server must refuse (or parts it must ignore): RFC 7692 section 7.1 says a server
 # declines an offer with an unknown parameter, a repeated one, or a bad value. websockets has
 # no extension configured here, so it fails the handshake if the server accepts any of them.
@@ -299,8 +320,8 @@ async def case_fanout(args):
 CASES = {
     "offers": case_offers, "window8": case_window8, "configured_window": case_configured_window,
     "echo": case_echo, "too_big": case_too_big, "corrupt": case_corrupt,
-    "refused": case_refused, "off": case_off, "per_connection": case_per_connection,
-    "fanout": case_fanout,
+    "interleaved": case_interleaved, "refused": case_refused, "off": case_off,
+    "per_connection": case_per_connection, "fanout": case_fanout,
 }
 
 

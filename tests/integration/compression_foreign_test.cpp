@@ -138,8 +138,18 @@ TEST_F(CompressionEcho, Chromium) {
   node("compression_browser.mjs", {});
 }
 
-// 50 clients with deflate on one MQTT topic; mosquitto_pub publishes 200 B and 256 KiB of
-// compressible text; every client gets both byte-exact, in compressed frames.
+// One service thread, so one inflater for every client: compressed messages in fragments from
+// two clients interleaved, and whole ones from a third in between, each inflate on their own.
+TEST(CompressionOneThread, PythonWebsocketsInterleavedFragments) {
+  WsbridgeInstance server(
+      "[server]\nthreads = 1\n[[listeners]]\naddress = \"127.0.0.1\"\nport = ${PORT}\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  run_client({kPython, kPythonClient, "interleaved", "--port", std::to_string(server.port)});
+}
+
+// 50 clients on one MQTT topic (python: windows 15, 10 and 9 and some without deflate; Node: all
+// with ws' default offer); mosquitto_pub publishes 200 B and 256 KiB of compressible text (and a
+// window probe); every client gets each byte-exact, compressed where it agreed to deflate.
 class CompressionFanOut : public ::testing::Test {
  protected:
   std::vector<std::string> args() const {
