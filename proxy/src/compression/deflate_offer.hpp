@@ -17,9 +17,8 @@
 namespace wsbridge::deflate_offer {
 
 struct Agreement {
-  // The window we may compress with (the client's server_max_window_bits, within ours). 8 can be
-  // agreed but zlib cannot produce raw deflate with it: such a session is sent uncompressed
-  // frames (always allowed) and its compressed messages are still inflated.
+  // The window we may compress with (the client's server_max_window_bits, within ours), 8..15
+  // (shared_deflate::format_for says how 8 is served).
   int server_window_bits = 15;
   std::string response;  // the Sec-WebSocket-Extensions value to answer with
 };

@@ -12,6 +12,14 @@ NegotiatedCompression negotiate_compression(std::string_view extensions,
     case CompressionMode::kOff:
       return n;
     case CompressionMode::kPerConnection:
+      // lws 4.1.6 mishandles two parameters (tests/integration/compression_foreign_test.cpp):
+      // with server_no_context_takeover it resets its inflater instead of its deflater (the
+      // client's second message fails to inflate), and it leaves server_max_window_bits out of
+      // its answer (RFC 7692 7.1.2.1; clients then fail the handshake). Such offers are declined.
+      if (extensions.find("server_no_context_takeover") != std::string_view::npos ||
+          extensions.find("server_max_window_bits") != std::string_view::npos) {
+        return n;
+      }
       n.mode = CompressionMode::kPerConnection;
       return n;
     case CompressionMode::kShared:

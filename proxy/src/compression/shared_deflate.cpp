@@ -108,6 +108,7 @@ class Inflater {
 
 WireFormat format_for(int window_bits, int level, std::size_t threshold) {
   WireFormat f;
+  if (window_bits == 8) window_bits = 9;  // (see the header: distances stay within 256)
   if (window_bits >= 9 && window_bits <= 15 && level >= 1 && level <= 9) {
     f.key = key_of(window_bits, level);
   }

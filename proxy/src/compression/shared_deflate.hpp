@@ -28,7 +28,9 @@ struct WireFormat {
 };
 
 // The format of a session that agreed to `window_bits` (8..15) at `level` (1..9). zlib cannot
-// write raw deflate with an 8-bit window: such sessions get uncompressed frames (always legal).
+// write raw deflate with an 8-bit window, but with a 9-bit one it never reaches back further
+// than 512 - 262 (MIN_LOOKAHEAD) = 250 bytes, within an 8-bit client's 256: such sessions share
+// the 9-bit variant.
 WireFormat format_for(int window_bits, int level, std::size_t threshold);
 
 // What goes on the wire for `frame` to a session of `format`: the compressed variant (built now

@@ -36,11 +36,13 @@ TEST(DeflateOfferTest, ServerMaxWindowBitsIsAlwaysAnsweredWhenOffered) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->server_window_bits, 11);
   EXPECT_EQ(a->response, std::string(kBase) + "; server_max_window_bits=11");
-  // 8 is a valid offer; zlib cannot write it, so such a session gets uncompressed frames.
+  // 8 is a valid offer; zlib cannot write it, and its 9-bit output reaches back at most 250
+  // bytes: such a session shares the 9-bit variant.
   a = deflate_offer::negotiate("permessage-deflate; server_max_window_bits=8", 15);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->server_window_bits, 8);
-  EXPECT_FALSE(shared_deflate::format_for(a->server_window_bits, 1, 0).compresses());
+  EXPECT_EQ(shared_deflate::format_for(a->server_window_bits, 1, 0).key,
+            shared_deflate::format_for(9, 1, 0).key);
 }
 
 TEST(DeflateOfferTest, OurSmallerWindowIsAnnouncedUnasked) {
@@ -83,10 +85,15 @@ TEST(DeflateOfferTest, ModesDecideWhoNegotiates) {
   config.mode = CompressionMode::kOff;
   EXPECT_EQ(negotiate_compression("permessage-deflate", config).mode, CompressionMode::kOff);
   config.mode = CompressionMode::kPerConnection;
-  n = negotiate_compression("permessage-deflate", config);
+  n = negotiate_compression("permessage-deflate; client_max_window_bits", config);
   EXPECT_EQ(n.mode, CompressionMode::kPerConnection);  // lws answers, not us
   EXPECT_TRUE(n.response.empty());
   EXPECT_FALSE(n.format.compresses());
+  // Offers lws 4.1.6 would get wrong are declined in that mode.
+  EXPECT_EQ(negotiate_compression("permessage-deflate; server_no_context_takeover", config).mode,
+            CompressionMode::kOff);
+  EXPECT_EQ(negotiate_compression("permessage-deflate; server_max_window_bits=10", config).mode,
+            CompressionMode::kOff);
 }
 
 }  // namespace
