@@ -41,9 +41,16 @@ using wsbridge::RequestHeadFilter;
   wsbridge_fuzz::fail("fuzz_frames", what);
 }
 
-void check_scanner(const std::uint8_t* data, std::size_t size) {
+void check_scanner(const std::uint8_t* input, std::size_t size) {
+  // Both runs rewrite in place (RSV1 off compressed messages): each gets its own copy. The mode
+  // (shared permessage-deflate agreed or not) comes from the input's last byte.
+  const bool compressed = size > 0 && (input[size - 1] & 1) != 0;
+  std::vector<std::uint8_t> at_once(input, input + size);
+  std::vector<std::uint8_t> in_chunks(input, input + size);
+  const std::uint8_t* data = input;
   FrameMaskScanner once;
-  const std::size_t once_result = once.feed(data, size);
+  if (compressed) once.accept_compressed();
+  const std::size_t once_result = once.feed(at_once.data(), size);
   if (once.violated() ? once_result >= size : once_result != size) {
     fail("feeding at once: wrong count");
   }
@@ -60,6 +67,7 @@ void check_scanner(const std::uint8_t* data, std::size_t size) {
   }
 
   FrameMaskScanner chunked;
+  if (compressed) chunked.accept_compressed();
   std::size_t passed = 0;
   std::size_t offset = 0;
   bool header0_ended_chunk = false;  // the violating frame's first header byte ended a chunk
@@ -67,7 +75,7 @@ void check_scanner(const std::uint8_t* data, std::size_t size) {
   do {  // at least once, so that an empty input is fed too
     const std::size_t len = std::min(sizes[k++ % sizes.size()], size - offset);
     const bool was_violated = chunked.violated();
-    const std::size_t got = chunked.feed(data + offset, len);
+    const std::size_t got = chunked.feed(in_chunks.data() + offset, len);
     if (got > len) fail("feed returned more than it was given");
     if (was_violated && got != 0) fail("feed after a violation returned non-zero");
     if (!chunked.violated() && got != len) fail("feed without violation held bytes back");
@@ -76,6 +84,18 @@ void check_scanner(const std::uint8_t* data, std::size_t size) {
     offset += len;
   } while (offset < size);
   if (chunked.violated() != once.violated()) fail("chunked and at-once disagree on the violation");
+  if (chunked.queued() != once.queued()) fail("chunked and at-once queued different messages");
+  if (!compressed && once.queued() != 0) fail("messages queued without compression agreed");
+  // The same bytes rewritten, and only RSV1 bits (0x40) cleared, never set.
+  for (std::size_t i = 0; i < size; ++i) {
+    if (i < once_result && at_once[i] != in_chunks[i])
+      fail("chunked and at-once rewrote differently");
+    if ((at_once[i] | 0x40) != (input[i] | 0x40) || (at_once[i] & ~input[i]) != 0) {
+      fail("a byte was changed beyond clearing RSV1");
+    }
+  }
+  while (once.queued() > 0) (void)once.take_compressed();
+  if (once.take_compressed()) fail("take_compressed with nothing queued said compressed");
   if (!once.violated()) {
     if (passed != size) fail("no violation, but not every byte passed");
   } else {

@@ -360,6 +360,32 @@ def jwt_seeds():
     return seeds
 
 
+# ---- fuzz_compression ----------------------------------------------------------------------------
+def compression_seeds():
+    import zlib
+
+    def deflate(data, bits=15, level=6):
+        c = zlib.compressobj(level, zlib.DEFLATED, -bits)
+        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(b"\x00\x00\xff\xff")
+        return out[:-4]
+
+    telemetry = b'{"device":"pump-12","rpm":1480,"ok":true},' * 40
+    return {
+        "deflated-telemetry": deflate(telemetry),
+        "deflated-window-9": deflate(telemetry, 9, 1),
+        "deflated-zeros-bomb": deflate(bytes(200000)),
+        "deflated-text": deflate("überall — 温度 21.5°C".encode() * 8),
+        "final-block": b"\x03\x00",
+        "reserved-block-type": deflate(b" " * 400) + b"\x06\x00\x00",
+        "offer-chromium": "permessage-deflate; client_max_window_bits",
+        "offer-windows": "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12",
+        "offer-several": 'x-webkit-deflate-frame, permessage-deflate; server_max_window_bits="9"'
+                         ", permessage-deflate",
+        "offer-bad": "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+    }
+
+
 def main():
     for name, text in PROTOCOL.items():
         write("fuzz_protocol", name + ".json", text)
@@ -367,6 +393,8 @@ def main():
         write("fuzz_topics", name, text)
     for name, data in FRAMES.items():
         write("fuzz_frames", name, data)
+    for name, data in compression_seeds().items():
+        write("fuzz_compression", name, data)
     for name, text in CONFIGS.items():
         write("fuzz_config", name + ".toml", text)
     with open(os.path.join(ROOT, "..", "conf", "wsbridge.toml"), "rb") as f:

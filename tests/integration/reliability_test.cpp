@@ -323,10 +323,9 @@ allow_missing_origin = false
   still.send_text("s");
   EXPECT_EQ(still.read_message().data, "v2: s");
 
-  // A change only a restart can make: refused.
+  // A change only a restart can make (the listening address): refused.
   std::string v3 = v2;
-  WsbridgeInstance::replace_all(v3, "port = ${PORT}\n",
-                                "port = ${PORT}\npermessage_deflate = true\n");
+  WsbridgeInstance::replace_all(v3, "port = ${PORT}\n", "port = ${PORT}\naddress = \"::1\"\n");
   write_config(v3);
   ASSERT_TRUE(reload_and_wait("that needs a restart", 1));
   old.send_text("w");

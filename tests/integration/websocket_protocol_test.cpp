@@ -22,10 +22,11 @@ static_dir = "${SOURCE_DIR}/tests/integration/static"
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT}
+compression = "off"
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT2}
-permessage_deflate = true
+compression = "per_connection"
 [[routes]]
 path = "/echo"
 adapter = "echo"

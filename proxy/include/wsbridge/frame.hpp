@@ -3,7 +3,9 @@
 // to many sessions is built once and shared.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +17,16 @@ namespace wsbridge {
 inline constexpr std::size_t kFrameHeadroom = 16;
 
 enum class FrameKind : unsigned char { kText, kBinary };
+
+// Another wire form of a frame's payload, for one permessage-deflate parameter set: built once,
+// by whichever thread first needs it, and shared by every session that uses the same set
+// (compression/shared_deflate.hpp). Immutable once published.
+struct FrameVariant {
+  std::uint16_t key = 0;
+  bool compressed = false;  // false: deflating did not make it smaller; send the payload as it is
+  std::string bytes;        // kFrameHeadroom bytes, then the compressed payload
+  FrameVariant* next = nullptr;
+};
 
 class Frame {
  public:
@@ -35,9 +47,9 @@ class Frame {
   bool is_text() const noexcept { return kind_ == FrameKind::kText; }
   bool is_binary() const noexcept { return kind_ == FrameKind::kBinary; }
   std::string_view payload() const noexcept {
-    return std::string_view(*storage_).substr(kFrameHeadroom);
+    return std::string_view(storage_->bytes).substr(kFrameHeadroom);
   }
-  std::size_t size() const noexcept { return storage_->size() - kFrameHeadroom; }
+  std::size_t size() const noexcept { return storage_->bytes.size() - kFrameHeadroom; }
 
   // For the service thread only: the payload with writable headroom in front of it. The headroom
   // is scratch space for the frame header; the payload itself is never modified.
@@ -52,14 +64,29 @@ class Frame {
   }
   bool is_droppable() const noexcept { return droppable_; }
 
+  // The variant published for `key`, or null. Any thread.
+  const FrameVariant* find_variant(std::uint16_t key) const noexcept;
+  // Publishes `variant` unless another thread published one for its key first; returns the one
+  // in force (lock-free: a frame has a variant or two, and each is looked up per write).
+  const FrameVariant& publish_variant(std::unique_ptr<FrameVariant> variant) const;
+
   // How many Frames share this buffer (for tests that check fan-out does not copy).
   long use_count() const noexcept { return storage_.use_count(); }
 
  private:
-  Frame(FrameKind kind, std::shared_ptr<std::string> storage)
+  struct Buffer {
+    explicit Buffer(std::string b) : bytes(std::move(b)) {}
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer();
+    std::string bytes;  // kFrameHeadroom bytes, then the payload
+    std::atomic<FrameVariant*> variants{nullptr};
+  };
+
+  Frame(FrameKind kind, std::shared_ptr<Buffer> storage)
       : storage_(std::move(storage)), kind_(kind) {}
 
-  std::shared_ptr<std::string> storage_;  // kFrameHeadroom bytes, then the payload
+  std::shared_ptr<Buffer> storage_;
   FrameKind kind_;
   bool droppable_ = false;
 };

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 
+#include "config/compression_keys.hpp"
 #include "config/listen_endpoints.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
@@ -72,7 +73,7 @@ ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_sett
   }
   if (!t.contains("port")) t.fail("missing required key 'port' in " + t.name());
   l.port = static_cast<std::uint16_t>(*t.integer("port", 1, 65535));
-  l.permessage_deflate = t.boolean("permessage_deflate").value_or(false);
+  l.compression = read_compression_keys(t, true).over(CompressionConfig{});
   l.origins = auth::parse_origin_policy(t);
   if (auto a = t.table("auth")) l.auth = auth::parse_route_auth(*a, auth_settings);
   return l;
@@ -301,6 +302,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       route.auth = auth::parse_route_auth(*auth_table, config.auth);
       route.has_own_auth = true;
     }
+    route.compression = read_compression_keys(t, false);
     if (route.idle_timeout <= route.ping_interval) {
       t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",
                 "'idle_timeout' must be longer than 'ping_interval' in route \"" + route.path +
@@ -318,7 +320,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     for (const char* core_key :
          {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
           "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
-          "slow_consumer", "queue_high_water_bytes"}) {
+          "slow_consumer", "queue_high_water_bytes", "compression", "compression_threshold",
+          "compression_window_bits", "compression_level"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(

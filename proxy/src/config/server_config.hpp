@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "auth/auth_config.hpp"
+#include "compression/compression_config.hpp"
 #include "http/http_client_pool.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
@@ -21,7 +22,7 @@ namespace wsbridge {
 struct ListenerConfig {
   std::string address;  // IPv4 or IPv6 literal
   std::uint16_t port = 0;
-  bool permessage_deflate = false;
+  CompressionConfig compression;  // routes may override it (RouteConfig::compression)
   auth::OriginPolicy origins;  // checked for every WebSocket upgrade on this listener
   // [listeners.auth]: the authentication of routes reached through this listener that have no
   // auth table of their own.
@@ -63,6 +64,7 @@ struct RouteConfig {
   double burst = 0;                       // token bucket size
   auth::RouteAuth auth;
   bool has_own_auth = false;  // an [routes.auth] table: it replaces the listener's
+  CompressionOverrides compression;  // over the listener's
   std::shared_ptr<Adapter> adapter;
 };
 

@@ -6,18 +6,35 @@
 
 namespace wsbridge {
 
-std::size_t FrameMaskScanner::feed(const unsigned char* data, std::size_t len) {
+bool FrameMaskScanner::take_compressed() {
+  if (flags_head_ >= message_flags_.size()) return false;
+  const bool compressed = message_flags_[flags_head_++] != 0;
+  if (flags_head_ == message_flags_.size()) {
+    message_flags_.clear();
+    flags_head_ = 0;
+  }
+  return compressed;
+}
+
+std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
   std::size_t i = 0;
   std::size_t frame_start = 0;
   while (i < len) {
     switch (state_) {
       case State::kViolated:
         return 0;
-      case State::kHeader0:
+      case State::kHeader0: {
         frame_start = i;
+        const unsigned opcode = data[i] & 0x0f;
+        if (accept_compressed_ && (opcode == 0x1 || opcode == 0x2)) {  // a data message begins
+          const bool compressed = (data[i] & 0x40) != 0;
+          message_flags_.push_back(compressed ? 1 : 0);
+          if (compressed) data[i] &= static_cast<unsigned char>(~0x40);
+        }
         ++i;
         state_ = State::kHeader1;
         break;
+      }
       case State::kHeader1: {
         const unsigned char b = data[i++];
         if ((b & 0x80) == 0) {

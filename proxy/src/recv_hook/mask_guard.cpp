@@ -251,7 +251,7 @@ long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t
 
 long frames_read(int fd, Watch& w, void* buffer, long received) {
   const std::size_t accepted =
-      w.scanner.feed(static_cast<const unsigned char*>(buffer), static_cast<std::size_t>(received));
+      w.scanner.feed(static_cast<unsigned char*>(buffer), static_cast<std::size_t>(received));
   if (!w.scanner.violated()) return received;
   report(fd, w);
   if (accepted == 0) {
@@ -281,6 +281,16 @@ void start_websocket(int fd) {
     w->scanner.fail();
     report(fd, *w);
   }
+}
+
+void accept_compressed(int fd) {
+  Watch* w = mine(fd);
+  if (w != nullptr && w->phase == Phase::kWebSocket) w->scanner.accept_compressed();
+}
+
+bool take_compressed(int fd) {
+  Watch* w = mine(fd);
+  return w != nullptr && w->phase == Phase::kWebSocket && w->scanner.take_compressed();
 }
 
 void upgrade_refused(int fd) {

@@ -50,6 +50,10 @@ void watch_http(int fd, UnmaskedFrameSink* sink);
 // of the head it upgraded on. When that is not where the guard is (it lost track), the
 // connection is reported as violating at once.
 void start_websocket(int fd);
+// Shared permessage-deflate was agreed on `fd` (after start_websocket): see FrameMaskScanner.
+void accept_compressed(int fd);
+// Whether the data message now beginning on `fd` came compressed (in the order they began).
+bool take_compressed(int fd);
 // lws answered the upgrade request with an HTTP status and keeps the connection for more
 // requests: what follows that head is HTTP again (the server's refuse_upgrade says so).
 void upgrade_refused(int fd);

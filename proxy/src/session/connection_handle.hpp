@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 
+#include "compression/shared_deflate.hpp"
 #include "server/service_inbox.hpp"
 #include "wsbridge/plugin.hpp"
 
@@ -36,6 +37,10 @@ class ConnectionHandle final : public Connection {
 
   // The owning shard's inbox (fan-out groups connections by it).
   const std::shared_ptr<ServiceInbox>& inbox() const { return inbox_; }
+  // Which shared compressed variant its frames are written as: fan-out builds it on the sending
+  // thread. Set once, before the handle is published to any other thread.
+  void set_wire_format(const shared_deflate::WireFormat& format) { wire_format_ = format; }
+  const shared_deflate::WireFormat& wire_format() const { return wire_format_; }
 
   // Service thread, when the connection is gone.
   void mark_closed() { open_.store(false, std::memory_order_release); }
@@ -65,6 +70,7 @@ class ConnectionHandle final : public Connection {
   const Identity identity_;
   const std::shared_ptr<ServiceInbox> inbox_;
   const SendLimits limits_;
+  shared_deflate::WireFormat wire_format_;
   std::atomic<bool> open_{true};
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_bytes_{0};

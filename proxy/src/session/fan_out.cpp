@@ -16,6 +16,9 @@ FanOutResult send_to_all(std::span<const std::shared_ptr<Connection>> connection
                          const Frame& frame) {
   // Shards are few: a short list of (inbox, command) beats a map.
   std::vector<std::pair<ServiceInbox*, InboxCommand>> by_shard;
+  // The compressed variants the sessions need, built here once each (before any shard writes):
+  // usually one, for the configured window and level.
+  std::vector<std::uint16_t> prepared;
   FanOutResult result;
   auto count = [&result](SendResult r) {
     if (r == SendResult::kClosed) return false;
@@ -31,6 +34,12 @@ FanOutResult send_to_all(std::span<const std::shared_ptr<Connection>> connection
       continue;
     }
     if (!count(handle->reserve(frame.size()))) continue;
+    const shared_deflate::WireFormat& format = handle->wire_format();
+    if (format.compresses() &&
+        std::find(prepared.begin(), prepared.end(), format.key) == prepared.end()) {
+      prepared.push_back(format.key);
+      shared_deflate::prepare(frame, format);
+    }
     ServiceInbox* inbox = handle->inbox().get();
     auto it = std::find_if(by_shard.begin(), by_shard.end(),
                            [inbox](const auto& entry) { return entry.first == inbox; });

@@ -51,7 +51,8 @@ struct Session {
   // Inbound reassembly: kFrameHeadroom bytes, then the message so far.
   std::string rx_buffer;
   bool rx_binary = false;
-  Utf8Validator rx_utf8;  // text messages, across their fragments
+  bool rx_compressed = false;  // permessage-deflate: inflated once whole (Shard::on_fragment)
+  Utf8Validator rx_utf8;       // text messages, across their fragments
 
   SteadyClock::time_point opened_at;
   SteadyClock::time_point last_rx;

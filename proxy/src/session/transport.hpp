@@ -27,6 +27,9 @@ struct InboundFragment {
   bool binary = false;       // the message's kind (read from a message's first fragment)
   bool final = true;         // the last fragment of a message
   std::size_t expected = 0;  // bytes of the message known to follow this fragment (a hint)
+  // Read from a message's first fragment: the message is compressed (permessage-deflate), and
+  // is to be inflated once whole.
+  bool compressed = false;
 };
 
 // What one write turn did, for the session's queue accounting and counters.

@@ -9,6 +9,20 @@
 
 namespace wsbridge {
 
+namespace {
+
+// Appends "Sec-WebSocket-Extensions: <value>\r\n" where lws leaves room for more headers.
+int add_extension_header(lws_process_html_args& args, const std::string& value) {
+  const std::string line = "Sec-WebSocket-Extensions: " + value + "\r\n";
+  if (args.max_len < 0 || line.size() >= static_cast<std::size_t>(args.max_len)) return -1;
+  std::memcpy(args.p, line.data(), line.size());
+  args.p += line.size();
+  args.max_len -= static_cast<int>(line.size());
+  return 0;
+}
+
+}  // namespace
+
 Session* Shard::session_of(lws* wsi) {
   const ConnectionData* data = ConnectionData::of(wsi);
   return data != nullptr ? data->session : nullptr;
@@ -98,6 +112,19 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
                                                  : std::string_view(uri));
       }
+      case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        // lws' own permessage-deflate only where the route asked for it (per_connection).
+        return data != nullptr && data->pending &&
+                       data->pending->compression.mode == CompressionMode::kPerConnection
+                   ? 0
+                   : 1;
+      case LWS_CALLBACK_ADD_HEADERS:
+        // Called for the 101 too, after lws' own headers: the shared mode's agreement.
+        if (data != nullptr && data->pending && !data->pending->compression.response.empty()) {
+          return add_extension_header(*static_cast<lws_process_html_args*>(in),
+                                      data->pending->compression.response);
+        }
+        return 0;
       case LWS_CALLBACK_ESTABLISHED:
         if (data == nullptr) return -1;  // not accepted by this shard: never checked
         request_arrived(*data);          // upgraded in time

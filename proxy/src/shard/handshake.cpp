@@ -81,8 +81,8 @@ int Shard::confirm_upgrade(lws* wsi) {
     if (v.claims.is_object()) {
       for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
     }
-    data->pending =
-        PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot), std::nullopt};
+    data->pending = PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot),
+                                   std::nullopt, compression_for(wsi, *route)};
     return 0;
   }
   // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
@@ -168,9 +168,16 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (route->adapter->wants_admission() && !mqtt_refusal_reason) {
     return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));
   }
-  data->pending =
-      PendingUpgrade{std::move(decision), std::move(slot), std::move(mqtt_refusal_reason)};
+  data->pending = PendingUpgrade{std::move(decision), std::move(slot),
+                                 std::move(mqtt_refusal_reason), compression_for(wsi, *route)};
   return 0;
+}
+
+NegotiatedCompression Shard::compression_for(lws* wsi, const RouteConfig& route) const {
+  const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  const CompressionConfig base =
+      listener != listener_of_vhost_.end() ? listener->second->compression : CompressionConfig{};
+  return negotiate_compression(header(wsi, WSI_TOKEN_EXTENSIONS), route.compression.over(base));
 }
 
 }  // namespace wsbridge

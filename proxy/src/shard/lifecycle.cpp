@@ -185,13 +185,15 @@ void Shard::open() {
       }
     }
     listen_share::Scope scope(share);
+    // lws' extension is there for routes with compression = "per_connection"; every upgrade
+    // asks the core first (CONFIRM_EXTENSION_OKAY), which refuses it for the other modes.
     lws_vhost* vhost = open_vhost(listener.address, listener.port, name.c_str(), 0, &health_mount,
-                                  listener.permessage_deflate ? kDeflateExtensions : nullptr);
+                                  kDeflateExtensions);
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
     if (index_ != 0) continue;
     WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
-                   << (listener.permessage_deflate ? " (permessage-deflate on)" : "");
+                   << " (compression " << compression_name(listener.compression.mode) << ")";
   }
   if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;

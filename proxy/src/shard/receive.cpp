@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compression/shared_deflate.hpp"
 #include "handshake/mqtt_refusal.hpp"
 
 namespace wsbridge {
@@ -20,32 +21,27 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   const bool first = s.rx_buffer.empty();
   if (first) {
     s.rx_binary = fragment.binary;
+    s.rx_compressed = fragment.compressed;
     s.rx_utf8.reset();
     s.rx_buffer.assign(kFrameHeadroom, '\0');
     // Reserve for the whole first frame up front (its length is known), within the limit.
     const std::size_t expected = len + fragment.expected;
     s.rx_buffer.reserve(kFrameHeadroom + std::min(expected, s.route->max_message_bytes));
   }
+  // (A compressed message is held to the limit twice: as it arrives, and as it inflates.)
   if (s.rx_buffer.size() - kFrameHeadroom + len > s.route->max_message_bytes) {
-    const std::string reason =
-        "message over " + std::to_string(s.route->max_message_bytes) + " bytes";
-    WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with 1009";
-    s.rx_buffer.clear();
-    s.rx_buffer.shrink_to_fit();
-    request_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reason, false);
-    return;
+    return refuse_message(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                          "message over " + std::to_string(s.route->max_message_bytes) + " bytes");
   }
   s.rx_buffer.append(in);
   const bool final = fragment.final;
-  if (!s.rx_binary && (!s.rx_utf8.feed(reinterpret_cast<const unsigned char*>(in.data()), len) ||
-                       (final && !s.rx_utf8.complete()))) {
-    WSB_LOG(kInfo) << "conn " << s.id << " sent text that is not UTF-8: closing with 1007";
-    s.rx_buffer.clear();
-    s.rx_buffer.shrink_to_fit();
-    request_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8", false);
-    return;
+  if (!s.rx_binary && !s.rx_compressed &&
+      (!s.rx_utf8.feed(reinterpret_cast<const unsigned char*>(in.data()), len) ||
+       (final && !s.rx_utf8.complete()))) {
+    return refuse_message(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8");
   }
   if (!final) return;
+  if (s.rx_compressed && !inflate_message(s)) return;
 
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
@@ -66,6 +62,43 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   }
   if (s.auth->jwt && message.is_text() && handle_auth_message(s, message)) return;
   s.route->adapter->on_message(s.handle, std::move(message));
+}
+
+// Closes the session for the message being received (too large, not UTF-8, not inflatable).
+void Shard::refuse_message(Session& s, std::uint16_t code, const std::string& reason) {
+  WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with " << code;
+  s.rx_buffer.clear();
+  s.rx_buffer.shrink_to_fit();
+  request_close(s, code, reason, false);
+}
+
+// A whole compressed message (shared permessage-deflate) becomes the message: inflated within the
+// route's limit, then checked as UTF-8 if it is text. false: the session is closing.
+bool Shard::inflate_message(Session& s) {
+  const std::size_t limit = s.route->max_message_bytes;
+  shared_deflate::Inflated inflated =
+      shared_deflate::inflate_message(std::string_view(s.rx_buffer).substr(kFrameHeadroom), limit);
+  if (inflated.status == shared_deflate::InflateStatus::kTooLarge) {
+    refuse_message(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                   "message over " + std::to_string(limit) + " bytes");
+    return false;
+  }
+  if (inflated.status == shared_deflate::InflateStatus::kCorrupt) {
+    // RFC 7692 8.1: _Fail the WebSocket Connection_; 1007, as for invalid UTF-8.
+    refuse_message(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid compressed data");
+    return false;
+  }
+  s.rx_buffer = std::move(inflated.bytes);
+  if (!s.rx_binary) {
+    const std::string_view text = std::string_view(s.rx_buffer).substr(kFrameHeadroom);
+    s.rx_utf8.reset();
+    if (!s.rx_utf8.feed(reinterpret_cast<const unsigned char*>(text.data()), text.size()) ||
+        !s.rx_utf8.complete()) {
+      refuse_message(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8");
+      return false;
+    }
+  }
+  return true;
 }
 
 // The client's first message should be its CONNECT: answer it with a refusing CONNACK, then

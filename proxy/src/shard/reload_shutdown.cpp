@@ -22,9 +22,9 @@ std::string Shard::restart_needed_for(const ServerConfig& next) const {
   for (std::size_t i = 0; i < next.listeners.size(); ++i) {
     const ListenerConfig& a = now.listeners[i];
     const ListenerConfig& b = next.listeners[i];
-    if (a.address != b.address || a.port != b.port ||
-        a.permessage_deflate != b.permessage_deflate) {
-      return "listener " + std::to_string(i + 1) + " changed its address, port or compression";
+    // (Compression is decided per upgrade: new connections get the new settings.)
+    if (a.address != b.address || a.port != b.port) {
+      return "listener " + std::to_string(i + 1) + " changed its address or port";
     }
   }
   if (now.admin.has_value() != next.admin.has_value() ||

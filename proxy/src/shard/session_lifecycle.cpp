@@ -1,5 +1,6 @@
 // A session from ESTABLISHED to CLOSED: its identity and place under the limits, a decided close,
 // the peer's close, and the access-log line.
+#include "recv_hook/mask_guard.hpp"
 #include "shard/shard_parts.hpp"
 #include "shard/websocket_transport.hpp"
 
@@ -20,16 +21,14 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   s->route = route;
   s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
   s->opened_wall = std::chrono::system_clock::now();
-  // Batched raw writes only where lws has no per-frame work to do (permessage-deflate).
-  {
-    auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
-    const bool deflate_possible =
-        listener == listener_of_vhost_.end() || listener->second->permessage_deflate;
-    const bool through_lws =
-        deflate_possible &&
-        header(wsi, WSI_TOKEN_EXTENSIONS).find("permessage-deflate") != std::string::npos;
-    s->transport = std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws);
-  }
+  // Batched raw writes, unless lws' own per-connection permessage-deflate has per-frame work.
+  const NegotiatedCompression& compression = admitted.compression;
+  // (lws has no call that says whether it agreed; through lws is right either way, only slower.)
+  const bool through_lws = compression.mode == CompressionMode::kPerConnection;
+  const bool shared_deflate = compression.mode == CompressionMode::kShared;
+  s->transport = std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws,
+                                                      compression.format, shared_deflate);
+  if (shared_deflate) mask_guard::accept_compressed(lws_get_socket_fd(wsi));
   for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
     if (listener_vhosts_[i] == lws_get_vhost(wsi)) s->listener = i;
   }
@@ -55,6 +54,7 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
       s->id, std::move(identity), inbox_,
       SendLimits{route->max_queued_bytes, route->max_queued_messages,
                  route->queue_high_water_bytes});
+  s->handle->set_wire_format(compression.format);
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 

@@ -12,6 +12,7 @@
 
 #include "admin/admin_api.hpp"
 #include "auth/authenticator.hpp"
+#include "compression/negotiation.hpp"
 #include "config/server_config.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "server/connection_slots.hpp"
@@ -88,6 +89,7 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
     auth::AuthDecision decision;
     std::optional<ConnectionSlots::Slot> slot;
     std::optional<std::string> mqtt_refusal;  // an MQTT client to refuse in MQTT (mqtt_refusal.hpp)
+    NegotiatedCompression compression;        // answered in the 101 (ADD_HEADERS)
   };
   struct AdminRequest {
     std::string method;
@@ -128,6 +130,8 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   bool within_rate(Session& s);
   // The route's own auth table, else its listener's, else the route's default (anonymous).
   const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;
+  // What this upgrade gets of the route's (and listener's) compression.
+  NegotiatedCompression compression_for(lws* wsi, const RouteConfig& route) const;
   // The same, for a session: by the index of its listener, in the configuration in force now.
   const auth::RouteAuth& auth_policy(std::size_t listener, const RouteConfig& route) const;
   int serve_http(lws* wsi, std::string_view uri);
@@ -141,6 +145,8 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // then given to the adapter.
   void on_fragment(Session& s, const InboundFragment& fragment);
   void refuse_mqtt(Session& s, std::string_view connect);
+  void refuse_message(Session& s, std::uint16_t code, const std::string& reason);
+  bool inflate_message(Session& s);
   int on_writeable(Session& s);
   int write_queued(Session& s);
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.

@@ -9,8 +9,13 @@
 namespace wsbridge {
 
 std::size_t encode_frame_header(const Frame& frame, unsigned char* out) {
-  const std::uint64_t size = frame.size();
-  out[0] = static_cast<unsigned char>(0x80 | (frame.is_text() ? 0x1 : 0x2));  // FIN + opcode
+  return encode_frame_header(frame.is_text(), false, frame.size(), out);
+}
+
+std::size_t encode_frame_header(bool text, bool compressed, std::uint64_t size,
+                                unsigned char* out) {
+  // FIN, RSV1 (RFC 7692 6: set on the first frame of a compressed message), opcode
+  out[0] = static_cast<unsigned char>(0x80 | (compressed ? 0x40 : 0) | (text ? 0x1 : 0x2));
   if (size < 126) {
     out[1] = static_cast<unsigned char>(size);  // no MASK bit: server frames are not masked
     return 2;
@@ -26,13 +31,15 @@ std::size_t encode_frame_header(const Frame& frame, unsigned char* out) {
   return 10;
 }
 
-std::size_t wire_size(const Frame& frame) {
+std::size_t wire_size(const Frame& frame, const shared_deflate::WireFormat& format) {
   unsigned char header[10];
-  return encode_frame_header(frame, header) + frame.size();
+  const shared_deflate::WireView view = shared_deflate::wire_view(frame, format);
+  return encode_frame_header(frame.is_text(), view.compressed, view.payload.size(), header) +
+         view.payload.size();
 }
 
 std::size_t SocketWriter::gather(const std::optional<PartialFrame>& partial, FrameQueue& queue,
-                                 std::size_t budget) {
+                                 std::size_t budget, const shared_deflate::WireFormat& format) {
   iov_count_ = 0;
   std::size_t offered = 0;
   std::size_t frames = 0;
@@ -46,14 +53,16 @@ std::size_t SocketWriter::gather(const std::optional<PartialFrame>& partial, Fra
   // Skips the first `skip` wire bytes of `frame`.
   auto add_frame = [&](const Frame& frame, std::size_t skip) {
     unsigned char* header = headers_[frames++].data();
-    const std::size_t header_len = encode_frame_header(frame, header);
+    const shared_deflate::WireView view = shared_deflate::wire_view(frame, format);
+    const std::size_t header_len =
+        encode_frame_header(frame.is_text(), view.compressed, view.payload.size(), header);
     if (skip < header_len) {
       add(header + skip, header_len - skip);
       skip = 0;
     } else {
       skip -= header_len;
     }
-    const std::string_view payload = frame.payload();
+    const std::string_view payload = view.payload;
     if (skip < payload.size()) add(payload.data() + skip, payload.size() - skip);
   };
   if (partial) add_frame(partial->frame, partial->sent);
@@ -65,9 +74,9 @@ std::size_t SocketWriter::gather(const std::optional<PartialFrame>& partial, Fra
 }
 
 void SocketWriter::consume(std::size_t n, std::optional<PartialFrame>& partial, FrameQueue& queue,
-                           Result& result) {
+                           Result& result, const shared_deflate::WireFormat& format) {
   if (partial) {
-    const std::size_t rest = wire_size(partial->frame) - partial->sent;
+    const std::size_t rest = wire_size(partial->frame, format) - partial->sent;
     if (n < rest) {
       partial->sent += n;
       return;
@@ -80,7 +89,7 @@ void SocketWriter::consume(std::size_t n, std::optional<PartialFrame>& partial, 
   // Every frame here was offered in full or in part, so one that is not complete is the last.
   while (n > 0 && !queue.empty()) {
     Frame& front = queue.front();
-    const std::size_t size = wire_size(front);
+    const std::size_t size = wire_size(front, format);
     result.dequeued_bytes += front.size();
     if (n < size) {
       partial = PartialFrame{std::move(front), n};
@@ -95,7 +104,8 @@ void SocketWriter::consume(std::size_t n, std::optional<PartialFrame>& partial, 
 }
 
 SocketWriter::Result SocketWriter::write(int fd, std::optional<PartialFrame>& partial,
-                                         FrameQueue& queue, std::size_t budget) {
+                                         FrameQueue& queue, std::size_t budget,
+                                         const shared_deflate::WireFormat& format) {
   Result result;
   for (;;) {
     if (!partial && queue.empty()) {
@@ -106,7 +116,7 @@ SocketWriter::Result SocketWriter::write(int fd, std::optional<PartialFrame>& pa
       result.status = Status::kMore;
       return result;
     }
-    const std::size_t offered = gather(partial, queue, budget - result.wire_bytes);
+    const std::size_t offered = gather(partial, queue, budget - result.wire_bytes, format);
     msghdr message{};
     message.msg_iov = iov_.data();
     message.msg_iovlen = iov_count_;
@@ -124,7 +134,7 @@ SocketWriter::Result SocketWriter::write(int fd, std::optional<PartialFrame>& pa
       return result;
     }
     result.wire_bytes += static_cast<std::size_t>(n);
-    consume(static_cast<std::size_t>(n), partial, queue, result);
+    consume(static_cast<std::size_t>(n), partial, queue, result, format);
     // A stream socket that takes less than offered is full: another call would only EAGAIN.
     if (static_cast<std::size_t>(n) < offered) {
       result.status = Status::kFull;

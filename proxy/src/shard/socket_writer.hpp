@@ -11,9 +11,11 @@
 #include <array>
 #include <climits>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 
+#include "compression/shared_deflate.hpp"
 #include "session/frame_queue.hpp"
 
 namespace wsbridge {
@@ -26,12 +28,13 @@ struct PartialFrame {
   std::size_t sent = 0;  // wire bytes written so far: header first, then payload
 };
 
-// RFC 6455 5.2: the header of a server frame (FIN, text or binary, unmasked) for `frame` in
-// `out`; returns its length (2, 4 or 10).
+// RFC 6455 5.2: the header of a server frame (FIN, text or binary, RSV1 when its payload is
+// compressed, unmasked) in `out`; returns its length (2, 4 or 10).
+std::size_t encode_frame_header(bool text, bool compressed, std::uint64_t size, unsigned char* out);
 std::size_t encode_frame_header(const Frame& frame, unsigned char* out);
 
-// Header plus payload.
-std::size_t wire_size(const Frame& frame);
+// Header plus payload, as written for `format` (compressed or not).
+std::size_t wire_size(const Frame& frame, const shared_deflate::WireFormat& format = {});
 
 class SocketWriter {
  public:
@@ -58,20 +61,21 @@ class SocketWriter {
   // Writes `partial`'s rest, then frames from the front of `queue`, with sendmsg(MSG_NOSIGNAL |
   // MSG_DONTWAIT) on the non-blocking `fd`, until the queue is empty, `budget` bytes went out or
   // the socket is full. Frames written completely are popped; one written in part becomes
-  // `partial` (taken out of the queue).
-  Result write(int fd, std::optional<PartialFrame>& partial, FrameQueue& queue, std::size_t budget);
+  // `partial` (taken out of the queue). `format`: the session's permessage-deflate variant.
+  Result write(int fd, std::optional<PartialFrame>& partial, FrameQueue& queue, std::size_t budget,
+               const shared_deflate::WireFormat& format = {});
 
   // The iovecs of `partial`'s rest and then of the queue's frames, at most `budget` bytes in all
   // (the last one cut short when the budget ends inside it); returns their total. They point into
   // the frames and into this writer's header scratch: valid until the next call.
   std::size_t gather(const std::optional<PartialFrame>& partial, FrameQueue& queue,
-                     std::size_t budget);
+                     std::size_t budget, const shared_deflate::WireFormat& format = {});
   std::span<const iovec> iovecs() const { return {iov_.data(), iov_count_}; }
 
  private:
   // Accounts for `n` bytes the socket took from what gather() offered.
   void consume(std::size_t n, std::optional<PartialFrame>& partial, FrameQueue& queue,
-               Result& result);
+               Result& result, const shared_deflate::WireFormat& format);
 
   std::array<iovec, kMaxIovecs> iov_{};
   std::size_t iov_count_ = 0;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "recv_hook/mask_guard.hpp"
 #include "shard/lws_request.hpp"
 #include "wsbridge/log.hpp"
 
@@ -17,8 +18,14 @@ constexpr int kWriteHoldRxReason = 1 << 1;
 
 }  // namespace
 
-WebSocketTransport::WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws)
-    : wsi_(wsi), peer_(wsbridge::peer_address(wsi)), writer_(writer), through_lws_(through_lws) {}
+WebSocketTransport::WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws,
+                                       shared_deflate::WireFormat format, bool inflates)
+    : wsi_(wsi),
+      peer_(wsbridge::peer_address(wsi)),
+      writer_(writer),
+      through_lws_(through_lws),
+      format_(format),
+      inflates_(inflates) {}
 
 void WebSocketTransport::want_write() {
   lws_callback_on_writable(wsi_);
@@ -75,7 +82,8 @@ WriteTurn WebSocketTransport::write_to_socket(FrameQueue& queue, std::size_t bud
     return turn;
   }
   const bool was_held = reading_held_;
-  const SocketWriter::Result r = writer_.write(lws_get_socket_fd(wsi_), partial_, queue, budget);
+  const SocketWriter::Result r =
+      writer_.write(lws_get_socket_fd(wsi_), partial_, queue, budget, format_);
   turn.frames_done = r.frames_done;
   turn.payload_done = r.payload_done;
   turn.dequeued_bytes = r.dequeued_bytes;
@@ -115,12 +123,15 @@ int WebSocketTransport::descriptor() const {
   return lws_get_socket_fd(wsi_);
 }
 
-InboundFragment WebSocketTransport::fragment(const void* in, std::size_t len) const {
+InboundFragment WebSocketTransport::fragment(const void* in, std::size_t len) {
   InboundFragment f;
   f.bytes = std::string_view(static_cast<const char*>(in), len);
   f.binary = lws_frame_is_binary(wsi_) != 0;
   f.final = lws_is_final_fragment(wsi_) != 0;
   f.expected = lws_remaining_packet_payload(wsi_);
+  // The guard below lws saw this message begin and took its RSV1 off (frame_mask_scanner.hpp).
+  if (inflates_ && !in_message_) f.compressed = mask_guard::take_compressed(descriptor());
+  in_message_ = !f.final;
   return f;
 }
 

@@ -14,9 +14,12 @@ namespace wsbridge {
 
 class WebSocketTransport final : public Transport {
  public:
-  // `writer`: the shard's write scratch (it outlives its sessions). `through_lws`: an extension
-  // (permessage-deflate) was negotiated, so lws must frame (compress) each message itself.
-  WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws);
+  // `writer`: the shard's write scratch (it outlives its sessions). `through_lws`: lws' own
+  // permessage-deflate may be on, so lws must frame (compress) each message itself. `format`:
+  // which shared compressed variant its frames are written as; `inflates`: shared
+  // permessage-deflate was agreed, so its messages may arrive compressed.
+  WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws,
+                     shared_deflate::WireFormat format = {}, bool inflates = false);
 
   std::string_view kind() const override { return "websocket"; }
   const std::string& peer_address() const override { return peer_; }
@@ -30,7 +33,7 @@ class WebSocketTransport final : public Transport {
   int descriptor() const override;
 
   // What lws' RECEIVE callback handed over, as a fragment (inside that callback only).
-  InboundFragment fragment(const void* in, std::size_t len) const;
+  InboundFragment fragment(const void* in, std::size_t len);
 
  private:
   WriteTurn write_through_lws(FrameQueue& queue);
@@ -41,6 +44,9 @@ class WebSocketTransport final : public Transport {
   const std::string peer_;
   SocketWriter& writer_;
   const bool through_lws_;
+  const shared_deflate::WireFormat format_;
+  const bool inflates_;
+  bool in_message_ = false;  // inbound: between a message's first and final fragments
   // The frame last handed to lws_write, kept alive until the next write turn: permessage-deflate
   // may read it after the call returns.
   std::optional<Frame> in_flight_;

@@ -38,7 +38,10 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   ASSERT_EQ(config.listeners.size(), 1u);
   EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(config.listeners[0].port, 8080);
-  EXPECT_FALSE(config.listeners[0].permessage_deflate);
+  EXPECT_EQ(config.listeners[0].compression.mode, CompressionMode::kShared);
+  EXPECT_EQ(config.listeners[0].compression.threshold, 128u);
+  EXPECT_EQ(config.listeners[0].compression.window_bits, 15);
+  EXPECT_EQ(config.listeners[0].compression.level, 1);
   ASSERT_EQ(config.routes.size(), 1u);
   const RouteConfig& route = config.routes[0];
   EXPECT_EQ(route.path, "/echo");
@@ -62,7 +65,7 @@ shutdown_timeout = "1500ms"
 [[listeners]]
 address = "::1"
 port = 9001
-permessage_deflate = true
+permessage_deflate = false
 [[routes]]
 path = "/a/b"
 adapter = "echo"
@@ -75,7 +78,7 @@ idle_timeout = "5s"
   EXPECT_EQ(config.log_level, LogLevel::kDebug);
   EXPECT_EQ(config.shutdown_timeout, 1500ms);
   EXPECT_EQ(config.listeners[0].address, "::1");
-  EXPECT_TRUE(config.listeners[0].permessage_deflate);
+  EXPECT_EQ(config.listeners[0].compression.mode, CompressionMode::kOff);  // the old key
   EXPECT_EQ(config.routes[0].max_message_bytes, 65536u);
   EXPECT_EQ(config.routes[0].max_queued_bytes, 4096u);
   EXPECT_EQ(config.routes[0].ping_interval, 2s);

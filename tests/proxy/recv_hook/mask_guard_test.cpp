@@ -19,8 +19,12 @@ namespace {
 using testing::encode_frame;
 using testing::Opcode;
 
+std::size_t feed(FrameMaskScanner& s, std::string& bytes) {
+  return s.feed(reinterpret_cast<unsigned char*>(bytes.data()), bytes.size());
+}
 std::size_t feed(FrameMaskScanner& s, const std::string& bytes) {
-  return s.feed(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  std::string copy = bytes;
+  return feed(s, copy);
 }
 
 std::string masked(Opcode op, const std::string& payload, bool fin = true) {
@@ -54,6 +58,60 @@ TEST(FrameMaskScannerTest, FollowsFramesSplitAtEveryByte) {
   FrameMaskScanner s;
   for (char c : stream) EXPECT_EQ(feed(s, std::string(1, c)), 1u);
   EXPECT_FALSE(s.violated());
+}
+
+// Shared permessage-deflate: RSV1 comes off the first frame of each compressed data message (lws
+// would refuse it), and the session learns, message by message, which ones were compressed.
+TEST(FrameMaskScannerTest, TakesRsv1OffCompressedMessagesAndQueuesWhichWere) {
+  const auto key = testing::random_mask_key();
+  std::string stream = encode_frame(Opcode::kText, "deflated", true, key, /*rsv1=*/true) +
+                       encode_frame(Opcode::kPing, "p", true, key) +
+                       encode_frame(Opcode::kBinary, "plain", true, key) +
+                       encode_frame(Opcode::kBinary, "first", false, key, true) +
+                       encode_frame(Opcode::kContinuation, "rest", true, key);
+  const std::string original = stream;
+  FrameMaskScanner s;
+  s.accept_compressed();
+  // Fed a byte at a time: the header byte is rewritten wherever a read ends.
+  for (std::size_t i = 0; i < stream.size(); ++i) {
+    ASSERT_EQ(s.feed(reinterpret_cast<unsigned char*>(stream.data()) + i, 1), 1u);
+  }
+  EXPECT_EQ(s.queued(), 3u);
+  EXPECT_TRUE(s.take_compressed());
+  EXPECT_FALSE(s.take_compressed());
+  EXPECT_TRUE(s.take_compressed());
+  EXPECT_FALSE(s.take_compressed());  // nothing queued
+  std::string rest = stream;
+  std::size_t frames = 0;
+  while (auto f = testing::decode_frame(rest)) {
+    EXPECT_FALSE(f->rsv1) << "frame " << frames;  // lws sees no RSV1 at all
+    ++frames;
+  }
+  EXPECT_EQ(frames, 5u);
+  EXPECT_EQ(stream.size(), original.size());
+}
+
+TEST(FrameMaskScannerTest, LeavesRsv1WhereLwsMustRefuseIt) {
+  const auto key = testing::random_mask_key();
+  for (const bool agreed : {false, true}) {
+    // RSV1 on a control frame or a continuation is a protocol error (RFC 7692 6.1), and on
+    // any frame of a connection that agreed no compression.
+    std::string stream = encode_frame(Opcode::kPing, "p", true, key, true) +
+                         encode_frame(Opcode::kText, "a", false, key) +
+                         encode_frame(Opcode::kContinuation, "b", true, key, true);
+    if (!agreed) stream += encode_frame(Opcode::kText, "c", true, key, true);
+    FrameMaskScanner s;
+    if (agreed) s.accept_compressed();
+    feed(s, stream);
+    std::string rest = stream;
+    EXPECT_TRUE(testing::decode_frame(rest)->rsv1);
+    EXPECT_FALSE(testing::decode_frame(rest)->rsv1);
+    EXPECT_TRUE(testing::decode_frame(rest)->rsv1);
+    if (!agreed) {
+      EXPECT_TRUE(testing::decode_frame(rest)->rsv1);
+    }
+    EXPECT_EQ(s.queued(), agreed ? 1u : 0u);  // only agreed connections queue anything
+  }
 }
 
 TEST(FrameMaskScannerTest, StopsAtTheFirstUnmaskedFrame) {

@@ -161,6 +161,48 @@ TEST(SocketWriterTest, PartialWritesKeepTheStreamIntact) {
   EXPECT_TRUE(received.empty()) << received.size() << " stray bytes";
 }
 
+// Shared permessage-deflate: compressible frames go out as their shared compressed variant with
+// RSV1, others as they are, through partial writes; the bytes inflate back to every frame.
+TEST(SocketWriterTest, WritesTheSharedCompressedVariantWithRsv1) {
+  SmallPipe pipe;
+  std::vector<Frame> sent;
+  FrameQueue queue;
+  std::string json;
+  while (json.size() < 300000) json += R"({"topic":"plant/7/temp","value":21.5},)";
+  for (std::size_t size : {std::size_t{40}, std::size_t{5000}, std::size_t{300000}}) {
+    Frame f = Frame::text(std::string_view(json).substr(0, size));
+    sent.push_back(f);
+    queue.push_back(f);
+  }
+  const shared_deflate::WireFormat format = shared_deflate::format_for(15, 1, 128);
+  SocketWriter writer;
+  std::optional<PartialFrame> partial;
+  std::string received;
+  std::size_t frames_done = 0;
+  for (int calls = 0; partial || !queue.empty(); ++calls) {
+    ASSERT_LT(calls, 10000);
+    const auto r = writer.write(pipe.fds[0], partial, queue, 256 * 1024, format);
+    ASSERT_NE(r.status, SocketWriter::Status::kError);
+    frames_done += r.frames_done;
+    pipe.read_into(received, 3000);
+  }
+  pipe.read_into(received, SIZE_MAX);
+  EXPECT_EQ(frames_done, 3u);
+  std::vector<testing::Frame> frames;
+  while (auto f = testing::decode_frame(received)) frames.push_back(*f);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_FALSE(frames[0].rsv1);  // under the threshold
+  EXPECT_EQ(frames[0].payload, sent[0].payload());
+  for (int i : {1, 2}) {
+    EXPECT_TRUE(frames[i].rsv1);
+    EXPECT_LT(frames[i].payload.size(), sent[i].size() / 4);
+    testing::Inflater inflater;
+    EXPECT_TRUE(inflater.decompress(frames[i].payload) == sent[i].payload()) << i;
+  }
+  // Every session with this format is written the same compressed bytes: they were built once.
+  EXPECT_NE(sent[2].find_variant(format.key), nullptr);
+}
+
 TEST(SocketWriterTest, StopsAtTheBudgetAndWhenTheSocketIsFull) {
   SmallPipe pipe;
   FrameQueue queue;
