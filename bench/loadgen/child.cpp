@@ -19,6 +19,7 @@ Child::Child(const Options& o, unsigned index, int control_fd)
   loop_.watch(control_, EPOLLIN);
   loop_.set_source_addresses(o.source_ips);
   loop_.set_offer_deflate(o.deflate);
+  loop_.set_inflate_memo(o.inflate_memo);
   conns_.resize(share(o.connections, o.procs, index));
   for (std::size_t i = 0; i < conns_.size(); ++i) conns_[i].index = static_cast<std::uint32_t>(i);
   padding_.assign(std::max(o.payload, 1u), 'x');
@@ -195,6 +196,7 @@ Kv Child::base_kv() {
   kv["compressed_in"] = std::to_string(loop_.compressed_in);
   kv["compressed_wire_bytes"] = std::to_string(loop_.compressed_wire_bytes);
   kv["compressed_plain_bytes"] = std::to_string(loop_.compressed_plain_bytes);
+  kv["memo_hits"] = std::to_string(loop_.memo_hits);
   kv["messages_in"] = std::to_string(loop_.messages_in);
   kv["cpu_us"] = std::to_string(cpu_us());
   return kv;

@@ -30,7 +30,9 @@ void usage() {
       "common: --procs P (child processes, each with its own fd limit), --concurrency C (upgrades\n"
       "  in flight), --source-ips K (bind to 127.0.0.1..K), --wait-stdin (wait for a line after\n"
       "  each ready event and after the result), --connect-timeout S, --deflate (offer\n"
-      "  permessage-deflate; client_max_window_bits and inflate compressed messages)\n",
+      "  permessage-deflate; client_max_window_bits and inflate compressed messages),\n"
+      "  --inflate-memo (with server_no_context_takeover: inflate the same bytes once per "
+      "process)\n",
       stderr);
 }
 
@@ -118,6 +120,8 @@ Options parse_options(int argc, char** argv) {
       o.http_body = unum();
     } else if (a == "--deflate") {
       o.deflate = true;
+    } else if (a == "--inflate-memo") {
+      o.inflate_memo = true;
     } else if (a == "--telemetry") {
       o.telemetry = true;
     } else if (a == "--messages") {

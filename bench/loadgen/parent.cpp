@@ -182,7 +182,8 @@ class Parent {
         (o_.deflate ? "true" : "false") + R"(,"connections":)" + sum["deflate_conns"] +
         R"(,"no_context_takeover":)" + sum["deflate_no_context"] + R"(,"compressed_messages":)" +
         sum["compressed_in"] + R"(,"wire_bytes":)" + sum["compressed_wire_bytes"] +
-        R"(,"inflated_bytes":)" + sum["compressed_plain_bytes"] + "}";
+        R"(,"inflated_bytes":)" + sum["compressed_plain_bytes"] + R"(,"memo_hits":)" +
+        sum["memo_hits"] + "}";
     if (o_.mode == "fanout") {
       const std::uint64_t published = u("published");
       const std::uint64_t subscribed = u("subscribed_at_start");

@@ -238,6 +238,18 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
 }
 
 bool Loop::inflate(Conn& c, const char* data, std::size_t len) {
+  const std::string_view in(data, len);
+  const bool memo = c.deflate == Deflate::kNoContext && memo_on_;
+  if (memo) {
+    if (const auto it = memo_.find(in); it != memo_.end()) {
+      inflated_ = it->second;
+      ++memo_hits;
+      ++compressed_in;
+      compressed_wire_bytes += len;
+      compressed_plain_bytes += inflated_.size();
+      return true;
+    }
+  }
   Inflater* z = nullptr;
   if (c.deflate == Deflate::kNoContext) {
     if (!shared_inflater_) shared_inflater_ = std::make_unique<Inflater>();
@@ -246,11 +258,14 @@ bool Loop::inflate(Conn& c, const char* data, std::size_t len) {
     if (!c.inflater) c.inflater = std::make_unique<Inflater>();
     z = c.inflater.get();
   }
-  if (!z->inflate_message(std::string_view(data, len), inflated_, c.deflate == Deflate::kNoContext,
-                          64u << 20)) {
+  if (!z->inflate_message(in, inflated_, c.deflate == Deflate::kNoContext, 64u << 20)) {
     ++errors.protocol;
     fail(c, true);
     return false;
+  }
+  if (memo) {
+    if (memo_.size() >= kMemoMax) memo_.clear();
+    memo_.emplace(std::string(in), inflated_);
   }
   ++compressed_in;
   compressed_wire_bytes += len;
