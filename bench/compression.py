@@ -16,6 +16,9 @@ CPU per delivered message), and the memory per connection once every connection 
 has received --compression-messages messages (compression state is set up on a connection's first
 compressed message, so an idle phase without messages would not see it).
 
+The fan-outs run in --compression-procs load generator processes with --inflate-memo (see run());
+one more closed-loop run of "shared" has every client inflate every message.
+
 Before the core of issue #20 (the `compression` key) the wsbridge binary only has the legacy
 `permessage_deflate = true|false`: then per_connection and off are measured that way and shared is
 left out (said in the report).
