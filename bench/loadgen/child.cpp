@@ -18,6 +18,8 @@ Child::Child(const Options& o, unsigned index, int control_fd)
   control_.role = Role::kControl;
   loop_.watch(control_, EPOLLIN);
   loop_.set_source_addresses(o.source_ips);
+  loop_.set_offer_deflate(o.deflate);
+  loop_.set_inflate_memo(o.inflate_memo);
   conns_.resize(share(o.connections, o.procs, index));
   for (std::size_t i = 0; i < conns_.size(); ++i) conns_[i].index = static_cast<std::uint32_t>(i);
   padding_.assign(std::max(o.payload, 1u), 'x');
@@ -189,6 +191,13 @@ Kv Child::base_kv() {
   kv["open"] = std::to_string(open_count());
   kv["ready"] = std::to_string(ready_count_);
   add_errors(kv, loop_.errors);
+  kv["deflate_conns"] = std::to_string(loop_.deflate_conns);
+  kv["deflate_no_context"] = std::to_string(loop_.deflate_no_context);
+  kv["compressed_in"] = std::to_string(loop_.compressed_in);
+  kv["compressed_wire_bytes"] = std::to_string(loop_.compressed_wire_bytes);
+  kv["compressed_plain_bytes"] = std::to_string(loop_.compressed_plain_bytes);
+  kv["memo_hits"] = std::to_string(loop_.memo_hits);
+  kv["messages_in"] = std::to_string(loop_.messages_in);
   kv["cpu_us"] = std::to_string(cpu_us());
   return kv;
 }
@@ -203,14 +212,46 @@ void Child::finish() {
 }
 
 int Child::run_idle() {
+  if (o_.messages > 0 && !connect_mqtt()) {
+    die("idle: cannot connect to the MQTT broker " + o_.mqtt_url.host_port());
+  }
   for (std::size_t s = 0; s < o_.steps.size(); ++s) {
     ramp(std::min<std::size_t>(share(o_.steps[s], o_.procs, index_), conns_.size()));
+    if (o_.messages > 0) deliver_messages();
     report("READY", base_kv());
     (void)wait_command();  // GO
   }
   report("RESULT", base_kv());
   finish();
   return 0;
+}
+
+// What a server sets up on a connection's first messages (a compression context, buffers) is
+// then in the memory read after the step. Messages published by other processes count too: any
+// message does. Published again every 2 s for connections still waiting (a subscription the
+// server acknowledged before the broker did), given up after 10 s (counted as timeouts).
+void Child::deliver_messages() {
+  for (auto& c : conns_) c.mark = c.received;
+  const std::uint64_t deadline = now_ns() + 10 * kSec;
+  std::uint64_t next_publish = 0;
+  while (true) {
+    const std::uint64_t now = now_ns();
+    std::size_t waiting = 0;
+    for (const auto& c : conns_) {
+      if (c.ready && c.fd >= 0 && c.received < c.mark + o_.messages) ++waiting;
+    }
+    if (waiting == 0) return;
+    if (now > deadline) {
+      loop_.errors.timeout += waiting;
+      return;
+    }
+    if (now >= next_publish) {
+      for (unsigned k = 0; k < o_.messages; ++k) publish_one();
+      flush_mqtt();
+      next_publish = now + 2 * kSec;
+    }
+    loop_.poll(10);
+  }
 }
 
 }  // namespace bench

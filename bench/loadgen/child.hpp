@@ -62,12 +62,20 @@ class Child : public Loop::Handler {
   // ---- idle -----------------------------------------------------------------------------------
   int run_idle();
 
+  // Until every subscribed connection has received --messages more messages (published here).
+  void deliver_messages();
+
   // ---- fanout ---------------------------------------------------------------------------------
   bool connect_mqtt();
 
   void flush_mqtt();
 
+  // child_payload.cpp: the payload of message `seq` published at `t`, and the check of a
+  // received frame's payload (`at`: where "payload": starts) against it.
   std::string make_payload(std::uint64_t seq, std::uint64_t t);
+  std::string make_telemetry(std::uint64_t seq, std::uint64_t t);
+  const std::string& expected_payload(std::uint64_t seq, std::uint64_t t);
+  bool payload_ok(std::string_view frame, std::size_t at, std::uint64_t seq, std::uint64_t t);
 
   void publish_one();
 
@@ -98,6 +106,12 @@ class Child : public Loop::Handler {
   std::vector<Conn> conns_;
   std::vector<std::string> commands_;
   std::string padding_;
+  struct Expected {
+    std::uint64_t seq = 0;
+    std::uint64_t t = 0;
+    std::string text;
+  };
+  std::vector<Expected> expected_ = std::vector<Expected>(256);  // by seq: rebuilt on a miss
   bool ramping_ = false;
   bool publisher_ready_ = false;
   std::size_t next_start_ = 0;

@@ -84,22 +84,6 @@ void Child::flush_mqtt() {
   if (mqtt_.epollout) loop_.set_events(mqtt_, EPOLLIN);
 }
 
-std::string Child::make_payload(std::uint64_t seq, std::uint64_t t) {
-  char head[64];
-  const int n =
-      std::snprintf(head, sizeof head, R"({"s":%llu,"t":%llu,"p":")",
-                    static_cast<unsigned long long>(seq), static_cast<unsigned long long>(t));
-  // Padded to exactly --payload bytes (when it is larger than the head).
-  const auto used = static_cast<std::size_t>(n) + 2;
-  const std::size_t pad = o_.payload > used ? o_.payload - used : 1;
-  std::string p;
-  p.reserve(used + pad);
-  p.append(head, static_cast<std::size_t>(n));
-  p.append(padding_, 0, std::min(pad, padding_.size()));
-  p += "\"}";
-  return p;
-}
-
 void Child::publish_one() {
   const std::uint64_t t = now_ns();
   const std::string payload = make_payload(published_, t);
@@ -146,6 +130,10 @@ void Child::on_message(Conn& c, std::string_view text, std::uint64_t t) {
       !find_int(text, R"("t":)", ts, at)) {
     ++foreign_messages_;
     return;
+  }
+  ++c.received;
+  if (!payload_ok(text, at, static_cast<std::uint64_t>(seq), static_cast<std::uint64_t>(ts))) {
+    ++loop_.errors.corrupt;
   }
   if (seq > c.max_seq) {
     c.max_seq = seq;

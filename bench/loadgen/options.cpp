@@ -20,15 +20,19 @@ void usage() {
       "usage: wsbridge-loadgen MODE [options]\n"
       "  fanout --url ws://127.0.0.1:8080/mqtt --subscribers N [--topic T]\n"
       "         [--publisher ws|mqtt://127.0.0.1:1883] [--rate MSGS_PER_S | 0 (closed loop)]\n"
-      "         [--window W] [--duration S] [--warmup S] [--payload BYTES]\n"
+      "         [--window W] [--duration S] [--warmup S] [--payload BYTES] [--telemetry]\n"
       "  idle   --url URL --connections N [--steps N1,N2,...] [--topic T] [--topics K]\n"
-      "         [--hold S]\n"
+      "         [--hold S] [--messages K --publisher mqtt://127.0.0.1:1883 (K messages to\n"
+      "         every connection after each step)] [--telemetry]\n"
       "  rpc    --url ws://127.0.0.1:8080/rpc --connections N [--depth D] [--duration S]\n"
       "         [--warmup S] [--path /x] [--method GET]\n"
       "  httpd  [--port P] [--body-bytes N]\n"
       "common: --procs P (child processes, each with its own fd limit), --concurrency C (upgrades\n"
       "  in flight), --source-ips K (bind to 127.0.0.1..K), --wait-stdin (wait for a line after\n"
-      "  each ready event and after the result), --connect-timeout S\n",
+      "  each ready event and after the result), --connect-timeout S, --deflate (offer\n"
+      "  permessage-deflate; client_max_window_bits and inflate compressed messages),\n"
+      "  --inflate-memo (with server_no_context_takeover: inflate the same bytes once per "
+      "process)\n",
       stderr);
 }
 
@@ -114,6 +118,14 @@ Options parse_options(int argc, char** argv) {
       o.http_port = unum();
     } else if (a == "--body-bytes") {
       o.http_body = unum();
+    } else if (a == "--deflate") {
+      o.deflate = true;
+    } else if (a == "--inflate-memo") {
+      o.inflate_memo = true;
+    } else if (a == "--telemetry") {
+      o.telemetry = true;
+    } else if (a == "--messages") {
+      o.messages = unum();
     } else if (a == "-h" || a == "--help") {
       usage();
       std::exit(0);
@@ -124,6 +136,9 @@ Options parse_options(int argc, char** argv) {
   if (o.mode != "httpd" && o.url.port == 0) die("--url is required");
   if (o.steps.empty()) o.steps.push_back(o.connections);
   if (o.mode == "idle") o.connections = *std::max_element(o.steps.begin(), o.steps.end());
+  if (o.mode == "idle" && o.messages > 0 && o.publisher == "ws") {
+    die("idle --messages needs --publisher mqtt://host:port");
+  }
   if (o.procs > o.connections && o.connections > 0) o.procs = o.connections;
   if (o.warmup >= o.duration) o.warmup = 0;
   return o;

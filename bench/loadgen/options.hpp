@@ -43,6 +43,10 @@ struct Options {
   double connect_timeout = 60;
   unsigned http_port = 0;
   unsigned http_body = 64;
+  bool deflate = false;       // offer permessage-deflate, inflate what comes compressed
+  bool inflate_memo = false;  // see Loop::set_inflate_memo
+  bool telemetry = false;     // payloads like a sensor's JSON reading instead of "xxx..." padding
+  unsigned messages = 0;      // idle: messages published to every connection after each step
 };
 
 // Exits through die() (or with the usage) on anything it cannot read.

@@ -173,11 +173,17 @@ class Parent {
     Kv sum = merge(parts);
     auto u = [&](const char* k) { return std::strtoull(sum[k].c_str(), nullptr, 10); };
     const double window = o_.duration - o_.warmup;
-    std::string out = R"({"event":"result","mode":")" + o_.mode + R"(","procs":)" +
-                      std::to_string(o_.procs) + R"(,"connections":)" +
-                      std::to_string(o_.connections) + R"(,"open":)" + sum["open"] +
-                      R"(,"ready":)" + sum["ready"] + R"(,"errors":)" + errors_json(sum) +
-                      R"(,"loadgen_cpu_seconds":)" + fmt(static_cast<double>(u("cpu_us")) / 1e6);
+    std::string out =
+        R"({"event":"result","mode":")" + o_.mode + R"(","procs":)" + std::to_string(o_.procs) +
+        R"(,"connections":)" + std::to_string(o_.connections) + R"(,"open":)" + sum["open"] +
+        R"(,"ready":)" + sum["ready"] + R"(,"errors":)" + errors_json(sum) +
+        R"(,"loadgen_cpu_seconds":)" + fmt(static_cast<double>(u("cpu_us")) / 1e6) +
+        R"(,"messages_in":)" + sum["messages_in"] + R"(,"deflate":{"offered":)" +
+        (o_.deflate ? "true" : "false") + R"(,"connections":)" + sum["deflate_conns"] +
+        R"(,"no_context_takeover":)" + sum["deflate_no_context"] + R"(,"compressed_messages":)" +
+        sum["compressed_in"] + R"(,"wire_bytes":)" + sum["compressed_wire_bytes"] +
+        R"(,"inflated_bytes":)" + sum["compressed_plain_bytes"] + R"(,"memo_hits":)" +
+        sum["memo_hits"] + "}";
     if (o_.mode == "fanout") {
       const std::uint64_t published = u("published");
       const std::uint64_t subscribed = u("subscribed_at_start");

@@ -110,6 +110,9 @@ bool Loop::connect_ws(Conn& c, const Url& url) {
   c.out.clear();
   c.out_off = 0;
   c.close_sent = false;
+  c.deflate = Deflate::kNone;
+  c.frag_compressed = false;
+  c.inflater.reset();
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     ++errors.connect;
@@ -150,9 +153,14 @@ bool Loop::connect_ws(Conn& c, const Url& url) {
   }
   const std::string key = base64(raw_key, sizeof raw_key);
   c.accept = accept_for(key);
-  c.out = "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host_port() +
-          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-          "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  c.out =
+      "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host_port() +
+      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+      "\r\nSec-WebSocket-Version: 13\r\n" +
+      // As browsers offer it: the server may pick its window and context takeover.
+      (offer_deflate_ ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                      : "") +
+      "\r\n";
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT;
   ev.data.ptr = &c;
@@ -254,6 +262,7 @@ void Loop::close(Conn& c, bool graceful) {
   c.out.shrink_to_fit();
   c.in.clear();
   c.in.shrink_to_fit();
+  c.inflater.reset();
   handler_.on_closed(c, was_open);
 }
 
@@ -272,6 +281,7 @@ void Loop::fail(Conn& c, bool was_open) {
   ::close(c.fd);
   c.fd = -1;
   c.state = State::kClosed;
+  c.inflater.reset();
   handler_.on_closed(c, was_open);
 }
 

@@ -1,6 +1,7 @@
 // A minimal epoll WebSocket client for load generation (RFC 6455 client side: HTTP upgrade with
 // Sec-WebSocket-Accept check, masked frames out, unmasked frames in, fragmentation, ping/pong,
-// close). Deliberately independent of libwebsockets, so it does not share its bugs.
+// close, and the receive side of permessage-deflate when offered). Deliberately independent of
+// libwebsockets, so it does not share its bugs.
 // One Loop per process, single-threaded; connections are plain structs owned by the caller.
 #pragma once
 
@@ -8,10 +9,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "ws_deflate.hpp"
 
 namespace bench {
 
@@ -33,14 +38,17 @@ struct Errors {
   std::uint64_t error_frames = 0;  // {"type":"error"} frames
   std::uint64_t protocol = 0;      // malformed frames from the server
   std::uint64_t timeout = 0;       // a phase did not complete in time
+  std::uint64_t corrupt = 0;       // a delivered payload is not the one published
   std::map<int, std::uint64_t> close_codes;
   std::uint64_t total() const {
-    return connect + handshake + closed + error_frames + protocol + timeout;
+    return connect + handshake + closed + error_frames + protocol + timeout + corrupt;
   }
 };
 
 enum class Role : std::uint8_t { kWebSocket, kControl, kMqtt, kHttpListen, kHttpConn, kStdin };
 enum class State : std::uint8_t { kIdle, kConnecting, kHandshaking, kOpen, kClosed };
+// What the upgrade response said about permessage-deflate.
+enum class Deflate : std::uint8_t { kNone, kContext, kNoContext };
 
 struct Conn {
   int fd = -1;
@@ -50,6 +58,11 @@ struct Conn {
   bool close_sent = false;
   std::uint32_t index = 0;
   std::uint8_t frag_op = 0;
+  bool frag_compressed = false;  // the fragmented message in `frag` had RSV1 on its first frame
+  Deflate deflate = Deflate::kNone;
+  // The connection's own inflater, only when the server keeps its compression context between
+  // messages (then each connection's stream depends on all its earlier messages).
+  std::unique_ptr<Inflater> inflater;
   std::uint32_t tag = 0;  // free for the mode (e.g. which kind of WebSocket)
   std::string in;
   std::string out;
@@ -60,7 +73,9 @@ struct Conn {
   std::int64_t max_seq = -1;
   std::uint64_t unique = 0;
   std::uint64_t dups = 0;
-  bool ready = false;  // subscribed (ack received) or otherwise ready for the measurement
+  std::uint64_t received = 0;  // message frames of any kind the mode counts (idle mode)
+  std::uint64_t mark = 0;      // `received` when the idle mode last published
+  bool ready = false;          // subscribed (ack received) or otherwise ready for the measurement
   // RPC bookkeeping: (request id, send time) of requests in flight.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> inflight;
   std::uint64_t next_id = 1;
@@ -84,6 +99,15 @@ class Loop {
   // Source addresses cycle over 127.0.0.1 .. 127.0.0.K (0 or 1: no bind), for more than one
   // ephemeral port range's worth of connections and for per-address server limits.
   void set_source_addresses(unsigned k) { source_addresses_ = k; }
+  // Offers "permessage-deflate; client_max_window_bits" in every upgrade request.
+  void set_offer_deflate(bool offer) { offer_deflate_ = offer; }
+  // With server_no_context_takeover a message's inflated text depends only on its compressed
+  // bytes: the same bytes (a server that compresses once for every subscriber) are then inflated
+  // once per process and compared byte for byte. Saves the load generator about 3 us of zlib per
+  // delivered message, so that on a small machine it does not become the limit before the
+  // server. Off by default: every client then inflates every message, as a browser does.
+  // Without server_no_context_takeover every connection inflates with its own stream, always.
+  void set_inflate_memo(bool memo) { memo_on_ = memo; }
 
   // Starts a non-blocking connect and the upgrade to url.path. False (and counted) on failure.
   bool connect_ws(Conn& c, const Url& url);
@@ -109,7 +133,16 @@ class Loop {
 
   Errors errors;
   std::uint64_t messages_in = 0;
-  bool shutting_down = false;  // closes are expected: not counted as errors
+  // permessage-deflate: connections that negotiated it (of which with
+  // server_no_context_takeover), compressed messages received, and their bytes on the wire
+  // (payload) and once inflated.
+  std::uint64_t deflate_conns = 0;
+  std::uint64_t deflate_no_context = 0;
+  std::uint64_t compressed_in = 0;
+  std::uint64_t compressed_wire_bytes = 0;
+  std::uint64_t compressed_plain_bytes = 0;
+  std::uint64_t memo_hits = 0;  // compressed messages not inflated again (set_inflate_memo)
+  bool shutting_down = false;   // closes are expected: not counted as errors
 
  private:
   void on_ws_event(Conn& c, std::uint32_t events);
@@ -118,6 +151,8 @@ class Loop {
   // Parses frames from data; returns bytes consumed, or SIZE_MAX on a protocol error.
   std::size_t parse_frames(Conn& c, const char* data, std::size_t len, std::uint64_t t);
   void fail(Conn& c, bool was_open);
+  // Inflates a compressed message into inflated_; false (and the connection failed) when corrupt.
+  bool inflate(Conn& c, const char* data, std::size_t len);
 
   Handler& handler_;
   int epfd_ = -1;
@@ -125,6 +160,19 @@ class Loop {
   unsigned next_source_ = 0;
   std::uint64_t rng_;
   std::vector<char> rbuf_;
+  bool offer_deflate_ = false;
+  // One inflater for every connection whose server resets its context after each message.
+  std::unique_ptr<Inflater> shared_inflater_;
+  std::string inflated_;
+  // Compressed bytes -> inflated text, for the messages in flight (cleared when it grows past
+  // kMemoMax: a closed loop keeps a few hundred distinct messages in flight at most).
+  struct MemoHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  static constexpr std::size_t kMemoMax = 4096;
+  bool memo_on_ = false;
+  std::unordered_map<std::string, std::string, MemoHash, std::equal_to<>> memo_;
 };
 
 // Helpers for the JSON fragments the modes read (the frames come from trusted servers in a

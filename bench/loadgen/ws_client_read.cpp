@@ -1,5 +1,6 @@
 // The load generator's WebSocket client, receive side: connect completion, the upgrade response
-// (Sec-WebSocket-Accept checked), and frames from the server (fragments, ping/pong, close).
+// (Sec-WebSocket-Accept checked, permessage-deflate read), and frames from the server (fragments,
+// compressed messages, ping/pong, close).
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -89,6 +90,7 @@ bool Loop::parse_handshake(Conn& c) {
   const std::string_view head(c.in.data(), end + 2);
   bool ok = head.starts_with("HTTP/1.1 101");
   bool accept_ok = false;
+  Deflate deflate = Deflate::kNone;
   std::size_t pos = head.find("\r\n");
   while (ok && pos != std::string_view::npos && pos + 2 < head.size()) {
     const std::size_t next = head.find("\r\n", pos + 2);
@@ -98,6 +100,16 @@ bool Loop::parse_handshake(Conn& c) {
       while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
       while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
       accept_ok = v == c.accept;
+    } else if (ieq_prefix(line, "sec-websocket-extensions:")) {
+      // Only what we offered may come back (RFC 7692 section 5); the parameters that matter to
+      // a receiver are whether the server keeps its context between messages.
+      if (!offer_deflate_ || line.find("permessage-deflate") == std::string_view::npos) {
+        ok = false;
+      } else {
+        deflate = line.find("server_no_context_takeover") != std::string_view::npos
+                      ? Deflate::kNoContext
+                      : Deflate::kContext;
+      }
     }
     pos = next;
   }
@@ -109,6 +121,11 @@ bool Loop::parse_handshake(Conn& c) {
   c.accept.clear();
   c.accept.shrink_to_fit();
   c.state = State::kOpen;
+  c.deflate = deflate;
+  if (deflate != Deflate::kNone) {
+    ++deflate_conns;
+    if (deflate == Deflate::kNoContext) ++deflate_no_context;
+  }
   handler_.on_open(c);
   return c.fd >= 0;
 }
@@ -135,7 +152,11 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
       hlen = 10;
     }
     if (masked) hlen += 4;
-    if ((b0 & 0x70) != 0 || plen > (64u << 20)) {
+    // RSV1 marks a compressed message: on its first frame only, when permessage-deflate was
+    // negotiated; any other reserved bit is a protocol error.
+    const std::uint8_t rsv = b0 & 0x70;
+    const bool compressed = rsv == 0x40 && c.deflate != Deflate::kNone && (op == 0x1 || op == 0x2);
+    if ((rsv != 0 && !compressed) || plen > (64u << 20)) {
       ++errors.protocol;
       fail(c, true);
       return SIZE_MAX;
@@ -156,7 +177,14 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
         c.frag.append(payload, plen);
         if (fin) {
           ++messages_in;
-          if (c.frag_op == 0x1) handler_.on_text(c, c.frag.data(), c.frag.size(), t);
+          const char* text = c.frag.data();
+          std::size_t text_len = c.frag.size();
+          if (c.frag_compressed) {
+            if (!inflate(c, text, text_len)) return SIZE_MAX;
+            text = inflated_.data();
+            text_len = inflated_.size();
+          }
+          if (c.frag_op == 0x1) handler_.on_text(c, text, text_len, t);
           c.frag.clear();
         }
         break;
@@ -164,10 +192,18 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
       case 0x2:
         if (!fin) {
           c.frag_op = op;
+          c.frag_compressed = compressed;
           c.frag.assign(payload, plen);
         } else {
           ++messages_in;
-          if (op == 0x1) handler_.on_text(c, payload, plen, t);
+          const char* text = payload;
+          std::size_t text_len = plen;
+          if (compressed) {
+            if (!inflate(c, text, text_len)) return SIZE_MAX;
+            text = inflated_.data();
+            text_len = inflated_.size();
+          }
+          if (op == 0x1) handler_.on_text(c, text, text_len, t);
         }
         break;
       case 0x8: {  // close
@@ -199,6 +235,42 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
     if (c.fd < 0) return SIZE_MAX;
   }
   return pos;
+}
+
+bool Loop::inflate(Conn& c, const char* data, std::size_t len) {
+  const std::string_view in(data, len);
+  const bool memo = c.deflate == Deflate::kNoContext && memo_on_;
+  if (memo) {
+    if (const auto it = memo_.find(in); it != memo_.end()) {
+      inflated_ = it->second;
+      ++memo_hits;
+      ++compressed_in;
+      compressed_wire_bytes += len;
+      compressed_plain_bytes += inflated_.size();
+      return true;
+    }
+  }
+  Inflater* z = nullptr;
+  if (c.deflate == Deflate::kNoContext) {
+    if (!shared_inflater_) shared_inflater_ = std::make_unique<Inflater>();
+    z = shared_inflater_.get();
+  } else {
+    if (!c.inflater) c.inflater = std::make_unique<Inflater>();
+    z = c.inflater.get();
+  }
+  if (!z->inflate_message(in, inflated_, c.deflate == Deflate::kNoContext, 64u << 20)) {
+    ++errors.protocol;
+    fail(c, true);
+    return false;
+  }
+  if (memo) {
+    if (memo_.size() >= kMemoMax) memo_.clear();
+    memo_.emplace(std::string(in), inflated_);
+  }
+  ++compressed_in;
+  compressed_wire_bytes += len;
+  compressed_plain_bytes += inflated_.size();
+  return true;
 }
 
 }  // namespace bench

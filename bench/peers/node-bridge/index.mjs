@@ -1,5 +1,5 @@
 // The Node.js bridge users run today, written as a competent user would: `ws` for the WebSockets
-// (permessage-deflate off, bufferutil installed), `mqtt` for the broker, one shared MQTT client
+// (permessage-deflate off unless --deflate on, bufferutil installed), `mqtt` for the broker, one shared MQTT client
 // with reference-counted subscriptions, each message serialized once and the same Buffer sent to
 // every subscriber, a bound on each connection's buffered output. It speaks wsbridge's JSON
 // protocol v1 (docs/PROTOCOL.md: subscribe, unsubscribe, publish, ping; status, message, ack,
@@ -7,6 +7,7 @@
 // on /rpc, forwarded to an HTTP backend over a keep-alive agent.
 //
 //   node index.mjs --port 8082 --mqtt mqtt://127.0.0.1:1883 [--backend http://127.0.0.1:8090]
+//                  [--deflate on]
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import mqtt from 'mqtt';
@@ -20,6 +21,14 @@ const args = Object.fromEntries(
 const port = Number(args.port ?? 8082);
 const brokerUrl = args.mqtt ?? 'mqtt://127.0.0.1:1883';
 const backend = args.backend ? new URL(args.backend) : null;
+// permessage-deflate as a competent user turns it on (the compression phase of bench/run): zlib
+// level 1 (the fastest), nothing compressed under 128 bytes (ws's default of 1024 would leave a
+// typical JSON message uncompressed), at most 10 zlib jobs at once (ws's default), and ws's
+// defaults for the rest: context takeover both ways, 15-bit windows, zlib's memLevel 8.
+const perMessageDeflate =
+  args.deflate === 'on'
+    ? { zlibDeflateOptions: { level: 1 }, threshold: 128, concurrencyLimit: 10 }
+    : false;
 const MAX_BUFFERED = 16 * 1024 * 1024; // like wsbridge's max_queued_bytes: close 1013 beyond it
 const MAX_SUBSCRIPTIONS = 100;
 
@@ -218,7 +227,7 @@ function request(ws, msg) {
 }
 
 // ---- the WebSocket server --------------------------------------------------------------------
-const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, maxPayload: 1 << 20 });
+const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate, maxPayload: 1 << 20 });
 
 wss.on('connection', (ws, req) => {
   const path = (req.url ?? '/').split('?')[0];
