@@ -64,7 +64,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         self->expect_request(*data);
         if (self->adopting_ && lws_get_socket_fd(wsi) == self->adopting_fd_) {
           // A held upgrade handed back (release_held_upgrades): its verdict goes with this wsi.
-          data->admitted = std::move(*self->adopting_);
+          data->admitted = std::make_unique<Admitted>(std::move(*self->adopting_));
           self->adopting_.reset();
         }
         return 0;

@@ -81,8 +81,9 @@ int Shard::confirm_upgrade(lws* wsi) {
     if (v.claims.is_object()) {
       for (const auto& [key, value] : v.claims.items()) admitted.decision.claims[key] = value;
     }
-    data->pending = PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot),
-                                   std::nullopt, compression_for(wsi, *route)};
+    data->pending = std::make_unique<PendingUpgrade>(
+        PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot), std::nullopt,
+                       compression_for(wsi, *route)});
     return 0;
   }
   // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
@@ -168,8 +169,9 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (route->adapter->wants_admission() && !mqtt_refusal_reason) {
     return hold_upgrade(wsi, *route, std::move(decision), std::move(*slot));
   }
-  data->pending = PendingUpgrade{std::move(decision), std::move(slot),
-                                 std::move(mqtt_refusal_reason), compression_for(wsi, *route)};
+  data->pending = std::make_unique<PendingUpgrade>(
+      PendingUpgrade{std::move(decision), std::move(slot), std::move(mqtt_refusal_reason),
+                     compression_for(wsi, *route)});
   return 0;
 }
 

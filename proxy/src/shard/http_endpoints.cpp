@@ -82,7 +82,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       // The body comes in LWS_CALLBACK_HTTP_BODY; the reply goes out at its completion.
       ConnectionData* data = ConnectionData::of(wsi);
       if (data == nullptr) return -1;  // not accepted by this shard (never happens)
-      data->admin_request = std::move(request);
+      data->admin_request = std::make_unique<AdminRequest>(std::move(request));
       return 0;
     }
     return serve_admin_api(wsi, request);

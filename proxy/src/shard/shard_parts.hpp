@@ -87,11 +87,13 @@ struct Shard::ConnectionData {
 
   static ConnectionData* of(lws* wsi) { return static_cast<ConnectionData*>(lws_wsi_user(wsi)); }
 
-  RequestDeadline deadline;                   // linked while a request is due
-  std::optional<Admitted> admitted;           // a held upgrade's verdict, until CONFIRM_UPGRADE
-  std::optional<PendingUpgrade> pending;      // decided at CONFIRM_UPGRADE, taken at ESTABLISHED
-  std::optional<AdminRequest> admin_request;  // an admin API request whose body is arriving
-  Session* session = nullptr;                 // from ESTABLISHED to CLOSED
+  // The states before the upgrade are allocated only while they exist: inline (std::optional)
+  // they made every open connection carry about 700 bytes it no longer needed.
+  RequestDeadline deadline;                     // linked while a request is due
+  std::unique_ptr<Admitted> admitted;           // a held upgrade's verdict, until CONFIRM_UPGRADE
+  std::unique_ptr<PendingUpgrade> pending;      // decided at CONFIRM_UPGRADE, taken at ESTABLISHED
+  std::unique_ptr<AdminRequest> admin_request;  // an admin API request whose body is arriving
+  Session* session = nullptr;                   // from ESTABLISHED to CLOSED
 };
 
 // "1.234s", for the log.
