@@ -6,6 +6,7 @@ import random
 import zlib
 
 import websockets
+from websockets.exceptions import ConnectionClosed
 from websockets.headers import parse_extension
 
 THRESHOLD = 128  # the contract's default compression_threshold
@@ -154,6 +155,16 @@ async def connect(port, path, factory=None, extra_headers=None):
         f"ws://127.0.0.1:{port}{path}", compression=None, extensions=extensions,
         extra_headers=extra_headers, max_size=4 * MIB, open_timeout=10, close_timeout=5,
         ping_interval=None)
+
+
+async def expect_close(ws, code, label):
+    """The server closes `ws` with `code` instead of answering what was just sent."""
+    try:
+        got = await asyncio.wait_for(ws.recv(), 20)
+        check(False, f"{label}: answered {len(got)} bytes instead of closing with {code}")
+    except ConnectionClosed as closed:
+        rcvd = closed.rcvd.code if closed.rcvd else None
+        check(rcvd == code, f"{label}: close code {rcvd}, expected {code} ({closed})")
 
 
 async def echo(ws, rec, message, label, expect_rsv1=None):

@@ -6,16 +6,8 @@
 // sniffer). Exit status 0 when every check holds; failures are printed.
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
-import { startSniffer, extensionsHeader, parseExtension, checkContractResponse } from './compression_sniffer.mjs';
+import { check, failures, startSniffer, extensionsHeader, parseExtension, checkContractResponse } from './compression_sniffer.mjs';
 
-const failures = [];
-function check(ok, what) {
-  if (!ok) {
-    failures.push(what);
-    console.log('FAIL:', what);
-  }
-  return ok;
-}
 
 const { values } = parseArgs({ options: { port: { type: 'string' } } });
 const port = Number(values.port);

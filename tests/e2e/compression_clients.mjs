@@ -10,20 +10,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { startSniffer, extensionsHeader, checkContractResponse } from './compression_sniffer.mjs';
+import { check, failures, startSniffer, extensionsHeader, checkContractResponse } from './compression_sniffer.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const THRESHOLD = 128;  // the contract's default compression_threshold
 const KIB = 1024;
 const MIB = 1024 * KIB;
-const failures = [];
-function check(ok, what) {
-  if (!ok) {
-    failures.push(what);
-    console.log('FAIL:', what);
-  }
-  return ok;
-}
 
 // Deterministic payloads: compressible text (ASCII, no newline: wscat reads lines), bytes in
 // runs (compressible over the whole 0..255 range) and incompressible bytes.

@@ -59,6 +59,16 @@ class Direction {
 // Listens on a free loopback port and relays to targetPort. `connections` holds, per accepted
 // connection: the request and response heads and the frames each way
 // ({opcode, fin, rsv1, length, first}); control frames included.
+// The checks of a client script: each failure is printed and counted (the script's exit status).
+export const failures = [];
+export function check(ok, what) {
+  if (!ok) {
+    failures.push(what);
+    console.log('FAIL:', what);
+  }
+  return ok;
+}
+
 export function startSniffer(targetPort) {
   const connections = [];
   const sockets = new Set();

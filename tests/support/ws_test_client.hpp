@@ -111,7 +111,9 @@ class Deflater {
 
 class Inflater {
  public:
-  Inflater();
+  // window_bits 8..15: an inflater with exactly this window fails on any back reference further
+  // than it, which tests use to check a server keeps within the window it agreed.
+  explicit Inflater(int window_bits = 15);
   ~Inflater();
   Inflater(Inflater&&) noexcept;
   Inflater& operator=(Inflater&&) noexcept;

@@ -207,9 +207,11 @@ struct Inflater::Impl {
   z_stream zs{};
 };
 
-Inflater::Inflater() : impl_(std::make_unique<Impl>()) {
-  // Always 15: a larger window than the server's max is always able to inflate its output.
-  if (inflateInit2(&impl_->zs, -15) != Z_OK) throw std::runtime_error("inflateInit2 failed");
+Inflater::Inflater(int window_bits) : impl_(std::make_unique<Impl>()) {
+  // 15 by default: a larger window than the server's max is always able to inflate its output.
+  if (inflateInit2(&impl_->zs, -window_bits) != Z_OK) {
+    throw std::runtime_error("inflateInit2 failed");
+  }
 }
 Inflater::~Inflater() {
   if (impl_) inflateEnd(&impl_->zs);

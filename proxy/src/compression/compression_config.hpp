@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string_view>
+#include <utility>
 
 namespace wsbridge {
 
@@ -22,15 +24,15 @@ struct CompressionConfig {
   int level = 1;         // zlib level (1..9): 1 is about 3x faster than 6 for ~10% more bytes
 };
 
-// As the configuration spells it.
-inline const char* compression_name(CompressionMode mode) {
-  switch (mode) {
-    case CompressionMode::kOff:
-      return "off";
-    case CompressionMode::kShared:
-      return "shared";
-    case CompressionMode::kPerConnection:
-      return "per_connection";
+// The modes as the configuration spells them (the config reader's choices, and the log's names).
+inline constexpr std::pair<std::string_view, CompressionMode> kCompressionModes[] = {
+    {"off", CompressionMode::kOff},
+    {"shared", CompressionMode::kShared},
+    {"per_connection", CompressionMode::kPerConnection}};
+
+inline std::string_view compression_name(CompressionMode mode) {
+  for (const auto& [name, value] : kCompressionModes) {
+    if (value == mode) return name;
   }
   return "?";
 }

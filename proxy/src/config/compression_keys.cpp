@@ -4,10 +4,7 @@ namespace wsbridge {
 
 CompressionOverrides read_compression_keys(ConfigTable& t, bool legacy) {
   CompressionOverrides o;
-  o.mode = t.one_of<CompressionMode>("compression",
-                                     {{"off", CompressionMode::kOff},
-                                      {"shared", CompressionMode::kShared},
-                                      {"per_connection", CompressionMode::kPerConnection}});
+  o.mode = t.one_of("compression", kCompressionModes);
   if (legacy) {
     if (const auto old = t.boolean("permessage_deflate")) {
       if (o.mode) {

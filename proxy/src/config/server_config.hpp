@@ -23,7 +23,7 @@ struct ListenerConfig {
   std::string address;  // IPv4 or IPv6 literal
   std::uint16_t port = 0;
   CompressionConfig compression;  // routes may override it (RouteConfig::compression)
-  auth::OriginPolicy origins;  // checked for every WebSocket upgrade on this listener
+  auth::OriginPolicy origins;     // checked for every WebSocket upgrade on this listener
   // [listeners.auth]: the authentication of routes reached through this listener that have no
   // auth table of their own.
   std::optional<auth::RouteAuth> auth;
@@ -63,7 +63,7 @@ struct RouteConfig {
   double rate = 0;                        // messages per second per connection; 0: unlimited
   double burst = 0;                       // token bucket size
   auth::RouteAuth auth;
-  bool has_own_auth = false;  // an [routes.auth] table: it replaces the listener's
+  bool has_own_auth = false;         // an [routes.auth] table: it replaces the listener's
   CompressionOverrides compression;  // over the listener's
   std::shared_ptr<Adapter> adapter;
 };

@@ -3,11 +3,12 @@
 #include "compression/shared_deflate.hpp"
 
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <random>
 #include <thread>
 #include <vector>
+
+#include "support/ws_test_client.hpp"
 
 namespace wsbridge {
 namespace {
@@ -29,36 +30,13 @@ std::string random_bytes(std::size_t n, unsigned seed) {
   return s;
 }
 
-// An independent inflater (zlib directly, as a client does): payload + 00 00 ff ff.
+// What a client does (the tests' own permessage-deflate, independent of the code under test): a
+// fresh inflater with exactly this window, and a fresh deflater (level 6, 15-bit window).
 std::string client_inflate(std::string_view compressed, int window_bits = 15) {
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, -window_bits), Z_OK);
-  std::string input(compressed);
-  input.append("\x00\x00\xff\xff", 4);
-  std::string out(1 << 22, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(input.data());
-  z.avail_in = static_cast<uInt>(input.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = inflate(&z, Z_SYNC_FLUSH);
-  EXPECT_TRUE(rc == Z_OK || rc == Z_STREAM_END) << rc;
-  out.resize(out.size() - z.avail_out);
-  inflateEnd(&z);
-  return out;
+  return testing::Inflater(window_bits).decompress(compressed);
 }
-
 std::string client_deflate(std::string_view payload) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, payload.size()) + 16, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(payload.data()));
-  z.avail_in = static_cast<uInt>(payload.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
-  out.resize(out.size() - z.avail_out - 4);  // without 00 00 ff ff
-  deflateEnd(&z);
-  return out;
+  return testing::Deflater().compress(payload);
 }
 
 TEST(SharedDeflateTest, CompressedVariantInflatesToThePayloadForEveryWindow) {
