@@ -383,19 +383,6 @@ HttpResponse TcpConn::read_http_response(std::chrono::milliseconds timeout) {
   return resp;
 }
 
-HttpResponse http_get(const ClientOptions& opts) {
-  const auto deadline = Clock::now() + opts.timeout;
-  TcpConn conn = TcpConn::connect(opts.host, opts.port, opts.tls, opts.timeout);
-  conn.send_all(
-      build_request("GET " + opts.path + " HTTP/1.1",
-                    {{"Host", host_header(opts.host, opts.port)}, {"Connection", "close"}},
-                    opts.extra_headers),
-      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
-  return conn.read_http_response(
-      std::max(std::chrono::milliseconds(1),
-               std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())));
-}
-
 HttpResponse http_get(const std::string& host, uint16_t port, const std::string& path,
                       const std::vector<std::pair<std::string, std::string>>& extra_headers,
                       std::chrono::milliseconds timeout) {

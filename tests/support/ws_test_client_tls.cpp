@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "support/ws_test_client.hpp"
@@ -145,6 +146,20 @@ void TcpConn::start_tls(const TlsOptions& opts, std::chrono::milliseconds timeou
   }
   tls->info = describe(tls->ssl);
   tls_ = std::move(tls);
+}
+
+// (Here rather than beside the plain http_get: it is how the tests reach https://.)
+HttpResponse http_get(const ClientOptions& opts) {
+  const auto deadline = Clock::now() + opts.timeout;
+  TcpConn conn = TcpConn::connect(opts.host, opts.port, opts.tls, opts.timeout);
+  conn.send_all(
+      build_request("GET " + opts.path + " HTTP/1.1",
+                    {{"Host", host_header(opts.host, opts.port)}, {"Connection", "close"}},
+                    opts.extra_headers),
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+  return conn.read_http_response(
+      std::max(std::chrono::milliseconds(1),
+               std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())));
 }
 
 const TlsInfo& TcpConn::tls_info() const {
