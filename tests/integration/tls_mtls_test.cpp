@@ -1,7 +1,8 @@
 // #15.5: client certificates as identity. A route with require_client_cert answers 403 to an
 // upgrade without a verified certificate; [routes.auth] client_cert = true makes the certificate
 // a credential (user = subject CN, claims cert.cn, cert.san, cert.fingerprint), which the mqtt
-// adapter's ACL templates ({claim.cert.cn}) and the on_connect hook see.
+// adapter's ACL templates ({claim.cert.cn}, {claim.cert.fingerprint}) and the on_connect hook
+// see.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -107,7 +108,7 @@ uri = ")" +
 path = "/mqtt"
 adapter = "mqtt"
 upstream = "local"
-allow_subscribe = ["devices/{claim.cert.cn}/#"]
+allow_subscribe = ["devices/{claim.cert.cn}/#", "by-fingerprint/{claim.cert.fingerprint}/#"]
 allow_publish = ["devices/{claim.cert.cn}/#"]
 [routes.auth]
 client_cert = true
@@ -125,11 +126,20 @@ client_cert = true
       json j = {{"type", type}, {"topic", topic}, {"id", ++id}};
       if (type == "publish") j["payload"] = "x";
       ws.send_text(j.dump());
-      return json::parse(ws.read_message().data);
+      // The answer with our id (our own publishes also come back as messages: skip those).
+      for (;;) {
+        json answer = json::parse(ws.read_message().data);
+        if (answer.value("id", json()) == id) return answer;
+      }
     };
     EXPECT_EQ(request("subscribe", "devices/" + me + "/#")["type"], "ack");
     EXPECT_EQ(request("subscribe", "devices/" + other + "/#")["code"], "forbidden");
     EXPECT_EQ(request("subscribe", "devices/#")["code"], "forbidden");
+    // cert.fingerprint: SHA-256 of the certificate, lowercase hex without colons.
+    const IssuedCert* another = who == &pki_.device ? &pki_.device_2 : &pki_.device;
+    EXPECT_EQ(request("subscribe", "by-fingerprint/" + who->fingerprint + "/#")["type"], "ack");
+    EXPECT_EQ(request("subscribe", "by-fingerprint/" + another->fingerprint + "/#")["code"],
+              "forbidden");
     EXPECT_EQ(request("publish", "devices/" + me + "/telemetry")["type"], "ack");
     EXPECT_EQ(request("publish", "devices/" + other + "/telemetry")["code"], "forbidden");
   }

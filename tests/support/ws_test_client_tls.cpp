@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 
 #include "support/ws_test_client.hpp"
 #include "support/ws_test_client_util.hpp"
@@ -80,6 +81,10 @@ void TcpConn::start_tls(const TlsOptions& opts, std::chrono::milliseconds timeou
   if (tls_) throw std::runtime_error("start_tls twice");
   if (!buffer_.empty()) throw std::runtime_error("start_tls with unread plaintext buffered");
   const auto deadline = Clock::now() + timeout;
+  // OpenSSL writes with write(), not send(MSG_NOSIGNAL): a server that hung up would kill the
+  // test binary with SIGPIPE instead of failing a send. Nothing in a test process wants it.
+  static const bool sigpipe_ignored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+  (void)sigpipe_ignored;
   ERR_clear_error();
   auto tls = std::make_unique<Tls>();
   tls->ctx = SSL_CTX_new(TLS_client_method());
