@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
@@ -89,6 +90,17 @@ class TlsReload : public ::testing::Test {
   double metric(const std::string& series) const {
     return sample(http_get("127.0.0.1", server_->port2, "/metrics").body, series).value_or(0);
   }
+  // The notAfter the expiry gauge publishes for live.crt (whatever its other labels).
+  std::optional<double> expiry_gauge() const {
+    std::istringstream in(http_get("127.0.0.1", server_->port2, "/metrics").body);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("wsbridge_tls_certificate_expiry_timestamp_seconds{", 0) == 0 &&
+          line.find("live.crt\"") != std::string::npos) {
+        return std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return std::nullopt;
+  }
   static void expect_echo(WsClient& ws, const std::string& text) {
     ws.send_text(text);
     EXPECT_EQ(ws.read_message(3s).data, text);
@@ -102,6 +114,7 @@ class TlsReload : public ::testing::Test {
 TEST_F(TlsReload, SighupServesTheNewCertificateAndKeepsConnections) {
   start();
   EXPECT_EQ(served_serial(), pki_.server.serial_hex);
+  EXPECT_EQ(expiry_gauge(), static_cast<double>(pki_.server.not_after));
   std::vector<WsClient> open_ones;
   for (int i = 0; i < 3; ++i) open_ones.push_back(open());
   expect_echo(open_ones[0], "before");
@@ -118,6 +131,7 @@ TEST_F(TlsReload, SighupServesTheNewCertificateAndKeepsConnections) {
   WsClient fresh = open();
   EXPECT_EQ(fresh.tcp().tls_info().peer_serial, pki_.server_renewed.serial_hex);
   expect_echo(fresh, "new");
+  EXPECT_EQ(expiry_gauge(), static_cast<double>(pki_.server_renewed.not_after));
   EXPECT_EQ(metric(series), reloads + 1);
 }
 

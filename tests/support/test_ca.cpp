@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include <atomic>
+#include <ctime>
 #include <stdexcept>
 #include <utility>
 
@@ -130,6 +131,9 @@ IssuedCert write_files(X509* cert, EVP_PKEY* key, const std::string& cn) {
   out.key_pem = key_pem(key);
   out.subject = subject_line(cert);
   out.serial_hex = serial_hex(cert);
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) fail("ASN1_TIME_to_tm");
+  out.not_after = static_cast<long long>(timegm(&tm));
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (X509_digest(cert, EVP_sha256(), digest, &len) != 1) fail("X509_digest");
@@ -211,7 +215,7 @@ TestPki::TestPki() {
   server = ca.issue({.cn = "localhost", .sans = local});
   api =
       ca.issue({.cn = "api.example.test", .sans = {"DNS:api.example.test", "DNS:*.example.test"}});
-  server_renewed = ca.issue({.cn = "localhost", .sans = local});
+  server_renewed = ca.issue({.cn = "localhost", .sans = local, .not_after = 60 * kDay});
   expired =
       ca.issue({.cn = "localhost", .sans = local, .not_before = -2 * kDay, .not_after = -kDay});
   not_yet_valid =

@@ -19,6 +19,7 @@ struct IssuedCert {
   std::string subject;      // one line, OpenSSL's RFC 2253 form: "CN=localhost"
   std::string serial_hex;   // uppercase hex, as openssl x509 -serial prints it
   std::string fingerprint;  // SHA-256 of the DER certificate, lowercase hex without colons
+  long long not_after = 0;  // Unix time
 };
 
 struct CertSpec {
@@ -62,7 +63,8 @@ struct TestPki {
   IssuedCert server;
   // CN=api.example.test, SAN api.example.test and *.example.test: the SNI certificate.
   IssuedCert api;
-  // CN=localhost again but a different key and serial: the replacement at reload.
+  // CN=localhost again but a different key, serial and notAfter (60 days): the replacement at
+  // reload.
   IssuedCert server_renewed;
   IssuedCert expired;        // notAfter yesterday
   IssuedCert not_yet_valid;  // notBefore tomorrow
