@@ -289,7 +289,8 @@ void Shard::serve() {
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
   release_retired_configs(true);
-  for (auto& [id, held] : held_) upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
+  for (auto& [id, held] : held_)
+    upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
   held_.clear();
   destroying_ = true;
   lws_sul_cancel(&timer_->sul);

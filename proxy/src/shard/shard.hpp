@@ -78,6 +78,7 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
     auth::AuthDecision decision;
     std::optional<AdmissionResult> verdict;  // set when the adapter answered
     std::optional<ConnectionSlots::Slot> slot;
+    SSL* ssl = nullptr;  // wss://: the TLS session, kept (tls/session_handover.hpp)
   };
   struct Admitted {
     AdmissionResult verdict;
