@@ -4,20 +4,24 @@
 #   --tls        also serve https://localhost:8443 and wss://localhost:8443, with a self-signed
 #                certificate for localhost made here (openssl) on first use, in the state dir
 #   --make-cert  only make that certificate (when missing) and say how to trust it; no build
+#   --tls-config only make it and write the config --tls runs; print that file's name; no build
 # The state dir is $WSBRIDGE_STATE_DIR, by default .state/ in this checkout (conf/wss.toml names
 # the certificate there). WSBRIDGE_CONFIG replaces conf/wsbridge.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tls=false
 cert_only=false
+config_only=false
 for arg in "$@"; do
   case "$arg" in
     --tls) tls=true ;;
     --make-cert) cert_only=true ;;
-    -h | --help) sed -n '2,8p' "$0" | cut -c3-; exit 0 ;;
-    *) echo "usage: $0 [--tls | --make-cert]" >&2; exit 2 ;;
+    --tls-config) config_only=true ;;
+    -h | --help) sed -n '2,9p' "$0" | cut -c3-; exit 0 ;;
+    *) echo "usage: $0 [--tls | --make-cert | --tls-config]" >&2; exit 2 ;;
   esac
 done
+config="${WSBRIDGE_CONFIG:-conf/wsbridge.toml}"
 state="${WSBRIDGE_STATE_DIR:-$PWD/.state}"
 cert="$state/tls/localhost.crt"
 key="$state/tls/localhost.key"
@@ -51,23 +55,13 @@ trust_hint() {
   echo "    Chromium:  chromium --ignore-certificate-errors-spki-list=$spki https://localhost:8443/"
   echo "    curl:      curl --cacert $cert https://localhost:8443/healthz"
   echo "    Python:    ssl.create_default_context(cafile=\"$cert\")"
-  echo "    (or trust it system-wide, docs/TLS.md \"A certificate for localhost\")"
+  echo "    (or for good: docs/TLS.md, \"Try it on localhost\")"
 }
 
-if $cert_only; then
-  make_cert
-  trust_hint
-  exit 0
-fi
-
-bash scripts/install-deps.sh
-bash scripts/build.sh release
-config="${WSBRIDGE_CONFIG:-conf/wsbridge.toml}"
-
-if $tls; then
-  make_cert
-  # The config with one more listener: TLS on 8443. It is written to the state dir, so a
-  # relative static_dir is made absolute (relative to the file it came from).
+# $config with one more listener, TLS on 8443, written to the state dir: so a relative
+# static_dir is made absolute (relative to the file it came from).
+write_tls_config() {
+  local base_dir
   base_dir=$(cd "$(dirname "$config")" && pwd)
   tls_config="$state/wsbridge-tls.toml"
   {
@@ -84,6 +78,25 @@ compression = "shared"
   key_file = "$key"
 EOF
   } >"$tls_config"
+}
+
+if $cert_only; then
+  make_cert
+  trust_hint
+  exit 0
+fi
+if $config_only; then
+  make_cert >&2
+  write_tls_config
+  echo "$tls_config"
+  exit 0
+fi
+
+bash scripts/install-deps.sh
+bash scripts/build.sh release
+if $tls; then
+  make_cert
+  write_tls_config
   config="$tls_config"
 fi
 
