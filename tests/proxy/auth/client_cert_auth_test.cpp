@@ -14,8 +14,8 @@ using testing::unix_now;
 const std::string kSecret = "unit-test-secret-unit-test-secret-0123";
 
 tls::ClientCertificate device() {
-  return tls::ClientCertificate{"device-1", {"URI:urn:dev:device-1", "DNS:d1.example.test"},
-                                "ab12"};
+  return tls::ClientCertificate{
+      "device-1", {"URI:urn:dev:device-1", "DNS:d1.example.test"}, "ab12"};
 }
 
 class ClientCertAuthTest : public ::testing::Test {
@@ -49,8 +49,8 @@ TEST_F(ClientCertAuthTest, AVerifiedCertificateAuthenticatesAsItsCommonName) {
   EXPECT_EQ(d.user, "device-1");
   EXPECT_EQ(d.method, "client_cert");
   EXPECT_EQ(d.claims["cert.cn"], "device-1");
-  EXPECT_EQ(d.claims["cert.san"], nlohmann::json::array({"URI:urn:dev:device-1",
-                                                         "DNS:d1.example.test"}));
+  EXPECT_EQ(d.claims["cert.san"],
+            nlohmann::json::array({"URI:urn:dev:device-1", "DNS:d1.example.test"}));
   EXPECT_EQ(d.claims["cert.fingerprint"], "ab12");
   r.client_cert->cn.clear();  // no CN: the fingerprint names it
   EXPECT_EQ(run(route, r).user, "ab12");
@@ -119,8 +119,7 @@ TEST_F(ClientCertAuthTest, ReauthenticationKeepsTheCertificateClaims) {
   r.authorization = "Bearer " + token({{"sub", "alice"}});
   const AuthDecision first = run(route, r);
   ASSERT_TRUE(first.allowed) << first.reason;
-  const AuthDecision again = reauthenticate(route, "alice", first.claims,
-                                            token({{"sub", "alice"}}),
+  const AuthDecision again = reauthenticate(route, "alice", first.claims, token({{"sub", "alice"}}),
                                             std::chrono::system_clock::now());
   EXPECT_TRUE(again.allowed) << again.reason;
   EXPECT_EQ(again.claims["cert.cn"], "device-1");

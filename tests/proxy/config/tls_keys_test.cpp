@@ -46,15 +46,15 @@ TEST_F(TlsKeysTest, AGoodPairMakesATlsListener) {
 
 TEST_F(TlsKeysTest, EveryKeyIsRead) {
   const TestPki& pki = TestPki::get();
-  const ServerConfig c = parse(config(
-      pair_lines(pki.server) +
-      "min_version = \"1.3\"\nciphersuites = \"TLS_AES_128_GCM_SHA256\"\n"
-      "ciphers = \"ECDHE-RSA-AES128-GCM-SHA256\"\nhsts = \"max-age=600\"\nwatch = true\n"
-      "client_ca_file = \"" +
-      pki.client_ca.cert_file() +
-      "\"\nclient_cert = \"optional\"\n"
-      "[[listeners.tls.sni]]\nserver_names = [\"api.example.test\", \"*.example.test\"]\n" +
-      pair_lines(pki.api)));
+  const ServerConfig c = parse(
+      config(pair_lines(pki.server) +
+             "min_version = \"1.3\"\nciphersuites = \"TLS_AES_128_GCM_SHA256\"\n"
+             "ciphers = \"ECDHE-RSA-AES128-GCM-SHA256\"\nhsts = \"max-age=600\"\nwatch = true\n"
+             "client_ca_file = \"" +
+             pki.client_ca.cert_file() +
+             "\"\nclient_cert = \"optional\"\n"
+             "[[listeners.tls.sni]]\nserver_names = [\"api.example.test\", \"*.example.test\"]\n" +
+             pair_lines(pki.api)));
   const tls::TlsSettings& s = c.listeners[0].tls->settings();
   EXPECT_EQ(s.min_version, tls::MinVersion::kTls13);
   EXPECT_EQ(s.ciphersuites, "TLS_AES_128_GCM_SHA256");
@@ -84,9 +84,9 @@ TEST_F(TlsKeysTest, UnreadableFilesAreErrorsAtTheirKey) {
 TEST_F(TlsKeysTest, FilesThatAreNotPemAreErrorsAtTheirKey) {
   const TestPki& pki = TestPki::get();
   const std::string junk = testing::write_temp_file("junk.pem", "not a certificate\n");
-  EXPECT_EQ(error_of(config(pair_lines(junk, pki.server.key_file))),
-            "test.toml:5:13: " + junk +
-                " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")");
+  EXPECT_EQ(
+      error_of(config(pair_lines(junk, pki.server.key_file))),
+      "test.toml:5:13: " + junk + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")");
   const std::string e = error_of(config(pair_lines(pki.server.cert_file, junk)));
   EXPECT_TRUE(e.starts_with("test.toml:6:12: " + junk + " holds no unencrypted PEM private key"))
       << e;
@@ -97,9 +97,9 @@ TEST_F(TlsKeysTest, FilesThatAreNotPemAreErrorsAtTheirKey) {
 
 TEST_F(TlsKeysTest, AKeyOfAnotherCertificateIsAnErrorAtKeyFile) {
   const IssuedCert& m = TestPki::get().mismatched;
-  EXPECT_EQ(error_of(config(pair_lines(m))),
-            "test.toml:6:12: the private key in " + m.key_file +
-                " does not belong to the certificate in " + m.cert_file);
+  EXPECT_EQ(error_of(config(pair_lines(m))), "test.toml:6:12: the private key in " + m.key_file +
+                                                 " does not belong to the certificate in " +
+                                                 m.cert_file);
 }
 
 TEST_F(TlsKeysTest, CertificatesOutsideTheirValidityAreErrorsAtCertFile) {
@@ -118,9 +118,9 @@ TEST_F(TlsKeysTest, SniEntriesAreCheckedLikeTheDefault) {
   EXPECT_EQ(error_of(config(pair_lines(pki.server), sni + pair_lines(pki.mismatched))),
             "test.toml:10:12: the private key in " + pki.mismatched.key_file +
                 " does not belong to the certificate in " + pki.mismatched.cert_file);
-  EXPECT_EQ(error_of(config(pair_lines(pki.server),
-                            "[[listeners.tls.sni]]\nserver_names = [\"bad name!\"]\n" +
-                                pair_lines(pki.api))),
+  EXPECT_EQ(error_of(config(
+                pair_lines(pki.server),
+                "[[listeners.tls.sni]]\nserver_names = [\"bad name!\"]\n" + pair_lines(pki.api))),
             "test.toml:8:16: \"bad name!\" is not a server name (a DNS name such as "
             "\"api.example.com\", or \"*.example.com\")");
   EXPECT_EQ(error_of(config(pair_lines(pki.server),
@@ -141,16 +141,15 @@ TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
 }
 
 TEST_F(TlsKeysTest, RedirectListenersAreNotTls) {
-  const ServerConfig c =
-      parse("[[listeners]]\nport = 8080\nredirect_to_https = 8443\n"
-            "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  const ServerConfig c = parse(
+      "[[listeners]]\nport = 8080\nredirect_to_https = 8443\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
   EXPECT_EQ(c.listeners[0].redirect_to_https, 8443);
   EXPECT_FALSE(c.listeners[0].tls);
   const std::string both =
       error_of("[[listeners]]\nport = 8443\nredirect_to_https = 8443\n[listeners.tls]\n" +
                pair_lines(TestPki::get().server));
-  EXPECT_TRUE(both.starts_with("test.toml:3:21: a listener with a [listeners.tls] table"))
-      << both;
+  EXPECT_TRUE(both.starts_with("test.toml:3:21: a listener with a [listeners.tls] table")) << both;
 }
 
 TEST_F(TlsKeysTest, UnknownTlsKeysAreErrors) {

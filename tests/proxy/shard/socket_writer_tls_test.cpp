@@ -23,9 +23,8 @@ std::shared_ptr<const tls::ServerCertificates> localhost_certificate() {
       tls::load_certificate_pair(cert.cert_file, cert.key_file, std::chrono::system_clock::now());
   std::vector<tls::NamedCertificate> certs;
   certs.push_back(tls::NamedCertificate{{}, cert.cert_file, std::move(r.pair)});
-  return std::make_shared<const tls::ServerCertificates>("test", tls::TlsSettings{},
-                                                         std::move(certs),
-                                                         std::vector<tls::X509Ptr>{});
+  return std::make_shared<const tls::ServerCertificates>(
+      "test", tls::TlsSettings{}, std::move(certs), std::vector<tls::X509Ptr>{});
 }
 
 Frame patterned(FrameKind kind, std::size_t size, char seed) {

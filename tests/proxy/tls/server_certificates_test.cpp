@@ -57,7 +57,7 @@ TEST(ServerCertificatesTest, ChoosesExactNameThenWildcardThenDefault) {
   EXPECT_EQ(chosen_for(*certs, "api.example.test"), "api.example.test");
   EXPECT_EQ(chosen_for(*certs, "API.Example.TEST"), "api.example.test");  // names are caseless
   EXPECT_EQ(chosen_for(*certs, "www.example.test"), "api.example.test");  // *.example.test
-  EXPECT_EQ(chosen_for(*certs, "a.b.example.test"), "localhost");  // a wildcard is one label
+  EXPECT_EQ(chosen_for(*certs, "a.b.example.test"), "localhost");         // a wildcard is one label
   EXPECT_EQ(chosen_for(*certs, "example.test"), "localhost");
   EXPECT_EQ(chosen_for(*certs, "other.test"), "localhost");
   EXPECT_EQ(chosen_for(*certs, ""), "localhost");
@@ -65,10 +65,10 @@ TEST(ServerCertificatesTest, ChoosesExactNameThenWildcardThenDefault) {
 
 TEST(ServerCertificatesTest, HandshakesGetTheCertificateTheirServerNameChose) {
   const auto certs = two_certificates();
-  for (const auto& [sni, cn] : {std::pair<std::string, std::string>{"api.example.test",
-                                                                     "api.example.test"},
-                                {"localhost", "localhost"},
-                                {"", "localhost"}}) {
+  for (const auto& [sni, cn] :
+       {std::pair<std::string, std::string>{"api.example.test", "api.example.test"},
+        {"localhost", "localhost"},
+        {"", "localhost"}}) {
     TlsPair pair(certs, client_side(sni, 0, nullptr, TestPki::get().ca.cert_file()));
     ASSERT_TRUE(pair.handshake()) << "SNI \"" << sni << "\"";
     EXPECT_EQ(subject_cn(SSL_get0_peer_certificate(pair.client)), cn) << "SNI \"" << sni << "\"";

@@ -11,8 +11,8 @@
 #include <memory>
 #include <string>
 
-#include "tls/server_certificates.hpp"
 #include "support/test_ca.hpp"
+#include "tls/server_certificates.hpp"
 
 namespace wsbridge::testing {
 
