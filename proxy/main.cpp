@@ -46,6 +46,7 @@ void reload(wsbridge::Server& server, const wsbridge::CliOptions& options, std::
     next = std::make_shared<ServerConfig>(load_config_file(options.config_file, registry));
   } catch (const std::exception& e) {
     core_metrics::config_reload("invalid");
+    if (server.serves_tls()) core_metrics::tls_certificate_reload("refused");
     WSB_LOG(kError) << "reload failed, keeping the current configuration: " << e.what();
     return;
   }

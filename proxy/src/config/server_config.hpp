@@ -98,6 +98,12 @@ struct ServerConfig {
   const RouteConfig* find_route(std::string_view path) const;
   // `threads`, with "auto" resolved to the CPUs this process may run on.
   unsigned effective_threads() const;
+  bool has_tls() const {
+    for (const auto& l : listeners) {
+      if (l.tls) return true;
+    }
+    return false;
+  }
 };
 
 inline constexpr unsigned kMaxThreads = 256;

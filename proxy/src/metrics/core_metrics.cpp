@@ -24,6 +24,14 @@ void config_reload(std::string_view outcome) {
       .inc();
 }
 
+void tls_certificate_reload(std::string_view result) {
+  metrics::Registry::global()
+      .counter("wsbridge_tls_certificate_reloads_total",
+               "reloads of TLS listener certificates (SIGHUP or tls.watch), by result",
+               {{"result", std::string(result)}})
+      .inc();
+}
+
 void backend_request(std::string_view backend, std::string_view outcome) {
   metrics::Registry::global()
       .counter("wsbridge_http_backend_requests_total",

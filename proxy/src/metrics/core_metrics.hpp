@@ -70,6 +70,9 @@ void upgrade_refused(std::string_view reason);
 void auth_failed(std::string_view reason);
 // wsbridge_config_reloads_total{outcome}: "ok", "refused" (needs a restart), "invalid".
 void config_reload(std::string_view outcome);
+// A reload of a configuration with TLS listeners: "ok" (new handshakes get the certificates it
+// read) or "refused" (a file failed its checks, or the reload was refused; the old ones stay).
+void tls_certificate_reload(std::string_view result);
 // wsbridge_http_backend_requests_total{backend,outcome}: a request to an HTTP backend ended
 // ("ok": any HTTP status; else the failure).
 void backend_request(std::string_view backend, std::string_view outcome);

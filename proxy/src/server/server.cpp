@@ -12,7 +12,8 @@
 namespace wsbridge {
 
 Server::Server(std::shared_ptr<ServerConfig> config)
-    : shared_(std::make_unique<ShardShared>(config->effective_threads())) {
+    : serves_tls_(config->has_tls()),
+      shared_(std::make_unique<ShardShared>(config->effective_threads())) {
   if (config->http_client->shards() != shared_->count) {
     // (parse_config sizes it; a configuration put together by hand must do the same.)
     throw std::logic_error("the configuration's HTTP client is not sized for its threads");

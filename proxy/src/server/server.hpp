@@ -41,7 +41,11 @@ class Server {
   // The number of shards (service threads).
   unsigned threads() const;
 
+  // Whether some listener speaks TLS (fixed at start: changing it needs a restart).
+  bool serves_tls() const { return serves_tls_; }
+
  private:
+  bool serves_tls_ = false;
   std::unique_ptr<ShardShared> shared_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };

@@ -79,7 +79,7 @@ void Shard::adopt_config_tables() {
     listener_of_vhost_[listener_vhosts_[i]] = &listener;
     // New handshakes get the certificates just loaded; open connections keep their session.
     if (i < lws_tables_->tls_slots.size() && listener.tls) {
-      lws_tables_->tls_slots[i].current = listener.tls;
+      lws_tables_->tls_slots[i].adopt(listener.tls);
       if (index_ == 0) listener.tls->publish_expiry();
     }
   }

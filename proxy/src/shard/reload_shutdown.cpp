@@ -59,6 +59,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
   if (const std::string why = restart_needed_for(*next); !why.empty()) {
     core_metrics::config_reload(
         "refused");  // (counted first: whoever reads the log finds the metric up to date)
+    if (next->has_tls()) core_metrics::tls_certificate_reload("refused");
     WSB_LOG(kError) << "reload of " << next->file << " refused: " << why
                     << " (that needs a restart); keeping the current configuration";
     return;
@@ -67,6 +68,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
     next->http_client->attach(context_, index_);
   } catch (const std::exception& e) {
     core_metrics::config_reload("refused");
+    if (next->has_tls()) core_metrics::tls_certificate_reload("refused");
     WSB_LOG(kError) << "reload of " << next->file << " refused: " << e.what()
                     << "; keeping the current configuration";
     return;
@@ -81,6 +83,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
   }
   swap_config(std::move(next));
   core_metrics::config_reload("ok");
+  if (config_->has_tls()) core_metrics::tls_certificate_reload("ok");
   WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
                  << config_->routes.size() << " route(s); " << shared_.sessions.size()
                  << " open connection(s) keep the configuration they were admitted under";

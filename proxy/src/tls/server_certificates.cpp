@@ -17,6 +17,9 @@ namespace wsbridge::tls {
 namespace {
 
 constexpr unsigned char kSessionIdContext[] = "wsbridge";
+// OpenSSL 3.0's default TLS 1.3 suites (TLS_DEFAULT_CIPHERSUITES), to go back to at a reload.
+constexpr const char* kDefaultCiphersuites =
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
 
 std::string lowercase(std::string_view s) {
   std::string out(s);
@@ -107,6 +110,10 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   }
   const ServerCertificates& certs = *slot->current;
   SSL_CTX* ctx = certs.select(client_hello_server_name(ssl));
+  // The vhost's context is set up as the default (TlsSlot::adopt): most handshakes stay on it,
+  // at no cost. (One that began before a reload and reaches its ClientHello after it keeps what
+  // the vhost had when it began.)
+  if (ctx == certs.default_context()) return SSL_CLIENT_HELLO_SUCCESS;
   if (SSL_set_SSL_CTX(ssl, ctx) == nullptr) {
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_CLIENT_HELLO_ERROR;
@@ -236,7 +243,38 @@ void ServerCertificates::publish_expiry() const {
   }
 }
 
+void ServerCertificates::configure_as_default(SSL_CTX* ctx) const {
+  SSL_CTX* from = entries_.front().ctx;
+  SSL_CTX_use_certificate(ctx, SSL_CTX_get0_certificate(from));
+  SSL_CTX_use_PrivateKey(ctx, SSL_CTX_get0_privatekey(from));
+  SSL_CTX_clear_chain_certs(ctx);
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(from, &chain);
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i));
+  }
+  SSL_CTX_set_min_proto_version(ctx, SSL_CTX_get_min_proto_version(from));
+  SSL_CTX_set_options(ctx, SSL_CTX_get_options(from));
+  SSL_CTX_set_cipher_list(ctx, settings_.ciphers.c_str());
+  SSL_CTX_set_ciphersuites(ctx, settings_.ciphersuites.empty() ? kDefaultCiphersuites
+                                                               : settings_.ciphersuites.c_str());
+  SSL_CTX_set1_cert_store(ctx, SSL_CTX_get_cert_store(from));
+  const STACK_OF(X509_NAME)* names = SSL_CTX_get_client_CA_list(from);
+  SSL_CTX_set_client_CA_list(ctx, names != nullptr ? SSL_dup_CA_list(names)
+                                                   : sk_X509_NAME_new_null());
+  SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(from), nullptr);
+  SSL_CTX_set_verify_depth(ctx, SSL_CTX_get_verify_depth(from));
+  SSL_CTX_set_alpn_select_cb(ctx, select_http11, nullptr);
+  ERR_clear_error();
+}
+
+void TlsSlot::adopt(std::shared_ptr<const ServerCertificates> certificates) {
+  current = std::move(certificates);
+  if (vhost_ctx != nullptr && current) current->configure_as_default(vhost_ctx);
+}
+
 void prepare_vhost_context(SSL_CTX* vhost_ctx, TlsSlot* slot) {
+  slot->vhost_ctx = vhost_ctx;
   SSL_CTX_set_client_hello_cb(vhost_ctx, on_client_hello, slot);
   set_servername_callback(vhost_ctx);
   SSL_CTX_set_info_callback(vhost_ctx, count_handshakes);
@@ -245,6 +283,7 @@ void prepare_vhost_context(SSL_CTX* vhost_ctx, TlsSlot* slot) {
   const auto& keys = ticket_keys();
   SSL_CTX_set_tlsext_ticket_keys(vhost_ctx, const_cast<unsigned char*>(keys.data()),
                                  static_cast<long>(keys.size()));
+  slot->adopt(slot->current);
 }
 
 }  // namespace wsbridge::tls

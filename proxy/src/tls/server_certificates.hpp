@@ -4,10 +4,11 @@
 // contexts to new handshakes (SSL_CTX is reference counted and safe to share), and a reload builds
 // a new set while connections made under the old one keep it.
 //
-// Every TLS connection starts on the listener's lws vhost context (lws creates the SSL). Our
-// ClientHello callback on that context picks the certificate context and moves the connection
-// onto it (SSL_set_SSL_CTX), with this set's protocol floor, ciphers and client-certificate
-// policy: so SNI, reloads and mTLS need nothing from lws but the SSL object.
+// Every TLS connection starts on the listener's lws vhost context (lws creates the SSL), which is
+// set up as a copy of the set's default (TlsSlot::adopt). Our ClientHello callback on it picks
+// the certificate for the SNI name; for another than the default it moves the connection onto
+// that context (SSL_set_SSL_CTX), with this set's protocol floor, ciphers and client-certificate
+// policy. So SNI, reloads and mTLS need nothing from lws but the SSL object.
 #pragma once
 
 #include <openssl/types.h>
@@ -45,6 +46,10 @@ class ServerCertificates {
   // The context for a ClientHello naming `server_name` ("" when it named none).
   SSL_CTX* select(std::string_view server_name) const;
   std::size_t certificate_count() const { return entries_.size(); }
+  SSL_CTX* default_context() const { return entries_.front().ctx; }
+  // Makes `ctx` (a vhost's) serve like the default context: certificate, chain, floor, ciphers,
+  // client-certificate policy. On the thread that owns `ctx` (its SSLs copy it when made).
+  void configure_as_default(SSL_CTX* ctx) const;
   // Publishes each certificate's expiry as a metric.
   void publish_expiry() const;
 
@@ -65,6 +70,9 @@ class ServerCertificates {
 // shard, read and replaced on that shard's thread only.
 struct TlsSlot {
   std::shared_ptr<const ServerCertificates> current;
+  SSL_CTX* vhost_ctx = nullptr;  // set by prepare_vhost_context
+  // A new set (a reload): the vhost's context is set up as its default.
+  void adopt(std::shared_ptr<const ServerCertificates> certificates);
 };
 
 // Prepares the SSL_CTX lws made for a TLS listener's vhost (LWS_CALLBACK_OPENSSL_LOAD_EXTRA_

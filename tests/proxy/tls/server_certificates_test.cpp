@@ -157,6 +157,32 @@ TEST(ServerCertificatesTest, WithoutClientCertificatesNoneIsAskedFor) {
   EXPECT_FALSE(tls::verified_client_certificate(pair.server));
 }
 
+// A reload: the vhost's context (where every handshake starts) becomes the new set's default.
+TEST(ServerCertificatesTest, AdoptingASetReconfiguresTheVhostContext) {
+  const TestPki& pki = TestPki::get();
+  SSL_CTX* vhost = SSL_CTX_new(TLS_server_method());
+  tls::TlsSlot slot;
+  slot.current = two_certificates();
+  tls::prepare_vhost_context(vhost, &slot);
+  EXPECT_EQ(subject_cn(SSL_CTX_get0_certificate(vhost)), "localhost");
+  EXPECT_EQ(SSL_CTX_get_min_proto_version(vhost), TLS1_2_VERSION);
+  EXPECT_EQ(SSL_CTX_get_verify_mode(vhost), SSL_VERIFY_NONE);
+
+  tls::TlsSettings s;
+  s.min_version = tls::MinVersion::kTls13;
+  s.client_cert = tls::ClientCertMode::kRequired;
+  std::vector<tls::NamedCertificate> certs;
+  certs.push_back(named(pki.api));
+  std::string error;
+  const auto cas = tls::load_ca_file(pki.client_ca.cert_file(), error);
+  slot.adopt(std::make_shared<const tls::ServerCertificates>("x", s, std::move(certs), cas));
+  EXPECT_EQ(subject_cn(SSL_CTX_get0_certificate(vhost)), "api.example.test");
+  EXPECT_EQ(SSL_CTX_get_min_proto_version(vhost), TLS1_3_VERSION);
+  EXPECT_EQ(SSL_CTX_get_verify_mode(vhost), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+  EXPECT_EQ(sk_X509_NAME_num(SSL_CTX_get_client_CA_list(vhost)), 1);
+  SSL_CTX_free(vhost);
+}
+
 TEST(ServerCertificatesTest, AnUnknownCipherListIsRefusedByName) {
   tls::TlsSettings s;
   s.ciphers = "NO-SUCH-CIPHER";
