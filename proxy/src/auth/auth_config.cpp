@@ -152,9 +152,10 @@ RouteAuth parse_route_auth(ConfigTable& t, const AuthSettings& settings) {
   if (a.api_keys && settings.api_keys.empty()) {
     t.fail_at("api_keys", "'api_keys = true' but no [[api_keys]] are defined");
   }
+  a.client_cert = t.boolean("client_cert").value_or(false);
   a.required = t.boolean("required").value_or(a.verifies_credentials());
   if (a.required && !a.verifies_credentials()) {
-    t.fail_at("required", "'required = true' needs 'jwt' or 'api_keys'");
+    t.fail_at("required", "'required = true' needs 'jwt', 'api_keys' or 'client_cert'");
   }
   if (auto sources = t.each_one_of<CredentialSource>(
           "credentials", {{"header", CredentialSource::kHeader},

@@ -46,14 +46,15 @@ struct RouteAuth {
                                            CredentialSource::kSubprotocol};
   std::string query_param = "access_token";
   std::string cookie = "access_token";
-  std::shared_ptr<const JwtVerifier> jwt;                           // tokens verified by this
-  bool api_keys = false;                                            // [[api_keys]] accepted
+  std::shared_ptr<const JwtVerifier> jwt;  // tokens verified by this
+  bool api_keys = false;                   // [[api_keys]] accepted
+  bool client_cert = false;  // a verified client certificate (mTLS) authenticates: user = its CN
   std::vector<std::string> allowed_users;                           // empty: any authenticated user
   std::map<std::string, std::vector<std::string>> required_claims;  // claim -> accepted values
   std::optional<std::string> acl_claim;  // claim with {"sub":[..],"pub":[..]}
   OriginPolicy origins;
 
-  bool verifies_credentials() const { return jwt != nullptr || api_keys; }
+  bool verifies_credentials() const { return jwt != nullptr || api_keys || client_cert; }
 };
 
 // Reads [jwt.NAME] (secret_env / secret, public_key_file, jwks_file, issuer, audience, leeway,

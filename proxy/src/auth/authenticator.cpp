@@ -134,6 +134,15 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
+void add_certificate_claims(AuthDecision& d, const std::optional<tls::ClientCertificate>& cert) {
+  // Only the TLS handshake may say these: a token or key claiming them is overruled.
+  for (const char* name : {"cert.cn", "cert.san", "cert.fingerprint"}) d.claims.erase(name);
+  if (!cert) return;
+  d.claims["cert.cn"] = cert->cn;
+  d.claims["cert.san"] = cert->san;
+  d.claims["cert.fingerprint"] = cert->fingerprint;
+}
+
 AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                           const HandshakeRequest& request,
                           std::chrono::system_clock::time_point now,
@@ -149,7 +158,12 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
     if ((credential = credential_from(source, route, request))) break;
   }
   AuthDecision d;
-  if (!route.verifies_credentials() || !credential) {
+  if (!credential && route.client_cert && request.client_cert) {
+    d.allowed = true;
+    d.user = request.client_cert->cn.empty() ? request.client_cert->fingerprint
+                                             : request.client_cert->cn;
+    d.method = "client_cert";
+  } else if (!route.verifies_credentials() || !credential) {
     if (route.required) return refuse(401, "missing credentials", /*challenge=*/true);
     d.allowed = true;  // anonymous
   } else {
@@ -175,6 +189,7 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
       if (!d.allowed) return d;
     }
   }
+  add_certificate_claims(d, request.client_cert);
   return authorize(route, std::move(d));
 }
 
@@ -209,6 +224,11 @@ AuthDecision reauthenticate(const RouteAuth& route, const std::string& user,
   if (!route.jwt) return refuse(400, "this route does not take tokens");
   AuthDecision d = verify_token(route, std::string(token), now);
   if (!d.allowed) return d;
+  // The connection's TLS client certificate still stands: its claims carry over.
+  for (const char* name : {"cert.cn", "cert.san", "cert.fingerprint"}) {
+    d.claims.erase(name);
+    if (claims.is_object() && claims.contains(name)) d.claims[name] = claims[name];
+  }
   d = authorize(route, std::move(d));
   if (!d.allowed) return d;
   if (d.user != user) return refuse(403, "the new token is for another user");

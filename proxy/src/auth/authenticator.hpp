@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "auth/auth_config.hpp"
+#include "tls/client_identity.hpp"
 
 namespace wsbridge::auth {
 
@@ -17,6 +18,8 @@ struct HandshakeRequest {
   std::optional<std::string> cookie;                       // the Cookie header
   std::vector<std::string> subprotocols;                   // Sec-WebSocket-Protocol, split
   std::optional<std::string> origin;                       // the Origin header
+  // The client certificate the TLS handshake verified (mTLS), if any.
+  std::optional<tls::ClientCertificate> client_cert;
 };
 
 struct AuthDecision {
@@ -31,7 +34,7 @@ struct AuthDecision {
   // When allowed:
   std::string user;
   nlohmann::json claims = nlohmann::json::object();
-  std::string method;  // "jwt", "api_key" or "" (anonymous)
+  std::string method;  // "jwt", "api_key", "client_cert" or "" (anonymous)
   std::optional<TopicAcl> acl;
   std::optional<std::chrono::system_clock::time_point> expires_at;
 };

@@ -15,6 +15,7 @@
 
 #include "config/compression_keys.hpp"
 #include "config/listen_endpoints.hpp"
+#include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
 
@@ -62,7 +63,8 @@ std::optional<std::string> route_path_problem(const std::string& path) {
   return std::nullopt;
 }
 
-ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_settings) {
+ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_settings,
+                             const std::filesystem::path& config_dir) {
   ListenerConfig l;
   l.address = t.string("address").value_or("127.0.0.1");
   if (!is_ip_literal(l.address)) {
@@ -76,6 +78,21 @@ ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_sett
   l.compression = read_compression_keys(t, true).over(CompressionConfig{});
   l.origins = auth::parse_origin_policy(t);
   if (auto a = t.table("auth")) l.auth = auth::parse_route_auth(*a, auth_settings);
+  if (auto redirect = t.integer("redirect_to_https", 1, 65535)) {
+    l.redirect_to_https = static_cast<std::uint16_t>(*redirect);
+  }
+  if (auto tls_table = t.table("tls")) {
+    if (l.redirect_to_https) {
+      t.fail_at("redirect_to_https",
+                "a listener with a [listeners.tls] table is https already: "
+                "'redirect_to_https' belongs on a plain listener");
+    }
+    ListenerTls parsed =
+        read_tls_table(*tls_table, config_dir, l.address + ":" + std::to_string(l.port));
+    tls_table->reject_unknown_keys();
+    l.tls = std::move(parsed.certificates);
+    l.tls_files = std::move(parsed.files);
+  }
   return l;
 }
 
@@ -206,7 +223,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
   }
   std::vector<Endpoint> listener_endpoints;
   for (auto& t : listeners) {
-    ListenerConfig l = read_listener(t, config.auth);
+    ListenerConfig l = read_listener(t, config.auth, config_dir);
     t.reject_unknown_keys();
     listener_endpoints.push_back(endpoint(l.address, l.port, t.position_of("port")));
     config.listeners.push_back(std::move(l));
@@ -303,6 +320,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       route.has_own_auth = true;
     }
     route.compression = read_compression_keys(t, false);
+    route.require_client_cert = t.boolean("require_client_cert").value_or(false);
     if (route.idle_timeout <= route.ping_interval) {
       t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",
                 "'idle_timeout' must be longer than 'ping_interval' in route \"" + route.path +
@@ -321,7 +339,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
          {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
           "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
           "slow_consumer", "queue_high_water_bytes", "compression", "compression_threshold",
-          "compression_window_bits", "compression_level"}) {
+          "compression_window_bits", "compression_level", "require_client_cert"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(

@@ -13,6 +13,7 @@
 #include "auth/auth_config.hpp"
 #include "compression/compression_config.hpp"
 #include "http/http_client_pool.hpp"
+#include "tls/server_certificates.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/plugin.hpp"
@@ -27,6 +28,11 @@ struct ListenerConfig {
   // [listeners.auth]: the authentication of routes reached through this listener that have no
   // auth table of their own.
   std::optional<auth::RouteAuth> auth;
+  // [listeners.tls]: wss:// and https:// on this port (docs/TLS.md). Null for ws:// and http://.
+  std::shared_ptr<const tls::ServerCertificates> tls;
+  std::vector<std::filesystem::path> tls_files;  // the files it was read from (tls.watch)
+  // A plain listener that answers every request with 301 to https://<host>:<this port>.
+  std::optional<std::uint16_t> redirect_to_https;
 };
 
 // The admin listener: /metrics (and /healthz) for operators, never on a public listener.
@@ -63,6 +69,7 @@ struct RouteConfig {
   double rate = 0;                        // messages per second per connection; 0: unlimited
   double burst = 0;                       // token bucket size
   auth::RouteAuth auth;
+  bool require_client_cert = false;  // 403 without a verified TLS client certificate
   bool has_own_auth = false;         // an [routes.auth] table: it replaces the listener's
   CompressionOverrides compression;  // over the listener's
   std::shared_ptr<Adapter> adapter;

@@ -80,6 +80,10 @@ class WatchTable {
 
 thread_local std::unique_ptr<WatchTable> t_table;
 
+// How this thread's current read answers a head itself (reject): the socket's send(), or, for a
+// TLS connection, the hook's SSL_write (tls_read_hook.cpp sets it around its guarded_recv call).
+thread_local ReplySend t_reply_send = nullptr;
+
 // The calling thread's table, made on its first watch.
 WatchTable& table() {
   if (!t_table) t_table = std::make_unique<WatchTable>();
@@ -199,8 +203,12 @@ void reject(int fd, Watch& w, Verdict verdict) {
                  << (too_large ? "431: its head is over " + std::to_string(kMaxRequestHeadBytes) +
                                      " bytes"
                                : std::string("400: malformed head"));
-  [[maybe_unused]] const ssize_t sent =
-      ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (t_reply_send != nullptr) {
+    t_reply_send(fd, reply);
+  } else {
+    [[maybe_unused]] const ssize_t sent =
+        ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   ::shutdown(fd, SHUT_WR);
   lose(w);
   w.phase = Phase::kRejected;
@@ -345,7 +353,17 @@ long after_recv(int fd, void* buffer, long received) {
   }
 }
 
-ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw) {
+static ssize_t guarded_recv_step(int fd, void* buffer, std::size_t length, int flags, RawRecv raw);
+
+ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw,
+                     ReplySend reply_send) {
+  t_reply_send = reply_send;
+  const ssize_t n = guarded_recv_step(fd, buffer, length, flags, raw);
+  t_reply_send = nullptr;
+  return n;
+}
+
+static ssize_t guarded_recv_step(int fd, void* buffer, std::size_t length, int flags, RawRecv raw) {
   Watch* w = (flags & MSG_PEEK) != 0 ? nullptr : mine(fd);
   if (w == nullptr) return raw(fd, buffer, length, flags);
   if (w->blocked) {

@@ -59,10 +59,13 @@ bool take_compressed(int fd);
 void upgrade_refused(int fd);
 // The socket is closing: stop watching it.
 void forget(int fd);
-// The recv() wrapper's work: reads through `raw` (the C library's recv) and returns what lws
-// is to get, as recv() would.
+// The recv() wrapper's work: reads through `raw` (the C library's recv, or for TLS connections
+// SSL_read / SSL_peek on the plaintext: tls_read_hook.cpp) and returns what lws is to get, as
+// recv() would. A head answered here (400, 431) is written with `reply_send` (null: send()).
 using RawRecv = ssize_t (*)(int, void*, std::size_t, int);
-ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw);
+using ReplySend = void (*)(int fd, const std::string& reply);
+ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw,
+                     ReplySend reply_send = nullptr);
 // Feeds bytes that go to lws some other way (a held upgrade's head replayed from a buffer):
 // rewrites them in place and returns how many lws is to get, or -1 with errno EAGAIN when none.
 // Bytes behind an upgrade head given this way make a later upgrade a violation.

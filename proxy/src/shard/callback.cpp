@@ -30,6 +30,15 @@ Session* Shard::session_of(lws* wsi) {
 
 int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_int);
+  if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+    // A TLS listener's vhost is being made (lifecycle.cpp): `user` is its SSL_CTX. (The wsi is a
+    // stand-in with no protocol: the shard is the context's user.)
+    auto* shard = static_cast<Shard*>(lws_context_user(lws_get_context(wsi)));
+    if (shard != nullptr && shard->configuring_tls_ != nullptr) {
+      tls::prepare_vhost_context(static_cast<SSL_CTX*>(user), shard->configuring_tls_);
+    }
+    return 0;
+  }
   const lws_protocols* protocol = lws_get_protocol(wsi);
   auto* self = protocol != nullptr ? static_cast<Shard*>(protocol->user) : nullptr;
   if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -68,9 +77,13 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
           self->adopting_.reset();
         }
         return 0;
-      case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+      case LWS_CALLBACK_FILTER_HTTP_CONNECTION: {
         // A complete request head (every HTTP request but upgrades, static files included).
         if (data != nullptr) request_arrived(*data);
+        const ListenerConfig* listener = self->listener_of(wsi);
+        if (listener != nullptr && listener->redirect_to_https) {
+          return self->redirect_to_https(wsi, *listener->redirect_to_https);
+        }
         if (auto problem = framing_problem(wsi, false)) {
           WSB_LOG(kInfo) << "refused a request from " << peer_address(wsi) << ": "
                          << problem->status << " " << problem->reason;
@@ -79,6 +92,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
           return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
         }
         return 0;
+      }
       case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
         // Bound at the start of every HTTP transaction, and again when one completes on a
         // keep-alive connection: the next request must come within the handshake timeout too.

@@ -42,6 +42,10 @@ int Shard::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
 }
 
 int Shard::confirm_upgrade(lws* wsi) {
+  if (const ListenerConfig* listener = listener_of(wsi);
+      listener != nullptr && listener->redirect_to_https) {
+    return redirect_to_https(wsi, *listener->redirect_to_https);
+  }
   const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
   if (uri.empty())
     return refuse_upgrade(wsi, 400, "bad_request", "a WebSocket upgrade must be a GET request");
@@ -158,6 +162,14 @@ int Shard::confirm_upgrade(lws* wsi) {
     const auto eq = arg.find('=');
     request.query.emplace_back(arg.substr(0, eq),
                                eq == std::string::npos ? "" : arg.substr(eq + 1));
+  }
+  if (lws_is_ssl(wsi) != 0) {
+    request.client_cert = tls::verified_client_certificate(lws_get_ssl(wsi));
+  }
+  if (route->require_client_cert && !request.client_cert) {
+    return refuse_upgrade(wsi, 403, "client_cert",
+                          "this route requires a client certificate (mTLS) that the listener "
+                          "verified");
   }
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
   auth::AuthDecision decision = auth::authenticate(

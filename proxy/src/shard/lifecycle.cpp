@@ -32,6 +32,18 @@ const lws_retry_bo_t kFarAwayValidity = {
     .jitter_percent = 0,
 };
 
+// "TLS 1.2+, 3 certificates (SNI), client certificates required", for the start-up log.
+std::string tls_summary(const tls::ServerCertificates& certs) {
+  const tls::TlsSettings& s = certs.settings();
+  std::string out = s.min_version == tls::MinVersion::kTls13 ? "1.3" : "1.2+";
+  if (certs.certificate_count() > 1) {
+    out += ", " + std::to_string(certs.certificate_count()) + " certificates (SNI)";
+  }
+  if (s.client_cert == tls::ClientCertMode::kRequired) out += ", client certificates required";
+  if (s.client_cert == tls::ClientCertMode::kOptional) out += ", client certificates optional";
+  return out;
+}
+
 int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                       std::size_t len) {
   return Shard::lws_callback(wsi, static_cast<int>(reason), user, in, len);
@@ -63,7 +75,21 @@ void Shard::adopt_config_tables() {
       std::clamp(shortest / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
   listener_of_vhost_.clear();
   for (std::size_t i = 0; i < listener_vhosts_.size() && i < config_->listeners.size(); ++i) {
-    listener_of_vhost_[listener_vhosts_[i]] = &config_->listeners[i];
+    const ListenerConfig& listener = config_->listeners[i];
+    listener_of_vhost_[listener_vhosts_[i]] = &listener;
+    // New handshakes get the certificates just loaded; open connections keep their session.
+    if (i < lws_tables_->tls_slots.size() && listener.tls) {
+      lws_tables_->tls_slots[i].current = listener.tls;
+      if (index_ == 0) listener.tls->publish_expiry();
+    }
+  }
+  // (The HSTS value may change at a reload; whether there is one needs a restart.)
+  std::size_t hsts = 0;
+  for (const auto& listener : config_->listeners) {
+    if (listener.tls && !listener.tls->settings().hsts.empty() &&
+        hsts < lws_tables_->hsts_headers.size()) {
+      lws_tables_->hsts_headers[hsts++].value = listener.tls->settings().hsts.c_str();
+    }
   }
 }
 
@@ -105,6 +131,9 @@ void Shard::open() {
   // No LWS_SERVER_OPTION_VALIDATE_UTF8: the session validates text itself (utf8_validator.hpp
   // says why).
   info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  for (const auto& listener : config_->listeners) {
+    if (listener.tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  }
   info.user = this;
   info.gid = static_cast<gid_t>(-1);
   info.uid = static_cast<uid_t>(-1);
@@ -145,7 +174,8 @@ void Shard::open() {
   // their headers in one go), our protocols, lws' own pings parked, and a bind failure is fatal.
   auto open_vhost = [&](const std::string& address, std::uint16_t port, const char* name,
                         std::uint64_t options, const lws_http_mount* mounts,
-                        const lws_extension* extensions) {
+                        const lws_extension* extensions,
+                        const lws_protocol_vhost_options* headers = nullptr) {
     const bool ipv6 = address.find(':') != std::string::npos;
     lws_context_creation_info vinfo{};
     vinfo.port = port;
@@ -154,6 +184,7 @@ void Shard::open() {
     vinfo.protocols = protocols.data();
     vinfo.mounts = mounts;
     vinfo.extensions = extensions;
+    vinfo.headers = headers;
     vinfo.retry_and_idle_policy = &kFarAwayValidity;
     vinfo.alpn = "http/1.1";
     vinfo.options =
@@ -187,13 +218,39 @@ void Shard::open() {
     listen_share::Scope scope(share);
     // lws' extension is there for routes with compression = "per_connection"; every upgrade
     // asks the core first (CONFIRM_EXTENSION_OKAY), which refuses it for the other modes.
-    lws_vhost* vhost = open_vhost(listener.address, listener.port, name.c_str(), 0, &health_mount,
-                                  kDeflateExtensions);
+    // A TLS listener: lws makes the SSL_CTX every connection starts on and hands it to us
+    // (LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS, inside lws_create_vhost), where our
+    // ClientHello callback takes over choosing the certificate (server_certificates.hpp).
+    tls::TlsSlot& slot = lws_tables_->tls_slots.emplace_back();
+    slot.current = listener.tls;
+    const lws_protocol_vhost_options* headers = nullptr;
+    if (listener.tls && !listener.tls->settings().hsts.empty()) {
+      lws_protocol_vhost_options& hsts = lws_tables_->hsts_headers.emplace_back();
+      hsts.name = "Strict-Transport-Security:";
+      hsts.value = listener.tls->settings().hsts.c_str();
+      headers = &hsts;
+    }
+    configuring_tls_ = listener.tls ? &slot : nullptr;
+    lws_vhost* vhost = open_vhost(
+        listener.address, listener.port, name.c_str(),
+        listener.tls ? LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
+                     : 0,
+        &health_mount, kDeflateExtensions, headers);
+    configuring_tls_ = nullptr;
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
     if (index_ != 0) continue;
-    WSB_LOG(kInfo) << "listening on ws://" << url_host(listener.address) << ":" << listener.port
-                   << " (compression " << compression_name(listener.compression.mode) << ")";
+    if (listener.redirect_to_https) {
+      WSB_LOG(kInfo) << "listening on http://" << url_host(listener.address) << ":" << listener.port
+                     << " (redirecting everything to https, port " << *listener.redirect_to_https
+                     << ")";
+      continue;
+    }
+    WSB_LOG(kInfo) << "listening on " << (listener.tls ? "wss://" : "ws://")
+                   << url_host(listener.address) << ":" << listener.port << " (compression "
+                   << compression_name(listener.compression.mode)
+                   << (listener.tls ? ", TLS " + tls_summary(*listener.tls) : std::string()) << ")";
+    if (listener.tls) listener.tls->publish_expiry();
   }
   if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;

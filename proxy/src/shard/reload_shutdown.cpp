@@ -26,6 +26,14 @@ std::string Shard::restart_needed_for(const ServerConfig& next) const {
     if (a.address != b.address || a.port != b.port) {
       return "listener " + std::to_string(i + 1) + " changed its address or port";
     }
+    // The certificates, protocol floor, ciphers and client-certificate policy reload; whether
+    // the port speaks TLS at all (and whether lws adds an HSTS header) is fixed at start.
+    if ((a.tls != nullptr) != (b.tls != nullptr) || a.redirect_to_https != b.redirect_to_https) {
+      return "listener " + std::to_string(i + 1) + " changed between plain, TLS and redirect";
+    }
+    if (a.tls && a.tls->settings().hsts.empty() != b.tls->settings().hsts.empty()) {
+      return "listener " + std::to_string(i + 1) + " added or removed its hsts header";
+    }
   }
   if (now.admin.has_value() != next.admin.has_value() ||
       (now.admin &&

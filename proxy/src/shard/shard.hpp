@@ -135,6 +135,10 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // The same, for a session: by the index of its listener, in the configuration in force now.
   const auth::RouteAuth& auth_policy(std::size_t listener, const RouteConfig& route) const;
   int serve_http(lws* wsi, std::string_view uri);
+  // A plain listener with redirect_to_https: 301 to the same path on https (https_redirect.cpp).
+  int redirect_to_https(lws* wsi, std::uint16_t https_port);
+  // The listener a connection came in on (null for the admin listener).
+  const ListenerConfig* listener_of(lws* wsi) const;
   int on_established(lws* wsi, ConnectionData& data);
   // The connection's next request is due within the handshake timeout (from accept, and after
   // each keep-alive answer), or no longer (it arrived).
@@ -179,6 +183,7 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   std::uint64_t next_hold_id_ = 1;
   bool holds_answered_ = false;  // some held upgrade has its verdict: release it from run()
   int adopting_fd_ = -1;         // the held socket being handed back to lws now
+  tls::TlsSlot* configuring_tls_ = nullptr;  // the TLS listener whose vhost lws is creating
   std::optional<Admitted> adopting_;
   ShardShared& shared_;
   const unsigned index_;

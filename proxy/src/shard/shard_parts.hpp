@@ -56,6 +56,10 @@ struct Shard::LwsTables {
   lws_http_mount files_mount{};
   std::string static_origin;
   std::deque<std::string> vhost_names;  // a deque never moves its elements
+  // Per listener (index in config order): its current certificates (tls.hpp), and its HSTS
+  // header for lws to add to every HTTP answer (TLS listeners with `hsts` only).
+  std::deque<tls::TlsSlot> tls_slots;
+  std::deque<lws_protocol_vhost_options> hsts_headers;
 };
 
 struct Shard::Timer {

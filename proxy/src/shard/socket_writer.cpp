@@ -1,10 +1,13 @@
 #include "shard/socket_writer.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 namespace wsbridge {
 
@@ -140,6 +143,57 @@ SocketWriter::Result SocketWriter::write(int fd, std::optional<PartialFrame>& pa
       result.status = Status::kFull;
       return result;
     }
+  }
+}
+
+SocketWriter::Result SocketWriter::write_tls(SSL* ssl, std::size_t& sealed,
+                                             std::optional<PartialFrame>& partial,
+                                             FrameQueue& queue, std::size_t budget,
+                                             const shared_deflate::WireFormat& format) {
+  Result result;
+  // Returns false when the record could not go out whole (result says why).
+  auto seal_or_flush = [&](std::size_t len) {
+    ERR_clear_error();
+    // On a retry OpenSSL sends the record it already sealed and reads nothing from the buffer
+    // but its length (lws sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER): the scratch may hold
+    // another connection's bytes by then.
+    const int n = SSL_write(ssl, record_.data(), static_cast<int>(len));
+    if (n > 0) {
+      sealed = 0;
+      return true;
+    }
+    const int error = SSL_get_error(ssl, n);
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+      sealed = len;
+      result.status = Status::kFull;
+    } else {
+      result.status = Status::kError;
+      result.error = error == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
+    }
+    ERR_clear_error();
+    return false;
+  };
+  if (sealed > 0 && !seal_or_flush(sealed)) return result;
+  for (;;) {
+    if (!partial && queue.empty()) {
+      result.status = Status::kDrained;
+      return result;
+    }
+    if (result.wire_bytes >= budget) {
+      result.status = Status::kMore;
+      return result;
+    }
+    const std::size_t offered =
+        gather(partial, queue, std::min(budget - result.wire_bytes, kTlsRecordBytes), format);
+    std::size_t at = 0;
+    for (const iovec& v : iovecs()) {
+      std::memcpy(record_.data() + at, v.iov_base, v.iov_len);
+      at += v.iov_len;
+    }
+    // Sealed or sent, these bytes are the record's now.
+    result.wire_bytes += offered;
+    consume(offered, partial, queue, result, format);
+    if (!seal_or_flush(offered)) return result;
   }
 }
 

@@ -15,6 +15,8 @@
 #include <optional>
 #include <span>
 
+#include <openssl/types.h>
+
 #include "compression/shared_deflate.hpp"
 #include "session/frame_queue.hpp"
 
@@ -65,6 +67,17 @@ class SocketWriter {
   Result write(int fd, std::optional<PartialFrame>& partial, FrameQueue& queue, std::size_t budget,
                const shared_deflate::WireFormat& format = {});
 
+  // The same over TLS: at most one record (16 KiB) per SSL_write, gathered from the same iovecs
+  // into this writer's scratch (OpenSSL copies it into the record anyway). `sealed` is the
+  // connection's count of bytes OpenSSL took into a record that the socket has not taken yet
+  // (SSL_write said WANT_WRITE): they are consumed from the queue at once, since the record
+  // holds them, and the next call finishes that record before anything else. While it is not 0
+  // nothing else may be written on the connection (TlsWriter callers treat it as mid-frame).
+  Result write_tls(SSL* ssl, std::size_t& sealed, std::optional<PartialFrame>& partial,
+                   FrameQueue& queue, std::size_t budget,
+                   const shared_deflate::WireFormat& format = {});
+  static constexpr std::size_t kTlsRecordBytes = 16384;  // TLS' largest record plaintext
+
   // The iovecs of `partial`'s rest and then of the queue's frames, at most `budget` bytes in all
   // (the last one cut short when the budget ends inside it); returns their total. They point into
   // the frames and into this writer's header scratch: valid until the next call.
@@ -80,6 +93,7 @@ class SocketWriter {
   std::array<iovec, kMaxIovecs> iov_{};
   std::size_t iov_count_ = 0;
   std::array<std::array<unsigned char, 10>, kMaxFrames> headers_{};
+  std::array<unsigned char, kTlsRecordBytes> record_{};
 };
 
 }  // namespace wsbridge

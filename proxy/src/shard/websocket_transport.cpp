@@ -2,6 +2,7 @@
 
 #include <libwebsockets.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "recv_hook/mask_guard.hpp"
@@ -25,7 +26,8 @@ WebSocketTransport::WebSocketTransport(lws* wsi, SocketWriter& writer, bool thro
       writer_(writer),
       through_lws_(through_lws),
       format_(format),
-      inflates_(inflates) {}
+      inflates_(inflates),
+      ssl_(lws_is_ssl(wsi) != 0 ? lws_get_ssl(wsi) : nullptr) {}
 
 void WebSocketTransport::want_write() {
   lws_callback_on_writable(wsi_);
@@ -83,18 +85,21 @@ WriteTurn WebSocketTransport::write_to_socket(FrameQueue& queue, std::size_t bud
   }
   const bool was_held = reading_held_;
   const SocketWriter::Result r =
-      writer_.write(lws_get_socket_fd(wsi_), partial_, queue, budget, format_);
+      ssl_ != nullptr ? writer_.write_tls(ssl_, tls_sealed_, partial_, queue, budget, format_)
+                      : writer_.write(lws_get_socket_fd(wsi_), partial_, queue, budget, format_);
   turn.frames_done = r.frames_done;
   turn.payload_done = r.payload_done;
   turn.dequeued_bytes = r.dequeued_bytes;
   if (r.status == SocketWriter::Status::kError) {
-    WSB_LOG(kDebug) << "write to " << peer_ << " failed: " << std::strerror(r.error);
+    WSB_LOG(kDebug) << "write to " << peer_ << " failed: "
+                    << (r.error == EPROTO && ssl_ != nullptr ? "TLS error"
+                                                             : std::strerror(r.error));
     turn.failed = true;  // no close frame: the socket is gone (or the stream is cut inside a frame)
     return turn;
   }
   // While reading is held the client's PONGs wait unread; a client that takes our bytes is alive.
   turn.peer_took_bytes = was_held && r.wire_bytes > 0;
-  hold_reading(partial_.has_value());
+  hold_reading(mid_frame());
   return turn;
 }
 

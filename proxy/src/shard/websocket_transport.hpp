@@ -26,7 +26,7 @@ class WebSocketTransport final : public Transport {
   void want_write() override;
   void set_reading(bool on) override;
   WriteTurn write(FrameQueue& queue, std::size_t budget) override;
-  bool mid_frame() const override { return partial_.has_value(); }
+  bool mid_frame() const override { return partial_.has_value() || tls_sealed_ > 0; }
   bool ping() override;
   void close(std::uint16_t code, std::string_view reason) override;
   void drop_within(std::chrono::seconds grace) override;
@@ -55,6 +55,10 @@ class WebSocketTransport final : public Transport {
   // answer in the middle of it.
   std::optional<PartialFrame> partial_;
   bool reading_held_ = false;
+  // wss://: the connection's SSL (else null), and the bytes of a record OpenSSL sealed that the
+  // socket has not taken yet (socket_writer.hpp, write_tls).
+  SSL* const ssl_;
+  std::size_t tls_sealed_ = 0;
 };
 
 }  // namespace wsbridge

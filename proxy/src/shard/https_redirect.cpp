@@ -1,0 +1,83 @@
+// The plain listener that only sends people to https (redirect_to_https): every request, an
+// upgrade included, gets 301 to the same path and query on the https port of the Host it named.
+#include "shard/shard_parts.hpp"
+
+#include <cctype>
+
+#include "http/http_reply.hpp"
+
+namespace wsbridge {
+namespace {
+
+// The host part of a Host header we are willing to put into a Location: a DNS name, an IPv4
+// address or a bracketed IPv6 one, without its port. Anything else is not echoed back.
+std::optional<std::string> host_without_port(std::string_view host) {
+  if (host.empty() || host.size() > 255) return std::nullopt;
+  std::string_view name = host;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    name = host.substr(0, close + 1);
+    for (const char c : name.substr(1, name.size() - 2)) {
+      if (std::isxdigit(static_cast<unsigned char>(c)) == 0 && c != ':' && c != '.') {
+        return std::nullopt;
+      }
+    }
+    return std::string(name);
+  }
+  name = host.substr(0, host.find(':'));
+  if (name.empty()) return std::nullopt;
+  for (const char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '.') {
+      return std::nullopt;
+    }
+  }
+  return std::string(name);
+}
+
+// lws hands over the path and the query decoded: encode them again for the Location (a decoded
+// CR LF must never reach a header), keeping `keep` as it is.
+std::string percent_encoded(std::string_view text, std::string_view keep) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0 || c == '-' || c == '.' || c == '_' || c == '~' ||
+        keep.find(c) != std::string_view::npos) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+const ListenerConfig* Shard::listener_of(lws* wsi) const {
+  const auto it = listener_of_vhost_.find(lws_get_vhost(wsi));
+  return it != listener_of_vhost_.end() ? it->second : nullptr;
+}
+
+int Shard::redirect_to_https(lws* wsi, std::uint16_t https_port) {
+  const ListenerConfig* listener = listener_of(wsi);
+  std::string host = listener != nullptr ? listener->address : "localhost";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  if (auto named = host_without_port(header(wsi, WSI_TOKEN_HOST))) host = *named;
+  std::string path = header(wsi, WSI_TOKEN_GET_URI);
+  if (path.empty() || path.front() != '/') path = "/";
+  std::string target = percent_encoded(path, "/");
+  const auto args = query_arguments(wsi);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    target += (i == 0 ? "?" : "&") + percent_encoded(args[i], "=");
+  }
+  const std::string location =
+      "https://" + host + (https_port == 443 ? "" : ":" + std::to_string(https_port)) + target;
+  write_http_reply(wsi, 301, "text/plain", "this server speaks https: " + location + "\n",
+                   {{"Location:", location}, {"Connection:", "close"}});
+  return -1;  // closed once the answer is out
+}
+
+}  // namespace wsbridge

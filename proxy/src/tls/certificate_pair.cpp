@@ -1,0 +1,162 @@
+#include "tls/certificate_pair.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace wsbridge::tls {
+
+void X509Free::operator()(X509* x) const {
+  X509_free(x);
+}
+void PkeyFree::operator()(EVP_PKEY* k) const {
+  EVP_PKEY_free(k);
+}
+
+namespace {
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// The whole file, or why it cannot be read.
+bool read_file(const std::filesystem::path& file, std::string& out, std::string& error) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + file.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  out = text.str();
+  return true;
+}
+
+std::string openssl_reason() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "";
+  char text[256];
+  ERR_error_string_n(e, text, sizeof text);
+  return text;
+}
+
+std::string one_line(const X509_NAME* name) {
+  char text[512];
+  X509_NAME_oneline(name, text, sizeof text);
+  return text;
+}
+
+std::chrono::system_clock::time_point time_of(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string utc_text(std::chrono::system_clock::time_point t) {
+  const std::time_t s = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+}  // namespace
+
+PairResult load_certificate_pair(const std::filesystem::path& cert_file,
+                                 const std::filesystem::path& key_file,
+                                 std::chrono::system_clock::time_point now) {
+  PairResult result;
+  auto fail = [&](PairFile file, std::string message) {
+    result.pair.reset();
+    result.error = {file, std::move(message)};
+    return std::move(result);
+  };
+  std::string pem;
+  std::string why;
+  if (!read_file(cert_file, pem, why)) return fail(PairFile::kCertificate, why);
+  auto pair = std::make_unique<CertificatePair>();
+  {
+    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    ERR_clear_error();
+    pair->leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!pair->leaf) {
+      return fail(
+          PairFile::kCertificate,
+          cert_file.string() + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")");
+    }
+    while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      pair->chain.emplace_back(next);
+    }
+    ERR_clear_error();  // the end of the file reads as an error
+  }
+  if (!read_file(key_file, pem, why)) return fail(PairFile::kKey, why);
+  {
+    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    // No passphrase prompt ever: an encrypted key fails here with a reason.
+    pair->key.reset(PEM_read_bio_PrivateKey(
+        bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+    if (!pair->key) {
+      const std::string reason = openssl_reason();
+      return fail(PairFile::kKey, key_file.string() + " holds no unencrypted PEM private key" +
+                                      (reason.empty() ? "" : " (" + reason + ")"));
+    }
+  }
+  if (X509_check_private_key(pair->leaf.get(), pair->key.get()) != 1) {
+    ERR_clear_error();
+    return fail(PairFile::kKey, "the private key in " + key_file.string() +
+                                    " does not belong to the certificate in " + cert_file.string());
+  }
+  pair->subject = one_line(X509_get_subject_name(pair->leaf.get()));
+  pair->not_after = time_of(X509_get0_notAfter(pair->leaf.get()));
+  const auto not_before = time_of(X509_get0_notBefore(pair->leaf.get()));
+  if (now >= pair->not_after) {
+    return fail(PairFile::kCertificate, "the certificate in " + cert_file.string() + " (" +
+                                            pair->subject + ") expired on " +
+                                            utc_text(pair->not_after));
+  }
+  if (now < not_before) {
+    return fail(PairFile::kCertificate, "the certificate in " + cert_file.string() + " (" +
+                                            pair->subject + ") is not valid before " +
+                                            utc_text(not_before));
+  }
+  if (auto* names = static_cast<GENERAL_NAMES*>(
+          X509_get_ext_d2i(pair->leaf.get(), NID_subject_alt_name, nullptr, nullptr))) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+      if (n->type != GEN_DNS) continue;
+      const ASN1_STRING* s = n->d.dNSName;
+      pair->dns_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                   static_cast<std::size_t>(ASN1_STRING_length(s)));
+    }
+    GENERAL_NAMES_free(names);
+  }
+  result.pair = std::move(pair);
+  return result;
+}
+
+std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string& error) {
+  std::vector<X509Ptr> out;
+  std::string pem;
+  if (!read_file(file, pem, error)) return out;
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    out.emplace_back(next);
+  }
+  ERR_clear_error();
+  if (out.empty())
+    error = file.string() + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")";
+  return out;
+}
+
+}  // namespace wsbridge::tls
