@@ -4,10 +4,14 @@
 #include <sys/resource.h>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <string_view>
 #include <thread>
 
 #include "config/cli.hpp"
+#include "config/file_watch.hpp"
 #include "config/server_config.hpp"
 #include "metrics/core_metrics.hpp"
 #include "server/server.hpp"
@@ -17,11 +21,24 @@
 
 namespace {
 
-// SIGHUP: load the file again off the service thread (parsing, building adapters, resolving
-// backends), then hand the result over. An invalid file changes nothing.
-void reload(wsbridge::Server& server, const wsbridge::CliOptions& options) {
+// The certificate files of the TLS listeners that asked to be watched (tls.watch).
+std::vector<std::filesystem::path> watched_files(const wsbridge::ServerConfig& config) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& listener : config.listeners) {
+    if (listener.tls && listener.tls->settings().watch) {
+      files.insert(files.end(), listener.tls_files.begin(), listener.tls_files.end());
+    }
+  }
+  return files;
+}
+
+// SIGHUP (or a watched certificate file that changed): load the file again off the service
+// thread (parsing, building adapters, resolving backends, checking certificates), then hand the
+// result over. An invalid file changes nothing.
+void reload(wsbridge::Server& server, const wsbridge::CliOptions& options, std::string_view why,
+            wsbridge::FileWatch& watch) {
   using namespace wsbridge;
-  WSB_LOG(kInfo) << "received SIGHUP: reloading " << options.config_file;
+  WSB_LOG(kInfo) << why << ": reloading " << options.config_file;
   AdapterRegistry registry;
   register_builtin_adapters(registry);
   std::shared_ptr<ServerConfig> next;
@@ -34,20 +51,35 @@ void reload(wsbridge::Server& server, const wsbridge::CliOptions& options) {
   }
   if (!options.log_level) set_log_level(next->log_level);
   set_log_format(next->log_format);
+  watch.watch(watched_files(*next));
   server.request_reload(std::move(next));
 }
 
 // Signals are taken synchronously by one thread (sigwait), which may then call ordinary code.
 // They are blocked before any other thread exists, so every thread inherits the mask.
+// With watched certificate files it also looks at them every 2 s between signals.
 void start_signal_thread(wsbridge::Server& server, const wsbridge::CliOptions& options,
-                         sigset_t signals) {
-  std::thread([&server, &options, signals] {
+                         sigset_t signals, std::vector<std::filesystem::path> watched) {
+  std::thread([&server, &options, signals, watched = std::move(watched)] {
+    wsbridge::FileWatch watch;
+    watch.watch(watched);
     int count = 0;
     while (true) {
       int sig = 0;
-      if (sigwait(&signals, &sig) != 0) continue;
+      if (watch.empty()) {
+        if (sigwait(&signals, &sig) != 0) continue;
+      } else {
+        const timespec every{2, 0};
+        sig = sigtimedwait(&signals, nullptr, &every);
+        if (sig < 0) {
+          if (count == 0 && watch.settled_change()) {
+            reload(server, options, "a watched certificate file changed", watch);
+          }
+          continue;
+        }
+      }
       if (sig == SIGHUP) {
-        if (count == 0) reload(server, options);
+        if (count == 0) reload(server, options, "received SIGHUP", watch);
         continue;
       }
       if (sig != SIGTERM && sig != SIGINT) continue;
@@ -116,9 +148,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   WSB_LOG(kInfo) << "wsbridge " << kVersion << " starting with " << options.config_file;
+  std::vector<std::filesystem::path> watched = watched_files(*config);
   try {
     Server server(std::move(config));  // its only owner: a reload can release it
-    start_signal_thread(server, options, signals);
+    start_signal_thread(server, options, signals, std::move(watched));
     server.run();
   } catch (const std::exception& e) {
     WSB_LOG(kError) << e.what();

@@ -51,6 +51,27 @@ for f in conf/wsbridge.toml conf/mosquitto.conf scripts/install-deps.sh scripts/
 done
 [ -x /usr/sbin/mosquitto ] || fail "scripts/run.sh starts /usr/sbin/mosquitto, which is missing"
 "$binary" --check-config conf/wsbridge.toml >/dev/null || fail "conf/wsbridge.toml does not pass"
+# scripts/run.sh --tls: its self-signed certificate for localhost, the config it runs, and
+# conf/wss.toml (which names that certificate, relative to itself), in a copy of the layout.
+mkdir -p "$work/tls/conf"
+cp conf/wss.toml "$work/tls/conf/"
+ln -s "$root/web" "$work/tls/web"
+if tls_config=$(WSBRIDGE_STATE_DIR="$work/tls/.state" bash scripts/run.sh --tls-config 2>/dev/null); then
+  crt="$work/tls/.state/tls/localhost.crt"
+  for name in "-checkhost localhost" "-checkip 127.0.0.1" "-checkip ::1"; do
+    # (openssl x509 -check* prints whether the name matches; its exit status does not say)
+    openssl x509 -in "$crt" -noout $name | grep -q " does match" ||
+      fail "scripts/run.sh's certificate is not valid for ${name#* }"
+  done
+  "$binary" --check-config "$tls_config" >/dev/null || fail "the config of scripts/run.sh --tls does not pass"
+  grep -q "^port = 8443$" "$tls_config" || fail "scripts/run.sh --tls no longer serves port 8443"
+  "$binary" --check-config "$work/tls/conf/wss.toml" >/dev/null ||
+    fail "conf/wss.toml does not pass with the certificate of scripts/run.sh --make-cert"
+  WSBRIDGE_STATE_DIR="$work/tls/.state" bash scripts/run.sh --make-cert | grep -q "SPKI SHA-256: [A-Za-z0-9+/]\{43\}=" ||
+    fail "scripts/run.sh --make-cert does not print the SPKI hash"
+else
+  fail "scripts/run.sh --tls-config failed"
+fi
 
 # --- The broker and wsbridge of scripts/run.sh, on free ports.
 broker_port=$(free_port)

@@ -1,6 +1,12 @@
 // The front end over real sockets against a real wsbridge process: handshake, HTTP endpoints,
 // echo of every message shape, the limits and their close codes, pings, idle timeouts and
 // permessage-deflate.
+//
+// Compiled twice (tests/CMakeLists.txt): as websocket_protocol_tests over ws:// and http://, and
+// with WSBRIDGE_TEST_OVER_TLS as tls_websocket_protocol_tests (ctest names "tls.*", label tls)
+// over wss:// and https://, the listeners then carrying a test certificate: every guarantee of
+// the plaintext path (the unmasked-frame close hooked on the socket, deflate, the limits) must
+// hold behind TLS too (#15.2).
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
@@ -9,6 +15,7 @@
 
 #include <random>
 
+#include "support/tls_config.hpp"
 #include "wsbridge_instance.hpp"
 
 namespace wsbridge::testing {
@@ -16,17 +23,50 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kConfig = R"(
+#ifdef WSBRIDGE_TEST_OVER_TLS
+constexpr bool kOverTls = true;
+#else
+constexpr bool kOverTls = false;
+#endif
+
+// A listener's TLS table when the suite runs over TLS; nothing otherwise.
+std::string tls_if_on() {
+  return kOverTls ? tls_table(TestPki::get().server) : std::string();
+}
+std::optional<TlsOptions> client_tls() {
+  if (!kOverTls) return std::nullopt;
+  return trust_test_ca();
+}
+const std::string kScheme = kOverTls ? "wss://" : "ws://";
+
+// A connection to a listener, TLS established when the suite runs over TLS.
+TcpConn raw_connect(uint16_t port) {
+  return TcpConn::connect("127.0.0.1", port, client_tls());
+}
+HttpResponse get(uint16_t port, const std::string& path) {
+  ClientOptions opts;
+  opts.port = port;
+  opts.path = path;
+  opts.tls = client_tls();
+  return http_get(opts);
+}
+
+std::string config() {
+  return R"(
 [server]
 static_dir = "${SOURCE_DIR}/tests/integration/static"
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT}
 compression = "off"
+)" + tls_if_on() +
+         R"(
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT2}
 compression = "per_connection"
+)" + tls_if_on() +
+         R"(
 [[routes]]
 path = "/echo"
 adapter = "echo"
@@ -45,19 +85,23 @@ adapter = "echo"
 ping_interval = "300ms"
 idle_timeout = "1200ms"
 )";
+}
 
 class WebSocketProtocolTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new WsbridgeInstance(kConfig, {"--log-level", "debug"});
+    server_ = new WsbridgeInstance(config(), {"--log-level", "debug"});
   }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
-  static WsClient connect(const std::string& path) {
-    return WsClient::connect(server_->client(path));
+  static ClientOptions client(const std::string& path) {
+    ClientOptions opts = server_->client(path);
+    opts.tls = client_tls();
+    return opts;
   }
+  static WsClient connect(const std::string& path) { return WsClient::connect(client(path)); }
   static std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');
@@ -69,7 +113,7 @@ class WebSocketProtocolTest : public ::testing::Test {
 WsbridgeInstance* WebSocketProtocolTest::server_ = nullptr;
 
 TEST_F(WebSocketProtocolTest, HandshakeAnswersTheRfcSampleKey) {
-  auto opts = server_->client("/echo");
+  auto opts = client("/echo");
   opts.key = "dGhlIHNhbXBsZSBub25jZQ==";
   WsClient ws = WsClient::connect(opts);
   EXPECT_EQ(ws.handshake_response().status, 101);
@@ -210,9 +254,9 @@ TEST_F(WebSocketProtocolTest, UnmaskedFrameAfterValidOnesClosesWith1002AfterThei
 }
 
 TEST_F(WebSocketProtocolTest, FramesPipelinedBehindTheHandshakeAreCheckedToo) {
-  auto opts = server_->client("/raw");
+  auto opts = client("/raw");
   {
-    TcpConn tcp = TcpConn::connect("127.0.0.1", server_->port);
+    TcpConn tcp = raw_connect(server_->port);
     tcp.send_all(build_handshake_request(opts) +
                  encode_frame(Opcode::kText, "early", true, random_mask_key()));
     EXPECT_EQ(tcp.read_http_response().status, 101);
@@ -220,7 +264,7 @@ TEST_F(WebSocketProtocolTest, FramesPipelinedBehindTheHandshakeAreCheckedToo) {
     EXPECT_EQ(ws.read_message().data, "early");
   }
   {
-    TcpConn tcp = TcpConn::connect("127.0.0.1", server_->port);
+    TcpConn tcp = raw_connect(server_->port);
     tcp.send_all(build_handshake_request(opts) +
                  encode_frame(Opcode::kText, "early and unmasked", true, std::nullopt));
     EXPECT_EQ(tcp.read_http_response().status, 101);
@@ -230,10 +274,10 @@ TEST_F(WebSocketProtocolTest, FramesPipelinedBehindTheHandshakeAreCheckedToo) {
 }
 
 TEST_F(WebSocketProtocolTest, KeepAliveRequestsBeforeTheUpgradeDoNotConfuseTheMaskCheck) {
-  TcpConn tcp = TcpConn::connect("127.0.0.1", server_->port);
+  TcpConn tcp = raw_connect(server_->port);
   tcp.send_all("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   EXPECT_EQ(tcp.read_http_response().status, 200);
-  tcp.send_all(build_handshake_request(server_->client("/raw")));
+  tcp.send_all(build_handshake_request(client("/raw")));
   ASSERT_EQ(tcp.read_http_response().status, 101);
   WsClient ws = WsClient::adopt(std::move(tcp));
   const std::string big(200000, 'q');  // frames spanning many reads keep their boundaries
@@ -251,7 +295,7 @@ TEST_F(WebSocketProtocolTest, ReservedOpcodeClosesWith1002) {
 
 TEST_F(WebSocketProtocolTest, UnknownPathIs404BeforeUpgrade) {
   try {
-    WsClient::connect(server_->client("/no/such/route"));
+    WsClient::connect(client("/no/such/route"));
     FAIL() << "upgrade accepted";
   } catch (const HandshakeError& e) {
     EXPECT_EQ(e.response().status, 404);
@@ -259,7 +303,7 @@ TEST_F(WebSocketProtocolTest, UnknownPathIs404BeforeUpgrade) {
 }
 
 TEST_F(WebSocketProtocolTest, WrongVersionIs426WithSupportedVersion) {
-  auto opts = server_->client("/echo");
+  auto opts = client("/echo");
   opts.version = "8";
   try {
     WsClient::connect(opts);
@@ -272,7 +316,7 @@ TEST_F(WebSocketProtocolTest, WrongVersionIs426WithSupportedVersion) {
 
 TEST_F(WebSocketProtocolTest, MalformedHandshakeIs400) {
   for (const std::string key : {"", "too-short", "dGhlIHNhbXBsZSBub25jZQ"}) {
-    auto opts = server_->client("/echo");
+    auto opts = client("/echo");
     opts.key = key;
     try {
       WsClient::connect(opts);
@@ -284,16 +328,16 @@ TEST_F(WebSocketProtocolTest, MalformedHandshakeIs400) {
 }
 
 TEST_F(WebSocketProtocolTest, GarbageRequestGetsNoUpgradeAndNoCrash) {
-  TcpConn conn = TcpConn::connect("127.0.0.1", server_->port);
+  TcpConn conn = raw_connect(server_->port);
   conn.send_all("THIS IS NOT HTTP\r\n\r\n");
   const std::string reply = conn.read_until_close(5s);
   EXPECT_EQ(reply.find("101"), std::string::npos);
   // The server is still there.
-  EXPECT_EQ(http_get("127.0.0.1", server_->port, "/healthz").status, 200);
+  EXPECT_EQ(get(server_->port, "/healthz").status, 200);
 }
 
 TEST_F(WebSocketProtocolTest, HealthzReportsVersionAndUptime) {
-  HttpResponse r = http_get("127.0.0.1", server_->port, "/healthz");
+  HttpResponse r = get(server_->port, "/healthz");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.header("Content-Type"), "application/json");
   EXPECT_NE(r.body.find("\"status\":\"ok\""), std::string::npos) << r.body;
@@ -302,15 +346,15 @@ TEST_F(WebSocketProtocolTest, HealthzReportsVersionAndUptime) {
 }
 
 TEST_F(WebSocketProtocolTest, ServesStaticFilesAnd404s) {
-  HttpResponse index = http_get("127.0.0.1", server_->port, "/");
+  HttpResponse index = get(server_->port, "/");
   EXPECT_EQ(index.status, 200);
   EXPECT_NE(index.body.find("static test page"), std::string::npos) << index.body;
-  HttpResponse js = http_get("127.0.0.1", server_->port, "/app.js");
+  HttpResponse js = get(server_->port, "/app.js");
   EXPECT_EQ(js.status, 200);
   EXPECT_NE(js.header("Content-Type").value_or("").find("javascript"), std::string::npos);
-  EXPECT_EQ(http_get("127.0.0.1", server_->port, "/missing.html").status, 404);
+  EXPECT_EQ(get(server_->port, "/missing.html").status, 404);
   // No escape from the static directory.
-  HttpResponse escape = http_get("127.0.0.1", server_->port, "/../../CMakeLists.txt");
+  HttpResponse escape = get(server_->port, "/../../CMakeLists.txt");
   EXPECT_EQ(escape.body.find("cmake_minimum_required"), std::string::npos);
 }
 
@@ -338,12 +382,12 @@ TEST_F(WebSocketProtocolTest, SilentPeerIsClosedAfterIdleTimeout) {
 }
 
 TEST_F(WebSocketProtocolTest, PermessageDeflateIsNegotiatedWhereConfigured) {
-  auto plain = server_->client("/echo");
+  auto plain = client("/echo");
   plain.offer_deflate = true;
   WsClient off = WsClient::connect(plain);
   EXPECT_FALSE(off.deflate_negotiated());
 
-  auto opts = server_->client("/raw");
+  auto opts = client("/raw");
   opts.port = server_->port2;
   opts.offer_deflate = true;
   WsClient on = WsClient::connect(opts);
@@ -363,7 +407,7 @@ TEST_F(WebSocketProtocolTest, PermessageDeflateIsNegotiatedWhereConfigured) {
 }
 
 TEST_F(WebSocketProtocolTest, DeflateBombIsStoppedAtTheLimit) {
-  auto opts = server_->client("/small");
+  auto opts = client("/small");
   opts.port = server_->port2;
   opts.offer_deflate = true;
   WsClient ws = WsClient::connect(opts);
@@ -398,9 +442,11 @@ TEST(ListenerTest, ServesIpv4AndIpv6ListenersSideBySide) {
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT}
+)" + tls_if_on() + R"(
 [[listeners]]
 address = "::1"
 port = ${PORT2}
+)" + tls_if_on() + R"(
 [[routes]]
 path = "/echo"
 adapter = "echo"
@@ -410,17 +456,21 @@ prefix = "v: "
   auto v6 = server.client("/echo");
   v6.host = "::1";
   v6.port = server.port2;
+  v6.tls = client_tls();
+  if (v6.tls) v6.tls->verify_name = false;  // the test certificate names 127.0.0.1, not ::1
   WsClient ws6 = WsClient::connect(v6);
   ws6.send_text("six");
   EXPECT_EQ(ws6.read_message().data, "v: six");
-  WsClient ws4 = WsClient::connect(server.client("/echo"));
+  auto v4 = server.client("/echo");
+  v4.tls = client_tls();
+  WsClient ws4 = WsClient::connect(v4);
   ws4.send_text("four");
   EXPECT_EQ(ws4.read_message().data, "v: four");
-  EXPECT_TRUE(server.process->wait_for_output("listening on ws://[::1]:", 1s));
+  EXPECT_TRUE(server.process->wait_for_output("listening on " + kScheme + "[::1]:", 1s));
   // Each listener is bound to its own address only.
-  EXPECT_EQ(
-      server.process->output().find("listening on ws://127.0.0.1:" + std::to_string(server.port2)),
-      std::string::npos);
+  EXPECT_EQ(server.process->output().find("listening on " + kScheme +
+                                          "127.0.0.1:" + std::to_string(server.port2)),
+            std::string::npos);
 }
 
 }  // namespace

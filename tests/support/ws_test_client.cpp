@@ -34,7 +34,7 @@ WsClient& WsClient::operator=(WsClient&&) noexcept = default;
 
 WsClient WsClient::connect(const ClientOptions& opts) {
   const auto deadline = Clock::now() + opts.timeout;
-  WsClient client(TcpConn::connect(opts.host, opts.port, opts.timeout));
+  WsClient client(TcpConn::connect(opts.host, opts.port, opts.tls, opts.timeout));
   client.tcp_.send_all(build_handshake_request(opts), opts.timeout);
   HttpResponse resp = client.tcp_.read_http_response(
       std::max(std::chrono::milliseconds(1),

@@ -132,6 +132,35 @@ class Inflater {
 
 // ---- TCP ----------------------------------------------------------------------------------------
 
+// A TLS client on top of a TcpConn (ws_test_client_tls.cpp, OpenSSL): wss:// and https:// for the
+// TLS tests. OpenSSL is a separate stack from the server's (lws on OpenSSL too, but its own
+// configuration and state), and every knob a test needs to provoke a refusal is here.
+struct TlsOptions {
+  std::string ca_file;      // PEM roots to trust; empty: do not verify the server at all
+  std::string server_name;  // SNI and the name checked against the certificate; empty: no SNI
+  bool verify_name = true;  // check server_name (or the IP 127.0.0.1 when it is empty)
+  std::string cert_file;    // client certificate (mTLS), with key_file
+  std::string key_file;
+  int min_version = 0;  // TLS1_2_VERSION, ...; 0 = OpenSSL's default
+  int max_version = 0;
+  std::vector<std::string> alpn = {"http/1.1"};
+};
+
+class TlsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What a completed TLS handshake agreed on.
+struct TlsInfo {
+  std::string version;         // "TLSv1.3"
+  std::string cipher;          // "TLS_AES_256_GCM_SHA384"
+  std::string alpn;            // "" when none was selected
+  std::string peer_subject;    // RFC 2253: "CN=localhost,O=wsbridge tests"
+  std::string peer_serial;     // uppercase hex
+  std::string peer_not_after;  // "Dec 30 18:00:00 2026 GMT"
+};
+
 // Raw TCP connection (usually to 127.0.0.1/::1) with helpers. Not thread-safe.
 //
 // Bytes that arrived but were not consumed by a helper (e.g. frames that followed a 101 head in
@@ -142,6 +171,17 @@ class TcpConn {
 
   static TcpConn connect(const std::string& host, uint16_t port,
                          std::chrono::milliseconds timeout = kDefaultTimeout);
+  // connect() and, with tls, start_tls(): what a test writes to reach a listener of either kind.
+  static TcpConn connect(const std::string& host, uint16_t port,
+                         const std::optional<TlsOptions>& tls,
+                         std::chrono::milliseconds timeout = kDefaultTimeout);
+  // Runs a TLS client handshake on this connection; from then on every read and write goes
+  // through it. Throws TlsError when the handshake fails (alert, bad certificate, EOF).
+  // (With TLS 1.3 a server's refusal of the client certificate arrives after this returns,
+  // on the first read.)
+  void start_tls(const TlsOptions& opts, std::chrono::milliseconds timeout = kDefaultTimeout);
+  bool is_tls() const { return tls_ != nullptr; }
+  const TlsInfo& tls_info() const;
   // Takes ownership of an already connected stream socket (e.g. one end of a socketpair()).
   static TcpConn adopt(int fd);
 
@@ -175,14 +215,21 @@ class TcpConn {
   void close();
 
  private:
-  explicit TcpConn(int fd) : fd_(fd) {}
+  explicit TcpConn(int fd);  // (out of line: tls_'s type is complete only there)
   std::string read_exact(size_t n, std::chrono::steady_clock::time_point deadline,
                          std::string_view what);
   std::string read_line(std::chrono::steady_clock::time_point deadline, std::string_view what);
 
+  struct Tls;  // SSL_CTX and SSL (ws_test_client_tls.cpp)
+  // One read or write through TLS, non-blocking: >0 bytes, 0 EOF, -1 wait for POLLIN, -2 POLLOUT.
+  long tls_recv(char* buf, size_t len);
+  long tls_send(std::string_view bytes);
+  void tls_shutdown();
+
   int fd_ = -1;
   bool eof_ = false;
   std::string buffer_;
+  std::unique_ptr<Tls> tls_;
 };
 
 // Simple one-shot HTTP GET over a fresh connection ("Connection: close"). extra_headers with
@@ -206,7 +253,13 @@ struct ClientOptions {
   // Adds "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits".
   bool offer_deflate = false;
   std::chrono::milliseconds timeout{5000};
+  // wss:// (and https:// for http_get(ClientOptions)) when set.
+  std::optional<TlsOptions> tls;
 };
+
+// GET opts.path over a fresh connection (TLS when opts.tls), "Connection: close", with
+// opts.extra_headers.
+HttpResponse http_get(const ClientOptions& opts);
 
 // The exact request bytes WsClient::connect would send; handy for tests that want to tamper
 // with a handshake and send it through a TcpConn.

@@ -131,6 +131,8 @@ TcpConn TcpConn::adopt(int fd) {
   return TcpConn(fd);
 }
 
+TcpConn::TcpConn(int fd) : fd_(fd) {}
+
 TcpConn::~TcpConn() {
   close();
 }
@@ -138,7 +140,8 @@ TcpConn::~TcpConn() {
 TcpConn::TcpConn(TcpConn&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       eof_(std::exchange(other.eof_, false)),
-      buffer_(std::move(other.buffer_)) {}
+      buffer_(std::move(other.buffer_)),
+      tls_(std::move(other.tls_)) {}
 
 TcpConn& TcpConn::operator=(TcpConn&& other) noexcept {
   if (this != &other) {
@@ -146,6 +149,7 @@ TcpConn& TcpConn::operator=(TcpConn&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     eof_ = std::exchange(other.eof_, false);
     buffer_ = std::move(other.buffer_);
+    tls_ = std::move(other.tls_);
   }
   return *this;
 }
@@ -155,16 +159,20 @@ int TcpConn::fd() const {
 }
 
 void TcpConn::close() {
+  tls_.reset();  // without a close_notify: tests close abruptly unless they shut down first
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
 
 void TcpConn::shutdown_write() {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  if (fd_ < 0) return;
+  if (tls_) tls_shutdown();  // TLS' half-close is a close_notify alert
+  ::shutdown(fd_, SHUT_WR);
 }
 
 void TcpConn::abort() {
   if (fd_ < 0) return;
+  tls_.reset();
   const linger lg{1, 0};
   ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   close();
@@ -174,6 +182,16 @@ void TcpConn::send_all(std::string_view bytes, std::chrono::milliseconds timeout
   if (fd_ < 0) throw std::runtime_error("send on a closed TcpConn");
   const auto deadline = Clock::now() + timeout;
   while (!bytes.empty()) {
+    if (tls_) {
+      const long n = tls_send(bytes);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<size_t>(n));
+      } else if (wait_fd(fd_, n == -1 ? POLLIN : POLLOUT, deadline) == 0) {
+        throw std::runtime_error("TLS send timed out with " + std::to_string(bytes.size()) +
+                                 " bytes unsent (peer not reading?)");
+      }
+      continue;
+    }
     // MSG_NOSIGNAL: a server that already hung up must give us EPIPE, not kill the test binary.
     const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -197,6 +215,19 @@ TcpConn::ReadStatus TcpConn::read_some(Clock::time_point deadline) {
   if (eof_) return ReadStatus::kEof;
   for (;;) {
     char tmp[65536];
+    if (tls_) {
+      const long n = tls_recv(tmp, sizeof(tmp));
+      if (n > 0) {
+        buffer_.append(tmp, static_cast<size_t>(n));
+        return ReadStatus::kData;
+      }
+      if (n == 0) {
+        eof_ = true;
+        return ReadStatus::kEof;
+      }
+      if (wait_fd(fd_, n == -1 ? POLLIN : POLLOUT, deadline) == 0) return ReadStatus::kTimeout;
+      continue;
+    }
     const ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
     if (n > 0) {
       buffer_.append(tmp, static_cast<size_t>(n));

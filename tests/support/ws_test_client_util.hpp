@@ -1,6 +1,6 @@
 // Helpers shared by the test client's sources (ws_test_client*.cpp), not part of its interface:
 // poll() with a deadline, the ASCII text handling of HTTP heads, escaping for error messages,
-// the random source, and request building.
+// the random source, request building, and the TLS state of a connection.
 #pragma once
 
 #include <cerrno>
@@ -11,6 +11,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <openssl/ssl.h>
+
+#include "support/ws_test_client.hpp"
 
 namespace wsbridge::testing::client_detail {
 
@@ -35,3 +39,21 @@ std::string build_request(const std::string& request_line,
                           const std::vector<std::pair<std::string, std::string>>& extra);
 
 }  // namespace wsbridge::testing::client_detail
+
+namespace wsbridge::testing {
+
+// The TLS state of a TcpConn, complete here so the TCP side can destroy and move it.
+struct TcpConn::Tls {
+  SSL_CTX* ctx = nullptr;
+  SSL* ssl = nullptr;
+  TlsInfo info;
+  Tls() = default;
+  Tls(const Tls&) = delete;
+  Tls& operator=(const Tls&) = delete;
+  ~Tls() {
+    if (ssl != nullptr) SSL_free(ssl);
+    if (ctx != nullptr) SSL_CTX_free(ctx);
+  }
+};
+
+}  // namespace wsbridge::testing

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "tls/session_handover.hpp"
+
 namespace wsbridge::upgrade_hold {
 
 std::optional<int> detach_socket(int fd) {
@@ -44,14 +46,18 @@ HttpHeaders parse_request_headers(std::string_view request) {
   return headers;
 }
 
-void reply_and_close(int fd, unsigned status, std::string_view reason) {
+void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl) {
   const std::string body = std::string(reason) + "\n";
   const std::string reply =
       "HTTP/1.1 " + std::to_string(status) +
       " Refused\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\nConnection: close\r\n\r\n" + body;
   // Non-blocking and small: it fits an idle socket's send buffer; if not, the client gets less.
-  (void)send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (ssl != nullptr) {
+    tls::reply_and_free(ssl, fd, reply);
+  } else {
+    (void)send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   close(fd);
 }
 

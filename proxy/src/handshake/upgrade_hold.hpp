@@ -8,8 +8,10 @@
 // refuses the upgrade to lws. When the answer comes, the socket is adopted again with the very
 // request bytes lws had read (lws_adopt_socket_vhost_readbuf); lws parses the request a second
 // time and the core answers it from the recorded verdict: 101 or the refusal's status.
-// Plain TCP listeners only: a TLS session cannot be moved between lws connections.
+// On a TLS listener the session moves with the socket (tls/session_handover.hpp).
 #pragma once
+
+#include <openssl/types.h>
 
 #include <optional>
 #include <string>
@@ -28,6 +30,7 @@ HttpHeaders parse_request_headers(std::string_view request);
 
 // Writes a small complete HTTP response straight to a held socket and closes it (used when the
 // socket cannot go back to lws, e.g. the decision did not come in time).
-void reply_and_close(int fd, unsigned status, std::string_view reason);
+// With `ssl` (a TLS session kept by tls::keep_session), the answer goes in the session.
+void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl = nullptr);
 
 }  // namespace wsbridge::upgrade_hold

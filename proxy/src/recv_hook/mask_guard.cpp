@@ -306,6 +306,11 @@ void upgrade_refused(int fd) {
   if (w != nullptr && w->phase == Phase::kAwaiting) resume_http(*w);
 }
 
+void plaintext_waiting(int fd) {
+  Watch* w = mine(fd);
+  if (w != nullptr && w->sink != nullptr && !w->blocked) w->sink->on_plaintext_waiting(fd);
+}
+
 void forget(int fd) {
   if (mine(fd) != nullptr) table().set(fd, nullptr);
 }

@@ -29,6 +29,10 @@ namespace wsbridge {
 class UnmaskedFrameSink {
  public:
   virtual void on_unmasked_frame(int fd) = 0;
+  // TLS only: OpenSSL holds decrypted bytes of `fd` that lws did not read, because the guard
+  // stopped at the end of a request head, and lws will not look (no POLLIN comes for bytes
+  // already read off the socket): read it again soon. Same rules as above.
+  virtual void on_plaintext_waiting(int fd) = 0;
 
  protected:
   ~UnmaskedFrameSink() = default;
@@ -59,6 +63,8 @@ bool take_compressed(int fd);
 void upgrade_refused(int fd);
 // The socket is closing: stop watching it.
 void forget(int fd);
+// Tells the socket's watcher that plaintext waits in its TLS session (on_plaintext_waiting).
+void plaintext_waiting(int fd);
 // The recv() wrapper's work: reads through `raw` (the C library's recv, or for TLS connections
 // SSL_read / SSL_peek on the plaintext: tls_read_hook.cpp) and returns what lws is to get, as
 // recv() would. A head answered here (400, 431) is written with `reply_send` (null: send()).

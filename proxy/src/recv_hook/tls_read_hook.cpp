@@ -80,6 +80,9 @@ extern "C" int SSL_read(SSL* ssl, void* buffer, int num) {
   // (A failed real read left OpenSSL's own state for SSL_get_error to report.)
   if (n < 0 && !t_read_failed) t_would_block = ssl;
   t_reading = outer;
+  // lws looks at OpenSSL's buffer again only after a read that filled what it asked for; when
+  // the guard gave it less (it stops at the end of a request head), say what is left.
+  if (n != num && SSL_pending(ssl) > 0) wsbridge::mask_guard::plaintext_waiting(fd);
   return static_cast<int>(n);
 }
 

@@ -3,6 +3,7 @@
 
 #include "handshake/upgrade_hold.hpp"
 #include "recv_hook/mask_guard.hpp"
+#include "tls/session_handover.hpp"
 
 namespace wsbridge {
 
@@ -10,7 +11,7 @@ int Shard::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision d
                         ConnectionSlots::Slot slot) {
   const int fd = lws_get_socket_fd(wsi);
   std::string bytes = mask_guard::take_request_bytes(fd);
-  if (bytes.empty() || lws_is_ssl(wsi) != 0) {
+  if (bytes.empty()) {
     return refuse_upgrade(wsi, 500, "admission",
                           "this request cannot be held for its route's admission check");
   }
@@ -34,6 +35,8 @@ int Shard::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision d
   held.since = SteadyClock::now();
   held.decision = std::move(decision);
   held.slot = std::move(slot);
+  // lws closes its connection (and its SSL) when this returns: the session stays with the hold.
+  if (lws_is_ssl(wsi) != 0) held.ssl = tls::keep_session(lws_get_ssl(wsi));
   WSB_LOG(kDebug) << "holding an upgrade to " << route.path << " for its admission check";
   route.adapter->admit(std::move(request), [this, id](AdmissionResult verdict) {
     auto it = held_.find(id);
@@ -59,7 +62,7 @@ void Shard::release_held_upgrades() {
   }
   for (HeldUpgrade& held : answered) {
     if (stopping_) {
-      upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
+      upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
       continue;
     }
     // The bytes go to lws from its buffer, not through recv(): let the guard see them too.
@@ -71,8 +74,10 @@ void Shard::release_held_upgrades() {
     // lws parses the request again (inside this call when it can) and asks confirm_upgrade,
     // which answers from the verdict that NEW_CLIENT_INSTANTIATED bound to the new wsi. On
     // failure lws closes the socket itself.
+    if (held.ssl != nullptr) tls::hand_over_on_next_new(held.ssl);
     lws_adopt_socket_vhost_readbuf(held.vhost, held.fd, held.request_bytes.data(),
                                    held.request_bytes.size());
+    tls::end_hand_over();
     adopting_fd_ = -1;
     adopting_.reset();
   }

@@ -53,6 +53,26 @@ void Shard::on_unmasked_frame(int fd) {
   lws_cancel_service(context_);
 }
 
+void Shard::on_plaintext_waiting(int fd) {
+  // Inside lws' read: serve_waiting_plaintext() hands it a POLLIN once lws is done with this one.
+  plaintext_waiting_.push_back(fd);
+  lws_cancel_service(context_);
+}
+
+void Shard::serve_waiting_plaintext() {
+  std::vector<int> fds;
+  fds.swap(plaintext_waiting_);
+  for (const int fd : fds) {
+    // As if poll() said the socket has data: lws reads, and OpenSSL returns what it holds. (A
+    // descriptor closed and reused since gets a read that finds nothing: harmless.)
+    lws_pollfd pollfd{};
+    pollfd.fd = fd;
+    pollfd.events = LWS_POLLIN;
+    pollfd.revents = LWS_POLLIN;
+    lws_service_fd(context_, &pollfd);
+  }
+}
+
 void Shard::close_unmasked_senders() {
   if (unmasked_senders_.empty()) return;
   for (auto& [id, s] : sessions_) {

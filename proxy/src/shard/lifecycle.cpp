@@ -251,6 +251,15 @@ void Shard::open() {
                    << compression_name(listener.compression.mode)
                    << (listener.tls ? ", TLS " + tls_summary(*listener.tls) : std::string()) << ")";
     if (listener.tls) listener.tls->publish_expiry();
+    bool per_connection = listener.compression.mode == CompressionMode::kPerConnection;
+    for (const auto& route : config_->routes) {
+      per_connection |= route.compression.mode == CompressionMode::kPerConnection;
+    }
+    if (listener.tls && per_connection) {
+      WSB_LOG(kWarn) << "compression = \"per_connection\" is served as \"shared\" on wss://"
+                     << url_host(listener.address) << ":" << listener.port
+                     << " (libwebsockets 4.1.6's own permessage-deflate is not reliable over TLS)";
+    }
   }
   if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;
@@ -273,6 +282,7 @@ void Shard::serve() {
 
   while (true) {
     if (lws_service(context_, 0) < 0) break;
+    if (!plaintext_waiting_.empty()) serve_waiting_plaintext();
     if (holds_answered_) release_held_upgrades();
     if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
       finish_draining();
@@ -289,7 +299,8 @@ void Shard::serve() {
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
   release_retired_configs(true);
-  for (auto& [id, held] : held_) upgrade_hold::reply_and_close(held.fd, 503, "shutting down");
+  for (auto& [id, held] : held_)
+    upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
   held_.clear();
   destroying_ = true;
   lws_sul_cancel(&timer_->sul);

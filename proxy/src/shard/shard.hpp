@@ -78,6 +78,7 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
     auth::AuthDecision decision;
     std::optional<AdmissionResult> verdict;  // set when the adapter answered
     std::optional<ConnectionSlots::Slot> slot;
+    SSL* ssl = nullptr;  // wss://: the TLS session, kept (tls/session_handover.hpp)
   };
   struct Admitted {
     AdmissionResult verdict;
@@ -100,6 +101,8 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
 
   void dispatch(InboxCommand&& command) override;
   void on_unmasked_frame(int fd) override;
+  void on_plaintext_waiting(int fd) override;
+  void serve_waiting_plaintext();  // outside lws callbacks
   void close_unmasked_senders();
   void drain_inbox();
   void begin_shutdown();
@@ -175,7 +178,8 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   std::unique_ptr<LwsTables> lws_tables_;
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
-  std::vector<int> unmasked_senders_;  // sockets that sent an unmasked frame, to close with 1002
+  std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
+  std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
       route_metrics_;  // accepted, not yet served
   std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;

@@ -136,7 +136,9 @@ TEST(FrameMaskScannerTest, UnmaskedHeaderSplitAcrossReadsGivesNothingMore) {
 struct RecordingSink final : UnmaskedFrameSink {
   virtual ~RecordingSink() = default;
   void on_unmasked_frame(int fd) override { fds.push_back(fd); }
+  void on_plaintext_waiting(int fd) override { waiting.push_back(fd); }
   std::vector<int> fds;
+  std::vector<int> waiting;
 };
 
 // A socket that hands out `stream` in reads of at most `piece` bytes.

@@ -1,0 +1,140 @@
+// #15.8: a TLS handshake flood and a slowloris on the TLS port are bounded by the handshake
+// timeout (2 s here) and the limits: every attacking connection is closed by the server in time,
+// a good client is served meanwhile, and afterwards the server holds no more sockets than before.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+
+#include <thread>
+
+#include "support/prometheus.hpp"
+#include "support/tls_config.hpp"
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// Open file descriptors of a process: sockets the server still holds for dropped attackers.
+int open_fds(int pid) {
+  DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (dir == nullptr) return -1;
+  int n = 0;
+  while (::readdir(dir) != nullptr) ++n;
+  ::closedir(dir);
+  return n - 2;  // . and ..
+}
+
+// The first bytes of a TLS 1.2 ClientHello record that announces 512 bytes and never sends them.
+std::string half_client_hello() {
+  std::string hello = {0x16, 0x03, 0x01, 0x02,
+                       0x00,  // handshake record, 512 bytes
+                       0x01, 0x00, 0x01, static_cast<char>(0xfc),
+                       0x03, 0x03};
+  hello += std::string(32, 'r');  // client random, then nothing
+  return hello;
+}
+
+class TlsFlood : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.emplace(R"(
+[limits]
+handshake_timeout = "2s"
+max_connections = 50
+max_connections_per_ip = 50
+[admin]
+address = "127.0.0.1"
+port = ${PORT2}
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" + tls_table(TestPki::get().server) +
+                    R"(
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  }
+  ClientOptions good() const {
+    ClientOptions opts = server_->client("/echo");
+    opts.tls = trust_test_ca();
+    return opts;
+  }
+  // A good client's whole round trip, TLS handshake to echo.
+  void expect_served(const std::string& what) {
+    WsClient ws = WsClient::connect(good());
+    ws.send_text(what);
+    EXPECT_EQ(ws.read_message(3s).data, what);
+  }
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_F(TlsFlood, HandshakeFloodAndSlowlorisAreClosedByTheHandshakeTimeout) {
+  expect_served("before");
+  std::this_thread::sleep_for(200ms);
+  const int baseline = open_fds(server_->process->pid());
+  ASSERT_GT(baseline, 0);
+
+  std::vector<TcpConn> attackers;
+  for (int i = 0; i < 100; ++i) {  // TCP connects that never say anything
+    attackers.push_back(TcpConn::connect("127.0.0.1", server_->port));
+  }
+  for (int i = 0; i < 100; ++i) {  // half a ClientHello each
+    attackers.push_back(TcpConn::connect("127.0.0.1", server_->port));
+    attackers.back().send_all(half_client_hello());
+  }
+  // Slowloris after a complete TLS handshake: a request head dripped a byte every 300 ms.
+  std::vector<TcpConn> slow;
+  for (int i = 0; i < 10; ++i) {
+    slow.push_back(TcpConn::connect("127.0.0.1", server_->port, trust_test_ca()));
+  }
+  const auto start = Clock::now();
+  // Served while 210 connections hang: the limits (50) count upgrades, not handshakes.
+  expect_served("during");
+
+  const std::string request = build_handshake_request(good());
+  std::vector<bool> slow_closed(slow.size(), false);
+  for (std::size_t byte = 0; byte < request.size() && Clock::now() - start < 6s; ++byte) {
+    for (std::size_t i = 0; i < slow.size(); ++i) {
+      if (slow_closed[i]) continue;
+      try {
+        slow[i].send_all(request.substr(byte, 1), 500ms);
+      } catch (const std::exception&) {
+        slow_closed[i] = true;  // the server hung up on it
+      }
+      if (!slow_closed[i] && slow[i].wait_closed(1ms)) slow_closed[i] = true;
+    }
+    if (std::all_of(slow_closed.begin(), slow_closed.end(), [](bool c) { return c; })) break;
+    std::this_thread::sleep_for(300ms);
+  }
+  for (std::size_t i = 0; i < slow.size(); ++i) {
+    EXPECT_TRUE(slow_closed[i] || slow[i].wait_closed(100ms)) << "slowloris " << i << " open";
+  }
+  // Every attacker is closed by the server, about handshake_timeout after it connected.
+  int still_open = 0;
+  for (auto& a : attackers) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(start + 4500ms - Clock::now());
+    if (!a.wait_closed(std::max(left, 1ms))) ++still_open;
+  }
+  EXPECT_EQ(still_open, 0) << "of 200 flooding connections";
+  EXPECT_LT(Clock::now() - start, 7s);
+
+  expect_served("after");
+  // Nothing held for them any more (a little slack for the admin and log descriptors).
+  attackers.clear();
+  slow.clear();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_LE(open_fds(server_->process->pid()), baseline + 3);
+  const HttpResponse m = http_get("127.0.0.1", server_->port2, "/metrics");
+  const auto failed = sample(m.body, "wsbridge_tls_handshakes_total{result=\"failed\"}");
+  ASSERT_TRUE(failed) << m.body.substr(0, 2000);
+  EXPECT_GE(*failed, 100);  // at least the half ClientHellos
+  EXPECT_GE(sample(m.body, "wsbridge_tls_handshakes_total{result=\"ok\"}").value_or(0), 13);
+}
+
+}  // namespace
+}  // namespace wsbridge::testing

@@ -1,0 +1,139 @@
+// #15.5: client certificates as identity. A route with require_client_cert answers 403 to an
+// upgrade without a verified certificate; [routes.auth] client_cert = true makes the certificate
+// a credential (user = subject CN, claims cert.cn, cert.san, cert.fingerprint), which the mqtt
+// adapter's ACL templates ({claim.cert.cn}) and the on_connect hook see.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/http_backend.hpp"
+#include "support/mosquitto.hpp"
+#include "support/tls_config.hpp"
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+class Mtls : public ::testing::Test {
+ protected:
+  void start(const std::string& routes) {
+    server_.emplace(R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" +
+                    tls_table(pki_.server, "client_ca_file = \"" + pki_.client_ca.cert_file() +
+                                               "\"\nclient_cert = \"optional\"\n") +
+                    R"(
+[[routes]]
+path = "/devices"
+adapter = "echo"
+require_client_cert = true
+[[routes]]
+path = "/open"
+adapter = "echo"
+)" + routes);
+  }
+  ClientOptions client(const std::string& path, const IssuedCert* cert) const {
+    ClientOptions opts = server_->client(path);
+    opts.tls = cert ? with_client_cert(trust_test_ca(), *cert) : trust_test_ca();
+    return opts;
+  }
+  std::optional<int> refused(const std::string& path, const IssuedCert* cert) const {
+    try {
+      WsClient::connect(client(path, cert));
+      return std::nullopt;
+    } catch (const HandshakeError& e) {
+      return e.response().status;
+    }
+  }
+  const TestPki& pki_ = TestPki::get();
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_F(Mtls, RouteRequiringACertificateIs403WithoutOne) {
+  start("");
+  EXPECT_EQ(refused("/devices", nullptr), 403);
+  EXPECT_EQ(refused("/open", nullptr), std::nullopt);  // the listener itself lets them in
+  WsClient ws = WsClient::connect(client("/devices", &pki_.device));
+  ws.send_text("from device-1");
+  EXPECT_EQ(ws.read_message().data, "from device-1");
+}
+
+TEST_F(Mtls, TheCertificateIsTheIdentityTheHookSees) {
+  HttpBackend backend;
+  start(R"(
+[[routes]]
+path = "/hooked"
+adapter = "http"
+backend = ")" +
+        backend.base_url() +
+        R"(/echo"
+on_connect = ")" +
+        backend.base_url() + R"(/hook/connect"
+[routes.auth]
+client_cert = true
+)");
+  // Without a certificate there is no credential: 401, and the hook is never asked.
+  EXPECT_EQ(refused("/hooked", nullptr), 401);
+  WsClient ws = WsClient::connect(client("/hooked", &pki_.device));
+  json hook;
+  for (const json& r : backend.requests()) {
+    if (r["path"] == "/hook/connect") hook = json::parse(r["body"].get<std::string>());
+  }
+  ASSERT_FALSE(hook.is_null()) << backend.requests().dump();
+  EXPECT_EQ(hook["user"], "device-1");
+  EXPECT_EQ(hook["auth_method"], "client_cert");
+  EXPECT_EQ(hook["claims"]["cert.cn"], "device-1") << hook.dump();
+  EXPECT_EQ(hook["claims"]["cert.fingerprint"], pki_.device.fingerprint) << hook.dump();
+  const json san = hook["claims"]["cert.san"];
+  EXPECT_NE(std::find(san.begin(), san.end(), "URI:urn:dev:device-1"), san.end()) << san.dump();
+  EXPECT_NE(std::find(san.begin(), san.end(), "email:device-1@example.test"), san.end())
+      << san.dump();
+  ASSERT_TRUE(server_->process->wait_for_output("user=device-1", 2s));
+}
+
+TEST_F(Mtls, MqttAclTemplateTakesTheCertificateCn) {
+  Mosquitto broker;
+  start(R"(
+[upstreams.local]
+uri = ")" +
+        broker.uri() +
+        R"("
+[[routes]]
+path = "/mqtt"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["devices/{claim.cert.cn}/#"]
+allow_publish = ["devices/{claim.cert.cn}/#"]
+[routes.auth]
+client_cert = true
+)");
+  ASSERT_TRUE(server_->process->wait_for_output("upstream local: connected", 10s));
+  EXPECT_EQ(refused("/mqtt", nullptr), 401);
+  for (const IssuedCert* who : {&pki_.device, &pki_.device_2}) {
+    const std::string me = who == &pki_.device ? "device-1" : "device-2";
+    const std::string other = who == &pki_.device ? "device-2" : "device-1";
+    SCOPED_TRACE(me);
+    WsClient ws = WsClient::connect(client("/mqtt", who));
+    EXPECT_EQ(json::parse(ws.read_message().data)["type"], "status");
+    int id = 0;
+    auto request = [&](const std::string& type, const std::string& topic) {
+      json j = {{"type", type}, {"topic", topic}, {"id", ++id}};
+      if (type == "publish") j["payload"] = "x";
+      ws.send_text(j.dump());
+      return json::parse(ws.read_message().data);
+    };
+    EXPECT_EQ(request("subscribe", "devices/" + me + "/#")["type"], "ack");
+    EXPECT_EQ(request("subscribe", "devices/" + other + "/#")["code"], "forbidden");
+    EXPECT_EQ(request("subscribe", "devices/#")["code"], "forbidden");
+    EXPECT_EQ(request("publish", "devices/" + me + "/telemetry")["type"], "ack");
+    EXPECT_EQ(request("publish", "devices/" + other + "/telemetry")["code"], "forbidden");
+  }
+}
+
+}  // namespace
+}  // namespace wsbridge::testing

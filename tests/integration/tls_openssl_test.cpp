@@ -1,0 +1,184 @@
+// #15.1, 3, 5 and 8 with `openssl s_client`, a TLS client nobody on this project wrote: protocol
+// versions below min_version refused, the certificate chosen by SNI (exact name, then
+// *.domain, else the default), client certificates required / optional / from the wrong CA, ALPN,
+// and https:// on the same port as wss:// (with HSTS, and a plain listener that redirects).
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "support/tls_config.hpp"
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kHealthz =
+    "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+struct SClient {
+  int status = -1;
+  std::string out;
+  bool served() const { return out.find("HTTP/1.1 200") != std::string::npos; }
+  bool has(const std::string& s) const { return out.find(s) != std::string::npos; }
+};
+
+// `openssl s_client -connect 127.0.0.1:port ARGS`, sends `request` and reads until the server
+// closes (-ign_eof). Exit status 0 when the TLS handshake succeeded.
+SClient s_client(uint16_t port, std::vector<std::string> args,
+                 const std::string& request = kHealthz) {
+  std::vector<std::string> argv = {
+      "sh",      "-c",       "printf '%s' \"$REQ\" | exec timeout 10 openssl s_client \"$@\" 2>&1",
+      "sh",      "-connect", "127.0.0.1:" + std::to_string(port),
+      "-ign_eof"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = ChildProcess::spawn(argv, {"REQ=" + request});
+  SClient r;
+  const auto status = child.wait_exit(15s);
+  if (!status) child.signal(SIGKILL);
+  r.status = status.value_or(-1);
+  r.out = child.output();
+  return r;
+}
+
+std::string server_config(const std::string& tls_extra, const std::string& more = "") {
+  const TestPki& pki = TestPki::get();
+  return R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" + tls_table(pki.server, tls_extra) +
+         R"(
+  [[listeners.tls.sni]]
+  server_names = ["api.example.test", "*.example.test"]
+  cert_file = ")" +
+         pki.api.cert_file + "\"\n  key_file = \"" + pki.api.key_file + R"("
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)" + more;
+}
+
+TEST(TlsOpenssl, VersionsBelowTheMinimumAreRefused) {
+  WsbridgeInstance server(server_config(""));     // min_version defaults to 1.2
+  const std::string weak = "DEFAULT@SECLEVEL=0";  // so that the client can offer TLS 1.1
+  SClient v11 = s_client(server.port, {"-tls1_1", "-cipher", weak});
+  EXPECT_NE(v11.status, 0) << v11.out;
+  EXPECT_FALSE(v11.served()) << v11.out;
+  SClient v12 = s_client(server.port, {"-tls1_2"});
+  EXPECT_EQ(v12.status, 0) << v12.out;
+  EXPECT_TRUE(v12.served()) << v12.out;
+  EXPECT_TRUE(v12.has("Protocol  : TLSv1.2")) << v12.out;
+  SClient v13 = s_client(server.port, {"-tls1_3"});
+  EXPECT_TRUE(v13.served()) << v13.out;
+  EXPECT_TRUE(v13.has("Protocol  : TLSv1.3")) << v13.out;
+
+  WsbridgeInstance strict(server_config("min_version = \"1.3\"\n"));
+  SClient s12 = s_client(strict.port, {"-tls1_2"});
+  EXPECT_NE(s12.status, 0) << s12.out;
+  EXPECT_FALSE(s12.served()) << s12.out;
+  EXPECT_TRUE(s_client(strict.port, {"-tls1_3"}).served());
+}
+
+TEST(TlsOpenssl, SniPicksTheCertificate) {
+  WsbridgeInstance server(server_config(""));
+  const std::string ca = TestPki::get().ca.cert_file();
+  auto subject_cn = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"-CAfile", ca, "-verify_return_error"});
+    SClient r = s_client(server.port, args);
+    EXPECT_TRUE(r.served()) << r.out;
+    for (const std::string cn : {"api.example.test", "localhost"}) {
+      if (r.has("subject=O = wsbridge tests, CN = " + cn)) return cn;
+    }
+    return "no subject in: " + r.out;
+  };
+  EXPECT_EQ(subject_cn({"-servername", "api.example.test"}), "api.example.test");
+  EXPECT_EQ(subject_cn({"-servername", "eu.example.test"}), "api.example.test");  // *.example.test
+  EXPECT_EQ(subject_cn({"-servername", "localhost"}), "localhost");
+  EXPECT_EQ(subject_cn({"-servername", "other.test"}), "localhost");  // unknown: the default
+  EXPECT_EQ(subject_cn({"-noservername"}), "localhost");
+  // A wildcard covers one label only.
+  EXPECT_EQ(subject_cn({"-servername", "a.b.example.test"}), "localhost");
+}
+
+TEST(TlsOpenssl, AlpnIsHttp11) {
+  WsbridgeInstance server(server_config(""));
+  SClient r = s_client(server.port, {"-alpn", "h2,http/1.1"});
+  EXPECT_TRUE(r.has("ALPN protocol: http/1.1")) << r.out;
+  EXPECT_TRUE(r.served()) << r.out;
+}
+
+class TlsClientCert : public ::testing::Test {
+ protected:
+  std::vector<std::string> cert(const IssuedCert& c) {
+    return {"-cert", c.cert_file, "-key", c.key_file};
+  }
+  const TestPki& pki_ = TestPki::get();
+};
+
+TEST_F(TlsClientCert, Required) {
+  WsbridgeInstance server(server_config("client_ca_file = \"" + pki_.client_ca.cert_file() +
+                                        "\"\nclient_cert = \"required\"\n"));
+  EXPECT_TRUE(s_client(server.port, cert(pki_.device)).served());
+  // Without one the handshake fails (TLS 1.2) or the alert comes after it (TLS 1.3): no answer.
+  for (const std::string v : {"-tls1_2", "-tls1_3"}) {
+    SClient none = s_client(server.port, {v});
+    EXPECT_FALSE(none.served()) << v << "\n" << none.out;
+    auto wrong = cert(pki_.device_wrong_ca);
+    wrong.push_back(v);
+    SClient foreign = s_client(server.port, wrong);
+    EXPECT_FALSE(foreign.served()) << v << "\n" << foreign.out;
+  }
+}
+
+TEST_F(TlsClientCert, Optional) {
+  WsbridgeInstance server(server_config("client_ca_file = \"" + pki_.client_ca.cert_file() +
+                                        "\"\nclient_cert = \"optional\"\n"));
+  SClient none = s_client(server.port, {});
+  EXPECT_TRUE(none.served()) << none.out;
+  EXPECT_TRUE(s_client(server.port, cert(pki_.device)).served());
+  // The server asks for certificates from the client CA...
+  EXPECT_TRUE(none.has("Acceptable client certificate CA names")) << none.out;
+  EXPECT_TRUE(none.has("CN = wsbridge client CA")) << none.out;
+  // ...and refuses one that does not verify rather than treating it as absent.
+  SClient foreign = s_client(server.port, cert(pki_.device_wrong_ca));
+  EXPECT_FALSE(foreign.served()) << foreign.out;
+}
+
+TEST(TlsOpenssl, HttpsOnTheSamePortWithHstsAndARedirectingListener) {
+  WsbridgeInstance server(server_config("hsts = \"max-age=31536000\"\n", R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT2}
+redirect_to_https = ${PORT}
+)"));
+  ClientOptions https = server.client("/healthz");
+  https.tls = trust_test_ca();
+  const HttpResponse health = http_get(https);
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.header("Strict-Transport-Security"), "max-age=31536000");
+  // wss:// on the same port.
+  ClientOptions wss = server.client("/echo");
+  wss.tls = trust_test_ca();
+  WsClient ws = WsClient::connect(wss);
+  ws.send_text("same port");
+  EXPECT_EQ(ws.read_message().data, "same port");
+  // The plain listener answers everything, upgrades too, with a 301 to https.
+  const HttpResponse moved = http_get("127.0.0.1", server.port2, "/app/page?x=1",
+                                      {{"Host", "example.test:" + std::to_string(server.port2)}});
+  EXPECT_EQ(moved.status, 301);
+  EXPECT_EQ(moved.header("Location"),
+            "https://example.test:" + std::to_string(server.port) + "/app/page?x=1");
+  ClientOptions plain_ws = server.client("/echo");
+  plain_ws.port = server.port2;
+  try {
+    WsClient::connect(plain_ws);
+    ADD_FAILURE() << "a plain upgrade was accepted on the redirecting listener";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 301);
+  }
+}
+
+}  // namespace
+}  // namespace wsbridge::testing

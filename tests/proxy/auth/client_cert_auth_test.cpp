@@ -1,0 +1,129 @@
+// Client certificates (mTLS) in the handshake decision (proxy/src/auth/authenticator.cpp): a
+// verified certificate as a credential, and its cert.* claims, which no token or key can set.
+#include <gtest/gtest.h>
+
+#include "auth/authenticator.hpp"
+#include "support/jwt_sign.hpp"
+
+namespace wsbridge::auth {
+namespace {
+
+using testing::sign_hs256;
+using testing::unix_now;
+
+const std::string kSecret = "unit-test-secret-unit-test-secret-0123";
+
+tls::ClientCertificate device() {
+  return tls::ClientCertificate{
+      "device-1", {"URI:urn:dev:device-1", "DNS:d1.example.test"}, "ab12"};
+}
+
+class ClientCertAuthTest : public ::testing::Test {
+ protected:
+  ClientCertAuthTest() {
+    auto v = std::make_shared<JwtVerifier>();
+    v->name = "main";
+    v->keys.push_back(JwtKey::hmac_secret(kSecret));
+    verifier_ = v;
+  }
+  AuthDecision run(const RouteAuth& route, const HandshakeRequest& r) {
+    return authenticate(route, settings_, r, std::chrono::system_clock::now());
+  }
+  std::string token(nlohmann::json claims) {
+    claims["exp"] = unix_now() + 60;
+    return sign_hs256(claims, kSecret);
+  }
+  std::shared_ptr<const JwtVerifier> verifier_;
+  AuthSettings settings_;
+};
+
+TEST_F(ClientCertAuthTest, AVerifiedCertificateAuthenticatesAsItsCommonName) {
+  RouteAuth route;
+  route.client_cert = true;
+  route.required = true;
+  HandshakeRequest r;
+  EXPECT_EQ(run(route, r).status, 401u);  // required, and nothing presented
+  r.client_cert = device();
+  const AuthDecision d = run(route, r);
+  ASSERT_TRUE(d.allowed) << d.reason;
+  EXPECT_EQ(d.user, "device-1");
+  EXPECT_EQ(d.method, "client_cert");
+  EXPECT_EQ(d.claims["cert.cn"], "device-1");
+  EXPECT_EQ(d.claims["cert.san"],
+            nlohmann::json::array({"URI:urn:dev:device-1", "DNS:d1.example.test"}));
+  EXPECT_EQ(d.claims["cert.fingerprint"], "ab12");
+  r.client_cert->cn.clear();  // no CN: the fingerprint names it
+  EXPECT_EQ(run(route, r).user, "ab12");
+}
+
+TEST_F(ClientCertAuthTest, ACertificateIsNoCredentialUnlessTheRouteSaysSo) {
+  RouteAuth route;
+  route.jwt = verifier_;
+  route.required = true;
+  HandshakeRequest r;
+  r.client_cert = device();
+  EXPECT_EQ(run(route, r).status, 401u);
+}
+
+TEST_F(ClientCertAuthTest, ATokenStillWinsAndTheCertificateClaimsJoinIt) {
+  RouteAuth route;
+  route.jwt = verifier_;
+  route.client_cert = true;
+  HandshakeRequest r;
+  r.client_cert = device();
+  r.authorization = "Bearer " + token({{"sub", "alice"}});
+  const AuthDecision d = run(route, r);
+  ASSERT_TRUE(d.allowed) << d.reason;
+  EXPECT_EQ(d.user, "alice");
+  EXPECT_EQ(d.method, "jwt");
+  EXPECT_EQ(d.claims["cert.cn"], "device-1");
+}
+
+TEST_F(ClientCertAuthTest, TokensCannotClaimACertificate) {
+  RouteAuth route;
+  route.jwt = verifier_;
+  HandshakeRequest r;
+  r.authorization = "Bearer " + token({{"sub", "mallory"},
+                                       {"cert.cn", "device-1"},
+                                       {"cert.fingerprint", "ab12"},
+                                       {"cert.san", {"URI:urn:dev:device-1"}}});
+  AuthDecision d = run(route, r);
+  ASSERT_TRUE(d.allowed) << d.reason;
+  EXPECT_FALSE(d.claims.contains("cert.cn"));
+  EXPECT_FALSE(d.claims.contains("cert.fingerprint"));
+  EXPECT_FALSE(d.claims.contains("cert.san"));
+  r.client_cert = device();
+  r.client_cert->cn = "device-9";
+  d = run(route, r);
+  EXPECT_EQ(d.claims["cert.cn"], "device-9");  // the handshake's, not the token's
+}
+
+TEST_F(ClientCertAuthTest, RequiredClaimsMaySelectCertificates) {
+  RouteAuth route;
+  route.client_cert = true;
+  route.required = true;
+  route.required_claims["cert.cn"] = {"device-1"};
+  HandshakeRequest r;
+  r.client_cert = device();
+  EXPECT_TRUE(run(route, r).allowed);
+  r.client_cert->cn = "device-2";
+  EXPECT_EQ(run(route, r).status, 403u);
+}
+
+TEST_F(ClientCertAuthTest, ReauthenticationKeepsTheCertificateClaims) {
+  RouteAuth route;
+  route.jwt = verifier_;
+  route.required_claims["cert.cn"] = {"device-1"};
+  HandshakeRequest r;
+  r.client_cert = device();
+  r.authorization = "Bearer " + token({{"sub", "alice"}});
+  const AuthDecision first = run(route, r);
+  ASSERT_TRUE(first.allowed) << first.reason;
+  const AuthDecision again = reauthenticate(route, "alice", first.claims, token({{"sub", "alice"}}),
+                                            std::chrono::system_clock::now());
+  EXPECT_TRUE(again.allowed) << again.reason;
+  EXPECT_EQ(again.claims["cert.cn"], "device-1");
+}
+
+}  // namespace
+}  // namespace wsbridge::auth

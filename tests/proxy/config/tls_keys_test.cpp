@@ -1,0 +1,162 @@
+// [listeners.tls] (proxy/src/config/tls_keys.*): every certificate file checked when the config
+// loads, and each problem reported at the key naming the file.
+#include "config/tls_keys.hpp"
+
+#include <gtest/gtest.h>
+
+#include "proxy/config/config_fixture.hpp"
+#include "support/process.hpp"
+#include "support/test_ca.hpp"
+
+namespace wsbridge {
+namespace {
+
+using testing::IssuedCert;
+using testing::TestPki;
+
+class TlsKeysTest : public testing::ConfigTest {
+ protected:
+  // A TLS listener on line 1..; `tls_lines` go into its [listeners.tls] table (line 5 on).
+  static std::string config(const std::string& tls_lines, const std::string& more = "") {
+    return "[[listeners]]\n"
+           "port = 8443\n"
+           "[listeners.tls]\n"
+           "# certificates\n" +
+           tls_lines + more +
+           "\n[[routes]]\n"
+           "path = \"/echo\"\n"
+           "adapter = \"echo\"\n";
+  }
+  static std::string pair_lines(const IssuedCert& cert) {
+    return "cert_file = \"" + cert.cert_file + "\"\nkey_file = \"" + cert.key_file + "\"\n";
+  }
+  static std::string pair_lines(const std::string& cert, const std::string& key) {
+    return "cert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n";
+  }
+};
+
+TEST_F(TlsKeysTest, AGoodPairMakesATlsListener) {
+  const ServerConfig c = parse(config(pair_lines(TestPki::get().server)));
+  ASSERT_TRUE(c.listeners[0].tls);
+  EXPECT_EQ(c.listeners[0].tls->settings().min_version, tls::MinVersion::kTls12);
+  EXPECT_EQ(c.listeners[0].tls->settings().client_cert, tls::ClientCertMode::kNone);
+  EXPECT_EQ(c.listeners[0].tls->certificate_count(), 1u);
+  EXPECT_EQ(c.listeners[0].tls_files.size(), 2u);
+}
+
+TEST_F(TlsKeysTest, EveryKeyIsRead) {
+  const TestPki& pki = TestPki::get();
+  const ServerConfig c = parse(
+      config(pair_lines(pki.server) +
+             "min_version = \"1.3\"\nciphersuites = \"TLS_AES_128_GCM_SHA256\"\n"
+             "ciphers = \"ECDHE-RSA-AES128-GCM-SHA256\"\nhsts = \"max-age=600\"\nwatch = true\n"
+             "client_ca_file = \"" +
+             pki.client_ca.cert_file() +
+             "\"\nclient_cert = \"optional\"\n"
+             "[[listeners.tls.sni]]\nserver_names = [\"api.example.test\", \"*.example.test\"]\n" +
+             pair_lines(pki.api)));
+  const tls::TlsSettings& s = c.listeners[0].tls->settings();
+  EXPECT_EQ(s.min_version, tls::MinVersion::kTls13);
+  EXPECT_EQ(s.ciphersuites, "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(s.ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(s.hsts, "max-age=600");
+  EXPECT_TRUE(s.watch);
+  EXPECT_EQ(s.client_cert, tls::ClientCertMode::kOptional);
+  EXPECT_EQ(c.listeners[0].tls->certificate_count(), 2u);
+  EXPECT_EQ(c.listeners[0].tls_files.size(), 5u);  // two pairs and the CA file
+}
+
+TEST_F(TlsKeysTest, AClientCaFileAloneRequiresCertificates) {
+  const TestPki& pki = TestPki::get();
+  const ServerConfig c = parse(
+      config(pair_lines(pki.server) + "client_ca_file = \"" + pki.client_ca.cert_file() + "\"\n"));
+  EXPECT_EQ(c.listeners[0].tls->settings().client_cert, tls::ClientCertMode::kRequired);
+}
+
+TEST_F(TlsKeysTest, UnreadableFilesAreErrorsAtTheirKey) {
+  const TestPki& pki = TestPki::get();
+  EXPECT_EQ(error_of(config(pair_lines("/nonexistent/cert.pem", pki.server.key_file))),
+            "test.toml:5:13: cannot read /nonexistent/cert.pem: No such file or directory");
+  EXPECT_EQ(error_of(config(pair_lines(pki.server.cert_file, "/nonexistent/key.pem"))),
+            "test.toml:6:12: cannot read /nonexistent/key.pem: No such file or directory");
+}
+
+TEST_F(TlsKeysTest, FilesThatAreNotPemAreErrorsAtTheirKey) {
+  const TestPki& pki = TestPki::get();
+  const std::string junk = testing::write_temp_file("junk.pem", "not a certificate\n");
+  EXPECT_EQ(
+      error_of(config(pair_lines(junk, pki.server.key_file))),
+      "test.toml:5:13: " + junk + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")");
+  const std::string e = error_of(config(pair_lines(pki.server.cert_file, junk)));
+  EXPECT_TRUE(e.starts_with("test.toml:6:12: " + junk + " holds no unencrypted PEM private key"))
+      << e;
+  // A certificate where the key should be is no key either.
+  EXPECT_TRUE(error_of(config(pair_lines(pki.server.cert_file, pki.server.cert_file)))
+                  .starts_with("test.toml:6:12: "));
+}
+
+TEST_F(TlsKeysTest, AKeyOfAnotherCertificateIsAnErrorAtKeyFile) {
+  const IssuedCert& m = TestPki::get().mismatched;
+  EXPECT_EQ(error_of(config(pair_lines(m))), "test.toml:6:12: the private key in " + m.key_file +
+                                                 " does not belong to the certificate in " +
+                                                 m.cert_file);
+}
+
+TEST_F(TlsKeysTest, CertificatesOutsideTheirValidityAreErrorsAtCertFile) {
+  const TestPki& pki = TestPki::get();
+  const std::string expired = error_of(config(pair_lines(pki.expired)));
+  EXPECT_TRUE(expired.starts_with("test.toml:5:13: the certificate in " + pki.expired.cert_file))
+      << expired;
+  EXPECT_NE(expired.find(") expired on 20"), std::string::npos) << expired;
+  const std::string early = error_of(config(pair_lines(pki.not_yet_valid)));
+  EXPECT_NE(early.find(") is not valid before 20"), std::string::npos) << early;
+}
+
+TEST_F(TlsKeysTest, SniEntriesAreCheckedLikeTheDefault) {
+  const TestPki& pki = TestPki::get();
+  const std::string sni = "[[listeners.tls.sni]]\nserver_names = [\"api.example.test\"]\n";
+  EXPECT_EQ(error_of(config(pair_lines(pki.server), sni + pair_lines(pki.mismatched))),
+            "test.toml:10:12: the private key in " + pki.mismatched.key_file +
+                " does not belong to the certificate in " + pki.mismatched.cert_file);
+  EXPECT_EQ(error_of(config(
+                pair_lines(pki.server),
+                "[[listeners.tls.sni]]\nserver_names = [\"bad name!\"]\n" + pair_lines(pki.api))),
+            "test.toml:8:16: \"bad name!\" is not a server name (a DNS name such as "
+            "\"api.example.com\", or \"*.example.com\")");
+  EXPECT_EQ(error_of(config(pair_lines(pki.server),
+                            "[[listeners.tls.sni]]\nserver_names = []\n" + pair_lines(pki.api))),
+            "test.toml:8:16: 'server_names' must name at least one host");
+}
+
+TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
+  const TestPki& pki = TestPki::get();
+  EXPECT_EQ(error_of(config(pair_lines(pki.server) + "ciphers = \"NO-SUCH\"\n")),
+            "test.toml:7:11: ciphers: OpenSSL accepts none of \"NO-SUCH\"");
+  const std::string version = error_of(config(pair_lines(pki.server) + "min_version = \"1.1\"\n"));
+  EXPECT_TRUE(version.starts_with("test.toml:7:15: ")) << version;
+  EXPECT_EQ(error_of(config(pair_lines(pki.server) + "client_cert = \"required\"\n")),
+            "test.toml:7:15: 'client_cert' needs a 'client_ca_file' to verify certificates with");
+  EXPECT_EQ(error_of(config(pair_lines(pki.server) + "hsts = \"a\\r\\nX-Evil: 1\"\n")),
+            "test.toml:7:8: 'hsts' must be one line");
+}
+
+TEST_F(TlsKeysTest, RedirectListenersAreNotTls) {
+  const ServerConfig c = parse(
+      "[[listeners]]\nport = 8080\nredirect_to_https = 8443\n"
+      "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  EXPECT_EQ(c.listeners[0].redirect_to_https, 8443);
+  EXPECT_FALSE(c.listeners[0].tls);
+  const std::string both =
+      error_of("[[listeners]]\nport = 8443\nredirect_to_https = 8443\n[listeners.tls]\n" +
+               pair_lines(TestPki::get().server));
+  EXPECT_TRUE(both.starts_with("test.toml:3:21: a listener with a [listeners.tls] table")) << both;
+}
+
+TEST_F(TlsKeysTest, UnknownTlsKeysAreErrors) {
+  const std::string e =
+      error_of(config(pair_lines(TestPki::get().server) + "min_verison = \"1.3\"\n"));
+  EXPECT_TRUE(e.starts_with("test.toml:7:1: unknown key 'min_verison'")) << e;
+}
+
+}  // namespace
+}  // namespace wsbridge
