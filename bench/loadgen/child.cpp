@@ -28,6 +28,7 @@ Child::Child(const Options& o, unsigned index, int control_fd)
 int Child::run() {
   if (o_.mode == "fanout") return run_fanout();
   if (o_.mode == "rpc") return run_rpc();
+  if (o_.mode == "handshake") return run_handshake();
   return run_idle();
 }
 
@@ -38,6 +39,10 @@ void Child::on_open(Conn& c) {
   }
   if (o_.mode == "rpc") {
     mark_ready(c);
+    return;
+  }
+  if (o_.mode == "handshake") {
+    handshake_done(c);
     return;
   }
   const std::string topic =
@@ -87,6 +92,10 @@ bool Child::find_key_int(std::string_view text, std::string_view key, std::int64
 }
 
 void Child::on_closed(Conn& c, bool) {
+  if (o_.mode == "handshake") {
+    restart_.push_back(c.index);  // not from inside the loop's dispatch of this fd
+    return;
+  }
   if (c.tag == kPublisher) {
     publisher_ready_ = false;
     return;
@@ -191,6 +200,10 @@ Kv Child::base_kv() {
   kv["open"] = std::to_string(open_count());
   kv["ready"] = std::to_string(ready_count_);
   add_errors(kv, loop_.errors);
+  kv["tls_handshakes"] = std::to_string(loop_.tls_handshakes);
+  kv["tls_resumed"] = std::to_string(loop_.tls_resumed);
+  // Words, not counts: the parent keeps the first process's (s_ keys are not summed).
+  if (!loop_.tls_version.empty()) kv["s_tls"] = loop_.tls_version + "/" + loop_.tls_cipher;
   kv["deflate_conns"] = std::to_string(loop_.deflate_conns);
   kv["deflate_no_context"] = std::to_string(loop_.deflate_no_context);
   kv["compressed_in"] = std::to_string(loop_.compressed_in);

@@ -87,6 +87,13 @@ class Child : public Loop::Handler {
 
   int run_fanout();
 
+  // ---- handshake (child_handshake.cpp) ---------------------------------------------------------
+  void start_handshake(Conn& c);
+
+  void handshake_done(Conn& c);
+
+  int run_handshake();
+
   // ---- rpc ------------------------------------------------------------------------------------
   void send_request(Conn& c, std::uint64_t t);
 
@@ -105,6 +112,7 @@ class Child : public Loop::Handler {
   Conn mqtt_;
   std::vector<Conn> conns_;
   std::vector<std::string> commands_;
+  std::vector<std::uint32_t> restart_;  // handshake mode: closed connections to start again
   std::string padding_;
   struct Expected {
     std::uint64_t seq = 0;

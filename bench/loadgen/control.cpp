@@ -65,6 +65,7 @@ void add_errors(Kv& kv, const Errors& e) {
   kv["err_protocol"] = std::to_string(e.protocol);
   kv["err_timeout"] = std::to_string(e.timeout);
   kv["err_corrupt"] = std::to_string(e.corrupt);
+  kv["err_tls"] = std::to_string(e.tls);
   for (const auto& [code, n] : e.close_codes)
     kv["close_" + std::to_string(code)] = std::to_string(n);
 }

@@ -26,9 +26,13 @@ void usage() {
       "         every connection after each step)] [--telemetry]\n"
       "  rpc    --url ws://127.0.0.1:8080/rpc --connections N [--depth D] [--duration S]\n"
       "         [--warmup S] [--path /x] [--method GET]\n"
+      "  handshake --url wss://127.0.0.1:8443/mqtt --connections N [--duration S] [--warmup S]\n"
+      "         N clients in a loop: connect, TLS handshake (full, no resumption), upgrade,\n"
+      "         close frame, wait for the server's close; reports handshakes/s\n"
       "  httpd  [--port P] [--body-bytes N]\n"
       "common: --procs P (child processes, each with its own fd limit), --concurrency C (upgrades\n"
-      "  in flight), --source-ips K (bind to 127.0.0.1..K), --wait-stdin (wait for a line after\n"
+      "  in flight), --url wss://... (TLS), --source-ips K (bind to 127.0.0.1..K), --wait-stdin "
+      "(wait for a line after\n"
       "  each ready event and after the result), --connect-timeout S, --deflate (offer\n"
       "  permessage-deflate; client_max_window_bits and inflate compressed messages),\n"
       "  --inflate-memo (with server_no_context_takeover: inflate the same bytes once per "
@@ -45,7 +49,8 @@ Options parse_options(int argc, char** argv) {
   }
   Options o;
   o.mode = argv[1];
-  if (o.mode != "fanout" && o.mode != "idle" && o.mode != "rpc" && o.mode != "httpd") {
+  if (o.mode != "fanout" && o.mode != "idle" && o.mode != "rpc" && o.mode != "httpd" &&
+      o.mode != "handshake") {
     usage();
     std::exit(2);
   }
@@ -58,7 +63,7 @@ Options parse_options(int argc, char** argv) {
     auto num = [&]() { return std::strtod(next().c_str(), nullptr); };
     auto unum = [&]() { return static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10)); };
     if (a == "--url") {
-      if (!Url::parse(next(), "ws", o.url)) die("bad --url (ws://host:port/path)");
+      if (!Url::parse(next(), "ws", o.url)) die("bad --url (ws://host:port/path or wss://...)");
     } else if (a == "--publisher") {
       o.publisher = next();
       if (o.publisher != "ws" && !Url::parse(o.publisher, "mqtt", o.mqtt_url)) {

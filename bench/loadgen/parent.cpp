@@ -121,12 +121,17 @@ class Parent {
     std::map<std::string, unsigned long long> sums;
     for (const auto& kv : parts) {
       for (const auto& [k, v] : kv) {
-        if (k == "hist") continue;
+        if (k == "hist" || k.starts_with("s_")) continue;
         sums[k] += std::strtoull(v.c_str(), nullptr, 10);
       }
     }
     Kv out;
     for (const auto& [k, v] : sums) out[k] = std::to_string(v);
+    for (const auto& kv : parts) {
+      for (const auto& [k, v] : kv) {
+        if (k.starts_with("s_") && !out.contains(k)) out[k] = v;
+      }
+    }
     return out;
   }
 
@@ -183,7 +188,8 @@ class Parent {
         R"(,"no_context_takeover":)" + sum["deflate_no_context"] + R"(,"compressed_messages":)" +
         sum["compressed_in"] + R"(,"wire_bytes":)" + sum["compressed_wire_bytes"] +
         R"(,"inflated_bytes":)" + sum["compressed_plain_bytes"] + R"(,"memo_hits":)" +
-        sum["memo_hits"] + "}";
+        sum["memo_hits"] + R"(},"tls":{"handshakes":)" + sum["tls_handshakes"] + R"(,"resumed":)" +
+        sum["tls_resumed"] + R"(,"protocol":")" + sum["s_tls"] + "\"}";
     if (o_.mode == "fanout") {
       const std::uint64_t published = u("published");
       const std::uint64_t subscribed = u("subscribed_at_start");
@@ -201,6 +207,12 @@ class Parent {
              sum["in_window"] + R"(,"delivered_per_second":)" +
              fmt(window > 0 ? static_cast<double>(u("in_window")) / window : 0) + R"(,"stalls":)" +
              sum["stalls"] + R"(,"foreign_messages":)" + sum["foreign"] +
+             R"(,"loadgen_run_cpu_seconds":)" + fmt(static_cast<double>(u("run_cpu_us")) / 1e6) +
+             R"(,"latency_us":)" + latency_json(h);
+    } else if (o_.mode == "handshake") {
+      out += R"(,"handshakes":)" + sum["handshakes"] + R"(,"window_seconds":)" + fmt(window) +
+             R"(,"handshakes_in_window":)" + sum["in_window"] + R"(,"handshakes_per_second":)" +
+             fmt(window > 0 ? static_cast<double>(u("in_window")) / window : 0) +
              R"(,"loadgen_run_cpu_seconds":)" + fmt(static_cast<double>(u("run_cpu_us")) / 1e6) +
              R"(,"latency_us":)" + latency_json(h);
     } else if (o_.mode == "rpc") {

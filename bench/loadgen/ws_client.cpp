@@ -59,8 +59,10 @@ std::uint64_t now_ns() {
 
 bool Url::parse(std::string_view text, std::string_view scheme, Url& out) {
   const std::string prefix = std::string(scheme) + "://";
-  if (!text.starts_with(prefix)) return false;
-  text.remove_prefix(prefix.size());
+  const std::string tls_prefix = std::string(scheme) + "s://";
+  out.tls = scheme == "ws" && text.starts_with(tls_prefix);
+  if (!out.tls && !text.starts_with(prefix)) return false;
+  text.remove_prefix(out.tls ? tls_prefix.size() : prefix.size());
   const std::size_t slash = text.find('/');
   std::string_view hostport = text.substr(0, slash);
   out.path = slash == std::string_view::npos ? "/" : std::string(text.substr(slash));
@@ -102,6 +104,7 @@ Loop::Loop(Handler& handler) : handler_(handler), rbuf_(kReadBuffer) {
 
 Loop::~Loop() {
   if (epfd_ >= 0) ::close(epfd_);
+  if (tls_ctx_ != nullptr) SSL_CTX_free(tls_ctx_);
 }
 
 bool Loop::connect_ws(Conn& c, const Url& url) {
@@ -110,6 +113,7 @@ bool Loop::connect_ws(Conn& c, const Url& url) {
   c.out.clear();
   c.out_off = 0;
   c.close_sent = false;
+  c.we_closed = false;
   c.deflate = Deflate::kNone;
   c.frag_compressed = false;
   c.inflater.reset();
@@ -145,6 +149,13 @@ bool Loop::connect_ws(Conn& c, const Url& url) {
   }
   c.fd = fd;
   c.state = State::kConnecting;
+  if (url.tls && !start_tls(c)) {
+    ::close(fd);
+    c.fd = -1;
+    ++errors.tls;
+    c.state = State::kClosed;
+    return false;
+  }
 
   unsigned char raw_key[16];
   for (int i = 0; i < 16; i += 8) {
@@ -218,19 +229,18 @@ void Loop::queue_frame(Conn& c, std::uint8_t opcode, std::string_view payload) {
 
 bool Loop::flush(Conn& c) {
   if (c.fd < 0) return false;
-  if (c.state == State::kConnecting) return true;  // the upgrade request goes first
+  // The upgrade request goes first, once connected (and TLS is up).
+  if (c.state == State::kConnecting || c.state == State::kTls) return true;
   while (c.out_off < c.out.size()) {
-    const ssize_t n =
-        ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    const ssize_t n = send_some(c, c.out.data() + c.out_off, c.out.size() - c.out_off);
     if (n > 0) {
       c.out_off += static_cast<std::size_t>(n);
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (n == -1) {
       if (!c.epollout) set_events(c, EPOLLIN | EPOLLOUT);
       return true;
     }
-    if (n < 0 && errno == EINTR) continue;
     fail(c, c.state == State::kOpen);
     return false;
   }
@@ -247,16 +257,12 @@ void Loop::close(Conn& c, bool graceful) {
     const char code[2] = {static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xFF)};
     queue_frame(c, 0x8, std::string_view(code, 2));
     c.close_sent = true;
-    const ssize_t ignored =
-        ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    const ssize_t ignored = send_some(c, c.out.data() + c.out_off, c.out.size() - c.out_off);
     (void)ignored;
   }
   // No TIME_WAIT on our side: many rounds of 20,000 connections would exhaust the port range.
-  const linger lg{1, 0};
-  setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
-  ::close(c.fd);
-  c.fd = -1;
+  c.we_closed = true;  // release(): SO_LINGER 0
+  release(c);
   c.state = State::kClosed;
   c.out.clear();
   c.out.shrink_to_fit();
@@ -266,20 +272,29 @@ void Loop::close(Conn& c, bool graceful) {
   handler_.on_closed(c, was_open);
 }
 
+void Loop::close_after_reply(Conn& c) {
+  if (c.fd < 0 || c.state != State::kOpen || c.close_sent) return;
+  const char code[2] = {static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xFF)};
+  queue_frame(c, 0x8, std::string_view(code, 2));
+  c.close_sent = true;
+  c.we_closed = true;
+  flush(c);
+}
+
 void Loop::fail(Conn& c, bool was_open) {
   if (c.fd < 0) return;
   if (!shutting_down) {
     if (c.state == State::kConnecting) {
       ++errors.connect;
+    } else if (c.state == State::kTls) {
+      ++errors.tls;
     } else if (c.state == State::kHandshaking) {
       ++errors.handshake;
-    } else if (was_open) {
+    } else if (was_open && !c.we_closed) {
       ++errors.closed;
     }
   }
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
-  ::close(c.fd);
-  c.fd = -1;
+  release(c);
   c.state = State::kClosed;
   c.inflater.reset();
   handler_.on_closed(c, was_open);

@@ -1,11 +1,13 @@
 // A minimal epoll WebSocket client for load generation (RFC 6455 client side: HTTP upgrade with
 // Sec-WebSocket-Accept check, masked frames out, unmasked frames in, fragmentation, ping/pong,
-// close, and the receive side of permessage-deflate when offered). Deliberately independent of
-// libwebsockets, so it does not share its bugs.
+// close, and the receive side of permessage-deflate when offered), over TCP or TLS (wss://,
+// OpenSSL, ws_tls.cpp). Deliberately independent of libwebsockets, so it does not share its bugs.
 // One Loop per process, single-threaded; connections are plain structs owned by the caller.
 #pragma once
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <map>
@@ -26,6 +28,8 @@ struct Url {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
   std::string path = "/";
+  bool tls = false;  // wss://
+  // "ws" also takes "wss://" (tls = true).
   static bool parse(std::string_view text, std::string_view scheme, Url& out);
   std::string host_port() const { return host + ":" + std::to_string(port); }
 };
@@ -39,14 +43,16 @@ struct Errors {
   std::uint64_t protocol = 0;      // malformed frames from the server
   std::uint64_t timeout = 0;       // a phase did not complete in time
   std::uint64_t corrupt = 0;       // a delivered payload is not the one published
+  std::uint64_t tls = 0;           // the TLS handshake failed
   std::map<int, std::uint64_t> close_codes;
   std::uint64_t total() const {
-    return connect + handshake + closed + error_frames + protocol + timeout + corrupt;
+    return connect + handshake + closed + error_frames + protocol + timeout + corrupt + tls;
   }
 };
 
 enum class Role : std::uint8_t { kWebSocket, kControl, kMqtt, kHttpListen, kHttpConn, kStdin };
-enum class State : std::uint8_t { kIdle, kConnecting, kHandshaking, kOpen, kClosed };
+// kTls: TCP connected, TLS handshake under way (wss:// only); kHandshaking: the HTTP upgrade.
+enum class State : std::uint8_t { kIdle, kConnecting, kTls, kHandshaking, kOpen, kClosed };
 // What the upgrade response said about permessage-deflate.
 enum class Deflate : std::uint8_t { kNone, kContext, kNoContext };
 
@@ -56,7 +62,9 @@ struct Conn {
   State state = State::kIdle;
   bool epollout = false;
   bool close_sent = false;
+  bool we_closed = false;  // our close frame went first: the server's answer is not an error
   std::uint32_t index = 0;
+  SSL* ssl = nullptr;  // wss:// only
   std::uint8_t frag_op = 0;
   bool frag_compressed = false;  // the fragmented message in `frag` had RSV1 on its first frame
   Deflate deflate = Deflate::kNone;
@@ -109,7 +117,8 @@ class Loop {
   // Without server_no_context_takeover every connection inflates with its own stream, always.
   void set_inflate_memo(bool memo) { memo_on_ = memo; }
 
-  // Starts a non-blocking connect and the upgrade to url.path. False (and counted) on failure.
+  // Starts a non-blocking connect (then the TLS handshake for wss://) and the upgrade to
+  // url.path. False (and counted) on failure.
   bool connect_ws(Conn& c, const Url& url);
   // Watches a foreign fd (control socket, MQTT, HTTP) and reports its events through on_fd.
   void watch(Conn& c, std::uint32_t events);
@@ -127,6 +136,9 @@ class Loop {
   // Closes the socket now (RST-free: SO_LINGER is not used, but no close handshake either
   // unless graceful), reporting on_closed.
   void close(Conn& c, bool graceful);
+  // Sends a close frame and leaves the connection open until the server answers it (or closes):
+  // the end of a WebSocket session as a client does it, for the handshake mode.
+  void close_after_reply(Conn& c);
 
   // One epoll_wait (timeout in ms, -1 forever) and dispatch. Returns the number of events.
   int poll(int timeout_ms);
@@ -141,8 +153,12 @@ class Loop {
   std::uint64_t compressed_in = 0;
   std::uint64_t compressed_wire_bytes = 0;
   std::uint64_t compressed_plain_bytes = 0;
-  std::uint64_t memo_hits = 0;  // compressed messages not inflated again (set_inflate_memo)
-  bool shutting_down = false;   // closes are expected: not counted as errors
+  std::uint64_t memo_hits = 0;       // compressed messages not inflated again (set_inflate_memo)
+  std::uint64_t tls_handshakes = 0;  // completed TLS handshakes
+  std::uint64_t tls_resumed = 0;     // of which resumed a session (never, by design: ws_tls.cpp)
+  std::string tls_version;           // of the last handshake, e.g. "TLSv1.3"
+  std::string tls_cipher;
+  bool shutting_down = false;  // closes are expected: not counted as errors
 
  private:
   void on_ws_event(Conn& c, std::uint32_t events);
@@ -151,6 +167,15 @@ class Loop {
   // Parses frames from data; returns bytes consumed, or SIZE_MAX on a protocol error.
   std::size_t parse_frames(Conn& c, const char* data, std::size_t len, std::uint64_t t);
   void fail(Conn& c, bool was_open);
+  // ws_tls.cpp: TLS under the WebSocket code. recv_some: bytes read, 0 on EOF or an error, -1
+  // when nothing is there yet; send_some: bytes written, -1 when the socket is full, -2 on an
+  // error.
+  SSL_CTX* tls_context();
+  bool start_tls(Conn& c);
+  void drive_tls(Conn& c);
+  ssize_t recv_some(Conn& c, char* buf, std::size_t len);
+  ssize_t send_some(Conn& c, const char* data, std::size_t len);
+  void release(Conn& c);  // SO_LINGER 0 when we closed, SSL freed, fd closed
   // Inflates a compressed message into inflated_; false (and the connection failed) when corrupt.
   bool inflate(Conn& c, const char* data, std::size_t len);
 
@@ -161,6 +186,7 @@ class Loop {
   std::uint64_t rng_;
   std::vector<char> rbuf_;
   bool offer_deflate_ = false;
+  SSL_CTX* tls_ctx_ = nullptr;
   // One inflater for every connection whose server resets its context after each message.
   std::unique_ptr<Inflater> shared_inflater_;
   std::string inflated_;

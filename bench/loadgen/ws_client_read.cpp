@@ -36,9 +36,18 @@ void Loop::on_ws_event(Conn& c, std::uint32_t events) {
         fail(c, false);
         return;
       }
+      if (c.ssl != nullptr) {
+        c.state = State::kTls;
+        drive_tls(c);
+        return;
+      }
       c.state = State::kHandshaking;
       flush(c);
     }
+    return;
+  }
+  if (c.state == State::kTls) {
+    drive_tls(c);
     return;
   }
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
@@ -49,8 +58,8 @@ void Loop::on_ws_event(Conn& c, std::uint32_t events) {
 }
 
 void Loop::on_readable(Conn& c) {
-  const ssize_t n = ::recv(c.fd, rbuf_.data(), rbuf_.size(), 0);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+  const ssize_t n = recv_some(c, rbuf_.data(), rbuf_.size());
+  if (n == 0) {
     fail(c, c.state == State::kOpen);
     return;
   }
@@ -212,7 +221,7 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
           code =
               (static_cast<std::uint8_t>(payload[0]) << 8) | static_cast<std::uint8_t>(payload[1]);
         }
-        if (!shutting_down) ++errors.close_codes[code];
+        if (!shutting_down && !c.we_closed) ++errors.close_codes[code];
         if (!c.close_sent) {
           queue_frame(c, 0x8, std::string_view(payload, plen >= 2 ? 2 : 0));
           c.close_sent = true;

@@ -7,9 +7,11 @@
  * topic matching, no JSON parsing, no UTF-8 validation: only what lws itself costs.
  *
  *   lws_broadcast --port 8081 --mqtt 127.0.0.1:1883 [--topic 'bench/#'] [--rx-buffer 4096]
+ *                 [--tls-cert server.crt --tls-key server.key]
  *
  * --rx-buffer is the protocol's rx_buffer_size, which lws allocates for every connection (wsbridge
- * uses 4096): it dominates the idle memory per connection.
+ * uses 4096): it dominates the idle memory per connection. --tls-cert and --tls-key serve wss://
+ * instead (lws's OpenSSL defaults, as a bare lws user would).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -260,7 +262,7 @@ static void on_signal(int sig) {
 
 int main(int argc, char** argv) {
   int port = 8081, mqtt_port = 1883;
-  const char *mqtt_host = "127.0.0.1", *topic = "#";
+  const char *mqtt_host = "127.0.0.1", *topic = "#", *tls_cert = NULL, *tls_key = NULL;
   static char host_buf[64];
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--port")) {
@@ -275,6 +277,10 @@ int main(int argc, char** argv) {
       mqtt_host = host_buf;
     } else if (!strcmp(argv[i], "--topic")) {
       topic = argv[i + 1];
+    } else if (!strcmp(argv[i], "--tls-cert")) {
+      tls_cert = argv[i + 1];
+    } else if (!strcmp(argv[i], "--tls-key")) {
+      tls_key = argv[i + 1];
     } else if (!strcmp(argv[i], "--rx-buffer")) {
       protocols[0].rx_buffer_size = (size_t)atoi(argv[i + 1]);
     }
@@ -292,6 +298,11 @@ int main(int argc, char** argv) {
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   info.gid = (gid_t)-1;
   info.uid = (uid_t)-1;
+  if (tls_cert && tls_key) {
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = tls_cert;
+    info.ssl_private_key_filepath = tls_key;
+  }
   context = lws_create_context(&info);
   if (!context) {
     fprintf(stderr, "lws_broadcast: cannot create the context (port %d in use?)\n", port);

@@ -7,8 +7,13 @@
 // on /rpc, forwarded to an HTTP backend over a keep-alive agent.
 //
 //   node index.mjs --port 8082 --mqtt mqtt://127.0.0.1:1883 [--backend http://127.0.0.1:8090]
-//                  [--deflate on]
+//                  [--deflate on] [--tls-cert server.crt --tls-key server.key]
+//
+// With --tls-cert and --tls-key the same code serves wss:// (https.createServer with that
+// certificate and key, Node's TLS defaults: what a user of `ws` behind https writes).
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { WebSocketServer } from 'ws';
 import mqtt from 'mqtt';
 
@@ -227,7 +232,15 @@ function request(ws, msg) {
 }
 
 // ---- the WebSocket server --------------------------------------------------------------------
-const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate, maxPayload: 1 << 20 });
+const tls = args['tls-cert'] && args['tls-key'];
+let wss;
+if (tls) {
+  const server = https.createServer({ cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) });
+  wss = new WebSocketServer({ server, perMessageDeflate, maxPayload: 1 << 20 });
+  server.listen(port, '127.0.0.1');
+} else {
+  wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate, maxPayload: 1 << 20 });
+}
 
 wss.on('connection', (ws, req) => {
   const path = (req.url ?? '/').split('?')[0];
@@ -269,7 +282,7 @@ wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
 });
 
-wss.on('listening', () => console.log(JSON.stringify({ event: 'listening', port })));
+wss.on('listening', () => console.log(JSON.stringify({ event: 'listening', port, tls: Boolean(tls) })));
 const stop = () => {
   wss.close();
   client.end(true);
