@@ -4,10 +4,14 @@
 #include <dlfcn.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <utility>
 
 namespace wsbridge::listen_share {
 
@@ -26,7 +30,41 @@ bool active() {
   return g_active;
 }
 
-std::string probe_exclusive(const std::string& address, std::uint16_t port) {
+namespace {
+
+std::string claim(const std::string& address, std::uint16_t port, PortClaim& held) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::strerror(errno);
+  sockaddr_un name{};
+  name.sun_family = AF_UNIX;
+  const std::string id = "wsbridge-listen " + address + " " + std::to_string(port);
+  std::memcpy(name.sun_path + 1, id.data(), std::min(id.size(), sizeof name.sun_path - 1));
+  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 +
+                                             std::min(id.size(), sizeof name.sun_path - 1));
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&name), length) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return error == EADDRINUSE ? "address in use by another wsbridge" : std::strerror(error);
+  }
+  held = PortClaim(fd);
+  return "";
+}
+
+}  // namespace
+
+PortClaim& PortClaim::operator=(PortClaim&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+PortClaim::~PortClaim() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string probe_exclusive(const std::string& address, std::uint16_t port, PortClaim& claimed) {
   sockaddr_storage storage{};
   socklen_t length = 0;
   int family = AF_INET;
@@ -43,6 +81,11 @@ std::string probe_exclusive(const std::string& address, std::uint16_t port) {
     if (inet_pton(AF_INET, address.c_str(), &a->sin_addr) != 1) return "not an IPv4 address";
     length = sizeof *a;
   }
+  // The probe and the bind that follows are not one step: two wsbridges starting at once on the
+  // same port would both find it free and both bind with SO_REUSEPORT, splitting its connections
+  // between them without a word. So the port is also claimed under an abstract Unix socket name
+  // (one per network namespace, released when the process ends), which only one can hold.
+  if (auto why = claim(address, port, claimed); !why.empty()) return why;
   const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::strerror(errno);
   const int one = 1;

@@ -27,8 +27,24 @@ class Scope {
 // True when the calling thread is inside a Scope.
 bool active();
 
-// Binds (and closes) a socket without SO_REUSEPORT on address:port: "" when the port is free for
-// us, else why not (e.g. "address in use").
-std::string probe_exclusive(const std::string& address, std::uint16_t port);
+// The claim of one address and port by this process (an abstract Unix socket name only one
+// process can hold), released on destruction.
+class PortClaim {
+ public:
+  PortClaim() = default;
+  explicit PortClaim(int fd) : fd_(fd) {}
+  PortClaim(PortClaim&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  PortClaim& operator=(PortClaim&& other) noexcept;
+  ~PortClaim();
+
+ private:
+  int fd_ = -1;
+};
+
+// Claims address:port for this process (`claimed` holds it; two wsbridges starting at once would
+// otherwise both pass the probe and both bind with SO_REUSEPORT), then binds (and closes) a
+// socket without SO_REUSEPORT there: "" when the port is free for us, else why not (e.g. "address
+// in use").
+std::string probe_exclusive(const std::string& address, std::uint16_t port, PortClaim& claimed);
 
 }  // namespace wsbridge::listen_share

@@ -210,7 +210,9 @@ void Shard::open() {
     // connections among them. The first makes sure nobody else listens there.
     const bool share = shared_.count > 1;
     if (share && index_ == 0) {
-      if (auto why = listen_share::probe_exclusive(listener.address, listener.port); !why.empty()) {
+      if (auto why = listen_share::probe_exclusive(listener.address, listener.port,
+                                                   port_claims_.emplace_back());
+          !why.empty()) {
         throw std::runtime_error("cannot listen on " + listener.address + " port " +
                                  std::to_string(listener.port) + " for " + name + " (" + why + ")");
       }

@@ -16,6 +16,7 @@
 #include "config/server_config.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "server/connection_slots.hpp"
+#include "server/listen_share.hpp"
 #include "server/service_inbox.hpp"
 #include "server/shard_shared.hpp"
 #include "session/session.hpp"
@@ -168,9 +169,10 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // Replaced configurations still used by open connections (each session holds its own), kept
   // until the last of them closed and their adapters have nothing in flight.
   std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
-  std::vector<lws_vhost*> listener_vhosts_;  // in config order
-  SocketWriter socket_writer_;               // its transports' iovec and header scratch
-  int fd_limit_ = 0;                         // RLIMIT_NOFILE (soft) when the server started
+  std::vector<lws_vhost*> listener_vhosts_;           // in config order
+  std::vector<listen_share::PortClaim> port_claims_;  // shard 0, shared ports: ours alone
+  SocketWriter socket_writer_;                        // its transports' iovec and header scratch
+  int fd_limit_ = 0;  // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   lws_context* context_ = nullptr;
