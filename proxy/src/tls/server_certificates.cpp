@@ -256,12 +256,12 @@ void ServerCertificates::configure_as_default(SSL_CTX* ctx) const {
   SSL_CTX_set_min_proto_version(ctx, SSL_CTX_get_min_proto_version(from));
   SSL_CTX_set_options(ctx, SSL_CTX_get_options(from));
   SSL_CTX_set_cipher_list(ctx, settings_.ciphers.c_str());
-  SSL_CTX_set_ciphersuites(ctx, settings_.ciphersuites.empty() ? kDefaultCiphersuites
-                                                               : settings_.ciphersuites.c_str());
+  SSL_CTX_set_ciphersuites(
+      ctx, settings_.ciphersuites.empty() ? kDefaultCiphersuites : settings_.ciphersuites.c_str());
   SSL_CTX_set1_cert_store(ctx, SSL_CTX_get_cert_store(from));
   const STACK_OF(X509_NAME)* names = SSL_CTX_get_client_CA_list(from);
-  SSL_CTX_set_client_CA_list(ctx, names != nullptr ? SSL_dup_CA_list(names)
-                                                   : sk_X509_NAME_new_null());
+  SSL_CTX_set_client_CA_list(ctx,
+                             names != nullptr ? SSL_dup_CA_list(names) : sk_X509_NAME_new_null());
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(from), nullptr);
   SSL_CTX_set_verify_depth(ctx, SSL_CTX_get_verify_depth(from));
   SSL_CTX_set_alpn_select_cb(ctx, select_http11, nullptr);
