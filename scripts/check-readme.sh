@@ -60,14 +60,17 @@ if tls_config=$(WSBRIDGE_STATE_DIR="$work/tls/.state" bash scripts/run.sh --tls-
   crt="$work/tls/.state/tls/localhost.crt"
   for name in "-checkhost localhost" "-checkip 127.0.0.1" "-checkip ::1"; do
     # (openssl x509 -check* prints whether the name matches; its exit status does not say)
-    openssl x509 -in "$crt" -noout $name | grep -q " does match" ||
+    # (Output captured first: with pipefail, grep -q quitting early would fail the writer.)
+    check=$(openssl x509 -in "$crt" -noout $name)
+    [[ "$check" == *" does match"* ]] ||
       fail "scripts/run.sh's certificate is not valid for ${name#* }"
   done
   "$binary" --check-config "$tls_config" >/dev/null || fail "the config of scripts/run.sh --tls does not pass"
   grep -q "^port = 8443$" "$tls_config" || fail "scripts/run.sh --tls no longer serves port 8443"
   "$binary" --check-config "$work/tls/conf/wss.toml" >/dev/null ||
     fail "conf/wss.toml does not pass with the certificate of scripts/run.sh --make-cert"
-  WSBRIDGE_STATE_DIR="$work/tls/.state" bash scripts/run.sh --make-cert | grep -q "SPKI SHA-256: [A-Za-z0-9+/]\{43\}=" ||
+  hint=$(WSBRIDGE_STATE_DIR="$work/tls/.state" bash scripts/run.sh --make-cert)
+  grep -q "SPKI SHA-256: [A-Za-z0-9+/]\{43\}=" <<<"$hint" ||
     fail "scripts/run.sh --make-cert does not print the SPKI hash"
 else
   fail "scripts/run.sh --tls-config failed"
