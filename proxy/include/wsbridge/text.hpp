@@ -1,6 +1,6 @@
-// ASCII case folding and blank trimming for protocol text (header names, tokens, hosts, config
-// keys): one definition for the core and the adapters. Locale-independent on purpose: protocol
-// text is compared byte by byte, whatever the process locale says.
+// ASCII case folding, blank trimming and hex for protocol text (header names, tokens, hosts,
+// config keys, digests): one definition for the core and the adapters. Locale-independent on
+// purpose: protocol text is compared byte by byte, whatever the process locale says.
 #pragma once
 
 #include <string>
@@ -42,6 +42,19 @@ constexpr std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// Bytes as lowercase hex, two digits each (digests, fingerprints).
+inline std::string lower_hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char b : bytes) {
+    const auto u = static_cast<unsigned char>(b);
+    out.push_back(kHex[u >> 4]);
+    out.push_back(kHex[u & 15]);
+  }
+  return out;
 }
 
 }  // namespace wsbridge::text

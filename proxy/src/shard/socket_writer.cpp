@@ -106,19 +106,25 @@ void SocketWriter::consume(std::size_t n, std::optional<PartialFrame>& partial, 
   }
 }
 
+bool SocketWriter::turn_ends(const std::optional<PartialFrame>& partial, const FrameQueue& queue,
+                             std::size_t budget, Result& result) {
+  if (!partial && queue.empty()) {
+    result.status = Status::kDrained;
+    return true;
+  }
+  if (result.wire_bytes >= budget) {
+    result.status = Status::kMore;
+    return true;
+  }
+  return false;
+}
+
 SocketWriter::Result SocketWriter::write(int fd, std::optional<PartialFrame>& partial,
                                          FrameQueue& queue, std::size_t budget,
                                          const shared_deflate::WireFormat& format) {
   Result result;
   for (;;) {
-    if (!partial && queue.empty()) {
-      result.status = Status::kDrained;
-      return result;
-    }
-    if (result.wire_bytes >= budget) {
-      result.status = Status::kMore;
-      return result;
-    }
+    if (turn_ends(partial, queue, budget, result)) return result;
     const std::size_t offered = gather(partial, queue, budget - result.wire_bytes, format);
     msghdr message{};
     message.msg_iov = iov_.data();
@@ -175,14 +181,7 @@ SocketWriter::Result SocketWriter::write_tls(SSL* ssl, std::size_t& sealed,
   };
   if (sealed > 0 && !seal_or_flush(sealed)) return result;
   for (;;) {
-    if (!partial && queue.empty()) {
-      result.status = Status::kDrained;
-      return result;
-    }
-    if (result.wire_bytes >= budget) {
-      result.status = Status::kMore;
-      return result;
-    }
+    if (turn_ends(partial, queue, budget, result)) return result;
     const std::size_t offered =
         gather(partial, queue, std::min(budget - result.wire_bytes, kTlsRecordBytes), format);
     std::size_t at = 0;

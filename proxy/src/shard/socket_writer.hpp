@@ -86,6 +86,10 @@ class SocketWriter {
   std::span<const iovec> iovecs() const { return {iov_.data(), iov_count_}; }
 
  private:
+  // Before each write of a turn: true (with the status set) when nothing is left or the budget
+  // is spent.
+  static bool turn_ends(const std::optional<PartialFrame>& partial, const FrameQueue& queue,
+                        std::size_t budget, Result& result);
   // Accounts for `n` bytes the socket took from what gather() offered.
   void consume(std::size_t n, std::optional<PartialFrame>& partial, FrameQueue& queue,
                Result& result, const shared_deflate::WireFormat& format);

@@ -6,6 +6,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge::tls {
 namespace {
 
@@ -67,14 +69,7 @@ std::string sha256_hex(X509* cert) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (X509_digest(cert, EVP_sha256(), digest, &len) != 1) return "";
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return text::lower_hex({reinterpret_cast<const char*>(digest), len});
 }
 
 }  // namespace

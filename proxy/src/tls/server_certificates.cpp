@@ -7,11 +7,11 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <mutex>
 #include <stdexcept>
 
 #include "wsbridge/metrics.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::tls {
 namespace {
@@ -20,13 +20,6 @@ constexpr unsigned char kSessionIdContext[] = "wsbridge";
 // OpenSSL 3.0's default TLS 1.3 suites (TLS_DEFAULT_CIPHERSUITES), to go back to at a reload.
 constexpr const char* kDefaultCiphersuites =
     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string openssl_reason() {
   const unsigned long e = ERR_get_error();
@@ -191,7 +184,7 @@ ServerCertificates::ServerCertificates(std::string listener, TlsSettings setting
   try {
     for (NamedCertificate& c : certificates) {
       Entry e;
-      for (const auto& n : c.server_names) e.names.push_back(lowercase(n));
+      for (const auto& n : c.server_names) e.names.push_back(text::lower(n));
       e.cert_file = c.cert_file;
       e.subject = c.pair->subject;
       e.not_after = static_cast<std::int64_t>(
@@ -212,7 +205,7 @@ ServerCertificates::~ServerCertificates() {
 
 SSL_CTX* ServerCertificates::select(std::string_view server_name) const {
   if (!server_name.empty() && entries_.size() > 1) {
-    const std::string name = lowercase(server_name);
+    const std::string name = text::lower(server_name);
     for (std::size_t i = 1; i < entries_.size(); ++i) {
       for (const auto& n : entries_[i].names) {
         if (n == name) return entries_[i].ctx;
