@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/shard/patterned_frame.hpp"
 #include "shard/socket_writer.hpp"
 #include "support/ws_test_client.hpp"
 
@@ -46,11 +47,7 @@ struct SmallPipe {
   }
 };
 
-Frame patterned(FrameKind kind, std::size_t size, char seed) {
-  std::string payload(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(seed + i % 251);
-  return Frame(kind, payload);
-}
+using testing::patterned;
 
 TEST(SocketWriterTest, EncodesServerFrameHeaders) {
   unsigned char h[10];

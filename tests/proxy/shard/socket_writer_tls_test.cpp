@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/shard/patterned_frame.hpp"
 #include "proxy/tls/tls_pair.hpp"
 #include "shard/socket_writer.hpp"
 
@@ -27,11 +28,7 @@ std::shared_ptr<const tls::ServerCertificates> localhost_certificate() {
       "test", tls::TlsSettings{}, std::move(certs), std::vector<tls::X509Ptr>{});
 }
 
-Frame patterned(FrameKind kind, std::size_t size, char seed) {
-  std::string payload(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(seed + i % 251);
-  return Frame(kind, payload);
-}
+using testing::patterned;
 
 // Reads what the client can decrypt now, at most `max` bytes.
 void read_some(SSL* client, std::string& out, std::size_t max) {

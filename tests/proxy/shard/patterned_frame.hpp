@@ -1,0 +1,18 @@
+// A frame whose payload is a pattern that starts at `seed`, so a test can tell frames (and
+// offsets within them) apart byte for byte. Shared by the plain and TLS socket-writer tests.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge::testing {
+
+inline Frame patterned(FrameKind kind, std::size_t size, char seed) {
+  std::string payload(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(seed + i % 251);
+  return Frame(kind, payload);
+}
+
+}  // namespace wsbridge::testing
