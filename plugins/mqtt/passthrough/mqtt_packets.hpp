@@ -1,0 +1,263 @@
+// The MQTT 3.1, 3.1.1 and 5.0 wire format, as the pass-through mode (mode = "passthrough") needs
+// it: a streaming reader that cuts a byte stream (WebSocket frames from the browser, TCP reads
+// from the broker) into whole packets, and parsers and encoders for the packets wsbridge inspects
+// or rewrites. Packets it only relays (PINGREQ, acknowledgements of allowed publishes, ...) are
+// never decoded beyond their fixed header.
+//
+// Parsers validate what MQTT requires of the packet (reserved flags, lengths, UTF-8 strings,
+// property identifiers allowed in that packet) and fail with a short reason otherwise; they never
+// read past the packet. Views point into the parsed packet and live as long as it does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsbridge::mqtt::wire {
+
+enum class PacketType : std::uint8_t {
+  kConnect = 1,
+  kConnack = 2,
+  kPublish = 3,
+  kPuback = 4,
+  kPubrec = 5,
+  kPubrel = 6,
+  kPubcomp = 7,
+  kSubscribe = 8,
+  kSuback = 9,
+  kUnsubscribe = 10,
+  kUnsuback = 11,
+  kPingreq = 12,
+  kPingresp = 13,
+  kDisconnect = 14,
+  kAuth = 15,  // MQTT 5 only
+};
+
+// Protocol levels as CONNECT carries them.
+inline constexpr std::uint8_t kMqtt31 = 3;   // "MQIsdp"
+inline constexpr std::uint8_t kMqtt311 = 4;  // "MQTT"
+inline constexpr std::uint8_t kMqtt5 = 5;    // "MQTT"
+
+// MQTT 5 reason codes wsbridge sends.
+namespace reason {
+inline constexpr std::uint8_t kSuccess = 0x00;
+inline constexpr std::uint8_t kUnspecifiedError = 0x80;
+inline constexpr std::uint8_t kMalformedPacket = 0x81;
+inline constexpr std::uint8_t kProtocolError = 0x82;
+inline constexpr std::uint8_t kImplementationSpecific = 0x83;
+inline constexpr std::uint8_t kUnsupportedProtocolVersion = 0x84;
+inline constexpr std::uint8_t kClientIdNotValid = 0x85;
+inline constexpr std::uint8_t kBadUserNameOrPassword = 0x86;
+inline constexpr std::uint8_t kNotAuthorized = 0x87;
+inline constexpr std::uint8_t kServerUnavailable = 0x88;
+inline constexpr std::uint8_t kServerBusy = 0x89;
+inline constexpr std::uint8_t kServerShuttingDown = 0x8B;
+inline constexpr std::uint8_t kKeepAliveTimeout = 0x8D;
+inline constexpr std::uint8_t kTopicFilterInvalid = 0x8F;
+inline constexpr std::uint8_t kTopicNameInvalid = 0x90;
+inline constexpr std::uint8_t kPacketIdInUse = 0x91;
+inline constexpr std::uint8_t kPacketIdNotFound = 0x92;
+inline constexpr std::uint8_t kTopicAliasInvalid = 0x94;
+inline constexpr std::uint8_t kPacketTooLarge = 0x95;
+inline constexpr std::uint8_t kMessageRateTooHigh = 0x96;
+inline constexpr std::uint8_t kQuotaExceeded = 0x97;
+inline constexpr std::uint8_t kAdministrativeAction = 0x98;
+inline constexpr std::uint8_t kSharedSubscriptionsNotSupported = 0x9E;
+inline constexpr std::uint8_t kWildcardSubscriptionsNotSupported = 0xA2;
+}  // namespace reason
+
+// MQTT 3.1.1 CONNACK return codes.
+namespace connack311 {
+inline constexpr std::uint8_t kAccepted = 0x00;
+inline constexpr std::uint8_t kUnacceptableProtocol = 0x01;
+inline constexpr std::uint8_t kIdentifierRejected = 0x02;
+inline constexpr std::uint8_t kServerUnavailable = 0x03;
+inline constexpr std::uint8_t kBadUserNameOrPassword = 0x04;
+inline constexpr std::uint8_t kNotAuthorized = 0x05;
+}  // namespace connack311
+
+// MQTT 5 property identifiers wsbridge reads or writes.
+namespace property {
+inline constexpr std::uint8_t kSessionExpiryInterval = 0x11;   // u32
+inline constexpr std::uint8_t kAssignedClientId = 0x12;        // string
+inline constexpr std::uint8_t kServerKeepAlive = 0x13;         // u16
+inline constexpr std::uint8_t kReasonString = 0x1F;            // string
+inline constexpr std::uint8_t kReceiveMaximum = 0x21;          // u16
+inline constexpr std::uint8_t kTopicAliasMaximum = 0x22;       // u16
+inline constexpr std::uint8_t kTopicAlias = 0x23;              // u16
+inline constexpr std::uint8_t kMaximumPacketSize = 0x27;       // u32
+inline constexpr std::uint8_t kSharedSubscriptionAvailable = 0x2A;  // byte
+}  // namespace property
+
+// ---- Properties (MQTT 5 section 2.2.2): a block of (identifier, value) pairs ----------------
+
+// One property's value: integers (byte, u16, u32, variable byte integer) in `number`, strings
+// and binary data in `text`, a string pair's name in `text` and value in `second`.
+struct Property {
+  std::uint8_t id = 0;
+  std::uint32_t number = 0;
+  std::string_view text;
+  std::string_view second;
+};
+
+// Decodes a property block (without its length prefix). nullopt and `error` when malformed: an
+// unknown identifier, a value that runs past the block, a string that is not UTF-8.
+std::optional<std::vector<Property>> parse_properties(std::string_view block, std::string& error);
+// The first property `id` in a valid block, if any.
+std::optional<Property> find_property(std::string_view block, std::uint8_t id);
+// The block without any property `id` (a valid block in, a valid block out).
+std::string without_property(std::string_view block, std::uint8_t id);
+// Appends a property to a block: integer-valued ids take `number` (encoded at the id's width),
+// string-valued ones `text`.
+void append_property(std::string& block, std::uint8_t id, std::uint32_t number);
+void append_property(std::string& block, std::uint8_t id, std::string_view text);
+
+// ---- The stream ----------------------------------------------------------------------------
+
+// Cuts a byte stream into whole packets (fixed header included). Bytes of packets that arrive
+// whole within one feed() are not copied: next() returns views into the fed bytes, valid until
+// the next feed(). Only an incomplete packet at the end of a feed is kept, in its own buffer.
+class PacketReader {
+ public:
+  enum class Status : std::uint8_t { kPacket, kNeedMore, kError };
+
+  // Packets whose total size (fixed header included) is over `max_packet_bytes` are an error,
+  // reported as soon as their length is known: their body is never buffered.
+  explicit PacketReader(std::size_t max_packet_bytes);
+
+  // Call next() until it says kNeedMore before feeding again.
+  void feed(std::string_view bytes);
+  // kPacket: `packet` is the next whole packet. kError: the stream is malformed (a remaining
+  // length over 4 bytes, packet type 0, or a packet over the limit) and stays in error.
+  Status next(std::string_view& packet);
+
+  const std::string& error() const { return error_; }
+  bool too_large() const { return too_large_; }
+  // Bytes held for an incomplete packet.
+  std::size_t buffered() const { return partial_.size(); }
+
+ private:
+  std::size_t max_packet_bytes_;
+  std::string partial_;     // an incomplete packet carried over from earlier feeds
+  std::string_view input_;  // what is left of the current feed
+  std::string error_;
+  bool too_large_ = false;
+  bool failed_ = false;
+};
+
+// The type in a whole packet's first byte (the reader guarantees it is 1 to 15).
+inline PacketType packet_type(std::string_view packet) {
+  return static_cast<PacketType>(static_cast<unsigned char>(packet[0]) >> 4);
+}
+// The packet's variable header and payload (after the fixed header).
+std::string_view packet_body(std::string_view packet);
+
+// ---- Packets -------------------------------------------------------------------------------
+
+struct Will {
+  std::string properties;  // MQTT 5 will properties (block without its length)
+  std::string topic;
+  std::string payload;
+  std::uint8_t qos = 0;
+  bool retain = false;
+};
+
+struct ConnectPacket {
+  std::uint8_t version = kMqtt311;  // kMqtt31, kMqtt311 or kMqtt5
+  bool clean_start = true;
+  std::uint16_t keepalive = 0;  // seconds
+  std::string properties;       // MQTT 5 (block without its length)
+  std::string client_id;
+  std::optional<Will> will;
+  std::optional<std::string> username;
+  std::optional<std::string> password;  // binary data in MQTT
+};
+std::optional<ConnectPacket> parse_connect(std::string_view packet, std::string& error);
+// The protocol name follows `version` ("MQIsdp" for 3.1, "MQTT" otherwise).
+std::string encode_connect(const ConnectPacket& connect);
+
+struct ConnackPacket {
+  bool session_present = false;
+  std::uint8_t code = 0;   // 3.1.1 return code or MQTT 5 reason code
+  std::string properties;  // MQTT 5
+};
+std::optional<ConnackPacket> parse_connack(std::string_view packet, std::uint8_t version,
+                                           std::string& error);
+std::string encode_connack(const ConnackPacket& connack, std::uint8_t version);
+
+struct PublishPacket {
+  std::uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  std::string_view topic;       // may be empty in MQTT 5 when a Topic Alias stands for it
+  std::uint16_t packet_id = 0;  // QoS 1 and 2 only
+  std::string_view properties;  // MQTT 5
+  std::string_view payload;
+};
+// Checks the topic is a valid topic name (no wildcards) unless it is empty in MQTT 5, QoS is not
+// 3, and a QoS 1/2 publish has a non-zero packet id.
+std::optional<PublishPacket> parse_publish(std::string_view packet, std::uint8_t version,
+                                           std::string& error);
+
+struct SubscribeEntry {
+  std::string filter;
+  std::uint8_t options = 0;  // the subscription options byte (QoS in the low two bits)
+};
+struct SubscribePacket {
+  std::uint16_t packet_id = 0;
+  std::string properties;  // MQTT 5
+  std::vector<SubscribeEntry> entries;
+};
+// At least one entry; reserved bits of each options byte zero; filters are not checked here.
+std::optional<SubscribePacket> parse_subscribe(std::string_view packet, std::uint8_t version,
+                                               std::string& error);
+std::string encode_subscribe(const SubscribePacket& subscribe, std::uint8_t version);
+
+// SUBACK and (MQTT 5) UNSUBACK: a packet id, properties and one code per filter.
+struct AckListPacket {
+  std::uint16_t packet_id = 0;
+  std::string properties;  // MQTT 5
+  std::vector<std::uint8_t> codes;
+};
+std::optional<AckListPacket> parse_suback(std::string_view packet, std::uint8_t version,
+                                          std::string& error);
+std::string encode_suback(const AckListPacket& suback, std::uint8_t version);
+// MQTT 3.1.1's UNSUBACK carries no codes (`codes` ignored, parsed empty).
+std::optional<AckListPacket> parse_unsuback(std::string_view packet, std::uint8_t version,
+                                            std::string& error);
+std::string encode_unsuback(const AckListPacket& unsuback, std::uint8_t version);
+
+struct UnsubscribePacket {
+  std::uint16_t packet_id = 0;
+  std::string properties;  // MQTT 5
+  std::vector<std::string> filters;
+};
+std::optional<UnsubscribePacket> parse_unsubscribe(std::string_view packet, std::uint8_t version,
+                                                   std::string& error);
+std::string encode_unsubscribe(const UnsubscribePacket& unsubscribe, std::uint8_t version);
+
+// PUBACK, PUBREC, PUBREL, PUBCOMP: the packet id; in MQTT 5 also a reason code (0 when the packet
+// omits it) and properties.
+struct AckPacket {
+  PacketType type = PacketType::kPuback;
+  std::uint16_t packet_id = 0;
+  std::uint8_t code = reason::kSuccess;
+  std::string properties;  // MQTT 5
+};
+std::optional<AckPacket> parse_ack(std::string_view packet, std::uint8_t version,
+                                   std::string& error);
+// In MQTT 5 the shortest form: no reason code when it is 0 and there are no properties.
+std::string encode_ack(const AckPacket& ack, std::uint8_t version);
+
+// DISCONNECT: in MQTT 5 with a reason code and, when `reason_string` is not empty, a Reason
+// String property (cut to fit); in 3.1 and 3.1.1 the bare two bytes.
+std::string encode_disconnect(std::uint8_t version, std::uint8_t code,
+                              std::string_view reason_string = {});
+// MQTT 5 DISCONNECT's reason code (0 when absent); nullopt when malformed.
+std::optional<std::uint8_t> parse_disconnect(std::string_view packet, std::uint8_t version,
+                                             std::string& error);
+
+}  // namespace wsbridge::mqtt::wire
