@@ -1,0 +1,218 @@
+// The MQTT pass-through against a real mosquitto, driven by the tests' own WebSocket client with
+// MQTT packets from the codec: the broker connection itself (plain and TLS, a broker that
+// vanishes and comes back, one that cannot be verified), flow control towards a browser that
+// does not read, and the server's reload and shutdown with relays open (#17). The foreign clients
+// (mqtt.js, Paho JS) are tests/e2e/mqtt_passthrough_*.
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+
+#include <csignal>
+#include <thread>
+
+#include "passthrough/mqtt_packets.hpp"
+#include "support/mosquitto.hpp"
+#include "support/test_ca.hpp"
+#include "wsbridge_instance.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace wire = wsbridge::mqtt::wire;
+
+// An MQTT client over the tests' WebSocket client.
+class MqttWs {
+ public:
+  MqttWs(const WsbridgeInstance& server, const std::string& path) : ws_(open(server, path)) {}
+
+  void send(const std::string& packet) { ws_.send_binary(packet); }
+  // The next packet from the server (several may share a message, or one span messages).
+  std::string next(std::chrono::milliseconds timeout = 5s) {
+    std::string_view packet;
+    while (reader_.next(packet) != wire::PacketReader::Status::kPacket) {
+      const WsClient::Message m = ws_.read_message(timeout);
+      if (m.opcode == Opcode::kClose) {
+        close_code_ = m.close_code();
+        throw std::runtime_error("closed " + std::to_string(m.close_code()) + ": " +
+                                 m.close_reason());
+      }
+      held_ = m.data;
+      reader_.feed(held_);
+    }
+    return std::string(packet);
+  }
+  void connect(std::uint8_t version, const std::string& client_id) {
+    wire::ConnectPacket c;
+    c.version = version;
+    c.client_id = client_id;
+    c.keepalive = 30;
+    send(wire::encode_connect(c));
+    std::string error;
+    const auto connack = wire::parse_connack(next(), version, error);
+    ASSERT_TRUE(connack) << error;
+    ASSERT_EQ(connack->code, 0);
+  }
+  void subscribe(std::uint8_t version, const std::string& filter) {
+    wire::SubscribePacket s{1, {}, {{filter, 0}}};
+    send(wire::encode_subscribe(s, version));
+    const std::string suback = next();
+    ASSERT_EQ(wire::packet_type(suback), wire::PacketType::kSuback);
+  }
+  WsClient& ws() { return ws_; }
+
+ private:
+  static WsClient open(const WsbridgeInstance& server, const std::string& path) {
+    ClientOptions opts = server.client(path);
+    opts.extra_headers = {{"Sec-WebSocket-Protocol", "mqtt"}};
+    return WsClient::connect(opts);
+  }
+  WsClient ws_;
+  wire::PacketReader reader_{1 << 26};
+  std::string held_;
+  std::optional<std::uint16_t> close_code_;
+};
+
+std::string publish(std::uint8_t version, const std::string& topic, const std::string& payload) {
+  wire::PublishPacket p;
+  p.topic = topic;
+  p.payload = payload;
+  return wire::encode_publish(p, version);
+}
+
+std::string route(const std::string& uri, const std::string& extra = "") {
+  return R"(
+[[listeners]]
+port = ${PORT}
+[upstreams.broker]
+uri = ")" + uri + "\"\n" +
+         extra + R"(
+[[routes]]
+path = "/mqtt"
+adapter = "mqtt"
+mode = "passthrough"
+upstream = "broker"
+allow_subscribe = ["#"]
+allow_publish = ["#"]
+max_message_bytes = "2MiB"
+)";
+}
+
+TEST(MqttPassthroughStreamTest, RelaysBothWaysWithTheForcedIdentityAtTheBroker) {
+  Mosquitto broker;
+  WsbridgeInstance server(route(broker.uri(), "username = \"bridge\"\npassword = \"s3cret\"\n"));
+  MqttWs reader(server, "/mqtt");
+  reader.connect(wire::kMqtt5, "reader");
+  reader.subscribe(wire::kMqtt5, "sensors/#");
+  MqttWs writer(server, "/mqtt");
+  writer.connect(wire::kMqtt311, "writer");
+  writer.send(publish(wire::kMqtt311, "sensors/t", "21.5"));
+  std::string error;
+  const std::string got = reader.next();
+  auto p = wire::parse_publish(got, wire::kMqtt5, error);
+  ASSERT_TRUE(p) << error;
+  EXPECT_EQ(p->topic, "sensors/t");
+  EXPECT_EQ(p->payload, "21.5");
+  // The broker saw the forced client ids and the service credentials, never the browser's.
+  const std::string log = broker.log();
+  EXPECT_NE(log.find("as anonymous:reader"), std::string::npos) << log;
+  EXPECT_NE(log.find("u'bridge'"), std::string::npos) << log;
+}
+
+TEST(MqttPassthroughStreamTest, TlsUpstreamIsVerifiedAgainstItsCa) {
+  const TestPki& pki = TestPki::get();
+  const std::uint16_t tls_port = free_tcp_port();
+  Mosquitto broker("listener " + std::to_string(tls_port) + " 127.0.0.1\ncafile " +
+                   pki.ca.cert_file() + "\ncertfile " + pki.server.cert_file + "\nkeyfile " +
+                   pki.server.key_file + "\n");
+  const std::string uri = "ssl://127.0.0.1:" + std::to_string(tls_port);
+  {
+    WsbridgeInstance server(route(uri, "ca_file = \"" + pki.ca.cert_file() + "\"\n"));
+    MqttWs client(server, "/mqtt");
+    client.connect(wire::kMqtt5, "tls");
+    client.subscribe(wire::kMqtt5, "a/b");
+    client.send(publish(wire::kMqtt5, "a/b", "over TLS"));
+    std::string error;
+    EXPECT_EQ(wire::parse_publish(client.next(), wire::kMqtt5, error)->payload, "over TLS");
+  }
+  // A broker whose certificate another CA signed is refused: the browser hears it in MQTT.
+  WsbridgeInstance server(route(uri, "ca_file = \"" + pki.other_ca.cert_file() + "\"\n"));
+  MqttWs client(server, "/mqtt");
+  wire::ConnectPacket c;
+  c.version = wire::kMqtt5;
+  client.send(wire::encode_connect(c));
+  std::string error;
+  auto connack = wire::parse_connack(client.next(), wire::kMqtt5, error);
+  ASSERT_TRUE(connack) << error;
+  EXPECT_EQ(connack->code, wire::reason::kServerUnavailable);
+  EXPECT_EQ(client.ws().wait_close(), 1013);
+}
+
+TEST(MqttPassthroughStreamTest, BrokerOutageDisconnectsAndARetryWorksOnceItIsBack) {
+  Mosquitto broker;
+  WsbridgeInstance server(route(broker.uri()));
+  MqttWs client(server, "/mqtt");
+  client.connect(wire::kMqtt5, "outage");
+  broker.kill();
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(client.next(), wire::kMqtt5, error),
+            wire::reason::kServerUnavailable);
+  EXPECT_EQ(client.ws().wait_close(), 1001);
+  {
+    MqttWs refused(server, "/mqtt");
+    wire::ConnectPacket c;
+    refused.send(wire::encode_connect(c));
+    auto connack = wire::parse_connack(refused.next(), wire::kMqtt311, error);
+    ASSERT_TRUE(connack) << error;
+    EXPECT_EQ(connack->code, wire::connack311::kServerUnavailable);
+  }
+  broker.start();
+  MqttWs again(server, "/mqtt");
+  again.connect(wire::kMqtt5, "outage");
+}
+
+TEST(MqttPassthroughStreamTest, ABrowserThatDoesNotReadHoldsTheBrokerBackNotOurMemory) {
+  Mosquitto broker;
+  WsbridgeInstance server(route(broker.uri()));
+  MqttWs slow(server, "/mqtt");
+  slow.connect(wire::kMqtt311, "slow");
+  slow.subscribe(wire::kMqtt311, "bulk");
+  const int small = 4096;  // (the kernel then holds less of what wsbridge sends it)
+  ::setsockopt(slow.ws().tcp().fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  const long before = rss_kib(server.process->pid());
+  // 48 MiB for a browser that reads nothing.
+  MqttWs writer(server, "/mqtt");
+  writer.connect(wire::kMqtt311, "writer");
+  const std::string chunk(256 * 1024, 'x');
+  for (int i = 0; i < 192; ++i) writer.send(publish(wire::kMqtt311, "bulk", chunk));
+  std::this_thread::sleep_for(2s);
+  const long grown = rss_kib(server.process->pid()) - before;
+  EXPECT_LT(grown, 24 * 1024) << "wsbridge buffered " << grown << " KiB for one slow reader";
+  // Nothing was dropped on the way: the browser reads on and gets whole packets.
+  std::string error;
+  for (int i = 0; i < 8; ++i) {
+    auto p = wire::parse_publish(slow.next(10s), wire::kMqtt311, error);
+    ASSERT_TRUE(p) << error;
+    EXPECT_EQ(p->payload.size(), chunk.size());
+  }
+}
+
+TEST(MqttPassthroughStreamTest, ReloadKeepsRelaysAndShutdownEndsThemCleanly) {
+  Mosquitto broker;
+  WsbridgeInstance server(route(broker.uri()));
+  MqttWs client(server, "/mqtt");
+  client.connect(wire::kMqtt311, "kept");
+  client.subscribe(wire::kMqtt311, "k");
+  server.rewrite_config(route(broker.uri()) + "\n[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+  server.process->signal(SIGHUP);
+  ASSERT_TRUE(server.process->wait_for_output("configuration reloaded", 5s));
+  client.send(publish(wire::kMqtt311, "k", "after reload"));
+  std::string error;
+  EXPECT_EQ(wire::parse_publish(client.next(), wire::kMqtt311, error)->payload, "after reload");
+  server.process->signal(SIGTERM);
+  EXPECT_EQ(client.ws().wait_close(), 1001);
+  EXPECT_EQ(server.process->wait_exit(10s), 0);
+}
+
+}  // namespace
+}  // namespace wsbridge::testing
