@@ -121,6 +121,8 @@ void round_trip(std::string_view packet, std::uint8_t version, Parse parse, Enco
     if (error.empty()) fail("a refused packet without a reason", packet);
     return;
   }
+  if (fixed_header_problem(packet, version))
+    fail("a parser accepted bad fixed header flags", packet);
   const std::string encoded = encode(*x, version);
   check_encoded(encoded, packet);
   const auto y = parse(encoded, version, error);
@@ -139,8 +141,12 @@ void check_packet(std::string_view packet) {
   while ((static_cast<unsigned char>(packet[header - 1]) & 0x80) != 0) ++header;
   if (header + packet_body(packet).size() != packet.size()) fail("packet_body length", packet);
 
+  // Whatever a parser accepts has valid fixed header flags.
+  const bool flags_ok = !fixed_header_problem(packet, kMqtt5);
+
   std::string error;
   if (const auto connect = parse_connect(packet, error)) {
+    if (!flags_ok) fail("parse_connect accepted bad fixed header flags", packet);
     const std::string encoded = encode_connect(*connect);
     check_encoded(encoded, packet);
     const auto back = parse_connect(encoded, error);

@@ -155,6 +155,11 @@ inline PacketType packet_type(std::string_view packet) {
 }
 // The packet's variable header and payload (after the fixed header).
 std::string_view packet_body(std::string_view packet);
+// nullopt when the fixed header's flags are what MQTT requires of the packet's type (PUBREL,
+// SUBSCRIBE and UNSUBSCRIBE 0x2; PUBLISH any but QoS 3; others 0) and the type exists in
+// `version` (AUTH is MQTT 5 only); else a short reason. For packets relayed without parsing
+// (PINGREQ, acknowledgements); the parsers check this themselves.
+std::optional<std::string> fixed_header_problem(std::string_view packet, std::uint8_t version);
 
 // ---- Packets -------------------------------------------------------------------------------
 

@@ -112,4 +112,21 @@ std::string_view packet_body(std::string_view packet) {
   return header >= packet.size() ? std::string_view{} : packet.substr(header);
 }
 
+std::optional<std::string> fixed_header_problem(std::string_view packet, std::uint8_t version) {
+  const PacketType type = packet_type(packet);
+  const auto flags = static_cast<unsigned char>(packet[0]) & 0x0F;
+  if (type == PacketType::kAuth && version != kMqtt5) return "AUTH exists in MQTT 5 only";
+  if (type == PacketType::kPublish) {
+    if (((flags >> 1) & 0x03) == 3) return "PUBLISH QoS 3 is invalid";
+    return std::nullopt;
+  }
+  const bool two = type == PacketType::kPubrel || type == PacketType::kSubscribe ||
+                   type == PacketType::kUnsubscribe;
+  if (flags != (two ? 0x2 : 0)) {
+    return "fixed header flags of packet type " + std::to_string(static_cast<int>(type)) +
+           " must be " + std::to_string(two ? 2 : 0);
+  }
+  return std::nullopt;
+}
+
 }  // namespace wsbridge::mqtt::wire

@@ -202,5 +202,21 @@ TEST(PacketReaderTest, PacketBody) {
   EXPECT_EQ(packet_body(sample_packets()[2]).substr(0, 3), bytes({0x00, 0x01, 't'}));
 }
 
+TEST(PacketReaderTest, FixedHeaderProblem) {
+  for (int first :
+       {0x10, 0x20, 0x30, 0x3B, 0x40, 0x50, 0x62, 0x70, 0x82, 0x90, 0xA2, 0xB0, 0xC0, 0xD0, 0xE0}) {
+    EXPECT_EQ(fixed_header_problem(bytes({first, 0x00}), kMqtt311), std::nullopt) << first;
+  }
+  EXPECT_EQ(fixed_header_problem(bytes({0xF0, 0x00}), kMqtt5), std::nullopt);
+  EXPECT_EQ(fixed_header_problem(bytes({0xF0, 0x00}), kMqtt311), "AUTH exists in MQTT 5 only");
+  EXPECT_EQ(fixed_header_problem(bytes({0x36, 0x00}), kMqtt5), "PUBLISH QoS 3 is invalid");
+  EXPECT_EQ(fixed_header_problem(bytes({0xC1, 0x00}), kMqtt5),
+            "fixed header flags of packet type 12 must be 0");
+  EXPECT_EQ(fixed_header_problem(bytes({0x60, 0x00}), kMqtt5),
+            "fixed header flags of packet type 6 must be 2");
+  EXPECT_EQ(fixed_header_problem(bytes({0x80, 0x00}), kMqtt5),
+            "fixed header flags of packet type 8 must be 2");
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt::wire
