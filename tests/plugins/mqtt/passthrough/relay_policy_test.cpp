@@ -157,5 +157,27 @@ TEST_F(RelayTest, ServerOnlyPacketsFromTheBrowserAreAProtocolError) {
   EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
 }
 
+TEST_F(RelayTest, BadFixedHeaderFlagsOnAnUnparsedPacketNeverReachTheBroker) {
+  connect(wire::kMqtt5);
+  from_browser(std::string("\x40\x02\x00\x07", 4));  // a PUBACK: relayed as it is
+  EXPECT_EQ(broker_packets().size(), 1U);
+  from_browser(std::string("\xC3\x00", 2));  // PINGREQ with flags 3
+  EXPECT_TRUE(broker_packets().empty());
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+  const auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1U);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kMalformedPacket);
+}
+
+TEST_F(RelayTest, AuthIsAProtocolErrorBeforeMqtt5) {
+  connect(wire::kMqtt311);
+  from_browser(std::string("\xF0\x00", 2));
+  EXPECT_TRUE(broker_packets().empty());
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt::testing
