@@ -1,8 +1,8 @@
 // MQTT pass-through (#17): what wsbridge enforces between mqtt.js (Node, MQTT 3.1.1 and 5) and a
 // real mosquitto. Denied SUBSCRIBE filters get failure codes and never reach the broker (its log
-// lists every filter it subscribed), denied PUBLISHes never reach it (mosquitto_sub on '#'), and
-// the broker sees the forced client id and the service account, never the browser's own. Run by
-// CTest (mqtt_passthrough.acl).
+// lists every filter it subscribed), denied PUBLISHes and wills never reach it (mosquitto_sub on
+// '#'), and the broker sees the forced client id and the service account, never the browser's
+// own. Run by CTest (mqtt_passthrough.acl).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -128,6 +128,29 @@ describe('denied publishes', () => {
       await endClient(c);
     }
   });
+});
+
+describe('wills', () => {
+  for (const v of [4, 5]) {
+    test(`v${v}: a will outside allow_publish is never published`, async () => {
+      const sub = await MosquittoSub.start(servers.broker, '#');
+      const will = (topic) => ({ topic, payload: 'gone', qos: 1, retain: false });
+      try {
+        // wsbridge may refuse such a CONNECT or strip its will: either way, nothing on secret/.
+        const denied = await connectMqtt(url(), { protocolVersion: v, clientId: `wdeny${v}`, will: will(`secret/will${v}`) })
+          .catch((e) => e.client);
+        denied.sockets[0]?.terminate();
+        await sleep(300);
+        const allowed = await connectMqtt(url(), { protocolVersion: v, clientId: `wok${v}`, will: will(`wills/acl${v}`) });
+        allowed.sockets[0].terminate();
+        await sub.waitForTopic(`wills/acl${v}`);
+        assert.ok(!sub.messages.some((m) => m.topic === `secret/will${v}`), 'the denied will was published');
+        await Promise.all([endClient(denied), endClient(allowed)]);
+      } finally {
+        await sub.stop();
+      }
+    });
+  }
 });
 
 describe('identity at the broker', () => {

@@ -1,7 +1,8 @@
 // MQTT pass-through (#17) with mqtt.js in Node, MQTT 3.1.1 and 5, against a real mosquitto
 // behind a real wsbridge: messages both ways at every QoS, retained messages, wills, 1 MiB
-// payloads, the CONNACK wsbridge rewrites (keepalive clamp, no topic aliases), and the refusal an
-// MQTT client gets on a route that does not speak MQTT. Run by CTest (mqtt_passthrough.clients).
+// payloads, the CONNACK wsbridge rewrites (keepalive clamp, no topic aliases), the refusal an
+// MQTT client gets on a route that does not speak MQTT, and packets split or coalesced across
+// WebSocket messages, malformed or too large. Run by CTest (mqtt_passthrough.clients).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -155,4 +156,75 @@ describe('the CONNACK an MQTT 5 client gets', () => {
       await endClient(c);
     }
   });
+});
+
+// A QoS 0 PUBLISH packet (MQTT 3.1.1 layout; MQTT 5 adds an empty property length).
+function publishPacket(topic, payload, v) {
+  const t = Buffer.from(topic);
+  const body = Buffer.concat([Buffer.from([t.length >> 8, t.length & 0xff]), t,
+    Buffer.from(v === 5 ? [0] : []), Buffer.from(payload)]);
+  const length = [];
+  for (let n = body.length; ; ) {
+    const byte = n % 128;
+    n = Math.floor(n / 128);
+    length.push(n > 0 ? byte | 0x80 : byte);
+    if (n === 0) break;
+  }
+  return Buffer.concat([Buffer.from([0x30, ...length]), body]);
+}
+
+describe('the stream of packets', () => {
+  // (mqtt.js in Node already splits each packet over several WebSocket messages, one per field.)
+  test('several packets in one WebSocket message, and one packet over three', async () => {
+    const sub = await MosquittoSub.start(servers.broker, 'sensors/frames/#');
+    const c = await connectMqtt(url(), { protocolVersion: 5, clientId: 'frames' });
+    try {
+      const ws = c.sockets[0];
+      ws.send(Buffer.concat(['a', 'b', 'c'].map((n) => publishPacket(`sensors/frames/${n}`, n, 5))));
+      const split = publishPacket('sensors/frames/split', 'split', 5);
+      for (const part of [split.subarray(0, 1), split.subarray(1, 9), split.subarray(9)]) ws.send(part);
+      for (const n of ['a', 'b', 'c', 'split']) {
+        assert.equal((await sub.waitForTopic(`sensors/frames/${n}`)).payload.toString(), n);
+      }
+    } finally {
+      await endClient(c);
+      await sub.stop();
+    }
+  });
+
+  for (const v of [4, 5]) {
+    test(`v${v}: a malformed packet closes the connection with a reason`, async () => {
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `bad${v}` });
+      try {
+        const closed = new Promise((resolve) => c.once('close', resolve));
+        c.sockets[0].send(Buffer.from([0x00, 0x00]));  // packet type 0 is reserved
+        await within(closed, 5000, 'the close');
+        await waitFor(() => c.sockets[0].closeInfo, 'the WebSocket close');
+        const disconnect = c.packets.find((p) => p.cmd === 'disconnect');
+        if (v === 5 && disconnect) assert.ok(disconnect.reasonCode >= 0x80, JSON.stringify(disconnect));
+        assert.notEqual(c.sockets[0].closeInfo.reason, '', JSON.stringify(c.sockets[0].closeInfo));
+      } finally {
+        await endClient(c);
+      }
+    });
+
+    test(`v${v}: a packet over max_packet_bytes (4 MiB) closes the connection${v === 5 ? ' with 0x95' : ''}`, async () => {
+      const sub = await MosquittoSub.start(servers.broker, `sensors/huge${v}`);
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `huge${v}` });
+      try {
+        const closed = new Promise((resolve) => c.once('close', resolve));
+        c.publish(`sensors/huge${v}`, Buffer.alloc(4.5 * 1024 * 1024, 1), { qos: 0 });
+        await within(closed, 8000, 'the close');
+        if (v === 5) {
+          const disconnect = c.packets.find((p) => p.cmd === 'disconnect');
+          assert.equal(disconnect?.reasonCode, 0x95, JSON.stringify(disconnect));
+        }
+        await mosquittoPub(servers.broker, `sensors/huge${v}`, 'marker');
+        assert.equal((await sub.waitForTopic(`sensors/huge${v}`)).payload.toString(), 'marker');
+      } finally {
+        await endClient(c);
+        await sub.stop();
+      }
+    });
+  }
 });
