@@ -98,6 +98,7 @@ packages=$(bash scripts/install-deps.sh --list)
 needs() {  # $1: block text; prints the Debian packages its commands come from
   grep -q 'python3' <<<"$1" && echo python3
   grep -Eq 'import .*websockets' <<<"$1" && echo python3-websockets
+  grep -Eq 'import .*paho' <<<"$1" && echo python3-paho-mqtt
   grep -Eq 'mosquitto_(pub|sub)' <<<"$1" && echo mosquitto-clients
   grep -Eq '(^|[^a-z_])curl ' <<<"$1" && echo curl
   true

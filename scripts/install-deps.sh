@@ -17,9 +17,10 @@ build_only=false
 if ! $build_only; then
   # Running and testing: the local broker, its clients, Chromium for the browser tests, clang for
   # the fuzzers, systemd-analyze for the unit check, curl and procps for scripts, and Python with
-  # websockets for the README's examples, bench/run and the test backends.
+  # websockets for the README's examples, bench/run and the test backends (and Paho's MQTT client
+  # for the README's MQTT-over-WebSocket example).
   packages+=(mosquitto mosquitto-clients chromium clang systemd curl procps python3
-             python3-websockets)
+             python3-websockets python3-paho-mqtt)
 fi
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${packages[@]}"

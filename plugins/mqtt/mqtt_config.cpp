@@ -185,10 +185,9 @@ MqttRouteConfig MqttRouteConfig::from_route(
                   (known.empty() ? "none; add an [upstreams." + r.upstream + "] table" : known) +
                   ")");
   }
-  if (auto mode =
-          t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson},
-                                     {"raw", RouteMode::kRaw},
-                                     {"passthrough", RouteMode::kPassthrough}})) {
+  if (auto mode = t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson},
+                                               {"raw", RouteMode::kRaw},
+                                               {"passthrough", RouteMode::kPassthrough}})) {
     r.mode = *mode;
   }
   if (auto prefix = t.string("topic_prefix")) {

@@ -306,6 +306,58 @@ TEST_F(MqttClientOnAJsonRoute, Mqtt5ClientGetsTheReasonInItsConnack) {
   EXPECT_EQ(ws.wait_close(), 1008);
 }
 
+// mqtt.js in Node writes its CONNECT in several WebSocket messages: the refusal waited only for
+// the first, answered a piece of a CONNECT and closed, and mqtt.js saw nothing but EPIPE (#17).
+TEST_F(MqttClientOnAJsonRoute, ConnectSplitOverSeveralMessagesIsAnsweredWhole) {
+  WsClient ws = connect();
+  const std::string packet = connect_packet(5);
+  ws.send_binary(packet.substr(0, 1));
+  ws.send_binary(packet.substr(1, 6));
+  ws.send_binary(packet.substr(7));
+  const WsClient::Message connack = ws.read_message();
+  ASSERT_EQ(connack.opcode, Opcode::kBinary);
+  ASSERT_GE(connack.data.size(), 7u);
+  EXPECT_EQ(static_cast<unsigned char>(connack.data[3]), 0x88);  // MQTT 5: the level was read
+  EXPECT_NE(connack.data.find("no route here speaks MQTT"), std::string::npos);
+  EXPECT_EQ(ws.wait_close(), 1008);
+}
+
+// #17: with a route that speaks MQTT (mode = "passthrough"), the refusal says where to go.
+class MqttClientOnAJsonRouteBesideAnMqttRoute : public MqttClientOnAJsonRoute {
+ protected:
+  WsbridgeInstance mqtt_server_{R"(
+[[listeners]]
+port = ${PORT}
+[upstreams.broker]
+uri = "tcp://127.0.0.1:1"
+[[routes]]
+path = "/echo"
+adapter = "echo"
+[[routes]]
+path = "/devices/mqtt"
+adapter = "mqtt"
+mode = "passthrough"
+upstream = "broker"
+allow_subscribe = ["sensors/#"]
+)"};
+};
+
+TEST_F(MqttClientOnAJsonRouteBesideAnMqttRoute, RefusalNamesTheRoutesThatSpeakMqtt) {
+  ClientOptions opts = mqtt_server_.client("/echo");
+  opts.extra_headers = {{"Sec-WebSocket-Protocol", "mqtt"}};
+  WsClient ws = WsClient::connect(opts);
+  ws.send_binary(connect_packet(5));
+  const WsClient::Message connack = ws.read_message();
+  EXPECT_NE(connack.data.find("MQTT clients connect to /devices/mqtt"), std::string::npos)
+      << connack.data;
+  EXPECT_EQ(ws.wait_close(), 1008);
+  // The route that speaks MQTT takes the subprotocol without listing it.
+  ClientOptions mqtt = mqtt_server_.client("/devices/mqtt");
+  mqtt.extra_headers = {{"Sec-WebSocket-Protocol", "mqtt"}};
+  WsClient accepted = WsClient::connect(mqtt);
+  EXPECT_EQ(accepted.handshake_response().header("Sec-WebSocket-Protocol"), "mqtt");
+}
+
 TEST_F(MqttClientOnAJsonRoute, SilentMqttClientIsClosedToo) {
   WsClient ws = connect();
   EXPECT_EQ(ws.wait_close(8s), 1008);

@@ -118,7 +118,8 @@ TEST_F(ConfigRegressionTest, MqttSubprotocolOnARouteThatDoesNotSpeakMqttIsRefuse
                       "subprotocols = [\"chat\", \"mqtt\"]\n"),
       "test.toml:10:25: subprotocol \"mqtt\" tells MQTT-over-WebSocket clients (mqtt.js, Paho "
       "JS) that route \"/mqtt\" speaks MQTT packets, but it speaks the JSON frames of "
-      "docs/PROTOCOL.md (adapter \"mqtt\"): remove it");
+      "docs/PROTOCOL.md (adapter \"mqtt\"): remove it (mode = \"passthrough\" of the mqtt "
+      "adapter speaks MQTT)");
   EXPECT_NE(
       error_of(base + "[[routes]]\npath = \"/raw\"\nadapter = \"mqtt\"\nupstream = \"local\"\n"
                       "mode = \"raw\"\nsubscribe = [\"a\"]\nsubprotocols = [\"mqttv3.1\"]\n")
@@ -133,6 +134,10 @@ TEST_F(ConfigRegressionTest, MqttSubprotocolOnARouteThatDoesNotSpeakMqttIsRefuse
                 .find("(adapter \"http\")"),
             std::string::npos);
   accepts(base + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nsubprotocols = [\"chat.v1\"]\n");
+  // #17: a pass-through route speaks MQTT, so naming its subprotocols is no mistake.
+  accepts(base +
+          "[[routes]]\npath = \"/p\"\nadapter = \"mqtt\"\nmode = \"passthrough\"\n"
+          "upstream = \"local\"\nsubprotocols = [\"mqtt\"]\n");
 }
 
 // #17: "[[route]]" got "unknown key 'route' in the top level" with no hint.

@@ -24,8 +24,7 @@ class PassthroughAdapter final : public Adapter {
   std::vector<std::string> subprotocols() const override { return {"mqtt", "mqttv3.1"}; }
 
   void on_open(const std::shared_ptr<Connection>& connection) override {
-    relays()[connection->id()] =
-        std::make_unique<Relay>(connection, route_, *endpoint_, metrics_);
+    relays()[connection->id()] = std::make_unique<Relay>(connection, route_, *endpoint_, metrics_);
   }
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override {
     if (Relay* relay = find(connection->id())) relay->from_client(message);

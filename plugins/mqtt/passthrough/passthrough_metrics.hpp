@@ -37,8 +37,7 @@ struct PassthroughMetrics {
         kind("publish"),
         kind("connect"),
         r.counter("wsbridge_mqtt_passthrough_broker_failures_total",
-                  "MQTT pass-through broker connections that failed or dropped",
-                  {{"route", path}}),
+                  "MQTT pass-through broker connections that failed or dropped", {{"route", path}}),
     };
   }
 };

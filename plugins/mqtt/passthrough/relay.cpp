@@ -149,8 +149,8 @@ void Relay::on_connack(std::string_view packet) {
     return;
   }
   if (connack->code != 0) {
-    const std::string why = "the MQTT broker refused the connection (code " +
-                            std::to_string(connack->code) + ")";
+    const std::string why =
+        "the MQTT broker refused the connection (code " + std::to_string(connack->code) + ")";
     WSB_LOG(kWarn) << "conn " << connection_->id() << " " << why;
     fail(CloseCode::kPolicyViolation, why, packet);
     return;

@@ -33,9 +33,8 @@ struct PassthroughMetrics;
 
 class Relay final : public StreamHandler {
  public:
-  Relay(std::shared_ptr<Connection> connection,
-        std::shared_ptr<const PassthroughRouteConfig> route, StreamEndpoint& upstream,
-        PassthroughMetrics& metrics);
+  Relay(std::shared_ptr<Connection> connection, std::shared_ptr<const PassthroughRouteConfig> route,
+        StreamEndpoint& upstream, PassthroughMetrics& metrics);
   ~Relay() override;
 
   // Adapter callbacks, on the connection's shard.

@@ -130,15 +130,14 @@ void Relay::on_connect(std::string_view packet) {
            "will topic \"" + connect->will->topic + "\" is not allowed on this route");
     return;
   }
-  if (version_ == wire::kMqtt5 &&
-      wire::find_property(connect->properties, kAuthenticationMethod)) {
+  if (version_ == wire::kMqtt5 && wire::find_property(connect->properties, kAuthenticationMethod)) {
     refuse(kBadAuthenticationMethod, wire::connack311::kNotAuthorized,
            "MQTT 5 enhanced authentication is not relayed");
     return;
   }
 
-  connect->client_id = expand_client_id(route_->client_id, user, connect->client_id,
-                                        connection_->id());
+  connect->client_id =
+      expand_client_id(route_->client_id, user, connect->client_id, connection_->id());
   if (connect->client_id.size() > kMaxTopicBytes) {
     refuse(wire::reason::kClientIdNotValid, wire::connack311::kIdentifierRejected,
            "the client id is too long");
@@ -149,9 +148,9 @@ void Relay::on_connect(std::string_view packet) {
   connect->password = route_->service_username ? route_->service_password : std::nullopt;
 
   const auto asked = std::chrono::seconds(connect->keepalive);
-  const auto clamped =
-      asked.count() == 0 ? route_->keepalive_max
-                         : std::clamp(asked, route_->keepalive_min, route_->keepalive_max);
+  const auto clamped = asked.count() == 0
+                           ? route_->keepalive_max
+                           : std::clamp(asked, route_->keepalive_min, route_->keepalive_max);
   connect->keepalive = static_cast<std::uint16_t>(clamped.count());
   upstream_keepalive_ = clamped;
   // A browser that pings less often than the broker now expects gets pinged for (3.1.1), or is
@@ -160,8 +159,8 @@ void Relay::on_connect(std::string_view packet) {
 
   if (version_ == wire::kMqtt5) {
     // The broker never sends the browser more than this route accepts.
-    std::uint32_t limit = static_cast<std::uint32_t>(
-        std::min<std::size_t>(route_->max_packet_bytes, 0xFFFFFFFFu));
+    std::uint32_t limit =
+        static_cast<std::uint32_t>(std::min<std::size_t>(route_->max_packet_bytes, 0xFFFFFFFFu));
     if (auto own = wire::find_property(connect->properties, wire::property::kMaximumPacketSize)) {
       limit = std::min(limit, own->number);
     }

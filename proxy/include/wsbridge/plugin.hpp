@@ -186,10 +186,10 @@ class Adapter {
 
 // What a route's adapter is told about its place in the configuration.
 struct RouteContext {
-  std::string path;                   // the route's path
-  std::filesystem::path config_dir;   // for resolving relative file names
-  HttpClient* http_client = nullptr;  // the core's asynchronous HTTP client (never null)
-  unsigned shards = 1;                // service threads; current_shard() is below this
+  std::string path;                       // the route's path
+  std::filesystem::path config_dir;       // for resolving relative file names
+  HttpClient* http_client = nullptr;      // the core's asynchronous HTTP client (never null)
+  unsigned shards = 1;                    // service threads; current_shard() is below this
   StreamClient* stream_client = nullptr;  // the core's TCP/TLS byte streams (never null)
 };
 

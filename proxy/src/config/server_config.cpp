@@ -333,9 +333,8 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       options.consume(core_key);
     }
     route.adapter = kind->create_route(
-        options,
-        RouteContext{route.path, config_dir, config.http_client.get(), config.effective_threads(),
-                     &LwsStreamClient::instance()});
+        options, RouteContext{route.path, config_dir, config.http_client.get(),
+                              config.effective_threads(), &LwsStreamClient::instance()});
     options.reject_unknown_keys();
     const std::vector<std::string> spoken = route.adapter->subprotocols();
     if (const toml::array* offered = t.raw()["subprotocols"].as_array()) {

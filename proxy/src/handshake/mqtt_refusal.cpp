@@ -23,6 +23,17 @@ void put_varint(std::string& out, std::size_t n) {
 
 }  // namespace
 
+std::optional<std::size_t> packet_size(std::string_view bytes) {
+  std::size_t length = 0;
+  for (std::size_t i = 1; i < bytes.size() && i <= 4; ++i) {
+    const auto byte = static_cast<unsigned char>(bytes[i]);
+    length += static_cast<std::size_t>(byte & 0x7F) << (7 * (i - 1));
+    if ((byte & 0x80) == 0) return i + 1 + length;
+  }
+  if (bytes.size() > 5) return 0;  // a fifth length byte: malformed
+  return std::nullopt;
+}
+
 bool is_mqtt_subprotocol(std::string_view name) {
   return name == "mqtt" || name == "mqttv3.1";
 }

@@ -8,6 +8,8 @@
 // error its user can read.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,11 @@ namespace wsbridge::mqtt_refusal {
 
 // The subprotocol names MQTT-over-WebSocket clients offer.
 bool is_mqtt_subprotocol(std::string_view name);
+
+// The whole size of the MQTT packet `bytes` begins with (fixed header included), once its fixed
+// header has arrived; nullopt while it has not. A malformed length counts as complete (0): there
+// is nothing more worth waiting for.
+std::optional<std::size_t> packet_size(std::string_view bytes);
 
 // The CONNACK refusing `connect` (one MQTT CONNECT packet, as received): "Server unavailable"
 // in the client's protocol version (3.1, 3.1.1 or 5, with `reason` as Reason String in 5).

@@ -42,6 +42,7 @@ struct Session {
   // An MQTT client on a route that does not speak MQTT: never reaches the adapter, is answered
   // with a refusing CONNACK and closed with this reason (mqtt_refusal.hpp).
   std::optional<std::string> mqtt_refusal;
+  std::string mqtt_connect;  // its CONNECT so far (refuse_mqtt)
 
   // Outbound: frames waiting for the write turn (a frame the transport started is its own).
   // `queued_bytes` counts the outbox.
@@ -71,9 +72,9 @@ struct Session {
   // Rate limit (token bucket of the route's rate/burst).
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
-  unsigned rate_strikes = 0;    // messages refused in a row
-  bool reading_paused = false;  // Connection::pause_reading: lws rx flow control is off
-  std::uint64_t dropped = 0;    // droppable frames discarded since the client last caught up
+  unsigned rate_strikes = 0;        // messages refused in a row
+  bool reading_paused = false;      // Connection::pause_reading: lws rx flow control is off
+  std::uint64_t dropped = 0;        // droppable frames discarded since the client last caught up
   bool drained_notice_due = false;  // the queue went over the high-water mark (Adapter::on_drained)
   // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).
   std::atomic<std::uint64_t> messages_in{0};

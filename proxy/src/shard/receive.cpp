@@ -101,9 +101,17 @@ bool Shard::inflate_message(Session& s) {
   return true;
 }
 
-// The client's first message should be its CONNECT: answer it with a refusing CONNACK, then
-// close with the reason (which MQTT 3.1.1 clients cannot otherwise see).
-void Shard::refuse_mqtt(Session& s, std::string_view connect) {
+// The client's first packet should be its CONNECT: answer it with a refusing CONNACK, then
+// close with the reason (which MQTT 3.1.1 clients cannot otherwise see). mqtt.js in Node writes a
+// CONNECT in several WebSocket messages, so they are gathered until the packet is whole (or
+// clearly is not coming: a bound).
+void Shard::refuse_mqtt(Session& s, std::string_view bytes) {
+  constexpr std::size_t kMaxConnectBytes = 64 * 1024;
+  if (s.closing()) return;
+  s.mqtt_connect.append(bytes.substr(0, kMaxConnectBytes - s.mqtt_connect.size()));
+  const auto size = mqtt_refusal::packet_size(s.mqtt_connect);
+  if (s.mqtt_connect.size() < kMaxConnectBytes && (!size || s.mqtt_connect.size() < *size)) return;
+  const std::string_view connect = s.mqtt_connect;
   const std::string reason = *s.mqtt_refusal;
   WSB_LOG(kInfo) << "conn " << s.id << " is an MQTT client: " << reason;
   const std::string connack = mqtt_refusal::connack_for(connect, reason);
@@ -199,8 +207,8 @@ CredentialCheck Shard::authenticate_in_band(ConnectionId id, std::string_view cr
     if (upgrade_claims.contains(name)) d.claims[name] = upgrade_claims[name];
   }
   s.expires_at = d.expires_at;  // the timer closes it (1008) when the credential expires
-  WSB_LOG(kInfo) << "conn " << s.id << " authenticated in-band as " << d.user << " ("
-                 << d.method << ")";
+  WSB_LOG(kInfo) << "conn " << s.id << " authenticated in-band as " << d.user << " (" << d.method
+                 << ")";
   check.ok = true;
   check.user = std::move(d.user);
   check.claims = std::move(d.claims);

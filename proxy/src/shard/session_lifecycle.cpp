@@ -56,8 +56,9 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
       SendLimits{route->max_queued_bytes, route->max_queued_messages,
                  route->queue_high_water_bytes});
   s->handle->set_wire_format(compression.format);
-  s->handle->set_authenticator(
-      [this, id = s->id](std::string_view credential) { return authenticate_in_band(id, credential); });
+  s->handle->set_authenticator([this, id = s->id](std::string_view credential) {
+    return authenticate_in_band(id, credential);
+  });
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 

@@ -43,7 +43,8 @@ void parse_stream_url(const std::string& url, EndpointState& out) {
   std::string port;
   if (rest.starts_with("[")) {
     const auto close = rest.find(']');
-    if (close == std::string::npos) throw std::invalid_argument("stream URL \"" + url + "\": bad IPv6");
+    if (close == std::string::npos)
+      throw std::invalid_argument("stream URL \"" + url + "\": bad IPv6");
     host = rest.substr(1, close - 1);
     if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
   } else {
@@ -104,7 +105,8 @@ class LwsStreamEndpoint final : public StreamEndpoint {
       link->fail("cannot resolve " + state_->host);
       return handle;
     }
-    if (state_->tls) link->tls = std::make_unique<TlsClientStream>(*state_->tls_context, state_->host);
+    if (state_->tls)
+      link->tls = std::make_unique<TlsClientStream>(*state_->tls_context, state_->host);
     lws_client_connect_info i{};
     i.context = shard.context;
     i.vhost = shard.vhost;
@@ -219,8 +221,7 @@ void LwsStreamClient::detach(unsigned shard_index) {
   shard.vhost = nullptr;
 }
 
-int LwsStreamClient::lws_callback(lws* wsi, int reason_int, void* user, void* in,
-                                  std::size_t len) {
+int LwsStreamClient::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
   (void)user;
   const auto reason = static_cast<lws_callback_reasons>(reason_int);
   auto* link = static_cast<StreamLink*>(lws_get_opaque_user_data(wsi));

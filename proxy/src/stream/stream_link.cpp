@@ -104,8 +104,8 @@ void StreamLink::on_writeable() {
   std::string chunk(LWS_PRE, '\0');
   chunk.append(out, out_offset, n);
   // lws keeps what the kernel does not take and sends it before the next WRITEABLE.
-  if (lws_write(wsi, reinterpret_cast<unsigned char*>(chunk.data()) + LWS_PRE, n,
-                LWS_WRITE_RAW) < static_cast<int>(n)) {
+  if (lws_write(wsi, reinterpret_cast<unsigned char*>(chunk.data()) + LWS_PRE, n, LWS_WRITE_RAW) <
+      static_cast<int>(n)) {
     return fail("write to " + endpoint->url + " failed");
   }
   out_offset += n;

@@ -31,7 +31,7 @@ struct EndpointState {
   unsigned port = 0;
   bool tls = false;
   std::chrono::milliseconds connect_timeout{};
-  std::string first_address;                   // numeric hosts, or resolved at configuration
+  std::string first_address;                      // numeric hosts, or resolved at configuration
   std::unique_ptr<http_pool::Resolver> resolver;  // named hosts: kept fresh off the loop
   std::unique_ptr<TlsClientContext> tls_context;
   std::string address() const { return resolver ? resolver->address() : first_address; }
@@ -50,23 +50,23 @@ struct LinkTimer {
 };
 
 struct StreamLink : std::enable_shared_from_this<StreamLink> {
-  LinkTimer timer{{}, this};    // Stream::set_timer
+  LinkTimer timer{{}, this};          // Stream::set_timer
   LinkTimer connect_timer{{}, this};  // the connect timeout, or a deferred failure report
   std::shared_ptr<const EndpointState> endpoint;
   ShardStreams* shard = nullptr;
   lws* wsi = nullptr;
   StreamHandler* handler = nullptr;  // null once the owner let go, or after on_closed
   std::unique_ptr<TlsClientStream> tls;
-  std::string out;               // bytes for the socket (ciphertext on ssl://)
-  std::size_t out_offset = 0;    // how much of `out` lws has taken
-  std::string early;             // plaintext written before the TLS handshake finished
-  std::string failure;           // a failure to report from the next loop turn
-  bool connected = false;        // TCP up
-  bool ready = false;            // TCP up and TLS done: on_connected was called
+  std::string out;             // bytes for the socket (ciphertext on ssl://)
+  std::size_t out_offset = 0;  // how much of `out` lws has taken
+  std::string early;           // plaintext written before the TLS handshake finished
+  std::string failure;         // a failure to report from the next loop turn
+  bool connected = false;      // TCP up
+  bool ready = false;          // TCP up and TLS done: on_connected was called
   bool paused = false;
   bool want_drained = false;
-  bool flushing_close = false;   // the owner closed with bytes buffered: send them, then close
-  bool ended = false;            // the socket is gone (or cut loose): nothing more happens
+  bool flushing_close = false;  // the owner closed with bytes buffered: send them, then close
+  bool ended = false;           // the socket is gone (or cut loose): nothing more happens
 
   ~StreamLink();
   std::size_t buffered() const { return out.size() - out_offset + early.size(); }

@@ -104,11 +104,13 @@ TEST(ConfigChoiceTest, ConfigurationKeysUseIt) {
             "w.toml:5:24: each of 'algorithms' in [jwt.main] must be one of \"HS256\", \"HS384\", "
             "\"HS512\", \"RS256\", \"RS384\", \"RS512\", \"PS256\", \"PS384\", \"PS512\", "
             "\"ES256\", \"ES384\", \"EdDSA\", not \"hs512\"; did you mean \"HS512\"?");
-  EXPECT_EQ(error(listener + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n[routes.auth]\n"
-                             "credentials = [\"header\", \"cookies\"]\n"),
-            "w.toml:7:26: each of 'credentials' in 'auth' of [[routes]] #1 must be one of "
-            "\"header\", \"query\", \"cookie\", \"subprotocol\", not \"cookies\"; did you mean "
-            "\"cookie\"?");
+  EXPECT_EQ(
+      error(listener + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n[routes.auth]\n"
+                       "credentials = [\"header\", \"cookies\"]\n"),
+      "w.toml:7:26: each of 'credentials' in 'auth' of [[routes]] #1 must be one of "
+      "\"header\", \"query\", \"cookie\", \"subprotocol\", \"mqtt_connect\", not \"cookies\"; "
+      "did you mean "
+      "\"cookie\"?");
 }
 
 }  // namespace

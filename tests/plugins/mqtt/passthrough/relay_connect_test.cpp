@@ -16,7 +16,7 @@ TEST_F(RelayTest, ConnectIsRewrittenWithForcedIdServiceCredentialsAndClampedKeep
   EXPECT_EQ(c->client_id, "alice:dash");
   EXPECT_EQ(c->username, "bridge");
   EXPECT_EQ(c->password, "service-secret");
-  EXPECT_EQ(c->keepalive, 300);  // 0 ("never") becomes keepalive_max
+  EXPECT_EQ(c->keepalive, 300);                   // 0 ("never") becomes keepalive_max
   EXPECT_TRUE(browser_->take_packets().empty());  // nothing until the broker answers
 }
 
@@ -97,8 +97,8 @@ TEST_F(RelayTest, TextMessagesAreRefused) {
 }
 
 TEST_F(RelayTest, CredentialInConnectPasswordWhenTheUpgradeHadNone) {
-  browser_->identity.user.clear();
-  browser_->identity.credential_pending = true;
+  browser_->who.user.clear();
+  browser_->who.credential_pending = true;
   start();
   wire::ConnectPacket c;
   c.version = wire::kMqtt5;
@@ -116,7 +116,7 @@ TEST_F(RelayTest, CredentialInConnectPasswordWhenTheUpgradeHadNone) {
   EXPECT_EQ(endpoint_.stream, nullptr);
 
   browser_ = std::make_shared<FakeBrowser>();
-  browser_->identity.credential_pending = true;
+  browser_->who.credential_pending = true;
   start();
   c.password = "good-token";
   from_browser(wire::encode_connect(c));
@@ -128,8 +128,8 @@ TEST_F(RelayTest, CredentialInConnectPasswordWhenTheUpgradeHadNone) {
 }
 
 TEST_F(RelayTest, MissingPasswordWhenOneIsNeededIsRefusedIn311) {
-  browser_->identity.user.clear();
-  browser_->identity.credential_pending = true;
+  browser_->who.user.clear();
+  browser_->who.credential_pending = true;
   start();
   wire::ConnectPacket c;
   c.client_id = "dash";

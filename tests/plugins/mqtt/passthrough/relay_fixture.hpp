@@ -22,7 +22,7 @@ namespace wire = wsbridge::mqtt::wire;
 class FakeBrowser final : public Connection {
  public:
   ConnectionId id() const override { return 42; }
-  const Identity& identity() const override { return identity; }
+  const Identity& identity() const override { return who; }
   SendResult send(Frame frame) override {
     received.append(frame.payload());
     return next_send;
@@ -54,7 +54,7 @@ class FakeBrowser final : public Connection {
     return out;
   }
 
-  Identity identity;
+  Identity who;
   std::string received;
   SendResult next_send = SendResult::kQueued;
   std::optional<CloseCode> close_code;
@@ -83,10 +83,10 @@ class FakeStream final : public Stream {
 
 class FakeEndpoint final : public StreamEndpoint {
  public:
-  std::unique_ptr<Stream> connect(StreamHandler& handler) override {
+  std::unique_ptr<Stream> connect(StreamHandler& events) override {
     auto s = std::make_unique<FakeStream>();
     stream = s.get();
-    this->handler = &handler;
+    handler = &events;
     return s;
   }
   const std::string& url() const override { return url_; }
@@ -108,7 +108,7 @@ class RelayTest : public ::testing::Test {
     route_.service_password = "service-secret";
     route_.keepalive_min = std::chrono::seconds(5);
     route_.keepalive_max = std::chrono::seconds(300);
-    browser_->identity.user = "alice";
+    browser_->who.user = "alice";
   }
 
   void start() {

@@ -58,7 +58,7 @@ TEST_F(RelayTest, SharedSubscriptionAllowedByAPatternThatNamesIt) {
 }
 
 TEST_F(RelayTest, CredentialAclNarrowsTheRoutes) {
-  browser_->identity.acl = TopicAcl{{"sensors/kitchen/#"}, {}};
+  browser_->who.acl = TopicAcl{{"sensors/kitchen/#"}, {}};
   connect(wire::kMqtt311);
   from_browser(subscribe_packet(wire::kMqtt311, 1, {"sensors/kitchen/t", "sensors/hall/t"}));
   std::string error;
@@ -147,8 +147,7 @@ TEST_F(RelayTest, PublishRateLimitDisconnects) {
   auto got = browser_->take_packets();
   ASSERT_EQ(got.size(), 1u);
   std::string error;
-  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error),
-            wire::reason::kMessageRateTooHigh);
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kMessageRateTooHigh);
 }
 
 TEST_F(RelayTest, ServerOnlyPacketsFromTheBrowserAreAProtocolError) {
