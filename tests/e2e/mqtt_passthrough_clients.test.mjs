@@ -1,0 +1,240 @@
+// MQTT pass-through (#17) with mqtt.js in Node, MQTT 3.1.1 and 5, against a real mosquitto
+// behind a real wsbridge: messages both ways at every QoS, retained messages, wills, 1 MiB
+// payloads, the CONNACK wsbridge rewrites (keepalive clamp, no topic aliases), the refusal an
+// MQTT client gets on a route that does not speak MQTT, and packets split or coalesced across
+// WebSocket messages, malformed or too large. Run by CTest (mqtt_passthrough.clients).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  startServers, stopServers, connectMqtt, endClient, mosquittoPub, MosquittoSub, nextMessage,
+  within, waitFor, sleep,
+} from './mqtt_passthrough_support.mjs';
+
+let servers;
+before(async () => { servers = await startServers(); });
+after(() => stopServers(servers, 'mqtt_passthrough_clients'));
+
+const url = (route = '/mqtt') => servers.bridge.url(route);
+
+for (const v of [4, 5]) {
+  describe(`mqtt.js, protocol version ${v}`, () => {
+    test('receives mosquitto_pub messages at QoS 0, 1 and 2', async () => {
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `recv${v}` });
+      try {
+        await within(c.subscribeAsync(`sensors/recv${v}/#`, { qos: 2 }), 5000, 'SUBACK');
+        for (const qos of [0, 1, 2]) {
+          await mosquittoPub(servers.broker, `sensors/recv${v}/q${qos}`, `payload ${qos}`, { qos });
+        }
+        for (const qos of [0, 1, 2]) {
+          const m = await nextMessage(c, `sensors/recv${v}/q${qos}`);
+          assert.equal(m.payload.toString(), `payload ${qos}`);
+          assert.equal(m.packet.qos, qos);
+        }
+      } finally {
+        await endClient(c);
+      }
+    });
+
+    test('publishes at QoS 0, 1 and 2 reach mosquitto_sub, and QoS 1 and 2 complete', async () => {
+      const sub = await MosquittoSub.start(servers.broker, `sensors/pub${v}/#`);
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `pub${v}` });
+      try {
+        for (const qos of [0, 1, 2]) {
+          // QoS 1 resolves on PUBACK, QoS 2 on PUBCOMP (after PUBREC and PUBREL went through).
+          await within(c.publishAsync(`sensors/pub${v}/q${qos}`, `up ${qos}`, { qos }), 5000,
+            `the QoS ${qos} publish to complete`);
+        }
+        for (const qos of [0, 1, 2]) {
+          const m = await sub.waitForTopic(`sensors/pub${v}/q${qos}`);
+          assert.equal(m.payload.toString(), `up ${qos}`);
+          assert.equal(m.qos, qos);
+        }
+      } finally {
+        await endClient(c);
+        await sub.stop();
+      }
+    });
+
+    test('a retained message is delivered on subscribe', async () => {
+      await mosquittoPub(servers.broker, `retained/v${v}/state`, 'kept', { qos: 1, retain: true });
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `ret${v}` });
+      try {
+        await within(c.subscribeAsync(`retained/v${v}/#`, { qos: 1 }), 5000, 'SUBACK');
+        const m = await nextMessage(c, `retained/v${v}/state`);
+        assert.equal(m.payload.toString(), 'kept');
+        assert.equal(m.packet.retain, true);
+      } finally {
+        await endClient(c);
+      }
+    });
+
+    test('the will is published when the socket dies, not after a clean DISCONNECT', async () => {
+      const sub = await MosquittoSub.start(servers.broker, `wills/v${v}/#`);
+      const will = (name) => ({ topic: `wills/v${v}/${name}`, payload: `${name} gone`, qos: 1, retain: false });
+      const clean = await connectMqtt(url(), { protocolVersion: v, clientId: `wclean${v}`, will: will('clean') });
+      const cut = await connectMqtt(url(), { protocolVersion: v, clientId: `wcut${v}`, will: will('cut') });
+      try {
+        await clean.endAsync();  // DISCONNECT: the broker discards the will
+        await sleep(300);
+        cut.sockets[0].terminate();  // the TCP connection under the WebSocket is cut: no DISCONNECT
+        const m = await sub.waitForTopic(`wills/v${v}/cut`);
+        assert.equal(m.payload.toString(), 'cut gone');
+        assert.ok(!sub.messages.some((x) => x.topic === `wills/v${v}/clean`), 'the clean client\'s will was published');
+      } finally {
+        await endClient(cut);
+        await sub.stop();
+      }
+    });
+
+    test('a 1 MiB payload goes both ways', async () => {
+      const payload = randomBytes(1024 * 1024);
+      const file = path.join(servers.dir, `big${v}.bin`);
+      writeFileSync(file, payload);
+      const sub = await MosquittoSub.start(servers.broker, `sensors/bigup${v}`, 1);
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `big${v}` });
+      try {
+        await within(c.subscribeAsync(`sensors/bigdown${v}`, { qos: 1 }), 5000, 'SUBACK');
+        await mosquittoPub(servers.broker, `sensors/bigdown${v}`, { file }, { qos: 1 });
+        const down = await nextMessage(c, `sensors/bigdown${v}`, 15000);
+        assert.ok(down.payload.equals(payload), `received ${down.payload.length} bytes, not the same`);
+        await within(c.publishAsync(`sensors/bigup${v}`, payload, { qos: 1 }), 10000, 'PUBACK of 1 MiB');
+        const up = await sub.waitForTopic(`sensors/bigup${v}`, 15000);
+        assert.ok(up.payload.equals(payload), `mosquitto_sub got ${up.payload.length} bytes, not the same`);
+      } finally {
+        await endClient(c);
+        await sub.stop();
+      }
+    });
+
+    test('a route that does not speak MQTT refuses the client, naming /mqtt', async () => {
+      const err = await connectMqtt(url('/echo'), { protocolVersion: v, clientId: `echo${v}` }).then(
+        (c) => { endClient(c); return null; }, (e) => e);
+      assert.ok(err, 'connected to /echo');
+      const { client } = err;
+      const connack = client.packets.find((p) => p.cmd === 'connack');
+      assert.ok(connack, `no CONNACK: ${err.message}`);
+      assert.notEqual(v === 5 ? connack.reasonCode : connack.returnCode, 0);
+      // MQTT 5: the CONNACK's Reason String; both: the WebSocket close reason that follows.
+      if (v === 5) assert.match(connack.properties?.reasonString ?? '', /\/mqtt\b/);
+      await waitFor(() => client.sockets[0]?.closeInfo, 'the WebSocket close', 8000);
+      assert.match(client.sockets[0].closeInfo.reason, /\/mqtt\b/);
+    });
+  });
+}
+
+test('the keepalive the broker sees is clamped into [keepalive_min, keepalive_max]', async () => {
+  // mosquitto logs each client's keepalive ("k60"); 0 (never) becomes the max.
+  for (const v of [4, 5]) {
+    for (const [asked, clamped] of [[1, 5], [60, 60], [1000, 300], [0, 300]]) {
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `ka${v}-${asked}`, keepalive: asked });
+      await endClient(c);
+      assert.match(servers.broker.log,
+        new RegExp(`connected from \\S+ as anonymous:ka${v}-${asked} \\(p\\d, c\\d, k${clamped}\\b`), `v${v}, keepalive ${asked}`);
+    }
+  }
+});
+
+describe('the CONNACK an MQTT 5 client gets', () => {
+  test('Server Keep Alive tells a client that asked for more than keepalive_max', async () => {
+    const c = await connectMqtt(url(), { protocolVersion: 5, clientId: 'ka-told', keepalive: 1000 });
+    try {
+      assert.equal(c.connack.properties?.serverKeepAlive, 300);
+    } finally {
+      await endClient(c);
+    }
+  });
+
+  test('topic aliases are disabled: no Topic Alias Maximum, and a PUBLISH using one is refused with 0x94', async () => {
+    const c = await connectMqtt(url(), { protocolVersion: 5, clientId: 'alias' });
+    try {
+      // mosquitto announces topic_alias_maximum 10; wsbridge removes it.
+      assert.equal(c.connack.properties?.topicAliasMaximum, undefined);
+      // mqtt.js will not send an alias it was not granted: the packet is written by hand.
+      // PUBLISH QoS 0, topic "sensors/alias", properties { Topic Alias (0x23) = 1 }, payload "x".
+      const topic = Buffer.from('sensors/alias');
+      const body = Buffer.concat([Buffer.from([0, topic.length]), topic, Buffer.from([3, 0x23, 0, 1]),
+        Buffer.from('x')]);
+      const closed = new Promise((resolve) => c.once('close', resolve));
+      c.sockets[0].send(Buffer.concat([Buffer.from([0x30, body.length]), body]));
+      await within(closed, 5000, 'the connection to close');
+      const disconnect = c.packets.find((p) => p.cmd === 'disconnect');
+      assert.equal(disconnect?.reasonCode, 0x94, `DISCONNECT ${JSON.stringify(disconnect)}`);
+    } finally {
+      await endClient(c);
+    }
+  });
+});
+
+// A QoS 0 PUBLISH packet (MQTT 3.1.1 layout; MQTT 5 adds an empty property length).
+function publishPacket(topic, payload, v) {
+  const t = Buffer.from(topic);
+  const body = Buffer.concat([Buffer.from([t.length >> 8, t.length & 0xff]), t,
+    Buffer.from(v === 5 ? [0] : []), Buffer.from(payload)]);
+  const length = [];
+  for (let n = body.length; ; ) {
+    const byte = n % 128;
+    n = Math.floor(n / 128);
+    length.push(n > 0 ? byte | 0x80 : byte);
+    if (n === 0) break;
+  }
+  return Buffer.concat([Buffer.from([0x30, ...length]), body]);
+}
+
+describe('the stream of packets', () => {
+  // (mqtt.js in Node already splits each packet over several WebSocket messages, one per field.)
+  test('several packets in one WebSocket message, and one packet over three', async () => {
+    const sub = await MosquittoSub.start(servers.broker, 'sensors/frames/#');
+    const c = await connectMqtt(url(), { protocolVersion: 5, clientId: 'frames' });
+    try {
+      const ws = c.sockets[0];
+      ws.send(Buffer.concat(['a', 'b', 'c'].map((n) => publishPacket(`sensors/frames/${n}`, n, 5))));
+      const split = publishPacket('sensors/frames/split', 'split', 5);
+      for (const part of [split.subarray(0, 1), split.subarray(1, 9), split.subarray(9)]) ws.send(part);
+      for (const n of ['a', 'b', 'c', 'split']) {
+        assert.equal((await sub.waitForTopic(`sensors/frames/${n}`)).payload.toString(), n);
+      }
+    } finally {
+      await endClient(c);
+      await sub.stop();
+    }
+  });
+
+  for (const v of [4, 5]) {
+    test(`v${v}: a malformed packet closes the connection with a reason`, async () => {
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `bad${v}` });
+      try {
+        const closed = new Promise((resolve) => c.once('close', resolve));
+        c.sockets[0].send(Buffer.from([0x00, 0x00]));  // packet type 0 is reserved
+        await within(closed, 5000, 'the close');
+        await waitFor(() => c.sockets[0].closeInfo, 'the WebSocket close');
+        const disconnect = c.packets.find((p) => p.cmd === 'disconnect');
+        if (v === 5 && disconnect) assert.ok(disconnect.reasonCode >= 0x80, JSON.stringify(disconnect));
+        assert.notEqual(c.sockets[0].closeInfo.reason, '', JSON.stringify(c.sockets[0].closeInfo));
+      } finally {
+        await endClient(c);
+      }
+    });
+
+    test(`v${v}: a packet over max_packet_bytes (4 MiB) closes the connection${v === 5 ? ' with 0x95' : ''}`, async () => {
+      const sub = await MosquittoSub.start(servers.broker, `sensors/huge${v}`);
+      const c = await connectMqtt(url(), { protocolVersion: v, clientId: `huge${v}` });
+      try {
+        const closed = new Promise((resolve) => c.once('close', resolve));
+        c.publish(`sensors/huge${v}`, Buffer.alloc(4.5 * 1024 * 1024, 1), { qos: 0 });
+        await within(closed, 8000, 'the close');
+        if (v === 5) {
+          const disconnect = c.packets.find((p) => p.cmd === 'disconnect');
+          assert.equal(disconnect?.reasonCode, 0x95, JSON.stringify(disconnect));
+        }
+        await mosquittoPub(servers.broker, `sensors/huge${v}`, 'marker');
+        assert.equal((await sub.waitForTopic(`sensors/huge${v}`)).payload.toString(), 'marker');
+      } finally {
+        await endClient(c);
+        await sub.stop();
+      }
+    });
+  }
+});
