@@ -40,6 +40,9 @@ import signal
 import subprocess
 import time
 
+# The table, the targets and the smoke checks, which bench/run calls through this module.
+from mqtt_passthrough_report import header, render, smoke_checks  # noqa: F401
+
 SERVERS = ("wsbridge", "websockify")
 LABELS = {"wsbridge": "wsbridge pass-through", "websockify": "websockify 0.10"}
 PHASES = ("mqtt-max", "mqtt-rate", "mqtt-pub0", "mqtt-pub1", "mqtt-idle")
@@ -241,7 +244,8 @@ def fanout(ctx, h, server, rate):
             "--subscribers", str(a.mqtt_subscribers), "--topic", "bench/fanout",
             "--publisher", f"mqtt://127.0.0.1:{ctx.mosquitto.port}", "--rate", str(rate),
             "--window", str(a.window), "--duration", str(a.mqtt_duration), "--warmup", str(a.warmup),
-            "--payload", str(a.payload), "--drain-quiet", str(a.drain_quiet), "--settle", str(a.settle)]
+            "--payload", str(a.payload), "--drain-quiet", str(a.drain_quiet), "--settle", str(a.settle),
+            "--procs", str(a.mqtt_procs)]
     return loaded_run(ctx, h, server, argv, "deliveries_per_s")
 
 
@@ -260,6 +264,9 @@ def publish(ctx, h, server, qos):
 
 
 def idle(ctx, h, server):
+    """The tree's memory delta from before the first connection, divided by the connections, at
+    each step all of whose connections were up (subscribed); websockify 0.10 cannot hold more
+    than about 500 (select() on descriptors past 1024), so its larger steps stay empty."""
     a = ctx.args
     steps = a.mqtt_idle_steps
     time.sleep(a.idle_settle)
@@ -268,24 +275,19 @@ def idle(ctx, h, server):
 
     def on_ready(ev):
         time.sleep(a.idle_settle)
-        points.append((ev["open"], tree_memory(server.proc.pid)))
+        points.append((ev["target"], ev["ready"], tree_memory(server.proc.pid)))
 
     argv = ["idle", "--url", server.url("/mqtt"), *mqtt_args(server),
             "--steps", ",".join(str(s) for s in steps), "--topic", "bench/idle", "--procs", "1"]
     _, r = h.run_loadgen(ctx, argv, on_ready)
-    n = max(steps)
-    top = points[-1][1] if points else None
-    out = {
-        "rss_delta_per_conn": (top["rss"] - base["rss"]) / n if top else None,
-        "pss_delta_per_conn": (top["pss"] - base["pss"]) / n if top else None,
-        "procs_at_max": top["procs"] if top else None,
-        "errors": r["errors"]["total"] + (n - r["ready"]),
-        "points": [(k, m["rss"], m["pss"]) for k, m in points],
-    }
-    if len(points) >= 2:
-        (n0, m0), (n1, m1) = points[0], points[-1]
-        if n1 > n0:
-            out["pss_slope_per_conn"] = (m1["pss"] - m0["pss"]) / (n1 - n0)
+    out = {"errors": r["errors"]["total"] + (max(steps) - r["ready"]),
+           "points": [(n, ready, m["rss"], m["pss"], m["procs"]) for n, ready, m in points]}
+    for n, ready, m in points:
+        full = ready == n
+        out[f"pss_at_{n}"] = (m["pss"] - base["pss"]) / n if full else None
+        out[f"rss_at_{n}"] = (m["rss"] - base["rss"]) / n if full else None
+        out[f"procs_at_{n}"] = m["procs"]
+        out[f"ready_at_{n}"] = ready
     return out
 
 
@@ -312,123 +314,3 @@ def run(ctx, h, each_round, results, problems, log):
     each_round("mqtt-pub0", lambda s: publish(ctx, h, s, 0), servers, rounds)
     each_round("mqtt-pub1", lambda s: publish(ctx, h, s, 1), servers, rounds)
     each_round("mqtt-idle", lambda s: idle(ctx, h, s), servers, rounds)
-
-
-# ---------------------------------------------------------------------------------------------
-# Report
-
-ROWS = [
-    # (phase, key, label, unit)
-    ("mqtt-max", "delivered_per_s", "fan-out max: delivered messages/s at the clients", "msg/s"),
-    ("mqtt-max", "cpu_us_per_msg", "fan-out max: bridge CPU per delivered message", "µs"),
-    ("mqtt-max", "cpu_util", "fan-out max: bridge CPU use (1.0 = one core)", "cores"),
-    ("mqtt-max", "mosquitto_util", "fan-out max: mosquitto CPU use", "cores"),
-    ("mqtt-max", "loadgen_cpu_util", "fan-out max: load generator CPU use", "cores"),
-    ("mqtt-max", "other_load", "fan-out max: CPU of other processes", "cores"),
-    ("mqtt-max", "p99_us", "fan-out max: latency p99 (closed loop, queues full)", "µs"),
-    ("mqtt-max", "missing", "fan-out max: missing messages", ""),
-    ("mqtt-max", "errors", "fan-out max: errors", ""),
-    ("mqtt-rate", "delivered_per_s", "fan-out at the moderate rate: delivered messages/s", "msg/s"),
-    ("mqtt-rate", "p50_us", "fan-out at the moderate rate: latency p50", "µs"),
-    ("mqtt-rate", "p99_us", "fan-out at the moderate rate: latency p99", "µs"),
-    ("mqtt-rate", "p999_us", "fan-out at the moderate rate: latency p99.9", "µs"),
-    ("mqtt-rate", "cpu_us_per_msg", "fan-out at the moderate rate: bridge CPU per delivered message", "µs"),
-    ("mqtt-rate", "missing", "fan-out at the moderate rate: missing messages", ""),
-    ("mqtt-rate", "errors", "fan-out at the moderate rate: errors", ""),
-    ("mqtt-pub0", "messages_per_s", "publish QoS 0: messages/s at the TCP subscriber", "msg/s"),
-    ("mqtt-pub0", "cpu_us_per_msg", "publish QoS 0: bridge CPU per message", "µs"),
-    ("mqtt-pub0", "cpu_util", "publish QoS 0: bridge CPU use", "cores"),
-    ("mqtt-pub0", "mosquitto_util", "publish QoS 0: mosquitto CPU use", "cores"),
-    ("mqtt-pub0", "p99_us", "publish QoS 0: latency p99 (closed loop)", "µs"),
-    ("mqtt-pub0", "missing", "publish QoS 0: missing messages", ""),
-    ("mqtt-pub0", "errors", "publish QoS 0: errors", ""),
-    ("mqtt-pub1", "messages_per_s", "publish QoS 1: messages/s at the TCP subscriber", "msg/s"),
-    ("mqtt-pub1", "cpu_us_per_msg", "publish QoS 1: bridge CPU per message (PUBACK included)", "µs"),
-    ("mqtt-pub1", "cpu_util", "publish QoS 1: bridge CPU use", "cores"),
-    ("mqtt-pub1", "mosquitto_util", "publish QoS 1: mosquitto CPU use", "cores"),
-    ("mqtt-pub1", "p99_us", "publish QoS 1: latency p99 (closed loop)", "µs"),
-    ("mqtt-pub1", "missing", "publish QoS 1: missing messages", ""),
-    ("mqtt-pub1", "errors", "publish QoS 1: errors (unacknowledged PUBLISH included)", ""),
-    ("mqtt-idle", "pss_delta_per_conn", "idle MQTT client: PSS delta / N at the largest step (all processes)", "B"),
-    ("mqtt-idle", "rss_delta_per_conn", "idle MQTT client: RSS delta / N (all processes; shared pages once each)", "B"),
-    ("mqtt-idle", "pss_slope_per_conn", "idle MQTT client: PSS slope between the first and largest step", "B"),
-    ("mqtt-idle", "procs_at_max", "idle: bridge processes at the largest step", ""),
-    ("mqtt-idle", "errors", "idle: errors", ""),
-]
-
-TARGETS = [
-    # (phase, key, label, limit, higher is better)
-    ("mqtt-max", "delivered_per_s", "fan-out throughput, wsbridge/websockify", 2.0, True),
-    ("mqtt-pub0", "messages_per_s", "publish QoS 0 throughput, wsbridge/websockify", 2.0, True),
-    ("mqtt-pub1", "messages_per_s", "publish QoS 1 throughput, wsbridge/websockify", 2.0, True),
-    ("mqtt-max", "cpu_us_per_msg", "CPU per delivered message (fan-out max), wsbridge/websockify", 0.5, False),
-    ("mqtt-rate", "cpu_us_per_msg", "CPU per delivered message (moderate rate), wsbridge/websockify", 0.5, False),
-    ("mqtt-pub0", "cpu_us_per_msg", "CPU per published message (QoS 0), wsbridge/websockify", 0.5, False),
-    ("mqtt-pub1", "cpu_us_per_msg", "CPU per published message (QoS 1), wsbridge/websockify", 0.5, False),
-    ("mqtt-idle", "pss_delta_per_conn", "memory (PSS) per idle connection, wsbridge/websockify", 0.5, False),
-]
-
-
-def per_round(results, phase, name, key):
-    return [(row.get(name) or {}).get(key) for row in results.get(phase, [])]
-
-
-def render(ctx, results, h):
-    """The pass-through table and the issue #17.5 targets; returns (markdown, verdicts)."""
-    servers = getattr(ctx, "mqtt_servers_run", [])
-    names = [s.name for s in servers]
-    if not names or "mqtt-max" not in results:
-        return "", []
-    head = "| figure | " + " | ".join(s.label for s in servers) + " |"
-    lines = [head, "|" + "---|" * (len(names) + 1)]
-    for phase, key, label, unit in ROWS:
-        vals = {n: per_round(results, phase, n, key) for n in names}
-        if all(v is None for vs in vals.values() for v in vs):
-            continue
-        lines.append(f"| {label}{' (' + unit + ')' if unit else ''} | "
-                     + " | ".join(h.cell(vals[n]) for n in names) + " |")
-    verdicts = []
-    if "wsbridge_pt" in names and "websockify" in names:
-        lines += ["", "Targets (issue #17.5); ratios are per round, median (min–max):", "",
-                  "| target | measured | met |", "|---|---|---|"]
-        for phase, key, label, limit, higher in TARGETS:
-            text, med = h.ratio_cell(per_round(results, phase, "wsbridge_pt", key),
-                                     per_round(results, phase, "websockify", key))
-            ok = None if med is None else (med >= limit if higher else med <= limit)
-            met = "n/a" if ok is None else ("yes" if ok else "**no**")
-            sign = "≥" if higher else "≤"
-            lines.append(f"| {label} {sign} {limit:g}× | {text} | {met} |")
-            verdicts.append((label, f"{sign} {limit:g}×", met, med))
-    for note in getattr(ctx, "mqtt_note", []):
-        lines += ["", f"Note: {note}."]
-    return "\n".join(lines), verdicts
-
-
-def header(ctx):
-    a = ctx.args
-    return (f"MQTT pass-through (bench/mqtt_passthrough.py): the load generator's MQTT 3.1.1 clients "
-            f"(binary frames; subprotocol \"mqtt\" to wsbridge, none to websockify, which refuses it); "
-            f"{a.mqtt_rounds} rounds; fan-out: {a.mqtt_subscribers} subscribers (QoS 0) on one topic, "
-            f"{a.payload}-byte payloads published to mosquitto over TCP, {a.mqtt_duration:g} s "
-            f"({a.warmup:g} s warm-up not measured), closed loop window {a.window} per subscriber, "
-            f"moderate rate {getattr(ctx, 'mqtt_rate_used', 0):.1f} messages/s; publish: "
-            f"{a.mqtt_publishers} clients, closed loop window {a.mqtt_publish_window} per client, "
-            f"counted by one subscriber on mosquitto over TCP; idle: steps "
-            f"{','.join(map(str, a.mqtt_idle_steps))} connections. CPU and memory are summed over "
-            f"each bridge's process tree.")
-
-
-def smoke_checks(results):
-    """(what, passed, detail) for bench/run --smoke."""
-    checks = []
-    for phase in ("mqtt-max", "mqtt-rate", "mqtt-pub0", "mqtt-pub1"):
-        for r, row in enumerate(results.get(phase, [])):
-            for name, v in row.items():
-                ok = v is not None and v["delivered_per_s"] > 0 and v["errors"] == 0 and v["missing"] == 0
-                checks.append((f"{phase} round {r + 1} {name}", ok,
-                               v and {k: v[k] for k in ("delivered_per_s", "errors", "missing")}))
-    for r, row in enumerate(results.get("mqtt-idle", [])):
-        for name, v in row.items():
-            ok = v is not None and v["errors"] == 0 and v["pss_delta_per_conn"] is not None
-            checks.append((f"mqtt-idle round {r + 1} {name}", ok, v and {"errors": v["errors"]}))
-    return checks
