@@ -386,6 +386,78 @@ def compression_seeds():
     }
 
 
+# ---- fuzz_mqtt_packets: a chunking seed byte, then a stream of MQTT packets ---------------------
+def mqtt_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_str(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return len(s).to_bytes(2, "big") + s
+
+
+def mqtt_packet(first, body):
+    return bytes([first]) + mqtt_varint(len(body)) + body
+
+
+def mqtt_props(*props):
+    block = b"".join(props)
+    return mqtt_varint(len(block)) + block
+
+
+def mqtt_seeds():
+    connect311 = mqtt_packet(0x10, mqtt_str("MQTT") + b"\x04\xc2\x00\x3c" + mqtt_str("abc")
+                             + mqtt_str("user") + mqtt_str("pass"))
+    connect31 = mqtt_packet(0x10, mqtt_str("MQIsdp") + b"\x03\x02\x00\x0a" + mqtt_str("c"))
+    # MQTT 5 with Session Expiry, Receive Maximum, a User Property, and a will with Will Delay.
+    connect5 = mqtt_packet(
+        0x10, mqtt_str("MQTT") + b"\x05\xee\x00\x3c"
+        + mqtt_props(b"\x11\x00\x00\x00\x1e", b"\x21\x00\x10", b"\x26" + mqtt_str("k") + mqtt_str("v"))
+        + mqtt_str("client") + mqtt_props(b"\x18\x00\x00\x00\x05") + mqtt_str("will/t")
+        + mqtt_str(b"\x00\xff") + mqtt_str("user") + mqtt_str("jwt.token"))
+    connack5 = mqtt_packet(0x20, b"\x00\x00" + mqtt_props(b"\x22\x00\x0a", b"\x13\x00\x3c",
+                                                         b"\x12" + mqtt_str("assigned")))
+    publish311 = mqtt_packet(0x32, mqtt_str("a/b") + b"\x00\x0a" + b"hello")
+    publish5 = mqtt_packet(0x3d, mqtt_str("") + b"\x00\x0b"
+                           + mqtt_props(b"\x23\x00\x01", b"\x01\x01", b"\x0b\xc8\x01",
+                                        b"\x09" + mqtt_str(b"\x01\x02"), b"\x03" + mqtt_str("text/plain"))
+                           + b"payload")
+    subscribe311 = mqtt_packet(0x82, b"\x00\x01" + mqtt_str("a/#") + b"\x01" + mqtt_str("$SYS/#") + b"\x00")
+    subscribe5 = mqtt_packet(0x82, b"\x00\x02" + mqtt_props(b"\x0b\x07") + mqtt_str("a/+") + b"\x2d")
+    suback = mqtt_packet(0x90, b"\x00\x01\x01\x80")
+    suback5 = mqtt_packet(0x90, b"\x00\x02" + mqtt_props(b"\x1f" + mqtt_str("denied")) + b"\x00\x87")
+    unsubscribe = mqtt_packet(0xa2, b"\x00\x03" + mqtt_str("a/#"))
+    unsubscribe5 = mqtt_packet(0xa2, b"\x00\x03\x00" + mqtt_str("a/#") + mqtt_str("b"))
+    unsuback5 = mqtt_packet(0xb0, b"\x00\x03\x00\x00\x11")
+    acks = (mqtt_packet(0x40, b"\x00\x07") + mqtt_packet(0x50, b"\x00\x07\x87")
+            + mqtt_packet(0x62, b"\x00\x07\x00\x00") + mqtt_packet(0x70, b"\x00\x07\x92"
+            + mqtt_props(b"\x1f" + mqtt_str("gone"))))
+    disconnect5 = mqtt_packet(0xe0, b"\x95" + mqtt_props(b"\x1f" + mqtt_str("too large")))
+    ping = b"\xc0\x00\xd0\x00"
+    big = mqtt_packet(0x30, mqtt_str("big") + b"x" * 300)  # two-byte remaining length
+    return {
+        "session-311": b"\x07" + connect311 + subscribe311 + publish311 + ping + unsubscribe
+                       + b"\xe0\x00",
+        "session-5": b"\x2a" + connect5 + subscribe5 + publish5 + acks + unsubscribe5
+                     + disconnect5,
+        "broker-5": b"\x13" + connack5 + suback5 + unsuback5 + publish5 + disconnect5,
+        "broker-311": b"\x00" + b"\x20\x02\x00\x00" + suback + b"\xb0\x02\x00\x03" + publish311,
+        "connect-31": b"\x01" + connect31,
+        "big-publish": b"\x05" + big + big,
+        "too-large": b"\x03" + b"\x30\xff\xff\x03" + b"x" * 20,
+        "long-length": b"\x03" + b"\x30\x80\x80\x80\x80\x01",
+        "type-zero": b"\x03" + ping + b"\x00\x00",
+        "split-header": b"\xff" + publish311 + big[:2],
+    }
+
+
 def main():
     for name, text in PROTOCOL.items():
         write("fuzz_protocol", name + ".json", text)
@@ -395,6 +467,8 @@ def main():
         write("fuzz_frames", name, data)
     for name, data in compression_seeds().items():
         write("fuzz_compression", name, data)
+    for name, data in mqtt_seeds().items():
+        write("fuzz_mqtt_packets", name, data)
     for name, text in CONFIGS.items():
         write("fuzz_config", name + ".toml", text)
     with open(os.path.join(ROOT, "..", "conf", "wsbridge.toml"), "rb") as f:

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "mqtt_config.hpp"
+#include "passthrough/passthrough_adapter.hpp"
 #include "protocol.hpp"
 #include "upstream.hpp"
 #include "upstream_registry.hpp"
@@ -61,6 +62,11 @@ class MqttKind final : public AdapterKind {
 
   std::unique_ptr<Adapter> create_route(ConfigTable& options,
                                         const RouteContext& context) override {
+    const toml::node* mode = options.raw().get("mode");
+    if (mode != nullptr && mode->value<std::string>() == "passthrough") {
+      // Browsers speak MQTT themselves; each gets its own broker connection (no shared upstream).
+      return make_passthrough_adapter(options, context, configs_);
+    }
     auto route = std::make_shared<const MqttRouteConfig>(
         MqttRouteConfig::from_route(options, context.path, configs_));
     auto& upstream = upstreams_[route->upstream];

@@ -87,7 +87,9 @@ void check_pem_files(ConfigTable& t, const std::string& ca, const std::string& c
   ERR_clear_error();  // what the failed reads queued would surface in unrelated TLS errors
 }
 
-std::vector<std::string> read_patterns(ConfigTable& t, const std::string& key) {
+}  // namespace
+
+std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& key) {
   auto patterns = t.string_array(key).value_or(std::vector<std::string>{});
   for (const auto& p : patterns) {
     if (auto problem = acl_pattern_problem(p)) {
@@ -96,7 +98,6 @@ std::vector<std::string> read_patterns(ConfigTable& t, const std::string& key) {
   }
   return patterns;
 }
-}  // namespace
 
 UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& t) {
   UpstreamConfig u;
@@ -185,7 +186,9 @@ MqttRouteConfig MqttRouteConfig::from_route(
                   ")");
   }
   if (auto mode =
-          t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson}, {"raw", RouteMode::kRaw}})) {
+          t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson},
+                                     {"raw", RouteMode::kRaw},
+                                     {"passthrough", RouteMode::kPassthrough}})) {
     r.mode = *mode;
   }
   if (auto prefix = t.string("topic_prefix")) {
@@ -201,8 +204,8 @@ MqttRouteConfig MqttRouteConfig::from_route(
     }
     r.topic_prefix = *prefix;
   }
-  r.allow_subscribe = read_patterns(t, "allow_subscribe");
-  r.allow_publish = read_patterns(t, "allow_publish");
+  r.allow_subscribe = read_acl_patterns(t, "allow_subscribe");
+  r.allow_publish = read_acl_patterns(t, "allow_publish");
   if (auto v = t.integer("max_subscriptions", 1, 100000)) {
     r.max_subscriptions = static_cast<std::size_t>(*v);
   }

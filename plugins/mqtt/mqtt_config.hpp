@@ -51,7 +51,11 @@ struct UpstreamConfig {
   bool operator==(const UpstreamConfig&) const = default;
 };
 
-enum class RouteMode { kJson, kRaw };
+// A route's list of ACL patterns under `key` (each checked with acl_pattern_problem).
+std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& key);
+
+// kPassthrough routes are built by passthrough/passthrough_config.hpp instead.
+enum class RouteMode { kJson, kRaw, kPassthrough };
 
 struct MqttRouteConfig {
   std::string path;

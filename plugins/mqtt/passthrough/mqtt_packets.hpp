@@ -81,14 +81,14 @@ inline constexpr std::uint8_t kNotAuthorized = 0x05;
 
 // MQTT 5 property identifiers wsbridge reads or writes.
 namespace property {
-inline constexpr std::uint8_t kSessionExpiryInterval = 0x11;   // u32
-inline constexpr std::uint8_t kAssignedClientId = 0x12;        // string
-inline constexpr std::uint8_t kServerKeepAlive = 0x13;         // u16
-inline constexpr std::uint8_t kReasonString = 0x1F;            // string
-inline constexpr std::uint8_t kReceiveMaximum = 0x21;          // u16
-inline constexpr std::uint8_t kTopicAliasMaximum = 0x22;       // u16
-inline constexpr std::uint8_t kTopicAlias = 0x23;              // u16
-inline constexpr std::uint8_t kMaximumPacketSize = 0x27;       // u32
+inline constexpr std::uint8_t kSessionExpiryInterval = 0x11;        // u32
+inline constexpr std::uint8_t kAssignedClientId = 0x12;             // string
+inline constexpr std::uint8_t kServerKeepAlive = 0x13;              // u16
+inline constexpr std::uint8_t kReasonString = 0x1F;                 // string
+inline constexpr std::uint8_t kReceiveMaximum = 0x21;               // u16
+inline constexpr std::uint8_t kTopicAliasMaximum = 0x22;            // u16
+inline constexpr std::uint8_t kTopicAlias = 0x23;                   // u16
+inline constexpr std::uint8_t kMaximumPacketSize = 0x27;            // u32
 inline constexpr std::uint8_t kSharedSubscriptionAvailable = 0x2A;  // byte
 }  // namespace property
 
@@ -142,6 +142,7 @@ class PacketReader {
  private:
   std::size_t max_packet_bytes_;
   std::string partial_;     // an incomplete packet carried over from earlier feeds
+  std::string completed_;   // the packet `partial_` became: a view of it is valid until feed()
   std::string_view input_;  // what is left of the current feed
   std::string error_;
   bool too_large_ = false;
@@ -163,6 +164,7 @@ struct Will {
   std::string payload;
   std::uint8_t qos = 0;
   bool retain = false;
+  bool operator==(const Will&) const = default;
 };
 
 struct ConnectPacket {
@@ -174,6 +176,7 @@ struct ConnectPacket {
   std::optional<Will> will;
   std::optional<std::string> username;
   std::optional<std::string> password;  // binary data in MQTT
+  bool operator==(const ConnectPacket&) const = default;
 };
 std::optional<ConnectPacket> parse_connect(std::string_view packet, std::string& error);
 // The protocol name follows `version` ("MQIsdp" for 3.1, "MQTT" otherwise).
@@ -183,6 +186,7 @@ struct ConnackPacket {
   bool session_present = false;
   std::uint8_t code = 0;   // 3.1.1 return code or MQTT 5 reason code
   std::string properties;  // MQTT 5
+  bool operator==(const ConnackPacket&) const = default;
 };
 std::optional<ConnackPacket> parse_connack(std::string_view packet, std::uint8_t version,
                                            std::string& error);
@@ -196,20 +200,25 @@ struct PublishPacket {
   std::uint16_t packet_id = 0;  // QoS 1 and 2 only
   std::string_view properties;  // MQTT 5
   std::string_view payload;
+  bool operator==(const PublishPacket&) const = default;  // compares the viewed bytes
 };
 // Checks the topic is a valid topic name (no wildcards) unless it is empty in MQTT 5, QoS is not
 // 3, and a QoS 1/2 publish has a non-zero packet id.
 std::optional<PublishPacket> parse_publish(std::string_view packet, std::uint8_t version,
                                            std::string& error);
+// Properties are written in MQTT 5 only; a QoS 0 publish carries no packet id.
+std::string encode_publish(const PublishPacket& publish, std::uint8_t version);
 
 struct SubscribeEntry {
   std::string filter;
   std::uint8_t options = 0;  // the subscription options byte (QoS in the low two bits)
+  bool operator==(const SubscribeEntry&) const = default;
 };
 struct SubscribePacket {
   std::uint16_t packet_id = 0;
   std::string properties;  // MQTT 5
   std::vector<SubscribeEntry> entries;
+  bool operator==(const SubscribePacket&) const = default;
 };
 // At least one entry; reserved bits of each options byte zero; filters are not checked here.
 std::optional<SubscribePacket> parse_subscribe(std::string_view packet, std::uint8_t version,
@@ -221,6 +230,7 @@ struct AckListPacket {
   std::uint16_t packet_id = 0;
   std::string properties;  // MQTT 5
   std::vector<std::uint8_t> codes;
+  bool operator==(const AckListPacket&) const = default;
 };
 std::optional<AckListPacket> parse_suback(std::string_view packet, std::uint8_t version,
                                           std::string& error);
@@ -234,6 +244,7 @@ struct UnsubscribePacket {
   std::uint16_t packet_id = 0;
   std::string properties;  // MQTT 5
   std::vector<std::string> filters;
+  bool operator==(const UnsubscribePacket&) const = default;
 };
 std::optional<UnsubscribePacket> parse_unsubscribe(std::string_view packet, std::uint8_t version,
                                                    std::string& error);
@@ -246,6 +257,7 @@ struct AckPacket {
   std::uint16_t packet_id = 0;
   std::uint8_t code = reason::kSuccess;
   std::string properties;  // MQTT 5
+  bool operator==(const AckPacket&) const = default;
 };
 std::optional<AckPacket> parse_ack(std::string_view packet, std::uint8_t version,
                                    std::string& error);

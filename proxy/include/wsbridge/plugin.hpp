@@ -17,6 +17,7 @@
 #include "wsbridge/config_table.hpp"
 #include "wsbridge/frame.hpp"
 #include "wsbridge/http_client.hpp"
+#include "wsbridge/stream_client.hpp"
 
 namespace wsbridge {
 
@@ -54,6 +55,21 @@ struct Identity {
   std::string remote_address;   // peer IP as text
   std::string route_path;       // the route's configured path, e.g. "/echo"
   std::string request_uri;      // the request's path (without the query: it may carry a token)
+  // The route lets clients bring their credential inside the protocol it speaks (an MQTT CONNECT's
+  // password, `[routes.auth] sources = [..., "mqtt_connect"]`) and this upgrade carried none: the
+  // adapter must have Connection::authenticate accept one before it serves anything.
+  bool credential_pending = false;
+};
+
+// What Connection::authenticate says about a credential the adapter received in-band.
+struct CredentialCheck {
+  bool ok = false;
+  std::string reason;  // when refused: for the client and the log (never the credential)
+  // When accepted: who it is.
+  std::string user;
+  nlohmann::json claims = nlohmann::json::object();
+  std::string auth_method;  // "jwt" or "api_key"
+  std::optional<TopicAcl> acl;
 };
 
 // What `Connection::send` says about a frame, judged against the route's outbound limits
@@ -93,6 +109,14 @@ class Connection {
   // control), so a client sending faster than the adapter's upstream takes is slowed down by TCP
   // instead of being buffered without bound. Safe from any thread; the last call wins.
   virtual void pause_reading(bool paused) = 0;
+  // Service thread only. Checks a credential the client sent inside its protocol (a JWT or an API
+  // key), exactly as the upgrade would have under the route's [routes.auth]: keys, expiry, users,
+  // required claims. Accepted, it also arms the connection's expiry (closed with 1008 when the
+  // token expires). `identity()` keeps what the upgrade established.
+  virtual CredentialCheck authenticate(std::string_view credential) {
+    (void)credential;
+    return CredentialCheck{false, "in-band credentials are not supported here", "", {}, "", {}};
+  }
 };
 
 struct CloseInfo {
@@ -143,6 +167,13 @@ class Adapter {
     (void)connection;
     (void)message;
   }
+  // The connection's outbound queue went over the route's queue_high_water_bytes (a send said
+  // kQueuedOverHighWater) and has now drained below half of it: an adapter that paused its source
+  // may resume. Service thread.
+  virtual void on_drained(const std::shared_ptr<Connection>& connection) { (void)connection; }
+  // WebSocket subprotocols the adapter itself speaks on this route (e.g. "mqtt"): the route
+  // accepts them beside its configured `subprotocols`. Asked once, after create_route.
+  virtual std::vector<std::string> subprotocols() const { return {}; }
   // Adapters that admit connections themselves (e.g. by asking a backend) return true; the core
   // then holds each upgrade, after its own checks passed, until `admit` answers. `done` must be
   // called exactly once, on the service thread (it may be called later, from an HTTP response).
@@ -159,6 +190,7 @@ struct RouteContext {
   std::filesystem::path config_dir;   // for resolving relative file names
   HttpClient* http_client = nullptr;  // the core's asynchronous HTTP client (never null)
   unsigned shards = 1;                // service threads; current_shard() is below this
+  StreamClient* stream_client = nullptr;  // the core's TCP/TLS byte streams (never null)
 };
 
 // The core serves connections on `RouteContext::shards` service threads (shards) at once. An

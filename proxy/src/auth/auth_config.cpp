@@ -161,7 +161,8 @@ RouteAuth parse_route_auth(ConfigTable& t, const AuthSettings& settings) {
           "credentials", {{"header", CredentialSource::kHeader},
                           {"query", CredentialSource::kQuery},
                           {"cookie", CredentialSource::kCookie},
-                          {"subprotocol", CredentialSource::kSubprotocol}})) {
+                          {"subprotocol", CredentialSource::kSubprotocol},
+                          {"mqtt_connect", CredentialSource::kMqttConnect}})) {
     a.sources = *sources;
   }
   if (auto q = t.string("query_param")) a.query_param = *q;

@@ -2,6 +2,7 @@
 // ([[api_keys]]), and each route's policy ([routes.auth]).
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -37,7 +38,9 @@ struct AuthSettings {
   std::vector<ApiKey> api_keys;
 };
 
-enum class CredentialSource { kHeader, kQuery, kCookie, kSubprotocol };
+// kMqttConnect: the password of the client's MQTT CONNECT, which the adapter checks after the
+// upgrade (Connection::authenticate); only routes that speak MQTT use it.
+enum class CredentialSource { kHeader, kQuery, kCookie, kSubprotocol, kMqttConnect };
 
 struct RouteAuth {
   bool required = false;  // refuse connections without valid credentials (401)
@@ -55,6 +58,10 @@ struct RouteAuth {
   OriginPolicy origins;
 
   bool verifies_credentials() const { return jwt != nullptr || api_keys || client_cert; }
+  bool takes_in_band_credentials() const {
+    return std::find(sources.begin(), sources.end(), CredentialSource::kMqttConnect) !=
+           sources.end();
+  }
 };
 
 // Reads [jwt.NAME] (secret_env / secret, public_key_file, jwks_file, issuer, audience, leeway,

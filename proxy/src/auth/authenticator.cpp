@@ -53,6 +53,8 @@ std::optional<std::string> credential_from(CredentialSource source, const RouteA
         if (p.starts_with("bearer.") && p.size() > 7) return p.substr(7);
       }
       return std::nullopt;
+    case CredentialSource::kMqttConnect:  // not in the upgrade: the adapter asks later
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -107,6 +109,34 @@ AuthDecision verify_token(const RouteAuth& route, const std::string& token,
   return d;
 }
 
+// A required credential that the route lets the client send in-band once connected.
+bool credential_missing_here(const RouteAuth& route, const std::optional<std::string>& credential) {
+  return !credential && route.verifies_credentials() && route.takes_in_band_credentials();
+}
+
+// An API key of the route's, or else a token its verifier accepts.
+AuthDecision verify_credential(const RouteAuth& route, const AuthSettings& settings,
+                               const std::string& credential,
+                               std::chrono::system_clock::time_point now) {
+  if (route.api_keys) {
+    const std::string hash = sha256_hex(credential);
+    for (const auto& key : settings.api_keys) {
+      // Constant time, so the comparison reveals nothing about how close a guess came.
+      if (CRYPTO_memcmp(hash.data(), key.sha256.data(), hash.size()) == 0) {
+        AuthDecision d;
+        d.allowed = true;
+        d.user = key.name;
+        d.claims = key.claims;
+        d.method = "api_key";
+        d.acl = key.acl;
+        return d;
+      }
+    }
+  }
+  if (!route.jwt) return refuse(401, "invalid credentials: unknown API key");
+  return verify_token(route, credential, now);
+}
+
 }  // namespace
 
 std::vector<std::string> split_header_list(std::string_view value) {
@@ -158,30 +188,14 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                                              : request.client_cert->cn;
     d.method = "client_cert";
   } else if (!route.verifies_credentials() || !credential) {
-    if (route.required) return refuse(401, "missing credentials", /*challenge=*/true);
-    d.allowed = true;  // anonymous
+    if (route.required && !(credential_missing_here(route, credential))) {
+      return refuse(401, "missing credentials", /*challenge=*/true);
+    }
+    d.allowed = true;  // anonymous (or to be authenticated in-band)
+    d.credential_pending = route.required;
   } else {
-    bool matched = false;
-    if (route.api_keys) {
-      const std::string hash = sha256_hex(*credential);
-      for (const auto& key : settings.api_keys) {
-        // Constant time, so the comparison reveals nothing about how close a guess came.
-        if (CRYPTO_memcmp(hash.data(), key.sha256.data(), hash.size()) == 0) {
-          d.allowed = true;
-          d.user = key.name;
-          d.claims = key.claims;
-          d.method = "api_key";
-          d.acl = key.acl;
-          matched = true;
-          break;
-        }
-      }
-    }
-    if (!matched) {
-      if (!route.jwt) return refuse(401, "invalid credentials: unknown API key");
-      d = verify_token(route, *credential, now);
-      if (!d.allowed) return d;
-    }
+    d = verify_credential(route, settings, *credential, now);
+    if (!d.allowed) return d;
   }
   add_certificate_claims(d, request.client_cert);
   return authorize(route, std::move(d));
@@ -245,6 +259,18 @@ AuthDecision reauthenticate(const RouteAuth& route, const std::string& user,
     return refuse(403, "the new token's claims differ from the connection's: reconnect with it");
   }
   return d;
+}
+
+AuthDecision authenticate_in_band(const RouteAuth& route, const AuthSettings& settings,
+                                  std::string_view credential,
+                                  const std::optional<tls::ClientCertificate>& client_cert,
+                                  std::chrono::system_clock::time_point now) {
+  if (credential.empty()) return refuse(401, "missing credentials");
+  if (!route.jwt && !route.api_keys) return refuse(401, "this route takes no in-band credentials");
+  AuthDecision d = verify_credential(route, settings, std::string(credential), now);
+  if (!d.allowed) return d;
+  add_certificate_claims(d, client_cert);
+  return authorize(route, std::move(d));
 }
 
 }  // namespace wsbridge::auth

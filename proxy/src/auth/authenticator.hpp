@@ -37,6 +37,9 @@ struct AuthDecision {
   std::string method;  // "jwt", "api_key", "client_cert" or "" (anonymous)
   std::optional<TopicAcl> acl;
   std::optional<std::chrono::system_clock::time_point> expires_at;
+  // Allowed without credentials only because the route takes them in-band (an MQTT CONNECT's
+  // password): the adapter must get one accepted (authenticate_in_band) before serving.
+  bool credential_pending = false;
 };
 
 // The upgrade's one check of who may connect: the Origin against the listener's allowlist
@@ -45,6 +48,13 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                           const HandshakeRequest& request,
                           std::chrono::system_clock::time_point now,
                           const OriginPolicy& listener_origins = OriginPolicy{});
+
+// A credential the client sent inside its protocol after the upgrade (an MQTT CONNECT's
+// password): verified as a JWT or API key exactly as at the upgrade, then authorized.
+AuthDecision authenticate_in_band(const RouteAuth& route, const AuthSettings& settings,
+                                  std::string_view credential,
+                                  const std::optional<tls::ClientCertificate>& client_cert,
+                                  std::chrono::system_clock::time_point now);
 
 // The route's own rules (allowed_users, required_claims) for an authenticated decision.
 AuthDecision authorize(const RouteAuth& route, AuthDecision decision);

@@ -18,6 +18,7 @@
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
+#include "stream/lws_stream_client.hpp"
 
 namespace wsbridge {
 
@@ -265,17 +266,6 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       t.fail_at("path", "duplicate route path \"" + route.path + "\"");
     }
     route.adapter_name = t.required_string("adapter");
-    if (const toml::array* offered = t.raw()["subprotocols"].as_array()) {
-      for (const toml::node& p : *offered) {
-        if (!p.is_string() || !is_mqtt_subprotocol(p.as_string()->get())) continue;
-        throw ConfigError(
-            SourcePosition{file, p.source().begin.line, p.source().begin.column},
-            "subprotocol \"" + p.as_string()->get() +
-                "\" tells MQTT-over-WebSocket clients (mqtt.js, Paho JS) that route \"" +
-                route.path + "\" speaks MQTT packets, but it speaks " +
-                what_route_speaks(t, route.adapter_name) + ": remove it");
-      }
-    }
     if (auto v = t.byte_size("max_message_bytes", 1, 1ull << 30)) route.max_message_bytes = *v;
     if (auto v = t.byte_size("max_queued_bytes", 1024, 1ull << 34)) route.max_queued_bytes = *v;
     if (auto v = t.integer("max_queued_messages", 1, 100'000'000)) {
@@ -344,8 +334,32 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     route.adapter = kind->create_route(
         options,
-        RouteContext{route.path, config_dir, config.http_client.get(), config.effective_threads()});
+        RouteContext{route.path, config_dir, config.http_client.get(), config.effective_threads(),
+                     &LwsStreamClient::instance()});
     options.reject_unknown_keys();
+    const std::vector<std::string> spoken = route.adapter->subprotocols();
+    if (const toml::array* offered = t.raw()["subprotocols"].as_array()) {
+      for (const toml::node& p : *offered) {
+        if (!p.is_string() || !is_mqtt_subprotocol(p.as_string()->get()) ||
+            std::find(spoken.begin(), spoken.end(), p.as_string()->get()) != spoken.end()) {
+          continue;
+        }
+        throw ConfigError(
+            SourcePosition{file, p.source().begin.line, p.source().begin.column},
+            "subprotocol \"" + p.as_string()->get() +
+                "\" tells MQTT-over-WebSocket clients (mqtt.js, Paho JS) that route \"" +
+                route.path + "\" speaks MQTT packets, but it speaks " +
+                what_route_speaks(t, route.adapter_name) +
+                ": remove it (mode = \"passthrough\" of the mqtt adapter speaks MQTT)");
+      }
+    }
+    // The adapter's own subprotocols are the route's too (lws must know them from the start).
+    for (const std::string& name : spoken) {
+      if (std::find(route.subprotocols.begin(), route.subprotocols.end(), name) ==
+          route.subprotocols.end()) {
+        route.subprotocols.push_back(name);
+      }
+    }
     config.routes.push_back(std::move(route));
   }
   top.reject_unknown_keys();

@@ -25,11 +25,21 @@ std::string openssl_errors() {
 
 }  // namespace
 
-TlsClientContext::TlsClientContext(const std::string& ca_file) {
+TlsClientContext::TlsClientContext(const std::string& ca_file, const std::string& cert_file,
+                                   const std::string& key_file, bool verify) {
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) throw std::runtime_error("cannot create a TLS context: " + openssl_errors());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_verify(ctx_, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  if (!cert_file.empty() &&
+      (SSL_CTX_use_certificate_chain_file(ctx_, cert_file.c_str()) != 1 ||
+       SSL_CTX_use_PrivateKey_file(ctx_, (key_file.empty() ? cert_file : key_file).c_str(),
+                                   SSL_FILETYPE_PEM) != 1 ||
+       SSL_CTX_check_private_key(ctx_) != 1)) {
+    const std::string why = openssl_errors();
+    SSL_CTX_free(ctx_);
+    throw std::runtime_error("cannot load the client certificate " + cert_file + ": " + why);
+  }
   const int ok = ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_)
                                  : SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
   if (ok != 1) {

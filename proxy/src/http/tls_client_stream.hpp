@@ -17,8 +17,10 @@ namespace wsbridge {
 
 class TlsClientContext {
  public:
-  // Throws std::runtime_error when the CA file cannot be loaded.
-  explicit TlsClientContext(const std::string& ca_file);
+  // Throws std::runtime_error when the CA file (or the client certificate or key) cannot be
+  // loaded. Without `verify`, any server certificate is accepted (a test broker's self-signed).
+  explicit TlsClientContext(const std::string& ca_file, const std::string& cert_file = {},
+                            const std::string& key_file = {}, bool verify = true);
   ~TlsClientContext();
   TlsClientContext(const TlsClientContext&) = delete;
   TlsClientContext& operator=(const TlsClientContext&) = delete;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -34,6 +35,15 @@ class ConnectionHandle final : public Connection {
   void close(CloseCode code, std::string_view reason) override;
   bool is_open() const override { return open_.load(std::memory_order_acquire); }
   void pause_reading(bool paused) override;
+  CredentialCheck authenticate(std::string_view credential) override {
+    if (!authenticator_) return Connection::authenticate(credential);
+    return authenticator_(credential);
+  }
+  // Service thread, before the adapter hears of the connection: how authenticate() is answered
+  // (by the shard, which knows the route's policy and arms the session's expiry).
+  void set_authenticator(std::function<CredentialCheck(std::string_view)> authenticator) {
+    authenticator_ = std::move(authenticator);
+  }
 
   // The owning shard's inbox (fan-out groups connections by it).
   const std::shared_ptr<ServiceInbox>& inbox() const { return inbox_; }
@@ -71,6 +81,7 @@ class ConnectionHandle final : public Connection {
   const std::shared_ptr<ServiceInbox> inbox_;
   const SendLimits limits_;
   shared_deflate::WireFormat wire_format_;
+  std::function<CredentialCheck(std::string_view)> authenticator_;
   std::atomic<bool> open_{true};
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_bytes_{0};

@@ -74,6 +74,7 @@ struct Session {
   unsigned rate_strikes = 0;    // messages refused in a row
   bool reading_paused = false;  // Connection::pause_reading: lws rx flow control is off
   std::uint64_t dropped = 0;    // droppable frames discarded since the client last caught up
+  bool drained_notice_due = false;  // the queue went over the high-water mark (Adapter::on_drained)
   // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).
   std::atomic<std::uint64_t> messages_in{0};
   std::atomic<std::uint64_t> messages_out{0};

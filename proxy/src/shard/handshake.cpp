@@ -137,9 +137,17 @@ int Shard::confirm_upgrade(lws* wsi) {
                         route->subprotocols.end();
     if (!accepted_here && selected && mqtt_refusal::is_mqtt_subprotocol(*selected)) {
       // An MQTT client: admitted only to be told, in MQTT, why not (mqtt_refusal.hpp).
+      std::string mqtt_routes;
+      for (const auto& r : config_->routes) {
+        if (std::find(r.subprotocols.begin(), r.subprotocols.end(), *selected) !=
+            r.subprotocols.end()) {
+          mqtt_routes += (mqtt_routes.empty() ? "" : ", ") + r.path;
+        }
+      }
       mqtt_refusal_reason = "not MQTT: route " + route->path + " speaks the " +
-                            route->adapter_name +
-                            " adapter's messages (docs/PROTOCOL.md); no route here speaks MQTT";
+                            route->adapter_name + " adapter's messages (docs/PROTOCOL.md); " +
+                            (mqtt_routes.empty() ? "no route here speaks MQTT"
+                                                 : "MQTT clients connect to " + mqtt_routes);
     } else if (!accepted_here) {
       return refuse_upgrade(wsi, 400, "subprotocol",
                             "no supported subprotocol offered (this route accepts: " +

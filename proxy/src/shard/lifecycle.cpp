@@ -11,6 +11,7 @@
 #include "recv_hook/deflate_guard.hpp"
 #include "server/listen_share.hpp"
 #include "server/this_shard.hpp"
+#include "stream/lws_stream_client.hpp"
 
 namespace wsbridge {
 
@@ -151,6 +152,7 @@ void Shard::open() {
   if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
   if (config_->static_dir) static_files::confine(context_, *config_->static_dir);
   config_->http_client->attach(context_, index_);
+  LwsStreamClient::instance().attach(context_, index_);
 
   // Static files at "/" when configured; the health endpoint always comes to our callback.
   lws_http_mount& health_mount = lws_tables_->health_mount;
@@ -300,6 +302,7 @@ void Shard::serve() {
 
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
+  LwsStreamClient::instance().detach(index_);  // streams still open go with the context
   release_retired_configs(true);
   for (auto& [id, held] : held_)
     upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);

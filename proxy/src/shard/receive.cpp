@@ -170,4 +170,43 @@ bool Shard::handle_auth_message(Session& s, const Frame& message) {
   return true;
 }
 
+CredentialCheck Shard::authenticate_in_band(ConnectionId id, std::string_view credential) {
+  CredentialCheck check;
+  const auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    check.reason = "the connection is closed";
+    return check;
+  }
+  Session& s = *it->second;
+  // Judged by the configuration in force now, as a new handshake on this route would be.
+  const RouteConfig* current = config_->find_route(s.route->path);
+  if (current == nullptr) {
+    check.reason = "this route no longer exists";
+    return check;
+  }
+  auth::AuthDecision d =
+      auth::authenticate_in_band(auth_policy(s.listener, *current), config_->auth, credential,
+                                 std::nullopt, std::chrono::system_clock::now());
+  if (!d.allowed) {
+    WSB_LOG(kInfo) << "conn " << s.id << " in-band credential refused: " << d.reason;
+    check.reason = d.reason;
+    return check;
+  }
+  // The TLS client certificate still stands: only the handshake may say its claims.
+  const nlohmann::json& upgrade_claims = s.handle->identity().claims;
+  for (const char* name : {"cert.cn", "cert.san", "cert.fingerprint"}) {
+    d.claims.erase(name);
+    if (upgrade_claims.contains(name)) d.claims[name] = upgrade_claims[name];
+  }
+  s.expires_at = d.expires_at;  // the timer closes it (1008) when the credential expires
+  WSB_LOG(kInfo) << "conn " << s.id << " authenticated in-band as " << d.user << " ("
+                 << d.method << ")";
+  check.ok = true;
+  check.user = std::move(d.user);
+  check.claims = std::move(d.claims);
+  check.auth_method = std::move(d.method);
+  check.acl = std::move(d.acl);
+  return check;
+}
+
 }  // namespace wsbridge

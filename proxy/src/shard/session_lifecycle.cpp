@@ -42,6 +42,7 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   identity.claims = std::move(d.claims);
   identity.auth_method = std::move(d.method);
   identity.acl = std::move(d.acl);
+  identity.credential_pending = d.credential_pending;
   s->expires_at = d.expires_at;
   identity.remote_address = s->transport->peer_address();
   if (route->rate > 0) {
@@ -55,6 +56,8 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
       SendLimits{route->max_queued_bytes, route->max_queued_messages,
                  route->queue_high_water_bytes});
   s->handle->set_wire_format(compression.format);
+  s->handle->set_authenticator(
+      [this, id = s->id](std::string_view credential) { return authenticate_in_band(id, credential); });
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 

@@ -131,6 +131,8 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   int refuse_upgrade(lws* wsi, unsigned status, std::string_view code, const std::string& reason,
                      bool challenge = false);
   bool handle_auth_message(Session& s, const Frame& message);
+  // Connection::authenticate for session `id`: a credential sent in-band (an MQTT CONNECT's).
+  CredentialCheck authenticate_in_band(ConnectionId id, std::string_view credential);
   bool within_rate(Session& s);
   // The route's own auth table, else its listener's, else the route's default (anonymous).
   const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;

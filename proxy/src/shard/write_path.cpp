@@ -43,6 +43,7 @@ void Shard::enqueue(Session& s, Frame frame) {
     return;
   }
   s.queued_bytes += frame.size();
+  if (s.queued_bytes > route.queue_high_water_bytes) s.drained_notice_due = true;
   s.outbox.push_back(std::move(frame));
   s.outbox_changed();
   s.transport->want_write();
@@ -93,6 +94,12 @@ void Shard::after_write(Session& s) {
     // Caught up: tell the adapter how much this client missed (it may queue a notice).
     const std::uint64_t dropped = std::exchange(s.dropped, 0);
     s.route->adapter->on_dropped(s.handle, dropped);
+  }
+  if (s.drained_notice_due && s.queued_bytes <= s.route->queue_high_water_bytes / 2 &&
+      !s.closing()) {
+    // Under half the high-water mark again: an adapter holding its source back may go on.
+    s.drained_notice_due = false;
+    s.route->adapter->on_drained(s.handle);
   }
 }
 

@@ -1,0 +1,86 @@
+#include "passthrough/passthrough_adapter.hpp"
+
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+#include "passthrough/passthrough_config.hpp"
+#include "passthrough/passthrough_metrics.hpp"
+#include "passthrough/relay.hpp"
+
+namespace wsbridge::mqtt {
+
+namespace {
+
+class PassthroughAdapter final : public Adapter {
+ public:
+  PassthroughAdapter(std::shared_ptr<const PassthroughRouteConfig> route,
+                     std::shared_ptr<StreamEndpoint> endpoint, unsigned shards)
+      : route_(std::move(route)),
+        endpoint_(std::move(endpoint)),
+        metrics_(PassthroughMetrics::for_route(route_->path)),
+        relays_(shards) {}
+
+  std::vector<std::string> subprotocols() const override { return {"mqtt", "mqttv3.1"}; }
+
+  void on_open(const std::shared_ptr<Connection>& connection) override {
+    relays()[connection->id()] =
+        std::make_unique<Relay>(connection, route_, *endpoint_, metrics_);
+  }
+  void on_message(const std::shared_ptr<Connection>& connection, Frame message) override {
+    if (Relay* relay = find(connection->id())) relay->from_client(message);
+  }
+  void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo&) override {
+    relays().erase(connection->id());  // its broker connection closes (the will, if any, fires)
+  }
+  void on_drained(const std::shared_ptr<Connection>& connection) override {
+    if (Relay* relay = find(connection->id())) relay->client_drained();
+  }
+  // The route's own rate limit counts WebSocket messages; MQTT's is publish_rate (the relay's).
+  void on_rate_limited(const std::shared_ptr<Connection>& connection, const Frame&) override {
+    (void)connection;
+  }
+
+ private:
+  // Each shard's relays, touched only by that shard's thread.
+  std::unordered_map<ConnectionId, std::unique_ptr<Relay>>& relays() {
+    return relays_[std::min<std::size_t>(current_shard(), relays_.size() - 1)];
+  }
+  Relay* find(ConnectionId id) {
+    auto& map = relays();
+    const auto it = map.find(id);
+    return it == map.end() ? nullptr : it->second.get();
+  }
+
+  const std::shared_ptr<const PassthroughRouteConfig> route_;
+  const std::shared_ptr<StreamEndpoint> endpoint_;
+  PassthroughMetrics metrics_;
+  std::vector<std::unordered_map<ConnectionId, std::unique_ptr<Relay>>> relays_;
+};
+
+}  // namespace
+
+std::unique_ptr<Adapter> make_passthrough_adapter(
+    ConfigTable& options, const RouteContext& context,
+    const std::map<std::string, UpstreamConfig>& upstreams) {
+  auto route = std::make_shared<const PassthroughRouteConfig>(
+      PassthroughRouteConfig::from_route(options, context.path, upstreams));
+  const UpstreamConfig& upstream = upstreams.at(route->upstream);
+  StreamOptions stream;
+  stream.url = upstream.uri;
+  stream.ca_file = upstream.ca_file.value_or("");
+  stream.cert_file = upstream.cert_file.value_or("");
+  stream.key_file = upstream.key_file.value_or("");
+  stream.verify_server = upstream.verify_server;
+  stream.connect_timeout = upstream.connect_timeout;
+  std::shared_ptr<StreamEndpoint> endpoint;
+  try {
+    endpoint = context.stream_client->endpoint(stream);
+  } catch (const std::invalid_argument& e) {
+    options.fail_at("upstream", "upstream \"" + route->upstream + "\": " + e.what());
+  }
+  return std::make_unique<PassthroughAdapter>(std::move(route), std::move(endpoint),
+                                              std::max(1u, context.shards));
+}
+
+}  // namespace wsbridge::mqtt

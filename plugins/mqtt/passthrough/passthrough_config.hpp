@@ -1,0 +1,44 @@
+// A route of the mqtt adapter with mode = "passthrough": browsers speak MQTT themselves (mqtt.js,
+// Paho JS) and wsbridge relays their packets to the route's broker, one broker connection per
+// browser, enforcing the route's policy on the way (docs/CONFIG.md, "MQTT pass-through").
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mqtt_config.hpp"
+#include "wsbridge/config_table.hpp"
+
+namespace wsbridge::mqtt {
+
+struct PassthroughRouteConfig {
+  std::string path;
+  std::string upstream;
+  std::string upstream_url;
+  // Sent to the broker in every CONNECT instead of the browser's (none: no credentials).
+  std::optional<std::string> service_username;
+  std::optional<std::string> service_password;
+  std::vector<std::string> allow_subscribe;  // ACL patterns, as in the json mode
+  std::vector<std::string> allow_publish;
+  // The client id the broker sees: {user}, {client_id}, {connection_id}.
+  std::string client_id = "{user}:{client_id}";
+  bool disconnect_on_denied_publish = false;  // MQTT 3.1.1 (denied_publish = "disconnect")
+  std::chrono::seconds keepalive_min{5};
+  std::chrono::seconds keepalive_max{300};
+  std::size_t max_packet_bytes = 4 * 1024 * 1024;
+  double publish_rate = 0;  // PUBLISH packets per second per connection; 0: no limit
+  double publish_burst = 0;
+
+  static PassthroughRouteConfig from_route(ConfigTable& options, const std::string& path,
+                                           const std::map<std::string, UpstreamConfig>& upstreams);
+};
+
+// The client id template with its placeholders filled in. {user} of an anonymous client is
+// "anonymous"; an empty {client_id} becomes "c<connection id>".
+std::string expand_client_id(const std::string& pattern, const std::string& user,
+                             const std::string& client_id, std::uint64_t connection_id);
+
+}  // namespace wsbridge::mqtt

@@ -1,0 +1,266 @@
+// The relay's life and its broker side: the stream's events, the CONNACK and SUBACK rewrites,
+// keepalive pings on the browser's behalf, flow control both ways, and how a session ends.
+#include "passthrough/relay.hpp"
+
+#include "passthrough/passthrough_metrics.hpp"
+#include "wsbridge/log.hpp"
+
+namespace wsbridge::mqtt {
+
+namespace {
+constexpr std::string_view kPingreq("\xC0\x00", 2);
+}  // namespace
+
+Relay::Relay(std::shared_ptr<Connection> connection,
+             std::shared_ptr<const PassthroughRouteConfig> route, StreamEndpoint& upstream,
+             PassthroughMetrics& metrics)
+    : connection_(std::move(connection)),
+      route_(std::move(route)),
+      endpoint_(upstream),
+      metrics_(metrics),
+      client_reader_(route_->max_packet_bytes),
+      broker_reader_(route_->max_packet_bytes) {}
+
+Relay::~Relay() {
+  if (upstream_) metrics_.connections.add(-1);
+}
+
+void Relay::from_client(const Frame& message) {
+  if (phase_ == Phase::kClosed) return;
+  if (!message.is_binary()) {
+    fail(CloseCode::kProtocolError, "MQTT packets travel in binary WebSocket messages");
+    return;
+  }
+  client_reader_.feed(message.payload());
+  std::string_view packet;
+  while (phase_ != Phase::kClosed) {
+    const auto status = client_reader_.next(packet);
+    if (status == wire::PacketReader::Status::kNeedMore) break;
+    if (status == wire::PacketReader::Status::kError) {
+      if (client_reader_.too_large()) {
+        disconnect(wire::reason::kPacketTooLarge, CloseCode::kMessageTooBig,
+                   "MQTT packet over this route's max_packet_bytes (" +
+                       std::to_string(route_->max_packet_bytes) + ")");
+      } else {
+        disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+                   "malformed MQTT packet: " + client_reader_.error());
+      }
+      break;
+    }
+    client_packet(packet);
+  }
+  flush_to_broker();
+  flush_to_client();
+}
+
+void Relay::client_drained() {
+  if (!upstream_paused_ || !upstream_) return;
+  upstream_paused_ = false;
+  upstream_->pause_reading(false);
+}
+
+void Relay::on_connected() {}
+
+void Relay::on_data(std::string_view bytes) {
+  if (phase_ == Phase::kClosed) return;
+  broker_reader_.feed(bytes);
+  std::string_view packet;
+  while (phase_ != Phase::kClosed) {
+    const auto status = broker_reader_.next(packet);
+    if (status == wire::PacketReader::Status::kNeedMore) break;
+    if (status == wire::PacketReader::Status::kError) {
+      metrics_.broker_unavailable.inc();
+      disconnect(wire::reason::kImplementationSpecific, CloseCode::kInternalError,
+                 (broker_reader_.too_large()
+                      ? "the broker sent an MQTT packet over this route's max_packet_bytes"
+                      : "the broker sent a malformed MQTT packet: " + broker_reader_.error()));
+      break;
+    }
+    broker_packet(packet);
+  }
+  flush_to_client();
+}
+
+void Relay::on_drained() {
+  if (!client_paused_) return;
+  client_paused_ = false;
+  connection_->pause_reading(false);
+}
+
+void Relay::on_timer() {
+  if (phase_ != Phase::kRelaying || !ping_for_client_ || !upstream_) return;
+  // The browser pings less often than the broker was told (or not at all): keep the broker's
+  // session alive for it while it is connected.
+  if (!client_spoke_) {
+    ++own_pings_;
+    to_broker(kPingreq);
+    flush_to_broker();
+  }
+  client_spoke_ = false;
+  upstream_->set_timer(std::chrono::milliseconds(upstream_keepalive_) / 2);
+}
+
+void Relay::on_closed(std::string_view reason) {
+  if (phase_ == Phase::kClosed) return;
+  metrics_.broker_unavailable.inc();
+  const std::string why = "MQTT broker: " + std::string(reason);
+  WSB_LOG(kInfo) << "conn " << connection_->id() << " " << why;
+  if (phase_ == Phase::kAwaitConnack) {
+    fail(CloseCode::kTryAgainLater, why,
+         connack_refusal(wire::reason::kServerUnavailable, wire::connack311::kServerUnavailable,
+                         "the MQTT broker is unavailable"));
+    return;
+  }
+  disconnect(wire::reason::kServerUnavailable, CloseCode::kGoingAway, why);
+}
+
+void Relay::broker_packet(std::string_view packet) {
+  metrics_.packets_from_broker.inc();
+  const auto type = wire::packet_type(packet);
+  if (phase_ == Phase::kAwaitConnack) {
+    if (type != wire::PacketType::kConnack) {
+      fail(CloseCode::kInternalError, "the MQTT broker did not answer CONNECT with CONNACK");
+      return;
+    }
+    on_connack(packet);
+    return;
+  }
+  switch (type) {
+    case wire::PacketType::kSuback:
+      on_suback(packet);
+      return;
+    case wire::PacketType::kPingresp:
+      if (own_pings_ > 0) {
+        --own_pings_;  // the answer to our own keepalive ping
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  to_client(packet);
+}
+
+void Relay::on_connack(std::string_view packet) {
+  std::string error;
+  auto connack = wire::parse_connack(packet, version_, error);
+  if (!connack) {
+    fail(CloseCode::kInternalError, "the MQTT broker sent a malformed CONNACK: " + error);
+    return;
+  }
+  if (connack->code != 0) {
+    const std::string why = "the MQTT broker refused the connection (code " +
+                            std::to_string(connack->code) + ")";
+    WSB_LOG(kWarn) << "conn " << connection_->id() << " " << why;
+    fail(CloseCode::kPolicyViolation, why, packet);
+    return;
+  }
+  if (version_ == wire::kMqtt5) {
+    // No topic aliases from the browser: a PUBLISH must name its topic for the ACL to see it.
+    connack->properties =
+        wire::without_property(connack->properties, wire::property::kTopicAliasMaximum);
+    if (auto server = wire::find_property(connack->properties, wire::property::kServerKeepAlive)) {
+      upstream_keepalive_ = std::chrono::seconds(server->number);
+    } else if (ping_for_client_) {
+      // The keepalive was clamped: an MQTT 5 client follows the server's.
+      wire::append_property(connack->properties, wire::property::kServerKeepAlive,
+                            static_cast<std::uint32_t>(upstream_keepalive_.count()));
+      ping_for_client_ = false;
+    }
+    to_client(wire::encode_connack(*connack, version_));
+  } else {
+    to_client(packet);
+  }
+  phase_ = Phase::kRelaying;
+  if (ping_for_client_ && upstream_keepalive_.count() > 0) {
+    upstream_->set_timer(std::chrono::milliseconds(upstream_keepalive_) / 2);
+  }
+}
+
+void Relay::on_suback(std::string_view packet) {
+  std::string error;
+  auto suback = wire::parse_suback(packet, version_, error);
+  if (!suback) {
+    fail(CloseCode::kInternalError, "the MQTT broker sent a malformed SUBACK: " + error);
+    return;
+  }
+  const auto plan = partial_subscribes_.find(suback->packet_id);
+  if (plan == partial_subscribes_.end()) {
+    to_client(packet);
+    return;
+  }
+  // Put the codes of the filters refused here back where the browser expects them.
+  std::vector<std::uint8_t> codes;
+  std::size_t next = 0;
+  for (const int code : plan->second) {
+    if (code >= 0) {
+      codes.push_back(static_cast<std::uint8_t>(code));
+    } else {
+      codes.push_back(next < suback->codes.size() ? suback->codes[next] : 0x80);
+      ++next;
+    }
+  }
+  partial_subscribes_.erase(plan);
+  suback->codes = std::move(codes);
+  to_client(wire::encode_suback(*suback, version_));
+}
+
+void Relay::flush_to_client() {
+  if (client_out_.empty()) return;
+  const SendResult result = connection_->send(Frame::binary(client_out_));
+  client_out_.clear();
+  if (result == SendResult::kQueuedOverHighWater && upstream_ && !upstream_paused_) {
+    // The browser reads slower than the broker sends: let TCP slow the broker down.
+    upstream_paused_ = true;
+    upstream_->pause_reading(true);
+  }
+}
+
+void Relay::to_broker(std::string_view packet) {
+  metrics_.packets_from_client.inc();
+  broker_out_ += packet;
+}
+
+void Relay::flush_to_broker() {
+  if (broker_out_.empty() || !upstream_) return;
+  const bool room = upstream_->write(broker_out_);
+  broker_out_.clear();
+  if (!room && !client_paused_) {
+    // The broker takes less than the browser sends: stop reading from the browser until it has.
+    client_paused_ = true;
+    connection_->pause_reading(true);
+  }
+}
+
+void Relay::fail(CloseCode code, const std::string& reason, std::string_view last_packet) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  if (!last_packet.empty()) to_client(last_packet);
+  flush_to_client();
+  connection_->close(code, reason);
+  // Without a DISCONNECT: the broker publishes the browser's will, as for a dropped client.
+  if (upstream_) upstream_->close();
+}
+
+void Relay::disconnect(std::uint8_t code, CloseCode close, const std::string& reason) {
+  if (version_ == wire::kMqtt5 && phase_ == Phase::kRelaying) {
+    fail(close, reason, wire::encode_disconnect(wire::kMqtt5, code, reason));
+  } else {
+    fail(close, reason);
+  }
+}
+
+std::string Relay::connack_refusal(std::uint8_t code5, std::uint8_t code311,
+                                   const std::string& reason) const {
+  wire::ConnackPacket refusal;
+  if (version_ == wire::kMqtt5) {
+    refusal.code = code5;
+    wire::append_property(refusal.properties, wire::property::kReasonString,
+                          std::string_view(reason).substr(0, 256));
+  } else {
+    refusal.code = code311;
+  }
+  return wire::encode_connack(refusal, version_);
+}
+
+}  // namespace wsbridge::mqtt

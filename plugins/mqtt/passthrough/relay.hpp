@@ -1,0 +1,118 @@
+// One browser's MQTT session carried through to the broker (mode = "passthrough"): the browser's
+// packets arrive in WebSocket messages, the broker's over the relay's own TCP (or TLS) stream,
+// and every packet that matters to the route's policy is inspected on the way:
+//
+//   CONNECT    authenticated (in-band password when the upgrade carried no credential), client
+//              id forced by the route's template, the broker's service credentials put in,
+//              keepalive clamped, the will checked against the publish ACL;
+//   CONNACK    MQTT 5: Topic Alias Maximum removed (no alias can hide a topic from the ACL),
+//              Server Keep Alive added when the keepalive was clamped;
+//   SUBSCRIBE  each filter checked; refused ones answered in the SUBACK, never sent upstream;
+//   PUBLISH    checked; a refused one never reaches the broker (MQTT 5: PUBACK/PUBREC 0x87).
+//
+// Everything else is relayed as it came. A relay lives on its connection's shard and is driven by
+// the adapter's callbacks and its stream's; nothing in it blocks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "passthrough/mqtt_packets.hpp"
+#include "passthrough/passthrough_config.hpp"
+#include "wsbridge/plugin.hpp"
+#include "wsbridge/stream_client.hpp"
+
+namespace wsbridge::mqtt {
+
+struct PassthroughMetrics;
+
+class Relay final : public StreamHandler {
+ public:
+  Relay(std::shared_ptr<Connection> connection,
+        std::shared_ptr<const PassthroughRouteConfig> route, StreamEndpoint& upstream,
+        PassthroughMetrics& metrics);
+  ~Relay() override;
+
+  // Adapter callbacks, on the connection's shard.
+  void from_client(const Frame& message);
+  void client_drained();
+
+  // StreamHandler: the broker side.
+  void on_connected() override;
+  void on_data(std::string_view bytes) override;
+  void on_drained() override;
+  void on_timer() override;
+  void on_closed(std::string_view reason) override;
+
+ private:
+  enum class Phase : std::uint8_t { kAwaitConnect, kAwaitConnack, kRelaying, kClosed };
+
+  // Client side (relay_client.cpp).
+  void client_packet(std::string_view packet);
+  void on_connect(std::string_view packet);
+  void on_client_publish(std::string_view packet);
+  void on_client_subscribe(std::string_view packet);
+  void on_client_pubrel(std::string_view packet);
+  bool within_publish_rate();
+  // Broker side (relay.cpp).
+  void broker_packet(std::string_view packet);
+  void on_connack(std::string_view packet);
+  void on_suback(std::string_view packet);
+
+  // Queues bytes for the browser (sent as one message per turn, see flush_to_client).
+  void to_client(std::string_view packet) { client_out_ += packet; }
+  void flush_to_client();
+  void to_broker(std::string_view packet);
+  void flush_to_broker();
+  // Ends the session: an MQTT packet for the browser first when one applies (a CONNACK refusal,
+  // an MQTT 5 DISCONNECT), then the WebSocket close.
+  void fail(CloseCode code, const std::string& reason, std::string_view last_packet = {});
+  // MQTT 5 DISCONNECT with `code` before closing; 3.1.1 just closes.
+  void disconnect(std::uint8_t code, CloseCode close, const std::string& reason);
+  std::string connack_refusal(std::uint8_t code5, std::uint8_t code311,
+                              const std::string& reason) const;
+
+  const std::shared_ptr<Connection> connection_;
+  const std::shared_ptr<const PassthroughRouteConfig> route_;
+  StreamEndpoint& endpoint_;
+  PassthroughMetrics& metrics_;
+  std::unique_ptr<Stream> upstream_;
+  Phase phase_ = Phase::kAwaitConnect;
+  std::uint8_t version_ = wire::kMqtt311;
+
+  wire::PacketReader client_reader_;
+  wire::PacketReader broker_reader_;
+  std::string client_out_;  // packets for the browser, gathered during one turn
+  std::string broker_out_;  // packets for the broker, gathered during one turn
+
+  // The identity the policy applies to (the upgrade's, or the one CONNECT's password proved).
+  std::vector<std::string> route_subscribe_;
+  std::vector<std::string> route_publish_;
+  std::optional<std::vector<std::string>> credential_subscribe_;
+  std::optional<std::vector<std::string>> credential_publish_;
+
+  // SUBSCRIBEs sent with some filters taken out: per packet id, the code of each filter the
+  // browser asked for (kForwarded where the broker's SUBACK has it, in order).
+  std::map<std::uint16_t, std::vector<int>> partial_subscribes_;
+  // MQTT 3.1.1 QoS 2 publishes dropped by the ACL and acknowledged here: their PUBREL is too.
+  std::set<std::uint16_t> local_qos2_;
+
+  // Keepalive: what the broker was told, and our own PINGREQs when the browser pings less often.
+  std::chrono::seconds upstream_keepalive_{0};
+  bool ping_for_client_ = false;
+  bool client_spoke_ = false;  // since the last keepalive tick
+  unsigned own_pings_ = 0;     // PINGRESPs owed to us, not to the browser
+
+  double publish_tokens_ = 0;
+  std::chrono::steady_clock::time_point publish_refilled_at_{};
+
+  bool client_paused_ = false;    // reading from the browser paused: the broker is slow
+  bool upstream_paused_ = false;  // reading from the broker paused: the browser is slow
+};
+
+}  // namespace wsbridge::mqtt

@@ -1,0 +1,299 @@
+// The relay's browser side: CONNECT (identity, client id, credentials, keepalive, will), and the
+// policy on SUBSCRIBE and PUBLISH. Packets the policy has no say in go to the broker as they came.
+#include <algorithm>
+
+#include "acl.hpp"
+#include "passthrough/passthrough_metrics.hpp"
+#include "passthrough/relay.hpp"
+#include "topic.hpp"
+#include "wsbridge/log.hpp"
+
+namespace wsbridge::mqtt {
+
+namespace {
+constexpr int kForwarded = -1;
+constexpr std::uint8_t kAuthenticationMethod = 0x15;  // MQTT 5 enhanced authentication
+constexpr std::uint8_t kBadAuthenticationMethod = 0x8C;
+
+bool allowed_by(const std::vector<std::string>& route,
+                const std::optional<std::vector<std::string>>& credential,
+                bool (*check)(const std::vector<std::string>&, std::string_view),
+                std::string_view topic) {
+  return check(route, topic) && (!credential || check(*credential, topic));
+}
+}  // namespace
+
+void Relay::client_packet(std::string_view packet) {
+  const auto type = wire::packet_type(packet);
+  if (phase_ == Phase::kAwaitConnect) {
+    if (type != wire::PacketType::kConnect) {
+      fail(CloseCode::kProtocolError, "the first MQTT packet must be CONNECT");
+      return;
+    }
+    on_connect(packet);
+    return;
+  }
+  client_spoke_ = true;
+  std::string error;
+  switch (type) {
+    case wire::PacketType::kPublish:
+      on_client_publish(packet);
+      return;
+    case wire::PacketType::kSubscribe:
+      on_client_subscribe(packet);
+      return;
+    case wire::PacketType::kPubrel:
+      on_client_pubrel(packet);
+      return;
+    case wire::PacketType::kUnsubscribe:
+      if (!wire::parse_unsubscribe(packet, version_, error)) {
+        disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+                   "malformed UNSUBSCRIBE: " + error);
+        return;
+      }
+      break;
+    case wire::PacketType::kDisconnect:
+      // The browser leaves cleanly: the broker hears it (no will), then both sides close.
+      to_broker(packet);
+      flush_to_broker();
+      phase_ = Phase::kClosed;
+      if (upstream_) upstream_->close();
+      connection_->close(CloseCode::kNormal, "MQTT DISCONNECT");
+      return;
+    case wire::PacketType::kAuth:
+      disconnect(kBadAuthenticationMethod, CloseCode::kPolicyViolation,
+                 "MQTT 5 enhanced authentication (AUTH) is not relayed");
+      return;
+    case wire::PacketType::kConnect:
+      disconnect(wire::reason::kProtocolError, CloseCode::kProtocolError, "a second CONNECT");
+      return;
+    case wire::PacketType::kConnack:
+    case wire::PacketType::kSuback:
+    case wire::PacketType::kUnsuback:
+    case wire::PacketType::kPingresp:
+      disconnect(wire::reason::kProtocolError, CloseCode::kProtocolError,
+                 "a client sent a packet only a server sends (type " +
+                     std::to_string(static_cast<int>(type)) + ")");
+      return;
+    default:  // PUBACK, PUBREC, PUBCOMP, PINGREQ
+      break;
+  }
+  to_broker(packet);
+}
+
+void Relay::on_connect(std::string_view packet) {
+  std::string error;
+  auto connect = wire::parse_connect(packet, error);
+  if (!connect) {
+    metrics_.refused_connect.inc();
+    fail(CloseCode::kProtocolError, "malformed CONNECT: " + error);
+    return;
+  }
+  version_ = connect->version;
+  auto refuse = [&](std::uint8_t code5, std::uint8_t code311, const std::string& why) {
+    metrics_.refused_connect.inc();
+    WSB_LOG(kInfo) << "conn " << connection_->id() << " MQTT CONNECT refused: " << why;
+    fail(CloseCode::kPolicyViolation, why, connack_refusal(code5, code311, why));
+  };
+
+  // Who this is: the upgrade's identity, or the credential in CONNECT's password.
+  const Identity& upgrade = connection_->identity();
+  std::string user = upgrade.user;
+  nlohmann::json claims = upgrade.claims;
+  std::optional<TopicAcl> acl = upgrade.acl;
+  if (upgrade.credential_pending) {
+    if (!connect->password || connect->password->empty()) {
+      refuse(wire::reason::kBadUserNameOrPassword, wire::connack311::kBadUserNameOrPassword,
+             "missing credentials: send a token or API key as the CONNECT password");
+      return;
+    }
+    CredentialCheck check = connection_->authenticate(*connect->password);
+    if (!check.ok) {
+      refuse(wire::reason::kBadUserNameOrPassword, wire::connack311::kBadUserNameOrPassword,
+             check.reason);
+      return;
+    }
+    user = std::move(check.user);
+    claims = std::move(check.claims);
+    acl = std::move(check.acl);
+  }
+  route_subscribe_ = expand_acl(route_->allow_subscribe, user, claims);
+  route_publish_ = expand_acl(route_->allow_publish, user, claims);
+  if (acl) {
+    credential_subscribe_ = expand_acl(acl->subscribe, user, claims);
+    credential_publish_ = expand_acl(acl->publish, user, claims);
+  }
+  if (connect->will &&
+      !allowed_by(route_publish_, credential_publish_, publish_allowed, connect->will->topic)) {
+    metrics_.denied_publish.inc();
+    refuse(wire::reason::kNotAuthorized, wire::connack311::kNotAuthorized,
+           "will topic \"" + connect->will->topic + "\" is not allowed on this route");
+    return;
+  }
+  if (version_ == wire::kMqtt5 &&
+      wire::find_property(connect->properties, kAuthenticationMethod)) {
+    refuse(kBadAuthenticationMethod, wire::connack311::kNotAuthorized,
+           "MQTT 5 enhanced authentication is not relayed");
+    return;
+  }
+
+  connect->client_id = expand_client_id(route_->client_id, user, connect->client_id,
+                                        connection_->id());
+  if (connect->client_id.size() > kMaxTopicBytes) {
+    refuse(wire::reason::kClientIdNotValid, wire::connack311::kIdentifierRejected,
+           "the client id is too long");
+    return;
+  }
+  // The broker knows wsbridge, not the browser's own user name and password.
+  connect->username = route_->service_username;
+  connect->password = route_->service_username ? route_->service_password : std::nullopt;
+
+  const auto asked = std::chrono::seconds(connect->keepalive);
+  const auto clamped =
+      asked.count() == 0 ? route_->keepalive_max
+                         : std::clamp(asked, route_->keepalive_min, route_->keepalive_max);
+  connect->keepalive = static_cast<std::uint16_t>(clamped.count());
+  upstream_keepalive_ = clamped;
+  // A browser that pings less often than the broker now expects gets pinged for (3.1.1), or is
+  // told the server's keepalive in CONNACK (5).
+  ping_for_client_ = asked.count() == 0 || asked > clamped;
+
+  if (version_ == wire::kMqtt5) {
+    // The broker never sends the browser more than this route accepts.
+    std::uint32_t limit = static_cast<std::uint32_t>(
+        std::min<std::size_t>(route_->max_packet_bytes, 0xFFFFFFFFu));
+    if (auto own = wire::find_property(connect->properties, wire::property::kMaximumPacketSize)) {
+      limit = std::min(limit, own->number);
+    }
+    connect->properties =
+        wire::without_property(connect->properties, wire::property::kMaximumPacketSize);
+    wire::append_property(connect->properties, wire::property::kMaximumPacketSize, limit);
+  }
+  publish_tokens_ = route_->publish_burst;
+  publish_refilled_at_ = std::chrono::steady_clock::now();
+
+  upstream_ = endpoint_.connect(*this);
+  metrics_.connections.add(1);
+  phase_ = Phase::kAwaitConnack;
+  to_broker(wire::encode_connect(*connect));
+}
+
+bool Relay::within_publish_rate() {
+  if (route_->publish_rate <= 0) return true;
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - publish_refilled_at_).count();
+  publish_refilled_at_ = now;
+  publish_tokens_ =
+      std::min(route_->publish_burst, publish_tokens_ + elapsed * route_->publish_rate);
+  if (publish_tokens_ < 1) return false;
+  publish_tokens_ -= 1;
+  return true;
+}
+
+void Relay::on_client_publish(std::string_view packet) {
+  std::string error;
+  auto publish = wire::parse_publish(packet, version_, error);
+  if (!publish) {
+    disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+               "malformed PUBLISH: " + error);
+    return;
+  }
+  if (version_ == wire::kMqtt5 &&
+      (publish->topic.empty() ||
+       wire::find_property(publish->properties, wire::property::kTopicAlias))) {
+    disconnect(wire::reason::kTopicAliasInvalid, CloseCode::kPolicyViolation,
+               "topic aliases are disabled on this route: name the topic in every PUBLISH");
+    return;
+  }
+  if (!within_publish_rate()) {
+    disconnect(wire::reason::kMessageRateTooHigh, CloseCode::kPolicyViolation,
+               "too many PUBLISH packets: over this route's publish_rate");
+    return;
+  }
+  if (allowed_by(route_publish_, credential_publish_, publish_allowed, publish->topic)) {
+    to_broker(packet);
+    return;
+  }
+  metrics_.denied_publish.inc();
+  const std::string why = "publish to \"" + std::string(publish->topic) + "\" is not allowed";
+  if (version_ != wire::kMqtt5 && route_->disconnect_on_denied_publish) {
+    fail(CloseCode::kPolicyViolation, why);
+    return;
+  }
+  // Never reaches the broker. MQTT 5 says why in the acknowledgement; 3.1.1 has no way to say
+  // it, so the publish is acknowledged and dropped (denied_publish = "drop").
+  if (publish->qos == 0) return;
+  wire::AckPacket ack;
+  ack.type = publish->qos == 1 ? wire::PacketType::kPuback : wire::PacketType::kPubrec;
+  ack.packet_id = publish->packet_id;
+  if (version_ == wire::kMqtt5) {
+    ack.code = wire::reason::kNotAuthorized;
+    wire::append_property(ack.properties, wire::property::kReasonString,
+                          std::string_view(why).substr(0, 256));
+  } else if (publish->qos == 2) {
+    local_qos2_.insert(publish->packet_id);
+  }
+  to_client(wire::encode_ack(ack, version_));
+}
+
+void Relay::on_client_pubrel(std::string_view packet) {
+  std::string error;
+  auto pubrel = wire::parse_ack(packet, version_, error);
+  if (!pubrel) {
+    disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+               "malformed PUBREL: " + error);
+    return;
+  }
+  if (local_qos2_.erase(pubrel->packet_id) == 0) {
+    to_broker(packet);
+    return;
+  }
+  // The second half of a QoS 2 publish acknowledged here: completed here too.
+  wire::AckPacket pubcomp;
+  pubcomp.type = wire::PacketType::kPubcomp;
+  pubcomp.packet_id = pubrel->packet_id;
+  to_client(wire::encode_ack(pubcomp, version_));
+}
+
+void Relay::on_client_subscribe(std::string_view packet) {
+  std::string error;
+  auto subscribe = wire::parse_subscribe(packet, version_, error);
+  if (!subscribe) {
+    disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+               "malformed SUBSCRIBE: " + error);
+    return;
+  }
+  const bool v5 = version_ == wire::kMqtt5;
+  std::vector<int> plan;
+  std::vector<wire::SubscribeEntry> forward;
+  for (auto& entry : subscribe->entries) {
+    if (topic_filter_problem(entry.filter)) {
+      plan.push_back(v5 ? wire::reason::kTopicFilterInvalid : 0x80);
+    } else if (!allowed_by(route_subscribe_, credential_subscribe_, subscribe_allowed,
+                           entry.filter)) {
+      // Wider than allowed, or $SYS/ and $share/ without a pattern that names them.
+      metrics_.denied_subscribe.inc();
+      plan.push_back(v5 ? wire::reason::kNotAuthorized : 0x80);
+    } else {
+      plan.push_back(kForwarded);
+      forward.push_back(std::move(entry));
+    }
+  }
+  if (forward.size() == plan.size()) {
+    to_broker(packet);
+    return;
+  }
+  if (forward.empty()) {
+    // Nothing for the broker: answered here.
+    wire::AckListPacket suback;
+    suback.packet_id = subscribe->packet_id;
+    for (const int code : plan) suback.codes.push_back(static_cast<std::uint8_t>(code));
+    to_client(wire::encode_suback(suback, version_));
+    return;
+  }
+  partial_subscribes_[subscribe->packet_id] = std::move(plan);
+  subscribe->entries = std::move(forward);
+  to_broker(wire::encode_subscribe(*subscribe, version_));
+}
+
+}  // namespace wsbridge::mqtt

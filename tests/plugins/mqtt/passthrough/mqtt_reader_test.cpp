@@ -1,0 +1,206 @@
+// PacketReader (plugins/mqtt/passthrough/mqtt_reader.cpp): packets split across feeds at every
+// offset, several packets in one feed without copies, the size limit reported from the header
+// alone, and malformed fixed headers.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "passthrough/mqtt_packets.hpp"
+#include "wire_bytes.hpp"
+
+namespace wsbridge::mqtt::wire {
+namespace {
+
+using test::bytes;
+using test::hex;
+using Status = PacketReader::Status;
+
+// A stream of packets of different header sizes: PINGREQ (no body), a PUBACK, and a PUBLISH of
+// 200 bytes whose remaining length takes two bytes.
+std::vector<std::string> sample_packets() {
+  std::string publish = bytes({0x30, 0xC5, 0x01, 0x00, 0x01}) + "t";  // remaining length 197
+  publish += std::string(194, 'p');
+  return {bytes({0xC0, 0x00}), bytes({0x40, 0x02, 0x00, 0x07}), publish, bytes({0xE0, 0x00})};
+}
+
+std::string joined(const std::vector<std::string>& packets) {
+  std::string out;
+  for (const auto& p : packets) out += p;
+  return out;
+}
+
+// Feeds `chunks` in turn and collects every packet (copied, as views end at the next feed).
+std::vector<std::string> read_all(PacketReader& reader, const std::vector<std::string>& chunks) {
+  std::vector<std::string> out;
+  for (const auto& chunk : chunks) {
+    reader.feed(chunk);
+    std::string_view packet;
+    Status status;
+    while ((status = reader.next(packet)) == Status::kPacket) out.emplace_back(packet);
+    EXPECT_EQ(status, Status::kNeedMore) << reader.error();
+  }
+  return out;
+}
+
+TEST(PacketReaderTest, SamplePublishHasATwoByteLength) {
+  const auto packets = sample_packets();
+  ASSERT_EQ(packets[2].size(), 200u);
+  EXPECT_EQ(packet_body(packets[2]).size(), 197u);
+  EXPECT_EQ(packet_type(packets[2]), PacketType::kPublish);
+}
+
+TEST(PacketReaderTest, SeveralPacketsInOneFeedAreViewsIntoIt) {
+  const auto packets = sample_packets();
+  const std::string stream = joined(packets);
+  PacketReader reader(1024);
+  reader.feed(stream);
+  std::string_view packet;
+  for (const auto& expected : packets) {
+    ASSERT_EQ(reader.next(packet), Status::kPacket) << reader.error();
+    EXPECT_EQ(packet, expected);
+    // Zero-copy: the view points into the fed bytes.
+    EXPECT_GE(packet.data(), stream.data());
+    EXPECT_LE(packet.data() + packet.size(), stream.data() + stream.size());
+    EXPECT_EQ(reader.buffered(), 0u);
+  }
+  EXPECT_EQ(reader.next(packet), Status::kNeedMore);
+}
+
+TEST(PacketReaderTest, SplitAtEveryOffset) {
+  const auto packets = sample_packets();
+  const std::string stream = joined(packets);
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    PacketReader reader(1024);
+    const auto got = read_all(reader, {stream.substr(0, cut), stream.substr(cut)});
+    EXPECT_EQ(got, packets) << "split at " << cut;
+    EXPECT_EQ(reader.buffered(), 0u);
+  }
+}
+
+TEST(PacketReaderTest, SplitAtEveryPairOfOffsets) {
+  const auto packets = sample_packets();
+  const std::string stream = joined(packets);
+  for (std::size_t a = 0; a <= stream.size(); a += 3) {
+    for (std::size_t b = a; b <= stream.size(); ++b) {
+      PacketReader reader(1024);
+      const auto got =
+          read_all(reader, {stream.substr(0, a), stream.substr(a, b - a), stream.substr(b)});
+      ASSERT_EQ(got, packets) << "split at " << a << " and " << b;
+    }
+  }
+}
+
+TEST(PacketReaderTest, OneByteAtATime) {
+  const auto packets = sample_packets();
+  const std::string stream = joined(packets);
+  std::vector<std::string> chunks;
+  for (char c : stream) chunks.emplace_back(1, c);
+  PacketReader reader(1024);
+  EXPECT_EQ(read_all(reader, chunks), packets);
+}
+
+// A packet assembled from earlier feeds stays valid while later packets of the same feed are
+// read and its incomplete tail is copied.
+TEST(PacketReaderTest, AssembledPacketOutlivesTheTailOfTheSameFeed) {
+  const auto packets = sample_packets();
+  PacketReader reader(1024);
+  reader.feed(std::string_view(packets[2]).substr(0, 50));
+  std::string_view first, second, none;
+  EXPECT_EQ(reader.next(first), Status::kNeedMore);
+  EXPECT_EQ(reader.buffered(), 50u);
+  const std::string rest = packets[2].substr(50) + packets[1] + packets[2].substr(0, 120);
+  reader.feed(rest);
+  ASSERT_EQ(reader.next(first), Status::kPacket);
+  ASSERT_EQ(reader.next(second), Status::kPacket);
+  EXPECT_EQ(reader.next(none), Status::kNeedMore);
+  EXPECT_EQ(reader.buffered(), 120u);
+  EXPECT_EQ(first, packets[2]);
+  EXPECT_EQ(second, packets[1]);
+}
+
+TEST(PacketReaderTest, PacketAtTheLimitPasses) {
+  const auto packets = sample_packets();
+  PacketReader reader(200);
+  EXPECT_EQ(read_all(reader, {packets[2]}), std::vector<std::string>{packets[2]});
+  EXPECT_FALSE(reader.too_large());
+}
+
+TEST(PacketReaderTest, TooLargeFromTheHeaderAloneWithoutBuffering) {
+  // A PUBLISH announcing 2 MiB (remaining length 0x80 0x80 0x80 0x01), of which only a few body
+  // bytes arrive: refused at once, nothing kept.
+  PacketReader reader(1 << 20);
+  reader.feed(bytes({0xC0, 0x00, 0x30, 0x80, 0x80, 0x80, 0x01, 0x00, 0x01, 't'}));
+  std::string_view packet;
+  ASSERT_EQ(reader.next(packet), Status::kPacket);
+  EXPECT_EQ(reader.next(packet), Status::kError);
+  EXPECT_TRUE(reader.too_large());
+  EXPECT_NE(reader.error().find("over the limit"), std::string::npos) << reader.error();
+  EXPECT_EQ(reader.buffered(), 0u);
+  // It stays in error, whatever comes next.
+  reader.feed(bytes({0xC0, 0x00}));
+  EXPECT_EQ(reader.next(packet), Status::kError);
+}
+
+TEST(PacketReaderTest, TooLargeWhenTheHeaderIsSplit) {
+  PacketReader reader(100);
+  std::string_view packet;
+  reader.feed(bytes({0x30, 0xE5}));  // remaining length continues
+  EXPECT_EQ(reader.next(packet), Status::kNeedMore);
+  EXPECT_EQ(reader.buffered(), 2u);
+  reader.feed(bytes({0x00, 'x', 'y'}));  // 101 bytes of remaining length
+  EXPECT_EQ(reader.next(packet), Status::kError);
+  EXPECT_TRUE(reader.too_large());
+  EXPECT_EQ(reader.buffered(), 0u);
+}
+
+TEST(PacketReaderTest, MalformedHeaders) {
+  struct Case {
+    std::string stream;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {bytes({0x00, 0x00}), "type 0"},
+      {bytes({0x0F, 0x00}), "type 0"},
+      {bytes({0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F}), "longer than 4 bytes"},
+      // Refused once the fourth length byte is there, without waiting for a fifth.
+      {bytes({0x30, 0x80, 0x80, 0x80, 0x80}), "longer than 4 bytes"},
+      {bytes({0xC0, 0x00, 0x00}), "type 0"},
+  };
+  for (const auto& c : cases) {
+    for (std::size_t cut = 0; cut <= c.stream.size(); ++cut) {
+      PacketReader reader(1 << 20);
+      std::string_view packet;
+      Status status = Status::kNeedMore;
+      for (const std::string& chunk : {c.stream.substr(0, cut), c.stream.substr(cut)}) {
+        reader.feed(chunk);
+        while ((status = reader.next(packet)) == Status::kPacket) {
+        }
+        if (status == Status::kError) break;
+      }
+      EXPECT_EQ(status, Status::kError) << hex(c.stream) << " split at " << cut;
+      EXPECT_NE(reader.error().find(c.reason), std::string::npos) << reader.error();
+      EXPECT_FALSE(reader.too_large());
+    }
+  }
+}
+
+TEST(PacketReaderTest, LargestFourByteLength) {
+  // 268435455 = 0xFF 0xFF 0xFF 0x7F: a valid header, over any sane limit.
+  PacketReader reader(1 << 20);
+  reader.feed(bytes({0x30, 0xFF, 0xFF, 0xFF, 0x7F}));
+  std::string_view packet;
+  EXPECT_EQ(reader.next(packet), Status::kError);
+  EXPECT_TRUE(reader.too_large());
+  EXPECT_NE(reader.error().find("268435460 bytes"), std::string::npos) << reader.error();
+}
+
+TEST(PacketReaderTest, PacketBody) {
+  EXPECT_EQ(packet_body(bytes({0xC0, 0x00})), "");
+  EXPECT_EQ(packet_body(bytes({0x40, 0x02, 0x00, 0x07})), bytes({0x00, 0x07}));
+  EXPECT_EQ(packet_body(sample_packets()[2]).substr(0, 3), bytes({0x00, 0x01, 't'}));
+}
+
+}  // namespace
+}  // namespace wsbridge::mqtt::wire

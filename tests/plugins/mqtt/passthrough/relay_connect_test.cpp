@@ -1,0 +1,220 @@
+// plugins/mqtt/passthrough/relay.cpp and relay_client.cpp: CONNECT and CONNACK, the stream cut
+// anywhere, the broker going away, flow control and keepalive.
+#include "relay_fixture.hpp"
+
+namespace wsbridge::mqtt::testing {
+namespace {
+
+TEST_F(RelayTest, ConnectIsRewrittenWithForcedIdServiceCredentialsAndClampedKeepalive) {
+  start();
+  from_browser(connect_packet(wire::kMqtt311, "dash", 0));
+  auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  std::string error;
+  auto c = wire::parse_connect(sent[0], error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->client_id, "alice:dash");
+  EXPECT_EQ(c->username, "bridge");
+  EXPECT_EQ(c->password, "service-secret");
+  EXPECT_EQ(c->keepalive, 300);  // 0 ("never") becomes keepalive_max
+  EXPECT_TRUE(browser_->take_packets().empty());  // nothing until the broker answers
+}
+
+TEST_F(RelayTest, EmptyClientIdGetsOneInTheUsersNamespace) {
+  start();
+  from_browser(connect_packet(wire::kMqtt311, ""));
+  std::string error;
+  auto c = wire::parse_connect(broker_packets().at(0), error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->client_id, "alice:c42");
+}
+
+TEST_F(RelayTest, Mqtt5ClampedKeepaliveIsAnnouncedAndTopicAliasesDisabled) {
+  start();
+  from_browser(connect_packet(wire::kMqtt5, "dash", 1000));
+  std::string error;
+  auto c = wire::parse_connect(broker_packets().at(0), error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->keepalive, 300);
+  auto size = wire::find_property(c->properties, wire::property::kMaximumPacketSize);
+  ASSERT_TRUE(size);
+  EXPECT_EQ(size->number, route_.max_packet_bytes);
+
+  wire::ConnackPacket ack;
+  wire::append_property(ack.properties, wire::property::kTopicAliasMaximum, 10u);
+  endpoint_.handler->on_data(wire::encode_connack(ack, wire::kMqtt5));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  auto connack = wire::parse_connack(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(connack) << error;
+  EXPECT_FALSE(wire::find_property(connack->properties, wire::property::kTopicAliasMaximum));
+  auto keepalive = wire::find_property(connack->properties, wire::property::kServerKeepAlive);
+  ASSERT_TRUE(keepalive);
+  EXPECT_EQ(keepalive->number, 300u);
+}
+
+TEST_F(RelayTest, PacketsSplitAcrossMessagesAndSeveralInOneMessage) {
+  connect(wire::kMqtt311);
+  const std::string a = publish_packet(wire::kMqtt311, "users/alice/out/1", 0);
+  const std::string b = publish_packet(wire::kMqtt311, "users/alice/out/2", 0);
+  const std::string both = a + b;
+  // Every cut of two packets into two messages delivers both, whole and in order.
+  for (std::size_t cut = 0; cut <= both.size(); ++cut) {
+    from_browser(both.substr(0, cut));
+    from_browser(both.substr(cut));
+    EXPECT_EQ(broker_packets(), (std::vector<std::string>{a, b})) << "cut at " << cut;
+  }
+  EXPECT_FALSE(browser_->close_code);
+}
+
+TEST_F(RelayTest, FirstPacketMustBeConnect) {
+  start();
+  from_browser(publish_packet(wire::kMqtt311, "users/alice/out/1", 0));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+  EXPECT_EQ(endpoint_.stream, nullptr);  // no broker connection for it
+}
+
+TEST_F(RelayTest, OversizedPacketIsRefusedBeforeItIsBuffered) {
+  route_.max_packet_bytes = 1024;
+  connect(wire::kMqtt5);
+  // Only the fixed header of a 1 MiB PUBLISH arrives: its length alone is enough.
+  from_browser(std::string("\x30\x80\x80\x40", 4));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kMessageTooBig);
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kPacketTooLarge);
+  EXPECT_TRUE(broker_packets().empty());
+}
+
+TEST_F(RelayTest, TextMessagesAreRefused) {
+  connect(wire::kMqtt311);
+  relay_->from_client(Frame::text("hello"));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
+TEST_F(RelayTest, CredentialInConnectPasswordWhenTheUpgradeHadNone) {
+  browser_->identity.user.clear();
+  browser_->identity.credential_pending = true;
+  start();
+  wire::ConnectPacket c;
+  c.version = wire::kMqtt5;
+  c.client_id = "dash";
+  c.username = "x";
+  c.password = "bad-token";
+  from_browser(wire::encode_connect(c));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  auto refusal = wire::parse_connack(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(refusal) << error;
+  EXPECT_EQ(refusal->code, wire::reason::kBadUserNameOrPassword);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kPolicyViolation);
+  EXPECT_EQ(endpoint_.stream, nullptr);
+
+  browser_ = std::make_shared<FakeBrowser>();
+  browser_->identity.credential_pending = true;
+  start();
+  c.password = "good-token";
+  from_browser(wire::encode_connect(c));
+  EXPECT_EQ(browser_->checked_credential, "good-token");
+  auto forwarded = wire::parse_connect(broker_packets().at(0), error);
+  ASSERT_TRUE(forwarded) << error;
+  EXPECT_EQ(forwarded->client_id, "carol:dash");  // the user the token proved
+  EXPECT_EQ(forwarded->password, "service-secret");
+}
+
+TEST_F(RelayTest, MissingPasswordWhenOneIsNeededIsRefusedIn311) {
+  browser_->identity.user.clear();
+  browser_->identity.credential_pending = true;
+  start();
+  wire::ConnectPacket c;
+  c.client_id = "dash";
+  from_browser(wire::encode_connect(c));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  auto refusal = wire::parse_connack(got[0], wire::kMqtt311, error);
+  ASSERT_TRUE(refusal) << error;
+  EXPECT_EQ(refusal->code, wire::connack311::kBadUserNameOrPassword);
+}
+
+TEST_F(RelayTest, WillOutsideThePublishAclRefusesTheConnect) {
+  start();
+  wire::ConnectPacket c;
+  c.client_id = "dash";
+  c.will = wire::Will{{}, "sensors/fake", "gone", 1, false};
+  from_browser(wire::encode_connect(c));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_connack(got[0], wire::kMqtt311, error)->code,
+            wire::connack311::kNotAuthorized);
+  EXPECT_EQ(endpoint_.stream, nullptr);
+}
+
+TEST_F(RelayTest, BrokerUnavailableWhileConnectingRefusesTheConnect) {
+  start();
+  from_browser(connect_packet(wire::kMqtt5, "dash"));
+  endpoint_.handler->on_closed("connection refused");
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_connack(got[0], wire::kMqtt5, error)->code,
+            wire::reason::kServerUnavailable);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kTryAgainLater);
+}
+
+TEST_F(RelayTest, BrokerGoneWhileRelayingDisconnectsMqtt5Clients) {
+  connect(wire::kMqtt5);
+  endpoint_.handler->on_closed("connection closed");
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kServerUnavailable);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
+}
+
+TEST_F(RelayTest, SlowBrokerPausesTheBrowserAndSlowBrowserPausesTheBroker) {
+  connect(wire::kMqtt311);
+  endpoint_.stream->room = false;
+  from_browser(publish_packet(wire::kMqtt311, "users/alice/out/1", 0));
+  EXPECT_TRUE(browser_->reading_paused);
+  endpoint_.handler->on_drained();
+  EXPECT_FALSE(browser_->reading_paused);
+
+  browser_->next_send = SendResult::kQueuedOverHighWater;
+  endpoint_.handler->on_data(publish_packet(wire::kMqtt311, "sensors/t", 0));
+  EXPECT_TRUE(endpoint_.stream->reading_paused);
+  relay_->client_drained();
+  EXPECT_FALSE(endpoint_.stream->reading_paused);
+}
+
+TEST_F(RelayTest, BrokerIsPingedForABrowserThatDoesNotPing) {
+  connect(wire::kMqtt311, 0);
+  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(150'000));
+  endpoint_.handler->on_timer();
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{std::string("\xC0\x00", 2)}));
+  // The broker's answer is ours, not the browser's.
+  endpoint_.handler->on_data(std::string("\xD0\x00", 2));
+  EXPECT_TRUE(browser_->take_packets().empty());
+  // A browser that spoke since the last tick keeps the session alive itself.
+  from_browser(publish_packet(wire::kMqtt311, "users/alice/out/1", 0));
+  broker_packets();
+  endpoint_.handler->on_timer();
+  EXPECT_TRUE(broker_packets().empty());
+}
+
+TEST_F(RelayTest, CleanDisconnectReachesTheBroker) {
+  connect(wire::kMqtt311);
+  from_browser(std::string("\xE0\x00", 2));
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{std::string("\xE0\x00", 2)}));
+  EXPECT_TRUE(endpoint_.stream->closed);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kNormal);
+}
+
+}  // namespace
+}  // namespace wsbridge::mqtt::testing

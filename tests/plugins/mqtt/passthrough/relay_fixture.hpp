@@ -1,0 +1,168 @@
+// Drives one pass-through Relay directly: a fake Connection stands for the browser's WebSocket
+// (what the relay sends it is recorded and re-read as MQTT packets), a fake StreamEndpoint for the
+// broker connection (the test plays the broker: it reads what was written and answers through
+// the relay's StreamHandler side).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "passthrough/mqtt_packets.hpp"
+#include "passthrough/passthrough_metrics.hpp"
+#include "passthrough/relay.hpp"
+
+namespace wsbridge::mqtt::testing {
+
+namespace wire = wsbridge::mqtt::wire;
+
+class FakeBrowser final : public Connection {
+ public:
+  ConnectionId id() const override { return 42; }
+  const Identity& identity() const override { return identity; }
+  SendResult send(Frame frame) override {
+    received.append(frame.payload());
+    return next_send;
+  }
+  void close(CloseCode code, std::string_view reason) override {
+    close_code = code;
+    close_reason = reason;
+  }
+  bool is_open() const override { return !close_code; }
+  void pause_reading(bool paused) override { reading_paused = paused; }
+  CredentialCheck authenticate(std::string_view credential) override {
+    checked_credential = credential;
+    CredentialCheck check;
+    check.ok = credential == "good-token";
+    check.reason = check.ok ? "" : "invalid token";
+    check.user = "carol";
+    check.auth_method = "jwt";
+    return check;
+  }
+
+  // The MQTT packets the browser received since the last call.
+  std::vector<std::string> take_packets() {
+    std::vector<std::string> out;
+    wire::PacketReader reader(1 << 24);
+    reader.feed(received);
+    std::string_view packet;
+    while (reader.next(packet) == wire::PacketReader::Status::kPacket) out.emplace_back(packet);
+    received.clear();
+    return out;
+  }
+
+  Identity identity;
+  std::string received;
+  SendResult next_send = SendResult::kQueued;
+  std::optional<CloseCode> close_code;
+  std::string close_reason;
+  bool reading_paused = false;
+  std::string checked_credential;
+};
+
+class FakeStream final : public Stream {
+ public:
+  bool write(std::string_view bytes) override {
+    written.append(bytes);
+    return room;
+  }
+  std::size_t buffered() const override { return 0; }
+  void pause_reading(bool paused) override { reading_paused = paused; }
+  void set_timer(std::chrono::milliseconds delay) override { timer = delay; }
+  void close() override { closed = true; }
+
+  std::string written;
+  bool room = true;
+  bool reading_paused = false;
+  bool closed = false;
+  std::chrono::milliseconds timer{0};
+};
+
+class FakeEndpoint final : public StreamEndpoint {
+ public:
+  std::unique_ptr<Stream> connect(StreamHandler& handler) override {
+    auto s = std::make_unique<FakeStream>();
+    stream = s.get();
+    this->handler = &handler;
+    return s;
+  }
+  const std::string& url() const override { return url_; }
+
+  FakeStream* stream = nullptr;
+  StreamHandler* handler = nullptr;
+
+ private:
+  std::string url_ = "tcp://127.0.0.1:1883";
+};
+
+class RelayTest : public ::testing::Test {
+ protected:
+  RelayTest() : metrics_(PassthroughMetrics::for_route("/relay-test")) {
+    route_.path = "/relay-test";
+    route_.allow_subscribe = {"sensors/#", "users/{user}/#", "$share/+/jobs/#"};
+    route_.allow_publish = {"users/{user}/out/#"};
+    route_.service_username = "bridge";
+    route_.service_password = "service-secret";
+    route_.keepalive_min = std::chrono::seconds(5);
+    route_.keepalive_max = std::chrono::seconds(300);
+    browser_->identity.user = "alice";
+  }
+
+  void start() {
+    relay_ = std::make_unique<Relay>(browser_, std::make_shared<PassthroughRouteConfig>(route_),
+                                     endpoint_, metrics_);
+  }
+  void from_browser(std::string_view bytes) { relay_->from_client(Frame::binary(bytes)); }
+  // What the relay wrote to the broker since the last call, as packets.
+  std::vector<std::string> broker_packets() {
+    std::vector<std::string> out;
+    if (endpoint_.stream == nullptr) return out;
+    wire::PacketReader reader(1 << 24);
+    reader.feed(endpoint_.stream->written);
+    std::string_view packet;
+    while (reader.next(packet) == wire::PacketReader::Status::kPacket) out.emplace_back(packet);
+    endpoint_.stream->written.clear();
+    return out;
+  }
+  static std::string connect_packet(std::uint8_t version, const std::string& client_id,
+                                    std::uint16_t keepalive = 60) {
+    wire::ConnectPacket c;
+    c.version = version;
+    c.client_id = client_id;
+    c.keepalive = keepalive;
+    c.username = "browser-user";
+    c.password = "browser-password";
+    return wire::encode_connect(c);
+  }
+  // CONNECT from the browser, CONNACK from the broker: the session is relaying.
+  void connect(std::uint8_t version, std::uint16_t keepalive = 60) {
+    start();
+    from_browser(connect_packet(version, "dash", keepalive));
+    broker_packets();
+    endpoint_.handler->on_connected();
+    endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, version));
+    browser_->take_packets();
+  }
+  static std::string publish_packet(std::uint8_t version, const std::string& topic,
+                                    std::uint8_t qos, std::uint16_t id = 0,
+                                    const std::string& properties = {}) {
+    wire::PublishPacket p;
+    p.topic = topic;
+    p.qos = qos;
+    p.packet_id = id;
+    p.properties = properties;
+    p.payload = "payload";
+    return wire::encode_publish(p, version);
+  }
+
+  PassthroughRouteConfig route_;
+  PassthroughMetrics metrics_;
+  std::shared_ptr<FakeBrowser> browser_ = std::make_shared<FakeBrowser>();
+  FakeEndpoint endpoint_;
+  std::unique_ptr<Relay> relay_;
+};
+
+}  // namespace wsbridge::mqtt::testing

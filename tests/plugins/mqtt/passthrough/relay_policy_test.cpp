@@ -1,0 +1,162 @@
+// plugins/mqtt/passthrough/relay_client.cpp: the route's ACL on SUBSCRIBE and PUBLISH.
+#include "relay_fixture.hpp"
+
+namespace wsbridge::mqtt::testing {
+namespace {
+
+std::string subscribe_packet(std::uint8_t version, std::uint16_t id,
+                             const std::vector<std::string>& filters) {
+  wire::SubscribePacket s;
+  s.packet_id = id;
+  for (const auto& f : filters) s.entries.push_back({f, 1});
+  return wire::encode_subscribe(s, version);
+}
+
+std::vector<std::uint8_t> suback_codes(const std::string& packet, std::uint8_t version) {
+  std::string error;
+  auto suback = wire::parse_suback(packet, version, error);
+  EXPECT_TRUE(suback) << error;
+  return suback ? suback->codes : std::vector<std::uint8_t>{};
+}
+
+TEST_F(RelayTest, RefusedFiltersNeverReachTheBrokerAndTheSubackIsMerged) {
+  connect(wire::kMqtt311);
+  from_browser(subscribe_packet(wire::kMqtt311, 7,
+                                {"sensors/+/temp", "users/bob/#", "users/alice/in", "#"}));
+  auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  std::string error;
+  auto forwarded = wire::parse_subscribe(sent[0], wire::kMqtt311, error);
+  ASSERT_TRUE(forwarded) << error;
+  ASSERT_EQ(forwarded->entries.size(), 2u);
+  EXPECT_EQ(forwarded->entries[0].filter, "sensors/+/temp");
+  EXPECT_EQ(forwarded->entries[1].filter, "users/alice/in");
+  EXPECT_EQ(forwarded->packet_id, 7);
+
+  endpoint_.handler->on_data(wire::encode_suback({7, {}, {1, 0}}, wire::kMqtt311));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(suback_codes(got[0], wire::kMqtt311), (std::vector<std::uint8_t>{1, 0x80, 0, 0x80}));
+}
+
+TEST_F(RelayTest, AllFiltersRefusedIsAnsweredHereInMqtt5) {
+  connect(wire::kMqtt5);
+  from_browser(subscribe_packet(wire::kMqtt5, 9, {"$SYS/#", "$share/g/sensors/#", "a/#/b"}));
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  // Not allowed, not allowed ($share needs a pattern naming it), invalid filter.
+  EXPECT_EQ(suback_codes(got[0], wire::kMqtt5),
+            (std::vector<std::uint8_t>{0x87, 0x87, wire::reason::kTopicFilterInvalid}));
+}
+
+TEST_F(RelayTest, SharedSubscriptionAllowedByAPatternThatNamesIt) {
+  connect(wire::kMqtt5);
+  const std::string subscribe = subscribe_packet(wire::kMqtt5, 3, {"$share/workers/jobs/#"});
+  from_browser(subscribe);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{subscribe}));
+}
+
+TEST_F(RelayTest, CredentialAclNarrowsTheRoutes) {
+  browser_->identity.acl = TopicAcl{{"sensors/kitchen/#"}, {}};
+  connect(wire::kMqtt311);
+  from_browser(subscribe_packet(wire::kMqtt311, 1, {"sensors/kitchen/t", "sensors/hall/t"}));
+  std::string error;
+  auto forwarded = wire::parse_subscribe(broker_packets().at(0), wire::kMqtt311, error);
+  ASSERT_TRUE(forwarded) << error;
+  ASSERT_EQ(forwarded->entries.size(), 1u);
+  EXPECT_EQ(forwarded->entries[0].filter, "sensors/kitchen/t");
+}
+
+TEST_F(RelayTest, DeniedPublishIsAnsweredWithNotAuthorizedInMqtt5) {
+  connect(wire::kMqtt5);
+  from_browser(publish_packet(wire::kMqtt5, "users/bob/out/x", 1, 11));
+  from_browser(publish_packet(wire::kMqtt5, "users/bob/out/x", 2, 12));
+  from_browser(publish_packet(wire::kMqtt5, "users/bob/out/x", 0));
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 2u);
+  std::string error;
+  auto puback = wire::parse_ack(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(puback) << error;
+  EXPECT_EQ(puback->type, wire::PacketType::kPuback);
+  EXPECT_EQ(puback->packet_id, 11);
+  EXPECT_EQ(puback->code, wire::reason::kNotAuthorized);
+  auto pubrec = wire::parse_ack(got[1], wire::kMqtt5, error);
+  ASSERT_TRUE(pubrec) << error;
+  EXPECT_EQ(pubrec->type, wire::PacketType::kPubrec);
+  EXPECT_EQ(pubrec->code, wire::reason::kNotAuthorized);
+  EXPECT_FALSE(browser_->close_code);
+
+  const std::string allowed = publish_packet(wire::kMqtt5, "users/alice/out/x", 1, 13);
+  from_browser(allowed);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{allowed}));
+}
+
+TEST_F(RelayTest, DeniedQos2PublishIsCompletedHereIn311) {
+  connect(wire::kMqtt311);
+  from_browser(publish_packet(wire::kMqtt311, "sensors/fake", 2, 5));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_ack(got[0], wire::kMqtt311, error)->type, wire::PacketType::kPubrec);
+  // Its PUBREL is answered here too; another PUBREL goes to the broker.
+  from_browser(wire::encode_ack({wire::PacketType::kPubrel, 5, 0, {}}, wire::kMqtt311));
+  from_browser(wire::encode_ack({wire::PacketType::kPubrel, 6, 0, {}}, wire::kMqtt311));
+  got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  auto pubcomp = wire::parse_ack(got[0], wire::kMqtt311, error);
+  EXPECT_EQ(pubcomp->type, wire::PacketType::kPubcomp);
+  EXPECT_EQ(pubcomp->packet_id, 5);
+  auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(wire::parse_ack(sent[0], wire::kMqtt311, error)->packet_id, 6);
+}
+
+TEST_F(RelayTest, DeniedPublishDisconnectsWhenConfiguredIn311) {
+  route_.disconnect_on_denied_publish = true;
+  connect(wire::kMqtt311);
+  from_browser(publish_packet(wire::kMqtt311, "sensors/fake", 1, 5));
+  EXPECT_TRUE(broker_packets().empty());
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kPolicyViolation);
+  EXPECT_NE(browser_->close_reason.find("sensors/fake"), std::string::npos);
+}
+
+TEST_F(RelayTest, TopicAliasesCannotHideATopic) {
+  connect(wire::kMqtt5);
+  std::string alias;
+  wire::append_property(alias, wire::property::kTopicAlias, 1u);
+  from_browser(publish_packet(wire::kMqtt5, "users/alice/out/x", 0, 0, alias));
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kTopicAliasInvalid);
+}
+
+TEST_F(RelayTest, PublishRateLimitDisconnects) {
+  route_.publish_rate = 1;
+  route_.publish_burst = 3;
+  connect(wire::kMqtt5);
+  for (int i = 0; i < 3; ++i) from_browser(publish_packet(wire::kMqtt5, "users/alice/out/x", 0));
+  EXPECT_EQ(broker_packets().size(), 3u);
+  EXPECT_FALSE(browser_->close_code);
+  from_browser(publish_packet(wire::kMqtt5, "users/alice/out/x", 0));
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error),
+            wire::reason::kMessageRateTooHigh);
+}
+
+TEST_F(RelayTest, ServerOnlyPacketsFromTheBrowserAreAProtocolError) {
+  connect(wire::kMqtt311);
+  from_browser(wire::encode_suback({1, {}, {0}}, wire::kMqtt311));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
+}  // namespace
+}  // namespace wsbridge::mqtt::testing
