@@ -4,6 +4,7 @@ issue #17.5 targets against websockify, the header line and the smoke checks."""
 ROWS = [
     # (phase, key, label, unit)
     ("mqtt-max", "delivered_per_s", "fan-out max: delivered messages/s at the clients", "msg/s"),
+    ("mqtt-max", "window", "fan-out max: the best window (messages in flight per subscriber)", ""),
     ("mqtt-max", "cpu_us_per_msg", "fan-out max: bridge CPU per delivered message", "µs"),
     ("mqtt-max", "cpu_util", "fan-out max: bridge CPU use (1.0 = one core)", "cores"),
     ("mqtt-max", "mosquitto_util", "fan-out max: mosquitto CPU use", "cores"),
@@ -101,7 +102,7 @@ def header(ctx):
             f"(binary frames; subprotocol \"mqtt\" to wsbridge, none to websockify, which refuses it); "
             f"{a.mqtt_rounds} rounds; fan-out: {a.mqtt_subscribers} subscribers (QoS 0) on one topic, "
             f"{a.payload}-byte payloads published to mosquitto over TCP, {a.mqtt_duration:g} s "
-            f"({a.warmup:g} s warm-up not measured), closed loop window {a.window} per subscriber, "
+            f"({a.warmup:g} s warm-up not measured), closed loop at the best of windows {','.join(map(str, a.mqtt_windows))} per subscriber, "
             f"moderate rate {getattr(ctx, 'mqtt_rate_used', 0):.1f} messages/s; publish: "
             f"{a.mqtt_publishers} clients, closed loop window {a.mqtt_publish_window} per client, "
             f"counted by one subscriber on mosquitto over TCP; idle: steps "
