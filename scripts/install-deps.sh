@@ -17,10 +17,11 @@ build_only=false
 if ! $build_only; then
   # Running and testing: the local broker, its clients, Chromium for the browser tests, clang for
   # the fuzzers, systemd-analyze for the unit check, curl and procps for scripts, and Python with
-  # websockets for the README's examples, bench/run and the test backends (and Paho's MQTT client
-  # for the README's MQTT-over-WebSocket example).
+  # websockets for the README's examples, bench/run and the test backends; Paho's MQTT client for
+  # the README's MQTT-over-WebSocket example; websockify, the raw WebSocket-to-TCP bridge bench/run's
+  # mqtt-passthrough phase measures wsbridge against.
   packages+=(mosquitto mosquitto-clients chromium clang systemd curl procps python3
-             python3-websockets python3-paho-mqtt)
+             python3-websockets python3-paho-mqtt websockify)
 fi
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${packages[@]}"

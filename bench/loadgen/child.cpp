@@ -20,6 +20,8 @@ Child::Child(const Options& o, unsigned index, int control_fd)
   loop_.set_source_addresses(o.source_ips);
   loop_.set_offer_deflate(o.deflate);
   loop_.set_inflate_memo(o.inflate_memo);
+  loop_.set_subprotocol(o.subprotocol);
+  tcp_buf_.resize(256 * 1024);
   conns_.resize(share(o.connections, o.procs, index));
   for (std::size_t i = 0; i < conns_.size(); ++i) conns_[i].index = static_cast<std::uint32_t>(i);
   padding_.assign(std::max(o.payload, 1u), 'x');
@@ -29,6 +31,7 @@ int Child::run() {
   if (o_.mode == "fanout") return run_fanout();
   if (o_.mode == "rpc") return run_rpc();
   if (o_.mode == "handshake") return run_handshake();
+  if (o_.mode == "publish") return run_publish();
   return run_idle();
 }
 
@@ -43,6 +46,10 @@ void Child::on_open(Conn& c) {
   }
   if (o_.mode == "handshake") {
     handshake_done(c);
+    return;
+  }
+  if (o_.mqtt) {
+    mqtt_open(c);
     return;
   }
   const std::string topic =
@@ -125,14 +132,15 @@ void Child::on_fd(Conn& c, std::uint32_t events) {
   }
   if (c.role == Role::kMqtt) {
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-      char buf[4096];
-      const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      const ssize_t n = ::recv(c.fd, tcp_buf_.data(), tcp_buf_.size(), 0);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         ++loop_.errors.closed;
         ::close(c.fd);
         c.fd = -1;
         return;
       }
+      // The publish mode's counting subscriber; the fan-out's publisher gets nothing (QoS 0).
+      if (n > 0) mqtt_feed(c, tcp_buf_.data(), static_cast<std::size_t>(n), now_ns());
     }
     if (events & EPOLLOUT) flush_mqtt();
   }
@@ -176,14 +184,14 @@ bool Child::ramp(std::size_t target) {
       in_progress_ = 0;
       return false;
     }
-    loop_.poll(20);
+    pump(20);
   }
   ramping_ = false;
   return true;
 }
 
 std::string Child::wait_command() {
-  while (commands_.empty()) loop_.poll(100);
+  while (commands_.empty()) pump(100);
   std::string cmd = commands_.front();
   commands_.erase(commands_.begin());
   return cmd;
@@ -263,7 +271,7 @@ void Child::deliver_messages() {
       flush_mqtt();
       next_publish = now + 2 * kSec;
     }
-    loop_.poll(10);
+    pump(10);
   }
 }
 

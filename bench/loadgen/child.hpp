@@ -26,6 +26,8 @@ class Child : public Loop::Handler {
 
   void on_text(Conn& c, const char* data, std::size_t len, std::uint64_t t) override;
 
+  void on_binary(Conn& c, const char* data, std::size_t len, std::uint64_t t) override;
+
   // A top-level integer member: the first occurrence when the frame's keys are in writing order,
   // the last when they are sorted (nested objects then come before "id" and "status").
   static bool find_key_int(std::string_view text, std::string_view key, std::int64_t& out,
@@ -66,7 +68,9 @@ class Child : public Loop::Handler {
   void deliver_messages();
 
   // ---- fanout ---------------------------------------------------------------------------------
-  bool connect_mqtt();
+  // The raw MQTT connection to the broker: the fan-out's publisher, or (subscribe) the publish
+  // mode's counting subscriber on --topic.
+  bool connect_mqtt(bool subscribe = false);
 
   void flush_mqtt();
 
@@ -85,7 +89,33 @@ class Child : public Loop::Handler {
 
   void on_message(Conn& c, std::string_view text, std::uint64_t t);
 
+  // A delivered message `seq` (published at `ts`; `ok`: its payload is the one published).
+  void count_delivery(Conn& c, std::int64_t seq, std::int64_t ts, bool ok, std::uint64_t t);
+
   int run_fanout();
+
+  // ---- MQTT over WebSocket (child_mqtt.cpp, --mqtt) ------------------------------------------
+  // loop_.poll, plus a PINGREQ on every MQTT connection each keepalive/2.
+  void pump(int timeout_ms);
+
+  std::string connect_packet(const std::string& client_id, unsigned keepalive) const;
+
+  std::string publish_packet(std::string_view payload, unsigned qos, std::uint16_t id) const;
+
+  void mqtt_open(Conn& c);
+
+  // Complete MQTT packets out of the bytes of a binary message (or a TCP read from the broker);
+  // the rest waits in c.mq.
+  void mqtt_feed(Conn& c, const char* data, std::size_t len, std::uint64_t t);
+
+  void on_mqtt_packet(Conn& c, std::uint8_t head, std::string_view body, std::uint64_t t);
+
+  void mqtt_failed(Conn& c);
+
+  // ---- publish (child_mqtt.cpp) ----------------------------------------------------------------
+  void publish_from(Conn& c);
+
+  int run_publish();
 
   // ---- handshake (child_handshake.cpp) ---------------------------------------------------------
   void start_handshake(Conn& c);
@@ -134,6 +164,11 @@ class Child : public Loop::Handler {
   std::uint64_t in_window_ = 0;
   std::uint64_t foreign_messages_ = 0;
   std::uint64_t requests_ = 0, responses_ = 0, ok_ = 0, non2xx_ = 0, unmatched_ = 0;
+  std::uint64_t acked_ = 0;             // publish --qos 1: PUBACKs received
+  std::uint64_t next_ping_ = 0;         // --mqtt: when the next round of PINGREQs is due
+  std::vector<bool> seen_;              // publish: sequence numbers the counting subscriber got
+  std::vector<std::uint32_t> touched_;  // publish: connections with frames queued this turn
+  std::vector<char> tcp_buf_;           // reads from the broker connection
   Histogram hist_;
 };
 

@@ -18,7 +18,7 @@
 
 namespace bench {
 
-bool Child::connect_mqtt() {
+bool Child::connect_mqtt(bool subscribe) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in dst{};
   dst.sin_family = AF_INET;
@@ -31,31 +31,38 @@ bool Child::connect_mqtt() {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   // CONNECT: MQTT 3.1.1, clean session, keepalive 0 (no PINGREQ needed).
-  const std::string client_id = "wsbridge-bench-pub-" + std::to_string(getpid());
-  std::string var;
-  var += std::string("\x00\x04MQTT\x04\x02\x00\x00", 10);
-  var += static_cast<char>(client_id.size() >> 8);
-  var += static_cast<char>(client_id.size() & 0xFF);
-  var += client_id;
-  std::string packet = "\x10";
-  packet += static_cast<char>(var.size());
-  packet += var;
-  write_all(fd, packet);
+  write_all(fd, connect_packet("wsbridge-bench-pub-" + std::to_string(getpid()), 0));
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  // CONNACK (4 bytes), then for a subscriber the SUBACK (5 bytes) of one QoS 0 filter.
+  auto read_exact = [&](unsigned char* out, std::size_t len) {
+    std::size_t got = 0;
+    while (got < len) {
+      const ssize_t n = ::recv(fd, out + got, len - got, 0);
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
   unsigned char connack[4];
-  std::size_t got = 0;
-  while (got < 4) {
-    const ssize_t n = ::recv(fd, connack + got, 4 - got, 0);
-    if (n <= 0) {
+  if (!read_exact(connack, 4) || connack[0] != 0x20 || connack[3] != 0) {
+    ::close(fd);
+    return false;
+  }
+  if (subscribe) {
+    std::string body("\x00\x01", 2);
+    body += static_cast<char>(o_.topic.size() >> 8);
+    body += static_cast<char>(o_.topic.size() & 0xFF);
+    body += o_.topic;
+    body += '\x00';
+    std::string packet = "\x82";
+    packet += static_cast<char>(body.size());
+    write_all(fd, packet + body);
+    unsigned char suback[5];
+    if (!read_exact(suback, 5) || suback[0] != 0x90 || suback[4] == 0x80) {
       ::close(fd);
       return false;
     }
-    got += static_cast<std::size_t>(n);
-  }
-  if (connack[0] != 0x20 || connack[3] != 0) {
-    ::close(fd);
-    return false;
   }
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   mqtt_.fd = fd;
@@ -89,20 +96,7 @@ void Child::publish_one() {
   const std::string payload = make_payload(published_, t);
   ++published_;
   if (mqtt_.fd >= 0) {
-    // PUBLISH QoS 0: fixed header, remaining length, topic, payload.
-    std::size_t remaining = 2 + o_.topic.size() + payload.size();
-    std::string& out = mqtt_.out;
-    out += '\x30';
-    do {
-      auto byte = static_cast<unsigned char>(remaining % 128);
-      remaining /= 128;
-      if (remaining > 0) byte |= 0x80;
-      out += static_cast<char>(byte);
-    } while (remaining > 0);
-    out += static_cast<char>(o_.topic.size() >> 8);
-    out += static_cast<char>(o_.topic.size() & 0xFF);
-    out += o_.topic;
-    out += payload;
+    mqtt_.out += publish_packet(payload, 0, 0);
   } else {
     loop_.queue_text(publisher_, R"({"type":"publish","topic":")" + o_.topic + R"(","payload":)" +
                                      payload + "}");
@@ -131,11 +125,32 @@ void Child::on_message(Conn& c, std::string_view text, std::uint64_t t) {
     ++foreign_messages_;
     return;
   }
+  count_delivery(
+      c, seq, ts,
+      payload_ok(text, at, static_cast<std::uint64_t>(seq), static_cast<std::uint64_t>(ts)), t);
+}
+
+void Child::count_delivery(Conn& c, std::int64_t seq, std::int64_t ts, bool ok, std::uint64_t t) {
   ++c.received;
-  if (!payload_ok(text, at, static_cast<std::uint64_t>(seq), static_cast<std::uint64_t>(ts))) {
-    ++loop_.errors.corrupt;
-  }
-  if (seq > c.max_seq) {
+  if (!ok) ++loop_.errors.corrupt;
+  if (o_.mode == "publish") {
+    // One subscriber, many publishers: messages of different connections may overtake each
+    // other, so duplicates are found by sequence number, not by order.
+    const auto s = static_cast<std::size_t>(seq);
+    if (seq < 0 || s >= published_) {
+      ++foreign_messages_;
+      return;
+    }
+    if (seen_.size() <= s) seen_.resize(std::max<std::size_t>(s + 1, seen_.size() * 2));
+    if (seen_[s]) {
+      ++c.dups;
+      return;
+    }
+    seen_[s] = true;
+    ++c.unique;
+    ++delivered_;
+    last_delivery_ = t;
+  } else if (seq > c.max_seq) {
     c.max_seq = seq;
     ++c.unique;
     ++delivered_;
@@ -156,7 +171,7 @@ int Child::run_fanout() {
       publisher_.tag = kPublisher;
       if (!loop_.connect_ws(publisher_, o_.url)) die("publisher: cannot connect");
       const std::uint64_t deadline = now_ns() + 10 * kSec;
-      while (!publisher_ready_ && now_ns() < deadline && publisher_.fd >= 0) loop_.poll(20);
+      while (!publisher_ready_ && now_ns() < deadline && publisher_.fd >= 0) pump(20);
       if (!publisher_ready_) die("publisher: WebSocket upgrade failed");
     } else if (!connect_mqtt()) {
       die("publisher: cannot connect to the MQTT broker " + o_.mqtt_url.host_port());
@@ -217,7 +232,7 @@ int Child::run_fanout() {
     } else if (now < t0_) {
       timeout = static_cast<int>(std::min<std::uint64_t>((t0_ - now) / kMs, 10));
     }
-    loop_.poll(timeout);
+    pump(timeout);
   }
   const std::uint64_t pub_stop = now_ns();
   // Drain: until every local subscriber has the last message (the publisher's process knows
@@ -226,7 +241,7 @@ int Child::run_fanout() {
   const auto quiet = static_cast<std::uint64_t>(o_.drain_quiet * kSec);
   while (true) {
     flush_publisher();
-    loop_.poll(5);
+    pump(5);
     const std::uint64_t now = now_ns();
     if (now > drain_deadline) break;
     if (publishes && delivered_ >= published_ * local_subs) break;

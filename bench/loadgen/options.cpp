@@ -26,6 +26,10 @@ void usage() {
       "         every connection after each step)] [--telemetry]\n"
       "  rpc    --url ws://127.0.0.1:8080/rpc --connections N [--depth D] [--duration S]\n"
       "         [--warmup S] [--path /x] [--method GET]\n"
+      "  publish --url ws://127.0.0.1:8080/mqtt --mqtt --connections N --broker mqtt://H:P\n"
+      "         [--qos 0|1] [--rate MSGS_PER_S | 0 (closed loop)] [--window W] [--duration S]\n"
+      "         N MQTT-over-WebSocket clients publish (round robin); one MQTT subscriber on the\n"
+      "         broker over TCP counts and times what arrives (one process: --procs 1)\n"
       "  handshake --url wss://127.0.0.1:8443/mqtt --connections N [--duration S] [--warmup S]\n"
       "         N clients in a loop: connect, TLS handshake (full, no resumption), upgrade,\n"
       "         close frame, wait for the server's close; reports handshakes/s\n"
@@ -36,7 +40,9 @@ void usage() {
       "  each ready event and after the result), --connect-timeout S, --deflate (offer\n"
       "  permessage-deflate; client_max_window_bits and inflate compressed messages),\n"
       "  --inflate-memo (with server_no_context_takeover: inflate the same bytes once per "
-      "process)\n",
+      "process),\n"
+      "  --mqtt (fanout, idle, publish: MQTT 3.1.1 packets in binary frames instead of the JSON\n"
+      "  protocol), --subprotocol NAME (offered in the upgrade, e.g. mqtt), --keepalive S\n",
       stderr);
 }
 
@@ -50,7 +56,7 @@ Options parse_options(int argc, char** argv) {
   Options o;
   o.mode = argv[1];
   if (o.mode != "fanout" && o.mode != "idle" && o.mode != "rpc" && o.mode != "httpd" &&
-      o.mode != "handshake") {
+      o.mode != "handshake" && o.mode != "publish") {
     usage();
     std::exit(2);
   }
@@ -64,6 +70,17 @@ Options parse_options(int argc, char** argv) {
     auto unum = [&]() { return static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10)); };
     if (a == "--url") {
       if (!Url::parse(next(), "ws", o.url)) die("bad --url (ws://host:port/path or wss://...)");
+    } else if (a == "--broker") {
+      if (!Url::parse(next(), "mqtt", o.mqtt_url)) die("bad --broker (mqtt://host:port)");
+    } else if (a == "--mqtt") {
+      o.mqtt = true;
+    } else if (a == "--subprotocol") {
+      o.subprotocol = next();
+    } else if (a == "--qos") {
+      o.qos = unum();
+      if (o.qos > 1) die("--qos: 0 or 1");
+    } else if (a == "--keepalive") {
+      o.keepalive = std::clamp(unum(), 2u, 65535u);
     } else if (a == "--publisher") {
       o.publisher = next();
       if (o.publisher != "ws" && !Url::parse(o.publisher, "mqtt", o.mqtt_url)) {
@@ -143,6 +160,16 @@ Options parse_options(int argc, char** argv) {
   if (o.mode == "idle") o.connections = *std::max_element(o.steps.begin(), o.steps.end());
   if (o.mode == "idle" && o.messages > 0 && o.publisher == "ws") {
     die("idle --messages needs --publisher mqtt://host:port");
+  }
+  if (o.mode == "publish") {
+    if (!o.mqtt) die("publish needs --mqtt");
+    if (o.mqtt_url.port == 0)
+      die("publish needs --broker mqtt://host:port (the counting subscriber)");
+    o.procs = 1;  // the closed loop counts deliveries in the publishers' process
+  }
+  if (o.mqtt && (o.mode == "rpc" || o.mode == "handshake")) die("--mqtt: fanout, idle or publish");
+  if (o.mqtt && o.mode == "fanout" && o.publisher == "ws") {
+    die("fanout --mqtt needs --publisher mqtt://host:port");
   }
   if (o.procs > o.connections && o.connections > 0) o.procs = o.connections;
   if (o.warmup >= o.duration) o.warmup = 0;

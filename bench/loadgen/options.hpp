@@ -47,6 +47,12 @@ struct Options {
   bool inflate_memo = false;  // see Loop::set_inflate_memo
   bool telemetry = false;     // payloads like a sensor's JSON reading instead of "xxx..." padding
   unsigned messages = 0;      // idle: messages published to every connection after each step
+  // MQTT over the WebSocket (bench/loadgen/child_mqtt.cpp): binary frames carrying MQTT 3.1.1
+  // packets (CONNECT, SUBSCRIBE, PUBLISH) instead of wsbridge's JSON protocol.
+  bool mqtt = false;
+  std::string subprotocol;  // Sec-WebSocket-Protocol offered ("mqtt" as mqtt.js; "": none)
+  unsigned qos = 0;         // publish mode: QoS of the PUBLISH packets (0 or 1)
+  unsigned keepalive = 60;  // MQTT keepalive (s): a PINGREQ goes out every keepalive/2
 };
 
 // Exits through die() (or with the usage) on anything it cannot read.

@@ -190,7 +190,7 @@ class Parent {
         R"(,"inflated_bytes":)" + sum["compressed_plain_bytes"] + R"(,"memo_hits":)" +
         sum["memo_hits"] + R"(},"tls":{"handshakes":)" + sum["tls_handshakes"] + R"(,"resumed":)" +
         sum["tls_resumed"] + R"(,"protocol":")" + sum["s_tls"] + "\"}";
-    if (o_.mode == "fanout") {
+    if (o_.mode == "fanout" || o_.mode == "publish") {
       const std::uint64_t published = u("published");
       const std::uint64_t subscribed = u("subscribed_at_start");
       const std::uint64_t expected = published * subscribed;
@@ -209,6 +209,11 @@ class Parent {
              sum["stalls"] + R"(,"foreign_messages":)" + sum["foreign"] +
              R"(,"loadgen_run_cpu_seconds":)" + fmt(static_cast<double>(u("run_cpu_us")) / 1e6) +
              R"(,"latency_us":)" + latency_json(h);
+      // publish: "subscribers" is the one counting subscriber, "delivered" what it received.
+      if (o_.mode == "publish") {
+        out += R"(,"qos":)" + std::to_string(o_.qos) + R"(,"publishers":)" + sum["publishers"] +
+               R"(,"acked":)" + sum["acked"];
+      }
     } else if (o_.mode == "handshake") {
       out += R"(,"handshakes":)" + sum["handshakes"] + R"(,"window_seconds":)" + fmt(window) +
              R"(,"handshakes_in_window":)" + sum["in_window"] + R"(,"handshakes_per_second":)" +

@@ -117,6 +117,8 @@ bool Loop::connect_ws(Conn& c, const Url& url) {
   c.deflate = Deflate::kNone;
   c.frag_compressed = false;
   c.inflater.reset();
+  c.mq.clear();
+  c.mq_state = 0;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     ++errors.connect;
@@ -171,7 +173,7 @@ bool Loop::connect_ws(Conn& c, const Url& url) {
       // As browsers offer it: the server may pick its window and context takeover.
       (offer_deflate_ ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
                       : "") +
-      "\r\n";
+      (subprotocol_.empty() ? "" : "Sec-WebSocket-Protocol: " + subprotocol_ + "\r\n") + "\r\n";
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT;
   ev.data.ptr = &c;

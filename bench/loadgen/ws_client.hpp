@@ -73,6 +73,11 @@ struct Conn {
   std::unique_ptr<Inflater> inflater;
   std::uint32_t tag = 0;  // free for the mode (e.g. which kind of WebSocket)
   std::string in;
+  // --mqtt: MQTT bytes of a packet not complete yet (a bridge may split packets across frames,
+  // or across TCP reads on the broker connection), and where the MQTT session stands.
+  std::string mq;
+  std::uint8_t mq_state = 0;
+  std::uint16_t next_packet_id = 0;
   std::string out;
   std::size_t out_off = 0;
   std::string frag;
@@ -95,6 +100,7 @@ class Loop {
     virtual ~Handler() = default;
     virtual void on_open(Conn& c) = 0;  // upgrade completed
     virtual void on_text(Conn& c, const char* data, std::size_t len, std::uint64_t t) = 0;
+    virtual void on_binary(Conn&, const char* /*data*/, std::size_t /*len*/, std::uint64_t /*t*/) {}
     virtual void on_closed(Conn& c, bool was_open) = 0;     // fd already closed
     virtual void on_fd(Conn&, std::uint32_t /*events*/) {}  // non-WebSocket roles
   };
@@ -116,6 +122,9 @@ class Loop {
   // server. Off by default: every client then inflates every message, as a browser does.
   // Without server_no_context_takeover every connection inflates with its own stream, always.
   void set_inflate_memo(bool memo) { memo_on_ = memo; }
+  // Offers this Sec-WebSocket-Protocol in every upgrade request (empty: none), e.g. "mqtt" as
+  // mqtt.js and Paho do.
+  void set_subprotocol(std::string name) { subprotocol_ = std::move(name); }
 
   // Starts a non-blocking connect (then the TLS handshake for wss://) and the upgrade to
   // url.path. False (and counted) on failure.
@@ -186,6 +195,7 @@ class Loop {
   std::uint64_t rng_;
   std::vector<char> rbuf_;
   bool offer_deflate_ = false;
+  std::string subprotocol_;
   SSL_CTX* tls_ctx_ = nullptr;
   // One inflater for every connection whose server resets its context after each message.
   std::unique_ptr<Inflater> shared_inflater_;

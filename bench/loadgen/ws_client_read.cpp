@@ -193,7 +193,11 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
             text = inflated_.data();
             text_len = inflated_.size();
           }
-          if (c.frag_op == 0x1) handler_.on_text(c, text, text_len, t);
+          if (c.frag_op == 0x1) {
+            handler_.on_text(c, text, text_len, t);
+          } else {
+            handler_.on_binary(c, text, text_len, t);
+          }
           c.frag.clear();
         }
         break;
@@ -212,7 +216,11 @@ std::size_t Loop::parse_frames(Conn& c, const char* data, std::size_t len, std::
             text = inflated_.data();
             text_len = inflated_.size();
           }
-          if (op == 0x1) handler_.on_text(c, text, text_len, t);
+          if (op == 0x1) {
+            handler_.on_text(c, text, text_len, t);
+          } else {
+            handler_.on_binary(c, text, text_len, t);
+          }
         }
         break;
       case 0x8: {  // close
