@@ -351,3 +351,54 @@ export function subscribeCodes(client, filters) {
 export function endClient(client) {
   return client ? client.endAsync(true).catch(() => {}) : Promise.resolve();
 }
+
+// A bare `ws` client that speaks MQTT bytes: the witness of what wsbridge sends, frame by frame,
+// up to its close frame. (mqtt.js destroys its WebSocket as soon as it sees the connection end,
+// often before `ws` has read the close frame or the last packets, so after a close wsbridge
+// decides, its close code reads 1006 and its packet list may miss the DISCONNECT.)
+export async function rawMqtt(url, version, clientId) {
+  const ws = new WebSocket(url, ['mqtt']);
+  const frames = [];
+  ws.on('message', (data) => frames.push(Buffer.from(data)));
+  const closed = new Promise((resolve) => {
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+  await within(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); }),
+    5000, `the upgrade of ${url}`);
+  ws.send(connectPacket(version, clientId));
+  await waitFor(() => frames.length > 0, 'the CONNACK', 5000);
+  return { ws, frames, closed };
+}
+
+// The remaining-length encoding of MQTT's fixed header.
+function remainingLength(n) {
+  const out = [];
+  do {
+    const byte = n % 128;
+    n = Math.floor(n / 128);
+    out.push(n > 0 ? byte | 0x80 : byte);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+// CONNECT, clean session, keepalive 60, no will, user name or password (MQTT 5: no properties).
+export function connectPacket(version, clientId) {
+  const id = Buffer.from(clientId);
+  const body = Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, version, 0x02, 0, 60]),
+    Buffer.from(version === 5 ? [0] : []), Buffer.from([id.length >> 8, id.length & 0xff]), id]);
+  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
+}
+
+// A QoS 0 PUBLISH (MQTT 5 adds an empty property length).
+export function publishPacket(topic, payload, version) {
+  const t = Buffer.from(topic);
+  const body = Buffer.concat([Buffer.from([t.length >> 8, t.length & 0xff]), t,
+    Buffer.from(version === 5 ? [0] : []), Buffer.from(payload)]);
+  return Buffer.concat([Buffer.from([0x30]), remainingLength(body.length), body]);
+}
+
+// The reason code of the MQTT 5 DISCONNECT among `frames` (undefined when none came).
+export function disconnectReason(frames) {
+  const d = frames.find((f) => f[0] === 0xe0);
+  return d === undefined ? undefined : (d.length > 2 ? d[2] : 0);
+}

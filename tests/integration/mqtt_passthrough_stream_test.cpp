@@ -156,7 +156,7 @@ TEST(MqttPassthroughStreamTest, BrokerOutageDisconnectsAndARetryWorksOnceItIsBac
   broker.kill();
   std::string error;
   EXPECT_EQ(wire::parse_disconnect(client.next(), wire::kMqtt5, error),
-            wire::reason::kServerUnavailable);
+            wire::reason::kServerShuttingDown);
   EXPECT_EQ(client.ws().wait_close(), 1001);
   {
     MqttWs refused(server, "/mqtt");

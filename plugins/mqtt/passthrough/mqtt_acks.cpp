@@ -250,6 +250,44 @@ std::string encode_disconnect(std::uint8_t version, std::uint8_t code,
   return detail::packet(0xE0, body);
 }
 
+bool is_disconnect_reason(std::uint8_t code) {
+  // MQTT 5.0, table 3-10.
+  switch (code) {
+    case 0x00:
+    case 0x04:
+    case 0x80:
+    case 0x81:
+    case 0x82:
+    case 0x83:
+    case 0x87:
+    case 0x89:
+    case 0x8B:
+    case 0x8D:
+    case 0x8E:
+    case 0x8F:
+    case 0x90:
+    case 0x93:
+    case 0x94:
+    case 0x95:
+    case 0x96:
+    case 0x97:
+    case 0x98:
+    case 0x99:
+    case 0x9A:
+    case 0x9B:
+    case 0x9C:
+    case 0x9D:
+    case 0x9E:
+    case 0x9F:
+    case 0xA0:
+    case 0xA1:
+    case 0xA2:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::optional<std::uint8_t> parse_disconnect(std::string_view packet, std::uint8_t version,
                                              std::string& error) {
   if (packet_type(packet) != PacketType::kDisconnect) return refuse(error, "not a DISCONNECT");
@@ -258,6 +296,9 @@ std::optional<std::uint8_t> parse_disconnect(std::string_view packet, std::uint8
   std::uint8_t code = reason::kSuccess;
   if (version == kMqtt5 && !in.empty()) {
     in.u8(code);
+    if (!is_disconnect_reason(code)) {
+      return refuse(error, "DISCONNECT reason code " + std::to_string(code) + " is not one");
+    }
     if (!in.empty()) {
       std::string_view block;
       if (!detail::read_properties(in, type_number(PacketType::kDisconnect), block, error)) {

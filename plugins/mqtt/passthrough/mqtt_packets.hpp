@@ -273,7 +273,12 @@ std::string encode_ack(const AckPacket& ack, std::uint8_t version);
 // String property (cut to fit); in 3.1 and 3.1.1 the bare two bytes.
 std::string encode_disconnect(std::uint8_t version, std::uint8_t code,
                               std::string_view reason_string = {});
-// MQTT 5 DISCONNECT's reason code (0 when absent); nullopt when malformed.
+// Whether `code` may stand in an MQTT 5 DISCONNECT (a subset: 0x88 "Server unavailable" and 0x8C
+// "Bad authentication method", say, exist only in CONNACK, and clients such as mqtt.js treat
+// anything else as a fatal error).
+bool is_disconnect_reason(std::uint8_t code);
+// MQTT 5 DISCONNECT's reason code (0 when absent); nullopt when malformed or not a DISCONNECT
+// reason code.
 std::optional<std::uint8_t> parse_disconnect(std::string_view packet, std::uint8_t version,
                                              std::string& error);
 

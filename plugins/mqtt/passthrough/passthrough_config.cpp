@@ -87,8 +87,7 @@ std::string expand_client_id(const std::string& pattern, const std::string& user
       i += name.size();
       return true;
     };
-    if (take("{user}", user.empty() ? "anonymous" : user) ||
-        take("{client_id}", client_id.empty() ? "c" + std::to_string(connection_id) : client_id) ||
+    if (take("{user}", user.empty() ? "anonymous" : user) || take("{client_id}", client_id) ||
         take("{connection_id}", std::to_string(connection_id))) {
       continue;
     }

@@ -37,7 +37,7 @@ struct PassthroughRouteConfig {
 };
 
 // The client id template with its placeholders filled in. {user} of an anonymous client is
-// "anonymous"; an empty {client_id} becomes "c<connection id>".
+// "anonymous". The relay gives a client that sent an empty id one first ("c<connection id>").
 std::string expand_client_id(const std::string& pattern, const std::string& user,
                              const std::string& client_id, std::uint64_t connection_id);
 

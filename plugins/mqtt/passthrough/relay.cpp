@@ -111,7 +111,8 @@ void Relay::on_closed(std::string_view reason) {
                          "the MQTT broker is unavailable"));
     return;
   }
-  disconnect(wire::reason::kServerUnavailable, CloseCode::kGoingAway, why);
+  // 0x88 "Server unavailable" is CONNACK's; to the browser the server it spoke to has shut down.
+  disconnect(wire::reason::kServerShuttingDown, CloseCode::kGoingAway, why);
 }
 
 void Relay::broker_packet(std::string_view packet) {
@@ -166,6 +167,11 @@ void Relay::on_connack(std::string_view packet) {
       wire::append_property(connack->properties, wire::property::kServerKeepAlive,
                             static_cast<std::uint32_t>(upstream_keepalive_.count()));
       ping_for_client_ = false;
+    }
+    if (!assigned_client_id_.empty() &&
+        !wire::find_property(connack->properties, wire::property::kAssignedClientId)) {
+      wire::append_property(connack->properties, wire::property::kAssignedClientId,
+                            std::string_view(assigned_client_id_));
     }
     to_client(wire::encode_connack(*connack, version_));
   } else {
@@ -243,6 +249,7 @@ void Relay::fail(CloseCode code, const std::string& reason, std::string_view las
 }
 
 void Relay::disconnect(std::uint8_t code, CloseCode close, const std::string& reason) {
+  if (!wire::is_disconnect_reason(code)) code = wire::reason::kUnspecifiedError;  // (a bug here)
   if (version_ == wire::kMqtt5 && phase_ == Phase::kRelaying) {
     fail(close, reason, wire::encode_disconnect(wire::kMqtt5, code, reason));
   } else {

@@ -90,6 +90,9 @@ class Relay final : public StreamHandler {
   std::string broker_out_;  // packets for the broker, gathered during one turn
 
   // The identity the policy applies to (the upgrade's, or the one CONNECT's password proved).
+  // An MQTT 5 browser that left its client id empty is told the one chosen for it (CONNACK's
+  // Assigned Client Identifier), as a broker would.
+  std::string assigned_client_id_;
   std::vector<std::string> route_subscribe_;
   std::vector<std::string> route_publish_;
   std::optional<std::vector<std::string>> credential_subscribe_;

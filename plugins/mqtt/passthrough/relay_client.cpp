@@ -68,7 +68,9 @@ void Relay::client_packet(std::string_view packet) {
       connection_->close(CloseCode::kNormal, "MQTT DISCONNECT");
       return;
     case wire::PacketType::kAuth:
-      disconnect(kBadAuthenticationMethod, CloseCode::kPolicyViolation,
+      // (The CONNECT had no Authentication Method, or was refused: a Protocol Error
+      // [MQTT-4.12.0-1].)
+      disconnect(wire::reason::kProtocolError, CloseCode::kPolicyViolation,
                  "MQTT 5 enhanced authentication (AUTH) is not relayed");
       return;
     case wire::PacketType::kConnect:
@@ -143,8 +145,18 @@ void Relay::on_connect(std::string_view packet) {
     return;
   }
 
-  connect->client_id =
-      expand_client_id(route_->client_id, user, connect->client_id, connection_->id());
+  if (connect->client_id.empty()) {
+    // A session nobody can name again would only pile up at the broker [MQTT-3.1.3-8].
+    if (version_ != wire::kMqtt5 && !connect->clean_start) {
+      refuse(wire::reason::kClientIdNotValid, wire::connack311::kIdentifierRejected,
+             "an empty client id needs a clean session");
+      return;
+    }
+    assigned_client_id_ = "c" + std::to_string(connection_->id());
+  }
+  connect->client_id = expand_client_id(
+      route_->client_id, user,
+      connect->client_id.empty() ? assigned_client_id_ : connect->client_id, connection_->id());
   if (connect->client_id.size() > kMaxTopicBytes) {
     refuse(wire::reason::kClientIdNotValid, wire::connack311::kIdentifierRejected,
            "the client id is too long");

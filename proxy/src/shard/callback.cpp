@@ -6,6 +6,7 @@
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "shard/websocket_transport.hpp"
+#include "support/discard_unread.hpp"
 
 namespace wsbridge {
 
@@ -165,11 +166,13 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return 0;
       case LWS_CALLBACK_CLOSED:
         mask_guard::forget(lws_get_socket_fd(wsi));
+        discard_unread(lws_get_socket_fd(wsi));
         self->on_closed(session_of());
         if (data != nullptr) data->session = nullptr;
         return 0;
       case LWS_CALLBACK_CLOSED_HTTP:
         mask_guard::forget(lws_get_socket_fd(wsi));
+        discard_unread(lws_get_socket_fd(wsi));  // (an error answered while a body still came)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_WSI_DESTROY:
         mask_guard::forget(lws_get_socket_fd(wsi));

@@ -9,6 +9,7 @@
 
 #include "server/this_shard.hpp"
 #include "stream/stream_link.hpp"
+#include "support/discard_unread.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge {
@@ -224,6 +225,8 @@ void LwsStreamClient::detach(unsigned shard_index) {
 int LwsStreamClient::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
   (void)user;
   const auto reason = static_cast<lws_callback_reasons>(reason_int);
+  // (The DISCONNECT a relay wrote last must reach the broker, not be lost to an RST.)
+  if (reason == LWS_CALLBACK_RAW_CLOSE) discard_unread(lws_get_socket_fd(wsi));
   auto* link = static_cast<StreamLink*>(lws_get_opaque_user_data(wsi));
   if (link == nullptr) {
     // A stream let go (closed, failed, or its shard detached): nothing more to do with it.

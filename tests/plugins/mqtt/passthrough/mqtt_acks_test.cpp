@@ -211,8 +211,26 @@ TEST(MqttDisconnectTest, Vectors) {
   EXPECT_EQ(parse_disconnect(bytes({0xE0, 0x00}), kMqtt311, error), reason::kSuccess);
   expect_refused({{bytes({0xE0, 0x01, 0x00}), kMqtt311, "trailing bytes"},
                   {bytes({0xE1, 0x00}), kMqtt5, "flags must be 0"},
-                  {bytes({0xE0, 0x04, 0x00, 0x02, 0x13, 0x00}), kMqtt5, "runs past"}},
+                  {bytes({0xE0, 0x04, 0x00, 0x02, 0x13, 0x00}), kMqtt5, "runs past"},
+                  // CONNACK-only codes, which mqtt.js would take as a fatal error.
+                  {bytes({0xE0, 0x01, 0x88}), kMqtt5, "is not one"},
+                  {bytes({0xE0, 0x01, 0x8C}), kMqtt5, "is not one"}},
                  parse_disconnect);
+}
+
+TEST(MqttDisconnectTest, ReasonCodesAreTheSpecsTable) {
+  int valid = 0;
+  for (int code = 0; code < 256; ++code) valid += is_disconnect_reason(code) ? 1 : 0;
+  EXPECT_EQ(valid, 29);  // MQTT 5.0, table 3-10
+  for (const std::uint8_t code :
+       {reason::kSuccess, reason::kMalformedPacket, reason::kProtocolError, reason::kNotAuthorized,
+        reason::kServerShuttingDown, reason::kTopicAliasInvalid, reason::kPacketTooLarge,
+        reason::kMessageRateTooHigh}) {
+    EXPECT_TRUE(is_disconnect_reason(code)) << int(code);
+  }
+  EXPECT_FALSE(is_disconnect_reason(reason::kServerUnavailable));
+  EXPECT_FALSE(is_disconnect_reason(reason::kBadUserNameOrPassword));
+  EXPECT_FALSE(is_disconnect_reason(0x01));
 }
 
 TEST(MqttDisconnectTest, LongReasonIsCutAtACharacterAndStaysValid) {

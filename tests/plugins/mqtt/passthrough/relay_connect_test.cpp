@@ -29,6 +29,52 @@ TEST_F(RelayTest, EmptyClientIdGetsOneInTheUsersNamespace) {
   EXPECT_EQ(c->client_id, "alice:c42");
 }
 
+TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
+  start();
+  from_browser(connect_packet(wire::kMqtt5, ""));
+  std::string error;
+  auto c = wire::parse_connect(broker_packets().at(0), error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->client_id, "alice:c42");
+  endpoint_.handler->on_connected();
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1U);
+  auto connack = wire::parse_connack(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(connack) << error;
+  auto assigned = wire::find_property(connack->properties, wire::property::kAssignedClientId);
+  ASSERT_TRUE(assigned);
+  // What the browser sends next time to be the same client at the broker.
+  EXPECT_EQ(assigned->text, "c42");
+}
+
+TEST_F(RelayTest, Mqtt5ClientWithItsOwnIdIsAssignedNothing) {
+  start();
+  from_browser(connect_packet(wire::kMqtt5, "dash"));
+  endpoint_.handler->on_connected();
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  std::string error;
+  auto connack = wire::parse_connack(browser_->take_packets().at(0), wire::kMqtt5, error);
+  ASSERT_TRUE(connack) << error;
+  EXPECT_FALSE(wire::find_property(connack->properties, wire::property::kAssignedClientId));
+}
+
+TEST_F(RelayTest, EmptyIdWithAPersistentSessionIsRejectedIn311) {
+  start();
+  wire::ConnectPacket c;
+  c.version = wire::kMqtt311;
+  c.clean_start = false;
+  from_browser(wire::encode_connect(c));
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1U);
+  std::string error;
+  auto connack = wire::parse_connack(got[0], wire::kMqtt311, error);
+  ASSERT_TRUE(connack) << error;
+  EXPECT_EQ(connack->code, wire::connack311::kIdentifierRejected);
+  ASSERT_TRUE(browser_->close_code);
+}
+
 TEST_F(RelayTest, Mqtt5ClampedKeepaliveIsAnnouncedAndTopicAliasesDisabled) {
   start();
   from_browser(connect_packet(wire::kMqtt5, "dash", 1000));
@@ -174,7 +220,7 @@ TEST_F(RelayTest, BrokerGoneWhileRelayingDisconnectsMqtt5Clients) {
   auto got = browser_->take_packets();
   ASSERT_EQ(got.size(), 1u);
   std::string error;
-  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kServerUnavailable);
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kServerShuttingDown);
   EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
 }
 

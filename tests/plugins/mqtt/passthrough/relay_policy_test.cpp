@@ -171,6 +171,17 @@ TEST_F(RelayTest, BadFixedHeaderFlagsOnAnUnparsedPacketNeverReachTheBroker) {
   EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kMalformedPacket);
 }
 
+TEST_F(RelayTest, AuthInMqtt5IsAProtocolErrorWithAValidDisconnectCode) {
+  connect(wire::kMqtt5);
+  from_browser(std::string("\xF0\x00", 2));
+  EXPECT_TRUE(broker_packets().empty());
+  const auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1U);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kProtocolError)
+      << error;
+}
+
 TEST_F(RelayTest, AuthIsAProtocolErrorBeforeMqtt5) {
   connect(wire::kMqtt311);
   from_browser(std::string("\xF0\x00", 2));
