@@ -186,7 +186,13 @@ TEST(MqttPassthroughStreamTest, ABrowserThatDoesNotReadHoldsTheBrokerBackNotOurM
   for (int i = 0; i < 192; ++i) writer.send(publish(wire::kMqtt311, "bulk", chunk));
   std::this_thread::sleep_for(2s);
   const long grown = rss_kib(server.process->pid()) - before;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // (Sanitizer runtimes keep freed memory: there RSS says nothing, and the reading below, which
+  // fails on a relay that never held the broker back, is the test.)
   EXPECT_LT(grown, 24 * 1024) << "wsbridge buffered " << grown << " KiB for one slow reader";
+#else
+  (void)grown;
+#endif
   // Nothing was dropped on the way: the browser reads on and gets whole packets.
   std::string error;
   for (int i = 0; i < 192; ++i) {

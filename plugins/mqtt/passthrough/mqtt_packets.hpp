@@ -130,6 +130,8 @@ class PacketReader {
 
   // Call next() until it says kNeedMore before feeding again.
   void feed(std::string_view bytes);
+  // The reader keeps a view of the bytes until the next feed: a temporary would dangle.
+  void feed(std::string&&) = delete;
   // kPacket: `packet` is the next whole packet. kError: the stream is malformed (a remaining
   // length over 4 bytes, packet type 0, or a packet over the limit) and stays in error.
   Status next(std::string_view& packet);

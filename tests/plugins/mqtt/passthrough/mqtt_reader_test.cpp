@@ -131,7 +131,9 @@ TEST(PacketReaderTest, TooLargeFromTheHeaderAloneWithoutBuffering) {
   // A PUBLISH announcing 2 MiB (remaining length 0x80 0x80 0x80 0x01), of which only a few body
   // bytes arrive: refused at once, nothing kept.
   PacketReader reader(1 << 20);
-  reader.feed(bytes({0xC0, 0x00, 0x30, 0x80, 0x80, 0x80, 0x01, 0x00, 0x01, 't'}));
+  // (The fed bytes must outlive the reads: the reader keeps a view of them until the next feed.)
+  const std::string input = bytes({0xC0, 0x00, 0x30, 0x80, 0x80, 0x80, 0x01, 0x00, 0x01, 't'});
+  reader.feed(input);
   std::string_view packet;
   ASSERT_EQ(reader.next(packet), Status::kPacket);
   EXPECT_EQ(reader.next(packet), Status::kError);
@@ -139,17 +141,20 @@ TEST(PacketReaderTest, TooLargeFromTheHeaderAloneWithoutBuffering) {
   EXPECT_NE(reader.error().find("over the limit"), std::string::npos) << reader.error();
   EXPECT_EQ(reader.buffered(), 0u);
   // It stays in error, whatever comes next.
-  reader.feed(bytes({0xC0, 0x00}));
+  const std::string ping = bytes({0xC0, 0x00});
+  reader.feed(ping);
   EXPECT_EQ(reader.next(packet), Status::kError);
 }
 
 TEST(PacketReaderTest, TooLargeWhenTheHeaderIsSplit) {
   PacketReader reader(100);
   std::string_view packet;
-  reader.feed(bytes({0x30, 0xE5}));  // remaining length continues
+  const std::string head = bytes({0x30, 0xE5});  // remaining length continues
+  reader.feed(head);
   EXPECT_EQ(reader.next(packet), Status::kNeedMore);
   EXPECT_EQ(reader.buffered(), 2u);
-  reader.feed(bytes({0x00, 'x', 'y'}));  // 101 bytes of remaining length
+  const std::string rest = bytes({0x00, 'x', 'y'});  // 101 bytes of remaining length
+  reader.feed(rest);
   EXPECT_EQ(reader.next(packet), Status::kError);
   EXPECT_TRUE(reader.too_large());
   EXPECT_EQ(reader.buffered(), 0u);
@@ -189,7 +194,8 @@ TEST(PacketReaderTest, MalformedHeaders) {
 TEST(PacketReaderTest, LargestFourByteLength) {
   // 268435455 = 0xFF 0xFF 0xFF 0x7F: a valid header, over any sane limit.
   PacketReader reader(1 << 20);
-  reader.feed(bytes({0x30, 0xFF, 0xFF, 0xFF, 0x7F}));
+  const std::string header = bytes({0x30, 0xFF, 0xFF, 0xFF, 0x7F});
+  reader.feed(header);
   std::string_view packet;
   EXPECT_EQ(reader.next(packet), Status::kError);
   EXPECT_TRUE(reader.too_large());
