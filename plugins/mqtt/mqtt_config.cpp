@@ -89,6 +89,21 @@ void check_pem_files(ConfigTable& t, const std::string& ca, const std::string& c
 
 }  // namespace
 
+const UpstreamConfig& read_upstream(ConfigTable& t,
+                                    const std::map<std::string, UpstreamConfig>& upstreams,
+                                    std::string& name) {
+  name = t.required_string("upstream");
+  const auto found = upstreams.find(name);
+  if (found == upstreams.end()) {
+    std::string known;
+    for (const auto& [defined, u] : upstreams) known += (known.empty() ? "" : ", ") + defined;
+    t.fail_at("upstream",
+              "unknown upstream \"" + name + "\" (defined: " +
+                  (known.empty() ? "none; add an [upstreams." + name + "] table" : known) + ")");
+  }
+  return found->second;
+}
+
 std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& key) {
   auto patterns = t.string_array(key).value_or(std::vector<std::string>{});
   for (const auto& p : patterns) {
@@ -176,15 +191,7 @@ MqttRouteConfig MqttRouteConfig::from_route(
     const std::map<std::string, UpstreamConfig>& upstreams) {
   MqttRouteConfig r;
   r.path = path;
-  r.upstream = t.required_string("upstream");
-  if (upstreams.count(r.upstream) == 0) {
-    std::string known;
-    for (const auto& [name, u] : upstreams) known += (known.empty() ? "" : ", ") + name;
-    t.fail_at("upstream",
-              "unknown upstream \"" + r.upstream + "\" (defined: " +
-                  (known.empty() ? "none; add an [upstreams." + r.upstream + "] table" : known) +
-                  ")");
-  }
+  read_upstream(t, upstreams, r.upstream);
   if (auto mode = t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson},
                                                {"raw", RouteMode::kRaw},
                                                {"passthrough", RouteMode::kPassthrough}})) {

@@ -51,6 +51,12 @@ struct UpstreamConfig {
   bool operator==(const UpstreamConfig&) const = default;
 };
 
+// The route's `upstream` key, which must name one of `upstreams` (else a config error that lists
+// the defined ones).
+const UpstreamConfig& read_upstream(ConfigTable& t,
+                                    const std::map<std::string, UpstreamConfig>& upstreams,
+                                    std::string& name);
+
 // A route's list of ACL patterns under `key` (each checked with acl_pattern_problem).
 std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& key);
 

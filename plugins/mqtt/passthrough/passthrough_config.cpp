@@ -9,19 +9,10 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
   PassthroughRouteConfig r;
   r.path = path;
   t.one_of<int>("mode", {{"passthrough", 0}});
-  r.upstream = t.required_string("upstream");
-  const auto found = upstreams.find(r.upstream);
-  if (found == upstreams.end()) {
-    std::string known;
-    for (const auto& [name, u] : upstreams) known += (known.empty() ? "" : ", ") + name;
-    t.fail_at("upstream",
-              "unknown upstream \"" + r.upstream + "\" (defined: " +
-                  (known.empty() ? "none; add an [upstreams." + r.upstream + "] table" : known) +
-                  ")");
-  }
-  r.upstream_url = found->second.uri;
-  r.service_username = found->second.username;
-  r.service_password = found->second.password;
+  const UpstreamConfig& upstream = read_upstream(t, upstreams, r.upstream);
+  r.upstream_url = upstream.uri;
+  r.service_username = upstream.username;
+  r.service_password = upstream.password;
   for (const char* key : {"topic_prefix", "subscribe", "publish_topic", "qos", "retain",
                           "max_subscriptions", "max_qos"}) {
     if (t.contains(key)) {
