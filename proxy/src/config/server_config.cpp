@@ -14,6 +14,7 @@
 #include <map>
 
 #include "config/compression_keys.hpp"
+#include "config/fallback_keys.hpp"
 #include "config/listen_endpoints.hpp"
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
@@ -192,6 +193,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     limits->reject_unknown_keys();
   }
+  if (auto table = top.table("fallback")) config.fallback = read_fallback_keys(*table);
   config.auth = auth::parse_auth_settings(top, config_dir);
   std::optional<Endpoint> admin_endpoint;
   if (auto admin = top.table("admin")) {
@@ -262,6 +264,11 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (route.path == kHealthPath) {
       t.fail_at("path", "route path \"" + route.path + "\" is reserved for the health endpoint");
     }
+    if (route.path.starts_with(kFallbackPrefix) || route.path + "/" == kFallbackPrefix) {
+      t.fail_at("path", "route path \"" + route.path + "\" is under " +
+                            std::string(kFallbackPrefix) +
+                            ", which the HTTP fallback transports reserve");
+    }
     if (config.find_route(route.path) != nullptr) {
       t.fail_at("path", "duplicate route path \"" + route.path + "\"");
     }
@@ -311,6 +318,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     route.compression = read_compression_keys(t, false);
     route.require_client_cert = t.boolean("require_client_cert").value_or(false);
+    route.fallback = t.boolean("fallback").value_or(true);
     if (route.idle_timeout <= route.ping_interval) {
       t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",
                 "'idle_timeout' must be longer than 'ping_interval' in route \"" + route.path +
@@ -329,7 +337,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
          {"path", "adapter", "max_message_bytes", "max_queued_bytes", "ping_interval",
           "idle_timeout", "subprotocols", "rate", "burst", "auth", "max_queued_messages",
           "slow_consumer", "queue_high_water_bytes", "compression", "compression_threshold",
-          "compression_window_bits", "compression_level", "require_client_cert"}) {
+          "compression_window_bits", "compression_level", "require_client_cert", "fallback"}) {
       options.consume(core_key);
     }
     route.adapter = kind->create_route(

@@ -12,6 +12,7 @@
 
 #include "auth/auth_config.hpp"
 #include "compression/compression_config.hpp"
+#include "fallback/fallback_settings.hpp"
 #include "http/http_client_pool.hpp"
 #include "tls/server_certificates.hpp"
 #include "wsbridge/adapter_registry.hpp"
@@ -72,6 +73,7 @@ struct RouteConfig {
   bool require_client_cert = false;  // 403 without a verified TLS client certificate
   bool has_own_auth = false;         // an [routes.auth] table: it replaces the listener's
   CompressionOverrides compression;  // over the listener's
+  bool fallback = true;              // reachable over the HTTP fallbacks too (docs/FALLBACK.md)
   std::shared_ptr<Adapter> adapter;
 };
 
@@ -87,6 +89,7 @@ struct ServerConfig {
   // 0 ("auto") means one per online CPU (effective_threads()). Only a restart changes it.
   unsigned threads = 0;
   LimitsConfig limits;
+  fallback::Settings fallback;  // the HTTP fallback transports
   auth::AuthSettings auth;
   std::vector<ListenerConfig> listeners;
   // The HTTP client adapters were given (RouteContext); bound to the service loop by the Server.
@@ -116,5 +119,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
 
 // Paths reserved for the core's own HTTP endpoints.
 inline constexpr std::string_view kHealthPath = "/healthz";
+// The HTTP fallback transports' endpoints (docs/FALLBACK.md): no route may be under it.
+inline constexpr std::string_view kFallbackPrefix = "/_wsbridge/";
 
 }  // namespace wsbridge

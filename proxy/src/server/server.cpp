@@ -1,5 +1,7 @@
 #include "server/server.hpp"
 
+#include <unistd.h>
+
 #include <exception>
 #include <set>
 #include <stdexcept>
@@ -18,6 +20,11 @@ Server::Server(std::shared_ptr<ServerConfig> config)
     // (parse_config sizes it; a configuration put together by hand must do the same.)
     throw std::logic_error("the configuration's HTTP client is not sized for its threads");
   }
+  // Fallback session tokens name this process: host name and pid (docs/FALLBACK.md).
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  shared_->tokens = std::make_unique<fallback::SessionTokens>(
+      std::string(host) + ":" + std::to_string(getpid()), config->fallback.secret);
   for (unsigned i = 0; i < shared_->count; ++i) {
     shards_.push_back(std::make_unique<Shard>(config, *shared_, i));
     shared_->shards.push_back(shards_.back().get());

@@ -18,6 +18,9 @@ struct lws_context;
 namespace wsbridge {
 
 struct ServerConfig;
+namespace fallback {
+struct SessionRequest;
+}
 
 struct InboxCommand {
   enum class Type : std::uint8_t {
@@ -28,7 +31,9 @@ struct InboxCommand {
     kPauseReading,
     kResumeReading,
     kReload,       // to shard 0, which decides
-    kReloadFollow  // to the other shards: shard 0 accepted this configuration
+    kReloadFollow,  // to the other shards: shard 0 accepted this configuration
+    kFallback,      // to a fallback session's shard: a request of its client (`fallback`)
+    kCarrierWake,   // to the shard carrying a fallback response: it has bytes (`connection`: its key)
   };
   Type type = Type::kSend;
   ConnectionId connection = 0;
@@ -37,6 +42,7 @@ struct InboxCommand {
   std::uint16_t close_code = 0;           // kClose
   std::string close_reason;               // kClose
   std::shared_ptr<ServerConfig> config;   // kReload, kReloadFollow
+  std::shared_ptr<fallback::SessionRequest> fallback;  // kFallback
 };
 
 // Executes commands on the service thread.

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "fallback/session_token.hpp"
 #include "server/connection_slots.hpp"
 #include "server/session_index.hpp"
 
@@ -25,6 +26,8 @@ struct ShardShared {
   std::vector<Shard*> shards;  // index = shard number; set before any shard serves
   ConnectionSlots slots;       // max_connections, max_connections_per_ip
   SessionIndex sessions;       // every open session, for the admin API
+  // Fallback session tokens: one key for every shard (a session's requests land on any).
+  std::unique_ptr<const fallback::SessionTokens> tokens;
 
   // Shutdown: each shard, as it starts closing its sessions, adds how many; the last one to do so
   // gets the total (for the log), else nullopt.

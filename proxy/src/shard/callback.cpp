@@ -100,6 +100,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         if (data != nullptr) self->expect_request(*data);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_HTTP_BODY: {
+        if (data != nullptr && data->carrier) return self->fallback_body(wsi, in, len);
         if (data == nullptr || !data->admin_request) return 0;
         AdminRequest& r = *data->admin_request;
         if (r.body.size() + len > kMaxAdminBodyBytes) {
@@ -111,6 +112,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return 0;
       }
       case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        if (data != nullptr && data->carrier) return self->fallback_body_done(wsi);
         if (data == nullptr || !data->admin_request) {
           return lws_callback_http_dummy(wsi, reason, user, in, len);
         }
@@ -123,6 +125,15 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return self->confirm_upgrade(wsi);
       case LWS_CALLBACK_HTTP: {
         if (data != nullptr) request_arrived(*data);
+        char* any_uri = nullptr;
+        int any_uri_len = 0;
+        if (lws_http_get_uri_and_method(wsi, &any_uri, &any_uri_len) >= 0 &&
+            std::string_view(any_uri, static_cast<std::size_t>(any_uri_len))
+                .starts_with(kFallbackPrefix) &&
+            lws_get_vhost(wsi) != self->admin_vhost_) {
+          return self->serve_fallback(
+              wsi, std::string_view(any_uri, static_cast<std::size_t>(any_uri_len)));
+        }
         const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
         return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
                                                  : std::string_view(uri));
@@ -170,11 +181,16 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         self->on_closed(session_of());
         if (data != nullptr) data->session = nullptr;
         return 0;
+      case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (data != nullptr && data->carrier) return self->write_fallback(wsi);
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_CLOSED_HTTP:
+        if (data != nullptr) self->carrier_closed(*data);
         mask_guard::forget(lws_get_socket_fd(wsi));
         discard_unread(lws_get_socket_fd(wsi));  // (an error answered while a body still came)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_WSI_DESTROY:
+        if (data != nullptr) self->carrier_closed(*data);
         mask_guard::forget(lws_get_socket_fd(wsi));
         lws_set_wsi_user(wsi, nullptr);
         delete data;  // (lws calls protocols[0] with the user data still intact; then frees it

@@ -1,5 +1,6 @@
 // Work handed to the service thread: commands from other threads (ServiceInbox) and the
 // unmasked-frame guard's findings.
+#include "fallback/session_request.hpp"
 #include "shard/shard_parts.hpp"
 
 namespace wsbridge {
@@ -16,6 +17,16 @@ void Shard::dispatch(InboxCommand&& command) {
   }
   if (command.type == InboxCommand::Type::kReloadFollow) {
     follow_reload(std::move(command.config));
+    return;
+  }
+  if (command.type == InboxCommand::Type::kFallback) {
+    on_fallback_request(*command.fallback);
+    return;
+  }
+  if (command.type == InboxCommand::Type::kCarrierWake) {
+    if (auto it = carriers_.find(command.connection); it != carriers_.end()) {
+      lws_callback_on_writable(it->second);
+    }
     return;
   }
   if (command.type == InboxCommand::Type::kSendMany) {

@@ -59,6 +59,8 @@ Shard::Shard(std::shared_ptr<ServerConfig> config, ShardShared& shared, unsigned
       shared_(shared),
       index_(index) {
   timer_->shard = this;
+  fallback_turns_ = std::make_unique<FallbackTurns>();
+  fallback_turns_->shard = this;
   adopt_config_tables();
 }
 
@@ -163,8 +165,15 @@ void Shard::open() {
   health_mount.mountpoint_len = static_cast<unsigned char>(kHealthPath.size());
   health_mount.origin = kProtocolName;
   health_mount.origin_protocol = LWSMPRO_CALLBACK;
+  // (Its own mount, so static files at "/" do not take it; the prefix without its slash.)
+  lws_http_mount& fallback_mount = lws_tables_->fallback_mount;
+  health_mount.mount_next = &fallback_mount;
+  fallback_mount.mountpoint = kFallbackPrefix.data();
+  fallback_mount.mountpoint_len = static_cast<unsigned char>(kFallbackPrefix.size() - 1);
+  fallback_mount.origin = kProtocolName;
+  fallback_mount.origin_protocol = LWSMPRO_CALLBACK;
   if (config_->static_dir) {
-    health_mount.mount_next = &files_mount;
+    fallback_mount.mount_next = &files_mount;
     files_mount.mountpoint = "/";
     files_mount.mountpoint_len = 1;
     files_mount.origin = static_origin.c_str();
@@ -299,6 +308,11 @@ void Shard::serve() {
   if (!sessions_.empty()) {
     WSB_LOG(kWarn) << "shutdown timeout: dropping " << sessions_.size() << " connection(s)";
   }
+  // Fallback sessions are not lws connections: the context's teardown would not end them.
+  std::vector<Session*> fallback_left;
+  for (const auto& [id, transport] : fallback_sessions_) fallback_left.push_back(sessions_.at(id));
+  for (Session* s : fallback_left) end_fallback_session(*s);
+  lws_sul_cancel(&fallback_turns_->sul);
 
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it

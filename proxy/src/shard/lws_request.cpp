@@ -77,4 +77,14 @@ bool valid_websocket_key(const std::string& key) {
   });
 }
 
+std::optional<std::string> query_value(lws* wsi, std::string_view key) {
+  for (const std::string& arg : query_arguments(wsi)) {
+    const auto eq = arg.find('=');
+    if (std::string_view(arg).substr(0, eq) == key) {
+      return eq == std::string::npos ? std::string() : arg.substr(eq + 1);
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace wsbridge

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "handshake/request_framing.hpp"
@@ -23,6 +24,12 @@ std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade);
 // The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
 // WSI_TOKEN_HTTP_URI_ARGS.
 std::vector<std::string> query_arguments(lws* wsi);
+// The value of the query argument `key` (the first one), if there is one.
+std::optional<std::string> query_value(lws* wsi, std::string_view key);
+// Whether the query has `key`=`value`.
+inline bool query_has(lws* wsi, std::string_view key, std::string_view value) {
+  return query_value(wsi, key) == value;
+}
 // The client's address; an IPv4-mapped IPv6 address is shown as IPv4.
 std::string peer_address(lws* wsi);
 // A Sec-WebSocket-Key must be the base64 encoding of 16 bytes (RFC 6455 4.2.1).

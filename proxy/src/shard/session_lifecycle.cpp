@@ -4,6 +4,8 @@
 #include "shard/shard_parts.hpp"
 #include "shard/websocket_transport.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace wsbridge {
 
 int Shard::on_established(lws* wsi, ConnectionData& data) {
@@ -14,30 +16,47 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   PendingUpgrade admitted = std::move(*data.pending);
   data.pending.reset();
 
-  auto* s = new Session();
-  data.session = s;
-  s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
-  s->config = config_;
-  s->route = route;
-  s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
-  s->opened_wall = std::chrono::system_clock::now();
   // Batched raw writes, unless lws' own per-connection permessage-deflate has per-frame work.
   const NegotiatedCompression& compression = admitted.compression;
   // (lws has no call that says whether it agreed; through lws is right either way, only slower.)
   const bool through_lws = compression.mode == CompressionMode::kPerConnection;
   const bool shared_deflate = compression.mode == CompressionMode::kShared;
-  s->transport = std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws,
-                                                      compression.format, shared_deflate);
-  if (shared_deflate) mask_guard::accept_compressed(lws_get_socket_fd(wsi));
+  std::size_t listener = 0;
   for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-    if (listener_vhosts_[i] == lws_get_vhost(wsi)) s->listener = i;
+    if (listener_vhosts_[i] == lws_get_vhost(wsi)) listener = i;
   }
-  s->auth = &auth_policy(s->listener, *route);
+  Session* s = admit_session(
+      *route, listener, std::move(admitted.decision), std::move(admitted.slot), uri,
+      [&](ConnectionId) {
+        return std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws,
+                                                    compression.format, shared_deflate);
+      },
+      std::move(admitted.mqtt_refusal), compression.format,
+      query_has(wsi, "_wsb", "welcome"));
+  data.session = s;
+  if (shared_deflate) mask_guard::accept_compressed(lws_get_socket_fd(wsi));
+  return 0;
+}
 
-  s->mqtt_refusal = std::move(admitted.mqtt_refusal);
+Session* Shard::admit_session(const RouteConfig& route, std::size_t listener,
+                              auth::AuthDecision d, std::optional<ConnectionSlots::Slot> slot,
+                              const std::string& uri, const TransportFactory& make_transport,
+                              std::optional<std::string> mqtt_refusal,
+                              const shared_deflate::WireFormat& format,
+                              bool welcome) {
+  auto* s = new Session();
+  s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
+  s->config = config_;
+  s->route = &route;
+  s->opened_at = s->last_rx = s->last_ping = SteadyClock::now();
+  s->opened_wall = std::chrono::system_clock::now();
+  s->transport = make_transport(s->id);
+  s->listener = listener;
+  s->auth = &auth_policy(s->listener, route);
+
+  s->mqtt_refusal = std::move(mqtt_refusal);
   Identity identity;
-  auth::AuthDecision& d = admitted.decision;
-  s->slot = std::move(admitted.slot);
+  s->slot = std::move(slot);
   identity.user = std::move(d.user);
   identity.claims = std::move(d.claims);
   identity.auth_method = std::move(d.method);
@@ -45,38 +64,47 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   identity.credential_pending = d.credential_pending;
   s->expires_at = d.expires_at;
   identity.remote_address = s->transport->peer_address();
-  if (route->rate > 0) {
-    s->rate_tokens = route->burst;
+  if (route.rate > 0) {
+    s->rate_tokens = route.burst;
     s->rate_refilled_at = s->opened_at;
   }
-  identity.route_path = route->path;
+  identity.route_path = route.path;
   identity.request_uri = uri;
   s->handle = std::make_shared<ConnectionHandle>(
       s->id, std::move(identity), inbox_,
-      SendLimits{route->max_queued_bytes, route->max_queued_messages,
-                 route->queue_high_water_bytes});
-  s->handle->set_wire_format(compression.format);
+      SendLimits{route.max_queued_bytes, route.max_queued_messages, route.queue_high_water_bytes});
+  s->handle->set_wire_format(format);
   s->handle->set_authenticator([this, id = s->id](std::string_view credential) {
     return authenticate_in_band(id, credential);
   });
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 
-  s->metrics = route_metrics_.at(route).get();
+  s->metrics = route_metrics_.at(&route).get();
   s->metrics->open->add(1);
   s->metrics->opened->inc();
   const Identity& who = s->handle->identity();
   log_structured(LogLevel::kInfo,
                  "conn " + std::to_string(s->id) + " open remote=" + who.remote_address +
-                     " path=" + route->path + (who.user.empty() ? "" : " user=" + who.user),
+                     " path=" + route.path + " transport=" + std::string(s->transport->kind()) +
+                     (who.user.empty() ? "" : " user=" + who.user),
                  {{"event", "open"},
                   {"conn", s->id},
                   {"remote", who.remote_address},
-                  {"path", route->path},
+                  {"path", route.path},
+                  {"transport", s->transport->kind()},
                   {"user", who.user},
                   {"auth", who.auth_method}});
-  if (!s->mqtt_refusal) route->adapter->on_open(s->handle);
-  return 0;
+  if (welcome) {
+    // Asked for by a client that tells a working WebSocket from a proxy that answers 101 and
+    // then forwards nothing (docs/FALLBACK.md): before anything the route sends.
+    enqueue(*s, Frame::text(nlohmann::json{{"type", "welcome"},
+                                           {"conn", s->id},
+                                           {"transport", "websocket"}}
+                                .dump()));
+  }
+  if (!s->mqtt_refusal) route.adapter->on_open(s->handle);
+  return s;
 }
 
 void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {

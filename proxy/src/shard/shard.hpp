@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "admin/admin_api.hpp"
 #include "auth/authenticator.hpp"
 #include "compression/negotiation.hpp"
+#include "fallback/fallback_transport.hpp"
 #include "config/server_config.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "server/connection_slots.hpp"
@@ -29,7 +31,13 @@ struct lws_sorted_usec_list;
 
 namespace wsbridge {
 
-class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
+namespace fallback {
+struct SessionRequest;
+}
+
+class Shard final : private InboxDispatcher,
+                    private UnmaskedFrameSink,
+                    private fallback::FallbackHost {
  public:
   // Shard number `index` of `shared.count`; its connection ids are index + 1, index + 1 + count,
   // ...: an id names its shard ((id - 1) % count), and with one shard they are 1, 2, 3, ...
@@ -56,6 +64,9 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // can: listeners, the admin listener, static files, or subprotocols lws does not know yet.
   void request_reload(std::shared_ptr<ServerConfig> config);
 
+  // Any thread: the path into this shard's service thread.
+  const std::shared_ptr<ServiceInbox>& inbox() const { return inbox_; }
+
   // Any thread: true once this shard serves.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   // After serve() returned: the configuration in force at the end.
@@ -70,6 +81,8 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   struct LwsTables;
   struct Timer;
   struct ConnectionData;  // shard_parts.hpp: what lws holds for us per connection
+  struct FallbackCarrier;  // shard_parts.hpp: a fallback request this shard's connection carries
+  struct FallbackTurns;    // shard_parts.hpp: fallback sessions whose write turn is due
   // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
   struct HeldUpgrade {
     int fd = -1;
@@ -146,6 +159,16 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // The listener a connection came in on (null for the admin listener).
   const ListenerConfig* listener_of(lws* wsi) const;
   int on_established(lws* wsi, ConnectionData& data);
+  // A new session on `route`, admitted with `d` and carried by what `make_transport` makes for
+  // its id: registered, counted, logged, and opened to its adapter. `welcome`: its first message
+  // is wsbridge's welcome (docs/FALLBACK.md).
+  using TransportFactory = std::function<std::unique_ptr<Transport>(ConnectionId)>;
+  Session* admit_session(const RouteConfig& route, std::size_t listener, auth::AuthDecision d,
+                         std::optional<ConnectionSlots::Slot> slot, const std::string& uri,
+                         const TransportFactory& make_transport,
+                         std::optional<std::string> mqtt_refusal,
+                         const shared_deflate::WireFormat& format,
+                         bool welcome);
   // The connection's next request is due within the handshake timeout (from accept, and after
   // each keep-alive answer), or no longer (it arrived).
   void expect_request(ConnectionData& data);
@@ -162,6 +185,26 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.
   void after_write(Session& s);
   void on_peer_close(Session& s, const void* in, std::size_t len);
+
+  // The HTTP fallback transports (docs/FALLBACK.md). Carrier side (fallback_carrier.cpp): the
+  // requests under /_wsbridge/ that this shard's connections bring, and their responses.
+  int serve_fallback(lws* wsi, std::string_view uri);
+  int open_fallback_session(lws* wsi, const RouteConfig& route, fallback::CarrierKind kind,
+                            const std::string& cors_origin);
+  // Hands `request` to the session's shard; the carrier waits for `channel` to have bytes.
+  int carry(lws* wsi, fallback::SessionRequest request, const std::string& cors_origin);
+  int fallback_body(lws* wsi, const void* in, std::size_t len);
+  int fallback_body_done(lws* wsi);
+  int write_fallback(lws* wsi);
+  void carrier_closed(ConnectionData& data);
+  // Session side (fallback_sessions.cpp).
+  void schedule_turn(std::uint64_t connection) override;
+  void run_fallback_turns();
+  void on_fallback_request(fallback::SessionRequest& request);
+  void apply_post(Session& s, fallback::FallbackTransport& transport, const std::string& body,
+                  fallback::ResponseChannel& reply);
+  void end_fallback_session(Session& s);
+  void tick_fallback_sessions(SteadyClock::time_point now);
   void on_closed(Session* s);
 
   void enqueue(Session& s, Frame frame);
@@ -182,6 +225,11 @@ class Shard final : private InboxDispatcher, private UnmaskedFrameSink {
   std::unique_ptr<LwsTables> lws_tables_;
   std::unique_ptr<Timer> timer_;
   std::unordered_map<ConnectionId, Session*> sessions_;
+  // The fallback sessions among them, and the requests this shard's connections carry (by key).
+  std::unordered_map<ConnectionId, fallback::FallbackTransport*> fallback_sessions_;
+  std::unordered_map<std::uint64_t, lws*> carriers_;
+  std::uint64_t next_carrier_key_ = 1;
+  std::unique_ptr<FallbackTurns> fallback_turns_;
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
   std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "metrics/core_metrics.hpp"
+#include "fallback/response_channel.hpp"
 #include "session/session.hpp"
 #include "shard/lws_request.hpp"
 #include "shard/shard.hpp"
@@ -53,6 +54,7 @@ struct Shard::LwsTables {
   std::vector<lws_protocols> protocols;
   std::deque<std::string> protocol_names;
   lws_http_mount health_mount{};
+  lws_http_mount fallback_mount{};  // /_wsbridge: the HTTP fallback transports
   lws_http_mount files_mount{};
   std::string static_origin;
   std::deque<std::string> vhost_names;  // a deque never moves its elements
@@ -97,7 +99,30 @@ struct Shard::ConnectionData {
   std::unique_ptr<Admitted> admitted;           // a held upgrade's verdict, until CONFIRM_UPGRADE
   std::unique_ptr<PendingUpgrade> pending;      // decided at CONFIRM_UPGRADE, taken at ESTABLISHED
   std::unique_ptr<AdminRequest> admin_request;  // an admin API request whose body is arriving
+  std::unique_ptr<FallbackCarrier> carrier;     // a fallback request it carries (its response)
   Session* session = nullptr;                   // from ESTABLISHED to CLOSED
+};
+
+// A fallback request (docs/FALLBACK.md) on one of this shard's connections: its response comes
+// through `channel` from the session's shard, or a POST's body is arriving first.
+struct Shard::FallbackCarrier {
+  std::uint64_t key = 0;  // in carriers_, for the owner's wake-ups
+  std::shared_ptr<fallback::ResponseChannel> channel;
+  std::string cors_origin;     // echoed in Access-Control-Allow-Origin (empty: none)
+  bool headers_sent = false;   // a stream's
+  bool done = false;           // the response is complete
+  // A POST whose body is arriving.
+  std::uint64_t target = 0;
+  std::string body;
+  std::size_t max_body = 0;
+  bool too_large = false;
+};
+
+struct Shard::FallbackTurns {
+  lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
+  Shard* shard = nullptr;
+  std::vector<ConnectionId> due;
+  bool scheduled = false;
 };
 
 // "1.234s", for the log.

@@ -37,6 +37,7 @@ void Shard::drop_late_requests(SteadyClock::time_point now) {
 void Shard::on_timer() {
   const auto now = SteadyClock::now();
   drop_late_requests(now);
+  tick_fallback_sessions(now);
   for (auto& [id, s] : sessions_) {
     if (s->closing()) {
       // A decided close that lws has not completed: end it for sure.

@@ -1,0 +1,46 @@
+#include "config/fallback_keys.hpp"
+
+namespace wsbridge {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::chrono::seconds whole_seconds(ConfigTable& t, std::string_view key,
+                                   std::chrono::milliseconds value) {
+  if (value % 1000ms != 0ms) t.fail_at(key, "'" + std::string(key) + "' is in whole seconds");
+  return std::chrono::duration_cast<std::chrono::seconds>(value);
+}
+
+}  // namespace
+
+fallback::Settings read_fallback_keys(ConfigTable& t) {
+  fallback::Settings s;
+  s.enabled = t.boolean("enabled").value_or(true);
+  if (auto v = t.secret("secret")) {
+    if (v->size() < 32) t.fail_at("secret", "'secret' must be at least 32 bytes");
+    s.secret = *v;
+  }
+  if (auto v = t.byte_size("sse_byte_limit", 4096, 1ull << 30)) s.sse_byte_limit = *v;
+  if (auto v = t.duration("heartbeat", 1s, 10min)) s.heartbeat = whole_seconds(t, "heartbeat", *v);
+  if (auto v = t.duration("poll_timeout", 1s, 10min)) {
+    s.poll_timeout = whole_seconds(t, "poll_timeout", *v);
+  }
+  if (auto v = t.duration("reconnect_window", 1s, 1h)) {
+    s.reconnect_window = whole_seconds(t, "reconnect_window", *v);
+  }
+  if (auto v = t.byte_size("resume_buffer_bytes", 0, 1ull << 30)) s.resume_buffer_bytes = *v;
+  if (auto v = t.byte_size("max_post_bytes", 1024, 1ull << 30)) s.max_post_bytes = *v;
+  if (auto v = t.duration("token_lifetime", 1min, 24h * 30)) {
+    s.token_lifetime = std::chrono::ceil<std::chrono::seconds>(*v);
+  }
+  if (s.poll_timeout >= s.reconnect_window) {
+    t.fail_at(t.contains("poll_timeout") ? "poll_timeout" : "reconnect_window",
+              "'poll_timeout' must be shorter than 'reconnect_window', or a session would end "
+              "between two polls");
+  }
+  t.reject_unknown_keys();
+  return s;
+}
+
+}  // namespace wsbridge

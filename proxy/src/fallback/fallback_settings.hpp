@@ -1,0 +1,22 @@
+// The `[fallback]` settings (docs/CONFIG.md): how the HTTP fallback transports behave.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace wsbridge::fallback {
+
+struct Settings {
+  bool enabled = true;
+  std::string secret;  // shared by instances behind one balancer; empty: a key of this process
+  std::size_t sse_byte_limit = 128 * 1024;       // a stream ends after this many bytes
+  std::chrono::seconds heartbeat{15};            // SSE comment lines
+  std::chrono::seconds poll_timeout{25};         // a poll with nothing to say answers then
+  std::chrono::seconds reconnect_window{30};     // a session nothing carries lives this long
+  std::size_t resume_buffer_bytes = 256 * 1024;  // sent messages kept for a resume, per session
+  std::size_t max_post_bytes = 1024 * 1024;      // one POST's body
+  std::chrono::seconds token_lifetime{24 * 3600};
+};
+
+}  // namespace wsbridge::fallback

@@ -1,0 +1,197 @@
+#include "fallback/fallback_transport.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "fallback/records.hpp"
+#include "fallback/sse_events.hpp"
+
+namespace wsbridge::fallback {
+
+FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connection,
+                                     std::string peer, std::string token,
+                                     const Settings& settings, CarrierKind kind)
+    : host_(host),
+      connection_(connection),
+      peer_(std::move(peer)),
+      token_(std::move(token)),
+      settings_(settings),
+      sent_(settings.resume_buffer_bytes),
+      carrier_kind_(kind) {}
+
+FallbackTransport::~FallbackTransport() {
+  end_carrier();
+  for (HeldPost& post : held_posts_) post.reply->end(410, "application/json");
+}
+
+std::string_view FallbackTransport::kind() const {
+  return carrier_kind_ == CarrierKind::kStream ? "sse" : "polling";
+}
+
+void FallbackTransport::want_write() {
+  if (carrier_ != nullptr && carrier_->has_room()) host_.schedule_turn(connection_);
+}
+
+void FallbackTransport::set_reading(bool on) {
+  reading_ = on;
+  if (on && !held_posts_.empty()) host_.schedule_turn(connection_);
+}
+
+std::string FallbackTransport::welcome_json() const {
+  return nlohmann::json{{"type", "welcome"},
+                        {"session", token_},
+                        {"conn", connection_},
+                        {"transport", carrier_kind_ == CarrierKind::kStream ? "sse" : "polling"},
+                        {"last", sent_.last_id()},
+                        {"heartbeat", settings_.heartbeat.count()},
+                        {"poll_timeout", settings_.poll_timeout.count()}}
+      .dump();
+}
+
+void FallbackTransport::append_control(std::string& out, const std::string& json) const {
+  if (carrier_kind_ == CarrierKind::kStream) {
+    append_control_event(out, sent_.last_id(), json);
+  } else {
+    append_record(out, 'c', json);
+  }
+}
+
+void FallbackTransport::append_message(std::string& out, std::uint64_t id,
+                                       const Frame& frame) const {
+  if (carrier_kind_ == CarrierKind::kStream) {
+    append_message_event(out, id, frame.is_binary(), frame.payload());
+  } else {
+    append_record(out, frame.is_binary() ? 'b' : 't', frame.payload());
+  }
+}
+
+void FallbackTransport::attach(std::shared_ptr<ResponseChannel> channel, CarrierKind kind,
+                               std::uint64_t last, bool opened) {
+  end_carrier();
+  carrier_ = std::move(channel);
+  carrier_kind_ = kind;
+  carried_since_ = last_heartbeat_ = SteadyClock::now();
+  stream_bytes_ = 0;
+  if (closed_) {  // (never: a closed session ends in its turn)
+    end_carrier();
+    return;
+  }
+  // A client cannot have what was never sent: an id past the last is the last.
+  last = std::min(last, sent_.last_id());
+  sent_.acknowledge(last);  // the client has them all: none to keep
+  std::uint64_t next = last + 1;
+  std::string out;
+  if (kind == CarrierKind::kPoll) append_first_line(out, std::max(next, sent_.first_kept()));
+  if (kind == CarrierKind::kStream || opened) append_control(out, welcome_json());
+  const bool lost = next < sent_.first_kept();
+  if (lost) {
+    append_control(out, nlohmann::json{{"type", "lost"},
+                                       {"from", next},
+                                       {"to", sent_.first_kept() - 1}}
+                            .dump());
+    next = sent_.first_kept();
+  }
+  bool replayed = false;
+  for (; next <= sent_.last_id(); ++next) {
+    append_message(out, next, *sent_.find(next));
+    replayed = true;
+  }
+  deliver(out, replayed || opened || lost);
+}
+
+void FallbackTransport::deliver(std::string& out, bool wrote_message) {
+  if (carrier_ == nullptr) return;
+  stream_bytes_ += out.size();
+  if (carrier_kind_ == CarrierKind::kPoll) {
+    if (!wrote_message) {
+      carrier_->append(out);  // (held until the answer ends: its first line)
+      return;
+    }
+    carrier_->append(out);
+    carrier_->end(200, "application/octet-stream");
+    carrier_.reset();
+    uncarried_since_ = SteadyClock::now();
+    return;
+  }
+  if (stream_bytes_ >= settings_.sse_byte_limit) {
+    append_control(out, R"({"type":"reconnect"})");
+    carrier_->append(out);
+    end_carrier();
+    return;
+  }
+  if (!out.empty() && !carrier_->append(out)) carrier_gone(carrier_.get());
+}
+
+WriteTurn FallbackTransport::write(FrameQueue& queue, std::size_t budget) {
+  WriteTurn turn;
+  if (carrier_ == nullptr || !carrier_->has_room()) return turn;
+  std::string out;
+  std::size_t taken = 0;
+  while (!queue.empty() && taken < budget && out.size() < kChannelCapacity) {
+    Frame frame = std::move(queue.front());
+    queue.pop_front();
+    taken += frame.size();
+    turn.payload_done += frame.size();
+    ++turn.frames_done;
+    const std::uint64_t id = sent_.add(frame);
+    append_message(out, id, frame);
+  }
+  turn.dequeued_bytes = taken;
+  turn.peer_took_bytes = turn.frames_done > 0;
+  deliver(out, turn.frames_done > 0);
+  return turn;
+}
+
+void FallbackTransport::close(std::uint16_t code, std::string_view reason) {
+  closed_ = true;
+  if (carrier_ == nullptr) return;
+  std::string out;
+  append_control(out, nlohmann::json{{"type", "close"},
+                                     {"code", code},
+                                     {"reason", std::string(reason)}}
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  carrier_->append(out);
+  carrier_->end(200, carrier_kind_ == CarrierKind::kPoll ? "application/octet-stream" : "");
+  carrier_.reset();
+}
+
+void FallbackTransport::drop_within(std::chrono::seconds grace) {
+  const auto at = SteadyClock::now() + grace;
+  if (!end_at_ || at < *end_at_) end_at_ = at;
+  if (grace.count() == 0) host_.schedule_turn(connection_);
+}
+
+void FallbackTransport::end_carrier() {
+  if (carrier_ == nullptr) return;
+  if (carrier_kind_ == CarrierKind::kPoll) {
+    carrier_->end(200, "application/octet-stream");  // (its first line went at attach)
+  } else {
+    carrier_->end();
+  }
+  carrier_.reset();
+  uncarried_since_ = SteadyClock::now();
+}
+
+void FallbackTransport::carrier_gone(const ResponseChannel* channel) {
+  if (carrier_ == nullptr || carrier_.get() != channel) return;  // (a former carrier's news)
+  carrier_.reset();
+  uncarried_since_ = SteadyClock::now();
+}
+
+bool FallbackTransport::tick(SteadyClock::time_point now) {
+  if (end_at_ && now >= *end_at_) return true;
+  if (carrier_ == nullptr) return now - uncarried_since_ >= settings_.reconnect_window;
+  if (carrier_->abandoned()) {
+    carrier_gone(carrier_.get());
+    return false;
+  }
+  if (carrier_kind_ == CarrierKind::kPoll) {
+    if (now - carried_since_ >= settings_.poll_timeout) end_carrier();
+  } else if (now - last_heartbeat_ >= settings_.heartbeat) {
+    last_heartbeat_ = now;
+    stream_bytes_ += kHeartbeat.size();
+    if (!carrier_->append(kHeartbeat)) carrier_gone(carrier_.get());
+  }
+  return false;
+}
+
+}  // namespace wsbridge::fallback

@@ -1,0 +1,89 @@
+#include "fallback/session_token.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <charconv>
+#include <stdexcept>
+
+#include "wsbridge/base64.hpp"
+
+namespace wsbridge::fallback {
+
+namespace {
+
+constexpr std::size_t kMacBytes = 16;  // of SHA-256's 32: 128 bits are plenty against forgery
+
+template <typename T>
+std::optional<T> parse_number(std::string_view text) {
+  T value{};
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// The next '.'-separated field of `rest`, taken off it.
+std::string_view next_field(std::string_view& rest) {
+  const auto dot = rest.find('.');
+  const std::string_view field = rest.substr(0, dot);
+  rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+  return field;
+}
+
+}  // namespace
+
+SessionTokens::SessionTokens(std::string instance, std::string_view secret)
+    : instance_(std::move(instance)), key_(secret) {
+  if (key_.empty()) {
+    key_.resize(32);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key_.data()), 32) != 1) {
+      throw std::runtime_error("no random bytes for the fallback session key");
+    }
+  }
+}
+
+std::string SessionTokens::mac(std::uint64_t connection, std::int64_t expiry) const {
+  const std::string message =
+      instance_ + '\n' + std::to_string(connection) + '\n' + std::to_string(expiry);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  std::size_t out_len = 0;
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_.data(), key_.size(),
+                reinterpret_cast<const unsigned char*>(message.data()), message.size(), out,
+                sizeof out, &out_len) == nullptr ||
+      out_len < kMacBytes) {
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(out), kMacBytes));
+}
+
+std::string SessionTokens::issue(std::uint64_t connection,
+                                 std::chrono::system_clock::time_point expiry) const {
+  const std::int64_t seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count();
+  return "v1." + std::to_string(connection) + "." + std::to_string(seconds) + "." +
+         mac(connection, seconds);
+}
+
+std::optional<std::uint64_t> SessionTokens::verify(
+    std::string_view token, std::chrono::system_clock::time_point now) const {
+  if (token.size() > 128) return std::nullopt;
+  std::string_view rest = token;
+  if (next_field(rest) != "v1") return std::nullopt;
+  const auto connection = parse_number<std::uint64_t>(next_field(rest));
+  const auto expiry = parse_number<std::int64_t>(next_field(rest));
+  const std::string_view presented = next_field(rest);
+  if (!connection || !expiry || !rest.empty()) return std::nullopt;
+  const std::string expected = mac(*connection, *expiry);
+  if (presented.size() != expected.size() ||
+      CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) != 0) {
+    return std::nullopt;
+  }
+  const std::int64_t now_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (now_seconds >= *expiry) return std::nullopt;
+  return *connection;
+}
+
+}  // namespace wsbridge::fallback

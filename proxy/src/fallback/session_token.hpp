@@ -1,0 +1,32 @@
+// The token of a fallback session (docs/FALLBACK.md): "v1.<connection id>.<expiry>.<mac>", the mac
+// an HMAC-SHA256 (base64url, 128 bits kept) over the instance, the connection id and the expiry.
+// It proves itself, so no store is shared between shards or instances: whoever holds the key can
+// tell that this instance issued it for that connection and until when.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wsbridge::fallback {
+
+class SessionTokens {
+ public:
+  // `secret` empty: a random key of this process (tokens die with it).
+  SessionTokens(std::string instance, std::string_view secret);
+
+  std::string issue(std::uint64_t connection, std::chrono::system_clock::time_point expiry) const;
+
+  // The connection id a token names, if it verifies and has not expired at `now`.
+  std::optional<std::uint64_t> verify(std::string_view token,
+                                      std::chrono::system_clock::time_point now) const;
+
+ private:
+  std::string mac(std::uint64_t connection, std::int64_t expiry) const;
+  std::string instance_;
+  std::string key_;
+};
+
+}  // namespace wsbridge::fallback

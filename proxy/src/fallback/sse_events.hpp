@@ -1,0 +1,23 @@
+// Server-sent events of a fallback stream (docs/FALLBACK.md, "SSE"): how a message, a control
+// message and a heartbeat are written. Each message event carries its id, so an EventSource (or
+// the client library) can say where to resume.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace wsbridge::fallback {
+
+// Appends message `id`: plain `data:` lines for non-empty text without CR (the common case, and
+// readable by any EventSource), else `event: frame` with "t" or "b" and the payload in base64.
+void append_message_event(std::string& out, std::uint64_t id, bool binary,
+                          std::string_view payload);
+
+// Appends `event: control` with `json` (one line), tagged with the last message id so far.
+void append_control_event(std::string& out, std::uint64_t last_id, std::string_view json);
+
+// A comment line: keeps proxies and the browser from timing the stream out.
+inline constexpr std::string_view kHeartbeat = ": hb\n\n";
+
+}  // namespace wsbridge::fallback

@@ -1,0 +1,310 @@
+// The HTTP fallback transports, carrier side (docs/FALLBACK.md): the requests under /_wsbridge/
+// that this shard's connections bring. A request that opens a session makes it here; the others
+// name theirs with its token and are handed to its shard, wherever the connection landed; their
+// responses come back through a ResponseChannel and are written here.
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "fallback/records.hpp"
+#include "fallback/session_request.hpp"
+#include "http/http_reply.hpp"
+#include "shard/shard_parts.hpp"
+
+namespace wsbridge {
+
+namespace {
+
+using fallback::CarrierKind;
+using fallback::ResponseChannel;
+using fallback::ResponseKind;
+using fallback::SessionRequest;
+
+constexpr std::size_t kCarrierWriteBytes = 64 * 1024;  // per HTTP_WRITEABLE
+
+struct FallbackPath {
+  std::string_view op;  // "sse", "poll" or "send"
+  std::string route;    // the route's path
+};
+
+std::optional<FallbackPath> parse_fallback_path(std::string_view uri) {
+  if (!uri.starts_with(kFallbackPrefix)) return std::nullopt;
+  uri.remove_prefix(kFallbackPrefix.size());
+  const auto slash = uri.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const std::string_view op = uri.substr(0, slash);
+  if (op != "sse" && op != "poll" && op != "send") return std::nullopt;
+  return FallbackPath{op, std::string(uri.substr(slash))};
+}
+
+std::optional<std::uint64_t> parse_id(std::string_view text) {
+  std::uint64_t value = 0;
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// The headers every fallback answer carries: never cached, and readable by an allowed origin.
+HeaderList answer_headers(const std::string& cors_origin) {
+  HeaderList h{{"Cache-Control:", "no-store"}};
+  if (!cors_origin.empty()) {
+    h.emplace_back("Access-Control-Allow-Origin:", cors_origin);
+    h.emplace_back("Access-Control-Allow-Credentials:", "true");
+    h.emplace_back("Vary:", "Origin");
+  }
+  return h;
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+  return nlohmann::json{{"error", code}, {"message", message}}.dump() + "\n";
+}
+
+}  // namespace
+
+int Shard::serve_fallback(lws* wsi, std::string_view uri) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr) return -1;  // not accepted by this shard (never happens)
+  std::string cors;
+  auto answer = [&](unsigned status, std::string_view code, std::string_view message,
+                    HeaderList extra = {}) {
+    WSB_LOG(kInfo) << "fallback request " << uri << " from " << peer_address(wsi) << ": "
+                   << status << " " << message;
+    HeaderList headers = answer_headers(cors);
+    headers.insert(headers.end(), extra.begin(), extra.end());
+    write_http_reply(wsi, status, "application/json", error_body(code, message), headers);
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  };
+  const auto path = parse_fallback_path(uri);
+  const RouteConfig* route = path ? config_->find_route(path->route) : nullptr;
+  if (!config_->fallback.enabled || route == nullptr || !route->fallback) {
+    return answer(404, "not_found", "no route with HTTP fallbacks at this path");
+  }
+  char* uri_ptr = nullptr;
+  int uri_len = 0;
+  const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+  constexpr int kGet = 0, kPost = 1, kOptions = 2;  // (lws' method order)
+  const auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
+  const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  const bool origin_ok = (listener == listener_of_vhost_.end() ||
+                          listener->second->origins.allows(origin)) &&
+                         auth_policy(wsi, *route).origins.allows(origin);
+  if (!origin_ok) {
+    core_metrics::auth_failed("origin");
+    return answer(403, "origin", "origin " + origin.value_or("(none)") + " is not allowed");
+  }
+  if (origin) cors = *origin;
+  if (method == kOptions) {  // a CORS preflight
+    HeaderList h = answer_headers(cors);
+    h.emplace_back("Access-Control-Allow-Methods:", "GET, POST, OPTIONS");
+    h.emplace_back("Access-Control-Allow-Headers:", "Authorization, Content-Type, Last-Event-ID");
+    h.emplace_back("Access-Control-Max-Age:", "600");
+    write_http_reply(wsi, 204, "text/plain", "", h);
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  }
+  const bool send = path->op == "send";
+  if (method != (send ? kPost : kGet)) {
+    return answer(405, "method", send ? "use POST" : "use GET",
+                  {{"Allow:", send ? "POST, OPTIONS" : "GET, OPTIONS"}});
+  }
+  const auto token = query_value(wsi, "s");
+  const CarrierKind kind = path->op == "sse" ? CarrierKind::kStream : CarrierKind::kPoll;
+  if (!token && !send) return open_fallback_session(wsi, *route, kind, cors);
+  const auto connection =
+      token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
+  if (!connection || (*connection - 1) % shared_.count >= shared_.shards.size()) {
+    return answer(404, "unknown_session", "unknown or expired session: open a new one");
+  }
+  SessionRequest request;
+  request.connection = *connection;
+  if (send) {
+    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    const auto expected = parse_id(length);
+    if (expected && *expected > config_->fallback.max_post_bytes) {
+      return answer(413, "too_large",
+                    "the body is over " + std::to_string(config_->fallback.max_post_bytes) +
+                        " bytes",
+                    {{"Connection:", "close"}});
+    }
+    auto carrier = std::make_unique<FallbackCarrier>();
+    carrier->target = *connection;
+    carrier->cors_origin = cors;
+    carrier->max_body = config_->fallback.max_post_bytes;
+    data->carrier = std::move(carrier);
+    // The body comes in HTTP_BODY; an empty one is complete now.
+    const bool has_body = (expected && *expected > 0) ||
+                          lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    return has_body ? 0 : fallback_body_done(wsi);
+  }
+  request.op = SessionRequest::Op::kAttach;
+  request.kind = kind;
+  std::optional<std::string> last = custom_header(wsi, "last-event-id:");
+  if (!last || last->empty()) last = query_value(wsi, "last");
+  if (last && !last->empty()) {
+    const auto n = parse_id(*last);
+    if (!n) return answer(400, "bad_request", "Last-Event-ID (or last=) must be a message id");
+    request.last = *n;
+  }
+  return carry(wsi, std::move(request), cors);
+}
+
+int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origin) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr) return -1;
+  if (!data->carrier) data->carrier = std::make_unique<FallbackCarrier>();
+  FallbackCarrier& carrier = *data->carrier;
+  carrier.cors_origin = cors_origin;
+  carrier.key = next_carrier_key_++;
+  carriers_[carrier.key] = wsi;
+  const bool stream =
+      request.op == SessionRequest::Op::kAttach && request.kind == CarrierKind::kStream;
+  auto channel = std::make_shared<ResponseChannel>(
+      stream ? ResponseKind::kStream : ResponseKind::kWhole, fallback::kChannelCapacity);
+  channel->wake_carrier = [inbox = inbox_, key = carrier.key] {
+    InboxCommand wake;
+    wake.type = InboxCommand::Type::kCarrierWake;
+    wake.connection = key;
+    inbox->post(std::move(wake));
+  };
+  const std::shared_ptr<ServiceInbox>& owner =
+      shared_.shards[(request.connection - 1) % shared_.count]->inbox();
+  channel->wake_owner = [owner, connection = request.connection,
+                         weak = std::weak_ptr<ResponseChannel>(channel)] {
+    auto command = std::make_shared<SessionRequest>();
+    command->op = SessionRequest::Op::kWake;
+    command->connection = connection;
+    command->channel = weak.lock();
+    if (command->channel == nullptr) return;
+    InboxCommand wake;
+    wake.type = InboxCommand::Type::kFallback;
+    wake.fallback = std::move(command);
+    owner->post(std::move(wake));
+  };
+  carrier.channel = channel;
+  request.channel = std::move(channel);
+  InboxCommand command;
+  command.type = InboxCommand::Type::kFallback;
+  command.fallback = std::make_shared<SessionRequest>(std::move(request));
+  if (!owner->post(std::move(command))) {
+    write_http_reply(wsi, 503, "application/json",
+                     error_body("shutting_down", "shutting down"),
+                     answer_headers(cors_origin));
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  }
+  return 0;  // the session's shard answers through the channel
+}
+
+int Shard::fallback_body(lws* wsi, const void* in, std::size_t len) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr || !data->carrier) return 0;
+  FallbackCarrier& c = *data->carrier;
+  if (c.too_large || c.body.size() + len > c.max_body) {
+    c.too_large = true;
+    c.body.clear();
+    c.body.shrink_to_fit();
+    return 0;
+  }
+  c.body.append(static_cast<const char*>(in), len);
+  return 0;
+}
+
+int Shard::fallback_body_done(lws* wsi) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr || !data->carrier) return -1;
+  FallbackCarrier& c = *data->carrier;
+  auto refuse = [&](unsigned status, std::string_view code, const std::string& message) {
+    WSB_LOG(kInfo) << "fallback POST from " << peer_address(wsi) << ": " << status << " "
+                   << message;
+    write_http_reply(wsi, status, "application/json", error_body(code, message),
+                     answer_headers(c.cors_origin));
+    data->carrier.reset();
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  };
+  if (c.too_large) {
+    return refuse(413, "too_large",
+                  "the body is over " + std::to_string(c.max_body) + " bytes");
+  }
+  // Checked here, so a malformed body never travels to the session's shard; applied there.
+  fallback::BodyError error = fallback::BodyError::kNone;
+  std::string message;
+  const RouteConfig* route = nullptr;
+  char* uri_ptr = nullptr;
+  int uri_len = 0;
+  if (lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len) >= 0) {
+    if (auto path = parse_fallback_path(std::string_view(uri_ptr, uri_len))) {
+      route = config_->find_route(path->route);
+    }
+  }
+  if (route == nullptr) return refuse(404, "not_found", "the route is gone");
+  if (!fallback::parse_body(c.body, {route->max_message_bytes, 10'000, false}, error, message)) {
+    return error == fallback::BodyError::kTooLarge ? refuse(413, "too_large", message)
+                                                   : refuse(400, "bad_request", message);
+  }
+  SessionRequest request;
+  request.op = SessionRequest::Op::kPost;
+  request.connection = c.target;
+  request.body = std::move(c.body);
+  return carry(wsi, std::move(request), c.cors_origin);
+}
+
+int Shard::write_fallback(lws* wsi) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr || !data->carrier || !data->carrier->channel) return 0;
+  FallbackCarrier& c = *data->carrier;
+  ResponseChannel& channel = *c.channel;
+  ResponseChannel::Taken taken = channel.take(kCarrierWriteBytes);
+  if (taken.room_again && channel.wake_owner) channel.wake_owner();
+  auto finish = [&] {
+    carriers_.erase(c.key);
+    data->carrier.reset();
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  };
+  if (channel.kind() == ResponseKind::kWhole || (!c.headers_sent && taken.status != 200)) {
+    if (!taken.ended) return 0;
+    write_http_reply(wsi, taken.status,
+                     taken.content_type.empty() ? "application/json" : taken.content_type,
+                     taken.bytes, answer_headers(c.cors_origin));
+    return finish();
+  }
+  if (!c.headers_sent) {
+    std::string head(LWS_PRE + 1024, '\0');
+    auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
+    unsigned char* p = start;
+    unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
+    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN,
+                                    &p, end) != 0) {
+      return -1;
+    }
+    HeaderList headers = answer_headers(c.cors_origin);
+    headers.emplace_back("X-Accel-Buffering:", "no");
+    for (const auto& [name, value] : headers) {
+      const std::string n(name);
+      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(n.c_str()),
+                                      reinterpret_cast<const unsigned char*>(value.data()),
+                                      static_cast<int>(value.size()), &p, end) != 0) {
+        return -1;
+      }
+    }
+    if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return -1;
+    c.headers_sent = true;
+  }
+  if (!taken.bytes.empty() || taken.ended) {
+    std::string out(LWS_PRE, '\0');
+    out += taken.bytes;
+    const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(out.data()) + LWS_PRE,
+                            taken.bytes.size(),
+                            taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    if (n < 0) return -1;
+  }
+  if (taken.ended) return finish();
+  if (taken.bytes.size() == kCarrierWriteBytes) lws_callback_on_writable(wsi);  // more waits
+  return 0;
+}
+
+void Shard::carrier_closed(ConnectionData& data) {
+  if (!data.carrier) return;
+  carriers_.erase(data.carrier->key);
+  if (data.carrier->channel) data.carrier->channel->abandon();
+  data.carrier.reset();
+}
+
+}  // namespace wsbridge

@@ -1,0 +1,235 @@
+// The HTTP fallback transports, session side (docs/FALLBACK.md): opening a fallback session,
+// the requests its carriers hand over (attach a stream or poll, apply a POST, wake-ups), its write
+// turns, its timers and its end. Everything here runs on the session's shard.
+#include <nlohmann/json.hpp>
+
+#include "fallback/records.hpp"
+#include "fallback/session_request.hpp"
+#include "http/http_reply.hpp"
+#include "shard/shard_parts.hpp"
+
+namespace wsbridge {
+
+using fallback::FallbackTransport;
+using fallback::SessionRequest;
+
+int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::CarrierKind kind,
+                                 const std::string& cors_origin) {
+  auto refuse = [&](unsigned status, std::string_view code, const std::string& reason,
+                    bool challenge = false) {
+    WSB_LOG(kInfo) << "refused a fallback session on " << route.path << " from "
+                   << peer_address(wsi) << ": " << status << " " << reason;
+    core_metrics::upgrade_refused(code);
+    if (status == 401 || status == 403) core_metrics::auth_failed(code);
+    HeaderList h{{"Cache-Control:", "no-store"}};
+    if (!cors_origin.empty()) {
+      h.emplace_back("Access-Control-Allow-Origin:", cors_origin);
+      h.emplace_back("Access-Control-Allow-Credentials:", "true");
+    }
+    if (challenge) h.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
+    write_http_reply(wsi, status, "application/json",
+                     nlohmann::json{{"error", code}, {"message", reason}}.dump() + "\n", h);
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  };
+  if (stopping_) return refuse(503, "shutting_down", "shutting down");
+  const std::string ip = peer_address(wsi);
+  ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
+  std::optional<ConnectionSlots::Slot> slot = shared_.slots.take(
+      ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);
+  if (refusal == ConnectionSlots::Refusal::kTotal) {
+    return refuse(503, "max_connections", "too many connections");
+  }
+  if (refusal == ConnectionSlots::Refusal::kPerIp) {
+    return refuse(503, "max_connections_per_ip", "too many connections from this address");
+  }
+  auth::HandshakeRequest request;
+  request.origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
+  request.authorization = header_if_present(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  request.cookie = header_if_present(wsi, WSI_TOKEN_HTTP_COOKIE);
+  std::string query;
+  for (const std::string& arg : query_arguments(wsi)) {
+    const auto eq = arg.find('=');
+    request.query.emplace_back(arg.substr(0, eq),
+                               eq == std::string::npos ? "" : arg.substr(eq + 1));
+    query += (query.empty() ? "?" : "&") + arg;
+  }
+  if (lws_is_ssl(wsi) != 0) {
+    request.client_cert = tls::verified_client_certificate(lws_get_ssl(wsi));
+  }
+  if (route.require_client_cert && !request.client_cert) {
+    return refuse(403, "client_cert",
+                  "this route requires a client certificate (mTLS) that the listener verified");
+  }
+  const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  auth::AuthDecision decision = auth::authenticate(
+      auth_policy(wsi, route), config_->auth, request, std::chrono::system_clock::now(),
+      listener != listener_of_vhost_.end() ? listener->second->origins : auth::OriginPolicy{});
+  if (!decision.allowed) {
+    return refuse(decision.status, decision.code, decision.reason, decision.challenge);
+  }
+  if (route.adapter->wants_admission()) {
+    // (The admission check holds a WebSocket upgrade's socket; a fallback open is not held yet.)
+    return refuse(501, "admission",
+                  "this route's admission check is only available to WebSocket clients");
+  }
+  std::size_t listener_index = 0;
+  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
+    if (listener_vhosts_[i] == lws_get_vhost(wsi)) listener_index = i;
+  }
+  const auto expiry = std::chrono::system_clock::now() + config_->fallback.token_lifetime;
+  Session* s = admit_session(
+      route, listener_index, std::move(decision), std::move(slot), route.path + query,
+      [&](ConnectionId id) {
+        auto transport = std::make_unique<FallbackTransport>(
+            static_cast<fallback::FallbackHost&>(*this), id, ip, shared_.tokens->issue(id, expiry),
+            config_->fallback, kind);
+        fallback_sessions_[id] = transport.get();
+        return transport;
+      },
+      std::nullopt, shared_deflate::WireFormat{}, false);
+  SessionRequest attach;
+  attach.op = SessionRequest::Op::kAttach;
+  attach.connection = s->id;
+  attach.kind = kind;
+  attach.opened = true;
+  return carry(wsi, std::move(attach), cors_origin);
+}
+
+void Shard::on_fallback_request(SessionRequest& request) {
+  auto it = fallback_sessions_.find(request.connection);
+  if (it == fallback_sessions_.end()) {
+    if (request.op != SessionRequest::Op::kWake && request.channel) {
+      // A token that verifies, of a session that has ended: the client starts a new one.
+      request.channel->append(R"({"error":"unknown_session","message":"the session has ended: open a new one"})"
+                              "\n");
+      request.channel->end(404, "application/json");
+    }
+    return;
+  }
+  FallbackTransport& transport = *it->second;
+  Session& s = *sessions_.at(request.connection);
+  switch (request.op) {
+    case SessionRequest::Op::kAttach:
+      s.last_rx = SteadyClock::now();
+      transport.attach(request.channel, request.kind, request.last, request.opened);
+      if (!s.outbox.empty() || s.close_after_queue || s.ping_due) transport.want_write();
+      break;
+    case SessionRequest::Op::kPost:
+      s.last_rx = SteadyClock::now();
+      if (!transport.reading() || !transport.held_posts().empty()) {
+        // Reading is paused: the answer waits, and with it the client's next POST.
+        transport.held_posts().push_back({std::move(request.body), request.channel});
+      } else {
+        apply_post(s, transport, request.body, *request.channel);
+      }
+      break;
+    case SessionRequest::Op::kWake:
+      if (request.channel->abandoned()) {
+        transport.carrier_gone(request.channel.get());
+      } else {
+        transport.want_write();
+      }
+      break;
+  }
+}
+
+void Shard::apply_post(Session& s, FallbackTransport& transport, const std::string& body,
+                       fallback::ResponseChannel& reply) {
+  fallback::BodyError error = fallback::BodyError::kNone;
+  std::string message;
+  const auto parsed =
+      fallback::parse_body(body, {s.route->max_message_bytes, 10'000, false}, error, message);
+  if (!parsed) {  // (checked by the carrier already)
+    reply.append(nlohmann::json{{"error", "bad_request"}, {"message", message}}.dump());
+    reply.end(400, "application/json");
+    return;
+  }
+  const std::uint64_t expected = transport.next_sequence();
+  if (parsed->first > expected || parsed->first == 0) {
+    reply.append(nlohmann::json{{"error", "gap"}, {"expected", expected}}.dump());
+    reply.end(409, "application/json");
+    return;
+  }
+  // Records before `expected` were applied by an earlier try of this POST: skipped.
+  const std::size_t skip = expected - parsed->first;
+  std::uint64_t applied = 0;
+  for (std::size_t i = skip; i < parsed->records.size(); ++i) {
+    const fallback::Record& record = parsed->records[i];
+    InboundFragment fragment;
+    fragment.bytes = record.payload;
+    fragment.binary = record.kind == 'b';
+    fragment.expected = record.payload.size();
+    ++applied;
+    if (s.closing()) continue;  // (counted: a retry must not apply them later either)
+    on_fragment(s, fragment);
+  }
+  transport.advance_sequence(applied);
+  reply.append(nlohmann::json{{"next", transport.next_sequence()}}.dump());
+  reply.end(200, "application/json");
+}
+
+void Shard::schedule_turn(std::uint64_t connection) {
+  auto it = fallback_sessions_.find(connection);
+  if (it == fallback_sessions_.end() || it->second->turn_scheduled) return;
+  it->second->turn_scheduled = true;
+  fallback_turns_->due.push_back(connection);
+  if (fallback_turns_->scheduled) return;
+  fallback_turns_->scheduled = true;
+  lws_sul_schedule(
+      context_, 0, &fallback_turns_->sul,
+      [](lws_sorted_usec_list_t* sul) {
+        reinterpret_cast<FallbackTurns*>(sul)->shard->run_fallback_turns();
+      },
+      1);
+}
+
+void Shard::run_fallback_turns() {
+  fallback_turns_->scheduled = false;
+  std::vector<ConnectionId> due;
+  due.swap(fallback_turns_->due);
+  const auto now = SteadyClock::now();
+  for (const ConnectionId id : due) {
+    auto it = fallback_sessions_.find(id);
+    if (it == fallback_sessions_.end()) continue;
+    FallbackTransport& transport = *it->second;
+    transport.turn_scheduled = false;
+    Session& s = *sessions_.at(id);
+    if (transport.end_at() && now >= *transport.end_at()) {
+      end_fallback_session(s);
+      continue;
+    }
+    // POSTs held while reading was paused, in order, as long as it is not paused again.
+    while (transport.reading() && !transport.held_posts().empty()) {
+      fallback::HeldPost post = std::move(transport.held_posts().front());
+      transport.held_posts().pop_front();
+      apply_post(s, transport, post.body, *post.reply);
+    }
+    if (transport.carried() && on_writeable(s) != 0) end_fallback_session(s);
+  }
+}
+
+void Shard::end_fallback_session(Session& s) {
+  fallback_sessions_.erase(s.id);
+  on_closed(&s);  // (deletes it, and with it the transport, which ends its carrier)
+}
+
+void Shard::tick_fallback_sessions(SteadyClock::time_point now) {
+  std::vector<Session*> ended;
+  for (auto& [id, transport] : fallback_sessions_) {
+    Session& s = *sessions_.at(id);
+    if (transport->tick(now)) {
+      ended.push_back(&s);
+    } else if (transport->carried()) {
+      s.last_rx = now;  // a request carries it: the client is there
+    }
+  }
+  for (Session* s : ended) {
+    if (!s->close_sent) {
+      WSB_LOG(kInfo) << "conn " << s->id << " (" << s->transport->kind()
+                     << "): no request carried it within the reconnect window";
+    }
+    end_fallback_session(*s);
+  }
+}
+
+}  // namespace wsbridge
