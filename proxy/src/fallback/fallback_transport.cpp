@@ -7,6 +7,14 @@
 
 namespace wsbridge::fallback {
 
+namespace {
+
+// tick() comes about once a second, never exactly: a heartbeat due within this is sent now, not
+// a whole tick late.
+constexpr auto kTickSlack = std::chrono::milliseconds(250);
+
+}  // namespace
+
 FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connection,
                                      std::string peer, std::string token,
                                      const Settings& settings, CarrierKind kind)
@@ -126,7 +134,10 @@ WriteTurn FallbackTransport::write(FrameQueue& queue, std::size_t budget) {
   if (carrier_ == nullptr || !carrier_->has_room()) return turn;
   std::string out;
   std::size_t taken = 0;
-  while (!queue.empty() && taken < budget && out.size() < kChannelCapacity) {
+  // A stream takes no more than its byte limit allows: the rest waits for the next stream.
+  const bool stream = carrier_kind_ == CarrierKind::kStream;
+  while (!queue.empty() && taken < budget && out.size() < kChannelCapacity &&
+         (!stream || stream_bytes_ + out.size() < settings_.sse_byte_limit)) {
     Frame frame = std::move(queue.front());
     queue.pop_front();
     taken += frame.size();
@@ -144,6 +155,7 @@ WriteTurn FallbackTransport::write(FrameQueue& queue, std::size_t budget) {
 void FallbackTransport::close(std::uint16_t code, std::string_view reason) {
   closed_ = true;
   if (carrier_ == nullptr) return;
+  close_delivered_ = true;
   std::string out;
   append_control(out, nlohmann::json{{"type", "close"},
                                      {"code", code},
@@ -186,7 +198,7 @@ bool FallbackTransport::tick(SteadyClock::time_point now) {
   }
   if (carrier_kind_ == CarrierKind::kPoll) {
     if (now - carried_since_ >= settings_.poll_timeout) end_carrier();
-  } else if (now - last_heartbeat_ >= settings_.heartbeat) {
+  } else if (now - last_heartbeat_ + kTickSlack >= settings_.heartbeat) {
     last_heartbeat_ = now;
     stream_bytes_ += kHeartbeat.size();
     if (!carrier_->append(kHeartbeat)) carrier_gone(carrier_.get());

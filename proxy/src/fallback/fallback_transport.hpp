@@ -70,6 +70,8 @@ class FallbackTransport final : public Transport {
   // reconnect window).
   bool tick(SteadyClock::time_point now);
   bool carried() const { return carrier_ != nullptr; }
+  // The close went out on a carrier (else the session's shard keeps it for the next request).
+  bool close_delivered() const { return close_delivered_; }
   bool reading() const { return reading_; }
   // When the session is to be dropped (drop_within), if it is.
   std::optional<SteadyClock::time_point> end_at() const { return end_at_; }
@@ -104,6 +106,7 @@ class FallbackTransport final : public Transport {
   std::uint64_t next_sequence_ = 1;
   bool reading_ = true;
   bool closed_ = false;
+  bool close_delivered_ = false;
   std::optional<SteadyClock::time_point> end_at_;
   std::deque<HeldPost> held_posts_;
 };

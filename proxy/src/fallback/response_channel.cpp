@@ -32,6 +32,19 @@ void ResponseChannel::end(unsigned status, std::string content_type) {
   if (wake_carrier) wake_carrier();
 }
 
+void ResponseChannel::answer(unsigned status, std::string content_type, std::string_view body) {
+  {
+    std::lock_guard lock(mutex_);
+    if (ended_) return;
+    bytes_.append(body);
+    ended_ = true;
+    status_ = status;
+    content_type_ = std::move(content_type);
+    if (abandoned_) return;
+  }
+  if (wake_carrier) wake_carrier();
+}
+
 ResponseChannel::Taken ResponseChannel::take(std::size_t max_bytes) {
   Taken taken;
   std::lock_guard lock(mutex_);

@@ -38,6 +38,9 @@ class ResponseChannel {
   bool append(std::string_view bytes);
   // Owner: the response is complete: `status` and `content_type` for a whole response.
   void end(unsigned status = 200, std::string content_type = {});
+  // Owner: `body` as the whole response, in one step (a stream's carrier must not take its
+  // first bytes before it knows the status: they would go out under a 200).
+  void answer(unsigned status, std::string content_type, std::string_view body);
 
   struct Taken {
     std::string bytes;

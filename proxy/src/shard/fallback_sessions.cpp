@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fallback/records.hpp"
+#include "fallback/sse_events.hpp"
 #include "fallback/session_request.hpp"
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
@@ -98,12 +99,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
 void Shard::on_fallback_request(SessionRequest& request) {
   auto it = fallback_sessions_.find(request.connection);
   if (it == fallback_sessions_.end()) {
-    if (request.op != SessionRequest::Op::kWake && request.channel) {
-      // A token that verifies, of a session that has ended: the client starts a new one.
-      request.channel->append(R"({"error":"unknown_session","message":"the session has ended: open a new one"})"
-                              "\n");
-      request.channel->end(404, "application/json");
-    }
+    if (request.op != SessionRequest::Op::kWake && request.channel) answer_ended_session(request);
     return;
   }
   FallbackTransport& transport = *it->second;
@@ -140,14 +136,14 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
   const auto parsed =
       fallback::parse_body(body, {s.route->max_message_bytes, 10'000, false}, error, message);
   if (!parsed) {  // (checked by the carrier already)
-    reply.append(nlohmann::json{{"error", "bad_request"}, {"message", message}}.dump());
-    reply.end(400, "application/json");
+    reply.answer(400, "application/json",
+                 nlohmann::json{{"error", "bad_request"}, {"message", message}}.dump());
     return;
   }
   const std::uint64_t expected = transport.next_sequence();
   if (parsed->first > expected || parsed->first == 0) {
-    reply.append(nlohmann::json{{"error", "gap"}, {"expected", expected}}.dump());
-    reply.end(409, "application/json");
+    reply.answer(409, "application/json",
+                 nlohmann::json{{"error", "gap"}, {"expected", expected}}.dump());
     return;
   }
   // Records before `expected` were applied by an earlier try of this POST: skipped.
@@ -164,8 +160,8 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
     on_fragment(s, fragment);
   }
   transport.advance_sequence(applied);
-  reply.append(nlohmann::json{{"next", transport.next_sequence()}}.dump());
-  reply.end(200, "application/json");
+  reply.answer(200, "application/json",
+               nlohmann::json{{"next", transport.next_sequence()}}.dump());
 }
 
 void Shard::schedule_turn(std::uint64_t connection) {
@@ -208,12 +204,58 @@ void Shard::run_fallback_turns() {
   }
 }
 
+void Shard::answer_ended_session(SessionRequest& request) {
+  fallback::ResponseChannel& reply = *request.channel;
+  auto ended = ended_fallback_.find(request.connection);
+  if (ended == ended_fallback_.end()) {
+    // A token that verifies, of a session that timed out: the client starts a new one.
+    reply.answer(404, "application/json",
+                 R"({"error":"unknown_session","message":"the session has ended: open a new one"})"
+                 "\n");
+    return;
+  }
+  const nlohmann::json close = {{"type", "close"},
+                                {"code", ended->second.code},
+                                {"reason", ended->second.reason}};
+  const std::string json = close.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  if (request.op == SessionRequest::Op::kPost) {
+    reply.answer(410, "application/json", json);
+    return;
+  }
+  if (request.kind == fallback::CarrierKind::kStream) {
+    fallback::append_control_event(out, request.last, json);
+    reply.append(out);
+    reply.end();
+  } else {
+    fallback::append_first_line(out, request.last + 1);
+    fallback::append_record(out, 'c', json);
+    reply.append(out);
+    reply.end(200, "application/octet-stream");
+  }
+  ended_fallback_.erase(ended);  // told once
+}
+
 void Shard::end_fallback_session(Session& s) {
+  auto* transport = fallback_sessions_.at(s.id);
+  if (!transport->close_delivered()) {
+    // A decided close nothing carried: kept for the client's next request.
+    std::optional<PendingClose> close;
+    if (s.close_sent) close = PendingClose{s.close_info.code, s.close_info.reason};
+    if (!close && s.close_after_queue) close = s.close_after_queue;
+    if (close) {
+      ended_fallback_[s.id] = EndedFallback{close->code, close->reason,
+                                            SteadyClock::now() + s.config->fallback.reconnect_window};
+      s.close_info.code = close->code;
+      s.close_info.reason = close->reason;
+    }
+  }
   fallback_sessions_.erase(s.id);
   on_closed(&s);  // (deletes it, and with it the transport, which ends its carrier)
 }
 
 void Shard::tick_fallback_sessions(SteadyClock::time_point now) {
+  std::erase_if(ended_fallback_, [now](const auto& entry) { return now >= entry.second.until; });
   std::vector<Session*> ended;
   for (auto& [id, transport] : fallback_sessions_) {
     Session& s = *sessions_.at(id);

@@ -204,6 +204,8 @@ class Shard final : private InboxDispatcher,
   void apply_post(Session& s, fallback::FallbackTransport& transport, const std::string& body,
                   fallback::ResponseChannel& reply);
   void end_fallback_session(Session& s);
+  // A request of a session that is gone: its undelivered close, else 404.
+  void answer_ended_session(fallback::SessionRequest& request);
   void tick_fallback_sessions(SteadyClock::time_point now);
   void on_closed(Session* s);
 
@@ -230,6 +232,14 @@ class Shard final : private InboxDispatcher,
   std::unordered_map<std::uint64_t, lws*> carriers_;
   std::uint64_t next_carrier_key_ = 1;
   std::unique_ptr<FallbackTurns> fallback_turns_;
+  // Fallback sessions that ended with a close no request was there to carry: told to the next
+  // request of their client, within the reconnect window.
+  struct EndedFallback {
+    std::uint16_t code = 1006;
+    std::string reason;
+    SteadyClock::time_point until;
+  };
+  std::unordered_map<ConnectionId, EndedFallback> ended_fallback_;
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
   std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>

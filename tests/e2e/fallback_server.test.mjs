@@ -1,0 +1,361 @@
+// The HTTP fallback transports against a real wsbridge (#16, docs/FALLBACK.md): SSE and
+// long-polling down, POST up, tokens, ids and resume, the byte limit, sequence numbers, closes
+// kept for the next request, CORS and Origin, credentials, the WebSocket welcome, and sessions
+// spread over two service threads (each request may land on either).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { Bridge, freePort, tempDir, removeDir, sleep, token, AUTH_TABLES } from './mqtt_passthrough_support.mjs';
+import { request, json, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
+
+let dir;
+let bridge;
+let port;
+
+before(async () => {
+  dir = tempDir();
+  port = await freePort();
+  bridge = new Bridge(dir, port, `${AUTH_TABLES}
+[fallback]
+heartbeat = "1s"
+poll_timeout = "2s"
+reconnect_window = "4s"
+sse_byte_limit = "4KiB"
+resume_buffer_bytes = "2KiB"
+[[listeners]]
+address = "127.0.0.1"
+port = ${port}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+max_message_bytes = "64KiB"
+[[routes]]
+path = "/small-queue"
+adapter = "echo"
+max_queued_bytes = "1KiB"
+[[routes]]
+path = "/origins"
+adapter = "echo"
+[routes.auth]
+allowed_origins = ["https://app.example"]
+[[routes]]
+path = "/private"
+adapter = "echo"
+[routes.auth]
+jwt = "main"
+required = true
+[[routes]]
+path = "/limited"
+adapter = "echo"
+rate = 2
+burst = 2
+[[routes]]
+path = "/no-fallback"
+adapter = "echo"
+fallback = false
+`);
+  await bridge.start();
+});
+
+after(async () => {
+  if (process.env.FALLBACK_LOG) console.log(bridge?.log);
+  await bridge?.stop();
+  if (dir) removeDir(dir);
+});
+
+async function openSse(route, query = '', headers = {}) {
+  const stream = new SseStream(port, `/_wsbridge/sse${route}${query}`, headers);
+  await stream.opened;
+  if (stream.status !== 200) return stream;
+  await stream.until((e) => e.length >= 1, 5000, 'the welcome');
+  const welcome = stream.controls[0];
+  assert.equal(welcome.type, 'welcome');
+  stream.token = welcome.session;
+  return stream;
+}
+
+const post = (route, tok, first, records) =>
+  request(port, 'POST', `/_wsbridge/send${route}?s=${encodeURIComponent(tok)}`,
+    { body: encodeBody(first, records), headers: { 'content-type': 'text/plain' } });
+
+test('SSE: welcome first, headers against buffering, every kind of message echoed with its id', async () => {
+  const sse = await openSse('/echo');
+  assert.equal(sse.headers['content-type'], 'text/event-stream');
+  assert.equal(sse.headers['cache-control'], 'no-store');
+  assert.equal(sse.headers['x-accel-buffering'], 'no');
+  const welcome = sse.controls[0];
+  assert.equal(welcome.transport, 'sse');
+  assert.equal(welcome.last, 0);
+  assert.match(welcome.session, /^v1\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
+  const binary = Buffer.from([0, 1, 2, 255, 10, 13]);
+  const sent = [
+    { kind: 't', payload: 'hello' },
+    { kind: 'b', payload: binary },
+    { kind: 't', payload: '' },
+    { kind: 't', payload: 'line one\r\nline two\nend\n' },
+    { kind: 't', payload: 'multi\nline\n\ntext' },
+    { kind: 't', payload: 'ünïcödé ✓' },
+  ];
+  const res = await post('/echo', sse.token, 1, sent);
+  assert.equal(res.status, 200, res.body.toString());
+  assert.deepEqual(json(res), { next: 7 });
+  await sse.until((e) => e.filter((x) => x.event !== 'control').length >= 6, 5000, 'six echoes');
+  const got = sse.messages;
+  assert.deepEqual(got.map((m) => m.id), [1, 2, 3, 4, 5, 6]);
+  got.forEach((m, i) => {
+    assert.equal(m.binary, sent[i].kind === 'b', `message ${i + 1} kind`);
+    assert.deepEqual(m.payload, Buffer.from(sent[i].payload), `message ${i + 1} payload`);
+  });
+  sse.close();
+});
+
+test('POST: a retry is applied once, a gap is refused, bad bodies get 400 or 413', async () => {
+  const sse = await openSse('/echo');
+  const body = [{ payload: 'a' }, { payload: 'b' }];
+  assert.deepEqual(json(await post('/echo', sse.token, 1, body)), { next: 3 });
+  // The same POST again (its answer was lost, say): nothing is applied twice.
+  assert.deepEqual(json(await post('/echo', sse.token, 1, body)), { next: 3 });
+  // Overlapping: only the new one counts.
+  assert.deepEqual(json(await post('/echo', sse.token, 2, [{ payload: 'b' }, { payload: 'c' }])),
+    { next: 4 });
+  const gap = await post('/echo', sse.token, 9, [{ payload: 'z' }]);
+  assert.equal(gap.status, 409);
+  assert.deepEqual(json(gap), { error: 'gap', expected: 4 });
+  await sse.until((e) => e.filter((x) => x.event !== 'control').length >= 3, 5000, 'three echoes');
+  await sleep(300);
+  assert.deepEqual(sse.messages.map((m) => m.payload.toString()), ['a', 'b', 'c']);
+
+  const target = `/_wsbridge/send/echo?s=${encodeURIComponent(sse.token)}`;
+  for (const bad of ['', 'x\n', '1\nq1:a', '1\nt5:abc', '1\nt:abc', '1\nt99999999999999999999:a']) {
+    const res = await request(port, 'POST', target, { body: bad });
+    assert.equal(res.status, 400, `body ${JSON.stringify(bad)}: ${res.body}`);
+    assert.equal(json(res).error, 'bad_request');
+  }
+  const big = await request(port, 'POST', target,
+    { body: encodeBody(4, [{ payload: 'x'.repeat(65 * 1024) }]) });
+  assert.equal(big.status, 413);
+  const wrongMethod = await request(port, 'GET', target);
+  assert.equal(wrongMethod.status, 405);
+  sse.close();
+});
+
+test('tokens: forged, altered or unknown ones get 404', async () => {
+  const sse = await openSse('/echo');
+  const parts = sse.token.split('.');
+  const forged = [
+    'v1.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
+    [parts[0], String(Number(parts[1]) + 2), parts[2], parts[3]].join('.'),  // another id
+    [parts[0], parts[1], String(Number(parts[2]) + 1), parts[3]].join('.'),  // longer life
+    'garbage',
+  ];
+  for (const t of forged) {
+    for (const op of ['sse', 'poll']) {
+      const res = await request(port, 'GET', `/_wsbridge/${op}/echo?s=${encodeURIComponent(t)}`);
+      assert.equal(res.status, 404, `${op} with ${t}`);
+      assert.equal(json(res).error, 'unknown_session');
+    }
+    assert.equal((await post('/echo', t, 1, [{ payload: 'x' }])).status, 404);
+  }
+  // A route without fallbacks, or none at all.
+  assert.equal((await request(port, 'GET', '/_wsbridge/sse/no-fallback')).status, 404);
+  assert.equal((await request(port, 'GET', '/_wsbridge/sse/nowhere')).status, 404);
+  assert.equal((await request(port, 'GET', '/_wsbridge/other/echo')).status, 404);
+  sse.close();
+});
+
+test('resume: a new stream gets what the broken one missed, from Last-Event-ID or last=', async () => {
+  const first = await openSse('/echo');
+  const tok = first.token;
+  await post('/echo', tok, 1, [{ payload: 'one' }, { payload: 'two' }]);
+  await first.until((e) => e.length >= 3, 5000, 'two echoes');
+  first.close();
+  await sleep(200);
+  // Sent while nothing carries the session: they wait in its queue.
+  await post('/echo', tok, 3, [{ payload: 'three' }, { payload: 'four' }]);
+  const second = await openSse('/echo', `?s=${encodeURIComponent(tok)}`, { 'Last-Event-ID': '1' });
+  await second.until((e) => e.filter((x) => x.event !== 'control').length >= 3, 5000, 'the rest');
+  assert.deepEqual(second.messages.map((m) => [m.id, m.payload.toString()]),
+    [[2, 'two'], [3, 'three'], [4, 'four']]);
+  assert.equal(second.controls[0].type, 'welcome');
+  second.close();
+  await sleep(200);
+  const third = await openSse('/echo', `?s=${encodeURIComponent(tok)}&last=4`);
+  await sleep(300);
+  assert.deepEqual(third.messages, []);
+  third.close();
+});
+
+test('resume past the buffer: the client is told which messages it lost', async () => {
+  const sse = await openSse('/echo');
+  const tok = sse.token;
+  const records = Array.from({ length: 8 }, (_, i) => ({ payload: `${i + 1}`.padEnd(500, '.') }));
+  await post('/echo', tok, 1, records.slice(0, 4));
+  await post('/echo', tok, 5, records.slice(4));
+  await sse.until((e) => e.filter((x) => x.event !== 'control').length >= 8, 5000, 'eight echoes');
+  sse.close();
+  // 2 KiB keep the last four of the 500-byte messages.
+  const again = await openSse('/echo', `?s=${encodeURIComponent(tok)}&last=1`);
+  await again.until((e) => e.filter((x) => x.event !== 'control').length >= 4, 5000, 'the kept ones');
+  assert.deepEqual(again.controls[1], { type: 'lost', from: 2, to: 4 });
+  assert.deepEqual(again.messages.map((m) => m.id), [5, 6, 7, 8]);
+  again.close();
+});
+
+test('the byte limit ends a stream with "reconnect", and the next one carries on', async () => {
+  const sse = await openSse('/echo');
+  const tok = sse.token;
+  const records = Array.from({ length: 6 }, (_, i) => ({ payload: `m${i + 1}:`.padEnd(1000, 'x') }));
+  await post('/echo', tok, 1, records);
+  assert.ok(await sse.endedWithin(5000), 'the stream ends past 4 KiB');
+  assert.deepEqual(sse.controls.at(-1), { type: 'reconnect' });
+  const seen = sse.messages.map((m) => m.id);
+  assert.ok(seen.length >= 3 && seen.length < 6, `ids on the first stream: ${seen}`);
+  const next = await openSse('/echo', `?s=${encodeURIComponent(tok)}&last=${seen.at(-1)}`);
+  await next.until((e) => e.filter((x) => x.event !== 'control').length >= 6 - seen.length, 5000,
+    'the rest');
+  assert.deepEqual([...seen, ...next.messages.map((m) => m.id)], [1, 2, 3, 4, 5, 6]);
+  next.close();
+});
+
+test('heartbeats keep an idle stream alive', async () => {
+  const sse = await openSse('/echo');
+  await sleep(2500);
+  assert.ok((sse.comments ?? 0) >= 2, `heartbeats: ${sse.comments}`);
+  assert.equal(sse.ended, false);
+  sse.close();
+});
+
+test('long-polling: open, wait for a message, time out empty, resume by id', async () => {
+  const opened = await request(port, 'GET', '/_wsbridge/poll/echo');
+  assert.equal(opened.status, 200);
+  assert.equal(opened.headers['content-type'], 'application/octet-stream');
+  const welcomeBody = decodeBody(opened.body);
+  const welcome = JSON.parse(welcomeBody.records[0].payload);
+  assert.equal(welcome.type, 'welcome');
+  assert.equal(welcome.transport, 'polling');
+  const tok = encodeURIComponent(welcome.session);
+  // A poll waits for a message.
+  const started = Date.now();
+  const waiting = request(port, 'GET', `/_wsbridge/poll/echo?s=${tok}&last=0`);
+  await sleep(300);
+  await post('/echo', welcome.session, 1, [{ payload: 'polled' }, { kind: 'b', payload: Buffer.from([7, 8]) }]);
+  const got = decodeBody((await waiting).body);
+  assert.ok(Date.now() - started < 1500);
+  assert.equal(got.first, 1);
+  assert.deepEqual(got.records.map((r) => [r.kind, r.payload.toString('hex')]),
+    [['t', Buffer.from('polled').toString('hex')], ['b', '0708']]);
+  // Nothing new: answered empty after poll_timeout (2 s).
+  const t0 = Date.now();
+  const empty = decodeBody((await request(port, 'GET', `/_wsbridge/poll/echo?s=${tok}&last=2`)).body);
+  assert.ok(Date.now() - t0 >= 1500, 'the poll waited');
+  assert.deepEqual(empty, { first: 3, records: [] });
+  // The answer was lost: polling again from the old id gets the same messages again.
+  const again = decodeBody((await request(port, 'GET', `/_wsbridge/poll/echo?s=${tok}&last=0`)).body);
+  assert.equal(again.first, 3, 'acknowledged messages are gone: ids go on');
+});
+
+test('a session nothing carries ends after the reconnect window', async () => {
+  const sse = await openSse('/echo');
+  sse.close();
+  await sleep(5500);
+  const res = await request(port, 'GET', `/_wsbridge/sse/echo?s=${encodeURIComponent(sse.token)}`);
+  assert.equal(res.status, 404);
+});
+
+test('a close decided while nothing carried the session reaches its next request (1013)', async () => {
+  const sse = await openSse('/small-queue');
+  sse.close();
+  await sleep(200);
+  // Echoes queue up while no stream is open: over 1 KiB, the slow-consumer policy closes it.
+  await post('/small-queue', sse.token, 1, [{ payload: 'x'.repeat(700) }, { payload: 'y'.repeat(700) }]);
+  await sleep(300);
+  const next = new SseStream(port, `/_wsbridge/sse/small-queue?s=${encodeURIComponent(sse.token)}`);
+  await next.opened;
+  assert.ok(await next.endedWithin(5000));
+  assert.deepEqual(next.controls.at(-1), { type: 'close', code: 1013, reason: 'slow consumer' });
+  const gone = await post('/small-queue', sse.token, 3, [{ payload: 'z' }]);
+  assert.ok(gone.status === 404 || gone.status === 410, `after the close: ${gone.status}`);
+});
+
+test('the rate limit closes a fallback session as it closes a WebSocket', async () => {
+  const sse = await openSse('/limited');
+  const records = Array.from({ length: 14 }, (_, i) => ({ payload: `${i}` }));
+  await post('/limited', sse.token, 1, records);
+  assert.ok(await sse.endedWithin(5000), 'closed');
+  const close = sse.controls.at(-1);
+  assert.equal(close.type, 'close');
+  assert.equal(close.code, 1008);
+});
+
+test('Origin and CORS: the route policy applies; allowed origins get CORS headers', async () => {
+  const denied = await request(port, 'GET', '/_wsbridge/sse/origins', { headers: { origin: 'https://evil.example' } });
+  assert.equal(denied.status, 403);
+  const preflight = await request(port, 'OPTIONS', '/_wsbridge/send/origins?s=x',
+    { headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example');
+  assert.match(preflight.headers['access-control-allow-methods'], /POST/);
+  const sse = await openSse('/origins', '', { origin: 'https://app.example' });
+  assert.equal(sse.headers['access-control-allow-origin'], 'https://app.example');
+  assert.equal(sse.headers['access-control-allow-credentials'], 'true');
+  // A token does not get a request past the Origin check.
+  const stolen = await post('/origins', sse.token, 1, [{ payload: 'x' }]);
+  assert.equal(stolen.status, 200, 'no Origin (not a browser) is allowed by default');
+  const crossSite = await request(port, 'POST', `/_wsbridge/send/origins?s=${encodeURIComponent(sse.token)}`,
+    { body: encodeBody(2, [{ payload: 'y' }]), headers: { origin: 'https://evil.example' } });
+  assert.equal(crossSite.status, 403);
+  sse.close();
+});
+
+test('credentials: the route\'s sources, the query included (EventSource sends no headers)', async () => {
+  const none = await request(port, 'GET', '/_wsbridge/sse/private');
+  assert.equal(none.status, 401);
+  assert.match(none.headers['www-authenticate'], /Bearer/);
+  const bad = await request(port, 'GET', '/_wsbridge/poll/private?access_token=nope');
+  assert.equal(bad.status, 401);
+  const viaQuery = await openSse('/private', `?access_token=${token('alice')}`);
+  assert.equal(viaQuery.status, 200);
+  viaQuery.close();
+  const viaHeader = await request(port, 'GET', '/_wsbridge/poll/private',
+    { headers: { authorization: `Bearer ${token('bob')}` } });
+  assert.equal(viaHeader.status, 200);
+});
+
+test('sessions on both service threads: each request may land on either', async () => {
+  const streams = await Promise.all(Array.from({ length: 12 }, () => openSse('/echo')));
+  const conns = streams.map((s) => s.controls[0].conn);
+  assert.ok(conns.some((c) => c % 2 === 0) || process.env.WSBRIDGE_TEST_THREADS === '1');
+  await Promise.all(streams.map(async (s, i) => {
+    for (let k = 0; k < 5; ++k) {
+      const res = await post('/echo', s.token, k + 1, [{ payload: `s${i}m${k}` }]);
+      assert.equal(res.status, 200);
+    }
+  }));
+  await Promise.all(streams.map((s) => s.until((e) => e.filter((x) => x.event !== 'control').length >= 5)));
+  streams.forEach((s, i) => {
+    assert.deepEqual(s.messages.map((m) => m.payload.toString()), [0, 1, 2, 3, 4].map((k) => `s${i}m${k}`));
+    s.close();
+  });
+});
+
+test('a WebSocket asked for the welcome gets it first', async () => {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/echo?_wsb=welcome`);
+  const messages = [];
+  ws.on('message', (data) => messages.push(data.toString()));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  ws.send('after');
+  const deadline = Date.now() + 3000;
+  while (messages.length < 2 && Date.now() < deadline) await sleep(20);
+  const welcome = JSON.parse(messages[0]);
+  assert.equal(welcome.type, 'welcome');
+  assert.equal(welcome.transport, 'websocket');
+  assert.equal(messages[1], 'after');
+  ws.close();
+  // Without it, nothing extra.
+  const plain = new WebSocket(`ws://127.0.0.1:${port}/echo`);
+  const first = new Promise((resolve) => plain.once('message', (d) => resolve(d.toString())));
+  await new Promise((resolve) => plain.once('open', resolve));
+  plain.send('only');
+  assert.equal(await first, 'only');
+  plain.close();
+});
