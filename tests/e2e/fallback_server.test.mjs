@@ -4,6 +4,7 @@
 // spread over two service threads (each request may land on either).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import WebSocket from 'ws';
 import { Bridge, freePort, tempDir, removeDir, sleep, token, AUTH_TABLES } from './mqtt_passthrough_support.mjs';
 import { request, json, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
@@ -11,10 +12,42 @@ import { request, json, SseStream, encodeBody, decodeBody } from './fallback_sup
 let dir;
 let bridge;
 let port;
+let backend;
+const admissions = [];
+
+// An HTTP backend for an http route: its on_connect hook admits a client whose cookie says
+// "let-me-in" (and adds a claim), and message mode gets each message back upper-cased.
+function startBackend() {
+  return new Promise((resolve) => {
+    const server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        if (req.url === '/connect') {
+          const hook = JSON.parse(body);
+          admissions.push(hook);
+          const cookie = hook.headers.cookie ?? hook.headers.Cookie ?? '';
+          if (!String(cookie).includes('let-me-in')) {
+            res.writeHead(403, { 'content-type': 'text/plain' }).end('no cookie, no entry');
+          } else {
+            res.writeHead(200, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ claims: { plan: 'gold' } }));
+          }
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(body.toUpperCase());
+      });
+    });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
 
 before(async () => {
   dir = tempDir();
   port = await freePort();
+  backend = await startBackend();
+  const backendUrl = `http://127.0.0.1:${backend.address().port}`;
   bridge = new Bridge(dir, port, `${AUTH_TABLES}
 [fallback]
 heartbeat = "1s"
@@ -50,6 +83,11 @@ adapter = "echo"
 rate = 2
 burst = 2
 [[routes]]
+path = "/legacy"
+adapter = "http"
+backend = "${backendUrl}/messages"
+on_connect = "${backendUrl}/connect"
+[[routes]]
 path = "/no-fallback"
 adapter = "echo"
 fallback = false
@@ -60,6 +98,7 @@ fallback = false
 after(async () => {
   if (process.env.FALLBACK_LOG) console.log(bridge?.log);
   await bridge?.stop();
+  backend?.close();
   if (dir) removeDir(dir);
 });
 
@@ -358,4 +397,19 @@ test('a WebSocket asked for the welcome gets it first', async () => {
   plain.send('only');
   assert.equal(await first, 'only');
   plain.close();
+});
+
+test('a route with an admission check holds the open for its verdict; http message mode works', async () => {
+  const refused = await request(port, 'GET', '/_wsbridge/poll/legacy');
+  assert.equal(refused.status, 403);
+  assert.match(json(refused).message, /connect hook/);
+  const sse = await openSse('/legacy', '', { cookie: 'session=let-me-in' });
+  assert.equal(sse.status, 200);
+  const hook = admissions.at(-1);
+  assert.equal(hook.route, '/legacy');
+  const res = await post('/legacy', sse.token, 1, [{ payload: 'quiet words' }]);
+  assert.equal(res.status, 200);
+  await sse.until((e) => e.filter((x) => x.event !== 'control').length >= 1, 5000, 'the answer');
+  assert.equal(sse.messages[0].payload.toString(), 'QUIET WORDS');
+  sse.close();
 });

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -26,7 +27,7 @@ enum class ResponseKind : std::uint8_t {
   kWhole,   // a poll's or a POST's answer: status, headers and body once ended
 };
 
-class ResponseChannel {
+class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
  public:
   ResponseChannel(ResponseKind kind, std::size_t capacity) : kind_(kind), capacity_(capacity) {}
 

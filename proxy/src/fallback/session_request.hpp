@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "wsbridge/plugin.hpp"
 
 #include "fallback/fallback_transport.hpp"
 #include "fallback/response_channel.hpp"
@@ -16,6 +19,7 @@ struct SessionRequest {
     kAttach,  // a stream or poll now carries the session (`channel`, `kind`, `last`)
     kPost,    // the client's messages (`body`), answered on `channel`
     kWake,    // the carrier wrote, or went away: look at `channel`
+    kAdmitted,  // the route's admission check answered an open (`connection`: its hold, `verdict`)
   };
   Op op = Op::kAttach;
   std::uint64_t connection = 0;
@@ -24,6 +28,7 @@ struct SessionRequest {
   std::uint64_t last = 0;
   bool opened = false;  // kAttach: the request that opened the session
   std::string body;
+  std::optional<AdmissionResult> verdict;
 };
 
 }  // namespace wsbridge::fallback

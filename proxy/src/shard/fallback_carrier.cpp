@@ -147,16 +147,14 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   return carry(wsi, std::move(request), cors);
 }
 
-int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origin) {
+std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
+                                                      const std::string& cors_origin) {
   ConnectionData* data = ConnectionData::of(wsi);
-  if (data == nullptr) return -1;
   if (!data->carrier) data->carrier = std::make_unique<FallbackCarrier>();
   FallbackCarrier& carrier = *data->carrier;
   carrier.cors_origin = cors_origin;
   carrier.key = next_carrier_key_++;
   carriers_[carrier.key] = wsi;
-  const bool stream =
-      request.op == SessionRequest::Op::kAttach && request.kind == CarrierKind::kStream;
   auto channel = std::make_shared<ResponseChannel>(
       stream ? ResponseKind::kStream : ResponseKind::kWhole, fallback::kChannelCapacity);
   channel->wake_carrier = [inbox = inbox_, key = carrier.key] {
@@ -165,10 +163,15 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
     wake.connection = key;
     inbox->post(std::move(wake));
   };
+  carrier.channel = channel;
+  return channel;
+}
+
+void Shard::wake_owner_of(ResponseChannel& channel, std::uint64_t connection) {
   const std::shared_ptr<ServiceInbox>& owner =
-      shared_.shards[(request.connection - 1) % shared_.count]->inbox();
-  channel->wake_owner = [owner, connection = request.connection,
-                         weak = std::weak_ptr<ResponseChannel>(channel)] {
+      shared_.shards[(connection - 1) % shared_.count]->inbox();
+  channel.wake_owner = [owner, connection,
+                        weak = std::weak_ptr<ResponseChannel>(channel.shared_from_this())] {
     auto command = std::make_shared<SessionRequest>();
     command->op = SessionRequest::Op::kWake;
     command->connection = connection;
@@ -179,8 +182,16 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
     wake.fallback = std::move(command);
     owner->post(std::move(wake));
   };
-  carrier.channel = channel;
-  request.channel = std::move(channel);
+}
+
+int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origin) {
+  if (ConnectionData::of(wsi) == nullptr) return -1;
+  const bool stream =
+      request.op == SessionRequest::Op::kAttach && request.kind == CarrierKind::kStream;
+  request.channel = attach_carrier(wsi, stream, cors_origin);
+  wake_owner_of(*request.channel, request.connection);
+  const std::shared_ptr<ServiceInbox>& owner =
+      shared_.shards[(request.connection - 1) % shared_.count]->inbox();
   InboxCommand command;
   command.type = InboxCommand::Type::kFallback;
   command.fallback = std::make_shared<SessionRequest>(std::move(request));

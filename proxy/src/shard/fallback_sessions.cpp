@@ -68,35 +68,56 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   if (!decision.allowed) {
     return refuse(decision.status, decision.code, decision.reason, decision.challenge);
   }
-  if (route.adapter->wants_admission()) {
-    // (The admission check holds a WebSocket upgrade's socket; a fallback open is not held yet.)
-    return refuse(501, "admission",
-                  "this route's admission check is only available to WebSocket clients");
-  }
-  std::size_t listener_index = 0;
+  HeldOpen open;
+  open.config = config_;
+  open.route = &route;
   for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-    if (listener_vhosts_[i] == lws_get_vhost(wsi)) listener_index = i;
+    if (listener_vhosts_[i] == lws_get_vhost(wsi)) open.listener = i;
+  }
+  open.decision = std::move(decision);
+  open.slot = std::move(slot);
+  open.kind = kind;
+  open.uri = route.path + query;
+  open.peer = ip;
+  open.since = SteadyClock::now();
+  if (route.adapter->wants_admission()) return hold_fallback_open(wsi, std::move(open), cors_origin);
+  open.channel = attach_carrier(wsi, kind == fallback::CarrierKind::kStream, cors_origin);
+  start_fallback_session(std::move(open));
+  return 0;  // the session answers through the channel
+}
+
+void Shard::start_fallback_session(HeldOpen open) {
+  if (open.channel->abandoned()) return;  // its client left meanwhile (the slot goes with it)
+  // (Held across a reload, the open gets the route as it is now.)
+  const RouteConfig* route = config_->find_route(open.route->path);
+  if (route == nullptr || !route->fallback || stopping_) {
+    open.channel->answer(stopping_ ? 503 : 404, "application/json",
+                         stopping_ ? R"({"error":"shutting_down","message":"shutting down"})"
+                                   : R"({"error":"not_found","message":"the route is gone"})");
+    return;
   }
   const auto expiry = std::chrono::system_clock::now() + config_->fallback.token_lifetime;
   Session* s = admit_session(
-      route, listener_index, std::move(decision), std::move(slot), route.path + query,
+      *route, open.listener, std::move(open.decision), std::move(open.slot), open.uri,
       [&](ConnectionId id) {
         auto transport = std::make_unique<FallbackTransport>(
-            static_cast<fallback::FallbackHost&>(*this), id, ip, shared_.tokens->issue(id, expiry),
-            config_->fallback, kind);
+            static_cast<fallback::FallbackHost&>(*this), id, open.peer,
+            shared_.tokens->issue(id, expiry), config_->fallback, open.kind);
         fallback_sessions_[id] = transport.get();
         return transport;
       },
       std::nullopt, shared_deflate::WireFormat{}, false);
-  SessionRequest attach;
-  attach.op = SessionRequest::Op::kAttach;
-  attach.connection = s->id;
-  attach.kind = kind;
-  attach.opened = true;
-  return carry(wsi, std::move(attach), cors_origin);
+  wake_owner_of(*open.channel, s->id);
+  auto& transport = *fallback_sessions_.at(s->id);
+  transport.attach(open.channel, open.kind, 0, true);
+  if (!s->outbox.empty()) transport.want_write();
 }
 
 void Shard::on_fallback_request(SessionRequest& request) {
+  if (request.op == SessionRequest::Op::kAdmitted) {
+    on_fallback_admitted(request);
+    return;
+  }
   auto it = fallback_sessions_.find(request.connection);
   if (it == fallback_sessions_.end()) {
     if (request.op != SessionRequest::Op::kWake && request.channel) answer_ended_session(request);
@@ -118,6 +139,8 @@ void Shard::on_fallback_request(SessionRequest& request) {
       } else {
         apply_post(s, transport, request.body, *request.channel);
       }
+      break;
+    case SessionRequest::Op::kAdmitted:  // (handled above)
       break;
     case SessionRequest::Op::kWake:
       if (request.channel->abandoned()) {
@@ -255,6 +278,7 @@ void Shard::end_fallback_session(Session& s) {
 }
 
 void Shard::tick_fallback_sessions(SteadyClock::time_point now) {
+  expire_fallback_opens(now, false);
   std::erase_if(ended_fallback_, [now](const auto& entry) { return now >= entry.second.until; });
   std::vector<Session*> ended;
   for (auto& [id, transport] : fallback_sessions_) {

@@ -312,6 +312,7 @@ void Shard::serve() {
   std::vector<Session*> fallback_left;
   for (const auto& [id, transport] : fallback_sessions_) fallback_left.push_back(sessions_.at(id));
   for (Session* s : fallback_left) end_fallback_session(*s);
+  expire_fallback_opens(SteadyClock::now(), true);
   lws_sul_cancel(&fallback_turns_->sul);
 
   inbox_->detach();

@@ -106,6 +106,19 @@ class Shard final : private InboxDispatcher,
     std::optional<std::string> mqtt_refusal;  // an MQTT client to refuse in MQTT (mqtt_refusal.hpp)
     NegotiatedCompression compression;        // answered in the 101 (ADD_HEADERS)
   };
+  // A fallback open whose checks passed (held_opens_: waiting for its admission check).
+  struct HeldOpen {
+    std::shared_ptr<const ServerConfig> config;  // keeps `route` alive
+    const RouteConfig* route = nullptr;
+    std::size_t listener = 0;
+    auth::AuthDecision decision;
+    std::optional<ConnectionSlots::Slot> slot;
+    fallback::CarrierKind kind = fallback::CarrierKind::kStream;
+    std::shared_ptr<fallback::ResponseChannel> channel;
+    std::string uri;
+    std::string peer;
+    SteadyClock::time_point since;
+  };
   struct AdminRequest {
     std::string method;
     std::string target;
@@ -193,6 +206,11 @@ class Shard final : private InboxDispatcher,
                             const std::string& cors_origin);
   // Hands `request` to the session's shard; the carrier waits for `channel` to have bytes.
   int carry(lws* wsi, fallback::SessionRequest request, const std::string& cors_origin);
+  // The connection now carries a fallback request: its response comes through the channel.
+  std::shared_ptr<fallback::ResponseChannel> attach_carrier(lws* wsi, bool stream,
+                                                            const std::string& cors_origin);
+  // The carrier tells session `connection` (on whichever shard) when it wrote or went away.
+  void wake_owner_of(fallback::ResponseChannel& channel, std::uint64_t connection);
   int fallback_body(lws* wsi, const void* in, std::size_t len);
   int fallback_body_done(lws* wsi);
   int write_fallback(lws* wsi);
@@ -204,6 +222,12 @@ class Shard final : private InboxDispatcher,
   void apply_post(Session& s, fallback::FallbackTransport& transport, const std::string& body,
                   fallback::ResponseChannel& reply);
   void end_fallback_session(Session& s);
+  // Opens the session once the request's checks passed (and its admission check, if any).
+  void start_fallback_session(HeldOpen open);
+  // The route's admission check first: the open waits for its verdict (fallback_admission.cpp).
+  int hold_fallback_open(lws* wsi, HeldOpen open, const std::string& cors_origin);
+  void on_fallback_admitted(fallback::SessionRequest& request);
+  void expire_fallback_opens(SteadyClock::time_point now, bool all);
   // A request of a session that is gone: its undelivered close, else 404.
   void answer_ended_session(fallback::SessionRequest& request);
   void tick_fallback_sessions(SteadyClock::time_point now);
@@ -240,6 +264,8 @@ class Shard final : private InboxDispatcher,
     SteadyClock::time_point until;
   };
   std::unordered_map<ConnectionId, EndedFallback> ended_fallback_;
+  // Fallback opens waiting for their route's admission check (Adapter::admit), by hold id.
+  std::unordered_map<std::uint64_t, HeldOpen> held_opens_;
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
   std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
