@@ -188,11 +188,15 @@ test('tokens: forged, altered or unknown ones get 404', async () => {
     'garbage',
   ];
   for (const t of forged) {
-    for (const op of ['sse', 'poll']) {
-      const res = await request(port, 'GET', `/_wsbridge/${op}/echo?s=${encodeURIComponent(t)}`);
-      assert.equal(res.status, 404, `${op} with ${t}`);
-      assert.equal(json(res).error, 'unknown_session');
-    }
+    const res = await request(port, 'GET', `/_wsbridge/poll/echo?s=${encodeURIComponent(t)}`);
+    assert.equal(res.status, 404, `poll with ${t}`);
+    assert.equal(json(res).error, 'unknown_session');
+    // An EventSource sees no status: a stream is told in an event.
+    const stream = new SseStream(port, `/_wsbridge/sse/echo?s=${encodeURIComponent(t)}`);
+    await stream.opened;
+    assert.ok(await stream.endedWithin(3000));
+    assert.equal(stream.status, 200);
+    assert.equal(stream.controls[0].type, 'unknown_session', `sse with ${t}`);
     assert.equal((await post('/echo', t, 1, [{ payload: 'x' }])).status, 404);
   }
   // A route without fallbacks, or none at all.
@@ -297,8 +301,42 @@ test('a session nothing carries ends after the reconnect window', async () => {
   const sse = await openSse('/echo');
   sse.close();
   await sleep(5500);
-  const res = await request(port, 'GET', `/_wsbridge/sse/echo?s=${encodeURIComponent(sse.token)}`);
+  const res = await request(port, 'GET', `/_wsbridge/poll/echo?s=${encodeURIComponent(sse.token)}`);
   assert.equal(res.status, 404);
+  const stream = new SseStream(port, `/_wsbridge/sse/echo?s=${encodeURIComponent(sse.token)}`);
+  await stream.opened;
+  assert.ok(await stream.endedWithin(3000));
+  assert.deepEqual(stream.controls.map((c) => c.type), ['unknown_session']);
+});
+
+test('the client ends its session with a close record; the rest of the body is not read', async () => {
+  const sse = await openSse('/echo');
+  const res = await post('/echo', sse.token, 1, [{ payload: 'last words' },
+    { kind: 'c', payload: JSON.stringify({ type: 'close', code: 4001, reason: 'bye' }) },
+    { payload: 'never read' }]);
+  assert.equal(res.status, 200);
+  assert.ok(await sse.endedWithin(3000), 'its stream ends');
+  await sleep(200);
+  assert.match(bridge.log, /code=4001 by=peer/);
+  const after = await post('/echo', sse.token, 3, [{ payload: 'x' }]);
+  assert.equal(after.status, 404);
+  const open = await openSse('/echo');
+  for (const bad of ['{"type":"close","code":1006}', '{"type":"other"}', 'not json',
+    '{"type":"close","reason":5}']) {
+    const r = await post('/echo', open.token, 1, [{ kind: 'c', payload: bad }]);
+    assert.equal(r.status, 400, bad);
+  }
+  open.close();
+});
+
+test('a poll answer carries any number of bytes (over one 64 KiB write)', async () => {
+  const opened = await request(port, 'GET', '/_wsbridge/poll/echo');
+  const tok = JSON.parse(decodeBody(opened.body).records[0].payload).session;
+  const big = Buffer.alloc(60 * 1024, 7);
+  await post('/echo', tok, 1, [{ kind: 'b', payload: big }, { kind: 'b', payload: big }, { payload: 'end' }]);
+  const got = decodeBody((await request(port, 'GET', `/_wsbridge/poll/echo?s=${encodeURIComponent(tok)}&last=0`)).body);
+  assert.deepEqual(got.records.map((r) => r.payload.length), [big.length, big.length, 3]);
+  assert.deepEqual(got.records[1].payload, big);
 });
 
 test('a close decided while nothing carried the session reaches its next request (1013)', async () => {

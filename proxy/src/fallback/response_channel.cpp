@@ -49,7 +49,8 @@ ResponseChannel::Taken ResponseChannel::take(std::size_t max_bytes) {
   Taken taken;
   std::lock_guard lock(mutex_);
   if (kind_ == ResponseKind::kWhole && !ended_) return taken;
-  if (bytes_.size() <= max_bytes) {
+  // A whole response is written with its headers in one go: all of it at once.
+  if (kind_ == ResponseKind::kWhole || bytes_.size() <= max_bytes) {
     taken.bytes.swap(bytes_);
   } else {
     taken.bytes.assign(bytes_, 0, max_bytes);

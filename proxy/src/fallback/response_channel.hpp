@@ -50,7 +50,8 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
     unsigned status = 200;
     std::string content_type;
   };
-  // Carrier: what there is to write (a whole response only once ended).
+  // Carrier: what there is to write: up to `max_bytes` of a stream, a whole response all at once
+  // and only once ended.
   Taken take(std::size_t max_bytes);
   // Carrier: the request is gone; the owner's next append fails.
   void abandon();

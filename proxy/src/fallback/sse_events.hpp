@@ -17,6 +17,11 @@ void append_message_event(std::string& out, std::uint64_t id, bool binary,
 // Appends `event: control` with `json` (one line), tagged with the last message id so far.
 void append_control_event(std::string& out, std::uint64_t last_id, std::string_view json);
 
+// Told to a stream that names a session that is not there (or no longer): an EventSource sees no
+// status, only events. (Polls and POSTs get 404.)
+inline constexpr std::string_view kUnknownSessionControl =
+    R"({"type":"unknown_session","message":"unknown or expired session: open a new one"})";
+
 // A comment line: keeps proxies and the browser from timing the stream out.
 inline constexpr std::string_view kHeartbeat = ": hb\n\n";
 

@@ -7,6 +7,7 @@
 
 #include "fallback/records.hpp"
 #include "fallback/session_request.hpp"
+#include "fallback/sse_events.hpp"
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
 
@@ -111,7 +112,15 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   if (!token && !send) return open_fallback_session(wsi, *route, kind, cors);
   const auto connection =
       token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
-  if (!connection || (*connection - 1) % shared_.count >= shared_.shards.size()) {
+  if (!connection || *connection == 0) {
+    if (kind == CarrierKind::kStream && !send) {
+      // An EventSource cannot read a 404's status: it learns it from an event.
+      std::string event;
+      fallback::append_control_event(event, 0, fallback::kUnknownSessionControl);
+      HeaderList headers = answer_headers(cors);
+      write_http_reply(wsi, 200, "text/event-stream", event, headers);
+      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    }
     return answer(404, "unknown_session", "unknown or expired session: open a new one");
   }
   SessionRequest request;
@@ -246,7 +255,7 @@ int Shard::fallback_body_done(lws* wsi) {
     }
   }
   if (route == nullptr) return refuse(404, "not_found", "the route is gone");
-  if (!fallback::parse_body(c.body, {route->max_message_bytes, 10'000, false}, error, message)) {
+  if (!fallback::parse_body(c.body, {route->max_message_bytes, 10'000, true}, error, message)) {
     return error == fallback::BodyError::kTooLarge ? refuse(413, "too_large", message)
                                                    : refuse(400, "bad_request", message);
   }

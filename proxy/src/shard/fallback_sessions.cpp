@@ -14,6 +14,28 @@ namespace wsbridge {
 using fallback::FallbackTransport;
 using fallback::SessionRequest;
 
+namespace {
+
+// A client's close record: {"type":"close","code":1000,"reason":"..."} (code and reason optional).
+std::optional<PendingClose> parse_client_close(std::string_view json) {
+  const auto j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_object() || j.value("type", "") != "close") return std::nullopt;
+  PendingClose close{1000, ""};
+  if (j.contains("code")) {
+    if (!j["code"].is_number_integer()) return std::nullopt;
+    const auto code = j["code"].get<std::int64_t>();
+    if (code != 1000 && (code < 3000 || code > 4999)) return std::nullopt;
+    close.code = static_cast<std::uint16_t>(code);
+  }
+  if (j.contains("reason")) {
+    if (!j["reason"].is_string() || j["reason"].get<std::string>().size() > 123) return std::nullopt;
+    close.reason = j["reason"].get<std::string>();
+  }
+  return close;
+}
+
+}  // namespace
+
 int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::CarrierKind kind,
                                  const std::string& cors_origin) {
   auto refuse = [&](unsigned status, std::string_view code, const std::string& reason,
@@ -157,7 +179,7 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
   fallback::BodyError error = fallback::BodyError::kNone;
   std::string message;
   const auto parsed =
-      fallback::parse_body(body, {s.route->max_message_bytes, 10'000, false}, error, message);
+      fallback::parse_body(body, {s.route->max_message_bytes, 10'000, true}, error, message);
   if (!parsed) {  // (checked by the carrier already)
     reply.answer(400, "application/json",
                  nlohmann::json{{"error", "bad_request"}, {"message", message}}.dump());
@@ -174,6 +196,24 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
   std::uint64_t applied = 0;
   for (std::size_t i = skip; i < parsed->records.size(); ++i) {
     const fallback::Record& record = parsed->records[i];
+    if (record.kind == 'c') {
+      // The client ends the session (a WebSocket client's close frame): the rest is not read.
+      const auto close = parse_client_close(record.payload);
+      if (!close) {
+        transport.advance_sequence(applied);
+        reply.answer(400, "application/json",
+                     R"({"error":"bad_request","message":"a control record must be {\"type\":\"close\"} with an optional code (1000, 3000-4999) and reason"})");
+        return;
+      }
+      ++applied;
+      if (!s.closing()) {
+        s.close_info = CloseInfo{close->code, close->reason, true};
+        s.close_sent = true;  // (nothing more goes to a client that left)
+        s.handle->mark_closing();
+        transport.drop_within(std::chrono::seconds(0));
+      }
+      break;
+    }
     InboundFragment fragment;
     fragment.bytes = record.payload;
     fragment.binary = record.kind == 'b';
@@ -230,6 +270,13 @@ void Shard::run_fallback_turns() {
 void Shard::answer_ended_session(SessionRequest& request) {
   fallback::ResponseChannel& reply = *request.channel;
   auto ended = ended_fallback_.find(request.connection);
+  if (ended == ended_fallback_.end() && request.op == SessionRequest::Op::kAttach &&
+      request.kind == fallback::CarrierKind::kStream) {
+    std::string event;
+    fallback::append_control_event(event, request.last, fallback::kUnknownSessionControl);
+    reply.answer(200, "text/event-stream", event);
+    return;
+  }
   if (ended == ended_fallback_.end()) {
     // A token that verifies, of a session that timed out: the client starts a new one.
     reply.answer(404, "application/json",
@@ -261,7 +308,7 @@ void Shard::answer_ended_session(SessionRequest& request) {
 
 void Shard::end_fallback_session(Session& s) {
   auto* transport = fallback_sessions_.at(s.id);
-  if (!transport->close_delivered()) {
+  if (!transport->close_delivered() && !s.close_info.by_peer) {
     // A decided close nothing carried: kept for the client's next request.
     std::optional<PendingClose> close;
     if (s.close_sent) close = PendingClose{s.close_info.code, s.close_info.reason};

@@ -28,7 +28,7 @@ TEST(FallbackResponseChannel, AWholeResponseIsTakenOnlyOnceEnded) {
   channel.append("part");
   EXPECT_EQ(channel.take(100).bytes, "");
   channel.answer(409, "application/json", "{}");  // (already has bytes: answer adds and ends)
-  const auto taken = channel.take(100);
+  const auto taken = channel.take(3);  // (a whole response comes whole, whatever the chunk)
   EXPECT_TRUE(taken.ended);
   EXPECT_EQ(taken.status, 409u);
   EXPECT_EQ(taken.bytes, "part{}");
