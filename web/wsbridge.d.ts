@@ -10,7 +10,93 @@ export interface WebSocketLike {
   onmessage: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
-  send(data: string): void;
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** What carries a connection (docs/FALLBACK.md). */
+export type Transport = 'websocket' | 'sse' | 'polling';
+
+/** The part of the EventSource interface the SSE transport uses; `globalThis.EventSource` by default. */
+export interface EventSourceLike {
+  onmessage: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  addEventListener(type: string, listener: (event: any) => void): void;
+  close(): void;
+}
+
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+/** Where the broken-WebSocket memory is kept; `globalThis.sessionStorage` by default. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface TransportOptions {
+  /** WebSocket subprotocols. */
+  protocols?: string | string[];
+  /**
+   * The transports to try, in order, each until it brings wsbridge's welcome. Default
+   * ['websocket', 'sse', 'polling']; those this environment lacks (no EventSource in Node) are
+   * skipped. ['websocket'] alone is a plain WebSocket as before the fallbacks: no welcome is
+   * awaited, and no timeout.
+   */
+  transports?: Transport[];
+  /** One transport only, with nothing to fall back to (tests). */
+  forceTransport?: Transport;
+  /** How long each attempt may take to bring the welcome, in ms. Default 5000. */
+  transportTimeout?: number;
+  /** How long a WebSocket that failed where a fallback worked is skipped (sessionStorage), in ms. Default 600000. */
+  brokenWebSocketMemoryMs?: number;
+  /** The WebSocket class. Default `globalThis.WebSocket`; null: none. */
+  WebSocket?: WebSocketConstructor | null;
+  /** The EventSource class (Node: the `eventsource` package). Default `globalThis.EventSource`; null: none. */
+  EventSource?: EventSourceConstructor | null;
+  /** fetch (polling and the upstream POSTs of both fallbacks). Default `globalThis.fetch`; null: none. */
+  fetch?: typeof fetch | null;
+  /** Default `globalThis.sessionStorage`; null: remember nothing. */
+  sessionStorage?: StorageLike | null;
+}
+
+/** The welcome wsbridge sends first on every session (docs/FALLBACK.md). */
+export interface Welcome {
+  type: 'welcome';
+  session: string;
+  conn: number;
+  transport: Transport;
+  last: number;
+  heartbeat?: number;
+  poll_timeout?: number;
+}
+
+/**
+ * One wsbridge session on the first transport that works, with a WebSocket's interface: what
+ * WsbridgeClient uses underneath, and usable alone on any route (echo, MQTT pass-through...).
+ * Text arrives as strings, binary as an ArrayBuffer or a Blob (binaryType), on every transport.
+ * It never moves to another transport: WsbridgeClient does that.
+ */
+export class WsbridgeSocket implements WebSocketLike {
+  constructor(url: string | URL, options?: TransportOptions & { welcome?: boolean });
+  readonly url: string;
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  binaryType: string;
+  /** Bytes queued for sending. */
+  readonly bufferedAmount: number;
+  /** null until open. */
+  readonly transport: Transport | null;
+  /** The welcome that opened it (null for a plain WebSocket). */
+  readonly session: Welcome | null;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: { data: string | ArrayBuffer | Blob }) => void) | null;
+  onclose: ((event: { code: number; reason: string; wasClean: boolean }) => void) | null;
+  onerror: ((event: any) => void) | null;
+  /** A fallback session's resume buffer no longer had messages `from` to `to`. */
+  onlost: ((info: { from: number; to: number }) => void) | null;
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
+  /** A fallback session has no close request in the protocol: the bridge ends it at its idle timeout. */
   close(code?: number, reason?: string): void;
 }
 
@@ -27,11 +113,9 @@ export interface ReconnectOptions {
   jitter?: number;
 }
 
-export interface ConnectOptions {
+export interface ConnectOptions extends TransportOptions {
   /** Sent as the `access_token` query parameter (browsers cannot set headers). */
   token?: string;
-  /** WebSocket subprotocols. */
-  protocols?: string | string[];
   reconnect?: ReconnectOptions;
   /** Interval of application-level pings; 0 disables them. Default 15000. */
   pingIntervalMs?: number;
@@ -41,8 +125,11 @@ export interface ConnectOptions {
   maxQueuedPublishes?: number;
   /** Requests without an answer this long reject with "timeout"; 0 disables. Default 10000. */
   requestTimeoutMs?: number;
-  /** The WebSocket class to use. Default `globalThis.WebSocket`. */
-  WebSocket?: WebSocketConstructor;
+  /**
+   * While a fallback carries the connection, a WebSocket is tried this often (ms; 0: never), and
+   * the connection moves back to it once it works. Default 30000.
+   */
+  fallbackProbeInterval?: number;
   /** Source of randomness for the jitter (tests). Default `Math.random`. */
   random?: () => number;
 }
@@ -128,7 +215,15 @@ export interface ReconnectingEventInfo {
   delayMs: number;
 }
 
+export interface TransportEventInfo {
+  transport: Transport;
+  /** The transport of the connection before, null for the first. */
+  previous: Transport | null;
+}
+
 export interface WsbridgeEvents {
+  /** A connection opened on another transport than the last one (the first included). */
+  transport: (info: TransportEventInfo) => void;
   open: () => void;
   close: (info: CloseEventInfo) => void;
   status: (info: StatusEventInfo) => void;
@@ -146,6 +241,8 @@ export class WsbridgeClient {
   readonly upstream: UpstreamState;
   /** The remembered subscription filters. */
   readonly subscriptions: string[];
+  /** What carries the connection while open, else null. */
+  readonly transport: Transport | null;
 
   /**
    * Subscribes to an MQTT filter (`+`, `#`). The handler gets every message matching the filter;
@@ -180,6 +277,21 @@ export class WsbridgeClient {
 
 /** Creates a client and starts connecting. */
 export function connect(url: string | URL, options?: ConnectOptions): WsbridgeClient;
+
+/** Long-poll body: `<first id>\n` then `t|b|c<byte length>:<bytes>` records. Throws when malformed. */
+export function parsePollBody(body: Uint8Array | ArrayBuffer): { firstId: number; records: { kind: 't' | 'b' | 'c'; bytes: Uint8Array }[] };
+/** Upstream POST body: `<seq>\n` then a `t` (string) or `b` (bytes) record per message. */
+export function encodePostBody(seq: number, messages: (string | ArrayBuffer | ArrayBufferView)[]): Uint8Array;
+/** One SSE event of a fallback stream, by its type (`message`, `frame`, `control`). */
+export function decodeSseEvent(type: string, data: string):
+  | { kind: 'text'; text: string }
+  | { kind: 'binary'; bytes: Uint8Array }
+  | { kind: 'control'; control: { type: string; [key: string]: unknown } };
+/** True while the WebSocket to `url` is remembered broken in `storage`. */
+export function webSocketRemembered(storage: StorageLike | null, url: URL): boolean;
+/** Remembers (ms > 0) or forgets (0) that the WebSocket to `url` is broken. */
+export function rememberWebSocketBroken(storage: StorageLike | null, url: URL, ms: number): void;
+export const TRANSPORTS: readonly Transport[];
 
 /** MQTT filter matching: `+` one level, `#` the rest, and no wildcard match of `$` topics. */
 export function topicMatches(filter: string, topic: string): boolean;

@@ -11,6 +11,12 @@
 // exponential backoff, subscriptions remembered and restored after every reconnect, publishes
 // queued while disconnected, client-side MQTT filter matching (so each handler sees only its
 // messages) and an application-level ping, because browsers cannot send WebSocket pings.
+//
+// Where WebSockets are broken (a proxy that strips Upgrade, or answers 101 and forwards nothing)
+// it carries the same session over HTTP (docs/FALLBACK.md): WebSocket, then SSE, then
+// long-polling, each counted open only when wsbridge's welcome arrives on it; a WebSocket that
+// failed is remembered for the browser session and probed again, and the client moves back to it
+// (client.transport, the 'transport' event). WsbridgeSocket is that layer alone, WebSocket-like.
 
 const OPEN = 1; // WebSocket.OPEN, spelled out so that WebSocket-like classes without statics work
 
@@ -24,6 +30,15 @@ const DEFAULTS = {
   requestTimeoutMs: 10000,
   WebSocket: undefined,
   random: Math.random,
+  // Transports (docs/FALLBACK.md): tried in this order, each within transportTimeout.
+  transports: ['websocket', 'sse', 'polling'],
+  forceTransport: undefined,
+  transportTimeout: 5000,
+  fallbackProbeInterval: 30000,
+  brokenWebSocketMemoryMs: 10 * 60 * 1000,
+  EventSource: undefined,
+  fetch: undefined,
+  sessionStorage: undefined,
 };
 
 // Close codes after which reconnecting would only be refused again.
@@ -118,6 +133,662 @@ function asBytes(payload) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fallback wire formats (docs/FALLBACK.md), exported for tests and for other clients
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8');
+const NEWLINE = 10;
+const COLON = 58;
+
+function asciiNumber(bytes, what) {
+  let text = '';
+  for (const b of bytes) text += String.fromCharCode(b);
+  if (!/^\d{1,15}$/.test(text)) throw new Error(`wsbridge: bad ${what} "${text}"`);
+  return Number(text);
+}
+
+/**
+ * Parses a long-poll response body: `<first id>\n` then `t|b|c<length>:<bytes>` records
+ * (lengths in bytes). Returns {firstId, records: [{kind, bytes}]}; throws when malformed.
+ */
+export function parsePollBody(body) {
+  const bytes = asBytes(body) || utf8Encoder.encode(String(body));
+  const eol = bytes.indexOf(NEWLINE);
+  if (eol < 0) throw new Error('wsbridge: a poll body without its first line');
+  const firstId = asciiNumber(bytes.subarray(0, eol), 'first id');
+  const records = [];
+  let pos = eol + 1;
+  while (pos < bytes.length) {
+    const kind = String.fromCharCode(bytes[pos]);
+    if (kind !== 't' && kind !== 'b' && kind !== 'c') throw new Error(`wsbridge: bad record kind "${kind}"`);
+    const colon = bytes.indexOf(COLON, pos + 1);
+    if (colon < 0) throw new Error('wsbridge: a record without its length');
+    const length = asciiNumber(bytes.subarray(pos + 1, colon), 'record length');
+    const end = colon + 1 + length;
+    if (end > bytes.length) throw new Error('wsbridge: a record cut short');
+    records.push({ kind, bytes: bytes.subarray(colon + 1, end) });
+    pos = end;
+  }
+  return { firstId, records };
+}
+
+/** The body of an upstream POST: `<seq>\n` then a `t` or `b` record per message. */
+export function encodePostBody(seq, messages) {
+  const parts = [utf8Encoder.encode(`${seq}\n`)];
+  for (const m of messages) {
+    const payload = typeof m === 'string' ? utf8Encoder.encode(m) : asBytes(m);
+    if (!payload) throw new TypeError('wsbridge: a message must be a string or bytes');
+    parts.push(utf8Encoder.encode(`${typeof m === 'string' ? 't' : 'b'}${payload.length}:`), payload);
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Decodes an SSE event of the fallback stream: its type (`message`, `frame`, `control`) and data.
+ * Returns {kind: 'text', text} | {kind: 'binary', bytes} | {kind: 'control', control}.
+ */
+export function decodeSseEvent(type, data) {
+  if (type === 'control') return { kind: 'control', control: JSON.parse(data) };
+  if (type === 'frame') {
+    const bytes = base64ToBytes(data.slice(1));
+    if (data[0] === 't') return { kind: 'text', text: utf8Decoder.decode(bytes) };
+    if (data[0] === 'b') return { kind: 'binary', bytes };
+    throw new Error(`wsbridge: bad frame event "${data.slice(0, 8)}"`);
+  }
+  return { kind: 'text', text: data };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transports: WebSocket, then SSE + POST, then long-polling + POST
+
+const CONNECTING = 0;
+const CLOSED = 3;
+export const TRANSPORTS = Object.freeze(['websocket', 'sse', 'polling']);
+const TRANSPORT_DEFAULTS = {
+  transports: TRANSPORTS,
+  forceTransport: undefined,
+  transportTimeout: 5000,
+  brokenWebSocketMemoryMs: 10 * 60 * 1000,
+  welcome: undefined, // wait for the welcome on a WebSocket; default: when a fallback follows
+  protocols: undefined,
+  WebSocket: undefined,
+  EventSource: undefined,
+  fetch: undefined,
+  sessionStorage: undefined,
+};
+const STREAM_RETRIES = 3; // a lost stream, a failed poll or POST: tries before the session is given up
+const MAX_POST_MESSAGES = 256;
+const MAX_POST_BYTES = 256 * 1024;
+
+function defaultStorage() {
+  try {
+    return globalThis.sessionStorage ?? null; // may throw in a sandboxed frame
+  } catch {
+    return null;
+  }
+}
+
+function brokenKey(url) {
+  return `wsbridge.ws-broken:${url.origin}${url.pathname}`;
+}
+
+/** True while the WebSocket to `url` is remembered as broken in `storage` (sessionStorage). */
+export function webSocketRemembered(storage, url) {
+  try {
+    const until = Number(storage?.getItem(brokenKey(url)));
+    return until > Date.now();
+  } catch {
+    return false;
+  }
+}
+
+/** Remembers (ms > 0) or forgets (ms = 0) that the WebSocket to `url` is broken. */
+export function rememberWebSocketBroken(storage, url, ms) {
+  try {
+    if (ms > 0) storage?.setItem(brokenKey(url), String(Date.now() + ms));
+    else storage?.removeItem(brokenKey(url));
+  } catch {
+    // storage full or disabled: the next page load tries the WebSocket again, that is all
+  }
+}
+
+function fallbackUrl(wsUrl, kind, params) {
+  const url = new URL(wsUrl.href);
+  if (url.protocol === 'ws:') url.protocol = 'http:';
+  else if (url.protocol === 'wss:') url.protocol = 'https:';
+  url.pathname = `/_wsbridge/${kind}${wsUrl.pathname}`;
+  url.hash = '';
+  if (params) url.search = new URLSearchParams(params).toString();
+  return url.toString();
+}
+
+function crossOrigin(href) {
+  const here = globalThis.location?.origin;
+  return Boolean(here) && here !== 'null' && new URL(href).origin !== here;
+}
+
+/**
+ * One wsbridge session on the first transport that works, WebSocket-like (readyState, send,
+ * close, binaryType, onopen/onmessage/onclose/onerror) plus `transport` and `onlost`. Moving a
+ * session from one transport to another is the WsbridgeClient's business, not this class's.
+ */
+export class WsbridgeSocket {
+  constructor(url, options = {}) {
+    this._opts = { ...TRANSPORT_DEFAULTS, ...options };
+    this.url = String(url);
+    const base = globalThis.location ? globalThis.location.href : undefined;
+    this._wsUrl = new URL(this.url, base);
+    // Each may be injected (Node has no EventSource), or null for none.
+    const given = (name, fallback) => (this._opts[name] === undefined ? fallback : this._opts[name]);
+    this._WebSocket = given('WebSocket', globalThis.WebSocket);
+    this._EventSource = given('EventSource', globalThis.EventSource);
+    this._fetch = given('fetch', globalThis.fetch && globalThis.fetch.bind(globalThis));
+    this._storage = this._opts.sessionStorage === undefined ? defaultStorage() : this._opts.sessionStorage;
+    this._binaryType = 'blob';
+    this.readyState = CONNECTING;
+    this.transport = null;
+    this.session = null; // the welcome
+    this.onopen = this.onmessage = this.onclose = this.onerror = this.onlost = null;
+
+    this._order = this._transportOrder();
+    this._welcome = this._opts.welcome ?? !(this._order.length === 1 && this._order[0] === 'websocket');
+    this._index = 0;
+    this._attempt = null;
+    this._carrier = null; // the open WebSocket, or the fallback session
+    this._webSocketFailed = false;
+    this._constructing = true;
+    try {
+      this._tryNext();
+    } finally {
+      this._constructing = false;
+    }
+  }
+
+  get binaryType() {
+    return this._binaryType;
+  }
+
+  set binaryType(type) {
+    this._binaryType = type;
+    const ws = this._attempt?.ws;
+    if (ws) ws.binaryType = type;
+  }
+
+  get bufferedAmount() {
+    return this._carrier?.bufferedAmount ?? 0;
+  }
+
+  _transportOrder() {
+    const o = this._opts;
+    const wanted = o.forceTransport ? [o.forceTransport] : [...o.transports];
+    const usable = {
+      websocket: typeof this._WebSocket === 'function',
+      sse: typeof this._EventSource === 'function' && typeof this._fetch === 'function',
+      polling: typeof this._fetch === 'function',
+    };
+    let order = wanted.filter((t) => usable[t]);
+    // A WebSocket remembered broken is skipped while something else may work.
+    if (!o.forceTransport && order.length > 1 && webSocketRemembered(this._storage, this._wsUrl)) {
+      order = order.filter((t) => t !== 'websocket');
+    }
+    if (order.length === 0) {
+      throw new TypeError(wanted.length === 1 && wanted[0] === 'websocket'
+        ? 'wsbridge: no WebSocket implementation (pass options.WebSocket)'
+        : `wsbridge: none of the transports ${wanted.join(', ')} is available here`);
+    }
+    return order;
+  }
+
+  _tryNext() {
+    const kind = this._order[this._index++];
+    if (kind === undefined) {
+      const last = this._attempt?.failure || {};
+      this._finish(last.code ?? 1006, last.reason ?? 'no transport could connect', false);
+      return;
+    }
+    const attempt = { kind, done: false, timer: null, failure: null };
+    this._attempt = attempt;
+    if (this._welcome) {
+      attempt.timer = setTimeout(() => this._attemptFailed(attempt, { reason: `${kind}: no welcome` }),
+        this._opts.transportTimeout);
+    }
+    try {
+      if (kind === 'websocket') this._startWebSocket(attempt);
+      else attempt.session = new FallbackSession(this, kind, attempt);
+    } catch (err) {
+      // The only transport: a bad URL or options are the caller's to see, as with a WebSocket.
+      if (this._constructing && this._order.length === 1) {
+        clearTimeout(attempt.timer);
+        throw err;
+      }
+      this._attemptFailed(attempt, { reason: String(err?.message || err) });
+    }
+  }
+
+  _attemptFailed(attempt, failure) {
+    if (attempt !== this._attempt || attempt.done) return;
+    attempt.done = true;
+    attempt.failure = failure;
+    clearTimeout(attempt.timer);
+    if (attempt.ws) {
+      detachSocket(attempt.ws);
+      try {
+        attempt.ws.close();
+      } catch {
+        // never opened
+      }
+    }
+    attempt.session?.stop();
+    if (attempt.kind === 'websocket') this._webSocketFailed = true;
+    if (this.readyState === CONNECTING) this._tryNext();
+    else this._finish(failure.code ?? 1006, failure.reason ?? '', false); // closed while connecting
+  }
+
+  _opened(attempt, carrier) {
+    if (attempt !== this._attempt || attempt.done) return false;
+    attempt.done = true;
+    clearTimeout(attempt.timer);
+    this._carrier = carrier;
+    this.transport = attempt.kind;
+    this.readyState = 1;
+    const brokenMs = this._opts.brokenWebSocketMemoryMs;
+    if (attempt.kind !== 'websocket' && this._webSocketFailed) rememberWebSocketBroken(this._storage, this._wsUrl, brokenMs);
+    if (attempt.kind === 'websocket' && this._welcome) rememberWebSocketBroken(this._storage, this._wsUrl, 0);
+    this.onopen?.({ type: 'open' });
+    return true;
+  }
+
+  _startWebSocket(attempt) {
+    let url = this.url;
+    if (this._welcome) {
+      const u = new URL(this._wsUrl.href);
+      u.searchParams.set('_wsb', 'welcome');
+      url = u.toString();
+    }
+    const { protocols } = this._opts;
+    const ws = protocols === undefined ? new this._WebSocket(url) : new this._WebSocket(url, protocols);
+    attempt.ws = ws;
+    ws.binaryType = this._binaryType;
+    ws.onopen = () => {
+      if (!this._welcome) this._opened(attempt, ws);
+    };
+    ws.onmessage = (event) => {
+      if (this._carrier === ws) {
+        this._deliver(event.data);
+        return;
+      }
+      if (attempt.done) return;
+      let welcome = null;
+      if (typeof event.data === 'string' && event.data[0] === '{') {
+        try {
+          welcome = JSON.parse(event.data);
+        } catch {
+          // not ours
+        }
+      }
+      if (welcome?.type === 'welcome') {
+        this.session = welcome;
+        this._opened(attempt, ws);
+      } else if (this._opened(attempt, ws)) {
+        // A bridge that sends no welcome (older than FALLBACK.md) but talks first: it works.
+        this._deliver(event.data);
+      }
+    };
+    ws.onclose = (event) => {
+      if (this._carrier === ws) this._finish(event.code, event.reason || '', event.wasClean);
+      else this._attemptFailed(attempt, { code: event.code, reason: event.reason || '' });
+    };
+    ws.onerror = () => {};
+  }
+
+  // From the carrier: a message, as a WebSocket would hand it over.
+  _deliver(data) {
+    if (this.readyState !== 1) return;
+    this.onmessage?.({ type: 'message', data });
+  }
+
+  _deliverBytes(bytes) {
+    const data = this._binaryType === 'blob' && typeof Blob === 'function'
+      ? new Blob([bytes])
+      : bytes.slice().buffer;
+    this._deliver(data);
+  }
+
+  // The session ended (or no transport could open one).
+  _finish(code, reason, wasClean) {
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSED;
+    const attempt = this._attempt;
+    if (attempt && !attempt.done) {
+      attempt.done = true;
+      clearTimeout(attempt.timer);
+      if (attempt.ws) {
+        detachSocket(attempt.ws);
+        try {
+          attempt.ws.close();
+        } catch {
+          // never opened
+        }
+      }
+    }
+    this._attempt?.session?.stop();
+    if (this._carrier && this._carrier !== this._attempt?.ws) this._carrier.stop?.();
+    const event = { type: 'close', code, reason, wasClean };
+    // Within the constructor nobody listens yet.
+    if (this._constructing) queueMicrotask(() => this.onclose?.(event));
+    else this.onclose?.(event);
+  }
+
+  send(data) {
+    if (this.readyState !== 1) throw new Error(`wsbridge: send() while not open (${this.readyState})`);
+    if (this._carrier !== this._attempt?.ws && typeof data !== 'string' && !asBytes(data)
+        && !(typeof Blob === 'function' && data instanceof Blob)) {
+      throw new TypeError('wsbridge: send() takes a string, an ArrayBuffer, a view of one or a Blob');
+    }
+    this._carrier.send(data);
+  }
+
+  close(code = 1000, reason = '') {
+    if (this.readyState === CLOSED) return;
+    const ws = this._attempt?.ws;
+    if (ws && (this._carrier === ws || !this._welcome)) {
+      // As a WebSocket: closing, then the close event.
+      this.readyState = 2;
+      ws.close(code, reason);
+      return;
+    }
+    // No close request exists in the fallback protocol: the server ends the session when it
+    // stops hearing from it (its idle timeout). The close event comes asynchronously, as a
+    // WebSocket's does.
+    this._constructing = true;
+    this._finish(code, reason, true);
+    this._constructing = false;
+  }
+}
+
+function detachSocket(ws) {
+  ws.onopen = ws.onmessage = ws.onclose = null;
+  ws.onerror = () => {};
+}
+
+function sleepMs(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// A fallback session: its downstream (an SSE stream, or polls) and its upstream POSTs.
+class FallbackSession {
+  constructor(socket, kind, attempt) {
+    this.socket = socket;
+    this.kind = kind;
+    this.attempt = attempt;
+    this.token = null;
+    this.lastId = 0;
+    this.stopped = false;
+    this.failures = 0; // lost streams or failed polls in a row
+    this.es = null;
+    this.streamTimer = null;
+    this.poll = null; // the AbortController of the poll in flight
+    this.pollTimeoutMs = 25000;
+    this.credentials = 'include';
+    // Upstream: messages numbered from 1, one POST in flight.
+    this.nextSeq = 1;
+    this.queue = []; // {seq, data}
+    this.inflight = null; // {firstSeq, messages, body}
+    this.bufferedAmount = 0;
+    if (kind === 'sse') this.openStream(fallbackUrl(socket._wsUrl, 'sse'));
+    else this.pollLoop(fallbackUrl(socket._wsUrl, 'poll'));
+  }
+
+  open() {
+    return this.socket._carrier === this;
+  }
+
+  // ----- downstream
+
+  onWelcome(welcome) {
+    this.failures = 0;
+    clearTimeout(this.streamTimer);
+    if (this.token === null) {
+      this.token = welcome.session;
+      this.pollTimeoutMs = (Number(welcome.poll_timeout) || 25) * 1000;
+      this.socket.session = welcome;
+      this.socket._opened(this.attempt, this);
+    }
+  }
+
+  onMessage(id, message) {
+    if (!this.open()) return;
+    if (id <= this.lastId) return; // a resumed stream's repeat
+    this.lastId = id;
+    if (message.kind === 'binary') this.socket._deliverBytes(message.bytes);
+    else this.socket._deliver(message.text);
+  }
+
+  onControl(control) {
+    switch (control.type) {
+      case 'welcome':
+        this.onWelcome(control);
+        break;
+      case 'lost':
+        if (Number(control.to) > this.lastId) this.lastId = Number(control.to);
+        if (this.open()) this.socket.onlost?.({ from: control.from, to: control.to });
+        break;
+      case 'reconnect':
+        if (this.kind === 'sse') this.resumeStream(0);
+        break;
+      case 'close':
+        this.end(control.code ?? 1005, control.reason ?? '', true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // A lost stream or a failed poll: resumed a few times, then the session is given up.
+  failed(reason) {
+    if (this.stopped) return false;
+    if (!this.open()) {
+      this.socket._attemptFailed(this.attempt, { reason: `${this.kind}: ${reason}` });
+      return false;
+    }
+    this.failures += 1;
+    if (this.failures > STREAM_RETRIES) {
+      this.end(1006, `${this.kind}: ${reason}`, false);
+      return false;
+    }
+    return true;
+  }
+
+  openStream(url) {
+    const es = new this.socket._EventSource(url, { withCredentials: crossOrigin(url) });
+    this.es = es;
+    // A resumed stream must bring its welcome in time too (the attempt's own timer covers the first).
+    clearTimeout(this.streamTimer);
+    if (this.open()) this.streamTimer = setTimeout(() => es.onerror?.(), this.socket._opts.transportTimeout);
+    const handle = (type) => (event) => {
+      if (this.es !== es || this.stopped) return;
+      let decoded;
+      try {
+        decoded = decodeSseEvent(type, event.data);
+      } catch (err) {
+        this.socket.onerror?.({ type: 'error', error: err });
+        return;
+      }
+      if (decoded.kind === 'control') this.onControl(decoded.control);
+      else this.onMessage(Number(event.lastEventId), decoded);
+    };
+    es.onmessage = handle('message');
+    es.addEventListener('frame', handle('frame'));
+    es.addEventListener('control', handle('control'));
+    es.onerror = () => {
+      if (this.es !== es) return;
+      // Resumed by us, with the session's token: never by the EventSource, on the opening URL.
+      this.closeStream();
+      if (this.failed('the stream was lost')) this.resumeStream(this.failures > 1 ? 250 * 2 ** this.failures : 50);
+    };
+  }
+
+  closeStream() {
+    const es = this.es;
+    this.es = null;
+    if (!es) return;
+    es.onmessage = es.onerror = null;
+    es.close();
+  }
+
+  resumeStream(delayMs) {
+    this.closeStream();
+    setTimeout(() => {
+      if (this.stopped) return;
+      const url = fallbackUrl(this.socket._wsUrl, 'sse', { s: this.token, last: String(this.lastId) });
+      try {
+        this.openStream(url);
+      } catch (err) {
+        if (this.failed(String(err))) this.resumeStream(500);
+      }
+    }, delayMs);
+  }
+
+  async pollLoop(openUrl) {
+    let url = openUrl;
+    while (!this.stopped) {
+      const abort = new AbortController();
+      this.poll = abort;
+      const limit = setTimeout(() => abort.abort(), this.pollTimeoutMs + this.socket._opts.transportTimeout);
+      let body = null;
+      let status = 0;
+      try {
+        const res = await this.socket._fetch(url, { credentials: this.credentials, cache: 'no-store', signal: abort.signal });
+        status = res.status;
+        if (res.ok) body = parsePollBody(new Uint8Array(await res.arrayBuffer()));
+      } catch (err) {
+        status = -1;
+      } finally {
+        clearTimeout(limit);
+      }
+      if (this.stopped) return;
+      if (body === null) {
+        if (status === 404 && this.open()) {
+          this.end(1006, 'the fallback session is gone', false);
+          return;
+        }
+        if (!this.failed(status < 0 ? 'the poll failed' : `poll answered ${status}`)) return;
+        await sleepMs(250 * 2 ** this.failures);
+        continue;
+      }
+      this.failures = 0;
+      let id = body.firstId;
+      for (const r of body.records) {
+        if (this.stopped) return;
+        if (r.kind === 'c') {
+          let control;
+          try {
+            control = JSON.parse(utf8Decoder.decode(r.bytes));
+          } catch (err) {
+            this.socket.onerror?.({ type: 'error', error: err });
+            continue;
+          }
+          this.onControl(control);
+        } else {
+          this.onMessage(id, r.kind === 't' ? { kind: 'text', text: utf8Decoder.decode(r.bytes) } : { kind: 'binary', bytes: r.bytes });
+          id += 1;
+        }
+      }
+      if (this.token === null) {
+        if (!this.failed('no welcome in the first poll')) return;
+        continue;
+      }
+      url = fallbackUrl(this.socket._wsUrl, 'poll', { s: this.token, last: String(this.lastId) });
+    }
+  }
+
+  // ----- upstream
+
+  send(data) {
+    const size = typeof data === 'string' ? data.length : (data.byteLength ?? data.size ?? 0);
+    this.queue.push({ seq: this.nextSeq++, data, size });
+    this.bufferedAmount += size;
+    if (!this.inflight) this.post();
+  }
+
+  async post() {
+    if (this.inflight || this.queue.length === 0 || this.stopped) return;
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length && n < MAX_POST_MESSAGES && (n === 0 || bytes + this.queue[n].size <= MAX_POST_BYTES)) {
+      bytes += this.queue[n].size;
+      n += 1;
+    }
+    const messages = this.queue.splice(0, n);
+    const flight = { messages, body: null };
+    this.inflight = flight;
+    let tries = 0;
+    while (!this.stopped) {
+      let status = -1;
+      let answer = null;
+      try {
+        // Blobs become bytes here, in order; the body is then sent as it is on every retry.
+        if (!flight.body) {
+          const datas = await Promise.all(messages.map((m) => (typeof Blob === 'function' && m.data instanceof Blob ? m.data.arrayBuffer() : m.data)));
+          flight.body = encodePostBody(messages[0].seq, datas);
+        }
+        const url = fallbackUrl(this.socket._wsUrl, 'send', { s: this.token });
+        const res = await this.socket._fetch(url, {
+          method: 'POST', body: flight.body, credentials: this.credentials, cache: 'no-store',
+          headers: { 'Content-Type': 'text/plain' },
+        });
+        status = res.status;
+        answer = await res.json().catch(() => null);
+      } catch {
+        // a network failure: retried below
+      }
+      if (this.stopped) return;
+      if (status === 200 || status === 409) {
+        // Applied up to `next` (200), or expects `expected` (409): what is before is done.
+        const next = Number(status === 200 ? answer?.next : answer?.expected);
+        const rest = Number.isFinite(next) ? messages.filter((m) => m.seq >= next) : [];
+        if (status === 409 && (!Number.isFinite(next) || next < messages[0].seq)) {
+          this.end(1006, 'the upstream lost its place', false);
+          return;
+        }
+        for (const m of messages) if (!rest.includes(m)) this.bufferedAmount -= m.size;
+        this.queue.unshift(...rest);
+        break;
+      }
+      if (status === 404) return this.end(1006, 'the fallback session is gone', false);
+      if (status === 413) return this.end(1009, 'message too big', false);
+      if (status === 400) return this.end(1002, 'the bridge refused a POST as malformed', false);
+      // Network failure, or a proxy's 5xx: the same body again (the bridge skips what it applied).
+      tries += 1;
+      if (tries > STREAM_RETRIES) return this.end(1006, `POST failed (${status})`, false);
+      await sleepMs(250 * 2 ** tries);
+    }
+    this.inflight = null;
+    if (!this.stopped) this.post();
+  }
+
+  end(code, reason, wasClean) {
+    this.stop();
+    if (this.open()) this.socket._finish(code, reason, wasClean);
+    else this.socket._attemptFailed(this.attempt, { code, reason });
+  }
+
+  stop() {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.streamTimer);
+    this.closeStream();
+    this.poll?.abort();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The client
 
 export class WsbridgeClient {
@@ -131,10 +802,6 @@ export class WsbridgeClient {
       ...options,
       reconnect: { ...DEFAULTS.reconnect, ...(options.reconnect || {}) },
     };
-    this._WebSocket = this._options.WebSocket || globalThis.WebSocket;
-    if (typeof this._WebSocket !== 'function') {
-      throw new TypeError('wsbridge: no WebSocket implementation (pass options.WebSocket)');
-    }
     this._token = this._options.token;
 
     this._listeners = new Map(); // event -> Set of functions
@@ -146,6 +813,9 @@ export class WsbridgeClient {
     this._reconnectTimer = null;
     this._pingTimer = null;
     this._pongTimer = null;
+    this._lastTransport = null; // of the last connection that opened
+    this._probeTimer = null;
+    this._migration = null; // moving from a fallback back to a WebSocket: see _probe()
 
     this._nextId = 0;
     this._pending = new Map(); // id -> {resolve, reject, timer, internal}
@@ -163,6 +833,11 @@ export class WsbridgeClient {
   /** 'up' | 'down' | 'unknown' (unknown while not connected) */
   get upstream() {
     return this._upstream;
+  }
+
+  /** 'websocket' | 'sse' | 'polling' while open, else null. */
+  get transport() {
+    return this._isOpen() ? this._ws.transport : null;
   }
 
   /** The remembered subscription filters. */
@@ -234,6 +909,8 @@ export class WsbridgeClient {
     };
 
     if (this._isOpen()) {
+      const m = this._migration;
+      if (m?.opened && !m.cutover) this._mirrorSubscribe(m, sub);
       return this._request({ type: 'subscribe', topic: filter, qos }).then(
         () => {
           sub.active = true;
@@ -266,6 +943,10 @@ export class WsbridgeClient {
       }
     }
     if (!this._isOpen()) return Promise.resolve(); // the next connection never has it
+    const m = this._migration;
+    if (m?.opened && !m.cutover) {
+      this._request({ type: 'unsubscribe', topic: filter }, { internal: true, ws: m.candidate }).catch(() => {});
+    }
     return this._request({ type: 'unsubscribe', topic: filter }).then(() => undefined);
   }
 
@@ -327,13 +1008,19 @@ export class WsbridgeClient {
     return url.toString();
   }
 
+  _socketOptions(extra = {}) {
+    const o = this._options;
+    return {
+      protocols: o.protocols, WebSocket: o.WebSocket, EventSource: o.EventSource, fetch: o.fetch,
+      sessionStorage: o.sessionStorage, transports: o.transports, forceTransport: o.forceTransport,
+      transportTimeout: o.transportTimeout, brokenWebSocketMemoryMs: o.brokenWebSocketMemoryMs, ...extra,
+    };
+  }
+
   _openSocket(first) {
     let ws;
     try {
-      const url = this._buildUrl();
-      ws = this._options.protocols === undefined
-        ? new this._WebSocket(url)
-        : new this._WebSocket(url, this._options.protocols);
+      ws = new WsbridgeSocket(this._buildUrl(), this._socketOptions());
     } catch (err) {
       if (first) throw err; // a bad URL or options: tell the caller of connect()
       this._emit('error', err);
@@ -348,16 +1035,31 @@ export class WsbridgeClient {
       if (this._ws === ws) this._handleOpen();
     };
     ws.onmessage = (event) => {
-      if (this._ws === ws) this._handleData(event.data);
+      // The socket a move back to a WebSocket leaves still brings its answers: see _probe().
+      if (this._ws === ws || this._migration?.old === ws) this._handleData(event.data, ws);
     };
     ws.onclose = (event) => {
       if (this._ws === ws) {
         this._detach();
         this._handleClose(event.code, event.reason || '');
+      } else if (this._migration?.old === ws) {
+        this._finishMigration(this._migration);
       }
     };
     // A WebSocket error is always followed by a close event, which carries what is useful.
     ws.onerror = () => {};
+    // A fallback session's resume buffer overflowed: like the bridge's own drop count.
+    ws.onlost = ({ from, to }) => {
+      if (this._ws === ws) this._emit('status', { dropped: Math.max(0, to - from + 1) });
+    };
+  }
+
+  _noteTransport() {
+    const transport = this._ws.transport;
+    if (transport === this._lastTransport) return;
+    const previous = this._lastTransport;
+    this._lastTransport = transport;
+    this._emit('transport', { transport, previous });
   }
 
   _handleOpen() {
@@ -370,7 +1072,9 @@ export class WsbridgeClient {
     for (const item of this._queue.splice(0)) {
       this._request(item.frame).then(() => item.resolve(), item.reject);
     }
+    this._noteTransport();
     this._emit('open');
+    this._scheduleProbe();
   }
 
   _resubscribe(sub) {
@@ -419,6 +1123,11 @@ export class WsbridgeClient {
 
   _handleClose(code, reason) {
     this._stopPing();
+    clearTimeout(this._probeTimer);
+    this._probeTimer = null;
+    const m = this._migration;
+    if (m?.cutover) this._finishMigration(m);
+    else if (m) this._abandonMigration(m, false);
     for (const [id, p] of this._pending) {
       this._pending.delete(id);
       clearTimeout(p.timer);
@@ -479,6 +1188,184 @@ export class WsbridgeClient {
     this._pongTimer = null;
   }
 
+  // ----- moving back to a WebSocket
+  //
+  // While a fallback carries the connection, a WebSocket with the welcome is tried every
+  // fallbackProbeInterval. The bridge cannot move a session from one transport to another, so
+  // the move is make-before-break at this level: the probe's WebSocket, once welcomed, is a new
+  // session; every remembered subscription is made on it; then it becomes the connection (new
+  // requests, publishes and pings go to it), while the old session stays open until the answers
+  // it owes have come, the last of them the pong to a ping sent as a fence (at most
+  // requestTimeoutMs), and only then is closed.
+  //
+  // What that guarantees: a request, publish or subscribe is sent on exactly one session and
+  // answered there, so none is lost or sent twice by the move. Subscription messages: whatever
+  // the bridge queued to the old session before the new one's subscriptions took effect comes
+  // before the fence's pong, so it is not lost; from then on both sessions get each message. The
+  // new session's messages are held until the old one is closed, then those the old one already
+  // delivered (the same topic and payload, counted) are dropped, and so are its retained replays
+  // (`retain: true`: the old session was subscribed all along). The one blind spot is a topic
+  // and payload published more than once within that overlap (about a round trip), whose copies
+  // can be miscounted: one lost or one repeated. If the fence is not answered within
+  // requestTimeoutMs the old session is closed anyway. A move is not a reconnect: no 'close' or
+  // 'open' event, only 'transport'.
+
+  _probeWanted() {
+    const o = this._options;
+    return this._isOpen() && !this._migration && this._ws.transport !== 'websocket'
+      && !o.forceTransport && o.transports.includes('websocket') && o.fallbackProbeInterval > 0;
+  }
+
+  _scheduleProbe() {
+    clearTimeout(this._probeTimer);
+    this._probeTimer = null;
+    if (!this._probeWanted()) return;
+    this._probeTimer = setTimeout(() => {
+      this._probeTimer = null;
+      this._probe();
+    }, this._options.fallbackProbeInterval);
+  }
+
+  _probe() {
+    if (!this._probeWanted()) return;
+    let candidate;
+    try {
+      candidate = new WsbridgeSocket(this._buildUrl(),
+        this._socketOptions({ transports: ['websocket'], forceTransport: undefined, welcome: true }));
+    } catch {
+      this._scheduleProbe();
+      return;
+    }
+    const m = { old: this._ws, candidate, opened: false, cutover: false, waiting: 0, buffer: [], seen: new Map(), status: null, drainTimer: null };
+    this._migration = m;
+    candidate.binaryType = 'arraybuffer';
+    candidate.onopen = () => {
+      if (this._migration === m) this._migrate(m);
+    };
+    candidate.onmessage = (event) => {
+      if (this._ws === candidate || this._migration === m) this._handleData(event.data, candidate);
+    };
+    candidate.onclose = (event) => {
+      if (this._ws === candidate) {
+        this._detach();
+        this._handleClose(event.code, event.reason || '');
+      } else if (this._migration === m) {
+        this._abandonMigration(m, !m.opened);
+      }
+    };
+    candidate.onerror = () => {};
+  }
+
+  _migrate(m) {
+    m.opened = true;
+    const subs = [...this._subs.values()];
+    if (subs.length === 0) {
+      this._cutover(m);
+      return;
+    }
+    for (const sub of subs) this._mirrorSubscribe(m, sub);
+  }
+
+  _mirrorSubscribe(m, sub) {
+    m.waiting += 1;
+    this._request({ type: 'subscribe', topic: sub.filter, qos: sub.qos }, { internal: true, ws: m.candidate })
+      .then(() => {
+        if (this._migration !== m) return;
+        m.waiting -= 1;
+        if (m.waiting === 0 && !m.cutover) this._cutover(m);
+      }, (err) => {
+        if (this._migration !== m) return;
+        if (!PERMANENT_SUBSCRIBE_ERRORS.has(err.code)) {
+          this._abandonMigration(m, false); // tried again at the next probe
+          return;
+        }
+        // Refused on the new session: as after a reconnect, forgotten and reported.
+        if (this._subs.get(sub.filter) === sub) {
+          this._subs.delete(sub.filter);
+          sub.active = false;
+          this._emit('error', err);
+        }
+        m.waiting -= 1;
+        if (m.waiting === 0 && !m.cutover) this._cutover(m);
+      });
+  }
+
+  _cutover(m) {
+    m.cutover = true;
+    this._ws = m.candidate;
+    this._stopPing();
+    this._startPing();
+    if (m.status?.upstream !== undefined) this._setUpstream(m.status.upstream);
+    this._noteTransport();
+    // A fence: the old session answers this ping after everything it was sent before, among
+    // which whatever it got before the new session's subscriptions were made.
+    this._request({ type: 'ping' }, { internal: true, timeoutMs: 0, ws: m.old }).catch(() => {});
+    m.drainTimer = setTimeout(() => this._finishMigration(m), this._options.requestTimeoutMs || 10000);
+  }
+
+  // After the cutover: the old session is closed, and the new one's held messages delivered.
+  _finishMigration(m) {
+    if (this._migration !== m) return;
+    this._migration = null;
+    clearTimeout(m.drainTimer);
+    this._closeAside(m.old, 'moved to a WebSocket');
+    for (const frame of m.buffer) {
+      const key = messageKey(frame);
+      const seen = m.seen.get(key) || 0;
+      if (seen > 0) m.seen.set(key, seen - 1);
+      else if (!frame.retain) this._handleMessage(frame);
+    }
+  }
+
+  // Before the cutover: the candidate is dropped and the fallback carries on.
+  _abandonMigration(m, broken) {
+    if (this._migration !== m) return;
+    this._migration = null;
+    this._closeAside(m.candidate, '');
+    if (broken) {
+      const storage = this._options.sessionStorage === undefined ? defaultStorage() : this._options.sessionStorage;
+      rememberWebSocketBroken(storage, m.candidate._wsUrl, this._options.brokenWebSocketMemoryMs);
+    }
+    this._scheduleProbe();
+  }
+
+  _closeAside(ws, reason) {
+    detachSocket(ws);
+    ws.onlost = null;
+    try {
+      ws.close(1000, reason);
+    } catch {
+      // already closed
+    }
+    for (const [id, p] of this._pending) {
+      if (p.ws !== ws) continue;
+      this._pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new WsbridgeError('disconnected', 'the session was replaced before the answer', { id }));
+    }
+  }
+
+  // A frame of either session while moving; true when it is taken care of here.
+  _migrationFrame(m, frame, source) {
+    if (frame.type === 'message') {
+      if (source === m.candidate) {
+        m.buffer.push(frame); // held until the old session is closed
+        return true;
+      }
+      if (source === m.old && m.opened) {
+        const key = messageKey(frame);
+        m.seen.set(key, (m.seen.get(key) || 0) + 1);
+      }
+      return false;
+    }
+    if (frame.type === 'status' && source !== this._ws) {
+      // The candidate's is applied at the cutover; the old one's no longer matters.
+      if (source === m.candidate && frame.upstream !== undefined) m.status = frame;
+      return true;
+    }
+    return false;
+  }
+
   // ----- frames
 
   _newId() {
@@ -486,14 +1373,14 @@ export class WsbridgeClient {
     return String(this._nextId);
   }
 
-  _send(frame) {
-    this._ws.send(JSON.stringify(frame));
+  _send(frame, ws = this._ws) {
+    ws.send(JSON.stringify(frame));
   }
 
-  _request(frame, { internal = false, timeoutMs = this._options.requestTimeoutMs } = {}) {
+  _request(frame, { internal = false, timeoutMs = this._options.requestTimeoutMs, ws = this._ws } = {}) {
     return new Promise((resolve, reject) => {
       const id = this._newId();
-      const pending = { resolve, reject, timer: null, internal };
+      const pending = { resolve, reject, timer: null, internal, ws };
       if (timeoutMs > 0) {
         pending.timer = setTimeout(() => {
           this._pending.delete(id);
@@ -502,7 +1389,7 @@ export class WsbridgeClient {
       }
       this._pending.set(id, pending);
       try {
-        this._send({ ...frame, id });
+        this._send({ ...frame, id }, ws);
       } catch (err) {
         this._pending.delete(id);
         clearTimeout(pending.timer);
@@ -517,13 +1404,22 @@ export class WsbridgeClient {
     this._pending.delete(String(id));
     clearTimeout(p.timer);
     fn(p);
+    const m = this._migration;
+    if (m?.cutover && p.ws === m.old && !this._pendingOn(m.old)) this._finishMigration(m);
     return true;
   }
 
-  _handleData(data) {
+  _pendingOn(ws) {
+    for (const p of this._pending.values()) if (p.ws === ws) return true;
+    return false;
+  }
+
+  _handleData(data, source = this._ws) {
     // Any frame proves the connection alive.
-    clearTimeout(this._pongTimer);
-    this._pongTimer = null;
+    if (source === this._ws) {
+      clearTimeout(this._pongTimer);
+      this._pongTimer = null;
+    }
 
     if (typeof data !== 'string') {
       this._emit('error', new WsbridgeError('bad_frame', 'unexpected binary frame from the bridge'));
@@ -537,6 +1433,7 @@ export class WsbridgeClient {
       return;
     }
     if (frame === null || typeof frame !== 'object') return;
+    if (this._migration && this._migrationFrame(this._migration, frame, source)) return;
 
     switch (frame.type) {
       case 'message':
@@ -561,7 +1458,9 @@ export class WsbridgeClient {
         if (frame.dropped !== undefined) this._emit('status', { dropped: frame.dropped });
         break;
       case 'pong':
-        break; // the frame itself cleared the pong timer
+        // The frame itself cleared the pong timer; a move's fence waits for its own.
+        if (frame.id !== undefined) this._settle(frame.id, (p) => p.resolve(frame));
+        break;
       default:
         break; // unknown types are ignored, for forward compatibility
     }
@@ -613,6 +1512,10 @@ export class WsbridgeClient {
   _notOpenError() {
     return new WsbridgeError('disconnected', `not connected (${this._state})`);
   }
+}
+
+function messageKey(frame) {
+  return `${frame.topic}\u0000${frame.payload_b64 ?? JSON.stringify(frame.payload)}`;
 }
 
 /** Creates a client and starts connecting. */

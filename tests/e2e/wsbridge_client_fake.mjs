@@ -61,6 +61,7 @@ export function setup(options = {}) {
   FakeSocket.instances = [];
   const client = connect('ws://bridge.test/mqtt', {
     WebSocket: FakeSocket,
+    transports: ['websocket'], // a WebSocket alone: no welcome awaited (the fallbacks have their own tests)
     pingIntervalMs: 0,
     reconnect: { initialDelayMs: 5, maxDelayMs: 50, factor: 2, jitter: 0 },
     ...options,

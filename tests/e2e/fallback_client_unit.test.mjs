@@ -1,0 +1,85 @@
+// Unit tests of web/wsbridge.js' fallback transports without the server binary: the wire helpers
+// (poll bodies, POST bodies, SSE events), the broken-WebSocket memory, and every scenario of
+// fallback_scenarios.mjs against fallback_fake_server.mjs (written from docs/FALLBACK.md).
+//   node --test tests/e2e/fallback_client_unit.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  parsePollBody, encodePostBody, decodeSseEvent, webSocketRemembered, rememberWebSocketBroken,
+  WsbridgeSocket, connect,
+} from '../../web/wsbridge.js';
+import { FakeFallbackServer } from './fallback_fake_server.mjs';
+import { MemoryStorage } from './fallback_client_support.mjs';
+import { defineScenarios } from './fallback_scenarios.mjs';
+
+const enc = (s) => new TextEncoder().encode(s);
+
+test('poll bodies: byte lengths, all three record kinds, no records', () => {
+  const body = Buffer.concat([enc('7\n'), enc('t5:é€'), enc('b3:'), Buffer.from([0, 10, 255]),
+    enc('c15:{"type":"lost"}'), enc('t0:')]);
+  const { firstId, records } = parsePollBody(body);
+  assert.equal(firstId, 7);
+  assert.deepEqual(records.map((r) => r.kind), ['t', 'b', 'c', 't']);
+  assert.equal(new TextDecoder().decode(records[0].bytes), 'é€');
+  assert.deepEqual([...records[1].bytes], [0, 10, 255]);
+  assert.equal(new TextDecoder().decode(records[2].bytes), '{"type":"lost"}');
+  assert.equal(records[3].bytes.length, 0);
+  assert.deepEqual(parsePollBody(enc('42\n')), { firstId: 42, records: [] });
+});
+
+test('poll bodies: malformed ones throw', () => {
+  for (const bad of ['', '7', 'x\n', '1\nt5:abc', '1\nq1:a', '1\nt:a', '1\nt-1:', '1\nt1a:b']) {
+    assert.throws(() => parsePollBody(enc(bad)), Error, JSON.stringify(bad));
+  }
+});
+
+test('POST bodies: the sequence number, then t/b records with byte lengths', () => {
+  const body = encodePostBody(5, ['a€', Uint8Array.from([1, 2]), '', new ArrayBuffer(1)]);
+  assert.deepEqual(Buffer.from(body), Buffer.concat([enc('5\nt4:a€b2:'), Buffer.from([1, 2]), enc('t0:b1:'), Buffer.from([0])]));
+  assert.throws(() => encodePostBody(1, [42]), TypeError);
+});
+
+test('SSE events: plain text, frame t/b in base64, control', () => {
+  assert.deepEqual(decodeSseEvent('message', 'a\nb'), { kind: 'text', text: 'a\nb' });
+  assert.deepEqual(decodeSseEvent('frame', `t${Buffer.from('x\r\ny').toString('base64')}`), { kind: 'text', text: 'x\r\ny' });
+  assert.deepEqual(decodeSseEvent('frame', 't'), { kind: 'text', text: '' });
+  const b = decodeSseEvent('frame', `b${Buffer.from([0, 255]).toString('base64')}`);
+  assert.equal(b.kind, 'binary');
+  assert.deepEqual([...b.bytes], [0, 255]);
+  assert.deepEqual(decodeSseEvent('control', '{"type":"reconnect"}'), { kind: 'control', control: { type: 'reconnect' } });
+  assert.throws(() => decodeSseEvent('frame', 'zAAAA'));
+});
+
+test('the broken WebSocket is remembered per origin and path, until its expiry', async () => {
+  const storage = new MemoryStorage();
+  const url = new URL('wss://example.test:8443/mqtt?x=1');
+  assert.equal(webSocketRemembered(storage, url), false);
+  rememberWebSocketBroken(storage, url, 40);
+  assert.deepEqual([...storage.map.keys()], ['wsbridge.ws-broken:wss://example.test:8443/mqtt']);
+  assert.equal(webSocketRemembered(storage, url), true);
+  assert.equal(webSocketRemembered(storage, new URL('wss://example.test:8443/echo')), false);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(webSocketRemembered(storage, url), false);
+  rememberWebSocketBroken(storage, url, 0);
+  assert.equal(storage.map.size, 0);
+  // A storage that throws (a sandboxed frame) is no storage.
+  const throwing = { getItem() { throw new Error('denied'); }, setItem() { throw new Error('denied'); } };
+  assert.equal(webSocketRemembered(throwing, url), false);
+  rememberWebSocketBroken(throwing, url, 1000);
+});
+
+test('transports that cannot exist here are skipped; none at all is a TypeError', () => {
+  assert.throws(() => new WsbridgeSocket('ws://x.test/a', { WebSocket: null, EventSource: null, fetch: null }),
+    /none of the transports/);
+  assert.throws(() => connect('ws://x.test/a', { transports: ['websocket'], WebSocket: null }),
+    /no WebSocket implementation/);
+  const client = connect('ws://127.0.0.1:9/a', { WebSocket: null, fetch: async () => { throw new TypeError('offline'); } });
+  assert.equal(client.transport, null);
+  client.close();
+});
+
+let fake;
+before(async () => { fake = await new FakeFallbackServer().start(); });
+after(async () => { await fake?.stop(); });
+
+defineScenarios(() => ({ bridge: fake }));

@@ -1,0 +1,179 @@
+// A stand-in for wsbridge's fallback transports, written from docs/FALLBACK.md alone, so that
+// web/wsbridge.js' fallbacks are tested without the server binary (fallback_client_unit.test.mjs;
+// fallback_client.test.mjs runs the same scenarios against the real wsbridge). Two routes:
+//   /echo   every message back, with its type
+//   /mqtt   a tiny JSON pub/sub speaking the part of docs/PROTOCOL.md the client uses (status,
+//           subscribe, unsubscribe, publish fanned out to every session, ping, ack)
+// A session is the same on every transport: a WebSocket, an SSE stream or polls down, POSTs up.
+import { createServer } from 'node:http';
+import { WebSocketServer } from 'ws';
+import { topicMatches } from '../../web/wsbridge.js';
+
+const POLL_TIMEOUT_S = 2;
+
+function parseBody(buf) {
+  const eol = buf.indexOf(10);
+  const first = Number(buf.subarray(0, eol).toString('latin1'));
+  const records = [];
+  let pos = eol + 1;
+  while (pos < buf.length) {
+    const kind = String.fromCharCode(buf[pos]);
+    const colon = buf.indexOf(58, pos);
+    const len = Number(buf.subarray(pos + 1, colon).toString('latin1'));
+    records.push({ kind, bytes: buf.subarray(colon + 1, colon + 1 + len) });
+    pos = colon + 1 + len;
+  }
+  if (!Number.isInteger(first) || pos !== buf.length) throw new Error('malformed');
+  return { first, records };
+}
+
+class Session {
+  constructor(server, route, transport) {
+    this.server = server;
+    this.route = route;
+    this.transport = transport;
+    this.conn = ++server.lastConn;
+    this.token = `v1.${this.conn}.9999999999.fake`;
+    this.nextId = 1;
+    this.buffer = []; // {id, binary, bytes}
+    this.expected = 1;
+    this.subs = new Set();
+    this.ws = null;
+    this.sse = null;
+    this.waiter = null; // a poll waiting for messages
+    this.closed = false;
+    server.sessions.set(this.token, this);
+    if (route === '/mqtt') this.sendJson({ type: 'status', upstream: 'up' });
+  }
+
+  welcome(last = this.nextId - 1) {
+    return JSON.stringify({ type: 'welcome', session: this.token, conn: this.conn, transport: this.transport,
+      last, heartbeat: 15, poll_timeout: POLL_TIMEOUT_S });
+  }
+
+  send(bytes, binary) {
+    if (this.ws) { this.ws.send(bytes, { binary }); return; }
+    const m = { id: this.nextId++, binary, bytes: Buffer.from(bytes) };
+    this.buffer.push(m);
+    this.server.sent.push(m);
+    if (this.sse) this.writeEvent(this.sse, m);
+    if (this.waiter) this.waiter();
+  }
+
+  sendJson(obj) { this.send(Buffer.from(JSON.stringify(obj)), false); }
+
+  writeEvent(res, m) {
+    const text = m.bytes.toString('utf8');
+    if (!m.binary && text !== '' && !text.includes('\r')) {
+      res.write(`id: ${m.id}\n${text.split('\n').map((l) => `data: ${l}\n`).join('')}\n`);
+    } else {
+      res.write(`id: ${m.id}\nevent: frame\ndata: ${m.binary ? 'b' : 't'}${m.bytes.toString('base64')}\n\n`);
+    }
+  }
+
+  receive(bytes, binary) {
+    this.server.received.push({ conn: this.conn, bytes: Buffer.from(bytes), binary });
+    if (this.route === '/echo') { this.send(bytes, binary); return; }
+    const f = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    if (f.type === 'ping') this.sendJson({ type: 'pong', id: f.id });
+    else if (f.type === 'subscribe') { this.subs.add(f.topic); this.sendJson({ type: 'ack', id: f.id }); }
+    else if (f.type === 'unsubscribe') { this.subs.delete(f.topic); this.sendJson({ type: 'ack', id: f.id }); }
+    else if (f.type === 'publish') {
+      this.sendJson({ type: 'ack', id: f.id });
+      for (const s of this.server.sessions.values()) {
+        if (s.closed || s.route !== '/mqtt' || ![...s.subs].some((flt) => topicMatches(flt, f.topic))) continue;
+        s.sendJson({ type: 'message', topic: f.topic, payload: f.payload, qos: 0, retain: false });
+      }
+    }
+  }
+}
+
+export class FakeFallbackServer {
+  constructor() {
+    this.sessions = new Map();
+    this.lastConn = 0;
+    this.received = []; // every message from a client, in order
+    this.sent = []; // every fallback message to a client
+    this.server = createServer((req, res) => this.http(req, res).catch(() => res.destroy()));
+    this.wss = new WebSocketServer({ noServer: true });
+    this.server.on('upgrade', (req, socket, head) => {
+      const url = new URL(req.url, 'http://x');
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        const s = new Session(this, url.pathname, 'websocket');
+        s.ws = ws;
+        if (url.searchParams.get('_wsb') === 'welcome') ws.send(s.welcome());
+        if (s.route === '/mqtt') ws.send(JSON.stringify({ type: 'status', upstream: 'up' }));
+        ws.on('message', (data, binary) => s.receive(data, binary));
+        ws.on('close', () => { s.closed = true; });
+      });
+    });
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+    return this;
+  }
+
+  url(route) { return `ws://127.0.0.1:${this.port}${route}`; }
+
+  async stop() {
+    for (const s of this.sessions.values()) { s.sse?.destroy(); s.ws?.terminate(); }
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  async http(req, res) {
+    const url = new URL(req.url, 'http://x');
+    const m = /^\/_wsbridge\/(sse|poll|send)(\/.*)$/.exec(url.pathname);
+    const token = url.searchParams.get('s');
+    const session = token ? this.sessions.get(token) : null;
+    if (!m || (token && (!session || session.closed))) {
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"unknown_session"}');
+      return;
+    }
+    const [, kind, route] = m;
+    if (kind === 'send') {
+      const chunks = [];
+      for await (const c of req) chunks.push(c);
+      let body;
+      try { body = parseBody(Buffer.concat(chunks)); } catch { res.writeHead(400).end(); return; }
+      if (body.first > session.expected) {
+        res.writeHead(409, { 'Content-Type': 'application/json' }).end(JSON.stringify({ expected: session.expected }));
+        return;
+      }
+      body.records.forEach((r, i) => {
+        if (body.first + i < session.expected) return; // applied before: a retried POST
+        session.expected += 1;
+        session.receive(r.bytes, r.kind === 'b');
+      });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ next: session.expected }));
+      return;
+    }
+    const s = session || new Session(this, route, kind === 'sse' ? 'sse' : 'polling');
+    const last = Number(url.searchParams.get('last') ?? req.headers['last-event-id'] ?? 0);
+    s.buffer = s.buffer.filter((x) => x.id > last);
+    if (kind === 'sse') {
+      s.sse?.destroy();
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+      res.write(`id: ${s.nextId - 1}\nevent: control\ndata: ${s.welcome()}\n\n`);
+      for (const x of s.buffer) s.writeEvent(res, x);
+      s.sse = res;
+      res.on('close', () => { if (s.sse === res) s.sse = null; });
+      return;
+    }
+    // Polling: the opening request gets the welcome; later ones wait for messages.
+    if (session && s.buffer.length === 0) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, POLL_TIMEOUT_S * 1000);
+        s.waiter = () => { clearTimeout(timer); resolve(); };
+        res.on('close', () => { clearTimeout(timer); resolve(); });
+      });
+      s.waiter = null;
+    }
+    const parts = [Buffer.from(`${s.buffer[0]?.id ?? s.nextId}\n`)];
+    if (!session) parts.push(Buffer.from(`c${Buffer.byteLength(s.welcome())}:${s.welcome()}`));
+    for (const x of s.buffer) parts.push(Buffer.from(`${x.binary ? 'b' : 't'}${x.bytes.length}:`), x.bytes);
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' }).end(Buffer.concat(parts));
+  }
+}

@@ -1,0 +1,172 @@
+// The scenarios of web/wsbridge.js' fallback transports (docs/FALLBACK.md), run against the real
+// wsbridge by fallback_client.test.mjs and against fallback_fake_server.mjs by
+// fallback_client_unit.test.mjs. `env()` gives { bridge: {port, url(route)}, publisherUrl }
+// once the caller's `before` has started things; /echo echoes, /mqtt is a JSON pub/sub route.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from '../../web/wsbridge.js';
+import {
+  Collector, HostileProxy, MemoryStorage, NODE_TRANSPORT_OPTIONS, bytesOf, sleep, waitFor,
+} from './fallback_client_support.mjs';
+
+const TEXTS = ['hello', 'line 1\nline 2\n', '', 'cr\r\nlf\rend', 'ünïcödé €𝄞', '{"json":true}'];
+const BINARIES = [Uint8Array.from([0, 1, 2, 10, 13, 58, 255]), new Uint8Array(0), new Uint8Array(70000).fill(7)];
+
+async function echoAll(c) {
+  for (const t of TEXTS) c.socket.send(t);
+  for (const b of BINARIES) c.socket.send(b);
+  for (const t of TEXTS) assert.equal(await c.next(), t);
+  for (const b of BINARIES) {
+    const got = await c.next();
+    assert.ok(got instanceof ArrayBuffer, `binary arrives as an ArrayBuffer (${typeof got})`);
+    assert.deepEqual(bytesOf(got), Buffer.from(b));
+  }
+}
+
+export function defineScenarios(env) {
+  for (const transport of ['websocket', 'sse', 'polling']) {
+    test(`echo over ${transport}: text (empty, CR, LF, UTF-8) and binary (empty, 70 KB)`, async () => {
+      const c = new Collector(env().bridge.url('/echo'), { forceTransport: transport, sessionStorage: null });
+      assert.equal(await c.opened, transport);
+      assert.equal(c.socket.transport, transport);
+      await echoAll(c);
+      c.close();
+    });
+  }
+
+  test('by default the WebSocket, opened by its welcome, which the application never sees', async () => {
+    const storage = new MemoryStorage();
+    const c = new Collector(env().bridge.url('/echo'), { sessionStorage: storage });
+    assert.equal(await c.opened, 'websocket');
+    assert.equal(c.socket.session.type, 'welcome');
+    assert.equal(c.socket.session.transport, 'websocket');
+    c.socket.send('first');
+    assert.equal(await c.next(), 'first');
+    assert.equal(storage.map.size, 0);
+    c.close();
+  });
+
+  test('a WebSocket answered 101 and then silence: SSE within the timeout, and remembered', async () => {
+    const proxy = await new HostileProxy(env().bridge.port).start();
+    proxy.upgrades = 'stall';
+    const storage = new MemoryStorage();
+    try {
+      const t0 = Date.now();
+      const c = new Collector(proxy.url('/echo'), { sessionStorage: storage, transportTimeout: 1000 });
+      assert.equal(await c.opened, 'sse');
+      assert.ok(Date.now() - t0 < 2500, `fell back after ${Date.now() - t0} ms`);
+      assert.equal(proxy.upgradeCount, 1);
+      await echoAll(c);
+      const [[key, until]] = [...storage.map];
+      assert.equal(key, `wsbridge.ws-broken:ws://127.0.0.1:${proxy.port}/echo`);
+      assert.ok(Number(until) > Date.now() + 9 * 60 * 1000);
+      c.close();
+
+      // The next page load of this browser session goes straight to the fallback.
+      const again = new Collector(proxy.url('/echo'), { sessionStorage: storage, transportTimeout: 1000 });
+      assert.equal(await again.opened, 'sse');
+      assert.equal(proxy.upgradeCount, 1);
+      again.close();
+
+      // Without SSE (no EventSource), long-polling.
+      const noSse = new Collector(proxy.url('/echo'), { sessionStorage: null, transportTimeout: 1000, EventSource: null });
+      assert.equal(await noSse.opened, 'polling');
+      noSse.close();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  for (const transport of ['sse', 'polling']) {
+    test(`${transport}: a POST the bridge applied but whose answer was lost is retried as it was, applied once`, async () => {
+      const proxy = await new HostileProxy(env().bridge.port).start();
+      try {
+        const c = new Collector(proxy.url('/echo'), { forceTransport: transport, sessionStorage: null });
+        await c.opened;
+        proxy.dropPostAnswers = 1;
+        c.socket.send('one');
+        c.socket.send('two');
+        c.socket.send(Uint8Array.from([1, 2, 3]));
+        assert.equal(await c.next(), 'one');
+        assert.equal(await c.next(), 'two');
+        assert.deepEqual(bytesOf(await c.next()), Buffer.from([1, 2, 3]));
+        await sleep(300);
+        assert.deepEqual(c.messages, [], 'nothing twice');
+        assert.ok(proxy.posts.length >= 2);
+        assert.deepEqual(proxy.posts[1], proxy.posts[0], 'the retry is the same body');
+        c.close();
+      } finally {
+        await proxy.stop();
+      }
+    });
+
+    test(`${transport}: connections cut under load: the session resumes, nothing lost or repeated`, async () => {
+      const proxy = await new HostileProxy(env().bridge.port).start();
+      try {
+        const c = new Collector(proxy.url('/echo'), { forceTransport: transport, sessionStorage: null });
+        await c.opened;
+        const token = c.socket.session.session;
+        const want = [];
+        for (let i = 0; i < 60; i++) {
+          want.push(`m${i}`);
+          c.socket.send(`m${i}`);
+          if (i % 20 === 10) {
+            await sleep(30);
+            proxy.cutAll();
+          }
+        }
+        await waitFor(() => c.messages.length >= want.length, `${want.length} echoes (got ${c.messages.length})`, 15000);
+        await sleep(200);
+        assert.deepEqual(c.messages, want);
+        assert.equal(c.socket.session.session, token, 'the same session all along');
+        assert.equal(c.closes.length, 0);
+        c.close();
+      } finally {
+        await proxy.stop();
+      }
+    });
+  }
+
+  test('moving back to a WebSocket once it works: no message lost or duplicated', async () => {
+    const proxy = await new HostileProxy(env().bridge.port).start();
+    proxy.upgrades = 'stall';
+    const storage = new MemoryStorage();
+    const common = { ...NODE_TRANSPORT_OPTIONS, pingIntervalMs: 0, sessionStorage: storage };
+    const client = connect(proxy.url('/mqtt'), { ...common, transportTimeout: 800, fallbackProbeInterval: 300 });
+    const publisher = connect(env().bridge.url('/mqtt'), { ...common, forceTransport: 'websocket' });
+    const transports = [];
+    client.on('transport', (t) => transports.push(t));
+    const errors = [];
+    client.on('error', (e) => errors.push(e));
+    try {
+      await new Promise((resolve) => client.on('open', resolve));
+      assert.equal(client.transport, 'sse');
+      const got = [];
+      await client.subscribe('sensors/seq/#', (m) => got.push(m.payload), { qos: 1 });
+      await new Promise((resolve) => (publisher.state === 'open' ? resolve() : publisher.on('open', resolve)));
+      await sleep(700); // a probe or two fail meanwhile
+      assert.equal(client.transport, 'sse');
+      const n = 200;
+      for (let i = 1; i <= n; i++) {
+        if (i === 40) proxy.upgrades = 'pass';
+        await publisher.publish(`sensors/seq/${i % 3}`, i, { qos: 1 });
+        await sleep(5);
+      }
+      await waitFor(() => client.transport === 'websocket', 'the move to the WebSocket', 5000);
+      await waitFor(() => got.length >= n, `${n} messages (got ${got.length})`, 5000);
+      await sleep(300);
+      assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1));
+      assert.deepEqual(transports, [{ transport: 'sse', previous: null }, { transport: 'websocket', previous: 'sse' }]);
+      assert.equal(storage.map.size, 0, 'the WebSocket is no longer remembered broken');
+      assert.deepEqual(client.subscriptions, ['sensors/seq/#']);
+      // And it works on the new session.
+      await publisher.publish('sensors/seq/after', 'after', { qos: 1 });
+      await waitFor(() => got.includes('after'), 'a message after the move');
+      assert.deepEqual(errors, []);
+    } finally {
+      client.close();
+      publisher.close();
+      await proxy.stop();
+    }
+  });
+}
