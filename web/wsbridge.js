@@ -173,12 +173,17 @@ export function parsePollBody(body) {
 }
 
 /** The body of an upstream POST: `<seq>\n` then a `t` or `b` record per message. */
-export function encodePostBody(seq, messages) {
+export function encodePostBody(seq, messages, control = null) {
   const parts = [utf8Encoder.encode(`${seq}\n`)];
   for (const m of messages) {
     const payload = typeof m === 'string' ? utf8Encoder.encode(m) : asBytes(m);
     if (!payload) throw new TypeError('wsbridge: a message must be a string or bytes');
     parts.push(utf8Encoder.encode(`${typeof m === 'string' ? 't' : 'b'}${payload.length}:`), payload);
+  }
+  if (control) {
+    // A control record (the client's close): it takes the next sequence number.
+    const json = utf8Encoder.encode(JSON.stringify(control));
+    parts.push(utf8Encoder.encode(`c${json.length}:`), json);
   }
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -503,9 +508,9 @@ export class WsbridgeSocket {
       ws.close(code, reason);
       return;
     }
-    // No close request exists in the fallback protocol: the server ends the session when it
-    // stops hearing from it (its idle timeout). The close event comes asynchronously, as a
-    // WebSocket's does.
+    // A fallback session: the server gets a close record; the close event comes asynchronously,
+    // as a WebSocket's does.
+    this._carrier?.closeSession?.(code, reason);
     this._constructing = true;
     this._finish(code, reason, true);
     this._constructing = false;
@@ -584,6 +589,10 @@ class FallbackSession {
         break;
       case 'close':
         this.end(control.code ?? 1005, control.reason ?? '', true);
+        break;
+      case 'unknown_session':
+        // (What a stream says instead of 404: an EventSource cannot read a status.)
+        this.end(1006, 'the fallback session is gone', false);
         break;
       default:
         break;
@@ -771,6 +780,30 @@ class FallbackSession {
     }
     this.inflight = null;
     if (!this.stopped) this.post();
+  }
+
+  // The application closes: the server is told (a close record after whatever is still unsent,
+  // with sequence numbers it skips if it had them), so the session ends now rather than when the
+  // server stops hearing from it. Fire and forget (keepalive: it may outlive the page).
+  closeSession(code, reason) {
+    if (this.token === null || this.stopped) return;
+    const pending = [...(this.inflight?.messages ?? []), ...this.queue];
+    const blob = pending.some((m) => typeof Blob === 'function' && m.data instanceof Blob);
+    const messages = blob ? [] : pending;
+    const first = messages.length > 0 ? messages[0].seq : this.nextSeq;
+    const closeCode = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+    let body;
+    try {
+      body = encodePostBody(first, messages.map((m) => m.data),
+        { type: 'close', code: closeCode, reason: String(reason).slice(0, 123) });
+    } catch {
+      return;
+    }
+    const url = fallbackUrl(this.socket._wsUrl, 'send', { s: this.token });
+    this.socket._fetch(url, {
+      method: 'POST', body, credentials: this.credentials, cache: 'no-store', keepalive: true,
+      headers: { 'Content-Type': 'text/plain' },
+    }).catch(() => {});
   }
 
   end(code, reason, wasClean) {
