@@ -451,3 +451,45 @@ test('a route with an admission check holds the open for its verdict; http messa
   assert.equal(sse.messages[0].payload.toString(), 'QUIET WORDS');
   sse.close();
 });
+
+test('a WebSocket takes a fallback session over: what the client missed first, then the same session', async () => {
+  // Several sessions, so that some upgrades land on the other service thread and move there.
+  for (let round = 0; round < 6; ++round) {
+    const sse = await openSse('/echo');
+    const conn = sse.controls[0].conn;
+    await post('/echo', sse.token, 1, [{ payload: 'one' }, { payload: 'two' }, { payload: 'three' }]);
+    await sse.until((e) => e.filter((x) => x.event !== 'control').length >= 3, 5000, 'three echoes');
+    // The client had only message 1 when it moved.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/echo?_wsb=resume&s=${encodeURIComponent(sse.token)}&last=1`);
+    const got = [];
+    ws.on('message', (d) => got.push(d.toString()));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const deadline = Date.now() + 3000;
+    while (got.length < 3 && Date.now() < deadline) await sleep(20);
+    const welcome = JSON.parse(got[0]);
+    assert.deepEqual(welcome, { type: 'welcome', conn, transport: 'websocket', resumed: true, from: 2 });
+    assert.deepEqual(got.slice(1, 3), ['two', 'three']);
+    // The old stream was told, and ended.
+    assert.ok(await sse.endedWithin(3000));
+    assert.deepEqual(sse.controls.at(-1), { type: 'moved', transport: 'websocket' });
+    // The same session goes on over the WebSocket; its token no longer carries fallbacks.
+    ws.send('four');
+    while (got.length < 4 && Date.now() < deadline + 3000) await sleep(20);
+    assert.equal(got[3], 'four');
+    assert.equal((await post('/echo', sse.token, 4, [{ payload: 'x' }])).status, 404);
+    ws.close();
+  }
+  assert.match(bridge.log, /moved to a WebSocket/);
+});
+
+test('a resume upgrade for no session, or with a bad token, is refused with 404', async () => {
+  for (const q of ['_wsb=resume', '_wsb=resume&s=v1.1.1.AAAA', '_wsb=resume&s=garbage']) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/echo?${q}`);
+    const status = await new Promise((resolve) => {
+      ws.once('unexpected-response', (req, res) => resolve(res.statusCode));
+      ws.once('open', () => resolve('open'));
+      ws.once('error', () => resolve('error'));
+    });
+    assert.equal(status, 404, q);
+  }
+});

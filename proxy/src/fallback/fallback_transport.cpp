@@ -183,6 +183,25 @@ void FallbackTransport::end_carrier() {
   uncarried_since_ = SteadyClock::now();
 }
 
+FallbackTransport::Handover FallbackTransport::hand_over(std::uint64_t last) {
+  Handover handover;
+  last = std::min(last, sent_.last_id());
+  std::uint64_t next = last + 1;
+  if (next < sent_.first_kept()) {
+    handover.lost = std::make_pair(next, sent_.first_kept() - 1);
+    next = sent_.first_kept();
+  }
+  for (; next <= sent_.last_id(); ++next) handover.unsent.push_back(*sent_.find(next));
+  handover.last_id = sent_.last_id();
+  if (carrier_ != nullptr) {
+    std::string out;
+    append_control(out, R"({"type":"moved","transport":"websocket"})");
+    carrier_->append(out);
+  }
+  end_carrier();
+  return handover;
+}
+
 void FallbackTransport::carrier_gone(const ResponseChannel* channel) {
   if (carrier_ == nullptr || carrier_.get() != channel) return;  // (a former carrier's news)
   carrier_.reset();

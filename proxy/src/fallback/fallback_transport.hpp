@@ -10,6 +10,8 @@
 #pragma once
 
 #include <deque>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,6 +65,16 @@ class FallbackTransport final : public Transport {
   // request that opened the session (a poll's answer is then its welcome alone).
   void attach(std::shared_ptr<ResponseChannel> channel, CarrierKind kind, std::uint64_t last,
               bool opened);
+  // A WebSocket takes the session over from message `last` + 1: the current carrier is told
+  // ({"type":"moved"}) and ends; returned are the messages the client has not had (to go first
+  // on the WebSocket), and the ids it lost if the resume buffer no longer has them all.
+  struct Handover {
+    std::vector<Frame> unsent;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> lost;
+    std::uint64_t last_id = 0;  // of the last message sent, the unsent included
+  };
+  Handover hand_over(std::uint64_t last);
+
   // The carrier went away (its client, or the channel ended): nothing carries the session now.
   void carrier_gone(const ResponseChannel* channel);
 

@@ -13,6 +13,8 @@
 #include "wsbridge/frame.hpp"
 #include "wsbridge/plugin.hpp"
 
+typedef struct ssl_st SSL;
+
 struct lws_context;
 
 namespace wsbridge {
@@ -21,6 +23,15 @@ struct ServerConfig;
 namespace fallback {
 struct SessionRequest;
 }
+
+// A client socket taken out of one shard's lws context for another's (a WebSocket upgrade that
+// resumes a fallback session lives on the session's shard): what that shard adopts.
+struct HandedSocket {
+  int fd = -1;
+  std::string request_bytes;  // the upgrade request, which lws reads again there
+  std::size_t listener = 0;   // the index of the listener it came in on
+  SSL* ssl = nullptr;         // wss://: the TLS session (tls/session_handover.hpp)
+};
 
 struct InboxCommand {
   enum class Type : std::uint8_t {
@@ -34,6 +45,7 @@ struct InboxCommand {
     kReloadFollow,  // to the other shards: shard 0 accepted this configuration
     kFallback,      // to a fallback session's shard: a request of its client (`fallback`)
     kCarrierWake,   // to the shard carrying a fallback response: it has bytes (`connection`: its key)
+    kAdoptSocket,   // to a fallback session's shard: an upgrade that resumes it (`socket`)
   };
   Type type = Type::kSend;
   ConnectionId connection = 0;
@@ -43,6 +55,7 @@ struct InboxCommand {
   std::string close_reason;               // kClose
   std::shared_ptr<ServerConfig> config;   // kReload, kReloadFollow
   std::shared_ptr<fallback::SessionRequest> fallback;  // kFallback
+  std::shared_ptr<HandedSocket> socket;                 // kAdoptSocket
 };
 
 // Executes commands on the service thread.

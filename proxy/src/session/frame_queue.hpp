@@ -21,6 +21,12 @@ class FrameQueue {
   std::size_t size() const { return frames_.size() - head_; }
   Frame& front() { return frames_[head_]; }
   void push_back(Frame frame) { frames_.push_back(std::move(frame)); }
+  // Puts `frames` before everything queued, in their order (a session resumed on another
+  // transport: what its client has not had goes first).
+  void prepend(std::vector<Frame> frames) {
+    frames_.insert(begin(), std::make_move_iterator(frames.begin()),
+                   std::make_move_iterator(frames.end()));
+  }
 
   void pop_front() {
     { Frame gone = std::move(frames_[head_]); }  // releases the buffer now

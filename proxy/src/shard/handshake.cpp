@@ -72,6 +72,7 @@ int Shard::confirm_upgrade(lws* wsi) {
 
   ConnectionData* data = ConnectionData::of(wsi);
   if (data == nullptr) return -1;  // not accepted by this shard (never happens): unchecked
+  if (query_has(wsi, "_wsb", "resume")) return confirm_resume(wsi, *route, *data);
   const std::string ip = peer_address(wsi);
   // An upgrade coming back from its admission check: its checks passed on the first pass.
   if (data->admitted) {
@@ -87,7 +88,7 @@ int Shard::confirm_upgrade(lws* wsi) {
     }
     data->pending = std::make_unique<PendingUpgrade>(
         PendingUpgrade{std::move(admitted.decision), std::move(admitted.slot), std::nullopt,
-                       compression_for(wsi, *route)});
+                       compression_for(wsi, *route), std::nullopt, 0});
     return 0;
   }
   // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
@@ -191,7 +192,7 @@ int Shard::confirm_upgrade(lws* wsi) {
   }
   data->pending = std::make_unique<PendingUpgrade>(
       PendingUpgrade{std::move(decision), std::move(slot), std::move(mqtt_refusal_reason),
-                     compression_for(wsi, *route)});
+                     compression_for(wsi, *route), std::nullopt, 0});
   return 0;
 }
 

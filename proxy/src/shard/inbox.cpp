@@ -23,6 +23,10 @@ void Shard::dispatch(InboxCommand&& command) {
     on_fallback_request(*command.fallback);
     return;
   }
+  if (command.type == InboxCommand::Type::kAdoptSocket) {
+    handed_sockets_.push_back(std::move(*command.socket));  // adopted from the loop
+    return;
+  }
   if (command.type == InboxCommand::Type::kCarrierWake) {
     if (auto it = carriers_.find(command.connection); it != carriers_.end()) {
       lws_callback_on_writable(it->second);

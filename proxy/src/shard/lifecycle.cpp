@@ -297,6 +297,7 @@ void Shard::serve() {
     if (lws_service(context_, 0) < 0) break;
     if (!plaintext_waiting_.empty()) serve_waiting_plaintext();
     if (holds_answered_) release_held_upgrades();
+    if (!handed_sockets_.empty()) adopt_handed_sockets();
     if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
       finish_draining();
     }
@@ -321,6 +322,10 @@ void Shard::serve() {
   release_retired_configs(true);
   for (auto& [id, held] : held_)
     upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
+  for (HandedSocket& handed : handed_sockets_) {
+    upgrade_hold::reply_and_close(handed.fd, 503, "shutting down", handed.ssl);
+  }
+  handed_sockets_.clear();
   held_.clear();
   destroying_ = true;
   lws_sul_cancel(&timer_->sul);

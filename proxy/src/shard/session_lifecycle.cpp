@@ -15,6 +15,7 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   if (!data.pending) return -1;     // not through confirm_upgrade: unchecked
   PendingUpgrade admitted = std::move(*data.pending);
   data.pending.reset();
+  if (admitted.resume) return resume_on_websocket(wsi, data, admitted);
 
   // Batched raw writes, unless lws' own per-connection permessage-deflate has per-frame work.
   const NegotiatedCompression& compression = admitted.compression;

@@ -105,6 +105,9 @@ class Shard final : private InboxDispatcher,
     std::optional<ConnectionSlots::Slot> slot;
     std::optional<std::string> mqtt_refusal;  // an MQTT client to refuse in MQTT (mqtt_refusal.hpp)
     NegotiatedCompression compression;        // answered in the 101 (ADD_HEADERS)
+    // An upgrade that resumes fallback session `resume` from message `resume_last` + 1.
+    std::optional<ConnectionId> resume;
+    std::uint64_t resume_last = 0;
   };
   // A fallback open whose checks passed (held_opens_: waiting for its admission check).
   struct HeldOpen {
@@ -228,6 +231,11 @@ class Shard final : private InboxDispatcher,
   int hold_fallback_open(lws* wsi, HeldOpen open, const std::string& cors_origin);
   void on_fallback_admitted(fallback::SessionRequest& request);
   void expire_fallback_opens(SteadyClock::time_point now, bool all);
+  // A WebSocket upgrade that resumes a fallback session (fallback_resume.cpp): checked here, or
+  // handed to the session's shard (the socket moves: the upgrade is read again there).
+  int confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& data);
+  void adopt_handed_sockets();  // outside lws callbacks: adopting re-enters lws
+  int resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& upgrade);
   // A request of a session that is gone: its undelivered close, else 404.
   void answer_ended_session(fallback::SessionRequest& request);
   void tick_fallback_sessions(SteadyClock::time_point now);
@@ -266,6 +274,7 @@ class Shard final : private InboxDispatcher,
   std::unordered_map<ConnectionId, EndedFallback> ended_fallback_;
   // Fallback opens waiting for their route's admission check (Adapter::admit), by hold id.
   std::unordered_map<std::uint64_t, HeldOpen> held_opens_;
+  std::vector<HandedSocket> handed_sockets_;  // to adopt from the loop (adopt_handed_sockets)
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
   std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>

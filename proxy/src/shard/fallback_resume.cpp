@@ -1,0 +1,139 @@
+// A WebSocket that takes over a fallback session (docs/FALLBACK.md, "Moving to a WebSocket"): the
+// client, on SSE or polling because a WebSocket once failed, finds one that works and moves the
+// session itself onto it, so its subscriptions, its queue and its place in the message stream go
+// along, and nothing is lost or repeated. The upgrade names the session with its token and the
+// last message id the client has; it must reach the session's shard, so a socket that landed on
+// another shard is handed over there (as a held upgrade is handed back: the socket leaves lws and
+// is adopted again with the request bytes lws had read), and lws reads the upgrade again there.
+#include <nlohmann/json.hpp>
+
+#include "fallback/fallback_transport.hpp"
+#include "handshake/upgrade_hold.hpp"
+#include "http/http_reply.hpp"
+#include "recv_hook/mask_guard.hpp"
+#include "shard/shard_parts.hpp"
+#include "shard/websocket_transport.hpp"
+#include "tls/session_handover.hpp"
+
+namespace wsbridge {
+
+int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& data) {
+  const auto token = query_value(wsi, "s");
+  const auto id =
+      token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
+  if (!id || *id == 0) {
+    return refuse_upgrade(wsi, 404, "unknown_session", "unknown or expired session");
+  }
+  const unsigned owner = static_cast<unsigned>((*id - 1) % shared_.count);
+  if (owner != index_) {
+    // The session lives on another shard: the socket goes there, and the upgrade with it.
+    const int fd = lws_get_socket_fd(wsi);
+    std::string bytes = mask_guard::take_request_bytes(fd);
+    if (bytes.empty()) {
+      return refuse_upgrade(wsi, 500, "resume", "this upgrade cannot be moved to its session");
+    }
+    const auto kept = upgrade_hold::detach_socket(fd);
+    if (!kept) return refuse_upgrade(wsi, 503, "max_connections", "out of file descriptors");
+    mask_guard::forget(fd);
+    auto handed = std::make_shared<HandedSocket>();
+    handed->fd = *kept;
+    handed->request_bytes = std::move(bytes);
+    for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
+      if (listener_vhosts_[i] == lws_get_vhost(wsi)) handed->listener = i;
+    }
+    if (lws_is_ssl(wsi) != 0) handed->ssl = tls::keep_session(lws_get_ssl(wsi));
+    InboxCommand command;
+    command.type = InboxCommand::Type::kAdoptSocket;
+    command.socket = handed;
+    if (!shared_.shards[owner]->inbox()->post(std::move(command))) {
+      upgrade_hold::reply_and_close(handed->fd, 503, "shutting down", handed->ssl);
+    }
+    return -1;  // lws closes its side: the placeholder socket, not the client's
+  }
+  auto session = fallback_sessions_.find(*id);
+  if (session == fallback_sessions_.end() || sessions_.at(*id)->route->path != route.path ||
+      sessions_.at(*id)->closing()) {
+    return refuse_upgrade(wsi, 404, "unknown_session", "no fallback session to resume here");
+  }
+  const auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
+  const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
+  if ((listener != listener_of_vhost_.end() && !listener->second->origins.allows(origin)) ||
+      !auth_policy(wsi, route).origins.allows(origin)) {
+    return refuse_upgrade(wsi, 403, "origin",
+                          "origin " + origin.value_or("(none)") + " is not allowed");
+  }
+  std::uint64_t last = 0;
+  if (const auto text = query_value(wsi, "last"); text && !text->empty()) {
+    char* end = nullptr;
+    last = std::strtoull(text->c_str(), &end, 10);
+    if (end == nullptr || *end != '\0') {
+      return refuse_upgrade(wsi, 400, "bad_request", "last= must be a message id");
+    }
+  }
+  auto pending = std::make_unique<PendingUpgrade>();
+  pending->resume = *id;
+  pending->resume_last = last;
+  // No compression: the session's handle was published with the fallback's plain wire format,
+  // which fan-out threads read (a resumed session keeps it).
+  data.pending = std::move(pending);
+  return 0;
+}
+
+void Shard::adopt_handed_sockets() {
+  std::vector<HandedSocket> handed;
+  handed.swap(handed_sockets_);
+  for (HandedSocket& h : handed) {
+    if (stopping_ || h.listener >= listener_vhosts_.size()) {
+      upgrade_hold::reply_and_close(h.fd, 503, "shutting down", h.ssl);
+      continue;
+    }
+    // As release_held_upgrades: the guard sees the bytes, lws parses the upgrade again.
+    mask_guard::watch_http(h.fd, this);
+    std::string copy = h.request_bytes;
+    mask_guard::after_recv(h.fd, copy.data(), static_cast<long>(copy.size()));
+    if (h.ssl != nullptr) tls::hand_over_on_next_new(h.ssl);
+    lws_adopt_socket_vhost_readbuf(listener_vhosts_[h.listener], h.fd, h.request_bytes.data(),
+                                   h.request_bytes.size());
+    tls::end_hand_over();
+  }
+}
+
+int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& upgrade) {
+  const ConnectionId id = *upgrade.resume;
+  auto it = fallback_sessions_.find(id);
+  if (it == fallback_sessions_.end() || sessions_.at(id)->closing()) {
+    // It ended between the 101 and now: the WebSocket closes as the session did.
+    return -1;
+  }
+  Session& s = *sessions_.at(id);
+  fallback::FallbackTransport::Handover handover = it->second->hand_over(upgrade.resume_last);
+  fallback_sessions_.erase(it);
+  s.transport = std::make_unique<WebSocketTransport>(wsi, socket_writer_, false,
+                                                     shared_deflate::WireFormat{}, false);
+  data.session = &s;
+  if (s.reading_paused) s.transport->set_reading(false);
+  s.last_rx = SteadyClock::now();
+  nlohmann::json welcome = {{"type", "welcome"},
+                            {"conn", id},
+                            {"transport", "websocket"},
+                            {"resumed", true},
+                            {"from", handover.last_id + 1 - handover.unsent.size()}};
+  if (handover.lost) {
+    welcome["lost"] = {{"from", handover.lost->first}, {"to", handover.lost->second}};
+  }
+  // The welcome, then what the client has not had, before anything queued since.
+  std::vector<Frame> first;
+  first.push_back(Frame::text(welcome.dump()));
+  for (Frame& f : handover.unsent) first.push_back(std::move(f));
+  for (const Frame& f : first) s.queued_bytes += f.size();
+  s.outbox.prepend(std::move(first));
+  s.outbox_changed();
+  log_structured(LogLevel::kInfo,
+                 "conn " + std::to_string(id) + " moved to a WebSocket remote=" +
+                     s.transport->peer_address(),
+                 {{"event", "moved"}, {"conn", id}, {"transport", "websocket"}});
+  s.transport->want_write();
+  return 0;
+}
+
+}  // namespace wsbridge
