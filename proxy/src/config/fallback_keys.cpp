@@ -1,5 +1,8 @@
 #include "config/fallback_keys.hpp"
 
+
+#include "stream/lws_stream_client.hpp"
+
 namespace wsbridge {
 
 using namespace std::chrono_literals;
@@ -33,6 +36,34 @@ fallback::Settings read_fallback_keys(ConfigTable& t) {
   if (auto v = t.byte_size("max_post_bytes", 1024, 1ull << 30)) s.max_post_bytes = *v;
   if (auto v = t.duration("token_lifetime", 1min, 24h * 30)) {
     s.token_lifetime = std::chrono::ceil<std::chrono::seconds>(*v);
+  }
+  if (auto peers = t.table("peers")) {
+    for (const auto& [key, node] : peers->raw()) {
+      const std::string name(key.str());
+      const auto url = peers->string(name);
+      if (!url) continue;
+      const bool tls = url->starts_with("https://");
+      if (!tls && !url->starts_with("http://")) {
+        peers->fail_at(name, "a peer is \"http://host:port\" or \"https://host:port\"");
+      }
+      std::string host = url->substr(tls ? 8 : 7);
+      if (!host.empty() && host.back() == '/') host.pop_back();
+      if (host.empty() || host.find('/') != std::string::npos || host.find(':') == std::string::npos) {
+        peers->fail_at(name, "a peer is \"http://host:port\" or \"https://host:port\" (no path)");
+      }
+      auto peer = std::make_shared<fallback::Peer>();
+      peer->url = *url;
+      peer->host = host;
+      StreamOptions options;
+      options.url = (tls ? "ssl://" : "tcp://") + host;
+      options.connect_timeout = std::chrono::seconds(5);
+      try {
+        peer->endpoint = LwsStreamClient::instance().endpoint(options);
+      } catch (const std::invalid_argument& e) {
+        peers->fail_at(name, std::string("peer ") + name + ": " + e.what());
+      }
+      s.peers.emplace(name, std::move(peer));
+    }
   }
   if (s.poll_timeout >= s.reconnect_window) {
     t.fail_at(t.contains("poll_timeout") ? "poll_timeout" : "reconnect_window",

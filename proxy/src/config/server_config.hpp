@@ -88,6 +88,9 @@ struct ServerConfig {
   // Service threads (shards), each with its own libwebsockets context serving every listener;
   // 0 ("auto") means one per online CPU (effective_threads()). Only a restart changes it.
   unsigned threads = 0;
+  // This instance among several behind one balancer (fallback session tokens name it); empty:
+  // the host name and the process id. Only a restart changes it.
+  std::string instance_id;
   LimitsConfig limits;
   fallback::Settings fallback;  // the HTTP fallback transports
   auth::AuthSettings auth;

@@ -3,9 +3,20 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
+#include <memory>
 #include <string>
 
+#include "wsbridge/stream_client.hpp"
+
 namespace wsbridge::fallback {
+
+// Another instance behind the same balancer, to which requests of its sessions are forwarded.
+struct Peer {
+  std::string url;   // as configured: http://host:port or https://host:port
+  std::string host;  // the Host header: host:port
+  std::shared_ptr<StreamEndpoint> endpoint;
+};
 
 struct Settings {
   bool enabled = true;
@@ -17,6 +28,8 @@ struct Settings {
   std::size_t resume_buffer_bytes = 256 * 1024;  // sent messages kept for a resume, per session
   std::size_t max_post_bytes = 1024 * 1024;      // one POST's body
   std::chrono::seconds token_lifetime{24 * 3600};
+  // By instance id ([server] instance_id of each).
+  std::map<std::string, std::shared_ptr<const Peer>, std::less<>> peers;
 };
 
 }  // namespace wsbridge::fallback

@@ -44,9 +44,10 @@ SessionTokens::SessionTokens(std::string instance, std::string_view secret)
   }
 }
 
-std::string SessionTokens::mac(std::uint64_t connection, std::int64_t expiry) const {
-  const std::string message =
-      instance_ + '\n' + std::to_string(connection) + '\n' + std::to_string(expiry);
+std::string SessionTokens::mac(std::string_view instance, std::uint64_t connection,
+                               std::int64_t expiry) const {
+  const std::string message = std::string(instance) + '\n' + std::to_string(connection) + '\n' +
+                              std::to_string(expiry);
   unsigned char out[EVP_MAX_MD_SIZE];
   std::size_t out_len = 0;
   if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_.data(), key_.size(),
@@ -62,20 +63,22 @@ std::string SessionTokens::issue(std::uint64_t connection,
                                  std::chrono::system_clock::time_point expiry) const {
   const std::int64_t seconds =
       std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count();
-  return "v1." + std::to_string(connection) + "." + std::to_string(seconds) + "." +
-         mac(connection, seconds);
+  return "v1." + base64url_encode(instance_) + "." + std::to_string(connection) + "." +
+         std::to_string(seconds) + "." + mac(instance_, connection, seconds);
 }
 
-std::optional<std::uint64_t> SessionTokens::verify(
+std::optional<SessionTokens::Named> SessionTokens::verify(
     std::string_view token, std::chrono::system_clock::time_point now) const {
-  if (token.size() > 128) return std::nullopt;
+  if (token.size() > 256) return std::nullopt;
   std::string_view rest = token;
   if (next_field(rest) != "v1") return std::nullopt;
+  const auto instance = base64url_decode(next_field(rest));
+  if (!instance || instance->empty()) return std::nullopt;
   const auto connection = parse_number<std::uint64_t>(next_field(rest));
   const auto expiry = parse_number<std::int64_t>(next_field(rest));
   const std::string_view presented = next_field(rest);
   if (!connection || !expiry || !rest.empty()) return std::nullopt;
-  const std::string expected = mac(*connection, *expiry);
+  const std::string expected = mac(*instance, *connection, *expiry);
   if (presented.size() != expected.size() ||
       CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) != 0) {
     return std::nullopt;
@@ -83,7 +86,7 @@ std::optional<std::uint64_t> SessionTokens::verify(
   const std::int64_t now_seconds =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (now_seconds >= *expiry) return std::nullopt;
-  return *connection;
+  return Named{*instance, *connection, *instance == instance_};
 }
 
 }  // namespace wsbridge::fallback

@@ -21,10 +21,13 @@ Server::Server(std::shared_ptr<ServerConfig> config)
     throw std::logic_error("the configuration's HTTP client is not sized for its threads");
   }
   // Fallback session tokens name this process: host name and pid (docs/FALLBACK.md).
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  shared_->tokens = std::make_unique<fallback::SessionTokens>(
-      std::string(host) + ":" + std::to_string(getpid()), config->fallback.secret);
+  std::string instance = config->instance_id;
+  if (instance.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    instance = std::string(host) + ":" + std::to_string(getpid());
+  }
+  shared_->tokens = std::make_unique<fallback::SessionTokens>(instance, config->fallback.secret);
   for (unsigned i = 0; i < shared_->count; ++i) {
     shards_.push_back(std::make_unique<Shard>(config, *shared_, i));
     shared_->shards.push_back(shards_.back().get());

@@ -110,9 +110,19 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   const auto token = query_value(wsi, "s");
   const CarrierKind kind = path->op == "sse" ? CarrierKind::kStream : CarrierKind::kPoll;
   if (!token && !send) return open_fallback_session(wsi, *route, kind, cors);
-  const auto connection =
+  const auto named =
       token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
-  if (!connection || *connection == 0) {
+  std::shared_ptr<const fallback::Peer> peer;
+  if (named && !named->mine && !custom_header(wsi, "x-wsbridge-forwarded:")) {
+    // Another instance's session (behind a balancer without stickiness): sent on to it.
+    if (auto p = config_->fallback.peers.find(named->instance); p != config_->fallback.peers.end()) {
+      peer = p->second;
+    } else {
+      WSB_LOG(kInfo) << "a fallback request for a session of instance " << named->instance
+                     << ", which is not among [fallback] peers";
+    }
+  }
+  if (!named || named->connection == 0 || (!named->mine && peer == nullptr)) {
     if (kind == CarrierKind::kStream && !send) {
       // An EventSource cannot read a 404's status: it learns it from an event.
       std::string event;
@@ -123,6 +133,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     }
     return answer(404, "unknown_session", "unknown or expired session: open a new one");
   }
+  const std::optional<std::uint64_t> connection = named->connection;
   SessionRequest request;
   request.connection = *connection;
   if (send) {
@@ -136,6 +147,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     }
     auto carrier = std::make_unique<FallbackCarrier>();
     carrier->target = *connection;
+    carrier->peer = peer;
     carrier->cors_origin = cors;
     carrier->max_body = config_->fallback.max_post_bytes;
     data->carrier = std::move(carrier);
@@ -153,6 +165,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     if (!n) return answer(400, "bad_request", "Last-Event-ID (or last=) must be a message id");
     request.last = *n;
   }
+  if (peer != nullptr) return forward_to_peer(wsi, *peer, kind == CarrierKind::kStream, cors, {});
   return carry(wsi, std::move(request), cors);
 }
 
@@ -213,6 +226,36 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
   return 0;  // the session's shard answers through the channel
 }
 
+int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
+                           const std::string& cors_origin, std::string body) {
+  char* uri_ptr = nullptr;
+  int uri_len = 0;
+  const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+  // The request as the owner needs it: the token and the resume point, the client's Origin (it
+  // checks it too), and where it came from (it never forwards such a request again).
+  std::string request = std::string(method == 1 ? "POST " : "GET ") +
+                        std::string(uri_ptr, static_cast<std::size_t>(uri_len)) + "?s=" +
+                        query_value(wsi, "s").value_or("");
+  if (auto last = query_value(wsi, "last")) request += "&last=" + *last;
+  request += " HTTP/1.1\r\nHost: " + peer.host + "\r\nConnection: close\r\n";
+  request += "X-Wsbridge-Forwarded: " + shared_.tokens->instance() + "\r\n";
+  if (auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN)) request += "Origin: " + *origin + "\r\n";
+  if (auto last = custom_header(wsi, "last-event-id:")) request += "Last-Event-ID: " + *last + "\r\n";
+  if (method == 1) {
+    request += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  request += "\r\n";
+  request += body;
+  auto channel = attach_carrier(wsi, stream, cors_origin);
+  auto relay = std::make_shared<fallback::PeerRelay>(channel, std::move(request));
+  channel->wake_owner = [weak = std::weak_ptr<fallback::PeerRelay>(relay)] {
+    if (auto r = weak.lock()) r->on_channel_news();
+  };
+  relays_[ConnectionData::of(wsi)->carrier->key] = relay;
+  relay->start(*peer.endpoint);
+  return 0;  // the owner's answer comes through the channel
+}
+
 int Shard::fallback_body(lws* wsi, const void* in, std::size_t len) {
   ConnectionData* data = ConnectionData::of(wsi);
   if (data == nullptr || !data->carrier) return 0;
@@ -258,6 +301,10 @@ int Shard::fallback_body_done(lws* wsi) {
   if (!fallback::parse_body(c.body, {route->max_message_bytes, 10'000, true}, error, message)) {
     return error == fallback::BodyError::kTooLarge ? refuse(413, "too_large", message)
                                                    : refuse(400, "bad_request", message);
+  }
+  if (c.peer != nullptr) {
+    const auto peer = c.peer;
+    return forward_to_peer(wsi, *peer, false, c.cors_origin, std::move(c.body));
   }
   SessionRequest request;
   request.op = SessionRequest::Op::kPost;

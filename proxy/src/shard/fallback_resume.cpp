@@ -19,8 +19,11 @@ namespace wsbridge {
 
 int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& data) {
   const auto token = query_value(wsi, "s");
-  const auto id =
+  const auto named =
       token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
+  // (A WebSocket cannot be forwarded to another instance: it opens where it lands.)
+  const std::optional<std::uint64_t> id =
+      named && named->mine ? std::optional<std::uint64_t>(named->connection) : std::nullopt;
   if (!id || *id == 0) {
     return refuse_upgrade(wsi, 404, "unknown_session", "unknown or expired session");
   }

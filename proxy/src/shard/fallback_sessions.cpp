@@ -326,6 +326,7 @@ void Shard::end_fallback_session(Session& s) {
 
 void Shard::tick_fallback_sessions(SteadyClock::time_point now) {
   expire_fallback_opens(now, false);
+  std::erase_if(relays_, [](const auto& entry) { return entry.second->done(); });
   std::erase_if(ended_fallback_, [now](const auto& entry) { return now >= entry.second.until; });
   std::vector<Session*> ended;
   for (auto& [id, transport] : fallback_sessions_) {

@@ -40,6 +40,8 @@ std::string Shard::restart_needed_for(const ServerConfig& next) const {
        (now.admin->address != next.admin->address || now.admin->port != next.admin->port))) {
     return "the admin listener changed";
   }
+  if (now.instance_id != next.instance_id) return "instance_id changed";
+  if (now.fallback.secret != next.fallback.secret) return "the [fallback] secret changed";
   if (now.static_dir != next.static_dir || now.index_file != next.index_file) {
     return "static_dir or index_file changed";
   }

@@ -15,6 +15,7 @@
 #include "auth/authenticator.hpp"
 #include "compression/negotiation.hpp"
 #include "fallback/fallback_transport.hpp"
+#include "fallback/peer_relay.hpp"
 #include "config/server_config.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "server/connection_slots.hpp"
@@ -214,6 +215,9 @@ class Shard final : private InboxDispatcher,
                                                             const std::string& cors_origin);
   // The carrier tells session `connection` (on whichever shard) when it wrote or went away.
   void wake_owner_of(fallback::ResponseChannel& channel, std::uint64_t connection);
+  // A request for a session of another instance `peer`: sent on to it (fallback/peer_relay.hpp).
+  int forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
+                      const std::string& cors_origin, std::string body);
   int fallback_body(lws* wsi, const void* in, std::size_t len);
   int fallback_body_done(lws* wsi);
   int write_fallback(lws* wsi);
@@ -275,6 +279,8 @@ class Shard final : private InboxDispatcher,
   // Fallback opens waiting for their route's admission check (Adapter::admit), by hold id.
   std::unordered_map<std::uint64_t, HeldOpen> held_opens_;
   std::vector<HandedSocket> handed_sockets_;  // to adopt from the loop (adopt_handed_sockets)
+  // Requests forwarded to their session's instance, by carrier key (dropped once done).
+  std::unordered_map<std::uint64_t, std::shared_ptr<fallback::PeerRelay>> relays_;
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
   std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>

@@ -116,6 +116,7 @@ struct Shard::FallbackCarrier {
   std::string body;
   std::size_t max_body = 0;
   bool too_large = false;
+  std::shared_ptr<const fallback::Peer> peer;  // the owner is this instance (forward the POST)
 };
 
 struct Shard::FallbackTurns {
