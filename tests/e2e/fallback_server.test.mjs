@@ -125,7 +125,7 @@ test('SSE: welcome first, headers against buffering, every kind of message echoe
   const welcome = sse.controls[0];
   assert.equal(welcome.transport, 'sse');
   assert.equal(welcome.last, 0);
-  assert.match(welcome.session, /^v1\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
+  assert.match(welcome.session, /^v1\.[A-Za-z0-9_-]+\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
   const binary = Buffer.from([0, 1, 2, 255, 10, 13]);
   const sent = [
     { kind: 't', payload: 'hello' },
@@ -182,9 +182,10 @@ test('tokens: forged, altered or unknown ones get 404', async () => {
   const sse = await openSse('/echo');
   const parts = sse.token.split('.');
   const forged = [
-    'v1.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
-    [parts[0], String(Number(parts[1]) + 2), parts[2], parts[3]].join('.'),  // another id
-    [parts[0], parts[1], String(Number(parts[2]) + 1), parts[3]].join('.'),  // longer life
+    'v1.eA.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
+    [parts[0], parts[1], String(Number(parts[2]) + 2), parts[3], parts[4]].join('.'),  // another id
+    [parts[0], parts[1], parts[2], String(Number(parts[3]) + 1), parts[4]].join('.'),  // longer life
+    [parts[0], Buffer.from('elsewhere').toString('base64url'), parts[2], parts[3], parts[4]].join('.'),
     'garbage',
   ];
   for (const t of forged) {
