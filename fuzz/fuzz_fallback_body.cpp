@@ -29,13 +29,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   // Byte 0 picks the limits: small ones reach the limit paths, and control records come and go.
   const BodyLimits limits{static_cast<std::size_t>(data[0] & 0x3f) * 16,
-                          static_cast<std::size_t>((data[0] >> 6) & 1) * 8 + 2, (data[0] & 0x80) != 0};
+                          static_cast<std::size_t>((data[0] >> 6) & 1) * 8 + 2,
+                          (data[0] & 0x80) != 0};
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
   BodyError error = BodyError::kNone;
   std::string message;
   const auto parsed = parse_body(body, limits, error, message);
   if (!parsed) {
-    if (error == BodyError::kNone || message.empty()) fail("an error without its kind or message", body);
+    if (error == BodyError::kNone || message.empty())
+      fail("an error without its kind or message", body);
     return 0;
   }
   if (parsed->records.size() > limits.max_records) fail("more records than the limit", body);
@@ -45,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (r.kind != 't' && r.kind != 'b' && !(r.kind == 'c' && limits.control_allowed)) {
       fail("a record of a kind not allowed", body);
     }
-    if (r.payload.data() < last_end || r.payload.data() + r.payload.size() > body.data() + body.size()) {
+    if (r.payload.data() < last_end ||
+        r.payload.data() + r.payload.size() > body.data() + body.size()) {
       fail("a record outside the input or out of order", body);
     }
     last_end = r.payload.data() + r.payload.size();

@@ -1,6 +1,5 @@
 #include "config/fallback_keys.hpp"
 
-
 #include "stream/lws_stream_client.hpp"
 
 namespace wsbridge {
@@ -48,7 +47,8 @@ fallback::Settings read_fallback_keys(ConfigTable& t) {
       }
       std::string host = url->substr(tls ? 8 : 7);
       if (!host.empty() && host.back() == '/') host.pop_back();
-      if (host.empty() || host.find('/') != std::string::npos || host.find(':') == std::string::npos) {
+      if (host.empty() || host.find('/') != std::string::npos ||
+          host.find(':') == std::string::npos) {
         peers->fail_at(name, "a peer is \"http://host:port\" or \"https://host:port\" (no path)");
       }
       auto peer = std::make_shared<fallback::Peer>();

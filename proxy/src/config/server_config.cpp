@@ -178,10 +178,12 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     if (auto id = server->string("instance_id")) {
       if (id->empty() || id->size() > 64 ||
-          id->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
+          id->find_first_not_of(
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
               std::string::npos) {
-        server->fail_at("instance_id",
-                        "'instance_id' in [server] is 1 to 64 letters, digits, '.', '_', ':' or '-'");
+        server->fail_at(
+            "instance_id",
+            "'instance_id' in [server] is 1 to 64 letters, digits, '.', '_', ':' or '-'");
       }
       config.instance_id = *id;
     }

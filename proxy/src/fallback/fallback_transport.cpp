@@ -15,9 +15,8 @@ constexpr auto kTickSlack = std::chrono::milliseconds(250);
 
 }  // namespace
 
-FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connection,
-                                     std::string peer, std::string token,
-                                     const Settings& settings, CarrierKind kind)
+FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connection, std::string peer,
+                                     std::string token, const Settings& settings, CarrierKind kind)
     : host_(host),
       connection_(connection),
       peer_(std::move(peer)),
@@ -92,10 +91,9 @@ void FallbackTransport::attach(std::shared_ptr<ResponseChannel> channel, Carrier
   if (kind == CarrierKind::kStream || opened) append_control(out, welcome_json());
   const bool lost = next < sent_.first_kept();
   if (lost) {
-    append_control(out, nlohmann::json{{"type", "lost"},
-                                       {"from", next},
-                                       {"to", sent_.first_kept() - 1}}
-                            .dump());
+    append_control(
+        out,
+        nlohmann::json{{"type", "lost"}, {"from", next}, {"to", sent_.first_kept() - 1}}.dump());
     next = sent_.first_kept();
   }
   bool replayed = false;
@@ -157,10 +155,9 @@ void FallbackTransport::close(std::uint16_t code, std::string_view reason) {
   if (carrier_ == nullptr) return;
   close_delivered_ = true;
   std::string out;
-  append_control(out, nlohmann::json{{"type", "close"},
-                                     {"code", code},
-                                     {"reason", std::string(reason)}}
-                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  append_control(
+      out, nlohmann::json{{"type", "close"}, {"code", code}, {"reason", std::string(reason)}}.dump(
+               -1, ' ', false, nlohmann::json::error_handler_t::replace));
   carrier_->append(out);
   carrier_->end(200, carrier_kind_ == CarrierKind::kPoll ? "application/octet-stream" : "");
   carrier_.reset();

@@ -10,11 +10,11 @@
 #pragma once
 
 #include <deque>
-#include <utility>
-#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "fallback/fallback_settings.hpp"
 #include "fallback/response_channel.hpp"

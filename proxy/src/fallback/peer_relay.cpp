@@ -20,7 +20,9 @@ PeerRelay::PeerRelay(std::shared_ptr<ResponseChannel> channel, std::string reque
 
 PeerRelay::~PeerRelay() = default;
 
-void PeerRelay::start(StreamEndpoint& endpoint) { stream_ = endpoint.connect(*this); }
+void PeerRelay::start(StreamEndpoint& endpoint) {
+  stream_ = endpoint.connect(*this);
+}
 
 void PeerRelay::on_connected() {
   stream_->write(request_);

@@ -40,8 +40,8 @@ std::optional<ParsedBody> parse_body(std::string_view body, const BodyLimits& li
     const auto length = take_number(body, ':');
     if (!length) return fail(BodyError::kMalformed, "a record's length must be \"<digits>:\"");
     if (*length > limits.max_record_bytes) {
-      return fail(BodyError::kTooLarge, "a message is over " +
-                                            std::to_string(limits.max_record_bytes) + " bytes");
+      return fail(BodyError::kTooLarge,
+                  "a message is over " + std::to_string(limits.max_record_bytes) + " bytes");
     }
     if (*length > body.size()) return fail(BodyError::kMalformed, "a record is cut short");
     if (parsed.records.size() == limits.max_records) {

@@ -45,7 +45,7 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
 
   struct Taken {
     std::string bytes;
-    bool ended = false;  // nothing follows these bytes
+    bool ended = false;       // nothing follows these bytes
     bool room_again = false;  // the owner was waiting for room: wake it
     unsigned status = 200;
     std::string content_type;
@@ -65,12 +65,12 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
   const ResponseKind kind_;
   const std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::string bytes_;          // guarded
-  bool ended_ = false;         // guarded
-  bool abandoned_ = false;     // guarded
+  std::string bytes_;                   // guarded
+  bool ended_ = false;                  // guarded
+  bool abandoned_ = false;              // guarded
   mutable bool owner_waiting_ = false;  // guarded: has_room() said no
-  unsigned status_ = 200;      // guarded
-  std::string content_type_;   // guarded
+  unsigned status_ = 200;               // guarded
+  std::string content_type_;            // guarded
 };
 
 }  // namespace wsbridge::fallback

@@ -16,9 +16,9 @@ namespace wsbridge::fallback {
 
 struct SessionRequest {
   enum class Op : std::uint8_t {
-    kAttach,  // a stream or poll now carries the session (`channel`, `kind`, `last`)
-    kPost,    // the client's messages (`body`), answered on `channel`
-    kWake,    // the carrier wrote, or went away: look at `channel`
+    kAttach,    // a stream or poll now carries the session (`channel`, `kind`, `last`)
+    kPost,      // the client's messages (`body`), answered on `channel`
+    kWake,      // the carrier wrote, or went away: look at `channel`
     kAdmitted,  // the route's admission check answered an open (`connection`: its hold, `verdict`)
   };
   Op op = Op::kAttach;

@@ -46,8 +46,8 @@ SessionTokens::SessionTokens(std::string instance, std::string_view secret)
 
 std::string SessionTokens::mac(std::string_view instance, std::uint64_t connection,
                                std::int64_t expiry) const {
-  const std::string message = std::string(instance) + '\n' + std::to_string(connection) + '\n' +
-                              std::to_string(expiry);
+  const std::string message =
+      std::string(instance) + '\n' + std::to_string(connection) + '\n' + std::to_string(expiry);
   unsigned char out[EVP_MAX_MD_SIZE];
   std::size_t out_len = 0;
   if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_.data(), key_.size(),

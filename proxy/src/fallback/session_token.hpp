@@ -1,8 +1,8 @@
-// The token of a fallback session (docs/FALLBACK.md): "v1.<instance>.<connection id>.<expiry>.<mac>",
-// the instance in base64url, the mac an HMAC-SHA256 (base64url, 128 bits kept) over the instance,
-// the connection id and the expiry. It proves itself, so no store is shared between shards or
-// instances: whoever holds the key can tell which instance issued it, for which connection and
-// until when (and forward a request to that instance).
+// The token of a fallback session (docs/FALLBACK.md): "v1.<instance>.<connection
+// id>.<expiry>.<mac>", the instance in base64url, the mac an HMAC-SHA256 (base64url, 128 bits kept)
+// over the instance, the connection id and the expiry. It proves itself, so no store is shared
+// between shards or instances: whoever holds the key can tell which instance issued it, for which
+// connection and until when (and forward a request to that instance).
 #pragma once
 
 #include <chrono>

@@ -41,21 +41,22 @@ struct InboxCommand {
     kShutdown,
     kPauseReading,
     kResumeReading,
-    kReload,       // to shard 0, which decides
+    kReload,        // to shard 0, which decides
     kReloadFollow,  // to the other shards: shard 0 accepted this configuration
     kFallback,      // to a fallback session's shard: a request of its client (`fallback`)
-    kCarrierWake,   // to the shard carrying a fallback response: it has bytes (`connection`: its key)
+    kCarrierWake,   // to the shard carrying a fallback response: it has bytes (`connection`: its
+                    // key)
     kAdoptSocket,   // to a fallback session's shard: an upgrade that resumes it (`socket`)
   };
   Type type = Type::kSend;
   ConnectionId connection = 0;
-  std::vector<ConnectionId> connections;  // kSendMany
-  Frame frame;                            // kSend, kSendMany
-  std::uint16_t close_code = 0;           // kClose
-  std::string close_reason;               // kClose
-  std::shared_ptr<ServerConfig> config;   // kReload, kReloadFollow
+  std::vector<ConnectionId> connections;               // kSendMany
+  Frame frame;                                         // kSend, kSendMany
+  std::uint16_t close_code = 0;                        // kClose
+  std::string close_reason;                            // kClose
+  std::shared_ptr<ServerConfig> config;                // kReload, kReloadFollow
   std::shared_ptr<fallback::SessionRequest> fallback;  // kFallback
-  std::shared_ptr<HandedSocket> socket;                 // kAdoptSocket
+  std::shared_ptr<HandedSocket> socket;                // kAdoptSocket
 };
 
 // Executes commands on the service thread.

@@ -16,8 +16,8 @@ namespace {
 HttpHeaders request_headers(lws* wsi) {
   HttpHeaders headers;
   for (int token = 0; token < WSI_TOKEN_COUNT; ++token) {
-    const auto* name = reinterpret_cast<const char*>(
-        lws_token_to_string(static_cast<lws_token_indexes>(token)));
+    const auto* name =
+        reinterpret_cast<const char*>(lws_token_to_string(static_cast<lws_token_indexes>(token)));
     if (name == nullptr || *name == '\0' || *name == ':') continue;  // (h2 pseudo-headers)
     const std::string_view n(name);
     if (!n.ends_with(':')) continue;  // the request line's parts ("get ", "post ", ...)
@@ -65,8 +65,8 @@ void Shard::on_fallback_admitted(fallback::SessionRequest& request) {
   held_opens_.erase(it);
   const AdmissionResult& v = *request.verdict;
   if (v.status < 200 || v.status > 299) {
-    WSB_LOG(kInfo) << "fallback open of " << open.route->path << " refused by the admission check: "
-                   << v.status;
+    WSB_LOG(kInfo) << "fallback open of " << open.route->path
+                   << " refused by the admission check: " << v.status;
     core_metrics::upgrade_refused("admission");
     open.channel->answer(
         v.status, "application/json",

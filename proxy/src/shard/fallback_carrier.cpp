@@ -68,8 +68,8 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   std::string cors;
   auto answer = [&](unsigned status, std::string_view code, std::string_view message,
                     HeaderList extra = {}) {
-    WSB_LOG(kInfo) << "fallback request " << uri << " from " << peer_address(wsi) << ": "
-                   << status << " " << message;
+    WSB_LOG(kInfo) << "fallback request " << uri << " from " << peer_address(wsi) << ": " << status
+                   << " " << message;
     HeaderList headers = answer_headers(cors);
     headers.insert(headers.end(), extra.begin(), extra.end());
     write_http_reply(wsi, status, "application/json", error_body(code, message), headers);
@@ -86,9 +86,9 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   constexpr int kGet = 0, kPost = 1, kOptions = 2;  // (lws' method order)
   const auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
-  const bool origin_ok = (listener == listener_of_vhost_.end() ||
-                          listener->second->origins.allows(origin)) &&
-                         auth_policy(wsi, *route).origins.allows(origin);
+  const bool origin_ok =
+      (listener == listener_of_vhost_.end() || listener->second->origins.allows(origin)) &&
+      auth_policy(wsi, *route).origins.allows(origin);
   if (!origin_ok) {
     core_metrics::auth_failed("origin");
     return answer(403, "origin", "origin " + origin.value_or("(none)") + " is not allowed");
@@ -115,7 +115,8 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   std::shared_ptr<const fallback::Peer> peer;
   if (named && !named->mine && !custom_header(wsi, "x-wsbridge-forwarded:")) {
     // Another instance's session (behind a balancer without stickiness): sent on to it.
-    if (auto p = config_->fallback.peers.find(named->instance); p != config_->fallback.peers.end()) {
+    if (auto p = config_->fallback.peers.find(named->instance);
+        p != config_->fallback.peers.end()) {
       peer = p->second;
     } else {
       WSB_LOG(kInfo) << "a fallback request for a session of instance " << named->instance
@@ -140,10 +141,10 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     const auto expected = parse_id(length);
     if (expected && *expected > config_->fallback.max_post_bytes) {
-      return answer(413, "too_large",
-                    "the body is over " + std::to_string(config_->fallback.max_post_bytes) +
-                        " bytes",
-                    {{"Connection:", "close"}});
+      return answer(
+          413, "too_large",
+          "the body is over " + std::to_string(config_->fallback.max_post_bytes) + " bytes",
+          {{"Connection:", "close"}});
     }
     auto carrier = std::make_unique<FallbackCarrier>();
     carrier->target = *connection;
@@ -170,7 +171,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
 }
 
 std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
-                                                      const std::string& cors_origin) {
+                                                       const std::string& cors_origin) {
   ConnectionData* data = ConnectionData::of(wsi);
   if (!data->carrier) data->carrier = std::make_unique<FallbackCarrier>();
   FallbackCarrier& carrier = *data->carrier;
@@ -218,8 +219,7 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
   command.type = InboxCommand::Type::kFallback;
   command.fallback = std::make_shared<SessionRequest>(std::move(request));
   if (!owner->post(std::move(command))) {
-    write_http_reply(wsi, 503, "application/json",
-                     error_body("shutting_down", "shutting down"),
+    write_http_reply(wsi, 503, "application/json", error_body("shutting_down", "shutting down"),
                      answer_headers(cors_origin));
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   }
@@ -234,15 +234,18 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   // The request as the owner needs it: the token and the resume point, the client's Origin (it
   // checks it too), and where it came from (it never forwards such a request again).
   std::string request = std::string(method == 1 ? "POST " : "GET ") +
-                        std::string(uri_ptr, static_cast<std::size_t>(uri_len)) + "?s=" +
-                        query_value(wsi, "s").value_or("");
+                        std::string(uri_ptr, static_cast<std::size_t>(uri_len)) +
+                        "?s=" + query_value(wsi, "s").value_or("");
   if (auto last = query_value(wsi, "last")) request += "&last=" + *last;
   request += " HTTP/1.1\r\nHost: " + peer.host + "\r\nConnection: close\r\n";
   request += "X-Wsbridge-Forwarded: " + shared_.tokens->instance() + "\r\n";
-  if (auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN)) request += "Origin: " + *origin + "\r\n";
-  if (auto last = custom_header(wsi, "last-event-id:")) request += "Last-Event-ID: " + *last + "\r\n";
+  if (auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN))
+    request += "Origin: " + *origin + "\r\n";
+  if (auto last = custom_header(wsi, "last-event-id:"))
+    request += "Last-Event-ID: " + *last + "\r\n";
   if (method == 1) {
-    request += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    request +=
+        "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   request += "\r\n";
   request += body;
@@ -283,8 +286,7 @@ int Shard::fallback_body_done(lws* wsi) {
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   };
   if (c.too_large) {
-    return refuse(413, "too_large",
-                  "the body is over " + std::to_string(c.max_body) + " bytes");
+    return refuse(413, "too_large", "the body is over " + std::to_string(c.max_body) + " bytes");
   }
   // Checked here, so a malformed body never travels to the session's shard; applied there.
   fallback::BodyError error = fallback::BodyError::kNone;
@@ -337,8 +339,8 @@ int Shard::write_fallback(lws* wsi) {
     auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
     unsigned char* p = start;
     unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
-    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN,
-                                    &p, end) != 0) {
+    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
+                                    end) != 0) {
       return -1;
     }
     HeaderList headers = answer_headers(c.cors_origin);
@@ -357,9 +359,9 @@ int Shard::write_fallback(lws* wsi) {
   if (!taken.bytes.empty() || taken.ended) {
     std::string out(LWS_PRE, '\0');
     out += taken.bytes;
-    const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(out.data()) + LWS_PRE,
-                            taken.bytes.size(),
-                            taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    const int n =
+        lws_write(wsi, reinterpret_cast<unsigned char*>(out.data()) + LWS_PRE, taken.bytes.size(),
+                  taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
     if (n < 0) return -1;
   }
   if (taken.ended) return finish();

@@ -131,10 +131,10 @@ int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& u
   for (const Frame& f : first) s.queued_bytes += f.size();
   s.outbox.prepend(std::move(first));
   s.outbox_changed();
-  log_structured(LogLevel::kInfo,
-                 "conn " + std::to_string(id) + " moved to a WebSocket remote=" +
-                     s.transport->peer_address(),
-                 {{"event", "moved"}, {"conn", id}, {"transport", "websocket"}});
+  log_structured(
+      LogLevel::kInfo,
+      "conn " + std::to_string(id) + " moved to a WebSocket remote=" + s.transport->peer_address(),
+      {{"event", "moved"}, {"conn", id}, {"transport", "websocket"}});
   s.transport->want_write();
   return 0;
 }

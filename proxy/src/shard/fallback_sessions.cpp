@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fallback/records.hpp"
-#include "fallback/sse_events.hpp"
 #include "fallback/session_request.hpp"
+#include "fallback/sse_events.hpp"
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
 
@@ -28,7 +28,8 @@ std::optional<PendingClose> parse_client_close(std::string_view json) {
     close.code = static_cast<std::uint16_t>(code);
   }
   if (j.contains("reason")) {
-    if (!j["reason"].is_string() || j["reason"].get<std::string>().size() > 123) return std::nullopt;
+    if (!j["reason"].is_string() || j["reason"].get<std::string>().size() > 123)
+      return std::nullopt;
     close.reason = j["reason"].get<std::string>();
   }
   return close;
@@ -102,7 +103,8 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   open.uri = route.path + query;
   open.peer = ip;
   open.since = SteadyClock::now();
-  if (route.adapter->wants_admission()) return hold_fallback_open(wsi, std::move(open), cors_origin);
+  if (route.adapter->wants_admission())
+    return hold_fallback_open(wsi, std::move(open), cors_origin);
   open.channel = attach_carrier(wsi, kind == fallback::CarrierKind::kStream, cors_origin);
   start_fallback_session(std::move(open));
   return 0;  // the session answers through the channel
@@ -201,8 +203,9 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
       const auto close = parse_client_close(record.payload);
       if (!close) {
         transport.advance_sequence(applied);
-        reply.answer(400, "application/json",
-                     R"({"error":"bad_request","message":"a control record must be {\"type\":\"close\"} with an optional code (1000, 3000-4999) and reason"})");
+        reply.answer(
+            400, "application/json",
+            R"({"error":"bad_request","message":"a control record must be {\"type\":\"close\"} with an optional code (1000, 3000-4999) and reason"})");
         return;
       }
       ++applied;
@@ -223,8 +226,7 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
     on_fragment(s, fragment);
   }
   transport.advance_sequence(applied);
-  reply.answer(200, "application/json",
-               nlohmann::json{{"next", transport.next_sequence()}}.dump());
+  reply.answer(200, "application/json", nlohmann::json{{"next", transport.next_sequence()}}.dump());
 }
 
 void Shard::schedule_turn(std::uint64_t connection) {
@@ -284,9 +286,8 @@ void Shard::answer_ended_session(SessionRequest& request) {
                  "\n");
     return;
   }
-  const nlohmann::json close = {{"type", "close"},
-                                {"code", ended->second.code},
-                                {"reason", ended->second.reason}};
+  const nlohmann::json close = {
+      {"type", "close"}, {"code", ended->second.code}, {"reason", ended->second.reason}};
   const std::string json = close.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out;
   if (request.op == SessionRequest::Op::kPost) {
@@ -314,8 +315,8 @@ void Shard::end_fallback_session(Session& s) {
     if (s.close_sent) close = PendingClose{s.close_info.code, s.close_info.reason};
     if (!close && s.close_after_queue) close = s.close_after_queue;
     if (close) {
-      ended_fallback_[s.id] = EndedFallback{close->code, close->reason,
-                                            SteadyClock::now() + s.config->fallback.reconnect_window};
+      ended_fallback_[s.id] = EndedFallback{
+          close->code, close->reason, SteadyClock::now() + s.config->fallback.reconnect_window};
       s.close_info.code = close->code;
       s.close_info.reason = close->reason;
     }

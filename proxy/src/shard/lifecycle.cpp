@@ -318,7 +318,7 @@ void Shard::serve() {
 
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
-  relays_.clear();  // (their streams close with them)
+  relays_.clear();                         // (their streams close with them)
   LwsStreamClient::instance().detach(index_);  // streams still open go with the context
   release_retired_configs(true);
   for (auto& [id, held] : held_)

@@ -32,19 +32,17 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
         return std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws,
                                                     compression.format, shared_deflate);
       },
-      std::move(admitted.mqtt_refusal), compression.format,
-      query_has(wsi, "_wsb", "welcome"));
+      std::move(admitted.mqtt_refusal), compression.format, query_has(wsi, "_wsb", "welcome"));
   data.session = s;
   if (shared_deflate) mask_guard::accept_compressed(lws_get_socket_fd(wsi));
   return 0;
 }
 
-Session* Shard::admit_session(const RouteConfig& route, std::size_t listener,
-                              auth::AuthDecision d, std::optional<ConnectionSlots::Slot> slot,
-                              const std::string& uri, const TransportFactory& make_transport,
+Session* Shard::admit_session(const RouteConfig& route, std::size_t listener, auth::AuthDecision d,
+                              std::optional<ConnectionSlots::Slot> slot, const std::string& uri,
+                              const TransportFactory& make_transport,
                               std::optional<std::string> mqtt_refusal,
-                              const shared_deflate::WireFormat& format,
-                              bool welcome) {
+                              const shared_deflate::WireFormat& format, bool welcome) {
   auto* s = new Session();
   s->id = (next_sequence_++ - 1) * shared_.count + index_ + 1;  // (id - 1) % count: the shard
   s->config = config_;
@@ -99,10 +97,9 @@ Session* Shard::admit_session(const RouteConfig& route, std::size_t listener,
   if (welcome) {
     // Asked for by a client that tells a working WebSocket from a proxy that answers 101 and
     // then forwards nothing (docs/FALLBACK.md): before anything the route sends.
-    enqueue(*s, Frame::text(nlohmann::json{{"type", "welcome"},
-                                           {"conn", s->id},
-                                           {"transport", "websocket"}}
-                                .dump()));
+    enqueue(*s, Frame::text(
+                    nlohmann::json{{"type", "welcome"}, {"conn", s->id}, {"transport", "websocket"}}
+                        .dump()));
   }
   if (!s->mqtt_refusal) route.adapter->on_open(s->handle);
   return s;

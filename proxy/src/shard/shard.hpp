@@ -14,9 +14,9 @@
 #include "admin/admin_api.hpp"
 #include "auth/authenticator.hpp"
 #include "compression/negotiation.hpp"
+#include "config/server_config.hpp"
 #include "fallback/fallback_transport.hpp"
 #include "fallback/peer_relay.hpp"
-#include "config/server_config.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "server/connection_slots.hpp"
 #include "server/listen_share.hpp"
@@ -81,7 +81,7 @@ class Shard final : private InboxDispatcher,
  private:
   struct LwsTables;
   struct Timer;
-  struct ConnectionData;  // shard_parts.hpp: what lws holds for us per connection
+  struct ConnectionData;   // shard_parts.hpp: what lws holds for us per connection
   struct FallbackCarrier;  // shard_parts.hpp: a fallback request this shard's connection carries
   struct FallbackTurns;    // shard_parts.hpp: fallback sessions whose write turn is due
   // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
@@ -184,8 +184,7 @@ class Shard final : private InboxDispatcher,
                          std::optional<ConnectionSlots::Slot> slot, const std::string& uri,
                          const TransportFactory& make_transport,
                          std::optional<std::string> mqtt_refusal,
-                         const shared_deflate::WireFormat& format,
-                         bool welcome);
+                         const shared_deflate::WireFormat& format, bool welcome);
   // The connection's next request is due within the handshake timeout (from accept, and after
   // each keep-alive answer), or no longer (it arrived).
   void expect_request(ConnectionData& data);

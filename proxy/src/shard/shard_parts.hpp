@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "metrics/core_metrics.hpp"
 #include "fallback/response_channel.hpp"
+#include "metrics/core_metrics.hpp"
 #include "session/session.hpp"
 #include "shard/lws_request.hpp"
 #include "shard/shard.hpp"
@@ -108,9 +108,9 @@ struct Shard::ConnectionData {
 struct Shard::FallbackCarrier {
   std::uint64_t key = 0;  // in carriers_, for the owner's wake-ups
   std::shared_ptr<fallback::ResponseChannel> channel;
-  std::string cors_origin;     // echoed in Access-Control-Allow-Origin (empty: none)
-  bool headers_sent = false;   // a stream's
-  bool done = false;           // the response is complete
+  std::string cors_origin;    // echoed in Access-Control-Allow-Origin (empty: none)
+  bool headers_sent = false;  // a stream's
+  bool done = false;          // the response is complete
   // A POST whose body is arriving.
   std::uint64_t target = 0;
   std::string body;

@@ -24,7 +24,8 @@ TEST(FallbackSseEvents, WhatDataLinesCannotCarryGoesInBase64) {
   // An empty data buffer dispatches nothing, and CR ends a line in SSE.
   EXPECT_EQ(message(5, false, ""), "id: 5\nevent: frame\ndata: t\n\n");
   EXPECT_EQ(message(6, false, "a\rb"), "id: 6\nevent: frame\ndata: tYQ1i\n\n");
-  EXPECT_EQ(message(7, true, std::string_view("\0\x01", 2)), "id: 7\nevent: frame\ndata: bAAE=\n\n");
+  EXPECT_EQ(message(7, true, std::string_view("\0\x01", 2)),
+            "id: 7\nevent: frame\ndata: bAAE=\n\n");
   EXPECT_EQ(message(8, true, "text"), "id: 8\nevent: frame\ndata: bdGV4dA==\n\n");
 }
 
