@@ -8,7 +8,7 @@
 // WebSocket) in the middle of a QoS 1 stream loses and duplicates nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -137,6 +137,8 @@ backend = "http://127.0.0.1:${backend.address().port}"
 paths = ["/orders"]
 `);
   copyFileSync(path.join(sourceDir, 'web', 'wsbridge.js'), path.join(dir, 'static', 'wsbridge.js'));
+  mkdirSync(path.join(dir, 'static', 'diag'));
+  copyFileSync(path.join(sourceDir, 'web', 'diag', 'index.html'), path.join(dir, 'static', 'diag', 'index.html'));
   await bridge.start();
   proxies.haproxy = await startHaproxy(await freePort(), port);
   proxies.nginx = await startNginx(await freePort(), port);
@@ -265,4 +267,34 @@ test('a proxy answering 101 then nothing: SSE, then back to a WebSocket mid-stre
   } finally {
     await page.close();
   }
+});
+
+// The /diag page (#16.4) tells each network apart: what works, what is blocked, what buffers.
+async function diagnose(port) {
+  const page = await browser.newPage();
+  try {
+    await page.goto(`http://127.0.0.1:${port}/diag/?route=/mqtt&timeout=3000`);
+    await page.waitForFunction(() => window.diagResults, null, { timeout: 60000 });
+    const shown = await page.textContent('#verdict');
+    const r = await page.evaluate(() => window.diagResults);
+    return { ...r, shown, ok: Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.ok])) };
+  } finally {
+    await page.close();
+  }
+}
+
+test('/diag: a direct path, a proxy refusing upgrades, and one buffering responses, each told plainly', async () => {
+  const direct = await diagnose(bridge.port);
+  assert.equal(direct.verdict, 'ok');
+  assert.deepEqual(direct.ok, { websocket: true, sse: true, polling: true });
+  assert.match(direct.shown, /WebSockets work/);
+  const refusing = await diagnose(proxies.haproxy.port);
+  assert.equal(refusing.verdict, 'warn');
+  assert.deepEqual(refusing.ok, { websocket: false, sse: true, polling: true });
+  assert.match(refusing.shown, /WebSockets are blocked/);
+  const buffering = await diagnose(proxies.nginx.port);
+  assert.equal(buffering.verdict, 'warn');
+  assert.deepEqual(buffering.ok, { websocket: false, sse: false, polling: true });
+  assert.equal(buffering.results.sse.buffered, true, JSON.stringify(buffering.results.sse));
+  assert.match(buffering.shown, /held back \(a buffering proxy\)/);
 });
