@@ -48,6 +48,11 @@ export interface TransportOptions {
   forceTransport?: Transport;
   /** How long each attempt may take to bring the welcome, in ms. Default 5000. */
   transportTimeout?: number;
+  /**
+   * While a fallback carries the session, a WebSocket is tried this often (ms; 0: never), and the
+   * server moves the session onto it once it works (docs/FALLBACK.md). Default 30000.
+   */
+  fallbackProbeInterval?: number;
   /** How long a WebSocket that failed where a fallback worked is skipped (sessionStorage), in ms. Default 600000. */
   brokenWebSocketMemoryMs?: number;
   /** The WebSocket class. Default `globalThis.WebSocket`; null: none. */
@@ -75,7 +80,8 @@ export interface Welcome {
  * One wsbridge session on the first transport that works, with a WebSocket's interface: what
  * WsbridgeClient uses underneath, and usable alone on any route (echo, MQTT pass-through...).
  * Text arrives as strings, binary as an ArrayBuffer or a Blob (binaryType), on every transport.
- * It never moves to another transport: WsbridgeClient does that.
+ * On a fallback it tries a WebSocket every `fallbackProbeInterval` and moves the session onto it
+ * once one works: the same session, nothing lost or repeated either way (`ontransport`).
  */
 export class WsbridgeSocket implements WebSocketLike {
   constructor(url: string | URL, options?: TransportOptions & { welcome?: boolean });
@@ -95,8 +101,10 @@ export class WsbridgeSocket implements WebSocketLike {
   onerror: ((event: any) => void) | null;
   /** A fallback session's resume buffer no longer had messages `from` to `to`. */
   onlost: ((info: { from: number; to: number }) => void) | null;
+  /** The session moved to another transport (`transport` is the new one). */
+  ontransport: ((info: { type: 'transport'; transport: Transport; previous: Transport | null }) => void) | null;
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
-  /** A fallback session has no close request in the protocol: the bridge ends it at its idle timeout. */
+  /** On a fallback the bridge is told with a close record (a keepalive POST); the close event follows at once. */
   close(code?: number, reason?: string): void;
 }
 
@@ -125,11 +133,6 @@ export interface ConnectOptions extends TransportOptions {
   maxQueuedPublishes?: number;
   /** Requests without an answer this long reject with "timeout"; 0 disables. Default 10000. */
   requestTimeoutMs?: number;
-  /**
-   * While a fallback carries the connection, a WebSocket is tried this often (ms; 0: never), and
-   * the connection moves back to it once it works. Default 30000.
-   */
-  fallbackProbeInterval?: number;
   /** Source of randomness for the jitter (tests). Default `Math.random`. */
   random?: () => number;
 }
@@ -222,7 +225,10 @@ export interface TransportEventInfo {
 }
 
 export interface WsbridgeEvents {
-  /** A connection opened on another transport than the last one (the first included). */
+  /**
+   * A connection opened on another transport than the last one (the first included), or the
+   * session moved from a fallback to a WebSocket (no 'close' or 'open' then: the same session).
+   */
   transport: (info: TransportEventInfo) => void;
   open: () => void;
   close: (info: CloseEventInfo) => void;

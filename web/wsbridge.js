@@ -15,8 +15,9 @@
 // Where WebSockets are broken (a proxy that strips Upgrade, or answers 101 and forwards nothing)
 // it carries the same session over HTTP (docs/FALLBACK.md): WebSocket, then SSE, then
 // long-polling, each counted open only when wsbridge's welcome arrives on it; a WebSocket that
-// failed is remembered for the browser session and probed again, and the client moves back to it
-// (client.transport, the 'transport' event). WsbridgeSocket is that layer alone, WebSocket-like.
+// failed is remembered for the browser session and probed again, and once one works the server
+// moves the session itself onto it, exactly (client.transport, the 'transport' event).
+// WsbridgeSocket is that layer alone, WebSocket-like.
 
 const OPEN = 1; // WebSocket.OPEN, spelled out so that WebSocket-like classes without statics work
 
@@ -219,6 +220,7 @@ const TRANSPORT_DEFAULTS = {
   transports: TRANSPORTS,
   forceTransport: undefined,
   transportTimeout: 5000,
+  fallbackProbeInterval: 30000,
   brokenWebSocketMemoryMs: 10 * 60 * 1000,
   welcome: undefined, // wait for the welcome on a WebSocket; default: when a fallback follows
   protocols: undefined,
@@ -280,8 +282,9 @@ function crossOrigin(href) {
 
 /**
  * One wsbridge session on the first transport that works, WebSocket-like (readyState, send,
- * close, binaryType, onopen/onmessage/onclose/onerror) plus `transport` and `onlost`. Moving a
- * session from one transport to another is the WsbridgeClient's business, not this class's.
+ * close, binaryType, onopen/onmessage/onclose/onerror) plus `transport`, `onlost` and
+ * `ontransport`. On a fallback it tries a WebSocket every fallbackProbeInterval and, once one
+ * works, moves the session itself onto it (see _startMove).
  */
 export class WsbridgeSocket {
   constructor(url, options = {}) {
@@ -299,13 +302,15 @@ export class WsbridgeSocket {
     this.readyState = CONNECTING;
     this.transport = null;
     this.session = null; // the welcome
-    this.onopen = this.onmessage = this.onclose = this.onerror = this.onlost = null;
+    this.onopen = this.onmessage = this.onclose = this.onerror = this.onlost = this.ontransport = null;
 
     this._order = this._transportOrder();
     this._welcome = this._opts.welcome ?? !(this._order.length === 1 && this._order[0] === 'websocket');
     this._index = 0;
     this._attempt = null;
     this._carrier = null; // the open WebSocket, or the fallback session
+    this._move = null; // moving the fallback session to a WebSocket: {fb, ws, timer, skip}
+    this._moveTimer = null;
     this._webSocketFailed = false;
     this._constructing = true;
     try {
@@ -321,8 +326,7 @@ export class WsbridgeSocket {
 
   set binaryType(type) {
     this._binaryType = type;
-    const ws = this._attempt?.ws;
-    if (ws) ws.binaryType = type;
+    for (const ws of [this._attempt?.ws, this._move?.ws]) if (ws) ws.binaryType = type;
   }
 
   get bufferedAmount() {
@@ -381,14 +385,7 @@ export class WsbridgeSocket {
     attempt.done = true;
     attempt.failure = failure;
     clearTimeout(attempt.timer);
-    if (attempt.ws) {
-      detachSocket(attempt.ws);
-      try {
-        attempt.ws.close();
-      } catch {
-        // never opened
-      }
-    }
+    if (attempt.ws) discard(attempt.ws);
     attempt.session?.stop();
     if (attempt.kind === 'websocket') this._webSocketFailed = true;
     if (this.readyState === CONNECTING) this._tryNext();
@@ -406,6 +403,7 @@ export class WsbridgeSocket {
     if (attempt.kind !== 'websocket' && this._webSocketFailed) rememberWebSocketBroken(this._storage, this._wsUrl, brokenMs);
     if (attempt.kind === 'websocket' && this._welcome) rememberWebSocketBroken(this._storage, this._wsUrl, 0);
     this.onopen?.({ type: 'open' });
+    this._scheduleMove();
     return true;
   }
 
@@ -416,10 +414,8 @@ export class WsbridgeSocket {
       u.searchParams.set('_wsb', 'welcome');
       url = u.toString();
     }
-    const { protocols } = this._opts;
-    const ws = protocols === undefined ? new this._WebSocket(url) : new this._WebSocket(url, protocols);
+    const ws = this._newWebSocket(url);
     attempt.ws = ws;
-    ws.binaryType = this._binaryType;
     ws.onopen = () => {
       if (!this._welcome) this._opened(attempt, ws);
     };
@@ -452,6 +448,115 @@ export class WsbridgeSocket {
     ws.onerror = () => {};
   }
 
+  _newWebSocket(url) {
+    const { protocols } = this._opts;
+    const ws = protocols === undefined ? new this._WebSocket(url) : new this._WebSocket(url, protocols);
+    ws.binaryType = this._binaryType;
+    return ws;
+  }
+
+  // ----- moving the session to a WebSocket (docs/FALLBACK.md, "Moving a session to a WebSocket")
+  //
+  // While a fallback carries the session, a WebSocket is tried every fallbackProbeInterval, and
+  // the server moves the session itself onto it: the same session, its subscriptions, its queue
+  // and its place in the message stream. The fallback first stops starting POSTs (what the
+  // application sends meanwhile waits, in order) and waits for the one in flight, since a POST
+  // after the move would find no session. Then the upgrade `_wsb=resume&s=TOKEN&last=N` goes out.
+  // Its welcome (resumed, `from`: F) makes the WebSocket the carrier: the fallback is stopped
+  // (its `moved` and the end of its request are expected), what waited goes out on the WebSocket
+  // in order, and the server sends the messages from F on, in order. What the fallback delivered
+  // after the upgrade went out (ids N+1... up to the last it delivered) is skipped there, so the
+  // move is exact: nothing lost, nothing twice, in either direction (what the server's resume
+  // buffer no longer had is reported as a `lost` control's would be). A WebSocket that brings no
+  // welcome within transportTimeout, fails or is refused (404: the server no longer knows the
+  // session there, or a proxy's refusal) is closed and remembered as broken; the fallback carries
+  // on with what waited. If the session moved all the same (its welcome was lost, or came late),
+  // the fallback finds it gone and the socket closes (1006), as any lost session does.
+
+  _scheduleMove() {
+    clearTimeout(this._moveTimer);
+    const o = this._opts;
+    if (this.readyState === 1 && this._carrier instanceof FallbackSession && o.fallbackProbeInterval > 0
+        && !o.forceTransport && o.transports.includes('websocket') && typeof this._WebSocket === 'function') {
+      this._moveTimer = setTimeout(() => this._startMove(), o.fallbackProbeInterval);
+    }
+  }
+
+  _startMove() {
+    const fb = this._carrier;
+    const move = { fb, ws: null, timer: null, skip: 0 };
+    this._move = move;
+    fb.freeze(() => {
+      if (this._move !== move || move.ws) return;
+      if (fb.stopped) return this._moveFailed(move);
+      const url = new URL(this._wsUrl.href); // the route's own query (access_token...) stays
+      url.searchParams.set('_wsb', 'resume');
+      url.searchParams.set('s', fb.token);
+      url.searchParams.set('last', String(fb.lastId));
+      move.timer = setTimeout(() => this._moveFailed(move), this._opts.transportTimeout);
+      let ws;
+      try {
+        ws = move.ws = this._newWebSocket(url.toString());
+      } catch {
+        return this._moveFailed(move);
+      }
+      ws.onmessage = (event) => {
+        if (this._carrier === ws) {
+          if (move.skip > 0) move.skip -= 1;
+          else this._deliver(event.data);
+          return;
+        }
+        let welcome = null;
+        try {
+          welcome = typeof event.data === 'string' ? JSON.parse(event.data) : null;
+        } catch {
+          // not a welcome
+        }
+        if (welcome?.type === 'welcome' && welcome.resumed === true) this._moved(move, welcome);
+        else this._moveFailed(move);
+      };
+      ws.onclose = (event) => {
+        if (this._carrier === ws) this._finish(event.code, event.reason || '', event.wasClean);
+        else this._moveFailed(move);
+      };
+      ws.onerror = () => {};
+    });
+  }
+
+  _moved(move, welcome) {
+    const { fb, ws } = move;
+    this._move = null;
+    clearTimeout(move.timer);
+    fb.stop(); // quietly: the session goes on, here
+    const had = fb.lastId; // delivered by the fallback, some perhaps after the upgrade went out
+    move.skip = Math.max(0, had - Number(welcome.from) + 1) || 0;
+    this._carrier = ws;
+    this._attempt = { kind: 'websocket', done: true, timer: null, ws };
+    const previous = this.transport;
+    this.transport = 'websocket';
+    rememberWebSocketBroken(this._storage, this._wsUrl, 0);
+    for (const m of fb.queue) ws.send(m.data);
+    const lost = welcome.lost;
+    if (lost && Math.max(lost.from, had + 1) <= lost.to) this.onlost?.({ from: Math.max(lost.from, had + 1), to: lost.to });
+    this.ontransport?.({ type: 'transport', transport: 'websocket', previous });
+  }
+
+  _moveFailed(move) {
+    if (this._move !== move) return;
+    this._move = null;
+    clearTimeout(move.timer);
+    if (move.ws) {
+      discard(move.ws);
+      rememberWebSocketBroken(this._storage, this._wsUrl, this._opts.brokenWebSocketMemoryMs);
+    }
+    if (move.fb.stopped) {
+      this._finish(1006, 'the fallback session is gone', false);
+      return;
+    }
+    move.fb.thaw();
+    this._scheduleMove();
+  }
+
   // From the carrier: a message, as a WebSocket would hand it over.
   _deliver(data) {
     if (this.readyState !== 1) return;
@@ -473,14 +578,13 @@ export class WsbridgeSocket {
     if (attempt && !attempt.done) {
       attempt.done = true;
       clearTimeout(attempt.timer);
-      if (attempt.ws) {
-        detachSocket(attempt.ws);
-        try {
-          attempt.ws.close();
-        } catch {
-          // never opened
-        }
-      }
+      if (attempt.ws) discard(attempt.ws);
+    }
+    clearTimeout(this._moveTimer);
+    if (this._move) {
+      clearTimeout(this._move.timer);
+      if (this._move.ws) discard(this._move.ws); // (a session already moved there ends with it)
+      this._move = null;
     }
     this._attempt?.session?.stop();
     if (this._carrier && this._carrier !== this._attempt?.ws) this._carrier.stop?.();
@@ -522,6 +626,15 @@ function detachSocket(ws) {
   ws.onerror = () => {};
 }
 
+function discard(ws) {
+  detachSocket(ws);
+  try {
+    ws.close();
+  } catch {
+    // never opened
+  }
+}
+
 function sleepMs(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -545,6 +658,7 @@ class FallbackSession {
     this.nextSeq = 1;
     this.queue = []; // {seq, data}
     this.inflight = null; // {firstSeq, messages, body}
+    this.frozen = null; // while moving to a WebSocket: called once no POST is in flight (freeze)
     this.bufferedAmount = 0;
     if (kind === 'sse') this.openStream(fallbackUrl(socket._wsUrl, 'sse'));
     else this.pollLoop(fallbackUrl(socket._wsUrl, 'poll'));
@@ -590,13 +704,19 @@ class FallbackSession {
       case 'close':
         this.end(control.code ?? 1005, control.reason ?? '', true);
         break;
-      case 'unknown_session':
-        // (What a stream says instead of 404: an EventSource cannot read a status.)
-        this.end(1006, 'the fallback session is gone', false);
+      case 'unknown_session': // (what a stream says instead of 404: an EventSource cannot read a status)
+      case 'moved':
+        this.gone();
         break;
       default:
         break;
     }
+  }
+
+  // The session is not here (any more). While a WebSocket may be taking it over, that decides.
+  gone() {
+    if (this.socket._move) this.stop();
+    else this.end(1006, 'the fallback session is gone', false);
   }
 
   // A lost stream or a failed poll: resumed a few times, then the session is given up.
@@ -684,7 +804,7 @@ class FallbackSession {
       if (this.stopped) return;
       if (body === null) {
         if (status === 404 && this.open()) {
-          this.end(1006, 'the fallback session is gone', false);
+          this.gone();
           return;
         }
         if (!this.failed(status < 0 ? 'the poll failed' : `poll answered ${status}`)) return;
@@ -727,7 +847,7 @@ class FallbackSession {
   }
 
   async post() {
-    if (this.inflight || this.queue.length === 0 || this.stopped) return;
+    if (this.inflight || this.queue.length === 0 || this.stopped || this.frozen) return;
     let bytes = 0;
     let n = 0;
     while (n < this.queue.length && n < MAX_POST_MESSAGES && (n === 0 || bytes + this.queue[n].size <= MAX_POST_BYTES)) {
@@ -779,7 +899,20 @@ class FallbackSession {
       await sleepMs(250 * 2 ** tries);
     }
     this.inflight = null;
-    if (!this.stopped) this.post();
+    if (this.frozen) this.frozen();
+    else this.post();
+  }
+
+  // Moving to a WebSocket: no new POST (what the application sends waits in the queue); `idle` is
+  // called once none is in flight, or when the session stops. thaw() undoes it.
+  freeze(idle) {
+    this.frozen = idle;
+    if (!this.inflight || this.stopped) idle();
+  }
+
+  thaw() {
+    this.frozen = null;
+    this.post();
   }
 
   // The application closes: the server is told (a close record after whatever is still unsent,
@@ -818,6 +951,7 @@ class FallbackSession {
     clearTimeout(this.streamTimer);
     this.closeStream();
     this.poll?.abort();
+    this.frozen?.();
   }
 }
 
@@ -847,8 +981,6 @@ export class WsbridgeClient {
     this._pingTimer = null;
     this._pongTimer = null;
     this._lastTransport = null; // of the last connection that opened
-    this._probeTimer = null;
-    this._migration = null; // moving from a fallback back to a WebSocket: see _probe()
 
     this._nextId = 0;
     this._pending = new Map(); // id -> {resolve, reject, timer, internal}
@@ -942,8 +1074,6 @@ export class WsbridgeClient {
     };
 
     if (this._isOpen()) {
-      const m = this._migration;
-      if (m?.opened && !m.cutover) this._mirrorSubscribe(m, sub);
       return this._request({ type: 'subscribe', topic: filter, qos }).then(
         () => {
           sub.active = true;
@@ -976,10 +1106,6 @@ export class WsbridgeClient {
       }
     }
     if (!this._isOpen()) return Promise.resolve(); // the next connection never has it
-    const m = this._migration;
-    if (m?.opened && !m.cutover) {
-      this._request({ type: 'unsubscribe', topic: filter }, { internal: true, ws: m.candidate }).catch(() => {});
-    }
     return this._request({ type: 'unsubscribe', topic: filter }).then(() => undefined);
   }
 
@@ -1041,12 +1167,13 @@ export class WsbridgeClient {
     return url.toString();
   }
 
-  _socketOptions(extra = {}) {
+  _socketOptions() {
     const o = this._options;
     return {
       protocols: o.protocols, WebSocket: o.WebSocket, EventSource: o.EventSource, fetch: o.fetch,
       sessionStorage: o.sessionStorage, transports: o.transports, forceTransport: o.forceTransport,
-      transportTimeout: o.transportTimeout, brokenWebSocketMemoryMs: o.brokenWebSocketMemoryMs, ...extra,
+      transportTimeout: o.transportTimeout, brokenWebSocketMemoryMs: o.brokenWebSocketMemoryMs,
+      fallbackProbeInterval: o.fallbackProbeInterval,
     };
   }
 
@@ -1068,15 +1195,12 @@ export class WsbridgeClient {
       if (this._ws === ws) this._handleOpen();
     };
     ws.onmessage = (event) => {
-      // The socket a move back to a WebSocket leaves still brings its answers: see _probe().
-      if (this._ws === ws || this._migration?.old === ws) this._handleData(event.data, ws);
+      if (this._ws === ws) this._handleData(event.data);
     };
     ws.onclose = (event) => {
       if (this._ws === ws) {
         this._detach();
         this._handleClose(event.code, event.reason || '');
-      } else if (this._migration?.old === ws) {
-        this._finishMigration(this._migration);
       }
     };
     // A WebSocket error is always followed by a close event, which carries what is useful.
@@ -1084,6 +1208,10 @@ export class WsbridgeClient {
     // A fallback session's resume buffer overflowed: like the bridge's own drop count.
     ws.onlost = ({ from, to }) => {
       if (this._ws === ws) this._emit('status', { dropped: Math.max(0, to - from + 1) });
+    };
+    // The socket moved its session to a WebSocket: the same connection, another transport.
+    ws.ontransport = () => {
+      if (this._ws === ws) this._noteTransport();
     };
   }
 
@@ -1107,7 +1235,6 @@ export class WsbridgeClient {
     }
     this._noteTransport();
     this._emit('open');
-    this._scheduleProbe();
   }
 
   _resubscribe(sub) {
@@ -1149,18 +1276,13 @@ export class WsbridgeClient {
   _detach() {
     const ws = this._ws;
     if (!ws) return;
-    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onlost = ws.ontransport = null;
     ws.onerror = () => {}; // a late error event must not reach the console as unhandled
     this._ws = null;
   }
 
   _handleClose(code, reason) {
     this._stopPing();
-    clearTimeout(this._probeTimer);
-    this._probeTimer = null;
-    const m = this._migration;
-    if (m?.cutover) this._finishMigration(m);
-    else if (m) this._abandonMigration(m, false);
     for (const [id, p] of this._pending) {
       this._pending.delete(id);
       clearTimeout(p.timer);
@@ -1207,10 +1329,16 @@ export class WsbridgeClient {
     this._pingTimer = setInterval(() => {
       if (this._pongTimer !== null || !this._isOpen()) return;
       this._send({ type: 'ping', id: this._newId() });
-      this._pongTimer = setTimeout(() => {
+      const expire = () => {
+        // While the socket moves its session to a WebSocket the ping may wait unsent: so does this.
+        if (this._ws?._move) {
+          this._pongTimer = setTimeout(expire, this._options.pongTimeoutMs);
+          return;
+        }
         this._pongTimer = null;
         if (this._ws) this._dropSocket(CLOSE_PONG_TIMEOUT, 'pong timeout');
-      }, this._options.pongTimeoutMs);
+      };
+      this._pongTimer = setTimeout(expire, this._options.pongTimeoutMs);
     }, interval);
   }
 
@@ -1221,184 +1349,6 @@ export class WsbridgeClient {
     this._pongTimer = null;
   }
 
-  // ----- moving back to a WebSocket
-  //
-  // While a fallback carries the connection, a WebSocket with the welcome is tried every
-  // fallbackProbeInterval. The bridge cannot move a session from one transport to another, so
-  // the move is make-before-break at this level: the probe's WebSocket, once welcomed, is a new
-  // session; every remembered subscription is made on it; then it becomes the connection (new
-  // requests, publishes and pings go to it), while the old session stays open until the answers
-  // it owes have come, the last of them the pong to a ping sent as a fence (at most
-  // requestTimeoutMs), and only then is closed.
-  //
-  // What that guarantees: a request, publish or subscribe is sent on exactly one session and
-  // answered there, so none is lost or sent twice by the move. Subscription messages: whatever
-  // the bridge queued to the old session before the new one's subscriptions took effect comes
-  // before the fence's pong, so it is not lost; from then on both sessions get each message. The
-  // new session's messages are held until the old one is closed, then those the old one already
-  // delivered (the same topic and payload, counted) are dropped, and so are its retained replays
-  // (`retain: true`: the old session was subscribed all along). The one blind spot is a topic
-  // and payload published more than once within that overlap (about a round trip), whose copies
-  // can be miscounted: one lost or one repeated. If the fence is not answered within
-  // requestTimeoutMs the old session is closed anyway. A move is not a reconnect: no 'close' or
-  // 'open' event, only 'transport'.
-
-  _probeWanted() {
-    const o = this._options;
-    return this._isOpen() && !this._migration && this._ws.transport !== 'websocket'
-      && !o.forceTransport && o.transports.includes('websocket') && o.fallbackProbeInterval > 0;
-  }
-
-  _scheduleProbe() {
-    clearTimeout(this._probeTimer);
-    this._probeTimer = null;
-    if (!this._probeWanted()) return;
-    this._probeTimer = setTimeout(() => {
-      this._probeTimer = null;
-      this._probe();
-    }, this._options.fallbackProbeInterval);
-  }
-
-  _probe() {
-    if (!this._probeWanted()) return;
-    let candidate;
-    try {
-      candidate = new WsbridgeSocket(this._buildUrl(),
-        this._socketOptions({ transports: ['websocket'], forceTransport: undefined, welcome: true }));
-    } catch {
-      this._scheduleProbe();
-      return;
-    }
-    const m = { old: this._ws, candidate, opened: false, cutover: false, waiting: 0, buffer: [], seen: new Map(), status: null, drainTimer: null };
-    this._migration = m;
-    candidate.binaryType = 'arraybuffer';
-    candidate.onopen = () => {
-      if (this._migration === m) this._migrate(m);
-    };
-    candidate.onmessage = (event) => {
-      if (this._ws === candidate || this._migration === m) this._handleData(event.data, candidate);
-    };
-    candidate.onclose = (event) => {
-      if (this._ws === candidate) {
-        this._detach();
-        this._handleClose(event.code, event.reason || '');
-      } else if (this._migration === m) {
-        this._abandonMigration(m, !m.opened);
-      }
-    };
-    candidate.onerror = () => {};
-  }
-
-  _migrate(m) {
-    m.opened = true;
-    const subs = [...this._subs.values()];
-    if (subs.length === 0) {
-      this._cutover(m);
-      return;
-    }
-    for (const sub of subs) this._mirrorSubscribe(m, sub);
-  }
-
-  _mirrorSubscribe(m, sub) {
-    m.waiting += 1;
-    this._request({ type: 'subscribe', topic: sub.filter, qos: sub.qos }, { internal: true, ws: m.candidate })
-      .then(() => {
-        if (this._migration !== m) return;
-        m.waiting -= 1;
-        if (m.waiting === 0 && !m.cutover) this._cutover(m);
-      }, (err) => {
-        if (this._migration !== m) return;
-        if (!PERMANENT_SUBSCRIBE_ERRORS.has(err.code)) {
-          this._abandonMigration(m, false); // tried again at the next probe
-          return;
-        }
-        // Refused on the new session: as after a reconnect, forgotten and reported.
-        if (this._subs.get(sub.filter) === sub) {
-          this._subs.delete(sub.filter);
-          sub.active = false;
-          this._emit('error', err);
-        }
-        m.waiting -= 1;
-        if (m.waiting === 0 && !m.cutover) this._cutover(m);
-      });
-  }
-
-  _cutover(m) {
-    m.cutover = true;
-    this._ws = m.candidate;
-    this._stopPing();
-    this._startPing();
-    if (m.status?.upstream !== undefined) this._setUpstream(m.status.upstream);
-    this._noteTransport();
-    // A fence: the old session answers this ping after everything it was sent before, among
-    // which whatever it got before the new session's subscriptions were made.
-    this._request({ type: 'ping' }, { internal: true, timeoutMs: 0, ws: m.old }).catch(() => {});
-    m.drainTimer = setTimeout(() => this._finishMigration(m), this._options.requestTimeoutMs || 10000);
-  }
-
-  // After the cutover: the old session is closed, and the new one's held messages delivered.
-  _finishMigration(m) {
-    if (this._migration !== m) return;
-    this._migration = null;
-    clearTimeout(m.drainTimer);
-    this._closeAside(m.old, 'moved to a WebSocket');
-    for (const frame of m.buffer) {
-      const key = messageKey(frame);
-      const seen = m.seen.get(key) || 0;
-      if (seen > 0) m.seen.set(key, seen - 1);
-      else if (!frame.retain) this._handleMessage(frame);
-    }
-  }
-
-  // Before the cutover: the candidate is dropped and the fallback carries on.
-  _abandonMigration(m, broken) {
-    if (this._migration !== m) return;
-    this._migration = null;
-    this._closeAside(m.candidate, '');
-    if (broken) {
-      const storage = this._options.sessionStorage === undefined ? defaultStorage() : this._options.sessionStorage;
-      rememberWebSocketBroken(storage, m.candidate._wsUrl, this._options.brokenWebSocketMemoryMs);
-    }
-    this._scheduleProbe();
-  }
-
-  _closeAside(ws, reason) {
-    detachSocket(ws);
-    ws.onlost = null;
-    try {
-      ws.close(1000, reason);
-    } catch {
-      // already closed
-    }
-    for (const [id, p] of this._pending) {
-      if (p.ws !== ws) continue;
-      this._pending.delete(id);
-      clearTimeout(p.timer);
-      p.reject(new WsbridgeError('disconnected', 'the session was replaced before the answer', { id }));
-    }
-  }
-
-  // A frame of either session while moving; true when it is taken care of here.
-  _migrationFrame(m, frame, source) {
-    if (frame.type === 'message') {
-      if (source === m.candidate) {
-        m.buffer.push(frame); // held until the old session is closed
-        return true;
-      }
-      if (source === m.old && m.opened) {
-        const key = messageKey(frame);
-        m.seen.set(key, (m.seen.get(key) || 0) + 1);
-      }
-      return false;
-    }
-    if (frame.type === 'status' && source !== this._ws) {
-      // The candidate's is applied at the cutover; the old one's no longer matters.
-      if (source === m.candidate && frame.upstream !== undefined) m.status = frame;
-      return true;
-    }
-    return false;
-  }
-
   // ----- frames
 
   _newId() {
@@ -1406,14 +1356,14 @@ export class WsbridgeClient {
     return String(this._nextId);
   }
 
-  _send(frame, ws = this._ws) {
-    ws.send(JSON.stringify(frame));
+  _send(frame) {
+    this._ws.send(JSON.stringify(frame));
   }
 
-  _request(frame, { internal = false, timeoutMs = this._options.requestTimeoutMs, ws = this._ws } = {}) {
+  _request(frame, { internal = false, timeoutMs = this._options.requestTimeoutMs } = {}) {
     return new Promise((resolve, reject) => {
       const id = this._newId();
-      const pending = { resolve, reject, timer: null, internal, ws };
+      const pending = { resolve, reject, timer: null, internal };
       if (timeoutMs > 0) {
         pending.timer = setTimeout(() => {
           this._pending.delete(id);
@@ -1422,7 +1372,7 @@ export class WsbridgeClient {
       }
       this._pending.set(id, pending);
       try {
-        this._send({ ...frame, id }, ws);
+        this._send({ ...frame, id });
       } catch (err) {
         this._pending.delete(id);
         clearTimeout(pending.timer);
@@ -1437,22 +1387,13 @@ export class WsbridgeClient {
     this._pending.delete(String(id));
     clearTimeout(p.timer);
     fn(p);
-    const m = this._migration;
-    if (m?.cutover && p.ws === m.old && !this._pendingOn(m.old)) this._finishMigration(m);
     return true;
   }
 
-  _pendingOn(ws) {
-    for (const p of this._pending.values()) if (p.ws === ws) return true;
-    return false;
-  }
-
-  _handleData(data, source = this._ws) {
+  _handleData(data) {
     // Any frame proves the connection alive.
-    if (source === this._ws) {
-      clearTimeout(this._pongTimer);
-      this._pongTimer = null;
-    }
+    clearTimeout(this._pongTimer);
+    this._pongTimer = null;
 
     if (typeof data !== 'string') {
       this._emit('error', new WsbridgeError('bad_frame', 'unexpected binary frame from the bridge'));
@@ -1466,7 +1407,6 @@ export class WsbridgeClient {
       return;
     }
     if (frame === null || typeof frame !== 'object') return;
-    if (this._migration && this._migrationFrame(this._migration, frame, source)) return;
 
     switch (frame.type) {
       case 'message':
@@ -1491,9 +1431,7 @@ export class WsbridgeClient {
         if (frame.dropped !== undefined) this._emit('status', { dropped: frame.dropped });
         break;
       case 'pong':
-        // The frame itself cleared the pong timer; a move's fence waits for its own.
-        if (frame.id !== undefined) this._settle(frame.id, (p) => p.resolve(frame));
-        break;
+        break; // the frame itself cleared the pong timer
       default:
         break; // unknown types are ignored, for forward compatibility
     }
@@ -1545,10 +1483,6 @@ export class WsbridgeClient {
   _notOpenError() {
     return new WsbridgeError('disconnected', `not connected (${this._state})`);
   }
-}
-
-function messageKey(frame) {
-  return `${frame.topic}\u0000${frame.payload_b64 ?? JSON.stringify(frame.payload)}`;
 }
 
 /** Creates a client and starts connecting. */

@@ -262,6 +262,7 @@ test('a proxy answering 101 then nothing: SSE, then back to a WebSocket mid-stre
     assert.deepEqual({ dups, missing, inOrder: got.every((n, i) => i === 0 || n > got[i - 1]) },
       { dups: [], missing: [], inOrder: true }, `received: ${got}`);
     assert.deepEqual(await page.evaluate(() => window.transports.at(-1)), 'websocket');
+    await page.evaluate(() => { window.received = []; });
     await roundTrips(page, 'stall-after');
   } finally {
     await page.close();

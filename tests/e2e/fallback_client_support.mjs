@@ -31,8 +31,11 @@ export class MemoryStorage {
 // Node has no EventSource of its own: the `eventsource` package is the WHATWG one.
 export const NODE_TRANSPORT_OPTIONS = { WebSocket, EventSource };
 
-// An HTTP proxy to the bridge on its own port. `upgrades`: "pass" (the default) or "stall" (101
-// with a valid Sec-WebSocket-Accept, then nothing either way: what a broken proxy does).
+// An HTTP proxy to the bridge on its own port. `upgrades`: "pass" (the default), "stall" (101
+// with a valid Sec-WebSocket-Accept, then nothing either way: what a broken proxy does) or
+// "refuse-resume" (404 to an upgrade that would move a fallback session, `_wsb=resume`; the
+// others pass). `upgradeDelayMs`: how long an upgrade that passes waits before it goes on to the
+// bridge. `upgradeUrls`: the URL of every upgrade.
 // `dropPostAnswers`: how many of the next POST answers to swallow (the bridge got and applied the
 // POST; the client sees its connection die).
 export class HostileProxy {
@@ -41,6 +44,8 @@ export class HostileProxy {
     this.upgrades = 'pass';
     this.dropPostAnswers = 0;
     this.upgradeCount = 0;
+    this.upgradeUrls = [];
+    this.upgradeDelayMs = 0;
     this.posts = [];
     this.sockets = new Set();
     this.server = createServer((req, res) => this.forward(req, res));
@@ -82,6 +87,11 @@ export class HostileProxy {
 
   upgrade(req, socket, head) {
     this.upgradeCount += 1;
+    this.upgradeUrls.push(req.url);
+    if (this.upgrades === 'refuse-resume' && new URL(req.url, 'http://x').searchParams.get('_wsb') === 'resume') {
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
     if (this.upgrades === 'stall') {
       const accept = createHash('sha1')
         .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
@@ -90,6 +100,12 @@ export class HostileProxy {
       socket.on('error', () => {});
       return; // and then nothing, either way
     }
+    socket.on('error', () => {});
+    setTimeout(() => this.passUpgrade(req, socket, head), this.upgradeDelayMs);
+  }
+
+  passUpgrade(req, socket, head) {
+    if (socket.destroyed) return;
     const up = tcpConnect(this.targetPort, '127.0.0.1', () => {
       let head0 = `${req.method} ${req.url} HTTP/1.1\r\n`;
       for (let i = 0; i < req.rawHeaders.length; i += 2) head0 += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;

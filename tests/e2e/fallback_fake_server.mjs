@@ -5,11 +5,14 @@
 //   /mqtt   a tiny JSON pub/sub speaking the part of docs/PROTOCOL.md the client uses (status,
 //           subscribe, unsubscribe, publish fanned out to every session, ping, ack)
 // A session is the same on every transport: a WebSocket, an SSE stream or polls down, POSTs up.
+// A WebSocket upgrade with `_wsb=resume&s=TOKEN&last=N` takes a fallback session over (404 when
+// the token names no open fallback session of that route).
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { topicMatches } from '../../web/wsbridge.js';
 
 const POLL_TIMEOUT_S = 2;
+const MOVED = { type: 'moved', transport: 'websocket' };
 
 function parseBody(buf) {
   const eol = buf.indexOf(10);
@@ -62,6 +65,32 @@ class Session {
 
   sendJson(obj) { this.send(Buffer.from(JSON.stringify(obj)), false); }
 
+  attach(ws) {
+    this.ws = ws;
+    this.transport = 'websocket';
+    ws.on('message', (data, binary) => this.receive(data, binary));
+    ws.on('close', () => { this.closed = true; });
+  }
+
+  // A WebSocket takes the session over (`_wsb=resume`): the welcome, what the client has not had
+  // (from `last` + 1), then everything else; the request that carried it is told, and ends.
+  moveTo(ws, last) {
+    const unsent = this.buffer.filter((x) => x.id > last);
+    const from = unsent[0]?.id ?? this.nextId;
+    const welcome = { type: 'welcome', conn: this.conn, transport: 'websocket', resumed: true, from };
+    if (from > last + 1) welcome.lost = { from: last + 1, to: from - 1 };
+    ws.send(JSON.stringify(welcome));
+    for (const x of unsent) ws.send(x.bytes, { binary: x.binary });
+    this.buffer = [];
+    this.attach(ws);
+    this.server.moves += 1;
+    if (this.sse) {
+      this.sse.end(`id: ${this.nextId - 1}\nevent: control\ndata: ${JSON.stringify(MOVED)}\n\n`);
+      this.sse = null;
+    }
+    this.waiter?.(); // a poll in flight answers `moved`
+  }
+
   writeEvent(res, m) {
     const text = m.bytes.toString('utf8');
     if (!m.binary && text !== '' && !text.includes('\r')) {
@@ -94,17 +123,26 @@ export class FakeFallbackServer {
     this.lastConn = 0;
     this.received = []; // every message from a client, in order
     this.sent = []; // every fallback message to a client
+    this.moves = 0; // sessions a WebSocket took over
     this.server = createServer((req, res) => this.http(req, res).catch(() => res.destroy()));
     this.wss = new WebSocketServer({ noServer: true });
     this.server.on('upgrade', (req, socket, head) => {
       const url = new URL(req.url, 'http://x');
+      const resume = url.searchParams.get('_wsb') === 'resume';
+      const moving = resume ? this.sessions.get(url.searchParams.get('s')) : null;
+      if (resume && (!moving || moving.closed || moving.ws || moving.route !== url.pathname)) {
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        if (moving) {
+          moving.moveTo(ws, Number(url.searchParams.get('last') ?? 0));
+          return;
+        }
         const s = new Session(this, url.pathname, 'websocket');
-        s.ws = ws;
+        s.attach(ws);
         if (url.searchParams.get('_wsb') === 'welcome') ws.send(s.welcome());
         if (s.route === '/mqtt') ws.send(JSON.stringify({ type: 'status', upstream: 'up' }));
-        ws.on('message', (data, binary) => s.receive(data, binary));
-        ws.on('close', () => { s.closed = true; });
       });
     });
   }
@@ -128,7 +166,7 @@ export class FakeFallbackServer {
     const m = /^\/_wsbridge\/(sse|poll|send)(\/.*)$/.exec(url.pathname);
     const token = url.searchParams.get('s');
     const session = token ? this.sessions.get(token) : null;
-    if (!m || (token && (!session || session.closed))) {
+    if (!m || (token && (!session || session.closed || session.ws))) {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"unknown_session"}');
       return;
     }
@@ -170,6 +208,11 @@ export class FakeFallbackServer {
         res.on('close', () => { clearTimeout(timer); resolve(); });
       });
       s.waiter = null;
+      if (s.ws) { // moved meanwhile
+        const moved = JSON.stringify(MOVED);
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(`${s.nextId}\nc${moved.length}:${moved}`);
+        return;
+      }
     }
     const parts = [Buffer.from(`${s.buffer[0]?.id ?? s.nextId}\n`)];
     if (!session) parts.push(Buffer.from(`c${Buffer.byteLength(s.welcome())}:${s.welcome()}`));

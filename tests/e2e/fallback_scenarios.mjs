@@ -4,7 +4,7 @@
 // once the caller's `before` has started things; /echo echoes, /mqtt is a JSON pub/sub route.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from '../../web/wsbridge.js';
+import { connect, webSocketRemembered } from '../../web/wsbridge.js';
 import {
   Collector, HostileProxy, MemoryStorage, NODE_TRANSPORT_OPTIONS, bytesOf, sleep, waitFor,
 } from './fallback_client_support.mjs';
@@ -127,7 +127,99 @@ export function defineScenarios(env) {
     });
   }
 
-  test('moving back to a WebSocket once it works: no message lost or duplicated', async () => {
+  // The session itself moves (docs/FALLBACK.md, "Moving a session to a WebSocket"): exact, with
+  // no de-duplication anywhere, both ways, while messages keep coming.
+  for (const fallback of ['sse', 'polling']) {
+    test(`${fallback}: the session moves to a WebSocket once one works, every echo once and in order`, async () => {
+      const proxy = await new HostileProxy(env().bridge.port).start();
+      proxy.upgrades = 'stall';
+      const storage = new MemoryStorage();
+      const c = new Collector(`${proxy.url('/echo')}?keep=1`, {
+        sessionStorage: storage, transportTimeout: 800, fallbackProbeInterval: 300,
+        ...(fallback === 'polling' ? { EventSource: null } : {}),
+      });
+      const transports = [];
+      c.socket.ontransport = (t) => transports.push(t);
+      try {
+        assert.equal(await c.opened, fallback);
+        const token = c.socket.session.session;
+        const resumes = () => proxy.upgradeUrls.filter((u) => u.includes('_wsb=resume'));
+        const want = [];
+        for (let i = 0; i < 300; i++) {
+          if (i === 100) {
+            await waitFor(() => resumes().length >= 1, 'a probe that stalls');
+            proxy.upgrades = 'pass';
+          }
+          want.push(`m${i}`);
+          c.socket.send(`m${i}`);
+          await sleep(5);
+        }
+        await waitFor(() => c.socket.transport === 'websocket', 'the move to the WebSocket', 5000);
+        for (let i = 300; i < 320; i++) {
+          want.push(`m${i}`);
+          c.socket.send(`m${i}`);
+        }
+        await waitFor(() => c.messages.length >= want.length, `${want.length} echoes (got ${c.messages.length})`, 10000);
+        await sleep(300);
+        assert.deepEqual(c.messages, want);
+        assert.deepEqual(transports, [{ type: 'transport', transport: 'websocket', previous: fallback }]);
+        assert.deepEqual(c.closes, []);
+        assert.deepEqual(c.lost, []);
+        assert.equal(storage.map.size, 0, 'the WebSocket is no longer remembered broken');
+        assert.ok(resumes().length >= 2, `a probe or more stalled before (${resumes().length})`);
+        const last = new URL(resumes().at(-1), 'http://x');
+        assert.equal(last.pathname, '/echo');
+        assert.equal(last.searchParams.get('keep'), '1', "the route URL's own query stays");
+        assert.equal(last.searchParams.get('s'), token);
+        assert.match(last.searchParams.get('last'), /^\d+$/);
+        // The session's token no longer carries fallbacks: it is on the WebSocket now.
+        const post = await fetch(`http://127.0.0.1:${env().bridge.port}/_wsbridge/send/echo?s=${encodeURIComponent(token)}`,
+          { method: 'POST', body: '1\n' });
+        assert.equal(post.status, 404);
+        c.close();
+      } finally {
+        c.close();
+        await proxy.stop();
+      }
+    });
+  }
+
+  test('a refused resume (404): the session stays on its fallback and keeps working, nothing lost or repeated', async () => {
+    const proxy = await new HostileProxy(env().bridge.port).start();
+    proxy.upgrades = 'stall';
+    const storage = new MemoryStorage();
+    const c = new Collector(proxy.url('/echo'), { sessionStorage: storage, transportTimeout: 800, fallbackProbeInterval: 200 });
+    const transports = [];
+    c.socket.ontransport = (t) => transports.push(t);
+    try {
+      assert.equal(await c.opened, 'sse');
+      proxy.upgrades = 'refuse-resume';
+      const refused = () => proxy.upgradeUrls.filter((u) => u.includes('_wsb=resume')).length;
+      const want = [];
+      for (let i = 0; refused() < 3 || i < 100; i++) {
+        assert.ok(i < 2000, 'three resumes within 2000 messages');
+        want.push(`m${i}`);
+        c.socket.send(`m${i}`);
+        await sleep(5);
+      }
+      await waitFor(() => c.messages.length >= want.length, `${want.length} echoes (got ${c.messages.length})`, 10000);
+      await sleep(300);
+      assert.deepEqual(c.messages, want);
+      assert.equal(c.socket.transport, 'sse');
+      assert.equal(c.socket.readyState, 1);
+      assert.deepEqual(transports, []);
+      assert.deepEqual(c.closes, []);
+      assert.ok(webSocketRemembered(storage, new URL(proxy.url('/echo'))), 'the WebSocket is remembered broken');
+      c.messages.length = 0;
+      c.socket.send('still here');
+      assert.equal(await c.next(), 'still here');
+    } finally {
+      c.close();
+      await proxy.stop();
+    }
+  });
+
+  test('WsbridgeClient: moving to a WebSocket mid-stream, QoS 1 both ways: each message once, in order', async () => {
     const proxy = await new HostileProxy(env().bridge.port).start();
     proxy.upgrades = 'stall';
     const storage = new MemoryStorage();
@@ -135,7 +227,10 @@ export function defineScenarios(env) {
     const client = connect(proxy.url('/mqtt'), { ...common, transportTimeout: 800, fallbackProbeInterval: 300 });
     const publisher = connect(env().bridge.url('/mqtt'), { ...common, forceTransport: 'websocket' });
     const transports = [];
+    const events = [];
     client.on('transport', (t) => transports.push(t));
+    client.on('open', () => events.push('open'));
+    client.on('close', () => events.push('close'));
     const errors = [];
     client.on('error', (e) => errors.push(e));
     try {
@@ -144,22 +239,35 @@ export function defineScenarios(env) {
       const got = [];
       await client.subscribe('sensors/seq/#', (m) => got.push(m.payload), { qos: 1 });
       await new Promise((resolve) => (publisher.state === 'open' ? resolve() : publisher.on('open', resolve)));
+      const up = [];
+      await publisher.subscribe('sensors/up/#', (m) => up.push(m.payload), { qos: 1 });
       await sleep(700); // a probe or two fail meanwhile
       assert.equal(client.transport, 'sse');
       const n = 200;
+      const publishes = [];
       for (let i = 1; i <= n; i++) {
-        if (i === 40) proxy.upgrades = 'pass';
+        if (i === 40) {
+          // Slowly: the stream brings more messages after the upgrade went out, before the
+          // session moves; the WebSocket then starts with them again, and they are skipped.
+          proxy.upgradeDelayMs = 150;
+          proxy.upgrades = 'pass';
+        }
+        publishes.push(client.publish(`sensors/up/${i % 3}`, i, { qos: 1 }));
         await publisher.publish(`sensors/seq/${i % 3}`, i, { qos: 1 });
         await sleep(5);
       }
       await waitFor(() => client.transport === 'websocket', 'the move to the WebSocket', 5000);
-      await waitFor(() => got.length >= n, `${n} messages (got ${got.length})`, 5000);
+      await Promise.all(publishes);
+      const all = Array.from({ length: n }, (_, i) => i + 1);
+      await waitFor(() => got.length >= n && up.length >= n, `${n} messages each way (got ${got.length}, ${up.length})`, 5000);
       await sleep(300);
-      assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1));
+      assert.deepEqual(got, all);
+      assert.deepEqual(up, all);
       assert.deepEqual(transports, [{ transport: 'sse', previous: null }, { transport: 'websocket', previous: 'sse' }]);
+      assert.deepEqual(events, ['open'], 'the same connection: no close, no second open');
       assert.equal(storage.map.size, 0, 'the WebSocket is no longer remembered broken');
       assert.deepEqual(client.subscriptions, ['sensors/seq/#']);
-      // And it works on the new session.
+      // And it goes on, on the same session.
       await publisher.publish('sensors/seq/after', 'after', { qos: 1 });
       await waitFor(() => got.includes('after'), 'a message after the move');
       assert.deepEqual(errors, []);
