@@ -84,6 +84,7 @@ void FallbackTransport::attach(std::shared_ptr<ResponseChannel> channel, Carrier
   }
   // A client cannot have what was never sent: an id past the last is the last.
   last = std::min(last, sent_.last_id());
+  acknowledged_ = std::max(acknowledged_, last);
   sent_.acknowledge(last);  // the client has them all: none to keep
   std::uint64_t next = last + 1;
   std::string out;
@@ -182,7 +183,8 @@ void FallbackTransport::end_carrier() {
 
 FallbackTransport::Handover FallbackTransport::hand_over(std::uint64_t last) {
   Handover handover;
-  last = std::min(last, sent_.last_id());
+  // (A poll may have acknowledged more than the upgrade, sent before its answer came, says.)
+  last = std::min(std::max(last, acknowledged_), sent_.last_id());
   std::uint64_t next = last + 1;
   if (next < sent_.first_kept()) {
     handover.lost = std::make_pair(next, sent_.first_kept() - 1);
