@@ -24,6 +24,10 @@ Child::Child(const Options& o, unsigned index, int control_fd)
   tcp_buf_.resize(256 * 1024);
   conns_.resize(share(o.connections, o.procs, index));
   for (std::size_t i = 0; i < conns_.size(); ++i) conns_[i].index = static_cast<std::uint32_t>(i);
+  if (o.transport != "ws") {
+    ups_.resize(conns_.size());
+    for (std::size_t i = 0; i < ups_.size(); ++i) ups_[i].index = static_cast<std::uint32_t>(i);
+  }
   padding_.assign(std::max(o.payload, 1u), 'x');
 }
 
@@ -83,6 +87,8 @@ void Child::on_text(Conn& c, const char* data, std::size_t len, std::uint64_t t)
       if (find_key_int(text, R"("id":)", id, type_first)) {
         finish_request(c, static_cast<std::uint64_t>(id), 0, t, false);
       }
+    } else if (!c.ready && c.tag != kPublisher && http_mode()) {
+      http_fail(c);
     } else if (!c.ready && c.tag != kPublisher) {
       if (ramping_) in_progress_--;
       c.tag = kFailed;
@@ -115,6 +121,10 @@ void Child::on_closed(Conn& c, bool) {
 }
 
 void Child::on_fd(Conn& c, std::uint32_t events) {
+  if (c.role == Role::kHttpDown || c.role == Role::kHttpUp) {
+    http_event(c, events);
+    return;
+  }
   if (c.role == Role::kControl) {
     char buf[4096];
     const ssize_t n = ::read(c.fd, buf, sizeof buf);
@@ -164,7 +174,7 @@ bool Child::ramp(std::size_t target) {
     while (next_start_ < target && in_progress_ < o_.concurrency) {
       Conn& c = conns_[next_start_++];
       c.tag = kSubscriber;
-      if (loop_.connect_ws(c, o_.url)) {
+      if (http_mode() ? http_open(c) : loop_.connect_ws(c, o_.url)) {
         ++in_progress_;
       } else {
         c.tag = kFailed;
@@ -199,7 +209,9 @@ std::string Child::wait_command() {
 
 std::size_t Child::open_count() const {
   std::size_t n = 0;
-  for (const auto& c : conns_) n += c.fd >= 0 && c.state == State::kOpen ? 1 : 0;
+  for (const auto& c : conns_) {
+    n += (c.fd >= 0 || c.role == Role::kHttpDown) && c.state == State::kOpen ? 1 : 0;
+  }
   return n;
 }
 
@@ -219,6 +231,10 @@ Kv Child::base_kv() {
   kv["compressed_plain_bytes"] = std::to_string(loop_.compressed_plain_bytes);
   kv["memo_hits"] = std::to_string(loop_.memo_hits);
   kv["messages_in"] = std::to_string(loop_.messages_in);
+  kv["http_requests"] = std::to_string(http_requests_);
+  kv["http_posts"] = std::to_string(http_posts_);
+  kv["http_reconnects"] = std::to_string(http_reconnects_);
+  kv["http_lost"] = std::to_string(http_lost_);
   kv["cpu_us"] = std::to_string(cpu_us());
   return kv;
 }
@@ -227,7 +243,15 @@ void Child::finish() {
   // Wait for END, then close everything (the close handshake is not timed).
   (void)wait_command();
   loop_.shutting_down = true;
-  for (auto& c : conns_) loop_.close(c, true);
+  if (http_mode()) http_end_sessions();
+  for (auto& c : conns_) {
+    if (http_mode()) {
+      http_close(c);
+    } else {
+      loop_.close(c, true);
+    }
+  }
+  for (auto& c : ups_) http_close(c);
   if (publisher_.fd >= 0) loop_.close(publisher_, true);
   if (mqtt_.fd >= 0) ::close(mqtt_.fd);
 }

@@ -124,6 +124,59 @@ class Child : public Loop::Handler {
 
   int run_handshake();
 
+  // ---- HTTP transports (child_http.cpp, --transport sse|poll|sio) ------------------------------
+  bool http_mode() const { return o_.transport != "ws"; }
+
+  // Opens session c (its first request); false when the connection could not even start.
+  bool http_open(Conn& c);
+
+  // Sends `request` on c: on its keep-alive connection when it has one, else on a new one.
+  bool http_request(Conn& c, std::string request);
+
+  bool http_connect(Conn& c);
+
+  bool http_flush(Conn& c);
+
+  void http_event(Conn& c, std::uint32_t events);
+
+  // Parses what c.in holds; false when c was closed meanwhile.
+  bool http_parse(Conn& c, std::uint64_t t);
+
+  void http_eof(Conn& c, std::uint64_t t);
+
+  // A complete response on c (down: a welcome or messages; up: a POST's answer).
+  void http_response(Conn& c, std::string_view body, std::uint64_t t);
+
+  // The events of an SSE stream in c.in; false when c was closed meanwhile.
+  bool sse_events(Conn& c, std::uint64_t t);
+
+  void fallback_control(Conn& c, std::string_view json);
+
+  void fallback_records(Conn& c, std::string_view body, std::uint64_t t);
+
+  void sio_packets(Conn& c, std::string_view body, std::uint64_t t);
+
+  // The session's next long-poll (poll, sio) or its stream again (sse).
+  void http_next(Conn& c);
+
+  // Queues one record (wsbridge: kind 't', or 'c' for a close) or packet (Engine.IO) for
+  // session c's up connection.
+  void http_post(Conn& c, std::string_view record, char kind = 't');
+
+  // The end of the run: every open session closed as its client would (wsbridge's close record,
+  // Socket.IO's DISCONNECT and Engine.IO's CLOSE), so that the server drops it at once instead
+  // of keeping it for a reconnect; waits up to 3 s for the answers.
+  void http_end_sessions();
+
+  void http_send_post(Conn& up);
+
+  void http_close(Conn& c);
+
+  // The session failed: both connections closed, counted as on_closed does.
+  void http_fail(Conn& c);
+
+  std::string http_path(const char* kind) const;
+
   // ---- rpc ------------------------------------------------------------------------------------
   void send_request(Conn& c, std::uint64_t t);
 
@@ -141,6 +194,8 @@ class Child : public Loop::Handler {
   Conn publisher_;
   Conn mqtt_;
   std::vector<Conn> conns_;
+  std::vector<Conn> ups_;  // --transport sse|poll|sio: each session's POST connection
+  std::uint64_t http_requests_ = 0, http_posts_ = 0, http_reconnects_ = 0, http_lost_ = 0;
   std::vector<std::string> commands_;
   std::vector<std::uint32_t> restart_;  // handshake mode: closed connections to start again
   std::string padding_;

@@ -42,7 +42,10 @@ void usage() {
       "  --inflate-memo (with server_no_context_takeover: inflate the same bytes once per "
       "process),\n"
       "  --mqtt (fanout, idle, publish: MQTT 3.1.1 packets in binary frames instead of the JSON\n"
-      "  protocol), --subprotocol NAME (offered in the upgrade, e.g. mqtt), --keepalive S\n",
+      "  protocol), --subprotocol NAME (offered in the upgrade, e.g. mqtt), --keepalive S\n"
+      "  --transport ws|sse|poll|sio (fanout, idle): WebSocket (default); wsbridge's SSE or\n"
+      "  long-polling fallback on the route --url names (POST up); Socket.IO's polling transport\n"
+      "  (Engine.IO 4) at --url's path, e.g. ws://127.0.0.1:8084/socket.io/\n",
       stderr);
 }
 
@@ -79,6 +82,12 @@ Options parse_options(int argc, char** argv) {
     } else if (a == "--qos") {
       o.qos = unum();
       if (o.qos > 1) die("--qos: 0 or 1");
+    } else if (a == "--transport") {
+      o.transport = next();
+      if (o.transport != "ws" && o.transport != "sse" && o.transport != "poll" &&
+          o.transport != "sio") {
+        die("--transport: ws, sse, poll or sio");
+      }
     } else if (a == "--keepalive") {
       o.keepalive = std::clamp(unum(), 2u, 65535u);
     } else if (a == "--publisher") {
@@ -166,6 +175,11 @@ Options parse_options(int argc, char** argv) {
     if (o.mqtt_url.port == 0)
       die("publish needs --broker mqtt://host:port (the counting subscriber)");
     o.procs = 1;  // the closed loop counts deliveries in the publishers' process
+  }
+  if (o.transport != "ws") {
+    if (o.mode != "fanout" && o.mode != "idle") die("--transport sse|poll|sio: fanout or idle");
+    if (o.mqtt || o.url.tls || o.deflate) die("--transport sse|poll|sio: not with --mqtt, wss:// or --deflate");
+    if (o.publisher == "ws") die("--transport sse|poll|sio needs --publisher mqtt://host:port");
   }
   if (o.mqtt && (o.mode == "rpc" || o.mode == "handshake")) die("--mqtt: fanout, idle or publish");
   if (o.mqtt && o.mode == "fanout" && o.publisher == "ws") {

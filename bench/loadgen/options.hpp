@@ -53,6 +53,10 @@ struct Options {
   std::string subprotocol;  // Sec-WebSocket-Protocol offered ("mqtt" as mqtt.js; "": none)
   unsigned qos = 0;         // publish mode: QoS of the PUBLISH packets (0 or 1)
   unsigned keepalive = 60;  // MQTT keepalive (s): a PINGREQ goes out every keepalive/2
+  // fanout, idle: how the subscribers reach the server (child_http.cpp). "ws": WebSocket;
+  // "sse", "poll": wsbridge's HTTP fallback transports (docs/FALLBACK.md) on the route of
+  // --url's path; "sio": Socket.IO's long-polling transport (Engine.IO 4) at --url's path.
+  std::string transport = "ws";
 };
 
 // Exits through die() (or with the usage) on anything it cannot read.

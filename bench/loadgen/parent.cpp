@@ -189,7 +189,10 @@ class Parent {
         sum["compressed_in"] + R"(,"wire_bytes":)" + sum["compressed_wire_bytes"] +
         R"(,"inflated_bytes":)" + sum["compressed_plain_bytes"] + R"(,"memo_hits":)" +
         sum["memo_hits"] + R"(},"tls":{"handshakes":)" + sum["tls_handshakes"] + R"(,"resumed":)" +
-        sum["tls_resumed"] + R"(,"protocol":")" + sum["s_tls"] + "\"}";
+        sum["tls_resumed"] + R"(,"protocol":")" + sum["s_tls"] + "\"}" +
+        R"(,"http":{"transport":")" + o_.transport + R"(","requests":)" + sum["http_requests"] +
+        R"(,"posts":)" + sum["http_posts"] + R"(,"reconnects":)" + sum["http_reconnects"] +
+        R"(,"lost":)" + sum["http_lost"] + "}";
     if (o_.mode == "fanout" || o_.mode == "publish") {
       const std::uint64_t published = u("published");
       const std::uint64_t subscribed = u("subscribed_at_start");

@@ -50,7 +50,18 @@ struct Errors {
   }
 };
 
-enum class Role : std::uint8_t { kWebSocket, kControl, kMqtt, kHttpListen, kHttpConn, kStdin };
+// kHttpDown, kHttpUp: --transport sse|poll|sio, a session's downstream (stream or polls) and its
+// POSTs (child_http.cpp).
+enum class Role : std::uint8_t {
+  kWebSocket,
+  kControl,
+  kMqtt,
+  kHttpListen,
+  kHttpConn,
+  kStdin,
+  kHttpDown,
+  kHttpUp
+};
 // kTls: TCP connected, TLS handshake under way (wss:// only); kHandshaking: the HTTP upgrade.
 enum class State : std::uint8_t { kIdle, kConnecting, kTls, kHandshaking, kOpen, kClosed };
 // What the upgrade response said about permessage-deflate.
@@ -89,6 +100,20 @@ struct Conn {
   std::uint64_t received = 0;  // message frames of any kind the mode counts (idle mode)
   std::uint64_t mark = 0;      // `received` when the idle mode last published
   bool ready = false;          // subscribed (ack received) or otherwise ready for the measurement
+  // --transport sse|poll|sio (child_http.cpp): the session's token (wsbridge) or sid (Engine.IO),
+  // the last message id received, the HTTP response being read, and (the up connection) what
+  // waits to be POSTed.
+  std::string token;
+  std::string post;            // up: records (wsbridge) or packets (Engine.IO) not sent yet
+  std::uint64_t post_count = 0;  // up: records in `post`
+  std::uint64_t sent_count = 0;  // up: records in the POST in flight
+  std::uint64_t next_seq = 1;    // up: wsbridge's sequence number of the next record
+  std::uint64_t last_id = 0;
+  std::int64_t body_left = -1;   // of the response being read; -1: until the end of the stream
+  int status = 0;
+  std::uint8_t http = 0;         // child_http.cpp's Http state
+  bool keep_alive = false;
+  bool busy = false;             // a request is in flight on this connection
   // RPC bookkeeping: (request id, send time) of requests in flight.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> inflight;
   std::uint64_t next_id = 1;
