@@ -16,6 +16,7 @@ import {
   Broker, Bridge, Child, SERVICE, MosquittoSub, freePort, mosquittoPub, removeDir, sourceDir,
   tempDir, waitFor, within,
 } from './mqtt_passthrough_support.mjs';
+import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
 import { HostileProxy } from './fallback_client_support.mjs';
 
 let dir;
@@ -136,7 +137,7 @@ mode = "rpc"
 backend = "http://127.0.0.1:${backend.address().port}"
 paths = ["/orders"]
 `);
-  copyFileSync(path.join(sourceDir, 'web', 'wsbridge.js'), path.join(dir, 'static', 'wsbridge.js'));
+  copyWsbridgeLibrary(path.join(dir, 'static'));
   mkdirSync(path.join(dir, 'static', 'diag'));
   copyFileSync(path.join(sourceDir, 'web', 'diag', 'index.html'), path.join(dir, 'static', 'diag', 'index.html'));
   await bridge.start();

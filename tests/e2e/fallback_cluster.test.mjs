@@ -5,13 +5,14 @@
 // 404. Also wsbridge.js in Chromium, long-polling through the balancer on an MQTT route.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  Broker, Bridge, Child, SERVICE, MosquittoSub, freePort, mosquittoPub, removeDir, sourceDir,
+  Broker, Bridge, Child, SERVICE, MosquittoSub, freePort, mosquittoPub, removeDir,
   tempDir, waitFor, within,
 } from './mqtt_passthrough_support.mjs';
+import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
 import { request, json, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
 
 let dir;
@@ -58,7 +59,7 @@ before(async () => {
     mkdirSync(sub);
     // (instance_id belongs to [server], which Bridge writes first: the TOML starts inside it.)
     const b = new Bridge(sub, ports[i], bridgeToml(names[i], ports[i], [[names[1 - i], ports[1 - i]]]));
-    copyFileSync(path.join(sourceDir, 'web', 'wsbridge.js'), path.join(sub, 'static', 'wsbridge.js'));
+    copyWsbridgeLibrary(path.join(sub, 'static'));
     await b.start();
     bridges.push(b);
   }
