@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+
 #include "fallback/records.hpp"
 #include "fallback/sse_events.hpp"
 
@@ -65,7 +67,12 @@ void FallbackTransport::append_control(std::string& out, const std::string& json
 void FallbackTransport::append_message(std::string& out, std::uint64_t id,
                                        const Frame& frame) const {
   if (carrier_kind_ == CarrierKind::kStream) {
-    append_message_event(out, id, frame.is_binary(), frame.payload());
+    // The event's body is built once per message, whatever the number of sessions it goes to.
+    char digits[24];
+    const int n =
+        std::snprintf(digits, sizeof digits, "id: %llu\n", static_cast<unsigned long long>(id));
+    out.append(digits, static_cast<std::size_t>(n));
+    out.append(sse_event_body(frame));
   } else {
     append_record(out, frame.is_binary() ? 'b' : 't', frame.payload());
   }

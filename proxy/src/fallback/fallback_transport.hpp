@@ -114,7 +114,7 @@ class FallbackTransport final : public Transport {
   SteadyClock::time_point carried_since_{};
   SteadyClock::time_point last_heartbeat_{};
   SteadyClock::time_point uncarried_since_ = SteadyClock::now();
-  std::size_t stream_bytes_ = 0;  // written on the current stream
+  std::size_t stream_bytes_ = 0;    // written on the current stream
   std::uint64_t acknowledged_ = 0;  // the highest id a request said its client has
   std::uint64_t next_sequence_ = 1;
   bool reading_ = true;

@@ -5,7 +5,7 @@ namespace wsbridge::fallback {
 bool ResponseChannel::has_room() const {
   std::lock_guard lock(mutex_);
   if (abandoned_ || ended_) return false;
-  if (bytes_.size() < capacity_) return true;
+  if (bytes_.size() - headroom_ < capacity_) return true;
   owner_waiting_ = true;
   return false;
 }
@@ -47,19 +47,25 @@ void ResponseChannel::answer(unsigned status, std::string content_type, std::str
 
 ResponseChannel::Taken ResponseChannel::take(std::size_t max_bytes) {
   Taken taken;
+  taken.headroom = headroom_;
   std::lock_guard lock(mutex_);
-  if (kind_ == ResponseKind::kWhole && !ended_) return taken;
-  // A whole response is written with its headers in one go: all of it at once.
-  if (kind_ == ResponseKind::kWhole || bytes_.size() <= max_bytes) {
-    taken.bytes.swap(bytes_);
-  } else {
-    taken.bytes.assign(bytes_, 0, max_bytes);
-    bytes_.erase(0, max_bytes);
+  if (kind_ == ResponseKind::kWhole && !ended_) {
+    taken.bytes.assign(headroom_, '\0');
+    return taken;
   }
-  taken.ended = ended_ && bytes_.empty();
+  // A whole response is written with its headers in one go: all of it at once.
+  if (kind_ == ResponseKind::kWhole || bytes_.size() - headroom_ <= max_bytes) {
+    taken.bytes.swap(bytes_);  // (no copy: the headroom goes with it)
+    bytes_.assign(headroom_, '\0');
+  } else {
+    taken.bytes.assign(headroom_, '\0');
+    taken.bytes.append(bytes_, headroom_, max_bytes);
+    bytes_.erase(headroom_, max_bytes);
+  }
+  taken.ended = ended_ && bytes_.size() == headroom_;
   taken.status = status_;
   taken.content_type = content_type_;
-  if (owner_waiting_ && bytes_.size() < capacity_ / 2) {
+  if (owner_waiting_ && bytes_.size() - headroom_ < capacity_ / 2) {
     owner_waiting_ = false;
     taken.room_again = true;
   }
@@ -71,8 +77,7 @@ void ResponseChannel::abandon() {
     std::lock_guard lock(mutex_);
     if (abandoned_) return;
     abandoned_ = true;
-    bytes_.clear();
-    bytes_.shrink_to_fit();
+    std::string(headroom_, '\0').swap(bytes_);
     if (ended_) return;
   }
   if (wake_owner) wake_owner();

@@ -29,7 +29,10 @@ enum class ResponseKind : std::uint8_t {
 
 class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
  public:
-  ResponseChannel(ResponseKind kind, std::size_t capacity) : kind_(kind), capacity_(capacity) {}
+  // `headroom`: spare bytes in front of what take() returns (lws writes need LWS_PRE there), so
+  // the carrier writes the taken buffer as it is.
+  ResponseChannel(ResponseKind kind, std::size_t capacity, std::size_t headroom = 0)
+      : kind_(kind), capacity_(capacity), headroom_(headroom), bytes_(headroom, '\0') {}
 
   ResponseKind kind() const { return kind_; }
 
@@ -44,7 +47,9 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
   void answer(unsigned status, std::string content_type, std::string_view body);
 
   struct Taken {
-    std::string bytes;
+    std::string bytes;  // the channel's headroom, then the bytes taken
+    std::size_t headroom = 0;
+    std::string_view body() const { return std::string_view(bytes).substr(headroom); }
     bool ended = false;       // nothing follows these bytes
     bool room_again = false;  // the owner was waiting for room: wake it
     unsigned status = 200;
@@ -64,8 +69,9 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
  private:
   const ResponseKind kind_;
   const std::size_t capacity_;
+  const std::size_t headroom_;
   mutable std::mutex mutex_;
-  std::string bytes_;                   // guarded
+  std::string bytes_;                   // guarded: headroom_ spare bytes, then the bytes to write
   bool ended_ = false;                  // guarded
   bool abandoned_ = false;              // guarded
   mutable bool owner_waiting_ = false;  // guarded: has_room() said no

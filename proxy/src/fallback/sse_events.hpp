@@ -4,10 +4,19 @@
 #pragma once
 
 #include <cstdint>
+
 #include <string>
 #include <string_view>
+#include "wsbridge/frame.hpp"
 
 namespace wsbridge::fallback {
+
+// The event of a message without its `id:` line: the same for every session, so it is built once
+// per message (a variant of the frame, sse_event_body) and only the id is written per session.
+void append_message_body(std::string& out, bool binary, std::string_view payload);
+// That body, built on first use and kept on the frame (FrameVariant kSseVariantKey) for every
+// session on any thread.
+std::string_view sse_event_body(const Frame& frame);
 
 // Appends message `id`: plain `data:` lines for non-empty text without CR (the common case, and
 // readable by any EventSource), else `event: frame` with "t" or "b" and the payload in base64.

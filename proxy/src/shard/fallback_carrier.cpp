@@ -179,7 +179,7 @@ std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
   carrier.key = next_carrier_key_++;
   carriers_[carrier.key] = wsi;
   auto channel = std::make_shared<ResponseChannel>(
-      stream ? ResponseKind::kStream : ResponseKind::kWhole, fallback::kChannelCapacity);
+      stream ? ResponseKind::kStream : ResponseKind::kWhole, fallback::kChannelCapacity, LWS_PRE);
   channel->wake_carrier = [inbox = inbox_, key = carrier.key] {
     InboxCommand wake;
     wake.type = InboxCommand::Type::kCarrierWake;
@@ -331,7 +331,7 @@ int Shard::write_fallback(lws* wsi) {
     if (!taken.ended) return 0;
     write_http_reply(wsi, taken.status,
                      taken.content_type.empty() ? "application/json" : taken.content_type,
-                     taken.bytes, answer_headers(c.cors_origin));
+                     taken.body(), answer_headers(c.cors_origin));
     return finish();
   }
   if (!c.headers_sent) {
@@ -356,16 +356,15 @@ int Shard::write_fallback(lws* wsi) {
     if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return -1;
     c.headers_sent = true;
   }
-  if (!taken.bytes.empty() || taken.ended) {
-    std::string out(LWS_PRE, '\0');
-    out += taken.bytes;
-    const int n =
-        lws_write(wsi, reinterpret_cast<unsigned char*>(out.data()) + LWS_PRE, taken.bytes.size(),
-                  taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+  const std::size_t size = taken.body().size();
+  if (size > 0 || taken.ended) {
+    // (The channel left LWS_PRE bytes in front: written in place, no copy.)
+    const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE,
+                            size, taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
     if (n < 0) return -1;
   }
   if (taken.ended) return finish();
-  if (taken.bytes.size() == kCarrierWriteBytes) lws_callback_on_writable(wsi);  // more waits
+  if (size == kCarrierWriteBytes) lws_callback_on_writable(wsi);  // more waits
   return 0;
 }
 

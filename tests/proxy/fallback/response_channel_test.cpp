@@ -14,11 +14,11 @@ TEST(FallbackResponseChannel, AStreamHandsOverBytesAsTheyComeAndWakesItsCarrier)
   EXPECT_TRUE(channel.append("abc"));
   EXPECT_EQ(wakes, 1);
   auto taken = channel.take(2);
-  EXPECT_EQ(taken.bytes, "ab");
+  EXPECT_EQ(taken.body(), "ab");
   EXPECT_FALSE(taken.ended);
   channel.end();
   taken = channel.take(100);
-  EXPECT_EQ(taken.bytes, "c");
+  EXPECT_EQ(taken.body(), "c");
   EXPECT_TRUE(taken.ended);
   EXPECT_FALSE(channel.append("late"));
 }
@@ -26,12 +26,12 @@ TEST(FallbackResponseChannel, AStreamHandsOverBytesAsTheyComeAndWakesItsCarrier)
 TEST(FallbackResponseChannel, AWholeResponseIsTakenOnlyOnceEnded) {
   ResponseChannel channel(ResponseKind::kWhole, 8);
   channel.append("part");
-  EXPECT_EQ(channel.take(100).bytes, "");
+  EXPECT_EQ(channel.take(100).body(), "");
   channel.answer(409, "application/json", "{}");  // (already has bytes: answer adds and ends)
   const auto taken = channel.take(3);  // (a whole response comes whole, whatever the chunk)
   EXPECT_TRUE(taken.ended);
   EXPECT_EQ(taken.status, 409u);
-  EXPECT_EQ(taken.bytes, "part{}");
+  EXPECT_EQ(taken.body(), "part{}");
 }
 
 TEST(FallbackResponseChannel, AFullChannelWakesItsOwnerOnceDrainedBelowHalf) {
@@ -59,6 +59,18 @@ TEST(FallbackResponseChannel, AnAbandonedChannelRefusesBytesAndTellsItsOwner) {
   EXPECT_EQ(owner_wakes, 1);
 }
 
+TEST(FallbackResponseChannel, TakenBytesComeWithTheHeadroomInFront) {
+  ResponseChannel channel(ResponseKind::kStream, 1000, 16);
+  channel.append("abcdef");
+  auto taken = channel.take(4);
+  EXPECT_EQ(taken.bytes.size(), 16u + 4u);
+  EXPECT_EQ(taken.body(), "abcd");
+  taken = channel.take(100);
+  EXPECT_EQ(taken.body(), "ef");
+  channel.append("g");
+  EXPECT_EQ(channel.take(100).body(), "g");
+}
+
 TEST(FallbackResponseChannel, BytesCrossThreadsInOrder) {
   ResponseChannel channel(ResponseKind::kStream, 1 << 20);
   std::thread owner([&] {
@@ -68,7 +80,7 @@ TEST(FallbackResponseChannel, BytesCrossThreadsInOrder) {
   std::string got;
   while (true) {
     auto taken = channel.take(100);
-    got += taken.bytes;
+    got += taken.body();
     if (taken.ended) break;
   }
   owner.join();
