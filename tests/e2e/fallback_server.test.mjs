@@ -4,9 +4,13 @@
 // spread over two service threads (each request may land on either).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import WebSocket from 'ws';
-import { Bridge, freePort, tempDir, removeDir, sleep, token, AUTH_TABLES } from './mqtt_passthrough_support.mjs';
+import {
+  Bridge, Child, freePort, tempDir, removeDir, sleep, sourceDir, token, waitFor, AUTH_TABLES,
+} from './mqtt_passthrough_support.mjs';
 import { request, json, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
 
 let dir;
@@ -492,5 +496,29 @@ test('a resume upgrade for no session, or with a bad token, is refused with 404'
       ws.once('error', () => resolve('error'));
     });
     assert.equal(status, 404, q);
+  }
+});
+
+test('shutdown: a fallback session no request carries ends at once, not at the shutdown deadline', async () => {
+  const own = tempDir();
+  const ownPort = await freePort();
+  const config = path.join(own, 'wsbridge.toml');
+  writeFileSync(config, `[server]\nthreads = 2\nshutdown_timeout = "20s"\n[[listeners]]\n` +
+    `address = "127.0.0.1"\nport = ${ownPort}\n[[routes]]\npath = "/echo"\nadapter = "echo"\n`);
+  const child = new Child(process.env.WSBRIDGE_BINARY ?? path.join(sourceDir, 'build', 'release', 'wsbridge'),
+    ['--config', config]);
+  try {
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${ownPort}/healthz`).catch(() => null))?.ok, 'wsbridge');
+    for (let i = 0; i < 4; ++i) {
+      const res = await request(ownPort, 'GET', '/_wsbridge/poll/echo');
+      assert.equal(res.status, 200);
+    }
+    const t0 = Date.now();
+    await child.stop('SIGTERM');
+    assert.ok(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms`);
+    assert.doesNotMatch(child.output, /shutdown timeout: dropping/);
+  } finally {
+    await child.stop('SIGKILL');
+    removeDir(own);
   }
 });

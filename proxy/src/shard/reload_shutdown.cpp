@@ -192,6 +192,10 @@ void Shard::finish_draining() {
   for (auto& [id, session] : sessions_) {
     request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
   }
+  // A fallback session no request carries cannot be told: it ends now, not at the deadline.
+  for (auto& [id, transport] : fallback_sessions_) {
+    if (!transport->carried()) transport->drop_within(std::chrono::seconds(0));
+  }
   lws_cancel_service(context_);
 }
 
