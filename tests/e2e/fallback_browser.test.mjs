@@ -11,13 +11,13 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import {
-  Broker, Bridge, Child, SERVICE, MosquittoSub, freePort, mosquittoPub, removeDir, sourceDir,
+  Broker, Bridge, Child, MosquittoSub, freePort, mosquittoPub, removeDir, sourceDir,
   tempDir, waitFor, within,
 } from './mqtt_passthrough_support.mjs';
 import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
 import { HostileProxy } from './fallback_client_support.mjs';
+import { launchChromium, mqttRouteToml } from './fallback_support.mjs';
 
 let dir;
 let broker;
@@ -120,16 +120,7 @@ poll_timeout = "3s"
 [[listeners]]
 address = "127.0.0.1"
 port = ${port}
-[upstreams.local]
-uri = "tcp://127.0.0.1:${broker.port}"
-username = "${SERVICE.user}"
-password = "${SERVICE.password}"
-[[routes]]
-path = "/mqtt"
-adapter = "mqtt"
-upstream = "local"
-allow_subscribe = ["sensors/#"]
-allow_publish = ["sensors/#"]
+${mqttRouteToml(broker.port)}
 [[routes]]
 path = "/api"
 adapter = "http"
@@ -145,12 +136,7 @@ paths = ["/orders"]
   proxies.nginx = await startNginx(await freePort(), port);
   proxies.stall = await new HostileProxy(port).start();
   proxies.stall.upgrades = 'stall';
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

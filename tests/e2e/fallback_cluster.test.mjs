@@ -7,13 +7,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import {
-  Broker, Bridge, Child, SERVICE, MosquittoSub, freePort, mosquittoPub, removeDir,
+  Broker, Bridge, Child, MosquittoSub, freePort, mosquittoPub, removeDir,
   tempDir, waitFor, within,
 } from './mqtt_passthrough_support.mjs';
 import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
-import { request, json, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
+import {
+  request, json, SseStream, encodeBody, decodeBody, launchChromium, mqttRouteToml,
+} from './fallback_support.mjs';
 
 let dir;
 let broker;
@@ -32,20 +33,10 @@ peers = { ${peers.map(([n, p]) => `"${n}" = "http://127.0.0.1:${p}"`).join(', ')
 [[listeners]]
 address = "127.0.0.1"
 port = ${port}
-[upstreams.local]
-uri = "tcp://127.0.0.1:${broker.port}"
-username = "${SERVICE.user}"
-password = "${SERVICE.password}"
 [[routes]]
 path = "/echo"
 adapter = "echo"
-[[routes]]
-path = "/mqtt"
-adapter = "mqtt"
-upstream = "local"
-allow_subscribe = ["sensors/#"]
-allow_publish = ["sensors/#"]
-`;
+${mqttRouteToml(broker.port)}`;
 }
 
 before(async () => {
@@ -156,10 +147,7 @@ test('an instance never forwards a forwarded request again, nor to an instance i
 });
 
 test('wsbridge.js in Chromium, long-polling through the balancer to both instances, on an MQTT route', async () => {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${lbPort}/`);

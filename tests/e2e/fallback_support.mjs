@@ -2,6 +2,35 @@
 // record format (docs/FALLBACK.md), written here from the spec rather than taken from
 // web/wsbridge.js, so the server is checked against the document and not against its own client.
 import http from 'node:http';
+import { chromium } from 'playwright-core';
+import { SERVICE } from './mqtt_passthrough_support.mjs';
+
+// The TOML of an MQTT upstream at the tests' broker and a JSON route on it (ACLs: sensors/#).
+export function mqttRouteToml(brokerPort, path = '/mqtt') {
+  return `[upstreams.local]
+uri = "tcp://127.0.0.1:${brokerPort}"
+username = "${SERVICE.user}"
+password = "${SERVICE.password}"
+reconnect_min = "200ms"
+reconnect_max = "1s"
+[[routes]]
+path = "${path}"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["sensors/#"]
+allow_publish = ["sensors/#"]
+`;
+}
+
+// Debian's headless Chromium, as every browser test launches it.
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
 
 export function request(port, method, target, { body, headers = {} } = {}) {
   return new Promise((resolve, reject) => {
