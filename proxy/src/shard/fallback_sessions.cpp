@@ -16,6 +16,9 @@ using fallback::SessionRequest;
 
 namespace {
 
+// POSTs of one session held while its reading is paused (each up to max_post_bytes).
+constexpr std::size_t kMaxHeldPosts = 4;
+
 // A client's close record: {"type":"close","code":1000,"reason":"..."} (code and reason optional).
 std::optional<PendingClose> parse_client_close(std::string_view json) {
   const auto j = nlohmann::json::parse(json, nullptr, false);
@@ -158,7 +161,14 @@ void Shard::on_fallback_request(SessionRequest& request) {
     case SessionRequest::Op::kPost:
       s.last_rx = SteadyClock::now();
       if (!transport.reading() || !transport.held_posts().empty()) {
-        // Reading is paused: the answer waits, and with it the client's next POST.
+        // Reading is paused: the answer waits, and with it the client's next POST. A client
+        // sends one at a time; more than a few waiting is someone else's memory.
+        if (transport.held_posts().size() >= kMaxHeldPosts) {
+          request.channel->answer(
+              429, "application/json",
+              R"({"error":"busy","message":"too many POSTs wait for this session: send one at a time"})");
+          break;
+        }
         transport.held_posts().push_back({std::move(request.body), request.channel});
       } else {
         apply_post(s, transport, request.body, *request.channel);
