@@ -529,8 +529,7 @@ void Child::http_next(Conn& c) {
     target = http_path(o_.transport == "sse" ? "sse" : "poll") + "?s=" + c.token +
              "&last=" + std::to_string(c.last_id);
   }
-  if (!http_request(c, "GET " + target + " HTTP/1.1\r\nHost: " + o_.url.host_port() +
-                           "\r\n\r\n")) {
+  if (!http_request(c, "GET " + target + " HTTP/1.1\r\nHost: " + o_.url.host_port() + "\r\n\r\n")) {
     http_fail(c);
   }
 }
@@ -563,8 +562,7 @@ void Child::http_send_post(Conn& up) {
   ++http_posts_;
   if (!http_request(up, "POST " + target + " HTTP/1.1\r\nHost: " + o_.url.host_port() +
                             "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-                            body)) {
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body)) {
     http_fail(down);
   }
 }

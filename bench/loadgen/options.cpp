@@ -178,7 +178,8 @@ Options parse_options(int argc, char** argv) {
   }
   if (o.transport != "ws") {
     if (o.mode != "fanout" && o.mode != "idle") die("--transport sse|poll|sio: fanout or idle");
-    if (o.mqtt || o.url.tls || o.deflate) die("--transport sse|poll|sio: not with --mqtt, wss:// or --deflate");
+    if (o.mqtt || o.url.tls || o.deflate)
+      die("--transport sse|poll|sio: not with --mqtt, wss:// or --deflate");
     if (o.publisher == "ws") die("--transport sse|poll|sio needs --publisher mqtt://host:port");
   }
   if (o.mqtt && (o.mode == "rpc" || o.mode == "handshake")) die("--mqtt: fanout, idle or publish");

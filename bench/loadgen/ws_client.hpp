@@ -104,16 +104,16 @@ struct Conn {
   // the last message id received, the HTTP response being read, and (the up connection) what
   // waits to be POSTed.
   std::string token;
-  std::string post;            // up: records (wsbridge) or packets (Engine.IO) not sent yet
+  std::string post;              // up: records (wsbridge) or packets (Engine.IO) not sent yet
   std::uint64_t post_count = 0;  // up: records in `post`
   std::uint64_t sent_count = 0;  // up: records in the POST in flight
   std::uint64_t next_seq = 1;    // up: wsbridge's sequence number of the next record
   std::uint64_t last_id = 0;
-  std::int64_t body_left = -1;   // of the response being read; -1: until the end of the stream
+  std::int64_t body_left = -1;  // of the response being read; -1: until the end of the stream
   int status = 0;
-  std::uint8_t http = 0;         // child_http.cpp's Http state
+  std::uint8_t http = 0;  // child_http.cpp's Http state
   bool keep_alive = false;
-  bool busy = false;             // a request is in flight on this connection
+  bool busy = false;  // a request is in flight on this connection
   // RPC bookkeeping: (request id, send time) of requests in flight.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> inflight;
   std::uint64_t next_id = 1;
