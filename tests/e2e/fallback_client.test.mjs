@@ -5,9 +5,10 @@
 // protocol in fallback_client_unit.test.mjs). Run by CTest (label fallback) with WSBRIDGE_BINARY.
 import { before, after } from 'node:test';
 import {
-  Broker, Bridge, SERVICE, freePort, tempDir, removeDir,
+  Broker, Bridge, freePort, tempDir, removeDir,
 } from './mqtt_passthrough_support.mjs';
 import { defineScenarios } from './fallback_scenarios.mjs';
+import { mqttRouteToml } from './fallback_support.mjs';
 
 let dir;
 let broker;
@@ -20,18 +21,7 @@ poll_timeout = "5s"
 [[listeners]]
 address = "127.0.0.1"
 port = ${bridgePort}
-[upstreams.local]
-uri = "tcp://127.0.0.1:${brokerPort}"
-username = "${SERVICE.user}"
-password = "${SERVICE.password}"
-reconnect_min = "200ms"
-reconnect_max = "1s"
-[[routes]]
-path = "/mqtt"
-adapter = "mqtt"
-upstream = "local"
-allow_subscribe = ["sensors/#"]
-allow_publish = ["sensors/#"]
+${mqttRouteToml(brokerPort)}
 [[routes]]
 path = "/echo"
 adapter = "echo"

@@ -6,18 +6,24 @@ namespace wsbridge::fallback {
 
 namespace {
 
-// A decimal number of at most 19 digits at the front of `text`, up to `end_char`.
+// The decimal number at the front of `text`, up to `end_char`, taken off it.
 std::optional<std::uint64_t> take_number(std::string_view& text, char end_char) {
   const auto end = text.find(end_char);
-  if (end == std::string_view::npos || end == 0 || end > 19) return std::nullopt;
-  std::uint64_t value = 0;
-  const auto [ptr, error] = std::from_chars(text.data(), text.data() + end, value);
-  if (error != std::errc{} || ptr != text.data() + end) return std::nullopt;
-  text.remove_prefix(end + 1);
+  if (end == std::string_view::npos) return std::nullopt;
+  const auto value = parse_decimal(text.substr(0, end));
+  if (value) text.remove_prefix(end + 1);
   return value;
 }
 
 }  // namespace
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  std::uint64_t value = 0;
+  const auto [ptr, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 
 std::optional<ParsedBody> parse_body(std::string_view body, const BodyLimits& limits,
                                      BodyError& error, std::string& message) {

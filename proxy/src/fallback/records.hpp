@@ -30,6 +30,10 @@ struct BodyLimits {
 
 enum class BodyError { kNone, kMalformed, kTooLarge };
 
+// A decimal number of 1 to 19 digits and nothing else (a message id, a length, a sequence number):
+// no sign, no blanks, no other base.
+std::optional<std::uint64_t> parse_decimal(std::string_view text);
+
 // Parses `body`; on failure `error` says why and `message` what, for the 400/413 answer.
 std::optional<ParsedBody> parse_body(std::string_view body, const BodyLimits& limits,
                                      BodyError& error, std::string& message);

@@ -2,7 +2,6 @@
 // that this shard's connections bring. A request that opens a session makes it here; the others
 // name theirs with its token and are handed to its shard, wherever the connection landed; their
 // responses come back through a ResponseChannel and are written here.
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "fallback/records.hpp"
@@ -37,16 +36,14 @@ std::optional<FallbackPath> parse_fallback_path(std::string_view uri) {
   return FallbackPath{op, std::string(uri.substr(slash))};
 }
 
-std::optional<std::uint64_t> parse_id(std::string_view text) {
-  std::uint64_t value = 0;
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return value;
+std::string error_body(std::string_view code, std::string_view message) {
+  return nlohmann::json{{"error", code}, {"message", message}}.dump() + "\n";
 }
 
+}  // namespace
+
 // The headers every fallback answer carries: never cached, and readable by an allowed origin.
-HeaderList answer_headers(const std::string& cors_origin) {
+HeaderList fallback_answer_headers(const std::string& cors_origin) {
   HeaderList h{{"Cache-Control:", "no-store"}};
   if (!cors_origin.empty()) {
     h.emplace_back("Access-Control-Allow-Origin:", cors_origin);
@@ -56,12 +53,6 @@ HeaderList answer_headers(const std::string& cors_origin) {
   return h;
 }
 
-std::string error_body(std::string_view code, std::string_view message) {
-  return nlohmann::json{{"error", code}, {"message", message}}.dump() + "\n";
-}
-
-}  // namespace
-
 int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   ConnectionData* data = ConnectionData::of(wsi);
   if (data == nullptr) return -1;  // not accepted by this shard (never happens)
@@ -70,7 +61,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
                     HeaderList extra = {}) {
     WSB_LOG(kInfo) << "fallback request " << uri << " from " << peer_address(wsi) << ": " << status
                    << " " << message;
-    HeaderList headers = answer_headers(cors);
+    HeaderList headers = fallback_answer_headers(cors);
     headers.insert(headers.end(), extra.begin(), extra.end());
     write_http_reply(wsi, status, "application/json", error_body(code, message), headers);
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
@@ -95,7 +86,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   }
   if (origin) cors = *origin;
   if (method == kOptions) {  // a CORS preflight
-    HeaderList h = answer_headers(cors);
+    HeaderList h = fallback_answer_headers(cors);
     h.emplace_back("Access-Control-Allow-Methods:", "GET, POST, OPTIONS");
     h.emplace_back("Access-Control-Allow-Headers:", "Authorization, Content-Type, Last-Event-ID");
     h.emplace_back("Access-Control-Max-Age:", "600");
@@ -128,7 +119,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
       // An EventSource cannot read a 404's status: it learns it from an event.
       std::string event;
       fallback::append_control_event(event, 0, fallback::kUnknownSessionControl);
-      HeaderList headers = answer_headers(cors);
+      HeaderList headers = fallback_answer_headers(cors);
       write_http_reply(wsi, 200, "text/event-stream", event, headers);
       return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
     }
@@ -139,7 +130,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   request.connection = *connection;
   if (send) {
     const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    const auto expected = parse_id(length);
+    const auto expected = fallback::parse_decimal(length);
     if (expected && *expected > config_->fallback.max_post_bytes) {
       return answer(
           413, "too_large",
@@ -162,7 +153,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   std::optional<std::string> last = custom_header(wsi, "last-event-id:");
   if (!last || last->empty()) last = query_value(wsi, "last");
   if (last && !last->empty()) {
-    const auto n = parse_id(*last);
+    const auto n = fallback::parse_decimal(*last);
     if (!n) return answer(400, "bad_request", "Last-Event-ID (or last=) must be a message id");
     request.last = *n;
   }
@@ -220,7 +211,7 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
   command.fallback = std::make_shared<SessionRequest>(std::move(request));
   if (!owner->post(std::move(command))) {
     write_http_reply(wsi, 503, "application/json", error_body("shutting_down", "shutting down"),
-                     answer_headers(cors_origin));
+                     fallback_answer_headers(cors_origin));
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   }
   return 0;  // the session's shard answers through the channel
@@ -281,7 +272,7 @@ int Shard::fallback_body_done(lws* wsi) {
     WSB_LOG(kInfo) << "fallback POST from " << peer_address(wsi) << ": " << status << " "
                    << message;
     write_http_reply(wsi, status, "application/json", error_body(code, message),
-                     answer_headers(c.cors_origin));
+                     fallback_answer_headers(c.cors_origin));
     data->carrier.reset();
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   };
@@ -331,7 +322,7 @@ int Shard::write_fallback(lws* wsi) {
     if (!taken.ended) return 0;
     write_http_reply(wsi, taken.status,
                      taken.content_type.empty() ? "application/json" : taken.content_type,
-                     taken.body(), answer_headers(c.cors_origin));
+                     taken.body(), fallback_answer_headers(c.cors_origin));
     return finish();
   }
   if (!c.headers_sent) {
@@ -343,7 +334,7 @@ int Shard::write_fallback(lws* wsi) {
                                     end) != 0) {
       return -1;
     }
-    HeaderList headers = answer_headers(c.cors_origin);
+    HeaderList headers = fallback_answer_headers(c.cors_origin);
     headers.emplace_back("X-Accel-Buffering:", "no");
     for (const auto& [name, value] : headers) {
       const std::string n(name);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fallback/fallback_transport.hpp"
+#include "fallback/records.hpp"
 #include "handshake/upgrade_hold.hpp"
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
@@ -67,11 +68,9 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
   }
   std::uint64_t last = 0;
   if (const auto text = query_value(wsi, "last"); text && !text->empty()) {
-    char* end = nullptr;
-    last = std::strtoull(text->c_str(), &end, 10);
-    if (end == nullptr || *end != '\0') {
-      return refuse_upgrade(wsi, 400, "bad_request", "last= must be a message id");
-    }
+    const auto n = fallback::parse_decimal(*text);
+    if (!n) return refuse_upgrade(wsi, 400, "bad_request", "last= must be a message id");
+    last = *n;
   }
   auto pending = std::make_unique<PendingUpgrade>();
   pending->resume = *id;

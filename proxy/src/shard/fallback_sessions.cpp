@@ -48,11 +48,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
                    << peer_address(wsi) << ": " << status << " " << reason;
     core_metrics::upgrade_refused(code);
     if (status == 401 || status == 403) core_metrics::auth_failed(code);
-    HeaderList h{{"Cache-Control:", "no-store"}};
-    if (!cors_origin.empty()) {
-      h.emplace_back("Access-Control-Allow-Origin:", cors_origin);
-      h.emplace_back("Access-Control-Allow-Credentials:", "true");
-    }
+    HeaderList h = fallback_answer_headers(cors_origin);
     if (challenge) h.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
     write_http_reply(wsi, status, "application/json",
                      nlohmann::json{{"error", code}, {"message", reason}}.dump() + "\n", h);

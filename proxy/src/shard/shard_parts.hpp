@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fallback/response_channel.hpp"
+#include "http/http_reply.hpp"
 #include "metrics/core_metrics.hpp"
 #include "session/session.hpp"
 #include "shard/lws_request.hpp"
@@ -125,6 +126,10 @@ struct Shard::FallbackTurns {
   std::vector<ConnectionId> due;
   bool scheduled = false;
 };
+
+// The headers every answer of the fallback endpoints carries: never cached, and readable by an
+// allowed origin (`cors_origin`; empty: none). (fallback_carrier.cpp)
+HeaderList fallback_answer_headers(const std::string& cors_origin);
 
 // "1.234s", for the log.
 std::string format_seconds(SteadyClock::duration d);
