@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
 
   set_log_level(options.log_level ? *parse_log_level(*options.log_level) : config->log_level);
   set_log_format(config->log_format);
+  set_log_instance(config->instance_id);
   install_lws_log_bridge();
   std::signal(SIGPIPE, SIG_IGN);
   // Every connection is a descriptor: use all the hard limit allows (systemd's LimitNOFILE).
@@ -148,7 +149,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  WSB_LOG(kInfo) << "wsbridge " << kVersion << " starting with " << options.config_file;
+  WSB_LOG(kInfo) << "wsbridge " << kVersion << " (instance " << config->instance_id
+                 << ") starting with " << options.config_file;
   std::vector<std::filesystem::path> watched = watched_files(*config);
   try {
     Server server(std::move(config));  // its only owner: a reload can release it

@@ -94,7 +94,7 @@ void HttpAdapter::on_close(const std::shared_ptr<Connection>& connection, const 
   }
   if (!disconnect_hook_) return;
   const Identity& who = connection->identity();
-  nlohmann::json body = {{"connection", connection->id()},
+  nlohmann::json body = {{"connection", global_connection_id(connection->id())},
                          {"route", config_.path},
                          {"user", who.user},
                          {"claims", who.claims},
@@ -105,7 +105,7 @@ void HttpAdapter::on_close(const std::shared_ptr<Connection>& connection, const 
   HttpRequest request;
   request.method = "POST";
   request.headers = {{"Content-Type", "application/json"},
-                     {"X-Wsbridge-Connection", std::to_string(connection->id())}};
+                     {"X-Wsbridge-Connection", global_connection_id(connection->id())}};
   request.body = body.dump(-1, ' ', false, kDumpReplace);
   const ConnectionId id = connection->id();
   disconnect_hook_->request(std::move(request), [id, url = disconnect_hook_->url()](HttpResult r) {
@@ -209,7 +209,7 @@ HttpHeaders HttpAdapter::identity_headers(ConnState& state) {
   HttpHeaders h;
   h.push_back({"X-Request-Id", request_id_prefix_ + "-" + std::to_string(c.id()) + "-" +
                                    std::to_string(state.next_request++)});
-  h.push_back({"X-Wsbridge-Connection", std::to_string(c.id())});
+  h.push_back({"X-Wsbridge-Connection", global_connection_id(c.id())});
   if (!who.user.empty() && safe_header_value(who.user)) h.push_back({"X-Wsbridge-User", who.user});
   h.push_back({"X-Wsbridge-Route", config_.path});
   h.push_back({"X-Forwarded-For", who.remote_address});

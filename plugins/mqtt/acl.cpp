@@ -98,8 +98,50 @@ std::optional<std::string> acl_pattern_problem(std::string_view pattern) {
   return std::nullopt;
 }
 
+namespace {
+
+// `dollar_guard`: a wildcard in the first level cannot match `prefix` when it starts with '$'.
+bool reaches(std::string_view pattern, std::string_view prefix, bool dollar_guard) {
+  bool first = true;
+  while (true) {
+    const auto p_end = pattern.find('/');
+    const auto r_end = prefix.find('/');
+    const std::string_view p_level = pattern.substr(0, p_end);
+    const std::string_view r_level = prefix.substr(0, r_end);
+    const bool shielded = first && dollar_guard && prefix.front() == '$';
+    if (p_level == "#") return !shielded;
+    const bool wildcard = p_level == "+" || p_level.find('{') != std::string_view::npos;
+    if (wildcard ? shielded : p_level != r_level) return false;
+    if (r_end == std::string_view::npos) return true;  // at the prefix: it and what is under it
+    // The pattern ends above the prefix: it names an ancestor, not a topic under the prefix.
+    if (p_end == std::string_view::npos) return false;
+    pattern.remove_prefix(p_end + 1);
+    prefix.remove_prefix(r_end + 1);
+    first = false;
+  }
+}
+
+}  // namespace
+
+bool reaches_prefix(std::string_view pattern, std::string_view prefix) {
+  if (prefix.empty()) return false;
+  if (reaches(pattern, prefix, true)) return true;
+  // "$share/GROUP/FILTER" subscribes to FILTER. As an ACL pattern, "$share/g/#" covers the
+  // subscription "$share/g/$wsbridge/#": what follows the group is compared level by level, so
+  // a wildcard there reaches '$' topics too.
+  constexpr std::string_view kShare = "$share/";
+  if (!pattern.starts_with(kShare)) return false;
+  pattern.remove_prefix(kShare.size());
+  const auto group_end = pattern.find('/');
+  const std::string_view group = pattern.substr(0, group_end);
+  if (group == "#") return true;
+  if (group_end == std::string_view::npos) return false;
+  return reaches(pattern.substr(group_end + 1), prefix, false);
+}
+
 std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
-                                    const std::string& user, const nlohmann::json& claims) {
+                                    const std::string& user, const nlohmann::json& claims,
+                                    std::string_view reserved_prefix) {
   const auto value_of = [&](std::string_view name, bool at_start) -> std::optional<std::string> {
     std::optional<std::string> value = name == "user"
                                            ? std::optional<std::string>(user)
@@ -112,7 +154,9 @@ std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
   for (const std::string& pattern : patterns) {
     std::optional<std::string> filled = substitute(pattern, value_of, nullptr);
     // The final check also drops values that are not UTF-8 or make the filter too long.
-    if (filled && !topic_filter_problem(*filled)) out.push_back(std::move(*filled));
+    if (filled && !topic_filter_problem(*filled) && !reaches_prefix(*filled, reserved_prefix)) {
+      out.push_back(std::move(*filled));
+    }
   }
   return out;
 }

@@ -20,8 +20,17 @@ std::optional<std::string> acl_pattern_problem(std::string_view pattern);
 // its pattern match nothing (the pattern is dropped): no claim can inject a wildcard or a level.
 // So does a value starting with '$' at the very start of the pattern: a user named "$SYS" must
 // not turn "{user}/#" into "$SYS/#".
+//
+// A pattern reaching the topics reserved for wsbridge itself (`reserved_prefix`, the cluster's
+// control topics: [cluster] control_prefix) is dropped too, whatever granted it: no credential
+// opens them to a client. The adapters always pass their route's reserved prefix.
 std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
-                                    const std::string& user, const nlohmann::json& claims);
+                                    const std::string& user, const nlohmann::json& claims,
+                                    std::string_view reserved_prefix = {});
+
+// Whether `pattern` (a valid filter; a level holding a placeholder counts as '+') can match a
+// topic equal to `prefix` or under it. A leading wildcard never matches a '$' topic.
+bool reaches_prefix(std::string_view pattern, std::string_view prefix);
 
 // A subscription to `filter` is allowed when one expanded pattern covers it (filter_covers).
 bool subscribe_allowed(const std::vector<std::string>& expanded, std::string_view filter);

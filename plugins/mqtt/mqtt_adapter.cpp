@@ -67,8 +67,11 @@ class MqttKind final : public AdapterKind {
       // Browsers speak MQTT themselves; each gets its own broker connection (no shared upstream).
       return make_passthrough_adapter(options, context, configs_);
     }
-    auto route = std::make_shared<const MqttRouteConfig>(
-        MqttRouteConfig::from_route(options, context.path, configs_));
+    MqttRouteConfig config = MqttRouteConfig::from_route(options, context.path, configs_);
+    config.reserved_prefix =
+        reserved_prefix_of_route(options, config.topic_prefix, config.allow_subscribe,
+                                 config.allow_publish, context.reserved_topic_prefix);
+    auto route = std::make_shared<const MqttRouteConfig>(std::move(config));
     auto& upstream = upstreams_[route->upstream];
     if (!upstream) upstream = acquire_upstream(configs_.at(route->upstream));
     return std::make_unique<MqttAdapter>(upstream, std::move(route));

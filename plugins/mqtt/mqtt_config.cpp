@@ -114,6 +114,29 @@ std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& ke
   return patterns;
 }
 
+std::string reserved_prefix_of_route(ConfigTable& t, const std::string& topic_prefix,
+                                     const std::vector<std::string>& allow_subscribe,
+                                     const std::vector<std::string>& allow_publish,
+                                     const std::string& reserved) {
+  if (reserved.empty()) return {};
+  const std::string why = " reaches \"" + reserved +
+                          "\", the topics wsbridge instances keep for their control messages "
+                          "([cluster] control_prefix): no client may use them";
+  if (!topic_prefix.empty()) {
+    if (reaches_prefix(topic_prefix + "#", reserved)) {
+      t.fail_at("topic_prefix", "'topic_prefix' \"" + topic_prefix + "\"" + why);
+    }
+    return {};  // every topic of the route is under its prefix, away from the reserved ones
+  }
+  for (const auto& [key, patterns] : {std::pair{"allow_subscribe", &allow_subscribe},
+                                      std::pair{"allow_publish", &allow_publish}}) {
+    for (const auto& p : *patterns) {
+      if (reaches_prefix(p, reserved)) t.fail_at(key, "ACL pattern \"" + p + "\"" + why);
+    }
+  }
+  return reserved;
+}
+
 UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& t) {
   UpstreamConfig u;
   u.name = name;

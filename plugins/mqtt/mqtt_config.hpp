@@ -60,6 +60,14 @@ const UpstreamConfig& read_upstream(ConfigTable& t,
 // A route's list of ACL patterns under `key` (each checked with acl_pattern_problem).
 std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& key);
 
+// The route's share of the broker topics wsbridge reserves (RouteContext::reserved_topic_prefix):
+// a configuration error for a route whose ACL patterns (or topic_prefix) reach them; what its
+// connections' expand_acl must keep out (empty when a topic_prefix keeps the route away anyway).
+std::string reserved_prefix_of_route(ConfigTable& t, const std::string& topic_prefix,
+                                     const std::vector<std::string>& allow_subscribe,
+                                     const std::vector<std::string>& allow_publish,
+                                     const std::string& reserved);
+
 // kPassthrough routes are built by passthrough/passthrough_config.hpp instead.
 enum class RouteMode { kJson, kRaw, kPassthrough };
 
@@ -70,6 +78,7 @@ struct MqttRouteConfig {
   std::string topic_prefix;                  // added towards the broker, stripped back
   std::vector<std::string> allow_subscribe;  // ACL patterns (browser topic space)
   std::vector<std::string> allow_publish;
+  std::string reserved_prefix;          // reserved_prefix_of_route
   std::size_t max_subscriptions = 100;  // per connection
   int max_qos = 2;                      // highest QoS a client may ask for
   // raw mode only

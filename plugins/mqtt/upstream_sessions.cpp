@@ -17,11 +17,12 @@ void Upstream::Impl::handle(SessionOpened& e) {
   SessionState s;
   s.connection = std::move(e.connection);
   s.route = std::move(e.route);
-  s.subscribe_acl = expand_acl(s.route->allow_subscribe, who.user, who.claims);
-  s.publish_acl = expand_acl(s.route->allow_publish, who.user, who.claims);
+  const std::string& reserved = s.route->reserved_prefix;
+  s.subscribe_acl = expand_acl(s.route->allow_subscribe, who.user, who.claims, reserved);
+  s.publish_acl = expand_acl(s.route->allow_publish, who.user, who.claims, reserved);
   if (who.acl) {
-    s.credential_subscribe_acl = expand_acl(who.acl->subscribe, who.user, who.claims);
-    s.credential_publish_acl = expand_acl(who.acl->publish, who.user, who.claims);
+    s.credential_subscribe_acl = expand_acl(who.acl->subscribe, who.user, who.claims, reserved);
+    s.credential_publish_acl = expand_acl(who.acl->publish, who.user, who.claims, reserved);
   }
   auto& session = sessions.emplace(id, std::move(s)).first->second;
   if (session.raw()) {

@@ -185,7 +185,7 @@ max_queued = 8
             std::string::npos);
 }
 
-// #8.3: SIGTERM lets HTTP requests in flight finish and delivers their answers before 1001.
+// #8.3: SIGTERM lets HTTP requests in flight finish and delivers their answers before 1012.
 TEST(HttpShutdownTest, InFlightResponsesAreDeliveredBeforeGoingAway) {
   HttpBackend backend;
   WsbridgeInstance server(with_backend(R"(
@@ -208,7 +208,7 @@ backend = "${BACKEND}"
   EXPECT_EQ(r["type"], "response");
   EXPECT_EQ(r["id"], "long");
   EXPECT_EQ(r["status"], 200);
-  EXPECT_EQ(ws.wait_close(5s), 1001);
+  EXPECT_EQ(ws.wait_close(5s), 1012);
   EXPECT_EQ(server.process->wait_exit(5s), 0);
 }
 

@@ -318,10 +318,12 @@ TEST_F(HttpAdapterTest, PushApiDeliversListsAndCloses) {
   ASSERT_EQ(list.status, 200) << list.body;
   json conns = json::parse(list.body)["connections"];
   ASSERT_EQ(conns.size(), 2u);
-  std::uint64_t a_id = 0;
-  std::uint64_t b_id = 0;
+  std::string a_id;  // "<number>@<instance_id>"
+  std::string b_id;
   for (const auto& c : conns) {
-    (c["route"] == "/msg" ? a_id : b_id) = c["id"].get<std::uint64_t>();
+    (c["route"] == "/msg" ? a_id : b_id) = c["id"].get<std::string>();
+    EXPECT_EQ(c["id"].get<std::string>().substr(c["id"].get<std::string>().find('@') + 1),
+              c["instance"]);
     EXPECT_EQ(c["remote_address"], "127.0.0.1");
     EXPECT_GT(c["since"].get<double>(), 1.7e9);
   }
@@ -364,7 +366,7 @@ TEST_F(HttpAdapterTest, PushApiDeliversListsAndCloses) {
                          json{{"route", "/msg"}, {"data", std::string(1100000, 'x')}}.dump());
   EXPECT_EQ(big.status, 413);
 
-  r = admin("DELETE", "/api/v1/connections/" + std::to_string(a_id) + "?code=4001&reason=bye");
+  r = admin("DELETE", "/api/v1/connections/" + a_id + "?code=4001&reason=bye");
   EXPECT_EQ(r.status, 200) << r.body;
   auto closed = a.read_message();
   EXPECT_EQ(closed.opcode, Opcode::kClose);

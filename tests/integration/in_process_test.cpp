@@ -263,7 +263,7 @@ TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
   }
 }
 
-TEST(InProcessTest, ShutdownClosesWith1001AndStopsRun) {
+TEST(InProcessTest, ShutdownClosesWith1012AndStopsRun) {
   AdapterRegistry registry;
   auto collector = std::make_shared<CollectingAdapter>();
   registry.add("collect", [collector] { return std::make_unique<ForwardingKind>(collector); });
@@ -271,10 +271,10 @@ TEST(InProcessTest, ShutdownClosesWith1001AndStopsRun) {
   WsClient ws = WsClient::connect(server.client("/c"));
   collector->wait_for(1);
   std::thread stopper([&] { server.stop(); });
-  EXPECT_EQ(ws.wait_close(), 1001);
+  EXPECT_EQ(ws.wait_close(), 1012);
   stopper.join();
   ASSERT_EQ(collector->closes().size(), 1u);
-  EXPECT_EQ(collector->closes()[0].code, 1001);
+  EXPECT_EQ(collector->closes()[0].code, 1012);
   EXPECT_FALSE(collector->closes()[0].by_peer);
 }
 

@@ -216,7 +216,7 @@ TEST(MqttPassthroughStreamTest, ReloadKeepsRelaysAndShutdownEndsThemCleanly) {
   std::string error;
   EXPECT_EQ(wire::parse_publish(client.next(), wire::kMqtt311, error)->payload, "after reload");
   server.process->signal(SIGTERM);
-  EXPECT_EQ(client.ws().wait_close(), 1001);
+  EXPECT_EQ(client.ws().wait_close(), 1012);
   EXPECT_EQ(server.process->wait_exit(10s), 0);
 }
 

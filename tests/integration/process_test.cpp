@@ -145,7 +145,7 @@ TEST(ProcessTest, LogLevelErrorSilencesConnectionLogs) {
   EXPECT_EQ(server.process->output().find("conn 1"), std::string::npos);
 }
 
-TEST(ProcessTest, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
+TEST(ProcessTest, SigtermClosesEveryWebSocketWith1012AndExitsZero) {
   WsbridgeInstance server(
       "[server]\nshutdown_timeout = \"3s\"\n[[listeners]]\nport = ${PORT}\n"
       "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
@@ -155,10 +155,10 @@ TEST(ProcessTest, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
   EXPECT_EQ(clients[0].read_message().data, "queued before shutdown");
   const auto start = std::chrono::steady_clock::now();
   server.process->signal(SIGTERM);
-  for (auto& ws : clients) EXPECT_EQ(ws.wait_close(5s), 1001);
+  for (auto& ws : clients) EXPECT_EQ(ws.wait_close(5s), 1012);
   EXPECT_EQ(server.process->wait_exit(5s), 0) << server.process->output();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
-  EXPECT_NE(server.process->output().find("closing 5 connection(s) with 1001"), std::string::npos);
+  EXPECT_NE(server.process->output().find("closing 5 connection(s) with 1012"), std::string::npos);
 }
 
 TEST(ProcessTest, SigtermExitsWithinTheTimeoutWhenAPeerNeverAnswersTheClose) {

@@ -225,7 +225,7 @@ TEST(ReliabilityTest, FrozenBrokerPausesFastPublishersAndLosesNothing) {
 }
 
 // #8.3: SIGTERM waits for the broker to acknowledge a QoS 1 publish in flight, answers the
-// client, and only then closes with 1001: an acknowledged publish is never lost.
+// client, and only then closes with 1012: an acknowledged publish is never lost.
 TEST(ReliabilityTest, ShutdownWaitsForBrokerAcksBeforeGoingAway) {
   Mosquitto broker;
   WsbridgeInstance server("[server]\nshutdown_timeout = \"10s\"\n" + config(broker));
@@ -248,7 +248,7 @@ TEST(ReliabilityTest, ShutdownWaitsForBrokerAcksBeforeGoingAway) {
   } while (m["type"] == "status");
   EXPECT_EQ(m["type"], "ack");
   EXPECT_EQ(m["id"], "last");
-  EXPECT_EQ(ws.wait_close(10s), 1001);
+  EXPECT_EQ(ws.wait_close(10s), 1012);
   auto delivered = sink.next(10s);
   ASSERT_TRUE(delivered);
   EXPECT_EQ((*delivered)->to_string(), "kept");

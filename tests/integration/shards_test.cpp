@@ -60,7 +60,7 @@ class ShardsTest : public ::testing::Test {
     std::vector<std::uint64_t> ids;
     const json body = json::parse(list.body);  // (kept: the loop reads into it)
     for (const auto& c : body["connections"]) {
-      ids.push_back(c["id"].get<std::uint64_t>());
+      ids.push_back(std::stoull(c["id"].get<std::string>()));  // "<number>@<instance>"
     }
     return ids;
   }
@@ -175,14 +175,16 @@ TEST_F(ShardsTest, ReloadAndDrainCoverEveryShard) {
   std::set<std::uint64_t> new_shards;
   const json listed = json::parse(admin("GET", "/api/v1/connections").body);
   for (const auto& c : listed["connections"]) {
-    if (c["route"] == "/echo2") new_shards.insert((c["id"].get<std::uint64_t>() - 1) % 2);
+    if (c["route"] == "/echo2") {
+      new_shards.insert((std::stoull(c["id"].get<std::string>()) - 1) % 2);
+    }
   }
   EXPECT_EQ(new_shards, (std::set<std::uint64_t>{0, 1})) << "both shards took the new route";
 
-  // SIGTERM: every session of every shard is closed with 1001, and the process exits cleanly.
+  // SIGTERM: every session of every shard is closed with 1012, and the process exits cleanly.
   bridge_->process->signal(SIGTERM);
   for (auto* group : {&before, &after}) {
-    for (auto& c : *group) EXPECT_EQ(c.wait_close(5s), 1001);
+    for (auto& c : *group) EXPECT_EQ(c.wait_close(5s), 1012);
   }
   EXPECT_EQ(bridge_->process->wait_exit(10s), 0) << bridge_->process->output();
 }

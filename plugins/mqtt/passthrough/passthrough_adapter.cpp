@@ -62,8 +62,11 @@ class PassthroughAdapter final : public Adapter {
 std::unique_ptr<Adapter> make_passthrough_adapter(
     ConfigTable& options, const RouteContext& context,
     const std::map<std::string, UpstreamConfig>& upstreams) {
-  auto route = std::make_shared<const PassthroughRouteConfig>(
-      PassthroughRouteConfig::from_route(options, context.path, upstreams));
+  PassthroughRouteConfig config =
+      PassthroughRouteConfig::from_route(options, context.path, upstreams);
+  config.reserved_prefix = reserved_prefix_of_route(
+      options, "", config.allow_subscribe, config.allow_publish, context.reserved_topic_prefix);
+  auto route = std::make_shared<const PassthroughRouteConfig>(std::move(config));
   const UpstreamConfig& upstream = upstreams.at(route->upstream);
   StreamOptions stream;
   stream.url = upstream.uri;

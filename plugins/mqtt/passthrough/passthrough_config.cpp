@@ -69,7 +69,7 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
 }
 
 std::string expand_client_id(const std::string& pattern, const std::string& user,
-                             const std::string& client_id, std::uint64_t connection_id) {
+                             const std::string& client_id, const std::string& connection_id) {
   std::string out;
   for (std::size_t i = 0; i < pattern.size();) {
     auto take = [&](std::string_view name, const std::string& value) {
@@ -79,7 +79,7 @@ std::string expand_client_id(const std::string& pattern, const std::string& user
       return true;
     };
     if (take("{user}", user.empty() ? "anonymous" : user) || take("{client_id}", client_id) ||
-        take("{connection_id}", std::to_string(connection_id))) {
+        take("{connection_id}", connection_id)) {
       continue;
     }
     out += pattern[i++];

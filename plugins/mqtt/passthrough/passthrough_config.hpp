@@ -23,6 +23,7 @@ struct PassthroughRouteConfig {
   std::optional<std::string> service_password;
   std::vector<std::string> allow_subscribe;  // ACL patterns, as in the json mode
   std::vector<std::string> allow_publish;
+  std::string reserved_prefix;  // reserved_prefix_of_route
   // The client id the broker sees: {user}, {client_id}, {connection_id}.
   std::string client_id = "{user}:{client_id}";
   bool disconnect_on_denied_publish = false;  // MQTT 3.1.1 (denied_publish = "disconnect")
@@ -39,6 +40,6 @@ struct PassthroughRouteConfig {
 // The client id template with its placeholders filled in. {user} of an anonymous client is
 // "anonymous". The relay gives a client that sent an empty id one first ("c<connection id>").
 std::string expand_client_id(const std::string& pattern, const std::string& user,
-                             const std::string& client_id, std::uint64_t connection_id);
+                             const std::string& client_id, const std::string& connection_id);
 
 }  // namespace wsbridge::mqtt

@@ -126,11 +126,12 @@ void Relay::on_connect(std::string_view packet) {
     claims = std::move(check.claims);
     acl = std::move(check.acl);
   }
-  route_subscribe_ = expand_acl(route_->allow_subscribe, user, claims);
-  route_publish_ = expand_acl(route_->allow_publish, user, claims);
+  const std::string& reserved = route_->reserved_prefix;
+  route_subscribe_ = expand_acl(route_->allow_subscribe, user, claims, reserved);
+  route_publish_ = expand_acl(route_->allow_publish, user, claims, reserved);
   if (acl) {
-    credential_subscribe_ = expand_acl(acl->subscribe, user, claims);
-    credential_publish_ = expand_acl(acl->publish, user, claims);
+    credential_subscribe_ = expand_acl(acl->subscribe, user, claims, reserved);
+    credential_publish_ = expand_acl(acl->publish, user, claims, reserved);
   }
   if (connect->will &&
       !allowed_by(route_publish_, credential_publish_, publish_allowed, connect->will->topic)) {
@@ -152,11 +153,14 @@ void Relay::on_connect(std::string_view packet) {
              "an empty client id needs a clean session");
       return;
     }
-    assigned_client_id_ = "c" + std::to_string(connection_->id());
+    // (Unique across the instances too: the broker would take one client's session for the
+    // other's.)
+    assigned_client_id_ = "c" + global_connection_id(connection_->id());
   }
-  connect->client_id = expand_client_id(
-      route_->client_id, user,
-      connect->client_id.empty() ? assigned_client_id_ : connect->client_id, connection_->id());
+  connect->client_id =
+      expand_client_id(route_->client_id, user,
+                       connect->client_id.empty() ? assigned_client_id_ : connect->client_id,
+                       global_connection_id(connection_->id()));
   if (connect->client_id.size() > kMaxTopicBytes) {
     refuse(wire::reason::kClientIdNotValid, wire::connack311::kIdentifierRejected,
            "the client id is too long");

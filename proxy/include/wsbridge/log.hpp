@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -19,6 +20,9 @@ enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 enum class LogFormat { kText, kJson };
 void set_log_format(LogFormat format);
 LogFormat log_format();
+// The instance every line names ([server] instance_id): after the timestamp in text, the
+// "instance" field in JSON. Set once, before other threads log; empty (the default): none.
+void set_log_instance(std::string instance);
 
 // The text format's escaping of one message: control characters (C0, DEL, C1), the Unicode line
 // and paragraph separators, bidirectional overrides and invalid UTF-8 become \n, \r, \t, \xHH or

@@ -25,6 +25,11 @@ namespace wsbridge {
 // after the connection closed.
 using ConnectionId = std::uint64_t;
 
+// A connection's id as the admin API knows it, unique across the instances behind one balancer:
+// "<id>@<[server] instance_id>", e.g. "42@web-1". Give this one to backends: a push or a close
+// by it reaches the connection through any instance (docs/DEPLOY.md).
+std::string global_connection_id(ConnectionId id);
+
 // WebSocket close codes (RFC 6455 section 7.4) used by wsbridge.
 enum class CloseCode : std::uint16_t {
   kNormal = 1000,
@@ -36,7 +41,8 @@ enum class CloseCode : std::uint16_t {
   kPolicyViolation = 1008,
   kMessageTooBig = 1009,
   kInternalError = 1011,
-  kTryAgainLater = 1013,  // overloaded, slow consumer
+  kServiceRestart = 1012,  // a drain or a shutdown; the reason carries "retry_ms=N"
+  kTryAgainLater = 1013,   // overloaded, slow consumer
 };
 
 // Topic permissions carried by a credential (an API key's, or a token's ACL claim). Adapters
@@ -191,6 +197,10 @@ struct RouteContext {
   HttpClient* http_client = nullptr;      // the core's asynchronous HTTP client (never null)
   unsigned shards = 1;                    // service threads; current_shard() is below this
   StreamClient* stream_client = nullptr;  // the core's TCP/TLS byte streams (never null)
+  // Broker topics wsbridge keeps for itself (the cluster's control messages, [cluster]
+  // control_prefix): that topic and everything under it. Adapters that deal in topics never let
+  // a client publish or subscribe there, whatever an ACL says.
+  std::string reserved_topic_prefix;
 };
 
 // The core serves connections on `RouteContext::shards` service threads (shards) at once. An

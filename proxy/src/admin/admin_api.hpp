@@ -1,12 +1,18 @@
 // The admin REST API on the admin listener, for backends and operators:
 //   POST   /api/v1/push              {"connection":ID | "user":NAME | "route":PATH, "data":..}
-//   GET    /api/v1/connections       the open WebSocket sessions
+//   GET    /api/v1/connections       the open sessions (?scope=cluster: every instance's)
 //   DELETE /api/v1/connections/ID    closes one (1000 by default; ?code=&reason= to choose)
-// Pure request handling over a SessionDirectory, so it is tested without sockets; the Server
-// does the HTTP plumbing and the bearer token check.
+//   POST   /api/v1/drain             /healthz turns 503, then every client is closed with 1012
+// A connection id is "<number>@<instance_id>" ("42@web-1"), unique across the instances; a bare
+// number names one of this instance. With [cluster], pushes by user or route reach every
+// instance, and a push or close by id reaches its owner (docs/DEPLOY.md).
+// Pure request handling over a SessionDirectory and a ClusterLink, so it is tested without
+// sockets; the Server does the HTTP plumbing and the bearer token check.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,13 +57,61 @@ class SessionDirectory {
 struct AdminReply {
   unsigned status = 200;
   std::string body;  // JSON
+  // Set when the answer comes later (a cluster-wide list): called once, with the function that
+  // takes the answer (from any thread, once).
+  std::function<void(std::function<void(AdminReply)>)> later;
 };
+
+// Every instance's sessions, as gathered within [cluster] request_timeout.
+struct ClusterListing {
+  nlohmann::json connections = nlohmann::json::array();  // the other instances' entries
+  std::vector<std::string> answered;                     // the instances that answered
+  std::vector<std::string> missing;  // known to be up (their presence) and silent
+};
+
+// The other instances, through the broker ([cluster]). Any thread; never blocks.
+class ClusterLink {
+ public:
+  // A push request (its JSON body) for every other instance, or for one.
+  virtual void push_everywhere(const nlohmann::json& request) = 0;
+  virtual void push_to(const std::string& instance, const nlohmann::json& request) = 0;
+  virtual void close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+                        const std::string& reason) = 0;
+  // Asks every other instance for its sessions; `done` is called once (any thread).
+  virtual void gather_sessions(std::function<void(ClusterListing)> done) = 0;
+
+ protected:
+  ~ClusterLink() = default;
+};
+
+struct AdminContext {
+  SessionDirectory& sessions;
+  std::string instance;            // this instance's id
+  ClusterLink* cluster = nullptr;  // null: this instance alone
+  std::function<void()> drain;     // POST /api/v1/drain; null: not offered
+};
+
+// "42@web-1" (or "42" for this instance): the number and the instance.
+struct GlobalConnectionId {
+  ConnectionId number = 0;
+  std::string instance;
+};
+std::optional<GlobalConnectionId> parse_connection_id(std::string_view text,
+                                                      std::string_view this_instance);
+std::string format_connection_id(ConnectionId number, std::string_view instance);
 
 inline constexpr std::string_view kAdminApiPrefix = "/api/v1/";
 inline constexpr std::size_t kMaxAdminBodyBytes = 1024 * 1024;
 
 // `target` is the request path with its query. `method` is upper case ("GET", "POST", ...).
 AdminReply handle_admin_api(std::string_view method, std::string_view target, std::string_view body,
-                            SessionDirectory& sessions);
+                            const AdminContext& context);
+
+// A push request another instance passed on: applied to this instance's sessions only.
+void apply_forwarded_push(const nlohmann::json& request, SessionDirectory& sessions,
+                          const std::string& instance);
+
+// This instance's sessions as the list's JSON entries.
+nlohmann::json session_entries(const std::vector<SessionInfo>& sessions, std::string_view instance);
 
 }  // namespace wsbridge

@@ -16,6 +16,7 @@
 #include "config/compression_keys.hpp"
 #include "config/fallback_keys.hpp"
 #include "config/listen_endpoints.hpp"
+#include "config/scale_out_keys.hpp"
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
@@ -176,17 +177,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
         config.threads = static_cast<unsigned>(*n);
       }
     }
-    if (auto id = server->string("instance_id")) {
-      if (id->empty() || id->size() > 64 ||
-          id->find_first_not_of(
-              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
-              std::string::npos) {
-        server->fail_at(
-            "instance_id",
-            "'instance_id' in [server] is 1 to 64 letters, digits, '.', '_', ':' or '-'");
-      }
-      config.instance_id = *id;
-    }
+    read_instance_keys(*server, config);
     server->reject_unknown_keys();
   }
   // (Before any route asks for a backend: each backend gets a pool per shard.)
@@ -204,7 +195,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     limits->reject_unknown_keys();
   }
+  if (config.instance_id.empty()) config.instance_id = default_instance_id();
   if (auto table = top.table("fallback")) config.fallback = read_fallback_keys(*table);
+  if (auto table = top.table("cluster")) config.cluster = read_cluster_keys(*table);
   config.auth = auth::parse_auth_settings(top, config_dir);
   std::optional<Endpoint> admin_endpoint;
   if (auto admin = top.table("admin")) {
@@ -352,8 +345,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       options.consume(core_key);
     }
     route.adapter = kind->create_route(
-        options, RouteContext{route.path, config_dir, config.http_client.get(),
-                              config.effective_threads(), &LwsStreamClient::instance()});
+        options,
+        RouteContext{route.path, config_dir, config.http_client.get(), config.effective_threads(),
+                     &LwsStreamClient::instance(), config.cluster.control_prefix});
     options.reject_unknown_keys();
     const std::vector<std::string> spoken = route.adapter->subprotocols();
     if (const toml::array* offered = t.raw()["subprotocols"].as_array()) {

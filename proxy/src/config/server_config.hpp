@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "auth/auth_config.hpp"
+#include "cluster/cluster_settings.hpp"
 #include "compression/compression_config.hpp"
 #include "fallback/fallback_settings.hpp"
 #include "http/http_client_pool.hpp"
@@ -88,9 +89,16 @@ struct ServerConfig {
   // Service threads (shards), each with its own libwebsockets context serving every listener;
   // 0 ("auto") means one per online CPU (effective_threads()). Only a restart changes it.
   unsigned threads = 0;
-  // This instance among several behind one balancer (fallback session tokens name it); empty:
-  // the host name and the process id. Only a restart changes it.
+  // This instance among several behind one balancer: in connection ids ("42@web-1"), log lines,
+  // a metric, fallback session tokens and cluster control messages. Default (filled in when
+  // loaded): the host name and the process id. Only a restart changes it.
   std::string instance_id;
+  // SIGTERM and POST /api/v1/drain: how long /healthz says 503 before the clients are closed
+  // with 1012 (docs/DEPLOY.md: at least the balancer's health-check interval times its fall
+  // count), and the spread of the reconnection delay each closed client is told.
+  std::chrono::milliseconds drain_delay{0};
+  std::chrono::milliseconds reconnect_spread{std::chrono::seconds(10)};
+  cluster::Settings cluster;  // [cluster]: pushes, closes and lists across the instances
   LimitsConfig limits;
   fallback::Settings fallback;  // the HTTP fallback transports
   auth::AuthSettings auth;

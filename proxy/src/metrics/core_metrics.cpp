@@ -24,6 +24,21 @@ void config_reload(std::string_view outcome) {
       .inc();
 }
 
+void instance_info(std::string_view instance_id) {
+  metrics::Registry::global()
+      .gauge("wsbridge_instance_info", "this wsbridge instance ([server] instance_id)",
+             {{"instance_id", std::string(instance_id)}})
+      .set(1);
+}
+
+void cluster_message(std::string_view direction, std::string_view result) {
+  metrics::Registry::global()
+      .counter("wsbridge_cluster_messages_total",
+               "control messages between the instances ([cluster]), by direction and result",
+               {{"direction", std::string(direction)}, {"result", std::string(result)}})
+      .inc();
+}
+
 void tls_certificate_reload(std::string_view result) {
   metrics::Registry::global()
       .counter("wsbridge_tls_certificate_reloads_total",

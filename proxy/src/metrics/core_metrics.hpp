@@ -76,6 +76,12 @@ void tls_certificate_reload(std::string_view result);
 // wsbridge_http_backend_requests_total{backend,outcome}: a request to an HTTP backend ended
 // ("ok": any HTTP status; else the failure).
 void backend_request(std::string_view backend, std::string_view outcome);
+// wsbridge_instance_info{instance_id} 1: this instance among several (join on it; the scraper's
+// own "instance" label names the target, so ours is not added to every series).
+void instance_info(std::string_view instance_id);
+// wsbridge_cluster_messages_total{direction="in|out",result}: control messages between the
+// instances; "in" results: "accepted", "rejected" (bad seal, stale, replayed), "malformed".
+void cluster_message(std::string_view direction, std::string_view result);
 
 }  // namespace core_metrics
 }  // namespace wsbridge

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cluster/instance_identity.hpp"
+#include "metrics/core_metrics.hpp"
 #include "server/shard_shared.hpp"
 #include "shard/shard.hpp"
 #include "wsbridge/log.hpp"
@@ -20,14 +22,33 @@ Server::Server(std::shared_ptr<ServerConfig> config)
     // (parse_config sizes it; a configuration put together by hand must do the same.)
     throw std::logic_error("the configuration's HTTP client is not sized for its threads");
   }
-  // Fallback session tokens name this process: host name and pid (docs/FALLBACK.md).
-  std::string instance = config->instance_id;
-  if (instance.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    instance = std::string(host) + ":" + std::to_string(getpid());
+  // Fallback session tokens name this instance (docs/FALLBACK.md).
+  shared_->tokens =
+      std::make_unique<fallback::SessionTokens>(config->instance_id, config->fallback.secret);
+  shared_->instance_id = config->instance_id;
+  set_process_instance_id(config->instance_id);
+  core_metrics::instance_info(config->instance_id);
+  if (config->cluster.enabled) {
+    // What the other instances send this one, applied to its own sessions (SessionIndex is
+    // safe from any thread; pushes and closes reach the shards through their inboxes).
+    ShardShared* shared = shared_.get();
+    cluster::ClusterBus::Handlers handlers;
+    handlers.push = [shared](const nlohmann::json& request) {
+      apply_forwarded_push(request, shared->sessions, shared->instance_id);
+    };
+    handlers.close = [shared](ConnectionId id, std::uint16_t code, const std::string& reason) {
+      shared->sessions.close_session(id, code, reason);
+    };
+    handlers.list = [shared] {
+      return session_entries(shared->sessions.list_sessions(), shared->instance_id);
+    };
+    try {
+      shared_->cluster = std::make_unique<cluster::ClusterBus>(config->cluster, config->instance_id,
+                                                               std::move(handlers));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("[cluster] broker " + config->cluster.broker + ": " + e.what());
+    }
   }
-  shared_->tokens = std::make_unique<fallback::SessionTokens>(instance, config->fallback.secret);
   for (unsigned i = 0; i < shared_->count; ++i) {
     shards_.push_back(std::make_unique<Shard>(config, *shared_, i));
     shared_->shards.push_back(shards_.back().get());
@@ -50,6 +71,7 @@ void Server::run() {
     WSB_LOG(kInfo) << "serving on " << shards_.size() << " threads";
   }
   for (const auto& kind : config.kinds) kind->start();
+  if (shared_->cluster) shared_->cluster->start();
 
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < shards_.size(); ++i) {
@@ -70,6 +92,7 @@ void Server::run() {
     request_shutdown();
   }
   for (auto& thread : threads) thread.join();
+  if (shared_->cluster) shared_->cluster->stop();
 
   // Every shard's last configuration (one, unless a shard stopped before following a reload)
   // stops its adapters; replaced ones were stopped by the last shard to let them go.
@@ -85,6 +108,10 @@ void Server::run() {
 
 void Server::request_shutdown() {
   for (auto& shard : shards_) shard->request_shutdown();
+}
+
+void Server::request_drain() {
+  for (auto& shard : shards_) shard->request_drain(false);
 }
 
 void Server::request_reload(std::shared_ptr<ServerConfig> config) {

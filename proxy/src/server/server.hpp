@@ -25,9 +25,14 @@ class Server {
   // own) until a shutdown completes, then stops the adapters.
   void run();
 
-  // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
-  // queued frames, and return from run() once all are closed or the shutdown timeout passed.
+  // Any thread (not async-signal-safe): drain for [server] drain_delay (/healthz says 503, new
+  // clients are refused), then stop accepting, close every client with 1012 after its queued
+  // frames, and return from run() once all are closed or the shutdown timeout passed.
   void request_shutdown();
+
+  // Any thread: the same drain without the exit (POST /api/v1/drain): after drain_delay every
+  // client is closed with 1012; the process keeps answering 503 until it is stopped.
+  void request_drain();
 
   // Any thread: replace the configuration (SIGHUP). New connections get the new routes, keys,
   // ACLs and limits; existing ones keep the configuration they were admitted under until they

@@ -47,12 +47,15 @@ struct InboxCommand {
     kCarrierWake,   // to the shard carrying a fallback response: it has bytes (`connection`: its
                     // key)
     kAdoptSocket,   // to a fallback session's shard: an upgrade that resumes it (`socket`)
+    kDrain,         // refuse new clients; after drain_delay close the others with 1012 (and
+                    // shut down when `then_stop`)
   };
   Type type = Type::kSend;
   ConnectionId connection = 0;
   std::vector<ConnectionId> connections;               // kSendMany
   Frame frame;                                         // kSend, kSendMany
   std::uint16_t close_code = 0;                        // kClose
+  bool then_stop = false;                              // kDrain
   std::string close_reason;                            // kClose
   std::shared_ptr<ServerConfig> config;                // kReload, kReloadFollow
   std::shared_ptr<fallback::SessionRequest> fallback;  // kFallback

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "cluster/cluster_bus.hpp"
 #include "fallback/session_token.hpp"
 #include "server/connection_slots.hpp"
 #include "server/session_index.hpp"
@@ -28,6 +29,12 @@ struct ShardShared {
   SessionIndex sessions;       // every open session, for the admin API
   // Fallback session tokens: one key for every shard (a session's requests land on any).
   std::unique_ptr<const fallback::SessionTokens> tokens;
+  std::string instance_id;  // [server] instance_id, fixed for the process' lifetime
+  // The other instances ([cluster]); null when alone. Started and stopped by the Server.
+  std::unique_ptr<cluster::ClusterBus> cluster;
+  // A drain or a shutdown began: /healthz answers 503 and new clients are refused, so the
+  // balancer sends them elsewhere before this instance closes its own (docs/DEPLOY.md).
+  std::atomic<bool> going_away{false};
 
   // Shutdown: each shard, as it starts closing its sessions, adds how many; the last one to do so
   // gets the total (for the log), else nullopt.

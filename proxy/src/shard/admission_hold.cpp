@@ -61,7 +61,7 @@ void Shard::release_held_upgrades() {
     }
   }
   for (HeldUpgrade& held : answered) {
-    if (stopping_) {
+    if (refusing_new()) {
       upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
       continue;
     }

@@ -85,7 +85,7 @@ void Shard::adopt_handed_sockets() {
   std::vector<HandedSocket> handed;
   handed.swap(handed_sockets_);
   for (HandedSocket& h : handed) {
-    if (stopping_ || h.listener >= listener_vhosts_.size()) {
+    if (refusing_new() || h.listener >= listener_vhosts_.size()) {
       upgrade_hold::reply_and_close(h.fd, 503, "shutting down", h.ssl);
       continue;
     }

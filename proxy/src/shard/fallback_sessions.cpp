@@ -54,7 +54,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
                      nlohmann::json{{"error", code}, {"message", reason}}.dump() + "\n", h);
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   };
-  if (stopping_) return refuse(503, "shutting_down", "shutting down");
+  if (refusing_new()) return refuse(503, "shutting_down", "shutting down or draining");
   const std::string ip = peer_address(wsi);
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
   std::optional<ConnectionSlots::Slot> slot = shared_.slots.take(
@@ -113,10 +113,10 @@ void Shard::start_fallback_session(HeldOpen open) {
   if (open.channel->abandoned()) return;  // its client left meanwhile (the slot goes with it)
   // (Held across a reload, the open gets the route as it is now.)
   const RouteConfig* route = config_->find_route(open.route->path);
-  if (route == nullptr || !route->fallback || stopping_) {
-    open.channel->answer(stopping_ ? 503 : 404, "application/json",
-                         stopping_ ? R"({"error":"shutting_down","message":"shutting down"})"
-                                   : R"({"error":"not_found","message":"the route is gone"})");
+  if (route == nullptr || !route->fallback || refusing_new()) {
+    open.channel->answer(refusing_new() ? 503 : 404, "application/json",
+                         refusing_new() ? R"({"error":"shutting_down","message":"shutting down"})"
+                                        : R"({"error":"not_found","message":"the route is gone"})");
     return;
   }
   const auto expiry = std::chrono::system_clock::now() + config_->fallback.token_lifetime;

@@ -36,6 +36,7 @@ int Shard::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
   HeaderList extra;
   if (status == 426) extra.emplace_back("Sec-WebSocket-Version:", "13");
   if (challenge) extra.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
+  if (status == 503 && refusing_new()) extra.emplace_back("Retry-After:", "1");
   write_http_reply(wsi, status, "text/plain", reason + "\n", extra);
   mask_guard::upgrade_refused(lws_get_socket_fd(wsi));  // lws reads on as HTTP
   return 1;
@@ -68,7 +69,10 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
     return refuse_upgrade(wsi, 400, "bad_request", "missing or malformed Sec-WebSocket-Key");
   }
-  if (stopping_) return refuse_upgrade(wsi, 503, "shutting_down", "shutting down");
+  if (refusing_new()) {
+    return refuse_upgrade(wsi, 503, "shutting_down",
+                          stopping_ ? "shutting down" : "draining before a restart");
+  }
 
   ConnectionData* data = ConnectionData::of(wsi);
   if (data == nullptr) return -1;  // not accepted by this shard (never happens): unchecked

@@ -24,9 +24,25 @@ bool Shard::admin_authorized(lws* wsi) const {
 int Shard::serve_admin_api(lws* wsi, const AdminRequest& request) {
   AdminReply reply;
   if (request.too_large) {
-    reply = AdminReply{413, "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n"};
+    reply =
+        AdminReply{413, "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n", {}};
   } else {
-    reply = handle_admin_api(request.method, request.target, request.body, shared_.sessions);
+    const AdminContext context{shared_.sessions, shared_.instance_id, shared_.cluster.get(),
+                               [this] {
+                                 for (Shard* shard : shared_.shards) shard->request_drain(false);
+                               }};
+    reply = handle_admin_api(request.method, request.target, request.body, context);
+  }
+  if (reply.later) {
+    // (A cluster-wide list: the answer comes from the broker's thread, through a channel that
+    // this connection writes when it is complete.)
+    WSB_LOG(kInfo) << "admin API " << request.method << " " << request.target
+                   << ": gathering the other instances' answers";
+    auto channel = attach_carrier(wsi, false, {});
+    reply.later([channel](AdminReply answer) {
+      channel->answer(answer.status, "application/json", answer.body);
+    });
+    return 0;
   }
   WSB_LOG(kInfo) << "admin API " << request.method << " " << request.target << ": " << reply.status;
   write_http_reply(wsi, reply.status, "application/json", reply.body,
@@ -103,11 +119,17 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
                        {{"Allow:", "GET"}});
     } else {
       const double uptime = std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
-      const nlohmann::json body = {{"status", stopping_ ? "stopping" : "ok"},
+      // Unhealthy from the moment a drain begins: the balancer's check takes this instance out
+      // before it closes its clients (docs/DEPLOY.md).
+      const bool leaving = refusing_new();
+      const nlohmann::json body = {{"status", stopping_ ? "stopping"
+                                              : leaving ? "draining"
+                                                        : "ok"},
+                                   {"instance", shared_.instance_id},
                                    {"version", kVersion},
                                    {"uptime_seconds", uptime},
                                    {"connections", shared_.sessions.size()}};
-      write_http_reply(wsi, HTTP_STATUS_OK, "application/json", body.dump() + "\n",
+      write_http_reply(wsi, leaving ? 503 : HTTP_STATUS_OK, "application/json", body.dump() + "\n",
                        {{"Cache-Control:", "no-store"}});
     }
   } else {

@@ -8,7 +8,11 @@ namespace wsbridge {
 void Shard::dispatch(InboxCommand&& command) {
   if (destroying_) return;
   if (command.type == InboxCommand::Type::kShutdown) {
-    begin_shutdown();
+    begin_drain(true);  // (with drain_delay = 0, the shutdown at once)
+    return;
+  }
+  if (command.type == InboxCommand::Type::kDrain) {
+    begin_drain(command.then_stop);
     return;
   }
   if (command.type == InboxCommand::Type::kReload) {

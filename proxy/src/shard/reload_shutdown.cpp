@@ -42,6 +42,7 @@ std::string Shard::restart_needed_for(const ServerConfig& next) const {
   }
   if (now.instance_id != next.instance_id) return "instance_id changed";
   if (now.fallback.secret != next.fallback.secret) return "the [fallback] secret changed";
+  if (now.cluster != next.cluster) return "[cluster] changed";
   if (now.static_dir != next.static_dir || now.index_file != next.index_file) {
     return "static_dir or index_file changed";
   }
@@ -187,10 +188,10 @@ void Shard::finish_draining() {
   }
   // (Once for the process, by the last shard to get here: they all drain the same work.)
   if (auto total = shared_.closing(sessions_.size())) {
-    WSB_LOG(kInfo) << "closing " << *total << " connection(s) with 1001";
+    WSB_LOG(kInfo) << "closing " << *total << " connection(s) with 1012";
   }
   for (auto& [id, session] : sessions_) {
-    request_close(*session, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
+    request_close(*session, kServiceRestart, restart_reason(), true);
   }
   // A fallback session no request carries cannot be told: it ends now, not at the deadline.
   for (auto& [id, transport] : fallback_sessions_) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -55,9 +56,13 @@ class Shard final : private InboxDispatcher,
   // completes, then tears the context down. The adapters were started by the Server.
   void serve();
 
-  // Any thread (not async-signal-safe): stop accepting, close every WebSocket with 1001 after its
-  // queued frames, and return from run() once all are closed or the shutdown timeout passed.
+  // Any thread (not async-signal-safe): drain (below), then stop accepting, close every client
+  // with 1012 after its queued frames, and return from run() once all are closed or the
+  // shutdown timeout passed.
   void request_shutdown();
+  // Any thread: /healthz says 503 and new clients are refused at once; after [server]
+  // drain_delay every client is closed with 1012 and a jittered retry hint (shard/drain.cpp).
+  void request_drain(bool then_stop);
 
   // Any thread: replace the configuration (SIGHUP). New connections get the new routes, keys,
   // ACLs and limits; existing ones keep the configuration they were admitted under until they
@@ -137,9 +142,16 @@ class Shard final : private InboxDispatcher,
   void close_unmasked_senders();
   void drain_inbox();
   void begin_shutdown();
+  void begin_drain(bool then_stop);
+  void close_for_restart_if_due(SteadyClock::time_point now);
+  // Close reason for a restart: "service restart; retry_ms=N", N random in
+  // [reconnect_spread / 10, reconnect_spread], so the clients do not all come back at once.
+  std::string restart_reason();
+  // New clients get 503: shutting down, or draining before it.
+  bool refusing_new() const { return stopping_ || shared_.going_away.load(); }
   void refuse_for_descriptors();
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
-  // session with 1001.
+  // session with 1012.
   void finish_draining();
   // Shard 0 decides a reload and starts the new adapters; the other shards follow its decision.
   void apply_reload(std::shared_ptr<ServerConfig> next);
@@ -303,6 +315,10 @@ class Shard final : private InboxDispatcher,
   bool draining_ = false;  // stopping, waiting for in-flight work before closing sessions
   SteadyClock::time_point drain_deadline_{};
   bool destroying_ = false;  // service thread: context teardown, no more writes
+  // A drain's closing time, and whether the shutdown follows it (service thread).
+  std::optional<SteadyClock::time_point> restart_close_at_;
+  bool stop_after_restart_close_ = false;
+  std::minstd_rand restart_jitter_{std::random_device{}()};
   SteadyClock::time_point shutdown_deadline_{};
 };
 

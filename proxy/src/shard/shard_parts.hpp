@@ -47,6 +47,9 @@ inline constexpr int kSpareDescriptors = 64;
 // send the close frame and read the peer's answer, or to flush the frames queued before a
 // graceful close to a client that still reads.
 inline constexpr auto kImmediateCloseGrace = std::chrono::seconds(5);
+// Every client's close at a drain or a shutdown: "service restart" (RFC 6455 registry), with a
+// retry hint in the reason (Shard::restart_reason).
+inline constexpr std::uint16_t kServiceRestart = 1012;
 inline constexpr auto kQueuedCloseGrace = std::chrono::seconds(30);
 
 struct Shard::LwsTables {

@@ -85,7 +85,12 @@ void Shard::on_timer() {
   if (stopping_ && (now >= shutdown_deadline_ || (draining_ && now >= drain_deadline_))) {
     lws_cancel_service(context_);
   }
-  schedule_timer(sweep_period_);
+  close_for_restart_if_due(now);
+  auto next = sweep_period_;
+  if (restart_close_at_) {
+    next = std::min(next, std::chrono::ceil<std::chrono::milliseconds>(*restart_close_at_ - now));
+  }
+  schedule_timer(next);
 }
 
 std::string format_seconds(SteadyClock::duration d) {

@@ -76,8 +76,12 @@ bool must_escape(char32_t cp) {
          (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
 }
 
+// Written once before the service threads start (set_log_instance), read-only after.
+std::string g_instance;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
 void write_json(std::string_view level, std::string_view text, nlohmann::json fields) {
   fields["ts"] = timestamp();
+  if (!g_instance.empty()) fields["instance"] = g_instance;
   fields["level"] = level;
   fields["msg"] = text;
   write_raw(fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
@@ -91,8 +95,9 @@ void write_line(std::string_view level, std::string_view text) {
   // A message's own trailing line break is not part of its text; any other one is escaped.
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   std::string line = timestamp();
-  line.reserve(line.size() + text.size() + 16);
+  line.reserve(line.size() + g_instance.size() + text.size() + 16);
   line.push_back(' ');
+  if (!g_instance.empty()) line.append(g_instance).push_back(' ');
   line.append(level).push_back(' ');
   line.append(escape_log_text(text));
   line.push_back('\n');
@@ -170,6 +175,10 @@ std::string_view log_level_name(LogLevel level) {
       return "debug";
   }
   return "info";
+}
+
+void set_log_instance(std::string instance) {
+  g_instance = escape_log_text(instance);
 }
 
 void set_log_format(LogFormat format) {

@@ -171,5 +171,32 @@ TEST(AclCheckTest, InjectedUserGetsNothing) {
   EXPECT_FALSE(publish_allowed(acl, "users/+"));
 }
 
+TEST(ReservedTopicsTest, PatternsReachingThePrefixAreFound) {
+  for (const char* reaching :
+       {"$wsbridge", "$wsbridge/#", "$wsbridge/+", "$wsbridge/v1/x", "$wsbridge/+/to/{user}",
+        "$share/g/$wsbridge/#", "$share/+/#", "$share/#", "$share/g/+/v1"}) {
+    EXPECT_TRUE(reaches_prefix(reaching, "$wsbridge")) << reaching;
+  }
+  for (const char* apart : {"#", "+", "+/v1/#", "$SYS/#", "$wsbridgex/#", "a/$wsbridge/#",
+                            "{user}/#", "$share/g/a/#", "$share/g"}) {
+    EXPECT_FALSE(reaches_prefix(apart, "$wsbridge")) << apart;
+  }
+  // A prefix of several levels: an ancestor of it names no topic under it.
+  EXPECT_TRUE(reaches_prefix("$corp/#", "$corp/wsb"));
+  EXPECT_TRUE(reaches_prefix("$corp/+/v1", "$corp/wsb"));
+  EXPECT_FALSE(reaches_prefix("$corp", "$corp/wsb"));
+  EXPECT_FALSE(reaches_prefix("$corp/other/#", "$corp/wsb"));
+  EXPECT_FALSE(reaches_prefix("#", ""));
+}
+
+TEST(ReservedTopicsTest, ExpandAclDropsWhatReachesThem) {
+  // A credential's ACL (a token's claim) cannot open the control topics either.
+  EXPECT_EQ(expand_acl({"$wsbridge/#", "users/{user}/#", "$share/g/#", "#"}, "alice",
+                       json::object(), "$wsbridge"),
+            (std::vector<std::string>{"users/alice/#", "#"}));
+  EXPECT_EQ(expand_acl({"$wsbridge/#"}, "alice", json::object()),
+            std::vector<std::string>{"$wsbridge/#"});  // (nothing reserved: kept)
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "admin/admin_api.hpp"
 
@@ -32,34 +33,150 @@ class FakeDirectory final : public SessionDirectory {
 
 TEST(AdminApiTest, PushListAndCloseWithErrors) {
   FakeDirectory d;
-  auto r = handle_admin_api("POST", "/api/v1/push", R"({"user":"alice","data":{"a":1}})", d);
+  const AdminContext ctx{d, "me", nullptr, {}};
+  auto r = handle_admin_api("POST", "/api/v1/push", R"({"user":"alice","data":{"a":1}})", ctx);
   EXPECT_EQ(r.status, 200);
   ASSERT_EQ(d.pushes.size(), 1u);
   EXPECT_EQ(d.pushes[0].first.kind, PushTarget::Kind::kUser);
   EXPECT_EQ(d.pushes[0].second.payload(), R"({"a":1})");
-  EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", R"({"connection":2,"data":"x"})", d).status,
+  EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", R"({"connection":2,"data":"x"})", ctx).status,
             404);
-  EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", "{", d).status, 400);
+  EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", "{", ctx).status, 400);
   EXPECT_EQ(handle_admin_api("POST", "/api/v1/push",
-                             R"({"route":"/r","data":"%%%","encoding":"base64"})", d)
+                             R"({"route":"/r","data":"%%%","encoding":"base64"})", ctx)
                 .status,
             400);
-  r = handle_admin_api("GET", "/api/v1/connections", "", d);
+  r = handle_admin_api("GET", "/api/v1/connections", "", ctx);
   EXPECT_EQ(r.status, 200);
   auto list = nlohmann::json::parse(r.body)["connections"];
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["user"], "alice");
   EXPECT_EQ(list[0]["bytes_out"], 4);
   EXPECT_EQ(
-      handle_admin_api("DELETE", "/api/v1/connections/1?code=4000&reason=go+away", "", d).status,
+      handle_admin_api("DELETE", "/api/v1/connections/1?code=4000&reason=go+away", "", ctx).status,
       200);
   ASSERT_EQ(d.closes.size(), 1u);
   EXPECT_EQ(d.closes[0].code, 4000);
   EXPECT_EQ(d.closes[0].reason, "go away");
-  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/1?code=1006", "", d).status, 400);
-  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/5", "", d).status, 404);
-  EXPECT_EQ(handle_admin_api("PUT", "/api/v1/connections", "", d).status, 405);
-  EXPECT_EQ(handle_admin_api("GET", "/api/v1/nothing", "", d).status, 404);
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/1?code=1006", "", ctx).status, 400);
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/5", "", ctx).status, 404);
+  EXPECT_EQ(handle_admin_api("PUT", "/api/v1/connections", "", ctx).status, 405);
+  EXPECT_EQ(handle_admin_api("GET", "/api/v1/nothing", "", ctx).status, 404);
+}
+
+class FakeCluster final : public ClusterLink {
+ public:
+  void push_everywhere(const nlohmann::json& request) override { everywhere.push_back(request); }
+  void push_to(const std::string& instance, const nlohmann::json& request) override {
+    to.emplace_back(instance, request);
+  }
+  void close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+                const std::string& reason) override {
+    closes.push_back(instance + " " + std::to_string(id) + " " + std::to_string(code) + " " +
+                     reason);
+  }
+  void gather_sessions(std::function<void(ClusterListing)> done) override {
+    pending = std::move(done);
+  }
+  std::vector<nlohmann::json> everywhere;
+  std::vector<std::pair<std::string, nlohmann::json>> to;
+  std::vector<std::string> closes;
+  std::function<void(ClusterListing)> pending;
+};
+
+TEST(AdminApiTest, ConnectionIdsNameTheirInstance) {
+  EXPECT_EQ(format_connection_id(42, "web-1"), "42@web-1");
+  auto id = parse_connection_id("42@web-1:7", "me");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->number, 42u);
+  EXPECT_EQ(id->instance, "web-1:7");
+  id = parse_connection_id("7", "me");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->instance, "me");
+  for (const char* bad : {"", "@me", "0@me", "1@", "1@a/b", "1@a+", "x@me", "1@me@me", "-1",
+                          "1 @me", "99999999999999999999@me"}) {
+    EXPECT_FALSE(parse_connection_id(bad, "me")) << bad;
+  }
+  FakeDirectory d;
+  const AdminContext ctx{d, "me", nullptr, {}};
+  const auto list =
+      nlohmann::json::parse(handle_admin_api("GET", "/api/v1/connections", "", ctx).body);
+  EXPECT_EQ(list["connections"][0]["id"], "1@me");
+  EXPECT_EQ(list["connections"][0]["instance"], "me");
+  // This instance's by either form; another's is unknown without [cluster].
+  EXPECT_EQ(
+      handle_admin_api("POST", "/api/v1/push", R"({"connection":"1@me","data":1})", ctx).status,
+      200);
+  EXPECT_EQ(
+      handle_admin_api("POST", "/api/v1/push", R"({"connection":"1@other","data":1})", ctx).status,
+      404);
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/1@other", "", ctx).status, 404);
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/1@me?code=1012", "", ctx).status, 200);
+  EXPECT_EQ(d.closes.back().code, 1012);
+  // Alone, a cluster-wide list is this instance's, at once.
+  auto r = handle_admin_api("GET", "/api/v1/connections?scope=cluster", "", ctx);
+  EXPECT_FALSE(r.later);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["instances"]["answered"], nlohmann::json({"me"}));
+  EXPECT_EQ(handle_admin_api("GET", "/api/v1/connections?scope=world", "", ctx).status, 400);
+  EXPECT_EQ(handle_admin_api("POST", "/api/v1/drain", "", ctx).status, 404);  // not offered
+}
+
+TEST(AdminApiTest, WithAClusterPushesAndClosesReachTheOtherInstances) {
+  FakeDirectory d;
+  FakeCluster cluster;
+  int drains = 0;
+  const AdminContext ctx{d, "me", &cluster, [&] { ++drains; }};
+  auto r = handle_admin_api("POST", "/api/v1/push", R"({"user":"alice","data":"hi"})", ctx);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["delivered"], 2);  // this instance's
+  ASSERT_EQ(cluster.everywhere.size(), 1u);
+  EXPECT_EQ(cluster.everywhere[0]["user"], "alice");
+  // By id: only the owner hears of it, and this instance delivers nothing.
+  r = handle_admin_api("POST", "/api/v1/push", R"({"connection":"5@b","data":"x"})", ctx);
+  EXPECT_EQ(r.status, 202);
+  ASSERT_EQ(cluster.to.size(), 1u);
+  EXPECT_EQ(cluster.to[0].first, "b");
+  EXPECT_EQ(d.pushes.size(), 1u);
+  EXPECT_EQ(cluster.everywhere.size(), 1u);
+  // Refused requests go nowhere.
+  EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", R"({"user":"alice"})", ctx).status, 400);
+  EXPECT_EQ(cluster.everywhere.size(), 1u);
+  EXPECT_EQ(
+      handle_admin_api("DELETE", "/api/v1/connections/5@b?code=4001&reason=bye", "", ctx).status,
+      202);
+  EXPECT_EQ(cluster.closes, std::vector<std::string>{"b 5 4001 bye"});
+  // The list waits for the others.
+  r = handle_admin_api("GET", "/api/v1/connections?scope=cluster", "", ctx);
+  ASSERT_TRUE(r.later);
+  std::optional<AdminReply> answer;
+  r.later([&](AdminReply a) { answer = std::move(a); });
+  EXPECT_FALSE(answer);
+  ASSERT_TRUE(cluster.pending);
+  ClusterListing others;
+  others.connections.push_back({{"id", "9@b"}});
+  others.answered = {"b"};
+  others.missing = {"c"};
+  cluster.pending(std::move(others));
+  ASSERT_TRUE(answer);
+  const auto doc = nlohmann::json::parse(answer->body);
+  ASSERT_EQ(doc["connections"].size(), 2u);
+  EXPECT_EQ(doc["connections"][1]["id"], "9@b");
+  EXPECT_EQ(doc["instances"]["answered"], nlohmann::json({"me", "b"}));
+  EXPECT_EQ(doc["instances"]["missing"], nlohmann::json({"c"}));
+  EXPECT_EQ(handle_admin_api("POST", "/api/v1/drain", "", ctx).status, 202);
+  EXPECT_EQ(drains, 1);
+  EXPECT_EQ(handle_admin_api("GET", "/api/v1/drain", "", ctx).status, 405);
+}
+
+TEST(AdminApiTest, AForwardedPushIsDeliveredHereOnly) {
+  FakeDirectory d;
+  apply_forwarded_push(nlohmann::json{{"route", "/r"}, {"data", "x"}}, d, "me");
+  apply_forwarded_push(nlohmann::json{{"connection", "1@me"}, {"data", "y"}}, d, "me");
+  apply_forwarded_push(nlohmann::json{{"connection", "1@other"}, {"data", "z"}}, d, "me");
+  apply_forwarded_push(nlohmann::json{{"user", 5}, {"data", "bad"}}, d, "me");
+  ASSERT_EQ(d.pushes.size(), 2u);
+  EXPECT_EQ(d.pushes[0].first.kind, PushTarget::Kind::kRoute);
+  EXPECT_EQ(d.pushes[1].second.payload(), "y");
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ TEST_F(RelayTest, EmptyClientIdGetsOneInTheUsersNamespace) {
   std::string error;
   auto c = wire::parse_connect(broker_packets().at(0), error);
   ASSERT_TRUE(c) << error;
-  EXPECT_EQ(c->client_id, "alice:c42");
+  EXPECT_EQ(c->client_id, "alice:c" + global_connection_id(42));
 }
 
 TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
@@ -35,7 +35,7 @@ TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
   std::string error;
   auto c = wire::parse_connect(broker_packets().at(0), error);
   ASSERT_TRUE(c) << error;
-  EXPECT_EQ(c->client_id, "alice:c42");
+  EXPECT_EQ(c->client_id, "alice:c" + global_connection_id(42));
   endpoint_.handler->on_connected();
   endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
   auto got = browser_->take_packets();
@@ -45,7 +45,7 @@ TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
   auto assigned = wire::find_property(connack->properties, wire::property::kAssignedClientId);
   ASSERT_TRUE(assigned);
   // What the browser sends next time to be the same client at the broker.
-  EXPECT_EQ(assigned->text, "c42");
+  EXPECT_EQ(assigned->text, "c" + global_connection_id(42));
 }
 
 TEST_F(RelayTest, Mqtt5ClientWithItsOwnIdIsAssignedNothing) {
