@@ -1,0 +1,188 @@
+// Many instances, one system (#19, label cluster): three wsbridge instances (node-a and node-b on
+// broker A, node-c on broker B, the brokers bridged to each other) behind Debian's haproxy in round
+// robin with health checks on /healthz; the harness is cluster_support.mjs.
+//   WSBRIDGE_BINARY=build/release/wsbridge node --test tests/e2e/cluster.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mosquittoPub, within, waitFor } from './mqtt_passthrough_support.mjs';
+import { launchChromium, request } from './fallback_support.mjs';
+import { Cluster, JsonClient } from './cluster_support.mjs';
+
+let cluster;
+
+before(async () => { cluster = await Cluster.start(); });
+after(async () => { await cluster?.stop(); });
+
+const sum = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+test('the balancer spreads requests over the three instances, and sees them healthy', async () => {
+  assert.deepEqual(await cluster.lb.status(), { 'node-a': 'UP', 'node-b': 'UP', 'node-c': 'UP' });
+  const seen = [];
+  for (let i = 0; i < 6; i++) {
+    const res = await request(cluster.lb.port, 'GET', '/healthz');
+    assert.equal(res.status, 200);
+    seen.push(JSON.parse(res.body.toString()).instance);
+  }
+  assert.deepEqual([...new Set(seen)].sort(), ['node-a', 'node-b', 'node-c'], `answered by ${seen}`);
+});
+
+test('clients on all three instances, directly and through the balancer, get what is published on either broker', async () => {
+  const clients = [];
+  try {
+    for (const node of cluster.nodes) {
+      for (let i = 0; i < 2; i++) clients.push(await JsonClient.open(node.url('/mqtt')));
+    }
+    const direct = await cluster.waitForConnections(6);
+    assert.deepEqual(direct, { 'node-a': 2, 'node-b': 2, 'node-c': 2 });
+    for (let i = 0; i < 6; i++) clients.push(await JsonClient.open(cluster.lb.url('/mqtt')));
+    const all = await cluster.waitForConnections(12);
+    for (const [name, n] of Object.entries(all)) {
+      assert.ok(n > direct[name], `no client through the balancer on ${name}: ${JSON.stringify(all)}`);
+    }
+    await Promise.all(clients.map((c) => c.subscribe('sensors/cluster/#', 1)));
+
+    const published = [];
+    for (let i = 0; i < 5; i++) {
+      for (const broker of [cluster.brokers.A, cluster.brokers.B]) {
+        const topic = `sensors/cluster/from-${broker.name}`;
+        await mosquittoPub(broker, topic, JSON.stringify({ n: i, via: broker.name }), { qos: 1 });
+        published.push(`${broker.name}${i}`);
+      }
+    }
+    const got = (c) => c.messages.map((m) => `${m.payload.via}${m.payload.n}`);
+    await waitFor(() => clients.every((c) => got(c).length >= published.length),
+      'every message at every client', 10000).catch(() => {});
+    await new Promise((r) => setTimeout(r, 300)); // anything twice would have come by now
+    for (const [i, c] of clients.entries()) {
+      const mine = got(c);
+      // Each broker's messages in their order, each once, wherever the client is.
+      assert.deepEqual(mine.filter((x) => x[0] === 'A'), published.filter((x) => x[0] === 'A'), `client ${i} (${c.url})`);
+      assert.deepEqual(mine.filter((x) => x[0] === 'B'), published.filter((x) => x[0] === 'B'), `client ${i} (${c.url})`);
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+  await cluster.waitForConnections(0);
+});
+
+// One page of Chromium, loaded through the balancer, running web/wsbridge.js from the instances'
+// static files, connected through the balancer and subscribed.
+async function openPage(browser, topic) {
+  const page = await browser.newPage();
+  await page.goto(cluster.lb.page);
+  await page.addScriptTag({ type: 'module',
+    content: "import { connect } from '/wsbridge.js'; window.wsbridgeConnect = connect;" });
+  await page.waitForFunction(() => typeof window.wsbridgeConnect === 'function');
+  await within(page.evaluate(async ({ url, topic }) => {
+    window.received = [];
+    window.events = [];
+    window.client = window.wsbridgeConnect(url, {
+      reconnect: { initialDelayMs: 200, maxDelayMs: 2000, factor: 2, jitter: 0.3 },
+    });
+    for (const name of ['open', 'close', 'reconnecting']) {
+      window.client.on(name, (e) => window.events.push({ name, code: e?.code }));
+    }
+    await new Promise((resolve, reject) => {
+      window.client.on('open', resolve);
+      setTimeout(() => reject(new Error('no open within 10 s')), 10000);
+    });
+    await window.client.subscribe(topic, (m) => window.received.push(m.payload), { qos: 1 });
+  }, { url: cluster.lb.url('/mqtt'), topic }), 15000, 'a page connecting and subscribing');
+  return page;
+}
+
+const pageState = (page) => page.evaluate(() => ({
+  opens: window.events.filter((e) => e.name === 'open').length,
+  closes: window.events.filter((e) => e.name === 'close').map((e) => e.code),
+  transport: window.client.transport,
+  state: window.client.state,
+  received: window.received,
+}));
+
+test('an instance killed with SIGKILL: its wsbridge.js pages reconnect through the balancer to the others and resubscribe', async (t) => {
+  const topic = 'sensors/cluster/kill/#';
+  const browser = await launchChromium();
+  try {
+    // Pages one at a time: the instance whose count grows is the page's.
+    const pages = [];
+    const on = {}; // node name -> pages
+    let before = await cluster.connectionCounts();
+    for (let i = 0; i < 5; i++) {
+      const page = await openPage(browser, topic);
+      const now = await cluster.waitForConnections(i + 1);
+      const grown = Object.keys(now).filter((name) => now[name] === before[name] + 1);
+      assert.equal(grown.length, 1, `page ${i}: ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
+      (on[grown[0]] ??= []).push(page);
+      pages.push(page);
+      before = now;
+    }
+    // The victim: the instance with the most pages (at least one, since there are five pages).
+    const victim = cluster.node(Object.keys(on).sort((a, b) => on[b].length - on[a].length)[0]);
+    const victims = on[victim.name];
+    assert.ok(victims.length >= 1);
+    t.diagnostic(`pages per instance: ${JSON.stringify(before)}; killing ${victim.name}`);
+    await victim.kill();
+    await cluster.lb.waitForStatus(victim.name, 'DOWN', 5000);
+
+    // Its pages saw the connection die and opened a new one; the others saw nothing.
+    await waitFor(async () => {
+      for (const p of victims) if ((await pageState(p)).opens < 2) return false;
+      return true;
+    }, 'the killed instance\'s pages to reconnect', 15000);
+    for (const p of pages) {
+      const s = await pageState(p);
+      const mine = victims.includes(p);
+      assert.equal(s.state, 'open');
+      assert.equal(s.transport, 'websocket');
+      assert.equal(s.opens, mine ? 2 : 1, JSON.stringify(s));
+      assert.equal(s.closes.length, mine ? 1 : 0, JSON.stringify(s));
+    }
+    const counts = await cluster.waitForConnections(pages.length);
+    assert.equal(counts[victim.name], undefined);
+
+    // Resubscribed: probes until every page has one (the resubscription's ack may still be on its
+    // way), then one message that every page must get exactly once.
+    const brokers = [cluster.brokers.A, cluster.brokers.B];
+    await waitFor(async () => {
+      await mosquittoPub(brokers[0], 'sensors/cluster/kill/probe', '"probe"', { qos: 1 });
+      for (const p of pages) if (!(await pageState(p)).received.includes('probe')) return false;
+      return true;
+    }, 'a probe at every page after the kill', 15000);
+    for (const [i, broker] of brokers.entries()) {
+      await mosquittoPub(broker, `sensors/cluster/kill/after-${i}`, `"after-${i}"`, { qos: 1 });
+    }
+    await waitFor(async () => {
+      for (const p of pages) if (!(await pageState(p)).received.includes('after-1')) return false;
+      return true;
+    }, 'the messages published after the kill at every page', 10000);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const p of pages) {
+      const got = (await pageState(p)).received.filter((x) => x !== 'probe');
+      assert.deepEqual(got, ['after-0', 'after-1']);
+    }
+  } finally {
+    await browser.close();
+  }
+  await cluster.waitForConnections(0);
+});
+
+test('an instance restarted on its own port: the balancer takes it back, and its clients get messages from the other broker', async () => {
+  const node = cluster.nodes.find((n) => !n.running) ?? cluster.node('node-c');
+  if (node.running) await node.kill();
+  await cluster.lb.waitForStatus(node.name, 'DOWN', 5000);
+  await node.start();
+  await cluster.lb.waitForStatus(node.name, 'UP', 5000);
+  const seen = new Set();
+  for (let i = 0; i < 6; i++) seen.add(JSON.parse((await request(cluster.lb.port, 'GET', '/healthz')).body.toString()).instance);
+  assert.ok(seen.has(node.name), `the balancer sent nothing to ${node.name}: ${[...seen]}`);
+  const client = await JsonClient.open(node.url('/mqtt'));
+  try {
+    await client.subscribe('sensors/cluster/restart', 1);
+    const other = node.brokerName === 'A' ? cluster.brokers.B : cluster.brokers.A;
+    await mosquittoPub(other, 'sensors/cluster/restart', '"back"', { qos: 1 });
+    await waitFor(() => client.messages.length >= 1, `the message at ${node.name}`, 5000);
+    assert.deepEqual(client.messages.map((m) => m.payload), ['back']);
+  } finally {
+    await client.close();
+  }
+});
