@@ -80,7 +80,7 @@ async function openPage(browser, topic) {
       reconnect: { initialDelayMs: 200, maxDelayMs: 2000, factor: 2, jitter: 0.3 },
     });
     for (const name of ['open', 'close', 'reconnecting']) {
-      window.client.on(name, (e) => window.events.push({ name, code: e?.code }));
+      window.client.on(name, (e) => window.events.push({ name, at: Date.now(), ...(e ?? {}) }));
     }
     await new Promise((resolve, reject) => {
       window.client.on('open', resolve);
@@ -91,7 +91,51 @@ async function openPage(browser, topic) {
   return page;
 }
 
+// `n` pages through the balancer, one at a time (the instance whose count grows is the page's),
+// with no other client of /mqtt open; the instance with the most pages (at least one) is the
+// victim.
+async function openPages(t, browser, topic, n = 5) {
+  const pages = [];
+  const on = {}; // node name -> pages
+  let before = await cluster.waitForConnections(0);
+  for (let i = 0; i < n; i++) {
+    const page = await openPage(browser, topic);
+    const now = await cluster.waitForConnections(i + 1);
+    const grown = Object.keys(now).filter((name) => now[name] === before[name] + 1);
+    assert.equal(grown.length, 1, `page ${i}: ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
+    (on[grown[0]] ??= []).push(page);
+    pages.push(page);
+    before = now;
+  }
+  const victim = cluster.node(Object.keys(on).sort((a, b) => on[b].length - on[a].length)[0]);
+  t.diagnostic(`pages per instance: ${JSON.stringify(before)}; the victim: ${victim.name}`);
+  return { pages, victim, victims: on[victim.name] };
+}
+
+// Publishes probes until every page has one (a resubscription's ack may still be on its way),
+// then one message on each broker, which every page must get exactly once.
+async function everyPageGetsWhatIsPublished(pages, prefix) {
+  const brokers = [cluster.brokers.A, cluster.brokers.B];
+  await waitFor(async () => {
+    await mosquittoPub(brokers[0], `${prefix}/probe`, '"probe"', { qos: 1 });
+    for (const p of pages) if (!(await pageState(p)).received.includes('probe')) return false;
+    return true;
+  }, 'a probe at every page', 15000);
+  for (const [i, broker] of brokers.entries()) {
+    await mosquittoPub(broker, `${prefix}/after-${i}`, `"after-${i}"`, { qos: 1 });
+  }
+  await waitFor(async () => {
+    for (const p of pages) if (!(await pageState(p)).received.includes('after-1')) return false;
+    return true;
+  }, 'the messages at every page', 10000);
+  await new Promise((r) => setTimeout(r, 300));
+  for (const p of pages) {
+    assert.deepEqual((await pageState(p)).received.filter((x) => x !== 'probe'), ['after-0', 'after-1']);
+  }
+}
+
 const pageState = (page) => page.evaluate(() => ({
+  events: window.events,
   opens: window.events.filter((e) => e.name === 'open').length,
   closes: window.events.filter((e) => e.name === 'close').map((e) => e.code),
   transport: window.client.transport,
@@ -103,24 +147,7 @@ test('an instance killed with SIGKILL: its wsbridge.js pages reconnect through t
   const topic = 'sensors/cluster/kill/#';
   const browser = await launchChromium();
   try {
-    // Pages one at a time: the instance whose count grows is the page's.
-    const pages = [];
-    const on = {}; // node name -> pages
-    let before = await cluster.connectionCounts();
-    for (let i = 0; i < 5; i++) {
-      const page = await openPage(browser, topic);
-      const now = await cluster.waitForConnections(i + 1);
-      const grown = Object.keys(now).filter((name) => now[name] === before[name] + 1);
-      assert.equal(grown.length, 1, `page ${i}: ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
-      (on[grown[0]] ??= []).push(page);
-      pages.push(page);
-      before = now;
-    }
-    // The victim: the instance with the most pages (at least one, since there are five pages).
-    const victim = cluster.node(Object.keys(on).sort((a, b) => on[b].length - on[a].length)[0]);
-    const victims = on[victim.name];
-    assert.ok(victims.length >= 1);
-    t.diagnostic(`pages per instance: ${JSON.stringify(before)}; killing ${victim.name}`);
+    const { pages, victim, victims } = await openPages(t, browser, topic);
     await victim.kill();
     await cluster.lb.waitForStatus(victim.name, 'DOWN', 5000);
 
@@ -140,26 +167,8 @@ test('an instance killed with SIGKILL: its wsbridge.js pages reconnect through t
     const counts = await cluster.waitForConnections(pages.length);
     assert.equal(counts[victim.name], undefined);
 
-    // Resubscribed: probes until every page has one (the resubscription's ack may still be on its
-    // way), then one message that every page must get exactly once.
-    const brokers = [cluster.brokers.A, cluster.brokers.B];
-    await waitFor(async () => {
-      await mosquittoPub(brokers[0], 'sensors/cluster/kill/probe', '"probe"', { qos: 1 });
-      for (const p of pages) if (!(await pageState(p)).received.includes('probe')) return false;
-      return true;
-    }, 'a probe at every page after the kill', 15000);
-    for (const [i, broker] of brokers.entries()) {
-      await mosquittoPub(broker, `sensors/cluster/kill/after-${i}`, `"after-${i}"`, { qos: 1 });
-    }
-    await waitFor(async () => {
-      for (const p of pages) if (!(await pageState(p)).received.includes('after-1')) return false;
-      return true;
-    }, 'the messages published after the kill at every page', 10000);
-    await new Promise((r) => setTimeout(r, 300));
-    for (const p of pages) {
-      const got = (await pageState(p)).received.filter((x) => x !== 'probe');
-      assert.deepEqual(got, ['after-0', 'after-1']);
-    }
+    // Resubscribed: what is published now, on either broker, reaches every page.
+    await everyPageGetsWhatIsPublished(pages, 'sensors/cluster/kill');
   } finally {
     await browser.close();
   }

@@ -18,17 +18,18 @@
 //   routesToml   (node, cluster) => the upstream and routes (default: defaultRoutesToml)
 //   haproxy      false: no balancer
 //   controlPrefix  the control-topic prefix the brokers' ACLs let wsbridge and the observer use
-//                (default '$wsbridge')
+//                (default '$wsbridge'); the brokers bridge it both ways
 // The [admin] listener of every node takes ADMIN_TOKEN. `node.toml` is the config as written;
 // `node.writeConfig()` rewrites it from the options (after changing node.extra, say), and
 // `node.restart()` starts the instance again on the same port.
-import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect as tcpConnect } from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
   AUTH_TABLES, Broker, Child, JWT_SECRET, MosquittoSub, OBSERVER, SERVICE, freePort, mosquittoPub,
-  removeDir, sleep, sourceDir, tempDir, waitFor,
+  removeDir, sleep, sourceDir, waitFor,
 } from './mqtt_passthrough_support.mjs';
 import { mqttRouteToml, request } from './fallback_support.mjs';
 import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
@@ -73,6 +74,21 @@ required = false
 path = "/echo"
 adapter = "echo"
 `;
+}
+
+// The shared secret of the [cluster] tables clusterToml writes.
+export const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-bytes-0123456789';
+
+// A [cluster] table for a node (off by default: pass `extraToml: clusterToml`, or your own
+// function of the node calling it with other options): the control messages go through the node's
+// own broker, as wsbridge's service user.
+export function clusterToml(node, _cluster, { secret = CLUSTER_SECRET, prefix, extra = '' } = {}) {
+  return `[cluster]
+broker = "tcp://127.0.0.1:${node.broker.port}"
+username = "${SERVICE.user}"
+password = "${SERVICE.password}"
+secret = "${secret}"
+${prefix ? `control_prefix = "${prefix}"\n` : ''}${extra}`;
 }
 
 // Lets wsbridge's service user and the observer use the control topics too: mosquitto's `#` in an
@@ -209,6 +225,14 @@ ${extra}
     return { ...res, json };
   }
 
+  // POST /api/v1/drain: /healthz turns 503, new clients are refused, and after [server]
+  // drain_delay every client is closed with 1012 and a retry hint; the process stays up.
+  async drain() {
+    const res = await this.admin('POST', '/api/v1/drain', {});
+    if (res.status < 200 || res.status > 299) throw new Error(`${this.name}: drain ${res.status} ${res.body}`);
+    return res;
+  }
+
   // The open connections (GET /api/v1/connections), of one route when given.
   async connections(route) {
     const res = await this.admin('GET', '/api/v1/connections');
@@ -331,7 +355,7 @@ export class Cluster {
   async _start() {
     const o = this.options;
     const prefix = o.controlPrefix ?? '$wsbridge';
-    this.dir = tempDir();
+    this.dir = mkdtempSync(path.join(tmpdir(), 'wsbridge-e2e-cluster-'));
     for (const name of ['A', 'B']) {
       const sub = path.join(this.dir, `broker-${name}`);
       mkdirSync(sub);
