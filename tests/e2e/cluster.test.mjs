@@ -10,7 +10,17 @@ import { Cluster, JsonClient } from './cluster_support.mjs';
 
 let cluster;
 
-before(async () => { cluster = await Cluster.start(); });
+// A drain waits DRAIN_DELAY_MS before it closes its clients: longer than haproxy takes to see
+// /healthz fail twice 500 ms apart, so that the instance is out of the balancer first. Each client
+// is told to come back within [SPREAD_MS / 10, SPREAD_MS].
+const DRAIN_DELAY_MS = 2500;
+const SPREAD_MS = 3000;
+
+before(async () => {
+  cluster = await Cluster.start({
+    serverToml: () => `drain_delay = "${DRAIN_DELAY_MS}ms"\nreconnect_spread = "${SPREAD_MS}ms"`,
+  });
+});
 after(async () => { await cluster?.stop(); });
 
 const sum = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -194,4 +204,70 @@ test('an instance restarted on its own port: the balancer takes it back, and its
   } finally {
     await client.close();
   }
+});
+
+test('SIGTERM drains: out of the balancer first, then every client closed with 1012 and its own retry_ms, which wsbridge.js pages wait before they come back elsewhere', async (t) => {
+  for (const n of cluster.nodes) if (!n.running) await n.start();
+  for (const n of cluster.nodes) await cluster.lb.waitForStatus(n.name, 'UP', 5000);
+  const browser = await launchChromium();
+  const direct = [];
+  try {
+    const { pages, victim, victims } = await openPages(t, browser, 'sensors/cluster/drain/#');
+    for (let i = 0; i < 4; i++) direct.push(await JsonClient.open(victim.url('/mqtt')));
+
+    const t0 = Date.now();
+    victim.signal('SIGTERM');
+    // At once: /healthz says 503 and new clients are refused...
+    await waitFor(async () => (await victim.healthz().catch((e) => e)).status === 503,
+      `${victim.name}'s /healthz to answer 503`, 1000);
+    await assert.rejects(JsonClient.open(victim.url('/mqtt')), /503/);
+    // ...so haproxy takes it out before any of its clients is closed.
+    await cluster.lb.waitForStatus(victim.name, 'DOWN', DRAIN_DELAY_MS);
+    assert.deepEqual(direct.map((c) => c.closed), direct.map(() => null),
+      `a client closed before haproxy took ${victim.name} out (${Date.now() - t0} ms)`);
+
+    // Then every client is closed with 1012, each told its own time to come back.
+    await waitFor(() => direct.every((c) => c.closed), 'the drained clients closed', DRAIN_DELAY_MS + 3000);
+    assert.ok(Date.now() - t0 >= DRAIN_DELAY_MS - 100, `closed after ${Date.now() - t0} ms`);
+    const hints = direct.map((c) => {
+      assert.equal(c.closed.code, 1012, JSON.stringify(c.closed));
+      const m = /^service restart; retry_ms=(\d+)$/.exec(c.closed.reason);
+      assert.ok(m, `the reason: ${JSON.stringify(c.closed.reason)}`);
+      const ms = Number(m[1]);
+      assert.ok(ms >= SPREAD_MS / 10 && ms <= SPREAD_MS, `retry_ms=${ms}`);
+      return ms;
+    });
+    assert.ok(new Set(hints).size > 1, `every client got the same retry_ms: ${hints}`);
+
+    // Its pages waited what they were told, then came back on the other instances.
+    await waitFor(async () => {
+      for (const p of victims) if ((await pageState(p)).opens < 2) return false;
+      return true;
+    }, 'the drained instance\'s pages to come back', SPREAD_MS + 10000);
+    for (const p of pages) {
+      const s = await pageState(p);
+      assert.equal(s.state, 'open');
+      if (!victims.includes(p)) {
+        assert.equal(s.opens, 1, JSON.stringify(s.events));
+        continue;
+      }
+      const close = s.events.find((e) => e.name === 'close');
+      const retry = s.events.find((e) => e.name === 'reconnecting');
+      const reopen = s.events.filter((e) => e.name === 'open')[1];
+      assert.equal(close.code, 1012, JSON.stringify(s.events));
+      const hint = Number(/retry_ms=(\d+)/.exec(close.reason)?.[1]);
+      assert.ok(hint >= SPREAD_MS / 10 && hint <= SPREAD_MS, JSON.stringify(close));
+      assert.deepEqual([retry.attempt, retry.delayMs], [1, hint], JSON.stringify(s.events));
+      assert.ok(reopen.at - close.at >= hint - 5, `back after ${reopen.at - close.at} ms, told ${hint}`);
+      assert.equal(s.events.filter((e) => e.name === 'close').length, 1, JSON.stringify(s.events));
+    }
+    const counts = await within(victim.exited.then(() => cluster.waitForConnections(pages.length)),
+      10000, `${victim.name} to exit`);
+    assert.equal(counts[victim.name], undefined);
+    await everyPageGetsWhatIsPublished(pages, 'sensors/cluster/drain');
+  } finally {
+    await Promise.all(direct.map((c) => c.close()));
+    await browser.close();
+  }
+  await cluster.waitForConnections(0);
 });
