@@ -4,9 +4,9 @@
 //   WSBRIDGE_BINARY=build/release/wsbridge node --test tests/e2e/cluster.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mosquittoPub, within, waitFor } from './mqtt_passthrough_support.mjs';
+import { mosquittoPub, token, within, waitFor } from './mqtt_passthrough_support.mjs';
 import { launchChromium, request } from './fallback_support.mjs';
-import { Cluster, JsonClient } from './cluster_support.mjs';
+import { Cluster, JsonClient, clusterToml } from './cluster_support.mjs';
 
 let cluster;
 
@@ -19,6 +19,7 @@ const SPREAD_MS = 3000;
 before(async () => {
   cluster = await Cluster.start({
     serverToml: () => `drain_delay = "${DRAIN_DELAY_MS}ms"\nreconnect_spread = "${SPREAD_MS}ms"`,
+    extraToml: clusterToml,
   });
 });
 after(async () => { await cluster?.stop(); });
@@ -204,6 +205,42 @@ test('an instance restarted on its own port: the balancer takes it back, and its
   } finally {
     await client.close();
   }
+});
+
+test('the admin API across the cluster: a push by user reaches that user on every instance, by id only its owner, and a close by id reaches the owner', async () => {
+  for (const n of cluster.nodes) if (!n.running) await n.start();
+  await cluster.waitForControlPlane();
+  const as = (user, node) => JsonClient.open(`${node.url('/mqtt')}?access_token=${token(user)}`);
+  const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => cluster.node(n));
+  const aliceC = await as('alice', c);
+  const aliceB = await as('alice', b);
+  const bob = await as('bob', a);
+  const clients = [aliceC, aliceB, bob];
+  const pushes = (client) => client.frames.filter((f) => f.type === 'push').map((f) => f.n);
+  try {
+    await cluster.waitForConnections(3);
+    const byUser = await a.admin('POST', '/api/v1/push', { user: 'alice', data: { type: 'push', n: 1 } });
+    assert.equal(byUser.status, 200, String(byUser.body));
+    await waitFor(() => pushes(aliceC).length >= 1 && pushes(aliceB).length >= 1, 'the push at both of alice\'s connections', 5000);
+
+    const id = (await c.connections('/mqtt')).find((x) => x.user === 'alice').id;
+    assert.match(String(id), /@node-c$/);
+    const byId = await a.admin('POST', '/api/v1/push', { connection: id, data: { type: 'push', n: 2 } });
+    assert.ok([200, 202].includes(byId.status), `${byId.status} ${byId.body}`);
+    await waitFor(() => pushes(aliceC).length >= 2, `the push to ${id}`, 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(clients.map(pushes), [[1, 2], [1], []]);
+
+    const other = (await b.connections('/mqtt')).find((x) => x.user === 'alice').id;
+    const closed = await a.admin('DELETE', `/api/v1/connections/${encodeURIComponent(other)}?code=4001&reason=bye`);
+    assert.ok([200, 202, 204].includes(closed.status), `${closed.status} ${closed.body}`);
+    await waitFor(() => aliceB.closed, `the close of ${other}`, 5000);
+    assert.deepEqual(aliceB.closed, { code: 4001, reason: 'bye' });
+    assert.equal(aliceC.closed, null);
+  } finally {
+    await Promise.all(clients.map((x) => x.close()));
+  }
+  await cluster.waitForConnections(0);
 });
 
 test('SIGTERM drains: out of the balancer first, then every client closed with 1012 and its own retry_ms, which wsbridge.js pages wait before they come back elsewhere', async (t) => {

@@ -12,9 +12,10 @@
 // Options (all optional):
 //   nodes        [{ name, broker: 'A' | 'B' }]; default node-a, node-b on A and node-c on B
 //   threads      service threads per instance (default WSBRIDGE_TEST_THREADS, else 1)
-//   serverToml   (node, cluster) => TOML lines inside [server] (after instance_id)
-//   extraToml    (node, cluster) => TOML appended at the end (e.g. a [cluster] table); or an
-//                object { 'node-a': '...', ... }
+//   serverToml   (node, cluster) => TOML lines inside [server] (after instance_id), e.g.
+//                drain_delay and reconnect_spread; or an object { 'node-a': '...', ... }
+//   extraToml    (node, cluster) => TOML appended at the end, e.g. `extraToml: clusterToml` for
+//                a [cluster] table on every node; or an object { 'node-a': '...', ... }
 //   routesToml   (node, cluster) => the upstream and routes (default: defaultRoutesToml)
 //   haproxy      false: no balancer
 //   controlPrefix  the control-topic prefix the brokers' ACLs let wsbridge and the observer use
@@ -427,6 +428,20 @@ export class Cluster {
       return Object.values(counts).reduce((a, b) => a + b, 0) === total;
     }, `${total} connections of ${route} (there are ${JSON.stringify(counts)})`, timeoutMs);
     return counts;
+  }
+
+  // With [cluster] tables: until every running node's GET /api/v1/connections?scope=cluster is
+  // answered by every running node (their control connections subscribed and seen).
+  async waitForControlPlane(timeoutMs = 10000) {
+    const running = this.nodes.filter((n) => n.running).map((n) => n.name).sort();
+    let last;
+    await waitFor(async () => {
+      for (const n of this.nodes.filter((x) => x.running)) {
+        last = (await n.admin('GET', '/api/v1/connections?scope=cluster')).json?.instances;
+        if (JSON.stringify([...(last?.answered ?? [])].sort()) !== JSON.stringify(running)) return false;
+      }
+      return true;
+    }, `every instance to answer for the cluster (last: ${JSON.stringify(last)})`, timeoutMs);
   }
 
   async stop() {
