@@ -11,6 +11,13 @@ const OPEN = 1; // WebSocket.OPEN, spelled out so that WebSocket-like classes wi
 
 // Close codes after which reconnecting would only be refused again.
 const NO_RECONNECT_CODES = new Set([1008]);
+// "Service restart" (docs/PROTOCOL.md): the bridge is draining, planned rather than failed. Its
+// reason may carry `retry_ms=N`, the delay this connection was given (jittered by the bridge so
+// that its clients do not all come back at once); without one a delay of our own is drawn.
+const CLOSE_SERVICE_RESTART = 1012;
+const MAX_RESTART_DELAY_MS = 120000;
+const RESTART_DELAY_MIN_MS = 500;
+const RESTART_DELAY_MAX_MS = 5000;
 const CLOSE_PONG_TIMEOUT = 4000;
 // Errors after which a restored subscription is forgotten: retrying them cannot succeed.
 const PERMANENT_SUBSCRIBE_ERRORS = new Set(['forbidden', 'bad_request']);
@@ -176,16 +183,36 @@ export class ClientConnection {
     }
     this._emit('close', { code, reason, willReconnect });
     // A 'close' listener may have called close().
-    if (willReconnect && !this._closedByUser) this._scheduleReconnect();
+    if (!willReconnect || this._closedByUser) return;
+    if (code === CLOSE_SERVICE_RESTART) {
+      // A planned restart, not a failure: the backoff starts over, after the delay asked for.
+      this._attempt = 0;
+      this._scheduleReconnect(this._restartDelay(reason));
+    } else {
+      this._scheduleReconnect();
+    }
   }
 
-  _scheduleReconnect() {
+  // The delay before reconnecting after a 1012: the bridge's `retry_ms=N` (at most 2 minutes), or
+  // a random one of 0.5 to 5 s, never at once: every client of that bridge got the same close.
+  _restartDelay(reason) {
+    const hint = /(?:^|[^\w])retry_ms=(\d+)(?!\w)/.exec(reason);
+    if (hint) return Math.min(MAX_RESTART_DELAY_MS, Number(hint[1]));
+    const span = RESTART_DELAY_MAX_MS - RESTART_DELAY_MIN_MS;
+    return Math.round(RESTART_DELAY_MIN_MS + span * this._options.random());
+  }
+
+  // `delayMs`: given (a 1012's), else the backoff's for this attempt.
+  _scheduleReconnect(givenDelayMs) {
     const { initialDelayMs, maxDelayMs, factor, jitter } = this._options.reconnect;
     this._attempt += 1;
-    const base = Math.min(maxDelayMs, initialDelayMs * factor ** (this._attempt - 1));
-    // Jitter spreads the reconnects of many pages after a bridge restart.
-    const spread = base * jitter * (this._options.random() * 2 - 1);
-    const delayMs = Math.max(0, Math.round(Math.min(maxDelayMs, base + spread)));
+    let delayMs = givenDelayMs;
+    if (delayMs === undefined) {
+      const base = Math.min(maxDelayMs, initialDelayMs * factor ** (this._attempt - 1));
+      // Jitter spreads the reconnects of many pages after a bridge restart.
+      const spread = base * jitter * (this._options.random() * 2 - 1);
+      delayMs = Math.max(0, Math.round(Math.min(maxDelayMs, base + spread)));
+    }
     this._state = 'reconnecting';
     this._emit('reconnecting', { attempt: this._attempt, delayMs });
     // A 'reconnecting' listener may have called close().

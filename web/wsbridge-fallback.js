@@ -279,6 +279,9 @@ export class FallbackSession {
         break;
       }
       if (status === 404) return this.end(1006, 'the fallback session is gone', false);
+      // The server closed the session before this POST arrived: its close record, as the
+      // downstream would have brought it (e.g. 1012, a restart, with its retry hint).
+      if (status === 410) return this.end(Number(answer?.code) || 1006, String(answer?.reason ?? ''), true);
       if (status === 413) return this.end(1009, 'message too big', false);
       if (status === 400) return this.end(1002, 'the bridge refused a POST as malformed', false);
       // Network failure, or a proxy's 5xx: the same body again (the bridge skips what it applied).

@@ -7,6 +7,7 @@ import { asBytes } from './wsbridge-wire.js';
 
 const CONNECTING = 0;
 const CLOSED = 3;
+const SERVICE_RESTART = 1012;
 export const TRANSPORTS = Object.freeze(['websocket', 'sse', 'polling']);
 const TRANSPORT_DEFAULTS = {
   transports: TRANSPORTS,
@@ -161,8 +162,11 @@ export class WsbridgeSocket {
     clearTimeout(attempt.timer);
     if (attempt.ws) discard(attempt.ws);
     attempt.session?.stop();
-    if (attempt.kind === 'websocket') this._webSocketFailed = true;
-    if (this.readyState === CONNECTING) this._tryNext();
+    // A bridge that is restarting (1012) answered on this transport: it works, and the others
+    // would only meet the same restart. The close goes to the client, which knows when to retry.
+    const restarting = failure.code === SERVICE_RESTART;
+    if (attempt.kind === 'websocket' && !restarting) this._webSocketFailed = true;
+    if (this.readyState === CONNECTING && !restarting) this._tryNext();
     else this._finish(failure.code ?? 1006, failure.reason ?? '', false); // closed while connecting
   }
 
@@ -291,7 +295,7 @@ export class WsbridgeSocket {
       };
       ws.onclose = (event) => {
         if (this._carrier === ws) this._finish(event.code, event.reason || '', event.wasClean);
-        else this._moveFailed(move);
+        else this._moveFailed(move, event.code === SERVICE_RESTART);
       };
       ws.onerror = () => {};
     });
@@ -315,13 +319,15 @@ export class WsbridgeSocket {
     this.ontransport?.({ type: 'transport', transport: 'websocket', previous });
   }
 
-  _moveFailed(move) {
+  // `restarting`: the WebSocket was closed by a bridge that is restarting (1012), which says
+  // nothing against WebSockets.
+  _moveFailed(move, restarting = false) {
     if (this._move !== move) return;
     this._move = null;
     clearTimeout(move.timer);
     if (move.ws) {
       discard(move.ws);
-      rememberWebSocketBroken(this._storage, this._wsUrl, this._opts.brokenWebSocketMemoryMs);
+      if (!restarting) rememberWebSocketBroken(this._storage, this._wsUrl, this._opts.brokenWebSocketMemoryMs);
     }
     if (move.fb.stopped) {
       this._finish(1006, 'the fallback session is gone', false);

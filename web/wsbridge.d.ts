@@ -213,8 +213,12 @@ export interface CloseEventInfo {
 export type StatusEventInfo = { upstream: UpstreamState } | { dropped: number };
 
 export interface ReconnectingEventInfo {
-  /** 1 for the first attempt after a disconnection; reset by a successful open. */
+  /** 1 for the first attempt after a disconnection; reset by a successful open, and by a close with 1012. */
   attempt: number;
+  /**
+   * The backoff's delay; after a close with 1012 ("service restart": the bridge is draining) the
+   * bridge's `retry_ms=N` hint from the close reason (at most 120000), else a random 500 to 5000.
+   */
   delayMs: number;
 }
 

@@ -9,7 +9,7 @@ import {
   WsbridgeSocket, connect,
 } from '../../web/wsbridge.js';
 import { FakeFallbackServer } from './fallback_fake_server.mjs';
-import { MemoryStorage } from './fallback_client_support.mjs';
+import { MemoryStorage, NODE_TRANSPORT_OPTIONS, waitFor } from './fallback_client_support.mjs';
 import { defineScenarios } from './fallback_scenarios.mjs';
 
 const enc = (s) => new TextEncoder().encode(s);
@@ -83,3 +83,55 @@ before(async () => { fake = await new FakeFallbackServer().start(); });
 after(async () => { await fake?.stop(); });
 
 defineScenarios(() => ({ bridge: fake }));
+
+// ----- 1012 "service restart" through a fallback session's close record (docs/FALLBACK.md): the
+// same as on a WebSocket (wsbridge_client_reconnect.test.mjs): the reconnect waits retry_ms.
+
+async function fallbackClient(t, kind) {
+  const client = connect(fake.url('/mqtt'), {
+    ...NODE_TRANSPORT_OPTIONS, forceTransport: kind, sessionStorage: null, pingIntervalMs: 0,
+    reconnect: { initialDelayMs: 5, maxDelayMs: 50, factor: 2, jitter: 0 },
+  });
+  t.after(() => client.close());
+  const record = { closes: [], reconnecting: [], opens: 0 };
+  client.on('close', (c) => record.closes.push(c));
+  client.on('reconnecting', (r) => record.reconnecting.push(r));
+  client.on('open', () => { record.opens += 1; });
+  client.on('error', () => {});
+  await waitFor(() => record.opens === 1, `the ${kind} session`, 5000);
+  await client.subscribe('sensors/#', () => {});
+  const session = [...fake.sessions.values()].filter((s) => s.route === '/mqtt' && !s.closed && s.subs.has('sensors/#')).at(-1);
+  assert.equal(session.transport, kind);
+  return { client, record, session };
+}
+
+for (const kind of ['sse', 'polling']) {
+  test(`${kind}: a close record 1012 with retry_ms: the reconnect waits that long, then resubscribes`, async (t) => {
+    const { client, record, session } = await fallbackClient(t, kind);
+    const reason = 'service restart; retry_ms=300';
+    const t0 = Date.now();
+    session.close(1012, reason);
+    await waitFor(() => record.closes.length === 1, 'the close', 3000);
+    assert.deepEqual(record.closes, [{ code: 1012, reason, willReconnect: true }]);
+    assert.deepEqual(record.reconnecting, [{ attempt: 1, delayMs: 300 }]);
+    await waitFor(() => record.opens === 2, 'the reconnect', 5000);
+    const next = [...fake.sessions.values()].filter((s) => s.route === '/mqtt' && s.createdAt >= t0);
+    assert.equal(next.length, 1, 'one new session');
+    assert.ok(next[0].createdAt - t0 >= 299, `a new session after ${next[0].createdAt - t0} ms`);
+    await waitFor(() => next[0].subs.has('sensors/#'), 'the resubscription', 3000);
+    assert.equal(client.transport, kind);
+  });
+}
+
+test('a POST answered 410 with a close record 1012 ends the session with it, at once', async (t) => {
+  // The server closed the session and the POST got there before the stream brought the record.
+  const { client, record, session } = await fallbackClient(t, 'sse');
+  const reason = 'service restart; retry_ms=400';
+  session.close(1012, reason, { tell: false });
+  const t0 = Date.now();
+  await assert.rejects(client.publish('sensors/a', 1, { qos: 1 }), { code: 'disconnected' });
+  await waitFor(() => record.closes.length === 1, 'the close', 3000);
+  assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
+  assert.deepEqual(record.closes, [{ code: 1012, reason, willReconnect: true }]);
+  assert.deepEqual(record.reconnecting, [{ attempt: 1, delayMs: 400 }]);
+});

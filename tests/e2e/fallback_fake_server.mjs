@@ -6,7 +6,9 @@
 //           subscribe, unsubscribe, publish fanned out to every session, ping, ack)
 // A session is the same on every transport: a WebSocket, an SSE stream or polls down, POSTs up.
 // A WebSocket upgrade with `_wsb=resume&s=TOKEN&last=N` takes a fallback session over (404 when
-// the token names no open fallback session of that route).
+// the token names no open fallback session of that route). `close(session, code, reason)` ends a
+// session as the server would (a close frame, or a close record on its stream, poll, or next
+// request; a POST after it gets 410 with the record).
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { topicMatches } from '../../web/wsbridge.js';
@@ -45,6 +47,8 @@ class Session {
     this.sse = null;
     this.waiter = null; // a poll waiting for messages
     this.closed = false;
+    this.closeRecord = null; // set when the server closed it: told to the next request that asks
+    this.createdAt = Date.now();
     server.sessions.set(this.token, this);
     if (route === '/mqtt') this.sendJson({ type: 'status', upstream: 'up' });
   }
@@ -89,6 +93,28 @@ class Session {
       this.sse = null;
     }
     this.waiter?.(); // a poll in flight answers `moved`
+  }
+
+  // The server ends the session. `tell`: on the request carrying it now (else only on the next).
+  close(code, reason, { tell = true } = {}) {
+    this.closed = true;
+    this.closeRecord = { type: 'close', code, reason };
+    if (this.ws) { this.ws.close(code, reason); return; }
+    if (!tell) return;
+    if (this.sse) {
+      this.sse.end(`id: ${this.nextId - 1}\nevent: control\ndata: ${JSON.stringify(this.closeRecord)}\n\n`);
+      this.sse = null;
+    }
+    this.waiter?.();
+  }
+
+  // A poll answer with the close record after what is still buffered.
+  closeBody() {
+    const rec = JSON.stringify(this.closeRecord);
+    const parts = [Buffer.from(`${this.buffer[0]?.id ?? this.nextId}\n`)];
+    for (const x of this.buffer) parts.push(Buffer.from(`${x.binary ? 'b' : 't'}${x.bytes.length}:`), x.bytes);
+    parts.push(Buffer.from(`c${Buffer.byteLength(rec)}:${rec}`));
+    return Buffer.concat(parts);
   }
 
   writeEvent(res, m) {
@@ -166,6 +192,20 @@ export class FakeFallbackServer {
     const m = /^\/_wsbridge\/(sse|poll|send)(\/.*)$/.exec(url.pathname);
     const token = url.searchParams.get('s');
     const session = token ? this.sessions.get(token) : null;
+    if (m && session?.closeRecord && !session.ws) {
+      // Closed by the server: a POST gets 410 with the record, a stream or poll the record.
+      const record = JSON.stringify(session.closeRecord);
+      if (m[1] === 'send') {
+        req.resume();
+        res.writeHead(410, { 'Content-Type': 'application/json' }).end(record);
+      } else if (m[1] === 'sse') {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+        res.end(`id: ${session.nextId - 1}\nevent: control\ndata: ${record}\n\n`);
+      } else {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(session.closeBody());
+      }
+      return;
+    }
     if (!m || (token && (!session || session.closed || session.ws))) {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"unknown_session"}');
       return;
@@ -208,6 +248,10 @@ export class FakeFallbackServer {
         res.on('close', () => { clearTimeout(timer); resolve(); });
       });
       s.waiter = null;
+      if (s.closeRecord) {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(s.closeBody());
+        return;
+      }
       if (s.ws) { // moved meanwhile
         const moved = JSON.stringify(MOVED);
         res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(`${s.nextId}\nc${moved.length}:${moved}`);

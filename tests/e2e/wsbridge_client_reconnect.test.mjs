@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WsbridgeError } from '../../web/wsbridge.js';
 import { sleep, setup, waitFor, reconnect } from './wsbridge_client_fake.mjs';
+import { MemoryStorage } from './fallback_client_support.mjs';
 
 test('publishes are queued while disconnected and sent after the reconnect; queue_full beyond the bound', async () => {
   const env = setup({ maxQueuedPublishes: 2 });
@@ -218,3 +219,128 @@ test('refreshToken sends an auth frame, resolves on the ack, and is used on reco
   client.close();
 });
 
+
+// ----- 1012 "service restart" (docs/PROTOCOL.md, close codes): a bridge that drains closes every
+// client with 1012 and `retry_ms=N` in the reason, N jittered per connection by the bridge.
+
+// Closes the current socket with `code`/`reason` and resolves once the next socket exists, with
+// the time that took; rejects when none appears within `timeoutMs`.
+// A client closed when the test ends, passed or failed (a failed one would reconnect forever).
+function setupFor(t, options) {
+  const env = setup(options);
+  t.after(() => env.client.close());
+  return env;
+}
+
+async function closeAndTimeReconnect(env, code, reason, timeoutMs = 2000) {
+  const before = env.sockets.length;
+  const t0 = Date.now();
+  env.socket().serverClose(code, reason);
+  await waitFor(() => env.sockets.length > before, 'the reconnect', timeoutMs);
+  return Date.now() - t0;
+}
+
+test('1012 with retry_ms: the reconnect waits that long (not the backoff), then resubscribes', async (t) => {
+  const env = setupFor(t); // backoff: 5 ms
+  const { client, socket } = env;
+  socket().open();
+  const sub = client.subscribe('sensors/#', () => {});
+  socket().ack(socket().last());
+  await sub;
+  const closes = [];
+  const seen = [];
+  client.on('close', (c) => closes.push(c));
+  client.on('reconnecting', (r) => seen.push(r));
+  const reason = 'service restart; retry_ms=250';
+  const check = sleep(120).then(() => env.sockets.length);
+  const took = closeAndTimeReconnect(env, 1012, reason);
+  assert.equal(await check, 1, 'reconnected before retry_ms');
+  assert.ok(await took >= 249, `reconnected after ${await took} ms`);
+  assert.deepEqual(closes, [{ code: 1012, reason, willReconnect: true }]);
+  assert.deepEqual(seen, [{ attempt: 1, delayMs: 250 }]);
+  socket().open();
+  assert.deepEqual(socket().sentOfType('subscribe').map((f) => f.topic), ['sensors/#']);
+  assert.equal(client.state, 'open');
+  client.close();
+});
+
+test('1012: retry_ms is capped at 2 minutes, and close() still cancels the wait', async (t) => {
+  const env = setupFor(t);
+  const { client, socket } = env;
+  socket().open();
+  const seen = [];
+  client.on('reconnecting', (r) => seen.push(r.delayMs));
+  socket().serverClose(1012, 'service restart; retry_ms=86400000');
+  assert.deepEqual(seen, [120000]);
+  await sleep(60);
+  assert.equal(env.sockets.length, 1);
+  assert.equal(client.state, 'reconnecting');
+  client.close();
+  assert.equal(client.state, 'closed');
+});
+
+test('1012 without a hint: a random delay of 0.5 to 5 s of its own, never at once', async (t) => {
+  for (const [random, expected] of [[0, 500], [0.5, 2750], [1, 5000]]) {
+    for (const reason of ['service restart', '', 'retry_ms=soon', 'xretry_ms=5', 'retry_ms=5x']) {
+      const { client, socket } = setupFor(t, { random: () => random });
+      socket().open();
+      const seen = [];
+      client.on('reconnecting', (r) => seen.push(r));
+      socket().serverClose(1012, reason);
+      assert.deepEqual(seen, [{ attempt: 1, delayMs: expected }], `random ${random}, reason ${JSON.stringify(reason)}`);
+      client.close();
+    }
+  }
+  // And the timer is that delay: nothing before 500 ms.
+  const env = setupFor(t, { random: () => 0 });
+  env.socket().open();
+  const check = sleep(300).then(() => env.sockets.length);
+  const took = closeAndTimeReconnect(env, 1012, 'service restart');
+  assert.equal(await check, 1, 'reconnected at once after a 1012 without a hint');
+  assert.ok(await took >= 499, `reconnected after ${await took} ms`);
+  env.client.close();
+});
+
+test('1012 resets the backoff: it is a planned restart, not one more failure', async (t) => {
+  const env = setupFor(t, { reconnect: { initialDelayMs: 10, maxDelayMs: 1000, factor: 2, jitter: 0 } });
+  const { client } = env;
+  const seen = [];
+  client.on('reconnecting', (r) => seen.push(r));
+  // Three failed attempts (the bridge is down), then one that the bridge, draining, closes with
+  // 1012 before anything else, then one more failure.
+  for (let i = 0; i < 3; i++) await closeAndTimeReconnect(env, 1006, '');
+  await closeAndTimeReconnect(env, 1012, 'service restart; retry_ms=30');
+  await closeAndTimeReconnect(env, 1006, '');
+  assert.deepEqual(seen, [
+    { attempt: 1, delayMs: 10 }, { attempt: 2, delayMs: 20 }, { attempt: 3, delayMs: 40 },
+    { attempt: 1, delayMs: 30 }, { attempt: 2, delayMs: 20 },
+  ]);
+  // Every other close keeps its meaning: 1008 still ends reconnecting.
+  env.socket().serverClose(1008, 'policy');
+  assert.equal(client.state, 'closed');
+});
+
+test('1012 before the welcome: no fallback to another transport, the WebSocket not remembered broken', async (t) => {
+  const storage = new MemoryStorage();
+  const fetches = [];
+  const env = setupFor(t, {
+    transports: ['websocket', 'sse', 'polling'],
+    EventSource: class { constructor(url) { fetches.push(url); } close() {} },
+    fetch: async (url) => { fetches.push(url); throw new TypeError('offline'); },
+    sessionStorage: storage,
+  });
+  const { client, socket } = env;
+  const closes = [];
+  const seen = [];
+  client.on('close', (c) => closes.push(c));
+  client.on('reconnecting', (r) => seen.push(r));
+  assert.equal(new URL(socket().url).searchParams.get('_wsb'), 'welcome');
+  socket().serverClose(1012, 'service restart; retry_ms=40');
+  await sleep(10);
+  assert.deepEqual(fetches, [], 'fell back to SSE or polling after a 1012');
+  assert.deepEqual(closes, [{ code: 1012, reason: 'service restart; retry_ms=40', willReconnect: true }]);
+  assert.deepEqual(seen, [{ attempt: 1, delayMs: 40 }]);
+  assert.equal(storage.map.size, 0);
+  await waitFor(() => env.sockets.length === 2, 'the reconnect on a WebSocket');
+  client.close();
+});
