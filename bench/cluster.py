@@ -203,6 +203,21 @@ allow_publish = ["bench/#"]
     return Instance
 
 
+def meminfo():
+    """/proc/meminfo in bytes, and the TCP line of /proc/net/sockstat (its mem is in pages)."""
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            out[k] = int(v.split()[0]) * 1024
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                parts = line.split()[1:]
+                out["tcp"] = {parts[i]: int(parts[i + 1]) for i in range(0, len(parts) - 1, 2)}
+    return out
+
+
 def open_files(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -321,6 +336,7 @@ def hold(ctx):
             s.start()
         time.sleep(0.5)
         base = {s.name: h.proc_memory(s.proc.pid) for s in instances}
+        kernel0 = meminfo()
         info = {s.name: s.instance_info() for s in instances}
         mqtt = f"mqtt://127.0.0.1:{ctx.mosquitto.port}"
         t0 = time.monotonic()
@@ -341,6 +357,7 @@ def hold(ctx):
         time.sleep(1.0)
         health1 = {s.name: s.healthz() for s in instances}
         mem1 = {s.name: h.proc_memory(s.proc.pid) for s in instances}
+        kernel1 = meminfo()
         files_srv = {s.name: open_files(s.proc.pid) for s in instances}
         files_lg = {lg.name: [open_files(p) for p in children(lg.p.pid)] for lg in lgs}
         ctx.log(f"hold: all open in {open_seconds:.1f} s; /healthz connections "
@@ -390,6 +407,14 @@ def hold(ctx):
             codes[s.name] = s.stop()
         out["exit_codes"] = codes
     inst = out["instances"]
+    # Kernel memory for the sockets of both ends (the load generators' and the instances': all on
+    # this machine), which no process's RSS shows: slab growth per connection.
+    out["kernel"] = {
+        "slab_growth": kernel1["Slab"] - kernel0["Slab"],
+        "slab_per_conn": (kernel1["Slab"] - kernel0["Slab"]) / a.cluster_connections,
+        "used_growth": (kernel0["MemAvailable"] - kernel1["MemAvailable"]),
+        "tcp_before": kernel0.get("tcp"), "tcp_with": kernel1.get("tcp"),
+    }
     out["open_seconds"] = open_seconds
     out["healthz_total_after_open"] = sum(v["healthz_after_open"] or 0 for v in inst.values())
     out["healthz_total_after_hold"] = sum(v["healthz_after_hold"] or 0 for v in inst.values())
@@ -614,6 +639,14 @@ def render(ctx, results):
                    f"{hd['ready_after_hold']:,} of {hd['target']:,} | {hd['open_seconds']:.1f} | "
                    f"{mib(hd['rss_total_open'])} in total | {hd['rss_per_conn']:,.0f} | "
                    f"max {hd['max_open_files']:,} per process | | **{hd['errors']}** |")
+        k = hd.get("kernel") or {}
+        if k:
+            out.append("")
+            out.append(f"Kernel memory (not in any RSS) for both ends of the connections, all on this machine: slab "
+                       f"+{mib(k['slab_growth'])} MiB, {k['slab_per_conn']:,.0f} B per connection (client and server "
+                       f"socket together); MemAvailable {'−' if k['used_growth'] >= 0 else '+'}{mib(abs(k['used_growth']))} MiB for everything (instances, load "
+                       f"generators, kernel). TCP sockets in use: {(k.get('tcp_before') or {}).get('inuse', 0):,} → "
+                       f"{(k.get('tcp_with') or {}).get('inuse', 0):,}.")
         out.append("")
         out.append(f"Verdict: {'**met**' if hd['ok'] else '**NOT met**'} ({hd['target']:,} held with no error, "
                    f"every instance alive and exiting 0: {hd['exit_codes']}).")
