@@ -57,12 +57,13 @@ cluster::Settings read_cluster_keys(ConfigTable& t) {
   if (s.ca_file && !s.broker.starts_with("ssl://")) {
     t.fail_at("ca_file", "'ca_file' in [cluster] is for an ssl:// broker");
   }
-  if (!t.contains("secret")) {
+  auto secret = t.secret("secret");  // (or secret_env, like every secret)
+  if (!secret) {
     t.fail(
         "missing required key 'secret' in [cluster]: the same 32 or more bytes on every "
         "instance, which sign the control messages");
   }
-  s.secret = *t.secret("secret");
+  s.secret = std::move(*secret);
   if (s.secret.size() < 32) t.fail_at("secret", "'secret' in [cluster] must be at least 32 bytes");
   if (auto prefix = t.string("control_prefix")) {
     const bool ok = prefix->size() >= 2 && prefix->front() == '$' && prefix->back() != '/' &&

@@ -2,6 +2,8 @@
 // [server] instance_id, drain_delay, reconnect_spread, and [cluster], with errors at positions.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "proxy/config/config_fixture.hpp"
 
 namespace wsbridge {
@@ -35,6 +37,15 @@ TEST_F(ScaleOutKeysTest, ServerAndClusterKeysLoad) {
   EXPECT_EQ(config.cluster.broker, "tcp://127.0.0.1:1883");
   EXPECT_EQ(config.cluster.control_prefix, "$corp/wsb");
   EXPECT_EQ(config.cluster.request_timeout, std::chrono::milliseconds(500));
+}
+
+TEST_F(ScaleOutKeysTest, TheSecretMayComeFromTheEnvironment) {
+  setenv("WSBRIDGE_TEST_CLUSTER_SECRET", kSecret.c_str(), 1);
+  auto config =
+      parse("[cluster]\nbroker = \"tcp://h:1\"\nsecret_env = \"WSBRIDGE_TEST_CLUSTER_SECRET\"\n" +
+            std::string(kListener));
+  EXPECT_EQ(config.cluster.secret, kSecret);
+  unsetenv("WSBRIDGE_TEST_CLUSTER_SECRET");
 }
 
 TEST_F(ScaleOutKeysTest, BadValuesSayWhereAndWhy) {
