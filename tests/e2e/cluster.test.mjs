@@ -479,3 +479,65 @@ test('no browser-side client reaches the control topics: JSON and MQTT pass-thro
   }
   await cluster.waitForConnections(0);
 });
+
+test('GET /api/v1/connections?scope=cluster says who answered and who is missing: a frozen instance is missing after request_timeout, a killed one is neither waited for nor missing', async (t) => {
+  await allNodesUp();
+  const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => cluster.node(n));
+  // 1, 2 and 3 clients: each instance's share of the list is its own.
+  const clients = [];
+  const list = async (node) => {
+    const t0 = Date.now();
+    const res = await node.admin('GET', '/api/v1/connections?scope=cluster');
+    assert.equal(res.status, 200, String(res.body));
+    const per = {};
+    for (const x of res.json.connections.filter((e) => e.route === '/mqtt')) {
+      const owner = /@(.+)$/.exec(x.id)[1];
+      per[owner] = (per[owner] ?? 0) + 1;
+    }
+    return { ms: Date.now() - t0, per, answered: [...res.json.instances.answered].sort(), missing: res.json.instances.missing };
+  };
+  const presence = await MosquittoSub.start(cluster.brokers.A, `${CONTROL}/presence/+`, 1);
+  try {
+    for (const [node, n] of [[a, 1], [b, 2], [c, 3]]) {
+      for (let i = 0; i < n; i++) clients.push(await JsonClient.open(node.url('/mqtt')));
+    }
+    await cluster.waitForConnections(6);
+    const all = await list(a);
+    assert.deepEqual(all.per, { 'node-a': 1, 'node-b': 2, 'node-c': 3 });
+    assert.deepEqual([all.answered, all.missing], [['node-a', 'node-b', 'node-c'], []]);
+    assert.ok(all.ms < REQUEST_TIMEOUT_MS / 2, `all up, yet the list took ${all.ms} ms`);
+
+    // Frozen: still connected to its broker, present, silent. The list waits request_timeout, no
+    // longer, and names it.
+    b.signal('SIGSTOP');
+    let frozen;
+    try {
+      frozen = await list(c);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    assert.deepEqual(frozen.per, { 'node-a': 1, 'node-c': 3 });
+    assert.deepEqual([frozen.answered, frozen.missing], [['node-a', 'node-c'], ['node-b']]);
+    assert.ok(frozen.ms >= REQUEST_TIMEOUT_MS - 50 && frozen.ms < REQUEST_TIMEOUT_MS + 1000,
+      `the list with node-b frozen took ${frozen.ms} ms (request_timeout ${REQUEST_TIMEOUT_MS} ms)`);
+    await waitFor(async () => (await list(a)).missing.length === 0, 'node-b to answer again', 5000);
+
+    // Killed: its broker (B, across the bridge from A) runs its will, which clears its presence;
+    // from then on the lists do not wait for it.
+    await c.kill();
+    await waitFor(() => presence.messages.some((m) => m.topic === `${CONTROL}/presence/node-c` && m.payload.length === 0),
+      'node-c\'s will on broker A', 5000);
+    await sleep(300); // (the same message on its way to node-a)
+    const killed = await list(a);
+    assert.deepEqual(killed.per, { 'node-a': 1, 'node-b': 2 });
+    assert.deepEqual([killed.answered, killed.missing], [['node-a', 'node-b'], []]);
+    assert.ok(killed.ms < REQUEST_TIMEOUT_MS / 4, `with node-c gone the list took ${killed.ms} ms`);
+    t.diagnostic(`the list took ${all.ms} ms with all up, ${frozen.ms} ms with node-b frozen, ${killed.ms} ms with node-c killed`);
+  } finally {
+    b.signal('SIGCONT');
+    await presence.stop();
+    await Promise.all(clients.map((x) => x.close()));
+  }
+  await cluster.waitForConnections(0);
+  await allNodesUp();
+});
