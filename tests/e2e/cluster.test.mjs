@@ -541,3 +541,46 @@ test('GET /api/v1/connections?scope=cluster says who answered and who is missing
   await cluster.waitForConnections(0);
   await allNodesUp();
 });
+
+// TODO (server): an instance remembers the nonces it has seen in memory only, and numbers its
+// connections from 1 again after a restart, so a genuine control message recorded from the broker
+// and replayed within the clock-skew window (60 s) after its addressee restarted is taken as new:
+// a recorded close of "1@node-c" closes whichever connection is "1@node-c" now. A message sealed
+// before an instance started cannot be meant for it (refusing `ts` older than the instance's start
+// would do). Drop `todo` once the server refuses it.
+test('a genuine control message replayed after its instance restarted is refused too', {
+  todo: 'the server accepts it: nonces are forgotten on restart and connection ids reused',
+}, async () => {
+  await allNodesUp();
+  const [a, c] = ['node-a', 'node-c'].map((n) => cluster.node(n));
+  const sub = await MosquittoSub.start(cluster.brokers.A, `${CONTROL}/#`, 1);
+  const clients = [];
+  try {
+    // A close by id, node-a to node-c, recorded on its way.
+    clients.push(await JsonClient.open(c.url('/mqtt')));
+    const [first] = await c.connections('/mqtt');
+    const res = await a.admin('DELETE', `/api/v1/connections/${encodeURIComponent(first.id)}?code=4001&reason=recorded`);
+    assert.ok([200, 202, 204].includes(res.status), `${res.status} ${res.body}`);
+    const recorded = (await sub.waitForTopic(`${CONTROL}/to/node-c/close`, 5000)).payload.toString();
+    await waitFor(() => clients[0].closed, 'the recorded close', 5000);
+
+    // node-c restarts (a crash, a deploy); its connections are numbered afresh.
+    await c.kill();
+    await c.start();
+    await cluster.waitForControlPlane();
+    clients.push(await JsonClient.open(c.url('/mqtt')));
+    const [now] = await c.connections('/mqtt');
+    const before = metricValue(await c.metrics(), 'wsbridge_cluster_messages_total', REJECTED);
+
+    await mosquittoPub(cluster.brokers.B, `${CONTROL}/to/node-c/close`, recorded, { qos: 1 });
+    await waitFor(async () => metricValue(await c.metrics(), 'wsbridge_cluster_messages_total', REJECTED) > before,
+      'the replay refused', 2000).catch(() => {});
+    await sleep(300);
+    assert.equal(clients[1].closed, null, `${now.id} (the recorded close was for ${first.id}) closed by a replay: ${JSON.stringify(clients[1].closed)}`);
+    assert.equal(metricValue(await c.metrics(), 'wsbridge_cluster_messages_total', REJECTED), before + 1);
+  } finally {
+    await sub.stop();
+    await Promise.all(clients.map((x) => x.close()));
+  }
+  await allNodesUp();
+});
