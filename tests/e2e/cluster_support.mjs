@@ -77,6 +77,43 @@ adapter = "echo"
 `;
 }
 
+// An MQTT pass-through route (docs/CONFIG.md, `mode = "passthrough"`) whose upstream is one broker
+// for every node (`[upstreams.pass]`), whatever broker the node's own routes use: a persistent
+// session lives on one broker, so a client that comes back through another instance finds it only
+// there (bridged mosquittos do not share sessions; a broker cluster such as EMQX would). Append it
+// to defaultRoutesToml: `routesToml: (n, c) => defaultRoutesToml(n) + passthroughRouteToml(c)`.
+export function passthroughRouteToml(cluster, { path: route = '/mqtt-pass', broker = 'A',
+  allowSubscribe = ['#'], allowPublish = ['#'] } = {}) {
+  const list = (xs) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  return `[upstreams.pass]
+uri = "tcp://127.0.0.1:${cluster.brokers[broker].port}"
+username = "${SERVICE.user}"
+password = "${SERVICE.password}"
+reconnect_min = "200ms"
+reconnect_max = "1s"
+[[routes]]
+path = "${route}"
+adapter = "mqtt"
+mode = "passthrough"
+upstream = "pass"
+allow_subscribe = ${list(allowSubscribe)}
+allow_publish = ${list(allowPublish)}
+`;
+}
+
+// The value of a Prometheus sample in `text` (GET /metrics): the sum over the series of `name`
+// whose labels include `labels`; 0 when there is none.
+export function metricValue(text, name, labels = {}) {
+  let sum = 0;
+  for (const m of text.matchAll(/^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)$/gm)) {
+    if (m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)]
+      .map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
 // The shared secret of the [cluster] tables clusterToml writes.
 export const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-bytes-0123456789';
 
@@ -232,6 +269,13 @@ ${extra}
     const res = await this.admin('POST', '/api/v1/drain', {});
     if (res.status < 200 || res.status > 299) throw new Error(`${this.name}: drain ${res.status} ${res.body}`);
     return res;
+  }
+
+  // GET /metrics on the admin listener (Prometheus text); metricValue() reads it.
+  async metrics() {
+    const res = await this.admin('GET', '/metrics');
+    if (res.status !== 200) throw new Error(`${this.name}: GET /metrics ${res.status} ${res.body}`);
+    return res.body.toString();
   }
 
   // The open connections (GET /api/v1/connections), of one route when given.
