@@ -24,7 +24,9 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 ControlSeal::ControlSeal(std::string secret, std::string instance)
-    : secret_(std::move(secret)), instance_(std::move(instance)) {}
+    : secret_(std::move(secret)),
+      instance_(std::move(instance)),
+      started_ms_(unix_ms(std::chrono::system_clock::now())) {}
 
 std::string ControlSeal::mac(std::string_view topic, std::string_view json) const {
   std::string input;
@@ -82,6 +84,7 @@ std::optional<nlohmann::json> ControlSeal::open(std::string_view topic, std::str
   if (skew > limit || skew < -limit) {
     return refuse("stale or from the future");
   }
+  if (ts->get<std::int64_t>() < started_ms_) return refuse("sealed before this instance started");
   if (!first_sighting(nonce->get<std::string>(), now)) return refuse("replayed");
   return doc;
 }

@@ -29,7 +29,9 @@ class ControlSeal {
   // `fields` plus from/ts/nonce, sealed for `topic`.
   std::string seal(std::string_view topic, nlohmann::json fields) const;
 
-  // The fields of a genuine, fresh message on `topic` (never seen before); nullopt otherwise,
+  // The fields of a genuine, fresh message on `topic` (never seen before, and sealed after this
+  // seal was made: a restarted instance does not take a replay of what its predecessor saw);
+  // nullopt otherwise,
   // with why in `problem` when given. Thread-safe. `fresh`: false for a retained message (an
   // instance's presence), which is as old as the instance and may be read again.
   std::optional<nlohmann::json> open(std::string_view topic, std::string_view payload,
@@ -43,6 +45,9 @@ class ControlSeal {
 
   const std::string secret_;
   const std::string instance_;
+  // Unix ms when this process began: a message sealed before cannot be meant for it (its nonce
+  // may have been seen by the process before this one, whose memory is gone).
+  const std::int64_t started_ms_;
   std::mutex mutex_;
   // The nonces of the messages accepted within twice the skew, oldest first (bounded).
   std::deque<std::pair<std::chrono::system_clock::time_point, std::string>> seen_order_;

@@ -15,6 +15,10 @@ void Shard::request_drain(bool then_stop) {
 
 void Shard::begin_drain(bool then_stop) {
   if (stopping_) return;
+  if (drained_) {  // (POST /api/v1/drain already closed everyone: a SIGTERM now ends it)
+    if (then_stop) begin_shutdown();
+    return;
+  }
   const bool first = !shared_.going_away.exchange(true);
   if (restart_close_at_) {  // (a drain is on: a SIGTERM now also ends the process after it)
     stop_after_restart_close_ = stop_after_restart_close_ || then_stop;
@@ -41,6 +45,7 @@ void Shard::close_for_restart_if_due(SteadyClock::time_point now) {
   }
   // Drained without stopping: every client goes now, after what is queued for it; this instance
   // stays up (its /healthz says 503) until it is stopped.
+  drained_ = true;
   if (auto total = shared_.closing(sessions_.size())) {
     WSB_LOG(kInfo) << "drained: closing " << *total << " connection(s) with 1012";
   }

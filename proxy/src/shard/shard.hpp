@@ -318,6 +318,7 @@ class Shard final : private InboxDispatcher,
   // A drain's closing time, and whether the shutdown follows it (service thread).
   std::optional<SteadyClock::time_point> restart_close_at_;
   bool stop_after_restart_close_ = false;
+  bool drained_ = false;  // a drain without stop closed every client
   std::minstd_rand restart_jitter_{std::random_device{}()};
   SteadyClock::time_point shutdown_deadline_{};
 };

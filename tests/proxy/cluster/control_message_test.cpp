@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <thread>
+
 #include "wsbridge/base64.hpp"
 
 namespace wsbridge::cluster {
@@ -25,6 +27,18 @@ TEST(ControlSealTest, AGenuineMessageOpensOnceOnItsTopic) {
   EXPECT_EQ(why, "replayed");
   // A message may be read again where freshness does not apply (a retained presence).
   EXPECT_TRUE(b.open("$wsbridge/v1/all/push", sealed, nullptr, false));
+}
+
+TEST(ControlSealTest, AMessageSealedBeforeTheInstanceStartedIsRefused) {
+  // A restarted instance forgot the nonces its predecessor saw: what was sealed before it started
+  // is a replay (or too late for it) either way.
+  ControlSeal a(kSecret, "node-a");
+  const std::string sealed = a.seal("$wsbridge/v1/to/node-c/close", {{"id", 1}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ControlSeal restarted(kSecret, "node-c");
+  std::string why;
+  EXPECT_FALSE(restarted.open("$wsbridge/v1/to/node-c/close", sealed, &why));
+  EXPECT_EQ(why, "sealed before this instance started");
 }
 
 TEST(ControlSealTest, ForgeriesAreRefused) {
