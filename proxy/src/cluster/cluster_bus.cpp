@@ -44,7 +44,7 @@ ClusterBus::ClusterBus(const Settings& settings, std::string instance, Handlers 
       seal_(settings.secret, instance_) {
   client_ = std::make_unique<::mqtt::async_client>(settings_.broker, "wsbridge-" + instance_,
                                                    ::mqtt::create_options(MQTTVERSION_5));
-  client_->set_message_callback([this](::mqtt::const_message_ptr m) {
+  client_->set_message_callback([this](const ::mqtt::const_message_ptr& m) {
     const ::mqtt::properties& props = m->get_properties();
     std::string response_topic, correlation;
     if (props.contains(::mqtt::property::RESPONSE_TOPIC)) {
@@ -61,7 +61,11 @@ ClusterBus::ClusterBus(const Settings& settings, std::string instance, Handlers 
   });
   client_->set_connected_handler([this](const std::string&) { on_connected(); });
   client_->set_connection_lost_handler([this](const std::string&) {
-    WSB_LOG(kWarn) << "cluster: lost the broker " << settings_.broker << "; reconnecting";
+    // (Two instances with one instance_id take the broker connection from each other: each
+    // connects as "wsbridge-<instance_id>".)
+    WSB_LOG(kWarn) << "cluster: lost the broker " << settings_.broker
+                   << "; reconnecting (if this repeats, is another instance using instance_id "
+                   << instance_ << "?)";
     std::lock_guard lock(mutex_);
     connected_ = false;
     connecting_ = false;
