@@ -42,6 +42,12 @@ void read_instance_keys(ConfigTable& server, ServerConfig& config) {
   }
   if (auto v = server.duration("drain_delay", 0ms, 10min)) config.drain_delay = *v;
   if (auto v = server.duration("reconnect_spread", 0ms, 1h)) config.reconnect_spread = *v;
+  if (auto list = server.string_array("trusted_proxies")) {
+    std::string problem;
+    auto proxies = TrustedProxies::parse(*list, &problem);
+    if (!proxies) server.fail_at("trusted_proxies", "'trusted_proxies' in [server]: " + problem);
+    config.trusted_proxies = std::move(*proxies);
+  }
 }
 
 cluster::Settings read_cluster_keys(ConfigTable& t) {

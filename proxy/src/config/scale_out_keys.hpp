@@ -9,7 +9,7 @@ namespace wsbridge {
 
 struct ServerConfig;
 
-// Reads instance_id, drain_delay and reconnect_spread from [server] into `config`.
+// Reads instance_id, drain_delay, reconnect_spread and trusted_proxies from [server].
 void read_instance_keys(ConfigTable& server, ServerConfig& config);
 
 cluster::Settings read_cluster_keys(ConfigTable& t);

@@ -14,6 +14,7 @@
 #include "cluster/cluster_settings.hpp"
 #include "compression/compression_config.hpp"
 #include "fallback/fallback_settings.hpp"
+#include "handshake/trusted_proxies.hpp"
 #include "http/http_client_pool.hpp"
 #include "tls/server_certificates.hpp"
 #include "wsbridge/adapter_registry.hpp"
@@ -99,6 +100,8 @@ struct ServerConfig {
   std::chrono::milliseconds drain_delay{0};
   std::chrono::milliseconds reconnect_spread{std::chrono::seconds(10)};
   cluster::Settings cluster;  // [cluster]: pushes, closes and lists across the instances
+  // The balancers whose X-Forwarded-For names the client (per-address limits, logs, the API).
+  TrustedProxies trusted_proxies;
   LimitsConfig limits;
   fallback::Settings fallback;  // the HTTP fallback transports
   auth::AuthSettings auth;

@@ -35,6 +35,7 @@ class ConnectionSlots {
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
     ~Slot() { release(); }
+    const std::string& address() const { return ip_; }  // the client's, as it was counted
 
    private:
     friend class ConnectionSlots;

@@ -20,7 +20,7 @@ int Shard::hold_upgrade(lws* wsi, const RouteConfig& route, auth::AuthDecision d
   request.identity.claims = decision.claims;
   request.identity.auth_method = decision.method;
   request.identity.acl = decision.acl;
-  request.identity.remote_address = peer_address(wsi);
+  request.identity.remote_address = client_address(wsi);
   request.identity.route_path = route.path;
   request.identity.request_uri = header(wsi, WSI_TOKEN_GET_URI);
   request.headers = upgrade_hold::parse_request_headers(bytes);

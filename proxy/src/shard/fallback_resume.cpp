@@ -110,8 +110,9 @@ int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& u
   Session& s = *sessions_.at(id);
   fallback::FallbackTransport::Handover handover = it->second->hand_over(upgrade.resume_last);
   fallback_sessions_.erase(it);
-  s.transport = std::make_unique<WebSocketTransport>(wsi, socket_writer_, false,
-                                                     shared_deflate::WireFormat{}, false);
+  // (The same client, now on a WebSocket: its address as the session knew it.)
+  s.transport = std::make_unique<WebSocketTransport>(
+      wsi, s.transport->peer_address(), socket_writer_, false, shared_deflate::WireFormat{}, false);
   data.session = &s;
   if (s.reading_paused) s.transport->set_reading(false);
   s.last_rx = SteadyClock::now();

@@ -45,7 +45,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   auto refuse = [&](unsigned status, std::string_view code, const std::string& reason,
                     bool challenge = false) {
     WSB_LOG(kInfo) << "refused a fallback session on " << route.path << " from "
-                   << peer_address(wsi) << ": " << status << " " << reason;
+                   << client_address(wsi) << ": " << status << " " << reason;
     core_metrics::upgrade_refused(code);
     if (status == 401 || status == 403) core_metrics::auth_failed(code);
     HeaderList h = fallback_answer_headers(cors_origin);
@@ -55,7 +55,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   };
   if (refusing_new()) return refuse(503, "shutting_down", "shutting down or draining");
-  const std::string ip = peer_address(wsi);
+  const std::string ip = client_address(wsi);
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
   std::optional<ConnectionSlots::Slot> slot = shared_.slots.take(
       ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);

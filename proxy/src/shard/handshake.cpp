@@ -27,10 +27,16 @@ const auth::RouteAuth& Shard::auth_policy(std::size_t listener, const RouteConfi
   return route.auth;
 }
 
+std::string Shard::client_address(lws* wsi) const {
+  std::string peer = peer_address(wsi);
+  if (config_->trusted_proxies.empty()) return peer;
+  return config_->trusted_proxies.client_of(peer, header(wsi, WSI_TOKEN_X_FORWARDED_FOR));
+}
+
 int Shard::refuse_upgrade(lws* wsi, unsigned status, std::string_view code,
                           const std::string& reason, bool challenge) {
   WSB_LOG(kInfo) << "refused upgrade to " << header(wsi, WSI_TOKEN_GET_URI) << " from "
-                 << peer_address(wsi) << ": " << status << " " << reason;
+                 << client_address(wsi) << ": " << status << " " << reason;
   core_metrics::upgrade_refused(code);
   if (status == 401 || status == 403) core_metrics::auth_failed(code);
   HeaderList extra;
@@ -77,7 +83,7 @@ int Shard::confirm_upgrade(lws* wsi) {
   ConnectionData* data = ConnectionData::of(wsi);
   if (data == nullptr) return -1;  // not accepted by this shard (never happens): unchecked
   if (query_has(wsi, "_wsb", "resume")) return confirm_resume(wsi, *route, *data);
-  const std::string ip = peer_address(wsi);
+  const std::string ip = client_address(wsi);
   // An upgrade coming back from its admission check: its checks passed on the first pass.
   if (data->admitted) {
     Admitted admitted = std::move(*data->admitted);

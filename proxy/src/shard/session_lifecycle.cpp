@@ -26,11 +26,14 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
     if (listener_vhosts_[i] == lws_get_vhost(wsi)) listener = i;
   }
+  // (The address counted at the upgrade: lws' headers may be gone by now.)
+  std::string client = admitted.slot ? admitted.slot->address() : peer_address(wsi);
   Session* s = admit_session(
       *route, listener, std::move(admitted.decision), std::move(admitted.slot), uri,
       [&](ConnectionId) {
-        return std::make_unique<WebSocketTransport>(wsi, socket_writer_, through_lws,
-                                                    compression.format, shared_deflate);
+        return std::make_unique<WebSocketTransport>(wsi, std::move(client), socket_writer_,
+                                                    through_lws, compression.format,
+                                                    shared_deflate);
       },
       std::move(admitted.mqtt_refusal), compression.format, query_has(wsi, "_wsb", "welcome"));
   data.session = s;

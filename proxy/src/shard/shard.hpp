@@ -147,6 +147,9 @@ class Shard final : private InboxDispatcher,
   // Close reason for a restart: "service restart; retry_ms=N", N random in
   // [reconnect_spread / 10, reconnect_spread], so the clients do not all come back at once.
   std::string restart_reason();
+  // The client's address: the TCP peer, or behind a trusted proxy what its X-Forwarded-For says
+  // (handshake/trusted_proxies.hpp). While the request's headers are there.
+  std::string client_address(lws* wsi) const;
   // New clients get 503: shutting down, or draining before it.
   bool refusing_new() const { return stopping_ || shared_.going_away.load(); }
   void refuse_for_descriptors();

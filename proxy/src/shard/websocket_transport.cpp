@@ -19,10 +19,11 @@ constexpr int kWriteHoldRxReason = 1 << 1;
 
 }  // namespace
 
-WebSocketTransport::WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws,
-                                       shared_deflate::WireFormat format, bool inflates)
+WebSocketTransport::WebSocketTransport(lws* wsi, std::string peer, SocketWriter& writer,
+                                       bool through_lws, shared_deflate::WireFormat format,
+                                       bool inflates)
     : wsi_(wsi),
-      peer_(wsbridge::peer_address(wsi)),
+      peer_(std::move(peer)),
       writer_(writer),
       through_lws_(through_lws),
       format_(format),

@@ -14,11 +14,12 @@ namespace wsbridge {
 
 class WebSocketTransport final : public Transport {
  public:
-  // `writer`: the shard's write scratch (it outlives its sessions). `through_lws`: lws' own
+  // `peer`: the client's address (Shard::client_address: behind a trusted proxy, the one it
+  // names). `writer`: the shard's write scratch (it outlives its sessions). `through_lws`: lws' own
   // permessage-deflate may be on, so lws must frame (compress) each message itself. `format`:
   // which shared compressed variant its frames are written as; `inflates`: shared
   // permessage-deflate was agreed, so its messages may arrive compressed.
-  WebSocketTransport(lws* wsi, SocketWriter& writer, bool through_lws,
+  WebSocketTransport(lws* wsi, std::string peer, SocketWriter& writer, bool through_lws,
                      shared_deflate::WireFormat format = {}, bool inflates = false);
 
   std::string_view kind() const override { return "websocket"; }

@@ -52,6 +52,9 @@ TEST_F(ScaleOutKeysTest, BadValuesSayWhereAndWhy) {
   EXPECT_EQ(error_of("[server]\ninstance_id = \"a@b\"\n" + std::string(kListener)),
             "test.toml:2:15: 'instance_id' in [server] is 1 to 64 letters, digits, '.', '_', ':' "
             "or '-'");
+  EXPECT_EQ(error_of("[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n" + std::string(kListener)),
+            "test.toml:2:19: 'trusted_proxies' in [server]: \"10.0.0.0/40\" is not an IP address "
+            "or network (e.g. \"10.0.0.7\", \"10.0.0.0/8\", \"fd00::/8\")");
   EXPECT_NE(error_of("[cluster]\nbroker = \"tcp://h:1\"\n" + std::string(kListener))
                 .find("missing required key 'secret' in [cluster]"),
             std::string::npos);
