@@ -1,5 +1,7 @@
 #include "admin/admin_api.hpp"
 
+#include "cluster/instance_identity.hpp"
+
 #include "wsbridge/base64.hpp"
 
 #include <charconv>
@@ -215,13 +217,7 @@ std::optional<GlobalConnectionId> parse_connection_id(std::string_view text,
   if (!number || *number == 0) return std::nullopt;
   if (at == std::string_view::npos) return GlobalConnectionId{*number, std::string(this_instance)};
   const std::string_view instance = text.substr(at + 1);
-  // (The instance_id alphabet: letters, digits, '.', '_', ':', '-'.)
-  if (instance.empty() || instance.size() > 64 ||
-      instance.find_first_not_of(
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
-          std::string_view::npos) {
-    return std::nullopt;
-  }
+  if (!is_valid_instance_id(instance)) return std::nullopt;
   return GlobalConnectionId{*number, std::string(instance)};
 }
 

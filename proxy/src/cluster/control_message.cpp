@@ -1,18 +1,17 @@
 #include "cluster/control_message.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <stdexcept>
 
+#include "support/hmac.hpp"
 #include "wsbridge/base64.hpp"
 
 namespace wsbridge::cluster {
 
 namespace {
 
-constexpr std::size_t kMacBytes = 32;
 // Past this many remembered nonces the oldest go early: a flood can shorten the replay window
 // but never grow the memory.
 constexpr std::size_t kMaxRemembered = 200'000;
@@ -33,15 +32,7 @@ std::string ControlSeal::mac(std::string_view topic, std::string_view json) cons
   input.reserve(topic.size() + 1 + json.size());
   input.append(topic).push_back('\n');
   input.append(json);
-  unsigned char out[kMacBytes];
-  std::size_t out_len = 0;
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret_.data(), secret_.size(),
-                reinterpret_cast<const unsigned char*>(input.data()), input.size(), out, sizeof out,
-                &out_len) == nullptr ||
-      out_len != kMacBytes) {
-    throw std::runtime_error("HMAC-SHA256 failed");
-  }
-  return base64url_encode(std::string_view(reinterpret_cast<const char*>(out), kMacBytes));
+  return hmac_sha256_base64url(secret_, input);
 }
 
 std::string ControlSeal::seal(std::string_view topic, nlohmann::json fields) const {

@@ -2,31 +2,19 @@
 
 #include <unistd.h>
 
+#include "cluster/instance_identity.hpp"
 #include "config/server_config.hpp"
 
 namespace wsbridge {
 
 using namespace std::chrono_literals;
 
-namespace {
-
-// Also a level of MQTT control topics and a part of connection ids ("42@web-1"): no '/', '+',
-// '#' or '@'.
-bool valid_instance_id(std::string_view id) {
-  return !id.empty() && id.size() <= 64 &&
-         id.find_first_not_of(
-             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") ==
-             std::string_view::npos;
-}
-
-}  // namespace
-
 std::string default_instance_id() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   std::string id;
   for (const char c : std::string_view(host)) {
-    id.push_back(valid_instance_id(std::string_view(&c, 1)) ? c : '-');
+    id.push_back(is_valid_instance_id(std::string_view(&c, 1)) ? c : '-');
   }
   if (id.empty() || id.size() > 48) id = id.empty() ? "wsbridge" : id.substr(0, 48);
   return id + ":" + std::to_string(getpid());
@@ -34,7 +22,7 @@ std::string default_instance_id() {
 
 void read_instance_keys(ConfigTable& server, ServerConfig& config) {
   if (auto id = server.string("instance_id")) {
-    if (!valid_instance_id(*id)) {
+    if (!is_valid_instance_id(*id)) {
       server.fail_at("instance_id",
                      "'instance_id' in [server] is 1 to 64 letters, digits, '.', '_', ':' or '-'");
     }

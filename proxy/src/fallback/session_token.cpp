@@ -1,12 +1,12 @@
 #include "fallback/session_token.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <charconv>
 #include <stdexcept>
 
+#include "support/hmac.hpp"
 #include "wsbridge/base64.hpp"
 
 namespace wsbridge::fallback {
@@ -48,15 +48,7 @@ std::string SessionTokens::mac(std::string_view instance, std::uint64_t connecti
                                std::int64_t expiry) const {
   const std::string message =
       std::string(instance) + '\n' + std::to_string(connection) + '\n' + std::to_string(expiry);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  std::size_t out_len = 0;
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_.data(), key_.size(),
-                reinterpret_cast<const unsigned char*>(message.data()), message.size(), out,
-                sizeof out, &out_len) == nullptr ||
-      out_len < kMacBytes) {
-    throw std::runtime_error("HMAC-SHA256 failed");
-  }
-  return base64url_encode(std::string_view(reinterpret_cast<const char*>(out), kMacBytes));
+  return hmac_sha256_base64url(key_, message, kMacBytes);
 }
 
 std::string SessionTokens::issue(std::uint64_t connection,

@@ -1,7 +1,5 @@
 #include "server/server.hpp"
 
-#include <unistd.h>
-
 #include <exception>
 #include <set>
 #include <stdexcept>

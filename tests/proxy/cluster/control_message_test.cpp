@@ -3,11 +3,9 @@
 #include "cluster/control_message.hpp"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-
 #include <thread>
 
-#include "wsbridge/base64.hpp"
+#include "support/hmac.hpp"
 
 namespace wsbridge::cluster {
 namespace {
@@ -74,15 +72,7 @@ TEST(ControlSealTest, StaleMessagesAreRefusedEvenWithAValidSeal) {
           .count();
   const std::string json =
       nlohmann::json{{"from", "node-a"}, {"ts", old}, {"nonce", "n1"}, {"request", 1}}.dump();
-  unsigned char mac[32];
-  std::size_t len = 0;
-  const std::string input = topic + "\n" + json;
-  ASSERT_NE(EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, kSecret.data(), kSecret.size(),
-                      reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac,
-                      sizeof mac, &len),
-            nullptr);
-  const std::string sealed =
-      base64url_encode(std::string_view(reinterpret_cast<const char*>(mac), len)) + "." + json;
+  const std::string sealed = hmac_sha256_base64url(kSecret, topic + "\n" + json) + "." + json;
   std::string why;
   EXPECT_FALSE(b.open(topic, sealed, &why));
   EXPECT_EQ(why, "stale or from the future");
