@@ -127,7 +127,11 @@ int main(int argc, char** argv) {
   }
   if (options.action == CliOptions::Action::kCheckConfig) {
     std::cout << options.config_file << ": ok (" << config->listeners.size() << " listener(s), "
-              << config->routes.size() << " route(s))\n";
+              << config->routes.size() << " route(s)"
+              << (config->proxies.empty()
+                      ? std::string()
+                      : ", " + std::to_string(config->proxies.size()) + " proxy prefix(es)")
+              << ")\n";
     return 0;
   }
 

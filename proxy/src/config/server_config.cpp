@@ -20,6 +20,7 @@
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
+#include "config/proxy_keys.hpp"
 #include "stream/lws_stream_client.hpp"
 
 namespace wsbridge {
@@ -51,20 +52,6 @@ std::string what_route_speaks(const ConfigTable& t, const std::string& adapter) 
 }
 
 // A route path: absolute, no query or fragment, printable ASCII without spaces, no dot segments.
-std::optional<std::string> route_path_problem(const std::string& path) {
-  if (path.empty() || path.front() != '/') return "must start with '/'";
-  if (path.size() > 255) return "must be at most 255 characters";
-  for (const char c : path) {
-    if (c <= 0x20 || c >= 0x7f) return "must be printable ASCII without spaces";
-    if (c == '?' || c == '#') return "must not contain '?' or '#'";
-  }
-  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
-      path.ends_with("/..") || path.ends_with("/.")) {
-    return "must not contain '.' or '..' segments";
-  }
-  if (path.find("//") != std::string::npos) return "must not contain '//'";
-  return std::nullopt;
-}
 
 ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_settings,
                              const std::filesystem::path& config_dir) {
@@ -101,11 +88,41 @@ ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_sett
 
 }  // namespace
 
+std::optional<std::string> route_path_problem(const std::string& path) {
+  if (path.empty() || path.front() != '/') return "must start with '/'";
+  if (path.size() > 255) return "must be at most 255 characters";
+  for (const char c : path) {
+    if (c <= 0x20 || c >= 0x7f) return "must be printable ASCII without spaces";
+    if (c == '?' || c == '#') return "must not contain '?' or '#'";
+  }
+  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
+      path.ends_with("/..") || path.ends_with("/.")) {
+    return "must not contain '.' or '..' segments";
+  }
+  if (path.find("//") != std::string::npos) return "must not contain '//'";
+  return std::nullopt;
+}
+
 const RouteConfig* ServerConfig::find_route(std::string_view path) const {
   for (const auto& route : routes) {
     if (route.path == path) return &route;
   }
   return nullptr;
+}
+
+const reverse_proxy::ProxyRoute* ServerConfig::proxy_for(std::string_view path,
+                                                         bool upgrade) const {
+  if (proxies.empty() || serves_itself(path)) return nullptr;
+  for (const auto& proxy : proxies) {
+    if (proxy->covers(path)) return proxy->relays(upgrade) ? proxy.get() : nullptr;
+  }
+  return nullptr;
+}
+
+bool ServerConfig::serves_itself(std::string_view path) const {
+  return path == kHealthPath || path.starts_with(kFallbackPrefix) ||
+         path == kFallbackPrefix.substr(0, kFallbackPrefix.size() - 1) ||
+         find_route(path) != nullptr;
 }
 
 unsigned ServerConfig::effective_threads() const {
@@ -374,6 +391,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     }
     config.routes.push_back(std::move(route));
   }
+  read_proxy_tables(top, config);
   top.reject_unknown_keys();
   return config;
 }

@@ -16,6 +16,7 @@
 #include "fallback/fallback_settings.hpp"
 #include "handshake/trusted_proxies.hpp"
 #include "http/http_client_pool.hpp"
+#include "reverse_proxy/proxy_route.hpp"
 #include "tls/server_certificates.hpp"
 #include "wsbridge/adapter_registry.hpp"
 #include "wsbridge/log.hpp"
@@ -112,7 +113,15 @@ struct ServerConfig {
   std::vector<std::unique_ptr<AdapterKind>> kinds;
   std::vector<RouteConfig> routes;
 
+  // [[proxy]]: prefixes relayed to legacy HTTP backends (docs/PROXY.md), longest first.
+  std::vector<std::shared_ptr<const reverse_proxy::ProxyRoute>> proxies;
   const RouteConfig* find_route(std::string_view path) const;
+  // The [[proxy]] that relays a request for `path` (a target's path; an upgrade or not): the
+  // longest prefix covering it, unless the core answers the path itself (serves_itself) or
+  // that prefix does not relay this kind of request. Null: not the proxy's.
+  const reverse_proxy::ProxyRoute* proxy_for(std::string_view path, bool upgrade) const;
+  // The core answers `path` itself: /healthz, /_wsbridge/..., or a WebSocket route's path.
+  bool serves_itself(std::string_view path) const;
   // `threads`, with "auto" resolved to the CPUs this process may run on.
   unsigned effective_threads() const;
   bool has_tls() const {
@@ -130,6 +139,9 @@ inline constexpr unsigned kMaxThreads = 256;
 ServerConfig load_config_file(const std::string& file, const AdapterRegistry& registry);
 ServerConfig parse_config(std::string_view text, const std::string& file,
                           const AdapterRegistry& registry);
+
+// Why `path` cannot be a route's or a proxy's path, or nullopt when it can.
+std::optional<std::string> route_path_problem(const std::string& path);
 
 // Paths reserved for the core's own HTTP endpoints.
 inline constexpr std::string_view kHealthPath = "/healthz";

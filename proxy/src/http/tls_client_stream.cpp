@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <stdexcept>
+#include <utility>
 
 namespace wsbridge {
 
@@ -76,6 +77,34 @@ TlsClientStream::TlsClientStream(const TlsClientContext& context, const std::str
     SSL_set1_host(ssl_, host.c_str());
   }
   SSL_set_connect_state(ssl_);
+}
+
+std::unique_ptr<TlsClientStream> TlsClientStream::adopt_established(SSL* ssl) {
+  std::unique_ptr<TlsClientStream> stream(new TlsClientStream());
+  stream->ssl_ = ssl;
+  stream->network_in_ = BIO_new(BIO_s_mem());
+  stream->network_out_ = BIO_new(BIO_s_mem());
+  if (stream->network_in_ == nullptr || stream->network_out_ == nullptr) {
+    BIO_free(stream->network_in_);
+    BIO_free(stream->network_out_);
+    stream->network_in_ = stream->network_out_ = nullptr;
+    stream->fail("cannot set up TLS: " + openssl_errors());
+    return stream;
+  }
+  BIO_ctrl(stream->network_in_, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, nullptr);
+  // (tls::keep_session made it quiet for lws' close of its connection: it speaks again.)
+  SSL_set_quiet_shutdown(ssl, 0);
+  SSL_set_shutdown(ssl, 0);
+  SSL_set_bio(ssl, stream->network_in_, stream->network_out_);
+  stream->state_ = SSL_is_init_finished(ssl) != 0 ? State::kReady : State::kHandshaking;
+  return stream;
+}
+
+SSL* TlsClientStream::release() {
+  state_ = State::kFailed;
+  error_ = "handed back";
+  network_in_ = network_out_ = nullptr;  // freed by lws' SSL_set_fd, which replaces them
+  return std::exchange(ssl_, nullptr);
 }
 
 TlsClientStream::~TlsClientStream() {

@@ -35,6 +35,11 @@ class TlsClientStream {
   enum class State : unsigned char { kHandshaking, kReady, kFailed };
 
   TlsClientStream(const TlsClientContext& context, const std::string& host);
+  // A server-side session whose handshake lws did on an accepted socket (a browser connection
+  // the reverse proxy takes over): its socket BIO is swapped for memory BIOs, so it runs like a
+  // client stream from then on. Takes the reference. Plaintext OpenSSL had already decrypted
+  // (past the request head lws read) comes out of the first read().
+  static std::unique_ptr<TlsClientStream> adopt_established(ssl_st* ssl);
   ~TlsClientStream();
   TlsClientStream(const TlsClientStream&) = delete;
   TlsClientStream& operator=(const TlsClientStream&) = delete;
@@ -50,8 +55,13 @@ class TlsClientStream {
   // Ciphertext waiting to go out on the socket (handshake records, encrypted data).
   std::string take_output();
   const std::string& error() const { return error_; }
+  ssl_st* session() const { return ssl_; }
+  // Gives the session back (lws adopts the socket again and sets its own BIO): the stream is
+  // unusable afterwards. Read everything first: ciphertext still in the memory BIO is lost.
+  ssl_st* release();
 
  private:
+  TlsClientStream() = default;
   State fail(const std::string& what);
 
   ssl_st* ssl_ = nullptr;

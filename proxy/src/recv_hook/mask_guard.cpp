@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,8 @@ namespace wsbridge {
 namespace mask_guard {
 namespace {
 
+// Heads kept for take_head_bytes beyond those lws has reported (pipelined in one buffer).
+constexpr std::size_t kMaxHeadsAhead = 16;
 // Reads of a rejected connection's remaining request bytes per recv() call.
 constexpr int kMaxDrainReads = 16;
 
@@ -50,6 +53,10 @@ struct Watch {
   bool blocked = false;
   std::unique_ptr<HttpState> http = std::make_unique<HttpState>();  // kHead, kAwaiting
   FrameMaskScanner scanner;                                         // kWebSocket
+  // The heads that were not upgrades, as lws got them, until lws reports each (in order: a
+  // replayed buffer may hold several): what the reverse proxy takes a connection over with
+  // (take_head_bytes). Kept past a head with a body, after which the guard stops following.
+  std::deque<std::string> plain_heads;
 };
 
 // One slot per possible descriptor, per service thread: each shard watches the sockets it
@@ -124,12 +131,18 @@ enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed };
 void end_of_head(Watch& w) {
   const HeadSummary& s = w.http->head.summary();
   ++w.http->requests;
-  if (s.upgrade && !s.connect) {
+  const bool websocket = s.upgrade && !s.connect;
+  if (websocket) {
     w.phase = Phase::kAwaiting;
     w.http->last_head = std::move(w.http->head_out);
     w.http->bearer = s.bearer;
     w.http->sec_websocket_origin = s.sec_websocket_origin;
-  } else if (s.has_body || s.connect) {
+  } else {
+    // (Bounded: lws reads a next head only after answering the one before.)
+    if (w.plain_heads.size() >= kMaxHeadsAhead) w.plain_heads.pop_front();
+    w.plain_heads.push_back(std::move(w.http->head_out));
+  }
+  if (!websocket && (s.has_body || s.connect)) {
     // lws 4.1.6 delimits bodies its own way (a static file's GET leaves its body to be read as
     // the next request; a POST without Content-Length runs 100 MiB): stop following.
     lose(w);
@@ -327,6 +340,14 @@ std::optional<std::string> take_bearer_token(int fd, bool& only_bearer) {
 bool sent_sec_websocket_origin(int fd) {
   const Watch* w = mine(fd);
   return w != nullptr && w->phase == Phase::kAwaiting && w->http->sec_websocket_origin;
+}
+
+std::string take_head_bytes(int fd) {
+  Watch* w = mine(fd);
+  if (w == nullptr || w->plain_heads.empty()) return {};
+  std::string head = std::move(w->plain_heads.front());
+  w->plain_heads.pop_front();
+  return head;
 }
 
 std::string take_request_bytes(int fd) {

@@ -80,6 +80,12 @@ long after_recv(int fd, void* buffer, long received);
 // taken out; reads stop at a head's end, so nothing follows it): what a held upgrade replays.
 // Empty when unknown.
 std::string take_request_bytes(int fd);
+// The head of the (non-upgrade) request lws has just read from `fd`, as it came: what the
+// reverse proxy takes the connection over with. Reads stop at a head's end, so its body (if any)
+// is still in the socket. Empty when unknown: the guard stopped following after an earlier body.
+// Take it at every request head lws reports (FILTER_HTTP_CONNECTION), used or not: a head left
+// here would pass for a later one that the guard no longer follows.
+std::string take_head_bytes(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
 // The bearer token taken out of the upgrade request's Sec-WebSocket-Protocol (see

@@ -65,6 +65,9 @@ void Server::run() {
   for (const auto& route : config.routes) {
     WSB_LOG(kInfo) << "route " << route.path << " -> adapter " << route.adapter_name;
   }
+  for (const auto& proxy : config.proxies) {
+    WSB_LOG(kInfo) << "proxy " << proxy->path << " -> " << proxy->backend_url;
+  }
   if (shards_.size() > 1) {
     WSB_LOG(kInfo) << "serving on " << shards_.size() << " threads";
   }

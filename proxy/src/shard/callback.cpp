@@ -92,6 +92,14 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
                            {{"Connection:", "close"}});
           return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
         }
+        if (listener != nullptr) {
+          // (Taken at every head, used or not: mask_guard.hpp says why.)
+          std::string head = mask_guard::take_head_bytes(lws_get_socket_fd(wsi));
+          if (!self->config_->proxies.empty() &&
+              self->config_->proxy_for(reverse_proxy::request_path_of(head), false) != nullptr) {
+            return self->take_over_for_proxy(wsi, std::move(head));
+          }
+        }
         return 0;
       }
       case LWS_CALLBACK_HTTP_BIND_PROTOCOL:

@@ -67,6 +67,13 @@ int Shard::confirm_upgrade(lws* wsi) {
   }
   const RouteConfig* route =
       lws_get_vhost(wsi) == admin_vhost_ ? nullptr : config_->find_route(uri);
+  if (route == nullptr && lws_get_vhost(wsi) != admin_vhost_ && !config_->proxies.empty()) {
+    std::string head = mask_guard::take_request_bytes(lws_get_socket_fd(wsi));
+    if (config_->proxy_for(reverse_proxy::request_path_of(head), true) != nullptr) {
+      // The WebSocket pass-through: the proxy relays the upgrade to the backend.
+      return take_over_for_proxy(wsi, std::move(head));
+    }
+  }
   if (route == nullptr)
     return refuse_upgrade(wsi, 404, "not_found", "no WebSocket route at this path");
   if (header(wsi, WSI_TOKEN_VERSION) != "13") {

@@ -297,6 +297,7 @@ void Shard::serve() {
     if (lws_service(context_, 0) < 0) break;
     if (!plaintext_waiting_.empty()) serve_waiting_plaintext();
     if (holds_answered_) release_held_upgrades();
+    if (!takeovers_.empty()) take_over_sockets();
     if (!handed_sockets_.empty()) adopt_handed_sockets();
     if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
       finish_draining();
@@ -319,6 +320,11 @@ void Shard::serve() {
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
   relays_.clear();                         // (their streams close with them)
+  if (proxy_) proxy_->shutdown();  // (before the stream client lets go of its streams)
+  proxy_.reset();
+  for (reverse_proxy::Takeover& t : takeovers_) {
+    upgrade_hold::reply_and_close(t.fd, 503, "shutting down", t.ssl);
+  }
   LwsStreamClient::instance().detach(index_);  // streams still open go with the context
   release_retired_configs(true);
   for (auto& [id, held] : held_)

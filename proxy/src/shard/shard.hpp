@@ -19,6 +19,7 @@
 #include "fallback/fallback_transport.hpp"
 #include "fallback/peer_relay.hpp"
 #include "recv_hook/mask_guard.hpp"
+#include "reverse_proxy/proxy_service.hpp"
 #include "server/connection_slots.hpp"
 #include "server/listen_share.hpp"
 #include "server/service_inbox.hpp"
@@ -39,7 +40,8 @@ struct SessionRequest;
 
 class Shard final : private InboxDispatcher,
                     private UnmaskedFrameSink,
-                    private fallback::FallbackHost {
+                    private fallback::FallbackHost,
+                    private reverse_proxy::ProxyHost {
  public:
   // Shard number `index` of `shared.count`; its connection ids are index + 1, index + 1 + count,
   // ...: an id names its shard ((id - 1) % count), and with one shard they are 1, 2, 3, ...
@@ -259,6 +261,17 @@ class Shard final : private InboxDispatcher,
   void tick_fallback_sessions(SteadyClock::time_point now);
   void on_closed(Session* s);
 
+  // The reverse proxy (docs/PROXY.md; proxy_takeover.cpp): a request for a [[proxy]] prefix
+  // takes the socket out of lws' hands, with `head` (the request head lws read).
+  int take_over_for_proxy(lws* wsi, std::string head);
+  void take_over_sockets();  // outside lws callbacks: adopting re-enters lws
+  const std::shared_ptr<const ServerConfig>& current_config() const override { return config_; }
+  bool refusing_new_connections() const override { return refusing_new(); }
+  std::optional<ConnectionSlots::Slot> take_tunnel_slot(const std::string& ip,
+                                                        std::string& why) override;
+  void hand_back(int fd, SSL* ssl, std::string bytes, std::size_t listener) override;
+  lws_context* loop() const override { return context_; }
+
   void enqueue(Session& s, Frame frame);
   void request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue);
 
@@ -293,6 +306,8 @@ class Shard final : private InboxDispatcher,
   // Fallback opens waiting for their route's admission check (Adapter::admit), by hold id.
   std::unordered_map<std::uint64_t, HeldOpen> held_opens_;
   std::vector<HandedSocket> handed_sockets_;  // to adopt from the loop (adopt_handed_sockets)
+  std::vector<reverse_proxy::Takeover> takeovers_;  // for the proxy, from the loop
+  std::unique_ptr<reverse_proxy::ProxyService> proxy_;
   // Requests forwarded to their session's instance, by carrier key (dropped once done).
   std::unordered_map<std::uint64_t, std::shared_ptr<fallback::PeerRelay>> relays_;
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002

@@ -7,6 +7,10 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include "handshake/upgrade_hold.hpp"
 #include "server/this_shard.hpp"
 #include "stream/stream_link.hpp"
 #include "support/discard_unread.hpp"
@@ -70,6 +74,7 @@ void parse_stream_url(const std::string& url, EndpointState& out) {
 class StreamHandle final : public Stream {
  public:
   explicit StreamHandle(std::shared_ptr<StreamLink> link) : link_(std::move(link)) {}
+  const std::shared_ptr<StreamLink>& link() const { return link_; }
   ~StreamHandle() override { link_->close_by_owner(); }
   bool write(std::string_view bytes) override { return link_->write(bytes); }
   std::size_t buffered() const override { return link_->buffered(); }
@@ -191,6 +196,67 @@ std::shared_ptr<StreamEndpoint> LwsStreamClient::endpoint(const StreamOptions& o
     state->resolver = std::make_unique<http_pool::Resolver>(state->host, address);
   }
   return std::make_shared<LwsStreamEndpoint>(std::move(state));
+}
+
+std::unique_ptr<Stream> LwsStreamClient::adopt(int fd, SSL* ssl, StreamHandler& handler,
+                                               const std::string& name) {
+  ShardStreams& shard = g_shards[std::min<std::size_t>(this_shard::index(), kMaxShards - 1)];
+  if (shard.context == nullptr) {
+    if (ssl != nullptr) SSL_free(ssl);
+    ::close(fd);
+    return nullptr;
+  }
+  auto state = std::make_shared<EndpointState>();
+  state->url = name;
+  auto link = std::make_shared<StreamLink>();
+  link->endpoint = std::move(state);
+  link->handler = &handler;
+  link->shard = &shard;
+  link->connected = true;
+  link->ready = true;
+  if (ssl != nullptr) link->tls = TlsClientStream::adopt_established(ssl);
+  lws_adopt_desc_t desc{};
+  desc.vh = shard.vhost;
+  desc.type = LWS_ADOPT_SOCKET;
+  desc.fd.sockfd = fd;
+  desc.vh_prot_name = stream::kProtocol;
+  desc.opaque = link.get();
+  lws* wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+  if (wsi == nullptr) {
+    link->ended = true;  // (lws closed the socket)
+    return nullptr;
+  }
+  link->wsi = wsi;
+  shard.links.insert(link);
+  auto handle = std::make_unique<StreamHandle>(link);
+  if (link->tls) {
+    // Plaintext OpenSSL decrypted beyond the head lws read waits in the session, and no POLLIN
+    // will come for it: read it from the next loop turn (never inside this call).
+    lws_sul_schedule(
+        shard.context, 0, &link->connect_timer.sul,
+        [](lws_sorted_usec_list_t* sul) { stream::LinkTimer::of(sul)->on_rx(nullptr, 0); }, 0);
+  }
+  return handle;
+}
+
+std::optional<LwsStreamClient::Released> LwsStreamClient::release(Stream& stream, bool& busy) {
+  busy = false;
+  auto* handle = dynamic_cast<StreamHandle*>(&stream);
+  if (handle == nullptr) return std::nullopt;
+  const std::shared_ptr<StreamLink>& link = handle->link();
+  if (link->ended || link->wsi == nullptr) return std::nullopt;
+  if (link->buffered() > 0 || lws_partial_buffered(link->wsi) != 0) {
+    busy = true;
+    return std::nullopt;
+  }
+  const auto kept = upgrade_hold::detach_socket(lws_get_socket_fd(link->wsi));
+  if (!kept) return std::nullopt;
+  Released released;
+  released.fd = *kept;
+  if (link->tls) released.ssl = link->tls->release();
+  link->tls.reset();
+  link->fail("handed back", true);  // lws closes the placeholder
+  return released;
 }
 
 void LwsStreamClient::attach(lws_context* context, unsigned shard_index) {

@@ -1,0 +1,54 @@
+// Follows a message body through the bytes of a connection without changing them: the proxy
+// forwards bodies verbatim, chunked or not, and only needs to know where each one ends (what
+// follows is the next message) and how much data it carried (the body size limit). Chunk sizes,
+// extensions and trailers are checked as RFC 9112 section 7.1 says; a malformed one is an error,
+// never a guess. Pure: unit-tested and fuzzed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "reverse_proxy/request_head.hpp"
+
+namespace wsbridge::reverse_proxy {
+
+class BodyFollower {
+ public:
+  // kLength needs `length`; kNone is done at once; kUntilClose never is (the close ends it).
+  explicit BodyFollower(BodyFraming framing = BodyFraming::kNone, std::uint64_t length = 0);
+
+  struct Step {
+    std::size_t used = 0;  // leading bytes of the input that belong to the body
+    bool done = false;     // the body ended within them: what follows is not this body's
+    bool error = false;    // malformed chunk framing (error() says how); stop using the connection
+  };
+  // Follows `len` more bytes.
+  Step feed(const char* data, std::size_t len);
+
+  bool done() const;
+  // Body data so far: the bytes of the chunks for chunked bodies (framing not counted).
+  std::uint64_t payload_bytes() const { return payload_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  enum class Phase : std::uint8_t {
+    kData,          // kLength / kUntilClose data, or inside a chunk
+    kSizeLine,      // a chunk-size line (with extensions) up to its CRLF
+    kDataCrlf,      // the CRLF after a chunk's data
+    kTrailerLine,   // a trailer field line, or the final blank line
+    kDone,
+  };
+  Step fail(std::size_t used, std::string why);
+
+  BodyFraming framing_;
+  Phase phase_ = Phase::kData;
+  std::uint64_t remaining_ = 0;  // kData: bytes left in the body or the chunk
+  std::uint64_t payload_ = 0;
+  std::string line_;             // the size or trailer line so far (bounded)
+  std::size_t trailer_bytes_ = 0;
+  bool after_cr_ = false;        // kDataCrlf: the CR was seen
+  std::string error_;
+};
+
+}  // namespace wsbridge::reverse_proxy

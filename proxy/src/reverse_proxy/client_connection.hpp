@@ -1,0 +1,120 @@
+// One browser connection the reverse proxy drives (proxy_service.hpp says how it got here):
+// its requests one at a time, each relayed to the backend with its body in pieces and its
+// response back the same way (exchange.cpp); a WebSocket upgrade the backend accepts turns the
+// connection into a tunnel of bytes both ways; a request that is not the proxy's hands the
+// connection back to lws.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "reverse_proxy/backend_pool.hpp"
+#include "reverse_proxy/body_follower.hpp"
+#include "reverse_proxy/proxy_service.hpp"
+#include "reverse_proxy/request_head.hpp"
+#include "reverse_proxy/response_head.hpp"
+#include "tls/client_identity.hpp"
+#include "wsbridge/plugin.hpp"
+
+namespace wsbridge::reverse_proxy {
+
+// Between requests, a browser connection stays open this long without a byte.
+inline constexpr std::chrono::seconds kClientKeepAlive{60};
+// Bytes read ahead of where the exchange is (a pipelined request, body not yet taken by the
+// backend) past which reading from the browser pauses.
+inline constexpr std::size_t kReadAheadBytes = 256 * 1024;
+
+class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter {
+ public:
+  ClientConnection(ProxyService& service, Takeover takeover);
+  ~ClientConnection() override;
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
+
+  // Adopts the socket; false when lws could not (it is closed then).
+  bool start();
+  // The shard is stopping: close at once.
+  void abort();
+
+  // The browser.
+  void on_connected() override {}
+  void on_data(std::string_view bytes) override;
+  void on_drained() override;
+  void on_timer() override;
+  void on_closed(std::string_view reason) override;
+
+ private:
+  enum class Phase : std::uint8_t {
+    kHead,         // waiting for (the rest of) a request head
+    kWaiting,      // a request waits for a backend connection
+    kExchange,     // a request is relayed
+    kTunnel,       // a relayed WebSocket
+    kHandingBack,  // waiting for the last response to leave before lws takes over
+    kClosing,      // flushing, then closed
+  };
+
+  // client_connection.cpp: heads, checks, refusals, timers, the end.
+  void process_input();
+  void start_request(RequestHead head, std::size_t head_size);
+  void refuse(unsigned status, std::string_view reason, std::string_view extra_headers = {});
+  void hand_back();
+  void finish(bool keep_open);
+  void close_now();
+  void arm_timer();
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  void count_response(unsigned status);
+  std::chrono::milliseconds config_timeout() const;  // [limits] handshake_timeout
+
+  // exchange.cpp: the backend side.
+  void acquire_backend();
+  void backend_available() override;
+  void backend_connected() override;
+  void backend_data(std::string_view bytes) override;
+  void backend_drained() override;
+  void backend_closed(std::string_view reason) override;
+  void send_request_head();
+  void pump_request_body();
+  bool read_response_head();
+  void relay_response_body(std::string_view bytes);
+  void exchange_done();
+  void backend_failed(unsigned status, std::string_view kind, std::string_view detail);
+  void drop_backend();
+  void start_tunnel();
+
+  ProxyService& service_;
+  Takeover takeover_;
+  std::unique_ptr<Stream> client_;
+  Phase phase_ = Phase::kHead;
+  std::string in_;  // from the browser, not yet used
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  bool client_paused_ = false;
+  bool tls_ = false;
+  std::optional<tls::ClientCertificate> client_cert_;  // verified by the listener (mTLS)
+  BackendPool* waiting_in_ = nullptr;                 // kWaiting: the pool's queue
+
+  // The exchange under way (reset for each request).
+  std::shared_ptr<const ServerConfig> config_;  // as the request found it
+  const ProxyRoute* route_ = nullptr;
+  RequestHead request_;
+  std::string client_address_;  // the client (after the trusted proxies)
+  Identity identity_;           // who the request authenticated as
+  std::string backend_head_;  // the request head for the backend (kept for a retry)
+  BodyFollower request_body_;
+  bool request_done_ = false;     // the whole request body went to the backend
+  bool request_dropped_ = false;  // the response came first: the rest of the body is not sent
+  std::unique_ptr<BackendLink> backend_;
+  bool backend_full_ = false;
+  bool retried_ = false;
+  std::string response_in_;  // backend bytes before the end of the final response head
+  std::optional<ResponseHead> response_;
+  BodyFollower response_body_;
+  bool sent_anything_ = false;  // bytes of a response (interim included) went to the browser
+  bool keep_alive_ = true;      // the browser's connection carries another request after this
+  std::chrono::steady_clock::time_point sent_at_{};  // the request head went to the backend
+  std::optional<ConnectionSlots::Slot> tunnel_slot_;
+  std::string tunnel_path_;  // a relayed WebSocket was counted open under this prefix
+};
+
+}  // namespace wsbridge::reverse_proxy

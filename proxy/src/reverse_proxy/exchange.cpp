@@ -1,0 +1,267 @@
+// The backend's side of a relayed request: a connection from the pool, the request head and
+// its body in pieces (pausing the browser while the backend is slow), the response head and its
+// body back the same way (pausing the backend while the browser is slow), failures answered
+// 502 / 503 / 504, and the WebSocket tunnel after a 101.
+#include "reverse_proxy/client_connection.hpp"
+#include "reverse_proxy/forward_headers.hpp"
+#include "reverse_proxy/proxy_metrics.hpp"
+#include "wsbridge/log.hpp"
+
+namespace wsbridge::reverse_proxy {
+
+namespace {
+// A response head (interim ones included) from the backend may be this long.
+constexpr std::size_t kMaxResponseHeadBytes = 64 * 1024;
+}  // namespace
+
+void ClientConnection::acquire_backend() {
+  phase_ = Phase::kWaiting;
+  sent_at_ = std::chrono::steady_clock::now();
+  BackendPool& pool = service_.pool_for(*route_);
+  backend_ = pool.acquire(*this);
+  if (!backend_) {
+    if (!pool.wait(*this)) {
+      return backend_failed(503, "busy", "too many requests wait for this backend");
+    }
+    waiting_in_ = &pool;
+    arm_timer();
+    return;
+  }
+  phase_ = Phase::kExchange;
+  arm_timer();
+  if (backend_->connected()) send_request_head();
+}
+
+void ClientConnection::backend_available() {
+  waiting_in_ = nullptr;
+  if (phase_ == Phase::kWaiting) acquire_backend();
+}
+
+void ClientConnection::backend_connected() {
+  if (phase_ == Phase::kExchange) send_request_head();
+}
+
+void ClientConnection::send_request_head() {
+  sent_at_ = std::chrono::steady_clock::now();
+  backend_full_ = !backend_->stream().write(backend_head_);
+  pump_request_body();
+}
+
+// Moves what the browser sent of the body to the backend, as far as the backend takes it.
+void ClientConnection::pump_request_body() {
+  if (phase_ == Phase::kExchange && backend_ && backend_->connected() && !request_done_) {
+    while (!in_.empty() && !backend_full_ && !request_done_) {
+      const auto step = request_body_.feed(in_.data(), in_.size());
+      if (step.error) {
+        return refuse(400, "malformed chunked request body: " + request_body_.error());
+      }
+      if (request_body_.payload_bytes() > route_->max_body_bytes) {
+        return refuse(413, "the request body is over " + std::to_string(route_->max_body_bytes) +
+                               " bytes");
+      }
+      if (!request_dropped_) {
+        backend_full_ = !backend_->stream().write(std::string_view(in_).substr(0, step.used));
+      }
+      in_.erase(0, step.used);
+      if (step.done) request_done_ = true;
+    }
+  }
+  // Past the body, or while the backend is slow, the browser waits (TCP holds it back).
+  const bool hold = (request_done_ && !in_.empty()) || in_.size() > kReadAheadBytes ||
+                    (backend_full_ && !in_.empty());
+  if (hold != client_paused_ && client_) {
+    client_->pause_reading(hold);
+    client_paused_ = hold;
+  }
+}
+
+void ClientConnection::backend_drained() {
+  touch();
+  if (phase_ == Phase::kTunnel) {
+    if (client_paused_ && client_) {
+      client_->pause_reading(false);
+      client_paused_ = false;
+    }
+    return;
+  }
+  backend_full_ = false;
+  pump_request_body();
+}
+
+void ClientConnection::backend_data(std::string_view bytes) {
+  touch();
+  if (phase_ == Phase::kTunnel) {
+    if (client_ && !client_->write(bytes)) backend_->stream().pause_reading(true);
+    return;
+  }
+  if (phase_ != Phase::kExchange) return;
+  if (response_) return relay_response_body(bytes);
+  response_in_.append(bytes);
+  if (!read_response_head()) return;
+  if (phase_ == Phase::kTunnel) return;
+  std::string rest = std::move(response_in_);
+  response_in_.clear();
+  if (!rest.empty() || response_body_.done()) relay_response_body(rest);
+}
+
+// Parses response heads from response_in_: interim ones pass to the browser, the final one
+// starts the body. True once the final head is in (response_in_ holds what followed it).
+bool ClientConnection::read_response_head() {
+  while (!response_) {
+    const std::size_t end = find_head_end(response_in_);
+    if (end == std::string::npos) {
+      if (response_in_.size() > kMaxResponseHeadBytes) {
+        backend_failed(502, "malformed", "the backend's response head is too large");
+      }
+      return false;
+    }
+    std::string error;
+    auto head = parse_response_head(std::string_view(response_in_).substr(0, end),
+                                    request_.method, error);
+    if (!head) {
+      backend_failed(502, "malformed", "the backend's response is malformed: " + error);
+      return false;
+    }
+    response_in_.erase(0, end);
+    if (head->status == 101) {
+      if (!request_.websocket_upgrade) {
+        backend_failed(502, "malformed", "the backend switched protocols unasked");
+        return false;
+      }
+      response_ = std::move(*head);
+      start_tunnel();
+      return true;
+    }
+    if (head->status < 200) {
+      // 100 Continue and friends: the browser may want them; HTTP/1.0 ones cannot read them.
+      if (request_.minor_version >= 1) {
+        client_->write(client_response_head(*head, true));
+        sent_anything_ = true;
+      }
+      continue;
+    }
+    // The final response. Sent before the request body was all here: the rest is not sent,
+    // and the browser's connection ends with this response (where its body ends is unknown).
+    if (!request_done_) {
+      request_dropped_ = true;
+      keep_alive_ = false;
+    }
+    if (!head->keep_alive) keep_alive_ = keep_alive_ && head->body != BodyFraming::kUntilClose;
+    if (request_.websocket_upgrade) keep_alive_ = false;  // refused: the browser may try again
+    response_ = std::move(*head);
+    response_body_ = BodyFollower(response_->body, response_->content_length);
+    if (client_->write(client_response_head(*response_, keep_alive_)) == false) {
+      backend_->stream().pause_reading(true);
+    }
+    sent_anything_ = true;
+    count_response(response_->status);
+  }
+  return true;
+}
+
+void ClientConnection::relay_response_body(std::string_view bytes) {
+  if (!response_body_.done()) {
+    const auto step = response_body_.feed(bytes.data(), bytes.size());
+    if (step.used > 0 && client_ && !client_->write(bytes.substr(0, step.used)) && backend_) {
+      backend_->stream().pause_reading(true);
+    }
+    if (step.error) {
+      WSB_LOG(kWarn) << "proxy: " << route_->path
+                     << ": malformed response body from the backend (" << response_body_.error()
+                     << "): closing";
+      proxy_metrics::backend_error(route_->path, "malformed");
+      return close_now();
+    }
+    if (!step.done) return;
+    bytes.remove_prefix(step.used);
+  }
+  // Bytes past the end of the response: a backend that talks out of turn is not reused.
+  if (!bytes.empty()) drop_backend();
+  exchange_done();
+}
+
+void ClientConnection::exchange_done() {
+  const bool reusable = backend_ && response_ && response_->keep_alive && request_done_ &&
+                        !request_dropped_ && response_->body != BodyFraming::kUntilClose;
+  if (reusable) {
+    service_.pool_for(*route_).give_back(std::move(backend_));
+  }
+  finish(keep_alive_);
+}
+
+void ClientConnection::backend_closed(std::string_view reason) {
+  const bool reused = backend_ && backend_->reused();
+  const bool connected = backend_ && backend_->connected();
+  backend_.reset();
+  if (phase_ == Phase::kTunnel) return finish(false);
+  if (phase_ != Phase::kExchange) return;
+  if (response_) {
+    if (response_->body == BodyFraming::kUntilClose) {
+      keep_alive_ = false;
+      return exchange_done();
+    }
+    // Cut off in the middle: the browser sees the body end early, as it did.
+    WSB_LOG(kInfo) << "proxy: " << route_->path << ": the backend closed mid-response (" << reason
+                   << ")";
+    proxy_metrics::backend_error(route_->path, "reset");
+    return close_now();
+  }
+  // A kept-alive connection the backend closed as the request went out: once, on a new one,
+  // when nothing of the request is lost (no body) and nothing answered yet.
+  if (reused && !retried_ && request_.body == BodyFraming::kNone && response_in_.empty()) {
+    retried_ = true;
+    return acquire_backend();
+  }
+  const bool connecting = !connected;
+  backend_failed(502, connecting ? "connect" : "reset",
+                 std::string(connecting ? "cannot reach the backend: " : "the backend closed: ") +
+                     std::string(reason));
+}
+
+void ClientConnection::backend_failed(unsigned status, std::string_view kind,
+                                      std::string_view detail) {
+  if (route_ != nullptr) {
+    proxy_metrics::backend_error(route_->path, kind);
+    WSB_LOG(kWarn) << "proxy: " << request_.method << " " << request_.path() << " -> "
+                   << route_->backend_url << ": " << detail << " (" << status << ")";
+  }
+  if (sent_anything_ && response_) return close_now();
+  refuse(status, detail);
+}
+
+void ClientConnection::drop_backend() {
+  if (waiting_in_ != nullptr) {
+    waiting_in_->cancel_wait(*this);
+    waiting_in_ = nullptr;
+  }
+  backend_.reset();
+}
+
+// 101 from the backend: its head to the browser, then bytes both ways until either side ends.
+void ClientConnection::start_tunnel() {
+  phase_ = Phase::kTunnel;
+  count_response(101);
+  tunnel_path_ = route_->path;
+  proxy_metrics::tunnel_opened(tunnel_path_);
+  client_->write(client_response_head(*response_, true));
+  sent_anything_ = true;
+  if (!response_in_.empty()) {
+    client_->write(response_in_);
+    response_in_.clear();
+  }
+  if (client_paused_) {
+    client_->pause_reading(false);
+    client_paused_ = false;
+  }
+  if (!in_.empty()) {
+    std::string early = std::move(in_);
+    in_.clear();
+    if (!backend_->stream().write(early)) {
+      client_->pause_reading(true);
+      client_paused_ = true;
+    }
+  }
+  arm_timer();
+}
+
+}  // namespace wsbridge::reverse_proxy

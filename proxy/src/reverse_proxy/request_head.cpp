@@ -1,0 +1,262 @@
+// A browser's request head, read strictly (request_head.hpp). The field-line rules here are also
+// the response parser's and the chunked trailers' (namespace detail below): one reading of a
+// field line for every head the proxy relays, so that no two of its parsers disagree.
+#include "reverse_proxy/request_head.hpp"
+
+#include <charconv>
+#include <vector>
+
+#include "wsbridge/text.hpp"
+
+namespace wsbridge::reverse_proxy {
+
+// Shared with response_head.cpp and body_follower.cpp, which declare what they use (there is no
+// private header for three functions; keep the declarations there in step with these).
+namespace detail {
+
+bool parse_field_line(std::string_view line, HttpHeader& field, std::string& why) {
+  if (line.find_first_of("\r\n") != std::string_view::npos) {
+    why = "a bare CR or LF in a field line";
+    return false;
+  }
+  if (line.front() == ' ' || line.front() == '\t') {
+    // obs-fold: RFC 9112 5.2 lets a proxy refuse it; joining lines is a reading others may not
+    // share.
+    why = "obsolete line folding";
+    return false;
+  }
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos) {
+    why = "a field line without a colon";
+    return false;
+  }
+  const std::string_view name = line.substr(0, colon);
+  if (!is_http_token(name)) {
+    // "Transfer-Encoding : chunked" is the classic: some servers read it, some do not.
+    why = !name.empty() && (name.back() == ' ' || name.back() == '\t')
+              ? "whitespace before a field's colon"
+              : "a field name that is not a token";
+    return false;
+  }
+  const std::string_view value = text::trim(line.substr(colon + 1));
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) {
+      why = "a control character in a field value";
+      return false;
+    }
+  }
+  field.name = std::string(name);
+  field.value = std::string(value);
+  return true;
+}
+
+// `rest` is what follows the start line's CRLF: field lines, each ending CRLF, then the empty line
+// that ends the head (and nothing after it).
+bool parse_fields(std::string_view rest, HttpHeaders& fields, std::string& why) {
+  while (true) {
+    const auto eol = rest.find("\r\n");
+    if (eol == std::string_view::npos) {
+      why = rest.find('\n') != std::string_view::npos ? "a bare LF ending a line"
+                                                      : "the head does not end with an empty line";
+      return false;
+    }
+    const std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    if (line.empty()) {
+      if (!rest.empty()) {
+        why = "bytes after the head's empty line";
+        return false;
+      }
+      return true;
+    }
+    HttpHeader field;
+    if (!parse_field_line(line, field, why)) return false;
+    fields.push_back(std::move(field));
+  }
+}
+
+// The elements of the comma-separated lists in every field named `name`, trimmed; empty elements
+// are skipped (RFC 9110 5.6.1).
+std::vector<std::string_view> list_elements(const HttpHeaders& fields, std::string_view name) {
+  std::vector<std::string_view> out;
+  for (const auto& f : fields) {
+    if (!text::iequals(f.name, name)) continue;
+    std::string_view list = f.value;
+    while (true) {
+      const auto comma = list.find(',');
+      const std::string_view element = text::trim(list.substr(0, comma));
+      if (!element.empty()) out.push_back(element);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return out;
+}
+
+bool list_has(const HttpHeaders& fields, std::string_view name, std::string_view token) {
+  for (const std::string_view element : list_elements(fields, name)) {
+    if (text::iequals(element, token)) return true;
+  }
+  return false;
+}
+
+// Content-Length: absent (false, no `why`), or one decimal number however often it is repeated
+// ("5", "5, 5", two fields of "5"); anything else is refused with `why`.
+bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& length,
+                    std::string& why) {
+  present = false;
+  for (const auto& f : fields) {
+    if (!text::iequals(f.name, "content-length")) continue;
+    std::string_view list = f.value;
+    while (true) {
+      const auto comma = list.find(',');
+      const std::string_view element = text::trim(list.substr(0, comma));
+      std::uint64_t value = 0;
+      // Digits only: from_chars alone would take "-0" for a signed type and stop at "5x".
+      const bool digits = !element.empty() && element.find_first_not_of("0123456789") ==
+                                                  std::string_view::npos;
+      const auto [end, ec] =
+          std::from_chars(element.data(), element.data() + element.size(), value);
+      if (!digits || ec != std::errc() || end != element.data() + element.size()) {
+        why = ec == std::errc::result_out_of_range ? "a Content-Length too large"
+                                                    : "a Content-Length that is not a number";
+        return false;
+      }
+      if (present && value != length) {
+        why = "Content-Length values that differ";
+        return false;
+      }
+      present = true;
+      length = value;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return true;
+}
+
+// 0: no Transfer-Encoding; 1: exactly "chunked"; 2: a field without a coding; 3: anything else
+// (another coding, several, or chunked twice).
+int transfer_coding(const HttpHeaders& fields) {
+  if (find_header(fields, "transfer-encoding") == nullptr) return 0;
+  const auto codings = list_elements(fields, "transfer-encoding");
+  if (codings.empty()) return 2;
+  return codings.size() == 1 && text::iequals(codings.front(), "chunked") ? 1 : 3;
+}
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::size_t kMaxTargetBytes = 8192;
+
+// A Host value: uri-host [":" port] (reg-name, IPv4 or an IP literal in brackets), possibly
+// empty. What the proxy forwards as X-Forwarded-Host and Forwarded's host= must be a host.
+bool valid_host(std::string_view host) {
+  for (const char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+HeadError refuse(unsigned status, std::string reason) { return HeadError{status, std::move(reason)}; }
+
+}  // namespace
+
+std::string_view RequestHead::path() const {
+  return std::string_view(target).substr(0, target.find('?'));
+}
+
+std::size_t find_head_end(std::string_view buffer) {
+  const auto blank = buffer.find("\r\n\r\n");
+  return blank == std::string_view::npos ? std::string_view::npos : blank + 4;
+}
+
+std::variant<RequestHead, HeadError> parse_request_head(std::string_view head) {
+  // The request line. Empty lines before it (which RFC 9112 2.2 lets a server skip) are refused:
+  // find_head_end would take "\r\n\r\n" at the start of a buffer for a whole head, so skipping
+  // them could not be done consistently, and no browser sends them.
+  const auto eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return refuse(400, "no request line");
+  const std::string_view line = head.substr(0, eol);
+  if (line.empty()) return refuse(400, "an empty line before the request line");
+  const auto sp1 = line.find(' ');
+  const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return refuse(400, "a malformed request line");
+  RequestHead request;
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (!is_http_token(method)) return refuse(400, "a method that is not a token");
+  // CONNECT would make the connection a tunnel to wherever the client names: not relayed.
+  if (method == "CONNECT") return refuse(501, "CONNECT is not relayed");
+  if (target.size() > kMaxTargetBytes) return refuse(414, "a request target over 8 KiB");
+  if (target.empty() || target.front() != '/') {
+    return refuse(400, "a request target that is not a path (origin-form)");
+  }
+  for (const char c : target) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '#') {
+      return refuse(400, "whitespace, a control character or '#' in the request target");
+    }
+  }
+  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
+      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
+    return refuse(400, "a malformed HTTP version");
+  }
+  if (version[5] != '1' || version[7] > '1') return refuse(505, "only HTTP/1.0 and 1.1 are served");
+  request.method = std::string(method);
+  request.target = std::string(target);
+  request.minor_version = static_cast<unsigned>(version[7] - '0');
+
+  if (head.size() > kMaxHeadBytes) return refuse(431, "a request head over 16 KiB");
+  std::string why;
+  if (!detail::parse_fields(head.substr(eol + 2), request.headers, why)) return refuse(400, why);
+  const HttpHeaders& fields = request.headers;
+
+  // Framing (RFC 9112 6.1-6.3): exactly one reading, or none.
+  bool has_length = false;
+  if (!detail::content_length(fields, has_length, request.content_length, why)) {
+    return refuse(400, why);
+  }
+  const int coding = detail::transfer_coding(fields);
+  if (coding != 0) {
+    if (request.minor_version == 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (has_length) return refuse(400, "both Transfer-Encoding and Content-Length");
+    if (coding == 2) return refuse(400, "an empty Transfer-Encoding");
+    if (coding == 3) return refuse(501, "a transfer coding other than chunked");
+    request.body = BodyFraming::kChunked;
+  } else if (has_length) {
+    // Content-Length: 0 stays kLength (with 0): the backend then gets "Content-Length: 0", which
+    // some servers require on a POST.
+    request.body = BodyFraming::kLength;
+  }
+
+  std::size_t hosts = 0;
+  for (const auto& f : fields) {
+    if (!text::iequals(f.name, "host")) continue;
+    if (++hosts > 1) return refuse(400, "more than one Host");
+    if (!valid_host(f.value)) return refuse(400, "a Host that is not a host");
+  }
+  if (hosts == 0 && request.minor_version == 1) return refuse(400, "no Host in an HTTP/1.1 request");
+
+  const bool close = detail::list_has(fields, "connection", "close");
+  request.keep_alive = request.minor_version == 1
+                           ? !close
+                           : !close && detail::list_has(fields, "connection", "keep-alive");
+  // RFC 6455 4.1: GET, HTTP/1.1 at least, Upgrade naming websocket, Connection naming upgrade.
+  request.websocket_upgrade = request.method == "GET" && request.minor_version == 1 &&
+                              detail::list_has(fields, "upgrade", "websocket") &&
+                              detail::list_has(fields, "connection", "upgrade");
+  for (const auto& f : fields) {
+    if (text::iequals(f.name, "expect") && text::iequals(f.value, "100-continue")) {
+      request.expect_continue = true;
+    }
+  }
+  return request;
+}
+
+}  // namespace wsbridge::reverse_proxy

@@ -1,0 +1,72 @@
+// Requests for [[proxy]] prefixes (docs/PROXY.md): the shard takes the browser's socket out of
+// lws' hands (as for a held upgrade: handshake/upgrade_hold.hpp) and gives it to the reverse
+// proxy, which drives it from the next loop turn on; and the proxy gives connections back when
+// a request comes that is not its own.
+#include "shard/shard_parts.hpp"
+
+#include <algorithm>
+
+#include "handshake/upgrade_hold.hpp"
+#include "recv_hook/mask_guard.hpp"
+#include "tls/session_handover.hpp"
+
+namespace wsbridge {
+
+int Shard::take_over_for_proxy(lws* wsi, std::string head) {
+  const int fd = lws_get_socket_fd(wsi);
+  if (head.empty()) {
+    // The recv hook stopped following this connection's heads after an earlier request body
+    // lws read: the head is not known as it came. Closing before any answer makes a browser
+    // send the request again on a new connection (as after a keep-alive race).
+    WSB_LOG(kInfo) << "proxy: a request from " << peer_address(wsi)
+                   << " after a request body on the same connection: closing it";
+    return -1;
+  }
+  const auto listener = std::find(listener_vhosts_.begin(), listener_vhosts_.end(),
+                                  lws_get_vhost(wsi));
+  if (listener == listener_vhosts_.end()) return -1;  // (never: the admin vhost is excluded)
+  std::string peer = peer_address(wsi);  // (before the socket leaves its number)
+  const auto kept = upgrade_hold::detach_socket(fd);
+  if (!kept) {
+    WSB_LOG(kWarn) << "proxy: out of file descriptors: closing the connection of " << peer;
+    return -1;
+  }
+  mask_guard::forget(fd);
+  reverse_proxy::Takeover takeover;
+  takeover.fd = *kept;
+  takeover.head = std::move(head);
+  takeover.listener = static_cast<std::size_t>(listener - listener_vhosts_.begin());
+  takeover.peer = std::move(peer);
+  // lws closes its connection (and its SSL) when this returns: the session stays with us.
+  if (lws_is_ssl(wsi) != 0) takeover.ssl = tls::keep_session(lws_get_ssl(wsi));
+  takeovers_.push_back(std::move(takeover));
+  return -1;  // lws closes the placeholder left under its descriptor number
+}
+
+void Shard::take_over_sockets() {
+  std::vector<reverse_proxy::Takeover> takeovers;
+  takeovers.swap(takeovers_);
+  if (!proxy_) {
+    proxy_ = std::make_unique<reverse_proxy::ProxyService>(
+        static_cast<reverse_proxy::ProxyHost&>(*this));
+  }
+  for (reverse_proxy::Takeover& takeover : takeovers) proxy_->take_over(std::move(takeover));
+}
+
+std::optional<ConnectionSlots::Slot> Shard::take_tunnel_slot(const std::string& ip,
+                                                             std::string& why) {
+  ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
+  auto slot = shared_.slots.take(ip, config_->limits.max_connections,
+                                 config_->limits.max_connections_per_ip, refusal);
+  if (!slot) {
+    why = refusal == ConnectionSlots::Refusal::kPerIp ? "too many connections from this address"
+                                                      : "too many connections";
+  }
+  return slot;
+}
+
+void Shard::hand_back(int fd, SSL* ssl, std::string bytes, std::size_t listener) {
+  handed_sockets_.push_back(HandedSocket{fd, std::move(bytes), listener, ssl});
+}
+
+}  // namespace wsbridge
