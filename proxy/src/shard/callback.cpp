@@ -85,20 +85,19 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         if (listener != nullptr && listener->redirect_to_https) {
           return self->redirect_to_https(wsi, *listener->redirect_to_https);
         }
+        // (Taken at every head, used or not: mask_guard.hpp says why.) The proxy reads the
+        // head itself, framing included (chunked request bodies are relayed).
+        std::string head = mask_guard::take_head_bytes(lws_get_socket_fd(wsi));
+        if (listener != nullptr && !self->config_->proxies.empty() &&
+            self->config_->proxy_for(reverse_proxy::request_path_of(head), false) != nullptr) {
+          return self->take_over_for_proxy(wsi, std::move(head));
+        }
         if (auto problem = framing_problem(wsi, false)) {
           WSB_LOG(kInfo) << "refused a request from " << peer_address(wsi) << ": "
                          << problem->status << " " << problem->reason;
           write_http_reply(wsi, problem->status, "text/plain", problem->reason + "\n",
                            {{"Connection:", "close"}});
           return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
-        }
-        if (listener != nullptr) {
-          // (Taken at every head, used or not: mask_guard.hpp says why.)
-          std::string head = mask_guard::take_head_bytes(lws_get_socket_fd(wsi));
-          if (!self->config_->proxies.empty() &&
-              self->config_->proxy_for(reverse_proxy::request_path_of(head), false) != nullptr) {
-            return self->take_over_for_proxy(wsi, std::move(head));
-          }
         }
         return 0;
       }
