@@ -64,9 +64,8 @@ void read_host_header(ConfigTable& t, ProxyRoute& route) {
 void connect_backend(ConfigTable& t, ProxyRoute& route) {
   StreamOptions options;
   options.url = std::string(route.backend.tls ? "ssl://" : "tcp://") +
-                (route.backend.host.find(':') != std::string::npos
-                     ? "[" + route.backend.host + "]"
-                     : route.backend.host) +
+                (route.backend.host.find(':') != std::string::npos ? "[" + route.backend.host + "]"
+                                                                   : route.backend.host) +
                 ":" + std::to_string(route.backend.port);
   options.ca_file = route.ca_file;
   options.verify_server = route.verify_backend;
@@ -112,8 +111,9 @@ void read_proxy_tables(ConfigTable& top, ServerConfig& config) {
     read_host_header(t, *route);
     route->websocket = t.boolean("websocket").value_or(true);
     if (!route->http && !route->websocket) {
-      t.fail_at("websocket", "a ws:// or wss:// backend only takes WebSocket upgrades: "
-                             "'websocket = false' leaves it nothing");
+      t.fail_at("websocket",
+                "a ws:// or wss:// backend only takes WebSocket upgrades: "
+                "'websocket = false' leaves it nothing");
     }
     route->forward_identity = t.boolean("forward_identity").value_or(true);
     if (auto v = t.byte_size("max_body_bytes", 0, 1ull << 40)) route->max_body_bytes = *v;

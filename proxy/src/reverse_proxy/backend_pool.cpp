@@ -37,7 +37,8 @@ void BackendLink::on_closed(std::string_view reason) {
 
 BackendPool::BackendPool(std::shared_ptr<StreamEndpoint> endpoint, std::size_t max_open,
                          std::chrono::milliseconds keepalive)
-    : endpoint_(std::move(endpoint)), max_open_(std::max<std::size_t>(max_open, 1)),
+    : endpoint_(std::move(endpoint)),
+      max_open_(std::max<std::size_t>(max_open, 1)),
       keepalive_(keepalive) {}
 
 BackendPool::~BackendPool() {
@@ -93,7 +94,8 @@ void BackendPool::link_gone() {
 }
 
 void BackendPool::idle_link_ended(BackendLink& link) {
-  auto it = std::find_if(idle_.begin(), idle_.end(), [&](const auto& p) { return p.get() == &link; });
+  auto it =
+      std::find_if(idle_.begin(), idle_.end(), [&](const auto& p) { return p.get() == &link; });
   if (it == idle_.end()) return;
   std::unique_ptr<BackendLink> gone = std::move(*it);
   idle_.erase(it);

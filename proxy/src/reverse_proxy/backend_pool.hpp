@@ -93,8 +93,8 @@ class BackendPool {
 
  private:
   friend class BackendLink;
-  void link_gone();                           // a link was destroyed: room for one more
-  void idle_link_ended(BackendLink& link);    // an idle link closed or expired
+  void link_gone();                         // a link was destroyed: room for one more
+  void idle_link_ended(BackendLink& link);  // an idle link closed or expired
   void wake_one();
 
   std::shared_ptr<StreamEndpoint> endpoint_;

@@ -18,19 +18,32 @@ namespace {
 
 std::string_view reason_phrase(unsigned status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
   }
 }
 
@@ -50,8 +63,8 @@ bool ClientConnection::start() {
   in_ = std::move(takeover_.head);
   SSL* ssl = std::exchange(takeover_.ssl, nullptr);
   tls_ = ssl != nullptr;
-  client_ = LwsStreamClient::instance().adopt(takeover_.fd, ssl, *this,
-                                              "the client " + takeover_.peer);
+  client_ =
+      LwsStreamClient::instance().adopt(takeover_.fd, ssl, *this, "the client " + takeover_.peer);
   if (!client_) return false;
   if (tls_) client_cert_ = tls::verified_client_certificate(ssl);
   process_input();
@@ -129,6 +142,7 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   if (route_ == nullptr) return hand_back();
   in_.erase(0, head_size);
   request_ = std::move(head);
+  if (auto problem = unsafe_path(request_.path())) return refuse(400, *problem);
   const std::size_t listener = takeover_.listener;
   const ListenerConfig* listener_config =
       listener < config_->listeners.size() ? &config_->listeners[listener] : nullptr;
@@ -164,8 +178,8 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   identity_.request_uri = std::string(request_.path());
 
   if (request_.body == BodyFraming::kLength && request_.content_length > route_->max_body_bytes) {
-    return refuse(413, "the request body is over " + std::to_string(route_->max_body_bytes) +
-                           " bytes");
+    return refuse(413,
+                  "the request body is over " + std::to_string(route_->max_body_bytes) + " bytes");
   }
   if (request_.websocket_upgrade) {
     if (service_.host().refusing_new_connections()) {
@@ -197,16 +211,16 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
 void ClientConnection::refuse(unsigned status, std::string_view reason,
                               std::string_view extra_headers) {
   WSB_LOG(kInfo) << "proxy: refused " << request_.method << " " << request_.path() << " from "
-                 << (client_address_.empty() ? takeover_.peer : client_address_) << ": "
-                 << status << " " << reason;
+                 << (client_address_.empty() ? takeover_.peer : client_address_) << ": " << status
+                 << " " << reason;
   drop_backend();
   tunnel_slot_.reset();
   if (client_ && !sent_anything_) {
     const std::string body = std::string(reason) + "\n";
-    std::string reply = "HTTP/1.1 " + std::to_string(status) + " " +
-                        std::string(reason_phrase(status)) +
-                        "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\nConnection: close\r\n";
+    std::string reply =
+        "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
+        "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\nConnection: close\r\n";
     reply.append(extra_headers);
     reply += "\r\n";
     if (request_.method != "HEAD") reply += body;
@@ -303,8 +317,8 @@ void ClientConnection::on_timer() {
   const auto now = steady_clock::now();
   switch (phase_) {
     case Phase::kHead:
-      if (now - last_activity_ >= (in_.empty() ? milliseconds(kClientKeepAlive)
-                                               : milliseconds(config_timeout()))) {
+      if (now - last_activity_ >=
+          (in_.empty() ? milliseconds(kClientKeepAlive) : milliseconds(config_timeout()))) {
         return close_now();  // an idle keep-alive connection, or a head that never ended
       }
       break;

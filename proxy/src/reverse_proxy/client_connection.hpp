@@ -92,7 +92,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   bool client_paused_ = false;
   bool tls_ = false;
   std::optional<tls::ClientCertificate> client_cert_;  // verified by the listener (mTLS)
-  BackendPool* waiting_in_ = nullptr;                 // kWaiting: the pool's queue
+  BackendPool* waiting_in_ = nullptr;                  // kWaiting: the pool's queue
 
   // The exchange under way (reset for each request).
   std::shared_ptr<const ServerConfig> config_;  // as the request found it
@@ -100,7 +100,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   RequestHead request_;
   std::string client_address_;  // the client (after the trusted proxies)
   Identity identity_;           // who the request authenticated as
-  std::string backend_head_;  // the request head for the backend (kept for a retry)
+  std::string backend_head_;    // the request head for the backend (kept for a retry)
   BodyFollower request_body_;
   bool request_done_ = false;     // the whole request body went to the backend
   bool request_dropped_ = false;  // the response came first: the rest of the body is not sent

@@ -56,8 +56,8 @@ void ClientConnection::pump_request_body() {
         return refuse(400, "malformed chunked request body: " + request_body_.error());
       }
       if (request_body_.payload_bytes() > route_->max_body_bytes) {
-        return refuse(413, "the request body is over " + std::to_string(route_->max_body_bytes) +
-                               " bytes");
+        return refuse(
+            413, "the request body is over " + std::to_string(route_->max_body_bytes) + " bytes");
       }
       if (!request_dropped_) {
         backend_full_ = !backend_->stream().write(std::string_view(in_).substr(0, step.used));
@@ -116,8 +116,8 @@ bool ClientConnection::read_response_head() {
       return false;
     }
     std::string error;
-    auto head = parse_response_head(std::string_view(response_in_).substr(0, end),
-                                    request_.method, error);
+    auto head =
+        parse_response_head(std::string_view(response_in_).substr(0, end), request_.method, error);
     if (!head) {
       backend_failed(502, "malformed", "the backend's response is malformed: " + error);
       return false;
@@ -166,9 +166,8 @@ void ClientConnection::relay_response_body(std::string_view bytes) {
       backend_->stream().pause_reading(true);
     }
     if (step.error) {
-      WSB_LOG(kWarn) << "proxy: " << route_->path
-                     << ": malformed response body from the backend (" << response_body_.error()
-                     << "): closing";
+      WSB_LOG(kWarn) << "proxy: " << route_->path << ": malformed response body from the backend ("
+                     << response_body_.error() << "): closing";
       proxy_metrics::backend_error(route_->path, "malformed");
       return close_now();
     }

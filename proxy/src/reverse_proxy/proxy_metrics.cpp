@@ -19,7 +19,8 @@ constexpr std::string_view kRequestsHelp =
 metrics::Counter& requests(std::string_view proxy, unsigned status_class) {
   thread_local std::map<std::string, std::array<metrics::Counter*, 6>, std::less<>> cache;
   auto it = cache.find(proxy);
-  if (it == cache.end()) it = cache.emplace(std::string(proxy), std::array<metrics::Counter*, 6>{}).first;
+  if (it == cache.end())
+    it = cache.emplace(std::string(proxy), std::array<metrics::Counter*, 6>{}).first;
   metrics::Counter*& counter = it->second[status_class];
   if (counter == nullptr) {
     counter = &metrics::Registry::global().counter(

@@ -57,10 +57,10 @@ class ProxyHost {
 // A browser connection the shard took from lws for the proxy.
 struct Takeover {
   int fd = -1;
-  ssl_st* ssl = nullptr;  // the TLS session (its reference), or null
-  std::string head;       // the request head lws read, as it came
+  ssl_st* ssl = nullptr;     // the TLS session (its reference), or null
+  std::string head;          // the request head lws read, as it came
   std::size_t listener = 0;  // the listener's index in the configuration
-  std::string peer;            // the TCP peer's address
+  std::string peer;          // the TCP peer's address
 };
 
 class ProxyService {

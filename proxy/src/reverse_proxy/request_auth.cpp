@@ -1,5 +1,6 @@
 #include "reverse_proxy/request_auth.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "wsbridge/text.hpp"
@@ -27,6 +28,25 @@ std::optional<std::string> joined(const HttpHeaders& headers, std::string_view n
 }
 
 }  // namespace
+
+std::optional<std::string> unsafe_path(std::string_view path) {
+  if (path.find('\\') != std::string_view::npos) return "a backslash in the path";
+  std::string lowered = text::lower(path);
+  if (lowered.find("%00") != std::string::npos) return "an encoded NUL in the path";
+  if (lowered.find("%5c") != std::string::npos) return "an encoded backslash in the path";
+  // Segments with their dots decoded: "." and ".." (and "%2e", "%2E%2e", ...).
+  std::size_t start = 0;
+  while (start <= lowered.size()) {
+    const std::size_t end = std::min(lowered.find('/', start), lowered.size());
+    std::string segment = lowered.substr(start, end - start);
+    for (std::size_t at; (at = segment.find("%2e")) != std::string::npos;) {
+      segment.replace(at, 3, ".");
+    }
+    if (segment == "." || segment == "..") return "a dot segment in the path";
+    start = end + 1;
+  }
+  return std::nullopt;
+}
 
 std::string percent_decode(std::string_view in) {
   std::string out;
@@ -65,9 +85,9 @@ auth::HandshakeRequest handshake_request_of(const RequestHead& head) {
       query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
       if (arg.empty()) continue;
       const auto eq = arg.find('=');
-      request.query.emplace_back(percent_decode(arg.substr(0, eq)),
-                                 eq == std::string_view::npos ? ""
-                                                              : percent_decode(arg.substr(eq + 1)));
+      request.query.emplace_back(
+          percent_decode(arg.substr(0, eq)),
+          eq == std::string_view::npos ? "" : percent_decode(arg.substr(eq + 1)));
     }
   }
   return request;
