@@ -162,6 +162,7 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
       case Phase::kDataCrlf: {
         const char c = data[i++];
         if (c != (after_cr_ ? '\n' : '\r')) return fail(i, "no CRLF after a chunk's data");
+        if (i == len && !after_cr_) { after_cr_ = true; phase_ = Phase::kDataCrlf; continue; }
         after_cr_ = !after_cr_;
         if (!after_cr_) phase_ = Phase::kSizeLine;
         break;

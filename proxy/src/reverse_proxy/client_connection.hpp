@@ -37,6 +37,8 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   bool start();
   // The shard is stopping: close at once.
   void abort();
+  // A request is relayed now (waiting for a backend connection or under way).
+  bool relaying() const { return phase_ == Phase::kWaiting || phase_ == Phase::kExchange; }
 
   // The browser.
   void on_connected() override {}

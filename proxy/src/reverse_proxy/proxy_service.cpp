@@ -46,6 +46,12 @@ void ProxyService::take_over(Takeover takeover) {
   }
 }
 
+std::size_t ProxyService::exchanges_in_flight() const {
+  std::size_t n = 0;
+  for (const auto& [raw, owned] : connections_) n += raw->relaying() ? 1 : 0;
+  return n;
+}
+
 void ProxyService::shutdown() {
   std::vector<ClientConnection*> all;
   all.reserve(connections_.size());

@@ -81,6 +81,9 @@ class ProxyService {
   // `connection` is finished: destroyed from the next loop turn (never inside its own call).
   void retire(ClientConnection* connection);
   std::size_t open_connections() const { return connections_.size(); }
+  // Requests relayed now (waiting for a backend connection or under way): a shutdown lets them
+  // finish, within its drain time.
+  std::size_t exchanges_in_flight() const;
 
  private:
   static void sweep(::lws_sorted_usec_list* sul);

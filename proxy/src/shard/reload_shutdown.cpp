@@ -177,6 +177,7 @@ std::size_t Shard::work_in_flight() const {
   };
   add(*config_);
   for (const auto& old : retired_configs_) add(*old);
+  if (proxy_) n += proxy_->exchanges_in_flight();  // relayed requests of this shard
   return n;
 }
 

@@ -110,7 +110,12 @@ void StreamLink::on_writeable() {
   }
   out_offset += n;
   if (out_offset == out.size()) {
-    out.clear();
+    // Idle streams keep no large buffer (a relayed WebSocket may idle for hours after a burst).
+    if (out.capacity() > kWriteChunkBytes) {
+      std::string().swap(out);
+    } else {
+      out.clear();
+    }
     out_offset = 0;
   } else if (out_offset > kHighWaterBytes) {
     out.erase(0, out_offset);  // keep the front of the buffer from growing without bound

@@ -109,7 +109,10 @@ void lws_emit(int level, const char* line) {
   // lws prefixes its own timestamp and level: "[2026/11/24 14:00:00:0000] E: ...".
   if (auto pos = text.find("] "); pos != std::string_view::npos) text.remove_prefix(pos + 2);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  const LogLevel ours = (level & LLL_ERR) != 0 ? LogLevel::kWarn : LogLevel::kDebug;
+  // lws 4.1.6 reports every adoption with a read buffer as an error ("calling service"): it is
+  // how held upgrades and connections the reverse proxy gives back return to lws, not a fault.
+  const bool routine = text.find("adopt_socket_readbuf: calling service") != std::string_view::npos;
+  const LogLevel ours = (level & LLL_ERR) != 0 && !routine ? LogLevel::kWarn : LogLevel::kDebug;
   if (log_enabled(ours))
     write_line(ours == LogLevel::kWarn ? "warn" : "debug", "lws: " + std::string(text));
 }
