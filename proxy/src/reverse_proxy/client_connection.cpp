@@ -295,8 +295,8 @@ void ClientConnection::arm_timer() {
       delay = until(sent_at_ + route_->response_timeout);
       break;
     case Phase::kExchange:
-      delay = response_ ? until(last_activity_ + route_->idle_timeout)
-                        : until(sent_at_ + route_->response_timeout);
+      delay = awaiting_response() ? until(sent_at_ + route_->response_timeout)
+                                  : until(last_activity_ + route_->idle_timeout);
       break;
     case Phase::kTunnel:
       if (route_->websocket_idle_timeout.count() > 0) {
@@ -328,13 +328,18 @@ void ClientConnection::on_timer() {
       }
       break;
     case Phase::kExchange:
-      if (!response_ && now - sent_at_ >= route_->response_timeout) {
-        return backend_failed(504, "timeout", "the backend did not answer in time");
-      }
-      if (response_ && now - last_activity_ >= route_->idle_timeout) {
+      if (awaiting_response()) {
+        if (now - sent_at_ >= route_->response_timeout) {
+          return backend_failed(504, "timeout", "the backend did not answer in time");
+        }
+      } else if (now - last_activity_ >= route_->idle_timeout) {
+        // A body stalled either way: the browser's upload, the backend's reading, or the
+        // response's bytes.
         WSB_LOG(kInfo) << "proxy: " << route_->path << ": no byte for "
                        << route_->idle_timeout.count() << " ms: closing";
-        return close_now();
+        if (response_) return close_now();
+        if (backend_full_) return backend_failed(504, "timeout", "the backend stopped reading");
+        return refuse(408, "the request body stopped coming");
       }
       break;
     case Phase::kTunnel:

@@ -66,6 +66,8 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   void close_now();
   void arm_timer();
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  // The whole request went to the backend and no response head came yet (response_timeout).
+  bool awaiting_response() const { return !response_ && request_done_ && !request_dropped_; }
   void count_response(unsigned status);
   std::chrono::milliseconds config_timeout() const;  // [limits] handshake_timeout
 
@@ -114,7 +116,8 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   BodyFollower response_body_;
   bool sent_anything_ = false;  // bytes of a response (interim included) went to the browser
   bool keep_alive_ = true;      // the browser's connection carries another request after this
-  std::chrono::steady_clock::time_point sent_at_{};  // the request head went to the backend
+  // kWaiting: since the request waits; kExchange: since the whole request went to the backend.
+  std::chrono::steady_clock::time_point sent_at_{};
   std::optional<ConnectionSlots::Slot> tunnel_slot_;
   std::string tunnel_path_;  // a relayed WebSocket was counted open under this prefix
 };

@@ -42,8 +42,8 @@ void ClientConnection::backend_connected() {
 }
 
 void ClientConnection::send_request_head() {
-  sent_at_ = std::chrono::steady_clock::now();
   backend_full_ = !backend_->stream().write(backend_head_);
+  sent_at_ = std::chrono::steady_clock::now();  // (the response timer starts once it is all out)
   pump_request_body();
 }
 
@@ -63,7 +63,10 @@ void ClientConnection::pump_request_body() {
         backend_full_ = !backend_->stream().write(std::string_view(in_).substr(0, step.used));
       }
       in_.erase(0, step.used);
-      if (step.done) request_done_ = true;
+      if (step.done) {
+        request_done_ = true;
+        sent_at_ = std::chrono::steady_clock::now();
+      }
     }
   }
   // Past the body, or while the backend is slow, the browser waits (TCP holds it back).
