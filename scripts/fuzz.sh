@@ -19,7 +19,7 @@ root="$PWD"
 seconds="${FUZZ_SECONDS:-20}"
 build_dir="${FUZZ_BUILD_DIR:-build/fuzz}"
 jobs="${FUZZ_BUILD_JOBS:-$(nproc)}"
-all_targets=(fuzz_protocol fuzz_topics fuzz_mqtt_packets fuzz_jwt fuzz_config fuzz_frames fuzz_http fuzz_compression fuzz_fallback_body)
+all_targets=(fuzz_protocol fuzz_topics fuzz_mqtt_packets fuzz_jwt fuzz_config fuzz_frames fuzz_http fuzz_compression fuzz_fallback_body fuzz_proxy_heads)
 
 targets=()
 for arg in "$@"; do

@@ -31,7 +31,9 @@ constexpr std::size_t kMaxTrailerBytes = 16 * 1024;
 // 16 hex digits hold any 64-bit size; more would be leading zeros or an overflow.
 constexpr std::size_t kMaxSizeDigits = 16;
 
-bool is_tchar(char c) { return is_http_token(std::string_view(&c, 1)); }
+bool is_tchar(char c) {
+  return is_http_token(std::string_view(&c, 1));
+}
 
 void skip_bws(std::string_view& s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -131,7 +133,9 @@ BodyFollower::BodyFollower(BodyFraming framing, std::uint64_t length) : framing_
   }
 }
 
-bool BodyFollower::done() const { return phase_ == Phase::kDone; }
+bool BodyFollower::done() const {
+  return phase_ == Phase::kDone;
+}
 
 BodyFollower::Step BodyFollower::fail(std::size_t used, std::string why) {
   error_ = std::move(why);
@@ -162,7 +166,6 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
       case Phase::kDataCrlf: {
         const char c = data[i++];
         if (c != (after_cr_ ? '\n' : '\r')) return fail(i, "no CRLF after a chunk's data");
-        if (i == len && !after_cr_) { after_cr_ = true; phase_ = Phase::kDataCrlf; continue; }
         after_cr_ = !after_cr_;
         if (!after_cr_) phase_ = Phase::kSizeLine;
         break;
@@ -172,8 +175,8 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
         // Up to and including the next LF, but never past the line's bound (+1 to see it broken).
         // Byte by byte, so that a CR without its LF is caught at the same byte however the
         // reads split the line.
-        const std::size_t limit = phase_ == Phase::kSizeLine ? kMaxSizeLineBytes
-                                                             : kMaxTrailerBytes - trailer_bytes_;
+        const std::size_t limit =
+            phase_ == Phase::kSizeLine ? kMaxSizeLineBytes : kMaxTrailerBytes - trailer_bytes_;
         const std::size_t avail = std::min(len - i, limit + 1 - line_.size());
         char prev = line_.empty() ? '\0' : line_.back();
         std::size_t n = 0;

@@ -204,7 +204,9 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   response_in_.clear();
   response_.reset();
   sent_anything_ = false;
-  keep_alive_ = request_.keep_alive;
+  // (An HTTP/1.0 browser keeps its connection only when told "keep-alive", which the proxy does
+  // not say: it closes after the response.)
+  keep_alive_ = request_.keep_alive && request_.minor_version >= 1;
   acquire_backend();
 }
 

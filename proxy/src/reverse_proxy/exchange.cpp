@@ -210,7 +210,9 @@ void ClientConnection::backend_closed(std::string_view reason) {
   }
   // A kept-alive connection the backend closed as the request went out: once, on a new one,
   // when nothing of the request is lost (no body) and nothing answered yet.
-  if (reused && !retried_ && request_.body == BodyFraming::kNone && response_in_.empty()) {
+  const bool no_body = request_.body == BodyFraming::kNone ||
+                       (request_.body == BodyFraming::kLength && request_.content_length == 0);
+  if (reused && !retried_ && no_body && response_in_.empty()) {
     retried_ = true;
     return acquire_backend();
   }

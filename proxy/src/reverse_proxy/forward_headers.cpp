@@ -13,10 +13,16 @@ namespace wsbridge::reverse_proxy {
 namespace {
 
 // RFC 9110 7.6.1, plus the framing fields, which the proxy writes from the framing it forwards.
-constexpr std::array<std::string_view, 10> kHopByHop = {
-    "connection",    "keep-alive",         "proxy-connection",   "te",
-    "trailer",       "upgrade",            "transfer-encoding",  "content-length",
-    "proxy-authenticate", "proxy-authorization"};
+constexpr std::array<std::string_view, 10> kHopByHop = {"connection",
+                                                        "keep-alive",
+                                                        "proxy-connection",
+                                                        "te",
+                                                        "trailer",
+                                                        "upgrade",
+                                                        "transfer-encoding",
+                                                        "content-length",
+                                                        "proxy-authenticate",
+                                                        "proxy-authorization"};
 
 // Set by the proxy from what it knows; a client's own are believed only from a trusted proxy.
 constexpr std::array<std::string_view, 4> kForwarding = {"x-forwarded-for", "x-forwarded-proto",
@@ -88,36 +94,66 @@ std::string forwarded_node(std::string_view address) {
 
 std::string_view standard_reason(unsigned status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Content Too Large";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 103:
+      return "Early Hints";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 413:
+      return "Content Too Large";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
@@ -186,8 +222,8 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
   // The forwarding fields: what a trusted proxy said before us, then what we saw.
   const std::string host = client_host != nullptr ? *client_host : "";
   const std::string proto = context.tls ? "https" : "http";
-  const std::string their_for = context.peer_trusted ? joined(request.headers, "x-forwarded-for")
-                                                     : "";
+  const std::string their_for =
+      context.peer_trusted ? joined(request.headers, "x-forwarded-for") : "";
   add(out, "X-Forwarded-For",
       their_for.empty() ? context.peer_address : their_for + ", " + context.peer_address);
   const std::string* their_proto =
@@ -220,8 +256,8 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
     // Claims with invalid UTF-8 in a string (an API key's, from the configuration) are dumped
     // with U+FFFD rather than throwing.
     add(out, "X-Wsbridge-Claims",
-        base64url_encode(identity->claims.dump(-1, ' ', false,
-                                               nlohmann::json::error_handler_t::replace)));
+        base64url_encode(
+            identity->claims.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   }
   out += "\r\n";
   return out;

@@ -114,13 +114,13 @@ bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& len
       const std::string_view element = text::trim(list.substr(0, comma));
       std::uint64_t value = 0;
       // Digits only: from_chars alone would take "-0" for a signed type and stop at "5x".
-      const bool digits = !element.empty() && element.find_first_not_of("0123456789") ==
-                                                  std::string_view::npos;
+      const bool digits =
+          !element.empty() && element.find_first_not_of("0123456789") == std::string_view::npos;
       const auto [end, ec] =
           std::from_chars(element.data(), element.data() + element.size(), value);
       if (!digits || ec != std::errc() || end != element.data() + element.size()) {
         why = ec == std::errc::result_out_of_range ? "a Content-Length too large"
-                                                    : "a Content-Length that is not a number";
+                                                   : "a Content-Length that is not a number";
         return false;
       }
       if (present && value != length) {
@@ -162,7 +162,9 @@ bool valid_host(std::string_view host) {
   return true;
 }
 
-HeadError refuse(unsigned status, std::string reason) { return HeadError{status, std::move(reason)}; }
+HeadError refuse(unsigned status, std::string reason) {
+  return HeadError{status, std::move(reason)};
+}
 
 }  // namespace
 
@@ -241,7 +243,9 @@ std::variant<RequestHead, HeadError> parse_request_head(std::string_view head) {
     if (++hosts > 1) return refuse(400, "more than one Host");
     if (!valid_host(f.value)) return refuse(400, "a Host that is not a host");
   }
-  if (hosts == 0 && request.minor_version == 1) return refuse(400, "no Host in an HTTP/1.1 request");
+  if (hosts == 0 && request.minor_version == 1) {
+    return refuse(400, "no Host in an HTTP/1.1 request");
+  }
 
   const bool close = detail::list_has(fields, "connection", "close");
   request.keep_alive = request.minor_version == 1

@@ -23,7 +23,9 @@ std::optional<ResponseHead> refuse(std::string& error, std::string why) {
   return std::nullopt;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 }  // namespace
 
@@ -42,8 +44,8 @@ std::optional<ResponseHead> parse_response_head(std::string_view head, std::stri
   ResponseHead response;
   response.minor_version = static_cast<unsigned>(line[7] - '0');
   if (response.minor_version > 1) return refuse(error, "a version other than HTTP/1.0 or 1.1");
-  response.status = static_cast<unsigned>((line[9] - '0') * 100 + (line[10] - '0') * 10 +
-                                          (line[11] - '0'));
+  response.status =
+      static_cast<unsigned>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
   if (response.status < 100 || response.status > 599) {
     return refuse(error, "a status outside 100-599");
   }
