@@ -95,6 +95,7 @@ void ClientConnection::on_data(std::string_view bytes) {
     case Phase::kHandingBack:
       in_.append(bytes);  // the next request: it goes to lws with the rest
       return;
+    case Phase::kLingering:  // the rest of a body nobody reads
     case Phase::kClosing:
       return;
   }
@@ -125,12 +126,15 @@ void ClientConnection::process_input() {
   const std::size_t end = find_head_end(in_);
   if (end == std::string::npos) {
     if (in_.size() > kMaxHeadBytes) {
+      request_ = RequestHead{};
+      request_done_ = false;
       return refuse(431, "the request head is over " + std::to_string(kMaxHeadBytes) + " bytes");
     }
     arm_timer();
     return;
   }
   request_ = RequestHead{};
+  request_done_ = false;  // (until the head says there is no body: a refusal reads on a while)
   auto parsed = parse_request_head(std::string_view(in_).substr(0, end));
   if (auto* error = std::get_if<HeadError>(&parsed)) return refuse(error->status, error->reason);
   start_request(std::move(std::get<RequestHead>(parsed)), end);
@@ -142,6 +146,8 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   if (route_ == nullptr) return hand_back();
   in_.erase(0, head_size);
   request_ = std::move(head);
+  request_body_ = BodyFollower(request_.body, request_.content_length);
+  request_done_ = request_body_.done();
   if (auto problem = unsafe_path(request_.path())) return refuse(400, *problem);
   const std::size_t listener = takeover_.listener;
   const ListenerConfig* listener_config =
@@ -197,8 +203,6 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   context.tls = tls_;
   context.identity = &identity_;
   backend_head_ = backend_request_head(request_, *route_, context);
-  request_body_ = BodyFollower(request_.body, request_.content_length);
-  request_done_ = request_body_.done();
   request_dropped_ = false;
   retried_ = false;
   response_in_.clear();
@@ -257,6 +261,7 @@ void ClientConnection::finish(bool keep_open) {
   tunnel_slot_.reset();
   if (!client_) return service_.retire(this);
   if (!keep_open) {
+    if (!request_done_) return linger();
     phase_ = Phase::kClosing;
     client_->close();  // sends what is buffered first
     client_.reset();
@@ -271,6 +276,19 @@ void ClientConnection::finish(bool keep_open) {
   }
   touch();
   process_input();
+}
+
+void ClientConnection::linger() {
+  phase_ = Phase::kLingering;
+  lingering_since_ = std::chrono::steady_clock::now();
+  touch();
+  in_.clear();
+  in_.shrink_to_fit();
+  if (client_paused_) {
+    client_->pause_reading(false);
+    client_paused_ = false;
+  }
+  arm_timer();
 }
 
 void ClientConnection::close_now() {
@@ -307,6 +325,9 @@ void ClientConnection::arm_timer() {
       break;
     case Phase::kHandingBack:
       delay = milliseconds(5);
+      break;
+    case Phase::kLingering:
+      delay = std::min(until(last_activity_ + kLingerQuiet), until(lingering_since_ + kLingerMax));
       break;
     case Phase::kClosing:
       break;
@@ -352,6 +373,14 @@ void ClientConnection::on_timer() {
       break;
     case Phase::kHandingBack:
       return hand_back();
+    case Phase::kLingering:
+      if (now - last_activity_ >= kLingerQuiet || now - lingering_since_ >= kLingerMax) {
+        phase_ = Phase::kClosing;
+        client_->close();  // (flushes the answer if it is still leaving)
+        client_.reset();
+        return service_.retire(this);
+      }
+      break;
     case Phase::kClosing:
       return;
   }

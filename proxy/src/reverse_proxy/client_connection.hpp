@@ -22,6 +22,12 @@ namespace wsbridge::reverse_proxy {
 
 // Between requests, a browser connection stays open this long without a byte.
 inline constexpr std::chrono::seconds kClientKeepAlive{60};
+// After an answer sent before the request body ended (413, a backend's early refusal), the
+// browser's connection is read on and discarded (RFC 9112 9.6: else its close would reset the
+// connection under the answer before the browser read it) until it is quiet this long...
+inline constexpr std::chrono::seconds kLingerQuiet{2};
+// ... or for this long at most.
+inline constexpr std::chrono::seconds kLingerMax{10};
 // Bytes read ahead of where the exchange is (a pipelined request, body not yet taken by the
 // backend) past which reading from the browser pauses.
 inline constexpr std::size_t kReadAheadBytes = 256 * 1024;
@@ -54,6 +60,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
     kExchange,     // a request is relayed
     kTunnel,       // a relayed WebSocket
     kHandingBack,  // waiting for the last response to leave before lws takes over
+    kLingering,    // answered before the request body ended: reading on, then closing
     kClosing,      // flushing, then closed
   };
 
@@ -63,6 +70,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   void refuse(unsigned status, std::string_view reason, std::string_view extra_headers = {});
   void hand_back();
   void finish(bool keep_open);
+  void linger();
   void close_now();
   void arm_timer();
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
@@ -93,6 +101,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   Phase phase_ = Phase::kHead;
   std::string in_;  // from the browser, not yet used
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point lingering_since_{};
   bool client_paused_ = false;
   bool tls_ = false;
   std::optional<tls::ClientCertificate> client_cert_;  // verified by the listener (mTLS)

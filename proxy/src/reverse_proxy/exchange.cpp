@@ -66,6 +66,7 @@ void ClientConnection::pump_request_body() {
       if (step.done) {
         request_done_ = true;
         sent_at_ = std::chrono::steady_clock::now();
+        arm_timer();  // (the response timer starts now)
       }
     }
   }
@@ -153,6 +154,7 @@ bool ClientConnection::read_response_head() {
     if (request_.websocket_upgrade) keep_alive_ = false;  // refused: the browser may try again
     response_ = std::move(*head);
     response_body_ = BodyFollower(response_->body, response_->content_length);
+    arm_timer();  // from the response timeout to the idle timeout, which may be shorter
     if (client_->write(client_response_head(*response_, keep_alive_)) == false) {
       backend_->stream().pause_reading(true);
     }

@@ -214,6 +214,7 @@ std::unique_ptr<Stream> LwsStreamClient::adopt(int fd, SSL* ssl, StreamHandler& 
   link->shard = &shard;
   link->connected = true;
   link->ready = true;
+  link->flush_seconds = stream::kClientFlushOnCloseSeconds;
   if (ssl != nullptr) link->tls = TlsClientStream::adopt_established(ssl);
   lws_adopt_desc_t desc{};
   desc.vh = shard.vhost;

@@ -98,7 +98,12 @@ void StreamLink::on_rx(const char* data, std::size_t len) {
 }
 
 void StreamLink::on_writeable() {
-  if (out_offset >= out.size()) return;
+  if (out_offset >= out.size()) {
+    // A WRITEABLE comes only once lws sent what the kernel had not taken of our last write:
+    // now a flushing close may close.
+    if (flushing_close) fail("closed", true);
+    return;
+  }
   const std::size_t n = std::min(kWriteChunkBytes, out.size() - out_offset);
   // lws wants LWS_PRE bytes of headroom before what it writes.
   std::string chunk(LWS_PRE, '\0');
@@ -121,7 +126,11 @@ void StreamLink::on_writeable() {
     out.erase(0, out_offset);  // keep the front of the buffer from growing without bound
     out_offset = 0;
   }
-  if (flushing_close && buffered() == 0) return fail("closed", true);
+  if (flushing_close && buffered() == 0) {
+    // lws may still hold part of that write (the kernel took less): closing now would lose it.
+    lws_callback_on_writable(wsi);
+    return;
+  }
   request_write();
   if (want_drained && buffered() <= kHighWaterBytes / 2) {
     want_drained = false;
@@ -190,12 +199,15 @@ void StreamLink::set_timer(std::chrono::milliseconds delay) {
 void StreamLink::close_by_owner() {
   handler = nullptr;
   if (ended) return;
-  if (!ready || buffered() == 0 || wsi == nullptr) return fail("closed", true);
+  if (!ready || wsi == nullptr || (buffered() == 0 && lws_partial_buffered(wsi) == 0)) {
+    return fail("closed", true);
+  }
   // Send what the owner wrote last (e.g. a DISCONNECT), within a bound.
   flushing_close = true;
+  if (buffered() == 0) lws_callback_on_writable(wsi);  // (only lws' own remainder is left)
   lws_sul_cancel(&timer.sul);
   lws_set_timeout(wsi, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK),
-                  static_cast<int>(kFlushOnCloseSeconds));
+                  static_cast<int>(flush_seconds));
 }
 
 }  // namespace wsbridge::stream

@@ -21,8 +21,10 @@ inline constexpr const char* kProtocol = "wsbridge-stream";
 inline constexpr std::size_t kHighWaterBytes = 256 * 1024;
 // Bytes handed to lws per writeable turn.
 inline constexpr std::size_t kWriteChunkBytes = 64 * 1024;
-// A stream closed with bytes still buffered gets this long to send them.
+// A stream closed with bytes still buffered gets this long to send them; a browser's connection
+// the reverse proxy closes after a response, as long as a slow browser may take to read its end.
 inline constexpr unsigned kFlushOnCloseSeconds = 5;
+inline constexpr unsigned kClientFlushOnCloseSeconds = 60;
 
 // What every stream to one server shares: the parsed URL, the address kept fresh, TLS settings.
 struct EndpointState {
@@ -66,6 +68,7 @@ struct StreamLink : std::enable_shared_from_this<StreamLink> {
   bool paused = false;
   bool want_drained = false;
   bool flushing_close = false;  // the owner closed with bytes buffered: send them, then close
+  unsigned flush_seconds = kFlushOnCloseSeconds;
   bool ended = false;           // the socket is gone (or cut loose): nothing more happens
 
   ~StreamLink();

@@ -1,0 +1,206 @@
+// Backend failures and bad requests at the reverse proxy (#18, docs/PROXY.md "Backend failures",
+// "Bad requests"), each followed by proof that wsbridge is still up and relaying: a backend that
+// is down (502 with a body, for requests and upgrades), one that never answers (504 after
+// response_timeout), one that resets or answers garbage (502), one that dies in the middle of a
+// response (the client sees the body cut and its connection closed), a pooled connection the
+// backend closed while idle (not used for the next request), a WebSocket backend killed in the
+// middle of a session (the client's WebSocket closes), malformed requests (their status and
+// Connection: close), and the failures counted in /metrics.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ProxyBridge, RawConnection, assertAlive, freePort, httpRequest, nthMessage, openWebSocket, sleep,
+  startHttpBackend, startWsBackend, stopAll, tempDir, uploadOutcome, within,
+} from './proxy_support.mjs';
+
+let dir;
+let backend;
+let wsBackend;  // killed by a test
+let bridge;
+let adminPort;
+
+before(async () => {
+  dir = tempDir();
+  backend = await startHttpBackend();
+  wsBackend = await startWsBackend();
+  const deadPort = await freePort();  // nothing listens there
+  const port = await freePort();
+  adminPort = await freePort();
+  const raw = `http://127.0.0.1:${backend.port}`;
+  bridge = await new ProxyBridge(dir, port, `
+[admin]
+address = "127.0.0.1"
+port = ${adminPort}
+[[listeners]]
+address = "127.0.0.1"
+port = ${port}
+[[proxy]]
+path = "/down"
+backend = "http://127.0.0.1:${deadPort}"
+[[proxy]]
+path = "/ws-down"
+backend = "ws://127.0.0.1:${deadPort}"
+[[proxy]]
+path = "/raw"
+backend = "${raw}"
+response_timeout = "1s"
+[[proxy]]
+path = "/ok"
+backend = "${raw}"
+[[proxy]]
+path = "/idle"
+backend = "${raw}"
+idle_timeout = "1s"
+[[proxy]]
+path = "/ws"
+backend = "ws://127.0.0.1:${wsBackend.port}"
+`).start();
+});
+
+after(async () => {
+  await stopAll('proxy_failures', dir, { bridges: [bridge], backends: [backend, wsBackend] });
+});
+
+const get = (target, options) => httpRequest(bridge.port, 'GET', target, options);
+const alive = () => assertAlive(bridge, '/ok/echo');
+
+test('a backend that is down: 502 with a body, for requests and upgrades', { timeout: 30000 }, async () => {
+  for (const method of ['GET', 'POST']) {
+    const started = Date.now();
+    const res = await httpRequest(bridge.port, method, '/down/page', { body: method === 'POST' ? 'x=1' : undefined });
+    assert.equal(res.status, 502, `${method}: ${res.body}`);
+    assert.ok(res.body.length > 0, '502 without a body');
+    assert.ok(Date.now() - started < 3000, 'a refused connection took long to report');
+  }
+  const upgrade = await openWebSocket(bridge.wsUrl('/ws-down/echo')).then(
+    (ws) => { ws.close(); return { status: 101 }; }, (e) => e);
+  assert.equal(upgrade.status, 502, `the upgrade to a backend that is down: ${upgrade.message}`);
+  await alive();
+});
+
+test('a backend that never answers: 504 after response_timeout', { timeout: 30000 }, async () => {
+  const started = Date.now();
+  const res = await get('/raw/hang', { timeoutMs: 15000 });
+  const took = Date.now() - started;
+  assert.equal(res.status, 504, res.body.toString());
+  assert.ok(res.body.length > 0, '504 without a body');
+  assert.ok(took >= 900 && took < 5000, `504 after ${took} ms with response_timeout = "1s"`);
+  await alive();
+});
+
+test('a backend that resets the connection or answers garbage: 502', { timeout: 30000 }, async () => {
+  const reset = await get('/raw/reset');
+  assert.equal(reset.status, 502, reset.body.toString());
+  const garbage = await get('/raw/garbage');
+  assert.equal(garbage.status, 502, garbage.body.toString());
+  await alive();
+});
+
+test('a backend that dies in the middle of a response: the client sees the body cut', { timeout: 30000 }, async () => {
+  const c = await RawConnection.open(bridge.port);
+  try {
+    c.send(['GET /raw/truncate HTTP/1.1', 'Host: x']);
+    const outcome = await c.response({ timeoutMs: 10000 }).then((res) => ({ res }), (error) => ({ error }));
+    assert.ok(outcome.error, `a cut body was relayed as a whole response: ${outcome.res?.status} ${outcome.res?.body.length} bytes`);
+    assert.ok(outcome.error.closed, `the client's connection was not closed: ${outcome.error.message}`);
+    // The head (200, Content-Length: 1000000) was read; fewer body bytes than it announced came.
+    assert.ok(c.buffer.length < 1000000, `${c.buffer.length} bytes reached the client`);
+    console.log(`truncated response: ${c.buffer.length} of the 1000000 announced body bytes reached the client`);
+  } finally {
+    c.close();
+  }
+  await alive();
+});
+
+test('a backend that goes silent in the middle of a body: the client\'s connection closed after idle_timeout', { timeout: 30000 }, async () => {
+  const c = await RawConnection.open(bridge.port);
+  const started = Date.now();
+  try {
+    c.send(['GET /idle/slow-body?ms=15000 HTTP/1.1', 'Host: x']);
+    const outcome = await c.response({ timeoutMs: 10000 }).then((res) => ({ res }), (error) => ({ error }));
+    const took = Date.now() - started;
+    assert.ok(outcome.error?.closed, `no close after idle_timeout: ${outcome.error?.message ?? 'a whole response'}`);
+    assert.ok(c.buffer.length < 1000, 'the body was whole');
+    assert.ok(took >= 900 && took < 5000, `closed after ${took} ms with idle_timeout = "1s"`);
+  } finally {
+    c.close();
+  }
+  await alive();
+});
+
+test('a pooled connection the backend closed while idle is not used for the next request', { timeout: 30000 }, async () => {
+  for (let i = 0; i < 3; ++i) {
+    const first = await get('/ok/echo?then_close=1');
+    assert.equal(first.status, 200);
+    await sleep(300);  // the backend's close has arrived at wsbridge
+    const next = await get(`/ok/echo?after=${i}`);
+    assert.equal(next.status, 200, `the request after a backend-side close got ${next.status}: ${next.body}`);
+  }
+});
+
+test('a backend that refuses an upload before reading it: its answer reaches the client', { timeout: 40000 }, async () => {
+  // The backend answers 413 with Connection: close at once and drains the rest; a client still
+  // sending its 12 MiB (under the prefix's 16 MiB limit) must get that answer, not a reset
+  // (RFC 9112 section 9.6: a lingering close).
+  for (const framing of ['length', 'chunked']) {
+    const outcome = await uploadOutcome(bridge.port, '/ok/reject', 12 * 1024 * 1024, framing);
+    assert.equal(outcome.status, 413, `${framing}: the backend's early answer was lost: ${outcome.error}`);
+    assert.equal(outcome.body, 'upload refused\n');
+  }
+  await alive();
+});
+
+test('malformed requests under a prefix: their status and Connection: close', { timeout: 30000 }, async () => {
+  const cases = [
+    ['Content-Length with Transfer-Encoding', 400,
+      ['POST /ok/echo HTTP/1.1', 'Host: x', 'Content-Length: 5', 'Transfer-Encoding: chunked'], '5\r\nhello\r\n0\r\n\r\n'],
+    ['two differing Content-Lengths', 400,
+      ['POST /ok/echo HTTP/1.1', 'Host: x', 'Content-Length: 5', 'Content-Length: 6'], 'hello!'],
+    ['a transfer coding other than chunked', 501,
+      ['POST /ok/echo HTTP/1.1', 'Host: x', 'Transfer-Encoding: gzip'], ''],
+    ['a head over 16 KiB', 431,
+      ['GET /ok/echo HTTP/1.1', 'Host: x', `X-Big: ${'a'.repeat(20000)}`], ''],
+    ['HTTP/2.0 on an HTTP/1 request line', 505,
+      ['GET /ok/echo HTTP/2.0', 'Host: x'], ''],
+  ];
+  for (const [what, status, lines, body] of cases) {
+    const c = await RawConnection.open(bridge.port);
+    try {
+      c.send(lines, Buffer.from(body));
+      const res = await c.response({ timeoutMs: 5000 });
+      assert.equal(res.status, status, `${what}: ${res.status} ${res.body}`);
+      assert.match(String(res.headers.connection), /close/i, `${what}: no Connection: close`);
+      assert.ok(await c.closedWithin(3000), `${what}: the connection stayed open`);
+    } finally {
+      c.close();
+    }
+  }
+  await alive();
+});
+
+test('a WebSocket backend killed in the middle of a session: the client\'s WebSocket closes', { timeout: 30000 }, async () => {
+  const ws = await openWebSocket(bridge.wsUrl('/ws/echo'));
+  ws.send('before');
+  assert.equal((await nthMessage(ws, 0)).data.toString(), 'before');
+  await wsBackend.stop('SIGKILL');
+  const closed = await within(ws.closed, 10000, 'the client\'s WebSocket to close after its backend died');
+  console.log(`client close after the backend was killed: ${closed.code} ${closed.reason}`);
+  assert.notEqual(closed.code, 1000, 'a dead backend is not a normal closure');
+  await alive();
+  const again = await openWebSocket(bridge.wsUrl('/ws/echo')).then(
+    (w) => { w.close(); return { status: 101 }; }, (e) => e);
+  assert.equal(again.status, 502, 'an upgrade to the dead backend');
+});
+
+test('the failures are counted in /metrics', { timeout: 20000 }, async () => {
+  const metrics = (await httpRequest(adminPort, 'GET', '/metrics')).body.toString();
+  const value = (name, ...labels) => metrics.split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && labels.every((x) => l.includes(x)))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  assert.ok(value('wsbridge_proxy_backend_errors_total', 'kind="connect"') >= 3, 'connect errors');
+  assert.ok(value('wsbridge_proxy_backend_errors_total', 'kind="timeout"') >= 1, 'timeouts');
+  assert.ok(value('wsbridge_proxy_backend_errors_total', 'kind="malformed"') >= 1, 'malformed responses');
+  assert.ok(value('wsbridge_proxy_requests_total', 'code="5xx"') >= 4, '5xx answers');
+  assert.ok(value('wsbridge_proxy_requests_total', 'code="2xx"') >= 5, '2xx answers');
+  assert.match(metrics, /^wsbridge_proxy_tunnels\{/m);
+});
