@@ -238,8 +238,16 @@ void ClientConnection::refuse(unsigned status, std::string_view reason,
 }
 
 void ClientConnection::hand_back() {
-  phase_ = Phase::kHandingBack;
   if (!client_) return;
+  if (phase_ != Phase::kHandingBack) {
+    phase_ = Phase::kHandingBack;
+    phase_since_ = std::chrono::steady_clock::now();
+    client_->pause_reading(true);  // what comes next waits in the socket for lws
+    client_paused_ = true;
+  } else if (std::chrono::steady_clock::now() - phase_since_ > kHandBackMax) {
+    WSB_LOG(kInfo) << "proxy: " << takeover_.peer << " does not read its last response: closing";
+    return close_now();
+  }
   bool busy = false;
   auto released = LwsStreamClient::instance().release(*client_, busy);
   if (!released) {
@@ -280,7 +288,7 @@ void ClientConnection::finish(bool keep_open) {
 
 void ClientConnection::linger() {
   phase_ = Phase::kLingering;
-  lingering_since_ = std::chrono::steady_clock::now();
+  phase_since_ = std::chrono::steady_clock::now();
   touch();
   in_.clear();
   in_.shrink_to_fit();
@@ -327,7 +335,7 @@ void ClientConnection::arm_timer() {
       delay = milliseconds(5);
       break;
     case Phase::kLingering:
-      delay = std::min(until(last_activity_ + kLingerQuiet), until(lingering_since_ + kLingerMax));
+      delay = std::min(until(last_activity_ + kLingerQuiet), until(phase_since_ + kLingerMax));
       break;
     case Phase::kClosing:
       break;
@@ -374,7 +382,7 @@ void ClientConnection::on_timer() {
     case Phase::kHandingBack:
       return hand_back();
     case Phase::kLingering:
-      if (now - last_activity_ >= kLingerQuiet || now - lingering_since_ >= kLingerMax) {
+      if (now - last_activity_ >= kLingerQuiet || now - phase_since_ >= kLingerMax) {
         phase_ = Phase::kClosing;
         client_->close();  // (flushes the answer if it is still leaving)
         client_.reset();

@@ -28,6 +28,9 @@ inline constexpr std::chrono::seconds kClientKeepAlive{60};
 inline constexpr std::chrono::seconds kLingerQuiet{2};
 // ... or for this long at most.
 inline constexpr std::chrono::seconds kLingerMax{10};
+// A connection whose last response has not left this long after the next request (not the
+// proxy's) came is closed rather than handed back to lws.
+inline constexpr std::chrono::seconds kHandBackMax{60};
 // Bytes read ahead of where the exchange is (a pipelined request, body not yet taken by the
 // backend) past which reading from the browser pauses.
 inline constexpr std::size_t kReadAheadBytes = 256 * 1024;
@@ -101,7 +104,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   Phase phase_ = Phase::kHead;
   std::string in_;  // from the browser, not yet used
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point lingering_since_{};
+  std::chrono::steady_clock::time_point phase_since_{};  // kLingering, kHandingBack
   bool client_paused_ = false;
   bool tls_ = false;
   std::optional<tls::ClientCertificate> client_cert_;  // verified by the listener (mTLS)
