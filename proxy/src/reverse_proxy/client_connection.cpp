@@ -14,41 +14,6 @@
 
 namespace wsbridge::reverse_proxy {
 
-namespace {
-
-std::string_view reason_phrase(unsigned status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
-}  // namespace
-
 ClientConnection::ClientConnection(ProxyService& service, Takeover takeover)
     : service_(service), takeover_(std::move(takeover)) {}
 
@@ -224,7 +189,7 @@ void ClientConnection::refuse(unsigned status, std::string_view reason,
   if (client_ && !sent_anything_) {
     const std::string body = std::string(reason) + "\n";
     std::string reply =
-        "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
+        "HTTP/1.1 " + std::to_string(status) + " " + std::string(standard_reason(status)) +
         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
         "\r\nConnection: close\r\n";
     reply.append(extra_headers);

@@ -92,6 +92,8 @@ std::string forwarded_node(std::string_view address) {
   return forwarded_value(address);
 }
 
+}  // namespace
+
 std::string_view standard_reason(unsigned status) {
   switch (status) {
     case 100:
@@ -136,8 +138,14 @@ std::string_view standard_reason(unsigned status) {
       return "Conflict";
     case 410:
       return "Gone";
+    case 408:
+      return "Request Timeout";
     case 413:
       return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
     case 422:
       return "Unprocessable Content";
     case 429:
@@ -152,12 +160,12 @@ std::string_view standard_reason(unsigned status) {
       return "Service Unavailable";
     case 504:
       return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "";
   }
 }
-
-}  // namespace
 
 std::string backend_target(const ProxyRoute& route, std::string_view request_target) {
   std::string_view rest = request_target;

@@ -27,6 +27,9 @@ struct ForwardContext {
   const Identity* identity = nullptr;
 };
 
+// The reason phrase of a standard status ("" for others).
+std::string_view standard_reason(unsigned status);
+
 // The backend request's target: the request's, with the route's prefix taken off (strip_prefix:
 // "/app" -> "/", "/app/x?y" -> "/x?y", "/app?y" -> "/?y") and the backend URL's path put before.
 std::string backend_target(const ProxyRoute& route, std::string_view request_target);
