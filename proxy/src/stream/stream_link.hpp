@@ -91,6 +91,9 @@ struct StreamLink : std::enable_shared_from_this<StreamLink> {
   void fail(const std::string& why, bool silently = false);
   void report_failure();
   void request_write();
+  // Sends what it can of `bytes` straight away when nothing waits before them (taking it off
+  // the front); false when the socket failed (the link ended).
+  bool send_now(std::string_view& bytes);
   void forget();  // cuts the link loose from its socket and shard set
 };
 
