@@ -19,9 +19,11 @@ if ! $build_only; then
   # the fuzzers, systemd-analyze for the unit check, curl and procps for scripts, and Python with
   # websockets for the README's examples, bench/run and the test backends; Paho's MQTT client for
   # the README's MQTT-over-WebSocket example; websockify, the raw WebSocket-to-TCP bridge bench/run's
-  # mqtt-passthrough phase measures wsbridge against.
+  # mqtt-passthrough phase measures wsbridge against; nginx and haproxy, the proxies the fallback
+  # and reverse-proxy tests put in front of wsbridge (or behind it, as a legacy app) and the
+  # proxy phase of bench/run measures it against (each test starts its own, on a free port).
   packages+=(mosquitto mosquitto-clients chromium clang systemd curl procps python3
-             python3-websockets python3-paho-mqtt websockify)
+             python3-websockets python3-paho-mqtt websockify nginx haproxy)
 fi
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${packages[@]}"

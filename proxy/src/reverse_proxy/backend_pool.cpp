@@ -9,7 +9,7 @@ namespace wsbridge::reverse_proxy {
 
 BackendLink::~BackendLink() {
   stream_.reset();  // closes without a callback
-  pool_.link_gone();
+  if (counted_) pool_.link_gone();
 }
 
 void BackendLink::on_connected() {
@@ -86,6 +86,12 @@ void BackendPool::give_back(std::unique_ptr<BackendLink> link) {
   link->stream_->set_timer(keepalive_);
   idle_.push_back(std::move(link));
   wake_one();
+}
+
+void BackendPool::let_go(BackendLink& link) {
+  if (!link.counted_) return;
+  link.counted_ = false;
+  link_gone();
 }
 
 void BackendPool::link_gone() {

@@ -52,6 +52,7 @@ class BackendLink final : public StreamHandler {
   // It served a request before (a failure before any answer may be the backend closing it idle).
   bool reused() const { return reused_; }
   void set_user(BackendUser* user) { user_ = user; }
+  BackendPool& pool() { return pool_; }
 
   void on_connected() override;
   void on_data(std::string_view bytes) override;
@@ -66,6 +67,7 @@ class BackendLink final : public StreamHandler {
   std::unique_ptr<Stream> stream_;
   bool connected_ = false;
   bool reused_ = false;
+  bool counted_ = true;  // in the pool's open count
 };
 
 class BackendPool {
@@ -87,6 +89,9 @@ class BackendPool {
   void cancel_wait(BackendWaiter& waiter);
   // A connection that finished its exchange cleanly and may carry another.
   void give_back(std::unique_ptr<BackendLink> link);
+  // A connection that became a relayed WebSocket: it leaves the pool's count (a WebSocket may
+  // stay for hours; max_connections bounds requests, and the listener's limits bound WebSockets).
+  void let_go(BackendLink& link);
 
   std::size_t open_count() const { return open_; }
   std::size_t idle_count() const { return idle_.size(); }

@@ -125,6 +125,7 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   bool retried_ = false;
   std::string response_in_;  // backend bytes before the end of the final response head
   std::optional<ResponseHead> response_;
+  std::string head_out_;  // the final response head for the browser, sent with the first body
   BodyFollower response_body_;
   bool sent_anything_ = false;  // bytes of a response (interim included) went to the browser
   bool keep_alive_ = true;      // the browser's connection carries another request after this

@@ -105,7 +105,7 @@ void ClientConnection::backend_data(std::string_view bytes) {
   if (phase_ == Phase::kTunnel) return;
   std::string rest = std::move(response_in_);
   response_in_.clear();
-  if (!rest.empty() || response_body_.done()) relay_response_body(rest);
+  relay_response_body(rest);  // (with the head, in one write)
 }
 
 // Parses response heads from response_in_: interim ones pass to the browser, the final one
@@ -155,9 +155,8 @@ bool ClientConnection::read_response_head() {
     response_ = std::move(*head);
     response_body_ = BodyFollower(response_->body, response_->content_length);
     arm_timer();  // from the response timeout to the idle timeout, which may be shorter
-    if (client_->write(client_response_head(*response_, keep_alive_)) == false) {
-      backend_->stream().pause_reading(true);
-    }
+    // Written with the first body bytes (relay_response_body): one send for a small response.
+    head_out_ = client_response_head(*response_, keep_alive_);
     sent_anything_ = true;
     count_response(response_->status);
   }
@@ -165,20 +164,30 @@ bool ClientConnection::read_response_head() {
 }
 
 void ClientConnection::relay_response_body(std::string_view bytes) {
+  std::string_view body;  // what of `bytes` belongs to this response
+  bool error = false;
   if (!response_body_.done()) {
     const auto step = response_body_.feed(bytes.data(), bytes.size());
-    if (step.used > 0 && client_ && !client_->write(bytes.substr(0, step.used)) && backend_) {
-      backend_->stream().pause_reading(true);
-    }
-    if (step.error) {
-      WSB_LOG(kWarn) << "proxy: " << route_->path << ": malformed response body from the backend ("
-                     << response_body_.error() << "): closing";
-      proxy_metrics::backend_error(route_->path, "malformed");
-      return close_now();
-    }
-    if (!step.done) return;
+    body = bytes.substr(0, step.used);
     bytes.remove_prefix(step.used);
+    error = step.error;
   }
+  bool more = true;
+  if (!head_out_.empty()) {
+    head_out_.append(body);
+    more = client_->write(head_out_);
+    head_out_.clear();
+  } else if (!body.empty()) {
+    more = client_->write(body);
+  }
+  if (!more && backend_) backend_->stream().pause_reading(true);
+  if (error) {
+    WSB_LOG(kWarn) << "proxy: " << route_->path << ": malformed response body from the backend ("
+                   << response_body_.error() << "): closing";
+    proxy_metrics::backend_error(route_->path, "malformed");
+    return close_now();
+  }
+  if (!response_body_.done()) return;
   // Bytes past the end of the response: a backend that talks out of turn is not reused.
   if (!bytes.empty()) drop_backend();
   exchange_done();
@@ -188,7 +197,8 @@ void ClientConnection::exchange_done() {
   const bool reusable = backend_ && response_ && response_->keep_alive && request_done_ &&
                         !request_dropped_ && response_->body != BodyFraming::kUntilClose;
   if (reusable) {
-    service_.pool_for(*route_).give_back(std::move(backend_));
+    BackendPool& pool = backend_->pool();
+    pool.give_back(std::move(backend_));
   }
   finish(keep_alive_);
 }
@@ -246,6 +256,7 @@ void ClientConnection::drop_backend() {
 // 101 from the backend: its head to the browser, then bytes both ways until either side ends.
 void ClientConnection::start_tunnel() {
   phase_ = Phase::kTunnel;
+  backend_->pool().let_go(*backend_);
   count_response(101);
   tunnel_path_ = route_->path;
   proxy_metrics::tunnel_opened(tunnel_path_);

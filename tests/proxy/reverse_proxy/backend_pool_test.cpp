@@ -162,6 +162,22 @@ TEST_F(BackendPoolTest, TheWaitIsBounded) {
   for (auto& w : waiters) pool.cancel_wait(w);
 }
 
+TEST_F(BackendPoolTest, ARelayedWebSocketLeavesTheCount) {
+  User a, b, c;
+  auto tunnel = pool.acquire(a);
+  auto other = pool.acquire(b);
+  Waiter w;
+  ASSERT_TRUE(pool.wait(w));
+  pool.let_go(*tunnel);  // it became a WebSocket: room for a request at once
+  EXPECT_EQ(w.woken, 1);
+  EXPECT_EQ(pool.open_count(), 1u);
+  auto next = pool.acquire(c);
+  EXPECT_TRUE(next);
+  tunnel.reset();  // its end does not count twice
+  EXPECT_EQ(pool.open_count(), 2u);
+  EXPECT_EQ(endpoint->open, 2);
+}
+
 TEST(BackendPoolKeepAlive, WithoutKeepAliveNothingIsKept) {
   auto endpoint = std::make_shared<FakeEndpoint>();
   BackendPool pool(endpoint, 4, std::chrono::milliseconds(0));
