@@ -36,12 +36,19 @@ int Child::run() {
   if (o_.mode == "rpc") return run_rpc();
   if (o_.mode == "handshake") return run_handshake();
   if (o_.mode == "publish") return run_publish();
+  if (o_.mode == "echo") return run_echo();
+  if (o_.mode == "http") return run_http_load();
   return run_idle();
 }
 
 void Child::on_open(Conn& c) {
   if (c.tag == kPublisher) {
     publisher_ready_ = true;
+    return;
+  }
+  if (o_.mode == "echo" || o_.echo) {
+    echo_send(c, now_ns());  // the probe: ready once it came back
+    loop_.flush(c);
     return;
   }
   if (o_.mode == "rpc") {
@@ -62,6 +69,10 @@ void Child::on_open(Conn& c) {
 }
 
 void Child::on_text(Conn& c, const char* data, std::size_t len, std::uint64_t t) {
+  if (o_.mode == "echo" || o_.echo) {
+    echo_message(c, data, len, t);
+    return;
+  }
   const std::string_view text(data, len);
   if (text.starts_with(R"({"type":"message")")) {
     on_message(c, text, t);
@@ -121,6 +132,10 @@ void Child::on_closed(Conn& c, bool) {
 }
 
 void Child::on_fd(Conn& c, std::uint32_t events) {
+  if (c.role == Role::kHttpConn) {
+    http_load_event(c, events);
+    return;
+  }
   if (c.role == Role::kHttpDown || c.role == Role::kHttpUp) {
     http_event(c, events);
     return;
@@ -174,7 +189,10 @@ bool Child::ramp(std::size_t target) {
     while (next_start_ < target && in_progress_ < o_.concurrency) {
       Conn& c = conns_[next_start_++];
       c.tag = kSubscriber;
-      if (http_mode() ? http_open(c) : loop_.connect_ws(c, o_.url)) {
+      const bool started = o_.mode == "http" ? http_load_start(c)
+                           : http_mode()     ? http_open(c)
+                                             : loop_.connect_ws(c, o_.url);
+      if (started) {
         ++in_progress_;
       } else {
         c.tag = kFailed;

@@ -177,6 +177,34 @@ class Child : public Loop::Handler {
 
   std::string http_path(const char* kind) const;
 
+  // ---- echo (child_echo.cpp; also the readiness of idle --echo) -------------------------------
+  // Queues one message (flush() sends it).
+  void echo_send(Conn& c, std::uint64_t t);
+
+  void echo_message(Conn& c, const char* data, std::size_t len, std::uint64_t t);
+
+  int run_echo();
+
+  // ---- http (child_http_load.cpp): keep-alive GET requests in a closed loop -------------------
+  // Connects c and queues its first request(s); false when the connection could not even start.
+  bool http_load_start(Conn& c);
+
+  void http_load_send(Conn& c, std::uint64_t t);
+
+  void http_load_event(Conn& c, std::uint32_t events);
+
+  void http_load_parse(Conn& c, std::uint64_t t);
+
+  void http_load_response(Conn& c, std::uint64_t t);
+
+  // c's connection ended (error: not by the server's orderly end): opened again when it had
+  // answered before and the run goes on.
+  void http_load_lost(Conn& c, bool error);
+
+  void http_load_close(Conn& c);
+
+  int run_http_load();
+
   // ---- rpc ------------------------------------------------------------------------------------
   void send_request(Conn& c, std::uint64_t t);
 
@@ -221,6 +249,7 @@ class Child : public Loop::Handler {
   std::uint64_t requests_ = 0, responses_ = 0, ok_ = 0, non2xx_ = 0, unmatched_ = 0;
   std::uint64_t acked_ = 0;             // publish --qos 1: PUBACKs received
   std::uint64_t next_ping_ = 0;         // --mqtt: when the next round of PINGREQs is due
+  std::string http_request_text_;       // http: the request every connection sends
   std::vector<bool> seen_;              // publish: sequence numbers the counting subscriber got
   std::vector<std::uint32_t> touched_;  // publish: connections with frames queued this turn
   std::vector<char> tcp_buf_;           // reads from the broker connection

@@ -80,6 +80,10 @@ void Child::mqtt_open(Conn& c) {
 }
 
 void Child::on_binary(Conn& c, const char* data, std::size_t len, std::uint64_t t) {
+  if (o_.mode == "echo" || o_.echo) {
+    echo_message(c, data, len, t);
+    return;
+  }
   if (o_.mqtt) mqtt_feed(c, data, len, t);
 }
 

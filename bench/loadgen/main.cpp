@@ -10,7 +10,14 @@
 //           read by the caller at each "ready" event.
 //   rpc     N connections sending {"type":"request"} frames (closed loop, --depth in flight each)
 //           and timing the {"type":"response"} answers.
-//   httpd   a tiny keep-alive HTTP/1.1 backend for the rpc mode (the same for every bridge).
+//   echo    N connections to an echo server sending text messages (closed loop, --window in
+//           flight each) and timing their round trips (child_echo.cpp; through a proxy's
+//           WebSocket pass-through in bench/proxy.py).
+//   http    N keep-alive HTTP/1.1 connections sending GET requests (closed loop, --depth in
+//           flight each) and timing the responses (child_http_load.cpp; through an HTTP reverse
+//           proxy in bench/proxy.py).
+//   httpd   a tiny keep-alive HTTP/1.1 backend for the rpc and http modes (the same for every
+//           bridge or proxy).
 //
 // The work is split over --procs child processes (each has its own open-file limit); the parent
 // coordinates them over socketpairs and prints one JSON object per line on stdout: "ready"

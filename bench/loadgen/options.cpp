@@ -33,6 +33,12 @@ void usage() {
       "  handshake --url wss://127.0.0.1:8443/mqtt --connections N [--duration S] [--warmup S]\n"
       "         N clients in a loop: connect, TLS handshake (full, no resumption), upgrade,\n"
       "         close frame, wait for the server's close; reports handshakes/s\n"
+      "  echo   --url ws://127.0.0.1:8080/echo --connections N [--window W] [--payload BYTES]\n"
+      "         [--duration S] [--warmup S]: text messages to an echo server (closed loop, W in\n"
+      "         flight per connection); reports echoed messages/s and the round trip\n"
+      "  http   --url http://127.0.0.1:8080/x --connections N [--depth D] [--duration S]\n"
+      "         [--warmup S]: keep-alive HTTP/1.1 GET requests (closed loop, D in flight per\n"
+      "         connection, pipelined above 1); reports responses/s and latency\n"
       "  httpd  [--port P] [--body-bytes N]\n"
       "common: --procs P (child processes, each with its own fd limit), --concurrency C (upgrades\n"
       "  in flight), --url wss://... (TLS), --source-ips K (bind to 127.0.0.1..K), --wait-stdin "
@@ -45,7 +51,8 @@ void usage() {
       "  protocol), --subprotocol NAME (offered in the upgrade, e.g. mqtt), --keepalive S\n"
       "  --transport ws|sse|poll|sio (fanout, idle): WebSocket (default); wsbridge's SSE or\n"
       "  long-polling fallback on the route --url names (POST up); Socket.IO's polling transport\n"
-      "  (Engine.IO 4) at --url's path, e.g. ws://127.0.0.1:8084/socket.io/\n",
+      "  (Engine.IO 4) at --url's path, e.g. ws://127.0.0.1:8084/socket.io/\n"
+      "  --echo (idle): ready once a message sent came back (an echo server), not subscribed\n",
       stderr);
 }
 
@@ -59,7 +66,7 @@ Options parse_options(int argc, char** argv) {
   Options o;
   o.mode = argv[1];
   if (o.mode != "fanout" && o.mode != "idle" && o.mode != "rpc" && o.mode != "httpd" &&
-      o.mode != "handshake" && o.mode != "publish") {
+      o.mode != "handshake" && o.mode != "publish" && o.mode != "echo" && o.mode != "http") {
     usage();
     std::exit(2);
   }
@@ -72,9 +79,14 @@ Options parse_options(int argc, char** argv) {
     auto num = [&]() { return std::strtod(next().c_str(), nullptr); };
     auto unum = [&]() { return static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10)); };
     if (a == "--url") {
-      if (!Url::parse(next(), "ws", o.url)) die("bad --url (ws://host:port/path or wss://...)");
+      const std::string text = next();
+      if (!Url::parse(text, "ws", o.url) && !Url::parse(text, "http", o.url)) {
+        die("bad --url (ws://host:port/path, wss://..., or http://... for http)");
+      }
     } else if (a == "--broker") {
       if (!Url::parse(next(), "mqtt", o.mqtt_url)) die("bad --broker (mqtt://host:port)");
+    } else if (a == "--echo") {
+      o.echo = true;
     } else if (a == "--mqtt") {
       o.mqtt = true;
     } else if (a == "--subprotocol") {
@@ -175,6 +187,11 @@ Options parse_options(int argc, char** argv) {
     if (o.mqtt_url.port == 0)
       die("publish needs --broker mqtt://host:port (the counting subscriber)");
     o.procs = 1;  // the closed loop counts deliveries in the publishers' process
+  }
+  if (o.mode == "http" && o.url.tls) die("http: http:// only");
+  if (o.echo && o.mode != "idle") die("--echo: idle (the echo mode echoes anyway)");
+  if ((o.mode == "echo" || o.echo) && (o.mqtt || o.transport != "ws")) {
+    die("echo, idle --echo: not with --mqtt or --transport");
   }
   if (o.transport != "ws") {
     if (o.mode != "fanout" && o.mode != "idle") die("--transport sse|poll|sio: fanout or idle");

@@ -57,6 +57,9 @@ struct Options {
   // "sse", "poll": wsbridge's HTTP fallback transports (docs/FALLBACK.md) on the route of
   // --url's path; "sio": Socket.IO's long-polling transport (Engine.IO 4) at --url's path.
   std::string transport = "ws";
+  // idle --echo: a connection is ready once a message it sent came back (an echo server behind
+  // a WebSocket pass-through, child_echo.cpp), instead of subscribing.
+  bool echo = false;
 };
 
 // Exits through die() (or with the usage) on anything it cannot read.

@@ -223,7 +223,15 @@ class Parent {
              fmt(window > 0 ? static_cast<double>(u("in_window")) / window : 0) +
              R"(,"loadgen_run_cpu_seconds":)" + fmt(static_cast<double>(u("run_cpu_us")) / 1e6) +
              R"(,"latency_us":)" + latency_json(h);
-    } else if (o_.mode == "rpc") {
+    } else if (o_.mode == "echo") {
+      out += R"(,"window":)" + std::to_string(o_.window) + R"(,"payload":)" +
+             std::to_string(o_.payload) + R"(,"sent":)" + sum["sent"] + R"(,"echoed":)" +
+             sum["echoed"] + R"(,"unanswered":)" + sum["unanswered"] + R"(,"window_seconds":)" +
+             fmt(window) + R"(,"messages_per_second":)" +
+             fmt(window > 0 ? static_cast<double>(u("in_window")) / window : 0) +
+             R"(,"loadgen_run_cpu_seconds":)" + fmt(static_cast<double>(u("run_cpu_us")) / 1e6) +
+             R"(,"latency_us":)" + latency_json(h);
+    } else if (o_.mode == "rpc" || o_.mode == "http") {
       out += R"(,"depth":)" + std::to_string(o_.depth) + R"(,"requests":)" + sum["requests"] +
              R"(,"responses":)" + sum["responses"] + R"(,"ok":)" + sum["ok"] + R"(,"non2xx":)" +
              sum["non2xx"] + R"(,"unanswered":)" + sum["unanswered"] + R"(,"unmatched":)" +
