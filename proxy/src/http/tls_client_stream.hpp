@@ -55,7 +55,6 @@ class TlsClientStream {
   // Ciphertext waiting to go out on the socket (handshake records, encrypted data).
   std::string take_output();
   const std::string& error() const { return error_; }
-  ssl_st* session() const { return ssl_; }
   // Gives the session back (lws adopts the socket again and sets its own BIO): the stream is
   // unusable afterwards. Read everything first: ciphertext still in the memory BIO is lost.
   ssl_st* release();
