@@ -485,8 +485,10 @@ export function assertBoundedGrowth(assert, result, what) {
 // answered the upgrade with something else than 101 ('unexpected-response'), or with the error.
 // ws.received: every message as { data: Buffer, binary }; ws.closed: { code, reason } once closed.
 export function openWebSocket(url,
-  { protocols, headers, perMessageDeflate = false, timeoutMs = 8000, onMessage, localAddress } = {}) {
-  const ws = new WebSocket(url, protocols, { headers, perMessageDeflate, maxPayload: 256 * MiB, localAddress });
+  { protocols, headers, perMessageDeflate = false, timeoutMs = 8000, onMessage, localAddress,
+    rejectUnauthorized } = {}) {
+  const ws = new WebSocket(url, protocols,
+    { headers, perMessageDeflate, maxPayload: 256 * MiB, localAddress, rejectUnauthorized });
   ws.received = [];
   ws.closed = new Promise((resolve) => {
     ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));

@@ -1,0 +1,120 @@
+// The reverse proxy on an https:// / wss:// listener (#18, docs/PROXY.md): the browser's TLS
+// session leaves lws with its socket (onto memory BIOs) and comes back to lws with it when a
+// request that is not the proxy's arrives on the same connection. Checked over one keep-alive
+// TLS connection: a relayed request, /healthz answered by lws (the session handed back), a relayed
+// request again (taken over again), an upload streamed through, and a relayed WebSocket over wss://.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import {
+  Child, binary, freePort, openWebSocket, nthMessage, startHttpBackend, startWsBackend, stopAll,
+  tempDir, waitFor,
+} from './proxy_support.mjs';
+
+let dir;
+let httpBackend;
+let wsBackend;
+let bridge;
+let port;
+
+// One request on `agent`; resolves { status, body, socket } (the TLS socket that carried it).
+function request(agent, method, target, body) {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port, method, path: target, agent, rejectUnauthorized: false,
+      headers: body ? { 'Content-Length': body.length } : {},
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString(), socket: req.socket }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error(`${method} ${target} timed out`)));
+    req.end(body);
+  });
+}
+
+before(async () => {
+  dir = tempDir();
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  httpBackend = await startHttpBackend();
+  wsBackend = await startWsBackend();
+  port = await freePort();
+  const config = path.join(dir, 'wsbridge.toml');
+  const threads = process.env.WSBRIDGE_TEST_THREADS || '2';
+  writeFileSync(config, `[server]
+threads = ${threads}
+shutdown_timeout = "1s"
+[[listeners]]
+address = "127.0.0.1"
+port = ${port}
+[listeners.tls]
+cert_file = "${path.join(dir, 'cert.pem')}"
+key_file = "${path.join(dir, 'key.pem')}"
+[[proxy]]
+path = "/app"
+backend = "http://127.0.0.1:${httpBackend.port}"
+[[proxy]]
+path = "/ws"
+backend = "ws://127.0.0.1:${wsBackend.port}"
+`);
+  const child = new Child(binary, ['--config', config], process.env);
+  bridge = { child, stop: () => child.stop(), get log() { return child.output; } };
+  const probe = new https.Agent({ keepAlive: false, rejectUnauthorized: false });
+  await waitFor(async () => {
+    if (!child.running) throw new Error(`wsbridge exited:\n${child.output}`);
+    return (await request(probe, 'GET', '/healthz').catch(() => null))?.status === 200;
+  }, 'wsbridge over https');
+});
+
+after(async () => {
+  await stopAll('proxy_tls', dir, { bridges: [bridge], backends: [httpBackend, wsBackend] });
+});
+
+test('one TLS connection goes from the proxy to lws and back, its session intact', { timeout: 30000 }, async () => {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+  try {
+    const first = await request(agent, 'GET', '/app/echo?n=1');
+    assert.equal(first.status, 200, first.body);
+    const echoed = JSON.parse(first.body);
+    assert.equal(echoed.target, '/app/echo?n=1');
+    const xfp = echoed.headers.find(([name]) => name.toLowerCase() === 'x-forwarded-proto');
+    assert.equal(xfp?.[1], 'https', 'the backend is told the client came over TLS');
+
+    const health = await request(agent, 'GET', '/healthz');
+    assert.equal(health.status, 200, health.body);
+    assert.equal(JSON.parse(health.body).status, 'ok');
+    assert.equal(health.socket, first.socket, 'the same TLS connection carried /healthz (handed back to lws)');
+
+    const again = await request(agent, 'GET', '/app/echo?n=2');
+    assert.equal(again.status, 200, again.body);
+    assert.equal(again.socket, first.socket, 'the same TLS connection was taken over again');
+    assert.equal(JSON.parse(again.body).target, '/app/echo?n=2');
+
+    const body = randomBytes(5 * 1024 * 1024);
+    const upload = await request(agent, 'POST', '/app/echo', body);
+    assert.equal(upload.status, 200, upload.body);
+    const received = JSON.parse(upload.body);
+    assert.equal(received.body_bytes, body.length);
+    assert.equal(received.body_sha256, createHash('sha256').update(body).digest('hex'));
+    assert.equal(upload.socket, first.socket);
+  } finally {
+    agent.destroy();
+  }
+});
+
+test('a WebSocket relayed over wss://: echo and the close code both ways', { timeout: 30000 }, async () => {
+  const ws = await openWebSocket(`wss://127.0.0.1:${port}/ws/echo`, { rejectUnauthorized: false });
+  ws.send('over tls');
+  const reply = await nthMessage(ws, 0);
+  assert.equal(reply.data.toString(), 'over tls');
+  ws.close(4001, 'bye');
+  const closed = await ws.closed;
+  assert.equal(closed.code, 4001);
+});
