@@ -268,6 +268,8 @@ test('a genuine control message replayed after its instance restarted is refused
   try {
     // A close by id, node-a to node-c, recorded on its way.
     clients.push(await JsonClient.open(c.url('/mqtt')));
+    // (Listed once its shard registered it, which may come just after the client saw the 101.)
+    await waitFor(async () => (await c.connections('/mqtt')).length >= 1, 'node-c lists the client', 5000);
     const [first] = await c.connections('/mqtt');
     const res = await a.admin('DELETE', `/api/v1/connections/${encodeURIComponent(first.id)}?code=4001&reason=recorded`);
     assert.ok([200, 202, 204].includes(res.status), `${res.status} ${res.body}`);
@@ -279,6 +281,7 @@ test('a genuine control message replayed after its instance restarted is refused
     await c.start();
     await cluster.waitForControlPlane();
     clients.push(await JsonClient.open(c.url('/mqtt')));
+    await waitFor(async () => (await c.connections('/mqtt')).length >= 1, 'node-c lists the client', 5000);
     const [now] = await c.connections('/mqtt');
     const before = metricValue(await c.metrics(), 'wsbridge_cluster_messages_total', REJECTED);
 

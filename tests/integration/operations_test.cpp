@@ -86,7 +86,12 @@ TEST_F(MetricsTest, ValuesMoveWithAScriptedSession) {
       ws.send_text("12345");
       ws.read_message();
     }
-    m = metrics();
+    // (The client may read the last echo before the service thread has counted its write.)
+    const auto counted = std::chrono::steady_clock::now() + 5s;
+    do {
+      m = metrics();
+    } while (sample(m, R"(wsbridge_messages_sent_total{route="/echo"})") < 3 &&
+             std::chrono::steady_clock::now() < counted);
     EXPECT_EQ(sample(m, R"(wsbridge_connections{route="/echo"})"), 1);
     EXPECT_EQ(sample(m, R"(wsbridge_connections_total{route="/echo"})"), 1);
     EXPECT_EQ(sample(m, R"(wsbridge_messages_received_total{route="/echo"})"), 3);
