@@ -16,11 +16,11 @@
 #include "config/compression_keys.hpp"
 #include "config/fallback_keys.hpp"
 #include "config/listen_endpoints.hpp"
+#include "config/proxy_keys.hpp"
 #include "config/scale_out_keys.hpp"
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
-#include "config/proxy_keys.hpp"
 #include "stream/lws_stream_client.hpp"
 
 namespace wsbridge {

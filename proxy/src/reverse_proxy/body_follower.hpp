@@ -33,10 +33,10 @@ class BodyFollower {
 
  private:
   enum class Phase : std::uint8_t {
-    kData,          // kLength / kUntilClose data, or inside a chunk
-    kSizeLine,      // a chunk-size line (with extensions) up to its CRLF
-    kDataCrlf,      // the CRLF after a chunk's data
-    kTrailerLine,   // a trailer field line, or the final blank line
+    kData,         // kLength / kUntilClose data, or inside a chunk
+    kSizeLine,     // a chunk-size line (with extensions) up to its CRLF
+    kDataCrlf,     // the CRLF after a chunk's data
+    kTrailerLine,  // a trailer field line, or the final blank line
     kDone,
   };
   Step fail(std::size_t used, std::string why);
@@ -45,9 +45,9 @@ class BodyFollower {
   Phase phase_ = Phase::kData;
   std::uint64_t remaining_ = 0;  // kData: bytes left in the body or the chunk
   std::uint64_t payload_ = 0;
-  std::string line_;             // the size or trailer line so far (bounded)
+  std::string line_;  // the size or trailer line so far (bounded)
   std::size_t trailer_bytes_ = 0;
-  bool after_cr_ = false;        // kDataCrlf: the CR was seen
+  bool after_cr_ = false;  // kDataCrlf: the CR was seen
   std::string error_;
 };
 

@@ -22,15 +22,15 @@ enum class HostMode : std::uint8_t {
 };
 
 struct ProxyRoute {
-  std::string path;  // the prefix: "/" or "/segment[/segment...]" without a trailing slash
+  std::string path;         // the prefix: "/" or "/segment[/segment...]" without a trailing slash
   std::string backend_url;  // as configured (http://, https://, ws://, wss://)
   http1::Url backend;       // parsed; ws:// and wss:// as http:// and https://
   std::shared_ptr<StreamEndpoint> endpoint;  // the backend's TCP (or TLS) streams
-  bool http = true;         // plain requests are relayed (false for a ws:// or wss:// backend)
-  bool websocket = true;    // upgrades are relayed (the WebSocket pass-through)
+  bool http = true;           // plain requests are relayed (false for a ws:// or wss:// backend)
+  bool websocket = true;      // upgrades are relayed (the WebSocket pass-through)
   bool strip_prefix = false;  // "/app/x?y" reaches the backend as "<base>/x?y"
   HostMode host_mode = HostMode::kClient;
-  std::string host_value;  // kFixed
+  std::string host_value;        // kFixed
   bool forward_identity = true;  // X-Wsbridge-User, -Auth-Method, -Claims on every request
   // Without an [proxy.auth] table the prefix is public; with one, every request and upgrade is
   // authenticated as a WebSocket route's upgrade would be (401/403 otherwise).
@@ -38,8 +38,8 @@ struct ProxyRoute {
   auth::RouteAuth auth;
   std::uint64_t max_body_bytes = 16ull * 1024 * 1024;  // request bodies; 413 beyond
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
-  std::chrono::milliseconds response_timeout{std::chrono::seconds(60)};  // request sent → head
-  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};  // no byte either way
+  std::chrono::milliseconds response_timeout{std::chrono::seconds(60)};     // request sent → head
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};         // no byte either way
   std::chrono::milliseconds websocket_idle_timeout{std::chrono::hours(1)};  // 0: none
   std::size_t max_connections = 256;  // to the backend, over all shards (each a share)
   std::chrono::milliseconds keepalive_timeout{std::chrono::seconds(30)};  // idle backend conns

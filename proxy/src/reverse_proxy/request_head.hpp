@@ -25,13 +25,13 @@ enum class BodyFraming : std::uint8_t {
 };
 
 struct RequestHead {
-  std::string method;             // a token, as sent (case-sensitive)
-  std::string target;             // origin-form: "/path?query", as sent
-  unsigned minor_version = 1;     // HTTP/1.<minor>: 0 or 1
-  HttpHeaders headers;            // every field, in order, names as sent, values trimmed
+  std::string method;          // a token, as sent (case-sensitive)
+  std::string target;          // origin-form: "/path?query", as sent
+  unsigned minor_version = 1;  // HTTP/1.<minor>: 0 or 1
+  HttpHeaders headers;         // every field, in order, names as sent, values trimmed
   BodyFraming body = BodyFraming::kNone;
   std::uint64_t content_length = 0;  // kLength
-  bool keep_alive = true;  // HTTP/1.1 without "Connection: close", or 1.0 with "keep-alive"
+  bool keep_alive = true;          // HTTP/1.1 without "Connection: close", or 1.0 with "keep-alive"
   bool websocket_upgrade = false;  // GET with "Upgrade: websocket" and "Connection: upgrade"
   bool expect_continue = false;    // "Expect: 100-continue"
   // The target without its query.

@@ -12,10 +12,10 @@
 namespace wsbridge::reverse_proxy {
 
 struct ResponseHead {
-  unsigned status = 0;          // 100-599
-  std::string reason;           // the reason phrase, as sent (may be empty)
-  unsigned minor_version = 1;   // HTTP/1.<minor>
-  HttpHeaders headers;          // every field, in order, as sent (values trimmed)
+  unsigned status = 0;         // 100-599
+  std::string reason;          // the reason phrase, as sent (may be empty)
+  unsigned minor_version = 1;  // HTTP/1.<minor>
+  HttpHeaders headers;         // every field, in order, as sent (values trimmed)
   BodyFraming body = BodyFraming::kNone;
   std::uint64_t content_length = 0;  // kLength
   // The backend keeps the connection for another request after this response: HTTP/1.1 without

@@ -320,7 +320,7 @@ void Shard::serve() {
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it
   relays_.clear();                         // (their streams close with them)
-  if (proxy_) proxy_->shutdown();  // (before the stream client lets go of its streams)
+  if (proxy_) proxy_->shutdown();          // (before the stream client lets go of its streams)
   proxy_.reset();
   for (reverse_proxy::Takeover& t : takeovers_) {
     upgrade_hold::reply_and_close(t.fd, 503, "shutting down", t.ssl);

@@ -305,7 +305,7 @@ class Shard final : private InboxDispatcher,
   std::unordered_map<ConnectionId, EndedFallback> ended_fallback_;
   // Fallback opens waiting for their route's admission check (Adapter::admit), by hold id.
   std::unordered_map<std::uint64_t, HeldOpen> held_opens_;
-  std::vector<HandedSocket> handed_sockets_;  // to adopt from the loop (adopt_handed_sockets)
+  std::vector<HandedSocket> handed_sockets_;        // to adopt from the loop (adopt_handed_sockets)
   std::vector<reverse_proxy::Takeover> takeovers_;  // for the proxy, from the loop
   std::unique_ptr<reverse_proxy::ProxyService> proxy_;
   // Requests forwarded to their session's instance, by carrier key (dropped once done).

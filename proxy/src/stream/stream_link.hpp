@@ -69,7 +69,7 @@ struct StreamLink : std::enable_shared_from_this<StreamLink> {
   bool want_drained = false;
   bool flushing_close = false;  // the owner closed with bytes buffered: send them, then close
   unsigned flush_seconds = kFlushOnCloseSeconds;
-  bool ended = false;           // the socket is gone (or cut loose): nothing more happens
+  bool ended = false;  // the socket is gone (or cut loose): nothing more happens
 
   ~StreamLink();
   std::size_t buffered() const { return out.size() - out_offset + early.size(); }
