@@ -8,6 +8,7 @@
 // Every line end is CRLF exactly: a bare LF is where readers differ (some accept it), and the
 // bytes are forwarded as they are, so the proxy's reading must be the strictest one.
 #include "reverse_proxy/body_follower.hpp"
+#include "reverse_proxy/head_fields.hpp"
 
 #include <algorithm>
 #include <string_view>
@@ -15,11 +16,6 @@
 #include "wsbridge/http_client.hpp"
 
 namespace wsbridge::reverse_proxy {
-
-// Defined in request_head.cpp: trailer fields follow the rules of header fields.
-namespace detail {
-bool parse_field_line(std::string_view line, HttpHeader& field, std::string& why);
-}  // namespace detail
 
 namespace {
 

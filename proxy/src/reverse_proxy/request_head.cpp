@@ -3,6 +3,8 @@
 // field line for every head the proxy relays, so that no two of its parsers disagree.
 #include "reverse_proxy/request_head.hpp"
 
+#include "reverse_proxy/head_fields.hpp"
+
 #include <charconv>
 #include <vector>
 

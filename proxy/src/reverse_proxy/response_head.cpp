@@ -1,20 +1,12 @@
 // A backend's response head and where its body ends (response_head.hpp).
 #include "reverse_proxy/response_head.hpp"
+#include "reverse_proxy/head_fields.hpp"
 
 #include <vector>
 
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {
-
-// Defined in request_head.cpp: the field-line rules every head the proxy reads follows.
-namespace detail {
-bool parse_fields(std::string_view rest, HttpHeaders& fields, std::string& why);
-bool list_has(const HttpHeaders& fields, std::string_view name, std::string_view token);
-bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& length,
-                    std::string& why);
-int transfer_coding(const HttpHeaders& fields);
-}  // namespace detail
 
 namespace {
 
