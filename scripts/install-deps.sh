@@ -8,7 +8,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libwebsockets-dev libssl-dev zlib1g-dev libtomlplusplus-dev nlohmann-json3-dev
+  libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev zlib1g-dev libtomlplusplus-dev
+  nlohmann-json3-dev
   libpaho-mqtt-dev libpaho-mqttpp-dev libgtest-dev libgmock-dev
   ca-certificates
 )

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "server/event_loop.hpp"
 #include "tls/session_handover.hpp"
 
 namespace wsbridge::upgrade_hold {
@@ -15,6 +16,7 @@ std::optional<int> detach_socket(int fd) {
   if (kept < 0) return std::nullopt;
   // A placeholder under lws' number: its shutdown() and close() must not reach the client.
   const int placeholder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (placeholder >= 0) forget_descriptor(fd);  // the loop's epoll entry follows the socket
   if (placeholder < 0 || dup3(placeholder, fd, O_CLOEXEC) < 0) {
     if (placeholder >= 0) close(placeholder);
     close(kept);

@@ -150,8 +150,13 @@ void Shard::open() {
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
     fd_limit_ = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));
   }
+  event_loop_.configure(info);
   context_ = lws_create_context(&info);
-  if (context_ == nullptr) throw std::runtime_error("cannot create the libwebsockets context");
+  if (context_ == nullptr) {
+    throw std::runtime_error(
+        "cannot create the libwebsockets context (is Debian's libwebsockets-evlib-ev installed? "
+        "scripts/install-deps.sh installs it)");
+  }
   if (config_->static_dir) static_files::confine(context_, *config_->static_dir);
   config_->http_client->attach(context_, index_);
   LwsStreamClient::instance().attach(context_, index_);
@@ -293,15 +298,23 @@ void Shard::serve() {
   ready_.store(true, std::memory_order_release);
   if (shutdown_requested_.load()) begin_shutdown();
 
+  event_loop_.bind_to_this_thread();
+  // lws arms its timer and runs what it deferred (decrypted TLS bytes, buffered reads) only after
+  // a socket event of its own: work done on this loop outside one wakes the loop once more.
+  lws_cancel_service(context_);
   while (true) {
-    if (lws_service(context_, 0) < 0) break;
+    event_loop_.run_once();
+    bool outside_lws = !plaintext_waiting_.empty() || holds_answered_ || !takeovers_.empty() ||
+                       !handed_sockets_.empty();
     if (!plaintext_waiting_.empty()) serve_waiting_plaintext();
     if (holds_answered_) release_held_upgrades();
     if (!takeovers_.empty()) take_over_sockets();
     if (!handed_sockets_.empty()) adopt_handed_sockets();
     if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
       finish_draining();
+      outside_lws = true;
     }
+    if (outside_lws) lws_cancel_service(context_);
     if (stopping_ && !draining_ &&
         (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
       break;

@@ -21,6 +21,7 @@
 #include "recv_hook/mask_guard.hpp"
 #include "reverse_proxy/proxy_service.hpp"
 #include "server/connection_slots.hpp"
+#include "server/event_loop.hpp"
 #include "server/listen_share.hpp"
 #include "server/service_inbox.hpp"
 #include "server/shard_shared.hpp"
@@ -285,6 +286,7 @@ class Shard final : private InboxDispatcher,
   int fd_limit_ = 0;  // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
+  EventLoop event_loop_;  // (declared before the context, which must go first)
   lws_context* context_ = nullptr;
   lws_vhost* admin_vhost_ = nullptr;
   std::unique_ptr<LwsTables> lws_tables_;
