@@ -26,6 +26,7 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
       case State::kHeader0: {
         frame_start = i;
         const unsigned opcode = data[i] & 0x0f;
+        if (opcode == 0x8 || opcode == 0x9) answer_due_ = true;        // close, PING
         if (accept_compressed_ && (opcode == 0x1 || opcode == 0x2)) {  // a data message begins
           const bool compressed = (data[i] & 0x40) != 0;
           message_flags_.push_back(compressed ? 1 : 0);

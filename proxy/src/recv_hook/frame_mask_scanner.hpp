@@ -32,6 +32,12 @@ class FrameMaskScanner {
   // is queued (nothing was agreed).
   bool take_compressed();
 
+  // A PING or close frame began since answered(): lws answers those by itself, from its next
+  // POLLOUT turn, so until then nothing may be written to the socket outside lws' turn (a
+  // frame left partly written there would have lws' answer land inside it).
+  bool answer_due() const { return answer_due_; }
+  void answered() { answer_due_ = false; }
+
   // Data messages begun and not yet taken (a bound for tests).
   std::size_t queued() const { return message_flags_.size() - flags_head_; }
 
@@ -49,6 +55,7 @@ class FrameMaskScanner {
   unsigned mask_left_ = 0;
   std::uint64_t payload_left_ = 0;
   bool accept_compressed_ = false;
+  bool answer_due_ = false;
   // One byte per data message begun (1: compressed), taken from flags_head_ on; empty (and
   // unallocated) while nothing is queued, which is most of the time.
   std::vector<std::uint8_t> message_flags_;

@@ -314,6 +314,17 @@ bool take_compressed(int fd) {
   return w != nullptr && w->phase == Phase::kWebSocket && w->scanner.take_compressed();
 }
 
+bool answer_may_be_due(int fd) {
+  const Watch* w = mine(fd);
+  return w == nullptr || w->phase != Phase::kWebSocket || w->scanner.violated() ||
+         w->scanner.answer_due();
+}
+
+void answers_flushed(int fd) {
+  Watch* w = mine(fd);
+  if (w != nullptr && w->phase == Phase::kWebSocket) w->scanner.answered();
+}
+
 void upgrade_refused(int fd) {
   Watch* w = mine(fd);
   if (w != nullptr && w->phase == Phase::kAwaiting) resume_http(*w);

@@ -58,6 +58,13 @@ void start_websocket(int fd);
 void accept_compressed(int fd);
 // Whether the data message now beginning on `fd` came compressed (in the order they began).
 bool take_compressed(int fd);
+// Whether lws may owe `fd` an answer it writes by itself (a PONG, a close reply) from its next
+// POLLOUT turn: the client sent a PING or a close since answers_flushed(), or the socket is not
+// followed as a WebSocket here (then nobody knows). FrameMaskScanner::answer_due says why.
+bool answer_may_be_due(int fd);
+// lws' POLLOUT turn reached the session's WRITEABLE: what lws owed is written (or waits in lws'
+// own buffer, which lws_partial_buffered tells).
+void answers_flushed(int fd);
 // lws answered the upgrade request with an HTTP status and keeps the connection for more
 // requests: what follows that head is HTTP again (the server's refuse_upgrade says so).
 void upgrade_refused(int fd);

@@ -59,6 +59,7 @@ struct Session {
   SteadyClock::time_point last_rx;
   SteadyClock::time_point last_ping;
   bool ping_due = false;
+  bool write_soon = false;  // in the shard's writes_soon_: written at the end of this loop turn
   std::optional<PendingClose> close_after_queue;  // close once the outbox is empty
   CloseInfo close_info;                           // how it ended, for on_close and the log
   bool close_sent = false;

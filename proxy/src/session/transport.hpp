@@ -56,6 +56,12 @@ class Transport {
   // of it those it handed over or started. A frame the peer took part of leaves the queue (no
   // drop policy may cut it) and its rest goes first in the next turn (mid_frame).
   virtual WriteTurn write(FrameQueue& queue, std::size_t budget) = 0;
+  // Whether write() may run now, outside the write turn want_write() asks for: the data path
+  // then writes at the end of the loop turn without asking the event loop for POLLOUT (a system
+  // call each way on epoll). Checked right before each such write.
+  virtual bool can_write_now() const { return false; }
+  // The write turn want_write() asked for has begun (before write(), ping() or close()).
+  virtual void write_turn_began() {}
   // A frame is partly written: nothing else (a ping, a close) may go out before its rest.
   virtual bool mid_frame() const = 0;
   // In the write turn: a keepalive ping, which the peer answers. false: the connection is gone.

@@ -177,7 +177,9 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return 0;
       case LWS_CALLBACK_SERVER_WRITEABLE:
         session = session_of();
-        return session != nullptr ? self->on_writeable(*session) : 0;
+        if (session == nullptr) return 0;
+        session->transport->write_turn_began();
+        return self->on_writeable(*session);
       case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         session = session_of();
         if (session != nullptr) self->on_peer_close(*session, in, len);

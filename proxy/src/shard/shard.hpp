@@ -218,6 +218,10 @@ class Shard final : private InboxDispatcher,
   int write_queued(Session& s);
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.
   void after_write(Session& s);
+  // Frames queued for a session: written at the end of this loop turn when its transport can
+  // (write_soon), else in the write turn the transport asks for.
+  void want_write_soon(Session& s);
+  void write_soon();
   void on_peer_close(Session& s, const void* in, std::size_t len);
 
   // The HTTP fallback transports (docs/FALLBACK.md). Carrier side (fallback_carrier.cpp): the
@@ -282,8 +286,9 @@ class Shard final : private InboxDispatcher,
   std::vector<std::shared_ptr<const ServerConfig>> retired_configs_;
   std::vector<lws_vhost*> listener_vhosts_;           // in config order
   std::vector<listen_share::PortClaim> port_claims_;  // shard 0, shared ports: ours alone
-  SocketWriter socket_writer_;                        // its transports' iovec and header scratch
-  int fd_limit_ = 0;  // RLIMIT_NOFILE (soft) when the server started
+  std::vector<ConnectionId> writes_soon_;  // sessions with frames to write at the turn's end
+  SocketWriter socket_writer_;             // its transports' iovec and header scratch
+  int fd_limit_ = 0;                       // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   EventLoop event_loop_;  // (declared before the context, which must go first)

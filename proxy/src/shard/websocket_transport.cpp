@@ -35,7 +35,21 @@ void WebSocketTransport::want_write() {
 }
 
 void WebSocketTransport::set_reading(bool on) {
+  if (!on) was_paused_ = true;
   lws_rx_flow_control(wsi_, on ? 1 : 0);
+}
+
+// Outside lws' turn our bytes may not meet lws' own: nothing of lws' may wait to be sent
+// (lws_partial_buffered), and lws may owe the client no answer (a PONG, a close reply) that it
+// would write into the middle of a frame the socket takes only part of now. permessage-deflate
+// frames go through lws_write, which lws wants in its turn.
+bool WebSocketTransport::can_write_now() const {
+  return !through_lws_ && !was_paused_ && lws_partial_buffered(wsi_) == 0 &&
+         !mask_guard::answer_may_be_due(descriptor());
+}
+
+void WebSocketTransport::write_turn_began() {
+  if (!was_paused_) mask_guard::answers_flushed(descriptor());
 }
 
 WriteTurn WebSocketTransport::write(FrameQueue& queue, std::size_t budget) {

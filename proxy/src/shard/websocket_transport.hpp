@@ -27,6 +27,8 @@ class WebSocketTransport final : public Transport {
   void want_write() override;
   void set_reading(bool on) override;
   WriteTurn write(FrameQueue& queue, std::size_t budget) override;
+  bool can_write_now() const override;
+  void write_turn_began() override;
   bool mid_frame() const override { return partial_.has_value() || tls_sealed_ > 0; }
   bool ping() override;
   void close(std::uint16_t code, std::string_view reason) override;
@@ -56,6 +58,10 @@ class WebSocketTransport final : public Transport {
   // answer in the middle of it.
   std::optional<PartialFrame> partial_;
   bool reading_held_ = false;
+  // The adapter paused reading at least once: lws may then hold bytes it read and has not
+  // parsed (a PING among them), which the mask guard counted as answered at a write turn in
+  // between. Such a connection is written in write turns only.
+  bool was_paused_ = false;
   // wss://: the connection's SSL (else null), and the bytes of a record OpenSSL sealed that the
   // socket has not taken yet (socket_writer.hpp, write_tls).
   SSL* const ssl_;

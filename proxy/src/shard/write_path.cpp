@@ -46,7 +46,58 @@ void Shard::enqueue(Session& s, Frame frame) {
   if (s.queued_bytes > route.queue_high_water_bytes) s.drained_notice_due = true;
   s.outbox.push_back(std::move(frame));
   s.outbox_changed();
-  s.transport->want_write();
+  want_write_soon(s);
+}
+
+// Asking lws for a write turn turns POLLOUT on and, after it, off again: two epoll_ctl calls
+// per write on the event loop (server/event_loop.hpp), where the socket almost always takes the
+// bytes at once. So frames queued during a loop turn are written at its end instead, as many
+// per session as were queued in the turn (one fan-out message to thousands of sessions, or
+// several to one, each a single system call); only a socket that takes part of them, or a
+// transport that cannot write outside its turn now, waits for POLLOUT.
+void Shard::want_write_soon(Session& s) {
+  if (s.write_soon) return;
+  if (!s.transport->can_write_now()) {
+    s.transport->want_write();
+    return;
+  }
+  s.write_soon = true;
+  writes_soon_.push_back(s.id);
+}
+
+void Shard::write_soon() {
+  // An adapter told of a write (on_drained, on_dropped) may queue more: those are written in the
+  // next pass, a few passes at most before the rest waits for the usual write turn.
+  for (int pass = 0; pass < 4 && !writes_soon_.empty(); ++pass) {
+    std::vector<ConnectionId> ids;
+    ids.swap(writes_soon_);
+    for (const ConnectionId id : ids) {
+      const auto it = sessions_.find(id);
+      if (it == sessions_.end()) continue;
+      Session& s = *it->second;
+      s.write_soon = false;
+      Transport& transport = *s.transport;
+      if (s.close_sent || s.ping_due || !transport.can_write_now()) {
+        transport.want_write();  // the write turn does what is due in its order
+        continue;
+      }
+      const bool was_mid_frame = transport.mid_frame();
+      if (write_queued(s) != 0) {
+        transport.drop_within(std::chrono::seconds(0));  // the socket is gone
+        continue;
+      }
+      // The rest of a frame went out, so reading resumed: lws may have bytes to parse, which it
+      // does only after a socket event of its own (server/event_loop.hpp).
+      if (was_mid_frame && !transport.mid_frame()) lws_cancel_service(context_);
+    }
+  }
+  for (const ConnectionId id : writes_soon_) {
+    const auto it = sessions_.find(id);
+    if (it == sessions_.end()) continue;
+    it->second->write_soon = false;
+    it->second->transport->want_write();
+  }
+  writes_soon_.clear();
 }
 
 int Shard::on_writeable(Session& s) {
