@@ -19,7 +19,16 @@ using namespace std::chrono_literals;
 using testing::Opcode;
 using testing::WsClient;
 
-// Keeps its connections for the test; on a message "burst", "burst droppable" or "burst thread"
+std::string patterned(std::size_t size, int seed) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((seed * 31 + i) % 251);
+  return s;
+}
+
+constexpr std::size_t kHugeBytes = 16 * 1024 * 1024;
+
+// Keeps its connections for the test; on "huge" it answers with one frame of kHugeBytes from the
+// service thread; on a message "burst", "burst droppable" or "burst thread"
 // sends kBurst frames of kBurstBytes to its sender (from the service thread, or from a thread
 // joined inside on_message, so the service thread takes none of them over meanwhile) and records
 // what each send answered.
@@ -35,6 +44,10 @@ class TestAdapter final : public Adapter {
   }
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override {
     const std::string_view what = message.payload();
+    if (what == "huge") {
+      connection->send(Frame::binary(patterned(kHugeBytes, 7)));
+      return;
+    }
     auto burst = [&, droppable = what == "burst droppable"] {
       std::vector<SendResult> results;
       for (int i = 0; i < kBurst; ++i) {
@@ -86,12 +99,6 @@ class Served {
   std::optional<testing::InProcessServer> server_;
 };
 
-std::string patterned(std::size_t size, int seed) {
-  std::string s(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((seed * 31 + i) % 251);
-  return s;
-}
-
 // 1 MiB frames go out in many partial writes to a client that reads slowly and pings meanwhile:
 // every frame arrives whole and in order, and every ping is answered, never inside a frame.
 TEST(WritePathTest, LargeFramesReachASlowReaderWholeWhileItPings) {
@@ -129,6 +136,31 @@ TEST(WritePathTest, LargeFramesReachASlowReaderWholeWhileItPings) {
     EXPECT_EQ(ws.read_message().data, "more");
   }
   EXPECT_GT(ws.pongs_received(), answered);
+}
+
+// A PING and a request read together: lws owes the PONG when the request's answer, a frame far
+// larger than the socket takes at once, is queued. The frame is written at the end of the loop
+// turn only when lws owes nothing (write_path.cpp, want_write_soon); here it must wait for lws'
+// write turn, which sends the PONG first, or the PONG would land inside the frame.
+TEST(WritePathTest, APongLwsOwesGoesBeforeALargeAnswerNotInsideIt) {
+  Served served("max_queued_bytes = \"64MiB\"\n");
+  WsClient ws = served.connect();
+  ASSERT_NE(served.adapter->wait_for_connection(), nullptr);
+  for (int round = 0; round < 3; ++round) {
+    ws.tcp().send_all(
+        testing::encode_frame(Opcode::kPing, "p", true, testing::random_mask_key()) +
+        testing::encode_frame(Opcode::kText, "huge", true, testing::random_mask_key()));
+    std::this_thread::sleep_for(200ms);  // the server fills the socket and keeps the rest
+    const int pongs_before = ws.pongs_received();
+    WsClient::Message m = ws.read_message(20s);
+    ASSERT_EQ(m.opcode, Opcode::kBinary) << "round " << round;
+    ASSERT_EQ(m.data.size(), kHugeBytes) << "round " << round;
+    ASSERT_TRUE(m.data == patterned(kHugeBytes, 7)) << "round " << round << ": frame corrupted";
+    EXPECT_EQ(ws.pongs_received(), pongs_before + 1) << "round " << round;
+  }
+  // And the direct path is back once lws owes nothing: a plain request is answered as before.
+  ws.send_text("huge");
+  EXPECT_EQ(ws.read_message(20s).data.size(), kHugeBytes);
 }
 
 // drop_oldest trims the queue of a client that stopped reading while a 1 MiB frame is partly

@@ -60,6 +60,26 @@ TEST(FrameMaskScannerTest, FollowsFramesSplitAtEveryByte) {
   EXPECT_FALSE(s.violated());
 }
 
+// lws answers a PING or a close by itself from its next POLLOUT turn: the scanner says when one
+// came (the data path then writes nothing outside lws' turn), and forgets it once told.
+TEST(FrameMaskScannerTest, SaysWhenLwsOwesAnAnswer) {
+  FrameMaskScanner s;
+  feed(s, masked(Opcode::kText, "a") + masked(Opcode::kBinary, std::string(300, 'b')) +
+              masked(Opcode::kPong, "p"));
+  EXPECT_FALSE(s.answer_due()) << "data and PONGs are not answered";
+  const std::string ping = masked(Opcode::kPing, "p");
+  feed(s, ping.substr(0, 1));
+  EXPECT_TRUE(s.answer_due()) << "known from the PING's first byte";
+  feed(s, ping.substr(1));
+  s.answered();
+  EXPECT_FALSE(s.answer_due());
+  // A payload byte that looks like a PING's first byte is a payload byte.
+  feed(s, masked_plain(Opcode::kBinary, std::string(10, '\x89')));
+  EXPECT_FALSE(s.answer_due());
+  feed(s, masked(Opcode::kClose, std::string("\x03\xe8", 2)));
+  EXPECT_TRUE(s.answer_due());
+}
+
 // Shared permessage-deflate: RSV1 comes off the first frame of each compressed data message (lws
 // would refuse it), and the session learns, message by message, which ones were compressed.
 TEST(FrameMaskScannerTest, TakesRsv1OffCompressedMessagesAndQueuesWhichWere) {
