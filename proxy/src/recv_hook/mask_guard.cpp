@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -56,7 +55,8 @@ struct Watch {
   // The heads that were not upgrades, as lws got them, until lws reports each (in order: a
   // replayed buffer may hold several): what the reverse proxy takes a connection over with
   // (take_head_bytes). Kept past a head with a body, after which the guard stops following.
-  std::deque<std::string> plain_heads;
+  // (A vector: libstdc++'s deque allocates 576 bytes even empty, for every connection.)
+  std::vector<std::string> plain_heads;
 };
 
 // One slot per possible descriptor, per service thread: each shard watches the sockets it
@@ -139,7 +139,7 @@ void end_of_head(Watch& w) {
     w.http->sec_websocket_origin = s.sec_websocket_origin;
   } else {
     // (Bounded: lws reads a next head only after answering the one before.)
-    if (w.plain_heads.size() >= kMaxHeadsAhead) w.plain_heads.pop_front();
+    if (w.plain_heads.size() >= kMaxHeadsAhead) w.plain_heads.erase(w.plain_heads.begin());
     w.plain_heads.push_back(std::move(w.http->head_out));
   }
   if (!websocket && (s.has_body || s.connect)) {
@@ -357,7 +357,7 @@ std::string take_head_bytes(int fd) {
   Watch* w = mine(fd);
   if (w == nullptr || w->plain_heads.empty()) return {};
   std::string head = std::move(w->plain_heads.front());
-  w->plain_heads.pop_front();
+  w->plain_heads.erase(w->plain_heads.begin());
   return head;
 }
 
