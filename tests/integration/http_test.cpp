@@ -314,10 +314,20 @@ TEST_F(HttpAdapterTest, PushApiDeliversListsAndCloses) {
   b.send_text("hello");  // counters move
   EXPECT_EQ(b.read_message().data, "hello");
 
-  HttpResult list = admin("GET", "/api/v1/connections");
-  ASSERT_EQ(list.status, 200) << list.body;
-  json conns = json::parse(list.body)["connections"];
-  ASSERT_EQ(conns.size(), 2u);
+  // The echo's shard counts it right after the socket took it, and the client may read it and
+  // ask shard 0 before that count lands: wait (bounded) until it has.
+  json conns;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    HttpResult list = admin("GET", "/api/v1/connections");
+    ASSERT_EQ(list.status, 200) << list.body;
+    conns = json::parse(list.body)["connections"];
+    ASSERT_EQ(conns.size(), 2u);
+    bool counted = false;
+    for (const auto& c : conns) counted |= c["route"] != "/msg" && c["messages_out"] == 1;
+    if (counted || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(10ms);
+  }
   std::string a_id;  // "<number>@<instance_id>"
   std::string b_id;
   for (const auto& c : conns) {
