@@ -81,7 +81,8 @@ void EventLoop::find_epoll_descriptor() {
   ev_io_start(loop_, &watcher);
   ev_run(loop_, EVRUN_NOWAIT);
   if (DIR* fds = opendir("/proc/self/fd")) {
-    while (const dirent* entry = readdir(fds)) {
+    // (readdir is safe on a stream no other thread uses.)
+    while (const dirent* entry = readdir(fds)) {  // NOLINT(concurrency-mt-unsafe)
       const std::string path = std::string("/proc/self/fd/") + entry->d_name;
       char target[64] = {};
       const ssize_t length = readlink(path.c_str(), target, sizeof target - 1);
