@@ -111,9 +111,10 @@ void EventLoop::find_epoll_descriptor() {
 
 void forget_descriptor(int fd) {
   const EventLoop* loop = this_thread_loop;
-  if (loop == nullptr || loop->epoll_fd_ < 0) return;
+  if (loop == nullptr || loop->epoll_descriptor() < 0) return;
   epoll_event unused{};
-  epoll_ctl(loop->epoll_fd_, EPOLL_CTL_DEL, fd, &unused);  // ENOENT: it was never handed over
+  epoll_ctl(loop->epoll_descriptor(), EPOLL_CTL_DEL, fd,
+            &unused);  // ENOENT: it was never handed over
 }
 
 }  // namespace wsbridge

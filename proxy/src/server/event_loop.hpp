@@ -36,8 +36,6 @@ class EventLoop {
   struct ev_loop* loop_ = nullptr;
   void* foreign_loops_[1] = {nullptr};
   int epoll_fd_ = -1;
-
-  friend void forget_descriptor(int fd);
 };
 
 // Before a socket lws serves leaves lws with its number reused (handshake/upgrade_hold.hpp): the

@@ -314,8 +314,8 @@ void Shard::serve() {
       finish_draining();
       outside_lws = true;
     }
+    if (!writes_soon_.empty() && write_soon()) outside_lws = true;
     if (outside_lws) lws_cancel_service(context_);
-    if (!writes_soon_.empty()) write_soon();
     if (stopping_ && !draining_ &&
         (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
       break;

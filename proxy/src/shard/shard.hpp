@@ -219,9 +219,10 @@ class Shard final : private InboxDispatcher,
   // After a write: asks for the next WRITEABLE if more (or a close) waits; reports drops.
   void after_write(Session& s);
   // Frames queued for a session: written at the end of this loop turn when its transport can
-  // (write_soon), else in the write turn the transport asks for.
+  // (write_soon), else in the write turn the transport asks for. write_soon says whether lws has
+  // work of its own from it (a connection dropped, reading resumed): serve() then wakes the loop.
   void want_write_soon(Session& s);
-  void write_soon();
+  bool write_soon();
   void on_peer_close(Session& s, const void* in, std::size_t len);
 
   // The HTTP fallback transports (docs/FALLBACK.md). Carrier side (fallback_carrier.cpp): the

@@ -65,7 +65,8 @@ void Shard::want_write_soon(Session& s) {
   writes_soon_.push_back(s.id);
 }
 
-void Shard::write_soon() {
+bool Shard::write_soon() {
+  bool lws_has_work = false;
   // An adapter told of a write (on_drained, on_dropped) may queue more: those are written in the
   // next pass, a few passes at most before the rest waits for the usual write turn.
   for (int pass = 0; pass < 4 && !writes_soon_.empty(); ++pass) {
@@ -83,12 +84,12 @@ void Shard::write_soon() {
       }
       const bool was_mid_frame = transport.mid_frame();
       if (write_queued(s) != 0) {
-        transport.drop_within(std::chrono::seconds(0));  // the socket is gone
+        transport.drop_within(std::chrono::seconds(0));  // the socket is gone (an lws timer)
+        lws_has_work = true;
         continue;
       }
-      // The rest of a frame went out, so reading resumed: lws may have bytes to parse, which it
-      // does only after a socket event of its own (server/event_loop.hpp).
-      if (was_mid_frame && !transport.mid_frame()) lws_cancel_service(context_);
+      // The rest of a frame went out, so reading resumed: lws may have bytes to parse.
+      if (was_mid_frame && !transport.mid_frame()) lws_has_work = true;
     }
   }
   for (const ConnectionId id : writes_soon_) {
@@ -98,6 +99,7 @@ void Shard::write_soon() {
     it->second->transport->want_write();
   }
   writes_soon_.clear();
+  return lws_has_work;
 }
 
 int Shard::on_writeable(Session& s) {
