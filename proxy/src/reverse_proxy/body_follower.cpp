@@ -8,11 +8,11 @@
 // Every line end is CRLF exactly: a bare LF is where readers differ (some accept it), and the
 // bytes are forwarded as they are, so the proxy's reading must be the strictest one.
 #include "reverse_proxy/body_follower.hpp"
-#include "reverse_proxy/head_fields.hpp"
 
 #include <algorithm>
 #include <string_view>
 
+#include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/http_client.hpp"
 
 namespace wsbridge::reverse_proxy {

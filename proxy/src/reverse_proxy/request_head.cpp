@@ -3,11 +3,10 @@
 // field line for every head the proxy relays, so that no two of its parsers disagree.
 #include "reverse_proxy/request_head.hpp"
 
-#include "reverse_proxy/head_fields.hpp"
-
 #include <charconv>
 #include <vector>
 
+#include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {

@@ -1,9 +1,9 @@
 // A backend's response head and where its body ends (response_head.hpp).
 #include "reverse_proxy/response_head.hpp"
-#include "reverse_proxy/head_fields.hpp"
 
 #include <vector>
 
+#include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {
