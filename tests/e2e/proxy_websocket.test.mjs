@@ -210,6 +210,8 @@ test('websocket_idle_timeout closes a silent tunnel, not a busy one', { timeout:
     const took = Date.now() - opened;
     assert.ok(took >= 900, `closed after ${took} ms with websocket_idle_timeout = "1s"`);
     console.log(`silent tunnel closed after ${took} ms: ${closed.code} ${closed.reason}`);
+    await waitFor(() => /proxy: tunnel close remote=\S+ path=\/ws-idle\/echo by=wsbridge \(websocket_idle_timeout\) duration=1\.\d+s bytes_up=0 bytes_down=0/.test(bridge.log),
+      'the access-log line of the tunnel closed as idle', 3000);
     await sleep(1500);
     assert.equal(busy.readyState, busy.OPEN, 'the busy tunnel was closed as idle');
     assert.ok(busy.received.length >= 5, 'the busy tunnel\'s echoes');
@@ -243,6 +245,8 @@ test('a backend that stops reading: wsbridge stops reading the client, memory bo
   try {
     const ws = await openWebSocket(url('/ws/stall?ms=7000'));
     const opened = Date.now();
+    let closedEarly;
+    ws.closed.then((c) => { closedEarly = `closed after ${Date.now() - opened} ms: ${c.code} ${c.reason}`; });
     for (let i = 0; i < FLOOD; ++i) ws.send(block(i));
     await sleep(2500);
     const before = ws.bufferedAmount;
@@ -252,6 +256,11 @@ test('a backend that stops reading: wsbridge stops reading the client, memory bo
     assert.ok(Date.now() - opened < 6500, 'the samples were not taken while the backend stalled');
     assert.equal(backend.lines('STALL', mark).length, 0);
     console.log(`stalled backend: client bufferedAmount ${mib(before)} -> ${mib(afterwards)}, wsbridge RSS +${mib(growth)}`);
+    if (closedEarly !== undefined) {
+      const tail = (text) => text.trim().split('\n').slice(-12).join('\n');
+      console.log(`wsbridge log:\n${tail(bridge.log)}\nbackend log:\n${tail(backend.child.output ?? '')}`);
+    }
+    assert.equal(closedEarly, undefined, 'the tunnel to a stalled backend ended');
     assert.ok(afterwards >= 32 * MiB, `the client could hand over all but ${mib(afterwards)} of ${FLOOD} MiB: ` +
       'wsbridge kept reading from it while the backend read nothing');
     assert.ok(before - afterwards < 2 * MiB, `the flood kept moving (${mib(before)} -> ${mib(afterwards)}) while the backend read nothing`);

@@ -21,6 +21,7 @@ ClientConnection::~ClientConnection() {
   if (waiting_in_ != nullptr) waiting_in_->cancel_wait(*this);
   backend_.reset();
   client_.reset();
+  tunnel_ended("wsbridge", "connection closed");  // (when no end above said who ended it)
   if (!tunnel_path_.empty()) proxy_metrics::tunnel_closed(tunnel_path_);
 }
 
@@ -37,6 +38,7 @@ bool ClientConnection::start() {
 }
 
 void ClientConnection::abort() {
+  if (phase_ == Phase::kTunnel) tunnel_ended("wsbridge", "shutting down");
   phase_ = Phase::kClosing;
   close_now();
 }
@@ -52,6 +54,7 @@ void ClientConnection::on_data(std::string_view bytes) {
       in_.append(bytes);
       return pump_request_body();
     case Phase::kTunnel:
+      tunnel_bytes_up_ += bytes.size();
       if (backend_ && !backend_->stream().write(bytes)) {
         client_->pause_reading(true);
         client_paused_ = true;
@@ -77,6 +80,7 @@ void ClientConnection::on_drained() {
 void ClientConnection::on_closed(std::string_view reason) {
   WSB_LOG(kDebug) << "proxy: " << takeover_.peer << " gone (" << reason << ")";
   client_.reset();
+  if (phase_ == Phase::kTunnel) tunnel_ended("client", reason);
   if (phase_ == Phase::kTunnel && backend_) {
     backend_->stream().close();  // (flushes what the browser sent last)
   }
@@ -341,6 +345,7 @@ void ClientConnection::on_timer() {
     case Phase::kTunnel:
       if (route_->websocket_idle_timeout.count() > 0 &&
           now - last_activity_ >= route_->websocket_idle_timeout) {
+        tunnel_ended("wsbridge", "websocket_idle_timeout");
         return close_now();
       }
       break;

@@ -97,6 +97,8 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   void backend_failed(unsigned status, std::string_view kind, std::string_view detail);
   void drop_backend();
   void start_tunnel();
+  // The access-log line of a relayed WebSocket's end (once): who ended it and why.
+  void tunnel_ended(std::string_view by, std::string_view why);
 
   ProxyService& service_;
   Takeover takeover_;
@@ -132,7 +134,11 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   // kWaiting: since the request waits; kExchange: since the whole request went to the backend.
   std::chrono::steady_clock::time_point sent_at_{};
   std::optional<ConnectionSlots::Slot> tunnel_slot_;
-  std::string tunnel_path_;  // a relayed WebSocket was counted open under this prefix
+  std::string tunnel_path_;          // a relayed WebSocket was counted open under this prefix
+  bool tunnel_logged_open_ = false;  // its open line was logged, its close line not yet
+  std::chrono::steady_clock::time_point tunnel_opened_at_{};
+  std::uint64_t tunnel_bytes_up_ = 0;    // browser -> backend
+  std::uint64_t tunnel_bytes_down_ = 0;  // backend -> browser
 };
 
 }  // namespace wsbridge::reverse_proxy

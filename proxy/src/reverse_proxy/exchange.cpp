@@ -2,7 +2,10 @@
 // its body in pieces (pausing the browser while the backend is slow), the response head and its
 // body back the same way (pausing the backend while the browser is slow), failures answered
 // 502 / 503 / 504, and the WebSocket tunnel after a 101.
+#include <cstdio>
+
 #include "reverse_proxy/client_connection.hpp"
+
 #include "reverse_proxy/forward_headers.hpp"
 #include "reverse_proxy/proxy_metrics.hpp"
 #include "wsbridge/log.hpp"
@@ -95,6 +98,7 @@ void ClientConnection::backend_drained() {
 void ClientConnection::backend_data(std::string_view bytes) {
   touch();
   if (phase_ == Phase::kTunnel) {
+    tunnel_bytes_down_ += bytes.size();
     if (client_ && !client_->write(bytes)) backend_->stream().pause_reading(true);
     return;
   }
@@ -207,7 +211,10 @@ void ClientConnection::backend_closed(std::string_view reason) {
   const bool reused = backend_ && backend_->reused();
   const bool connected = backend_ && backend_->connected();
   backend_.reset();
-  if (phase_ == Phase::kTunnel) return finish(false);
+  if (phase_ == Phase::kTunnel) {
+    tunnel_ended("backend", reason);
+    return finish(false);
+  }
   if (phase_ != Phase::kExchange) return;
   if (response_) {
     if (response_->body == BodyFraming::kUntilClose) {
@@ -260,6 +267,18 @@ void ClientConnection::start_tunnel() {
   count_response(101);
   tunnel_path_ = route_->path;
   proxy_metrics::tunnel_opened(tunnel_path_);
+  tunnel_opened_at_ = std::chrono::steady_clock::now();
+  tunnel_logged_open_ = true;
+  log_structured(LogLevel::kInfo,
+                 "proxy: tunnel open remote=" + client_address_ +
+                     " path=" + std::string(request_.path()) + " backend=" + route_->backend_url +
+                     (identity_.user.empty() ? "" : " user=" + identity_.user),
+                 {{"event", "tunnel_open"},
+                  {"remote", client_address_},
+                  {"path", request_.path()},
+                  {"proxy", route_->path},
+                  {"backend", route_->backend_url},
+                  {"user", identity_.user}});
   client_->write(client_response_head(*response_, true));
   sent_anything_ = true;
   if (!response_in_.empty()) {
@@ -279,6 +298,30 @@ void ClientConnection::start_tunnel() {
     }
   }
   arm_timer();
+}
+
+void ClientConnection::tunnel_ended(std::string_view by, std::string_view why) {
+  if (!tunnel_logged_open_) return;
+  tunnel_logged_open_ = false;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnel_opened_at_).count();
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.3fs", seconds);
+  log_structured(LogLevel::kInfo,
+                 "proxy: tunnel close remote=" + client_address_ +
+                     " path=" + std::string(request_.path()) + " by=" + std::string(by) + " (" +
+                     std::string(why) + ") duration=" + duration +
+                     " bytes_up=" + std::to_string(tunnel_bytes_up_) +
+                     " bytes_down=" + std::to_string(tunnel_bytes_down_),
+                 {{"event", "tunnel_close"},
+                  {"remote", client_address_},
+                  {"path", request_.path()},
+                  {"proxy", route_->path},
+                  {"by", by},
+                  {"reason", why},
+                  {"duration_s", seconds},
+                  {"bytes_up", tunnel_bytes_up_},
+                  {"bytes_down", tunnel_bytes_down_}});
 }
 
 }  // namespace wsbridge::reverse_proxy
