@@ -73,6 +73,33 @@ try {
   check(result.extensions.startsWith('permessage-deflate'), `extensions: ${result.extensions}`);
   check(result.closeCode === 1000, `close code ${result.closeCode}`);
   check(result.secure, 'window.isSecureContext');
+  // The HTTP fallback transports over https (HTTP/2 where Chromium and lws agree on it).
+  for (const transport of ['sse', 'polling']) {
+    const fallback = await page.evaluate(async ({ url, transport }) => {
+      const { WsbridgeSocket } = await import('/wsbridge-socket.js');
+      const socket = new WsbridgeSocket(url, { forceTransport: transport });
+      const echoes = [];
+      await new Promise((resolve, reject) => {
+        socket.onopen = resolve;
+        socket.onerror = () => reject(new Error(`${transport} failed on ${url}`));
+        setTimeout(() => reject(new Error(`${transport} did not open`)), 10000);
+      });
+      const sent = Array.from({ length: 50 }, (_, i) => `${transport} ${i} ${'✓'.repeat(i * 40)}`);
+      const all = new Promise((resolve) => {
+        socket.onmessage = (e) => { echoes.push(e.data); if (echoes.length === sent.length) resolve(); };
+      });
+      for (const text of sent) socket.send(text);
+      await Promise.race([all, new Promise((r) => setTimeout(r, 10000))]);
+      socket.close(1000);
+      const protocols = [...new Set(performance.getEntriesByType('resource')
+        .filter((e) => e.name.includes('/_wsbridge/')).map((e) => e.nextHopProtocol))];
+      return { transport: socket.transport, inOrder: echoes.join('\n') === sent.join('\n'),
+        count: echoes.length, protocols };
+    }, { url: `wss://127.0.0.1:${port}/echo`, transport });
+    check(fallback.transport === transport, `the fallback session is on ${transport}: ${fallback.transport}`);
+    check(fallback.inOrder, `50 echoes over ${transport} on https, in order (${fallback.count} came; ` +
+      `HTTP versions ${fallback.protocols.join(', ')})`);
+  }
 } catch (e) {
   check(false, `${e.name}: ${e.message}`);
 }

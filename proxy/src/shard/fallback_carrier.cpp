@@ -19,8 +19,6 @@ using fallback::ResponseChannel;
 using fallback::ResponseKind;
 using fallback::SessionRequest;
 
-constexpr std::size_t kCarrierWriteBytes = 64 * 1024;  // per HTTP_WRITEABLE
-
 struct FallbackPath {
   std::string_view op;  // "sse", "poll" or "send"
   std::string route;    // the route's path
@@ -304,59 +302,6 @@ int Shard::fallback_body_done(lws* wsi) {
   request.connection = c.target;
   request.body = std::move(c.body);
   return carry(wsi, std::move(request), c.cors_origin);
-}
-
-int Shard::write_fallback(lws* wsi) {
-  ConnectionData* data = ConnectionData::of(wsi);
-  if (data == nullptr || !data->carrier || !data->carrier->channel) return 0;
-  FallbackCarrier& c = *data->carrier;
-  ResponseChannel& channel = *c.channel;
-  ResponseChannel::Taken taken = channel.take(kCarrierWriteBytes);
-  if (taken.room_again && channel.wake_owner) channel.wake_owner();
-  auto finish = [&] {
-    carriers_.erase(c.key);
-    data->carrier.reset();
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
-  };
-  if (channel.kind() == ResponseKind::kWhole || (!c.headers_sent && taken.status != 200)) {
-    if (!taken.ended) return 0;
-    write_http_reply(wsi, taken.status,
-                     taken.content_type.empty() ? "application/json" : taken.content_type,
-                     taken.body(), fallback_answer_headers(c.cors_origin));
-    return finish();
-  }
-  if (!c.headers_sent) {
-    std::string head(LWS_PRE + 1024, '\0');
-    auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
-    unsigned char* p = start;
-    unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
-    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
-                                    end) != 0) {
-      return -1;
-    }
-    HeaderList headers = fallback_answer_headers(c.cors_origin);
-    headers.emplace_back("X-Accel-Buffering:", "no");
-    for (const auto& [name, value] : headers) {
-      const std::string n(name);
-      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(n.c_str()),
-                                      reinterpret_cast<const unsigned char*>(value.data()),
-                                      static_cast<int>(value.size()), &p, end) != 0) {
-        return -1;
-      }
-    }
-    if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return -1;
-    c.headers_sent = true;
-  }
-  const std::size_t size = taken.body().size();
-  if (size > 0 || taken.ended) {
-    // (The channel left LWS_PRE bytes in front: written in place, no copy.)
-    const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE,
-                            size, taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
-    if (n < 0) return -1;
-  }
-  if (taken.ended) return finish();
-  if (size == kCarrierWriteBytes) lws_callback_on_writable(wsi);  // more waits
-  return 0;
 }
 
 void Shard::carrier_closed(ConnectionData& data) {

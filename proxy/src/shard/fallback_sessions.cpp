@@ -240,18 +240,9 @@ void Shard::schedule_turn(std::uint64_t connection) {
   if (it == fallback_sessions_.end() || it->second->turn_scheduled) return;
   it->second->turn_scheduled = true;
   fallback_turns_->due.push_back(connection);
-  if (fallback_turns_->scheduled) return;
-  fallback_turns_->scheduled = true;
-  lws_sul_schedule(
-      context_, 0, &fallback_turns_->sul,
-      [](lws_sorted_usec_list_t* sul) {
-        reinterpret_cast<FallbackTurns*>(sul)->shard->run_fallback_turns();
-      },
-      1);
 }
 
 void Shard::run_fallback_turns() {
-  fallback_turns_->scheduled = false;
   std::vector<ConnectionId> due;
   due.swap(fallback_turns_->due);
   const auto now = SteadyClock::now();

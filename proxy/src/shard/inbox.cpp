@@ -32,9 +32,7 @@ void Shard::dispatch(InboxCommand&& command) {
     return;
   }
   if (command.type == InboxCommand::Type::kCarrierWake) {
-    if (auto it = carriers_.find(command.connection); it != carriers_.end()) {
-      lws_callback_on_writable(it->second);
-    }
+    want_carrier_write(command.connection);
     return;
   }
   if (command.type == InboxCommand::Type::kSendMany) {

@@ -60,7 +60,6 @@ Shard::Shard(std::shared_ptr<ServerConfig> config, ShardShared& shared, unsigned
       index_(index) {
   timer_->shard = this;
   fallback_turns_ = std::make_unique<FallbackTurns>();
-  fallback_turns_->shard = this;
   adopt_config_tables();
 }
 
@@ -315,6 +314,17 @@ void Shard::serve() {
       outside_lws = true;
     }
     if (!writes_soon_.empty() && write_soon()) outside_lws = true;
+    // The fallback transports' turns, then what they gave their carriers. What that work
+    // does to sessions and lws (a close, a timer) needs lws to run: one wake-up more.
+    if (!fallback_turns_->due.empty()) {
+      run_fallback_turns();
+      outside_lws = true;
+    }
+    if (!carriers_soon_.empty() && write_carriers_soon()) outside_lws = true;
+    // Queued by what ran just above (an adapter told of a drain): the next turn, at once.
+    if (!writes_soon_.empty() || !fallback_turns_->due.empty() || !carriers_soon_.empty()) {
+      outside_lws = true;
+    }
     if (outside_lws) lws_cancel_service(context_);
     if (stopping_ && !draining_ &&
         (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
@@ -329,7 +339,6 @@ void Shard::serve() {
   for (const auto& [id, transport] : fallback_sessions_) fallback_left.push_back(sessions_.at(id));
   for (Session* s : fallback_left) end_fallback_session(*s);
   expire_fallback_opens(SteadyClock::now(), true);
-  lws_sul_cancel(&fallback_turns_->sul);
 
   inbox_->detach();
   config_->http_client->shutdown(index_);  // answers what is still waiting while adapters hear it

@@ -244,7 +244,13 @@ class Shard final : private InboxDispatcher,
   int fallback_body_done(lws* wsi);
   int write_fallback(lws* wsi);
   void carrier_closed(ConnectionData& data);
-  // Session side (fallback_sessions.cpp).
+  // A carrier's channel has bytes (kCarrierWake): written at the end of the loop turn.
+  void want_carrier_write(std::uint64_t key);
+  // Those writes; true when lws has work from them (a connection to kill).
+  bool write_carriers_soon();
+  // One carrier's bytes outside lws' write turn when it can take them there (else false).
+  bool write_carrier_now(lws* wsi, FallbackCarrier& carrier, bool& failed);
+  // Session side (fallback_sessions.cpp): write turns due, run at the end of the loop turn.
   void schedule_turn(std::uint64_t connection) override;
   void run_fallback_turns();
   void on_fallback_request(fallback::SessionRequest& request);
@@ -301,6 +307,7 @@ class Shard final : private InboxDispatcher,
   // The fallback sessions among them, and the requests this shard's connections carry (by key).
   std::unordered_map<ConnectionId, fallback::FallbackTransport*> fallback_sessions_;
   std::unordered_map<std::uint64_t, lws*> carriers_;
+  std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end
   std::uint64_t next_carrier_key_ = 1;
   std::unique_ptr<FallbackTurns> fallback_turns_;
   // Fallback sessions that ended with a close no request was there to carry: told to the next

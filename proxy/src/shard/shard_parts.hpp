@@ -114,6 +114,7 @@ struct Shard::FallbackCarrier {
   std::shared_ptr<fallback::ResponseChannel> channel;
   std::string cors_origin;    // echoed in Access-Control-Allow-Origin (empty: none)
   bool headers_sent = false;  // a stream's
+  bool write_soon = false;    // in carriers_soon_
   bool done = false;          // the response is complete
   // A POST whose body is arriving.
   std::uint64_t target = 0;
@@ -124,10 +125,7 @@ struct Shard::FallbackCarrier {
 };
 
 struct Shard::FallbackTurns {
-  lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
-  Shard* shard = nullptr;
-  std::vector<ConnectionId> due;
-  bool scheduled = false;
+  std::vector<ConnectionId> due;  // run at the end of the loop turn (Shard::serve)
 };
 
 // The headers every answer of the fallback endpoints carries: never cached, and readable by an

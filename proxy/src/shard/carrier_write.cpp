@@ -1,0 +1,126 @@
+// The HTTP fallback transports, carrier side: writing a response that comes through a
+// ResponseChannel to the connection that carries it (an event stream's bytes as they come, a
+// whole answer at once), at the end of the loop turn where lws allows it, else in its write turn.
+#include "http/http_reply.hpp"
+#include "shard/shard_parts.hpp"
+
+namespace wsbridge {
+
+namespace {
+constexpr std::size_t kCarrierWriteBytes = 64 * 1024;  // per write
+}  // namespace
+
+using fallback::ResponseChannel;
+using fallback::ResponseKind;
+
+// As for WebSockets (write_path.cpp): a write turn asked of lws costs two epoll_ctl calls and a
+// loop turn more, per carrier and message, where the socket almost always takes the bytes.
+void Shard::want_carrier_write(std::uint64_t key) {
+  const auto it = carriers_.find(key);
+  if (it == carriers_.end()) return;
+  ConnectionData* data = ConnectionData::of(it->second);
+  if (data == nullptr || !data->carrier || data->carrier->write_soon) return;
+  data->carrier->write_soon = true;
+  carriers_soon_.push_back(key);
+}
+
+bool Shard::write_carriers_soon() {
+  bool lws_has_work = false;
+  std::vector<std::uint64_t> keys;
+  keys.swap(carriers_soon_);
+  for (const std::uint64_t key : keys) {
+    const auto it = carriers_.find(key);
+    if (it == carriers_.end()) continue;
+    lws* wsi = it->second;
+    ConnectionData* data = ConnectionData::of(wsi);
+    if (data == nullptr || !data->carrier) continue;
+    data->carrier->write_soon = false;
+    bool failed = false;
+    if (write_carrier_now(wsi, *data->carrier, failed)) continue;
+    if (failed) {
+      // Not inside a callback that could return -1: lws closes it from its next turn.
+      lws_set_timeout(wsi, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK),
+                      LWS_TO_KILL_ASYNC);
+      lws_has_work = true;
+      continue;
+    }
+    lws_callback_on_writable(wsi);
+  }
+  return lws_has_work;
+}
+
+// Only an event stream's bytes after its head, on HTTP/1 (an HTTP/2 stream writes in its
+// connection's turns), to a socket where lws holds nothing back; the head, the end of the
+// response (lws wants a transaction completed inside its callback), whole answers and more
+// than one write's worth stay with lws' write turn.
+bool Shard::write_carrier_now(lws* wsi, FallbackCarrier& c, bool& failed) {
+  if (!c.channel || !c.headers_sent || c.channel->kind() != ResponseKind::kStream ||
+      lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi) != 0) {
+    return false;
+  }
+  ResponseChannel& channel = *c.channel;
+  ResponseChannel::Taken taken = channel.take(kCarrierWriteBytes);
+  if (taken.room_again && channel.wake_owner) channel.wake_owner();
+  const std::size_t size = taken.body().size();
+  if (size > 0 && lws_write(wsi, reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE,
+                            size, LWS_WRITE_HTTP) < 0) {
+    failed = true;
+    return false;
+  }
+  return !taken.ended && size < kCarrierWriteBytes;
+}
+
+int Shard::write_fallback(lws* wsi) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data == nullptr || !data->carrier || !data->carrier->channel) return 0;
+  FallbackCarrier& c = *data->carrier;
+  ResponseChannel& channel = *c.channel;
+  ResponseChannel::Taken taken = channel.take(kCarrierWriteBytes);
+  if (taken.room_again && channel.wake_owner) channel.wake_owner();
+  auto finish = [&] {
+    carriers_.erase(c.key);
+    data->carrier.reset();
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  };
+  if (channel.kind() == ResponseKind::kWhole || (!c.headers_sent && taken.status != 200)) {
+    if (!taken.ended) return 0;
+    write_http_reply(wsi, taken.status,
+                     taken.content_type.empty() ? "application/json" : taken.content_type,
+                     taken.body(), fallback_answer_headers(c.cors_origin));
+    return finish();
+  }
+  if (!c.headers_sent) {
+    std::string head(LWS_PRE + 1024, '\0');
+    auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
+    unsigned char* p = start;
+    unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
+    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
+                                    end) != 0) {
+      return -1;
+    }
+    HeaderList headers = fallback_answer_headers(c.cors_origin);
+    headers.emplace_back("X-Accel-Buffering:", "no");
+    for (const auto& [name, value] : headers) {
+      const std::string n(name);
+      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(n.c_str()),
+                                      reinterpret_cast<const unsigned char*>(value.data()),
+                                      static_cast<int>(value.size()), &p, end) != 0) {
+        return -1;
+      }
+    }
+    if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return -1;
+    c.headers_sent = true;
+  }
+  const std::size_t size = taken.body().size();
+  if (size > 0 || taken.ended) {
+    // (The channel left LWS_PRE bytes in front: written in place, no copy.)
+    const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE,
+                            size, taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    if (n < 0) return -1;
+  }
+  if (taken.ended) return finish();
+  if (size == kCarrierWriteBytes) lws_callback_on_writable(wsi);  // more waits
+  return 0;
+}
+
+}  // namespace wsbridge
