@@ -5,28 +5,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freePort } from './mqtt_passthrough_support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const sourceDir = path.resolve(here, '..', '..');
 const binary = process.env.WSBRIDGE_BINARY ?? path.join(sourceDir, 'build', 'wsbridge');
 const artifacts = process.env.E2E_ARTIFACTS ?? path.join(sourceDir, 'build', 'e2e-artifacts');
 const work = mkdtempSync(path.join(tmpdir(), 'wsbridge-e2e-'));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function portOpen(port) {
   return new Promise((resolve) => {

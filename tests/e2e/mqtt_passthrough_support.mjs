@@ -35,15 +35,42 @@ export function removeDir(dir) {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// A port for a server a test starts, below the kernel's ephemeral range: listen(0) picks from
+// that range, where an outgoing connection of any test running beside (their source ports come
+// from it) can take the port before the server under test binds it ("address in use").
+const EPHEMERAL_LOW = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+})();
+const PORTS_FROM = 10000;
+const handedOut = new Set();  // (never twice in one test process)
+
+function listenOnce(port) {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+    srv.once('error', () => resolve(null));
+    srv.listen(port, '127.0.0.1', () => {
+      const { port: bound } = srv.address();
+      srv.close(() => resolve(bound));
     });
   });
+}
+
+export async function freePort() {
+  for (let i = 0; i < 200 && EPHEMERAL_LOW > PORTS_FROM + 1000; ++i) {
+    const port = PORTS_FROM + Math.floor(Math.random() * (EPHEMERAL_LOW - PORTS_FROM));
+    if (handedOut.has(port)) continue;
+    if (await listenOnce(port) === port) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  const port = await listenOnce(0);  // (a machine whose ephemeral range leaves no room below)
+  if (port === null) throw new Error('no free TCP port on 127.0.0.1');
+  return port;
 }
 
 function portOpen(port) {

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -58,24 +60,52 @@ struct TempDir {
 
 }  // namespace
 
-uint16_t free_tcp_port() {
+namespace {
+
+// Binds 127.0.0.1:`port` (0: any) and closes; the port bound, or 0.
+uint16_t try_bind(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw_errno("socket");
-  const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(port);
   socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw_errno("free_tcp_port: bind/getsockname", err);
-  }
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return bound ? ntohs(addr.sin_port) : 0;
+}
+
+// The low end of the kernel's ephemeral port range (outgoing connections' source ports).
+unsigned ephemeral_low() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned low = 32768;
+  if (!(range >> low)) low = 32768;
+  return low;
+}
+
+}  // namespace
+
+// Below the ephemeral range: bind(0) picks from it, where an outgoing connection of a test
+// running beside can take the port before the server under test binds it.
+uint16_t free_tcp_port() {
+  constexpr unsigned kFrom = 10000;
+  static const unsigned low = ephemeral_low();
+  static std::mutex mutex;
+  static std::mt19937 random{std::random_device{}()};
+  static std::set<uint16_t> handed_out;  // never twice in one test process
+  std::lock_guard lock(mutex);
+  for (int i = 0; i < 200 && low > kFrom + 1000; ++i) {
+    const auto port =
+        static_cast<uint16_t>(std::uniform_int_distribution<unsigned>(kFrom, low - 1)(random));
+    if (handed_out.contains(port) || try_bind(port) != port) continue;
+    handed_out.insert(port);
+    return port;
+  }
+  const uint16_t any = try_bind(0);  // a machine whose ephemeral range leaves no room below
+  if (any == 0) throw_errno("free_tcp_port: bind");
+  return any;
 }
 
 std::string temp_dir() {

@@ -12,8 +12,8 @@
 
 namespace wsbridge::testing {
 
-// Binds 127.0.0.1:0 (SO_REUSEADDR), reads the port and closes. Racy by nature (another process
-// may grab the port before the server binds it) but good enough for tests.
+// A port 127.0.0.1 can bind now, below the kernel's ephemeral range (process.cpp says why). Racy
+// by nature (another process may bind it before the server does), much less so than bind(0).
 uint16_t free_tcp_port();
 
 // A per-test-process directory (mkdtemp under /tmp), created on first use and removed
