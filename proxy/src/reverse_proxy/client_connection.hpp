@@ -12,6 +12,7 @@
 
 #include "reverse_proxy/backend_pool.hpp"
 #include "reverse_proxy/body_follower.hpp"
+#include "reverse_proxy/direct_tunnel.hpp"
 #include "reverse_proxy/proxy_service.hpp"
 #include "reverse_proxy/request_head.hpp"
 #include "reverse_proxy/response_head.hpp"
@@ -35,7 +36,10 @@ inline constexpr std::chrono::seconds kHandBackMax{60};
 // backend) past which reading from the browser pauses.
 inline constexpr std::size_t kReadAheadBytes = 256 * 1024;
 
-class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter {
+class ClientConnection final : public StreamHandler,
+                               BackendUser,
+                               BackendWaiter,
+                               DirectTunnel::Owner {
  public:
   ClientConnection(ProxyService& service, Takeover takeover);
   ~ClientConnection() override;
@@ -97,6 +101,9 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   void backend_failed(unsigned status, std::string_view kind, std::string_view detail);
   void drop_backend();
   void start_tunnel();
+  // Plain TCP both ways: the tunnel's sockets leave lws for a DirectTunnel (false: it stays).
+  bool go_direct();
+  void direct_tunnel_ended(std::string_view by, std::string_view why) override;
   // The access-log line of a relayed WebSocket's end (once): who ended it and why.
   void tunnel_ended(std::string_view by, std::string_view why);
 
@@ -134,8 +141,9 @@ class ClientConnection final : public StreamHandler, BackendUser, BackendWaiter 
   // kWaiting: since the request waits; kExchange: since the whole request went to the backend.
   std::chrono::steady_clock::time_point sent_at_{};
   std::optional<ConnectionSlots::Slot> tunnel_slot_;
-  std::string tunnel_path_;          // a relayed WebSocket was counted open under this prefix
-  bool tunnel_logged_open_ = false;  // its open line was logged, its close line not yet
+  std::string tunnel_path_;               // a relayed WebSocket was counted open under this prefix
+  std::unique_ptr<DirectTunnel> direct_;  // its sockets, once relayed off lws
+  bool tunnel_logged_open_ = false;       // its open line was logged, its close line not yet
   std::chrono::steady_clock::time_point tunnel_opened_at_{};
   std::uint64_t tunnel_bytes_up_ = 0;    // browser -> backend
   std::uint64_t tunnel_bytes_down_ = 0;  // backend -> browser

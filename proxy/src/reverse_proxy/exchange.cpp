@@ -2,12 +2,15 @@
 // its body in pieces (pausing the browser while the backend is slow), the response head and its
 // body back the same way (pausing the backend while the browser is slow), failures answered
 // 502 / 503 / 504, and the WebSocket tunnel after a 101.
-#include <cstdio>
-
 #include "reverse_proxy/client_connection.hpp"
+
+#include <libwebsockets.h>
+
+#include <cstdio>
 
 #include "reverse_proxy/forward_headers.hpp"
 #include "reverse_proxy/proxy_metrics.hpp"
+#include "stream/lws_stream_client.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge::reverse_proxy {
@@ -297,12 +300,50 @@ void ClientConnection::start_tunnel() {
       client_paused_ = true;
     }
   }
+  if (go_direct()) return;
   arm_timer();
+}
+
+bool ClientConnection::go_direct() {
+  LwsStreamClient& streams = LwsStreamClient::instance();
+  if (tls_ || client_paused_ || !client_ || !backend_ || !streams.releasable_plain(*client_) ||
+      !streams.releasable_plain(backend_->stream())) {
+    return false;
+  }
+  bool busy = false;
+  auto client = streams.release(*client_, busy);
+  if (!client) return false;  // (descriptors ran out: lws keeps it)
+  auto backend = streams.release(backend_->stream(), busy);
+  if (!backend) {
+    // The client's socket left lws already: it goes back as a stream of its own.
+    client_ = streams.adopt(client->fd, nullptr, *this, "the client " + takeover_.peer);
+    if (!client_) close_now();
+    return !client_;
+  }
+  client_.reset();
+  drop_backend();
+  DirectTunnel::Owner& owner = *this;
+  direct_ = std::make_unique<DirectTunnel>(client->fd, backend->fd, route_->websocket_idle_timeout,
+                                           owner);
+  if (direct_->start()) return true;
+  tunnel_ended("wsbridge", "no event loop on this thread");
+  close_now();
+  return true;
+}
+
+void ClientConnection::direct_tunnel_ended(std::string_view by, std::string_view why) {
+  tunnel_ended(by, why);
+  phase_ = Phase::kClosing;
+  close_now();
+  // (retire's timer is an lws one: lws arms it only when it runs, and nothing of lws did here)
+  lws_cancel_service(service_.host().loop());
 }
 
 void ClientConnection::tunnel_ended(std::string_view by, std::string_view why) {
   if (!tunnel_logged_open_) return;
   tunnel_logged_open_ = false;
+  const std::uint64_t up = tunnel_bytes_up_ + (direct_ ? direct_->bytes_up() : 0);
+  const std::uint64_t down = tunnel_bytes_down_ + (direct_ ? direct_->bytes_down() : 0);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnel_opened_at_).count();
   char duration[32];
@@ -311,8 +352,7 @@ void ClientConnection::tunnel_ended(std::string_view by, std::string_view why) {
                  "proxy: tunnel close remote=" + client_address_ +
                      " path=" + std::string(request_.path()) + " by=" + std::string(by) + " (" +
                      std::string(why) + ") duration=" + duration +
-                     " bytes_up=" + std::to_string(tunnel_bytes_up_) +
-                     " bytes_down=" + std::to_string(tunnel_bytes_down_),
+                     " bytes_up=" + std::to_string(up) + " bytes_down=" + std::to_string(down),
                  {{"event", "tunnel_close"},
                   {"remote", client_address_},
                   {"path", request_.path()},
@@ -320,8 +360,8 @@ void ClientConnection::tunnel_ended(std::string_view by, std::string_view why) {
                   {"by", by},
                   {"reason", why},
                   {"duration_s", seconds},
-                  {"bytes_up", tunnel_bytes_up_},
-                  {"bytes_down", tunnel_bytes_down_}});
+                  {"bytes_up", up},
+                  {"bytes_down", down}});
 }
 
 }  // namespace wsbridge::reverse_proxy

@@ -109,6 +109,10 @@ void EventLoop::find_epoll_descriptor() {
   close(probe);
 }
 
+struct ev_loop* this_thread_ev_loop() {
+  return this_thread_loop != nullptr ? this_thread_loop->ev() : nullptr;
+}
+
 void forget_descriptor(int fd) {
   const EventLoop* loop = this_thread_loop;
   if (loop == nullptr || loop->epoll_descriptor() < 0) return;

@@ -29,6 +29,10 @@ class EventLoop {
   void run_once();
   // The loop's epoll instance (-1 if it could not be found: see find_epoll_descriptor).
   int epoll_descriptor() const { return epoll_fd_; }
+  // libev's loop, for watchers of the shard's own (reverse_proxy/direct_tunnel.hpp).
+  struct ev_loop* ev() const {
+    return loop_;
+  }
 
  private:
   void find_epoll_descriptor();
@@ -44,5 +48,8 @@ class EventLoop {
 // longer theirs, and libev would rebuild its whole epoll set to get rid of them. No-op on a
 // thread that serves no loop.
 void forget_descriptor(int fd);
+
+// The libev loop the calling thread services (null on a thread that serves none).
+struct ev_loop* this_thread_ev_loop();
 
 }  // namespace wsbridge

@@ -240,6 +240,14 @@ std::unique_ptr<Stream> LwsStreamClient::adopt(int fd, SSL* ssl, StreamHandler& 
   return handle;
 }
 
+bool LwsStreamClient::releasable_plain(Stream& stream) const {
+  auto* handle = dynamic_cast<StreamHandle*>(&stream);
+  if (handle == nullptr) return false;
+  const StreamLink& link = *handle->link();
+  return !link.ended && link.wsi != nullptr && !link.tls && link.ready && link.buffered() == 0 &&
+         lws_partial_buffered(link.wsi) == 0;
+}
+
 std::optional<LwsStreamClient::Released> LwsStreamClient::release(Stream& stream, bool& busy) {
   busy = false;
   auto* handle = dynamic_cast<StreamHandle*>(&stream);

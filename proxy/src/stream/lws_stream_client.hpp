@@ -48,6 +48,8 @@ class LwsStreamClient final : public StreamClient {
   // nullopt when it cannot now: the stream ended, lws still holds unsent bytes of it (try again
   // later), or descriptors ran out (`busy` tells the second case).
   std::optional<Released> release(Stream& stream, bool& busy);
+  // release() would succeed now, with no TLS session in the stream (plain TCP).
+  bool releasable_plain(Stream& stream) const;
 
   static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
 };
