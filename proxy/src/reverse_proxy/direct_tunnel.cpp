@@ -86,7 +86,9 @@ void DirectTunnel::on_writable(struct ev_loop* /*loop*/, ev_io* watcher, int /*e
 }
 
 void DirectTunnel::relay(Direction& d) {
-  const ssize_t n = ::recv(d.from, t_buffer.data(), t_buffer.size(), MSG_DONTWAIT);
+  // (recvfrom: the interposed recv() of recv_hook/ follows lws' sockets, and these are not.)
+  const ssize_t n =
+      ::recvfrom(d.from, t_buffer.data(), t_buffer.size(), MSG_DONTWAIT, nullptr, nullptr);
   if (n == 0) return half_ended(d);
   if (n < 0) {
     if (would_block(errno)) return;
