@@ -1,0 +1,179 @@
+// The mask guard's HTTP phase (mask_guard_watch.hpp): following request heads as lws is handed
+// them, the 400 / 431 it answers itself, and where the frames of an upgrade begin.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "recv_hook/mask_guard_watch.hpp"
+#include "wsbridge/log.hpp"
+
+namespace wsbridge::mask_guard::detail {
+
+namespace {
+
+// Heads kept for take_head_bytes beyond those lws has reported (pipelined in one buffer).
+constexpr std::size_t kMaxHeadsAhead = 16;
+
+void end_of_head(Watch& w) {
+  const HeadSummary& s = w.http->head.summary();
+  ++w.http->requests;
+  const bool websocket = s.upgrade && !s.connect;
+  if (websocket) {
+    w.phase = Phase::kAwaiting;
+    w.http->last_head = std::move(w.http->head_out);
+    w.http->bearer = s.bearer;
+    w.http->sec_websocket_origin = s.sec_websocket_origin;
+  } else {
+    // (Bounded: lws reads a next head only after answering the one before.)
+    if (w.plain_heads.size() >= kMaxHeadsAhead) w.plain_heads.erase(w.plain_heads.begin());
+    w.plain_heads.push_back(std::move(w.http->head_out));
+  }
+  if (!websocket && (s.has_body || s.connect)) {
+    // lws 4.1.6 delimits bodies its own way (a static file's GET leaves its body to be read as
+    // the next request; a POST without Content-Length runs 100 MiB): stop following.
+    lose(w);
+    return;
+  }
+  w.http->head.reset();
+  w.http->head_out.clear();
+  w.http->head_read_before = false;
+}
+
+// Follows HTTP-phase bytes and appends to `out` what lws is to get. kTooLarge / kMalformed stop
+// there (out holds what came before the head that failed). With `used`, stops at the end of the
+// first head and sets how many bytes that took.
+Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string& out,
+                    std::size_t* used = nullptr) {
+  std::size_t i = 0;
+  while (i < len) {
+    // Bytes right behind an upgrade head reach lws before it decides only when they were handed
+    // to it some other way (after_recv): where frames would start is then not known for sure.
+    if (w.phase == Phase::kAwaiting) lose(w);
+    if (w.phase != Phase::kHead) {
+      out.append(data + i, len - i);
+      break;
+    }
+    std::size_t consumed = 0;
+    const std::size_t before = out.size();
+    const auto r = w.http->head.feed(data + i, len - i, &out, consumed);
+    w.http->head_out.append(out, before);
+    i += consumed;
+    switch (r) {
+      case RequestHeadFilter::Result::kMore:
+        break;
+      case RequestHeadFilter::Result::kEnd:
+        end_of_head(w);
+        if (used != nullptr) {
+          *used = i;
+          return Verdict::kPass;
+        }
+        break;
+      case RequestHeadFilter::Result::kTooLarge:
+      case RequestHeadFilter::Result::kMalformed:
+        out.resize(before);
+        if (used != nullptr) *used = i;
+        return r == RequestHeadFilter::Result::kTooLarge ? Verdict::kTooLarge : Verdict::kMalformed;
+    }
+  }
+  if (used != nullptr) *used = len;
+  return Verdict::kPass;
+}
+
+// Answers a head lws must not see with `status` and closes our side; the client's FIN (or the
+// handshake timeout) ends the connection, so the answer is not lost to a reset.
+void reject(int fd, Watch& w, Verdict verdict) {
+  const bool too_large = verdict == Verdict::kTooLarge;
+  const std::string body =
+      too_large ? "the request head is over " + std::to_string(kMaxRequestHeadBytes) + " bytes\n"
+                : "malformed request head\n";
+  const std::string reply =
+      std::string(too_large ? "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                            : "HTTP/1.1 400 Bad Request\r\n") +
+      "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
+  WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with "
+                 << (too_large ? "431: its head is over " + std::to_string(kMaxRequestHeadBytes) +
+                                     " bytes"
+                               : std::string("400: malformed head"));
+  if (t_reply_send != nullptr) {
+    t_reply_send(fd, reply);
+  } else {
+    [[maybe_unused]] const ssize_t sent =
+        ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  ::shutdown(fd, SHUT_WR);
+  lose(w);
+  w.phase = Phase::kRejected;
+}
+
+}  // namespace
+
+std::string peer_of(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    if (addr.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
+    } else if (addr.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text, sizeof text);
+    }
+  }
+  return text;
+}
+
+// The upgrade head was answered with a status and lws reads on: a request head comes next.
+void resume_http(Watch& w) {
+  w.http->last_head.clear();
+  w.http->bearer.reset();
+  w.phase = Phase::kHead;
+}
+
+// HTTP-phase bytes in `buffer` (room for `capacity`): rewrites them for lws. With `raw`, the
+// bytes were only peeked at: the ones up to the end of the head are read now and the rest stay
+// in the socket, so that lws never holds bytes from behind an upgrade head before it decides on
+// it (lws 4.1.6 also overwrites such bytes with its 101 answer: its serv_buf is the scratch).
+long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t capacity,
+               RawRecv raw, int flags) {
+  std::string out;
+  out.reserve(received + RequestHeadFilter::kMaxHeldBytes);
+  std::size_t used = received;
+  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, out,
+                                   raw != nullptr ? &used : nullptr);
+  if (verdict != Verdict::kPass) {
+    // Safe to answer when lws has written nothing for an earlier request that may still be
+    // going out: this is the first request, or lws has parsed part of this head already (lws
+    // reads again only once it has used what it read, and parses a head only after finishing
+    // the previous response).
+    if (w.http->requests == 0 || w.http->head_read_before) {
+      reject(fd, w, verdict);
+      errno = EAGAIN;
+      return -1;
+    }
+    WSB_LOG(kInfo) << "closed the connection of " << peer_of(fd) << ": a pipelined request "
+                   << (verdict == Verdict::kTooLarge ? "head too large" : "head malformed");
+    lose(w);
+    return 0;  // lws sees the end of the stream and closes
+  }
+  if (raw != nullptr && raw(fd, buffer, used, flags) != static_cast<ssize_t>(used)) {
+    lose(w);  // cannot happen: this thread alone reads the socket
+    return 0;
+  }
+  if (w.phase == Phase::kHead) w.http->head_read_before = w.http->head.bytes_in() > 0;
+  if (out.size() > capacity) {  // cannot happen: the filter never puts out more than it held
+    lose(w);
+    return 0;
+  }
+  std::memcpy(buffer, out.data(), out.size());
+  if (out.empty()) {
+    errno = EAGAIN;  // all of it held back until the line goes on
+    return -1;
+  }
+  return static_cast<long>(out.size());
+}
+
+}  // namespace wsbridge::mask_guard::detail

@@ -1,0 +1,72 @@
+// Private to the mask guard (mask_guard.cpp, head_follower.cpp): what it keeps per watched
+// socket, and the functions the two halves share. mask_guard.cpp has the per-thread tables, the
+// frame phase and the interposed recv(); head_follower.cpp follows the HTTP phase (request heads,
+// the answers it gives itself, what lws is handed).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "handshake/bearer_subprotocol.hpp"
+#include "recv_hook/frame_mask_scanner.hpp"
+#include "recv_hook/mask_guard.hpp"
+
+namespace wsbridge::mask_guard::detail {
+
+enum class Phase : std::uint8_t {
+  kHead,       // in a request head (or between requests)
+  kAwaiting,   // right after a head with Upgrade: lws is deciding
+  kLost,       // lws reads what follows in a way not followed here (a body): no upgrade allowed
+  kRejected,   // answered 400/431 here; what the client still sends is read and dropped
+  kWebSocket,  // frames
+};
+
+// What following requests takes; freed once the connection is a WebSocket (or lost).
+struct HttpState {
+  std::size_t requests = 0;       // complete heads so far
+  bool head_read_before = false;  // the current head began in an earlier read
+  RequestHeadFilter head{kMaxRequestHeadBytes, kLwsHeaderSpace - 512u};
+  std::string head_out;                    // the current head as lws gets it
+  std::string last_head;                   // kAwaiting: the head lws may upgrade on
+  std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
+  bool sec_websocket_origin = false;       // kAwaiting: that head had one
+};
+
+struct Watch {
+  UnmaskedFrameSink* sink = nullptr;
+  Phase phase = Phase::kHead;
+  bool blocked = false;
+  std::unique_ptr<HttpState> http = std::make_unique<HttpState>();  // kHead, kAwaiting
+  FrameMaskScanner scanner;                                         // kWebSocket
+  // The heads that were not upgrades, as lws got them, until lws reports each (in order: a
+  // replayed buffer may hold several): what the reverse proxy takes a connection over with
+  // (take_head_bytes). Kept past a head with a body, after which the guard stops following.
+  // (A vector: libstdc++'s deque allocates 576 bytes even empty, for every connection.)
+  std::vector<std::string> plain_heads;
+};
+
+enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed };
+
+// How this thread's current read answers a head itself (reject): the socket's send(), or, for a
+// TLS connection, the hook's SSL_write (tls_read_hook.cpp sets it around its guarded_recv call).
+extern thread_local ReplySend t_reply_send;
+
+// mask_guard.cpp
+void report(int fd, Watch& w);  // an unmasked frame: blocked, the sink told
+void lose(Watch& w);            // stops following (the HTTP-phase state freed)
+
+// head_follower.cpp
+std::string peer_of(int fd);  // the peer's address, for messages
+// The upgrade head was answered with a status and lws reads on: a request head comes next.
+void resume_http(Watch& w);
+// HTTP-phase bytes in `buffer` (room for `capacity`) rewritten for lws (see there).
+long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t capacity,
+               RawRecv raw = nullptr, int flags = 0);
+
+}  // namespace wsbridge::mask_guard::detail
