@@ -11,8 +11,8 @@ import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import {
-  Child, binary, freePort, openWebSocket, nthMessage, startHttpBackend, startWsBackend, stopAll,
-  tempDir, waitFor,
+  Child, MiB, binary, block, freePort, mib, openWebSocket, nthMessage, sleep, startHttpBackend,
+  startWsBackend, stopAll, streamHash, tempDir, waitFor,
 } from './proxy_support.mjs';
 
 let dir;
@@ -117,4 +117,30 @@ test('a WebSocket relayed over wss://: echo and the close code both ways', { tim
   ws.close(4001, 'bye');
   const closed = await ws.closed;
   assert.equal(closed.code, 4001);
+});
+
+// Over TLS the tunnel stays on lws' streams (a plain one is relayed off lws: proxy_websocket's
+// tests): the same back-pressure there.
+test('over wss://, a backend that stops reading: wsbridge stops reading the browser, nothing lost', { timeout: 60000 }, async () => {
+  const FLOOD = 64;
+  const ws = await openWebSocket(`wss://127.0.0.1:${port}/ws/stall?ms=5000`, { rejectUnauthorized: false });
+  const opened = Date.now();
+  let closedEarly;
+  ws.closed.then((c) => { closedEarly = `closed after ${Date.now() - opened} ms: ${c.code} ${c.reason}`; });
+  for (let i = 0; i < FLOOD; ++i) ws.send(block(i));
+  await sleep(2000);
+  const before = ws.bufferedAmount;
+  await sleep(800);
+  const afterwards = ws.bufferedAmount;
+  assert.ok(Date.now() - opened < 4500, 'the samples were not taken while the backend stalled');
+  assert.equal(closedEarly, undefined, 'the tunnel to a stalled backend ended');
+  console.log(`stalled backend over wss://: client bufferedAmount ${mib(before)} -> ${mib(afterwards)}`);
+  assert.ok(afterwards >= 16 * MiB, `the client could hand over all but ${mib(afterwards)} of ${FLOOD} MiB`);
+  assert.ok(before - afterwards < 2 * MiB, `the flood kept moving (${mib(before)} -> ${mib(afterwards)})`);
+  ws.send('done');
+  const report = JSON.parse((await nthMessage(ws, 0, 30000)).data);
+  assert.equal(report.messages, FLOOD);
+  assert.equal(report.bytes, FLOOD * MiB);
+  assert.equal(report.sha256, streamHash(FLOOD * MiB), 'the flood arrived altered');
+  ws.close();
 });
