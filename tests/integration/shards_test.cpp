@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -63,6 +64,15 @@ class ShardsTest : public ::testing::Test {
       ids.push_back(std::stoull(c["id"].get<std::string>()));  // "<number>@<instance>"
     }
     return ids;
+  }
+  // Whether `done` holds within `limit` (asked every 20 ms).
+  static bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
   }
   // Opens `n` echo connections, each confirmed by an echo, and their ids in opening order.
   std::vector<WsClient> open_echo(int n) {
@@ -130,18 +140,27 @@ TEST_F(ShardsTest, ConnectionsLandOnBothShardsAndTheAdminApiReachesEach) {
 TEST_F(ShardsTest, TheGlobalConnectionLimitHoldsAcrossShards) {
   bridge_.emplace(config() + "[limits]\nmax_connections = 10\n");
   std::vector<WsClient> admitted;
-  int refused = 0;
-  for (int i = 0; i < 30; ++i) {
-    try {
-      admitted.push_back(WsClient::connect(bridge_->client("/echo")));
-    } catch (const HandshakeError& e) {
-      EXPECT_EQ(e.response().status, 503) << e.what();
-      ++refused;
+  // The kernel spreads connections over the shards' listeners by a hash of their addresses: the
+  // ten admitted all land on one shard about once in 500 tries, and this test then proves
+  // nothing. Again, then, with every place given back first.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    admitted.clear();
+    ASSERT_TRUE(wait_until([&] { return connection_ids().empty(); }, 5s))
+        << "places not given back";
+    int refused = 0;
+    for (int i = 0; i < 30; ++i) {
+      try {
+        admitted.push_back(WsClient::connect(bridge_->client("/echo")));
+      } catch (const HandshakeError& e) {
+        EXPECT_EQ(e.response().status, 503) << e.what();
+        ++refused;
+      }
     }
+    ASSERT_EQ(admitted.size(), 10u);
+    ASSERT_EQ(refused, 20);
+    if (shards_of(connection_ids()) == std::set<std::uint64_t>{0, 1}) break;
   }
-  EXPECT_EQ(admitted.size(), 10u);
-  EXPECT_EQ(refused, 20);
-  EXPECT_EQ(shards_of(connection_ids()), (std::set<std::uint64_t>{0, 1}))
+  ASSERT_EQ(shards_of(connection_ids()), (std::set<std::uint64_t>{0, 1}))
       << "the ten admitted are on both shards (else this test proves nothing)";
   // Places given back on one shard are taken on either.
   admitted.erase(admitted.begin(), admitted.begin() + 5);
