@@ -63,6 +63,26 @@ export function streamHash(total) {
   return h.digest('hex');
 }
 
+// The stalled-backend scenario (the backend's `stall` op reads nothing for a while): sends
+// `count` blocks on `ws`, then samples the client's bufferedAmount after `settleMs` and again
+// `sampleMs` later. `closedEarly` says how the tunnel ended if it did meanwhile.
+export async function floodStalledBackend(ws, count, settleMs, sampleMs) {
+  const opened = Date.now();
+  let closedEarly;
+  ws.closed.then((c) => { closedEarly = `closed after ${Date.now() - opened} ms: ${c.code} ${c.reason}`; });
+  for (let i = 0; i < count; ++i) ws.send(block(i));
+  await sleep(settleMs);
+  const before = ws.bufferedAmount;
+  await sleep(sampleMs);
+  return { opened, before, afterwards: ws.bufferedAmount, closedEarly };
+}
+
+// The backend reads again: its report of what it got (messages, bytes, sha256), asked with "done".
+export async function stalledBackendReport(ws) {
+  ws.send('done');
+  return JSON.parse((await nthMessage(ws, 0, 30000)).data);
+}
+
 export function writeStreamFile(file, total) {
   const fd = openSync(file, 'w');
   try {

@@ -11,8 +11,8 @@ import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import {
-  Child, MiB, binary, block, freePort, mib, openWebSocket, nthMessage, sleep, startHttpBackend,
-  startWsBackend, stopAll, streamHash, tempDir, waitFor,
+  Child, MiB, binary, floodStalledBackend, freePort, mib, openWebSocket, nthMessage,
+  stalledBackendReport, startHttpBackend, startWsBackend, stopAll, streamHash, tempDir, waitFor,
 } from './proxy_support.mjs';
 
 let dir;
@@ -124,21 +124,13 @@ test('a WebSocket relayed over wss://: echo and the close code both ways', { tim
 test('over wss://, a backend that stops reading: wsbridge stops reading the browser, nothing lost', { timeout: 60000 }, async () => {
   const FLOOD = 64;
   const ws = await openWebSocket(`wss://127.0.0.1:${port}/ws/stall?ms=5000`, { rejectUnauthorized: false });
-  const opened = Date.now();
-  let closedEarly;
-  ws.closed.then((c) => { closedEarly = `closed after ${Date.now() - opened} ms: ${c.code} ${c.reason}`; });
-  for (let i = 0; i < FLOOD; ++i) ws.send(block(i));
-  await sleep(2000);
-  const before = ws.bufferedAmount;
-  await sleep(800);
-  const afterwards = ws.bufferedAmount;
+  const { opened, before, afterwards, closedEarly } = await floodStalledBackend(ws, FLOOD, 2000, 800);
   assert.ok(Date.now() - opened < 4500, 'the samples were not taken while the backend stalled');
   assert.equal(closedEarly, undefined, 'the tunnel to a stalled backend ended');
   console.log(`stalled backend over wss://: client bufferedAmount ${mib(before)} -> ${mib(afterwards)}`);
   assert.ok(afterwards >= 16 * MiB, `the client could hand over all but ${mib(afterwards)} of ${FLOOD} MiB`);
   assert.ok(before - afterwards < 2 * MiB, `the flood kept moving (${mib(before)} -> ${mib(afterwards)})`);
-  ws.send('done');
-  const report = JSON.parse((await nthMessage(ws, 0, 30000)).data);
+  const report = await stalledBackendReport(ws);
   assert.equal(report.messages, FLOOD);
   assert.equal(report.bytes, FLOOD * MiB);
   assert.equal(report.sha256, streamHash(FLOOD * MiB), 'the flood arrived altered');

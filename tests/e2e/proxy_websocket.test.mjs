@@ -11,9 +11,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  AUTH_TABLES, MiB, ProxyBridge, RssProbe, assertBoundedGrowth, block, freePort, httpRequest, mib,
-  nthMessage, openWebSocket, sleep, startWsBackend, stopAll, streamHash, tempDir, token, waitFor,
-  within,
+  AUTH_TABLES, MiB, ProxyBridge, RssProbe, assertBoundedGrowth, block, floodStalledBackend, freePort,
+  httpRequest, mib, nthMessage, openWebSocket, sleep, stalledBackendReport, startWsBackend, stopAll,
+  streamHash, tempDir, token, waitFor, within,
 } from './proxy_support.mjs';
 
 let dir;
@@ -244,14 +244,7 @@ test('a backend that stops reading: wsbridge stops reading the client, memory bo
   const probe = new RssProbe(bridge.pid).start();
   try {
     const ws = await openWebSocket(url('/ws/stall?ms=7000'));
-    const opened = Date.now();
-    let closedEarly;
-    ws.closed.then((c) => { closedEarly = `closed after ${Date.now() - opened} ms: ${c.code} ${c.reason}`; });
-    for (let i = 0; i < FLOOD; ++i) ws.send(block(i));
-    await sleep(2500);
-    const before = ws.bufferedAmount;
-    await sleep(1000);
-    const afterwards = ws.bufferedAmount;
+    const { opened, before, afterwards, closedEarly } = await floodStalledBackend(ws, FLOOD, 2500, 1000);
     const growth = probe.growth;
     assert.ok(Date.now() - opened < 6500, 'the samples were not taken while the backend stalled');
     assert.equal(backend.lines('STALL', mark).length, 0);
@@ -266,8 +259,7 @@ test('a backend that stops reading: wsbridge stops reading the client, memory bo
     assert.ok(before - afterwards < 2 * MiB, `the flood kept moving (${mib(before)} -> ${mib(afterwards)}) while the backend read nothing`);
     assertBoundedGrowth(assert, { ...probe, growth }, 'while the backend read nothing');
     // The backend reads again: everything arrives, in order.
-    ws.send('done');
-    const report = JSON.parse((await nthMessage(ws, 0, 30000)).data);
+    const report = await stalledBackendReport(ws);
     assert.equal(report.messages, FLOOD);
     assert.equal(report.bytes, FLOOD * MiB);
     assert.equal(report.sha256, streamHash(FLOOD * MiB), 'the flood arrived altered');
