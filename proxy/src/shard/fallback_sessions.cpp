@@ -239,12 +239,12 @@ void Shard::schedule_turn(std::uint64_t connection) {
   auto it = fallback_sessions_.find(connection);
   if (it == fallback_sessions_.end() || it->second->turn_scheduled) return;
   it->second->turn_scheduled = true;
-  fallback_turns_->due.push_back(connection);
+  fallback_turns_due_.push_back(connection);
 }
 
 void Shard::run_fallback_turns() {
   std::vector<ConnectionId> due;
-  due.swap(fallback_turns_->due);
+  due.swap(fallback_turns_due_);
   const auto now = SteadyClock::now();
   for (const ConnectionId id : due) {
     auto it = fallback_sessions_.find(id);

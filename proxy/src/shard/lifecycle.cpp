@@ -59,7 +59,6 @@ Shard::Shard(std::shared_ptr<ServerConfig> config, ShardShared& shared, unsigned
       shared_(shared),
       index_(index) {
   timer_->shard = this;
-  fallback_turns_ = std::make_unique<FallbackTurns>();
   adopt_config_tables();
 }
 
@@ -316,13 +315,13 @@ void Shard::serve() {
     if (!writes_soon_.empty() && write_soon()) outside_lws = true;
     // The fallback transports' turns, then what they gave their carriers. What that work
     // does to sessions and lws (a close, a timer) needs lws to run: one wake-up more.
-    if (!fallback_turns_->due.empty()) {
+    if (!fallback_turns_due_.empty()) {
       run_fallback_turns();
       outside_lws = true;
     }
     if (!carriers_soon_.empty() && write_carriers_soon()) outside_lws = true;
     // Queued by what ran just above (an adapter told of a drain): the next turn, at once.
-    if (!writes_soon_.empty() || !fallback_turns_->due.empty() || !carriers_soon_.empty()) {
+    if (!writes_soon_.empty() || !fallback_turns_due_.empty() || !carriers_soon_.empty()) {
       outside_lws = true;
     }
     if (outside_lws) lws_cancel_service(context_);

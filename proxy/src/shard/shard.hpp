@@ -91,7 +91,6 @@ class Shard final : private InboxDispatcher,
   struct Timer;
   struct ConnectionData;   // shard_parts.hpp: what lws holds for us per connection
   struct FallbackCarrier;  // shard_parts.hpp: a fallback request this shard's connection carries
-  struct FallbackTurns;    // shard_parts.hpp: fallback sessions whose write turn is due
   // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
   struct HeldUpgrade {
     int fd = -1;
@@ -309,7 +308,7 @@ class Shard final : private InboxDispatcher,
   std::unordered_map<std::uint64_t, lws*> carriers_;
   std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end
   std::uint64_t next_carrier_key_ = 1;
-  std::unique_ptr<FallbackTurns> fallback_turns_;
+  std::vector<ConnectionId> fallback_turns_due_;  // write turns run at the loop turn's end
   // Fallback sessions that ended with a close no request was there to carry: told to the next
   // request of their client, within the reconnect window.
   struct EndedFallback {

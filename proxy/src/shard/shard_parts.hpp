@@ -124,10 +124,6 @@ struct Shard::FallbackCarrier {
   std::shared_ptr<const fallback::Peer> peer;  // the owner is this instance (forward the POST)
 };
 
-struct Shard::FallbackTurns {
-  std::vector<ConnectionId> due;  // run at the end of the loop turn (Shard::serve)
-};
-
 // The headers every answer of the fallback endpoints carries: never cached, and readable by an
 // allowed origin (`cors_origin`; empty: none). (fallback_carrier.cpp)
 HeaderList fallback_answer_headers(const std::string& cors_origin);
