@@ -164,6 +164,13 @@ std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
   ConnectionData* data = ConnectionData::of(wsi);
   if (!data->carrier) data->carrier = std::make_unique<FallbackCarrier>();
   FallbackCarrier& carrier = *data->carrier;
+  // lws armed PENDING_TIMEOUT_HTTP_CONTENT (handshake_timeout) when the request's head was
+  // parsed and clears it only when a body completes: left alone it would cut every event stream
+  // and every held poll of a GET after handshake_timeout, answer or not. From here the session's
+  // own deadlines bound the response (poll_timeout, heartbeats, sse_byte_limit, the slow-consumer
+  // policy); lws' keep-alive timeout returns when the transaction completes. Clearing is O(1), and
+  // keeps the held polls out of lws' sorted timeout list, which every new timeout walks.
+  lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
   carrier.cors_origin = cors_origin;
   carrier.key = next_carrier_key_++;
   carriers_[carrier.key] = wsi;
