@@ -80,7 +80,7 @@ int Shard::write_fallback(lws* wsi) {
   auto finish = [&] {
     carriers_.erase(c.key);
     data->carrier.reset();
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   };
   if (channel.kind() == ResponseKind::kWhole || (!c.headers_sent && taken.status != 200)) {
     if (!taken.ended) return 0;

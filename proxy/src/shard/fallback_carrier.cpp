@@ -62,7 +62,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     HeaderList headers = fallback_answer_headers(cors);
     headers.insert(headers.end(), extra.begin(), extra.end());
     write_http_reply(wsi, status, "application/json", error_body(code, message), headers);
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   };
   const auto path = parse_fallback_path(uri);
   const RouteConfig* route = path ? config_->find_route(path->route) : nullptr;
@@ -89,7 +89,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     h.emplace_back("Access-Control-Allow-Headers:", "Authorization, Content-Type, Last-Event-ID");
     h.emplace_back("Access-Control-Max-Age:", "600");
     write_http_reply(wsi, 204, "text/plain", "", h);
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   }
   const bool send = path->op == "send";
   if (method != (send ? kPost : kGet)) {
@@ -119,7 +119,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
       fallback::append_control_event(event, 0, fallback::kUnknownSessionControl);
       HeaderList headers = fallback_answer_headers(cors);
       write_http_reply(wsi, 200, "text/event-stream", event, headers);
-      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+      return complete_http_transaction(wsi);
     }
     return answer(404, "unknown_session", "unknown or expired session: open a new one");
   }
@@ -217,7 +217,7 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
   if (!owner->post(std::move(command))) {
     write_http_reply(wsi, 503, "application/json", error_body("shutting_down", "shutting down"),
                      fallback_answer_headers(cors_origin));
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   }
   return 0;  // the session's shard answers through the channel
 }
@@ -279,7 +279,7 @@ int Shard::fallback_body_done(lws* wsi) {
     write_http_reply(wsi, status, "application/json", error_body(code, message),
                      fallback_answer_headers(c.cors_origin));
     data->carrier.reset();
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   };
   if (c.too_large) {
     return refuse(413, "too_large", "the body is over " + std::to_string(c.max_body) + " bytes");

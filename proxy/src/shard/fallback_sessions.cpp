@@ -52,7 +52,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
     if (challenge) h.emplace_back("WWW-Authenticate:", "Bearer realm=\"wsbridge\"");
     write_http_reply(wsi, status, "application/json",
                      nlohmann::json{{"error", code}, {"message", reason}}.dump() + "\n", h);
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   };
   if (refusing_new()) return refuse(503, "shutting_down", "shutting down or draining");
   const std::string ip = client_address(wsi);

@@ -47,7 +47,7 @@ int Shard::serve_admin_api(lws* wsi, const AdminRequest& request) {
   WSB_LOG(kInfo) << "admin API " << request.method << " " << request.target << ": " << reply.status;
   write_http_reply(wsi, reply.status, "application/json", reply.body,
                    {{"Cache-Control:", "no-store"}});
-  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  return complete_http_transaction(wsi);
 }
 
 int Shard::serve_http(lws* wsi, std::string_view uri) {
@@ -67,7 +67,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
                      << refusal->message;
       const nlohmann::json body = {{"error", refusal->code}, {"message", refusal->message}};
       write_http_reply(wsi, refusal->status, "application/json", body.dump() + "\n");
-      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+      return complete_http_transaction(wsi);
     }
   }
   if (admin && uri.starts_with(kAdminApiPrefix)) {
@@ -76,7 +76,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
                        "{\"error\":\"unauthorized\",\"message\":\"a valid admin bearer token is "
                        "required\"}\n",
                        {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
-      return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+      return complete_http_transaction(wsi);
     }
     char* uri_ptr = nullptr;
     int uri_len = 0;
@@ -111,7 +111,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       write_http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4",
                        metrics::Registry::global().render());
     }
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return complete_http_transaction(wsi);
   }
   if (uri == kHealthPath) {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
@@ -135,7 +135,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
   } else {
     write_http_reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", "not found\n");
   }
-  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  return complete_http_transaction(wsi);
 }
 
 }  // namespace wsbridge

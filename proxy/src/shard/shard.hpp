@@ -205,6 +205,13 @@ class Shard final : private InboxDispatcher,
   // The connection's next request is due within the handshake timeout (from accept, and after
   // each keep-alive answer), or no longer (it arrived).
   void expect_request(ConnectionData& data);
+  // Ends the HTTP transaction of a callback's connection: 0 to go on, -1 for lws to close it. On a
+  // keep-alive connection lws then arms its keep-alive timeout, one more insertion into its sorted
+  // timeout list that walks every timeout in it (O(connections) per request, a tenth of a
+  // long-polling server's time). Our own deadline (expect_request, armed as lws binds the
+  // connection for its next request) bounds that wait already, so lws' is cleared where ours is
+  // armed, and the list holds only the connections in the middle of a request. (timer.cpp)
+  static int complete_http_transaction(lws* wsi);
   static void request_arrived(ConnectionData& data);
   void drop_late_requests(SteadyClock::time_point now);
   // A fragment of a message from the session's transport: reassembled within the route's limits,
