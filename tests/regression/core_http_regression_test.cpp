@@ -185,6 +185,17 @@ TEST_F(PublicPortFraming, KeepAliveRequestsAfterTheFirstAreBoundedToo) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
 }
 
+// lws' own keep-alive timeout is cleared after each answer (complete_http_transaction): our
+// request deadline alone must close a keep-alive connection that goes silent.
+TEST_F(PublicPortFraming, KeepAliveConnectionsThatGoSilentAreClosed) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  conn.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(conn.read_http_response().status, 200);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(conn.wait_closed(4s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 500ms);
+}
+
 // #13.8: lws files Sec-WebSocket-Origin under Origin, so it passed an Origin allowlist.
 TEST(SecWebSocketOrigin, IsNotTakenAsOrigin) {
   WsbridgeInstance server(R"(
