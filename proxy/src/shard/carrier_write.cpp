@@ -1,6 +1,7 @@
 // The HTTP fallback transports, carrier side: writing a response that comes through a
 // ResponseChannel to the connection that carries it (an event stream's bytes as they come, a
-// whole answer at once), at the end of the loop turn where lws allows it, else in its write turn.
+// whole answer at once), at the end of the loop turn where lws holds nothing back, else in its
+// write turn.
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
 
@@ -49,25 +50,17 @@ bool Shard::write_carriers_soon() {
   return lws_has_work;
 }
 
-// Only an event stream's bytes after its head, on HTTP/1 (an HTTP/2 stream writes in its
-// connection's turns), to a socket where lws holds nothing back; the head, the end of the
-// response (lws wants a transaction completed inside its callback), whole answers and more
-// than one write's worth stay with lws' write turn.
+// The writer of lws' write turn (write_fallback), run at the end of the loop turn instead, on
+// HTTP/1 (an HTTP/2 stream writes in its connection's turns) where lws holds nothing back: a
+// poll's answer, an event stream's head, bytes and end, and the transaction's completion, which
+// lws defers itself if a partial write is left. Asking lws for a write turn costs a loop turn
+// and two epoll_ctl per answer; a long-polling server makes one answer per message and session.
 bool Shard::write_carrier_now(lws* wsi, FallbackCarrier& c, bool& failed) {
-  if (!c.channel || !c.headers_sent || c.channel->kind() != ResponseKind::kStream ||
-      lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi) != 0) {
+  if (!c.channel || lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi) != 0) {
     return false;
   }
-  ResponseChannel& channel = *c.channel;
-  ResponseChannel::Taken taken = channel.take(kCarrierWriteBytes);
-  if (taken.room_again && channel.wake_owner) channel.wake_owner();
-  const std::size_t size = taken.body().size();
-  if (size > 0 && lws_write(wsi, reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE,
-                            size, LWS_WRITE_HTTP) < 0) {
-    failed = true;
-    return false;
-  }
-  return !taken.ended && size < kCarrierWriteBytes;
+  failed = write_fallback(wsi) < 0;
+  return !failed;
 }
 
 int Shard::write_fallback(lws* wsi) {

@@ -254,7 +254,8 @@ class Shard final : private InboxDispatcher,
   void want_carrier_write(std::uint64_t key);
   // Those writes; true when lws has work from them (a connection to kill).
   bool write_carriers_soon();
-  // One carrier's bytes outside lws' write turn when it can take them there (else false).
+  // One carrier's bytes outside lws' write turn when it can take them there (else false;
+  // `failed`: the connection is to be closed).
   bool write_carrier_now(lws* wsi, FallbackCarrier& carrier, bool& failed);
   // Session side (fallback_sessions.cpp): write turns due, run at the end of the loop turn.
   void schedule_turn(std::uint64_t connection) override;
