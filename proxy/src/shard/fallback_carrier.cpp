@@ -168,8 +168,8 @@ std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
   // parsed and clears it only when a body completes: left alone it would cut every event stream
   // and every held poll of a GET after handshake_timeout, answer or not. From here the session's
   // own deadlines bound the response (poll_timeout, heartbeats, sse_byte_limit, the slow-consumer
-  // policy); lws' keep-alive timeout returns when the transaction completes. Clearing is O(1), and
-  // keeps the held polls out of lws' sorted timeout list, which every new timeout walks.
+  // policy), and our request deadline returns when the transaction completes. Clearing is O(1),
+  // and keeps the held polls out of lws' sorted timeout list, which every new timeout walks.
   lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
   carrier.cors_origin = cors_origin;
   carrier.key = next_carrier_key_++;
