@@ -33,6 +33,12 @@ fallback::Settings read_fallback_keys(ConfigTable& t) {
   }
   if (auto v = t.byte_size("resume_buffer_bytes", 0, 1ull << 30)) s.resume_buffer_bytes = *v;
   if (auto v = t.byte_size("max_post_bytes", 1024, 1ull << 30)) s.max_post_bytes = *v;
+  if (auto v = t.byte_size("post_bytes_in_flight", 1024, 1ull << 40)) s.post_bytes_in_flight = *v;
+  if (s.post_bytes_in_flight < s.max_post_bytes) {
+    t.fail_at(t.contains("post_bytes_in_flight") ? "post_bytes_in_flight" : "max_post_bytes",
+              "'post_bytes_in_flight' must be at least 'max_post_bytes' (" +
+                  std::to_string(s.max_post_bytes) + "), or no POST of that size could arrive");
+  }
   if (auto v = t.duration("token_lifetime", 1min, 24h * 30)) {
     s.token_lifetime = std::chrono::ceil<std::chrono::seconds>(*v);
   }

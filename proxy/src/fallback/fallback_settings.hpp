@@ -27,6 +27,9 @@ struct Settings {
   std::chrono::seconds reconnect_window{30};     // a session nothing carries lives this long
   std::size_t resume_buffer_bytes = 256 * 1024;  // sent messages kept for a resume, per session
   std::size_t max_post_bytes = 1024 * 1024;      // one POST's body
+  // The POST bodies being received or applied at once, over all sessions (split among the
+  // service threads, each getting at least max_post_bytes): what slow or stalled POSTs can hold.
+  std::size_t post_bytes_in_flight = 64 * 1024 * 1024;
   std::chrono::seconds token_lifetime{24 * 3600};
   // By instance id ([server] instance_id of each).
   std::map<std::string, std::shared_ptr<const Peer>, std::less<>> peers;

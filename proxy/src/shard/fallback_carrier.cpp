@@ -4,6 +4,8 @@
 // responses come back through a ResponseChannel and are written here.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "fallback/records.hpp"
 #include "fallback/session_request.hpp"
 #include "fallback/sse_events.hpp"
@@ -135,7 +137,20 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
           "the body is over " + std::to_string(config_->fallback.max_post_bytes) + " bytes",
           {{"Connection:", "close"}});
     }
+    // Our client has one POST in flight (and a retry may overlap it); more for one session are
+    // someone holding connections and body bytes, which are what the limits here bound.
+    unsigned& in_flight = posts_in_flight_[*connection];
+    if (in_flight >= kPostsInFlightPerSession) {
+      return answer(429, "busy",
+                    "this session has " + std::to_string(in_flight) +
+                        " POSTs in flight already: send one at a time",
+                    {{"Retry-After:", "1"}});
+    }
+    ++in_flight;
     auto carrier = std::make_unique<FallbackCarrier>();
+    carrier->claim.shard_bytes = &post_bytes_in_flight_;
+    carrier->claim.session_posts = &posts_in_flight_;
+    carrier->claim.session = *connection;
     carrier->target = *connection;
     carrier->peer = peer;
     carrier->cors_origin = cors;
@@ -223,7 +238,7 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
 }
 
 int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
-                           const std::string& cors_origin, std::string body) {
+                           const std::string& cors_origin, const std::string& body) {
   char* uri_ptr = nullptr;
   int uri_len = 0;
   const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
@@ -263,9 +278,28 @@ int Shard::fallback_body(lws* wsi, const void* in, std::size_t len) {
     c.too_large = true;
     c.body.clear();
     c.body.shrink_to_fit();
+    c.claim.release_bytes();
     return 0;
   }
+  // This shard's share of what all POSTs may hold at once; past it, a POST is refused while its
+  // body arrives (and the connection closed, since the rest of the body is not read).
+  const std::size_t share = std::max(config_->fallback.post_bytes_in_flight / shared_.count,
+                                     config_->fallback.max_post_bytes);
+  if (post_bytes_in_flight_ + len > share) {
+    WSB_LOG(kWarn) << "fallback POST from " << peer_address(wsi) << " refused: the POSTs in flight "
+                   << "hold " << post_bytes_in_flight_ << " bytes of this thread's " << share
+                   << " ([fallback] post_bytes_in_flight)";
+    write_http_reply(wsi, 503, "application/json",
+                     error_body("overloaded", "too many POST bytes in flight: try again"), [&] {
+                       HeaderList h = fallback_answer_headers(c.cors_origin);
+                       h.emplace_back("Retry-After:", "1");
+                       h.emplace_back("Connection:", "close");
+                       return h;
+                     }());
+    return -1;
+  }
   c.body.append(static_cast<const char*>(in), len);
+  c.claim.add_bytes(len);
   return 0;
 }
 
@@ -302,7 +336,7 @@ int Shard::fallback_body_done(lws* wsi) {
   }
   if (c.peer != nullptr) {
     const auto peer = c.peer;
-    return forward_to_peer(wsi, *peer, false, c.cors_origin, std::move(c.body));
+    return forward_to_peer(wsi, *peer, false, c.cors_origin, c.body);
   }
   SessionRequest request;
   request.op = SessionRequest::Op::kPost;

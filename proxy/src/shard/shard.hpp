@@ -245,7 +245,7 @@ class Shard final : private InboxDispatcher,
   void wake_owner_of(fallback::ResponseChannel& channel, std::uint64_t connection);
   // A request for a session of another instance `peer`: sent on to it (fallback/peer_relay.hpp).
   int forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
-                      const std::string& cors_origin, std::string body);
+                      const std::string& cors_origin, const std::string& body);
   int fallback_body(lws* wsi, const void* in, std::size_t len);
   int fallback_body_done(lws* wsi);
   int write_fallback(lws* wsi);
@@ -314,6 +314,11 @@ class Shard final : private InboxDispatcher,
   // The fallback sessions among them, and the requests this shard's connections carry (by key).
   std::unordered_map<ConnectionId, fallback::FallbackTransport*> fallback_sessions_;
   std::unordered_map<std::uint64_t, lws*> carriers_;
+  // What the POSTs of this shard's connections hold (PostClaim): their bodies' bytes, against its
+  // share of [fallback] post_bytes_in_flight, and how many are in flight per session.
+  static constexpr unsigned kPostsInFlightPerSession = 4;
+  std::size_t post_bytes_in_flight_ = 0;
+  std::unordered_map<ConnectionId, unsigned> posts_in_flight_;
   std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end
   std::uint64_t next_carrier_key_ = 1;
   std::vector<ConnectionId> fallback_turns_due_;  // write turns run at the loop turn's end

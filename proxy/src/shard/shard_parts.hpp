@@ -10,6 +10,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fallback/response_channel.hpp"
@@ -107,6 +108,35 @@ struct Shard::ConnectionData {
   Session* session = nullptr;                   // from ESTABLISHED to CLOSED
 };
 
+// A POST's claim on its shard's POST limits (Shard::post_bytes_in_flight_, posts_in_flight_):
+// its body's bytes from arrival to answer, and one of its session's places. Given back when its
+// carrier goes, however it goes (answered, refused, or the connection closed).
+struct PostClaim {
+  std::size_t* shard_bytes = nullptr;
+  std::unordered_map<std::uint64_t, unsigned>* session_posts = nullptr;
+  std::uint64_t session = 0;
+  std::size_t bytes = 0;
+
+  PostClaim() = default;
+  PostClaim(const PostClaim&) = delete;
+  PostClaim& operator=(const PostClaim&) = delete;
+  ~PostClaim() {
+    release_bytes();
+    if (session_posts == nullptr) return;
+    if (auto it = session_posts->find(session); it != session_posts->end() && --it->second == 0) {
+      session_posts->erase(it);
+    }
+  }
+  void add_bytes(std::size_t n) {
+    bytes += n;
+    *shard_bytes += n;
+  }
+  void release_bytes() {
+    if (shard_bytes != nullptr) *shard_bytes -= bytes;
+    bytes = 0;
+  }
+};
+
 // A fallback request (docs/FALLBACK.md) on one of this shard's connections: its response comes
 // through `channel` from the session's shard, or a POST's body is arriving first.
 struct Shard::FallbackCarrier {
@@ -122,6 +152,7 @@ struct Shard::FallbackCarrier {
   std::size_t max_body = 0;
   bool too_large = false;
   std::shared_ptr<const fallback::Peer> peer;  // the owner is this instance (forward the POST)
+  PostClaim claim;                             // a POST's (from its head to its answer)
 };
 
 // The headers every answer of the fallback endpoints carries: never cached, and readable by an
