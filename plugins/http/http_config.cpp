@@ -25,7 +25,7 @@ std::optional<std::string> pem_certificates_problem(const std::string& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) return "CA file " + file + " does not exist";
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), &BIO_free);
-  if (!bio) return "CA file " + file + " cannot be read: " + std::strerror(errno);
+  if (!bio) return "CA file " + file + " cannot be read: " + text::errno_text(errno);
   int certificates = 0;
   ERR_clear_error();
   // _AUX: also "TRUSTED CERTIFICATE" blocks, which OpenSSL's CA loading accepts too.

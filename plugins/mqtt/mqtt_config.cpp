@@ -13,6 +13,7 @@
 
 #include "acl.hpp"
 #include "topic.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -34,7 +35,7 @@ std::string read_file(ConfigTable& t, const std::string& key, const std::string&
     errno = 0;
     std::ifstream in(path, std::ios::binary);
     if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in.is_open() || in.bad()) why = errno != 0 ? std::strerror(errno) : "cannot be read";
+    if (!in.is_open() || in.bad()) why = errno != 0 ? text::errno_text(errno) : "cannot be read";
   }
   if (!why.empty()) {
     t.fail_at(key, "'" + key + "' in " + t.name() + ": cannot read " + path + " (" + why + ")");

@@ -1,10 +1,12 @@
 // ASCII case folding, blank trimming and hex for protocol text (header names, tokens, hosts,
-// config keys, digests): one definition for the core and the adapters. Locale-independent on
-// purpose: protocol text is compared byte by byte, whatever the process locale says.
+// config keys, digests), and the text of an errno: one definition for the core and the adapters.
+// Locale-independent on purpose: protocol text is compared byte by byte, whatever the process
+// locale says.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace wsbridge::text {
 
@@ -55,6 +57,12 @@ inline std::string lower_hex(std::string_view bytes) {
     out.push_back(kHex[u & 15]);
   }
   return out;
+}
+
+// What an errno value says ("Connection reset by peer"). std::strerror may share a buffer between
+// threads; this never does.
+inline std::string errno_text(int error) {
+  return std::generic_category().message(error);
 }
 
 }  // namespace wsbridge::text

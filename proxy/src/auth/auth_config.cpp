@@ -24,7 +24,7 @@ std::string read_file(ConfigTable& t, const std::string& key, const std::filesys
   const bool directory = std::filesystem::is_directory(path, ec);
   if (!in || directory) {
     const std::string why = directory         ? "it is a directory"
-                            : open_error != 0 ? std::strerror(open_error)
+                            : open_error != 0 ? text::errno_text(open_error)
                                               : "unreadable";
     t.fail_at(key, "'" + key + "' in " + t.name() + ": cannot read " + path.string() + ": " + why);
   }

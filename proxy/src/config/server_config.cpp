@@ -20,6 +20,7 @@
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
 #include "stream/lws_stream_client.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 
@@ -144,7 +145,7 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
                         : status.type() == std::filesystem::file_type::not_found ? ENOENT
                                                                                  : ENOTDIR;
         server->fail_at("static_dir", "'static_dir' in [server]: " + p.string() +
-                                          " is not a readable directory: " + std::strerror(why));
+                                          " is not a readable directory: " + text::errno_text(why));
       }
       config.static_dir = std::filesystem::weakly_canonical(p);
     }
@@ -283,13 +284,13 @@ ServerConfig load_config_file(const std::string& file, const AdapterRegistry& re
     return ConfigError(SourcePosition{file, 0, 0}, "cannot " + what + " the config file: " + why);
   };
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail("open", std::strerror(errno));
+  if (fd < 0) throw fail("open", text::errno_text(errno));
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) throw fail("read", std::strerror(EISDIR));
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) throw fail("read", text::errno_text(EISDIR));
   // Bounded, so --config /dev/zero is an error rather than a process that eats all memory.
   constexpr std::size_t kMaxConfigBytes = 16 * 1024 * 1024;
   std::string text;
@@ -297,7 +298,7 @@ ServerConfig load_config_file(const std::string& file, const AdapterRegistry& re
   while (true) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw fail("read", std::strerror(errno));
+    if (n < 0) throw fail("read", text::errno_text(errno));
     if (n == 0) break;
     text.append(buf, static_cast<std::size_t>(n));
     if (text.size() > kMaxConfigBytes) throw fail("read", "larger than 16 MiB");

@@ -10,6 +10,7 @@
 
 #include "server/event_loop.hpp"
 #include "support/discard_unread.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {
 
@@ -92,7 +93,7 @@ void DirectTunnel::relay(Direction& d) {
   if (n == 0) return half_ended(d);
   if (n < 0) {
     if (would_block(errno)) return;
-    return end(d.from_name, std::strerror(errno));
+    return end(d.from_name, text::errno_text(errno));
   }
   last_activity_ = ev_now(loop_);
   d.moved += static_cast<std::uint64_t>(n);
@@ -100,7 +101,7 @@ void DirectTunnel::relay(Direction& d) {
   ssize_t sent = ::send(d.to, t_buffer.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (sent < 0) {
     if (!would_block(errno)) {
-      return end(&d == &up_ ? "backend" : "client", std::strerror(errno));
+      return end(&d == &up_ ? "backend" : "client", text::errno_text(errno));
     }
     sent = 0;
   }
@@ -118,7 +119,7 @@ void DirectTunnel::flush(Direction& d) {
       ::send(d.to, d.pending.data() + d.pending_offset, left, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (sent < 0) {
     if (would_block(errno)) return;
-    return end(&d == &up_ ? "backend" : "client", std::strerror(errno));
+    return end(&d == &up_ ? "backend" : "client", text::errno_text(errno));
   }
   last_activity_ = ev_now(loop_);
   d.pending_offset += static_cast<std::size_t>(sent);

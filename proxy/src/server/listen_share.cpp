@@ -1,4 +1,5 @@
 #include "server/listen_share.hpp"
+#include "wsbridge/text.hpp"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -34,7 +35,7 @@ namespace {
 
 std::string claim(const std::string& address, std::uint16_t port, PortClaim& held) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::strerror(errno);
+  if (fd < 0) return text::errno_text(errno);
   sockaddr_un name{};
   name.sun_family = AF_UNIX;
   const std::string id = "wsbridge-listen " + address + " " + std::to_string(port);
@@ -44,7 +45,7 @@ std::string claim(const std::string& address, std::uint16_t port, PortClaim& hel
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&name), length) != 0) {
     const int error = errno;
     ::close(fd);
-    return error == EADDRINUSE ? "address in use by another wsbridge" : std::strerror(error);
+    return error == EADDRINUSE ? "address in use by another wsbridge" : text::errno_text(error);
   }
   held = PortClaim(fd);
   return "";
@@ -87,7 +88,7 @@ std::string probe_exclusive(const std::string& address, std::uint16_t port, Port
   // (one per network namespace, released when the process ends), which only one can hold.
   if (auto why = claim(address, port, claimed); !why.empty()) return why;
   const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::strerror(errno);
+  if (fd < 0) return text::errno_text(errno);
   const int one = 1;
   // As lws binds (SO_REUSEADDR, V6ONLY for IPv6), minus SO_REUSEPORT: a port held by any listener,
   // a reusing one included, refuses this bind.
@@ -95,7 +96,7 @@ std::string probe_exclusive(const std::string& address, std::uint16_t port, Port
   if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   std::string problem;
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&storage), length) != 0) {
-    problem = errno == EADDRINUSE ? "address in use" : std::strerror(errno);
+    problem = errno == EADDRINUSE ? "address in use" : text::errno_text(errno);
   }
   ::close(fd);
   return problem;

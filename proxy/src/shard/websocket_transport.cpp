@@ -8,6 +8,7 @@
 #include "recv_hook/mask_guard.hpp"
 #include "shard/lws_request.hpp"
 #include "wsbridge/log.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 namespace {
@@ -108,7 +109,7 @@ WriteTurn WebSocketTransport::write_to_socket(FrameQueue& queue, std::size_t bud
   if (r.status == SocketWriter::Status::kError) {
     WSB_LOG(kDebug) << "write to " << peer_ << " failed: "
                     << (r.error == EPROTO && ssl_ != nullptr ? "TLS error"
-                                                             : std::strerror(r.error));
+                                                             : text::errno_text(r.error));
     turn.failed = true;  // no close frame: the socket is gone (or the stream is cut inside a frame)
     return turn;
   }

@@ -1,6 +1,7 @@
 // One stream's life on its shard: connecting, TLS, buffered writes with a high-water mark, reads
 // (paused on request), the owner's timer, and closing (flushing first when the owner asks).
 #include "stream/stream_link.hpp"
+#include "wsbridge/text.hpp"
 
 #include <sys/socket.h>
 
@@ -172,7 +173,7 @@ bool StreamLink::send_now(std::string_view& bytes) {
   if (n > 0) {
     bytes.remove_prefix(static_cast<std::size_t>(n));
   } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-    fail("write to " + endpoint->url + " failed: " + std::strerror(errno));
+    fail("write to " + endpoint->url + " failed: " + text::errno_text(errno));
     return false;
   }
   return true;

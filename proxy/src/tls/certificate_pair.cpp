@@ -1,4 +1,5 @@
 #include "tls/certificate_pair.hpp"
+#include "wsbridge/text.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -32,7 +33,7 @@ struct BioFree {
 bool read_file(const std::filesystem::path& file, std::string& out, std::string& error) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    error = "cannot read " + file.string() + ": " + std::strerror(errno);
+    error = "cannot read " + file.string() + ": " + text::errno_text(errno);
     return false;
   }
   std::ostringstream text;
