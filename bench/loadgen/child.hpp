@@ -148,7 +148,10 @@ class Child : public Loop::Handler {
   void http_response(Conn& c, std::string_view body, std::uint64_t t);
 
   // The events of an SSE stream in c.in; false when c was closed meanwhile.
-  bool sse_events(Conn& c, std::uint64_t t);
+  bool sse_events(Conn& c, std::string& events, std::uint64_t t);
+  // A chunked event stream's bytes in c.in, decoded into c.dechunked; false on a framing error.
+  // `ended`: the last chunk came (the stream is over; its connection may carry the next).
+  bool dechunk(Conn& c, bool& ended);
 
   void fallback_control(Conn& c, std::string_view json);
 

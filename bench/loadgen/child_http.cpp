@@ -44,6 +44,10 @@ namespace {
 
 // Conn::http: where the response on a connection stands.
 enum : std::uint8_t { kNoRequest = 0, kHead = 1, kBody = 2 };
+// Conn::chunk_left's states between a chunk's bytes: its size line, its CRLF, the body's end.
+constexpr std::int64_t kChunkSize = -1;
+constexpr std::int64_t kChunkEnd = -2;
+constexpr std::int64_t kLastChunkEnd = -3;
 // Conn::mq_state of a down connection (the session).
 enum : std::uint8_t { kOpening = 0, kSessionOpen = 1 };
 
@@ -130,6 +134,8 @@ bool Child::http_request(Conn& c, std::string request) {
   c.http = kHead;
   c.busy = true;
   c.body_left = -1;
+  c.chunked = false;
+  c.dechunked.clear();
   c.status = 0;
   c.out = std::move(request);
   c.out_off = 0;
@@ -251,11 +257,13 @@ bool Child::http_parse(Conn& c, std::uint64_t t) {
     }
     c.in.erase(0, end + 4);
     c.http = kBody;
-    if (chunked) {  // neither server sends it for these responses
-      ++loop_.errors.protocol;
+    if (chunked && !(c.role == Role::kHttpDown && o_.transport == "sse")) {
+      ++loop_.errors.protocol;  // only wsbridge's event streams come in chunks
       http_fail(down);
       return false;
     }
+    c.chunked = chunked;
+    c.chunk_left = kChunkSize;
     if (c.status != 200) {
       if (!loop_.shutting_down) {
         ++(down.mq_state == kOpening && c.role == Role::kHttpDown ? loop_.errors.handshake
@@ -277,7 +285,26 @@ bool Child::http_parse(Conn& c, std::uint64_t t) {
     }
     return true;
   }
-  if (c.role == Role::kHttpDown && o_.transport == "sse") return sse_events(c, t);
+  if (c.role == Role::kHttpDown && o_.transport == "sse") {
+    if (!c.chunked) return sse_events(c, c.in, t);
+    bool ended = false;
+    if (!dechunk(c, ended)) {
+      ++loop_.errors.protocol;
+      http_fail(c);
+      return false;
+    }
+    if (!sse_events(c, c.dechunked, t)) return false;
+    if (ended) {
+      // The server ended the stream (sse_byte_limit) and kept the connection: the next one
+      // goes on it, from the last id, as EventSource does.
+      ++http_reconnects_;
+      c.http = kNoRequest;
+      c.busy = false;
+      if (!c.keep_alive) http_close(c);
+      http_next(c);
+    }
+    return true;
+  }
   if (c.body_left < 0 || c.in.size() < static_cast<std::size_t>(c.body_left)) return true;
   const std::string body = c.in.substr(0, static_cast<std::size_t>(c.body_left));
   c.in.erase(0, static_cast<std::size_t>(c.body_left));
@@ -322,13 +349,48 @@ void Child::http_eof(Conn& c, std::uint64_t t) {
   http_fail(down);
 }
 
-bool Child::sse_events(Conn& c, std::uint64_t t) {
+bool Child::dechunk(Conn& c, bool& ended) {
+  std::size_t pos = 0;
+  while (pos < c.in.size()) {
+    if (c.chunk_left > 0) {
+      const std::size_t n =
+          std::min<std::size_t>(static_cast<std::size_t>(c.chunk_left), c.in.size() - pos);
+      c.dechunked.append(c.in, pos, n);
+      pos += n;
+      c.chunk_left -= static_cast<std::int64_t>(n);
+      if (c.chunk_left == 0) c.chunk_left = kChunkEnd;
+      continue;
+    }
+    const std::size_t eol = c.in.find("\r\n", pos);
+    if (eol == npos) break;
+    const std::string_view line(c.in.data() + pos, eol - pos);
+    pos = eol + 2;
+    if (c.chunk_left == kChunkEnd || c.chunk_left == kLastChunkEnd) {
+      if (!line.empty()) return false;  // no trailers in these streams
+      if (c.chunk_left == kLastChunkEnd) {
+        ended = true;
+        break;
+      }
+      c.chunk_left = kChunkSize;
+      continue;
+    }
+    char* end = nullptr;
+    const std::string size_line(line);
+    const long long size = std::strtoll(size_line.c_str(), &end, 16);
+    if (size_line.empty() || end != size_line.c_str() + size_line.size() || size < 0) return false;
+    c.chunk_left = size == 0 ? kLastChunkEnd : size;
+  }
+  c.in.erase(0, pos);
+  return !(ended && !c.in.empty());  // nothing may follow the stream's end before our request
+}
+
+bool Child::sse_events(Conn& c, std::string& events, std::uint64_t t) {
   std::size_t pos = 0;
   bool alive = true;
   while (alive) {
-    const std::size_t end = c.in.find("\n\n", pos);
+    const std::size_t end = events.find("\n\n", pos);
     if (end == npos) break;
-    const std::string_view ev(c.in.data() + pos, end - pos);
+    const std::string_view ev(events.data() + pos, end - pos);
     pos = end + 2;
     std::string_view data, event;
     bool has_data = false;
@@ -367,7 +429,7 @@ bool Child::sse_events(Conn& c, std::uint64_t t) {
     alive = c.tag != kFailed;
   }
   if (!alive) return false;
-  c.in.erase(0, pos);
+  events.erase(0, pos);
   return true;
 }
 

@@ -110,6 +110,11 @@ struct Conn {
   std::uint64_t next_seq = 1;    // up: wsbridge's sequence number of the next record
   std::uint64_t last_id = 0;
   std::int64_t body_left = -1;  // of the response being read; -1: until the end of the stream
+  // An event stream in chunks (wsbridge on a keep-alive connection): where the decoder stands
+  // (kChunkSize, kChunkEnd, kLastChunkEnd, or the bytes left of a chunk) and the bytes decoded.
+  bool chunked = false;
+  std::int64_t chunk_left = 0;
+  std::string dechunked;
   int status = 0;
   std::uint8_t http = 0;  // child_http.cpp's Http state
   bool keep_alive = false;

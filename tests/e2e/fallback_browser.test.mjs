@@ -40,7 +40,10 @@ function startBackend() {
 }
 
 // nginx as a proxy that holds whole responses: an SSE stream reaches the browser only when it
-// ends. It also drops Upgrade (nginx passes it only when told to), so WebSockets fail too.
+// ends. It also drops Upgrade (nginx passes it only when told to), so WebSockets fail too. It
+// speaks HTTP/1.0 to wsbridge (nginx's default), so the stream is delimited by its connection's
+// close, which this nginx holds whole; a chunked stream (HTTP/1.1 upstream) it would pass on as
+// each chunk comes, buffering or not.
 async function startNginx(port, target) {
   const conf = path.join(dir, 'nginx.conf');
   writeFileSync(conf, `
@@ -61,8 +64,6 @@ http {
     listen 127.0.0.1:${port};
     location / {
       proxy_pass http://127.0.0.1:${target};
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
       proxy_buffering on;
       proxy_ignore_headers X-Accel-Buffering;
       proxy_buffer_size 1m;

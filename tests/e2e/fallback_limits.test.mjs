@@ -1,6 +1,7 @@
-// The limits of the HTTP fallback transports' requests against a real wsbridge (#16,
+// The HTTP fallback transports' connections and limits against a real wsbridge (#16,
 // docs/FALLBACK.md): lws' request timeout bounds a request's head and body, never a response a
-// session holds open; POSTs in flight are bounded per session and in bytes per service thread.
+// session holds open; POSTs in flight are bounded per session and in bytes per service thread;
+// an event stream on a keep-alive connection comes in chunks, so the next one reuses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ heartbeat = "1s"
 poll_timeout = "4s"
 max_post_bytes = "4KiB"
 post_bytes_in_flight = "8KiB"
+sse_byte_limit = "4KiB"
 [[listeners]]
 address = "127.0.0.1"
 port = ${port}
@@ -132,4 +134,82 @@ test('POST bodies held at once are bounded: past post_bytes_in_flight a POST get
   const big = await request(port, 'POST', sendUrl(a),
     { body: encodeBody(1, [{ payload: 'y'.repeat(3000) }]), headers: { 'content-type': 'text/plain' } });
   assert.equal(big.status, 200, big.body.toString());
+});
+
+// Waits until `state.data` (a raw connection's bytes) satisfies `check`.
+async function until(state, check, what) {
+  const deadline = Date.now() + 5000;
+  while (!check(state.data)) {
+    if (Date.now() > deadline || state.closed) throw new Error(`${what}: ${JSON.stringify(state.data)}`);
+    await sleep(20);
+  }
+}
+
+// One response in `text` (a connection's bytes from a response's start): its head and its body,
+// de-chunked if it came in chunks; `complete` once its end arrived.
+function readResponse(text) {
+  const headEnd = text.indexOf('\r\n\r\n');
+  if (headEnd < 0) return null;
+  const head = text.slice(0, headEnd).toLowerCase();
+  let rest = text.slice(headEnd + 4);
+  if (!head.includes('transfer-encoding: chunked')) return { head, body: rest, complete: false, rest: '' };
+  let body = '';
+  for (;;) {
+    const eol = rest.indexOf('\r\n');
+    if (eol < 0) return { head, body, complete: false, rest: '' };
+    const size = parseInt(rest.slice(0, eol), 16);
+    if (rest.length < eol + 2 + size + 2) return { head, body, complete: false, rest: '' };
+    assert.equal(rest.slice(eol + 2 + size, eol + 4 + size), '\r\n', 'a chunk ends with CRLF');
+    body += rest.slice(eol + 2, eol + 2 + size);
+    rest = rest.slice(eol + 4 + size);
+    if (size === 0) return { head, body, complete: true, rest };
+  }
+}
+
+test('an event stream on a keep-alive connection comes in chunks; the next one reuses the connection', async () => {
+  const conn = rawRequest('GET /_wsbridge/sse/echo HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until(conn, (d) => /"type":"welcome"/.test(d), 'the welcome');
+  const first = readResponse(conn.data);
+  assert.match(first.head, /^http\/1\.1 200/);
+  assert.match(first.head, /transfer-encoding: chunked/);
+  assert.doesNotMatch(first.head, /connection: close/);
+  const token = JSON.parse(/data: (\{.*"type":"welcome".*\})/.exec(first.body)[1]).session;
+  // Echoed messages past sse_byte_limit (4 KiB) end the stream with "reconnect".
+  // (Two POSTs: max_post_bytes is 4 KiB here.)
+  for (const first of [1, 4]) {
+    const records = [0, 1, 2].map((i) => ({ payload: `${first + i}`.repeat(1000) }));
+    const posted = await request(port, 'POST', sendUrl(token),
+      { body: encodeBody(first, records), headers: { 'content-type': 'text/plain' } });
+    assert.equal(posted.status, 200);
+  }
+  await until(conn, (d) => readResponse(d)?.complete, 'the end of the stream');
+  const ended = readResponse(conn.data);
+  assert.match(ended.body, /"type":"reconnect"/);
+  const ids = [...ended.body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+  const last = Math.max(...ids);
+  assert.ok(last >= 4, `messages before the end: ${ids}`);
+  assert.equal(ended.rest, '', 'nothing after the last chunk');
+  assert.equal(conn.closed, false, 'the connection stays for the next stream');
+  // The next stream, on the same connection, from the last id.
+  conn.data = '';
+  conn.socket.write(`GET /_wsbridge/sse/echo?s=${encodeURIComponent(token)}&last=${last} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  await until(conn, (d) => /"type":"welcome"/.test(d) && (last >= 6 || /^id: 6$/m.test(readResponse(d)?.body ?? '')),
+    'the next stream');
+  const next = readResponse(conn.data);
+  assert.match(next.head, /^http\/1\.1 200/);
+  assert.match(next.body, /"last":\d+/);
+  conn.socket.destroy();
+});
+
+test('an event stream to HTTP/1.0 or with "Connection: close" ends with its connection, not in chunks', async () => {
+  for (const request of ['GET /_wsbridge/sse/echo HTTP/1.0\r\n\r\n',
+    'GET /_wsbridge/sse/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']) {
+    const conn = rawRequest(request);
+    await until(conn, (d) => /"type":"welcome"/.test(d), 'the welcome');
+    const head = conn.data.slice(0, conn.data.indexOf('\r\n\r\n')).toLowerCase();
+    assert.doesNotMatch(head, /transfer-encoding/, request);
+    assert.match(head, /connection: close/, request);
+    assert.match(conn.data, /\r\n\r\nid: 0\nevent: control\ndata: \{/, 'the events themselves follow the head');
+    conn.socket.destroy();
+  }
 });

@@ -2,6 +2,9 @@
 // ResponseChannel to the connection that carries it (an event stream's bytes as they come, a
 // whole answer at once), at the end of the loop turn where lws holds nothing back, else in its
 // write turn.
+#include <cstdio>
+#include <cstring>
+
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
 
@@ -9,6 +12,27 @@ namespace wsbridge {
 
 namespace {
 constexpr std::size_t kCarrierWriteBytes = 64 * 1024;  // per write
+// A chunk's size line ("10000\r\n" at most) fits in the headroom, which lws_write leaves alone
+// on HTTP/1 without lws' own compression (fallback streams never have it).
+static_assert(LWS_PRE >= 8);
+
+// Frames the bytes after `headroom` in `bytes` as one chunk of a chunked body (RFC 9112 7.1),
+// in place: the size line goes into the headroom's end (returned: its length), the chunk's CRLF
+// after the bytes, and after the last the body's end. No bytes, not last: nothing to frame (an
+// empty chunk would end the body).
+std::size_t frame_chunk(std::string& bytes, std::size_t headroom, bool last) {
+  const std::size_t size = bytes.size() - headroom;
+  std::size_t line = 0;
+  if (size > 0) {
+    char digits[24];
+    const int n = std::snprintf(digits, sizeof digits, "%zx\r\n", size);
+    line = static_cast<std::size_t>(n);
+    std::memcpy(bytes.data() + headroom - line, digits, line);
+    bytes += "\r\n";
+  }
+  if (last) bytes += "0\r\n\r\n";
+  return line;
+}
 }  // namespace
 
 using fallback::ResponseChannel;
@@ -87,12 +111,22 @@ int Shard::write_fallback(lws* wsi) {
     auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
     unsigned char* p = start;
     unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
-    if (lws_add_http_common_headers(wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
-                                    end) != 0) {
-      return -1;
-    }
     HeaderList headers = fallback_answer_headers(c.cors_origin);
     headers.emplace_back("X-Accel-Buffering:", "no");
+    if (c.chunked) {
+      // Not lws_add_http_common_headers: without a length it says "Connection: close".
+      static constexpr std::string_view kType = "text/event-stream";
+      if (lws_add_http_header_status(wsi, 200, &p, end) != 0 ||
+          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                       reinterpret_cast<const unsigned char*>(kType.data()),
+                                       static_cast<int>(kType.size()), &p, end) != 0) {
+        return -1;
+      }
+      headers.emplace_back("Transfer-Encoding:", "chunked");
+    } else if (lws_add_http_common_headers(wsi, 200, "text/event-stream",
+                                           LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) != 0) {
+      return -1;
+    }
     for (const auto& [name, value] : headers) {
       const std::string n(name);
       if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(n.c_str()),
@@ -106,9 +140,12 @@ int Shard::write_fallback(lws* wsi) {
   }
   const std::size_t size = taken.body().size();
   if (size > 0 || taken.ended) {
-    // (The channel left LWS_PRE bytes in front: written in place, no copy.)
-    const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE,
-                            size, taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    // (The channel left LWS_PRE bytes in front: written in place, no copy; a chunk's size line
+    // goes into them.)
+    const std::size_t line = c.chunked ? frame_chunk(taken.bytes, LWS_PRE, taken.ended) : 0;
+    auto* out = reinterpret_cast<unsigned char*>(taken.bytes.data()) + LWS_PRE - line;
+    const std::size_t length = taken.bytes.size() - (LWS_PRE - line);
+    const int n = lws_write(wsi, out, length, taken.ended ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
     if (n < 0) return -1;
   }
   if (taken.ended) return finish();

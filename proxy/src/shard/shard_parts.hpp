@@ -144,8 +144,12 @@ struct Shard::FallbackCarrier {
   std::shared_ptr<fallback::ResponseChannel> channel;
   std::string cors_origin;    // echoed in Access-Control-Allow-Origin (empty: none)
   bool headers_sent = false;  // a stream's
-  bool write_soon = false;    // in carriers_soon_
-  bool done = false;          // the response is complete
+  // A stream in chunks (an HTTP/1.1 request that keeps its connection): when it ends, at
+  // sse_byte_limit, its client's next stream comes on the same connection, where a stream
+  // delimited by the connection's close needed a new TCP (and TLS) handshake each time.
+  bool chunked = false;
+  bool write_soon = false;  // in carriers_soon_
+  bool done = false;        // the response is complete
   // A POST whose body is arriving.
   std::uint64_t target = 0;
   std::string body;
