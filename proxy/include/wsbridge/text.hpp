@@ -46,6 +46,18 @@ constexpr std::string_view trim(std::string_view s) {
   return s;
 }
 
+// "a, b ,c" has `token` as one of its comma-separated elements, in any case (an HTTP list field
+// such as Connection or Transfer-Encoding, RFC 9110 5.6.1).
+constexpr bool list_contains(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    if (iequals(trim(list.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 // Bytes as lowercase hex, two digits each (digests, fingerprints).
 inline std::string lower_hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";

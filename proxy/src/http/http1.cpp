@@ -4,32 +4,14 @@
 #include <charconv>
 #include <string_view>
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge {
 
 namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-           return lower(x) == lower(y);
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// "a, b ,c" contains `token` as one of its comma-separated elements.
-bool list_contains(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    if (iequals(trim(list.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
+using text::iequals;
+using text::list_contains;
+using text::trim;
 
 // A whole request or response head may not exceed this (servers rarely allow more than 8 KiB).
 constexpr std::size_t kMaxHeadBytes = 64 * 1024;

@@ -187,9 +187,9 @@ std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
   // policy), and our request deadline returns when the transaction completes. Clearing is O(1),
   // and keeps the held polls out of lws' sorted timeout list, which every new timeout walks.
   lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-  carrier.chunked =
-      stream && lws_get_network_wsi(wsi) == wsi && header(wsi, WSI_TOKEN_HTTP) == "HTTP/1.1" &&
-      text::lower(header(wsi, WSI_TOKEN_CONNECTION)).find("close") == std::string::npos;
+  carrier.chunked = stream && lws_get_network_wsi(wsi) == wsi &&
+                    header(wsi, WSI_TOKEN_HTTP) == "HTTP/1.1" &&
+                    !text::list_contains(header(wsi, WSI_TOKEN_CONNECTION), "close");
   carrier.cors_origin = cors_origin;
   carrier.key = next_carrier_key_++;
   carriers_[carrier.key] = wsi;
