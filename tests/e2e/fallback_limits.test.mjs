@@ -4,24 +4,19 @@
 // an event stream on a keep-alive connection comes in chunks, so the next one reuses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { Child, freePort, tempDir, removeDir, sleep, sourceDir, waitFor } from './mqtt_passthrough_support.mjs';
+import { Bridge, freePort, tempDir, removeDir, sleep } from './mqtt_passthrough_support.mjs';
 import { request, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
 
 let dir;
-let child;
+let bridge;
 let port;
 
 before(async () => {
   dir = tempDir();
   port = await freePort();
-  const config = path.join(dir, 'wsbridge.toml');
   // One service thread: every POST counts against the same share of post_bytes_in_flight.
-  writeFileSync(config, `[server]
-threads = 1
-shutdown_timeout = "1s"
+  bridge = new Bridge(dir, port, `
 [limits]
 handshake_timeout = "2s"
 [fallback]
@@ -36,15 +31,13 @@ port = ${port}
 [[routes]]
 path = "/echo"
 adapter = "echo"
-`);
-  child = new Child(process.env.WSBRIDGE_BINARY ?? path.join(sourceDir, 'build', 'release', 'wsbridge'),
-    ['--config', config]);
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, 'wsbridge');
+`, { threads: 1 });
+  await bridge.start();
 });
 
 after(async () => {
-  if (process.env.FALLBACK_LOG) console.log(child?.output);
-  await child?.stop();
+  if (process.env.FALLBACK_LOG) console.log(bridge?.log);
+  await bridge?.stop();
   if (dir) removeDir(dir);
 });
 
@@ -125,7 +118,7 @@ test('POST bodies held at once are bounded: past post_bytes_in_flight a POST get
   await third.closedAt;
   assert.match(third.data, /^HTTP\/1\.1 503/, third.data);
   assert.match(third.data, /"error":"overloaded"/);
-  assert.match(child.output, /fallback POST from 127\.0\.0\.1 refused: the POSTs in flight hold 6000 bytes/);
+  assert.match(bridge.log, /fallback POST from 127\.0\.0\.1 refused: the POSTs in flight hold 6000 bytes/);
   assert.equal(first.closed || second.closed, false, 'the POSTs within the budget go on');
   // The held bytes are given back when their connections go: a 3 KB POST fits again.
   first.socket.destroy();

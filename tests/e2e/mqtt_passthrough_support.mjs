@@ -195,14 +195,15 @@ export class MosquittoSub {
 // It serves a blank index.html (static_dir) for the browser tests: Paho JS needs an origin with
 // localStorage, which about:blank has not.
 export class Bridge {
-  constructor(dir, port, toml) {
+  // `threads`: [server] threads (default: $WSBRIDGE_TEST_THREADS, else 2).
+  constructor(dir, port, toml, { threads } = {}) {
     this.port = port;
     this.config = path.join(dir, 'wsbridge.toml');
     const site = path.join(dir, 'static');
     mkdirSync(site, { recursive: true });
     writeFileSync(path.join(site, 'index.html'), '<!doctype html><title>mqtt pass-through</title>\n');
-    const threads = process.env.WSBRIDGE_TEST_THREADS || '2';
-    writeFileSync(this.config, `[server]\nthreads = ${threads}\nshutdown_timeout = "1s"\n` +
+    const count = threads ?? (process.env.WSBRIDGE_TEST_THREADS || '2');
+    writeFileSync(this.config, `[server]\nthreads = ${count}\nshutdown_timeout = "1s"\n` +
       `static_dir = "${site}"\n${toml}`);
   }
   async start() {
