@@ -49,6 +49,16 @@ void Relay::from_client(const Frame& message) {
     }
     client_packet(packet);
   }
+  // A packet split over many messages is held until whole (up to max_packet_bytes): counted
+  // against the server's bound on unfinished input, so many clients cannot each hold one.
+  if (phase_ != Phase::kClosed && client_reader_.buffered() != client_bytes_held_) {
+    if (connection_->hold_inbound(client_reader_.buffered())) {
+      client_bytes_held_ = client_reader_.buffered();
+    } else {
+      disconnect(wire::reason::kServerBusy, CloseCode::kTryAgainLater,
+                 "server busy: too many bytes of unfinished packets held");
+    }
+  }
   flush_to_broker();
   flush_to_client();
 }

@@ -85,6 +85,7 @@ class Relay final : public StreamHandler {
   std::uint8_t version_ = wire::kMqtt311;
 
   wire::PacketReader client_reader_;
+  std::size_t client_bytes_held_ = 0;  // what client_reader_ holds, as told to hold_inbound()
   wire::PacketReader broker_reader_;
   std::string client_out_;  // packets for the browser, gathered during one turn
   std::string broker_out_;  // packets for the broker, gathered during one turn

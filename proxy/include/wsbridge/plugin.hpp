@@ -115,6 +115,16 @@ class Connection {
   // control), so a client sending faster than the adapter's upstream takes is slowed down by TCP
   // instead of being buffered without bound. Safe from any thread; the last call wins.
   virtual void pause_reading(bool paused) = 0;
+  // Service thread only. The adapter now holds `bytes` of what this client sent that it cannot
+  // pass on yet (a partial packet gathered across messages): counted, with the core's own message
+  // reassembly, against [limits] inbound_bytes_in_flight, so many clients each holding up to
+  // their limit cannot exhaust memory together. Call it with the new total whenever that changes
+  // (0 when nothing is held); the connection's count is given back when it closes. false: the
+  // server already holds too much (nothing changed): close the connection with kTryAgainLater.
+  virtual bool hold_inbound(std::size_t bytes) {
+    (void)bytes;
+    return true;
+  }
   // Service thread only. Checks a credential the client sent inside its protocol (a JWT or an API
   // key), exactly as the upgrade would have under the route's [routes.auth]: keys, expiry, users,
   // required claims. Accepted, it also arms the connection's expiry (closed with 1008 when the

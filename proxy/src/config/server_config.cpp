@@ -188,6 +188,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto v = limits->duration("handshake_timeout", 1s, 10min)) {
       config.limits.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(*v);
     }
+    if (auto v = limits->byte_size("inbound_bytes_in_flight", 64 * 1024, 1ull << 40)) {
+      config.limits.inbound_bytes_in_flight = static_cast<std::size_t>(*v);
+    }
     limits->reject_unknown_keys();
   }
   if (config.instance_id.empty()) config.instance_id = default_instance_id();

@@ -53,6 +53,9 @@ struct LimitsConfig {
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_ip = 1000;
   std::chrono::seconds handshake_timeout{10};  // for the TCP connection to complete its upgrade
+  // What clients' input held before it is passed on may take at once (messages being reassembled,
+  // adapters' partial packets), split evenly among the service threads.
+  std::size_t inbound_bytes_in_flight = 256 * 1024 * 1024;
 };
 
 struct RouteConfig {

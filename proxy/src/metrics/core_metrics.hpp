@@ -24,6 +24,11 @@ struct RouteMetrics {
     bytes_out = &r.counter("wsbridge_sent_bytes_total", "message bytes to clients", l);
     queue_drops = &r.counter("wsbridge_queue_overflow_closes_total",
                              "connections closed (1013) because they stopped reading", l);
+    inbound_budget_closes =
+        &r.counter("wsbridge_inbound_budget_closes_total",
+                   "connections closed (1013) because unfinished input held by the server was at "
+                   "[limits] inbound_bytes_in_flight",
+                   l);
     rate_limited = &r.counter("wsbridge_rate_limited_messages_total",
                               "messages refused by the route's rate limit", l);
     dropped = &r.counter("wsbridge_dropped_messages_total",
@@ -38,6 +43,7 @@ struct RouteMetrics {
   metrics::Counter* bytes_in;
   metrics::Counter* bytes_out;
   metrics::Counter* queue_drops;
+  metrics::Counter* inbound_budget_closes;
   metrics::Counter* rate_limited;
   metrics::Counter* dropped;
   metrics::Gauge* reading_paused;

@@ -14,6 +14,7 @@
 #include "server/connection_slots.hpp"
 #include "session/connection_handle.hpp"
 #include "session/frame_queue.hpp"
+#include "session/held_bytes.hpp"
 #include "session/transport.hpp"
 
 struct lws;
@@ -54,6 +55,10 @@ struct Session {
   bool rx_binary = false;
   bool rx_compressed = false;  // permessage-deflate: inflated once whole (Shard::on_fragment)
   Utf8Validator rx_utf8;       // text messages, across their fragments
+  // What of the client's input is held here, against [limits] inbound_bytes_in_flight: the
+  // message being reassembled, and what the adapter gathers (Connection::hold_inbound).
+  HeldBytes rx_held;
+  HeldBytes adapter_held;
 
   SteadyClock::time_point opened_at;
   SteadyClock::time_point last_rx;

@@ -33,8 +33,15 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
     return refuse_message(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                           "message over " + std::to_string(s.route->max_message_bytes) + " bytes");
   }
-  s.rx_buffer.append(in);
   const bool final = fragment.final;
+  // A message whole in one piece is passed on at once; one that arrives in pieces (fragments, or
+  // one frame over several reads) is held until it is whole: counted, so that thousands of
+  // clients each holding an unfinished message under max_message_bytes cannot exhaust memory.
+  if (!(first && final) && !hold_inbound(s, s.rx_held, s.rx_buffer.size() - kFrameHeadroom + len)) {
+    return refuse_message(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater),
+                          "server busy: too many bytes of unfinished messages held");
+  }
+  s.rx_buffer.append(in);
   if (!s.rx_binary && !s.rx_compressed &&
       (!s.rx_utf8.feed(reinterpret_cast<const unsigned char*>(in.data()), len) ||
        (final && !s.rx_utf8.complete()))) {
@@ -46,6 +53,7 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
   s.rx_buffer.clear();
+  s.rx_held.set(0);
   ++s.messages_in;
   s.bytes_in += message.size();
   s.metrics->messages_in->inc();
@@ -69,7 +77,24 @@ void Shard::refuse_message(Session& s, std::uint16_t code, const std::string& re
   WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with " << code;
   s.rx_buffer.clear();
   s.rx_buffer.shrink_to_fit();
+  s.rx_held.set(0);
   request_close(s, code, reason, false);
+}
+
+bool Shard::hold_inbound(Session& s, HeldBytes& held, std::size_t bytes) {
+  // Every session may hold this much whatever the others hold: small messages in several
+  // fragments always pass (10,000 connections hold at most 40 MB that way).
+  constexpr std::size_t kAlwaysAllowed = 4096;
+  // This shard's share, never below one message of the route's largest size.
+  const std::size_t share =
+      std::max(config_->limits.inbound_bytes_in_flight / shared_.count, s.route->max_message_bytes);
+  if (held.set(bytes, share, kAlwaysAllowed)) return true;
+  s.metrics->inbound_budget_closes->inc();
+  WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
+                 << ") refused: unfinished input held on this thread is "
+                 << inbound_bytes_in_flight_ << " bytes of its " << share
+                 << " ([limits] inbound_bytes_in_flight)";
+  return false;
 }
 
 // A whole compressed message (shared permessage-deflate) becomes the message: inflated within the

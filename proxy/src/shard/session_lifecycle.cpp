@@ -79,6 +79,12 @@ Session* Shard::admit_session(const RouteConfig& route, std::size_t listener, au
   s->handle->set_authenticator([this, id = s->id](std::string_view credential) {
     return authenticate_in_band(id, credential);
   });
+  s->rx_held.bind(&inbound_bytes_in_flight_);
+  s->adapter_held.bind(&inbound_bytes_in_flight_);
+  s->handle->set_inbound_holder([this, id = s->id](std::size_t bytes) {
+    auto it = sessions_.find(id);
+    return it == sessions_.end() || hold_inbound(*it->second, it->second->adapter_held, bytes);
+  });
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 

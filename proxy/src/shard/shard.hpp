@@ -219,6 +219,9 @@ class Shard final : private InboxDispatcher,
   void on_fragment(Session& s, const InboundFragment& fragment);
   void refuse_mqtt(Session& s, std::string_view connect);
   void refuse_message(Session& s, std::uint16_t code, const std::string& reason);
+  // `held` (one of the session's) becomes `bytes`, within this shard's share of [limits]
+  // inbound_bytes_in_flight; false (logged, nothing changed) when that is spent.
+  bool hold_inbound(Session& s, HeldBytes& held, std::size_t bytes);
   bool inflate_message(Session& s);
   int on_writeable(Session& s);
   int write_queued(Session& s);
@@ -318,6 +321,8 @@ class Shard final : private InboxDispatcher,
   // share of [fallback] post_bytes_in_flight, and how many are in flight per session.
   static constexpr unsigned kPostsInFlightPerSession = 4;
   std::size_t post_bytes_in_flight_ = 0;
+  // What this shard's sessions hold of their clients' input (Session::rx_held, adapter_held).
+  std::size_t inbound_bytes_in_flight_ = 0;
   std::unordered_map<ConnectionId, unsigned> posts_in_flight_;
   std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end
   std::uint64_t next_carrier_key_ = 1;

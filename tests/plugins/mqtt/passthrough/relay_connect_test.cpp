@@ -135,6 +135,37 @@ TEST_F(RelayTest, OversizedPacketIsRefusedBeforeItIsBuffered) {
   EXPECT_TRUE(broker_packets().empty());
 }
 
+// A packet split over messages is held until whole: the relay tells the core what it holds
+// (Connection::hold_inbound, bounded by [limits] inbound_bytes_in_flight) and gives it back.
+TEST_F(RelayTest, PartialPacketsAreHeldAgainstTheServersBound) {
+  connect(wire::kMqtt311);
+  const std::string packet = publish_packet(wire::kMqtt311, "users/alice/out/1", 0);
+  from_browser(packet.substr(0, 10));
+  EXPECT_EQ(browser_->held, 10u);
+  from_browser(packet.substr(10));
+  EXPECT_EQ(browser_->held, 0u);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{packet}));
+  // Whole packets hold nothing, so nothing is asked.
+  browser_->holds.clear();
+  from_browser(packet + packet);
+  EXPECT_TRUE(browser_->holds.empty());
+  EXPECT_EQ(broker_packets().size(), 2u);
+}
+
+TEST_F(RelayTest, PartialPacketRefusedByTheServersBoundDisconnectsAsServerBusy) {
+  connect(wire::kMqtt5);
+  browser_->hold_limit = 8;
+  const std::string packet = publish_packet(wire::kMqtt5, "users/alice/out/1", 0);
+  from_browser(packet.substr(0, 9));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kTryAgainLater);
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kServerBusy);
+  EXPECT_TRUE(broker_packets().empty());
+}
+
 TEST_F(RelayTest, TextMessagesAreRefused) {
   connect(wire::kMqtt311);
   relay_->from_client(Frame::text("hello"));

@@ -33,6 +33,12 @@ class FakeBrowser final : public Connection {
   }
   bool is_open() const override { return !close_code; }
   void pause_reading(bool paused) override { reading_paused = paused; }
+  bool hold_inbound(std::size_t bytes) override {
+    holds.push_back(bytes);
+    if (bytes > hold_limit) return false;
+    held = bytes;
+    return true;
+  }
   CredentialCheck authenticate(std::string_view credential) override {
     checked_credential = credential;
     CredentialCheck check;
@@ -61,6 +67,9 @@ class FakeBrowser final : public Connection {
   std::string close_reason;
   bool reading_paused = false;
   std::string checked_credential;
+  std::vector<std::size_t> holds;  // every hold_inbound() asked
+  std::size_t held = 0;            // what the last granted one set
+  std::size_t hold_limit = static_cast<std::size_t>(-1);
 };
 
 class FakeStream final : public Stream {

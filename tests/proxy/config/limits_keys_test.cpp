@@ -1,0 +1,61 @@
+// The [limits] table (proxy/src/config/server_config.cpp): defaults, every key, and errors at
+// their positions.
+#include <gtest/gtest.h>
+
+#include "proxy/config/config_fixture.hpp"
+
+namespace wsbridge {
+namespace {
+
+using namespace std::chrono_literals;
+
+using LimitsKeysTest = testing::ConfigTest;
+
+constexpr std::string_view kListener = "[[listeners]]\nport = 1\n";
+
+std::string with_listener(const std::string& toml) {
+  return toml + std::string(kListener);
+}
+
+TEST_F(LimitsKeysTest, Defaults) {
+  const LimitsConfig limits = parse(std::string(kListener)).limits;
+  EXPECT_EQ(limits.max_connections, 10000u);
+  EXPECT_EQ(limits.max_connections_per_ip, 1000u);
+  EXPECT_EQ(limits.handshake_timeout, 10s);
+  EXPECT_EQ(limits.inbound_bytes_in_flight, 256u * 1024 * 1024);
+}
+
+TEST_F(LimitsKeysTest, EveryKeyLoads) {
+  const LimitsConfig limits = parse(with_listener(R"([limits]
+max_connections = 50
+max_connections_per_ip = 5
+handshake_timeout = "3s"
+inbound_bytes_in_flight = "8MiB"
+)"))
+                                  .limits;
+  EXPECT_EQ(limits.max_connections, 50u);
+  EXPECT_EQ(limits.max_connections_per_ip, 5u);
+  EXPECT_EQ(limits.handshake_timeout, 3s);
+  EXPECT_EQ(limits.inbound_bytes_in_flight, 8u * 1024 * 1024);
+  EXPECT_EQ(parse(with_listener("[limits]\ninbound_bytes_in_flight = 65536\n"))
+                .limits.inbound_bytes_in_flight,
+            65536u);
+}
+
+TEST_F(LimitsKeysTest, BadValuesSayWhereAndWhy) {
+  const std::string small =
+      error_of(with_listener("[limits]\ninbound_bytes_in_flight = \"1KiB\"\n"));
+  EXPECT_EQ(small.rfind("test.toml:2:27: ", 0), 0u) << small;
+  EXPECT_NE(small.find("inbound_bytes_in_flight"), std::string::npos) << small;
+  const std::string word =
+      error_of(with_listener("[limits]\ninbound_bytes_in_flight = \"lots\"\n"));
+  EXPECT_EQ(word.rfind("test.toml:2:27: ", 0), 0u) << word;
+  const std::string zero = error_of(with_listener("[limits]\nmax_connections = 0\n"));
+  EXPECT_EQ(zero.rfind("test.toml:2:19: ", 0), 0u) << zero;
+  EXPECT_NE(
+      error_of(with_listener("[limits]\ninbound_bytes = 1\n")).find("unknown key 'inbound_bytes'"),
+      std::string::npos);
+}
+
+}  // namespace
+}  // namespace wsbridge
