@@ -30,6 +30,13 @@ std::string content_type_of(const Frame& frame) {
   return nlohmann::json::accept(frame.payload()) ? "application/json" : "text/plain; charset=utf-8";
 }
 
+// What a waiting request keeps of what the client sent.
+std::size_t bytes_of(const std::variant<Frame, RpcCall>& work) {
+  if (const auto* frame = std::get_if<Frame>(&work)) return frame->payload().size();
+  const auto& call = std::get<RpcCall>(work);
+  return call.request.body.size() + call.request.target.size();
+}
+
 }  // namespace
 
 HttpAdapter::HttpAdapter(HttpRouteConfig config, std::shared_ptr<HttpBackend> backend,
@@ -65,6 +72,7 @@ void HttpAdapter::on_message(const std::shared_ptr<Connection>& connection, Fram
   } else {
     state->waiting.emplace_back(std::move(message));
   }
+  state->waiting_bytes += bytes_of(state->waiting.back());
   outstanding_.fetch_add(1, std::memory_order_relaxed);
   pump(state);
   update_flow(*state);
@@ -188,16 +196,22 @@ void HttpAdapter::pump(const std::shared_ptr<ConnState>& state) {
     }
     Work work = std::move(state->waiting.front());
     state->waiting.pop_front();
+    state->waiting_bytes -= bytes_of(work);
     start(state, std::move(work));
   }
 }
 
 void HttpAdapter::update_flow(ConnState& state) {
-  // Stop reading from a client that is ahead of the backend; start again at half.
-  if (!state.paused && state.waiting.size() >= config_.max_queued) {
+  // Stop reading from a client that is ahead of the backend; start again at half. What waits also
+  // counts against the server's bound on clients' input held ([limits] inbound_bytes_in_flight):
+  // past it the client is paused the same way (what it sent was accepted and is kept) until what
+  // it has waiting fits again, so max_queued messages of max_message_bytes from every connection
+  // cannot add up beyond what the server was given.
+  const bool fits = state.connection->hold_inbound(state.waiting_bytes, InboundHold::kWaiting);
+  if (!state.paused && (state.waiting.size() >= config_.max_queued || !fits)) {
     state.paused = true;
     state.connection->pause_reading(true);
-  } else if (state.paused && state.waiting.size() <= config_.max_queued / 2) {
+  } else if (state.paused && fits && state.waiting.size() <= config_.max_queued / 2) {
     state.paused = false;
     state.connection->pause_reading(false);
   }

@@ -44,6 +44,7 @@ class HttpAdapter final : public Adapter {
   struct ConnState {
     std::shared_ptr<Connection> connection;
     std::deque<Work> waiting;
+    std::size_t waiting_bytes = 0;  // what `waiting` keeps of the client's input (hold_inbound)
     std::size_t in_flight = 0;
     std::uint64_t next_request = 0;
     bool open = true;

@@ -134,5 +134,60 @@ TEST_F(InboundBudget, SmallFragmentedMessagesPassWhileTheBoundIsSpent) {
   EXPECT_EQ(budget_closes().value_or(0), 1);
 }
 
+// The http route's twin: messages waiting for a slow backend (up to max_queued messages of
+// max_message_bytes per connection) count too, against half of the bound. Past it the client is
+// paused, not closed: what it sent was accepted, and every answer still comes.
+TEST(InboundBudgetHttp, MessagesWaitingForTheBackendPauseTheClientPastHalfTheBound) {
+  setenv("WSBRIDGE_TEST_ADMIN_TOKEN", "admin-secret", 1);
+  HttpBackend backend;
+  std::string config = R"(
+[server]
+threads = 1
+[admin]
+port = ${PORT2}
+token_env = "WSBRIDGE_TEST_ADMIN_TOKEN"
+[limits]
+inbound_bytes_in_flight = "1MiB"
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/slow"
+adapter = "http"
+mode = "message"
+backend = "${BACKEND}/slow/1500"
+max_message_bytes = "512KiB"
+)";
+  WsbridgeInstance::replace_all(config, "${BACKEND}", backend.base_url());
+  WsbridgeInstance server(config);
+  const auto paused = [&] {
+    HttpResponse r =
+        http_get("127.0.0.1", server.port2, "/metrics", {{"Authorization", "Bearer admin-secret"}});
+    return sample(r.body, "wsbridge_connections_reading_paused{route=\"/slow\"}").value_or(-1);
+  };
+  const auto wait_paused = [&](double n) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (paused() != n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return paused();
+  };
+
+  // One message per connection goes to the backend at a time (message mode); the rest wait:
+  // 2 + 1 messages of 200 KiB, 600 KiB, over half of the 1 MiB. Whichever came last is paused
+  // (max_queued, 64, is far away).
+  WsClient a = WsClient::connect(server.client("/slow"));
+  WsClient b = WsClient::connect(server.client("/slow"));
+  for (int i = 0; i < 3; ++i) a.send_binary(std::string(200 * kKiB, 'a'));
+  for (int i = 0; i < 2; ++i) b.send_binary(std::string(200 * kKiB, 'b'));
+  EXPECT_EQ(wait_paused(1), 1);
+
+  // Nothing is lost: each client gets every answer, and is read again once its messages went to
+  // the backend.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a.read_message(10s).data, "slow");
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(b.read_message(10s).data, "slow");
+  EXPECT_EQ(wait_paused(0), 0);
+  EXPECT_EQ(backend.stats().value("requests", 0), 5);
+}
+
 }  // namespace
 }  // namespace wsbridge::testing

@@ -52,7 +52,7 @@ void Relay::from_client(const Frame& message) {
   // A packet split over many messages is held until whole (up to max_packet_bytes): counted
   // against the server's bound on unfinished input, so many clients cannot each hold one.
   if (phase_ != Phase::kClosed && client_reader_.buffered() != client_bytes_held_) {
-    if (connection_->hold_inbound(client_reader_.buffered())) {
+    if (connection_->hold_inbound(client_reader_.buffered(), InboundHold::kPartial)) {
       client_bytes_held_ = client_reader_.buffered();
     } else {
       disconnect(wire::reason::kServerBusy, CloseCode::kTryAgainLater,

@@ -99,6 +99,17 @@ enum class SendResult {
   kClosed,  // not sent: the connection is closed, or its close has been decided
 };
 
+// What an adapter holds of a client's input (Connection::hold_inbound).
+enum class InboundHold : std::uint8_t {
+  // Input gathered across messages and not usable yet (a packet split over several). Refused:
+  // close the connection with kTryAgainLater (the core refuses its own unfinished messages so).
+  kPartial,
+  // Whole messages accepted and waiting for a slow upstream. Refused already past half of the
+  // bound, so queues behind a slow upstream leave the other half to messages being received.
+  // Refused: keep what was accepted and pause_reading() until a smaller total is granted.
+  kWaiting,
+};
+
 // A handle on one WebSocket connection. Every method is safe from any thread: calls from foreign
 // threads are handed to the service thread through one queue. A handle may outlive its
 // connection; then `send` returns kClosed and `close` does nothing. `send` never blocks.
@@ -116,13 +127,14 @@ class Connection {
   // instead of being buffered without bound. Safe from any thread; the last call wins.
   virtual void pause_reading(bool paused) = 0;
   // Service thread only. The adapter now holds `bytes` of what this client sent that it cannot
-  // pass on yet (a partial packet gathered across messages): counted, with the core's own message
-  // reassembly, against [limits] inbound_bytes_in_flight, so many clients each holding up to
-  // their limit cannot exhaust memory together. Call it with the new total whenever that changes
+  // pass on yet: counted, with the core's own message reassembly, against [limits]
+  // inbound_bytes_in_flight, so many clients each holding up to their per-connection limits
+  // cannot exhaust memory together. Call it with the new total of that kind whenever it changes
   // (0 when nothing is held); the connection's count is given back when it closes. false: the
-  // server already holds too much (nothing changed): close the connection with kTryAgainLater.
-  virtual bool hold_inbound(std::size_t bytes) {
+  // server already holds too much (nothing changed); what to do then depends on the kind.
+  virtual bool hold_inbound(std::size_t bytes, InboundHold kind = InboundHold::kPartial) {
     (void)bytes;
+    (void)kind;
     return true;
   }
   // Service thread only. Checks a credential the client sent inside its protocol (a JWT or an API

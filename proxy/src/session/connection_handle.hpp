@@ -39,12 +39,12 @@ class ConnectionHandle final : public Connection {
     if (!authenticator_) return Connection::authenticate(credential);
     return authenticator_(credential);
   }
-  bool hold_inbound(std::size_t bytes) override {
-    return inbound_holder_ ? inbound_holder_(bytes) : true;
+  bool hold_inbound(std::size_t bytes, InboundHold kind) override {
+    return inbound_holder_ ? inbound_holder_(bytes, kind) : true;
   }
   // Service thread, before the adapter hears of the connection: how hold_inbound() is answered
   // (by the shard, which keeps the count).
-  void set_inbound_holder(std::function<bool(std::size_t)> holder) {
+  void set_inbound_holder(std::function<bool(std::size_t, InboundHold)> holder) {
     inbound_holder_ = std::move(holder);
   }
   // Service thread, before the adapter hears of the connection: how authenticate() is answered
@@ -90,7 +90,7 @@ class ConnectionHandle final : public Connection {
   const SendLimits limits_;
   shared_deflate::WireFormat wire_format_;
   std::function<CredentialCheck(std::string_view)> authenticator_;
-  std::function<bool(std::size_t)> inbound_holder_;
+  std::function<bool(std::size_t, InboundHold)> inbound_holder_;
   std::atomic<bool> open_{true};
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_bytes_{0};

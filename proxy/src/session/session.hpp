@@ -56,9 +56,10 @@ struct Session {
   bool rx_compressed = false;  // permessage-deflate: inflated once whole (Shard::on_fragment)
   Utf8Validator rx_utf8;       // text messages, across their fragments
   // What of the client's input is held here, against [limits] inbound_bytes_in_flight: the
-  // message being reassembled, and what the adapter gathers (Connection::hold_inbound).
+  // message being reassembled, and what the adapter holds (Connection::hold_inbound, by kind).
   HeldBytes rx_held;
-  HeldBytes adapter_held;
+  HeldBytes adapter_partial;
+  HeldBytes adapter_waiting;
 
   SteadyClock::time_point opened_at;
   SteadyClock::time_point last_rx;

@@ -37,7 +37,8 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   // A message whole in one piece is passed on at once; one that arrives in pieces (fragments, or
   // one frame over several reads) is held until it is whole: counted, so that thousands of
   // clients each holding an unfinished message under max_message_bytes cannot exhaust memory.
-  if (!(first && final) && !hold_inbound(s, s.rx_held, s.rx_buffer.size() - kFrameHeadroom + len)) {
+  if (!(first && final) && !hold_inbound(s, s.rx_held, s.rx_buffer.size() - kFrameHeadroom + len,
+                                         InboundHold::kPartial)) {
     return refuse_message(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater),
                           "server busy: too many bytes of unfinished messages held");
   }
@@ -81,14 +82,23 @@ void Shard::refuse_message(Session& s, std::uint16_t code, const std::string& re
   request_close(s, code, reason, false);
 }
 
-bool Shard::hold_inbound(Session& s, HeldBytes& held, std::size_t bytes) {
+bool Shard::hold_inbound(Session& s, HeldBytes& held, std::size_t bytes, InboundHold kind) {
   // Every session may hold this much whatever the others hold: small messages in several
   // fragments always pass (10,000 connections hold at most 40 MB that way).
   constexpr std::size_t kAlwaysAllowed = 4096;
-  // This shard's share, never below one message of the route's largest size.
+  // This shard's share, never below one message of the route's largest size. Messages waiting
+  // for an upstream get half of it, so a slow upstream's queues cannot leave nothing to the
+  // messages being received (whose refusal closes a connection, where theirs only pauses one).
   const std::size_t share =
       std::max(config_->limits.inbound_bytes_in_flight / shared_.count, s.route->max_message_bytes);
-  if (held.set(bytes, share, kAlwaysAllowed)) return true;
+  const std::size_t limit = kind == InboundHold::kWaiting ? share / 2 : share;
+  if (held.set(bytes, limit, kAlwaysAllowed)) return true;
+  if (kind == InboundHold::kWaiting) {
+    WSB_LOG(kDebug) << "conn " << s.id << " paused: its messages waiting for the upstream would "
+                    << "take input held on this thread past " << limit
+                    << " bytes ([limits] inbound_bytes_in_flight)";
+    return false;
+  }
   s.metrics->inbound_budget_closes->inc();
   WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
                  << ") refused: unfinished input held on this thread is "

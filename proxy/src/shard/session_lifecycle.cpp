@@ -80,10 +80,15 @@ Session* Shard::admit_session(const RouteConfig& route, std::size_t listener, au
     return authenticate_in_band(id, credential);
   });
   s->rx_held.bind(&inbound_bytes_in_flight_);
-  s->adapter_held.bind(&inbound_bytes_in_flight_);
-  s->handle->set_inbound_holder([this, id = s->id](std::size_t bytes) {
+  s->adapter_partial.bind(&inbound_bytes_in_flight_);
+  s->adapter_waiting.bind(&inbound_bytes_in_flight_);
+  s->handle->set_inbound_holder([this, id = s->id](std::size_t bytes, InboundHold kind) {
     auto it = sessions_.find(id);
-    return it == sessions_.end() || hold_inbound(*it->second, it->second->adapter_held, bytes);
+    if (it == sessions_.end()) return true;  // (closed: it holds nothing any more)
+    Session& session = *it->second;
+    return hold_inbound(
+        session, kind == InboundHold::kWaiting ? session.adapter_waiting : session.adapter_partial,
+        bytes, kind);
   });
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);

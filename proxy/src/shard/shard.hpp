@@ -220,8 +220,9 @@ class Shard final : private InboxDispatcher,
   void refuse_mqtt(Session& s, std::string_view connect);
   void refuse_message(Session& s, std::uint16_t code, const std::string& reason);
   // `held` (one of the session's) becomes `bytes`, within this shard's share of [limits]
-  // inbound_bytes_in_flight; false (logged, nothing changed) when that is spent.
-  bool hold_inbound(Session& s, HeldBytes& held, std::size_t bytes);
+  // inbound_bytes_in_flight (half of it for kWaiting); false (logged, nothing changed) when
+  // that is spent.
+  bool hold_inbound(Session& s, HeldBytes& held, std::size_t bytes, InboundHold kind);
   bool inflate_message(Session& s);
   int on_writeable(Session& s);
   int write_queued(Session& s);

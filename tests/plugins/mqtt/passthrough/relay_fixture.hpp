@@ -33,7 +33,8 @@ class FakeBrowser final : public Connection {
   }
   bool is_open() const override { return !close_code; }
   void pause_reading(bool paused) override { reading_paused = paused; }
-  bool hold_inbound(std::size_t bytes) override {
+  bool hold_inbound(std::size_t bytes, InboundHold kind) override {
+    EXPECT_EQ(kind, InboundHold::kPartial);
     holds.push_back(bytes);
     if (bytes > hold_limit) return false;
     held = bytes;
