@@ -35,6 +35,7 @@ threads = {self.threads}
 [limits]
 max_connections = 50000
 max_connections_per_ip = 50000
+max_http_connections_per_ip = 50000
 handshake_timeout = "60s"
 
 [admin]

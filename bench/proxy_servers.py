@@ -49,6 +49,7 @@ threads = {threads}
 [limits]
 max_connections = 50000
 max_connections_per_ip = 50000
+max_http_connections_per_ip = 50000
 handshake_timeout = "30s"
 
 [[listeners]]

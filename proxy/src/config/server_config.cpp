@@ -185,6 +185,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto v = limits->integer("max_connections_per_ip", 1, 10'000'000)) {
       config.limits.max_connections_per_ip = static_cast<std::size_t>(*v);
     }
+    if (auto v = limits->integer("max_http_connections_per_ip", 1, 10'000'000)) {
+      config.limits.max_http_connections_per_ip = static_cast<std::size_t>(*v);
+    }
     if (auto v = limits->duration("handshake_timeout", 1s, 10min)) {
       config.limits.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(*v);
     }

@@ -226,6 +226,7 @@ void ClientConnection::hand_back() {
     return finish(false);
   }
   client_.reset();
+  takeover_.http_slot.reset();  // (lws takes the connection back, and counts it anew)
   service_.host().hand_back(released->fd, released->ssl, std::move(in_), takeover_.listener);
   in_.clear();
   phase_ = Phase::kClosing;

@@ -266,6 +266,7 @@ void ClientConnection::drop_backend() {
 // 101 from the backend: its head to the browser, then bytes both ways until either side ends.
 void ClientConnection::start_tunnel() {
   phase_ = Phase::kTunnel;
+  takeover_.http_slot.reset();  // (a WebSocket now: tunnel_slot_ counts it)
   backend_->pool().let_go(*backend_);
   count_response(101);
   tunnel_path_ = route_->path;

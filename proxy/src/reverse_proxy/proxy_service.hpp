@@ -61,6 +61,9 @@ struct Takeover {
   std::string head;          // the request head lws read, as it came
   std::size_t listener = 0;  // the listener's index in the configuration
   std::string peer;          // the TCP peer's address
+  // Its place under max_http_connections_per_ip, kept while it carries HTTP (given up when it
+  // becomes a relayed WebSocket, which counts under max_connections_per_ip instead).
+  std::optional<ConnectionSlots::Slot> http_slot;
 };
 
 class ProxyService {

@@ -26,6 +26,7 @@ struct ShardShared {
   const unsigned count;        // shards, fixed for the process' lifetime
   std::vector<Shard*> shards;  // index = shard number; set before any shard serves
   ConnectionSlots slots;       // max_connections, max_connections_per_ip
+  ConnectionSlots http_slots;  // max_http_connections_per_ip (connections without a WebSocket)
   SessionIndex sessions;       // every open session, for the admin API
   // Fallback session tokens: one key for every shard (a session's requests land on any).
   std::unique_ptr<const fallback::SessionTokens> tokens;

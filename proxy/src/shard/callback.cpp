@@ -69,6 +69,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         data = new ConnectionData(wsi);
         lws_set_wsi_user(wsi, data);  // freed at WSI_DESTROY, which every connection reaches
+        if (!self->take_http_slot(wsi, *data)) return -1;  // (lws closes it: WSI_DESTROY follows)
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).
         self->expect_request(*data);
@@ -161,6 +162,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_ESTABLISHED:
         if (data == nullptr) return -1;  // not accepted by this shard: never checked
         request_arrived(*data);          // upgraded in time
+        data->http_slot.reset();         // a WebSocket now: its session's slot counts it
         mask_guard::start_websocket(lws_get_socket_fd(wsi));
         return self->on_established(wsi, *data);
       case LWS_CALLBACK_RECEIVE:

@@ -3,6 +3,7 @@
 #include "shard/shard_parts.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "handshake/mqtt_refusal.hpp"
 #include "http/http_reply.hpp"
@@ -25,6 +26,35 @@ const auth::RouteAuth& Shard::auth_policy(std::size_t listener, const RouteConfi
     return *config_->listeners[listener].auth;
   }
   return route.auth;
+}
+
+// Every connection accepted on a public listener takes a place under max_http_connections_per_ip
+// until it carries a WebSocket: without it one address could hold every descriptor the process
+// has with connections that each send a request now and then (or start one every handshake
+// timeout), and the fd limit would then refuse everyone. Connections from trusted proxies are not
+// counted here (they carry many clients, whose own address only the request tells), nor a held
+// upgrade coming back (it has its session's slot).
+bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
+  if (lws_get_vhost(wsi) == admin_vhost_) return true;
+  if (adopting_ && lws_get_socket_fd(wsi) == adopting_fd_) return true;
+  std::string peer = peer_address(wsi);
+  if (config_->trusted_proxies.trusts(peer)) return true;
+  ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
+  auto slot = shared_.http_slots.take(peer, std::numeric_limits<std::size_t>::max(),
+                                      config_->limits.max_http_connections_per_ip, refusal);
+  if (slot) {
+    data.http_slot = std::make_unique<ConnectionSlots::Slot>(std::move(*slot));
+    return true;
+  }
+  core_metrics::upgrade_refused("max_http_connections_per_ip");
+  const auto now = SteadyClock::now();
+  if (now - last_http_cap_warning_ >= std::chrono::seconds(5)) {
+    last_http_cap_warning_ = now;
+    WSB_LOG(kWarn) << peer << " has " << config_->limits.max_http_connections_per_ip
+                   << " connections open without a WebSocket: closing its new ones ([limits] "
+                      "max_http_connections_per_ip; logged at most every 5 s)";
+  }
+  return false;
 }
 
 std::string Shard::client_address(lws* wsi) const {

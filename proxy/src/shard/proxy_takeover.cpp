@@ -37,6 +37,10 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head) {
   takeover.head = std::move(head);
   takeover.listener = static_cast<std::size_t>(listener - listener_vhosts_.begin());
   takeover.peer = std::move(peer);
+  if (auto* data = ConnectionData::of(wsi); data != nullptr && data->http_slot) {
+    takeover.http_slot.emplace(std::move(*data->http_slot));  // (counted on by the proxy)
+    data->http_slot.reset();
+  }
   // lws closes its connection (and its SSL) when this returns: the session stays with us.
   if (lws_is_ssl(wsi) != 0) takeover.ssl = tls::keep_session(lws_get_ssl(wsi));
   takeovers_.push_back(std::move(takeover));

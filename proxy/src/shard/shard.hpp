@@ -155,6 +155,9 @@ class Shard final : private InboxDispatcher,
   // New clients get 503: shutting down, or draining before it.
   bool refusing_new() const { return stopping_ || shared_.going_away.load(); }
   void refuse_for_descriptors();
+  // A place for a newly accepted connection under max_http_connections_per_ip, kept in `data`;
+  // false when its address has none left (logged, counted; the caller closes it).
+  bool take_http_slot(lws* wsi, ConnectionData& data);
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1012.
   void finish_draining();
@@ -308,6 +311,7 @@ class Shard final : private InboxDispatcher,
   SocketWriter socket_writer_;             // its transports' iovec and header scratch
   int fd_limit_ = 0;                       // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
+  SteadyClock::time_point last_http_cap_warning_{};
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   EventLoop event_loop_;  // (declared before the context, which must go first)
   lws_context* context_ = nullptr;

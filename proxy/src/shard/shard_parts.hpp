@@ -106,6 +106,8 @@ struct Shard::ConnectionData {
   std::unique_ptr<AdminRequest> admin_request;  // an admin API request whose body is arriving
   std::unique_ptr<FallbackCarrier> carrier;     // a fallback request it carries (its response)
   Session* session = nullptr;                   // from ESTABLISHED to CLOSED
+  // Its place under max_http_connections_per_ip until it carries a WebSocket (or leaves lws).
+  std::unique_ptr<ConnectionSlots::Slot> http_slot;
 };
 
 // A POST's claim on its shard's POST limits (Shard::post_bytes_in_flight_, posts_in_flight_):

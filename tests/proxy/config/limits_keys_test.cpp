@@ -21,6 +21,7 @@ TEST_F(LimitsKeysTest, Defaults) {
   const LimitsConfig limits = parse(std::string(kListener)).limits;
   EXPECT_EQ(limits.max_connections, 10000u);
   EXPECT_EQ(limits.max_connections_per_ip, 1000u);
+  EXPECT_EQ(limits.max_http_connections_per_ip, 1000u);
   EXPECT_EQ(limits.handshake_timeout, 10s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 256u * 1024 * 1024);
 }
@@ -29,12 +30,14 @@ TEST_F(LimitsKeysTest, EveryKeyLoads) {
   const LimitsConfig limits = parse(with_listener(R"([limits]
 max_connections = 50
 max_connections_per_ip = 5
+max_http_connections_per_ip = 7
 handshake_timeout = "3s"
 inbound_bytes_in_flight = "8MiB"
 )"))
                                   .limits;
   EXPECT_EQ(limits.max_connections, 50u);
   EXPECT_EQ(limits.max_connections_per_ip, 5u);
+  EXPECT_EQ(limits.max_http_connections_per_ip, 7u);
   EXPECT_EQ(limits.handshake_timeout, 3s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 8u * 1024 * 1024);
   EXPECT_EQ(parse(with_listener("[limits]\ninbound_bytes_in_flight = 65536\n"))
