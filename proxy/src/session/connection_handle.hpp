@@ -23,6 +23,20 @@ struct SendLimits {
   std::size_t high_water_bytes = std::numeric_limits<std::size_t>::max();
 };
 
+// What a handle asks of the shard that owns its connection: the calls adapters make on the
+// service thread that need the session itself, not a command through the inbox. (A pointer, not
+// two std::function: every connection has a handle, and idle connections are counted in bytes.)
+class SessionHost {
+ public:
+  // Connection::authenticate: judged by the route's policy; arms the session's expiry.
+  virtual CredentialCheck authenticate_in_band(ConnectionId id, std::string_view credential) = 0;
+  // Connection::hold_inbound: counted against the shard's share of inbound_bytes_in_flight.
+  virtual bool hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) = 0;
+
+ protected:
+  ~SessionHost() = default;
+};
+
 class ConnectionHandle final : public Connection {
  public:
   ConnectionHandle(ConnectionId id, Identity identity, std::shared_ptr<ServiceInbox> inbox,
@@ -36,22 +50,15 @@ class ConnectionHandle final : public Connection {
   bool is_open() const override { return open_.load(std::memory_order_acquire); }
   void pause_reading(bool paused) override;
   CredentialCheck authenticate(std::string_view credential) override {
-    if (!authenticator_) return Connection::authenticate(credential);
-    return authenticator_(credential);
+    if (host_ == nullptr) return Connection::authenticate(credential);
+    return host_->authenticate_in_band(id_, credential);
   }
   bool hold_inbound(std::size_t bytes, InboundHold kind) override {
-    return inbound_holder_ ? inbound_holder_(bytes, kind) : true;
+    return host_ == nullptr || host_->hold_inbound(id_, bytes, kind);
   }
-  // Service thread, before the adapter hears of the connection: how hold_inbound() is answered
-  // (by the shard, which keeps the count).
-  void set_inbound_holder(std::function<bool(std::size_t, InboundHold)> holder) {
-    inbound_holder_ = std::move(holder);
-  }
-  // Service thread, before the adapter hears of the connection: how authenticate() is answered
-  // (by the shard, which knows the route's policy and arms the session's expiry).
-  void set_authenticator(std::function<CredentialCheck(std::string_view)> authenticator) {
-    authenticator_ = std::move(authenticator);
-  }
+  // Service thread, before the adapter hears of the connection: who answers authenticate() and
+  // hold_inbound() (its shard).
+  void set_host(SessionHost* host) { host_ = host; }
 
   // The owning shard's inbox (fan-out groups connections by it).
   const std::shared_ptr<ServiceInbox>& inbox() const { return inbox_; }
@@ -89,8 +96,7 @@ class ConnectionHandle final : public Connection {
   const std::shared_ptr<ServiceInbox> inbox_;
   const SendLimits limits_;
   shared_deflate::WireFormat wire_format_;
-  std::function<CredentialCheck(std::string_view)> authenticator_;
-  std::function<bool(std::size_t, InboundHold)> inbound_holder_;
+  SessionHost* host_ = nullptr;
   std::atomic<bool> open_{true};
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_bytes_{0};

@@ -1,39 +1,50 @@
-// Bytes one session holds against its shard's count of what clients sent and wsbridge has not
-// passed on yet ([limits] inbound_bytes_in_flight): a WebSocket message being reassembled, a
-// partial packet an adapter gathers. Given back when the holder is destroyed, so a session that
-// goes mid-message cannot leave its bytes counted.
+// What one session holds of its client's input against its shard's count of what clients sent
+// and wsbridge has not passed on yet ([limits] inbound_bytes_in_flight): the WebSocket message
+// being reassembled, and what its adapter holds (Connection::hold_inbound, by kind). Given back
+// when destroyed, so a session that goes mid-message cannot leave its bytes counted. One object
+// for the three parts: it is in every session, and idle connections are counted in bytes.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 
 namespace wsbridge {
 
 class HeldBytes {
  public:
+  enum class Part : std::uint8_t { kReassembly, kAdapterPartial, kAdapterWaiting };
+
   HeldBytes() = default;
   HeldBytes(const HeldBytes&) = delete;
   HeldBytes& operator=(const HeldBytes&) = delete;
-  ~HeldBytes() { set(0); }
+  ~HeldBytes() {
+    if (shard_count_ == nullptr) return;
+    for (std::size_t n : bytes_) *shard_count_ -= n;
+  }
 
   // Service thread, once, before anything is held: the shard's count.
   void bind(std::size_t* shard_count) { shard_count_ = shard_count; }
-  std::size_t bytes() const { return bytes_; }
+  std::size_t bytes(Part part) const { return bytes_[index(part)]; }
 
-  // What is held becomes `n`. Growing is refused (false, nothing changes) when the shard's count
-  // would pass `limit`, unless `n` is within `always_allowed`: every session may hold that much
-  // whatever others hold, so small fragmented messages pass even while big ones are refused.
-  bool set(std::size_t n, std::size_t limit = static_cast<std::size_t>(-1),
+  // What `part` holds becomes `n`. Growing is refused (false, nothing changes) when the shard's
+  // count would pass `limit`, unless `n` is within `always_allowed`: every session may hold that
+  // much whatever others hold, so small fragmented messages pass even while big ones are refused.
+  bool set(Part part, std::size_t n, std::size_t limit = static_cast<std::size_t>(-1),
            std::size_t always_allowed = 0) {
     if (shard_count_ == nullptr) return true;  // (not bound: a session being torn down early)
-    if (n > bytes_ && n > always_allowed && *shard_count_ + (n - bytes_) > limit) return false;
-    *shard_count_ = *shard_count_ - bytes_ + n;
-    bytes_ = n;
+    std::size_t& held = bytes_[index(part)];
+    if (n > held && n > always_allowed && *shard_count_ + (n - held) > limit) return false;
+    *shard_count_ = *shard_count_ - held + n;
+    held = n;
     return true;
   }
 
  private:
+  static std::size_t index(Part part) { return static_cast<std::size_t>(part); }
+
   std::size_t* shard_count_ = nullptr;
-  std::size_t bytes_ = 0;
+  std::array<std::size_t, 3> bytes_{};
 };
 
 }  // namespace wsbridge

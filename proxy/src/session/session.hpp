@@ -57,9 +57,7 @@ struct Session {
   Utf8Validator rx_utf8;       // text messages, across their fragments
   // What of the client's input is held here, against [limits] inbound_bytes_in_flight: the
   // message being reassembled, and what the adapter holds (Connection::hold_inbound, by kind).
-  HeldBytes rx_held;
-  HeldBytes adapter_partial;
-  HeldBytes adapter_waiting;
+  HeldBytes held_input;
 
   SteadyClock::time_point opened_at;
   SteadyClock::time_point last_rx;

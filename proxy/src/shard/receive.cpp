@@ -37,8 +37,8 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   // A message whole in one piece is passed on at once; one that arrives in pieces (fragments, or
   // one frame over several reads) is held until it is whole: counted, so that thousands of
   // clients each holding an unfinished message under max_message_bytes cannot exhaust memory.
-  if (!(first && final) && !hold_inbound(s, s.rx_held, s.rx_buffer.size() - kFrameHeadroom + len,
-                                         InboundHold::kPartial)) {
+  if (!(first && final) &&
+      !hold_input(s, HeldBytes::Part::kReassembly, s.rx_buffer.size() - kFrameHeadroom + len)) {
     return refuse_message(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater),
                           "server busy: too many bytes of unfinished messages held");
   }
@@ -54,7 +54,7 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   Frame message =
       Frame::adopt(s.rx_binary ? FrameKind::kBinary : FrameKind::kText, std::move(s.rx_buffer));
   s.rx_buffer.clear();
-  s.rx_held.set(0);
+  s.held_input.set(HeldBytes::Part::kReassembly, 0);
   ++s.messages_in;
   s.bytes_in += message.size();
   s.metrics->messages_in->inc();
@@ -78,11 +78,20 @@ void Shard::refuse_message(Session& s, std::uint16_t code, const std::string& re
   WSB_LOG(kInfo) << "conn " << s.id << " " << reason << ": closing with " << code;
   s.rx_buffer.clear();
   s.rx_buffer.shrink_to_fit();
-  s.rx_held.set(0);
+  s.held_input.set(HeldBytes::Part::kReassembly, 0);
   request_close(s, code, reason, false);
 }
 
-bool Shard::hold_inbound(Session& s, HeldBytes& held, std::size_t bytes, InboundHold kind) {
+bool Shard::hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return true;  // (closed: it holds nothing any more)
+  return hold_input(*it->second,
+                    kind == InboundHold::kWaiting ? HeldBytes::Part::kAdapterWaiting
+                                                  : HeldBytes::Part::kAdapterPartial,
+                    bytes);
+}
+
+bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
   // Every session may hold this much whatever the others hold: small messages in several
   // fragments always pass (10,000 connections hold at most 40 MB that way).
   constexpr std::size_t kAlwaysAllowed = 4096;
@@ -91,9 +100,10 @@ bool Shard::hold_inbound(Session& s, HeldBytes& held, std::size_t bytes, Inbound
   // messages being received (whose refusal closes a connection, where theirs only pauses one).
   const std::size_t share =
       std::max(config_->limits.inbound_bytes_in_flight / shared_.count, s.route->max_message_bytes);
-  const std::size_t limit = kind == InboundHold::kWaiting ? share / 2 : share;
-  if (held.set(bytes, limit, kAlwaysAllowed)) return true;
-  if (kind == InboundHold::kWaiting) {
+  const bool waiting = part == HeldBytes::Part::kAdapterWaiting;
+  const std::size_t limit = waiting ? share / 2 : share;
+  if (s.held_input.set(part, bytes, limit, kAlwaysAllowed)) return true;
+  if (waiting) {
     WSB_LOG(kDebug) << "conn " << s.id << " paused: its messages waiting for the upstream would "
                     << "take input held on this thread past " << limit
                     << " bytes ([limits] inbound_bytes_in_flight)";

@@ -76,20 +76,8 @@ Session* Shard::admit_session(const RouteConfig& route, std::size_t listener, au
       s->id, std::move(identity), inbox_,
       SendLimits{route.max_queued_bytes, route.max_queued_messages, route.queue_high_water_bytes});
   s->handle->set_wire_format(format);
-  s->handle->set_authenticator([this, id = s->id](std::string_view credential) {
-    return authenticate_in_band(id, credential);
-  });
-  s->rx_held.bind(&inbound_bytes_in_flight_);
-  s->adapter_partial.bind(&inbound_bytes_in_flight_);
-  s->adapter_waiting.bind(&inbound_bytes_in_flight_);
-  s->handle->set_inbound_holder([this, id = s->id](std::size_t bytes, InboundHold kind) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return true;  // (closed: it holds nothing any more)
-    Session& session = *it->second;
-    return hold_inbound(
-        session, kind == InboundHold::kWaiting ? session.adapter_waiting : session.adapter_partial,
-        bytes, kind);
-  });
+  s->handle->set_host(this);
+  s->held_input.bind(&inbound_bytes_in_flight_);
   sessions_.emplace(s->id, s);
   shared_.sessions.add(*s);
 

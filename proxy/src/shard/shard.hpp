@@ -42,7 +42,8 @@ struct SessionRequest;
 class Shard final : private InboxDispatcher,
                     private UnmaskedFrameSink,
                     private fallback::FallbackHost,
-                    private reverse_proxy::ProxyHost {
+                    private reverse_proxy::ProxyHost,
+                    private SessionHost {
  public:
   // Shard number `index` of `shared.count`; its connection ids are index + 1, index + 1 + count,
   // ...: an id names its shard ((id - 1) % count), and with one shard they are 1, 2, 3, ...
@@ -181,8 +182,10 @@ class Shard final : private InboxDispatcher,
   int refuse_upgrade(lws* wsi, unsigned status, std::string_view code, const std::string& reason,
                      bool challenge = false);
   bool handle_auth_message(Session& s, const Frame& message);
-  // Connection::authenticate for session `id`: a credential sent in-band (an MQTT CONNECT's).
-  CredentialCheck authenticate_in_band(ConnectionId id, std::string_view credential);
+  // SessionHost. Connection::authenticate for session `id`: a credential sent in-band (an MQTT
+  // CONNECT's). Connection::hold_inbound: what its adapter holds of the client's input.
+  CredentialCheck authenticate_in_band(ConnectionId id, std::string_view credential) override;
+  bool hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) override;
   bool within_rate(Session& s);
   // The route's own auth table, else its listener's, else the route's default (anonymous).
   const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;
@@ -222,10 +225,10 @@ class Shard final : private InboxDispatcher,
   void on_fragment(Session& s, const InboundFragment& fragment);
   void refuse_mqtt(Session& s, std::string_view connect);
   void refuse_message(Session& s, std::uint16_t code, const std::string& reason);
-  // `held` (one of the session's) becomes `bytes`, within this shard's share of [limits]
-  // inbound_bytes_in_flight (half of it for kWaiting); false (logged, nothing changed) when
-  // that is spent.
-  bool hold_inbound(Session& s, HeldBytes& held, std::size_t bytes, InboundHold kind);
+  // What `part` of the session's held input is becomes `bytes`, within this shard's share of
+  // [limits] inbound_bytes_in_flight (half of it for what waits for an upstream); false (logged,
+  // nothing changed) when that is spent.
+  bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes);
   bool inflate_message(Session& s);
   int on_writeable(Session& s);
   int write_queued(Session& s);
@@ -326,7 +329,7 @@ class Shard final : private InboxDispatcher,
   // share of [fallback] post_bytes_in_flight, and how many are in flight per session.
   static constexpr unsigned kPostsInFlightPerSession = 4;
   std::size_t post_bytes_in_flight_ = 0;
-  // What this shard's sessions hold of their clients' input (Session::rx_held, adapter_held).
+  // What this shard's sessions hold of their clients' input (Session::held_input).
   std::size_t inbound_bytes_in_flight_ = 0;
   std::unordered_map<ConnectionId, unsigned> posts_in_flight_;
   std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end

@@ -6,20 +6,24 @@
 namespace wsbridge {
 namespace {
 
+using Part = HeldBytes::Part;
+
 TEST(HeldBytes, GrowsWithinTheLimitAndShrinksFreely) {
   std::size_t shard = 0;
   HeldBytes a;
   HeldBytes b;
   a.bind(&shard);
   b.bind(&shard);
-  EXPECT_TRUE(a.set(600, 1000));
-  EXPECT_TRUE(b.set(400, 1000));
+  EXPECT_TRUE(a.set(Part::kReassembly, 600, 1000));
+  EXPECT_TRUE(b.set(Part::kAdapterPartial, 400, 1000));
   EXPECT_EQ(shard, 1000u);
-  EXPECT_FALSE(b.set(401, 1000));  // refused: nothing changes
-  EXPECT_EQ(b.bytes(), 400u);
+  EXPECT_FALSE(b.set(Part::kAdapterPartial, 401, 1000));  // refused: nothing changes
+  EXPECT_FALSE(b.set(Part::kAdapterWaiting, 1, 1000));
+  EXPECT_EQ(b.bytes(Part::kAdapterPartial), 400u);
+  EXPECT_EQ(b.bytes(Part::kAdapterWaiting), 0u);
   EXPECT_EQ(shard, 1000u);
-  EXPECT_TRUE(a.set(100, 1000));  // shrinking is never refused
-  EXPECT_TRUE(b.set(900, 1000));
+  EXPECT_TRUE(a.set(Part::kReassembly, 100, 1000));  // shrinking is never refused
+  EXPECT_TRUE(b.set(Part::kAdapterWaiting, 500, 1000));
   EXPECT_EQ(shard, 1000u);
 }
 
@@ -29,9 +33,9 @@ TEST(HeldBytes, EachMayHoldTheAllowanceWhateverOthersHold) {
   HeldBytes small;
   full.bind(&shard);
   small.bind(&shard);
-  ASSERT_TRUE(full.set(1000, 1000, 64));
-  EXPECT_TRUE(small.set(64, 1000, 64));
-  EXPECT_FALSE(small.set(65, 1000, 64));
+  ASSERT_TRUE(full.set(Part::kReassembly, 1000, 1000, 64));
+  EXPECT_TRUE(small.set(Part::kReassembly, 64, 1000, 64));
+  EXPECT_FALSE(small.set(Part::kReassembly, 65, 1000, 64));
   EXPECT_EQ(shard, 1064u);
 }
 
@@ -40,12 +44,14 @@ TEST(HeldBytes, GivesBackWhatItHeldWhenDestroyed) {
   {
     HeldBytes a;
     a.bind(&shard);
-    ASSERT_TRUE(a.set(500, 1000));
-    EXPECT_EQ(shard, 500u);
+    ASSERT_TRUE(a.set(Part::kReassembly, 500, 1000));
+    ASSERT_TRUE(a.set(Part::kAdapterPartial, 200, 1000));
+    ASSERT_TRUE(a.set(Part::kAdapterWaiting, 100, 1000));
+    EXPECT_EQ(shard, 800u);
   }
   EXPECT_EQ(shard, 0u);
   HeldBytes unbound;  // (a session torn down before it was bound holds nothing)
-  EXPECT_TRUE(unbound.set(10, 0));
+  EXPECT_TRUE(unbound.set(Part::kReassembly, 10, 0));
   EXPECT_EQ(shard, 0u);
 }
 
