@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/bounded_json.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge::http {
@@ -82,7 +83,7 @@ void HttpAdapter::on_rate_limited(const std::shared_ptr<Connection>& connection,
                                   const Frame& message) {
   nlohmann::json id = nullptr;
   if (config_.mode == Mode::kRpc && message.is_text()) {
-    auto doc = nlohmann::json::parse(message.payload(), nullptr, false);
+    auto doc = bounded_json::parse(message.payload());
     if (doc.is_object() && doc.contains("id") && (doc["id"].is_string() || doc["id"].is_number()))
       id = doc["id"];
   }
@@ -159,7 +160,7 @@ void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
           return;
         }
         const int status = r.response.status;
-        auto doc = nlohmann::json::parse(r.response.body, nullptr, false);
+        auto doc = bounded_json::parse(r.response.body);
         if (status >= 200 && status <= 299) {
           if (doc.is_object() && doc.contains("claims") && doc["claims"].is_object()) {
             verdict.claims = doc["claims"];

@@ -3,6 +3,7 @@
 #include "wsbridge/text.hpp"
 
 #include "wsbridge/base64.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 #include <algorithm>
 
@@ -39,7 +40,9 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
     return RpcRefusal{std::move(id), std::move(code), std::move(message)};
   };
   if (!frame.is_text()) return refuse(nullptr, "bad_request", "rpc frames are JSON text frames");
-  auto doc = nlohmann::json::parse(frame.payload(), nullptr, false);
+  bool too_deep = false;
+  auto doc = bounded_json::parse(frame.payload(), &too_deep);
+  if (too_deep) return refuse(nullptr, "bad_request", std::string(bounded_json::kTooDeep));
   if (doc.is_discarded() || !doc.is_object()) {
     return refuse(nullptr, "bad_request", "a request frame must be a JSON object");
   }
@@ -150,10 +153,12 @@ Frame response_frame(const nlohmann::json& id, const HttpResponse& response) {
   const std::string* type = find_header(response.headers, "content-type");
   const bool json_type = type != nullptr && (type->starts_with("application/json") ||
                                              type->find("+json") != std::string::npos);
+  // (A JSON body nested too deep to embed safely travels as its text.)
+  nlohmann::json body = json_type ? bounded_json::parse(response.body) : nlohmann::json();
   if (response.body.empty()) {
     out["body"] = nullptr;
-  } else if (json_type && nlohmann::json::accept(response.body)) {
-    out["body"] = nlohmann::json::parse(response.body);
+  } else if (json_type && !body.is_discarded()) {
+    out["body"] = std::move(body);
   } else if (valid_utf8(response.body)) {
     out["body"] = response.body;
   } else {

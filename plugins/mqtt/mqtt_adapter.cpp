@@ -10,6 +10,7 @@
 #include "upstream.hpp"
 #include "upstream_registry.hpp"
 #include "wsbridge/adapter_registry.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 namespace wsbridge::mqtt {
 namespace {
@@ -38,7 +39,7 @@ class MqttAdapter final : public Adapter {
     if (route_->mode == RouteMode::kRaw) return;  // no error frames; sustained excess closes
     std::optional<nlohmann::json> id;
     if (message.is_text()) {
-      auto doc = nlohmann::json::parse(message.payload(), nullptr, false);
+      auto doc = bounded_json::parse(message.payload());
       if (doc.is_object() && doc.contains("id") &&
           (doc["id"].is_string() || doc["id"].is_number())) {
         id = doc["id"];

@@ -2,6 +2,7 @@
 
 #include "codec.hpp"
 #include "topic.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -20,7 +21,9 @@ Frame json_frame(const json& j) {
 }  // namespace
 
 std::variant<Request, RequestError> parse_request(std::string_view text) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  bool too_deep = false;
+  json doc = bounded_json::parse(text, &too_deep);
+  if (too_deep) return bad(std::nullopt, std::string(bounded_json::kTooDeep));
   if (doc.is_discarded()) return bad(std::nullopt, "the frame is not valid JSON");
   if (!doc.is_object()) return bad(std::nullopt, "a request must be a JSON object");
 

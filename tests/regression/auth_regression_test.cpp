@@ -91,6 +91,19 @@ class TokenRefreshTest : public ::testing::Test {
   WsbridgeInstance server_{config(kOldSecret, R"(["alice", "bob"])")};
 };
 
+// An auth message's "id" was copied into the answer unchecked: nested half a million levels
+// deep, the copy overflowed the stack and killed the process. Too deep to be an auth message
+// now, it is an ordinary message (echoed here).
+TEST_F(TokenRefreshTest, AuthMessageNestedTooDeepIsNotACrash) {
+  WsClient ws = connect("/team", mint(kOldSecret, "alice"));
+  const std::string deep = std::string(500'000, '[') + std::string(500'000, ']');
+  const std::string message = R"({"type":"auth","token":"x","id":)" + deep + "}";
+  ws.send_text(message);
+  EXPECT_EQ(ws.read_message(10s).data, message);
+  EXPECT_EQ(refresh(ws, mint(kOldSecret, "alice"))["type"], "ack");
+  EXPECT_TRUE(server_.process->running());
+}
+
 TEST_F(TokenRefreshTest, AdminRouteRefusesARefreshWithAViewersToken) {
   WsClient ws = connect("/admin", mint(kOldSecret, "alice", {{"role", "admin"}}));
   const json r = refresh(ws, mint(kOldSecret, "alice", {{"role", "viewer"}}));

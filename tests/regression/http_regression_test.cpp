@@ -81,6 +81,24 @@ on_connect = "${BACKEND}/hook/connect"
   std::optional<WsbridgeInstance> server_;
 };
 
+// JSON nested half a million levels deep in a request's body killed the process (its copy and
+// dump recursed once per level and overflowed the service thread's stack). Now an error frame,
+// and the connection and the process go on.
+TEST_F(HttpRpcRegressionTest, JsonNestedTooDeepIsRefusedNotACrash) {
+  WsClient ws = connect("/rpc");
+  const std::string deep = std::string(500'000, '[') + std::string(500'000, ']');
+  ws.send_text(R"({"type":"request","id":1,"method":"POST","path":"/echo","body":)" + deep + "}");
+  const json e = read_json(ws);
+  EXPECT_EQ(e["type"], "error");
+  EXPECT_EQ(e["code"], "bad_request");
+  EXPECT_EQ(e["message"], "the JSON nests deeper than 128 levels");
+  ws.send_text(request_frame(2, "/json/after").dump());
+  const json r = read_json(ws);
+  EXPECT_EQ(r["type"], "response") << r.dump();
+  EXPECT_EQ(r["id"], 2);
+  EXPECT_TRUE(server_->process->running());
+}
+
 // #13.3: identity, hop-by-hop and trusted headers in any spelling never reach the backend.
 TEST_F(HttpRpcRegressionTest, ForgedHeadersInAnySpellingAreRefused) {
   WsClient ws = connect("/rpc");

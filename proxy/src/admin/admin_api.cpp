@@ -3,6 +3,7 @@
 #include "cluster/instance_identity.hpp"
 
 #include "wsbridge/base64.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -109,7 +110,9 @@ std::variant<PushRequest, AdminReply> read_push(const nlohmann::json& doc,
 }
 
 AdminReply push(std::string_view body, const AdminContext& context) {
-  const auto doc = nlohmann::json::parse(body, nullptr, false);
+  bool too_deep = false;
+  const auto doc = bounded_json::parse(body, &too_deep);
+  if (too_deep) return error(400, "bad_json", std::string(bounded_json::kTooDeep));
   if (doc.is_discarded()) return error(400, "bad_json", "the body is not valid JSON");
   auto read = read_push(doc, context.instance);
   if (auto* refusal = std::get_if<AdminReply>(&read)) return std::move(*refusal);

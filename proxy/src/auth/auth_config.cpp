@@ -1,5 +1,6 @@
 #include "auth/auth_config.hpp"
 
+#include "wsbridge/bounded_json.hpp"
 #include "wsbridge/text.hpp"
 
 #include <algorithm>
@@ -58,8 +59,12 @@ std::shared_ptr<const JwtVerifier> read_verifier(const std::string& name, Config
     }
     if (t.contains("jwks_file")) {
       const std::string text = read_file(t, "jwks_file", dir);
-      auto doc = nlohmann::json::parse(text, nullptr, false);
-      if (doc.is_discarded()) t.fail_at("jwks_file", "'jwks_file' of " + t.name() + " is not JSON");
+      bool too_deep = false;
+      auto doc = bounded_json::parse(text, &too_deep);
+      if (doc.is_discarded()) {
+        t.fail_at("jwks_file", "'jwks_file' of " + t.name() +
+                                   (too_deep ? " nests deeper than 128 levels" : " is not JSON"));
+      }
       auto keys = parse_jwks(doc);
       if (keys.empty()) t.fail_at("jwks_file", "'jwks_file' of " + t.name() + " has no usable key");
       v->keys.insert(v->keys.end(), keys.begin(), keys.end());

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "auth/jwt_internal.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 namespace wsbridge::auth {
 using namespace jwt_internal;  // NOLINT(google-build-using-namespace): this verifier's own
@@ -82,7 +83,7 @@ std::variant<VerifiedToken, JwtError> verify_jwt(std::string_view token,
   std::optional<std::string> signature = base64url_decode(token.substr(dot2 + 1));
   if (!header_bytes || !payload_bytes || !signature) return fail("malformed token: bad base64url");
 
-  nlohmann::json header = nlohmann::json::parse(*header_bytes, nullptr, false);
+  nlohmann::json header = bounded_json::parse(*header_bytes);
   if (header.is_discarded() || !header.is_object()) return fail("malformed header");
 
   const auto alg_member = header.find("alg");
@@ -124,7 +125,7 @@ std::variant<VerifiedToken, JwtError> verify_jwt(std::string_view token,
 
   // The payload is parsed only once the signature holds: unauthenticated input reaches the JSON
   // parser as little as possible.
-  nlohmann::json claims = nlohmann::json::parse(*payload_bytes, nullptr, false);
+  nlohmann::json claims = bounded_json::parse(*payload_bytes);
   if (claims.is_discarded() || !claims.is_object()) return fail("malformed payload");
 
   const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();

@@ -7,6 +7,7 @@
 
 #include "support/hmac.hpp"
 #include "wsbridge/base64.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 namespace wsbridge::cluster {
 
@@ -59,7 +60,7 @@ std::optional<nlohmann::json> ControlSeal::open(std::string_view topic, std::str
       CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
     return refuse("bad signature");
   }
-  auto doc = nlohmann::json::parse(payload.substr(dot + 1), nullptr, false);
+  auto doc = bounded_json::parse(payload.substr(dot + 1));
   if (!doc.is_object()) return refuse("not a JSON object");
   const auto from = doc.find("from");
   const auto ts = doc.find("ts");

@@ -8,6 +8,7 @@
 #include "fallback/sse_events.hpp"
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 namespace wsbridge {
 
@@ -21,7 +22,7 @@ constexpr std::size_t kMaxHeldPosts = 4;
 
 // A client's close record: {"type":"close","code":1000,"reason":"..."} (code and reason optional).
 std::optional<PendingClose> parse_client_close(std::string_view json) {
-  const auto j = nlohmann::json::parse(json, nullptr, false);
+  const auto j = bounded_json::parse(json);
   if (!j.is_object() || j.value("type", "") != "close") return std::nullopt;
   PendingClose close{1000, ""};
   if (j.contains("code")) {

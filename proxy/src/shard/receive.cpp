@@ -6,6 +6,7 @@
 
 #include "compression/shared_deflate.hpp"
 #include "handshake/mqtt_refusal.hpp"
+#include "wsbridge/bounded_json.hpp"
 
 namespace wsbridge {
 
@@ -187,7 +188,7 @@ bool Shard::handle_auth_message(Session& s, const Frame& message) {
       text.find("\"auth\"") == std::string_view::npos) {
     return false;
   }
-  const auto doc = nlohmann::json::parse(text, nullptr, false);
+  const auto doc = bounded_json::parse(text);
   if (!doc.is_object() || doc.value("type", "") != "auth") return false;
   nlohmann::json reply = {{"type", "ack"}};
   if (doc.contains("id")) reply["id"] = doc["id"];

@@ -99,5 +99,24 @@ TEST(RpcTest, ResponsesCarryJsonTextOrBase64Bodies) {
   EXPECT_FALSE(http::valid_utf8("\xc0\xaf"));      // overlong
 }
 
+// JSON nested half a million levels deep overflowed the stack when the request's body was
+// dumped (a crash of the whole process from one frame); a backend's too-deep JSON answer is
+// passed on as text rather than embedded.
+TEST(RpcTest, JsonNestedTooDeepIsRefusedOrPassedAsText) {
+  const std::string deep = std::string(500'000, '[') + std::string(500'000, ']');
+  const auto parsed = http::parse_rpc_request(
+      Frame::text(R"({"type":"request","id":1,"method":"POST","path":"/x","body":)" + deep + "}"),
+      policy());
+  ASSERT_TRUE(std::holds_alternative<http::RpcRefusal>(parsed));
+  EXPECT_EQ(std::get<http::RpcRefusal>(parsed).message, "the JSON nests deeper than 128 levels");
+
+  HttpResponse r;
+  r.status = 200;
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = deep;
+  const auto j = nlohmann::json::parse(http::response_frame(7, r).payload());
+  EXPECT_EQ(j["body"], deep);
+}
+
 }  // namespace
 }  // namespace wsbridge

@@ -73,6 +73,14 @@ TEST(MqttProtocolTest, RefusesWithBadRequestAndKeepsTheId) {
             "'retain' must be true or false");
   EXPECT_EQ(refused(R"({"type":"publish","topic":"a","payload_b64":"A"})").message,
             "'payload_b64' is not valid base64");
+  // A payload nested half a million levels deep crashed the process when it was dumped.
+  const std::string deep = std::string(500'000, '[') + std::string(500'000, ']');
+  EXPECT_EQ(refused(R"({"type":"publish","topic":"a","payload":)" + deep + "}").message,
+            "the JSON nests deeper than 128 levels");
+  const std::string fine = std::string(100, '[') + std::string(100, ']');
+  const auto parsed = parse_request(R"({"type":"publish","topic":"a","payload":)" + fine + "}");
+  ASSERT_TRUE(std::holds_alternative<Request>(parsed));
+  EXPECT_EQ(std::get<Request>(parsed).payload, fine);
 }
 
 TEST(MqttProtocolTest, MessageFramesEmbedJsonStringsOrBase64) {

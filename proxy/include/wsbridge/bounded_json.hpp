@@ -1,0 +1,56 @@
+// JSON from clients, backends and peers, parsed with a bound on its nesting. nlohmann::json
+// (3.11) parses and destroys any depth without recursion, but copying, comparing and dumping a
+// value recurse once per level: a 1 MiB message of brackets (half a million levels) in an rpc
+// request's body overflowed the service thread's stack and killed the process. Nothing
+// wsbridge speaks nests more than a few levels; 128 leaves applications' own payloads room.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+namespace wsbridge::bounded_json {
+
+inline constexpr std::size_t kMaxDepth = 128;
+
+// Whether the arrays and objects of `text` nest at most `max_depth` deep. Brackets inside
+// strings do not count; `text` need not be valid JSON (the parser judges that).
+inline bool nesting_within(std::string_view text, std::size_t max_depth = kMaxDepth) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
+// nlohmann::json::parse(text, nullptr, false), but also discarded when `text` nests deeper than
+// kMaxDepth (then *too_deep is set, so the caller can say so rather than "not JSON").
+inline nlohmann::json parse(std::string_view text, bool* too_deep = nullptr) {
+  const bool deep = !nesting_within(text);
+  if (too_deep != nullptr) *too_deep = deep;
+  if (deep) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
+// What a caller tells the sender of JSON that is too deep.
+inline constexpr std::string_view kTooDeep = "the JSON nests deeper than 128 levels";
+
+}  // namespace wsbridge::bounded_json
