@@ -185,8 +185,13 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto v = limits->integer("max_connections_per_ip", 1, 10'000'000)) {
       config.limits.max_connections_per_ip = static_cast<std::size_t>(*v);
     }
-    if (auto v = limits->integer("max_http_connections_per_ip", 1, 10'000'000)) {
+    // Unless given, twice max_connections_per_ip: a fallback session uses two connections (its
+    // stream or poll, and a POST), and a raised session limit (users behind one corporate
+    // proxy) should not be undone by this one.
+    if (auto v = limits->integer("max_http_connections_per_ip", 1, 20'000'000)) {
       config.limits.max_http_connections_per_ip = static_cast<std::size_t>(*v);
+    } else {
+      config.limits.max_http_connections_per_ip = 2 * config.limits.max_connections_per_ip;
     }
     if (auto v = limits->duration("handshake_timeout", 1s, 10min)) {
       config.limits.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(*v);

@@ -54,8 +54,8 @@ struct LimitsConfig {
   std::size_t max_connections_per_ip = 1000;
   // TCP connections on the public listeners that carry no WebSocket (yet): requests, keep-alive,
   // fallback streams, proxied HTTP, connections that have sent nothing. Per client address.
-  std::size_t max_http_connections_per_ip = 1000;
-  std::chrono::seconds handshake_timeout{10};  // for the TCP connection to complete its upgrade
+  std::size_t max_http_connections_per_ip = 2000;  // unless set: 2 × max_connections_per_ip
+  std::chrono::seconds handshake_timeout{10};      // for the TCP connection to complete its upgrade
   // What clients' input held before it is passed on may take at once (messages being reassembled,
   // adapters' partial packets), split evenly among the service threads.
   std::size_t inbound_bytes_in_flight = 256 * 1024 * 1024;

@@ -21,7 +21,7 @@ TEST_F(LimitsKeysTest, Defaults) {
   const LimitsConfig limits = parse(std::string(kListener)).limits;
   EXPECT_EQ(limits.max_connections, 10000u);
   EXPECT_EQ(limits.max_connections_per_ip, 1000u);
-  EXPECT_EQ(limits.max_http_connections_per_ip, 1000u);
+  EXPECT_EQ(limits.max_http_connections_per_ip, 2000u);
   EXPECT_EQ(limits.handshake_timeout, 10s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 256u * 1024 * 1024);
 }
@@ -43,6 +43,16 @@ inbound_bytes_in_flight = "8MiB"
   EXPECT_EQ(parse(with_listener("[limits]\ninbound_bytes_in_flight = 65536\n"))
                 .limits.inbound_bytes_in_flight,
             65536u);
+}
+
+TEST_F(LimitsKeysTest, HttpConnectionsFollowTheSessionLimitUnlessSet) {
+  EXPECT_EQ(parse(with_listener("[limits]\nmax_connections_per_ip = 5000\n"))
+                .limits.max_http_connections_per_ip,
+            10000u);
+  EXPECT_EQ(parse(with_listener("[limits]\nmax_connections_per_ip = 5000\n"
+                                "max_http_connections_per_ip = 300\n"))
+                .limits.max_http_connections_per_ip,
+            300u);
 }
 
 TEST_F(LimitsKeysTest, BadValuesSayWhereAndWhy) {
