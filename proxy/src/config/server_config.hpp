@@ -57,7 +57,7 @@ struct LimitsConfig {
   std::size_t max_http_connections_per_ip = 2000;  // unless set: 2 × max_connections_per_ip
   std::chrono::seconds handshake_timeout{10};      // for the TCP connection to complete its upgrade
   // What clients' input held before it is passed on may take at once (messages being reassembled,
-  // adapters' partial packets), split evenly among the service threads.
+  // adapters' partial packets, messages waiting for an upstream), split among the service threads.
   std::size_t inbound_bytes_in_flight = 256 * 1024 * 1024;
 };
 

@@ -111,10 +111,17 @@ bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
     return false;
   }
   s.metrics->inbound_budget_closes->inc();
-  WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
-                 << ") refused: unfinished input held on this thread is "
-                 << inbound_bytes_in_flight_ << " bytes of its " << share
-                 << " ([limits] inbound_bytes_in_flight)";
+  ++inbound_refusals_unlogged_;
+  const auto now = SteadyClock::now();
+  if (now - last_inbound_warning_ >= std::chrono::seconds(5)) {  // (a flood must not flood the log)
+    last_inbound_warning_ = now;
+    WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
+                   << ") closed with 1013: unfinished input held on this thread is "
+                   << inbound_bytes_in_flight_ << " bytes of its " << share
+                   << " ([limits] inbound_bytes_in_flight); " << inbound_refusals_unlogged_
+                   << " connection(s) closed so since the last such line";
+    inbound_refusals_unlogged_ = 0;
+  }
   return false;
 }
 

@@ -315,6 +315,8 @@ class Shard final : private InboxDispatcher,
   int fd_limit_ = 0;                       // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
   SteadyClock::time_point last_http_cap_warning_{};
+  SteadyClock::time_point last_inbound_warning_{};
+  std::uint64_t inbound_refusals_unlogged_ = 0;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   EventLoop event_loop_;  // (declared before the context, which must go first)
   lws_context* context_ = nullptr;
