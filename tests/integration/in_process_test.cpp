@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "support/eventually.hpp"
 #include "support/in_process_server.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"
@@ -139,12 +140,8 @@ TEST(InProcessTest, HandlesOutliveTheirConnectionsAndTheServer) {
     EXPECT_EQ(ws.wait_close(), 4000);
   }
   auto handle = collector->wait_for(1)[0];
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
   // on_close follows the handle's switch to closed: wait for both.
-  while ((handle->is_open() || collector->closes().empty()) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  testing::eventually([&] { return !handle->is_open() && !collector->closes().empty(); }, 5s, 5ms);
   EXPECT_FALSE(handle->is_open());
   ASSERT_EQ(collector->closes().size(), 1u);
   EXPECT_EQ(collector->closes()[0].code, 4000);
@@ -240,10 +237,7 @@ TEST(InProcessTest, SendFromAnAdapterThreadToAClosedConnectionOnAnotherShard) {
     }
   }
   ASSERT_EQ(closed.size(), 2u);
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (collector->closes().size() < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  testing::eventually([&] { return collector->closes().size() >= 2; }, 5s, 5ms);
   ASSERT_EQ(collector->closes().size(), 2u);
   // A thread of the adapter's sends to both closed ones (kClosed, nothing happens) and, in one
   // fan-out, to everyone: only the open ones are handed the frame, and receive it.

@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "support/eventually.hpp"
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
 #include "support/prometheus.hpp"
@@ -135,12 +136,9 @@ TEST_F(MetricsTest, ValuesMoveWithAScriptedSession) {
 
   // The broker goes away: the upstream gauge follows.
   broker_.kill();
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (sample(metrics(), R"(wsbridge_upstream_up{upstream="local"})") != 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
-  EXPECT_EQ(sample(metrics(), R"(wsbridge_upstream_up{upstream="local"})"), 0);
+  EXPECT_TRUE(eventually(
+      [&] { return sample(metrics(), R"(wsbridge_upstream_up{upstream="local"})") == 0; }, 10s,
+      50ms));
 }
 
 TEST(LogFormatTest, JsonLogsWithAnAccessLinePerConnection) {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 #include "support/http_backend.hpp"
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
@@ -64,15 +65,6 @@ class ShardsTest : public ::testing::Test {
       ids.push_back(std::stoull(c["id"].get<std::string>()));  // "<number>@<instance>"
     }
     return ids;
-  }
-  // Whether `done` holds within `limit` (asked every 20 ms).
-  static bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
   }
   // Opens `n` echo connections, each confirmed by an echo, and their ids in opening order.
   std::vector<WsClient> open_echo(int n) {
@@ -145,7 +137,7 @@ TEST_F(ShardsTest, TheGlobalConnectionLimitHoldsAcrossShards) {
   // nothing. Again, then, with every place given back first.
   for (int attempt = 0; attempt < 5; ++attempt) {
     admitted.clear();
-    ASSERT_TRUE(wait_until([&] { return connection_ids().empty(); }, 5s))
+    ASSERT_TRUE(eventually([&] { return connection_ids().empty(); }, 5s))
         << "places not given back";
     int refused = 0;
     for (int i = 0; i < 30; ++i) {

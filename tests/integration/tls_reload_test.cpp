@@ -13,6 +13,7 @@
 #include <thread>
 #include <tuple>
 
+#include "support/eventually.hpp"
 #include "support/prometheus.hpp"
 #include "support/tls_config.hpp"
 #include "wsbridge_instance.hpp"
@@ -80,12 +81,7 @@ class TlsReload : public ::testing::Test {
     return TcpConn::connect("127.0.0.1", server_->port, trust_test_ca()).tls_info().peer_serial;
   }
   bool wait_serial(const std::string& serial, std::chrono::milliseconds timeout) const {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (served_serial() != serial) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(100ms);
-    }
-    return true;
+    return eventually([&] { return served_serial() == serial; }, timeout, 100ms);
   }
   double metric(const std::string& series) const {
     return sample(http_get("127.0.0.1", server_->port2, "/metrics").body, series).value_or(0);

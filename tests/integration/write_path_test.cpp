@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "support/eventually.hpp"
 #include "support/in_process_server.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"
@@ -250,10 +251,7 @@ TEST(SendResultTest, FramesOnTheirWayCountFromAnotherThread) {
   EXPECT_EQ(ws.wait_close(), 1013);
   // Afterwards, from any thread: closed.
   auto connection = served.adapter->wait_for_connection();
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (connection->is_open() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  testing::eventually([&] { return !connection->is_open(); }, 5s, 5ms);
   std::thread([&] {
     EXPECT_EQ(connection->send(Frame::text("late")), SendResult::kClosed);
   }).join();

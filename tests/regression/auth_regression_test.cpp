@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 #include "support/jwt_sign.hpp"
 
 namespace wsbridge::testing {
@@ -73,11 +74,7 @@ class TokenRefreshTest : public ::testing::Test {
     server_.rewrite_config(text);
     const std::size_t before = reloads();
     server_.process->signal(SIGHUP);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (reloads() == before && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_GT(reloads(), before) << "the reload did not happen";
+    ASSERT_TRUE(eventually([&] { return reloads() > before; })) << "the reload did not happen";
   }
   std::size_t reloads() {
     const std::string out = server_.process->output();

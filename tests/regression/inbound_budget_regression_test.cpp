@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 #include "support/http_backend.hpp"
 #include "support/prometheus.hpp"
 
@@ -165,10 +166,7 @@ max_message_bytes = "512KiB"
     return sample(r.body, "wsbridge_connections_reading_paused{route=\"/slow\"}").value_or(-1);
   };
   const auto wait_paused = [&](double n) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (paused() != n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
+    eventually([&] { return paused() == n; });
     return paused();
   };
 

@@ -12,6 +12,7 @@
 
 #include "integration/wsbridge_instance.hpp"
 #include "retain_rounds.hpp"
+#include "support/eventually.hpp"
 #include "support/mosquitto.hpp"
 #include "support/mqtt_peer.hpp"
 
@@ -73,12 +74,7 @@ class Session {
 };
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
+  return eventually(done, timeout);
 }
 
 void expect_message(const json& m, const std::string& topic, const json& payload, bool retain) {
@@ -249,12 +245,7 @@ class Reload : public ::testing::Test {
     return n;
   }
   bool wait_count(const std::string& needle, std::size_t n, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (count(needle) < n) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(20ms);
-    }
-    return true;
+    return eventually([&] { return count(needle) >= n; }, timeout);
   }
 };
 

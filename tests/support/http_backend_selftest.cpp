@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "support/eventually.hpp"
 #include "support/http_backend.hpp"
 #include "support/process.hpp"
 #include "support/ws_test_client.hpp"
@@ -27,12 +28,8 @@ std::string get_request(const std::string& path, const std::string& extra = {}) 
 // Polls stats() until stats()[key] == value (the backend updates "open" asynchronously).
 bool wait_stat(HttpBackend& backend, const std::string& key, int value,
                std::chrono::milliseconds timeout = 3s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (backend.stats()[key] == value) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return backend.stats()[key] == value;
+  return wsbridge::testing::eventually([&] { return backend.stats()[key] == value; }, timeout,
+                                       10ms);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "config/server_config.hpp"
 #include "server/server.hpp"
+#include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/ws_test_client.hpp"
 #include "wsbridge/adapter_registry.hpp"
@@ -65,11 +66,7 @@ class InProcessServer {
     server_ = std::make_unique<Server>(
         std::make_shared<ServerConfig>(parse_config(text, "inprocess.toml", registry)));
     thread_ = std::thread([this] { server_->run(); });
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!server_->ready() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_TRUE(server_->ready());
+    EXPECT_TRUE(eventually([&] { return server_->ready(); }, 5s, 5ms));
   }
   ~InProcessServer() { stop(); }
   InProcessServer(const InProcessServer&) = delete;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "support/eventually.hpp"
 #include "support/process.hpp"
 
 namespace wsbridge::testing {
@@ -80,12 +81,7 @@ class Mosquitto {
   }
   bool wait_for_log(const std::string& needle, std::size_t times,
                     std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (count(needle) >= times) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return count(needle) >= times;
+    return eventually([&] { return count(needle) >= times; }, timeout);
   }
 
  private:

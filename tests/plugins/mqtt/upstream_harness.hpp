@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/eventually.hpp"
 #include "support/mosquitto.hpp"
 #include "upstream.hpp"
 
@@ -124,15 +125,8 @@ inline auto is_status(std::string upstream) {
   };
 }
 
-// Polls `done` until it holds or `timeout` passes (for state without a notification).
-inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+// Polls for state without a notification (tests/support/eventually.hpp).
+using wsbridge::testing::eventually;
 
 // A JSON route allowing everything, with an optional topic prefix.
 inline std::shared_ptr<const MqttRouteConfig> json_route(std::string prefix = "") {
