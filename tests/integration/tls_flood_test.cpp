@@ -45,6 +45,9 @@ class TlsFlood : public ::testing::Test {
 handshake_timeout = "2s"
 max_connections = 50
 max_connections_per_ip = 50
+# The attackers and the good client share 127.0.0.1 here: this test is about the handshake
+# timeout (the per-address cap on connections has its own test, TlsHttpCap below).
+max_http_connections_per_ip = 1000
 [admin]
 address = "127.0.0.1"
 port = ${PORT2}
@@ -147,6 +150,38 @@ TEST_F(TlsFlood, HandshakeFloodAndSlowlorisAreClosedByTheHandshakeTimeout) {
   // plaintext requests are not counted as failed by the server: it counts fatal alerts.)
   EXPECT_GE(*failed, 20);
   EXPECT_GE(sample(m.body, "wsbridge_tls_handshakes_total{result=\"ok\"}").value_or(0), 13);
+}
+
+// [limits] max_http_connections_per_ip on a TLS listener: a connection is counted, and refused
+// past the cap, as it is accepted: before lws reads its ClientHello, so a refused one costs no
+// TLS handshake (its ClientHello, sent before the accept, gets no answer but the close).
+TEST(TlsHttpCap, TlsConnectionsAreRefusedBeforeTheirHandshake) {
+  WsbridgeInstance server(R"(
+[limits]
+max_http_connections_per_ip = 3
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" + tls_table(TestPki::get().server) +
+                          R"(
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  std::vector<TcpConn> silent;
+  for (int i = 0; i < 3; ++i) silent.push_back(TcpConn::connect("127.0.0.1", server.port));
+  std::this_thread::sleep_for(200ms);  // (accepted by now)
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_THROW(TcpConn::connect("127.0.0.1", server.port, trust_test_ca()), TlsError);
+  }
+  for (TcpConn& c : silent) EXPECT_FALSE(c.wait_closed(10ms)) << "a counted one was closed";
+  silent.pop_back();
+  std::this_thread::sleep_for(200ms);
+  ClientOptions opts = server.client("/echo");
+  opts.tls = trust_test_ca();
+  WsClient ws = WsClient::connect(opts);
+  ws.send_text("served");
+  EXPECT_EQ(ws.read_message().data, "served");
 }
 
 }  // namespace

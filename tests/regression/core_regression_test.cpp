@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 #include "support/http_backend.hpp"
 #include "support/prometheus.hpp"
 
@@ -70,11 +71,7 @@ max_message_bytes = 1048576
     return sample(r.body, "wsbridge_connections{route=\"" + route + "\"}").value_or(-1);
   }
   bool all_closed(const std::string& route, std::chrono::seconds within) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (open_connections(route) != 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(50ms);
-    }
-    return open_connections(route) == 0;
+    return eventually([&] { return open_connections(route) == 0; }, within, 50ms);
   }
   WsClient connect_deflate(const std::string& path = "/echo") {
     ClientOptions opts = server_->client(path);
@@ -83,10 +80,7 @@ max_message_bytes = 1048576
     EXPECT_TRUE(ws.deflate_negotiated());
     // The 101 may reach us before the server counts the session open (lws calls ESTABLISHED
     // after writing it): wait, so that all_closed cannot see a 0 from before it.
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (open_connections(path) < 1 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
+    eventually([&] { return open_connections(path) >= 1; }, 5s, 10ms);
     return ws;
   }
   std::optional<WsbridgeInstance> server_;
@@ -184,6 +178,7 @@ class HeldUpgradeLimits : public ::testing::Test {
   std::string config_ = R"(
 [limits]
 ${LIMITS}
+max_http_connections_per_ip = 100  # (these tests are about the session limits)
 handshake_timeout = "5s"
 [[listeners]]
 port = ${PORT}

@@ -63,6 +63,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
           self->refuse_for_descriptors();
           return -1;
         }
+        if (!self->admit_http_connection(wsi, fd)) return -1;  // (lws closes the socket)
         mask_guard::watch_http(fd, self);
         return 0;
       }

@@ -32,20 +32,45 @@ const auth::RouteAuth& Shard::auth_policy(std::size_t listener, const RouteConfi
 // until it carries a WebSocket: without it one address could hold every descriptor the process
 // has with connections that each send a request now and then (or start one every handshake
 // timeout), and the fd limit would then refuse everyone. Connections from trusted proxies are not
-// counted here (they carry many clients, whose own address only the request tells), nor a held
-// upgrade coming back (it has its session's slot).
+// counted here (they carry many clients, whose own address only the request tells).
+//
+// Taken as the connection is accepted (FILTER_NETWORK_CONNECTION), before lws does any work on
+// it: on a TLS listener lws answers a ClientHello already waiting in the socket as it adopts the
+// connection, so a refusal any later costs the server's half of a handshake.
+bool Shard::admit_http_connection(lws* listener, int fd) {
+  pending_http_slot_.reset();  // (an adoption that failed before taking it: that socket is gone)
+  if (lws_get_vhost(listener) == admin_vhost_) return true;
+  auto slot = http_slot_for(peer_address_of_socket(fd));
+  if (!slot) return false;
+  if (*slot) pending_http_slot_.emplace(fd, std::move(**slot));
+  return true;
+}
+
+// The accepted connection takes the place admit_http_connection found for it. A socket adopted
+// without an accept (one the reverse proxy hands back) is counted here; a held upgrade coming
+// back is not (its session's slot counts it).
 bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
-  if (lws_get_vhost(wsi) == admin_vhost_) return true;
-  if (adopting_ && lws_get_socket_fd(wsi) == adopting_fd_) return true;
-  std::string peer = peer_address(wsi);
-  if (config_->trusted_proxies.trusts(peer)) return true;
+  const int fd = lws_get_socket_fd(wsi);
+  if (pending_http_slot_ && pending_http_slot_->first == fd) {
+    data.http_slot = std::make_unique<ConnectionSlots::Slot>(std::move(pending_http_slot_->second));
+    pending_http_slot_.reset();
+    return true;
+  }
+  if (lws_get_vhost(wsi) == admin_vhost_ || (adopting_ && fd == adopting_fd_)) return true;
+  auto slot = http_slot_for(peer_address(wsi));
+  if (!slot) return false;
+  if (*slot) data.http_slot = std::make_unique<ConnectionSlots::Slot>(std::move(**slot));
+  return true;
+}
+
+// A place for a connection from `peer`: nullopt when its address has none left (logged,
+// counted), an empty one when it is not counted (a trusted proxy).
+std::optional<std::optional<ConnectionSlots::Slot>> Shard::http_slot_for(const std::string& peer) {
+  if (config_->trusted_proxies.trusts(peer)) return std::optional<ConnectionSlots::Slot>();
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
   auto slot = shared_.http_slots.take(peer, std::numeric_limits<std::size_t>::max(),
                                       config_->limits.max_http_connections_per_ip, refusal);
-  if (slot) {
-    data.http_slot = std::make_unique<ConnectionSlots::Slot>(std::move(*slot));
-    return true;
-  }
+  if (slot) return slot;
   core_metrics::upgrade_refused("max_http_connections_per_ip");
   const auto now = SteadyClock::now();
   if (now - last_http_cap_warning_ >= std::chrono::seconds(5)) {
@@ -54,7 +79,7 @@ bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
                    << " connections open without a WebSocket: closing its new ones ([limits] "
                       "max_http_connections_per_ip; logged at most every 5 s)";
   }
-  return false;
+  return std::nullopt;
 }
 
 std::string Shard::client_address(lws* wsi) const {

@@ -60,14 +60,25 @@ std::vector<std::string> query_arguments(lws* wsi) {
   return args;
 }
 
-std::string peer_address(lws* wsi) {
-  char buf[64] = {0};
-  lws_get_peer_simple(wsi, buf, sizeof buf);
-  std::string_view addr(buf);
+namespace {
+std::string shown_address(std::string_view addr) {
   if (addr.starts_with("::ffff:") && addr.find('.') != std::string_view::npos) {
     addr.remove_prefix(7);  // IPv4-mapped IPv6: show the IPv4 address
   }
   return std::string(addr);
+}
+}  // namespace
+
+std::string peer_address(lws* wsi) {
+  char buf[64] = {0};
+  lws_get_peer_simple(wsi, buf, sizeof buf);
+  return shown_address(buf);
+}
+
+std::string peer_address_of_socket(int fd) {
+  char buf[64] = {0};
+  lws_get_peer_simple_fd(fd, buf, sizeof buf);
+  return shown_address(buf);
 }
 
 bool valid_websocket_key(const std::string& key) {

@@ -32,6 +32,8 @@ inline bool query_has(lws* wsi, std::string_view key, std::string_view value) {
 }
 // The client's address; an IPv4-mapped IPv6 address is shown as IPv4.
 std::string peer_address(lws* wsi);
+// The same for a socket lws has not adopted yet (FILTER_NETWORK_CONNECTION).
+std::string peer_address_of_socket(int fd);
 // A Sec-WebSocket-Key must be the base64 encoding of 16 bytes (RFC 6455 4.2.1).
 bool valid_websocket_key(const std::string& key);
 

@@ -156,9 +156,13 @@ class Shard final : private InboxDispatcher,
   // New clients get 503: shutting down, or draining before it.
   bool refusing_new() const { return stopping_ || shared_.going_away.load(); }
   void refuse_for_descriptors();
-  // A place for a newly accepted connection under max_http_connections_per_ip, kept in `data`;
-  // false when its address has none left (logged, counted; the caller closes it).
+  // A place under max_http_connections_per_ip for the connection just accepted on `fd`, kept
+  // until lws adopts it; false when its address has none left (logged, counted; lws closes it).
+  bool admit_http_connection(lws* listener, int fd);
+  // The adopted connection's place (the one found at accept, or a new one), kept in `data`;
+  // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
+  std::optional<std::optional<ConnectionSlots::Slot>> http_slot_for(const std::string& peer);
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1012.
   void finish_draining();
@@ -315,6 +319,8 @@ class Shard final : private InboxDispatcher,
   int fd_limit_ = 0;                       // RLIMIT_NOFILE (soft) when the server started
   SteadyClock::time_point last_fd_warning_{};
   SteadyClock::time_point last_http_cap_warning_{};
+  // The place admit_http_connection took for the socket lws is adopting now (by descriptor).
+  std::optional<std::pair<int, ConnectionSlots::Slot>> pending_http_slot_;
   SteadyClock::time_point last_inbound_warning_{};
   std::uint64_t inbound_refusals_unlogged_ = 0;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
