@@ -194,6 +194,12 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
     t.fail_at("reconnect_max", "'reconnect_max' must not be shorter than 'reconnect_min'");
   }
   if (auto v = t.duration("connect_timeout", 100ms, 5min)) u.connect_timeout = *v;
+  if (auto v = t.byte_size("max_packet_bytes", 64, 256ull * 1024 * 1024)) {
+    u.max_packet_bytes = static_cast<std::size_t>(*v);
+  }
+  if (auto v = t.integer("max_topic_levels", 1, 32'768)) {
+    u.max_topic_levels = static_cast<std::size_t>(*v);
+  }
   if (auto v = t.integer("max_buffered_publishes", 0, 1'000'000)) {
     u.max_buffered_publishes = static_cast<std::size_t>(*v);
   }

@@ -45,6 +45,14 @@ struct UpstreamConfig {
   // buffered") when the broker stops reading.
   std::size_t publish_window = 64;
   static constexpr std::size_t kMaxPublishWindow = 100;  // Paho's default maxBufferedMessages
+  // Levels a client's topic or filter may have at the broker (the route's prefix included). A
+  // broker that takes fewer may drop the whole shared connection over one client's subscribe
+  // (mosquitto 2.0 does past 200 levels); 128 is EMQX's default limit and under mosquitto's.
+  std::size_t max_topic_levels = 128;
+  // The largest PUBLISH packet the broker takes. A broker given a larger one drops the shared
+  // connection (mosquitto with max_packet_size), and a QoS 1/2 one is sent again after every
+  // reconnect: so wsbridge refuses it from the client. 1 MiB is EMQX's default limit.
+  std::size_t max_packet_bytes = 1024 * 1024;
 
   static UpstreamConfig from_table(const std::string& name, ConfigTable& table);
   // Same settings: a reload keeps the running upstream.

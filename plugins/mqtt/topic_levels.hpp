@@ -7,6 +7,13 @@
 
 namespace wsbridge::mqtt {
 
+// The levels of a topic or filter: one more than its slashes ("a" 1, "a/b" 2, "/" 2).
+inline std::size_t topic_level_count(std::string_view text) {
+  std::size_t n = 1;
+  for (const char c : text) n += c == '/' ? 1 : 0;
+  return n;
+}
+
 class LevelCursor {
  public:
   LevelCursor() = default;

@@ -2,6 +2,8 @@
 
 #include "upstream_impl.hpp"
 
+#include "topic_levels.hpp"
+
 namespace wsbridge::mqtt {
 
 // ---- sessions ----------------------------------------------------------------------------------
@@ -43,6 +45,18 @@ void Upstream::Impl::handle(SessionClosed& e) {
   sessions.erase(it);
 }
 
+namespace {
+
+// A PUBLISH as the broker will see it: fixed header (at most 5 bytes), the topic with its length,
+// a packet id, the payload, and for MQTT 5 a few bytes of properties. A broker given more than
+// its limit drops the connection, which every client of the upstream shares.
+std::size_t publish_packet_bytes(const UpstreamConfig& config, std::size_t topic_bytes,
+                                 std::size_t payload_bytes) {
+  return 5 + 2 + topic_bytes + 2 + payload_bytes + (config.mqtt_version == 5 ? 16 : 0);
+}
+
+}  // namespace
+
 void Upstream::Impl::handle(SessionMessage& e) {
   auto it = sessions.find(e.id);
   if (it == sessions.end()) return;
@@ -51,6 +65,13 @@ void Upstream::Impl::handle(SessionMessage& e) {
     const auto& route = *s.route;
     if (!route.publish_topic) {
       s.connection->close(CloseCode::kPolicyViolation, "this route does not accept messages");
+      return;
+    }
+    if (publish_packet_bytes(config, route.topic_prefix.size() + route.publish_topic->size(),
+                             e.frame.payload().size()) > config.max_packet_bytes) {
+      s.connection->close(CloseCode::kMessageTooBig,
+                          "message over the broker's max_packet_bytes (" +
+                              std::to_string(config.max_packet_bytes) + ")");
       return;
     }
     submit_publish(PendingPublish{e.id, std::nullopt, route.topic_prefix + *route.publish_topic,
@@ -86,6 +107,20 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
     s.connection->send(error_frame(r.id, "bad_request", "topic too long with this route's prefix"));
     return;
   }
+  // Every client shares this upstream's broker connection: a topic the broker refuses may make it
+  // drop that connection for everyone (mosquitto does past 200 levels), and each level of a
+  // filter is a node of the trie here. So a level bound, the route's prefix included.
+  // (The prefix's last level and the topic's first join into one: "t/" + "a/b" is "t/a/b".)
+  const std::size_t levels =
+      topic_level_count(r.topic) +
+      (route.topic_prefix.empty() ? 0 : topic_level_count(route.topic_prefix) - 1);
+  if (r.type != RequestType::kPing && levels > config.max_topic_levels) {
+    s.connection->send(error_frame(r.id, "bad_request",
+                                   "topic has more than " +
+                                       std::to_string(config.max_topic_levels) +
+                                       " levels (this route's prefix included)"));
+    return;
+  }
   switch (r.type) {
     case RequestType::kPing:
       s.connection->send(pong_frame(r.id));
@@ -112,6 +147,15 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
       if (!s.may_publish(r.topic)) {
         s.connection->send(error_frame(r.id, "forbidden",
                                        "publishing to \"" + r.topic + "\" is not allowed here"));
+        return;
+      }
+      if (const std::size_t packet = publish_packet_bytes(
+              config, route.topic_prefix.size() + r.topic.size(), r.payload.size());
+          packet > config.max_packet_bytes) {
+        s.connection->send(error_frame(
+            r.id, "bad_request",
+            "the publish is " + std::to_string(packet) + " bytes at the broker, over its " +
+                std::to_string(config.max_packet_bytes) + " (the upstream's max_packet_bytes)"));
         return;
       }
       submit_publish(PendingPublish{id, std::move(r.id), route.topic_prefix + r.topic,

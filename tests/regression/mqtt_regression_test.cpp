@@ -84,6 +84,100 @@ void expect_message(const json& m, const std::string& topic, const json& payload
   EXPECT_EQ(m["retain"], retain) << m;
 }
 
+// ---- The shared broker connection and one client's topics
+// ----------------------------------------
+
+// A filter of 300 levels passed wsbridge's checks; mosquitto refuses more than 200 levels by
+// dropping the connection, and the connection is every client's: the upstream went down, came
+// back, subscribed again to the stored filters and went down again, for as long as that client
+// stayed. Each level was also a node of wsbridge's trie (5 MB of memory per 30,000-level filter).
+// Now refused per upstream ([upstreams.X] max_topic_levels, 128 by default, a route's prefix
+// included), and the others are served throughout.
+TEST(TopicLevels, AClientsDeepTopicNeverReachesTheSharedBrokerConnection) {
+  Mosquitto broker;
+  WsbridgeInstance bridge(bridge_config(broker) + R"(
+[[routes]]
+path = "/tenant"
+adapter = "mqtt"
+upstream = "local"
+topic_prefix = "t/x/"
+allow_subscribe = ["#"]
+allow_publish = ["#"]
+)");
+  ASSERT_TRUE(bridge.process->wait_for_output("upstream local: connected", 10s));
+  Session other(bridge, "/mqtt");
+  other.subscribe_ok("room/#");
+
+  auto levels = [](std::size_t n) {
+    std::string topic = "room";
+    for (std::size_t i = 1; i < n; ++i) topic += "/a";
+    return topic;
+  };
+  Session deep(bridge, "/mqtt");
+  for (const auto& [type, topic] : std::vector<std::pair<std::string, std::string>>{
+           {"subscribe", levels(300)}, {"subscribe", levels(129)}, {"publish", levels(300)}}) {
+    deep.send({{"type", type}, {"topic", topic}, {"payload", "x"}, {"id", 1}});
+    const json r = deep.next();
+    EXPECT_EQ(r["type"], "error") << r;
+    EXPECT_EQ(r["message"], "topic has more than 128 levels (this route's prefix included)");
+  }
+  deep.subscribe_ok(levels(128));
+  // Behind the prefix "t/x/" ("t/x/room/..." at the broker) a client has 126 levels.
+  Session tenant(bridge, "/tenant");
+  tenant.subscribe_ok(levels(126));
+  tenant.send({{"type", "subscribe"}, {"topic", levels(127)}, {"id", 2}});
+  EXPECT_EQ(tenant.next()["type"], "error");
+
+  // The broker connection never dropped, and the other client is served as before.
+  MqttPeer peer(broker.uri(), "device");
+  peer.publish("room/1", "still here", 1);
+  expect_message(other.next(), "room/1", "still here", false);
+  other.expect_nothing_pending();
+  EXPECT_EQ(bridge.process->output().find("connection lost"), std::string::npos);
+}
+
+// The twin: a publish larger than the broker's packet limit made mosquitto (max_packet_size) drop
+// the shared connection, and Paho sent the QoS 1 publish again after each reconnect: the upstream
+// went up and down for everyone until wsbridge restarted. Refused now ([upstreams.X]
+// max_packet_bytes): an error frame on a JSON route, 1009 on a raw one.
+TEST(TopicLevels, APublishOverTheBrokersPacketLimitNeverReachesIt) {
+  Mosquitto broker("max_packet_size 10000\n");
+  WsbridgeInstance bridge(bridge_config(broker, "max_packet_bytes = 10000\n") + R"(
+[[routes]]
+path = "/raw"
+adapter = "mqtt"
+upstream = "local"
+mode = "raw"
+publish_topic = "room/raw"
+)");
+  ASSERT_TRUE(bridge.process->wait_for_output("upstream local: connected", 10s));
+  Session other(bridge, "/mqtt");
+  other.subscribe_ok("room/#");
+  Session big(bridge, "/mqtt");
+  big.send({{"type", "publish"},
+            {"topic", "room/1"},
+            {"payload", std::string(20000, 'x')},
+            {"qos", 1},
+            {"id", 1}});
+  const json r = big.next();
+  EXPECT_EQ(r["type"], "error") << r;
+  EXPECT_NE(r["message"].get<std::string>().find("max_packet_bytes"), std::string::npos) << r;
+  WsClient raw = WsClient::connect(bridge.client("/raw"));
+  raw.send_binary(std::string(20000, 'y'));
+  EXPECT_EQ(raw.wait_close(5s), 1009);
+
+  // Under the limit it goes through, and the connection never dropped.
+  big.send({{"type", "publish"},
+            {"topic", "room/2"},
+            {"payload", std::string(9000, 'z')},
+            {"qos", 1},
+            {"id", 2}});
+  EXPECT_EQ(big.next()["type"], "ack");
+  expect_message(other.next(), "room/2", std::string(9000, 'z'), false);
+  other.expect_nothing_pending();
+  EXPECT_EQ(bridge.process->output().find("connection lost"), std::string::npos);
+}
+
 // ---- #11 ---------------------------------------------------------------------------------------
 
 class LateRetained : public ::testing::TestWithParam<std::string> {

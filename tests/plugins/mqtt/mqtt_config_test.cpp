@@ -57,6 +57,8 @@ mqtt_version = "5"
 max_buffered_publishes = 5
 session_window = 1000
 publish_window = 10
+max_topic_levels = 200
+max_packet_bytes = "64KiB"
 )");
   EXPECT_EQ(u.at("a").mqtt_version, 4);
   EXPECT_EQ(u.at("a").session_window, 256u);  // the windows that were constants before #14.4
@@ -70,6 +72,10 @@ publish_window = 10
   EXPECT_EQ(u.at("b").mqtt_version, 5);
   EXPECT_EQ(u.at("b").keepalive, std::chrono::seconds(15));
   EXPECT_EQ(u.at("b").max_buffered_publishes, 5u);
+  EXPECT_EQ(u.at("a").max_topic_levels, 128u);
+  EXPECT_EQ(u.at("b").max_topic_levels, 200u);
+  EXPECT_EQ(u.at("a").max_packet_bytes, 1024u * 1024);
+  EXPECT_EQ(u.at("b").max_packet_bytes, 64u * 1024);
 }
 
 TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
