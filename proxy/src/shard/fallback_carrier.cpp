@@ -287,8 +287,8 @@ int Shard::fallback_body(lws* wsi, const void* in, std::size_t len) {
   }
   // This shard's share of what all POSTs may hold at once; past it, a POST is refused while its
   // body arrives (and the connection closed, since the rest of the body is not read).
-  const std::size_t share = std::max(config_->fallback.post_bytes_in_flight / shared_.count,
-                                     config_->fallback.max_post_bytes);
+  const std::size_t share =
+      share_of(config_->fallback.post_bytes_in_flight, config_->fallback.max_post_bytes);
   if (post_bytes_in_flight_ + len > share) {
     WSB_LOG(kWarn) << "fallback POST from " << peer_address(wsi) << " refused: the POSTs in flight "
                    << "hold " << post_bytes_in_flight_ << " bytes of this thread's " << share

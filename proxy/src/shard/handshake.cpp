@@ -72,9 +72,7 @@ std::optional<std::optional<ConnectionSlots::Slot>> Shard::http_slot_for(const s
                                       config_->limits.max_http_connections_per_ip, refusal);
   if (slot) return slot;
   core_metrics::upgrade_refused("max_http_connections_per_ip");
-  const auto now = SteadyClock::now();
-  if (now - last_http_cap_warning_ >= std::chrono::seconds(5)) {
-    last_http_cap_warning_ = now;
+  if (http_cap_warnings_.due()) {
     WSB_LOG(kWarn) << peer << " has " << config_->limits.max_http_connections_per_ip
                    << " connections open without a WebSocket: closing its new ones ([limits] "
                       "max_http_connections_per_ip; logged at most every 5 s)";

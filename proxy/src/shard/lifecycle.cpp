@@ -364,9 +364,7 @@ void Shard::serve() {
 
 void Shard::refuse_for_descriptors() {
   core_metrics::upgrade_refused("fd_limit");
-  const auto now = SteadyClock::now();
-  if (now - last_fd_warning_ >= std::chrono::seconds(5)) {
-    last_fd_warning_ = now;
+  if (fd_warnings_.due()) {
     WSB_LOG(kWarn) << "near the open-file limit (" << fd_limit_
                    << "): refusing new connections until some close (raise LimitNOFILE / "
                       "ulimit -n, or lower [limits] max_connections)";

@@ -100,7 +100,7 @@ bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
   // for an upstream get half of it, so a slow upstream's queues cannot leave nothing to the
   // messages being received (whose refusal closes a connection, where theirs only pauses one).
   const std::size_t share =
-      std::max(config_->limits.inbound_bytes_in_flight / shared_.count, s.route->max_message_bytes);
+      share_of(config_->limits.inbound_bytes_in_flight, s.route->max_message_bytes);
   const bool waiting = part == HeldBytes::Part::kAdapterWaiting;
   const std::size_t limit = waiting ? share / 2 : share;
   if (s.held_input.set(part, bytes, limit, kAlwaysAllowed)) return true;
@@ -111,16 +111,12 @@ bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
     return false;
   }
   s.metrics->inbound_budget_closes->inc();
-  ++inbound_refusals_unlogged_;
-  const auto now = SteadyClock::now();
-  if (now - last_inbound_warning_ >= std::chrono::seconds(5)) {  // (a flood must not flood the log)
-    last_inbound_warning_ = now;
+  if (inbound_warnings_.due()) {
     WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
                    << ") closed with 1013: unfinished input held on this thread is "
                    << inbound_bytes_in_flight_ << " bytes of its " << share
-                   << " ([limits] inbound_bytes_in_flight); " << inbound_refusals_unlogged_
+                   << " ([limits] inbound_bytes_in_flight); " << inbound_warnings_.occurrences()
                    << " connection(s) closed so since the last such line";
-    inbound_refusals_unlogged_ = 0;
   }
   return false;
 }

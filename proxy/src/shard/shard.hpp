@@ -2,6 +2,7 @@
 // the HTTP endpoints, the WebSocket upgrade checks and the sessions of the connections it accepted.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -27,6 +28,7 @@
 #include "server/shard_shared.hpp"
 #include "session/session.hpp"
 #include "shard/socket_writer.hpp"
+#include "support/log_throttle.hpp"
 
 struct lws;
 struct lws_context;
@@ -233,6 +235,11 @@ class Shard final : private InboxDispatcher,
   // [limits] inbound_bytes_in_flight (half of it for what waits for an upstream); false (logged,
   // nothing changed) when that is spent.
   bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes);
+  // This shard's part of a process-wide byte bound, split evenly among the shards, never below
+  // `at_least` (so one unit of the largest size can always pass alone).
+  std::size_t share_of(std::size_t total, std::size_t at_least) const {
+    return std::max(total / shared_.count, at_least);
+  }
   bool inflate_message(Session& s);
   int on_writeable(Session& s);
   int write_queued(Session& s);
@@ -317,12 +324,12 @@ class Shard final : private InboxDispatcher,
   std::vector<ConnectionId> writes_soon_;  // sessions with frames to write at the turn's end
   SocketWriter socket_writer_;             // its transports' iovec and header scratch
   int fd_limit_ = 0;                       // RLIMIT_NOFILE (soft) when the server started
-  SteadyClock::time_point last_fd_warning_{};
-  SteadyClock::time_point last_http_cap_warning_{};
+  // Warnings about refusals, at most one every 5 s each.
+  LogThrottle fd_warnings_{std::chrono::seconds(5)};
+  LogThrottle http_cap_warnings_{std::chrono::seconds(5)};
+  LogThrottle inbound_warnings_{std::chrono::seconds(5)};
   // The place admit_http_connection took for the socket lws is adopting now (by descriptor).
   std::optional<std::pair<int, ConnectionSlots::Slot>> pending_http_slot_;
-  SteadyClock::time_point last_inbound_warning_{};
-  std::uint64_t inbound_refusals_unlogged_ = 0;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
   EventLoop event_loop_;  // (declared before the context, which must go first)
   lws_context* context_ = nullptr;
