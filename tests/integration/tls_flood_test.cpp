@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "support/eventually.hpp"
 #include "support/prometheus.hpp"
 #include "support/tls_config.hpp"
 #include "wsbridge_instance.hpp"
@@ -168,9 +169,11 @@ port = ${PORT}
 path = "/echo"
 adapter = "echo"
 )");
+  // (Accepted once the server holds their sockets: under load a fixed pause was not enough.)
+  const int before = open_fds(server.process->pid());
   std::vector<TcpConn> silent;
   for (int i = 0; i < 3; ++i) silent.push_back(TcpConn::connect("127.0.0.1", server.port));
-  std::this_thread::sleep_for(200ms);  // (accepted by now)
+  ASSERT_TRUE(eventually([&] { return open_fds(server.process->pid()) >= before + 3; }, 10s));
   for (int i = 0; i < 5; ++i) {
     EXPECT_THROW(TcpConn::connect("127.0.0.1", server.port, trust_test_ca()), TlsError);
   }
