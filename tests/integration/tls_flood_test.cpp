@@ -3,8 +3,6 @@
 // a good client is served meanwhile, and afterwards the server holds no more sockets than before.
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-
 #include <thread>
 
 #include "support/eventually.hpp"
@@ -17,16 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// Open file descriptors of a process: sockets the server still holds for dropped attackers.
-int open_fds(int pid) {
-  DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-  if (dir == nullptr) return -1;
-  int n = 0;
-  while (::readdir(dir) != nullptr) ++n;
-  ::closedir(dir);
-  return n - 2;  // . and ..
-}
 
 // The first bytes of a TLS 1.2 ClientHello record that announces 512 bytes and never sends them.
 std::string half_client_hello() {
@@ -79,7 +67,7 @@ adapter = "echo"
 TEST_F(TlsFlood, HandshakeFloodAndSlowlorisAreClosedByTheHandshakeTimeout) {
   expect_served("before");
   std::this_thread::sleep_for(200ms);
-  const int baseline = open_fds(server_->process->pid());
+  const int baseline = open_descriptors(server_->process->pid());
   ASSERT_GT(baseline, 0);
 
   std::vector<TcpConn> attackers;
@@ -143,7 +131,7 @@ TEST_F(TlsFlood, HandshakeFloodAndSlowlorisAreClosedByTheHandshakeTimeout) {
   attackers.clear();
   slow.clear();
   std::this_thread::sleep_for(300ms);
-  EXPECT_LE(open_fds(server_->process->pid()), baseline + 3);
+  EXPECT_LE(open_descriptors(server_->process->pid()), baseline + 3);
   const HttpResponse m = http_get("127.0.0.1", server_->port2, "/metrics");
   const auto failed = sample(m.body, "wsbridge_tls_handshakes_total{result=\"failed\"}");
   ASSERT_TRUE(failed) << m.body.substr(0, 2000);
@@ -170,16 +158,18 @@ path = "/echo"
 adapter = "echo"
 )");
   // (Accepted once the server holds their sockets: under load a fixed pause was not enough.)
-  const int before = open_fds(server.process->pid());
+  const int before = open_descriptors(server.process->pid());
   std::vector<TcpConn> silent;
   for (int i = 0; i < 3; ++i) silent.push_back(TcpConn::connect("127.0.0.1", server.port));
-  ASSERT_TRUE(eventually([&] { return open_fds(server.process->pid()) >= before + 3; }, 10s));
+  ASSERT_TRUE(
+      eventually([&] { return open_descriptors(server.process->pid()) >= before + 3; }, 10s));
   for (int i = 0; i < 5; ++i) {
     EXPECT_THROW(TcpConn::connect("127.0.0.1", server.port, trust_test_ca()), TlsError);
   }
   for (TcpConn& c : silent) EXPECT_FALSE(c.wait_closed(10ms)) << "a counted one was closed";
   silent.pop_back();
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(
+      eventually([&] { return open_descriptors(server.process->pid()) <= before + 2; }, 10s));
   ClientOptions opts = server.client("/echo");
   opts.tls = trust_test_ca();
   WsClient ws = WsClient::connect(opts);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 #include "support/http_backend.hpp"
 #include "support/prometheus.hpp"
 
@@ -36,10 +37,8 @@ adapter = "echo"
 }
 
 double refused(const WsbridgeInstance& server) {
-  HttpResponse r =
-      http_get("127.0.0.1", server.port2, "/metrics", {{"Authorization", "Bearer admin-secret"}});
-  return sample(r.body,
-                "wsbridge_connections_refused_total{reason=\"max_http_connections_per_ip\"}")
+  return admin_metric(server.port2,
+                      "wsbridge_connections_refused_total{reason=\"max_http_connections_per_ip\"}")
       .value_or(0);
 }
 
@@ -59,9 +58,12 @@ TEST_F(HttpConnectionCap, ConnectionsWithoutAWebSocketAreCappedPerAddress) {
   // WebSockets are not counted here (max_connections_per_ip counts them).
   std::vector<WsClient> sockets;
   for (int i = 0; i < 4; ++i) sockets.push_back(WsClient::connect(server.client("/echo")));
+  const int pid = server.process->pid();
+  const int before = open_descriptors(pid);
   std::vector<TcpConn> idle;
   for (int i = 0; i < 3; ++i) idle.push_back(TcpConn::connect("127.0.0.1", server.port));
-  std::this_thread::sleep_for(200ms);  // (accepted by now)
+  // (Accepted once the server holds their sockets.)
+  ASSERT_TRUE(eventually([&] { return open_descriptors(pid) >= before + 3; }, 10s));
 
   TcpConn fourth = TcpConn::connect("127.0.0.1", server.port);
   EXPECT_TRUE(fourth.wait_closed(5s)) << "a fourth connection without a WebSocket was kept";
@@ -71,7 +73,7 @@ TEST_F(HttpConnectionCap, ConnectionsWithoutAWebSocketAreCappedPerAddress) {
   // A connection that goes gives its place back; one that upgrades does too: the new WebSocket
   // takes the third place until its 101, and the plain connection after it gets it.
   idle.pop_back();
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(eventually([&] { return open_descriptors(pid) <= before + 2; }, 10s));
   sockets.push_back(WsClient::connect(server.client("/echo")));
   sockets.back().send_text("still here");
   EXPECT_EQ(sockets.back().read_message().data, "still here");
@@ -115,8 +117,9 @@ backend = "${BACKEND}"
     c.send_all("GET /json/b HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(c.read_http_response(5s).status, 200);
   }
+  const int serving = open_descriptors(server.process->pid());
   proxied.pop_back();
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(eventually([&] { return open_descriptors(server.process->pid()) < serving; }, 10s));
   TcpConn next = TcpConn::connect("127.0.0.1", server.port);
   next.send_all("GET /json/c HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(next.read_http_response(5s).status, 200);

@@ -68,6 +68,10 @@ class ChildProcess {
 // The resident set size of a process in KiB (VmRSS in /proc/PID/status), -1 when unknown.
 long rss_kib(int pid);
 
+// How many file descriptors a process has open (its sockets among them), -1 when unknown: a
+// server's accepts and closes, seen from outside.
+int open_descriptors(int pid);
+
 // Polls until a TCP connect to host:port succeeds or timeout.
 bool wait_port_open(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
 
