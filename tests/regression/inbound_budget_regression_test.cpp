@@ -19,12 +19,10 @@ using namespace std::chrono_literals;
 
 constexpr std::size_t kKiB = 1024;
 
-class InboundBudget : public ::testing::Test {
- protected:
-  void SetUp() override {
-    setenv("WSBRIDGE_TEST_ADMIN_TOKEN", "admin-secret", 1);
-    // One service thread, so its share is the whole 1 MiB.
-    server_.emplace(R"(
+// One service thread, so its share is the whole 1 MiB; the admin listener for the metrics; then
+// the test's route.
+std::string budget_config(const std::string& route) {
+  return R"(
 [server]
 threads = 1
 [admin]
@@ -34,11 +32,19 @@ token_env = "WSBRIDGE_TEST_ADMIN_TOKEN"
 inbound_bytes_in_flight = "1MiB"
 [[listeners]]
 port = ${PORT}
+)" + route;
+}
+
+class InboundBudget : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("WSBRIDGE_TEST_ADMIN_TOKEN", "admin-secret", 1);
+    server_.emplace(budget_config(R"(
 [[routes]]
 path = "/echo"
 adapter = "echo"
 max_message_bytes = "512KiB"
-)");
+)"));
   }
 
   WsClient connect() { return WsClient::connect(server_->client("/echo")); }
@@ -63,9 +69,7 @@ max_message_bytes = "512KiB"
   }
 
   std::optional<double> budget_closes() {
-    HttpResponse r = http_get("127.0.0.1", server_->port2, "/metrics",
-                              {{"Authorization", "Bearer admin-secret"}});
-    return sample(r.body, "wsbridge_inbound_budget_closes_total{route=\"/echo\"}");
+    return admin_metric(server_->port2, "wsbridge_inbound_budget_closes_total{route=\"/echo\"}");
   }
 
   std::optional<WsbridgeInstance> server_;
@@ -141,29 +145,19 @@ TEST_F(InboundBudget, SmallFragmentedMessagesPassWhileTheBoundIsSpent) {
 TEST(InboundBudgetHttp, MessagesWaitingForTheBackendPauseTheClientPastHalfTheBound) {
   setenv("WSBRIDGE_TEST_ADMIN_TOKEN", "admin-secret", 1);
   HttpBackend backend;
-  std::string config = R"(
-[server]
-threads = 1
-[admin]
-port = ${PORT2}
-token_env = "WSBRIDGE_TEST_ADMIN_TOKEN"
-[limits]
-inbound_bytes_in_flight = "1MiB"
-[[listeners]]
-port = ${PORT}
+  std::string config = budget_config(R"(
 [[routes]]
 path = "/slow"
 adapter = "http"
 mode = "message"
 backend = "${BACKEND}/slow/1500"
 max_message_bytes = "512KiB"
-)";
+)");
   WsbridgeInstance::replace_all(config, "${BACKEND}", backend.base_url());
   WsbridgeInstance server(config);
   const auto paused = [&] {
-    HttpResponse r =
-        http_get("127.0.0.1", server.port2, "/metrics", {{"Authorization", "Bearer admin-secret"}});
-    return sample(r.body, "wsbridge_connections_reading_paused{route=\"/slow\"}").value_or(-1);
+    return admin_metric(server.port2, "wsbridge_connections_reading_paused{route=\"/slow\"}")
+        .value_or(-1);
   };
   const auto wait_paused = [&](double n) {
     eventually([&] { return paused() == n; });

@@ -12,6 +12,12 @@
 
 namespace wsbridge::testing {
 
+// The smallest listener a configuration needs, for tests about its other tables.
+inline const std::string kListener = "[[listeners]]\nport = 1\n";
+inline std::string with_listener(const std::string& toml) {
+  return toml + kListener;
+}
+
 class ConfigTest : public ::testing::Test {
  protected:
   ConfigTest() { register_builtin_adapters(registry_); }

@@ -11,11 +11,8 @@ using namespace std::chrono_literals;
 
 using FallbackKeysTest = testing::ConfigTest;
 
-constexpr std::string_view kListener = "[[listeners]]\nport = 1\n";
-
-std::string with_listener(const std::string& toml) {
-  return toml + std::string(kListener);
-}
+using testing::kListener;
+using testing::with_listener;
 
 TEST_F(FallbackKeysTest, Defaults) {
   const auto config = parse(std::string(kListener));

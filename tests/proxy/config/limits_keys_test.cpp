@@ -11,11 +11,8 @@ using namespace std::chrono_literals;
 
 using LimitsKeysTest = testing::ConfigTest;
 
-constexpr std::string_view kListener = "[[listeners]]\nport = 1\n";
-
-std::string with_listener(const std::string& toml) {
-  return toml + std::string(kListener);
-}
+using testing::kListener;
+using testing::with_listener;
 
 TEST_F(LimitsKeysTest, Defaults) {
   const LimitsConfig limits = parse(std::string(kListener)).limits;

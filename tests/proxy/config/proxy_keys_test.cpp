@@ -10,7 +10,7 @@ namespace {
 using ProxyKeysTest = testing::ConfigTest;
 using reverse_proxy::HostMode;
 
-const std::string kListener = "[[listeners]]\nport = 1\n";
+using testing::kListener;
 
 std::string proxy(const std::string& path, const std::string& backend,
                   const std::string& more = "") {
