@@ -5,20 +5,24 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "integration/http_test_config.hpp"
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 
 namespace wsbridge::testing {
 namespace {
 
 using json = nlohmann::json;
 
-std::string config(const std::string& trusted) {
+std::string config(const std::string& trusted, const std::string& limits = "") {
   return "[server]\n" + trusted + R"(
 [limits]
 max_connections_per_ip = 1
+)" + limits +
+         R"(
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT}
@@ -98,6 +102,36 @@ TEST_F(TrustedProxyTest, FromAnyoneElseTheHeaderIsIgnored) {
   confirm_open(a);
   EXPECT_EQ(remote_addresses(server), (std::multiset<std::string>{"127.0.0.1"}));
   EXPECT_EQ(upgrade_status(server, "198.51.100.2"), 503) << "a client cannot choose its address";
+}
+
+// A host is usually given a /64 and may use a new address of it for every connection: the
+// per-address limit counts the network ([limits] ipv6_prefix_length), the sessions show the
+// addresses.
+TEST_F(TrustedProxyTest, Ipv6ClientsAreCountedByTheirNetwork) {
+  WsbridgeInstance server(config("trusted_proxies = [\"127.0.0.0/8\"]"));
+  std::optional<WsClient> a(connect_as(server, "2001:db8:0:1::a"));
+  confirm_open(*a);
+  EXPECT_EQ(upgrade_status(server, "2001:db8:0:1::b"), 503) << "the same /64";
+  EXPECT_EQ(upgrade_status(server, "2001:db8:0:1:ffff:ffff:ffff:ffff"), 503);
+  HttpResult poll = http_request(server.port, "GET", "/_wsbridge/poll/e", "",
+                                 {{"X-Forwarded-For", "2001:db8:0:1::c"}});
+  EXPECT_EQ(poll.status, 503) << poll.body;
+  WsClient b = connect_as(server, "2001:db8:0:2::a");  // the next /64: another client
+  confirm_open(b);
+  EXPECT_EQ(remote_addresses(server),
+            (std::multiset<std::string>{"2001:db8:0:1::a", "2001:db8:0:2::a"}));
+  a.reset();  // closed: its network's place is free again
+  EXPECT_TRUE(eventually([&] { return upgrade_status(server, "2001:db8:0:1::d") == 101; }));
+}
+
+TEST_F(TrustedProxyTest, Ipv6PrefixLength128CountsEachAddress) {
+  WsbridgeInstance server(
+      config("trusted_proxies = [\"127.0.0.0/8\"]", "ipv6_prefix_length = 128"));
+  WsClient a = connect_as(server, "2001:db8:0:1::a");
+  confirm_open(a);
+  EXPECT_EQ(upgrade_status(server, "2001:db8:0:1::b"), 101);
+  EXPECT_EQ(upgrade_status(server, "2001:DB8:0:1:0:0:0:A"), 503)
+      << "the same address, however written";
 }
 
 }  // namespace

@@ -193,6 +193,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     } else {
       config.limits.max_http_connections_per_ip = 2 * config.limits.max_connections_per_ip;
     }
+    if (auto v = limits->integer("ipv6_prefix_length", 16, 128)) {
+      config.limits.ipv6_prefix_length = static_cast<unsigned>(*v);
+    }
     if (auto v = limits->duration("handshake_timeout", 1s, 10min)) {
       config.limits.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(*v);
     }

@@ -55,7 +55,10 @@ struct LimitsConfig {
   // TCP connections on the public listeners that carry no WebSocket (yet): requests, keep-alive,
   // fallback streams, proxied HTTP, connections that have sent nothing. Per client address.
   std::size_t max_http_connections_per_ip = 2000;  // unless set: 2 × max_connections_per_ip
-  std::chrono::seconds handshake_timeout{10};      // for the TCP connection to complete its upgrade
+  // The per-address limits count an IPv6 client by its network of this many bits (a host is
+  // usually given a /64 and may use a new address of it for every connection).
+  unsigned ipv6_prefix_length = 64;
+  std::chrono::seconds handshake_timeout{10};  // for the TCP connection to complete its upgrade
   // What clients' input held before it is passed on may take at once (messages being reassembled,
   // adapters' partial packets, messages waiting for an upstream), split among the service threads.
   std::size_t inbound_bytes_in_flight = 256 * 1024 * 1024;

@@ -1,35 +1,13 @@
 #include "handshake/trusted_proxies.hpp"
 
-#include <arpa/inet.h>
-
 #include <charconv>
 #include <cstring>
+
+#include "handshake/ip_address.hpp"
 
 namespace wsbridge {
 
 namespace {
-
-struct Address {
-  bool v6 = false;
-  std::array<unsigned char, 16> bytes{};
-};
-
-// An IPv4-mapped IPv6 address ("::ffff:10.0.0.1") is its IPv4 address.
-std::optional<Address> parse_address(std::string_view text) {
-  if (text.empty() || text.size() > 64) return std::nullopt;
-  const std::string s(text);
-  Address a;
-  if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) return a;
-  if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) != 1) return std::nullopt;
-  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(a.bytes.data(), kMapped, 12) == 0) {
-    std::memmove(a.bytes.data(), a.bytes.data() + 12, 4);
-    std::memset(a.bytes.data() + 4, 0, 12);
-    return a;
-  }
-  a.v6 = true;
-  return a;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -44,7 +22,7 @@ std::optional<TrustedProxies> TrustedProxies::parse(const std::vector<std::strin
   TrustedProxies proxies;
   for (const std::string& entry : entries) {
     const auto slash = entry.find('/');
-    const auto address = parse_address(std::string_view(entry).substr(0, slash));
+    const auto address = parse_ip_address(std::string_view(entry).substr(0, slash));
     Network n;
     bool ok = address.has_value();
     if (ok) {
@@ -74,7 +52,7 @@ std::optional<TrustedProxies> TrustedProxies::parse(const std::vector<std::strin
 }
 
 bool TrustedProxies::trusts(std::string_view text) const {
-  const auto address = parse_address(text);
+  const auto address = parse_ip_address(text);
   if (!address) return false;
   for (const Network& n : networks_) {
     if (n.v6 != address->v6) continue;
@@ -97,7 +75,7 @@ std::string TrustedProxies::client_of(const std::string& peer,
     const std::string_view entry =
         trim(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
     forwarded_for = comma == std::string_view::npos ? "" : forwarded_for.substr(0, comma);
-    const auto address = parse_address(entry);
+    const auto address = parse_ip_address(entry);
     if (!address) break;
     // (Shown as the proxy wrote it, IPv4-mapped forms as their IPv4 address.)
     char text[INET6_ADDRSTRLEN] = {};

@@ -1,12 +1,15 @@
 #include "server/connection_slots.hpp"
 
+#include "handshake/ip_address.hpp"
+
 namespace wsbridge {
 
 ConnectionSlots::Slot& ConnectionSlots::Slot::operator=(Slot&& other) noexcept {
   if (this != &other) {
     release();
     state_ = std::move(other.state_);
-    ip_ = std::move(other.ip_);
+    address_ = std::move(other.address_);
+    group_ = std::move(other.group_);
   }
   return *this;
 }
@@ -15,31 +18,31 @@ void ConnectionSlots::Slot::release() {
   if (!state_) return;  // moved from
   std::lock_guard lock(state_->mutex);
   --state_->total;
-  if (auto it = state_->per_ip.find(ip_); it != state_->per_ip.end() && --it->second == 0) {
-    state_->per_ip.erase(it);
+  if (auto it = state_->per_group.find(group_);
+      it != state_->per_group.end() && --it->second == 0) {
+    state_->per_group.erase(it);
   }
   state_.reset();
 }
 
-std::optional<ConnectionSlots::Slot> ConnectionSlots::take(const std::string& ip,
-                                                           std::size_t max_total,
-                                                           std::size_t max_per_ip,
-                                                           Refusal& refusal) {
+std::optional<ConnectionSlots::Slot> ConnectionSlots::take(const std::string& address,
+                                                           const Caps& caps, Refusal& refusal) {
+  std::string group = address_group(address, caps.ipv6_prefix_bits);
   std::lock_guard lock(state_->mutex);
-  if (state_->total >= max_total) {
+  if (state_->total >= caps.total) {
     refusal = Refusal::kTotal;
     return std::nullopt;
   }
-  std::size_t& from_ip = state_->per_ip[ip];
-  if (from_ip >= max_per_ip) {
-    if (from_ip == 0) state_->per_ip.erase(ip);
+  std::size_t& from_group = state_->per_group[group];
+  if (from_group >= caps.per_address) {
+    if (from_group == 0) state_->per_group.erase(group);
     refusal = Refusal::kPerIp;
     return std::nullopt;
   }
-  ++from_ip;
+  ++from_group;
   ++state_->total;
   refusal = Refusal::kNone;
-  return Slot(state_, ip);
+  return Slot(state_, address, std::move(group));
 }
 
 std::size_t ConnectionSlots::total() const {
@@ -47,10 +50,10 @@ std::size_t ConnectionSlots::total() const {
   return state_->total;
 }
 
-std::size_t ConnectionSlots::from(const std::string& ip) const {
+std::size_t ConnectionSlots::from_group(const std::string& group) const {
   std::lock_guard lock(state_->mutex);
-  auto it = state_->per_ip.find(ip);
-  return it == state_->per_ip.end() ? 0 : it->second;
+  auto it = state_->per_group.find(group);
+  return it == state_->per_group.end() ? 0 : it->second;
 }
 
 }  // namespace wsbridge

@@ -5,7 +5,8 @@
 // an upgrade held for its route's admission check (which may take seconds: #13.5 found eight
 // held upgrades from one address all admitted under a limit of three), and the open session.
 // The Slot gives its place back when destroyed, so no stage can forget to. Thread-safe, so the
-// count stays global when connections are served by more than one thread.
+// count stays global when connections are served by more than one thread. Addresses are counted
+// by their group (handshake/ip_address.hpp): an IPv6 client by its network, not its one address.
 #pragma once
 
 #include <cstddef>
@@ -21,11 +22,17 @@ class ConnectionSlots {
   struct State {
     std::mutex mutex;
     std::size_t total = 0;
-    std::unordered_map<std::string, std::size_t> per_ip;
+    std::unordered_map<std::string, std::size_t> per_group;
   };
 
  public:
   enum class Refusal { kNone, kTotal, kPerIp };
+
+  struct Caps {
+    std::size_t total = 0;
+    std::size_t per_address = 0;     // per address group
+    unsigned ipv6_prefix_bits = 64;  // the group of an IPv6 address: its network of this many bits
+  };
 
   // One connection's place, given back when destroyed. Move-only.
   class Slot {
@@ -35,22 +42,23 @@ class ConnectionSlots {
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
     ~Slot() { release(); }
-    const std::string& address() const { return ip_; }  // the client's, as it was counted
+    const std::string& address() const { return address_; }  // the client's, as it came
+    const std::string& group() const { return group_; }      // what it was counted under
 
    private:
     friend class ConnectionSlots;
-    Slot(std::shared_ptr<State> state, std::string ip)
-        : state_(std::move(state)), ip_(std::move(ip)) {}
+    Slot(std::shared_ptr<State> state, std::string address, std::string group)
+        : state_(std::move(state)), address_(std::move(address)), group_(std::move(group)) {}
     void release();
     std::shared_ptr<State> state_;
-    std::string ip_;
+    std::string address_;
+    std::string group_;
   };
 
-  // A place for a connection from `ip`, or the limit that refuses it.
-  std::optional<Slot> take(const std::string& ip, std::size_t max_total, std::size_t max_per_ip,
-                           Refusal& refusal);
+  // A place for a connection from `address`, or the limit that refuses it.
+  std::optional<Slot> take(const std::string& address, const Caps& caps, Refusal& refusal);
   std::size_t total() const;
-  std::size_t from(const std::string& ip) const;
+  std::size_t from_group(const std::string& group) const;
 
  private:
   std::shared_ptr<State> state_ = std::make_shared<State>();

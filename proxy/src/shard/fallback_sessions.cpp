@@ -58,8 +58,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   if (refusing_new()) return refuse(503, "shutting_down", "shutting down or draining");
   const std::string ip = client_address(wsi);
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
-  std::optional<ConnectionSlots::Slot> slot = shared_.slots.take(
-      ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);
+  std::optional<ConnectionSlots::Slot> slot = take_session_slot(ip, refusal);
   if (refusal == ConnectionSlots::Refusal::kTotal) {
     return refuse(503, "max_connections", "too many connections");
   }

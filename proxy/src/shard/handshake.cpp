@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
@@ -68,16 +69,30 @@ bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
 std::optional<std::optional<ConnectionSlots::Slot>> Shard::http_slot_for(const std::string& peer) {
   if (config_->trusted_proxies.trusts(peer)) return std::optional<ConnectionSlots::Slot>();
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
-  auto slot = shared_.http_slots.take(peer, std::numeric_limits<std::size_t>::max(),
-                                      config_->limits.max_http_connections_per_ip, refusal);
+  auto slot = shared_.http_slots.take(
+      peer,
+      {std::numeric_limits<std::size_t>::max(), config_->limits.max_http_connections_per_ip,
+       config_->limits.ipv6_prefix_length},
+      refusal);
   if (slot) return slot;
   core_metrics::upgrade_refused("max_http_connections_per_ip");
   if (http_cap_warnings_.due()) {
-    WSB_LOG(kWarn) << peer << " has " << config_->limits.max_http_connections_per_ip
+    const std::string group = address_group(peer, config_->limits.ipv6_prefix_length);
+    WSB_LOG(kWarn) << peer << (group == peer ? "" : " (counted in " + group + ")") << " has "
+                   << config_->limits.max_http_connections_per_ip
                    << " connections open without a WebSocket: closing its new ones ([limits] "
                       "max_http_connections_per_ip; logged at most every 5 s)";
   }
   return std::nullopt;
+}
+
+std::optional<ConnectionSlots::Slot> Shard::take_session_slot(const std::string& client,
+                                                              ConnectionSlots::Refusal& refusal) {
+  return shared_.slots.take(
+      client,
+      {config_->limits.max_connections, config_->limits.max_connections_per_ip,
+       config_->limits.ipv6_prefix_length},
+      refusal);
 }
 
 std::string Shard::client_address(lws* wsi) const {
@@ -163,8 +178,7 @@ int Shard::confirm_upgrade(lws* wsi) {
   }
   // Taken here, the place travels with the upgrade (held, pending, session) until it is gone.
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
-  std::optional<ConnectionSlots::Slot> slot = shared_.slots.take(
-      ip, config_->limits.max_connections, config_->limits.max_connections_per_ip, refusal);
+  std::optional<ConnectionSlots::Slot> slot = take_session_slot(ip, refusal);
   if (refusal == ConnectionSlots::Refusal::kTotal) {
     return refuse_upgrade(wsi, 503, "max_connections", "too many connections");
   }

@@ -60,8 +60,7 @@ void Shard::take_over_sockets() {
 std::optional<ConnectionSlots::Slot> Shard::take_tunnel_slot(const std::string& ip,
                                                              std::string& why) {
   ConnectionSlots::Refusal refusal = ConnectionSlots::Refusal::kNone;
-  auto slot = shared_.slots.take(ip, config_->limits.max_connections,
-                                 config_->limits.max_connections_per_ip, refusal);
+  auto slot = take_session_slot(ip, refusal);
   if (!slot) {
     why = refusal == ConnectionSlots::Refusal::kPerIp ? "too many connections from this address"
                                                       : "too many connections";

@@ -165,6 +165,10 @@ class Shard final : private InboxDispatcher,
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
   std::optional<std::optional<ConnectionSlots::Slot>> http_slot_for(const std::string& peer);
+  // A place under max_connections and max_connections_per_ip for a session or a relayed
+  // WebSocket from `client`, or the limit that refuses it.
+  std::optional<ConnectionSlots::Slot> take_session_slot(const std::string& client,
+                                                         ConnectionSlots::Refusal& refusal);
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1012.
   void finish_draining();

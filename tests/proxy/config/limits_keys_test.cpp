@@ -21,6 +21,7 @@ TEST_F(LimitsKeysTest, Defaults) {
   EXPECT_EQ(limits.max_http_connections_per_ip, 2000u);
   EXPECT_EQ(limits.handshake_timeout, 10s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 256u * 1024 * 1024);
+  EXPECT_EQ(limits.ipv6_prefix_length, 64u);
 }
 
 TEST_F(LimitsKeysTest, EveryKeyLoads) {
@@ -30,6 +31,7 @@ max_connections_per_ip = 5
 max_http_connections_per_ip = 7
 handshake_timeout = "3s"
 inbound_bytes_in_flight = "8MiB"
+ipv6_prefix_length = 48
 )"))
                                   .limits;
   EXPECT_EQ(limits.max_connections, 50u);
@@ -37,6 +39,7 @@ inbound_bytes_in_flight = "8MiB"
   EXPECT_EQ(limits.max_http_connections_per_ip, 7u);
   EXPECT_EQ(limits.handshake_timeout, 3s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 8u * 1024 * 1024);
+  EXPECT_EQ(limits.ipv6_prefix_length, 48u);
   EXPECT_EQ(parse(with_listener("[limits]\ninbound_bytes_in_flight = 65536\n"))
                 .limits.inbound_bytes_in_flight,
             65536u);
@@ -60,6 +63,9 @@ TEST_F(LimitsKeysTest, BadValuesSayWhereAndWhy) {
   const std::string word =
       error_of(with_listener("[limits]\ninbound_bytes_in_flight = \"lots\"\n"));
   EXPECT_EQ(word.rfind("test.toml:2:27: ", 0), 0u) << word;
+  const std::string prefix = error_of(with_listener("[limits]\nipv6_prefix_length = 129\n"));
+  EXPECT_EQ(prefix.rfind("test.toml:2:22: ", 0), 0u) << prefix;
+  EXPECT_NE(prefix.find("ipv6_prefix_length"), std::string::npos) << prefix;
   const std::string zero = error_of(with_listener("[limits]\nmax_connections = 0\n"));
   EXPECT_EQ(zero.rfind("test.toml:2:19: ", 0), 0u) << zero;
   EXPECT_NE(
