@@ -13,6 +13,7 @@
 
 #include "acl.hpp"
 #include "topic.hpp"
+#include "topic_levels.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::mqtt {
@@ -216,12 +217,48 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
   return u;
 }
 
+namespace {
+
+// The route's own topics are bound by its upstream's max_topic_levels as its clients' are: the
+// broker connection is shared, and a topic the broker refuses may make it drop that connection
+// for every route on it. Found here rather than when the first connection subscribes.
+void check_topic_levels(ConfigTable& t, const MqttRouteConfig& r, std::size_t max_levels) {
+  // (The prefix's last level and a topic's first join into one: "t/" + "a/b" is "t/a/b".)
+  const std::size_t prefix_levels =
+      r.topic_prefix.empty() ? 0 : topic_level_count(r.topic_prefix) - 1;
+  const std::string limit =
+      " levels with this route's 'topic_prefix', more than its upstream's "
+      "max_topic_levels (" +
+      std::to_string(max_levels) + ")";
+  if (prefix_levels + 1 > max_levels) {
+    t.fail_at("topic_prefix", "'topic_prefix' leaves no level for a topic: it has " +
+                                  std::to_string(prefix_levels) +
+                                  " levels and its upstream's "
+                                  "max_topic_levels is " +
+                                  std::to_string(max_levels));
+    return;
+  }
+  for (const auto& filter : r.subscribe) {
+    if (const std::size_t n = prefix_levels + topic_level_count(filter); n > max_levels) {
+      t.fail_at("subscribe",
+                "filter \"" + filter + "\" in 'subscribe' has " + std::to_string(n) + limit);
+    }
+  }
+  if (r.publish_topic) {
+    if (const std::size_t n = prefix_levels + topic_level_count(*r.publish_topic); n > max_levels) {
+      t.fail_at("publish_topic", "'publish_topic' has " + std::to_string(n) + limit);
+    }
+  }
+}
+
+}  // namespace
+
 MqttRouteConfig MqttRouteConfig::from_route(
     ConfigTable& t, const std::string& path,
     const std::map<std::string, UpstreamConfig>& upstreams) {
   MqttRouteConfig r;
   r.path = path;
-  read_upstream(t, upstreams, r.upstream);
+  const UpstreamConfig& upstream = read_upstream(t, upstreams, r.upstream);
   if (auto mode = t.one_of<RouteMode>("mode", {{"json", RouteMode::kJson},
                                                {"raw", RouteMode::kRaw},
                                                {"passthrough", RouteMode::kPassthrough}})) {
@@ -278,6 +315,7 @@ MqttRouteConfig MqttRouteConfig::from_route(
     if (auto v = t.integer("qos", 0, 2)) r.qos = static_cast<int>(*v);
     r.retain = t.boolean("retain").value_or(false);
   }
+  check_topic_levels(t, r, upstream.max_topic_levels);
   return r;
 }
 

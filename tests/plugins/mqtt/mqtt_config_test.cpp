@@ -22,11 +22,12 @@ class MqttConfigTest : public ::testing::Test {
     }
     return out;
   }
-  MqttRouteConfig route(std::string_view text) {
+  MqttRouteConfig route(std::string_view text, std::size_t max_topic_levels = 128) {
     route_root_ = toml::parse(text, std::string_view("r.toml"));
     ConfigTable t(route_root_, "r.toml", "route \"/m\"");
     UpstreamConfig local;
     local.name = "local";
+    local.max_topic_levels = max_topic_levels;
     auto r = MqttRouteConfig::from_route(t, "/m", {{"local", local}});
     t.reject_unknown_keys();
     return r;
@@ -131,6 +132,31 @@ max_subscriptions = 3
   EXPECT_EQ(
       error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\npublish_topic = \"a/+\"\n"); }),
       "r.toml:3:17: 'publish_topic' must not contain wildcards ('+' or '#')");
+}
+
+// A raw route's own topics share the upstream's broker connection as clients' topics do: the
+// upstream's max_topic_levels bounds them, the prefix's levels included, at load time.
+TEST_F(MqttConfigTest, RouteTopicsAreBoundByTheUpstreamsTopicLevels) {
+  const std::string raw = "upstream = \"local\"\nmode = \"raw\"\n";
+  EXPECT_NO_THROW(route(raw + "topic_prefix = \"t/\"\nsubscribe = [\"a/+/c\"]\n", 4));
+  EXPECT_NO_THROW(route(raw + "topic_prefix = \"t/\"\npublish_topic = \"a/b/c\"\n", 4));
+  EXPECT_EQ(error_of([&] {
+              route(raw + "topic_prefix = \"t/\"\nsubscribe = [\"x\", \"a/b/c/#\"]\n", 4);
+            }),
+            "r.toml:4:13: filter \"a/b/c/#\" in 'subscribe' has 5 levels with this route's "
+            "'topic_prefix', more than its upstream's max_topic_levels (4)");
+  EXPECT_EQ(error_of([&] { route(raw + "publish_topic = \"a/b/c/d/e\"\n", 4); }),
+            "r.toml:3:17: 'publish_topic' has 5 levels with this route's 'topic_prefix', more "
+            "than its upstream's max_topic_levels (4)");
+  EXPECT_EQ(error_of([&] { route("upstream = \"local\"\ntopic_prefix = \"a/b/c/d/\"\n", 4); }),
+            "r.toml:2:16: 'topic_prefix' leaves no level for a topic: it has 4 levels and its "
+            "upstream's max_topic_levels is 4");
+  // The default (128) against a filter of 129 levels.
+  std::string deep = "a";
+  for (int i = 0; i < 128; ++i) deep += "/a";
+  EXPECT_NE(
+      error_of([&] { route(raw + "subscribe = [\"" + deep + "\"]\n"); }).find("has 129 levels"),
+      std::string::npos);
 }
 
 }  // namespace
