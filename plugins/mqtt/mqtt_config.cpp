@@ -253,6 +253,22 @@ void check_topic_levels(ConfigTable& t, const MqttRouteConfig& r, std::size_t ma
 
 }  // namespace
 
+SubscriptionBounds read_subscription_bounds(ConfigTable& t) {
+  SubscriptionBounds b;
+  if (auto v = t.integer("max_subscriptions", 1, 100000)) {
+    b.max_filters = static_cast<std::size_t>(*v);
+  }
+  b.max_bytes = 160 * b.max_filters;
+  b.max_levels = 10 * b.max_filters;
+  if (auto v = t.byte_size("max_subscription_bytes", 64, 1ull << 30)) {
+    b.max_bytes = static_cast<std::size_t>(*v);
+  }
+  if (auto v = t.integer("max_subscription_levels", 1, 100'000'000)) {
+    b.max_levels = static_cast<std::size_t>(*v);
+  }
+  return b;
+}
+
 MqttRouteConfig MqttRouteConfig::from_route(
     ConfigTable& t, const std::string& path,
     const std::map<std::string, UpstreamConfig>& upstreams) {
@@ -279,9 +295,7 @@ MqttRouteConfig MqttRouteConfig::from_route(
   }
   r.allow_subscribe = read_acl_patterns(t, "allow_subscribe");
   r.allow_publish = read_acl_patterns(t, "allow_publish");
-  if (auto v = t.integer("max_subscriptions", 1, 100000)) {
-    r.max_subscriptions = static_cast<std::size_t>(*v);
-  }
+  r.subscriptions = read_subscription_bounds(t);
   if (auto v = t.integer("max_qos", 0, 2)) r.max_qos = static_cast<int>(*v);
   const bool raw = r.mode == RouteMode::kRaw;
   for (const char* key : {"subscribe", "publish_topic", "qos", "retain"}) {
@@ -290,7 +304,8 @@ MqttRouteConfig MqttRouteConfig::from_route(
     }
   }
   if (raw) {
-    for (const char* key : {"allow_subscribe", "allow_publish", "max_subscriptions", "max_qos"}) {
+    for (const char* key : {"allow_subscribe", "allow_publish", "max_subscriptions",
+                            "max_subscription_bytes", "max_subscription_levels", "max_qos"}) {
       if (t.contains(key)) {
         t.fail_at(key, "'" + std::string(key) +
                            "' is for mode = \"json\" routes; a raw route "

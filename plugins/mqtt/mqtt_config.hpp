@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "subscription_set.hpp"
 #include "wsbridge/config_table.hpp"
 
 namespace wsbridge::mqtt {
@@ -65,6 +66,11 @@ const UpstreamConfig& read_upstream(ConfigTable& t,
                                     const std::map<std::string, UpstreamConfig>& upstreams,
                                     std::string& name);
 
+// A route's max_subscriptions, max_subscription_bytes and max_subscription_levels (json and
+// passthrough modes); unless set, the last two follow max_subscriptions (160 bytes and 10 levels
+// a filter), so raising the count alone does not leave them behind.
+SubscriptionBounds read_subscription_bounds(ConfigTable& t);
+
 // A route's list of ACL patterns under `key` (each checked with acl_pattern_problem).
 std::vector<std::string> read_acl_patterns(ConfigTable& t, const std::string& key);
 
@@ -86,9 +92,9 @@ struct MqttRouteConfig {
   std::string topic_prefix;                  // added towards the broker, stripped back
   std::vector<std::string> allow_subscribe;  // ACL patterns (browser topic space)
   std::vector<std::string> allow_publish;
-  std::string reserved_prefix;          // reserved_prefix_of_route
-  std::size_t max_subscriptions = 100;  // per connection
-  int max_qos = 2;                      // highest QoS a client may ask for
+  std::string reserved_prefix;       // reserved_prefix_of_route
+  SubscriptionBounds subscriptions;  // per connection
+  int max_qos = 2;                   // highest QoS a client may ask for
   // raw mode only
   std::vector<std::string> subscribe;        // filters subscribed for every connection
   std::optional<std::string> publish_topic;  // where each WebSocket message is published

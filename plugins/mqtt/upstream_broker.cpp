@@ -204,7 +204,8 @@ void Upstream::Impl::handle(ActionDone& e) {
     std::vector<ConnectionId> subscribers;
     for (auto& [sid, session] : sessions) {
       const std::string& prefix = session.route->topic_prefix;
-      if (s->filter.starts_with(prefix) && session.filters.count(s->filter.substr(prefix.size()))) {
+      if (s->filter.starts_with(prefix) &&
+          session.filters.contains(s->filter.substr(prefix.size()))) {
         subscribers.push_back(sid);
       }
     }

@@ -20,6 +20,7 @@
 #include "acl.hpp"
 #include "protocol.hpp"
 #include "retain_rounds.hpp"
+#include "subscription_set.hpp"
 #include "topic.hpp"
 #include "topic_trie.hpp"
 #include "wsbridge/log.hpp"
@@ -90,7 +91,7 @@ struct SessionState {
     return publish_allowed(publish_acl, topic) &&
            (!credential_publish_acl || publish_allowed(*credential_publish_acl, topic));
   }
-  std::set<std::string> filters;  // browser-side filters
+  SubscriptionSet filters;  // browser-side filters
   bool raw() const { return route->mode == RouteMode::kRaw; }
 };
 

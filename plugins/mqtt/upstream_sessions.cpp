@@ -131,10 +131,8 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
                                        "subscribing to \"" + r.topic + "\" is not allowed here"));
         return;
       }
-      if (s.filters.count(r.topic) == 0 && s.filters.size() >= route.max_subscriptions) {
-        s.connection->send(error_frame(r.id, "forbidden",
-                                       "at most " + std::to_string(route.max_subscriptions) +
-                                           " subscriptions per connection"));
+      if (auto refusal = s.filters.refusal(r.topic, route.subscriptions)) {
+        s.connection->send(error_frame(r.id, "forbidden", *refusal));
         return;
       }
       subscribe(s, id, r.topic, r.qos, std::move(r.id));

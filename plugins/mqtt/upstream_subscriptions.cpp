@@ -14,7 +14,7 @@ namespace wsbridge::mqtt {
 void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                                std::optional<json> request_id) {
   const std::string broker_filter = s.route->topic_prefix + filter;
-  if (!s.filters.insert(filter).second) {
+  if (!s.filters.insert(filter)) {
     // Already subscribed: answer like the first time.
     if (request_id) s.connection->send(ack_frame(*request_id));
     return;
@@ -113,7 +113,7 @@ void Upstream::Impl::release_fenced(FilterState& state) {
 }
 
 void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::string& filter) {
-  if (s.filters.erase(filter) == 0) return;
+  if (!s.filters.erase(filter)) return;
   const std::string broker_filter = s.route->topic_prefix + filter;
   rounds.leave(broker_filter, id);
   auto fit = filters.find(broker_filter);
@@ -249,7 +249,7 @@ std::vector<SubscriberId> Upstream::Impl::live_on_mqtt5(const ::mqtt::message& m
     // (A broker without Subscription Identifiers sends none: then everyone else takes it live.)
     const bool for_it =
         n == 0 || std::any_of(for_filters.begin(), for_filters.end(), [&](const std::string* f) {
-          return f->starts_with(prefix) && it->second.filters.count(f->substr(prefix.size())) > 0;
+          return f->starts_with(prefix) && it->second.filters.contains(f->substr(prefix.size()));
         });
     if (for_it) live.push_back(id);
   }

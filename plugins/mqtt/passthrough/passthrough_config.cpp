@@ -13,8 +13,8 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
   r.upstream_url = upstream.uri;
   r.service_username = upstream.username;
   r.service_password = upstream.password;
-  for (const char* key : {"topic_prefix", "subscribe", "publish_topic", "qos", "retain",
-                          "max_subscriptions", "max_qos"}) {
+  for (const char* key :
+       {"topic_prefix", "subscribe", "publish_topic", "qos", "retain", "max_qos"}) {
     if (t.contains(key)) {
       t.fail_at(key, "'" + std::string(key) +
                          "' is not for mode = \"passthrough\" routes: the browser's own MQTT "
@@ -24,6 +24,7 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
   }
   r.allow_subscribe = read_acl_patterns(t, "allow_subscribe");
   r.allow_publish = read_acl_patterns(t, "allow_publish");
+  r.subscriptions = read_subscription_bounds(t);
   if (auto id = t.string("client_id")) {
     if (id->find("{user}") == std::string::npos &&
         id->find("{connection_id}") == std::string::npos) {

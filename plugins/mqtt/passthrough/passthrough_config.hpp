@@ -30,6 +30,9 @@ struct PassthroughRouteConfig {
   std::chrono::seconds keepalive_min{5};
   std::chrono::seconds keepalive_max{300};
   std::size_t max_packet_bytes = 4 * 1024 * 1024;
+  // What one connection may have subscribed at the broker at once (its broker connection holds
+  // them; a persistent session's earlier ones are not seen).
+  SubscriptionBounds subscriptions;
   double publish_rate = 0;  // PUBLISH packets per second per connection; 0: no limit
   double publish_burst = 0;
 

@@ -12,6 +12,7 @@ struct PassthroughMetrics {
   metrics::Counter& packets_from_client;  // relayed to the broker
   metrics::Counter& packets_from_broker;  // relayed to the browser
   metrics::Counter& denied_subscribe;     // filters refused in a SUBACK
+  metrics::Counter& subscription_quota;   // filters refused: the connection's bounds were reached
   metrics::Counter& denied_publish;       // PUBLISHes (and wills) kept from the broker
   metrics::Counter& refused_connect;      // CONNECTs refused (credentials, will, protocol)
   metrics::Counter& broker_unavailable;   // broker connections that failed or dropped
@@ -34,6 +35,7 @@ struct PassthroughMetrics {
         direction("to_broker"),
         direction("to_client"),
         kind("subscribe"),
+        kind("subscription_quota"),
         kind("publish"),
         kind("connect"),
         r.counter("wsbridge_mqtt_passthrough_broker_failures_total",

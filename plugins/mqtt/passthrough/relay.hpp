@@ -24,6 +24,7 @@
 
 #include "passthrough/mqtt_packets.hpp"
 #include "passthrough/passthrough_config.hpp"
+#include "subscription_set.hpp"
 #include "wsbridge/plugin.hpp"
 #include "wsbridge/stream_client.hpp"
 
@@ -102,6 +103,9 @@ class Relay final : public StreamHandler {
   // SUBSCRIBEs sent with some filters taken out: per packet id, the code of each filter the
   // browser asked for (kForwarded where the broker's SUBACK has it, in order).
   std::map<std::uint16_t, std::vector<int>> partial_subscribes_;
+  // What this connection subscribed (UNSUBSCRIBE takes filters out; a filter the broker refused
+  // stays counted until then), against the route's max_subscriptions and the rest.
+  SubscriptionSet subscribed_;
   // MQTT 3.1.1 QoS 2 publishes dropped by the ACL and acknowledged here: their PUBREL is too.
   std::set<std::uint16_t> local_qos2_;
 

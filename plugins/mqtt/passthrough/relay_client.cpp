@@ -52,13 +52,16 @@ void Relay::client_packet(std::string_view packet) {
     case wire::PacketType::kPubrel:
       on_client_pubrel(packet);
       return;
-    case wire::PacketType::kUnsubscribe:
-      if (!wire::parse_unsubscribe(packet, version_, error)) {
+    case wire::PacketType::kUnsubscribe: {
+      auto unsubscribe = wire::parse_unsubscribe(packet, version_, error);
+      if (!unsubscribe) {
         disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
                    "malformed UNSUBSCRIBE: " + error);
         return;
       }
+      for (const std::string& filter : unsubscribe->filters) subscribed_.erase(filter);
       break;
+    }
     case wire::PacketType::kDisconnect:
       // The browser leaves cleanly: the broker hears it (no will), then both sides close.
       to_broker(packet);
@@ -296,7 +299,12 @@ void Relay::on_client_subscribe(std::string_view packet) {
       // Wider than allowed, or $SYS/ and $share/ without a pattern that names them.
       metrics_.denied_subscribe.inc();
       plan.push_back(v5 ? wire::reason::kNotAuthorized : 0x80);
+    } else if (auto refusal = subscribed_.refusal(entry.filter, route_->subscriptions)) {
+      metrics_.subscription_quota.inc();
+      WSB_LOG(kDebug) << "pass-through " << route_->path << ": filter refused, " << *refusal;
+      plan.push_back(v5 ? wire::reason::kQuotaExceeded : 0x80);
     } else {
+      subscribed_.insert(entry.filter);
       plan.push_back(kForwarded);
       forward.push_back(std::move(entry));
     }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mqtt_config.hpp"
+#include "passthrough/passthrough_config.hpp"
 
 namespace wsbridge::mqtt {
 namespace {
@@ -29,6 +30,15 @@ class MqttConfigTest : public ::testing::Test {
     local.name = "local";
     local.max_topic_levels = max_topic_levels;
     auto r = MqttRouteConfig::from_route(t, "/m", {{"local", local}});
+    t.reject_unknown_keys();
+    return r;
+  }
+  PassthroughRouteConfig passthrough(std::string_view text) {
+    route_root_ = toml::parse(text, std::string_view("r.toml"));
+    ConfigTable t(route_root_, "r.toml", "route \"/p\"");
+    UpstreamConfig local;
+    local.name = "local";
+    auto r = PassthroughRouteConfig::from_route(t, "/p", {{"local", local}});
     t.reject_unknown_keys();
     return r;
   }
@@ -111,7 +121,7 @@ max_subscriptions = 3
 )");
   EXPECT_EQ(r.topic_prefix, "t1/");
   EXPECT_EQ(r.allow_subscribe, std::vector<std::string>{"sensors/{user}/#"});
-  EXPECT_EQ(r.max_subscriptions, 3u);
+  EXPECT_EQ(r.subscriptions.max_filters, 3u);
   EXPECT_EQ(r.mode, RouteMode::kJson);
   EXPECT_EQ(error_of([&] { route("upstream = \"other\"\n"); }),
             "r.toml:1:12: unknown upstream \"other\" (defined: local)");
@@ -132,6 +142,41 @@ max_subscriptions = 3
   EXPECT_EQ(
       error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\npublish_topic = \"a/+\"\n"); }),
       "r.toml:3:17: 'publish_topic' must not contain wildcards ('+' or '#')");
+}
+
+// What one connection may subscribe, in the json and passthrough modes: a count, and the bytes
+// and levels of its filters together, which follow the count unless set.
+TEST_F(MqttConfigTest, SubscriptionBoundsFollowTheCountUnlessSet) {
+  const std::string json = "upstream = \"local\"\n";
+  const std::string pass = "upstream = \"local\"\nmode = \"passthrough\"\n";
+  for (const SubscriptionBounds& b : {route(json).subscriptions, passthrough(pass).subscriptions}) {
+    EXPECT_EQ(b.max_filters, 100u);
+    EXPECT_EQ(b.max_bytes, 16000u);
+    EXPECT_EQ(b.max_levels, 1000u);
+  }
+  for (const SubscriptionBounds& b :
+       {route(json + "max_subscriptions = 500\n").subscriptions,
+        passthrough(pass + "max_subscriptions = 500\n").subscriptions}) {
+    EXPECT_EQ(b.max_filters, 500u);
+    EXPECT_EQ(b.max_bytes, 80000u);
+    EXPECT_EQ(b.max_levels, 5000u);
+  }
+  const SubscriptionBounds set =
+      passthrough(pass + "max_subscription_bytes = \"1KiB\"\nmax_subscription_levels = 50\n")
+          .subscriptions;
+  EXPECT_EQ(set.max_filters, 100u);
+  EXPECT_EQ(set.max_bytes, 1024u);
+  EXPECT_EQ(set.max_levels, 50u);
+  EXPECT_EQ(error_of([&] { route(json + "max_subscription_levels = 0\n"); }),
+            "r.toml:2:27: 'max_subscription_levels' in route \"/m\" must be between 1 and "
+            "100000000, not 0");
+  EXPECT_EQ(error_of([&] {
+              route(
+                  "upstream = \"local\"\nmode = \"raw\"\nsubscribe = [\"a\"]\n"
+                  "max_subscription_bytes = 100\n");
+            }),
+            "r.toml:4:26: 'max_subscription_bytes' is for mode = \"json\" routes; a raw route "
+            "uses its fixed 'subscribe' and 'publish_topic'");
 }
 
 // A raw route's own topics share the upstream's broker connection as clients' topics do: the

@@ -57,6 +57,62 @@ TEST_F(RelayTest, SharedSubscriptionAllowedByAPatternThatNamesIt) {
   EXPECT_EQ(broker_packets(), (std::vector<std::string>{subscribe}));
 }
 
+// What one connection may have subscribed at the broker: filters past the route's bounds are
+// refused in the SUBACK (MQTT 5: 0x97 quota exceeded) and never sent; UNSUBSCRIBE gives room back.
+TEST_F(RelayTest, SubscriptionBoundsRefuseFiltersPastThemUntilUnsubscribed) {
+  route_.subscriptions = SubscriptionBounds{2, 1000, 1000};
+  connect(wire::kMqtt5);
+  from_browser(subscribe_packet(wire::kMqtt5, 1, {"sensors/a", "sensors/b", "sensors/c"}));
+  auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  std::string error;
+  auto forwarded = wire::parse_subscribe(sent[0], wire::kMqtt5, error);
+  ASSERT_TRUE(forwarded) << error;
+  ASSERT_EQ(forwarded->entries.size(), 2u);
+  endpoint_.handler->on_data(wire::encode_suback({1, {}, {1, 1}}, wire::kMqtt5));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(suback_codes(got[0], wire::kMqtt5),
+            (std::vector<std::uint8_t>{1, 1, wire::reason::kQuotaExceeded}));
+  // A filter already held adds nothing: subscribing it again (a QoS change) is relayed.
+  const std::string again = subscribe_packet(wire::kMqtt5, 2, {"sensors/a"});
+  from_browser(again);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{again}));
+  // UNSUBSCRIBE (relayed as it came) frees a place.
+  wire::UnsubscribePacket unsubscribe;
+  unsubscribe.packet_id = 3;
+  unsubscribe.filters = {"sensors/b", "never/subscribed"};
+  const std::string unsub = wire::encode_unsubscribe(unsubscribe, wire::kMqtt5);
+  from_browser(unsub);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{unsub}));
+  const std::string third = subscribe_packet(wire::kMqtt5, 4, {"sensors/c"});
+  from_browser(third);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{third}));
+}
+
+TEST_F(RelayTest, SubscriptionBytesAndLevelsAreBoundedTooIn311) {
+  route_.subscriptions = SubscriptionBounds{100, 30, 6};
+  connect(wire::kMqtt311);
+  // 9 bytes and 2 levels; then 23 bytes (32 in all: over 30); then 5 levels (7 in all: over 6).
+  from_browser(
+      subscribe_packet(wire::kMqtt311, 5, {"sensors/a", "sensors/bbbbbbbbbbbbbbb", "a/b/c/d/e"}));
+  auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  std::string error;
+  auto forwarded = wire::parse_subscribe(sent[0], wire::kMqtt311, error);
+  ASSERT_TRUE(forwarded) << error;
+  ASSERT_EQ(forwarded->entries.size(), 1u);
+  EXPECT_EQ(forwarded->entries[0].filter, "sensors/a");
+  endpoint_.handler->on_data(wire::encode_suback({5, {}, {1}}, wire::kMqtt311));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(suback_codes(got[0], wire::kMqtt311), (std::vector<std::uint8_t>{1, 0x80, 0x80}));
+  // Within both bounds still: 9 + 5 bytes, 2 + 2 levels.
+  const std::string fits = subscribe_packet(wire::kMqtt311, 6, {"sensors/b"});
+  from_browser(fits);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{fits}));
+}
+
 TEST_F(RelayTest, CredentialAclNarrowsTheRoutes) {
   browser_->who.acl = TopicAcl{{"sensors/kitchen/#"}, {}};
   connect(wire::kMqtt311);
