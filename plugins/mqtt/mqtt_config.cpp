@@ -226,27 +226,25 @@ void check_topic_levels(ConfigTable& t, const MqttRouteConfig& r, std::size_t ma
   // (The prefix's last level and a topic's first join into one: "t/" + "a/b" is "t/a/b".)
   const std::size_t prefix_levels =
       r.topic_prefix.empty() ? 0 : topic_level_count(r.topic_prefix) - 1;
-  const std::string limit =
-      " levels with this route's 'topic_prefix', more than its upstream's "
-      "max_topic_levels (" +
+  const std::string over_max =
+      " levels with this route's 'topic_prefix', more than its "
+      "upstream's max_topic_levels (" +
       std::to_string(max_levels) + ")";
   if (prefix_levels + 1 > max_levels) {
     t.fail_at("topic_prefix", "'topic_prefix' leaves no level for a topic: it has " +
-                                  std::to_string(prefix_levels) +
-                                  " levels and its upstream's "
-                                  "max_topic_levels is " +
-                                  std::to_string(max_levels));
+                                  std::to_string(prefix_levels) + " levels and its upstream's " +
+                                  "max_topic_levels is " + std::to_string(max_levels));
     return;
   }
   for (const auto& filter : r.subscribe) {
     if (const std::size_t n = prefix_levels + topic_level_count(filter); n > max_levels) {
       t.fail_at("subscribe",
-                "filter \"" + filter + "\" in 'subscribe' has " + std::to_string(n) + limit);
+                "filter \"" + filter + "\" in 'subscribe' has " + std::to_string(n) + over_max);
     }
   }
   if (r.publish_topic) {
     if (const std::size_t n = prefix_levels + topic_level_count(*r.publish_topic); n > max_levels) {
-      t.fail_at("publish_topic", "'publish_topic' has " + std::to_string(n) + limit);
+      t.fail_at("publish_topic", "'publish_topic' has " + std::to_string(n) + over_max);
     }
   }
 }
