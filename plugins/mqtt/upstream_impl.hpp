@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "acl.hpp"
+#include "fair_queue.hpp"
 #include "protocol.hpp"
 #include "retain_rounds.hpp"
 #include "subscription_set.hpp"
@@ -268,7 +269,8 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   std::unordered_map<ConnectionId, SessionState> sessions;
   TopicTrie trie;  // broker filter -> session ids
   std::unordered_map<std::string, FilterState> filters;
-  std::deque<PendingPublish> buffered;  // QoS 1/2 held while the broker is down or busy
+  // QoS 1/2 held while the broker is down or busy, taken a session at a time in turn.
+  FairQueue<PendingPublish> buffered;
   // QoS 1/2 publishes handed to Paho and not acknowledged yet. At most config.publish_window:
   // Paho refuses more than it can buffer ("No more messages can be buffered") when the broker
   // stops reading, so the rest wait in `buffered`, still counted by their sessions' flow control.

@@ -63,15 +63,13 @@ void Upstream::Impl::fail_publish(const PendingPublish& p, std::string_view code
   }
 }
 
+// (A publish that fails while the link is still up is answered and gone; one that fails because
+// it went down is put back in front, and the loop stops.)
 void Upstream::Impl::flush_buffered() {
-  std::deque<PendingPublish> pending;
-  pending.swap(buffered);
-  while (!pending.empty() && link == Link::kUp &&
-         (pending.front().qos == 0 || publishing < config.publish_window)) {
-    do_publish(std::move(pending.front()));
-    pending.pop_front();
+  while (!buffered.empty() && link == Link::kUp &&
+         (buffered.front().qos == 0 || publishing < config.publish_window)) {
+    do_publish(buffered.pop());
   }
-  for (auto& p : pending) buffered.push_back(std::move(p));
 }
 
 }  // namespace wsbridge::mqtt

@@ -126,5 +126,42 @@ TEST(UpstreamPublish, InFlightCountsBufferedPublishesUntilTheBrokerHasThem) {
   EXPECT_EQ(received_at(log, "owed/3"), std::string::npos) << log;
 }
 
+// Every client shares the broker connection's publish window. A burst from one (up to its
+// session_window, 256) used to fill a FIFO that everyone else's publishes waited behind; they
+// are now taken a session at a time in turn.
+TEST(UpstreamPublish, ABurstFromOneSessionDoesNotQueueTheOthersBehindIt) {
+  UpstreamHarness h;
+  auto a = h.open();
+  auto b = h.open();
+  h.broker.freeze();  // the window (64) fills with the burst and the rest waits in the buffer
+  constexpr int kBurst = 200;
+  for (int i = 0; i < kBurst; ++i) {
+    h.request(a, publish("burst/" + std::to_string(i), "v", 1, i));
+  }
+  ASSERT_TRUE(eventually([&] { return h.upstream->in_flight() == kBurst; }))
+      << h.upstream->in_flight();
+  h.request(b, publish("other/1", "v", 1, "o1"));
+  ASSERT_TRUE(eventually([&] { return h.upstream->in_flight() == kBurst + 1; }))
+      << h.upstream->in_flight();
+  h.broker.thaw();
+  EXPECT_TRUE(b->wait_for(is_reply("ack", "o1"), 10s)) << b->dump();
+  for (int i = 0; i < kBurst; ++i) ASSERT_TRUE(a->wait_for(is_reply("ack", i), 10s)) << i;
+
+  const std::string log = h.broker.log();
+  const auto other = received_at(log, "other/1");
+  ASSERT_NE(other, std::string::npos) << log;
+  int burst_before = 0;
+  std::size_t previous = 0;
+  for (int i = 0; i < kBurst; ++i) {
+    const auto at = received_at(log, "burst/" + std::to_string(i));
+    ASSERT_NE(at, std::string::npos) << i;
+    EXPECT_GT(at, previous) << "the burst keeps its own order: " << i;
+    previous = at;
+    if (at < other) ++burst_before;
+  }
+  // What was in the window when it came, and not much more (a FIFO: all 200).
+  EXPECT_LE(burst_before, 70);
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt::testing
