@@ -130,13 +130,47 @@ TEST_F(InboundBudget, SmallFragmentedMessagesPassWhileTheBoundIsSpent) {
   EXPECT_EQ(small.read_message(10s).data,
             std::string(kKiB, 'x') + std::string(kKiB, 'y') + std::string(kKiB, 'z'));
 
-  // Past those 4 KiB, a connection is refused with 1013 (try again later).
+  // Past those 4 KiB the bound is spent, and a connection holding more than this one would is
+  // closed in its place with 1013 (try again later): one of the two holding 400 KiB.
   WsClient larger = connect();
   larger.send_frame(Opcode::kText, std::string(4 * kKiB, 'x'), false);
   EXPECT_EQ(after_sync(larger), 0);
   larger.send_frame(Opcode::kContinuation, std::string(4 * kKiB, 'y'), true);
-  EXPECT_EQ(larger.wait_close(10s), 1013);
+  EXPECT_EQ(larger.read_message(10s).data, std::string(4 * kKiB, 'x') + std::string(4 * kKiB, 'y'));
+  const std::uint16_t a_sync = after_sync(a);
+  const std::uint16_t b_sync = after_sync(b);
+  EXPECT_EQ(std::min(a_sync, b_sync), 0) << "one of them only";
+  EXPECT_EQ(std::max(a_sync, b_sync), 1013);
+  EXPECT_EQ(after_sync(c), 0) << "the largest holder goes, not the others";
   EXPECT_EQ(budget_closes().value_or(0), 1);
+}
+
+// The same when the bound is held by a few large unfinished messages (a client keeping them open
+// on purpose): a client with a smaller message goes on, and those holders go, the largest first.
+// Before, every new large message was refused for as long as they stayed.
+TEST_F(InboundBudget, HoldersOfTheMostGoBeforeASmallerMessageIsRefused) {
+  WsClient big = connect();
+  WsClient medium = connect();
+  start_message(big, 500 * kKiB, 'b');
+  start_message(medium, 400 * kKiB, 'm');
+  EXPECT_EQ(after_sync(big), 0);
+  EXPECT_EQ(after_sync(medium), 0);
+  // 900 KiB held; 300 more need room: the 500 KiB one goes, the 400 KiB one stays.
+  WsClient next = connect();
+  start_message(next, 300 * kKiB, 'n');
+  EXPECT_EQ(after_sync(next), 0);
+  EXPECT_EQ(big.wait_close(10s), 1013);
+  EXPECT_EQ(after_sync(medium), 0);
+  // A message larger than any held one is still refused (a tie too): nobody holds more.
+  WsClient larger = connect();
+  start_message(larger, 400 * kKiB, 'l');
+  EXPECT_EQ(after_sync(larger), 1013);
+  // The ones that stayed finish whole.
+  next.send_frame(Opcode::kContinuation, "!", /*fin=*/true);
+  EXPECT_EQ(next.read_message(10s).data, std::string(300 * kKiB, 'n') + "!");
+  medium.send_frame(Opcode::kContinuation, "!", /*fin=*/true);
+  EXPECT_EQ(medium.read_message(10s).data, std::string(400 * kKiB, 'm') + "!");
+  EXPECT_EQ(budget_closes().value_or(0), 2);
 }
 
 // The http route's twin: messages waiting for a slow backend (up to max_queued messages of

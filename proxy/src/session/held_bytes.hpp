@@ -26,6 +26,14 @@ class HeldBytes {
   // Service thread, once, before anything is held: the shard's count.
   void bind(std::size_t* shard_count) { shard_count_ = shard_count; }
   std::size_t bytes(Part part) const { return bytes_[index(part)]; }
+  // What a refusal can take back: the message being reassembled and the adapter's partial
+  // packet (not messages waiting for an upstream, which are whole and only pause the client).
+  std::size_t unfinished() const { return bytes(Part::kReassembly) + bytes(Part::kAdapterPartial); }
+  // The same, were `part` to hold `n`.
+  std::size_t unfinished_with(Part part, std::size_t n) const {
+    return unfinished() - (part == Part::kAdapterWaiting ? 0 : bytes(part)) +
+           (part == Part::kAdapterWaiting ? 0 : n);
+  }
 
   // What `part` holds becomes `n`. Growing is refused (false, nothing changes) when the shard's
   // count would pass `limit`, unless `n` is within `always_allowed`: every session may hold that

@@ -39,7 +39,8 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
   // one frame over several reads) is held until it is whole: counted, so that thousands of
   // clients each holding an unfinished message under max_message_bytes cannot exhaust memory.
   if (!(first && final) &&
-      !hold_input(s, HeldBytes::Part::kReassembly, s.rx_buffer.size() - kFrameHeadroom + len)) {
+      !hold_input(s, HeldBytes::Part::kReassembly, s.rx_buffer.size() - kFrameHeadroom + len,
+                  fragment.expected)) {
     return refuse_message(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater),
                           "server busy: too many bytes of unfinished messages held");
   }
@@ -92,7 +93,8 @@ bool Shard::hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) {
                     bytes);
 }
 
-bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
+bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes,
+                       std::size_t frame_rest) {
   // Every session may hold this much whatever the others hold: small messages in several
   // fragments always pass (10,000 connections hold at most 40 MB that way).
   constexpr std::size_t kAlwaysAllowed = 4096;
@@ -103,7 +105,22 @@ bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
       share_of(config_->limits.inbound_bytes_in_flight, s.route->max_message_bytes);
   const bool waiting = part == HeldBytes::Part::kAdapterWaiting;
   const std::size_t limit = waiting ? share / 2 : share;
+  // A closing session reads nothing more, and its adapter lets go of what it holds soon.
+  if (s.closing()) return s.held_input.set(part, 0);
   if (s.held_input.set(part, bytes, limit, kAlwaysAllowed)) return true;
+  if (!waiting) {
+    // Before the asker is refused, sessions holding more unfinished input than it would are
+    // closed in its place, the largest first (as Envoy's overload manager resets the streams
+    // that buffer the most): a client holding the bound with a few large unfinished messages
+    // loses those, and clients with smaller ones go on. A tie refuses the asker. The asker is
+    // judged with the rest of the frame it is receiving: a large message arriving in pieces
+    // would otherwise look small at its first piece and close one larger than itself.
+    const std::size_t asking = s.held_input.unfinished_with(part, bytes) + frame_rest;
+    while (Session* victim = largest_unfinished_input(s, asking)) {
+      close_for_input(*victim, s);
+      if (s.held_input.set(part, bytes, limit, kAlwaysAllowed)) return true;
+    }
+  }
   if (waiting) {
     WSB_LOG(kDebug) << "conn " << s.id << " paused: its messages waiting for the upstream would "
                     << "take input held on this thread past " << limit
@@ -119,6 +136,36 @@ bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes) {
                    << " connection(s) closed so since the last such line";
   }
   return false;
+}
+
+Session* Shard::largest_unfinished_input(const Session& asker, std::size_t asking) {
+  Session* largest = nullptr;
+  std::size_t most = asking;
+  for (auto& [id, session] : sessions_) {
+    if (session == &asker || session->closing()) continue;
+    const std::size_t held = session->held_input.unfinished();
+    if (held > most) {
+      most = held;
+      largest = session;
+    }
+  }
+  return largest;
+}
+
+void Shard::close_for_input(Session& victim, const Session& asker) {
+  victim.metrics->inbound_budget_closes->inc();
+  if (inbound_warnings_.due()) {
+    WSB_LOG(kWarn) << "conn " << victim.id << " (" << victim.handle->identity().remote_address
+                   << ") closed with 1013: it held " << victim.held_input.unfinished()
+                   << " bytes of unfinished input, the most on this thread, when conn " << asker.id
+                   << " needed room ([limits] inbound_bytes_in_flight); "
+                   << inbound_warnings_.occurrences()
+                   << " connection(s) closed so since the last such line";
+  }
+  // Its adapter lets go of its part when told of the close; counted as gone from now on.
+  victim.held_input.set(HeldBytes::Part::kAdapterPartial, 0);
+  refuse_message(victim, static_cast<std::uint16_t>(CloseCode::kTryAgainLater),
+                 "server busy: closed to make room for other clients' unfinished messages");
 }
 
 // A whole compressed message (shared permessage-deflate) becomes the message: inflated within the

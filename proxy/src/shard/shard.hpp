@@ -165,6 +165,10 @@ class Shard final : private InboxDispatcher,
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
   std::optional<std::optional<ConnectionSlots::Slot>> http_slot_for(const std::string& peer);
+  // [limits] inbound_bytes_in_flight spent: the session other than `asker` holding the most
+  // unfinished input, if more than `asking`; and closing it (1013) to make room.
+  Session* largest_unfinished_input(const Session& asker, std::size_t asking);
+  void close_for_input(Session& victim, const Session& asker);
   // A place under max_connections and max_connections_per_ip for a session or a relayed
   // WebSocket from `client`, or the limit that refuses it.
   std::optional<ConnectionSlots::Slot> take_session_slot(const std::string& client,
@@ -238,7 +242,7 @@ class Shard final : private InboxDispatcher,
   // What `part` of the session's held input is becomes `bytes`, within this shard's share of
   // [limits] inbound_bytes_in_flight (half of it for what waits for an upstream); false (logged,
   // nothing changed) when that is spent.
-  bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes);
+  bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes, std::size_t frame_rest = 0);
   // This shard's part of a process-wide byte bound, split evenly among the shards, never below
   // `at_least` (so one unit of the largest size can always pass alone).
   std::size_t share_of(std::size_t total, std::size_t at_least) const {

@@ -55,5 +55,20 @@ TEST(HeldBytes, GivesBackWhatItHeldWhenDestroyed) {
   EXPECT_EQ(shard, 0u);
 }
 
+// What closing a session would take back (its message and its adapter's partial packet, not
+// messages waiting whole for an upstream), now and were one part to hold more.
+TEST(HeldBytes, UnfinishedLeavesOutWhatWaitsWhole) {
+  std::size_t shard = 0;
+  HeldBytes a;
+  a.bind(&shard);
+  ASSERT_TRUE(a.set(Part::kReassembly, 500));
+  ASSERT_TRUE(a.set(Part::kAdapterPartial, 200));
+  ASSERT_TRUE(a.set(Part::kAdapterWaiting, 100));
+  EXPECT_EQ(a.unfinished(), 700u);
+  EXPECT_EQ(a.unfinished_with(Part::kReassembly, 900), 1100u);
+  EXPECT_EQ(a.unfinished_with(Part::kAdapterPartial, 0), 500u);
+  EXPECT_EQ(a.unfinished_with(Part::kAdapterWaiting, 5000), 700u);
+}
+
 }  // namespace
 }  // namespace wsbridge
