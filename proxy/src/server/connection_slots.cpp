@@ -9,16 +9,21 @@ ConnectionSlots::Slot& ConnectionSlots::Slot::operator=(Slot&& other) noexcept {
     release();
     state_ = std::move(other.state_);
     address_ = std::move(other.address_);
-    group_ = std::move(other.group_);
+    ipv6_prefix_bits_ = other.ipv6_prefix_bits_;
   }
   return *this;
 }
 
+std::string ConnectionSlots::Slot::group() const {
+  return address_group(address_, ipv6_prefix_bits_);
+}
+
 void ConnectionSlots::Slot::release() {
   if (!state_) return;  // moved from
+  const std::string counted_as = group();
   std::lock_guard lock(state_->mutex);
   --state_->total;
-  if (auto it = state_->per_group.find(group_);
+  if (auto it = state_->per_group.find(counted_as);
       it != state_->per_group.end() && --it->second == 0) {
     state_->per_group.erase(it);
   }
@@ -42,7 +47,7 @@ std::optional<ConnectionSlots::Slot> ConnectionSlots::take(const std::string& ad
   ++from_group;
   ++state_->total;
   refusal = Refusal::kNone;
-  return Slot(state_, address, std::move(group));
+  return Slot(state_, address, caps.ipv6_prefix_bits);
 }
 
 std::size_t ConnectionSlots::total() const {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,16 +44,21 @@ class ConnectionSlots {
     Slot& operator=(const Slot&) = delete;
     ~Slot() { release(); }
     const std::string& address() const { return address_; }  // the client's, as it came
-    const std::string& group() const { return group_; }      // what it was counted under
+    std::string group() const;                               // what it was counted under
 
    private:
     friend class ConnectionSlots;
-    Slot(std::shared_ptr<State> state, std::string address, std::string group)
-        : state_(std::move(state)), address_(std::move(address)), group_(std::move(group)) {}
+    Slot(std::shared_ptr<State> state, std::string address, unsigned ipv6_prefix_bits)
+        : state_(std::move(state)),
+          address_(std::move(address)),
+          ipv6_prefix_bits_(static_cast<std::uint8_t>(ipv6_prefix_bits)) {}
     void release();
     std::shared_ptr<State> state_;
     std::string address_;
-    std::string group_;
+    // The group is found again from these when the place is given back (a slot is kept by every
+    // open connection: 8 bytes here rather than a second string; a reload may change the
+    // prefix, so the one it was counted with is kept).
+    std::uint8_t ipv6_prefix_bits_;
   };
 
   // A place for a connection from `address`, or the limit that refuses it.
