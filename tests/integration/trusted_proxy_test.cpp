@@ -85,6 +85,7 @@ TEST_F(TrustedProxyTest, BehindATrustedProxyTheForwardedClientCounts) {
   // One per address: the limit counts clients, not the balancer.
   EXPECT_EQ(upgrade_status(server, "203.0.113.7"), 503);
   EXPECT_EQ(upgrade_status(server, "8.8.8.8, 198.51.100.2"), 503);
+  EXPECT_EQ(upgrade_status(server, "203.0.113.7:51234"), 503) << "with its port, the same client";
   // A fallback session from the same client counts the same way.
   HttpResult poll = http_request(server.port, "GET", "/_wsbridge/poll/e", "",
                                  {{"X-Forwarded-For", "203.0.113.7"}});

@@ -15,6 +15,40 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+bool all_digits(std::string_view s) {
+  if (s.empty() || s.size() > 5) return false;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// An X-Forwarded-For entry: an address, or an address with the client's port as some balancers
+// write it ("203.0.113.7:51234": Azure Application Gateway; "[2001:db8::1]:51234",
+// "[2001:db8::1]"). Anything else (RFC 7239's "unknown", an obfuscated name) is not an address.
+std::optional<IpAddress> forwarded_address(std::string_view entry) {
+  if (auto address = parse_ip_address(entry)) return address;
+  if (!entry.empty() && entry.front() == '[') {
+    const auto close = entry.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    const std::string_view rest = entry.substr(close + 1);
+    if (!rest.empty() && (rest.front() != ':' || !all_digits(rest.substr(1)))) return std::nullopt;
+    auto address = parse_ip_address(entry.substr(1, close - 1));
+    if (!address || entry.substr(1, close - 1).find(':') == std::string_view::npos) {
+      return std::nullopt;  // ("[10.0.0.1]" is no form anyone writes)
+    }
+    return address;
+  }
+  const auto colon = entry.find(':');
+  if (colon == std::string_view::npos || entry.find(':', colon + 1) != std::string_view::npos ||
+      !all_digits(entry.substr(colon + 1))) {
+    return std::nullopt;
+  }
+  auto address = parse_ip_address(entry.substr(0, colon));
+  if (!address || address->v6) return std::nullopt;
+  return address;
+}
+
 }  // namespace
 
 std::optional<TrustedProxies> TrustedProxies::parse(const std::vector<std::string>& entries,
@@ -75,9 +109,9 @@ std::string TrustedProxies::client_of(const std::string& peer,
     const std::string_view entry =
         trim(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
     forwarded_for = comma == std::string_view::npos ? "" : forwarded_for.substr(0, comma);
-    const auto address = parse_ip_address(entry);
+    const auto address = forwarded_address(entry);
     if (!address) break;
-    // (Shown as the proxy wrote it, IPv4-mapped forms as their IPv4 address.)
+    // (Shown without a port, IPv4-mapped forms as their IPv4 address.)
     char text[INET6_ADDRSTRLEN] = {};
     inet_ntop(address->v6 ? AF_INET6 : AF_INET, address->bytes.data(), text, sizeof text);
     client = text;

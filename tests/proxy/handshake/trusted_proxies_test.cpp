@@ -50,9 +50,24 @@ TEST(TrustedProxiesTest, TheClientIsTheRightmostUntrustedAddress) {
   // What is not an address stops the walk at the last hop vouched for.
   EXPECT_EQ(p.client_of("127.0.0.1", "unknown"), "127.0.0.1");
   EXPECT_EQ(p.client_of("127.0.0.1", "203.0.113.7, garbage, 10.0.0.2"), "10.0.0.2");
-  EXPECT_EQ(p.client_of("127.0.0.1", "203.0.113.7:443"), "127.0.0.1");
   EXPECT_EQ(p.client_of("127.0.0.1", ""), "127.0.0.1");
   EXPECT_EQ(p.client_of("127.0.0.1", ",,"), "127.0.0.1");
+}
+
+// Some balancers write the client's port too (Azure Application Gateway: "IP:port"). Refused,
+// every client behind such a balancer was the balancer, and shared one per-address limit.
+TEST(TrustedProxiesTest, AnAddressWithItsPortIsTheAddress) {
+  const TrustedProxies p = parse({"127.0.0.1", "10.0.0.0/8"});
+  EXPECT_EQ(p.client_of("127.0.0.1", "203.0.113.7:51234"), "203.0.113.7");
+  EXPECT_EQ(p.client_of("127.0.0.1", "[2001:db8::1]:443"), "2001:db8::1");
+  EXPECT_EQ(p.client_of("127.0.0.1", "[2001:DB8::1]"), "2001:db8::1");
+  EXPECT_EQ(p.client_of("127.0.0.1", "203.0.113.7:1, 10.0.0.2:8080"), "203.0.113.7");
+  // Anything else with a colon is no address, and stops the walk as before.
+  for (const char* bad : {"203.0.113.7:", "203.0.113.7:http", "203.0.113.7:123456", "1.2.3.4:5:6",
+                          "[2001:db8::1", "[2001:db8::1]x", "[2001:db8::1]:", "[10.0.0.1]:80",
+                          "2001:db8::1:443:", "[]:80", "host:80"}) {
+    EXPECT_EQ(p.client_of("127.0.0.1", bad), "127.0.0.1") << bad;
+  }
 }
 
 }  // namespace
