@@ -58,6 +58,13 @@ TEST_F(HttpConnectionCap, ConnectionsWithoutAWebSocketAreCappedPerAddress) {
   // WebSockets are not counted here (max_connections_per_ip counts them).
   std::vector<WsClient> sockets;
   for (int i = 0; i < 4; ++i) sockets.push_back(WsClient::connect(server.client("/echo")));
+  // Each leaves this count when its service thread has set it up, a moment after its 101 (a
+  // slow TSan run saw the last one still counted while the plain connections came): an echo
+  // on each says that moment has passed.
+  for (WsClient& ws : sockets) {
+    ws.send_text("set up");
+    ASSERT_EQ(ws.read_message().data, "set up");
+  }
   const int pid = server.process->pid();
   const int before = open_descriptors(pid);
   std::vector<TcpConn> idle;
