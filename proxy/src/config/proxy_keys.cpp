@@ -72,6 +72,7 @@ void connect_backend(ConfigTable& t, ProxyRoute& route) {
   options.connect_timeout = route.connect_timeout;
   try {
     route.endpoint = LwsStreamClient::instance().endpoint(options);
+    route.pool_key = options.url + "|" + route.ca_file + "|" + (route.verify_backend ? "v" : "n");
   } catch (const std::invalid_argument& e) {
     t.fail_at(route.ca_file.empty() ? "backend" : "ca_file", e.what());
   }

@@ -26,6 +26,9 @@ struct ProxyRoute {
   std::string backend_url;  // as configured (http://, https://, ws://, wss://)
   http1::Url backend;       // parsed; ws:// and wss:// as http:// and https://
   std::shared_ptr<StreamEndpoint> endpoint;  // the backend's TCP (or TLS) streams
+  // Which backend pool serves it: prefixes with the same backend, CAs and verification share
+  // one (ProxyService::pool_for). Set with `endpoint`, not rebuilt for every request.
+  std::string pool_key;
   bool http = true;           // plain requests are relayed (false for a ws:// or wss:// backend)
   bool websocket = true;      // upgrades are relayed (the WebSocket pass-through)
   bool strip_prefix = false;  // "/app/x?y" reaches the backend as "<base>/x?y"

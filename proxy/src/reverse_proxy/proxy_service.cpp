@@ -65,9 +65,7 @@ void ProxyService::shutdown() {
 BackendPool& ProxyService::pool_for(const ProxyRoute& route) {
   const std::size_t shards = std::max<std::size_t>(host_.current_config()->effective_threads(), 1);
   const std::size_t share = std::max<std::size_t>((route.max_connections + shards - 1) / shards, 1);
-  const std::string key =
-      route.endpoint->url() + "|" + route.ca_file + "|" + (route.verify_backend ? "v" : "n");
-  auto& pool = pools_[key];
+  auto& pool = pools_[route.pool_key];
   if (!pool) {
     pool = std::make_unique<BackendPool>(route.endpoint, share, route.keepalive_timeout);
   } else {
