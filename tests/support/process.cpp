@@ -94,7 +94,9 @@ uint16_t free_tcp_port() {
   static const unsigned low = ephemeral_low();
   static std::mutex mutex;
   static std::mt19937 random{std::random_device{}()};
-  static std::set<uint16_t> handed_out;  // never twice in one test process
+  // Never twice in one test process; never a port browsers refuse to load from (Chromium's and
+  // Firefox's restricted ports: 10080 is the one in this range; net::ERR_UNSAFE_PORT).
+  static std::set<uint16_t> handed_out{10080};
   std::lock_guard lock(mutex);
   for (int i = 0; i < 200 && low > kFrom + 1000; ++i) {
     const auto port =
