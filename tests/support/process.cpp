@@ -455,6 +455,25 @@ int open_descriptors(int pid) {
   return ec ? -1 : n;
 }
 
+int settled_descriptors(int pid, std::chrono::milliseconds quiet,
+                        std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  int last = open_descriptors(pid);
+  auto since = Clock::now();
+  while (Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const int now = open_descriptors(pid);
+    if (now != last) {
+      last = now;
+      since = Clock::now();
+    } else if (Clock::now() - since >= quiet) {
+      return now;
+    }
+  }
+  return -1;
+}
+
 long rss_kib(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string key;

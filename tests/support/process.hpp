@@ -71,6 +71,11 @@ long rss_kib(int pid);
 // How many file descriptors a process has open (its sockets among them), -1 when unknown: a
 // server's accepts and closes, seen from outside.
 int open_descriptors(int pid);
+// open_descriptors() once it has not changed for `quiet`: the server is done with what came
+// before (a readiness probe's connection, closed by the client but perhaps not yet by the
+// server, which a per-address count still holds). -1 when it never settles within `timeout`.
+int settled_descriptors(int pid, std::chrono::milliseconds quiet = std::chrono::milliseconds(200),
+                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Polls until a TCP connect to host:port succeeds or timeout.
 bool wait_port_open(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
