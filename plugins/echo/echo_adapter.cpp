@@ -14,11 +14,17 @@ EchoConfig EchoConfig::from_route(ConfigTable& options) {
 }
 
 void EchoAdapter::on_message(const std::shared_ptr<Connection>& connection, Frame message) {
-  if (config_.prefix.empty()) {
-    connection->send(std::move(message));  // the same buffer goes back: no copy
-    return;
-  }
-  connection->send(Frame::concat(message.kind(), config_.prefix, message.payload()));
+  const SendResult sent =
+      config_.prefix.empty()
+          ? connection->send(std::move(message))  // the same buffer goes back: no copy
+          : connection->send(Frame::concat(message.kind(), config_.prefix, message.payload()));
+  // Each echo is the client's own input: one that does not read them would otherwise fill its
+  // queue to max_queued_bytes (and be closed with 1013) at the speed it can send.
+  if (sent == SendResult::kQueuedOverHighWater) connection->pause_reading(true);
+}
+
+void EchoAdapter::on_drained(const std::shared_ptr<Connection>& connection) {
+  connection->pause_reading(false);
 }
 
 std::unique_ptr<Adapter> EchoKind::create_route(ConfigTable& options, const RouteContext&) {

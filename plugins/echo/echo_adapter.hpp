@@ -1,5 +1,7 @@
 // The echo adapter: the seed's example server. Every message comes back to its sender with the
-// same type (text or binary), after an optional configured prefix.
+// same type (text or binary), after an optional configured prefix. A client that does not read
+// its echoes is not read from either: past the route's queue_high_water_bytes its reading pauses
+// until they drained, so what it sends waits in TCP, not in the queue.
 #pragma once
 
 #include <memory>
@@ -19,6 +21,7 @@ class EchoAdapter final : public Adapter {
  public:
   explicit EchoAdapter(EchoConfig config) : config_(std::move(config)) {}
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override;
+  void on_drained(const std::shared_ptr<Connection>& connection) override;
 
  private:
   const EchoConfig config_;

@@ -66,7 +66,8 @@ void HttpAdapter::on_message(const std::shared_ptr<Connection>& connection, Fram
   if (config_.mode == Mode::kRpc) {
     auto parsed = parse_rpc_request(message, policy_);
     if (auto* refusal = std::get_if<RpcRefusal>(&parsed)) {
-      connection->send(error_frame(refusal->id, refusal->code, refusal->message));
+      reply(*state, error_frame(refusal->id, refusal->code, refusal->message));
+      update_flow(*state);
       return;
     }
     state->waiting.emplace_back(std::move(std::get<RpcCall>(parsed)));
@@ -125,6 +126,16 @@ void HttpAdapter::on_close(const std::shared_ptr<Connection>& connection, const 
                      << r.response.status;
     }
   });
+}
+
+void HttpAdapter::on_drained(const std::shared_ptr<Connection>& connection) {
+  auto& states = here().states;
+  auto it = states.find(connection->id());
+  if (it == states.end()) return;
+  const std::shared_ptr<ConnState> state = it->second;
+  state->answers_backed_up = false;
+  pump(state);
+  update_flow(*state);
 }
 
 void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
@@ -186,7 +197,8 @@ void HttpAdapter::admit(AdmissionRequest request, AdmissionCallback done) {
 }
 
 void HttpAdapter::pump(const std::shared_ptr<ConnState>& state) {
-  while (state->open && !state->waiting.empty() && state->in_flight < config_.max_in_flight) {
+  while (state->open && !state->answers_backed_up && !state->waiting.empty() &&
+         state->in_flight < config_.max_in_flight) {
     ShardState& shard = here();
     if (shard.route_in_flight >= max_concurrent_per_shard_) {
       if (!state->queued_for_slot) {
@@ -208,11 +220,15 @@ void HttpAdapter::update_flow(ConnState& state) {
   // past it the client is paused the same way (what it sent was accepted and is kept) until what
   // it has waiting fits again, so max_queued messages of max_message_bytes from every connection
   // cannot add up beyond what the server was given.
+  // A client that does not read its answers is paused too (and nothing more is asked of the
+  // backend for it), so answers cannot pile up at the speed it sends requests.
   const bool fits = state.connection->hold_inbound(state.waiting_bytes, InboundHold::kWaiting);
-  if (!state.paused && (state.waiting.size() >= config_.max_queued || !fits)) {
+  if (!state.paused &&
+      (state.waiting.size() >= config_.max_queued || !fits || state.answers_backed_up)) {
     state.paused = true;
     state.connection->pause_reading(true);
-  } else if (state.paused && fits && state.waiting.size() <= config_.max_queued / 2) {
+  } else if (state.paused && fits && !state.answers_backed_up &&
+             state.waiting.size() <= config_.max_queued / 2) {
     state.paused = false;
     state.connection->pause_reading(false);
   }
@@ -293,34 +309,38 @@ void HttpAdapter::finished(const std::shared_ptr<ConnState>& state) {
 }
 
 void HttpAdapter::answer_message(ConnState& state, FrameKind kind, HttpResult result) {
-  Connection& c = *state.connection;
   if (result.failure != HttpFailure::kNone) {
-    c.send(error_frame(nullptr, to_string(result.failure), result.detail));
+    reply(state, error_frame(nullptr, to_string(result.failure), result.detail));
     return;
   }
   const int status = result.response.status;
   if (status < 200 || status > 299) {
-    c.send(error_frame(nullptr, "upstream_status", "the backend answered " + std::to_string(status),
-                       status));
+    reply(state, error_frame(nullptr, "upstream_status",
+                             "the backend answered " + std::to_string(status), status));
     return;
   }
   std::string& body = result.response.body;
   if (body.empty()) return;
   if (kind == FrameKind::kText && !valid_utf8(body)) {
-    c.send(error_frame(nullptr, "bad_response",
-                       "the backend's answer to a text message is not valid UTF-8"));
+    reply(state, error_frame(nullptr, "bad_response",
+                             "the backend's answer to a text message is not valid UTF-8"));
     return;
   }
-  c.send(Frame(kind, body));
+  reply(state, Frame(kind, body));
 }
 
 void HttpAdapter::answer_rpc(ConnState& state, const nlohmann::json& id, HttpResult result) {
-  Connection& c = *state.connection;
   if (result.failure != HttpFailure::kNone) {
-    c.send(error_frame(id, to_string(result.failure), result.detail));
+    reply(state, error_frame(id, to_string(result.failure), result.detail));
     return;
   }
-  c.send(response_frame(id, result.response));
+  reply(state, response_frame(id, result.response));
+}
+
+void HttpAdapter::reply(ConnState& state, Frame frame) {
+  if (state.connection->send(std::move(frame)) == SendResult::kQueuedOverHighWater) {
+    state.answers_backed_up = true;  // (update_flow pauses the client; on_drained resumes it)
+  }
 }
 
 namespace {

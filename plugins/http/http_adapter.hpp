@@ -29,6 +29,7 @@ class HttpAdapter final : public Adapter {
   void on_open(const std::shared_ptr<Connection>& connection) override;
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override;
   void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo& info) override;
+  void on_drained(const std::shared_ptr<Connection>& connection) override;
   void on_rate_limited(const std::shared_ptr<Connection>& connection,
                        const Frame& message) override;
   bool wants_admission() const override { return connect_hook_ != nullptr; }
@@ -50,6 +51,9 @@ class HttpAdapter final : public Adapter {
     bool open = true;
     bool paused = false;
     bool queued_for_slot = false;  // in slot_waiters_
+    // Its answers passed the route's queue_high_water_bytes (the client is not reading them): no
+    // new request starts and the client is paused until they drained (on_drained).
+    bool answers_backed_up = false;
   };
 
   void pump(const std::shared_ptr<ConnState>& state);
@@ -59,6 +63,7 @@ class HttpAdapter final : public Adapter {
   HttpHeaders identity_headers(ConnState& state);
   void answer_message(ConnState& state, FrameKind kind, HttpResult result);
   void answer_rpc(ConnState& state, const nlohmann::json& id, HttpResult result);
+  void reply(ConnState& state, Frame frame);
 
   const HttpRouteConfig config_;
   const RpcPolicy policy_;

@@ -87,6 +87,16 @@ adapter = "echo"
 rate = 2
 burst = 2
 [[routes]]
+path = "/paced"
+adapter = "echo"
+max_queued_bytes = "64KiB"
+[[routes]]
+path = "/stalled"
+adapter = "echo"
+max_queued_bytes = "64KiB"
+idle_timeout = "2s"
+ping_interval = "1s"
+[[routes]]
 path = "/legacy"
 adapter = "http"
 backend = "${backendUrl}/messages"
@@ -367,6 +377,79 @@ test('the rate limit closes a fallback session as it closes a WebSocket', async 
   const close = sse.controls.at(-1);
   assert.equal(close.type, 'close');
   assert.equal(close.code, 1008);
+});
+
+test('a POST to a session whose close is decided gets 410 with that close, never 200', async () => {
+  // The rate limit closes the session in the middle of this POST: the records after the 2nd were
+  // not handed to the route, so the answer is the close, not the next sequence number.
+  const sse = await openSse('/limited');
+  sse.close();  // nothing carries it: the close waits for the client's next request
+  await sleep(200);
+  const records = Array.from({ length: 14 }, (_, i) => ({ payload: `${i}` }));
+  const first = await post('/limited', sse.token, 1, records);
+  assert.equal(first.status, 410);
+  assert.deepEqual(json(first), { type: 'close', code: 1008, reason: 'rate limit exceeded' });
+  // The session is still there (its close not carried yet): a later POST is not applied either.
+  const later = await post('/limited', sse.token, 3, [{ payload: 'late' }]);
+  assert.equal(later.status, 410);
+  assert.equal(json(later).code, 1008);
+  const next = new SseStream(port, `/_wsbridge/sse/limited?s=${encodeURIComponent(sse.token)}`);
+  await next.opened;
+  assert.ok(await next.endedWithin(5000));
+  assert.equal(next.controls.at(-1).code, 1008);
+});
+
+// Polls `route` from message id `last` until `count` messages came; their payloads in order.
+async function pollMessages(route, tok, count, last = 0) {
+  const got = [];
+  const deadline = Date.now() + 15000;
+  while (got.length < count && Date.now() < deadline) {
+    const res = await request(port, 'GET', `/_wsbridge/poll${route}?s=${encodeURIComponent(tok)}&last=${last}`);
+    assert.equal(res.status, 200);
+    const body = decodeBody(res.body);
+    const messages = body.records.filter((r) => r.kind !== 'c');
+    for (const c of body.records.filter((r) => r.kind === 'c')) {
+      assert.notEqual(JSON.parse(c.payload).type, 'close', `closed: ${c.payload}`);
+    }
+    if (messages.length > 0) last = body.first + messages.length - 1;
+    got.push(...messages.map((r) => r.payload.toString()));
+  }
+  return got;
+}
+
+test('echoes the client does not take pause its POSTs (backpressure): nothing is lost or closed', async () => {
+  const logFrom = bridge.log.length;
+  const opened = await request(port, 'GET', '/_wsbridge/poll/paced');
+  const tok = JSON.parse(decodeBody(opened.body).records[0].payload).session;
+  const message = (i) => ({ payload: `${i}:`.padEnd(1024, String(i % 10)) });
+  const batch = (from) => Array.from({ length: 40 }, (_, i) => message(from + i));
+  // 40 KiB of echoes waits unpolled: past the route's high-water mark (half of 64 KiB).
+  assert.equal((await post('/paced', tok, 1, batch(0))).status, 200);
+  let answered = null;
+  const second = post('/paced', tok, 41, batch(40)).then((r) => { answered = r; return r; });
+  await sleep(800);
+  // Before: applied at once, and the third batch overflowed the queue (1013 slow consumer).
+  assert.equal(answered, null, 'the POST waits while the echoes are not taken');
+  const got = await pollMessages('/paced', tok, 80);
+  assert.equal((await second).status, 200);
+  assert.equal((await post('/paced', tok, 81, batch(80))).status, 200);
+  got.push(...await pollMessages('/paced', tok, 40, 80));
+  assert.deepEqual(got, Array.from({ length: 120 }, (_, i) => message(i).payload));
+  assert.doesNotMatch(bridge.log.slice(logFrom), /is not reading|took nothing/);
+});
+
+test('a paused client that takes nothing for idle_timeout is closed (1013), its held POST told', async () => {
+  const opened = await request(port, 'GET', '/_wsbridge/poll/stalled');
+  const tok = JSON.parse(decodeBody(opened.body).records[0].payload).session;
+  const batch = Array.from({ length: 40 }, () => ({ payload: 'z'.repeat(1024) }));
+  assert.equal((await post('/stalled', tok, 1, batch)).status, 200);
+  const started = Date.now();
+  const held = await post('/stalled', tok, 41, [{ payload: 'held' }]);
+  // Answered when the session is closed for not reading, about idle_timeout (2 s) after the pause.
+  assert.equal(held.status, 410);
+  assert.deepEqual(json(held), { type: 'close', code: 1013, reason: 'not reading' });
+  assert.ok(Date.now() - started >= 1500, `answered after ${Date.now() - started} ms`);
+  assert.match(bridge.log, /took nothing of its \d+ queued bytes for .* while its reading was paused/);
 });
 
 test('Origin and CORS: the route policy applies; allowed origins get CORS headers', async () => {

@@ -2,8 +2,11 @@
 // the connect and disconnect hooks, TLS backends, inbound flow control and draining at shutdown.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <csignal>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "integration/http_test_config.hpp"
@@ -142,6 +145,19 @@ backend = "https://localhost:${BACKEND_PORT}/echo"
   EXPECT_EQ(backend.stats()["requests"], 1);
 }
 
+// Polls the admin API's metrics until `route` has `expected` connections whose reading is paused.
+bool reading_paused(const WsbridgeInstance& server, std::string_view route, int expected) {
+  const std::string line = "wsbridge_connections_reading_paused{route=\"" + std::string(route) +
+                           "\"} " + std::to_string(expected) + "\n";
+  for (int i = 0; i < 200; ++i) {
+    HttpResult m = http_request(server.port2, "GET", "/metrics", "",
+                                {{"Authorization", "Bearer " + kAdminToken}});
+    if (m.body.find(line) != std::string::npos) return true;
+    std::this_thread::sleep_for(25ms);
+  }
+  return false;
+}
+
 // #8.2: a client sending faster than its backend answers is stopped (rx flow control), then
 // resumed; nothing is lost or reordered.
 TEST(HttpFlowControlTest, FastClientIsPausedNotBuffered) {
@@ -163,15 +179,7 @@ max_queued = 8
   WsClient ws = WsClient::connect(server.client("/slowly"));
   constexpr int kMessages = 150;
   for (int i = 0; i < kMessages; ++i) ws.send_text("n" + std::to_string(i));
-  bool saw_pause = false;
-  for (int i = 0; i < 40 && !saw_pause; ++i) {
-    HttpResult m = http_request(server.port2, "GET", "/metrics", "",
-                                {{"Authorization", "Bearer " + kAdminToken}});
-    saw_pause = m.body.find("wsbridge_connections_reading_paused{route=\"/slowly\"} 1") !=
-                std::string::npos;
-    if (!saw_pause) std::this_thread::sleep_for(25ms);
-  }
-  EXPECT_TRUE(saw_pause) << "the connection was never paused";
+  EXPECT_TRUE(reading_paused(server, "/slowly", 1)) << "the connection was never paused";
   for (int i = 0; i < kMessages; ++i) {
     auto m = ws.read_message(10s);
     ASSERT_EQ(m.data, "slow") << "message " << i;
@@ -179,10 +187,88 @@ max_queued = 8
   const json requests = backend.requests();
   ASSERT_EQ(requests.size(), static_cast<std::size_t>(kMessages));
   for (int i = 0; i < kMessages; ++i) EXPECT_EQ(requests[i]["body"], "n" + std::to_string(i));
-  HttpResult m = http_request(server.port2, "GET", "/metrics", "",
-                              {{"Authorization", "Bearer " + kAdminToken}});
-  EXPECT_NE(m.body.find("wsbridge_connections_reading_paused{route=\"/slowly\"} 0"),
-            std::string::npos);
+  EXPECT_TRUE(reading_paused(server, "/slowly", 0));
+}
+
+// Requests whose answers are 256 KiB each, to a route whose queue holds 2 MiB (high water 1 MiB,
+// plus room for the 2 answers in flight when it is passed), from a client with a 256 KiB receive
+// buffer (the kernel's buffers then hold about 4 MiB of the 12): what it does not read waits in
+// wsbridge's queue. (Under the loopback MSS, 64 KiB, a receive window stalls TCP for 40 ms at a
+// time.)
+constexpr std::string_view kBigAnswersConfig = R"(
+[[listeners]]
+port = ${PORT}
+[admin]
+port = ${PORT2}
+token_env = "WSBRIDGE_TEST_PUSH_TOKEN"
+[[routes]]
+path = "/rpc"
+adapter = "http"
+mode = "rpc"
+backend = "${BACKEND}"
+paths = ["/big/"]
+max_queued_bytes = "2MiB"
+max_in_flight = 2
+idle_timeout = "IDLE"
+ping_interval = "1s"
+)";
+
+WsClient send_big_requests(const WsbridgeInstance& server, int count) {
+  WsClient ws = WsClient::connect(server.client("/rpc"));
+  const int receive_buffer = 256 * 1024;
+  setsockopt(ws.tcp().fd(), SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  for (int i = 0; i < count; ++i) {
+    ws.send_text(
+        json{{"type", "request"}, {"id", i}, {"method", "GET"}, {"path", "/big/262144"}}.dump());
+  }
+  return ws;
+}
+
+// A client that sends requests and does not read the answers is paused, and nothing more is
+// asked of the backend for it, while its answers are over the route's high-water mark. (Before,
+// they piled up at the speed it sent requests until max_queued_bytes closed it with 1013.)
+TEST(HttpFlowControlTest, ClientNotReadingItsAnswersIsPausedNotClosed) {
+  HttpBackend backend;
+  setenv("WSBRIDGE_TEST_PUSH_TOKEN", kAdminToken.c_str(), 1);
+  std::string config(kBigAnswersConfig);
+  WsbridgeInstance::replace_all(config, "IDLE", "60s");
+  WsbridgeInstance server(with_backend(config, backend));
+  constexpr int kRequests = 48;  // 12 MiB of answers
+  WsClient ws = send_big_requests(server, kRequests);
+  ASSERT_TRUE(reading_paused(server, "/rpc", 1)) << "the client was never paused";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_LT(backend.stats()["requests"].get<int>(), kRequests) << "all were asked while paused";
+  std::set<int> answered;  // (in the order they complete: two are in flight at a time)
+  for (int i = 0; i < kRequests; ++i) {
+    const auto m = ws.read_message(10s);
+    ASSERT_EQ(m.opcode, Opcode::kText) << "answer " << i << ": " << m.data.substr(0, 80);
+    const json r = json::parse(m.data);
+    EXPECT_EQ(r["status"], 200);
+    EXPECT_EQ(r["body"].get<std::string>().size(), 262144u) << "answer " << i;
+    answered.insert(r["id"].get<int>());
+  }
+  EXPECT_EQ(answered.size(), static_cast<std::size_t>(kRequests));
+  EXPECT_TRUE(reading_paused(server, "/rpc", 0));
+  EXPECT_EQ(server.process->output().find("is not reading"), std::string::npos);
+}
+
+// Paused for not reading, and then taking nothing for idle_timeout: closed (1013), not kept
+// with its queue for as long as it keeps the TCP connection.
+TEST(HttpFlowControlTest, PausedClientThatTakesNothingIsClosedAfterIdleTimeout) {
+  HttpBackend backend;
+  setenv("WSBRIDGE_TEST_PUSH_TOKEN", kAdminToken.c_str(), 1);
+  std::string config(kBigAnswersConfig);
+  WsbridgeInstance::replace_all(config, "IDLE", "3s");
+  WsbridgeInstance server(with_backend(config, backend));
+  WsClient ws = send_big_requests(server, 48);
+  ASSERT_TRUE(reading_paused(server, "/rpc", 1));
+  const auto paused_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      server.process->wait_for_output("while its reading was paused: closing with 1013", 10s));
+  EXPECT_GE(std::chrono::steady_clock::now() - paused_at, 2500ms);
+  // (Dropped: a client that reads nothing cannot be sent the close frame either.)
+  EXPECT_TRUE(server.process->wait_for_output("close remote=127.0.0.1 path=/rpc", 10s));
+  EXPECT_TRUE(reading_paused(server, "/rpc", 0));
 }
 
 // #8.3: SIGTERM lets HTTP requests in flight finish and delivers their answers before 1012.

@@ -37,7 +37,10 @@ std::string_view FallbackTransport::kind() const {
 }
 
 void FallbackTransport::want_write() {
-  if (carrier_ != nullptr && carrier_->has_room()) host_.schedule_turn(connection_);
+  // (Also for held POSTs: a close decided meanwhile answers them at once, see run_fallback_turns.)
+  if ((carrier_ != nullptr && carrier_->has_room()) || !held_posts_.empty()) {
+    host_.schedule_turn(connection_);
+  }
 }
 
 void FallbackTransport::set_reading(bool on) {
@@ -163,9 +166,7 @@ void FallbackTransport::close(std::uint16_t code, std::string_view reason) {
   if (carrier_ == nullptr) return;
   close_delivered_ = true;
   std::string out;
-  append_control(
-      out, nlohmann::json{{"type", "close"}, {"code", code}, {"reason", std::string(reason)}}.dump(
-               -1, ' ', false, nlohmann::json::error_handler_t::replace));
+  append_control(out, close_control(code, reason));
   carrier_->append(out);
   carrier_->end(200, carrier_kind_ == CarrierKind::kPoll ? "application/octet-stream" : "");
   carrier_.reset();

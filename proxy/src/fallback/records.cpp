@@ -1,5 +1,7 @@
 #include "fallback/records.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <charconv>
 
 namespace wsbridge::fallback {
@@ -70,6 +72,11 @@ void append_record(std::string& out, char kind, std::string_view payload) {
   out += std::to_string(payload.size());
   out += ':';
   out.append(payload);
+}
+
+std::string close_control(std::uint16_t code, std::string_view reason) {
+  const nlohmann::json close = {{"type", "close"}, {"code", code}, {"reason", std::string(reason)}};
+  return close.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace wsbridge::fallback

@@ -42,4 +42,8 @@ std::optional<ParsedBody> parse_body(std::string_view body, const BodyLimits& li
 void append_first_line(std::string& out, std::uint64_t first);
 void append_record(std::string& out, char kind, std::string_view payload);
 
+// The control message that tells a client its session's close: {"type":"close","code":...,
+// "reason":"..."} (a reason that is not UTF-8 has its bad bytes replaced).
+std::string close_control(std::uint16_t code, std::string_view reason);
+
 }  // namespace wsbridge::fallback

@@ -30,6 +30,7 @@ SendResult ConnectionHandle::reserve(std::size_t size) {
     predicted = SendResult::kDropped;
   } else if (bytes > limits_.high_water_bytes) {
     predicted = SendResult::kQueuedOverHighWater;
+    told_over_high_water_.store(true, std::memory_order_relaxed);
   }
   return predicted;
 }

@@ -89,6 +89,12 @@ class ConnectionHandle final : public Connection {
     in_transit_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     in_transit_messages_.fetch_sub(1, std::memory_order_relaxed);
   }
+  // Service thread: whether a send answered kQueuedOverHighWater since the last call. The sender
+  // was promised on_drained then, even when the queue has shrunk below the mark by the time the
+  // frame is queued (bytes in transit counted toward the answer).
+  bool take_over_high_water_told() {
+    return told_over_high_water_.exchange(false, std::memory_order_relaxed);
+  }
 
  private:
   const ConnectionId id_;
@@ -99,6 +105,7 @@ class ConnectionHandle final : public Connection {
   SessionHost* host_ = nullptr;
   std::atomic<bool> open_{true};
   std::atomic<bool> closing_{false};
+  std::atomic<bool> told_over_high_water_{false};  // (take_over_high_water_told)
   std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<std::size_t> queued_messages_{0};
   // Sent through this handle and not yet taken over by the service thread (in the inbox).

@@ -77,8 +77,11 @@ struct Session {
   // Rate limit (token bucket of the route's rate/burst).
   double rate_tokens = 0;
   SteadyClock::time_point rate_refilled_at;
-  unsigned rate_strikes = 0;        // messages refused in a row
-  bool reading_paused = false;      // Connection::pause_reading: lws rx flow control is off
+  unsigned rate_strikes = 0;    // messages refused in a row
+  bool reading_paused = false;  // Connection::pause_reading: lws rx flow control is off
+  // While reading is paused: since when something has waited to be written (the pause, or the
+  // first frame queued after it). A paused client that takes none of it for idle_timeout is gone.
+  SteadyClock::time_point stalled_since;
   std::uint64_t dropped = 0;        // droppable frames discarded since the client last caught up
   bool drained_notice_due = false;  // the queue went over the high-water mark (Adapter::on_drained)
   // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).
@@ -88,8 +91,15 @@ struct Session {
   std::atomic<std::uint64_t> bytes_out{0};
   std::chrono::system_clock::time_point opened_wall;  // for the admin API's "since"
 
+  // Something waits to be written: queued frames, or the rest of one the socket took part of.
+  bool output_waiting() const { return !outbox.empty() || transport->mid_frame(); }
   // A close has been decided: nothing more from this client reaches the adapter.
   bool closing() const { return close_sent || close_after_queue.has_value(); }
+  // The close decided for it, sent or still waiting for its queue; none while it is open.
+  std::optional<PendingClose> decided_close() const {
+    if (close_sent) return PendingClose{close_info.code, close_info.reason};
+    return close_after_queue;
+  }
   // After the outbox changed: the handle's mirror, which Connection::send judges frames by.
   void outbox_changed() { handle->set_queued(queued_bytes, outbox.size()); }
 };

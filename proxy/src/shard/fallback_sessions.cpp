@@ -155,8 +155,9 @@ void Shard::on_fallback_request(SessionRequest& request) {
       if (!s.outbox.empty() || s.close_after_queue || s.ping_due) transport.want_write();
       break;
     case SessionRequest::Op::kPost:
-      s.last_rx = SteadyClock::now();
-      if (!transport.reading() || !transport.held_posts().empty()) {
+      // (While its reading is paused, sending more is no sign of life: taking what waits is.)
+      if (!s.reading_paused) s.last_rx = SteadyClock::now();
+      if (!s.closing() && (!transport.reading() || !transport.held_posts().empty())) {
         // Reading is paused: the answer waits, and with it the client's next POST. A client
         // sends one at a time; more than a few waiting is someone else's memory.
         if (transport.held_posts().size() >= kMaxHeldPosts) {
@@ -184,6 +185,13 @@ void Shard::on_fallback_request(SessionRequest& request) {
 
 void Shard::apply_post(Session& s, FallbackTransport& transport, const std::string& body,
                        fallback::ResponseChannel& reply) {
+  if (const std::optional<PendingClose> close = s.decided_close()) {
+    // Nothing reaches the route from a session whose close is decided: a 200 would say these
+    // messages were handed on. 410 tells the client the close, which its stream may not have
+    // carried yet (stalled, or between two requests).
+    reply.answer(410, "application/json", fallback::close_control(close->code, close->reason));
+    return;
+  }
   fallback::BodyError error = fallback::BodyError::kNone;
   std::string message;
   const auto parsed =
@@ -228,10 +236,15 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
     fragment.binary = record.kind == 'b';
     fragment.expected = record.payload.size();
     ++applied;
-    if (s.closing()) continue;  // (counted: a retry must not apply them later either)
     on_fragment(s, fragment);
+    if (s.closing()) break;  // it closed the session (the rate limit, a bad message...)
   }
   transport.advance_sequence(applied);
+  if (const std::optional<PendingClose> close = s.decided_close(); close && !s.close_info.by_peer) {
+    // The rest of the body was not applied: the client learns why, not a sequence number.
+    reply.answer(410, "application/json", fallback::close_control(close->code, close->reason));
+    return;
+  }
   reply.answer(200, "application/json", nlohmann::json{{"next", transport.next_sequence()}}.dump());
 }
 
@@ -256,8 +269,9 @@ void Shard::run_fallback_turns() {
       end_fallback_session(s);
       continue;
     }
-    // POSTs held while reading was paused, in order, as long as it is not paused again.
-    while (transport.reading() && !transport.held_posts().empty()) {
+    // POSTs held while reading was paused, in order, as long as it is not paused again (or all
+    // of them, answered with the close, once one is decided).
+    while ((transport.reading() || s.closing()) && !transport.held_posts().empty()) {
       fallback::HeldPost post = std::move(transport.held_posts().front());
       transport.held_posts().pop_front();
       apply_post(s, transport, post.body, *post.reply);
@@ -283,9 +297,7 @@ void Shard::answer_ended_session(SessionRequest& request) {
                  "\n");
     return;
   }
-  const nlohmann::json close = {
-      {"type", "close"}, {"code", ended->second.code}, {"reason", ended->second.reason}};
-  const std::string json = close.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string json = fallback::close_control(ended->second.code, ended->second.reason);
   std::string out;
   if (request.op == SessionRequest::Op::kPost) {
     reply.answer(410, "application/json", json);
@@ -308,10 +320,7 @@ void Shard::end_fallback_session(Session& s) {
   auto* transport = fallback_sessions_.at(s.id);
   if (!transport->close_delivered() && !s.close_info.by_peer) {
     // A decided close nothing carried: kept for the client's next request.
-    std::optional<PendingClose> close;
-    if (s.close_sent) close = PendingClose{s.close_info.code, s.close_info.reason};
-    if (!close && s.close_after_queue) close = s.close_after_queue;
-    if (close) {
+    if (const std::optional<PendingClose> close = s.decided_close()) {
       ended_fallback_[s.id] = EndedFallback{
           close->code, close->reason, SteadyClock::now() + s.config->fallback.reconnect_window};
       s.close_info.code = close->code;
@@ -331,12 +340,14 @@ void Shard::tick_fallback_sessions(SteadyClock::time_point now) {
     Session& s = *sessions_.at(id);
     if (transport->tick(now)) {
       ended.push_back(&s);
-    } else if (transport->carried()) {
-      s.last_rx = now;  // a request carries it: the client is there
+    } else if (transport->carried() && !(s.reading_paused && s.output_waiting())) {
+      // A request carries it: the client is there. (Unless it is paused for not taking what
+      // waits for it: then only taking bytes shows it is alive, see Shard::on_timer.)
+      s.last_rx = now;
     }
   }
   for (Session* s : ended) {
-    if (!s->close_sent) {
+    if (!s->closing()) {
       WSB_LOG(kInfo) << "conn " << s->id << " (" << s->transport->kind()
                      << "): no request carried it within the reconnect window";
     }

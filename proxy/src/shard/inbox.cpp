@@ -56,6 +56,7 @@ void Shard::dispatch(InboxCommand&& command) {
     if (stopping_ || s.closing()) return;  // draining or closing: reading stays as it is
     if (paused != s.reading_paused) {
       s.reading_paused = paused;
+      if (paused) s.stalled_since = SteadyClock::now();
       s.metrics->reading_paused->add(paused ? 1 : -1);
       s.transport->set_reading(!paused);
     }

@@ -71,6 +71,19 @@ void Shard::on_timer() {
       request_close(*s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", false);
       // A silent peer may never make the socket writable again: drop it for sure soon after.
       s->transport->drop_within(2s);
+    } else if (const auto waited = now - std::max(s->last_rx, s->stalled_since);
+               s->reading_paused && !stopping_ && s->output_waiting() &&
+               waited >= s->route->idle_timeout) {
+      // Paused because it does not read what it is sent (its echoes, its answers), and it took
+      // none of it for idle_timeout: it is gone or it is holding our memory. (Paused with
+      // nothing to write, it is only waiting for its upstream.)
+      WSB_LOG(kInfo) << "conn " << id << " took nothing of its " << s->queued_bytes
+                     << " queued bytes for " << format_seconds(waited)
+                     << " while its reading was paused: closing with 1013";
+      s->metrics->queue_drops->inc();
+      request_close(*s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading",
+                    false);
+      s->transport->drop_within(2s);
     } else if (now - s->last_ping >= s->route->ping_interval) {
       s->last_ping = now;
       s->ping_due = true;

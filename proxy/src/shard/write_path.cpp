@@ -43,7 +43,10 @@ void Shard::enqueue(Session& s, Frame frame) {
     return;
   }
   s.queued_bytes += frame.size();
-  if (s.queued_bytes > route.queue_high_water_bytes) s.drained_notice_due = true;
+  if (s.queued_bytes > route.queue_high_water_bytes || s.handle->take_over_high_water_told()) {
+    s.drained_notice_due = true;
+  }
+  if (s.reading_paused && s.outbox.empty()) s.stalled_since = SteadyClock::now();
   s.outbox.push_back(std::move(frame));
   s.outbox_changed();
   want_write_soon(s);
@@ -135,7 +138,10 @@ int Shard::write_queued(Session& s) {
   s.metrics->messages_out->inc(turn.frames_done);
   s.metrics->bytes_out->inc(turn.payload_done);
   if (turn.failed) return -1;
-  if (turn.peer_took_bytes) s.last_rx = SteadyClock::now();
+  // A client whose reading is held or paused cannot show it is alive by sending: taking bytes does.
+  if (turn.peer_took_bytes || (s.reading_paused && turn.dequeued_bytes > 0)) {
+    s.last_rx = SteadyClock::now();
+  }
   after_write(s);
   return 0;
 }
