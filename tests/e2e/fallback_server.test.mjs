@@ -16,6 +16,7 @@ import { request, json, SseStream, encodeBody, decodeBody } from './fallback_sup
 let dir;
 let bridge;
 let port;
+let adminPort;
 let backend;
 const admissions = [];
 
@@ -50,6 +51,7 @@ function startBackend() {
 before(async () => {
   dir = tempDir();
   port = await freePort();
+  adminPort = await freePort();
   backend = await startBackend();
   const backendUrl = `http://127.0.0.1:${backend.address().port}`;
   bridge = new Bridge(dir, port, `${AUTH_TABLES}
@@ -59,6 +61,10 @@ poll_timeout = "2s"
 reconnect_window = "4s"
 sse_byte_limit = "4KiB"
 resume_buffer_bytes = "2KiB"
+[admin]
+address = "127.0.0.1"
+port = ${adminPort}
+allow_api_without_token = true
 [[listeners]]
 address = "127.0.0.1"
 port = ${port}
@@ -367,6 +373,25 @@ test('a close decided while nothing carried the session reaches its next request
   assert.deepEqual(next.controls.at(-1), { type: 'close', code: 1013, reason: 'slow consumer' });
   const gone = await post('/small-queue', sse.token, 3, [{ payload: 'z' }]);
   assert.ok(gone.status === 404 || gone.status === 410, `after the close: ${gone.status}`);
+});
+
+test('an admin push that finds the queue full says so (503), never "delivered"', async () => {
+  const opened = await request(port, 'GET', '/_wsbridge/poll/small-queue');
+  const { conn, session } = JSON.parse(decodeBody(opened.body).records[0].payload);
+  const push = (data) => request(adminPort, 'POST', '/api/v1/push',
+    { body: JSON.stringify({ connection: conn, data }), headers: { 'content-type': 'application/json' } });
+  // Nothing carries the session: the first 700 bytes wait in its 1 KiB queue, the next do not fit.
+  const first = await push('a'.repeat(700));
+  assert.equal(first.status, 200);
+  assert.deepEqual(json(first), { delivered: 1 });
+  const second = await push('b'.repeat(700));
+  assert.equal(second.status, 503, second.body.toString());
+  assert.equal(json(second).error, 'queue_full');
+  // The session was closed for it (slow_consumer = "disconnect"), as the answer said.
+  const next = decodeBody((await request(port, 'GET',
+    `/_wsbridge/poll/small-queue?s=${encodeURIComponent(session)}&last=0`)).body);
+  const close = next.records.filter((r) => r.kind === 'c').map((r) => JSON.parse(r.payload)).at(-1);
+  assert.deepEqual(close, { type: 'close', code: 1013, reason: 'slow consumer' });
 });
 
 test('the rate limit closes a fallback session as it closes a WebSocket', async () => {

@@ -128,16 +128,23 @@ AdminReply push(std::string_view body, const AdminContext& context) {
     context.cluster->push_to(request.instance, doc);
     return AdminReply{202, nlohmann::json{{"forwarded_to", request.instance}}.dump() + "\n", {}};
   }
-  const std::size_t delivered = context.sessions.push(target, request.frame);
+  const PushOutcome outcome = context.sessions.push(target, request.frame);
   if (target.kind == PushTarget::Kind::kConnection) {
-    if (delivered == 0) {
-      return error(
-          404, "not_found",
-          "no open connection " + format_connection_id(target.connection, context.instance));
+    const std::string id = format_connection_id(target.connection, context.instance);
+    if (outcome.queue_full > 0) {
+      // Not "delivered": its queue had no room (it does not read fast enough). A push is no
+      // droppable message, so under either slow_consumer policy the connection is closed with
+      // 1013 unless older droppable messages made room for it.
+      return error(503, "queue_full",
+                   "connection " + id +
+                       " is not reading fast enough: its queue is full, and it is closed (1013) "
+                       "unless discarding older droppable messages made room");
     }
-    return AdminReply{200, nlohmann::json{{"delivered", delivered}}.dump() + "\n", {}};
+    if (outcome.queued == 0) return error(404, "not_found", "no open connection " + id);
+    return AdminReply{200, nlohmann::json{{"delivered", outcome.queued}}.dump() + "\n", {}};
   }
-  nlohmann::json answer{{"delivered", delivered}};
+  nlohmann::json answer{{"delivered", outcome.queued}};
+  if (outcome.queue_full > 0) answer["queue_full"] = outcome.queue_full;
   if (context.cluster != nullptr) {
     context.cluster->push_everywhere(doc);
     answer["cluster"] = true;  // "delivered" counts this instance's; the others deliver theirs

@@ -41,12 +41,18 @@ struct PushTarget {
   std::string name;  // user or route path
 };
 
+// How a push fared with the sessions it was for.
+struct PushOutcome {
+  std::size_t queued = 0;      // sessions that have it queued
+  std::size_t queue_full = 0;  // sessions whose queue was full (SendResult::kDropped)
+};
+
 // What the admin API needs from the server (service thread).
 class SessionDirectory {
  public:
   virtual std::vector<SessionInfo> list_sessions() const = 0;
-  // Queues `frame` to every open session matching `target`; returns how many.
-  virtual std::size_t push(const PushTarget& target, const Frame& frame) = 0;
+  // Queues `frame` to every open session matching `target`.
+  virtual PushOutcome push(const PushTarget& target, const Frame& frame) = 0;
   // Closes one session (after its queued frames); false when there is none with that id.
   virtual bool close_session(ConnectionId id, std::uint16_t code, const std::string& reason) = 0;
 

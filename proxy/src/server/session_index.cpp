@@ -45,7 +45,7 @@ std::vector<SessionInfo> SessionIndex::list_sessions() const {
   return list;
 }
 
-std::size_t SessionIndex::push(const PushTarget& target, const Frame& frame) {
+PushOutcome SessionIndex::push(const PushTarget& target, const Frame& frame) {
   std::vector<std::shared_ptr<Connection>> targets;
   {
     std::lock_guard lock(mutex_);
@@ -66,7 +66,8 @@ std::size_t SessionIndex::push(const PushTarget& target, const Frame& frame) {
   }
   // Outside the lock. A fan-out like the adapters': one hand-off per shard, and a compressed
   // variant built once for all.
-  return send_to_all(targets, frame).handed;
+  const FanOutResult result = send_to_all(targets, frame);
+  return PushOutcome{result.handed - result.dropped, result.dropped};
 }
 
 bool SessionIndex::close_session(ConnectionId id, std::uint16_t code, const std::string& reason) {

@@ -25,7 +25,7 @@ class SessionIndex final : public SessionDirectory {
   // Any thread.
   std::size_t size() const;
   std::vector<SessionInfo> list_sessions() const override;
-  std::size_t push(const PushTarget& target, const Frame& frame) override;
+  PushOutcome push(const PushTarget& target, const Frame& frame) override;
   bool close_session(ConnectionId id, std::uint16_t code, const std::string& reason) override;
 
  private:

@@ -12,10 +12,14 @@ namespace {
 class FakeDirectory final : public SessionDirectory {
  public:
   std::vector<SessionInfo> list_sessions() const override { return sessions; }
-  std::size_t push(const PushTarget& target, const Frame& frame) override {
+  PushOutcome push(const PushTarget& target, const Frame& frame) override {
     pushes.emplace_back(target, frame);
-    if (target.kind == PushTarget::Kind::kConnection) return target.connection == 1 ? 1 : 0;
-    return 2;
+    if (target.kind == PushTarget::Kind::kConnection) {
+      if (target.connection == 3) return {0, 1};  // its queue is full
+      return {target.connection == 1 ? 1u : 0u, 0};
+    }
+    if (target.kind == PushTarget::Kind::kRoute) return {2, 1};
+    return {2, 0};
   }
   bool close_session(ConnectionId id, std::uint16_t code, const std::string& reason) override {
     closes.push_back({id, code, reason});
@@ -41,6 +45,13 @@ TEST(AdminApiTest, PushListAndCloseWithErrors) {
   EXPECT_EQ(d.pushes[0].second.payload(), R"({"a":1})");
   EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", R"({"connection":2,"data":"x"})", ctx).status,
             404);
+  // A connection whose queue had no room did not get it: never "delivered".
+  r = handle_admin_api("POST", "/api/v1/push", R"({"connection":3,"data":"x"})", ctx);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "queue_full");
+  r = handle_admin_api("POST", "/api/v1/push", R"({"route":"/r","data":"x"})", ctx);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r.body), (nlohmann::json{{"delivered", 2}, {"queue_full", 1}}));
   EXPECT_EQ(handle_admin_api("POST", "/api/v1/push", "{", ctx).status, 400);
   EXPECT_EQ(handle_admin_api("POST", "/api/v1/push",
                              R"({"route":"/r","data":"%%%","encoding":"base64"})", ctx)
