@@ -104,8 +104,12 @@ test('a rolling restart of all three instances while QoS 1 messages are publishe
       const got = numbers(m);
       const missing = [];
       for (let n = 0; n < published; n++) if (!got.has(n)) missing.push(n);
+      // (Each WebSocket mqtt.js opened, and how the last one ended: when a client never came back,
+      // this says whether it tried again and what it met.)
+      const last = m.sockets.at(-1);
       return { client: m.name, received: m.received.length, missing: missing.length, firstMissing: missing.slice(0, 10),
-        closes: m.closes, sessionPresent: m.connects.slice(1).map((c) => c.sessionPresent) };
+        closes: m.closes, sessionPresent: m.connects.slice(1).map((c) => c.sessionPresent),
+        websockets: m.sockets.length, lastSocket: { readyState: last?.readyState, close: last?.closeInfo, error: last?.lastError?.message } };
     });
     t.diagnostic(JSON.stringify(report));
     for (const r of report) {
