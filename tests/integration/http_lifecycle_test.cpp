@@ -11,7 +11,9 @@
 
 #include "integration/http_test_config.hpp"
 #include "integration/wsbridge_instance.hpp"
+#include "support/eventually.hpp"
 #include "support/http_backend.hpp"
+#include "support/prometheus.hpp"
 
 namespace wsbridge::testing {
 namespace {
@@ -145,17 +147,11 @@ backend = "https://localhost:${BACKEND_PORT}/echo"
   EXPECT_EQ(backend.stats()["requests"], 1);
 }
 
-// Polls the admin API's metrics until `route` has `expected` connections whose reading is paused.
+// Whether `route` comes to have `expected` connections whose reading is paused (within 5 s).
 bool reading_paused(const WsbridgeInstance& server, std::string_view route, int expected) {
-  const std::string line = "wsbridge_connections_reading_paused{route=\"" + std::string(route) +
-                           "\"} " + std::to_string(expected) + "\n";
-  for (int i = 0; i < 200; ++i) {
-    HttpResult m = http_request(server.port2, "GET", "/metrics", "",
-                                {{"Authorization", "Bearer " + kAdminToken}});
-    if (m.body.find(line) != std::string::npos) return true;
-    std::this_thread::sleep_for(25ms);
-  }
-  return false;
+  const std::string series =
+      "wsbridge_connections_reading_paused{route=\"" + std::string(route) + "\"}";
+  return eventually([&] { return admin_metric(server.port2, series, kAdminToken) == expected; });
 }
 
 // #8.2: a client sending faster than its backend answers is stopped (rx flow control), then
