@@ -203,6 +203,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_WSI_DESTROY:
         if (data != nullptr) self->carrier_closed(*data);
+        if (data == nullptr) self->adoption_failed(lws_get_socket_fd(wsi));
         mask_guard::forget(lws_get_socket_fd(wsi));
         lws_set_wsi_user(wsi, nullptr);
         delete data;  // (lws calls protocols[0] with the user data still intact; then frees it

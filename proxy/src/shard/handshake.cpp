@@ -64,6 +64,17 @@ bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
   return true;
 }
 
+// lws adopts an accepted TLS socket by reading its ClientHello before NEW_CLIENT_INSTANTIATED;
+// when that fails (the client closed or sent no TLS) the wsi is destroyed without ever being
+// instantiated, and the place taken at the accept would stay counted against the address until
+// this shard's next accept. (A plain socket's descriptor reads -1 here: lws has closed it; a
+// pending place outside an adoption is stale in any case, adoption being one call.)
+void Shard::adoption_failed(int fd) {
+  if (pending_http_slot_ && (fd < 0 || pending_http_slot_->first == fd)) {
+    pending_http_slot_.reset();
+  }
+}
+
 // A place for a connection from `peer`: nullopt when its address has none left (logged,
 // counted), an empty one when it is not counted (a trusted proxy).
 std::optional<std::optional<ConnectionSlots::Slot>> Shard::http_slot_for(const std::string& peer) {

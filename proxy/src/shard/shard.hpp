@@ -164,6 +164,9 @@ class Shard final : private InboxDispatcher,
   // The adopted connection's place (the one found at accept, or a new one), kept in `data`;
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
+  // A connection lws gave up on while adopting it (before NEW_CLIENT_INSTANTIATED): lets go of
+  // the place admit_http_connection took for it.
+  void adoption_failed(int fd);
   std::optional<std::optional<ConnectionSlots::Slot>> http_slot_for(const std::string& peer);
   // [limits] inbound_bytes_in_flight spent: the session other than `asker` holding the most
   // unfinished input, if more than `asking`; and closing it (1013) to make room.
