@@ -141,22 +141,18 @@ TEST_F(TlsFlood, HandshakeFloodAndSlowlorisAreClosedByTheHandshakeTimeout) {
   EXPECT_GE(sample(m.body, "wsbridge_tls_handshakes_total{result=\"ok\"}").value_or(0), 13);
 }
 
+// A TLS listener with an echo route, and at most `cap` connections per address without a WebSocket.
+std::string tls_echo_server_capped_at(int cap) {
+  return "[limits]\nmax_http_connections_per_ip = " + std::to_string(cap) +
+         "\n[[listeners]]\naddress = \"127.0.0.1\"\nport = ${PORT}\n" +
+         tls_table(TestPki::get().server) + "\n[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n";
+}
+
 // [limits] max_http_connections_per_ip on a TLS listener: a connection is counted, and refused
 // past the cap, as it is accepted: before lws reads its ClientHello, so a refused one costs no
 // TLS handshake (its ClientHello, sent before the accept, gets no answer but the close).
 TEST(TlsHttpCap, TlsConnectionsAreRefusedBeforeTheirHandshake) {
-  WsbridgeInstance server(R"(
-[limits]
-max_http_connections_per_ip = 3
-[[listeners]]
-address = "127.0.0.1"
-port = ${PORT}
-)" + tls_table(TestPki::get().server) +
-                          R"(
-[[routes]]
-path = "/echo"
-adapter = "echo"
-)");
+  WsbridgeInstance server(tls_echo_server_capped_at(3));
   // (Accepted once the server holds their sockets: under load a fixed pause was not enough. And
   // counted from when the server let go of the start-up check's connection, which a loaded run
   // saw still counted when these came.)
@@ -186,18 +182,7 @@ adapter = "echo"
 // same service thread. (With two threads a place left on one refused the next client landing on
 // the other: the start-up check's own connection did it to the test above now and then.)
 TEST(TlsHttpCap, AHandshakeThatFailsAsTheConnectionIsAdoptedGivesItsPlaceBack) {
-  WsbridgeInstance server(R"(
-[limits]
-max_http_connections_per_ip = 1
-[[listeners]]
-address = "127.0.0.1"
-port = ${PORT}
-)" + tls_table(TestPki::get().server) +
-                          R"(
-[[routes]]
-path = "/echo"
-adapter = "echo"
-)");
+  WsbridgeInstance server(tls_echo_server_capped_at(1));
   // Enough of them that both service threads' last accept, w.h.p., was one of these.
   for (int i = 0; i < 16; ++i) {
     TcpConn c = TcpConn::connect("127.0.0.1", server.port);
