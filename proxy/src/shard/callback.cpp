@@ -202,8 +202,11 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         discard_unread(lws_get_socket_fd(wsi));  // (an error answered while a body still came)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_WSI_DESTROY:
-        if (data != nullptr) self->carrier_closed(*data);
-        if (data == nullptr) self->adoption_failed(lws_get_socket_fd(wsi));
+        if (data != nullptr) {
+          self->carrier_closed(*data);
+        } else {
+          self->adoption_failed(lws_get_socket_fd(wsi));  // (never instantiated)
+        }
         mask_guard::forget(lws_get_socket_fd(wsi));
         lws_set_wsi_user(wsi, nullptr);
         delete data;  // (lws calls protocols[0] with the user data still intact; then frees it
