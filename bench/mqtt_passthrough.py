@@ -153,40 +153,24 @@ def make_servers(ctx, h, log):
                     f"127.0.0.1:{self.ctx.mosquitto.port}"]
 
         def stop(self):
-            proc = self.proc.p if self.proc else None
-            pids = tree_pids(proc.pid) if proc is not None else []
-            killed = False
-            if proc is not None and proc.poll() is None:
-                # websockify 0.10's SIGTERM handler raises an exception once; when it lands in a
-                # finalizer it is lost ("Exception ignored in: <Finalize object, dead>") and the
-                # server goes on, deaf to further SIGTERMs. Server.stop would kill it after 10 s
-                # and the smoke run report the -9 as a problem of the run: the peer's bug, said in
-                # the report's notes instead.
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pids = tree_pids(proc.pid)
-                    self.kill_children(pids)
-                    proc.wait()
-                    killed = True
-            code = super().stop()
-            self.kill_children(pids[1:])  # any it left behind (forked children have no PDEATHSIG)
-            if killed:
-                note = ("websockify ignored SIGTERM (websockify 0.10 loses its Terminate exception "
-                        "in a finalizer) and was killed")
-                if note not in self.ctx.mqtt_note:
-                    self.ctx.mqtt_note.append(note)
-                return None
-            return code
-
-        @staticmethod
-        def kill_children(pids):
-            for pid in pids:
+            pids = tree_pids(self.proc.pid) if self.proc else []
+            code = super().stop()  # SIGTERM: websockify terminates its children itself
+            for pid in pids[1:]:  # any it left behind (forked children have no PDEATHSIG)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
+            if code == -signal.SIGKILL:
+                # Server.stop killed it: websockify 0.10's SIGTERM handler raises an exception
+                # once, and when that lands in a finalizer it is lost ("Exception ignored in:
+                # <Finalize object, dead>") and the server goes on, deaf to further SIGTERMs. The
+                # peer's bug, said in the report's notes, not a problem of the run.
+                note = ("websockify did not exit on SIGTERM (websockify 0.10 loses its Terminate "
+                        "exception in a finalizer) and was killed")
+                if note not in self.ctx.mqtt_note:
+                    self.ctx.mqtt_note.append(note)
+                return None
+            return code
 
         def is_warning(self, line):
             # "handler exception: [Errno 104] Connection reset by peer": the load generator ends
