@@ -8,6 +8,7 @@
 #   FUZZ_WORK_DIR=             where corpus copies, logs and crash inputs go (default: a new
 #                              /tmp/wsbridge-fuzz.XXXXXX, deleted when every target passed)
 #   FUZZ_CC=clang FUZZ_CXX=clang++
+#   WSBRIDGE_UNITY_BUILD=ON     a unity build (scripts/build.sh); OFF for quick rebuilds
 #   FUZZ_ARGS=                 extra libFuzzer arguments, e.g. "-jobs=2 -workers=2"
 # Each target first replays its saved regressions (fuzz/regressions/<target>-*), then fuzzes a
 # copy of fuzz/corpus/<target>/ (the repository's corpus never grows). Exits non-zero when any
@@ -37,7 +38,8 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 echo "==> configure $build_dir"
 cmake -S . -B "$build_dir" "${generator[@]}" \
   -DCMAKE_C_COMPILER="${FUZZ_CC:-clang}" -DCMAKE_CXX_COMPILER="${FUZZ_CXX:-clang++}" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSBRIDGE_FUZZ=ON -DWSBRIDGE_BUILD_TESTS=OFF >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSBRIDGE_FUZZ=ON -DWSBRIDGE_BUILD_TESTS=OFF \
+  -DWSBRIDGE_UNITY_BUILD="${WSBRIDGE_UNITY_BUILD:-ON}" >/dev/null
 echo "==> build (${targets[*]})"
 cmake --build "$build_dir" --target "${targets[@]}" -j "$jobs"
 build_abs="$(cd "$build_dir" && pwd)"

@@ -15,6 +15,9 @@
 
 namespace bench {
 
+// "Not found" of the children's std::string_view searches.
+inline constexpr std::size_t npos = std::string_view::npos;
+
 class Child : public Loop::Handler {
  public:
   Child(const Options& o, unsigned index, int control_fd);

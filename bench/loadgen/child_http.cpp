@@ -51,8 +51,6 @@ constexpr std::int64_t kLastChunkEnd = -3;
 // Conn::mq_state of a down connection (the session).
 enum : std::uint8_t { kOpening = 0, kSessionOpen = 1 };
 
-constexpr std::size_t npos = std::string_view::npos;
-
 // "key":"value" of a flat JSON object (trusted servers; no escapes in the values read here).
 std::string_view json_string(std::string_view json, std::string_view key) {
   std::string k;

@@ -29,9 +29,7 @@ namespace bench {
 namespace {
 
 // Conn::http of an http mode connection: where the response being read stands.
-enum : std::uint8_t { kHead = 1, kLength = 2, kChunked = 3 };
-
-constexpr std::size_t npos = std::string_view::npos;
+enum : std::uint8_t { kReadingHead = 1, kReadingLength = 2, kReadingChunked = 3 };
 
 bool header_named(std::string_view line, std::string_view lower_name) {
   if (line.size() <= lower_name.size() || line[lower_name.size()] != ':') return false;
@@ -78,7 +76,7 @@ bool Child::http_load_start(Conn& c) {
   c.out.clear();
   c.out_off = 0;
   c.inflight.clear();
-  c.http = kHead;
+  c.http = kReadingHead;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     ++loop_.errors.connect;
@@ -181,7 +179,7 @@ void Child::http_load_parse(Conn& c, std::uint64_t t) {
       http_load_lost(c, false);
       return;
     }
-    if (c.http == kHead) {
+    if (c.http == kReadingHead) {
       const std::size_t end = c.in.find("\r\n\r\n");
       if (end == npos) {
         if (c.in.size() > 65536) {
@@ -216,9 +214,9 @@ void Child::http_load_parse(Conn& c, std::uint64_t t) {
       }
       c.in.erase(0, end + 4);
       if (chunked) {
-        c.http = kChunked;
+        c.http = kReadingChunked;
       } else if (c.body_left >= 0) {
-        c.http = kLength;
+        c.http = kReadingLength;
       } else {
         ++loop_.errors.protocol;  // a body that ends with the connection: not keep-alive
         http_load_lost(c, false);
@@ -226,7 +224,7 @@ void Child::http_load_parse(Conn& c, std::uint64_t t) {
       }
     }
     std::size_t used = 0;
-    if (c.http == kLength) {
+    if (c.http == kReadingLength) {
       if (c.in.size() < static_cast<std::size_t>(c.body_left)) return;
       used = static_cast<std::size_t>(c.body_left);
     } else {
@@ -234,7 +232,7 @@ void Child::http_load_parse(Conn& c, std::uint64_t t) {
       if (used == npos) return;
     }
     c.in.erase(0, used);
-    c.http = kHead;
+    c.http = kReadingHead;
     http_load_response(c, t);
   }
 }

@@ -23,8 +23,6 @@ std::string random_prefix() {
   return text;
 }
 
-constexpr auto kDumpReplace = nlohmann::json::error_handler_t::replace;
-
 // A message's Content-Type follows its frame: JSON text, other text, or bytes.
 std::string content_type_of(const Frame& frame) {
   if (frame.is_binary()) return "application/octet-stream";

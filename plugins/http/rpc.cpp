@@ -31,8 +31,6 @@ std::optional<std::string> header_refusal(std::string_view name, const RpcPolicy
   return std::nullopt;
 }
 
-constexpr auto kDumpReplace = nlohmann::json::error_handler_t::replace;
-
 }  // namespace
 
 std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const RpcPolicy& policy) {

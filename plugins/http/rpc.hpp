@@ -17,6 +17,10 @@
 
 namespace wsbridge::http {
 
+// JSON sent to a backend is dumped with invalid UTF-8 replaced (U+FFFD), never thrown on: a
+// client's bytes must not turn into an exception on the service thread.
+inline constexpr auto kDumpReplace = nlohmann::json::error_handler_t::replace;
+
 struct RpcPolicy {
   std::vector<std::string> methods;  // upper case
   std::vector<std::string> paths;    // allowed prefixes

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "support/ws_test_client.hpp"
+#include "support/ws_test_client_util.hpp"
 
 extern char** environ;
 
@@ -32,9 +33,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-[[noreturn]] void throw_errno(const std::string& what, int err = errno) {
-  throw std::runtime_error(what + ": " + std::system_category().message(err));
-}
+using client_detail::throw_errno;
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);

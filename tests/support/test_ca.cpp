@@ -20,6 +20,19 @@
 #include "wsbridge/base64.hpp"
 
 namespace wsbridge::testing {
+
+// Outside the anonymous namespace: TestCa::Impl holds these, and a class with external linkage
+// should not hold members of internal-linkage types.
+namespace test_ca_detail {
+template <typename T, void (*F)(T*)>
+struct Deleter {
+  void operator()(T* p) const { F(p); }
+};
+using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+}  // namespace test_ca_detail
+
 namespace {
 
 [[noreturn]] void fail(const std::string& what) {
@@ -34,13 +47,9 @@ namespace {
   throw std::runtime_error(msg);
 }
 
-template <typename T, void (*F)(T*)>
-struct Deleter {
-  void operator()(T* p) const { F(p); }
-};
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+using test_ca_detail::BioPtr;
+using test_ca_detail::CertPtr;
+using test_ca_detail::KeyPtr;
 
 KeyPtr new_key() {
   KeyPtr key(EVP_EC_gen("P-256"));

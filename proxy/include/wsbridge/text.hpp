@@ -58,6 +58,14 @@ constexpr bool list_contains(std::string_view list, std::string_view token) {
   return false;
 }
 
+// The value of one hex digit, or -1 when `c` is none.
+constexpr int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Bytes as lowercase hex, two digits each (digests, fingerprints).
 inline std::string lower_hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";

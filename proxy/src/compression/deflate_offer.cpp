@@ -3,15 +3,12 @@
 #include <algorithm>
 #include <vector>
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge::deflate_offer {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
+using text::trim;
 
 // Splits on `sep` outside double quotes.
 std::vector<std::string_view> split(std::string_view s, char sep) {

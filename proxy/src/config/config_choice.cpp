@@ -14,18 +14,18 @@ std::optional<std::size_t> index_of(const std::vector<std::string_view>& names,
   return std::nullopt;
 }
 
-std::string quoted(std::string_view name) {
+std::string in_quotes(std::string_view name) {
   return "\"" + std::string(name) + "\"";
 }
 
 // "a" | "a" or "b" | one of "a", "b", "c"
 std::string describe_choices(const std::vector<std::string_view>& names) {
-  if (names.size() == 1) return quoted(names[0]);
-  if (names.size() == 2) return quoted(names[0]) + " or " + quoted(names[1]);
+  if (names.size() == 1) return in_quotes(names[0]);
+  if (names.size() == 2) return in_quotes(names[0]) + " or " + in_quotes(names[1]);
   std::string out = "one of ";
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (i > 0) out += ", ";
-    out += quoted(names[i]);
+    out += in_quotes(names[i]);
   }
   return out;
 }
@@ -35,10 +35,10 @@ std::string describe_choices(const std::vector<std::string_view>& names) {
 void ConfigTable::fail_choice(const toml::node& at, std::string_view what, std::string_view value,
                               const std::vector<std::string_view>& names) const {
   std::string message = std::string(what) + " in " + name_ + " must be " + describe_choices(names) +
-                        ", not " + quoted(value);
+                        ", not " + in_quotes(value);
   const std::vector<std::string> candidates(names.begin(), names.end());
   if (auto near = nearest_key(value, candidates))
-    message += "; did you mean " + quoted(*near) + "?";
+    message += "; did you mean " + in_quotes(*near) + "?";
   throw ConfigError(position_of_node(at), message);
 }
 

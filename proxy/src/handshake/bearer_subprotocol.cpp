@@ -28,7 +28,8 @@ bool blank(char c) {
   return c == ' ' || c == '\t';
 }
 
-std::string_view trim(std::string_view s) {
+// Also without the CR of a line ending: the filter sees raw header lines.
+std::string_view trim_line_blanks(std::string_view s) {
   while (!s.empty() && (blank(s.front()) || s.front() == '\r')) s.remove_prefix(1);
   while (!s.empty() && (blank(s.back()) || s.back() == '\r')) s.remove_suffix(1);
   return s;
@@ -152,7 +153,7 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
 }
 
 void RequestHeadFilter::end_value_line() {
-  const std::string_view value = trim(value_);
+  const std::string_view value = trim_line_blanks(value_);
   if (name_ == "content-length") {
     const bool digits = !value.empty() && value.size() <= 18 && !value_long_ &&
                         value.find_first_not_of("0123456789") == std::string_view::npos;

@@ -4,16 +4,13 @@
 #include <cstring>
 
 #include "handshake/ip_address.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 bool all_digits(std::string_view s) {
   if (s.empty() || s.size() > 5) return false;

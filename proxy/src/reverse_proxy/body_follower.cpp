@@ -14,6 +14,7 @@
 
 #include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/http_client.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {
 
@@ -79,23 +80,16 @@ bool valid_extensions(std::string_view ext) {
   return true;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // The chunk size of a size line (without its CRLF), or false with `why`.
 bool parse_size_line(std::string_view line, std::uint64_t& size, std::string& why) {
   std::size_t digits = 0;
   size = 0;
-  while (digits < line.size() && hex_value(line[digits]) >= 0) {
+  while (digits < line.size() && text::hex_value(line[digits]) >= 0) {
     if (digits == kMaxSizeDigits) {
       why = "a chunk size of more than 16 hex digits";
       return false;
     }
-    size = size << 4 | static_cast<std::uint64_t>(hex_value(line[digits]));
+    size = size << 4 | static_cast<std::uint64_t>(text::hex_value(line[digits]));
     ++digits;
   }
   if (digits == 0) {

@@ -9,16 +9,11 @@ namespace wsbridge::reverse_proxy {
 
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+using text::hex_value;
 
 // Every value of the fields named `name`, joined with ", " (RFC 9110 5.3).
-std::optional<std::string> joined(const HttpHeaders& headers, std::string_view name,
-                                  std::string_view separator = ", ") {
+std::optional<std::string> joined_if_present(const HttpHeaders& headers, std::string_view name,
+                                             std::string_view separator = ", ") {
   std::optional<std::string> out;
   for (const auto& h : headers) {
     if (!text::iequals(h.name, name)) continue;
@@ -68,11 +63,12 @@ std::string percent_decode(std::string_view in) {
 
 auth::HandshakeRequest handshake_request_of(const RequestHead& head) {
   auth::HandshakeRequest request;
-  request.authorization = joined(head.headers, "Authorization");
-  request.cookie = joined(head.headers, "Cookie", "; ");  // (RFC 6265 5.4: one line, "; ")
+  request.authorization = joined_if_present(head.headers, "Authorization");
+  request.cookie =
+      joined_if_present(head.headers, "Cookie", "; ");  // (RFC 6265 5.4: one line, "; ")
   if (head.websocket_upgrade) {
-    request.origin = joined(head.headers, "Origin");
-    if (auto offers = joined(head.headers, "Sec-WebSocket-Protocol")) {
+    request.origin = joined_if_present(head.headers, "Origin");
+    if (auto offers = joined_if_present(head.headers, "Sec-WebSocket-Protocol")) {
       request.subprotocols = auth::split_header_list(*offers);
     }
   }
@@ -94,7 +90,7 @@ auth::HandshakeRequest handshake_request_of(const RequestHead& head) {
 }
 
 void strip_bearer_offers(RequestHead& head) {
-  auto offers = joined(head.headers, "Sec-WebSocket-Protocol");
+  auto offers = joined_if_present(head.headers, "Sec-WebSocket-Protocol");
   if (!offers) return;
   std::string kept;
   bool any_bearer = false;

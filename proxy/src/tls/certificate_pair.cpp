@@ -42,15 +42,6 @@ bool read_file(const std::filesystem::path& file, std::string& out, std::string&
   return true;
 }
 
-std::string openssl_reason() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "";
-  char text[256];
-  ERR_error_string_n(e, text, sizeof text);
-  return text;
-}
-
 std::string one_line(const X509_NAME* name) {
   char text[512];
   X509_NAME_oneline(name, text, sizeof text);
@@ -158,6 +149,15 @@ std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string
   if (out.empty())
     error = file.string() + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")";
   return out;
+}
+
+std::string openssl_reason() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "";
+  char text[256];
+  ERR_error_string_n(e, text, sizeof text);
+  return text;
 }
 
 }  // namespace wsbridge::tls

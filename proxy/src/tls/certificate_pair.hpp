@@ -53,4 +53,8 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
 // The certificates of a PEM file of CA certificates (client_ca_file); empty + `error` on failure.
 std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string& error);
 
+// OpenSSL's reason for the oldest error on this thread's error queue ("" when there is none);
+// the queue is cleared, so a later failure does not report this one.
+std::string openssl_reason();
+
 }  // namespace wsbridge::tls

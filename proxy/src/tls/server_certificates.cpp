@@ -21,14 +21,6 @@ constexpr unsigned char kSessionIdContext[] = "wsbridge";
 constexpr const char* kDefaultCiphersuites =
     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
 
-std::string openssl_reason() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  char text[256] = "";
-  if (e != 0) ERR_error_string_n(e, text, sizeof text);
-  return text;
-}
-
 // Browsers and our clients speak HTTP/1.1 to us: the guards below lws parse HTTP/1.1 on the
 // plaintext (docs/TLS.md, "HTTP/2", says why not h2). No offer of it: no ALPN at all.
 int select_http11(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,

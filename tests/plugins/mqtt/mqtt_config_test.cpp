@@ -147,15 +147,16 @@ max_subscriptions = 3
 // What one connection may subscribe, in the json and passthrough modes: a count, and the bytes
 // and levels of its filters together, which follow the count unless set.
 TEST_F(MqttConfigTest, SubscriptionBoundsFollowTheCountUnlessSet) {
-  const std::string json = "upstream = \"local\"\n";
+  const std::string json_route = "upstream = \"local\"\n";
   const std::string pass = "upstream = \"local\"\nmode = \"passthrough\"\n";
-  for (const SubscriptionBounds& b : {route(json).subscriptions, passthrough(pass).subscriptions}) {
+  for (const SubscriptionBounds& b :
+       {route(json_route).subscriptions, passthrough(pass).subscriptions}) {
     EXPECT_EQ(b.max_filters, 100u);
     EXPECT_EQ(b.max_bytes, 16000u);
     EXPECT_EQ(b.max_levels, 1000u);
   }
   for (const SubscriptionBounds& b :
-       {route(json + "max_subscriptions = 500\n").subscriptions,
+       {route(json_route + "max_subscriptions = 500\n").subscriptions,
         passthrough(pass + "max_subscriptions = 500\n").subscriptions}) {
     EXPECT_EQ(b.max_filters, 500u);
     EXPECT_EQ(b.max_bytes, 80000u);
@@ -167,7 +168,7 @@ TEST_F(MqttConfigTest, SubscriptionBoundsFollowTheCountUnlessSet) {
   EXPECT_EQ(set.max_filters, 100u);
   EXPECT_EQ(set.max_bytes, 1024u);
   EXPECT_EQ(set.max_levels, 50u);
-  EXPECT_EQ(error_of([&] { route(json + "max_subscription_levels = 0\n"); }),
+  EXPECT_EQ(error_of([&] { route(json_route + "max_subscription_levels = 0\n"); }),
             "r.toml:2:27: 'max_subscription_levels' in route \"/m\" must be between 1 and "
             "100000000, not 0");
   EXPECT_EQ(error_of([&] {

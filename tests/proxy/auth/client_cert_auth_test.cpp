@@ -11,7 +11,7 @@ namespace {
 using testing::sign_hs256;
 using testing::unix_now;
 
-const std::string kSecret = "unit-test-secret-unit-test-secret-0123";
+const std::string kJwtSecret = "unit-test-secret-unit-test-secret-0123";
 
 tls::ClientCertificate device() {
   return tls::ClientCertificate{
@@ -23,7 +23,7 @@ class ClientCertAuthTest : public ::testing::Test {
   ClientCertAuthTest() {
     auto v = std::make_shared<JwtVerifier>();
     v->name = "main";
-    v->keys.push_back(JwtKey::hmac_secret(kSecret));
+    v->keys.push_back(JwtKey::hmac_secret(kJwtSecret));
     verifier_ = v;
   }
   AuthDecision run(const RouteAuth& route, const HandshakeRequest& r) {
@@ -31,7 +31,7 @@ class ClientCertAuthTest : public ::testing::Test {
   }
   std::string token(nlohmann::json claims) {
     claims["exp"] = unix_now() + 60;
-    return sign_hs256(claims, kSecret);
+    return sign_hs256(claims, kJwtSecret);
   }
   std::shared_ptr<const JwtVerifier> verifier_;
   AuthSettings settings_;

@@ -11,7 +11,7 @@ namespace {
 
 using ScaleOutKeysTest = testing::ConfigTest;
 
-constexpr std::string_view kListener = "[[listeners]]\nport = 1\n";
+using testing::kListener;
 const std::string kSecret = "0123456789abcdef0123456789abcdef";
 
 TEST_F(ScaleOutKeysTest, DefaultsNameTheHostAndProcess) {

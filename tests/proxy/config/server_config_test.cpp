@@ -11,11 +11,12 @@ using namespace std::chrono_literals;
 
 using testing::ConfigTest;
 
-constexpr std::string_view kListener = "[[listeners]]\nport = 8080\n";
+// (Port 8080: the defaults test checks it is kept.)
+constexpr std::string_view kListenerOn8080 = "[[listeners]]\nport = 8080\n";
 
 TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   auto config =
-      parse(std::string(kListener) + "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
+      parse(std::string(kListenerOn8080) + "[[routes]]\npath = \"/echo\"\nadapter = \"echo\"\n");
   ASSERT_EQ(config.listeners.size(), 1u);
   EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(config.listeners[0].port, 8080);
@@ -69,7 +70,7 @@ idle_timeout = "5s"
 
 TEST_F(ConfigTest, QueueHighWaterMark) {
   const std::string route =
-      std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
+      std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
   auto config = parse(route + "max_queued_bytes = \"1MiB\"\nqueue_high_water_bytes = \"900KiB\"\n");
   EXPECT_EQ(config.routes[0].queue_high_water_bytes, 900u * 1024);
   EXPECT_EQ(error_of(route + "max_queued_bytes = 4096\nqueue_high_water_bytes = 5000\n"),
@@ -82,7 +83,7 @@ TEST_F(ConfigTest, QueueHighWaterMark) {
 
 TEST_F(ConfigTest, ThreadsAreAutoOrACount) {
   const std::string routes =
-      std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
+      std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n";
   auto automatic = parse(routes);
   EXPECT_EQ(automatic.threads, 0u);
   EXPECT_GE(automatic.effective_threads(), 1u);
@@ -108,15 +109,15 @@ TEST_F(ConfigTest, SyntaxErrorHasPosition) {
 }
 
 TEST_F(ConfigTest, UnknownTopLevelKey) {
-  EXPECT_EQ(error_of("\n  bogus = 1\n" + std::string(kListener)),
+  EXPECT_EQ(error_of("\n  bogus = 1\n" + std::string(kListenerOn8080)),
             "test.toml:2:3: unknown key 'bogus' in the top level");
   // After a [[listeners]] header the key belongs to that listener.
-  EXPECT_EQ(error_of(std::string(kListener) + "\nbogus = 1\n"),
+  EXPECT_EQ(error_of(std::string(kListenerOn8080) + "\nbogus = 1\n"),
             "test.toml:4:1: unknown key 'bogus' in [[listeners]] #1");
 }
 
 TEST_F(ConfigTest, UnknownKeyInServerAndListener) {
-  EXPECT_EQ(error_of("[server]\nlog_levle = \"info\"\n" + std::string(kListener)),
+  EXPECT_EQ(error_of("[server]\nlog_levle = \"info\"\n" + std::string(kListenerOn8080)),
             "test.toml:2:1: unknown key 'log_levle' in [server]; did you mean 'log_level'?");
   EXPECT_EQ(error_of("[[listeners]]\nport = 1\n  adress = \"::\"\n"),
             "test.toml:3:3: unknown key 'adress' in [[listeners]] #1; did you mean 'address'?");
@@ -124,7 +125,7 @@ TEST_F(ConfigTest, UnknownKeyInServerAndListener) {
 
 TEST_F(ConfigTest, UnknownKeyInRouteIsReportedAfterTheAdapterReadItsKeys) {
   EXPECT_EQ(
-      error_of(std::string(kListener) +
+      error_of(std::string(kListenerOn8080) +
                "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\nprefix = \"x\"\nprefx = \"y\"\n"),
       "test.toml:7:1: unknown key 'prefx' in route \"/e\"; did you mean 'prefix'?");
 }
@@ -132,9 +133,10 @@ TEST_F(ConfigTest, UnknownKeyInRouteIsReportedAfterTheAdapterReadItsKeys) {
 TEST_F(ConfigTest, WrongType) {
   EXPECT_EQ(error_of("[[listeners]]\nport = \"8080\"\n"),
             "test.toml:2:8: 'port' in [[listeners]] #1 must be an integer, not a string");
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+  EXPECT_EQ(
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
                                               "prefix = 3\n"),
-            "test.toml:6:10: 'prefix' in route \"/e\" must be a string, not an integer");
+      "test.toml:6:10: 'prefix' in route \"/e\" must be a string, not an integer");
 }
 
 TEST_F(ConfigTest, BadValues) {
@@ -143,41 +145,47 @@ TEST_F(ConfigTest, BadValues) {
   EXPECT_NE(error_of("[[listeners]]\naddress = \"localhost\"\nport = 1\n")
                 .find("test.toml:2:11: 'address' in [[listeners]] #1 must be an IPv4 or IPv6"),
             std::string::npos);
-  EXPECT_EQ(error_of("[server]\nlog_level = \"loud\"\n" + std::string(kListener)),
+  EXPECT_EQ(error_of("[server]\nlog_level = \"loud\"\n" + std::string(kListenerOn8080)),
             "test.toml:2:13: 'log_level' in [server] must be one of \"error\", \"warn\", "
             "\"info\", \"debug\", not \"loud\"");
-  EXPECT_NE(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+  EXPECT_NE(
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
                                               "max_message_bytes = \"lots\"\n")
-                .find("test.toml:6:21: 'max_message_bytes' in [[routes]] #1 is not a valid size"),
-            std::string::npos);
-  EXPECT_NE(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+          .find("test.toml:6:21: 'max_message_bytes' in [[routes]] #1 is not a valid size"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
                                               "ping_interval = \"soon\"\n")
-                .find("test.toml:6:17: 'ping_interval' in [[routes]] #1 is not a valid duration"),
-            std::string::npos);
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+          .find("test.toml:6:17: 'ping_interval' in [[routes]] #1 is not a valid duration"),
+      std::string::npos);
+  EXPECT_EQ(
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
                                               "ping_interval = 10\nidle_timeout = 5\n"),
-            "test.toml:7:16: 'idle_timeout' must be longer than 'ping_interval' in route \"/e\", "
-            "so a live peer has time to answer a ping");
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"e\"\nadapter = \"echo\"\n"),
-            "test.toml:4:8: route path \"e\" must start with '/'");
+      "test.toml:7:16: 'idle_timeout' must be longer than 'ping_interval' in route \"/e\", "
+      "so a live peer has time to answer a ping");
   EXPECT_EQ(
-      error_of(std::string(kListener) + "[[routes]]\npath = \"/a/../b\"\nadapter = \"echo\"\n"),
-      "test.toml:4:8: route path \"/a/../b\" must not contain '.' or '..' segments");
-  EXPECT_EQ(
-      error_of(std::string(kListener) + "[[routes]]\npath = \"/healthz\"\nadapter = \"echo\"\n"),
-      "test.toml:4:8: route path \"/healthz\" is reserved for the health endpoint");
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"e\"\nadapter = \"echo\"\n"),
+      "test.toml:4:8: route path \"e\" must start with '/'");
+  EXPECT_EQ(error_of(std::string(kListenerOn8080) +
+                     "[[routes]]\npath = \"/a/../b\"\nadapter = \"echo\"\n"),
+            "test.toml:4:8: route path \"/a/../b\" must not contain '.' or '..' segments");
+  EXPECT_EQ(error_of(std::string(kListenerOn8080) +
+                     "[[routes]]\npath = \"/healthz\"\nadapter = \"echo\"\n"),
+            "test.toml:4:8: route path \"/healthz\" is reserved for the health endpoint");
 }
 
 TEST_F(ConfigTest, UnknownAdapter) {
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/m\"\nadapter = \"mqtt5\"\n"),
-            "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo, http, mqtt)");
+  EXPECT_EQ(
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/m\"\nadapter = \"mqtt5\"\n"),
+      "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo, http, mqtt)");
 }
 
 TEST_F(ConfigTest, DuplicatePathAndListener) {
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
+  EXPECT_EQ(
+      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"
                                               "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n"),
-            "test.toml:7:8: duplicate route path \"/e\"");
-  EXPECT_EQ(error_of(std::string(kListener) + std::string(kListener)),
+      "test.toml:7:8: duplicate route path \"/e\"");
+  EXPECT_EQ(error_of(std::string(kListenerOn8080) + std::string(kListenerOn8080)),
             "test.toml:4:8: listener 127.0.0.1:8080 overlaps the listener 127.0.0.1:8080 at "
             "test.toml:2:8: both would bind port 8080 (the same listener twice)");
 }
@@ -187,12 +195,12 @@ TEST_F(ConfigTest, MissingRequiredKeys) {
             "test.toml:1:1: no listeners: add at least one [[listeners]] table with a 'port'");
   EXPECT_EQ(error_of("[[listeners]]\naddress = \"::\"\n"),
             "test.toml:1:1: missing required key 'port' in [[listeners]] #1");
-  EXPECT_EQ(error_of(std::string(kListener) + "[[routes]]\npath = \"/e\"\n"),
+  EXPECT_EQ(error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/e\"\n"),
             "test.toml:3:1: missing required key 'adapter' in [[routes]] #1");
 }
 
 TEST_F(ConfigTest, StaticDirMustExist) {
-  EXPECT_NE(error_of("[server]\nstatic_dir = \"/nonexistent/dir\"\n" + std::string(kListener))
+  EXPECT_NE(error_of("[server]\nstatic_dir = \"/nonexistent/dir\"\n" + std::string(kListenerOn8080))
                 .find("test.toml:2:14: 'static_dir' in [server]: /nonexistent/dir is not"),
             std::string::npos);
 }

@@ -9,10 +9,11 @@
 
 namespace wsbridge::testing {
 
-inline Frame patterned(FrameKind kind, std::size_t size, char seed) {
+// (Qualified: wsbridge::testing has a Frame of its own, the test client's.)
+inline wsbridge::Frame patterned(wsbridge::FrameKind kind, std::size_t size, char seed) {
   std::string payload(size, '\0');
   for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(seed + i % 251);
-  return Frame(kind, payload);
+  return wsbridge::Frame(kind, payload);
 }
 
 }  // namespace wsbridge::testing

@@ -17,14 +17,14 @@ using namespace std::string_literals;
 using test::bytes;
 using test::hex;
 
-struct Malformed {
+struct MalformedAck {
   std::string packet;
   std::uint8_t version;
   std::string reason;  // a part of the error
 };
 
 template <typename Parse>
-void expect_refused(const std::vector<Malformed>& cases, Parse parse) {
+void expect_refused(const std::vector<MalformedAck>& cases, Parse parse) {
   for (const auto& m : cases) {
     std::string error;
     EXPECT_FALSE(parse(m.packet, m.version, error)) << hex(m.packet);
