@@ -109,7 +109,7 @@ test('a rolling restart of all three instances while QoS 1 messages are publishe
       const last = m.sockets.at(-1);
       return { client: m.name, received: m.received.length, missing: missing.length, firstMissing: missing.slice(0, 10),
         closes: m.closes, sessionPresent: m.connects.slice(1).map((c) => c.sessionPresent),
-        websockets: m.sockets.length, lastSocket: { readyState: last?.readyState, close: last?.closeInfo, error: last?.lastError?.message } };
+        errors: m.errors, websockets: m.sockets.length, lastSocket: { readyState: last?.readyState, close: last?.closeInfo, error: last?.lastError?.message } };
     });
     t.diagnostic(JSON.stringify(report));
     for (const r of report) {

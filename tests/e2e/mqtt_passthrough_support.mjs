@@ -350,14 +350,26 @@ export function connectMqtt(url, options = {}, timeoutMs = 8000) {
   client.packets = [];  // every packet received (CONNACK, SUBACK, DISCONNECT, ...)
   client.on('packetreceive', (packet) => client.packets.push(packet));
   client.on('message', (topic, payload, packet) => client.received.push({ topic, payload, packet }));
+  // Every error the client reports after its first CONNACK, kept for the test's report: a client
+  // that reconnects carries on after one (a drained instance's TCP reset, say).
+  client.errors = [];
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { client.end(true); reject(new Error(`no connect to ${url}`)); }, timeoutMs + 1000);
-    client.once('connect', (connack) => { clearTimeout(timer); client.connack = connack; resolve(client); });
-    client.once('error', (err) => { clearTimeout(timer); client.end(true); err.client = client; reject(err); });
-    client.once('close', () => {
+    // These decide the first connection only: left on, the error handler would end a client
+    // that was asked to reconnect at its first stream error after it connected.
+    const settle = () => {
       clearTimeout(timer);
-      if (!client.connected) reject(Object.assign(new Error(`closed before CONNACK: ${url}`), { client }));
-    });
+      client.off('connect', onConnect);
+      client.off('error', onError);
+      client.off('close', onClose);
+      client.on('error', (err) => client.errors.push(err.message));
+    };
+    const onConnect = (connack) => { settle(); client.connack = connack; resolve(client); };
+    const onError = (err) => { settle(); client.end(true); err.client = client; reject(err); };
+    const onClose = () => { settle(); reject(Object.assign(new Error(`closed before CONNACK: ${url}`), { client })); };
+    const timer = setTimeout(() => { settle(); client.end(true); reject(new Error(`no connect to ${url}`)); }, timeoutMs + 1000);
+    client.once('connect', onConnect);
+    client.once('error', onError);
+    client.once('close', onClose);
   });
 }
 
