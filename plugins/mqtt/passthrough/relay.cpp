@@ -64,9 +64,12 @@ void Relay::from_client(const Frame& message) {
 }
 
 void Relay::client_drained() {
-  if (!upstream_paused_ || !upstream_) return;
-  upstream_paused_ = false;
-  upstream_->pause_reading(false);
+  if (upstream_paused_ && upstream_) {
+    upstream_paused_ = false;
+    upstream_->pause_reading(false);
+  }
+  client_backed_up_ = false;
+  update_client_reading();
 }
 
 void Relay::on_connected() {}
@@ -92,9 +95,8 @@ void Relay::on_data(std::string_view bytes) {
 }
 
 void Relay::on_drained() {
-  if (!client_paused_) return;
-  client_paused_ = false;
-  connection_->pause_reading(false);
+  broker_backed_up_ = false;
+  update_client_reading();
 }
 
 void Relay::on_timer() {
@@ -225,11 +227,24 @@ void Relay::flush_to_client() {
   if (client_out_.empty()) return;
   const SendResult result = connection_->send(Frame::binary(client_out_));
   client_out_.clear();
-  if (result == SendResult::kQueuedOverHighWater && upstream_ && !upstream_paused_) {
-    // The browser reads slower than the broker sends: let TCP slow the broker down.
+  if (result != SendResult::kQueuedOverHighWater) return;
+  // The browser reads slower than it is sent to. From the broker: let TCP slow the broker down.
+  if (upstream_ && !upstream_paused_) {
     upstream_paused_ = true;
     upstream_->pause_reading(true);
   }
+  // From here: the browser's own packets are not read either until its queue drained, so a
+  // browser that sends without reading is slowed down by TCP, as on the echo and http routes,
+  // instead of growing its queue of our answers until the queue's bound closes it (1013).
+  client_backed_up_ = true;
+  update_client_reading();
+}
+
+void Relay::update_client_reading() {
+  const bool paused = broker_backed_up_ || client_backed_up_;
+  if (paused == client_reading_paused_) return;
+  client_reading_paused_ = paused;
+  connection_->pause_reading(paused);
 }
 
 void Relay::to_broker(std::string_view packet) {
@@ -241,10 +256,10 @@ void Relay::flush_to_broker() {
   if (broker_out_.empty() || !upstream_) return;
   const bool room = upstream_->write(broker_out_);
   broker_out_.clear();
-  if (!room && !client_paused_) {
+  if (!room) {
     // The broker takes less than the browser sends: stop reading from the browser until it has.
-    client_paused_ = true;
-    connection_->pause_reading(true);
+    broker_backed_up_ = true;
+    update_client_reading();
   }
 }
 

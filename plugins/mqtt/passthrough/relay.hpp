@@ -67,6 +67,8 @@ class Relay final : public StreamHandler {
   // Queues bytes for the browser (sent as one message per turn, see flush_to_client).
   void to_client(std::string_view packet) { client_out_ += packet; }
   void flush_to_client();
+  // Tells the connection whether to read from the browser, when that changed.
+  void update_client_reading();
   void to_broker(std::string_view packet);
   void flush_to_broker();
   // Ends the session: an MQTT packet for the browser first when one applies (a CONNACK refusal,
@@ -118,8 +120,13 @@ class Relay final : public StreamHandler {
   double publish_tokens_ = 0;
   std::chrono::steady_clock::time_point publish_refilled_at_{};
 
-  bool client_paused_ = false;    // reading from the browser paused: the broker is slow
-  bool upstream_paused_ = false;  // reading from the broker paused: the browser is slow
+  // Reading from the browser is paused while either holds (update_client_reading):
+  bool broker_backed_up_ = false;  // the broker takes less than the browser sends
+  // The browser's queue is past the route's high-water mark: what we answer its own packets
+  // (refused publishes' acks, SUBACKs) would pile up at the speed it sends them.
+  bool client_backed_up_ = false;
+  bool client_reading_paused_ = false;  // as last told to the connection
+  bool upstream_paused_ = false;        // reading from the broker paused: the browser is slow
 };
 
 }  // namespace wsbridge::mqtt

@@ -270,6 +270,54 @@ TEST_F(RelayTest, SlowBrokerPausesTheBrowserAndSlowBrowserPausesTheBroker) {
   EXPECT_FALSE(endpoint_.stream->reading_paused);
 }
 
+// What the relay answers itself (here an MQTT 5 PUBACK refusing a publish, larger than the
+// publish) is queued at the speed the browser sends: past the high-water mark the browser is not
+// read until its queue drained, as the echo and http routes do. (Before, a browser sending
+// without reading grew that queue until max_queued_bytes closed it with 1013, wherever the core's
+// own hold on reading mid-frame did not apply: a socket full at a frame's end.)
+TEST_F(RelayTest, BrowserNotReadingOurAnswersIsPausedUntilItsQueueDrained) {
+  connect(wire::kMqtt5);
+  browser_->next_send = SendResult::kQueuedOverHighWater;
+  from_browser(publish_packet(wire::kMqtt5, "not/allowed", 1, 7));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(wire::packet_type(got[0]), wire::PacketType::kPuback);
+  EXPECT_TRUE(browser_->reading_paused);
+  EXPECT_TRUE(broker_packets().empty());
+  EXPECT_FALSE(browser_->close_code);
+  browser_->next_send = SendResult::kQueued;
+  relay_->client_drained();
+  EXPECT_FALSE(browser_->reading_paused);
+}
+
+// Reading from the browser resumes only when neither holds it: the broker taking its bytes again
+// and its own queue drained, in either order.
+TEST_F(RelayTest, BrowserIsReadAgainOnlyOnceTheBrokerAndItsQueueBothAllow) {
+  connect(wire::kMqtt311);
+  auto both_hold = [&] {
+    endpoint_.stream->room = false;
+    browser_->next_send = SendResult::kQueuedOverHighWater;
+    from_browser(publish_packet(wire::kMqtt311, "users/alice/out/1", 0));        // the broker's
+    endpoint_.handler->on_data(publish_packet(wire::kMqtt311, "sensors/t", 0));  // the browser's
+    endpoint_.stream->room = true;
+    browser_->next_send = SendResult::kQueued;
+    ASSERT_TRUE(browser_->reading_paused);
+  };
+  both_hold();
+  endpoint_.handler->on_drained();
+  EXPECT_TRUE(browser_->reading_paused) << "resumed while its queue was still over high water";
+  relay_->client_drained();
+  EXPECT_FALSE(browser_->reading_paused);
+  EXPECT_FALSE(endpoint_.stream->reading_paused);
+
+  both_hold();
+  relay_->client_drained();
+  EXPECT_TRUE(browser_->reading_paused) << "resumed while the broker took nothing";
+  EXPECT_FALSE(endpoint_.stream->reading_paused);
+  endpoint_.handler->on_drained();
+  EXPECT_FALSE(browser_->reading_paused);
+}
+
 TEST_F(RelayTest, BrokerIsPingedForABrowserThatDoesNotPing) {
   connect(wire::kMqtt311, 0);
   EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(150'000));
