@@ -38,11 +38,14 @@ struct ShardShared {
   std::atomic<bool> going_away{false};
 
   // Shutdown: each shard, as it starts closing its sessions, adds how many; the last one to do so
-  // gets the total (for the log), else nullopt.
+  // gets the total (for the log), else nullopt. (One lock for both counts: with an atomic each,
+  // the shard that counted itself last could have added its sessions first and read a total
+  // without the others': "closing 2 connection(s)" of 5.)
   std::optional<std::size_t> closing(std::size_t closing_here) {
-    const std::size_t total = closing_total_.fetch_add(closing_here) + closing_here;
-    if (shards_closing_.fetch_add(1) + 1 < count) return std::nullopt;
-    return total;
+    std::lock_guard lock(closing_mutex_);
+    closing_total_ += closing_here;
+    if (++shards_closing_ < count) return std::nullopt;
+    return closing_total_;
   }
 
   // A replaced configuration is let go by each shard once none of its sessions uses it; the
@@ -56,8 +59,9 @@ struct ShardShared {
   }
 
  private:
-  std::atomic<std::size_t> closing_total_{0};
-  std::atomic<unsigned> shards_closing_{0};
+  std::mutex closing_mutex_;
+  std::size_t closing_total_ = 0;
+  unsigned shards_closing_ = 0;
   std::mutex retired_mutex_;
   std::map<const ServerConfig*, unsigned> retired_holders_;  // shards still holding each
 };
