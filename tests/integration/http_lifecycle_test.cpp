@@ -267,6 +267,47 @@ TEST(HttpFlowControlTest, PausedClientThatTakesNothingIsClosedAfterIdleTimeout) 
   EXPECT_TRUE(reading_paused(server, "/rpc", 0));
 }
 
+// [limits] unread_output_bytes: many clients that each hold their route's high-water mark of
+// answers they do not read are bounded together. Six such clients (each paused with 1-2 MiB
+// queued) against 2 MiB per service thread: the largest are closed with 1013 until what the
+// rest hold fits, and those left get every answer once they read. (Before, each kept its queue
+// for as long as it kept its connection: six clients 12 MiB, 1,000 of them 8 GB by default.)
+TEST(HttpFlowControlTest, ClientsNotReadingTheirAnswersAreBoundedTogether) {
+  HttpBackend backend;
+  setenv("WSBRIDGE_TEST_PUSH_TOKEN", kAdminToken.c_str(), 1);
+  // Two threads: 1 MiB each, raised to the route's max_queued_bytes (one client at its own
+  // bound always fits).
+  std::string config = "[server]\nthreads = 2\n[limits]\nunread_output_bytes = \"2MiB\"\n" +
+                       std::string(kBigAnswersConfig);
+  WsbridgeInstance::replace_all(config, "IDLE", "60s");
+  WsbridgeInstance server(with_backend(config, backend));
+  constexpr int kClients = 6;
+  constexpr int kRequests = 48;  // 12 MiB of answers each
+  std::vector<WsClient> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(send_big_requests(server, kRequests));
+  const std::string closes = R"(wsbridge_queue_overflow_closes_total{route="/rpc"})";
+  // All but at most one per thread: each paused client holds more than half of the share.
+  ASSERT_TRUE(eventually(
+      [&] { return admin_metric(server.port2, closes, kAdminToken) >= kClients - 2; }, 20s))
+      << "closed: " << admin_metric(server.port2, closes, kAdminToken).value_or(-1);
+  EXPECT_TRUE(server.process->wait_for_output("([limits] unread_output_bytes)", 5s));
+  int whole = 0;
+  for (auto& ws : clients) {
+    int answered = 0;
+    try {
+      for (; answered < kRequests; ++answered) {
+        const auto m = ws.read_message(10s);
+        if (m.opcode == Opcode::kClose) break;
+        ASSERT_EQ(json::parse(m.data)["body"].get<std::string>().size(), 262144u);
+      }
+    } catch (const std::exception&) {  // dropped (it read nothing): EOF after what it had
+    }
+    if (answered == kRequests) ++whole;
+  }
+  EXPECT_GE(whole, 1) << "every client was closed: one at its own bound always fits";
+  EXPECT_EQ(whole + admin_metric(server.port2, closes, kAdminToken).value_or(0), kClients);
+}
+
 // #8.3: SIGTERM lets HTTP requests in flight finish and delivers their answers before 1012.
 TEST(HttpShutdownTest, InFlightResponsesAreDeliveredBeforeGoingAway) {
   HttpBackend backend;

@@ -202,6 +202,9 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (auto v = limits->byte_size("inbound_bytes_in_flight", 64 * 1024, 1ull << 40)) {
       config.limits.inbound_bytes_in_flight = static_cast<std::size_t>(*v);
     }
+    if (auto v = limits->byte_size("unread_output_bytes", 64 * 1024, 1ull << 40)) {
+      config.limits.unread_output_bytes = static_cast<std::size_t>(*v);
+    }
     limits->reject_unknown_keys();
   }
   if (config.instance_id.empty()) config.instance_id = default_instance_id();

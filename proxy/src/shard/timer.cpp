@@ -59,6 +59,7 @@ void Shard::on_timer() {
       continue;
     }
     s->outbox.release_memory();  // (no-op unless empty) idle connections hold no queue storage
+    if (s->reading_paused && s->queued_bytes > 0) unread_output_.emplace_back(s->queued_bytes, id);
     if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
       s->expires_at.reset();
@@ -90,6 +91,7 @@ void Shard::on_timer() {
       s->transport->want_write();
     }
   }
+  bound_unread_output();
   // Held upgrades whose adapter did not decide within the handshake timeout.
   for (auto it = held_.begin(); it != held_.end();) {
     if (it->second.verdict || now - it->second.since < config_->limits.handshake_timeout) {

@@ -21,6 +21,7 @@ TEST_F(LimitsKeysTest, Defaults) {
   EXPECT_EQ(limits.max_http_connections_per_ip, 2000u);
   EXPECT_EQ(limits.handshake_timeout, 10s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 256u * 1024 * 1024);
+  EXPECT_EQ(limits.unread_output_bytes, 256u * 1024 * 1024);
   EXPECT_EQ(limits.ipv6_prefix_length, 64u);
 }
 
@@ -31,6 +32,7 @@ max_connections_per_ip = 5
 max_http_connections_per_ip = 7
 handshake_timeout = "3s"
 inbound_bytes_in_flight = "8MiB"
+unread_output_bytes = "32MiB"
 ipv6_prefix_length = 48
 )"))
                                   .limits;
@@ -39,6 +41,7 @@ ipv6_prefix_length = 48
   EXPECT_EQ(limits.max_http_connections_per_ip, 7u);
   EXPECT_EQ(limits.handshake_timeout, 3s);
   EXPECT_EQ(limits.inbound_bytes_in_flight, 8u * 1024 * 1024);
+  EXPECT_EQ(limits.unread_output_bytes, 32u * 1024 * 1024);
   EXPECT_EQ(limits.ipv6_prefix_length, 48u);
   EXPECT_EQ(parse(with_listener("[limits]\ninbound_bytes_in_flight = 65536\n"))
                 .limits.inbound_bytes_in_flight,
@@ -63,6 +66,9 @@ TEST_F(LimitsKeysTest, BadValuesSayWhereAndWhy) {
   const std::string word =
       error_of(with_listener("[limits]\ninbound_bytes_in_flight = \"lots\"\n"));
   EXPECT_EQ(word.rfind("test.toml:2:27: ", 0), 0u) << word;
+  const std::string unread = error_of(with_listener("[limits]\nunread_output_bytes = 1024\n"));
+  EXPECT_EQ(unread.rfind("test.toml:2:23: ", 0), 0u) << unread;
+  EXPECT_NE(unread.find("unread_output_bytes"), std::string::npos) << unread;
   const std::string prefix = error_of(with_listener("[limits]\nipv6_prefix_length = 129\n"));
   EXPECT_EQ(prefix.rfind("test.toml:2:22: ", 0), 0u) << prefix;
   EXPECT_NE(prefix.find("ipv6_prefix_length"), std::string::npos) << prefix;

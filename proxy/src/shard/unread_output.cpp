@@ -1,0 +1,52 @@
+// [limits] unread_output_bytes: a bound on the output queued for clients that do not read it,
+// over all of them. Each route bounds one connection's queue (max_queued_bytes), and adapters
+// whose output answers the client pause reading from it past the high-water mark (echo, http,
+// the MQTT pass-through), so one client that sends without reading holds at most about that.
+// Many of them hold that many times over: an http route's small requests can ask for large
+// answers, a pass-through browser can subscribe to a busy topic, and 1,000 connections from one
+// address at 8 MiB each are 8 GB. The inbound side has had its process-wide bound
+// (inbound_bytes_in_flight); this is the outbound one. Once per timer tick the sessions whose
+// reading is paused and that hold queued output are summed, and past this shard's share the
+// largest are closed with 1013 until the rest fits, as the inbound bound closes the largest
+// holders first. Between two ticks (at most a second) a paused client's queue grows by no more
+// than what it asked for before it was paused.
+#include "shard/shard_parts.hpp"
+
+namespace wsbridge {
+
+void Shard::bound_unread_output() {
+  std::size_t total = 0;
+  for (const auto& [bytes, id] : unread_output_) total += bytes;
+  // One client at its own bound always fits: it is that route's business, not the others'.
+  std::size_t largest_route_bound = 0;
+  for (const auto& route : config_->routes) {
+    largest_route_bound = std::max(largest_route_bound, route.max_queued_bytes);
+  }
+  const std::size_t share = share_of(config_->limits.unread_output_bytes, largest_route_bound);
+  if (total > share) {
+    std::sort(unread_output_.begin(), unread_output_.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [bytes, id] : unread_output_) {
+      if (total <= share) break;
+      total -= bytes;
+      const auto it = sessions_.find(id);
+      if (it == sessions_.end() || it->second->closing()) continue;
+      Session& s = *it->second;
+      s.metrics->queue_drops->inc();
+      if (unread_output_warnings_.due()) {
+        WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
+                       << ") closed with 1013: it reads nothing of its " << bytes
+                       << " queued bytes, and the paused clients of this thread hold more than its "
+                       << share << " ([limits] unread_output_bytes); "
+                       << unread_output_warnings_.occurrences()
+                       << " connection(s) closed so since the last such line";
+      }
+      request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading", false);
+      // (It does not read: the close frame may never leave. Dropped soon after for sure.)
+      s.transport->drop_within(2s);
+    }
+  }
+  unread_output_.clear();
+}
+
+}  // namespace wsbridge
