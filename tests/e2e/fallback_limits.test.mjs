@@ -1,7 +1,8 @@
 // The HTTP fallback transports' connections and limits against a real wsbridge (#16,
 // docs/FALLBACK.md): lws' request timeout bounds a request's head and body, never a response a
 // session holds open; POSTs in flight are bounded per session and in bytes per service thread;
-// an event stream on a keep-alive connection comes in chunks, so the next one reuses it.
+// what sessions no request carries hold is bounded together ([limits] unread_output_bytes); an
+// event stream on a keep-alive connection comes in chunks, so the next one reuses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -19,6 +20,7 @@ before(async () => {
   bridge = new Bridge(dir, port, `
 [limits]
 handshake_timeout = "2s"
+unread_output_bytes = "64KiB"
 [fallback]
 heartbeat = "1s"
 poll_timeout = "4s"
@@ -31,6 +33,7 @@ port = ${port}
 [[routes]]
 path = "/echo"
 adapter = "echo"
+max_queued_bytes = "64KiB"
 `, { threads: 1 });
   await bridge.start();
 });
@@ -127,6 +130,41 @@ test('POST bodies held at once are bounded: past post_bytes_in_flight a POST get
   const big = await request(port, 'POST', sendUrl(a),
     { body: encodeBody(1, [{ payload: 'y'.repeat(3000) }]), headers: { 'content-type': 'text/plain' } });
   assert.equal(big.status, 200, big.body.toString());
+});
+
+test('sessions no request carries are bounded together: past unread_output_bytes the largest are closed (1013), told at their next request', async () => {
+  // Four sessions, each with 21 KB of echoes that nothing carries (their client vanished, say),
+  // under the route's high-water mark (32 KiB: none is paused), 84 KB together against 64 KiB
+  // for the thread: one or two go, and what they held with them.
+  const tokens = [];
+  for (let i = 0; i < 4; ++i) tokens.push(await openSession());
+  for (const token of tokens) {
+    for (let seq = 1; seq <= 7; ++seq) {
+      await request(port, 'POST', sendUrl(token), { body: encodeBody(seq, [{ payload: `${seq}`.repeat(3000) }]),
+        headers: { 'content-type': 'text/plain' } });
+    }
+  }
+  await sleep(1500);  // (the bound is checked on the server's timer tick, every second here)
+  let closed = 0;
+  let whole = 0;
+  for (const token of tokens) {
+    const polled = await request(port, 'GET', `/_wsbridge/poll/echo?s=${encodeURIComponent(token)}&last=0`);
+    assert.equal(polled.status, 200, polled.body.toString());
+    const { records } = decodeBody(polled.body);
+    const close = records.filter((r) => r.kind === 'c').map((r) => JSON.parse(r.payload))
+      .find((c) => c.type === 'close');
+    if (close) {
+      assert.deepEqual(close, { type: 'close', code: 1013, reason: 'not reading' });
+      ++closed;
+    } else {
+      const echoes = records.filter((r) => r.kind === 't').map((r) => r.payload.toString());
+      assert.deepEqual(echoes, Array.from({ length: 7 }, (_, i) => `${i + 1}`.repeat(3000)));
+      ++whole;
+    }
+  }
+  assert.ok(closed >= 1, `closed ${closed} of 4`);
+  assert.ok(whole >= 1, 'one session at its own bound always fits');
+  assert.match(bridge.log, /closed with 1013: it reads nothing of its \d+ queued bytes.*\[limits\] unread_output_bytes/);
 });
 
 // Waits until `state.data` (a raw connection's bytes) satisfies `check`.

@@ -246,9 +246,8 @@ class Shard final : private InboxDispatcher,
   // [limits] inbound_bytes_in_flight (half of it for what waits for an upstream); false (logged,
   // nothing changed) when that is spent.
   bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes, std::size_t frame_rest = 0);
-  // [limits] unread_output_bytes: closes the paused sessions holding the most queued output
-  // until what the paused ones hold (unread_output_, gathered by the timer) fits this shard's
-  // share (unread_output.cpp).
+  // [limits] unread_output_bytes: closes the sessions holding the most output nobody reads until
+  // what they hold (unread_output_, gathered by the timer) fits this shard's share.
   void bound_unread_output();
   // This shard's part of a process-wide byte bound, split evenly among the shards, never below
   // `at_least` (so one unit of the largest size can always pass alone).
@@ -344,8 +343,14 @@ class Shard final : private InboxDispatcher,
   LogThrottle http_cap_warnings_{std::chrono::seconds(5)};
   LogThrottle inbound_warnings_{std::chrono::seconds(5)};
   LogThrottle unread_output_warnings_{std::chrono::seconds(5)};
-  // Sessions not read from that hold queued output, by the bytes they hold (each timer tick).
-  std::vector<std::pair<std::size_t, ConnectionId>> unread_output_;
+  // Sessions holding queued output nobody reads (each timer tick): paused for not reading it, or
+  // fallback sessions no request carries (`uncarried`).
+  struct UnreadOutput {
+    std::size_t bytes;
+    ConnectionId id;
+    bool uncarried;
+  };
+  std::vector<UnreadOutput> unread_output_;
   // The place admit_http_connection took for the socket lws is adopting now (by descriptor).
   std::optional<std::pair<int, ConnectionSlots::Slot>> pending_http_slot_;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();

@@ -59,7 +59,12 @@ void Shard::on_timer() {
       continue;
     }
     s->outbox.release_memory();  // (no-op unless empty) idle connections hold no queue storage
-    if (s->reading_paused && s->queued_bytes > 0) unread_output_.emplace_back(s->queued_bytes, id);
+    if (s->queued_bytes > 0) {
+      const auto fallback = fallback_sessions_.find(id);
+      const bool uncarried = fallback != fallback_sessions_.end() && !fallback->second->carried();
+      if (s->reading_paused || uncarried)
+        unread_output_.push_back({s->queued_bytes, id, uncarried});
+    }
     if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
       s->expires_at.reset();

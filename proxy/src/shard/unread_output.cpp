@@ -5,18 +5,20 @@
 // Many of them hold that many times over: an http route's small requests can ask for large
 // answers, a pass-through browser can subscribe to a busy topic, and 1,000 connections from one
 // address at 8 MiB each are 8 GB. The inbound side has had its process-wide bound
-// (inbound_bytes_in_flight); this is the outbound one. Once per timer tick the sessions whose
-// reading is paused and that hold queued output are summed, and past this shard's share the
-// largest are closed with 1013 until the rest fits, as the inbound bound closes the largest
-// holders first. Between two ticks (at most a second) a paused client's queue grows by no more
-// than what it asked for before it was paused.
+// (inbound_bytes_in_flight); this is the outbound one. Once per timer tick the output of the
+// sessions nobody reads now is summed: those whose reading is paused, and the fallback sessions
+// no request carries (a client that vanished keeps its session, and its queue, for the reconnect
+// window: many such sessions, subscribed to a busy topic, held up to max_queued_bytes each).
+// Past this shard's share the largest are closed with 1013 until the rest fits, as the inbound
+// bound closes the largest holders first. Between two ticks (at most a second) a paused
+// client's queue grows by no more than what it asked for before it was paused.
 #include "shard/shard_parts.hpp"
 
 namespace wsbridge {
 
 void Shard::bound_unread_output() {
   std::size_t total = 0;
-  for (const auto& [bytes, id] : unread_output_) total += bytes;
+  for (const UnreadOutput& unread : unread_output_) total += unread.bytes;
   // One client at its own bound always fits: it is that route's business, not the others'.
   std::size_t largest_route_bound = 0;
   for (const auto& route : config_->routes) {
@@ -25,25 +27,27 @@ void Shard::bound_unread_output() {
   const std::size_t share = share_of(config_->limits.unread_output_bytes, largest_route_bound);
   if (total > share) {
     std::sort(unread_output_.begin(), unread_output_.end(),
-              [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [bytes, id] : unread_output_) {
+              [](const UnreadOutput& a, const UnreadOutput& b) { return a.bytes > b.bytes; });
+    for (const UnreadOutput& unread : unread_output_) {
       if (total <= share) break;
-      total -= bytes;
-      const auto it = sessions_.find(id);
+      total -= unread.bytes;
+      const auto it = sessions_.find(unread.id);
       if (it == sessions_.end() || it->second->closing()) continue;
       Session& s = *it->second;
       s.metrics->queue_drops->inc();
       if (unread_output_warnings_.due()) {
         WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
-                       << ") closed with 1013: it reads nothing of its " << bytes
-                       << " queued bytes, and the paused clients of this thread hold more than its "
-                       << share << " ([limits] unread_output_bytes); "
+                       << ") closed with 1013: it reads nothing of its " << unread.bytes
+                       << " queued bytes, and the clients of this thread that read nothing hold "
+                       << "more than its " << share << " ([limits] unread_output_bytes); "
                        << unread_output_warnings_.occurrences()
                        << " connection(s) closed so since the last such line";
       }
+      // (Its queue goes now.)
       request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading", false);
-      // (It does not read: the close frame may never leave. Dropped soon after for sure.)
-      s.transport->drop_within(2s);
+      // A fallback session no request carries is told by its next one, within the reconnect
+      // window. Else it does not read: the close may never leave, so it is dropped soon after.
+      if (!unread.uncarried) s.transport->drop_within(2s);
     }
   }
   unread_output_.clear();
