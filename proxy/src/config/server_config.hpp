@@ -62,8 +62,9 @@ struct LimitsConfig {
   // What clients' input held before it is passed on may take at once (messages being reassembled,
   // adapters' partial packets, messages waiting for an upstream), split among the service threads.
   std::size_t inbound_bytes_in_flight = 256 * 1024 * 1024;
-  // What clients that are not read from (paused: they do not take what they are sent) may hold
-  // queued at once, split among the service threads: past it the largest are closed (1013).
+  // What the sessions nobody reads now (paused: they do not take what they are sent; fallback
+  // sessions no request carries) may hold queued at once, split among the service threads: past
+  // it the largest are closed (1013).
   std::size_t unread_output_bytes = 256 * 1024 * 1024;
 };
 
