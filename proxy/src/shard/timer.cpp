@@ -59,12 +59,6 @@ void Shard::on_timer() {
       continue;
     }
     s->outbox.release_memory();  // (no-op unless empty) idle connections hold no queue storage
-    if (s->queued_bytes > 0) {
-      const auto fallback = fallback_sessions_.find(id);
-      const bool uncarried = fallback != fallback_sessions_.end() && !fallback->second->carried();
-      if (s->reading_paused || uncarried)
-        unread_output_.push_back({s->queued_bytes, id, uncarried});
-    }
     if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
       s->expires_at.reset();
@@ -94,6 +88,13 @@ void Shard::on_timer() {
       s->last_ping = now;
       s->ping_due = true;
       s->transport->want_write();
+    }
+    // (After the closes above, which let go of their queues: only what is still held counts.)
+    if (s->queued_bytes > 0 && !s->closing()) {
+      const auto fallback = fallback_sessions_.find(id);
+      const bool uncarried = fallback != fallback_sessions_.end() && !fallback->second->carried();
+      if (s->reading_paused || uncarried)
+        unread_output_.push_back({s->queued_bytes, id, uncarried});
     }
   }
   bound_unread_output();

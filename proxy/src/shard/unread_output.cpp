@@ -17,6 +17,7 @@
 namespace wsbridge {
 
 void Shard::bound_unread_output() {
+  if (unread_output_.empty()) return;
   std::size_t total = 0;
   for (const UnreadOutput& unread : unread_output_) total += unread.bytes;
   // One client at its own bound always fits: it is that route's business, not the others'.
@@ -31,8 +32,9 @@ void Shard::bound_unread_output() {
     for (const UnreadOutput& unread : unread_output_) {
       if (total <= share) break;
       total -= unread.bytes;
+      // (Gathered this tick from the sessions not closing, none erased since.)
       const auto it = sessions_.find(unread.id);
-      if (it == sessions_.end() || it->second->closing()) continue;
+      if (it == sessions_.end()) continue;
       Session& s = *it->second;
       s.metrics->queue_drops->inc();
       if (unread_output_warnings_.due()) {
