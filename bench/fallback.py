@@ -198,7 +198,8 @@ def run(ctx, h, each_round, results, problems, log):
     if not servers:
         return
     rounds = a.fallback_rounds
-    each_round("fb-max", lambda s: fanout_max(ctx, h, s), servers, rounds)
+    if a.fallback_windows:  # (--fallback-windows "": the rates and idle phases alone)
+        each_round("fb-max", lambda s: fanout_max(ctx, h, s), servers, rounds)
     for rate in a.fallback_rates:
         log(f"fb-rate: {rate:g} messages/s to {a.fallback_subscribers} sessions")
         each_round(rate_phase(rate), lambda s, rate=rate: fanout(ctx, h, s, rate, a.window), servers, rounds)
@@ -288,7 +289,7 @@ def render(ctx, results, h):
     """The fallback table and the issue #16.6 targets; returns (markdown, verdicts)."""
     servers = getattr(ctx, "fallback_servers_run", [])
     names = [s.name for s in servers]
-    if not names or "fb-max" not in results:
+    if not names or not any(p.startswith("fb-") for p in results):
         return "", []
     a = ctx.args
     head = "| figure | " + " | ".join(s.label for s in servers) + " |"

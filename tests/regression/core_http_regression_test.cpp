@@ -196,6 +196,26 @@ TEST_F(PublicPortFraming, KeepAliveConnectionsThatGoSilentAreClosed) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 500ms);
 }
 
+// After each keep-alive answer the shard hands lws the POLLOUT it waits for before it reads the
+// next request (keep_alive.cpp). Whatever way the next request comes, it is served: right after
+// the answer, many times over; pipelined behind the one before; and after an answer given before
+// a request body was read (lws discards the body and completes the transaction itself).
+TEST_F(PublicPortFraming, KeepAliveConnectionsServeEveryNextRequest) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 50; ++i) {
+    conn.send_all(get);
+    ASSERT_EQ(conn.read_http_response(2s).status, 200) << "request " << i;
+  }
+  conn.send_all(get + get + get);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(conn.read_http_response(2s).status, 200) << i;
+  conn.send_all("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + get);
+  EXPECT_EQ(conn.read_http_response(2s).status, 404);  // (no POST is served at /healthz)
+  EXPECT_EQ(conn.read_http_response(2s).status, 200);
+  conn.send_all(get);
+  EXPECT_EQ(conn.read_http_response(2s).status, 200);
+}
+
 // #13.8: lws files Sec-WebSocket-Origin under Origin, so it passed an Origin allowlist.
 TEST(SecWebSocketOrigin, IsNotTakenAsOrigin) {
   WsbridgeInstance server(R"(

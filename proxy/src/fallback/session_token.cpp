@@ -32,23 +32,28 @@ std::string_view next_field(std::string_view& rest) {
   return field;
 }
 
-}  // namespace
-
-SessionTokens::SessionTokens(std::string instance, std::string_view secret)
-    : instance_(std::move(instance)), key_(secret) {
-  if (key_.empty()) {
-    key_.resize(32);
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(key_.data()), 32) != 1) {
+// `secret`, or when empty a random key of this process.
+std::string key_from(std::string_view secret) {
+  std::string key(secret);
+  if (key.empty()) {
+    key.resize(32);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), 32) != 1) {
       throw std::runtime_error("no random bytes for the fallback session key");
     }
   }
+  return key;
 }
+
+}  // namespace
+
+SessionTokens::SessionTokens(std::string instance, std::string_view secret)
+    : instance_(std::move(instance)), hmac_(key_from(secret)) {}
 
 std::string SessionTokens::mac(std::string_view instance, std::uint64_t connection,
                                std::int64_t expiry) const {
   const std::string message =
       std::string(instance) + '\n' + std::to_string(connection) + '\n' + std::to_string(expiry);
-  return hmac_sha256_base64url(key_, message, kMacBytes);
+  return hmac_.base64url(message, kMacBytes);
 }
 
 std::string SessionTokens::issue(std::uint64_t connection,

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "support/hmac.hpp"
+
 namespace wsbridge::fallback {
 
 class SessionTokens {
@@ -33,7 +35,7 @@ class SessionTokens {
  private:
   std::string mac(std::string_view instance, std::uint64_t connection, std::int64_t expiry) const;
   std::string instance_;
-  std::string key_;
+  HmacSha256 hmac_;  // keyed once: a token is checked on every request of its session
 };
 
 }  // namespace wsbridge::fallback

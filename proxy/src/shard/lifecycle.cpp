@@ -320,6 +320,12 @@ void Shard::serve() {
       outside_lws = true;
     }
     if (!carriers_soon_.empty() && write_carriers_soon()) outside_lws = true;
+    // After every answer of this turn: the connections lws would read again only after a POLLOUT.
+    // (A request it already holds is served from lws' next turn.)
+    if (keep_alive_resumes_.count > 0) {
+      resume_keep_alive_connections();
+      outside_lws = true;
+    }
     // Queued by what ran just above (an adapter told of a drain): the next turn, at once.
     if (!writes_soon_.empty() || !fallback_turns_due_.empty() || !carriers_soon_.empty()) {
       outside_lws = true;

@@ -228,13 +228,11 @@ class Shard final : private InboxDispatcher,
   // The connection's next request is due within the handshake timeout (from accept, and after
   // each keep-alive answer), or no longer (it arrived).
   void expect_request(ConnectionData& data);
-  // Ends the HTTP transaction of a callback's connection: 0 to go on, -1 for lws to close it. On a
-  // keep-alive connection lws then arms its keep-alive timeout, one more insertion into its sorted
-  // timeout list that walks every timeout in it (O(connections) per request, a tenth of a
-  // long-polling server's time). Our own deadline (expect_request, armed as lws binds the
-  // connection for its next request) bounds that wait already, so lws' is cleared where ours is
-  // armed, and the list holds only the connections in the middle of a request. (timer.cpp)
-  static int complete_http_transaction(lws* wsi);
+  // Ends the HTTP transaction of a connection: 0 to go on, -1 for lws to close it. On keep-alive,
+  // what lws would spend on it is saved (keep_alive.cpp): its keep-alive timeout, and the wait for
+  // a POLLOUT it asks before reading the next request, done at the end of the loop turn instead.
+  int complete_http_transaction(lws* wsi);
+  void resume_keep_alive_connections();  // outside lws callbacks: lws_service_fd re-enters lws
   static void request_arrived(ConnectionData& data);
   void drop_late_requests(SteadyClock::time_point now);
   // A fragment of a message from the session's transport: reassembled within the route's limits,
@@ -371,6 +369,7 @@ class Shard final : private InboxDispatcher,
   std::size_t inbound_bytes_in_flight_ = 0;
   std::unordered_map<ConnectionId, unsigned> posts_in_flight_;
   std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end
+  lws_dll2_owner_t keep_alive_resumes_{};     // connections to resume at the turn's end
   std::uint64_t next_carrier_key_ = 1;
   std::vector<ConnectionId> fallback_turns_due_;  // write turns run at the loop turn's end
   // Fallback sessions that ended with a close no request was there to carry: told to the next

@@ -85,14 +85,26 @@ struct RequestDeadline {
   SteadyClock::time_point since{};
 };
 
+// A connection's place in Shard::keep_alive_resumes_ (keep_alive.cpp). Link first, as above.
+struct KeepAliveResume {
+  lws_dll2_t link{};
+  lws* wsi = nullptr;
+};
+
 // What a shard keeps for one of its lws connections, from accept to WSI_DESTROY. It is the
 // connection's lws user data (lws_set_wsi_user at SERVER_NEW_CLIENT_INSTANTIATED), so lws hands
 // it to every callback of the connection. Being ours, it outlives lws' protocol binds: lws frees
 // and reallocates only user data it allocated itself, at the upgrade (between CONFIRM_UPGRADE and
 // ESTABLISHED) and after each keep-alive request, which would lose what was decided before.
 struct Shard::ConnectionData {
-  explicit ConnectionData(lws* wsi) { deadline.wsi = wsi; }
-  ~ConnectionData() { lws_dll2_remove(&deadline.link); }
+  explicit ConnectionData(lws* wsi) {
+    deadline.wsi = wsi;
+    resume.wsi = wsi;
+  }
+  ~ConnectionData() {
+    lws_dll2_remove(&deadline.link);
+    lws_dll2_remove(&resume.link);
+  }
   ConnectionData(const ConnectionData&) = delete;
   ConnectionData& operator=(const ConnectionData&) = delete;
 
@@ -101,6 +113,7 @@ struct Shard::ConnectionData {
   // The states before the upgrade are allocated only while they exist: inline (std::optional)
   // they made every open connection carry about 700 bytes it no longer needed.
   RequestDeadline deadline;                     // linked while a request is due
+  KeepAliveResume resume;                       // linked from an answer to the loop turn's end
   std::unique_ptr<Admitted> admitted;           // a held upgrade's verdict, until CONFIRM_UPGRADE
   std::unique_ptr<PendingUpgrade> pending;      // decided at CONFIRM_UPGRADE, taken at ESTABLISHED
   std::unique_ptr<AdminRequest> admin_request;  // an admin API request whose body is arriving

@@ -23,16 +23,6 @@ void Shard::request_arrived(ConnectionData& data) {
   lws_dll2_remove(&data.deadline.link);
 }
 
-int Shard::complete_http_transaction(lws* wsi) {
-  if (lws_http_transaction_completed(wsi) != 0) return -1;
-  // Not armed: lws is still discarding the rest of a request body, under its own timeout.
-  const ConnectionData* data = ConnectionData::of(wsi);
-  if (data != nullptr && data->deadline.link.owner != nullptr) {
-    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-  }
-  return 0;
-}
-
 void Shard::drop_late_requests(SteadyClock::time_point now) {
   // Oldest first: the first one still in time ends the walk.
   while (lws_dll2_t* head = lws_dll2_get_head(&timer_->awaiting_request)) {
