@@ -247,6 +247,9 @@ class Shard final : private InboxDispatcher,
   // [limits] unread_output_bytes: closes the sessions holding the most output nobody reads until
   // what they hold (unread_output_, gathered by the timer) fits this shard's share.
   void bound_unread_output();
+  // 1013 "not reading" (the bound above, the timer's rule for paused clients), counted as a queue
+  // overflow; dropped soon after, unless no request carries it (told by its next one).
+  void close_not_reading(Session& s);
   // This shard's part of a process-wide byte bound, split evenly among the shards, never below
   // `at_least` (so one unit of the largest size can always pass alone).
   std::size_t share_of(std::size_t total, std::size_t at_least) const {
@@ -342,11 +345,10 @@ class Shard final : private InboxDispatcher,
   LogThrottle inbound_warnings_{std::chrono::seconds(5)};
   LogThrottle unread_output_warnings_{std::chrono::seconds(5)};
   // Sessions holding queued output nobody reads (each timer tick): paused for not reading it, or
-  // fallback sessions no request carries (`uncarried`).
+  // fallback sessions no request carries.
   struct UnreadOutput {
     std::size_t bytes;
     ConnectionId id;
-    bool uncarried;
   };
   std::vector<UnreadOutput> unread_output_;
   // The place admit_http_connection took for the socket lws is adopting now (by descriptor).

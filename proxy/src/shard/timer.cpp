@@ -70,10 +70,7 @@ void Shard::on_timer() {
       WSB_LOG(kInfo) << "conn " << id << " took nothing of its " << s->queued_bytes
                      << " queued bytes for " << format_seconds(waited)
                      << " while its reading was paused: closing with 1013";
-      s->metrics->queue_drops->inc();
-      request_close(*s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading",
-                    false);
-      s->transport->drop_within(2s);
+      close_not_reading(*s);
     } else if (now - s->last_ping >= s->route->ping_interval) {
       s->last_ping = now;
       s->ping_due = true;
@@ -83,8 +80,7 @@ void Shard::on_timer() {
     if (s->queued_bytes > 0 && !s->closing()) {
       const auto fallback = fallback_sessions_.find(id);
       const bool uncarried = fallback != fallback_sessions_.end() && !fallback->second->carried();
-      if (s->reading_paused || uncarried)
-        unread_output_.push_back({s->queued_bytes, id, uncarried});
+      if (s->reading_paused || uncarried) unread_output_.push_back({s->queued_bytes, id});
     }
   }
   bound_unread_output();

@@ -36,7 +36,6 @@ void Shard::bound_unread_output() {
       const auto it = sessions_.find(unread.id);
       if (it == sessions_.end()) continue;
       Session& s = *it->second;
-      s.metrics->queue_drops->inc();
       if (unread_output_warnings_.due()) {
         WSB_LOG(kWarn) << "conn " << s.id << " (" << s.handle->identity().remote_address
                        << ") closed with 1013: it reads nothing of its " << unread.bytes
@@ -45,14 +44,22 @@ void Shard::bound_unread_output() {
                        << unread_output_warnings_.occurrences()
                        << " connection(s) closed so since the last such line";
       }
-      // (Its queue goes now.)
-      request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading", false);
-      // A fallback session no request carries is told by its next one, within the reconnect
-      // window. Else it does not read: the close may never leave, so it is dropped soon after.
-      if (!unread.uncarried) s.transport->drop_within(2s);
+      close_not_reading(s);
     }
   }
   unread_output_.clear();
+}
+
+void Shard::close_not_reading(Session& s) {
+  s.metrics->queue_drops->inc();
+  // (Its queue goes now.)
+  request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading", false);
+  // A fallback session no request carries is told by its next one, within the reconnect window.
+  // Else it does not read: the close may never leave, so it is dropped soon after.
+  const auto fallback = fallback_sessions_.find(s.id);
+  if (fallback == fallback_sessions_.end() || fallback->second->carried()) {
+    s.transport->drop_within(std::chrono::seconds(2));
+  }
 }
 
 }  // namespace wsbridge
