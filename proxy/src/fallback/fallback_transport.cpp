@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "fallback/records.hpp"
@@ -14,6 +15,9 @@ namespace {
 // tick() comes about once a second, never exactly: a heartbeat due within this is sent now, not
 // a whole tick late.
 constexpr auto kTickSlack = std::chrono::milliseconds(250);
+// What an SSE event or a long-polling record adds to a message's payload, about ("id: N\n",
+// "data:" lines, the blank line; a record's type and length).
+constexpr std::size_t kEventOverhead = 48;
 
 }  // namespace
 
@@ -142,6 +146,10 @@ WriteTurn FallbackTransport::write(FrameQueue& queue, std::size_t budget) {
   WriteTurn turn;
   if (carrier_ == nullptr || !carrier_->has_room()) return turn;
   std::string out;
+  // (Sized for the frames at hand, as the first one is, so that it is not copied as it grows.)
+  if (!queue.empty()) {
+    out.reserve(std::min(queue.size() * (queue.front().size() + kEventOverhead), kChannelCapacity));
+  }
   std::size_t taken = 0;
   // A stream takes no more than its byte limit allows: the rest waits for the next stream.
   const bool stream = carrier_kind_ == CarrierKind::kStream;

@@ -1,5 +1,7 @@
 #include "fallback/response_channel.hpp"
 
+#include <algorithm>
+
 namespace wsbridge::fallback {
 
 bool ResponseChannel::has_room() const {
@@ -14,6 +16,7 @@ bool ResponseChannel::append(std::string_view bytes) {
   {
     std::lock_guard lock(mutex_);
     if (abandoned_ || ended_) return false;
+    reserve_for(bytes.size());
     bytes_.append(bytes);
   }
   if (kind_ == ResponseKind::kStream && wake_carrier) wake_carrier();
@@ -36,6 +39,7 @@ void ResponseChannel::answer(unsigned status, std::string content_type, std::str
   {
     std::lock_guard lock(mutex_);
     if (ended_) return;
+    reserve_for(body.size());
     bytes_.append(body);
     ended_ = true;
     status_ = status;
@@ -43,6 +47,15 @@ void ResponseChannel::answer(unsigned status, std::string content_type, std::str
     if (abandoned_) return;
   }
   if (wake_carrier) wake_carrier();
+}
+
+// The carrier takes the whole buffer (no copy) and the channel starts a new one, so appends grow
+// a small string again and again; and the carrier frames a stream's chunk after the bytes. Sized
+// here, each append copies its bytes once: none are copied again as the buffer grows, and none
+// when the carrier frames them.
+void ResponseChannel::reserve_for(std::size_t more) {
+  const std::size_t needed = bytes_.size() + more + kTailRoom;
+  if (bytes_.capacity() < needed) bytes_.reserve(std::max(needed, 2 * bytes_.capacity()));
 }
 
 ResponseChannel::Taken ResponseChannel::take(std::size_t max_bytes) {

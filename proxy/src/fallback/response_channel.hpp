@@ -55,6 +55,9 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
     unsigned status = 200;
     std::string content_type;
   };
+  // Spare bytes after what take() returns: the carrier ends a chunk of a chunked body there
+  // ("\r\n", and "0\r\n\r\n" after the last) without growing the buffer.
+  static constexpr std::size_t kTailRoom = 8;
   // Carrier: what there is to write: up to `max_bytes` of a stream, a whole response all at once
   // and only once ended.
   Taken take(std::size_t max_bytes);
@@ -70,6 +73,8 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
   const ResponseKind kind_;
   const std::size_t capacity_;
   const std::size_t headroom_;
+  void reserve_for(std::size_t more);  // guarded
+
   mutable std::mutex mutex_;
   std::string bytes_;                   // guarded: headroom_ spare bytes, then the bytes to write
   bool ended_ = false;                  // guarded
