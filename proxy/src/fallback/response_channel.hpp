@@ -70,11 +70,11 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
   std::function<void()> wake_owner;
 
  private:
+  void reserve_for(std::size_t more);  // with the lock held: room for `more` and the tail room
+
   const ResponseKind kind_;
   const std::size_t capacity_;
   const std::size_t headroom_;
-  void reserve_for(std::size_t more);  // guarded
-
   mutable std::mutex mutex_;
   std::string bytes_;                   // guarded: headroom_ spare bytes, then the bytes to write
   bool ended_ = false;                  // guarded
