@@ -21,8 +21,9 @@
 # same server paths through the C++ tests of each part. The tests labelled
 # "client" check web/wsbridge.js and the browser pages (the client library's own tests, the demo
 # page, the fallback scenarios and hostile proxies in Chromium) and run in the release build only:
-# the server paths they cross run under both sanitizers in the tests of their own (e2e.fallback_*
-# for the fallback transports), and a browser driving an instrumented server only adds minutes.
+# the server paths they cross run under the sanitizers in the tests of their own (e2e.fallback_*
+# under TSan, the C++ fallback tests under both), and a browser driving an instrumented server
+# only adds minutes.
 # Exits non-zero when any build or test fails. Set WSBRIDGE_TEST_FLAVOURS="release" to run fewer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
