@@ -12,26 +12,9 @@
 
 namespace wsbridge {
 
-namespace {
-
-std::string encode(const unsigned char* mac, std::size_t length, std::size_t bytes) {
-  if (length < kSha256Bytes) throw std::runtime_error("HMAC-SHA256 failed");
-  return base64url_encode(
-      std::string_view(reinterpret_cast<const char*>(mac), std::min(bytes, kSha256Bytes)));
-}
-
-}  // namespace
-
 std::string hmac_sha256_base64url(std::string_view key, std::string_view message,
                                   std::size_t bytes) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  std::size_t out_len = 0;
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-                reinterpret_cast<const unsigned char*>(message.data()), message.size(), out,
-                sizeof out, &out_len) == nullptr) {
-    throw std::runtime_error("HMAC-SHA256 failed");
-  }
-  return encode(out, out_len, bytes);
+  return HmacSha256(key).base64url(message, bytes);
 }
 
 HmacSha256::HmacSha256(std::string_view key) {
@@ -60,10 +43,11 @@ std::string HmacSha256::base64url(std::string_view message, std::size_t bytes) c
   if (!ctx ||
       EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1 ||
-      EVP_MAC_final(ctx.get(), out, &out_len, sizeof out) != 1) {
+      EVP_MAC_final(ctx.get(), out, &out_len, sizeof out) != 1 || out_len < kSha256Bytes) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
-  return encode(out, out_len, bytes);
+  return base64url_encode(
+      std::string_view(reinterpret_cast<const char*>(out), std::min(bytes, kSha256Bytes)));
 }
 
 }  // namespace wsbridge

@@ -12,17 +12,14 @@ namespace wsbridge {
 
 inline constexpr std::size_t kSha256Bytes = 32;
 
-// Throws std::runtime_error if OpenSSL fails (it does not, short of running out of memory).
-std::string hmac_sha256_base64url(std::string_view key, std::string_view message,
-                                  std::size_t bytes = kSha256Bytes);
-
-// The same with one key for many messages, as a fallback session's token is checked on every
-// request: OpenSSL 3.0 looks the algorithms up and prepares the key anew on each one-shot call
-// (2.5 times the cost, measured), so this keeps a context with the key prepared and copies it
-// per message. Safe to use from several threads at once (the prepared context is only read).
+// One key for many messages, as a fallback session's token is checked on every request:
+// OpenSSL 3.0 looks the algorithms up and prepares the key anew on each one-shot call (2.5 times
+// the cost, measured), so this keeps a context with the key prepared and copies it per message.
+// Safe to use from several threads at once (the prepared context is only read). Throws
+// std::runtime_error if OpenSSL fails (it does not, short of running out of memory).
 class HmacSha256 {
  public:
-  explicit HmacSha256(std::string_view key);  // throws std::runtime_error, as above
+  explicit HmacSha256(std::string_view key);
   ~HmacSha256();
   HmacSha256(const HmacSha256&) = delete;
   HmacSha256& operator=(const HmacSha256&) = delete;
@@ -32,5 +29,9 @@ class HmacSha256 {
  private:
   EVP_MAC_CTX* keyed_ = nullptr;
 };
+
+// The same for one message (cluster control messages, seldom).
+std::string hmac_sha256_base64url(std::string_view key, std::string_view message,
+                                  std::size_t bytes = kSha256Bytes);
 
 }  // namespace wsbridge
