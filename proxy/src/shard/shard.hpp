@@ -244,9 +244,12 @@ class Shard final : private InboxDispatcher,
   // [limits] inbound_bytes_in_flight (half of it for what waits for an upstream); false (logged,
   // nothing changed) when that is spent.
   bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes, std::size_t frame_rest = 0);
-  // [limits] unread_output_bytes: closes the sessions holding the most output nobody reads until
-  // what they hold (unread_output_, gathered by the timer) fits this shard's share.
+  // [limits] unread_output_bytes: each timer tick gathers the sessions holding output nobody
+  // reads now (paused for not reading it, or fallback sessions no request carries), then closes
+  // those holding the most until what they hold fits this shard's share. (unread_output.cpp)
+  void gather_unread_output(const Session& s);
   void bound_unread_output();
+  bool uncarried_fallback(const Session& s) const;
   // 1013 "not reading" (the bound above, the timer's rule for paused clients), counted as a queue
   // overflow; dropped soon after, unless no request carries it (told by its next one).
   void close_not_reading(Session& s);
@@ -344,13 +347,8 @@ class Shard final : private InboxDispatcher,
   LogThrottle http_cap_warnings_{std::chrono::seconds(5)};
   LogThrottle inbound_warnings_{std::chrono::seconds(5)};
   LogThrottle unread_output_warnings_{std::chrono::seconds(5)};
-  // Sessions holding queued output nobody reads (each timer tick): paused for not reading it, or
-  // fallback sessions no request carries.
-  struct UnreadOutput {
-    std::size_t bytes;
-    ConnectionId id;
-  };
-  std::vector<UnreadOutput> unread_output_;
+  struct UnreadOutput;                       // shard_parts.hpp
+  std::vector<UnreadOutput> unread_output_;  // gathered this timer tick
   // The place admit_http_connection took for the socket lws is adopting now (by descriptor).
   std::optional<std::pair<int, ConnectionSlots::Slot>> pending_http_slot_;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();

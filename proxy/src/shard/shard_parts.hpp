@@ -85,6 +85,12 @@ struct RequestDeadline {
   SteadyClock::time_point since{};
 };
 
+// A session holding queued output nobody reads now (Shard::gather_unread_output).
+struct Shard::UnreadOutput {
+  std::size_t bytes;
+  ConnectionId id;
+};
+
 // A connection's place in Shard::keep_alive_resumes_ (keep_alive.cpp). Link first, as above.
 struct KeepAliveResume {
   lws_dll2_t link{};

@@ -77,11 +77,7 @@ void Shard::on_timer() {
       s->transport->want_write();
     }
     // (After the closes above, which let go of their queues: only what is still held counts.)
-    if (s->queued_bytes > 0 && !s->closing()) {
-      const auto fallback = fallback_sessions_.find(id);
-      const bool uncarried = fallback != fallback_sessions_.end() && !fallback->second->carried();
-      if (s->reading_paused || uncarried) unread_output_.push_back({s->queued_bytes, id});
-    }
+    gather_unread_output(*s);
   }
   bound_unread_output();
   // Held upgrades whose adapter did not decide within the handshake timeout.

@@ -16,6 +16,16 @@
 
 namespace wsbridge {
 
+bool Shard::uncarried_fallback(const Session& s) const {
+  const auto fallback = fallback_sessions_.find(s.id);
+  return fallback != fallback_sessions_.end() && !fallback->second->carried();
+}
+
+void Shard::gather_unread_output(const Session& s) {
+  if (s.queued_bytes == 0 || s.closing()) return;
+  if (s.reading_paused || uncarried_fallback(s)) unread_output_.push_back({s.queued_bytes, s.id});
+}
+
 void Shard::bound_unread_output() {
   if (unread_output_.empty()) return;
   std::size_t total = 0;
@@ -56,10 +66,7 @@ void Shard::close_not_reading(Session& s) {
   request_close(s, static_cast<std::uint16_t>(CloseCode::kTryAgainLater), "not reading", false);
   // A fallback session no request carries is told by its next one, within the reconnect window.
   // Else it does not read: the close may never leave, so it is dropped soon after.
-  const auto fallback = fallback_sessions_.find(s.id);
-  if (fallback == fallback_sessions_.end() || fallback->second->carried()) {
-    s.transport->drop_within(std::chrono::seconds(2));
-  }
+  if (!uncarried_fallback(s)) s.transport->drop_within(std::chrono::seconds(2));
 }
 
 }  // namespace wsbridge
