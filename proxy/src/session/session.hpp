@@ -82,6 +82,10 @@ struct Session {
   // While reading is paused: since when something has waited to be written (the pause, or the
   // first frame queued after it). A paused client that takes none of it for idle_timeout is gone.
   SteadyClock::time_point stalled_since;
+  // What the transport had not sent of a frame it started, at the last timer tick: the same
+  // non-zero count a tick later means the peer took none of it meanwhile
+  // (Shard::gather_unread_output).
+  std::size_t unsent_at_last_tick = 0;
   std::uint64_t dropped = 0;        // droppable frames discarded since the client last caught up
   bool drained_notice_due = false;  // the queue went over the high-water mark (Adapter::on_drained)
   // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).

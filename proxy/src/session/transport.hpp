@@ -64,6 +64,9 @@ class Transport {
   virtual void write_turn_began() {}
   // A frame is partly written: nothing else (a ping, a close) may go out before its rest.
   virtual bool mid_frame() const = 0;
+  // What of that frame the peer has not taken yet: output out of the session's queue (so not in
+  // its queued bytes) that still waits in memory for the peer to read it.
+  virtual std::size_t unsent_bytes() const { return 0; }
   // In the write turn: a keepalive ping, which the peer answers. false: the connection is gone.
   virtual bool ping() = 0;
   // In the write turn that ends a session: the close the session decided (a close frame for a

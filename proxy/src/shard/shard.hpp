@@ -247,7 +247,7 @@ class Shard final : private InboxDispatcher,
   // [limits] unread_output_bytes: each timer tick gathers the sessions holding output nobody
   // reads now (paused for not reading it, or fallback sessions no request carries), then closes
   // those holding the most until what they hold fits this shard's share. (unread_output.cpp)
-  void gather_unread_output(const Session& s);
+  void gather_unread_output(Session& s);
   void bound_unread_output();
   bool uncarried_fallback(const Session& s) const;
   // 1013 "not reading" (the bound above, the timer's rule for paused clients), counted as a queue

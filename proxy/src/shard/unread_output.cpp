@@ -9,8 +9,9 @@
 // sessions nobody reads now is summed: those whose reading is paused, and the fallback sessions
 // no request carries (a client that vanished keeps its session, and its queue, for the reconnect
 // window: many such sessions, subscribed to a busy topic, held up to max_queued_bytes each).
-// Past this shard's share the largest are closed with 1013 until the rest fits, as the inbound
-// bound closes the largest holders first. Between two ticks (at most a second) a paused
+// A frame the socket took part of counts too, for a client that took none of it since the last
+// tick. Past this shard's share the largest are closed with 1013 until the rest fits, as the
+// inbound bound closes the largest holders first. Between two ticks (at most a second) a paused
 // client's queue grows by no more than what it asked for before it was paused.
 #include "shard/shard_parts.hpp"
 
@@ -21,9 +22,20 @@ bool Shard::uncarried_fallback(const Session& s) const {
   return fallback != fallback_sessions_.end() && !fallback->second->carried();
 }
 
-void Shard::gather_unread_output(const Session& s) {
-  if (s.queued_bytes == 0 || s.closing()) return;
-  if (s.reading_paused || uncarried_fallback(s)) unread_output_.push_back({s.queued_bytes, s.id});
+// A client that stopped reading in the middle of a large frame holds it outside its queue (the
+// transport's, mid-frame), and no adapter pauses it: the transport stops reading from it until
+// the frame is out, so the adapter is asked nothing more. Such a frame counts, with what is
+// queued behind it, once the peer took none of it for a tick; a reader that is only slow
+// takes some of it between two ticks (a second apart at most).
+void Shard::gather_unread_output(Session& s) {
+  const std::size_t unsent = s.transport->unsent_bytes();
+  const bool stalled_mid_frame = unsent > 0 && unsent == s.unsent_at_last_tick;
+  s.unsent_at_last_tick = unsent;
+  const std::size_t bytes = s.queued_bytes + unsent;
+  if (bytes == 0 || s.closing()) return;
+  if (s.reading_paused || stalled_mid_frame || uncarried_fallback(s)) {
+    unread_output_.push_back({bytes, s.id});
+  }
 }
 
 void Shard::bound_unread_output() {

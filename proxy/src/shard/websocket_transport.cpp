@@ -49,6 +49,12 @@ bool WebSocketTransport::can_write_now() const {
          !mask_guard::answer_may_be_due(descriptor());
 }
 
+// (A frame lws writes, permessage-deflate's, is lws' to keep: lws_partial_buffered says only that
+// it holds some. TLS: a record OpenSSL sealed holds at most 16 KiB.)
+std::size_t WebSocketTransport::unsent_bytes() const {
+  return (partial_ ? wire_size(partial_->frame, format_) - partial_->sent : 0) + tls_sealed_;
+}
+
 void WebSocketTransport::write_turn_began() {
   if (!was_paused_) mask_guard::answers_flushed(descriptor());
 }
