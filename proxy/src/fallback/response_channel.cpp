@@ -7,7 +7,7 @@ namespace wsbridge::fallback {
 bool ResponseChannel::has_room() const {
   std::lock_guard lock(mutex_);
   if (abandoned_ || ended_) return false;
-  if (bytes_.size() - headroom_ < capacity_) return true;
+  if (pending() < capacity_) return true;
   owner_waiting_ = true;
   return false;
 }
@@ -49,11 +49,16 @@ void ResponseChannel::answer(unsigned status, std::string content_type, std::str
   if (wake_carrier) wake_carrier();
 }
 
-// The carrier takes the whole buffer (no copy) and the channel starts a new one, so appends grow
-// a small string again and again; and the carrier frames a stream's chunk after the bytes. Sized
-// here, each append copies its bytes once: none are copied again as the buffer grows, and none
-// when the carrier frames them.
+// The carrier takes the whole buffer (no copy) and leaves none behind: the next append starts a
+// new one, sized for what it brings, so appends do not grow a small string again and again; and
+// the carrier frames a stream's chunk after the bytes. Sized here, each append copies its bytes
+// once: none are copied again as the buffer grows, and none when the carrier frames them.
 void ResponseChannel::reserve_for(std::size_t more) {
+  if (bytes_.empty()) {
+    bytes_.reserve(headroom_ + more + kTailRoom);
+    bytes_.assign(headroom_, '\0');
+    return;
+  }
   const std::size_t needed = bytes_.size() + more + kTailRoom;
   if (bytes_.capacity() < needed) bytes_.reserve(std::max(needed, 2 * bytes_.capacity()));
 }
@@ -67,18 +72,18 @@ ResponseChannel::Taken ResponseChannel::take(std::size_t max_bytes) {
     return taken;
   }
   // A whole response is written with its headers in one go: all of it at once.
-  if (kind_ == ResponseKind::kWhole || bytes_.size() - headroom_ <= max_bytes) {
-    taken.bytes.swap(bytes_);  // (no copy: the headroom goes with it)
-    bytes_.assign(headroom_, '\0');
+  if (kind_ == ResponseKind::kWhole || pending() <= max_bytes) {
+    taken.bytes.swap(bytes_);  // (no copy: the headroom goes with it; none is left behind)
+    if (taken.bytes.empty()) taken.bytes.assign(headroom_, '\0');
   } else {
     taken.bytes.assign(headroom_, '\0');
     taken.bytes.append(bytes_, headroom_, max_bytes);
     bytes_.erase(headroom_, max_bytes);
   }
-  taken.ended = ended_ && bytes_.size() == headroom_;
+  taken.ended = ended_ && pending() == 0;
   taken.status = status_;
   taken.content_type = content_type_;
-  if (owner_waiting_ && bytes_.size() - headroom_ < capacity_ / 2) {
+  if (owner_waiting_ && pending() < capacity_ / 2) {
     owner_waiting_ = false;
     taken.room_again = true;
   }
@@ -90,7 +95,7 @@ void ResponseChannel::abandon() {
     std::lock_guard lock(mutex_);
     if (abandoned_) return;
     abandoned_ = true;
-    std::string(headroom_, '\0').swap(bytes_);
+    std::string().swap(bytes_);
     if (ended_) return;
   }
   if (wake_owner) wake_owner();

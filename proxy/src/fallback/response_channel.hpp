@@ -32,7 +32,7 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
   // `headroom`: spare bytes in front of what take() returns (lws writes need LWS_PRE there), so
   // the carrier writes the taken buffer as it is.
   ResponseChannel(ResponseKind kind, std::size_t capacity, std::size_t headroom = 0)
-      : kind_(kind), capacity_(capacity), headroom_(headroom), bytes_(headroom, '\0') {}
+      : kind_(kind), capacity_(capacity), headroom_(headroom) {}
 
   ResponseKind kind() const { return kind_; }
 
@@ -71,14 +71,16 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
 
  private:
   void reserve_for(std::size_t more);  // with the lock held: room for `more` and the tail room
+  // With the lock held: the bytes to write.
+  std::size_t pending() const { return bytes_.empty() ? 0 : bytes_.size() - headroom_; }
 
   const ResponseKind kind_;
   const std::size_t capacity_;
   const std::size_t headroom_;
   mutable std::mutex mutex_;
-  std::string bytes_;                   // guarded: headroom_ spare bytes, then the bytes to write
-  bool ended_ = false;                  // guarded
-  bool abandoned_ = false;              // guarded
+  std::string bytes_;       // guarded: empty, or headroom_ spare bytes then the bytes to write
+  bool ended_ = false;      // guarded
+  bool abandoned_ = false;  // guarded
   mutable bool owner_waiting_ = false;  // guarded: has_room() said no
   unsigned status_ = 200;               // guarded
   std::string content_type_;            // guarded

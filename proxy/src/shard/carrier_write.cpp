@@ -2,7 +2,7 @@
 // ResponseChannel to the connection that carries it (an event stream's bytes as they come, a
 // whole answer at once), at the end of the loop turn where lws holds nothing back, else in its
 // write turn.
-#include <cstdio>
+#include <charconv>
 #include <cstring>
 
 #include "http/http_reply.hpp"
@@ -25,8 +25,10 @@ std::size_t frame_chunk(std::string& bytes, std::size_t headroom, bool last) {
   std::size_t line = 0;
   if (size > 0) {
     char digits[24];
-    const int n = std::snprintf(digits, sizeof digits, "%zx\r\n", size);
-    line = static_cast<std::size_t>(n);
+    char* end = std::to_chars(digits, digits + sizeof digits - 2, size, 16).ptr;
+    *end++ = '\r';
+    *end++ = '\n';
+    line = static_cast<std::size_t>(end - digits);
     std::memcpy(bytes.data() + headroom - line, digits, line);
     bytes += "\r\n";
   }
