@@ -245,8 +245,8 @@ class Shard final : private InboxDispatcher,
   // nothing changed) when that is spent.
   bool hold_input(Session& s, HeldBytes::Part part, std::size_t bytes, std::size_t frame_rest = 0);
   // [limits] unread_output_bytes: each timer tick gathers the sessions holding output nobody
-  // reads now (paused for not reading it, or fallback sessions no request carries), then closes
-  // those holding the most until what they hold fits this shard's share. (unread_output.cpp)
+  // reads now (paused for not reading it, stopped inside a frame, or fallback sessions no request
+  // carries), then closes those holding the most until what they hold fits this shard's share.
   void gather_unread_output(Session& s);
   void bound_unread_output();
   bool uncarried_fallback(const Session& s) const;
