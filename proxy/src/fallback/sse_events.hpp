@@ -18,6 +18,10 @@ void append_message_body(std::string& out, bool binary, std::string_view payload
 // session on any thread.
 std::string_view sse_event_body(const Frame& frame);
 
+// Appends the `id:` line of event `id` (every event carries one: a message's own id, a control
+// event's the last message's).
+void append_event_id(std::string& out, std::uint64_t id);
+
 // Appends message `id`: plain `data:` lines for non-empty text without CR (the common case, and
 // readable by any EventSource), else `event: frame` with "t" or "b" and the payload in base64.
 void append_message_event(std::string& out, std::uint64_t id, bool binary,
