@@ -145,7 +145,7 @@ class Loadgen:
         self.err_path = os.path.join(ctx.workdir, f"loadgen-{name}-{int(time.time() * 1000)}.err")
         self.err = open(self.err_path, "w")
         self.p = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
-                                  text=True, preexec_fn=ctx.h._child_setup)
+                                  text=True, preexec_fn=ctx.h._load_setup)
         self.timer = threading.Timer(timeout, self.p.kill)
         self.timer.start()
         self.reader = threading.Thread(target=self._read, daemon=True)

@@ -61,6 +61,8 @@ permessage_deflate = false
 
 def make_classes(h):
     class HttpBackend(h.Server):
+        role = "load"
+
         def __init__(self, ctx):
             super().__init__("proxy_httpd", "HTTP backend", ctx)
 
@@ -69,6 +71,8 @@ def make_classes(h):
                     "--body-bytes", str(self.ctx.args.proxy_http_body)]
 
     class EchoBackend(h.Wsbridge):
+        role = "load"
+
         def config(self):
             return wsbridge_head(self.ctx.args.proxy_backend_threads, self.port) + (
                 f'\n[[routes]]\npath = "{ECHO_PATH}"\nadapter = "echo"\n')
