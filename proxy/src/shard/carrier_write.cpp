@@ -51,10 +51,20 @@ void Shard::want_carrier_write(std::uint64_t key) {
   carriers_soon_.push_back(key);
 }
 
+// A message to many long-polling sessions is as many answers in one turn: each answer goes out
+// first, and the transactions complete after the last (lws' keep-alive reset, its header table
+// freed, our carrier's end), so the last session's answer does not wait for every completion
+// before it; the next polls are read in the next loop turn either way.
 bool Shard::write_carriers_soon() {
   bool lws_has_work = false;
   std::vector<std::uint64_t> keys;
   keys.swap(carriers_soon_);
+  std::vector<lws*> finished;
+  auto kill = [&](lws* wsi) {
+    // Not inside a callback that could return -1: lws closes it from its next turn.
+    lws_set_timeout(wsi, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK), LWS_TO_KILL_ASYNC);
+    lws_has_work = true;
+  };
   for (const std::uint64_t key : keys) {
     const auto it = carriers_.find(key);
     if (it == carriers_.end()) continue;
@@ -63,15 +73,15 @@ bool Shard::write_carriers_soon() {
     if (data == nullptr || !data->carrier) continue;
     data->carrier->write_soon = false;
     bool failed = false;
-    if (write_carrier_now(wsi, *data->carrier, failed)) continue;
+    if (write_carrier_now(wsi, *data->carrier, finished, failed)) continue;
     if (failed) {
-      // Not inside a callback that could return -1: lws closes it from its next turn.
-      lws_set_timeout(wsi, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK),
-                      LWS_TO_KILL_ASYNC);
-      lws_has_work = true;
+      kill(wsi);
       continue;
     }
     lws_callback_on_writable(wsi);
+  }
+  for (lws* wsi : finished) {
+    if (finish_carrier(wsi) < 0) kill(wsi);
   }
   return lws_has_work;
 }
@@ -81,15 +91,25 @@ bool Shard::write_carriers_soon() {
 // poll's answer, an event stream's head, bytes and end, and the transaction's completion, which
 // lws defers itself if a partial write is left. Asking lws for a write turn costs a loop turn
 // and two epoll_ctl per answer; a long-polling server makes one answer per message and session.
-bool Shard::write_carrier_now(lws* wsi, FallbackCarrier& c, bool& failed) {
+bool Shard::write_carrier_now(lws* wsi, FallbackCarrier& c, std::vector<lws*>& finished,
+                              bool& failed) {
   if (!c.channel || lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi) != 0) {
     return false;
   }
-  failed = write_fallback(wsi) < 0;
+  failed = write_fallback(wsi, &finished) < 0;
   return !failed;
 }
 
-int Shard::write_fallback(lws* wsi) {
+int Shard::finish_carrier(lws* wsi) {
+  ConnectionData* data = ConnectionData::of(wsi);
+  if (data != nullptr && data->carrier) {
+    carriers_.erase(data->carrier->key);
+    data->carrier.reset();
+  }
+  return complete_http_transaction(wsi);
+}
+
+int Shard::write_fallback(lws* wsi, std::vector<lws*>* finished) {
   ConnectionData* data = ConnectionData::of(wsi);
   if (data == nullptr || !data->carrier || !data->carrier->channel) return 0;
   FallbackCarrier& c = *data->carrier;
@@ -97,9 +117,9 @@ int Shard::write_fallback(lws* wsi) {
   ResponseChannel::Taken taken = channel.take(kCarrierWriteBytes);
   if (taken.room_again && channel.wake_owner) channel.wake_owner();
   auto finish = [&] {
-    carriers_.erase(c.key);
-    data->carrier.reset();
-    return complete_http_transaction(wsi);
+    if (finished == nullptr) return finish_carrier(wsi);
+    finished->push_back(wsi);
+    return 0;
   };
   if (channel.kind() == ResponseKind::kWhole || (!c.headers_sent && taken.status != 200)) {
     if (!taken.ended) return 0;

@@ -287,7 +287,9 @@ class Shard final : private InboxDispatcher,
                       const std::string& cors_origin, const std::string& body);
   int fallback_body(lws* wsi, const void* in, std::size_t len);
   int fallback_body_done(lws* wsi);
-  int write_fallback(lws* wsi);
+  // `finished`: where an answer written whole goes to be completed later (else completed now).
+  int write_fallback(lws* wsi, std::vector<lws*>* finished = nullptr);
+  int finish_carrier(lws* wsi);  // its response is out: the transaction completes
   void carrier_closed(ConnectionData& data);
   // A carrier's channel has bytes (kCarrierWake): written at the end of the loop turn.
   void want_carrier_write(std::uint64_t key);
@@ -295,7 +297,8 @@ class Shard final : private InboxDispatcher,
   bool write_carriers_soon();
   // One carrier's bytes outside lws' write turn when it can take them there (else false;
   // `failed`: the connection is to be closed).
-  bool write_carrier_now(lws* wsi, FallbackCarrier& carrier, bool& failed);
+  bool write_carrier_now(lws* wsi, FallbackCarrier& carrier, std::vector<lws*>& finished,
+                         bool& failed);
   // Session side (fallback_sessions.cpp): write turns due, run at the end of the loop turn.
   void schedule_turn(std::uint64_t connection) override;
   void run_fallback_turns();
