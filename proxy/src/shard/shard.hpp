@@ -287,10 +287,11 @@ class Shard final : private InboxDispatcher,
                       const std::string& cors_origin, const std::string& body);
   int fallback_body(lws* wsi, const void* in, std::size_t len);
   int fallback_body_done(lws* wsi);
-  // `finished`: where an answer written whole goes to be completed later (else completed now).
+  void carrier_closed(ConnectionData& data);
+  // Writing the responses (carrier_write.cpp). `finished`: where an answer written whole goes
+  // to be completed after the turn's other answers (else completed now).
   int write_fallback(lws* wsi, std::vector<lws*>* finished = nullptr);
   int finish_carrier(lws* wsi);  // its response is out: the transaction completes
-  void carrier_closed(ConnectionData& data);
   // A carrier's channel has bytes (kCarrierWake): written at the end of the loop turn.
   void want_carrier_write(std::uint64_t key);
   // Those writes; true when lws has work from them (a connection to kill).
