@@ -23,6 +23,7 @@ void Upstream::start() {
     impl_->stop_requested = false;
   }
   impl_->link = Impl::Link::kDown;
+  impl_->link_up.store(false, std::memory_order_relaxed);
   impl_->next_connect = Clock::now();
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
 }
@@ -44,7 +45,15 @@ void Upstream::open_session(std::shared_ptr<Connection> connection,
     std::lock_guard lock(flows_mutex_);
     flows_[connection->id()] = std::move(flow);
   }
-  impl_->post(SessionOpened{std::move(connection), std::move(route)});
+  if (route->mode == RouteMode::kRaw) {  // it subscribes at once: the worker is needed now
+    impl_->post(SessionOpened{std::move(connection), std::move(route)});
+    return;
+  }
+  // The first status frame from here, the service thread: nothing the worker sends the session
+  // can come before it, since the worker hears of the session only after this.
+  const bool up = impl_->link_up.load(std::memory_order_acquire);
+  connection->send(up ? impl_->status_up : impl_->status_down);
+  impl_->post_lazy(SessionOpened{std::move(connection), std::move(route), up});
 }
 void Upstream::session_message(ConnectionId id, Frame message) {
   std::shared_ptr<SessionFlow> flow;
@@ -60,7 +69,7 @@ void Upstream::close_session(ConnectionId id) {
     std::lock_guard lock(flows_mutex_);
     flows_.erase(id);  // tickets still travelling keep it alive until they are done
   }
-  impl_->post(SessionClosed{id});
+  impl_->post_lazy(SessionClosed{id});  // the broker may keep its subscriptions kLazyDelay longer
 }
 
 void Upstream::Impl::run() {
@@ -85,14 +94,21 @@ void Upstream::Impl::run() {
   while (true) {
     {
       std::unique_lock lock(mutex);
-      auto ready = [&] { return stop_requested || !queue.empty(); };
-      if (link == Link::kDown) {
-        wake.wait_until(lock, next_connect, ready);
-      } else {
-        wake.wait(lock, ready);
+      while (!stop_requested && !urgent) {
+        // Wake-ups: an urgent event, the oldest lazy event's deadline, the next connect attempt.
+        auto deadline = Clock::time_point::max();
+        if (link == Link::kDown) deadline = next_connect;
+        if (lazy_deadline) deadline = std::min(deadline, *lazy_deadline);
+        if (deadline == Clock::time_point::max()) {
+          wake.wait(lock);
+        } else if (wake.wait_until(lock, deadline) == std::cv_status::timeout) {
+          break;
+        }
       }
       if (stop_requested) break;
       batch.swap(queue);
+      urgent = false;
+      lazy_deadline.reset();
     }
     for (auto& event : batch) {
       try {

@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -39,6 +40,9 @@ using nlohmann::json;
 struct SessionOpened {
   std::shared_ptr<Connection> connection;
   std::shared_ptr<const MqttRouteConfig> route;
+  // JSON routes: the link state of the status frame the adapter sent the client at once; the
+  // worker sends the current one if the link changed before it took the session in.
+  bool announced_up = false;
 };
 struct SessionMessage {
   ConnectionId id;
@@ -182,13 +186,38 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
       "(the slow-consumer policy dropped a frame), as Connection::send answered";
 
   // ---- any thread ----
+  // An event the worker must see now.
   void post(Event&& e) {
     {
       std::lock_guard lock(mutex);
       queue.push_back(std::move(e));
+      urgent = true;
     }
     wake.notify_one();
   }
+  // An event with no answer due (a JSON session's open, any session's close): it waits for the
+  // worker's next wake-up, kLazyDelay at most. Waking a thread costs a connection's open and close
+  // two futex calls and two context switches, as much as wsbridge's own part of a handshake; a
+  // reconnect storm now wakes the worker once per kLazyDelay. Order is kept: the session's first
+  // message is urgent and comes after its open in the same queue.
+  void post_lazy(Event&& e) {
+    bool notify = false;
+    {
+      std::lock_guard lock(mutex);
+      queue.push_back(std::move(e));
+      if (!lazy_deadline) {
+        lazy_deadline = Clock::now() + kLazyDelay;
+        notify = true;  // the worker may be asleep without a deadline: it must learn this one
+      }
+      if (queue.size() >= kLazyBound && !urgent) {
+        urgent = true;
+        notify = true;
+      }
+    }
+    if (notify) wake.notify_one();
+  }
+  static constexpr std::chrono::milliseconds kLazyDelay{20};
+  static constexpr std::size_t kLazyBound = 1024;  // events queued before the worker is woken
   // Paho's threads: hand over and return at once (Paho holds a process-wide lock meanwhile).
   void connection_lost(const std::string& cause) override { post(BrokerLost{cause}); }
   void message_arrived(::mqtt::const_message_ptr message) override {
@@ -255,12 +284,19 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   std::mutex mutex;
   std::condition_variable wake;
   std::deque<Event> queue;  // guarded by mutex
+  bool urgent = false;      // guarded by mutex: the queue holds an event that cannot wait
+  std::optional<Clock::time_point> lazy_deadline;  // guarded by mutex: the oldest lazy event's
   bool stop_requested = false;
   std::thread thread;
 
   // Worker-only state.
   std::unique_ptr<::mqtt::async_client> client;
   enum class Link { kDown, kConnecting, kUp } link = Link::kDown;
+  // `link == kUp` as the last status frames said it; read by the adapters' threads, which send a
+  // new session its first status frame themselves.
+  std::atomic<bool> link_up{false};
+  const Frame status_up = status_frame(true);
+  const Frame status_down = status_frame(false);
   std::uint64_t generation = 0;  // one per connection attempt; stale token results are ignored
   int failures = 0;
   Clock::time_point next_connect = Clock::now();

@@ -31,8 +31,10 @@ void Upstream::Impl::handle(SessionOpened& e) {
     for (const auto& filter : session.route->subscribe) {
       subscribe(session, id, filter, session.route->qos, std::nullopt);
     }
-  } else {
-    session.connection->send(status_frame(link == Link::kUp));
+  } else if (e.announced_up != (link == Link::kUp)) {
+    // The link changed after the adapter sent the first status frame and before the session was
+    // here to be told with the others.
+    session.connection->send(link == Link::kUp ? status_up : status_down);
   }
 }
 

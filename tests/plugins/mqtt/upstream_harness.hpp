@@ -37,11 +37,35 @@ class FakeConnection final : public Connection {
   const Identity& identity() const override { return identity_; }
   SendResult send(Frame frame) override {
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
+      if (holding_) {  // the worker (or whoever sends) stops here until release_sends()
+        stopped_in_send_ = true;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return !holding_; });
+        stopped_in_send_ = false;
+      }
       frames_.push_back(std::move(frame));
     }
     changed_.notify_all();
     return SendResult::kQueued;
+  }
+  // From now on send() blocks its caller until release_sends(): a test holds the upstream's
+  // worker inside a delivery so that events pile up behind it in a known order.
+  void hold_sends() {
+    std::lock_guard lock(mutex_);
+    holding_ = true;
+  }
+  // Whether a sender is stopped in send() now, or is within `timeout`.
+  bool wait_stopped_in_send(std::chrono::milliseconds timeout = 5s) const {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return stopped_in_send_; });
+  }
+  void release_sends() {
+    {
+      std::lock_guard lock(mutex_);
+      holding_ = false;
+    }
+    changed_.notify_all();
   }
   void close(CloseCode code, std::string_view reason) override {
     {
@@ -105,6 +129,8 @@ class FakeConnection final : public Connection {
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   std::vector<Frame> frames_;
+  bool holding_ = false;
+  bool stopped_in_send_ = false;
   std::optional<CloseCode> close_code_;
   std::string close_reason_;
 };
