@@ -28,6 +28,7 @@
 #include "server/shard_shared.hpp"
 #include "session/session.hpp"
 #include "shard/socket_writer.hpp"
+#include "shard/upgrade_states.hpp"
 #include "support/log_throttle.hpp"
 
 struct lws;
@@ -94,45 +95,11 @@ class Shard final : private InboxDispatcher,
   struct Timer;
   struct ConnectionData;   // shard_parts.hpp: what lws holds for us per connection
   struct FallbackCarrier;  // shard_parts.hpp: a fallback request this shard's connection carries
-  // An upgrade whose socket is out of lws' hands while its route's adapter decides (upgrade_hold).
-  struct HeldUpgrade {
-    int fd = -1;
-    std::string request_bytes;
-    lws_vhost* vhost = nullptr;
-    SteadyClock::time_point since;
-    auth::AuthDecision decision;
-    std::optional<AdmissionResult> verdict;  // set when the adapter answered
-    std::optional<ConnectionSlots::Slot> slot;
-    SSL* ssl = nullptr;  // wss://: the TLS session, kept (tls/session_handover.hpp)
-  };
-  struct Admitted {
-    AdmissionResult verdict;
-    auth::AuthDecision decision;
-    std::optional<ConnectionSlots::Slot> slot;
-  };
-  // An upgrade the core accepted, between CONFIRM_UPGRADE and ESTABLISHED.
-  struct PendingUpgrade {
-    auth::AuthDecision decision;
-    std::optional<ConnectionSlots::Slot> slot;
-    std::optional<std::string> mqtt_refusal;  // an MQTT client to refuse in MQTT (mqtt_refusal.hpp)
-    NegotiatedCompression compression;        // answered in the 101 (ADD_HEADERS)
-    // An upgrade that resumes fallback session `resume` from message `resume_last` + 1.
-    std::optional<ConnectionId> resume;
-    std::uint64_t resume_last = 0;
-  };
-  // A fallback open whose checks passed (held_opens_: waiting for its admission check).
-  struct HeldOpen {
-    std::shared_ptr<const ServerConfig> config;  // keeps `route` alive
-    const RouteConfig* route = nullptr;
-    std::size_t listener = 0;
-    auth::AuthDecision decision;
-    std::optional<ConnectionSlots::Slot> slot;
-    fallback::CarrierKind kind = fallback::CarrierKind::kStream;
-    std::shared_ptr<fallback::ResponseChannel> channel;
-    std::string uri;
-    std::string peer;
-    SteadyClock::time_point since;
-  };
+  // Upgrades and fallback opens on their way to a session (shard/upgrade_states.hpp).
+  using HeldUpgrade = upgrade_states::HeldUpgrade;
+  using Admitted = upgrade_states::Admitted;
+  using PendingUpgrade = upgrade_states::PendingUpgrade;
+  using HeldOpen = upgrade_states::HeldOpen;
   struct AdminRequest {
     std::string method;
     std::string target;
