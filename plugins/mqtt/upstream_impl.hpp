@@ -196,10 +196,10 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
     wake.notify_one();
   }
   // An event with no answer due (a JSON session's open, any session's close): it waits for the
-  // worker's next wake-up, kLazyDelay at most. Waking a thread costs a connection's open and close
-  // two futex calls and two context switches, as much as wsbridge's own part of a handshake; a
-  // reconnect storm now wakes the worker once per kLazyDelay. Order is kept: the session's first
-  // message is urgent and comes after its open in the same queue.
+  // worker's next wake-up, kLazyDelay at most. Waking it for each cost a connection two futex
+  // calls and about four context switches (the worker, then the shard for the status frame it
+  // sent back); a reconnect storm now wakes the worker once per kLazyDelay. Order is kept: the
+  // session's first message is urgent and comes after its open in the same queue.
   void post_lazy(Event&& e) {
     bool notify = false;
     {
@@ -285,7 +285,7 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   std::condition_variable wake;
   std::deque<Event> queue;  // guarded by mutex
   bool urgent = false;      // guarded by mutex: the queue holds an event that cannot wait
-  std::optional<Clock::time_point> lazy_deadline;  // guarded by mutex: the oldest lazy event's
+  std::optional<Clock::time_point> lazy_deadline;  // guarded by mutex: the oldest lazy one due
   bool stop_requested = false;
   std::thread thread;
 
