@@ -200,12 +200,18 @@ class UpstreamHarness {
     ASSERT_TRUE(c->wait_for(is_status("up"), 10s, mark)) << c->dump();
   }
 
-  // Opens a session and waits until it is told the broker is up.
-  std::shared_ptr<FakeConnection> open(
+  // Opens a session and returns at once: it holds what open_session sent it before returning.
+  std::shared_ptr<FakeConnection> open_now(
       std::shared_ptr<const MqttRouteConfig> route = json_route()) {
     auto c = std::make_shared<FakeConnection>();
     upstream->open_session(c, std::move(route));
     open_.push_back(c);
+    return c;
+  }
+  // Opens a session and waits until it is told the broker is up.
+  std::shared_ptr<FakeConnection> open(
+      std::shared_ptr<const MqttRouteConfig> route = json_route()) {
+    auto c = open_now(std::move(route));
     EXPECT_TRUE(c->wait_for(is_status("up"), 10s)) << "the upstream did not connect";
     return c;
   }

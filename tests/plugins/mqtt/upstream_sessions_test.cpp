@@ -10,22 +10,30 @@ namespace {
 
 using wsbridge::testing::MqttPeer;
 
+// The session has exactly one frame so far: a status frame saying the upstream is `state`.
+::testing::AssertionResult only_status(const FakeConnection& c, const std::string& state) {
+  if (c.received() != 1) {
+    return ::testing::AssertionFailure() << c.received() << " frames, not 1:\n" << c.dump();
+  }
+  if (!is_status(state)(json::parse(c.frames()[0].payload()))) {
+    return ::testing::AssertionFailure() << "not a status \"" << state << "\":\n" << c.dump();
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // The adapter's thread (the service thread) sends the status frame itself, before open_session
 // returns: a connection storm does not wake the worker twice per connection.
 TEST(UpstreamSessionOpen, TheFirstStatusFrameIsSentBeforeOpenReturns) {
   UpstreamHarness h;
   h.open();  // the link is up from here on
-  auto c = std::make_shared<FakeConnection>();
-  h.upstream->open_session(c, json_route());
-  ASSERT_EQ(c->received(), 1u) << c->dump();
-  EXPECT_TRUE(is_status("up")(json::parse(c->frames()[0].payload()))) << c->dump();
+  auto c = h.open_now();
+  ASSERT_TRUE(only_status(*c, "up"));
   // It is a working session all the same: its subscribe is answered and delivered to.
   h.subscribe(c, "open/t", "s1");
   MqttPeer peer(h.broker.uri());
   peer.publish("open/t", "\"hello\"");
   EXPECT_TRUE(c->wait_for([](const json& j) { return j.value("payload", "") == "hello"; }))
       << c->dump();
-  h.close(c);
 }
 
 // A session told "up" by the adapter while the worker, busy, had yet to handle the connection
@@ -46,15 +54,12 @@ TEST(UpstreamSessionOpen, ASessionOpenedBehindALinkChangeIsToldTheNewState) {
   // The worker is held inside that delivery: the loss is queued behind it, unseen.
   h.broker.kill();
   std::this_thread::sleep_for(300ms);  // Paho notices the closed socket and queues the loss
-  auto late = std::make_shared<FakeConnection>();
-  h.upstream->open_session(late, json_route());
-  ASSERT_EQ(late->received(), 1u);
-  EXPECT_TRUE(is_status("up")(json::parse(late->frames()[0].payload()))) << late->dump();
+  auto late = h.open_now();
+  ASSERT_TRUE(only_status(*late, "up"));
 
   busy->release_sends();
   EXPECT_TRUE(late->wait_for(is_status("down"), 5s, 1)) << late->dump();
   EXPECT_TRUE(busy->wait_for(is_status("down"), 5s)) << busy->dump();
-  h.close(late);
 }
 
 // A session opened while the broker is down is told so at once, and "up" once it connects.
@@ -62,13 +67,10 @@ TEST(UpstreamSessionOpen, ASessionOpenedDuringAnOutageIsToldBothStates) {
   UpstreamHarness h;
   auto a = h.open();
   h.outage(a);
-  auto c = std::make_shared<FakeConnection>();
-  h.upstream->open_session(c, json_route());
-  ASSERT_EQ(c->received(), 1u);
-  EXPECT_TRUE(is_status("down")(json::parse(c->frames()[0].payload()))) << c->dump();
+  auto c = h.open_now();
+  ASSERT_TRUE(only_status(*c, "down"));
   h.restart(a);
   EXPECT_TRUE(c->wait_for(is_status("up"), 10s, 1)) << c->dump();
-  h.close(c);
 }
 
 // A close that nothing else follows still reaches the worker within its bound: the filters only
