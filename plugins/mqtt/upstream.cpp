@@ -45,15 +45,16 @@ void Upstream::open_session(std::shared_ptr<Connection> connection,
     std::lock_guard lock(flows_mutex_);
     flows_[connection->id()] = std::move(flow);
   }
-  if (route->mode == RouteMode::kRaw) {  // it subscribes at once: the worker is needed now
+  // A raw route subscribes at once, and while the link is not up the worker may hold a connect
+  // that just succeeded: it is needed now, and sends a JSON session its status after that.
+  if (route->mode == RouteMode::kRaw || !impl_->link_up.load(std::memory_order_acquire)) {
     impl_->post(SessionOpened{std::move(connection), std::move(route)});
     return;
   }
-  // The first status frame from here, the service thread: nothing the worker sends the session
-  // can come before it, since the worker hears of the session only after this.
-  const bool up = impl_->link_up.load(std::memory_order_acquire);
-  connection->send(up ? impl_->status_up : impl_->status_down);
-  impl_->post_lazy(SessionOpened{std::move(connection), std::move(route), up});
+  // The link is up (the usual case): "up" from here, the service thread. Nothing the worker sends
+  // the session can come before it, since the worker hears of the session only after this.
+  connection->send(impl_->status_up);
+  impl_->post_lazy(SessionOpened{std::move(connection), std::move(route), true});
 }
 void Upstream::session_message(ConnectionId id, Frame message) {
   std::shared_ptr<SessionFlow> flow;

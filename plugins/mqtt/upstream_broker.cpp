@@ -93,8 +93,8 @@ void Upstream::Impl::set_link_up(bool up) {
   link = up ? Link::kUp : Link::kDown;
   up_gauge.set(up ? 1 : 0);
   if (was_up == up) return;
-  // Before the sessions are told: a session opening meanwhile either read the old value, and its
-  // SessionOpened (still queued) corrects it, or it reads the new one.
+  // Before the sessions are told: a session opening meanwhile either read the old value (told
+  // "up": its SessionOpened, still queued, says "down"; not up: the worker tells it) or the new.
   link_up.store(up, std::memory_order_release);
   const Frame& status = up ? status_up : status_down;
   for (auto& [id, s] : sessions) {

@@ -40,9 +40,9 @@ using nlohmann::json;
 struct SessionOpened {
   std::shared_ptr<Connection> connection;
   std::shared_ptr<const MqttRouteConfig> route;
-  // JSON routes: the link state of the status frame the adapter sent the client at once; the
-  // worker sends the current one if the link changed before it took the session in.
-  bool announced_up = false;
+  // JSON routes: the adapter told the client "up" at once (the link was up); the worker sends
+  // "down" if the link went down before it took the session in. Otherwise the worker tells it.
+  bool told_up = false;
 };
 struct SessionMessage {
   ConnectionId id;

@@ -31,9 +31,9 @@ void Upstream::Impl::handle(SessionOpened& e) {
     for (const auto& filter : session.route->subscribe) {
       subscribe(session, id, filter, session.route->qos, std::nullopt);
     }
-  } else if (e.announced_up != (link == Link::kUp)) {
-    // The link changed after the adapter sent the first status frame and before the session was
-    // here to be told with the others.
+  } else if (!e.told_up || link != Link::kUp) {
+    // Not told yet, or told "up" before a loss the worker handled ahead of this open (the loss's
+    // "down" went only to the sessions the worker knew).
     session.connection->send(link == Link::kUp ? status_up : status_down);
   }
 }
