@@ -106,8 +106,16 @@ std::optional<ConnectionSlots::Slot> Shard::take_session_slot(const std::string&
       refusal);
 }
 
+// The TCP peer: while the connection holds its place under max_http_connections_per_ip, the
+// address found for it at accept (a getpeername saved on every handshake), else the socket's.
+std::string Shard::tcp_peer(lws* wsi) const {
+  const ConnectionData* data = ConnectionData::of(wsi);
+  if (data != nullptr && data->http_slot) return data->http_slot->address();
+  return peer_address(wsi);
+}
+
 std::string Shard::client_address(lws* wsi) const {
-  std::string peer = peer_address(wsi);
+  std::string peer = tcp_peer(wsi);
   if (config_->trusted_proxies.empty()) return peer;
   return config_->trusted_proxies.client_of(peer, header(wsi, WSI_TOKEN_X_FORWARDED_FOR));
 }

@@ -25,7 +25,7 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head) {
   const auto listener =
       std::find(listener_vhosts_.begin(), listener_vhosts_.end(), lws_get_vhost(wsi));
   if (listener == listener_vhosts_.end()) return -1;  // (never: the admin vhost is excluded)
-  std::string peer = peer_address(wsi);               // (before the socket leaves its number)
+  std::string peer = tcp_peer(wsi);                   // (before the socket leaves its number)
   const auto kept = upgrade_hold::detach_socket(fd);
   if (!kept) {
     WSB_LOG(kWarn) << "proxy: out of file descriptors: closing the connection of " << peer;

@@ -122,6 +122,7 @@ class Shard final : private InboxDispatcher,
   // The client's address: the TCP peer, or behind a trusted proxy what its X-Forwarded-For says
   // (handshake/trusted_proxies.hpp). While the request's headers are there.
   std::string client_address(lws* wsi) const;
+  std::string tcp_peer(lws* wsi) const;  // the TCP peer's address
   // New clients get 503: shutting down, or draining before it.
   bool refusing_new() const { return stopping_ || shared_.going_away.load(); }
   void refuse_for_descriptors();
