@@ -161,6 +161,25 @@ std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
   return out;
 }
 
+SharedAcl expand_acl_for_everyone(const std::vector<std::string>& patterns,
+                                  std::string_view reserved_prefix) {
+  // Every placeholder starts with '{', and a brace anywhere else makes the pattern invalid.
+  const bool personal = std::any_of(patterns.begin(), patterns.end(), [](const std::string& p) {
+    return p.find('{') != std::string::npos;
+  });
+  if (personal) return nullptr;
+  return std::make_shared<const std::vector<std::string>>(
+      expand_acl(patterns, std::string(), nlohmann::json(), reserved_prefix));
+}
+
+SharedAcl expand_acl_shared(const SharedAcl& for_everyone, const std::vector<std::string>& patterns,
+                            const std::string& user, const nlohmann::json& claims,
+                            std::string_view reserved_prefix) {
+  if (for_everyone) return for_everyone;
+  return std::make_shared<const std::vector<std::string>>(
+      expand_acl(patterns, user, claims, reserved_prefix));
+}
+
 bool subscribe_allowed(const std::vector<std::string>& expanded, std::string_view filter) {
   return std::any_of(expanded.begin(), expanded.end(),
                      [&](const std::string& allowed) { return filter_covers(allowed, filter); });

@@ -2,6 +2,7 @@
 // connection from its identity ({user}, {claim.NAME}).
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -27,6 +28,21 @@ std::optional<std::string> acl_pattern_problem(std::string_view pattern);
 std::vector<std::string> expand_acl(const std::vector<std::string>& patterns,
                                     const std::string& user, const nlohmann::json& claims,
                                     std::string_view reserved_prefix = {});
+
+// An expansion shared by the connections it is the same for.
+using SharedAcl = std::shared_ptr<const std::vector<std::string>>;
+
+// expand_acl's result for every identity at once when no pattern has a placeholder (the list is
+// then the same for every connection of the route: expanded once at configuration, not per
+// connection); null when one has.
+SharedAcl expand_acl_for_everyone(const std::vector<std::string>& patterns,
+                                  std::string_view reserved_prefix = {});
+
+// `for_everyone` when there is one (expand_acl_for_everyone of the same patterns), else the
+// patterns expanded for this identity.
+SharedAcl expand_acl_shared(const SharedAcl& for_everyone, const std::vector<std::string>& patterns,
+                            const std::string& user, const nlohmann::json& claims,
+                            std::string_view reserved_prefix = {});
 
 // Whether `pattern` (a valid filter; a level holding a placeholder counts as '+') can match a
 // topic equal to `prefix` or under it. A leading wildcard never matches a '$' topic.

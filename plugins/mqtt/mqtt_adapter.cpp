@@ -72,6 +72,10 @@ class MqttKind final : public AdapterKind {
     config.reserved_prefix =
         reserved_prefix_of_route(options, config.topic_prefix, config.allow_subscribe,
                                  config.allow_publish, context.reserved_topic_prefix);
+    config.subscribe_for_everyone =
+        expand_acl_for_everyone(config.allow_subscribe, config.reserved_prefix);
+    config.publish_for_everyone =
+        expand_acl_for_everyone(config.allow_publish, config.reserved_prefix);
     auto route = std::make_shared<const MqttRouteConfig>(std::move(config));
     auto& upstream = upstreams_[route->upstream];
     if (!upstream) upstream = acquire_upstream(configs_.at(route->upstream));

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "acl.hpp"
 #include "subscription_set.hpp"
 #include "wsbridge/config_table.hpp"
 
@@ -92,7 +93,11 @@ struct MqttRouteConfig {
   std::string topic_prefix;                  // added towards the broker, stripped back
   std::vector<std::string> allow_subscribe;  // ACL patterns (browser topic space)
   std::vector<std::string> allow_publish;
-  std::string reserved_prefix;       // reserved_prefix_of_route
+  std::string reserved_prefix;  // reserved_prefix_of_route
+  // The ACLs above expanded once for every connection, where no placeholder makes them personal
+  // (expand_acl_for_everyone; set with reserved_prefix; null: expanded per connection).
+  SharedAcl subscribe_for_everyone;
+  SharedAcl publish_for_everyone;
   SubscriptionBounds subscriptions;  // per connection
   int max_qos = 2;                   // highest QoS a client may ask for
   // raw mode only

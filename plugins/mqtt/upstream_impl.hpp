@@ -83,17 +83,17 @@ struct PendingPublish {
 struct SessionState {
   std::shared_ptr<Connection> connection;
   std::shared_ptr<const MqttRouteConfig> route;
-  std::vector<std::string> subscribe_acl;  // expanded for this identity
-  std::vector<std::string> publish_acl;
+  SharedAcl subscribe_acl;  // expanded for this identity (or shared, the same for everyone)
+  SharedAcl publish_acl;
   // From the credential (an API key's or a token's ACL claim): allowed only if both allow.
   std::optional<std::vector<std::string>> credential_subscribe_acl;
   std::optional<std::vector<std::string>> credential_publish_acl;
   bool may_subscribe(const std::string& filter) const {
-    return subscribe_allowed(subscribe_acl, filter) &&
+    return subscribe_allowed(*subscribe_acl, filter) &&
            (!credential_subscribe_acl || subscribe_allowed(*credential_subscribe_acl, filter));
   }
   bool may_publish(const std::string& topic) const {
-    return publish_allowed(publish_acl, topic) &&
+    return publish_allowed(*publish_acl, topic) &&
            (!credential_publish_acl || publish_allowed(*credential_publish_acl, topic));
   }
   SubscriptionSet filters;  // browser-side filters

@@ -20,8 +20,10 @@ void Upstream::Impl::handle(SessionOpened& e) {
   s.connection = std::move(e.connection);
   s.route = std::move(e.route);
   const std::string& reserved = s.route->reserved_prefix;
-  s.subscribe_acl = expand_acl(s.route->allow_subscribe, who.user, who.claims, reserved);
-  s.publish_acl = expand_acl(s.route->allow_publish, who.user, who.claims, reserved);
+  s.subscribe_acl = expand_acl_shared(s.route->subscribe_for_everyone, s.route->allow_subscribe,
+                                      who.user, who.claims, reserved);
+  s.publish_acl = expand_acl_shared(s.route->publish_for_everyone, s.route->allow_publish, who.user,
+                                    who.claims, reserved);
   if (who.acl) {
     s.credential_subscribe_acl = expand_acl(who.acl->subscribe, who.user, who.claims, reserved);
     s.credential_publish_acl = expand_acl(who.acl->publish, who.user, who.claims, reserved);

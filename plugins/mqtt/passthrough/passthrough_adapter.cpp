@@ -66,6 +66,10 @@ std::unique_ptr<Adapter> make_passthrough_adapter(
       PassthroughRouteConfig::from_route(options, context.path, upstreams);
   config.reserved_prefix = reserved_prefix_of_route(
       options, "", config.allow_subscribe, config.allow_publish, context.reserved_topic_prefix);
+  config.subscribe_for_everyone =
+      expand_acl_for_everyone(config.allow_subscribe, config.reserved_prefix);
+  config.publish_for_everyone =
+      expand_acl_for_everyone(config.allow_publish, config.reserved_prefix);
   auto route = std::make_shared<const PassthroughRouteConfig>(std::move(config));
   const UpstreamConfig& upstream = upstreams.at(route->upstream);
   StreamOptions stream;

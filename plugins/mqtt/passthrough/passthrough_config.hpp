@@ -24,6 +24,10 @@ struct PassthroughRouteConfig {
   std::vector<std::string> allow_subscribe;  // ACL patterns, as in the json mode
   std::vector<std::string> allow_publish;
   std::string reserved_prefix;  // reserved_prefix_of_route
+  // The ACLs above expanded once for every connection where no placeholder makes them personal
+  // (expand_acl_for_everyone; set with reserved_prefix; null: expanded per connection).
+  SharedAcl subscribe_for_everyone;
+  SharedAcl publish_for_everyone;
   // The client id the broker sees: {user}, {client_id}, {connection_id}.
   std::string client_id = "{user}:{client_id}";
   bool disconnect_on_denied_publish = false;  // MQTT 3.1.1 (denied_publish = "disconnect")

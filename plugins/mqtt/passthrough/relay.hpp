@@ -97,8 +97,8 @@ class Relay final : public StreamHandler {
   // An MQTT 5 browser that left its client id empty is told the one chosen for it (CONNACK's
   // Assigned Client Identifier), as a broker would.
   std::string assigned_client_id_;
-  std::vector<std::string> route_subscribe_;
-  std::vector<std::string> route_publish_;
+  SharedAcl route_subscribe_;  // (null until CONNECT: nothing allowed)
+  SharedAcl route_publish_;
   std::optional<std::vector<std::string>> credential_subscribe_;
   std::optional<std::vector<std::string>> credential_publish_;
 

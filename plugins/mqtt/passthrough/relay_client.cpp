@@ -15,11 +15,10 @@ constexpr int kForwarded = -1;
 constexpr std::uint8_t kAuthenticationMethod = 0x15;  // MQTT 5 enhanced authentication
 constexpr std::uint8_t kBadAuthenticationMethod = 0x8C;
 
-bool allowed_by(const std::vector<std::string>& route,
-                const std::optional<std::vector<std::string>>& credential,
+bool allowed_by(const SharedAcl& route, const std::optional<std::vector<std::string>>& credential,
                 bool (*check)(const std::vector<std::string>&, std::string_view),
                 std::string_view topic) {
-  return check(route, topic) && (!credential || check(*credential, topic));
+  return route && check(*route, topic) && (!credential || check(*credential, topic));
 }
 }  // namespace
 
@@ -130,8 +129,10 @@ void Relay::on_connect(std::string_view packet) {
     acl = std::move(check.acl);
   }
   const std::string& reserved = route_->reserved_prefix;
-  route_subscribe_ = expand_acl(route_->allow_subscribe, user, claims, reserved);
-  route_publish_ = expand_acl(route_->allow_publish, user, claims, reserved);
+  route_subscribe_ = expand_acl_shared(route_->subscribe_for_everyone, route_->allow_subscribe,
+                                       user, claims, reserved);
+  route_publish_ = expand_acl_shared(route_->publish_for_everyone, route_->allow_publish, user,
+                                     claims, reserved);
   if (acl) {
     credential_subscribe_ = expand_acl(acl->subscribe, user, claims, reserved);
     credential_publish_ = expand_acl(acl->publish, user, claims, reserved);

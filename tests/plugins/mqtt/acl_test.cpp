@@ -198,5 +198,41 @@ TEST(ReservedTopicsTest, ExpandAclDropsWhatReachesThem) {
             std::vector<std::string>{"$wsbridge/#"});  // (nothing reserved: kept)
 }
 
+TEST(SharedAclTest, PatternsWithoutPlaceholdersAreExpandedOnceForEveryone) {
+  const std::vector<std::string> fixed = {"bench/#", "$wsbridge/#", "public/+/x"};
+  const SharedAcl everyone = expand_acl_for_everyone(fixed, "$wsbridge");
+  ASSERT_NE(everyone, nullptr);
+  EXPECT_EQ(*everyone, (std::vector<std::string>{"bench/#", "public/+/x"}));  // reserved dropped
+  // Every identity gets that one list, the same as its own expansion would be.
+  for (const char* user : {"alice", "", "$SYS"}) {
+    const SharedAcl mine =
+        expand_acl_shared(everyone, fixed, user, json{{"org", "o"}}, "$wsbridge");
+    EXPECT_EQ(mine, everyone);
+    EXPECT_EQ(*mine, expand_acl(fixed, user, json{{"org", "o"}}, "$wsbridge"));
+  }
+}
+
+TEST(SharedAclTest, OnePlaceholderMakesTheListPersonal) {
+  // Shared, "{user}/#" would give every user the first one's topics, or nobody any.
+  for (const std::vector<std::string>& patterns : {std::vector<std::string>{"public/#", "{user}/#"},
+                                                   std::vector<std::string>{"org/{claim.org}/+"}}) {
+    const SharedAcl everyone = expand_acl_for_everyone(patterns);
+    EXPECT_EQ(everyone, nullptr);
+    const SharedAcl alice = expand_acl_shared(everyone, patterns, "alice", json{{"org", "a"}});
+    const SharedAcl bob = expand_acl_shared(everyone, patterns, "bob", json{{"org", "b"}});
+    ASSERT_TRUE(alice && bob);
+    EXPECT_EQ(*alice, expand_acl(patterns, "alice", json{{"org", "a"}}));
+    EXPECT_EQ(*bob, expand_acl(patterns, "bob", json{{"org", "b"}}));
+    EXPECT_NE(*alice, *bob);
+  }
+}
+
+TEST(SharedAclTest, NoPatternsShareAnEmptyList) {
+  const SharedAcl everyone = expand_acl_for_everyone({});
+  ASSERT_NE(everyone, nullptr);
+  EXPECT_TRUE(everyone->empty());
+  EXPECT_FALSE(subscribe_allowed(*everyone, "a"));
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt
