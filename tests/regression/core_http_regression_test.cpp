@@ -216,6 +216,48 @@ TEST_F(PublicPortFraming, KeepAliveConnectionsServeEveryNextRequest) {
   EXPECT_EQ(conn.read_http_response(2s).status, 200);
 }
 
+// lws 4.1.6 loops forever (a service thread at 100%, deaf to its other connections and to
+// SIGTERM) on a request with a body that it finds behind another request in its own buffer. The
+// guard ends every read at the end of a request's body, so no request waits in lws' buffer.
+TEST_F(PublicPortFraming, PipelinedRequestsWithBodiesAreServedWithoutSpinning) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  const std::string post = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n1\n";
+  const std::string send =
+      "POST /_wsbridge/send/echo?s=x HTTP/1.1\r\nHost: x\r\n"
+      "Content-Length: 3\r\nContent-Length: 3\r\n\r\n1\nx";
+  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  conn.send_all(post + post + send + send + post + get);
+  for (int status : {404, 404, 404, 404, 404, 200}) {
+    EXPECT_EQ(conn.read_http_response(2s).status, status);
+  }
+  const int pid = server_.process->pid();
+  const long before = cpu_ticks(pid);
+  std::this_thread::sleep_for(1s);
+  EXPECT_LT(cpu_ticks(pid) - before, 40) << "a service thread spins after pipelined bodies";
+  conn.send_all(get);  // the connection still serves
+  EXPECT_EQ(conn.read_http_response(2s).status, 200);
+}
+
+// RFC 9112 2.2: an empty line before a request line is ignored (some clients send a CRLF after
+// a body); lws alone took it for a request and dropped the connection.
+TEST_F(PublicPortFraming, EmptyLinesBeforeARequestAreIgnored) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
+  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  conn.send_all("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n" + get);
+  EXPECT_EQ(conn.read_http_response(2s).status, 404);
+  EXPECT_EQ(conn.read_http_response(2s).status, 200);
+  conn.send_all("\r\n\r\n\r\n" + get);
+  EXPECT_EQ(conn.read_http_response(2s).status, 200);
+}
+
+// lws' file mounts leave a GET's body to be parsed as the next request: where requests begin
+// would then depend on who reads them.
+TEST_F(PublicPortFraming, GetOrHeadWithABodyIsRefusedAndClosed) {
+  expect_refused_and_closed("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcde",
+                            400);
+  expect_refused_and_closed("HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", 400);
+}
+
 // #13.8: lws files Sec-WebSocket-Origin under Origin, so it passed an Origin allowlist.
 TEST(SecWebSocketOrigin, IsNotTakenAsOrigin) {
   WsbridgeInstance server(R"(

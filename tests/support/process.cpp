@@ -487,4 +487,15 @@ long rss_kib(int pid) {
   return -1;
 }
 
+long cpu_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string field;
+  long ticks = 0;
+  // (Field 2, the command in parentheses, has no blanks here: wsbridge, mosquitto...)
+  for (int i = 1; i <= 15 && in >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stol(field);  // utime + stime
+  }
+  return ticks;
+}
+
 }  // namespace wsbridge::testing

@@ -68,6 +68,9 @@ class ChildProcess {
 // The resident set size of a process in KiB (VmRSS in /proc/PID/status), -1 when unknown.
 long rss_kib(int pid);
 
+// The CPU a process has used so far (user + system, in clock ticks: 100 a second of one core).
+long cpu_ticks(int pid);
+
 // How many file descriptors a process has open (its sockets among them), -1 when unknown: a
 // server's accepts and closes, seen from outside.
 int open_descriptors(int pid);

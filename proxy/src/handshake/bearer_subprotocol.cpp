@@ -2,6 +2,7 @@
 
 #include "wsbridge/text.hpp"
 
+#include <charconv>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -47,6 +48,11 @@ RequestHeadFilter::Result RequestHeadFilter::feed(const char* data, std::size_t 
   consumed = 0;
   while (consumed < len) {
     const char c = data[consumed++];
+    if ((c == '\r' || c == '\n') && bytes_in_ == 0) {
+      // Empty lines before a request line are ignored (RFC 9112 2.2: a client's CRLF after a
+      // body); lws 4.1.6 would take one for a request and drop the connection.
+      continue;
+    }
     ++bytes_in_;
     Result r = step(c, out);
     if (r == Result::kMore &&
@@ -67,8 +73,9 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
     case State::kRequestLine:
       emit(out, std::string_view(&c, 1));
       if (newline) {
-        if (line_length_ == 0) return Result::kEnd;  // an empty head (lws stops there too)
+        if (line_length_ == 0) return Result::kEnd;  // (an empty line after a CR: a head ends)
         summary_.connect = iequals(method_, "CONNECT");
+        summary_.get_or_head = iequals(method_, "GET") || iequals(method_, "HEAD");
         state_ = State::kLineStart;
         line_length_ = 0;
       } else if (c != '\r') {
@@ -145,9 +152,12 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
   }
   // The head is complete.
   summary_.has_body =
-      transfer_encoding_ || content_length_bad_ || content_length_nonzero_ ||
+      transfer_encoding_ || content_length_bad_ || content_length_ > 0 ||
       (!content_length_seen_ &&
        (iequals(method_, "POST") || iequals(method_, "PUT") || iequals(method_, "PATCH")));
+  if (content_length_seen_ && !content_length_bad_ && !transfer_encoding_) {
+    summary_.body_length = content_length_;
+  }
   if (summary_.bearer) summary_.bearer->only_bearer = !any_kept_;
   return Result::kEnd;
 }
@@ -155,14 +165,24 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
 void RequestHeadFilter::end_value_line() {
   const std::string_view value = trim_line_blanks(value_);
   if (name_ == "content-length") {
-    const bool digits = !value.empty() && value.size() <= 18 && !value_long_ &&
-                        value.find_first_not_of("0123456789") == std::string_view::npos;
-    // A second Content-Length, or one that is not a plain number: lws would read it its own way
-    // (atoll of the joined values), so the body's end is not known here.
-    if (!digits || content_length_seen_) content_length_bad_ = true;
-    if (digits && value.find_first_not_of('0') != std::string_view::npos) {
-      content_length_nonzero_ = true;
+    // As the shard's framing rule (request_framing.hpp) serves it: repeated headers or a list
+    // ("5, 5") that all say the same number. Anything else is refused there, and its body's end
+    // is not known here.
+    std::string_view rest = value;
+    while (!value_long_) {
+      const auto comma = rest.find(',');
+      const std::string_view number = trim_line_blanks(rest.substr(0, comma));
+      std::uint64_t n = 0;
+      const bool digits = !number.empty() && number.size() <= 18 &&
+                          number.find_first_not_of("0123456789") == std::string_view::npos;
+      if (digits) std::from_chars(number.data(), number.data() + number.size(), n);
+      if (!digits || (content_length_seen_ && n != content_length_)) content_length_bad_ = true;
+      content_length_ = n;
+      content_length_seen_ = true;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
     }
+    if (value_long_) content_length_bad_ = true;
     content_length_seen_ = true;
   } else if (name_ == "transfer-encoding") {
     transfer_encoding_ = true;

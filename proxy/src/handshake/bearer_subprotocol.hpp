@@ -34,6 +34,10 @@ struct HeadSummary {
   bool connect = false;   // CONNECT: lws turns the connection raw
   bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
                           // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
+  // Its length where the head says it plainly (one Content-Length, a number, no
+  // Transfer-Encoding): where the next request begins, for lws as for us.
+  std::optional<std::uint64_t> body_length;
+  bool get_or_head = false;  // GET or HEAD, whose body lws' file mounts leave unread
   std::optional<BearerExtraction> bearer;
   // A Sec-WebSocket-Origin header (hybi drafts): lws 4.1.6 files it under Origin, so an upgrade
   // carrying it cannot be told from one with that Origin.
@@ -102,7 +106,7 @@ class RequestHeadFilter {
   bool value_long_ = false;
   bool content_length_seen_ = false;
   bool content_length_bad_ = false;
-  bool content_length_nonzero_ = false;
+  std::uint64_t content_length_ = 0;  // (at most 18 digits; all of them the same when not bad)
   bool transfer_encoding_ = false;
   // Sec-WebSocket-Protocol lines.
   std::string held_name_;    // the header name and ':' as sent, until a kept entry needs them

@@ -141,7 +141,29 @@ void upgrade_refused(int fd) {
 
 void plaintext_waiting(int fd) {
   Watch* w = mine(fd);
-  if (w != nullptr && w->sink != nullptr && !w->blocked) w->sink->on_plaintext_waiting(fd);
+  // (Not while a request waits behind a held one: it would be read again at once, for nothing.)
+  if (w != nullptr && w->sink != nullptr && !w->blocked && !w->request_waiting) {
+    w->sink->on_plaintext_waiting(fd);
+  }
+}
+
+void hold_next_request(int fd) {
+  Watch* w = mine(fd);
+  if (w != nullptr) w->hold_next = true;
+}
+
+bool release_next_request(int fd) {
+  Watch* w = mine(fd);
+  if (w == nullptr) return false;
+  const bool waited = w->request_waiting;
+  w->hold_next = false;
+  w->request_waiting = false;
+  return waited;
+}
+
+bool request_waiting(int fd) {
+  const Watch* w = mine(fd);
+  return w != nullptr && w->request_waiting;
 }
 
 void forget(int fd) {
@@ -226,6 +248,25 @@ static ssize_t guarded_recv_step(int fd, void* buffer, std::size_t length, int f
     }
     errno = EAGAIN;
     return -1;
+  }
+  if (w->hold_next && w->phase == Phase::kHead && w->http->head.bytes_in() == 0) {
+    char next = 0;
+    const ssize_t n = raw(fd, &next, 1, flags | MSG_PEEK);
+    if (n <= 0) return n;  // the end of the stream (or nothing yet): as it is
+    if (!w->request_waiting) {
+      w->request_waiting = true;
+      if (w->sink != nullptr) w->sink->on_request_waiting(fd);
+    }
+    errno = EAGAIN;
+    return -1;
+  }
+  if (w->phase == Phase::kBody) {
+    // No read past the body's end (head_follower.cpp, end_of_head, says why).
+    const auto wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(length, w->http->body_left));
+    const ssize_t n = raw(fd, buffer, wanted, flags);
+    if (n > 0) take_body(*w, static_cast<std::size_t>(n));
+    return n;
   }
   if (w->phase != Phase::kHead) {
     const ssize_t n = raw(fd, buffer, length, flags);

@@ -33,6 +33,10 @@ class UnmaskedFrameSink {
   // stopped at the end of a request head, and lws will not look (no POLLIN comes for bytes
   // already read off the socket): read it again soon. Same rules as above.
   virtual void on_plaintext_waiting(int fd) = 0;
+  // A request came while the one before is held (hold_next_request): lws must stop reading the
+  // socket until that one is answered (it would read the next head into the held request's
+  // header table and never complete either). Same rules as above.
+  virtual void on_request_waiting(int fd) = 0;
 
  protected:
   ~UnmaskedFrameSink() = default;
@@ -68,6 +72,14 @@ void answers_flushed(int fd);
 // lws answered the upgrade request with an HTTP status and keeps the connection for more
 // requests: what follows that head is HTTP again (the server's refuse_upgrade says so).
 void upgrade_refused(int fd);
+// While the shard holds the request just read (a long poll, an event stream, an answer from
+// elsewhere), the next one stays in the socket: a read that finds it there gets nothing and
+// tells the sink once (on_request_waiting); the end of the stream still reaches lws at once.
+// Releasing returns whether a request waited (the shard lets lws read again and pokes it).
+void hold_next_request(int fd);
+bool release_next_request(int fd);
+// Whether a request waits behind a held one (lws should not be reading the socket).
+bool request_waiting(int fd);
 // The socket is closing: stop watching it.
 void forget(int fd);
 // Tells the socket's watcher that plaintext waits in its TLS session (on_plaintext_waiting).

@@ -21,6 +21,7 @@ namespace wsbridge::mask_guard::detail {
 
 enum class Phase : std::uint8_t {
   kHead,       // in a request head (or between requests)
+  kBody,       // in a request body of a known length: reads end where it ends
   kAwaiting,   // right after a head with Upgrade: lws is deciding
   kLost,       // lws reads what follows in a way not followed here (a body): no upgrade allowed
   kRejected,   // answered 400/431 here; what the client still sends is read and dropped
@@ -36,12 +37,15 @@ struct HttpState {
   std::string last_head;                   // kAwaiting: the head lws may upgrade on
   std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
   bool sec_websocket_origin = false;       // kAwaiting: that head had one
+  std::uint64_t body_left = 0;             // kBody: bytes of the body lws has not been given
 };
 
 struct Watch {
   UnmaskedFrameSink* sink = nullptr;
   Phase phase = Phase::kHead;
   bool blocked = false;
+  bool hold_next = false;        // hold_next_request
+  bool request_waiting = false;  // a read found the next request while held
   std::unique_ptr<HttpState> http = std::make_unique<HttpState>();  // kHead, kAwaiting
   FrameMaskScanner scanner;                                         // kWebSocket
   // The heads that were not upgrades, as lws got them, until lws reports each (in order: a
@@ -51,7 +55,7 @@ struct Watch {
   std::vector<std::string> plain_heads;
 };
 
-enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed };
+enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed, kBodyNotAllowed };
 
 // How this thread's current read answers a head itself (reject): the socket's send(), or, for a
 // TLS connection, the hook's SSL_write (tls_read_hook.cpp sets it around its guarded_recv call).
@@ -65,6 +69,9 @@ void lose(Watch& w);            // stops following (the HTTP-phase state freed)
 std::string peer_of(int fd);  // the peer's address, for messages
 // The upgrade head was answered with a status and lws reads on: a request head comes next.
 void resume_http(Watch& w);
+// Counts `available` bytes read in kBody against the body (back to kHead at its end); returns
+// how many of them belong to it.
+std::size_t take_body(Watch& w, std::size_t available);
 // HTTP-phase bytes in `buffer` (room for `capacity`) rewritten for lws (see there).
 long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t capacity,
                RawRecv raw = nullptr, int flags = 0);

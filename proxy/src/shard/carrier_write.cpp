@@ -106,7 +106,15 @@ int Shard::finish_carrier(lws* wsi) {
     carriers_.erase(data->carrier->key);
     data->carrier.reset();
   }
-  return complete_http_transaction(wsi);
+  const int result = complete_http_transaction(wsi);
+  const int fd = lws_get_socket_fd(wsi);
+  if (result == 0 && fd >= 0 && mask_guard::release_next_request(fd)) {
+    // A request came while this one was held: lws reads again, starting with it (for TLS it may
+    // wait decrypted in OpenSSL's buffer, where no POLLIN would tell).
+    lws_rx_flow_control(wsi, 1);
+    on_plaintext_waiting(fd);
+  }
+  return result;
 }
 
 int Shard::write_fallback(lws* wsi, std::vector<lws*>* finished) {

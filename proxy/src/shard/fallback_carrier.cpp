@@ -193,6 +193,9 @@ std::shared_ptr<ResponseChannel> Shard::attach_carrier(lws* wsi, bool stream,
   carrier.cors_origin = cors_origin;
   carrier.key = next_carrier_key_++;
   carriers_[carrier.key] = wsi;
+  // Until its answer is complete a request pipelined behind it waits in the socket: lws would
+  // read its head into this one's header table and complete neither (finish_carrier releases).
+  if (lws_get_network_wsi(wsi) == wsi) mask_guard::hold_next_request(lws_get_socket_fd(wsi));
   auto channel = std::make_shared<ResponseChannel>(
       stream ? ResponseKind::kStream : ResponseKind::kWhole, fallback::kChannelCapacity, LWS_PRE);
   channel->wake_carrier = [inbox = inbox_, key = carrier.key] {
@@ -236,7 +239,7 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
   if (!owner->post(std::move(command))) {
     write_http_reply(wsi, 503, "application/json", error_body("shutting_down", "shutting down"),
                      fallback_answer_headers(cors_origin));
-    return complete_http_transaction(wsi);
+    return finish_carrier(wsi);
   }
   return 0;  // the session's shard answers through the channel
 }

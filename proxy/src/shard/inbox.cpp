@@ -77,6 +77,23 @@ void Shard::on_plaintext_waiting(int fd) {
   lws_cancel_service(context_);
 }
 
+void Shard::on_request_waiting(int fd) {
+  // Inside lws' read: pause_waiting_requests() stops lws reading it from the next iteration
+  // (until then a read finds nothing more).
+  requests_waiting_.push_back(fd);
+  lws_cancel_service(context_);
+}
+
+void Shard::pause_waiting_requests() {
+  std::vector<int> fds;
+  fds.swap(requests_waiting_);
+  for (const int fd : fds) {
+    // (Released meanwhile: lws reads on. A descriptor closed since has no watcher.)
+    if (!mask_guard::request_waiting(fd)) continue;
+    if (lws* wsi = wsi_from_fd(context_, fd)) lws_rx_flow_control(wsi, 0);
+  }
+}
+
 void Shard::serve_waiting_plaintext() {
   std::vector<int> fds;
   fds.swap(plaintext_waiting_);

@@ -304,6 +304,7 @@ void Shard::serve() {
     event_loop_.run_once();
     bool outside_lws = !plaintext_waiting_.empty() || holds_answered_ || !takeovers_.empty() ||
                        !handed_sockets_.empty();
+    if (!requests_waiting_.empty()) pause_waiting_requests();
     if (!plaintext_waiting_.empty()) serve_waiting_plaintext();
     if (holds_answered_) release_held_upgrades();
     if (!takeovers_.empty()) take_over_sockets();

@@ -110,6 +110,8 @@ class Shard final : private InboxDispatcher,
   void dispatch(InboxCommand&& command) override;
   void on_unmasked_frame(int fd) override;
   void on_plaintext_waiting(int fd) override;
+  void on_request_waiting(int fd) override;
+  void pause_waiting_requests();   // outside lws callbacks
   void serve_waiting_plaintext();  // outside lws callbacks
   void close_unmasked_senders();
   void drain_inbox();
@@ -361,6 +363,7 @@ class Shard final : private InboxDispatcher,
   std::unordered_map<std::uint64_t, std::shared_ptr<fallback::PeerRelay>> relays_;
   std::vector<int> unmasked_senders_;   // sockets that sent an unmasked frame, to close with 1002
   std::vector<int> plaintext_waiting_;  // TLS sockets with plaintext lws has not read
+  std::vector<int> requests_waiting_;   // sockets with a request behind a held one
   std::unordered_map<const RouteConfig*, std::unique_ptr<RouteMetrics>>
       route_metrics_;  // accepted, not yet served
   std::unordered_map<lws_vhost*, const ListenerConfig*> listener_of_vhost_;

@@ -77,10 +77,46 @@ TEST(RequestHeadFilterTest, TellsWhatFollowsTheHead) {
   EXPECT_TRUE(filter("GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", 0).summary.has_body);
   EXPECT_TRUE(filter("POST / HTTP/1.1\r\n\r\n", 0).summary.has_body);
   EXPECT_TRUE(filter("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0).summary.has_body);
-  EXPECT_TRUE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 0)
-                  .summary.has_body);
+  EXPECT_FALSE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 0)
+                   .summary.has_body);
   EXPECT_TRUE(filter("CONNECT h:1 HTTP/1.1\r\n\r\n", 0).summary.connect);
   EXPECT_FALSE(filter("GET / HTTP/1.1\r\nUpgrade:  \r\n\r\n", 0).summary.upgrade);
+}
+
+// Where the body ends, as the shard's framing rule serves it (request_framing.hpp): repeats and
+// lists of one number count; anything it refuses has no known end.
+TEST(RequestHeadFilterTest, KnowsTheBodyLengthWhereItIsPlain) {
+  auto length = [](const std::string& headers) {
+    return filter("POST / HTTP/1.1\r\n" + headers + "\r\n", 1).summary.body_length;
+  };
+  EXPECT_EQ(length("Content-Length: 12\r\n"), 12u);
+  EXPECT_EQ(length("Content-Length:\t7 \r\n"), 7u);
+  EXPECT_EQ(length("Content-Length: 5\r\ncontent-length: 5\r\n"), 5u);
+  EXPECT_EQ(length("Content-Length: 5, 5,5\r\n"), 5u);
+  EXPECT_EQ(length("Content-Length: 0\r\n"), 0u);
+  for (const char* doubtful :
+       {"Content-Length: 5\r\nContent-Length: 6\r\n", "Content-Length: 5, 6\r\n",
+        "Content-Length: -1\r\n", "Content-Length: 5x\r\n", "Content-Length: \r\n",
+        "Content-Length: 1234567890123456789\r\n", "Content-Length: 5\r\nTransfer-Encoding: x\r\n",
+        ""}) {
+    SCOPED_TRACE(doubtful);
+    const Filtered r = filter(std::string("POST / HTTP/1.1\r\n") + doubtful + "\r\n", 0);
+    EXPECT_FALSE(r.summary.body_length);
+    EXPECT_TRUE(r.summary.has_body);
+  }
+  EXPECT_TRUE(filter("GET / HTTP/1.1\r\n\r\n", 0).summary.get_or_head);
+  EXPECT_TRUE(filter("head / HTTP/1.1\r\n\r\n", 0).summary.get_or_head);
+  EXPECT_FALSE(filter("POST / HTTP/1.1\r\n\r\n", 0).summary.get_or_head);
+}
+
+// RFC 9112 2.2: empty lines before a request line are not part of it (nor measured).
+TEST(RequestHeadFilterTest, SkipsEmptyLinesBeforeARequest) {
+  for (std::size_t piece : {0, 1, 2}) {
+    const Filtered r = filter("\r\n\n\r\nGET / HTTP/1.1\r\nX: 1\r\n\r\nnext", piece);
+    EXPECT_EQ(r.result, RequestHeadFilter::Result::kEnd);
+    EXPECT_EQ(r.out, "GET / HTTP/1.1\r\nX: 1\r\n\r\n");
+    EXPECT_EQ(r.consumed, 5u + 24u);
+  }
 }
 
 TEST(RequestHeadFilterTest, RefusesLinesLwsWouldReadDifferently) {
