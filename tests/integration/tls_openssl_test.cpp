@@ -4,7 +4,9 @@
 // and https:// on the same port as wss:// (with HSTS, and a plain listener that redirects).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include "support/tls_config.hpp"
 #include "wsbridge_instance.hpp"
@@ -144,6 +146,41 @@ TEST_F(TlsClientCert, Optional) {
   // ...and refuses one that does not verify rather than treating it as absent.
   SClient foreign = s_client(server.port, cert(pki_.device_wrong_ca));
   EXPECT_FALSE(foreign.served()) << foreign.out;
+}
+
+// A session resumes only under the client-certificate policy it began with: one begun without a
+// certificate under "optional", or with one from a CA since removed, is not resumed after a reload
+// (its client gets a full handshake under the new policy, which refuses it).
+TEST_F(TlsClientCert, SessionsDoNotResumeAcrossAPolicyChange) {
+  const std::string optional = server_config("client_ca_file = \"" + pki_.client_ca.cert_file() +
+                                             "\"\nclient_cert = \"optional\"\n");
+  WsbridgeInstance server(optional);
+  const std::string dir = ::testing::TempDir();
+  for (const std::string v : {"-tls1_2", "-tls1_3"}) {
+    SCOPED_TRACE(v);
+    const std::string session = dir + "/wsbridge-session" + v + ".pem";
+    ASSERT_TRUE(s_client(server.port, {v, "-sess_out", session}).served());
+    const SClient again = s_client(server.port, {v, "-sess_in", session});
+    EXPECT_TRUE(again.has("Reused,")) << again.out;  // the same policy: resumed
+    EXPECT_TRUE(again.served());
+  }
+  std::string required = optional;
+  required.replace(required.find("\"optional\""), 10, "\"required\"");
+  server.rewrite_config(required);
+  server.process->signal(SIGHUP);
+  // (The reload is in force once a fresh handshake without a certificate fails.)
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (s_client(server.port, {"-tls1_3"}).served() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  for (const std::string v : {"-tls1_2", "-tls1_3"}) {
+    SCOPED_TRACE(v);
+    const SClient resumed =
+        s_client(server.port, {v, "-sess_in", dir + "/wsbridge-session" + v + ".pem"});
+    EXPECT_FALSE(resumed.has("Reused,")) << resumed.out;
+    EXPECT_FALSE(resumed.served()) << resumed.out;
+  }
 }
 
 TEST(TlsOpenssl, HttpsOnTheSamePortWithHstsAndARedirectingListener) {

@@ -1,9 +1,11 @@
 #include "tls/server_certificates.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/tls1.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
@@ -16,7 +18,7 @@
 namespace wsbridge::tls {
 namespace {
 
-constexpr unsigned char kSessionIdContext[] = "wsbridge";
+constexpr unsigned char kSessionIdContext[] = "wsbridge";  // (until a set's own is adopted)
 // OpenSSL 3.0's default TLS 1.3 suites (TLS_DEFAULT_CIPHERSUITES), to go back to at a reload.
 constexpr const char* kDefaultCiphersuites =
     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
@@ -98,6 +100,9 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   // The vhost's context is set up as the default (TlsSlot::adopt): most handshakes stay on it,
   // at no cost. (One that began before a reload and reaches its ClientHello after it keeps what
   // the vhost had when it began.)
+  // (Before OpenSSL looks at a ticket or session id, which comes after this callback; an SSL
+  // made before a reload still has the context of the set it was made under.)
+  certs.set_session_context(ssl);
   if (ctx == certs.default_context()) return SSL_CLIENT_HELLO_SUCCESS;
   if (SSL_set_SSL_CTX(ssl, ctx) == nullptr) {
     *alert = SSL_AD_INTERNAL_ERROR;
@@ -116,6 +121,29 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), nullptr);
   SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
   return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+// The session id context of a policy: SHA-256 over the mode and the DER of each client CA.
+std::array<unsigned char, 32> session_context_of(ClientCertMode mode,
+                                                 const std::vector<X509Ptr>& client_cas) {
+  std::array<unsigned char, 32> out{};
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  const auto policy = static_cast<unsigned char>(mode);
+  bool ok = md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(md, kSessionIdContext, sizeof kSessionIdContext - 1) == 1 &&
+            EVP_DigestUpdate(md, &policy, 1) == 1;
+  for (const X509Ptr& ca : client_cas) {
+    if (!ok || mode == ClientCertMode::kNone) break;
+    unsigned char* der = nullptr;
+    const int len = i2d_X509(ca.get(), &der);
+    ok = len > 0 && EVP_DigestUpdate(md, der, static_cast<std::size_t>(len)) == 1;
+    OPENSSL_free(der);
+  }
+  if (!ok || EVP_DigestFinal_ex(md, out.data(), nullptr) != 1) {
+    RAND_bytes(out.data(), static_cast<int>(out.size()));  // (no resumption across it, then)
+  }
+  EVP_MD_CTX_free(md);
+  return out;
 }
 
 SSL_CTX* make_context(const TlsSettings& s, const CertificatePair& pair,
@@ -172,7 +200,9 @@ SSL_CTX* make_context(const TlsSettings& s, const CertificatePair& pair,
 ServerCertificates::ServerCertificates(std::string listener, TlsSettings settings,
                                        std::vector<NamedCertificate> certificates,
                                        const std::vector<X509Ptr>& client_cas)
-    : listener_(std::move(listener)), settings_(std::move(settings)) {
+    : listener_(std::move(listener)),
+      settings_(std::move(settings)),
+      session_context_(session_context_of(settings_.client_cert, client_cas)) {
   try {
     for (NamedCertificate& c : certificates) {
       Entry e;
@@ -183,6 +213,7 @@ ServerCertificates::ServerCertificates(std::string listener, TlsSettings setting
           std::chrono::duration_cast<std::chrono::seconds>(c.pair->not_after.time_since_epoch())
               .count());
       e.ctx = make_context(settings_, *c.pair, client_cas);
+      SSL_CTX_set_session_id_context(e.ctx, session_context_.data(), session_context_.size());
       entries_.push_back(std::move(e));
     }
   } catch (...) {
@@ -250,7 +281,12 @@ void ServerCertificates::configure_as_default(SSL_CTX* ctx) const {
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(from), nullptr);
   SSL_CTX_set_verify_depth(ctx, SSL_CTX_get_verify_depth(from));
   SSL_CTX_set_alpn_select_cb(ctx, select_http11, nullptr);
+  SSL_CTX_set_session_id_context(ctx, session_context_.data(), session_context_.size());
   ERR_clear_error();
+}
+
+void ServerCertificates::set_session_context(SSL* ssl) const {
+  SSL_set_session_id_context(ssl, session_context_.data(), session_context_.size());
 }
 
 void TlsSlot::adopt(std::shared_ptr<const ServerCertificates> certificates) {

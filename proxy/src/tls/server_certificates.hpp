@@ -13,6 +13,7 @@
 
 #include <openssl/types.h>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -50,6 +51,8 @@ class ServerCertificates {
   // Makes `ctx` (a vhost's) serve like the default context: certificate, chain, floor, ciphers,
   // client-certificate policy. On the thread that owns `ctx` (its SSLs copy it when made).
   void configure_as_default(SSL_CTX* ctx) const;
+  // Sets the session id context (session_context_) of a connection being handshaken.
+  void set_session_context(SSL* ssl) const;
   // Publishes each certificate's expiry as a metric.
   void publish_expiry() const;
 
@@ -64,6 +67,11 @@ class ServerCertificates {
   std::string listener_;
   TlsSettings settings_;
   std::vector<Entry> entries_;  // [0]: the default
+  // OpenSSL resumes a session (ticket or cache, TLS 1.2 and 1.3) only under the session id
+  // context it began with: this one names the client-certificate policy and its CAs, so a session
+  // begun under another (before a reload: "optional", a CA since removed) is not resumed and its
+  // client gets a full handshake under the policy in force.
+  std::array<unsigned char, 32> session_context_{};
 };
 
 // Where a shard's vhost finds its listener's current certificates: one per TLS listener and
