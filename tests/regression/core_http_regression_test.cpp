@@ -297,6 +297,12 @@ TEST(RequestFramingTest, Rules) {
   EXPECT_EQ(request_framing_problem({}, std::string("chunked"), false)->status, 411u);
   EXPECT_EQ(request_framing_problem({}, std::string("gzip"), true)->status, 400u);
   EXPECT_EQ(request_framing_problem({"1"}, std::nullopt, true)->status, 400u);
+  // The length of a body it serves, however the headers said it (the fallback POST reads it).
+  EXPECT_EQ(agreed_content_length({"12", "012", " 12 , 12"}), 12u);
+  EXPECT_EQ(agreed_content_length({"\t7 "}), 7u);
+  EXPECT_FALSE(agreed_content_length({}));
+  EXPECT_FALSE(agreed_content_length({"1", "2"}));
+  EXPECT_FALSE(agreed_content_length({"7x"}));
 }
 
 }  // namespace

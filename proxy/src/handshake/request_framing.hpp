@@ -23,4 +23,9 @@ std::optional<FramingRefusal> request_framing_problem(
     const std::vector<std::string>& content_lengths,
     const std::optional<std::string>& transfer_encoding, bool upgrade);
 
+// The body length those Content-Length values give ("5", " 5 ", "5, 5", repeated headers) when
+// request_framing_problem serves them; nullopt when there is none or they are refused.
+std::optional<unsigned long long> agreed_content_length(
+    const std::vector<std::string>& content_lengths);
+
 }  // namespace wsbridge

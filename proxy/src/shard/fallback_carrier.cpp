@@ -130,8 +130,8 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   SessionRequest request;
   request.connection = *connection;
   if (send) {
-    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    const auto expected = fallback::parse_decimal(length);
+    // (As the framing rule served it: "5 ", "5, 5" and repeated headers count.)
+    const auto expected = content_length(wsi);
     if (expected && *expected > config_->fallback.max_post_bytes) {
       return answer(
           413, "too_large",
@@ -165,13 +165,18 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   request.op = SessionRequest::Op::kAttach;
   request.kind = kind;
   std::optional<std::string> last = custom_header(wsi, "last-event-id:");
+  if (last) last = std::string(text::trim(*last));
   if (!last || last->empty()) last = query_value(wsi, "last");
+  std::optional<std::uint64_t> resume_from;
   if (last && !last->empty()) {
-    const auto n = fallback::parse_decimal(*last);
-    if (!n) return answer(400, "bad_request", "Last-Event-ID (or last=) must be a message id");
-    request.last = *n;
+    resume_from = fallback::parse_decimal(*last);
+    if (!resume_from)
+      return answer(400, "bad_request", "Last-Event-ID (or last=) must be a message id");
+    request.last = *resume_from;
   }
-  if (peer != nullptr) return forward_to_peer(wsi, *peer, kind == CarrierKind::kStream, cors, {});
+  if (peer != nullptr) {
+    return forward_to_peer(wsi, *peer, kind == CarrierKind::kStream, cors, {}, resume_from);
+  }
   return carry(wsi, std::move(request), cors);
 }
 
@@ -245,7 +250,8 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
 }
 
 int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
-                           const std::string& cors_origin, const std::string& body) {
+                           const std::string& cors_origin, const std::string& body,
+                           std::optional<std::uint64_t> resume_from) {
   char* uri_ptr = nullptr;
   int uri_len = 0;
   const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
@@ -254,13 +260,13 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   std::string request = std::string(method == 1 ? "POST " : "GET ") +
                         std::string(uri_ptr, static_cast<std::size_t>(uri_len)) +
                         "?s=" + query_value(wsi, "s").value_or("");
-  if (auto last = query_value(wsi, "last")) request += "&last=" + *last;
+  // (The resume point as checked here, a number: never the client's text, which the owner's
+  // request line would carry as it came.)
+  if (resume_from) request += "&last=" + std::to_string(*resume_from);
   request += " HTTP/1.1\r\nHost: " + peer.host + "\r\nConnection: close\r\n";
   request += "X-Wsbridge-Forwarded: " + shared_.tokens->instance() + "\r\n";
   if (auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN))
     request += "Origin: " + *origin + "\r\n";
-  if (auto last = custom_header(wsi, "last-event-id:"))
-    request += "Last-Event-ID: " + *last + "\r\n";
   if (method == 1) {
     request +=
         "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";

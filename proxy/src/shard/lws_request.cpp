@@ -31,7 +31,9 @@ std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token) 
   return header(wsi, token);
 }
 
-std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
+namespace {
+// Every Content-Length header lws collected, as sent.
+std::vector<std::string> content_length_headers(lws* wsi) {
   std::vector<std::string> lengths;
   for (int i = 0;; ++i) {
     const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, i);
@@ -43,8 +45,17 @@ std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
     value.resize(static_cast<std::size_t>(len));
     lengths.push_back(std::move(value));
   }
-  return request_framing_problem(lengths, header_if_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING),
-                                 upgrade);
+  return lengths;
+}
+}  // namespace
+
+std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
+  return request_framing_problem(content_length_headers(wsi),
+                                 header_if_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING), upgrade);
+}
+
+std::optional<unsigned long long> content_length(lws* wsi) {
+  return agreed_content_length(content_length_headers(wsi));
 }
 
 std::vector<std::string> query_arguments(lws* wsi) {

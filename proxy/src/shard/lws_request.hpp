@@ -21,6 +21,8 @@ std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token);
 std::optional<std::string> custom_header(lws* wsi, const char* name);
 // The request's body framing (request_framing.hpp), from every Content-Length lws collected.
 std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade);
+// The body length those Content-Length headers agree on (agreed_content_length), if any.
+std::optional<unsigned long long> content_length(lws* wsi);
 // The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
 // WSI_TOKEN_HTTP_URI_ARGS.
 std::vector<std::string> query_arguments(lws* wsi);

@@ -254,7 +254,8 @@ class Shard final : private InboxDispatcher,
   void wake_owner_of(fallback::ResponseChannel& channel, std::uint64_t connection);
   // A request for a session of another instance `peer`: sent on to it (fallback/peer_relay.hpp).
   int forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
-                      const std::string& cors_origin, const std::string& body);
+                      const std::string& cors_origin, const std::string& body,
+                      std::optional<std::uint64_t> resume_from = std::nullopt);
   int fallback_body(lws* wsi, const void* in, std::size_t len);
   int fallback_body_done(lws* wsi);
   void carrier_closed(ConnectionData& data);
