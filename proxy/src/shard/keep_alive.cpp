@@ -11,6 +11,8 @@
 //    transaction (a tenth of a long-polling server's time too). The answer was just written
 //    whole, so the socket is writable: the POLLOUT lws waits for is handed to it at the end of
 //    this loop turn, before the loop applies the change, which then cancels out.
+#include <openssl/ssl.h>
+
 #include "shard/shard_parts.hpp"
 
 namespace wsbridge {
@@ -43,7 +45,13 @@ void Shard::resume_keep_alive_connections() {
     pollfd.fd = lws_get_socket_fd(wsi);
     pollfd.events = LWS_POLLOUT;
     pollfd.revents = LWS_POLLOUT;
+    // TLS: a request pipelined behind the answer may wait decrypted in OpenSSL's buffer, where
+    // no POLLIN tells of it, and the guard's word of it came while lws still waited for this
+    // POLLOUT (it read nothing then): hand lws a POLLIN too, from the next iteration. (Asked
+    // before: lws may close the connection here.)
+    const bool plaintext_waits = lws_is_ssl(wsi) != 0 && SSL_pending(lws_get_ssl(wsi)) > 0;
     lws_service_fd(context_, &pollfd);
+    if (plaintext_waits) plaintext_waiting_.push_back(pollfd.fd);
   }
 }
 
