@@ -1,8 +1,8 @@
 #include "handshake/bearer_subprotocol.hpp"
 
+#include "handshake/request_framing.hpp"
 #include "wsbridge/text.hpp"
 
-#include <charconv>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -151,13 +151,15 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
       return Result::kMore;
   }
   // The head is complete.
-  summary_.has_body =
-      transfer_encoding_ || content_length_bad_ || content_length_ > 0 ||
-      (!content_length_seen_ &&
-       (iequals(method_, "POST") || iequals(method_, "PUT") || iequals(method_, "PATCH")));
-  if (content_length_seen_ && !content_length_bad_ && !transfer_encoding_) {
-    summary_.body_length = content_length_;
-  }
+  // As the shard's framing rule serves it (repeated headers or a list that all say one number);
+  // anything it refuses leaves the body's end unknown here.
+  const bool length_seen = content_length_long_ || !content_lengths_.empty();
+  const std::optional<unsigned long long> length =
+      content_length_long_ ? std::nullopt : agreed_content_length(content_lengths_);
+  summary_.has_body = transfer_encoding_ || (length_seen && !length) || length.value_or(0) > 0 ||
+                      (!length_seen && (iequals(method_, "POST") || iequals(method_, "PUT") ||
+                                        iequals(method_, "PATCH")));
+  if (length && !transfer_encoding_) summary_.body_length = *length;
   if (summary_.bearer) summary_.bearer->only_bearer = !any_kept_;
   return Result::kEnd;
 }
@@ -165,25 +167,11 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
 void RequestHeadFilter::end_value_line() {
   const std::string_view value = trim_line_blanks(value_);
   if (name_ == "content-length") {
-    // As the shard's framing rule (request_framing.hpp) serves it: repeated headers or a list
-    // ("5, 5") that all say the same number. Anything else is refused there, and its body's end
-    // is not known here.
-    std::string_view rest = value;
-    while (!value_long_) {
-      const auto comma = rest.find(',');
-      const std::string_view number = trim_line_blanks(rest.substr(0, comma));
-      std::uint64_t n = 0;
-      const bool digits = !number.empty() && number.size() <= 18 &&
-                          number.find_first_not_of("0123456789") == std::string_view::npos;
-      if (digits) std::from_chars(number.data(), number.data() + number.size(), n);
-      if (!digits || (content_length_seen_ && n != content_length_)) content_length_bad_ = true;
-      content_length_ = n;
-      content_length_seen_ = true;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
+    if (value_long_) {
+      content_length_long_ = true;
+    } else {
+      content_lengths_.emplace_back(value);
     }
-    if (value_long_) content_length_bad_ = true;
-    content_length_seen_ = true;
   } else if (name_ == "transfer-encoding") {
     transfer_encoding_ = true;
   } else if (name_ == "upgrade" && !value.empty()) {

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace wsbridge {
 
@@ -104,9 +105,10 @@ class RequestHeadFilter {
   std::string name_;             // lower-cased header name (first 32 bytes)
   std::string value_;            // header value (first 40 bytes, leading blanks skipped)
   bool value_long_ = false;
-  bool content_length_seen_ = false;
-  bool content_length_bad_ = false;
-  std::uint64_t content_length_ = 0;  // (at most 18 digits; all of them the same when not bad)
+  // Each Content-Length value as sent, read at the head's end as the framing rule reads them
+  // (agreed_content_length); one over value_'s 40 bytes leaves the body's length unknown.
+  std::vector<std::string> content_lengths_;
+  bool content_length_long_ = false;
   bool transfer_encoding_ = false;
   // Sec-WebSocket-Protocol lines.
   std::string held_name_;    // the header name and ':' as sent, until a kept entry needs them
