@@ -6,9 +6,9 @@
 // ("Content-Length: 5 ", "5, 5", a Last-Event-ID with blanks) are read as it reads them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { Bridge, freePort, tempDir, removeDir, sleep } from './mqtt_passthrough_support.mjs';
 import { request, encodeBody, decodeBody } from './fallback_support.mjs';
+import { RawConnection } from './proxy_support.mjs';
 
 let dir;
 let bridge;
@@ -35,41 +35,20 @@ after(async () => {
   if (dir) removeDir(dir);
 });
 
-// Sends `bytes` in one write and reads `count` HTTP/1.1 responses (Content-Length bodies).
-function pipeline(bytes, count, timeoutMs = 6000) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let buffer = Buffer.alloc(0);
+// Sends `bytes` in one write and reads `count` responses (proxy_support's RawConnection), each
+// with the time it was complete.
+async function pipeline(bytes, count, timeoutMs = 6000) {
+  const conn = await RawConnection.open(port);
+  try {
+    conn.write(bytes);
     const responses = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`${responses.length} of ${count} answers in ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.on('data', (chunk) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      for (;;) {
-        const end = buffer.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buffer.subarray(0, end).toString();
-        const length = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buffer.length < end + 4 + length) return;
-        responses.push({
-          status: Number(head.split(' ')[1]),
-          body: buffer.subarray(end + 4, end + 4 + length),
-          at: Date.now(),
-        });
-        buffer = buffer.subarray(end + 4 + length);
-        if (responses.length === count) {
-          clearTimeout(timer);
-          socket.end();
-          resolve(responses);
-          return;
-        }
-      }
-    });
-    socket.on('error', reject);
-    socket.write(bytes);
-  });
+    for (let i = 0; i < count; ++i) {
+      responses.push({ ...(await conn.response({ timeoutMs })), at: Date.now() });
+    }
+    return responses;
+  } finally {
+    conn.socket.destroy();
+  }
 }
 
 async function openSession() {
