@@ -3,6 +3,7 @@
 #include "handshake/request_framing.hpp"
 #include "wsbridge/text.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,7 @@ namespace wsbridge {
 namespace {
 
 constexpr std::string_view kProtocolHeader = "sec-websocket-protocol";
+constexpr std::string_view kUpgradeHeader = "upgrade";
 constexpr std::string_view kBearerPrefix = "bearer.";
 constexpr std::size_t kNameKeep = 32;
 constexpr std::size_t kValueKeep = 40;
@@ -27,6 +29,12 @@ using text::iequals;
 
 bool blank(char c) {
   return c == ' ' || c == '\t';
+}
+
+// A header line held back until it is known whether lws gets it: Sec-WebSocket-Protocol (its
+// bearer entries go) and Upgrade (one lws must not act on goes: see kUpgrade).
+bool may_be_held(std::string_view lowered_name) {
+  return kProtocolHeader.starts_with(lowered_name) || kUpgradeHeader.starts_with(lowered_name);
 }
 
 // Also without the CR of a line ending: the filter sees raw header lines.
@@ -74,13 +82,16 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
       emit(out, std::string_view(&c, 1));
       if (newline) {
         if (line_length_ == 0) return Result::kEnd;  // (an empty line after a CR: a head ends)
-        summary_.connect = iequals(method_, "CONNECT");
+        summary_.http_1_0 =
+            std::string_view(version_tail_.data(), version_tail_.size()) == "HTTP/1.0";
         summary_.get_or_head = iequals(method_, "GET") || iequals(method_, "HEAD");
         state_ = State::kLineStart;
         line_length_ = 0;
       } else if (c != '\r') {
         if (line_length_ == method_.size() && c != ' ' && method_.size() < 16) method_ += c;
         ++line_length_;
+        std::shift_left(version_tail_.begin(), version_tail_.end(), 1);
+        version_tail_.back() = c;
       }
       return Result::kMore;
     case State::kLineStart:
@@ -96,9 +107,9 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
       name_.clear();
       value_.clear();
       value_long_ = false;
-      held_name_.assign(1, c);  // may be the start of Sec-WebSocket-Protocol
+      held_name_.assign(1, c);  // may be the start of a held line
       name_.push_back(text::ascii_lower(c));
-      if (text::ascii_lower(c) != kProtocolHeader.front()) emit(out, std::exchange(held_name_, {}));
+      if (!may_be_held(name_)) emit(out, std::exchange(held_name_, {}));
       state_ = State::kName;
       return Result::kMore;
     case State::kLineStartCR:
@@ -116,6 +127,13 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
           bearer_in_line_ = false;
           return Result::kMore;
         }
+        if (!held_name_.empty() && name_ == kUpgradeHeader) {
+          held_name_.push_back(c);
+          // RFC 9110 7.8: a server ignores Upgrade in an HTTP/1.0 request.
+          if (summary_.http_1_0) held_name_.clear();
+          state_ = summary_.http_1_0 ? State::kDropLine : State::kUpgrade;
+          return Result::kMore;
+        }
         emit(out, std::exchange(held_name_, {}));
         emit(out, std::string_view(&c, 1));
         state_ = State::kValue;
@@ -125,7 +143,7 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
       if (name_.size() < kNameKeep) name_.push_back(text::ascii_lower(c));
       if (!held_name_.empty()) {
         held_name_.push_back(c);
-        if (!kProtocolHeader.starts_with(name_) || name_.size() > kProtocolHeader.size()) {
+        if (!may_be_held(name_)) {
           emit(out, std::exchange(held_name_, {}));
         }
       } else {
@@ -137,16 +155,18 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
       if (newline) {
         end_value_line();
         state_ = State::kLineStart;
-      } else if (!(value_.empty() && blank(c))) {
-        if (value_.size() < kValueKeep) {
-          value_.push_back(c);
-        } else {
-          value_long_ = true;
-        }
+      } else {
+        keep_value_byte(c);
       }
       return Result::kMore;
     case State::kProtocol:
       protocol_byte(c, out);
+      if (newline) state_ = State::kLineStart;
+      return Result::kMore;
+    case State::kUpgrade:
+      upgrade_byte(c, out);
+      return Result::kMore;
+    case State::kDropLine:
       if (newline) state_ = State::kLineStart;
       return Result::kMore;
   }
@@ -164,6 +184,40 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
   return Result::kEnd;
 }
 
+void RequestHeadFilter::keep_value_byte(char c) {
+  if (value_.empty() && blank(c)) return;
+  if (value_.size() < kValueKeep) {
+    value_.push_back(c);
+  } else {
+    value_long_ = true;
+  }
+}
+
+// "Upgrade: h2c" (curl --http2, Java's HttpClient on http:// URLs) is dropped: lws 4.1.6 would
+// switch to HTTP/2 or drop the connection, and RFC 9113 3.1 lets a server ignore it, which
+// serves the request over HTTP/1.1. Any other Upgrade line goes on to lws as it came.
+void RequestHeadFilter::upgrade_byte(char c, std::string* out) {
+  if (c != '\n') {
+    held_name_.push_back(c);
+    keep_value_byte(c);
+    if (held_name_.size() >= kMaxHeldBytes) {  // too long to be "h2c": not held any longer
+      emit(out, std::exchange(held_name_, {}));
+      state_ = State::kValue;
+    }
+    return;
+  }
+  state_ = State::kLineStart;
+  const std::string_view value =
+      trim_line_blanks(std::string_view(value_).substr(0, value_.find('\r')));
+  if (iequals(value, "h2c")) {
+    held_name_.clear();
+    return;
+  }
+  held_name_.push_back(c);
+  emit(out, std::exchange(held_name_, {}));
+  end_value_line();
+}
+
 void RequestHeadFilter::end_value_line() {
   const std::string_view value = trim_line_blanks(value_);
   if (name_ == "content-length") {
@@ -178,6 +232,8 @@ void RequestHeadFilter::end_value_line() {
     summary_.upgrade = true;
   } else if (name_ == "sec-websocket-origin") {
     summary_.sec_websocket_origin = true;
+  } else if (name_ == "host" && summary_.hosts < 255) {
+    ++summary_.hosts;
   }
 }
 

@@ -6,7 +6,12 @@
 // is taken out of the head before lws parses it and handed to the authenticator separately. The
 // head arrives in reads of any size, so the filter works byte by byte and keeps back at most
 // kMaxHeldBytes (a header name that may still turn out to be Sec-WebSocket-Protocol, the start of
-// a list entry that may still turn out to be "bearer.").
+// a list entry that may still turn out to be "bearer.", an Upgrade line that may still turn out
+// to be "h2c").
+//
+// Upgrade lines lws must not act on go the same way: "h2c" (lws would switch to HTTP/2 or drop
+// the connection; RFC 9113 3.1 lets a server ignore it) and any in an HTTP/1.0 request (RFC 9110
+// 7.8: ignored there).
 //
 // The same pass measures the head (an over-long one gets 431 from mask_guard, where lws would drop
 // it silently) and reads what the unmasked-frame guard must know to follow the byte stream exactly
@@ -16,6 +21,7 @@
 // refused as malformed.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -31,10 +37,11 @@ struct BearerExtraction {
 
 // What a complete head says about the bytes that follow it.
 struct HeadSummary {
-  bool upgrade = false;   // it has a non-empty Upgrade header: lws may switch protocols after it
-  bool connect = false;   // CONNECT: lws turns the connection raw
-  bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
-                          // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
+  bool upgrade = false;    // it has a non-empty Upgrade header: lws may switch protocols after it
+  bool http_1_0 = false;   // the request line ends "HTTP/1.0" (its Upgrade lines are dropped)
+  std::uint8_t hosts = 0;  // Host lines (counted to 255)
+  bool has_body = false;   // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
+                           // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
   // Its length where the head says it plainly (one Content-Length, a number, no
   // Transfer-Encoding): where the next request begins, for lws as for us.
   std::optional<std::uint64_t> body_length;
@@ -82,13 +89,17 @@ class RequestHeadFilter {
     kLineStartCR,
     kName,
     kValue,
-    kProtocol
+    kProtocol,
+    kUpgrade,  // an Upgrade value, held while it may still be "h2c"
+    kDropLine  // a line lws does not get, to its end
   };
   // Position inside a Sec-WebSocket-Protocol value.
   enum class Item : std::uint8_t { kSeparator, kPrefix, kKept, kBearer, kSkip };
 
   Result step(char c, std::string* out);
   void emit(std::string* out, std::string_view bytes);
+  void keep_value_byte(char c);
+  void upgrade_byte(char c, std::string* out);
   void end_value_line();
   void protocol_byte(char c, std::string* out);
   void start_kept_item(std::string* out);
@@ -100,10 +111,11 @@ class RequestHeadFilter {
   std::size_t bytes_in_ = 0;
   std::size_t bytes_out_ = 0;
   std::size_t lines_ = 0;
-  std::size_t line_length_ = 0;  // bytes of the current line before its '\n', '\r' excepted
-  std::string method_;           // the request line up to its first space (first 16 bytes)
-  std::string name_;             // lower-cased header name (first 32 bytes)
-  std::string value_;            // header value (first 40 bytes, leading blanks skipped)
+  std::size_t line_length_ = 0;         // bytes of the current line before its '\n', '\r' excepted
+  std::string method_;                  // the request line up to its first space (first 16 bytes)
+  std::array<char, 8> version_tail_{};  // the request line's last 8 bytes: its HTTP version
+  std::string name_;                    // lower-cased header name (first 32 bytes)
+  std::string value_;                   // header value (first 40 bytes, leading blanks skipped)
   bool value_long_ = false;
   // Each Content-Length value as sent, read at the head's end as the framing rule reads them
   // (agreed_content_length); one over value_'s 40 bytes leaves the body's length unknown.

@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <variant>
 
+#include "handshake/request_line.hpp"
 #include "recv_hook/mask_guard_watch.hpp"
 #include "wsbridge/log.hpp"
 
@@ -19,16 +21,35 @@ namespace {
 // Heads kept for take_head_bytes beyond those lws has reported (pipelined in one buffer).
 constexpr std::size_t kMaxHeadsAhead = 16;
 
-// A head has ended. kBodyNotAllowed: a GET or HEAD with a body, refused (see below).
-Verdict end_of_head(Watch& w) {
-  const HeadSummary& s = w.http->head.summary();
+// What a complete head (as lws is to get it) is refused for, if anything: lws 4.1.6 answers these
+// unevenly or not at all (request_line.hpp); RFC 9112 3.2 asks for 400 on a missing or repeated
+// Host (the reverse proxy refuses the same heads: one reading of a request for every path).
+Refusal refusal_of(const HeadSummary& s, std::string_view head) {
+  std::string_view line = head.substr(0, head.find('\n'));
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  const auto parsed =
+      parse_request_line(line, {.known_methods_only = true, .max_target_bytes = line.size()});
+  if (const auto* error = std::get_if<RequestLineError>(&parsed)) {
+    return Refusal{error->status, error->reason};
+  }
+  if (s.hosts > 1) return Refusal{400, "more than one Host header"};
+  if (s.hosts == 0 && std::get<RequestLine>(parsed).minor_version == 1) {
+    return Refusal{400, "no Host header in an HTTP/1.1 request"};
+  }
   // lws' file mounts leave such a body to be parsed as the next request, where we would read it
   // as a body: the two would disagree on where requests begin.
   if (s.get_or_head && s.body_length.value_or(0) > 0 && !s.upgrade) {
-    return Verdict::kBodyNotAllowed;
+    return Refusal{400, "a GET or HEAD request has no body here"};
   }
+  return {};
+}
+
+// A head has ended: refused, or followed on.
+Refusal end_of_head(Watch& w) {
+  const HeadSummary& s = w.http->head.summary();
+  if (const Refusal refusal = refusal_of(s, w.http->head_out)) return refusal;
   ++w.http->requests;
-  const bool websocket = s.upgrade && !s.connect;
+  const bool websocket = s.upgrade;
   if (websocket) {
     w.phase = Phase::kAwaiting;
     w.http->last_head = std::move(w.http->head_out);
@@ -39,12 +60,11 @@ Verdict end_of_head(Watch& w) {
     if (w.plain_heads.size() >= kMaxHeadsAhead) w.plain_heads.erase(w.plain_heads.begin());
     w.plain_heads.push_back(std::move(w.http->head_out));
   }
-  if (!websocket && (s.connect || (s.has_body && !s.body_length))) {
-    // CONNECT turns the connection raw; a body without a plain length lws delimits its own way
-    // (a POST without Content-Length runs 100 MiB; the shard refuses Transfer-Encoding and a
-    // doubtful Content-Length): stop following.
+  if (!websocket && s.has_body && !s.body_length) {
+    // A body without a plain length lws delimits its own way (a POST without Content-Length runs
+    // 100 MiB; the shard refuses Transfer-Encoding and a doubtful Content-Length): stop following.
     lose(w);
-    return Verdict::kPass;
+    return {};
   }
   if (!websocket && s.has_body) {
     // Followed to its end, and no read goes past it (guarded_recv_step): lws 4.1.6 never finds a
@@ -57,13 +77,13 @@ Verdict end_of_head(Watch& w) {
   w.http->head.reset();
   w.http->head_out.clear();
   w.http->head_read_before = false;
-  return Verdict::kPass;
+  return {};
 }
 
-// Follows HTTP-phase bytes and appends to `out` what lws is to get. kTooLarge / kMalformed stop
-// there (out holds what came before the head that failed). With `used`, stops at the end of the
-// first head and sets how many bytes that took.
-Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string& out,
+// Follows HTTP-phase bytes and appends to `out` what lws is to get. A refused head stops there
+// (out holds what came before it). With `used`, stops at the end of the first head and sets how
+// many bytes that took.
+Refusal follow_http(Watch& w, const char* data, std::size_t len, std::string& out,
                     std::size_t* used = nullptr) {
   std::size_t i = 0;
   while (i < len) {
@@ -89,15 +109,15 @@ Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string& ou
       case RequestHeadFilter::Result::kMore:
         break;
       case RequestHeadFilter::Result::kEnd: {
-        const Verdict verdict = end_of_head(w);
-        if (verdict != Verdict::kPass) {
+        const Refusal refusal = end_of_head(w);
+        if (refusal) {
           out.resize(before);
           if (used != nullptr) *used = i;
-          return verdict;
+          return refusal;
         }
         if (used != nullptr) {
           *used = i;
-          return Verdict::kPass;
+          return {};
         }
         break;
       }
@@ -105,31 +125,26 @@ Verdict follow_http(Watch& w, const char* data, std::size_t len, std::string& ou
       case RequestHeadFilter::Result::kMalformed:
         out.resize(before);
         if (used != nullptr) *used = i;
-        return r == RequestHeadFilter::Result::kTooLarge ? Verdict::kTooLarge : Verdict::kMalformed;
+        return r == RequestHeadFilter::Result::kTooLarge
+                   ? Refusal{431, "the request head is over 16 KiB"}
+                   : Refusal{400, "a malformed request head"};
     }
   }
   if (used != nullptr) *used = len;
-  return Verdict::kPass;
+  return {};
 }
 
 // Answers a head lws must not see with `status` and closes our side; the client's FIN (or the
 // handshake timeout) ends the connection, so the answer is not lost to a reset.
-void reject(int fd, Watch& w, Verdict verdict) {
-  const bool too_large = verdict == Verdict::kTooLarge;
-  const std::string reason =
-      too_large ? "431: its head is over " + std::to_string(kMaxRequestHeadBytes) + " bytes"
-      : verdict == Verdict::kBodyNotAllowed ? std::string("400: a GET or HEAD with a body")
-                                            : std::string("400: malformed head");
-  const std::string body =
-      too_large ? "the request head is over " + std::to_string(kMaxRequestHeadBytes) + " bytes\n"
-      : verdict == Verdict::kBodyNotAllowed ? "a GET or HEAD request has no body here\n"
-                                            : "malformed request head\n";
-  const std::string reply =
-      std::string(too_large ? "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                            : "HTTP/1.1 400 Bad Request\r\n") +
-      "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\n\r\n" + body;
-  WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with " << reason;
+void reject(int fd, Watch& w, const Refusal& refusal) {
+  const std::string status = std::to_string(refusal.status);
+  const std::string reply = "HTTP/1.1 " + status + " " +
+                            std::string(request_refusal_phrase(refusal.status)) +
+                            "\r\nContent-Type: text/plain\r\nContent-Length: " +
+                            std::to_string(refusal.reason.size() + 1) +
+                            "\r\nConnection: close\r\n\r\n" + std::string(refusal.reason) + "\n";
+  WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with " << status << ": "
+                 << refusal.reason;
   if (t_reply_send != nullptr) {
     t_reply_send(fd, reply);
   } else {
@@ -181,22 +196,20 @@ long http_read(int fd, Watch& w, void* buffer, std::size_t received, std::size_t
   std::string out;
   out.reserve(received + RequestHeadFilter::kMaxHeldBytes);
   std::size_t used = received;
-  const auto verdict = follow_http(w, static_cast<const char*>(buffer), received, out,
-                                   raw != nullptr ? &used : nullptr);
-  if (verdict != Verdict::kPass) {
+  const Refusal refusal = follow_http(w, static_cast<const char*>(buffer), received, out,
+                                      raw != nullptr ? &used : nullptr);
+  if (refusal) {
     // Safe to answer when lws has written nothing for an earlier request that may still be
     // going out: this is the first request, or lws has parsed part of this head already (lws
     // reads again only once it has used what it read, and parses a head only after finishing
     // the previous response).
     if (w.http->requests == 0 || w.http->head_read_before) {
-      reject(fd, w, verdict);
+      reject(fd, w, refusal);
       errno = EAGAIN;
       return -1;
     }
-    WSB_LOG(kInfo) << "closed the connection of " << peer_of(fd) << ": a pipelined request "
-                   << (verdict == Verdict::kTooLarge         ? "head too large"
-                       : verdict == Verdict::kBodyNotAllowed ? "GET or HEAD with a body"
-                                                             : "head malformed");
+    WSB_LOG(kInfo) << "closed the connection of " << peer_of(fd) << ": a pipelined request with "
+                   << refusal.reason;
     lose(w);
     return 0;  // lws sees the end of the stream and closes
   }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "handshake/bearer_subprotocol.hpp"
@@ -55,7 +56,12 @@ struct Watch {
   std::vector<std::string> plain_heads;
 };
 
-enum class Verdict : std::uint8_t { kPass, kTooLarge, kMalformed, kBodyNotAllowed };
+// A head the guard answers itself (400, 414, 431, 501, 505) instead of handing it to lws.
+struct Refusal {
+  unsigned status = 0;      // 0: none, lws gets the head
+  std::string_view reason;  // a static text: the answer's body and the log
+  explicit operator bool() const { return status != 0; }
+};
 
 // How this thread's current read answers a head itself (reject): the socket's send(), or, for a
 // TLS connection, the hook's SSL_write (tls_read_hook.cpp sets it around its guarded_recv call).

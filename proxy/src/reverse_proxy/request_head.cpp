@@ -6,6 +6,7 @@
 #include <charconv>
 #include <vector>
 
+#include "handshake/request_line.hpp"
 #include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/text.hpp"
 
@@ -150,8 +151,6 @@ int transfer_coding(const HttpHeaders& fields) {
 
 namespace {
 
-constexpr std::size_t kMaxTargetBytes = 8192;
-
 // A Host value: uri-host [":" port] (reg-name, IPv4 or an IP literal in brackets), possibly
 // empty. What the proxy forwards as X-Forwarded-Host and Forwarded's host= must be a host.
 bool valid_host(std::string_view host) {
@@ -186,34 +185,15 @@ std::variant<RequestHead, HeadError> parse_request_head(std::string_view head) {
   if (eol == std::string_view::npos) return refuse(400, "no request line");
   const std::string_view line = head.substr(0, eol);
   if (line.empty()) return refuse(400, "an empty line before the request line");
-  const auto sp1 = line.find(' ');
-  const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos) return refuse(400, "a malformed request line");
+  const auto parsed = parse_request_line(line, RequestLineRules{});
+  if (const auto* error = std::get_if<RequestLineError>(&parsed)) {
+    return refuse(error->status, std::string(error->reason));
+  }
+  const RequestLine& start = std::get<RequestLine>(parsed);
   RequestHead request;
-  const std::string_view method = line.substr(0, sp1);
-  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  const std::string_view version = line.substr(sp2 + 1);
-  if (!is_http_token(method)) return refuse(400, "a method that is not a token");
-  // CONNECT would make the connection a tunnel to wherever the client names: not relayed.
-  if (method == "CONNECT") return refuse(501, "CONNECT is not relayed");
-  if (target.size() > kMaxTargetBytes) return refuse(414, "a request target over 8 KiB");
-  if (target.empty() || target.front() != '/') {
-    return refuse(400, "a request target that is not a path (origin-form)");
-  }
-  for (const char c : target) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '#') {
-      return refuse(400, "whitespace, a control character or '#' in the request target");
-    }
-  }
-  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
-      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
-    return refuse(400, "a malformed HTTP version");
-  }
-  if (version[5] != '1' || version[7] > '1') return refuse(505, "only HTTP/1.0 and 1.1 are served");
-  request.method = std::string(method);
-  request.target = std::string(target);
-  request.minor_version = static_cast<unsigned>(version[7] - '0');
+  request.method = std::string(start.method);
+  request.target = std::string(start.target);
+  request.minor_version = start.minor_version;
 
   if (head.size() > kMaxHeadBytes) return refuse(431, "a request head over 16 KiB");
   std::string why;

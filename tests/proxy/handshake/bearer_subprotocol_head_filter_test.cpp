@@ -79,7 +79,10 @@ TEST(RequestHeadFilterTest, TellsWhatFollowsTheHead) {
   EXPECT_TRUE(filter("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0).summary.has_body);
   EXPECT_FALSE(filter("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 0)
                    .summary.has_body);
-  EXPECT_TRUE(filter("CONNECT h:1 HTTP/1.1\r\n\r\n", 0).summary.connect);
+  EXPECT_TRUE(filter("GET / HTTP/1.0\r\n\r\n", 0).summary.http_1_0);
+  EXPECT_FALSE(filter("GET / HTTP/1.1\r\n\r\n", 0).summary.http_1_0);
+  EXPECT_EQ(filter("GET / HTTP/1.1\r\nHost: a\r\nhOsT: b\r\n\r\n", 0).summary.hosts, 2);
+  EXPECT_EQ(filter("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n", 0).summary.hosts, 0);
   EXPECT_FALSE(filter("GET / HTTP/1.1\r\nUpgrade:  \r\n\r\n", 0).summary.upgrade);
 }
 
@@ -138,6 +141,38 @@ TEST(RequestHeadFilterTest, MeasuresTheHeadAsSent) {
   std::string lines = "GET / HTTP/1.1\r\n";
   while (lines.size() < 12000) lines += "a:\n";
   EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kTooLarge);
+}
+
+// "Upgrade: h2c" (curl --http2, Java's HttpClient) goes before lws sees it, which would switch
+// to HTTP/2 or drop the connection; so does any Upgrade in an HTTP/1.0 request (RFC 9110 7.8).
+// Every other Upgrade line reaches lws as sent, at every split of the reads.
+TEST(RequestHeadFilterTest, DropsUpgradeLinesLwsMustNotActOn) {
+  const std::string h2c =
+      "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+      "Upgrade:  H2C \r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+  const std::string h2c_out =
+      "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+      "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+  const std::string ws =
+      "GET /echo HTTP/1.1\r\nHost: h\r\nupgrade: websocket\r\nUpgrades: h2c\r\n"
+      "Upgrade: " +
+      std::string(60, 'x') + "\r\nUp: 1\r\n\r\n";
+  const std::string old_ws =
+      "GET /echo HTTP/1.0\r\nUpgrade: websocket\r\nUpgrade: " + std::string(60, 'y') +
+      "\r\nX: 1\r\n\r\n";
+  for (std::size_t piece : {0, 1, 2, 3, 7, 9, 16, 41}) {
+    SCOPED_TRACE(piece);
+    Filtered r = filter(h2c, piece);
+    EXPECT_EQ(r.result, RequestHeadFilter::Result::kEnd);
+    EXPECT_EQ(r.out, h2c_out);
+    EXPECT_FALSE(r.summary.upgrade);
+    r = filter(ws, piece);
+    EXPECT_EQ(r.out, ws);
+    EXPECT_TRUE(r.summary.upgrade);
+    r = filter(old_ws, piece);
+    EXPECT_EQ(r.out, "GET /echo HTTP/1.0\r\nX: 1\r\n\r\n");
+    EXPECT_FALSE(r.summary.upgrade);
+  }
 }
 
 }  // namespace

@@ -260,7 +260,8 @@ TEST(MaskGuardTest, APayloadHoldingAHeadEndDoesNotRestartTheParse) {
 
 TEST(MaskGuardTest, MaskedFramesAfterKeepAliveRequestsPass) {
   const std::string before =
-      "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+      "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nHost: h\r\nContent-Length: "
+      "0\r\n\r\n";
   const std::string frames = masked_plain(Opcode::kText, "GET / HTTP/1.1\r\n\r\n") +
                              masked_plain(Opcode::kBinary, std::string(70000, 'z') + "\r\n\r\n") +
                              masked(Opcode::kBinary, std::string(300, 'y')) +
@@ -279,7 +280,7 @@ TEST(MaskGuardTest, MaskedFramesAfterKeepAliveRequestsPass) {
 }
 
 TEST(MaskGuardTest, AnUpgradeAfterARefusedOneIsFollowed) {
-  const std::string refused = "GET /nowhere HTTP/1.1\r\nUpgrade: websocket\r\n\r\n";
+  const std::string refused = "GET /nowhere HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n";
   const std::string stream =
       refused + kUpgradeHead + masked(Opcode::kText, "\r\n\r\n") + unmasked(Opcode::kText, "x");
   for (std::size_t piece : {1, 7, 64, 4096}) {
@@ -293,7 +294,7 @@ TEST(MaskGuardTest, AnUpgradeAfterARefusedOneIsFollowed) {
 TEST(MaskGuardTest, AnUpgradeWhereTheStreamIsNotFollowedIsAViolation) {
   // A POST without Content-Length: lws 4.1.6 reads up to 100 MiB of body, so an upgrade after it
   // closes with 1002 even when its frames are masked.
-  const std::string body = "POST /x HTTP/1.1\r\n\r\nabcd";
+  const std::string body = "POST /x HTTP/1.1\r\nHost: h\r\n\r\nabcd";
   const std::string stream = body + kUpgradeHead + masked(Opcode::kText, "ok");
   const LwsRun run = run_lws(stream, 4096, stream.size());
   EXPECT_TRUE(run.blocked);
@@ -303,8 +304,8 @@ TEST(MaskGuardTest, AnUpgradeWhereTheStreamIsNotFollowedIsAViolation) {
 // A body of a known length is followed, and no read goes past its end: lws 4.1.6 never finds a
 // request behind a body in its own buffer (it loops forever on one that has a body).
 TEST(MaskGuardTest, ReadsEndWhereABodyEndsAndFollowingGoesOn) {
-  const std::string first = "POST /a HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
-  const std::string second = "PUT /b HTTP/1.1\r\ncontent-length: 2, 2\r\n\r\nxy";
+  const std::string first = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcd";
+  const std::string second = "PUT /b HTTP/1.1\r\nHost: h\r\ncontent-length: 2, 2\r\n\r\nxy";
   const std::string stream = first + second + kUpgradeHead + masked(Opcode::kText, "ok");
   for (std::size_t piece : {1, 5, 64, 4096}) {
     SCOPED_TRACE(piece);

@@ -1,0 +1,47 @@
+// An HTTP/1.x request line (RFC 9112 3), read one way for every request wsbridge takes: the recv
+// guard checks each head lws is about to parse with it, and the reverse proxy each head it relays.
+// libwebsockets 4.1.6 alone answers the malformed ones unevenly (an encoded NUL closes without a
+// word, CONNECT turns the connection raw and leaves it hanging, an unknown method or a target
+// that is not a path gets an HTML "403 Forbidden"): each gets its status and reason here instead.
+// Pure: no I/O, no allocation.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+#include <variant>
+
+namespace wsbridge {
+
+// What a caller holds a request line to beyond the grammar.
+struct RequestLineRules {
+  // Only the methods libwebsockets 4.1.6 parses (others: 501; lws would answer 403).
+  bool known_methods_only = false;
+  // 414 beyond. (The guard leaves the length to its bound on the whole head, which admits
+  // 8 KiB tokens in a query.)
+  std::size_t max_target_bytes = 8192;
+};
+
+struct RequestLine {
+  std::string_view method;     // a token, as sent (methods are case-sensitive)
+  std::string_view target;     // origin-form: "/path?query", as sent
+  unsigned minor_version = 1;  // HTTP/1.<minor>: 0 or 1
+};
+
+struct RequestLineError {
+  unsigned status = 400;    // 400, 414, 501 or 505
+  std::string_view reason;  // a static text, for the answer's body and the log
+};
+
+// `line` without its line end. Refused: anything but "method SP target SP HTTP/1.x"; CONNECT
+// (501: wsbridge is no forward proxy); a method outside the rules (501); a target over their
+// length (414), or not origin-form, or carrying whitespace, a
+// control character, '#', a malformed percent-encoding, an encoded NUL ("%00"), CR or LF ("%0D",
+// "%0A": lws decodes them and ends its request line there); a version
+// other than HTTP/1.0 or 1.1 (505 when well-formed).
+std::variant<RequestLine, RequestLineError> parse_request_line(std::string_view line,
+                                                               const RequestLineRules& rules);
+
+// The reason phrase of the statuses above and of 431.
+std::string_view request_refusal_phrase(unsigned status);
+
+}  // namespace wsbridge

@@ -1,0 +1,124 @@
+// Request lines and Upgrade headers libwebsockets 4.1.6 mishandles, over ws:// and wss:// (the
+// recv guard reads both: head_follower.cpp, request_line.hpp). Each case failed before the fix:
+// an encoded NUL closed the connection without an answer; an encoded LF ended lws' request line
+// (the rest of the target became a header only lws saw); CONNECT turned it raw and left it
+// hanging until the handshake timeout; "Upgrade: h2c" (curl --http2, Java's HttpClient on
+// http:// URLs) closed it, where the request is to be served over HTTP/1.1; an unknown method or
+// a target that is not a path got an HTML "403 Forbidden"; HTTP/1.1 without a Host, or with two,
+// was served; an HTTP/1.0 request was upgraded to a WebSocket.
+#include <gtest/gtest.h>
+
+#include "integration/wsbridge_instance.hpp"
+#include "support/tls_config.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+enum class Scheme { kHttp, kHttps };
+
+class RequestLines : public ::testing::TestWithParam<Scheme> {
+ protected:
+  static bool tls() { return GetParam() == Scheme::kHttps; }
+  void SetUp() override {
+    server_.emplace(R"(
+[limits]
+handshake_timeout = "5s"
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" + (tls() ? tls_table(TestPki::get().server) : std::string()) +
+                    R"(
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  }
+  TcpConn raw() const {
+    return TcpConn::connect("127.0.0.1", server_->port,
+                            tls() ? std::optional(trust_test_ca()) : std::nullopt);
+  }
+  // Sends `request`; the answer must come at once (well inside the handshake timeout).
+  HttpResponse answer(const std::string& request, TcpConn& conn) const {
+    conn.send_all(request);
+    return conn.read_http_response(2s);
+  }
+  void expect_refused(const std::string& request, int status, const std::string& reason) {
+    TcpConn conn = raw();
+    const HttpResponse r = answer(request, conn);
+    EXPECT_EQ(r.status, status) << request;
+    EXPECT_EQ(r.body, reason + "\n") << request;
+    EXPECT_EQ(r.header("Connection").value_or(""), "close") << request;
+    EXPECT_TRUE(conn.wait_closed(2s)) << "kept open after: " << request;
+  }
+  std::optional<WsbridgeInstance> server_;
+};
+
+TEST_P(RequestLines, TargetsLwsWouldDropOrMisreadGet400) {
+  expect_refused("GET /healthz?a=%00 HTTP/1.1\r\nHost: h\r\n\r\n", 400,
+                 "an encoded NUL (%00) in the request target");
+  expect_refused("GET /echo%00.html HTTP/1.1\r\nHost: h\r\n\r\n", 400,
+                 "an encoded NUL (%00) in the request target");
+  // lws ended its request line at the decoded LF and read "Content-Length:5 HTTP/1.1" as a
+  // header: a body only lws expected.
+  expect_refused("GET /healthz?a=%0AContent-Length:5 HTTP/1.1\r\nHost: h\r\n\r\n", 400,
+                 "an encoded CR or LF (%0D, %0A) in the request target");
+  expect_refused("GET /healthz?a=%zz HTTP/1.1\r\nHost: h\r\n\r\n", 400,
+                 "a '%' in the request target that does not start two hex digits");
+  expect_refused("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400,
+                 "a request target that is not a path (origin-form)");
+  expect_refused("GET /healthz\r\nHost: h\r\n\r\n", 400,
+                 "a request line without an HTTP version (HTTP/0.9 is not served)");
+  expect_refused("GET /healthz HTTP/2.0\r\nHost: h\r\n\r\n", 505,
+                 "only HTTP/1.0 and 1.1 are served");
+}
+
+TEST_P(RequestLines, ConnectAndUnknownMethodsGet501AtOnce) {
+  const auto start = std::chrono::steady_clock::now();
+  expect_refused("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501,
+                 "CONNECT is not served: this is no forward proxy");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  expect_refused("TRACE / HTTP/1.1\r\nHost: h\r\n\r\n", 501, "a method that is not served here");
+}
+
+TEST_P(RequestLines, HostMustBeThereOnceInHttp11) {
+  expect_refused("GET /healthz HTTP/1.1\r\n\r\n", 400, "no Host header in an HTTP/1.1 request");
+  expect_refused("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400,
+                 "more than one Host header");
+  TcpConn conn = raw();
+  EXPECT_EQ(answer("GET /healthz HTTP/1.0\r\n\r\n", conn).status, 200);  // 1.0 has no Host rule
+}
+
+// RFC 9113 3.1: the h2c upgrade is ignored and the request served over HTTP/1.1, as many times as
+// a keep-alive connection asks.
+TEST_P(RequestLines, AnH2cUpgradeIsIgnoredAndTheRequestServed) {
+  TcpConn conn = raw();
+  const std::string h2c =
+      "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+      "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+  for (int i = 0; i < 3; ++i) {
+    const HttpResponse r = answer(h2c, conn);
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_NE(r.body.find("\"connections\""), std::string::npos) << r.body;
+  }
+}
+
+// RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored; RFC 6455 asks for HTTP/1.1.
+TEST_P(RequestLines, AnHttp10RequestIsNeverUpgraded) {
+  TcpConn conn = raw();
+  const HttpResponse r = answer(
+      "GET /echo HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      conn);
+  EXPECT_NE(r.status, 101);
+  EXPECT_GE(r.status, 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(Schemes, RequestLines, ::testing::Values(Scheme::kHttp, Scheme::kHttps),
+                         [](const auto& p) {
+                           return std::string(p.param == Scheme::kHttps ? "https" : "http");
+                         });
+
+}  // namespace
+}  // namespace wsbridge::testing
