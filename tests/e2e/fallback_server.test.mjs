@@ -145,7 +145,7 @@ test('SSE: welcome first, headers against buffering, every kind of message echoe
   const welcome = sse.controls[0];
   assert.equal(welcome.transport, 'sse');
   assert.equal(welcome.last, 0);
-  assert.match(welcome.session, /^v1\.[A-Za-z0-9_-]+\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
+  assert.match(welcome.session, /^v2\.[A-Za-z0-9_-]+\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
   const binary = Buffer.from([0, 1, 2, 255, 10, 13]);
   const sent = [
     { kind: 't', payload: 'hello' },
@@ -202,7 +202,7 @@ test('tokens: forged, altered or unknown ones get 404', async () => {
   const sse = await openSse('/echo');
   const parts = sse.token.split('.');
   const forged = [
-    'v1.eA.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
+    'v2.eA.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
     [parts[0], parts[1], String(Number(parts[2]) + 2), parts[3], parts[4]].join('.'),  // another id
     [parts[0], parts[1], parts[2], String(Number(parts[3]) + 1), parts[4]].join('.'),  // longer life
     [parts[0], Buffer.from('elsewhere').toString('base64url'), parts[2], parts[3], parts[4]].join('.'),
@@ -596,7 +596,7 @@ test('a WebSocket takes a fallback session over: what the client missed first, t
 });
 
 test('a resume upgrade for no session, or with a bad token, is refused with 404', async () => {
-  for (const q of ['_wsb=resume', '_wsb=resume&s=v1.1.1.AAAA', '_wsb=resume&s=garbage']) {
+  for (const q of ['_wsb=resume', '_wsb=resume&s=v2.1.1.AAAA', '_wsb=resume&s=garbage']) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/echo?${q}`);
     const status = await new Promise((resolve) => {
       ws.once('unexpected-response', (req, res) => resolve(res.statusCode));

@@ -15,13 +15,22 @@ namespace {
 
 constexpr std::size_t kMacBytes = 16;  // of SHA-256's 32: 128 bits are plenty against forgery
 
+// Only the one way issue() writes a number: "042" or "+42" would be other tokens for the same
+// session.
 template <typename T>
 std::optional<T> parse_number(std::string_view text) {
   T value{};
-  if (text.empty() || text.size() > 20) return std::nullopt;
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text.front() == '0')) {
+    return std::nullopt;
+  }
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
   return value;
+}
+
+bool same_mac(std::string_view presented, std::string_view expected) {
+  return presented.size() == expected.size() &&
+         CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
 }
 
 // The next '.'-separated field of `rest`, taken off it.
@@ -50,36 +59,55 @@ SessionTokens::SessionTokens(std::string instance, std::string_view secret)
     : instance_(std::move(instance)), hmac_(key_from(secret)) {}
 
 std::string SessionTokens::mac(std::string_view instance, std::uint64_t connection,
-                               std::int64_t expiry) const {
-  const std::string message =
-      std::string(instance) + '\n' + std::to_string(connection) + '\n' + std::to_string(expiry);
+                               std::int64_t expiry, const TokenBinding& binding) const {
+  // (Newline-separated: no field holds one; the route is a configured path, the certificate hex.)
+  const std::string message = "token\n" + std::string(instance) + '\n' +
+                              std::to_string(connection) + '\n' + std::to_string(expiry) + '\n' +
+                              std::string(binding.route) + '\n' + std::string(binding.client_cert);
   return hmac_.base64url(message, kMacBytes);
 }
 
 std::string SessionTokens::issue(std::uint64_t connection,
-                                 std::chrono::system_clock::time_point expiry) const {
+                                 std::chrono::system_clock::time_point expiry,
+                                 const TokenBinding& binding) const {
   const std::int64_t seconds =
       std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count();
-  return "v1." + base64url_encode(instance_) + "." + std::to_string(connection) + "." +
-         std::to_string(seconds) + "." + mac(instance_, connection, seconds);
+  return "v2." + base64url_encode(instance_) + "." + std::to_string(connection) + "." +
+         std::to_string(seconds) + "." + mac(instance_, connection, seconds, binding);
 }
 
-std::optional<SessionTokens::Named> SessionTokens::verify(
-    std::string_view token, std::chrono::system_clock::time_point now) const {
+std::string SessionTokens::vouch(std::string_view token, std::string_view client_cert) const {
+  const std::string message = "vouch\n" + std::string(token) + '\n' + std::string(client_cert);
+  return std::string(client_cert) + "." + hmac_.base64url(message, kMacBytes);
+}
+
+std::optional<std::string> SessionTokens::vouched(std::string_view token,
+                                                  std::string_view vouch) const {
+  const auto dot = vouch.rfind('.');
+  if (dot == std::string_view::npos || vouch.size() > 256) return std::nullopt;
+  const std::string_view client_cert = vouch.substr(0, dot);
+  const std::string expected = this->vouch(token, client_cert);
+  if (!same_mac(vouch, expected)) return std::nullopt;
+  return std::string(client_cert);
+}
+
+std::optional<SessionTokens::Named> SessionTokens::verify(std::string_view token,
+                                                          std::chrono::system_clock::time_point now,
+                                                          const TokenBinding& binding) const {
   if (token.size() > 256) return std::nullopt;
   std::string_view rest = token;
-  if (next_field(rest) != "v1") return std::nullopt;
-  const auto instance = base64url_decode(next_field(rest));
-  if (!instance || instance->empty()) return std::nullopt;
+  if (next_field(rest) != "v2") return std::nullopt;
+  const std::string_view instance_field = next_field(rest);
+  const auto instance = base64url_decode(instance_field);
+  // (Canonical only, as for the numbers: unused trailing bits would give one session many tokens.)
+  if (!instance || instance->empty() || base64url_encode(*instance) != instance_field) {
+    return std::nullopt;
+  }
   const auto connection = parse_number<std::uint64_t>(next_field(rest));
   const auto expiry = parse_number<std::int64_t>(next_field(rest));
   const std::string_view presented = next_field(rest);
   if (!connection || !expiry || !rest.empty()) return std::nullopt;
-  const std::string expected = mac(*instance, *connection, *expiry);
-  if (presented.size() != expected.size() ||
-      CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) != 0) {
-    return std::nullopt;
-  }
+  if (!same_mac(presented, mac(*instance, *connection, *expiry, binding))) return std::nullopt;
   const std::int64_t now_seconds =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (now_seconds >= *expiry) return std::nullopt;

@@ -1,8 +1,9 @@
-// The token of a fallback session (docs/FALLBACK.md): "v1.<instance>.<connection
+// The token of a fallback session (docs/FALLBACK.md): "v2.<instance>.<connection
 // id>.<expiry>.<mac>", the instance in base64url, the mac an HMAC-SHA256 (base64url, 128 bits kept)
-// over the instance, the connection id and the expiry. It proves itself, so no store is shared
-// between shards or instances: whoever holds the key can tell which instance issued it, for which
-// connection and until when (and forward a request to that instance).
+// over the instance, the connection id, the expiry and what the token is bound to (below). It
+// proves itself, so no store is shared between shards or instances: whoever holds the key can
+// tell which instance issued it, for which connection and until when (and forward a request to
+// that instance).
 #pragma once
 
 #include <chrono>
@@ -15,25 +16,43 @@
 
 namespace wsbridge::fallback {
 
+// What a token is bound to besides its session: the route it was opened on, and the client
+// certificate (its SHA-256 fingerprint, "" for none) the opening request presented. A token
+// verifies only with both, so it is not a bearer credential that outlives the mTLS check that
+// admitted the session, and it cannot carry a session to another route's URL (whose Origin list,
+// size limits and certificate rule are not the session's).
+struct TokenBinding {
+  std::string_view route;
+  std::string_view client_cert;
+};
+
 class SessionTokens {
  public:
   // `secret` empty: a random key of this process (tokens die with it).
   SessionTokens(std::string instance, std::string_view secret);
 
-  std::string issue(std::uint64_t connection, std::chrono::system_clock::time_point expiry) const;
+  std::string issue(std::uint64_t connection, std::chrono::system_clock::time_point expiry,
+                    const TokenBinding& binding) const;
 
   struct Named {
     std::string instance;  // the instance that issued it, which owns the session
     std::uint64_t connection = 0;
     bool mine = false;  // that instance is this one
   };
-  // What a token names, if it verifies and has not expired at `now`.
-  std::optional<Named> verify(std::string_view token,
-                              std::chrono::system_clock::time_point now) const;
+  // What a token names, if it verifies for `binding` and has not expired at `now`.
+  std::optional<Named> verify(std::string_view token, std::chrono::system_clock::time_point now,
+                              const TokenBinding& binding) const;
+  // A request forwarded to the session's instance arrives without the client's TLS connection:
+  // the forwarding instance vouches for the certificate it verified ("<fingerprint>.<mac>", the
+  // mac over the token and the fingerprint), and the owner takes the fingerprint from that.
+  std::string vouch(std::string_view token, std::string_view client_cert) const;
+  // The fingerprint a vouch() for `token` names; nullopt when it was not made with this key.
+  std::optional<std::string> vouched(std::string_view token, std::string_view vouch) const;
   const std::string& instance() const { return instance_; }
 
  private:
-  std::string mac(std::string_view instance, std::uint64_t connection, std::int64_t expiry) const;
+  std::string mac(std::string_view instance, std::uint64_t connection, std::int64_t expiry,
+                  const TokenBinding& binding) const;
   std::string instance_;
   HmacSha256 hmac_;  // keyed once: a token is checked on every request of its session
 };

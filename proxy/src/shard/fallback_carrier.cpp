@@ -11,6 +11,7 @@
 #include "fallback/sse_events.hpp"
 #include "http/http_reply.hpp"
 #include "shard/shard_parts.hpp"
+#include "tls/client_identity.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge {
@@ -102,10 +103,13 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   const auto token = query_value(wsi, "s");
   const CarrierKind kind = path->op == "sse" ? CarrierKind::kStream : CarrierKind::kPoll;
   if (!token && !send) return open_fallback_session(wsi, *route, kind, cors);
+  const bool forwarded = custom_header(wsi, "x-wsbridge-forwarded:").has_value();
   const auto named =
-      token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
+      token ? shared_.tokens->verify(*token, std::chrono::system_clock::now(),
+                                     {route->path, request_client_cert(wsi, *token, forwarded)})
+            : std::nullopt;
   std::shared_ptr<const fallback::Peer> peer;
-  if (named && !named->mine && !custom_header(wsi, "x-wsbridge-forwarded:")) {
+  if (named && !named->mine && !forwarded) {
     // Another instance's session (behind a balancer without stickiness): sent on to it.
     if (auto p = config_->fallback.peers.find(named->instance);
         p != config_->fallback.peers.end()) {
@@ -249,6 +253,17 @@ int Shard::carry(lws* wsi, SessionRequest request, const std::string& cors_origi
   return 0;  // the session's shard answers through the channel
 }
 
+// The client certificate a request presents (its fingerprint, "" for none): its own TLS
+// connection's, or for a request another instance forwarded, the one that instance vouches for.
+std::string Shard::request_client_cert(lws* wsi, std::string_view token, bool forwarded) {
+  if (forwarded) {
+    const auto vouch = custom_header(wsi, "x-wsbridge-client-cert:");
+    const auto named = vouch ? shared_.tokens->vouched(token, text::trim(*vouch)) : std::nullopt;
+    return named.value_or(std::string());
+  }
+  return lws_is_ssl(wsi) != 0 ? tls::verified_client_fingerprint(lws_get_ssl(wsi)) : std::string();
+}
+
 int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
                            const std::string& cors_origin, const std::string& body,
                            std::optional<std::uint64_t> resume_from) {
@@ -265,6 +280,10 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   if (resume_from) request += "&last=" + std::to_string(*resume_from);
   request += " HTTP/1.1\r\nHost: " + peer.host + "\r\nConnection: close\r\n";
   request += "X-Wsbridge-Forwarded: " + shared_.tokens->instance() + "\r\n";
+  // The certificate the token was checked with here, which the owner checks it with again.
+  const std::string token = query_value(wsi, "s").value_or("");
+  request += "X-Wsbridge-Client-Cert: " +
+             shared_.tokens->vouch(token, request_client_cert(wsi, token, false)) + "\r\n";
   if (auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN))
     request += "Origin: " + *origin + "\r\n";
   if (method == 1) {

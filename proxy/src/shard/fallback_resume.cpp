@@ -14,14 +14,19 @@
 #include "recv_hook/mask_guard.hpp"
 #include "shard/shard_parts.hpp"
 #include "shard/websocket_transport.hpp"
+#include "tls/client_identity.hpp"
 #include "tls/session_handover.hpp"
 
 namespace wsbridge {
 
 int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& data) {
   const auto token = query_value(wsi, "s");
-  const auto named =
-      token ? shared_.tokens->verify(*token, std::chrono::system_clock::now()) : std::nullopt;
+  // (Bound to the route and the certificate that opened the session: session_token.hpp.)
+  const std::string client_cert =
+      lws_is_ssl(wsi) != 0 ? tls::verified_client_fingerprint(lws_get_ssl(wsi)) : std::string();
+  const auto named = token ? shared_.tokens->verify(*token, std::chrono::system_clock::now(),
+                                                    {route.path, client_cert})
+                           : std::nullopt;
   // (A WebSocket cannot be forwarded to another instance: it opens where it lands.)
   const std::optional<std::uint64_t> id =
       named && named->mine ? std::optional<std::uint64_t>(named->connection) : std::nullopt;

@@ -101,6 +101,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   open.kind = kind;
   open.uri = route.path + query;
   open.peer = ip;
+  if (request.client_cert) open.client_cert = request.client_cert->fingerprint;
   open.since = SteadyClock::now();
   if (route.adapter->wants_admission())
     return hold_fallback_open(wsi, std::move(open), cors_origin);
@@ -125,7 +126,8 @@ void Shard::start_fallback_session(HeldOpen open) {
       [&](ConnectionId id) {
         auto transport = std::make_unique<FallbackTransport>(
             static_cast<fallback::FallbackHost&>(*this), id, open.peer,
-            shared_.tokens->issue(id, expiry), config_->fallback, open.kind);
+            shared_.tokens->issue(id, expiry, {route->path, open.client_cert}), config_->fallback,
+            open.kind);
         fallback_sessions_[id] = transport.get();
         return transport;
       },

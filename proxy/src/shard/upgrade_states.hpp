@@ -60,6 +60,7 @@ struct HeldOpen {
   std::shared_ptr<fallback::ResponseChannel> channel;
   std::string uri;
   std::string peer;
+  std::string client_cert;  // the verified certificate's fingerprint ("" none): in the token
   SteadyClock::time_point since;
 };
 

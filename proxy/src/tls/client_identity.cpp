@@ -74,13 +74,28 @@ std::string sha256_hex(X509* cert) {
 
 }  // namespace
 
-std::optional<ClientCertificate> verified_client_certificate(SSL* ssl) {
-  if (ssl == nullptr) return std::nullopt;
+namespace {
+
+X509* verified_peer(SSL* ssl) {
+  if (ssl == nullptr) return nullptr;
   X509* cert = SSL_get0_peer_certificate(ssl);
-  if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
+  if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return nullptr;
   // Verified only when the listener asked for it: without a client_ca_file OpenSSL does not ask.
-  if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) == 0) return std::nullopt;
+  if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) == 0) return nullptr;
+  return cert;
+}
+
+}  // namespace
+
+std::optional<ClientCertificate> verified_client_certificate(SSL* ssl) {
+  X509* cert = verified_peer(ssl);
+  if (cert == nullptr) return std::nullopt;
   return ClientCertificate{common_name(cert), alt_names(cert), sha256_hex(cert)};
+}
+
+std::string verified_client_fingerprint(SSL* ssl) {
+  X509* cert = verified_peer(ssl);
+  return cert == nullptr ? std::string() : sha256_hex(cert);
 }
 
 }  // namespace wsbridge::tls

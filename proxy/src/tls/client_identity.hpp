@@ -20,5 +20,7 @@ struct ClientCertificate {
 // The certificate the client presented on `ssl`, when the handshake verified it against the
 // listener's client_ca_file; nullopt without one (or without TLS: ssl == nullptr).
 std::optional<ClientCertificate> verified_client_certificate(SSL* ssl);
+// Only its fingerprint ("" without one): what a fallback session's token is bound to.
+std::string verified_client_fingerprint(SSL* ssl);
 
 }  // namespace wsbridge::tls
