@@ -241,6 +241,10 @@ test('resume: a new stream gets what the broken one missed, from Last-Event-ID o
   assert.deepEqual(second.messages.map((m) => [m.id, m.payload.toString()]),
     [[2, 'two'], [3, 'three'], [4, 'four']]);
   assert.equal(second.controls[0].type, 'welcome');
+  // The welcome's id is where the client stands, not the last id sent: an EventSource that breaks
+  // right after it resumes from there (with the last id sent, 4, it would miss 2 to 4).
+  assert.equal(second.events[0].event, 'control');
+  assert.equal(second.events[0].id, '1');
   second.close();
   await sleep(200);
   const third = await openSse('/echo', `?s=${encodeURIComponent(tok)}&last=4`);
@@ -261,6 +265,8 @@ test('resume past the buffer: the client is told which messages it lost', async 
   const again = await openSse('/echo', `?s=${encodeURIComponent(tok)}&last=1`);
   await again.until((e) => e.filter((x) => x.event !== 'control').length >= 4, 5000, 'the kept ones');
   assert.deepEqual(again.controls[1], { type: 'lost', from: 2, to: 4 });
+  // Ids: the welcome where the client stood, the notice past what it tells lost.
+  assert.deepEqual(again.events.slice(0, 2).map((e) => e.id), ['1', '4']);
   assert.deepEqual(again.messages.map((m) => m.id), [5, 6, 7, 8]);
   again.close();
 });

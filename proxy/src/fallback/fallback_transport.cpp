@@ -64,14 +64,14 @@ std::string FallbackTransport::welcome_json() const {
 
 void FallbackTransport::append_control(std::string& out, const std::string& json) const {
   if (carrier_kind_ == CarrierKind::kStream) {
-    append_control_event(out, sent_.last_id(), json);
+    append_control_event(out, written_id_, json);
   } else {
     append_record(out, 'c', json);
   }
 }
 
-void FallbackTransport::append_message(std::string& out, std::uint64_t id,
-                                       const Frame& frame) const {
+void FallbackTransport::append_message(std::string& out, std::uint64_t id, const Frame& frame) {
+  written_id_ = id;
   if (carrier_kind_ == CarrierKind::kStream) {
     // The event's body is built once per message, whatever the number of sessions it goes to.
     append_event_id(out, id);
@@ -97,11 +97,15 @@ void FallbackTransport::attach(std::shared_ptr<ResponseChannel> channel, Carrier
   acknowledged_ = std::max(acknowledged_, last);
   sent_.acknowledge(last);  // the client has them all: none to keep
   std::uint64_t next = last + 1;
+  // The welcome's (and a lost notice's) event id is where the client stands, not the last id sent:
+  // an EventSource that breaks right after it resumes from there and misses nothing.
+  written_id_ = last;
   std::string out;
   if (kind == CarrierKind::kPoll) append_first_line(out, std::max(next, sent_.first_kept()));
   if (kind == CarrierKind::kStream || opened) append_control(out, welcome_json());
   const bool lost = next < sent_.first_kept();
   if (lost) {
+    written_id_ = sent_.first_kept() - 1;  // told lost: resuming after it is past them
     append_control(
         out,
         nlohmann::json{{"type", "lost"}, {"from", next}, {"to", sent_.first_kept() - 1}}.dump());

@@ -97,7 +97,7 @@ class FallbackTransport final : public Transport {
 
  private:
   void append_control(std::string& out, const std::string& json) const;
-  void append_message(std::string& out, std::uint64_t id, const Frame& frame) const;
+  void append_message(std::string& out, std::uint64_t id, const Frame& frame);
   // Hands `out` to the carrier; a poll's answer, or a stream past its byte limit, ends there.
   void deliver(std::string& out, bool wrote_message);
   void end_carrier();
@@ -116,6 +116,9 @@ class FallbackTransport final : public Transport {
   SteadyClock::time_point uncarried_since_ = SteadyClock::now();
   std::size_t stream_bytes_ = 0;    // written on the current stream
   std::uint64_t acknowledged_ = 0;  // the highest id a request said its client has
+  // The last message id this carrier was given (at attach: the client's resume point): the
+  // `id:` of an SSE control event, so that resuming from it skips nothing.
+  std::uint64_t written_id_ = 0;
   std::uint64_t next_sequence_ = 1;
   bool reading_ = true;
   bool closed_ = false;
