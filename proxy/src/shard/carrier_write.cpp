@@ -137,12 +137,15 @@ int Shard::write_fallback(lws* wsi, std::vector<lws*>* finished) {
     return finish();
   }
   if (!c.headers_sent) {
-    std::string head(LWS_PRE + 1024, '\0');
+    HeaderList headers = fallback_answer_headers(c.cors_origin);
+    headers.emplace_back("X-Accel-Buffering:", "no");
+    // Sized for the headers (an echoed Origin may be long), as write_http_reply's.
+    std::size_t head_room = 512;
+    for (const auto& [name, value] : headers) head_room += name.size() + value.size() + 4;
+    std::string head(LWS_PRE + head_room, '\0');
     auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
     unsigned char* p = start;
     unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
-    HeaderList headers = fallback_answer_headers(c.cors_origin);
-    headers.emplace_back("X-Accel-Buffering:", "no");
     if (c.chunked) {
       // Not lws_add_http_common_headers: without a length it says "Connection: close".
       static constexpr std::string_view kType = "text/event-stream";

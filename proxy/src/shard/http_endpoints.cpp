@@ -114,9 +114,11 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
     return complete_http_transaction(wsi);
   }
   if (uri == kHealthPath) {
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-      write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET\n",
-                       {{"Allow:", "GET"}});
+    // HEAD too: health checkers use it (write_http_reply leaves the body out).
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0) {
+      write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET or HEAD\n",
+                       {{"Allow:", "GET, HEAD"}});
     } else {
       const double uptime = std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
       // Unhealthy from the moment a drain begins: the balancer's check takes this instance out

@@ -66,7 +66,13 @@ int Shard::redirect_to_https(lws* wsi, std::uint16_t https_port) {
   std::string host = listener != nullptr ? listener->address : "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   if (auto named = host_without_port(header(wsi, WSI_TOKEN_HOST))) host = *named;
-  std::string path = header(wsi, WSI_TOKEN_GET_URI);
+  // Whatever the method (the path is in lws' token of that method).
+  char* uri = nullptr;
+  int uri_len = 0;
+  const int method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+  std::string path = method >= 0 && uri_len > 0
+                         ? std::string(uri, static_cast<std::size_t>(uri_len))
+                         : std::string();
   if (path.empty() || path.front() != '/') path = "/";
   std::string target = percent_encoded(path, "/");
   const auto args = query_arguments(wsi);
@@ -75,7 +81,10 @@ int Shard::redirect_to_https(lws* wsi, std::uint16_t https_port) {
   }
   const std::string location =
       "https://" + host + (https_port == 443 ? "" : ":" + std::to_string(https_port)) + target;
-  write_http_reply(wsi, 301, "text/plain", "this server speaks https: " + location + "\n",
+  // 308 keeps a POST a POST (RFC 9110 15.4.9); 301 lets a client turn it into a GET.
+  constexpr int kGet = 0, kHead = 7;  // (lws' method order)
+  const unsigned status = method == kGet || method == kHead ? 301 : 308;
+  write_http_reply(wsi, status, "text/plain", "this server speaks https: " + location + "\n",
                    {{"Location:", location}, {"Connection:", "close"}});
   return -1;  // closed once the answer is out
 }

@@ -61,12 +61,13 @@ std::optional<unsigned long long> content_length(lws* wsi) {
 std::vector<std::string> query_arguments(lws* wsi) {
   std::vector<std::string> args;
   for (int i = 0;; ++i) {
-    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-    if (len <= 0) break;
+    // An empty argument ("?&s=...", "a=1&&b=2") is a fragment of length 0, not the end: only the
+    // copy tells that there is no fragment `i` (-1). Empty ones are skipped.
+    const int len = std::max(lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), 0);
     std::string arg(static_cast<std::size_t>(len) + 1, '\0');
     if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
     arg.resize(static_cast<std::size_t>(len));
-    args.push_back(std::move(arg));
+    if (!arg.empty()) args.push_back(std::move(arg));
   }
   return args;
 }

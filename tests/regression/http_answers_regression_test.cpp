@@ -1,0 +1,109 @@
+// HTTP answers a hostile probe found wrong (#15, #16). Each case failed before its fix:
+// - a reply whose head outgrew a fixed 1 KiB (a redirect's Location for a long path, an echoed
+//   long Origin on a fallback answer) was never sent, and the connection just closed;
+// - a HEAD answer carried the GET answer's body, which the client reads as the next response;
+//   HEAD /healthz got 405;
+// - the redirect to https lost the path of any method but GET, and turned a POST into a GET (301);
+// - the query's arguments stopped at the first empty one ("?&s=TOKEN" lost the token).
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "integration/wsbridge_instance.hpp"
+#include "support/tls_config.hpp"
+
+namespace wsbridge::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class HttpAnswers : public ::testing::Test {
+ protected:
+  // A plain request on a connection of its own to `port`; the raw bytes until the server closes.
+  std::string exchange(std::uint16_t port, const std::string& request) const {
+    TcpConn conn = TcpConn::connect("127.0.0.1", port);
+    conn.send_all(request);
+    return conn.read_until_close(5s);
+  }
+  WsbridgeInstance server_{R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" + tls_table(TestPki::get().server) +
+                           R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT2}
+redirect_to_https = ${PORT}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)"};
+};
+
+TEST_F(HttpAnswers, RedirectsKeepLongPathsEveryMethodAndEmptyArguments) {
+  const std::string path = "/app/" + std::string(1500, 'p') + "/!!!";
+  const std::string moved =
+      exchange(server_.port2, "GET " + path +
+                                  "?x=1&&b=2 HTTP/1.1\r\nHost: "
+                                  "example.test\r\nConnection: close\r\n\r\n");
+  const std::string https = "https://example.test:" + std::to_string(server_.port);
+  ASSERT_TRUE(moved.starts_with("HTTP/1.1 301 ")) << moved.substr(0, 200);
+  EXPECT_NE(moved.find("\r\nLocation: " + https + "/app/" + std::string(1500, 'p') +
+                       "/%21%21%21?x=1&b=2\r\n"),
+            std::string::npos)
+      << moved.substr(0, 300);
+  const std::string post = exchange(
+      server_.port2, "POST /form?y=1 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(post.starts_with("HTTP/1.1 308 ")) << post;
+  EXPECT_NE(post.find("\r\nLocation: " + https + "/form?y=1\r\n"), std::string::npos) << post;
+}
+
+TEST_F(HttpAnswers, HeadGetsTheHeadAloneAndHealthzAnswersIt) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+  // Pipelined behind the HEAD: with a body after the HEAD's head, the GET's answer would be
+  // read from the middle of it.
+  conn.send_all(
+      "HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\nGET /healthz HTTP/1.1\r\nHost: h\r\n"
+      "Connection: close\r\n\r\n");
+  const std::string both = conn.read_until_close(5s);
+  ASSERT_TRUE(both.starts_with("HTTP/1.1 200 OK\r\n")) << both;
+  const auto head_end = both.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  EXPECT_NE(both.substr(0, head_end).find("content-length: "), std::string::npos) << both;
+  EXPECT_TRUE(both.substr(head_end + 4).starts_with("HTTP/1.1 200 OK\r\n")) << both;
+  const std::string moved = exchange(
+      server_.port2, "HEAD /x HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(moved.starts_with("HTTP/1.1 301 ")) << moved;
+  EXPECT_TRUE(moved.ends_with("\r\n\r\n")) << moved;
+}
+
+TEST_F(HttpAnswers, FallbackAnswersEchoALongOriginAndFindTheTokenPastEmptyArguments) {
+  const std::string origin = "https://" + std::string(1500, 'o') + ".example";
+  auto request = [&](const std::string& head) {
+    TcpConn conn = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+    conn.send_all(head);
+    return conn.read_http_response(5s);
+  };
+  const HttpResponse welcome =
+      request("GET /_wsbridge/poll/echo HTTP/1.1\r\nHost: h\r\nOrigin: " + origin + "\r\n\r\n");
+  ASSERT_EQ(welcome.status, 200);
+  EXPECT_EQ(welcome.header("Access-Control-Allow-Origin"), origin);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(welcome.body, m, std::regex("\"session\":\"([^\"]+)\"")));
+  const std::string body = "1\nt2:hi";
+  const HttpResponse sent =
+      request("POST /_wsbridge/send/echo?&x=1&&s=" + m[1].str() +
+              " HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+              "\r\nOrigin: " + origin + "\r\n\r\n" + body);
+  EXPECT_EQ(sent.status, 200) << sent.body;
+  EXPECT_EQ(sent.header("Access-Control-Allow-Origin"), origin);
+  const HttpResponse preflight = request(
+      "OPTIONS /_wsbridge/send/echo HTTP/1.1\r\nHost: h\r\n"
+      "Origin: " +
+      origin + "\r\n\r\n");
+  EXPECT_EQ(preflight.status, 204);
+}
+
+}  // namespace
+}  // namespace wsbridge::testing
