@@ -189,6 +189,18 @@ TEST_F(RecvGuardTest, A20KiBTokenGets431FromEverySource) {
 
 // ---- 10: no forged log lines ---------------------------------------------------------------
 
+// A client's name (a certificate CN "dev1 level=error msg=fake") written as a text line's field
+// made fields of its own: quoted, it is one value.
+TEST(LogEscapeTest, QuotesFieldValuesThatCouldPassForMoreFields) {
+  EXPECT_EQ(log_field_value("alice"), "alice");
+  EXPECT_EQ(log_field_value("CN.dev-1@x:9/a"), "CN.dev-1@x:9/a");
+  EXPECT_EQ(log_field_value("dev1 level=error msg=fake"), "\"dev1 level=error msg=fake\"");
+  EXPECT_EQ(log_field_value("a=b"), "\"a=b\"");
+  EXPECT_EQ(log_field_value("say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
+  EXPECT_EQ(log_field_value("line\nbreak"), "\"line\nbreak\"");  // (escaped with the line)
+  EXPECT_EQ(log_field_value(""), "\"\"");
+}
+
 TEST(LogEscapeTest, EscapesWhatCouldForgeOrHideALine) {
   EXPECT_EQ(escape_log_text("plain text: ok"), "plain text: ok");
   EXPECT_EQ(escape_log_text("bob\n2026-01-01 info forged"), "bob\\n2026-01-01 info forged");

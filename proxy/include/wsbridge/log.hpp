@@ -30,6 +30,12 @@ void set_log_instance(std::string instance);
 // for another event's line. Valid printable UTF-8 is kept as it is.
 std::string escape_log_text(std::string_view text);
 
+// A value that a client chose (a user name from a certificate CN or a token, a path) as one
+// `key=value` field of a text line: quoted ("...", with '"' and '\' escaped) when it holds a
+// blank, '=', '"', '\' or a control character, so that "dev1 level=error" cannot pass for two
+// fields of the line. Plain values stay as they are.
+std::string log_field_value(std::string_view value);
+
 inline constexpr std::pair<std::string_view, LogLevel> kLogLevelNames[] = {
     {"error", LogLevel::kError},
     {"warn", LogLevel::kWarn},

@@ -274,9 +274,9 @@ void ClientConnection::start_tunnel() {
   tunnel_opened_at_ = std::chrono::steady_clock::now();
   tunnel_logged_open_ = true;
   log_structured(LogLevel::kInfo,
-                 "proxy: tunnel open remote=" + client_address_ +
-                     " path=" + std::string(request_.path()) + " backend=" + route_->backend_url +
-                     (identity_.user.empty() ? "" : " user=" + identity_.user),
+                 "proxy: tunnel open remote=" + client_address_ + " path=" +
+                     log_field_value(request_.path()) + " backend=" + route_->backend_url +
+                     (identity_.user.empty() ? "" : " user=" + log_field_value(identity_.user)),
                  {{"event", "tunnel_open"},
                   {"remote", client_address_},
                   {"path", request_.path()},

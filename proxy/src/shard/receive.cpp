@@ -303,8 +303,8 @@ CredentialCheck Shard::authenticate_in_band(ConnectionId id, std::string_view cr
     if (upgrade_claims.contains(name)) d.claims[name] = upgrade_claims[name];
   }
   s.expires_at = d.expires_at;  // the timer closes it (1008) when the credential expires
-  WSB_LOG(kInfo) << "conn " << s.id << " authenticated in-band as " << d.user << " (" << d.method
-                 << ")";
+  WSB_LOG(kInfo) << "conn " << s.id << " authenticated in-band as " << log_field_value(d.user)
+                 << " (" << d.method << ")";
   check.ok = true;
   check.user = std::move(d.user);
   check.claims = std::move(d.claims);

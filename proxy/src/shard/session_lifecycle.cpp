@@ -88,7 +88,7 @@ Session* Shard::admit_session(const RouteConfig& route, std::size_t listener, au
   log_structured(LogLevel::kInfo,
                  "conn " + std::to_string(s->id) + " open remote=" + who.remote_address +
                      " path=" + route.path + " transport=" + std::string(s->transport->kind()) +
-                     (who.user.empty() ? "" : " user=" + who.user),
+                     (who.user.empty() ? "" : " user=" + log_field_value(who.user)),
                  {{"event", "open"},
                   {"conn", s->id},
                   {"remote", who.remote_address},

@@ -3,6 +3,7 @@
 #include <libwebsockets.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -117,6 +118,20 @@ void lws_emit(int level, const char* line) {
     write_line(ours == LogLevel::kWarn ? "warn" : "debug", "lws: " + std::string(text));
 }
 }  // namespace
+
+std::string log_field_value(std::string_view value) {
+  const bool plain = !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
+    return c == ' ' || c == '=' || c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
+           c == 0x7f;
+  });
+  if (plain) return std::string(value);
+  std::string out = "\"";
+  for (const char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
 
 std::string escape_log_text(std::string_view text) {
   std::string out;
