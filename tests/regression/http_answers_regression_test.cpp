@@ -53,6 +53,15 @@ TEST_F(HttpAnswers, RedirectsKeepLongPathsEveryMethodAndEmptyArguments) {
                        "/%21%21%21?x=1&b=2\r\n"),
             std::string::npos)
       << moved.substr(0, 300);
+  // A Host that is no host is not echoed into the Location ("[]" is no IPv6 address).
+  for (const std::string host : {"[]", "[::::]", "[v1.x]"}) {
+    const std::string answer = exchange(
+        server_.port2, "GET /x HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
+    EXPECT_NE(
+        answer.find("\r\nLocation: https://127.0.0.1:" + std::to_string(server_.port) + "/x\r\n"),
+        std::string::npos)
+        << host << ": " << answer;
+  }
   const std::string post = exchange(
       server_.port2, "POST /form?y=1 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\n\r\n");
   EXPECT_TRUE(post.starts_with("HTTP/1.1 308 ")) << post;

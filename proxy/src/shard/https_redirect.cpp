@@ -1,6 +1,10 @@
 // The plain listener that only sends people to https (redirect_to_https): every request, an
-// upgrade included, gets 301 to the same path and query on the https port of the Host it named.
+// upgrade included, gets 301 (308 but for GET and HEAD) to the same path and query on the https
+// port of the Host it named.
 #include "shard/shard_parts.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cctype>
 
@@ -18,11 +22,10 @@ std::optional<std::string> host_without_port(std::string_view host) {
     const auto close = host.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     name = host.substr(0, close + 1);
-    for (const char c : name.substr(1, name.size() - 2)) {
-      if (std::isxdigit(static_cast<unsigned char>(c)) == 0 && c != ':' && c != '.') {
-        return std::nullopt;
-      }
-    }
+    // An IPv6 address, which "[]" or "[::::]" is not.
+    const std::string literal(name.substr(1, name.size() - 2));
+    in6_addr address{};
+    if (inet_pton(AF_INET6, literal.c_str(), &address) != 1) return std::nullopt;
     return std::string(name);
   }
   name = host.substr(0, host.find(':'));

@@ -227,6 +227,9 @@ ServerCertificates::~ServerCertificates() {
 }
 
 SSL_CTX* ServerCertificates::select(std::string_view server_name) const {
+  // "a.test." is the fully qualified spelling of "a.test" (RFC 6066 3 asks for no trailing dot,
+  // but some clients send one).
+  if (server_name.ends_with('.')) server_name.remove_suffix(1);
   if (!server_name.empty() && entries_.size() > 1) {
     const std::string name = text::lower(server_name);
     for (std::size_t i = 1; i < entries_.size(); ++i) {

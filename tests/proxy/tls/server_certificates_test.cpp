@@ -61,6 +61,10 @@ TEST(ServerCertificatesTest, ChoosesExactNameThenWildcardThenDefault) {
   EXPECT_EQ(chosen_for(*certs, "example.test"), "localhost");
   EXPECT_EQ(chosen_for(*certs, "other.test"), "localhost");
   EXPECT_EQ(chosen_for(*certs, ""), "localhost");
+  // The fully qualified spelling (a trailing dot) names the same host.
+  EXPECT_EQ(chosen_for(*certs, "api.example.test."), "api.example.test");
+  EXPECT_EQ(chosen_for(*certs, "www.example.test."), "api.example.test");
+  EXPECT_EQ(chosen_for(*certs, "."), "localhost");
 }
 
 TEST(ServerCertificatesTest, HandshakesGetTheCertificateTheirServerNameChose) {
