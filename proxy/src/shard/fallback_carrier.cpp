@@ -164,7 +164,9 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     // The body comes in HTTP_BODY; an empty one is complete now.
     const bool has_body = (expected && *expected > 0) ||
                           lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
-    return has_body ? 0 : fallback_body_done(wsi);
+    if (!has_body) return fallback_body_done(wsi);
+    continue_if_expected(wsi);
+    return 0;
   }
   request.op = SessionRequest::Op::kAttach;
   request.kind = kind;

@@ -99,6 +99,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       ConnectionData* data = ConnectionData::of(wsi);
       if (data == nullptr) return -1;  // not accepted by this shard (never happens)
       data->admin_request = std::make_unique<AdminRequest>(std::move(request));
+      continue_if_expected(wsi);
       return 0;
     }
     return serve_admin_api(wsi, request);

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge {
 
 std::string header(lws* wsi, lws_token_indexes token) {
@@ -56,6 +58,16 @@ std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
 
 std::optional<unsigned long long> content_length(lws* wsi) {
   return agreed_content_length(content_length_headers(wsi));
+}
+
+void continue_if_expected(lws* wsi) {
+  if (!text::iequals(text::trim(header(wsi, WSI_TOKEN_HTTP_EXPECT)), "100-continue")) return;
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  unsigned char buf[LWS_PRE + kContinue.size()];
+  std::memcpy(buf + LWS_PRE, kContinue.data(), kContinue.size());
+  // (Raw bytes on lws' send path, TLS included; whatever the socket does not take now lws sends
+  // before anything written after it.)
+  lws_write(wsi, buf + LWS_PRE, kContinue.size(), LWS_WRITE_HTTP);
 }
 
 std::vector<std::string> query_arguments(lws* wsi) {

@@ -25,6 +25,9 @@ std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade);
 std::optional<unsigned long long> content_length(lws* wsi);
 // The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
 // WSI_TOKEN_HTTP_URI_ARGS.
+// RFC 9110 10.1.1: a client that sent "Expect: 100-continue" waits for a 100 before its body
+// (curl, for a second, before it sends anyway); called where the body is to be read.
+void continue_if_expected(lws* wsi);
 std::vector<std::string> query_arguments(lws* wsi);
 // The value of the query argument `key` (the first one), if there is one.
 std::optional<std::string> query_value(lws* wsi, std::string_view key);
