@@ -265,7 +265,7 @@ TEST_F(RecvGuardTest, ANewlineInATokenSubjectForgesNoLogLine) {
   EXPECT_EQ(ws.read_message().data, "ping");  // the open line is written before this echo
   ws.send_close(1000);
   ws.wait_close();
-  ASSERT_TRUE(server_->process->wait_for_output("user=bob\\n2026-01-01", 5s))
+  ASSERT_TRUE(server_->process->wait_for_output("user=\"bob\\n2026-01-01", 5s))
       << server_->process->output();
   std::istringstream out(server_->process->output());
   for (std::string line; std::getline(out, line);) {
