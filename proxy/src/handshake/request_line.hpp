@@ -33,11 +33,10 @@ struct RequestLineError {
 };
 
 // `line` without its line end. Refused: anything but "method SP target SP HTTP/1.x"; CONNECT
-// (501: wsbridge is no forward proxy); a method outside the rules (501); a target over their
-// length (414), or not origin-form, or carrying whitespace, a
-// control character, '#', a malformed percent-encoding, an encoded NUL ("%00"), CR or LF ("%0D",
-// "%0A": lws decodes them and ends its request line there); a version
-// other than HTTP/1.0 or 1.1 (505 when well-formed).
+// (501: wsbridge is no forward proxy); a method outside the rules (501); a target longer than
+// they allow (414), not origin-form, or carrying whitespace, a control character, '#', a
+// malformed percent-encoding, an encoded NUL ("%00"), CR or LF ("%0D", "%0A": lws decodes them
+// and ends its request line there); a version other than HTTP/1.0 or 1.1 (505 when well-formed).
 std::variant<RequestLine, RequestLineError> parse_request_line(std::string_view line,
                                                                const RequestLineRules& rules);
 
