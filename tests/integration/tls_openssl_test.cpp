@@ -183,6 +183,28 @@ TEST_F(TlsClientCert, SessionsDoNotResumeAcrossAPolicyChange) {
   }
 }
 
+// A session begun for one server name (one certificate) resumes for that name only: a ticket
+// from "localhost" offered with SNI api.example.test got the localhost certificate's session.
+TEST(TlsOpenssl, SessionsResumeOnlyUnderTheCertificateTheyBeganWith) {
+  WsbridgeInstance server(server_config(""));
+  const std::string dir = ::testing::TempDir();
+  for (const std::string v : {"-tls1_2", "-tls1_3"}) {
+    SCOPED_TRACE(v);
+    const std::string session = dir + "/wsbridge-sni-session" + v + ".pem";
+    ASSERT_TRUE(
+        s_client(server.port, {v, "-servername", "localhost", "-sess_out", session}).served());
+    const SClient same =
+        s_client(server.port, {v, "-servername", "localhost", "-sess_in", session});
+    EXPECT_TRUE(same.has("Reused,")) << same.out;
+    const SClient other =
+        s_client(server.port, {v, "-servername", "api.example.test", "-sess_in", session});
+    EXPECT_FALSE(other.has("Reused,")) << other.out;
+    EXPECT_TRUE(other.has("CN = api.example.test") || other.has("CN=api.example.test"))
+        << other.out;
+    EXPECT_TRUE(other.served());
+  }
+}
+
 TEST(TlsOpenssl, HttpsOnTheSamePortWithHstsAndARedirectingListener) {
   WsbridgeInstance server(server_config("hsts = \"max-age=31536000\"\n", R"(
 [[listeners]]

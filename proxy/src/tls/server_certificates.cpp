@@ -102,7 +102,7 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   // the vhost had when it began.)
   // (Before OpenSSL looks at a ticket or session id, which comes after this callback; an SSL
   // made before a reload still has the context of the set it was made under.)
-  certs.set_session_context(ssl);
+  certs.set_session_context(ssl, ctx);
   if (ctx == certs.default_context()) return SSL_CLIENT_HELLO_SUCCESS;
   if (SSL_set_SSL_CTX(ssl, ctx) == nullptr) {
     *alert = SSL_AD_INTERNAL_ERROR;
@@ -143,6 +143,24 @@ std::array<unsigned char, 32> session_context_of(ClientCertMode mode,
     RAND_bytes(out.data(), static_cast<int>(out.size()));  // (no resumption across it, then)
   }
   EVP_MD_CTX_free(md);
+  return out;
+}
+
+// One certificate's under a policy: SHA-256 over the policy's context and the certificate's DER,
+// so that a session begun with one certificate (one server name) resumes under no other.
+std::array<unsigned char, 32> session_context_of(const std::array<unsigned char, 32>& policy,
+                                                 X509* leaf) {
+  std::array<unsigned char, 32> out{};
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(leaf, &der);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  const bool ok = len > 0 && md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(md, policy.data(), policy.size()) == 1 &&
+                  EVP_DigestUpdate(md, der, static_cast<std::size_t>(len)) == 1 &&
+                  EVP_DigestFinal_ex(md, out.data(), nullptr) == 1;
+  if (!ok) RAND_bytes(out.data(), static_cast<int>(out.size()));
+  EVP_MD_CTX_free(md);
+  OPENSSL_free(der);
   return out;
 }
 
@@ -200,9 +218,8 @@ SSL_CTX* make_context(const TlsSettings& s, const CertificatePair& pair,
 ServerCertificates::ServerCertificates(std::string listener, TlsSettings settings,
                                        std::vector<NamedCertificate> certificates,
                                        const std::vector<X509Ptr>& client_cas)
-    : listener_(std::move(listener)),
-      settings_(std::move(settings)),
-      session_context_(session_context_of(settings_.client_cert, client_cas)) {
+    : listener_(std::move(listener)), settings_(std::move(settings)) {
+  const auto policy = session_context_of(settings_.client_cert, client_cas);
   try {
     for (NamedCertificate& c : certificates) {
       Entry e;
@@ -213,7 +230,8 @@ ServerCertificates::ServerCertificates(std::string listener, TlsSettings setting
           std::chrono::duration_cast<std::chrono::seconds>(c.pair->not_after.time_since_epoch())
               .count());
       e.ctx = make_context(settings_, *c.pair, client_cas);
-      SSL_CTX_set_session_id_context(e.ctx, session_context_.data(), session_context_.size());
+      e.session_context = session_context_of(policy, c.pair->leaf.get());
+      SSL_CTX_set_session_id_context(e.ctx, e.session_context.data(), e.session_context.size());
       entries_.push_back(std::move(e));
     }
   } catch (...) {
@@ -284,12 +302,18 @@ void ServerCertificates::configure_as_default(SSL_CTX* ctx) const {
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(from), nullptr);
   SSL_CTX_set_verify_depth(ctx, SSL_CTX_get_verify_depth(from));
   SSL_CTX_set_alpn_select_cb(ctx, select_http11, nullptr);
-  SSL_CTX_set_session_id_context(ctx, session_context_.data(), session_context_.size());
+  const auto& context = entries_.front().session_context;
+  SSL_CTX_set_session_id_context(ctx, context.data(), context.size());
   ERR_clear_error();
 }
 
-void ServerCertificates::set_session_context(SSL* ssl) const {
-  SSL_set_session_id_context(ssl, session_context_.data(), session_context_.size());
+void ServerCertificates::set_session_context(SSL* ssl, SSL_CTX* selected) const {
+  for (const Entry& e : entries_) {
+    if (e.ctx == selected) {
+      SSL_set_session_id_context(ssl, e.session_context.data(), e.session_context.size());
+      return;
+    }
+  }
 }
 
 void TlsSlot::adopt(std::shared_ptr<const ServerCertificates> certificates) {

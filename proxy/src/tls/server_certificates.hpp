@@ -51,8 +51,9 @@ class ServerCertificates {
   // Makes `ctx` (a vhost's) serve like the default context: certificate, chain, floor, ciphers,
   // client-certificate policy. On the thread that owns `ctx` (its SSLs copy it when made).
   void configure_as_default(SSL_CTX* ctx) const;
-  // Sets the session id context (session_context_) of a connection being handshaken.
-  void set_session_context(SSL* ssl) const;
+  // Sets the session id context of a connection being handshaken: that of the certificate
+  // `selected` (one of this set's contexts) serves.
+  void set_session_context(SSL* ssl, SSL_CTX* selected) const;
   // Publishes each certificate's expiry as a metric.
   void publish_expiry() const;
 
@@ -63,15 +64,16 @@ class ServerCertificates {
     std::string subject;
     std::int64_t not_after = 0;  // seconds since the epoch
     SSL_CTX* ctx = nullptr;
+    // OpenSSL resumes a session (ticket or cache, TLS 1.2 and 1.3) only under the session id
+    // context it began with. This one names the client-certificate policy, its CAs and this
+    // certificate: a session begun under another policy (before a reload: "optional", a CA since
+    // removed) is not resumed, and neither is one begun with another certificate, for another
+    // server name (its client gets a full handshake, and the certificate it asked for).
+    std::array<unsigned char, 32> session_context{};
   };
   std::string listener_;
   TlsSettings settings_;
   std::vector<Entry> entries_;  // [0]: the default
-  // OpenSSL resumes a session (ticket or cache, TLS 1.2 and 1.3) only under the session id
-  // context it began with: this one names the client-certificate policy and its CAs, so a session
-  // begun under another (before a reload: "optional", a CA since removed) is not resumed and its
-  // client gets a full handshake under the policy in force.
-  std::array<unsigned char, 32> session_context_{};
 };
 
 // Where a shard's vhost finds its listener's current certificates: one per TLS listener and
