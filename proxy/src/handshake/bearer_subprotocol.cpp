@@ -128,10 +128,13 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
           return Result::kMore;
         }
         if (!held_name_.empty() && name_ == kUpgradeHeader) {
-          held_name_.push_back(c);
-          // RFC 9110 7.8: a server ignores Upgrade in an HTTP/1.0 request.
-          if (summary_.http_1_0) held_name_.clear();
-          state_ = summary_.http_1_0 ? State::kDropLine : State::kUpgrade;
+          if (summary_.http_1_0) {  // RFC 9110 7.8: a server ignores Upgrade in HTTP/1.0
+            held_name_.clear();
+            state_ = State::kDropLine;
+          } else {
+            held_name_.push_back(c);
+            state_ = State::kUpgrade;
+          }
           return Result::kMore;
         }
         emit(out, std::exchange(held_name_, {}));

@@ -8,14 +8,16 @@
 
 namespace wsbridge {
 
+std::size_t response_head_room(const HeaderList& headers, std::size_t base) {
+  for (const auto& [name, value] : headers) base += name.size() + value.size() + 4;  // ": ", CRLF
+  return base;
+}
+
 bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
                       std::string_view body, const HeaderList& extra_headers) {
   // RFC 9110 9.3.2: a HEAD answer is the GET answer's head (its Content-Length too), no body.
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) body = {};
-  // Room for lws' own headers and ours, whatever their length (a Location built from a long
-  // path, an echoed Origin): a fixed head size dropped such answers without a word.
-  std::size_t head_room = 1024 + content_type.size();
-  for (const auto& [name, value] : extra_headers) head_room += name.size() + value.size() + 4;
+  const std::size_t head_room = response_head_room(extra_headers, 1024 + content_type.size());
   std::vector<unsigned char> buf(LWS_PRE + head_room + body.size());
   unsigned char* start = buf.data() + LWS_PRE;
   unsigned char* p = start;

@@ -125,6 +125,7 @@ Refusal follow_http(Watch& w, const char* data, std::size_t len, std::string& ou
       case RequestHeadFilter::Result::kMalformed:
         out.resize(before);
         if (used != nullptr) *used = i;
+        static_assert(kMaxRequestHeadBytes == 16 * 1024, "the 431's reason names the bound");
         return r == RequestHeadFilter::Result::kTooLarge
                    ? Refusal{431, "the request head is over 16 KiB"}
                    : Refusal{400, "a malformed request head"};

@@ -139,10 +139,8 @@ int Shard::write_fallback(lws* wsi, std::vector<lws*>* finished) {
   if (!c.headers_sent) {
     HeaderList headers = fallback_answer_headers(c.cors_origin);
     headers.emplace_back("X-Accel-Buffering:", "no");
-    // Sized for the headers (an echoed Origin may be long), as write_http_reply's.
-    std::size_t head_room = 512;
-    for (const auto& [name, value] : headers) head_room += name.size() + value.size() + 4;
-    std::string head(LWS_PRE + head_room, '\0');
+    // (Transfer-Encoding, added below, fits in the base.)
+    std::string head(LWS_PRE + response_head_room(headers, 512), '\0');
     auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
     unsigned char* p = start;
     unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();

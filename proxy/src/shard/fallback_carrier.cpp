@@ -76,7 +76,6 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   char* uri_ptr = nullptr;
   int uri_len = 0;
   const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
-  constexpr int kGet = 0, kPost = 1, kOptions = 2;  // (lws' method order)
   const auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
   const bool origin_ok =
@@ -87,7 +86,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     return answer(403, "origin", "origin " + origin.value_or("(none)") + " is not allowed");
   }
   if (origin) cors = *origin;
-  if (method == kOptions) {  // a CORS preflight
+  if (method == kLwsOptions) {  // a CORS preflight
     HeaderList h = fallback_answer_headers(cors);
     h.emplace_back("Access-Control-Allow-Methods:", "GET, POST, OPTIONS");
     h.emplace_back("Access-Control-Allow-Headers:", "Authorization, Content-Type, Last-Event-ID");
@@ -96,7 +95,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     return complete_http_transaction(wsi);
   }
   const bool send = path->op == "send";
-  if (method != (send ? kPost : kGet)) {
+  if (method != (send ? kLwsPost : kLwsGet)) {
     return answer(405, "method", send ? "use POST" : "use GET",
                   {{"Allow:", send ? "POST, OPTIONS" : "GET, OPTIONS"}});
   }
@@ -274,7 +273,7 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
   // The request as the owner needs it: the token and the resume point, the client's Origin (it
   // checks it too), and where it came from (it never forwards such a request again).
-  std::string request = std::string(method == 1 ? "POST " : "GET ") +
+  std::string request = std::string(method == kLwsPost ? "POST " : "GET ") +
                         std::string(uri_ptr, static_cast<std::size_t>(uri_len)) +
                         "?s=" + query_value(wsi, "s").value_or("");
   // (The resume point as checked here, a number: never the client's text, which the owner's
@@ -288,7 +287,7 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
              shared_.tokens->vouch(token, request_client_cert(wsi, token, false)) + "\r\n";
   if (auto origin = header_if_present(wsi, WSI_TOKEN_ORIGIN))
     request += "Origin: " + *origin + "\r\n";
-  if (method == 1) {
+  if (method == kLwsPost) {
     request +=
         "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }

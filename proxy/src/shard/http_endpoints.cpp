@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "admin/admin_guard.hpp"
@@ -81,10 +82,10 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
     char* uri_ptr = nullptr;
     int uri_len = 0;
     const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
-    static constexpr const char* kMethods[] = {"GET",   "POST",   "OPTIONS", "PUT",
-                                               "PATCH", "DELETE", "CONNECT", "HEAD"};
     AdminRequest request;
-    request.method = method >= 0 && method < 8 ? kMethods[method] : "UNKNOWN";
+    request.method = method >= 0 && method < static_cast<int>(std::size(kLwsMethodNames))
+                         ? kLwsMethodNames[method]
+                         : "UNKNOWN";
     request.target = std::string(uri);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > 0) {
       std::string query;

@@ -85,8 +85,7 @@ int Shard::redirect_to_https(lws* wsi, std::uint16_t https_port) {
   const std::string location =
       "https://" + host + (https_port == 443 ? "" : ":" + std::to_string(https_port)) + target;
   // 308 keeps a POST a POST (RFC 9110 15.4.9); 301 lets a client turn it into a GET.
-  constexpr int kGet = 0, kHead = 7;  // (lws' method order)
-  const unsigned status = method == kGet || method == kHead ? 301 : 308;
+  const unsigned status = method == kLwsGet || method == kLwsHead ? 301 : 308;
   write_http_reply(wsi, status, "text/plain", "this server speaks https: " + location + "\n",
                    {{"Location:", location}, {"Connection:", "close"}});
   return -1;  // closed once the answer is out

@@ -23,11 +23,25 @@ std::optional<std::string> custom_header(lws* wsi, const char* name);
 std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade);
 // The body length those Content-Length headers agree on (agreed_content_length), if any.
 std::optional<unsigned long long> content_length(lws* wsi);
-// The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
-// WSI_TOKEN_HTTP_URI_ARGS.
 // RFC 9110 10.1.1: a client that sent "Expect: 100-continue" waits for a 100 before its body
 // (curl, for a second, before it sends anyway); called where the body is to be read.
 void continue_if_expected(lws* wsi);
+// What lws_http_get_uri_and_method() returns: the index of the request's method in lws 4.1.6's
+// method_names (with LWS_WITH_HTTP_UNCOMMON_HEADERS, as Debian builds it).
+enum LwsMethod : int {
+  kLwsGet = 0,
+  kLwsPost,
+  kLwsOptions,
+  kLwsPut,
+  kLwsPatch,
+  kLwsDelete,
+  kLwsConnect,
+  kLwsHead,
+};
+inline constexpr const char* kLwsMethodNames[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                                  "PATCH", "DELETE", "CONNECT", "HEAD"};
+// The request's query arguments ("k=v", URL-decoded): lws keeps each as a fragment of
+// WSI_TOKEN_HTTP_URI_ARGS.
 std::vector<std::string> query_arguments(lws* wsi);
 // The value of the query argument `key` (the first one), if there is one.
 std::optional<std::string> query_value(lws* wsi, std::string_view key);
