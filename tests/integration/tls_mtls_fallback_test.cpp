@@ -7,34 +7,17 @@
 
 #include <regex>
 
+#include "mtls_fixture.hpp"
 #include "support/tls_config.hpp"
-#include "wsbridge_instance.hpp"
 
 namespace wsbridge::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-class MtlsFallback : public ::testing::Test {
+class MtlsFallback : public Mtls {
  protected:
-  void SetUp() override {
-    server_.emplace(R"(
-[[listeners]]
-address = "127.0.0.1"
-port = ${PORT}
-)" +
-                    tls_table(pki_.server, "client_ca_file = \"" + pki_.client_ca.cert_file() +
-                                               "\"\nclient_cert = \"optional\"\n") +
-                    R"(
-[[routes]]
-path = "/devices"
-adapter = "echo"
-require_client_cert = true
-[[routes]]
-path = "/open"
-adapter = "echo"
-)");
-  }
+  void SetUp() override { start(""); }
   // One request on a connection of its own, with `cert` (or none).
   HttpResponse request(const std::string& method, const std::string& target, const IssuedCert* cert,
                        const std::string& body = "") const {
@@ -60,8 +43,6 @@ adapter = "echo"
     const std::string body = std::to_string(seq) + "\nt2:hi";
     return request("POST", "/_wsbridge/send" + route + "?s=" + token, cert, body).status;
   }
-  const TestPki& pki_ = TestPki::get();
-  std::optional<WsbridgeInstance> server_;
 };
 
 TEST_F(MtlsFallback, LaterRequestsMustPresentTheCertificateThatOpenedTheSession) {
@@ -92,14 +73,7 @@ TEST_F(MtlsFallback, ATokenDoesNotWorkAtAnotherRoutesUrl) {
 TEST_F(MtlsFallback, AWebSocketResumesTheSessionOnlyWithItsCertificate) {
   const std::string token = open_session("/devices", &pki_.device);
   auto resume = [&](const IssuedCert* cert) {
-    ClientOptions opts = server_->client("/devices?_wsb=resume&s=" + token + "&last=0");
-    opts.tls = cert ? with_client_cert(trust_test_ca(), *cert) : trust_test_ca();
-    try {
-      WsClient ws = WsClient::connect(opts);
-      return 101;
-    } catch (const HandshakeError& e) {
-      return e.response().status;
-    }
+    return refused("/devices?_wsb=resume&s=" + token + "&last=0", cert).value_or(101);
   };
   EXPECT_EQ(resume(nullptr), 404);
   EXPECT_EQ(resume(&pki_.device_2), 404);
