@@ -5,7 +5,8 @@
 //   HEAD /healthz got 405;
 // - the redirect to https lost the path of any method but GET, and turned a POST into a GET (301);
 // - the query's arguments stopped at the first empty one ("?&s=TOKEN" lost the token);
-// - "Expect: 100-continue" was never answered.
+// - "Expect: 100-continue" was never answered (and then answered to HTTP/1.0 clients too, which
+//   cannot read a 100).
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -118,6 +119,14 @@ TEST_F(HttpAnswers, FallbackAnswersEchoALongOriginAndFindTheTokenPastEmptyArgume
   EXPECT_EQ(conn.read_http_response(2s).status, 100);  // before the body is sent
   conn.send_all(second);
   EXPECT_EQ(conn.read_http_response(2s).status, 200);
+  // RFC 9110 10.1.1: an HTTP/1.0 client cannot read a 100; its expectation is ignored.
+  TcpConn old = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+  const std::string third = "3\nt2:hu";
+  old.send_all("POST /_wsbridge/send/echo?s=" + m[1].str() +
+               " HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: " +
+               std::to_string(third.size()) + "\r\n\r\n" + third);
+  const HttpResponse old_answer = old.read_http_response(2s);
+  EXPECT_EQ(old_answer.status, 200) << old_answer.body;
   const HttpResponse preflight = request(
       "OPTIONS /_wsbridge/send/echo HTTP/1.1\r\nHost: h\r\n"
       "Origin: " +

@@ -4,7 +4,8 @@
 // (the rest of the target became a header only lws saw); CONNECT turned it raw and left it
 // hanging until the handshake timeout; "Upgrade: h2c" (curl --http2, Java's HttpClient on
 // http:// URLs) closed it, where the request is to be served over HTTP/1.1; an unknown method or
-// a target that is not a path got an HTML "403 Forbidden"; HTTP/1.1 without a Host, or with two,
+// a target that is not a path, or an Upgrade to another protocol, got an HTML "403 Forbidden";
+// HTTP/1.1 without a Host, or with two,
 // was served; an HTTP/1.0 request was upgraded to a WebSocket.
 #include <gtest/gtest.h>
 
@@ -102,6 +103,27 @@ TEST_P(RequestLines, AnH2cUpgradeIsIgnoredAndTheRequestServed) {
     EXPECT_EQ(r.status, 200) << i;
     EXPECT_NE(r.body.find("\"connections\""), std::string::npos) << r.body;
   }
+}
+
+// RFC 9110 7.8: an upgrade to a protocol this server does not do is ignored and the request
+// served; lws 4.1.6 answered every value but "websocket" and "h2c" with an HTML 403, a list
+// naming "websocket" among others included. Such a list is a WebSocket upgrade.
+TEST_P(RequestLines, UpgradesToOtherProtocolsAreIgnoredAndTheRequestServed) {
+  TcpConn conn = raw();
+  for (const std::string& up :
+       std::initializer_list<std::string>{"foo/2", "TLS/1.0", "websocket2", std::string(60, 'x')}) {
+    const HttpResponse r = answer(
+        "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: " + up + "\r\n\r\n",
+        conn);
+    EXPECT_EQ(r.status, 200) << up;
+    EXPECT_NE(r.body.find("\"connections\""), std::string::npos) << r.body;
+  }
+  TcpConn ws = raw();
+  const HttpResponse r = answer(
+      "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: foo/2, WebSocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ws);
+  EXPECT_EQ(r.status, 101);
 }
 
 // RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored; RFC 6455 asks for HTTP/1.1.

@@ -44,6 +44,16 @@ std::string_view trim_line_blanks(std::string_view s) {
   return s;
 }
 
+// An Upgrade list (RFC 9110 7.8: comma-separated protocols) with "websocket" among them.
+bool lists_websocket(std::string_view list) {
+  while (!list.empty()) {
+    const std::size_t comma = std::min(list.find(','), list.size());
+    if (iequals(trim_line_blanks(list.substr(0, comma)), "websocket")) return true;
+    list.remove_prefix(std::min(comma + 1, list.size()));
+  }
+  return false;
+}
+
 }  // namespace
 
 void RequestHeadFilter::emit(std::string* out, std::string_view bytes) {
@@ -196,27 +206,39 @@ void RequestHeadFilter::keep_value_byte(char c) {
   }
 }
 
-// "Upgrade: h2c" (curl --http2, Java's HttpClient on http:// URLs) is dropped: lws 4.1.6 would
-// switch to HTTP/2 or drop the connection, and RFC 9113 3.1 lets a server ignore it, which
-// serves the request over HTTP/1.1. Any other Upgrade line goes on to lws as it came.
+// An Upgrade line reaches lws only when it offers "websocket", as exactly that value: RFC 9110
+// 7.8 lets a server ignore an upgrade it does not do, which serves the request over HTTP/1.1.
+// lws 4.1.6 would switch to HTTP/2 on "h2c" (curl --http2, Java's HttpClient on http:// URLs) or
+// drop the connection, and answer any other value, a list with "websocket" in it included, with
+// its HTML 403 (and then go on with the request's header table already given back). A value too
+// long to hold is no real client's WebSocket upgrade and goes too.
 void RequestHeadFilter::upgrade_byte(char c, std::string* out) {
   if (c != '\n') {
     held_name_.push_back(c);
     keep_value_byte(c);
-    if (held_name_.size() >= kMaxHeldBytes) {  // too long to be "h2c": not held any longer
-      emit(out, std::exchange(held_name_, {}));
-      state_ = State::kValue;
+    if (held_name_.size() >= kMaxHeldBytes) {  // too long to be an upgrade lws does: dropped
+      held_name_.clear();
+      state_ = State::kDropLine;
     }
     return;
   }
   state_ = State::kLineStart;
+  const bool cr = value_.find('\r') != std::string::npos;
   const std::string_view value =
       trim_line_blanks(std::string_view(value_).substr(0, value_.find('\r')));
-  if (iequals(value, "h2c")) {
+  if (iequals(value, "websocket")) {
+    held_name_.push_back(c);
+    emit(out, std::exchange(held_name_, {}));
+    end_value_line();
+    return;
+  }
+  if (!lists_websocket(value)) {
     held_name_.clear();
     return;
   }
-  held_name_.push_back(c);
+  // Shorter than what came in: the list held more than "websocket" alone.
+  held_name_.resize(held_name_.find(':') + 1);
+  held_name_ += cr ? " websocket\r\n" : " websocket\n";
   emit(out, std::exchange(held_name_, {}));
   end_value_line();
 }

@@ -6,12 +6,13 @@
 // is taken out of the head before lws parses it and handed to the authenticator separately. The
 // head arrives in reads of any size, so the filter works byte by byte and keeps back at most
 // kMaxHeldBytes (a header name that may still turn out to be Sec-WebSocket-Protocol, the start of
-// a list entry that may still turn out to be "bearer.", an Upgrade line that may still turn out
-// to be "h2c").
+// a list entry that may still turn out to be "bearer.", an Upgrade line until its value is
+// known).
 //
-// Upgrade lines lws must not act on go the same way: "h2c" (lws would switch to HTTP/2 or drop
-// the connection; RFC 9113 3.1 lets a server ignore it) and any in an HTTP/1.0 request (RFC 9110
-// 7.8: ignored there).
+// Upgrade lines go the same way unless they offer "websocket" (RFC 9110 7.8 lets a server ignore
+// an upgrade): lws 4.1.6 would switch to HTTP/2 on "h2c" or drop the connection, and answer any
+// other value with a 403. A list naming "websocket" among others reaches lws as "websocket"
+// alone; any Upgrade in an HTTP/1.0 request goes (RFC 9110 7.8: ignored there).
 //
 // The same pass measures the head (an over-long one gets 431 from mask_guard, where lws would drop
 // it silently) and reads what the unmasked-frame guard must know to follow the byte stream exactly
@@ -90,7 +91,7 @@ class RequestHeadFilter {
     kName,
     kValue,
     kProtocol,
-    kUpgrade,  // an Upgrade value, held while it may still be "h2c"
+    kUpgrade,  // an Upgrade value, held to its end: does it offer "websocket"?
     kDropLine  // a line lws does not get, to its end
   };
   // Position inside a Sec-WebSocket-Protocol value.

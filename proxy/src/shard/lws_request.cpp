@@ -62,6 +62,9 @@ std::optional<unsigned long long> content_length(lws* wsi) {
 
 void continue_if_expected(lws* wsi) {
   if (!text::iequals(text::trim(header(wsi, WSI_TOKEN_HTTP_EXPECT)), "100-continue")) return;
+  // ... ignored in an HTTP/1.0 request (RFC 9110 10.1.1): such a client cannot read a 100. (lws
+  // files the request line's version under WSI_TOKEN_HTTP.)
+  if (header(wsi, WSI_TOKEN_HTTP) == "HTTP/1.0") return;
   static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   unsigned char buf[LWS_PRE + kContinue.size()];
   std::memcpy(buf + LWS_PRE, kContinue.data(), kContinue.size());

@@ -143,10 +143,12 @@ TEST(RequestHeadFilterTest, MeasuresTheHeadAsSent) {
   EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kTooLarge);
 }
 
-// "Upgrade: h2c" (curl --http2, Java's HttpClient) goes before lws sees it, which would switch
-// to HTTP/2 or drop the connection; so does any Upgrade in an HTTP/1.0 request (RFC 9110 7.8).
-// Every other Upgrade line reaches lws as sent, at every split of the reads.
-TEST(RequestHeadFilterTest, DropsUpgradeLinesLwsMustNotActOn) {
+// An Upgrade line reaches lws only when it offers "websocket": "h2c" (curl --http2, Java's
+// HttpClient), which lws would switch to HTTP/2 on, and any other protocol, which lws would
+// answer with a 403, go before lws sees them, as does any Upgrade in an HTTP/1.0 request (RFC
+// 9110 7.8) and a value too long to be an upgrade lws does. A list naming "websocket" reaches
+// lws as "websocket" alone; "websocket" itself as sent. At every split of the reads.
+TEST(RequestHeadFilterTest, LetsOnlyWebSocketUpgradesThrough) {
   const std::string h2c =
       "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
       "Upgrade:  H2C \r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
@@ -154,9 +156,12 @@ TEST(RequestHeadFilterTest, DropsUpgradeLinesLwsMustNotActOn) {
       "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
       "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
   const std::string ws =
-      "GET /echo HTTP/1.1\r\nHost: h\r\nupgrade: websocket\r\nUpgrades: h2c\r\n"
-      "Upgrade: " +
-      std::string(60, 'x') + "\r\nUp: 1\r\n\r\n";
+      "GET /echo HTTP/1.1\r\nHost: h\r\nupgrade:  WebSocket \r\nUpgrades: h2c\r\n\r\n";
+  const std::string others =
+      "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: foo/2\r\nUpgrade: " + std::string(60, 'x') +
+      "\r\nUpgrade: TLS/1.0, websocket2\r\nUpgrade:\r\nUp: 1\r\n\r\n";
+  const std::string listed =
+      "GET /echo HTTP/1.1\r\nHost: h\r\nUPGRADE:foo, WebSocket ,bar\r\nUpgrade: websocket,\n\r\n";
   const std::string old_ws =
       "GET /echo HTTP/1.0\r\nUpgrade: websocket\r\nUpgrade: " + std::string(60, 'y') +
       "\r\nX: 1\r\n\r\n";
@@ -168,6 +173,14 @@ TEST(RequestHeadFilterTest, DropsUpgradeLinesLwsMustNotActOn) {
     EXPECT_FALSE(r.summary.upgrade);
     r = filter(ws, piece);
     EXPECT_EQ(r.out, ws);
+    EXPECT_TRUE(r.summary.upgrade);
+    r = filter(others, piece);
+    EXPECT_EQ(r.result, RequestHeadFilter::Result::kEnd);
+    EXPECT_EQ(r.out, "GET /echo HTTP/1.1\r\nHost: h\r\nUp: 1\r\n\r\n");
+    EXPECT_FALSE(r.summary.upgrade);
+    r = filter(listed, piece);
+    EXPECT_EQ(r.out,
+              "GET /echo HTTP/1.1\r\nHost: h\r\nUPGRADE: websocket\r\nUpgrade: websocket\n\r\n");
     EXPECT_TRUE(r.summary.upgrade);
     r = filter(old_ws, piece);
     EXPECT_EQ(r.out, "GET /echo HTTP/1.0\r\nX: 1\r\n\r\n");
