@@ -137,6 +137,39 @@ TEST_P(RequestLines, AnHttp10RequestIsNeverUpgraded) {
   EXPECT_GE(r.status, 400);
 }
 
+// A plain HTTP request on a TLS port (an http:// or ws:// URL for an https:// or wss:// one) is
+// answered in plain HTTP, 400 with why, as nginx and Go's servers do; lws closed the connection
+// as the handshake failed, which a browser shows as a reset. The port serves TLS as before.
+TEST(PlainHttpOnTlsPort, IsAnsweredWith400SayingWhy) {
+  WsbridgeInstance server(R"(
+[[listeners]]
+address = "127.0.0.1"
+port = ${PORT}
+)" + tls_table(TestPki::get().server) +
+                          R"(
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)");
+  for (const std::string& head : std::initializer_list<std::string>{
+           "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+           "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+           "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"}) {
+    TcpConn conn = TcpConn::connect("127.0.0.1", server.port);
+    conn.send_all(head);
+    const HttpResponse r = conn.read_http_response(2s);
+    EXPECT_EQ(r.status, 400) << head;
+    EXPECT_EQ(r.body, "this port speaks TLS: use https:// or wss:// URLs here\n") << head;
+    EXPECT_EQ(r.header("Connection").value_or(""), "close") << head;
+    EXPECT_TRUE(conn.wait_closed(2s)) << head;
+  }
+  TcpConn tls = TcpConn::connect("127.0.0.1", server.port, trust_test_ca());
+  tls.send_all("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(tls.read_http_response(2s).status, 200);
+}
+
 INSTANTIATE_TEST_SUITE_P(Schemes, RequestLines, ::testing::Values(Scheme::kHttp, Scheme::kHttps),
                          [](const auto& p) {
                            return std::string(p.param == Scheme::kHttps ? "https" : "http");

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "tls/plain_http_answer.hpp"
 #include "wsbridge/metrics.hpp"
 #include "wsbridge/text.hpp"
 
@@ -55,7 +56,8 @@ metrics::Counter& handshakes(const char* result) {
                                              {{"result", result}});
 }
 
-void count_handshakes(const SSL*, int where, int ret) {
+// (Also the listeners' answer to plain HTTP: plain_http_answer.hpp.)
+void count_handshakes(const SSL* ssl, int where, int ret) {
   static metrics::Counter& ok = handshakes("ok");
   static metrics::Counter& failed = handshakes("failed");
   if ((where & SSL_CB_HANDSHAKE_DONE) != 0) {
@@ -63,6 +65,9 @@ void count_handshakes(const SSL*, int where, int ret) {
   } else if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0 &&
              (ret >> 8) == SSL3_AL_FATAL) {
     failed.inc();
+  } else if ((where & SSL_CB_ACCEPT_EXIT) == SSL_CB_ACCEPT_EXIT && ret <= 0 &&
+             answer_plain_http_request(ssl)) {
+    failed.inc();  // (failed without an alert: none is sent to a plain HTTP client)
   }
 }
 
