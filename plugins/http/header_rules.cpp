@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 
 namespace wsbridge::http {
 
@@ -62,13 +61,7 @@ bool starts_with_any(const std::string& canonical,
 }  // namespace
 
 std::string canonical_header_name(std::string_view name) {
-  std::string out;
-  out.reserve(name.size());
-  for (const char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    out += std::isalnum(u) != 0 ? static_cast<char>(std::tolower(u)) : '-';
-  }
-  return out;
+  return text::canonical_header_name(name);
 }
 
 HeaderClass classify_header(std::string_view name) {

@@ -24,6 +24,19 @@ inline std::string lower(std::string_view s) {
   return out;
 }
 
+// A header name as backends may read it: lower case, every character other than a letter or
+// digit read as '-' ("X_Forwarded.For" -> "x-forwarded-for"). WSGI, CGI and many frameworks turn
+// "X-Wsbridge-User" and "X_Wsbridge_User" into the same HTTP_X_WSBRIDGE_USER, so a check on the
+// spelling alone lets a client forge a header it is refused.
+inline std::string canonical_header_name(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    c = alnum ? ascii_lower(c) : '-';
+  }
+  return out;
+}
+
 // (HTTP method names are compared upper-case.)
 inline std::string upper(std::string_view s) {
   std::string out(s);

@@ -204,11 +204,14 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
       break;
   }
 
-  const std::vector<std::string> options = connection_options(request.headers);
+  std::vector<std::string> options = connection_options(request.headers);
+  for (std::string& o : options) o = text::canonical_header_name(o);
   for (const auto& h : request.headers) {
-    if (in(h.name, kHopByHop) || in(h.name, options) || in(h.name, kForwarding) ||
-        text::iequals(h.name, "host") || text::lower(h.name).starts_with("x-wsbridge-") ||
-        !is_http_token(h.name)) {
+    // By the name as backends may read it: "X_Wsbridge_User" is X-Wsbridge-User to WSGI and CGI,
+    // "Content_Length" their CONTENT_LENGTH.
+    const std::string name = text::canonical_header_name(h.name);
+    if (in(name, kHopByHop) || in(name, options) || in(name, kForwarding) || name == "host" ||
+        name.starts_with("x-wsbridge-") || !is_http_token(h.name)) {
       continue;
     }
     add(out, h.name, h.value);

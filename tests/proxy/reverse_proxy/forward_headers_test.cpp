@@ -245,6 +245,31 @@ TEST(BackendRequestHeadTest, ClientsCannotSpoofWhatTheProxySets) {
   EXPECT_EQ(values(backend_request_head(r, route, context), "x-forwarded-proto"), Values{"http"});
 }
 
+// WSGI, CGI and many frameworks read "X_Wsbridge_User" as X-Wsbridge-User (HTTP_X_WSBRIDGE_USER)
+// and "Content_Length" as the body's length: fields are dropped by the name as backends may read
+// it, not only as spelled. Before, `X_Wsbridge_User: admin` reached a WSGI backend as the user.
+TEST(BackendRequestHeadTest, SpellingsBackendsReadAsTheSameNameAreDroppedToo) {
+  const RequestHead r = request(
+      "POST / HTTP/1.1\r\nHost: a.example\r\nX_Wsbridge_User: admin\r\nx.wsbridge.claims: e30\r\n"
+      "X_Forwarded_For: 10.9.9.9\r\nX.Forwarded.Proto: https\r\nx_forwarded_host: "
+      "admin.internal\r\n"
+      "Content_Length: 99\r\nTransfer_Encoding: chunked\r\nProxy_Authorization: Basic eDp5\r\n"
+      "Connection: X-Secret\r\nX_Secret: 1\r\nX_Kept_Field: yes\r\nContent-Length: 2\r\n\r\n");
+  ProxyRoute route = route_to("/", "http://b");
+  ForwardContext context;
+  context.peer_address = context.client_address = "198.51.100.9";
+  const std::string head = backend_request_head(r, route, context);
+  for (const char* dropped : {"x_wsbridge_user", "x.wsbridge.claims", "x_forwarded_for",
+                              "x.forwarded.proto", "x_forwarded_host", "content_length",
+                              "transfer_encoding", "proxy_authorization", "x_secret"}) {
+    EXPECT_TRUE(values(head, dropped).empty()) << dropped << "\n" << head;
+  }
+  EXPECT_EQ(head.find("admin"), std::string::npos) << head;
+  EXPECT_EQ(head.find("10.9.9.9"), std::string::npos) << head;
+  EXPECT_EQ(values(head, "x_kept_field"), Values{"yes"});
+  EXPECT_EQ(values(head, "content-length"), Values{"2"});
+}
+
 TEST(BackendRequestHeadTest, ATrustedProxysChainIsExtended) {
   const RequestHead r = request(
       "GET / HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-For: 203.0.113.5, 10.0.0.1\r\n"
