@@ -192,10 +192,17 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
         if (phase_ == Phase::kSizeLine) {
           std::uint64_t size = 0;
           if (!parse_size_line(line, size, why)) return fail(i, why);
+          if (size > max_payload_ - std::min(payload_, max_payload_)) {
+            over_limit_ = true;
+            return fail(
+                i, "a chunk that takes the body over " + std::to_string(max_payload_) + " bytes");
+          }
           remaining_ = size;
           phase_ = size == 0 ? Phase::kTrailerLine : Phase::kData;
         } else if (line.empty()) {
           phase_ = Phase::kDone;
+        } else if (refuse_trailers_) {
+          return fail(i, "trailer fields, which are not relayed");
         } else {
           HttpHeader field;
           if (!detail::parse_field_line(line, field, why)) return fail(i, "a trailer with " + why);

@@ -26,6 +26,18 @@ class BodyFollower {
   // Follows `len` more bytes.
   Step feed(const char* data, std::size_t len);
 
+  // For a request's body, on its way to a backend: a chunk that would take the body past `max`
+  // bytes is refused at its size line (over_limit()), before the line goes anywhere, where the
+  // payload count alone would let a size line such as "100000005" through to a backend that
+  // reads 32 bits of it; and trailer fields are refused, because backends that merge them into
+  // the head (Apache's MergeTrailers, Tomcat's allowedTrailerHeaders) would take an identity
+  // field there that the head's filter dropped. Browsers send neither.
+  void guard_request(std::uint64_t max) {
+    max_payload_ = max;
+    refuse_trailers_ = true;
+  }
+  bool over_limit() const { return over_limit_; }
+
   bool done() const;
   // Body data so far: the bytes of the chunks for chunked bodies (framing not counted).
   std::uint64_t payload_bytes() const { return payload_; }
@@ -48,6 +60,9 @@ class BodyFollower {
   std::string line_;  // the size or trailer line so far (bounded)
   std::size_t trailer_bytes_ = 0;
   bool after_cr_ = false;  // kDataCrlf: the CR was seen
+  std::uint64_t max_payload_ = UINT64_MAX;
+  bool refuse_trailers_ = false;
+  bool over_limit_ = false;
   std::string error_;
 };
 

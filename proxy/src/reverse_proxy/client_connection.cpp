@@ -143,6 +143,7 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   in_.erase(0, head_size);
   request_ = std::move(head);
   request_body_ = BodyFollower(request_.body, request_.content_length);
+  request_body_.guard_request(route_->max_body_bytes);
   request_done_ = request_body_.done();
   if (auto problem = unsafe_path(request_.path())) return refuse(400, *problem);
   const std::size_t listener = takeover_.listener;

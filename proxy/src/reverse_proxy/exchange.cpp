@@ -58,6 +58,10 @@ void ClientConnection::pump_request_body() {
   if (phase_ == Phase::kExchange && backend_ && backend_->connected() && !request_done_) {
     while (!in_.empty() && !backend_full_ && !request_done_) {
       const auto step = request_body_.feed(in_.data(), in_.size());
+      if (step.error && request_body_.over_limit()) {
+        return refuse(413, "the request body is over " + std::to_string(route_->max_body_bytes) +
+                               " bytes: " + request_body_.error());
+      }
       if (step.error) {
         return refuse(400, "malformed chunked request body: " + request_body_.error());
       }

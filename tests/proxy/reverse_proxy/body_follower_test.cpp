@@ -6,6 +6,7 @@
 
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace wsbridge::reverse_proxy {
@@ -241,6 +242,38 @@ TEST(BodyFollowerTest, BoundsSizeLinesAndTrailers) {
   EXPECT_TRUE(whole(BodyFraming::kChunked, "0\r\nX-Extra: 1\r\n" + trailers + "\r\n").error);
   const std::string many(100000, 'x');
   EXPECT_TRUE(whole(BodyFraming::kChunked, "0\r\nX-A: " + many + "\r\n\r\n").error);
+}
+
+// A request's body on its way to a backend (guard_request): a chunk that takes the body past the
+// limit is refused at its size line, none of whose bytes are counted as used; so are trailer
+// fields. A probe sent "100000005" against a 16 MiB limit (5 bytes to a backend reading 32 bits
+// of it, and a smuggled request after them) and "X-Wsbridge-User: admin" as a trailer, both
+// relayed as they came.
+TEST(BodyFollowerTest, ARequestsChunksAreBoundedAndItsTrailersRefused) {
+  auto guarded = [](std::string_view bytes) {
+    BodyFollower f(BodyFraming::kChunked);
+    f.guard_request(16);
+    const BodyFollower::Step step = f.feed(bytes.data(), bytes.size());
+    return std::tuple(step.used, step.done, step.error, f.over_limit(), f.error());
+  };
+  EXPECT_EQ(guarded("8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n"),
+            std::tuple(std::size_t{31}, true, false, false, std::string()));
+  const auto [used, done, error, over, why] = guarded("8\r\n01234567\r\n100000005\r\nhello\r\n");
+  EXPECT_EQ(used, 24u);  // up to the size line's end: the step is refused, nothing goes out
+  EXPECT_FALSE(done);
+  EXPECT_TRUE(error);
+  EXPECT_TRUE(over);
+  EXPECT_EQ(why, "a chunk that takes the body over 16 bytes");
+  EXPECT_TRUE(std::get<3>(guarded("ffffffffffffffff\r\n")));
+  EXPECT_TRUE(std::get<3>(guarded("10\r\n0123456789abcdef\r\n1\r\n")));
+  const auto trailers = guarded("1\r\nx\r\n0\r\nX-Wsbridge-User: admin\r\n\r\n");
+  EXPECT_TRUE(std::get<2>(trailers));
+  EXPECT_FALSE(std::get<3>(trailers));
+  EXPECT_EQ(std::get<4>(trailers), "trailer fields, which are not relayed");
+  // Unguarded (a response's body) both pass as before.
+  BodyFollower response(BodyFraming::kChunked);
+  const std::string_view bytes = "100000005\r\nhello";
+  EXPECT_FALSE(response.feed(bytes.data(), bytes.size()).error);
 }
 
 TEST(BodyFollowerTest, PayloadCountsChunkDataOnly) {
