@@ -342,6 +342,15 @@ test('path = "/" covers everything but /healthz, /_wsbridge/ and exact WebSocket
   const untrusted = parseEcho((await httpRequest(rooted.port, 'GET', '/api/echo', {
     headers: { 'X-Forwarded-For': '203.0.113.7' }, localAddress: '127.0.0.3' })).body);
   assert.equal(untrusted.xff, '127.0.0.3');
+  // A chain sent as several lines (a balancer that adds its own) is one list, as for WebSockets:
+  // the client is its last address; X-Forwarded-Proto is the last word. The proxy used to take
+  // the first line alone (the client's own claim) for Forwarded, its limits and its logs.
+  const lines = parseEcho((await httpRequest(rooted.port, 'GET', '/api/echo', {
+    headers: { 'X-Forwarded-For': ['198.51.100.1', '203.0.113.9'], 'X-Forwarded-Proto': ['http', 'https'] },
+    localAddress: '127.0.0.2' })).body);
+  assert.equal(lines.xff, '198.51.100.1, 203.0.113.9, 127.0.0.2');
+  assert.match(lines.forwarded, /^for=203\.0\.113\.9;/);
+  assert.equal(lines.xfp, 'https');
 });
 
 test('keep-alive: one browser connection carries many requests; backend connections are reused', { timeout: 30000 }, async () => {

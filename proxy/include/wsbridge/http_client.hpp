@@ -23,6 +23,11 @@ using HttpHeaders = std::vector<HttpHeader>;
 
 // The first header named `name` (ASCII case-insensitive), or nullptr.
 const std::string* find_header(const HttpHeaders& headers, std::string_view name);
+// The last one: where a proxy that adds its own field after the client's puts its word.
+const std::string* find_last_header(const HttpHeaders& headers, std::string_view name);
+// Every non-empty value of the fields named `name`, joined as one list ("a, b"; "" for none):
+// RFC 9110 5.3, a list field sent as several lines is one list.
+std::string joined_header(const HttpHeaders& headers, std::string_view name);
 // An RFC 9110 token: what header names and methods are made of.
 bool is_http_token(std::string_view text);
 // True when `value` may go into a header line as it is: no CR, LF or NUL.

@@ -37,6 +37,24 @@ const std::string* find_header(const HttpHeaders& headers, std::string_view name
   return nullptr;
 }
 
+const std::string* find_last_header(const HttpHeaders& headers, std::string_view name) {
+  const std::string* last = nullptr;
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) last = &h.value;
+  }
+  return last;
+}
+
+std::string joined_header(const HttpHeaders& headers, std::string_view name) {
+  std::string out;
+  for (const auto& h : headers) {
+    if (!iequals(h.name, name) || h.value.empty()) continue;
+    if (!out.empty()) out += ", ";
+    out += h.value;
+  }
+  return out;
+}
+
 std::string_view to_string(HttpFailure failure) {
   switch (failure) {
     case HttpFailure::kNone:

@@ -150,7 +150,9 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   const ListenerConfig* listener_config =
       listener < config_->listeners.size() ? &config_->listeners[listener] : nullptr;
   // The client as the listener's trusted proxies say (X-Forwarded-For), as for WebSockets.
-  const std::string* forwarded_for = find_header(request_.headers, "X-Forwarded-For");
+  // (Every line of it, as lws joins them for WebSockets: a balancer may add its own line.)
+  const std::string joined_for = joined_header(request_.headers, "X-Forwarded-For");
+  const std::string* forwarded_for = joined_for.empty() ? nullptr : &joined_for;
   const bool peer_trusted = config_->trusted_proxies.trusts(takeover_.peer);
   client_address_ = config_->trusted_proxies.empty() || forwarded_for == nullptr
                         ? takeover_.peer

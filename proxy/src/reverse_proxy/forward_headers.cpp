@@ -52,17 +52,6 @@ std::vector<std::string> connection_options(const HttpHeaders& headers) {
   return names;
 }
 
-// Every value of the fields named `name`, joined as one list ("" when there is none).
-std::string joined(const HttpHeaders& headers, std::string_view name) {
-  std::string out;
-  for (const auto& h : headers) {
-    if (!text::iequals(h.name, name) || h.value.empty()) continue;
-    if (!out.empty()) out += ", ";
-    out += h.value;
-  }
-  return out;
-}
-
 void add(std::string& out, std::string_view name, std::string_view value) {
   if (!safe_header_value(value)) return;  // a value that would end the line never goes out
   out += name;
@@ -234,15 +223,15 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
   const std::string host = client_host != nullptr ? *client_host : "";
   const std::string proto = context.tls ? "https" : "http";
   const std::string their_for =
-      context.peer_trusted ? joined(request.headers, "x-forwarded-for") : "";
+      context.peer_trusted ? joined_header(request.headers, "x-forwarded-for") : "";
   add(out, "X-Forwarded-For",
       their_for.empty() ? context.peer_address : their_for + ", " + context.peer_address);
   const std::string* their_proto =
-      context.peer_trusted ? find_header(request.headers, "x-forwarded-proto") : nullptr;
+      context.peer_trusted ? find_last_header(request.headers, "x-forwarded-proto") : nullptr;
   add(out, "X-Forwarded-Proto",
       their_proto != nullptr && !their_proto->empty() ? *their_proto : proto);
   const std::string* their_host =
-      context.peer_trusted ? find_header(request.headers, "x-forwarded-host") : nullptr;
+      context.peer_trusted ? find_last_header(request.headers, "x-forwarded-host") : nullptr;
   if (their_host != nullptr && !their_host->empty()) {
     add(out, "X-Forwarded-Host", *their_host);
   } else if (!host.empty()) {
@@ -252,7 +241,7 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
   // own Forwarded that node is the peer (the proxy); otherwise the client as the core knows it
   // (the peer, or the client a trusted proxy named in X-Forwarded-For only).
   const std::string their_forwarded =
-      context.peer_trusted ? joined(request.headers, "forwarded") : "";
+      context.peer_trusted ? joined_header(request.headers, "forwarded") : "";
   std::string ours = "for=" + forwarded_node(their_forwarded.empty() ? context.client_address
                                                                      : context.peer_address);
   ours += ";proto=" + proto;
