@@ -160,6 +160,11 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
 
   auth::HandshakeRequest credentials = handshake_request_of(request_);
   credentials.client_cert = client_cert_;
+  // (The upgrade the connection was taken over with; any later request is the proxy's own read.)
+  if (auto bearer = std::exchange(takeover_.bearer, std::nullopt);
+      bearer && request_.websocket_upgrade) {
+    credentials.subprotocols.push_back("bearer." + *bearer);
+  }
   identity_ = Identity{};
   if (route_->has_auth || request_.websocket_upgrade) {
     // Upgrades always pass the listener's Origin allowlist, as every WebSocket does.

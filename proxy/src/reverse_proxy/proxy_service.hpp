@@ -57,8 +57,11 @@ class ProxyHost {
 // A browser connection the shard took from lws for the proxy.
 struct Takeover {
   int fd = -1;
-  ssl_st* ssl = nullptr;     // the TLS session (its reference), or null
-  std::string head;          // the request head lws read, as it came
+  ssl_st* ssl = nullptr;  // the TLS session (its reference), or null
+  std::string head;       // the request head lws read, as it came
+  // An upgrade's bearer.<token> subprotocol entry, which the recv guard took out of the head:
+  // a credential for [proxy.auth] (the backend gets the head without it).
+  std::optional<std::string> bearer;
   std::size_t listener = 0;  // the listener's index in the configuration
   std::string peer;          // the TCP peer's address
   // Its place under max_http_connections_per_ip, kept while it carries HTTP (given up when it

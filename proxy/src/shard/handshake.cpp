@@ -157,8 +157,11 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (route == nullptr && lws_get_vhost(wsi) != admin_vhost_ && !config_->proxies.empty()) {
     std::string head = mask_guard::take_request_bytes(lws_get_socket_fd(wsi));
     if (config_->proxy_for(reverse_proxy::request_path_of(head), true) != nullptr) {
-      // The WebSocket pass-through: the proxy relays the upgrade to the backend.
-      return take_over_for_proxy(wsi, std::move(head));
+      // The WebSocket pass-through: the proxy relays the upgrade to the backend, and checks its
+      // credentials first, a bearer.<token> subprotocol entry (out of the head) among them.
+      bool only_bearer = false;
+      auto bearer = mask_guard::take_bearer_token(lws_get_socket_fd(wsi), only_bearer);
+      return take_over_for_proxy(wsi, std::move(head), std::move(bearer));
     }
   }
   if (route == nullptr)

@@ -12,7 +12,7 @@
 
 namespace wsbridge {
 
-int Shard::take_over_for_proxy(lws* wsi, std::string head) {
+int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::string> bearer) {
   const int fd = lws_get_socket_fd(wsi);
   if (head.empty()) {
     // The recv hook stopped following this connection's heads after an earlier request body
@@ -35,6 +35,7 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head) {
   reverse_proxy::Takeover takeover;
   takeover.fd = *kept;
   takeover.head = std::move(head);
+  takeover.bearer = std::move(bearer);
   takeover.listener = static_cast<std::size_t>(listener - listener_vhosts_.begin());
   takeover.peer = std::move(peer);
   if (auto* data = ConnectionData::of(wsi); data != nullptr && data->http_slot) {

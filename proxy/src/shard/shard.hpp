@@ -298,7 +298,9 @@ class Shard final : private InboxDispatcher,
 
   // The reverse proxy (docs/PROXY.md; proxy_takeover.cpp): a request for a [[proxy]] prefix
   // takes the socket out of lws' hands, with `head` (the request head lws read).
-  int take_over_for_proxy(lws* wsi, std::string head);
+  // `bearer`: the token of an upgrade's bearer.<token> subprotocol entry, for [proxy.auth].
+  int take_over_for_proxy(lws* wsi, std::string head,
+                          std::optional<std::string> bearer = std::nullopt);
   void take_over_sockets();  // outside lws callbacks: adopting re-enters lws
   const std::shared_ptr<const ServerConfig>& current_config() const override { return config_; }
   bool refusing_new_connections() const override { return refusing_new(); }
