@@ -75,6 +75,28 @@ TEST_P(RequestLines, TargetsLwsWouldDropOrMisreadGet400) {
                  "only HTTP/1.0 and 1.1 are served");
 }
 
+// lws 4.1.6 ends a value at a bare CR (an Origin of "https://good.example\r.evil" was checked
+// as the first part) and keeps NULs; it dropped the connection unanswered when a head's known
+// lines and query arguments ran out of its slots (91 "Accept: a" lines, 1.1 KB).
+TEST_P(RequestLines, BareCrNulAndTooManyFieldsAreRefused) {
+  expect_refused("GET /healthz HTTP/1.1\r\nHost: h\r\nOrigin: https://a.example\r.evil\r\n\r\n",
+                 400, "a malformed request head");
+  expect_refused(std::string("GET /healthz HTTP/1.1\r\nHost: h\r\nX-A: a\0b\r\n\r\n", 44), 400,
+                 "a malformed request head");
+  std::string many = "GET /healthz HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; i < 91; ++i) many += "Accept: a\r\n";
+  expect_refused(many + "\r\n", 431, "over 88 header lines and query arguments together");
+  std::string args = "GET /healthz?a=1";
+  for (int i = 0; i < 90; ++i) args += "&a=1";
+  expect_refused(args + " HTTP/1.1\r\nHost: h\r\n\r\n", 431,
+                 "over 88 header lines and query arguments together");
+  // 80 lines are served.
+  std::string fine = "GET /healthz HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; i < 79; ++i) fine += "Accept: a\r\n";
+  TcpConn conn = raw();
+  EXPECT_EQ(answer(fine + "\r\n", conn).status, 200);
+}
+
 TEST_P(RequestLines, ConnectAndUnknownMethodsGet501AtOnce) {
   const auto start = std::chrono::steady_clock::now();
   expect_refused("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501,

@@ -72,10 +72,17 @@ RequestHeadFilter::Result RequestHeadFilter::feed(const char* data, std::size_t 
       continue;
     }
     ++bytes_in_;
+    // A NUL, or a CR that does not end a line: lws 4.1.6 ends a value at a bare CR (and keeps
+    // NULs), so that it and every reader after it would see different fields.
+    if (c == '\0' || (after_cr_ && c != '\n')) return Result::kMalformed;
+    after_cr_ = c == '\r';
     Result r = step(c, out);
     if (r == Result::kMore &&
         (bytes_in_ > max_bytes_ || bytes_out_ + kLwsBytesPerLine * lines_ > max_lws_bytes_)) {
       r = Result::kTooLarge;
+    }
+    if (r == Result::kMore && fields_and_arguments_ > kMaxFieldsAndArguments) {
+      r = Result::kTooManyFields;
     }
     if (r != Result::kMore) return r;
   }
@@ -98,6 +105,7 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
         state_ = State::kLineStart;
         line_length_ = 0;
       } else if (c != '\r') {
+        if (c == '?' || c == '&') ++fields_and_arguments_;
         if (line_length_ == method_.size() && c != ' ' && method_.size() < 16) method_ += c;
         ++line_length_;
         std::shift_left(version_tail_.begin(), version_tail_.end(), 1);
@@ -114,6 +122,7 @@ RequestHeadFilter::Result RequestHeadFilter::step(char c, std::string* out) {
         break;  // the empty line: the head ends
       }
       if (!is_tchar(c)) return Result::kMalformed;  // obs-fold, blank before the name, ...
+      ++fields_and_arguments_;
       name_.clear();
       value_.clear();
       value_long_ = false;

@@ -57,7 +57,13 @@ class RequestHeadFilter {
  public:
   static constexpr std::size_t kMaxHeldBytes = 40;
 
-  enum class Result : std::uint8_t { kMore, kEnd, kMalformed, kTooLarge };
+  // lws 4.1.6 keeps each header line it knows and each query argument in one of a fixed number
+  // of slots (WSI_TOKEN_COUNT, 95 in Debian's build; shard/lifecycle.cpp checks) and drops the
+  // connection without an answer when they run out: a head with more lines and arguments than
+  // this gets kTooManyFields (431) instead.
+  static constexpr std::size_t kMaxFieldsAndArguments = 88;
+
+  enum class Result : std::uint8_t { kMore, kEnd, kMalformed, kTooLarge, kTooManyFields };
 
   // `max_bytes`: the head as sent; `max_lws_bytes`: a bound on what lws 4.1.6 stores of what it
   // gets (the bytes plus up to 10 per line: custom-header records, terminators).
@@ -112,6 +118,8 @@ class RequestHeadFilter {
   std::size_t bytes_in_ = 0;
   std::size_t bytes_out_ = 0;
   std::size_t lines_ = 0;
+  std::size_t fields_and_arguments_ = 0;  // header lines and query arguments ('?', '&') so far
+  bool after_cr_ = false;                 // the last byte was a CR: only a LF may follow
   std::size_t line_length_ = 0;         // bytes of the current line before its '\n', '\r' excepted
   std::string method_;                  // the request line up to its first space (first 16 bytes)
   std::array<char, 8> version_tail_{};  // the request line's last 8 bytes: its HTTP version

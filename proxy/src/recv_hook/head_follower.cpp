@@ -122,13 +122,19 @@ Refusal follow_http(Watch& w, const char* data, std::size_t len, std::string& ou
         break;
       }
       case RequestHeadFilter::Result::kTooLarge:
+      case RequestHeadFilter::Result::kTooManyFields:
       case RequestHeadFilter::Result::kMalformed:
         out.resize(before);
         if (used != nullptr) *used = i;
         static_assert(kMaxRequestHeadBytes == 16 * 1024, "the 431's reason names the bound");
-        return r == RequestHeadFilter::Result::kTooLarge
-                   ? Refusal{431, "the request head is over 16 KiB"}
-                   : Refusal{400, "a malformed request head"};
+        static_assert(RequestHeadFilter::kMaxFieldsAndArguments == 88, "... and this one");
+        if (r == RequestHeadFilter::Result::kTooLarge) {
+          return Refusal{431, "the request head is over 16 KiB (or as much in lws' own form)"};
+        }
+        if (r == RequestHeadFilter::Result::kTooManyFields) {
+          return Refusal{431, "over 88 header lines and query arguments together"};
+        }
+        return Refusal{400, "a malformed request head"};
     }
   }
   if (used != nullptr) *used = len;

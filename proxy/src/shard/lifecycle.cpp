@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "handshake/bearer_subprotocol.hpp"
 #include "handshake/upgrade_hold.hpp"
 #include "http/static_files.hpp"
 #include "recv_hook/deflate_guard.hpp"
@@ -144,6 +145,8 @@ void Shard::open() {
   // Heads up to mask_guard::kMaxRequestHeadBytes (8 KiB tokens and more); the guard answers 431
   // beyond, where lws' default 4 KiB would drop the connection without a word.
   info.max_http_header_data = mask_guard::kLwsHeaderSpace;
+  // lws' slots for header lines and query arguments, of which the request line takes two more.
+  static_assert(RequestHeadFilter::kMaxFieldsAndArguments + 2 < WSI_TOKEN_COUNT - 1);
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
     fd_limit_ = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));

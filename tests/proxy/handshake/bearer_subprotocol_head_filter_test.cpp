@@ -137,10 +137,10 @@ TEST(RequestHeadFilterTest, MeasuresTheHeadAsSent) {
   const std::string big = "GET / HTTP/1.1\r\nSec-WebSocket-Protocol: a, bearer." +
                           std::string(mask_guard::kMaxRequestHeadBytes, 't') + "\r\n\r\n";
   EXPECT_EQ(filter(big, 1000).result, RequestHeadFilter::Result::kTooLarge);
-  // Many tiny lines cost lws more than their bytes: bounded too.
+  // Many tiny lines cost lws more than their bytes: bounded too, by their number first.
   std::string lines = "GET / HTTP/1.1\r\n";
   while (lines.size() < 12000) lines += "a:\n";
-  EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kTooLarge);
+  EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kTooManyFields);
 }
 
 // An Upgrade line reaches lws only when it offers "websocket": "h2c" (curl --http2, Java's
@@ -186,6 +186,26 @@ TEST(RequestHeadFilterTest, LetsOnlyWebSocketUpgradesThrough) {
     EXPECT_EQ(r.out, "GET /echo HTTP/1.0\r\nX: 1\r\n\r\n");
     EXPECT_FALSE(r.summary.upgrade);
   }
+}
+
+// A NUL, or a CR that does not end a line, anywhere in the head: lws 4.1.6 ends a value at a
+// bare CR. More header lines and query arguments than lws has slots for: kTooManyFields.
+TEST(RequestHeadFilterTest, RefusesBareCrNulAndMoreFieldsThanLwsHolds) {
+  for (const std::string& head : std::initializer_list<std::string>{
+           "GET / HTTP/1.1\r\nOrigin: https://a\r.evil\r\n\r\n", "GET /\r HTTP/1.1\r\n\r\n",
+           std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26),
+           "GET / HTTP/1.1\r\nX: a\r\r\n\r\n"}) {
+    for (std::size_t piece : {0, 1, 5}) {
+      EXPECT_EQ(filter(head, piece).result, RequestHeadFilter::Result::kMalformed) << head;
+    }
+  }
+  std::string lines = "GET /?a&b HTTP/1.1\r\n";  // two arguments
+  for (std::size_t i = 0; i + 2 < RequestHeadFilter::kMaxFieldsAndArguments; ++i)
+    lines += "A: b\r\n";
+  EXPECT_EQ(filter(lines + "\r\n", 0).result, RequestHeadFilter::Result::kEnd);
+  EXPECT_EQ(filter(lines + "A: b\r\n\r\n", 7).result, RequestHeadFilter::Result::kTooManyFields);
+  // (Bare LF line ends stay as they were: lws and the guard agree on them.)
+  EXPECT_EQ(filter("GET / HTTP/1.1\nHost: h\n\n", 0).result, RequestHeadFilter::Result::kEnd);
 }
 
 }  // namespace
