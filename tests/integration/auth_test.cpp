@@ -155,6 +155,15 @@ TEST_F(AuthTest, TokenFromEverySource) {
       WsClient::connect(with_header("/private", "Cookie", "theme=dark; access_token=" + t));
   cookie.send_text("c");
   EXPECT_EQ(cookie.read_message().data, "c");
+  // A Cookie sent as two lines is one list (RFC 6265 5.4); lws 4.1.6 joined them with nothing
+  // between ("theme=darkaccess_token=..."), a 401.
+  TcpConn split = TcpConn::connect("127.0.0.1", server_->port);
+  split.send_all(
+      "GET /private HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+      "Cookie: theme=dark\r\nCookie: access_token=" +
+      t + "\r\n\r\n");
+  EXPECT_EQ(split.read_http_response(std::chrono::seconds(2)).status, 101);
 
   // In Sec-WebSocket-Protocol beside a real subprotocol: the real one is selected, the token is
   // never echoed back.

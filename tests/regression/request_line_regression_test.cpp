@@ -97,6 +97,19 @@ TEST_P(RequestLines, BareCrNulAndTooManyFieldsAreRefused) {
   EXPECT_EQ(answer(fine + "\r\n", conn).status, 200);
 }
 
+// Headers read once by wsbridge's checks, sent twice: lws joined them with ',' (two Origins
+// echoed as one in Access-Control-Allow-Origin) or kept the first (Last-Event-ID "1" then "x"
+// resumed from 1; an admin request's Sec-Fetch-Site "none" then "cross-site" passed).
+TEST_P(RequestLines, RepeatedSingleHeadersAre400) {
+  for (const std::string& header : std::initializer_list<std::string>{
+           "Origin", "Authorization", "Content-Type", "Last-Event-ID", "Sec-Fetch-Site",
+           "Sec-WebSocket-Version"}) {
+    expect_refused(
+        "GET /healthz HTTP/1.1\r\nHost: h\r\n" + header + ": a\r\n" + header + ": b\r\n\r\n", 400,
+        "more than one " + header + " header");
+  }
+}
+
 TEST_P(RequestLines, ConnectAndUnknownMethodsGet501AtOnce) {
   const auto start = std::chrono::steady_clock::now();
   expect_refused("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501,

@@ -4,6 +4,7 @@
 #include "wsbridge/text.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -43,6 +44,12 @@ std::string_view trim_line_blanks(std::string_view s) {
   while (!s.empty() && (blank(s.back()) || s.back() == '\r')) s.remove_suffix(1);
   return s;
 }
+
+// Headers a request carries once (RFC 9110 5.3: not lists), read by wsbridge's checks: a second
+// one is refused rather than read as lws happens to (joined with ',' or the first alone).
+constexpr std::array<std::string_view, 8> kSingletonHeaders = {
+    "origin",         "authorization",         "content-type",      "last-event-id",
+    "sec-fetch-site", "sec-websocket-version", "sec-websocket-key", "sec-websocket-origin"};
 
 // An Upgrade list (RFC 9110 7.8: comma-separated protocols) with "websocket" among them.
 bool lists_websocket(std::string_view list) {
@@ -268,6 +275,14 @@ void RequestHeadFilter::end_value_line() {
     summary_.sec_websocket_origin = true;
   } else if (name_ == "host" && summary_.hosts < 255) {
     ++summary_.hosts;
+  }
+  for (std::size_t i = 0; i < kSingletonHeaders.size(); ++i) {
+    if (name_ != kSingletonHeaders[i]) continue;
+    const auto bit = static_cast<std::uint16_t>(1u << i);
+    if ((singletons_seen_ & bit) != 0 && summary_.repeated.empty()) {
+      summary_.repeated = kSingletonHeaders[i];
+    }
+    singletons_seen_ |= bit;
   }
 }
 

@@ -41,8 +41,11 @@ struct HeadSummary {
   bool upgrade = false;    // it has a non-empty Upgrade header: lws may switch protocols after it
   bool http_1_0 = false;   // the request line ends "HTTP/1.0" (its Upgrade lines are dropped)
   std::uint8_t hosts = 0;  // Host lines (counted to 255)
-  bool has_body = false;   // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
-                           // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
+  // The first header that may appear once and came twice (a static name), or empty: lws joins
+  // or keeps the first of repeated lines, where every other reader may take another.
+  std::string_view repeated;
+  bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
+                          // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
   // Its length where the head says it plainly (one Content-Length, a number, no
   // Transfer-Encoding): where the next request begins, for lws as for us.
   std::optional<std::uint64_t> body_length;
@@ -120,6 +123,7 @@ class RequestHeadFilter {
   std::size_t lines_ = 0;
   std::size_t fields_and_arguments_ = 0;  // header lines and query arguments ('?', '&') so far
   bool after_cr_ = false;                 // the last byte was a CR: only a LF may follow
+  std::uint16_t singletons_seen_ = 0;     // bit i: kSingletonHeaders[i] came
   std::size_t line_length_ = 0;         // bytes of the current line before its '\n', '\r' excepted
   std::string method_;                  // the request line up to its first space (first 16 bytes)
   std::array<char, 8> version_tail_{};  // the request line's last 8 bytes: its HTTP version

@@ -268,9 +268,7 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
     request.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   }
-  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) > 0) {
-    request.cookie = header(wsi, WSI_TOKEN_HTTP_COOKIE);
-  }
+  request.cookie = cookie_header(wsi);
   request.subprotocols = offered;
   if (bearer) request.subprotocols.push_back("bearer." + *bearer);
   for (const std::string& arg : query_arguments(wsi)) {

@@ -60,6 +60,22 @@ std::optional<unsigned long long> content_length(lws* wsi) {
   return agreed_content_length(content_length_headers(wsi));
 }
 
+std::optional<std::string> cookie_header(lws* wsi) {
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0) return std::nullopt;
+  std::string joined;
+  for (int i = 0;; ++i) {
+    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_COOKIE, i);
+    if (len < 0) break;
+    std::string fragment(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, fragment.data(), len + 1, WSI_TOKEN_HTTP_COOKIE, i) < 0) break;
+    fragment.resize(static_cast<std::size_t>(len));
+    if (fragment.empty()) continue;
+    if (!joined.empty()) joined += "; ";
+    joined += fragment;
+  }
+  return joined;
+}
+
 void continue_if_expected(lws* wsi) {
   if (!text::iequals(text::trim(header(wsi, WSI_TOKEN_HTTP_EXPECT)), "100-continue")) return;
   // ... ignored in an HTTP/1.0 request (RFC 9110 10.1.1): such a client cannot read a 100. (lws

@@ -17,6 +17,9 @@ namespace wsbridge {
 // A header's value ("" when absent); repeated lines come joined as lws keeps them.
 std::string header(lws* wsi, lws_token_indexes token);
 std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token);
+// The Cookie header, its lines joined with "; " (RFC 6265 5.4), or nullopt without one: lws 4.1.6
+// joins a Cookie sent as several lines with nothing between them ("a=1" "b=2" -> "a=1b=2").
+std::optional<std::string> cookie_header(lws* wsi);
 // A header lws has no token for, by its lower-case name with the colon ("sec-fetch-site:").
 std::optional<std::string> custom_header(lws* wsi, const char* name);
 // The request's body framing (request_framing.hpp), from every Content-Length lws collected.
