@@ -609,6 +609,17 @@ test('an HTTP/1.0 client: relayed as 1.0, its connection closed after the answer
   } finally {
     n.close();
   }
+  // A backend that answers a 1.0 request in chunks anyway (RFC 9112 6.1 forbids it): 502, where
+  // the chunk framing used to reach the client, which reads it as the body.
+  const k = await RawConnection.open(bridge.port);
+  try {
+    k.send(['GET /raw/stream?bytes=100&framing=chunked HTTP/1.0', 'Host: x']);
+    const res = await k.response();
+    assert.equal(res.status, 502);
+    assert.match(res.body.toString(), /HTTP\/1\.0 request in chunks/);
+  } finally {
+    k.close();
+  }
 });
 
 test('Expect: 100-continue: the backend\'s interim 100 reaches the client before it sends the body', { timeout: 20000 }, async () => {

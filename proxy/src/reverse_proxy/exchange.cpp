@@ -155,6 +155,12 @@ bool ClientConnection::read_response_head() {
       }
       continue;
     }
+    // RFC 9112 6.1: no chunked framing for an HTTP/1.0 request, which went out as 1.0 (the
+    // client could not read it, and the proxy relays bodies as they come).
+    if (request_.minor_version == 0 && head->body == BodyFraming::kChunked) {
+      backend_failed(502, "malformed", "the backend answered an HTTP/1.0 request in chunks");
+      return false;
+    }
     // The final response. Sent before the request body was all here: the rest is not sent,
     // and the browser's connection ends with this response (where its body ends is unknown).
     if (!request_done_) {
