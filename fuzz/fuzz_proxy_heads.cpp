@@ -17,10 +17,12 @@
 //   one) whole, byte by byte and in pieces sized from the input, reaches the same used count,
 //   end, error and payload; it never uses more than it is fed, payload <= used; a body that ends
 //   at byte u ends at u for a fresh follower fed exactly those u bytes, and a shorter prefix
-//   neither ends nor fails.
+//   neither ends nor fails; guarded as a request's body (guard_request), a chunked one never goes
+//   past its limit, stops no later, and is followed exactly as unguarded when it passes.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -156,8 +158,9 @@ struct Outcome {
 // Feeds `bytes` in pieces of 1 + (s % 64) bytes for the bytes s of `sizes`, cycled (none: at
 // once).
 Outcome follow(BodyFraming framing, std::uint64_t length, std::string_view bytes,
-               std::string_view sizes) {
+               std::string_view sizes, std::optional<std::uint64_t> guard = std::nullopt) {
   BodyFollower f(framing, length);
+  if (guard) f.guard_request(*guard);
   Outcome o;
   std::size_t at = 0;
   std::size_t k = 0;
@@ -187,6 +190,19 @@ void check_body(BodyFraming framing, std::uint64_t length, std::string_view byte
   }
   if (!(follow(framing, length, bytes, bytes.substr(0, 16)) == whole)) {
     fail("in pieces differs", bytes);
+  }
+  if (framing == BodyFraming::kChunked) {
+    // As a request's body (guard_request): never past the limit, stopped no later than the
+    // unguarded follower, and a body it lets through is followed exactly as without it.
+    constexpr std::uint64_t kMax = 32;
+    const Outcome guarded = follow(framing, length, bytes, "", kMax);
+    if (guarded.payload > kMax) fail("a guarded body went past its limit", bytes);
+    if (guarded.used > whole.used) fail("a guarded body went further", bytes);
+    if (!guarded.error && !(guarded == whole))
+      fail("the guard changed a body it let through", bytes);
+    if (!(follow(framing, length, bytes, std::string_view("\0", 1), kMax) == guarded)) {
+      fail("guarded byte by byte differs", bytes);
+    }
   }
   if (whole.done) {
     const Outcome exact = follow(framing, length, bytes.substr(0, whole.used), "");
