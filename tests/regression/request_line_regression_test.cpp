@@ -19,23 +19,30 @@ using namespace std::chrono_literals;
 
 enum class Scheme { kHttp, kHttps };
 
-class RequestLines : public ::testing::TestWithParam<Scheme> {
- protected:
-  static bool tls() { return GetParam() == Scheme::kHttps; }
-  void SetUp() override {
-    server_.emplace(R"(
+// The rest of a WebSocket upgrade's head after its Upgrade and Connection lines.
+constexpr std::string_view kKeyAndVersion =
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+// One listener, TLS or not, and an echo route.
+std::string echo_server(bool tls) {
+  return R"(
 [limits]
 handshake_timeout = "5s"
 [[listeners]]
 address = "127.0.0.1"
 port = ${PORT}
-)" + (tls() ? tls_table(TestPki::get().server) : std::string()) +
-                    R"(
+)" + (tls ? tls_table(TestPki::get().server) : std::string()) +
+         R"(
 [[routes]]
 path = "/echo"
 adapter = "echo"
-)");
-  }
+)";
+}
+
+class RequestLines : public ::testing::TestWithParam<Scheme> {
+ protected:
+  static bool tls() { return GetParam() == Scheme::kHttps; }
+  void SetUp() override { server_.emplace(echo_server(tls())); }
   TcpConn raw() const {
     return TcpConn::connect("127.0.0.1", server_->port,
                             tls() ? std::optional(trust_test_ca()) : std::nullopt);
@@ -155,8 +162,8 @@ TEST_P(RequestLines, UpgradesToOtherProtocolsAreIgnoredAndTheRequestServed) {
   }
   TcpConn ws = raw();
   const HttpResponse r = answer(
-      "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: foo/2, WebSocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: foo/2, WebSocket\r\nConnection: Upgrade\r\n" +
+          std::string(kKeyAndVersion),
       ws);
   EXPECT_EQ(r.status, 101);
 }
@@ -164,10 +171,10 @@ TEST_P(RequestLines, UpgradesToOtherProtocolsAreIgnoredAndTheRequestServed) {
 // RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored; RFC 6455 asks for HTTP/1.1.
 TEST_P(RequestLines, AnHttp10RequestIsNeverUpgraded) {
   TcpConn conn = raw();
-  const HttpResponse r = answer(
-      "GET /echo HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-      conn);
+  const HttpResponse r =
+      answer("GET /echo HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                 std::string(kKeyAndVersion),
+             conn);
   EXPECT_NE(r.status, 101);
   EXPECT_GE(r.status, 400);
 }
@@ -176,20 +183,11 @@ TEST_P(RequestLines, AnHttp10RequestIsNeverUpgraded) {
 // answered in plain HTTP, 400 with why, as nginx and Go's servers do; lws closed the connection
 // as the handshake failed, which a browser shows as a reset. The port serves TLS as before.
 TEST(PlainHttpOnTlsPort, IsAnsweredWith400SayingWhy) {
-  WsbridgeInstance server(R"(
-[[listeners]]
-address = "127.0.0.1"
-port = ${PORT}
-)" + tls_table(TestPki::get().server) +
-                          R"(
-[[routes]]
-path = "/echo"
-adapter = "echo"
-)");
+  WsbridgeInstance server(echo_server(true));
   for (const std::string& head : std::initializer_list<std::string>{
            "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
-           "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+           "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+               std::string(kKeyAndVersion),
            "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
            "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"}) {
     TcpConn conn = TcpConn::connect("127.0.0.1", server.port);
