@@ -46,10 +46,22 @@ std::string_view trim_line_blanks(std::string_view s) {
 }
 
 // Headers a request carries once (RFC 9110 5.3: not lists), read by wsbridge's checks: a second
-// one is refused rather than read as lws happens to (joined with ',' or the first alone).
-constexpr std::array<std::string_view, 8> kSingletonHeaders = {
-    "origin",         "authorization",         "content-type",      "last-event-id",
-    "sec-fetch-site", "sec-websocket-version", "sec-websocket-key", "sec-websocket-origin"};
+// one is refused rather than read as lws happens to (joined with ',' or the first alone). By
+// lower-case name, with the refusal's reason.
+struct SingletonHeader {
+  std::string_view name;
+  std::string_view repeated_reason;
+};
+constexpr std::array<SingletonHeader, 8> kSingletonHeaders = {{
+    {"origin", "more than one Origin header"},
+    {"authorization", "more than one Authorization header"},
+    {"content-type", "more than one Content-Type header"},
+    {"last-event-id", "more than one Last-Event-ID header"},
+    {"sec-fetch-site", "more than one Sec-Fetch-Site header"},
+    {"sec-websocket-version", "more than one Sec-WebSocket-Version header"},
+    {"sec-websocket-key", "more than one Sec-WebSocket-Key header"},
+    {"sec-websocket-origin", "more than one Sec-WebSocket-Origin header"},
+}};
 
 // An Upgrade list (RFC 9110 7.8: comma-separated protocols) with "websocket" among them.
 bool lists_websocket(std::string_view list) {
@@ -277,10 +289,10 @@ void RequestHeadFilter::end_value_line() {
     ++summary_.hosts;
   }
   for (std::size_t i = 0; i < kSingletonHeaders.size(); ++i) {
-    if (name_ != kSingletonHeaders[i]) continue;
+    if (name_ != kSingletonHeaders[i].name) continue;
     const auto bit = static_cast<std::uint16_t>(1u << i);
-    if ((singletons_seen_ & bit) != 0 && summary_.repeated.empty()) {
-      summary_.repeated = kSingletonHeaders[i];
+    if ((singletons_seen_ & bit) != 0 && summary_.repeated_header.empty()) {
+      summary_.repeated_header = kSingletonHeaders[i].repeated_reason;
     }
     singletons_seen_ |= bit;
   }

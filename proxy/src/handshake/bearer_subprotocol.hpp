@@ -41,9 +41,10 @@ struct HeadSummary {
   bool upgrade = false;    // it has a non-empty Upgrade header: lws may switch protocols after it
   bool http_1_0 = false;   // the request line ends "HTTP/1.0" (its Upgrade lines are dropped)
   std::uint8_t hosts = 0;  // Host lines (counted to 255)
-  // The first header that may appear once and came twice (a static name), or empty: lws joins
-  // or keeps the first of repeated lines, where every other reader may take another.
-  std::string_view repeated;
+  // Why the head is refused when a header that may appear once came twice ("more than one
+  // Origin header": static text, the first such header), or empty: lws joins or keeps the first
+  // of repeated lines, where every other reader may take another.
+  std::string_view repeated_header;
   bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
                           // PUT or PATCH without Content-Length, which lws reads as 100 MiB)
   // Its length where the head says it plainly (one Content-Length, a number, no

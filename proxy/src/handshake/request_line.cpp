@@ -1,6 +1,7 @@
 #include "handshake/request_line.hpp"
 
 #include <array>
+#include <string>
 
 #include "wsbridge/http_client.hpp"
 
@@ -87,6 +88,16 @@ std::variant<RequestLine, RequestLineError> parse_request_line(std::string_view 
   if (version[5] != '1' || version[7] > '1') return refuse(505, "only HTTP/1.0 and 1.1 are served");
   request.minor_version = static_cast<unsigned>(version[7] - '0');
   return request;
+}
+
+std::string closing_text_reply(unsigned status, std::string_view phrase, std::string_view line) {
+  std::string reply = "HTTP/1.1 " + std::to_string(status) + " ";
+  reply += phrase;
+  reply += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(line.size() + 1) +
+           "\r\nConnection: close\r\n\r\n";
+  reply += line;
+  reply += '\n';
+  return reply;
 }
 
 std::string_view request_refusal_phrase(unsigned status) {

@@ -43,4 +43,8 @@ std::variant<RequestLine, RequestLineError> parse_request_line(std::string_view 
 // The reason phrase of the statuses above and of 431.
 std::string_view request_refusal_phrase(unsigned status);
 
+// A whole refusal written below lws, before any answer of its: `status` and `phrase`, `line` and
+// a newline as a text/plain body, "Connection: close" (the sender closes after it).
+std::string closing_text_reply(unsigned status, std::string_view phrase, std::string_view line);
+
 }  // namespace wsbridge

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "handshake/request_line.hpp"
 #include "server/event_loop.hpp"
 #include "tls/session_handover.hpp"
 
@@ -49,11 +50,7 @@ HttpHeaders parse_request_headers(std::string_view request) {
 }
 
 void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl) {
-  const std::string body = std::string(reason) + "\n";
-  const std::string reply =
-      "HTTP/1.1 " + std::to_string(status) +
-      " Refused\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\n\r\n" + body;
+  const std::string reply = closing_text_reply(status, "Refused", reason);
   // Non-blocking and small: it fits an idle socket's send buffer; if not, the client gets less.
   if (ssl != nullptr) {
     tls::reply_and_free(ssl, fd, reply);

@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -23,24 +22,6 @@ namespace {
 // Heads kept for take_head_bytes beyond those lws has reported (pipelined in one buffer).
 constexpr std::size_t kMaxHeadsAhead = 16;
 
-// The reason for a repeated header: a static text (Refusal keeps a view).
-std::string_view repeated_reason(std::string_view name) {
-  static constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kReasons = {{
-      {"origin", "more than one Origin header"},
-      {"authorization", "more than one Authorization header"},
-      {"content-type", "more than one Content-Type header"},
-      {"last-event-id", "more than one Last-Event-ID header"},
-      {"sec-fetch-site", "more than one Sec-Fetch-Site header"},
-      {"sec-websocket-version", "more than one Sec-WebSocket-Version header"},
-      {"sec-websocket-key", "more than one Sec-WebSocket-Key header"},
-      {"sec-websocket-origin", "more than one Sec-WebSocket-Origin header"},
-  }};
-  for (const auto& [header, reason] : kReasons) {
-    if (header == name) return reason;
-  }
-  return "a header that may come once came twice";
-}
-
 // What a complete head (as lws is to get it) is refused for, if anything: lws 4.1.6 answers these
 // unevenly or not at all (request_line.hpp); RFC 9112 3.2 asks for 400 on a missing or repeated
 // Host (the reverse proxy refuses the same heads: one reading of a request for every path).
@@ -53,7 +34,7 @@ Refusal refusal_of(const HeadSummary& s, std::string_view head) {
     return Refusal{error->status, error->reason};
   }
   if (s.hosts > 1) return Refusal{400, "more than one Host header"};
-  if (!s.repeated.empty()) return Refusal{400, repeated_reason(s.repeated)};
+  if (!s.repeated_header.empty()) return Refusal{400, s.repeated_header};
   if (s.hosts == 0 && std::get<RequestLine>(parsed).minor_version == 1) {
     return Refusal{400, "no Host header in an HTTP/1.1 request"};
   }
@@ -165,13 +146,9 @@ Refusal follow_http(Watch& w, const char* data, std::size_t len, std::string& ou
 // Answers a head lws must not see with `status` and closes our side; the client's FIN (or the
 // handshake timeout) ends the connection, so the answer is not lost to a reset.
 void reject(int fd, Watch& w, const Refusal& refusal) {
-  const std::string status = std::to_string(refusal.status);
-  const std::string reply = "HTTP/1.1 " + status + " " +
-                            std::string(request_refusal_phrase(refusal.status)) +
-                            "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                            std::to_string(refusal.reason.size() + 1) +
-                            "\r\nConnection: close\r\n\r\n" + std::string(refusal.reason) + "\n";
-  WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with " << status << ": "
+  const std::string reply =
+      closing_text_reply(refusal.status, request_refusal_phrase(refusal.status), refusal.reason);
+  WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with " << refusal.status << ": "
                  << refusal.reason;
   if (t_reply_send != nullptr) {
     t_reply_send(fd, reply);

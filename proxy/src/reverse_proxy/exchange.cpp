@@ -58,16 +58,14 @@ void ClientConnection::pump_request_body() {
   if (phase_ == Phase::kExchange && backend_ && backend_->connected() && !request_done_) {
     while (!in_.empty() && !backend_full_ && !request_done_) {
       const auto step = request_body_.feed(in_.data(), in_.size());
-      if (step.error && request_body_.over_limit()) {
-        return refuse(413, "the request body is over " + std::to_string(route_->max_body_bytes) +
-                               " bytes: " + request_body_.error());
-      }
-      if (step.error) {
+      if (step.error && !request_body_.over_limit()) {
         return refuse(400, "malformed chunked request body: " + request_body_.error());
       }
-      if (request_body_.payload_bytes() > route_->max_body_bytes) {
-        return refuse(
-            413, "the request body is over " + std::to_string(route_->max_body_bytes) + " bytes");
+      if (request_body_.over_limit() || request_body_.payload_bytes() > route_->max_body_bytes) {
+        std::string why = "the request body is over " + std::to_string(route_->max_body_bytes) +
+                          " bytes";
+        if (request_body_.over_limit()) why += ": " + request_body_.error();
+        return refuse(413, why);
       }
       if (!request_dropped_) {
         backend_full_ = !backend_->stream().write(std::string_view(in_).substr(0, step.used));

@@ -34,20 +34,32 @@ std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token) 
 }
 
 namespace {
-// Every Content-Length header lws collected, as sent.
-std::vector<std::string> content_length_headers(lws* wsi) {
-  std::vector<std::string> lengths;
+// Every fragment lws keeps under `token`, in order: one per header line, one per query argument
+// (WSI_TOKEN_HTTP_URI_ARGS). An empty one ("?&s=...", "a=1&&b=2") is a fragment of length 0, not
+// the end: only the copy tells that there is no fragment `i` (-1).
+std::vector<std::string> fragments(lws* wsi, lws_token_indexes token) {
+  std::vector<std::string> out;
   for (int i = 0;; ++i) {
-    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, i);
-    if (len <= 0) break;
-    std::string value(static_cast<std::size_t>(len) + 1, '\0');
-    if (lws_hdr_copy_fragment(wsi, value.data(), len + 1, WSI_TOKEN_HTTP_CONTENT_LENGTH, i) < 0) {
-      break;
-    }
-    value.resize(static_cast<std::size_t>(len));
-    lengths.push_back(std::move(value));
+    const int len = std::max(lws_hdr_fragment_length(wsi, token, i), 0);
+    std::string fragment(static_cast<std::size_t>(len) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, fragment.data(), len + 1, token, i) < 0) break;
+    fragment.resize(static_cast<std::size_t>(len));
+    out.push_back(std::move(fragment));
   }
+  return out;
+}
+
+// Every Content-Length header lws collected, as sent, up to the first empty one.
+std::vector<std::string> content_length_headers(lws* wsi) {
+  std::vector<std::string> lengths = fragments(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+  lengths.erase(std::find(lengths.begin(), lengths.end(), std::string()), lengths.end());
   return lengths;
+}
+
+std::vector<std::string> non_empty_fragments(lws* wsi, lws_token_indexes token) {
+  std::vector<std::string> kept = fragments(wsi, token);
+  std::erase(kept, std::string());
+  return kept;
 }
 }  // namespace
 
@@ -63,15 +75,9 @@ std::optional<unsigned long long> content_length(lws* wsi) {
 std::optional<std::string> cookie_header(lws* wsi) {
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0) return std::nullopt;
   std::string joined;
-  for (int i = 0;; ++i) {
-    const int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_COOKIE, i);
-    if (len < 0) break;
-    std::string fragment(static_cast<std::size_t>(len) + 1, '\0');
-    if (lws_hdr_copy_fragment(wsi, fragment.data(), len + 1, WSI_TOKEN_HTTP_COOKIE, i) < 0) break;
-    fragment.resize(static_cast<std::size_t>(len));
-    if (fragment.empty()) continue;
+  for (const std::string& line : non_empty_fragments(wsi, WSI_TOKEN_HTTP_COOKIE)) {
     if (!joined.empty()) joined += "; ";
-    joined += fragment;
+    joined += line;
   }
   return joined;
 }
@@ -90,17 +96,7 @@ void continue_if_expected(lws* wsi) {
 }
 
 std::vector<std::string> query_arguments(lws* wsi) {
-  std::vector<std::string> args;
-  for (int i = 0;; ++i) {
-    // An empty argument ("?&s=...", "a=1&&b=2") is a fragment of length 0, not the end: only the
-    // copy tells that there is no fragment `i` (-1). Empty ones are skipped.
-    const int len = std::max(lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), 0);
-    std::string arg(static_cast<std::size_t>(len) + 1, '\0');
-    if (lws_hdr_copy_fragment(wsi, arg.data(), len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
-    arg.resize(static_cast<std::size_t>(len));
-    if (!arg.empty()) args.push_back(std::move(arg));
-  }
-  return args;
+  return non_empty_fragments(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 }
 
 namespace {

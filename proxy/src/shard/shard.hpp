@@ -297,10 +297,9 @@ class Shard final : private InboxDispatcher,
   void on_closed(Session* s);
 
   // The reverse proxy (docs/PROXY.md; proxy_takeover.cpp): a request for a [[proxy]] prefix
-  // takes the socket out of lws' hands, with `head` (the request head lws read).
-  // `bearer`: the token of an upgrade's bearer.<token> subprotocol entry, for [proxy.auth].
-  int take_over_for_proxy(lws* wsi, std::string head,
-                          std::optional<std::string> bearer = std::nullopt);
+  // takes the socket out of lws' hands, with `head` (the request head lws read) and `bearer`
+  // (an upgrade's bearer.<token> subprotocol token, for [proxy.auth]).
+  int take_over_for_proxy(lws* wsi, std::string head, std::optional<std::string> bearer = {});
   void take_over_sockets();  // outside lws callbacks: adopting re-enters lws
   const std::shared_ptr<const ServerConfig>& current_config() const override { return config_; }
   bool refusing_new_connections() const override { return refusing_new(); }

@@ -4,21 +4,13 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <string_view>
+#include <string>
 
+#include "handshake/request_line.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge::tls {
 namespace {
-
-constexpr std::string_view kAnswer =
-    "HTTP/1.1 400 Bad Request\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 55\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "this port speaks TLS: use https:// or wss:// URLs here\n";
-static_assert(kAnswer.size() - kAnswer.find("\r\n\r\n") - 4 == 55);
 
 // Bounds the bytes read before answering: a request head fits, a flood does not hold the loop.
 constexpr std::size_t kMaxDrainBytes = 64 * 1024;
@@ -45,6 +37,8 @@ bool answer_plain_http_request(const SSL* ssl) {
     if (n <= 0) break;  // EAGAIN: all that came so far
     drained += static_cast<std::size_t>(n);
   }
+  static const std::string kAnswer = closing_text_reply(
+      400, request_refusal_phrase(400), "this port speaks TLS: use https:// or wss:// URLs here");
   [[maybe_unused]] const ssize_t sent =
       ::send(fd, kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ::shutdown(fd, SHUT_WR);
