@@ -2,6 +2,8 @@
 // and closing (with the one retry of an idempotent request on a stale keep-alive connection).
 #include "http/pooled_backend.hpp"
 
+#include "recv_hook/mask_guard.hpp"
+
 namespace wsbridge::http_pool {
 
 bool PooledBackend::connect(PendingRequest* p) {
@@ -146,6 +148,9 @@ int PooledBackend::on_event(lws* wsi, PoolConnection* c, int reason_int, void* i
   (void)len;
   switch (static_cast<lws_callback_reasons>(reason_int)) {
     case LWS_CALLBACK_RAW_CONNECTED:
+      // (Before lws reads it: a guard's watch of a socket that had this number must not read
+      // the backend's answers as a client's requests. stream/lws_stream_client.cpp does so too.)
+      mask_guard::forget(lws_get_socket_fd(wsi));
       c->connected = true;
       c->idle_since = Clock::now();
       if (tls_context_) {

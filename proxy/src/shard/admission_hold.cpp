@@ -66,7 +66,7 @@ void Shard::release_held_upgrades() {
       continue;
     }
     // The bytes go to lws from its buffer, not through recv(): let the guard see them too.
-    mask_guard::watch_http(held.fd, this);
+    watch_adopted(held.fd);
     std::string copy = held.request_bytes;
     mask_guard::after_recv(held.fd, copy.data(), static_cast<long>(copy.size()));
     adopting_fd_ = held.fd;

@@ -64,12 +64,13 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
           return -1;
         }
         if (!self->admit_http_connection(wsi, fd)) return -1;  // (lws closes the socket)
-        mask_guard::watch_http(fd, self);
+        self->watch_adopted(fd);
         return 0;
       }
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         data = new ConnectionData(wsi);
         lws_set_wsi_user(wsi, data);  // freed at WSI_DESTROY, which every connection reaches
+        if (data->fd == self->unadopted_watch_fd_) self->unadopted_watch_fd_ = -1;  // (data->fd has it now)
         if (!self->take_http_slot(wsi, *data)) return -1;  // (lws closes it: WSI_DESTROY follows)
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).
@@ -202,12 +203,13 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         discard_unread(lws_get_socket_fd(wsi));  // (an error answered while a body still came)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
       case LWS_CALLBACK_WSI_DESTROY:
+        // (lws has closed the socket: lws_get_socket_fd says -1 now.)
         if (data != nullptr) {
           self->carrier_closed(*data);
+          mask_guard::forget(data->fd);
         } else {
-          self->adoption_failed(lws_get_socket_fd(wsi));  // (never instantiated)
+          self->adoption_failed(-1);  // (never instantiated)
         }
-        mask_guard::forget(lws_get_socket_fd(wsi));
         lws_set_wsi_user(wsi, nullptr);
         delete data;  // (lws calls protocols[0] with the user data still intact; then frees it
                       // only when it allocated it, which it never does: per_session_data_size 0)

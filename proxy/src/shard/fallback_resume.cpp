@@ -95,7 +95,7 @@ void Shard::adopt_handed_sockets() {
       continue;
     }
     // As release_held_upgrades: the guard sees the bytes, lws parses the upgrade again.
-    mask_guard::watch_http(h.fd, this);
+    watch_adopted(h.fd);
     std::string copy = h.request_bytes;
     mask_guard::after_recv(h.fd, copy.data(), static_cast<long>(copy.size()));
     if (h.ssl != nullptr) tls::hand_over_on_next_new(h.ssl);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
@@ -69,9 +70,26 @@ bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
 // instantiated, and the place taken at the accept would stay counted against the address until
 // this shard's next accept. (A plain socket's descriptor reads -1 here: lws has closed it; a
 // pending place outside an adoption is stale in any case, adoption being one call.)
+// The guard's watch of a socket lasts until lws lets the socket go, and lws names the socket
+// only while it is open: its connection's ConnectionData keeps the number for WSI_DESTROY (lws
+// has closed it by then, and not every path calls CLOSED or CLOSED_HTTP first). Until lws makes
+// one, the number is kept here. A watch left behind would follow the next socket given that
+// number on this thread (a broker connection's CONNACK read as a pipelined request head).
+void Shard::watch_adopted(int fd) {
+  // (The one before was adopted or is gone: adoption ends within the call that began it.)
+  if (unadopted_watch_fd_ >= 0 && unadopted_watch_fd_ != fd) {
+    mask_guard::forget(unadopted_watch_fd_);
+  }
+  mask_guard::watch_http(fd, this);
+  unadopted_watch_fd_ = fd;
+}
+
 void Shard::adoption_failed(int fd) {
   if (pending_http_slot_ && (fd < 0 || pending_http_slot_->first == fd)) {
     pending_http_slot_.reset();
+  }
+  if (unadopted_watch_fd_ >= 0 && (fd < 0 || fd == unadopted_watch_fd_)) {
+    mask_guard::forget(std::exchange(unadopted_watch_fd_, -1));
   }
 }
 

@@ -134,8 +134,10 @@ class Shard final : private InboxDispatcher,
   // The adopted connection's place (the one found at accept, or a new one), kept in `data`;
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
+  // The guard follows the socket lws is about to adopt (accepted, or handed back to it).
+  void watch_adopted(int fd);
   // A connection lws gave up on while adopting it (before NEW_CLIENT_INSTANTIATED): lets go of
-  // the place admit_http_connection took for it.
+  // the place admit_http_connection took for it, and of the guard's watch.
   void adoption_failed(int fd);
   std::optional<std::optional<ConnectionSlots::Slot>> http_slot_for(const std::string& peer);
   // [limits] inbound_bytes_in_flight spent: the session other than `asker` holding the most
@@ -375,6 +377,7 @@ class Shard final : private InboxDispatcher,
   std::uint64_t next_hold_id_ = 1;
   bool holds_answered_ = false;  // some held upgrade has its verdict: release it from run()
   int adopting_fd_ = -1;         // the held socket being handed back to lws now
+  int unadopted_watch_fd_ = -1;  // watch_adopted's socket, until NEW_CLIENT_INSTANTIATED
   tls::TlsSlot* configuring_tls_ = nullptr;  // the TLS listener whose vhost lws is creating
   std::optional<Admitted> adopting_;
   ShardShared& shared_;

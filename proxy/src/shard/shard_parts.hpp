@@ -103,7 +103,7 @@ struct KeepAliveResume {
 // and reallocates only user data it allocated itself, at the upgrade (between CONFIRM_UPGRADE and
 // ESTABLISHED) and after each keep-alive request, which would lose what was decided before.
 struct Shard::ConnectionData {
-  explicit ConnectionData(lws* wsi) {
+  explicit ConnectionData(lws* wsi) : fd(lws_get_socket_fd(wsi)) {
     deadline.wsi = wsi;
     resume.wsi = wsi;
   }
@@ -115,6 +115,8 @@ struct Shard::ConnectionData {
   ConnectionData& operator=(const ConnectionData&) = delete;
 
   static ConnectionData* of(lws* wsi) { return static_cast<ConnectionData*>(lws_wsi_user(wsi)); }
+
+  const int fd;  // (lws no longer tells it at WSI_DESTROY: Shard::watch_adopted)
 
   // The states before the upgrade are allocated only while they exist: inline (std::optional)
   // they made every open connection carry about 700 bytes it no longer needed.

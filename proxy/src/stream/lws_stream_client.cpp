@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "handshake/upgrade_hold.hpp"
+#include "recv_hook/mask_guard.hpp"
 #include "server/this_shard.hpp"
 #include "stream/stream_link.hpp"
 #include "support/discard_unread.hpp"
@@ -216,6 +217,7 @@ std::unique_ptr<Stream> LwsStreamClient::adopt(int fd, SSL* ssl, StreamHandler& 
   link->ready = true;
   link->flush_seconds = stream::kClientFlushOnCloseSeconds;
   if (ssl != nullptr) link->tls = TlsClientStream::adopt_established(ssl);
+  mask_guard::forget(fd);  // (as at RAW_CONNECTED: a stream's socket is not the guard's)
   lws_adopt_desc_t desc{};
   desc.vh = shard.vhost;
   desc.type = LWS_ADOPT_SOCKET;
@@ -311,6 +313,9 @@ int LwsStreamClient::lws_callback(lws* wsi, int reason_int, void* user, void* in
   try {
     switch (reason) {
       case LWS_CALLBACK_RAW_CONNECTED:
+        // (Before lws reads it: the guard follows only what this shard accepted, and a watch of
+        // a socket that had this number would read the server's bytes as a client's.)
+        mask_guard::forget(lws_get_socket_fd(wsi));
         link->on_connected_socket();
         return 0;
       case LWS_CALLBACK_RAW_RX:
