@@ -177,6 +177,19 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
     d.code = "origin";
     return d;
   }
+  // Two tokens in the query: which one is the client's? (A proxy in front, a log or a backend
+  // may read the other.) Refused like two Authorization headers. Cookies of one name may come
+  // twice from a browser (one per path or domain, the most specific first): the first counts.
+  if (route.verifies_credentials() &&
+      std::find(route.sources.begin(), route.sources.end(), CredentialSource::kQuery) !=
+          route.sources.end() &&
+      std::count_if(request.query.begin(), request.query.end(), [&](const auto& argument) {
+        return argument.first == route.query_param;
+      }) > 1) {
+    AuthDecision d = refuse(400, "more than one " + route.query_param + " query argument");
+    d.code = "bad_request";
+    return d;
+  }
   std::optional<std::string> credential;
   for (const auto source : route.sources) {
     if ((credential = credential_from(source, route, request))) break;

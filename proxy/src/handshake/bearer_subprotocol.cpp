@@ -346,6 +346,11 @@ void RequestHeadFilter::protocol_byte(char c, std::string* out) {
         bearer_in_line_ = true;
         capturing_ = !summary_.bearer;
         if (capturing_) summary_.bearer = BearerExtraction{};
+        // Two tokens: which one is the client's? A reader that took the other would admit
+        // someone else (the upgrade is refused, as for two Authorization headers).
+        if (!capturing_ && summary_.repeated_header.empty()) {
+          summary_.repeated_header = "more than one bearer token in Sec-WebSocket-Protocol";
+        }
         item_ = Item::kBearer;
         if (capturing_) summary_.bearer->token.push_back(c);
         return;

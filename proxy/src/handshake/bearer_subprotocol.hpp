@@ -42,8 +42,8 @@ struct HeadSummary {
   bool http_1_0 = false;   // the request line ends "HTTP/1.0" (its Upgrade lines are dropped)
   std::uint8_t hosts = 0;  // Host lines (counted to 255)
   // Why the head is refused when a header that may appear once came twice ("more than one
-  // Origin header": static text, the first such header), or empty: lws joins or keeps the first
-  // of repeated lines, where every other reader may take another.
+  // Origin header": static text, the first such header), or a bearer token did, or empty: lws
+  // joins or keeps the first of repeated lines, where every other reader may take another.
   std::string_view repeated_header;
   bool has_body = false;  // a body follows (Content-Length > 0, Transfer-Encoding, or a POST,
                           // PUT or PATCH without Content-Length, which lws reads as 100 MiB)

@@ -73,6 +73,34 @@ TEST_F(AuthenticatorTest, EverySourceInConfiguredOrder) {
   EXPECT_EQ(run(r).status, 401u);  // the configured name is not there
 }
 
+// Two tokens in the query: a proxy in front, a log or a backend may read the other one.
+TEST_F(AuthenticatorTest, TwoQueryTokensAreRefused) {
+  HandshakeRequest r;
+  r.query = {{"access_token", token("alice")}, {"x", "1"}, {"access_token", token("mallory")}};
+  AuthDecision d = run(r);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.status, 400u);
+  EXPECT_EQ(d.code, "bad_request");
+  EXPECT_EQ(d.reason, "more than one access_token query argument");
+  r.query = {{"access_token", "robot-key"}, {"access_token", "robot-key"}};  // even the same
+  EXPECT_EQ(run(r).status, 400u);
+  // Not where the query is no credential: another source only, or a route that verifies none.
+  route_.sources = {CredentialSource::kHeader};
+  r.authorization = "Bearer robot-key";
+  EXPECT_EQ(run(r).user, "robot");
+  route_ = RouteAuth{};
+  EXPECT_TRUE(run(r).allowed);
+}
+
+// A browser sends a cookie of one name twice when two paths or domains set it, the most
+// specific first (RFC 6265 5.4): the first counts.
+TEST_F(AuthenticatorTest, TheFirstOfTwoCookiesCounts) {
+  HandshakeRequest r;
+  r.cookie = "access_token=" + token("alice") + "; access_token=" + token("mallory");
+  route_.sources = {CredentialSource::kCookie};
+  EXPECT_EQ(run(r).user, "alice");
+}
+
 TEST_F(AuthenticatorTest, ApiKeysCarryNameClaimsAndAcl) {
   HandshakeRequest r;
   r.authorization = "bearer robot-key";  // the scheme is case-insensitive

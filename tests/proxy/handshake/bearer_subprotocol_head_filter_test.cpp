@@ -60,7 +60,15 @@ TEST(RequestHeadFilterTest, TakesABearerOutAtEverySplit) {
     EXPECT_FALSE(r.summary.bearer->only_bearer);
     EXPECT_TRUE(r.summary.upgrade);
     EXPECT_FALSE(r.summary.has_body);
+    // Two tokens: the head is refused (which one is the client's?).
+    EXPECT_EQ(r.summary.repeated_header, "more than one bearer token in Sec-WebSocket-Protocol");
   }
+  // One is not refused.
+  const Filtered one = filter(
+      "GET / HTTP/1.1\r\nSec-WebSocket-Protocol: chat, bearer.abc\r\nX: bearer.x\r\n\r\n", 3);
+  ASSERT_TRUE(one.summary.bearer);
+  EXPECT_EQ(one.summary.bearer->token, "abc");
+  EXPECT_EQ(one.summary.repeated_header, "");
 }
 
 TEST(RequestHeadFilterTest, DropsALineOfOnlyBearerEntries) {
@@ -70,6 +78,7 @@ TEST(RequestHeadFilterTest, DropsALineOfOnlyBearerEntries) {
   ASSERT_TRUE(r.summary.bearer);
   EXPECT_EQ(r.summary.bearer->token, "abc");
   EXPECT_TRUE(r.summary.bearer->only_bearer);
+  EXPECT_EQ(r.summary.repeated_header, "more than one bearer token in Sec-WebSocket-Protocol");
 }
 
 TEST(RequestHeadFilterTest, TellsWhatFollowsTheHead) {
