@@ -210,7 +210,7 @@ TEST_F(PublicPortFraming, KeepAliveConnectionsServeEveryNextRequest) {
   conn.send_all(get + get + get);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(conn.read_http_response(2s).status, 200) << i;
   conn.send_all("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + get);
-  EXPECT_EQ(conn.read_http_response(2s).status, 404);  // (no POST is served at /healthz)
+  EXPECT_EQ(conn.read_http_response(2s).status, 405);  // (no POST is served at /healthz)
   EXPECT_EQ(conn.read_http_response(2s).status, 200);
   conn.send_all(get);
   EXPECT_EQ(conn.read_http_response(2s).status, 200);
@@ -227,7 +227,7 @@ TEST_F(PublicPortFraming, PipelinedRequestsWithBodiesAreServedWithoutSpinning) {
       "Content-Length: 3\r\nContent-Length: 3\r\n\r\n1\nx";
   const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   conn.send_all(post + post + send + send + post + get);
-  for (int status : {404, 404, 404, 404, 404, 200}) {
+  for (int status : {405, 405, 404, 404, 405, 200}) {
     EXPECT_EQ(conn.read_http_response(2s).status, status);
   }
   const int pid = server_.process->pid();
@@ -244,7 +244,7 @@ TEST_F(PublicPortFraming, EmptyLinesBeforeARequestAreIgnored) {
   TcpConn conn = TcpConn::connect("127.0.0.1", server_.port);
   const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   conn.send_all("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n" + get);
-  EXPECT_EQ(conn.read_http_response(2s).status, 404);
+  EXPECT_EQ(conn.read_http_response(2s).status, 405);
   EXPECT_EQ(conn.read_http_response(2s).status, 200);
   conn.send_all("\r\n\r\n\r\n" + get);
   EXPECT_EQ(conn.read_http_response(2s).status, 200);

@@ -2,7 +2,7 @@
 // - a reply whose head outgrew a fixed 1 KiB (a redirect's Location for a long path, an echoed
 //   long Origin on a fallback answer) was never sent, and the connection just closed;
 // - a HEAD answer carried the GET answer's body, which the client reads as the next response;
-//   HEAD /healthz got 405;
+//   HEAD /healthz got 405, and POST /healthz 404;
 // - the redirect to https lost the path of any method but GET, and turned a POST into a GET (301);
 // - the query's arguments stopped at the first empty one ("?&s=TOKEN" lost the token);
 // - "Expect: 100-continue" was never answered (and then answered to HTTP/1.0 clients too, which
@@ -87,6 +87,22 @@ TEST_F(HttpAnswers, HeadGetsTheHeadAloneAndHealthzAnswersIt) {
       server_.port2, "HEAD /x HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(moved.starts_with("HTTP/1.1 301 ")) << moved;
   EXPECT_TRUE(moved.ends_with("\r\n\r\n")) << moved;
+}
+
+// Every other method gets 405 naming GET and HEAD: a POST got 404 (lws hands a POST's
+// callback an empty path).
+TEST_F(HttpAnswers, HealthzAnswersOtherMethodsWith405) {
+  for (const std::string request :
+       {"POST /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
+        "POST /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        "PUT /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        "DELETE /healthz HTTP/1.1\r\nHost: h\r\n\r\n"}) {
+    TcpConn conn = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+    conn.send_all(request);
+    const HttpResponse r = conn.read_http_response(5s);
+    EXPECT_EQ(r.status, 405) << request;
+    EXPECT_EQ(r.header("Allow").value_or(""), "GET, HEAD") << request;
+  }
 }
 
 TEST_F(HttpAnswers, FallbackAnswersEchoALongOriginAndFindTheTokenPastEmptyArguments) {

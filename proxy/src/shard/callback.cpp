@@ -70,7 +70,8 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         data = new ConnectionData(wsi);
         lws_set_wsi_user(wsi, data);  // freed at WSI_DESTROY, which every connection reaches
-        if (data->fd == self->unadopted_watch_fd_) self->unadopted_watch_fd_ = -1;  // (data->fd has it now)
+        if (data->fd == self->unadopted_watch_fd_)
+          self->unadopted_watch_fd_ = -1;                  // (data->fd has it now)
         if (!self->take_http_slot(wsi, *data)) return -1;  // (lws closes it: WSI_DESTROY follows)
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).
@@ -135,18 +136,18 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         return self->confirm_upgrade(wsi);
       case LWS_CALLBACK_HTTP: {
         if (data != nullptr) request_arrived(*data);
+        // The path whatever the method (lws passes "" as `in` for a POST: it got 404 on
+        // /healthz, where the other methods get 405).
         char* any_uri = nullptr;
         int any_uri_len = 0;
-        if (lws_http_get_uri_and_method(wsi, &any_uri, &any_uri_len) >= 0 &&
-            std::string_view(any_uri, static_cast<std::size_t>(any_uri_len))
-                .starts_with(kFallbackPrefix) &&
-            lws_get_vhost(wsi) != self->admin_vhost_) {
-          return self->serve_fallback(
-              wsi, std::string_view(any_uri, static_cast<std::size_t>(any_uri_len)));
+        const std::string_view uri =
+            lws_http_get_uri_and_method(wsi, &any_uri, &any_uri_len) >= 0
+                ? std::string_view(any_uri, static_cast<std::size_t>(any_uri_len))
+                : std::string_view(static_cast<const char*>(in), len);
+        if (uri.starts_with(kFallbackPrefix) && lws_get_vhost(wsi) != self->admin_vhost_) {
+          return self->serve_fallback(wsi, uri);
         }
-        const std::string uri = header(wsi, WSI_TOKEN_GET_URI);
-        return self->serve_http(wsi, uri.empty() ? std::string_view(static_cast<const char*>(in))
-                                                 : std::string_view(uri));
+        return self->serve_http(wsi, uri);
       }
       case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
         // lws' own permessage-deflate only where the route asked for it (per_connection).
