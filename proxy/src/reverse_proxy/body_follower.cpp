@@ -192,6 +192,12 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
         if (phase_ == Phase::kSizeLine) {
           std::uint64_t size = 0;
           if (!parse_size_line(line, size, why)) return fail(i, why);
+          if (guarded_ && line.find(';') != std::string_view::npos) {
+            return fail(i, "a chunk extension, which is not relayed");
+          }
+          if (guarded_ && line.size() > 1 && line.front() == '0') {
+            return fail(i, "a chunk size with a leading zero, which is not relayed");
+          }
           if (size > max_payload_ - std::min(payload_, max_payload_)) {
             over_limit_ = true;
             return fail(
@@ -201,7 +207,7 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
           phase_ = size == 0 ? Phase::kTrailerLine : Phase::kData;
         } else if (line.empty()) {
           phase_ = Phase::kDone;
-        } else if (refuse_trailers_) {
+        } else if (guarded_) {
           return fail(i, "trailer fields, which are not relayed");
         } else {
           HttpHeader field;

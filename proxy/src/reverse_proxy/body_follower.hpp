@@ -31,10 +31,13 @@ class BodyFollower {
   // payload count alone would let a size line such as "100000005" through to a backend that
   // reads 32 bits of it; and trailer fields are refused, because backends that merge them into
   // the head (Apache's MergeTrailers, Tomcat's allowedTrailerHeaders) would take an identity
-  // field there that the head's filter dropped. Browsers send neither.
+  // field there that the head's filter dropped. Size lines are relayed as they came, so only
+  // the spelling every reader agrees on passes: hex digits without a leading zero and without
+  // extensions (a reader of 8 hex digits reads "000000001" as 0, the end of the body;
+  // readers end a quoted extension value differently). Browsers send nothing else.
   void guard_request(std::uint64_t max) {
     max_payload_ = max;
-    refuse_trailers_ = true;
+    guarded_ = true;
   }
   bool over_limit() const { return over_limit_; }
 
@@ -61,7 +64,7 @@ class BodyFollower {
   std::size_t trailer_bytes_ = 0;
   bool after_cr_ = false;  // kDataCrlf: the CR was seen
   std::uint64_t max_payload_ = UINT64_MAX;
-  bool refuse_trailers_ = false;
+  bool guarded_ = false;  // a request's body (guard_request)
   bool over_limit_ = false;
   std::string error_;
 };

@@ -270,10 +270,26 @@ TEST(BodyFollowerTest, ARequestsChunksAreBoundedAndItsTrailersRefused) {
   EXPECT_TRUE(std::get<2>(trailers));
   EXPECT_FALSE(std::get<3>(trailers));
   EXPECT_EQ(std::get<4>(trailers), "trailer fields, which are not relayed");
-  // Unguarded (a response's body) both pass as before.
-  BodyFollower response(BodyFraming::kChunked);
-  const std::string_view bytes = "100000005\r\nhello";
-  EXPECT_FALSE(response.feed(bytes.data(), bytes.size()).error);
+  // Size lines go to the backend as they came: only the one spelling every reader agrees on.
+  // A reader of 8 hex digits reads "000000001" as 0 (the body's end, and a smuggled request in
+  // its data); readers end a quoted extension value at different bytes.
+  const auto zeros = guarded("000000001\r\nx\r\n0\r\n\r\n");
+  EXPECT_EQ(std::get<0>(zeros), 11u);
+  EXPECT_TRUE(std::get<2>(zeros));
+  EXPECT_FALSE(std::get<3>(zeros));
+  EXPECT_EQ(std::get<4>(zeros), "a chunk size with a leading zero, which is not relayed");
+  EXPECT_TRUE(std::get<2>(guarded("1\r\nx\r\n00\r\n\r\n")));
+  const auto extension = guarded("1;a=\"b;c\"\r\nx\r\n0\r\n\r\n");
+  EXPECT_TRUE(std::get<2>(extension));
+  EXPECT_EQ(std::get<4>(extension), "a chunk extension, which is not relayed");
+  EXPECT_EQ(std::get<4>(guarded("0;last\r\n\r\n")), "a chunk extension, which is not relayed");
+  EXPECT_EQ(guarded("A\r\n0123456789\r\n0\r\n\r\n"),
+            std::tuple(std::size_t{20}, true, false, false, std::string()));
+  // Unguarded (a response's body) all pass as before.
+  for (const std::string_view bytes : {"100000005\r\nhello", "000000001\r\nx", "1;a=\"b\"\r\nx"}) {
+    BodyFollower response(BodyFraming::kChunked);
+    EXPECT_FALSE(response.feed(bytes.data(), bytes.size()).error) << bytes;
+  }
 }
 
 TEST(BodyFollowerTest, PayloadCountsChunkDataOnly) {
