@@ -70,8 +70,8 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         data = new ConnectionData(wsi);
         lws_set_wsi_user(wsi, data);  // freed at WSI_DESTROY, which every connection reaches
-        if (data->fd == self->unadopted_watch_fd_)
-          self->unadopted_watch_fd_ = -1;                  // (data->fd has it now)
+        // (The guard's watch is the connection's now: WSI_DESTROY forgets data->fd.)
+        if (data->fd == self->unadopted_watch_fd_) self->unadopted_watch_fd_ = -1;
         if (!self->take_http_slot(wsi, *data)) return -1;  // (lws closes it: WSI_DESTROY follows)
         // Slow or silent clients must finish their request within the handshake timeout (lws
         // replaces any timeout set here with its own, so our timer enforces it).

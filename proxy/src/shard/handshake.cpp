@@ -65,11 +65,6 @@ bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
   return true;
 }
 
-// lws adopts an accepted TLS socket by reading its ClientHello before NEW_CLIENT_INSTANTIATED;
-// when that fails (the client closed or sent no TLS) the wsi is destroyed without ever being
-// instantiated, and the place taken at the accept would stay counted against the address until
-// this shard's next accept. (A plain socket's descriptor reads -1 here: lws has closed it; a
-// pending place outside an adoption is stale in any case, adoption being one call.)
 // The guard's watch of a socket lasts until lws lets the socket go, and lws names the socket
 // only while it is open: its connection's ConnectionData keeps the number for WSI_DESTROY (lws
 // has closed it by then, and not every path calls CLOSED or CLOSED_HTTP first). Until lws makes
@@ -84,6 +79,12 @@ void Shard::watch_adopted(int fd) {
   unadopted_watch_fd_ = fd;
 }
 
+// lws adopts an accepted TLS socket by reading its ClientHello before NEW_CLIENT_INSTANTIATED;
+// when that fails (the client closed or sent no TLS) the wsi is destroyed without ever being
+// instantiated, and the place taken at the accept would stay counted against the address until
+// this shard's next accept. (A plain socket's descriptor reads -1 here: lws has closed it; a
+// pending place outside an adoption is stale in any case, adoption being one call.) The guard's
+// watch of the socket goes with it.
 void Shard::adoption_failed(int fd) {
   if (pending_http_slot_ && (fd < 0 || pending_http_slot_->first == fd)) {
     pending_http_slot_.reset();
