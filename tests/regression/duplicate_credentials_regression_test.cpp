@@ -2,8 +2,11 @@
 // `access_token` query argument and the first bearer.<token> subprotocol entry; a proxy in front,
 // a log, or the backend behind may read another, and so take the request for someone else's.
 // Each is refused with 400 now, on every path that authenticates (an upgrade, a fallback open,
-// a reverse-proxied request), as two Authorization headers already were.
+// a reverse-proxied request), as two Authorization headers already were. So are two fallback
+// session tokens (s=) or resume points (last=) in one request.
 #include <gtest/gtest.h>
+
+#include <regex>
 
 #include "integration/http_test_config.hpp"
 #include "integration/wsbridge_instance.hpp"
@@ -96,6 +99,30 @@ TEST_F(DuplicateCredentials, TwoBearerSubprotocolEntriesAreRefused) {
   EXPECT_EQ(
       send(upgrade("/private", "Sec-WebSocket-Protocol: chat, bearer." + alice_ + "\r\n")).status,
       101);
+}
+
+TEST_F(DuplicateCredentials, TwoSessionTokensOrResumePointsAreRefused) {
+  const HttpResponse opened = send(get("/_wsbridge/poll/private?access_token=" + alice_));
+  ASSERT_EQ(opened.status, 200);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(opened.body, m, std::regex("\"session\":\"([^\"]+)\"")));
+  const std::string s = "s=" + m[1].str();
+  expect_refused(get("/_wsbridge/poll/private?" + s + "&" + s + "&last=0"),
+                 "more than one s= query argument");
+  expect_refused(get("/_wsbridge/poll/private?" + s + "&last=0&last=5"),
+                 "more than one last= query argument");
+  expect_refused(
+      upgrade("/private?_wsb=resume&" + s + "&last=0&last=1", "Sec-WebSocket-Protocol: chat\r\n"),
+      "more than one last= query argument");
+  // One of each is served: a message sent, and the poll that gets its echo.
+  const std::string body = "1\nt2:hi";
+  EXPECT_EQ(send("POST /_wsbridge/send/private?" + s + " HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\n\r\n" + body)
+                .status,
+            200);
+  const HttpResponse echoed = send(get("/_wsbridge/poll/private?" + s + "&last=0"));
+  EXPECT_EQ(echoed.status, 200);
+  EXPECT_NE(echoed.body.find("hi"), std::string::npos) << echoed.body;
 }
 
 }  // namespace

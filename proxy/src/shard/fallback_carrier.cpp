@@ -99,6 +99,11 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     return answer(405, "method", send ? "use POST" : "use GET",
                   {{"Allow:", send ? "POST, OPTIONS" : "GET, OPTIONS"}});
   }
+  // (The session and the resume point are read once here, and by a balancer or a peer too.)
+  if (const auto repeated = repeated_argument(wsi, {"s", "last"})) {
+    return answer(400, "bad_request",
+                  "more than one " + std::string(*repeated) + "= query argument");
+  }
   const auto token = query_value(wsi, "s");
   const CarrierKind kind = path->op == "sse" ? CarrierKind::kStream : CarrierKind::kPoll;
   if (!token && !send) return open_fallback_session(wsi, *route, kind, cors);

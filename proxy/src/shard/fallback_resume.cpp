@@ -20,6 +20,10 @@
 namespace wsbridge {
 
 int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& data) {
+  if (const auto repeated = repeated_argument(wsi, {"s", "last"})) {
+    return refuse_upgrade(wsi, 400, "bad_request",
+                          "more than one " + std::string(*repeated) + "= query argument");
+  }
   const auto token = query_value(wsi, "s");
   // (Bound to the route and the certificate that opened the session: session_token.hpp.)
   const std::string client_cert =

@@ -137,4 +137,16 @@ std::optional<std::string> query_value(lws* wsi, std::string_view key) {
   return std::nullopt;
 }
 
+std::optional<std::string_view> repeated_argument(lws* wsi,
+                                                  std::initializer_list<std::string_view> keys) {
+  const std::vector<std::string> arguments = query_arguments(wsi);
+  for (const std::string_view key : keys) {
+    const auto named = std::count_if(arguments.begin(), arguments.end(), [&](const std::string& a) {
+      return std::string_view(a).substr(0, a.find('=')) == key;
+    });
+    if (named > 1) return key;
+  }
+  return std::nullopt;
+}
+
 }  // namespace wsbridge

@@ -5,6 +5,7 @@
 
 #include <libwebsockets.h>
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,10 @@ inline constexpr const char* kLwsMethodNames[] = {"GET",   "POST",   "OPTIONS", 
 std::vector<std::string> query_arguments(lws* wsi);
 // The value of the query argument `key` (the first one), if there is one.
 std::optional<std::string> query_value(lws* wsi, std::string_view key);
+// The first of `keys` the query names more than once (the request is then ambiguous: a
+// balancer or a log may read the other one), if any.
+std::optional<std::string_view> repeated_argument(lws* wsi,
+                                                  std::initializer_list<std::string_view> keys);
 // Whether the query has `key`=`value`.
 inline bool query_has(lws* wsi, std::string_view key, std::string_view value) {
   return query_value(wsi, key) == value;
