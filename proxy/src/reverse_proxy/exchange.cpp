@@ -62,8 +62,8 @@ void ClientConnection::pump_request_body() {
         return refuse(400, "malformed chunked request body: " + request_body_.error());
       }
       if (request_body_.over_limit() || request_body_.payload_bytes() > route_->max_body_bytes) {
-        std::string why = "the request body is over " + std::to_string(route_->max_body_bytes) +
-                          " bytes";
+        std::string why =
+            "the request body is over " + std::to_string(route_->max_body_bytes) + " bytes";
         if (request_body_.over_limit()) why += ": " + request_body_.error();
         return refuse(413, why);
       }
