@@ -143,6 +143,16 @@ TEST_F(HttpAnswers, FallbackAnswersEchoALongOriginAndFindTheTokenPastEmptyArgume
                std::to_string(third.size()) + "\r\n\r\n" + third);
   const HttpResponse old_answer = old.read_http_response(2s);
   EXPECT_EQ(old_answer.status, 200) << old_answer.body;
+  // The expectation on two lines (lws joins them with a comma): it was not answered.
+  TcpConn twice = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+  const std::string fourth = "4\nt2:hy";
+  twice.send_all("POST /_wsbridge/send/echo?s=" + m[1].str() +
+                 " HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
+                 "Content-Length: " +
+                 std::to_string(fourth.size()) + "\r\n\r\n");
+  EXPECT_EQ(twice.read_http_response(2s).status, 100);
+  twice.send_all(fourth);
+  EXPECT_EQ(twice.read_http_response(2s).status, 200);
   const HttpResponse preflight = request(
       "OPTIONS /_wsbridge/send/echo HTTP/1.1\r\nHost: h\r\n"
       "Origin: " +

@@ -47,7 +47,8 @@ std::optional<unsigned long long> agreed_content_length(
 
 std::optional<FramingRefusal> request_framing_problem(
     const std::vector<std::string>& content_lengths,
-    const std::optional<std::string>& transfer_encoding, bool upgrade) {
+    const std::optional<std::string>& transfer_encoding, RequestBodyKind kind) {
+  const bool upgrade = kind == RequestBodyKind::kUpgrade;
   if (transfer_encoding && !content_lengths.empty()) {
     return FramingRefusal{400, "both Content-Length and Transfer-Encoding"};
   }
@@ -60,6 +61,9 @@ std::optional<FramingRefusal> request_framing_problem(
   if (lengths.problem != nullptr) return FramingRefusal{400, lengths.problem};
   if (upgrade && lengths.length.value_or(0) > 0) {
     return FramingRefusal{400, "an upgrade request has no body"};
+  }
+  if (kind == RequestBodyKind::kLengthRequired && !lengths.length) {
+    return FramingRefusal{411, "send Content-Length with a POST, PUT or PATCH (0 for no body)"};
   }
   return std::nullopt;
 }

@@ -2,6 +2,7 @@
 
 #include <libwebsockets.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,10 +14,23 @@ std::size_t response_head_room(const HeaderList& headers, std::size_t base) {
   return base;
 }
 
+bool body_runs_to_close(lws* wsi) {
+  const bool body_method = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+                           lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                           lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+  return body_method && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 &&
+         lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0;
+}
+
 bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
-                      std::string_view body, const HeaderList& extra_headers) {
+                      std::string_view body, const HeaderList& given_headers) {
   // RFC 9110 9.3.2: a HEAD answer is the GET answer's head (its Content-Length too), no body.
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) body = {};
+  HeaderList extra_headers = given_headers;
+  const bool says_connection = std::any_of(given_headers.begin(), given_headers.end(),
+                                           [](const auto& h) { return h.first == "Connection:"; });
+  if (!says_connection && body_runs_to_close(wsi))
+    extra_headers.emplace_back("Connection:", "close");
   const std::size_t head_room = response_head_room(extra_headers, 1024 + content_type.size());
   std::vector<unsigned char> buf(LWS_PRE + head_room + body.size());
   unsigned char* start = buf.data() + LWS_PRE;

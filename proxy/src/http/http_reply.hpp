@@ -17,8 +17,14 @@ using HeaderList = std::vector<std::pair<std::string_view, std::string_view>>;
 // fixed size dropped such answers without a word.
 std::size_t response_head_room(const HeaderList& headers, std::size_t base);
 
-// Writes status line, headers, Content-Length and body. Returns false when the write failed.
-// The body must be small (it is written with the headers, in one buffer).
+// A POST, PUT or PATCH that gives no length (neither Content-Length nor Transfer-Encoding): its
+// body is empty (RFC 9112 6.3), but lws 4.1.6 reads one on to 100 MiB, so whatever the client
+// sent next would go into it unanswered. The answer to it is the connection's last.
+bool body_runs_to_close(lws* wsi);
+
+// Writes status line, headers, Content-Length and body ("Connection: close" added where
+// body_runs_to_close). Returns false when the write failed. The body must be small (it is written
+// with the headers, in one buffer).
 bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
                       std::string_view body, const HeaderList& extra_headers = {});
 

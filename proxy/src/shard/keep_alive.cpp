@@ -18,6 +18,8 @@
 namespace wsbridge {
 
 int Shard::complete_http_transaction(lws* wsi) {
+  // (Its answer said "Connection: close": lws would read what follows as its body.)
+  if (body_runs_to_close(wsi)) return -1;
   if (lws_http_transaction_completed(wsi) != 0) return -1;
   ConnectionData* data = ConnectionData::of(wsi);
   // Armed only when lws took the whole keep-alive path (it binds the connection for its next

@@ -63,9 +63,16 @@ std::vector<std::string> non_empty_fragments(lws* wsi, lws_token_indexes token) 
 }
 }  // namespace
 
-std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade) {
+std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade, bool length_required) {
+  const bool post_put_or_patch = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+                                 lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                                 lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+  const RequestBodyKind kind = upgrade ? RequestBodyKind::kUpgrade
+                               : post_put_or_patch && length_required
+                                   ? RequestBodyKind::kLengthRequired
+                                   : RequestBodyKind::kLengthIfSaid;
   return request_framing_problem(content_length_headers(wsi),
-                                 header_if_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING), upgrade);
+                                 header_if_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING), kind);
 }
 
 std::optional<unsigned long long> content_length(lws* wsi) {
@@ -83,7 +90,8 @@ std::optional<std::string> cookie_header(lws* wsi) {
 }
 
 void continue_if_expected(lws* wsi) {
-  if (!text::iequals(text::trim(header(wsi, WSI_TOKEN_HTTP_EXPECT)), "100-continue")) return;
+  // (Repeated lines come joined with commas: "100-continue,100-continue" expects it too.)
+  if (!text::list_contains(header(wsi, WSI_TOKEN_HTTP_EXPECT), "100-continue")) return;
   // ... ignored in an HTTP/1.0 request (RFC 9110 10.1.1): such a client cannot read a 100. (lws
   // files the request line's version under WSI_TOKEN_HTTP.)
   if (header(wsi, WSI_TOKEN_HTTP) == "HTTP/1.0") return;

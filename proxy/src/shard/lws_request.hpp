@@ -24,7 +24,9 @@ std::optional<std::string> cookie_header(lws* wsi);
 // A header lws has no token for, by its lower-case name with the colon ("sec-fetch-site:").
 std::optional<std::string> custom_header(lws* wsi, const char* name);
 // The request's body framing (request_framing.hpp), from every Content-Length lws collected.
-std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade);
+// `length_required`: a POST, PUT or PATCH without a length gets 411; else it is answered as one
+// with an empty body, and the connection closed after (body_runs_to_close).
+std::optional<FramingRefusal> framing_problem(lws* wsi, bool upgrade, bool length_required = true);
 // The body length those Content-Length headers agree on (agreed_content_length), if any.
 std::optional<unsigned long long> content_length(lws* wsi);
 // RFC 9110 10.1.1: a client that sent "Expect: 100-continue" waits for a 100 before its body
