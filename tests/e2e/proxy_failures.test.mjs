@@ -93,6 +93,12 @@ test('a backend that resets the connection or answers garbage: 502', { timeout: 
   assert.equal(reset.status, 502, reset.body.toString());
   const garbage = await get('/raw/garbage');
   assert.equal(garbage.status, 502, garbage.body.toString());
+  // A head whose lines end in LF alone: 502 at once, not 504 after response_timeout (1 s here).
+  const started = Date.now();
+  const bareLf = await get('/raw/bare-lf', { timeoutMs: 15000 });
+  assert.equal(bareLf.status, 502, bareLf.body.toString());
+  assert.match(bareLf.body.toString(), /LF alone/);
+  assert.ok(Date.now() - started < 800, `answered after ${Date.now() - started} ms`);
   await alive();
 });
 

@@ -125,6 +125,11 @@ bool ClientConnection::read_response_head() {
     if (end == std::string::npos) {
       if (response_in_.size() > kMaxResponseHeadBytes) {
         backend_failed(502, "malformed", "the backend's response head is too large");
+      } else if (has_bare_line_feed(response_in_)) {
+        // (Heads end at CRLF CRLF here, as requests do: without this the answer waited for
+        // response_timeout and got 504, as if the backend had said nothing.)
+        backend_failed(502, "malformed",
+                       "the backend's response head has a line ending in LF alone (not CRLF)");
       }
       return false;
     }

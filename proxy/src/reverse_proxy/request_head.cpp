@@ -177,6 +177,14 @@ std::size_t find_head_end(std::string_view buffer) {
   return blank == std::string_view::npos ? std::string_view::npos : blank + 4;
 }
 
+bool has_bare_line_feed(std::string_view buffer) {
+  for (std::size_t at = buffer.find('\n'); at != std::string_view::npos;
+       at = buffer.find('\n', at + 1)) {
+    if (at == 0 || buffer[at - 1] != '\r') return true;
+  }
+  return false;
+}
+
 std::variant<RequestHead, HeadError> parse_request_head(std::string_view head) {
   // The request line. Empty lines before it (which RFC 9112 2.2 lets a server skip) are refused:
   // find_head_end would take "\r\n\r\n" at the start of a buffer for a whole head, so skipping

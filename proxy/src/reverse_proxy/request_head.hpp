@@ -46,6 +46,9 @@ struct HeadError {
 // Where the head in `buffer` ends: the offset just past its blank line, or npos while it has not
 // ended. Only CRLF line ends count (a bare LF makes parse_request_head fail).
 std::size_t find_head_end(std::string_view buffer);
+// Whether `buffer` has a line that ends in LF alone: a head that find_head_end will never end
+// (RFC 9112 2.2 lets a recipient refuse it).
+bool has_bare_line_feed(std::string_view buffer);
 
 // Parses one complete head (through its blank line, as find_head_end delimits it). Refused:
 // a malformed request line or field (obs-fold, whitespace before the colon, a name that is not a

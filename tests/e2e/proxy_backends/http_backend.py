@@ -18,6 +18,7 @@ Endpoints, chosen by the last segment of the path (so any proxy prefix or base r
   hang      reads the request and never answers (until the peer closes).
   reset     reads the request and resets the connection (RST, no answer).
   garbage   answers bytes that are not HTTP, then closes.
+  bare-lf   answers at once with a head whose lines end in LF alone, and keeps the connection.
   hop       answers with hop-by-hop response fields that a proxy must drop.
   until-close  ?bytes=N: an answer without Content-Length or chunking, ended by the close.
   slow-body ?ms=N: the head and 100 of 1000 announced bytes, then silence for N ms.
@@ -169,6 +170,11 @@ class Handler(socketserver.BaseRequestHandler):
                     return
                 if op == "garbage":
                     self.request.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+                    return
+                if op == "bare-lf":
+                    self.request.sendall(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+                    while self.request.recv(65536):
+                        pass
                     return
                 if op == "reject":
                     # Refuses an upload before reading it, as an application checking

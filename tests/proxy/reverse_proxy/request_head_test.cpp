@@ -64,6 +64,15 @@ TEST(RequestHeadTest, ReadsTheRequestLineAndFieldsAsSent) {
   EXPECT_EQ(parsed("M-SEARCH /x HTTP/1.1\r\nHost: a\r\n\r\n").method, "M-SEARCH");
 }
 
+TEST(RequestHeadTest, TellsALineEndingInLfAlone) {
+  EXPECT_FALSE(has_bare_line_feed(""));
+  EXPECT_FALSE(has_bare_line_feed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"));
+  EXPECT_FALSE(has_bare_line_feed("HTTP/1.1 200 OK\r"));  // (its LF may still come)
+  EXPECT_TRUE(has_bare_line_feed("HTTP/1.1 200 OK\nContent-Length: 2\n\nok"));
+  EXPECT_TRUE(has_bare_line_feed("HTTP/1.1 200 OK\r\nA: b\n"));
+  EXPECT_TRUE(has_bare_line_feed("\n"));
+}
+
 TEST(RequestHeadTest, FindsTheEndOfTheHeadAtTheFirstBlankLine) {
   const std::string head = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
   EXPECT_EQ(find_head_end(head), head.size());
