@@ -102,6 +102,26 @@ TEST_F(HttpConnectionCap, TrustedProxiesAreNotCounted) {
   EXPECT_EQ(refused(server), 0);
 }
 
+// A proxied connection between two requests was kept 60 s whatever handshake_timeout said
+// (CONFIG.md: it bounds each further keep-alive request too), so an address could hold its
+// places twelve times as long as on wsbridge's own paths.
+TEST_F(HttpConnectionCap, ProxiedKeepAliveConnectionsCloseAtTheHandshakeTimeout) {
+  HttpBackend backend;
+  std::string config = config_with("") + R"(
+[[proxy]]
+path = "/json"
+backend = "${BACKEND}"
+)";
+  WsbridgeInstance::replace_all(config, "${BACKEND}", backend.base_url());
+  WsbridgeInstance::replace_all(config, "max_http_connections_per_ip = 3",
+                                "max_http_connections_per_ip = 3\nhandshake_timeout = \"1s\"");
+  WsbridgeInstance server(config);
+  TcpConn c = TcpConn::connect("127.0.0.1", server.port);
+  c.send_all("GET /json/a HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(c.read_http_response(5s).status, 200);
+  EXPECT_TRUE(c.wait_closed(5s)) << "an idle proxied connection outlived handshake_timeout";
+}
+
 // The twin in the reverse proxy: a connection it takes from lws keeps its place while the proxy
 // serves it (keep-alive), instead of leaving the count when it leaves lws.
 TEST_F(HttpConnectionCap, ProxiedConnectionsStayCounted) {

@@ -267,8 +267,8 @@ void ClientConnection::arm_timer() {
   };
   switch (phase_) {
     case Phase::kHead:
-      delay = until(last_activity_ + (in_.empty() ? milliseconds(kClientKeepAlive)
-                                                  : milliseconds(config_timeout())));
+      // (Between requests as within a head: [limits] handshake_timeout, as on lws' paths.)
+      delay = until(last_activity_ + config_timeout());
       break;
     case Phase::kWaiting:
       delay = until(sent_at_ + route_->response_timeout);
@@ -299,8 +299,7 @@ void ClientConnection::on_timer() {
   const auto now = steady_clock::now();
   switch (phase_) {
     case Phase::kHead:
-      if (now - last_activity_ >=
-          (in_.empty() ? milliseconds(kClientKeepAlive) : milliseconds(config_timeout()))) {
+      if (now - last_activity_ >= config_timeout()) {
         return close_now();  // an idle keep-alive connection, or a head that never ended
       }
       break;

@@ -21,8 +21,6 @@
 
 namespace wsbridge::reverse_proxy {
 
-// Between requests, a browser connection stays open this long without a byte.
-inline constexpr std::chrono::seconds kClientKeepAlive{60};
 // After an answer sent before the request body ended (413, a backend's early refusal), the
 // browser's connection is read on and discarded (RFC 9112 9.6: else its close would reset the
 // connection under the answer before the browser read it) until it is quiet this long...
