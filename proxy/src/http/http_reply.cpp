@@ -29,8 +29,9 @@ bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
   HeaderList extra_headers = given_headers;
   const bool says_connection = std::any_of(given_headers.begin(), given_headers.end(),
                                            [](const auto& h) { return h.first == "Connection:"; });
-  if (!says_connection && body_runs_to_close(wsi))
+  if (!says_connection && body_runs_to_close(wsi)) {
     extra_headers.emplace_back("Connection:", "close");
+  }
   const std::size_t head_room = response_head_room(extra_headers, 1024 + content_type.size());
   std::vector<unsigned char> buf(LWS_PRE + head_room + body.size());
   unsigned char* start = buf.data() + LWS_PRE;
