@@ -213,7 +213,6 @@ void Upstream::Impl::handle(ActionDone& e) {
       }
     }
     const std::vector<Waiter> waiters = std::move(state.waiters);
-    filter_of_sub_id.erase(state.sub_id);
     filters.erase(fit);
     for (ConnectionId sid : subscribers) {
       auto& session = sessions.at(sid);

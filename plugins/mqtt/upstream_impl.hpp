@@ -272,6 +272,17 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   // of the subscriptions the message is for).
   std::vector<SubscriberId> live_on_mqtt5(const ::mqtt::message& m,
                                           std::vector<ConnectionId>& involved);
+  // MQTT 5: the Subscription Identifiers a message carries (the subscriptions of ours it is for).
+  static std::vector<std::uint32_t> subscription_ids(const ::mqtt::message& m);
+  // MQTT 5: whether a copy naming `ids` is the one session `s` takes. A broker may send one copy
+  // per matching subscription of ours (mosquitto does, to MQTT 5 clients), each naming only its
+  // own: a session takes the copy of its matching filter with the smallest identifier, so it
+  // gets the message once. A copy naming none (a broker without identifiers) is everyone's.
+  bool copy_is_for(const SessionState& s, const std::string& topic,
+                   const std::vector<std::uint32_t>& ids);
+  // `matched` less the sessions for which the copy naming `ids` is not the one (copy_is_for).
+  std::vector<SubscriberId> once_per_session(const std::string& topic,
+                                             const std::vector<std::uint32_t>& ids);
   void fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,
                const std::string& payload, int qos, bool retain);
   // MQTT 5 subscriptions are made with Retain As Published, so every change of a retained value
@@ -320,12 +331,12 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   std::unordered_map<std::string, Retained> retained;
   bool cache_full_warned = false;
   RetainRounds rounds;  // which sessions get the retained copies a SUBSCRIBE brings
-  std::unordered_map<std::uint32_t, std::string> filter_of_sub_id;  // MQTT 5
   std::uint32_t next_sub_id = 1;
   // Sessions whose messages wait for a fence (MQTT 5), in arrival order.
   std::unordered_map<ConnectionId, std::vector<Frame>> held;
   bool sub_ids_available = true;      // MQTT 5: as the broker's CONNACK says
   std::vector<SubscriberId> matched;  // scratch for trie matches
+  std::string broker_filter_scratch;  // scratch for copy_is_for
   std::mt19937 rng;
   bool ever_connected = false;
   metrics::Gauge& up_gauge;

@@ -25,7 +25,6 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
     state = FilterState{};
     state.qos = qos;
     state.sub_id = next_sub_id;
-    filter_of_sub_id[next_sub_id] = broker_filter;
     next_sub_id = next_sub_id % 268'435'455 + 1;  // the protocol's largest
     state.waiters.push_back({id, std::move(request_id)});
     rounds.wait(broker_filter, id);
@@ -138,7 +137,6 @@ void Upstream::Impl::unsubscribe(SessionState& s, ConnectionId id, const std::st
   if (!trie.remove(broker_filter, id)) return;
   // The last subscriber left: one UNSUBSCRIBE, and forget retained values nobody matches now.
   if (fit != filters.end()) {
-    filter_of_sub_id.erase(fit->second.sub_id);
     filters.erase(fit);
   }
   if (link == Link::kUp) {
@@ -218,7 +216,11 @@ void Upstream::Impl::handle(BrokerMessage& e) {
   const bool copy = m.is_retained() && !(caching() && payload.empty());
   if (!copy) {
     rounds.live(topic);
-    fan_out(matched, topic, payload, qos, false);
+    if (caching()) {
+      fan_out(once_per_session(topic, subscription_ids(m)), topic, payload, qos, false);
+    } else {
+      fan_out(matched, topic, payload, qos, false);
+    }
   } else {
     auto targets = rounds.copy(topic, Clock::now());
     fan_out(targets.deliver, topic, payload, qos, true);
@@ -230,30 +232,54 @@ void Upstream::Impl::handle(BrokerMessage& e) {
 
 std::vector<SubscriberId> Upstream::Impl::live_on_mqtt5(const ::mqtt::message& m,
                                                         std::vector<ConnectionId>& involved) {
-  // The subscriptions this message is for: a copy a SUBSCRIBE brought carries only that one's.
-  std::vector<const std::string*> for_filters;
-  const auto& props = m.get_properties();
-  const std::size_t n = props.count(::mqtt::property::SUBSCRIPTION_IDENTIFIER);
-  for (std::size_t i = 0; i < n; ++i) {
-    auto it = filter_of_sub_id.find(
-        ::mqtt::get<std::uint32_t>(props, ::mqtt::property::SUBSCRIPTION_IDENTIFIER, i));
-    if (it != filter_of_sub_id.end()) for_filters.push_back(&it->second);
-  }
+  // A copy a SUBSCRIBE brought carries only that subscription's identifier.
+  const std::vector<std::uint32_t> ids = subscription_ids(m);
   std::sort(involved.begin(), involved.end());
   std::vector<SubscriberId> live;
   for (SubscriberId id : matched) {
     if (std::binary_search(involved.begin(), involved.end(), id)) continue;
     auto it = sessions.find(id);
-    if (it == sessions.end()) continue;
-    const std::string& prefix = it->second.route->topic_prefix;
-    // (A broker without Subscription Identifiers sends none: then everyone else takes it live.)
-    const bool for_it =
-        n == 0 || std::any_of(for_filters.begin(), for_filters.end(), [&](const std::string* f) {
-          return f->starts_with(prefix) && it->second.filters.contains(f->substr(prefix.size()));
-        });
-    if (for_it) live.push_back(id);
+    if (it != sessions.end() && copy_is_for(it->second, m.get_topic(), ids)) live.push_back(id);
   }
   return live;
+}
+
+std::vector<std::uint32_t> Upstream::Impl::subscription_ids(const ::mqtt::message& m) {
+  const auto& props = m.get_properties();
+  const std::size_t n = props.count(::mqtt::property::SUBSCRIPTION_IDENTIFIER);
+  std::vector<std::uint32_t> ids;
+  ids.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ids.push_back(::mqtt::get<std::uint32_t>(props, ::mqtt::property::SUBSCRIPTION_IDENTIFIER, i));
+  }
+  return ids;
+}
+
+bool Upstream::Impl::copy_is_for(const SessionState& s, const std::string& topic,
+                                 const std::vector<std::uint32_t>& ids) {
+  if (ids.empty()) return true;
+  std::uint32_t smallest = 0;
+  for (const std::string& filter : s.filters) {
+    broker_filter_scratch.assign(s.route->topic_prefix).append(filter);
+    if (!filter_matches(broker_filter_scratch, topic)) continue;
+    auto it = filters.find(broker_filter_scratch);
+    if (it == filters.end() || it->second.sub_id == 0) continue;
+    if (smallest == 0 || it->second.sub_id < smallest) smallest = it->second.sub_id;
+  }
+  // (None of its filters has an identifier the copy could name: it takes every copy.)
+  return smallest == 0 || std::find(ids.begin(), ids.end(), smallest) != ids.end();
+}
+
+std::vector<SubscriberId> Upstream::Impl::once_per_session(const std::string& topic,
+                                                           const std::vector<std::uint32_t>& ids) {
+  if (ids.empty()) return matched;
+  std::vector<SubscriberId> taking;
+  taking.reserve(matched.size());
+  for (SubscriberId id : matched) {
+    auto it = sessions.find(id);
+    if (it != sessions.end() && copy_is_for(it->second, topic, ids)) taking.push_back(id);
+  }
+  return taking;
 }
 
 void Upstream::Impl::fan_out(const std::vector<SubscriberId>& ids, const std::string& topic,

@@ -278,6 +278,29 @@ TEST_P(LateRetained, RetainedCopiesForANewFilterGoOnlyToItsSubscriber) {
   expect_message(narrow.next(), "ov/a", 2, false);
 }
 
+// Overlapping filters on the shared broker connection: an MQTT 5 broker may send one copy per
+// matching subscription (mosquitto does), and every copy went to every matching session, so
+// each got the message twice (once per filter of the bridge), live and retained changes alike.
+TEST_P(LateRetained, OverlappingFiltersDeliverEachMessageOnce) {
+  MqttPeer peer(broker_.uri(), "device");
+  Session exact(*bridge_, "/mqtt");
+  exact.subscribe_ok("dup/x");
+  Session wide(*bridge_, "/mqtt");
+  wide.subscribe_ok("dup/#");
+  Session both(*bridge_, "/mqtt");  // two filters of its own, both matching
+  both.subscribe_ok("dup/+");
+  both.subscribe_ok("dup/#");
+  peer.publish("dup/x", "1", 1, false);
+  peer.publish("dup/x", "2", 1, true);  // a live change of a retained value
+  peer.publish("dup/x", "", 1, true);   // its deletion
+  for (Session* s : {&exact, &wide, &both}) {
+    expect_message(s->next(), "dup/x", 1, false);
+    expect_message(s->next(), "dup/x", 2, false);
+    EXPECT_EQ(s->next()["topic"], "dup/x");
+    s->expect_nothing_pending();
+  }
+}
+
 // Values the broker no longer has (here: a restarted broker without persistence) are not served
 // from a stale cache after the reconnect.
 TEST_P(LateRetained, NoStaleValueAfterTheBrokerLostIt) {
