@@ -10,8 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import {
-  Child, MiB, binary, floodStalledBackend, freePort, mib, openWebSocket, nthMessage,
+  Child, MiB, RawConnection, binary, floodStalledBackend, freePort, mib, openWebSocket, nthMessage,
   stalledBackendReport, startHttpBackend, startWsBackend, stopAll, streamHash, tempDir, waitFor,
 } from './proxy_support.mjs';
 
@@ -106,6 +107,33 @@ test('one TLS connection goes from the proxy to lws and back, its session intact
     assert.equal(upload.socket, first.socket);
   } finally {
     agent.destroy();
+  }
+});
+
+// The same on TLS, pipelined: requests lws held behind one that came back to the proxy went with
+// it (the 4th here was lost before).
+test('pipelined over one TLS connection: requests going back and forth are all answered, in order', { timeout: 30000 }, async () => {
+  const relayed = (n) => `GET /app/echo?n=${n} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  const own = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+  const sequence = [relayed(1), own, relayed(2), own, relayed(3), own];
+  const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+  await new Promise((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject); });
+  const c = new RawConnection(socket);
+  try {
+    c.write(Buffer.from(sequence.join('')));
+    for (const [i, request] of sequence.entries()) {
+      const res = await c.response({ timeoutMs: 5000 });
+      assert.equal(res.status, 200, `answer ${i + 1} of ${sequence.length}`);
+      const body = JSON.parse(res.body.toString());
+      if (request === own) {
+        assert.equal(body.status, 'ok', `answer ${i + 1} is not wsbridge's /healthz`);
+      } else {
+        assert.equal(body.target, request.split(' ')[1], `answer ${i + 1} out of order`);
+      }
+    }
+    assert.equal(c.closed, false, 'the connection was closed');
+  } finally {
+    c.close();
   }
 });
 

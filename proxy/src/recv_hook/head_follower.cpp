@@ -19,9 +19,6 @@ namespace wsbridge::mask_guard::detail {
 
 namespace {
 
-// Heads kept for take_head_bytes beyond those lws has reported (pipelined in one buffer).
-constexpr std::size_t kMaxHeadsAhead = 16;
-
 // What a complete head (as lws is to get it) is refused for, if anything: lws 4.1.6 answers these
 // unevenly or not at all (request_line.hpp); RFC 9112 3.2 asks for 400 on a missing or repeated
 // Host (the reverse proxy refuses the same heads: one reading of a request for every path).
@@ -57,9 +54,13 @@ Refusal end_of_head(Watch& w) {
     w.http->last_head = std::move(w.http->head_out);
     w.http->bearer = s.bearer;
     w.http->sec_websocket_origin = s.sec_websocket_origin;
+  } else if (w.plain_heads.size() >= kMaxHeadsAhead) {
+    // More heads ahead of lws than are kept (a long pipeline handed back at once, or read while
+    // lws sent a file): which one lws reports next is no longer known here, so none is given.
+    w.plain_heads.clear();
+    lose(w);
+    return {};
   } else {
-    // (Bounded: lws reads a next head only after answering the one before.)
-    if (w.plain_heads.size() >= kMaxHeadsAhead) w.plain_heads.erase(w.plain_heads.begin());
     w.plain_heads.push_back(std::move(w.http->head_out));
   }
   if (!websocket && s.has_body && !s.body_length) {
@@ -75,6 +76,7 @@ Refusal end_of_head(Watch& w) {
     // LRS_DEFERRING_ACTION without end).
     w.phase = Phase::kBody;
     w.http->body_left = *s.body_length;
+    w.http->body_given = false;
   }
   w.http->head.reset();
   w.http->head_out.clear();
@@ -167,6 +169,7 @@ std::size_t take_body(Watch& w, std::size_t available) {
   const auto taken =
       static_cast<std::size_t>(std::min<std::uint64_t>(w.http->body_left, available));
   w.http->body_left -= taken;
+  w.http->body_given = w.http->body_given || taken > 0;
   if (w.http->body_left == 0) w.phase = Phase::kHead;
   return taken;
 }

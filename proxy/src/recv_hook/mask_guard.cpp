@@ -192,6 +192,24 @@ std::string take_head_bytes(int fd) {
   return head;
 }
 
+std::optional<std::string> take_heads_ahead(int fd) {
+  Watch* w = mine(fd);
+  if (w == nullptr) return std::string();
+  // Beyond the heads kept: an upgrade head lws has not reported (take_request_bytes empties
+  // it), part of a head, a body lws was given some of (the body of the head just reported, still
+  // in the socket, is no concern), or bytes after a head kept where the guard stopped following.
+  const bool beyond =
+      (w->phase == Phase::kAwaiting && !w->http->last_head.empty()) ||
+      (w->phase == Phase::kLost && !w->plain_heads.empty()) ||
+      (w->phase == Phase::kHead && w->http->head.bytes_in() > 0) ||
+      (w->phase == Phase::kBody && (w->http->body_given || !w->plain_heads.empty()));
+  if (beyond) return std::nullopt;
+  std::string ahead;
+  for (const std::string& head : w->plain_heads) ahead += head;
+  w->plain_heads.clear();
+  return ahead;
+}
+
 std::string take_request_bytes(int fd) {
   Watch* w = mine(fd);
   if (w == nullptr || w->phase != Phase::kAwaiting) return {};

@@ -105,6 +105,15 @@ std::string take_request_bytes(int fd);
 // Take it at every request head lws reports (FILTER_HTTP_CONNECTION), used or not: a head left
 // here would pass for a later one that the guard no longer follows.
 std::string take_head_bytes(int fd);
+// How many heads the guard keeps for take_head_bytes beyond the one lws reports. Past that it
+// stops following (take_head_bytes gives nothing: the proxy closes such a connection).
+inline constexpr std::size_t kMaxHeadsAhead = 16;
+// The heads lws was handed beyond the one take_head_bytes just gave (several in a buffer handed
+// back to it at once), joined in order: lws holds them, unread, and loses them when the reverse
+// proxy takes the connection over at that head, so the proxy takes them along. Nullopt when lws
+// may hold more than whole heads the guard kept (part of a head or of a body it read ahead, an
+// upgrade head): the proxy cannot take the connection over without losing something.
+std::optional<std::string> take_heads_ahead(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
 // The bearer token taken out of the upgrade request's Sec-WebSocket-Protocol (see

@@ -39,6 +39,7 @@ struct HttpState {
   std::optional<BearerExtraction> bearer;  // kAwaiting: taken out of that head
   bool sec_websocket_origin = false;       // kAwaiting: that head had one
   std::uint64_t body_left = 0;             // kBody: bytes of the body lws has not been given
+  bool body_given = false;                 // kBody: lws has been given some of it
 };
 
 struct Watch {

@@ -31,6 +31,16 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::st
     WSB_LOG(kWarn) << "proxy: out of file descriptors: closing the connection of " << peer;
     return -1;
   }
+  // Requests pipelined behind this one that lws holds unread (handed back to it together) go
+  // with it, or they would be lost with lws' connection.
+  const std::optional<std::string> ahead = mask_guard::take_heads_ahead(fd);
+  if (!ahead) {
+    WSB_LOG(kInfo) << "proxy: " << peer_address(wsi)
+                   << " pipelined more behind a request for a proxy prefix than can be taken "
+                      "along: closing its connection";
+    return -1;  // unanswered: a keep-alive race, which clients send again on a new connection
+  }
+  head += *ahead;
   mask_guard::forget(fd);
   reverse_proxy::Takeover takeover;
   takeover.fd = *kept;

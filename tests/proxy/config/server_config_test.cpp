@@ -175,9 +175,11 @@ TEST_F(ConfigTest, BadValues) {
 }
 
 TEST_F(ConfigTest, UnknownAdapter) {
-  EXPECT_EQ(
-      error_of(std::string(kListenerOn8080) + "[[routes]]\npath = \"/m\"\nadapter = \"mqtt5\"\n"),
-      "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo, http, mqtt)");
+  // (Appended, not std::string(view) + literal: GCC 12 -O1 misreads that one as out of bounds.)
+  std::string config(kListenerOn8080);
+  config += "[[routes]]\npath = \"/m\"\nadapter = \"mqtt5\"\n";
+  EXPECT_EQ(error_of(config),
+            "test.toml:5:11: unknown adapter \"mqtt5\" (known: echo, http, mqtt)");
 }
 
 TEST_F(ConfigTest, DuplicatePathAndListener) {

@@ -301,6 +301,69 @@ TEST(MaskGuardTest, AnUpgradeWhereTheStreamIsNotFollowedIsAViolation) {
   EXPECT_EQ(run.reports.size(), 1u);
 }
 
+// A buffer handed to lws at once (the reverse proxy handing a connection back) may hold several
+// heads: lws reports them one by one, and when one goes to the proxy, the ones lws still holds
+// behind it go along (take_heads_ahead), or they would be lost with lws' connection.
+TEST(MaskGuardTest, HeadsHandedAtOnceAreGivenOneByOneAndTheRestTogether) {
+  constexpr int fd = 4001;
+  RecordingSink sink;
+  mask_guard::watch_http(fd, &sink);
+  const std::string a = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string b = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string c = "GET /c?x=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string d = "HEAD /d HTTP/1.1\r\nHost: h\r\n\r\n";
+  std::string handed = a + b + c + d;
+  ASSERT_EQ(mask_guard::after_recv(fd, handed.data(), static_cast<long>(handed.size())),
+            static_cast<long>(handed.size()));
+  EXPECT_EQ(mask_guard::take_head_bytes(fd), a);
+  EXPECT_EQ(mask_guard::take_head_bytes(fd), b);
+  EXPECT_EQ(mask_guard::take_heads_ahead(fd), c + d);
+  EXPECT_EQ(mask_guard::take_heads_ahead(fd), "") << "taken once";
+  EXPECT_EQ(mask_guard::take_head_bytes(fd), "");
+  mask_guard::forget(fd);
+  EXPECT_EQ(mask_guard::take_heads_ahead(fd), "") << "an unwatched descriptor holds nothing";
+
+  // Past the heads it keeps, the guard cannot tell which one lws reports next: it gives none
+  // (rather than a wrong one) and follows no more.
+  mask_guard::watch_http(fd, &sink);
+  std::string many;
+  for (std::size_t i = 0; i <= mask_guard::kMaxHeadsAhead; ++i) many += a;
+  mask_guard::after_recv(fd, many.data(), static_cast<long>(many.size()));
+  EXPECT_EQ(mask_guard::take_head_bytes(fd), "");
+  std::string upgrade = kUpgradeHead;
+  mask_guard::after_recv(fd, upgrade.data(), static_cast<long>(upgrade.size()));
+  mask_guard::start_websocket(fd);
+  EXPECT_TRUE(mask_guard::blocked(fd)) << "an upgrade after heads not followed";
+  mask_guard::forget(fd);
+}
+
+// What lws may hold beyond whole heads the guard kept cannot be taken along: the proxy must not
+// take the connection over then (nullopt). The body of the head just reported is still in the
+// socket, and an upgrade head once reported is the one taken over: nothing lies beyond those.
+TEST(MaskGuardTest, TellsWhenLwsMayHoldMoreThanWholeHeads) {
+  constexpr int fd = 4002;
+  RecordingSink sink;
+  const std::string get = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string post = "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n";
+  const auto ahead_after = [&](std::string handed, bool upgrade_reported = false) {
+    mask_guard::watch_http(fd, &sink);
+    mask_guard::after_recv(fd, handed.data(), static_cast<long>(handed.size()));
+    mask_guard::take_head_bytes(fd);
+    if (upgrade_reported) mask_guard::take_request_bytes(fd);
+    auto ahead = mask_guard::take_heads_ahead(fd);
+    mask_guard::forget(fd);
+    return ahead;
+  };
+  EXPECT_EQ(ahead_after(post), "") << "its body is still in the socket";
+  EXPECT_EQ(ahead_after(post + "ab"), std::nullopt) << "lws holds part of the body";
+  EXPECT_EQ(ahead_after(get + post), std::nullopt) << "a body behind a head ahead";
+  EXPECT_EQ(ahead_after(get + "GET /b HT"), std::nullopt) << "part of a head";
+  EXPECT_EQ(ahead_after(get + kUpgradeHead), std::nullopt) << "an upgrade head ahead";
+  EXPECT_EQ(ahead_after(get + "POST /q HTTP/1.1\r\nHost: h\r\n\r\nxy"), std::nullopt)
+      << "bytes the guard no longer follows";
+  EXPECT_EQ(ahead_after(kUpgradeHead, true), "") << "the upgrade taken over";
+}
+
 // A body of a known length is followed, and no read goes past its end: lws 4.1.6 never finds a
 // request behind a body in its own buffer (it loops forever on one that has a body).
 TEST(MaskGuardTest, ReadsEndWhereABodyEndsAndFollowingGoesOn) {
