@@ -190,4 +190,21 @@ bool publish_allowed(const std::vector<std::string>& expanded, std::string_view 
                      [&](const std::string& allowed) { return filter_matches(allowed, topic); });
 }
 
+bool delivery_allowed(const std::vector<std::string>& expanded, std::string_view topic) {
+  constexpr std::string_view kShare = "$share/";
+  return std::any_of(expanded.begin(), expanded.end(), [&](const std::string& allowed) {
+    if (filter_matches(allowed, topic)) return true;
+    if (!allowed.starts_with(kShare)) return false;
+    // The subscription to exactly this topic in a group the pattern names (any one for a
+    // wildcard group level): covered as SUBSCRIBE would check it.
+    const std::string_view after = std::string_view(allowed).substr(kShare.size());
+    std::string_view group = after.substr(0, after.find('/'));
+    if (group == "+" || group == "#") group = "g";
+    std::string shared;
+    shared.reserve(kShare.size() + group.size() + 1 + topic.size());
+    shared.append(kShare).append(group).append("/").append(topic);
+    return filter_covers(allowed, shared);
+  });
+}
+
 }  // namespace wsbridge::mqtt

@@ -52,5 +52,10 @@ bool reaches_prefix(std::string_view pattern, std::string_view prefix);
 bool subscribe_allowed(const std::vector<std::string>& expanded, std::string_view filter);
 // A publish to `topic` is allowed when one expanded pattern matches it (filter_matches).
 bool publish_allowed(const std::vector<std::string>& expanded, std::string_view topic);
+// A message on `topic` may be delivered to a client with these subscribe patterns when some
+// subscription they allow receives it: one pattern matches the topic, or covers the shared
+// subscription "$share/GROUP/<topic>" (a broker delivers a shared subscription's messages under
+// their own topics, without the group).
+bool delivery_allowed(const std::vector<std::string>& expanded, std::string_view topic);
 
 }  // namespace wsbridge::mqtt

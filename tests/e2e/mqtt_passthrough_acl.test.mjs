@@ -68,6 +68,52 @@ for (const v of [4, 5]) {
   });
 }
 
+// SUBSCRIBE is checked on the way in, but a persistent session keeps at the broker what an
+// earlier connection subscribed: here on /mqtt, then resumed on /mqtt-narrow (the same client
+// id namespace), whose ACL allows sensors/# only. Before, the broker's messages on retained/...
+// reached the client there. Now they are dropped, and acknowledged to the broker: back on /mqtt
+// none of them is delivered again.
+describe('persistent sessions', () => {
+  for (const v of [4, 5]) {
+    test(`v${v}: a session resumed under a narrower ACL gets only what that ACL allows`, async () => {
+      const options = {
+        protocolVersion: v, clientId: `keep${v}`, clean: false,
+        ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
+      };
+      const wide = await connectMqtt(url(), options);
+      try {
+        const codes = await within(subscribeCodes(wide, {
+          [`retained/keep${v}/#`]: { qos: 2 }, [`sensors/keep${v}/#`]: { qos: 1 },
+        }), 5000, 'SUBACK');
+        assert.deepEqual(codes, [2, 1]);
+      } finally {
+        await endClient(wide);
+      }
+      const narrow = await connectMqtt(url('/mqtt-narrow'), options);
+      try {
+        assert.equal(narrow.connack.sessionPresent, true, 'the session was not kept');
+        for (const qos of [0, 1, 2]) {
+          await mosquittoPub(servers.broker, `retained/keep${v}/q${qos}`, 'not for this route', { qos });
+        }
+        await mosquittoPub(servers.broker, `sensors/keep${v}/x`, 'open', { qos: 1 });
+        assert.equal((await nextMessage(narrow, `sensors/keep${v}/x`)).payload.toString(), 'open');
+        assert.deepEqual(narrow.received.map((m) => m.topic), [`sensors/keep${v}/x`]);
+      } finally {
+        await endClient(narrow);
+      }
+      const again = await connectMqtt(url(), options);
+      try {
+        await mosquittoPub(servers.broker, `sensors/keep${v}/y`, 'after', { qos: 1 });
+        await nextMessage(again, `sensors/keep${v}/y`);
+        assert.deepEqual(again.received.map((m) => m.topic), [`sensors/keep${v}/y`],
+          'the broker delivered again what was dropped');
+      } finally {
+        await endClient(again);
+      }
+    });
+  }
+});
+
 describe('denied publishes', () => {
   let sub;
   before(async () => { sub = await MosquittoSub.start(servers.broker, '#'); });

@@ -242,15 +242,17 @@ sha256 = "${createHash('sha256').update(API_KEY).digest('hex')}"
 //   /mqtt-auth     credentials required at the upgrade
 //   /mqtt-connect  credentials required, taken from CONNECT's password ("mqtt_connect")
 //   /mqtt-limited  5 PUBLISH packets/s
+//   /mqtt-narrow   subscriptions to sensors/# only (client ids in the same namespace as /mqtt)
 //   /echo          a route that does not speak MQTT
 export function bridgeConfig(bridgePort, brokerPort) {
-  const passthrough = (path, extra = '') => `
+  const passthrough = (path, extra = '',
+    subscribe = '["sensors/#", "retained/#", "wills/#", "users/{user}/#"]') => `
 [[routes]]
 path = "${path}"
 adapter = "mqtt"
 mode = "passthrough"
 upstream = "local"
-allow_subscribe = ["sensors/#", "retained/#", "wills/#", "users/{user}/#"]
+allow_subscribe = ${subscribe}
 allow_publish = ["sensors/#", "wills/#", "users/{user}/out/#"]
 client_id = "{user}:{client_id}"
 keepalive_min = "5s"
@@ -273,6 +275,7 @@ ${passthrough('/mqtt-auth', '[routes.auth]\njwt = "main"\napi_keys = true\nrequi
 ${passthrough('/mqtt-connect', '[routes.auth]\njwt = "main"\napi_keys = true\nrequired = true\n' +
     'credentials = ["header", "query", "mqtt_connect"]')}
 ${passthrough('/mqtt-limited', 'publish_rate = 5\npublish_burst = 5')}
+${passthrough('/mqtt-narrow', '', '["sensors/#"]')}
 [[routes]]
 path = "/echo"
 adapter = "echo"

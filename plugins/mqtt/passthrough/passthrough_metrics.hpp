@@ -14,6 +14,7 @@ struct PassthroughMetrics {
   metrics::Counter& denied_subscribe;     // filters refused in a SUBACK
   metrics::Counter& subscription_quota;   // filters refused: the connection's bounds were reached
   metrics::Counter& denied_publish;       // PUBLISHes (and wills) kept from the broker
+  metrics::Counter& denied_delivery;      // PUBLISHes from the broker kept from the browser
   metrics::Counter& refused_connect;      // CONNECTs refused (credentials, will, protocol)
   metrics::Counter& broker_unavailable;   // broker connections that failed or dropped
 
@@ -37,6 +38,7 @@ struct PassthroughMetrics {
         kind("subscribe"),
         kind("subscription_quota"),
         kind("publish"),
+        kind("delivery"),
         kind("connect"),
         r.counter("wsbridge_mqtt_passthrough_broker_failures_total",
                   "MQTT pass-through broker connections that failed or dropped", {{"route", path}}),

@@ -91,6 +91,7 @@ void Relay::on_data(std::string_view bytes) {
     }
     broker_packet(packet);
   }
+  flush_to_broker();  // (acknowledgements of deliveries the ACL dropped)
   flush_to_client();
 }
 
@@ -139,6 +140,12 @@ void Relay::broker_packet(std::string_view packet) {
     return;
   }
   switch (type) {
+    case wire::PacketType::kPublish:
+      on_broker_publish(packet);
+      return;
+    case wire::PacketType::kPubrel:
+      on_broker_pubrel(packet);
+      return;
     case wire::PacketType::kSuback:
       on_suback(packet);
       return;

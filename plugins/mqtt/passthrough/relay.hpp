@@ -4,11 +4,15 @@
 //
 //   CONNECT    authenticated (in-band password when the upgrade carried no credential), client
 //              id forced by the route's template, the broker's service credentials put in,
-//              keepalive clamped, the will checked against the publish ACL;
+//              keepalive clamped, the will checked against the publish ACL; MQTT 5: the
+//              browser's Topic Alias Maximum removed (the broker names every topic it sends);
 //   CONNACK    MQTT 5: Topic Alias Maximum removed (no alias can hide a topic from the ACL),
 //              Server Keep Alive added when the keepalive was clamped;
 //   SUBSCRIBE  each filter checked; refused ones answered in the SUBACK, never sent upstream;
 //   PUBLISH    checked; a refused one never reaches the broker (MQTT 5: PUBACK/PUBREC 0x87).
+//              From the broker: checked against the subscribe ACL, which a persistent session's
+//              subscriptions from an earlier connection (under a wider ACL) may exceed; a refused
+//              one is acknowledged to the broker and never reaches the browser.
 //
 // Everything else is relayed as it came. A relay lives on its connection's shard and is driven by
 // the adapter's callbacks and its stream's; nothing in it blocks.
@@ -22,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "acl.hpp"
 #include "passthrough/mqtt_packets.hpp"
 #include "passthrough/passthrough_config.hpp"
 #include "subscription_set.hpp"
@@ -59,6 +64,14 @@ class Relay final : public StreamHandler {
   void on_client_subscribe(std::string_view packet);
   void on_client_pubrel(std::string_view packet);
   bool within_publish_rate();
+  // Whether the route's ACL and the credential's (when it has one) allow `topic` by `check`.
+  static bool allowed_by(const SharedAcl& route,
+                         const std::optional<std::vector<std::string>>& credential,
+                         bool (*check)(const std::vector<std::string>&, std::string_view),
+                         std::string_view topic);
+  // Broker side, deliveries (relay_delivery.cpp).
+  void on_broker_publish(std::string_view packet);
+  void on_broker_pubrel(std::string_view packet);
   // Broker side (relay.cpp).
   void broker_packet(std::string_view packet);
   void on_connack(std::string_view packet);
@@ -110,6 +123,9 @@ class Relay final : public StreamHandler {
   SubscriptionSet subscribed_;
   // MQTT 3.1.1 QoS 2 publishes dropped by the ACL and acknowledged here: their PUBREL is too.
   std::set<std::uint16_t> local_qos2_;
+  // The same for QoS 2 deliveries from the broker the ACL kept from the browser (3.1.1; an
+  // MQTT 5 PUBREC 0x87 ends the exchange).
+  std::set<std::uint16_t> dropped_qos2_;
 
   // Keepalive: what the broker was told, and our own PINGREQs when the browser pings less often.
   std::chrono::seconds upstream_keepalive_{0};

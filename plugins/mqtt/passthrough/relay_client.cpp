@@ -14,13 +14,14 @@ namespace {
 constexpr int kForwarded = -1;
 constexpr std::uint8_t kAuthenticationMethod = 0x15;  // MQTT 5 enhanced authentication
 constexpr std::uint8_t kBadAuthenticationMethod = 0x8C;
+}  // namespace
 
-bool allowed_by(const SharedAcl& route, const std::optional<std::vector<std::string>>& credential,
-                bool (*check)(const std::vector<std::string>&, std::string_view),
-                std::string_view topic) {
+bool Relay::allowed_by(const SharedAcl& route,
+                       const std::optional<std::vector<std::string>>& credential,
+                       bool (*check)(const std::vector<std::string>&, std::string_view),
+                       std::string_view topic) {
   return route && check(*route, topic) && (!credential || check(*credential, topic));
 }
-}  // namespace
 
 void Relay::client_packet(std::string_view packet) {
   const auto type = wire::packet_type(packet);
@@ -194,6 +195,9 @@ void Relay::on_connect(std::string_view packet) {
     connect->properties =
         wire::without_property(connect->properties, wire::property::kMaximumPacketSize);
     wire::append_property(connect->properties, wire::property::kMaximumPacketSize, limit);
+    // Every PUBLISH the broker sends names its topic, for the ACL to see (on_broker_publish).
+    connect->properties =
+        wire::without_property(connect->properties, wire::property::kTopicAliasMaximum);
   }
   publish_tokens_ = route_->publish_burst;
   publish_refilled_at_ = std::chrono::steady_clock::now();

@@ -164,6 +164,29 @@ TEST(AclCheckTest, PublishNeedsAMatchingPattern) {
   EXPECT_FALSE(publish_allowed({}, "public/x"));
 }
 
+// What a broker may deliver to a pass-through client (a persistent session keeps subscriptions
+// an earlier, wider ACL allowed): what some allowed subscription would receive.
+TEST(AclCheckTest, DeliveryNeedsAnAllowedSubscriptionThatReceivesIt) {
+  const auto acl = expand_acl({"users/{user}/#", "public/+", "$share/workers/jobs/#",
+                               "$share/+/tasks/+", "$SYS/broker/load/#"},
+                              "alice", json::object());
+  EXPECT_TRUE(delivery_allowed(acl, "users/alice/x"));
+  EXPECT_FALSE(delivery_allowed(acl, "users/bob/x"));
+  EXPECT_TRUE(delivery_allowed(acl, "public/x"));
+  EXPECT_FALSE(delivery_allowed(acl, "public/x/y"));
+  // Shared subscriptions deliver under the topic itself.
+  EXPECT_TRUE(delivery_allowed(acl, "jobs/a/b"));
+  EXPECT_TRUE(delivery_allowed(acl, "tasks/t1"));
+  EXPECT_FALSE(delivery_allowed(acl, "tasks/t1/x"));
+  // '$' topics only where a pattern names them.
+  EXPECT_TRUE(delivery_allowed(acl, "$SYS/broker/load/1min"));
+  EXPECT_FALSE(delivery_allowed(acl, "$SYS/broker/clients"));
+  EXPECT_FALSE(delivery_allowed(expand_acl({"#", "+/x"}, "", json::object()), "$SYS/x"));
+  EXPECT_TRUE(delivery_allowed(expand_acl({"$share/#"}, "", json::object()), "$SYS/x"))
+      << "as SUBSCRIBE allows $share/g/$SYS/x under $share/#";
+  EXPECT_FALSE(delivery_allowed({}, "public/x"));
+}
+
 TEST(AclCheckTest, InjectedUserGetsNothing) {
   const auto acl = expand_acl({"users/{user}/#"}, "+", json::object());
   EXPECT_TRUE(acl.empty());
