@@ -250,4 +250,30 @@ describe('identity at the broker', () => {
       await Promise.all([endClient(first), endClient(bob), endClient(second)]);
     }
   });
+
+  // {user}:{client_id} filled in as it came made user "bob" with client "phone:x" the broker's
+  // client "bob:phone:x", which is user "bob:phone"'s "x": bob took over that user's session.
+  // And any anonymous client could take over a user really named "anonymous".
+  test('no client id a user chooses reaches another user\'s session', async () => {
+    const cases = [
+      [{ user: 'bob:phone', id: 'x', broker: 'bob%3Aphone:x' }, { user: 'bob', id: 'phone:x', broker: 'bob:phone:x' }],
+      [{ user: 'anonymous', id: 'x', broker: '%61nonymous:x' }, { user: null, id: 'x', broker: 'anonymous:x' }],
+    ];
+    for (const [victimAs, attackerAs] of cases) {
+      const open = ({ user, id }) => connectMqtt(user ? withQuery('/mqtt', { access_token: token(user) }) : url(),
+        { protocolVersion: 4, clientId: id });
+      const victim = await open(victimAs);
+      const victimClosed = new Promise((resolve) => victim.once('close', resolve));
+      let attacker;
+      try {
+        attacker = await open(attackerAs);
+        assert.match(servers.broker.log, connectedAs(victimAs.broker));
+        assert.match(servers.broker.log, connectedAs(attackerAs.broker));
+        const closed = await Promise.race([victimClosed.then(() => true), sleep(700).then(() => false)]);
+        assert.equal(closed, false, `${JSON.stringify(attackerAs)} took over ${JSON.stringify(victimAs)}'s session`);
+      } finally {
+        await Promise.all([endClient(victim), endClient(attacker)]);
+      }
+    }
+  });
 });

@@ -1,6 +1,41 @@
 #include "passthrough/passthrough_config.hpp"
 
+#include <string_view>
+
 namespace wsbridge::mqtt {
+
+namespace {
+
+constexpr std::string_view kClientIdPlaceholders[] = {"{user}", "{client_id}", "{connection_id}"};
+
+// The placeholder `pattern` holds at `at`, if any.
+std::string_view placeholder_at(std::string_view pattern, std::size_t at) {
+  for (const std::string_view p : kClientIdPlaceholders) {
+    if (pattern.substr(at, p.size()) == p) return p;
+  }
+  return {};
+}
+
+// `value` with '%' and each character of `separators` percent-encoded: it then never holds the
+// text that separates it from the next placeholder.
+std::string escaped(std::string_view value, std::string_view separators) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    if (c == '%' || separators.find(c) != std::string_view::npos) {
+      const auto byte = static_cast<unsigned char>(c);
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0x0F];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 PassthroughRouteConfig PassthroughRouteConfig::from_route(
     ConfigTable& t, const std::string& path,
@@ -33,14 +68,19 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
                 "take over another's MQTT session by choosing the same client id");
     }
     std::string rest = *id;
-    for (const char* p : {"{user}", "{client_id}", "{connection_id}"}) {
+    for (const std::string_view p : kClientIdPlaceholders) {
       for (auto at = rest.find(p); at != std::string::npos; at = rest.find(p)) {
-        rest.erase(at, std::string(p).size());
+        rest.erase(at, p.size());
       }
     }
     if (rest.find_first_of("{}") != std::string::npos) {
       t.fail_at("client_id",
                 "'client_id' knows the placeholders {user}, {client_id} and {connection_id} only");
+    }
+    if (id->find("}{") != std::string::npos) {
+      t.fail_at("client_id",
+                "'client_id' placeholders must be separated by text (\"{user}:{client_id}\"): "
+                "run together, two users' ids could be the same");
     }
     r.client_id = *id;
   }
@@ -71,19 +111,35 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
 
 std::string expand_client_id(const std::string& pattern, const std::string& user,
                              const std::string& client_id, const std::string& connection_id) {
+  // No value a user or client chooses may hold the text that separates it from the next
+  // placeholder, where it would move the boundary between the two: {user} is always escaped
+  // (and a user really named "anonymous" told apart from the anonymous), {client_id} when a
+  // placeholder follows it. The ids of users without those characters stay as they were.
   std::string out;
   for (std::size_t i = 0; i < pattern.size();) {
-    auto take = [&](std::string_view name, const std::string& value) {
-      if (pattern.compare(i, name.size(), name) != 0) return false;
-      out += value;
-      i += name.size();
-      return true;
-    };
-    if (take("{user}", user.empty() ? "anonymous" : user) || take("{client_id}", client_id) ||
-        take("{connection_id}", connection_id)) {
+    const std::string_view p = placeholder_at(pattern, i);
+    if (p.empty()) {
+      out += pattern[i++];
       continue;
     }
-    out += pattern[i++];
+    i += p.size();
+    const std::size_t next = pattern.find('{', i);  // (braces mark placeholders only)
+    const std::string_view separators = next == std::string::npos
+                                            ? std::string_view()
+                                            : std::string_view(pattern).substr(i, next - i);
+    if (p == "{user}") {
+      if (user.empty()) {
+        out += "anonymous";
+      } else if (user == "anonymous") {
+        out += "%61" + escaped(std::string_view(user).substr(1), separators);
+      } else {
+        out += escaped(user, separators);
+      }
+    } else if (p == "{client_id}") {
+      out += next != std::string::npos ? escaped(client_id, separators) : client_id;
+    } else {
+      out += connection_id;
+    }
   }
   return out;
 }

@@ -205,5 +205,36 @@ TEST_F(MqttConfigTest, RouteTopicsAreBoundByTheUpstreamsTopicLevels) {
       std::string::npos);
 }
 
+// Two (user, client id) pairs never give one broker client id: else one user could take over
+// another's session (the broker drops the older connection and hands over its session).
+TEST(ClientIdTemplateTest, NoTwoUsersOrClientsShareAnId) {
+  const std::string id = "{user}:{client_id}";
+  EXPECT_EQ(expand_client_id(id, "alice", "dash", "1@a"), "alice:dash") << "as before";
+  EXPECT_EQ(expand_client_id(id, "alice", "phone:x", "1@a"), "alice:phone:x") << "as before";
+  // bob choosing "phone:x" is not user "bob:phone" with "x".
+  EXPECT_EQ(expand_client_id(id, "bob:phone", "x", "1@a"), "bob%3Aphone:x");
+  EXPECT_NE(expand_client_id(id, "bob", "phone:x", "1@a"),
+            expand_client_id(id, "bob:phone", "x", "1@a"));
+  EXPECT_EQ(expand_client_id(id, "bob%3Aphone", "x", "1@a"), "bob%253Aphone:x");
+  // The anonymous are not a user named "anonymous".
+  EXPECT_EQ(expand_client_id(id, "", "x", "1@a"), "anonymous:x");
+  EXPECT_EQ(expand_client_id(id, "anonymous", "x", "1@a"), "%61nonymous:x");
+  // A client id before another placeholder is escaped too; the connection id is wsbridge's.
+  EXPECT_EQ(expand_client_id("{client_id}@{user}", "bob", "x@y", "1@a"), "x%40y@bob");
+  EXPECT_NE(expand_client_id("{client_id}@{user}", "y@bob", "x", "1@a"),
+            expand_client_id("{client_id}@{user}", "bob", "x@y", "1@a"));
+  EXPECT_EQ(expand_client_id("wsb-{user}-{connection_id}", "a-b", "x", "7@web-1"),
+            "wsb-a%2Db-7@web-1");
+}
+
+TEST_F(MqttConfigTest, ClientIdPlaceholdersMustBeSeparated) {
+  const std::string pass = "upstream = \"local\"\nmode = \"passthrough\"\n";
+  EXPECT_EQ(error_of([&] { passthrough(pass + "client_id = \"{user}{client_id}\"\n"); }),
+            "r.toml:3:13: 'client_id' placeholders must be separated by text "
+            "(\"{user}:{client_id}\"): run together, two users' ids could be the same");
+  EXPECT_EQ(passthrough(pass + "client_id = \"{user}/{client_id}\"\n").client_id,
+            "{user}/{client_id}");
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt
