@@ -1,7 +1,8 @@
 // HTTP answers a hostile probe found wrong (#15, #16). Each case failed before its fix:
 // - a reply whose head outgrew a fixed 1 KiB (a redirect's Location for a long path, an echoed
 //   long Origin on a fallback answer) was never sent, and the connection just closed;
-// - a HEAD answer carried the GET answer's body, which the client reads as the next response;
+// - a HEAD answer carried the GET answer's body, which the client reads as the next response,
+//   and then (fixed) said Content-Length: 0 where the GET's was N (RFC 9110 8.6);
 //   HEAD /healthz got 405, and POST /healthz 404;
 // - the redirect to https lost the path of any method but GET, and turned a POST into a GET (301);
 // - the query's arguments stopped at the first empty one ("?&s=TOKEN" lost the token);
@@ -9,6 +10,7 @@
 //   cannot read a 100).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <regex>
 
 #include "integration/wsbridge_instance.hpp"
@@ -83,6 +85,38 @@ TEST_F(HttpAnswers, HeadGetsTheHeadAloneAndHealthzAnswersIt) {
   ASSERT_NE(head_end, std::string::npos);
   EXPECT_NE(both.substr(0, head_end).find("content-length: "), std::string::npos) << both;
   EXPECT_TRUE(both.substr(head_end + 4).starts_with("HTTP/1.1 200 OK\r\n")) << both;
+  // RFC 9110 8.6: the HEAD's Content-Length is the GET's (it said 0). So for every answer.
+  const auto length_of = [](const std::string& answer) {
+    std::smatch m;
+    return std::regex_search(answer, m,
+                             std::regex("\r\ncontent-length: (\\d+)\r\n", std::regex::icase))
+               ? m[1].str()
+               : "(none)";
+  };
+  // (/healthz's body holds its uptime, in as many digits as it takes: a byte or two apart.)
+  const auto about = [&](const std::string& a, const std::string& b) {
+    return std::abs(std::stol("0" + a) - std::stol("0" + b)) <= 4;
+  };
+  EXPECT_NE(length_of(both.substr(0, head_end + 2)), "0") << both;
+  EXPECT_TRUE(about(length_of(both.substr(0, head_end + 2)), length_of(both.substr(head_end + 2))))
+      << both;
+  const auto answer = [&](const std::string& method, const std::string& path) {
+    TcpConn one = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+    one.send_all(method + " " + path + " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    return one.read_until_close(5s);
+  };
+  for (const std::string path : {"/healthz", "/nowhere", "/echo", "/_wsbridge/nothing"}) {
+    const std::string get = answer("GET", path);
+    const std::string head = answer("HEAD", path);
+    EXPECT_EQ(head.substr(0, head.find(' ', 9)), get.substr(0, get.find(' ', 9))) << path;
+    EXPECT_NE(length_of(get), "0") << path << ": " << get;
+    if (path == "/healthz") {
+      EXPECT_TRUE(about(length_of(head), length_of(get))) << head << get;
+    } else {
+      EXPECT_EQ(length_of(head), length_of(get)) << path << ": " << head;
+    }
+    EXPECT_TRUE(head.ends_with("\r\n\r\n")) << path << ": a body after the head: " << head;
+  }
   const std::string moved = exchange(
       server_.port2, "HEAD /x HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(moved.starts_with("HTTP/1.1 301 ")) << moved;

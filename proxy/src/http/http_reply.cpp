@@ -24,7 +24,9 @@ bool body_runs_to_close(lws* wsi) {
 
 bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
                       std::string_view body, const HeaderList& given_headers) {
-  // RFC 9110 9.3.2: a HEAD answer is the GET answer's head (its Content-Length too), no body.
+  // RFC 9110 9.3.2: a HEAD answer is the GET answer's head (its Content-Length too, 8.6: not
+  // 0), no body. (Written as headers, the length is not counted down: lws expects no body.)
+  const std::size_t content_length = body.size();
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) body = {};
   HeaderList extra_headers = given_headers;
   const bool says_connection = std::any_of(given_headers.begin(), given_headers.end(),
@@ -38,7 +40,7 @@ bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
   unsigned char* p = start;
   unsigned char* end = buf.data() + buf.size() - body.size();
   const std::string type(content_type);
-  if (lws_add_http_common_headers(wsi, status, type.c_str(), body.size(), &p, end) != 0) {
+  if (lws_add_http_common_headers(wsi, status, type.c_str(), content_length, &p, end) != 0) {
     return false;
   }
   for (const auto& [name, value] : extra_headers) {
