@@ -123,6 +123,24 @@ TEST_F(HttpAnswers, HeadGetsTheHeadAloneAndHealthzAnswersIt) {
   EXPECT_TRUE(moved.ends_with("\r\n\r\n")) << moved;
 }
 
+// An HTTP/1.0 client asking for keep-alive is told it was granted (lws keeps the connection
+// open, but the answer said nothing, so the client took it as the last one).
+TEST_F(HttpAnswers, Http10KeepAliveIsSaidInTheAnswer) {
+  TcpConn conn = TcpConn::connect("127.0.0.1", server_.port, trust_test_ca());
+  conn.send_all("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const HttpResponse first = conn.read_http_response(5s);
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.header("Connection").value_or("(none)"), "keep-alive");
+  conn.send_all("GET /nowhere HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const HttpResponse second = conn.read_http_response(5s);
+  EXPECT_EQ(second.status, 404);
+  EXPECT_EQ(second.header("Connection").value_or("(none)"), "keep-alive");
+  conn.send_all("GET /healthz HTTP/1.0\r\n\r\n");
+  const std::string last = conn.read_until_close(5s);
+  EXPECT_TRUE(last.starts_with("HTTP/1.0 200 ")) << last;  // (lws answers in the request's version)
+  EXPECT_EQ(last.find("keep-alive"), std::string::npos) << last;
+}
+
 // Every other method gets 405 naming GET and HEAD: a POST got 404 (lws hands a POST's
 // callback an empty path).
 TEST_F(HttpAnswers, HealthzAnswersOtherMethodsWith405) {

@@ -1,6 +1,7 @@
 #include "http/http_reply.hpp"
 
 #include <libwebsockets.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <string>
@@ -22,6 +23,22 @@ bool body_runs_to_close(lws* wsi) {
          lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0;
 }
 
+namespace {
+
+// lws 4.1.6 keeps an HTTP/1.0 connection open when the request's Connection is exactly
+// "keep-alive" (server.c): the answer must say so, or the client takes it as the last.
+bool kept_alive_http_1_0(lws* wsi) {
+  char text[16] = {};
+  if (lws_hdr_copy(wsi, text, sizeof text, WSI_TOKEN_HTTP) <= 0 ||
+      std::string_view(text) != "HTTP/1.0") {
+    return false;
+  }
+  if (lws_hdr_copy(wsi, text, sizeof text, WSI_TOKEN_CONNECTION) <= 0) return false;
+  return strcasecmp(text, "keep-alive") == 0;
+}
+
+}  // namespace
+
 bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
                       std::string_view body, const HeaderList& given_headers) {
   // RFC 9110 9.3.2: a HEAD answer is the GET answer's head (its Content-Length too, 8.6: not
@@ -33,6 +50,8 @@ bool write_http_reply(lws* wsi, unsigned status, std::string_view content_type,
                                            [](const auto& h) { return h.first == "Connection:"; });
   if (!says_connection && body_runs_to_close(wsi)) {
     extra_headers.emplace_back("Connection:", "close");
+  } else if (!says_connection && kept_alive_http_1_0(wsi)) {
+    extra_headers.emplace_back("Connection:", "keep-alive");
   }
   const std::size_t head_room = response_head_room(extra_headers, 1024 + content_type.size());
   std::vector<unsigned char> buf(LWS_PRE + head_room + body.size());
