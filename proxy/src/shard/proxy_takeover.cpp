@@ -25,12 +25,6 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::st
   const auto listener =
       std::find(listener_vhosts_.begin(), listener_vhosts_.end(), lws_get_vhost(wsi));
   if (listener == listener_vhosts_.end()) return -1;  // (never: the admin vhost is excluded)
-  std::string peer = tcp_peer(wsi);                   // (before the socket leaves its number)
-  const auto kept = upgrade_hold::detach_socket(fd);
-  if (!kept) {
-    WSB_LOG(kWarn) << "proxy: out of file descriptors: closing the connection of " << peer;
-    return -1;
-  }
   // Requests pipelined behind this one that lws holds unread (handed back to it together) go
   // with it, or they would be lost with lws' connection.
   const std::optional<std::string> ahead = mask_guard::take_heads_ahead(fd);
@@ -39,6 +33,12 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::st
                    << " pipelined more behind a request for a proxy prefix than can be taken "
                       "along: closing its connection";
     return -1;  // unanswered: a keep-alive race, which clients send again on a new connection
+  }
+  std::string peer = tcp_peer(wsi);  // (before the socket leaves its number)
+  const auto kept = upgrade_hold::detach_socket(fd);
+  if (!kept) {
+    WSB_LOG(kWarn) << "proxy: out of file descriptors: closing the connection of " << peer;
+    return -1;
   }
   head += *ahead;
   mask_guard::forget(fd);
