@@ -1,5 +1,6 @@
 #include "passthrough/passthrough_config.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 namespace wsbridge::mqtt {
@@ -17,13 +18,20 @@ std::string_view placeholder_at(std::string_view pattern, std::size_t at) {
 }
 
 // `value` with '%' and each character of `separators` percent-encoded: it then never holds the
-// text that separates it from the next placeholder.
+// text that separates it from the next placeholder. A separator beyond ASCII has every byte
+// beyond ASCII encoded (byte by byte, a UTF-8 character would be cut: no valid client id).
 std::string escaped(std::string_view value, std::string_view separators) {
   static constexpr char kHex[] = "0123456789ABCDEF";
+  const auto beyond_ascii = [](char c) { return (static_cast<unsigned char>(c) & 0x80) != 0; };
+  const bool separators_beyond_ascii =
+      std::any_of(separators.begin(), separators.end(), beyond_ascii);
   std::string out;
   out.reserve(value.size());
   for (const char c : value) {
-    if (c == '%' || separators.find(c) != std::string_view::npos) {
+    const bool encode =
+        c == '%' ||
+        (beyond_ascii(c) ? separators_beyond_ascii : separators.find(c) != std::string_view::npos);
+    if (encode) {
       const auto byte = static_cast<unsigned char>(c);
       out += '%';
       out += kHex[byte >> 4];
@@ -110,7 +118,8 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
 }
 
 std::string expand_client_id(const std::string& pattern, const std::string& user,
-                             const std::string& client_id, const std::string& connection_id) {
+                             bool authenticated, const std::string& client_id,
+                             const std::string& connection_id) {
   // No value a user or client chooses may hold the text that separates it from the next
   // placeholder, where it would move the boundary between the two: {user} is always escaped
   // (and a user really named "anonymous" told apart from the anonymous), {client_id} when a
@@ -129,7 +138,8 @@ std::string expand_client_id(const std::string& pattern, const std::string& user
                                             : std::string_view(pattern).substr(i, next - i);
     if (p == "{user}") {
       if (user.empty()) {
-        out += "anonymous";
+        // (No escaped name starts "%a": escapes are '%' and two upper-case hex digits.)
+        out += authenticated ? "%authenticated" : "anonymous";
       } else if (user == "anonymous") {
         out += "%61" + escaped(std::string_view(user).substr(1), separators);
       } else {

@@ -47,9 +47,11 @@ struct PassthroughRouteConfig {
 // The client id template with its placeholders filled in, so that two (user, client id) pairs
 // never give one id: {user} has '%' and the characters of the text that follows it up to the
 // next placeholder percent-encoded (so does {client_id} when another placeholder follows it); an
-// anonymous client's is "anonymous", and a user really named so is "%61nonymous". The relay
+// anonymous client's is "anonymous", a user really named so is "%61nonymous", and a credential
+// that names no user (a token without "sub") is "%authenticated", never the anonymous. The relay
 // gives a client that sent an empty id one first ("c<connection id>").
 std::string expand_client_id(const std::string& pattern, const std::string& user,
-                             const std::string& client_id, const std::string& connection_id);
+                             bool authenticated, const std::string& client_id,
+                             const std::string& connection_id);
 
 }  // namespace wsbridge::mqtt

@@ -123,8 +123,7 @@ class Relay final : public StreamHandler {
   SubscriptionSet subscribed_;
   // MQTT 3.1.1 QoS 2 publishes dropped by the ACL and acknowledged here: their PUBREL is too.
   std::set<std::uint16_t> local_qos2_;
-  // The same for QoS 2 deliveries from the broker the ACL kept from the browser (3.1.1; an
-  // MQTT 5 PUBREC 0x87 ends the exchange).
+  // The same for QoS 2 deliveries from the broker the ACL kept from the browser.
   std::set<std::uint16_t> dropped_qos2_;
 
   // Keepalive: what the broker was told, and our own PINGREQs when the browser pings less often.

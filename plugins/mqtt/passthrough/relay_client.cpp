@@ -162,10 +162,10 @@ void Relay::on_connect(std::string_view packet) {
     // other's.)
     assigned_client_id_ = "c" + global_connection_id(connection_->id());
   }
-  connect->client_id =
-      expand_client_id(route_->client_id, user,
-                       connect->client_id.empty() ? assigned_client_id_ : connect->client_id,
-                       global_connection_id(connection_->id()));
+  connect->client_id = expand_client_id(
+      route_->client_id, user, upgrade.credential_pending || !upgrade.auth_method.empty(),
+      connect->client_id.empty() ? assigned_client_id_ : connect->client_id,
+      global_connection_id(connection_->id()));
   if (connect->client_id.size() > kMaxTopicBytes) {
     refuse(wire::reason::kClientIdNotValid, wire::connack311::kIdentifierRejected,
            "the client id is too long");

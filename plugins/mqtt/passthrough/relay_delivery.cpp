@@ -38,10 +38,13 @@ void Relay::on_broker_publish(std::string_view packet) {
   wire::AckPacket ack;
   ack.type = publish->qos == 1 ? wire::PacketType::kPuback : wire::PacketType::kPubrec;
   ack.packet_id = publish->packet_id;
-  if (version_ == wire::kMqtt5) {
-    ack.code = wire::reason::kNotAuthorized;  // (a PUBREC >= 0x80 ends a QoS 2 exchange)
-  } else if (publish->qos == 2) {
+  if (publish->qos == 2) {
+    // Received, then completed at the broker's PUBREL. (An MQTT 5 PUBREC 0x87 would end the
+    // exchange, but mosquitto 2.0.11 never gives its in-flight slot back: past its window,
+    // 20 by default, nothing more at QoS 1 or 2 reached the client.)
     dropped_qos2_.insert(publish->packet_id);
+  } else if (version_ == wire::kMqtt5) {
+    ack.code = wire::reason::kNotAuthorized;
   }
   to_broker(wire::encode_ack(ack, version_));
 }

@@ -209,21 +209,27 @@ TEST_F(MqttConfigTest, RouteTopicsAreBoundByTheUpstreamsTopicLevels) {
 // another's session (the broker drops the older connection and hands over its session).
 TEST(ClientIdTemplateTest, NoTwoUsersOrClientsShareAnId) {
   const std::string id = "{user}:{client_id}";
-  EXPECT_EQ(expand_client_id(id, "alice", "dash", "1@a"), "alice:dash") << "as before";
-  EXPECT_EQ(expand_client_id(id, "alice", "phone:x", "1@a"), "alice:phone:x") << "as before";
+  EXPECT_EQ(expand_client_id(id, "alice", true, "dash", "1@a"), "alice:dash") << "as before";
+  EXPECT_EQ(expand_client_id(id, "alice", true, "phone:x", "1@a"), "alice:phone:x") << "as before";
   // bob choosing "phone:x" is not user "bob:phone" with "x".
-  EXPECT_EQ(expand_client_id(id, "bob:phone", "x", "1@a"), "bob%3Aphone:x");
-  EXPECT_NE(expand_client_id(id, "bob", "phone:x", "1@a"),
-            expand_client_id(id, "bob:phone", "x", "1@a"));
-  EXPECT_EQ(expand_client_id(id, "bob%3Aphone", "x", "1@a"), "bob%253Aphone:x");
+  EXPECT_EQ(expand_client_id(id, "bob:phone", true, "x", "1@a"), "bob%3Aphone:x");
+  EXPECT_NE(expand_client_id(id, "bob", true, "phone:x", "1@a"),
+            expand_client_id(id, "bob:phone", true, "x", "1@a"));
+  EXPECT_EQ(expand_client_id(id, "bob%3Aphone", true, "x", "1@a"), "bob%253Aphone:x");
   // The anonymous are not a user named "anonymous".
-  EXPECT_EQ(expand_client_id(id, "", "x", "1@a"), "anonymous:x");
-  EXPECT_EQ(expand_client_id(id, "anonymous", "x", "1@a"), "%61nonymous:x");
+  EXPECT_EQ(expand_client_id(id, "", false, "x", "1@a"), "anonymous:x");
+  EXPECT_EQ(expand_client_id(id, "anonymous", true, "x", "1@a"), "%61nonymous:x");
+  // Nor is a credential that names no user (a token without "sub").
+  EXPECT_EQ(expand_client_id(id, "", true, "x", "1@a"), "%authenticated:x");
+  // A separator beyond ASCII: whole characters encoded, so the id stays UTF-8.
+  EXPECT_EQ(expand_client_id("{user}\u2192{client_id}", "\u2092", true, "x", "1@a"),
+            "%E2%82%92\u2192x");
+  EXPECT_EQ(expand_client_id("{user}\u2192{client_id}", "a:b", true, "x", "1@a"), "a:b\u2192x");
   // A client id before another placeholder is escaped too; the connection id is wsbridge's.
-  EXPECT_EQ(expand_client_id("{client_id}@{user}", "bob", "x@y", "1@a"), "x%40y@bob");
-  EXPECT_NE(expand_client_id("{client_id}@{user}", "y@bob", "x", "1@a"),
-            expand_client_id("{client_id}@{user}", "bob", "x@y", "1@a"));
-  EXPECT_EQ(expand_client_id("wsb-{user}-{connection_id}", "a-b", "x", "7@web-1"),
+  EXPECT_EQ(expand_client_id("{client_id}@{user}", "bob", true, "x@y", "1@a"), "x%40y@bob");
+  EXPECT_NE(expand_client_id("{client_id}@{user}", "y@bob", true, "x", "1@a"),
+            expand_client_id("{client_id}@{user}", "bob", true, "x@y", "1@a"));
+  EXPECT_EQ(expand_client_id("wsb-{user}-{connection_id}", "a-b", true, "x", "7@web-1"),
             "wsb-a%2Db-7@web-1");
 }
 

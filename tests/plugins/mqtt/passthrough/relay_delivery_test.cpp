@@ -40,28 +40,24 @@ TEST_P(RelayDeliveryTest, OnlyWhatTheAclAllowsReachesTheBrowserTheRestIsAcknowle
   const wire::AckPacket pubrec = ack_of(sent[1], version());
   EXPECT_EQ(pubrec.type, wire::PacketType::kPubrec);
   EXPECT_EQ(pubrec.packet_id, 4);
-  if (v5) {
-    EXPECT_EQ(puback.code, wire::reason::kNotAuthorized);
-    EXPECT_EQ(pubrec.code, wire::reason::kNotAuthorized);  // which ends the exchange
-  }
+  EXPECT_EQ(puback.code, v5 ? wire::reason::kNotAuthorized : 0);
+  // A QoS 2 delivery is received, then completed: an MQTT 5 PUBREC 0x87 would end the exchange,
+  // but mosquitto 2.0.11 never gives its in-flight slot back (past 20, nothing more came).
+  EXPECT_EQ(pubrec.code, 0);
   EXPECT_EQ(metrics_.denied_delivery.value() - denied_before, 4u);
 
-  // The broker's PUBREL for the dropped QoS 2 delivery (3.1.1) is completed here; the one for
-  // the relayed delivery goes to the browser, which completes it.
+  // The broker's PUBREL for the dropped QoS 2 delivery is completed here; the one for the
+  // relayed delivery goes to the browser, which completes it.
   const std::string pubrel_relayed =
       wire::encode_ack({wire::PacketType::kPubrel, 2, 0, {}}, version());
-  if (!v5) from_broker(wire::encode_ack({wire::PacketType::kPubrel, 4, 0, {}}, version()));
+  from_broker(wire::encode_ack({wire::PacketType::kPubrel, 4, 0, {}}, version()));
   from_broker(pubrel_relayed);
   EXPECT_EQ(browser_->take_packets(), (std::vector<std::string>{pubrel_relayed}));
   const auto completed = broker_packets();
-  if (!v5) {
-    ASSERT_EQ(completed.size(), 1u);
-    const wire::AckPacket pubcomp = ack_of(completed[0], version());
-    EXPECT_EQ(pubcomp.type, wire::PacketType::kPubcomp);
-    EXPECT_EQ(pubcomp.packet_id, 4);
-  } else {
-    EXPECT_TRUE(completed.empty());
-  }
+  ASSERT_EQ(completed.size(), 1u);
+  const wire::AckPacket pubcomp = ack_of(completed[0], version());
+  EXPECT_EQ(pubcomp.type, wire::PacketType::kPubcomp);
+  EXPECT_EQ(pubcomp.packet_id, 4);
   EXPECT_FALSE(browser_->close_code);
 }
 
