@@ -122,7 +122,9 @@ void append_property(std::string& block, std::uint8_t id, std::string_view text)
 // the next feed(). Only an incomplete packet at the end of a feed is kept, in its own buffer.
 class PacketReader {
  public:
-  enum class Status : std::uint8_t { kPacket, kNeedMore, kError };
+  // kOversized (only after skip_oversized): the start of a packet over the limit, the rest of
+  // which is skipped as it comes.
+  enum class Status : std::uint8_t { kPacket, kNeedMore, kError, kOversized };
 
   // Packets whose total size (fixed header included) is over `max_packet_bytes` are an error,
   // reported as soon as their length is known: their body is never buffered.
@@ -135,6 +137,10 @@ class PacketReader {
   // kPacket: `packet` is the next whole packet. kError: the stream is malformed (a remaining
   // length over 4 bytes, packet type 0, or a packet over the limit) and stays in error.
   Status next(std::string_view& packet);
+
+  // From now on a packet over the limit is no error: next() gives its first `prefix_bytes` (or
+  // all of it, when shorter) as kOversized and skips the rest, so the stream goes on.
+  void skip_oversized(std::size_t prefix_bytes) { oversized_prefix_ = prefix_bytes; }
 
   const std::string& error() const { return error_; }
   bool too_large() const { return too_large_; }
@@ -149,6 +155,8 @@ class PacketReader {
   std::string error_;
   bool too_large_ = false;
   bool failed_ = false;
+  std::size_t oversized_prefix_ = 0;  // skip_oversized; 0: an oversized packet is an error
+  std::uint64_t skip_left_ = 0;       // bytes of an oversized packet still to skip
 };
 
 // The type in a whole packet's first byte (the reader guarantees it is 1 to 15).

@@ -44,6 +44,12 @@ void PacketReader::feed(std::string_view bytes) {
 
 PacketReader::Status PacketReader::next(std::string_view& packet) {
   if (failed_) return Status::kError;
+  if (skip_left_ > 0) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(skip_left_, input_.size()));
+    input_.remove_prefix(n);
+    skip_left_ -= n;
+    if (skip_left_ > 0) return Status::kNeedMore;
+  }
 
   // Checks a header: on an error marks the reader failed (for good).
   auto check = [&](std::string_view bytes, std::size_t& total) {
@@ -52,7 +58,7 @@ PacketReader::Status PacketReader::next(std::string_view& packet) {
       error_ = "packet type 0 is reserved";
     } else if (h == Header::kBadLength) {
       error_ = "remaining length longer than 4 bytes";
-    } else if (h == Header::kKnown && total > max_packet_bytes_) {
+    } else if (h == Header::kKnown && total > max_packet_bytes_ && oversized_prefix_ == 0) {
       error_ = "packet of " + std::to_string(total) + " bytes is over the limit of " +
                std::to_string(max_packet_bytes_);
       too_large_ = true;
@@ -66,6 +72,21 @@ PacketReader::Status PacketReader::next(std::string_view& packet) {
     return h;
   };
 
+  // What is kept of a packet of `total` bytes: all of it, or the prefix of an oversized one.
+  const auto kept = [&](std::size_t total) {
+    return total > max_packet_bytes_ ? std::min(total, oversized_prefix_) : total;
+  };
+  // The packet (or prefix) `whole` is complete: the rest of an oversized one is skipped.
+  const auto done = [&](std::size_t total, std::string_view whole) {
+    packet = whole;
+    if (total <= max_packet_bytes_) return Status::kPacket;
+    skip_left_ = total - whole.size();
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(skip_left_, input_.size()));
+    input_.remove_prefix(n);
+    skip_left_ -= n;
+    return Status::kOversized;
+  };
+
   std::size_t total = 0;
   if (!partial_.empty()) {
     // Complete the fixed header a byte at a time (at most 4 more bytes), then the body.
@@ -75,22 +96,27 @@ PacketReader::Status PacketReader::next(std::string_view& packet) {
       input_.remove_prefix(1);
     }
     if (failed_) return Status::kError;
-    const std::size_t take = std::min(total - partial_.size(), input_.size());
+    const std::size_t want = kept(total);
+    const std::size_t take = std::min(want - std::min(want, partial_.size()), input_.size());
     partial_.append(input_.substr(0, take));
     input_.remove_prefix(take);
-    if (partial_.size() < total) return Status::kNeedMore;
+    if (partial_.size() < want) return Status::kNeedMore;
     // A separate buffer, so that a tail copied into partial_ later in this feed cannot overwrite
     // the packet handed out now.
     completed_.swap(partial_);
     std::string().swap(partial_);
-    packet = completed_;
-    return Status::kPacket;
+    return done(total, completed_);
   }
 
   if (input_.empty()) return Status::kNeedMore;
   const Header h = check(input_, total);
   if (failed_) return Status::kError;
-  if (h == Header::kNeedMore || input_.size() < total) {
+  if (h == Header::kKnown && total > max_packet_bytes_ && input_.size() >= kept(total)) {
+    const std::string_view prefix = input_.substr(0, kept(total));
+    input_.remove_prefix(prefix.size());
+    return done(total, prefix);
+  }
+  if (h == Header::kNeedMore || input_.size() < kept(total)) {
     // The incomplete tail: the caller's bytes are gone after the next feed, so copy it. Within
     // the limit (checked above), and not reserved up front: a peer announcing a large packet
     // costs memory only as its bytes arrive.

@@ -15,6 +15,7 @@ struct PassthroughMetrics {
   metrics::Counter& subscription_quota;   // filters refused: the connection's bounds were reached
   metrics::Counter& denied_publish;       // PUBLISHes (and wills) kept from the broker
   metrics::Counter& denied_delivery;      // PUBLISHes from the broker kept from the browser
+  metrics::Counter& oversized_delivery;   // ... for being over max_packet_bytes (MQTT 3.1.1)
   metrics::Counter& refused_connect;      // CONNECTs refused (credentials, will, protocol)
   metrics::Counter& broker_unavailable;   // broker connections that failed or dropped
 
@@ -39,6 +40,7 @@ struct PassthroughMetrics {
         kind("subscription_quota"),
         kind("publish"),
         kind("delivery"),
+        kind("too_large"),
         kind("connect"),
         r.counter("wsbridge_mqtt_passthrough_broker_failures_total",
                   "MQTT pass-through broker connections that failed or dropped", {{"route", path}}),

@@ -81,6 +81,10 @@ void Relay::on_data(std::string_view bytes) {
   while (phase_ != Phase::kClosed) {
     const auto status = broker_reader_.next(packet);
     if (status == wire::PacketReader::Status::kNeedMore) break;
+    if (status == wire::PacketReader::Status::kOversized) {
+      on_oversized_delivery(packet);
+      continue;
+    }
     if (status == wire::PacketReader::Status::kError) {
       metrics_.broker_unavailable.inc();
       disconnect(wire::reason::kImplementationSpecific, CloseCode::kInternalError,

@@ -72,6 +72,10 @@ class Relay final : public StreamHandler {
   // Broker side, deliveries (relay_delivery.cpp).
   void on_broker_publish(std::string_view packet);
   void on_broker_pubrel(std::string_view packet);
+  // MQTT 3.1.1: a PUBLISH over max_packet_bytes (`start`: its first bytes) is skipped.
+  void on_oversized_delivery(std::string_view start);
+  // Tells the broker a delivery kept from the browser arrived (code5: an MQTT 5 PUBACK's).
+  void acknowledge_dropped(std::uint8_t qos, std::uint16_t packet_id, std::uint8_t code5);
   // Broker side (relay.cpp).
   void broker_packet(std::string_view packet);
   void on_connack(std::string_view packet);

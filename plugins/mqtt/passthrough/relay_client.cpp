@@ -202,6 +202,11 @@ void Relay::on_connect(std::string_view packet) {
   publish_tokens_ = route_->publish_burst;
   publish_refilled_at_ = std::chrono::steady_clock::now();
 
+  if (version_ != wire::kMqtt5) {
+    // (The fixed header, the topic's length and the longest topic, the packet id.)
+    constexpr std::size_t kPublishStart = 5 + 2 + 65535 + 2;
+    broker_reader_.skip_oversized(kPublishStart);
+  }
   upstream_ = endpoint_.connect(*this);
   metrics_.connections.add(1);
   phase_ = Phase::kAwaitConnack;

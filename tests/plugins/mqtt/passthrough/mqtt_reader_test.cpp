@@ -160,6 +160,46 @@ TEST(PacketReaderTest, TooLargeWhenTheHeaderIsSplit) {
   EXPECT_EQ(reader.buffered(), 0u);
 }
 
+// skip_oversized (a 3.1.1 broker's delivery over the route's limit): the packet's start comes
+// as kOversized, the rest is skipped as it arrives, and the packets behind it come as usual, at
+// every split of the stream.
+TEST(PacketReaderTest, SkipsOversizedPacketsAfterGivingTheirStart) {
+  const auto packets = sample_packets();  // PINGREQ, PUBACK, a 200-byte PUBLISH, DISCONNECT
+  const std::string stream = joined(packets) + packets[2] + packets[1];
+  for (std::size_t piece = 1; piece <= stream.size(); piece += (piece < 12 ? 1 : 37)) {
+    SCOPED_TRACE(piece);
+    PacketReader reader(100);
+    reader.skip_oversized(9);
+    std::vector<std::string> chunks;
+    for (std::size_t at = 0; at < stream.size(); at += piece)
+      chunks.push_back(stream.substr(at, piece));
+    std::vector<std::string> got;
+    for (const auto& chunk : chunks) {
+      reader.feed(chunk);
+      std::string_view packet;
+      Status status;
+      while ((status = reader.next(packet)) != Status::kNeedMore) {
+        ASSERT_NE(status, Status::kError) << reader.error();
+        got.push_back((status == Status::kOversized ? "over:" : "") + std::string(packet));
+      }
+      EXPECT_LE(reader.buffered(), 9u) << "more than the start of an oversized packet held";
+    }
+    const std::string start = "over:" + packets[2].substr(0, 9);
+    EXPECT_EQ(got, (std::vector<std::string>{packets[0], packets[1], start, packets[3], start,
+                                             packets[1]}));
+  }
+  // A start longer than the packet itself: all of it.
+  PacketReader whole(100);
+  whole.skip_oversized(1000);
+  const std::string input = packets[2] + packets[0];
+  whole.feed(input);
+  std::string_view packet;
+  ASSERT_EQ(whole.next(packet), Status::kOversized);
+  EXPECT_EQ(packet, packets[2]);
+  ASSERT_EQ(whole.next(packet), Status::kPacket);
+  EXPECT_EQ(packet, packets[0]);
+}
+
 TEST(PacketReaderTest, MalformedHeaders) {
   struct Case {
     std::string stream;

@@ -81,6 +81,48 @@ INSTANTIATE_TEST_SUITE_P(Versions, RelayDeliveryTest,
                          ::testing::Values(wire::kMqtt311, wire::kMqtt5),
                          [](const auto& p) { return p.param == wire::kMqtt5 ? "v5" : "v311"; });
 
+// MQTT 3.1.1 cannot tell the broker the route's max_packet_bytes: a delivery over it ended the
+// session, and a persistent session got it again at every reconnect, nothing behind it ever
+// arriving. It is skipped now (acknowledged), whole or split however it comes.
+TEST_F(RelayTest, A311DeliveryOverTheLimitIsSkippedAndAcknowledged) {
+  route_.max_packet_bytes = 1000;
+  connect(wire::kMqtt311);
+  wire::PublishPacket big;
+  big.topic = "sensors/big";
+  big.qos = 1;
+  big.packet_id = 9;
+  big.payload = std::string(5000, 'x');
+  const std::string after = publish_packet(wire::kMqtt311, "sensors/after", 2, 10);
+  const std::string stream = wire::encode_publish(big, wire::kMqtt311) +
+                             publish_packet(wire::kMqtt311, "sensors/0", 0) + after;
+  for (std::size_t at = 0; at < stream.size(); at += 700) {
+    endpoint_.handler->on_data(std::string_view(stream).substr(at, 700));
+  }
+  EXPECT_EQ(browser_->take_packets(),
+            (std::vector<std::string>{publish_packet(wire::kMqtt311, "sensors/0", 0), after}));
+  const auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  std::string error;
+  const auto puback = wire::parse_ack(sent[0], wire::kMqtt311, error);
+  ASSERT_TRUE(puback) << error;
+  EXPECT_EQ(puback->type, wire::PacketType::kPuback);
+  EXPECT_EQ(puback->packet_id, 9);
+  EXPECT_FALSE(browser_->close_code);
+}
+
+// MQTT 5 brokers are told the limit (CONNECT's Maximum Packet Size): one over it is a broken
+// broker, and the session ends as before.
+TEST_F(RelayTest, AnMqtt5DeliveryOverTheLimitEndsTheSession) {
+  route_.max_packet_bytes = 1000;
+  connect(wire::kMqtt5);
+  wire::PublishPacket big;
+  big.topic = "sensors/big";
+  big.payload = std::string(5000, 'x');
+  endpoint_.handler->on_data(wire::encode_publish(big, wire::kMqtt5));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kInternalError);
+}
+
 // MQTT 5: the broker is told the browser takes no topic aliases, so that every PUBLISH names
 // its topic for the check; one that comes without a topic anyway ends the session.
 TEST_F(RelayTest, TheBrokerMayNotHideADeliveredTopicBehindAnAlias) {
