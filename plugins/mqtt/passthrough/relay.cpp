@@ -287,7 +287,9 @@ void Relay::fail(CloseCode code, const std::string& reason, std::string_view las
 void Relay::disconnect(std::uint8_t code, CloseCode close, const std::string& reason) {
   if (!wire::is_disconnect_reason(code)) code = wire::reason::kUnspecifiedError;  // (a bug here)
   if (version_ == wire::kMqtt5 && phase_ == Phase::kRelaying) {
-    fail(close, reason, wire::encode_disconnect(wire::kMqtt5, code, reason));
+    fail(close, reason,
+         within_client_limit(wire::encode_disconnect(wire::kMqtt5, code, reason),
+                             wire::encode_disconnect(wire::kMqtt5, code)));
   } else {
     fail(close, reason);
   }
@@ -296,14 +298,21 @@ void Relay::disconnect(std::uint8_t code, CloseCode close, const std::string& re
 std::string Relay::connack_refusal(std::uint8_t code5, std::uint8_t code311,
                                    const std::string& reason) const {
   wire::ConnackPacket refusal;
-  if (version_ == wire::kMqtt5) {
-    refusal.code = code5;
-    wire::append_property(refusal.properties, wire::property::kReasonString,
-                          std::string_view(reason).substr(0, 256));
-  } else {
+  if (version_ != wire::kMqtt5) {
     refusal.code = code311;
+    return wire::encode_connack(refusal, version_);
   }
-  return wire::encode_connack(refusal, version_);
+  refusal.code = code5;
+  const std::string plain = wire::encode_connack(refusal, version_);
+  wire::append_property(refusal.properties, wire::property::kReasonString,
+                        std::string_view(reason).substr(0, 256));
+  return within_client_limit(wire::encode_connack(refusal, version_), plain);
+}
+
+std::string Relay::within_client_limit(std::string packet, std::string plain) const {
+  if (packet.size() <= client_max_packet_) return packet;
+  if (plain.size() <= client_max_packet_) return plain;
+  return {};  // (no packet that small: not sent)
 }
 
 }  // namespace wsbridge::mqtt

@@ -95,6 +95,10 @@ class Relay final : public StreamHandler {
   void disconnect(std::uint8_t code, CloseCode close, const std::string& reason);
   std::string connack_refusal(std::uint8_t code5, std::uint8_t code311,
                               const std::string& reason) const;
+  // A packet of wsbridge's own for an MQTT 5 browser, within the Maximum Packet Size its CONNECT
+  // named [MQTT-3.1.2-24]: `packet`, else `plain` (the same without its Reason String), else
+  // nothing.
+  std::string within_client_limit(std::string packet, std::string plain) const;
 
   const std::shared_ptr<Connection> connection_;
   const std::shared_ptr<const PassthroughRouteConfig> route_;
@@ -103,6 +107,7 @@ class Relay final : public StreamHandler {
   std::unique_ptr<Stream> upstream_;
   Phase phase_ = Phase::kAwaitConnect;
   std::uint8_t version_ = wire::kMqtt311;
+  std::uint32_t client_max_packet_ = 0xFFFFFFFF;  // MQTT 5 CONNECT's Maximum Packet Size
 
   wire::PacketReader client_reader_;
   std::size_t client_bytes_held_ = 0;  // what client_reader_ holds, as told to hold_inbound()

@@ -102,6 +102,11 @@ void Relay::on_connect(std::string_view packet) {
     return;
   }
   version_ = connect->version;
+  if (version_ == wire::kMqtt5) {
+    if (auto own = wire::find_property(connect->properties, wire::property::kMaximumPacketSize)) {
+      client_max_packet_ = own->number;
+    }
+  }
   auto refuse = [&](std::uint8_t code5, std::uint8_t code311, const std::string& why) {
     metrics_.refused_connect.inc();
     WSB_LOG(kInfo) << "conn " << connection_->id() << " MQTT CONNECT refused: " << why;
@@ -261,14 +266,16 @@ void Relay::on_client_publish(std::string_view packet) {
   wire::AckPacket ack;
   ack.type = publish->qos == 1 ? wire::PacketType::kPuback : wire::PacketType::kPubrec;
   ack.packet_id = publish->packet_id;
-  if (version_ == wire::kMqtt5) {
-    ack.code = wire::reason::kNotAuthorized;
-    wire::append_property(ack.properties, wire::property::kReasonString,
-                          std::string_view(why).substr(0, 256));
-  } else if (publish->qos == 2) {
-    local_qos2_.insert(publish->packet_id);
+  if (version_ != wire::kMqtt5) {
+    if (publish->qos == 2) local_qos2_.insert(publish->packet_id);
+    to_client(wire::encode_ack(ack, version_));
+    return;
   }
-  to_client(wire::encode_ack(ack, version_));
+  ack.code = wire::reason::kNotAuthorized;
+  const std::string plain = wire::encode_ack(ack, version_);
+  wire::append_property(ack.properties, wire::property::kReasonString,
+                        std::string_view(why).substr(0, 256));
+  to_client(within_client_limit(wire::encode_ack(ack, version_), plain));
 }
 
 void Relay::on_client_pubrel(std::string_view packet) {

@@ -149,6 +149,37 @@ TEST_F(RelayTest, DeniedPublishIsAnsweredWithNotAuthorizedInMqtt5) {
   EXPECT_EQ(broker_packets(), (std::vector<std::string>{allowed}));
 }
 
+// An MQTT 5 client that named a Maximum Packet Size gets no packet of wsbridge's own over it
+// [MQTT-3.1.2-24]: the Reason String goes first (a 45-byte PUBACK went to a 16-byte client).
+TEST_F(RelayTest, OwnPacketsKeepWithinTheClientsMaximumPacketSize) {
+  start();
+  wire::ConnectPacket c;
+  c.version = wire::kMqtt5;
+  c.client_id = "dash";
+  wire::append_property(c.properties, wire::property::kMaximumPacketSize, 16u);
+  from_browser(wire::encode_connect(c));
+  broker_packets();
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  browser_->take_packets();
+  from_browser(publish_packet(wire::kMqtt5, "users/bob/out/x", 1, 11));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_LE(got[0].size(), 16u);
+  std::string error;
+  auto puback = wire::parse_ack(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(puback) << error;
+  EXPECT_EQ(puback->code, wire::reason::kNotAuthorized);
+  EXPECT_TRUE(puback->properties.empty());
+  // A DISCONNECT too (here: a topic alias).
+  std::string alias;
+  wire::append_property(alias, wire::property::kTopicAlias, 1u);
+  from_browser(publish_packet(wire::kMqtt5, "users/alice/out/x", 0, 0, alias));
+  got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_LE(got[0].size(), 16u);
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kTopicAliasInvalid);
+}
+
 TEST_F(RelayTest, DeniedQos2PublishIsCompletedHereIn311) {
   connect(wire::kMqtt311);
   from_browser(publish_packet(wire::kMqtt311, "sensors/fake", 2, 5));
