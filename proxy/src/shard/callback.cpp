@@ -201,6 +201,11 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
       case LWS_CALLBACK_HTTP_WRITEABLE:
         if (data != nullptr && data->carrier) return self->write_fallback(wsi);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
+      case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        // A static file sent (lws' dummy callback completes the transaction and no more): the
+        // keep-alive path of our own answers, which also looks for a request waiting decrypted
+        // in OpenSSL's buffer, where no POLLIN tells of it.
+        return self->complete_http_transaction(wsi) < 0 ? -1 : 0;
       case LWS_CALLBACK_CLOSED_HTTP:
         if (data != nullptr) self->carrier_closed(*data);
         mask_guard::forget(lws_get_socket_fd(wsi));
