@@ -62,6 +62,7 @@ void ClientConnection::on_data(std::string_view bytes) {
       return;
     case Phase::kHandingBack:
       in_.append(bytes);  // the next request: it goes to lws with the rest
+      if (awaiting_head_tail_) return hand_back();
       return;
     case Phase::kLingering:  // the rest of a body nobody reads
     case Phase::kClosing:
@@ -283,7 +284,7 @@ void ClientConnection::arm_timer() {
       }
       break;
     case Phase::kHandingBack:
-      delay = milliseconds(5);
+      delay = awaiting_head_tail_ ? until(phase_since_ + config_timeout()) : milliseconds(5);
       break;
     case Phase::kLingering:
       delay = std::min(until(last_activity_ + kLingerQuiet), until(phase_since_ + kLingerMax));

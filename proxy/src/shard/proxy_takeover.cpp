@@ -15,11 +15,13 @@ namespace wsbridge {
 int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::string> bearer) {
   const int fd = lws_get_socket_fd(wsi);
   if (head.empty()) {
-    // The recv hook stopped following this connection's heads after an earlier request body
-    // lws read: the head is not known as it came. Closing before any answer makes a browser
-    // send the request again on a new connection (as after a keep-alive race).
+    // The recv hook stopped following this connection's heads (after an earlier request body
+    // lws read, or a pipeline longer than it keeps): the head is not known as it came. Closing
+    // before any answer makes a browser send the request again on a new connection (as after a
+    // keep-alive race).
     WSB_LOG(kInfo) << "proxy: a request from " << peer_address(wsi)
-                   << " after a request body on the same connection: closing it";
+                   << " whose head is not known as it came (after a request body or a long "
+                      "pipeline on the same connection): closing it";
     return -1;
   }
   const auto listener =
