@@ -105,6 +105,16 @@ void Relay::on_drained() {
 }
 
 void Relay::on_timer() {
+  if (phase_ == Phase::kAwaitConnack) {
+    metrics_.broker_unavailable.inc();
+    const std::string why = "the MQTT broker did not answer CONNECT within " +
+                            std::to_string(kConnackTimeout.count()) + " s";
+    WSB_LOG(kInfo) << "conn " << connection_->id() << " " << why;
+    fail(CloseCode::kTryAgainLater, why,
+         connack_refusal(wire::reason::kServerUnavailable, wire::connack311::kServerUnavailable,
+                         "the MQTT broker is unavailable"));
+    return;
+  }
   if (phase_ != Phase::kRelaying || !ping_for_client_ || !upstream_) return;
   // The browser pings less often than the broker was told (or not at all): keep the broker's
   // session alive for it while it is connected.
@@ -201,9 +211,10 @@ void Relay::on_connack(std::string_view packet) {
     to_client(packet);
   }
   phase_ = Phase::kRelaying;
-  if (ping_for_client_ && upstream_keepalive_.count() > 0) {
-    upstream_->set_timer(std::chrono::milliseconds(upstream_keepalive_) / 2);
-  }
+  // (Replaces the CONNACK timeout, or cancels it.)
+  const bool ping = ping_for_client_ && upstream_keepalive_.count() > 0;
+  upstream_->set_timer(ping ? std::chrono::milliseconds(upstream_keepalive_) / 2
+                            : std::chrono::milliseconds(0));
 }
 
 void Relay::on_suback(std::string_view packet) {

@@ -37,6 +37,10 @@ namespace wsbridge::mqtt {
 
 struct PassthroughMetrics;
 
+// How long the broker has to answer CONNECT once wsbridge sent it (connecting itself is bounded
+// by the stream's own timeout).
+inline constexpr std::chrono::seconds kConnackTimeout{10};
+
 class Relay final : public StreamHandler {
  public:
   Relay(std::shared_ptr<Connection> connection, std::shared_ptr<const PassthroughRouteConfig> route,

@@ -213,6 +213,7 @@ void Relay::on_connect(std::string_view packet) {
     broker_reader_.skip_oversized(kPublishStart);
   }
   upstream_ = endpoint_.connect(*this);
+  upstream_->set_timer(kConnackTimeout);  // (a broker that takes the connection and stalls)
   metrics_.connections.add(1);
   phase_ = Phase::kAwaitConnack;
   to_broker(wire::encode_connect(*connect));

@@ -333,6 +333,34 @@ TEST_F(RelayTest, BrokerIsPingedForABrowserThatDoesNotPing) {
   EXPECT_TRUE(broker_packets().empty());
 }
 
+// A broker that takes the connection and never answers CONNECT: the browser is told the server
+// is unavailable after kConnackTimeout (it waited for as long as the browser kept it open).
+TEST_F(RelayTest, ABrokerThatDoesNotAnswerConnectInTimeIsUnavailable) {
+  for (const std::uint8_t version : {wire::kMqtt311, wire::kMqtt5}) {
+    SCOPED_TRACE(static_cast<int>(version));
+    browser_ = std::make_shared<FakeBrowser>();
+    browser_->who.user = "alice";
+    start();
+    from_browser(connect_packet(version, "dash"));
+    EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(kConnackTimeout));
+    endpoint_.handler->on_timer();
+    const auto got = browser_->take_packets();
+    ASSERT_EQ(got.size(), 1u);
+    std::string error;
+    const auto connack = wire::parse_connack(got[0], version, error);
+    ASSERT_TRUE(connack) << error;
+    EXPECT_EQ(connack->code, version == wire::kMqtt5 ? wire::reason::kServerUnavailable
+                                                     : wire::connack311::kServerUnavailable);
+    ASSERT_TRUE(browser_->close_code);
+    EXPECT_EQ(*browser_->close_code, CloseCode::kTryAgainLater);
+    EXPECT_TRUE(endpoint_.stream->closed);
+  }
+  // Answered in time: the timeout is cancelled (no keepalive pings owed here).
+  browser_ = std::make_shared<FakeBrowser>();
+  connect(wire::kMqtt311, 60);
+  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(0));
+}
+
 TEST_F(RelayTest, CleanDisconnectReachesTheBroker) {
   connect(wire::kMqtt311);
   from_browser(std::string("\xE0\x00", 2));

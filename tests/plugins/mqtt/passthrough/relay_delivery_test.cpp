@@ -91,7 +91,8 @@ TEST_F(RelayTest, A311DeliveryOverTheLimitIsSkippedAndAcknowledged) {
   big.topic = "sensors/big";
   big.qos = 1;
   big.packet_id = 9;
-  big.payload = std::string(5000, 'x');
+  const std::string payload(5000, 'x');  // (the packet holds a view of it)
+  big.payload = payload;
   const std::string after = publish_packet(wire::kMqtt311, "sensors/after", 2, 10);
   const std::string stream = wire::encode_publish(big, wire::kMqtt311) +
                              publish_packet(wire::kMqtt311, "sensors/0", 0) + after;
@@ -117,7 +118,8 @@ TEST_F(RelayTest, AnMqtt5DeliveryOverTheLimitEndsTheSession) {
   connect(wire::kMqtt5);
   wire::PublishPacket big;
   big.topic = "sensors/big";
-  big.payload = std::string(5000, 'x');
+  const std::string payload(5000, 'x');  // (the packet holds a view of it)
+  big.payload = payload;
   endpoint_.handler->on_data(wire::encode_publish(big, wire::kMqtt5));
   ASSERT_TRUE(browser_->close_code);
   EXPECT_EQ(*browser_->close_code, CloseCode::kInternalError);
