@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge::mqtt {
 
 namespace {
@@ -21,26 +23,14 @@ std::string_view placeholder_at(std::string_view pattern, std::size_t at) {
 // text that separates it from the next placeholder. A separator beyond ASCII has every byte
 // beyond ASCII encoded (byte by byte, a UTF-8 character would be cut: no valid client id).
 std::string escaped(std::string_view value, std::string_view separators) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   const auto beyond_ascii = [](char c) { return (static_cast<unsigned char>(c) & 0x80) != 0; };
   const bool separators_beyond_ascii =
       std::any_of(separators.begin(), separators.end(), beyond_ascii);
-  std::string out;
-  out.reserve(value.size());
-  for (const char c : value) {
-    const bool encode =
-        c == '%' ||
-        (beyond_ascii(c) ? separators_beyond_ascii : separators.find(c) != std::string_view::npos);
-    if (encode) {
-      const auto byte = static_cast<unsigned char>(c);
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0x0F];
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return text::percent_encoded(value, [&](unsigned char u) {
+    const auto c = static_cast<char>(u);
+    return c == '%' || (beyond_ascii(c) ? separators_beyond_ascii
+                                        : separators.find(c) != std::string_view::npos);
+  });
 }
 
 }  // namespace

@@ -92,6 +92,26 @@ inline std::string lower_hex(std::string_view bytes) {
   return out;
 }
 
+// `text` with each byte that `encode` (called with it as unsigned char) says so written as "%XX",
+// upper-case hex (RFC 3986 2.1), the others as they are.
+template <class Encode>
+std::string percent_encoded(std::string_view text, Encode encode) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (encode(u)) {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 // What an errno value says ("Connection reset by peer"). std::strerror may share a buffer between
 // threads; this never does.
 inline std::string errno_text(int error) {

@@ -10,6 +10,10 @@
 
 namespace wsbridge::reverse_proxy {
 
+std::string_view request_path_of(std::string_view head, std::string_view lws_path) {
+  return head.empty() ? lws_path : request_path_of(head);
+}
+
 std::string_view request_path_of(std::string_view head) {
   const auto line_end = head.find("\r\n");
   const std::string_view line = head.substr(0, line_end);

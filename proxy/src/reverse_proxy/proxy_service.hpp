@@ -34,6 +34,9 @@ class ClientConnection;
 // whether the proxy takes a request, exactly as the proxy will (a decoded or normalized path
 // could differ, and pass a connection back and forth). Empty when the line is malformed.
 std::string_view request_path_of(std::string_view head);
+// The same, or `lws_path` (lws' reading of it) when the head is not known as it came (empty: the
+// recv guard lost track): the proxy then closes the connection of a request that is its own.
+std::string_view request_path_of(std::string_view head, std::string_view lws_path);
 
 // What the shard gives the proxy.
 class ProxyHost {

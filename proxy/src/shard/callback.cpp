@@ -92,11 +92,8 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         // (Taken at every head, used or not: mask_guard.hpp says why.) The proxy reads the
         // head itself, framing included (chunked request bodies are relayed).
         std::string head = mask_guard::take_head_bytes(lws_get_socket_fd(wsi));
-        // (Unknown as it came, the guard having lost track: lws' reading of the path decides,
-        // and a request for the proxy is closed unanswered, take_over_for_proxy says why.)
-        const std::string_view path =
-            head.empty() ? std::string_view(static_cast<const char*>(in), in != nullptr ? len : 0)
-                         : reverse_proxy::request_path_of(head);
+        const std::string_view path = reverse_proxy::request_path_of(
+            head, std::string_view(static_cast<const char*>(in), in != nullptr ? len : 0));
         if (listener != nullptr && !self->config_->proxies.empty() &&
             self->config_->proxy_for(path, false) != nullptr) {
           return self->take_over_for_proxy(wsi, std::move(head));

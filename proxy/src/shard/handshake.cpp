@@ -175,10 +175,7 @@ int Shard::confirm_upgrade(lws* wsi) {
       lws_get_vhost(wsi) == admin_vhost_ ? nullptr : config_->find_route(uri);
   if (route == nullptr && lws_get_vhost(wsi) != admin_vhost_ && !config_->proxies.empty()) {
     std::string head = mask_guard::take_request_bytes(lws_get_socket_fd(wsi));
-    // (Unknown as it came, the guard having lost track: lws' reading of the path decides.)
-    const std::string_view path =
-        head.empty() ? std::string_view(uri) : reverse_proxy::request_path_of(head);
-    if (config_->proxy_for(path, true) != nullptr) {
+    if (config_->proxy_for(reverse_proxy::request_path_of(head, uri), true) != nullptr) {
       // The WebSocket pass-through: the proxy relays the upgrade to the backend, and checks its
       // credentials first, a bearer.<token> subprotocol entry (out of the head) among them.
       bool only_bearer = false;

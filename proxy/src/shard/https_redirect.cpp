@@ -9,6 +9,7 @@
 #include <cctype>
 
 #include "http/http_reply.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 namespace {
@@ -41,20 +42,10 @@ std::optional<std::string> host_without_port(std::string_view host) {
 // lws hands over the path and the query decoded: encode them again for the Location (a decoded
 // CR LF must never reach a header), keeping `keep` as it is.
 std::string percent_encoded(std::string_view text, std::string_view keep) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0 || c == '-' || c == '.' || c == '_' || c == '~' ||
-        keep.find(c) != std::string_view::npos) {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    }
-  }
-  return out;
+  return text::percent_encoded(text, [keep](unsigned char u) {
+    const bool unreserved = std::isalnum(u) != 0 || u == '-' || u == '.' || u == '_' || u == '~';
+    return !unreserved && keep.find(static_cast<char>(u)) == std::string_view::npos;
+  });
 }
 
 }  // namespace

@@ -17,6 +17,10 @@
 
 namespace wsbridge {
 
+bool tls_plaintext_waits(lws* wsi) {
+  return lws_is_ssl(wsi) != 0 && SSL_pending(lws_get_ssl(wsi)) > 0;
+}
+
 int Shard::complete_http_transaction(lws* wsi) {
   // (Its answer said "Connection: close": lws would read what follows as its body.)
   if (body_runs_to_close(wsi)) return -1;
@@ -51,7 +55,7 @@ void Shard::resume_keep_alive_connections() {
     // no POLLIN tells of it, and the guard's word of it came while lws still waited for this
     // POLLOUT (it read nothing then): hand lws a POLLIN too, from the next iteration. (Asked
     // before: lws may close the connection here.)
-    const bool plaintext_waits = lws_is_ssl(wsi) != 0 && SSL_pending(lws_get_ssl(wsi)) > 0;
+    const bool plaintext_waits = tls_plaintext_waits(wsi);
     lws_service_fd(context_, &pollfd);
     if (plaintext_waits) plaintext_waiting_.push_back(pollfd.fd);
   }

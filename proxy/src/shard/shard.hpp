@@ -207,7 +207,6 @@ class Shard final : private InboxDispatcher,
   void resume_keep_alive_connections();  // outside lws callbacks: lws_service_fd re-enters lws
   static void request_arrived(ConnectionData& data);
   void drop_late_requests(SteadyClock::time_point now);
-  void look_for_waiting_plaintext();  // (timer.cpp says why)
   // A fragment of a message from the session's transport: reassembled within the route's limits,
   // then given to the adapter.
   void on_fragment(Session& s, const InboundFragment& fragment);

@@ -85,6 +85,10 @@ struct RequestDeadline {
   SteadyClock::time_point since{};
 };
 
+// Whether a TLS connection's next request may wait decrypted in OpenSSL's buffer, where no POLLIN
+// tells of it (keep_alive.cpp).
+bool tls_plaintext_waits(lws* wsi);
+
 // A session holding queued output nobody reads now (Shard::gather_unread_output).
 struct Shard::UnreadOutput {
   std::size_t bytes;

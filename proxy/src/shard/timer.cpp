@@ -1,12 +1,25 @@
 // The one timer per context: handshake deadlines, pings, idle timeouts, token expiry, close
 // deadlines, held upgrades that were not answered, and the HTTP client's sweep.
-#include <openssl/ssl.h>
-
 #include "shard/shard_parts.hpp"
 
 #include "handshake/upgrade_hold.hpp"
 
 namespace wsbridge {
+
+namespace {
+
+// lws completes some transactions without a callback of ours (HEAD of a static file, say), so a
+// request pipelined behind one over TLS can wait decrypted in OpenSSL's buffer with no POLLIN to
+// tell of it: the connections between two requests are looked at once per tick.
+void look_for_waiting_plaintext(const lws_dll2_owner_t& awaiting, std::vector<int>& waiting) {
+  lws_start_foreach_dll(struct lws_dll2*, link, awaiting.head) {
+    lws* wsi = reinterpret_cast<RequestDeadline*>(link)->wsi;  // link is its first member
+    if (tls_plaintext_waits(wsi)) waiting.push_back(lws_get_socket_fd(wsi));
+  }
+  lws_end_foreach_dll(link);
+}
+
+}  // namespace
 
 void Shard::schedule_timer(std::chrono::milliseconds delay) {
   lws_sul_schedule(
@@ -36,23 +49,10 @@ void Shard::drop_late_requests(SteadyClock::time_point now) {
   }
 }
 
-void Shard::look_for_waiting_plaintext() {
-  // lws completes some transactions without a callback of ours (HEAD of a static file, say),
-  // so a request pipelined behind one over TLS can wait decrypted in OpenSSL's buffer with no
-  // POLLIN to tell of it: the connections between two requests are looked at once per tick.
-  lws_start_foreach_dll(struct lws_dll2*, link, lws_dll2_get_head(&timer_->awaiting_request)) {
-    lws* wsi = reinterpret_cast<RequestDeadline*>(link)->wsi;  // link is its first member
-    if (lws_is_ssl(wsi) != 0 && SSL_pending(lws_get_ssl(wsi)) > 0) {
-      plaintext_waiting_.push_back(lws_get_socket_fd(wsi));
-    }
-  }
-  lws_end_foreach_dll(link);
-}
-
 void Shard::on_timer() {
   const auto now = SteadyClock::now();
   drop_late_requests(now);
-  look_for_waiting_plaintext();
+  look_for_waiting_plaintext(timer_->awaiting_request, plaintext_waiting_);
   tick_fallback_sessions(now);
   for (auto& [id, s] : sessions_) {
     if (s->closing()) {
