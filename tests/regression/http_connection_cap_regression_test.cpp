@@ -36,6 +36,17 @@ adapter = "echo"
 )";
 }
 
+// config_with(""), plus the reverse proxy relaying /json to `backend`.
+std::string config_proxying_json_to(const HttpBackend& backend) {
+  std::string config = config_with("") + R"(
+[[proxy]]
+path = "/json"
+backend = "${BACKEND}"
+)";
+  WsbridgeInstance::replace_all(config, "${BACKEND}", backend.base_url());
+  return config;
+}
+
 double refused(const WsbridgeInstance& server) {
   return admin_metric(server.port2,
                       "wsbridge_connections_refused_total{reason=\"max_http_connections_per_ip\"}")
@@ -107,12 +118,7 @@ TEST_F(HttpConnectionCap, TrustedProxiesAreNotCounted) {
 // places twelve times as long as on wsbridge's own paths.
 TEST_F(HttpConnectionCap, ProxiedKeepAliveConnectionsCloseAtTheHandshakeTimeout) {
   HttpBackend backend;
-  std::string config = config_with("") + R"(
-[[proxy]]
-path = "/json"
-backend = "${BACKEND}"
-)";
-  WsbridgeInstance::replace_all(config, "${BACKEND}", backend.base_url());
+  std::string config = config_proxying_json_to(backend);
   WsbridgeInstance::replace_all(config, "max_http_connections_per_ip = 3",
                                 "max_http_connections_per_ip = 3\nhandshake_timeout = \"1s\"");
   WsbridgeInstance server(config);
@@ -126,13 +132,7 @@ backend = "${BACKEND}"
 // serves it (keep-alive), instead of leaving the count when it leaves lws.
 TEST_F(HttpConnectionCap, ProxiedConnectionsStayCounted) {
   HttpBackend backend;
-  std::string config = config_with("") + R"(
-[[proxy]]
-path = "/json"
-backend = "${BACKEND}"
-)";
-  WsbridgeInstance::replace_all(config, "${BACKEND}", backend.base_url());
-  WsbridgeInstance server(config);
+  WsbridgeInstance server(config_proxying_json_to(backend));
   ASSERT_GE(settled_descriptors(server.process->pid()), 0);  // (the start-up check's connection)
   std::vector<TcpConn> proxied;
   for (int i = 0; i < 3; ++i) {

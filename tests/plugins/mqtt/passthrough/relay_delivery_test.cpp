@@ -129,11 +129,9 @@ TEST_F(RelayTest, AnMqtt5DeliveryOverTheLimitEndsTheSession) {
 // its topic for the check; one that comes without a topic anyway ends the session.
 TEST_F(RelayTest, TheBrokerMayNotHideADeliveredTopicBehindAnAlias) {
   start();
-  wire::ConnectPacket c;
-  c.version = wire::kMqtt5;
-  c.client_id = "dash";
-  wire::append_property(c.properties, wire::property::kTopicAliasMaximum, 10u);
-  from_browser(wire::encode_connect(c));
+  std::string properties;
+  wire::append_property(properties, wire::property::kTopicAliasMaximum, 10u);
+  from_browser(connect_packet(wire::kMqtt5, "dash", 60, properties));
   std::string error;
   auto sent = wire::parse_connect(broker_packets().at(0), error);
   ASSERT_TRUE(sent) << error;

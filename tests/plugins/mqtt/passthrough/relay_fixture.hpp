@@ -138,11 +138,13 @@ class RelayTest : public ::testing::Test {
     return out;
   }
   static std::string connect_packet(std::uint8_t version, const std::string& client_id,
-                                    std::uint16_t keepalive = 60) {
+                                    std::uint16_t keepalive = 60,
+                                    const std::string& properties = {}) {
     wire::ConnectPacket c;
     c.version = version;
     c.client_id = client_id;
     c.keepalive = keepalive;
+    c.properties = properties;
     c.username = "browser-user";
     c.password = "browser-password";
     return wire::encode_connect(c);

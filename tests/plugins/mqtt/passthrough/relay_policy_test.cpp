@@ -153,11 +153,9 @@ TEST_F(RelayTest, DeniedPublishIsAnsweredWithNotAuthorizedInMqtt5) {
 // [MQTT-3.1.2-24]: the Reason String goes first (a 45-byte PUBACK went to a 16-byte client).
 TEST_F(RelayTest, OwnPacketsKeepWithinTheClientsMaximumPacketSize) {
   start();
-  wire::ConnectPacket c;
-  c.version = wire::kMqtt5;
-  c.client_id = "dash";
-  wire::append_property(c.properties, wire::property::kMaximumPacketSize, 16u);
-  from_browser(wire::encode_connect(c));
+  std::string properties;
+  wire::append_property(properties, wire::property::kMaximumPacketSize, 16u);
+  from_browser(connect_packet(wire::kMqtt5, "dash", 60, properties));
   broker_packets();
   endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
   browser_->take_packets();
