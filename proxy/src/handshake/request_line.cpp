@@ -90,11 +90,14 @@ std::variant<RequestLine, RequestLineError> parse_request_line(std::string_view 
   return request;
 }
 
-std::string closing_text_reply(unsigned status, std::string_view phrase, std::string_view line) {
+std::string closing_text_reply(unsigned status, std::string_view phrase, std::string_view line,
+                               std::string_view extra_headers) {
   std::string reply = "HTTP/1.1 " + std::to_string(status) + " ";
   reply += phrase;
   reply += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(line.size() + 1) +
-           "\r\nConnection: close\r\n\r\n";
+           "\r\nConnection: close\r\n";
+  reply += extra_headers;
+  reply += "\r\n";
   reply += line;
   reply += '\n';
   return reply;
@@ -108,6 +111,10 @@ std::string_view request_refusal_phrase(unsigned status) {
       return "Request Header Fields Too Large";
     case 501:
       return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     case 505:
       return "HTTP Version Not Supported";
     default:

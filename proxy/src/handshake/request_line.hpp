@@ -40,11 +40,13 @@ struct RequestLineError {
 std::variant<RequestLine, RequestLineError> parse_request_line(std::string_view line,
                                                                const RequestLineRules& rules);
 
-// The reason phrase of the statuses above and of 431.
+// The reason phrase of the statuses above, of 431, and of 503 and 504 (upgrade_hold's).
 std::string_view request_refusal_phrase(unsigned status);
 
 // A whole refusal written below lws, before any answer of its: `status` and `phrase`, `line` and
-// a newline as a text/plain body, "Connection: close" (the sender closes after it).
-std::string closing_text_reply(unsigned status, std::string_view phrase, std::string_view line);
+// a newline as a text/plain body, "Connection: close" (the sender closes after it), and
+// `extra_headers` (whole lines with their CRLF: the listener's HSTS, which lws adds to its own).
+std::string closing_text_reply(unsigned status, std::string_view phrase, std::string_view line,
+                               std::string_view extra_headers = {});
 
 }  // namespace wsbridge

@@ -49,8 +49,10 @@ HttpHeaders parse_request_headers(std::string_view request) {
   return headers;
 }
 
-void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl) {
-  const std::string reply = closing_text_reply(status, "Refused", reason);
+void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl,
+                     std::string_view extra_headers) {
+  const std::string reply =
+      closing_text_reply(status, request_refusal_phrase(status), reason, extra_headers);
   // Non-blocking and small: it fits an idle socket's send buffer; if not, the client gets less.
   if (ssl != nullptr) {
     tls::reply_and_free(ssl, fd, reply);

@@ -31,6 +31,8 @@ HttpHeaders parse_request_headers(std::string_view request);
 // Writes a small complete HTTP response straight to a held socket and closes it (used when the
 // socket cannot go back to lws, e.g. the decision did not come in time).
 // With `ssl` (a TLS session kept by tls::keep_session), the answer goes in the session.
-void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl = nullptr);
+// `extra_headers`: whole header lines (the listener's HSTS).
+void reply_and_close(int fd, unsigned status, std::string_view reason, SSL* ssl = nullptr,
+                     std::string_view extra_headers = {});
 
 }  // namespace wsbridge::upgrade_hold

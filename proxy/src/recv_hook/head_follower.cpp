@@ -149,7 +149,8 @@ Refusal follow_http(Watch& w, const char* data, std::size_t len, std::string& ou
 // handshake timeout) ends the connection, so the answer is not lost to a reset.
 void reject(int fd, Watch& w, const Refusal& refusal) {
   const std::string reply =
-      closing_text_reply(refusal.status, request_refusal_phrase(refusal.status), refusal.reason);
+      closing_text_reply(refusal.status, request_refusal_phrase(refusal.status), refusal.reason,
+                         w.answer_headers != nullptr ? *w.answer_headers : std::string_view());
   WSB_LOG(kInfo) << "refused a request from " << peer_of(fd) << " with " << refusal.status << ": "
                  << refusal.reason;
   if (t_reply_send != nullptr) {

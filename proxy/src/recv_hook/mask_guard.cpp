@@ -93,9 +93,10 @@ long frames_read(int fd, Watch& w, void* buffer, long received) {
 
 }  // namespace
 
-void watch_http(int fd, UnmaskedFrameSink* sink) {
+void watch_http(int fd, UnmaskedFrameSink* sink, const std::string* answer_headers) {
   auto w = std::make_unique<Watch>();
   w->sink = sink;
+  w->answer_headers = answer_headers;
   table().set(fd, std::move(w));
 }
 

@@ -52,8 +52,10 @@ inline constexpr std::size_t kMaxRequestHeadBytes = 16 * 1024;
 // that passed the check above always fits (the check also bounds lws' per-line overhead).
 inline constexpr unsigned short kLwsHeaderSpace = 24 * 1024;
 
-// A server socket was accepted: follow its requests. Service thread only.
-void watch_http(int fd, UnmaskedFrameSink* sink);
+// A server socket was accepted: follow its requests. Service thread only. `answer_headers`: the
+// header lines (with their CRLF) of the answers the guard writes itself, its listener's HSTS as
+// lws adds it to its own; owned by the caller, it outlives the watch (null: none).
+void watch_http(int fd, UnmaskedFrameSink* sink, const std::string* answer_headers = nullptr);
 // lws upgraded the socket to WebSocket (LWS_CALLBACK_ESTABLISHED): the frames start at the end
 // of the head it upgraded on. When that is not where the guard is (it lost track), the
 // connection is reported as violating at once.

@@ -44,6 +44,7 @@ struct HttpState {
 
 struct Watch {
   UnmaskedFrameSink* sink = nullptr;
+  const std::string* answer_headers = nullptr;  // watch_http's: lines the guard's answers carry
   Phase phase = Phase::kHead;
   bool blocked = false;
   bool hold_next = false;        // hold_next_request

@@ -206,6 +206,9 @@ void ClientConnection::refuse(unsigned status, std::string_view reason,
         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
         "\r\nConnection: close\r\n";
     reply.append(extra_headers);
+    if (const std::string_view hsts = listener_hsts(); !hsts.empty()) {
+      reply.append("Strict-Transport-Security: ").append(hsts).append("\r\n");
+    }
     reply += "\r\n";
     if (request_.method != "HEAD") reply += body;
     client_->write(reply);
@@ -213,6 +216,12 @@ void ClientConnection::refuse(unsigned status, std::string_view reason,
   }
   // What follows a refused head cannot be trusted to be where a next request starts.
   finish(false);
+}
+
+std::string_view ClientConnection::listener_hsts() const {
+  const auto& listeners = service_.host().current_config()->listeners;
+  if (takeover_.listener >= listeners.size() || !listeners[takeover_.listener].tls) return {};
+  return listeners[takeover_.listener].tls->settings().hsts;
 }
 
 // The exchange is over: on to the next request, or (keep_open false) close once flushed.

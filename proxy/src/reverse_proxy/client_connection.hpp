@@ -73,6 +73,8 @@ class ClientConnection final : public StreamHandler,
   void process_input();
   void start_request(RequestHead head, std::size_t head_size);
   void refuse(unsigned status, std::string_view reason, std::string_view extra_headers = {});
+  // The Strict-Transport-Security value of the listener the browser came in on (empty: none).
+  std::string_view listener_hsts() const;
   void hand_back();
   void finish(bool keep_open);
   void linger();

@@ -153,7 +153,7 @@ bool ClientConnection::read_response_head() {
     if (head->status < 200) {
       // 100 Continue and friends: the browser may want them; HTTP/1.0 ones cannot read them.
       if (request_.minor_version >= 1) {
-        client_->write(client_response_head(*head, true));
+        client_->write(client_response_head(*head, true, listener_hsts()));
         sent_anything_ = true;
       }
       continue;
@@ -176,7 +176,7 @@ bool ClientConnection::read_response_head() {
     response_body_ = BodyFollower(response_->body, response_->content_length);
     arm_timer();  // from the response timeout to the idle timeout, which may be shorter
     // Written with the first body bytes (relay_response_body): one send for a small response.
-    head_out_ = client_response_head(*response_, keep_alive_);
+    head_out_ = client_response_head(*response_, keep_alive_, listener_hsts());
     sent_anything_ = true;
     count_response(response_->status);
   }
@@ -296,7 +296,7 @@ void ClientConnection::start_tunnel() {
                   {"proxy", route_->path},
                   {"backend", route_->backend_url},
                   {"user", identity_.user}});
-  client_->write(client_response_head(*response_, true));
+  client_->write(client_response_head(*response_, true, listener_hsts()));
   sent_anything_ = true;
   if (!response_in_.empty()) {
     client_->write(response_in_);

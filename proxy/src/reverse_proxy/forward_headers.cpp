@@ -263,7 +263,8 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
   return out;
 }
 
-std::string client_response_head(const ResponseHead& response, bool keep_alive) {
+std::string client_response_head(const ResponseHead& response, bool keep_alive,
+                                 std::string_view hsts) {
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + ' ';
   // The status line's SP stays even without a reason (RFC 9112 4).
   out += !response.reason.empty() && safe_header_value(response.reason)
@@ -280,6 +281,11 @@ std::string client_response_head(const ResponseHead& response, bool keep_alive) 
     if (!upgrade_field && (in(h.name, kHopByHop) || in(h.name, options))) continue;
     if (!is_http_token(h.name)) continue;
     add(out, h.name, h.value);
+  }
+
+  if (!hsts.empty() && response.status >= 200 &&
+      find_header(response.headers, "strict-transport-security") == nullptr) {
+    add(out, "Strict-Transport-Security", hsts);
   }
 
   const bool keeps = keep_alive && response.body != BodyFraming::kUntilClose;

@@ -49,6 +49,9 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
 // the framing the proxy forwards (Content-Length, or "Transfer-Encoding: chunked" verbatim), and
 // "Connection: close" when the browser's connection ends after this response (`keep_alive`
 // false). A 101's Upgrade and Connection pass (it is the backend's answer to an upgrade).
-std::string client_response_head(const ResponseHead& response, bool keep_alive);
+// `hsts`: the listener's Strict-Transport-Security value, added to a final response that does
+// not carry the backend's own (the backend knows its hosts' policy best).
+std::string client_response_head(const ResponseHead& response, bool keep_alive,
+                                 std::string_view hsts = {});
 
 }  // namespace wsbridge::reverse_proxy

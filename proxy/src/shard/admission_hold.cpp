@@ -62,11 +62,12 @@ void Shard::release_held_upgrades() {
   }
   for (HeldUpgrade& held : answered) {
     if (refusing_new()) {
-      upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
+      upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl,
+                                    own_answer_headers(held.vhost));
       continue;
     }
     // The bytes go to lws from its buffer, not through recv(): let the guard see them too.
-    watch_adopted(held.fd);
+    watch_adopted(held.fd, held.vhost);
     std::string copy = held.request_bytes;
     mask_guard::after_recv(held.fd, copy.data(), static_cast<long>(copy.size()));
     adopting_fd_ = held.fd;

@@ -64,7 +64,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
           return -1;
         }
         if (!self->admit_http_connection(wsi, fd)) return -1;  // (lws closes the socket)
-        self->watch_adopted(fd);
+        self->watch_adopted(fd, lws_get_vhost(wsi));
         return 0;
       }
       case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:

@@ -59,7 +59,8 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
     command.type = InboxCommand::Type::kAdoptSocket;
     command.socket = handed;
     if (!shared_.shards[owner]->inbox()->post(std::move(command))) {
-      upgrade_hold::reply_and_close(handed->fd, 503, "shutting down", handed->ssl);
+      upgrade_hold::reply_and_close(handed->fd, 503, "shutting down", handed->ssl,
+                                    own_answer_headers(lws_get_vhost(wsi)));
     }
     return -1;  // lws closes its side: the placeholder socket, not the client's
   }
@@ -95,11 +96,14 @@ void Shard::adopt_handed_sockets() {
   handed.swap(handed_sockets_);
   for (HandedSocket& h : handed) {
     if (refusing_new() || h.listener >= listener_vhosts_.size()) {
-      upgrade_hold::reply_and_close(h.fd, 503, "shutting down", h.ssl);
+      upgrade_hold::reply_and_close(
+          h.fd, 503, "shutting down", h.ssl,
+          own_answer_headers(h.listener < listener_vhosts_.size() ? listener_vhosts_[h.listener]
+                                                                  : nullptr));
       continue;
     }
     // As release_held_upgrades: the guard sees the bytes, lws parses the upgrade again.
-    watch_adopted(h.fd);
+    watch_adopted(h.fd, listener_vhosts_[h.listener]);
     std::string copy = h.request_bytes;
     mask_guard::after_recv(h.fd, copy.data(), static_cast<long>(copy.size()));
     if (h.ssl != nullptr) tls::hand_over_on_next_new(h.ssl);

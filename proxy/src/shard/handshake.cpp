@@ -70,12 +70,12 @@ bool Shard::take_http_slot(lws* wsi, ConnectionData& data) {
 // has closed it by then, and not every path calls CLOSED or CLOSED_HTTP first). Until lws makes
 // one, the number is kept here. A watch left behind would follow the next socket given that
 // number on this thread (a broker connection's CONNACK read as a pipelined request head).
-void Shard::watch_adopted(int fd) {
+void Shard::watch_adopted(int fd, const lws_vhost* vhost) {
   // (The one before was adopted or is gone: adoption ends within the call that began it.)
   if (unadopted_watch_fd_ >= 0 && unadopted_watch_fd_ != fd) {
     mask_guard::forget(unadopted_watch_fd_);
   }
-  mask_guard::watch_http(fd, this);
+  mask_guard::watch_http(fd, this, &own_answer_headers(vhost));
   unadopted_watch_fd_ = fd;
 }
 

@@ -46,6 +46,12 @@ std::string tls_summary(const tls::ServerCertificates& certs) {
   return out;
 }
 
+// What our answers written below lws carry on `listener` (Shard::own_answer_headers).
+std::string own_answer_lines(const ListenerConfig& listener) {
+  if (!listener.tls || listener.tls->settings().hsts.empty()) return {};
+  return "Strict-Transport-Security: " + listener.tls->settings().hsts + "\r\n";
+}
+
 int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                       std::size_t len) {
   return Shard::lws_callback(wsi, static_cast<int>(reason), user, in, len);
@@ -86,6 +92,10 @@ void Shard::adopt_config_tables() {
     }
   }
   // (The HSTS value may change at a reload; whether there is one needs a restart.)
+  for (std::size_t i = 0;
+       i < lws_tables_->own_answer_headers.size() && i < config_->listeners.size(); ++i) {
+    lws_tables_->own_answer_headers[i] = own_answer_lines(config_->listeners[i]);
+  }
   std::size_t hsts = 0;
   for (const auto& listener : config_->listeners) {
     if (listener.tls && !listener.tls->settings().hsts.empty() &&
@@ -93,6 +103,16 @@ void Shard::adopt_config_tables() {
       lws_tables_->hsts_headers[hsts++].value = listener.tls->settings().hsts.c_str();
     }
   }
+}
+
+const std::string& Shard::own_answer_headers(const lws_vhost* vhost) const {
+  static const std::string kNone;
+  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
+    if (listener_vhosts_[i] == vhost && i < lws_tables_->own_answer_headers.size()) {
+      return lws_tables_->own_answer_headers[i];
+    }
+  }
+  return kNone;
 }
 
 Shard::~Shard() {
@@ -242,6 +262,7 @@ void Shard::open() {
     // ClientHello callback takes over choosing the certificate (server_certificates.hpp).
     tls::TlsSlot& slot = lws_tables_->tls_slots.emplace_back();
     slot.current = listener.tls;
+    lws_tables_->own_answer_headers.push_back(own_answer_lines(listener));
     const lws_protocol_vhost_options* headers = nullptr;
     if (listener.tls && !listener.tls->settings().hsts.empty()) {
       lws_protocol_vhost_options& hsts = lws_tables_->hsts_headers.emplace_back();
@@ -354,15 +375,22 @@ void Shard::serve() {
   relays_.clear();                         // (their streams close with them)
   if (proxy_) proxy_->shutdown();          // (before the stream client lets go of its streams)
   proxy_.reset();
+  const auto vhost_of = [this](std::size_t listener) {
+    return listener < listener_vhosts_.size() ? listener_vhosts_[listener] : nullptr;
+  };
   for (reverse_proxy::Takeover& t : takeovers_) {
-    upgrade_hold::reply_and_close(t.fd, 503, "shutting down", t.ssl);
+    upgrade_hold::reply_and_close(t.fd, 503, "shutting down", t.ssl,
+                                  own_answer_headers(vhost_of(t.listener)));
   }
   LwsStreamClient::instance().detach(index_);  // streams still open go with the context
   release_retired_configs(true);
-  for (auto& [id, held] : held_)
-    upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl);
+  for (auto& [id, held] : held_) {
+    upgrade_hold::reply_and_close(held.fd, 503, "shutting down", held.ssl,
+                                  own_answer_headers(held.vhost));
+  }
   for (HandedSocket& handed : handed_sockets_) {
-    upgrade_hold::reply_and_close(handed.fd, 503, "shutting down", handed.ssl);
+    upgrade_hold::reply_and_close(handed.fd, 503, "shutting down", handed.ssl,
+                                  own_answer_headers(vhost_of(handed.listener)));
   }
   handed_sockets_.clear();
   held_.clear();

@@ -134,8 +134,12 @@ class Shard final : private InboxDispatcher,
   // The adopted connection's place (the one found at accept, or a new one), kept in `data`;
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
-  // The guard follows the socket lws is about to adopt (accepted, or handed back to it).
-  void watch_adopted(int fd);
+  // The guard follows the socket lws is about to adopt (accepted, or handed back to it) on the
+  // listener `vhost`, whose own_answer_headers its answers carry.
+  void watch_adopted(int fd, const lws_vhost* vhost);
+  // The header lines (CRLF each) of answers written below lws on the listener `vhost`: its HSTS,
+  // which lws adds to its own. Lives as long as the shard; a reload updates it.
+  const std::string& own_answer_headers(const lws_vhost* vhost) const;
   // A connection lws gave up on while adopting it (before NEW_CLIENT_INSTANTIATED): lets go of
   // the place admit_http_connection took for it, and of the guard's watch.
   void adoption_failed(int fd);

@@ -67,6 +67,7 @@ struct Shard::LwsTables {
   // header for lws to add to every HTTP answer (TLS listeners with `hsts` only).
   std::deque<tls::TlsSlot> tls_slots;
   std::deque<lws_protocol_vhost_options> hsts_headers;
+  std::deque<std::string> own_answer_headers;  // every listener's (Shard::own_answer_headers)
 };
 
 struct Shard::Timer {

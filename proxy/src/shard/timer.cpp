@@ -105,7 +105,7 @@ void Shard::on_timer() {
     WSB_LOG(kWarn) << "admission check did not answer within the handshake timeout: 504";
     core_metrics::upgrade_refused("admission_timeout");
     upgrade_hold::reply_and_close(it->second.fd, 504, "the admission check did not answer in time",
-                                  it->second.ssl);
+                                  it->second.ssl, own_answer_headers(it->second.vhost));
     it = held_.erase(it);
   }
   config_->http_client->sweep(index_);

@@ -417,6 +417,24 @@ TEST(ClientResponseHeadTest, ResponsesWithoutABody) {
   EXPECT_EQ(client_response_head(interim, false), "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
+// A TLS listener's `hsts` goes on every final response; a backend's own policy is kept as it is
+// (browsers read the first of two), and interim responses carry none.
+TEST(ClientResponseHeadTest, TheListenersHstsUnlessTheBackendSentItsOwn) {
+  const ResponseHead plain = response("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(
+      client_response_head(plain, true, "max-age=600"),
+      "HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=600\r\nContent-Length: 0\r\n\r\n");
+  const ResponseHead own = response(
+      "HTTP/1.1 404 Not Found\r\nstrict-transport-security: max-age=1\r\nContent-Length: "
+      "0\r\n\r\n");
+  EXPECT_EQ(client_response_head(own, true, "max-age=600"),
+            "HTTP/1.1 404 Not Found\r\nstrict-transport-security: max-age=1\r\nContent-Length: "
+            "0\r\n\r\n");
+  const ResponseHead interim = response("HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_EQ(client_response_head(interim, true, "max-age=600"), "HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_EQ(client_response_head(plain, true, ""), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+}
+
 TEST(ClientResponseHeadTest, EmptyReasonsGetTheStandardOne) {
   EXPECT_EQ(client_response_head(response("HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n"), true),
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
