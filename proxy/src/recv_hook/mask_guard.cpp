@@ -208,6 +208,10 @@ std::optional<std::string> take_heads_ahead(int fd) {
   std::string ahead;
   for (const std::string& head : w->plain_heads) ahead += head;
   w->plain_heads.clear();
+  if (w->replay) {
+    ahead.append(w->replay->bytes, w->replay->at);
+    w->replay.reset();
+  }
   return ahead;
 }
 
@@ -215,6 +219,17 @@ std::string take_request_bytes(int fd) {
   Watch* w = mine(fd);
   if (w == nullptr || w->phase != Phase::kAwaiting) return {};
   return std::exchange(w->http->last_head, {});
+}
+
+void replay_first(int fd, std::string bytes) {
+  Watch* w = mine(fd);
+  if (w == nullptr || bytes.empty()) return;
+  w->replay = std::make_unique<Replay>(Replay{std::move(bytes)});
+}
+
+bool replay_pending(int fd) {
+  const Watch* w = mine(fd);
+  return w != nullptr && w->replay != nullptr;
 }
 
 bool blocked(int fd) {
@@ -242,11 +257,45 @@ long after_recv(int fd, void* buffer, long received) {
 
 static ssize_t guarded_recv_step(int fd, void* buffer, std::size_t length, int flags, RawRecv raw);
 
+namespace {
+
+thread_local RawRecv t_socket_recv = nullptr;  // what replayed_recv reads once the replay is out
+
+// A RawRecv that gives the watch's replay first (replay_first), then reads the socket.
+ssize_t replayed_recv(int fd, void* buffer, std::size_t length, int flags) {
+  Watch* w = mine(fd);
+  if (w == nullptr || !w->replay) return t_socket_recv(fd, buffer, length, flags);
+  Replay& r = *w->replay;
+  const std::size_t n = std::min(length, r.left());
+  std::memcpy(buffer, r.bytes.data() + r.at, n);
+  if ((flags & MSG_PEEK) == 0) {
+    r.at += n;
+    if (r.left() == 0) w->replay.reset();
+  }
+  return static_cast<ssize_t>(n);
+}
+
+}  // namespace
+
 ssize_t guarded_recv(int fd, void* buffer, std::size_t length, int flags, RawRecv raw,
                      ReplySend reply_send) {
+  const Watch* w = mine(fd);
+  const std::size_t replay_before = w != nullptr && w->replay ? w->replay->left() : 0;
+  if (replay_before > 0) {
+    t_socket_recv = raw;
+    raw = replayed_recv;
+  }
   t_reply_send = reply_send;
   const ssize_t n = guarded_recv_step(fd, buffer, length, flags, raw);
   t_reply_send = nullptr;
+  if (replay_before > 0) {
+    // Only after a read that took some: one that took none (lws is not to read now) must not
+    // make lws read again at once, and again.
+    w = mine(fd);
+    if (w != nullptr && w->replay && w->replay->left() < replay_before && w->sink != nullptr) {
+      w->sink->on_plaintext_waiting(fd);
+    }
+  }
   return n;
 }
 

@@ -29,9 +29,9 @@ namespace wsbridge {
 class UnmaskedFrameSink {
  public:
   virtual void on_unmasked_frame(int fd) = 0;
-  // TLS only: OpenSSL holds decrypted bytes of `fd` that lws did not read, because the guard
-  // stopped at the end of a request head, and lws will not look (no POLLIN comes for bytes
-  // already read off the socket): read it again soon. Same rules as above.
+  // Bytes of `fd` wait for lws where no POLLIN tells of them, because the guard stopped at the
+  // end of a request head: decrypted in OpenSSL's buffer (TLS), or replayed (replay_first).
+  // lws will not look by itself: read it again soon. Same rules as above.
   virtual void on_plaintext_waiting(int fd) = 0;
   // A request came while the one before is held (hold_next_request): lws must stop reading the
   // socket until that one is answered (it would read the next head into the held request's
@@ -111,11 +111,21 @@ std::string take_head_bytes(int fd);
 // stops following (take_head_bytes gives nothing: the proxy closes such a connection).
 inline constexpr std::size_t kMaxHeadsAhead = 16;
 // The heads lws was handed beyond the one take_head_bytes just gave (several in a buffer handed
-// back to it at once), joined in order: lws holds them, unread, and loses them when the reverse
-// proxy takes the connection over at that head, so the proxy takes them along. Nullopt when lws
+// back to it at once), joined in order, then what replay_first still holds: lws holds the heads,
+// unread, and loses them when the reverse proxy takes the connection over at that head, so the
+// proxy takes them along, and the replay with them. Nullopt when lws
 // may hold more than whole heads the guard kept (part of a head or of a body it read ahead, an
 // upgrade head): the proxy cannot take the connection over without losing something.
 std::optional<std::string> take_heads_ahead(int fd);
+// Bytes read from `fd` before lws adopted it (a connection the reverse proxy hands back): lws'
+// reads get them first, followed here as if they came from the socket, then the socket's own.
+// Each read that takes some while more wait tells the sink (on_plaintext_waiting): no POLLIN
+// comes for them. lws reads them as it reads a socket, one head at a time and no read past a
+// body's end, so a request with a body among them is served as any other (lws 4.1.6 cannot
+// take one from a buffer given at adoption). take_heads_ahead takes what is left.
+void replay_first(int fd, std::string bytes);
+// Whether bytes of replay_first wait for lws.
+bool replay_pending(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
 // The bearer token taken out of the upgrade request's Sec-WebSocket-Protocol (see

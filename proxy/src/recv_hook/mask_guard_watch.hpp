@@ -42,6 +42,13 @@ struct HttpState {
   bool body_given = false;                 // kBody: lws has been given some of it
 };
 
+// Bytes lws is to read before the socket's own (replay_first), from `at` on; never empty.
+struct Replay {
+  std::string bytes;
+  std::size_t at = 0;
+  std::size_t left() const { return bytes.size() - at; }
+};
+
 struct Watch {
   UnmaskedFrameSink* sink = nullptr;
   const std::string* answer_headers = nullptr;  // watch_http's: lines the guard's answers carry
@@ -56,6 +63,7 @@ struct Watch {
   // (take_head_bytes). Kept past a head with a body, after which the guard stops following.
   // (A vector: libstdc++'s deque allocates 576 bytes even empty, for every connection.)
   std::vector<std::string> plain_heads;
+  std::unique_ptr<Replay> replay;  // (a pointer: most connections never have one)
 };
 
 // A head the guard answers itself (400, 414, 431, 501, 505) instead of handing it to lws.

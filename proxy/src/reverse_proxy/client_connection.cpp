@@ -61,8 +61,7 @@ void ClientConnection::on_data(std::string_view bytes) {
       }
       return;
     case Phase::kHandingBack:
-      in_.append(bytes);  // the next request: it goes to lws with the rest
-      if (awaiting_head_tail_) return hand_back();
+      in_.append(bytes);  // (read before the pause took effect) it goes to lws with the rest
       return;
     case Phase::kLingering:  // the rest of a body nobody reads
     case Phase::kClosing:
@@ -293,7 +292,7 @@ void ClientConnection::arm_timer() {
       }
       break;
     case Phase::kHandingBack:
-      delay = awaiting_head_tail_ ? until(phase_since_ + config_timeout()) : milliseconds(5);
+      delay = milliseconds(5);
       break;
     case Phase::kLingering:
       delay = std::min(until(last_activity_ + kLingerQuiet), until(phase_since_ + kLingerMax));

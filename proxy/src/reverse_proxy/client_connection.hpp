@@ -115,7 +115,6 @@ class ClientConnection final : public StreamHandler,
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point phase_since_{};  // kLingering, kHandingBack
   bool client_paused_ = false;
-  bool awaiting_head_tail_ = false;  // kHandingBack: reading on until the last head has come
   bool tls_ = false;
   std::optional<tls::ClientCertificate> client_cert_;  // verified by the listener (mTLS)
   BackendPool* waiting_in_ = nullptr;                  // kWaiting: the pool's queue

@@ -31,6 +31,9 @@ struct HandedSocket {
   std::string request_bytes;  // the upgrade request, which lws reads again there
   std::size_t listener = 0;   // the index of the listener it came in on
   SSL* ssl = nullptr;         // wss://: the TLS session (tls/session_handover.hpp)
+  // The reverse proxy's: request_bytes are whatever it read, which lws reads through the recv
+  // guard (mask_guard::replay_first) rather than from a buffer given at adoption.
+  bool replayed = false;
 };
 
 struct InboxCommand {

@@ -102,13 +102,23 @@ void Shard::adopt_handed_sockets() {
                                                                   : nullptr));
       continue;
     }
-    // As release_held_upgrades: the guard sees the bytes, lws parses the upgrade again.
     watch_adopted(h.fd, listener_vhosts_[h.listener]);
-    std::string copy = h.request_bytes;
-    mask_guard::after_recv(h.fd, copy.data(), static_cast<long>(copy.size()));
     if (h.ssl != nullptr) tls::hand_over_on_next_new(h.ssl);
-    lws_adopt_socket_vhost_readbuf(listener_vhosts_[h.listener], h.fd, h.request_bytes.data(),
-                                   h.request_bytes.size());
+    if (h.replayed) {
+      // What the reverse proxy read: lws reads it as from the socket (a request with a body
+      // among it too, which lws 4.1.6 cannot take from a buffer given at adoption), from a
+      // POLLIN handed to it next iteration (none comes from the socket for these bytes).
+      mask_guard::replay_first(h.fd, std::move(h.request_bytes));
+      if (lws_adopt_socket_vhost(listener_vhosts_[h.listener], h.fd) != nullptr) {
+        plaintext_waiting_.push_back(h.fd);
+      }
+    } else {
+      // As release_held_upgrades: the guard sees the bytes, lws parses the upgrade again.
+      std::string copy = h.request_bytes;
+      mask_guard::after_recv(h.fd, copy.data(), static_cast<long>(copy.size()));
+      lws_adopt_socket_vhost_readbuf(listener_vhosts_[h.listener], h.fd, h.request_bytes.data(),
+                                     h.request_bytes.size());
+    }
     tls::end_hand_over();
   }
 }

@@ -98,8 +98,9 @@ void Shard::serve_waiting_plaintext() {
   std::vector<int> fds;
   fds.swap(plaintext_waiting_);
   for (const int fd : fds) {
-    // As if poll() said the socket has data: lws reads, and OpenSSL returns what it holds. (A
-    // descriptor closed and reused since gets a read that finds nothing: harmless.)
+    // As if poll() said the socket has data: lws reads, and OpenSSL (or the guard's replay)
+    // returns what it holds. (A descriptor closed and reused since gets a read that finds
+    // nothing: harmless.)
     lws_pollfd pollfd{};
     pollfd.fd = fd;
     pollfd.events = LWS_POLLIN;

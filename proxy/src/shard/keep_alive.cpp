@@ -13,12 +13,14 @@
 //    this loop turn, before the loop applies the change, which then cancels out.
 #include <openssl/ssl.h>
 
+#include "recv_hook/mask_guard.hpp"
 #include "shard/shard_parts.hpp"
 
 namespace wsbridge {
 
-bool tls_plaintext_waits(lws* wsi) {
-  return lws_is_ssl(wsi) != 0 && SSL_pending(lws_get_ssl(wsi)) > 0;
+bool input_waits_unseen(lws* wsi) {
+  return (lws_is_ssl(wsi) != 0 && SSL_pending(lws_get_ssl(wsi)) > 0) ||
+         mask_guard::replay_pending(lws_get_socket_fd(wsi));
 }
 
 int Shard::complete_http_transaction(lws* wsi) {
@@ -51,11 +53,11 @@ void Shard::resume_keep_alive_connections() {
     pollfd.fd = lws_get_socket_fd(wsi);
     pollfd.events = LWS_POLLOUT;
     pollfd.revents = LWS_POLLOUT;
-    // TLS: a request pipelined behind the answer may wait decrypted in OpenSSL's buffer, where
-    // no POLLIN tells of it, and the guard's word of it came while lws still waited for this
-    // POLLOUT (it read nothing then): hand lws a POLLIN too, from the next iteration. (Asked
-    // before: lws may close the connection here.)
-    const bool plaintext_waits = tls_plaintext_waits(wsi);
+    // A request pipelined behind the answer may wait decrypted in OpenSSL's buffer (TLS) or in
+    // the guard's replay, where no POLLIN tells of it, and the guard's word of it came while lws
+    // still waited for this POLLOUT (it read nothing then): hand lws a POLLIN too, from the next
+    // iteration. (Asked before: lws may close the connection here.)
+    const bool plaintext_waits = input_waits_unseen(wsi);
     lws_service_fd(context_, &pollfd);
     if (plaintext_waits) plaintext_waiting_.push_back(pollfd.fd);
   }

@@ -82,7 +82,7 @@ std::optional<ConnectionSlots::Slot> Shard::take_tunnel_slot(const std::string& 
 }
 
 void Shard::hand_back(int fd, SSL* ssl, std::string bytes, std::size_t listener) {
-  handed_sockets_.push_back(HandedSocket{fd, std::move(bytes), listener, ssl});
+  handed_sockets_.push_back(HandedSocket{fd, std::move(bytes), listener, ssl, true});
 }
 
 }  // namespace wsbridge

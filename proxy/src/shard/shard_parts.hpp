@@ -86,9 +86,9 @@ struct RequestDeadline {
   SteadyClock::time_point since{};
 };
 
-// Whether a TLS connection's next request may wait decrypted in OpenSSL's buffer, where no POLLIN
-// tells of it (keep_alive.cpp).
-bool tls_plaintext_waits(lws* wsi);
+// Whether a connection's next request may wait where no POLLIN tells of it: decrypted in
+// OpenSSL's buffer (TLS), or in the recv guard's replay (mask_guard::replay_first).
+bool input_waits_unseen(lws* wsi);
 
 // A session holding queued output nobody reads now (Shard::gather_unread_output).
 struct Shard::UnreadOutput {

@@ -9,12 +9,13 @@ namespace wsbridge {
 namespace {
 
 // lws completes some transactions without a callback of ours (HEAD of a static file, say), so a
-// request pipelined behind one over TLS can wait decrypted in OpenSSL's buffer with no POLLIN to
-// tell of it: the connections between two requests are looked at once per tick.
+// request pipelined behind one can wait decrypted in OpenSSL's buffer (TLS) or in the guard's
+// replay with no POLLIN to tell of it: the connections between two requests are looked at once
+// per tick.
 void look_for_waiting_plaintext(const lws_dll2_owner_t& awaiting, std::vector<int>& waiting) {
   lws_start_foreach_dll(struct lws_dll2*, link, awaiting.head) {
     lws* wsi = reinterpret_cast<RequestDeadline*>(link)->wsi;  // link is its first member
-    if (tls_plaintext_waits(wsi)) waiting.push_back(lws_get_socket_fd(wsi));
+    if (input_waits_unseen(wsi)) waiting.push_back(lws_get_socket_fd(wsi));
   }
   lws_end_foreach_dll(link);
 }

@@ -399,6 +399,52 @@ TEST(MaskGuardTest, ReadsEndWhereABodyEndsAndFollowingGoesOn) {
   }
 }
 
+// A connection the reverse proxy hands back: the bytes it read reach lws first, through the
+// guard as if from the socket (no read past a body's end, one head at a time), then the socket's
+// own; each read that leaves some tells the sink, since no POLLIN comes for them.
+TEST(MaskGuardTest, ReplayedBytesComeFirstAndAreFollowedAsTheSockets) {
+  const std::string first = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcd";
+  const std::string second = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string third = "GET /c HTTP/1.1\r\nHost: h\r\n\r\n";
+  // The replay ends inside the second head: the socket has the rest.
+  const std::string replayed = first + second.substr(0, 10);
+  const std::string socket = second.substr(10) + third;
+  constexpr int fd = 4002;
+  RecordingSink sink;
+  Source source{socket, 0, 4096};
+  g_source = &source;
+  mask_guard::watch_http(fd, &sink);
+  mask_guard::replay_first(fd, replayed);
+  EXPECT_TRUE(mask_guard::replay_pending(fd));
+  std::vector<std::string> reads;
+  char buffer[4096];
+  while (source.off < socket.size()) {
+    const ssize_t n = mask_guard::guarded_recv(fd, buffer, sizeof buffer, 0, fake_recv);
+    ASSERT_NE(n, 0);
+    if (n > 0) reads.emplace_back(buffer, static_cast<std::size_t>(n));
+  }
+  std::string got;
+  for (const std::string& r : reads) got += r;
+  EXPECT_EQ(got, first + second + third);
+  ASSERT_GE(reads.size(), 3u);
+  EXPECT_EQ(reads[0], first.substr(0, first.size() - 4)) << "the head alone first";
+  EXPECT_EQ(reads[1], "abcd") << "then the body, and no further";
+  EXPECT_FALSE(mask_guard::replay_pending(fd));
+  EXPECT_EQ(sink.waiting, (std::vector<int>{fd, fd})) << "told after each read that left some";
+  EXPECT_TRUE(sink.fds.empty());
+  mask_guard::forget(fd);
+
+  // What the guard has not given lws yet goes along when the proxy takes the connection over.
+  mask_guard::watch_http(fd, &sink);
+  mask_guard::replay_first(fd, second + third);
+  ASSERT_GT(mask_guard::guarded_recv(fd, buffer, sizeof buffer, 0, fake_recv), 0);
+  EXPECT_EQ(mask_guard::take_head_bytes(fd), second);
+  EXPECT_EQ(mask_guard::take_heads_ahead(fd), third);
+  EXPECT_FALSE(mask_guard::replay_pending(fd));
+  mask_guard::forget(fd);
+  g_source = nullptr;
+}
+
 TEST(MaskGuardTest, ABearerSplitAcrossReadsIsTakenOut) {
   const std::string token(6000, 'T');
   std::string head = kUpgradeHead;
