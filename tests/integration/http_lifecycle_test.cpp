@@ -337,5 +337,39 @@ backend = "${BACKEND}"
   EXPECT_EQ(server.process->wait_exit(5s), 0);
 }
 
+// A short shutdown_timeout with a request still in flight: the drain ends at 3/4 of it and every
+// client is closed with 1012 in the quarter left. Before, the deadlines were looked at on the
+// timer's sweep (up to a second apart): the drain's end came past the whole timeout, and the
+// process left at once, every client dropped without a close frame (1006).
+TEST(HttpShutdownTest, AShortTimeoutStillClosesEveryClientWith1012InTime) {
+  HttpBackend backend;
+  WsbridgeInstance server(with_backend(R"(
+[server]
+shutdown_timeout = "500ms"
+[[listeners]]
+port = ${PORT}
+[[routes]]
+path = "/rpc"
+adapter = "http"
+mode = "rpc"
+backend = "${BACKEND}"
+[[routes]]
+path = "/echo"
+adapter = "echo"
+)",
+                                       backend));
+  WsClient idle = WsClient::connect(server.client("/echo"));
+  WsClient busy = WsClient::connect(server.client("/rpc"));
+  busy.send_text(R"({"type":"request","id":"long","method":"GET","path":"/slow/5000"})");
+  ASSERT_TRUE(backend.wait_for_requests(1));
+  const auto start = std::chrono::steady_clock::now();
+  server.process->signal(SIGTERM);
+  EXPECT_EQ(idle.wait_close(5s), 1012);
+  EXPECT_EQ(busy.wait_close(5s), 1012);
+  EXPECT_EQ(server.process->wait_exit(5s), 0);
+  // (Bounded generously for a loaded machine; the drain alone is 375 ms.)
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
 }  // namespace
 }  // namespace wsbridge::testing

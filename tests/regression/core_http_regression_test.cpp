@@ -48,6 +48,13 @@ TEST_F(AdminCrossSite, WithoutATokenTheApiIsOff) {
   EXPECT_NE(plain.body.find("api_disabled"), std::string::npos) << plain.body;
   EXPECT_EQ(admin("GET", "/api/v1/connections", {}).status, 403);
   EXPECT_EQ(admin("GET", "/metrics", {}).status, 200);  // metrics need no token
+  EXPECT_EQ(admin("HEAD", "/metrics", {}).status, 200);
+  // Other methods were answered with the metrics too; now as /healthz does.
+  for (const char* method : {"POST", "PUT", "DELETE"}) {
+    const HttpResult other = admin(method, "/metrics", {});
+    EXPECT_EQ(other.status, 405) << method;
+    EXPECT_EQ(other.headers.count("allow") != 0 ? other.headers.at("allow") : "", "GET, HEAD");
+  }
   ws.send_text("ping");
   EXPECT_EQ(ws.read_message().data, "ping");  // nothing was pushed before the echo
 }

@@ -8,8 +8,12 @@
 //       context and compose file.
 // (15, the README's commands: scripts/check-readme.sh, CTest operations.readme_commands; the
 // demo page of 17: tests/e2e/browser.test.mjs.)
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -50,6 +54,22 @@ class ConfigRegressionTest : public ::testing::Test {
 
 std::string listener(const std::string& address, int port) {
   return "[[listeners]]\naddress = \"" + address + "\"\nport = " + std::to_string(port) + "\n";
+}
+
+// An empty admin token (inline, or an environment variable set to "") was taken as a token, and
+// "Authorization: Bearer " (empty) then opened the REST API: anyone could drain the instance.
+// An empty static_dir served the config file's own directory (its secrets) to anyone.
+TEST_F(ConfigRegressionTest, AnEmptyAdminTokenOrStaticDirIsRefused) {
+  EXPECT_EQ(error_of("[admin]\nport = 9090\ntoken = \"\"\n" + listener("127.0.0.1", 8080)),
+            "test.toml:3:9: the admin token is empty: give one, or leave out 'token' and "
+            "'token_env' to keep the REST API off");
+  ::setenv("WSBRIDGE_TEST_EMPTY_TOKEN", "", 1);
+  EXPECT_NE(error_of("[admin]\nport = 9090\ntoken_env = \"WSBRIDGE_TEST_EMPTY_TOKEN\"\n" +
+                     listener("127.0.0.1", 8080))
+                .find("test.toml:3:13: the admin token is empty"),
+            std::string::npos);
+  EXPECT_EQ(error_of("[server]\nstatic_dir = \"\"\n" + listener("127.0.0.1", 8080)),
+            "test.toml:2:14: 'static_dir' in [server] is empty: leave it out to serve no files");
 }
 
 // #13: [admin] on a listener's address and port was accepted; lws then served both from one
@@ -204,6 +224,15 @@ TEST(ConfigFileRegressionTest, AFileThatCannotBeReadSaysWhy) {
   EXPECT_EQ(error_of(dir), dir + ": cannot read the config file: Is a directory");
   // Bounded: an endless file is an error, not a process that eats all memory.
   EXPECT_EQ(error_of("/dev/zero"), "/dev/zero: cannot read the config file: larger than 16 MiB");
+  // A FIFO nobody writes: an error at once (it held a reload, and SIGTERM with it, for ever);
+  // one whose writer stalls: an error after 5 s.
+  const std::string fifo = dir + "/config.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(error_of(fifo).rfind(fifo + ":", 0), 0u);
+  const int writer_side = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK);  // a writer that says nothing
+  ASSERT_GE(writer_side, 0);
+  EXPECT_EQ(error_of(fifo), fifo + ": cannot read the config file: nothing more came within 5 s");
+  ::close(writer_side);
   // The same for the static_dir a config names.
   EXPECT_EQ(error_of_static_dir(registry, dir + "/none"),
             "test.toml:2:14: 'static_dir' in [server]: " + dir +
@@ -224,6 +253,9 @@ TEST(CliRegressionTest, HelpNamesSighup) {
   ChildProcess help = ChildProcess::spawn({WSBRIDGE_BINARY, "--help"});
   EXPECT_EQ(help.wait_exit(10s), 0);
   EXPECT_NE(help.output().find("SIGHUP reloads"), std::string::npos) << help.output();
+  // (It said 1001, where the server sends 1012 "service restart" as the docs say.)
+  EXPECT_NE(help.output().find("WebSocket with 1012"), std::string::npos) << help.output();
+  EXPECT_EQ(help.output().find("1001"), std::string::npos) << help.output();
 }
 
 // #14: the unit ran /usr/bin/wsbridge --config /etc/wsbridge/wsbridge.toml whatever the prefix

@@ -20,8 +20,9 @@ std::string usage_text() {
          "  -V, --version            print the version and exit\n"
          "  -h, --help               print this help and exit\n"
          "\n"
-         "Signals: SIGTERM or SIGINT stop accepting, close every WebSocket with 1001 and exit 0\n"
-         "within [server] shutdown_timeout. SIGHUP reloads the config file without dropping\n"
+         "Signals: SIGTERM or SIGINT stop accepting, let requests in flight finish, close every\n"
+         "WebSocket with 1012 (service restart) and exit 0 within [server] shutdown_timeout\n"
+         "(after [server] drain_delay). SIGHUP reloads the config file without dropping\n"
          "connections (an invalid file is refused and logged; the running config stays).\n"
          "Exit status: 0 success, 1 runtime failure (e.g. a port in use), 2 usage or config "
          "error.\n";

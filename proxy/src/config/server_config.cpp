@@ -1,6 +1,7 @@
 #include "config/server_config.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
 
@@ -136,6 +138,11 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
       config.log_format = *format;
     }
     if (auto dir = server->string("static_dir")) {
+      // ("" would be the config file's own directory: its secrets served to anyone.)
+      if (dir->empty()) {
+        server->fail_at("static_dir",
+                        "'static_dir' in [server] is empty: leave it out to serve no files");
+      }
       std::filesystem::path p(*dir);
       if (p.is_relative()) p = config_dir / p;
       std::error_code ec;
@@ -221,6 +228,12 @@ ServerConfig parse_config(std::string_view text, const std::string& file,
     if (!admin->contains("port")) admin->fail("missing required key 'port' in [admin]");
     a.port = static_cast<std::uint16_t>(*admin->integer("port", 1, 65535));
     a.token = admin->secret("token");
+    if (a.token && a.token->find_first_not_of(" \t") == std::string::npos) {
+      // (An empty token would let "Authorization: Bearer " in: the API open to anyone.)
+      admin->fail_at(admin->contains("token") ? "token" : "token_env",
+                     "the admin token is empty: give one, or leave out 'token' and 'token_env' "
+                     "to keep the REST API off");
+    }
     a.hosts = admin->string_array("hosts").value_or(std::vector<std::string>{});
     a.allow_api_without_token = admin->boolean("allow_api_without_token").value_or(false);
     admin->reject_unknown_keys();
@@ -300,7 +313,9 @@ ServerConfig load_config_file(const std::string& file, const AdapterRegistry& re
   auto fail = [&file](const std::string& what, const std::string& why) {
     return ConfigError(SourcePosition{file, 0, 0}, "cannot " + what + " the config file: " + why);
   };
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking: a FIFO nobody writes (or a hung device) must not hold a reload, and with it
+  // a SIGTERM, for ever. A pipe gets a few seconds to deliver; a regular file reads as usual.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw fail("open", text::errno_text(errno));
   struct Closer {
     int fd;
@@ -310,11 +325,22 @@ ServerConfig load_config_file(const std::string& file, const AdapterRegistry& re
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) throw fail("read", text::errno_text(EISDIR));
   // Bounded, so --config /dev/zero is an error rather than a process that eats all memory.
   constexpr std::size_t kMaxConfigBytes = 16 * 1024 * 1024;
+  constexpr auto kReadTimeout = std::chrono::seconds(5);
+  const auto deadline = std::chrono::steady_clock::now() + kReadTimeout;
   std::string text;
   char buf[65536];
   while (true) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+        throw fail("read", "nothing more came within 5 s");
+      }
+      continue;
+    }
     if (n < 0) throw fail("read", text::errno_text(errno));
     if (n == 0) break;
     text.append(buf, static_cast<std::size_t>(n));

@@ -42,16 +42,30 @@ bool epoll_watches(int epoll_fd, int fd, ino_t inode) {
 
 }  // namespace
 
-EventLoop::EventLoop() {
+EventLoop::EventLoop() : wake_(std::make_unique<ev_timer>()) {
   loop_ = ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | static_cast<unsigned>(EVFLAG_NOENV));
   if (loop_ == nullptr) throw std::runtime_error("cannot create an epoll event loop");
+  ev_timer_init(
+      wake_.get(), [](struct ev_loop*, ev_timer*, int) {}, 0., 0.);
   foreign_loops_[0] = loop_;
   find_epoll_descriptor();
 }
 
 EventLoop::~EventLoop() {
   if (this_thread_loop == this) this_thread_loop = nullptr;
+  ev_timer_stop(loop_, wake_.get());
   ev_loop_destroy(loop_);
+}
+
+void EventLoop::wake_after(std::chrono::milliseconds delay) {
+  // (Stopped first: libev ignores a new time set on an active timer.)
+  ev_timer_stop(loop_, wake_.get());
+  ev_timer_set(wake_.get(), std::chrono::duration<double>(delay).count(), 0.);
+  ev_timer_start(loop_, wake_.get());
+}
+
+void EventLoop::cancel_wake() {
+  ev_timer_stop(loop_, wake_.get());
 }
 
 void EventLoop::configure(lws_context_creation_info& info) {

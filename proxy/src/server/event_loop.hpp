@@ -6,7 +6,11 @@
 // few busy ones (docs/ARCHITECTURE.md, "The event loop"). epoll costs what is ready.
 #pragma once
 
+#include <chrono>
+#include <memory>
+
 struct ev_loop;
+struct ev_timer;
 struct lws_context_creation_info;
 
 namespace wsbridge {
@@ -27,6 +31,10 @@ class EventLoop {
   // runs what is. lws' own deferred work (TLS bytes already decrypted, buffered rx) runs on the
   // turns after the socket event that left it.
   void run_once();
+  // Makes run_once return after `delay` at the latest (replacing the wake set before), for work
+  // the shard's loop checks itself after each turn. On the thread that services the loop.
+  void wake_after(std::chrono::milliseconds delay);
+  void cancel_wake();
   // The loop's epoll instance (-1 if it could not be found: see find_epoll_descriptor).
   int epoll_descriptor() const { return epoll_fd_; }
   // libev's loop, for watchers of the shard's own (reverse_proxy/direct_tunnel.hpp).
@@ -38,6 +46,7 @@ class EventLoop {
   void find_epoll_descriptor();
 
   struct ev_loop* loop_ = nullptr;
+  std::unique_ptr<struct ev_timer> wake_;
   void* foreign_loops_[1] = {nullptr};
   int epoll_fd_ = -1;
 };

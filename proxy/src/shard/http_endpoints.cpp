@@ -105,10 +105,16 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
     }
     return serve_admin_api(wsi, request);
   }
+  // HEAD too: health checkers and scrapers use it (write_http_reply leaves the body out).
+  const bool get_or_head = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 ||
+                           lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
   if (admin && uri == "/metrics") {
     if (!admin_authorized(wsi)) {
       write_http_reply(wsi, 401, "text/plain", "a valid admin bearer token is required\n",
                        {{"WWW-Authenticate:", "Bearer realm=\"wsbridge-admin\""}});
+    } else if (!get_or_head) {
+      write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET or HEAD\n",
+                       {{"Allow:", "GET, HEAD"}});
     } else {
       write_http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4",
                        metrics::Registry::global().render());
@@ -116,9 +122,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
     return complete_http_transaction(wsi);
   }
   if (uri == kHealthPath) {
-    // HEAD too: health checkers use it (write_http_reply leaves the body out).
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
-        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0) {
+    if (!get_or_head) {
       write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET or HEAD\n",
                        {{"Allow:", "GET, HEAD"}});
     } else {

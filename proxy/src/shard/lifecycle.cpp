@@ -333,9 +333,12 @@ void Shard::serve() {
     if (holds_answered_) release_held_upgrades();
     if (!takeovers_.empty()) take_over_sockets();
     if (!handed_sockets_.empty()) adopt_handed_sockets();
+    // (The closes it asks for get a loop turn to be written, even past the deadline.)
+    bool closes_asked = false;
     if (draining_ && (work_in_flight() == 0 || SteadyClock::now() >= drain_deadline_)) {
       finish_draining();
       outside_lws = true;
+      closes_asked = true;
     }
     if (!writes_soon_.empty() && write_soon()) outside_lws = true;
     // The fallback transports' turns, then what they gave their carriers. What that work
@@ -356,7 +359,7 @@ void Shard::serve() {
       outside_lws = true;
     }
     if (outside_lws) lws_cancel_service(context_);
-    if (stopping_ && !draining_ &&
+    if (stopping_ && !draining_ && !closes_asked &&
         (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
       break;
     }
@@ -396,6 +399,7 @@ void Shard::serve() {
   held_.clear();
   destroying_ = true;
   lws_sul_cancel(&timer_->sul);
+  event_loop_.cancel_wake();
   lws_context_destroy(context_);
   context_ = nullptr;
 }

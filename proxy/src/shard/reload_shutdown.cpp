@@ -165,8 +165,19 @@ void Shard::begin_shutdown() {
     WSB_LOG(kInfo) << "shutting down: " << shared_.sessions.size() << " connection(s), "
                    << in_flight << " request(s) in flight to upstreams";
   }
+  // The loop wakes at the drain's end, not at the timer's next sweep: the closes need the rest of
+  // the timeout. (Not an lws sul: lws 4.1.6's libev glue never brings its timer forward, it
+  // re-sets its active ev_timer, which libev ignores; the drain ended up to a sweep period late,
+  // past the whole shutdown_timeout, and every client was dropped without its 1012.)
+  event_loop_.wake_after(until_deadline(now));
   // Wake the loop so it re-checks its exit condition even when there is nothing to wait for.
   lws_cancel_service(context_);
+}
+
+std::chrono::milliseconds Shard::until_deadline(SteadyClock::time_point now) const {
+  const SteadyClock::time_point deadline = draining_ ? drain_deadline_ : shutdown_deadline_;
+  if (deadline <= now) return std::chrono::milliseconds(1);  // (the loop ends within a turn)
+  return std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
 }
 
 std::size_t Shard::work_in_flight() const {
@@ -198,6 +209,7 @@ void Shard::finish_draining() {
   for (auto& [id, transport] : fallback_sessions_) {
     if (!transport->carried()) transport->drop_within(std::chrono::seconds(0));
   }
+  event_loop_.wake_after(until_deadline(SteadyClock::now()));  // (the shutdown's own deadline)
   lws_cancel_service(context_);
 }
 

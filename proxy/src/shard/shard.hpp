@@ -155,6 +155,8 @@ class Shard final : private InboxDispatcher,
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1012.
   void finish_draining();
+  // How long the loop may sleep while stopping: to the drain's or the shutdown's deadline.
+  std::chrono::milliseconds until_deadline(SteadyClock::time_point now) const;
   // Shard 0 decides a reload and starts the new adapters; the other shards follow its decision.
   void apply_reload(std::shared_ptr<ServerConfig> next);
   void follow_reload(std::shared_ptr<ServerConfig> next);
