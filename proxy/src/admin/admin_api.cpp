@@ -1,6 +1,7 @@
 #include "admin/admin_api.hpp"
 
 #include "cluster/instance_identity.hpp"
+#include "recv_hook/utf8_validator.hpp"
 
 #include "wsbridge/base64.hpp"
 #include "wsbridge/bounded_json.hpp"
@@ -16,6 +17,12 @@ namespace {
 AdminReply error(unsigned status, std::string_view code, std::string_view message) {
   return AdminReply{
       status, nlohmann::json{{"error", code}, {"message", message}}.dump() + "\n", {}};
+}
+
+// A request for another instance that could not be handed to the cluster's broker.
+AdminReply control_channel_down() {
+  return error(503, "cluster_unavailable",
+               "the cluster's control channel is down: the request was not forwarded");
 }
 
 std::optional<std::uint64_t> parse_id(std::string_view text) {
@@ -125,7 +132,7 @@ AdminReply push(std::string_view body, const AdminContext& context) {
                    "connection " + id + " is another instance's, and this one has no [cluster]");
     }
     // (Its owner knows whether it is open: the answer cannot wait for it.)
-    context.cluster->push_to(request.instance, doc);
+    if (!context.cluster->push_to(request.instance, doc)) return control_channel_down();
     return AdminReply{202, nlohmann::json{{"forwarded_to", request.instance}}.dump() + "\n", {}};
   }
   const PushOutcome outcome = context.sessions.push(target, request.frame);
@@ -146,8 +153,9 @@ AdminReply push(std::string_view body, const AdminContext& context) {
   nlohmann::json answer{{"delivered", outcome.queued}};
   if (outcome.queue_full > 0) answer["queue_full"] = outcome.queue_full;
   if (context.cluster != nullptr) {
-    context.cluster->push_everywhere(doc);
-    answer["cluster"] = true;  // "delivered" counts this instance's; the others deliver theirs
+    // "delivered" counts this instance's; the others deliver theirs. False: they get nothing
+    // (the control channel is down), which the answer says rather than failing what was done.
+    answer["cluster"] = context.cluster->push_everywhere(doc);
   }
   return AdminReply{200, answer.dump() + "\n", {}};
 }
@@ -203,13 +211,16 @@ AdminReply close_one(std::string_view id_text, std::string_view query,
   }
   std::string reason = query_value(query, "reason").value_or("closed by the admin API");
   if (reason.size() > 123) return error(400, "bad_request", "'reason' is over 123 bytes");
+  if (!is_valid_utf8(reason)) return error(400, "bad_request", "'reason' is not UTF-8");
   const std::string name = format_connection_id(id->number, id->instance);
   if (id->instance != context.instance) {
     if (context.cluster == nullptr) {
       return error(404, "not_found",
                    "connection " + name + " is another instance's, and this one has no [cluster]");
     }
-    context.cluster->close_on(id->instance, id->number, code, reason);
+    if (!context.cluster->close_on(id->instance, id->number, code, reason)) {
+      return control_channel_down();
+    }
     return AdminReply{202, nlohmann::json{{"forwarded_to", id->instance}}.dump() + "\n", {}};
   }
   if (!context.sessions.close_session(id->number, code, reason)) {

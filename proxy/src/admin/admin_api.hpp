@@ -78,10 +78,12 @@ struct ClusterListing {
 // The other instances, through the broker ([cluster]). Any thread; never blocks.
 class ClusterLink {
  public:
-  // A push request (its JSON body) for every other instance, or for one.
-  virtual void push_everywhere(const nlohmann::json& request) = 0;
-  virtual void push_to(const std::string& instance, const nlohmann::json& request) = 0;
-  virtual void close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+  // A push request (its JSON body) for every other instance, or for one; a close for another
+  // instance's connection. False when it could not be handed to the broker (the control channel
+  // is down): nobody will get it.
+  virtual bool push_everywhere(const nlohmann::json& request) = 0;
+  virtual bool push_to(const std::string& instance, const nlohmann::json& request) = 0;
+  virtual bool close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
                         const std::string& reason) = 0;
   // Asks every other instance for its sessions; `done` is called once (any thread).
   virtual void gather_sessions(std::function<void(ClusterListing)> done) = 0;

@@ -155,7 +155,7 @@ void ClusterBus::on_connected() {
                  << " (control topics " << base_ << "/#)";
 }
 
-void ClusterBus::publish(const std::string& topic, nlohmann::json fields, bool retained,
+bool ClusterBus::publish(const std::string& topic, nlohmann::json fields, bool retained,
                          const std::string& response_topic, const std::string& correlation) {
   auto message = ::mqtt::make_message(topic, seal_.seal(topic, std::move(fields)), kQos, retained);
   if (!response_topic.empty() || !correlation.empty()) {
@@ -171,24 +171,26 @@ void ClusterBus::publish(const std::string& topic, nlohmann::json fields, bool r
   try {
     client_->publish(message);
     core_metrics::cluster_message("out", "sent");
+    return true;
   } catch (const ::mqtt::exception& e) {
     core_metrics::cluster_message("out", "failed");
     WSB_LOG(kWarn) << "cluster: cannot publish to " << topic << ": " << e.what();
+    return false;
   }
 }
 
-void ClusterBus::push_everywhere(const nlohmann::json& request) {
-  publish(topic("all/push"), nlohmann::json{{"request", request}});
+bool ClusterBus::push_everywhere(const nlohmann::json& request) {
+  return publish(topic("all/push"), nlohmann::json{{"request", request}});
 }
 
-void ClusterBus::push_to(const std::string& instance, const nlohmann::json& request) {
-  publish(topic("to/" + instance + "/push"), nlohmann::json{{"request", request}});
+bool ClusterBus::push_to(const std::string& instance, const nlohmann::json& request) {
+  return publish(topic("to/" + instance + "/push"), nlohmann::json{{"request", request}});
 }
 
-void ClusterBus::close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+bool ClusterBus::close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
                           const std::string& reason) {
-  publish(topic("to/" + instance + "/close"),
-          nlohmann::json{{"id", id}, {"code", code}, {"reason", reason}});
+  return publish(topic("to/" + instance + "/close"),
+                 nlohmann::json{{"id", id}, {"code", code}, {"reason", reason}});
 }
 
 void ClusterBus::gather_sessions(std::function<void(ClusterListing)> done) {

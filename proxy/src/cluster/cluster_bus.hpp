@@ -50,9 +50,9 @@ class ClusterBus final : public ClusterLink {
   // Clears this instance's presence and disconnects; pending lists end with what they have.
   void stop();
 
-  void push_everywhere(const nlohmann::json& request) override;
-  void push_to(const std::string& instance, const nlohmann::json& request) override;
-  void close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+  bool push_everywhere(const nlohmann::json& request) override;
+  bool push_to(const std::string& instance, const nlohmann::json& request) override;
+  bool close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
                 const std::string& reason) override;
   void gather_sessions(std::function<void(ClusterListing)> done) override;
 
@@ -65,7 +65,8 @@ class ClusterBus final : public ClusterLink {
   };
 
   std::string topic(std::string_view tail) const { return base_ + "/" + std::string(tail); }
-  void publish(const std::string& topic, nlohmann::json fields, bool retained = false,
+  // False when Paho refused it (disconnected): logged and counted.
+  bool publish(const std::string& topic, nlohmann::json fields, bool retained = false,
                const std::string& response_topic = {}, const std::string& correlation = {});
   void on_connected();
   void on_message(const std::string& topic, const std::string& payload,

@@ -70,6 +70,10 @@ TEST(AdminApiTest, PushListAndCloseWithErrors) {
   EXPECT_EQ(d.closes[0].code, 4000);
   EXPECT_EQ(d.closes[0].reason, "go away");
   EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/1?code=1006", "", ctx).status, 400);
+  // A reason a client would fail the connection on (RFC 6455 8.1) is refused, not sent.
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/1?reason=\xff\xfe", "", ctx).status,
+            400);
+  // (lws decodes the query before this sees it: "%FF%FE" arrives as these bytes.)
   EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/5", "", ctx).status, 404);
   EXPECT_EQ(handle_admin_api("PUT", "/api/v1/connections", "", ctx).status, 405);
   EXPECT_EQ(handle_admin_api("GET", "/api/v1/nothing", "", ctx).status, 404);
@@ -77,15 +81,21 @@ TEST(AdminApiTest, PushListAndCloseWithErrors) {
 
 class FakeCluster final : public ClusterLink {
  public:
-  void push_everywhere(const nlohmann::json& request) override { everywhere.push_back(request); }
-  void push_to(const std::string& instance, const nlohmann::json& request) override {
-    to.emplace_back(instance, request);
+  bool push_everywhere(const nlohmann::json& request) override {
+    everywhere.push_back(request);
+    return up;
   }
-  void close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+  bool push_to(const std::string& instance, const nlohmann::json& request) override {
+    to.emplace_back(instance, request);
+    return up;
+  }
+  bool close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
                 const std::string& reason) override {
     closes.push_back(instance + " " + std::to_string(id) + " " + std::to_string(code) + " " +
                      reason);
+    return up;
   }
+  bool up = true;  // false: the control channel is down
   void gather_sessions(std::function<void(ClusterListing)> done) override {
     pending = std::move(done);
   }
@@ -177,6 +187,22 @@ TEST(AdminApiTest, WithAClusterPushesAndClosesReachTheOtherInstances) {
   EXPECT_EQ(handle_admin_api("POST", "/api/v1/drain", "", ctx).status, 202);
   EXPECT_EQ(drains, 1);
   EXPECT_EQ(handle_admin_api("GET", "/api/v1/drain", "", ctx).status, 405);
+}
+
+// With the control channel down, nothing reaches the other instances, and the answer says so
+// (before: 202 "forwarded_to" and "cluster": true, the failure only in the log).
+TEST(AdminApiTest, WithTheControlChannelDownForwardingIsReportedFailed) {
+  FakeDirectory d;
+  FakeCluster cluster;
+  cluster.up = false;
+  const AdminContext ctx{d, "me", &cluster, nullptr};
+  auto r = handle_admin_api("POST", "/api/v1/push", R"({"connection":"5@b","data":"x"})", ctx);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "cluster_unavailable");
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/5@b", "", ctx).status, 503);
+  r = handle_admin_api("POST", "/api/v1/push", R"({"user":"alice","data":"hi"})", ctx);
+  EXPECT_EQ(r.status, 200);  // this instance's were delivered
+  EXPECT_EQ(nlohmann::json::parse(r.body)["cluster"], false);
 }
 
 TEST(AdminApiTest, AForwardedPushIsDeliveredHereOnly) {
