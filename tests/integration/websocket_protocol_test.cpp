@@ -293,6 +293,37 @@ TEST_F(WebSocketProtocolTest, ReservedOpcodeClosesWith1002) {
   EXPECT_EQ(ws.wait_close(), 1002);
 }
 
+// RFC 6455 5.5, 7.1.5, 7.4 and 8.1: a control frame over 125 bytes, a close frame with a 1-byte
+// payload or a code no endpoint may send fail the connection with 1002, and a close reason that
+// is not UTF-8 with 1007. Before, lws 4.1.6 dropped the first without a close frame and echoed
+// the others back as they came.
+TEST_F(WebSocketProtocolTest, MalformedCloseAndOversizedControlFramesAreRefused) {
+  struct Case {
+    uint8_t first;
+    std::string payload;
+    uint16_t code;
+  };
+  const std::vector<Case> cases = {
+      {0x89, std::string(126, 'p'), 1002},               // a PING over 125 bytes
+      {0x88, std::string(126, 'c'), 1002},               // a close over 125 bytes
+      {0x88, "x", 1002},                                 // a 1-byte close payload
+      {0x88, std::string("\x13\x88", 2), 1002},          // code 5000
+      {0x88, std::string("\x03\xed", 2), 1002},          // 1005: never sent
+      {0x88, std::string("\x03\xe8\xff\xfe", 4), 1007},  // 1000 with a reason that is not UTF-8
+  };
+  for (const Case& c : cases) {
+    WsClient ws = connect("/echo");
+    ws.send_raw_frame(c.first, c.payload);
+    EXPECT_EQ(ws.wait_close(), c.code) << static_cast<int>(c.first) << " " << c.payload.size();
+  }
+  // A valid close is still answered with its own code.
+  WsClient ok = connect("/echo");
+  ok.send_raw_frame(0x88, std::string("\x0f\xa0"
+                                      "bye \xc3\xa9",
+                                      8));  // 4000, "bye é"
+  EXPECT_EQ(ok.wait_close(), 4000);
+}
+
 TEST_F(WebSocketProtocolTest, UnknownPathIs404BeforeUpgrade) {
   try {
     WsClient::connect(client("/no/such/route"));

@@ -3,8 +3,61 @@
 #include "recv_hook/frame_mask_scanner.hpp"
 
 #include <algorithm>
+#include <string_view>
+
+#include "recv_hook/utf8_validator.hpp"
 
 namespace wsbridge {
+
+namespace {
+
+// RFC 6455 7.4: what a close frame may carry. 1004-1006 and 1015 are never sent; the rest below
+// 3000 is the protocol's, defined or not yet (1012-1014 are registered with IANA).
+bool sendable_close_code(unsigned code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+}  // namespace
+
+FrameMaskScanner::Violation FrameMaskScanner::violation() const {
+  switch (why_) {
+    case Why::kUnmasked:
+      return {1002, "client frames must be masked"};
+    case Why::kControlTooLong:
+      return {1002, "a control frame over 125 bytes"};
+    case Why::kCloseOneByte:
+      return {1002, "a close frame with a 1-byte payload"};
+    case Why::kCloseCode:
+      return {1002, "a close code that may not be sent"};
+    case Why::kCloseReason:
+      return {1007, "a close reason that is not UTF-8"};
+  }
+  return {};
+}
+
+std::size_t FrameMaskScanner::violate(Why why, std::size_t frame_start) {
+  state_ = State::kViolated;
+  why_ = why;
+  close_.reset();
+  // Everything before this frame goes to lws; when its first header byte came in an earlier
+  // read (frame_start is then 0), nothing more does.
+  return frame_start;
+}
+
+void FrameMaskScanner::check_close_payload() {
+  const ClosePayload& c = *close_;
+  const unsigned code = static_cast<unsigned>(c.bytes[0]) << 8 | c.bytes[1];
+  const std::string_view reason(reinterpret_cast<const char*>(c.bytes) + 2, c.size - 2u);
+  if (!sendable_close_code(code)) {
+    why_ = Why::kCloseCode;
+    state_ = State::kViolated;
+  } else if (!is_valid_utf8(reason)) {
+    why_ = Why::kCloseReason;
+    state_ = State::kViolated;
+  }
+  close_.reset();
+}
 
 bool FrameMaskScanner::take_compressed() {
   if (flags_head_ >= message_flags_.size()) return false;
@@ -26,7 +79,9 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
       case State::kHeader0: {
         frame_start = i;
         const unsigned opcode = data[i] & 0x0f;
-        if (opcode == 0x8 || opcode == 0x9) answer_due_ = true;        // close, PING
+        if (opcode == 0x8 || opcode == 0x9) answer_due_ = true;  // close, PING
+        in_close_ = opcode == 0x8;
+        control_ = (opcode & 0x8) != 0;
         if (accept_compressed_ && (opcode == 0x1 || opcode == 0x2)) {  // a data message begins
           const bool compressed = (data[i] & 0x40) != 0;
           message_flags_.push_back(compressed ? 1 : 0);
@@ -38,13 +93,11 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
       }
       case State::kHeader1: {
         const unsigned char b = data[i++];
-        if ((b & 0x80) == 0) {
-          state_ = State::kViolated;
-          // Everything before this frame goes to lws; when its first header byte came in an
-          // earlier read (frame_start is then 0), nothing more does.
-          return frame_start;
-        }
+        if ((b & 0x80) == 0) return violate(Why::kUnmasked, frame_start);
         const unsigned len7 = b & 0x7f;
+        if (control_ && len7 > 125) return violate(Why::kControlTooLong, frame_start);
+        if (in_close_ && len7 == 1) return violate(Why::kCloseOneByte, frame_start);
+        if (in_close_ && len7 >= 2) close_ = std::make_unique<ClosePayload>();
         payload_left_ = len7 < 126 ? len7 : 0;
         extended_left_ = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
         mask_left_ = 4;
@@ -57,6 +110,7 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
         break;
       case State::kMaskKey: {
         const std::size_t take = std::min<std::size_t>(mask_left_, len - i);
+        if (close_) std::copy_n(data + i, take, close_->mask + (4 - mask_left_));
         i += take;
         mask_left_ -= static_cast<unsigned>(take);
         if (mask_left_ == 0) state_ = payload_left_ != 0 ? State::kPayload : State::kHeader0;
@@ -64,9 +118,18 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
       }
       case State::kPayload: {
         const std::uint64_t take = std::min<std::uint64_t>(payload_left_, len - i);
+        if (close_) {
+          for (std::size_t k = 0; k < take; ++k, ++close_->size) {
+            close_->bytes[close_->size] = data[i + k] ^ close_->mask[close_->size % 4];
+          }
+        }
         i += static_cast<std::size_t>(take);
         payload_left_ -= take;
-        if (payload_left_ == 0) state_ = State::kHeader0;
+        if (payload_left_ == 0) {
+          state_ = State::kHeader0;
+          if (close_) check_close_payload();
+          if (state_ == State::kViolated) return frame_start;
+        }
         break;
       }
     }

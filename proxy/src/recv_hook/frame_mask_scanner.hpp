@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace wsbridge {
@@ -16,13 +17,24 @@ namespace wsbridge {
 // message. Whether each data message was compressed is queued, in order, for the session to take
 // when that message begins. RSV1 anywhere else (a control or continuation frame, a connection
 // without the extension) is left for lws to refuse with 1002, as RFC 7692 6.1 asks.
+//
+// It also checks what lws 4.1.6 lets through or drops without a close frame: a control frame
+// over 125 bytes (lws dropped the connection), and a close frame's payload (lws echoed a 1-byte
+// payload, codes no endpoint may send, and a reason that is not UTF-8 back to the client). Such a
+// frame is a violation like an unmasked one, with its own close code and reason.
 class FrameMaskScanner {
  public:
+  // Why the stream was refused: the close the connection gets.
+  struct Violation {
+    std::uint16_t code = 1002;
+    const char* reason = "";
+  };
   // Consumes `len` bytes, rewriting RSV1 in place as above. Returns how many leading bytes
   // precede the header of the first unmasked frame (len when every frame so far is masked).
   // After a violation, returns 0.
   std::size_t feed(unsigned char* data, std::size_t len);
   bool violated() const { return state_ == State::kViolated; }
+  Violation violation() const;
   // The stream cannot be followed (it is not where a frame starts): treat it as violated.
   void fail() { state_ = State::kViolated; }
 
@@ -50,7 +62,27 @@ class FrameMaskScanner {
     kPayload,
     kViolated
   };
+  enum class Why : std::uint8_t {
+    kUnmasked,
+    kControlTooLong,
+    kCloseOneByte,
+    kCloseCode,
+    kCloseReason,
+  };
+  // A close frame's payload, unmasked as it comes (checked at its end); only while one comes.
+  struct ClosePayload {
+    unsigned char mask[4] = {};
+    unsigned char bytes[125] = {};
+    std::uint8_t size = 0;
+  };
+  std::size_t violate(Why why, std::size_t frame_start);
+  void check_close_payload();
+
   State state_ = State::kHeader0;
+  Why why_ = Why::kUnmasked;
+  bool in_close_ = false;  // the frame being followed is a close frame
+  bool control_ = false;   // ... a control frame
+  std::unique_ptr<ClosePayload> close_;
   unsigned extended_left_ = 0;
   unsigned mask_left_ = 0;
   std::uint64_t payload_left_ = 0;

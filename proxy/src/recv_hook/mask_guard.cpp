@@ -237,6 +237,12 @@ bool blocked(int fd) {
   return w != nullptr && w->blocked;
 }
 
+std::optional<FrameMaskScanner::Violation> violation(int fd) {
+  const Watch* w = mine(fd);
+  if (w == nullptr || !w->blocked) return std::nullopt;
+  return w->scanner.violation();
+}
+
 long after_recv(int fd, void* buffer, long received) {
   Watch* w = mine(fd);
   if (w == nullptr || received <= 0) return received;

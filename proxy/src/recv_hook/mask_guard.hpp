@@ -24,8 +24,9 @@
 
 namespace wsbridge {
 
-// Receives the news that a watched socket sent an unmasked frame. Called on the service thread,
-// from inside lws' read: only record it and wake the loop.
+// Receives the news that a watched socket sent an unmasked frame, or another frame the guard
+// refuses (mask_guard::violation says which). Called on the service thread, from inside lws'
+// read: only record it and wake the loop.
 class UnmaskedFrameSink {
  public:
   virtual void on_unmasked_frame(int fd) = 0;
@@ -128,6 +129,8 @@ void replay_first(int fd, std::string bytes);
 bool replay_pending(int fd);
 // True when reads of `fd` must not reach lws any more (an unmasked frame was seen).
 bool blocked(int fd);
+// Why (the close code and reason it gets), once blocked; nullopt otherwise.
+std::optional<FrameMaskScanner::Violation> violation(int fd);
 // The bearer token taken out of the upgrade request's Sec-WebSocket-Protocol (see
 // bearer_subprotocol.hpp), once; `only_bearer` tells that no real subprotocol was offered.
 std::optional<std::string> take_bearer_token(int fd, bool& only_bearer);

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace wsbridge {
 
@@ -25,5 +26,11 @@ class Utf8Validator {
   static constexpr std::uint8_t kReject = 12;
   std::uint8_t state_ = kAccept;
 };
+
+// Whether `text` is whole, valid UTF-8 (a close reason, say: RFC 6455 7.1.6).
+inline bool is_valid_utf8(std::string_view text) {
+  Utf8Validator v;
+  return v.feed(reinterpret_cast<const unsigned char*>(text.data()), text.size()) && v.complete();
+}
 
 }  // namespace wsbridge

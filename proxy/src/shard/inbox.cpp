@@ -117,9 +117,12 @@ void Shard::close_unmasked_senders() {
         unmasked_senders_.end()) {
       continue;
     }
-    WSB_LOG(kInfo) << "conn " << id << " sent an unmasked frame: closing with 1002";
+    const auto why = mask_guard::violation(fd).value_or(
+        FrameMaskScanner::Violation{LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked"});
+    WSB_LOG(kInfo) << "conn " << id << " broke the protocol (" << why.reason << "): closing with "
+                   << why.code;
     // Answers to the valid frames before it still go out, then the close.
-    request_close(*s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked", true);
+    request_close(*s, why.code, why.reason, true);
     // It sends nothing more that lws could read: do not wait long for its close reply.
     s->transport->drop_within(2s);
   }

@@ -109,6 +109,9 @@ Session* Shard::admit_session(const RouteConfig& route, std::size_t listener, au
 
 void Shard::request_close(Session& s, std::uint16_t code, std::string reason, bool after_queue) {
   if (s.close_sent) return;
+  // A client fails the connection on a close reason that is not UTF-8 (RFC 6455 8.1): one an
+  // adapter took from upstream, or a peer instance sent, goes without it.
+  if (!is_valid_utf8(reason)) reason.clear();
   const auto deadline =
       SteadyClock::now() + (after_queue ? kQueuedCloseGrace : kImmediateCloseGrace);
   if (!s.close_deadline || deadline < *s.close_deadline) s.close_deadline = deadline;

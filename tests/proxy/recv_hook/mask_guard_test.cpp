@@ -151,6 +151,53 @@ TEST(FrameMaskScannerTest, UnmaskedHeaderSplitAcrossReadsGivesNothingMore) {
   EXPECT_TRUE(s.violated());
 }
 
+// What lws 4.1.6 echoed back or dropped without a close frame, refused here with its code; split
+// at every byte, as reads may come.
+TEST(FrameMaskScannerTest, ChecksCloseFramesAndControlFrameLengths) {
+  struct Case {
+    Opcode op;
+    std::string payload;
+    std::uint16_t code;  // 0: valid
+  };
+  const std::vector<Case> cases = {
+      {Opcode::kClose, std::string("\x03\xe8", 2), 0},
+      {Opcode::kClose, std::string("\x0f\xa0\xc3\xa9", 4), 0},  // 4000, "é"
+      {Opcode::kClose, "", 0},
+      {Opcode::kClose, "x", 1002},
+      {Opcode::kClose, std::string("\x03\xee", 2), 1002},  // 1006
+      {Opcode::kClose, std::string("\x13\x88", 2), 1002},  // 5000
+      {Opcode::kClose, std::string("\x03\xe8\xc3", 3), 1007},
+      {Opcode::kPing, std::string(125, 'p'), 0},
+      {Opcode::kPing, std::string(126, 'p'), 1002},
+      {Opcode::kPong, std::string(200, 'p'), 1002},
+  };
+  for (const Case& c : cases) {
+    for (const bool bytewise : {false, true}) {
+      SCOPED_TRACE(std::to_string(static_cast<int>(c.op)) + " " + std::to_string(c.payload.size()));
+      const std::string before = masked(Opcode::kText, "first");
+      const std::string stream = before + masked(c.op, c.payload) + masked(Opcode::kText, "after");
+      FrameMaskScanner s;
+      std::size_t accepted = 0;
+      if (bytewise) {
+        for (std::size_t i = 0; i < stream.size() && !s.violated(); ++i) {
+          accepted += feed(s, stream.substr(i, 1));
+        }
+      } else {
+        accepted = feed(s, stream);
+      }
+      EXPECT_EQ(s.violated(), c.code != 0);
+      if (c.code != 0) {
+        EXPECT_EQ(s.violation().code, c.code);
+        if (!bytewise) {
+          EXPECT_EQ(accepted, before.size()) << "the frames before it go to lws";
+        }
+      } else {
+        EXPECT_EQ(accepted, stream.size());
+      }
+    }
+  }
+}
+
 // ---- The guard, fed as lws reads ------------------------------------------------------------
 
 struct RecordingSink final : UnmaskedFrameSink {
