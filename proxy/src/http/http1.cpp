@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <string_view>
 
 #include "wsbridge/text.hpp"
@@ -226,6 +227,10 @@ ResponseParser::State ResponseParser::parse_head(std::string_view head) {
     rest = line_end == std::string_view::npos ? "" : rest.substr(line_end + 2);
     if (line.empty()) continue;
     if (line.front() == ' ' || line.front() == '\t') return fail("obsolete header folding");
+    // (RFC 9110 5.5: a NUL or a CR in a value is an error; a bare LF is no line end here.)
+    if (line.find_first_of(std::string_view("\0\r\n", 3)) != std::string_view::npos) {
+      return fail("a header line with a NUL, a bare CR or a bare LF");
+    }
     const auto colon = line.find(':');
     if (colon == std::string_view::npos || !is_http_token(line.substr(0, colon))) {
       return fail("malformed header line");
@@ -246,8 +251,30 @@ ResponseParser::State ResponseParser::parse_head(std::string_view head) {
   keep_alive_ = http10 ? connection != nullptr && list_contains(*connection, "keep-alive")
                        : connection == nullptr || !list_contains(*connection, "close");
 
+  // RFC 9112 6.3: several Content-Length values that differ (in one field or several) leave the
+  // body's end unknown; with Transfer-Encoding too, the message is how smuggling starts.
+  std::optional<std::uint64_t> content_length;
+  for (const HttpHeader& h : response_.headers) {
+    if (!iequals(h.name, "content-length")) continue;
+    std::string_view list = h.value;
+    while (true) {
+      const auto comma = list.find(',');
+      const std::string_view item = trim(list.substr(0, comma));
+      std::uint64_t n = 0;
+      const auto [p, e] = std::from_chars(item.data(), item.data() + item.size(), n);
+      if (item.empty() || e != std::errc() || p != item.data() + item.size()) {
+        return fail("malformed Content-Length");
+      }
+      if (content_length && *content_length != n) return fail("conflicting Content-Length values");
+      content_length = n;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  const std::string* te = find_header(response_.headers, "transfer-encoding");
+  if (te != nullptr && content_length) return fail("both Transfer-Encoding and Content-Length");
   if (head_request_ || status == 204 || status == 304) return body_done();
-  if (const std::string* te = find_header(response_.headers, "transfer-encoding")) {
+  if (te != nullptr) {
     if (!list_contains(*te, "chunked")) {
       // Some other coding, delimited by the close.
       keep_alive_ = false;
@@ -257,10 +284,8 @@ ResponseParser::State ResponseParser::parse_head(std::string_view head) {
     phase_ = Phase::kChunkSize;
     return state_;
   }
-  if (const std::string* cl = find_header(response_.headers, "content-length")) {
-    std::uint64_t length = 0;
-    const auto [p, e] = std::from_chars(cl->data(), cl->data() + cl->size(), length);
-    if (e != std::errc() || p != cl->data() + cl->size()) return fail("malformed Content-Length");
+  if (content_length) {
+    const std::uint64_t length = *content_length;
     if (length > max_body_) {
       return fail("response of " + std::to_string(length) + " bytes is over the limit of " +
                       std::to_string(max_body_),
@@ -289,6 +314,11 @@ ResponseParser::State ResponseParser::feed(const char* data, std::size_t len) {
         const auto end = line_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
         if (end == std::string::npos) {
           if (line_.size() > kMaxHeadBytes) return fail("response head over 64 KiB");
+          // A head whose lines end in LF alone never ends here: said now, not at the timeout.
+          for (auto lf = line_.find('\n', before); lf != std::string::npos;
+               lf = line_.find('\n', lf + 1)) {
+            if (lf == 0 || line_[lf - 1] != '\r') return fail("a line ending in LF alone");
+          }
           i += take;
           break;
         }
