@@ -94,6 +94,17 @@ TEST(DeflateOfferTest, ModesDecideWhoNegotiates) {
             CompressionMode::kOff);
   EXPECT_EQ(negotiate_compression("permessage-deflate; server_max_window_bits=10", config).mode,
             CompressionMode::kOff);
+  // Two offers (lws dropped the connection unanswered), and what RFC 7692 5 says to decline
+  // (lws accepted it): no compression, the upgrade goes on.
+  for (const char* offer :
+       {"permessage-deflate, permessage-deflate", "permessage-deflate; foo=1",
+        "permessage-deflate; client_max_window_bits=16",
+        "permessage-deflate; client_max_window_bits=7",
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover"}) {
+    EXPECT_EQ(negotiate_compression(offer, config).mode, CompressionMode::kOff) << offer;
+  }
+  EXPECT_EQ(negotiate_compression("x-webkit-deflate-frame, permessage-deflate", config).mode,
+            CompressionMode::kPerConnection);
 }
 
 }  // namespace
