@@ -1,6 +1,7 @@
-// The plain listener that only sends people to https (redirect_to_https): every request, an
-// upgrade included, gets 301 (308 but for GET and HEAD) to the same path and query on the https
-// port of the Host it named.
+// http:// to https://. The plain listener that only sends people to https (redirect_to_https):
+// every request, an upgrade included, gets 301 (308 but for GET and HEAD) to the same path and
+// query on the https port of the Host it named. And the HSTS of a TLS listener on the answers
+// written below lws (lws adds it to its own).
 #include "shard/shard_parts.hpp"
 
 #include <arpa/inet.h>
@@ -80,6 +81,21 @@ int Shard::redirect_to_https(lws* wsi, std::uint16_t https_port) {
   write_http_reply(wsi, status, "text/plain", "this server speaks https: " + location + "\n",
                    {{"Location:", location}, {"Connection:", "close"}});
   return -1;  // closed once the answer is out
+}
+
+std::string own_answer_lines(const ListenerConfig& listener) {
+  if (!listener.tls || listener.tls->settings().hsts.empty()) return {};
+  return "Strict-Transport-Security: " + listener.tls->settings().hsts + "\r\n";
+}
+
+const std::string& Shard::own_answer_headers(const lws_vhost* vhost) const {
+  static const std::string kNone;
+  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
+    if (listener_vhosts_[i] == vhost && i < lws_tables_->own_answer_headers.size()) {
+      return lws_tables_->own_answer_headers[i];
+    }
+  }
+  return kNone;  // (the admin listener's, a plain one's)
 }
 
 }  // namespace wsbridge

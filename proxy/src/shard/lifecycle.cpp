@@ -46,12 +46,6 @@ std::string tls_summary(const tls::ServerCertificates& certs) {
   return out;
 }
 
-// What our answers written below lws carry on `listener` (Shard::own_answer_headers).
-std::string own_answer_lines(const ListenerConfig& listener) {
-  if (!listener.tls || listener.tls->settings().hsts.empty()) return {};
-  return "Strict-Transport-Security: " + listener.tls->settings().hsts + "\r\n";
-}
-
 int protocol_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                       std::size_t len) {
   return Shard::lws_callback(wsi, static_cast<int>(reason), user, in, len);
@@ -103,16 +97,6 @@ void Shard::adopt_config_tables() {
       lws_tables_->hsts_headers[hsts++].value = listener.tls->settings().hsts.c_str();
     }
   }
-}
-
-const std::string& Shard::own_answer_headers(const lws_vhost* vhost) const {
-  static const std::string kNone;
-  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-    if (listener_vhosts_[i] == vhost && i < lws_tables_->own_answer_headers.size()) {
-      return lws_tables_->own_answer_headers[i];
-    }
-  }
-  return kNone;
 }
 
 Shard::~Shard() {

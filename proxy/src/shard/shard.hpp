@@ -101,9 +101,7 @@ class Shard final : private InboxDispatcher,
   using PendingUpgrade = upgrade_states::PendingUpgrade;
   using HeldOpen = upgrade_states::HeldOpen;
   struct AdminRequest {
-    std::string method;
-    std::string target;
-    std::string body;
+    std::string method, target, body;
     bool too_large = false;
   };
 
@@ -118,8 +116,7 @@ class Shard final : private InboxDispatcher,
   void begin_shutdown();
   void begin_drain(bool then_stop);
   void close_for_restart_if_due(SteadyClock::time_point now);
-  // Close reason for a restart: "service restart; retry_ms=N", N random in
-  // [reconnect_spread / 10, reconnect_spread], so the clients do not all come back at once.
+  // "service restart; retry_ms=N", N random in [reconnect_spread / 10, reconnect_spread].
   std::string restart_reason();
   // The client's address: the TCP peer, or behind a trusted proxy what its X-Forwarded-For says
   // (handshake/trusted_proxies.hpp). While the request's headers are there.
@@ -134,11 +131,9 @@ class Shard final : private InboxDispatcher,
   // The adopted connection's place (the one found at accept, or a new one), kept in `data`;
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
-  // The guard follows the socket lws is about to adopt (accepted, or handed back to it) on the
-  // listener `vhost`, whose own_answer_headers its answers carry.
+  // The guard follows the socket lws is about to adopt (accepted, or handed back) on `vhost`.
   void watch_adopted(int fd, const lws_vhost* vhost);
-  // The header lines (CRLF each) of answers written below lws on the listener `vhost`: its HSTS,
-  // which lws adds to its own. Lives as long as the shard; a reload updates it.
+  // Header lines for answers written below lws on `vhost` (its HSTS); lives as long as the shard.
   const std::string& own_answer_headers(const lws_vhost* vhost) const;
   // A connection lws gave up on while adopting it (before NEW_CLIENT_INSTANTIATED): lets go of
   // the place admit_http_connection took for it, and of the guard's watch.
@@ -155,8 +150,7 @@ class Shard final : private InboxDispatcher,
   // Shutdown, step 2: once no adapter has work in flight (or the drain time is up), close every
   // session with 1012.
   void finish_draining();
-  // How long the loop may sleep while stopping: to the drain's or the shutdown's deadline.
-  std::chrono::milliseconds until_deadline(SteadyClock::time_point now) const;
+  std::chrono::milliseconds until_deadline(SteadyClock::time_point now) const;  // while stopping
   // Shard 0 decides a reload and starts the new adapters; the other shards follow its decision.
   void apply_reload(std::shared_ptr<ServerConfig> next);
   void follow_reload(std::shared_ptr<ServerConfig> next);

@@ -90,6 +90,10 @@ struct RequestDeadline {
 // OpenSSL's buffer (TLS), or in the recv guard's replay (mask_guard::replay_first).
 bool input_waits_unseen(lws* wsi);
 
+// What wsbridge's answers written below lws carry on `listener`: its HSTS header line, if any
+// (https_redirect.cpp; Shard::own_answer_headers).
+std::string own_answer_lines(const ListenerConfig& listener);
+
 // A session holding queued output nobody reads now (Shard::gather_unread_output).
 struct Shard::UnreadOutput {
   std::size_t bytes;
