@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -150,8 +151,22 @@ UpstreamConfig UpstreamConfig::from_table(const std::string& name, ConfigTable& 
                          "e.g. \"tcp://127.0.0.1:1883\"; not \"" +
                          u.uri + "\"");
   }
-  if (u.uri.find(':', u.uri.find("://") + 3) == std::string::npos) {
-    t.fail_at("uri", "'uri' in " + t.name() + " needs a port, e.g. \"tcp://127.0.0.1:1883\"");
+  // host:port, as Paho reads it ("[::1]:1883" for IPv6): a port out of range or an empty host
+  // only fails at the first connect, and then at every retry.
+  const std::string_view authority = std::string_view(u.uri).substr(u.uri.find("://") + 3);
+  const auto colon = authority.rfind(':');
+  unsigned port = 0;
+  if (colon != std::string_view::npos) {
+    const std::string_view digits = authority.substr(colon + 1);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) port = 0;
+  }
+  if (port == 0 || port > 65535) {
+    t.fail_at("uri", "'uri' in " + t.name() +
+                         " needs a port from 1 to 65535, e.g. \"tcp://127.0.0.1:1883\"");
+  }
+  if (const std::string_view host = authority.substr(0, colon); host.empty() || host == "[]") {
+    t.fail_at("uri", "'uri' in " + t.name() + " needs a host, e.g. \"tcp://127.0.0.1:1883\"");
   }
   if (auto prefix = t.string("client_id_prefix")) {
     if (prefix->empty() || prefix->size() > 32) {

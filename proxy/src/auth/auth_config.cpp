@@ -75,7 +75,20 @@ std::shared_ptr<const JwtVerifier> read_verifier(const std::string& name, Config
   if (v->keys.empty()) {
     t.fail(t.name() + " needs a key: 'secret_env', 'public_key_file' or 'jwks_file'");
   }
-  if (auto algs = t.each_one_of("algorithms", kJwtAlgorithmNames)) v->algorithms = *algs;
+  if (auto algs = t.each_one_of("algorithms", kJwtAlgorithmNames)) {
+    // (A list none of whose algorithms a key verifies refuses every token: RS256 with only an
+    // HMAC secret, say.)
+    const bool usable = std::any_of(algs->begin(), algs->end(), [&](JwtAlgorithm alg) {
+      return std::any_of(v->keys.begin(), v->keys.end(),
+                         [alg](const JwtKey& key) { return key.accepts(alg); });
+    });
+    if (!usable) {
+      t.fail_at("algorithms", "no key of " + t.name() +
+                                  " verifies any of its 'algorithms': HS* need 'secret', the "
+                                  "others a public key or JWKS of their type");
+    }
+    v->algorithms = *algs;
+  }
   v->policy.issuer = t.string("issuer");
   if (auto aud = t.string_array("audience")) v->policy.audiences = *aud;
   if (auto leeway = t.duration("leeway", 0ms, 1h)) {
@@ -168,6 +181,9 @@ RouteAuth parse_route_auth(ConfigTable& t, const AuthSettings& settings) {
                           {"cookie", CredentialSource::kCookie},
                           {"subprotocol", CredentialSource::kSubprotocol},
                           {"mqtt_connect", CredentialSource::kMqttConnect}})) {
+    if (sources->empty() && a.verifies_credentials()) {
+      t.fail_at("credentials", "'credentials' is empty: no client could present a credential");
+    }
     a.sources = *sources;
   }
   if (auto q = t.string("query_param")) a.query_param = *q;

@@ -16,7 +16,7 @@ using text::list_contains;
 using text::trim;
 
 // A whole response head may not exceed this (servers rarely allow more than 8 KiB).
-constexpr std::size_t kMaxHeadBytes = 64 * 1024;
+constexpr std::size_t kMaxHeadBytes = std::size_t{64} * 1024;
 constexpr std::size_t kMaxChunkLineBytes = 1024;
 }  // namespace
 

@@ -93,8 +93,19 @@ TEST_F(MqttConfigTest, UpstreamErrorsHavePositions) {
   EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"http://x:1\"\n"); }),
             "u.toml:2:7: 'uri' in [upstreams.a] must start with tcp:// or mqtt:// (plain), "
             "ssl:// or mqtts:// (TLS), e.g. \"tcp://127.0.0.1:1883\"; not \"http://x:1\"");
-  EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x\"\n"); }),
-            "u.toml:2:7: 'uri' in [upstreams.a] needs a port, e.g. \"tcp://127.0.0.1:1883\"");
+  // A port out of range and an empty host were accepted, and failed at every connect.
+  for (const char* uri : {"tcp://x", "tcp://x:", "tcp://x:0", "tcp://x:99999", "tcp://x:1a"}) {
+    EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"" + std::string(uri) + "\"\n"); }),
+              "u.toml:2:7: 'uri' in [upstreams.a] needs a port from 1 to 65535, e.g. "
+              "\"tcp://127.0.0.1:1883\"")
+        << uri;
+  }
+  for (const char* uri : {"tcp://:1883", "ssl://[]:8883"}) {
+    EXPECT_EQ(error_of([&] { upstreams("[upstreams.a]\nuri = \"" + std::string(uri) + "\"\n"); }),
+              "u.toml:2:7: 'uri' in [upstreams.a] needs a host, e.g. \"tcp://127.0.0.1:1883\"")
+        << uri;
+  }
+  upstreams("[upstreams.a]\nuri = \"tcp://[::1]:1883\"\n");  // (accepted)
   EXPECT_EQ(
       error_of([&] { upstreams("[upstreams.a]\nuri = \"tcp://x:1\"\nmqtt_version = \"4\"\n"); }),
       "u.toml:3:16: 'mqtt_version' in [upstreams.a] must be \"3.1.1\" or \"5\", not \"4\"");

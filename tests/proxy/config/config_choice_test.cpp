@@ -113,5 +113,30 @@ TEST(ConfigChoiceTest, ConfigurationKeysUseIt) {
       "\"cookie\"?");
 }
 
+// Configurations that refused every client without a word: an algorithm list none of whose
+// algorithms a key verifies, and a route that verifies credentials from no source.
+TEST(ConfigChoiceTest, ChoicesThatLockEveryoneOutAreRefused) {
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  auto error = [&](const std::string& text) {
+    try {
+      parse_config(text, "w.toml", registry);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const std::string listener = "[[listeners]]\nport = 8080\n";
+  const std::string secret = "[jwt.main]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+  EXPECT_EQ(error(listener + secret + "algorithms = [\"RS256\", \"ES256\"]\n"),
+            "w.toml:5:14: no key of [jwt.main] verifies any of its 'algorithms': HS* need "
+            "'secret', the others a public key or JWKS of their type");
+  EXPECT_EQ(error(listener + secret + "algorithms = [\"RS256\", \"HS256\"]\n"), "accepted");
+  EXPECT_EQ(error(listener + secret +
+                  "[[routes]]\npath = \"/e\"\nadapter = \"echo\"\n[routes.auth]\njwt = \"main\"\n"
+                  "credentials = []\n"),
+            "w.toml:10:15: 'credentials' is empty: no client could present a credential");
+}
+
 }  // namespace
 }  // namespace wsbridge
