@@ -25,6 +25,18 @@ std::string error_of(std::string_view text, Read read) {
   return "";
 }
 
+// A whole configuration's error ("accepted" when there is none).
+std::string error(const std::string& text) {
+  AdapterRegistry registry;
+  register_builtin_adapters(registry);
+  try {
+    parse_config(text, "w.toml", registry);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
 std::optional<Colour> colour(ConfigTable& t) {
   return t.one_of<Colour>("c", {{"red", Colour::kRed}, {"green", Colour::kGreen}});
 }
@@ -73,16 +85,6 @@ TEST(ConfigChoiceTest, EachElementOfAnArrayIsOneOfTheChoices) {
 
 // The keys that read through it say the same thing, with their table's name.
 TEST(ConfigChoiceTest, ConfigurationKeysUseIt) {
-  AdapterRegistry registry;
-  register_builtin_adapters(registry);
-  auto error = [&](const std::string& text) {
-    try {
-      parse_config(text, "w.toml", registry);
-    } catch (const ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
   const std::string listener = "[[listeners]]\nport = 8080\n";
   EXPECT_EQ(error("[server]\nlog_format = \"JSON\"\n" + listener),
             "w.toml:2:14: 'log_format' in [server] must be \"text\" or \"json\", not \"JSON\"; did "
@@ -116,16 +118,6 @@ TEST(ConfigChoiceTest, ConfigurationKeysUseIt) {
 // Configurations that refused every client without a word: an algorithm list none of whose
 // algorithms a key verifies, and a route that verifies credentials from no source.
 TEST(ConfigChoiceTest, ChoicesThatLockEveryoneOutAreRefused) {
-  AdapterRegistry registry;
-  register_builtin_adapters(registry);
-  auto error = [&](const std::string& text) {
-    try {
-      parse_config(text, "w.toml", registry);
-    } catch (const ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
   const std::string listener = "[[listeners]]\nport = 8080\n";
   const std::string secret = "[jwt.main]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
   EXPECT_EQ(error(listener + secret + "algorithms = [\"RS256\", \"ES256\"]\n"),
