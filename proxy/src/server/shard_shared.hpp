@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "cluster/cluster_bus.hpp"
@@ -41,11 +42,14 @@ struct ShardShared {
   // gets the total (for the log), else nullopt. (One lock for both counts: with an atomic each,
   // the shard that counted itself last could have added its sessions first and read a total
   // without the others': "closing 2 connection(s)" of 5.)
+  // A round each: an API drain, then the shutdown (whose total counted the drain's before).
   std::optional<std::size_t> closing(std::size_t closing_here) {
     std::lock_guard lock(closing_mutex_);
     closing_total_ += closing_here;
     if (++shards_closing_ < count) return std::nullopt;
-    return closing_total_;
+    const std::size_t total = std::exchange(closing_total_, 0);
+    shards_closing_ = 0;
+    return total;
   }
 
   // A replaced configuration is let go by each shard once none of its sessions uses it; the

@@ -45,5 +45,15 @@ TEST(ShardShared, TheLastShardToCountItselfReportsEveryShardsConnections) {
   EXPECT_EQ(wrong, 0) << "of " << kRounds << " rounds";
 }
 
+// A drain through the API closes every connection (a round), and the shutdown after it another:
+// the second reported the first's connections too ("closing 9 connection(s)" of 1).
+TEST(ShardShared, EachRoundOfClosesReportsItsOwn) {
+  ShardShared shared(2);
+  EXPECT_FALSE(shared.closing(4).has_value());
+  EXPECT_EQ(shared.closing(4), 8u);
+  EXPECT_FALSE(shared.closing(1).has_value());
+  EXPECT_EQ(shared.closing(0), 1u);
+}
+
 }  // namespace
 }  // namespace wsbridge
