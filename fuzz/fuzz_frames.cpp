@@ -4,10 +4,12 @@
 //
 // Checked:
 // - FrameMaskScanner fed the whole input at once and fed it in chunks (sizes 0..31 cycled from the
-//   input's first bytes) agree on whether a frame was unmasked; the bytes let through add up to
-//   the same count, except for the documented case where the unmasked frame's first header byte
-//   ended an earlier chunk (it had already been let through: one byte more); with no violation
-//   every byte is let through; after a violation feed returns 0;
+//   input's first bytes) agree on whether a frame was refused (unmasked, a control frame over
+//   125 bytes, a bad close frame); the bytes let through add up to the same count, except that
+//   what came of the refused frame in chunks before the one where it was found had already been
+//   let through (one byte for an unmasked frame whose first header byte ended a chunk; up to the
+//   whole frame but its last byte for a close frame, checked at its end); with no violation every
+//   byte is let through; after a violation feed returns 0;
 // - extract_bearer_subprotocol on an exactly-sized copy of the input (ASan sees any write past
 //   it) keeps len <= the original; when it returns a token, the token is non-empty and has no ','
 //   or CRLF, and when another subprotocol was kept, a second extraction finds no bearer any more;
@@ -70,7 +72,7 @@ void check_scanner(const std::uint8_t* input, std::size_t size) {
   if (compressed) chunked.accept_compressed();
   std::size_t passed = 0;
   std::size_t offset = 0;
-  bool header0_ended_chunk = false;  // the violating frame's first header byte ended a chunk
+  std::size_t found_in = 0;  // where the chunk in which the violation was found began
   std::size_t k = 0;
   do {  // at least once, so that an empty input is fed too
     const std::size_t len = std::min(sizes[k++ % sizes.size()], size - offset);
@@ -79,7 +81,7 @@ void check_scanner(const std::uint8_t* input, std::size_t size) {
     if (got > len) fail("feed returned more than it was given");
     if (was_violated && got != 0) fail("feed after a violation returned non-zero");
     if (!chunked.violated() && got != len) fail("feed without violation held bytes back");
-    if (once.violated() && len > 0 && offset + len == once_result + 1) header0_ended_chunk = true;
+    if (!was_violated && chunked.violated()) found_in = offset;
     passed += got;
     offset += len;
   } while (offset < size);
@@ -99,9 +101,9 @@ void check_scanner(const std::uint8_t* input, std::size_t size) {
   if (!once.violated()) {
     if (passed != size) fail("no violation, but not every byte passed");
   } else {
-    // header0_ended_chunk only counts when the chunk boundary fell right after the bad frame's
-    // first byte, i.e. its second byte (the unmasked one) came in a later chunk.
-    const std::size_t expected = once_result + (header0_ended_chunk ? 1 : 0);
+    // The chunks before the one where the refused frame was found passed whole; in that one,
+    // the bytes before the frame when it began there.
+    const std::size_t expected = std::max(once_result, found_in);
     if (passed != expected) fail("chunked count of bytes let through differs from at-once");
   }
 }
