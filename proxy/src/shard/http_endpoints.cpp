@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
@@ -126,7 +127,12 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       write_http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "use GET or HEAD\n",
                        {{"Allow:", "GET, HEAD"}});
     } else {
-      const double uptime = std::chrono::duration<double>(SteadyClock::now() - started_at_).count();
+      // In milliseconds: a double's shortest form ran to 17 digits ("0.7343425830000001"), so
+      // two answers a moment apart differed in length by up to 8 bytes.
+      const double uptime =
+          std::round(std::chrono::duration<double>(SteadyClock::now() - started_at_).count() *
+                     1000.0) /
+          1000.0;
       // Unhealthy from the moment a drain begins: the balancer's check takes this instance out
       // before it closes its clients (docs/DEPLOY.md).
       const bool leaving = refusing_new();
