@@ -51,9 +51,7 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
     auto handed = std::make_shared<HandedSocket>();
     handed->fd = *kept;
     handed->request_bytes = std::move(bytes);
-    for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-      if (listener_vhosts_[i] == lws_get_vhost(wsi)) handed->listener = i;
-    }
+    handed->listener = listener_index(lws_get_vhost(wsi)).value_or(0);
     if (lws_is_ssl(wsi) != 0) handed->ssl = tls::keep_session(lws_get_ssl(wsi));
     InboxCommand command;
     command.type = InboxCommand::Type::kAdoptSocket;

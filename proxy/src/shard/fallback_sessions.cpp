@@ -93,9 +93,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   HeldOpen open;
   open.config = config_;
   open.route = &route;
-  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-    if (listener_vhosts_[i] == lws_get_vhost(wsi)) open.listener = i;
-  }
+  open.listener = listener_index(lws_get_vhost(wsi)).value_or(0);
   open.decision = std::move(decision);
   open.slot = std::move(slot);
   open.kind = kind;

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "http/http_reply.hpp"
@@ -56,6 +57,12 @@ const ListenerConfig* Shard::listener_of(lws* wsi) const {
   return it != listener_of_vhost_.end() ? it->second : nullptr;
 }
 
+std::optional<std::size_t> Shard::listener_index(const lws_vhost* vhost) const {
+  const auto it = std::find(listener_vhosts_.begin(), listener_vhosts_.end(), vhost);
+  if (it == listener_vhosts_.end()) return std::nullopt;
+  return static_cast<std::size_t>(it - listener_vhosts_.begin());
+}
+
 int Shard::redirect_to_https(lws* wsi, std::uint16_t https_port) {
   const ListenerConfig* listener = listener_of(wsi);
   std::string host = listener != nullptr ? listener->address : "localhost";
@@ -90,12 +97,9 @@ std::string own_answer_lines(const ListenerConfig& listener) {
 
 const std::string& Shard::own_answer_headers(const lws_vhost* vhost) const {
   static const std::string kNone;
-  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-    if (listener_vhosts_[i] == vhost && i < lws_tables_->own_answer_headers.size()) {
-      return lws_tables_->own_answer_headers[i];
-    }
-  }
-  return kNone;  // (the admin listener's, a plain one's)
+  const auto i = listener_index(vhost);
+  if (!i || *i >= lws_tables_->own_answer_headers.size()) return kNone;  // (the admin listener)
+  return lws_tables_->own_answer_headers[*i];
 }
 
 }  // namespace wsbridge

@@ -4,7 +4,6 @@
 // a request comes that is not its own.
 #include "shard/shard_parts.hpp"
 
-#include <algorithm>
 
 #include "handshake/upgrade_hold.hpp"
 #include "recv_hook/mask_guard.hpp"
@@ -24,9 +23,8 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::st
                       "pipeline on the same connection): closing it";
     return -1;
   }
-  const auto listener =
-      std::find(listener_vhosts_.begin(), listener_vhosts_.end(), lws_get_vhost(wsi));
-  if (listener == listener_vhosts_.end()) return -1;  // (never: the admin vhost is excluded)
+  const auto listener = listener_index(lws_get_vhost(wsi));
+  if (!listener) return -1;  // (never: the admin vhost is excluded)
   // Requests pipelined behind this one that lws holds unread (handed back to it together) go
   // with it, or they would be lost with lws' connection.
   const std::optional<std::string> ahead = mask_guard::take_heads_ahead(fd);
@@ -48,7 +46,7 @@ int Shard::take_over_for_proxy(lws* wsi, std::string head, std::optional<std::st
   takeover.fd = *kept;
   takeover.head = std::move(head);
   takeover.bearer = std::move(bearer);
-  takeover.listener = static_cast<std::size_t>(listener - listener_vhosts_.begin());
+  takeover.listener = *listener;
   takeover.peer = std::move(peer);
   if (auto* data = ConnectionData::of(wsi); data != nullptr && data->http_slot) {
     takeover.http_slot.emplace(std::move(*data->http_slot));  // (counted on by the proxy)

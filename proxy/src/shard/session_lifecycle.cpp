@@ -22,10 +22,7 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   // (lws has no call that says whether it agreed; through lws is right either way, only slower.)
   const bool through_lws = compression.mode == CompressionMode::kPerConnection;
   const bool shared_deflate = compression.mode == CompressionMode::kShared;
-  std::size_t listener = 0;
-  for (std::size_t i = 0; i < listener_vhosts_.size(); ++i) {
-    if (listener_vhosts_[i] == lws_get_vhost(wsi)) listener = i;
-  }
+  const std::size_t listener = listener_index(lws_get_vhost(wsi)).value_or(0);
   // (The address counted at the upgrade: lws' headers may be gone by now.)
   std::string client = admitted.slot ? admitted.slot->address() : peer_address(wsi);
   Session* s = admit_session(

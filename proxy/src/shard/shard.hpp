@@ -131,8 +131,7 @@ class Shard final : private InboxDispatcher,
   // The adopted connection's place (the one found at accept, or a new one), kept in `data`;
   // false when refused (the caller fails the adoption).
   bool take_http_slot(lws* wsi, ConnectionData& data);
-  // The guard follows the socket lws is about to adopt (accepted, or handed back) on `vhost`.
-  void watch_adopted(int fd, const lws_vhost* vhost);
+  void watch_adopted(int fd, const lws_vhost* vhost);  // the guard follows it (accepted or back)
   // Header lines for answers written below lws on `vhost` (its HSTS); lives as long as the shard.
   const std::string& own_answer_headers(const lws_vhost* vhost) const;
   // A connection lws gave up on while adopting it (before NEW_CLIENT_INSTANTIATED): lets go of
@@ -185,8 +184,9 @@ class Shard final : private InboxDispatcher,
   int serve_http(lws* wsi, std::string_view uri);
   // A plain listener with redirect_to_https: 301 to the same path on https (https_redirect.cpp).
   int redirect_to_https(lws* wsi, std::uint16_t https_port);
-  // The listener a connection came in on (null for the admin listener).
+  // The listener a connection came in on, and its index in the config (none: the admin one).
   const ListenerConfig* listener_of(lws* wsi) const;
+  std::optional<std::size_t> listener_index(const lws_vhost* vhost) const;
   int on_established(lws* wsi, ConnectionData& data);
   // A new session on `route`, admitted with `d` and carried by what `make_transport` makes for
   // its id: registered, counted, logged, and opened to its adapter. `welcome`: its first message
