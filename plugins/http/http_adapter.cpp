@@ -209,6 +209,9 @@ void HttpAdapter::pump(const std::shared_ptr<ConnState>& state) {
     state->waiting.pop_front();
     state->waiting_bytes -= bytes_of(work);
     start(state, std::move(work));
+    // On the wire now, the core's HTTP client counts it (in_flight below; counted twice for a
+    // moment rather than not at all).
+    outstanding_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -292,7 +295,6 @@ void HttpAdapter::finished(const std::shared_ptr<ConnState>& state) {
   --state->in_flight;
   ShardState& shard = here();
   --shard.route_in_flight;
-  outstanding_.fetch_sub(1, std::memory_order_relaxed);
   // A freed route slot goes to the connection that waited longest, then this one goes on.
   while (shard.route_in_flight < max_concurrent_per_shard_ && !shard.slot_waiters.empty()) {
     auto waiter = shard.slot_waiters.front().lock();

@@ -35,7 +35,8 @@ class HttpAdapter final : public Adapter {
   bool wants_admission() const override { return connect_hook_ != nullptr; }
   void admit(AdmissionRequest request, AdmissionCallback done) override;
 
-  // Messages accepted from clients and not answered yet (waiting or in flight). Any thread.
+  // Messages accepted from clients and not sent to the backend yet (waiting their turn); those
+  // sent are the core HTTP client's to count. Any thread.
   std::size_t outstanding() const { return outstanding_.load(std::memory_order_relaxed); }
 
  private:

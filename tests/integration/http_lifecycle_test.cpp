@@ -329,6 +329,10 @@ backend = "${BACKEND}"
   ws.send_text(R"({"type":"request","id":"long","method":"GET","path":"/slow/1500"})");
   ASSERT_TRUE(backend.wait_for_requests(1));
   server.process->signal(SIGTERM);
+  // One request: the adapter and the core's HTTP client each counted it once (2 before).
+  EXPECT_TRUE(
+      server.process->wait_for_output("shutting down: 1 connection(s), 1 request(s) in flight", 5s))
+      << server.process->output();
   json r = json::parse(ws.read_message(5s).data);
   EXPECT_EQ(r["type"], "response");
   EXPECT_EQ(r["id"], "long");

@@ -123,6 +123,8 @@ AuthSettings parse_auth_settings(ConfigTable& top, const std::filesystem::path& 
   for (auto& t : top.array_of_tables("api_keys")) {
     ApiKey key;
     key.name = t.required_string("name");
+    // The name is the user a key authenticates as ({user} in ACL templates, logs, the admin API).
+    if (key.name.empty()) t.fail_at("name", "an API key's 'name' must not be empty");
     key.sha256 = t.required_string("sha256");
     key.sha256 = text::lower(key.sha256);
     if (key.sha256.size() != 64 ||
@@ -186,8 +188,28 @@ RouteAuth parse_route_auth(ConfigTable& t, const AuthSettings& settings) {
     }
     a.sources = *sources;
   }
-  if (auto q = t.string("query_param")) a.query_param = *q;
-  if (auto c = t.string("cookie")) a.cookie = *c;
+  if (auto q = t.string("query_param")) {
+    // A name with '&', '=', '%' or '#' could never be read back from a query string.
+    if (q->empty() || q->find_first_not_of(
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") !=
+                          std::string::npos) {
+      t.fail_at("query_param", "'query_param' \"" + *q +
+                                   "\" must be a non-empty name of letters, digits, '-', '.', "
+                                   "'_' and '~'");
+    }
+    a.query_param = *q;
+  }
+  if (auto c = t.string("cookie")) {
+    // RFC 6265 4.1.1: a cookie-name is an HTTP token.
+    if (c->empty() || std::any_of(c->begin(), c->end(), [](char ch) {
+          return ch <= 0x20 || ch >= 0x7f || std::strchr("()<>@,;:\\\"/[]?={}", ch) != nullptr;
+        })) {
+      t.fail_at("cookie", "'cookie' \"" + *c +
+                              "\" is not a cookie name (RFC 6265: a token, without spaces or "
+                              "any of ()<>@,;:\\\"/[]?={})");
+    }
+    a.cookie = *c;
+  }
   if (auto users = t.string_array("allowed_users")) a.allowed_users = *users;
   if (auto claims = t.table("required_claims")) {
     for (const auto& [k, v] : claims->raw()) {

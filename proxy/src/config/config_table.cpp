@@ -310,6 +310,11 @@ std::vector<std::pair<std::string, ConfigTable>> ConfigTable::named_tables(std::
   if (!outer) return out;
   for (const auto& [name, value] : outer->raw()) {
     const std::string child_name = std::string(key) + "." + std::string(name.str());
+    // The name is how routes and logs refer to the table ([jwt.NAME], [upstreams.NAME]).
+    if (name.str().empty()) {
+      throw ConfigError(position_of_node(value),
+                        "'[" + std::string(key) + ".\"\"]' has an empty name: give it one");
+    }
     if (!value.is_table()) {
       throw ConfigError(position_of_node(value),
                         "'" + child_name + "' must be a table ([" + child_name + "])");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "config/route_keys.hpp"
 #include "config/server_config.hpp"
 #include "stream/lws_stream_client.hpp"
 
@@ -129,6 +130,9 @@ void read_proxy_tables(ConfigTable& top, ServerConfig& config) {
     if (auto a = t.table("auth")) {
       route->has_auth = true;
       route->auth = auth::parse_route_auth(*a, config.auth);
+      if (route->auth.client_cert && !config.verifies_client_certificates()) {
+        a->fail_at("client_cert", no_client_certificates(route->path));
+      }
       a->reject_unknown_keys();
     }
     connect_backend(t, *route);

@@ -33,11 +33,23 @@ std::string what_route_speaks(const ConfigTable& t, const std::string& adapter) 
 
 }  // namespace
 
+std::string no_client_certificates(const std::string& route_path) {
+  return "route \"" + route_path +
+         "\" asks for a client certificate, but no listener verifies one: add 'client_ca_file' "
+         "to a [listeners.tls] table (docs/TLS.md, mTLS)";
+}
+
 RouteConfig read_route_keys(ConfigTable& t, const ServerConfig& config) {
   RouteConfig route;
   route.path = t.required_string("path");
   if (auto problem = route_path_problem(route.path)) {
     t.fail_at("path", "route path \"" + route.path + "\" " + *problem);
+  }
+  // lws decodes a request's %XX escapes before its path is matched: such a route was unreachable.
+  if (route.path.find('%') != std::string::npos) {
+    t.fail_at("path", "route path \"" + route.path +
+                          "\" must not contain '%': requests are matched after their %XX escapes "
+                          "are decoded, so write the character itself");
   }
   if (route.path == kHealthPath) {
     t.fail_at("path", "route path \"" + route.path + "\" is reserved for the health endpoint");
@@ -81,6 +93,11 @@ RouteConfig read_route_keys(ConfigTable& t, const ServerConfig& config) {
                                       "bearer.* is reserved for credentials)");
       }
     }
+    for (auto p = protocols->begin(); p != protocols->end(); ++p) {
+      if (std::find(protocols->begin(), p, *p) != p) {
+        t.fail_at("subprotocols", "subprotocol \"" + *p + "\" is listed twice");
+      }
+    }
     route.subprotocols = *protocols;
   }
   if (auto rate = t.integer("rate", 0, 1'000'000)) route.rate = static_cast<double>(*rate);
@@ -92,9 +109,15 @@ RouteConfig read_route_keys(ConfigTable& t, const ServerConfig& config) {
   if (auto auth_table = t.table("auth")) {
     route.auth = auth::parse_route_auth(*auth_table, config.auth);
     route.has_own_auth = true;
+    if (route.auth.client_cert && !config.verifies_client_certificates()) {
+      auth_table->fail_at("client_cert", no_client_certificates(route.path));
+    }
   }
   route.compression = read_compression_keys(t, false);
   route.require_client_cert = t.boolean("require_client_cert").value_or(false);
+  if (route.require_client_cert && !config.verifies_client_certificates()) {
+    t.fail_at("require_client_cert", no_client_certificates(route.path));
+  }
   route.fallback = t.boolean("fallback").value_or(true);
   if (route.idle_timeout <= route.ping_interval) {
     t.fail_at(t.contains("idle_timeout") ? "idle_timeout" : "ping_interval",

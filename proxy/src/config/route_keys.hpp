@@ -12,6 +12,10 @@ namespace wsbridge {
 // settings, and the routes before this one, for duplicate paths).
 RouteConfig read_route_keys(ConfigTable& t, const ServerConfig& config);
 
+// The error for a route that asks for a TLS client certificate ([routes.auth] client_cert,
+// require_client_cert) when no listener verifies one: no client could ever pass it.
+std::string no_client_certificates(const std::string& route_path);
+
 // Marks those keys as read in `options`, the adapter's view of the same table.
 void consume_route_core_keys(ConfigTable& options);
 

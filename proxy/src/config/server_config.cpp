@@ -63,6 +63,13 @@ ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_sett
     l.tls = std::move(parsed.certificates);
     l.tls_files = std::move(parsed.files);
   }
+  if (l.auth && l.auth->client_cert &&
+      (!l.tls || l.tls->settings().client_cert == tls::ClientCertMode::kNone)) {
+    t.table("auth")->fail_at(
+        "client_cert", "'client_cert = true' in " + t.name() +
+                           ".auth, but this listener verifies no client certificate: add "
+                           "'client_ca_file' to its [listeners.tls] table (docs/TLS.md, mTLS)");
+  }
   return l;
 }
 
@@ -103,6 +110,12 @@ bool ServerConfig::serves_itself(std::string_view path) const {
   return path == kHealthPath || path.starts_with(kFallbackPrefix) ||
          path == kFallbackPrefix.substr(0, kFallbackPrefix.size() - 1) ||
          find_route(path) != nullptr;
+}
+
+bool ServerConfig::verifies_client_certificates() const {
+  return std::any_of(listeners.begin(), listeners.end(), [](const ListenerConfig& l) {
+    return l.tls && l.tls->settings().client_cert != tls::ClientCertMode::kNone;
+  });
 }
 
 unsigned ServerConfig::effective_threads() const {

@@ -143,6 +143,8 @@ struct ServerConfig {
     }
     return false;
   }
+  // Some listener asks TLS clients for a certificate ([listeners.tls] client_cert).
+  bool verifies_client_certificates() const;
 };
 
 inline constexpr unsigned kMaxThreads = 256;
