@@ -2,13 +2,13 @@
 // mosquitto: a JSON session's first status frame comes from the caller's thread without the
 // worker, the worker corrects it if the link changed before it took the session in, and opens
 // and closes that wait for the worker's next wake-up are still handled within its bound.
-#include "support/mqtt_peer.hpp"
+#include "support/mqtt_raw_publisher.hpp"
 #include "upstream_harness.hpp"
 
 namespace wsbridge::mqtt::testing {
 namespace {
 
-using wsbridge::testing::MqttPeer;
+using wsbridge::testing::MqttRawPublisher;
 
 // The session has exactly one frame so far: a status frame saying the upstream is `state`.
 ::testing::AssertionResult only_status(const FakeConnection& c, const std::string& state) {
@@ -30,7 +30,7 @@ TEST(UpstreamSessionOpen, TheFirstStatusFrameIsSentBeforeOpenReturns) {
   ASSERT_TRUE(only_status(*c, "up"));
   // It is a working session all the same: its subscribe is answered and delivered to.
   h.subscribe(c, "open/t", "s1");
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("open/t", "\"hello\"");
   EXPECT_TRUE(c->wait_for([](const json& j) { return j.value("payload", "") == "hello"; }))
       << c->dump();
@@ -47,7 +47,7 @@ TEST(UpstreamSessionOpen, ASessionOpenedBehindALinkChangeIsToldTheNewState) {
   // Let the worker go however the test ends, or the harness would wait for it forever.
   const std::unique_ptr<FakeConnection, void (*)(FakeConnection*)> release(
       busy.get(), [](FakeConnection* c) { c->release_sends(); });
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("busy/t", "\"stuck\"", 0);
   ASSERT_TRUE(busy->wait_stopped_in_send()) << "the worker never delivered to the session";
 
@@ -124,7 +124,7 @@ TEST(UpstreamSessionStorm, OpensAndClosesFromSeveralThreadsKeepTheStateRight) {
   EXPECT_TRUE(eventually(last_word_is_unsubscribe, 2s)) << h.broker.log();
   const auto& survivor = kept[1].back();
   h.subscribe(survivor, "storm/kept", "k1");
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("storm/kept", "\"still here\"");
   EXPECT_TRUE(survivor->wait_for([](const json& j) {
     return j.value("payload", "") == "still here";

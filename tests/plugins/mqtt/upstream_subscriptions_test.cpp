@@ -2,13 +2,13 @@
 // events of upstream.cpp), driven directly against a real mosquitto: reference-counted broker
 // subscriptions, one Frame per route shared by every subscriber, a closing session's
 // subscriptions given back, and a SUBSCRIBE cut off by a connection loss made again.
-#include "support/mqtt_peer.hpp"
+#include "support/mqtt_raw_publisher.hpp"
 #include "upstream_harness.hpp"
 
 namespace wsbridge::mqtt::testing {
 namespace {
 
-using wsbridge::testing::MqttPeer;
+using wsbridge::testing::MqttRawPublisher;
 
 // Two sessions on one filter share one broker subscription: only the last one leaving sends the
 // UNSUBSCRIBE. On MQTT 5 the second subscriber is served from the retained cache without a new
@@ -26,7 +26,7 @@ TEST_P(SubscriptionCounting, OneBrokerSubscriptionPerFilterUntilItsLastSubscribe
   h.barrier(a);
   EXPECT_EQ(h.subscribes("rc/t"), version == 5 ? 1u : 2u) << h.broker.log();
 
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("rc/t", "\"one\"");
   ASSERT_TRUE(a->wait_for([](const json& j) { return j.value("payload", "") == "one"; }));
   ASSERT_TRUE(b->wait_for([](const json& j) { return j.value("payload", "") == "one"; }));
@@ -84,7 +84,7 @@ TEST(UpstreamFanOut, EverySubscriberOfARouteGetsTheSameFrame) {
     h.subscribe(on_prefixed.back(), "#", "x" + std::to_string(i));
   }
 
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("fan/x", "{\"n\":1}");
   std::vector<Frame> plain_frames;
   for (auto& c : on_plain) {
@@ -128,7 +128,7 @@ TEST(UpstreamSessionClose, GivesBackItsSubscriptions) {
   EXPECT_EQ(h.unsubscribes("cl/own/#"), 1u) << h.broker.log();
   EXPECT_EQ(h.unsubscribes("cl/shared"), 0u) << h.broker.log();
 
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("cl/own/x", "\"lost\"");
   peer.publish("cl/shared", "\"kept\"");
   ASSERT_TRUE(b->wait_for([](const json& j) { return j.value("payload", "") == "kept"; }));
@@ -154,7 +154,7 @@ TEST(UpstreamReconnect, ASubscribeCutOffByTheConnectionLossIsMadeAgain) {
   h.restart(a);
   ASSERT_TRUE(a->wait_for(is_reply("ack", "s1"))) << a->dump();
   EXPECT_FALSE(a->wait_for(is_reply("error", "s1"), 0ms)) << a->dump();
-  MqttPeer peer(h.broker.uri());
+  MqttRawPublisher peer(h.broker.uri());
   peer.publish("cut/t", "\"after\"");
   EXPECT_TRUE(a->wait_for([](const json& j) { return j.value("payload", "") == "after"; }))
       << a->dump();
