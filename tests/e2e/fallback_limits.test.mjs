@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { Bridge, freePort, tempDir, removeDir, sleep } from './mqtt_passthrough_support.mjs';
 import { request, SseStream, encodeBody, decodeBody } from './fallback_support.mjs';
 
@@ -242,5 +243,89 @@ test('an event stream to HTTP/1.0 or with "Connection: close" ends with its conn
     assert.match(head, /connection: close/, request);
     assert.match(conn.data, /\r\n\r\nid: 0\nevent: control\ndata: \{/, 'the events themselves follow the head');
     conn.socket.destroy();
+  }
+});
+
+// The state of wsbridge's side of a loopback TCP connection, from /proc/net/tcp: "01" while it
+// is established, another state once wsbridge closed it (FIN_WAIT1 with bytes still unsent),
+// null when it is gone.
+function serverSocketState(serverPort, clientPort) {
+  const hex = (p) => `0100007F:${p.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === hex(serverPort) && f[2] === hex(clientPort)) return f[3];
+  }
+  return null;
+}
+
+test('with two service threads: an ended session\'s event stream its client stopped reading is dropped after handshake_timeout, and 4 POSTs per session are counted across the threads', async () => {
+  const dir2 = tempDir();
+  const port2 = await freePort();
+  const bridge2 = new Bridge(dir2, port2, `
+[limits]
+handshake_timeout = "2s"
+[fallback]
+sse_byte_limit = "1GiB"
+[[listeners]]
+address = "127.0.0.1"
+port = ${port2}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+max_queued_bytes = "1MiB"
+ping_interval = "1s"
+idle_timeout = "3s"
+`, { threads: 2 });
+  await bridge2.start();
+  try {
+    // A client that stops reading its stream: echoes of 200 KB fill the socket, the channel and
+    // the session's queue; paused then, and taking nothing, the session is closed at its
+    // idle_timeout. The stream's end cannot be written.
+    const sse = new SseStream(port2, '/_wsbridge/sse/echo');
+    await sse.opened;
+    await sse.until((events) => events.length > 0, 5000, 'the welcome');
+    const token = sse.controls[0].session;
+    sse.res.pause();
+    const clientPort = sse.req.socket.localPort;
+    const post = (seq, payload) => request(port2, 'POST',
+      `/_wsbridge/send/echo?s=${encodeURIComponent(token)}`,
+      { body: encodeBody(seq, [{ payload }]), headers: { 'content-type': 'text/plain' } });
+    let ended = false;
+    for (let seq = 1; seq <= 300 && !ended; ++seq) {
+      const answer = await post(seq, 'e'.repeat(200000));
+      ended = answer.status === 410;
+      if (!ended) assert.equal(answer.status, 200, answer.body.toString());
+    }
+    assert.ok(ended, 'the session was closed for not reading');
+    assert.equal(serverSocketState(port2, clientPort), '01', 'established while the grace lasts');
+    const t0 = Date.now();
+    while (serverSocketState(port2, clientPort) === '01' && Date.now() - t0 < 6000) await sleep(100);
+    const state = serverSocketState(port2, clientPort);
+    assert.notEqual(state, '01', `wsbridge still holds the stream ${Date.now() - t0} ms later`);
+    sse.close();
+
+    // Twelve POSTs of one session, each on its own connection (spread over both threads by the
+    // kernel), their bodies still arriving: four are taken, eight refused with 429.
+    const opened = await request(port2, 'GET', '/_wsbridge/poll/echo');
+    const session = JSON.parse(decodeBody(opened.body).records[0].payload).session;
+    const held = [];
+    for (let i = 0; i < 12; ++i) {
+      const socket = net.connect(port2, '127.0.0.1');
+      const state2 = { socket, data: '' };
+      socket.on('data', (d) => { state2.data += d.toString('latin1'); });
+      socket.on('error', () => {});
+      socket.write(`POST /_wsbridge/send/echo?s=${encodeURIComponent(session)} HTTP/1.1\r\n` +
+        'Host: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n1\n');
+      held.push(state2);
+    }
+    await sleep(700);
+    const refused = held.filter((h) => h.data.startsWith('HTTP/1.1 429')).length;
+    const waiting = held.filter((h) => h.data === '').length;
+    assert.deepEqual({ refused, waiting }, { refused: 8, waiting: 4 },
+      held.map((h) => h.data.split('\r\n')[0]).join(', '));
+    for (const h of held) h.socket.destroy();
+  } finally {
+    await bridge2.stop();
+    removeDir(dir2);
   }
 });

@@ -58,6 +58,7 @@ export class SseStream {
     this.opened = new Promise((resolve, reject) => {
       this.req = http.request({ host: '127.0.0.1', port, path: target, headers, agent: false },
         (res) => {
+          this.res = res;  // (a test may pause() it: a client that stops reading)
           this.status = res.statusCode;
           this.headers = res.headers;
           let buffer = '';

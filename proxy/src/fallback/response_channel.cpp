@@ -106,4 +106,9 @@ bool ResponseChannel::abandoned() const {
   return abandoned_;
 }
 
+bool ResponseChannel::ended() const {
+  std::lock_guard lock(mutex_);
+  return ended_;
+}
+
 }  // namespace wsbridge::fallback

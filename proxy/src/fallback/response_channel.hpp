@@ -64,6 +64,8 @@ class ResponseChannel : public std::enable_shared_from_this<ResponseChannel> {
   // Carrier: the request is gone; the owner's next append fails.
   void abandon();
   bool abandoned() const;
+  // Carrier: the owner has ended the response (what is left of it may still be unwritten).
+  bool ended() const;
 
   // Set by whoever creates the channel, called by the other side (outside the lock).
   std::function<void()> wake_carrier;

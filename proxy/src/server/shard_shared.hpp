@@ -15,6 +15,7 @@
 #include "fallback/session_token.hpp"
 #include "server/connection_slots.hpp"
 #include "server/session_index.hpp"
+#include "server/session_post_counts.hpp"
 
 namespace wsbridge {
 
@@ -37,6 +38,7 @@ struct ShardShared {
   // A drain or a shutdown began: /healthz answers 503 and new clients are refused, so the
   // balancer sends them elsewhere before this instance closes its own (docs/DEPLOY.md).
   std::atomic<bool> going_away{false};
+  SessionPostCounts session_posts;  // fallback POSTs in flight per session
 
   // Shutdown: each shard, as it starts closing its sessions, adds how many; the last one to do so
   // gets the total (for the log), else nullopt. (One lock for both counts: with an atomic each,

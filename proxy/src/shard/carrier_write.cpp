@@ -46,8 +46,19 @@ void Shard::want_carrier_write(std::uint64_t key) {
   const auto it = carriers_.find(key);
   if (it == carriers_.end()) return;
   ConnectionData* data = ConnectionData::of(it->second);
-  if (data == nullptr || !data->carrier || data->carrier->write_soon) return;
-  data->carrier->write_soon = true;
+  if (data == nullptr || !data->carrier) return;
+  FallbackCarrier& carrier = *data->carrier;
+  if (!carrier.ending && carrier.channel && carrier.channel->ended()) {
+    // The session is done with this response: its client has handshake_timeout to take the rest,
+    // as it has for sending a request. attach_carrier lifted lws' deadline for the session's
+    // sake, and a client that never read would otherwise hold the connection and up to the
+    // channel's capacity with it for good. Completing the transaction sets the next deadline.
+    carrier.ending = true;
+    lws_set_timeout(it->second, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK),
+                    static_cast<int>(config_->limits.handshake_timeout.count()));
+  }
+  if (carrier.write_soon) return;
+  carrier.write_soon = true;
   carriers_soon_.push_back(key);
 }
 

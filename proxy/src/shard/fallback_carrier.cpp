@@ -148,17 +148,16 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     }
     // Our client has one POST in flight (and a retry may overlap it); more for one session are
     // someone holding connections and body bytes, which are what the limits here bound.
-    unsigned& in_flight = posts_in_flight_[*connection];
-    if (in_flight >= kPostsInFlightPerSession) {
+    unsigned in_flight = 0;
+    if (!shared_.session_posts.try_claim(*connection, kPostsInFlightPerSession, in_flight)) {
       return answer(429, "busy",
                     "this session has " + std::to_string(in_flight) +
                         " POSTs in flight already: send one at a time",
                     {{"Retry-After:", "1"}});
     }
-    ++in_flight;
     auto carrier = std::make_unique<FallbackCarrier>();
     carrier->claim.shard_bytes = &post_bytes_in_flight_;
-    carrier->claim.session_posts = &posts_in_flight_;
+    carrier->claim.session_posts = &shared_.session_posts;
     carrier->claim.session = *connection;
     carrier->target = *connection;
     carrier->peer = peer;

@@ -342,12 +342,12 @@ class Shard final : private InboxDispatcher,
   std::unordered_map<ConnectionId, fallback::FallbackTransport*> fallback_sessions_;
   std::unordered_map<std::uint64_t, lws*> carriers_;
   // What the POSTs of this shard's connections hold (PostClaim): their bodies' bytes, against its
-  // share of [fallback] post_bytes_in_flight, and how many are in flight per session.
+  // share of [fallback] post_bytes_in_flight; how many each session has in flight is counted
+  // across the shards (ShardShared::session_posts), against this limit.
   static constexpr unsigned kPostsInFlightPerSession = 4;
   std::size_t post_bytes_in_flight_ = 0;
   // What this shard's sessions hold of their clients' input (Session::held_input).
   std::size_t inbound_bytes_in_flight_ = 0;
-  std::unordered_map<ConnectionId, unsigned> posts_in_flight_;
   std::vector<std::uint64_t> carriers_soon_;  // keys of carriers to write at the turn's end
   lws_dll2_owner_t keep_alive_resumes_{};     // connections to resume at the turn's end
   std::uint64_t next_carrier_key_ = 1;

@@ -140,12 +140,13 @@ struct Shard::ConnectionData {
   std::unique_ptr<ConnectionSlots::Slot> http_slot;
 };
 
-// A POST's claim on its shard's POST limits (Shard::post_bytes_in_flight_, posts_in_flight_):
-// its body's bytes from arrival to answer, and one of its session's places. Given back when its
-// carrier goes, however it goes (answered, refused, or the connection closed).
+// A POST's claim on the POST limits: its body's bytes from arrival to answer, on its shard's
+// share (Shard::post_bytes_in_flight_), and one of its session's places (counted across the
+// shards). Given back when its carrier goes, however it goes (answered, refused, or the
+// connection closed).
 struct PostClaim {
   std::size_t* shard_bytes = nullptr;
-  std::unordered_map<std::uint64_t, unsigned>* session_posts = nullptr;
+  SessionPostCounts* session_posts = nullptr;  // set once the place is claimed
   std::uint64_t session = 0;
   std::size_t bytes = 0;
 
@@ -154,10 +155,7 @@ struct PostClaim {
   PostClaim& operator=(const PostClaim&) = delete;
   ~PostClaim() {
     release_bytes();
-    if (session_posts == nullptr) return;
-    if (auto it = session_posts->find(session); it != session_posts->end() && --it->second == 0) {
-      session_posts->erase(it);
-    }
+    if (session_posts != nullptr) session_posts->release(session);
   }
   void add_bytes(std::size_t n) {
     bytes += n;
@@ -182,6 +180,7 @@ struct Shard::FallbackCarrier {
   bool chunked = false;
   bool write_soon = false;  // in carriers_soon_
   bool done = false;        // the response is complete
+  bool ending = false;      // its owner ended it: the rest has a deadline (want_carrier_write)
   // A POST whose body is arriving.
   std::uint64_t target = 0;
   std::string body;
