@@ -119,6 +119,37 @@ TEST(MqttPassthroughStreamTest, RelaysBothWaysWithTheForcedIdentityAtTheBroker) 
   EXPECT_NE(log.find("u'bridge'"), std::string::npos) << log;
 }
 
+// A client that says all it has to say at once (a device reporting one value): CONNECT, PUBLISH
+// and DISCONNECT in one message, before the broker connection is up. All of it went with the
+// close: the link dropped what it held while still connecting.
+TEST(MqttPassthroughStreamTest, PacketsSentBeforeTheBrokerIsReachedGoWhenTheClientLeavesAtOnce) {
+  Mosquitto broker;
+  WsbridgeInstance server(route(broker.uri()));
+  MqttWs reader(server, "/mqtt");
+  reader.connect(wire::kMqtt311, "reader");
+  reader.subscribe(wire::kMqtt311, "sensors/#");
+  for (const bool one_message : {true, false}) {
+    MqttWs device(server, "/mqtt");
+    wire::ConnectPacket c;
+    c.version = wire::kMqtt311;
+    c.client_id = one_message ? "device-1" : "device-2";
+    c.keepalive = 30;
+    const std::string packets[] = {wire::encode_connect(c),
+                                   publish(wire::kMqtt311, "sensors/fire", c.client_id),
+                                   wire::encode_disconnect(wire::kMqtt311, 0)};
+    if (one_message) {
+      device.send(packets[0] + packets[1] + packets[2]);
+    } else {
+      for (const std::string& packet : packets) device.send(packet);
+    }
+    EXPECT_EQ(device.ws().wait_close(5s), 1000);
+    std::string error;
+    auto p = wire::parse_publish(reader.next(), wire::kMqtt311, error);
+    ASSERT_TRUE(p) << error;
+    EXPECT_EQ(p->payload, c.client_id);
+  }
+}
+
 TEST(MqttPassthroughStreamTest, TlsUpstreamIsVerifiedAgainstItsCa) {
   const TestPki& pki = TestPki::get();
   const std::uint16_t tls_port = free_tcp_port();

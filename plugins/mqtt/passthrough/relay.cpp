@@ -290,6 +290,10 @@ void Relay::fail(CloseCode code, const std::string& reason, std::string_view las
   phase_ = Phase::kClosed;
   if (!last_packet.empty()) to_client(last_packet);
   flush_to_client();
+  // What the browser sent before the packet that ended it passed every check: the broker gets it,
+  // in order, as from a client it reads up to a fault (it was dropped, and with it, say, the
+  // publishes within a rate's burst ahead of the one past it).
+  flush_to_broker();
   connection_->close(code, reason);
   // Without a DISCONNECT: the broker publishes the browser's will, as for a dropped client.
   if (upstream_) upstream_->close();

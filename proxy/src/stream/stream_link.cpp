@@ -76,6 +76,7 @@ void StreamLink::on_connected_socket() {
   ready = true;
   lws_sul_cancel(&connect_timer.sul);
   request_write();  // what the owner wrote while connecting
+  if (flushing_close) return start_flush();
   auto self = shared_from_this();
   if (handler != nullptr) handler->on_connected();
 }
@@ -99,6 +100,7 @@ void StreamLink::on_rx(const char* data, std::size_t len) {
   }
   out += tls->take_output();
   request_write();
+  if (ready && !was_ready && flushing_close) return start_flush();
   if (ready && !was_ready && handler != nullptr) handler->on_connected();
   if (!plain.empty() && handler != nullptr && !ended) handler->on_data(plain);
 }
@@ -228,13 +230,18 @@ void StreamLink::set_timer(std::chrono::milliseconds delay) {
 void StreamLink::close_by_owner() {
   handler = nullptr;
   if (ended) return;
-  if (!ready || wsi == nullptr || (buffered() == 0 && lws_partial_buffered(wsi) == 0)) {
-    return fail("closed", true);
-  }
-  // Send what the owner wrote last (e.g. a DISCONNECT), within a bound.
+  const bool unsent = buffered() > 0 || (wsi != nullptr && lws_partial_buffered(wsi) != 0);
+  if (!unsent || (ready && wsi == nullptr)) return fail("closed", true);
+  // Send what the owner wrote last (e.g. a DISCONNECT), within a bound. Still connecting, that is
+  // everything it wrote (an MQTT client's CONNECT, PUBLISH and DISCONNECT in one message): it
+  // goes once the link is up, the connect timeout bounding the wait.
   flushing_close = true;
-  if (buffered() == 0) lws_callback_on_writable(wsi);  // (only lws' own remainder is left)
   lws_sul_cancel(&timer.sul);
+  if (ready) start_flush();
+}
+
+void StreamLink::start_flush() {
+  if (buffered() == 0) lws_callback_on_writable(wsi);  // (only lws' own remainder is left)
   lws_set_timeout(wsi, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK),
                   static_cast<int>(flush_seconds));
 }

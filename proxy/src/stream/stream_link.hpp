@@ -85,6 +85,9 @@ struct StreamLink : std::enable_shared_from_this<StreamLink> {
   void pause(bool paused);
   void set_timer(std::chrono::milliseconds delay);
   void close_by_owner();
+  // A flushing close, once the link is up: what is buffered goes, then the link closes (at the
+  // latest flush_seconds later).
+  void start_flush();
 
   // Ends the stream now: the socket is closed without waiting, and the handler (if any) hears
   // `why` from the next loop turn unless `silently`.

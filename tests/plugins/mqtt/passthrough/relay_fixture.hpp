@@ -76,6 +76,7 @@ class FakeBrowser final : public Connection {
 class FakeStream final : public Stream {
  public:
   bool write(std::string_view bytes) override {
+    if (closed) return false;  // as a closed link takes nothing more
     written.append(bytes);
     return room;
   }

@@ -235,6 +235,40 @@ TEST_F(RelayTest, PublishRateLimitDisconnects) {
   EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kMessageRateTooHigh);
 }
 
+// Packets ahead of the one that ends the session, in the same message, passed every check: the
+// broker gets them before the link closes (they were dropped with it).
+TEST_F(RelayTest, WhatPassedAheadOfTheFaultStillReachesTheBroker) {
+  route_.publish_rate = 1;
+  route_.publish_burst = 2;
+  connect(wire::kMqtt311);
+  std::string message;
+  for (int i = 0; i < 3; ++i) message += publish_packet(wire::kMqtt311, "users/alice/out/x", 0);
+  from_browser(message);  // the third is past the burst
+  EXPECT_EQ(broker_packets().size(), 2u);
+  EXPECT_TRUE(endpoint_.stream->closed);
+  ASSERT_TRUE(browser_->close_code);
+
+  browser_ = std::make_shared<FakeBrowser>();
+  browser_->who.user = "alice";
+  route_.publish_rate = 0;
+  route_.disconnect_on_denied_publish = true;
+  connect(wire::kMqtt311);
+  from_browser(publish_packet(wire::kMqtt311, "users/alice/out/y", 1, 7) +
+               publish_packet(wire::kMqtt311, "sensors/fake", 1, 8));
+  auto sent = broker_packets();
+  ASSERT_EQ(sent.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_publish(sent[0], wire::kMqtt311, error)->topic, "users/alice/out/y");
+  EXPECT_EQ(*browser_->close_code, CloseCode::kPolicyViolation);
+
+  browser_ = std::make_shared<FakeBrowser>();
+  browser_->who.user = "alice";
+  connect(wire::kMqtt311);
+  from_browser(publish_packet(wire::kMqtt311, "users/alice/out/z", 0) + std::string("\x00\x00", 2));
+  EXPECT_EQ(broker_packets().size(), 1u);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
 TEST_F(RelayTest, ServerOnlyPacketsFromTheBrowserAreAProtocolError) {
   connect(wire::kMqtt311);
   from_browser(wire::encode_suback({1, {}, {0}}, wire::kMqtt311));
