@@ -61,6 +61,16 @@ bool parse_will(Cursor& in, std::uint8_t version, std::uint8_t flags, Will& will
 
 }  // namespace
 
+bool is_unsupported_mqtt_level(std::string_view packet) {
+  if (packet_type(packet) != PacketType::kConnect) return false;
+  Cursor in(packet_body(packet));
+  std::string_view name;
+  std::uint8_t level = 0;
+  if (!in.prefixed(name) || !in.u8(level)) return false;
+  if (name == "MQIsdp") return level != kMqtt31;
+  return name == "MQTT" && level != kMqtt311 && level != kMqtt5;
+}
+
 std::optional<ConnectPacket> parse_connect(std::string_view packet, std::string& error) {
   if (packet_type(packet) != PacketType::kConnect) return refuse(error, "not a CONNECT");
   if (flags_of(packet) != 0) return refuse(error, "CONNECT fixed header flags must be 0");

@@ -194,6 +194,10 @@ struct ConnectPacket {
   bool operator==(const ConnectPacket&) const = default;
 };
 std::optional<ConnectPacket> parse_connect(std::string_view packet, std::string& error);
+// A CONNECT that names MQTT ("MQTT", or 3.1's "MQIsdp") at a level this relay does not speak:
+// the client is owed CONNACK 0x01 (unacceptable protocol level) before the close
+// [MQTT-3.1.2-2], so that one able to speak an older level can try it.
+bool is_unsupported_mqtt_level(std::string_view connect_packet);
 // The protocol name follows `version` ("MQIsdp" for 3.1, "MQTT" otherwise).
 std::string encode_connect(const ConnectPacket& connect);
 

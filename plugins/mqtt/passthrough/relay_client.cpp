@@ -98,7 +98,14 @@ void Relay::on_connect(std::string_view packet) {
   auto connect = wire::parse_connect(packet, error);
   if (!connect) {
     metrics_.refused_connect.inc();
-    fail(CloseCode::kProtocolError, "malformed CONNECT: " + error);
+    std::string connack;
+    if (wire::is_unsupported_mqtt_level(packet)) {
+      // (In 3.1.1's form, which every level's client reads: a 5 client would not be here.)
+      wire::ConnackPacket refusal;
+      refusal.code = wire::connack311::kUnacceptableProtocol;
+      connack = wire::encode_connack(refusal, wire::kMqtt311);
+    }
+    fail(CloseCode::kProtocolError, "malformed CONNECT: " + error, connack);
     return;
   }
   version_ = connect->version;

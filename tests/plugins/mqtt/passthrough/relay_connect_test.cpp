@@ -121,6 +121,36 @@ TEST_F(RelayTest, FirstPacketMustBeConnect) {
   EXPECT_EQ(endpoint_.stream, nullptr);  // no broker connection for it
 }
 
+// [MQTT-3.1.2-2]: a level we do not speak gets CONNACK 0x01 before the close, so that a client
+// able to speak an older one can try it; a name that is not MQTT's gets the close alone.
+TEST_F(RelayTest, AnUnsupportedProtocolLevelIsAnsweredWithConnack0x01) {
+  // CONNECT: protocol name, level, flags (clean), keep-alive 60, client id "d".
+  auto connect_bytes = [](std::string_view name, char level) {
+    std::string body = std::string{0, static_cast<char>(name.size())} + std::string(name) +
+                       std::string{level, 0x02, 0, 60, 0, 1, 'd'};
+    return std::string{0x10, static_cast<char>(body.size())} + body;
+  };
+  for (const auto& [name, level] :
+       {std::pair<std::string_view, char>{"MQTT", 6}, {"MQTT", 3}, {"MQIsdp", 4}}) {
+    browser_ = std::make_shared<FakeBrowser>();
+    start();
+    from_browser(connect_bytes(name, level));
+    auto got = browser_->take_packets();
+    ASSERT_EQ(got.size(), 1u) << name << " " << int{level};
+    std::string error;
+    auto connack = wire::parse_connack(got[0], wire::kMqtt311, error);
+    ASSERT_TRUE(connack) << error;
+    EXPECT_EQ(connack->code, wire::connack311::kUnacceptableProtocol);
+    EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+    EXPECT_EQ(endpoint_.stream, nullptr);
+  }
+  browser_ = std::make_shared<FakeBrowser>();
+  start();
+  from_browser(connect_bytes("MQTX", 4));
+  EXPECT_TRUE(browser_->take_packets().empty());
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
 TEST_F(RelayTest, OversizedPacketIsRefusedBeforeItIsBuffered) {
   route_.max_packet_bytes = 1024;
   connect(wire::kMqtt5);
