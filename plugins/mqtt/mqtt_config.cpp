@@ -307,6 +307,14 @@ MqttRouteConfig MqttRouteConfig::from_route(
     r.topic_prefix = *prefix;
   }
   r.allow_subscribe = read_acl_patterns(t, "allow_subscribe");
+  if (r.topic_prefix.empty()) {
+    for (const auto& p : r.allow_subscribe) {
+      if (p.starts_with(kSharedSubscriptionPrefix)) {
+        t.fail_at("allow_subscribe", "ACL pattern \"" + p + "\" in 'allow_subscribe' of " +
+                                         t.name() + ": " + std::string(kNoSharedSubscriptions));
+      }
+    }
+  }
   r.allow_publish = read_acl_patterns(t, "allow_publish");
   r.subscriptions = read_subscription_bounds(t);
   if (auto v = t.integer("max_qos", 0, 2)) r.max_qos = static_cast<int>(*v);
@@ -329,6 +337,10 @@ MqttRouteConfig MqttRouteConfig::from_route(
     for (const auto& filter : r.subscribe) {
       if (auto problem = topic_filter_problem(filter)) {
         t.fail_at("subscribe", "filter \"" + filter + "\" in 'subscribe' " + *problem);
+      }
+      if (r.topic_prefix.empty() && filter.starts_with(kSharedSubscriptionPrefix)) {
+        t.fail_at("subscribe", "filter \"" + filter +
+                                   "\" in 'subscribe': " + std::string(kNoSharedSubscriptions));
       }
     }
     r.publish_topic = t.string("publish_topic");

@@ -11,6 +11,16 @@ namespace wsbridge::mqtt {
 
 inline constexpr std::size_t kMaxTopicBytes = 65535;
 
+// MQTT 5's shared subscriptions ("$share/GROUP/FILTER"). The JSON and raw routes of one upstream
+// are all one client of the broker, whose messages name their plain topic: a shared filter there
+// was acknowledged and then matched nothing, so it is refused (the pass-through, where each
+// browser is its own broker client, relays them).
+inline constexpr std::string_view kSharedSubscriptionPrefix = "$share/";
+inline constexpr std::string_view kNoSharedSubscriptions =
+    "shared subscriptions ($share/...) are for MQTT clients of the broker; on a JSON or raw "
+    "route every client shares wsbridge's one connection: subscribe to the topic itself (or use "
+    "mode = \"passthrough\")";
+
 bool is_valid_utf8(std::string_view text);
 
 // nullopt when `topic` is a valid topic name to publish to; otherwise a short reason such as

@@ -130,6 +130,10 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
       s.connection->send(pong_frame(r.id));
       return;
     case RequestType::kSubscribe:
+      if (route.topic_prefix.empty() && r.topic.starts_with(kSharedSubscriptionPrefix)) {
+        s.connection->send(error_frame(r.id, "bad_request", std::string(kNoSharedSubscriptions)));
+        return;
+      }
       if (!s.may_subscribe(r.topic)) {
         s.connection->send(error_frame(r.id, "forbidden",
                                        "subscribing to \"" + r.topic + "\" is not allowed here"));

@@ -261,6 +261,11 @@ TEST_F(MqttTest, AclDenialsReachNothingAtTheBroker) {
   r = s.request(
       {{"type", "subscribe"}, {"topic", "public/#"}, {"id", "pub"}});  // wider than public/+
   EXPECT_EQ(r["code"], "forbidden");
+  // A shared subscription was acknowledged (where a pattern allowed it) and then matched nothing:
+  // refused as such.
+  r = s.request({{"type", "subscribe"}, {"topic", "$share/g/public/news"}, {"id", "share"}});
+  EXPECT_EQ(r["code"], "bad_request");
+  EXPECT_NE(r["message"].get<std::string>().find("shared subscriptions"), std::string::npos) << r;
   s.subscribe_ok("sensors/+/temp");
   s.subscribe_ok("public/news");
   r = s.request({{"type", "publish"}, {"topic", "cmd/a/b"}, {"payload", 1}, {"id", "deep"}});

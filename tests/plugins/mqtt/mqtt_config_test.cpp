@@ -153,6 +153,21 @@ max_subscriptions = 3
   EXPECT_EQ(
       error_of([&] { route("upstream = \"local\"\nmode = \"raw\"\npublish_topic = \"a/+\"\n"); }),
       "r.toml:3:17: 'publish_topic' must not contain wildcards ('+' or '#')");
+  // Shared subscriptions never deliver to a JSON or raw route (one broker client for all).
+  EXPECT_TRUE(
+      error_of(
+          [&] { route("upstream = \"local\"\nallow_subscribe = [\"a/#\", \"$share/g/a/#\"]\n"); })
+          .starts_with("r.toml:2:19: ACL pattern \"$share/g/a/#\" in 'allow_subscribe' of route "
+                       "\"/m\": shared subscriptions ($share/...) are for MQTT clients"));
+  EXPECT_TRUE(
+      error_of([&] {
+        route("upstream = \"local\"\nmode = \"raw\"\nsubscribe = [\"$share/g/a\"]\n");
+      }).starts_with("r.toml:3:13: filter \"$share/g/a\" in 'subscribe': shared subscriptions"));
+  // Under a prefix "$share" is an ordinary level ("t/$share/g/a").
+  EXPECT_EQ(
+      route("upstream = \"local\"\ntopic_prefix = \"t/\"\nallow_subscribe = [\"$share/g/#\"]\n")
+          .allow_subscribe,
+      std::vector<std::string>{"$share/g/#"});
 }
 
 // What one connection may subscribe, in the json and passthrough modes: a count, and the bytes
