@@ -206,11 +206,15 @@ void Relay::on_connack(std::string_view packet) {
       wire::append_property(connack->properties, wire::property::kAssignedClientId,
                             std::string_view(assigned_client_id_));
     }
-    to_client(wire::encode_connack(*connack, version_));
+    client_out_.insert(0, wire::encode_connack(*connack, version_));
   } else {
-    to_client(packet);
+    client_out_.insert(0, packet);  // (before the answers that waited for it)
   }
   phase_ = Phase::kRelaying;
+  if (held_before_connack_) {
+    held_before_connack_ = false;
+    update_client_reading();
+  }
   // (Replaces the CONNACK timeout, or cancels it.)
   const bool ping = ping_for_client_ && upstream_keepalive_.count() > 0;
   upstream_->set_timer(ping ? std::chrono::milliseconds(upstream_keepalive_) / 2
@@ -247,6 +251,16 @@ void Relay::on_suback(std::string_view packet) {
 
 void Relay::flush_to_client() {
   if (client_out_.empty()) return;
+  // Nothing goes to the browser before its CONNACK [MQTT-3.2.0-1]: what is answered here to
+  // packets it sent behind CONNECT (a refused SUBSCRIBE, a denied PUBLISH) waits for it, and a
+  // browser that piles up more than kHeldBeforeConnack of such answers is not read meanwhile.
+  if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAwaitConnack) {
+    if (client_out_.size() > kHeldBeforeConnack && !held_before_connack_) {
+      held_before_connack_ = true;
+      update_client_reading();
+    }
+    return;
+  }
   const SendResult result = connection_->send(Frame::binary(client_out_));
   client_out_.clear();
   if (result != SendResult::kQueuedOverHighWater) return;
@@ -263,7 +277,7 @@ void Relay::flush_to_client() {
 }
 
 void Relay::update_client_reading() {
-  const bool paused = broker_backed_up_ || client_backed_up_;
+  const bool paused = broker_backed_up_ || client_backed_up_ || held_before_connack_;
   if (paused == client_reading_paused_) return;
   client_reading_paused_ = paused;
   connection_->pause_reading(paused);
@@ -287,6 +301,8 @@ void Relay::flush_to_broker() {
 
 void Relay::fail(CloseCode code, const std::string& reason, std::string_view last_packet) {
   if (phase_ == Phase::kClosed) return;
+  // Answers held for a CONNACK that never came: the session never began (a refusal says so).
+  if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAwaitConnack) client_out_.clear();
   phase_ = Phase::kClosed;
   if (!last_packet.empty()) to_client(last_packet);
   flush_to_client();

@@ -116,7 +116,10 @@ class Relay final : public StreamHandler {
   wire::PacketReader client_reader_;
   std::size_t client_bytes_held_ = 0;  // what client_reader_ holds, as told to hold_inbound()
   wire::PacketReader broker_reader_;
-  std::string client_out_;  // packets for the browser, gathered during one turn
+  std::string client_out_;  // packets for the browser, gathered during one turn (or until CONNACK)
+  // What may wait for the CONNACK before the browser is no longer read (flush_to_client).
+  static constexpr std::size_t kHeldBeforeConnack = 64 * 1024;
+  bool held_before_connack_ = false;
   std::string broker_out_;  // packets for the broker, gathered during one turn
 
   // The identity the policy applies to (the upgrade's, or the one CONNECT's password proved).

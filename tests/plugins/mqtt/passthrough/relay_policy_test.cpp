@@ -269,6 +269,35 @@ TEST_F(RelayTest, WhatPassedAheadOfTheFaultStillReachesTheBroker) {
   EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
 }
 
+// [MQTT-3.2.0-1]: the first packet a client gets is CONNACK. What is answered here to packets it
+// pipelined behind CONNECT waits for it; if the broker refuses the session, the refusal alone.
+TEST_F(RelayTest, AnswersToPacketsPipelinedBehindConnectComeAfterTheConnack) {
+  for (const bool accepted : {true, false}) {
+    browser_ = std::make_shared<FakeBrowser>();
+    browser_->who.user = "alice";
+    start();
+    from_browser(connect_packet(wire::kMqtt5, "dash") +
+                 subscribe_packet(wire::kMqtt5, 4, {"secret/#"}) +
+                 publish_packet(wire::kMqtt5, "secret/x", 1, 5));
+    EXPECT_TRUE(browser_->take_packets().empty()) << "before the CONNACK";
+    endpoint_.handler->on_connected();
+    wire::ConnackPacket connack;
+    connack.code = accepted ? 0 : 0x87;
+    endpoint_.handler->on_data(wire::encode_connack(connack, wire::kMqtt5));
+    const auto got = browser_->take_packets();
+    ASSERT_FALSE(got.empty());
+    EXPECT_EQ(wire::packet_type(got[0]), wire::PacketType::kConnack);
+    if (accepted) {
+      ASSERT_EQ(got.size(), 3u);
+      EXPECT_EQ(wire::packet_type(got[1]), wire::PacketType::kSuback);
+      EXPECT_EQ(wire::packet_type(got[2]), wire::PacketType::kPuback);
+    } else {
+      EXPECT_EQ(got.size(), 1u);
+      EXPECT_EQ(*browser_->close_code, CloseCode::kPolicyViolation);
+    }
+  }
+}
+
 TEST_F(RelayTest, ServerOnlyPacketsFromTheBrowserAreAProtocolError) {
   connect(wire::kMqtt311);
   from_browser(wire::encode_suback({1, {}, {0}}, wire::kMqtt311));
