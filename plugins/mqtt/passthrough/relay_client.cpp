@@ -87,7 +87,18 @@ void Relay::client_packet(std::string_view packet) {
                  "a client sent a packet only a server sends (type " +
                      std::to_string(static_cast<int>(type)) + ")");
       return;
-    default:  // PUBACK, PUBREC, PUBCOMP, PINGREQ
+    case wire::PacketType::kPuback:
+    case wire::PacketType::kPubrec:
+    case wire::PacketType::kPubcomp:
+      // Checked here too: the broker would drop the browser for a malformed one, and that read
+      // as the broker failing (1001, and counted in its failures).
+      if (!wire::parse_ack(packet, version_, error)) {
+        disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+                   "malformed acknowledgement: " + error);
+        return;
+      }
+      break;
+    default:  // PINGREQ
       break;
   }
   to_broker(packet);
@@ -110,6 +121,19 @@ void Relay::on_connect(std::string_view packet) {
   }
   version_ = connect->version;
   if (version_ == wire::kMqtt5) {
+    // A zero for either is a Protocol Error [MQTT 5 3.1.2.11.3, 3.1.2.11.4]: refused here, not
+    // passed on to make the broker close, which read as the broker failing.
+    for (const std::uint8_t id :
+         {wire::property::kMaximumPacketSize, wire::property::kReceiveMaximum}) {
+      if (auto value = wire::find_property(connect->properties, id); value && value->number == 0) {
+        metrics_.refused_connect.inc();
+        const std::string why = id == wire::property::kReceiveMaximum
+                                    ? "CONNECT with a Receive Maximum of 0"
+                                    : "CONNECT with a Maximum Packet Size of 0";
+        fail(CloseCode::kProtocolError, why, connack_refusal(wire::reason::kProtocolError, 0, why));
+        return;
+      }
+    }
     if (auto own = wire::find_property(connect->properties, wire::property::kMaximumPacketSize)) {
       client_max_packet_ = own->number;
     }

@@ -151,6 +151,38 @@ TEST_F(RelayTest, AnUnsupportedProtocolLevelIsAnsweredWithConnack0x01) {
   EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
 }
 
+// Client mistakes the broker would close the connection for are refused here, as the client's:
+// passed on, they read as the broker failing (close 1001 or 1013, counted in its failures).
+TEST_F(RelayTest, ProtocolErrorsTheBrokerWouldCloseForAreTheClientsOwn) {
+  for (const std::uint8_t id :
+       {wire::property::kReceiveMaximum, wire::property::kMaximumPacketSize}) {
+    browser_ = std::make_shared<FakeBrowser>();
+    start();
+    std::string zero;
+    if (id == wire::property::kReceiveMaximum) {
+      wire::append_property(zero, id, static_cast<std::uint16_t>(0));
+    } else {
+      wire::append_property(zero, id, static_cast<std::uint32_t>(0));
+    }
+    from_browser(connect_packet(wire::kMqtt5, "dash", 60, zero));
+    auto got = browser_->take_packets();
+    ASSERT_EQ(got.size(), 1u);
+    std::string error;
+    EXPECT_EQ(wire::parse_connack(got[0], wire::kMqtt5, error)->code, wire::reason::kProtocolError);
+    EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+    EXPECT_EQ(endpoint_.stream, nullptr);
+  }
+  browser_ = std::make_shared<FakeBrowser>();
+  connect(wire::kMqtt5);
+  from_browser(std::string("\x40\x01\x00", 3));  // a PUBACK one byte short of its packet id
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kMalformedPacket);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
 TEST_F(RelayTest, OversizedPacketIsRefusedBeforeItIsBuffered) {
   route_.max_packet_bytes = 1024;
   connect(wire::kMqtt5);
