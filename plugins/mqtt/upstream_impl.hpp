@@ -258,6 +258,8 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
   void json_request(SessionState& s, ConnectionId id, std::string_view text, FlowTicket& ticket);
   void subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                  std::optional<json> request_id);
+  void subscribe_again(SessionState& s, ConnectionId id, const std::string& broker_filter, int qos,
+                       std::optional<json> request_id);
   void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
   void send_subscribe(const std::string& broker_filter, FilterState& state, bool resend);
   bool send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq);

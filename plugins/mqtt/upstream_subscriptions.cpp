@@ -14,11 +14,8 @@ namespace wsbridge::mqtt {
 void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                                std::optional<json> request_id) {
   const std::string broker_filter = s.route->topic_prefix + filter;
-  if (!s.filters.insert(filter)) {
-    // Already subscribed: answer like the first time.
-    if (request_id) s.connection->send(ack_frame(*request_id));
-    return;
-  }
+  if (!s.filters.insert(filter))
+    return subscribe_again(s, id, broker_filter, qos, std::move(request_id));
   const bool first = trie.add(broker_filter, id);
   FilterState& state = filters[broker_filter];
   if (first) {
@@ -48,6 +45,26 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
   // MQTT 5, the broker already sends this filter: no SUBSCRIBE, the cache has its retained values.
   if (request_id) s.connection->send(ack_frame(*request_id));
   rounds.join_open(broker_filter, id, deliver_retained(s, broker_filter), Clock::now());
+}
+
+// A session subscribing to a filter it has. It was acknowledged at once, at the filter's QoS and
+// before the broker had answered: now it waits for the broker's SUBACK when one is in flight (a
+// refusal reaches it too), and a higher QoS is asked of the broker (else a QoS 2 message came as
+// QoS 0, which a slow consumer's drop_oldest may discard). No retained copies: it has them.
+void Upstream::Impl::subscribe_again(SessionState& s, ConnectionId id,
+                                     const std::string& broker_filter, int qos,
+                                     std::optional<json> request_id) {
+  FilterState& state = filters[broker_filter];
+  if (state.confirmed && qos <= state.qos) {
+    if (request_id) s.connection->send(ack_frame(*request_id));
+    return;
+  }
+  const bool send = link == Link::kUp && (state.confirmed || qos > state.qos);
+  const bool resend = !caching() || (!state.confirmed && state.resend);
+  state.qos = std::max(state.qos, qos);
+  state.confirmed = false;
+  state.waiters.push_back({id, std::move(request_id)});
+  if (send) send_subscribe(broker_filter, state, resend);
 }
 
 void Upstream::Impl::send_subscribe(const std::string& broker_filter, FilterState& state,

@@ -144,6 +144,25 @@ TEST(UpstreamSessionClose, GivesBackItsSubscriptions) {
 
 // A SUBSCRIBE the broker had not answered when the connection dropped is not a refusal: it is
 // made again on the reconnect and then acknowledged, and the subscription works.
+// Subscribing again to a filter a session has: a higher QoS is asked of the broker (the repeat
+// was acknowledged at once and the filter stayed at its first QoS, so a QoS 1 message arrived as
+// QoS 0, which a slow consumer's drop_oldest may discard). The session has the retained values:
+// none come again.
+TEST(UpstreamSubscribeAgain, AHigherQosIsAskedOfTheBroker) {
+  UpstreamHarness h;
+  auto c = h.open();
+  MqttRawPublisher peer(h.broker.uri());
+  peer.publish("qu/r", "\"kept\"", 1, true);
+  h.subscribe(c, "qu/#", "a", 0);
+  ASSERT_TRUE(eventually([&] { return c->messages("qu/r").size() == 1; })) << c->dump();
+  h.subscribe(c, "qu/#", "b", 2);
+  EXPECT_TRUE(h.broker.wait_for_log("\tqu/# (QoS 2)", 1, 5s)) << h.broker.log();
+  peer.publish("qu/x", "1", 1);
+  ASSERT_TRUE(eventually([&] { return c->messages("qu/x").size() == 1; })) << c->dump();
+  EXPECT_EQ(c->messages("qu/x")[0]["qos"], 1);
+  EXPECT_EQ(c->messages("qu/r").size(), 1u);
+}
+
 TEST(UpstreamReconnect, ASubscribeCutOffByTheConnectionLossIsMadeAgain) {
   UpstreamHarness h;
   auto a = h.open();
