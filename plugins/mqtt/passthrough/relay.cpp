@@ -195,8 +195,10 @@ void Relay::on_connack(std::string_view packet) {
         wire::without_property(connack->properties, wire::property::kTopicAliasMaximum);
     if (auto server = wire::find_property(connack->properties, wire::property::kServerKeepAlive)) {
       upstream_keepalive_ = std::chrono::seconds(server->number);
-    } else if (ping_for_client_) {
-      // The keepalive was clamped: an MQTT 5 client follows the server's.
+    } else if (keepalive_clamped_) {
+      // The keepalive was clamped, either way: an MQTT 5 client follows the server's, which it
+      // must be told when it is not its own [MQTT-3.2.2-22] (the broker times it out, and sends
+      // its will, by that one).
       wire::append_property(connack->properties, wire::property::kServerKeepAlive,
                             static_cast<std::uint32_t>(upstream_keepalive_.count()));
       ping_for_client_ = false;

@@ -145,8 +145,9 @@ class Relay final : public StreamHandler {
   // Keepalive: what the broker was told, and our own PINGREQs when the browser pings less often.
   std::chrono::seconds upstream_keepalive_{0};
   bool ping_for_client_ = false;
-  bool client_spoke_ = false;  // since the last keepalive tick
-  unsigned own_pings_ = 0;     // PINGRESPs owed to us, not to the browser
+  bool keepalive_clamped_ = false;  // the broker was told another keepalive than the browser's
+  bool client_spoke_ = false;       // since the last keepalive tick
+  unsigned own_pings_ = 0;          // PINGRESPs owed to us, not to the browser
 
   double publish_tokens_ = 0;
   std::chrono::steady_clock::time_point publish_refilled_at_{};

@@ -220,6 +220,7 @@ void Relay::on_connect(std::string_view packet) {
   // A browser that pings less often than the broker now expects gets pinged for (3.1.1), or is
   // told the server's keepalive in CONNACK (5).
   ping_for_client_ = asked.count() == 0 || asked > clamped;
+  keepalive_clamped_ = clamped != asked;
 
   if (version_ == wire::kMqtt5) {
     // The broker never sends the browser more than this route accepts.

@@ -97,6 +97,22 @@ TEST_F(RelayTest, Mqtt5ClampedKeepaliveIsAnnouncedAndTopicAliasesDisabled) {
   auto keepalive = wire::find_property(connack->properties, wire::property::kServerKeepAlive);
   ASSERT_TRUE(keepalive);
   EXPECT_EQ(keepalive->number, 300u);
+
+  // Clamped up too (1 s to keepalive_min): the broker times the client out by 5 s, and sends its
+  // will by then, which the client must know [MQTT-3.2.2-22]. Its own keepalive kept: nothing.
+  for (const std::uint16_t asked : {1, 60}) {
+    browser_ = std::make_shared<FakeBrowser>();
+    start();
+    from_browser(connect_packet(wire::kMqtt5, "dash", asked));
+    EXPECT_EQ(wire::parse_connect(broker_packets().at(0), error)->keepalive, asked == 1 ? 5 : 60);
+    endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+    got = browser_->take_packets();
+    ASSERT_EQ(got.size(), 1u);
+    connack = wire::parse_connack(got[0], wire::kMqtt5, error);
+    keepalive = wire::find_property(connack->properties, wire::property::kServerKeepAlive);
+    EXPECT_EQ(keepalive ? std::optional<std::uint32_t>(keepalive->number) : std::nullopt,
+              asked == 1 ? std::optional<std::uint32_t>(5) : std::nullopt);
+  }
 }
 
 TEST_F(RelayTest, PacketsSplitAcrossMessagesAndSeveralInOneMessage) {
