@@ -217,7 +217,8 @@ void Relay::on_connack(std::string_view packet) {
     held_before_connack_ = false;
     update_client_reading();
   }
-  // (Replaces the CONNACK timeout, or cancels it.)
+  // (Replaces the CONNACK timeout, or cancels it.) The keepalive counts from the CONNACK.
+  client_spoke_ = false;
   const bool ping = ping_for_client_ && upstream_keepalive_.count() > 0;
   upstream_->set_timer(ping ? std::chrono::milliseconds(upstream_keepalive_) / 2
                             : std::chrono::milliseconds(0));
@@ -287,6 +288,9 @@ void Relay::update_client_reading() {
 
 void Relay::to_broker(std::string_view packet) {
   metrics_.packets_from_client.inc();
+  // The broker heard from the browser: that keeps its session alive (a packet the policy dropped
+  // here does not, so it is no reason to skip our own PINGREQ).
+  client_spoke_ = true;
   broker_out_ += packet;
 }
 

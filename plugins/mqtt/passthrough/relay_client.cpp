@@ -33,7 +33,6 @@ void Relay::client_packet(std::string_view packet) {
     on_connect(packet);
     return;
   }
-  client_spoke_ = true;
   // Packets relayed unparsed (acks, pings) still get their fixed header checked: the broker
   // would drop the browser for bad flags, and the reason is clearer coming from here.
   if (auto problem = wire::fixed_header_problem(packet, version_)) {

@@ -409,6 +409,11 @@ TEST_F(RelayTest, BrokerIsPingedForABrowserThatDoesNotPing) {
   broker_packets();
   endpoint_.handler->on_timer();
   EXPECT_TRUE(broker_packets().empty());
+  // Packets the broker never saw (a publish the ACL dropped) keep nothing alive there.
+  from_browser(publish_packet(wire::kMqtt311, "sensors/denied", 0));
+  EXPECT_TRUE(broker_packets().empty());
+  endpoint_.handler->on_timer();
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{std::string("\xC0\x00", 2)}));
 }
 
 // A broker that takes the connection and never answers CONNECT: the browser is told the server
