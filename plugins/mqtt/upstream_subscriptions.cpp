@@ -14,8 +14,9 @@ namespace wsbridge::mqtt {
 void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::string& filter, int qos,
                                std::optional<json> request_id) {
   const std::string broker_filter = s.route->topic_prefix + filter;
-  if (!s.filters.insert(filter))
+  if (!s.filters.insert(filter)) {
     return subscribe_again(s, id, broker_filter, qos, std::move(request_id));
+  }
   const bool first = trie.add(broker_filter, id);
   FilterState& state = filters[broker_filter];
   if (first) {
