@@ -118,7 +118,7 @@ class Relay final : public StreamHandler {
   wire::PacketReader broker_reader_;
   std::string client_out_;  // packets for the browser, gathered during one turn (or until CONNACK)
   // What may wait for the CONNACK before the browser is no longer read (flush_to_client).
-  static constexpr std::size_t kHeldBeforeConnack = 64 * 1024;
+  static constexpr std::size_t kHeldBeforeConnack = std::size_t{64} * 1024;
   bool held_before_connack_ = false;
   std::string broker_out_;  // packets for the broker, gathered during one turn
 
