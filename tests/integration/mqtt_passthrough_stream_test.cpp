@@ -144,7 +144,8 @@ TEST(MqttPassthroughStreamTest, PacketsSentBeforeTheBrokerIsReachedGoWhenTheClie
     }
     EXPECT_EQ(device.ws().wait_close(5s), 1000);
     std::string error;
-    auto p = wire::parse_publish(reader.next(), wire::kMqtt311, error);
+    const std::string got = reader.next();  // (the parsed packet's views point into it)
+    auto p = wire::parse_publish(got, wire::kMqtt311, error);
     ASSERT_TRUE(p) << error;
     EXPECT_EQ(p->payload, c.client_id);
   }

@@ -61,14 +61,17 @@ bool parse_will(Cursor& in, std::uint8_t version, std::uint8_t flags, Will& will
 
 }  // namespace
 
-bool is_unsupported_mqtt_level(std::string_view packet) {
-  if (packet_type(packet) != PacketType::kConnect) return false;
+std::optional<std::uint8_t> connect_level(std::string_view packet, bool& supported) {
+  supported = false;
+  if (packet_type(packet) != PacketType::kConnect) return std::nullopt;
   Cursor in(packet_body(packet));
   std::string_view name;
   std::uint8_t level = 0;
-  if (!in.prefixed(name) || !in.u8(level)) return false;
-  if (name == "MQIsdp") return level != kMqtt31;
-  return name == "MQTT" && level != kMqtt311 && level != kMqtt5;
+  if (!in.prefixed(name) || !in.u8(level) || (name != "MQIsdp" && name != "MQTT")) {
+    return std::nullopt;
+  }
+  supported = name == "MQIsdp" ? level == kMqtt31 : level == kMqtt311 || level == kMqtt5;
+  return level;
 }
 
 std::optional<ConnectPacket> parse_connect(std::string_view packet, std::string& error) {

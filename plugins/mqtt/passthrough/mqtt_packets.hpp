@@ -194,10 +194,11 @@ struct ConnectPacket {
   bool operator==(const ConnectPacket&) const = default;
 };
 std::optional<ConnectPacket> parse_connect(std::string_view packet, std::string& error);
-// A CONNECT that names MQTT ("MQTT", or 3.1's "MQIsdp") at a level this relay does not speak:
-// the client is owed CONNACK 0x01 (unacceptable protocol level) before the close
-// [MQTT-3.1.2-2], so that one able to speak an older level can try it.
-bool is_unsupported_mqtt_level(std::string_view connect_packet);
+// The protocol level a CONNECT names, when it names MQTT ("MQTT", or 3.1's "MQIsdp"), and whether
+// this relay speaks it: for the answer to one that parse_connect refuses (a level it does not
+// speak is owed CONNACK 0x01 [MQTT-3.1.2-2], so that a client able to speak an older one can
+// try it; an MQTT 5 client CONNACK 0x81).
+std::optional<std::uint8_t> connect_level(std::string_view connect_packet, bool& supported);
 // The protocol name follows `version` ("MQIsdp" for 3.1, "MQTT" otherwise).
 std::string encode_connect(const ConnectPacket& connect);
 

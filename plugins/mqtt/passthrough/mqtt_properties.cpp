@@ -1,5 +1,6 @@
 // MQTT 5 properties (section 2.2.2): the property table, block parsing and editing.
 #include <array>
+#include <utility>
 
 #include "passthrough/mqtt_packets.hpp"
 #include "passthrough/mqtt_wire_detail.hpp"
@@ -151,9 +152,24 @@ bool detail::read_properties(Cursor& in, std::uint32_t context, std::string_view
     error = "property length runs past the packet";
     return false;
   }
+  std::array<bool, kTable.size()> seen{};
   return walk(block, error, [&](const Property& p, std::string_view) {
     if ((kTable[p.id].contexts & context_bit(context)) == 0) {
       error = "property " + std::to_string(p.id) + " is not allowed in this packet";
+      return false;
+    }
+    // Section 2.2.2.2: a property may appear once, except User Property, and Subscription
+    // Identifier in a PUBLISH (one for each subscription it matched).
+    const bool repeats =
+        p.id == 0x26 || (p.id == 0x0B && context == static_cast<std::uint32_t>(P::kPublish));
+    if (std::exchange(seen[p.id], true) && !repeats) {
+      error = "property " + std::to_string(p.id) + " appears twice";
+      return false;
+    }
+    // Every one-byte property is 0 or 1 (a Protocol Error otherwise: 3.1.2.11.7, 3.1.2.11.8,
+    // 3.2.2.3.4, 3.3.2.3.2 ...).
+    if (kTable[p.id].kind == Kind::kByte && p.number > 1) {
+      error = "property " + std::to_string(p.id) + " must be 0 or 1";
       return false;
     }
     // A Topic Alias or Subscription Identifier of 0 is a protocol error (sections 3.3.2.3.4 and

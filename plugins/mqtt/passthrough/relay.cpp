@@ -48,6 +48,14 @@ void Relay::from_client(const Frame& message) {
       break;
     }
     client_packet(packet);
+    if (phase_ == Phase::kAwaitConnack && client_out_.size() > kHeldBeforeConnack) {
+      // Past what is kept for a CONNACK (one message of refused packets would hold several times
+      // its own size: an MQTT 5 refusal carries a reason): a client that piles up refusals
+      // before its session began is not waited for.
+      fail(CloseCode::kPolicyViolation,
+           "over " + std::to_string(kHeldBeforeConnack / 1024) +
+               " KiB of answers to refused packets before the broker's CONNACK");
+    }
   }
   // A packet split over many messages is held until whole (up to max_packet_bytes): counted
   // against the server's bound on unfinished input, so many clients cannot each hold one.
@@ -115,16 +123,24 @@ void Relay::on_timer() {
                          "the MQTT broker is unavailable"));
     return;
   }
-  if (phase_ != Phase::kRelaying || !ping_for_client_ || !upstream_) return;
-  // The browser pings less often than the broker was told (or not at all): keep the broker's
-  // session alive for it while it is connected.
-  if (!client_spoke_) {
+  if (phase_ != Phase::kRelaying || !upstream_) return;
+  // Keep the broker's session alive while the browser is connected, whenever nothing of the
+  // browser's reached the broker for half its keepalive: a browser that pings less often than
+  // the broker was told (or not at all), and one whose packets the policy kept from the broker
+  // (to the browser those count as activity, to the broker they never came).
+  // Ticks are a quarter of the keepalive apart: the ping goes after the fifth quiet one, between
+  // one and one and a quarter keepalives after the last packet, before the broker's 1.5 and
+  // after a browser that pings at its keepalive has done so itself.
+  quiet_ticks_ = client_spoke_ ? 0 : quiet_ticks_ + 1;
+  client_spoke_ = false;
+  if (quiet_ticks_ >= kQuietTicksBeforePing) {
     ++own_pings_;
     to_broker(kPingreq);
     flush_to_broker();
+    client_spoke_ = false;
+    quiet_ticks_ = 0;
   }
-  client_spoke_ = false;
-  upstream_->set_timer(std::chrono::milliseconds(upstream_keepalive_) / 2);
+  upstream_->set_timer(std::chrono::milliseconds(upstream_keepalive_) / 4);
 }
 
 void Relay::on_closed(std::string_view reason) {
@@ -201,7 +217,6 @@ void Relay::on_connack(std::string_view packet) {
       // its will, by that one).
       wire::append_property(connack->properties, wire::property::kServerKeepAlive,
                             static_cast<std::uint32_t>(upstream_keepalive_.count()));
-      ping_for_client_ = false;
     }
     if (!assigned_client_id_.empty() &&
         !wire::find_property(connack->properties, wire::property::kAssignedClientId)) {
@@ -213,14 +228,10 @@ void Relay::on_connack(std::string_view packet) {
     client_out_.insert(0, packet);  // (before the answers that waited for it)
   }
   phase_ = Phase::kRelaying;
-  if (held_before_connack_) {
-    held_before_connack_ = false;
-    update_client_reading();
-  }
   // (Replaces the CONNACK timeout, or cancels it.) The keepalive counts from the CONNACK.
   client_spoke_ = false;
-  const bool ping = ping_for_client_ && upstream_keepalive_.count() > 0;
-  upstream_->set_timer(ping ? std::chrono::milliseconds(upstream_keepalive_) / 2
+  const bool ping = upstream_keepalive_.count() > 0;
+  upstream_->set_timer(ping ? std::chrono::milliseconds(upstream_keepalive_) / 4
                             : std::chrono::milliseconds(0));
 }
 
@@ -255,15 +266,9 @@ void Relay::on_suback(std::string_view packet) {
 void Relay::flush_to_client() {
   if (client_out_.empty()) return;
   // Nothing goes to the browser before its CONNACK [MQTT-3.2.0-1]: what is answered here to
-  // packets it sent behind CONNECT (a refused SUBSCRIBE, a denied PUBLISH) waits for it, and a
-  // browser that piles up more than kHeldBeforeConnack of such answers is not read meanwhile.
-  if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAwaitConnack) {
-    if (client_out_.size() > kHeldBeforeConnack && !held_before_connack_) {
-      held_before_connack_ = true;
-      update_client_reading();
-    }
-    return;
-  }
+  // packets it sent behind CONNECT (a refused SUBSCRIBE, a denied PUBLISH) waits for it (up to
+  // kHeldBeforeConnack, see from_client).
+  if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAwaitConnack) return;
   const SendResult result = connection_->send(Frame::binary(client_out_));
   client_out_.clear();
   if (result != SendResult::kQueuedOverHighWater) return;
@@ -280,7 +285,7 @@ void Relay::flush_to_client() {
 }
 
 void Relay::update_client_reading() {
-  const bool paused = broker_backed_up_ || client_backed_up_ || held_before_connack_;
+  const bool paused = broker_backed_up_ || client_backed_up_;
   if (paused == client_reading_paused_) return;
   client_reading_paused_ = paused;
   connection_->pause_reading(paused);

@@ -117,9 +117,8 @@ class Relay final : public StreamHandler {
   std::size_t client_bytes_held_ = 0;  // what client_reader_ holds, as told to hold_inbound()
   wire::PacketReader broker_reader_;
   std::string client_out_;  // packets for the browser, gathered during one turn (or until CONNACK)
-  // What may wait for the CONNACK before the browser is no longer read (flush_to_client).
+  // What may wait for the CONNACK (flush_to_client); past it the browser is closed (from_client).
   static constexpr std::size_t kHeldBeforeConnack = std::size_t{64} * 1024;
-  bool held_before_connack_ = false;
   std::string broker_out_;  // packets for the broker, gathered during one turn
 
   // The identity the policy applies to (the upgrade's, or the one CONNECT's password proved).
@@ -142,12 +141,14 @@ class Relay final : public StreamHandler {
   // The same for QoS 2 deliveries from the broker the ACL kept from the browser.
   std::set<std::uint16_t> dropped_qos2_;
 
-  // Keepalive: what the broker was told, and our own PINGREQs when the browser pings less often.
+  // Keepalive: what the broker was told, and our own PINGREQs when nothing of the browser's
+  // reached the broker for half of it.
   std::chrono::seconds upstream_keepalive_{0};
-  bool ping_for_client_ = false;
   bool keepalive_clamped_ = false;  // the broker was told another keepalive than the browser's
   bool client_spoke_ = false;       // since the last keepalive tick
-  unsigned own_pings_ = 0;          // PINGRESPs owed to us, not to the browser
+  unsigned quiet_ticks_ = 0;        // ticks in a row with nothing of the browser's to the broker
+  static constexpr unsigned kQuietTicksBeforePing = 5;
+  unsigned own_pings_ = 0;  // PINGRESPs owed to us, not to the browser
 
   double publish_tokens_ = 0;
   std::chrono::steady_clock::time_point publish_refilled_at_{};

@@ -109,11 +109,17 @@ void Relay::on_connect(std::string_view packet) {
   if (!connect) {
     metrics_.refused_connect.inc();
     std::string connack;
-    if (wire::is_unsupported_mqtt_level(packet)) {
+    bool supported = false;
+    const auto level = wire::connect_level(packet, supported);
+    if (level && !supported) {
       // (In 3.1.1's form, which every level's client reads: a 5 client would not be here.)
       wire::ConnackPacket refusal;
       refusal.code = wire::connack311::kUnacceptableProtocol;
       connack = wire::encode_connack(refusal, wire::kMqtt311);
+    } else if (level == wire::kMqtt5) {
+      // An MQTT 5 client is told why (a property twice, a value out of range...).
+      version_ = wire::kMqtt5;
+      connack = connack_refusal(wire::reason::kMalformedPacket, 0, "malformed CONNECT: " + error);
     }
     fail(CloseCode::kProtocolError, "malformed CONNECT: " + error, connack);
     return;
@@ -216,9 +222,8 @@ void Relay::on_connect(std::string_view packet) {
                            : std::clamp(asked, route_->keepalive_min, route_->keepalive_max);
   connect->keepalive = static_cast<std::uint16_t>(clamped.count());
   upstream_keepalive_ = clamped;
-  // A browser that pings less often than the broker now expects gets pinged for (3.1.1), or is
-  // told the server's keepalive in CONNACK (5).
-  ping_for_client_ = asked.count() == 0 || asked > clamped;
+  // An MQTT 5 browser is told the keepalive the broker was given (CONNACK); for one that pings
+  // less often than it, and for any whose packets do not reach the broker, the relay pings.
   keepalive_clamped_ = clamped != asked;
 
   if (version_ == wire::kMqtt5) {

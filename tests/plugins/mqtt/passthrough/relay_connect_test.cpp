@@ -199,6 +199,60 @@ TEST_F(RelayTest, ProtocolErrorsTheBrokerWouldCloseForAreTheClientsOwn) {
   EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
 }
 
+// Answers kept for the CONNACK are bounded: an MQTT 5 refusal carries a reason, several times
+// the size of a minimal PUBLISH, so one message of refused publishes held megabytes per client.
+TEST_F(RelayTest, AClientPilingUpRefusalsBeforeItsConnackIsClosed) {
+  start();
+  std::string message = connect_packet(wire::kMqtt5, "dash");
+  for (int i = 1; i <= 4000; ++i) {
+    message += publish_packet(wire::kMqtt5, "n", 1, static_cast<std::uint16_t>(i));
+  }
+  from_browser(message);
+  EXPECT_TRUE(browser_->take_packets().empty());
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kPolicyViolation);
+  EXPECT_NE(browser_->close_reason.find("before the broker's CONNACK"), std::string::npos);
+}
+
+// Section 2.2.2.2: a property twice (but User Property), or a one-byte property other than 0 or
+// 1, is a Protocol Error: refused here as the client's (passed on, the broker closed, which read
+// as the broker failing).
+TEST_F(RelayTest, PropertiesTwiceOrOutOfRangeAreTheClientsMistake) {
+  std::string twice;
+  wire::append_property(twice, wire::property::kReceiveMaximum, 5u);
+  wire::append_property(twice, wire::property::kReceiveMaximum, 5u);
+  std::string out_of_range;
+  wire::append_property(out_of_range, 0x17, 2u);  // Request Problem Information
+  for (const std::string& properties : {twice, out_of_range}) {
+    browser_ = std::make_shared<FakeBrowser>();
+    start();
+    from_browser(connect_packet(wire::kMqtt5, "dash", 60, properties));
+    auto got = browser_->take_packets();
+    ASSERT_EQ(got.size(), 1u);
+    std::string error;
+    EXPECT_EQ(wire::parse_connack(got[0], wire::kMqtt5, error)->code,
+              wire::reason::kMalformedPacket);
+    EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+    EXPECT_EQ(endpoint_.stream, nullptr);
+  }
+  // User Property may repeat.
+  const std::string user_property("\x26\x00\x01k\x00\x01v", 7);  // k=v
+  const std::string users = user_property + user_property;
+  browser_ = std::make_shared<FakeBrowser>();
+  start();
+  from_browser(connect_packet(wire::kMqtt5, "dash", 60, users));
+  EXPECT_FALSE(browser_->close_code) << browser_->close_reason;
+  // A PUBACK with its Reason String twice.
+  browser_ = std::make_shared<FakeBrowser>();
+  connect(wire::kMqtt5);
+  from_browser(std::string("\x40\x0c\x00\x05\x00\x08\x1f\x00\x01\x61\x1f\x00\x01\x62", 14));
+  EXPECT_TRUE(broker_packets().empty());
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error), wire::reason::kMalformedPacket);
+}
+
 TEST_F(RelayTest, OversizedPacketIsRefusedBeforeItIsBuffered) {
   route_.max_packet_bytes = 1024;
   connect(wire::kMqtt5);
@@ -398,20 +452,42 @@ TEST_F(RelayTest, BrowserIsReadAgainOnlyOnceTheBrokerAndItsQueueBothAllow) {
 
 TEST_F(RelayTest, BrokerIsPingedForABrowserThatDoesNotPing) {
   connect(wire::kMqtt311, 0);
-  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(150'000));
-  endpoint_.handler->on_timer();
-  EXPECT_EQ(broker_packets(), (std::vector<std::string>{std::string("\xC0\x00", 2)}));
+  // Ticks a quarter of the keepalive (300 s) apart; the ping after five quiet ones.
+  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(75'000));
+  auto ticks = [&](int n) {
+    for (int i = 0; i < n; ++i) endpoint_.handler->on_timer();
+    return broker_packets();
+  };
+  EXPECT_TRUE(ticks(4).empty());
+  EXPECT_EQ(ticks(1), (std::vector<std::string>{std::string("\xC0\x00", 2)}));
   // The broker's answer is ours, not the browser's.
   endpoint_.handler->on_data(std::string("\xD0\x00", 2));
   EXPECT_TRUE(browser_->take_packets().empty());
-  // A browser that spoke since the last tick keeps the session alive itself.
-  from_browser(publish_packet(wire::kMqtt311, "users/alice/out/1", 0));
-  broker_packets();
-  endpoint_.handler->on_timer();
-  EXPECT_TRUE(broker_packets().empty());
-  // Packets the broker never saw (a publish the ACL dropped) keep nothing alive there.
-  from_browser(publish_packet(wire::kMqtt311, "sensors/denied", 0));
-  EXPECT_TRUE(broker_packets().empty());
+  // A browser whose packets reach the broker keeps the session alive itself.
+  for (int i = 0; i < 6; ++i) {
+    from_browser(publish_packet(wire::kMqtt311, "users/alice/out/1", 0));
+    broker_packets();
+    EXPECT_TRUE(ticks(1).empty());
+  }
+  // Packets the broker never saw (publishes the ACL dropped) keep nothing alive there.
+  for (int i = 0; i < 4; ++i) {
+    from_browser(publish_packet(wire::kMqtt311, "sensors/denied", 0));
+    EXPECT_TRUE(ticks(1).empty());
+  }
+  EXPECT_EQ(ticks(1), (std::vector<std::string>{std::string("\xC0\x00", 2)}));
+}
+
+// Whatever the keepalive: one the broker got unchanged is served by the relay too when nothing
+// of the browser's reaches the broker (it pinged only for browsers clamped down, so one that
+// sent only refused packets within its keepalive was timed out by the broker).
+TEST_F(RelayTest, BrokerIsPingedWhenNothingReachesItWhateverTheKeepalive) {
+  connect(wire::kMqtt311, 60);
+  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(15'000));
+  for (int i = 0; i < 4; ++i) {
+    from_browser(publish_packet(wire::kMqtt311, "sensors/denied", 0));
+    endpoint_.handler->on_timer();
+    EXPECT_TRUE(broker_packets().empty());
+  }
   endpoint_.handler->on_timer();
   EXPECT_EQ(broker_packets(), (std::vector<std::string>{std::string("\xC0\x00", 2)}));
 }
@@ -438,10 +514,10 @@ TEST_F(RelayTest, ABrokerThatDoesNotAnswerConnectInTimeIsUnavailable) {
     EXPECT_EQ(*browser_->close_code, CloseCode::kTryAgainLater);
     EXPECT_TRUE(endpoint_.stream->closed);
   }
-  // Answered in time: the timeout is cancelled (no keepalive pings owed here).
+  // Answered in time: the keepalive's ticks replace the timeout (a quarter of the keepalive).
   browser_ = std::make_shared<FakeBrowser>();
   connect(wire::kMqtt311, 60);
-  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(0));
+  EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(15'000));
 }
 
 TEST_F(RelayTest, CleanDisconnectReachesTheBroker) {
