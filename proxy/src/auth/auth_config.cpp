@@ -124,7 +124,11 @@ AuthSettings parse_auth_settings(ConfigTable& top, const std::filesystem::path& 
     ApiKey key;
     key.name = t.required_string("name");
     // The name is the user a key authenticates as ({user} in ACL templates, logs, the admin API).
-    if (key.name.empty()) t.fail_at("name", "an API key's 'name' must not be empty");
+    if (key.name.empty() || std::any_of(key.name.begin(), key.name.end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+        })) {
+      t.fail_at("name", "an API key's 'name' must not be empty or hold control characters");
+    }
     key.sha256 = t.required_string("sha256");
     key.sha256 = text::lower(key.sha256);
     if (key.sha256.size() != 64 ||

@@ -97,7 +97,10 @@ TEST_F(ConfigTest, EmptyNamesAreErrors) {
   // An API key's name is the user it authenticates as.
   EXPECT_EQ(error_of(kPlainListener + "[[api_keys]]\nname = \"\"\nsha256 = \"" +
                      std::string(64, 'a') + "\"\n"),
-            "test.toml:4:8: an API key's 'name' must not be empty");
+            "test.toml:4:8: an API key's 'name' must not be empty or hold control characters");
+  EXPECT_TRUE(error_of(kPlainListener + "[[api_keys]]\nname = \"a\\u0000b\"\nsha256 = \"" +
+                       std::string(64, 'a') + "\"\n")
+                  .starts_with("test.toml:4:8: an API key's 'name' must not be empty"));
   EXPECT_EQ(
       error_of(kPlainListener + "[jwt.\"\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n"),
       "test.toml:3:1: '[jwt.\"\"]' has an empty name: give it one");
