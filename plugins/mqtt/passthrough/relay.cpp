@@ -125,12 +125,12 @@ void Relay::on_timer() {
   }
   if (phase_ != Phase::kRelaying || !upstream_) return;
   // Keep the broker's session alive while the browser is connected, whenever nothing of the
-  // browser's reached the broker for half its keepalive: a browser that pings less often than
-  // the broker was told (or not at all), and one whose packets the policy kept from the broker
-  // (to the browser those count as activity, to the broker they never came).
-  // Ticks are a quarter of the keepalive apart: the ping goes after the fifth quiet one, between
-  // one and one and a quarter keepalives after the last packet, before the broker's 1.5 and
-  // after a browser that pings at its keepalive has done so itself.
+  // browser's reached the broker for a keepalive: a browser that pings less often than the
+  // broker was told (or not at all), and one whose packets the policy kept from the broker (to
+  // the browser those count as activity, to the broker they never came). Ticks are a quarter of
+  // the keepalive apart: the ping goes after the fifth quiet one, between one and one and a
+  // quarter keepalives after the last packet, before the broker's 1.5 and after a browser that
+  // pings at its keepalive has done so itself.
   quiet_ticks_ = client_spoke_ ? 0 : quiet_ticks_ + 1;
   client_spoke_ = false;
   if (quiet_ticks_ >= kQuietTicksBeforePing) {
