@@ -260,6 +260,8 @@ struct Upstream::Impl final : ::mqtt::callback, ::mqtt::iaction_listener {
                  std::optional<json> request_id);
   void subscribe_again(SessionState& s, ConnectionId id, const std::string& broker_filter, int qos,
                        std::optional<json> request_id);
+  void await_suback(const std::string& broker_filter, FilterState& state, ConnectionId id, int qos,
+                    std::optional<json> request_id);
   void unsubscribe(SessionState& s, ConnectionId id, const std::string& filter);
   void send_subscribe(const std::string& broker_filter, FilterState& state, bool resend);
   bool send_fence(const std::string& broker_filter, std::uint64_t subscribe_seq);

@@ -30,17 +30,9 @@ void Upstream::Impl::subscribe(SessionState& s, ConnectionId id, const std::stri
     return;
   }
   if (!state.confirmed || qos > state.qos || !caching()) {
-    // Served by the next SUBACK and the copies that follow it: the one in flight, or a new
-    // SUBSCRIBE (to raise the QoS the bridge receives this filter with, or on MQTT 3.1.1 to have
-    // the retained messages sent again). Joiners until that SUBACK share it.
-    const bool send = link == Link::kUp && (state.confirmed || qos > state.qos);
-    // (An MQTT 5 QoS raise asks for no copies unless the ones of a SUBSCRIBE in flight are due.)
-    const bool resend = !caching() || (!state.confirmed && state.resend);
-    state.qos = std::max(state.qos, qos);
-    state.confirmed = false;
-    state.waiters.push_back({id, std::move(request_id)});
+    // Served by the next SUBACK and the copies that follow it. Joiners until then share it.
     rounds.wait(broker_filter, id);
-    if (send) send_subscribe(broker_filter, state, resend);
+    await_suback(broker_filter, state, id, qos, std::move(request_id));
     return;
   }
   // MQTT 5, the broker already sends this filter: no SUBSCRIBE, the cache has its retained values.
@@ -60,7 +52,16 @@ void Upstream::Impl::subscribe_again(SessionState& s, ConnectionId id,
     if (request_id) s.connection->send(ack_frame(*request_id));
     return;
   }
+  await_suback(broker_filter, state, id, qos, std::move(request_id));
+}
+
+// The session is answered with the filter's next SUBACK: the one in flight, or that of a new
+// SUBSCRIBE (to raise the QoS the bridge receives this filter with, or on MQTT 3.1.1 to have the
+// retained messages sent again).
+void Upstream::Impl::await_suback(const std::string& broker_filter, FilterState& state,
+                                  ConnectionId id, int qos, std::optional<json> request_id) {
   const bool send = link == Link::kUp && (state.confirmed || qos > state.qos);
+  // (An MQTT 5 QoS raise asks for no copies unless the ones of a SUBSCRIBE in flight are due.)
   const bool resend = !caching() || (!state.confirmed && state.resend);
   state.qos = std::max(state.qos, qos);
   state.confirmed = false;

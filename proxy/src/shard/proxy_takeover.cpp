@@ -4,7 +4,6 @@
 // a request comes that is not its own.
 #include "shard/shard_parts.hpp"
 
-
 #include "handshake/upgrade_hold.hpp"
 #include "recv_hook/mask_guard.hpp"
 #include "tls/session_handover.hpp"
