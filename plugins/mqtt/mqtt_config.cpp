@@ -307,12 +307,10 @@ MqttRouteConfig MqttRouteConfig::from_route(
     r.topic_prefix = *prefix;
   }
   r.allow_subscribe = read_acl_patterns(t, "allow_subscribe");
-  if (r.topic_prefix.empty()) {
-    for (const auto& p : r.allow_subscribe) {
-      if (p.starts_with(kSharedSubscriptionPrefix)) {
-        t.fail_at("allow_subscribe", "ACL pattern \"" + p + "\" in 'allow_subscribe' of " +
-                                         t.name() + ": " + std::string(kNoSharedSubscriptions));
-      }
+  for (const auto& p : r.allow_subscribe) {
+    if (is_shared_subscription(r.topic_prefix, p)) {
+      t.fail_at("allow_subscribe", "ACL pattern \"" + p + "\" in 'allow_subscribe' of " + t.name() +
+                                       ": " + std::string(kNoSharedSubscriptions));
     }
   }
   r.allow_publish = read_acl_patterns(t, "allow_publish");
@@ -338,7 +336,7 @@ MqttRouteConfig MqttRouteConfig::from_route(
       if (auto problem = topic_filter_problem(filter)) {
         t.fail_at("subscribe", "filter \"" + filter + "\" in 'subscribe' " + *problem);
       }
-      if (r.topic_prefix.empty() && filter.starts_with(kSharedSubscriptionPrefix)) {
+      if (is_shared_subscription(r.topic_prefix, filter)) {
         t.fail_at("subscribe", "filter \"" + filter +
                                    "\" in 'subscribe': " + std::string(kNoSharedSubscriptions));
       }

@@ -16,6 +16,11 @@ inline constexpr std::size_t kMaxTopicBytes = 65535;
 // was acknowledged and then matched nothing, so it is refused (the pass-through, where each
 // browser is its own broker client, relays them).
 inline constexpr std::string_view kSharedSubscriptionPrefix = "$share/";
+// Whether `filter`, under a route's `topic_prefix`, reaches the broker as a shared subscription
+// (under a prefix "$share" is an ordinary level: "t/$share/g/a").
+inline bool is_shared_subscription(std::string_view topic_prefix, std::string_view filter) {
+  return topic_prefix.empty() && filter.starts_with(kSharedSubscriptionPrefix);
+}
 inline constexpr std::string_view kNoSharedSubscriptions =
     "shared subscriptions ($share/...) are for MQTT clients of the broker; on a JSON or raw "
     "route every client shares wsbridge's one connection: subscribe to the topic itself (or use "

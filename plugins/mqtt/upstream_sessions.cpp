@@ -130,7 +130,7 @@ void Upstream::Impl::json_request(SessionState& s, ConnectionId id, std::string_
       s.connection->send(pong_frame(r.id));
       return;
     case RequestType::kSubscribe:
-      if (route.topic_prefix.empty() && r.topic.starts_with(kSharedSubscriptionPrefix)) {
+      if (is_shared_subscription(route.topic_prefix, r.topic)) {
         s.connection->send(error_frame(r.id, "bad_request", std::string(kNoSharedSubscriptions)));
         return;
       }
