@@ -42,12 +42,15 @@ class MqttWs {
     }
     return std::string(packet);
   }
-  void connect(std::uint8_t version, const std::string& client_id) {
+  static std::string connect_packet(std::uint8_t version, const std::string& client_id) {
     wire::ConnectPacket c;
     c.version = version;
     c.client_id = client_id;
     c.keepalive = 30;
-    send(wire::encode_connect(c));
+    return wire::encode_connect(c);
+  }
+  void connect(std::uint8_t version, const std::string& client_id) {
+    send(connect_packet(version, client_id));
     std::string error;
     const auto connack = wire::parse_connack(next(), version, error);
     ASSERT_TRUE(connack) << error;
@@ -130,12 +133,9 @@ TEST(MqttPassthroughStreamTest, PacketsSentBeforeTheBrokerIsReachedGoWhenTheClie
   reader.subscribe(wire::kMqtt311, "sensors/#");
   for (const bool one_message : {true, false}) {
     MqttWs device(server, "/mqtt");
-    wire::ConnectPacket c;
-    c.version = wire::kMqtt311;
-    c.client_id = one_message ? "device-1" : "device-2";
-    c.keepalive = 30;
-    const std::string packets[] = {wire::encode_connect(c),
-                                   publish(wire::kMqtt311, "sensors/fire", c.client_id),
+    const std::string client_id = one_message ? "device-1" : "device-2";
+    const std::string packets[] = {MqttWs::connect_packet(wire::kMqtt311, client_id),
+                                   publish(wire::kMqtt311, "sensors/fire", client_id),
                                    wire::encode_disconnect(wire::kMqtt311, 0)};
     if (one_message) {
       device.send(packets[0] + packets[1] + packets[2]);
@@ -147,7 +147,7 @@ TEST(MqttPassthroughStreamTest, PacketsSentBeforeTheBrokerIsReachedGoWhenTheClie
     const std::string got = reader.next();  // (the parsed packet's views point into it)
     auto p = wire::parse_publish(got, wire::kMqtt311, error);
     ASSERT_TRUE(p) << error;
-    EXPECT_EQ(p->payload, c.client_id);
+    EXPECT_EQ(p->payload, client_id);
   }
 }
 

@@ -101,7 +101,7 @@ TEST_F(RelayTest, Mqtt5ClampedKeepaliveIsAnnouncedAndTopicAliasesDisabled) {
   // Clamped up too (1 s to keepalive_min): the broker times the client out by 5 s, and sends its
   // will by then, which the client must know [MQTT-3.2.2-22]. Its own keepalive kept: nothing.
   for (const std::uint16_t asked : {1, 60}) {
-    browser_ = std::make_shared<FakeBrowser>();
+    fresh_browser();
     start();
     from_browser(connect_packet(wire::kMqtt5, "dash", asked));
     EXPECT_EQ(wire::parse_connect(broker_packets().at(0), error)->keepalive, asked == 1 ? 5 : 60);
@@ -148,7 +148,7 @@ TEST_F(RelayTest, AnUnsupportedProtocolLevelIsAnsweredWithConnack0x01) {
   };
   for (const auto& [name, level] :
        {std::pair<std::string_view, char>{"MQTT", 6}, {"MQTT", 3}, {"MQIsdp", 4}}) {
-    browser_ = std::make_shared<FakeBrowser>();
+    fresh_browser();
     start();
     from_browser(connect_bytes(name, level));
     auto got = browser_->take_packets();
@@ -160,7 +160,7 @@ TEST_F(RelayTest, AnUnsupportedProtocolLevelIsAnsweredWithConnack0x01) {
     EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
     EXPECT_EQ(endpoint_.stream, nullptr);
   }
-  browser_ = std::make_shared<FakeBrowser>();
+  fresh_browser();
   start();
   from_browser(connect_bytes("MQTX", 4));
   EXPECT_TRUE(browser_->take_packets().empty());
@@ -172,7 +172,7 @@ TEST_F(RelayTest, AnUnsupportedProtocolLevelIsAnsweredWithConnack0x01) {
 TEST_F(RelayTest, ProtocolErrorsTheBrokerWouldCloseForAreTheClientsOwn) {
   for (const std::uint8_t id :
        {wire::property::kReceiveMaximum, wire::property::kMaximumPacketSize}) {
-    browser_ = std::make_shared<FakeBrowser>();
+    fresh_browser();
     start();
     std::string zero;
     if (id == wire::property::kReceiveMaximum) {
@@ -188,7 +188,7 @@ TEST_F(RelayTest, ProtocolErrorsTheBrokerWouldCloseForAreTheClientsOwn) {
     EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
     EXPECT_EQ(endpoint_.stream, nullptr);
   }
-  browser_ = std::make_shared<FakeBrowser>();
+  fresh_browser();
   connect(wire::kMqtt5);
   from_browser(std::string("\x40\x01\x00", 3));  // a PUBACK one byte short of its packet id
   EXPECT_TRUE(broker_packets().empty());
@@ -224,7 +224,7 @@ TEST_F(RelayTest, PropertiesTwiceOrOutOfRangeAreTheClientsMistake) {
   std::string out_of_range;
   wire::append_property(out_of_range, 0x17, 2u);  // Request Problem Information
   for (const std::string& properties : {twice, out_of_range}) {
-    browser_ = std::make_shared<FakeBrowser>();
+    fresh_browser();
     start();
     from_browser(connect_packet(wire::kMqtt5, "dash", 60, properties));
     auto got = browser_->take_packets();
@@ -238,12 +238,12 @@ TEST_F(RelayTest, PropertiesTwiceOrOutOfRangeAreTheClientsMistake) {
   // User Property may repeat.
   const std::string user_property("\x26\x00\x01k\x00\x01v", 7);  // k=v
   const std::string users = user_property + user_property;
-  browser_ = std::make_shared<FakeBrowser>();
+  fresh_browser();
   start();
   from_browser(connect_packet(wire::kMqtt5, "dash", 60, users));
   EXPECT_FALSE(browser_->close_code) << browser_->close_reason;
   // A PUBACK with its Reason String twice.
-  browser_ = std::make_shared<FakeBrowser>();
+  fresh_browser();
   connect(wire::kMqtt5);
   from_browser(std::string("\x40\x0c\x00\x05\x00\x08\x1f\x00\x01\x61\x1f\x00\x01\x62", 14));
   EXPECT_TRUE(broker_packets().empty());
@@ -497,8 +497,7 @@ TEST_F(RelayTest, BrokerIsPingedWhenNothingReachesItWhateverTheKeepalive) {
 TEST_F(RelayTest, ABrokerThatDoesNotAnswerConnectInTimeIsUnavailable) {
   for (const std::uint8_t version : {wire::kMqtt311, wire::kMqtt5}) {
     SCOPED_TRACE(static_cast<int>(version));
-    browser_ = std::make_shared<FakeBrowser>();
-    browser_->who.user = "alice";
+    fresh_browser();
     start();
     from_browser(connect_packet(version, "dash"));
     EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(kConnackTimeout));
@@ -515,7 +514,7 @@ TEST_F(RelayTest, ABrokerThatDoesNotAnswerConnectInTimeIsUnavailable) {
     EXPECT_TRUE(endpoint_.stream->closed);
   }
   // Answered in time: the keepalive's ticks replace the timeout (a quarter of the keepalive).
-  browser_ = std::make_shared<FakeBrowser>();
+  fresh_browser();
   connect(wire::kMqtt311, 60);
   EXPECT_EQ(endpoint_.stream->timer, std::chrono::milliseconds(15'000));
 }

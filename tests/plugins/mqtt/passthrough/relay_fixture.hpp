@@ -119,6 +119,12 @@ class RelayTest : public ::testing::Test {
     route_.service_password = "service-secret";
     route_.keepalive_min = std::chrono::seconds(5);
     route_.keepalive_max = std::chrono::seconds(300);
+    fresh_browser();
+  }
+
+  // A browser of user alice: the fixture's, and a new one for each further case of a test.
+  void fresh_browser() {
+    browser_ = std::make_shared<FakeBrowser>();
     browser_->who.user = "alice";
   }
 
@@ -173,7 +179,7 @@ class RelayTest : public ::testing::Test {
 
   PassthroughRouteConfig route_;
   PassthroughMetrics metrics_;
-  std::shared_ptr<FakeBrowser> browser_ = std::make_shared<FakeBrowser>();
+  std::shared_ptr<FakeBrowser> browser_;  // (fresh_browser)
   FakeEndpoint endpoint_;
   std::unique_ptr<Relay> relay_;
 };

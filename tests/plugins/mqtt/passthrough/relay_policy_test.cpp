@@ -248,8 +248,7 @@ TEST_F(RelayTest, WhatPassedAheadOfTheFaultStillReachesTheBroker) {
   EXPECT_TRUE(endpoint_.stream->closed);
   ASSERT_TRUE(browser_->close_code);
 
-  browser_ = std::make_shared<FakeBrowser>();
-  browser_->who.user = "alice";
+  fresh_browser();
   route_.publish_rate = 0;
   route_.disconnect_on_denied_publish = true;
   connect(wire::kMqtt311);
@@ -261,8 +260,7 @@ TEST_F(RelayTest, WhatPassedAheadOfTheFaultStillReachesTheBroker) {
   EXPECT_EQ(wire::parse_publish(sent[0], wire::kMqtt311, error)->topic, "users/alice/out/y");
   EXPECT_EQ(*browser_->close_code, CloseCode::kPolicyViolation);
 
-  browser_ = std::make_shared<FakeBrowser>();
-  browser_->who.user = "alice";
+  fresh_browser();
   connect(wire::kMqtt311);
   from_browser(publish_packet(wire::kMqtt311, "users/alice/out/z", 0) + std::string("\x00\x00", 2));
   EXPECT_EQ(broker_packets().size(), 1u);
@@ -273,8 +271,7 @@ TEST_F(RelayTest, WhatPassedAheadOfTheFaultStillReachesTheBroker) {
 // pipelined behind CONNECT waits for it; if the broker refuses the session, the refusal alone.
 TEST_F(RelayTest, AnswersToPacketsPipelinedBehindConnectComeAfterTheConnack) {
   for (const bool accepted : {true, false}) {
-    browser_ = std::make_shared<FakeBrowser>();
-    browser_->who.user = "alice";
+    fresh_browser();
     start();
     from_browser(connect_packet(wire::kMqtt5, "dash") +
                  subscribe_packet(wire::kMqtt5, 4, {"secret/#"}) +
