@@ -63,8 +63,7 @@ ListenerConfig read_listener(ConfigTable& t, const auth::AuthSettings& auth_sett
     l.tls = std::move(parsed.certificates);
     l.tls_files = std::move(parsed.files);
   }
-  if (l.auth && l.auth->client_cert &&
-      (!l.tls || l.tls->settings().client_cert == tls::ClientCertMode::kNone)) {
+  if (l.auth && l.auth->client_cert && !l.verifies_client_certificates()) {
     t.table("auth")->fail_at(
         "client_cert", "'client_cert = true' in " + t.name() +
                            ".auth, but this listener verifies no client certificate: add "
@@ -113,9 +112,8 @@ bool ServerConfig::serves_itself(std::string_view path) const {
 }
 
 bool ServerConfig::verifies_client_certificates() const {
-  return std::any_of(listeners.begin(), listeners.end(), [](const ListenerConfig& l) {
-    return l.tls && l.tls->settings().client_cert != tls::ClientCertMode::kNone;
-  });
+  return std::any_of(listeners.begin(), listeners.end(),
+                     [](const ListenerConfig& l) { return l.verifies_client_certificates(); });
 }
 
 unsigned ServerConfig::effective_threads() const {

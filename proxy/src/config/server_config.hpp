@@ -37,6 +37,11 @@ struct ListenerConfig {
   std::vector<std::filesystem::path> tls_files;  // the files it was read from (tls.watch)
   // A plain listener that answers every request with 301 to https://<host>:<this port>.
   std::optional<std::uint16_t> redirect_to_https;
+
+  // It asks TLS clients for a certificate ([listeners.tls] client_cert).
+  bool verifies_client_certificates() const {
+    return tls && tls->settings().client_cert != tls::ClientCertMode::kNone;
+  }
 };
 
 // The admin listener: /metrics (and /healthz) for operators, never on a public listener.
@@ -143,7 +148,7 @@ struct ServerConfig {
     }
     return false;
   }
-  // Some listener asks TLS clients for a certificate ([listeners.tls] client_cert).
+  // Some listener asks TLS clients for a certificate.
   bool verifies_client_certificates() const;
 };
 
