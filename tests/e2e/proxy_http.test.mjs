@@ -85,7 +85,7 @@ jwt = "main"
 required = true
 `).start();
   const rootPort = await freePort();
-  rooted = await new ProxyBridge(dir, rootPort, `
+  rooted = await new ProxyBridge(dir, rootPort, `${AUTH_TABLES}
 [[listeners]]
 address = "127.0.0.1"
 port = ${rootPort}
@@ -96,6 +96,12 @@ prefix = "wsbridge echo: "
 [[proxy]]
 path = "/"
 backend = "${nginx.url}"
+[[proxy]]
+path = "/api/echo/members"
+backend = "${nginx.url}"
+[proxy.auth]
+jwt = "main"
+required = true
 `, { server: 'trusted_proxies = ["127.0.0.2"]' }).start();
 });
 
@@ -351,6 +357,31 @@ test('path = "/" covers everything but /healthz, /_wsbridge/ and exact WebSocket
   assert.equal(lines.xff, '198.51.100.1, 203.0.113.9, 127.0.0.2');
   assert.match(lines.forwarded, /^for=203\.0\.113\.9;/);
   assert.equal(lines.xfp, 'https');
+});
+
+test('a guarded prefix covers every spelling of its paths that a backend reads as them', { timeout: 30000 }, async () => {
+  // nginx (the backend here) decodes %XX and merges slashes before it picks a location, as most
+  // servers do: matched on the bytes as sent, these went to the public "/" and its checks.
+  const at = (target, headers) => httpRequest(rooted.port, 'GET', target, { headers });
+  for (const target of ['/api/echo/members/list', '/api/echo/%6dembers/list', '//api/echo/members/list',
+    '/api//echo///members/list', '/api/echo%2Fmembers/list', '/api/echo/members']) {
+    const res = await at(target);
+    assert.equal(res.status, 401, `${target}: ${res.status} ${fromNginx(res) ? '(from nginx)' : ''}`);
+    assert.ok(!fromNginx(res), `${target} reached the backend`);
+  }
+  // A dot segment with a parameter (Java servers resolve "..;" as ".."), encoded slashes around dots.
+  for (const target of ['/api/echo/x/..;/members/list', '/api/echo/x%2F..%2Fmembers/list']) {
+    const res = await at(target);
+    assert.equal(res.status, 400, target);
+    assert.ok(!fromNginx(res), `${target} reached the backend`);
+  }
+  const signedIn = await at('/api/echo/%6dembers/list', { Authorization: `Bearer ${token('alice')}` });
+  assert.equal(signedIn.status, 200);
+  assert.equal(parseEcho(signedIn.body).user, 'alice');
+  assert.equal(parseEcho(signedIn.body).uri, '/api/echo/%6dembers/list', 'the target was not relayed as sent');
+  const beside = await at('/api/echo/membership');  // not under the prefix: a segment differs
+  assert.equal(beside.status, 200);
+  assert.ok(fromNginx(beside));
 });
 
 test('keep-alive: one browser connection carries many requests; backend connections are reused', { timeout: 30000 }, async () => {

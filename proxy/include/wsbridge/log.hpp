@@ -29,6 +29,10 @@ void set_log_instance(std::string instance);
 // \u{HHHH}, and a backslash becomes \\, so an escaped message has no line break and cannot pass
 // for another event's line. Valid printable UTF-8 is kept as it is.
 std::string escape_log_text(std::string_view text);
+// The same escaping with backslashes left as they are: for texts shown once, whole, such as a
+// config error, where a value's control characters must not reach the terminal raw (nor a NUL
+// cut the message short) and doubling the backslashes of quoted text would only mislead.
+std::string escape_control_characters(std::string_view text);
 
 // A value that a client chose (a user name from a certificate CN or a token, a path) as one
 // `key=value` field of a text line: quoted ("...", with '"' and '\' escaped) when it holds a

@@ -1,4 +1,5 @@
 #include "wsbridge/config_table.hpp"
+#include "wsbridge/log.hpp"
 
 #include "wsbridge/text.hpp"
 
@@ -68,10 +69,12 @@ std::string SourcePosition::to_string() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
+// A message often quotes the offending value, and that value may hold control characters: escaped
+// here, once, so that no error text reaches a terminal or a log raw.
 ConfigError::ConfigError(SourcePosition where, const std::string& message)
-    : std::runtime_error(where.to_string() + ": " + message),
+    : std::runtime_error(escape_control_characters(where.to_string() + ": " + message)),
       where_(std::move(where)),
-      message_(message) {}
+      message_(escape_control_characters(message)) {}
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   double number = 0;

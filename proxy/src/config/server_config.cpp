@@ -21,7 +21,10 @@
 #include "config/scale_out_keys.hpp"
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
+#include "recv_hook/utf8_validator.hpp"
+#include "reverse_proxy/request_path.hpp"
 #include "stream/lws_stream_client.hpp"
+#include "wsbridge/log.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge {
@@ -78,9 +81,15 @@ std::optional<std::string> route_path_problem(const std::string& path) {
   if (path.empty() || path.front() != '/') return "must start with '/'";
   if (path.size() > 255) return "must be at most 255 characters";
   for (const char c : path) {
-    if (c <= 0x20 || c >= 0x7f) return "must be printable ASCII without spaces";
+    // Bytes from 0x80 on are UTF-8, checked whole below: a browser sends "/café" as
+    // "/caf%C3%A9", which lws decodes back to these bytes before the route is looked up.
+    if ((c >= 0 && c <= 0x20) || c == 0x7f) return "must be printable without spaces";
     if (c == '?' || c == '#') return "must not contain '?' or '#'";
   }
+  if (!is_valid_utf8(path)) return "must be valid UTF-8";
+  // Line and paragraph separators, bidirectional overrides and C1 controls: a path that shows
+  // as something other than what it matches.
+  if (escape_control_characters(path) != path) return "must not contain control characters";
   if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
       path.ends_with("/..") || path.ends_with("/.")) {
     return "must not contain '.' or '..' segments";
@@ -96,9 +105,12 @@ const RouteConfig* ServerConfig::find_route(std::string_view path) const {
   return nullptr;
 }
 
-const reverse_proxy::ProxyRoute* ServerConfig::proxy_for(std::string_view path,
+const reverse_proxy::ProxyRoute* ServerConfig::proxy_for(std::string_view raw_path,
                                                          bool upgrade) const {
-  if (proxies.empty() || serves_itself(path)) return nullptr;
+  if (proxies.empty()) return nullptr;
+  // As the backend will read it (request_path.hpp): "//admin" and "/%61dmin" are under "/admin".
+  const std::string path = reverse_proxy::matching_path(raw_path);
+  if (serves_itself(path)) return nullptr;
   for (const auto& proxy : proxies) {
     if (proxy->covers(path)) return proxy->relays(upgrade) ? proxy.get() : nullptr;
   }

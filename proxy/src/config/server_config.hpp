@@ -134,10 +134,11 @@ struct ServerConfig {
   // [[proxy]]: prefixes relayed to legacy HTTP backends (docs/PROXY.md), longest first.
   std::vector<std::shared_ptr<const reverse_proxy::ProxyRoute>> proxies;
   const RouteConfig* find_route(std::string_view path) const;
-  // The [[proxy]] that relays a request for `path` (a target's path; an upgrade or not): the
-  // longest prefix covering it, unless the core answers the path itself (serves_itself) or
-  // that prefix does not relay this kind of request. Null: not the proxy's.
-  const reverse_proxy::ProxyRoute* proxy_for(std::string_view path, bool upgrade) const;
+  // The [[proxy]] that relays a request for `raw_path` (a target's path as sent; an upgrade or
+  // not): the longest prefix covering its matching path (decoded, slashes merged:
+  // reverse_proxy/request_path.hpp), unless the core answers that path itself (serves_itself)
+  // or that prefix does not relay this kind of request. Null: not the proxy's.
+  const reverse_proxy::ProxyRoute* proxy_for(std::string_view raw_path, bool upgrade) const;
   // The core answers `path` itself: /healthz, /_wsbridge/..., or a WebSocket route's path.
   bool serves_itself(std::string_view path) const;
   // `threads`, with "auto" resolved to the CPUs this process may run on.

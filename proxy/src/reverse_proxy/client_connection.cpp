@@ -8,6 +8,7 @@
 #include "reverse_proxy/forward_headers.hpp"
 #include "reverse_proxy/proxy_metrics.hpp"
 #include "reverse_proxy/request_auth.hpp"
+#include "reverse_proxy/request_path.hpp"
 #include "stream/lws_stream_client.hpp"
 #include "tls/client_identity.hpp"
 #include "wsbridge/log.hpp"

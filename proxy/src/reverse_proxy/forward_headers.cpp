@@ -5,6 +5,7 @@
 #include <array>
 #include <vector>
 
+#include "reverse_proxy/request_path.hpp"
 #include "wsbridge/base64.hpp"
 #include "wsbridge/text.hpp"
 
@@ -158,8 +159,10 @@ std::string_view standard_reason(unsigned status) {
 
 std::string backend_target(const ProxyRoute& route, std::string_view request_target) {
   std::string_view rest = request_target;
-  if (route.strip_prefix && route.path != "/" && route.covers(rest.substr(0, rest.find('?')))) {
-    rest.remove_prefix(route.path.size());  // "/app/x?y" -> "/x?y", "/app?y" -> "?y"
+  if (route.strip_prefix && route.path != "/") {
+    // "/app/x?y" -> "/x?y", "/app?y" -> "?y"; "/%61pp/x" and "//app/x" -> "/x" too.
+    const std::size_t end = raw_prefix_end(rest.substr(0, rest.find('?')), route.path);
+    if (end != std::string_view::npos) rest.remove_prefix(end);
   }
   // The backend URL's path ("" or "/base", maybe "/base/") before it, with one '/' between.
   std::string_view base = route.backend.path;

@@ -24,25 +24,6 @@ std::optional<std::string> joined_if_present(const HttpHeaders& headers, std::st
 
 }  // namespace
 
-std::optional<std::string> unsafe_path(std::string_view path) {
-  if (path.find('\\') != std::string_view::npos) return "a backslash in the path";
-  std::string lowered = text::lower(path);
-  if (lowered.find("%00") != std::string::npos) return "an encoded NUL in the path";
-  if (lowered.find("%5c") != std::string::npos) return "an encoded backslash in the path";
-  // Segments with their dots decoded: "." and ".." (and "%2e", "%2E%2e", ...).
-  std::size_t start = 0;
-  while (start <= lowered.size()) {
-    const std::size_t end = std::min(lowered.find('/', start), lowered.size());
-    std::string segment = lowered.substr(start, end - start);
-    for (std::size_t at; (at = segment.find("%2e")) != std::string::npos;) {
-      segment.replace(at, 3, ".");
-    }
-    if (segment == "." || segment == "..") return "a dot segment in the path";
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
 std::string percent_decode(std::string_view in) {
   std::string out;
   out.reserve(in.size());

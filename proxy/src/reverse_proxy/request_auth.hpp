@@ -20,12 +20,6 @@ auth::HandshakeRequest handshake_request_of(const RequestHead& head);
 // check, never the backend's to see. The header goes when nothing else was offered.
 void strip_bearer_offers(RequestHead& head);
 
-// Why a relayed request's path is refused (400), or nullopt: a "." or ".." segment, literal or
-// percent-encoded, a backslash, or an encoded NUL. Prefixes are matched on the path as sent, so a
-// path a backend would normalize into another prefix ("/public/../admin") could pass one
-// prefix's checks and reach another's pages.
-std::optional<std::string> unsafe_path(std::string_view path);
-
 // "a%20b+c" -> "a b c" ('+' is a space in a query); malformed escapes are kept as they are.
 std::string percent_decode(std::string_view text);
 

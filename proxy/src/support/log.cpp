@@ -133,13 +133,14 @@ std::string log_field_value(std::string_view value) {
   return out + '"';
 }
 
-std::string escape_log_text(std::string_view text) {
+namespace {
+std::string escape_text(std::string_view text, bool escape_backslash) {
   std::string out;
   out.reserve(text.size());
   char hex[16];
   for (std::size_t i = 0; i < text.size();) {
     const char c = text[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') {  // the common case: printable ASCII
+    if (c >= 0x20 && c < 0x7f && (c != '\\' || !escape_backslash)) {  // the common case
       out.push_back(c);
       ++i;
       continue;
@@ -153,7 +154,7 @@ std::string escape_log_text(std::string_view text) {
       continue;
     }
     if (cp == '\\') {
-      out += "\\\\";
+      out += "\\\\";  // only reached when escape_backslash
     } else if (cp == '\n') {
       out += "\\n";
     } else if (cp == '\r') {
@@ -172,6 +173,15 @@ std::string escape_log_text(std::string_view text) {
     i += len;
   }
   return out;
+}
+}  // namespace
+
+std::string escape_log_text(std::string_view text) {
+  return escape_text(text, true);
+}
+
+std::string escape_control_characters(std::string_view text) {
+  return escape_text(text, false);
 }
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {

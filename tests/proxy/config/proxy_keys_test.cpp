@@ -146,6 +146,13 @@ TEST_F(ProxyKeysTest, TheLongestCoveringPrefixWins) {
   EXPECT_EQ(backend_of("/api/v2"), 3);
   EXPECT_EQ(backend_of("/api/v2/x"), 3);
   EXPECT_EQ(backend_of("/api/v20"), 2);
+  // As a backend reads the path: encoded characters decoded, runs of '/' merged. Matched on
+  // the path as sent, these reached "/" and its checks instead of the prefix that guards them.
+  EXPECT_EQ(backend_of("/%61pi/users"), 2);
+  EXPECT_EQ(backend_of("//api/users"), 2);
+  EXPECT_EQ(backend_of("/api%2Fv2/x"), 3);
+  EXPECT_EQ(backend_of("/api//v2"), 3);
+  EXPECT_EQ(backend_of("/API/users"), 1);  // case-sensitive, as nginx's prefixes
 }
 
 TEST_F(ProxyKeysTest, TheCoreAndWebSocketRoutesComeFirst) {
@@ -159,6 +166,20 @@ TEST_F(ProxyKeysTest, TheCoreAndWebSocketRoutesComeFirst) {
   EXPECT_NE(config.proxy_for("/echo/x", false), nullptr);  // routes are exact paths
   EXPECT_NE(config.proxy_for("/healthz2", false), nullptr);
   EXPECT_NE(config.proxy_for("/other", true), nullptr);
+  EXPECT_EQ(config.proxy_for("/%65cho", true), nullptr);  // lws decodes it to the route's path
+  EXPECT_EQ(config.proxy_for("//healthz", false), nullptr);
+}
+
+TEST_F(ProxyKeysTest, ANonAsciiPrefixMatchesItsEncodedForm) {
+  auto config = parse(kListener + proxy("/caf\xc3\xa9", "http://127.0.0.1:1"));
+  EXPECT_NE(config.proxy_for("/caf%C3%A9/menu", false), nullptr);
+  EXPECT_EQ(config.proxy_for("/cafe/menu", false), nullptr);
+  EXPECT_NE(error_of(kListener + proxy("/a\u0085b", "http://127.0.0.1:1"))
+                .find("must not contain control characters"),
+            std::string::npos);
+  EXPECT_NE(error_of(kListener + proxy("/a\u202eb", "http://127.0.0.1:1"))
+                .find("must not contain control characters"),
+            std::string::npos);
 }
 
 TEST_F(ProxyKeysTest, WithoutProxiesNothingIsRelayed) {

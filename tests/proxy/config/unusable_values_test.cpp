@@ -93,6 +93,23 @@ TEST_F(ConfigTest, CredentialNamesMustBeReadableFromARequest) {
   EXPECT_EQ(c.routes[0].auth.cookie, "__Host-tok");
 }
 
+TEST_F(ConfigTest, AnErrorShowsTheControlCharactersOfAValueEscaped) {
+  // The value is echoed in the message: its control characters must not reach the terminal raw,
+  // and a NUL must not cut the message (what() is read as a C string) before the reason.
+  const std::string jwt = "[jwt.main]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+  const std::string route = kEcho + "[routes.auth]\njwt = \"main\"\n";  // lines 5-9
+  const std::string cookie =
+      error_of(kPlainListener + jwt + route + "cookie = \"a\\u0001\\u001b[2J\"\n");
+  EXPECT_TRUE(
+      cookie.starts_with("test.toml:10:10: 'cookie' \"a\\x01\\x1B[2J\" is not a cookie name"))
+      << cookie;
+  const std::string path =
+      error_of(kPlainListener + "[[routes]]\npath = \"/a\\u0000b\"\nadapter = \"echo\"\n");
+  EXPECT_EQ(std::string(path.c_str()), path);  // no NUL left to cut it
+  EXPECT_TRUE(path.starts_with("test.toml:4:8: route path \"/a\\x00b\"")) << path;
+  EXPECT_NE(path.find("must be printable without spaces"), std::string::npos) << path;
+}
+
 TEST_F(ConfigTest, EmptyNamesAreErrors) {
   // An API key's name is the user it authenticates as.
   EXPECT_EQ(error_of(kPlainListener + "[[api_keys]]\nname = \"\"\nsha256 = \"" +

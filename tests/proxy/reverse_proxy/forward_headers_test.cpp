@@ -106,6 +106,12 @@ TEST(BackendTargetTest, StripsThePrefixAndPutsTheBasePathBefore) {
       {"/", "http://b/base", false, "/", "/base/"},
       {"/", "http://b/base", false, "/x", "/base/x"},
       {"/app", "http://b", true, "/app//x", "//x"},  // what the client sent, minus the prefix
+      // The sent bytes that spell the prefix, however they spell it (request_path.hpp).
+      {"/app", "http://b", true, "/%61pp/x", "/x"},
+      {"/app", "http://b", true, "//app/x", "/x"},
+      {"/app", "http://b", true, "/app%2Fx", "/%2Fx"},
+      {"/caf\xc3\xa9", "http://b", true, "/caf%C3%A9/x", "/x"},
+      {"/app", "http://b", true, "/apps/x", "/apps/x"},  // not under it: untouched
   };
   for (const auto& c : cases) {
     ProxyRoute route = route_to(c.path, c.backend);
