@@ -347,13 +347,20 @@ test('the client ends its session with a close record; the rest of the body is n
   assert.match(bridge.log, /code=4001 by=peer/);
   const after = await post('/echo', sse.token, 3, [{ payload: 'x' }]);
   assert.equal(after.status, 404);
-  const open = await openSse('/echo');
+  // Each on sessions of both service threads (a POST may land on the other one, which then
+  // hands it over): a "type" that is not a string took a thread's inbox and the process down.
+  const opens = await Promise.all(Array.from({ length: 6 }, () => openSse('/echo')));
   for (const bad of ['{"type":"close","code":1006}', '{"type":"other"}', 'not json',
-    '{"type":"close","reason":5}']) {
-    const r = await post('/echo', open.token, 1, [{ kind: 'c', payload: bad }]);
-    assert.equal(r.status, 400, bad);
+    '{"type":"close","reason":5}', '{"type":5}', '{"type":["close"]}', '{"type":null}']) {
+    for (const open of opens) {
+      const r = await post('/echo', open.token, 1, [{ kind: 'c', payload: bad }]);
+      assert.equal(r.status, 400, bad);
+    }
   }
-  open.close();
+  const alive = await post('/echo', opens[0].token, 1, [{ payload: 'still here' }]);
+  assert.equal(alive.status, 200);
+  await opens[0].until((e) => e.some((x) => x.event !== 'control'));
+  opens.forEach((o) => o.close());
 });
 
 test('a poll answer carries any number of bytes (over one 64 KiB write)', async () => {

@@ -74,7 +74,7 @@ adapter = "http"
 mode = "rpc"
 backend = "${BACKEND}"
 methods = ["GET", "POST", "DELETE"]
-paths = ["/json", "/echo", "/status/", "/slow/", "/chunked/"]
+paths = ["/json", "/echo", "/status/", "/slow/", "/chunked/", "/drop-first/"]
 max_in_flight = 4
 timeout = "3s"
 
@@ -176,6 +176,32 @@ TEST_F(HttpAdapterTest, AuthenticatedUserIsNamedToTheBackend) {
   ws.send_text("hi");
   EXPECT_EQ(ws.read_message().data, "hi");
   EXPECT_EQ(backend_.requests()[0]["headers"]["x-wsbridge-user"], "alice");
+}
+
+// A backend may close an idle keep-alive connection just as wsbridge reuses it: an idempotent
+// request then goes once more on a new connection. That retry used to find the request's bytes
+// already freed, sent nothing, and the request waited for the route's whole timeout.
+TEST_F(HttpAdapterTest, AnIdempotentRequestIsSentAgainWhenItsReusedConnectionCloses) {
+  WsClient ws = connect("/rpc");
+  ws.send_text(R"({"type":"request","id":"warm","method":"GET","path":"/json/warm"})");
+  ASSERT_EQ(read_json(ws)["status"], 200);  // leaves a kept-alive connection to reuse
+  ws.send_text(R"({"type":"request","id":"get","method":"GET","path":"/drop-first/get"})");
+  json r = read_json(ws);
+  EXPECT_EQ(r["type"], "response") << r.dump();
+  EXPECT_EQ(r["status"], 200) << r.dump();
+  // A POST may have been acted on before the close: never sent twice, and told at once.
+  ws.send_text(R"({"type":"request","id":"post","method":"POST","path":"/drop-first/post"})");
+  r = read_json(ws);
+  EXPECT_EQ(r["type"], "error") << r.dump();
+  EXPECT_EQ(r["code"], "bad_response") << r.dump();
+  int gets = 0;
+  int posts = 0;
+  for (const json& request : backend_.requests()) {
+    gets += request["path"] == "/drop-first/get" ? 1 : 0;
+    posts += request["path"] == "/drop-first/post" ? 1 : 0;
+  }
+  EXPECT_EQ(gets, 2);
+  EXPECT_EQ(posts, 1);
 }
 
 TEST_F(HttpAdapterTest, BackendFailuresBecomeErrorFramesAndTheSessionLives) {

@@ -101,6 +101,18 @@ TEST_F(TokenRefreshTest, AuthMessageNestedTooDeepIsNotACrash) {
   EXPECT_TRUE(server_.process->running());
 }
 
+// A message that names "auth" with a "type" that is not a string is an ordinary message too:
+// reading its type as a string threw, and the connection was closed with 1011.
+TEST_F(TokenRefreshTest, AMessageWhoseTypeIsNotAStringIsEchoed) {
+  WsClient ws = connect("/team", mint(kOldSecret, "alice"));
+  for (const std::string message :
+       {R"({"type":5,"note":"auth"})", R"({"type":["auth"]})", R"({"type":null,"x":"auth"})"}) {
+    ws.send_text(message);
+    EXPECT_EQ(ws.read_message(10s).data, message);
+  }
+  EXPECT_EQ(refresh(ws, mint(kOldSecret, "alice"))["type"], "ack");
+}
+
 TEST_F(TokenRefreshTest, AdminRouteRefusesARefreshWithAViewersToken) {
   WsClient ws = connect("/admin", mint(kOldSecret, "alice", {{"role", "admin"}}));
   const json r = refresh(ws, mint(kOldSecret, "alice", {{"role", "viewer"}}));

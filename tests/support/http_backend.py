@@ -47,6 +47,8 @@ Endpoints (ANY = any method; the path is matched without the query string):
                                   connection (see "open") or after 300 s
   ANY  /die                   -> head with Content-Length: 1000, 10 body bytes, then FIN
   ANY  /die/rst               -> the same, then an RST (SO_LINGER 0) instead of a FIN
+  ANY  /drop-first/<key>      -> the first request for <key>: its connection closed unanswered;
+                                  later ones: 200 as /json/
   ANY  /big/<bytes>           -> 200, <bytes> times 'x', Content-Length set
   ANY  /chunked/<n>[?delay_ms=D] -> 200 chunked, chunks "chunk0\\n" ... "chunk<n-1>\\n" (D ms apart)
   POST /hook/connect          -> as configured (default 200 {"claims": {"role": "tested"}})
@@ -94,6 +96,7 @@ class State:
         self.connections = 0
         self.accepted = 0
         self.open = 0
+        self.dropped = set()  # /drop-first/<key> keys seen
         self.config = json.loads(json.dumps(DEFAULT_CONFIG))
 
     def reset(self):
@@ -102,6 +105,7 @@ class State:
             self.records = []
             self.connections = 0
             self.accepted = 0
+            self.dropped = set()
 
     def stats(self):
         with self.lock:
@@ -312,6 +316,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(200, "slow", "text/plain")
         elif path == "/hang":
             self.hang()
+        elif head == "drop-first" and arg and len(parts) == 3:
+            # The first request for this key is read and its connection closed with no answer
+            # (an idle keep-alive connection closed by the server just as it was reused); later
+            # ones are answered.
+            with self.server.state.lock:
+                first = arg not in self.server.state.dropped
+                self.server.state.dropped.add(arg)
+            if first:
+                self.close_connection = True
+            else:
+                self.send_json(200, {"path": self.path, "method": self.command})
         elif path in ("/die", "/die/rst"):
             self.die(rst=path == "/die/rst")
         elif head == "big" and arg.isdigit() and len(parts) == 3:

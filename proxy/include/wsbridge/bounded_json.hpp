@@ -50,6 +50,17 @@ inline nlohmann::json parse(std::string_view text, bool* too_deep = nullptr) {
   return nlohmann::json::parse(text, nullptr, false);
 }
 
+// The string member `key` of `object`, or "" when `object` is not an object or its `key` is
+// missing or not a string. For JSON from outside: nlohmann's value(key, "") throws type_error
+// when the member has another type ({"type":5}), and such an exception escaped into lws'
+// callback (a POST's close record took a service thread's inbox and then the process down).
+inline std::string_view string_member(const nlohmann::json& object, const char* key) {
+  if (!object.is_object()) return {};
+  const auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) return {};
+  return it->get_ref<const std::string&>();
+}
+
 // What a caller tells the sender of JSON that is too deep.
 inline constexpr std::string_view kTooDeep = "the JSON nests deeper than 128 levels";
 

@@ -1,5 +1,6 @@
 #include "auth/authenticator.hpp"
 
+#include "wsbridge/bounded_json.hpp"
 #include "wsbridge/text.hpp"
 
 #include <openssl/crypto.h>
@@ -93,7 +94,7 @@ AuthDecision verify_token(const RouteAuth& route, const std::string& token,
     return refuse(401, "invalid token: " + err->reason);
   auto& t = std::get<VerifiedToken>(result);
   if (!route.jwt->algorithms.empty()) {
-    auto alg = parse_jwt_algorithm(t.header.value("alg", ""));
+    auto alg = parse_jwt_algorithm(bounded_json::string_member(t.header, "alg"));
     if (!alg || std::find(route.jwt->algorithms.begin(), route.jwt->algorithms.end(), *alg) ==
                     route.jwt->algorithms.end()) {
       return refuse(401, "invalid token: algorithm not allowed for this verifier");
@@ -209,6 +210,14 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
   } else {
     d = verify_credential(route, settings, *credential, now);
     if (!d.allowed) return d;
+  }
+  // The user goes into logs, ACL templates and the X-Wsbridge-User a backend reads: one with a
+  // line break could not go into that header, and the backend could not tell it from nobody.
+  if (std::any_of(d.user.begin(), d.user.end(),
+                  [](char c) { return (c >= 0 && c < 0x20) || c == 0x7f; })) {
+    return refuse(401, d.method == "client_cert"
+                           ? "the client certificate's common name holds control characters"
+                           : "invalid token: its subject holds control characters");
   }
   add_certificate_claims(d, request.client_cert);
   return authorize(route, std::move(d));

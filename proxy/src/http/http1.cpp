@@ -72,6 +72,13 @@ std::string_view to_string(HttpFailure failure) {
 
 namespace http1 {
 
+bool is_idempotent_method(std::string_view method) {
+  for (const std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    if (method == m) return true;
+  }
+  return false;
+}
+
 std::string Url::host_header() const {
   const bool ipv6 = host.find(':') != std::string::npos;
   std::string h = ipv6 ? "[" + host + "]" : host;

@@ -23,6 +23,10 @@ struct Url {
 // http://host[:port][/path] and https://...; no userinfo, query or fragment. nullopt + `error`.
 std::optional<Url> parse_url(std::string_view text, std::string& error);
 
+// RFC 9110 9.2.2: a request that may be sent again when the connection it went out on closed
+// before any answer (the backend may have acted on it: only these leave the same state twice).
+bool is_idempotent_method(std::string_view method);
+
 // The request head and body, ready to write. Adds Host, Content-Length (when there is a body or
 // the method usually has one) and "Connection: keep-alive"; drops those three from `request`.
 std::string serialize_request(const HttpRequest& request, const Url& url);

@@ -61,9 +61,19 @@ void PooledBackend::send_request(PoolConnection* c) {
   } else {
     c->out += plain;
   }
+  // Kept while the request may have to go again on a new connection (may_retry), else freed:
+  // the retry found it empty and sent nothing, and the request waited for its whole timeout.
+  if (!may_retry(c, p)) release_wire(p);
+  if (c->wsi != nullptr) lws_callback_on_writable(c->wsi);
+}
+
+bool PooledBackend::may_retry(const PoolConnection* c, const PendingRequest* p) {
+  return c->reused && !c->received_bytes && !p->retried && http1::is_idempotent_method(p->method);
+}
+
+void PooledBackend::release_wire(PendingRequest* p) {
   p->wire.clear();
   p->wire.shrink_to_fit();
-  if (c->wsi != nullptr) lws_callback_on_writable(c->wsi);
 }
 
 void PooledBackend::on_plain_bytes(PoolConnection* c, const char* data, std::size_t len) {
@@ -73,6 +83,7 @@ void PooledBackend::on_plain_bytes(PoolConnection* c, const char* data, std::siz
     close_connection(c);
     return;
   }
+  if (!c->received_bytes) release_wire(p);  // answered: it will not be sent again
   c->received_bytes = true;
   const auto state = c->parser->feed(data, len);
   if (state == http1::ResponseParser::State::kComplete) {
@@ -224,9 +235,7 @@ int PooledBackend::on_event(lws* wsi, PoolConnection* c, int reason_int, void* i
           finish(p, std::move(result));
         } else if (!c->connected) {
           fail_unavailable(p, "cannot connect to " + options_.url);
-        } else if (c->reused && !c->received_bytes && !p->retried &&
-                   (p->method == "GET" || p->method == "HEAD" || p->method == "OPTIONS" ||
-                    p->method == "PUT" || p->method == "DELETE")) {
+        } else if (may_retry(c, p)) {
           // The backend closed an idle keep-alive connection just as it was reused: try an
           // idempotent request once more on a fresh connection.
           p->retried = true;

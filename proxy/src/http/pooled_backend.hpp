@@ -87,6 +87,11 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
   bool connect(PendingRequest* p);
   // Puts the current request on the wire (through TLS when the backend is https).
   void send_request(PoolConnection* c);
+  // Whether `p`, sent on `c`, goes once more on a new connection if `c` closes now: `c` was
+  // reused (the backend may have closed it as idle just then), nothing of an answer came, it was
+  // not retried yet, and its method may be applied twice.
+  static bool may_retry(const PoolConnection* c, const PendingRequest* p);
+  static void release_wire(PendingRequest* p);
   // Bytes of the backend's response (decrypted when https).
   void on_plain_bytes(PoolConnection* c, const char* data, std::size_t len);
   void fail_tls(PoolConnection* c);

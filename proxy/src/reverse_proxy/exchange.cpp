@@ -244,10 +244,13 @@ void ClientConnection::backend_closed(std::string_view reason) {
     return close_now();
   }
   // A kept-alive connection the backend closed as the request went out: once, on a new one,
-  // when nothing of the request is lost (no body) and nothing answered yet.
+  // when nothing of the request is lost (no body), nothing answered yet, and the method may be
+  // applied twice (RFC 9110 9.2.2: a bodiless POST the backend acted on before it closed must
+  // not be sent again, as nginx does not).
   const bool no_body = request_.body == BodyFraming::kNone ||
                        (request_.body == BodyFraming::kLength && request_.content_length == 0);
-  if (reused && !retried_ && no_body && response_in_.empty()) {
+  if (reused && !retried_ && no_body && response_in_.empty() &&
+      http1::is_idempotent_method(request_.method)) {
     retried_ = true;
     return acquire_backend();
   }

@@ -5,6 +5,7 @@
 #include <array>
 #include <vector>
 
+#include "reverse_proxy/head_fields.hpp"
 #include "reverse_proxy/request_path.hpp"
 #include "wsbridge/base64.hpp"
 #include "wsbridge/text.hpp"
@@ -304,9 +305,14 @@ std::string client_response_head(const ResponseHead& response, bool keep_alive,
     case BodyFraming::kNone:
       // A HEAD's or a 304's Content-Length tells the size of what a GET would get: passed on
       // (1xx and 204 must not carry one).
-      if (response.status >= 200 && response.status != 204 &&
-          find_header(response.headers, "content-length") != nullptr) {
-        add(out, "Content-Length", std::to_string(response.content_length));
+      if (response.status >= 200 && response.status != 204) {
+        if (find_header(response.headers, "content-length") != nullptr) {
+          add(out, "Content-Length", std::to_string(response.content_length));
+        } else if (response.status != 304 && detail::transfer_coding(response.headers) == 1) {
+          // A HEAD's (the other bodiless ones are 1xx, 204 and 304): a GET would have had a
+          // chunked body (RFC 9112 6.1), which a client may want to know before it asks.
+          add(out, "Transfer-Encoding", "chunked");
+        }
       }
       break;
   }

@@ -231,6 +231,9 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
   } catch (const std::exception& e) {
     // Never let an exception unwind through C code: close this connection as an internal error.
     WSB_LOG(kError) << "error handling lws event " << reason_int << ": " << e.what();
+    // The wake-up pipe's own event: -1 would close the pipe that every other thread's
+    // lws_cancel_service writes to, and the service thread would never hear from them again.
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) return 0;
     if (session != nullptr && !session->close_sent) {
       if (reason == LWS_CALLBACK_SERVER_WRITEABLE) {
         return close_now(*session, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error");

@@ -23,7 +23,7 @@ constexpr std::size_t kMaxHeldPosts = 4;
 // A client's close record: {"type":"close","code":1000,"reason":"..."} (code and reason optional).
 std::optional<PendingClose> parse_client_close(std::string_view json) {
   const auto j = bounded_json::parse(json);
-  if (!j.is_object() || j.value("type", "") != "close") return std::nullopt;
+  if (bounded_json::string_member(j, "type") != "close") return std::nullopt;
   PendingClose close{1000, ""};
   if (j.contains("code")) {
     if (!j["code"].is_number_integer()) return std::nullopt;

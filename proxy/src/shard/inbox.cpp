@@ -133,7 +133,15 @@ void Shard::drain_inbox() {
   close_unmasked_senders();
   std::vector<InboxCommand> batch;
   inbox_->drain_into(batch);
-  for (auto& command : batch) dispatch(std::move(command));
+  for (auto& command : batch) {
+    // One command's failure must not drop the rest of the batch (a session's close, the answer
+    // a relayed POST waits for), nor unwind into lws (callback.cpp says what -1 would do here).
+    try {
+      dispatch(std::move(command));
+    } catch (const std::exception& e) {
+      WSB_LOG(kError) << "error handling work handed to this service thread: " << e.what();
+    }
+  }
 }
 
 }  // namespace wsbridge

@@ -239,7 +239,7 @@ bool Shard::handle_auth_message(Session& s, const Frame& message) {
     return false;
   }
   const auto doc = bounded_json::parse(text);
-  if (!doc.is_object() || doc.value("type", "") != "auth") return false;
+  if (bounded_json::string_member(doc, "type") != "auth") return false;
   nlohmann::json reply = {{"type", "ack"}};
   if (doc.contains("id")) reply["id"] = doc["id"];
   auto token = doc.find("token");

@@ -66,6 +66,12 @@ TEST(RpcTest, RequestFramesBecomeCheckedRequests) {
       {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"X":1}})",
        "bad_request"},
       {R"({"type":"request","id":{},"method":"GET","path":"/orders"})", "bad_request"},
+      {R"({"type":"request","id":1,"method":"POST","path":"/orders","body":"x","body_encoding":5})",
+       "bad_request"},
+      {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"X":"a\u000bb"}})",
+       "bad_request"},
+      {R"({"type":"request","id":1,"method":"GET","path":"/orders","headers":{"X":"a\u007fb"}})",
+       "bad_request"},
       {R"({"type":"ping","id":1})", "bad_request"},
       {R"([1,2])", "bad_request"},
   };
@@ -76,6 +82,23 @@ TEST(RpcTest, RequestFramesBecomeCheckedRequests) {
   }
   EXPECT_TRUE(std::holds_alternative<http::RpcRefusal>(
       http::parse_rpc_request(Frame::binary("{}"), policy())));
+}
+
+TEST(RpcTest, AtMostAHundredHeadersPerRequest) {
+  // 75,000 names in one frame held a service thread for seconds (each name was compared with
+  // every one before it); a legacy backend would refuse them anyway.
+  auto frame_with = [](int headers) {
+    nlohmann::json frame = {{"type", "request"}, {"id", 1}, {"method", "GET"}, {"path", "/orders"}};
+    for (int i = 0; i < headers; ++i) frame["headers"]["X-H" + std::to_string(i)] = "v";
+    return Frame::text(frame.dump());
+  };
+  auto hundred = http::parse_rpc_request(frame_with(100), policy());
+  ASSERT_TRUE(std::holds_alternative<http::RpcCall>(hundred));
+  EXPECT_EQ(std::get<http::RpcCall>(hundred).request.headers.size(), 100u);
+  auto more = http::parse_rpc_request(frame_with(101), policy());
+  ASSERT_TRUE(std::holds_alternative<http::RpcRefusal>(more));
+  EXPECT_EQ(std::get<http::RpcRefusal>(more).code, "bad_request");
+  EXPECT_EQ(std::get<http::RpcRefusal>(more).message, "at most 100 headers per request");
 }
 
 TEST(RpcTest, ResponsesCarryJsonTextOrBase64Bodies) {

@@ -138,6 +138,22 @@ TEST_F(AuthenticatorTest, TokensAndTheirAclClaim) {
   EXPECT_FALSE(run(r).acl);
 }
 
+TEST_F(AuthenticatorTest, ASubjectWithControlCharactersIsRefused) {
+  // It could not reach a backend's X-Wsbridge-User (a line break ends the header), which then
+  // saw the signed-in user as nobody.
+  HandshakeRequest r;
+  for (const std::string& sub : std::vector<std::string>{
+           "alice\r\nX-Admin: 1", std::string("a\0b", 3), "a\x0b", "a\x7f", "a\tb"}) {
+    r.authorization = "Bearer " + token(sub);
+    const AuthDecision d = run(r);
+    EXPECT_FALSE(d.allowed) << sub;
+    EXPECT_EQ(d.status, 401u);
+    EXPECT_EQ(d.reason, "invalid token: its subject holds control characters");
+  }
+  r.authorization = "Bearer " + token("Ren\u00e9e O'Brien");
+  EXPECT_TRUE(run(r).allowed);
+}
+
 TEST_F(AuthenticatorTest, RouteAuthorizationIs403) {
   route_.allowed_users = {"alice"};
   HandshakeRequest r;

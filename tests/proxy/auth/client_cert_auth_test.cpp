@@ -54,6 +54,11 @@ TEST_F(ClientCertAuthTest, AVerifiedCertificateAuthenticatesAsItsCommonName) {
   EXPECT_EQ(d.claims["cert.fingerprint"], "ab12");
   r.client_cert->cn.clear();  // no CN: the fingerprint names it
   EXPECT_EQ(run(route, r).user, "ab12");
+  r.client_cert->cn = "device-1\r\nX-Wsbridge-User: admin";  // a CA's odd subject
+  const AuthDecision odd = run(route, r);
+  EXPECT_FALSE(odd.allowed);
+  EXPECT_EQ(odd.status, 401u);
+  EXPECT_EQ(odd.reason, "the client certificate's common name holds control characters");
 }
 
 TEST_F(ClientCertAuthTest, ACertificateIsNoCredentialUnlessTheRouteSaysSo) {

@@ -402,6 +402,11 @@ TEST(ClientResponseHeadTest, ResponsesWithoutABody) {
   // A HEAD's or a 304's Content-Length is what a GET would get: passed on.
   const ResponseHead head = response("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", "HEAD");
   EXPECT_EQ(client_response_head(head, true), "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+  // And so is its Transfer-Encoding: chunked (a 304's is not: a GET gets no body either).
+  const ResponseHead chunked_head =
+      response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HEAD");
+  EXPECT_EQ(client_response_head(chunked_head, true),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
   const ResponseHead not_modified =
       response("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nTransfer-Encoding: chunked\r\n\r\n");
   EXPECT_EQ(client_response_head(not_modified, true),
