@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import {
   Broker, Bridge, Child, MosquittoSub, freePort, mosquittoPub, removeDir,
@@ -26,9 +27,12 @@ const SECRET = 'a-fallback-secret-shared-by-the-cluster';
 
 function bridgeToml(name, port, peers) {
   return `instance_id = "${name}"
+[limits]
+handshake_timeout = "3s"
 [fallback]
 secret = "${SECRET}"
 poll_timeout = "3s"
+heartbeat = "2s"
 peers = { ${peers.map(([n, p]) => `"${n}" = "http://127.0.0.1:${p}"`).join(', ')} }
 [[listeners]]
 address = "127.0.0.1"
@@ -144,6 +148,67 @@ test('an instance never forwards a forwarded request again, nor to an instance i
     statuses.push(res.status);
   }
   assert.deepEqual(statuses.sort(), [200, 404]);
+});
+
+// A poll session straight on instance `b`: its token and connection number.
+async function pollSessionOn(b) {
+  const opened = await request(b.port, 'GET', '/_wsbridge/poll/echo');
+  const welcome = JSON.parse(decodeBody(opened.body).records[0].payload);
+  return { token: welcome.session, conn: welcome.conn };
+}
+
+// A POST whose body never ends: it holds one of its session's places on the instance it reached.
+function heldPost(port, token) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(`POST /_wsbridge/send/echo?s=${encodeURIComponent(token)} HTTP/1.1\r\n` +
+        'Host: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n1\n');
+      resolve(socket);
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('another instance\'s session with the same number does not take this one\'s POST places', async () => {
+  // Connection numbers are per instance: open sessions on both until two share one.
+  let [a, b] = [await pollSessionOn(bridges[0]), await pollSessionOn(bridges[1])];
+  for (let i = 0; i < 200 && a.conn !== b.conn; ++i) {
+    if (a.conn < b.conn) a = await pollSessionOn(bridges[0]);
+    else b = await pollSessionOn(bridges[1]);
+  }
+  assert.equal(a.conn, b.conn, 'no two sessions with the same number');
+  // Four held POSTs for node-a's session, through node-b: that session's places there.
+  const held = await Promise.all(Array.from({ length: 4 }, () => heldPost(bridges[1].port, a.token)));
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const res = await request(bridges[1].port, 'POST', `/_wsbridge/send/echo?s=${encodeURIComponent(b.token)}`,
+      { body: encodeBody(1, [{ payload: 'mine' }]) });
+    assert.equal(res.status, 200, `node-b's own session ${b.conn}: ${res.status} ${res.body}`);
+    const fifth = await request(bridges[1].port, 'POST', `/_wsbridge/send/echo?s=${encodeURIComponent(a.token)}`,
+      { body: encodeBody(1, [{ payload: 'x' }]) });
+    assert.equal(fifth.status, 429, 'the forwarded session\'s own limit still holds');
+  } finally {
+    held.forEach((socket) => socket.destroy());
+  }
+});
+
+test('a request forwarded to an owner that stops answering gets 504, not a wait without end', async () => {
+  const a = await pollSessionOn(bridges[0]);
+  bridges[0].child.proc.kill('SIGSTOP');
+  try {
+    const started = Date.now();
+    const res = await request(bridges[1].port, 'POST', `/_wsbridge/send/echo?s=${encodeURIComponent(a.token)}`,
+      { body: encodeBody(1, [{ payload: 'x' }]) });
+    assert.equal(res.status, 504, String(res.body));
+    assert.match(String(res.body), /sent nothing/);
+    // (poll_timeout 3 s or heartbeat 2 s, plus handshake_timeout 3 s: about 6 s.)
+    assert.ok(Date.now() - started < 20000, `answered after ${Date.now() - started} ms`);
+  } finally {
+    bridges[0].child.proc.kill('SIGCONT');
+  }
+  const again = await request(bridges[1].port, 'POST', `/_wsbridge/send/echo?s=${encodeURIComponent(a.token)}`,
+    { body: encodeBody(1, [{ payload: 'x' }]) });
+  assert.equal(again.status, 200, 'the owner, running again, is reached again');
 });
 
 test('wsbridge.js in Chromium, long-polling through the balancer to both instances, on an MQTT route', async () => {

@@ -15,13 +15,26 @@ constexpr std::size_t kMaxWholeBytes = 64 * 1024 * 1024;
 
 }  // namespace
 
-PeerRelay::PeerRelay(std::shared_ptr<ResponseChannel> channel, std::string request)
-    : channel_(std::move(channel)), request_(std::move(request)) {}
+PeerRelay::PeerRelay(std::shared_ptr<ResponseChannel> channel, std::string request,
+                     std::chrono::milliseconds silence_limit)
+    : channel_(std::move(channel)), request_(std::move(request)), silence_limit_(silence_limit) {}
 
 PeerRelay::~PeerRelay() = default;
 
 void PeerRelay::start(StreamEndpoint& endpoint) {
   stream_ = endpoint.connect(*this);
+  stream_->set_timer(silence_limit_);  // (the connect has its own, shorter, timeout)
+}
+
+void PeerRelay::on_timer() {
+  if (done_) return;
+  if (streaming_) {
+    channel_->end();  // as if the owner had ended it: the client opens the stream again
+    finish();
+    return;
+  }
+  fail(504, "the owner instance sent nothing for " + std::to_string(silence_limit_.count() / 1000) +
+                " s");
 }
 
 void PeerRelay::on_connected() {
@@ -85,6 +98,7 @@ bool PeerRelay::parse_head() {
 
 void PeerRelay::on_data(std::string_view bytes) {
   if (done_) return;
+  stream_->set_timer(silence_limit_);
   if (!head_done_) {
     if (head_.size() + bytes.size() > kMaxHeadBytes) {
       fail(502, "the owner instance's answer has no end of head");
@@ -99,7 +113,10 @@ void PeerRelay::on_data(std::string_view bytes) {
       finish();  // its carrier left
       return;
     }
-    if (!channel_->has_room()) stream_->pause_reading(true);
+    if (!channel_->has_room()) {
+      stream_->pause_reading(true);
+      stream_->set_timer(std::chrono::milliseconds(0));  // silent because we stopped reading
+    }
     return;
   }
   body_.append(bytes);
@@ -135,7 +152,10 @@ void PeerRelay::on_channel_news() {
     finish();
     return;
   }
-  if (stream_ != nullptr && channel_->has_room()) stream_->pause_reading(false);
+  if (stream_ != nullptr && channel_->has_room()) {
+    stream_->pause_reading(false);
+    stream_->set_timer(silence_limit_);
+  }
 }
 
 }  // namespace wsbridge::fallback

@@ -8,6 +8,7 @@
 // they come, and reading from the owner stops while the channel is full.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,8 +20,12 @@ namespace wsbridge::fallback {
 
 class PeerRelay final : public StreamHandler {
  public:
-  // `request`: the whole HTTP/1.1 request to send to the owner.
-  PeerRelay(std::shared_ptr<ResponseChannel> channel, std::string request);
+  // `request`: the whole HTTP/1.1 request to send to the owner. `silence_limit`: how long the
+  // owner may send nothing while the relay is reading (it answers a poll by poll_timeout and
+  // writes a heartbeat into a stream every heartbeat, so an owner silent for longer is stopped
+  // or gone): then 504, or the end of a stream (its client reconnects).
+  PeerRelay(std::shared_ptr<ResponseChannel> channel, std::string request,
+            std::chrono::milliseconds silence_limit);
   ~PeerRelay() override;
 
   void start(StreamEndpoint& endpoint);
@@ -32,6 +37,7 @@ class PeerRelay final : public StreamHandler {
   void on_connected() override;
   void on_data(std::string_view bytes) override;
   void on_closed(std::string_view reason) override;
+  void on_timer() override;
 
  private:
   void fail(unsigned status, std::string_view message);
@@ -40,6 +46,7 @@ class PeerRelay final : public StreamHandler {
 
   std::shared_ptr<ResponseChannel> channel_;
   std::string request_;
+  std::chrono::milliseconds silence_limit_;
   std::unique_ptr<Stream> stream_;
   std::string head_;  // the owner's answer's head, until it is complete
   bool head_done_ = false;

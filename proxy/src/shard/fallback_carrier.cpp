@@ -149,7 +149,9 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     // Our client has one POST in flight (and a retry may overlap it); more for one session are
     // someone holding connections and body bytes, which are what the limits here bound.
     unsigned in_flight = 0;
-    if (!shared_.session_posts.try_claim(*connection, kPostsInFlightPerSession, in_flight)) {
+    SessionPostCounts::SessionKey session{peer != nullptr ? named->instance : std::string(),
+                                          *connection};
+    if (!shared_.session_posts.try_claim(session, kPostsInFlightPerSession, in_flight)) {
       return answer(429, "busy",
                     "this session has " + std::to_string(in_flight) +
                         " POSTs in flight already: send one at a time",
@@ -158,7 +160,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     auto carrier = std::make_unique<FallbackCarrier>();
     carrier->claim.shard_bytes = &post_bytes_in_flight_;
     carrier->claim.session_posts = &shared_.session_posts;
-    carrier->claim.session = *connection;
+    carrier->claim.session = std::move(session);
     carrier->target = *connection;
     carrier->peer = peer;
     carrier->cors_origin = cors;
@@ -285,6 +287,9 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   if (resume_from) request += "&last=" + std::to_string(*resume_from);
   request += " HTTP/1.1\r\nHost: " + peer.host + "\r\nConnection: close\r\n";
   request += "X-Wsbridge-Forwarded: " + shared_.tokens->instance() + "\r\n";
+  // The client, as this instance knows it: an owner that lists this instance among its
+  // trusted_proxies counts it, not this instance's one address, in its per-address limits.
+  request += "X-Forwarded-For: " + client_address(wsi) + "\r\n";
   // The certificate the token was checked with here, which the owner checks it with again.
   const std::string token = query_value(wsi, "s").value_or("");
   request += "X-Wsbridge-Client-Cert: " +
@@ -298,7 +303,13 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   request += "\r\n";
   request += body;
   auto channel = attach_carrier(wsi, stream, cors_origin);
-  auto relay = std::make_shared<fallback::PeerRelay>(channel, std::move(request));
+  // The owner answers a poll by poll_timeout and writes into a stream every heartbeat; silent
+  // longer (stopped, or its machine gone without a FIN), it is not coming back for this request.
+  const auto silence_limit = std::max(config_->fallback.poll_timeout, config_->fallback.heartbeat) +
+                             config_->limits.handshake_timeout;
+  auto relay = std::make_shared<fallback::PeerRelay>(
+      channel, std::move(request),
+      std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit));
   channel->wake_owner = [weak = std::weak_ptr<fallback::PeerRelay>(relay)] {
     if (auto r = weak.lock()) r->on_channel_news();
   };

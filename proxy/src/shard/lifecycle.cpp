@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "handshake/bearer_subprotocol.hpp"
+#include "handshake/ip_address.hpp"
 #include "handshake/upgrade_hold.hpp"
 #include "http/static_files.hpp"
 #include "recv_hook/deflate_guard.hpp"
@@ -285,6 +286,7 @@ void Shard::open() {
                      << " (libwebsockets 4.1.6's own permessage-deflate is not reliable over TLS)";
     }
   }
+  if (index_ == 0) warn_of_untrusted_peers();
   if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;
     admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);
@@ -294,6 +296,20 @@ void Shard::open() {
                        : admin.allow_api_without_token ? " (no token: the API is open to anyone "
                                                          "who can reach it)"
                                                        : " (no token: the API is disabled)");
+  }
+}
+
+// A peer that forwards fallback requests here counts as one client address unless it is a
+// trusted proxy (docs/DEPLOY.md): said at start for peers given by address (a name's addresses
+// are not known here).
+void Shard::warn_of_untrusted_peers() const {
+  for (const auto& [name, peer] : config_->fallback.peers) {
+    std::string_view host = peer->host.substr(0, peer->host.rfind(':'));
+    if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+    if (!parse_ip_address(host) || config_->trusted_proxies.trusts(host)) continue;
+    WSB_LOG(kWarn) << "[fallback] peers: " << name << " (" << host
+                   << ") is not in [server] trusted_proxies: the requests it forwards here count "
+                      "against the per-address limits as one client (docs/DEPLOY.md)";
   }
 }
 

@@ -147,7 +147,7 @@ struct Shard::ConnectionData {
 struct PostClaim {
   std::size_t* shard_bytes = nullptr;
   SessionPostCounts* session_posts = nullptr;  // set once the place is claimed
-  std::uint64_t session = 0;
+  SessionPostCounts::SessionKey session;
   std::size_t bytes = 0;
 
   PostClaim() = default;
