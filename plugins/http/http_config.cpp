@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <memory>
 
-#include "header_rules.hpp"
 #include "path_rules.hpp"
+#include "wsbridge/header_rules.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::http {

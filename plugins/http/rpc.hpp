@@ -10,9 +10,9 @@
 #include <variant>
 #include <vector>
 
-#include "header_rules.hpp"  // which headers a client may send
-#include "path_rules.hpp"    // which paths a client may reach
+#include "path_rules.hpp"  // which paths a client may reach
 #include "wsbridge/frame.hpp"
+#include "wsbridge/header_rules.hpp"  // which headers a client may send
 #include "wsbridge/http_client.hpp"
 
 namespace wsbridge::http {

@@ -169,19 +169,109 @@ test('malformed requests under a prefix: their status and Connection: close', { 
     ['HTTP/2.0 on an HTTP/1 request line', 505,
       ['GET /ok/echo HTTP/2.0', 'Host: x'], ''],
   ];
+  // Each as a connection's first request and as one after a proxied answer on a kept-alive
+  // connection: the refusal of a later request used to be dropped (a bare close, no status).
   for (const [what, status, lines, body] of cases) {
+    for (const second of [false, true]) {
+      const c = await RawConnection.open(bridge.port);
+      try {
+        if (second) {
+          c.send(['GET /ok/echo HTTP/1.1', 'Host: x']);
+          assert.equal((await c.response({ timeoutMs: 5000 })).status, 200);
+        }
+        c.send(lines, Buffer.from(body));
+        const res = await c.response({ timeoutMs: 5000 });
+        const which = `${what}${second ? ' (second request)' : ''}`;
+        assert.equal(res.status, status, `${which}: ${res.status} ${res.body}`);
+        assert.match(String(res.headers.connection), /close/i, `${which}: no Connection: close`);
+        assert.ok(await c.closedWithin(3000), `${which}: the connection stayed open`);
+      } finally {
+        c.close();
+      }
+    }
+  }
+  // Lines ending in LF alone: 400 at once (the head's end was never found: closed after 10 s).
+  for (const second of [false, true]) {
     const c = await RawConnection.open(bridge.port);
     try {
-      c.send(lines, Buffer.from(body));
-      const res = await c.response({ timeoutMs: 5000 });
-      assert.equal(res.status, status, `${what}: ${res.status} ${res.body}`);
-      assert.match(String(res.headers.connection), /close/i, `${what}: no Connection: close`);
-      assert.ok(await c.closedWithin(3000), `${what}: the connection stayed open`);
+      if (second) {
+        c.send(['GET /ok/echo HTTP/1.1', 'Host: x']);
+        assert.equal((await c.response({ timeoutMs: 5000 })).status, 200);
+      }
+      c.write(Buffer.from('GET /ok/echo HTTP/1.1\nHost: x\n\n'));
+      const res = await c.response({ timeoutMs: 3000 });
+      assert.equal(res.status, 400, `bare LF: ${res.status} ${res.body}`);
+      assert.ok(await c.closedWithin(3000));
     } finally {
       c.close();
     }
   }
   await alive();
+});
+
+test('a backend that sends interim (1xx) heads without end: 502 after eight, memory bounded', { timeout: 30000 }, async () => {
+  const few = await RawConnection.open(bridge.port);
+  try {
+    few.send(['GET /ok/early-hints?n=2 HTTP/1.1', 'Host: x']);
+    const hints = [await few.response({ timeoutMs: 5000 }), await few.response({ timeoutMs: 5000 })];
+    assert.deepEqual(hints.map((r) => r.status), [103, 103]);
+    const final = await few.response({ timeoutMs: 5000 });
+    assert.equal(final.status, 200);
+    assert.equal(final.body.toString(), 'ok');
+  } finally {
+    few.close();
+  }
+  const flood = await RawConnection.open(bridge.port);
+  try {
+    flood.send(['GET /ok/early-hints?n=1000000 HTTP/1.1', 'Host: x']);
+    let interim = 0;
+    for (;;) {
+      let res;
+      try {
+        res = await flood.response({ timeoutMs: 5000 });
+      } catch (e) {
+        if (e.closed) break;
+        throw e;
+      }
+      assert.equal(res.status, 103, `after ${interim} interim heads: ${res.status}`);
+      ++interim;
+    }
+    assert.equal(interim, 8, 'interim heads relayed before the connection was closed');
+  } finally {
+    flood.close();
+  }
+  await alive();
+});
+
+test('a kept-alive connection whose next head drips in is closed at handshake_timeout', { timeout: 30000 }, async () => {
+  const port = await freePort();
+  const quick = await new ProxyBridge(dir, port, `
+[limits]
+handshake_timeout = "2s"
+[[listeners]]
+address = "127.0.0.1"
+port = ${port}
+[[proxy]]
+path = "/ok"
+backend = "http://127.0.0.1:${backend.port}"
+`).start();
+  const c = await RawConnection.open(port);
+  try {
+    c.send(['GET /ok/echo HTTP/1.1', 'Host: x']);
+    assert.equal((await c.response({ timeoutMs: 5000 })).status, 200);
+    const started = Date.now();
+    const head = 'GET /ok/echo HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+    let sent = 0;
+    while (!c.closed && Date.now() - started < 12000) {
+      c.write(head[sent++ % head.length]);  // a byte every 300 ms: the head never ends
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.ok(c.closed, 'the connection was still open after 12 s of a head that never ended');
+    assert.ok(Date.now() - started < 6000, `closed after ${Date.now() - started} ms`);
+  } finally {
+    c.close();
+    await quick.stop();
+  }
 });
 
 test('a WebSocket backend killed in the middle of a session: the client\'s WebSocket closes', { timeout: 30000 }, async () => {

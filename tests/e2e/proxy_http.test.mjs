@@ -63,6 +63,7 @@ host_header = "legacy.example"
 [[proxy]]
 path = "/raw"
 backend = "${raw}"
+allow_client_headers = ["X-Real-IP"]
 [[proxy]]
 path = "/small"
 backend = "${raw}"
@@ -160,7 +161,9 @@ test('request fields: end-to-end ones pass; hop-by-hop, spoofed identity and for
       'X-Forwarded-For: 6.6.6.6', 'X-Forwarded-Proto: https', 'X-Forwarded-Host: evil.example',
       'Forwarded: for=6.6.6.6;proto=https;host=evil.example', 'X-Wsbridge-User: mallory',
       'X-Wsbridge-Auth-Method: jwt', 'X-Wsbridge-Claims: eyJzdWIiOiJtYWxsb3J5In0',
-      'X-Wsbridge-Route: /evil']);
+      'X-Wsbridge-Route: /evil', 'X-Original-URL: /admin/x', 'X_Rewrite_URL: /admin/y',
+      'X-HTTP-Method-Override: DELETE', 'Remote-User: admin', 'X-Forwarded-Port: 443',
+      'True-Client-IP: 6.6.6.7', 'X-Real-IP: 203.0.113.9']);
     const res = await c.response();
     assert.equal(res.status, 200, res.body.toString());
     const seen = json(res);
@@ -188,6 +191,13 @@ test('request fields: end-to-end ones pass; hop-by-hop, spoofed identity and for
     assert.equal(f['x-wsbridge-auth-method'], undefined);
     assert.equal(f['x-wsbridge-claims'], undefined);
     assert.deepEqual(f['x-wsbridge-route'], ['/raw'], 'X-Wsbridge-Route names the prefix');
+    // What backends believe from a proxy (URL and method overrides, the user of an auth proxy,
+    // the client's address) is dropped unless the prefix allows it (allow_client_headers).
+    for (const trusted of ['x-original-url', 'x_rewrite_url', 'x-http-method-override', 'remote-user',
+      'x-forwarded-port', 'true-client-ip']) {
+      assert.equal(f[trusted], undefined, `a client's ${trusted} reached the backend: ${f[trusted]}`);
+    }
+    assert.deepEqual(f['x-real-ip'], ['203.0.113.9'], 'allow_client_headers lets X-Real-IP through');
   } finally {
     c.close();
   }

@@ -7,6 +7,7 @@
 #include "config/route_keys.hpp"
 #include "config/server_config.hpp"
 #include "stream/lws_stream_client.hpp"
+#include "wsbridge/header_rules.hpp"
 
 namespace wsbridge {
 
@@ -45,6 +46,27 @@ void read_timeouts(ConfigTable& t, ProxyRoute& route) {
     route.websocket_idle_timeout = *v;
   }
   if (auto v = t.duration("keepalive_timeout", 0ms, 1h)) route.keepalive_timeout = *v;
+}
+
+// Headers backends believe from a proxy (X-Real-IP, X-Original-URL, Remote-User...) are dropped
+// from clients unless listed here; X-Forwarded-For, -Proto, -Host and Forwarded are always the
+// proxy's own.
+void read_allowed_client_headers(ConfigTable& t, ProxyRoute& route) {
+  const auto allowed = t.string_array("allow_client_headers");
+  if (!allowed) return;
+  for (const auto& name : *allowed) {
+    const std::string canonical = http::canonical_header_name(name);
+    const bool forwarding = canonical == "x-forwarded-proto" || canonical == "x-forwarded-host" ||
+                            canonical == "forwarded";
+    if (http::classify_header(name) != http::HeaderClass::kTrusted || forwarding) {
+      t.fail_at("allow_client_headers",
+                "'allow_client_headers' lists \"" + name + "\", which is " +
+                    (forwarding || http::classify_header(name) == http::HeaderClass::kReserved
+                         ? "set by wsbridge: no client may set it"
+                         : "not dropped by default: nothing to allow"));
+    }
+    route.allow_client_headers.push_back(canonical);
+  }
 }
 
 void read_host_header(ConfigTable& t, ProxyRoute& route) {
@@ -94,6 +116,11 @@ void read_proxy_tables(ConfigTable& top, ServerConfig& config) {
         t.fail_at("path", "proxy path \"" + route->path +
                               "\" must not end with '/' (it covers what follows it anyway)");
       }
+      if (route->path.find(';') != std::string::npos) {
+        t.fail_at("path", "proxy path \"" + route->path +
+                              "\" must not contain ';': requests are matched without a "
+                              "segment's ;parameters, as Java servers read them");
+      }
     }
     if (route->path == kHealthPath) {
       t.fail_at("path", "proxy path \"" + route->path + "\" is the health endpoint");
@@ -118,6 +145,7 @@ void read_proxy_tables(ConfigTable& top, ServerConfig& config) {
                 "'websocket = false' leaves it nothing");
     }
     route->forward_identity = t.boolean("forward_identity").value_or(true);
+    read_allowed_client_headers(t, *route);
     if (auto v = t.byte_size("max_body_bytes", 0, 1ull << 40)) route->max_body_bytes = *v;
     read_timeouts(t, *route);
     if (auto v = t.integer("max_connections", 1, 1'000'000)) {

@@ -34,6 +34,7 @@ bool ClientConnection::start() {
       LwsStreamClient::instance().adopt(takeover_.fd, ssl, *this, "the client " + takeover_.peer);
   if (!client_) return false;
   if (tls_) client_cert_ = tls::verified_client_certificate(ssl);
+  phase_since_ = std::chrono::steady_clock::now();
   process_input();
   return true;
 }
@@ -93,12 +94,21 @@ void ClientConnection::on_closed(std::string_view reason) {
 // Reads the next request head from in_ and starts it, or hands the connection to lws.
 void ClientConnection::process_input() {
   if (phase_ != Phase::kHead) return;
+  // The previous exchange on this connection is over: a refusal of this request is written.
+  // (Left set from the previous answer, it was not, and the browser saw a bare close.)
+  response_.reset();
+  sent_anything_ = false;
   const std::size_t end = find_head_end(in_);
   if (end == std::string::npos) {
     if (in_.size() > kMaxHeadBytes) {
       request_ = RequestHead{};
       request_done_ = false;
       return refuse(431, "the request head is over " + std::to_string(kMaxHeadBytes) + " bytes");
+    }
+    if (has_bare_line_feed(in_)) {  // (find_head_end would never end such a head)
+      request_ = RequestHead{};
+      request_done_ = false;
+      return refuse(400, "a request head line that ends in LF alone (RFC 9112 2.2: CRLF)");
     }
     arm_timer();
     return;
@@ -183,6 +193,7 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   backend_head_ = backend_request_head(request_, *route_, context);
   request_dropped_ = false;
   retried_ = false;
+  interim_responses_ = 0;
   response_in_.clear();
   response_.reset();
   sent_anything_ = false;
@@ -237,6 +248,7 @@ void ClientConnection::finish(bool keep_open) {
     return service_.retire(this);
   }
   phase_ = Phase::kHead;
+  phase_since_ = std::chrono::steady_clock::now();
   route_ = nullptr;
   config_.reset();
   if (client_paused_) {
@@ -277,8 +289,10 @@ void ClientConnection::arm_timer() {
   };
   switch (phase_) {
     case Phase::kHead:
-      // (Between requests as within a head: [limits] handshake_timeout, as on lws' paths.)
-      delay = until(last_activity_ + config_timeout());
+      // (Between requests and for a whole head: [limits] handshake_timeout, as on lws' paths.
+      // From the previous answer, not from the last byte: a head dripped a byte at a time kept
+      // an idle timer from ever running out.)
+      delay = until(phase_since_ + config_timeout());
       break;
     case Phase::kWaiting:
       delay = until(sent_at_ + route_->response_timeout);
@@ -309,7 +323,7 @@ void ClientConnection::on_timer() {
   const auto now = steady_clock::now();
   switch (phase_) {
     case Phase::kHead:
-      if (now - last_activity_ >= config_timeout()) {
+      if (now - phase_since_ >= config_timeout()) {
         return close_now();  // an idle keep-alive connection, or a head that never ended
       }
       break;

@@ -113,7 +113,7 @@ class ClientConnection final : public StreamHandler,
   Phase phase_ = Phase::kHead;
   std::string in_;  // from the browser, not yet used
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point phase_since_{};  // kLingering, kHandingBack
+  std::chrono::steady_clock::time_point phase_since_{};  // kHead, kLingering, kHandingBack
   bool client_paused_ = false;
   bool tls_ = false;
   std::optional<tls::ClientCertificate> client_cert_;  // verified by the listener (mTLS)
@@ -136,8 +136,9 @@ class ClientConnection final : public StreamHandler,
   std::optional<ResponseHead> response_;
   std::string head_out_;  // the final response head for the browser, sent with the first body
   BodyFollower response_body_;
-  bool sent_anything_ = false;  // bytes of a response (interim included) went to the browser
-  bool keep_alive_ = true;      // the browser's connection carries another request after this
+  unsigned interim_responses_ = 0;  // 1xx heads from the backend for this request
+  bool sent_anything_ = false;      // bytes of a response (interim included) went to the browser
+  bool keep_alive_ = true;          // the browser's connection carries another request after this
   // kWaiting: since the request waits; kExchange: since the whole request went to the backend.
   std::chrono::steady_clock::time_point sent_at_{};
   std::optional<ConnectionSlots::Slot> tunnel_slot_;

@@ -18,6 +18,8 @@ namespace wsbridge::reverse_proxy {
 namespace {
 // A response head (interim ones included) from the backend may be this long.
 constexpr std::size_t kMaxResponseHeadBytes = 64 * 1024;
+// Interim (1xx) heads before the final one: 100 Continue, 103 Early Hints (and a 102 or two).
+constexpr unsigned kMaxInterimResponses = 8;
 }  // namespace
 
 void ClientConnection::acquire_backend() {
@@ -151,6 +153,14 @@ bool ClientConnection::read_response_head() {
       return true;
     }
     if (head->status < 200) {
+      // A backend that sends interim heads without end (to a browser that reads none of them)
+      // filled the process's memory: 100 Continue and 103 Early Hints are one or two each.
+      if (++interim_responses_ > kMaxInterimResponses) {
+        backend_failed(502, "malformed",
+                       "the backend sent more than " + std::to_string(kMaxInterimResponses) +
+                           " interim (1xx) responses");
+        return false;
+      }
       // 100 Continue and friends: the browser may want them; HTTP/1.0 ones cannot read them.
       if (request_.minor_version >= 1) {
         client_->write(client_response_head(*head, true, listener_hsts()));

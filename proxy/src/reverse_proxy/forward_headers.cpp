@@ -2,12 +2,14 @@
 // "Headers").
 #include "reverse_proxy/forward_headers.hpp"
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
 #include "reverse_proxy/head_fields.hpp"
 #include "reverse_proxy/request_path.hpp"
 #include "wsbridge/base64.hpp"
+#include "wsbridge/header_rules.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {
@@ -205,6 +207,13 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
     const std::string name = text::canonical_header_name(h.name);
     if (in(name, kHopByHop) || in(name, options) || in(name, kForwarding) || name == "host" ||
         name.starts_with("x-wsbridge-") || !is_http_token(h.name)) {
+      continue;
+    }
+    // What backends believe because a proxy sets it (X-Real-IP, X-Original-URL, Remote-User,
+    // X-HTTP-Method-Override...): a client's own would pass for the proxy's.
+    if (http::classify_header(name) == http::HeaderClass::kTrusted &&
+        std::find(route.allow_client_headers.begin(), route.allow_client_headers.end(), name) ==
+            route.allow_client_headers.end()) {
       continue;
     }
     add(out, h.name, h.value);

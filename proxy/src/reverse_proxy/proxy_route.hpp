@@ -35,6 +35,9 @@ struct ProxyRoute {
   HostMode host_mode = HostMode::kClient;
   std::string host_value;        // kFixed
   bool forward_identity = true;  // X-Wsbridge-User, -Auth-Method, -Claims on every request
+  // Headers backends trust from a proxy (wsbridge/header_rules.hpp, HeaderClass::kTrusted) that
+  // clients may still send here, by canonical name; the others are dropped.
+  std::vector<std::string> allow_client_headers;
   // Without an [proxy.auth] table the prefix is public; with one, every request and upgrade is
   // authenticated as a WebSocket route's upgrade would be (401/403 otherwise).
   bool has_auth = false;

@@ -13,7 +13,8 @@
 
 namespace wsbridge::reverse_proxy {
 
-// The path every %XX decoded ("%2F" too) and each run of '/' merged into one.
+// The path every %XX decoded ("%2F" too), each run of '/' merged into one, and each segment's
+// ";parameters" left out (a literal ';' to the segment's end: Java servers drop them).
 std::string matching_path(std::string_view raw_path);
 
 // Where, in `raw_path`, the bytes that spell `prefix` (a [[proxy]] path other than "/") end when
@@ -22,8 +23,8 @@ std::string matching_path(std::string_view raw_path);
 std::size_t raw_prefix_end(std::string_view raw_path, std::string_view prefix);
 
 // Why a relayed request's path is refused (400), or nullopt: a backslash, literal or encoded
-// (Windows backends take it for '/'); an encoded NUL; or a "." or ".." segment of the matching
-// path, including one with a ";parameter" ("/..;/", which Java servers resolve as "..").
+// (Windows backends take it for '/'); an encoded NUL; an overlong UTF-8 form (%C0, %C1); or a
+// "." or ".." segment of the matching path ("/..;/" too, which Java servers resolve as "..").
 std::optional<std::string> unsafe_path(std::string_view raw_path);
 
 }  // namespace wsbridge::reverse_proxy

@@ -171,6 +171,18 @@ class Handler(socketserver.BaseRequestHandler):
                 if op == "garbage":
                     self.request.sendall(b"THIS IS NOT HTTP\r\n\r\n")
                     return
+                if op == "early-hints":
+                    # ?n= interim 103 heads (a backend that never stops sending them: n large),
+                    # then the answer.
+                    hint = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                    try:
+                        for _ in range(int(query.get("n", "1"))):
+                            self.request.sendall(hint)
+                    except OSError:
+                        return
+                    self.send("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                                         conn_field], b"ok")
+                    continue
                 if op == "bare-lf":
                     self.request.sendall(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
                     while self.request.recv(65536):

@@ -106,6 +106,8 @@ TEST_F(ProxyKeysTest, BadTablesAreRefusedWithTheirPositions) {
             std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/a/../b", "http://127.0.0.1")).find("'..' segments"),
             std::string::npos);
+  EXPECT_NE(error_of(kListener + proxy("/a;b", "http://127.0.0.1")).find("must not contain ';'"),
+            std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/healthz", "http://127.0.0.1")).find("health endpoint"),
             std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/_wsbridge", "http://127.0.0.1")).find("reserve"),
@@ -152,7 +154,8 @@ TEST_F(ProxyKeysTest, TheLongestCoveringPrefixWins) {
   EXPECT_EQ(backend_of("//api/users"), 2);
   EXPECT_EQ(backend_of("/api%2Fv2/x"), 3);
   EXPECT_EQ(backend_of("/api//v2"), 3);
-  EXPECT_EQ(backend_of("/API/users"), 1);  // case-sensitive, as nginx's prefixes
+  EXPECT_EQ(backend_of("/API/users"), 1);              // case-sensitive, as nginx's prefixes
+  EXPECT_EQ(backend_of("/api;jsessionid=1/v2/x"), 3);  // Java servers drop ;parameters
 }
 
 TEST_F(ProxyKeysTest, TheCoreAndWebSocketRoutesComeFirst) {
@@ -179,6 +182,27 @@ TEST_F(ProxyKeysTest, ANonAsciiPrefixMatchesItsEncodedForm) {
             std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/a\u202eb", "http://127.0.0.1:1"))
                 .find("must not contain control characters"),
+            std::string::npos);
+}
+
+TEST_F(ProxyKeysTest, AllowClientHeadersTakesOnlyHeadersTheProxyWouldDrop) {
+  auto config =
+      parse(kListener + proxy("/", "http://127.0.0.1:1",
+                              "allow_client_headers = [\"X-Real-IP\", \"Remote_User\"]\n"));
+  EXPECT_EQ(config.proxies[0]->allow_client_headers,
+            (std::vector<std::string>{"x-real-ip", "remote-user"}));
+  for (const char* name :
+       {"X-Forwarded-For", "X-Forwarded-Proto", "Forwarded", "X-Wsbridge-User"}) {
+    EXPECT_NE(
+        error_of(kListener + proxy("/", "http://127.0.0.1:1",
+                                   "allow_client_headers = [\"" + std::string(name) + "\"]\n"))
+            .find("set by wsbridge"),
+        std::string::npos)
+        << name;
+  }
+  EXPECT_NE(error_of(kListener +
+                     proxy("/", "http://127.0.0.1:1", "allow_client_headers = [\"X-Custom\"]\n"))
+                .find("nothing to allow"),
             std::string::npos);
 }
 

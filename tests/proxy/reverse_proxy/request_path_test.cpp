@@ -17,6 +17,9 @@ TEST(RequestPathTest, TheMatchingPathIsDecodedWithItsSlashesMerged) {
   EXPECT_EQ(matching_path("/a%2"), "/a%2");  // not an escape: kept (the parser refuses it first)
   EXPECT_EQ(matching_path("/a+b"), "/a+b");  // '+' is a space only in a query
   EXPECT_EQ(matching_path(""), "");
+  EXPECT_EQ(matching_path("/admin;jsessionid=1/x"), "/admin/x");  // parameters left out
+  EXPECT_EQ(matching_path("/a;b%2Fc/d"), "/a/c/d");
+  EXPECT_EQ(matching_path("/a%3Bb/c"), "/a;b/c");  // an encoded ';' is a character
 }
 
 TEST(RequestPathTest, ThePrefixEndsWhereItsBytesWereSent) {
@@ -33,13 +36,15 @@ TEST(RequestPathTest, ThePrefixEndsWhereItsBytesWereSent) {
   EXPECT_EQ(raw_prefix_end("/other", "/app"), npos);
   EXPECT_EQ(raw_prefix_end("/APP/x", "/app"), npos);  // case-sensitive, as nginx's prefixes
   EXPECT_EQ(raw_prefix_end("", "/app"), npos);
+  EXPECT_EQ(raw_prefix_end("/app;x=1/y", "/app"), 4u);  // its ;parameters stay with the rest
 }
 
 TEST(RequestPathTest, PathsABackendWouldNormalizeElsewhereAreRefused) {
   for (const char* path :
        {"/public/../admin", "/a/./b", "/a/..", "/a/.", "/..", "/a/%2e%2e/b", "/a/%2E./b", "/a/.%2e",
         "/a\\..\\b", "/a%5c..%5cb", "/a%5Cb", "/a%00b", "/public%2F..%2Fadmin", "/public/..;/admin",
-        "/public/.;x/admin", "/public/%2e%2e;jsessionid=1/admin", "//..//admin"}) {
+        "/public/.;x/admin", "/public/%2e%2e;jsessionid=1/admin", "//..//admin",
+        "/%c0%ae%c0%ae/admin", "/%C1%9C"}) {
     EXPECT_TRUE(unsafe_path(path).has_value()) << path;
   }
   for (const char* path : {"/", "/a/b", "/a/..b", "/a/b..", "/.well-known/x", "/a/...", "/a%2fb",

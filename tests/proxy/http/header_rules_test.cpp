@@ -1,4 +1,4 @@
-// Which header names a client may send (plugins/http/header_rules.cpp), spelling by spelling.
+// Which header names a client may send (proxy/src/http/header_rules.cpp), spelling by spelling.
 // Regression test for #13.3; the end-to-end one is in
 // tests/regression/http_regression_test.cpp.
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "header_rules.hpp"
+#include "wsbridge/header_rules.hpp"
 
 namespace wsbridge {
 namespace {

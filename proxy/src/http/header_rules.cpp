@@ -1,4 +1,4 @@
-#include "header_rules.hpp"
+#include "wsbridge/header_rules.hpp"
 
 #include "wsbridge/text.hpp"
 
