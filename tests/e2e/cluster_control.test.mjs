@@ -11,8 +11,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import {
-  MosquittoSub, connectMqtt, endClient, mosquittoPub, sleep, subscribeCodes, token, waitFor,
+  MosquittoSub, OBSERVER, connectMqtt, endClient, mosquittoPub, sleep, subscribeCodes, token, waitFor,
 } from './mqtt_passthrough_support.mjs';
 import {
   CLUSTER_SECRET, Cluster, JsonClient, clusterToml, defaultRoutesToml, metricValue, passthroughRouteToml,
@@ -239,8 +240,8 @@ test('GET /api/v1/connections?scope=cluster says who answered and who is missing
     // Killed: its broker (B, across the bridge from A) runs its will, which clears its presence;
     // from then on the lists do not wait for it.
     await c.kill();
-    await waitFor(() => presence.messages.some((m) => m.topic === `${CONTROL}/presence/node-c` && m.payload.length === 0),
-      'node-c\'s will on broker A', 5000);
+    await waitFor(() => presence.messages.some((m) => m.topic === `${CONTROL}/presence/node-c` &&
+      /"up":false/.test(m.payload.toString())), 'node-c\'s will on broker A', 5000);
     await sleep(300); // (the same message on its way to node-a)
     const killed = await list(a);
     assert.deepEqual(killed.per, { 'node-a': 1, 'node-b': 2 });
@@ -295,5 +296,68 @@ test('a genuine control message replayed after its instance restarted is refused
     await sub.stop();
     await Promise.all(clients.map((x) => x.close()));
   }
+  await allNodesUp();
+});
+
+// Presence says which instances a cluster-wide list waits for. Its messages are sealed; the empty
+// retained message that used to mean "gone" was anybody's to send, and took an instance's
+// connections out of every list; a recorded "up" of a dead instance would bring back a ghost the
+// lists wait for; and the broker client id was "wsbridge-<instance_id>", which anyone could take.
+test('presence cannot be forged: an empty or replayed presence message, or a client taking an instance\'s client id, changes no list', async () => {
+  await allNodesUp();
+  const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => cluster.node(n));
+  const presence = await MosquittoSub.start(cluster.brokers.A, `${CONTROL}/presence/+`, 1);
+  const clients = [];
+  const list = async () => {
+    const t0 = Date.now();
+    const res = await a.admin('GET', '/api/v1/connections?scope=cluster');
+    assert.equal(res.status, 200, String(res.body));
+    const owners = res.json.connections.filter((e) => e.route === '/mqtt').map((e) => /@(.+)$/.exec(e.id)[1]).sort();
+    return { ms: Date.now() - t0, owners, missing: res.json.instances.missing };
+  };
+  try {
+    for (const node of [a, b]) clients.push(await JsonClient.open(node.url('/mqtt')));
+    await cluster.waitForConnections(2);
+    // node-c's genuine "up", recorded (retained on the broker: the subscription got it).
+    const upOfC = (await presence.waitForTopic(`${CONTROL}/presence/node-c`, 5000)).payload.toString();
+    assert.match(upOfC, /"up":true/);
+
+    // An empty retained presence for node-b, as a broker client may send: node-b is still
+    // expected. (Frozen, it is reported missing rather than silently left out of the list.)
+    await mosquittoPub(cluster.brokers.A, `${CONTROL}/presence/node-b`, '', { qos: 1, retain: true });
+    await sleep(500);
+    assert.deepEqual((await list()).owners, ['node-a', 'node-b'], 'node-b\'s connection left the list');
+    b.signal('SIGSTOP');
+    let frozen;
+    try {
+      frozen = await list();
+    } finally {
+      b.signal('SIGCONT');
+    }
+    assert.deepEqual(frozen.missing, ['node-b'], 'node-b is no longer expected by the lists');
+
+    // A client takes the client id the cluster connection of node-b had: nobody is kicked off.
+    const logBefore = b.log.length;
+    await new Promise((resolve) => execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(cluster.brokers.A.port),
+      '-u', OBSERVER.user, '-P', OBSERVER.password, '-i', 'wsbridge-node-b', '-t', 'nothing/here', '-W', '2'],
+    () => resolve()));
+    assert.doesNotMatch(b.log.slice(logBefore), /cluster: lost the broker/, 'node-b lost its broker connection');
+
+    // node-c killed (its will ends its "up"), then its recorded "up" replayed: no ghost to wait for.
+    await c.kill();
+    await waitFor(() => presence.messages.some((m) => m.topic === `${CONTROL}/presence/node-c` &&
+      /"up":false/.test(m.payload.toString())), 'node-c\'s will', 5000);
+    await mosquittoPub(cluster.brokers.A, `${CONTROL}/presence/node-c`, upOfC, { qos: 1 });
+    await sleep(500);
+    const after = await list();
+    assert.deepEqual(after.missing, [], 'the lists wait for a replayed ghost');
+    assert.ok(after.ms < REQUEST_TIMEOUT_MS / 2, `the list took ${after.ms} ms`);
+  } finally {
+    await presence.stop();
+    await Promise.all(clients.map((x) => x.close()));
+  }
+  await cluster.waitForConnections(0);
+  // node-b's retained presence was emptied above: restarted, it says "up" again for newcomers.
+  await b.kill();
   await allNodesUp();
 });

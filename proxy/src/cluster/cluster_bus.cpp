@@ -13,6 +13,11 @@ namespace {
 
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
 constexpr int kQos = 1;
+// The largest control message the broker may deliver (MQTT 5 Maximum Packet Size, which the
+// broker honours by dropping larger ones): a list answer of an instance's every connection is the
+// largest legitimate one (~300 bytes each). Without it anyone who can publish to the control
+// topics made every instance take in, and copy, whatever size they sent before the seal check.
+constexpr std::uint32_t kMaxControlPacketBytes = 32u * 1024 * 1024;
 
 // A flood of forged messages is counted in full but logged once in a while.
 bool log_rejection_now() {
@@ -42,9 +47,16 @@ ClusterBus::ClusterBus(const Settings& settings, std::string instance, Handlers 
       base_(settings.control_prefix + "/v1"),
       handlers_(std::move(handlers)),
       seal_(settings.secret, instance_) {
-  client_ = std::make_unique<::mqtt::async_client>(settings_.broker, "wsbridge-" + instance_,
+  // Not guessable: a broker takes a client id's connection from whoever connects with it next,
+  // and the instance id is no secret (tokens and /healthz name it).
+  client_ = std::make_unique<::mqtt::async_client>(settings_.broker,
+                                                   "wsbridge-" + instance_ + "-" + random_hex(8),
                                                    ::mqtt::create_options(MQTTVERSION_5));
   client_->set_message_callback([this](const ::mqtt::const_message_ptr& m) {
+    if (m->get_payload_ref().size() > kMaxControlPacketBytes) {  // (a broker that ignores it)
+      core_metrics::cluster_message("in", "rejected");
+      return;
+    }
     const ::mqtt::properties& props = m->get_properties();
     std::string response_topic, correlation;
     if (props.contains(::mqtt::property::RESPONSE_TOPIC)) {
@@ -61,11 +73,7 @@ ClusterBus::ClusterBus(const Settings& settings, std::string instance, Handlers 
   });
   client_->set_connected_handler([this](const std::string&) { on_connected(); });
   client_->set_connection_lost_handler([this](const std::string&) {
-    // (Two instances with one instance_id take the broker connection from each other: each
-    // connects as "wsbridge-<instance_id>".)
-    WSB_LOG(kWarn) << "cluster: lost the broker " << settings_.broker
-                   << "; reconnecting (if this repeats, is another instance using instance_id "
-                   << instance_ << "?)";
+    WSB_LOG(kWarn) << "cluster: lost the broker " << settings_.broker << "; reconnecting";
     std::lock_guard lock(mutex_);
     connected_ = false;
     connecting_ = false;
@@ -95,7 +103,16 @@ void ClusterBus::stop() {
   try {
     if (client_->is_connected()) {
       // Gone on purpose: no instance waits for this one's answers any more.
-      client_->publish(topic("presence/" + instance_), "", 0, kQos, true)->wait_for(1000);
+      std::string epoch;
+      {
+        std::lock_guard lock(mutex_);
+        epoch = epoch_;
+      }
+      const std::string presence = topic("presence/" + instance_);
+      client_
+          ->publish(::mqtt::make_message(
+              presence, seal_.seal(presence, {{"up", false}, {"epoch", epoch}}), kQos, true))
+          ->wait_for(1000);
       client_->disconnect()->wait_for(2000);
     }
   } catch (const ::mqtt::exception& e) {
@@ -118,8 +135,20 @@ void ClusterBus::connect() {
     if (settings_.ca_file) ssl.set_trust_store(*settings_.ca_file);
     options.set_ssl(std::move(ssl));
   }
-  // A crashed instance's presence is cleared by the broker.
-  options.set_will(::mqtt::will_options(topic("presence/" + instance_), std::string(), kQos, true));
+  // A crashed instance's presence is ended by the broker: the will names this connection's
+  // epoch, so it ends this connection's "up" and no other (presence_book.hpp).
+  std::string epoch = random_hex(16);
+  {
+    std::lock_guard lock(mutex_);
+    epoch_ = epoch;
+    connected_since_ms_ = unix_ms(std::chrono::system_clock::now());
+  }
+  const std::string presence = topic("presence/" + instance_);
+  options.set_will(::mqtt::will_options(
+      presence, seal_.seal(presence, {{"up", false}, {"epoch", epoch}}), kQos, true));
+  ::mqtt::properties properties;
+  properties.add(::mqtt::property(::mqtt::property::MAXIMUM_PACKET_SIZE, kMaxControlPacketBytes));
+  options.set_properties(properties);
   try {
     client_->connect(options, nullptr, *connect_listener_);
   } catch (const ::mqtt::exception& e) {
@@ -147,7 +176,12 @@ void ClusterBus::on_connected() {
     auto filters = ::mqtt::string_collection::create(
         {topic("all/+"), topic("to/" + instance_ + "/+"), topic("presence/+")});
     client_->subscribe(filters, std::vector<int>{kQos, kQos, kQos});
-    publish(topic("presence/" + instance_), nlohmann::json{{"up", true}}, true);
+    std::string epoch;
+    {
+      std::lock_guard lock(mutex_);
+      epoch = epoch_;
+    }
+    publish(topic("presence/" + instance_), nlohmann::json{{"up", true}, {"epoch", epoch}}, true);
   } catch (const ::mqtt::exception& e) {
     WSB_LOG(kWarn) << "cluster: subscribing on " << settings_.broker << ": " << e.what();
   }
@@ -200,7 +234,7 @@ void ClusterBus::gather_sessions(std::function<void(ClusterListing)> done) {
     correlation = instance_ + "/" + std::to_string(++next_gathering_);
     Gathering g;
     g.deadline = std::chrono::steady_clock::now() + settings_.request_timeout;
-    g.expected = present_;
+    g.expected = presence_.up();
     g.done = std::move(done);
     gatherings_.emplace(correlation, std::move(g));
     wake_.notify_all();
@@ -259,21 +293,35 @@ void ClusterBus::on_message(const std::string& topic, const std::string& payload
 
 void ClusterBus::on_presence(const std::string& instance, const std::string& topic,
                              const std::string& payload) {
-  if (instance == instance_) return;
-  std::lock_guard lock(mutex_);
-  if (payload.empty()) {
-    // Gone (its will, or a clean stop): lists stop waiting for it.
-    present_.erase(instance);
-    for (auto& [id, g] : gatherings_) g.expected.erase(instance);
-    wake_.notify_all();
-    return;
-  }
+  // (An empty retained message, which anyone may publish to clear the topic, says nothing.)
+  if (payload.empty()) return;
   const auto message = seal_.open(topic, payload, nullptr, false);
-  if (!message || (*message)["from"] != instance) {
+  const auto up = message ? message->find("up") : nlohmann::json::const_iterator{};
+  const auto epoch = message ? message->find("epoch") : nlohmann::json::const_iterator{};
+  if (!message || (*message)["from"] != instance || up == message->end() || !up->is_boolean() ||
+      epoch == message->end() || !epoch->is_string()) {
     core_metrics::cluster_message("in", "rejected");
     return;
   }
-  present_.insert(instance);
+  const auto ts = message->at("ts").get<std::int64_t>();
+  std::lock_guard lock(mutex_);
+  if (instance == instance_) {
+    // Another process "up" under this instance_id since this connection opened: both get the
+    // same instance's messages, and every list and forwarded request goes astray.
+    if (up->get<bool>() && epoch->get_ref<const std::string&>() != epoch_ &&
+        ts > connected_since_ms_ && log_rejection_now()) {
+      WSB_LOG(kWarn) << "cluster: another instance is up with instance_id " << instance_
+                     << ": give each instance its own [server] instance_id";
+    }
+    return;
+  }
+  const auto change =
+      presence_.apply(instance, up->get<bool>(), epoch->get_ref<const std::string&>(), ts);
+  if (change == PresenceBook::Change::kDown) {
+    // Gone (its will, or a clean stop): lists stop waiting for it.
+    for (auto& [id, g] : gatherings_) g.expected.erase(instance);
+    wake_.notify_all();
+  }
 }
 
 bool ClusterBus::answer_list(const nlohmann::json& message, const std::string& response_topic,

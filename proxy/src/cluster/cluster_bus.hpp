@@ -23,6 +23,7 @@
 #include "admin/admin_api.hpp"
 #include "cluster/cluster_settings.hpp"
 #include "cluster/control_message.hpp"
+#include "cluster/presence_book.hpp"
 
 namespace mqtt {
 class async_client;
@@ -98,9 +99,11 @@ class ClusterBus final : public ClusterLink {
   bool connecting_ = false;                             // guarded
   std::chrono::steady_clock::time_point next_attempt_;  // guarded
   std::chrono::milliseconds backoff_{1000};             // guarded
-  std::set<std::string> present_;                       // guarded: other instances up
-  std::map<std::string, Gathering> gatherings_;         // guarded, by correlation id
-  std::uint64_t next_gathering_ = 0;                    // guarded
+  PresenceBook presence_;                               // guarded: other instances up
+  std::string epoch_;                    // guarded: this broker connection's (presence_book.hpp)
+  std::int64_t connected_since_ms_ = 0;  // guarded: when it was opened (unix ms)
+  std::map<std::string, Gathering> gatherings_;  // guarded, by correlation id
+  std::uint64_t next_gathering_ = 0;             // guarded
   std::thread timer_;
 };
 

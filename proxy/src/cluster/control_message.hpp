@@ -19,6 +19,11 @@
 
 namespace wsbridge::cluster {
 
+// Unix milliseconds, as "ts" holds them.
+std::int64_t unix_ms(std::chrono::system_clock::time_point t);
+// `bytes` random bytes in lower-case hex (a broker connection's epoch, a client id's tail).
+std::string random_hex(std::size_t bytes);
+
 // How far a message's time may be from ours (clocks of the instances are NTP-synced).
 inline constexpr std::chrono::seconds kClockSkew{60};
 
