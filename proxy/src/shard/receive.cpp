@@ -67,7 +67,8 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
     s.route->adapter->on_rate_limited(s.handle, message);
     if (s.rate_strikes >= std::max(10.0, s.route->burst)) {
       WSB_LOG(kInfo) << "conn " << s.id << " keeps exceeding its rate limit: closing with 1008";
-      request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded", false);
+      // After the answers queued before it: the refusal of this very message among them.
+      request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded", true);
     }
     return;
   }
