@@ -109,12 +109,24 @@ ResponseParser::State ResponseParser::parse_head(std::string_view head) {
   if (te != nullptr && content_length) return fail("both Transfer-Encoding and Content-Length");
   if (head_request_ || status == 204 || status == 304) return body_done();
   if (te != nullptr) {
-    if (!list_contains(*te, "chunked")) {
-      // Some other coding, delimited by the close.
-      keep_alive_ = false;
-      phase_ = Phase::kUntilClose;
-      return state_;
+    // Exactly "chunked", as the reverse proxy takes it: any other coding ("gzip, chunked",
+    // "gzip" delimited by the close) would be handed on still encoded, as if it were the body.
+    std::size_t codings = 0;
+    bool chunked = false;
+    for (const HttpHeader& field : response_.headers) {
+      if (!text::iequals(field.name, "transfer-encoding")) continue;
+      std::string_view list = field.value;
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        const std::string_view coding = text::trim(list.substr(0, comma));
+        if (!coding.empty()) {
+          ++codings;
+          chunked = text::iequals(coding, "chunked");
+        }
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      }
     }
+    if (codings != 1 || !chunked) return fail("a transfer coding other than chunked");
     phase_ = Phase::kChunkSize;
     return state_;
   }

@@ -143,6 +143,12 @@ TEST(HttpResponseParserTest, RefusesAmbiguousFramingAndControlCharacters) {
            std::string("HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 0\r\n\r\n", 48),
            std::string("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n"),
            std::string("HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
+           // A coding besides chunked: its bytes would have been handed on still encoded.
+           std::string(
+               "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"),
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+                       "\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
        }) {
     ResponseParser whole(100);
     EXPECT_EQ(whole.feed(bad.data(), bad.size()), ResponseParser::State::kError) << bad;
