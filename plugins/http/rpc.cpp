@@ -51,8 +51,8 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
   }
   nlohmann::json id = nullptr;
   if (auto it = doc.find("id"); it != doc.end()) {
-    if (!it->is_string() && !it->is_number()) {
-      return refuse(nullptr, "bad_request", "'id' must be a string or a number");
+    if (!bounded_json::is_request_id(*it)) {
+      return refuse(nullptr, "bad_request", std::string(bounded_json::kBadRequestId));
     }
     id = *it;
   }

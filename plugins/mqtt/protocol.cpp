@@ -29,8 +29,8 @@ std::variant<Request, RequestError> parse_request(std::string_view text) {
 
   Request r;
   if (auto it = doc.find("id"); it != doc.end()) {
-    if (!it->is_string() && !it->is_number()) {
-      return bad(std::nullopt, "'id' must be a string or a number");
+    if (!bounded_json::is_request_id(*it)) {
+      return bad(std::nullopt, std::string(bounded_json::kBadRequestId));
     }
     r.id = *it;
   }
@@ -126,9 +126,12 @@ Frame message_frame(std::string_view topic, std::string_view payload, int qos, b
   out.append(R"({"type":"message","topic":)");
   append_json_string(out, topic);
   // nlohmann's accept() skips a leading UTF-8 BOM and stops at a NUL, neither of which may be
-  // embedded in our frame as they are: such payloads travel as JSON strings instead.
+  // embedded in our frame as they are: such payloads travel as JSON strings instead. So does
+  // JSON nested deeper than the 128 levels a request may have: a frame of 100,000 levels made
+  // a client's JSON.parse fail (Python's), and the client lost the whole message.
   if (!payload.empty() && payload.find('\0') == std::string_view::npos &&
-      !payload.starts_with("\xEF\xBB\xBF") && json::accept(payload)) {
+      !payload.starts_with("\xEF\xBB\xBF") && bounded_json::nesting_within(payload) &&
+      json::accept(payload)) {
     out.append(R"(,"payload":)");
     out.append(payload);
   } else if (is_valid_utf8(payload)) {

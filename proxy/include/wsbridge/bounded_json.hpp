@@ -61,6 +61,16 @@ inline std::string_view string_member(const nlohmann::json& object, const char* 
   return it->get_ref<const std::string&>();
 }
 
+// A request's "id", echoed in its answer: a string or an integer. A number with a fraction or
+// an exponent, or beyond 64 bits, is read as a double and would come back in another spelling
+// (123456789012345678901234567890 as 1.2345678901234568e+29, 1E2 as 100.0), which the client
+// could not match to its request.
+inline bool is_request_id(const nlohmann::json& id) {
+  return id.is_string() || id.is_number_integer();
+}
+inline constexpr std::string_view kBadRequestId =
+    "'id' must be a string or an integer (of at most 64 bits, without a fraction or exponent)";
+
 // What a caller tells the sender of JSON that is too deep.
 inline constexpr std::string_view kTooDeep = "the JSON nests deeper than 128 levels";
 

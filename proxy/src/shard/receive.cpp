@@ -242,7 +242,16 @@ bool Shard::handle_auth_message(Session& s, const Frame& message) {
   const auto doc = bounded_json::parse(text);
   if (bounded_json::string_member(doc, "type") != "auth") return false;
   nlohmann::json reply = {{"type", "ack"}};
-  if (doc.contains("id")) reply["id"] = doc["id"];
+  if (doc.contains("id")) {
+    if (!bounded_json::is_request_id(doc["id"])) {
+      reply = {{"type", "error"},
+               {"code", "bad_request"},
+               {"message", std::string(bounded_json::kBadRequestId)}};
+      enqueue(s, Frame::text(reply.dump()));
+      return true;
+    }
+    reply["id"] = doc["id"];
+  }
   auto token = doc.find("token");
   if (token == doc.end() || !token->is_string()) {
     reply["type"] = "error";

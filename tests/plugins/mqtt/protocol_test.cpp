@@ -59,8 +59,20 @@ TEST(MqttProtocolTest, RefusesWithBadRequestAndKeepsTheId) {
   EXPECT_EQ(*refused(R"({"id":"x"})").id, "x");
   EXPECT_EQ(refused(R"({"type":"fly","id":1})").message,
             "unknown type \"fly\" (subscribe, unsubscribe, publish or ping)");
-  EXPECT_EQ(refused(R"({"type":"ping","id":{"a":1}})").message,
-            "'id' must be a string or a number");
+  const std::string bad_id =
+      "'id' must be a string or an integer (of at most 64 bits, without a fraction or exponent)";
+  EXPECT_EQ(refused(R"({"type":"ping","id":{"a":1}})").message, bad_id);
+  // Numbers that would come back in another spelling, which the client could not match.
+  EXPECT_EQ(refused(R"({"type":"ping","id":123456789012345678901234567890})").message, bad_id);
+  EXPECT_EQ(refused(R"({"type":"ping","id":1E2})").message, bad_id);
+  EXPECT_EQ(refused(R"({"type":"ping","id":1.5})").message, bad_id);
+  for (const char* good :
+       {R"({"type":"ping","id":18446744073709551615})",
+        R"({"type":"ping","id":-9223372036854775808})", R"({"type":"ping","id":7})"}) {
+    const auto r = parse_request(good);
+    ASSERT_TRUE(std::holds_alternative<Request>(r)) << good;
+    EXPECT_EQ(std::get<Request>(r).id->dump(), json::parse(good)["id"].dump());
+  }
   EXPECT_EQ(refused(R"({"type":"publish","topic":"a/+"})").message,
             "topic must not contain wildcards ('+' or '#')");
   EXPECT_EQ(refused(R"({"type":"subscribe","topic":"a#"})").message,
@@ -102,6 +114,10 @@ TEST(MqttProtocolTest, MessageFramesEmbedJsonStringsOrBase64) {
   EXPECT_EQ(j["payload"], std::string("1\0x", 3));
   j = parse(message_frame("t", "\xEF\xBB\xBF[1]", 0, false));
   EXPECT_EQ(j["payload"], "\xEF\xBB\xBF[1]");
+  // Nested deeper than a request may be: a string, which every client's parser can read.
+  const std::string deep = std::string(200, '[') + std::string(200, ']');
+  j = parse(message_frame("t", deep, 0, false));
+  EXPECT_EQ(j["payload"], deep);
   j = parse(message_frame("quote\"topic", "{\"a\":1}", 0, false));
   EXPECT_EQ(j["topic"], "quote\"topic");
   EXPECT_EQ(j["payload"]["a"], 1);
