@@ -38,6 +38,9 @@ std::optional<ParsedBody> parse_body(std::string_view body, const BodyLimits& li
   ParsedBody parsed;
   const auto first = take_number(body, '\n');
   if (!first) return fail(BodyError::kMalformed, "the body must begin with \"<number>\\n\"");
+  // Sequence numbers start at 1: a 0 is malformed, not a gap (409 would send a client looking
+  // for messages it never sent).
+  if (*first == 0) return fail(BodyError::kMalformed, "sequence numbers start at 1");
   parsed.first = *first;
   while (!body.empty()) {
     const char kind = body.front();
