@@ -396,6 +396,11 @@ TEST_F(HttpAdapterTest, PushApiDeliversListsAndCloses) {
   EXPECT_EQ(admin("GET", "/api/v1/push").status, 405);
   EXPECT_EQ(admin("GET", "/api/v1/connections", "", "wrong-token").status, 401);
   EXPECT_EQ(admin("POST", "/api/v1/push", R"({"route":"/msg","data":1})", "").status, 401);
+  // The scheme's name in any case (RFC 9110 11.1), as on the public listeners.
+  EXPECT_EQ(http_request(server_->port2, "GET", "/api/v1/connections", "",
+                         {{"Authorization", "bearer " + std::string(kAdminToken)}})
+                .status,
+            200);
   EXPECT_EQ(admin("DELETE", "/api/v1/connections/abc").status, 400);
   EXPECT_EQ(admin("DELETE", "/api/v1/connections/999999").status, 404);
   HttpResult big = admin("POST", "/api/v1/push",

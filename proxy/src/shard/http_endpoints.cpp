@@ -19,7 +19,9 @@ bool Shard::admin_authorized(lws* wsi) const {
   const auto& token = config_->admin->token;
   if (!token) return true;
   const std::string presented = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-  return presented.size() == 7 + token->size() && presented.starts_with("Bearer ") &&
+  // The scheme's name in any case (RFC 9110 11.1), as on the public listeners.
+  return presented.size() == 7 + token->size() &&
+         text::iequals(std::string_view(presented).substr(0, 7), "Bearer ") &&
          CRYPTO_memcmp(presented.data() + 7, token->data(), token->size()) == 0;
 }
 
