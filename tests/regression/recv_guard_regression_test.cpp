@@ -256,16 +256,19 @@ TEST(LogEscapeTest, EveryEventIsOneLineInBothFormats) {
   EXPECT_EQ(count, 2);
 }
 
+// (Such a subject is refused outright since: a user name with a control character could not
+// reach a backend's X-Wsbridge-User either. Its refusal forges no line.)
 TEST_F(RecvGuardTest, ANewlineInATokenSubjectForgesNoLogLine) {
   const std::string forged = "2026-01-01T00:00:00.000Z info conn 999 forged line";
   ClientOptions o = server_->client("/private");
   o.extra_headers.emplace_back("Authorization", "Bearer " + token("bob\n" + forged + "\r\n"));
-  WsClient ws = WsClient::connect(o);
-  ws.send_text("ping");
-  EXPECT_EQ(ws.read_message().data, "ping");  // the open line is written before this echo
-  ws.send_close(1000);
-  ws.wait_close();
-  ASSERT_TRUE(server_->process->wait_for_output("user=\"bob\\n2026-01-01", 5s))
+  try {
+    WsClient::connect(o);
+    ADD_FAILURE() << "a subject with a line break was accepted";
+  } catch (const HandshakeError& e) {
+    EXPECT_EQ(e.response().status, 401);
+  }
+  ASSERT_TRUE(server_->process->wait_for_output("its subject holds control characters", 5s))
       << server_->process->output();
   std::istringstream out(server_->process->output());
   for (std::string line; std::getline(out, line);) {

@@ -108,14 +108,13 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
                            {{"Connection:", "close"}});
           return -1;  // and close: what follows the head cannot be trusted (RFC 9112 6.3)
         }
-        // Static files are read, not written: lws would serve the file to a POST too, and
-        // answer other methods with 404. (On the public listeners, for paths the core leaves
-        // to the static directory.)
+        // Static files are read, not written: lws 4.1.6 serves the file to a POST as to a GET.
+        // (Other methods it answers with 404, reading their bodies, on a connection that stays
+        // usable.) On the public listeners, for paths the core leaves to the static directory.
         if (!admin && self->config_->static_dir && !self->config_->serves_itself(path)) {
           char* uri = nullptr;
           int uri_len = 0;
-          const int method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
-          if (method != kLwsGet && method != kLwsHead) {
+          if (lws_http_get_uri_and_method(wsi, &uri, &uri_len) == kLwsPost) {
             write_http_reply(wsi, 405, "text/plain", "static files are only read: GET or HEAD\n",
                              {{"Allow:", "GET, HEAD"}, {"Connection:", "close"}});
             return -1;  // (and close: its body, if any, is not read)
