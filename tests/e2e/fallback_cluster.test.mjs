@@ -135,6 +135,12 @@ test('long-polling through the balancer: polls and POSTs reach the owner whereve
   }
 });
 
+test('each instance warns at start that its peer\'s address is not a trusted proxy, naming it', () => {
+  // (The address was printed from freed memory.)
+  assert.match(bridges[0].log, /\[fallback\] peers: node-b \(127\.0\.0\.1\) is not in \[server\] trusted_proxies/);
+  assert.match(bridges[1].log, /\[fallback\] peers: node-a \(127\.0\.0\.1\) is not in \[server\] trusted_proxies/);
+});
+
 test('an instance never forwards a forwarded request again, nor to an instance it does not know', async () => {
   const opened = await request(lbPort, 'GET', '/_wsbridge/poll/echo');
   const tok = JSON.parse(decodeBody(opened.body).records[0].payload).session;

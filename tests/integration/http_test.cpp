@@ -75,6 +75,7 @@ mode = "rpc"
 backend = "${BACKEND}"
 methods = ["GET", "POST", "DELETE"]
 paths = ["/json", "/echo", "/status/", "/slow/", "/chunked/", "/drop-first/"]
+allow_client_headers = ["X-HTTP-Method-Override"]
 max_in_flight = 4
 timeout = "3s"
 
@@ -194,14 +195,22 @@ TEST_F(HttpAdapterTest, AnIdempotentRequestIsSentAgainWhenItsReusedConnectionClo
   r = read_json(ws);
   EXPECT_EQ(r["type"], "error") << r.dump();
   EXPECT_EQ(r["code"], "bad_response") << r.dump();
+  // Nor a GET that asks the backend to take it as a POST.
+  ws.send_text(R"({"type":"request","id":"ovr","method":"GET","path":"/drop-first/ovr",)"
+               R"("headers":{"X-HTTP-Method-Override":"POST"}})");
+  r = read_json(ws);
+  EXPECT_EQ(r["code"], "bad_response") << r.dump();
   int gets = 0;
   int posts = 0;
+  int overridden = 0;
   for (const json& request : backend_.requests()) {
     gets += request["path"] == "/drop-first/get" ? 1 : 0;
     posts += request["path"] == "/drop-first/post" ? 1 : 0;
+    overridden += request["path"] == "/drop-first/ovr" ? 1 : 0;
   }
   EXPECT_EQ(gets, 2);
   EXPECT_EQ(posts, 1);
+  EXPECT_EQ(overridden, 1);
 }
 
 TEST_F(HttpAdapterTest, BackendFailuresBecomeErrorFramesAndTheSessionLives) {

@@ -33,6 +33,10 @@ enum class HeaderClass : std::uint8_t {
 // The class of `name` in any spelling (case, '_' or '.' for '-').
 HeaderClass classify_header(std::string_view name);
 
+// Whether `name`, in any spelling, asks a backend to take the request as another method
+// (X-HTTP-Method-Override and the like): a GET carrying one may act as a POST.
+bool overrides_method(std::string_view name);
+
 // True for reserved names (HeaderClass::kReserved) in any spelling.
 bool reserved_header(std::string_view name);
 

@@ -68,7 +68,7 @@ void PooledBackend::send_request(PoolConnection* c) {
 }
 
 bool PooledBackend::may_retry(const PoolConnection* c, const PendingRequest* p) {
-  return c->reused && !c->received_bytes && !p->retried && http1::is_idempotent_method(p->method);
+  return c->reused && !c->received_bytes && !p->retried && p->repeatable;
 }
 
 void PooledBackend::release_wire(PendingRequest* p) {

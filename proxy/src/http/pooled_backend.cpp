@@ -2,9 +2,11 @@
 // waiting requests) and the handing of requests to connections.
 #include "http/pooled_backend.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
+#include "wsbridge/header_rules.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge::http_pool {
@@ -27,6 +29,9 @@ void PooledBackend::request(HttpRequest request, HttpCallback done) {
   auto p = std::make_unique<PendingRequest>();
   p->backend = this;
   p->method = request.method;
+  p->repeatable = http1::is_idempotent_method(request.method) &&
+                  std::none_of(request.headers.begin(), request.headers.end(),
+                               [](const HttpHeader& h) { return http::overrides_method(h.name); });
   p->done = std::move(done);
   p->started = Clock::now();
   const std::string wire = http1::serialize_request(request, url_);

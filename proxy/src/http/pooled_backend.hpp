@@ -54,6 +54,9 @@ struct PendingRequest {
   Clock::time_point started{};
   PoolConnection* connection = nullptr;
   bool retried = false;
+  // It may go again on a new connection if its first one closes unanswered (may_retry): an
+  // idempotent method, and no header asking the backend to take it as another method.
+  bool repeatable = false;
   std::optional<HttpResult> deferred;  // a result to deliver from the timer (not re-entrantly)
 };
 
@@ -89,7 +92,7 @@ class PooledBackend final : public HttpBackend, public std::enable_shared_from_t
   void send_request(PoolConnection* c);
   // Whether `p`, sent on `c`, goes once more on a new connection if `c` closes now: `c` was
   // reused (the backend may have closed it as idle just then), nothing of an answer came, it was
-  // not retried yet, and its method may be applied twice.
+  // not retried yet, and it may be applied twice (PendingRequest::repeatable).
   static bool may_retry(const PoolConnection* c, const PendingRequest* p);
   static void release_wire(PendingRequest* p);
   // Bytes of the backend's response (decrypted when https).

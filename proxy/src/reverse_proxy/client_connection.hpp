@@ -137,7 +137,7 @@ class ClientConnection final : public StreamHandler,
   std::string head_out_;  // the final response head for the browser, sent with the first body
   BodyFollower response_body_;
   unsigned interim_responses_ = 0;  // 1xx heads from the backend for this request
-  bool sent_anything_ = false;      // bytes of a response (interim included) went to the browser
+  bool sent_anything_ = false;      // bytes of the final response (or a 101) went to the browser
   bool keep_alive_ = true;          // the browser's connection carries another request after this
   // kWaiting: since the request waits; kExchange: since the whole request went to the backend.
   std::chrono::steady_clock::time_point sent_at_{};

@@ -6,11 +6,13 @@
 
 #include <libwebsockets.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "reverse_proxy/forward_headers.hpp"
 #include "reverse_proxy/proxy_metrics.hpp"
 #include "stream/lws_stream_client.hpp"
+#include "wsbridge/header_rules.hpp"
 #include "wsbridge/log.hpp"
 
 namespace wsbridge::reverse_proxy {
@@ -162,9 +164,9 @@ bool ClientConnection::read_response_head() {
         return false;
       }
       // 100 Continue and friends: the browser may want them; HTTP/1.0 ones cannot read them.
+      // (Not "sent anything": a final status, a refusal's included, may still follow it.)
       if (request_.minor_version >= 1) {
         client_->write(client_response_head(*head, true, listener_hsts()));
-        sent_anything_ = true;
       }
       continue;
     }
@@ -259,8 +261,11 @@ void ClientConnection::backend_closed(std::string_view reason) {
   // not be sent again, as nginx does not).
   const bool no_body = request_.body == BodyFraming::kNone ||
                        (request_.body == BodyFraming::kLength && request_.content_length == 0);
+  const bool overridden =
+      std::any_of(request_.headers.begin(), request_.headers.end(),
+                  [](const HttpHeader& h) { return http::overrides_method(h.name); });
   if (reused && !retried_ && no_body && response_in_.empty() &&
-      http1::is_idempotent_method(request_.method)) {
+      http1::is_idempotent_method(request_.method) && !overridden) {
     retried_ = true;
     return acquire_backend();
   }

@@ -201,6 +201,7 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
 
   std::vector<std::string> options = connection_options(request.headers);
   for (std::string& o : options) o = text::canonical_header_name(o);
+  std::vector<std::string> trusted_sent;  // allowed trusted headers already forwarded
   for (const auto& h : request.headers) {
     // By the name as backends may read it: "X_Wsbridge_User" is X-Wsbridge-User to WSGI and CGI,
     // "Content_Length" their CONTENT_LENGTH.
@@ -210,11 +211,17 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
       continue;
     }
     // What backends believe because a proxy sets it (X-Real-IP, X-Original-URL, Remote-User,
-    // X-HTTP-Method-Override...): a client's own would pass for the proxy's.
-    if (http::classify_header(name) == http::HeaderClass::kTrusted &&
-        std::find(route.allow_client_headers.begin(), route.allow_client_headers.end(), name) ==
-            route.allow_client_headers.end()) {
-      continue;
+    // X-HTTP-Method-Override...): a client's own would pass for the proxy's. One the prefix
+    // allows goes once, its first value (backends differ on which of two they would take).
+    if (http::classify_header(name) == http::HeaderClass::kTrusted) {
+      const bool allowed =
+          std::find(route.allow_client_headers.begin(), route.allow_client_headers.end(), name) !=
+          route.allow_client_headers.end();
+      if (!allowed ||
+          std::find(trusted_sent.begin(), trusted_sent.end(), name) != trusted_sent.end()) {
+        continue;
+      }
+      trusted_sent.push_back(name);
     }
     add(out, h.name, h.value);
   }

@@ -40,7 +40,9 @@ void walk_matching(std::string_view raw, Visit visit) {
     bool escaped = false;
     const char c = next_decoded(raw, at, escaped);
     if (c == ';' && !escaped) in_parameters = true;
-    if (in_parameters && c != '/') continue;
+    // Java servers cut parameters on the raw bytes, before decoding: an encoded '/' inside one
+    // is part of it ("/;%2Fa/admin" is their "//admin", so "/admin" here too).
+    if (in_parameters && (c != '/' || escaped)) continue;
     in_parameters = false;
     if (c == '/' && after_slash) continue;
     after_slash = c == '/';

@@ -1,6 +1,8 @@
 // The lws protocol callback: one case per event, each handing over to the part that owns it.
 #include "shard/shard_parts.hpp"
 
+#include "reverse_proxy/request_path.hpp"
+
 #include <cstring>
 
 #include "http/http_reply.hpp"
@@ -111,7 +113,8 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         // Static files are read, not written: lws 4.1.6 serves the file to a POST as to a GET.
         // (Other methods it answers with 404, reading their bodies, on a connection that stays
         // usable.) On the public listeners, for paths the core leaves to the static directory.
-        if (!admin && self->config_->static_dir && !self->config_->serves_itself(path)) {
+        if (!admin && self->config_->static_dir &&
+            !self->config_->serves_itself(reverse_proxy::matching_path(path))) {
           char* uri = nullptr;
           int uri_len = 0;
           if (lws_http_get_uri_and_method(wsi, &uri, &uri_len) == kLwsPost) {

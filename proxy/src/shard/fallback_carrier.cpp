@@ -305,8 +305,11 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   auto channel = attach_carrier(wsi, stream, cors_origin);
   // The owner answers a poll by poll_timeout and writes into a stream every heartbeat; silent
   // longer (stopped, or its machine gone without a FIN), it is not coming back for this request.
-  const auto silence_limit = std::max(config_->fallback.poll_timeout, config_->fallback.heartbeat) +
-                             config_->limits.handshake_timeout;
+  // (Twice this instance's own figures: an owner whose poll_timeout is longer, as during a
+  // rolling change of the config, still answers in time; DEPLOY.md asks for the same ones.)
+  const auto silence_limit =
+      2 * std::max(config_->fallback.poll_timeout, config_->fallback.heartbeat) +
+      config_->limits.handshake_timeout;
   auto relay = std::make_shared<fallback::PeerRelay>(
       channel, std::move(request),
       std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit));

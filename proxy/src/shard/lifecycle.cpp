@@ -304,7 +304,7 @@ void Shard::open() {
 // are not known here).
 void Shard::warn_of_untrusted_peers() const {
   for (const auto& [name, peer] : config_->fallback.peers) {
-    std::string_view host = peer->host.substr(0, peer->host.rfind(':'));
+    std::string host = peer->host.substr(0, peer->host.rfind(':'));  // (host[:port], copied)
     if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
     if (!parse_ip_address(host) || config_->trusted_proxies.trusts(host)) continue;
     WSB_LOG(kWarn) << "[fallback] peers: " << name << " (" << host

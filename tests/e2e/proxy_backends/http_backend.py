@@ -171,6 +171,11 @@ class Handler(socketserver.BaseRequestHandler):
                 if op == "garbage":
                     self.request.sendall(b"THIS IS NOT HTTP\r\n\r\n")
                     return
+                if op == "early-hints-then-hang":
+                    self.request.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+                    while self.request.recv(65536):
+                        pass
+                    return
                 if op == "early-hints":
                     # ?n= interim 103 heads (a backend that never stops sending them: n large),
                     # then the answer.

@@ -156,6 +156,7 @@ TEST_F(ProxyKeysTest, TheLongestCoveringPrefixWins) {
   EXPECT_EQ(backend_of("/api//v2"), 3);
   EXPECT_EQ(backend_of("/API/users"), 1);              // case-sensitive, as nginx's prefixes
   EXPECT_EQ(backend_of("/api;jsessionid=1/v2/x"), 3);  // Java servers drop ;parameters
+  EXPECT_EQ(backend_of("/;x%2Fy/api/users"), 2);       // ... up to a literal '/
 }
 
 TEST_F(ProxyKeysTest, TheCoreAndWebSocketRoutesComeFirst) {

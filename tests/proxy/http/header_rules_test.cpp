@@ -22,35 +22,27 @@ TEST(HttpHeaderRulesTest, NamesAreComparedAsBackendsReadThem) {
     EXPECT_EQ(http::classify_header(name), http::HeaderClass::kReserved) << name;
     EXPECT_TRUE(http::reserved_header(name)) << name;
   }
-  for (const char* name : {"X-HTTP-Method-Override",
-                           "x_http_method_override",
-                           "X-HTTP-Method",
-                           "X-Method-Override",
-                           "X-Original-URL",
-                           "X-Original-URI",
-                           "X_Rewrite_Url",
-                           "X-Real-IP",
-                           "x_real_ip",
-                           "True-Client-IP",
-                           "X-Client-IP",
-                           "X-Forwarded-Host",
-                           "X-Forwarded-Proto",
-                           "X_Forwarded_Port",
-                           "X-Forwarded-Prefix",
-                           "Forwarded",
-                           "X-Cluster-Client-IP",
-                           "CF-Connecting-IP",
-                           "Fastly-Client-IP",
-                           "X-Remote-User",
-                           "Remote_User",
-                           "X-Envoy-Internal",
-                           "X-Amzn-Oidc-Data",
-                           "X-Goog-Authenticated-User-Email",
-                           "X-MS-Client-Principal-Name",
-                           "X-Auth-Request-Email",
-                           "X-Forwarded-User"}) {
+  for (const char* name :
+       {"X-HTTP-Method-Override", "x_http_method_override", "X-HTTP-Method", "X-Method-Override",
+        "X-Original-URL", "X-Original-URI", "X_Rewrite_Url", "X-Real-IP", "x_real_ip",
+        "True-Client-IP", "X-Client-IP", "X-Forwarded-Host", "X-Forwarded-Proto",
+        "X_Forwarded_Port", "X-Forwarded-Prefix", "Forwarded", "X-Cluster-Client-IP",
+        "CF-Connecting-IP", "Fastly-Client-IP", "X-Remote-User", "Remote_User", "X-Envoy-Internal",
+        "X-Amzn-Oidc-Data", "X-Goog-Authenticated-User-Email", "X-MS-Client-Principal-Name",
+        "X-Auth-Request-Email", "X-Forwarded-User",
+        // Auth proxies' users and groups, and TLS terminators' client
+        // certificates (a second probe found them passing).
+        "Remote-Groups", "Remote-Email", "X-Remote-Group", "X-Remote-Extra-Scopes",
+        "X-Webauth-Role", "Cf-Access-Authenticated-User-Email", "X-Consumer-Username",
+        "X-Authenticated-Userid", "X-Auth-User", "X-User", "X-Proxy-User", "X-Userinfo",
+        "X-Jwt-Assertion", "X-Pomerium-Jwt-Assertion", "X-Goog-Iap-Jwt-Assertion",
+        "X-Ssl-Client-Verify", "X-Client-Cert", "Ssl-Client-Cert", "X-Arr-ClientCert", "Https"}) {
     EXPECT_EQ(http::classify_header(name), http::HeaderClass::kTrusted) << name;
   }
+  for (const char* name : {"X-HTTP-Method-Override", "x_http_method", "X-Method-Override"}) {
+    EXPECT_TRUE(http::overrides_method(name)) << name;
+  }
+  EXPECT_FALSE(http::overrides_method("X-Method"));
   for (const char* name : {"Accept", "Content-Type", "Authorization", "Cookie", "X-Trace",
                            "X_Trace", "If-None-Match", "Host2", "X-Hostname"}) {
     EXPECT_EQ(http::classify_header(name), http::HeaderClass::kOrdinary) << name;

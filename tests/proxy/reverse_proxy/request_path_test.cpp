@@ -18,7 +18,8 @@ TEST(RequestPathTest, TheMatchingPathIsDecodedWithItsSlashesMerged) {
   EXPECT_EQ(matching_path("/a+b"), "/a+b");  // '+' is a space only in a query
   EXPECT_EQ(matching_path(""), "");
   EXPECT_EQ(matching_path("/admin;jsessionid=1/x"), "/admin/x");  // parameters left out
-  EXPECT_EQ(matching_path("/a;b%2Fc/d"), "/a/c/d");
+  EXPECT_EQ(matching_path("/a;b%2Fc/d"), "/a/d");  // parameters end at a literal '/' only
+  EXPECT_EQ(matching_path("/;%2Fa/admin/x"), "/admin/x");
   EXPECT_EQ(matching_path("/a%3Bb/c"), "/a;b/c");  // an encoded ';' is a character
 }
 
