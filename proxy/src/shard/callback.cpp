@@ -1,12 +1,11 @@
 // The lws protocol callback: one case per event, each handing over to the part that owns it.
 #include "shard/shard_parts.hpp"
 
-#include "reverse_proxy/request_path.hpp"
-
 #include <cstring>
 
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
+#include "reverse_proxy/request_path.hpp"
 #include "shard/websocket_transport.hpp"
 #include "support/discard_unread.hpp"
 

@@ -287,8 +287,9 @@ int Shard::forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
   if (resume_from) request += "&last=" + std::to_string(*resume_from);
   request += " HTTP/1.1\r\nHost: " + peer.host + "\r\nConnection: close\r\n";
   request += "X-Wsbridge-Forwarded: " + shared_.tokens->instance() + "\r\n";
-  // The client, as this instance knows it: an owner that lists this instance among its
-  // trusted_proxies counts it, not this instance's one address, in its per-address limits.
+  // The client, as this instance knows it, for the owner's logs. (An owner that lists this
+  // instance among its trusted_proxies leaves its connections out of the per-address limits:
+  // this instance counted the client already.)
   request += "X-Forwarded-For: " + client_address(wsi) + "\r\n";
   // The certificate the token was checked with here, which the owner checks it with again.
   const std::string token = query_value(wsi, "s").value_or("");
