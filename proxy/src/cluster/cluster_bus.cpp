@@ -19,14 +19,26 @@ constexpr int kQos = 1;
 // topics made every instance take in, and copy, whatever size they sent before the seal check.
 constexpr std::uint32_t kMaxControlPacketBytes = 32u * 1024 * 1024;
 
-// A flood of forged messages is counted in full but logged once in a while.
-bool log_rejection_now() {
-  static std::atomic<std::int64_t> last{0};
+// True at most once every 10 s for one `last`: a flood is counted in full but logged once in a
+// while.
+bool once_in_a_while(std::atomic<std::int64_t>& last) {
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::steady_clock::now().time_since_epoch())
                                .count();
   std::int64_t before = last.load();
   return now - before >= 10 && last.compare_exchange_strong(before, now);
+}
+
+// Forged messages.
+bool log_rejection_now() {
+  static std::atomic<std::int64_t> last{0};
+  return once_in_a_while(last);
+}
+
+// Another process under this instance_id: on its own clock, which forgeries cannot use up.
+bool log_duplicate_now() {
+  static std::atomic<std::int64_t> last{0};
+  return once_in_a_while(last);
 }
 
 class ConnectFailure final : public ::mqtt::iaction_listener {
@@ -309,7 +321,7 @@ void ClusterBus::on_presence(const std::string& instance, const std::string& top
     // Another process "up" under this instance_id since this connection opened: both get the
     // same instance's messages, and every list and forwarded request goes astray.
     if (up->get<bool>() && epoch->get_ref<const std::string&>() != epoch_ &&
-        ts > connected_since_ms_ && log_rejection_now()) {
+        ts > connected_since_ms_ && log_duplicate_now()) {
       WSB_LOG(kWarn) << "cluster: another instance is up with instance_id " << instance_
                      << ": give each instance its own [server] instance_id";
     }
