@@ -156,6 +156,16 @@ test('a backend that refuses an upload before reading it: its answer reaches the
   await alive();
 });
 
+// A connection to the bridge; with `second`, one that has carried a proxied answer already.
+async function openConnection(second) {
+  const c = await RawConnection.open(bridge.port);
+  if (second) {
+    c.send(['GET /ok/echo HTTP/1.1', 'Host: x']);
+    assert.equal((await c.response({ timeoutMs: 5000 })).status, 200);
+  }
+  return c;
+}
+
 test('malformed requests under a prefix: their status and Connection: close', { timeout: 30000 }, async () => {
   const cases = [
     ['Content-Length with Transfer-Encoding', 400,
@@ -173,12 +183,8 @@ test('malformed requests under a prefix: their status and Connection: close', { 
   // connection: the refusal of a later request used to be dropped (a bare close, no status).
   for (const [what, status, lines, body] of cases) {
     for (const second of [false, true]) {
-      const c = await RawConnection.open(bridge.port);
+      const c = await openConnection(second);
       try {
-        if (second) {
-          c.send(['GET /ok/echo HTTP/1.1', 'Host: x']);
-          assert.equal((await c.response({ timeoutMs: 5000 })).status, 200);
-        }
         c.send(lines, Buffer.from(body));
         const res = await c.response({ timeoutMs: 5000 });
         const which = `${what}${second ? ' (second request)' : ''}`;
@@ -192,12 +198,8 @@ test('malformed requests under a prefix: their status and Connection: close', { 
   }
   // Lines ending in LF alone: 400 at once (the head's end was never found: closed after 10 s).
   for (const second of [false, true]) {
-    const c = await RawConnection.open(bridge.port);
+    const c = await openConnection(second);
     try {
-      if (second) {
-        c.send(['GET /ok/echo HTTP/1.1', 'Host: x']);
-        assert.equal((await c.response({ timeoutMs: 5000 })).status, 200);
-      }
       c.write(Buffer.from('GET /ok/echo HTTP/1.1\nHost: x\n\n'));
       const res = await c.response({ timeoutMs: 3000 });
       assert.equal(res.status, 400, `bare LF: ${res.status} ${res.body}`);
