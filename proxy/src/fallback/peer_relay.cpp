@@ -33,8 +33,8 @@ void PeerRelay::on_timer() {
     finish();
     return;
   }
-  fail(504, "the owner instance sent nothing for " + std::to_string(silence_limit_.count() / 1000) +
-                " s");
+  fail(504, "the owner instance did not answer within " +
+                std::to_string(silence_limit_.count() / 1000) + " s");
 }
 
 void PeerRelay::on_connected() {
@@ -98,7 +98,10 @@ bool PeerRelay::parse_head() {
 
 void PeerRelay::on_data(std::string_view bytes) {
   if (done_) return;
-  stream_->set_timer(silence_limit_);
+  // A stream's bytes keep it alive; a head and a whole answer must be complete within the
+  // limit from the start, however they trickle in (a byte every few seconds held a forwarded
+  // poll for good, up to 64 MiB).
+  if (streaming_) stream_->set_timer(silence_limit_);
   if (!head_done_) {
     if (head_.size() + bytes.size() > kMaxHeadBytes) {
       fail(502, "the owner instance's answer has no end of head");

@@ -21,9 +21,9 @@ namespace wsbridge::fallback {
 class PeerRelay final : public StreamHandler {
  public:
   // `request`: the whole HTTP/1.1 request to send to the owner. `silence_limit`: how long the
-  // owner may send nothing while the relay is reading (it answers a poll by poll_timeout and
-  // writes a heartbeat into a stream every heartbeat, so an owner silent for longer is stopped
-  // or gone): then 504, or the end of a stream (its client reconnects).
+  // owner has for a whole answer (it answers a poll by poll_timeout), and for each stretch of a
+  // stream while the relay reads (it writes a heartbeat every heartbeat); an owner slower than
+  // that is stopped or broken: 504, or the end of the stream (its client reconnects).
   PeerRelay(std::shared_ptr<ResponseChannel> channel, std::string request,
             std::chrono::milliseconds silence_limit);
   ~PeerRelay() override;
