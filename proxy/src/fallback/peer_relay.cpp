@@ -155,8 +155,8 @@ void PeerRelay::on_channel_news() {
     finish();
     return;
   }
-  if (stream_ != nullptr && channel_->has_room()) {
-    stream_->pause_reading(false);
+  if (stream_ != nullptr && streaming_ && channel_->has_room()) {
+    stream_->pause_reading(false);  // (only a stream is ever paused)
     stream_->set_timer(silence_limit_);
   }
 }

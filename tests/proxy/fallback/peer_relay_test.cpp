@@ -61,6 +61,7 @@ TEST(PeerRelayTest, AWholeAnswerTrickledInIsCutAtTheLimitFromTheStart) {
   for (const char c : std::string("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc")) {
     owner.handler->on_data(std::string_view(&c, 1));
   }
+  relay.on_channel_news();  // (the carrier's wake-ups do not move it either)
   EXPECT_EQ(owner.stream->timers.size(), 1u);
   owner.handler->on_timer();
   EXPECT_TRUE(relay.done());
