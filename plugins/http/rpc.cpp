@@ -108,7 +108,7 @@ std::variant<RpcCall, RpcRefusal> parse_rpc_request(const Frame& frame, const Rp
       const std::string& v = value.get_ref<const std::string&>();
       // RFC 9110 5.5: no control character but HTAB (CR, LF and NUL would end the line).
       if (std::any_of(v.begin(), v.end(),
-                      [](char c) { return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f; })) {
+                      [](char c) { return c != '\t' && text::is_ascii_control(c); })) {
         return refuse(id, "bad_request",
                       "header " + name + " must not contain control characters (but tabs)");
       }

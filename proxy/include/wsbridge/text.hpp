@@ -71,6 +71,12 @@ constexpr bool list_contains(std::string_view list, std::string_view token) {
   return false;
 }
 
+// A C0 control character or DEL (0x00-0x1F, 0x7F): what a name, a path or a header value that
+// reaches a log line, a header or a terminal must not hold.
+constexpr bool is_ascii_control(char c) {
+  return (c >= 0 && c < 0x20) || c == 0x7f;
+}
+
 // The value of one hex digit, or -1 when `c` is none.
 constexpr int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -213,8 +213,7 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
   }
   // The user goes into logs, ACL templates and the X-Wsbridge-User a backend reads: one with a
   // line break could not go into that header, and the backend could not tell it from nobody.
-  if (std::any_of(d.user.begin(), d.user.end(),
-                  [](char c) { return (c >= 0 && c < 0x20) || c == 0x7f; })) {
+  if (std::any_of(d.user.begin(), d.user.end(), text::is_ascii_control)) {
     return refuse(401, d.method == "client_cert"
                            ? "the client certificate's common name holds control characters"
                            : "invalid token: its subject holds control characters");

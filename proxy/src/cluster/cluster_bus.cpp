@@ -115,11 +115,7 @@ void ClusterBus::stop() {
   try {
     if (client_->is_connected()) {
       // Gone on purpose: no instance waits for this one's answers any more.
-      std::string epoch;
-      {
-        std::lock_guard lock(mutex_);
-        epoch = epoch_;
-      }
+      const std::string epoch = current_epoch();
       const std::string presence = topic("presence/" + instance_);
       client_
           ->publish(::mqtt::make_message(
@@ -169,6 +165,11 @@ void ClusterBus::connect() {
   }
 }
 
+std::string ClusterBus::current_epoch() {
+  std::lock_guard lock(mutex_);
+  return epoch_;
+}
+
 void ClusterBus::connect_failed() {
   std::lock_guard lock(mutex_);
   connecting_ = false;
@@ -188,11 +189,7 @@ void ClusterBus::on_connected() {
     auto filters = ::mqtt::string_collection::create(
         {topic("all/+"), topic("to/" + instance_ + "/+"), topic("presence/+")});
     client_->subscribe(filters, std::vector<int>{kQos, kQos, kQos});
-    std::string epoch;
-    {
-      std::lock_guard lock(mutex_);
-      epoch = epoch_;
-    }
+    const std::string epoch = current_epoch();
     publish(topic("presence/" + instance_), nlohmann::json{{"up", true}, {"epoch", epoch}}, true);
   } catch (const ::mqtt::exception& e) {
     WSB_LOG(kWarn) << "cluster: subscribing on " << settings_.broker << ": " << e.what();

@@ -79,6 +79,7 @@ class ClusterBus final : public ClusterLink {
                    const std::string& correlation);
   void connect();
   void connect_failed();
+  std::string current_epoch();  // epoch_, read under the lock
   void run_timer();
   // Ends the gatherings that are complete or past their deadline (all when `all`).
   void finish_gatherings(bool all);

@@ -8,6 +8,7 @@
 #include "support/hmac.hpp"
 #include "wsbridge/base64.hpp"
 #include "wsbridge/bounded_json.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::cluster {
 
@@ -28,15 +29,7 @@ std::string random_hex(std::size_t bytes) {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
     throw std::runtime_error("RAND_bytes failed");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes * 2);
-  for (const char c : raw) {
-    const auto b = static_cast<unsigned char>(c);
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
+  return text::lower_hex(raw);
 }
 
 ControlSeal::ControlSeal(std::string secret, std::string instance)

@@ -83,7 +83,7 @@ std::optional<std::string> route_path_problem(const std::string& path) {
   for (const char c : path) {
     // Bytes from 0x80 on are UTF-8, checked whole below: a browser sends "/café" as
     // "/caf%C3%A9", which lws decodes back to these bytes before the route is looked up.
-    if ((c >= 0 && c <= 0x20) || c == 0x7f) return "must be printable without spaces";
+    if (c == ' ' || text::is_ascii_control(c)) return "must be printable without spaces";
     if (c == '?' || c == '#') return "must not contain '?' or '#'";
   }
   if (!is_valid_utf8(path)) return "must be valid UTF-8";

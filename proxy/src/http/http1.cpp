@@ -72,6 +72,29 @@ std::string_view to_string(HttpFailure failure) {
 
 namespace http1 {
 
+std::vector<std::string_view> list_elements(const HttpHeaders& fields, std::string_view name) {
+  std::vector<std::string_view> out;
+  for (const auto& f : fields) {
+    if (!iequals(f.name, name)) continue;
+    std::string_view list = f.value;
+    while (true) {
+      const auto comma = list.find(',');
+      const std::string_view element = text::trim(list.substr(0, comma));
+      if (!element.empty()) out.push_back(element);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return out;
+}
+
+int transfer_coding(const HttpHeaders& fields) {
+  if (find_header(fields, "transfer-encoding") == nullptr) return 0;
+  const auto codings = list_elements(fields, "transfer-encoding");
+  if (codings.empty()) return 2;
+  return codings.size() == 1 && iequals(codings.front(), "chunked") ? 1 : 3;
+}
+
 bool is_idempotent_method(std::string_view method) {
   for (const std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
     if (method == m) return true;

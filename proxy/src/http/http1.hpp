@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wsbridge/http_client.hpp"
 
@@ -22,6 +23,15 @@ struct Url {
 
 // http://host[:port][/path] and https://...; no userinfo, query or fragment. nullopt + `error`.
 std::optional<Url> parse_url(std::string_view text, std::string& error);
+
+// The elements of the comma-separated lists in every field named `name`, trimmed; empty elements
+// are skipped (RFC 9110 5.6.1).
+std::vector<std::string_view> list_elements(const HttpHeaders& fields, std::string_view name);
+
+// How a message's body is coded, read the same way by the reverse proxy and the HTTP client:
+// 0: no Transfer-Encoding; 1: exactly "chunked"; 2: a field without a coding; 3: anything else
+// (another coding, several, or chunked twice).
+int transfer_coding(const HttpHeaders& fields);
 
 // RFC 9110 9.2.2: a request that may be sent again when the connection it went out on closed
 // before any answer (the backend may have acted on it: only these leave the same state twice).

@@ -111,22 +111,9 @@ ResponseParser::State ResponseParser::parse_head(std::string_view head) {
   if (te != nullptr) {
     // Exactly "chunked", as the reverse proxy takes it: any other coding ("gzip, chunked",
     // "gzip" delimited by the close) would be handed on still encoded, as if it were the body.
-    std::size_t codings = 0;
-    bool chunked = false;
-    for (const HttpHeader& field : response_.headers) {
-      if (!text::iequals(field.name, "transfer-encoding")) continue;
-      std::string_view list = field.value;
-      while (!list.empty()) {
-        const auto comma = list.find(',');
-        const std::string_view coding = text::trim(list.substr(0, comma));
-        if (!coding.empty()) {
-          ++codings;
-          chunked = text::iequals(coding, "chunked");
-        }
-        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-      }
+    if (http1::transfer_coding(response_.headers) != 1) {
+      return fail("a transfer coding other than chunked");
     }
-    if (codings != 1 || !chunked) return fail("a transfer coding other than chunked");
     phase_ = Phase::kChunkSize;
     return state_;
   }

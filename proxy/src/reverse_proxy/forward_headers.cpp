@@ -324,7 +324,7 @@ std::string client_response_head(const ResponseHead& response, bool keep_alive,
       if (response.status >= 200 && response.status != 204) {
         if (find_header(response.headers, "content-length") != nullptr) {
           add(out, "Content-Length", std::to_string(response.content_length));
-        } else if (response.status != 304 && detail::transfer_coding(response.headers) == 1) {
+        } else if (response.status != 304 && http1::transfer_coding(response.headers) == 1) {
           // A HEAD's (the other bodiless ones are 1xx, 204 and 304): a GET would have had a
           // chunked body (RFC 9112 6.1), which a client may want to know before it asks.
           add(out, "Transfer-Encoding", "chunked");

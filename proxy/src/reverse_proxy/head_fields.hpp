@@ -16,7 +16,6 @@ bool parse_fields(std::string_view rest, HttpHeaders& fields, std::string& why);
 bool list_has(const HttpHeaders& fields, std::string_view name, std::string_view token);
 bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& length,
                     std::string& why);
-// 0: no Transfer-Encoding; 1: exactly "chunked"; 2: an empty one; 3: any other coding.
-int transfer_coding(const HttpHeaders& fields);
+// (Transfer-Encoding: http1::transfer_coding, which the HTTP client's parser reads it with too.)
 
 }  // namespace wsbridge::reverse_proxy::detail

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "handshake/request_line.hpp"
+#include "http/http1.hpp"
 #include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/text.hpp"
 
@@ -78,26 +79,8 @@ bool parse_fields(std::string_view rest, HttpHeaders& fields, std::string& why) 
   }
 }
 
-// The elements of the comma-separated lists in every field named `name`, trimmed; empty elements
-// are skipped (RFC 9110 5.6.1).
-std::vector<std::string_view> list_elements(const HttpHeaders& fields, std::string_view name) {
-  std::vector<std::string_view> out;
-  for (const auto& f : fields) {
-    if (!text::iequals(f.name, name)) continue;
-    std::string_view list = f.value;
-    while (true) {
-      const auto comma = list.find(',');
-      const std::string_view element = text::trim(list.substr(0, comma));
-      if (!element.empty()) out.push_back(element);
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
-  }
-  return out;
-}
-
 bool list_has(const HttpHeaders& fields, std::string_view name, std::string_view token) {
-  for (const std::string_view element : list_elements(fields, name)) {
+  for (const std::string_view element : http1::list_elements(fields, name)) {
     if (text::iequals(element, token)) return true;
   }
   return false;
@@ -136,15 +119,6 @@ bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& len
     }
   }
   return true;
-}
-
-// 0: no Transfer-Encoding; 1: exactly "chunked"; 2: a field without a coding; 3: anything else
-// (another coding, several, or chunked twice).
-int transfer_coding(const HttpHeaders& fields) {
-  if (find_header(fields, "transfer-encoding") == nullptr) return 0;
-  const auto codings = list_elements(fields, "transfer-encoding");
-  if (codings.empty()) return 2;
-  return codings.size() == 1 && text::iequals(codings.front(), "chunked") ? 1 : 3;
 }
 
 }  // namespace detail
@@ -213,7 +187,7 @@ std::variant<RequestHead, HeadError> parse_request_head(std::string_view head) {
   if (!detail::content_length(fields, has_length, request.content_length, why)) {
     return refuse(400, why);
   }
-  const int coding = detail::transfer_coding(fields);
+  const int coding = http1::transfer_coding(fields);
   if (coding != 0) {
     if (request.minor_version == 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request");
     if (has_length) return refuse(400, "both Transfer-Encoding and Content-Length");

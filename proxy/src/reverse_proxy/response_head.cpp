@@ -73,7 +73,7 @@ std::optional<ResponseHead> parse_response_head(std::string_view head, std::stri
     response.body = BodyFraming::kNone;
     return response;
   }
-  const int coding = detail::transfer_coding(fields);
+  const int coding = http1::transfer_coding(fields);
   if (coding != 0) {
     // RFC 9112 6.1 lets Transfer-Encoding override Content-Length in a response, but a message
     // with both is how smuggling starts; and HTTP/1.0 has no chunked coding at all.
