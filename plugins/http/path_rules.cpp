@@ -1,39 +1,14 @@
 #include "path_rules.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 
 #include "rpc.hpp"  // valid_utf8
+#include "wsbridge/path_lookalikes.hpp"
 
 namespace wsbridge::http {
 
 namespace {
-
-// UTF-8 of the code points whose NFKC form holds '.', '/', '\', ';' or '%' (all of them, from
-// Python's unicodedata): a backend that normalises would read a separator or a dot-segment.
-constexpr std::array<std::string_view, 20> kLookalikes = {
-    "\xCD\xBE",      // U+037E greek question mark -> ';'
-    "\xE2\x80\xA4",  // U+2024 one dot leader -> '.'
-    "\xE2\x80\xA5",  // U+2025 two dot leader -> ".."
-    "\xE2\x80\xA6",  // U+2026 horizontal ellipsis -> "..."
-    "\xE2\x84\x80",  // U+2100 -> "a/c"
-    "\xE2\x84\x81",  // U+2101 -> "a/s"
-    "\xE2\x84\x85",  // U+2105 -> "c/o"
-    "\xE2\x84\x86",  // U+2106 -> "c/u"
-    "\xEF\xB8\x94",  // U+FE14 -> ';'
-    "\xEF\xB8\x99",  // U+FE19 -> "..."
-    "\xEF\xB8\xB0",  // U+FE30 -> ".."
-    "\xEF\xB9\x92",  // U+FE52 small full stop -> '.'
-    "\xEF\xB9\x94",  // U+FE54 small semicolon -> ';'
-    "\xEF\xB9\xA8",  // U+FE68 small reverse solidus -> '\'
-    "\xEF\xB9\xAA",  // U+FE6A small percent sign -> '%'
-    "\xEF\xBC\x85",  // U+FF05 fullwidth percent sign -> '%'
-    "\xEF\xBC\x8E",  // U+FF0E fullwidth full stop -> '.'
-    "\xEF\xBC\x8F",  // U+FF0F fullwidth solidus -> '/'
-    "\xEF\xBC\x9B",  // U+FF1B fullwidth semicolon -> ';'
-    "\xEF\xBC\xBC",  // U+FF3C fullwidth reverse solidus -> '\'
-};
 
 bool hex(char c) {
   return std::isxdigit(static_cast<unsigned char>(c)) != 0;
@@ -92,11 +67,9 @@ std::string shape_problem(std::string_view s, std::size_t raw_slashes) {
     rest.remove_prefix(next);
   }
   if (!valid_utf8(s)) return "'path' must be UTF-8 (no overlong forms)";
-  for (const std::string_view l : kLookalikes) {
-    if (s.find(l) != std::string_view::npos) {
-      return "'path' must not contain characters that Unicode normalisation turns into '.', '/', "
-             "'\\', ';' or '%'";
-    }
+  if (text::has_path_lookalike(s)) {
+    return "'path' must not contain characters that Unicode normalisation turns into '.', '/', "
+           "'\\', ';' or '%'";
   }
   return {};
 }

@@ -374,13 +374,21 @@ test('a guarded prefix covers every spelling of its paths that a backend reads a
   // servers do: matched on the bytes as sent, these went to the public "/" and its checks.
   const at = (target, headers) => httpRequest(rooted.port, 'GET', target, { headers });
   for (const target of ['/api/echo/members/list', '/api/echo/%6dembers/list', '//api/echo/members/list',
-    '/api//echo///members/list', '/api/echo%2Fmembers/list', '/api/echo/members']) {
+    '/api//echo///members/list', '/api/echo%2Fmembers/list', '/api/echo/members',
+    // IIS drops a segment's trailing dots and spaces (nginx does not: these reach it as other
+    // paths, but they must not pass the public "/" to a Windows backend either).
+    '/api/echo/members./list', '/api/echo/members%20/list', '/api/echo/members.', '/api/echo.%20/members/list']) {
     const res = await at(target);
     assert.equal(res.status, 401, `${target}: ${res.status} ${fromNginx(res) ? '(from nginx)' : ''}`);
     assert.ok(!fromNginx(res), `${target} reached the backend`);
   }
   // A dot segment with a parameter (Java servers resolve "..;" as ".."), encoded slashes around dots.
-  for (const target of ['/api/echo/x/..;/members/list', '/api/echo/x%2F..%2Fmembers/list']) {
+  // Windows reads "..." and ". ." as dot segments and "/%20/" as "//"; overlong and fullwidth
+  // forms of '.' and '/' are those characters to servers that decode or normalise them.
+  for (const target of ['/api/echo/x/..;/members/list', '/api/echo/x%2F..%2Fmembers/list',
+    '/api/echo/x/.../members/list', '/api/echo/x/.%20./members/list', '/api/%20/echo/members/list',
+    '/api/echo/x/%E0%80%AE%E0%80%AE/members/list', '/api/echo/x/%EF%BC%8E%EF%BC%8E/members/list',
+    '/api/echo%EF%BC%8Fmembers/list']) {
     const res = await at(target);
     assert.equal(res.status, 400, target);
     assert.ok(!fromNginx(res), `${target} reached the backend`);

@@ -6,6 +6,7 @@
 
 #include "config/route_keys.hpp"
 #include "config/server_config.hpp"
+#include "reverse_proxy/request_path.hpp"
 #include "stream/lws_stream_client.hpp"
 #include "wsbridge/header_rules.hpp"
 
@@ -120,6 +121,12 @@ void read_proxy_tables(ConfigTable& top, ServerConfig& config) {
         t.fail_at("path", "proxy path \"" + route->path +
                               "\" must not contain ';': requests are matched without a "
                               "segment's ;parameters, as Java servers read them");
+      } else if (reverse_proxy::matching_path(route->path) != route->path) {
+        t.fail_at("path", "proxy path \"" + route->path +
+                              "\" would never match: requests are matched decoded (write \"" +
+                              reverse_proxy::matching_path(route->path) +
+                              "\"), and without a segment's trailing dots, as Windows servers "
+                              "read them");
       }
     }
     if (route->path == kHealthPath) {

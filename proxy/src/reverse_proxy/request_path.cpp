@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
+#include "wsbridge/path_lookalikes.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge::reverse_proxy {
@@ -30,13 +32,29 @@ char next_decoded(std::string_view raw, std::size_t& at, bool& escaped) {
 
 // Walks a raw path as its matching path: decoded characters; a '/' that follows another '/'
 // skipped; a segment's ";parameters" (a literal ';' to the segment's end) skipped, as Java
-// servers drop them ("/admin;jsessionid=1/x" is their "/admin/x"). `visit(char,
-// raw_offset_after)` returns false to stop.
+// servers drop them ("/admin;jsessionid=1/x" is their "/admin/x"); and a segment's trailing dots
+// and spaces skipped, as Windows servers drop them ("/admin./x" and "/admin%20/x" are IIS's
+// "/admin/x"), unless the segment has nothing else ("." and ".." stay, to be refused).
+// `visit(char, raw_offset_before, raw_offset_after)` returns false to stop.
 template <typename Visit>
 void walk_matching(std::string_view raw, Visit visit) {
+  struct Held {
+    char c;
+    std::size_t before, after;
+  };
+  std::vector<Held> trailing;  // the segment's dots and spaces since its last other character
+  bool segment_has_other = false;
+  const auto release = [&] {  // they are followed by more of the segment: they count
+    for (const Held& h : trailing) {
+      if (!visit(h.c, h.before, h.after)) return false;
+    }
+    trailing.clear();
+    return true;
+  };
   bool after_slash = false;
   bool in_parameters = false;
   for (std::size_t at = 0; at < raw.size();) {
+    const std::size_t before = at;
     bool escaped = false;
     const char c = next_decoded(raw, at, escaped);
     if (c == ';' && !escaped) in_parameters = true;
@@ -46,12 +64,46 @@ void walk_matching(std::string_view raw, Visit visit) {
     in_parameters = false;
     if (c == '/' && after_slash) continue;
     after_slash = c == '/';
-    if (!visit(c, at)) return;
+    if (c == '.' || c == ' ') {
+      trailing.push_back({c, before, at});
+      continue;
+    }
+    if (c == '/' && segment_has_other) {
+      trailing.clear();
+    } else if (!release()) {
+      return;
+    }
+    segment_has_other = c != '/';
+    if (!visit(c, before, at)) return;
   }
+  if (!segment_has_other) release();
 }
 
+// A segment of dots and spaces only, with a dot: "." and ".." resolve upwards, and Windows
+// servers read "...", ". ." or ".. " as one of them.
 bool is_dot_segment(std::string_view segment) {
-  return segment == "." || segment == "..";
+  return segment.find('.') != std::string_view::npos &&
+         segment.find_first_not_of(". ") == std::string_view::npos;
+}
+
+// Only spaces: Windows servers read it as an empty segment, so "/%20/admin" is their "//admin".
+bool is_blank_segment(std::string_view segment) {
+  return !segment.empty() && segment.find_first_not_of(' ') == std::string_view::npos;
+}
+
+// An overlong UTF-8 form: 0xC0 and 0xC1 only ever start one ("%C0%AE" for '.'), and so do 0xE0
+// and 0xF0 before 0x80-0x9F and 0x80-0x8F ("%E0%80%AE"). Some servers still decode them into the
+// character they spell. (Other invalid UTF-8 passes: legacy applications use Latin-1 paths.)
+bool has_overlong_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const auto next = i + 1 < s.size() ? static_cast<unsigned char>(s[i + 1]) : 0u;
+    if (b == 0xC0 || b == 0xC1 || (b == 0xE0 && next >= 0x80 && next <= 0x9F) ||
+        (b == 0xF0 && next >= 0x80 && next <= 0x8F)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -59,7 +111,7 @@ bool is_dot_segment(std::string_view segment) {
 std::string matching_path(std::string_view raw_path) {
   std::string out;
   out.reserve(raw_path.size());
-  walk_matching(raw_path, [&](char c, std::size_t) {
+  walk_matching(raw_path, [&](char c, std::size_t, std::size_t) {
     out.push_back(c);
     return true;
   });
@@ -71,9 +123,12 @@ std::size_t raw_prefix_end(std::string_view raw_path, std::string_view prefix) {
   std::size_t end = std::string_view::npos;
   enum class Verdict : std::uint8_t { kPathEnded, kCovered, kNotCovered };
   Verdict verdict = Verdict::kPathEnded;
-  walk_matching(raw_path, [&](char c, std::size_t after) {
+  walk_matching(raw_path, [&](char c, std::size_t before, std::size_t) {
     if (matched == prefix.size()) {  // the prefix is spelt: its last segment must end here
       verdict = c == '/' ? Verdict::kCovered : Verdict::kNotCovered;
+      // With what its last segment had that the matching path leaves out (";parameters",
+      // trailing dots): they go with the prefix.
+      end = before;
       return false;
     }
     if (c != prefix[matched]) {
@@ -81,11 +136,11 @@ std::size_t raw_prefix_end(std::string_view raw_path, std::string_view prefix) {
       return false;
     }
     ++matched;
-    end = after;
     return true;
   });
-  if (verdict == Verdict::kPathEnded)
-    return matched == prefix.size() ? end : std::string_view::npos;
+  if (verdict == Verdict::kPathEnded) {
+    return matched == prefix.size() ? raw_path.size() : std::string_view::npos;
+  }
   return verdict == Verdict::kCovered ? end : std::string_view::npos;
 }
 
@@ -94,16 +149,16 @@ std::optional<std::string> unsafe_path(std::string_view raw_path) {
   const std::string path = matching_path(raw_path);
   if (path.find('\\') != std::string::npos) return "an encoded backslash in the path";
   if (path.find('\0') != std::string::npos) return "an encoded NUL in the path";
-  // 0xC0 and 0xC1 only ever start an overlong UTF-8 form ("%C0%AE" for '.'), which some servers
-  // still decode into the character it spells.
-  if (path.find_first_of("\xc0\xc1") != std::string::npos) {
-    return "an overlong UTF-8 sequence in the path";
+  if (has_overlong_utf8(path)) return "an overlong UTF-8 sequence in the path";
+  if (text::has_path_lookalike(path)) {
+    return "a character in the path that Unicode normalisation turns into '.', '/', '\\', ';' "
+           "or '%'";
   }
   for (std::size_t start = 0; start <= path.size();) {
     const std::size_t end = std::min(path.find('/', start), path.size());
-    if (is_dot_segment(std::string_view(path).substr(start, end - start))) {
-      return "a dot segment in the path";
-    }
+    const std::string_view segment = std::string_view(path).substr(start, end - start);
+    if (is_dot_segment(segment)) return "a dot segment in the path";
+    if (is_blank_segment(segment)) return "a segment of spaces in the path";
     start = end + 1;
   }
   return std::nullopt;

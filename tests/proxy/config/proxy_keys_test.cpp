@@ -106,6 +106,12 @@ TEST_F(ProxyKeysTest, BadTablesAreRefusedWithTheirPositions) {
             std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/a/../b", "http://127.0.0.1")).find("'..' segments"),
             std::string::npos);
+  EXPECT_NE(error_of(kListener + proxy("/v1.", "http://127.0.0.1"))
+                .find("proxy path \"/v1.\" would never match: requests are matched decoded (write "
+                      "\"/v1\")"),
+            std::string::npos);
+  EXPECT_NE(error_of(kListener + proxy("/%61pp", "http://127.0.0.1")).find("(write \"/app\")"),
+            std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/a;b", "http://127.0.0.1")).find("must not contain ';'"),
             std::string::npos);
   EXPECT_NE(error_of(kListener + proxy("/healthz", "http://127.0.0.1")).find("health endpoint"),

@@ -112,6 +112,10 @@ TEST(BackendTargetTest, StripsThePrefixAndPutsTheBasePathBefore) {
       {"/app", "http://b", true, "/app%2Fx", "/%2Fx"},
       {"/caf\xc3\xa9", "http://b", true, "/caf%C3%A9/x", "/x"},
       {"/app", "http://b", true, "/apps/x", "/apps/x"},  // not under it: untouched
+      // What the matching path leaves out of its last segment goes with the prefix.
+      {"/app", "http://b", true, "/app./x", "/x"},
+      {"/app", "http://b/base", true, "/app;jsessionid=1/x", "/base/x"},
+      {"/app", "http://b/base", true, "/app%20", "/base/"},
   };
   for (const auto& c : cases) {
     ProxyRoute route = route_to(c.path, c.backend);

@@ -23,6 +23,22 @@ TEST(RequestPathTest, TheMatchingPathIsDecodedWithItsSlashesMerged) {
   EXPECT_EQ(matching_path("/a%3Bb/c"), "/a;b/c");  // an encoded ';' is a character
 }
 
+// IIS drops a segment's trailing dots and spaces: "/admin./x" is its "/admin/x".
+TEST(RequestPathTest, ASegmentsTrailingDotsAndSpacesAreLeftOut) {
+  EXPECT_EQ(matching_path("/admin./x"), "/admin/x");
+  EXPECT_EQ(matching_path("/admin%20/x"), "/admin/x");
+  EXPECT_EQ(matching_path("/admin.%20.%2e/x"), "/admin/x");
+  EXPECT_EQ(matching_path("/admin.."), "/admin");
+  EXPECT_EQ(matching_path("/admin.;x/y"), "/admin/y");
+  EXPECT_EQ(matching_path("/wiki/Washington,_D.C."), "/wiki/Washington,_D.C");
+  EXPECT_EQ(matching_path("/a.b/c"), "/a.b/c");  // not trailing: kept
+  EXPECT_EQ(matching_path("/a/.x"), "/a/.x");
+  // A segment of nothing else keeps them, to be refused as a dot segment.
+  EXPECT_EQ(matching_path("/a/./b"), "/a/./b");
+  EXPECT_EQ(matching_path("/a/.."), "/a/..");
+  EXPECT_EQ(matching_path("/a/%20/b"), "/a/ /b");
+}
+
 TEST(RequestPathTest, ThePrefixEndsWhereItsBytesWereSent) {
   constexpr auto npos = std::string_view::npos;
   EXPECT_EQ(raw_prefix_end("/app", "/app"), 4u);
@@ -37,7 +53,12 @@ TEST(RequestPathTest, ThePrefixEndsWhereItsBytesWereSent) {
   EXPECT_EQ(raw_prefix_end("/other", "/app"), npos);
   EXPECT_EQ(raw_prefix_end("/APP/x", "/app"), npos);  // case-sensitive, as nginx's prefixes
   EXPECT_EQ(raw_prefix_end("", "/app"), npos);
-  EXPECT_EQ(raw_prefix_end("/app;x=1/y", "/app"), 4u);  // its ;parameters stay with the rest
+  // What the matching path leaves out of the prefix's last segment goes with the prefix.
+  EXPECT_EQ(raw_prefix_end("/app;x=1/y", "/app"), 8u);
+  EXPECT_EQ(raw_prefix_end("/app;x=1", "/app"), 8u);
+  EXPECT_EQ(raw_prefix_end("/app./x", "/app"), 5u);
+  EXPECT_EQ(raw_prefix_end("/app%20.", "/app"), 8u);
+  EXPECT_EQ(raw_prefix_end("/app.x", "/app"), npos);
 }
 
 TEST(RequestPathTest, PathsABackendWouldNormalizeElsewhereAreRefused) {
@@ -45,11 +66,22 @@ TEST(RequestPathTest, PathsABackendWouldNormalizeElsewhereAreRefused) {
        {"/public/../admin", "/a/./b", "/a/..", "/a/.", "/..", "/a/%2e%2e/b", "/a/%2E./b", "/a/.%2e",
         "/a\\..\\b", "/a%5c..%5cb", "/a%5Cb", "/a%00b", "/public%2F..%2Fadmin", "/public/..;/admin",
         "/public/.;x/admin", "/public/%2e%2e;jsessionid=1/admin", "//..//admin",
-        "/%c0%ae%c0%ae/admin", "/%C1%9C"}) {
+        "/%c0%ae%c0%ae/admin", "/%C1%9C",
+        // Windows reads these as dot segments, or "/%20/admin" as "//admin".
+        "/a/...", "/a/. .", "/a/..%20/b", "/%20/admin", "/a/%20%20/b",
+        // 3- and 4-byte overlong forms of '.' and '/'.
+        "/%E0%80%AE%E0%80%AE/admin", "/a%E0%80%AFadmin", "/%F0%80%80%AE",
+        // Fullwidth and small full stops, solidus, reverse solidus: '.', '/', '\' once
+        // normalised.
+        "/public/%EF%BC%8E%EF%BC%8E/admin", "/public%EF%BC%8Fadmin",
+        "/a/\xEF\xB9\x92\xEF\xB9\x92/b", "/a%EF%BC%BCb"}) {
     EXPECT_TRUE(unsafe_path(path).has_value()) << path;
   }
-  for (const char* path : {"/", "/a/b", "/a/..b", "/a/b..", "/.well-known/x", "/a/...", "/a%2fb",
-                           "/v1.2/x", "/a/%2e%2ex", "/a;b/c", "/a/..x;y", "//a//b"}) {
+  for (const char* path :
+       {"/", "/a/b", "/a/..b", "/a/b..", "/.well-known/x", "/a%2fb", "/v1.2/x", "/a/%2e%2ex",
+        "/a;b/c", "/a/..x;y", "//a//b", "/wiki/Washington,_D.C.", "/a%20b/c", "/caf%C3%A9",
+        "/%E0%A4%85", "/%F0%9F%98%80",  // UTF-8: Devanagari, an emoji
+        "/caf%E9", "/%E0t%E9"}) {       // Latin-1, as legacy applications send it
     EXPECT_FALSE(unsafe_path(path).has_value()) << path;
   }
 }
