@@ -23,6 +23,8 @@ let cluster;
 
 // How long GET /api/v1/connections?scope=cluster waits for the other instances.
 const REQUEST_TIMEOUT_MS = 2000;
+// How often each instance says "up" again; one silent for three of these no longer counts.
+const PRESENCE_INTERVAL_MS = 1000;
 
 // Besides /mqtt (sensors/#) and /echo, every node has two routes whose ACLs allow everything, so
 // that only the control prefix's own refusal stands between their clients and the control topics:
@@ -38,7 +40,9 @@ allow_publish = ["#"]
 before(async () => {
   cluster = await Cluster.start({
     routesToml: (node, c) => defaultRoutesToml(node) + anyRouteToml + passthroughRouteToml(c),
-    extraToml: (node, c) => clusterToml(node, c, { extra: `request_timeout = "${REQUEST_TIMEOUT_MS}ms"\n` }),
+    extraToml: (node, c) => clusterToml(node, c, {
+      extra: `request_timeout = "${REQUEST_TIMEOUT_MS}ms"\npresence_interval = "${PRESENCE_INTERVAL_MS}ms"\n`,
+    }),
   });
 });
 after(async () => { await cluster?.stop(); });
@@ -359,5 +363,66 @@ test('presence cannot be forged: an empty or replayed presence message, or a cli
   await cluster.waitForConnections(0);
   // node-b's retained presence was emptied above: restarted, it says "up" again for newcomers.
   await b.kill();
+  await allNodesUp();
+});
+
+// Presence is renewed every presence_interval, and an instance not heard from for three of them
+// is no longer waited for. Without that, a newcomer trusted whatever retained presence it was
+// handed: an "up" the broker kept of an instance that died unheard (a broker restarted without
+// its will, or a replay) made a ghost every list waited request_timeout for and named missing;
+// and a live instance whose retained presence someone had emptied was never expected by it.
+test('presence is renewed: a newcomer stops waiting for an instance that died unheard, and learns of a live one whose retained presence was emptied', async () => {
+  await allNodesUp();
+  const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => cluster.node(n));
+  const presence = await MosquittoSub.start(cluster.brokers.A, `${CONTROL}/presence/+`, 1);
+  const list = async () => {
+    const t0 = Date.now();
+    const res = await a.admin('GET', '/api/v1/connections?scope=cluster');
+    assert.equal(res.status, 200, String(res.body));
+    return { ms: Date.now() - t0, answered: [...res.json.instances.answered].sort(), missing: res.json.instances.missing };
+  };
+  try {
+    // Renewed: node-c says "up" again, every interval, each sealed anew.
+    await waitFor(() => presence.messages.filter((m) => m.topic === `${CONTROL}/presence/node-c` &&
+      /"up":true/.test(m.payload.toString())).length >= 3, 'three "up"s of node-c', 6 * PRESENCE_INTERVAL_MS);
+    const ups = presence.messages.filter((m) => m.topic === `${CONTROL}/presence/node-c`).map((m) => m.payload.toString());
+    assert.equal(new Set(ups).size, ups.length, 'a renewal repeated an earlier message');
+    const upOfC = ups.at(-1);
+
+    // node-c dies; the broker is left holding its "up" (as one restarted without the will would).
+    await c.kill();
+    await waitFor(() => presence.messages.some((m) => m.topic === `${CONTROL}/presence/node-c` &&
+      /"up":false/.test(m.payload.toString())), 'node-c\'s will', 5000);
+    await mosquittoPub(cluster.brokers.A, `${CONTROL}/presence/node-c`, upOfC, { qos: 1, retain: true });
+    // And node-b's retained presence is emptied, as any broker client may do.
+    await mosquittoPub(cluster.brokers.A, `${CONTROL}/presence/node-b`, '', { qos: 1, retain: true });
+    await sleep(300);
+
+    // node-a starts afresh: handed node-c's "up", it waits for it at first...
+    await a.restart();
+    await waitFor(() => /cluster: connected to/.test(a.logs.at(-1)), 'node-a\'s control connection', 5000);
+    await sleep(200); // (the retained presence messages on their way)
+    const first = await list();
+    assert.deepEqual(first.missing, ['node-c'], `node-a's first list: ${JSON.stringify(first)}`);
+    // ...for three of node-c's intervals at most (plus a timer turn), then no more.
+    await sleep(3 * PRESENCE_INTERVAL_MS + 500);
+    const later = await list();
+    assert.deepEqual(later.missing, [], `node-a still waits for node-c: ${JSON.stringify(later)}`);
+    assert.ok(later.ms < REQUEST_TIMEOUT_MS / 2, `the list took ${later.ms} ms`);
+    assert.match(a.log, /instance node-c has not said it is up for 3 of its presence intervals/);
+
+    // node-b's renewals told node-a of it: frozen, it is waited for and named missing.
+    b.signal('SIGSTOP');
+    let frozen;
+    try {
+      frozen = await list();
+    } finally {
+      b.signal('SIGCONT');
+    }
+    assert.deepEqual(frozen.missing, ['node-b'], `node-a does not expect node-b: ${JSON.stringify(frozen)}`);
+  } finally {
+    b.signal('SIGCONT');
+    await presence.stop();
+  }
   await allNodesUp();
 });

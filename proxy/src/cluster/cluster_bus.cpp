@@ -19,26 +19,10 @@ constexpr int kQos = 1;
 // topics made every instance take in, and copy, whatever size they sent before the seal check.
 constexpr std::uint32_t kMaxControlPacketBytes = 32u * 1024 * 1024;
 
-// True at most once every 10 s for one `last`: a flood is counted in full but logged once in a
-// while.
-bool once_in_a_while(std::atomic<std::int64_t>& last) {
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
-  std::int64_t before = last.load();
-  return now - before >= 10 && last.compare_exchange_strong(before, now);
-}
-
 // Forged messages.
 bool log_rejection_now() {
   static std::atomic<std::int64_t> last{0};
-  return once_in_a_while(last);
-}
-
-// Another process under this instance_id: on its own clock, which forgeries cannot use up.
-bool log_duplicate_now() {
-  static std::atomic<std::int64_t> last{0};
-  return once_in_a_while(last);
+  return ClusterBus::once_in_a_while(last);
 }
 
 class ConnectFailure final : public ::mqtt::iaction_listener {
@@ -184,13 +168,13 @@ void ClusterBus::on_connected() {
     connected_ = true;
     connecting_ = false;
     backoff_ = std::chrono::milliseconds(1000);
+    next_announce_ = std::chrono::steady_clock::now() + settings_.presence_interval;
   }
   try {
     auto filters = ::mqtt::string_collection::create(
         {topic("all/+"), topic("to/" + instance_ + "/+"), topic("presence/+")});
     client_->subscribe(filters, std::vector<int>{kQos, kQos, kQos});
-    const std::string epoch = current_epoch();
-    publish(topic("presence/" + instance_), nlohmann::json{{"up", true}, {"epoch", epoch}}, true);
+    announce();
   } catch (const ::mqtt::exception& e) {
     WSB_LOG(kWarn) << "cluster: subscribing on " << settings_.broker << ": " << e.what();
   }
@@ -243,6 +227,7 @@ void ClusterBus::gather_sessions(std::function<void(ClusterListing)> done) {
     correlation = instance_ + "/" + std::to_string(++next_gathering_);
     Gathering g;
     g.deadline = std::chrono::steady_clock::now() + settings_.request_timeout;
+    expire_silent_instances();
     g.expected = presence_.up();
     g.done = std::move(done);
     gatherings_.emplace(correlation, std::move(g));
@@ -298,39 +283,6 @@ void ClusterBus::on_message(const std::string& topic, const std::string& payload
     return;
   }
   core_metrics::cluster_message("in", "accepted");
-}
-
-void ClusterBus::on_presence(const std::string& instance, const std::string& topic,
-                             const std::string& payload) {
-  // (An empty retained message, which anyone may publish to clear the topic, says nothing.)
-  if (payload.empty()) return;
-  const auto message = seal_.open(topic, payload, nullptr, false);
-  const auto up = message ? message->find("up") : nlohmann::json::const_iterator{};
-  const auto epoch = message ? message->find("epoch") : nlohmann::json::const_iterator{};
-  if (!message || (*message)["from"] != instance || up == message->end() || !up->is_boolean() ||
-      epoch == message->end() || !epoch->is_string()) {
-    core_metrics::cluster_message("in", "rejected");
-    return;
-  }
-  const auto ts = message->at("ts").get<std::int64_t>();
-  std::lock_guard lock(mutex_);
-  if (instance == instance_) {
-    // Another process "up" under this instance_id since this connection opened: both get the
-    // same instance's messages, and every list and forwarded request goes astray.
-    if (up->get<bool>() && epoch->get_ref<const std::string&>() != epoch_ &&
-        ts > connected_since_ms_ && log_duplicate_now()) {
-      WSB_LOG(kWarn) << "cluster: another instance is up with instance_id " << instance_
-                     << ": give each instance its own [server] instance_id";
-    }
-    return;
-  }
-  const auto change =
-      presence_.apply(instance, up->get<bool>(), epoch->get_ref<const std::string&>(), ts);
-  if (change == PresenceBook::Change::kDown) {
-    // Gone (its will, or a clean stop): lists stop waiting for it.
-    for (auto& [id, g] : gatherings_) g.expected.erase(instance);
-    wake_.notify_all();
-  }
 }
 
 bool ClusterBus::answer_list(const nlohmann::json& message, const std::string& response_topic,
@@ -402,9 +354,17 @@ void ClusterBus::run_timer() {
       lock.lock();
       continue;
     }
-    bool due = false;
+    if (connected_ && now >= next_announce_) {
+      next_announce_ = now + settings_.presence_interval;
+      lock.unlock();
+      announce();
+      lock.lock();
+      continue;
+    }
+    bool due = expire_silent_instances();
     auto until = now + std::chrono::seconds(5);
     if (!connected_ && !connecting_) until = std::min(until, next_attempt_);
+    if (connected_) until = std::min(until, next_announce_);
     for (const auto& [id, g] : gatherings_) {
       due = due || g.expected.empty() || now >= g.deadline;
       until = std::min(until, g.deadline);

@@ -4,13 +4,15 @@
 //   T/all/push, T/all/list        to every instance (a list asks with MQTT 5 request/response)
 //   T/to/<instance>/push|close    to one instance (a connection's owner)
 //   T/to/<instance>/reply         the answers to that instance's lists
-//   T/presence/<instance>         retained while the instance is up (cleared by its will)
+//   T/presence/<instance>         retained while the instance is up (cleared by its will),
+//                                 said again every presence_interval
 // Presence tells a list whom to wait for, so it ends as soon as every instance answered.
 //
 // Paho's callbacks run on its thread under a process-wide lock: the handlers only queue work
 // (SessionIndex hands pushes and closes to the shards' inboxes) and never wait.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -57,6 +59,10 @@ class ClusterBus final : public ClusterLink {
                 const std::string& reason) override;
   void gather_sessions(std::function<void(ClusterListing)> done) override;
 
+  // True at most once every 10 s for one `last`: a flood is counted in full but logged once in
+  // a while.
+  static bool once_in_a_while(std::atomic<std::int64_t>& last);
+
  private:
   struct Gathering {
     std::chrono::steady_clock::time_point deadline;
@@ -79,6 +85,10 @@ class ClusterBus final : public ClusterLink {
                    const std::string& correlation);
   void connect();
   void connect_failed();
+  // This connection's sealed "up", retained (on connecting, then every presence_interval).
+  void announce();
+  // Takes the instances not heard from in time out of the lists (under the lock); true if any.
+  bool expire_silent_instances();
   std::string current_epoch();  // epoch_, read under the lock
   void run_timer();
   // Ends the gatherings that are complete or past their deadline (all when `all`).
@@ -95,12 +105,13 @@ class ClusterBus final : public ClusterLink {
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool stopping_ = false;                               // guarded
-  bool connected_ = false;                              // guarded
-  bool connecting_ = false;                             // guarded
-  std::chrono::steady_clock::time_point next_attempt_;  // guarded
-  std::chrono::milliseconds backoff_{1000};             // guarded
-  PresenceBook presence_;                               // guarded: other instances up
+  bool stopping_ = false;                                // guarded
+  bool connected_ = false;                               // guarded
+  bool connecting_ = false;                              // guarded
+  std::chrono::steady_clock::time_point next_attempt_;   // guarded
+  std::chrono::milliseconds backoff_{1000};              // guarded
+  std::chrono::steady_clock::time_point next_announce_;  // guarded
+  PresenceBook presence_;                                // guarded: other instances up
   std::string epoch_;                    // guarded: this broker connection's (presence_book.hpp)
   std::int64_t connected_since_ms_ = 0;  // guarded: when it was opened (unix ms)
   std::map<std::string, Gathering> gatherings_;  // guarded, by correlation id

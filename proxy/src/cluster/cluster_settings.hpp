@@ -23,6 +23,9 @@ struct Settings {
   std::string control_prefix = std::string(kDefaultControlPrefix);
   // How long GET /api/v1/connections?scope=cluster waits for the other instances' lists.
   std::chrono::milliseconds request_timeout{2000};
+  // How often this instance says "up" again on its presence topic: the others stop counting an
+  // instance not heard from for three of its intervals (presence_book.hpp).
+  std::chrono::milliseconds presence_interval{30000};
 
   bool operator==(const Settings&) const = default;
 };

@@ -71,6 +71,7 @@ cluster::Settings read_cluster_keys(ConfigTable& t) {
     s.control_prefix = *prefix;
   }
   if (auto v = t.duration("request_timeout", 100ms, 1min)) s.request_timeout = *v;
+  if (auto v = t.duration("presence_interval", 1s, 10min)) s.presence_interval = *v;
   t.reject_unknown_keys();
   return s;
 }

@@ -29,7 +29,7 @@ TEST_F(ScaleOutKeysTest, ServerAndClusterKeysLoad) {
       "[server]\ninstance_id = \"web-1\"\ndrain_delay = \"3s\"\nreconnect_spread = \"20s\"\n"
       "[cluster]\nbroker = \"tcp://127.0.0.1:1883\"\nsecret = \"" +
       kSecret + "\"\ncontrol_prefix = \"$corp/wsb\"\nrequest_timeout = \"500ms\"\n" +
-      std::string(kListener));
+      "presence_interval = \"5s\"\n" + std::string(kListener));
   EXPECT_EQ(config.instance_id, "web-1");
   EXPECT_EQ(config.drain_delay, std::chrono::seconds(3));
   EXPECT_EQ(config.reconnect_spread, std::chrono::seconds(20));
@@ -37,6 +37,7 @@ TEST_F(ScaleOutKeysTest, ServerAndClusterKeysLoad) {
   EXPECT_EQ(config.cluster.broker, "tcp://127.0.0.1:1883");
   EXPECT_EQ(config.cluster.control_prefix, "$corp/wsb");
   EXPECT_EQ(config.cluster.request_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(config.cluster.presence_interval, std::chrono::seconds(5));
 }
 
 TEST_F(ScaleOutKeysTest, TheSecretMayComeFromTheEnvironment) {
@@ -72,6 +73,10 @@ TEST_F(ScaleOutKeysTest, BadValuesSayWhereAndWhy) {
         std::string::npos)
         << prefix;
   }
+  EXPECT_NE(error_of("[cluster]\nbroker = \"tcp://h:1\"\nsecret = \"" + kSecret +
+                     "\"\npresence_interval = \"500ms\"\n" + std::string(kListener))
+                .find("test.toml:4:21: 'presence_interval' in [cluster]"),
+            std::string::npos);
   EXPECT_NE(error_of("[cluster]\nbroker = \"tcp://h:1\"\nsecret = \"" + kSecret + "\"\nport = 1\n" +
                      std::string(kListener))
                 .find("unknown key 'port'"),
