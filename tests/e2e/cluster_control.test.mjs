@@ -12,9 +12,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import {
-  MosquittoSub, OBSERVER, connectMqtt, endClient, mosquittoPub, sleep, subscribeCodes, token, waitFor,
+  Child, JWT_SECRET, MosquittoSub, OBSERVER, connectMqtt, endClient, freePort, mosquittoPub, sleep, subscribeCodes,
+  tempDir, token, waitFor,
 } from './mqtt_passthrough_support.mjs';
+import { binary, track } from './cluster_node.mjs';
 import {
   CLUSTER_SECRET, Cluster, JsonClient, clusterToml, defaultRoutesToml, metricValue, passthroughRouteToml,
 } from './cluster_support.mjs';
@@ -425,4 +429,28 @@ test('presence is renewed: a newcomer stops waiting for an instance that died un
     await presence.stop();
   }
   await allNodesUp();
+});
+
+// Two processes under one instance_id get each other's messages and answer for each other's
+// connections: each is told. The one that starts second used to see only the first one's
+// retained presence, sealed before it connected, and stayed silent; the renewals reach it.
+test('a second process under an instance_id that is up: both warn', async () => {
+  await allNodesUp();
+  const b = cluster.node('node-b');
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const config = path.join(tempDir(), 'twin.toml');
+  writeFileSync(config, b.toml.replace(`port = ${b.port}\n`, `port = ${port}\n`)
+    .replace(`port = ${b.adminPort}\n`, `port = ${adminPort}\n`));
+  const logBefore = b.log.length;
+  const twin = track(new Child(binary, ['--config', config], { ...process.env, WSBRIDGE_TEST_JWT_SECRET: JWT_SECRET }));
+  const warning = /cluster: another instance is up with instance_id node-b/;
+  try {
+    await waitFor(() => warning.test(twin.output), 'the second process\'s warning', 4 * PRESENCE_INTERVAL_MS + 3000);
+    await waitFor(() => warning.test(b.log.slice(logBefore)), 'the first process\'s warning', 4 * PRESENCE_INTERVAL_MS);
+  } finally {
+    await twin.stop('SIGKILL');
+  }
+  // (The twin's will may end node-b's presence where the twin's "up" was the last seen: node-b's
+  // next renewal brings it back.)
+  await cluster.waitForControlPlane();
 });
