@@ -201,6 +201,19 @@ test('request fields: end-to-end ones pass; hop-by-hop, spoofed identity and for
   } finally {
     c.close();
   }
+  // A Host no DNS name could be: forwarded in X-Forwarded-Host, "evil.example,host" reads as a
+  // list whose first element backends take for the host they build links with.
+  for (const host of ['evil.example,127.0.0.1', 'a;b=c', 'a%2Cb']) {
+    const bad = await RawConnection.open(bridge.port);
+    try {
+      bad.send(['GET /raw/echo?q=2 HTTP/1.1', `Host: ${host}`]);
+      const res = await bad.response();
+      assert.equal(res.status, 400, `Host: ${host}: ${res.status} ${res.body}`);
+      assert.ok(!res.body.toString().includes('"target"'), `Host: ${host} reached the backend`);
+    } finally {
+      bad.close();
+    }
+  }
 
   // The same through nginx, as a legacy application sees it.
   const res = await get('/api/echo', { headers: { 'X-Custom': 'v', 'X-Forwarded-For': '6.6.6.6',

@@ -125,15 +125,34 @@ bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& len
 
 namespace {
 
-// A Host value: uri-host [":" port] (reg-name, IPv4 or an IP literal in brackets), possibly
-// empty. What the proxy forwards as X-Forwarded-Host and Forwarded's host= must be a host.
+// A Host value as clients send one: a DNS name or an IPv4 address, or an IPv6 literal in
+// brackets, then maybe ":port"; or empty. RFC 3986 also lets a name hold sub-delimiters and %XX
+// ("a,b", "a;b=c", "a%2Cb"), which no DNS name has, and what the proxy forwards as
+// X-Forwarded-Host and Forwarded's host= must be a host: "a,b" reads as a list there, whose
+// first element a backend may take for the host it builds links with.
 bool valid_host(std::string_view host) {
-  for (const char c : host) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
-    if (!ok) return false;
+  constexpr auto npos = std::string_view::npos;
+  std::string_view port;
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == npos) return false;
+    const std::string_view literal = host.substr(1, close - 1);
+    if (literal.empty() || literal.find_first_not_of("0123456789abcdefABCDEF:.") != npos) {
+      return false;
+    }
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    if (!rest.empty()) port = rest.substr(1);
+  } else {
+    const auto colon = host.find(':');
+    for (const char c : host.substr(0, colon)) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_' || c == '~';
+      if (!ok) return false;
+    }
+    if (colon != npos) port = host.substr(colon + 1);
   }
-  return true;
+  return port.size() <= 5 && port.find_first_not_of("0123456789") == npos;
 }
 
 HeadError refuse(unsigned status, std::string reason) {
