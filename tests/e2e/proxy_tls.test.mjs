@@ -14,7 +14,9 @@ import { connect as tlsConnect } from 'node:tls';
 import {
   Child, MiB, RawConnection, binary, floodStalledBackend, freePort, mib, openWebSocket, nthMessage,
   stalledBackendReport, startHttpBackend, startWsBackend, stopAll, streamHash, tempDir, waitFor,
+  AUTH_TABLES, token, within,
 } from './proxy_support.mjs';
+import { JWT_SECRET } from './mqtt_passthrough_support.mjs';
 
 let dir;
 let httpBackend;
@@ -64,8 +66,14 @@ backend = "http://127.0.0.1:${httpBackend.port}"
 [[proxy]]
 path = "/ws"
 backend = "ws://127.0.0.1:${wsBackend.port}"
-`);
-  const child = new Child(binary, ['--config', config], process.env);
+[[proxy]]
+path = "/ws-private"
+backend = "ws://127.0.0.1:${wsBackend.port}"
+[proxy.auth]
+jwt = "main"
+required = true
+${AUTH_TABLES}`);
+  const child = new Child(binary, ['--config', config], { ...process.env, WSBRIDGE_TEST_JWT_SECRET: JWT_SECRET });
   bridge = { child, stop: () => child.stop(), get log() { return child.output; } };
   const probe = new https.Agent({ keepAlive: false, rejectUnauthorized: false });
   await waitFor(async () => {
@@ -152,6 +160,19 @@ test('a WebSocket relayed over wss://: echo and the close code both ways', { tim
   ws.close(4001, 'bye');
   const closed = await ws.closed;
   assert.equal(closed.code, 4001);
+});
+
+// Over TLS the tunnel stays on lws' streams: its own timer ends it at the token's expiry.
+test('over wss://, a relayed WebSocket ends when the token that opened it expires', { timeout: 20000 }, async () => {
+  const ws = await openWebSocket(`wss://127.0.0.1:${port}/ws-private/echo`,
+    { rejectUnauthorized: false, headers: { Authorization: `Bearer ${token('alice', 2)}` } });
+  const opened = Date.now();
+  ws.send('before');
+  assert.equal((await nthMessage(ws, 0)).data.toString(), 'before');
+  await within(ws.closed, 6000, 'the tunnel to end at the token\'s expiry');
+  assert.ok(Date.now() - opened < 3500, `ended ${Date.now() - opened} ms after it opened`);
+  await waitFor(() => /proxy: tunnel close remote=\S+ path=\/ws-private\/echo by=wsbridge \(token expired\)/.test(bridge.log),
+    'the access-log line', 3000);
 });
 
 // Over TLS the tunnel stays on lws' streams (a plain one is relayed off lws: proxy_websocket's

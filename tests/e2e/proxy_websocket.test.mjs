@@ -184,6 +184,24 @@ test('[proxy.auth] on upgrades: 401 without a token, the identity at the backend
   assert.equal(closedAtBackend(mark, 'headers').length, 2, 'the refused upgrade reached the backend');
 });
 
+// A WebSocket route's connection ends when its token expires (1008); a relayed one ended never.
+test('a relayed WebSocket ends when the token that opened it expires, however busy', { timeout: 20000 }, async () => {
+  const ws = await openWebSocket(url('/ws-private/echo'), { headers: { Authorization: `Bearer ${token('alice', 2)}` } });
+  const opened = Date.now();
+  let n = 0;
+  const timer = setInterval(() => { if (ws.readyState === ws.OPEN) ws.send(`tick ${n++}`); }, 100);
+  try {
+    await within(ws.closed, 6000, 'the tunnel to end at the token\'s expiry');
+    const took = Date.now() - opened;
+    assert.ok(took < 3500, `ended ${took} ms after it opened with a token valid for at most 2 s`);
+    assert.ok(ws.received.length >= 3, `only ${ws.received.length} echoes before the end`);
+    await waitFor(() => /proxy: tunnel close remote=\S+ path=\/ws-private\/echo by=wsbridge \(token expired\)/.test(bridge.log),
+      'the access-log line of the tunnel ended at its token\'s expiry', 3000);
+  } finally {
+    clearInterval(timer);
+  }
+});
+
 test('a backend that refuses the upgrade: its status, fields and body reach the client', { timeout: 20000 }, async () => {
   const refused = await openWebSocket(url('/ws/refuse')).then(
     (ws) => { ws.close(); return { status: 101 }; }, (e) => e);

@@ -150,6 +150,7 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
     credentials.subprotocols.push_back("bearer." + *bearer);
   }
   identity_ = Identity{};
+  token_expires_.reset();
   if (route_->has_auth || request_.websocket_upgrade) {
     // Upgrades always pass the listener's Origin allowlist, as every WebSocket does.
     const auth::RouteAuth open_route;
@@ -166,6 +167,12 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
     identity_.user = decision.user;
     identity_.claims = decision.claims;
     identity_.auth_method = decision.method;
+    if (decision.expires_at) {
+      const auto now = std::chrono::system_clock::now();
+      token_expires_ =
+          std::chrono::steady_clock::now() +
+          std::max(std::chrono::system_clock::duration::zero(), *decision.expires_at - now);
+    }
   }
   identity_.remote_address = client_address_;
   identity_.route_path = route_->path;
@@ -305,6 +312,10 @@ void ClientConnection::arm_timer() {
       if (route_->websocket_idle_timeout.count() > 0) {
         delay = until(last_activity_ + route_->websocket_idle_timeout);
       }
+      if (token_expires_) {
+        delay =
+            delay.count() > 0 ? std::min(delay, until(*token_expires_)) : until(*token_expires_);
+      }
       break;
     case Phase::kHandingBack:
       delay = milliseconds(5);
@@ -348,6 +359,10 @@ void ClientConnection::on_timer() {
       }
       break;
     case Phase::kTunnel:
+      if (token_expires_ && now >= *token_expires_) {
+        tunnel_ended("wsbridge", "token expired");
+        return close_now();
+      }
       if (route_->websocket_idle_timeout.count() > 0 &&
           now - last_activity_ >= route_->websocket_idle_timeout) {
         tunnel_ended("wsbridge", "websocket_idle_timeout");

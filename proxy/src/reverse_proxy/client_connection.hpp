@@ -125,7 +125,10 @@ class ClientConnection final : public StreamHandler,
   RequestHead request_;
   std::string client_address_;  // the client (after the trusted proxies)
   Identity identity_;           // who the request authenticated as
-  std::string backend_head_;    // the request head for the backend (kept for a retry)
+  // When the token it authenticated with expires ("exp"): a relayed WebSocket ends then, as a
+  // WebSocket route's connection does.
+  std::optional<std::chrono::steady_clock::time_point> token_expires_;
+  std::string backend_head_;  // the request head for the backend (kept for a retry)
   BodyFollower request_body_;
   bool request_done_ = false;     // the whole request body went to the backend
   bool request_dropped_ = false;  // the response came first: the rest of the body is not sent

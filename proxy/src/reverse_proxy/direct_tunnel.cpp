@@ -31,8 +31,12 @@ bool would_block(int error) {
 }  // namespace
 
 DirectTunnel::DirectTunnel(int client_fd, int backend_fd, std::chrono::milliseconds idle_timeout,
-                           Owner& owner)
-    : client_fd_(client_fd), backend_fd_(backend_fd), idle_timeout_(idle_timeout), owner_(owner) {
+                           std::optional<std::chrono::milliseconds> lifetime, Owner& owner)
+    : client_fd_(client_fd),
+      backend_fd_(backend_fd),
+      idle_timeout_(idle_timeout),
+      lifetime_(lifetime),
+      owner_(owner) {
   up_.tunnel = this;
   up_.from = client_fd;
   up_.to = backend_fd;
@@ -69,11 +73,20 @@ bool DirectTunnel::start() {
   ev_init(&timer_, &DirectTunnel::on_timer);
   timer_.data = this;
   last_activity_ = ev_now(loop_);
-  if (idle_timeout_.count() > 0) {
-    ev_timer_set(&timer_, static_cast<ev_tstamp>(idle_timeout_.count()) / 1000.0, 0.0);
-    ev_timer_start(loop_, &timer_);
-  }
+  if (lifetime_) ends_at_ = last_activity_ + static_cast<ev_tstamp>(lifetime_->count()) / 1000.0;
+  arm_timer(last_activity_);
   return true;
+}
+
+void DirectTunnel::arm_timer(ev_tstamp now) {
+  ev_tstamp at = 0;
+  if (idle_timeout_.count() > 0) {
+    at = last_activity_ + static_cast<ev_tstamp>(idle_timeout_.count()) / 1000.0;
+  }
+  if (lifetime_ && (at == 0 || ends_at_ < at)) at = ends_at_;
+  if (at == 0) return;
+  ev_timer_set(&timer_, std::max(at - now, 0.001), 0.0);
+  ev_timer_start(loop_, &timer_);
 }
 
 void DirectTunnel::on_readable(struct ev_loop* /*loop*/, ev_io* watcher, int /*events*/) {
@@ -156,10 +169,12 @@ void DirectTunnel::on_timer(struct ev_loop* loop, ev_timer* watcher, int /*event
     ev_timer_start(loop, watcher);
     return;
   }
+  if (t->lifetime_ && now >= t->ends_at_) return t->end("wsbridge", "token expired");
   const ev_tstamp idle = static_cast<ev_tstamp>(t->idle_timeout_.count()) / 1000.0;
-  if (now - t->last_activity_ >= idle) return t->end("wsbridge", "websocket_idle_timeout");
-  ev_timer_set(watcher, t->last_activity_ + idle - now, 0.0);
-  ev_timer_start(loop, watcher);
+  if (idle > 0 && now - t->last_activity_ >= idle) {
+    return t->end("wsbridge", "websocket_idle_timeout");
+  }
+  t->arm_timer(now);
 }
 
 void DirectTunnel::end(std::string_view by, std::string_view why) {

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,8 +32,10 @@ class DirectTunnel {
     ~Owner() = default;
   };
 
-  // Takes both sockets. `idle_timeout` 0: none.
-  DirectTunnel(int client_fd, int backend_fd, std::chrono::milliseconds idle_timeout, Owner& owner);
+  // Takes both sockets. `idle_timeout` 0: none. `lifetime`: the tunnel ends this long after it
+  // starts (the token that opened it expires), whatever passes through it.
+  DirectTunnel(int client_fd, int backend_fd, std::chrono::milliseconds idle_timeout,
+               std::optional<std::chrono::milliseconds> lifetime, Owner& owner);
   ~DirectTunnel();
   DirectTunnel(const DirectTunnel&) = delete;
   DirectTunnel& operator=(const DirectTunnel&) = delete;
@@ -69,18 +72,22 @@ class DirectTunnel {
   // close frame, then its FIN, is the usual end).
   void half_ended(Direction& d);
   void end(std::string_view by, std::string_view why);
+  // The timer for the nearer of the idle timeout and the end of the lifetime.
+  void arm_timer(ev_tstamp now);
   void close_sockets();
 
   struct ev_loop* loop_ = nullptr;
   int client_fd_ = -1;
   int backend_fd_ = -1;
   std::chrono::milliseconds idle_timeout_;
+  std::optional<std::chrono::milliseconds> lifetime_;
   Owner& owner_;
   Direction up_;    // client -> backend
   Direction down_;  // backend -> client
   ev_timer timer_{};
   ev_tstamp last_activity_ = 0;
   ev_tstamp flush_deadline_ = 0;  // after an end: the rest must have gone by then
+  ev_tstamp ends_at_ = 0;         // with a lifetime: when it runs out
   bool finished_ = false;
 };
 

@@ -355,8 +355,14 @@ bool ClientConnection::go_direct() {
   client_.reset();
   drop_backend();
   DirectTunnel::Owner& owner = *this;
+  std::optional<std::chrono::milliseconds> lifetime;
+  if (token_expires_) {
+    lifetime = std::max(std::chrono::milliseconds(0),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            *token_expires_ - std::chrono::steady_clock::now()));
+  }
   direct_ = std::make_unique<DirectTunnel>(client->fd, backend->fd, route_->websocket_idle_timeout,
-                                           owner);
+                                           lifetime, owner);
   if (direct_->start()) return true;
   tunnel_ended("wsbridge", "no event loop on this thread");
   close_now();

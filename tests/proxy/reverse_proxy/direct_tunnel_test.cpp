@@ -66,8 +66,9 @@ class DirectTunnelTest : public ::testing::Test {
     }
   }
 
-  void start(std::chrono::milliseconds idle = 0ms) {
-    tunnel_ = std::make_unique<DirectTunnel>(client_side_, backend_side_, idle, owner_);
+  void start(std::chrono::milliseconds idle = 0ms,
+             std::optional<std::chrono::milliseconds> lifetime = std::nullopt) {
+    tunnel_ = std::make_unique<DirectTunnel>(client_side_, backend_side_, idle, lifetime, owner_);
     ASSERT_TRUE(tunnel_->start());
   }
   // Turns the loop until `done` or `limit` passed; whether `done` held.
@@ -223,6 +224,34 @@ TEST_F(DirectTunnelTest, IdleTimeoutEndsASilentTunnelNotABusyOne) {
   EXPECT_EQ(owner_.ended->why, "websocket_idle_timeout");
   EXPECT_GE(took, 140ms);
   EXPECT_LT(took, 1500ms);
+}
+
+// The token that opened the tunnel expires: it ends then however busy it is, as a WebSocket
+// route's connection does.
+TEST_F(DirectTunnelTest, ItEndsWhenItsLifetimeRunsOutWhileBusy) {
+  start(150ms, 300ms);
+  const auto began = std::chrono::steady_clock::now();
+  while (!owner_.ended && std::chrono::steady_clock::now() - began < 3s) {
+    ASSERT_EQ(::send(client_peer_, "x", 1, MSG_NOSIGNAL), 1);
+    const auto next = std::chrono::steady_clock::now() + 30ms;
+    while (!owner_.ended && std::chrono::steady_clock::now() < next) loop_.run_once();
+    read_available(backend_peer_);
+  }
+  const auto took = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(owner_.ended.has_value());
+  EXPECT_EQ(owner_.ended->by, "wsbridge");
+  EXPECT_EQ(owner_.ended->why, "token expired");
+  EXPECT_GE(took, 290ms);
+  EXPECT_LT(took, 1500ms);
+  char byte;
+  EXPECT_LE(::recv(client_peer_, &byte, 1, 0), 0) << "the browser's socket is still open";
+}
+
+// Without an idle timeout, the lifetime alone arms the timer.
+TEST_F(DirectTunnelTest, ALifetimeWithoutAnIdleTimeoutEndsASilentTunnel) {
+  start(0ms, 100ms);
+  ASSERT_TRUE(turn_until([&] { return owner_.ended.has_value(); }, 3s));
+  EXPECT_EQ(owner_.ended->why, "token expired");
 }
 
 }  // namespace
