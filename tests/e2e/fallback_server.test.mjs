@@ -4,7 +4,7 @@
 // spread over two service threads (each request may land on either).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -145,7 +145,7 @@ test('SSE: welcome first, headers against buffering, every kind of message echoe
   const welcome = sse.controls[0];
   assert.equal(welcome.transport, 'sse');
   assert.equal(welcome.last, 0);
-  assert.match(welcome.session, /^v2\.[A-Za-z0-9_-]+\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
+  assert.match(welcome.session, /^v3\.[A-Za-z0-9_-]+\.[0-9a-f]{16}\.\d+\.\d+\.[A-Za-z0-9_-]+$/);
   const binary = Buffer.from([0, 1, 2, 255, 10, 13]);
   const sent = [
     { kind: 't', payload: 'hello' },
@@ -202,10 +202,11 @@ test('tokens: forged, altered or unknown ones get 404', async () => {
   const sse = await openSse('/echo');
   const parts = sse.token.split('.');
   const forged = [
-    'v2.eA.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
-    [parts[0], parts[1], String(Number(parts[2]) + 2), parts[3], parts[4]].join('.'),  // another id
-    [parts[0], parts[1], parts[2], String(Number(parts[3]) + 1), parts[4]].join('.'),  // longer life
-    [parts[0], Buffer.from('elsewhere').toString('base64url'), parts[2], parts[3], parts[4]].join('.'),
+    'v3.eA.0123456789abcdef.1.9999999999.AAAAAAAAAAAAAAAAAAAAAA',
+    [parts[0], parts[1], parts[2], String(Number(parts[3]) + 2), parts[4], parts[5]].join('.'),  // another id
+    [parts[0], parts[1], parts[2], parts[3], String(Number(parts[4]) + 1), parts[5]].join('.'),  // longer life
+    [parts[0], Buffer.from('elsewhere').toString('base64url'), ...parts.slice(2)].join('.'),
+    [parts[0], parts[1], '0123456789abcdef', ...parts.slice(3)].join('.'),  // another run
     'garbage',
   ];
   for (const t of forged) {
@@ -641,5 +642,73 @@ test('shutdown: a fallback session no request carries ends at once, not at the s
   } finally {
     await child.stop('SIGKILL');
     removeDir(own);
+  }
+});
+
+// With the [server] instance_id and [fallback] secret that several instances need, tokens
+// outlive a restart (24 h), while connection ids start at 1 again: an old token named whichever
+// session had its number now, on any route, and its poll read that session's messages and its
+// POST wrote into it. The token names its process's run, which the owner checks.
+test('a token from before a restart is unknown after it, whatever session has its number now', { timeout: 30000 }, async () => {
+  const sub = path.join(dir, 'restarted');
+  mkdirSync(sub, { recursive: true });
+  const restartPort = await freePort();
+  const restarted = new Bridge(sub, restartPort, `instance_id = "node-a"
+[fallback]
+secret = "a-fallback-secret-kept-across-restarts"
+[[listeners]]
+address = "127.0.0.1"
+port = ${restartPort}
+[[routes]]
+path = "/echo"
+adapter = "echo"
+[[routes]]
+path = "/echo2"
+adapter = "echo"
+`, { threads: 1 });
+  const openPoll = async (route) => {
+    const res = await request(restartPort, 'GET', `/_wsbridge/poll${route}`);
+    assert.equal(res.status, 200, String(res.body));
+    return JSON.parse(decodeBody(res.body).records[0].payload).session;
+  };
+  await restarted.start();
+  let oldToken;
+  try {
+    oldToken = await openPoll('/echo');
+  } finally {
+    await restarted.stop();
+  }
+  await restarted.start();
+  try {
+    // The first session of the new run on each route: one of them has the old token's number.
+    const victims = [await openPoll('/echo'), await openPoll('/echo2')];
+    for (const [i, route] of ['/echo', '/echo2'].entries()) {
+      const res = await request(restartPort, 'POST', `/_wsbridge/send${route}?s=${encodeURIComponent(victims[i])}`,
+        { body: encodeBody(1, [{ payload: `secret of ${route}` }]) });
+      assert.deepEqual(json(res), { next: 2 });
+    }
+    for (const route of ['/echo', '/echo2']) {
+      const polled = await request(restartPort, 'GET', `/_wsbridge/poll${route}?s=${encodeURIComponent(oldToken)}&last=0`);
+      assert.equal(polled.status, 404, `old token polled ${route}: ${polled.status} ${polled.body}`);
+      const posted = await request(restartPort, 'POST', `/_wsbridge/send${route}?s=${encodeURIComponent(oldToken)}`,
+        { body: encodeBody(2, [{ payload: 'injected' }]) });
+      assert.equal(posted.status, 404, `old token posted to ${route}: ${posted.status} ${posted.body}`);
+      const resumed = await new Promise((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${restartPort}${route}?_wsb=resume&s=${encodeURIComponent(oldToken)}`);
+        ws.on('open', () => { ws.close(); resolve(101); });
+        ws.on('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode); });
+        ws.on('error', () => resolve(0));
+      });
+      assert.equal(resumed, 404, `old token resumed at ${route}`);
+    }
+    // The sessions of the new run are untouched: each reads its own message.
+    for (const [i, route] of ['/echo', '/echo2'].entries()) {
+      const res = await request(restartPort, 'GET', `/_wsbridge/poll${route}?s=${encodeURIComponent(victims[i])}&last=0`);
+      assert.equal(res.status, 200);
+      const texts = decodeBody(res.body).records.filter((r) => r.kind === 't').map((r) => r.payload.toString());
+      assert.deepEqual(texts, [`secret of ${route}`]);
+    }
+  } finally {
+    await restarted.stop();
   }
 });

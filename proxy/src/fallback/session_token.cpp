@@ -53,15 +53,42 @@ std::string key_from(std::string_view secret) {
   return key;
 }
 
+constexpr std::size_t kRunDigits = 16;
+
+// A process's run: 8 random bytes in lower-case hex.
+std::string random_run() {
+  unsigned char bytes[kRunDigits / 2];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    throw std::runtime_error("no random bytes for the fallback session tokens");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string run;
+  for (const unsigned char b : bytes) {
+    run += kHex[b >> 4];
+    run += kHex[b & 15];
+  }
+  return run;
+}
+
+bool is_run(std::string_view field) {
+  return field.size() == kRunDigits &&
+         field.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 }  // namespace
 
-SessionTokens::SessionTokens(std::string instance, std::string_view secret)
-    : instance_(std::move(instance)), hmac_(key_from(secret)) {}
+SessionTokens::SessionTokens(std::string instance, std::string_view secret, std::string run)
+    : instance_(std::move(instance)),
+      run_(run.empty() ? random_run() : std::move(run)),
+      hmac_(key_from(secret)) {
+  if (!is_run(run_)) throw std::invalid_argument("a fallback token run is 16 hex digits");
+}
 
-std::string SessionTokens::mac(std::string_view instance, std::uint64_t connection,
-                               std::int64_t expiry, const TokenBinding& binding) const {
+std::string SessionTokens::mac(std::string_view instance, std::string_view run,
+                               std::uint64_t connection, std::int64_t expiry,
+                               const TokenBinding& binding) const {
   // (Newline-separated: no field holds one; the route is a configured path, the certificate hex.)
-  const std::string message = "token\n" + std::string(instance) + '\n' +
+  const std::string message = "token\n" + std::string(instance) + '\n' + std::string(run) + '\n' +
                               std::to_string(connection) + '\n' + std::to_string(expiry) + '\n' +
                               std::string(binding.route) + '\n' + std::string(binding.client_cert);
   return hmac_.base64url(message, kMacBytes);
@@ -72,8 +99,8 @@ std::string SessionTokens::issue(std::uint64_t connection,
                                  const TokenBinding& binding) const {
   const std::int64_t seconds =
       std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count();
-  return "v2." + base64url_encode(instance_) + "." + std::to_string(connection) + "." +
-         std::to_string(seconds) + "." + mac(instance_, connection, seconds, binding);
+  return "v3." + base64url_encode(instance_) + "." + run_ + "." + std::to_string(connection) + "." +
+         std::to_string(seconds) + "." + mac(instance_, run_, connection, seconds, binding);
 }
 
 std::string SessionTokens::vouch(std::string_view token, std::string_view client_cert) const {
@@ -96,22 +123,28 @@ std::optional<SessionTokens::Named> SessionTokens::verify(std::string_view token
                                                           const TokenBinding& binding) const {
   if (token.size() > 256) return std::nullopt;
   std::string_view rest = token;
-  if (next_field(rest) != "v2") return std::nullopt;
+  if (next_field(rest) != "v3") return std::nullopt;
   const std::string_view instance_field = next_field(rest);
   const auto instance = base64url_decode(instance_field);
   // (Canonical only, as for the numbers: unused trailing bits would give one session many tokens.)
   if (!instance || instance->empty() || base64url_encode(*instance) != instance_field) {
     return std::nullopt;
   }
+  const std::string_view run = next_field(rest);
   const auto connection = parse_number<std::uint64_t>(next_field(rest));
   const auto expiry = parse_number<std::int64_t>(next_field(rest));
   const std::string_view presented = next_field(rest);
-  if (!connection || !expiry || !rest.empty()) return std::nullopt;
-  if (!same_mac(presented, mac(*instance, *connection, *expiry, binding))) return std::nullopt;
+  if (!is_run(run) || !connection || !expiry || !rest.empty()) return std::nullopt;
+  if (!same_mac(presented, mac(*instance, run, *connection, *expiry, binding))) {
+    return std::nullopt;
+  }
   const std::int64_t now_seconds =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (now_seconds >= *expiry) return std::nullopt;
-  return Named{*instance, *connection, *instance == instance_};
+  const bool mine = *instance == instance_;
+  // This instance's, from a run before this one: its number may be another session's now.
+  if (mine && run != run_) return std::nullopt;
+  return Named{*instance, *connection, mine};
 }
 
 }  // namespace wsbridge::fallback

@@ -1,9 +1,12 @@
-// The token of a fallback session (docs/FALLBACK.md): "v2.<instance>.<connection
-// id>.<expiry>.<mac>", the instance in base64url, the mac an HMAC-SHA256 (base64url, 128 bits kept)
-// over the instance, the connection id, the expiry and what the token is bound to (below). It
-// proves itself, so no store is shared between shards or instances: whoever holds the key can
-// tell which instance issued it, for which connection and until when (and forward a request to
-// that instance).
+// The token of a fallback session (docs/FALLBACK.md): "v3.<instance>.<run>.<connection
+// id>.<expiry>.<mac>", the instance in base64url, the run a random name of the process that
+// issued it (16 hex digits), the mac an HMAC-SHA256 (base64url, 128 bits kept) over the instance,
+// the run, the connection id, the expiry and what the token is bound to (below). It proves
+// itself, so no store is shared between shards or instances: whoever holds the key can tell which
+// instance issued it, for which connection and until when (and forward a request to that
+// instance). The run is what the issuing instance checks: connection ids start at 1 again when a
+// process restarts, and an instance's tokens from its previous run, still within their expiry,
+// would otherwise name whichever session now has their number.
 #pragma once
 
 #include <chrono>
@@ -28,8 +31,9 @@ struct TokenBinding {
 
 class SessionTokens {
  public:
-  // `secret` empty: a random key of this process (tokens die with it).
-  SessionTokens(std::string instance, std::string_view secret);
+  // `secret` empty: a random key of this process (tokens die with it). `run` empty: a random
+  // one (tests give their own).
+  SessionTokens(std::string instance, std::string_view secret, std::string run = {});
 
   std::string issue(std::uint64_t connection, std::chrono::system_clock::time_point expiry,
                     const TokenBinding& binding) const;
@@ -37,9 +41,10 @@ class SessionTokens {
   struct Named {
     std::string instance;  // the instance that issued it, which owns the session
     std::uint64_t connection = 0;
-    bool mine = false;  // that instance is this one
+    bool mine = false;  // that instance is this one (this run of it: else the token is refused)
   };
-  // What a token names, if it verifies for `binding` and has not expired at `now`.
+  // What a token names, if it verifies for `binding`, has not expired at `now` and, when it names
+  // this instance, was issued by this run of it.
   std::optional<Named> verify(std::string_view token, std::chrono::system_clock::time_point now,
                               const TokenBinding& binding) const;
   // A request forwarded to the session's instance arrives without the client's TLS connection:
@@ -51,9 +56,10 @@ class SessionTokens {
   const std::string& instance() const { return instance_; }
 
  private:
-  std::string mac(std::string_view instance, std::uint64_t connection, std::int64_t expiry,
-                  const TokenBinding& binding) const;
+  std::string mac(std::string_view instance, std::string_view run, std::uint64_t connection,
+                  std::int64_t expiry, const TokenBinding& binding) const;
   std::string instance_;
+  std::string run_;
   HmacSha256 hmac_;  // keyed once: a token is checked on every request of its session
 };
 

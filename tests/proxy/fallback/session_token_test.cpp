@@ -33,9 +33,9 @@ TEST(FallbackSessionToken, RefusesEveryAlteration) {
   EXPECT_FALSE(tokens.verify(token + "A", kNow, kBound));
   EXPECT_FALSE(tokens.verify(token.substr(0, token.size() - 1), kNow, kBound));
   EXPECT_FALSE(tokens.verify("", kNow, kBound));
-  EXPECT_FALSE(tokens.verify("v2...", kNow, kBound));
-  EXPECT_FALSE(
-      tokens.verify("v2.aG9zdDox.42." + std::to_string(1'800'003'600) + ".", kNow, kBound));
+  EXPECT_FALSE(tokens.verify("v3....", kNow, kBound));
+  EXPECT_FALSE(tokens.verify(
+      "v3.aG9zdDox.0123456789abcdef.42." + std::to_string(1'800'003'600) + ".", kNow, kBound));
   EXPECT_FALSE(tokens.verify(std::string(1000, 'A'), kNow, kBound));
 }
 
@@ -88,9 +88,36 @@ TEST(FallbackSessionToken, OnlyTheIssuedSpellingVerifies) {
   // base64url("h") is "aA": the 'A' carries 4 unused bits, which "aB" sets.
   const SessionTokens short_name("h", "a-shared-secret-of-at-least-32-bytes");
   const std::string named_h = short_name.issue(42, kNow + 1h, kBound);
-  ASSERT_TRUE(named_h.starts_with("v2.aA."));
+  ASSERT_TRUE(named_h.starts_with("v3.aA."));
   EXPECT_TRUE(short_name.verify(named_h, kNow, kBound));
-  EXPECT_FALSE(short_name.verify("v2.aB." + named_h.substr(6), kNow, kBound));
+  EXPECT_FALSE(short_name.verify("v3.aB." + named_h.substr(6), kNow, kBound));
+  // The run's hex in upper case is another spelling too.
+  const SessionTokens lettered("host:1", "a-shared-secret-of-at-least-32-bytes",
+                               "abcdef0123456789");
+  const std::string lower_run = lettered.issue(42, kNow + 1h, kBound);
+  ASSERT_TRUE(lettered.verify(lower_run, kNow, kBound));
+  std::string upper = lower_run;
+  upper.replace(upper.find("abcdef"), 6, "ABCDEF");
+  EXPECT_FALSE(lettered.verify(upper, kNow, kBound));
+}
+
+// Connection ids start at 1 again when a process restarts: the instance's tokens from its run
+// before name numbers that are other sessions now, and are refused. Its peers, which cannot know
+// its run, still take them as the instance's (the owner refuses them when they are forwarded).
+TEST(FallbackSessionToken, ATokenOfTheInstancesPreviousRunIsRefused) {
+  const SessionTokens before("node-a", "a-shared-secret-of-at-least-32-bytes", "0000000000000001");
+  const SessionTokens after("node-a", "a-shared-secret-of-at-least-32-bytes", "0000000000000002");
+  const SessionTokens peer("node-b", "a-shared-secret-of-at-least-32-bytes");
+  const std::string old_token = before.issue(1, kNow + 24h, kBound);
+  EXPECT_TRUE(before.verify(old_token, kNow, kBound));
+  EXPECT_FALSE(after.verify(old_token, kNow, kBound));
+  ASSERT_TRUE(peer.verify(old_token, kNow, kBound));
+  EXPECT_FALSE(peer.verify(old_token, kNow, kBound)->mine);
+  EXPECT_TRUE(after.verify(after.issue(1, kNow + 24h, kBound), kNow, kBound));
+  // Each process draws its own run.
+  const SessionTokens r1("node-a", "a-shared-secret-of-at-least-32-bytes");
+  const SessionTokens r2("node-a", "a-shared-secret-of-at-least-32-bytes");
+  EXPECT_FALSE(r2.verify(r1.issue(1, kNow + 1h, kBound), kNow, kBound));
 }
 
 // A request forwarded to the owner carries the forwarder's word for the client's certificate.
