@@ -232,6 +232,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         if (data != nullptr) {
           self->carrier_closed(*data);
           mask_guard::forget(data->fd);
+          self->send_socket_on(wsi, *data);  // (a resume bound for another shard)
         } else {
           self->adoption_failed(-1);  // (never instantiated)
         }

@@ -53,13 +53,11 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
     handed->request_bytes = std::move(bytes);
     handed->listener = listener_index(lws_get_vhost(wsi)).value_or(0);
     if (lws_is_ssl(wsi) != 0) handed->ssl = tls::keep_session(lws_get_ssl(wsi));
-    InboxCommand command;
-    command.type = InboxCommand::Type::kAdoptSocket;
-    command.socket = handed;
-    if (!shared_.shards[owner]->inbox()->post(std::move(command))) {
-      upgrade_hold::reply_and_close(handed->fd, 503, "shutting down", handed->ssl,
-                                    own_answer_headers(lws_get_vhost(wsi)));
-    }
+    // Sent on once this shard's lws has let go of the connection (WSI_DESTROY): its close of
+    // the TLS session (a quiet shutdown, then SSL_free) must not run beside the owner's use of
+    // the same session on another thread (a hostile probe crashed the process that way).
+    data.moving = std::move(handed);
+    data.moving_to = owner;
     return -1;  // lws closes its side: the placeholder socket, not the client's
   }
   auto session = fallback_sessions_.find(*id);
@@ -158,6 +156,22 @@ int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& u
       {{"event", "moved"}, {"conn", id}, {"transport", "websocket"}});
   s.transport->want_write();
   return 0;
+}
+
+}  // namespace wsbridge
+
+namespace wsbridge {
+
+void Shard::send_socket_on(lws* wsi, ConnectionData& data) {
+  std::shared_ptr<HandedSocket> handed = std::move(data.moving);
+  if (!handed) return;
+  InboxCommand command;
+  command.type = InboxCommand::Type::kAdoptSocket;
+  command.socket = handed;
+  if (!shared_.shards[data.moving_to]->inbox()->post(std::move(command))) {
+    upgrade_hold::reply_and_close(handed->fd, 503, "shutting down", handed->ssl,
+                                  own_answer_headers(lws_get_vhost(wsi)));
+  }
 }
 
 }  // namespace wsbridge

@@ -293,6 +293,8 @@ class Shard final : private InboxDispatcher,
   // A WebSocket upgrade that resumes a fallback session (fallback_resume.cpp): checked here, or
   // handed to the session's shard (the socket moves: the upgrade is read again there).
   int confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& data);
+  // A resume's socket bound for its session's shard, posted there once lws let go of it here.
+  void send_socket_on(lws* wsi, ConnectionData& data);
   void adopt_handed_sockets();  // outside lws callbacks: adopting re-enters lws
   int resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& upgrade);
   // A request of a session that is gone: its undelivered close, else 404.

@@ -138,6 +138,9 @@ struct Shard::ConnectionData {
   Session* session = nullptr;                   // from ESTABLISHED to CLOSED
   // Its place under max_http_connections_per_ip until it carries a WebSocket (or leaves lws).
   std::unique_ptr<ConnectionSlots::Slot> http_slot;
+  // Its socket (and TLS session), bound for shard `moving_to`: sent at WSI_DESTROY.
+  std::shared_ptr<HandedSocket> moving;
+  unsigned moving_to = 0;
 };
 
 // A POST's claim on the POST limits: its body's bytes from arrival to answer, on its shard's
