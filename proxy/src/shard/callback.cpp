@@ -209,9 +209,14 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         if (session != nullptr) self->on_peer_close(*session, in, len);
         return 0;
       case LWS_CALLBACK_CLOSED:
+        session = session_of();
         mask_guard::forget(lws_get_socket_fd(wsi));
         discard_unread(lws_get_socket_fd(wsi));
-        self->on_closed(session_of());
+        // Our close frame is out and the client may still be sending: its socket lingers.
+        if (session != nullptr && session->close_sent && !session->close_info.by_peer) {
+          self->lingering_.take(lws_get_socket_fd(wsi));
+        }
+        self->on_closed(session);
         if (data != nullptr) data->session = nullptr;
         return 0;
       case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -27,6 +27,7 @@
 #include "server/service_inbox.hpp"
 #include "server/shard_shared.hpp"
 #include "session/session.hpp"
+#include "shard/lingering_close.hpp"
 #include "shard/socket_writer.hpp"
 #include "shard/upgrade_states.hpp"
 #include "support/log_throttle.hpp"
@@ -336,7 +337,8 @@ class Shard final : private InboxDispatcher,
   // The place admit_http_connection took for the socket lws is adopting now (by descriptor).
   std::optional<std::pair<int, ConnectionSlots::Slot>> pending_http_slot_;
   std::shared_ptr<ServiceInbox> inbox_ = std::make_shared<ServiceInbox>();
-  EventLoop event_loop_;  // (declared before the context, which must go first)
+  EventLoop event_loop_;             // (declared before the context, which must go first)
+  LingeringCloses lingering_{4096};  // sockets of closes we sent, kept a moment (on event_loop_)
   lws_context* context_ = nullptr;
   lws_vhost* admin_vhost_ = nullptr;
   std::unique_ptr<LwsTables> lws_tables_;

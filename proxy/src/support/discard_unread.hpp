@@ -9,7 +9,8 @@ namespace wsbridge {
 // that gets the RST before it has read the last thing we sent loses it: a browser closed while
 // still sending (over a rate or size limit, a policy close) sees 1006 instead of our close code
 // and reason; a broker loses the DISCONNECT a relay sent just before closing, and publishes the
-// will. Bounded (1 MiB); bytes that arrive later still meet the RST (lws does not linger).
+// will. Bounded (1 MiB); bytes that arrive later still meet the RST (lws does not linger; a
+// WebSocket we close lingers on our loop instead: shard/lingering_close.hpp).
 inline void discard_unread(int fd) {
   if (fd < 0) return;
   char sink[16 * 1024];
