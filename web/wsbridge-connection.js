@@ -346,6 +346,10 @@ export class ClientConnection {
   }
 
   _handleMessage(frame) {
+    if (typeof frame.topic !== 'string') {
+      this._emit('error', new WsbridgeError('bad_frame', 'a message without a topic'));
+      return;
+    }
     const message = {
       topic: frame.topic,
       payload: frame.payload,

@@ -6,7 +6,15 @@ import { decodeSseEvent, encodePostBody, parsePollBody, utf8Decoder } from './ws
 
 const STREAM_RETRIES = 3; // a lost stream, a failed poll or POST: tries before the session is given up
 const MAX_POST_MESSAGES = 256;
-const MAX_POST_BYTES = 256 * 1024;
+// A POST's body at most, unless the welcome names the bridge's own max_post_bytes (older bridges:
+// 256 KiB fits their 1 MiB default).
+const DEFAULT_MAX_POST_BYTES = 256 * 1024;
+// What a message may take in a POST body: UTF-8 (up to 3 bytes per UTF-16 unit) and its record's
+// framing ("t<length>:"). An upper bound: a batch within it is within the bridge's limit.
+const RECORD_FRAMING = 24;
+function postBytes(m) {
+  return (typeof m.data === 'string' ? 3 * m.data.length : m.size) + RECORD_FRAMING;
+}
 
 function fallbackUrl(wsUrl, kind, params) {
   const url = new URL(wsUrl.href);
@@ -48,6 +56,8 @@ export class FallbackSession {
     this.inflight = null; // {firstSeq, messages, body}
     this.frozen = null; // while moving to a WebSocket: called once no POST is in flight (freeze)
     this.bufferedAmount = 0;
+    this.maxPostBytes = DEFAULT_MAX_POST_BYTES;
+    this.postAbort = null; // the AbortController of the POST in flight (stop() aborts it)
     if (kind === 'sse') this.openStream(fallbackUrl(socket._wsUrl, 'sse'));
     else this.pollLoop(fallbackUrl(socket._wsUrl, 'poll'));
   }
@@ -64,6 +74,8 @@ export class FallbackSession {
     if (this.token === null) {
       this.token = welcome.session;
       this.pollTimeoutMs = (Number(welcome.poll_timeout) || 25) * 1000;
+      const limit = Number(welcome.max_post_bytes);
+      if (Number.isSafeInteger(limit) && limit >= 1024) this.maxPostBytes = limit;
       this.socket.session = welcome;
       this.socket._opened(this.attempt, this);
     }
@@ -78,6 +90,7 @@ export class FallbackSession {
   }
 
   onControl(control) {
+    if (control === null || typeof control !== 'object') return; // (not one of ours)
     switch (control.type) {
       case 'welcome':
         this.onWelcome(control);
@@ -203,19 +216,18 @@ export class FallbackSession {
       let id = body.firstId;
       for (const r of body.records) {
         if (this.stopped) return;
-        if (r.kind === 'c') {
-          let control;
-          try {
-            control = JSON.parse(utf8Decoder.decode(r.bytes));
-          } catch (err) {
-            this.socket.onerror?.({ type: 'error', error: err });
-            continue;
+        // (What the application's handlers throw is reported, and the loop goes on: an
+        // exception out of here ended the polling for good, with the session still open.)
+        try {
+          if (r.kind === 'c') {
+            this.onControl(JSON.parse(utf8Decoder.decode(r.bytes)));
+          } else {
+            this.onMessage(id, r.kind === 't' ? { kind: 'text', text: utf8Decoder.decode(r.bytes) } : { kind: 'binary', bytes: r.bytes });
           }
-          this.onControl(control);
-        } else {
-          this.onMessage(id, r.kind === 't' ? { kind: 'text', text: utf8Decoder.decode(r.bytes) } : { kind: 'binary', bytes: r.bytes });
-          id += 1;
+        } catch (err) {
+          this.socket.onerror?.({ type: 'error', error: err });
         }
+        if (r.kind !== 'c') id += 1;
       }
       if (this.token === null) {
         if (!this.failed('no welcome in the first poll')) return;
@@ -236,19 +248,22 @@ export class FallbackSession {
 
   async post() {
     if (this.inflight || this.queue.length === 0 || this.stopped || this.frozen) return;
-    let bytes = 0;
+    let bytes = 16; // (the first line)
     let n = 0;
-    while (n < this.queue.length && n < MAX_POST_MESSAGES && (n === 0 || bytes + this.queue[n].size <= MAX_POST_BYTES)) {
-      bytes += this.queue[n].size;
+    while (n < this.queue.length && n < MAX_POST_MESSAGES &&
+           (n === 0 || bytes + postBytes(this.queue[n]) <= this.maxPostBytes)) {
+      bytes += postBytes(this.queue[n]);
       n += 1;
     }
-    const messages = this.queue.splice(0, n);
+    let messages = this.queue.splice(0, n);
     const flight = { messages, body: null };
     this.inflight = flight;
     let tries = 0;
     while (!this.stopped) {
       let status = -1;
       let answer = null;
+      const abort = new AbortController();
+      this.postAbort = abort;
       try {
         // Blobs become bytes here, in order; the body is then sent as it is on every retry.
         if (!flight.body) {
@@ -258,22 +273,34 @@ export class FallbackSession {
         const url = fallbackUrl(this.socket._wsUrl, 'send', { s: this.token });
         const res = await this.socket._fetch(url, {
           method: 'POST', body: flight.body, credentials: this.credentials, cache: 'no-store',
-          headers: { 'Content-Type': 'text/plain' },
+          headers: { 'Content-Type': 'text/plain' }, signal: abort.signal,
         });
         status = res.status;
         answer = await res.json().catch(() => null);
       } catch {
         // a network failure: retried below
+      } finally {
+        if (this.postAbort === abort) this.postAbort = null;
       }
       if (this.stopped) return;
-      if (status === 200 || status === 409) {
-        // Applied up to `next` (200), or expects `expected` (409): what is before is done.
-        const next = Number(status === 200 ? answer?.next : answer?.expected);
-        const rest = Number.isFinite(next) ? messages.filter((m) => m.seq >= next) : [];
-        if (status === 409 && (!Number.isFinite(next) || next < messages[0].seq)) {
+      const first = messages[0].seq;
+      const last = messages[messages.length - 1].seq;
+      // Applied up to `next` (200), or expects `expected` (409): what is before is done. Only an
+      // answer about this body counts: a 200 without one (a captive portal, a proxy's page) or
+      // naming what was never sent is no delivery, and is tried again.
+      const next = Number(status === 200 ? answer?.next : answer?.expected);
+      if (status === 200 && Number.isSafeInteger(next) && next >= first && next <= last + 1) {
+        const rest = messages.filter((m) => m.seq >= next);
+        for (const m of messages) if (!rest.includes(m)) this.bufferedAmount -= m.size;
+        this.queue.unshift(...rest);
+        break;
+      }
+      if (status === 409) {
+        if (!Number.isSafeInteger(next) || next < first || next > last + 1) {
           this.end(1006, 'the upstream lost its place', false);
           return;
         }
+        const rest = messages.filter((m) => m.seq >= next);
         for (const m of messages) if (!rest.includes(m)) this.bufferedAmount -= m.size;
         this.queue.unshift(...rest);
         break;
@@ -282,6 +309,16 @@ export class FallbackSession {
       // The server closed the session before this POST arrived: its close record, as the
       // downstream would have brought it (e.g. 1012, a restart, with its retry hint).
       if (status === 410) return this.end(Number(answer?.code) || 1006, String(answer?.reason ?? ''), true);
+      if (status === 413 && messages.length > 1) {
+        // Over the bridge's limit together (one it did not name): half of them, then the rest.
+        const half = Math.ceil(messages.length / 2);
+        this.queue.unshift(...messages.slice(half));
+        messages = messages.slice(0, half);
+        flight.messages = messages;
+        flight.body = null;
+        this.maxPostBytes = Math.max(1024, Math.floor(this.maxPostBytes / 2));
+        continue;
+      }
       if (status === 413) return this.end(1009, 'message too big', false);
       if (status === 400) return this.end(1002, 'the bridge refused a POST as malformed', false);
       // Network failure, or a proxy's 5xx: the same body again (the bridge skips what it applied).
@@ -324,9 +361,11 @@ export class FallbackSession {
       return;
     }
     const url = fallbackUrl(this.socket._wsUrl, 'send', { s: this.token });
+    // (Bounded: against a bridge that never answers, each reconnection left one more open.)
+    const signal = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(this.socket._opts.transportTimeout) : undefined;
     this.socket._fetch(url, {
       method: 'POST', body, credentials: this.credentials, cache: 'no-store', keepalive: true,
-      headers: { 'Content-Type': 'text/plain' },
+      headers: { 'Content-Type': 'text/plain' }, signal,
     }).catch(() => {});
   }
 
@@ -342,6 +381,7 @@ export class FallbackSession {
     clearTimeout(this.streamTimer);
     this.closeStream();
     this.poll?.abort();
+    this.postAbort?.abort(); // (its messages are the socket's no more: the session is over)
     this.frozen?.();
   }
 }

@@ -4,12 +4,13 @@
 //   node --test tests/e2e/fallback_client_unit.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { within } from './mqtt_passthrough_support.mjs';
 import {
   parsePollBody, encodePostBody, decodeSseEvent, webSocketRemembered, rememberWebSocketBroken,
   WsbridgeSocket, connect,
 } from '../../web/wsbridge.js';
 import { FakeFallbackServer } from './fallback_fake_server.mjs';
-import { MemoryStorage, NODE_TRANSPORT_OPTIONS, waitFor } from './fallback_client_support.mjs';
+import { Collector, MemoryStorage, NODE_TRANSPORT_OPTIONS, waitFor } from './fallback_client_support.mjs';
 import { defineScenarios } from './fallback_scenarios.mjs';
 
 const enc = (s) => new TextEncoder().encode(s);
@@ -134,4 +135,85 @@ test('a POST answered 410 with a close record 1012 ends the session with it, at 
   assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
   assert.deepEqual(record.closes, [{ code: 1012, reason, willReconnect: true }]);
   assert.deepEqual(record.reconnecting, [{ attempt: 1, delayMs: 400 }]);
+});
+
+// ----- What a hostile probe found the upstream and the poll loop did wrong.
+
+// The texts of /echo the fake got, in order.
+// The texts the fake got from the session of `c` (a Collector), in order.
+const echoed = (c) => fake.received.filter((r) => r.conn === c.socket.session.conn).map((r) => r.bytes.toString());
+
+test('polling: a message handler that throws is reported, and the polling goes on', async (t) => {
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'polling', sessionStorage: null });
+  t.after(() => c.close());
+  await c.opened;
+  const errors = [];
+  c.socket.onerror = (e) => errors.push(e.error);
+  let thrown = 0;
+  c.socket.onmessage = (e) => {
+    c.messages.push(e.data);
+    if (thrown++ === 0) throw new Error('a bug in the application');
+  };
+  c.socket.send('one');
+  await waitFor(() => c.messages.length === 1, 'the first echo', 5000);
+  c.socket.send('two');
+  c.socket.send('three');
+  await waitFor(() => c.messages.length === 3, 'the echoes after the exception', 5000);
+  assert.deepEqual(c.messages.map((m) => Buffer.from(m).toString()), ['one', 'two', 'three']);
+  assert.equal(errors.length, 1);
+  assert.equal(c.socket.readyState, 1);
+});
+
+for (const kind of ['sse', 'polling']) {
+  test(`${kind}: a POST answered 200 with something else than its answer is sent again`, async (t) => {
+    const c = new Collector(fake.url('/echo'), { forceTransport: kind, sessionStorage: null });
+    t.after(() => c.close());
+    await c.opened;
+    let portal = 1;
+    fake.postHook = (session, _body, res) => {
+      if (session?.conn !== c.socket.session.conn || portal-- <= 0) return false;
+      res.writeHead(200, { 'Content-Type': 'text/html' }).end('<html>Sign in to the guest Wi-Fi</html>');
+      return true;
+    };
+    t.after(() => { fake.postHook = null; });
+    c.socket.send('through a portal');
+    await waitFor(() => echoed(c).length > 0, 'the message at the bridge', 5000);
+    assert.deepEqual(echoed(c), ['through a portal']);
+    assert.equal(Buffer.from(await c.next()).toString(), 'through a portal');
+  });
+
+  test(`${kind}: a batch over the bridge's POST limit (413) is split, not closed with 1009`, async (t) => {
+    const limit = 64 * 1024;
+    const c = new Collector(fake.url('/echo'), { forceTransport: kind, sessionStorage: null });
+    t.after(() => c.close());
+    await c.opened;
+    fake.postHook = (session, body, res) => {
+      if (session?.conn !== c.socket.session.conn || body.length <= limit) return false;
+      res.writeHead(413, { 'Content-Type': 'application/json' }).end('{"error":"too_large"}');
+      return true;
+    };
+    t.after(() => { fake.postHook = null; });
+    const sent = ['a', 'b', 'c', 'd'].map((x) => x.repeat(30000));
+    for (const m of sent) c.socket.send(m);
+    await waitFor(() => echoed(c).length >= 4 || c.closes.length > 0, 'the four messages', 8000);
+    assert.deepEqual(c.closes, []);
+    assert.deepEqual(echoed(c).map((m) => m[0] + m.length), ['a30000', 'b30000', 'c30000', 'd30000']);
+  });
+}
+
+test('closing a session aborts its POST in flight (a bridge that never answers kept every one open)', async (t) => {
+  const hung = [];
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'polling', sessionStorage: null });
+  await c.opened;
+  fake.postHook = (session, _body, res) => {
+    if (session?.conn !== c.socket.session.conn) return false;
+    hung.push(res);
+    return true;
+  };
+  t.after(() => { fake.postHook = null; for (const res of hung) res.destroy(); });
+  c.socket.send('never answered');
+  await waitFor(() => hung.length === 1, 'the POST at the bridge', 5000);
+  const closed = new Promise((resolve) => hung[0].on('close', resolve));
+  c.close();
+  await within(closed, 3000, 'the POST\'s connection to close');
 });

@@ -150,6 +150,8 @@ export class FakeFallbackServer {
     this.received = []; // every message from a client, in order
     this.sent = []; // every fallback message to a client
     this.moves = 0; // sessions a WebSocket took over
+    // A test's own answer to POSTs: (session, body Buffer, res) => true when it answered.
+    this.postHook = null;
     this.server = createServer((req, res) => this.http(req, res).catch(() => res.destroy()));
     this.wss = new WebSocketServer({ noServer: true });
     this.server.on('upgrade', (req, socket, head) => {
@@ -214,6 +216,7 @@ export class FakeFallbackServer {
     if (kind === 'send') {
       const chunks = [];
       for await (const c of req) chunks.push(c);
+      if (this.postHook?.(session, Buffer.concat(chunks), res)) return;
       let body;
       try { body = parseBody(Buffer.concat(chunks)); } catch { res.writeHead(400).end(); return; }
       if (body.first > session.expected) {
