@@ -198,6 +198,20 @@ test('POST: a retry is applied once, a gap is refused, bad bodies get 400 or 413
   sse.close();
 });
 
+test('POST: a body refused with 400 applied nothing of itself, so the client may send again', async () => {
+  const sse = await openSse('/echo');
+  const badClose = JSON.stringify({ type: 'close', code: 1001 });  // (1001 is no client's code)
+  const refused = await request(port, 'POST', `/_wsbridge/send/echo?s=${encodeURIComponent(sse.token)}`,
+    { body: Buffer.concat([encodeBody(1, [{ payload: 'first' }]), Buffer.from(`c${badClose.length}:${badClose}`)]) });
+  assert.equal(refused.status, 400, String(refused.body));
+  // Nothing of it was applied: sequence number 1 is still expected, and "first" never echoed.
+  assert.deepEqual(json(await post('/echo', sse.token, 1, [{ payload: 'second' }])), { next: 2 });
+  await sse.until((e) => e.filter((x) => x.event !== 'control').length >= 1, 5000, 'an echo');
+  await sleep(300);
+  assert.deepEqual(sse.messages.map((m) => m.payload.toString()), ['second']);
+  sse.close();
+});
+
 test('tokens: forged, altered or unknown ones get 404', async () => {
   const sse = await openSse('/echo');
   const parts = sse.token.split('.');

@@ -58,7 +58,8 @@ std::string FallbackTransport::welcome_json() const {
                         {"transport", carrier_kind_ == CarrierKind::kStream ? "sse" : "polling"},
                         {"last", sent_.last_id()},
                         {"heartbeat", settings_.heartbeat.count()},
-                        {"poll_timeout", settings_.poll_timeout.count()}}
+                        {"poll_timeout", settings_.poll_timeout.count()},
+                        {"max_post_bytes", settings_.max_post_bytes}}
       .dump();
 }
 

@@ -209,19 +209,27 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
   }
   // Records before `expected` were applied by an earlier try of this POST: skipped.
   const std::size_t skip = expected - parsed->first;
+  // A body is refused whole or applied: its close record (where the rest ends) is checked before
+  // any message goes on. (Checked as it came, the messages before a bad one were applied and the
+  // client, told 400 and no sequence number, could only give the session up.)
+  std::optional<PendingClose> client_close;
+  for (std::size_t i = skip; i < parsed->records.size(); ++i) {
+    if (parsed->records[i].kind != 'c') continue;
+    client_close = parse_client_close(parsed->records[i].payload);
+    if (!client_close) {
+      reply.answer(
+          400, "application/json",
+          R"({"error":"bad_request","message":"a control record must be {\"type\":\"close\"} with an optional code (1000, 3000-4999) and reason"})");
+      return;
+    }
+    break;
+  }
   std::uint64_t applied = 0;
   for (std::size_t i = skip; i < parsed->records.size(); ++i) {
     const fallback::Record& record = parsed->records[i];
     if (record.kind == 'c') {
       // The client ends the session (a WebSocket client's close frame): the rest is not read.
-      const auto close = parse_client_close(record.payload);
-      if (!close) {
-        transport.advance_sequence(applied);
-        reply.answer(
-            400, "application/json",
-            R"({"error":"bad_request","message":"a control record must be {\"type\":\"close\"} with an optional code (1000, 3000-4999) and reason"})");
-        return;
-      }
+      const std::optional<PendingClose>& close = client_close;
       ++applied;
       if (!s.closing()) {
         s.close_info = CloseInfo{close->code, close->reason, true};

@@ -63,6 +63,23 @@ std::string utc_text(std::chrono::system_clock::time_point t) {
   return text;
 }
 
+// After a loop of PEM_read_bio_X509 calls: whether it stopped because no PEM block was left
+// (what follows the last one may be text without one, which PEM files often carry) rather than
+// at a block cut short or damaged (a file copied while being written, base64 gone wrong). Takes
+// OpenSSL's error queue either way.
+bool pem_ended_cleanly(std::string& reason) {
+  const unsigned long e = ERR_peek_last_error();
+  const bool clean =
+      e == 0 || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+  if (!clean) {
+    char text[256];
+    ERR_error_string_n(e, text, sizeof text);
+    reason = text;
+  }
+  ERR_clear_error();
+  return clean;
+}
+
 }  // namespace
 
 PairResult load_certificate_pair(const std::filesystem::path& cert_file,
@@ -90,7 +107,13 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
     while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
       pair->chain.emplace_back(next);
     }
-    ERR_clear_error();  // the end of the file reads as an error
+    // (A chain cut off mid-write would otherwise be served short: clients then fail to find
+    // the issuer of the certificate.)
+    if (std::string reason; !pem_ended_cleanly(reason)) {
+      return fail(PairFile::kCertificate,
+                  cert_file.string() + " has a certificate cut short or damaged after its " +
+                      std::to_string(1 + pair->chain.size()) + " whole one(s) (" + reason + ")");
+    }
   }
   if (!read_file(key_file, pem, why)) return fail(PairFile::kKey, why);
   {
@@ -145,7 +168,12 @@ std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string
   while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
     out.emplace_back(next);
   }
-  ERR_clear_error();
+  if (std::string reason; !pem_ended_cleanly(reason)) {
+    error = file.string() + " has a certificate cut short or damaged after its " +
+            std::to_string(out.size()) + " whole one(s) (" + reason + ")";
+    out.clear();
+    return out;
+  }
   if (out.empty())
     error = file.string() + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")";
   return out;

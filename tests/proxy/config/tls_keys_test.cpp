@@ -95,6 +95,30 @@ TEST_F(TlsKeysTest, FilesThatAreNotPemAreErrorsAtTheirKey) {
                   .starts_with("test.toml:6:12: "));
 }
 
+// A chain or CA bundle copied while being written: its last certificate is cut off. Read up to
+// the damage, it was accepted, and the server sent its certificate without the issuer.
+TEST_F(TlsKeysTest, ACertificateCutShortIsAnErrorNotAShorterChain) {
+  const TestPki& pki = TestPki::get();
+  const std::string cut = pki.ca.cert_pem().substr(0, 300);
+  const std::string chain = testing::write_temp_file("cut-chain.pem", pki.server.cert_pem + cut);
+  EXPECT_EQ(error_of(config(pair_lines(chain, pki.server.key_file))),
+            "test.toml:5:13: " + chain +
+                " has a certificate cut short or damaged after its 1 whole one(s) "
+                "(error:04800066:PEM routines::bad end line)");
+  const std::string bundle =
+      testing::write_temp_file("cut-bundle.pem", pki.client_ca.cert_pem() + cut);
+  EXPECT_NE(error_of(config(pair_lines(pki.server) + "client_ca_file = \"" + bundle + "\"\n"))
+                .find(bundle + " has a certificate cut short or damaged after its 1 whole one(s)"),
+            std::string::npos);
+  // Text after the last certificate (no PEM block in it) is no damage: PEM files carry such.
+  const std::string commented = testing::write_temp_file(
+      "commented-chain.pem", pki.server.cert_pem + pki.ca.cert_pem() + "# renewed 2026-12-05\n");
+  EXPECT_EQ(parse(config(pair_lines(commented, pki.server.key_file)))
+                .listeners[0]
+                .tls->certificate_count(),
+            1u);
+}
+
 TEST_F(TlsKeysTest, AKeyOfAnotherCertificateIsAnErrorAtKeyFile) {
   const IssuedCert& m = TestPki::get().mismatched;
   EXPECT_EQ(error_of(config(pair_lines(m))), "test.toml:6:12: the private key in " + m.key_file +
