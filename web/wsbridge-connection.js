@@ -107,7 +107,16 @@ export class ClientConnection {
 
   _handleOpen() {
     this._state = 'open';
-    this._attempt = 0;
+    // The backoff starts over once the connection has held a while (stableAfterMs): one
+    // accepted and dropped at once, by a broken proxy or a bridge refusing after its welcome,
+    // is a failed attempt, else such a peer was retried at the first delay for ever.
+    clearTimeout(this._stableTimer);
+    const stableAfter = this._options.reconnect.stableAfterMs ?? 5000;
+    if (stableAfter > 0) {
+      this._stableTimer = setTimeout(() => { this._attempt = 0; }, stableAfter);
+    } else {
+      this._attempt = 0;
+    }
     this._startPing();
     // Subscriptions first, then the queued publishes: a page that publishes to a topic it
     // subscribes to sees its own messages.
@@ -165,6 +174,7 @@ export class ClientConnection {
 
   _handleClose(code, reason) {
     this._stopPing();
+    clearTimeout(this._stableTimer);
     for (const [id, p] of this._pending) {
       this._pending.delete(id);
       clearTimeout(p.timer);
@@ -197,7 +207,8 @@ export class ClientConnection {
   // a random one of 0.5 to 5 s, never at once: every client of that bridge got the same close.
   _restartDelay(reason) {
     const hint = /(?:^|[^\w])retry_ms=(\d+)(?!\w)/.exec(reason);
-    if (hint) return Math.min(MAX_RESTART_DELAY_MS, Number(hint[1]));
+    // (Never below the backoff's first delay: "retry_ms=0" closes on every open were a spin.)
+    if (hint) return Math.min(MAX_RESTART_DELAY_MS, Math.max(this._options.reconnect.initialDelayMs, Number(hint[1])));
     const span = RESTART_DELAY_MAX_MS - RESTART_DELAY_MIN_MS;
     return Math.round(RESTART_DELAY_MIN_MS + span * this._options.random());
   }

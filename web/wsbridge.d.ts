@@ -119,6 +119,12 @@ export interface ReconnectOptions {
   factor?: number;
   /** Random spread of each delay, as a fraction of it (0.3: ±30 %). Default 0.3. */
   jitter?: number;
+  /**
+   * A connection open this long was a success: the backoff starts over after it. One closed
+   * sooner counts as a failed attempt (a bridge or proxy that accepts and drops at once is
+   * not retried ever faster). Default 5000.
+   */
+  stableAfterMs?: number;
 }
 
 export interface ConnectOptions extends TransportOptions {

@@ -42,7 +42,7 @@ export {
 const DEFAULTS = {
   token: undefined,
   protocols: undefined,
-  reconnect: { initialDelayMs: 500, maxDelayMs: 15000, factor: 2, jitter: 0.3 },
+  reconnect: { initialDelayMs: 500, maxDelayMs: 15000, factor: 2, jitter: 0.3, stableAfterMs: 5000 },
   pingIntervalMs: 15000,
   pongTimeoutMs: 5000,
   maxQueuedPublishes: 100,

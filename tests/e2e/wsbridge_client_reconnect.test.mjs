@@ -105,7 +105,7 @@ test('pending requests reject with "disconnected" on close', async () => {
 });
 
 test('backoff grows exponentially, is capped, and resets after an open', async () => {
-  const env = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 40, factor: 2, jitter: 0 } });
+  const env = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 40, factor: 2, jitter: 0, stableAfterMs: 0 } });
   const { client, socket } = env;
   const seen = [];
   client.on('reconnecting', (r) => seen.push(r));
@@ -130,6 +130,37 @@ test('backoff grows exponentially, is capped, and resets after an open', async (
   socket().serverClose(1006);
   assert.deepEqual(seen.at(-1), { attempt: 1, delayMs: 10 });
   client.close();
+});
+
+// A peer that accepts and drops at once (a broken proxy, a bridge refusing after its welcome)
+// was retried at the first delay for ever: the backoff starts over only once a connection held.
+test('backoff resets only after a connection stayed open stableAfterMs', async () => {
+  const env = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 80, factor: 2, jitter: 0, stableAfterMs: 150 } });
+  const { client, socket } = env;
+  const seen = [];
+  client.on('reconnecting', (r) => seen.push(r));
+  for (let i = 0; i < 3; i++) {
+    const before = env.sockets.length;
+    socket().open();
+    socket().serverClose(1006); // dropped right after it opened
+    await waitFor(() => env.sockets.length > before, 'a reconnect');
+  }
+  assert.deepEqual(seen.map((r) => r.delayMs), [10, 20, 40], 'a connection dropped at once reset the backoff');
+  socket().open();
+  await sleep(250); // held past stableAfterMs
+  socket().serverClose(1006);
+  assert.deepEqual(seen.at(-1), { attempt: 1, delayMs: 10 });
+  client.close();
+});
+
+test('1012 with retry_ms=0 waits the first backoff delay at least (no reconnect spin)', async (t) => {
+  const env = setupFor(t, { reconnect: { initialDelayMs: 60, maxDelayMs: 1000, factor: 2, jitter: 0 } });
+  const seen = [];
+  env.client.on('reconnecting', (r) => seen.push(r));
+  env.socket().open();
+  const took = await closeAndTimeReconnect(env, 1012, 'service restart; retry_ms=0');
+  assert.deepEqual(seen, [{ attempt: 1, delayMs: 60 }]);
+  assert.ok(took >= 59, `reconnected after ${took} ms`);
 });
 
 test('jitter spreads the delay within its bounds', () => {
