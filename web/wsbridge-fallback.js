@@ -6,6 +6,7 @@ import { decodeSseEvent, encodePostBody, parsePollBody, utf8Decoder } from './ws
 
 const STREAM_RETRIES = 3; // a lost stream, a failed poll or POST: tries before the session is given up
 const MAX_POST_MESSAGES = 256;
+const STREAM_STABLE_MS = 5000; // a stream up this long, or bringing a message, was a success
 // A POST's body at most, unless the welcome names the bridge's own max_post_bytes (older bridges:
 // 256 KiB fits their 1 MiB default).
 const DEFAULT_MAX_POST_BYTES = 256 * 1024;
@@ -69,8 +70,11 @@ export class FallbackSession {
   // ----- downstream
 
   onWelcome(welcome) {
-    this.failures = 0;
+    // A welcome alone is no success: a stream that ends after each one was resumed at the first
+    // delay for ever. Its messages are (onMessage), or its lasting a while.
     clearTimeout(this.streamTimer);
+    clearTimeout(this.stableTimer);
+    this.stableTimer = setTimeout(() => { this.failures = 0; }, STREAM_STABLE_MS);
     if (this.token === null) {
       this.token = welcome.session;
       this.pollTimeoutMs = (Number(welcome.poll_timeout) || 25) * 1000;
@@ -85,6 +89,7 @@ export class FallbackSession {
     if (!this.open()) return;
     if (id <= this.lastId) return; // a resumed stream's repeat
     this.lastId = id;
+    this.failures = 0;
     if (message.kind === 'binary') this.socket._deliverBytes(message.bytes);
     else this.socket._deliver(message.text);
   }
@@ -379,6 +384,7 @@ export class FallbackSession {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.streamTimer);
+    clearTimeout(this.stableTimer);
     this.closeStream();
     this.poll?.abort();
     this.postAbort?.abort(); // (its messages are the socket's no more: the session is over)

@@ -217,3 +217,26 @@ test('closing a session aborts its POST in flight (a bridge that never answers k
   c.close();
   await within(closed, 3000, 'the POST\'s connection to close');
 });
+
+// A stream that ends right after each welcome (a proxy that cuts it) was resumed every 50 ms for
+// ever: a welcome reset the count of lost streams. Now only a message, or a stream that lasts,
+// does; the session gives up after a few and the client's own backoff takes over.
+test('sse: streams that end after their welcome are resumed a few times, more slowly, then given up', async (t) => {
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'sse', sessionStorage: null });
+  t.after(() => c.close());
+  await c.opened;
+  const mine = c.socket.session.conn;
+  let resumed = 0;
+  fake.resumedStreamHook = (session, res) => {
+    if (session.conn !== mine) return false;
+    resumed += 1;
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+    res.end(`id: ${session.nextId - 1}\nevent: control\ndata: ${session.welcome()}\n\n`);
+    return true;
+  };
+  t.after(() => { fake.resumedStreamHook = null; });
+  fake.sessions.get([...fake.sessions.keys()].find((k) => fake.sessions.get(k).conn === mine)).sse?.end();
+  await waitFor(() => c.closes.length > 0, 'the session given up', 8000);
+  assert.ok(resumed <= 4, `${resumed} streams resumed`);
+  assert.equal(c.closes[0].code, 1006);
+});

@@ -152,6 +152,8 @@ export class FakeFallbackServer {
     this.moves = 0; // sessions a WebSocket took over
     // A test's own answer to POSTs: (session, body Buffer, res) => true when it answered.
     this.postHook = null;
+    // A test's own answer to a resumed stream: (session, res) => true when it answered.
+    this.resumedStreamHook = null;
     this.server = createServer((req, res) => this.http(req, res).catch(() => res.destroy()));
     this.wss = new WebSocketServer({ noServer: true });
     this.server.on('upgrade', (req, socket, head) => {
@@ -235,6 +237,7 @@ export class FakeFallbackServer {
     const last = Number(url.searchParams.get('last') ?? req.headers['last-event-id'] ?? 0);
     s.buffer = s.buffer.filter((x) => x.id > last);
     if (kind === 'sse') {
+      if (session && this.resumedStreamHook?.(session, res)) return;
       s.sse?.destroy();
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
       res.write(`id: ${s.nextId - 1}\nevent: control\ndata: ${s.welcome()}\n\n`);
