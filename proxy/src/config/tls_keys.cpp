@@ -2,7 +2,10 @@
 
 #include <cctype>
 #include <chrono>
+#include <set>
 #include <stdexcept>
+
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 namespace {
@@ -55,6 +58,12 @@ ListenerTls read_tls_table(ConfigTable& t, const std::filesystem::path& config_d
   if (auto v = t.string("ciphersuites")) s.ciphersuites = *v;
   if (auto v = t.string("hsts")) {
     if (v->find_first_of("\r\n") != std::string::npos) t.fail_at("hsts", "'hsts' must be one line");
+    // (RFC 6797 6.1.1: max-age is required; "" sent no header at all, though set.)
+    if (text::lower(*v).find("max-age=") == std::string::npos) {
+      t.fail_at("hsts",
+                "'hsts' is a Strict-Transport-Security value with a max-age (e.g. "
+                "\"max-age=31536000; includeSubDomains\"); leave the key out for none");
+    }
     s.hsts = *v;
   }
   if (auto v = t.boolean("watch")) s.watch = *v;
@@ -81,6 +90,7 @@ ListenerTls read_tls_table(ConfigTable& t, const std::filesystem::path& config_d
 
   std::vector<tls::NamedCertificate> certificates;
   certificates.push_back(read_pair(t, config_dir, out.files));
+  std::set<std::string> named_before;  // server names of the entries so far, as they match
   for (ConfigTable& sni : t.array_of_tables("sni")) {
     if (!sni.contains("server_names"))
       sni.fail("missing required key 'server_names' in " + sni.name());
@@ -91,6 +101,12 @@ ListenerTls read_tls_table(ConfigTable& t, const std::filesystem::path& config_d
         sni.fail_at("server_names", "\"" + name +
                                         "\" is not a server name (a DNS name such as "
                                         "\"api.example.com\", or \"*.example.com\")");
+      }
+      // Names match caseless: one of them would never be chosen.
+      if (!named_before.insert(text::lower(name)).second) {
+        sni.fail_at("server_names", "\"" + name +
+                                        "\" is named twice in this listener's sni entries: a "
+                                        "server name picks one certificate");
       }
     }
     tls::NamedCertificate named = read_pair(sni, config_dir, out.files);

@@ -31,6 +31,10 @@ struct BioFree {
 
 // The whole file, or why it cannot be read.
 bool read_file(const std::filesystem::path& file, std::string& out, std::string& error) {
+  if (std::error_code ec; std::filesystem::is_directory(file, ec)) {
+    error = "cannot read " + file.string() + ": it is a directory";
+    return false;
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     error = "cannot read " + file.string() + ": " + text::errno_text(errno);

@@ -150,6 +150,16 @@ TEST_F(TlsKeysTest, SniEntriesAreCheckedLikeTheDefault) {
   EXPECT_EQ(error_of(config(pair_lines(pki.server),
                             "[[listeners.tls.sni]]\nserver_names = []\n" + pair_lines(pki.api))),
             "test.toml:8:16: 'server_names' must name at least one host");
+  // One name in two entries (they match caseless, without a trailing dot): one never chosen.
+  const std::string twice =
+      error_of(config(pair_lines(pki.server),
+                      "[[listeners.tls.sni]]\nserver_names = [\"a.test\"]\n" + pair_lines(pki.api) +
+                          "[[listeners.tls.sni]]\nserver_names = "
+                          "[\"b.test\", \"A.TEST\"]\n" +
+                          pair_lines(pki.server)));
+  EXPECT_EQ(twice,
+            "test.toml:12:16: \"A.TEST\" is named twice in this listener's sni entries: a "
+            "server name picks one certificate");
 }
 
 TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
@@ -162,6 +172,21 @@ TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
             "test.toml:7:15: 'client_cert' needs a 'client_ca_file' to verify certificates with");
   EXPECT_EQ(error_of(config(pair_lines(pki.server) + "hsts = \"a\\r\\nX-Evil: 1\"\n")),
             "test.toml:7:8: 'hsts' must be one line");
+  for (const char* hsts : {"", "includeSubDomains", "max-age"}) {
+    EXPECT_NE(
+        error_of(config(pair_lines(pki.server) + "hsts = \"" + hsts + "\"\n"))
+            .find("test.toml:7:8: 'hsts' is a Strict-Transport-Security value with a max-age"),
+        std::string::npos)
+        << hsts;
+  }
+  EXPECT_EQ(parse(config(pair_lines(pki.server) + "hsts = \"Max-Age=600\"\n"))
+                .listeners[0]
+                .tls->settings()
+                .hsts,
+            "Max-Age=600");
+  // A directory where a file should be says so.
+  EXPECT_EQ(error_of(config(pair_lines(pki.server.cert_file, testing::temp_dir()))),
+            "test.toml:6:12: cannot read " + testing::temp_dir() + ": it is a directory");
 }
 
 TEST_F(TlsKeysTest, RedirectListenersAreNotTls) {
