@@ -58,7 +58,9 @@ TEST_F(HttpAnswers, RedirectsKeepLongPathsEveryMethodAndEmptyArguments) {
             std::string::npos)
       << moved.substr(0, 300);
   // A Host that is no host is not echoed into the Location ("[]" is no IPv6 address).
-  for (const std::string host : {"[]", "[::::]", "[v1.x]"}) {
+  for (const std::string& host : std::vector<std::string>{
+           "[]", "[::::]", "[v1.x]", "a..b", "-a.b", "a-.b", "a.b.", ".a", "good.test:abc",
+           "good.test:1:2", "[::1]junk", "[::1]:x", std::string(64, 'a') + ".test"}) {
     const std::string answer = exchange(
         server_.port2, "GET /x HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
     EXPECT_NE(

@@ -25,18 +25,40 @@ std::optional<std::string> host_without_port(std::string_view host) {
     const auto close = host.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     name = host.substr(0, close + 1);
+    const std::string_view after = host.substr(close + 1);
+    if (!after.empty() && (after.front() != ':' || after.size() > 6 ||
+                           after.find_first_not_of("0123456789", 1) != std::string_view::npos)) {
+      return std::nullopt;
+    }
     // An IPv6 address, which "[]" or "[::::]" is not.
     const std::string literal(name.substr(1, name.size() - 2));
     in6_addr address{};
     if (inet_pton(AF_INET6, literal.c_str(), &address) != 1) return std::nullopt;
     return std::string(name);
   }
-  name = host.substr(0, host.find(':'));
-  if (name.empty()) return std::nullopt;
-  for (const char c : name) {
-    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '.') {
+  const auto colon = host.find(':');
+  name = host.substr(0, colon);
+  // A port, if any, is digits (the https port replaces it); a name is labels of letters,
+  // digits and inner '-', 1 to 63 each ("a..b", "-a.b" and "a-.b" are no host name).
+  if (colon != std::string_view::npos) {
+    const std::string_view port = host.substr(colon + 1);
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
       return std::nullopt;
     }
+  }
+  if (name.empty() || name.size() > 253) return std::nullopt;
+  for (std::string_view rest = name; !rest.empty();) {
+    const auto dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return std::nullopt;
+    }
+    for (const char c : label) {
+      if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return std::nullopt;
+    }
+    if (dot == std::string_view::npos) break;
+    rest.remove_prefix(dot + 1);
+    if (rest.empty()) return std::nullopt;  // (a trailing '.')
   }
   return std::string(name);
 }
