@@ -6,8 +6,12 @@
 //   WSBRIDGE_BINARY=build/release/wsbridge node --test tests/e2e/close_codes.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import WebSocket from 'ws';
-import { Bridge, freePort, removeDir, tempDir, within } from './mqtt_passthrough_support.mjs';
+import { Bridge, freePort, removeDir, sleep, tempDir, within } from './mqtt_passthrough_support.mjs';
 
 let dir;
 let bridge;
@@ -62,5 +66,74 @@ test('a message over max_message_bytes while more follow: 1009', async () => {
       for (let i = 0; i < 200; i++) ws.send('y'.repeat(8 * 1024));
     });
     assert.equal(r.code, 1009, `round ${round + 1}: ${r.code} ${r.reason}`);
+  }
+});
+
+// A raw client: upgrades to `route`, sends `frames` text frames in one write, and resolves once the
+// server's close frame came, its socket left open (no FIN: the close lingers on wsbridge's side).
+function closedButHeldOpen(port, route, frames) {
+  return new Promise((resolve, reject) => {
+    // (allowHalfOpen: it does not answer wsbridge's FIN with its own, as a hostile client would not)
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let got = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      const key = randomBytes(16).toString('base64');
+      let bytes = Buffer.from(`GET ${route} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      for (let i = 0; i < frames; i++) {
+        const mask = randomBytes(4);
+        const payload = Buffer.from(`m${i}`);
+        bytes = Buffer.concat([bytes, Buffer.from([0x81, 0x80 | payload.length]), mask,
+          Buffer.from(payload.map((b, j) => b ^ mask[j % 4]))]);
+      }
+      socket.write(bytes);
+    });
+    socket.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.includes(Buffer.from([0x88]))) resolve({ socket, status: got.toString('latin1').split('\r\n')[0] });
+    });
+  });
+}
+
+// Lingering keeps the connection's place under the connection limits: a client closed at once
+// (here by a rate limit) opened connection after connection while the closed ones lingered, each
+// holding a descriptor, past max_connections_per_ip (a probe used up the open-file limit so).
+test('a lingering socket still counts under max_connections_per_ip', async () => {
+  const sub = path.join(dir, 'limited');
+  mkdirSync(sub, { recursive: true });
+  const port = await freePort();
+  const limited = new Bridge(sub, port, `[limits]
+max_connections_per_ip = 2
+[[listeners]]
+address = "127.0.0.1"
+port = ${port}
+[[routes]]
+path = "/rate"
+adapter = "echo"
+rate = 2
+`);
+  await limited.start();
+  const held = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await within(closedButHeldOpen(port, '/rate', 30), 5000, 'a closed connection');
+      assert.match(c.status, / 101 /);
+      held.push(c.socket);
+    }
+    // Both places are taken by the lingering sockets: a third connection is refused.
+    const status = () => new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/rate`);
+      ws.on('open', () => { ws.close(); resolve(101); });
+      ws.on('unexpected-response', (_q, res) => { res.resume(); resolve(res.statusCode); });
+      ws.on('error', () => resolve(0));
+    });
+    assert.equal(await status(), 503, 'a third connection while two linger');
+    // The lingers end (2 s): the places are free again.
+    await sleep(2500);
+    assert.equal(await status(), 101, 'a connection after the lingers');
+  } finally {
+    for (const s of held) s.destroy();
+    await limited.stop();
   }
 });

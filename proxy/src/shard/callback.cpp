@@ -212,9 +212,12 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         session = session_of();
         mask_guard::forget(lws_get_socket_fd(wsi));
         discard_unread(lws_get_socket_fd(wsi));
-        // Our close frame is out and the client may still be sending: its socket lingers.
-        if (session != nullptr && session->close_sent && !session->close_info.by_peer) {
-          self->lingering_.take(lws_get_socket_fd(wsi));
+        // Our close frame is out and the client may still be sending: its socket lingers,
+        // counted as the connection it was (not when descriptors run short).
+        if (session != nullptr && session->close_sent && !session->close_info.by_peer &&
+            (self->fd_limit_ <= 0 ||
+             lws_get_socket_fd(wsi) < self->fd_limit_ - 4 * kSpareDescriptors)) {
+          self->lingering_.take(lws_get_socket_fd(wsi), std::exchange(session->slot, std::nullopt));
         }
         self->on_closed(session);
         if (data != nullptr) data->session = nullptr;

@@ -155,6 +155,9 @@ void Shard::open() {
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
     fd_limit_ = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));
+    // Lingering closes hold at most a quarter of the descriptors, shared by the threads.
+    lingering_.set_max_sockets(std::min<std::size_t>(
+        4096, static_cast<std::size_t>(fd_limit_) / 4 / std::max(1u, shared_.count)));
   }
   event_loop_.configure(info);
   context_ = lws_create_context(&info);

@@ -17,7 +17,7 @@ LingeringCloses::~LingeringCloses() {
   }
 }
 
-void LingeringCloses::take(int fd) {
+void LingeringCloses::take(int fd, std::optional<ConnectionSlots::Slot> slot) {
   if (fd < 0 || sockets_.size() >= max_sockets_) return;
   struct ev_loop* loop = this_thread_ev_loop();
   if (loop == nullptr) return;
@@ -33,6 +33,7 @@ void LingeringCloses::take(int fd) {
   ev_timer_init(&socket->deadline, &LingeringCloses::on_deadline,
                 std::chrono::duration<double>(kLingerTime).count(), 0.0);
   socket->deadline.data = socket.get();
+  socket->slot = std::move(slot);
   ev_io_start(loop_, &socket->readable);
   ev_timer_start(loop_, &socket->deadline);
   sockets_.emplace(*kept, std::move(socket));
