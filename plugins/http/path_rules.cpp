@@ -67,6 +67,10 @@ std::string shape_problem(std::string_view s, std::size_t raw_slashes) {
     rest.remove_prefix(next);
   }
   if (!valid_utf8(s)) return "'path' must be UTF-8 (no overlong forms)";
+  if (text::has_ascii_compatibility_form(s)) {
+    return "'path' must not contain characters that Unicode normalisation turns into ASCII "
+           "letters, digits or spaces";
+  }
   if (text::has_path_lookalike(s)) {
     return "'path' must not contain characters that Unicode normalisation turns into '.', '/', "
            "'\\', ';' or '%'";

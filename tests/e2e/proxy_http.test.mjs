@@ -401,7 +401,11 @@ test('a guarded prefix covers every spelling of its paths that a backend reads a
   for (const target of ['/api/echo/x/..;/members/list', '/api/echo/x%2F..%2Fmembers/list',
     '/api/echo/x/.../members/list', '/api/echo/x/.%20./members/list', '/api/%20/echo/members/list',
     '/api/echo/x/%E0%80%AE%E0%80%AE/members/list', '/api/echo/x/%EF%BC%8E%EF%BC%8E/members/list',
-    '/api/echo%EF%BC%8Fmembers/list']) {
+    '/api/echo%EF%BC%8Fmembers/list',
+    // Compatibility forms of letters and spaces (fullwidth 'm', a no-break space), control
+    // characters Java's trim() drops, a leading space, NTFS stream names.
+    '/api/echo/%EF%BD%8Dembers/list', '/api/echo/members%C2%A0/list', '/api/echo/members%09/list',
+    '/api/echo/%20members/list', '/api/echo/members::$DATA/list']) {
     const res = await at(target);
     assert.equal(res.status, 400, target);
     assert.ok(!fromNginx(res), `${target} reached the backend`);

@@ -125,8 +125,9 @@ bool content_length(const HttpHeaders& fields, bool& present, std::uint64_t& len
 
 namespace {
 
-// A Host value as clients send one: a DNS name or an IPv4 address, or an IPv6 literal in
-// brackets, then maybe ":port"; or empty. RFC 3986 also lets a name hold sub-delimiters and %XX
+// A Host value as clients send one: a DNS name (labels of letters, digits, '_' and inner '-')
+// or an IPv4 address, or an IPv6 literal in brackets, then maybe ":port"; or empty. RFC 3986 also
+// lets a name hold sub-delimiters and %XX
 // ("a,b", "a;b=c", "a%2Cb"), which no DNS name has, and what the proxy forwards as
 // X-Forwarded-Host and Forwarded's host= must be a host: "a,b" reads as a list there, whose
 // first element a backend may take for the host it builds links with.
@@ -145,10 +146,24 @@ bool valid_host(std::string_view host) {
     if (!rest.empty()) port = rest.substr(1);
   } else {
     const auto colon = host.find(':');
-    for (const char c : host.substr(0, colon)) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~';
-      if (!ok) return false;
+    std::string_view name = host.substr(0, colon);
+    if (name.ends_with('.')) name.remove_suffix(1);  // (a fully qualified name's root)
+    if (name.size() > 253) return false;
+    // Labels of letters, digits, '_' and inner '-', 1 to 63 each: "a..b" and "-a.b" are none.
+    for (std::string_view rest = name; !rest.empty();) {
+      const auto dot = rest.find('.');
+      const std::string_view label = rest.substr(0, dot);
+      if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+        return false;
+      }
+      for (const char c : label) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok) return false;
+      }
+      if (dot == npos) break;
+      rest.remove_prefix(dot + 1);
+      if (rest.empty()) return false;
     }
     if (colon != npos) port = host.substr(colon + 1);
   }

@@ -154,11 +154,24 @@ std::optional<std::string> unsafe_path(std::string_view raw_path) {
     return "a character in the path that Unicode normalisation turns into '.', '/', '\\', ';' "
            "or '%'";
   }
+  if (text::has_ascii_compatibility_form(path)) {
+    return "a character in the path that Unicode normalisation turns into an ASCII letter, digit "
+           "or space";
+  }
+  // Decoded control characters (a tab, %0B, %0C: Java's trim() drops them at a segment's ends),
+  // and NTFS stream names ("admin::$DATA" is the directory "admin" to IIS).
+  for (const char c : path) {
+    if (text::is_ascii_control(c)) return "a control character in the path";
+  }
+  if (path.find(":$") != std::string::npos) return "an NTFS stream name (':$') in the path";
   for (std::size_t start = 0; start <= path.size();) {
     const std::size_t end = std::min(path.find('/', start), path.size());
     const std::string_view segment = std::string_view(path).substr(start, end - start);
     if (is_dot_segment(segment)) return "a dot segment in the path";
     if (is_blank_segment(segment)) return "a segment of spaces in the path";
+    // (Trailing ones are left out of the matching path; a leading one, which Java's trim()
+    // drops too, would make "/ admin" another path to us than to such a backend.)
+    if (segment.starts_with(' ')) return "a segment that begins with a space in the path";
     start = end + 1;
   }
   return std::nullopt;

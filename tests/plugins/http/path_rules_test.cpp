@@ -62,6 +62,9 @@ TEST(HttpPathRulesTest, OneCheckForEveryBackendsReading) {
                           "/api/%ef%bc%8f",
                           "/api/%e2%80%a5",
                           "/api/%e2%84%80",
+                          "/%ef%bd%81pi/x",  // fullwidth 'a': "/api/x" once normalised
+                          "/api/x%c2%a0",    // a no-break space
+                          "/api/%e2%85%a0",
                           "/api/%",
                           "/api/%4",
                           "/api/%g0",

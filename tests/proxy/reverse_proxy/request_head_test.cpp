@@ -240,12 +240,16 @@ TEST(RequestHeadTest, HostIsRequiredOnceIn11) {
         // Valid URI hosts, but no DNS name: forwarded, "a,b" reads as a list.
         "a,b", "a;b=c", "a%2Cb", "a!b", "a'b", "a(b)", "a*b", "a=b", "a$b", "a&b", "a+b",
         // Ports and literals that are none.
-        "a:b", "a:1:2", "a:123456", "[::1", "[]", "[::1]x", "[::1]:x", "[x]", "[::1]:8080:1"}) {
+        "a:b", "a:1:2", "a:123456", "[::1", "[]", "[::1]x", "[::1]:x", "[x]", "[::1]:8080:1",
+        // Names no DNS has: empty labels, a label's leading or trailing '-', '~', a long label.
+        "a..b", ".a.b", "-a.b", "a-.b", "a~b", "a.b..",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.test"}) {
     EXPECT_EQ(refusal(head_with({"Host: " + host}, "GET / HTTP/1.1")), 400u) << host;
   }
   for (const std::string host :
        {"example.com", "example.com:8080", "[::1]:8080", "127.0.0.1", "xn--bcher-kva.ch", "",
-        "[::1]", "[2001:db8::1]:443", "under_score.local", "host:", "a.b.c:65535"}) {
+        "[::1]", "[2001:db8::1]:443", "under_score.local", "host:", "a.b.c:65535", "example.com.",
+        "example.com.:443", "xn--80ak6aa92e.com"}) {
     EXPECT_EQ(refusal(head_with({"Host: " + host}, "GET / HTTP/1.1")), 0u) << host;
   }
 }

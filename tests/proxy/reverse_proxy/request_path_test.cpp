@@ -74,14 +74,37 @@ TEST(RequestPathTest, PathsABackendWouldNormalizeElsewhereAreRefused) {
         // Fullwidth and small full stops, solidus, reverse solidus: '.', '/', '\' once
         // normalised.
         "/public/%EF%BC%8E%EF%BC%8E/admin", "/public%EF%BC%8Fadmin",
-        "/a/\xEF\xB9\x92\xEF\xB9\x92/b", "/a%EF%BC%BCb"}) {
+        "/a/\xEF\xB9\x92\xEF\xB9\x92/b", "/a%EF%BC%BCb",
+        // Compatibility forms of letters and spaces: fullwidth 'a', the long s, the Kelvin sign,
+        // a Roman numeral, no-break and ideographic spaces, a ligature, a mathematical letter.
+        "/%EF%BD%81dmin/x", "/admin%C5%BF/x", "/%E2%84%AAey", "/%E2%85%A0/x", "/admin%C2%A0/x",
+        "/admin%E3%80%80/x", "/%EF%AC%81le", "/%F0%9D%90%9Admin",
+        // Control characters (Java's trim() drops them), a leading space, NTFS stream names.
+        "/admin%09/x", "/admin%0B/x", "/admin%0C/x", "/%09admin/x", "/%20admin/x",
+        "/admin::$DATA/x", "/admin:$i30:$INDEX_ALLOCATION/x"}) {
     EXPECT_TRUE(unsafe_path(path).has_value()) << path;
   }
-  for (const char* path :
-       {"/", "/a/b", "/a/..b", "/a/b..", "/.well-known/x", "/a%2fb", "/v1.2/x", "/a/%2e%2ex",
-        "/a;b/c", "/a/..x;y", "//a//b", "/wiki/Washington,_D.C.", "/a%20b/c", "/caf%C3%A9",
-        "/%E0%A4%85", "/%F0%9F%98%80",  // UTF-8: Devanagari, an emoji
-        "/caf%E9", "/%E0t%E9"}) {       // Latin-1, as legacy applications send it
+  for (const char* path : {"/",
+                           "/a/b",
+                           "/a/..b",
+                           "/a/b..",
+                           "/.well-known/x",
+                           "/a%2fb",
+                           "/v1.2/x",
+                           "/a/%2e%2ex",
+                           "/a;b/c",
+                           "/a/..x;y",
+                           "//a//b",
+                           "/wiki/Washington,_D.C.",
+                           "/a%20b/c",
+                           "/caf%C3%A9",
+                           "/%E0%A4%85",
+                           "/%F0%9F%98%80",  // UTF-8: Devanagari, an emoji
+                           "/caf%E9",
+                           "/%E0t%E9",  // Latin-1, as legacy applications send it
+                           "/%E2%82%AC",
+                           "/%E3%81%82",
+                           "/a:b/c:d"}) {  // the euro sign, a hiragana, colons
     EXPECT_FALSE(unsafe_path(path).has_value()) << path;
   }
 }
