@@ -28,9 +28,8 @@ bool ClusterBus::once_in_a_while(std::atomic<std::int64_t>& last) {
 void ClusterBus::announce() {
   const std::string epoch = current_epoch();
   publish(topic("presence/" + instance_),
-          nlohmann::json{{"up", true},
-                         {"epoch", epoch},
-                         {"every_ms", settings_.presence_interval.count()}},
+          nlohmann::json{
+              {"up", true}, {"epoch", epoch}, {"every_ms", settings_.presence_interval.count()}},
           true);
 }
 
@@ -80,9 +79,9 @@ void ClusterBus::on_presence(const std::string& instance, const std::string& top
     }
     return;
   }
-  const auto change = presence_.apply(instance, up->get<bool>(),
-                                      epoch->get_ref<const std::string&>(), ts, every_ms,
-                                      unix_ms(std::chrono::system_clock::now()));
+  const auto change =
+      presence_.apply(instance, up->get<bool>(), epoch->get_ref<const std::string&>(), ts, every_ms,
+                      unix_ms(std::chrono::system_clock::now()));
   if (change == PresenceBook::Change::kDown) {
     // Gone (its will, or a clean stop): lists stop waiting for it.
     for (auto& [id, g] : gatherings_) g.expected.erase(instance);
