@@ -77,6 +77,28 @@ constexpr bool is_ascii_control(char c) {
   return (c >= 0 && c < 0x20) || c == 0x7f;
 }
 
+// A host name as DNS has them: labels of letters, digits and inner '-' (and '_' where
+// `underscore`: internal names carry it), 1 to 63 each, 253 bytes at most. "", "a..b", "-a.b",
+// "a-.b" and "a." (a trailing dot: strip it first where a fully qualified name is welcome) are
+// none. What a Host may name before it is echoed into a Location or X-Forwarded-Host.
+constexpr bool is_dns_name(std::string_view name, bool underscore = false) {
+  if (name.empty() || name.size() > 253) return false;
+  for (std::string_view rest = name;;) {
+    const auto dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (const char c : label) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || (underscore && c == '_');
+      if (!ok) return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    rest.remove_prefix(dot + 1);
+  }
+}
+
 // The value of one hex digit, or -1 when `c` is none.
 constexpr int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -148,23 +148,8 @@ bool valid_host(std::string_view host) {
     const auto colon = host.find(':');
     std::string_view name = host.substr(0, colon);
     if (name.ends_with('.')) name.remove_suffix(1);  // (a fully qualified name's root)
-    if (name.size() > 253) return false;
-    // Labels of letters, digits, '_' and inner '-', 1 to 63 each: "a..b" and "-a.b" are none.
-    for (std::string_view rest = name; !rest.empty();) {
-      const auto dot = rest.find('.');
-      const std::string_view label = rest.substr(0, dot);
-      if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
-        return false;
-      }
-      for (const char c : label) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '-' || c == '_';
-        if (!ok) return false;
-      }
-      if (dot == npos) break;
-      rest.remove_prefix(dot + 1);
-      if (rest.empty()) return false;
-    }
+    // (Empty: a request whose target has no authority.)
+    if (!name.empty() && !text::is_dns_name(name, true)) return false;
     if (colon != npos) port = host.substr(colon + 1);
   }
   return port.size() <= 5 && port.find_first_not_of("0123456789") == npos;

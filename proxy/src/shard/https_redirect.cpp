@@ -46,20 +46,7 @@ std::optional<std::string> host_without_port(std::string_view host) {
       return std::nullopt;
     }
   }
-  if (name.empty() || name.size() > 253) return std::nullopt;
-  for (std::string_view rest = name; !rest.empty();) {
-    const auto dot = rest.find('.');
-    const std::string_view label = rest.substr(0, dot);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
-      return std::nullopt;
-    }
-    for (const char c : label) {
-      if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return std::nullopt;
-    }
-    if (dot == std::string_view::npos) break;
-    rest.remove_prefix(dot + 1);
-    if (rest.empty()) return std::nullopt;  // (a trailing '.')
-  }
+  if (!text::is_dns_name(name)) return std::nullopt;
   return std::string(name);
 }
 
