@@ -8,6 +8,7 @@
 
 #include "support/hmac.hpp"
 #include "wsbridge/base64.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::fallback {
 
@@ -61,13 +62,7 @@ std::string random_run() {
   if (RAND_bytes(bytes, sizeof bytes) != 1) {
     throw std::runtime_error("no random bytes for the fallback session tokens");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string run;
-  for (const unsigned char b : bytes) {
-    run += kHex[b >> 4];
-    run += kHex[b & 15];
-  }
-  return run;
+  return text::lower_hex(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
 bool is_run(std::string_view field) {

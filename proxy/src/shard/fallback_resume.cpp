@@ -158,10 +158,6 @@ int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& u
   return 0;
 }
 
-}  // namespace wsbridge
-
-namespace wsbridge {
-
 void Shard::send_socket_on(lws* wsi, ConnectionData& data) {
   std::shared_ptr<HandedSocket> handed = std::move(data.moving);
   if (!handed) return;
