@@ -9,8 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ProxyBridge, RawConnection, assertAlive, freePort, httpRequest, nthMessage, openWebSocket, sleep,
-  startHttpBackend, startWsBackend, stopAll, tempDir, uploadOutcome, within,
+  AUTH_TABLES, ProxyBridge, RawConnection, assertAlive, freePort, httpRequest, nthMessage, openWebSocket,
+  sleep, startHttpBackend, startWsBackend, stopAll, tempDir, token, uploadOutcome, within,
 } from './proxy_support.mjs';
 
 let dir;
@@ -27,7 +27,7 @@ before(async () => {
   const port = await freePort();
   adminPort = await freePort();
   const raw = `http://127.0.0.1:${backend.port}`;
-  bridge = await new ProxyBridge(dir, port, `
+  bridge = await new ProxyBridge(dir, port, `${AUTH_TABLES}
 [admin]
 address = "127.0.0.1"
 port = ${adminPort}
@@ -47,6 +47,12 @@ response_timeout = "1s"
 [[proxy]]
 path = "/ok"
 backend = "${raw}"
+[[proxy]]
+path = "/guarded"
+backend = "${raw}"
+[proxy.auth]
+jwt = "main"
+required = true
 [[proxy]]
 path = "/idle"
 backend = "${raw}"
@@ -307,4 +313,66 @@ test('the failures are counted in /metrics', { timeout: 20000 }, async () => {
   assert.ok(value('wsbridge_proxy_requests_total', 'code="5xx"') >= 4, '5xx answers');
   assert.ok(value('wsbridge_proxy_requests_total', 'code="2xx"') >= 5, '2xx answers');
   assert.match(metrics, /^wsbridge_proxy_tunnels\{/m);
+});
+
+// A backend endpoint that answers 101 to anything (its status taken from the request) would turn
+// the connection into a raw pipe to the backend, through which a client writes plain requests for
+// prefixes [proxy.auth] guards. Only the 101 with this request's Sec-WebSocket-Accept is relayed.
+test('a 101 that is not the WebSocket answer to the request\'s key: 502, never a pipe past [proxy.auth]', { timeout: 30000 }, async () => {
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const upgrade = (target, fields = [`Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13']) => [
+    `GET ${target} HTTP/1.1`, 'Host: a', 'Upgrade: websocket', 'Connection: Upgrade', ...fields];
+  const guarded = ['GET /guarded/echo HTTP/1.1', 'Host: a'];
+  assert.equal((await get('/guarded/echo')).status, 401, 'the guarded prefix let a request in');
+  assert.equal((await get('/guarded/echo', { headers: { Authorization: `Bearer ${token()}` } })).status, 200);
+
+  // The control: the real answer makes a tunnel, and what is written into it reaches the backend.
+  const control = await RawConnection.open(bridge.port);
+  control.send(upgrade('/ok/switch?accept=right'));
+  assert.equal((await control.response()).status, 101, 'the right answer was not relayed');
+  control.send(guarded);
+  assert.equal((await control.response()).status, 200, 'the control tunnel did not reach the backend');
+  control.close();
+
+  for (const accept of ['none', 'wrong', 'bare']) {
+    // The first request of a connection (lws read it) and a later one (the proxy's own reading).
+    for (const later of [false, true]) {
+      const c = await RawConnection.open(bridge.port);
+      if (later) {
+        c.send(['GET /ok/echo HTTP/1.1', 'Host: a']);
+        assert.equal((await c.response()).status, 200);
+      }
+      c.send(upgrade(`/ok/switch?accept=${accept}`));
+      const res = await c.response();
+      assert.equal(res.status, 502, `accept=${accept} later=${later}: ${res.body}`);
+      assert.match(res.body.toString(), /101/);
+      c.send(guarded);
+      assert.ok(await c.closedWithin(5000), `accept=${accept}: the connection stayed open`);
+      assert.doesNotMatch(c.buffer.toString(), /HTTP\/1\.1 200/, 'a guarded request went through');
+      c.close();
+    }
+  }
+  await alive();
+});
+
+test('an upgrade without a valid Sec-WebSocket-Key is 400, another version 426, never relayed', { timeout: 30000 }, async () => {
+  const cases = [
+    [[], 400],
+    [['Sec-WebSocket-Key: c2hvcnQ=', 'Sec-WebSocket-Version: 13'], 400],
+    [['Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13'], 400],
+    [['Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 8'], 426],
+  ];
+  for (const [fields, status] of cases) {
+    // A later request on a kept-alive connection: the proxy's own reading of the head.
+    const c = await RawConnection.open(bridge.port);
+    c.send(['GET /ok/echo HTTP/1.1', 'Host: a']);
+    assert.equal((await c.response()).status, 200);
+    c.send(['GET /ok/switch?accept=right HTTP/1.1', 'Host: a', 'Upgrade: websocket', 'Connection: Upgrade', ...fields]);
+    const res = await c.response();
+    assert.equal(res.status, status, `${fields.join(' | ')}: ${res.body}`);
+    if (status === 426) assert.equal(res.headers['sec-websocket-version'], '13');
+    c.close();
+  }
+  await alive();
 });

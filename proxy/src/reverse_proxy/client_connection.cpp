@@ -9,6 +9,7 @@
 #include "reverse_proxy/proxy_metrics.hpp"
 #include "reverse_proxy/request_auth.hpp"
 #include "reverse_proxy/request_path.hpp"
+#include "reverse_proxy/websocket_handshake.hpp"
 #include "stream/lws_stream_client.hpp"
 #include "tls/client_identity.hpp"
 #include "wsbridge/log.hpp"
@@ -130,6 +131,10 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   request_body_.guard_request(route_->max_body_bytes);
   request_done_ = request_body_.done();
   if (auto problem = unsafe_path(request_.path())) return refuse(400, *problem);
+  if (auto bad = request_.websocket_upgrade ? websocket_request_problem(request_) : std::nullopt) {
+    return refuse(bad->status, bad->reason,
+                  bad->status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "");
+  }
   const std::size_t listener = takeover_.listener;
   const ListenerConfig* listener_config =
       listener < config_->listeners.size() ? &config_->listeners[listener] : nullptr;

@@ -11,6 +11,7 @@
 
 #include "reverse_proxy/forward_headers.hpp"
 #include "reverse_proxy/proxy_metrics.hpp"
+#include "reverse_proxy/websocket_handshake.hpp"
 #include "stream/lws_stream_client.hpp"
 #include "wsbridge/header_rules.hpp"
 #include "wsbridge/log.hpp"
@@ -146,8 +147,9 @@ bool ClientConnection::read_response_head() {
     }
     response_in_.erase(0, end);
     if (head->status == 101) {
-      if (!request_.websocket_upgrade) {
-        backend_failed(502, "malformed", "the backend switched protocols unasked");
+      if (auto problem = websocket_switch_problem(*head, request_)) {
+        backend_failed(502, "malformed",
+                       "the backend's 101 is not a WebSocket answer: " + *problem);
         return false;
       }
       response_ = std::move(*head);

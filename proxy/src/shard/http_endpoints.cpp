@@ -12,6 +12,7 @@
 #include "admin/admin_guard.hpp"
 #include "http/http_reply.hpp"
 #include "version.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 

@@ -2,6 +2,8 @@
 // the HTTP endpoints, the WebSocket upgrade checks and the sessions of the connections it accepted.
 #pragma once
 
+#include <libwebsockets.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -22,9 +22,11 @@ Endpoints, chosen by the last segment of the path (so any proxy prefix or base r
   hop       answers with hop-by-hop response fields that a proxy must drop.
   until-close  ?bytes=N: an answer without Content-Length or chunking, ended by the close.
   slow-body ?ms=N: the head and 100 of 1000 announced bytes, then silence for N ms.
+  switch    ?accept=right|wrong|none|bare: 101 to anything, then HTTP again on the connection.
   reject    answers 413 with Connection: close before reading the body, then drains it.
 """
 import argparse
+import base64
 import hashlib
 import itertools
 import json
@@ -187,6 +189,22 @@ class Handler(socketserver.BaseRequestHandler):
                         return
                     self.send("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
                                          conn_field], b"ok")
+                    continue
+                if op == "switch":
+                    # 101 to anything, as an endpoint that takes its status from the request would,
+                    # then the next request read on the same connection as HTTP again: a proxy that
+                    # tunnels such a 101 gives its client a raw pipe past its prefix rules.
+                    # ?accept=right|wrong|none|bare: the Sec-WebSocket-Accept it carries (bare: no
+                    # Upgrade and Connection either).
+                    mode = query.get("accept", "none")
+                    fields = [] if mode == "bare" else ["Upgrade: websocket", "Connection: Upgrade"]
+                    key = header(headers, "sec-websocket-key") or ""
+                    if mode in ("right", "wrong"):
+                        guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+                        digest = hashlib.sha1((key + guid + ("" if mode == "right" else "x")).encode())
+                        fields.append("Sec-WebSocket-Accept: " + base64.b64encode(digest.digest()).decode())
+                    self.request.sendall(("\r\n".join(["HTTP/1.1 101 Switching Protocols"] + fields)
+                                          + "\r\n\r\n").encode())
                     continue
                 if op == "bare-lf":
                     self.request.sendall(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
