@@ -60,8 +60,8 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
   if (admin) {
     AdminRequestHead head;
     head.api = uri.starts_with(kAdminApiPrefix);
-    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    head.has_body = (!length.empty() && length != "0") ||
+    // (The length as lws reads it: "00" or "0, 0" is no body, where a string test saw one.)
+    head.has_body = content_length(wsi).value_or(0) > 0 ||
                     lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
     head.host = header_if_present(wsi, WSI_TOKEN_HOST);
     head.origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
@@ -98,8 +98,7 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       }
       request.target += "?" + query;
     }
-    const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (!length.empty() && length != "0") {
+    if (content_length(wsi).value_or(0) > 0) {
       // The body comes in LWS_CALLBACK_HTTP_BODY; the reply goes out at its completion.
       ConnectionData* data = ConnectionData::of(wsi);
       if (data == nullptr) return -1;  // not accepted by this shard (never happens)
