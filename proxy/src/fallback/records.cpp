@@ -21,6 +21,9 @@ std::optional<std::uint64_t> take_number(std::string_view& text, char end_char) 
 
 std::optional<std::uint64_t> parse_decimal(std::string_view text) {
   if (text.empty() || text.size() > 19) return std::nullopt;
+  // One spelling per number, as for the tokens: "007" is not 7 (what wsbridge and its client
+  // write never has a leading zero, so only a hand-made request meets this).
+  if (text.size() > 1 && text.front() == '0') return std::nullopt;
   std::uint64_t value = 0;
   const auto [ptr, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc{} || ptr != text.data() + text.size()) return std::nullopt;

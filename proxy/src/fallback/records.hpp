@@ -31,7 +31,7 @@ struct BodyLimits {
 enum class BodyError { kNone, kMalformed, kTooLarge };
 
 // A decimal number of 1 to 19 digits and nothing else (a message id, a length, a sequence number):
-// no sign, no blanks, no other base.
+// no sign, no blanks, no other base, no leading zero.
 std::optional<std::uint64_t> parse_decimal(std::string_view text);
 
 // Parses `body`; on failure `error` says why and `message` what, for the 400/413 answer.

@@ -33,13 +33,39 @@ TEST(FallbackRecords, ParsesTextAndBinaryRecordsWithAnyBytes) {
 }
 
 TEST(FallbackRecords, RefusesMalformedBodies) {
-  for (const std::string_view bad :
-       {"", "\n", "x\n", "1", "1\nx1:a", "1\nt", "1\nt:", "1\nt5:abc", "1\nt-1:a", "1\nt+1:a",
-        "1\nt 1:a", "1\nc1:a", "01234567890123456789\n", "1\nt00000000000000000001:a", "0\n",
-        "0\nt1:a"}) {
+  for (const std::string_view bad : {"",
+                                     "\n",
+                                     "x\n",
+                                     "1",
+                                     "1\nx1:a",
+                                     "1\nt",
+                                     "1\nt:",
+                                     "1\nt5:abc",
+                                     "1\nt-1:a",
+                                     "1\nt+1:a",
+                                     "1\nt 1:a",
+                                     "1\nc1:a",
+                                     "01234567890123456789\n",
+                                     "1\nt00000000000000000001:a",
+                                     "0\n",
+                                     "0\nt1:a",
+                                     "01\nt1:a",
+                                     "1\nt02:ab",
+                                     "1\nt00:",
+                                     "1\nb01:a"}) {
     BodyError error = BodyError::kNone;
     EXPECT_FALSE(parse(bad, &error)) << bad;
     EXPECT_EQ(error, BodyError::kMalformed) << bad;
+  }
+}
+
+// One spelling per number (leading zeros were read as the number), as a token's fields have.
+TEST(FallbackRecords, DecimalsHaveOneSpelling) {
+  EXPECT_EQ(parse_decimal("0"), 0u);
+  EXPECT_EQ(parse_decimal("10"), 10u);
+  EXPECT_EQ(parse_decimal("18446744073709551615").value_or(0), 0u);  // 20 digits: too long
+  for (const std::string_view bad : {"00", "007", "0x1", "", " 1", "1 ", "+1", "-0"}) {
+    EXPECT_FALSE(parse_decimal(bad)) << bad;
   }
 }
 
