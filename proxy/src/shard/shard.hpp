@@ -261,6 +261,7 @@ class Shard final : private InboxDispatcher,
   std::string request_client_cert(lws* wsi, std::string_view token, bool forwarded);
   // At start: [fallback] peers given by an address that trusted_proxies does not list.
   void warn_of_untrusted_peers() const;
+  void open_listeners(const lws_http_mount& health_mount);  // open()'s vhosts (listener_vhosts.cpp)
   // A request for a session of another instance `peer`: sent on to it (fallback/peer_relay.hpp).
   int forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
                       const std::string& cors_origin, const std::string& body,
