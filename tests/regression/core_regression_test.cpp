@@ -143,6 +143,42 @@ TEST_P(OversizedCompressedMessage, CorruptCompressedStreamEndsTheConnection) {
       std::string(GetParam()) == "shared" ? "invalid compressed data" : "does not inflate", 5s));
 }
 
+// lws' deflater (per_connection) aborted the whole process on an empty message sent after any
+// other on the same connection: here the echo of an empty client message.
+TEST_P(OversizedCompressedMessage, EmptyMessagesAreEchoedAfterOthers) {
+  WsClient ws = connect_deflate("/big");
+  for (const std::string text : {"abc", "", "", "z", ""}) {
+    ws.send_text(text);
+    EXPECT_EQ(ws.read_message().data, text);
+  }
+  ws.send_binary("");
+  EXPECT_EQ(ws.read_message().data, "");
+  ws.send_text("still here");
+  EXPECT_EQ(ws.read_message().data, "still here");
+}
+
+// RFC 7692 6.1 and RFC 6455 5.2, where lws' own extension (per_connection) answered a PING with
+// RSV1, took a continuation with RSV1, and dropped a 64-bit length with its top bit set without
+// a close frame: each now gets 1002 in both modes.
+TEST_P(OversizedCompressedMessage, MisplacedRsv1AndAnImpossibleLengthClose1002) {
+  for (int which = 0; which < 3; ++which) {
+    SCOPED_TRACE(which);
+    WsClient ws = connect_deflate("/big");
+    ws.send_text("first");
+    EXPECT_EQ(ws.read_message().data, "first");
+    if (which == 0) {
+      ws.send_frame(Opcode::kPing, "p", true, true, /*rsv1=*/true);
+    } else if (which == 1) {
+      ws.send_frame(Opcode::kText, "a", false, true);
+      ws.send_frame(Opcode::kContinuation, "b", true, true, /*rsv1=*/true);
+    } else {
+      ws.tcp().send_all(
+          std::string("\x82\xff\x80\x00\x00\x00\x00\x00\x00\x01\x01\x02\x03\x04", 14));
+    }
+    EXPECT_EQ(close_code_without(ws, "ab", 5s), 1002);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(BothModes, OversizedCompressedMessage,
                          ::testing::Values("shared", "per_connection"));
 

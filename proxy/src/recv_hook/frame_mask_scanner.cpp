@@ -32,6 +32,10 @@ FrameMaskScanner::Violation FrameMaskScanner::violation() const {
       return {1002, "a close code that may not be sent"};
     case Why::kCloseReason:
       return {1007, "a close reason that is not UTF-8"};
+    case Why::kRsv1OutOfPlace:
+      return {1002, "rsv1 on a control or continuation frame"};
+    case Why::kLengthTopBit:
+      return {1002, "a 64-bit frame length with its top bit set"};
   }
   return {};
 }
@@ -79,6 +83,12 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
       case State::kHeader0: {
         frame_start = i;
         const unsigned opcode = data[i] & 0x0f;
+        // RFC 7692 6.1: RSV1 marks a compressed message on its first frame only. lws' own
+        // extension (per_connection) let it through on PINGs and continuations; without an
+        // extension lws refuses any RSV bit itself.
+        if ((data[i] & 0x40) != 0 && ((opcode & 0x8) != 0 || opcode == 0x0)) {
+          return violate(Why::kRsv1OutOfPlace, frame_start);
+        }
         if (opcode == 0x8 || opcode == 0x9) answer_due_ = true;  // close, PING
         in_close_ = opcode == 0x8;
         control_ = (opcode & 0x8) != 0;
@@ -105,6 +115,11 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
         break;
       }
       case State::kExtendedLength:
+        // RFC 6455 5.2: the most significant bit of a 64-bit length must be 0 (lws dropped such
+        // a frame's connection without a close frame).
+        if (extended_left_ == 8 && (data[i] & 0x80) != 0) {
+          return violate(Why::kLengthTopBit, frame_start);
+        }
         payload_left_ = (payload_left_ << 8) | data[i++];
         if (--extended_left_ == 0) state_ = State::kMaskKey;
         break;

@@ -19,9 +19,11 @@ namespace wsbridge {
 // without the extension) is left for lws to refuse with 1002, as RFC 7692 6.1 asks.
 //
 // It also checks what lws 4.1.6 lets through or drops without a close frame: a control frame
-// over 125 bytes (lws dropped the connection), and a close frame's payload (lws echoed a 1-byte
-// payload, codes no endpoint may send, and a reason that is not UTF-8 back to the client). Such a
-// frame is a violation like an unmasked one, with its own close code and reason.
+// over 125 bytes (lws dropped the connection), a close frame's payload (lws echoed a 1-byte
+// payload, codes no endpoint may send, and a reason that is not UTF-8 back to the client), RSV1
+// on a control or continuation frame (lws' own permessage-deflate took it), and a 64-bit length
+// with its top bit set (dropped without a close frame). Such a frame is a violation like an
+// unmasked one, with its own close code and reason.
 class FrameMaskScanner {
  public:
   // Why the stream was refused: the close the connection gets.
@@ -68,6 +70,8 @@ class FrameMaskScanner {
     kCloseOneByte,
     kCloseCode,
     kCloseReason,
+    kRsv1OutOfPlace,
+    kLengthTopBit,
   };
   // A close frame's payload, unmasked as it comes (checked at its end); only while one comes.
   struct ClosePayload {
