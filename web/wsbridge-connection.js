@@ -55,7 +55,7 @@ export class ClientConnection {
       protocols: o.protocols, WebSocket: o.WebSocket, EventSource: o.EventSource, fetch: o.fetch,
       sessionStorage: o.sessionStorage, transports: o.transports, forceTransport: o.forceTransport,
       transportTimeout: o.transportTimeout, brokenWebSocketMemoryMs: o.brokenWebSocketMemoryMs,
-      fallbackProbeInterval: o.fallbackProbeInterval,
+      fallbackProbeInterval: o.fallbackProbeInterval, postTimeout: o.postTimeout,
     };
   }
 

@@ -1,21 +1,13 @@
 // wsbridge-fallback.js: a session of wsbridge.js carried over HTTP (docs/FALLBACK.md) when the
-// WebSocket does not work: its downstream (an SSE stream, or long-polls) and its upstream POSTs.
-// FallbackSession is WsbridgeSocket's carrier (wsbridge-socket.js): it reports to its socket.
+// WebSocket does not work: its downstream (an SSE stream, or long-polls); its upstream POSTs are
+// in wsbridge-upstream.js. FallbackSession is WsbridgeSocket's carrier (wsbridge-socket.js): it
+// reports to its socket.
 
-import { decodeSseEvent, encodePostBody, parsePollBody, utf8Decoder } from './wsbridge-wire.js';
+import { decodeSseEvent, parsePollBody, utf8Decoder } from './wsbridge-wire.js';
+import { Upstream } from './wsbridge-upstream.js';
 
-const STREAM_RETRIES = 3; // a lost stream, a failed poll or POST: tries before the session is given up
-const MAX_POST_MESSAGES = 256;
+const STREAM_RETRIES = 3; // a lost stream or a failed poll: tries before the session is given up
 const STREAM_STABLE_MS = 5000; // a stream up this long, or bringing a message, was a success
-// A POST's body at most, unless the welcome names the bridge's own max_post_bytes (older bridges:
-// 256 KiB fits their 1 MiB default).
-const DEFAULT_MAX_POST_BYTES = 256 * 1024;
-// What a message may take in a POST body: UTF-8 (up to 3 bytes per UTF-16 unit) and its record's
-// framing ("t<length>:"). An upper bound: a batch within it is within the bridge's limit.
-const RECORD_FRAMING = 24;
-function postBytes(m) {
-  return (typeof m.data === 'string' ? 3 * m.data.length : m.size) + RECORD_FRAMING;
-}
 
 function fallbackUrl(wsUrl, kind, params) {
   const url = new URL(wsUrl.href);
@@ -51,20 +43,18 @@ export class FallbackSession {
     this.poll = null; // the AbortController of the poll in flight
     this.pollTimeoutMs = 25000;
     this.credentials = 'include';
-    // Upstream: messages numbered from 1, one POST in flight.
-    this.nextSeq = 1;
-    this.queue = []; // {seq, data}
-    this.inflight = null; // {firstSeq, messages, body}
-    this.frozen = null; // while moving to a WebSocket: called once no POST is in flight (freeze)
-    this.bufferedAmount = 0;
-    this.maxPostBytes = DEFAULT_MAX_POST_BYTES;
-    this.postAbort = null; // the AbortController of the POST in flight (stop() aborts it)
-    if (kind === 'sse') this.openStream(fallbackUrl(socket._wsUrl, 'sse'));
-    else this.pollLoop(fallbackUrl(socket._wsUrl, 'poll'));
+    this.upstream = new Upstream(this); // messages numbered from 1, one POST in flight
+    if (kind === 'sse') this.openStream(this.endpoint('sse'));
+    else this.pollLoop(this.endpoint('poll'));
   }
 
   open() {
     return this.socket._carrier === this;
+  }
+
+  // The URL of one of the fallback endpoints (kind: sse, poll, send) for this session's route.
+  endpoint(kind, params) {
+    return fallbackUrl(this.socket._wsUrl, kind, params);
   }
 
   // ----- downstream
@@ -79,7 +69,7 @@ export class FallbackSession {
       this.token = welcome.session;
       this.pollTimeoutMs = (Number(welcome.poll_timeout) || 25) * 1000;
       const limit = Number(welcome.max_post_bytes);
-      if (Number.isSafeInteger(limit) && limit >= 1024) this.maxPostBytes = limit;
+      if (Number.isSafeInteger(limit) && limit >= 1024) this.upstream.maxPostBytes = limit;
       this.socket.session = welcome;
       this.socket._opened(this.attempt, this);
     }
@@ -181,7 +171,7 @@ export class FallbackSession {
     this.closeStream();
     setTimeout(() => {
       if (this.stopped) return;
-      const url = fallbackUrl(this.socket._wsUrl, 'sse', { s: this.token, last: String(this.lastId) });
+      const url = this.endpoint('sse', { s: this.token, last: String(this.lastId) });
       try {
         this.openStream(url);
       } catch (err) {
@@ -238,140 +228,22 @@ export class FallbackSession {
         if (!this.failed('no welcome in the first poll')) return;
         continue;
       }
-      url = fallbackUrl(this.socket._wsUrl, 'poll', { s: this.token, last: String(this.lastId) });
+      url = this.endpoint('poll', { s: this.token, last: String(this.lastId) });
     }
   }
 
-  // ----- upstream
+  // ----- upstream (wsbridge-upstream.js): what the socket asks of its carrier, as of a WebSocket
 
   send(data) {
-    const size = typeof data === 'string' ? data.length : (data.byteLength ?? data.size ?? 0);
-    this.queue.push({ seq: this.nextSeq++, data, size });
-    this.bufferedAmount += size;
-    if (!this.inflight) this.post();
+    this.upstream.send(data);
   }
 
-  async post() {
-    if (this.inflight || this.queue.length === 0 || this.stopped || this.frozen) return;
-    let bytes = 16; // (the first line)
-    let n = 0;
-    while (n < this.queue.length && n < MAX_POST_MESSAGES &&
-           (n === 0 || bytes + postBytes(this.queue[n]) <= this.maxPostBytes)) {
-      bytes += postBytes(this.queue[n]);
-      n += 1;
-    }
-    let messages = this.queue.splice(0, n);
-    const flight = { messages, body: null };
-    this.inflight = flight;
-    let tries = 0;
-    while (!this.stopped) {
-      let status = -1;
-      let answer = null;
-      const abort = new AbortController();
-      this.postAbort = abort;
-      try {
-        // Blobs become bytes here, in order; the body is then sent as it is on every retry.
-        if (!flight.body) {
-          const datas = await Promise.all(messages.map((m) => (typeof Blob === 'function' && m.data instanceof Blob ? m.data.arrayBuffer() : m.data)));
-          flight.body = encodePostBody(messages[0].seq, datas);
-        }
-        const url = fallbackUrl(this.socket._wsUrl, 'send', { s: this.token });
-        const res = await this.socket._fetch(url, {
-          method: 'POST', body: flight.body, credentials: this.credentials, cache: 'no-store',
-          headers: { 'Content-Type': 'text/plain' }, signal: abort.signal,
-        });
-        status = res.status;
-        answer = await res.json().catch(() => null);
-      } catch {
-        // a network failure: retried below
-      } finally {
-        if (this.postAbort === abort) this.postAbort = null;
-      }
-      if (this.stopped) return;
-      const first = messages[0].seq;
-      const last = messages[messages.length - 1].seq;
-      // Applied up to `next` (200), or expects `expected` (409): what is before is done. Only an
-      // answer about this body counts: a 200 without one (a captive portal, a proxy's page) or
-      // naming what was never sent is no delivery, and is tried again.
-      const next = Number(status === 200 ? answer?.next : answer?.expected);
-      if (status === 200 && Number.isSafeInteger(next) && next >= first && next <= last + 1) {
-        const rest = messages.filter((m) => m.seq >= next);
-        for (const m of messages) if (!rest.includes(m)) this.bufferedAmount -= m.size;
-        this.queue.unshift(...rest);
-        break;
-      }
-      if (status === 409) {
-        if (!Number.isSafeInteger(next) || next < first || next > last + 1) {
-          this.end(1006, 'the upstream lost its place', false);
-          return;
-        }
-        const rest = messages.filter((m) => m.seq >= next);
-        for (const m of messages) if (!rest.includes(m)) this.bufferedAmount -= m.size;
-        this.queue.unshift(...rest);
-        break;
-      }
-      if (status === 404) return this.end(1006, 'the fallback session is gone', false);
-      // The server closed the session before this POST arrived: its close record, as the
-      // downstream would have brought it (e.g. 1012, a restart, with its retry hint).
-      if (status === 410) return this.end(Number(answer?.code) || 1006, String(answer?.reason ?? ''), true);
-      if (status === 413 && messages.length > 1) {
-        // Over the bridge's limit together (one it did not name): half of them, then the rest.
-        const half = Math.ceil(messages.length / 2);
-        this.queue.unshift(...messages.slice(half));
-        messages = messages.slice(0, half);
-        flight.messages = messages;
-        flight.body = null;
-        this.maxPostBytes = Math.max(1024, Math.floor(this.maxPostBytes / 2));
-        continue;
-      }
-      if (status === 413) return this.end(1009, 'message too big', false);
-      if (status === 400) return this.end(1002, 'the bridge refused a POST as malformed', false);
-      // Network failure, or a proxy's 5xx: the same body again (the bridge skips what it applied).
-      tries += 1;
-      if (tries > STREAM_RETRIES) return this.end(1006, `POST failed (${status})`, false);
-      await sleepMs(250 * 2 ** tries);
-    }
-    this.inflight = null;
-    if (this.frozen) this.frozen();
-    else this.post();
+  get bufferedAmount() {
+    return this.upstream.bufferedAmount;
   }
 
-  // Moving to a WebSocket: no new POST (what the application sends waits in the queue); `idle` is
-  // called once none is in flight, or when the session stops. thaw() undoes it.
-  freeze(idle) {
-    this.frozen = idle;
-    if (!this.inflight || this.stopped) idle();
-  }
-
-  thaw() {
-    this.frozen = null;
-    this.post();
-  }
-
-  // The application closes: the server is told (a close record after whatever is still unsent,
-  // with sequence numbers it skips if it had them), so the session ends now rather than when the
-  // server stops hearing from it. Fire and forget (keepalive: it may outlive the page).
   closeSession(code, reason) {
-    if (this.token === null || this.stopped) return;
-    const pending = [...(this.inflight?.messages ?? []), ...this.queue];
-    const blob = pending.some((m) => typeof Blob === 'function' && m.data instanceof Blob);
-    const messages = blob ? [] : pending;
-    const first = messages.length > 0 ? messages[0].seq : this.nextSeq;
-    const closeCode = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
-    let body;
-    try {
-      body = encodePostBody(first, messages.map((m) => m.data),
-        { type: 'close', code: closeCode, reason: String(reason).slice(0, 123) });
-    } catch {
-      return;
-    }
-    const url = fallbackUrl(this.socket._wsUrl, 'send', { s: this.token });
-    // (Bounded: against a bridge that never answers, each reconnection left one more open.)
-    const signal = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(this.socket._opts.transportTimeout) : undefined;
-    this.socket._fetch(url, {
-      method: 'POST', body, credentials: this.credentials, cache: 'no-store', keepalive: true,
-      headers: { 'Content-Type': 'text/plain' }, signal,
-    }).catch(() => {});
+    this.upstream.closeSession(code, reason);
   }
 
   end(code, reason, wasClean) {
@@ -387,7 +259,6 @@ export class FallbackSession {
     clearTimeout(this.stableTimer);
     this.closeStream();
     this.poll?.abort();
-    this.postAbort?.abort(); // (its messages are the socket's no more: the session is over)
-    this.frozen?.();
+    this.upstream.stop();
   }
 }

@@ -1,8 +1,10 @@
 // wsbridge-socket.js: WsbridgeSocket, one wsbridge session on the first transport that works
-// (WebSocket, then SSE, then long-polling: docs/FALLBACK.md), WebSocket-like; the memory of a
-// broken WebSocket (sessionStorage), and the move of a fallback session onto a WebSocket.
+// (WebSocket, then SSE, then long-polling: docs/FALLBACK.md), WebSocket-like, and the memory of a
+// broken WebSocket (sessionStorage). Moving a fallback session onto a WebSocket is in
+// wsbridge-move.js, the fallback session itself in wsbridge-fallback.js.
 
 import { FallbackSession } from './wsbridge-fallback.js';
+import { discard, SessionMove } from './wsbridge-move.js';
 import { asBytes } from './wsbridge-wire.js';
 
 const CONNECTING = 0;
@@ -13,6 +15,7 @@ const TRANSPORT_DEFAULTS = {
   transports: TRANSPORTS,
   forceTransport: undefined,
   transportTimeout: 5000,
+  postTimeout: undefined, // ms; default: the welcome's poll_timeout + transportTimeout (wsbridge-upstream.js)
   fallbackProbeInterval: 30000,
   brokenWebSocketMemoryMs: 10 * 60 * 1000,
   welcome: undefined, // wait for the welcome on a WebSocket; default: when a fallback follows
@@ -59,7 +62,7 @@ export function rememberWebSocketBroken(storage, url, ms) {
  * One wsbridge session on the first transport that works, WebSocket-like (readyState, send,
  * close, binaryType, onopen/onmessage/onclose/onerror) plus `transport`, `onlost` and
  * `ontransport`. On a fallback it tries a WebSocket every fallbackProbeInterval and, once one
- * works, moves the session itself onto it (see _startMove).
+ * works, moves the session itself onto it (wsbridge-move.js).
  */
 export class WsbridgeSocket {
   constructor(url, options = {}) {
@@ -84,7 +87,7 @@ export class WsbridgeSocket {
     this._index = 0;
     this._attempt = null;
     this._carrier = null; // the open WebSocket, or the fallback session
-    this._move = null; // moving the fallback session to a WebSocket: {fb, ws, timer, skip}
+    this._move = null; // moving the fallback session to a WebSocket: a SessionMove
     this._moveTimer = null;
     this._webSocketFailed = false;
     this._constructing = true;
@@ -177,9 +180,8 @@ export class WsbridgeSocket {
     this._carrier = carrier;
     this.transport = attempt.kind;
     this.readyState = 1;
-    const brokenMs = this._opts.brokenWebSocketMemoryMs;
-    if (attempt.kind !== 'websocket' && this._webSocketFailed) rememberWebSocketBroken(this._storage, this._wsUrl, brokenMs);
-    if (attempt.kind === 'websocket' && this._welcome) rememberWebSocketBroken(this._storage, this._wsUrl, 0);
+    if (attempt.kind !== 'websocket' && this._webSocketFailed) this._rememberWebSocketBroken(true);
+    if (attempt.kind === 'websocket' && this._welcome) this._rememberWebSocketBroken(false);
     this.onopen?.({ type: 'open' });
     this._scheduleMove();
     return true;
@@ -226,6 +228,10 @@ export class WsbridgeSocket {
     ws.onerror = () => {};
   }
 
+  _rememberWebSocketBroken(broken) {
+    rememberWebSocketBroken(this._storage, this._wsUrl, broken ? this._opts.brokenWebSocketMemoryMs : 0);
+  }
+
   _newWebSocket(url) {
     const { protocols } = this._opts;
     const ws = protocols === undefined ? new this._WebSocket(url) : new this._WebSocket(url, protocols);
@@ -233,23 +239,9 @@ export class WsbridgeSocket {
     return ws;
   }
 
-  // ----- moving the session to a WebSocket (docs/FALLBACK.md, "Moving a session to a WebSocket")
-  //
-  // While a fallback carries the session, a WebSocket is tried every fallbackProbeInterval, and
-  // the server moves the session itself onto it: the same session, its subscriptions, its queue
-  // and its place in the message stream. The fallback first stops starting POSTs (what the
-  // application sends meanwhile waits, in order) and waits for the one in flight, since a POST
-  // after the move would find no session. Then the upgrade `_wsb=resume&s=TOKEN&last=N` goes out.
-  // Its welcome (resumed, `from`: F) makes the WebSocket the carrier: the fallback is stopped
-  // (its `moved` and the end of its request are expected), what waited goes out on the WebSocket
-  // in order, and the server sends the messages from F on, in order. What the fallback delivered
-  // after the upgrade went out (ids N+1... up to the last it delivered) is skipped there, so the
-  // move is exact: nothing lost, nothing twice, in either direction (what the server's resume
-  // buffer no longer had is reported as a `lost` control's would be). A WebSocket that brings no
-  // welcome within transportTimeout, fails or is refused (404: the server no longer knows the
-  // session there, or a proxy's refusal) is closed and remembered as broken; the fallback carries
-  // on with what waited. If the session moved all the same (its welcome was lost, or came late),
-  // the fallback finds it gone and the socket closes (1006), as any lost session does.
+  // ----- moving the session to a WebSocket (wsbridge-move.js): while a fallback carries the
+  // session, a WebSocket is tried every fallbackProbeInterval, and the server moves the session
+  // itself onto it; a try that fails schedules the next.
 
   _scheduleMove() {
     clearTimeout(this._moveTimer);
@@ -261,80 +253,9 @@ export class WsbridgeSocket {
   }
 
   _startMove() {
-    const fb = this._carrier;
-    const move = { fb, ws: null, timer: null, skip: 0 };
+    const move = new SessionMove(this, this._carrier);
     this._move = move;
-    fb.freeze(() => {
-      if (this._move !== move || move.ws) return;
-      if (fb.stopped) return this._moveFailed(move);
-      const url = new URL(this._wsUrl.href); // the route's own query (access_token...) stays
-      url.searchParams.set('_wsb', 'resume');
-      url.searchParams.set('s', fb.token);
-      url.searchParams.set('last', String(fb.lastId));
-      move.timer = setTimeout(() => this._moveFailed(move), this._opts.transportTimeout);
-      let ws;
-      try {
-        ws = move.ws = this._newWebSocket(url.toString());
-      } catch {
-        return this._moveFailed(move);
-      }
-      ws.onmessage = (event) => {
-        if (this._carrier === ws) {
-          if (move.skip > 0) move.skip -= 1;
-          else this._deliver(event.data);
-          return;
-        }
-        let welcome = null;
-        try {
-          welcome = typeof event.data === 'string' ? JSON.parse(event.data) : null;
-        } catch {
-          // not a welcome
-        }
-        if (welcome?.type === 'welcome' && welcome.resumed === true) this._moved(move, welcome);
-        else this._moveFailed(move);
-      };
-      ws.onclose = (event) => {
-        if (this._carrier === ws) this._finish(event.code, event.reason || '', event.wasClean);
-        else this._moveFailed(move, event.code === SERVICE_RESTART);
-      };
-      ws.onerror = () => {};
-    });
-  }
-
-  _moved(move, welcome) {
-    const { fb, ws } = move;
-    this._move = null;
-    clearTimeout(move.timer);
-    fb.stop(); // quietly: the session goes on, here
-    const had = fb.lastId; // delivered by the fallback, some perhaps after the upgrade went out
-    move.skip = Math.max(0, had - Number(welcome.from) + 1) || 0;
-    this._carrier = ws;
-    this._attempt = { kind: 'websocket', done: true, timer: null, ws };
-    const previous = this.transport;
-    this.transport = 'websocket';
-    rememberWebSocketBroken(this._storage, this._wsUrl, 0);
-    for (const m of fb.queue) ws.send(m.data);
-    const lost = welcome.lost;
-    if (lost && Math.max(lost.from, had + 1) <= lost.to) this.onlost?.({ from: Math.max(lost.from, had + 1), to: lost.to });
-    this.ontransport?.({ type: 'transport', transport: 'websocket', previous });
-  }
-
-  // `restarting`: the WebSocket was closed by a bridge that is restarting (1012), which says
-  // nothing against WebSockets.
-  _moveFailed(move, restarting = false) {
-    if (this._move !== move) return;
-    this._move = null;
-    clearTimeout(move.timer);
-    if (move.ws) {
-      discard(move.ws);
-      if (!restarting) rememberWebSocketBroken(this._storage, this._wsUrl, this._opts.brokenWebSocketMemoryMs);
-    }
-    if (move.fb.stopped) {
-      this._finish(1006, 'the fallback session is gone', false);
-      return;
-    }
-    move.fb.thaw();
-    this._scheduleMove();
+    move.start();
   }
 
   // From the carrier: a message, as a WebSocket would hand it over.
@@ -361,11 +282,8 @@ export class WsbridgeSocket {
       if (attempt.ws) discard(attempt.ws);
     }
     clearTimeout(this._moveTimer);
-    if (this._move) {
-      clearTimeout(this._move.timer);
-      if (this._move.ws) discard(this._move.ws); // (a session already moved there ends with it)
-      this._move = null;
-    }
+    this._move?.cancel();
+    this._move = null;
     this._attempt?.session?.stop();
     if (this._carrier && this._carrier !== this._attempt?.ws) this._carrier.stop?.();
     const event = { type: 'close', code, reason, wasClean };
@@ -400,18 +318,3 @@ export class WsbridgeSocket {
     this._constructing = false;
   }
 }
-
-function detachSocket(ws) {
-  ws.onopen = ws.onmessage = ws.onclose = null;
-  ws.onerror = () => {};
-}
-
-function discard(ws) {
-  detachSocket(ws);
-  try {
-    ws.close();
-  } catch {
-    // never opened
-  }
-}
-

@@ -49,6 +49,13 @@ export interface TransportOptions {
   /** How long each attempt may take to bring the welcome, in ms. Default 5000. */
   transportTimeout?: number;
   /**
+   * How long an upstream POST of a fallback may go unanswered, in ms; then it fails and is sent
+   * again as it was (the bridge applies it once), up to 3 times, then the session closes (1006).
+   * Default: the welcome's `poll_timeout` plus `transportTimeout` (30000 with the bridge's
+   * defaults). The bridge holds a POST's answer while the route has paused the session's reading.
+   */
+  postTimeout?: number;
+  /**
    * While a fallback carries the session, a WebSocket is tried this often (ms; 0: never), and the
    * server moves the session onto it once it works (docs/FALLBACK.md). Default 30000.
    */

@@ -22,8 +22,9 @@
 // The library is a few ES modules loaded by the browser itself, still with no build step; this one
 // is its entry point (WsbridgeClient's API and events) and re-exports what the others export:
 // wsbridge-connection.js (the client's connection, reconnects, liveness and frames),
-// wsbridge-socket.js (WsbridgeSocket, the transports), wsbridge-fallback.js (the SSE and
-// long-polling session with its upstream POSTs), wsbridge-wire.js (topics, base64, wire formats).
+// wsbridge-socket.js (WsbridgeSocket, the transports), wsbridge-move.js (moving a fallback
+// session onto a WebSocket), wsbridge-fallback.js (the SSE and long-polling session),
+// wsbridge-upstream.js (its upstream POSTs), wsbridge-wire.js (topics, base64, wire formats).
 
 import { ClientConnection, WsbridgeError } from './wsbridge-connection.js';
 import {
@@ -53,6 +54,7 @@ const DEFAULTS = {
   transports: ['websocket', 'sse', 'polling'],
   forceTransport: undefined,
   transportTimeout: 5000,
+  postTimeout: undefined, // a fallback POST's bound (ms); default: the welcome's poll_timeout + transportTimeout
   fallbackProbeInterval: 30000,
   brokenWebSocketMemoryMs: 10 * 60 * 1000,
   EventSource: undefined,

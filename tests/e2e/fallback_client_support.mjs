@@ -37,12 +37,14 @@ export const NODE_TRANSPORT_OPTIONS = { WebSocket, EventSource };
 // others pass). `upgradeDelayMs`: how long an upgrade that passes waits before it goes on to the
 // bridge. `upgradeUrls`: the URL of every upgrade.
 // `dropPostAnswers`: how many of the next POST answers to swallow (the bridge got and applied the
-// POST; the client sees its connection die).
+// POST; the client sees its connection die). `holdPostAnswers`: how many to hold for ever (the
+// bridge applied the POST; the client's request stays open, unanswered).
 export class HostileProxy {
   constructor(targetPort) {
     this.targetPort = targetPort;
     this.upgrades = 'pass';
     this.dropPostAnswers = 0;
+    this.holdPostAnswers = 0;
     this.upgradeCount = 0;
     this.upgradeUrls = [];
     this.upgradeDelayMs = 0;
@@ -69,6 +71,11 @@ export class HostileProxy {
         this.dropPostAnswers -= 1;
         upRes.resume();
         upRes.on('end', () => req.socket.destroy());
+        return;
+      }
+      if (isPost && this.holdPostAnswers > 0) {
+        this.holdPostAnswers -= 1;
+        upRes.resume();
         return;
       }
       res.writeHead(upRes.statusCode, upRes.headers);

@@ -10,7 +10,7 @@ import {
   WsbridgeSocket, connect,
 } from '../../web/wsbridge.js';
 import { FakeFallbackServer } from './fallback_fake_server.mjs';
-import { Collector, MemoryStorage, NODE_TRANSPORT_OPTIONS, waitFor } from './fallback_client_support.mjs';
+import { Collector, MemoryStorage, NODE_TRANSPORT_OPTIONS, sleep, waitFor } from './fallback_client_support.mjs';
 import { defineScenarios } from './fallback_scenarios.mjs';
 
 const enc = (s) => new TextEncoder().encode(s);
@@ -216,6 +216,70 @@ test('closing a session aborts its POST in flight (a bridge that never answers k
   const closed = new Promise((resolve) => hung[0].on('close', resolve));
   c.close();
   await within(closed, 3000, 'the POST\'s connection to close');
+});
+
+// A POST the bridge took and never answers (a bridge hung after accepting the connection, a proxy
+// holding it) held it and every message after it until the application closed the socket: a
+// WsbridgeSocket used alone has no ping to notice. Now it fails after postTimeout and is sent again
+// as it was (the bridge skips what it applied), like a POST whose connection broke.
+function hangPosts(t, c, hang) {
+  const posts = []; // when each POST of the session reached the bridge
+  const hung = [];
+  fake.postHook = (session, body, res) => {
+    if (session?.conn !== c.socket.session.conn) return false;
+    posts.push(Date.now());
+    const how = hang(posts.length);
+    if (how === 'answer') return false;
+    if (how === 'apply') fake.applyPost(session, body);
+    hung.push(res);
+    return true;
+  };
+  t.after(() => { fake.postHook = null; for (const res of hung) res.destroy(); });
+  return posts;
+}
+
+for (const kind of ['sse', 'polling']) {
+  test(`${kind}: a POST never answered is given up after postTimeout and sent again, nothing lost or twice`, async (t) => {
+    const c = new Collector(fake.url('/echo'), { forceTransport: kind, sessionStorage: null, postTimeout: 300 });
+    t.after(() => c.close());
+    await c.opened;
+    // The first never reaches the route, the second (the retry) does: neither is answered.
+    const posts = hangPosts(t, c, (n) => ['drop', 'apply'][n - 1] ?? 'answer');
+    c.socket.send('one');
+    c.socket.send('two'); // (queued behind the POST of 'one')
+    await waitFor(() => c.messages.length >= 2 || c.closes.length > 0, 'both echoes', 8000);
+    await sleep(200);
+    assert.deepEqual(c.messages.map((m) => Buffer.from(m).toString()), ['one', 'two']);
+    assert.deepEqual(echoed(c), ['one', 'two']);
+    assert.ok(posts[1] - posts[0] >= 300, `retried after ${posts[1] - posts[0]} ms`);
+    assert.equal(c.socket.bufferedAmount, 0);
+    assert.equal(c.socket.readyState, 1);
+  });
+}
+
+test('polling: by default a POST waits the welcome\'s poll_timeout plus transportTimeout for its answer', async (t) => {
+  // The fake's welcome says poll_timeout 2 (s): 2000 + 1000 ms, then the retry (after 500 ms).
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'polling', sessionStorage: null, transportTimeout: 1000 });
+  t.after(() => c.close());
+  await c.opened;
+  const posts = hangPosts(t, c, (n) => (n === 1 ? 'drop' : 'answer'));
+  c.socket.send('late');
+  await waitFor(() => c.messages.length > 0 || c.closes.length > 0, 'the echo', 8000);
+  assert.deepEqual(c.messages.map((m) => Buffer.from(m).toString()), ['late']);
+  const waited = posts[1] - posts[0];
+  assert.ok(waited >= 3000 && waited < 5000, `retried after ${waited} ms`);
+});
+
+test('a bridge that never answers a POST: the socket closes (1006) after the retries', async (t) => {
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'sse', sessionStorage: null, postTimeout: 200 });
+  t.after(() => c.close());
+  await c.opened;
+  const posts = hangPosts(t, c, () => 'drop');
+  c.socket.send('into the void');
+  await waitFor(() => c.closes.length > 0, 'the close', 10000);
+  assert.equal(posts.length, 4, 'the POST and its three retries');
+  assert.deepEqual(c.closes.map((e) => [e.code, e.reason, e.wasClean]), [[1006, 'POST failed (no answer)', false]]);
+  assert.deepEqual(echoed(c), []);
 });
 
 // A stream that ends right after each welcome (a proxy that cuts it) was resumed every 50 ms for

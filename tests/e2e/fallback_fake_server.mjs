@@ -191,6 +191,20 @@ export class FakeFallbackServer {
     await new Promise((resolve) => this.server.close(resolve));
   }
 
+  // A POST's body applied to `session` (records it had skipped): {status, answer} to send back.
+  // A postHook may apply one and then never answer (a bridge whose answer never comes).
+  applyPost(session, buf) {
+    let body;
+    try { body = parseBody(buf); } catch { return { status: 400, answer: '' }; }
+    if (body.first > session.expected) return { status: 409, answer: JSON.stringify({ expected: session.expected }) };
+    body.records.forEach((r, i) => {
+      if (body.first + i < session.expected) return; // applied before: a retried POST
+      session.expected += 1;
+      session.receive(r.bytes, r.kind === 'b');
+    });
+    return { status: 200, answer: JSON.stringify({ next: session.expected }) };
+  }
+
   async http(req, res) {
     const url = new URL(req.url, 'http://x');
     const m = /^\/_wsbridge\/(sse|poll|send)(\/.*)$/.exec(url.pathname);
@@ -219,18 +233,8 @@ export class FakeFallbackServer {
       const chunks = [];
       for await (const c of req) chunks.push(c);
       if (this.postHook?.(session, Buffer.concat(chunks), res)) return;
-      let body;
-      try { body = parseBody(Buffer.concat(chunks)); } catch { res.writeHead(400).end(); return; }
-      if (body.first > session.expected) {
-        res.writeHead(409, { 'Content-Type': 'application/json' }).end(JSON.stringify({ expected: session.expected }));
-        return;
-      }
-      body.records.forEach((r, i) => {
-        if (body.first + i < session.expected) return; // applied before: a retried POST
-        session.expected += 1;
-        session.receive(r.bytes, r.kind === 'b');
-      });
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ next: session.expected }));
+      const applied = this.applyPost(session, Buffer.concat(chunks));
+      res.writeHead(applied.status, { 'Content-Type': 'application/json' }).end(applied.answer);
       return;
     }
     const s = session || new Session(this, route, kind === 'sse' ? 'sse' : 'polling');

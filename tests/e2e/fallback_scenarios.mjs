@@ -100,6 +100,29 @@ export function defineScenarios(env) {
       }
     });
 
+    // WsbridgeSocket alone (no client pings to close a dead connection): a POST whose answer
+    // never came held every message sent after it until the application closed the socket.
+    test(`${transport}: a POST the bridge applied but whose answer never comes is given up after postTimeout, applied once`, async () => {
+      const proxy = await new HostileProxy(env().bridge.port).start();
+      try {
+        const c = new Collector(proxy.url('/echo'), { forceTransport: transport, sessionStorage: null, postTimeout: 400 });
+        await c.opened;
+        proxy.holdPostAnswers = 1;
+        c.socket.send('one');
+        c.socket.send('two'); // (queued behind the POST of 'one')
+        assert.equal(await c.next(), 'one');
+        assert.equal(await c.next(), 'two');
+        await sleep(300);
+        assert.deepEqual(c.messages, [], 'nothing twice');
+        assert.deepEqual(proxy.posts[1], proxy.posts[0], 'the retry is the same body');
+        assert.equal(c.socket.bufferedAmount, 0);
+        assert.deepEqual(c.closes, []);
+        c.close();
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     test(`${transport}: connections cut under load: the session resumes, nothing lost or repeated`, async () => {
       const proxy = await new HostileProxy(env().bridge.port).start();
       try {
