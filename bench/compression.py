@@ -6,7 +6,8 @@ for each server (--compression-servers):
 
   shared          wsbridge, compression = "shared" (one deflate per message for every subscriber)
   off             wsbridge, compression = "off" (the clients still offer deflate)
-  per_connection  wsbridge, compression = "per_connection" (libwebsockets' own, per connection)
+  per_connection  wsbridge, compression = "per_connection": libwebsockets' own per-connection deflate
+                  in binaries before 2026-12-05, "shared" since (not in the default list)
   node            the Node bridge with ws's perMessageDeflate (index.mjs --deflate on)
   node_off        the Node bridge without it (what compression costs Node: node - node_off)
 

@@ -234,7 +234,8 @@ async def case_off(args):
 
 
 async def case_per_connection(args):
-    """compression = "per_connection" (lws' own deflate): whatever it answers to an offer, the
+    """compression = "per_connection" (served as "shared"; it was lws' own deflate, which aborted
+    the process on ordinary messages): whatever it answers to an offer, the
     connection must work: the response must be one websockets accepts (RFC 7692) and compressed
     messages, also ones that repeat an earlier message (context takeover), must round-trip."""
     for label, kwargs in [("default offer", {}),

@@ -122,7 +122,8 @@ TEST_F(CompressionEcho, PythonWebsocketsRefusedOffers) {
 TEST_F(CompressionEcho, PythonWebsocketsRouteOff) {
   python("off");
 }
-// compression = "per_connection": lws' deflate still works.
+// compression = "per_connection" (served as "shared" since lws' own deflate aborted the process):
+// every offer still works.
 TEST_F(CompressionEcho, PythonWebsocketsPerConnection) {
   python("per_connection");
 }

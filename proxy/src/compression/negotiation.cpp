@@ -4,20 +4,6 @@
 
 namespace wsbridge {
 
-namespace {
-
-// How many offers of permessage-deflate the list makes.
-std::size_t deflate_offers(std::string_view extensions) {
-  std::size_t n = 0;
-  for (auto at = extensions.find("permessage-deflate"); at != std::string_view::npos;
-       at = extensions.find("permessage-deflate", at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
-}  // namespace
-
 NegotiatedCompression negotiate_compression(std::string_view extensions,
                                             const CompressionConfig& config) {
   NegotiatedCompression n;
@@ -26,20 +12,11 @@ NegotiatedCompression negotiate_compression(std::string_view extensions,
     case CompressionMode::kOff:
       return n;
     case CompressionMode::kPerConnection:
-      // lws 4.1.6 mishandles two parameters (tests/integration/compression_foreign_test.cpp):
-      // with server_no_context_takeover it resets its inflater instead of its deflater (the
-      // client's second message fails to inflate), and it leaves server_max_window_bits out of
-      // its answer (RFC 7692 7.1.2.1; clients then fail the handshake). Such offers are declined.
-      // It also drops the connection without an answer when the list offers permessage-deflate
-      // twice ("ext mentioned twice"), and takes parameters RFC 7692 5 says to decline (unknown,
-      // repeated or invalid ones): lws gets one offer that the shared mode's reading accepts.
-      if (extensions.find("server_no_context_takeover") != std::string_view::npos ||
-          extensions.find("server_max_window_bits") != std::string_view::npos ||
-          deflate_offers(extensions) != 1 || !deflate_offer::negotiate(extensions, 15)) {
-        return n;
-      }
-      n.mode = CompressionMode::kPerConnection;
-      return n;
+      // Served as "shared". This mode was lws 4.1.6's own permessage-deflate, whose inflater
+      // aborts the whole process on ordinary compressed messages (an assert when a match is still
+      // being copied as its 1 KiB buffer fills: a 2.5 KB text from Chromium, Node's ws or python
+      // websockets was enough), whose deflater did the same on an empty message after another,
+      // and which corrupted long inflations over TLS: nothing wsbridge could guard from outside.
     case CompressionMode::kShared:
       break;
   }

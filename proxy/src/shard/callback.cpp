@@ -25,11 +25,6 @@ int add_extension_header(lws_process_html_args& args, const std::string& value) 
 
 }  // namespace
 
-Session* Shard::session_of(lws* wsi) {
-  const ConnectionData* data = ConnectionData::of(wsi);
-  return data != nullptr ? data->session : nullptr;
-}
-
 int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_int);
   if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
@@ -168,12 +163,6 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         }
         return self->serve_http(wsi, uri);
       }
-      case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
-        // lws' own permessage-deflate only where the route asked for it (per_connection).
-        return data != nullptr && data->pending &&
-                       data->pending->compression.mode == CompressionMode::kPerConnection
-                   ? 0
-                   : 1;
       case LWS_CALLBACK_ADD_HEADERS:
         // Called for the 101 too, after lws' own headers: the shared mode's agreement.
         if (data != nullptr && data->pending && !data->pending->compression.response.empty()) {

@@ -131,7 +131,7 @@ int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& u
   fallback_sessions_.erase(it);
   // (The same client, now on a WebSocket: its address as the session knew it.)
   s.transport = std::make_unique<WebSocketTransport>(
-      wsi, s.transport->peer_address(), socket_writer_, false, shared_deflate::WireFormat{}, false);
+      wsi, s.transport->peer_address(), socket_writer_, shared_deflate::WireFormat{}, false);
   data.session = &s;
   if (s.reading_paused) s.transport->set_reading(false);
   s.last_rx = SteadyClock::now();

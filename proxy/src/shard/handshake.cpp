@@ -323,12 +323,7 @@ NegotiatedCompression Shard::compression_for(lws* wsi, const RouteConfig& route)
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
   const CompressionConfig base =
       listener != listener_of_vhost_.end() ? listener->second->compression : CompressionConfig{};
-  CompressionConfig config = route.compression.over(base);
-  // lws 4.1.6's own permessage-deflate corrupts long inflations over TLS (its pending-TLS reads
-  // feed the inflater while it drains; the TLS test suite shows it): the shared mode there.
-  if (config.mode == CompressionMode::kPerConnection && lws_is_ssl(wsi) != 0) {
-    config.mode = CompressionMode::kShared;
-  }
+  const CompressionConfig config = route.compression.over(base);
   return negotiate_compression(header(wsi, WSI_TOKEN_EXTENSIONS), config);
 }
 

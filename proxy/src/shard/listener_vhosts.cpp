@@ -4,17 +4,11 @@
 
 #include <stdexcept>
 
-#include "recv_hook/deflate_guard.hpp"
 #include "server/listen_share.hpp"
 
 namespace wsbridge {
 
 namespace {
-
-const lws_extension kDeflateExtensions[] = {
-    {"permessage-deflate", deflate_guard::callback,
-     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
-    {nullptr, nullptr, nullptr}};
 
 // lws' own ping/hangup machinery is parked far away: pings and idle timeouts are per route and
 // run by our timer, which counts any frame from the peer (not only PONGs) as a sign of life.
@@ -91,8 +85,7 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
       }
     }
     listen_share::Scope scope(share);
-    // lws' extension is there for routes with compression = "per_connection"; every upgrade
-    // asks the core first (CONFIRM_EXTENSION_OKAY), which refuses it for the other modes.
+    // No lws extension: permessage-deflate is wsbridge's own (compression/shared_deflate.hpp).
     // A TLS listener: lws makes the SSL_CTX every connection starts on and hands it to us
     // (LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS, inside lws_create_vhost), where our
     // ClientHello callback takes over choosing the certificate (server_certificates.hpp).
@@ -111,7 +104,7 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
         listener.address, listener.port, name.c_str(),
         listener.tls ? LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
                      : 0,
-        &health_mount, kDeflateExtensions, headers);
+        &health_mount, nullptr, headers);
     configuring_tls_ = nullptr;
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
@@ -131,10 +124,11 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
     for (const auto& route : config_->routes) {
       per_connection |= route.compression.mode == CompressionMode::kPerConnection;
     }
-    if (listener.tls && per_connection) {
-      WSB_LOG(kWarn) << "compression = \"per_connection\" is served as \"shared\" on wss://"
-                     << url_host(listener.address) << ":" << listener.port
-                     << " (libwebsockets 4.1.6's own permessage-deflate is not reliable over TLS)";
+    if (per_connection) {
+      WSB_LOG(kWarn) << "compression = \"per_connection\" is served as \"shared\" on "
+                     << (listener.tls ? "wss://" : "ws://") << url_host(listener.address) << ":"
+                     << listener.port
+                     << " (libwebsockets 4.1.6's own permessage-deflate can abort the process)";
     }
   }
   if (index_ == 0) warn_of_untrusted_peers();

@@ -17,10 +17,7 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
   data.pending.reset();
   if (admitted.resume) return resume_on_websocket(wsi, data, admitted);
 
-  // Batched raw writes, unless lws' own per-connection permessage-deflate has per-frame work.
   const NegotiatedCompression& compression = admitted.compression;
-  // (lws has no call that says whether it agreed; through lws is right either way, only slower.)
-  const bool through_lws = compression.mode == CompressionMode::kPerConnection;
   const bool shared_deflate = compression.mode == CompressionMode::kShared;
   const std::size_t listener = listener_index(lws_get_vhost(wsi)).value_or(0);
   // (The address counted at the upgrade: lws' headers may be gone by now.)
@@ -29,8 +26,7 @@ int Shard::on_established(lws* wsi, ConnectionData& data) {
       *route, listener, std::move(admitted.decision), std::move(admitted.slot), uri,
       [&](ConnectionId) {
         return std::make_unique<WebSocketTransport>(wsi, std::move(client), socket_writer_,
-                                                    through_lws, compression.format,
-                                                    shared_deflate);
+                                                    compression.format, shared_deflate);
       },
       std::move(admitted.mqtt_refusal), compression.format, query_has(wsi, "_wsb", "welcome"));
   data.session = s;

@@ -89,9 +89,6 @@ class Shard final : private InboxDispatcher,
   const std::shared_ptr<const ServerConfig>& config() const { return config_; }
 
   static int lws_callback(lws* wsi, int reason, void* user, void* in, std::size_t len);
-  // The session of a shard's lws connection, if it is one (from ESTABLISHED to CLOSED); for code
-  // lws calls outside the protocol callback (deflate_guard). The connection's thread only.
-  static Session* session_of(lws* wsi);
 
  private:
   struct LwsTables;

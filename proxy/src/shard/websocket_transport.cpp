@@ -21,12 +21,10 @@ constexpr int kWriteHoldRxReason = 1 << 1;
 }  // namespace
 
 WebSocketTransport::WebSocketTransport(lws* wsi, std::string peer, SocketWriter& writer,
-                                       bool through_lws, shared_deflate::WireFormat format,
-                                       bool inflates)
+                                       shared_deflate::WireFormat format, bool inflates)
     : wsi_(wsi),
       peer_(std::move(peer)),
       writer_(writer),
-      through_lws_(through_lws),
       format_(format),
       inflates_(inflates),
       ssl_(lws_is_ssl(wsi) != 0 ? lws_get_ssl(wsi) : nullptr) {}
@@ -42,15 +40,13 @@ void WebSocketTransport::set_reading(bool on) {
 
 // Outside lws' turn our bytes may not meet lws' own: nothing of lws' may wait to be sent
 // (lws_partial_buffered), and lws may owe the client no answer (a PONG, a close reply) that it
-// would write into the middle of a frame the socket takes only part of now. permessage-deflate
-// frames go through lws_write, which lws wants in its turn.
+// would write into the middle of a frame the socket takes only part of now.
 bool WebSocketTransport::can_write_now() const {
-  return !through_lws_ && !was_paused_ && lws_partial_buffered(wsi_) == 0 &&
+  return !was_paused_ && lws_partial_buffered(wsi_) == 0 &&
          !mask_guard::answer_may_be_due(descriptor());
 }
 
-// (A frame lws writes, permessage-deflate's, is lws' to keep: lws_partial_buffered says only that
-// it holds some. TLS: a record OpenSSL sealed holds at most 16 KiB.)
+// (TLS: a record OpenSSL sealed holds at most 16 KiB.)
 std::size_t WebSocketTransport::unsent_bytes() const {
   return (partial_ ? wire_size(partial_->frame, format_) - partial_->sent : 0) + tls_sealed_;
 }
@@ -60,31 +56,14 @@ void WebSocketTransport::write_turn_began() {
 }
 
 WriteTurn WebSocketTransport::write(FrameQueue& queue, std::size_t budget) {
-  in_flight_.reset();  // the previous write turn's frame has been taken over completely by now
-  return through_lws_ ? write_through_lws(queue) : write_to_socket(queue, budget);
+  return write_to_socket(queue, budget);
 }
 
 bool WebSocketTransport::ping() {
-  in_flight_.reset();
   // lws hides PONGs with an empty payload from the callback, so the ping carries one.
   unsigned char ping[LWS_PRE + 4] = {};
   std::memcpy(ping + LWS_PRE, "wsbp", 4);
   return lws_write(wsi_, ping + LWS_PRE, 4, LWS_WRITE_PING) >= 0;
-}
-
-// permessage-deflate: lws compresses frame by frame, one lws_write per WRITEABLE.
-WriteTurn WebSocketTransport::write_through_lws(FrameQueue& queue) {
-  WriteTurn turn;
-  if (queue.empty()) return turn;
-  in_flight_ = std::move(queue.front());
-  queue.pop_front();
-  const Frame& frame = *in_flight_;
-  turn.frames_done = 1;
-  turn.payload_done = frame.size();
-  turn.dequeued_bytes = frame.size();
-  const auto mode = frame.is_text() ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
-  turn.failed = lws_write(wsi_, frame.payload_with_headroom(), frame.size(), mode) < 0;
-  return turn;
 }
 
 // Without an extension the queued frames go to the socket from here, header and shared payload

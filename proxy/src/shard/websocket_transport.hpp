@@ -15,11 +15,10 @@ namespace wsbridge {
 class WebSocketTransport final : public Transport {
  public:
   // `peer`: the client's address (Shard::client_address: behind a trusted proxy, the one it
-  // names). `writer`: the shard's write scratch (it outlives its sessions). `through_lws`: lws' own
-  // permessage-deflate may be on, so lws must frame (compress) each message itself. `format`:
-  // which shared compressed variant its frames are written as; `inflates`: shared
-  // permessage-deflate was agreed, so its messages may arrive compressed.
-  WebSocketTransport(lws* wsi, std::string peer, SocketWriter& writer, bool through_lws,
+  // names). `writer`: the shard's write scratch (it outlives its sessions). `format`: which
+  // shared compressed variant its frames are written as; `inflates`: shared permessage-deflate
+  // was agreed, so its messages may arrive compressed.
+  WebSocketTransport(lws* wsi, std::string peer, SocketWriter& writer,
                      shared_deflate::WireFormat format = {}, bool inflates = false);
 
   std::string_view kind() const override { return "websocket"; }
@@ -40,20 +39,15 @@ class WebSocketTransport final : public Transport {
   InboundFragment fragment(const void* in, std::size_t len);
 
  private:
-  WriteTurn write_through_lws(FrameQueue& queue);
   WriteTurn write_to_socket(FrameQueue& queue, std::size_t budget);
   void hold_reading(bool hold);
 
   lws* const wsi_;
   const std::string peer_;
   SocketWriter& writer_;
-  const bool through_lws_;
   const shared_deflate::WireFormat format_;
   const bool inflates_;
   bool in_message_ = false;  // inbound: between a message's first and final fragments
-  // The frame last handed to lws_write, kept alive until the next write turn: permessage-deflate
-  // may read it after the call returns.
-  std::optional<Frame> in_flight_;
   // Written by us (no extension): the frame the socket took part of, whose rest goes out before
   // anything else. While it is there, reading is held, so lws parses no PING or close it would
   // answer in the middle of it.
