@@ -8,7 +8,9 @@
 // that reflects an upstream's status, an upgrade it refuses but answers 101 for) would otherwise
 // open that pipe to a client that then writes plain HTTP requests for guarded prefixes on the
 // same backend ("WebSocket smuggling"). A 101 is only a WebSocket when it carries the
-// Sec-WebSocket-Accept computed from this request's key, which such an endpoint cannot produce.
+// Sec-WebSocket-Accept computed from this request's key, which a bare status reflection does not
+// produce. (An endpoint that also echoes headers can: the client picks the key. What wsbridge can
+// see of that risk, its configuration, is warned about: tunnel_exposure.hpp.)
 #pragma once
 
 #include <optional>

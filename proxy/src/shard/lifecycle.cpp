@@ -10,6 +10,7 @@
 #include "handshake/ip_address.hpp"
 #include "handshake/upgrade_hold.hpp"
 #include "http/static_files.hpp"
+#include "reverse_proxy/tunnel_exposure.hpp"
 #include "server/this_shard.hpp"
 #include "stream/lws_stream_client.hpp"
 
@@ -171,7 +172,10 @@ void Shard::open() {
 // A peer that forwards fallback requests here counts as one client address unless it is a
 // trusted proxy (docs/DEPLOY.md): said at start for peers given by address (a name's addresses
 // are not known here).
-void Shard::warn_of_untrusted_peers() const {
+void Shard::warn_of_config_risks() const {
+  for (const std::string& warning : reverse_proxy::tunnel_exposure_warnings(config_->proxies)) {
+    WSB_LOG(kWarn) << warning;
+  }
   for (const auto& [name, peer] : config_->fallback.peers) {
     std::string host = peer->host.substr(0, peer->host.rfind(':'));  // (host[:port], copied)
     if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);

@@ -131,7 +131,7 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
                      << " (libwebsockets 4.1.6's own permessage-deflate can abort the process)";
     }
   }
-  if (index_ == 0) warn_of_untrusted_peers();
+  if (index_ == 0) warn_of_config_risks();
   if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;
     admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);

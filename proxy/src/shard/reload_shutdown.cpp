@@ -90,6 +90,7 @@ void Shard::apply_reload(std::shared_ptr<ServerConfig> next) {
   WSB_LOG(kInfo) << "configuration reloaded from " << config_->file << ": "
                  << config_->routes.size() << " route(s); " << shared_.sessions.size()
                  << " open connection(s) keep the configuration they were admitted under";
+  warn_of_config_risks();
 }
 
 void Shard::follow_reload(std::shared_ptr<ServerConfig> next) {

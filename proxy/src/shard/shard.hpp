@@ -256,8 +256,9 @@ class Shard final : private InboxDispatcher,
   void wake_owner_of(fallback::ResponseChannel& channel, std::uint64_t connection);
   // The client certificate's fingerprint a fallback request's token is checked with.
   std::string request_client_cert(lws* wsi, std::string_view token, bool forwarded);
-  // At start: [fallback] peers given by an address that trusted_proxies does not list.
-  void warn_of_untrusted_peers() const;
+  // At start and at each reload: [fallback] peers given by an address that trusted_proxies does
+  // not list, and public [[proxy]] prefixes that tunnel to a guarded prefix's backend.
+  void warn_of_config_risks() const;
   void open_listeners(const lws_http_mount& health_mount);  // open()'s vhosts (listener_vhosts.cpp)
   // A request for a session of another instance `peer`: sent on to it (fallback/peer_relay.hpp).
   int forward_to_peer(lws* wsi, const fallback::Peer& peer, bool stream,
