@@ -1,13 +1,21 @@
 // wsbridge-fallback.js: a session of wsbridge.js carried over HTTP (docs/FALLBACK.md) when the
 // WebSocket does not work: its downstream (an SSE stream, or long-polls); its upstream POSTs are
-// in wsbridge-upstream.js. FallbackSession is WsbridgeSocket's carrier (wsbridge-socket.js): it
-// reports to its socket.
+// in wsbridge-upstream.js, the reading of its SSE stream in wsbridge-sse.js. FallbackSession is
+// WsbridgeSocket's carrier (wsbridge-socket.js): it reports to its socket.
 
 import { decodeSseEvent, parsePollBody, utf8Decoder } from './wsbridge-wire.js';
+import { SseReader } from './wsbridge-sse.js';
 import { Upstream } from './wsbridge-upstream.js';
 
 const STREAM_RETRIES = 3; // a lost stream or a failed poll: tries before the session is given up
 const STREAM_STABLE_MS = 5000; // a stream up this long, or bringing a message, was a success
+// A stream that brings nothing, not even the bridge's heartbeat comment (one every `heartbeat` s,
+// the welcome says), for this many heartbeats plus transportTimeout is lost (watchStream).
+const SILENT_HEARTBEATS = 2;
+// The bridge keeps time on a tick of about a second: an empty poll is answered up to that long
+// after poll_timeout (measured: 3 s for a poll_timeout of 2), which a poll's bound allows for
+// besides transportTimeout (a poll given up just before its answer counted as a failure).
+const BRIDGE_TICK_MS = 1000;
 
 function fallbackUrl(wsUrl, kind, params) {
   const url = new URL(wsUrl.href);
@@ -40,6 +48,8 @@ export class FallbackSession {
     this.failures = 0; // lost streams or failed polls in a row
     this.es = null;
     this.streamTimer = null;
+    this.watchdog = null; // the stream's silence timer (watchStream)
+    this.heartbeatMs = 0; // the welcome's heartbeat (0: none announced, the stream is not watched)
     this.poll = null; // the AbortController of the poll in flight
     this.pollTimeoutMs = 25000;
     this.credentials = 'include';
@@ -65,6 +75,9 @@ export class FallbackSession {
     clearTimeout(this.streamTimer);
     clearTimeout(this.stableTimer);
     this.stableTimer = setTimeout(() => { this.failures = 0; }, STREAM_STABLE_MS);
+    const heartbeat = Number(welcome.heartbeat);
+    this.heartbeatMs = Number.isFinite(heartbeat) && heartbeat > 0 ? heartbeat * 1000 : 0;
+    if (this.es) this.watchStream(this.es);
     if (this.token === null) {
       this.token = welcome.session;
       this.pollTimeoutMs = (Number(welcome.poll_timeout) || 25) * 1000;
@@ -131,35 +144,61 @@ export class FallbackSession {
   }
 
   openStream(url) {
-    const es = new this.socket._EventSource(url, { withCredentials: crossOrigin(url) });
+    // Our own reader over fetch by default (it sees the heartbeats), else the EventSource given.
+    const EventSourceClass = this.socket._EventSource;
+    const es = EventSourceClass
+      ? new EventSourceClass(url, { withCredentials: crossOrigin(url) })
+      : new SseReader(url, this.socket._fetch, this.credentials);
     this.es = es;
     // A resumed stream must bring its welcome in time too (the attempt's own timer covers the first).
     clearTimeout(this.streamTimer);
-    if (this.open()) this.streamTimer = setTimeout(() => es.onerror?.(), this.socket._opts.transportTimeout);
+    const welcomeWithin = this.socket._opts.transportTimeout;
+    if (this.open()) this.streamTimer = setTimeout(() => this.lostStream(es, 'the stream was lost'), welcomeWithin);
     const handle = (type) => (event) => {
       if (this.es !== es || this.stopped) return;
-      let decoded;
+      // (A bad event, or what the application's handlers throw, is reported; the stream goes on.)
       try {
-        decoded = decodeSseEvent(type, event.data);
+        const decoded = decodeSseEvent(type, event.data);
+        if (decoded.kind === 'control') this.onControl(decoded.control);
+        else this.onMessage(Number(event.lastEventId), decoded);
       } catch (err) {
         this.socket.onerror?.({ type: 'error', error: err });
-        return;
       }
-      if (decoded.kind === 'control') this.onControl(decoded.control);
-      else this.onMessage(Number(event.lastEventId), decoded);
     };
     es.onmessage = handle('message');
     es.addEventListener('frame', handle('frame'));
     es.addEventListener('control', handle('control'));
-    es.onerror = () => {
-      if (this.es !== es) return;
-      // Resumed by us, with the session's token: never by the EventSource, on the opening URL.
-      this.closeStream();
-      if (this.failed('the stream was lost')) this.resumeStream(this.failures > 1 ? 250 * 2 ** this.failures : 50);
+    es.onerror = () => this.lostStream(es, 'the stream was lost');
+  }
+
+  lostStream(es, reason) {
+    if (this.es !== es) return;
+    // Resumed by us, with the session's token: never by the EventSource, on the opening URL.
+    this.closeStream();
+    if (this.failed(reason)) this.resumeStream(this.failures > 1 ? 250 * 2 ** this.failures : 50);
+  }
+
+  // Once a stream's welcome came: a stream that goes silent without ending (a bridge or a proxy
+  // that stalls) is lost, as one that fails. The bridge writes a heartbeat every `heartbeat` s
+  // (within its one-second tick) whatever else it sends, so a healthy stream is never quiet much
+  // longer than one: two of them tolerate one late or lost, and transportTimeout is the network's
+  // margin, as for a poll (with the bridge's defaults: 35 s). Only our reader sees heartbeats:
+  // an EventSource hides comments, and a quiet stream is no sign of a dead one there.
+  watchStream(es) {
+    clearTimeout(this.watchdog);
+    if (!(es instanceof SseReader) || !(this.heartbeatMs > 0)) return;
+    const limit = SILENT_HEARTBEATS * this.heartbeatMs + this.socket._opts.transportTimeout;
+    const check = () => {
+      if (this.es !== es || this.stopped) return;
+      const quiet = Date.now() - es.seen;
+      if (quiet >= limit) this.lostStream(es, 'the stream went silent');
+      else this.watchdog = setTimeout(check, limit - quiet);
     };
+    check();
   }
 
   closeStream() {
+    clearTimeout(this.watchdog);
     const es = this.es;
     this.es = null;
     if (!es) return;
@@ -185,7 +224,7 @@ export class FallbackSession {
     while (!this.stopped) {
       const abort = new AbortController();
       this.poll = abort;
-      const limit = setTimeout(() => abort.abort(), this.pollTimeoutMs + this.socket._opts.transportTimeout);
+      const limit = setTimeout(() => abort.abort(), this.pollTimeoutMs + BRIDGE_TICK_MS + this.socket._opts.transportTimeout);
       let body = null;
       let status = 0;
       try {

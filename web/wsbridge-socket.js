@@ -70,10 +70,11 @@ export class WsbridgeSocket {
     this.url = String(url);
     const base = globalThis.location ? globalThis.location.href : undefined;
     this._wsUrl = new URL(this.url, base);
-    // Each may be injected (Node has no EventSource), or null for none.
+    // Each may be injected, or null for none. SSE is read over fetch (wsbridge-sse.js, which sees
+    // the bridge's heartbeats), or with the EventSource class given; EventSource null: no SSE.
     const given = (name, fallback) => (this._opts[name] === undefined ? fallback : this._opts[name]);
     this._WebSocket = given('WebSocket', globalThis.WebSocket);
-    this._EventSource = given('EventSource', globalThis.EventSource);
+    this._EventSource = given('EventSource', null);
     this._fetch = given('fetch', globalThis.fetch && globalThis.fetch.bind(globalThis));
     this._storage = this._opts.sessionStorage === undefined ? defaultStorage() : this._opts.sessionStorage;
     this._binaryType = 'blob';
@@ -116,7 +117,8 @@ export class WsbridgeSocket {
     const wanted = o.forceTransport ? [o.forceTransport] : [...o.transports];
     const usable = {
       websocket: typeof this._WebSocket === 'function',
-      sse: typeof this._EventSource === 'function' && typeof this._fetch === 'function',
+      sse: typeof this._fetch === 'function'
+        && (this._opts.EventSource === undefined || typeof this._EventSource === 'function'),
       polling: typeof this._fetch === 'function',
     };
     let order = wanted.filter((t) => usable[t]);

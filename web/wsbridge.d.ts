@@ -17,7 +17,7 @@ export interface WebSocketLike {
 /** What carries a connection (docs/FALLBACK.md). */
 export type Transport = 'websocket' | 'sse' | 'polling';
 
-/** The part of the EventSource interface the SSE transport uses; `globalThis.EventSource` by default. */
+/** The part of the EventSource interface the SSE transport uses when an EventSource class is given. */
 export interface EventSourceLike {
   onmessage: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
@@ -39,7 +39,7 @@ export interface TransportOptions {
   protocols?: string | string[];
   /**
    * The transports to try, in order, each until it brings wsbridge's welcome. Default
-   * ['websocket', 'sse', 'polling']; those this environment lacks (no EventSource in Node) are
+   * ['websocket', 'sse', 'polling']; those this environment lacks (no fetch, no WebSocket) are
    * skipped. ['websocket'] alone is a plain WebSocket as before the fallbacks: no welcome is
    * awaited, and no timeout.
    */
@@ -64,9 +64,14 @@ export interface TransportOptions {
   brokenWebSocketMemoryMs?: number;
   /** The WebSocket class. Default `globalThis.WebSocket`; null: none. */
   WebSocket?: WebSocketConstructor | null;
-  /** The EventSource class (Node: the `eventsource` package). Default `globalThis.EventSource`; null: none. */
+  /**
+   * An EventSource class to read the SSE stream with. Default: none, the stream is read over
+   * `fetch`, which sees the bridge's heartbeat comments (an EventSource hides them): a stream that
+   * brings nothing for two heartbeats plus `transportTimeout` is resumed as a lost one. With an
+   * EventSource given a stream that goes silent without ending is not noticed. null: no SSE.
+   */
   EventSource?: EventSourceConstructor | null;
-  /** fetch (polling and the upstream POSTs of both fallbacks). Default `globalThis.fetch`; null: none. */
+  /** fetch (the SSE stream, polling and the upstream POSTs). Default `globalThis.fetch`; null: none. */
   fetch?: typeof fetch | null;
   /** Default `globalThis.sessionStorage`; null: remember nothing. */
   sessionStorage?: StorageLike | null;

@@ -21,12 +21,15 @@
 //
 // The library is a few ES modules loaded by the browser itself, still with no build step; this one
 // is its entry point (WsbridgeClient's API and events) and re-exports what the others export:
-// wsbridge-connection.js (the client's connection, reconnects, liveness and frames),
-// wsbridge-socket.js (WsbridgeSocket, the transports), wsbridge-move.js (moving a fallback
-// session onto a WebSocket), wsbridge-fallback.js (the SSE and long-polling session),
-// wsbridge-upstream.js (its upstream POSTs), wsbridge-wire.js (topics, base64, wire formats).
+// wsbridge-connection.js (the client's connection, reconnects and liveness), wsbridge-frames.js
+// (its frames: requests and answers, messages to handlers, WsbridgeError), wsbridge-socket.js
+// (WsbridgeSocket, the transports), wsbridge-move.js (moving a fallback session onto a
+// WebSocket), wsbridge-fallback.js (the SSE and long-polling session), wsbridge-sse.js (its SSE
+// stream, read over fetch), wsbridge-upstream.js (its upstream POSTs), wsbridge-wire.js (topics,
+// base64, wire formats).
 
-import { ClientConnection, WsbridgeError } from './wsbridge-connection.js';
+import { ClientConnection } from './wsbridge-connection.js';
+import { WsbridgeError } from './wsbridge-frames.js';
 import {
   rememberWebSocketBroken, TRANSPORTS, webSocketRemembered, WsbridgeSocket,
 } from './wsbridge-socket.js';

@@ -18,6 +18,7 @@ function config(bridgePort, brokerPort) {
   return `
 [fallback]
 poll_timeout = "5s"
+heartbeat = "1s" # the SSE watchdog's scenarios wait for two
 [[listeners]]
 address = "127.0.0.1"
 port = ${bridgePort}

@@ -28,8 +28,10 @@ export class MemoryStorage {
   removeItem(k) { this.map.delete(k); }
 }
 
-// Node has no EventSource of its own: the `eventsource` package is the WHATWG one.
-export const NODE_TRANSPORT_OPTIONS = { WebSocket, EventSource };
+// Node 20 has no WebSocket of its own. SSE is read over fetch by default (web/wsbridge-sse.js);
+// the `eventsource` package (the WHATWG EventSource) is for the tests of an EventSource given.
+export const NODE_TRANSPORT_OPTIONS = { WebSocket };
+export { EventSource };
 
 // An HTTP proxy to the bridge on its own port. `upgrades`: "pass" (the default), "stall" (101
 // with a valid Sec-WebSocket-Accept, then nothing either way: what a broken proxy does) or
@@ -38,13 +40,17 @@ export const NODE_TRANSPORT_OPTIONS = { WebSocket, EventSource };
 // bridge. `upgradeUrls`: the URL of every upgrade.
 // `dropPostAnswers`: how many of the next POST answers to swallow (the bridge got and applied the
 // POST; the client sees its connection die). `holdPostAnswers`: how many to hold for ever (the
-// bridge applied the POST; the client's request stays open, unanswered).
+// bridge applied the POST; the client's request stays open, unanswered). `stallStreams`: how many
+// of the next SSE streams to stall after their first chunk (the welcome): nothing more of them
+// passes, and their connection stays open. `streams`: the URL of every SSE request.
 export class HostileProxy {
   constructor(targetPort) {
     this.targetPort = targetPort;
     this.upgrades = 'pass';
     this.dropPostAnswers = 0;
     this.holdPostAnswers = 0;
+    this.stallStreams = 0;
+    this.streams = [];
     this.upgradeCount = 0;
     this.upgradeUrls = [];
     this.upgradeDelayMs = 0;
@@ -65,6 +71,10 @@ export class HostileProxy {
 
   forward(req, res) {
     const isPost = req.method === 'POST';
+    const isStream = req.url.startsWith('/_wsbridge/sse/');
+    if (isStream) this.streams.push(req.url);
+    const stall = isStream && this.stallStreams > 0;
+    if (stall) this.stallStreams -= 1;
     const up = httpRequest({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url,
       headers: req.headers }, (upRes) => {
       if (isPost && this.dropPostAnswers > 0) {
@@ -80,6 +90,11 @@ export class HostileProxy {
       }
       res.writeHead(upRes.statusCode, upRes.headers);
       res.flushHeaders();
+      if (stall) {
+        let first = true;
+        upRes.on('data', (chunk) => { if (first) res.write(chunk); first = false; });
+        return;
+      }
       upRes.pipe(res);
     });
     up.on('error', () => res.destroy());

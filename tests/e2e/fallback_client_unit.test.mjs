@@ -1,5 +1,6 @@
 // Unit tests of web/wsbridge.js' fallback transports without the server binary: the wire helpers
-// (poll bodies, POST bodies, SSE events), the broken-WebSocket memory, and every scenario of
+// (poll bodies, POST bodies, SSE events, the SSE stream's parser and reader), the broken-WebSocket
+// memory, and every scenario of
 // fallback_scenarios.mjs against fallback_fake_server.mjs (written from docs/FALLBACK.md).
 //   node --test tests/e2e/fallback_client_unit.test.mjs
 import { test, before, after } from 'node:test';
@@ -9,6 +10,7 @@ import {
   parsePollBody, encodePostBody, decodeSseEvent, webSocketRemembered, rememberWebSocketBroken,
   WsbridgeSocket, connect,
 } from '../../web/wsbridge.js';
+import { SseParser, SseReader } from '../../web/wsbridge-sse.js';
 import { FakeFallbackServer } from './fallback_fake_server.mjs';
 import { Collector, MemoryStorage, NODE_TRANSPORT_OPTIONS, sleep, waitFor } from './fallback_client_support.mjs';
 import { defineScenarios } from './fallback_scenarios.mjs';
@@ -51,6 +53,47 @@ test('SSE events: plain text, frame t/b in base64, control', () => {
   assert.throws(() => decodeSseEvent('frame', 'zAAAA'));
 });
 
+// The SSE stream is read over fetch (web/wsbridge-sse.js: an EventSource hides the heartbeat
+// comments): its parser is the EventSource's, whatever the pieces the text arrives in.
+test('SSE stream: events as an EventSource has them, from any cut of the text', () => {
+  const text = ': hb\n\nid: 7\ndata: a\ndata:b\n\nevent: control\r\ndata: {"x":1}\r\n\r\n'
+    + 'data\n\nretry: 5\n: c\nevent: frame\rdata: t\r\rid\nevent: gone\n\nid: 9\ndata: cut';
+  const want = [['message', 'a\nb', '7'], ['control', '{"x":1}', '7'], ['message', '', '7'], ['frame', 't', '7']];
+  const events = (pieces) => {
+    const got = [];
+    const parser = new SseParser((...e) => got.push(e));
+    for (const p of pieces) parser.feed(p);
+    return got;
+  };
+  assert.deepEqual(events([text]), want);
+  for (let i = 0; i <= text.length; i++) {
+    for (const j of [i, i + 1, i + 2, text.length]) {
+      assert.deepEqual(events([text.slice(0, i), '', text.slice(i, j), text.slice(j)]), want, `cut at ${i}, ${j}`);
+    }
+  }
+});
+
+test('SSE stream: anything but a 200 event stream fails it, as does its end', async () => {
+  const answers = [
+    new Response('{"error":"unknown_session"}', { status: 404, headers: { 'Content-Type': 'text/event-stream' } }),
+    new Response('<html>', { status: 200, headers: { 'Content-Type': 'text/html' } }),
+    new Response('id: 1\ndata: x\n\n', { status: 200, headers: { 'Content-Type': 'text/event-stream; charset=utf-8' } }),
+  ];
+  const seen = [];
+  for (const answer of answers) {
+    const reader = new SseReader('http://x.test/s', async (_url, init) => {
+      seen.push([init.credentials, init.cache, init.headers.Accept]);
+      return answer;
+    }, 'include');
+    const got = [];
+    reader.onmessage = (e) => got.push([e.data, e.lastEventId]);
+    await within(new Promise((resolve) => { reader.onerror = resolve; }), 2000, 'the error');
+    got.push(reader.closed);
+    assert.deepEqual(got, answer.status === 200 && answer.headers.get('Content-Type') !== 'text/html' ? [['x', '1'], true] : [true]);
+  }
+  assert.deepEqual(seen[0], ['include', 'no-store', 'text/event-stream']);
+});
+
 test('the broken WebSocket is remembered per origin and path, until its expiry', async () => {
   const storage = new MemoryStorage();
   const url = new URL('wss://example.test:8443/mqtt?x=1');
@@ -72,6 +115,12 @@ test('the broken WebSocket is remembered per origin and path, until its expiry',
 test('transports that cannot exist here are skipped; none at all is a TypeError', () => {
   assert.throws(() => new WsbridgeSocket('ws://x.test/a', { WebSocket: null, EventSource: null, fetch: null }),
     /none of the transports/);
+  // SSE needs fetch only (its stream is read over fetch), unless an EventSource is given; null: none.
+  const offline = async () => { throw new TypeError('offline'); };
+  assert.throws(() => new WsbridgeSocket('ws://x.test/a', { forceTransport: 'sse', EventSource: null, fetch: offline }),
+    /none of the transports sse/);
+  assert.throws(() => new WsbridgeSocket('ws://x.test/a', { forceTransport: 'sse', fetch: null }), /none of the transports sse/);
+  new WsbridgeSocket('ws://127.0.0.1:9/a', { forceTransport: 'sse', fetch: offline }).close();
   assert.throws(() => connect('ws://x.test/a', { transports: ['websocket'], WebSocket: null }),
     /no WebSocket implementation/);
   const client = connect('ws://127.0.0.1:9/a', { WebSocket: null, fetch: async () => { throw new TypeError('offline'); } });
@@ -143,8 +192,8 @@ test('a POST answered 410 with a close record 1012 ends the session with it, at 
 // The texts the fake got from the session of `c` (a Collector), in order.
 const echoed = (c) => fake.received.filter((r) => r.conn === c.socket.session.conn).map((r) => r.bytes.toString());
 
-test('polling: a message handler that throws is reported, and the polling goes on', async (t) => {
-  const c = new Collector(fake.url('/echo'), { forceTransport: 'polling', sessionStorage: null });
+for (const kind of ['sse', 'polling']) test(`${kind}: a message handler that throws is reported, and the ${kind === 'sse' ? 'stream' : 'polling'} goes on`, async (t) => {
+  const c = new Collector(fake.url('/echo'), { forceTransport: kind, sessionStorage: null });
   t.after(() => c.close());
   await c.opened;
   const errors = [];
@@ -268,6 +317,22 @@ test('polling: by default a POST waits the welcome\'s poll_timeout plus transpor
   assert.deepEqual(c.messages.map((m) => Buffer.from(m).toString()), ['late']);
   const waited = posts[1] - posts[0];
   assert.ok(waited >= 3000 && waited < 5000, `retried after ${waited} ms`);
+});
+
+// The bridge answers an empty poll on its one-second tick: up to a second after poll_timeout (3 s
+// measured for a poll_timeout of 2). A poll bounded by poll_timeout plus transportTimeout alone
+// was given up before that answer when transportTimeout was small: a lost poll every so often,
+// and a session closed (1006) after four in a row.
+test('polling: an empty poll answered up to a second after poll_timeout is waited for, not given up', async (t) => {
+  fake.pollLateMs = 900;
+  t.after(() => { fake.pollLateMs = 0; });
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'polling', sessionStorage: null, transportTimeout: 200 });
+  t.after(() => c.close());
+  await c.opened;
+  const mine = () => fake.polls.filter((p) => p.conn === c.socket.session.conn);
+  await waitFor(() => mine().length >= 2, 'two empty polls', 10000);
+  assert.deepEqual(mine().slice(0, 2), [{ conn: c.socket.session.conn, cut: false }, { conn: c.socket.session.conn, cut: false }]);
+  assert.deepEqual(c.closes, []);
 });
 
 test('a bridge that never answers a POST: the socket closes (1006) after the retries', async (t) => {

@@ -8,7 +8,8 @@
 // A WebSocket upgrade with `_wsb=resume&s=TOKEN&last=N` takes a fallback session over (404 when
 // the token names no open fallback session of that route). `close(session, code, reason)` ends a
 // session as the server would (a close frame, or a close record on its stream, poll, or next
-// request; a POST after it gets 410 with the record).
+// request; a POST after it gets 410 with the record). An SSE stream gets a heartbeat comment every
+// `heartbeatS` seconds (1 by default, as fallback_client.test.mjs configures the real bridge).
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { topicMatches } from '../../web/wsbridge.js';
@@ -55,7 +56,7 @@ class Session {
 
   welcome(last = this.nextId - 1) {
     return JSON.stringify({ type: 'welcome', session: this.token, conn: this.conn, transport: this.transport,
-      last, heartbeat: 15, poll_timeout: POLL_TIMEOUT_S });
+      last, heartbeat: this.server.heartbeatS, poll_timeout: POLL_TIMEOUT_S });
   }
 
   send(bytes, binary) {
@@ -150,6 +151,10 @@ export class FakeFallbackServer {
     this.received = []; // every message from a client, in order
     this.sent = []; // every fallback message to a client
     this.moves = 0; // sessions a WebSocket took over
+    this.heartbeatS = 1; // the welcome's `heartbeat`, and how often a stream gets `: hb`
+    // How late past poll_timeout an empty poll is answered (the real bridge: within its 1 s tick).
+    this.pollLateMs = 0;
+    this.polls = []; // every poll that waited: {conn, cut} (cut: its client went before the answer)
     // A test's own answer to POSTs: (session, body Buffer, res) => true when it answered.
     this.postHook = null;
     // A test's own answer to a resumed stream: (session, res) => true when it answered.
@@ -247,17 +252,25 @@ export class FakeFallbackServer {
       res.write(`id: ${s.nextId - 1}\nevent: control\ndata: ${s.welcome()}\n\n`);
       for (const x of s.buffer) s.writeEvent(res, x);
       s.sse = res;
-      res.on('close', () => { if (s.sse === res) s.sse = null; });
+      const heartbeat = setInterval(() => {
+        if (!res.writableEnded && !res.destroyed) res.write(': hb\n\n');
+      }, this.heartbeatS * 1000);
+      res.on('close', () => {
+        clearInterval(heartbeat);
+        if (s.sse === res) s.sse = null;
+      });
       return;
     }
     // Polling: the opening request gets the welcome; later ones wait for messages.
     if (session && s.buffer.length === 0) {
+      let cut = false;
       await new Promise((resolve) => {
-        const timer = setTimeout(resolve, POLL_TIMEOUT_S * 1000);
+        const timer = setTimeout(resolve, POLL_TIMEOUT_S * 1000 + this.pollLateMs);
         s.waiter = () => { clearTimeout(timer); resolve(); };
-        res.on('close', () => { clearTimeout(timer); resolve(); });
+        res.on('close', () => { cut = true; clearTimeout(timer); resolve(); });
       });
       s.waiter = null;
+      this.polls.push({ conn: s.conn, cut });
       if (s.closeRecord) {
         res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(s.closeBody());
         return;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, webSocketRemembered } from '../../web/wsbridge.js';
 import {
-  Collector, HostileProxy, MemoryStorage, NODE_TRANSPORT_OPTIONS, bytesOf, sleep, waitFor,
+  Collector, EventSource, HostileProxy, MemoryStorage, NODE_TRANSPORT_OPTIONS, bytesOf, sleep, waitFor,
 } from './fallback_client_support.mjs';
 
 const TEXTS = ['hello', 'line 1\nline 2\n', '', 'cr\r\nlf\rend', 'ünïcödé €𝄞', '{"json":true}'];
@@ -149,6 +149,66 @@ export function defineScenarios(env) {
       }
     });
   }
+
+  // A stream that stops bringing anything without ending (a bridge or proxy that stalls) was
+  // waited on for ever by a client that sends nothing. The bridge writes a heartbeat comment every
+  // `heartbeat` s (1 here): a stream silent for two plus transportTimeout is resumed from the last
+  // id, as a lost one, and one that brings heartbeats alone is left alone, however quiet.
+  const watchdogLimit = (c) => 2 * c.socket.session.heartbeat * 1000 + 800;
+
+  test('sse: a stream that goes silent without ending is resumed after two heartbeats, nothing lost or repeated', async () => {
+    const proxy = await new HostileProxy(env().bridge.port).start();
+    try {
+      proxy.stallStreams = 1;
+      const c = new Collector(proxy.url('/echo'), { forceTransport: 'sse', sessionStorage: null, transportTimeout: 800 });
+      await c.opened;
+      const opened = Date.now();
+      const limit = watchdogLimit(c);
+      c.socket.send('one');
+      c.socket.send(Uint8Array.from([2]));
+      c.socket.send('three'); // (their echoes go to the stalled stream)
+      await waitFor(() => c.messages.length >= 3 || c.closes.length > 0, 'the echoes on a resumed stream', limit + 5000);
+      const waited = Date.now() - opened;
+      assert.ok(waited >= limit - 100 && waited < limit + 3000, `resumed after ${waited} ms (limit ${limit})`);
+      await sleep(300);
+      assert.deepEqual(c.messages.map((m) => (typeof m === 'string' ? m : [...bytesOf(m)])), ['one', [2], 'three'], 'each once');
+      assert.deepEqual(c.closes, []);
+      assert.deepEqual(c.lost, []);
+      assert.equal(proxy.streams.length, 2);
+      const resumed = new URL(proxy.streams[1], 'http://x').searchParams;
+      assert.equal(resumed.get('s'), c.socket.session.session);
+      assert.equal(resumed.get('last'), '0');
+      c.messages.length = 0;
+      c.socket.send('after');
+      assert.equal(await c.next(), 'after');
+      c.close();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('sse: a quiet stream that brings heartbeats alone is kept, not resumed', async () => {
+    const proxy = await new HostileProxy(env().bridge.port).start();
+    try {
+      const c = new Collector(proxy.url('/echo'), { forceTransport: 'sse', sessionStorage: null, transportTimeout: 800 });
+      await c.opened;
+      await sleep(watchdogLimit(c) + 1500);
+      assert.equal(proxy.streams.length, 1, 'one stream all along');
+      c.socket.send('still there');
+      assert.equal(await c.next(), 'still there');
+      assert.deepEqual(c.closes, []);
+      c.close();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('sse: an EventSource given reads the stream instead (the eventsource package here)', async () => {
+    const c = new Collector(env().bridge.url('/echo'), { forceTransport: 'sse', sessionStorage: null, EventSource });
+    assert.equal(await c.opened, 'sse');
+    await echoAll(c);
+    c.close();
+  });
 
   // The session itself moves (docs/FALLBACK.md, "Moving a session to a WebSocket"): exact, with
   // no de-duplication anywhere, both ways, while messages keep coming.
