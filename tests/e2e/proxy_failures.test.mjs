@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   AUTH_TABLES, ProxyBridge, RawConnection, assertAlive, freePort, httpRequest, nthMessage, openWebSocket,
-  sleep, startHttpBackend, startWsBackend, stopAll, tempDir, token, uploadOutcome, within,
+  sleep, startHttpBackend, startWsBackend, stopAll, tempDir, token, uploadOutcome, waitFor, within,
 } from './proxy_support.mjs';
 
 let dir;
@@ -375,4 +375,18 @@ test('an upgrade without a valid Sec-WebSocket-Key is 400, another version 426, 
     c.close();
   }
   await alive();
+});
+
+// Bytes in the same read as the 101 (the backend's first frames) and bytes the browser sent right
+// behind its upgrade are relayed and counted in the tunnel's log line (they were left out).
+test('bytes around the 101 are relayed and counted in the tunnel\'s byte counts', { timeout: 20000 }, async () => {
+  const c = await RawConnection.open(bridge.port);
+  c.write(['GET /ok/switch?accept=right&extra=hello HTTP/1.1', 'Host: a', 'Upgrade: websocket',
+    'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13',
+    '', 'early'].join('\r\n'));
+  assert.equal((await c.response()).status, 101);
+  await waitFor(() => c.buffer.toString() === 'hello', 'the bytes behind the 101', 5000);
+  c.close();
+  await waitFor(() => /proxy: tunnel close remote=\S+ path=\/ok\/switch\S* .*bytes_up=5 bytes_down=5/.test(bridge.log),
+    'the tunnel close line with 5 bytes each way', 5000);
 });

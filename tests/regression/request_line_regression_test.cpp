@@ -168,6 +168,19 @@ TEST_P(RequestLines, UpgradesToOtherProtocolsAreIgnoredAndTheRequestServed) {
   EXPECT_EQ(r.status, 101);
 }
 
+// The upgrade token is case-insensitive (RFC 9110 7.8): "Upgrade: WebSocket" alone was passed to
+// lws as sent, which compares it with strcmp and hung the connection up without an answer.
+TEST_P(RequestLines, AnUpgradeTokenInAnyCaseIsAWebSocketUpgrade) {
+  for (const char* token : {"WebSocket", "WEBSOCKET", " Websocket "}) {
+    TcpConn conn = raw();
+    const HttpResponse r =
+        answer(std::string("GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: ") + token +
+                   "\r\nConnection: Upgrade\r\n" + std::string(kKeyAndVersion),
+               conn);
+    EXPECT_EQ(r.status, 101) << token;
+  }
+}
+
 // RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored; RFC 6455 asks for HTTP/1.1.
 TEST_P(RequestLines, AnHttp10RequestIsNeverUpgraded) {
   TcpConn conn = raw();

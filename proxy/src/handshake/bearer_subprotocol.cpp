@@ -234,12 +234,12 @@ void RequestHeadFilter::keep_value_byte(char c) {
   }
 }
 
-// An Upgrade line reaches lws only when it offers "websocket", as exactly that value: RFC 9110
-// 7.8 lets a server ignore an upgrade it does not do, which serves the request over HTTP/1.1.
-// lws 4.1.6 would switch to HTTP/2 on "h2c" (curl --http2, Java's HttpClient on http:// URLs) or
-// drop the connection, and answer any other value, a list with "websocket" in it included, with
-// its HTML 403 (and then go on with the request's header table already given back). A value too
-// long to hold is no real client's WebSocket upgrade and goes too.
+// An Upgrade line reaches lws only when it offers "websocket" (in any case), as exactly that value:
+// RFC 9110 7.8 lets a server ignore an upgrade it does not do, which serves the request over
+// HTTP/1.1. lws 4.1.6 would switch to HTTP/2 on "h2c" (curl --http2, Java's HttpClient on http://
+// URLs) or drop the connection, and answer any other value, a list with "websocket" in it included,
+// with its HTML 403 (and then go on with the request's header table already given back). A value
+// too long to hold is no real client's WebSocket upgrade and goes too.
 void RequestHeadFilter::upgrade_byte(char c, std::string* out) {
   if (c != '\n') {
     held_name_.push_back(c);
@@ -254,7 +254,7 @@ void RequestHeadFilter::upgrade_byte(char c, std::string* out) {
   const bool cr = value_.find('\r') != std::string::npos;
   const std::string_view value =
       trim_line_blanks(std::string_view(value_).substr(0, value_.find('\r')));
-  if (iequals(value, "websocket")) {
+  if (value == "websocket") {
     held_name_.push_back(c);
     emit(out, std::exchange(held_name_, {}));
     end_value_line();
@@ -264,7 +264,8 @@ void RequestHeadFilter::upgrade_byte(char c, std::string* out) {
     held_name_.clear();
     return;
   }
-  // Shorter than what came in: the list held more than "websocket" alone.
+  // Written as lws compares it (strcmp: "WebSocket" hung the connection up unanswered), and
+  // shorter than what came in when the list held more than "websocket" alone.
   held_name_.resize(held_name_.find(':') + 1);
   held_name_ += cr ? " websocket\r\n" : " websocket\n";
   emit(out, std::exchange(held_name_, {}));

@@ -318,7 +318,8 @@ void ClientConnection::start_tunnel() {
                   {"user", identity_.user}});
   client_->write(client_response_head(*response_, true, listener_hsts()));
   sent_anything_ = true;
-  if (!response_in_.empty()) {
+  if (!response_in_.empty()) {  // frames in the same read as the 101: counted as relayed
+    tunnel_bytes_down_ += response_in_.size();
     client_->write(response_in_);
     response_in_.clear();
   }
@@ -329,6 +330,7 @@ void ClientConnection::start_tunnel() {
   if (!in_.empty()) {
     std::string early = std::move(in_);
     in_.clear();
+    tunnel_bytes_up_ += early.size();
     if (!backend_->stream().write(early)) {
       client_->pause_reading(true);
       client_paused_ = true;

@@ -22,7 +22,8 @@ Endpoints, chosen by the last segment of the path (so any proxy prefix or base r
   hop       answers with hop-by-hop response fields that a proxy must drop.
   until-close  ?bytes=N: an answer without Content-Length or chunking, ended by the close.
   slow-body ?ms=N: the head and 100 of 1000 announced bytes, then silence for N ms.
-  switch    ?accept=right|wrong|none|bare: 101 to anything, then HTTP again on the connection.
+  switch    ?accept=right|wrong|none|bare[&extra=TEXT]: 101 to anything (TEXT right behind it),
+            then HTTP again on the connection.
   reject    answers 413 with Connection: close before reading the body, then drains it.
 """
 import argparse
@@ -203,8 +204,9 @@ class Handler(socketserver.BaseRequestHandler):
                         guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
                         digest = hashlib.sha1((key + guid + ("" if mode == "right" else "x")).encode())
                         fields.append("Sec-WebSocket-Accept: " + base64.b64encode(digest.digest()).decode())
+                    # ?extra=TEXT: sent in the same write, right behind the head.
                     self.request.sendall(("\r\n".join(["HTTP/1.1 101 Switching Protocols"] + fields)
-                                          + "\r\n\r\n").encode())
+                                          + "\r\n\r\n" + query.get("extra", "")).encode())
                     continue
                 if op == "bare-lf":
                     self.request.sendall(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
