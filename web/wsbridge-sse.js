@@ -3,13 +3,19 @@
 // (`: hb`, docs/FALLBACK.md), so only a reader of our own can tell a quiet stream from a dead one.
 // SseReader has the part of the EventSource interface the session uses, plus `seen`.
 
+// What one event (its lines so far) may hold: a stream that never ends a line or an event (a proxy
+// or portal sending something else) fails instead of growing the page's memory without end.
+const MAX_EVENT_CHARS = 64 * 1024 * 1024;
+
 /**
  * The event stream format (WHATWG HTML, "Parsing an event stream"), fed decoded text in pieces
  * cut anywhere: `onEvent(type, data, lastEventId)` per event. Comments and `retry` are skipped.
+ * feed() throws once an event's text passes `maxChars`.
  */
 export class SseParser {
-  constructor(onEvent) {
+  constructor(onEvent, maxChars = MAX_EVENT_CHARS) {
     this.onEvent = onEvent;
+    this.maxChars = maxChars;
     this.partial = ''; // the line begun, not yet ended
     this.afterCR = false; // the last piece ended in CR: an LF first in the next ends nothing
     this.type = '';
@@ -28,6 +34,7 @@ export class SseParser {
       const end = re.exec(text);
       if (end === null) {
         this.partial += text.slice(at);
+        this.bound();
         return;
       }
       const line = this.partial + text.slice(at, end.index);
@@ -38,6 +45,13 @@ export class SseParser {
         else if (text[at] === '\n') at += 1;
       }
       this.line(line);
+      this.bound();
+    }
+  }
+
+  bound() {
+    if (this.partial.length + this.data.length > this.maxChars) {
+      throw new Error(`an SSE event over ${this.maxChars} characters`);
     }
   }
 

@@ -73,6 +73,14 @@ test('SSE stream: events as an EventSource has them, from any cut of the text', 
   }
 });
 
+test('SSE stream: an event or a line that never ends fails the stream at a bound', () => {
+  const parser = new SseParser(() => {}, 100);
+  parser.feed('data: ' + 'x'.repeat(50) + '\n\n');
+  assert.throws(() => parser.feed('x'.repeat(101)), /over 100 characters/);
+  const lines = new SseParser(() => {}, 100);
+  assert.throws(() => { for (let i = 0; i < 30; i++) lines.feed('data: abcd\n'); }, /over 100/);
+});
+
 test('SSE stream: anything but a 200 event stream fails it, as does its end', async () => {
   const answers = [
     new Response('{"error":"unknown_session"}', { status: 404, headers: { 'Content-Type': 'text/event-stream' } }),
