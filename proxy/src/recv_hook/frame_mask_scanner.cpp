@@ -83,9 +83,9 @@ std::size_t FrameMaskScanner::feed(unsigned char* data, std::size_t len) {
       case State::kHeader0: {
         frame_start = i;
         const unsigned opcode = data[i] & 0x0f;
-        // RFC 7692 6.1: RSV1 marks a compressed message on its first frame only. lws' own
-        // extension (per_connection) let it through on PINGs and continuations; without an
-        // extension lws refuses any RSV bit itself.
+        // RFC 7692 6.1: RSV1 marks a compressed message on its first frame only. Refused here
+        // with the other violations, whatever lws would do: its own extension (what
+        // per_connection was) let it through on PINGs and continuations.
         if ((data[i] & 0x40) != 0 && ((opcode & 0x8) != 0 || opcode == 0x0)) {
           return violate(Why::kRsv1OutOfPlace, frame_start);
         }

@@ -15,15 +15,15 @@ namespace wsbridge {
 // frame of each compressed data message before lws parses it: lws 4.1.6 refuses RSV bits on a
 // connection where it negotiated no extension of its own, and here the session inflates the
 // message. Whether each data message was compressed is queued, in order, for the session to take
-// when that message begins. RSV1 anywhere else (a control or continuation frame, a connection
-// without the extension) is left for lws to refuse with 1002, as RFC 7692 6.1 asks.
+// when that message begins. RSV1 on a data message's first frame of a connection without the
+// extension is left for lws to refuse with 1002, as RFC 7692 6.1 asks.
 //
 // It also checks what lws 4.1.6 lets through or drops without a close frame: a control frame
 // over 125 bytes (lws dropped the connection), a close frame's payload (lws echoed a 1-byte
 // payload, codes no endpoint may send, and a reason that is not UTF-8 back to the client), RSV1
-// on a control or continuation frame (lws' own permessage-deflate took it), and a 64-bit length
-// with its top bit set (dropped without a close frame). Such a frame is a violation like an
-// unmasked one, with its own close code and reason.
+// on a control or continuation frame (lws' own permessage-deflate, while wsbridge used it, took
+// it), and a 64-bit length with its top bit set (dropped without a close frame). Such a frame is
+// a violation like an unmasked one, with its own close code and reason.
 class FrameMaskScanner {
  public:
   // Why the stream was refused: the close the connection gets.
