@@ -17,6 +17,14 @@ const SILENT_HEARTBEATS = 2;
 // besides transportTimeout (a poll given up just before its answer counted as a failure).
 const BRIDGE_TICK_MS = 1000;
 
+// A welcome's number of seconds, when it is one a timer can hold (setTimeout takes at most
+// 2^31 - 1 ms and fires at once beyond): else `fallback` (a broken or hostile welcome's
+// -10 or 3e6 made every poll and POST time out at once, or the watchdog spin).
+function seconds(value, fallback) {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 && n <= 86400 ? n : fallback;
+}
+
 function fallbackUrl(wsUrl, kind, params) {
   const url = new URL(wsUrl.href);
   if (url.protocol === 'ws:') url.protocol = 'http:';
@@ -75,12 +83,11 @@ export class FallbackSession {
     clearTimeout(this.streamTimer);
     clearTimeout(this.stableTimer);
     this.stableTimer = setTimeout(() => { this.failures = 0; }, STREAM_STABLE_MS);
-    const heartbeat = Number(welcome.heartbeat);
-    this.heartbeatMs = Number.isFinite(heartbeat) && heartbeat > 0 ? heartbeat * 1000 : 0;
+    this.heartbeatMs = seconds(welcome.heartbeat, 0) * 1000;
     if (this.es) this.watchStream(this.es);
     if (this.token === null) {
       this.token = welcome.session;
-      this.pollTimeoutMs = (Number(welcome.poll_timeout) || 25) * 1000;
+      this.pollTimeoutMs = seconds(welcome.poll_timeout, 25) * 1000;
       const limit = Number(welcome.max_post_bytes);
       if (Number.isSafeInteger(limit) && limit >= 1024) this.upstream.maxPostBytes = limit;
       this.socket.session = welcome;
@@ -90,6 +97,12 @@ export class FallbackSession {
 
   onMessage(id, message) {
     if (!this.open()) return;
+    // Every message of the bridge has an id (a positive integer): one without, or with another,
+    // would make lastId NaN and the resume point unusable (repeats, then a 400 on the resume).
+    if (!Number.isSafeInteger(id) || id <= 0) {
+      this.socket.onerror?.({ type: 'error', error: new Error(`a message without a valid id (${id})`) });
+      return;
+    }
     if (id <= this.lastId) return; // a resumed stream's repeat
     this.lastId = id;
     this.failures = 0;

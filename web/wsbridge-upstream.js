@@ -91,13 +91,16 @@ export class Upstream {
       // answer about this body counts: a 200 without one (a captive portal, a proxy's page) or
       // naming what was never sent is no delivery, and is tried again.
       const next = Number(status === 200 ? answer?.next : answer?.expected);
-      if (status === 200 && Number.isSafeInteger(next) && next >= first && next <= last + 1) {
+      // An answer that applies nothing of this body (it names its first message) is no progress:
+      // sent again at once, it made a flood of POSTs; it counts as a failed try instead.
+      const progress = next !== first;
+      if (status === 200 && progress && Number.isSafeInteger(next) && next >= first && next <= last + 1) {
         const rest = messages.filter((m) => m.seq >= next);
         for (const m of messages) if (!rest.includes(m)) this.bufferedAmount -= m.size;
         this.queue.unshift(...rest);
         break;
       }
-      if (status === 409) {
+      if (status === 409 && progress) {
         if (!Number.isSafeInteger(next) || next < first || next > last + 1) {
           session.end(1006, 'the upstream lost its place', false);
           return;

@@ -5,6 +5,7 @@
 //   node --test tests/e2e/fallback_client_unit.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { within } from './mqtt_passthrough_support.mjs';
 import {
   parsePollBody, encodePostBody, decodeSseEvent, webSocketRemembered, rememberWebSocketBroken,
@@ -353,6 +354,96 @@ test('a bridge that never answers a POST: the socket closes (1006) after the ret
   assert.equal(posts.length, 4, 'the POST and its three retries');
   assert.deepEqual(c.closes.map((e) => [e.code, e.reason, e.wasClean]), [[1006, 'POST failed (no answer)', false]]);
   assert.deepEqual(echoed(c), []);
+});
+
+// An answer that applies nothing of the POST (200 naming its first message as next, or 409
+// expecting it) sent the same POST again at once, for ever: thousands a second. It is a failed
+// try now, with the retries' backoff and their end.
+for (const status of [200, 409]) {
+  test(`a POST answered ${status} with no progress is a failed try, not a flood of POSTs`, async (t) => {
+    const c = new Collector(fake.url('/echo'), { forceTransport: 'sse', sessionStorage: null });
+    t.after(() => { fake.postHook = null; c.close(); });
+    await c.opened;
+    const posts = [];
+    fake.postHook = (session, body, res) => {
+      if (session?.conn !== c.socket.session.conn) return false;
+      posts.push(Date.now());
+      const first = Number(body.toString('latin1').split('\n')[0]);
+      res.writeHead(status, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify(status === 200 ? { next: first } : { error: 'gap', expected: first }));
+      return true;
+    };
+    c.socket.send('nowhere');
+    await waitFor(() => c.closes.length > 0, 'the close', 10000);
+    assert.equal(posts.length, 4, 'the POST and its three retries');
+    assert.equal(c.closes[0].code, 1006);
+  });
+}
+
+// A message whose SSE id is not a positive integer made lastId NaN: the stream's next resume
+// asked for last=NaN (the bridge refuses it) and repeated what came before. It is reported and
+// skipped; the messages around it come once each.
+test('sse: a message without a valid id is reported and skipped, the resume point kept', async (t) => {
+  const c = new Collector(fake.url('/echo'), { forceTransport: 'sse', sessionStorage: null });
+  t.after(() => c.close());
+  const errors = [];
+  c.socket.onerror = (e) => errors.push(e);
+  await c.opened;
+  const session = [...fake.sessions.values()].find((x) => x.conn === c.socket.session.conn);
+  session.send(Buffer.from('one'), false);
+  await waitFor(() => c.messages.length === 1, 'the first message', 5000);
+  session.sse.write('id: x7\ndata: bogus\n\n');
+  session.sse.write('data: no id at all\n\n');
+  session.send(Buffer.from('two'), false);
+  await waitFor(() => c.messages.length === 2, 'the second message', 5000);
+  assert.deepEqual(c.messages, ['one', 'two']);
+  assert.ok(errors.length >= 2, `${errors.length} errors reported`);
+  // The stream ends: resumed from the last valid id, nothing repeated.
+  session.sse.end();
+  session.sse = null;
+  await sleep(300);
+  session.send(Buffer.from('three'), false);
+  await waitFor(() => c.messages.length >= 3, 'the message after the resume', 5000);
+  await sleep(200);
+  assert.deepEqual(c.messages, ['one', 'two', 'three']);
+});
+
+// A welcome's poll_timeout of -10 or 3e6 s (past what setTimeout holds: it fires at once) made
+// every POST time out at once, and a heartbeat of 2e6 s set the watchdog spinning on a 1 ms
+// timer: out-of-range values are taken as the defaults (25 s; no watch).
+test('sse: a welcome with impossible poll_timeout and heartbeat values is taken with the defaults', async (t) => {
+  let posts = 0;
+  const sockets = new Set();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const chunks = [];
+    req.on('data', (d) => chunks.push(d));
+    req.on('end', () => {
+      if (url.pathname.startsWith('/_wsbridge/send/')) {
+        posts += 1;
+        const body = Buffer.concat(chunks).toString('latin1');
+        const first = Number(body.split('\n')[0]);
+        setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/json' })
+          .end(JSON.stringify({ next: first + 1 })), 100);
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(`id: 0\nevent: control\ndata: ${JSON.stringify({ type: 'welcome', session: 'TOK', conn: 1,
+        transport: 'sse', last: 0, heartbeat: 2e6, poll_timeout: -10 })}\n\n`);
+    });
+  });
+  server.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => { for (const sock of sockets) sock.destroy(); server.close(); });
+  const c = new Collector(`ws://127.0.0.1:${server.address().port}/echo`,
+    { forceTransport: 'sse', sessionStorage: null, WebSocket: null, transportTimeout: 1000 });
+  t.after(() => c.close());
+  await c.opened;
+  c.socket.send('hello');
+  await sleep(1500);
+  assert.equal(posts, 1, 'the POST was given up and sent again');
+  assert.deepEqual(c.closes, []);
+  assert.equal(c.socket.bufferedAmount, 0);
 });
 
 // A stream that ends right after each welcome (a proxy that cuts it) was resumed every 50 ms for
