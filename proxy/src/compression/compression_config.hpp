@@ -13,7 +13,7 @@ namespace wsbridge {
 enum class CompressionMode : std::uint8_t {
   kOff,            // no extension negotiated
   kShared,         // ours: each message deflated once for every session (shared_deflate.hpp)
-  kPerConnection,  // libwebsockets' own extension: a deflate stream per connection
+  kPerConnection,  // "per_connection": was libwebsockets' own extension; now served as kShared
 };
 
 struct CompressionConfig {

@@ -11,7 +11,7 @@
 namespace wsbridge {
 
 struct NegotiatedCompression {
-  // kShared: ours was agreed; kPerConnection: lws' own extension may be (lws decides); kOff.
+  // kShared: ours was agreed; kOff: none (never kPerConnection: that mode is served as kShared).
   CompressionMode mode = CompressionMode::kOff;
   shared_deflate::WireFormat format;  // kShared: how its frames are sent
   std::string response;               // kShared: the Sec-WebSocket-Extensions value to answer

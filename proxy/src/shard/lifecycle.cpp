@@ -169,9 +169,10 @@ void Shard::open() {
   open_listeners(health_mount);
 }
 
-// A peer that forwards fallback requests here counts as one client address unless it is a
-// trusted proxy (docs/DEPLOY.md): said at start for peers given by address (a name's addresses
-// are not known here).
+// Said at start and at each reload. A public [[proxy]] prefix that relays upgrades to a guarded
+// prefix's backend (reverse_proxy/tunnel_exposure.hpp). A peer that forwards fallback requests
+// here counts as one client address unless it is a trusted proxy (docs/DEPLOY.md): said for peers
+// given by address (a name's addresses are not known here).
 void Shard::warn_of_config_risks() const {
   for (const std::string& warning : reverse_proxy::tunnel_exposure_warnings(config_->proxies)) {
     WSB_LOG(kWarn) << warning;

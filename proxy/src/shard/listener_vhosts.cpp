@@ -38,10 +38,11 @@ std::string tls_summary(const tls::ServerCertificates& certs) {
 void Shard::open_listeners(const lws_http_mount& health_mount) {
   auto& protocols = lws_tables_->protocols;
   // What every listener shares: its address family, HTTP/1.1 only (replies are written with
-  // their headers in one go), our protocols, lws' own pings parked, and a bind failure is fatal.
+  // their headers in one go), our protocols, lws' own pings parked, no lws extension
+  // (permessage-deflate is wsbridge's own: compression/shared_deflate.hpp), and a bind failure
+  // is fatal.
   auto open_vhost = [&](const std::string& address, std::uint16_t port, const char* name,
                         std::uint64_t options, const lws_http_mount* mounts,
-                        const lws_extension* extensions,
                         const lws_protocol_vhost_options* headers = nullptr) {
     const bool ipv6 = address.find(':') != std::string::npos;
     lws_context_creation_info vinfo{};
@@ -50,7 +51,6 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
     vinfo.vhost_name = name;
     vinfo.protocols = protocols.data();
     vinfo.mounts = mounts;
-    vinfo.extensions = extensions;
     vinfo.headers = headers;
     vinfo.retry_and_idle_policy = &kFarAwayValidity;
     vinfo.alpn = "http/1.1";
@@ -85,7 +85,6 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
       }
     }
     listen_share::Scope scope(share);
-    // No lws extension: permessage-deflate is wsbridge's own (compression/shared_deflate.hpp).
     // A TLS listener: lws makes the SSL_CTX every connection starts on and hands it to us
     // (LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS, inside lws_create_vhost), where our
     // ClientHello callback takes over choosing the certificate (server_certificates.hpp).
@@ -104,7 +103,7 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
         listener.address, listener.port, name.c_str(),
         listener.tls ? LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
                      : 0,
-        &health_mount, nullptr, headers);
+        &health_mount, headers);
     configuring_tls_ = nullptr;
     listener_vhosts_.push_back(vhost);
     listener_of_vhost_[vhost] = &listener;
@@ -134,7 +133,7 @@ void Shard::open_listeners(const lws_http_mount& health_mount) {
   if (index_ == 0) warn_of_config_risks();
   if (config_->admin && index_ == 0) {
     const AdminConfig& admin = *config_->admin;
-    admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr, nullptr);
+    admin_vhost_ = open_vhost(admin.address, admin.port, "admin", 0, nullptr);
     WSB_LOG(kInfo) << "admin listener on http://" << url_host(admin.address) << ":" << admin.port
                    << "/metrics"
                    << (admin.token                     ? " (bearer token required)"
