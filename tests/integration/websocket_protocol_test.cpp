@@ -222,6 +222,16 @@ TEST_F(WebSocketProtocolTest, OversizedFragmentedMessageClosesWith1009BeforeItEn
   EXPECT_EQ(ws.wait_close(), 1009);
 }
 
+// A frame whose header announces more than the route's limit is refused on its first bytes: the
+// client does not get to send max_message_bytes (or lws' whole read buffer) of it first.
+TEST_F(WebSocketProtocolTest, FrameAnnouncedOverTheLimitClosesWith1009AtItsFirstBytes) {
+  WsClient ws = connect("/small");
+  const std::string frame =
+      encode_frame(Opcode::kBinary, std::string(100'000, 'x'), true, random_mask_key());
+  ws.tcp().send_all(std::string_view(frame).substr(0, 14 + 500));  // 14: the header, 500 < 1024
+  EXPECT_EQ(ws.wait_close(3s), 1009);
+}
+
 TEST_F(WebSocketProtocolTest, InvalidUtf8ClosesWith1007) {
   WsClient ws = connect("/echo");
   ws.send_text(std::string("bad \xC3\x28 utf8"));

@@ -242,7 +242,7 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
     InboundFragment fragment;
     fragment.bytes = record.payload;
     fragment.binary = record.kind == 'b';
-    fragment.expected = record.payload.size();
+    fragment.expected = 0;  // a record is a whole message: nothing of it follows
     ++applied;
     on_fragment(s, fragment);
     if (s.closing()) break;  // it closed the session (the rate limit, a bad message...)

@@ -30,7 +30,9 @@ void Shard::on_fragment(Session& s, const InboundFragment& fragment) {
     s.rx_buffer.reserve(kFrameHeadroom + std::min(expected, s.route->max_message_bytes));
   }
   // (A compressed message is held to the limit twice: as it arrives, and as it inflates.)
-  if (s.rx_buffer.size() - kFrameHeadroom + len > s.route->max_message_bytes) {
+  // The bytes the frame's header announces count too: a client that declares a frame over the
+  // limit is refused on its first bytes, not after it has sent max_message_bytes of them.
+  if (s.rx_buffer.size() - kFrameHeadroom + len + fragment.expected > s.route->max_message_bytes) {
     return refuse_message(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                           "message over " + std::to_string(s.route->max_message_bytes) + " bytes");
   }
