@@ -7,8 +7,10 @@ import { decodeSseEvent, parsePollBody, utf8Decoder } from './wsbridge-wire.js';
 import { SseReader } from './wsbridge-sse.js';
 import { Upstream } from './wsbridge-upstream.js';
 
-const STREAM_RETRIES = 3; // a lost stream or a failed poll: tries before the session is given up
-const STREAM_STABLE_MS = 5000; // a stream up this long, or bringing a message, was a success
+const STREAM_RETRIES = 3; // a lost stream or a failed poll: tries before giving up (or toPolling)
+// A stream that cannot be watched for silence (an EventSource, or a welcome without a heartbeat)
+// and was up this long after its welcome was a success (proven).
+const STREAM_STABLE_MS = 5000;
 // A stream that brings nothing, not even the bridge's heartbeat comment (one every `heartbeat` s,
 // the welcome says), for this many heartbeats plus transportTimeout is lost (watchStream).
 const SILENT_HEARTBEATS = 2;
@@ -16,6 +18,11 @@ const SILENT_HEARTBEATS = 2;
 // after poll_timeout (measured: 3 s for a poll_timeout of 2), which a poll's bound allows for
 // besides transportTimeout (a poll given up just before its answer counted as a failure).
 const BRIDGE_TICK_MS = 1000;
+// An empty poll answered before half its poll_timeout was not held (a proxy or a server that
+// answers at once): polled again at once, that was a loop of thousands of requests a second. The
+// next poll waits this long, doubling while they come so, up to the maximum (or poll_timeout).
+const HASTY_POLL_DELAY_MS = 250;
+const HASTY_POLL_MAX_DELAY_MS = 5000;
 
 // A welcome's number of seconds, when it is one a timer can hold (setTimeout takes at most
 // 2^31 - 1 ms and fires at once beyond): else `fallback` (a broken or hostile welcome's
@@ -40,10 +47,6 @@ function crossOrigin(href) {
   return Boolean(here) && here !== 'null' && new URL(href).origin !== here;
 }
 
-function sleepMs(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 // A fallback session: its downstream (an SSE stream, or polls) and its upstream POSTs.
 export class FallbackSession {
   constructor(socket, kind, attempt) {
@@ -55,8 +58,13 @@ export class FallbackSession {
     this.stopped = false;
     this.failures = 0; // lost streams or failed polls in a row
     this.es = null;
+    this.opening = null; // the current stream's welcome: {es, reads, at, messages} (proven)
     this.streamTimer = null;
+    this.resumeTimer = null;
     this.watchdog = null; // the stream's silence timer (watchStream)
+    this.hastyPolls = 0; // empty polls answered at once, in a row (pollLoop)
+    // Aborted by stop(): ends every sleep() at once (close() leaves no backoff's timer behind).
+    this.life = new AbortController();
     this.heartbeatMs = 0; // the welcome's heartbeat (0: none announced, the stream is not watched)
     this.poll = null; // the AbortController of the poll in flight
     this.pollTimeoutMs = 25000;
@@ -78,13 +86,14 @@ export class FallbackSession {
   // ----- downstream
 
   onWelcome(welcome) {
-    // A welcome alone is no success: a stream that ends after each one was resumed at the first
-    // delay for ever. Its messages are (onMessage), or its lasting a while.
     clearTimeout(this.streamTimer);
-    clearTimeout(this.stableTimer);
-    this.stableTimer = setTimeout(() => { this.failures = 0; }, STREAM_STABLE_MS);
     this.heartbeatMs = seconds(welcome.heartbeat, 0) * 1000;
-    if (this.es) this.watchStream(this.es);
+    const es = this.es;
+    if (es) {
+      // Where the stream stood at its welcome: what it brings after that proves it (proven).
+      this.opening = { es, reads: es.reads ?? 0, at: Date.now(), messages: 0 };
+      this.watchStream(es);
+    }
     if (this.token === null) {
       this.token = welcome.session;
       this.pollTimeoutMs = seconds(welcome.poll_timeout, 25) * 1000;
@@ -105,7 +114,7 @@ export class FallbackSession {
     }
     if (id <= this.lastId) return; // a resumed stream's repeat
     this.lastId = id;
-    this.failures = 0;
+    if (this.opening) this.opening.messages += 1;
     if (message.kind === 'binary') this.socket._deliverBytes(message.bytes);
     else this.socket._deliver(message.text);
   }
@@ -186,9 +195,44 @@ export class FallbackSession {
 
   lostStream(es, reason) {
     if (this.es !== es) return;
-    // Resumed by us, with the session's token: never by the EventSource, on the opening URL.
+    // Its welcome came: the bridge knows the session, and the streams are what fail here.
+    const answered = this.opening?.es === es;
     this.closeStream();
+    if (answered && this.failures >= STREAM_RETRIES && this.toPolling()) return;
+    // Resumed by us, with the session's token: never by the EventSource, on the opening URL.
     if (this.failed(reason)) this.resumeStream(this.failures > 1 ? 250 * 2 ** this.failures : 50);
+  }
+
+  // Whether a stream proved itself after its welcome, which forgives the lost ones before it
+  // (closeStream). Its welcome alone proves nothing: a proxy may pass each stream's opening and
+  // then end or hold it. What it brings in a later read than its welcome does (a heartbeat, a
+  // message), or where reads cannot be seen (an EventSource) a message. A stream not watched for
+  // silence may be quiet and well: its lasting STREAM_STABLE_MS proves it too. A watched one's
+  // lasting does not: one that stalls lasts as long as its watchdog lets it (35 s with the
+  // bridge's defaults), and forgiven for that, it was resumed for ever, never falling back.
+  proven(es) {
+    const o = this.opening;
+    if (!o || o.es !== es) return false;
+    if (es instanceof SseReader ? es.reads > o.reads : o.messages > 0) return true;
+    return !this.watched(es) && Date.now() - o.at >= STREAM_STABLE_MS;
+  }
+
+  // SSE does not work here though the bridge answers its streams (a proxy that passes each one's
+  // opening, then holds or ends it): the same session goes on over long-polls from its last id
+  // (streams and polls carry a session alike, docs/FALLBACK.md), with what the application sent
+  // still queued for its POSTs. Not where the socket may not poll (forceTransport 'sse',
+  // transports without 'polling'): false, and the session ends as before.
+  toPolling() {
+    if (this.stopped || !this.open() || !this.socket._order.includes('polling')) return false;
+    clearTimeout(this.streamTimer);
+    clearTimeout(this.resumeTimer);
+    this.kind = 'polling';
+    this.failures = 0;
+    const previous = this.socket.transport;
+    this.socket.transport = 'polling';
+    this.pollLoop(this.endpoint('poll', { s: this.token, last: String(this.lastId) }));
+    this.socket.ontransport?.({ type: 'transport', transport: 'polling', previous });
+    return true;
   }
 
   // Once a stream's welcome came: a stream that goes silent without ending (a bridge or a proxy
@@ -199,7 +243,7 @@ export class FallbackSession {
   // an EventSource hides comments, and a quiet stream is no sign of a dead one there.
   watchStream(es) {
     clearTimeout(this.watchdog);
-    if (!(es instanceof SseReader) || !(this.heartbeatMs > 0)) return;
+    if (!this.watched(es)) return;
     const limit = SILENT_HEARTBEATS * this.heartbeatMs + this.socket._opts.transportTimeout;
     const check = () => {
       if (this.es !== es || this.stopped) return;
@@ -210,18 +254,26 @@ export class FallbackSession {
     check();
   }
 
+  watched(es) {
+    return es instanceof SseReader && this.heartbeatMs > 0;
+  }
+
   closeStream() {
     clearTimeout(this.watchdog);
     const es = this.es;
     this.es = null;
     if (!es) return;
+    if (this.proven(es)) this.failures = 0;
+    this.opening = null;
     es.onmessage = es.onerror = null;
     es.close();
   }
 
   resumeStream(delayMs) {
     this.closeStream();
-    setTimeout(() => {
+    clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = null;
       if (this.stopped) return;
       const url = this.endpoint('sse', { s: this.token, last: String(this.lastId) });
       try {
@@ -237,6 +289,7 @@ export class FallbackSession {
     while (!this.stopped) {
       const abort = new AbortController();
       this.poll = abort;
+      const began = Date.now();
       const limit = setTimeout(() => abort.abort(), this.pollTimeoutMs + BRIDGE_TICK_MS + this.socket._opts.transportTimeout);
       let body = null;
       let status = 0;
@@ -256,9 +309,17 @@ export class FallbackSession {
           return;
         }
         if (!this.failed(status < 0 ? 'the poll failed' : `poll answered ${status}`)) return;
-        await sleepMs(250 * 2 ** this.failures);
+        await this.sleep(250 * 2 ** this.failures);
         continue;
       }
+      if (body.records.length === 0 && this.token !== null && Date.now() - began < this.pollTimeoutMs / 2) {
+        // Empty, and long before poll_timeout: not held. No failure (the bridge answered, and
+        // what comes for the session still comes), but the next poll waits, longer each time.
+        this.hastyPolls += 1;
+        await this.sleep(Math.min(HASTY_POLL_DELAY_MS * 2 ** (this.hastyPolls - 1), HASTY_POLL_MAX_DELAY_MS, this.pollTimeoutMs));
+        continue;
+      }
+      this.hastyPolls = 0;
       this.failures = 0;
       let id = body.firstId;
       for (const r of body.records) {
@@ -284,6 +345,25 @@ export class FallbackSession {
     }
   }
 
+  // A pause between tries (of a poll, or of a POST: wsbridge-upstream.js) that stop() ends at
+  // once: the timer of a backoff kept a closed page, or Node process, busy for seconds.
+  sleep(ms) {
+    const { signal } = this.life;
+    return new Promise((resolve) => {
+      if (signal.aborted) {
+        resolve();
+        return;
+      }
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+    });
+  }
+
   // ----- upstream (wsbridge-upstream.js): what the socket asks of its carrier, as of a WebSocket
 
   send(data) {
@@ -307,10 +387,13 @@ export class FallbackSession {
   stop() {
     if (this.stopped) return;
     this.stopped = true;
+    // Every timer and request of the session, at once: nothing of it is sent or waited for after
+    // close() but the close record (Upstream.closeSession), and nothing keeps a page busy.
     clearTimeout(this.streamTimer);
-    clearTimeout(this.stableTimer);
+    clearTimeout(this.resumeTimer);
     this.closeStream();
     this.poll?.abort();
+    this.life.abort();
     this.upstream.stop();
   }
 }

@@ -83,14 +83,15 @@ export class SseParser {
 /**
  * One SSE response read with `fetchFn`, EventSource-like: `onmessage`, `addEventListener(type)`
  * (one listener per type), `onerror` once when the stream fails or ends, `close()`. Unlike an
- * EventSource it never reconnects by itself (the session resumes it), and `seen` is when its last
- * bytes came (Date.now()), comments included.
+ * EventSource it never reconnects by itself (the session resumes it), `seen` is when its last
+ * bytes came (Date.now()), comments included, and `reads` how many pieces of them came.
  */
 export class SseReader {
   constructor(url, fetchFn, credentials) {
     this.onmessage = this.onerror = null;
     this.listeners = new Map();
     this.seen = Date.now();
+    this.reads = 0; // pieces of the body read so far (a session tells what came after its welcome)
     this.abort = new AbortController();
     this.closed = false;
     this.read(url, fetchFn, credentials);
@@ -123,6 +124,7 @@ export class SseReader {
         const { done, value } = await reader.read();
         if (done || this.closed) break;
         this.seen = Date.now();
+        this.reads += 1;
         parser.feed(decoder.decode(value, { stream: true }));
       }
     } catch {

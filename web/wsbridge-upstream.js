@@ -13,12 +13,11 @@ const DEFAULT_MAX_POST_BYTES = 256 * 1024;
 // What a message may take in a POST body: UTF-8 (up to 3 bytes per UTF-16 unit) and its record's
 // framing ("t<length>:"). An upper bound: a batch within it is within the bridge's limit.
 const RECORD_FRAMING = 24;
+// What a browser sends with `keepalive` (a request that may outlive its page): 64 KiB in flight
+// at most, over all of them (the Fetch standard); a larger body is refused at once.
+const KEEPALIVE_BYTES = 60 * 1024;
 function postBytes(m) {
   return (typeof m.data === 'string' ? 3 * m.data.length : m.size) + RECORD_FRAMING;
-}
-
-function sleepMs(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export class Upstream {
@@ -66,6 +65,7 @@ export class Upstream {
         if (!flight.body) {
           const datas = await Promise.all(messages.map((m) => (typeof Blob === 'function' && m.data instanceof Blob ? m.data.arrayBuffer() : m.data)));
           flight.body = encodePostBody(messages[0].seq, datas);
+          if (session.stopped) return; // (closed while the Blobs were read: nothing goes out)
         }
         const url = session.endpoint('send', { s: session.token });
         // A bridge (or a proxy) that took the POST and never answers held it, and everything
@@ -130,7 +130,7 @@ export class Upstream {
       // skips what it applied, so an answer that was only late or lost repeats nothing).
       tries += 1;
       if (tries > POST_RETRIES) return session.end(1006, `POST failed (${timedOut ? 'no answer' : status})`, false);
-      await sleepMs(250 * 2 ** tries);
+      await session.sleep(250 * 2 ** tries); // (which stop() ends: the loop ends with it)
     }
     this.inflight = null;
     if (this.frozen) this.frozen();
@@ -161,29 +161,54 @@ export class Upstream {
 
   // The application closes: the server is told (a close record after whatever is still unsent,
   // with sequence numbers it skips if it had them), so the session ends now rather than when the
-  // server stops hearing from it. Fire and forget (keepalive: it may outlive the page).
+  // server stops hearing from it, and what the application sent before close() still goes out,
+  // as a WebSocket's close() sends what it buffered first. Fire and forget: a body a browser takes
+  // with `keepalive` (at most 64 KiB in flight) may outlive the page; a larger one (a browser
+  // refuses it outright, and the close was lost) goes as a plain request, in POSTs of at most the
+  // bridge's max_post_bytes one after the other (one over it got 413, the close with it). Blobs
+  // are read first: the close waits for them rather than skip their sequence numbers, which the
+  // bridge would refuse as a gap.
   closeSession(code, reason) {
     const session = this.session;
     if (session.token === null || session.stopped) return;
     const pending = [...(this.inflight?.messages ?? []), ...this.queue];
-    const blob = pending.some((m) => typeof Blob === 'function' && m.data instanceof Blob);
-    const messages = blob ? [] : pending;
-    const first = messages.length > 0 ? messages[0].seq : this.nextSeq;
     const closeCode = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
-    let body;
-    try {
-      body = encodePostBody(first, messages.map((m) => m.data),
-        { type: 'close', code: closeCode, reason: String(reason).slice(0, 123) });
-    } catch {
-      return;
-    }
+    const control = { type: 'close', code: closeCode, reason: String(reason).slice(0, 123) };
     const url = session.endpoint('send', { s: session.token });
-    // (Bounded: against a bridge that never answers, each reconnection left one more open.)
-    const signal = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(session.socket._opts.transportTimeout) : undefined;
-    session.socket._fetch(url, {
-      method: 'POST', body, credentials: session.credentials, cache: 'no-store', keepalive: true,
-      headers: { 'Content-Type': 'text/plain' }, signal,
-    }).catch(() => {});
+    const fetchFn = session.socket._fetch;
+    const { credentials } = session;
+    const timeoutMs = session.socket._opts.transportTimeout;
+    const maxPostBytes = this.maxPostBytes;
+    let seq = pending.length > 0 ? pending[0].seq : this.nextSeq;
+    const postFrom = async (datas) => {
+      let at = 0;
+      do {
+        let bytes = 16;
+        let n = 0;
+        while (at + n < datas.length && n < MAX_POST_MESSAGES &&
+               (n === 0 || bytes + postBytes(pending[at + n]) <= maxPostBytes)) {
+          bytes += postBytes(pending[at + n]);
+          n += 1;
+        }
+        const last = at + n === datas.length;
+        const body = encodePostBody(seq, datas.slice(at, at + n), last ? control : null);
+        // (Bounded: against a bridge that never answers, each reconnection left one more open.)
+        const signal = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(timeoutMs) : undefined;
+        const answer = await fetchFn(url, {
+          method: 'POST', body, credentials, cache: 'no-store', keepalive: body.length <= KEEPALIVE_BYTES,
+          headers: { 'Content-Type': 'text/plain' }, signal,
+        });
+        if (last) return;
+        if (!answer.ok) return; // (the bridge says why on its stream, which is closed: nothing to do)
+        seq += n;
+        at += n;
+      } while (at <= datas.length);
+    };
+    const datas = pending.map((m) => m.data);
+    const blobs = typeof Blob === 'function' && datas.some((d) => d instanceof Blob);
+    const sending = blobs ? Promise.all(datas.map((d) => (d instanceof Blob ? d.arrayBuffer() : d))).then(postFrom)
+      : postFrom(datas);
+    sending.catch(() => {});
   }
 
   // The session stopped: the POST in flight is abandoned (its messages are the socket's no more:

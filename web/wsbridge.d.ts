@@ -113,10 +113,17 @@ export class WsbridgeSocket implements WebSocketLike {
   onerror: ((event: any) => void) | null;
   /** A fallback session's resume buffer no longer had messages `from` to `to`. */
   onlost: ((info: { from: number; to: number }) => void) | null;
-  /** The session moved to another transport (`transport` is the new one). */
+  /**
+   * The session moved to another transport (`transport` is the new one): from a fallback to a
+   * WebSocket, or from SSE to long-polling when streams brought nothing after their welcome.
+   */
   ontransport: ((info: { type: 'transport'; transport: Transport; previous: Transport | null }) => void) | null;
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
-  /** On a fallback the bridge is told with a close record (a keepalive POST); the close event follows at once. */
+  /**
+   * On a fallback the bridge is told with a close record (a keepalive POST); the close event
+   * follows at once. Every timer and request of the session (a retry's backoff, a poll, a POST)
+   * ends with it: nothing else is sent after it, and nothing keeps a page or process busy.
+   */
   close(code?: number, reason?: string): void;
 }
 
@@ -249,7 +256,8 @@ export interface TransportEventInfo {
 export interface WsbridgeEvents {
   /**
    * A connection opened on another transport than the last one (the first included), or the
-   * session moved from a fallback to a WebSocket (no 'close' or 'open' then: the same session).
+   * session moved from a fallback to a WebSocket, or from SSE streams that do not work to
+   * long-polling (no 'close' or 'open' then: the same session).
    */
   transport: (info: TransportEventInfo) => void;
   open: () => void;
@@ -296,7 +304,7 @@ export class WsbridgeClient {
   /** Sends a fresh token (`auth` frame) and keeps it for later reconnects. */
   refreshToken(token: string): Promise<void>;
 
-  /** Closes with 1000 and stops reconnecting. */
+  /** Closes with 1000 and stops reconnecting, at once (no timer or request of it is left). */
   close(): void;
 
   on<E extends keyof WsbridgeEvents>(event: E, listener: WsbridgeEvents[E]): this;

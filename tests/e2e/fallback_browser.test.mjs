@@ -215,6 +215,26 @@ test('haproxy refusing upgrades: SSE carries everything', async () => {
   }
 });
 
+// What the page sent just before close() still goes out, the close after it: a body over 64 KiB
+// with `keepalive` is refused by the browser at once (the message and the close were lost).
+test('haproxy refusing upgrades: a large message sent just before close() still goes out', async () => {
+  const page = await pageThrough(proxies.haproxy.port);
+  const sub = await MosquittoSub.start(broker, 'sensors/closing/up');
+  try {
+    assert.deepEqual(await connectClients(page, proxies.haproxy.port, OPTIONS), { mqtt: 'sse', api: 'sse' });
+    await page.evaluate(() => {
+      window.mqttClient.publish('sensors/closing/up', 'z'.repeat(100000)).catch(() => {});
+      window.mqttClient.close();
+      window.apiClient.close();
+    });
+    const m = await sub.waitForTopic('sensors/closing/up');
+    assert.equal(m.payload.toString(), 'z'.repeat(100000));
+  } finally {
+    await sub.stop();
+    await page.close();
+  }
+});
+
 test('nginx holding whole responses and dropping Upgrade: long-polling carries everything', async () => {
   const page = await pageThrough(proxies.nginx.port);
   try {

@@ -10,11 +10,12 @@
 // session as the server would (a close frame, or a close record on its stream, poll, or next
 // request; a POST after it gets 410 with the record). An SSE stream gets a heartbeat comment every
 // `heartbeatS` seconds (1 by default, as fallback_client.test.mjs configures the real bridge).
+// Hostile behaviours a test turns on: `stallStreams` (streams that bring their welcome and then
+// nothing) and `emptyPollsAtOnce` (polls answered at once with nothing instead of being held).
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { topicMatches } from '../../web/wsbridge.js';
 
-const POLL_TIMEOUT_S = 2;
 const MOVED = { type: 'moved', transport: 'websocket' };
 
 function parseBody(buf) {
@@ -56,7 +57,7 @@ class Session {
 
   welcome(last = this.nextId - 1) {
     return JSON.stringify({ type: 'welcome', session: this.token, conn: this.conn, transport: this.transport,
-      last, heartbeat: this.server.heartbeatS, poll_timeout: POLL_TIMEOUT_S });
+      last, heartbeat: this.server.heartbeatS, poll_timeout: this.server.pollTimeoutS });
   }
 
   send(bytes, binary) {
@@ -152,6 +153,7 @@ export class FakeFallbackServer {
     this.sent = []; // every fallback message to a client
     this.moves = 0; // sessions a WebSocket took over
     this.heartbeatS = 1; // the welcome's `heartbeat`, and how often a stream gets `: hb`
+    this.pollTimeoutS = 2; // the welcome's `poll_timeout`, and how long a poll is held
     // How late past poll_timeout an empty poll is answered (the real bridge: within its 1 s tick).
     this.pollLateMs = 0;
     this.polls = []; // every poll that waited: {conn, cut} (cut: its client went before the answer)
@@ -159,6 +161,19 @@ export class FakeFallbackServer {
     this.postHook = null;
     // A test's own answer to a resumed stream: (session, res) => true when it answered.
     this.resumedStreamHook = null;
+    // A test's own answer to a session's poll (not the opening one): (session, res) => true when
+    // it answered.
+    this.pollHook = null;
+    this.streams = []; // the URL of every SSE request
+    // How many of the next SSE streams (opening or resumed; Infinity: all) stall after their
+    // welcome, as behind a proxy that passes each stream's first chunk and then holds it open:
+    // no heartbeat, no message (what comes for the session waits for its next request).
+    this.stallStreams = 0;
+    // How many of the next polls that find nothing to answer (Infinity: all) get their empty
+    // answer at once instead of being held for poll_timeout (a proxy or a server that does not
+    // hold them); `emptyAnswers` has {conn, at} for each.
+    this.emptyPollsAtOnce = 0;
+    this.emptyAnswers = [];
     this.server = createServer((req, res) => this.http(req, res).catch(() => res.destroy()));
     this.wss = new WebSocketServer({ noServer: true });
     this.server.on('upgrade', (req, socket, head) => {
@@ -246,10 +261,16 @@ export class FakeFallbackServer {
     const last = Number(url.searchParams.get('last') ?? req.headers['last-event-id'] ?? 0);
     s.buffer = s.buffer.filter((x) => x.id > last);
     if (kind === 'sse') {
+      this.streams.push(req.url);
       if (session && this.resumedStreamHook?.(session, res)) return;
       s.sse?.destroy();
+      s.sse = null;
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
       res.write(`id: ${s.nextId - 1}\nevent: control\ndata: ${s.welcome()}\n\n`);
+      if (this.stallStreams > 0) {
+        this.stallStreams -= 1;
+        return; // and then nothing, the connection left open
+      }
       for (const x of s.buffer) s.writeEvent(res, x);
       s.sse = res;
       const heartbeat = setInterval(() => {
@@ -262,10 +283,14 @@ export class FakeFallbackServer {
       return;
     }
     // Polling: the opening request gets the welcome; later ones wait for messages.
-    if (session && s.buffer.length === 0) {
+    if (session && this.pollHook?.(session, res)) return;
+    if (session && s.buffer.length === 0 && this.emptyPollsAtOnce > 0) {
+      this.emptyPollsAtOnce -= 1;
+      this.emptyAnswers.push({ conn: s.conn, at: Date.now() });
+    } else if (session && s.buffer.length === 0) {
       let cut = false;
       await new Promise((resolve) => {
-        const timer = setTimeout(resolve, POLL_TIMEOUT_S * 1000 + this.pollLateMs);
+        const timer = setTimeout(resolve, this.pollTimeoutS * 1000 + this.pollLateMs);
         s.waiter = () => { clearTimeout(timer); resolve(); };
         res.on('close', () => { cut = true; clearTimeout(timer); resolve(); });
       });
