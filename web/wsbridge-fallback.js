@@ -230,6 +230,7 @@ export class FallbackSession {
     this.failures = 0;
     const previous = this.socket.transport;
     this.socket.transport = 'polling';
+    this.socket._rememberSseBroken();
     this.pollLoop(this.endpoint('poll', { s: this.token, last: String(this.lastId) }));
     this.socket.ontransport?.({ type: 'transport', transport: 'polling', previous });
     return true;

@@ -34,28 +34,38 @@ function defaultStorage() {
   }
 }
 
-function brokenKey(url) {
-  return `wsbridge.ws-broken:${url.origin}${url.pathname}`;
+// A transport remembered as broken for a URL: 'ws' (the WebSocket) or 'sse' (streams that never
+// brought anything after their welcome, behind a proxy that holds them: wsbridge-fallback.js).
+function brokenKey(kind, url) {
+  return `wsbridge.${kind}-broken:${url.origin}${url.pathname}`;
 }
 
-/** True while the WebSocket to `url` is remembered as broken in `storage` (sessionStorage). */
-export function webSocketRemembered(storage, url) {
+function remembered(storage, key) {
   try {
-    const until = Number(storage?.getItem(brokenKey(url)));
+    const until = Number(storage?.getItem(key));
     return until > Date.now();
   } catch {
     return false;
   }
 }
 
+function remember(storage, key, ms) {
+  try {
+    if (ms > 0) storage?.setItem(key, String(Date.now() + ms));
+    else storage?.removeItem(key);
+  } catch {
+    // storage full or disabled: the next page load tries the transport again, that is all
+  }
+}
+
+/** True while the WebSocket to `url` is remembered as broken in `storage` (sessionStorage). */
+export function webSocketRemembered(storage, url) {
+  return remembered(storage, brokenKey('ws', url));
+}
+
 /** Remembers (ms > 0) or forgets (ms = 0) that the WebSocket to `url` is broken. */
 export function rememberWebSocketBroken(storage, url, ms) {
-  try {
-    if (ms > 0) storage?.setItem(brokenKey(url), String(Date.now() + ms));
-    else storage?.removeItem(brokenKey(url));
-  } catch {
-    // storage full or disabled: the next page load tries the WebSocket again, that is all
-  }
+  remember(storage, brokenKey('ws', url), ms);
 }
 
 /**
@@ -125,6 +135,11 @@ export class WsbridgeSocket {
     // A WebSocket remembered broken is skipped while something else may work.
     if (!o.forceTransport && order.length > 1 && webSocketRemembered(this._storage, this._wsUrl)) {
       order = order.filter((t) => t !== 'websocket');
+    }
+    // So are SSE streams remembered as never working here, when polling may take their place:
+    // each new session spent four stream timeouts (minutes) finding that out again.
+    if (!o.forceTransport && order.includes('polling') && remembered(this._storage, brokenKey('sse', this._wsUrl))) {
+      order = order.filter((t) => t !== 'sse');
     }
     if (order.length === 0) {
       throw new TypeError(wanted.length === 1 && wanted[0] === 'websocket'
@@ -232,6 +247,11 @@ export class WsbridgeSocket {
 
   _rememberWebSocketBroken(broken) {
     rememberWebSocketBroken(this._storage, this._wsUrl, broken ? this._opts.brokenWebSocketMemoryMs : 0);
+  }
+
+  // SSE streams did not work here (FallbackSession.toPolling): the next sessions start on polling.
+  _rememberSseBroken() {
+    remember(this._storage, brokenKey('sse', this._wsUrl), this._opts.brokenWebSocketMemoryMs);
   }
 
   _newWebSocket(url) {

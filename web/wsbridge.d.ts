@@ -60,7 +60,11 @@ export interface TransportOptions {
    * server moves the session onto it once it works (docs/FALLBACK.md). Default 30000.
    */
   fallbackProbeInterval?: number;
-  /** How long a WebSocket that failed where a fallback worked is skipped (sessionStorage), in ms. Default 600000. */
+  /**
+   * How long a WebSocket that failed where a fallback worked is skipped (sessionStorage), in ms;
+   * also SSE, when its streams brought nothing after their welcome and long-polling took over.
+   * Default 600000.
+   */
   brokenWebSocketMemoryMs?: number;
   /** The WebSocket class. Default `globalThis.WebSocket`; null: none. */
   WebSocket?: WebSocketConstructor | null;

@@ -57,6 +57,34 @@ test('sse: streams that stall after their welcome are given up after the retries
   assert.equal(c.socket.readyState, 1);
 });
 
+test('sse: streams that never worked are remembered, and the next session starts on long-polling', async (t) => {
+  const fake = await fakeServer(t, { heartbeatS: 0.1 });
+  fake.stallStreams = Infinity;
+  const items = new Map();
+  const storage = {
+    getItem: (k) => items.get(k) ?? null,
+    setItem: (k, v) => items.set(k, String(v)),
+    removeItem: (k) => items.delete(k),
+  };
+  const options = { transports: ['sse', 'polling'], sessionStorage: storage, transportTimeout: 600 };
+  const first = new Collector(fake.url('/echo'), options);
+  t.after(() => first.close());
+  assert.equal(await first.opened, 'sse');
+  await waitFor(() => first.socket.transport === 'polling', 'the fall back to long-polling', 10000);
+  first.close();
+  const streams = fake.streams.length;
+  const second = new Collector(fake.url('/echo'), options);
+  t.after(() => second.close());
+  assert.equal(await second.opened, 'polling');
+  second.socket.send('polled');
+  assert.equal(await second.next(), 'polled');
+  assert.equal(fake.streams.length, streams, 'no stream tried again');
+  // Where polling may not take its place, SSE is still tried.
+  const sseOnly = new Collector(fake.url('/echo'), { ...options, transports: ['sse'] });
+  t.after(() => sseOnly.close());
+  assert.equal(await sseOnly.opened, 'sse');
+});
+
 test('sse: a stream that proves itself (a heartbeat after its welcome) forgives the stalls before it', async (t) => {
   const fake = await fakeServer(t, { heartbeatS: 0.1 });
   fake.stallStreams = 3; // the first stream and two resumed ones; the third resumed one works
