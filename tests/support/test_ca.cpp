@@ -51,9 +51,9 @@ using test_ca_detail::BioPtr;
 using test_ca_detail::CertPtr;
 using test_ca_detail::KeyPtr;
 
-KeyPtr new_key() {
-  KeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) fail("EVP_EC_gen");
+KeyPtr new_key(bool rsa = false) {
+  KeyPtr key(rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256"));
+  if (!key) fail(rsa ? "EVP_RSA_gen" : "EVP_EC_gen");
   return key;
 }
 
@@ -181,7 +181,7 @@ TestCa::TestCa(TestCa&&) noexcept = default;
 TestCa& TestCa::operator=(TestCa&&) noexcept = default;
 
 IssuedCert TestCa::issue(const CertSpec& spec) const {
-  KeyPtr key = new_key();
+  KeyPtr key = new_key(spec.rsa);
   CertPtr cert = make_cert(spec.cn, key.get(), spec.not_before, spec.not_after);
   X509* c = cert.get();
   X509_set_issuer_name(c, X509_get_subject_name(impl_->cert.get()));

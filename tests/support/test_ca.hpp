@@ -30,6 +30,7 @@ struct CertSpec {
   long not_before = -3600;
   long not_after = 30L * 24 * 3600;
   bool client = false;  // extendedKeyUsage clientAuth instead of serverAuth
+  bool rsa = false;     // an RSA 2048 key instead of P-256 (a certificate of another key type)
 };
 
 class TestCa {

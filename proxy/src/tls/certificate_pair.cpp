@@ -12,7 +12,6 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <sstream>
 
 namespace wsbridge::tls {
 
@@ -29,10 +28,22 @@ struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
 };
 
-// The whole file, or why it cannot be read.
+// Certificates, keys and CA bundles are a few KB; a public CA bundle is about 200 KB, and a
+// thousand-certificate one a few MB. Past this the file is no such thing: /dev/zero or a log
+// named by mistake filled memory until the process died.
+constexpr std::uintmax_t kMaxPemFileBytes = 64ull << 20;
+
+// The whole file, or why it cannot be read. Only a regular file (after symbolic links): a FIFO
+// blocked the reload's thread until something wrote to it, a device never ended.
 bool read_file(const std::filesystem::path& file, std::string& out, std::string& error) {
-  if (std::error_code ec; std::filesystem::is_directory(file, ec)) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(file, ec);
+  if (std::filesystem::is_directory(status)) {
     error = "cannot read " + file.string() + ": it is a directory";
+    return false;
+  }
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    error = "cannot read " + file.string() + ": not a regular file (a device, FIFO or socket)";
     return false;
   }
   std::ifstream in(file, std::ios::binary);
@@ -40,9 +51,17 @@ bool read_file(const std::filesystem::path& file, std::string& out, std::string&
     error = "cannot read " + file.string() + ": " + text::errno_text(errno);
     return false;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  out = text.str();
+  out.clear();
+  char buffer[64 * 1024];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    out.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > kMaxPemFileBytes) {
+      error = "cannot read " + file.string() + ": over " + std::to_string(kMaxPemFileBytes >> 20) +
+              " MiB, no certificate or key file is";
+      out.clear();
+      return false;
+    }
+  }
   return true;
 }
 
@@ -52,14 +71,14 @@ std::string one_line(const X509_NAME* name) {
   return text;
 }
 
-std::chrono::system_clock::time_point time_of(const ASN1_TIME* t) {
+std::chrono::sys_seconds time_of(const ASN1_TIME* t) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return std::chrono::sys_seconds(std::chrono::seconds(timegm(&tm)));
 }
 
-std::string utc_text(std::chrono::system_clock::time_point t) {
-  const std::time_t s = std::chrono::system_clock::to_time_t(t);
+std::string utc_text(std::chrono::sys_seconds t) {
+  const std::time_t s = static_cast<std::time_t>(t.time_since_epoch().count());
   std::tm tm{};
   gmtime_r(&s, &tm);
   char text[32];
@@ -139,12 +158,13 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
   pair->subject = one_line(X509_get_subject_name(pair->leaf.get()));
   pair->not_after = time_of(X509_get0_notAfter(pair->leaf.get()));
   const auto not_before = time_of(X509_get0_notBefore(pair->leaf.get()));
-  if (now >= pair->not_after) {
+  const auto now_s = std::chrono::floor<std::chrono::seconds>(now);  // (compared in seconds)
+  if (now_s >= pair->not_after) {
     return fail(PairFile::kCertificate, "the certificate in " + cert_file.string() + " (" +
                                             pair->subject + ") expired on " +
                                             utc_text(pair->not_after));
   }
-  if (now < not_before) {
+  if (now_s < not_before) {
     return fail(PairFile::kCertificate, "the certificate in " + cert_file.string() + " (" +
                                             pair->subject + ") is not valid before " +
                                             utc_text(not_before));

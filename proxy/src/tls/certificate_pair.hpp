@@ -28,7 +28,9 @@ struct CertificatePair {
   std::vector<X509Ptr> chain;  // the intermediates that followed the leaf in cert_file
   PkeyPtr key;
   std::string subject;  // one line, for logs
-  std::chrono::system_clock::time_point not_after;
+  // In seconds: a nanosecond time_point ends in 2262, before certificates do ("99991231235959Z"
+  // is RFC 5280's "no expiry").
+  std::chrono::sys_seconds not_after;
   std::vector<std::string> dns_names;  // subjectAltName DNS entries (for the log)
 };
 

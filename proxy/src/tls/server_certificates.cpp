@@ -102,24 +102,26 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   }
   const ServerCertificates& certs = *slot->current;
   SSL_CTX* ctx = certs.select(client_hello_server_name(ssl));
-  // The vhost's context is set up as the default (TlsSlot::adopt): most handshakes stay on it,
-  // at no cost. (One that began before a reload and reaches its ClientHello after it keeps what
-  // the vhost had when it began.)
-  // (Before OpenSSL looks at a ticket or session id, which comes after this callback; an SSL
-  // made before a reload still has the context of the set it was made under.)
-  certs.set_session_context(ssl, ctx);
-  if (ctx == certs.default_context()) return SSL_CLIENT_HELLO_SUCCESS;
+  // Every handshake moves to its certificate's own context, the default one's too, and takes the
+  // current set's policy. The vhost's context is set up like the default (TlsSlot::adopt) but is
+  // never served from: an SSL copied its settings when it was made, so a connection accepted
+  // before a reload (to client_cert = "required", say) and sending its ClientHello after it kept
+  // the old verify mode; and the vhost context keeps a certificate per key type, so a reload from
+  // an EC to an RSA certificate left the EC one served to most clients.
   if (SSL_set_SSL_CTX(ssl, ctx) == nullptr) {
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_CLIENT_HELLO_ERROR;
   }
+  // (Before OpenSSL looks at a ticket or session id, which comes after this callback.)
+  certs.set_session_context(ssl, ctx);
   // What SSL_set_SSL_CTX leaves on the SSL from the context it was made with: the version floor
   // (chosen right after this callback), ciphers, options and the client-certificate policy.
   const TlsSettings& s = certs.settings();
   SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
   SSL_set_options(ssl, SSL_CTX_get_options(ctx));
   if (SSL_set_cipher_list(ssl, s.ciphers.c_str()) != 1 ||
-      (!s.ciphersuites.empty() && SSL_set_ciphersuites(ssl, s.ciphersuites.c_str()) != 1)) {
+      SSL_set_ciphersuites(
+          ssl, s.ciphersuites.empty() ? kDefaultCiphersuites : s.ciphersuites.c_str()) != 1) {
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_CLIENT_HELLO_ERROR;
   }
@@ -231,9 +233,7 @@ ServerCertificates::ServerCertificates(std::string listener, TlsSettings setting
       for (const auto& n : c.server_names) e.names.push_back(text::lower(n));
       e.cert_file = c.cert_file;
       e.subject = c.pair->subject;
-      e.not_after = static_cast<std::int64_t>(
-          std::chrono::duration_cast<std::chrono::seconds>(c.pair->not_after.time_since_epoch())
-              .count());
+      e.not_after = static_cast<std::int64_t>(c.pair->not_after.time_since_epoch().count());
       e.ctx = make_context(settings_, *c.pair, client_cas);
       e.session_context = session_context_of(policy, c.pair->leaf.get());
       SSL_CTX_set_session_id_context(e.ctx, e.session_context.data(), e.session_context.size());

@@ -47,9 +47,10 @@ class ServerCertificates {
   // The context for a ClientHello naming `server_name` ("" when it named none).
   SSL_CTX* select(std::string_view server_name) const;
   std::size_t certificate_count() const { return entries_.size(); }
-  SSL_CTX* default_context() const { return entries_.front().ctx; }
-  // Makes `ctx` (a vhost's) serve like the default context: certificate, chain, floor, ciphers,
-  // client-certificate policy. On the thread that owns `ctx` (its SSLs copy it when made).
+  // Makes `ctx` (a vhost's) look like the default context: certificate, chain, floor, ciphers,
+  // client-certificate policy. Nothing is served from it (the ClientHello callback moves every
+  // handshake to its certificate's own context); lws and OpenSSL see a current certificate on the
+  // vhost. On the thread that owns `ctx`.
   void configure_as_default(SSL_CTX* ctx) const;
   // Sets the session id context of a connection being handshaken: that of the certificate
   // `selected` (one of this set's contexts) serves.

@@ -161,7 +161,8 @@ TEST(ServerCertificatesTest, WithoutClientCertificatesNoneIsAskedFor) {
   EXPECT_FALSE(tls::verified_client_certificate(pair.server));
 }
 
-// A reload: the vhost's context (where every handshake starts) becomes the new set's default.
+// A reload: the vhost's context (where every handshake starts, and which lws may look at) is set
+// up like the new set's default.
 TEST(ServerCertificatesTest, AdoptingASetReconfiguresTheVhostContext) {
   const TestPki& pki = TestPki::get();
   SSL_CTX* vhost = SSL_CTX_new(TLS_server_method());
@@ -185,6 +186,81 @@ TEST(ServerCertificatesTest, AdoptingASetReconfiguresTheVhostContext) {
   EXPECT_EQ(SSL_CTX_get_verify_mode(vhost), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
   EXPECT_EQ(sk_X509_NAME_num(SSL_CTX_get_client_CA_list(vhost)), 1);
   SSL_CTX_free(vhost);
+}
+
+// A connection accepted before a reload sends its ClientHello after it: the new set's policy
+// applies. (It kept the verify mode its SSL copied from the vhost at accept: a client that held a
+// silent connection open got through a change from "optional" to "required" without a
+// certificate, and its session ticket then resumed without one too.)
+TEST(ServerCertificatesTest, AReloadAppliesToConnectionsAcceptedBeforeIt) {
+  tls::TlsSettings optional;
+  optional.client_cert = tls::ClientCertMode::kOptional;
+  tls::TlsSettings required;
+  required.client_cert = tls::ClientCertMode::kRequired;
+  for (const std::string sni : {"", "localhost", "api.example.test"}) {
+    TlsPair pair(two_certificates(optional), client_side(sni, 0));
+    pair.reload(two_certificates(required));
+    EXPECT_FALSE(pair.handshake() && pair.round_trip()) << "SNI \"" << sni << "\"";
+  }
+  tls::TlsSettings only13;
+  only13.min_version = tls::MinVersion::kTls13;
+  TlsPair pair(two_certificates(), client_side("", TLS1_2_VERSION));
+  pair.reload(two_certificates(only13));
+  EXPECT_FALSE(pair.handshake());
+}
+
+// A reload from an EC certificate to an RSA one, and back, serves the new one to every client.
+// (A context keeps one certificate per key type: the vhost's kept the old type's, and clients
+// that accept both were served the certificate the reload replaced.)
+TEST(ServerCertificatesTest, AReloadToAnotherKeyTypeServesTheNewCertificate) {
+  const TestPki& pki = TestPki::get();
+  const IssuedCert rsa =
+      pki.ca.issue({.cn = "rsa-localhost", .sans = {"DNS:localhost"}, .rsa = true});
+  auto only = [](const IssuedCert& cert) {
+    std::vector<tls::NamedCertificate> certs;
+    certs.push_back(named(cert));
+    return std::make_shared<const tls::ServerCertificates>(
+        "x", tls::TlsSettings{}, std::move(certs), std::vector<tls::X509Ptr>{});
+  };
+  TlsPair pair(only(pki.server), client_side("localhost", 0, nullptr, pki.ca.cert_file()));
+  pair.reload(only(rsa));
+  pair.accept_again();
+  ASSERT_TRUE(pair.handshake());
+  EXPECT_EQ(subject_cn(SSL_get0_peer_certificate(pair.client)), "rsa-localhost");
+
+  TlsPair back(only(rsa), client_side("", 0, nullptr, pki.ca.cert_file()));
+  back.reload(only(pki.server));
+  back.accept_again();
+  ASSERT_TRUE(back.handshake());
+  EXPECT_EQ(subject_cn(SSL_get0_peer_certificate(back.client)), "localhost");
+}
+
+// Certificates valid past 2262 (RFC 5280's "no expiry", 99991231235959Z, on device and internal
+// CA certificates) are valid: a nanosecond clock overflowed, and they were "expired in 1816".
+TEST(CertificatePairTest, ANotAfterFarInTheFutureIsNotAnExpiry) {
+  const TestPki& pki = TestPki::get();
+  const auto now = std::chrono::system_clock::now();
+  const long long year_9999_end = 253402300799;  // 9999-12-31 23:59:59 UTC
+  const long to_9999 = static_cast<long>(year_9999_end - std::chrono::system_clock::to_time_t(now));
+  const IssuedCert forever = pki.ca.issue({.cn = "forever", .sans = {}, .not_before = -3600, .not_after = to_9999});
+  tls::PairResult r = tls::load_certificate_pair(forever.cert_file, forever.key_file, now);
+  ASSERT_TRUE(r.pair) << r.error.message;
+  EXPECT_EQ(r.pair->not_after.time_since_epoch().count(), year_9999_end);
+}
+
+// A certificate or key path that names no regular file is refused at once: /dev/zero filled
+// memory until the process died, a FIFO blocked the reload until something wrote to it.
+TEST(CertificatePairTest, WhatIsNoRegularFileIsRefusedAtOnce) {
+  const IssuedCert& server = TestPki::get().server;
+  for (const char* path : {"/dev/zero", "/dev/null", "/proc/self"}) {
+    tls::PairResult r =
+        tls::load_certificate_pair(path, server.key_file, std::chrono::system_clock::now());
+    EXPECT_FALSE(r.pair) << path;
+    EXPECT_NE(r.error.message.find("cannot read"), std::string::npos) << r.error.message;
+    std::string error;
+    EXPECT_TRUE(tls::load_ca_file(path, error).empty()) << path;
+    EXPECT_NE(error.find("cannot read"), std::string::npos) << error;
+  }
 }
 
 TEST(ServerCertificatesTest, AnUnknownCipherListIsRefusedByName) {

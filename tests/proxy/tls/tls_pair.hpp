@@ -97,6 +97,19 @@ class TlsPair {
     }
     return false;
   }
+  // A reload: the slot adopts `certs` (as TlsSlot::adopt does on the service thread), and the
+  // connection, already accepted, has not sent its ClientHello yet.
+  void reload(std::shared_ptr<const tls::ServerCertificates> certs) {
+    slot_.adopt(std::move(certs));
+  }
+  // The server side made again from the vhost context, as a connection accepted now would be.
+  void accept_again() {
+    SSL_free(server);
+    server = SSL_new(vhost_);
+    SSL_set_mode(server, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_fd(server, fds_[0]);
+    SSL_set_accept_state(server);
+  }
   void set_send_buffer(int bytes) {
     ::setsockopt(fds_[0], SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
     ::setsockopt(fds_[1], SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
