@@ -22,17 +22,27 @@ std::optional<std::string> common_problem(std::string_view text) {
   if (text.size() > kMaxTopicBytes) return "must be at most 65535 bytes";
   if (text.find('\0') != std::string_view::npos) return "must not contain NUL";
   if (!is_valid_utf8(text)) return "must be valid UTF-8";
+  if (!is_valid_mqtt_string(text)) {
+    return "must not contain control characters (U+0001-U+001F, U+007F-U+009F) or Unicode "
+           "noncharacters (U+FDD0-U+FDEF, U+nFFFE, U+nFFFF)";
+  }
   return std::nullopt;
 }
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view text) {
+namespace {
+
+// Decodes `text` as UTF-8, calling accept(code point) for each character: false when the text is
+// not well-formed UTF-8 or `accept` refuses a character.
+template <typename Accept>
+bool each_code_point(std::string_view text, const Accept& accept) {
   const std::size_t size = text.size();
   std::size_t i = 0;
   while (i < size) {
     const auto lead = static_cast<unsigned char>(text[i]);
     if (lead < 0x80) {
+      if (!accept(std::uint32_t{lead})) return false;
       ++i;
       continue;
     }
@@ -63,9 +73,25 @@ bool is_valid_utf8(std::string_view text) {
     }
     if (code_point < min || code_point > 0x10FFFF) return false;
     if (code_point >= 0xD800 && code_point <= 0xDFFF) return false;  // surrogates
+    if (!accept(code_point)) return false;
     i += extra + 1;
   }
   return true;
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view text) {
+  return each_code_point(text, [](std::uint32_t) { return true; });
+}
+
+bool is_mqtt_forbidden_code_point(std::uint32_t c) {
+  return c <= 0x1F || (c >= 0x7F && c <= 0x9F) || (c >= 0xFDD0 && c <= 0xFDEF) ||
+         (c & 0xFFFE) == 0xFFFE;
+}
+
+bool is_valid_mqtt_string(std::string_view text) {
+  return each_code_point(text, [](std::uint32_t c) { return !is_mqtt_forbidden_code_point(c); });
 }
 
 std::optional<std::string> topic_name_problem(std::string_view topic) {

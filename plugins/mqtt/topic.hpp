@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,7 +27,18 @@ inline constexpr std::string_view kNoSharedSubscriptions =
     "route every client shares wsbridge's one connection: subscribe to the topic itself (or use "
     "mode = \"passthrough\")";
 
+// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
+// NUL and control characters are valid UTF-8: payloads and WebSocket text may carry them.
 bool is_valid_utf8(std::string_view text);
+
+// Whether `text` is a string MQTT lets a receiver accept (MQTT 3.1.1 section 1.5.3, MQTT 5 section
+// 1.5.4): valid UTF-8 without U+0000, the control characters U+0001-U+001F and U+007F-U+009F, and
+// the noncharacters U+FDD0-U+FDEF, U+nFFFE and U+nFFFF. The spec lets a receiver close the
+// connection on any of these, and mosquitto 2.0 does, for topics, filters, client ids and
+// property strings alike: relayed, such a string read as the broker failing.
+bool is_valid_mqtt_string(std::string_view text);
+// Whether code point `c` is one of those is_valid_mqtt_string refuses.
+bool is_mqtt_forbidden_code_point(std::uint32_t c);
 
 // nullopt when `topic` is a valid topic name to publish to; otherwise a short reason such as
 // "must not be empty", "must not contain wildcards ('+' or '#')", "must not contain NUL",
@@ -34,7 +46,8 @@ bool is_valid_utf8(std::string_view text);
 std::optional<std::string> topic_name_problem(std::string_view topic);
 
 // nullopt when `filter` is a valid subscription filter: '+' only as a whole level, '#' only as
-// the whole last level, plus the rules for names (non-empty, no NUL, <= 65535 bytes, UTF-8).
+// the whole last level, plus the rules for names (non-empty, no NUL, <= 65535 bytes, UTF-8, an
+// MQTT string).
 std::optional<std::string> topic_filter_problem(std::string_view filter);
 
 // Whether a valid `filter` matches a valid topic name. A filter starting with '+' or '#' does not

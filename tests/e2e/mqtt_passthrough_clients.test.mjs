@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import WebSocket from 'ws';
 import {
   startServers, stopServers, connectMqtt, endClient, mosquittoPub, MosquittoSub, nextMessage,
   within, waitFor, sleep, rawMqtt, publishPacket, disconnectReason,
@@ -234,4 +235,50 @@ describe('the stream of packets', () => {
       }
     });
   }
+});
+
+describe('how a session ends', () => {
+  // Two connections with one client id (mqtt.js in two tabs): mosquitto 2.0.11 drops the first
+  // (without the DISCONNECT 0x8E it means to send). The first is told its session was taken over,
+  // once, and closed with 1000; it got DISCONNECT 0x8B (server shutting down) and close 1001, and a
+  // broker failure was counted.
+  test('v5: a session taken over is told so with one DISCONNECT 0x8E, and close 1000', async () => {
+    const first = await rawMqtt(url(), 5, 'tab');
+    const second = await rawMqtt(url(), 5, 'tab');
+    try {
+      const closed = await within(first.closed, 5000, 'the close of the first tab');
+      assert.equal(closed.code, 1000, JSON.stringify(closed));
+      const disconnects = first.frames.filter((f) => f[0] === 0xe0);
+      assert.equal(disconnects.length, 1, 'one DISCONNECT, nothing after it');
+      assert.equal(disconnectReason(first.frames), 0x8e);
+      assert.equal(second.frames[0][0], 0x20, 'the second tab has its CONNACK');
+    } finally {
+      second.ws.terminate();
+    }
+  });
+
+  // A 3.1.1 client with keepalive 1 s that goes silent while its WebSocket still answers pings:
+  // closed (1001) after 1.5 keepalives, and the broker, told nothing, publishes its will. It
+  // stayed open for good: wsbridge pinged the broker on its behalf.
+  test('v4: a client silent for 1.5 times its keepalive is closed and its will published', async () => {
+    const sub = await MosquittoSub.start(servers.broker, 'wills/silent');
+    const str = (text) => { const b = Buffer.from(text); return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]); };
+    // CONNECT: "MQTT" level 4, clean session + will (QoS 0), keepalive 1 s; id, will topic, message.
+    const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0x06, 0, 1]), str('silent'),
+      str('wills/silent'), str('silent gone')]);
+    const ws = new WebSocket(url(), ['mqtt']);
+    const frames = [];
+    ws.on('message', (data) => frames.push(Buffer.from(data)));
+    const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    try {
+      await within(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); }), 5000, 'the upgrade');
+      ws.send(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+      await waitFor(() => frames.length > 0, 'the CONNACK', 5000);
+      assert.equal(await within(closed, 6000, 'the close of the silent client'), 1001);
+      assert.equal((await sub.waitForTopic('wills/silent')).payload.toString(), 'silent gone');
+    } finally {
+      ws.terminate();
+      await sub.stop();
+    }
+  });
 });

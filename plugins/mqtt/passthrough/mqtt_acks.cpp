@@ -50,7 +50,7 @@ bool read_filter(Cursor& in, std::string& out, std::string& error) {
     return false;
   }
   if (!detail::valid_mqtt_string(filter)) {
-    error = "topic filter is not a valid UTF-8 string";
+    error = "topic filter is not a valid UTF-8 string without control characters or noncharacters";
     return false;
   }
   out = filter;
@@ -90,7 +90,7 @@ std::string encode_ack_list(const AckListPacket& ack, std::uint8_t version, std:
 }
 
 // A reason string that fits a small packet: at most this many bytes, cut at a character
-// boundary, valid UTF-8 without NUL (anything else becomes '?').
+// boundary, a valid MQTT string (else controls and non-ASCII bytes become '?').
 constexpr std::size_t kMaxReasonString = 512;
 
 std::string clean_reason(std::string_view text) {
@@ -106,7 +106,8 @@ std::string clean_reason(std::string_view text) {
   if (detail::valid_mqtt_string(text)) return std::string(text);
   std::string out(text);
   for (char& c : out) {
-    if (c == '\0' || (static_cast<unsigned char>(c) & 0x80) != 0) c = '?';
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7F) c = '?';  // (controls, and every byte of what is not ASCII)
   }
   return out;
 }

@@ -23,7 +23,9 @@ bool fail(std::string& error, std::string reason) {
 bool read_string(Cursor& in, std::string_view& out, const char* what, std::string& error) {
   if (!in.prefixed(out)) return fail(error, std::string(what) + " runs past the packet");
   if (!detail::valid_mqtt_string(out)) {
-    return fail(error, std::string(what) + " is not a valid UTF-8 string");
+    return fail(error,
+                std::string(what) +
+                    " is not a valid UTF-8 string without control characters or noncharacters");
   }
   return true;
 }

@@ -56,6 +56,7 @@ inline constexpr std::uint8_t kServerUnavailable = 0x88;
 inline constexpr std::uint8_t kServerBusy = 0x89;
 inline constexpr std::uint8_t kServerShuttingDown = 0x8B;
 inline constexpr std::uint8_t kKeepAliveTimeout = 0x8D;
+inline constexpr std::uint8_t kSessionTakenOver = 0x8E;
 inline constexpr std::uint8_t kTopicFilterInvalid = 0x8F;
 inline constexpr std::uint8_t kTopicNameInvalid = 0x90;
 inline constexpr std::uint8_t kPacketIdInUse = 0x91;
@@ -84,10 +85,12 @@ namespace property {
 inline constexpr std::uint8_t kSessionExpiryInterval = 0x11;        // u32
 inline constexpr std::uint8_t kAssignedClientId = 0x12;             // string
 inline constexpr std::uint8_t kServerKeepAlive = 0x13;              // u16
+inline constexpr std::uint8_t kRequestProblemInformation = 0x17;    // byte
 inline constexpr std::uint8_t kReasonString = 0x1F;                 // string
 inline constexpr std::uint8_t kReceiveMaximum = 0x21;               // u16
 inline constexpr std::uint8_t kTopicAliasMaximum = 0x22;            // u16
 inline constexpr std::uint8_t kTopicAlias = 0x23;                   // u16
+inline constexpr std::uint8_t kUserProperty = 0x26;                 // string pair
 inline constexpr std::uint8_t kMaximumPacketSize = 0x27;            // u32
 inline constexpr std::uint8_t kSharedSubscriptionAvailable = 0x2A;  // byte
 }  // namespace property

@@ -114,7 +114,8 @@ bool read_one(Cursor& in, Property& out, std::string_view& raw, std::string& err
   const Kind kind = kind_of(id);
   if ((kind == Kind::kString || kind == Kind::kPair) &&
       (!detail::valid_mqtt_string(out.text) || !detail::valid_mqtt_string(out.second))) {
-    error = "property " + std::to_string(id) + " is not a valid UTF-8 string";
+    error = "property " + std::to_string(id) +
+            " is not a valid UTF-8 string without control characters or noncharacters";
     return false;
   }
   raw = start.substr(0, start.size() - in.size());
@@ -138,7 +139,7 @@ bool walk(std::string_view block, std::string& error, Each&& each) {
 }  // namespace
 
 bool detail::valid_mqtt_string(std::string_view s) {
-  return s.find('\0') == std::string_view::npos && is_valid_utf8(s);
+  return is_valid_mqtt_string(s);
 }
 
 bool detail::read_properties(Cursor& in, std::uint32_t context, std::string_view& block,

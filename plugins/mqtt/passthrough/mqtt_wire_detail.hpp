@@ -131,7 +131,8 @@ inline std::uint8_t flags_of(std::string_view packet) {
   return static_cast<unsigned char>(packet[0]) & 0x0F;
 }
 
-// A UTF-8 string as MQTT allows it: valid UTF-8 without U+0000 (MQTT 3.1.1 section 1.5.3).
+// A UTF-8 string as MQTT allows it (is_valid_mqtt_string): valid UTF-8 without U+0000, control
+// characters or noncharacters, which the broker would drop the client for.
 bool valid_mqtt_string(std::string_view s);
 
 // Where the properties of a packet are allowed (MQTT 5 table 2-4): one bit per packet type, and

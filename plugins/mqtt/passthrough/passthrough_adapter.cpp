@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "passthrough/connect_deadlines.hpp"
 #include "passthrough/passthrough_config.hpp"
 #include "passthrough/passthrough_metrics.hpp"
 #include "passthrough/relay.hpp"
@@ -19,21 +20,27 @@ class PassthroughAdapter final : public Adapter {
       : route_(std::move(route)),
         endpoint_(std::move(endpoint)),
         metrics_(PassthroughMetrics::for_route(route_->path)),
+        connect_deadlines_(route_->connect_timeout),
         relays_(shards) {}
 
   std::vector<std::string> subprotocols() const override { return {"mqtt", "mqttv3.1"}; }
 
   void on_open(const std::shared_ptr<Connection>& connection) override {
-    relays()[connection->id()] = std::make_unique<Relay>(connection, route_, *endpoint_, metrics_);
+    auto relay = std::make_unique<Relay>(connection, route_, *endpoint_, metrics_);
+    relay->track_sessions(&session_owners_);
+    relays()[connection->id()] = {std::move(relay), connect_deadlines_.watch(connection)};
   }
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override {
-    if (Relay* relay = find(connection->id())) relay->from_client(message);
+    Session* session = find(connection->id());
+    if (session == nullptr) return;
+    session->relay->from_client(message);
+    if (!session->relay->awaiting_connect()) session->connected->store(true);
   }
   void on_close(const std::shared_ptr<Connection>& connection, const CloseInfo&) override {
     relays().erase(connection->id());  // its broker connection closes (the will, if any, fires)
   }
   void on_drained(const std::shared_ptr<Connection>& connection) override {
-    if (Relay* relay = find(connection->id())) relay->client_drained();
+    if (Session* session = find(connection->id())) session->relay->client_drained();
   }
   // The route's own rate limit counts WebSocket messages; MQTT's is publish_rate (the relay's).
   void on_rate_limited(const std::shared_ptr<Connection>& connection, const Frame&) override {
@@ -41,20 +48,26 @@ class PassthroughAdapter final : public Adapter {
   }
 
  private:
+  struct Session {
+    std::unique_ptr<Relay> relay;
+    std::shared_ptr<std::atomic<bool>> connected;  // (set: its CONNECT deadline is off)
+  };
   // Each shard's relays, touched only by that shard's thread.
-  std::unordered_map<ConnectionId, std::unique_ptr<Relay>>& relays() {
+  std::unordered_map<ConnectionId, Session>& relays() {
     return relays_[std::min<std::size_t>(current_shard(), relays_.size() - 1)];
   }
-  Relay* find(ConnectionId id) {
+  Session* find(ConnectionId id) {
     auto& map = relays();
     const auto it = map.find(id);
-    return it == map.end() ? nullptr : it->second.get();
+    return it == map.end() ? nullptr : &it->second;
   }
 
   const std::shared_ptr<const PassthroughRouteConfig> route_;
   const std::shared_ptr<StreamEndpoint> endpoint_;
   PassthroughMetrics metrics_;
-  std::vector<std::unordered_map<ConnectionId, std::unique_ptr<Relay>>> relays_;
+  ConnectDeadlines connect_deadlines_;
+  SessionOwners session_owners_;  // (outlives the relays, declared after it)
+  std::vector<std::unordered_map<ConnectionId, Session>> relays_;
 };
 
 }  // namespace

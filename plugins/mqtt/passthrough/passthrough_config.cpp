@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string_view>
 
-#include "wsbridge/text.hpp"
+#include "topic.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -19,18 +19,47 @@ std::string_view placeholder_at(std::string_view pattern, std::size_t at) {
   return {};
 }
 
+// The bytes of the UTF-8 character at `at` (1 for a byte that starts none).
+std::size_t character_size(std::string_view text, std::size_t at) {
+  const auto lead = static_cast<unsigned char>(text[at]);
+  const std::size_t size = lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+  if (at + size > text.size() || !is_valid_utf8(text.substr(at, size))) return 1;
+  return size;
+}
+
 // `value` with '%' and each character of `separators` percent-encoded: it then never holds the
 // text that separates it from the next placeholder. A separator beyond ASCII has every byte
-// beyond ASCII encoded (byte by byte, a UTF-8 character would be cut: no valid client id).
+// beyond ASCII encoded (byte by byte, a UTF-8 character would be cut: no valid client id). So
+// has what MQTT strings may not hold (control characters such as U+0085 in a certificate's CN,
+// noncharacters, bytes that are not UTF-8): the broker would refuse the client id, and the
+// client would be told the server is unavailable, for ever.
 std::string escaped(std::string_view value, std::string_view separators) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
   const auto beyond_ascii = [](char c) { return (static_cast<unsigned char>(c) & 0x80) != 0; };
   const bool separators_beyond_ascii =
       std::any_of(separators.begin(), separators.end(), beyond_ascii);
-  return text::percent_encoded(value, [&](unsigned char u) {
-    const auto c = static_cast<char>(u);
-    return c == '%' || (beyond_ascii(c) ? separators_beyond_ascii
-                                        : separators.find(c) != std::string_view::npos);
-  });
+  std::string out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size();) {
+    const std::size_t size = character_size(value, i);
+    const std::string_view character = value.substr(i, size);
+    i += size;
+    const char c = character[0];
+    const bool encode =
+        c == '%' || !is_valid_mqtt_string(character) ||
+        (beyond_ascii(c) ? separators_beyond_ascii : separators.find(c) != std::string_view::npos);
+    if (!encode) {
+      out += character;
+      continue;
+    }
+    for (const char byte : character) {
+      const auto u = static_cast<unsigned char>(byte);
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -85,6 +114,7 @@ PassthroughRouteConfig PassthroughRouteConfig::from_route(
   if (auto v = t.one_of<bool>("denied_publish", {{"drop", false}, {"disconnect", true}})) {
     r.disconnect_on_denied_publish = *v;
   }
+  if (auto v = t.duration("mqtt_connect_timeout", 1s, 3600s)) r.connect_timeout = *v;
   if (auto v = t.duration("keepalive_min", 1s, 65535s)) {
     r.keepalive_min = std::chrono::duration_cast<std::chrono::seconds>(*v);
   }

@@ -31,6 +31,8 @@ struct PassthroughRouteConfig {
   // The client id the broker sees: {user}, {client_id}, {connection_id}.
   std::string client_id = "{user}:{client_id}";
   bool disconnect_on_denied_publish = false;  // MQTT 3.1.1 (denied_publish = "disconnect")
+  // A WebSocket's whole CONNECT must arrive within this of its opening (ConnectDeadlines).
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   std::chrono::seconds keepalive_min{5};
   std::chrono::seconds keepalive_max{300};
   std::size_t max_packet_bytes = 4 * 1024 * 1024;
@@ -48,8 +50,10 @@ struct PassthroughRouteConfig {
 // never give one id: {user} has '%' and the characters of the text that follows it up to the
 // next placeholder percent-encoded (so does {client_id} when another placeholder follows it); an
 // anonymous client's is "anonymous", a user really named so is "%61nonymous", and a credential
-// that names no user (a token without "sub") is "%authenticated", never the anonymous. The relay
-// gives a client that sent an empty id one first ("c<connection id>").
+// that names no user (a token without "sub") is "%authenticated", never the anonymous. What MQTT
+// strings may not hold (control characters, noncharacters) is percent-encoded in {user} too,
+// wherever it stands. The relay gives a client that sent an empty id one first ("c" and 16
+// random hex digits).
 std::string expand_client_id(const std::string& pattern, const std::string& user,
                              bool authenticated, const std::string& client_id,
                              const std::string& connection_id);

@@ -1,5 +1,6 @@
-// The relay's life and its broker side: the stream's events, the CONNACK and SUBACK rewrites,
-// keepalive pings on the browser's behalf, flow control both ways, and how a session ends.
+// The relay's life: the stream's events, keepalive pings on the browser's behalf and the browser's
+// own keepalive, flow control both ways, and how a session ends. (The broker's packets:
+// relay_broker.cpp.)
 #include "passthrough/relay.hpp"
 
 #include "passthrough/passthrough_metrics.hpp"
@@ -23,6 +24,7 @@ Relay::Relay(std::shared_ptr<Connection> connection,
 
 Relay::~Relay() {
   if (upstream_) metrics_.connections.add(-1);
+  if (session_claim_) session_owners_->release(broker_client_id_, session_claim_);
 }
 
 void Relay::from_client(const Frame& message) {
@@ -124,6 +126,16 @@ void Relay::on_timer() {
     return;
   }
   if (phase_ != Phase::kRelaying || !upstream_) return;
+  if (client_keepalive_.count() > 0 && std::chrono::steady_clock::now() - client_heard_at_ >
+                                           std::chrono::milliseconds(client_keepalive_) * 3 / 2) {
+    // Gone quiet (its socket half dead, say, while the WebSocket still answers pings): dropped as
+    // a broker drops such a client [MQTT-3.1.2-22], without a DISCONNECT to the broker, which
+    // publishes the will.
+    disconnect(wire::reason::kKeepAliveTimeout, CloseCode::kGoingAway,
+               "no MQTT packet from the client for 1.5 times its keepalive (" +
+                   std::to_string(client_keepalive_.count()) + " s)");
+    return;
+  }
   // Keep the broker's session alive while the browser is connected, whenever nothing of the
   // browser's reached the broker for a keepalive: a browser that pings less often than the
   // broker was told (or not at all), and one whose packets the policy kept from the broker (to
@@ -145,6 +157,14 @@ void Relay::on_timer() {
 
 void Relay::on_closed(std::string_view reason) {
   if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kRelaying && session_claim_ && session_claim_->load()) {
+    // Another connection with this client id took the session over: the broker dropped this one
+    // for it (mosquitto 2.0.11 without the DISCONNECT 0x8E that says so). No broker failure.
+    disconnect(wire::reason::kSessionTakenOver, CloseCode::kNormal,
+               "session taken over: another connection with this client id (" + broker_client_id_ +
+                   ") connected");
+    return;
+  }
   metrics_.broker_unavailable.inc();
   const std::string why = "MQTT broker: " + std::string(reason);
   WSB_LOG(kInfo) << "conn " << connection_->id() << " " << why;
@@ -156,111 +176,6 @@ void Relay::on_closed(std::string_view reason) {
   }
   // 0x88 "Server unavailable" is CONNACK's; to the browser the server it spoke to has shut down.
   disconnect(wire::reason::kServerShuttingDown, CloseCode::kGoingAway, why);
-}
-
-void Relay::broker_packet(std::string_view packet) {
-  metrics_.packets_from_broker.inc();
-  const auto type = wire::packet_type(packet);
-  if (phase_ == Phase::kAwaitConnack) {
-    if (type != wire::PacketType::kConnack) {
-      fail(CloseCode::kInternalError, "the MQTT broker did not answer CONNECT with CONNACK");
-      return;
-    }
-    on_connack(packet);
-    return;
-  }
-  switch (type) {
-    case wire::PacketType::kPublish:
-      on_broker_publish(packet);
-      return;
-    case wire::PacketType::kPubrel:
-      on_broker_pubrel(packet);
-      return;
-    case wire::PacketType::kSuback:
-      on_suback(packet);
-      return;
-    case wire::PacketType::kPingresp:
-      if (own_pings_ > 0) {
-        --own_pings_;  // the answer to our own keepalive ping
-        return;
-      }
-      break;
-    default:
-      break;
-  }
-  to_client(packet);
-}
-
-void Relay::on_connack(std::string_view packet) {
-  std::string error;
-  auto connack = wire::parse_connack(packet, version_, error);
-  if (!connack) {
-    fail(CloseCode::kInternalError, "the MQTT broker sent a malformed CONNACK: " + error);
-    return;
-  }
-  if (connack->code != 0) {
-    const std::string why =
-        "the MQTT broker refused the connection (code " + std::to_string(connack->code) + ")";
-    WSB_LOG(kWarn) << "conn " << connection_->id() << " " << why;
-    fail(CloseCode::kPolicyViolation, why, packet);
-    return;
-  }
-  if (version_ == wire::kMqtt5) {
-    // No topic aliases from the browser: a PUBLISH must name its topic for the ACL to see it.
-    connack->properties =
-        wire::without_property(connack->properties, wire::property::kTopicAliasMaximum);
-    if (auto server = wire::find_property(connack->properties, wire::property::kServerKeepAlive)) {
-      upstream_keepalive_ = std::chrono::seconds(server->number);
-    } else if (keepalive_clamped_) {
-      // The keepalive was clamped, either way: an MQTT 5 client follows the server's, which it
-      // must be told when it is not its own [MQTT-3.2.2-22] (the broker times it out, and sends
-      // its will, by that one).
-      wire::append_property(connack->properties, wire::property::kServerKeepAlive,
-                            static_cast<std::uint32_t>(upstream_keepalive_.count()));
-    }
-    if (!assigned_client_id_.empty() &&
-        !wire::find_property(connack->properties, wire::property::kAssignedClientId)) {
-      wire::append_property(connack->properties, wire::property::kAssignedClientId,
-                            std::string_view(assigned_client_id_));
-    }
-    client_out_.insert(0, wire::encode_connack(*connack, version_));
-  } else {
-    client_out_.insert(0, packet);  // (before the answers that waited for it)
-  }
-  phase_ = Phase::kRelaying;
-  // (Replaces the CONNACK timeout, or cancels it.) The keepalive counts from the CONNACK.
-  client_spoke_ = false;
-  const bool ping = upstream_keepalive_.count() > 0;
-  upstream_->set_timer(ping ? std::chrono::milliseconds(upstream_keepalive_) / 4
-                            : std::chrono::milliseconds(0));
-}
-
-void Relay::on_suback(std::string_view packet) {
-  std::string error;
-  auto suback = wire::parse_suback(packet, version_, error);
-  if (!suback) {
-    fail(CloseCode::kInternalError, "the MQTT broker sent a malformed SUBACK: " + error);
-    return;
-  }
-  const auto plan = partial_subscribes_.find(suback->packet_id);
-  if (plan == partial_subscribes_.end()) {
-    to_client(packet);
-    return;
-  }
-  // Put the codes of the filters refused here back where the browser expects them.
-  std::vector<std::uint8_t> codes;
-  std::size_t next = 0;
-  for (const int code : plan->second) {
-    if (code >= 0) {
-      codes.push_back(static_cast<std::uint8_t>(code));
-    } else {
-      codes.push_back(next < suback->codes.size() ? suback->codes[next] : 0x80);
-      ++next;
-    }
-  }
-  partial_subscribes_.erase(plan);
-  suback->codes = std::move(codes);
-  to_client(wire::encode_suback(*suback, version_));
 }
 
 void Relay::flush_to_client() {
@@ -349,6 +264,11 @@ std::string Relay::connack_refusal(std::uint8_t code5, std::uint8_t code311,
   wire::append_property(refusal.properties, wire::property::kReasonString,
                         std::string_view(reason).substr(0, 256));
   return within_client_limit(wire::encode_connack(refusal, version_), plain);
+}
+
+std::string Relay::without_problem_information(std::string_view block) {
+  return wire::without_property(wire::without_property(block, wire::property::kReasonString),
+                                wire::property::kUserProperty);
 }
 
 std::string Relay::within_client_limit(std::string packet, std::string plain) const {

@@ -9,17 +9,24 @@
 //   CONNACK    MQTT 5: Topic Alias Maximum removed (no alias can hide a topic from the ACL),
 //              Server Keep Alive added when the keepalive was clamped;
 //   SUBSCRIBE  each filter checked; refused ones answered in the SUBACK, never sent upstream;
-//   PUBLISH    checked; a refused one never reaches the broker (MQTT 5: PUBACK/PUBREC 0x87).
+//   PUBLISH    checked; a refused one never reaches the broker (MQTT 5: PUBACK/PUBREC 0x87, in
+//              order behind the broker's acknowledgements of the publishes before it).
 //              From the broker: checked against the subscribe ACL, which a persistent session's
 //              subscriptions from an earlier connection (under a wider ACL) may exceed; a refused
 //              one is acknowledged to the broker and never reaches the browser.
 //
-// Everything else is relayed as it came. A relay lives on its connection's shard and is driven by
+//   DISCONNECT from the broker (MQTT 5): relayed, and the session ends there (the broker's word
+//              about this client, a session taken over say, not a broker failure). A broker that
+//              drops a session taken over without one (mosquitto 2.0.11): SessionOwners says so.
+//
+// Everything else is relayed as it came. A client silent for 1.5 times its keepalive is closed
+// (the broker then publishes its will). A relay lives on its connection's shard and is driven by
 // the adapter's callbacks and its stream's; nothing in it blocks.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -29,6 +36,7 @@
 #include "acl.hpp"
 #include "passthrough/mqtt_packets.hpp"
 #include "passthrough/passthrough_config.hpp"
+#include "passthrough/session_owners.hpp"
 #include "subscription_set.hpp"
 #include "wsbridge/plugin.hpp"
 #include "wsbridge/stream_client.hpp"
@@ -50,6 +58,12 @@ class Relay final : public StreamHandler {
   // Adapter callbacks, on the connection's shard.
   void from_client(const Frame& message);
   void client_drained();
+  // Whether the browser's CONNECT is still awaited (its deadline is the adapter's: no broker
+  // connection, whose timer the relay uses, exists before it).
+  bool awaiting_connect() const { return phase_ == Phase::kAwaitConnect; }
+  // The route's registry of broker client ids (before the first packet; none: takeovers are not
+  // told from broker failures).
+  void track_sessions(SessionOwners* owners) { session_owners_ = owners; }
 
   // StreamHandler: the broker side.
   void on_connected() override;
@@ -67,7 +81,16 @@ class Relay final : public StreamHandler {
   void on_client_publish(std::string_view packet);
   void on_client_subscribe(std::string_view packet);
   void on_client_pubrel(std::string_view packet);
+  void on_client_unsubscribe(std::string_view packet);
   bool within_publish_rate();
+  // The client id a browser that sent none is given: "c" and 16 hex digits from the CSPRNG,
+  // unguessable, so no other client can name it first and take its session over (empty when the
+  // CSPRNG fails).
+  static std::string random_client_id();
+  // Publish acknowledgements (relay_publish.cpp): a refused publish's, in order behind those the
+  // broker owes for earlier ones; the broker's PUBACK or PUBREC, and what waited behind it.
+  void answer_refused_publish(const wire::PublishPacket& publish, const std::string& why);
+  void on_broker_publish_ack(std::string_view packet);
   // Whether the route's ACL and the credential's (when it has one) allow `topic` by `check`.
   static bool allowed_by(const SharedAcl& route,
                          const std::optional<std::vector<std::string>>& credential,
@@ -84,6 +107,8 @@ class Relay final : public StreamHandler {
   void broker_packet(std::string_view packet);
   void on_connack(std::string_view packet);
   void on_suback(std::string_view packet);
+  // MQTT 5: the broker ends the session (relayed, nothing follows it).
+  void on_broker_disconnect(std::string_view packet);
 
   // Queues bytes for the browser (sent as one message per turn, see flush_to_client).
   void to_client(std::string_view packet) { client_out_ += packet; }
@@ -103,6 +128,10 @@ class Relay final : public StreamHandler {
   // named [MQTT-3.1.2-24]: `packet`, else `plain` (the same without its Reason String), else
   // nothing.
   std::string within_client_limit(std::string packet, std::string plain) const;
+  // `block` without the properties the client may be spared (Reason String, User Properties):
+  // what goes first when a packet is over its Maximum Packet Size [MQTT-3.1.2-25], and what it
+  // never gets from wsbridge after Request Problem Information 0 [MQTT-3.1.2-29].
+  static std::string without_problem_information(std::string_view block);
 
   const std::shared_ptr<Connection> connection_;
   const std::shared_ptr<const PassthroughRouteConfig> route_;
@@ -112,6 +141,7 @@ class Relay final : public StreamHandler {
   Phase phase_ = Phase::kAwaitConnect;
   std::uint8_t version_ = wire::kMqtt311;
   std::uint32_t client_max_packet_ = 0xFFFFFFFF;  // MQTT 5 CONNECT's Maximum Packet Size
+  bool problem_information_ = true;               // MQTT 5 CONNECT's Request Problem Information
 
   wire::PacketReader client_reader_;
   std::size_t client_bytes_held_ = 0;  // what client_reader_ holds, as told to hold_inbound()
@@ -125,7 +155,10 @@ class Relay final : public StreamHandler {
   // An MQTT 5 browser that left its client id empty is told the one chosen for it (CONNACK's
   // Assigned Client Identifier), as a broker would.
   std::string assigned_client_id_;
-  SharedAcl route_subscribe_;  // (null until CONNECT: nothing allowed)
+  std::string broker_client_id_;  // as the broker knows it (the route's template applied)
+  SessionOwners* session_owners_ = nullptr;
+  SessionOwners::Claim session_claim_;  // set once another connection took broker_client_id_
+  SharedAcl route_subscribe_;           // (null until CONNECT: nothing allowed)
   SharedAcl route_publish_;
   std::optional<std::vector<std::string>> credential_subscribe_;
   std::optional<std::vector<std::string>> credential_publish_;
@@ -140,6 +173,20 @@ class Relay final : public StreamHandler {
   std::set<std::uint16_t> local_qos2_;
   // The same for QoS 2 deliveries from the broker the ACL kept from the browser.
   std::set<std::uint16_t> dropped_qos2_;
+  // The browser's QoS 1 and 2 publishes still owed their PUBACK or PUBREC, oldest first: those
+  // the broker answers, and those refused here whose answer (`ack`) waits behind the broker's for
+  // publishes before it, as MQTT orders them [MQTT-4.6.0-2, MQTT-4.6.0-3]. At most one per packet
+  // id in flight (65,535); an answer waiting here keeps its Reason String while they all take
+  // under kHeldAckBytes.
+  struct OwedAck {
+    std::uint16_t packet_id = 0;
+    bool by_broker = true;
+    std::string ack;  // (refused here) the acknowledgement to send
+  };
+  std::deque<OwedAck> owed_acks_;
+  std::size_t held_ack_bytes_ = 0;
+  static constexpr std::size_t kMaxOwedAcks = 65535;
+  static constexpr std::size_t kHeldAckBytes = std::size_t{64} * 1024;
 
   // Keepalive: what the broker was told, and our own PINGREQs when nothing of the browser's
   // reached the broker for half of it.
@@ -149,6 +196,12 @@ class Relay final : public StreamHandler {
   unsigned quiet_ticks_ = 0;        // ticks in a row with nothing of the browser's to the broker
   static constexpr unsigned kQuietTicksBeforePing = 5;
   unsigned own_pings_ = 0;  // PINGRESPs owed to us, not to the browser
+  // The browser's own keepalive, as it keeps it (MQTT 5: the one CONNACK gave it; 3.1.1: the
+  // one it asked for; 0: none): silent for 1.5 times that (any packet counts, those the policy
+  // dropped too), it is closed, without a DISCONNECT to the broker, which publishes its will
+  // [MQTT-3.1.2-22]. Checked at the keepalive ticks.
+  std::chrono::seconds client_keepalive_{0};
+  std::chrono::steady_clock::time_point client_heard_at_{};
 
   double publish_tokens_ = 0;
   std::chrono::steady_clock::time_point publish_refilled_at_{};

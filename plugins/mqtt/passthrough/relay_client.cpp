@@ -1,5 +1,8 @@
 // The relay's browser side: CONNECT (identity, client id, credentials, keepalive, will), and the
-// policy on SUBSCRIBE and PUBLISH. Packets the policy has no say in go to the broker as they came.
+// policy on SUBSCRIBE and UNSUBSCRIBE (PUBLISH: relay_publish.cpp). Packets the policy has no say
+// in go to the broker as they came.
+#include <openssl/rand.h>
+
 #include <algorithm>
 
 #include "acl.hpp"
@@ -24,6 +27,8 @@ bool Relay::allowed_by(const SharedAcl& route,
 }
 
 void Relay::client_packet(std::string_view packet) {
+  // (The keepalive: any packet counts, those the policy keeps from the broker too.)
+  client_heard_at_ = std::chrono::steady_clock::now();
   const auto type = wire::packet_type(packet);
   if (phase_ == Phase::kAwaitConnect) {
     if (type != wire::PacketType::kConnect) {
@@ -51,16 +56,9 @@ void Relay::client_packet(std::string_view packet) {
     case wire::PacketType::kPubrel:
       on_client_pubrel(packet);
       return;
-    case wire::PacketType::kUnsubscribe: {
-      auto unsubscribe = wire::parse_unsubscribe(packet, version_, error);
-      if (!unsubscribe) {
-        disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
-                   "malformed UNSUBSCRIBE: " + error);
-        return;
-      }
-      for (const std::string& filter : unsubscribe->filters) subscribed_.erase(filter);
-      break;
-    }
+    case wire::PacketType::kUnsubscribe:
+      on_client_unsubscribe(packet);
+      return;
     case wire::PacketType::kDisconnect:
       // The browser leaves cleanly: the broker hears it (no will), then both sides close.
       to_broker(packet);
@@ -142,6 +140,10 @@ void Relay::on_connect(std::string_view packet) {
     if (auto own = wire::find_property(connect->properties, wire::property::kMaximumPacketSize)) {
       client_max_packet_ = own->number;
     }
+    if (auto asked =
+            wire::find_property(connect->properties, wire::property::kRequestProblemInformation)) {
+      problem_information_ = asked->number != 0;
+    }
   }
   auto refuse = [&](std::uint8_t code5, std::uint8_t code311, const std::string& why) {
     metrics_.refused_connect.inc();
@@ -179,6 +181,13 @@ void Relay::on_connect(std::string_view packet) {
     credential_subscribe_ = expand_acl(acl->subscribe, user, claims, reserved);
     credential_publish_ = expand_acl(acl->publish, user, claims, reserved);
   }
+  if (!is_valid_mqtt_string(user)) {
+    // (A certificate's CN with a C1 control, say: expand_acl drops the patterns it would fill,
+    // rather than hand the broker a filter it drops the client for.)
+    WSB_LOG(kInfo) << "conn " << connection_->id()
+                   << " MQTT: the user name holds characters MQTT strings may not (control "
+                      "characters, noncharacters): ACL patterns with {user} match nothing";
+  }
   if (connect->will &&
       !allowed_by(route_publish_, credential_publish_, publish_allowed, connect->will->topic)) {
     metrics_.denied_publish.inc();
@@ -200,8 +209,13 @@ void Relay::on_connect(std::string_view packet) {
       return;
     }
     // (Unique across the instances too: the broker would take one client's session for the
-    // other's.)
-    assigned_client_id_ = "c" + global_connection_id(connection_->id());
+    // other's. Not the connection id: another client could predict it and take it first.)
+    assigned_client_id_ = random_client_id();
+    if (assigned_client_id_.empty()) {
+      refuse(wire::reason::kServerUnavailable, wire::connack311::kServerUnavailable,
+             "no random client id could be drawn");
+      return;
+    }
   }
   connect->client_id = expand_client_id(
       route_->client_id, user, upgrade.credential_pending || !upgrade.auth_method.empty(),
@@ -225,6 +239,9 @@ void Relay::on_connect(std::string_view packet) {
   // An MQTT 5 browser is told the keepalive the broker was given (CONNACK); for one that pings
   // less often than it, and for any whose packets do not reach the broker, the relay pings.
   keepalive_clamped_ = clamped != asked;
+  // The keepalive the browser keeps: an MQTT 5 one follows Server Keep Alive [MQTT-3.2.2-22];
+  // a 3.1.1 one keeps its own (0: none; the relay pings the broker for it).
+  client_keepalive_ = version_ == wire::kMqtt5 ? clamped : asked;
 
   if (version_ == wire::kMqtt5) {
     // The broker never sends the browser more than this route accepts.
@@ -248,90 +265,13 @@ void Relay::on_connect(std::string_view packet) {
     constexpr std::size_t kPublishStart = 5 + 2 + 65535 + 2;
     broker_reader_.skip_oversized(kPublishStart);
   }
+  broker_client_id_ = connect->client_id;
+  if (session_owners_) session_claim_ = session_owners_->claim(broker_client_id_);
   upstream_ = endpoint_.connect(*this);
   upstream_->set_timer(kConnackTimeout);  // (a broker that takes the connection and stalls)
   metrics_.connections.add(1);
   phase_ = Phase::kAwaitConnack;
   to_broker(wire::encode_connect(*connect));
-}
-
-bool Relay::within_publish_rate() {
-  if (route_->publish_rate <= 0) return true;
-  const auto now = std::chrono::steady_clock::now();
-  const double elapsed = std::chrono::duration<double>(now - publish_refilled_at_).count();
-  publish_refilled_at_ = now;
-  publish_tokens_ =
-      std::min(route_->publish_burst, publish_tokens_ + elapsed * route_->publish_rate);
-  if (publish_tokens_ < 1) return false;
-  publish_tokens_ -= 1;
-  return true;
-}
-
-void Relay::on_client_publish(std::string_view packet) {
-  std::string error;
-  auto publish = wire::parse_publish(packet, version_, error);
-  if (!publish) {
-    disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
-               "malformed PUBLISH: " + error);
-    return;
-  }
-  if (version_ == wire::kMqtt5 &&
-      (publish->topic.empty() ||
-       wire::find_property(publish->properties, wire::property::kTopicAlias))) {
-    disconnect(wire::reason::kTopicAliasInvalid, CloseCode::kPolicyViolation,
-               "topic aliases are disabled on this route: name the topic in every PUBLISH");
-    return;
-  }
-  if (!within_publish_rate()) {
-    disconnect(wire::reason::kMessageRateTooHigh, CloseCode::kPolicyViolation,
-               "too many PUBLISH packets: over this route's publish_rate");
-    return;
-  }
-  if (allowed_by(route_publish_, credential_publish_, publish_allowed, publish->topic)) {
-    to_broker(packet);
-    return;
-  }
-  metrics_.denied_publish.inc();
-  const std::string why = "publish to \"" + std::string(publish->topic) + "\" is not allowed";
-  if (version_ != wire::kMqtt5 && route_->disconnect_on_denied_publish) {
-    fail(CloseCode::kPolicyViolation, why);
-    return;
-  }
-  // Never reaches the broker. MQTT 5 says why in the acknowledgement; 3.1.1 has no way to say
-  // it, so the publish is acknowledged and dropped (denied_publish = "drop").
-  if (publish->qos == 0) return;
-  wire::AckPacket ack;
-  ack.type = publish->qos == 1 ? wire::PacketType::kPuback : wire::PacketType::kPubrec;
-  ack.packet_id = publish->packet_id;
-  if (version_ != wire::kMqtt5) {
-    if (publish->qos == 2) local_qos2_.insert(publish->packet_id);
-    to_client(wire::encode_ack(ack, version_));
-    return;
-  }
-  ack.code = wire::reason::kNotAuthorized;
-  const std::string plain = wire::encode_ack(ack, version_);
-  wire::append_property(ack.properties, wire::property::kReasonString,
-                        std::string_view(why).substr(0, 256));
-  to_client(within_client_limit(wire::encode_ack(ack, version_), plain));
-}
-
-void Relay::on_client_pubrel(std::string_view packet) {
-  std::string error;
-  auto pubrel = wire::parse_ack(packet, version_, error);
-  if (!pubrel) {
-    disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
-               "malformed PUBREL: " + error);
-    return;
-  }
-  if (local_qos2_.erase(pubrel->packet_id) == 0) {
-    to_broker(packet);
-    return;
-  }
-  // The second half of a QoS 2 publish acknowledged here: completed here too.
-  wire::AckPacket pubcomp;
-  pubcomp.type = wire::PacketType::kPubcomp;
-  pubcomp.packet_id = pubrel->packet_id;
-  to_client(wire::encode_ack(pubcomp, version_));
 }
 
 void Relay::on_client_subscribe(std::string_view packet) {
@@ -378,6 +318,39 @@ void Relay::on_client_subscribe(std::string_view packet) {
   partial_subscribes_[subscribe->packet_id] = std::move(plan);
   subscribe->entries = std::move(forward);
   to_broker(wire::encode_subscribe(*subscribe, version_));
+}
+
+void Relay::on_client_unsubscribe(std::string_view packet) {
+  std::string error;
+  auto unsubscribe = wire::parse_unsubscribe(packet, version_, error);
+  if (!unsubscribe) {
+    disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+               "malformed UNSUBSCRIBE: " + error);
+    return;
+  }
+  // Checked as SUBSCRIBE's are: the broker drops a client for an invalid filter here (UNSUBACK
+  // cannot refuse one in 3.1.1), which read as the broker failing.
+  for (const std::string& filter : unsubscribe->filters) {
+    if (auto problem = topic_filter_problem(filter)) {
+      disconnect(wire::reason::kMalformedPacket, CloseCode::kProtocolError,
+                 "malformed UNSUBSCRIBE: topic filter " + *problem);
+      return;
+    }
+  }
+  for (const std::string& filter : unsubscribe->filters) subscribed_.erase(filter);
+  to_broker(packet);
+}
+
+std::string Relay::random_client_id() {
+  unsigned char random[8];
+  if (RAND_bytes(random, sizeof random) != 1) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "c";
+  for (const unsigned char b : random) {
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  return id;
 }
 
 }  // namespace wsbridge::mqtt

@@ -116,6 +116,14 @@ TEST(ExpandAclTest, ValuesCannotReachDollarTopics) {
   EXPECT_EQ(expand_acl({"{claim.t}/x"}, "u", json{{"t", "$share"}}), std::vector<std::string>{});
 }
 
+// A value MQTT strings may not hold (a certificate CN with U+0085) fills no pattern: the filter
+// would be one the broker drops the client for.
+TEST(ExpandAclTest, ValuesWithControlCharactersFillNothing) {
+  EXPECT_EQ(expand_acl({"devices/{user}/#", "all/#"}, "bob\xc2\x85", json::object()),
+            (std::vector<std::string>{"all/#"}));
+  EXPECT_EQ(expand_acl({"t/{claim.t}/#"}, "u", json{{"t", "a\x01"}}), std::vector<std::string>{});
+}
+
 TEST(ExpandAclTest, InvalidPatternsAreDropped) {
   EXPECT_EQ(expand_acl({"{nope}/x", "a/#/b", "", "ok/{user}"}, "u", json::object()),
             (std::vector<std::string>{"ok/u"}));

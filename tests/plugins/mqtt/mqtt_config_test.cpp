@@ -257,6 +257,13 @@ TEST(ClientIdTemplateTest, NoTwoUsersOrClientsShareAnId) {
             expand_client_id("{client_id}@{user}", "bob", true, "x@y", "1@a"));
   EXPECT_EQ(expand_client_id("wsb-{user}-{connection_id}", "a-b", true, "x", "7@web-1"),
             "wsb-a%2Db-7@web-1");
+  // What MQTT strings may not hold, wherever {user} stands (the broker refused the client id,
+  // and the client was told "server unavailable" for ever): a certificate CN with U+0085, a
+  // noncharacter, a control, a byte that is not UTF-8. Whole characters, so the id stays UTF-8.
+  EXPECT_EQ(expand_client_id(id, "bob\xc2\x85", true, "dev", "1@a"), "bob%C2%85:dev");
+  EXPECT_EQ(expand_client_id("{client_id}@{user}", "a\xef\xbf\xbf\x01", true, "x", "1@a"),
+            "x@a%EF%BF%BF%01");
+  EXPECT_EQ(expand_client_id(id, "\xff\xc2\xa0", true, "x", "1@a"), "%FF\xc2\xa0:x");
 }
 
 TEST_F(MqttConfigTest, ClientIdPlaceholdersMustBeSeparated) {

@@ -85,6 +85,40 @@ TEST(Utf8Test, RejectsMalformedSequences) {
   }
 }
 
+// What MQTT lets a receiver close the connection for, and mosquitto 2.0 does (MQTT 5 section
+// 1.5.4): control characters and noncharacters, on top of what UTF-8 itself refuses.
+TEST(MqttStringTest, RefusesControlCharactersAndNoncharacters) {
+  for (const std::string& good :
+       {""s, "sensors/a b"s, "\xc2\xa0"s /* U+00A0 */, "\xef\xb7\x8f"s /* U+FDCF */,
+        "\xef\xb7\xb0"s /* U+FDF0 */, "\xef\xbf\xbd"s /* U+FFFD */, "\xf0\x9f\x98\x80"s}) {
+    EXPECT_TRUE(is_valid_mqtt_string(good)) << testing::PrintToString(good);
+  }
+  for (const std::string& bad : {
+           "a\0b"s,              // U+0000
+           "a\x01"s,             // U+0001
+           "tab\there"s,         // U+0009
+           "\x1f"s,              // U+001F
+           "\x7f"s,              // U+007F
+           "\xc2\x80"s,          // U+0080, C1
+           "bob\xc2\x85"s,       // U+0085 (NEL), C1
+           "\xc2\x9f"s,          // U+009F, C1
+           "\xef\xb7\x90"s,      // U+FDD0, noncharacter
+           "\xef\xb7\xaf"s,      // U+FDEF
+           "\xef\xbf\xbe"s,      // U+FFFE
+           "\xef\xbf\xbf"s,      // U+FFFF
+           "\xf0\x9f\xbf\xbe"s,  // U+1FFFE
+           "\xf4\x8f\xbf\xbf"s,  // U+10FFFF
+           "\xc0\xaf"s,          // (not UTF-8 at all)
+       }) {
+    EXPECT_FALSE(is_valid_mqtt_string(bad)) << testing::PrintToString(bad);
+  }
+  // Topics and filters (also the JSON routes', whose broker connection every client shares).
+  EXPECT_NE(topic_name_problem("sensors/\x01"), std::nullopt);
+  EXPECT_NE(topic_name_problem("sensors/\xc2\x85"), std::nullopt);
+  EXPECT_NE(topic_filter_problem("sensors/\xef\xbf\xbf/#"), std::nullopt);
+  EXPECT_EQ(is_valid_utf8("sensors/\x01\xc2\x85\xef\xbf\xbf"), true) << "payloads: unchanged";
+}
+
 // ---- topic filters ----------------------------------------------------------------------------
 
 TEST(TopicFilterTest, AcceptsWildcardsAsWholeLevels) {

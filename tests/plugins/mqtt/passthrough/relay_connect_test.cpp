@@ -1,5 +1,9 @@
 // plugins/mqtt/passthrough/relay.cpp and relay_client.cpp: CONNECT and CONNACK, the stream cut
 // anywhere, the broker going away, flow control and keepalive.
+#include <set>
+#include <thread>
+
+#include "passthrough/connect_deadlines.hpp"
 #include "relay_fixture.hpp"
 
 namespace wsbridge::mqtt::testing {
@@ -20,13 +24,28 @@ TEST_F(RelayTest, ConnectIsRewrittenWithForcedIdServiceCredentialsAndClampedKeep
   EXPECT_TRUE(browser_->take_packets().empty());  // nothing until the broker answers
 }
 
-TEST_F(RelayTest, EmptyClientIdGetsOneInTheUsersNamespace) {
-  start();
-  from_browser(connect_packet(wire::kMqtt311, ""));
-  std::string error;
-  auto c = wire::parse_connect(broker_packets().at(0), error);
-  ASSERT_TRUE(c) << error;
-  EXPECT_EQ(c->client_id, "alice:c" + global_connection_id(42));
+// "c" and 16 lower-case hex digits.
+bool is_assigned_form(const std::string& id) {
+  return id.size() == 17 && id[0] == 'c' &&
+         id.find_first_not_of("0123456789abcdef", 1) == std::string::npos;
+}
+
+TEST_F(RelayTest, EmptyClientIdGetsAnUnguessableOneInTheUsersNamespace) {
+  // Not the connection id: another client could name that one first and take the session over.
+  std::set<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    fresh_browser();
+    start();
+    from_browser(connect_packet(wire::kMqtt311, ""));
+    std::string error;
+    auto c = wire::parse_connect(broker_packets().at(0), error);
+    ASSERT_TRUE(c) << error;
+    ASSERT_TRUE(c->client_id.starts_with("alice:")) << c->client_id;
+    const std::string assigned = c->client_id.substr(6);
+    EXPECT_TRUE(is_assigned_form(assigned)) << assigned;
+    ids.insert(assigned);
+  }
+  EXPECT_EQ(ids.size(), 3u) << "the same connection id (42) each time, never the same client id";
 }
 
 TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
@@ -35,7 +54,6 @@ TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
   std::string error;
   auto c = wire::parse_connect(broker_packets().at(0), error);
   ASSERT_TRUE(c) << error;
-  EXPECT_EQ(c->client_id, "alice:c" + global_connection_id(42));
   endpoint_.handler->on_connected();
   endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
   auto got = browser_->take_packets();
@@ -45,7 +63,8 @@ TEST_F(RelayTest, Mqtt5ClientWithAnEmptyIdIsToldTheOneItGot) {
   auto assigned = wire::find_property(connack->properties, wire::property::kAssignedClientId);
   ASSERT_TRUE(assigned);
   // What the browser sends next time to be the same client at the broker.
-  EXPECT_EQ(assigned->text, "c" + global_connection_id(42));
+  EXPECT_TRUE(is_assigned_form(std::string(assigned->text))) << assigned->text;
+  EXPECT_EQ(c->client_id, "alice:" + std::string(assigned->text));
 }
 
 TEST_F(RelayTest, Mqtt5ClientWithItsOwnIdIsAssignedNothing) {
@@ -525,6 +544,73 @@ TEST_F(RelayTest, CleanDisconnectReachesTheBroker) {
   EXPECT_EQ(broker_packets(), (std::vector<std::string>{std::string("\xE0\x00", 2)}));
   EXPECT_TRUE(endpoint_.stream->closed);
   EXPECT_EQ(*browser_->close_code, CloseCode::kNormal);
+}
+
+// A client silent for 1.5 times its keepalive is closed (MQTT 5: DISCONNECT 0x8D), without a
+// DISCONNECT to the broker, which then publishes its will. It stayed open for good: the relay
+// pinged the broker for it, and WebSocket pongs kept the connection from its idle_timeout.
+TEST_F(RelayTest, AClientSilentForOneAndAHalfKeepalivesIsClosed) {
+  route_.keepalive_min = std::chrono::seconds(1);
+  for (const std::uint8_t version : {wire::kMqtt311, wire::kMqtt5}) {
+    SCOPED_TRACE(static_cast<int>(version));
+    fresh_browser();
+    connect(version, 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    from_browser(std::string("\xC0\x00", 2));  // PINGREQ: the keepalive starts over
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    endpoint_.handler->on_timer();
+    EXPECT_FALSE(browser_->close_code) << "0.9 s since its last packet";
+    broker_packets();
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    endpoint_.handler->on_timer();
+    ASSERT_TRUE(browser_->close_code) << "1.6 s since its last packet";
+    EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
+    const auto got = browser_->take_packets();
+    if (version == wire::kMqtt5) {
+      ASSERT_EQ(got.size(), 1u);
+      std::string error;
+      EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error),
+                wire::reason::kKeepAliveTimeout);
+    } else {
+      EXPECT_TRUE(got.empty());
+    }
+    EXPECT_TRUE(broker_packets().empty()) << "no DISCONNECT: the broker publishes the will";
+    EXPECT_TRUE(endpoint_.stream->closed);
+  }
+}
+
+// A WebSocket that sends no CONNECT, or never finishes one, is closed once the route's
+// mqtt_connect_timeout passed; one whose CONNECT came is left alone.
+TEST(ConnectDeadlinesTest, AConnectionWithoutItsConnectInTimeIsClosed) {
+  auto silent = std::make_shared<FakeBrowser>();
+  auto connected = std::make_shared<FakeBrowser>();
+  auto gone = std::make_shared<FakeBrowser>();
+  {
+    ConnectDeadlines deadlines(std::chrono::milliseconds(100));
+    deadlines.watch(silent);
+    deadlines.watch(connected)->store(true);
+    deadlines.watch(gone);
+    gone.reset();  // (closed and forgotten before its deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }  // (joins its thread: what it did is seen here)
+  ASSERT_TRUE(silent->close_code);
+  EXPECT_EQ(*silent->close_code, CloseCode::kPolicyViolation);
+  EXPECT_NE(silent->close_reason.find("no MQTT CONNECT within 100 ms"), std::string::npos)
+      << silent->close_reason;
+  EXPECT_FALSE(connected->close_code);
+}
+
+// An identity MQTT strings may not hold (a certificate's CN with U+0085, a C1 control) gave a
+// client id the broker refused: the client was told "server unavailable", for ever. It is
+// percent-encoded in the client id (and fills no ACL pattern: acl_test.cpp).
+TEST_F(RelayTest, AnIdentityWithAControlCharacterIsEscapedInTheClientId) {
+  browser_->who.user = "bob\xC2\x85";
+  start();
+  from_browser(connect_packet(wire::kMqtt311, "dash"));
+  std::string error;
+  auto c = wire::parse_connect(broker_packets().at(0), error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->client_id, "bob%C2%85:dash");
 }
 
 }  // namespace

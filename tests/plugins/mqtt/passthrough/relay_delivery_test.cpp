@@ -1,6 +1,8 @@
-// plugins/mqtt/passthrough/relay_delivery.cpp: what the broker delivers is checked against the
-// connection's subscribe ACL (a persistent session may hold subscriptions an earlier connection
-// made under a wider one); refused deliveries are acknowledged to the broker, never relayed.
+// plugins/mqtt/passthrough/relay_delivery.cpp and relay_broker.cpp: what the broker delivers is
+// checked against the connection's subscribe ACL (a persistent session may hold subscriptions an
+// earlier connection made under a wider one); refused deliveries are acknowledged to the broker,
+// never relayed. The broker's DISCONNECT, its acknowledgements in order with the relay's own, and
+// the packets rebuilt for the client within its limits.
 #include "relay_fixture.hpp"
 
 namespace wsbridge::mqtt::testing {
@@ -146,6 +148,161 @@ TEST_F(RelayTest, TheBrokerMayNotHideADeliveredTopicBehindAnAlias) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(wire::packet_type(got[0]), wire::PacketType::kDisconnect);
   ASSERT_TRUE(browser_->close_code);
+}
+
+// MQTT 5: the broker's DISCONNECT is its word about this client (here: another connection took
+// its client id, a second tab), relayed as it came and nothing after it. It ended in a second
+// DISCONNECT of wsbridge's (0x8B "server shutting down"), close 1001, and a broker failure
+// counted, which any client could inflate.
+TEST_F(RelayTest, ABrokerDisconnectIsRelayedAloneAndIsNoBrokerFailure) {
+  connect(wire::kMqtt5);
+  const std::uint64_t failures_before = metrics_.broker_unavailable.value();
+  const std::string taken_over = wire::encode_disconnect(wire::kMqtt5, 0x8E, "session taken over");
+  endpoint_.handler->on_data(taken_over);
+  endpoint_.handler->on_closed("connection closed by the broker");  // (then, as mosquitto does)
+  EXPECT_EQ(browser_->take_packets(), (std::vector<std::string>{taken_over}));
+  ASSERT_TRUE(browser_->close_code);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kNormal);
+  EXPECT_EQ(metrics_.broker_unavailable.value(), failures_before);
+  EXPECT_TRUE(endpoint_.stream->closed);
+
+  // A client's fault the broker found (a malformed packet): 1002, no failure counted either.
+  fresh_browser();
+  connect(wire::kMqtt5);
+  const std::string malformed =
+      wire::encode_disconnect(wire::kMqtt5, wire::reason::kMalformedPacket);
+  endpoint_.handler->on_data(malformed);
+  endpoint_.handler->on_closed("connection closed by the broker");
+  EXPECT_EQ(browser_->take_packets(), (std::vector<std::string>{malformed}));
+  EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+  EXPECT_EQ(metrics_.broker_unavailable.value(), failures_before);
+}
+
+// mosquitto 2.0.11 drops the older of two connections with one client id without the DISCONNECT
+// 0x8E MQTT 5 has for it: the route's registry tells the relay the session was taken over.
+TEST_F(RelayTest, ASessionTakenOverIsToldSoWhenTheBrokerJustCloses) {
+  SessionOwners owners;
+  for (const std::uint8_t version : {wire::kMqtt311, wire::kMqtt5}) {
+    SCOPED_TRACE(static_cast<int>(version));
+    fresh_browser();
+    start();
+    relay_->track_sessions(&owners);
+    from_browser(connect_packet(version, "dash"));
+    endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, version));
+    browser_->take_packets();
+    const std::uint64_t failures_before = metrics_.broker_unavailable.value();
+    const auto second_tab = owners.claim("alice:dash");  // (what a second relay does)
+    endpoint_.handler->on_closed("connection closed by the broker");
+    ASSERT_TRUE(browser_->close_code);
+    EXPECT_EQ(*browser_->close_code, CloseCode::kNormal);
+    EXPECT_EQ(metrics_.broker_unavailable.value(), failures_before);
+    const auto got = browser_->take_packets();
+    if (version == wire::kMqtt5) {
+      ASSERT_EQ(got.size(), 1u);
+      std::string error;
+      EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error),
+                wire::reason::kSessionTakenOver);
+    } else {
+      EXPECT_TRUE(got.empty());
+    }
+    relay_.reset();  // (the first tab's relay goes: the second keeps its claim)
+    EXPECT_FALSE(second_tab->load());
+  }
+  // The broker closing on a relay whose session nobody took is a broker failure, as before.
+  fresh_browser();
+  start();
+  relay_->track_sessions(&owners);
+  from_browser(connect_packet(wire::kMqtt5, "solo"));
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  endpoint_.handler->on_closed("connection closed by the broker");
+  EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
+}
+
+// A refused publish is answered here, but not ahead of the broker's answers to the publishes the
+// client sent before it [MQTT-4.6.0-2]: PUBACK 2 came before PUBACK 1.
+TEST_P(RelayDeliveryTest, ARefusedPublishIsAcknowledgedInOrderBehindTheBrokers) {
+  connect(version());
+  const auto ack = [&](wire::PacketType type, std::uint16_t id) {
+    return wire::encode_ack({type, id, 0, {}}, version());
+  };
+  const auto acked = [&](const std::vector<std::string>& packets) {
+    std::vector<std::pair<wire::PacketType, std::uint16_t>> out;
+    std::string error;
+    for (const auto& p : packets) {
+      auto a = wire::parse_ack(p, version(), error);
+      EXPECT_TRUE(a) << error;
+      if (a) out.emplace_back(a->type, a->packet_id);
+    }
+    return out;
+  };
+  using P = wire::PacketType;
+  using Acks = std::vector<std::pair<wire::PacketType, std::uint16_t>>;
+  // 1 allowed (QoS 1), 2 refused (QoS 1), 3 allowed (QoS 2), 4 refused (QoS 2), 5 refused.
+  from_browser(publish_packet(version(), "users/alice/out/a", 1, 1) +
+               publish_packet(version(), "secret/b", 1, 2) +
+               publish_packet(version(), "users/alice/out/c", 2, 3) +
+               publish_packet(version(), "secret/d", 2, 4) +
+               publish_packet(version(), "secret/e", 1, 5));
+  EXPECT_EQ(broker_packets().size(), 2u);
+  EXPECT_TRUE(browser_->take_packets().empty()) << "refused ones wait for the broker's answer to 1";
+  from_broker(ack(P::kPuback, 1));
+  EXPECT_EQ(acked(browser_->take_packets()), (Acks{{P::kPuback, 1}, {P::kPuback, 2}}));
+  from_broker(ack(P::kPubrec, 3));
+  EXPECT_EQ(acked(browser_->take_packets()),
+            (Acks{{P::kPubrec, 3}, {P::kPubrec, 4}, {P::kPuback, 5}}));
+  // With nothing owed by the broker, a refused one is answered at once.
+  from_browser(publish_packet(version(), "secret/f", 1, 6));
+  EXPECT_EQ(acked(browser_->take_packets()), (Acks{{P::kPuback, 6}}));
+  EXPECT_FALSE(browser_->close_code);
+}
+
+// The SUBACK wsbridge merges holds a code for every filter the client asked for, where the
+// broker's held fewer: it keeps within the client's Maximum Packet Size (Reason String and User
+// Properties left out, else not sent [MQTT-3.1.2-25]); so does a CONNACK given an Assigned Client
+// Identifier.
+TEST_F(RelayTest, RebuiltSubackAndConnackKeepWithinTheClientsMaximumPacketSize) {
+  start();
+  std::string limit;
+  wire::append_property(limit, wire::property::kMaximumPacketSize, 30u);
+  from_browser(connect_packet(wire::kMqtt5, "dash", 60, limit));
+  broker_packets();
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  browser_->take_packets();
+  wire::SubscribePacket subscribe;
+  subscribe.packet_id = 3;
+  subscribe.entries.push_back({"sensors/#", 0});
+  for (int i = 0; i < 5; ++i) subscribe.entries.push_back({"secret/" + std::to_string(i), 0});
+  from_browser(wire::encode_subscribe(subscribe, wire::kMqtt5));
+  ASSERT_EQ(broker_packets().size(), 1u);
+  wire::AckListPacket suback;
+  suback.packet_id = 3;
+  suback.codes = {0};
+  wire::append_property(suback.properties, wire::property::kReasonString,
+                        std::string_view("a reason the broker gave"));
+  endpoint_.handler->on_data(wire::encode_suback(suback, wire::kMqtt5));
+  auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_LE(got[0].size(), 30u);
+  std::string error;
+  auto merged = wire::parse_suback(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(merged) << error;
+  EXPECT_EQ(merged->codes.size(), 6u);
+  EXPECT_TRUE(merged->properties.empty());
+
+  // 12 bytes: no CONNACK carrying "c" and 16 hex digits fits; the client is told 0x95 if that
+  // fits (it does), and closed.
+  fresh_browser();
+  start();
+  limit.clear();
+  wire::append_property(limit, wire::property::kMaximumPacketSize, 12u);
+  from_browser(connect_packet(wire::kMqtt5, "", 60, limit));
+  broker_packets();
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_LE(got[0].size(), 12u);
+  EXPECT_EQ(wire::parse_connack(got[0], wire::kMqtt5, error)->code, wire::reason::kPacketTooLarge);
+  EXPECT_EQ(*browser_->close_code, CloseCode::kMessageTooBig);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// plugins/mqtt/passthrough/relay_client.cpp: the route's ACL on SUBSCRIBE and PUBLISH.
+// plugins/mqtt/passthrough/relay_client.cpp and relay_publish.cpp: the route's ACL on SUBSCRIBE
+// and PUBLISH, and what the broker would drop a client for.
 #include "relay_fixture.hpp"
 
 namespace wsbridge::mqtt::testing {
@@ -333,6 +334,84 @@ TEST_F(RelayTest, AuthIsAProtocolErrorBeforeMqtt5) {
   EXPECT_TRUE(broker_packets().empty());
   ASSERT_TRUE(browser_->close_code);
   EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+}
+
+// What the broker drops a client for is refused here, as the client's fault (close 1002; MQTT 5:
+// DISCONNECT 0x81 first), never relayed: relayed, mosquitto closed the connection, and the client
+// was told the broker had failed (1001, DISCONNECT 0x8B), counted as a broker failure.
+TEST_F(RelayTest, WhatTheBrokerWouldDropTheClientForIsRefusedHere) {
+  std::string control_in_property;
+  wire::append_property(control_in_property, 0x03, std::string_view("text/\x01"));  // Content Type
+  wire::UnsubscribePacket invalid_unsubscribe;
+  invalid_unsubscribe.packet_id = 7;
+  invalid_unsubscribe.filters = {"sensors/#", "a/#/b"};
+  const struct {
+    std::uint8_t version;
+    std::string packet;
+    const char* what;
+  } cases[] = {
+      {wire::kMqtt311, wire::encode_unsubscribe(invalid_unsubscribe, wire::kMqtt311), "a/#/b"},
+      {wire::kMqtt5, wire::encode_unsubscribe({7, {}, {""}}, wire::kMqtt5), "empty filter"},
+      {wire::kMqtt311, publish_packet(wire::kMqtt311, "sensors/\x01", 1, 1), "U+0001 in a topic"},
+      {wire::kMqtt311, publish_packet(wire::kMqtt311, "sensors/\xC2\x85", 1, 1), "U+0085"},
+      {wire::kMqtt5, subscribe_packet(wire::kMqtt5, 1, {"sensors/\xEF\xBF\xBF"}), "U+FFFF"},
+      {wire::kMqtt5, subscribe_packet(wire::kMqtt5, 1, {"sensors/\xEF\xB7\x90"}), "U+FDD0"},
+      {wire::kMqtt5, publish_packet(wire::kMqtt5, "sensors/a", 0, 0, control_in_property),
+       "U+0001 in a property"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    fresh_browser();
+    connect(c.version);
+    from_browser(c.packet);
+    EXPECT_TRUE(broker_packets().empty());
+    ASSERT_TRUE(browser_->close_code);
+    EXPECT_EQ(*browser_->close_code, CloseCode::kProtocolError);
+    const auto got = browser_->take_packets();
+    if (c.version == wire::kMqtt5) {
+      ASSERT_EQ(got.size(), 1U);
+      std::string error;
+      EXPECT_EQ(wire::parse_disconnect(got[0], wire::kMqtt5, error),
+                wire::reason::kMalformedPacket);
+    } else {
+      EXPECT_TRUE(got.empty());
+    }
+  }
+  // A valid UNSUBSCRIBE still goes on.
+  fresh_browser();
+  connect(wire::kMqtt5);
+  const std::string valid =
+      wire::encode_unsubscribe({8, {}, {"sensors/#", "users/+/x"}}, wire::kMqtt5);
+  from_browser(valid);
+  EXPECT_EQ(broker_packets(), (std::vector<std::string>{valid}));
+  EXPECT_FALSE(browser_->close_code);
+}
+
+// Request Problem Information 0: no Reason String on a refused publish's PUBACK or PUBREC
+// [MQTT-3.1.2-29].
+TEST_F(RelayTest, NoReasonStringForAClientThatAskedForNoProblemInformation) {
+  start();
+  std::string properties;
+  wire::append_property(properties, wire::property::kRequestProblemInformation, 0u);
+  from_browser(connect_packet(wire::kMqtt5, "dash", 60, properties));
+  std::string error;
+  auto sent = wire::parse_connect(broker_packets().at(0), error);
+  ASSERT_TRUE(sent) << error;
+  auto asked = wire::find_property(sent->properties, wire::property::kRequestProblemInformation);
+  ASSERT_TRUE(asked) << "the broker is told too";
+  EXPECT_EQ(asked->number, 0u);
+  endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
+  browser_->take_packets();
+  from_browser(publish_packet(wire::kMqtt5, "secret/a", 1, 1) +
+               publish_packet(wire::kMqtt5, "secret/b", 2, 2));
+  const auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& packet : got) {
+    auto ack = wire::parse_ack(packet, wire::kMqtt5, error);
+    ASSERT_TRUE(ack) << error;
+    EXPECT_EQ(ack->code, wire::reason::kNotAuthorized);
+    EXPECT_TRUE(ack->properties.empty());
+  }
 }
 
 }  // namespace
