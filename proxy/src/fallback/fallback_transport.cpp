@@ -32,7 +32,16 @@ FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connectio
 
 FallbackTransport::~FallbackTransport() {
   end_carrier();
-  for (HeldPost& post : held_posts_) post.reply->end(410, "application/json");
+  answer_held_posts(410, close_control(1001, "the session ended"));  // (none left, normally)
+}
+
+void FallbackTransport::answer_held_posts(unsigned status, const std::string& json) {
+  for (HeldPost& post : held_posts_) post.reply->answer(status, "application/json", json);
+  held_posts_.clear();
+}
+
+void FallbackTransport::drop_abandoned_posts() {
+  std::erase_if(held_posts_, [](const HeldPost& post) { return post.reply->abandoned(); });
 }
 
 std::string_view FallbackTransport::kind() const {
@@ -226,6 +235,7 @@ void FallbackTransport::carrier_gone(const ResponseChannel* channel) {
 
 bool FallbackTransport::tick(SteadyClock::time_point now) {
   if (end_at_ && now >= *end_at_) return true;
+  drop_abandoned_posts();  // (also told by the carrier's wake; this in case none came)
   if (carrier_ == nullptr) return now - uncarried_since_ >= settings_.reconnect_window;
   if (carrier_->abandoned()) {
     carrier_gone(carrier_.get());

@@ -92,6 +92,11 @@ class FallbackTransport final : public Transport {
   std::uint64_t next_sequence() const { return next_sequence_; }
   void advance_sequence(std::uint64_t applied) { next_sequence_ += applied; }
   std::deque<HeldPost>& held_posts() { return held_posts_; }
+  // Answers every held POST with `status` and `json`, unapplied, and lets them go.
+  void answer_held_posts(unsigned status, const std::string& json);
+  // Lets go of held POSTs whose client left (their connection closed): not applied, since no
+  // one learns they were, and their bodies no longer counted in post_bytes_in_flight.
+  void drop_abandoned_posts();
 
   bool turn_scheduled = false;  // the host's bookkeeping
 

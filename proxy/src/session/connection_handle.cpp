@@ -50,6 +50,7 @@ void ConnectionHandle::close(CloseCode code, std::string_view reason) {
 
 void ConnectionHandle::pause_reading(bool paused) {
   if (!is_open()) return;
+  pause_asked_.store(paused, std::memory_order_release);
   InboxCommand command;
   command.type = paused ? InboxCommand::Type::kPauseReading : InboxCommand::Type::kResumeReading;
   command.connection = id_;

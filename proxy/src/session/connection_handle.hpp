@@ -49,6 +49,9 @@ class ConnectionHandle final : public Connection {
   void close(CloseCode code, std::string_view reason) override;
   bool is_open() const override { return open_.load(std::memory_order_acquire); }
   void pause_reading(bool paused) override;
+  // Whether the adapter's latest word is to pause reading, before the shard applied it (its
+  // inbox does, after the current loop turn): a fallback POST applying many records stops at it.
+  bool pause_asked() const { return pause_asked_.load(std::memory_order_acquire); }
   CredentialCheck authenticate(std::string_view credential) override {
     if (host_ == nullptr) return Connection::authenticate(credential);
     return host_->authenticate_in_band(id_, credential);
@@ -106,6 +109,7 @@ class ConnectionHandle final : public Connection {
   std::atomic<bool> open_{true};
   std::atomic<bool> closing_{false};
   std::atomic<bool> told_over_high_water_{false};  // (take_over_high_water_told)
+  std::atomic<bool> pause_asked_{false};           // (pause_asked)
   std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<std::size_t> queued_messages_{0};
   // Sent through this handle and not yet taken over by the service thread (in the inbox).

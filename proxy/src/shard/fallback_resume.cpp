@@ -128,6 +128,11 @@ int Shard::resume_on_websocket(lws* wsi, ConnectionData& data, PendingUpgrade& u
   }
   Session& s = *sessions_.at(id);
   fallback::FallbackTransport::Handover handover = it->second->hand_over(upgrade.resume_last);
+  // POSTs held for it (its reading paused) are not applied: the session is the WebSocket's now,
+  // and the client sends there what it was told was not taken. (wsbridge.js waits for its POST
+  // before it moves; a 410 with no close in it said "closed" of a session that went on.)
+  it->second->answer_held_posts(
+      404, R"({"error":"moved","message":"the session moved to a WebSocket: send there"})");
   fallback_sessions_.erase(it);
   // (The same client, now on a WebSocket: its address as the session knew it.)
   s.transport = std::make_unique<WebSocketTransport>(

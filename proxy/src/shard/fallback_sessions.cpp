@@ -19,6 +19,9 @@ namespace {
 
 // POSTs of one session held while its reading is paused (each up to max_post_bytes).
 constexpr std::size_t kMaxHeldPosts = 4;
+// The close told to POSTs held when a session ends with no close decided (none carried it within
+// reconnect_window): the client is gone, as a WebSocket peer that went away.
+constexpr std::uint16_t kSessionEndedCode = 1001;
 
 // A client's close record: {"type":"close","code":1000,"reason":"..."} (code and reason optional).
 std::optional<PendingClose> parse_client_close(std::string_view json) {
@@ -176,6 +179,7 @@ void Shard::on_fallback_request(SessionRequest& request) {
     case SessionRequest::Op::kWake:
       if (request.channel->abandoned()) {
         transport.carrier_gone(request.channel.get());
+        transport.drop_abandoned_posts();
       } else {
         transport.want_write();
       }
@@ -246,6 +250,10 @@ void Shard::apply_post(Session& s, FallbackTransport& transport, const std::stri
     ++applied;
     on_fragment(s, fragment);
     if (s.closing()) break;  // it closed the session (the rate limit, a bad message...)
+    // The route paused the session's reading (a queue at its high water): the rest waits, as a
+    // WebSocket's next frames would. Applied on, one POST handed the route its 10,000 records
+    // past any max_queued; the answer's `next` tells the client where to go on from.
+    if (s.handle->pause_asked()) break;
   }
   transport.advance_sequence(applied);
   if (const std::optional<PendingClose> close = s.decided_close(); close && !s.close_info.by_peer) {
@@ -335,6 +343,11 @@ void Shard::end_fallback_session(Session& s) {
       s.close_info.reason = close->reason;
     }
   }
+  // POSTs still held (their session paused, then gone): not applied, and told why.
+  const std::optional<PendingClose> close = s.decided_close();
+  transport->answer_held_posts(
+      410, fallback::close_control(close ? close->code : kSessionEndedCode,
+                                   close ? close->reason : "the session ended"));
   fallback_sessions_.erase(s.id);
   on_closed(&s);  // (deletes it, and with it the transport, which ends its carrier)
 }
