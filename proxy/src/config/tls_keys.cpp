@@ -1,7 +1,9 @@
 #include "config/tls_keys.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -23,7 +25,46 @@ bool valid_server_name(const std::string& name) {
   for (const char c : rest) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.')) return false;
   }
-  return rest.find("..") == std::string_view::npos;
+  if (rest.find("..") != std::string_view::npos) return false;
+  // An address is no server name: SNI never carries one (RFC 6066 3), so the entry never matched.
+  // (No top-level domain is all digits.)
+  const std::string_view last = rest.substr(rest.rfind('.') + 1);
+  return !std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Whether a certificate whose subjectAltName lists `dns_names` is valid for `name` (an SNI
+// entry's server name) in a browser's eyes: the same name, or a "*." name covering its first
+// label. A "*." server name needs the same wildcard in the certificate.
+bool certificate_covers(const std::vector<std::string>& dns_names, const std::string& name) {
+  const std::string wanted = text::lower(name);
+  for (const std::string& listed : dns_names) {
+    const std::string d = text::lower(listed);
+    if (d == wanted) return true;
+    const std::size_t dot = wanted.find('.');
+    if (d.starts_with("*.") && !wanted.starts_with("*.") && dot != std::string::npos && dot > 0 &&
+        std::string_view(wanted).substr(dot) == std::string_view(d).substr(1)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A Strict-Transport-Security value (RFC 6797 6.1): one line of visible characters with a
+// max-age of delta-seconds, quoted or not.
+std::optional<std::string> hsts_problem(const std::string& value) {
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return "'hsts' must be one line of text, with no control characters";
+  }
+  const std::string lower = text::lower(value);
+  const std::size_t at = lower.find("max-age=");
+  if (at != std::string::npos) {
+    std::string_view seconds = std::string_view(lower).substr(at + 8);
+    if (seconds.starts_with('"')) seconds.remove_prefix(1);
+    if (!seconds.empty() && seconds.front() >= '0' && seconds.front() <= '9') return std::nullopt;
+  }
+  return "'hsts' is a Strict-Transport-Security value with a max-age in seconds (e.g. "
+         "\"max-age=31536000; includeSubDomains\"); leave the key out for none";
 }
 
 // Reads cert_file and key_file of `t` and checks the pair, failing at the key of the file at fault.
@@ -57,13 +98,9 @@ ListenerTls read_tls_table(ConfigTable& t, const std::filesystem::path& config_d
   if (auto v = t.string("ciphers")) s.ciphers = *v;
   if (auto v = t.string("ciphersuites")) s.ciphersuites = *v;
   if (auto v = t.string("hsts")) {
-    if (v->find_first_of("\r\n") != std::string::npos) t.fail_at("hsts", "'hsts' must be one line");
-    // (RFC 6797 6.1.1: max-age is required; "" sent no header at all, though set.)
-    if (text::lower(*v).find("max-age=") == std::string::npos) {
-      t.fail_at("hsts",
-                "'hsts' is a Strict-Transport-Security value with a max-age (e.g. "
-                "\"max-age=31536000; includeSubDomains\"); leave the key out for none");
-    }
+    // (A header's value: a line break in it forged headers. RFC 6797 6.1.1: max-age is
+    // required; "" sent no header at all, though set.)
+    if (auto problem = hsts_problem(*v)) t.fail_at("hsts", *problem);
     s.hsts = *v;
   }
   if (auto v = t.boolean("watch")) s.watch = *v;
@@ -110,6 +147,16 @@ ListenerTls read_tls_table(ConfigTable& t, const std::filesystem::path& config_d
       }
     }
     tls::NamedCertificate named = read_pair(sni, config_dir, out.files);
+    for (const auto& name : names) {
+      if (!certificate_covers(named.pair->dns_names, name)) {
+        std::string listed;
+        for (const auto& d : named.pair->dns_names) listed += (listed.empty() ? "" : ", ") + d;
+        sni.fail_at("server_names",
+                    "the certificate in " + named.cert_file.string() + " is not valid for \"" +
+                        name + "\": browsers would refuse it (its subjectAltName DNS names: " +
+                        (listed.empty() ? "none" : listed) + ")");
+      }
+    }
     named.server_names = std::move(names);
     certificates.push_back(std::move(named));
     sni.reject_unknown_keys();

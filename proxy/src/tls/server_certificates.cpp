@@ -189,6 +189,18 @@ SSL_CTX* make_context(const TlsSettings& s, const CertificatePair& pair,
   if (SSL_CTX_set_cipher_list(ctx, s.ciphers.c_str()) != 1) {
     throw std::runtime_error("ciphers: OpenSSL accepts none of \"" + s.ciphers + "\"");
   }
+  // A list may name suites that encrypt nothing or authenticate no one ("eNULL", "aNULL"):
+  // OpenSSL takes them; a TLS listener that offers them is not one.
+  const STACK_OF(SSL_CIPHER)* suites = SSL_CTX_get_ciphers(ctx);
+  for (int i = 0; suites != nullptr && i < sk_SSL_CIPHER_num(suites); ++i) {
+    const SSL_CIPHER* suite = sk_SSL_CIPHER_value(suites, i);
+    if (SSL_CIPHER_get_cipher_nid(suite) == NID_undef ||
+        SSL_CIPHER_get_auth_nid(suite) == NID_auth_null) {
+      throw std::runtime_error("ciphers: \"" + s.ciphers + "\" allows " +
+                               SSL_CIPHER_get_name(suite) +
+                               ", which encrypts nothing or authenticates no server");
+    }
+  }
   if (!s.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, s.ciphersuites.c_str()) != 1) {
     throw std::runtime_error("ciphersuites: OpenSSL refuses \"" + s.ciphersuites + "\"");
   }

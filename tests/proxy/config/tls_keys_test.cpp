@@ -151,15 +151,43 @@ TEST_F(TlsKeysTest, SniEntriesAreCheckedLikeTheDefault) {
                             "[[listeners.tls.sni]]\nserver_names = []\n" + pair_lines(pki.api))),
             "test.toml:8:16: 'server_names' must name at least one host");
   // One name in two entries (they match caseless, without a trailing dot): one never chosen.
-  const std::string twice =
-      error_of(config(pair_lines(pki.server),
-                      "[[listeners.tls.sni]]\nserver_names = [\"a.test\"]\n" + pair_lines(pki.api) +
-                          "[[listeners.tls.sni]]\nserver_names = "
-                          "[\"b.test\", \"A.TEST\"]\n" +
-                          pair_lines(pki.server)));
+  const std::string twice = error_of(config(
+      pair_lines(pki.server), "[[listeners.tls.sni]]\nserver_names = [\"a.example.test\"]\n" +
+                                  pair_lines(pki.api) +
+                                  "[[listeners.tls.sni]]\nserver_names = "
+                                  "[\"b.example.test\", \"A.EXAMPLE.TEST\"]\n" +
+                                  pair_lines(pki.api)));
   EXPECT_EQ(twice,
-            "test.toml:12:16: \"A.TEST\" is named twice in this listener's sni entries: a "
+            "test.toml:12:16: \"A.EXAMPLE.TEST\" is named twice in this listener's sni entries: a "
             "server name picks one certificate");
+  // An address: SNI never carries one, the entry would never be chosen.
+  EXPECT_EQ(error_of(config(pair_lines(pki.server),
+                            "[[listeners.tls.sni]]\nserver_names = "
+                            "[\"127.0.0.1\"]\n" +
+                                pair_lines(pki.api))),
+            "test.toml:8:16: \"127.0.0.1\" is not a server name (a DNS name such as "
+            "\"api.example.com\", or \"*.example.com\")");
+}
+
+// An entry's certificate must be valid for each of its names (as a browser checks it: the
+// subjectAltName, a "*." name for one label): a mismatch passed the check and failed in browsers.
+TEST_F(TlsKeysTest, AnSniEntrysCertificateMustCoverItsNames) {
+  const TestPki& pki = TestPki::get();  // api: api.example.test and *.example.test
+  const auto with_names = [&](const std::string& names) {
+    return config(pair_lines(pki.server),
+                  "[[listeners.tls.sni]]\nserver_names = " + names + "\n" + pair_lines(pki.api));
+  };
+  EXPECT_NO_THROW(
+      parse(with_names(R"(["API.example.test", "www.example.test", "*.example.test"])")));
+  EXPECT_EQ(error_of(with_names(R"(["api.example.test", "b.test"])")),
+            "test.toml:8:16: the certificate in " + pki.api.cert_file +
+                " is not valid for \"b.test\": browsers would refuse it (its subjectAltName DNS "
+                "names: api.example.test, *.example.test)");
+  // A wildcard covers one label, and a "*." server name needs a wildcard certificate.
+  EXPECT_NE(error_of(with_names(R"(["a.b.example.test"])")).find("not valid for"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_names(R"(["*.b.example.test"])")).find("not valid for"),
+            std::string::npos);
 }
 
 TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
@@ -171,8 +199,10 @@ TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
   EXPECT_EQ(error_of(config(pair_lines(pki.server) + "client_cert = \"required\"\n")),
             "test.toml:7:15: 'client_cert' needs a 'client_ca_file' to verify certificates with");
   EXPECT_EQ(error_of(config(pair_lines(pki.server) + "hsts = \"a\\r\\nX-Evil: 1\"\n")),
-            "test.toml:7:8: 'hsts' must be one line");
-  for (const char* hsts : {"", "includeSubDomains", "max-age"}) {
+            "test.toml:7:8: 'hsts' must be one line of text, with no control characters");
+  EXPECT_EQ(error_of(config(pair_lines(pki.server) + "hsts = \"max-age=600\\u0000\"\n")),
+            "test.toml:7:8: 'hsts' must be one line of text, with no control characters");
+  for (const char* hsts : {"", "includeSubDomains", "max-age", "max-age=abc", "max-age="}) {
     EXPECT_NE(
         error_of(config(pair_lines(pki.server) + "hsts = \"" + hsts + "\"\n"))
             .find("test.toml:7:8: 'hsts' is a Strict-Transport-Security value with a max-age"),
@@ -184,6 +214,14 @@ TEST_F(TlsKeysTest, SettingsOpenSslRefusesAreErrorsAtTheirKey) {
                 .tls->settings()
                 .hsts,
             "Max-Age=600");
+  EXPECT_NO_THROW(parse(config(pair_lines(pki.server) + "hsts = 'max-age=\"600\"'\n")));
+  // Suites that encrypt nothing or authenticate no server are no TLS listener's.
+  for (const char* ciphers : {"eNULL:aNULL", "NULL", "ECDHE-ECDSA-AES128-GCM-SHA256:aNULL"}) {
+    const std::string e =
+        error_of(config(pair_lines(pki.server) + "ciphers = \"" + ciphers + "\"\n"));
+    EXPECT_TRUE(e.starts_with("test.toml:7:11: ciphers: ")) << e;
+    EXPECT_NE(e.find("which encrypts nothing or authenticates no server"), std::string::npos) << e;
+  }
   // A directory where a file should be says so.
   EXPECT_EQ(error_of(config(pair_lines(pki.server.cert_file, testing::temp_dir()))),
             "test.toml:6:12: cannot read " + testing::temp_dir() + ": it is a directory");
