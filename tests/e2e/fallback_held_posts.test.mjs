@@ -1,7 +1,8 @@
 // POSTs and the route's flow control against a real wsbridge (#16, docs/FALLBACK.md, "Upstream:
 // POST"): a POST whose session's reading is paused is held, unanswered; one held whose client
 // left is let go, never applied; held ones are told why when their session ends or moves to a
-// WebSocket; and a POST stops applying its records where the route pauses the session.
+// WebSocket; and a POST stops applying its records where the route pauses the session. Also a
+// session whose token expires: closed, told on its stream or next poll.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -26,6 +27,7 @@ before(async () => {
 heartbeat = "1s"
 poll_timeout = "1s"
 reconnect_window = "2s"
+token_lifetime = "10s"
 [[listeners]]
 address = "127.0.0.1"
 port = ${port}
@@ -149,4 +151,36 @@ test('a POST stops applying its records where the route pauses the session, and 
   await sleep(300);
   assert.equal(rest.data, '', 'held while the route is paused');
   rest.socket.destroy();
+});
+
+// Past token_lifetime no request can name the session: it is closed just before (1001, so the
+// client opens a new one), after what was queued for it. (Its POSTs got 404 while its stream went on, until it
+// was cut off with its queue.)
+test('a session whose token expires is closed, its close carried like any other', async () => {
+  const started = Date.now();
+  const token = await openPollSession('/small-queue');
+  assert.equal((await post('/small-queue', token, 1, [{ payload: 'before' }])).status, 200);
+  let last = 0;
+  const got = [];
+  let close = null;
+  while (!close && Date.now() - started < 20000) {
+    const res = await request(port, 'GET', pollUrl('/small-queue', token, last));
+    assert.equal(res.status, 200, res.body.toString());
+    const body = decodeBody(res.body);
+    for (const r of body.records) {
+      if (r.kind === 'c') {
+        const control = JSON.parse(r.payload);
+        if (control.type === 'close') close = control;
+      } else {
+        got.push(r.payload.toString());
+        last = body.first + got.length - 1;
+      }
+    }
+  }
+  assert.deepEqual(close, { type: 'close', code: 1001, reason: "the session's token expired: open a new session" });
+  // (5 s before the token expires: the close must reach the client while its token still names
+  // the session.)
+  const at = Date.now() - started;
+  assert.ok(at >= 4500 && at < 10000, `closed shortly before token_lifetime: ${at} ms`);
+  assert.deepEqual(got, ['before']);
 });

@@ -39,7 +39,7 @@ fallback::Settings read_fallback_keys(ConfigTable& t) {
               "'post_bytes_in_flight' must be at least 'max_post_bytes' (" +
                   std::to_string(s.max_post_bytes) + "), or no POST of that size could arrive");
   }
-  if (auto v = t.duration("token_lifetime", 1min, 24h * 30)) {
+  if (auto v = t.duration("token_lifetime", 10s, 24h * 30)) {
     s.token_lifetime = std::chrono::ceil<std::chrono::seconds>(*v);
   }
   if (auto peers = t.table("peers")) {

@@ -28,7 +28,10 @@ FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connectio
       token_(std::move(token)),
       settings_(settings),
       sent_(settings.resume_buffer_bytes),
-      carrier_kind_(kind) {}
+      carrier_kind_(kind),
+      token_expires_at_(
+          SteadyClock::now() + settings.token_lifetime -
+          std::min<std::chrono::seconds>(settings.token_lifetime / 2, std::chrono::seconds(5))) {}
 
 FallbackTransport::~FallbackTransport() {
   end_carrier();

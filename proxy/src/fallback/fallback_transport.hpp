@@ -87,6 +87,10 @@ class FallbackTransport final : public Transport {
   bool reading() const { return reading_; }
   // When the session is to be dropped (drop_within), if it is.
   std::optional<SteadyClock::time_point> end_at() const { return end_at_; }
+  // Whether its token is about to expire (token_lifetime), after which no request can name the
+  // session: a few seconds before, so that the close still reaches the client (a request with
+  // the expired token gets only 404).
+  bool token_expired(SteadyClock::time_point now) const { return now >= token_expires_at_; }
 
   // Upstream sequence numbers: the next one expected.
   std::uint64_t next_sequence() const { return next_sequence_; }
@@ -119,6 +123,8 @@ class FallbackTransport final : public Transport {
   SteadyClock::time_point carried_since_{};
   SteadyClock::time_point last_heartbeat_{};
   SteadyClock::time_point uncarried_since_ = SteadyClock::now();
+  // When it is closed for its token's expiry (token_expired).
+  SteadyClock::time_point token_expires_at_;
   std::size_t stream_bytes_ = 0;    // written on the current stream
   std::uint64_t acknowledged_ = 0;  // the highest id a request said its client has
   // The last message id this carrier was given (at attach: the client's resume point): the

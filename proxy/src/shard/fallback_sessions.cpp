@@ -359,6 +359,14 @@ void Shard::tick_fallback_sessions(SteadyClock::time_point now) {
   std::vector<Session*> ended;
   for (auto& [id, transport] : fallback_sessions_) {
     Session& s = *sessions_.at(id);
+    if (!s.closing() && transport->token_expired(now)) {
+      // Its POSTs would get 404 from now on while its stream went on, until the session was cut
+      // off with its queue: told now, the client opens a new session (1001, as a server going
+      // away: it reconnects) and the close reaches it on its stream or next poll.
+      WSB_LOG(kInfo) << "conn " << s.id << " (" << transport->kind()
+                     << "): its session token expired ([fallback] token_lifetime): closing";
+      request_close(s, kSessionEndedCode, "the session's token expired: open a new session", true);
+    }
     if (transport->tick(now)) {
       ended.push_back(&s);
     } else if (transport->carried() && !(s.reading_paused && s.output_waiting())) {
