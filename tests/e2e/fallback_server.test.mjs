@@ -388,17 +388,19 @@ test('a poll answer carries any number of bytes (over one 64 KiB write)', async 
   assert.deepEqual(got.records[1].payload, big);
 });
 
-test('a close decided while nothing carried the session reaches its next request (1013)', async () => {
+test('a close decided while nothing carried the session reaches its next request (1007)', async () => {
   const sse = await openSse('/small-queue');
   sse.close();
   await sleep(200);
-  // Echoes queue up while no stream is open: over 1 KiB, the slow-consumer policy closes it.
-  await post('/small-queue', sse.token, 1, [{ payload: 'x'.repeat(700) }, { payload: 'y'.repeat(700) }]);
+  // A message that is not UTF-8 while no stream is open: the session is closed with 1007 (its
+  // POST is told; so is the stream the client opens next).
+  const bad = await post('/small-queue', sse.token, 1, [{ payload: Buffer.from([0x61, 0xff]) }]);
+  assert.equal(bad.status, 410);
   await sleep(300);
   const next = new SseStream(port, `/_wsbridge/sse/small-queue?s=${encodeURIComponent(sse.token)}`);
   await next.opened;
   assert.ok(await next.endedWithin(5000));
-  assert.deepEqual(next.controls.at(-1), { type: 'close', code: 1013, reason: 'slow consumer' });
+  assert.deepEqual(next.controls.at(-1), { type: 'close', code: 1007, reason: 'invalid UTF-8' });
   const gone = await post('/small-queue', sse.token, 3, [{ payload: 'z' }]);
   assert.ok(gone.status === 404 || gone.status === 410, `after the close: ${gone.status}`);
 });
@@ -476,17 +478,25 @@ test('echoes the client does not take pause its POSTs (backpressure): nothing is
   const tok = JSON.parse(decodeBody(opened.body).records[0].payload).session;
   const message = (i) => ({ payload: `${i}:`.padEnd(1024, String(i % 10)) });
   const batch = (from) => Array.from({ length: 40 }, (_, i) => message(from + i));
-  // 40 KiB of echoes waits unpolled: past the route's high-water mark (half of 64 KiB).
-  assert.equal((await post('/paced', tok, 1, batch(0))).status, 200);
-  let answered = null;
-  const second = post('/paced', tok, 41, batch(40)).then((r) => { answered = r; return r; });
+  // Sends 120 messages in batches of 40 as the client does: each POST from the `next` the last
+  // one answered (a POST stops where the route pauses the session).
+  let done = false;
+  const sending = (async () => {
+    let seq = 1;
+    while (seq <= 120) {
+      const res = await post('/paced', tok, seq, batch(seq - 1).slice(0, 121 - seq));
+      assert.equal(res.status, 200, res.body.toString());
+      seq = json(res).next;
+    }
+    done = true;
+  })();
+  // 40 KiB of echoes waits unpolled: past the route's high-water mark (half of 64 KiB) the
+  // session is paused, and the POSTs wait.
   await sleep(800);
   // Before: applied at once, and the third batch overflowed the queue (1013 slow consumer).
-  assert.equal(answered, null, 'the POST waits while the echoes are not taken');
-  const got = await pollMessages('/paced', tok, 80);
-  assert.equal((await second).status, 200);
-  assert.equal((await post('/paced', tok, 81, batch(80))).status, 200);
-  got.push(...await pollMessages('/paced', tok, 40, 80));
+  assert.equal(done, false, 'the POSTs wait while the echoes are not taken');
+  const got = await pollMessages('/paced', tok, 120);
+  await sending;
   assert.deepEqual(got, Array.from({ length: 120 }, (_, i) => message(i).payload));
   assert.doesNotMatch(bridge.log.slice(logFrom), /is not reading|took nothing/);
 });

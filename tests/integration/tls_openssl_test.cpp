@@ -183,6 +183,38 @@ TEST_F(TlsClientCert, SessionsDoNotResumeAcrossAPolicyChange) {
   }
 }
 
+// A session resumes only under the ciphers it began with: a reload that took its cipher out of
+// the list gives its client a full handshake with one still allowed. (Resumed, the cipher the
+// reload removed went on being used, ticket after ticket.)
+TEST(TlsOpenssl, SessionsDoNotResumeWithACipherAReloadRemoved) {
+  const std::string both =
+      server_config("ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384\"\n");
+  WsbridgeInstance server(both);
+  const std::string session = ::testing::TempDir() + "/wsbridge-cipher-session.pem";
+  const std::vector<std::string> aes128 = {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"};
+  std::vector<std::string> out = aes128;
+  out.insert(out.end(), {"-sess_out", session});
+  ASSERT_TRUE(s_client(server.port, out).served());
+  const std::vector<std::string> resume = {
+      "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+      "-sess_in", session};
+  const SClient again = s_client(server.port, resume);
+  EXPECT_TRUE(again.has("Reused,")) << again.out;  // the same settings: resumed
+  std::string only256 = both;
+  only256.replace(only256.find("ECDHE-ECDSA-AES128-GCM-SHA256:"), 30, "");
+  server.rewrite_config(only256);
+  server.process->signal(SIGHUP);
+  // (The reload is in force once a fresh handshake with the removed cipher fails.)
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (s_client(server.port, aes128).served() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  const SClient after = s_client(server.port, resume);
+  EXPECT_FALSE(after.has("Reused,")) << after.out;
+  EXPECT_TRUE(after.has("ECDHE-ECDSA-AES256-GCM-SHA384")) << after.out;
+  EXPECT_TRUE(after.served()) << after.out;
+}
+
 // A session begun for one server name (one certificate) resumes for that name only: a ticket
 // from "localhost" offered with SNI api.example.test got the localhost certificate's session.
 TEST(TlsOpenssl, SessionsResumeOnlyUnderTheCertificateTheyBeganWith) {

@@ -16,18 +16,20 @@ namespace {
 class PassthroughAdapter final : public Adapter {
  public:
   PassthroughAdapter(std::shared_ptr<const PassthroughRouteConfig> route,
-                     std::shared_ptr<StreamEndpoint> endpoint, unsigned shards)
+                     std::shared_ptr<StreamEndpoint> endpoint,
+                     std::shared_ptr<SessionOwners> session_owners, unsigned shards)
       : route_(std::move(route)),
         endpoint_(std::move(endpoint)),
         metrics_(PassthroughMetrics::for_route(route_->path)),
         connect_deadlines_(route_->connect_timeout),
+        session_owners_(std::move(session_owners)),
         relays_(shards) {}
 
   std::vector<std::string> subprotocols() const override { return {"mqtt", "mqttv3.1"}; }
 
   void on_open(const std::shared_ptr<Connection>& connection) override {
     auto relay = std::make_unique<Relay>(connection, route_, *endpoint_, metrics_);
-    relay->track_sessions(&session_owners_);
+    relay->track_sessions(session_owners_.get());
     relays()[connection->id()] = {std::move(relay), connect_deadlines_.watch(connection)};
   }
   void on_message(const std::shared_ptr<Connection>& connection, Frame message) override {
@@ -66,7 +68,8 @@ class PassthroughAdapter final : public Adapter {
   const std::shared_ptr<StreamEndpoint> endpoint_;
   PassthroughMetrics metrics_;
   ConnectDeadlines connect_deadlines_;
-  SessionOwners session_owners_;  // (outlives the relays, declared after it)
+  // The broker's, shared with every route to it (outlives the relays, declared after it).
+  const std::shared_ptr<SessionOwners> session_owners_;
   std::vector<std::unordered_map<ConnectionId, Session>> relays_;
 };
 
@@ -99,6 +102,7 @@ std::unique_ptr<Adapter> make_passthrough_adapter(
     options.fail_at("upstream", "upstream \"" + route->upstream + "\": " + e.what());
   }
   return std::make_unique<PassthroughAdapter>(std::move(route), std::move(endpoint),
+                                              SessionOwners::for_broker(upstream.uri),
                                               std::max(1u, context.shards));
 }
 

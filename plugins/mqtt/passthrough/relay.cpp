@@ -33,6 +33,9 @@ void Relay::from_client(const Frame& message) {
     fail(CloseCode::kProtocolError, "MQTT packets travel in binary WebSocket messages");
     return;
   }
+  // (The keepalive: bytes of a packet still arriving count too. A client uploading one large
+  // packet over a slow link sends no whole packet for longer than its keepalive, and is alive.)
+  if (phase_ == Phase::kRelaying) client_heard_at_ = std::chrono::steady_clock::now();
   client_reader_.feed(message.payload());
   std::string_view packet;
   while (phase_ != Phase::kClosed) {
@@ -132,7 +135,7 @@ void Relay::on_timer() {
     // a broker drops such a client [MQTT-3.1.2-22], without a DISCONNECT to the broker, which
     // publishes the will.
     disconnect(wire::reason::kKeepAliveTimeout, CloseCode::kGoingAway,
-               "no MQTT packet from the client for 1.5 times its keepalive (" +
+               "nothing from the MQTT client for 1.5 times its keepalive (" +
                    std::to_string(client_keepalive_.count()) + " s)");
     return;
   }

@@ -103,6 +103,8 @@ void Relay::on_connack(std::string_view packet) {
     fail(CloseCode::kPolicyViolation, why, packet);
     return;
   }
+  // The broker took this connection's client id: a connection that had it is taken over.
+  if (session_claim_) session_owners_->confirm(broker_client_id_, session_claim_);
   if (version_ == wire::kMqtt5) {
     // No topic aliases from the browser: a PUBLISH must name its topic for the ACL to see it.
     connack->properties =

@@ -130,15 +130,23 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-// The session id context of a policy: SHA-256 over the mode and the DER of each client CA.
-std::array<unsigned char, 32> session_context_of(ClientCertMode mode,
+// The session id context of a policy: SHA-256 over the protocol floor, the cipher lists, the
+// client-certificate mode and the DER of each client CA. (A session resumes with the version and
+// suite it began with: without the floor and the ciphers here, one a reload took away went on
+// being used by every client that resumed, ticket after ticket.)
+std::array<unsigned char, 32> session_context_of(const TlsSettings& s,
                                                  const std::vector<X509Ptr>& client_cas) {
   std::array<unsigned char, 32> out{};
   EVP_MD_CTX* md = EVP_MD_CTX_new();
-  const auto policy = static_cast<unsigned char>(mode);
+  const ClientCertMode mode = s.client_cert;
+  const unsigned char policy[] = {static_cast<unsigned char>(mode),
+                                  static_cast<unsigned char>(s.min_version)};
+  // (The lists as configured, each ended by a NUL: "a" + "b" differs from "ab" + "".)
   bool ok = md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1 &&
             EVP_DigestUpdate(md, kSessionIdContext, sizeof kSessionIdContext - 1) == 1 &&
-            EVP_DigestUpdate(md, &policy, 1) == 1;
+            EVP_DigestUpdate(md, policy, sizeof policy) == 1 &&
+            EVP_DigestUpdate(md, s.ciphers.c_str(), s.ciphers.size() + 1) == 1 &&
+            EVP_DigestUpdate(md, s.ciphersuites.c_str(), s.ciphersuites.size() + 1) == 1;
   for (const X509Ptr& ca : client_cas) {
     if (!ok || mode == ClientCertMode::kNone) break;
     unsigned char* der = nullptr;
@@ -238,7 +246,7 @@ ServerCertificates::ServerCertificates(std::string listener, TlsSettings setting
                                        std::vector<NamedCertificate> certificates,
                                        const std::vector<X509Ptr>& client_cas)
     : listener_(std::move(listener)), settings_(std::move(settings)) {
-  const auto policy = session_context_of(settings_.client_cert, client_cas);
+  const auto policy = session_context_of(settings_, client_cas);
   try {
     for (NamedCertificate& c : certificates) {
       Entry e;

@@ -242,7 +242,8 @@ TEST(CertificatePairTest, ANotAfterFarInTheFutureIsNotAnExpiry) {
   const auto now = std::chrono::system_clock::now();
   const long long year_9999_end = 253402300799;  // 9999-12-31 23:59:59 UTC
   const long to_9999 = static_cast<long>(year_9999_end - std::chrono::system_clock::to_time_t(now));
-  const IssuedCert forever = pki.ca.issue({.cn = "forever", .sans = {}, .not_before = -3600, .not_after = to_9999});
+  const IssuedCert forever =
+      pki.ca.issue({.cn = "forever", .sans = {}, .not_before = -3600, .not_after = to_9999});
   tls::PairResult r = tls::load_certificate_pair(forever.cert_file, forever.key_file, now);
   ASSERT_TRUE(r.pair) << r.error.message;
   EXPECT_EQ(r.pair->not_after.time_since_epoch().count(), year_9999_end);

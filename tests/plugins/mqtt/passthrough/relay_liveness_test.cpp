@@ -204,6 +204,25 @@ TEST_F(RelayTest, AClientSilentForOneAndAHalfKeepalivesIsClosed) {
   }
 }
 
+// Bytes of a packet still arriving count as the client's: one uploading a large PUBLISH over a
+// slow link sends no whole packet for longer than its keepalive, and was closed mid-upload.
+TEST_F(RelayTest, AClientSendingOneLargePacketSlowlyIsNotTimedOut) {
+  route_.keepalive_min = std::chrono::seconds(1);
+  connect(wire::kMqtt311, 1);
+  wire::PublishPacket large;
+  large.topic = "sensors/large";
+  large.payload = std::string(3000, 'p');
+  const std::string publish = wire::encode_publish(large, wire::kMqtt311);
+  for (std::size_t at = 0; at < 4; ++at) {  // 4 pieces, 0.5 s apart: 2 s for one packet
+    from_browser(publish.substr(at * 100, 100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    endpoint_.handler->on_timer();
+    ASSERT_FALSE(browser_->close_code) << "piece " << at;
+  }
+  from_browser(publish.substr(400));
+  EXPECT_FALSE(browser_->close_code);
+}
+
 // A WebSocket that sends no CONNECT, or never finishes one, is closed once the route's
 // mqtt_connect_timeout passed; one whose CONNECT came is left alone.
 TEST(ConnectDeadlinesTest, AConnectionWithoutItsConnectInTimeIsClosed) {
