@@ -209,9 +209,10 @@ TEST_F(RelayTest, AClientSilentForOneAndAHalfKeepalivesIsClosed) {
 TEST_F(RelayTest, AClientSendingOneLargePacketSlowlyIsNotTimedOut) {
   route_.keepalive_min = std::chrono::seconds(1);
   connect(wire::kMqtt311, 1);
+  const std::string payload(3000, 'p');  // (the packet views it)
   wire::PublishPacket large;
   large.topic = "sensors/large";
-  large.payload = std::string(3000, 'p');
+  large.payload = payload;
   const std::string publish = wire::encode_publish(large, wire::kMqtt311);
   for (std::size_t at = 0; at < 4; ++at) {  // 4 pieces, 0.5 s apart: 2 s for one packet
     from_browser(publish.substr(at * 100, 100));
