@@ -216,6 +216,7 @@ TEST_F(RelayTest, ASessionTakenOverIsToldSoWhenTheBrokerJustCloses) {
   endpoint_.handler->on_data(wire::encode_connack(wire::ConnackPacket{}, wire::kMqtt5));
   endpoint_.handler->on_closed("connection closed by the broker");
   EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
+  relay_.reset();  // (it lets go of its claim in `owners`, which goes first)
 }
 
 // A refused publish is answered here, but not ahead of the broker's answers to the publishes the
