@@ -1,5 +1,7 @@
 #include "config/tls_keys.hpp"
 
+#include <openssl/x509v3.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -32,21 +34,13 @@ bool valid_server_name(const std::string& name) {
   return !std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Whether a certificate whose subjectAltName lists `dns_names` is valid for `name` (an SNI
-// entry's server name) in a browser's eyes: the same name, or a "*." name covering its first
-// label. A "*." server name needs the same wildcard in the certificate.
-bool certificate_covers(const std::vector<std::string>& dns_names, const std::string& name) {
-  const std::string wanted = text::lower(name);
-  for (const std::string& listed : dns_names) {
-    const std::string d = text::lower(listed);
-    if (d == wanted) return true;
-    const std::size_t dot = wanted.find('.');
-    if (d.starts_with("*.") && !wanted.starts_with("*.") && dot != std::string::npos && dot > 0 &&
-        std::string_view(wanted).substr(dot) == std::string_view(d).substr(1)) {
-      return true;
-    }
-  }
-  return false;
+// Whether `leaf` is valid for `name` (an SNI entry's server name) in a browser's eyes: OpenSSL's
+// own host check on the subjectAltName DNS names (a "*." name covers one label; the subject's CN
+// is not looked at, as browsers no longer do). A "*." server name needs the same wildcard.
+bool certificate_covers(X509* leaf, const std::string& name) {
+  return X509_check_host(leaf, name.c_str(), name.size(),
+                         X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+                         nullptr) == 1;
 }
 
 // A Strict-Transport-Security value (RFC 6797 6.1): one line of visible characters with a
@@ -148,7 +142,7 @@ ListenerTls read_tls_table(ConfigTable& t, const std::filesystem::path& config_d
     }
     tls::NamedCertificate named = read_pair(sni, config_dir, out.files);
     for (const auto& name : names) {
-      if (!certificate_covers(named.pair->dns_names, name)) {
+      if (!certificate_covers(named.pair->leaf.get(), name)) {
         std::string listed;
         for (const auto& d : named.pair->dns_names) listed += (listed.empty() ? "" : ", ") + d;
         sni.fail_at("server_names",
