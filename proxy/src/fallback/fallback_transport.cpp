@@ -35,7 +35,9 @@ FallbackTransport::FallbackTransport(FallbackHost& host, std::uint64_t connectio
 
 FallbackTransport::~FallbackTransport() {
   end_carrier();
-  answer_held_posts(410, close_control(1001, "the session ended"));  // (none left, normally)
+  // POSTs still held when the session ends with no close decided (nothing carried it within
+  // reconnect_window): the client is gone, as a WebSocket peer that went away.
+  answer_held_posts(410, close_control(1001, "the session ended"));
 }
 
 void FallbackTransport::answer_held_posts(unsigned status, const std::string& json) {

@@ -19,8 +19,8 @@ namespace {
 
 // POSTs of one session held while its reading is paused (each up to max_post_bytes).
 constexpr std::size_t kMaxHeldPosts = 4;
-// The close told to POSTs held when a session ends with no close decided (none carried it within
-// reconnect_window): the client is gone, as a WebSocket peer that went away.
+// The close of a session whose token is about to expire: the client is to open a new one, as
+// after a server going away.
 constexpr std::uint16_t kSessionEndedCode = 1001;
 
 // A client's close record: {"type":"close","code":1000,"reason":"..."} (code and reason optional).
@@ -343,11 +343,11 @@ void Shard::end_fallback_session(Session& s) {
       s.close_info.reason = close->reason;
     }
   }
-  // POSTs still held (their session paused, then gone): not applied, and told why.
-  const std::optional<PendingClose> close = s.decided_close();
-  transport->answer_held_posts(
-      410, fallback::close_control(close ? close->code : kSessionEndedCode,
-                                   close ? close->reason : "the session ended"));
+  // POSTs still held (their session paused, then gone): not applied, and told the close. (With
+  // none decided, the transport's end tells them 1001, "the session ended".)
+  if (const std::optional<PendingClose> close = s.decided_close()) {
+    transport->answer_held_posts(410, fallback::close_control(close->code, close->reason));
+  }
   fallback_sessions_.erase(s.id);
   on_closed(&s);  // (deletes it, and with it the transport, which ends its carrier)
 }
