@@ -109,7 +109,7 @@ export class FallbackSession {
     // Every message of the bridge has an id (a positive integer): one without, or with another,
     // would make lastId NaN and the resume point unusable (repeats, then a 400 on the resume).
     if (!Number.isSafeInteger(id) || id <= 0) {
-      this.socket.onerror?.({ type: 'error', error: new Error(`a message without a valid id (${id})`) });
+      this.socket._fire('onerror', { type: 'error', error: new Error(`a message without a valid id (${id})`) });
       return;
     }
     if (id <= this.lastId) return; // a resumed stream's repeat
@@ -127,7 +127,7 @@ export class FallbackSession {
         break;
       case 'lost':
         if (Number(control.to) > this.lastId) this.lastId = Number(control.to);
-        if (this.open()) this.socket.onlost?.({ from: control.from, to: control.to });
+        if (this.open()) this.socket._fire('onlost', { from: control.from, to: control.to });
         break;
       case 'reconnect':
         if (this.kind === 'sse') this.resumeStream(0);
@@ -184,7 +184,7 @@ export class FallbackSession {
         if (decoded.kind === 'control') this.onControl(decoded.control);
         else this.onMessage(Number(event.lastEventId), decoded);
       } catch (err) {
-        this.socket.onerror?.({ type: 'error', error: err });
+        this.socket._fire('onerror', { type: 'error', error: err });
       }
     };
     es.onmessage = handle('message');
@@ -232,7 +232,7 @@ export class FallbackSession {
     this.socket.transport = 'polling';
     this.socket._rememberSseBroken();
     this.pollLoop(this.endpoint('poll', { s: this.token, last: String(this.lastId) }));
-    this.socket.ontransport?.({ type: 'transport', transport: 'polling', previous });
+    this.socket._fire('ontransport', { type: 'transport', transport: 'polling', previous });
     return true;
   }
 
@@ -334,7 +334,7 @@ export class FallbackSession {
             this.onMessage(id, r.kind === 't' ? { kind: 'text', text: utf8Decoder.decode(r.bytes) } : { kind: 'binary', bytes: r.bytes });
           }
         } catch (err) {
-          this.socket.onerror?.({ type: 'error', error: err });
+          this.socket._fire('onerror', { type: 'error', error: err });
         }
         if (r.kind !== 'c') id += 1;
       }

@@ -99,8 +99,8 @@ export class SessionMove {
     socket._rememberWebSocketBroken(false);
     for (const m of fb.upstream.queue) ws.send(m.data);
     const lost = welcome.lost;
-    if (lost && Math.max(lost.from, had + 1) <= lost.to) socket.onlost?.({ from: Math.max(lost.from, had + 1), to: lost.to });
-    socket.ontransport?.({ type: 'transport', transport: 'websocket', previous });
+    if (lost && Math.max(lost.from, had + 1) <= lost.to) socket._fire('onlost', { from: Math.max(lost.from, had + 1), to: lost.to });
+    socket._fire('ontransport', { type: 'transport', transport: 'websocket', previous });
   }
 
   // `restarting`: the WebSocket was closed by a bridge that is restarting (1012), which says

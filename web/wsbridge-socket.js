@@ -69,6 +69,17 @@ export function rememberWebSocketBroken(storage, url, ms) {
 }
 
 /**
+ * What an application's handler throws is the application's: reported as a browser reports an
+ * exception from an event listener (reportError, or rethrown on a task of its own where there is
+ * none), and never allowed to cut short the socket's own work around the call (a move to a
+ * WebSocket left unscheduled, a timer's callback ended half-way).
+ */
+export function reportHandlerError(err) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
+  else setTimeout(() => { throw err; });
+}
+
+/**
  * One wsbridge session on the first transport that works, WebSocket-like (readyState, send,
  * close, binaryType, onopen/onmessage/onclose/onerror) plus `transport`, `onlost` and
  * `ontransport`. On a fallback it tries a WebSocket every fallbackProbeInterval and, once one
@@ -199,7 +210,7 @@ export class WsbridgeSocket {
     this.readyState = 1;
     if (attempt.kind !== 'websocket' && this._webSocketFailed) this._rememberWebSocketBroken(true);
     if (attempt.kind === 'websocket' && this._welcome) this._rememberWebSocketBroken(false);
-    this.onopen?.({ type: 'open' });
+    this._fire('onopen', { type: 'open' });
     this._scheduleMove();
     return true;
   }
@@ -310,8 +321,19 @@ export class WsbridgeSocket {
     if (this._carrier && this._carrier !== this._attempt?.ws) this._carrier.stop?.();
     const event = { type: 'close', code, reason, wasClean };
     // Within the constructor nobody listens yet.
-    if (this._constructing) queueMicrotask(() => this.onclose?.(event));
-    else this.onclose?.(event);
+    if (this._constructing) queueMicrotask(() => this._fire('onclose', event));
+    else this._fire('onclose', event);
+  }
+
+  // Calls the application's handler `name` (onopen, onclose, onerror, onlost, ontransport).
+  _fire(name, event) {
+    const handler = this[name];
+    if (typeof handler !== 'function') return;
+    try {
+      handler.call(this, event);
+    } catch (err) {
+      reportHandlerError(err);
+    }
   }
 
   send(data) {

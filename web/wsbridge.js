@@ -31,7 +31,7 @@
 import { ClientConnection } from './wsbridge-connection.js';
 import { WsbridgeError } from './wsbridge-frames.js';
 import {
-  rememberWebSocketBroken, TRANSPORTS, webSocketRemembered, WsbridgeSocket,
+  rememberWebSocketBroken, reportHandlerError, TRANSPORTS, webSocketRemembered, WsbridgeSocket,
 } from './wsbridge-socket.js';
 import {
   asBytes, bytesToBase64, decodeSseEvent, encodePostBody, filterProblem, parsePollBody, topicMatches,
@@ -147,10 +147,8 @@ export class WsbridgeClient extends ClientConnection {
         fn(arg);
       } catch (err) {
         // A throwing listener must neither break the client nor hide the other listeners;
-        // rethrown on its own task so that it still shows up as an uncaught error.
-        setTimeout(() => {
-          throw err;
-        });
+        // reported so that it still shows up as an uncaught error.
+        reportHandlerError(err);
       }
     }
   }

@@ -5,6 +5,7 @@
 
 #include "passthrough/passthrough_metrics.hpp"
 #include "wsbridge/log.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -265,7 +266,7 @@ std::string Relay::connack_refusal(std::uint8_t code5, std::uint8_t code311,
   refusal.code = code5;
   const std::string plain = wire::encode_connack(refusal, version_);
   wire::append_property(refusal.properties, wire::property::kReasonString,
-                        std::string_view(reason).substr(0, 256));
+                        text::utf8_prefix(reason, 256));
   return within_client_limit(wire::encode_connack(refusal, version_), plain);
 }
 

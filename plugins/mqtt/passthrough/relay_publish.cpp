@@ -8,6 +8,7 @@
 #include "acl.hpp"
 #include "passthrough/passthrough_metrics.hpp"
 #include "passthrough/relay.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge::mqtt {
 
@@ -82,7 +83,7 @@ void Relay::answer_refused_publish(const wire::PublishPacket& publish, const std
     const bool waits = !owed_acks_.empty();
     if (problem_information_ && (!waits || held_ack_bytes_ < kHeldAckBytes)) {
       wire::append_property(ack.properties, wire::property::kReasonString,
-                            std::string_view(why).substr(0, 256));
+                            text::utf8_prefix(why, 256));
       answer = within_client_limit(wire::encode_ack(ack, version_), std::move(plain));
     } else {
       answer = within_client_limit(std::move(plain), {});

@@ -4,6 +4,7 @@
 // locale says.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -138,6 +139,17 @@ std::string percent_encoded(std::string_view text, Encode encode) {
     }
   }
   return out;
+}
+
+// At most `max_bytes` of `text`, cut before a UTF-8 continuation byte so that no character is
+// split: a close reason or an MQTT Reason String that is valid UTF-8 stays so once shortened
+// (cut inside a character, a WebSocket client fails the connection, RFC 6455 8.1, and an MQTT
+// client the packet, [MQTT-1.5.4-1]).
+constexpr std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t n = max_bytes;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return text.substr(0, n);
 }
 
 // What an errno value says ("Connection reset by peer"). std::strerror may share a buffer between

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge::mqtt_refusal {
 
 namespace {
@@ -59,12 +61,12 @@ std::string connack_for(std::string_view connect, std::string_view reason) {
     return out;
   }
   // MQTT 5: flags, reason code, properties (the Reason String, cut to keep the packet small).
-  const std::string_view text = reason.substr(0, 512);
+  const std::string_view shown = text::utf8_prefix(reason, 512);
   std::string properties;
   properties.push_back(static_cast<char>(kReasonStringProperty));
-  properties.push_back(static_cast<char>(text.size() >> 8));
-  properties.push_back(static_cast<char>(text.size() & 0xff));
-  properties.append(text);
+  properties.push_back(static_cast<char>(shown.size() >> 8));
+  properties.push_back(static_cast<char>(shown.size() & 0xff));
+  properties.append(shown);
   std::string body;
   body.push_back('\0');
   body.push_back(static_cast<char>(kServerUnavailable5));

@@ -1,5 +1,7 @@
 #include "session/connection_handle.hpp"
 
+#include "wsbridge/text.hpp"
+
 namespace wsbridge {
 
 SendResult ConnectionHandle::send(Frame frame) {
@@ -41,10 +43,8 @@ void ConnectionHandle::close(CloseCode code, std::string_view reason) {
   command.type = InboxCommand::Type::kClose;
   command.connection = id_;
   command.close_code = static_cast<std::uint16_t>(code);
-  // A close frame carries at most 123 bytes of reason; cut on a UTF-8 boundary.
-  std::size_t n = std::min<std::size_t>(reason.size(), 123);
-  while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
-  command.close_reason = std::string(reason.substr(0, n));
+  // A close frame carries at most 123 bytes of reason.
+  command.close_reason = std::string(text::utf8_prefix(reason, 123));
   inbox_->post(std::move(command));
 }
 

@@ -7,6 +7,7 @@
 #include "compression/shared_deflate.hpp"
 #include "handshake/mqtt_refusal.hpp"
 #include "wsbridge/bounded_json.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 
@@ -215,7 +216,8 @@ void Shard::refuse_mqtt(Session& s, std::string_view bytes) {
   WSB_LOG(kInfo) << "conn " << s.id << " is an MQTT client: " << reason;
   const std::string connack = mqtt_refusal::connack_for(connect, reason);
   if (!connack.empty()) enqueue(s, Frame::binary(connack));
-  request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason.substr(0, 120), true);
+  request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, std::string(text::utf8_prefix(reason, 120)),
+                true);
 }
 
 bool Shard::within_rate(Session& s) {

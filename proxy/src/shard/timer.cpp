@@ -3,6 +3,7 @@
 #include "shard/shard_parts.hpp"
 
 #include "handshake/upgrade_hold.hpp"
+#include "wsbridge/text.hpp"
 
 namespace wsbridge {
 
@@ -71,7 +72,8 @@ void Shard::on_timer() {
       s->expires_at.reset();
       request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired", false);
     } else if (s->mqtt_refusal && now - s->opened_at >= std::chrono::seconds(5)) {
-      request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION, s->mqtt_refusal->substr(0, 120), false);
+      request_close(*s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                    std::string(text::utf8_prefix(*s->mqtt_refusal, 120)), false);
     } else if (!s->reading_paused && !stopping_ && now - s->last_rx >= s->route->idle_timeout) {
       // (A paused client cannot show it is alive: its PONGs wait unread behind its messages.)
       WSB_LOG(kDebug) << "conn " << id << " idle for " << format_seconds(now - s->last_rx);

@@ -306,5 +306,28 @@ TEST_F(RelayTest, RebuiltSubackAndConnackKeepWithinTheClientsMaximumPacketSize) 
   EXPECT_EQ(*browser_->close_code, CloseCode::kMessageTooBig);
 }
 
+// A refused publish's Reason String names its topic and is cut to 256 bytes: cut inside a
+// character, the PUBACK was malformed [MQTT-1.5.4-1] and the client dropped the connection
+// instead of reading why. The cut falls between characters.
+TEST_F(RelayTest, ARefusalsReasonStringIsCutBetweenCharacters) {
+  connect(wire::kMqtt5);
+  std::string topic = "users/bob/out/x";
+  for (int i = 0; i < 150; ++i) topic += "\xc3\xa9";  // "é": byte 256 of the reason is inside one
+  from_browser(publish_packet(wire::kMqtt5, topic, 1, 21));
+  EXPECT_TRUE(broker_packets().empty());
+  const auto got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  std::string error;
+  const auto puback = wire::parse_ack(got[0], wire::kMqtt5, error);
+  ASSERT_TRUE(puback) << error;
+  EXPECT_EQ(puback->code, wire::reason::kNotAuthorized);
+  ASSERT_TRUE(wire::parse_properties(puback->properties, error)) << error;
+  const auto reason = wire::find_property(puback->properties, wire::property::kReasonString);
+  ASSERT_TRUE(reason);
+  EXPECT_EQ(reason->text.size(), 255u);
+  EXPECT_TRUE(reason->text.starts_with("publish to \"users/bob/out/x\xc3\xa9"));
+  EXPECT_FALSE(browser_->close_code);
+}
+
 }  // namespace
 }  // namespace wsbridge::mqtt::testing
