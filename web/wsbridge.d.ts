@@ -98,6 +98,9 @@ export interface Welcome {
  * Text arrives as strings, binary as an ArrayBuffer or a Blob (binaryType), on every transport.
  * On a fallback it tries a WebSocket every `fallbackProbeInterval` and moves the session onto it
  * once one works: the same session, nothing lost or repeated either way (`ontransport`).
+ * What a handler throws is reported as a browser reports an exception from an event listener
+ * (`reportError`) and the socket goes on; an `onmessage` that throws on a fallback is reported
+ * through `onerror` instead.
  */
 export class WsbridgeSocket implements WebSocketLike {
   constructor(url: string | URL, options?: TransportOptions & { welcome?: boolean });

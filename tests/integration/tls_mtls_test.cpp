@@ -109,5 +109,42 @@ client_cert = true
   }
 }
 
+// A subject with two CNs ("CN=device-2, CN=device-1") names nobody: OpenSSL finds the first,
+// RFC 6125 verifiers take the last, and a CA that checked one may have signed the other unread.
+// The fingerprint is the identity then, and {claim.cert.cn} grants nothing. (Before, the first
+// CN was the identity: the ACL of device-2.)
+TEST_F(Mtls, ACertificateWithTwoCommonNamesIsNamedByItsFingerprint) {
+  Mosquitto broker;
+  start(R"(
+[upstreams.local]
+uri = ")" +
+        broker.uri() +
+        R"("
+[[routes]]
+path = "/mqtt"
+adapter = "mqtt"
+upstream = "local"
+allow_subscribe = ["devices/{claim.cert.cn}/#", "by-fingerprint/{claim.cert.fingerprint}/#"]
+[routes.auth]
+client_cert = true
+)");
+  ASSERT_TRUE(server_->process->wait_for_output("upstream local: connected", 10s));
+  const IssuedCert two_names = pki_.client_ca.issue(
+      {.cn = "device-2", .sans = {}, .client = true, .more_cns = {"device-1"}});
+  ASSERT_NE(two_names.subject.find("device-1"), std::string::npos) << two_names.subject;
+  ASSERT_NE(two_names.subject.find("device-2"), std::string::npos) << two_names.subject;
+  WsClient ws = WsClient::connect(client("/mqtt", &two_names));
+  EXPECT_EQ(json::parse(ws.read_message().data)["type"], "status");
+  int id = 0;
+  auto subscribe = [&](const std::string& topic) {
+    ws.send_text(json{{"type", "subscribe"}, {"topic", topic}, {"id", ++id}}.dump());
+    return json::parse(ws.read_message().data);
+  };
+  EXPECT_EQ(subscribe("devices/device-1/#")["code"], "forbidden");
+  EXPECT_EQ(subscribe("devices/device-2/#")["code"], "forbidden");
+  EXPECT_EQ(subscribe("by-fingerprint/" + two_names.fingerprint + "/#")["type"], "ack");
+  EXPECT_TRUE(server_->process->wait_for_output("user=" + two_names.fingerprint, 2s));
+}
+
 }  // namespace
 }  // namespace wsbridge::testing

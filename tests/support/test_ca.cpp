@@ -110,7 +110,8 @@ void set_random_serial(X509* cert) {
   ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert), serial);
 }
 
-CertPtr make_cert(const std::string& cn, EVP_PKEY* key, long not_before, long not_after) {
+CertPtr make_cert(const std::string& cn, EVP_PKEY* key, long not_before, long not_after,
+                  const std::vector<std::string>& more_cns = {}) {
   CertPtr cert(X509_new());
   if (!cert) fail("X509_new");
   X509_set_version(cert.get(), 2);  // v3
@@ -122,6 +123,10 @@ CertPtr make_cert(const std::string& cn, EVP_PKEY* key, long not_before, long no
                              reinterpret_cast<const unsigned char*>("wsbridge tests"), -1, -1, 0);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
                              reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  for (const std::string& more : more_cns) {
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(more.c_str()), -1, -1, 0);
+  }
   X509_set_pubkey(cert.get(), key);
   return cert;
 }
@@ -182,7 +187,7 @@ TestCa& TestCa::operator=(TestCa&&) noexcept = default;
 
 IssuedCert TestCa::issue(const CertSpec& spec) const {
   KeyPtr key = new_key(spec.rsa);
-  CertPtr cert = make_cert(spec.cn, key.get(), spec.not_before, spec.not_after);
+  CertPtr cert = make_cert(spec.cn, key.get(), spec.not_before, spec.not_after, spec.more_cns);
   X509* c = cert.get();
   X509_set_issuer_name(c, X509_get_subject_name(impl_->cert.get()));
   add_ext(c, impl_->cert.get(), NID_basic_constraints, "critical,CA:FALSE");

@@ -31,6 +31,8 @@ struct CertSpec {
   long not_after = 30L * 24 * 3600;
   bool client = false;  // extendedKeyUsage clientAuth instead of serverAuth
   bool rsa = false;     // an RSA 2048 key instead of P-256 (a certificate of another key type)
+  // Further CN entries after `cn` in the subject ("CN=a, CN=b": which one names it is unclear).
+  std::vector<std::string> more_cns = {};
 };
 
 class TestCa {

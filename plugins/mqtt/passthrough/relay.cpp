@@ -121,6 +121,7 @@ void Relay::on_drained() {
 void Relay::on_timer() {
   if (phase_ == Phase::kAwaitConnack) {
     metrics_.broker_unavailable.inc();
+    give_back_session();
     const std::string why = "the MQTT broker did not answer CONNECT within " +
                             std::to_string(kConnackTimeout.count()) + " s";
     WSB_LOG(kInfo) << "conn " << connection_->id() << " " << why;
@@ -130,8 +131,11 @@ void Relay::on_timer() {
     return;
   }
   if (phase_ != Phase::kRelaying || !upstream_) return;
-  if (client_keepalive_.count() > 0 && std::chrono::steady_clock::now() - client_heard_at_ >
-                                           std::chrono::milliseconds(client_keepalive_) * 3 / 2) {
+  // (Not while we are not reading it: its PINGREQs wait unread behind what it sent, a slow
+  // reader catching up on a backlog is slowed, not closed.)
+  if (client_keepalive_.count() > 0 && !client_reading_paused_ &&
+      std::chrono::steady_clock::now() - client_heard_at_ >
+          std::chrono::milliseconds(client_keepalive_) * 3 / 2) {
     // Gone quiet (its socket half dead, say, while the WebSocket still answers pings): dropped as
     // a broker drops such a client [MQTT-3.1.2-22], without a DISCONNECT to the broker, which
     // publishes the will.
@@ -173,6 +177,7 @@ void Relay::on_closed(std::string_view reason) {
   const std::string why = "MQTT broker: " + std::string(reason);
   WSB_LOG(kInfo) << "conn " << connection_->id() << " " << why;
   if (phase_ == Phase::kAwaitConnack) {
+    give_back_session();
     fail(CloseCode::kTryAgainLater, why,
          connack_refusal(wire::reason::kServerUnavailable, wire::connack311::kServerUnavailable,
                          "the MQTT broker is unavailable"));
@@ -208,6 +213,8 @@ void Relay::update_client_reading() {
   if (paused == client_reading_paused_) return;
   client_reading_paused_ = paused;
   connection_->pause_reading(paused);
+  // The keepalive starts over when we read again: the time we did not read is not its silence.
+  if (!paused) client_heard_at_ = std::chrono::steady_clock::now();
 }
 
 void Relay::to_broker(std::string_view packet) {
@@ -273,6 +280,12 @@ std::string Relay::connack_refusal(std::uint8_t code5, std::uint8_t code311,
 std::string Relay::without_problem_information(std::string_view block) {
   return wire::without_property(wire::without_property(block, wire::property::kReasonString),
                                 wire::property::kUserProperty);
+}
+
+void Relay::give_back_session() {
+  if (!session_claim_) return;
+  session_owners_->give_back(broker_client_id_, session_claim_);
+  session_claim_.reset();
 }
 
 std::string Relay::within_client_limit(std::string packet, std::string plain) const {

@@ -120,6 +120,8 @@ class Relay final : public StreamHandler {
   // Ends the session: an MQTT packet for the browser first when one applies (a CONNACK refusal,
   // an MQTT 5 DISCONNECT), then the WebSocket close.
   void fail(CloseCode code, const std::string& reason, std::string_view last_packet = {});
+  // This connection's CONNECT came to nothing: a connection it marked taken over is not.
+  void give_back_session();
   // MQTT 5 DISCONNECT with `code` before closing; 3.1.1 just closes.
   void disconnect(std::uint8_t code, CloseCode close, const std::string& reason);
   std::string connack_refusal(std::uint8_t code5, std::uint8_t code311,

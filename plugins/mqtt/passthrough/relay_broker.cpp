@@ -93,10 +93,12 @@ void Relay::on_connack(std::string_view packet) {
   std::string error;
   auto connack = wire::parse_connack(packet, version_, error);
   if (!connack) {
+    give_back_session();
     fail(CloseCode::kInternalError, "the MQTT broker sent a malformed CONNACK: " + error);
     return;
   }
   if (connack->code != 0) {
+    give_back_session();
     const std::string why =
         "the MQTT broker refused the connection (code " + std::to_string(connack->code) + ")";
     WSB_LOG(kWarn) << "conn " << connection_->id() << " " << why;

@@ -312,7 +312,7 @@ void Relay::on_client_subscribe(std::string_view packet) {
     wire::AckListPacket suback;
     suback.packet_id = subscribe->packet_id;
     for (const int code : plan) suback.codes.push_back(static_cast<std::uint8_t>(code));
-    to_client(wire::encode_suback(suback, version_));
+    to_client(within_client_limit(wire::encode_suback(suback, version_), {}));
     return;
   }
   partial_subscribes_[subscribe->packet_id] = std::move(plan);

@@ -6,10 +6,11 @@
 //
 // The mark is set when the newer connection sends its CONNECT (the broker drops the older one
 // right then, possibly before the newer one hears its CONNACK), and taken back if that CONNECT
-// comes to nothing (refused, the broker unreachable, the newer browser gone first): the older
-// connection was not taken over, and a broker failure afterwards is one. One set per broker for
-// the process, whatever route or configuration generation reaches it. (Connections through
-// other instances are not seen: theirs still read as a broker failure.)
+// comes to nothing (refused, the broker unreachable or silent): the older connection was not
+// taken over, and a broker failure afterwards is one. A newer browser gone before its CONNACK
+// took the session over all the same: its CONNECT went to the broker, which acted on it. One set
+// per broker for the process, whatever route or configuration generation reaches it. (Connections
+// through other instances are not seen: theirs still read as a broker failure.)
 #pragma once
 
 #include <atomic>
@@ -56,18 +57,29 @@ class SessionOwners {
     const auto it = owners_.find(client_id);
     if (it != owners_.end() && it->second.claim == mine) it->second.previous.reset();
   }
-  // Any thread, when the caller's connection ends. Unconfirmed, its claim is taken back: the
-  // previous holder (when still there) holds the client id again, unmarked.
-  void release(const std::string& client_id, const Claim& mine) {
+  // Any thread: the caller's CONNECT came to nothing (the broker refused it, was unreachable or
+  // did not answer): the previous holder, when its connection is still there, holds the client
+  // id again, unmarked.
+  void give_back(const std::string& client_id, const Claim& mine) {
     std::lock_guard lock(mutex_);
     const auto it = owners_.find(client_id);
     if (it == owners_.end() || it->second.claim != mine) return;
-    if (Claim previous = it->second.previous; previous && previous.use_count() > 1) {
+    Claim previous = std::move(it->second.previous);
+    // (Held by its relay besides this copy: that connection is still open. Copied, the test was
+    // always true, and a connection gone was given the id back, its entry kept for good.)
+    if (previous && previous.use_count() > 1) {
       previous->store(false);
-      it->second = Holder{previous, nullptr};
+      it->second = Holder{std::move(previous), nullptr};
     } else {
       owners_.erase(it);
     }
+  }
+  // Any thread, when the caller's connection ends: it holds the client id no more. A previous
+  // holder it marked stays marked (what is still unanswered of its CONNECT reached the broker).
+  void release(const std::string& client_id, const Claim& mine) {
+    std::lock_guard lock(mutex_);
+    const auto it = owners_.find(client_id);
+    if (it != owners_.end() && it->second.claim == mine) owners_.erase(it);
   }
 
  private:

@@ -334,20 +334,17 @@ void Shard::answer_ended_session(SessionRequest& request) {
 
 void Shard::end_fallback_session(Session& s) {
   auto* transport = fallback_sessions_.at(s.id);
-  if (!transport->close_delivered() && !s.close_info.by_peer) {
+  const std::optional<PendingClose> close = s.decided_close();
+  if (close && !transport->close_delivered() && !s.close_info.by_peer) {
     // A decided close nothing carried: kept for the client's next request.
-    if (const std::optional<PendingClose> close = s.decided_close()) {
-      ended_fallback_[s.id] = EndedFallback{
-          close->code, close->reason, SteadyClock::now() + s.config->fallback.reconnect_window};
-      s.close_info.code = close->code;
-      s.close_info.reason = close->reason;
-    }
+    ended_fallback_[s.id] = EndedFallback{close->code, close->reason,
+                                          SteadyClock::now() + s.config->fallback.reconnect_window};
+    s.close_info.code = close->code;
+    s.close_info.reason = close->reason;
   }
   // POSTs still held (their session paused, then gone): not applied, and told the close. (With
   // none decided, the transport's end tells them 1001, "the session ended".)
-  if (const std::optional<PendingClose> close = s.decided_close()) {
-    transport->answer_held_posts(410, fallback::close_control(close->code, close->reason));
-  }
+  if (close) transport->answer_held_posts(410, fallback::close_control(close->code, close->reason));
   fallback_sessions_.erase(s.id);
   on_closed(&s);  // (deletes it, and with it the transport, which ends its carrier)
 }

@@ -82,6 +82,7 @@ void StreamLink::on_connected_socket() {
 }
 
 void StreamLink::on_rx(const char* data, std::size_t len) {
+  if (lingering) return;  // (read only to see the peer close; nobody wants it)
   auto self = shared_from_this();
   if (!tls) {
     if (handler != nullptr) handler->on_data(std::string_view(data, len));
@@ -106,10 +107,11 @@ void StreamLink::on_rx(const char* data, std::size_t len) {
 }
 
 void StreamLink::on_writeable() {
+  if (lingering) return;
   if (out_offset >= out.size()) {
     // A WRITEABLE comes only once lws sent what the kernel had not taken of our last write:
     // now a flushing close may close.
-    if (flushing_close) fail("closed", true);
+    if (flushing_close) linger();
     return;
   }
   const std::size_t n = std::min(kWriteChunkBytes, out.size() - out_offset);
@@ -231,13 +233,33 @@ void StreamLink::close_by_owner() {
   handler = nullptr;
   if (ended) return;
   const bool unsent = buffered() > 0 || (wsi != nullptr && lws_partial_buffered(wsi) != 0);
-  if (!unsent || (ready && wsi == nullptr)) return fail("closed", true);
+  if (!ready || wsi == nullptr) {
+    if (!unsent || wsi == nullptr) return fail("closed", true);  // (nothing was sent yet)
+  } else if (!unsent) {
+    flushing_close = true;  // (no more writes)
+    return linger();
+  }
   // Send what the owner wrote last (e.g. a DISCONNECT), within a bound. Still connecting, that is
   // everything it wrote (an MQTT client's CONNECT, PUBLISH and DISCONNECT in one message): it
   // goes once the link is up, the connect timeout bounding the wait.
   flushing_close = true;
   lws_sul_cancel(&timer.sul);
   if (ready) start_flush();
+}
+
+// Closing outright, with the peer's answers to what we sent still coming (an MQTT broker's
+// PUBACKs to the publishes before a DISCONNECT), made the kernel answer them with a reset: the
+// peer's next write failed and it dropped the connection before reading the rest of what we
+// had sent. mosquitto then never read the DISCONNECT, published the client's will, and lost the
+// packets before it. Half-closed, the peer reads everything up to our end, then closes its own.
+void StreamLink::linger() {
+  if (wsi == nullptr || !connected) return fail("closed", true);
+  lingering = true;
+  lws_sul_cancel(&timer.sul);
+  if (::shutdown(lws_get_socket_fd(wsi), SHUT_WR) != 0) return fail("closed", true);
+  if (paused) lws_rx_flow_control(wsi, 1);  // (its close is read like the rest)
+  lws_set_timeout(wsi, static_cast<pending_timeout>(PENDING_TIMEOUT_USER_OK),
+                  static_cast<int>(kLingerSeconds));
 }
 
 void StreamLink::start_flush() {

@@ -25,6 +25,9 @@ inline constexpr std::size_t kWriteChunkBytes = 64 * 1024;
 // the reverse proxy closes after a response, as long as a slow browser may take to read its end.
 inline constexpr unsigned kFlushOnCloseSeconds = 5;
 inline constexpr unsigned kClientFlushOnCloseSeconds = 60;
+// After the owner's close, once all it wrote is out: how long the half-closed socket is read
+// (and what comes discarded) waiting for the peer to close its side (a lingering close).
+inline constexpr unsigned kLingerSeconds = 5;
 
 // What every stream to one server shares: the parsed URL, the address kept fresh, TLS settings.
 struct EndpointState {
@@ -68,6 +71,7 @@ struct StreamLink : std::enable_shared_from_this<StreamLink> {
   bool paused = false;
   bool want_drained = false;
   bool flushing_close = false;  // the owner closed with bytes buffered: send them, then close
+  bool lingering = false;       // all sent and half-closed: reading until the peer closes
   unsigned flush_seconds = kFlushOnCloseSeconds;
   bool ended = false;  // the socket is gone (or cut loose): nothing more happens
 
@@ -88,6 +92,9 @@ struct StreamLink : std::enable_shared_from_this<StreamLink> {
   // A flushing close, once the link is up: what is buffered goes, then the link closes (at the
   // latest flush_seconds later).
   void start_flush();
+  // The owner closed and everything it wrote is out: half-close and read until the peer closes
+  // (within kLingerSeconds), so that what the peer still sends meets an open socket.
+  void linger();
 
   // Ends the stream now: the socket is closed without waiting, and the handler (if any) hears
   // `why` from the next loop turn unless `silently`.

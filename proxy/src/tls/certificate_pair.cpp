@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -152,6 +153,19 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
   }
   if (X509_check_private_key(pair->leaf.get(), pair->key.get()) != 1) {
     ERR_clear_error();
+    // The key of a certificate further down the file: the chain is in the wrong order (the
+    // issuer first, as some CAs hand it out), which is not a key that belongs to nothing.
+    for (std::size_t i = 0; i < pair->chain.size(); ++i) {
+      if (X509_check_private_key(pair->chain[i].get(), pair->key.get()) == 1) {
+        return fail(PairFile::kCertificate,
+                    "the certificates in " + cert_file.string() +
+                        " are in the wrong order: the key in " + key_file.string() +
+                        " belongs to certificate " + std::to_string(i + 2) + " (" +
+                        one_line(X509_get_subject_name(pair->chain[i].get())) +
+                        "); the server's own certificate must come first, then its issuers");
+      }
+      ERR_clear_error();
+    }
     return fail(PairFile::kKey, "the private key in " + key_file.string() +
                                     " does not belong to the certificate in " + cert_file.string());
   }
@@ -184,7 +198,8 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
   return result;
 }
 
-std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string& error) {
+std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string& error,
+                                  std::chrono::system_clock::time_point now) {
   std::vector<X509Ptr> out;
   std::string pem;
   if (!read_file(file, pem, error)) return out;
@@ -198,8 +213,29 @@ std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string
     out.clear();
     return out;
   }
-  if (out.empty())
+  if (out.empty()) {
     error = file.string() + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")";
+    return out;
+  }
+  // Client certificates verify against these only while one of them is valid: a file of CAs
+  // that have all expired (or are not valid yet) refuses every client, with nothing in the
+  // log but each handshake's failure.
+  const auto now_s = std::chrono::floor<std::chrono::seconds>(now);
+  const auto usable = [&](const X509Ptr& ca) {
+    return time_of(X509_get0_notBefore(ca.get())) <= now_s &&
+           now_s < time_of(X509_get0_notAfter(ca.get()));
+  };
+  if (std::none_of(out.begin(), out.end(), usable)) {
+    const X509* last = out.back().get();
+    const auto not_after = time_of(X509_get0_notAfter(last));
+    error = file.string() + ": no certificate in it is valid now, so no client certificate can " +
+            "verify (" + one_line(X509_get_subject_name(last)) +
+            (now_s >= not_after
+                 ? " expired on " + utc_text(not_after)
+                 : " is not valid before " + utc_text(time_of(X509_get0_notBefore(last)))) +
+            ")";
+    out.clear();
+  }
   return out;
 }
 

@@ -52,8 +52,11 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
                                  const std::filesystem::path& key_file,
                                  std::chrono::system_clock::time_point now);
 
-// The certificates of a PEM file of CA certificates (client_ca_file); empty + `error` on failure.
-std::vector<X509Ptr> load_ca_file(const std::filesystem::path& file, std::string& error);
+// The certificates of a PEM file of CA certificates (client_ca_file); empty + `error` on failure,
+// which a file none of whose certificates is valid at `now` is.
+std::vector<X509Ptr> load_ca_file(
+    const std::filesystem::path& file, std::string& error,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // OpenSSL's reason for the oldest error on this thread's error queue ("" when there is none);
 // the queue is cleared, so a later failure does not report this one.

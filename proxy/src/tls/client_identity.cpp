@@ -16,10 +16,14 @@ std::string text_of(const ASN1_STRING* s) {
           static_cast<std::size_t>(ASN1_STRING_length(s))};
 }
 
+// The subject's CN; "" without one, and "" with several: which of them names the client is a
+// guess (OpenSSL finds the first, RFC 6125 and other verifiers take the last), and a CA that
+// checked one of them may have signed the other unread. The fingerprint names the client then,
+// and ACL templates on {claim.cert.cn} grant such a client nothing.
 std::string common_name(X509* cert) {
   const X509_NAME* subject = X509_get_subject_name(cert);
   const int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (i < 0) return "";
+  if (i < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, i) >= 0) return "";
   const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
   unsigned char* utf8 = nullptr;
   const int n = ASN1_STRING_to_UTF8(&utf8, data);

@@ -95,6 +95,49 @@ TEST_F(TlsKeysTest, FilesThatAreNotPemAreErrorsAtTheirKey) {
                   .starts_with("test.toml:6:12: "));
 }
 
+// A chain with the issuer first (as some CAs hand it out) was reported as a key that does not
+// belong to the certificate: it is the order that is wrong, and the error says so.
+TEST_F(TlsKeysTest, AChainInTheWrongOrderIsNamedSo) {
+  const TestPki& pki = TestPki::get();
+  const std::string reversed =
+      testing::write_temp_file("reversed.pem", pki.ca.cert_pem() + pki.server.cert_pem);
+  const std::string e = error_of(config(pair_lines(reversed, pki.server.key_file)));
+  EXPECT_TRUE(e.starts_with("test.toml:5:13: the certificates in " + reversed +
+                            " are in the wrong order: the key in " + pki.server.key_file +
+                            " belongs to certificate 2 ("))
+      << e;
+  EXPECT_TRUE(e.ends_with("the server's own certificate must come first, then its issuers")) << e;
+  // A key of no certificate in the file is still that.
+  const std::string other = error_of(config(pair_lines(reversed, pki.api.key_file)));
+  EXPECT_TRUE(other.starts_with("test.toml:6:12: the private key in " + pki.api.key_file +
+                                " does not belong to the certificate in "))
+      << other;
+}
+
+// A client_ca_file whose certificates have all expired refuses every client certificate; it
+// loaded without a word, and each handshake failed. An expired one beside a valid one (a CA
+// being rolled over) is fine.
+TEST_F(TlsKeysTest, AClientCaFileWithNothingValidInItIsAnError) {
+  const TestPki& pki = TestPki::get();
+  const std::string expired = testing::write_temp_file("expired-ca.pem", pki.expired.cert_pem);
+  const std::string e =
+      error_of(config(pair_lines(pki.server) + "client_ca_file = \"" + expired + "\"\n"));
+  EXPECT_TRUE(e.starts_with("test.toml:7:18: " + expired +
+                            ": no certificate in it is valid now, so no client certificate can "
+                            "verify ("))
+      << e;
+  EXPECT_NE(e.find(" expired on "), std::string::npos) << e;
+  const std::string future = testing::write_temp_file("future-ca.pem", pki.not_yet_valid.cert_pem);
+  EXPECT_NE(error_of(config(pair_lines(pki.server) + "client_ca_file = \"" + future + "\"\n"))
+                .find(" is not valid before "),
+            std::string::npos);
+  const std::string rolling =
+      testing::write_temp_file("rolling-ca.pem", pki.expired.cert_pem + pki.client_ca.cert_pem());
+  const ServerConfig c =
+      parse(config(pair_lines(pki.server) + "client_ca_file = \"" + rolling + "\"\n"));
+  EXPECT_EQ(c.listeners[0].tls->settings().client_cert, tls::ClientCertMode::kRequired);
+}
+
 // A chain or CA bundle copied while being written: its last certificate is cut off. Read up to
 // the damage, it was accepted, and the server sent its certificate without the issuer.
 TEST_F(TlsKeysTest, ACertificateCutShortIsAnErrorNotAShorterChain) {

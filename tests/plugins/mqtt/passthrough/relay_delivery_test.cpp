@@ -219,6 +219,31 @@ TEST_F(RelayTest, ASessionTakenOverIsToldSoWhenTheBrokerJustCloses) {
   relay_.reset();  // (it lets go of its claim in `owners`, which goes first)
 }
 
+// The newer connection's side: a CONNECT the broker refused took nothing over (the older one is
+// unmarked again), one whose browser left before its CONNACK did (the broker acted on it).
+TEST_F(RelayTest, ANewerConnectTakesTheSessionOverUnlessTheBrokerRefusedIt) {
+  SessionOwners owners;
+  const auto first_tab = owners.claim("alice:dash");
+  start();
+  relay_->track_sessions(&owners);
+  from_browser(connect_packet(wire::kMqtt5, "dash"));
+  EXPECT_TRUE(first_tab->load());
+  wire::ConnackPacket refused;
+  refused.code = wire::reason::kNotAuthorized;
+  endpoint_.handler->on_data(wire::encode_connack(refused, wire::kMqtt5));
+  EXPECT_FALSE(first_tab->load()) << "refused: the first tab still has its session";
+  relay_.reset();
+  EXPECT_FALSE(first_tab->load());
+
+  fresh_browser();
+  start();
+  relay_->track_sessions(&owners);
+  from_browser(connect_packet(wire::kMqtt5, "dash"));
+  EXPECT_TRUE(first_tab->load());
+  relay_.reset();  // the browser left before the CONNACK
+  EXPECT_TRUE(first_tab->load()) << "its CONNECT reached the broker: the first tab was taken over";
+}
+
 // A refused publish is answered here, but not ahead of the broker's answers to the publishes the
 // client sent before it [MQTT-4.6.0-2]: PUBACK 2 came before PUBACK 1.
 TEST_P(RelayDeliveryTest, ARefusedPublishIsAcknowledgedInOrderBehindTheBrokers) {
@@ -289,6 +314,20 @@ TEST_F(RelayTest, RebuiltSubackAndConnackKeepWithinTheClientsMaximumPacketSize) 
   ASSERT_TRUE(merged) << error;
   EXPECT_EQ(merged->codes.size(), 6u);
   EXPECT_TRUE(merged->properties.empty());
+  // Every filter refused: the SUBACK answered here alone keeps within the limit too, else it is
+  // not sent. (It went out: 15 bytes to a client that took 12.)
+  subscribe.packet_id = 4;
+  subscribe.entries.erase(subscribe.entries.begin());  // the 5 secret/ ones: 5 codes fit in 30
+  from_browser(wire::encode_subscribe(subscribe, wire::kMqtt5));
+  got = browser_->take_packets();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(wire::parse_suback(got[0], wire::kMqtt5, error)->codes.size(), 5u);
+  for (int i = 5; i < 30; ++i) subscribe.entries.push_back({"secret/" + std::to_string(i), 0});
+  subscribe.packet_id = 5;  // 30 codes: a 35-byte SUBACK
+  from_browser(wire::encode_subscribe(subscribe, wire::kMqtt5));
+  EXPECT_TRUE(browser_->take_packets().empty()) << "over the client's 30 bytes";
+  EXPECT_TRUE(broker_packets().empty());
+  EXPECT_FALSE(browser_->close_code);
 
   // 12 bytes: no CONNACK carrying "c" and 16 hex digits fits; the client is told 0x95 if that
   // fits (it does), and closed.

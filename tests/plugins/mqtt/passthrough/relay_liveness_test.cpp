@@ -204,6 +204,29 @@ TEST_F(RelayTest, AClientSilentForOneAndAHalfKeepalivesIsClosed) {
   }
 }
 
+// While we do not read the client (its queue is past the high-water mark: a slow reader catching
+// up), its PINGREQs wait unread behind what it sent: that is no silence. It was closed with 0x8D
+// and its will published, though it pinged every second. Read again, its keepalive starts over.
+TEST_F(RelayTest, AClientWeStoppedReadingIsNotTimedOutForItsSilence) {
+  route_.keepalive_min = std::chrono::seconds(1);
+  connect(wire::kMqtt311, 1);
+  browser_->next_send = SendResult::kQueuedOverHighWater;
+  endpoint_.handler->on_data(publish_packet(wire::kMqtt311, "sensors/t", 0));
+  ASSERT_TRUE(browser_->reading_paused);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  endpoint_.handler->on_timer();
+  EXPECT_FALSE(browser_->close_code) << "1.6 s unread is not 1.6 s silent";
+  browser_->next_send = SendResult::kQueued;
+  relay_->client_drained();
+  ASSERT_FALSE(browser_->reading_paused);
+  endpoint_.handler->on_timer();
+  EXPECT_FALSE(browser_->close_code) << "read again: its keepalive starts over";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  endpoint_.handler->on_timer();
+  ASSERT_TRUE(browser_->close_code) << "read, and silent for 1.6 s";
+  EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
+}
+
 // Bytes of a packet still arriving count as the client's: one uploading a large PUBLISH over a
 // slow link sends no whole packet for longer than its keepalive, and was closed mid-upload.
 TEST_F(RelayTest, AClientSendingOneLargePacketSlowlyIsNotTimedOut) {

@@ -18,24 +18,49 @@ TEST(SessionOwnersTest, ALaterConnectMarksTheHolderAndItsAcceptanceKeepsTheMark)
   EXPECT_TRUE(first->load()) << "taken over for good once the broker accepted the newer one";
 }
 
-// A CONNECT that came to nothing (refused, the broker unreachable, its browser gone first) took
-// nothing over: the older connection holds the id again, unmarked, and a broker failure it meets
-// afterwards is one. (The mark stayed, and a broker outage read as a takeover: 1000, uncounted.)
+// A CONNECT that came to nothing (refused, the broker unreachable or silent) took nothing over:
+// the older connection holds the id again, unmarked, and a broker failure it meets afterwards is
+// one. (The mark stayed, and a broker outage read as a takeover: 1000, uncounted.)
 TEST(SessionOwnersTest, ANewerConnectThatCameToNothingTakesItsMarkBack) {
   SessionOwners owners;
   const auto first = owners.claim("dup");
   const auto second = owners.claim("dup");
   ASSERT_TRUE(first->load());
-  owners.release("dup", second);  // never confirmed
+  owners.give_back("dup", second);
   EXPECT_FALSE(first->load());
   const auto third = owners.claim("dup");
   EXPECT_TRUE(first->load()) << "the older one holds the id again: the next CONNECT marks it";
-  owners.release("dup", third);
+  owners.give_back("dup", third);
   EXPECT_FALSE(first->load());
   owners.release("dup", first);
   const auto fourth = owners.claim("dup");
   EXPECT_FALSE(first->load()) << "gone: nothing to mark";
   owners.release("dup", fourth);
+}
+
+// A newer connection whose browser left before its CONNACK took the session over all the same:
+// its CONNECT reached the broker, which dropped the older connection for it. (Its mark was
+// taken back, and the older connection told its browser the broker failed: 0x8B, 1001,
+// counted.)
+TEST(SessionOwnersTest, ANewerConnectionGoneBeforeItsConnackStillTookTheSessionOver) {
+  SessionOwners owners;
+  const auto first = owners.claim("dup");
+  const auto second = owners.claim("dup");
+  owners.release("dup", second);  // never confirmed, never refused
+  EXPECT_TRUE(first->load());
+}
+
+// The older connection gone too when the newer CONNECT came to nothing: nobody holds the id, and
+// nothing is kept for it. (Its claim was given back to it, dead, and kept in the map for good.)
+TEST(SessionOwnersTest, NoIdIsGivenBackToAConnectionThatIsGone) {
+  SessionOwners owners;
+  auto first = owners.claim("dup");
+  const std::weak_ptr<std::atomic<bool>> first_seen = first;
+  const auto second = owners.claim("dup");
+  owners.release("dup", first);  // (not its to release: the newer one holds it)
+  first.reset();                 // its relay is gone
+  owners.give_back("dup", second);
+  EXPECT_TRUE(first_seen.expired()) << "kept alive by the set";
 }
 
 TEST(SessionOwnersTest, OtherClientIdsAreNotTouched) {
