@@ -5,10 +5,11 @@
 // session whose token expires: closed, told on its stream or next poll.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import WebSocket from 'ws';
-import { Bridge, freePort, tempDir, removeDir, sleep } from './mqtt_passthrough_support.mjs';
+import { Bridge, freePort, tempDir, removeDir, sleep, waitFor } from './mqtt_passthrough_support.mjs';
 import { request, encodeBody, decodeBody } from './fallback_support.mjs';
 
 let dir;
@@ -36,6 +37,9 @@ path = "/small-queue"
 adapter = "echo"
 max_queued_bytes = "1KiB"
 [[routes]]
+path = "/withdrawn"
+adapter = "echo"
+[[routes]]
 path = "/hole"
 adapter = "http"
 backend = "http://127.0.0.1:${backend.address().port}/x"
@@ -52,21 +56,22 @@ after(async () => {
   if (dir) removeDir(dir);
 });
 
-async function openPollSession(route) {
-  const opened = await request(port, 'GET', `/_wsbridge/poll${route}`);
+// (`at`: another wsbridge's port than the file's.)
+async function openPollSession(route, at = port) {
+  const opened = await request(at, 'GET', `/_wsbridge/poll${route}`);
   assert.equal(opened.status, 200);
   return JSON.parse(decodeBody(opened.body).records[0].payload).session;
 }
 
 const sendUrl = (route, token) => `/_wsbridge/send${route}?s=${encodeURIComponent(token)}`;
 const pollUrl = (route, token, last) => `/_wsbridge/poll${route}?s=${encodeURIComponent(token)}&last=${last}`;
-const post = (route, token, first, records) => request(port, 'POST', sendUrl(route, token),
+const post = (route, token, first, records, at = port) => request(at, 'POST', sendUrl(route, token),
   { body: encodeBody(first, records), headers: { 'content-type': 'text/plain' } });
 
 // A POST on a connection of its own, not waited for: what comes back, and the socket.
-function rawPost(route, token, first, records) {
+function rawPost(route, token, first, records, at = port) {
   const body = encodeBody(first, records);
-  const socket = net.connect(port, '127.0.0.1');
+  const socket = net.connect(at, '127.0.0.1');
   const state = { socket, data: '' };
   socket.on('data', (d) => { state.data += d.toString('latin1'); });
   socket.on('error', () => {});
@@ -78,9 +83,9 @@ function rawPost(route, token, first, records) {
 
 // A session of /small-queue whose reading is paused: its echo waits (over the 1 KiB queue's
 // high water, 512 bytes) and nothing polls. Its next record is 2.
-async function pausedSession() {
-  const token = await openPollSession('/small-queue');
-  const first = await post('/small-queue', token, 1, [{ payload: 'a'.repeat(700) }]);
+async function pausedSession(at = port) {
+  const token = await openPollSession('/small-queue', at);
+  const first = await post('/small-queue', token, 1, [{ payload: 'a'.repeat(700) }], at);
   assert.equal(first.status, 200, first.body.toString());
   assert.deepEqual(JSON.parse(first.body), { next: 2 });
   await sleep(100);
@@ -183,4 +188,85 @@ test('a session whose token expires is closed, its close carried like any other'
   const at = Date.now() - started;
   assert.ok(at >= 4500 && at < 10000, `closed shortly before token_lifetime: ${at} ms`);
   assert.deepEqual(got, ['before']);
+});
+
+// A reload that takes a route's fallbacks away (`fallback = false`; [fallback] off, or the route
+// gone, likewise): its open sessions are closed with 1012 as at a restart, told on their next
+// poll or their stream, and the client reconnects under the new configuration. Their POSTs get
+// 404, as any request of a route without fallbacks. (They lived on half alive: every poll and
+// POST got 404 not_found while the session stayed open, and nothing told the client.)
+test("a reload that takes a route's fallbacks away closes its sessions with 1012, told on their next poll", async () => {
+  const token = await openPollSession('/withdrawn');
+  const original = readFileSync(bridge.config, 'utf8');
+  const withdrawn = original.replace('path = "/withdrawn"\nadapter = "echo"\n',
+    'path = "/withdrawn"\nadapter = "echo"\nfallback = false\n');
+  assert.notEqual(withdrawn, original);
+  const reloads = () => (bridge.log.match(/configuration reloaded/g) ?? []).length;
+  const reload = async (text) => {
+    const before = reloads();
+    writeFileSync(bridge.config, text);
+    bridge.child.proc.kill('SIGHUP');
+    await waitFor(() => reloads() > before, 'the reload');
+  };
+  await reload(withdrawn);
+  try {
+    const posted = await post('/withdrawn', token, 1, [{ payload: 'after' }]);
+    assert.equal(posted.status, 404, posted.body.toString());
+    const polled = await request(port, 'GET', pollUrl('/withdrawn', token, 1));
+    assert.equal(polled.status, 200, polled.body.toString());
+    const controls = decodeBody(polled.body).records.filter((r) => r.kind === 'c')
+      .map((r) => JSON.parse(r.payload));
+    assert.equal(controls.length, 1, JSON.stringify(controls));
+    assert.equal(controls[0].type, 'close');
+    assert.equal(controls[0].code, 1012);
+    assert.match(controls[0].reason, /^service restart; retry_ms=\d+$/);
+    // Told once: the session is gone, and a new one cannot open on this route.
+    assert.equal((await request(port, 'GET', pollUrl('/withdrawn', token, 1))).status, 404);
+    assert.equal((await request(port, 'GET', '/_wsbridge/poll/withdrawn')).status, 404);
+  } finally {
+    await reload(original);
+  }
+});
+
+// At shutdown every held POST is told the 1012 close (410), on whichever service thread its
+// connection landed. A POST held on another thread than its session's got no answer at all:
+// that thread, with no session of its own, finished shutting down before the session's thread
+// sent it the close. Six sessions with two threads: some POSTs land on the other thread.
+test('at shutdown, held POSTs on every service thread are told the 1012 close (410)', async () => {
+  const ownDir = tempDir();
+  const ownPort = await freePort();
+  const own = new Bridge(ownDir, ownPort, `
+[fallback]
+poll_timeout = "1s"
+[[listeners]]
+address = "127.0.0.1"
+port = ${ownPort}
+[[routes]]
+path = "/small-queue"
+adapter = "echo"
+max_queued_bytes = "1KiB"
+`, { threads: 2 });
+  await own.start();
+  const held = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const token = await pausedSession(ownPort);
+      held.push(rawPost('/small-queue', token, 2, [{ payload: `held ${i}` }], ownPort));
+    }
+    await sleep(300);
+    assert.deepEqual(held.map((h) => h.data), Array(6).fill(''), 'held while reading is paused');
+    await own.stop();
+    for (const [i, h] of held.entries()) {
+      for (let n = 0; n < 20 && !h.data.includes('\r\n\r\n{'); ++n) await sleep(50);
+      const [head, body] = h.data.split('\r\n\r\n');
+      assert.match(head ?? '', /^HTTP\/1\.1 410/, `POST ${i}: ${JSON.stringify(h.data)}`);
+      const close = JSON.parse(body);
+      assert.equal(close.code, 1012, body);
+      assert.match(close.reason, /^service restart; retry_ms=\d+$/);
+    }
+  } finally {
+    for (const h of held) h.socket.destroy();
+    await own.stop();
+    removeDir(ownDir);
+  }
 });

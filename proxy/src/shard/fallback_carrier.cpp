@@ -68,10 +68,17 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
     return complete_http_transaction(wsi);
   };
   const auto path = parse_fallback_path(uri);
-  const RouteConfig* route = path ? config_->find_route(path->route) : nullptr;
-  if (!config_->fallback.enabled || route == nullptr || !route->fallback) {
+  const RouteConfig* found = path ? config_->find_route(path->route) : nullptr;
+  const bool offered = config_->fallback.enabled && found != nullptr && found->fallback;
+  // A session whose route a reload took the fallbacks from (or the route) is being closed
+  // (close_sessions_of_withdrawn_fallbacks): its stream and polls still reach it, to carry that
+  // close. (They got 404 while its stream went on: half alive, never told.)
+  const bool withdrawn_session =
+      path && !offered && path->op != "send" && query_value(wsi, "s").has_value();
+  if (!offered && !withdrawn_session) {
     return answer(404, "not_found", "no route with HTTP fallbacks at this path");
   }
+  const RouteConfig* route = offered ? found : nullptr;
   char* uri_ptr = nullptr;
   int uri_len = 0;
   const int method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
@@ -79,7 +86,7 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
   const bool origin_ok =
       (listener == listener_of_vhost_.end() || listener->second->origins.allows(origin)) &&
-      auth_policy(wsi, *route).origins.allows(origin);
+      (route == nullptr || auth_policy(wsi, *route).origins.allows(origin));
   if (!origin_ok) {
     core_metrics::auth_failed("origin");
     return answer(403, "origin", "origin " + origin.value_or("(none)") + " is not allowed");
@@ -105,12 +112,12 @@ int Shard::serve_fallback(lws* wsi, std::string_view uri) {
   }
   const auto token = query_value(wsi, "s");
   const CarrierKind kind = path->op == "sse" ? CarrierKind::kStream : CarrierKind::kPoll;
-  if (!token && !send) return open_fallback_session(wsi, *route, kind, cors);
+  if (!token && !send && route != nullptr) return open_fallback_session(wsi, *route, kind, cors);
   const bool forwarded = custom_header(wsi, "x-wsbridge-forwarded:").has_value();
-  const auto named =
-      token ? shared_.tokens->verify(*token, std::chrono::system_clock::now(),
-                                     {route->path, request_client_cert(wsi, *token, forwarded)})
-            : std::nullopt;
+  const auto named = token ? shared_.tokens->verify(*token, std::chrono::system_clock::now(),
+                                                    {std::string(path->route),
+                                                     request_client_cert(wsi, *token, forwarded)})
+                           : std::nullopt;
   std::shared_ptr<const fallback::Peer> peer;
   if (named && !named->mine && !forwarded) {
     // Another instance's session (behind a balancer without stickiness): sent on to it.

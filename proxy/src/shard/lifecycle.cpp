@@ -233,8 +233,11 @@ void Shard::serve() {
       outside_lws = true;
     }
     if (outside_lws) lws_cancel_service(context_);
+    // (Requests this shard carries for sessions of other shards wait for their answer too: a
+    // held POST's 410, a poll's or a stream's close. A shard with no session of its own left
+    // first, and closed them unanswered.)
     if (stopping_ && !draining_ && !closes_asked &&
-        (sessions_.empty() || SteadyClock::now() >= shutdown_deadline_)) {
+        ((sessions_.empty() && carriers_.empty()) || SteadyClock::now() >= shutdown_deadline_)) {
       break;
     }
   }

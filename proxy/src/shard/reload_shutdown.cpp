@@ -111,6 +111,7 @@ void Shard::swap_config(std::shared_ptr<ServerConfig> next) {
   retired_configs_.push_back(std::move(config_));
   config_ = std::move(next);
   adopt_config_tables();
+  close_sessions_of_withdrawn_fallbacks();
   release_retired_configs(false);
 }
 

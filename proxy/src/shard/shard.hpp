@@ -302,6 +302,7 @@ class Shard final : private InboxDispatcher,
   // A request of a session that is gone: its undelivered close, else 404.
   void answer_ended_session(fallback::SessionRequest& request);
   void tick_fallback_sessions(SteadyClock::time_point now);
+  void close_sessions_of_withdrawn_fallbacks();  // after a reload
   void on_closed(Session* s);
 
   // The reverse proxy (docs/PROXY.md; proxy_takeover.cpp): a request for a [[proxy]] prefix

@@ -124,6 +124,12 @@ PairResult load_certificate_pair(const std::filesystem::path& cert_file,
     ERR_clear_error();
     pair->leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!pair->leaf) {
+      // (A first certificate copied while being written began as one: say so, as for the rest.)
+      if (std::string reason; !pem_ended_cleanly(reason)) {
+        return fail(PairFile::kCertificate,
+                    cert_file.string() + " has its first certificate cut short or damaged (" +
+                        reason + ")");
+      }
       return fail(
           PairFile::kCertificate,
           cert_file.string() + " holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")");

@@ -153,6 +153,13 @@ TEST_F(TlsKeysTest, ACertificateCutShortIsAnErrorNotAShorterChain) {
   EXPECT_NE(error_of(config(pair_lines(pki.server) + "client_ca_file = \"" + bundle + "\"\n"))
                 .find(bundle + " has a certificate cut short or damaged after its 1 whole one(s)"),
             std::string::npos);
+  // The first certificate cut short is no file without a certificate: it was said to be.
+  const std::string leaf =
+      testing::write_temp_file("cut-leaf.pem", pki.server.cert_pem.substr(0, 200));
+  EXPECT_EQ(error_of(config(pair_lines(leaf, pki.server.key_file))),
+            "test.toml:5:13: " + leaf +
+                " has its first certificate cut short or damaged "
+                "(error:04800066:PEM routines::bad end line)");
   // Text after the last certificate (no PEM block in it) is no damage: PEM files carry such.
   const std::string commented = testing::write_temp_file(
       "commented-chain.pem", pki.server.cert_pem + pki.ca.cert_pem() + "# renewed 2026-12-05\n");
