@@ -109,7 +109,7 @@ export class FallbackSession {
     // Every message of the bridge has an id (a positive integer): one without, or with another,
     // would make lastId NaN and the resume point unusable (repeats, then a 400 on the resume).
     if (!Number.isSafeInteger(id) || id <= 0) {
-      this.socket._fire('onerror', { type: 'error', error: new Error(`a message without a valid id (${id})`) });
+      this.socket._reportError(new Error(`a message without a valid id (${id})`));
       return;
     }
     if (id <= this.lastId) return; // a resumed stream's repeat
@@ -184,7 +184,7 @@ export class FallbackSession {
         if (decoded.kind === 'control') this.onControl(decoded.control);
         else this.onMessage(Number(event.lastEventId), decoded);
       } catch (err) {
-        this.socket._fire('onerror', { type: 'error', error: err });
+        this.socket._reportError(err);
       }
     };
     es.onmessage = handle('message');
@@ -334,7 +334,7 @@ export class FallbackSession {
             this.onMessage(id, r.kind === 't' ? { kind: 'text', text: utf8Decoder.decode(r.bytes) } : { kind: 'binary', bytes: r.bytes });
           }
         } catch (err) {
-          this.socket._fire('onerror', { type: 'error', error: err });
+          this.socket._reportError(err);
         }
         if (r.kind !== 'c') id += 1;
       }

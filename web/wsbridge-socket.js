@@ -325,15 +325,23 @@ export class WsbridgeSocket {
     else this._fire('onclose', event);
   }
 
-  // Calls the application's handler `name` (onopen, onclose, onerror, onlost, ontransport).
+  // Calls the application's handler `name` (onopen, onclose, onerror, onlost, ontransport);
+  // false when there is none.
   _fire(name, event) {
     const handler = this[name];
-    if (typeof handler !== 'function') return;
+    if (typeof handler !== 'function') return false;
     try {
       handler.call(this, event);
     } catch (err) {
       reportHandlerError(err);
     }
+    return true;
+  }
+
+  // An error of the session's (what a message handler threw, an event it could not read): to
+  // onerror, or reported as uncaught when nobody listens there (it was lost without a word).
+  _reportError(err) {
+    if (!this._fire('onerror', { type: 'error', error: err })) reportHandlerError(err);
   }
 
   send(data) {

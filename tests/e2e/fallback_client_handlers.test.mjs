@@ -44,7 +44,9 @@ test('sse: an ontransport handler that throws is reported, and the session goes 
   const reported = catchReports(t);
   const fake = await fakeServer(t, { heartbeatS: 0.1 });
   fake.stallStreams = Infinity;
-  const c = new Collector(fake.url('/echo'), { transports: ['sse', 'polling'], sessionStorage: null, transportTimeout: 600 });
+  // (transportTimeout 1.5 s: a stream's welcome comes in time on a busy machine too; the stalls
+  // then take 4 × 1.7 s.)
+  const c = new Collector(fake.url('/echo'), { transports: ['sse', 'polling'], sessionStorage: null, transportTimeout: 1500 });
   t.after(() => c.close());
   const transports = [];
   c.socket.ontransport = (info) => {
@@ -52,7 +54,7 @@ test('sse: an ontransport handler that throws is reported, and the session goes 
     throw new Error('ontransport failed');
   };
   assert.equal(await c.opened, 'sse');
-  await waitFor(() => c.socket.transport === 'polling' || c.closes.length > 0, 'the fall back to long-polling', 10000);
+  await waitFor(() => c.socket.transport === 'polling' || c.closes.length > 0, 'the fall back to long-polling', 20000);
   assert.deepEqual(transports, ['polling']);
   assert.deepEqual(reported.map((e) => e.message), ['ontransport failed']);
   c.socket.send('after');
@@ -103,6 +105,24 @@ test('polling: an onerror handler that throws while a message handler failed is 
   await waitFor(() => received.includes('good'), 'the next echo, over a later poll', 5000);
   assert.deepEqual(received, ['bad', 'good']);
   assert.equal(c.socket.readyState, 1);
+});
+
+test('polling: a message handler that throws with no onerror set is reported as uncaught, not lost', async (t) => {
+  const reported = catchReports(t);
+  const fake = await fakeServer(t, { pollTimeoutS: 1 });
+  const c = new Collector(fake.url('/echo'), { transports: ['polling'], sessionStorage: null });
+  t.after(() => c.close());
+  assert.equal(await c.opened, 'polling');
+  const received = [];
+  c.socket.onmessage = (e) => {
+    received.push(e.data);
+    if (e.data === 'bad') throw new Error('onmessage failed');
+  };
+  c.socket.onerror = null;
+  c.socket.send('bad');
+  c.socket.send('good');
+  await waitFor(() => received.includes('good'), 'the echo after it', 5000);
+  assert.deepEqual(reported.map((e) => e.message), ['onmessage failed']);
 });
 
 test('WsbridgeClient: a listener that throws is reported, and the other listeners still run', async (t) => {
