@@ -120,11 +120,11 @@ if [[ " $flavours " == *" release "* ]]; then
     status=1
   fi
 fi
-# libFuzzer targets (fuzz/): replay the regression inputs, then a short bounded run of each (5 s:
+# libFuzzer targets (fuzz/): replay the regression inputs, then a short bounded run of each (3 s:
 # a check that every target still runs and finds nothing new at once; searching is
 # scripts/fuzz.sh's own job, 20 s each by default, or as long as FUZZ_SECONDS says).
 phase "[fuzz] build and run"
-if ! FUZZ_SECONDS="${WSBRIDGE_FUZZ_SECONDS:-5}" bash scripts/fuzz.sh; then
+if ! FUZZ_SECONDS="${WSBRIDGE_FUZZ_SECONDS:-3}" bash scripts/fuzz.sh; then
   status=1
 fi
 phase "done, status $status"
