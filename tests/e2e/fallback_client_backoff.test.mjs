@@ -9,17 +9,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { within } from './mqtt_passthrough_support.mjs';
-import { FakeFallbackServer } from './fallback_fake_server.mjs';
-import { Collector, sleep, waitFor } from './fallback_client_support.mjs';
+import { Collector, fakeServer, sleep, waitFor } from './fallback_client_support.mjs';
 
-// A fake of its own per test: these change its behaviour and its timings.
-async function fakeServer(t, { heartbeatS = 1, pollTimeoutS = 2 } = {}) {
-  const fake = await new FakeFallbackServer().start();
-  fake.heartbeatS = heartbeatS;
-  fake.pollTimeoutS = pollTimeoutS;
-  t.after(() => fake.stop());
-  return fake;
-}
+// (A fake of its own per test, fakeServer: these change its behaviour and its timings.)
 
 const sessionOf = (fake, c) => [...fake.sessions.values()].find((s) => s.conn === c.socket.session.conn);
 

@@ -8,18 +8,11 @@
 //   node --test tests/e2e/fallback_client_handlers.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeFallbackServer } from './fallback_fake_server.mjs';
-import { Collector, NODE_TRANSPORT_OPTIONS, sleep, waitFor } from './fallback_client_support.mjs';
+import {
+  Collector, fakeServer, MemoryStorage, NODE_TRANSPORT_OPTIONS, sleep, waitFor,
+} from './fallback_client_support.mjs';
 import { rememberWebSocketBroken } from '../../web/wsbridge-socket.js';
 import { connect } from '../../web/wsbridge.js';
-
-async function fakeServer(t, { heartbeatS = 1, pollTimeoutS = 2 } = {}) {
-  const fake = await new FakeFallbackServer().start();
-  fake.heartbeatS = heartbeatS;
-  fake.pollTimeoutS = pollTimeoutS;
-  t.after(() => fake.stop());
-  return fake;
-}
 
 // Collects what is reported through globalThis.reportError for the length of one test.
 function catchReports(t) {
@@ -33,11 +26,18 @@ function catchReports(t) {
   return reported;
 }
 
-class MemoryStorage {
-  constructor() { this.map = new Map(); }
-  getItem(k) { return this.map.get(k) ?? null; }
-  setItem(k, v) { this.map.set(k, String(v)); }
-  removeItem(k) { this.map.delete(k); }
+// A long-polling session whose onmessage throws on the message "bad"; `received`: every message.
+async function pollingWithAFailingHandler(t) {
+  const fake = await fakeServer(t, { pollTimeoutS: 1 });
+  const c = new Collector(fake.url('/echo'), { transports: ['polling'], sessionStorage: null });
+  t.after(() => c.close());
+  assert.equal(await c.opened, 'polling');
+  const received = [];
+  c.socket.onmessage = (e) => {
+    received.push(e.data);
+    if (e.data === 'bad') throw new Error('onmessage failed');
+  };
+  return { c, received };
 }
 
 test('sse: an ontransport handler that throws is reported, and the session goes on over long-polling', async (t) => {
@@ -88,15 +88,7 @@ test('an onopen handler that throws is reported, and the session still moves to 
 
 test('polling: an onerror handler that throws while a message handler failed is reported, and the polling goes on', async (t) => {
   const reported = catchReports(t);
-  const fake = await fakeServer(t, { pollTimeoutS: 1 });
-  const c = new Collector(fake.url('/echo'), { transports: ['polling'], sessionStorage: null });
-  t.after(() => c.close());
-  assert.equal(await c.opened, 'polling');
-  const received = [];
-  c.socket.onmessage = (e) => {
-    received.push(e.data);
-    if (e.data === 'bad') throw new Error('onmessage failed');
-  };
+  const { c, received } = await pollingWithAFailingHandler(t);
   c.socket.onerror = (e) => { throw new Error(`onerror failed on: ${e.error.message}`); };
   c.socket.send('bad');
   await waitFor(() => reported.length > 0, 'the report');
@@ -109,15 +101,7 @@ test('polling: an onerror handler that throws while a message handler failed is 
 
 test('polling: a message handler that throws with no onerror set is reported as uncaught, not lost', async (t) => {
   const reported = catchReports(t);
-  const fake = await fakeServer(t, { pollTimeoutS: 1 });
-  const c = new Collector(fake.url('/echo'), { transports: ['polling'], sessionStorage: null });
-  t.after(() => c.close());
-  assert.equal(await c.opened, 'polling');
-  const received = [];
-  c.socket.onmessage = (e) => {
-    received.push(e.data);
-    if (e.data === 'bad') throw new Error('onmessage failed');
-  };
+  const { c, received } = await pollingWithAFailingHandler(t);
   c.socket.onerror = null;
   c.socket.send('bad');
   c.socket.send('good');

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
 import { EventSource } from 'eventsource';
 import { WsbridgeSocket } from '../../web/wsbridge.js';
+import { FakeFallbackServer } from './fallback_fake_server.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -18,6 +19,16 @@ export async function waitFor(check, what, timeoutMs = 10000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
+}
+
+// A fallback_fake_server.mjs of one test's own, with the welcome's heartbeat and poll_timeout (s)
+// that test needs; stopped after it.
+export async function fakeServer(t, { heartbeatS = 1, pollTimeoutS = 2 } = {}) {
+  const fake = await new FakeFallbackServer().start();
+  fake.heartbeatS = heartbeatS;
+  fake.pollTimeoutS = pollTimeoutS;
+  t.after(() => fake.stop());
+  return fake;
 }
 
 // sessionStorage as a page has it, for one test.
