@@ -115,6 +115,23 @@ void Shard::swap_config(std::shared_ptr<ServerConfig> next) {
   release_retired_configs(false);
 }
 
+// A reload that took a route's HTTP fallbacks away (fallback = false, [fallback] off, or the route
+// gone) leaves its sessions' POSTs refused with 404 (the route no longer offers them): closed
+// instead, with 1012 as at a restart, carried by their stream or next poll (serve_fallback lets
+// those through), so that the client reconnects under the new configuration. (They lived on
+// half alive: the stream went on, every message sent was refused, and the client was never
+// told.)
+void Shard::close_sessions_of_withdrawn_fallbacks() {
+  for (auto& [id, transport] : fallback_sessions_) {
+    Session& s = *sessions_.at(id);
+    const RouteConfig* route = config_->find_route(s.route->path);
+    if (s.closing() || (config_->fallback.enabled && route != nullptr && route->fallback)) continue;
+    WSB_LOG(kInfo) << "conn " << id << ": the reload took the HTTP fallbacks of " << s.route->path
+                   << " away, closing its fallback session with 1012";
+    request_close(s, kServiceRestart, restart_reason(), true);
+  }
+}
+
 void Shard::release_retired_configs(bool at_exit) {
   for (auto it = retired_configs_.begin(); it != retired_configs_.end();) {
     const ServerConfig& old = **it;
