@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "topic_levels.hpp"
 
@@ -22,11 +24,11 @@ struct SubscriptionBounds {
 
 class SubscriptionSet {
  public:
-  using const_iterator = std::set<std::string>::const_iterator;
+  using const_iterator = std::set<std::string, std::less<>>::const_iterator;
 
   // Why `filter` may not be added, naming the route key that bounds it; nullopt when it may (a
   // filter already there adds nothing).
-  std::optional<std::string> refusal(const std::string& filter,
+  std::optional<std::string> refusal(std::string_view filter,
                                      const SubscriptionBounds& bounds) const {
     if (contains(filter)) return std::nullopt;
     if (filters_.size() + 1 > bounds.max_filters) {
@@ -45,20 +47,22 @@ class SubscriptionSet {
   }
 
   // True when `filter` is new.
-  bool insert(const std::string& filter) {
-    if (!filters_.insert(filter).second) return false;
+  bool insert(std::string_view filter) {
+    if (!filters_.emplace(filter).second) return false;
     bytes_ += filter.size();
     levels_ += topic_level_count(filter);
     return true;
   }
   // True when `filter` was there.
-  bool erase(const std::string& filter) {
-    if (filters_.erase(filter) == 0) return false;
+  bool erase(std::string_view filter) {
+    const auto it = filters_.find(filter);
+    if (it == filters_.end()) return false;
+    filters_.erase(it);
     bytes_ -= filter.size();
     levels_ -= topic_level_count(filter);
     return true;
   }
-  bool contains(const std::string& filter) const { return filters_.count(filter) != 0; }
+  bool contains(std::string_view filter) const { return filters_.find(filter) != filters_.end(); }
   std::size_t size() const { return filters_.size(); }
   std::size_t bytes() const { return bytes_; }
   std::size_t levels() const { return levels_; }
@@ -66,7 +70,7 @@ class SubscriptionSet {
   const_iterator end() const { return filters_.end(); }
 
  private:
-  std::set<std::string> filters_;
+  std::set<std::string, std::less<>> filters_;  // (transparent: looked up by string_view)
   std::size_t bytes_ = 0;
   std::size_t levels_ = 0;
 };

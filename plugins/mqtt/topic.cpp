@@ -81,10 +81,6 @@ bool each_code_point(std::string_view text, const Accept& accept) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view text) {
-  return each_code_point(text, [](std::uint32_t) { return true; });
-}
-
 bool is_mqtt_forbidden_code_point(std::uint32_t c) {
   return c <= 0x1F || (c >= 0x7F && c <= 0x9F) || (c >= 0xFDD0 && c <= 0xFDEF) ||
          (c & 0xFFFE) == 0xFFFE;

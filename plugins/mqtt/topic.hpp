@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "wsbridge/utf8.hpp"
+
 namespace wsbridge::mqtt {
 
 inline constexpr std::size_t kMaxTopicBytes = 65535;
@@ -27,9 +29,8 @@ inline constexpr std::string_view kNoSharedSubscriptions =
     "route every client shares wsbridge's one connection: subscribe to the topic itself (or use "
     "mode = \"passthrough\")";
 
-// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
-// NUL and control characters are valid UTF-8: payloads and WebSocket text may carry them.
-bool is_valid_utf8(std::string_view text);
+// (Whether a payload is well-formed UTF-8: wsbridge::is_valid_utf8, wsbridge/utf8.hpp. NUL and
+// control characters are valid UTF-8: payloads and WebSocket text may carry them.)
 
 // Whether `text` is a string MQTT lets a receiver accept (MQTT 3.1.1 section 1.5.3, MQTT 5 section
 // 1.5.4): valid UTF-8 without U+0000, the control characters U+0001-U+001F and U+007F-U+009F, and

@@ -237,6 +237,22 @@ TEST(TlsOpenssl, SessionsResumeOnlyUnderTheCertificateTheyBeganWith) {
   }
 }
 
+// A TLS 1.2 client that takes no tickets resumes by session id, whichever service thread its
+// reconnection lands on. Each thread kept a cache of its own: with two threads about half of
+// the reconnections were full handshakes.
+TEST(TlsOpenssl, SessionIdsResumeOnEveryServiceThread) {
+  WsbridgeInstance server("[server]\nthreads = 2\n" + server_config(""));
+  const std::string session = ::testing::TempDir() + "/wsbridge-session-id.pem";
+  ASSERT_TRUE(s_client(server.port, {"-tls1_2", "-no_ticket", "-sess_out", session}).served());
+  int reused = 0;
+  for (int i = 0; i < 10; ++i) {
+    const SClient again = s_client(server.port, {"-tls1_2", "-no_ticket", "-sess_in", session});
+    EXPECT_TRUE(again.served()) << again.out;
+    if (again.has("Reused,")) ++reused;
+  }
+  EXPECT_EQ(reused, 10) << "session ids resumed only on the thread that issued them";
+}
+
 TEST(TlsOpenssl, HttpsOnTheSamePortWithHstsAndARedirectingListener) {
   WsbridgeInstance server(server_config("hsts = \"max-age=31536000\"\n", R"(
 [[listeners]]

@@ -473,11 +473,14 @@ int settled_descriptors(int pid, std::chrono::milliseconds quiet,
   return -1;
 }
 
-long rss_kib(int pid) {
+namespace {
+
+// A "Vm...:" line of /proc/PID/status, in KiB; -1 when there is none.
+long status_kib(int pid, std::string_view wanted) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string key;
   while (in >> key) {
-    if (key == "VmRSS:") {
+    if (key == wanted) {
       long kib = 0;
       in >> kib;
       return kib;
@@ -485,6 +488,16 @@ long rss_kib(int pid) {
     in.ignore(1 << 20, '\n');
   }
   return -1;
+}
+
+}  // namespace
+
+long rss_kib(int pid) {
+  return status_kib(pid, "VmRSS:");
+}
+
+long peak_rss_kib(int pid) {
+  return status_kib(pid, "VmHWM:");
 }
 
 long cpu_ticks(int pid) {

@@ -68,6 +68,9 @@ class ChildProcess {
 // The resident set size of a process in KiB (VmRSS in /proc/PID/status), -1 when unknown.
 long rss_kib(int pid);
 
+// The most the resident set of a process has been, in KiB (VmHWM), -1 when unknown.
+long peak_rss_kib(int pid);
+
 // The CPU a process has used so far (user + system, in clock ticks: 100 a second of one core).
 long cpu_ticks(int pid);
 

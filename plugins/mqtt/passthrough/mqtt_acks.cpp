@@ -19,7 +19,8 @@ constexpr std::uint32_t type_number(PacketType type) {
 // The packet id (non-zero: MQTT 3.1.1 section 2.3.1) and, in MQTT 5, the properties that start
 // SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK.
 bool read_id_and_properties(Cursor& in, std::uint8_t version, PacketType type,
-                            std::uint16_t& packet_id, std::string& properties, std::string& error) {
+                            std::uint16_t& packet_id, std::string_view& properties,
+                            std::string& error) {
   if (!in.u16(packet_id)) {
     error = "packet too short for its packet id";
     return false;
@@ -29,10 +30,7 @@ bool read_id_and_properties(Cursor& in, std::uint8_t version, PacketType type,
     return false;
   }
   if (version != kMqtt5) return true;
-  std::string_view block;
-  if (!detail::read_properties(in, type_number(type), block, error)) return false;
-  properties = block;
-  return true;
+  return detail::read_properties(in, type_number(type), properties, error);
 }
 
 std::string id_and_properties(std::uint16_t packet_id, std::string_view properties,
@@ -43,7 +41,7 @@ std::string id_and_properties(std::uint16_t packet_id, std::string_view properti
   return body;
 }
 
-bool read_filter(Cursor& in, std::string& out, std::string& error) {
+bool read_filter(Cursor& in, std::string& error) {
   std::string_view filter;
   if (!in.prefixed(filter)) {
     error = "topic filter runs past the packet";
@@ -53,8 +51,42 @@ bool read_filter(Cursor& in, std::string& out, std::string& error) {
     error = "topic filter is not a valid UTF-8 string without control characters or noncharacters";
     return false;
   }
-  out = filter;
   return true;
+}
+
+// A SUBSCRIBE's entries (a filter and its options byte each) or an UNSUBSCRIBE's filters, all of
+// them checked, before anyone acts on the first.
+std::optional<FilterListPacket> read_filter_list(std::string_view packet, std::uint8_t version,
+                                                 PacketType type, std::string& error) {
+  const bool subscribe = type == PacketType::kSubscribe;
+  const char* name = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
+  if (packet_type(packet) != type) {
+    return refuse(error, subscribe ? "not a SUBSCRIBE" : "not an UNSUBSCRIBE");
+  }
+  if (flags_of(packet) != 0x2)
+    return refuse(error, std::string(name) + " fixed header flags must be 2");
+  Cursor in(packet_body(packet));
+  FilterListPacket out;
+  if (!read_id_and_properties(in, version, type, out.packet_id, out.properties, error)) {
+    return std::nullopt;
+  }
+  if (in.empty()) return refuse(error, std::string(name) + " without topic filters");
+  out.filters = FilterList(in.rest(), subscribe);
+  // Reserved option bits: 2-7 before MQTT 5; 6-7 in MQTT 5 (No Local, Retain As Published and
+  // Retain Handling took 2-5).
+  const std::uint8_t reserved = version == kMqtt5 ? 0xC0 : 0xFC;
+  while (!in.empty()) {
+    if (!read_filter(in, error)) return std::nullopt;
+    if (!subscribe) continue;
+    std::uint8_t options = 0;
+    if (!in.u8(options)) return refuse(error, "SUBSCRIBE filter without its options");
+    if ((options & reserved) != 0) return refuse(error, "SUBSCRIBE options have reserved bits set");
+    if ((options & 0x03) == 3) return refuse(error, "SUBSCRIBE QoS 3 is invalid");
+    if (version == kMqtt5 && ((options >> 4) & 0x03) == 3) {
+      return refuse(error, "SUBSCRIBE retain handling 3 is invalid");
+    }
+  }
+  return out;
 }
 
 std::optional<AckListPacket> parse_ack_list(std::string_view packet, std::uint8_t version,
@@ -66,9 +98,11 @@ std::optional<AckListPacket> parse_ack_list(std::string_view packet, std::uint8_
   }
   Cursor in(packet_body(packet));
   AckListPacket out;
-  if (!read_id_and_properties(in, version, type, out.packet_id, out.properties, error)) {
+  std::string_view properties;
+  if (!read_id_and_properties(in, version, type, out.packet_id, properties, error)) {
     return std::nullopt;
   }
+  out.properties = properties;
   // MQTT 3.x's UNSUBACK is the packet id alone; every other list has one code per filter.
   if (type == PacketType::kUnsuback && version != kMqtt5) {
     if (!in.empty()) return refuse(error, "trailing bytes after UNSUBACK");
@@ -114,43 +148,53 @@ std::string clean_reason(std::string_view text) {
 
 }  // namespace
 
+bool FilterList::next(std::string_view& filter, std::uint8_t& options) {
+  Cursor in(rest_);
+  options = 0;
+  if (!in.prefixed(filter) || (with_options_ && !in.u8(options))) return false;
+  rest_ = in.rest();
+  return true;
+}
+
+std::optional<FilterListPacket> read_subscribe(std::string_view packet, std::uint8_t version,
+                                               std::string& error) {
+  return read_filter_list(packet, version, PacketType::kSubscribe, error);
+}
+
+std::optional<FilterListPacket> read_unsubscribe(std::string_view packet, std::uint8_t version,
+                                                 std::string& error) {
+  return read_filter_list(packet, version, PacketType::kUnsubscribe, error);
+}
+
+void append_subscribe_entry(std::string& entries, std::string_view filter, std::uint8_t options) {
+  detail::put_prefixed(entries, filter);
+  detail::put_u8(entries, options);
+}
+
+std::string encode_subscribe(std::uint16_t packet_id, std::string_view properties,
+                             std::string_view entries, std::uint8_t version) {
+  std::string body = id_and_properties(packet_id, properties, version);
+  body += entries;
+  return detail::packet(0x82, body);
+}
+
 std::optional<SubscribePacket> parse_subscribe(std::string_view packet, std::uint8_t version,
                                                std::string& error) {
-  if (packet_type(packet) != PacketType::kSubscribe) return refuse(error, "not a SUBSCRIBE");
-  if (flags_of(packet) != 0x2) return refuse(error, "SUBSCRIBE fixed header flags must be 2");
-  Cursor in(packet_body(packet));
-  SubscribePacket out;
-  if (!read_id_and_properties(in, version, PacketType::kSubscribe, out.packet_id, out.properties,
-                              error)) {
-    return std::nullopt;
-  }
-  // Reserved option bits: 2-7 before MQTT 5; 6-7 in MQTT 5 (No Local, Retain As Published and
-  // Retain Handling took 2-5).
-  const std::uint8_t reserved = version == kMqtt5 ? 0xC0 : 0xFC;
-  while (!in.empty()) {
-    SubscribeEntry entry;
-    if (!read_filter(in, entry.filter, error)) return std::nullopt;
-    if (!in.u8(entry.options)) return refuse(error, "SUBSCRIBE filter without its options");
-    if ((entry.options & reserved) != 0) {
-      return refuse(error, "SUBSCRIBE options have reserved bits set");
-    }
-    if ((entry.options & 0x03) == 3) return refuse(error, "SUBSCRIBE QoS 3 is invalid");
-    if (version == kMqtt5 && ((entry.options >> 4) & 0x03) == 3) {
-      return refuse(error, "SUBSCRIBE retain handling 3 is invalid");
-    }
-    out.entries.push_back(std::move(entry));
-  }
-  if (out.entries.empty()) return refuse(error, "SUBSCRIBE without topic filters");
+  auto read = read_subscribe(packet, version, error);
+  if (!read) return std::nullopt;
+  SubscribePacket out{read->packet_id, std::string(read->properties), {}};
+  std::string_view filter;
+  std::uint8_t options = 0;
+  while (read->filters.next(filter, options)) out.entries.push_back({std::string(filter), options});
   return out;
 }
 
 std::string encode_subscribe(const SubscribePacket& subscribe, std::uint8_t version) {
-  std::string body = id_and_properties(subscribe.packet_id, subscribe.properties, version);
+  std::string entries;
   for (const auto& entry : subscribe.entries) {
-    detail::put_prefixed(body, entry.filter);
-    detail::put_u8(body, entry.options);
+    append_subscribe_entry(entries, entry.filter, entry.options);
   }
-  return detail::packet(0x82, body);
+  return encode_subscribe(subscribe.packet_id, subscribe.properties, entries, version);
 }
 
 std::optional<AckListPacket> parse_suback(std::string_view packet, std::uint8_t version,
@@ -173,20 +217,12 @@ std::string encode_unsuback(const AckListPacket& unsuback, std::uint8_t version)
 
 std::optional<UnsubscribePacket> parse_unsubscribe(std::string_view packet, std::uint8_t version,
                                                    std::string& error) {
-  if (packet_type(packet) != PacketType::kUnsubscribe) return refuse(error, "not an UNSUBSCRIBE");
-  if (flags_of(packet) != 0x2) return refuse(error, "UNSUBSCRIBE fixed header flags must be 2");
-  Cursor in(packet_body(packet));
-  UnsubscribePacket out;
-  if (!read_id_and_properties(in, version, PacketType::kUnsubscribe, out.packet_id, out.properties,
-                              error)) {
-    return std::nullopt;
-  }
-  while (!in.empty()) {
-    std::string filter;
-    if (!read_filter(in, filter, error)) return std::nullopt;
-    out.filters.push_back(std::move(filter));
-  }
-  if (out.filters.empty()) return refuse(error, "UNSUBSCRIBE without topic filters");
+  auto read = read_unsubscribe(packet, version, error);
+  if (!read) return std::nullopt;
+  UnsubscribePacket out{read->packet_id, std::string(read->properties), {}};
+  std::string_view filter;
+  std::uint8_t options = 0;
+  while (read->filters.next(filter, options)) out.filters.emplace_back(filter);
   return out;
 }
 

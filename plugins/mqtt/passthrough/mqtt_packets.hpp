@@ -263,6 +263,38 @@ std::optional<AckListPacket> parse_unsuback(std::string_view packet, std::uint8_
                                             std::string& error);
 std::string encode_unsuback(const AckListPacket& unsuback, std::uint8_t version);
 
+// SUBSCRIBE and UNSUBSCRIBE read in place, for the relay: a 4 MiB packet may hold a million
+// filters, which parsed into a vector of strings took 65-99 MB at once. read_subscribe and
+// read_unsubscribe check the whole packet as parse_subscribe and parse_unsubscribe do; the
+// FilterList then walks its entries without copying them (copy it to walk them again).
+class FilterList {
+ public:
+  FilterList() = default;
+  // Over entries that read_subscribe (with options) or read_unsubscribe has checked.
+  FilterList(std::string_view entries, bool with_options)
+      : rest_(entries), with_options_(with_options) {}
+  // The next filter and, in a SUBSCRIBE, its options byte (0 in an UNSUBSCRIBE); false after
+  // the last.
+  bool next(std::string_view& filter, std::uint8_t& options);
+
+ private:
+  std::string_view rest_;
+  bool with_options_ = false;
+};
+struct FilterListPacket {
+  std::uint16_t packet_id = 0;
+  std::string_view properties;  // MQTT 5
+  FilterList filters;           // at least one
+};
+std::optional<FilterListPacket> read_subscribe(std::string_view packet, std::uint8_t version,
+                                               std::string& error);
+std::optional<FilterListPacket> read_unsubscribe(std::string_view packet, std::uint8_t version,
+                                                 std::string& error);
+// A SUBSCRIBE of entries put together with append_subscribe_entry.
+void append_subscribe_entry(std::string& entries, std::string_view filter, std::uint8_t options);
+std::string encode_subscribe(std::uint16_t packet_id, std::string_view properties,
+                             std::string_view entries, std::uint8_t version);
+
 struct UnsubscribePacket {
   std::uint16_t packet_id = 0;
   std::string properties;  // MQTT 5

@@ -3,6 +3,8 @@
 // relay_broker.cpp.)
 #include "passthrough/relay.hpp"
 
+#include <algorithm>
+
 #include "passthrough/passthrough_metrics.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/text.hpp"
@@ -132,7 +134,11 @@ void Relay::on_timer() {
   }
   if (phase_ != Phase::kRelaying || !upstream_) return;
   // (Not while we are not reading it: its PINGREQs wait unread behind what it sent, a slow
-  // reader catching up on a backlog is slowed, not closed.)
+  // reader catching up on a backlog is slowed, not closed. The core may hold its reading too,
+  // until a frame to it is out: then taking bytes of that frame is what it can show.)
+  if (const auto heard = connection_->heard_while_held()) {
+    client_heard_at_ = std::max(client_heard_at_, *heard);
+  }
   if (client_keepalive_.count() > 0 && !client_reading_paused_ &&
       std::chrono::steady_clock::now() - client_heard_at_ >
           std::chrono::milliseconds(client_keepalive_) * 3 / 2) {

@@ -166,8 +166,10 @@ class Relay final : public StreamHandler {
   std::optional<std::vector<std::string>> credential_publish_;
 
   // SUBSCRIBEs sent with some filters taken out: per packet id, the code of each filter the
-  // browser asked for (kForwarded where the broker's SUBACK has it, in order).
-  std::map<std::uint16_t, std::vector<int>> partial_subscribes_;
+  // browser asked for (kForwarded where the broker's SUBACK has it, in order). A byte each: a
+  // SUBSCRIBE may hold a million filters.
+  static constexpr std::uint8_t kForwarded = 0xFF;  // (no SUBACK code has this value)
+  std::map<std::uint16_t, std::vector<std::uint8_t>> partial_subscribes_;
   // What this connection subscribed (UNSUBSCRIBE takes filters out; a filter the broker refused
   // stays counted until then), against the route's max_subscriptions and the rest.
   SubscriptionSet subscribed_;

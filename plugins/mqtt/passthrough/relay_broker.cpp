@@ -171,9 +171,10 @@ void Relay::on_suback(std::string_view packet) {
   // Put the codes of the filters refused here back where the browser expects them.
   std::vector<std::uint8_t> codes;
   std::size_t next = 0;
-  for (const int code : plan->second) {
-    if (code >= 0) {
-      codes.push_back(static_cast<std::uint8_t>(code));
+  codes.reserve(plan->second.size());
+  for (const std::uint8_t code : plan->second) {
+    if (code != kForwarded) {
+      codes.push_back(code);
     } else {
       codes.push_back(next < suback->codes.size() ? suback->codes[next] : 0x80);
       ++next;

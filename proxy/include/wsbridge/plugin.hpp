@@ -126,6 +126,14 @@ class Connection {
   // control), so a client sending faster than the adapter's upstream takes is slowed down by TCP
   // instead of being buffered without bound. Safe from any thread; the last call wins.
   virtual void pause_reading(bool paused) = 0;
+  // Service thread only. While the core itself is not reading the client (it stopped reading in
+  // the middle of a frame the core is writing to it, and nothing more is read from it until that
+  // frame is out): the last time the client showed it is alive, by what it sent before or by
+  // taking bytes of that frame. What it sends meanwhile waits unread, so an adapter with a
+  // keepalive of its own counts that as hearing from it. nullopt while reading is not held.
+  virtual std::optional<std::chrono::steady_clock::time_point> heard_while_held() const {
+    return std::nullopt;
+  }
   // Service thread only. The adapter now holds `bytes` of what this client sent that it cannot
   // pass on yet: counted, with the core's own message reassembly, against [limits]
   // inbound_bytes_in_flight, so many clients each holding up to their per-connection limits

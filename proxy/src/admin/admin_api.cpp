@@ -1,7 +1,7 @@
 #include "admin/admin_api.hpp"
 
 #include "cluster/instance_identity.hpp"
-#include "recv_hook/utf8_validator.hpp"
+#include "wsbridge/utf8.hpp"
 
 #include "wsbridge/base64.hpp"
 #include "wsbridge/bounded_json.hpp"

@@ -43,6 +43,7 @@ ClusterBus::ClusterBus(const Settings& settings, std::string instance, Handlers 
       base_(settings.control_prefix + "/v1"),
       handlers_(std::move(handlers)),
       seal_(settings.secret, instance_) {
+  core_metrics::cluster_peers_up(0);  // (shown from the start: nobody heard yet)
   // Not guessable: a broker takes a client id's connection from whoever connects with it next,
   // and the instance id is no secret (tokens and /healthz name it).
   client_ = std::make_unique<::mqtt::async_client>(settings_.broker,

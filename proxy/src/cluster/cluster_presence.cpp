@@ -35,6 +35,7 @@ void ClusterBus::announce() {
 
 bool ClusterBus::expire_silent_instances() {
   const auto silent = presence_.expire(unix_ms(std::chrono::system_clock::now()));
+  if (!silent.empty()) core_metrics::cluster_peers_up(presence_.up_count());
   for (const std::string& instance : silent) {
     WSB_LOG(kWarn) << "cluster: instance " << instance << " has not said it is up for "
                    << PresenceBook::kIntervalsMissed
@@ -82,6 +83,7 @@ void ClusterBus::on_presence(const std::string& instance, const std::string& top
   const auto change =
       presence_.apply(instance, up->get<bool>(), epoch->get_ref<const std::string&>(), ts, every_ms,
                       unix_ms(std::chrono::system_clock::now()));
+  if (change != PresenceBook::Change::kNone) core_metrics::cluster_peers_up(presence_.up_count());
   if (change == PresenceBook::Change::kDown) {
     // Gone (its will, or a clean stop): lists stop waiting for it.
     for (auto& [id, g] : gatherings_) g.expected.erase(instance);

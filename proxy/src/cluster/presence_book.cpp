@@ -55,6 +55,11 @@ std::set<std::string> PresenceBook::up() const {
   return out;
 }
 
+std::size_t PresenceBook::up_count() const {
+  return static_cast<std::size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](const auto& e) { return e.second.up; }));
+}
+
 bool PresenceBook::is_up(const std::string& instance) const {
   const auto it = entries_.find(instance);
   return it != entries_.end() && it->second.up;

@@ -34,6 +34,7 @@ class PresenceBook {
   // Takes out the instances not heard from in time; returns them.
   std::vector<std::string> expire(std::int64_t now_ms);
   std::set<std::string> up() const;
+  std::size_t up_count() const;
   bool is_up(const std::string& instance) const;
 
   // An "up" sealed longer ago than its lifetime and this (clock skew between the instances) is

@@ -21,11 +21,11 @@
 #include "config/scale_out_keys.hpp"
 #include "config/tls_keys.hpp"
 #include "handshake/ip_address.hpp"
-#include "recv_hook/utf8_validator.hpp"
 #include "reverse_proxy/request_path.hpp"
 #include "stream/lws_stream_client.hpp"
 #include "wsbridge/log.hpp"
 #include "wsbridge/text.hpp"
+#include "wsbridge/utf8.hpp"
 
 namespace wsbridge {
 

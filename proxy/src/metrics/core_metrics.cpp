@@ -39,6 +39,14 @@ void cluster_message(std::string_view direction, std::string_view result) {
       .inc();
 }
 
+void cluster_peers_up(std::size_t count) {
+  metrics::Registry::global()
+      .gauge("wsbridge_cluster_peers_up",
+             "the other instances this one hears as up ([cluster]): its cluster-wide lists wait "
+             "for their answers")
+      .set(static_cast<std::int64_t>(count));
+}
+
 void tls_certificate_reload(std::string_view result) {
   metrics::Registry::global()
       .counter("wsbridge_tls_certificate_reloads_total",

@@ -88,6 +88,9 @@ void instance_info(std::string_view instance_id);
 // wsbridge_cluster_messages_total{direction="in|out",result}: control messages between the
 // instances; "in" results: "accepted", "rejected" (bad seal, stale, replayed), "malformed".
 void cluster_message(std::string_view direction, std::string_view result);
+// wsbridge_cluster_peers_up: the other instances this one hears as up, whose answers its
+// cluster-wide lists wait for (a cluster shrinking, or an instance cut off from the others).
+void cluster_peers_up(std::size_t count);
 
 }  // namespace core_metrics
 }  // namespace wsbridge

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <string_view>
 
-#include "recv_hook/utf8_validator.hpp"
+#include "wsbridge/utf8.hpp"
 
 namespace wsbridge {
 

@@ -32,6 +32,9 @@ class SessionHost {
   virtual CredentialCheck authenticate_in_band(ConnectionId id, std::string_view credential) = 0;
   // Connection::hold_inbound: counted against the shard's share of inbound_bytes_in_flight.
   virtual bool hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) = 0;
+  // Connection::heard_while_held: while its transport holds reading until a frame is out.
+  virtual std::optional<std::chrono::steady_clock::time_point> heard_while_held(
+      ConnectionId id) const = 0;
 
  protected:
   ~SessionHost() = default;
@@ -58,6 +61,10 @@ class ConnectionHandle final : public Connection {
   }
   bool hold_inbound(std::size_t bytes, InboundHold kind) override {
     return host_ == nullptr || host_->hold_inbound(id_, bytes, kind);
+  }
+  std::optional<std::chrono::steady_clock::time_point> heard_while_held() const override {
+    if (host_ == nullptr) return std::nullopt;
+    return host_->heard_while_held(id_);
   }
   // Service thread, before the adapter hears of the connection: who answers authenticate() and
   // hold_inbound() (its shard).

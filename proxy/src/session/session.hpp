@@ -10,12 +10,12 @@
 #include <string>
 
 #include "config/server_config.hpp"
-#include "recv_hook/utf8_validator.hpp"
 #include "server/connection_slots.hpp"
 #include "session/connection_handle.hpp"
 #include "session/frame_queue.hpp"
 #include "session/held_bytes.hpp"
 #include "session/transport.hpp"
+#include "wsbridge/utf8.hpp"
 
 struct lws;
 

@@ -64,6 +64,8 @@ class Transport {
   virtual void write_turn_began() {}
   // A frame is partly written: nothing else (a ping, a close) may go out before its rest.
   virtual bool mid_frame() const = 0;
+  // Reading is held until such a frame is out (Connection::heard_while_held), asked by no one.
+  virtual bool reading_held() const { return false; }
   // What of that frame the peer has not taken yet: output out of the session's queue (so not in
   // its queued bytes) that still waits in memory for the peer to read it.
   virtual std::size_t unsent_bytes() const { return 0; }

@@ -106,7 +106,7 @@ void Shard::open() {
   protocols.push_back(lws_protocols{});  // terminator
 
   lws_context_creation_info info{};
-  // No LWS_SERVER_OPTION_VALIDATE_UTF8: the session validates text itself (utf8_validator.hpp
+  // No LWS_SERVER_OPTION_VALIDATE_UTF8: the session validates text itself (wsbridge/utf8.hpp
   // says why).
   info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
   for (const auto& listener : config_->listeners) {

@@ -97,6 +97,12 @@ bool Shard::hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) {
                     bytes);
 }
 
+std::optional<SteadyClock::time_point> Shard::heard_while_held(ConnectionId id) const {
+  const auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second->transport->reading_held()) return std::nullopt;
+  return it->second->last_rx;  // (taking bytes while held counts: write_queued)
+}
+
 bool Shard::hold_input(Session& s, HeldBytes::Part part, std::size_t bytes,
                        std::size_t frame_rest) {
   // Every session may hold this much whatever the others hold: small messages in several

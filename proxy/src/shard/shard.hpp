@@ -174,6 +174,7 @@ class Shard final : private InboxDispatcher,
   // CONNECT's). Connection::hold_inbound: what its adapter holds of the client's input.
   CredentialCheck authenticate_in_band(ConnectionId id, std::string_view credential) override;
   bool hold_inbound(ConnectionId id, std::size_t bytes, InboundHold kind) override;
+  std::optional<SteadyClock::time_point> heard_while_held(ConnectionId id) const override;
   bool within_rate(Session& s);
   // The route's own auth table, else its listener's, else the route's default (anonymous).
   const auth::RouteAuth& auth_policy(lws* wsi, const RouteConfig& route) const;

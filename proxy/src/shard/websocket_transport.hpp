@@ -29,6 +29,7 @@ class WebSocketTransport final : public Transport {
   bool can_write_now() const override;
   void write_turn_began() override;
   bool mid_frame() const override { return partial_.has_value() || tls_sealed_ > 0; }
+  bool reading_held() const override { return reading_held_; }
   std::size_t unsent_bytes() const override;
   bool ping() override;
   void close(std::uint16_t code, std::string_view reason) override;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "tls/plain_http_answer.hpp"
+#include "tls/shared_session_cache.hpp"
 #include "wsbridge/metrics.hpp"
 #include "wsbridge/text.hpp"
 
@@ -356,6 +357,7 @@ void prepare_vhost_context(SSL_CTX* vhost_ctx, TlsSlot* slot) {
   const auto& keys = ticket_keys();
   SSL_CTX_set_tlsext_ticket_keys(vhost_ctx, const_cast<unsigned char*>(keys.data()),
                                  static_cast<long>(keys.size()));
+  use_shared_session_cache(vhost_ctx);  // and session ids too: whichever shard issued them
   slot->adopt(slot->current);
 }
 

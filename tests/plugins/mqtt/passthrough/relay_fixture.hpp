@@ -33,6 +33,9 @@ class FakeBrowser final : public Connection {
   }
   bool is_open() const override { return !close_code; }
   void pause_reading(bool paused) override { reading_paused = paused; }
+  std::optional<std::chrono::steady_clock::time_point> heard_while_held() const override {
+    return heard_while_reading_held;
+  }
   bool hold_inbound(std::size_t bytes, InboundHold kind) override {
     EXPECT_EQ(kind, InboundHold::kPartial);
     holds.push_back(bytes);
@@ -67,6 +70,8 @@ class FakeBrowser final : public Connection {
   std::optional<CloseCode> close_code;
   std::string close_reason;
   bool reading_paused = false;
+  // Set while the core holds its reading (a frame to it half written): when it last took bytes.
+  std::optional<std::chrono::steady_clock::time_point> heard_while_reading_held;
   std::string checked_credential;
   std::vector<std::size_t> holds;  // every hold_inbound() asked
   std::size_t held = 0;            // what the last granted one set

@@ -227,6 +227,30 @@ TEST_F(RelayTest, AClientWeStoppedReadingIsNotTimedOutForItsSilence) {
   EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
 }
 
+// The core holds a client's reading itself while a frame to it is half written (it stopped
+// reading in the middle of a large PUBLISH): its PINGREQs wait unread then too, and taking bytes
+// of that frame is what shows it is alive. That time was counted as silence, and a client slowly
+// taking one large delivery was closed with 0x8D. One that takes nothing more still is.
+TEST_F(RelayTest, AClientTheCoreStoppedReadingMidFrameIsAliveWhileItTakesBytes) {
+  route_.keepalive_min = std::chrono::seconds(1);
+  connect(wire::kMqtt311, 1);
+  for (int i = 0; i < 4; ++i) {  // 2 s held, taking bytes all along
+    browser_->heard_while_reading_held = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    endpoint_.handler->on_timer();
+    ASSERT_FALSE(browser_->close_code) << "held for " << (i + 1) * 500 << " ms";
+  }
+  // Still held, and taking nothing more: its socket died in the middle of the frame.
+  browser_->heard_while_reading_held = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  endpoint_.handler->on_timer();
+  EXPECT_FALSE(browser_->close_code) << "0.9 s since it took bytes";
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  endpoint_.handler->on_timer();
+  ASSERT_TRUE(browser_->close_code) << "1.6 s since it took bytes";
+  EXPECT_EQ(*browser_->close_code, CloseCode::kGoingAway);
+}
+
 // Bytes of a packet still arriving count as the client's: one uploading a large PUBLISH over a
 // slow link sends no whole packet for longer than its keepalive, and was closed mid-upload.
 TEST_F(RelayTest, AClientSendingOneLargePacketSlowlyIsNotTimedOut) {

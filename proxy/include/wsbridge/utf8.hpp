@@ -1,5 +1,6 @@
-// Incremental UTF-8 validation of text messages (RFC 6455 8.1: a text message that is not valid
-// UTF-8 fails the connection with 1007).
+// UTF-8 validation, one definition for the core and the adapters: incremental for text messages
+// (RFC 6455 8.1: a text message that is not valid UTF-8 fails the connection with 1007), whole
+// for close reasons, config text and MQTT payloads.
 //
 // The core validates text itself instead of letting lws 4.1.6 do it: lws reports an invalid
 // sequence met while it drains permessage-deflate output by returning -1 into a loop that

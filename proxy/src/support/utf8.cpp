@@ -1,4 +1,4 @@
-#include "recv_hook/utf8_validator.hpp"
+#include "wsbridge/utf8.hpp"
 
 #include <array>
 
