@@ -25,6 +25,22 @@ AdminReply control_channel_down() {
                "the cluster's control channel is down: the request was not forwarded");
 }
 
+// What a request for one other instance's connection got: 202 once handed to the broker.
+AdminReply forwarded_reply(Forwarded forwarded, const std::string& instance,
+                           const std::string& connection) {
+  switch (forwarded) {
+    case Forwarded::kSent:
+      return AdminReply{202, nlohmann::json{{"forwarded_to", instance}}.dump() + "\n", {}};
+    case Forwarded::kNotUp:
+      return error(404, "not_found",
+                   "connection " + connection + " is instance " + instance +
+                       "'s, and no instance of that name is up in the cluster");
+    case Forwarded::kChannelDown:
+      break;
+  }
+  return control_channel_down();
+}
+
 std::optional<std::uint64_t> parse_id(std::string_view text) {
   std::uint64_t id = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
@@ -132,8 +148,7 @@ AdminReply push(std::string_view body, const AdminContext& context) {
                    "connection " + id + " is another instance's, and this one has no [cluster]");
     }
     // (Its owner knows whether it is open: the answer cannot wait for it.)
-    if (!context.cluster->push_to(request.instance, doc)) return control_channel_down();
-    return AdminReply{202, nlohmann::json{{"forwarded_to", request.instance}}.dump() + "\n", {}};
+    return forwarded_reply(context.cluster->push_to(request.instance, doc), request.instance, id);
   }
   const PushOutcome outcome = context.sessions.push(target, request.frame);
   if (target.kind == PushTarget::Kind::kConnection) {
@@ -177,15 +192,15 @@ AdminReply list(std::string_view query, const AdminContext& context) {
   AdminReply reply;
   reply.later = [cluster = context.cluster, entries = std::move(entries),
                  self = context.instance](std::function<void(AdminReply)> answer) mutable {
-    cluster->gather_sessions([entries = std::move(entries), self,
-                              answer = std::move(answer)](ClusterListing others) mutable {
+    auto gathered = [entries = std::move(entries), self, answer](ClusterListing others) mutable {
       for (auto& entry : others.connections) entries.push_back(std::move(entry));
       std::vector<std::string> answered{self};
       answered.insert(answered.end(), others.answered.begin(), others.answered.end());
       nlohmann::json doc{{"connections", std::move(entries)},
                          {"instances", {{"answered", answered}, {"missing", others.missing}}}};
       answer(AdminReply{200, doc.dump() + "\n", {}});
-    });
+    };
+    if (!cluster->gather_sessions(std::move(gathered))) answer(control_channel_down());
   };
   return reply;
 }
@@ -218,10 +233,8 @@ AdminReply close_one(std::string_view id_text, std::string_view query,
       return error(404, "not_found",
                    "connection " + name + " is another instance's, and this one has no [cluster]");
     }
-    if (!context.cluster->close_on(id->instance, id->number, code, reason)) {
-      return control_channel_down();
-    }
-    return AdminReply{202, nlohmann::json{{"forwarded_to", id->instance}}.dump() + "\n", {}};
+    return forwarded_reply(context.cluster->close_on(id->instance, id->number, code, reason),
+                           id->instance, name);
   }
   if (!context.sessions.close_session(id->number, code, reason)) {
     return error(404, "not_found", "no open connection " + name);

@@ -75,18 +75,27 @@ struct ClusterListing {
   std::vector<std::string> missing;  // known to be up (their presence) and silent
 };
 
+// What became of a request for one other instance (ClusterLink::push_to, close_on).
+enum class Forwarded : std::uint8_t {
+  kSent,         // handed to the broker, for the instance to apply
+  kChannelDown,  // not handed to the broker (the control channel is down): nobody gets it
+  kNotUp,        // no instance of that name is up (nobody would get it)
+};
+
 // The other instances, through the broker ([cluster]). Any thread; never blocks.
 class ClusterLink {
  public:
-  // A push request (its JSON body) for every other instance, or for one; a close for another
-  // instance's connection. False when it could not be handed to the broker (the control channel
-  // is down): nobody will get it.
+  // A push request (its JSON body) for every other instance. False when it could not be handed
+  // to the broker (the control channel is down): nobody will get it.
   virtual bool push_everywhere(const nlohmann::json& request) = 0;
-  virtual bool push_to(const std::string& instance, const nlohmann::json& request) = 0;
-  virtual bool close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
-                        const std::string& reason) = 0;
-  // Asks every other instance for its sessions; `done` is called once (any thread).
-  virtual void gather_sessions(std::function<void(ClusterListing)> done) = 0;
+  // A push request for one instance, or a close of one of its connections.
+  virtual Forwarded push_to(const std::string& instance, const nlohmann::json& request) = 0;
+  virtual Forwarded close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+                             const std::string& reason) = 0;
+  // Asks every other instance for its sessions; `done` is called once (any thread). False, and
+  // `done` never called, when the control channel is down: a list of this instance alone would
+  // read as a cluster of one.
+  virtual bool gather_sessions(std::function<void(ClusterListing)> done) = 0;
 
  protected:
   ~ClusterLink() = default;

@@ -211,20 +211,34 @@ bool ClusterBus::push_everywhere(const nlohmann::json& request) {
   return publish(topic("all/push"), nlohmann::json{{"request", request}});
 }
 
-bool ClusterBus::push_to(const std::string& instance, const nlohmann::json& request) {
-  return publish(topic("to/" + instance + "/push"), nlohmann::json{{"request", request}});
+Forwarded ClusterBus::push_to(const std::string& instance, const nlohmann::json& request) {
+  return send_to(instance, "push", nlohmann::json{{"request", request}});
 }
 
-bool ClusterBus::close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
-                          const std::string& reason) {
-  return publish(topic("to/" + instance + "/close"),
-                 nlohmann::json{{"id", id}, {"code", code}, {"reason", reason}});
+Forwarded ClusterBus::close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+                               const std::string& reason) {
+  return send_to(instance, "close", nlohmann::json{{"id", id}, {"code", code}, {"reason", reason}});
 }
 
-void ClusterBus::gather_sessions(std::function<void(ClusterListing)> done) {
+Forwarded ClusterBus::send_to(const std::string& instance, std::string_view what,
+                              nlohmann::json fields) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!connected_) return Forwarded::kChannelDown;
+    // (An instance that never was, or is gone: reported, rather than "forwarded" to nobody.)
+    expire_silent_instances();
+    if (!presence_.is_up(instance)) return Forwarded::kNotUp;
+  }
+  return publish(topic("to/" + instance + "/" + std::string(what)), std::move(fields))
+             ? Forwarded::kSent
+             : Forwarded::kChannelDown;
+}
+
+bool ClusterBus::gather_sessions(std::function<void(ClusterListing)> done) {
   std::string correlation;
   {
     std::lock_guard lock(mutex_);
+    if (!connected_) return false;
     correlation = instance_ + "/" + std::to_string(++next_gathering_);
     Gathering g;
     g.deadline = std::chrono::steady_clock::now() + settings_.request_timeout;
@@ -238,6 +252,7 @@ void ClusterBus::gather_sessions(std::function<void(ClusterListing)> done) {
   publish(topic("all/list"), nlohmann::json{{"reply_to", reply_to}, {"correlation", correlation}},
           false, reply_to, correlation);
   finish_gatherings(false);  // (nobody else up: done at once)
+  return true;
 }
 
 void ClusterBus::on_message(const std::string& topic, const std::string& payload,

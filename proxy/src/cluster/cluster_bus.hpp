@@ -54,10 +54,10 @@ class ClusterBus final : public ClusterLink {
   void stop();
 
   bool push_everywhere(const nlohmann::json& request) override;
-  bool push_to(const std::string& instance, const nlohmann::json& request) override;
-  bool close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
-                const std::string& reason) override;
-  void gather_sessions(std::function<void(ClusterListing)> done) override;
+  Forwarded push_to(const std::string& instance, const nlohmann::json& request) override;
+  Forwarded close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+                     const std::string& reason) override;
+  bool gather_sessions(std::function<void(ClusterListing)> done) override;
 
   // True at most once every 10 s for one `last`: a flood is counted in full but logged once in
   // a while.
@@ -75,6 +75,8 @@ class ClusterBus final : public ClusterLink {
   // False when Paho refused it (disconnected): logged and counted.
   bool publish(const std::string& topic, nlohmann::json fields, bool retained = false,
                const std::string& response_topic = {}, const std::string& correlation = {});
+  // A control message for one other instance, unless it is not up (or the channel is down).
+  Forwarded send_to(const std::string& instance, std::string_view what, nlohmann::json fields);
   void on_connected();
   void on_message(const std::string& topic, const std::string& payload,
                   const std::string& response_topic, const std::string& correlation);

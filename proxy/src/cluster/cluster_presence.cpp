@@ -15,6 +15,12 @@ bool log_duplicate_now() {
   return ClusterBus::once_in_a_while(last);
 }
 
+// Presence messages that fail their seal (a forgery, or an instance with another secret).
+bool log_rejected_presence_now() {
+  static std::atomic<std::int64_t> last{0};
+  return ClusterBus::once_in_a_while(last);
+}
+
 }  // namespace
 
 bool ClusterBus::once_in_a_while(std::atomic<std::int64_t>& last) {
@@ -49,12 +55,20 @@ void ClusterBus::on_presence(const std::string& instance, const std::string& top
                              const std::string& payload) {
   // (An empty retained message, which anyone may publish to clear the topic, says nothing.)
   if (payload.empty()) return;
-  const auto message = seal_.open(topic, payload, nullptr, false);
+  std::string problem;
+  const auto message = seal_.open(topic, payload, &problem, false);
   const auto up = message ? message->find("up") : nlohmann::json::const_iterator{};
   const auto epoch = message ? message->find("epoch") : nlohmann::json::const_iterator{};
   if (!message || (*message)["from"] != instance || up == message->end() || !up->is_boolean() ||
       epoch == message->end() || !epoch->is_string()) {
     core_metrics::cluster_message("in", "rejected");
+    if (log_rejected_presence_now()) {
+      WSB_LOG(kWarn) << "cluster: ignored a presence message on " << topic << ": "
+                     << (problem.empty() ? "it names another instance, or lacks its fields"
+                                         : problem)
+                     << " (a forgery, or an instance with another [cluster] secret; further ones "
+                        "are counted in wsbridge_cluster_messages_total)";
+    }
     return;
   }
   const auto ts = message->at("ts").get<std::int64_t>();

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "admin/admin_api.hpp"
 
@@ -85,19 +86,26 @@ class FakeCluster final : public ClusterLink {
     everywhere.push_back(request);
     return up;
   }
-  bool push_to(const std::string& instance, const nlohmann::json& request) override {
+  Forwarded push_to(const std::string& instance, const nlohmann::json& request) override {
+    if (!up) return Forwarded::kChannelDown;
+    if (!instances.contains(instance)) return Forwarded::kNotUp;
     to.emplace_back(instance, request);
-    return up;
+    return Forwarded::kSent;
   }
-  bool close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
-                const std::string& reason) override {
+  Forwarded close_on(const std::string& instance, ConnectionId id, std::uint16_t code,
+                     const std::string& reason) override {
+    if (!up) return Forwarded::kChannelDown;
+    if (!instances.contains(instance)) return Forwarded::kNotUp;
     closes.push_back(instance + " " + std::to_string(id) + " " + std::to_string(code) + " " +
                      reason);
-    return up;
+    return Forwarded::kSent;
   }
-  bool up = true;  // false: the control channel is down
-  void gather_sessions(std::function<void(ClusterListing)> done) override {
+  bool up = true;                        // false: the control channel is down
+  std::set<std::string> instances{"b"};  // the other instances up
+  bool gather_sessions(std::function<void(ClusterListing)> done) override {
+    if (!up) return false;
     pending = std::move(done);
+    return true;
   }
   std::vector<nlohmann::json> everywhere;
   std::vector<std::pair<std::string, nlohmann::json>> to;
@@ -203,6 +211,29 @@ TEST(AdminApiTest, WithTheControlChannelDownForwardingIsReportedFailed) {
   r = handle_admin_api("POST", "/api/v1/push", R"({"user":"alice","data":"hi"})", ctx);
   EXPECT_EQ(r.status, 200);  // this instance's were delivered
   EXPECT_EQ(nlohmann::json::parse(r.body)["cluster"], false);
+  // A cluster-wide list of this instance alone read as a healthy cluster of one.
+  r = handle_admin_api("GET", "/api/v1/connections?scope=cluster", "", ctx);
+  ASSERT_TRUE(r.later);
+  std::optional<AdminReply> answer;
+  r.later([&](AdminReply a) { answer = std::move(a); });
+  ASSERT_TRUE(answer) << "answered at once";
+  EXPECT_EQ(answer->status, 503);
+  EXPECT_EQ(nlohmann::json::parse(answer->body)["error"], "cluster_unavailable");
+}
+
+// A push to, or a close of, a connection of an instance that is not up: 404, not 202
+// "forwarded_to" a name nobody answers to.
+TEST(AdminApiTest, RequestsForAnInstanceThatIsNotUpAreNotFound) {
+  FakeDirectory d;
+  FakeCluster cluster;
+  const AdminContext ctx{d, "me", &cluster, nullptr};
+  auto r = handle_admin_api("POST", "/api/v1/push", R"({"connection":"5@ghost","data":"x"})", ctx);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "not_found");
+  EXPECT_NE(r.body.find("5@ghost"), std::string::npos) << r.body;
+  EXPECT_EQ(handle_admin_api("DELETE", "/api/v1/connections/5@ghost", "", ctx).status, 404);
+  EXPECT_TRUE(cluster.to.empty());
+  EXPECT_TRUE(cluster.closes.empty());
 }
 
 TEST(AdminApiTest, AForwardedPushIsDeliveredHereOnly) {
