@@ -165,11 +165,13 @@ class Relay final : public StreamHandler {
   std::optional<std::vector<std::string>> credential_subscribe_;
   std::optional<std::vector<std::string>> credential_publish_;
 
-  // SUBSCRIBEs sent with some filters taken out: per packet id, the code of each filter the
-  // browser asked for (kForwarded where the broker's SUBACK has it, in order). A byte each: a
-  // SUBSCRIBE may hold a million filters.
+  // SUBSCRIBEs sent to the broker and awaiting its SUBACK, by packet id: for one sent with some
+  // filters taken out, the code of each filter the browser asked for (kForwarded where the
+  // broker's SUBACK has it, in order; a byte each: a SUBSCRIBE may hold a million filters);
+  // empty for one sent whole. A packet id in use here may not be used again before its SUBACK
+  // [MQTT-2.3.1-2]: the plan would go to the wrong SUBACK.
   static constexpr std::uint8_t kForwarded = 0xFF;  // (no SUBACK code has this value)
-  std::map<std::uint16_t, std::vector<std::uint8_t>> partial_subscribes_;
+  std::map<std::uint16_t, std::vector<std::uint8_t>> subscribes_in_flight_;
   // What this connection subscribed (UNSUBSCRIBE takes filters out; a filter the broker refused
   // stays counted until then), against the route's max_subscriptions and the rest.
   SubscriptionSet subscribed_;

@@ -163,9 +163,10 @@ void Relay::on_suback(std::string_view packet) {
     fail(CloseCode::kInternalError, "the MQTT broker sent a malformed SUBACK: " + error);
     return;
   }
-  const auto plan = partial_subscribes_.find(suback->packet_id);
-  if (plan == partial_subscribes_.end()) {
-    to_client(packet);
+  const auto plan = subscribes_in_flight_.find(suback->packet_id);
+  if (plan == subscribes_in_flight_.end() || plan->second.empty()) {
+    if (plan != subscribes_in_flight_.end()) subscribes_in_flight_.erase(plan);
+    to_client(packet);  // (sent whole: the broker's answer is the browser's)
     return;
   }
   // Put the codes of the filters refused here back where the browser expects them.
@@ -180,7 +181,7 @@ void Relay::on_suback(std::string_view packet) {
       ++next;
     }
   }
-  partial_subscribes_.erase(plan);
+  subscribes_in_flight_.erase(plan);
   suback->codes = std::move(codes);
   // One code for each filter the browser asked for: over its Maximum Packet Size perhaps, where
   // the broker's, for fewer, was not. Then without the Reason String and User Properties, else

@@ -281,6 +281,12 @@ void Relay::on_client_subscribe(std::string_view packet) {
                "malformed SUBSCRIBE: " + error);
     return;
   }
+  if (subscribes_in_flight_.contains(subscribe->packet_id)) {
+    disconnect(wire::reason::kProtocolError, CloseCode::kProtocolError,
+               "SUBSCRIBE with packet id " + std::to_string(subscribe->packet_id) +
+                   ", which an earlier SUBSCRIBE awaiting its SUBACK has");
+    return;
+  }
   const bool v5 = version_ == wire::kMqtt5;
   // Walked in place, a byte of plan per filter and the broker's entries encoded as they are
   // decided: no copy of each filter (a 4 MiB SUBSCRIBE may hold a million).
@@ -308,6 +314,7 @@ void Relay::on_client_subscribe(std::string_view packet) {
     }
   }
   if (forwarded == plan.size()) {
+    subscribes_in_flight_.emplace(subscribe->packet_id, std::vector<std::uint8_t>{});
     to_broker(packet);
     return;
   }
@@ -319,7 +326,7 @@ void Relay::on_client_subscribe(std::string_view packet) {
     to_client(within_client_limit(wire::encode_suback(suback, version_), {}));
     return;
   }
-  partial_subscribes_[subscribe->packet_id] = std::move(plan);
+  subscribes_in_flight_.emplace(subscribe->packet_id, std::move(plan));
   to_broker(wire::encode_subscribe(subscribe->packet_id, subscribe->properties, forward, version_));
 }
 

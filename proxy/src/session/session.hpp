@@ -86,6 +86,9 @@ struct Session {
   // non-zero count a tick later means the peer took none of it meanwhile
   // (Shard::gather_unread_output).
   std::size_t unsent_at_last_tick = 0;
+  // What the kernel held of the session's output (SIOCOUTQ) at the last tick, while reading was
+  // paused or held; -1 otherwise (Shard::peer_took_queued_bytes).
+  int kernel_queued_at_last_tick = -1;
   std::uint64_t dropped = 0;        // droppable frames discarded since the client last caught up
   bool drained_notice_due = false;  // the queue went over the high-water mark (Adapter::on_drained)
   // Read by the admin API from another shard's thread, hence atomic (relaxed: statistics).

@@ -220,7 +220,11 @@ class Shard final : private InboxDispatcher,
   // [limits] unread_output_bytes: each timer tick gathers the sessions holding output nobody
   // reads now (paused for not reading it, stopped inside a frame, or fallback sessions no request
   // carries), then closes those holding the most until what they hold fits this shard's share.
-  void gather_unread_output(Session& s);
+  // `progressed`: the peer took bytes since the last tick (peer_took_queued_bytes).
+  void gather_unread_output(Session& s, bool progressed);
+  // While a session's reading is paused or held: whether the peer took bytes of the kernel's
+  // send queue since the last tick, which no write turn may show (unread_output.cpp).
+  bool peer_took_queued_bytes(Session& s);
   void bound_unread_output();
   bool uncarried_fallback(const Session& s) const;
   // 1013 "not reading" (the bound above, the timer's rule for paused clients), counted as a queue

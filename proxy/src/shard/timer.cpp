@@ -67,6 +67,15 @@ void Shard::on_timer() {
       continue;
     }
     s->outbox.release_memory();  // (no-op unless empty) idle connections hold no queue storage
+    // A client whose reading is paused or held cannot show it is alive by sending: taking bytes
+    // of its output does, also those the kernel already holds.
+    bool progressed = false;
+    if (s->reading_paused || s->transport->reading_held()) {
+      progressed = peer_took_queued_bytes(*s);
+      if (progressed) s->last_rx = now;
+    } else {
+      s->kernel_queued_at_last_tick = -1;
+    }
     if (s->expires_at && std::chrono::system_clock::now() > *s->expires_at) {
       WSB_LOG(kInfo) << "conn " << id << " token expired: closing with 1008";
       s->expires_at.reset();
@@ -96,7 +105,7 @@ void Shard::on_timer() {
       s->transport->want_write();
     }
     // (After the closes above, which let go of their queues: only what is still held counts.)
-    gather_unread_output(*s);
+    gather_unread_output(*s, progressed);
   }
   bound_unread_output();
   // Held upgrades whose adapter did not decide within the handshake timeout.

@@ -13,6 +13,9 @@
 // tick. Past this shard's share the largest are closed with 1013 until the rest fits, as the
 // inbound bound closes the largest holders first. Between two ticks (at most a second) a paused
 // client's queue grows by no more than what it asked for before it was paused.
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include "shard/shard_parts.hpp"
 
 namespace wsbridge {
@@ -27,15 +30,32 @@ bool Shard::uncarried_fallback(const Session& s) const {
 // the frame is out, so the adapter is asked nothing more. Such a frame counts, with what is
 // queued behind it, once the peer took none of it for a tick; a reader that is only slow
 // takes some of it between two ticks (a second apart at most).
-void Shard::gather_unread_output(Session& s) {
+void Shard::gather_unread_output(Session& s, bool progressed) {
   const std::size_t unsent = s.transport->unsent_bytes();
-  const bool stalled_mid_frame = unsent > 0 && unsent == s.unsent_at_last_tick;
+  const bool stalled_mid_frame = unsent > 0 && unsent == s.unsent_at_last_tick && !progressed;
   s.unsent_at_last_tick = unsent;
   const std::size_t bytes = s.queued_bytes + unsent;
   if (bytes == 0 || s.closing()) return;
   if (s.reading_paused || stalled_mid_frame || uncarried_fallback(s)) {
     unread_output_.push_back({bytes, s.id});
   }
+}
+
+// A socket whose send queue holds megabytes is writable again only once much of it drained (a
+// third of its send buffer free): a slow reader takes bytes for many seconds with no write turn
+// to show it (a client reading 150 KB/s of a 3.5 MB delivery was closed for its MQTT keepalive
+// after 10 s). The queue's size is looked at once a tick instead.
+bool Shard::peer_took_queued_bytes(Session& s) {
+  const int fd = s.transport->descriptor();
+  int queued = 0;
+  if (fd < 0 || ioctl(fd, SIOCOUTQ, &queued) != 0) {
+    s.kernel_queued_at_last_tick = -1;
+    return false;
+  }
+  // (More may have been written meanwhile: then the write turn showed it was taking bytes.)
+  const bool took = s.kernel_queued_at_last_tick >= 0 && queued < s.kernel_queued_at_last_tick;
+  s.kernel_queued_at_last_tick = queued;
+  return took;
 }
 
 void Shard::bound_unread_output() {

@@ -114,6 +114,22 @@ class FakeEndpoint final : public StreamEndpoint {
   std::string url_ = "tcp://127.0.0.1:1883";
 };
 
+// A SUBSCRIBE of `filters` (QoS 1 each), and the codes of a SUBACK.
+inline std::string subscribe_packet(std::uint8_t version, std::uint16_t id,
+                             const std::vector<std::string>& filters) {
+  wire::SubscribePacket s;
+  s.packet_id = id;
+  for (const auto& f : filters) s.entries.push_back({f, 1});
+  return wire::encode_subscribe(s, version);
+}
+
+inline std::vector<std::uint8_t> suback_codes(const std::string& packet, std::uint8_t version) {
+  std::string error;
+  auto suback = wire::parse_suback(packet, version, error);
+  EXPECT_TRUE(suback) << error;
+  return suback ? suback->codes : std::vector<std::uint8_t>{};
+}
+
 class RelayTest : public ::testing::Test {
  protected:
   RelayTest() : metrics_(PassthroughMetrics::for_route("/relay-test")) {
