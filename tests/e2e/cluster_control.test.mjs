@@ -36,7 +36,10 @@ async function peersUp(node) {
   return metricValue(await node.metrics(), 'wsbridge_cluster_peers_up');
 }
 // How often each instance says "up" again; one silent for three of these no longer counts.
-const PRESENCE_INTERVAL_MS = 1000;
+// (2 s: three of them, after which a silent instance is no longer expected, must outlast a
+// frozen instance's list, request_timeout after a renewal up to an interval old. At 1 s a busy
+// machine let the frozen node-b's presence lapse within its list: missing [] instead of it.)
+const PRESENCE_INTERVAL_MS = 2000;
 
 // Besides /mqtt (sensors/#) and /echo, every node has two routes whose ACLs allow everything, so
 // that only the control prefix's own refusal stands between their clients and the control topics:
