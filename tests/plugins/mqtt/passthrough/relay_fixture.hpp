@@ -116,7 +116,7 @@ class FakeEndpoint final : public StreamEndpoint {
 
 // A SUBSCRIBE of `filters` (QoS 1 each), and the codes of a SUBACK.
 inline std::string subscribe_packet(std::uint8_t version, std::uint16_t id,
-                             const std::vector<std::string>& filters) {
+                                    const std::vector<std::string>& filters) {
   wire::SubscribePacket s;
   s.packet_id = id;
   for (const auto& f : filters) s.entries.push_back({f, 1});
