@@ -97,7 +97,12 @@ bool read_one(Cursor& in, Property& out, std::string_view& raw, std::string& err
       ok = in.u32(out.number);
       break;
     case Kind::kVarint:
-      ok = in.varint(out.number);
+      if (!in.varint(out.number)) {
+        error = "property " + std::to_string(id) +
+                " is not a variable byte integer (at most 4 bytes, in its shortest encoding, "
+                "within the property block)";
+        return false;
+      }
       break;
     case Kind::kString:
     case Kind::kBinary:

@@ -9,12 +9,13 @@ namespace wsbridge::mqtt::wire {
 
 namespace {
 
-enum class Header : std::uint8_t { kKnown, kNeedMore, kBadType, kBadLength };
+enum class Header : std::uint8_t { kKnown, kNeedMore, kBadType, kBadLength, kNotMinimal };
 
 // The total size of the packet starting at `bytes` (fixed header included), when its fixed header
 // is complete. Type 0 is refused from the first byte, and a remaining length whose fourth byte
 // still has the continuation bit as soon as that byte is there, so a bad header is never
-// buffered waiting for more.
+// buffered waiting for more. A length in more bytes than it needs (a last byte of 0 after a
+// continuation) is malformed too [MQTT-1.5.5-1]: one value, one encoding.
 Header total_size(std::string_view bytes, std::size_t& total) {
   if (bytes.empty()) return Header::kNeedMore;
   if ((static_cast<unsigned char>(bytes[0]) >> 4) == 0) return Header::kBadType;
@@ -24,6 +25,7 @@ Header total_size(std::string_view bytes, std::size_t& total) {
     const auto b = static_cast<unsigned char>(bytes[1 + i]);
     remaining |= static_cast<std::size_t>(b & 0x7F) << (7 * i);
     if ((b & 0x80) == 0) {
+      if (i > 0 && b == 0) return Header::kNotMinimal;
       total = 1 + (i + 1) + remaining;
       return Header::kKnown;
     }
@@ -58,6 +60,8 @@ PacketReader::Status PacketReader::next(std::string_view& packet) {
       error_ = "packet type 0 is reserved";
     } else if (h == Header::kBadLength) {
       error_ = "remaining length longer than 4 bytes";
+    } else if (h == Header::kNotMinimal) {
+      error_ = "remaining length not in its shortest encoding";
     } else if (h == Header::kKnown && total > max_packet_bytes_ && oversized_prefix_ == 0) {
       error_ = "packet of " + std::to_string(total) + " bytes is over the limit of " +
                std::to_string(max_packet_bytes_);

@@ -42,7 +42,8 @@ class Cursor {
     rest_.remove_prefix(4);
     return true;
   }
-  // A variable byte integer of at most 4 bytes (MQTT 5 section 1.5.5).
+  // A variable byte integer of at most 4 bytes, in its shortest encoding (MQTT 5 section 1.5.5,
+  // [MQTT-1.5.5-1]).
   bool varint(std::uint32_t& out) {
     std::uint32_t value = 0;
     for (std::size_t i = 0; i < 4; ++i) {
@@ -50,6 +51,7 @@ class Cursor {
       const std::uint32_t b = byte(i);
       value |= (b & 0x7F) << (7 * i);
       if ((b & 0x80) == 0) {
+        if (i > 0 && b == 0) return false;
         rest_.remove_prefix(i + 1);
         out = value;
         return true;

@@ -283,7 +283,11 @@ TEST(MqttPropertiesTest, MalformedBlocks) {
       {bytes({0x00}), "unknown property identifier 0"},
       {bytes({0x2B, 0x00}), "unknown property identifier 43"},
       {bytes({0x21, 0x00}), "runs past"},
-      {bytes({0x0B, 0x80, 0x80, 0x80, 0x80, 0x01}), "runs past"},  // varint over 4 bytes
+      {bytes({0x0B, 0x80, 0x80, 0x80, 0x80, 0x01}), "not a variable byte integer"},  // 5 bytes
+      {bytes({0x0B, 0x80}), "not a variable byte integer"},  // runs past the block
+      // 1 in two bytes, and 0 in four: one value has one encoding [MQTT-1.5.5-1].
+      {bytes({0x0B, 0x81, 0x00}), "not a variable byte integer"},
+      {bytes({0x0B, 0x80, 0x80, 0x80, 0x00}), "not a variable byte integer"},
       {bytes({0x1F, 0x00, 0x01, 0x00}), "not a valid UTF-8"},
       {bytes({0x26, 0x00, 0x01, 'k', 0x00, 0x01, 0xC3}), "not a valid UTF-8"},
       {bytes({0x26, 0x00, 0x01, 'k'}), "runs past"},

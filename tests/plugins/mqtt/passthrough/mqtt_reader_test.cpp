@@ -153,7 +153,7 @@ TEST(PacketReaderTest, TooLargeWhenTheHeaderIsSplit) {
   reader.feed(head);
   EXPECT_EQ(reader.next(packet), Status::kNeedMore);
   EXPECT_EQ(reader.buffered(), 2u);
-  const std::string rest = bytes({0x00, 'x', 'y'});  // 101 bytes of remaining length
+  const std::string rest = bytes({0x01, 'x', 'y'});  // 229 bytes of remaining length
   reader.feed(rest);
   EXPECT_EQ(reader.next(packet), Status::kError);
   EXPECT_TRUE(reader.too_large());
@@ -212,6 +212,9 @@ TEST(PacketReaderTest, MalformedHeaders) {
       // Refused once the fourth length byte is there, without waiting for a fifth.
       {bytes({0x30, 0x80, 0x80, 0x80, 0x80}), "longer than 4 bytes"},
       {bytes({0xC0, 0x00, 0x00}), "type 0"},
+      // Lengths in more bytes than they need: 0 in two, 127 in three [MQTT-1.5.5-1].
+      {bytes({0xC0, 0x80, 0x00}), "shortest encoding"},
+      {bytes({0x30, 0xFF, 0x80, 0x00, 0x01}), "shortest encoding"},
   };
   for (const auto& c : cases) {
     for (std::size_t cut = 0; cut <= c.stream.size(); ++cut) {
