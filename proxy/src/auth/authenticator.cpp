@@ -191,8 +191,21 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
     d.code = "bad_request";
     return d;
   }
+  // A browser sends its cookies with every request, whichever page makes it: a page of another
+  // site that opens a WebSocket here would connect as the user (cross-site WebSocket hijacking),
+  // and the Origin header is the only defence. Unless an allowlist names the origins that may
+  // (and one did, above), a cookie is taken only from a page of this server's own origin, or
+  // from a request without Origin (not a browser's cross-site request).
+  const bool cookie_believed =
+      !request.origin || listener_origins.lists_origins() || route.origins.lists_origins() ||
+      (request.host && same_origin_as_host(*request.origin, *request.host));
+  bool cookie_refused = false;
   std::optional<std::string> credential;
   for (const auto source : route.sources) {
+    if (source == CredentialSource::kCookie && !cookie_believed) {
+      cookie_refused = cookie_refused || credential_from(source, route, request).has_value();
+      continue;
+    }
     if ((credential = credential_from(source, route, request))) break;
   }
   AuthDecision d;
@@ -201,6 +214,11 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
     d.user = request.client_cert->cn.empty() ? request.client_cert->fingerprint
                                              : request.client_cert->cn;
     d.method = "client_cert";
+  } else if (!credential && cookie_refused && route.verifies_credentials()) {
+    d = refuse(403, "a cookie is not taken as a credential from a page of another origin (" +
+                        *request.origin + "): list the origins that may use it in allowed_origins");
+    d.code = "origin";
+    return d;
   } else if (!route.verifies_credentials() || !credential) {
     if (route.required && !(credential_missing_here(route, credential))) {
       return refuse(401, "missing credentials", /*challenge=*/true);

@@ -18,6 +18,7 @@ struct HandshakeRequest {
   std::optional<std::string> cookie;                       // the Cookie header
   std::vector<std::string> subprotocols;                   // Sec-WebSocket-Protocol, split
   std::optional<std::string> origin;                       // the Origin header
+  std::optional<std::string> host;                         // the Host header (HTTP/2: :authority)
   // The client certificate the TLS handshake verified (mTLS), if any.
   std::optional<tls::ClientCertificate> client_cert;
 };

@@ -47,6 +47,23 @@ std::optional<std::string> origin_pattern_problem(std::string_view pattern) {
   return std::nullopt;
 }
 
+bool same_origin_as_host(std::string_view origin, std::string_view host) {
+  const auto scheme_end = origin.find("://");
+  if (scheme_end == std::string_view::npos || host.empty()) return false;
+  const std::string scheme = text::lower(origin.substr(0, scheme_end));
+  const std::string_view default_port = scheme == "https" ? ":443" : scheme == "http" ? ":80" : "";
+  auto authority = [&](std::string_view a) {
+    std::string out = text::lower(a);
+    if (!default_port.empty() && out.ends_with(default_port)) {
+      out.resize(out.size() - default_port.size());
+    }
+    return out;
+  };
+  const std::string_view origin_authority = origin.substr(scheme_end + 3);
+  return !origin_authority.empty() && valid_host_chars(origin_authority) &&
+         authority(origin_authority) == authority(host);
+}
+
 bool OriginPolicy::allows(const std::optional<std::string>& origin) const {
   if (!origin) return allow_missing;
   if (allowed.empty()) return true;

@@ -12,6 +12,12 @@ namespace wsbridge::auth {
 // https, or "scheme://*.domain[:port]" (any subdomain, at any depth, not the domain itself).
 std::optional<std::string> origin_pattern_problem(std::string_view pattern);
 
+// Whether a page of `origin` ("https://app.example.com[:port]") is on the server its request
+// named in Host (`host`, "app.example.com[:port]"): host and port alike, case-insensitively,
+// with the origin's scheme's default port (80, 443) the same as none. The scheme is not
+// compared: behind a balancer that ends TLS, an https page's request arrives over http.
+bool same_origin_as_host(std::string_view origin, std::string_view host);
+
 struct OriginPolicy {
   std::vector<std::string> allowed;  // empty: any origin
   bool allow_missing = true;         // non-browser clients send no Origin
@@ -20,6 +26,7 @@ struct OriginPolicy {
   // case-insensitive; the port must match exactly (no port in the pattern: none in the origin).
   bool allows(const std::optional<std::string>& origin) const;
   bool restricts() const { return !allowed.empty() || !allow_missing; }
+  bool lists_origins() const { return !allowed.empty(); }
 };
 
 }  // namespace wsbridge::auth

@@ -49,6 +49,7 @@ auth::HandshakeRequest handshake_request_of(const RequestHead& head) {
       joined_if_present(head.headers, "Cookie", "; ");  // (RFC 6265 5.4: one line, "; ")
   if (head.websocket_upgrade) {
     request.origin = joined_if_present(head.headers, "Origin");
+    request.host = joined_if_present(head.headers, "Host");
     if (auto offers = joined_if_present(head.headers, "Sec-WebSocket-Protocol")) {
       request.subprotocols = auth::split_header_list(*offers);
     }

@@ -72,6 +72,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   request.origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
   request.authorization = header_if_present(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   request.cookie = cookie_header(wsi);
+  request.host = host_header(wsi);
   std::string query;
   for (const std::string& arg : query_arguments(wsi)) {
     const auto eq = arg.find('=');

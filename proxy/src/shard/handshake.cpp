@@ -288,6 +288,7 @@ int Shard::confirm_upgrade(lws* wsi) {
     request.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   }
   request.cookie = cookie_header(wsi);
+  request.host = host_header(wsi);
   request.subprotocols = offered;
   if (bearer) request.subprotocols.push_back("bearer." + *bearer);
   for (const std::string& arg : query_arguments(wsi)) {

@@ -79,6 +79,11 @@ std::optional<unsigned long long> content_length(lws* wsi) {
   return agreed_content_length(content_length_headers(wsi));
 }
 
+std::optional<std::string> host_header(lws* wsi) {
+  if (auto host = header_if_present(wsi, WSI_TOKEN_HOST)) return host;
+  return header_if_present(wsi, WSI_TOKEN_HTTP_COLON_AUTHORITY);
+}
+
 std::optional<std::string> cookie_header(lws* wsi) {
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0) return std::nullopt;
   std::string joined;

@@ -21,6 +21,8 @@ std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token);
 // The Cookie header, its lines joined with "; " (RFC 6265 5.4), or nullopt without one: lws 4.1.6
 // joins a Cookie sent as several lines with nothing between them ("a=1" "b=2" -> "a=1b=2").
 std::optional<std::string> cookie_header(lws* wsi);
+// The server the request named: its Host header, or HTTP/2's :authority (nullopt: neither).
+std::optional<std::string> host_header(lws* wsi);
 // A header lws has no token for, by its lower-case name with the colon ("sec-fetch-site:").
 std::optional<std::string> custom_header(lws* wsi, const char* name);
 // The request's body framing (request_framing.hpp), from every Content-Length lws collected.

@@ -101,6 +101,52 @@ TEST_F(AuthenticatorTest, TheFirstOfTwoCookiesCounts) {
   EXPECT_EQ(run(r).user, "alice");
 }
 
+// Cross-site WebSocket hijacking: a page of another site opening a connection here sends the
+// user's cookie along. Without an allowlist the cookie counts only from this server's own origin.
+TEST_F(AuthenticatorTest, ACookieFromAPageOfAnotherOriginIsNotACredential) {
+  HandshakeRequest r;
+  r.cookie = "access_token=" + token("alice");
+  r.host = "bridge.example.com";
+  r.origin = "https://evil.example.net";
+  AuthDecision d = run(r);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.status, 403u);
+  EXPECT_EQ(d.code, "origin");
+  EXPECT_NE(d.reason.find("https://evil.example.net"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("allowed_origins"), std::string::npos) << d.reason;
+  r.host.reset();  // no Host to compare with: not known to be the same origin
+  EXPECT_EQ(run(r).status, 403u);
+  route_.required = false;  // an optional credential is still not taken from it
+  EXPECT_EQ(run(r).status, 403u);
+  route_.required = true;
+  r.host = "bridge.example.com";
+
+  // The same page with a credential of its own (a header or the query) is judged by that.
+  r.authorization = "Bearer " + token("carol");
+  EXPECT_EQ(run(r).user, "carol");
+  r.authorization.reset();
+  // A route that verifies no credentials has no use for the cookie.
+  RouteAuth open;
+  EXPECT_TRUE(authenticate(open, settings_, r, std::chrono::system_clock::now()).allowed);
+
+  // The server's own pages, and requests without Origin (not a browser's cross-site request).
+  r.origin = "https://bridge.example.com";
+  EXPECT_EQ(run(r).user, "alice");
+  r.origin.reset();
+  EXPECT_EQ(run(r).user, "alice");
+
+  // An allowlist (the route's or the listener's) names the origins that may use it.
+  r.origin = "https://app.example.net";
+  EXPECT_EQ(run(r).status, 403u);
+  route_.origins.allowed = {"https://app.example.net"};
+  EXPECT_EQ(run(r).user, "alice");
+  route_.origins.allowed.clear();
+  OriginPolicy listener;
+  listener.allowed = {"https://*.example.net"};
+  EXPECT_EQ(authenticate(route_, settings_, r, std::chrono::system_clock::now(), listener).user,
+            "alice");
+}
+
 TEST_F(AuthenticatorTest, ApiKeysCarryNameClaimsAndAcl) {
   HandshakeRequest r;
   r.authorization = "bearer robot-key";  // the scheme is case-insensitive

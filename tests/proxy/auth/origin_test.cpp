@@ -27,5 +27,26 @@ TEST(OriginTest, PatternsAndMatching) {
   EXPECT_TRUE(p.allows(std::nullopt));
 }
 
+// Same origin as the request's Host: host and port, the scheme's default port as none.
+TEST(OriginTest, SameOriginAsHost) {
+  EXPECT_TRUE(same_origin_as_host("https://bridge.example.com", "bridge.example.com"));
+  EXPECT_TRUE(same_origin_as_host("https://Bridge.Example.com", "bridge.EXAMPLE.com"));
+  EXPECT_TRUE(same_origin_as_host("https://bridge.example.com", "bridge.example.com:443"));
+  EXPECT_TRUE(same_origin_as_host("https://bridge.example.com:443", "bridge.example.com"));
+  EXPECT_TRUE(same_origin_as_host("http://127.0.0.1:8080", "127.0.0.1:8080"));
+  EXPECT_TRUE(same_origin_as_host("http://[::1]:8080", "[::1]:8080"));
+  // Behind a balancer that ends TLS: the page is https, the Host is the same.
+  EXPECT_TRUE(same_origin_as_host("https://bridge.example.com:8443", "bridge.example.com:8443"));
+  EXPECT_FALSE(same_origin_as_host("https://evil.example.com", "bridge.example.com"));
+  EXPECT_FALSE(same_origin_as_host("http://127.0.0.1:8081", "127.0.0.1:8080"));
+  EXPECT_FALSE(same_origin_as_host("http://127.0.0.1", "127.0.0.1:8080"));
+  EXPECT_FALSE(same_origin_as_host("https://bridge.example.com", "bridge.example.com:80"));
+  EXPECT_FALSE(same_origin_as_host("https://bridge.example.com.evil.net", "bridge.example.com"));
+  EXPECT_FALSE(same_origin_as_host("null", "null"));
+  EXPECT_FALSE(same_origin_as_host("https://", ""));
+  EXPECT_FALSE(same_origin_as_host("https://a b", "a b"));
+  EXPECT_FALSE(same_origin_as_host("https://bridge.example.com/", "bridge.example.com/"));
+}
+
 }  // namespace
 }  // namespace wsbridge::auth
