@@ -111,6 +111,14 @@ on_connect = "${backendUrl}/connect"
 path = "/no-fallback"
 adapter = "echo"
 fallback = false
+[[routes]]
+path = "/chat"
+adapter = "echo"
+subprotocols = ["chat.v1"]
+[[routes]]
+path = "/other-protocol"
+adapter = "echo"
+subprotocols = ["other.v1"]
 `);
   await bridge.start();
 });
@@ -643,6 +651,32 @@ test('a resume upgrade for no session, or with a bad token, is refused with 404'
     });
     assert.equal(status, 404, q);
   }
+});
+
+// lws selects the first offered subprotocol it knows, of any route's: a resume upgrade got
+// another route's protocol (or any protocol at all on a route that speaks none), unchecked.
+test('a resume upgrade is given only a subprotocol of its own route, as a first upgrade is', async () => {
+  const sse = await openSse('/chat');
+  const url = `ws://127.0.0.1:${port}/chat?_wsb=resume&s=${encodeURIComponent(sse.token)}&last=0`;
+  const attempt = (protocols) => new Promise((resolve) => {
+    const ws = new WebSocket(url, protocols);
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    ws.once('open', () => {
+      resolve(`open ${ws.protocol}`);
+      ws.close();
+    });
+    ws.once('error', (err) => resolve(`error ${err.message}`));
+  });
+  assert.equal(await attempt(['other.v1']), 400);
+  assert.equal(await attempt(['other.v1', 'chat.v1']), 400); // the first known is lws' choice
+  assert.equal(await attempt(['unknown.v1']), 400);
+  // Refused upgrades leave the session where it was: this one moves it.
+  assert.equal(await attempt(['unknown.v1', 'chat.v1']), 'open chat.v1');
+  assert.ok(await sse.endedWithin(3000));
+  assert.deepEqual(sse.controls.at(-1), { type: 'moved', transport: 'websocket' });
 });
 
 test('shutdown: a fallback session no request carries ends at once, not at the shutdown deadline', async () => {

@@ -5,8 +5,11 @@
 // last message id the client has; it must reach the session's shard, so a socket that landed on
 // another shard is handed over there (as a held upgrade is handed back: the socket leaves lws and
 // is adopted again with the request bytes lws had read), and lws reads the upgrade again there.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
+#include "auth/authenticator.hpp"
 #include "fallback/fallback_transport.hpp"
 #include "fallback/records.hpp"
 #include "handshake/upgrade_hold.hpp"
@@ -71,6 +74,28 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
       !auth_policy(wsi, route).origins.allows(origin)) {
     return refuse_upgrade(wsi, 403, "origin",
                           "origin " + origin.value_or("(none)") + " is not allowed");
+  }
+  // lws selects the first offered subprotocol it knows, of any route's: as on a first upgrade,
+  // it must be one of this route's (the client gets no protocol its route does not speak).
+  // bearer.<token> entries carry no protocol (and no credential here: the token is the session's).
+  std::optional<std::string> selected;
+  bool offered_any = false;
+  for (const auto& name : auth::split_header_list(header(wsi, WSI_TOKEN_PROTOCOL))) {
+    if (name.starts_with("bearer.")) continue;
+    offered_any = true;
+    const auto& known = lws_tables_->protocol_names;
+    if (std::find(known.begin(), known.end(), name) != known.end()) {
+      selected = name;
+      break;
+    }
+  }
+  if (offered_any && (!selected || std::find(route.subprotocols.begin(), route.subprotocols.end(),
+                                             *selected) == route.subprotocols.end())) {
+    std::string accepted;
+    for (const auto& p : route.subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
+    return refuse_upgrade(wsi, 400, "subprotocol",
+                          "no supported subprotocol offered (this route accepts: " +
+                              (accepted.empty() ? "none" : accepted) + ")");
   }
   std::uint64_t last = 0;
   if (const auto text = query_value(wsi, "last"); text && !text->empty()) {
