@@ -191,18 +191,26 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
     d.code = "bad_request";
     return d;
   }
-  // A browser sends its cookies with every request, whichever page makes it: a page of another
-  // site that opens a WebSocket here would connect as the user (cross-site WebSocket hijacking),
-  // and the Origin header is the only defence. Unless an allowlist names the origins that may
-  // (and one did, above), a cookie is taken only from a page of this server's own origin, or
-  // from a request without Origin (not a browser's cross-site request).
-  const bool cookie_believed =
+  // A browser sends its cookies, and its TLS client certificate, with every request, whichever
+  // page makes it: a page of another site that opens a WebSocket here would connect as the user
+  // (cross-site WebSocket hijacking), and the Origin header is the only defence. Unless an
+  // allowlist names the origins that may (and one did, above), these ambient credentials are
+  // taken only from a page of this server's own origin, or from a request without Origin (not a
+  // browser's cross-site request).
+  const bool ambient_believed =
       !request.origin || listener_origins.lists_origins() || route.origins.lists_origins() ||
       (request.host && same_origin_as_host(*request.origin, *request.host));
+  const auto from_another_origin = [&](const std::string& what) {
+    AuthDecision refused =
+        refuse(403, what + " is not taken as a credential from a page of another origin (" +
+                        *request.origin + "): list the origins that may use it in allowed_origins");
+    refused.code = "origin";
+    return refused;
+  };
   bool cookie_refused = false;
   std::optional<std::string> credential;
   for (const auto source : route.sources) {
-    if (source == CredentialSource::kCookie && !cookie_believed) {
+    if (source == CredentialSource::kCookie && !ambient_believed) {
       cookie_refused = cookie_refused || credential_from(source, route, request).has_value();
       continue;
     }
@@ -210,15 +218,13 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
   }
   AuthDecision d;
   if (!credential && route.client_cert && request.client_cert) {
+    if (!ambient_believed) return from_another_origin("a client certificate");
     d.allowed = true;
     d.user = request.client_cert->cn.empty() ? request.client_cert->fingerprint
                                              : request.client_cert->cn;
     d.method = "client_cert";
   } else if (!credential && cookie_refused && route.verifies_credentials()) {
-    d = refuse(403, "a cookie is not taken as a credential from a page of another origin (" +
-                        *request.origin + "): list the origins that may use it in allowed_origins");
-    d.code = "origin";
-    return d;
+    return from_another_origin("a cookie");
   } else if (!route.verifies_credentials() || !credential) {
     if (route.required && !(credential_missing_here(route, credential))) {
       return refuse(401, "missing credentials", /*challenge=*/true);

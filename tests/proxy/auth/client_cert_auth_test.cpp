@@ -37,6 +37,33 @@ class ClientCertAuthTest : public ::testing::Test {
   AuthSettings settings_;
 };
 
+// A browser presents its client certificate whichever page opens the connection: as a cookie,
+// it is taken as the credential only from the server's own origin or an allowlisted one.
+TEST_F(ClientCertAuthTest, ACertificateFromAPageOfAnotherOriginIsNotACredential) {
+  RouteAuth route;
+  route.client_cert = true;
+  route.required = true;
+  HandshakeRequest r;
+  r.client_cert = device();
+  r.host = "devices.example.com";
+  r.origin = "https://evil.example.org";
+  AuthDecision d = run(route, r);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.status, 403u);
+  EXPECT_EQ(d.code, "origin");
+  EXPECT_EQ(d.reason.rfind("a client certificate is not taken as a credential", 0), 0u) << d.reason;
+  route.required = false;
+  EXPECT_EQ(run(route, r).status, 403u);
+  route.required = true;
+  r.origin = "https://devices.example.com";
+  EXPECT_EQ(run(route, r).user, "device-1");
+  r.origin.reset();  // a device's own client sends no Origin
+  EXPECT_EQ(run(route, r).user, "device-1");
+  r.origin = "https://console.example.org";
+  route.origins.allowed = {"https://console.example.org"};
+  EXPECT_EQ(run(route, r).user, "device-1");
+}
+
 TEST_F(ClientCertAuthTest, AVerifiedCertificateAuthenticatesAsItsCommonName) {
   RouteAuth route;
   route.client_cert = true;
