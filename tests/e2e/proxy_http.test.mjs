@@ -454,6 +454,21 @@ test('keep-alive: one browser connection carries many requests; backend connecti
     assert.equal(c.closed, false, 'wsbridge closed the keep-alive connection');
     assert.equal(new Set(conns).size, 1, `one backend connection should have served the sequential requests: ${conns}`);
 
+    // An HTTP/1.0 request goes to the backend with "Connection: close": nothing more may be sent
+    // on that connection (RFC 9112 9.6), even by a backend that answers keep-alive and stays.
+    // It was pooled and the next request went out on it (a hostile probe).
+    const old = await RawConnection.open(bridge.port);
+    old.send(['GET /raw/echo?ignore_close=1 HTTP/1.0', 'Host: x']);
+    const oldAnswer = await old.response();
+    assert.equal(json(oldAnswer).version, 'HTTP/1.0');
+    assert.deepEqual(json(oldAnswer).headers.filter(([n]) => n.toLowerCase() === 'connection'), [['Connection', 'close']]);
+    for (let i = 0; i < 6; ++i) {  // (each on a new connection: some land on the same service thread)
+      const next = await RawConnection.open(bridge.port);
+      next.send([`GET /raw/echo?after_old=${i} HTTP/1.1`, 'Host: x', 'Connection: close']);
+      assert.notEqual(json(await next.response()).conn, json(oldAnswer).conn,
+        'a backend connection the proxy asked to close carried another request');
+    }
+
     // Pipelined: three requests in one write, three answers in order.
     c.write(Buffer.from([1, 2, 3].map((n) => `GET /raw/echo?p=${n} HTTP/1.1\r\nHost: x\r\n\r\n`).join('')));
     for (const n of [1, 2, 3]) {

@@ -227,8 +227,11 @@ void ClientConnection::relay_response_body(std::string_view bytes) {
 }
 
 void ClientConnection::exchange_done() {
+  // An HTTP/1.0 request went out with "Connection: close" (forward_headers.cpp): nothing more may
+  // be sent on that connection (RFC 9112 9.6), even when the backend answers as if it stays.
   const bool reusable = backend_ && response_ && response_->keep_alive && request_done_ &&
-                        !request_dropped_ && response_->body != BodyFraming::kUntilClose;
+                        !request_dropped_ && response_->body != BodyFraming::kUntilClose &&
+                        request_.minor_version >= 1;
   if (reusable) {
     BackendPool& pool = backend_->pool();
     pool.give_back(std::move(backend_));

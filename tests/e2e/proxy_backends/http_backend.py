@@ -12,6 +12,8 @@ Endpoints, chosen by the last segment of the path (so any proxy prefix or base r
             A request with "Expect: 100-continue" gets "100 Continue" before its body is read.
             ?then_close=1: the connection is closed right after the answer, which did not say so
             (what a backend's keep-alive timeout does to an idle pooled connection).
+            ?ignore_close=1: a request's "Connection: close" is ignored: the answer says
+            keep-alive and the connection stays open for more.
             ?pause_after=N&pause_ms=M: stops reading for M ms after N body bytes (a slow reader).
   stream    ?bytes=N[&framing=chunked|length]: N bytes of blocks.py's stream (1 MiB chunks).
   truncate  Content-Length 1000000, 400000 bytes sent, then the connection closed.
@@ -160,7 +162,8 @@ class Handler(socketserver.BaseRequestHandler):
                 url = urlsplit(target)
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 op = url.path.rstrip("/").rsplit("/", 1)[-1]
-                keep = (header(headers, "connection") or "").lower() != "close"
+                keep = (header(headers, "connection") or "").lower() != "close" or \
+                    query.get("ignore_close") == "1"
                 conn_field = ("Connection", "keep-alive" if keep else "close")
                 if op == "hang":
                     while self.request.recv(65536):
