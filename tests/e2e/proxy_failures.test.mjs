@@ -124,6 +124,24 @@ test('a backend that dies in the middle of a response: the client sees the body 
   await alive();
 });
 
+// A probe saw the malformed size line reach the browser before the proxy closed the connection.
+test('a backend\'s malformed chunk-size line never reaches the client: the body is cut before it', { timeout: 30000 }, async () => {
+  for (const line of ['ffffffffffffffffff', '-1', '5%3B%22open', 'zz']) {
+    const c = await RawConnection.open(bridge.port);
+    try {
+      c.send([`GET /raw/bad-chunk?line=${line} HTTP/1.1`, 'Host: x']);
+      assert.ok(await c.closedWithin(10000), `the client's connection was not closed (${line})`);
+      const text = c.buffer.toString('latin1');
+      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+      assert.match(text, /^HTTP\/1\.1 200/);
+      assert.equal(body, '5\r\nhello\r\n', `relayed after the head (${line})`);
+    } finally {
+      c.close();
+    }
+  }
+  await alive();
+});
+
 test('a backend that goes silent in the middle of a body: the client\'s connection closed after idle_timeout', { timeout: 30000 }, async () => {
   const c = await RawConnection.open(bridge.port);
   const started = Date.now();

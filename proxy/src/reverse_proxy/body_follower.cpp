@@ -129,8 +129,11 @@ bool BodyFollower::done() const {
 
 BodyFollower::Step BodyFollower::fail(std::size_t used, std::string why) {
   error_ = std::move(why);
+  // The broken line's bytes in this input (a line ends the input consumed when it breaks), or
+  // the one byte where a chunk's CRLF should have been.
+  const std::size_t tail = phase_ == Phase::kDataCrlf ? 1 : std::min(line_.size(), used);
   line_.clear();
-  return Step{used, false, true};
+  return Step{used, false, true, std::min(tail, used)};
 }
 
 BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
@@ -221,7 +224,31 @@ BodyFollower::Step BodyFollower::feed(const char* data, std::size_t len) {
         break;
     }
   }
-  return Step{i, phase_ == Phase::kDone, false};
+  // A line not complete yet is the end of the input consumed: line_ holds it (with its bytes
+  // from earlier inputs).
+  const bool in_line = phase_ == Phase::kSizeLine || phase_ == Phase::kTrailerLine;
+  return Step{i, phase_ == Phase::kDone, false, in_line ? std::min(line_.size(), i) : 0};
+}
+
+std::string_view LineHold::pass(const BodyFollower::Step& step, std::string_view input,
+                                std::string& first) {
+  const std::string_view tail = input.substr(step.used - step.line_tail, step.line_tail);
+  if (step.line_tail == step.used) {
+    // All of it is the held line's: it waits on, or is dropped as malformed.
+    if (step.error)
+      std::string().swap(held_);
+    else
+      held_.append(tail);
+    return {};
+  }
+  // The held line ended well within this input: it goes first. The new tail waits, or is the
+  // malformed line and is dropped.
+  first.append(held_);
+  if (step.error)
+    std::string().swap(held_);
+  else
+    held_.assign(tail);
+  return input.substr(0, step.used - step.line_tail);
 }
 
 }  // namespace wsbridge::reverse_proxy

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "reverse_proxy/request_head.hpp"
 
@@ -22,6 +23,12 @@ class BodyFollower {
     std::size_t used = 0;  // leading bytes of the input that belong to the body
     bool done = false;     // the body ended within them: what follows is not this body's
     bool error = false;    // malformed chunk framing (error() says how); stop using the connection
+    // Of `used`, the trailing bytes of a chunk-size or trailer line not complete yet, or on an
+    // error those of the line (or byte) that broke the framing. A relay that passes on only
+    // lines known to be good holds them back until the line completes (their length is bounded
+    // by the line bounds) and drops them on an error; equal to `used` when all of this input is
+    // that line's.
+    std::size_t line_tail = 0;
   };
   // Follows `len` more bytes.
   Step feed(const char* data, std::size_t len);
@@ -67,6 +74,21 @@ class BodyFollower {
   bool guarded_ = false;  // a request's body (guard_request)
   bool over_limit_ = false;
   std::string error_;
+};
+
+// Holds back a relayed body's chunk-size and trailer lines until they complete
+// (BodyFollower::Step::line_tail), so that only lines the follower found good are passed on: a
+// backend's malformed line never reaches the browser, whose connection is closed instead.
+class LineHold {
+ public:
+  // After `step` over `input`: appends to `first` the held bytes that go out now, and returns the
+  // part of `input` that goes out after them (a view, not a copy). Held bytes of a line that
+  // broke the framing are dropped.
+  std::string_view pass(const BodyFollower::Step& step, std::string_view input, std::string& first);
+  std::size_t held() const { return held_.size(); }
+
+ private:
+  std::string held_;
 };
 
 }  // namespace wsbridge::reverse_proxy

@@ -187,6 +187,7 @@ bool ClientConnection::read_response_head() {
     if (request_.websocket_upgrade) keep_alive_ = false;  // refused: the browser may try again
     response_ = std::move(*head);
     response_body_ = BodyFollower(response_->body, response_->content_length);
+    held_lines_ = LineHold{};
     arm_timer();  // from the response timeout to the idle timeout, which may be shorter
     // Written with the first body bytes (relay_response_body): one send for a small response.
     head_out_ = client_response_head(*response_, keep_alive_, listener_hsts());
@@ -197,11 +198,12 @@ bool ClientConnection::read_response_head() {
 }
 
 void ClientConnection::relay_response_body(std::string_view bytes) {
-  std::string_view body;  // what of `bytes` belongs to this response
+  std::string_view body;  // what of `bytes` belongs to this response, and may go to the browser
   bool error = false;
   if (!response_body_.done()) {
     const auto step = response_body_.feed(bytes.data(), bytes.size());
-    body = bytes.substr(0, step.used);
+    // (head_out_: what goes out before these bytes, in the same write.)
+    body = held_lines_.pass(step, bytes, head_out_);
     bytes.remove_prefix(step.used);
     error = step.error;
   }

@@ -17,6 +17,8 @@ Endpoints, chosen by the last segment of the path (so any proxy prefix or base r
             ?pause_after=N&pause_ms=M: stops reading for M ms after N body bytes (a slow reader).
   stream    ?bytes=N[&framing=chunked|length]: N bytes of blocks.py's stream (1 MiB chunks).
   truncate  Content-Length 1000000, 400000 bytes sent, then the connection closed.
+  bad-chunk a chunked answer: "5\r\nhello\r\n", then ?line= (default "ffffffffffffffffff")
+            as the next chunk-size line and 10 bytes, then silence until the peer closes.
   hang      reads the request and never answers (until the peer closes).
   reset     reads the request and resets the connection (RST, no answer).
   garbage   answers bytes that are not HTTP, then closes.
@@ -173,6 +175,16 @@ class Handler(socketserver.BaseRequestHandler):
                     self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.rfile.close()  # the socket's fd closes only when its file is closed too
                     self.request.close()
+                    return
+                if op == "bad-chunk":
+                    self.send("200 OK", [("Content-Type", "text/plain"),
+                                         ("Transfer-Encoding", "chunked")], b"", head_only=True)
+                    self.request.sendall(b"5\r\nhello\r\n")
+                    time.sleep(0.1)  # (a read of its own for the good chunk, likely)
+                    line = query.get("line", "ffffffffffffffffff").encode("latin-1")
+                    self.request.sendall(line + b"\r\n" + b"x" * 10)
+                    while self.request.recv(65536):
+                        pass
                     return
                 if op == "garbage":
                     self.request.sendall(b"THIS IS NOT HTTP\r\n\r\n")
