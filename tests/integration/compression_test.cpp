@@ -211,6 +211,14 @@ TEST_F(CompressionTest, ClientMessagesAreHeldToTheLimitWhileInflating) {
   WsClient corrupt = WsClient::connect(opts);
   corrupt.send_frame(Opcode::kText, "\xff\xff\xff\xff", true, true, /*rsv1=*/true);
   EXPECT_EQ(corrupt.wait_close(5s), 1007);
+  // Cut inside a block: it passed as what inflated of it, and a stored block's header without
+  // its data came back as the 00 00 ff ff the server appends (a hostile probe). 1007 now.
+  for (const std::string& cut : {std::string("\x00\x05\x00\xfa\xff", 5),
+                                 testing::Deflater().compress(telemetry(2000)).substr(0, 40)}) {
+    WsClient truncated = WsClient::connect(opts);
+    truncated.send_frame(Opcode::kBinary, cut, true, true, /*rsv1=*/true);
+    EXPECT_EQ(truncated.wait_close(5s), 1007);
+  }
   WsClient bad_text = WsClient::connect(opts);
   bad_text.send_text(std::string(300, 'x') + "\xC3\x28");
   EXPECT_EQ(bad_text.wait_close(5s), 1007);

@@ -221,6 +221,14 @@ Inflated inflate_message(std::string_view compressed, std::size_t limit) {
       if (z.avail_in == 0 && z.avail_out != 0) break;  // used up, and nothing more is pending
     }
   }
+  // With the trailer in, a whole message ends at a block boundary (zlib: data_type bit 128, the
+  // inflater waiting for a block header). One cut inside a block would otherwise pass as what
+  // was inflated of it, and the trailer itself could come out as data: a stored block's header
+  // with no data took its 4 bytes as the block's content (a hostile probe).
+  if (!ended && (z.data_type & 128) == 0) {
+    result.status = InflateStatus::kCorrupt;
+    out.clear();
+  }
   return result;
 }
 

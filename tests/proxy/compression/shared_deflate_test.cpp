@@ -142,5 +142,29 @@ TEST(SharedDeflateTest, CorruptInputIsRefused) {
             InflateStatus::kCorrupt);
 }
 
+// A message cut inside a block is corrupt: it passed as what was inflated of it, and the trailer
+// the receiver appends (00 00 ff ff) came out as data of a stored block whose header announced
+// more bytes than came (a hostile probe: 5 bytes in, the echo route sent back 00 00 ff ff).
+TEST(SharedDeflateTest, AMessageCutInsideABlockIsCorrupt) {
+  const std::string stored_header_only("\x00\x05\x00\xfa\xff", 5);  // LEN 5, no data
+  EXPECT_EQ(shared_deflate::inflate_message(stored_header_only, 100).status,
+            InflateStatus::kCorrupt);
+  EXPECT_EQ(shared_deflate::inflate_message(std::string("\x00\x05\x00", 3), 100).status,
+            InflateStatus::kCorrupt);
+  for (const std::string& message : {telemetry(3000), random_bytes(3000, 7)}) {
+    const std::string whole = client_deflate(message);
+    ASSERT_EQ(shared_deflate::inflate_message(whole, 1 << 20).status, InflateStatus::kOk);
+    for (std::size_t cut : {whole.size() / 4, whole.size() / 2, whole.size() - 2}) {
+      const auto r =
+          shared_deflate::inflate_message(std::string_view(whole).substr(0, cut), 1 << 20);
+      EXPECT_EQ(r.status, InflateStatus::kCorrupt) << message.size() << " cut at " << cut;
+      EXPECT_TRUE(r.bytes.empty());
+    }
+  }
+  // What every sender sends for an empty message (the empty stored block, trailer removed).
+  EXPECT_EQ(shared_deflate::inflate_message(std::string("\x00", 1), 100).status,
+            InflateStatus::kOk);
+}
+
 }  // namespace
 }  // namespace wsbridge
