@@ -36,6 +36,10 @@ port = ${PORT}
 [[routes]]
 path = "/echo"
 adapter = "echo"
+[[routes]]
+path = "/chat"
+adapter = "echo"
+subprotocols = ["chat.v1"]
 )";
 }
 
@@ -190,6 +194,54 @@ TEST_P(RequestLines, AnHttp10RequestIsNeverUpgraded) {
              conn);
   EXPECT_NE(r.status, 101);
   EXPECT_GE(r.status, 400);
+}
+
+// Upgrade headers lws 4.1.6 drops after the checks, closing the connection without a status (a
+// hostile probe): refused first, with 400 and why, at lws' exact bounds.
+TEST_P(RequestLines, UpgradeHeadersLwsWouldDropAreAnswered) {
+  const auto upgrade = [](const std::string& path, const std::optional<std::string>& connection,
+                          const std::string& fields = "") {
+    return "GET " + path + " HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n" +
+           (connection ? "Connection: " + *connection + "\r\n" : std::string()) + fields +
+           std::string(kKeyAndVersion);
+  };
+  const auto status = [&](const std::string& request) {
+    TcpConn conn = raw();
+    return answer(request, conn).status;
+  };
+  // (Refused by the route's checks: the connection may stay open for another request.)
+  const auto expect_refused = [&](const std::string& request, int code, const std::string& why) {
+    TcpConn conn = raw();
+    const HttpResponse r = answer(request, conn);
+    EXPECT_EQ(r.status, code) << request;
+    EXPECT_EQ(r.body, why + "\n") << request;
+  };
+  expect_refused(upgrade("/echo", std::nullopt), 400,
+                 "a WebSocket upgrade needs \"Connection: Upgrade\" (RFC 6455 4.1)");
+  expect_refused(upgrade("/echo", "keep-alive"), 400,
+                 "a WebSocket upgrade needs the \"Upgrade\" token in Connection (RFC 6455 4.1)");
+  const std::string connection = std::string(126 - 9, 'k') + ", Upgrade";  // 126 bytes: lws' most
+  EXPECT_EQ(status(upgrade("/echo", connection)), 101);
+  expect_refused(upgrade("/echo", "k" + connection), 400,
+                 "a Connection header over 126 bytes is not supported on an upgrade");
+  // Sec-WebSocket-Protocol: 126 bytes; a name lws cannot hold before the one it selects.
+  const std::string protocols = "chat.v1," + std::string(126 - 8, 'p');
+  EXPECT_EQ(status(upgrade("/chat", "Upgrade", "Sec-WebSocket-Protocol: " + protocols + "\r\n")),
+            101);
+  expect_refused(upgrade("/chat", "Upgrade", "Sec-WebSocket-Protocol: " + protocols + "p\r\n"), 400,
+                 "a Sec-WebSocket-Protocol list over 126 bytes (bearer tokens apart) is not "
+                 "supported");
+  expect_refused(upgrade("/chat", "Upgrade",
+                         "Sec-WebSocket-Protocol: " + std::string(64, 'p') + ", chat.v1\r\n"),
+                 400, "a subprotocol name over 63 bytes is not supported");
+  // Sec-WebSocket-Extensions: 254 bytes pass (the unknown extension is declined), 255 do not.
+  const std::string offer = "permessage-deflate, x-" + std::string(254 - 22, 'a');
+  EXPECT_EQ(status(upgrade("/echo", "Upgrade", "Sec-WebSocket-Extensions: " + offer + "\r\n")),
+            101);
+  expect_refused(
+      upgrade("/echo", "Upgrade", "Sec-WebSocket-Extensions: " + offer + "a\r\n"), 400,
+      "a Sec-WebSocket-Extensions offer over 254 bytes is not supported (offer permessage-deflate "
+      "once, with its parameters)");
 }
 
 // A plain HTTP request on a TLS port (an http:// or ws:// URL for an https:// or wss:// one) is

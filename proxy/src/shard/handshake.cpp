@@ -8,6 +8,7 @@
 
 #include "handshake/ip_address.hpp"
 #include "handshake/mqtt_refusal.hpp"
+#include "handshake/upgrade_headers.hpp"
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
 
@@ -190,6 +191,20 @@ int Shard::confirm_upgrade(lws* wsi) {
   }
   if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
     return refuse_upgrade(wsi, 400, "bad_request", "missing or malformed Sec-WebSocket-Key");
+  }
+  {
+    // What lws 4.1.6 would drop unanswered after this callback (handshake/upgrade_headers.hpp).
+    const auto connection = header_if_present(wsi, WSI_TOKEN_CONNECTION);
+    const auto protocols = header_if_present(wsi, WSI_TOKEN_PROTOCOL);
+    const int extensions = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
+    const auto& known = lws_tables_->protocol_names;
+    if (auto problem = upgrade_headers_problem(
+            {connection, protocols, static_cast<std::size_t>(std::max(0, extensions)),
+             [&](std::string_view name) {
+               return std::find(known.begin(), known.end(), name) != known.end();
+             }})) {
+      return refuse_upgrade(wsi, 400, "bad_request", *problem);
+    }
   }
   if (refusing_new()) {
     return refuse_upgrade(wsi, 503, "shutting_down",

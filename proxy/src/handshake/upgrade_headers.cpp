@@ -1,0 +1,81 @@
+#include "handshake/upgrade_headers.hpp"
+
+#include <algorithm>
+
+#include "wsbridge/text.hpp"
+
+namespace wsbridge {
+
+namespace {
+
+// lws_hdr_copy() into `char buf[128]` with room for the NUL: 126 bytes at most.
+constexpr std::size_t kMaxListBytes = 126;
+constexpr std::size_t kMaxProtocolNameBytes = 63;  // lws_tokenize_cstr() into `char name[64]`
+constexpr std::size_t kMaxExtensionsBytes = 254;   // the answer is built from serv_buf[0..254]
+
+// RFC 9110 5.6.2: tchar.
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+// Calls `each` with every element of a comma-separated list, blanks around it trimmed, empty
+// ones skipped (RFC 9110 5.6.1); stops when it returns false.
+template <typename Each>
+void for_each_element(std::string_view list, Each each) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const std::string_view element = text::trim(list.substr(0, comma));
+    if (!element.empty() && !each(element)) return;
+    if (comma == std::string_view::npos) return;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> upgrade_headers_problem(const UpgradeHeaders& h) {
+  if (!h.connection) return "a WebSocket upgrade needs \"Connection: Upgrade\" (RFC 6455 4.1)";
+  if (h.connection->size() > kMaxListBytes) {
+    return "a Connection header over " + std::to_string(kMaxListBytes) +
+           " bytes is not supported on an upgrade";
+  }
+  bool upgrade = false;
+  bool malformed = false;
+  for_each_element(*h.connection, [&](std::string_view element) {
+    if (!is_token(element)) return !(malformed = true);
+    upgrade = text::iequals(element, "upgrade");
+    return !upgrade;
+  });
+  if (malformed) return "a malformed Connection header (a list of tokens, RFC 9110 7.6.1)";
+  if (!upgrade)
+    return "a WebSocket upgrade needs the \"Upgrade\" token in Connection (RFC 6455 4.1)";
+
+  if (h.protocols) {
+    if (h.protocols->size() > kMaxListBytes) {
+      return "a Sec-WebSocket-Protocol list over " + std::to_string(kMaxListBytes) +
+             " bytes (bearer tokens apart) is not supported";
+    }
+    std::optional<std::string> problem;
+    for_each_element(*h.protocols, [&](std::string_view name) {
+      if (!is_token(name)) {
+        problem = "a Sec-WebSocket-Protocol entry that is not a token (RFC 6455 4.1)";
+      } else if (name.size() > kMaxProtocolNameBytes) {
+        problem = "a subprotocol name over " + std::to_string(kMaxProtocolNameBytes) +
+                  " bytes is not supported";
+      }
+      // lws reads no further than the first name it knows.
+      return !problem && !(h.known_protocol && h.known_protocol(name));
+    });
+    if (problem) return problem;
+  }
+  if (h.extensions_length > kMaxExtensionsBytes) {
+    return "a Sec-WebSocket-Extensions offer over " + std::to_string(kMaxExtensionsBytes) +
+           " bytes is not supported (offer permessage-deflate once, with its parameters)";
+  }
+  return std::nullopt;
+}
+
+}  // namespace wsbridge
