@@ -42,11 +42,16 @@ inline bool nesting_within(std::string_view text, std::size_t max_depth = kMaxDe
 }
 
 // nlohmann::json::parse(text, nullptr, false), but also discarded when `text` nests deeper than
-// kMaxDepth (then *too_deep is set, so the caller can say so rather than "not JSON").
+// kMaxDepth (then *too_deep is set, so the caller can say so rather than "not JSON"), or holds a
+// NUL byte: nlohmann's lexer takes one for the end of the input (for C strings), so
+// "{...}\0anything" parsed as the object, where JSON allows no NUL anywhere (RFC 8259: not even
+// in a string, unescaped). Another reader of the same bytes would see something else.
 inline nlohmann::json parse(std::string_view text, bool* too_deep = nullptr) {
   const bool deep = !nesting_within(text);
   if (too_deep != nullptr) *too_deep = deep;
-  if (deep) return nlohmann::json(nlohmann::json::value_t::discarded);
+  if (deep || text.find('\0') != std::string_view::npos) {
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  }
   return nlohmann::json::parse(text, nullptr, false);
 }
 

@@ -44,5 +44,19 @@ TEST(BoundedJson, TooDeepIsDiscardedAndSaidSo) {
   EXPECT_FALSE(too_deep);  // not valid JSON, but not too deep either
 }
 
+// nlohmann's lexer ends the input at a NUL byte: "{...}\0junk" parsed as the object (a hostile
+// probe: a ping with junk behind a NUL got its pong, an admin push body its 200). JSON has no NUL.
+TEST(BoundedJson, ANulByteAnywhereIsNotJson) {
+  using namespace std::string_literals;
+  for (const std::string& text :
+       {R"({"type":"ping","id":1})"s + '\0' + "garbage", R"({"type":"ping","id":1})"s + '\0',
+        R"({"a":")"s + '\0' + R"("})", "\0"s, "[1,\0 2]"s}) {
+    bool too_deep = true;
+    EXPECT_TRUE(bounded_json::parse(text, &too_deep).is_discarded()) << text.size();
+    EXPECT_FALSE(too_deep);
+  }
+  EXPECT_EQ(bounded_json::parse(R"({"a":"\u0000"})")["a"], std::string(1, '\0'));  // escaped: fine
+}
+
 }  // namespace
 }  // namespace wsbridge
