@@ -98,7 +98,16 @@ int Shard::serve_http(lws* wsi, std::string_view uri) {
       }
       request.target += "?" + query;
     }
-    if (content_length(wsi).value_or(0) > 0) {
+    const unsigned long long length = content_length(wsi).value_or(0);
+    if (length > kMaxAdminBodyBytes) {
+      // Refused before it comes (and before a "100 Continue" asks for it); the connection closes
+      // after the answer rather than read the body it will not take.
+      write_http_reply(wsi, 413, "application/json",
+                       "{\"error\":\"too_large\",\"message\":\"the body is over 1 MiB\"}\n",
+                       {{"Connection:", "close"}});
+      return -1;
+    }
+    if (length > 0) {
       // The body comes in LWS_CALLBACK_HTTP_BODY; the reply goes out at its completion.
       ConnectionData* data = ConnectionData::of(wsi);
       if (data == nullptr) return -1;  // not accepted by this shard (never happens)
