@@ -244,7 +244,7 @@ test('GET /api/v1/connections?scope=cluster says who answered and who is missing
 
     // Frozen: still connected to its broker, present, silent. The list waits request_timeout, no
     // longer, and names it.
-    b.signal('SIGSTOP');
+    await b.freeze();
     let frozen;
     try {
       frozen = await list(c);
@@ -363,7 +363,8 @@ test('presence cannot be forged: an empty or replayed presence message, or a cli
     await mosquittoPub(cluster.brokers.A, `${CONTROL}/presence/node-b`, '', { qos: 1, retain: true });
     await sleep(500);
     assert.deepEqual((await list()).owners, ['node-a', 'node-b'], 'node-b\'s connection left the list');
-    b.signal('SIGSTOP');
+    assert.equal(await peersUp(a), 2, 'node-a no longer hears node-b as up before it is frozen');
+    await b.freeze();
     let frozen;
     try {
       frozen = await list();
@@ -449,7 +450,7 @@ test('presence is renewed: a newcomer stops waiting for an instance that died un
     assert.ok(later.ms < NOT_WAITED_MS, `the list took ${later.ms} ms`);
 
     // node-b's renewals told node-a of it: frozen, it is waited for and named missing.
-    b.signal('SIGSTOP');
+    await b.freeze();
     let frozen;
     try {
       frozen = await list();

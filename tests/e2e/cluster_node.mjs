@@ -5,7 +5,7 @@
 // exits without stopping it.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Child, JWT_SECRET, sleep, sourceDir, waitFor } from './mqtt_passthrough_support.mjs';
+import { Child, JWT_SECRET, freeze, sleep, sourceDir, waitFor } from './mqtt_passthrough_support.mjs';
 import { request } from './fallback_support.mjs';
 import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
 import { defaultRoutesToml } from './cluster_toml.mjs';
@@ -117,6 +117,8 @@ ${extra}
 
   // Sends a signal without waiting (SIGTERM to watch a drain happen, say); `exited` resolves later.
   signal(sig) { this.child?.proc.kill(sig); }
+  // SIGSTOP, once every thread has stopped (freeze).
+  freeze() { return freeze(this.child.proc); }
   get exited() { return this.child?.exited ?? Promise.resolve(); }
 
   url(route = '/mqtt') { return `ws://127.0.0.1:${this.port}${route}`; }

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  Broker, Bridge, Child, MosquittoSub, freePort, mosquittoPub, removeDir,
+  Broker, Bridge, Child, MosquittoSub, freePort, freeze, mosquittoPub, removeDir,
   tempDir, waitFor, within,
 } from './mqtt_passthrough_support.mjs';
 import { copyWsbridgeLibrary } from './wsbridge_library.mjs';
@@ -200,7 +200,7 @@ test('another instance\'s session with the same number does not take this one\'s
 
 test('a request forwarded to an owner that stops answering gets 504, not a wait without end', async () => {
   const a = await pollSessionOn(bridges[0]);
-  bridges[0].child.proc.kill('SIGSTOP');
+  await freeze(bridges[0].child.proc);
   try {
     const started = Date.now();
     const res = await request(bridges[1].port, 'POST', `/_wsbridge/send/echo?s=${encodeURIComponent(a.token)}`,

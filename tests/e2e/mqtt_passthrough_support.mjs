@@ -5,7 +5,7 @@
 // and wsbridge on free loopback ports.
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { createHmac, createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -82,6 +82,21 @@ function portOpen(port) {
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
   });
+}
+
+// SIGSTOP, and until every thread of the process is stopped (state T in /proc): a test that then
+// asks it something must not see an answer it was still giving (a busy machine delays the stop).
+export async function freeze(proc) {
+  proc.kill('SIGSTOP');
+  const stopped = () => {
+    try {
+      return readdirSync(`/proc/${proc.pid}/task`).every((task) =>
+        /^\d+ \(.*\) [Tt] /.test(readFileSync(`/proc/${proc.pid}/task/${task}/stat`, 'utf8')));
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(stopped, `process ${proc.pid} to stop`, 5000);
 }
 
 export async function waitFor(check, what, timeoutMs = 10000) {

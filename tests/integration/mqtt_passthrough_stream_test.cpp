@@ -322,6 +322,16 @@ TEST(MqttPassthroughStreamTest, AMillionFiltersInOnePacketCostAboutThePacket) {
 // again only once much of it drained: no write turn shows a slow reader). The relay counted that
 // time as silence and closed it for its keepalive (0x8D) in the middle of the delivery. (One
 // that takes nothing more: relay_liveness_test.cpp.)
+// The slow client's keepalive, and its slow reading: longer than 1.5 times that. Under
+// ThreadSanitizer everything runs many times slower, and the relay's own PINGREQ for it (due
+// after one to one and a quarter keepalives of quiet) once came after the broker's 1.5.
+#if defined(__SANITIZE_THREAD__)
+constexpr int kSlowKeepalive = 6;
+#else
+constexpr int kSlowKeepalive = 3;
+#endif
+constexpr int kSlowReadTurns = (kSlowKeepalive * 3 / 2 + 3) * 4;  // 250 ms each: 7 s for 3 s
+
 TEST(MqttPassthroughStreamTest, AClientSlowToTakeALargeDeliveryIsNotClosedForItsKeepalive) {
   Mosquitto broker;
   WsbridgeInstance server(route(broker.uri()) +
@@ -329,7 +339,7 @@ TEST(MqttPassthroughStreamTest, AClientSlowToTakeALargeDeliveryIsNotClosedForIts
   MqttWs writer(server, "/mqtt");
   writer.connect(wire::kMqtt311, "writer");
   MqttWs slow(server, "/mqtt", 8 * 1024);
-  slow.connect(wire::kMqtt311, "slow", 3);  // silent for 4.5 s: closed
+  slow.connect(wire::kMqtt311, "slow", kSlowKeepalive);  // silent for 1.5 times that: closed
   slow.subscribe(wire::kMqtt311, "large");
   const std::string pingreq("\xC0\x00", 2);
   int pings = 0;
@@ -349,9 +359,10 @@ TEST(MqttPassthroughStreamTest, AClientSlowToTakeALargeDeliveryIsNotClosedForIts
     ASSERT_NO_FATAL_FAILURE(ping());
     writer.send(large.substr(at, 1024 * 1024));
   }
-  // 7 s of taking 4 KiB now and then (a slow link: 16 KB/s, far too little for the kernel to
-  // say the socket is writable again), with PINGREQs we do not read meanwhile.
-  for (int i = 0; i < 28; ++i) {
+  // 7 s (for 3 s of keepalive) of taking 4 KiB now and then (a slow link: 16 KB/s, far too
+  // little for the kernel to say the socket is writable again), with PINGREQs we do not read
+  // meanwhile.
+  for (int i = 0; i < kSlowReadTurns; ++i) {
     std::this_thread::sleep_for(250ms);
     char taken[4096];
     const ssize_t n = ::recv(slow.ws().tcp().fd(), taken, sizeof taken, MSG_DONTWAIT);

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "http/http1.hpp"
 #include "reverse_proxy/head_fields.hpp"
 #include "wsbridge/text.hpp"
 
