@@ -61,6 +61,43 @@ client_cert = true
   ASSERT_TRUE(server_->process->wait_for_output("user=device-1", 2s));
 }
 
+// A browser presents its certificate whichever page opens the connection: a page of another
+// origin is not served with it (cross-site WebSocket hijacking), neither as the credential nor
+// to meet require_client_cert; the server's own pages and devices (no Origin) are.
+TEST_F(Mtls, APageOfAnotherOriginIsNotServedWithTheBrowsersCertificate) {
+  start(R"(
+[[routes]]
+path = "/certified"
+adapter = "echo"
+[routes.auth]
+client_cert = true
+)");
+  const auto status = [&](const std::string& path, const std::string& origin,
+                          const std::string& fetch_site = "") -> std::optional<int> {
+    ClientOptions opts = client(path, &pki_.device);
+    if (!origin.empty()) opts.extra_headers.emplace_back("Origin", origin);
+    if (!fetch_site.empty()) opts.extra_headers.emplace_back("Sec-Fetch-Site", fetch_site);
+    try {
+      WsClient::connect(opts);
+      return std::nullopt;
+    } catch (const HandshakeError& e) {
+      return e.response().status;
+    }
+  };
+  const std::string evil = "https://evil.example.org";
+  EXPECT_EQ(status("/certified", evil), 403);
+  EXPECT_EQ(status("/devices", evil), 403);
+  EXPECT_EQ(status("/certified", evil, "cross-site"), 403);
+  // The server's own page: its Origin the Host the client named (https: this is TLS), or the
+  // browser's own word.
+  const std::string own = "127.0.0.1:" + std::to_string(server_->port);
+  EXPECT_EQ(status("/certified", "https://" + own), std::nullopt);
+  EXPECT_EQ(status("/devices", "https://" + own), std::nullopt);
+  EXPECT_EQ(status("/certified", "http://" + own), 403);
+  EXPECT_EQ(status("/certified", "https://app.example.org", "same-origin"), std::nullopt);
+  EXPECT_EQ(status("/certified", ""), std::nullopt);  // a device's client sends no Origin
+}
+
 TEST_F(Mtls, MqttAclTemplateTakesTheCertificateCn) {
   Mosquitto broker;
   start(R"(

@@ -168,6 +168,43 @@ void add_certificate_claims(AuthDecision& d, const std::optional<tls::ClientCert
   d.claims["cert.fingerprint"] = cert->fingerprint;
 }
 
+bool ambient_credentials_believed(const RouteAuth& route, const HandshakeRequest& request,
+                                  const OriginPolicy& listener_origins) {
+  const bool listed = listener_origins.lists_origins() || route.origins.lists_origins();
+  if (request.sec_fetch_site) {
+    // The browser's own word, which no page can set: right behind a balancer that rewrites Host.
+    const std::string site = text::lower(*request.sec_fetch_site);
+    if (site == "same-origin" || site == "none") return true;
+    return listed && request.origin.has_value();
+  }
+  if (!request.origin || listed) return true;
+  return request.host && same_origin_as_host(*request.origin, *request.host, request.tls);
+}
+
+std::optional<AuthDecision> client_certificate_missing(const RouteAuth& route,
+                                                       const HandshakeRequest& request,
+                                                       const OriginPolicy& listener_origins) {
+  if (!request.client_cert) {
+    AuthDecision d = refuse(403,
+                            "this route requires a client certificate (mTLS) that the listener "
+                            "verified");
+    d.code = "client_cert";
+    return d;
+  }
+  if (ambient_credentials_believed(route, request, listener_origins)) return std::nullopt;
+  AuthDecision d = refuse(403, "a client certificate is not taken from a page of another origin (" +
+                                   request.origin.value_or("none named") +
+                                   "): list the origins that may use it in allowed_origins");
+  d.code = "origin";
+  return d;
+}
+
+std::optional<std::string> forwarded_host(std::string_view x_forwarded_host) {
+  const std::string_view first = text::trim(x_forwarded_host.substr(0, x_forwarded_host.find(',')));
+  if (first.empty()) return std::nullopt;
+  return std::string(first);
+}
+
 AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                           const HandshakeRequest& request,
                           std::chrono::system_clock::time_point now,
@@ -191,19 +228,17 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
     d.code = "bad_request";
     return d;
   }
-  // A browser sends its cookies, and its TLS client certificate, with every request, whichever
-  // page makes it: a page of another site that opens a WebSocket here would connect as the user
-  // (cross-site WebSocket hijacking), and the Origin header is the only defence. Unless an
-  // allowlist names the origins that may (and one did, above), these ambient credentials are
-  // taken only from a page of this server's own origin, or from a request without Origin (not a
-  // browser's cross-site request).
-  const bool ambient_believed =
-      !request.origin || listener_origins.lists_origins() || route.origins.lists_origins() ||
-      (request.host && same_origin_as_host(*request.origin, *request.host));
+  // Cookies and a TLS client certificate come with any page's request: believed only from the
+  // server's own pages or allowlisted ones (ambient_credentials_believed).
+  const bool ambient_believed = ambient_credentials_believed(route, request, listener_origins);
+  const std::optional<tls::ClientCertificate> no_certificate;
+  const std::optional<tls::ClientCertificate>& certificate =
+      ambient_believed ? request.client_cert : no_certificate;
   const auto from_another_origin = [&](const std::string& what) {
     AuthDecision refused =
         refuse(403, what + " is not taken as a credential from a page of another origin (" +
-                        *request.origin + "): list the origins that may use it in allowed_origins");
+                        request.origin.value_or("none named") +
+                        "): list the origins that may use it in allowed_origins");
     refused.code = "origin";
     return refused;
   };
@@ -218,10 +253,9 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
   }
   AuthDecision d;
   if (!credential && route.client_cert && request.client_cert) {
-    if (!ambient_believed) return from_another_origin("a client certificate");
+    if (!certificate) return from_another_origin("a client certificate");
     d.allowed = true;
-    d.user = request.client_cert->cn.empty() ? request.client_cert->fingerprint
-                                             : request.client_cert->cn;
+    d.user = certificate->cn.empty() ? certificate->fingerprint : certificate->cn;
     d.method = "client_cert";
   } else if (!credential && cookie_refused && route.verifies_credentials()) {
     return from_another_origin("a cookie");
@@ -242,7 +276,8 @@ AuthDecision authenticate(const RouteAuth& route, const AuthSettings& settings,
                            ? "the client certificate's common name holds control characters"
                            : "invalid token: its subject holds control characters");
   }
-  add_certificate_claims(d, request.client_cert);
+  // (Not from a page of another origin: its own token with the user's certificate's claims.)
+  add_certificate_claims(d, certificate);
   return authorize(route, std::move(d));
 }
 

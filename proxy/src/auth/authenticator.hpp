@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "auth/auth_config.hpp"
@@ -18,7 +19,11 @@ struct HandshakeRequest {
   std::optional<std::string> cookie;                       // the Cookie header
   std::vector<std::string> subprotocols;                   // Sec-WebSocket-Protocol, split
   std::optional<std::string> origin;                       // the Origin header
-  std::optional<std::string> host;                         // the Host header (HTTP/2: :authority)
+  // Where the browser sent the request, for the same-origin test of ambient credentials: the
+  // Host header (HTTP/2: :authority), or the X-Forwarded-Host a trusted proxy set.
+  std::optional<std::string> host;
+  std::optional<std::string> sec_fetch_site;  // Fetch Metadata: "same-origin", "cross-site"...
+  bool tls = false;                           // came over TLS to this process
   // The client certificate the TLS handshake verified (mTLS), if any.
   std::optional<tls::ClientCertificate> client_cert;
 };
@@ -42,6 +47,25 @@ struct AuthDecision {
   // password): the adapter must get one accepted (authenticate_in_band) before serving.
   bool credential_pending = false;
 };
+
+// Whether the request's ambient credentials may be believed: what a browser sends with any
+// page's request (its cookies, its TLS client certificate), so that a page of another site that
+// opens a WebSocket here would connect as the user (cross-site WebSocket hijacking). Believed
+// from the server's own pages (Sec-Fetch-Site "same-origin" or "none", else an Origin on the
+// Host the request names, https on a TLS connection), from an origin an allowlist names (the
+// Origin check passed it), and from requests without Origin or Sec-Fetch-Site (not a browser's
+// cross-site request).
+bool ambient_credentials_believed(const RouteAuth& route, const HandshakeRequest& request,
+                                  const OriginPolicy& listener_origins);
+
+// require_client_cert: nullopt when the request presented a certificate the listener verified
+// and it may be believed (above); else the refusal (403, code "client_cert" or "origin").
+std::optional<AuthDecision> client_certificate_missing(const RouteAuth& route,
+                                                       const HandshakeRequest& request,
+                                                       const OriginPolicy& listener_origins);
+
+// The host a trusted proxy says the client asked for: the first of its X-Forwarded-Host list.
+std::optional<std::string> forwarded_host(std::string_view x_forwarded_host);
 
 // The upgrade's one check of who may connect: the Origin against the listener's allowlist
 // (`listener_origins`, every route of the listener) and the route's, then the credentials.

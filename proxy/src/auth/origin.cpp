@@ -47,10 +47,11 @@ std::optional<std::string> origin_pattern_problem(std::string_view pattern) {
   return std::nullopt;
 }
 
-bool same_origin_as_host(std::string_view origin, std::string_view host) {
+bool same_origin_as_host(std::string_view origin, std::string_view host, bool tls) {
   const auto scheme_end = origin.find("://");
   if (scheme_end == std::string_view::npos || host.empty()) return false;
   const std::string scheme = text::lower(origin.substr(0, scheme_end));
+  if (tls && scheme != "https") return false;
   const std::string_view default_port = scheme == "https" ? ":443" : scheme == "http" ? ":80" : "";
   auto authority = [&](std::string_view a) {
     std::string out = text::lower(a);

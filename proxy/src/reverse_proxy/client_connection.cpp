@@ -129,6 +129,7 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
   request_ = std::move(head);
   request_body_ = BodyFollower(request_.body, request_.content_length);
   request_body_.guard_request(route_->max_body_bytes);
+  request_lines_ = LineHold{};
   request_done_ = request_body_.done();
   if (auto problem = unsafe_path(request_.path())) return refuse(400, *problem);
   if (auto bad = request_.websocket_upgrade ? websocket_request_problem(request_) : std::nullopt) {
@@ -147,8 +148,9 @@ void ClientConnection::start_request(RequestHead head, std::size_t head_size) {
                         ? takeover_.peer
                         : config_->trusted_proxies.client_of(takeover_.peer, *forwarded_for);
 
-  auth::HandshakeRequest credentials = handshake_request_of(request_);
+  auth::HandshakeRequest credentials = handshake_request_of(request_, peer_trusted);
   credentials.client_cert = client_cert_;
+  credentials.tls = tls_;
   // (The upgrade the connection was taken over with; any later request is the proxy's own read.)
   if (auto bearer = std::exchange(takeover_.bearer, std::nullopt);
       bearer && request_.websocket_upgrade) {

@@ -42,7 +42,7 @@ std::string percent_decode(std::string_view in) {
   return out;
 }
 
-auth::HandshakeRequest handshake_request_of(const RequestHead& head) {
+auth::HandshakeRequest handshake_request_of(const RequestHead& head, bool peer_trusted) {
   auth::HandshakeRequest request;
   request.authorization = joined_if_present(head.headers, "Authorization");
   request.cookie =
@@ -50,6 +50,11 @@ auth::HandshakeRequest handshake_request_of(const RequestHead& head) {
   if (head.websocket_upgrade) {
     request.origin = joined_if_present(head.headers, "Origin");
     request.host = joined_if_present(head.headers, "Host");
+    if (const auto forwarded = joined_if_present(head.headers, "X-Forwarded-Host");
+        forwarded && peer_trusted) {
+      if (auto named = auth::forwarded_host(*forwarded)) request.host = std::move(named);
+    }
+    request.sec_fetch_site = joined_if_present(head.headers, "Sec-Fetch-Site");
     if (auto offers = joined_if_present(head.headers, "Sec-WebSocket-Protocol")) {
       request.subprotocols = auth::split_header_list(*offers);
     }

@@ -14,7 +14,10 @@ namespace wsbridge::reverse_proxy {
 
 // The head's Authorization, Cookie, decoded query arguments, Sec-WebSocket-Protocol offers and
 // (for an upgrade only: Origin allowlists guard WebSockets, not pages) Origin.
-auth::HandshakeRequest handshake_request_of(const RequestHead& head);
+// `peer_trusted`: the connection comes from one of [server] trusted_proxies, whose
+// X-Forwarded-Host names the host the browser asked for (the same-origin test of an upgrade's
+// cookie and client certificate).
+auth::HandshakeRequest handshake_request_of(const RequestHead& head, bool peer_trusted = false);
 
 // Takes "bearer.<token>" offers out of Sec-WebSocket-Protocol: the credential was wsbridge's to
 // check, never the backend's to see. The header goes when nothing else was offered.

@@ -72,7 +72,7 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   request.origin = header_if_present(wsi, WSI_TOKEN_ORIGIN);
   request.authorization = header_if_present(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   request.cookie = cookie_header(wsi);
-  request.host = host_header(wsi);
+  read_origin_context(wsi, config_->trusted_proxies.trusts(tcp_peer(wsi)), request);
   std::string query;
   for (const std::string& arg : query_arguments(wsi)) {
     const auto eq = arg.find('=');
@@ -83,14 +83,18 @@ int Shard::open_fallback_session(lws* wsi, const RouteConfig& route, fallback::C
   if (lws_is_ssl(wsi) != 0) {
     request.client_cert = tls::verified_client_certificate(lws_get_ssl(wsi));
   }
-  if (route.require_client_cert && !request.client_cert) {
-    return refuse(403, "client_cert",
-                  "this route requires a client certificate (mTLS) that the listener verified");
-  }
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
-  auth::AuthDecision decision = auth::authenticate(
-      auth_policy(wsi, route), config_->auth, request, std::chrono::system_clock::now(),
-      listener != listener_of_vhost_.end() ? listener->second->origins : auth::OriginPolicy{});
+  const auth::OriginPolicy& listener_origins =
+      listener != listener_of_vhost_.end() ? listener->second->origins : auth::kAnyOrigin;
+  if (route.require_client_cert) {
+    if (auto missing =
+            auth::client_certificate_missing(auth_policy(wsi, route), request, listener_origins)) {
+      return refuse(missing->status, missing->code, missing->reason);
+    }
+  }
+  auth::AuthDecision decision =
+      auth::authenticate(auth_policy(wsi, route), config_->auth, request,
+                         std::chrono::system_clock::now(), listener_origins);
   if (!decision.allowed) {
     return refuse(decision.status, decision.code, decision.reason, decision.challenge);
   }

@@ -197,12 +197,9 @@ int Shard::confirm_upgrade(lws* wsi) {
     const auto connection = header_if_present(wsi, WSI_TOKEN_CONNECTION);
     const auto protocols = header_if_present(wsi, WSI_TOKEN_PROTOCOL);
     const int extensions = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
-    const auto& known = lws_tables_->protocol_names;
-    if (auto problem = upgrade_headers_problem(
-            {connection, protocols, static_cast<std::size_t>(std::max(0, extensions)),
-             [&](std::string_view name) {
-               return std::find(known.begin(), known.end(), name) != known.end();
-             }})) {
+    if (auto problem = upgrade_headers_problem({connection, protocols,
+                                                static_cast<std::size_t>(std::max(0, extensions)),
+                                                lws_tables_->knows_subprotocol()})) {
       return refuse_upgrade(wsi, 400, "bad_request", *problem);
     }
   }
@@ -255,16 +252,10 @@ int Shard::confirm_upgrade(lws* wsi) {
                           "subprotocol of this route beside it");
   }
   if (!offered.empty()) {
-    std::optional<std::string> selected;
-    bool only_bearer = true;
-    for (const auto& name : offered) {
-      if (name.starts_with("bearer.")) continue;
-      only_bearer = false;
-      for (const auto& p : lws_tables_->protocol_names) {
-        if (p == name) selected = name;
-      }
-      if (selected) break;
-    }
+    bool offered_any = false;
+    const std::optional<std::string> selected =
+        lws_selected_subprotocol(offered, lws_tables_->knows_subprotocol(), offered_any);
+    const bool only_bearer = !offered_any;
     std::string accepted;
     for (const auto& p : route->subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
     if (only_bearer) {
@@ -303,7 +294,7 @@ int Shard::confirm_upgrade(lws* wsi) {
     request.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   }
   request.cookie = cookie_header(wsi);
-  request.host = host_header(wsi);
+  read_origin_context(wsi, config_->trusted_proxies.trusts(tcp_peer(wsi)), request);
   request.subprotocols = offered;
   if (bearer) request.subprotocols.push_back("bearer." + *bearer);
   for (const std::string& arg : query_arguments(wsi)) {
@@ -314,15 +305,18 @@ int Shard::confirm_upgrade(lws* wsi) {
   if (lws_is_ssl(wsi) != 0) {
     request.client_cert = tls::verified_client_certificate(lws_get_ssl(wsi));
   }
-  if (route->require_client_cert && !request.client_cert) {
-    return refuse_upgrade(wsi, 403, "client_cert",
-                          "this route requires a client certificate (mTLS) that the listener "
-                          "verified");
-  }
   const auto listener = listener_of_vhost_.find(lws_get_vhost(wsi));
-  auth::AuthDecision decision = auth::authenticate(
-      auth_policy(wsi, *route), config_->auth, request, std::chrono::system_clock::now(),
-      listener != listener_of_vhost_.end() ? listener->second->origins : auth::OriginPolicy{});
+  const auth::OriginPolicy& listener_origins =
+      listener != listener_of_vhost_.end() ? listener->second->origins : auth::kAnyOrigin;
+  if (route->require_client_cert) {
+    if (auto missing =
+            auth::client_certificate_missing(auth_policy(wsi, *route), request, listener_origins)) {
+      return refuse_upgrade(wsi, missing->status, missing->code, missing->reason);
+    }
+  }
+  auth::AuthDecision decision =
+      auth::authenticate(auth_policy(wsi, *route), config_->auth, request,
+                         std::chrono::system_clock::now(), listener_origins);
   if (!decision.allowed) {
     return refuse_upgrade(wsi, decision.status, decision.code, decision.reason, decision.challenge);
   }

@@ -84,6 +84,17 @@ std::optional<std::string> host_header(lws* wsi) {
   return header_if_present(wsi, WSI_TOKEN_HTTP_COLON_AUTHORITY);
 }
 
+void read_origin_context(lws* wsi, bool peer_trusted, auth::HandshakeRequest& request) {
+  request.host = host_header(wsi);
+  if (peer_trusted) {
+    if (const auto forwarded = custom_header(wsi, "x-forwarded-host:")) {
+      if (auto named = auth::forwarded_host(*forwarded)) request.host = std::move(named);
+    }
+  }
+  request.sec_fetch_site = custom_header(wsi, "sec-fetch-site:");
+  request.tls = lws_is_ssl(wsi) != 0;
+}
+
 std::optional<std::string> cookie_header(lws* wsi) {
   if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0) return std::nullopt;
   std::string joined;

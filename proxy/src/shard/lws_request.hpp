@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/authenticator.hpp"
 #include "handshake/request_framing.hpp"
 
 namespace wsbridge {
@@ -23,6 +24,10 @@ std::optional<std::string> header_if_present(lws* wsi, lws_token_indexes token);
 std::optional<std::string> cookie_header(lws* wsi);
 // The server the request named: its Host header, or HTTP/2's :authority (nullopt: neither).
 std::optional<std::string> host_header(lws* wsi);
+// What the same-origin test of a request's cookies and client certificate reads
+// (auth::ambient_credentials_believed): the host the browser named (the X-Forwarded-Host of a
+// trusted proxy, `peer_trusted`, else Host), Sec-Fetch-Site, and whether it came over TLS.
+void read_origin_context(lws* wsi, bool peer_trusted, auth::HandshakeRequest& request);
 // A header lws has no token for, by its lower-case name with the colon ("sec-fetch-site:").
 std::optional<std::string> custom_header(lws* wsi, const char* name);
 // The request's body framing (request_framing.hpp), from every Content-Length lws collected.

@@ -147,6 +147,48 @@ TEST_F(AuthenticatorTest, ACookieFromAPageOfAnotherOriginIsNotACredential) {
             "alice");
 }
 
+// The browser's own word (Fetch Metadata), which no page can set, decides first: right behind a
+// balancer that rewrites Host, and a cross-site request without Origin (a GET that opens a
+// fallback session from an <img>) is still cross-site.
+TEST_F(AuthenticatorTest, SecFetchSiteSaysWhereTheRequestCameFrom) {
+  HandshakeRequest r;
+  r.cookie = "access_token=" + token("alice");
+  r.host = "wsbridge-upstream:8080";  // rewritten by the balancer
+  r.origin = "https://bridge.example.com";
+  EXPECT_EQ(run(r).status, 403);
+  r.sec_fetch_site = "same-origin";
+  EXPECT_EQ(run(r).user, "alice");
+  r.sec_fetch_site = "none";  // typed or bookmarked by the user
+  EXPECT_EQ(run(r).user, "alice");
+  r.sec_fetch_site = "Cross-Site";
+  r.host = "bridge.example.com";  // however well Origin and Host agree
+  EXPECT_EQ(run(r).status, 403);
+  r.sec_fetch_site = "same-site";  // a sibling subdomain is another origin
+  EXPECT_EQ(run(r).status, 403);
+  r.origin.reset();
+  r.sec_fetch_site = "cross-site";
+  EXPECT_EQ(run(r).status, 403);
+  EXPECT_EQ(run(r).code, "origin");
+  // An allowlist that names the page's origin lets it use the cookie.
+  r.origin = "https://app.example.com";
+  route_.origins.allowed = {"https://app.example.com"};
+  EXPECT_EQ(run(r).user, "alice");
+}
+
+// Over TLS, the same host in an http:// page is another origin (anyone on the path can write
+// that page).
+TEST_F(AuthenticatorTest, OverTlsAnHttpPageIsAnotherOrigin) {
+  HandshakeRequest r;
+  r.cookie = "access_token=" + token("alice");
+  r.host = "bridge.example.com";
+  r.origin = "http://bridge.example.com";
+  EXPECT_EQ(run(r).user, "alice");  // (plain: behind a balancer that ends TLS, it may be)
+  r.tls = true;
+  EXPECT_EQ(run(r).status, 403);
+  r.origin = "https://bridge.example.com";
+  EXPECT_EQ(run(r).user, "alice");
+}
+
 TEST_F(AuthenticatorTest, ApiKeysCarryNameClaimsAndAcl) {
   HandshakeRequest r;
   r.authorization = "bearer robot-key";  // the scheme is case-insensitive

@@ -64,6 +64,40 @@ TEST_F(ClientCertAuthTest, ACertificateFromAPageOfAnotherOriginIsNotACredential)
   EXPECT_EQ(run(route, r).user, "device-1");
 }
 
+// A page of another origin with a token of its own is judged by the token, but the browser's
+// certificate lends it nothing: no cert.* claims (ACL templates and required_claims read them),
+// and require_client_cert is not met by it.
+TEST_F(ClientCertAuthTest, AForeignPageGetsNoCertificateClaims) {
+  RouteAuth route;
+  route.jwt = verifier_;
+  route.client_cert = true;
+  route.required = true;
+  HandshakeRequest r;
+  r.client_cert = device();
+  r.host = "devices.example.com";
+  r.origin = "https://evil.example.org";
+  r.query = {{"access_token", token({{"sub", "mallory"}})}};
+  AuthDecision d = run(route, r);
+  ASSERT_TRUE(d.allowed) << d.reason;
+  EXPECT_EQ(d.user, "mallory");
+  EXPECT_FALSE(d.claims.contains("cert.cn")) << d.claims.dump();
+  EXPECT_FALSE(d.claims.contains("cert.fingerprint"));
+  route.required_claims = {{"cert.cn", {"device-1"}}};
+  EXPECT_EQ(run(route, r).status, 403u);
+  const auto foreign = client_certificate_missing(route, r, OriginPolicy{});
+  ASSERT_TRUE(foreign);
+  EXPECT_EQ(foreign->status, 403u);
+  EXPECT_EQ(foreign->code, "origin");
+  // From the server's own page both hold.
+  r.origin = "https://devices.example.com";
+  EXPECT_EQ(run(route, r).claims["cert.cn"], "device-1");
+  EXPECT_FALSE(client_certificate_missing(route, r, OriginPolicy{}));
+  r.client_cert.reset();
+  const auto none = client_certificate_missing(route, r, OriginPolicy{});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->code, "client_cert");
+}
+
 TEST_F(ClientCertAuthTest, AVerifiedCertificateAuthenticatesAsItsCommonName) {
   RouteAuth route;
   route.client_cert = true;

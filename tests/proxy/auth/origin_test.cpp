@@ -46,6 +46,10 @@ TEST(OriginTest, SameOriginAsHost) {
   EXPECT_FALSE(same_origin_as_host("https://", ""));
   EXPECT_FALSE(same_origin_as_host("https://a b", "a b"));
   EXPECT_FALSE(same_origin_as_host("https://bridge.example.com/", "bridge.example.com/"));
+  // Over TLS the page must be https.
+  EXPECT_TRUE(same_origin_as_host("https://bridge.example.com", "bridge.example.com", true));
+  EXPECT_FALSE(same_origin_as_host("http://bridge.example.com", "bridge.example.com", true));
+  EXPECT_FALSE(same_origin_as_host("http://bridge.example.com:443", "bridge.example.com", true));
 }
 
 }  // namespace
