@@ -21,17 +21,37 @@ bool is_token(std::string_view s) {
   });
 }
 
-// Calls `each` with every element of a comma-separated list, blanks around it trimmed, empty
-// ones skipped (RFC 9110 5.6.1); stops when it returns false.
+// What lws' tokenizer (lws_tokenize, with LWS_TOKENIZE_F_COMMA_SEP_LIST) reads as a number, not
+// a token: digits (an integer), digits with one '.' (a float); a second '.' there is an error.
+bool number_to_lws(std::string_view element) {
+  int digits = -1;  // -1: nothing yet, 1: digits so far, 0: not a number
+  bool dot = false;
+  for (const char c : element) {
+    if (c == '.' && digits == 1) {
+      if (dot) return true;
+      dot = true;
+      continue;
+    }
+    digits = c >= '0' && c <= '9' ? (digits < 0 ? 1 : digits) : 0;
+  }
+  return digits == 1;
+}
+
+// Calls `each` with every element of a comma-separated list in order, blanks around it trimmed,
+// until it returns false. Empty elements come too: a leading, doubled or trailing comma is an
+// error to lws' tokenizer, before it reaches the element it looks for.
 template <typename Each>
 void for_each_element(std::string_view list, Each each) {
-  while (!list.empty()) {
+  while (true) {
     const auto comma = list.find(',');
-    const std::string_view element = text::trim(list.substr(0, comma));
-    if (!element.empty() && !each(element)) return;
-    if (comma == std::string_view::npos) return;
+    if (!each(text::trim(list.substr(0, comma))) || comma == std::string_view::npos) return;
     list.remove_prefix(comma + 1);
   }
+}
+
+// An element lws reads as the one token of its place in a list.
+bool lws_list_token(std::string_view element) {
+  return is_token(element) && !number_to_lws(element);
 }
 
 }  // namespace
@@ -45,7 +65,7 @@ std::optional<std::string> upgrade_headers_problem(const UpgradeHeaders& h) {
   bool upgrade = false;
   bool malformed = false;
   for_each_element(*h.connection, [&](std::string_view element) {
-    if (!is_token(element)) return !(malformed = true);
+    if (!lws_list_token(element)) return !(malformed = true);
     upgrade = text::iequals(element, "upgrade");
     return !upgrade;
   });
@@ -60,7 +80,7 @@ std::optional<std::string> upgrade_headers_problem(const UpgradeHeaders& h) {
     }
     std::optional<std::string> problem;
     for_each_element(*h.protocols, [&](std::string_view name) {
-      if (!is_token(name)) {
+      if (!lws_list_token(name)) {
         problem = "a Sec-WebSocket-Protocol entry that is not a token (RFC 6455 4.1)";
       } else if (name.size() > kMaxProtocolNameBytes) {
         problem = "a subprotocol name over " + std::to_string(kMaxProtocolNameBytes) +
@@ -74,6 +94,18 @@ std::optional<std::string> upgrade_headers_problem(const UpgradeHeaders& h) {
   if (h.extensions_length > kMaxExtensionsBytes) {
     return "a Sec-WebSocket-Extensions offer over " + std::to_string(kMaxExtensionsBytes) +
            " bytes is not supported (offer permessage-deflate once, with its parameters)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> lws_selected_subprotocol(
+    const std::vector<std::string>& offered,
+    const std::function<bool(std::string_view)>& known_protocol, bool& offered_any) {
+  offered_any = false;
+  for (const std::string& name : offered) {
+    if (name.starts_with("bearer.")) continue;
+    offered_any = true;
+    if (known_protocol && known_protocol(name)) return name;
   }
   return std::nullopt;
 }

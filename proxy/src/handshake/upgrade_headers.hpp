@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wsbridge {
 
@@ -31,5 +32,12 @@ struct UpgradeHeaders {
 
 // Why lws would drop this upgrade unanswered; nullopt when it would not.
 std::optional<std::string> upgrade_headers_problem(const UpgradeHeaders& headers);
+
+// The subprotocol lws will select among `offered` (Sec-WebSocket-Protocol, split): the first one
+// it knows, of any route's. bearer.<token> entries are no protocol; `offered_any` says whether
+// anything else was offered.
+std::optional<std::string> lws_selected_subprotocol(
+    const std::vector<std::string>& offered,
+    const std::function<bool(std::string_view)>& known_protocol, bool& offered_any);
 
 }  // namespace wsbridge

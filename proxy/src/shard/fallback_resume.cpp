@@ -12,6 +12,7 @@
 #include "auth/authenticator.hpp"
 #include "fallback/fallback_transport.hpp"
 #include "fallback/records.hpp"
+#include "handshake/upgrade_headers.hpp"
 #include "handshake/upgrade_hold.hpp"
 #include "http/http_reply.hpp"
 #include "recv_hook/mask_guard.hpp"
@@ -78,17 +79,10 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
   // lws selects the first offered subprotocol it knows, of any route's: as on a first upgrade,
   // it must be one of this route's (the client gets no protocol its route does not speak).
   // bearer.<token> entries carry no protocol (and no credential here: the token is the session's).
-  std::optional<std::string> selected;
   bool offered_any = false;
-  for (const auto& name : auth::split_header_list(header(wsi, WSI_TOKEN_PROTOCOL))) {
-    if (name.starts_with("bearer.")) continue;
-    offered_any = true;
-    const auto& known = lws_tables_->protocol_names;
-    if (std::find(known.begin(), known.end(), name) != known.end()) {
-      selected = name;
-      break;
-    }
-  }
+  const std::optional<std::string> selected =
+      lws_selected_subprotocol(auth::split_header_list(header(wsi, WSI_TOKEN_PROTOCOL)),
+                               lws_tables_->knows_subprotocol(), offered_any);
   if (offered_any && (!selected || std::find(route.subprotocols.begin(), route.subprotocols.end(),
                                              *selected) == route.subprotocols.end())) {
     std::string accepted;

@@ -5,11 +5,14 @@
 
 #include <libwebsockets.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -58,6 +61,12 @@ struct Shard::LwsTables {
   // subprotocol a route accepts (same callback), so lws can select it; then the terminator.
   std::vector<lws_protocols> protocols;
   std::deque<std::string> protocol_names;
+  // Whether lws knows a subprotocol of this name (what it selects from an offer), as a predicate.
+  std::function<bool(std::string_view)> knows_subprotocol() const {
+    return [this](std::string_view name) {
+      return std::find(protocol_names.begin(), protocol_names.end(), name) != protocol_names.end();
+    };
+  }
   lws_http_mount health_mount{};
   lws_http_mount fallback_mount{};  // /_wsbridge: the HTTP fallback transports
   lws_http_mount files_mount{};

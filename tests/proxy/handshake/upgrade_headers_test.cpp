@@ -53,9 +53,21 @@ TEST(UpgradeHeadersTest, SubprotocolListsWithinLwsBounds) {
   EXPECT_NE(problem("Upgrade", "chat v1"), std::nullopt);
   EXPECT_NE(problem("Upgrade", "\"chat\", mqtt"), std::nullopt);
   EXPECT_NE(problem("Upgrade", "chat;v=1"), std::nullopt);
-  EXPECT_EQ(problem("Upgrade", ", chat.v1,"), std::nullopt);  // empty elements are nothing
+  // lws' tokenizer refuses an empty element (a leading, doubled or trailing comma) and reads a
+  // number as another kind of element.
+  EXPECT_NE(problem("Upgrade", ", chat.v1"), std::nullopt);
+  EXPECT_NE(problem("Upgrade", "chat.v1,,mqtt"), std::nullopt);
+  EXPECT_NE(problem("Upgrade", "chat.v1,"), std::nullopt);
+  EXPECT_NE(problem("Upgrade", "123"), std::nullopt);
+  EXPECT_NE(problem("Upgrade", "1.5"), std::nullopt);
+  EXPECT_NE(problem("Upgrade", "1.2.3"), std::nullopt);
+  EXPECT_EQ(problem("Upgrade", "v1.5, 1a, .5, 1.5a"), std::nullopt);  // tokens to it
+  EXPECT_NE(problem("keep-alive, , Upgrade"), std::nullopt);
+  EXPECT_NE(problem(", Upgrade"), std::nullopt);
+  EXPECT_NE(problem("1, Upgrade"), std::nullopt);
+  EXPECT_EQ(problem("Upgrade, , 1"), std::nullopt);  // past the token it looks for: not read
   // lws selects the first name it knows and reads no further: what follows is not its concern.
-  const std::string after = "chat.v1, " + std::string(100, 'p') + ", a b";
+  const std::string after = "chat.v1, " + std::string(100, 'p') + ", a b,, 1.5,";
   const std::string before = std::string(64, 'p') + ", chat.v1";
   UpgradeHeaders h{"Upgrade", after, 0, [](std::string_view name) { return name == "chat.v1"; }};
   EXPECT_EQ(upgrade_headers_problem(h), std::nullopt);
