@@ -23,10 +23,15 @@ std::string random_prefix() {
   return text;
 }
 
-// A message's Content-Type follows its frame: JSON text, other text, or bytes.
+// A message's Content-Type follows its frame: JSON text, other text, or bytes. nlohmann's
+// accept() ends the text at a NUL byte and skips a leading UTF-8 BOM: "{}\0junk" and a BOM
+// before JSON are not JSON to a backend's parser (RFC 8259), so they go as text.
 std::string content_type_of(const Frame& frame) {
   if (frame.is_binary()) return "application/octet-stream";
-  return nlohmann::json::accept(frame.payload()) ? "application/json" : "text/plain; charset=utf-8";
+  const std::string_view text = frame.payload();
+  const bool json = text.find('\0') == std::string_view::npos &&
+                    !text.starts_with("\xEF\xBB\xBF") && nlohmann::json::accept(text);
+  return json ? "application/json" : "text/plain; charset=utf-8";
 }
 
 // What a waiting request keeps of what the client sent.

@@ -159,6 +159,18 @@ TEST_F(HttpAdapterTest, MessageModePostsEachMessageWithItsTypeAndIdentityHeaders
   EXPECT_EQ(ids.size(), 3u) << "every request has its own X-Request-Id";
   // One client, sequential messages: one keep-alive connection to the backend.
   EXPECT_EQ(backend_.stats()["connections"], 1);
+
+  // JSON with a NUL byte and junk behind it, or a BOM before it, is not JSON to a backend's
+  // parser: labelled as text (nlohmann's accept() ends the text at the NUL, skips the BOM).
+  for (const std::string& text :
+       {std::string("{\"a\":1}\0junk", 12), std::string("\xEF\xBB\xBF{\"a\":1}")}) {
+    ws.send_text(text);
+    EXPECT_EQ(ws.read_message().data, text);
+  }
+  requests = backend_.requests();
+  ASSERT_EQ(requests.size(), 5u);
+  EXPECT_EQ(requests[3]["headers"]["content-type"], "text/plain; charset=utf-8");
+  EXPECT_EQ(requests[4]["headers"]["content-type"], "text/plain; charset=utf-8");
 }
 
 TEST_F(HttpAdapterTest, MessageModeKeepsOrderAndReusesConnections) {
