@@ -140,6 +140,7 @@ class ClientConnection final : public StreamHandler,
   std::string head_out_;  // the final response head for the browser, sent with the first body
   BodyFollower response_body_;
   LineHold held_lines_;             // the response's unfinished chunk-size or trailer line
+  LineHold request_lines_;          // the request body's unfinished chunk-size line
   unsigned interim_responses_ = 0;  // 1xx heads from the backend for this request
   bool sent_anything_ = false;      // bytes of the final response (or a 101) went to the browser
   bool keep_alive_ = true;          // the browser's connection carries another request after this

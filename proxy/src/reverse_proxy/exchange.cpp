@@ -71,8 +71,14 @@ void ClientConnection::pump_request_body() {
         if (request_body_.over_limit()) why += ": " + request_body_.error();
         return refuse(413, why);
       }
+      // An unfinished chunk-size line waits for its end (LineHold): a line the follower then
+      // refuses goes nowhere, not even its start.
+      std::string first;
+      const std::string_view ready = request_lines_.pass(step, in_, first);
       if (!request_dropped_) {
-        backend_full_ = !backend_->stream().write(std::string_view(in_).substr(0, step.used));
+        bool taken = first.empty() || backend_->stream().write(first);
+        taken = backend_->stream().write(ready) && taken;
+        backend_full_ = !taken;
       }
       in_.erase(0, step.used);
       if (step.done) {
@@ -229,11 +235,11 @@ void ClientConnection::relay_response_body(std::string_view bytes) {
 }
 
 void ClientConnection::exchange_done() {
-  // An HTTP/1.0 request went out with "Connection: close" (forward_headers.cpp): nothing more may
-  // be sent on that connection (RFC 9112 9.6), even when the backend answers as if it stays.
+  // (A request that asked the backend to close leaves its connection unused, whatever the
+  // backend answers: backend_asked_to_close.)
   const bool reusable = backend_ && response_ && response_->keep_alive && request_done_ &&
                         !request_dropped_ && response_->body != BodyFraming::kUntilClose &&
-                        request_.minor_version >= 1;
+                        !backend_asked_to_close(request_);
   if (reusable) {
     BackendPool& pool = backend_->pool();
     pool.give_back(std::move(backend_));

@@ -236,7 +236,7 @@ std::string backend_request_head(const RequestHead& request, const ProxyRoute& r
     add(out, "Upgrade", "websocket");
   } else {
     // A 1.0 request goes out as 1.0, and a 1.0 exchange has no reliable keep-alive.
-    add(out, "Connection", request.minor_version == 0 ? "close" : "keep-alive");
+    add(out, "Connection", backend_asked_to_close(request) ? "close" : "keep-alive");
   }
 
   // The forwarding fields: what a trusted proxy said before us, then what we saw.

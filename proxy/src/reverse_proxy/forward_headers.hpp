@@ -45,6 +45,13 @@ std::string backend_target(const ProxyRoute& route, std::string_view request_tar
 std::string backend_request_head(const RequestHead& request, const ProxyRoute& route,
                                  const ForwardContext& context);
 
+// Whether the request goes to the backend with "Connection: close" (an HTTP/1.0 one: a 1.0
+// exchange has no reliable keep-alive), after which nothing more may be sent on that connection
+// (RFC 9112 9.6), whatever the backend answers.
+inline bool backend_asked_to_close(const RequestHead& request) {
+  return !request.websocket_upgrade && request.minor_version == 0;
+}
+
 // The response head for the browser: status line (HTTP/1.1), the backend's end-to-end fields,
 // the framing the proxy forwards (Content-Length, or "Transfer-Encoding: chunked" verbatim), and
 // "Connection: close" when the browser's connection ends after this response (`keep_alive`
