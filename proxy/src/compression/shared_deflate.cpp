@@ -180,12 +180,16 @@ Inflated inflate_message(std::string_view compressed, std::size_t limit) {
   Inflated result;
   std::string& out = result.bytes;
   out.assign(kFrameHeadroom, '\0');
+  // No bytes at all: an empty message (a sender's empty flush block is "00"; none is as clear).
+  if (compressed.empty()) return result;
   // Two pieces of input: the message, then the trailer its sender removed.
   std::string_view pieces[2] = {compressed,
                                 std::string_view(reinterpret_cast<const char*>(kTrailer), 4)};
   bool ended = false;
+  bool boundary_after_message = false;  // the message's own bytes ended a block
   for (std::string_view piece : pieces) {
     if (ended) break;
+    if (piece.data() == pieces[1].data()) boundary_after_message = (z.data_type & 128) != 0;
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(piece.data()));
     z.avail_in = static_cast<uInt>(piece.size());
     for (;;) {
@@ -224,8 +228,10 @@ Inflated inflate_message(std::string_view compressed, std::size_t limit) {
   // With the trailer in, a whole message ends at a block boundary (zlib: data_type bit 128, the
   // inflater waiting for a block header). One cut inside a block would otherwise pass as what
   // was inflated of it, and the trailer itself could come out as data: a stored block's header
-  // with no data took its 4 bytes as the block's content (a hostile probe).
-  if (!ended && (z.data_type & 128) == 0) {
+  // with no data took its 4 bytes as the block's content (a hostile probe). A message whose own
+  // bytes ended a block (a sender that left out the empty flush block) is whole too: what the
+  // trailer begins then is a block header that produces nothing.
+  if (!ended && !boundary_after_message && (z.data_type & 128) == 0) {
     result.status = InflateStatus::kCorrupt;
     out.clear();
   }

@@ -161,9 +161,16 @@ TEST(SharedDeflateTest, AMessageCutInsideABlockIsCorrupt) {
       EXPECT_TRUE(r.bytes.empty());
     }
   }
-  // What every sender sends for an empty message (the empty stored block, trailer removed).
+  // What every sender sends for an empty message (the empty stored block, trailer removed), and
+  // no bytes at all.
   EXPECT_EQ(shared_deflate::inflate_message(std::string("\x00", 1), 100).status,
             InflateStatus::kOk);
+  EXPECT_EQ(shared_deflate::inflate_message("", 100).status, InflateStatus::kOk);
+  // A sender that left out the empty flush block: its message ended a block by itself (here a
+  // stored block of "hello"), and the trailer begins a block header that produces nothing.
+  const auto r = shared_deflate::inflate_message(std::string("\x00\x05\x00\xfa\xffhello", 10), 100);
+  ASSERT_EQ(r.status, InflateStatus::kOk);
+  EXPECT_EQ(std::string_view(r.bytes).substr(kFrameHeadroom), "hello");
 }
 
 }  // namespace
