@@ -99,6 +99,21 @@ function closedButHeldOpen(port, route, frames) {
 // Lingering keeps the connection's place under the connection limits: a client closed at once
 // (here by a rate limit) opened connection after connection while the closed ones lingered, each
 // holding a descriptor, past max_connections_per_ip (a probe used up the open-file limit so).
+// lws 4.1.6 answered 1012, 1013 and 1014 (registered after it was written; wsbridge sends 1012
+// and 1013 itself) with 1002 and the client's own reason (a hostile probe).
+test('a client\'s close is answered with its own code, the registered 1012-1014 included', async () => {
+  for (const code of [1000, 1001, 1003, 1007, 1008, 1011, 1012, 1013, 1014, 3000, 4999]) {
+    const answered = await within(new Promise((resolve, reject) => {
+      const ws = new WebSocket(bridge.url('/small'));
+      ws.on('open', () => ws.close(code, `bye ${code}`));
+      ws.on('error', reject);
+      ws.on('close', (got, reason) => resolve([got, reason.toString()]));
+    }), 5000, `the answer to ${code}`);
+    assert.deepEqual(answered, [code, `bye ${code}`]);
+  }
+  assert.doesNotMatch(bridge.log, /code=1002/, 'logged as the client\'s code');
+});
+
 test('a lingering socket still counts under max_connections_per_ip', async () => {
   const sub = path.join(dir, 'limited');
   mkdirSync(sub, { recursive: true });

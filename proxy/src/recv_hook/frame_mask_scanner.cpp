@@ -59,6 +59,8 @@ void FrameMaskScanner::check_close_payload() {
   } else if (!is_valid_utf8(reason)) {
     why_ = Why::kCloseReason;
     state_ = State::kViolated;
+  } else if (peer_close_code_ == 0) {
+    peer_close_code_ = static_cast<std::uint16_t>(code);
   }
   close_.reset();
 }

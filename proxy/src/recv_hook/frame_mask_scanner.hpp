@@ -52,6 +52,11 @@ class FrameMaskScanner {
   bool answer_due() const { return answer_due_; }
   void answered() { answer_due_ = false; }
 
+  // The code of the client's first close frame (0: none yet). lws 4.1.6 takes the codes
+  // registered after it was written (1012-1014) for invalid and replaces them with 1002 in the
+  // payload it echoes: the server puts the client's own back (shard/callback.cpp).
+  std::uint16_t peer_close_code() const { return peer_close_code_; }
+
   // Data messages begun and not yet taken (a bound for tests).
   std::size_t queued() const { return message_flags_.size() - flags_head_; }
 
@@ -92,6 +97,7 @@ class FrameMaskScanner {
   std::uint64_t payload_left_ = 0;
   bool accept_compressed_ = false;
   bool answer_due_ = false;
+  std::uint16_t peer_close_code_ = 0;
   // One byte per data message begun (1: compressed), taken from flags_head_ on; empty (and
   // unallocated) while nothing is queued, which is most of the time.
   std::vector<std::uint8_t> message_flags_;

@@ -130,6 +130,11 @@ bool answer_may_be_due(int fd) {
          w->scanner.answer_due();
 }
 
+std::uint16_t peer_close_code(int fd) {
+  const Watch* w = mine(fd);
+  return w != nullptr && w->phase == Phase::kWebSocket ? w->scanner.peer_close_code() : 0;
+}
+
 void answers_flushed(int fd) {
   Watch* w = mine(fd);
   if (w != nullptr && w->phase == Phase::kWebSocket) w->scanner.answered();

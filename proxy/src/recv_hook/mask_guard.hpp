@@ -69,6 +69,9 @@ bool take_compressed(int fd);
 // POLLOUT turn: the client sent a PING or a close since answers_flushed(), or the socket is not
 // followed as a WebSocket here (then nobody knows). FrameMaskScanner::answer_due says why.
 bool answer_may_be_due(int fd);
+// The code of the client's first close frame on `fd` (FrameMaskScanner::peer_close_code); 0
+// when none came or the socket is not followed as a WebSocket.
+std::uint16_t peer_close_code(int fd);
 // lws' POLLOUT turn reached the session's WRITEABLE: what lws owed is written (or waits in lws'
 // own buffer, which lws_partial_buffered tells).
 void answers_flushed(int fd);

@@ -23,6 +23,18 @@ int add_extension_header(lws_process_html_args& args, const std::string& value) 
   return 0;
 }
 
+// lws 4.1.6 takes the close codes registered after it was written (1012 service restart, 1013
+// try again later, 1014 bad gateway) for invalid, and writes 1002 over them in the payload it is
+// about to echo (ops-ws.c): the client's own code goes back in, as the guard read it.
+void restore_registered_close_code(int fd, void* in, std::size_t len) {
+  auto* code = static_cast<unsigned char*>(in);
+  if (code == nullptr || len < 2 || (code[0] << 8 | code[1]) != 1002) return;
+  const std::uint16_t sent = mask_guard::peer_close_code(fd);
+  if (sent < 1012 || sent > 1014) return;
+  code[0] = static_cast<unsigned char>(sent >> 8);
+  code[1] = static_cast<unsigned char>(sent & 0xff);
+}
+
 }  // namespace
 
 int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::size_t len) {
@@ -194,6 +206,7 @@ int Shard::lws_callback(lws* wsi, int reason_int, void* user, void* in, std::siz
         session->transport->write_turn_began();
         return self->on_writeable(*session);
       case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        restore_registered_close_code(lws_get_socket_fd(wsi), in, len);
         session = session_of();
         if (session != nullptr) self->on_peer_close(*session, in, len);
         return 0;
