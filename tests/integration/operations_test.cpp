@@ -81,17 +81,21 @@ TEST_F(MetricsTest, AdminListenerNeedsItsTokenAndIsNotPublic) {
 // "100 Continue" to a client that asked), then dropped the connection after 10 s without a status
 // when none came (a hostile probe). The body at the limit is still read and answered.
 TEST_F(MetricsTest, AnAdminBodyDeclaredOverTheLimitIsRefusedAtOnce) {
-  for (const std::string expect : {"", "Expect: 100-continue\r\n"}) {
+  // (Without the body; asking for a 100 first; and with the body's start sent behind the head,
+  // which the close after the answer must not turn into a reset that loses the answer.)
+  for (const std::string& expect :
+       {std::string(), std::string("Expect: 100-continue\r\n"), "\r\n" + std::string(65536, ' ')}) {
     TcpConn conn = TcpConn::connect("127.0.0.1", server_->port2);
+    const bool body_follows = expect.starts_with("\r\n");
     conn.send_all(
         "POST /api/v1/push HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer admin-secret\r\n"
         "Content-Type: application/json\r\nContent-Length: 1048577\r\n" +
-        expect + "\r\n");
+        expect + (body_follows ? "" : "\r\n"));
     const HttpResponse r = conn.read_http_response(2s);
-    EXPECT_EQ(r.status, 413) << expect;
+    EXPECT_EQ(r.status, 413) << expect.size();
     EXPECT_NE(r.body.find("over 1 MiB"), std::string::npos) << r.body;
     EXPECT_EQ(r.header("Connection").value_or(""), "close");
-    EXPECT_TRUE(conn.wait_closed(2s)) << expect;
+    EXPECT_TRUE(conn.wait_closed(2s)) << expect.size();
   }
   // At the limit: read, and judged as JSON (an array of spaces around null is not a push).
   TcpConn conn = TcpConn::connect("127.0.0.1", server_->port2);

@@ -240,6 +240,8 @@ TEST(MqttPublishTest, Malformed) {
       {{bytes({0x30, 0x07, 0x00, 0x01, 't', 0x03, 0x21, 0x00, 0x01}), "not allowed"}, kMqtt5},
       {{bytes({0x30, 0x08, 0x00, 0x01, 't', 0x04, 0x03, 0x00, 0x01, 0xFF}), "not a valid UTF-8"},
        kMqtt5},
+      // A property length of 0 in two bytes [MQTT-1.5.5-1].
+      {{bytes({0x30, 0x05, 0x00, 0x01, 't', 0x80, 0x00}), "malformed property length"}, kMqtt5},
   };
   for (const auto& [m, version] : cases) {
     std::string error;
