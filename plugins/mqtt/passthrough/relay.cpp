@@ -154,8 +154,8 @@ void Relay::on_timer() {
   // browser's reached the broker for a keepalive: a browser that pings less often than the
   // broker was told (or not at all), and one whose packets the policy kept from the broker (to
   // the browser those count as activity, to the broker they never came). Ticks are a quarter of
-  // the keepalive apart: the ping goes after the fifth quiet one, between one and one and a
-  // quarter keepalives after the last packet, before the broker's 1.5 and after a browser that
+  // the keepalive apart: the ping goes at the fourth quiet one, between one and one and a quarter
+  // keepalives after the last packet, well before the broker's 1.5 and after a browser that
   // pings at its keepalive has done so itself.
   quiet_ticks_ = client_spoke_ ? 0 : quiet_ticks_ + 1;
   client_spoke_ = false;

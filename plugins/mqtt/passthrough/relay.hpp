@@ -200,7 +200,10 @@ class Relay final : public StreamHandler {
   bool keepalive_clamped_ = false;  // the broker was told another keepalive than the browser's
   bool client_spoke_ = false;       // since the last keepalive tick
   unsigned quiet_ticks_ = 0;        // ticks in a row with nothing of the browser's to the broker
-  static constexpr unsigned kQuietTicksBeforePing = 5;
+  // (The first tick after a packet counts it; quiet ones follow: the fourth comes between one and
+  // one and a quarter keepalives after it. Five put it at up to the broker's one and a half,
+  // which a busy machine missed.)
+  static constexpr unsigned kQuietTicksBeforePing = 4;
   unsigned own_pings_ = 0;  // PINGRESPs owed to us, not to the browser
   // The browser's own keepalive, as it keeps it (MQTT 5: the one CONNACK gave it; 3.1.1: the
   // one it asked for; 0: none): silent for 1.5 times that (any packet counts, those the policy
