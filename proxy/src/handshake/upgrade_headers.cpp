@@ -1,7 +1,6 @@
 #include "handshake/upgrade_headers.hpp"
 
-#include <algorithm>
-
+#include "wsbridge/http_client.hpp"
 #include "wsbridge/text.hpp"
 
 namespace wsbridge {
@@ -12,14 +11,6 @@ namespace {
 constexpr std::size_t kMaxListBytes = 126;
 constexpr std::size_t kMaxProtocolNameBytes = 63;  // lws_tokenize_cstr() into `char name[64]`
 constexpr std::size_t kMaxExtensionsBytes = 254;   // the answer is built from serv_buf[0..254]
-
-// RFC 9110 5.6.2: tchar.
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-  });
-}
 
 // What lws' tokenizer (lws_tokenize, with LWS_TOKENIZE_F_COMMA_SEP_LIST) reads as a number, not
 // a token: digits (an integer), digits with one '.' (a float); a second '.' there is an error.
@@ -51,7 +42,7 @@ void for_each_element(std::string_view list, Each each) {
 
 // An element lws reads as the one token of its place in a list.
 bool lws_list_token(std::string_view element) {
-  return is_token(element) && !number_to_lws(element);
+  return is_http_token(element) && !number_to_lws(element);
 }
 
 }  // namespace
@@ -108,6 +99,18 @@ std::optional<std::string> lws_selected_subprotocol(
     if (known_protocol && known_protocol(name)) return name;
   }
   return std::nullopt;
+}
+
+std::string joined_subprotocols(const std::vector<std::string>& route_subprotocols) {
+  std::string joined;
+  for (const auto& p : route_subprotocols) joined += (joined.empty() ? "" : ", ") + p;
+  return joined;
+}
+
+std::string unsupported_subprotocol_reason(const std::vector<std::string>& route_subprotocols) {
+  const std::string accepted = joined_subprotocols(route_subprotocols);
+  return "no supported subprotocol offered (this route accepts: " +
+         (accepted.empty() ? "none" : accepted) + ")";
 }
 
 }  // namespace wsbridge

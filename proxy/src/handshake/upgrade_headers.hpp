@@ -40,4 +40,9 @@ std::optional<std::string> lws_selected_subprotocol(
     const std::vector<std::string>& offered,
     const std::function<bool(std::string_view)>& known_protocol, bool& offered_any);
 
+// A route's subprotocols as a refusal names them ("a, b"; "" for none).
+std::string joined_subprotocols(const std::vector<std::string>& route_subprotocols);
+// The refusal (400) of an offer without a subprotocol of the route's: a first upgrade or a resume.
+std::string unsupported_subprotocol_reason(const std::vector<std::string>& route_subprotocols);
+
 }  // namespace wsbridge

@@ -85,11 +85,8 @@ int Shard::confirm_resume(lws* wsi, const RouteConfig& route, ConnectionData& da
                                lws_tables_->knows_subprotocol(), offered_any);
   if (offered_any && (!selected || std::find(route.subprotocols.begin(), route.subprotocols.end(),
                                              *selected) == route.subprotocols.end())) {
-    std::string accepted;
-    for (const auto& p : route.subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
     return refuse_upgrade(wsi, 400, "subprotocol",
-                          "no supported subprotocol offered (this route accepts: " +
-                              (accepted.empty() ? "none" : accepted) + ")");
+                          unsupported_subprotocol_reason(route.subprotocols));
   }
   std::uint64_t last = 0;
   if (const auto text = query_value(wsi, "last"); text && !text->empty()) {

@@ -256,8 +256,7 @@ int Shard::confirm_upgrade(lws* wsi) {
     const std::optional<std::string> selected =
         lws_selected_subprotocol(offered, lws_tables_->knows_subprotocol(), offered_any);
     const bool only_bearer = !offered_any;
-    std::string accepted;
-    for (const auto& p : route->subprotocols) accepted += (accepted.empty() ? "" : ", ") + p;
+    const std::string accepted = joined_subprotocols(route->subprotocols);
     if (only_bearer) {
       return refuse_upgrade(wsi, 400, "subprotocol",
                             "Sec-WebSocket-Protocol carries only a bearer token: offer a "
@@ -282,8 +281,7 @@ int Shard::confirm_upgrade(lws* wsi) {
                                                  : "MQTT clients connect to " + mqtt_routes);
     } else if (!accepted_here) {
       return refuse_upgrade(wsi, 400, "subprotocol",
-                            "no supported subprotocol offered (this route accepts: " +
-                                (accepted.empty() ? "none" : accepted) + ")");
+                            unsupported_subprotocol_reason(route->subprotocols));
     }
   }
 
